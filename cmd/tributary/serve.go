@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/tributary-hs/tributary/core/admin"
+	"github.com/tributary-hs/tributary/core/clientapi"
+	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/storage"
+	"github.com/tributary-hs/tributary/storage/open"
+)
+
+type serveFlags struct {
+	listen             string
+	enableRegistration bool
+	sharedSecret       string
+	disableRateLimits  bool
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	sf := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the homeserver",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, path, err := loadConfig(cmd, g, func(c *config.Config) {
+				f := cmd.Flags()
+				if f.Changed("listen") {
+					c.Listen = sf.listen
+				}
+				if f.Changed("enable-registration") {
+					c.Registration.Enabled = sf.enableRegistration
+				}
+				if f.Changed("registration-shared-secret") {
+					c.Registration.SharedSecret = sf.sharedSecret
+				}
+				if f.Changed("disable-rate-limits") {
+					c.RateLimits.Enabled = !sf.disableRateLimits
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if path == "" && g.config == "" {
+				if err := writeFirstConfig(cmd, cfg); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&sf.listen, "listen", "", "host:port to listen on (default 127.0.0.1:8008)")
+	f.BoolVar(&sf.enableRegistration, "enable-registration", false, "open registration (m.login.dummy)")
+	f.StringVar(&sf.sharedSecret, "registration-shared-secret", "", "enable Synapse-style shared-secret registration")
+	f.BoolVar(&sf.disableRateLimits, "disable-rate-limits", false, "turn every rate limit off (load tests)")
+	return cmd
+}
+
+// writeFirstConfig writes <data_dir>/tributary.yaml on the first start, so a
+// newcomer has a commented file to edit.
+func writeFirstConfig(cmd *cobra.Command, cfg *config.Config) error {
+	path := filepath.Join(cfg.DataDir, "tributary.yaml")
+	c := *cfg
+	c.PublicBaseURL = ""
+	c.Registration.SharedSecret = "" // given on the command line or in the environment: not copied to disk
+	out, err := config.Commented(&c)
+	if err != nil {
+		return err
+	}
+	if err := writeNewFile(path, out); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Wrote a commented configuration to %s\n", path)
+	return nil
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// openStore opens the database and checks that it belongs to this server name.
+func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
+	store, err := open.Open(ctx, cfg.DatabaseDSN())
+	if err != nil {
+		return nil, err
+	}
+	name, err := store.GetMeta(ctx, "server_name")
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		err = store.SetMeta(ctx, "server_name", cfg.ServerName)
+	case err == nil && name != cfg.ServerName:
+		err = fmt.Errorf("server_name is %q but the database belongs to %q; the server name cannot change", cfg.ServerName, name)
+	}
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger) (*users.Service, error) {
+	return users.New(store, users.Options{
+		ServerName:          cfg.ServerName,
+		RegistrationEnabled: cfg.Registration.Enabled,
+		RequiresToken:       cfg.Registration.RequiresToken,
+		SharedSecret:        cfg.Registration.SharedSecret,
+		PasswordMinLength:   cfg.Registration.PasswordMinLength,
+		AccessTokenLifetime: cfg.Auth.AccessTokenLifetime.Duration,
+		LoginTokenLifetime:  cfg.Auth.LoginTokenLifetime.Duration,
+		UIASessionLifetime:  cfg.Auth.UIASessionLifetime.Duration,
+		Logger:              log,
+	})
+}
+
+func limiter(rl config.RateLimits, r config.Rate) *httpx.Limiter {
+	if !rl.Enabled {
+		return nil
+	}
+	return httpx.NewLimiter(r.PerSecond, r.Burst)
+}
+
+func serve(ctx context.Context, cfg *config.Config) error {
+	log := newLogger(cfg)
+	slog.SetDefault(log)
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	us, err := newUsers(store, cfg, log)
+	if err != nil {
+		return err
+	}
+	us.Start(ctx)
+	defer us.Stop()
+
+	var reg *prometheus.Registry
+	if cfg.Metrics.Enabled {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	engine, err := httpx.NewEngine(httpx.EngineOptions{Logger: log, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	rl := cfg.RateLimits
+	registerLimit := limiter(rl, rl.Register)
+	clientapi.New(us, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
+		LoginAddress:       limiter(rl, rl.LoginAddress),
+		LoginFailedAccount: limiter(rl, rl.LoginFailedAccount),
+		Register:           registerLimit,
+	}).Register(engine)
+	admin.New(us, registerLimit).Register(engine)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),
+		"registration", cfg.Registration.Enabled)
+	if n, err := us.CountAccounts(ctx); err == nil && n == 0 {
+		fmt.Fprintf(os.Stderr, "\nNo users yet. Create the first (an admin) with:\n  %s user add alice --admin --data-dir %s\n\n",
+			os.Args[0], cfg.DataDir)
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,46 @@
+package clientapi
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+)
+
+func (a *API) registerAccountData(g gin.IRouter, auth gin.HandlerFunc) {
+	g.PUT("/user/:userId/account_data/:type", auth, a.putAccountData)
+	g.GET("/user/:userId/account_data/:type", auth, a.getAccountData)
+	g.PUT("/user/:userId/rooms/:roomId/account_data/:type", auth, a.putAccountData)
+	g.GET("/user/:userId/rooms/:roomId/account_data/:type", auth, a.getAccountData)
+}
+
+// PUT /_matrix/client/v3/user/{userId}/account_data/{type}
+// PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}
+func (a *API) putAccountData(c *gin.Context) {
+	var obj map[string]any
+	body, err := httpx.ReadBody(c)
+	if err == nil {
+		err = httpx.Unmarshal(body, &obj)
+	}
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if err := a.users.SetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"),
+		c.Param("roomId"), c.Param("type"), body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, httpx.Empty)
+}
+
+// GET /_matrix/client/v3/user/{userId}/account_data/{type}
+// GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}
+func (a *API) getAccountData(c *gin.Context) {
+	content, err := a.users.GetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"),
+		c.Param("roomId"), c.Param("type"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Data(200, "application/json", content)
+}

@@ -1,0 +1,71 @@
+// Package clientapi holds the Client-Server API handlers, one file per spec
+// area. Handlers are thin: decode, one service call, render. They import
+// core services and core/httpx, never storage.
+package clientapi
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
+)
+
+// Options are the facts the handlers need from the configuration.
+type Options struct {
+	ServerName      string
+	PublicBaseURL   string
+	WellKnownServer string
+}
+
+// Limits are the rate limiters of the API; a nil limiter allows everything.
+type Limits struct {
+	LoginAddress       *httpx.Limiter
+	LoginFailedAccount *httpx.Limiter
+	Register           *httpx.Limiter
+}
+
+// API serves the client-server endpoints.
+type API struct {
+	users  *users.Service
+	opts   Options
+	limits Limits
+}
+
+// New builds the handlers.
+func New(u *users.Service, opts Options, limits Limits) *API {
+	return &API{users: u, opts: opts, limits: limits}
+}
+
+// clientPrefixes are the versions of the client API path an endpoint that
+// existed before v1.1 is served under.
+var clientPrefixes = []string{"/_matrix/client/v3", "/_matrix/client/r0"}
+
+// Register adds every client-server route to r.
+func (a *API) Register(r gin.IRouter) {
+	auth := httpx.RequireAuth(a.users)
+	r.GET("/_matrix/client/versions", a.versions)
+	r.GET("/.well-known/matrix/client", a.wellKnownClient)
+	r.GET("/.well-known/matrix/server", a.wellKnownServer)
+	v1 := r.Group("/_matrix/client/v1")
+	v1.POST("/login/get_token", auth, a.getLoginToken)
+	v1.GET("/register/m.login.registration_token/validity", a.registrationTokenValidity)
+	for _, p := range clientPrefixes {
+		g := r.Group(p)
+		a.registerAuth(g, auth)
+		a.registerAccount(g, auth)
+		a.registerDevices(g, auth)
+		a.registerProfile(g, auth)
+		a.registerAccountData(g, auth)
+		g.GET("/capabilities", auth, a.capabilities)
+	}
+}
+
+// limited answers 429 when the limiter has no token for key.
+func limited(c *gin.Context, l *httpx.Limiter, key string) bool {
+	if ok, wait := l.Allow(key); !ok {
+		httpx.Fail(c, types.LimitExceeded(wait))
+		return true
+	}
+	return false
+}

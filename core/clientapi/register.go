@@ -1,0 +1,82 @@
+package clientapi
+
+import (
+	"encoding/json"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
+)
+
+type registerBody struct {
+	Username                 string          `json:"username"`
+	Password                 string          `json:"password"`
+	DeviceID                 string          `json:"device_id"`
+	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
+	InhibitLogin             bool            `json:"inhibit_login"`
+	RefreshToken             bool            `json:"refresh_token"`
+	Auth                     json.RawMessage `json:"auth"`
+}
+
+// POST /_matrix/client/v3/register
+func (a *API) register(c *gin.Context) {
+	var req registerBody
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if limited(c, a.limits.Register, c.ClientIP()) {
+		return
+	}
+	kind := c.DefaultQuery("kind", "user")
+	userID, sess, err := a.users.Register(c.Request.Context(), &users.RegisterRequest{
+		Kind: kind, Username: req.Username, Password: req.Password, InhibitLogin: req.InhibitLogin, Auth: req.Auth,
+		Device: users.DeviceRequest{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName,
+			IP: c.ClientIP(), WantRefresh: req.RefreshToken},
+	})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if sess == nil {
+		httpx.OK(c, gin.H{"user_id": userID, "home_server": a.opts.ServerName})
+		return
+	}
+	httpx.OK(c, a.sessionBody(sess, false))
+}
+
+// GET /_matrix/client/v3/register/available
+func (a *API) registerAvailable(c *gin.Context) {
+	if limited(c, a.limits.Register, c.ClientIP()) {
+		return
+	}
+	if err := a.users.Available(c.Request.Context(), c.Query("username")); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"available": true})
+}
+
+// GET /_matrix/client/v1/register/m.login.registration_token/validity
+func (a *API) registrationTokenValidity(c *gin.Context) {
+	if !a.users.RequiresToken() {
+		httpx.Fail(c, types.Forbidden("Registration by token is not enabled"))
+		return
+	}
+	if limited(c, a.limits.Register, c.ClientIP()) {
+		return
+	}
+	tok, ok := c.GetQuery("token")
+	if !ok {
+		httpx.Fail(c, types.MissingParam("token is required"))
+		return
+	}
+	valid, err := a.users.RegistrationTokenValid(c.Request.Context(), tok)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"valid": valid})
+}

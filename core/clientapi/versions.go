@@ -1,0 +1,52 @@
+package clientapi
+
+import (
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// supportedVersions lists the spec versions whose every endpoint Tributary
+// serves. Rooms and /sync are not built yet, so no version qualifies; each
+// is added here only when the last of its endpoints works.
+var supportedVersions = []string{}
+
+// unstableFeatures lists the unstable features that truly work.
+var unstableFeatures = map[string]bool{}
+
+// GET /_matrix/client/versions
+func (a *API) versions(c *gin.Context) {
+	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": unstableFeatures})
+}
+
+// GET /.well-known/matrix/client
+func (a *API) wellKnownClient(c *gin.Context) {
+	httpx.OK(c, gin.H{"m.homeserver": gin.H{"base_url": strings.TrimSuffix(a.opts.PublicBaseURL, "/")}})
+}
+
+// GET /.well-known/matrix/server — served only when a delegated federation
+// address is configured: until federation is built, advertising one would send
+// other servers to a port that does not answer them.
+func (a *API) wellKnownServer(c *gin.Context) {
+	if a.opts.WellKnownServer == "" {
+		httpx.Fail(c, types.NotFound("No server delegation is configured"))
+		return
+	}
+	httpx.OK(c, gin.H{"m.server": a.opts.WellKnownServer})
+}
+
+// GET /_matrix/client/v3/capabilities
+func (a *API) capabilities(c *gin.Context) {
+	on := gin.H{"enabled": true}
+	httpx.OK(c, gin.H{"capabilities": gin.H{
+		"m.change_password": on,
+		"m.set_displayname": on,
+		"m.set_avatar_url":  on,
+		"m.3pid_changes":    gin.H{"enabled": false},
+		"m.get_login_token": on,
+		"m.profile_fields":  on,
+	}})
+}

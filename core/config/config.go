@@ -1,0 +1,282 @@
+// Package config holds Tributary's configuration: the structs, their
+// defaults, loading from YAML and TRIBUTARY_* environment variables, and
+// Validate. Command-line flags are applied by cmd/tributary on top.
+// It imports nothing of this module.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// ServerName is the domain in user IDs (@alice:ServerName). Fixed for the
+	// life of a database.
+	ServerName string `yaml:"server_name"`
+	// Listen is the host:port of the client (and later federation) listener.
+	Listen string `yaml:"listen"`
+	// PublicBaseURL is how clients reach this server; default http://<listen>/.
+	PublicBaseURL string `yaml:"public_baseurl"`
+	// DataDir holds the SQLite database, signing keys and media.
+	DataDir  string   `yaml:"data_dir"`
+	Database Database `yaml:"database"`
+
+	Registration Registration `yaml:"registration"`
+	Auth         Auth         `yaml:"auth"`
+	RateLimits   RateLimits   `yaml:"rate_limits"`
+	HTTP         HTTP         `yaml:"http"`
+	WellKnown    WellKnown    `yaml:"well_known"`
+	Log          Log          `yaml:"log"`
+	Metrics      Metrics      `yaml:"metrics"`
+}
+
+type Database struct {
+	// URL: empty for SQLite at <data_dir>/tributary.db, or postgres://user:pass@host/db.
+	URL string `yaml:"url"`
+}
+
+type Registration struct {
+	// Enabled opens registration to anyone (m.login.dummy), or to holders of a
+	// registration token when RequiresToken is set.
+	Enabled       bool `yaml:"enabled"`
+	RequiresToken bool `yaml:"requires_token"`
+	// SharedSecret enables Synapse-compatible shared-secret registration
+	// (/_synapse/admin/v1/register) when not empty.
+	SharedSecret      string `yaml:"shared_secret"`
+	PasswordMinLength int    `yaml:"password_min_length"`
+}
+
+type Auth struct {
+	// AccessTokenLifetime applies to clients that ask for refresh tokens;
+	// others get tokens that do not expire.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+	LoginTokenLifetime  Duration `yaml:"login_token_lifetime"`
+	UIASessionLifetime  Duration `yaml:"uia_session_lifetime"`
+}
+
+// Rate is a token bucket: PerSecond refills, Burst is the bucket size.
+type Rate struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+type RateLimits struct {
+	Enabled bool `yaml:"enabled"`
+	// LoginAddress limits login attempts per client IP.
+	LoginAddress Rate `yaml:"login_address"`
+	// LoginFailedAccount limits failed logins per account.
+	LoginFailedAccount Rate `yaml:"login_failed_account"`
+	// Register limits registration requests per client IP.
+	Register Rate `yaml:"register"`
+}
+
+type HTTP struct {
+	// MaxBodyBytes caps JSON request bodies.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TrustedProxies may set X-Forwarded-For; empty trusts none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+type WellKnown struct {
+	// Server is the delegated "m.server" (host:port) for /.well-known/matrix/server;
+	// empty serves <server_name>:443.
+	Server string `yaml:"server"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+type Metrics struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Duration reads "5m", "90s" or a number of seconds from YAML.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		d.Duration = time.Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Default is the configuration with every default filled in.
+func Default() *Config {
+	return &Config{
+		ServerName: "localhost",
+		Listen:     "127.0.0.1:8008",
+		DataDir:    "./data",
+		Registration: Registration{
+			PasswordMinLength: 8,
+		},
+		Auth: Auth{
+			AccessTokenLifetime: Duration{5 * time.Minute},
+			LoginTokenLifetime:  Duration{2 * time.Minute},
+			UIASessionLifetime:  Duration{15 * time.Minute},
+		},
+		RateLimits: RateLimits{
+			Enabled:            true,
+			LoginAddress:       Rate{PerSecond: 0.17, Burst: 3},
+			LoginFailedAccount: Rate{PerSecond: 0.17, Burst: 3},
+			Register:           Rate{PerSecond: 0.17, Burst: 3},
+		},
+		HTTP:    HTTP{MaxBodyBytes: 1 << 20},
+		Log:     Log{Level: "info", Format: "text"},
+		Metrics: Metrics{Enabled: true},
+	}
+}
+
+// LoadFile reads a YAML file over the defaults. Unknown keys are errors.
+func LoadFile(cfg *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// EnvVars lists the TRIBUTARY_* variables ApplyEnv reads, for documentation.
+var EnvVars = []string{
+	"TRIBUTARY_SERVER_NAME", "TRIBUTARY_LISTEN", "TRIBUTARY_PUBLIC_BASEURL", "TRIBUTARY_DATA_DIR",
+	"TRIBUTARY_DATABASE_URL", "TRIBUTARY_ENABLE_REGISTRATION", "TRIBUTARY_REGISTRATION_REQUIRES_TOKEN",
+	"TRIBUTARY_REGISTRATION_SHARED_SECRET", "TRIBUTARY_DISABLE_RATE_LIMITS", "TRIBUTARY_LOG_LEVEL",
+	"TRIBUTARY_LOG_FORMAT",
+}
+
+// ApplyEnv applies TRIBUTARY_* environment variables over cfg.
+func ApplyEnv(cfg *Config, getenv func(string) string) error {
+	str := map[string]*string{
+		"TRIBUTARY_SERVER_NAME":                &cfg.ServerName,
+		"TRIBUTARY_LISTEN":                     &cfg.Listen,
+		"TRIBUTARY_PUBLIC_BASEURL":             &cfg.PublicBaseURL,
+		"TRIBUTARY_DATA_DIR":                   &cfg.DataDir,
+		"TRIBUTARY_DATABASE_URL":               &cfg.Database.URL,
+		"TRIBUTARY_REGISTRATION_SHARED_SECRET": &cfg.Registration.SharedSecret,
+		"TRIBUTARY_LOG_LEVEL":                  &cfg.Log.Level,
+		"TRIBUTARY_LOG_FORMAT":                 &cfg.Log.Format,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	boolean := map[string]func(bool){
+		"TRIBUTARY_ENABLE_REGISTRATION":         func(b bool) { cfg.Registration.Enabled = b },
+		"TRIBUTARY_REGISTRATION_REQUIRES_TOKEN": func(b bool) { cfg.Registration.RequiresToken = b },
+		"TRIBUTARY_DISABLE_RATE_LIMITS":         func(b bool) { cfg.RateLimits.Enabled = !b },
+	}
+	for k, set := range boolean {
+		if v := getenv(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", k, v)
+			}
+			set(b)
+		}
+	}
+	return nil
+}
+
+var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+
+// Validate checks the configuration and fills in derived defaults. Its errors
+// are one line each, naming the key.
+func (c *Config) Validate() error {
+	if c.ServerName == "" {
+		return errors.New("server_name: must be set")
+	}
+	if !serverNameRE.MatchString(c.ServerName) || len(c.ServerName) > 230 {
+		return fmt.Errorf("server_name: %q is not a valid Matrix server name", c.ServerName)
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("listen: %q has an invalid port", c.Listen)
+	}
+	if c.PublicBaseURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicBaseURL = "http://" + net.JoinHostPort(host, port) + "/"
+	}
+	if !strings.HasPrefix(c.PublicBaseURL, "http://") && !strings.HasPrefix(c.PublicBaseURL, "https://") {
+		return fmt.Errorf("public_baseurl: %q must start with http:// or https://", c.PublicBaseURL)
+	}
+	if !strings.HasSuffix(c.PublicBaseURL, "/") {
+		c.PublicBaseURL += "/"
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must be set")
+	}
+	if u := c.Database.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return errors.New("database.url: must be empty (SQLite in data_dir) or a postgres:// URL")
+	}
+	if c.Registration.PasswordMinLength < 0 {
+		return errors.New("registration.password_min_length: must not be negative")
+	}
+	if c.Auth.AccessTokenLifetime.Duration < time.Minute {
+		return errors.New("auth.access_token_lifetime: must be at least 1m")
+	}
+	if c.Auth.LoginTokenLifetime.Duration <= 0 || c.Auth.UIASessionLifetime.Duration <= 0 {
+		return errors.New("auth: login_token_lifetime and uia_session_lifetime must be positive")
+	}
+	for name, r := range map[string]Rate{
+		"login_address": c.RateLimits.LoginAddress, "login_failed_account": c.RateLimits.LoginFailedAccount,
+		"register": c.RateLimits.Register,
+	} {
+		if r.PerSecond <= 0 || r.Burst < 1 {
+			return fmt.Errorf("rate_limits.%s: per_second must be > 0 and burst >= 1", name)
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		return errors.New("http.max_body_bytes: must be at least 1024")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// DatabaseDSN is what storage/open.Open takes.
+func (c *Config) DatabaseDSN() string {
+	if c.Database.URL != "" {
+		return c.Database.URL
+	}
+	return filepath.Join(c.DataDir, "tributary.db")
+}

@@ -1,0 +1,93 @@
+package config
+
+import (
+	"bytes"
+	"text/template"
+)
+
+// configTemplate is the commented file generate-config and first start write.
+// Every key of Config appears here with its default.
+var configTemplate = template.Must(template.New("config").Parse(`# Tributary configuration.
+# Every key is optional; the value shown is the default unless noted.
+# Precedence: defaults < this file < TRIBUTARY_* environment < command-line flags.
+
+# The domain in user IDs (@alice:{{.ServerName}}). It cannot change once users exist.
+server_name: {{printf "%q" .ServerName}}
+
+# Address of the HTTP listener (client API, /metrics, /health).
+listen: {{printf "%q" .Listen}}
+
+# How clients reach this server, used in /.well-known/matrix/client.
+# Empty: http://<listen>/.
+public_baseurl: {{printf "%q" .PublicBaseURL}}
+
+# Holds the SQLite database (tributary.db) and, later, keys and media.
+data_dir: {{printf "%q" .DataDir}}
+
+database:
+  # Empty: SQLite in data_dir. For PostgreSQL: postgres://user:password@host:5432/dbname
+  url: {{printf "%q" .Database.URL}}
+
+registration:
+  # Let anyone register (m.login.dummy). Closed by default: create users with
+  # 'tributary user add', shared-secret registration or registration tokens.
+  enabled: {{.Registration.Enabled}}
+  # With enabled: true, require a registration token (m.login.registration_token).
+  # Tokens are managed through /_synapse/admin/v1/registration_tokens.
+  requires_token: {{.Registration.RequiresToken}}
+  # Enables Synapse-compatible shared-secret registration
+  # (/_synapse/admin/v1/register, as used by register_new_matrix_user). Keep it secret.
+  shared_secret: {{printf "%q" .Registration.SharedSecret}}
+  # Shortest password accepted at registration and password change.
+  password_min_length: {{.Registration.PasswordMinLength}}
+
+auth:
+  # Lifetime of access tokens for clients that ask for refresh tokens
+  # (others get tokens that do not expire).
+  access_token_lifetime: {{.Auth.AccessTokenLifetime}}
+  # Lifetime of m.login.token login tokens.
+  login_token_lifetime: {{.Auth.LoginTokenLifetime}}
+  # How long a user-interactive authentication session stays open.
+  uia_session_lifetime: {{.Auth.UIASessionLifetime}}
+
+# Token buckets: per_second refills, burst is the bucket size.
+rate_limits:
+  # false (or --disable-rate-limits) turns every limit off, for load tests.
+  enabled: {{.RateLimits.Enabled}}
+  # Login attempts per client IP address.
+  login_address: {per_second: {{.RateLimits.LoginAddress.PerSecond}}, burst: {{.RateLimits.LoginAddress.Burst}}}
+  # Failed login attempts per account.
+  login_failed_account: {per_second: {{.RateLimits.LoginFailedAccount.PerSecond}}, burst: {{.RateLimits.LoginFailedAccount.Burst}}}
+  # Registration requests per client IP address.
+  register: {per_second: {{.RateLimits.Register.PerSecond}}, burst: {{.RateLimits.Register.Burst}}}
+
+http:
+  # Largest JSON request body accepted, in bytes.
+  max_body_bytes: {{.HTTP.MaxBodyBytes}}
+  # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty: none.
+  trusted_proxies: [{{range $i, $p := .HTTP.TrustedProxies}}{{if $i}}, {{end}}{{printf "%q" $p}}{{end}}]
+
+well_known:
+  # Delegated federation address served at /.well-known/matrix/server (host:port).
+  # Empty: <server_name>:443.
+  server: {{printf "%q" .WellKnown.Server}}
+
+log:
+  # debug, info, warn or error.
+  level: {{printf "%q" .Log.Level}}
+  # text or json.
+  format: {{printf "%q" .Log.Format}}
+
+metrics:
+  # Prometheus metrics at /metrics.
+  enabled: {{.Metrics.Enabled}}
+`))
+
+// Commented renders cfg as a commented YAML file.
+func Commented(cfg *Config) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, cfg); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,58 @@
+package httpx
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
+)
+
+// Authenticator resolves an access token to its principal.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token, ip string) (*users.Principal, error)
+}
+
+const principalKey = "tributary.principal"
+
+// AccessToken returns the request's access token: the Authorization Bearer
+// header, else the deprecated access_token query parameter.
+func AccessToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(tok)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+// RequireAuth rejects requests without a valid access token
+// (M_MISSING_TOKEN / M_UNKNOWN_TOKEN) and stores the principal.
+func RequireAuth(a Authenticator) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok := AccessToken(c.Request)
+		if tok == "" {
+			Fail(c, types.NewError(http.StatusUnauthorized, types.CodeMissingToken, "Missing access token"))
+			return
+		}
+		p, err := a.Authenticate(c.Request.Context(), tok, c.ClientIP())
+		if err != nil {
+			Fail(c, err)
+			return
+		}
+		c.Set(principalKey, p)
+		c.Next()
+	}
+}
+
+// PrincipalOf returns the authenticated caller, or nil.
+func PrincipalOf(c *gin.Context) *users.Principal {
+	if v, ok := c.Get(principalKey); ok {
+		return v.(*users.Principal)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+// Package httpx is the HTTP edge shared by every API surface: Matrix error
+// rendering, JSON decoding with the spec's errcodes, access-token
+// authentication, CORS, body limits, request logs, metrics and rate limits.
+// It is, with the handler packages, the only place gin is used.
+package httpx

@@ -1,0 +1,50 @@
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// EngineOptions configure the shared gin engine.
+type EngineOptions struct {
+	Logger         *slog.Logger
+	MaxBodyBytes   int64
+	TrustedProxies []string
+	// Metrics, when not nil, are served at /metrics and observe every request.
+	Metrics *prometheus.Registry
+}
+
+// NewEngine builds the gin engine with the edge middleware, /health,
+// /metrics and the Matrix answers for unknown routes and methods.
+func NewEngine(o EngineOptions) (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Path parameters may hold escaped slashes (event types, state keys).
+	r.UseRawPath = true
+	r.UnescapePathValues = true
+	r.RemoveExtraSlash = false
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
+		return nil, err
+	}
+	r.Use(Recover(), Log(o.Logger))
+	if o.Metrics != nil {
+		m, err := NewMetrics(o.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		r.Use(m.Middleware())
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{})))
+	}
+	r.Use(CORS(), BodyLimit(o.MaxBodyBytes))
+	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
+	r.NoRoute(NotFound)
+	r.NoMethod(MethodNotAllowed)
+	return r, nil
+}

@@ -1,0 +1,267 @@
+package users
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Account is a local user as the rest of core sees it.
+type Account = storage.Account
+
+// Device is a user's device as the rest of core sees it.
+type Device = storage.Device
+
+// GetAccount returns a local account.
+func (s *Service) GetAccount(ctx context.Context, userID string) (*Account, error) {
+	acc, err := s.store.GetAccount(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.NotFound("No such user")
+	} else if err != nil {
+		return nil, internal("get account", err)
+	}
+	return acc, nil
+}
+
+// ListAccounts returns every local account (the CLI's "user list").
+func (s *Service) ListAccounts(ctx context.Context) ([]*Account, error) {
+	return s.store.ListAccounts(ctx)
+}
+
+// CountAccounts is the number of local accounts.
+func (s *Service) CountAccounts(ctx context.Context) (int64, error) {
+	return s.store.CountAccounts(ctx)
+}
+
+// IsAdmin reports whether the user is a server admin.
+func (s *Service) IsAdmin(ctx context.Context, userID string) (bool, error) {
+	acc, err := s.store.GetAccount(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, internal("get account", err)
+	}
+	return acc.IsAdmin && !acc.Deactivated, nil
+}
+
+// ChangePassword sets a new password; with logoutDevices every other device
+// of the caller is logged out.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword string, logoutDevices bool) error {
+	if newPassword == "" {
+		return types.MissingParam("new_password is required")
+	}
+	if err := s.checkNewPassword(newPassword); err != nil {
+		return err
+	}
+	hash, err := HashPassword(newPassword)
+	if err != nil {
+		return internal("hash password", err)
+	}
+	err = s.store.WithTx(ctx, func(ctx context.Context) error {
+		if err := s.store.SetPasswordHash(ctx, p.UserID, hash); err != nil {
+			return err
+		}
+		if logoutDevices {
+			return s.store.DeleteAllDevices(ctx, p.UserID, p.DeviceID)
+		}
+		return nil
+	})
+	if err != nil {
+		return internal("change password", err)
+	}
+	return nil
+}
+
+// Deactivate deactivates an account: no password, no devices, no tokens;
+// with erase, the profile goes too. The user ID stays taken.
+func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) error {
+	err := s.store.WithTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeactivateAccount(ctx, userID); err != nil {
+			return err
+		}
+		if err := s.store.DeleteAllDevices(ctx, userID, ""); err != nil {
+			return err
+		}
+		if erase {
+			return s.store.DeleteProfile(ctx, userID)
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return types.NotFound("No such user")
+	} else if err != nil {
+		return internal("deactivate", err)
+	}
+	return nil
+}
+
+// DeactivateByName deactivates a local user given a localpart or user ID (the CLI).
+func (s *Service) DeactivateByName(ctx context.Context, name string) (string, error) {
+	userID := s.ResolveUser(name)
+	if userID == "" {
+		return "", types.NotFound("No such user")
+	}
+	return userID, s.Deactivate(ctx, userID, false)
+}
+
+// ListDevices returns the user's devices.
+func (s *Service) ListDevices(ctx context.Context, userID string) ([]*Device, error) {
+	d, err := s.store.ListDevices(ctx, userID)
+	if err != nil {
+		return nil, internal("list devices", err)
+	}
+	return d, nil
+}
+
+// GetDevice returns one device of the user.
+func (s *Service) GetDevice(ctx context.Context, userID, deviceID string) (*Device, error) {
+	d, err := s.store.GetDevice(ctx, userID, deviceID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.NotFound("No such device")
+	} else if err != nil {
+		return nil, internal("get device", err)
+	}
+	return d, nil
+}
+
+// RenameDevice sets a device's display name.
+func (s *Service) RenameDevice(ctx context.Context, userID, deviceID, name string) error {
+	if len(name) > 1000 {
+		return types.InvalidParam("display_name is too long")
+	}
+	err := s.store.SetDeviceDisplayName(ctx, userID, deviceID, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return types.NotFound("No such device")
+	} else if err != nil {
+		return internal("rename device", err)
+	}
+	return nil
+}
+
+// DeleteDevices deletes devices (and their tokens); unknown IDs are ignored.
+func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	if err := s.store.DeleteDevices(ctx, userID, deviceIDs); err != nil {
+		return internal("delete devices", err)
+	}
+	return nil
+}
+
+// maxProfileBytes bounds a whole profile (spec: 64 KiB, M_PROFILE_TOO_LARGE).
+const maxProfileBytes = 65536
+
+// GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
+func (s *Service) GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error) {
+	if _, err := s.GetAccount(ctx, userID); err != nil {
+		return nil, types.NotFound("Profile not found")
+	}
+	p, err := s.store.GetProfile(ctx, userID)
+	if err != nil {
+		return nil, internal("get profile", err)
+	}
+	return p, nil
+}
+
+// SetProfileField sets (value non-nil) or deletes (nil) one field of the
+// caller's own profile. displayname and avatar_url must be strings.
+func (s *Service) SetProfileField(ctx context.Context, caller, userID, key string, value any) error {
+	if caller != userID {
+		return types.Forbidden("You cannot change the profile of another user")
+	}
+	if key == "" || len(key) > 255 {
+		return types.InvalidParam("Profile field names are 1 to 255 bytes")
+	}
+	var raw json.RawMessage
+	if value != nil {
+		switch key {
+		case "displayname", "avatar_url":
+			str, ok := value.(string)
+			if !ok {
+				return types.BadJSON("%s must be a string", key)
+			}
+			if key == "displayname" && len(str) > 256 {
+				return types.InvalidParam("displayname is longer than 256 bytes")
+			}
+			if key == "avatar_url" && str != "" && !strings.HasPrefix(str, "mxc://") {
+				return types.InvalidParam("avatar_url must be an mxc:// URI")
+			}
+		}
+		var err error
+		if raw, err = json.Marshal(value); err != nil {
+			return types.BadJSON("invalid value")
+		}
+	}
+	if _, err := s.GetAccount(ctx, userID); err != nil {
+		return err
+	}
+	return s.store.WithTx(ctx, func(ctx context.Context) error {
+		prof, err := s.store.GetProfile(ctx, userID)
+		if err != nil {
+			return internal("get profile", err)
+		}
+		size := len(key) + len(raw)
+		for k, v := range prof {
+			if k != key {
+				size += len(k) + len(v)
+			}
+		}
+		if size > maxProfileBytes {
+			return types.NewError(http.StatusBadRequest, "M_PROFILE_TOO_LARGE", "Profile would exceed 64 KiB")
+		}
+		if err := s.store.SetProfileField(ctx, userID, key, raw); err != nil {
+			return internal("set profile", err)
+		}
+		return nil
+	})
+}
+
+// SetAccountData stores account data for the caller, globally (roomID "") or for a room.
+func (s *Service) SetAccountData(ctx context.Context, caller, userID, roomID, dataType string, content json.RawMessage) error {
+	if caller != userID {
+		return types.Forbidden("You cannot set account data for another user")
+	}
+	if err := checkAccountDataKey(roomID, dataType); err != nil {
+		return err
+	}
+	if dataType == "m.fully_read" || dataType == "m.push_rules" {
+		return types.NewError(http.StatusMethodNotAllowed, types.CodeBadJSON, "%s cannot be set through this API", dataType)
+	}
+	if len(content) == 0 || content[0] != '{' {
+		return types.BadJSON("Account data content must be a JSON object")
+	}
+	if _, err := s.store.PutAccountData(ctx, userID, roomID, dataType, content); err != nil {
+		return internal("put account data", err)
+	}
+	return nil
+}
+
+// GetAccountData returns the caller's account data of one type.
+func (s *Service) GetAccountData(ctx context.Context, caller, userID, roomID, dataType string) (json.RawMessage, error) {
+	if caller != userID {
+		return nil, types.Forbidden("You cannot read account data of another user")
+	}
+	if err := checkAccountDataKey(roomID, dataType); err != nil {
+		return nil, err
+	}
+	e, err := s.store.GetAccountData(ctx, userID, roomID, dataType)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.NotFound("Account data not found")
+	} else if err != nil {
+		return nil, internal("get account data", err)
+	}
+	return e.Content, nil
+}
+
+func checkAccountDataKey(roomID, dataType string) error {
+	if dataType == "" || len(dataType) > 255 {
+		return types.InvalidParam("Account data types are 1 to 255 bytes")
+	}
+	if roomID != "" && (!strings.HasPrefix(roomID, "!") || len(roomID) > 255) {
+		return types.InvalidParam("Invalid room ID")
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+// Package sqldb is the one database/sql implementation of every storage
+// interface, shared by the SQLite and PostgreSQL backends. SQL is written once
+// in the subset both engines accept ($N placeholders, ON CONFLICT, RETURNING,
+// BIGINT and TEXT columns); Dialect carries the few differences. It imports
+// storage and core/types only.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Dialect is what differs between the engines.
+type Dialect interface {
+	Name() string
+	// IsUniqueViolation reports whether err is a unique or primary key violation.
+	IsUniqueViolation(err error) bool
+	// LockMigrations serialises migrations between processes inside tx.
+	LockMigrations(ctx context.Context, tx *sql.Tx) error
+}
+
+// DB implements storage.Store. Writes go to writer, reads to reader; for
+// SQLite writer has one connection so that the database has a single writer,
+// for PostgreSQL both are the same pool.
+type DB struct {
+	writer  *sql.DB
+	reader  *sql.DB
+	dialect Dialect
+}
+
+var _ storage.Store = (*DB)(nil)
+
+// New wraps opened pools. Call Migrate before use.
+func New(writer, reader *sql.DB, d Dialect) *DB {
+	return &DB{writer: writer, reader: reader, dialect: d}
+}
+
+func (db *DB) Backend() string { return db.dialect.Name() }
+
+func (db *DB) Close() error {
+	err := db.writer.Close()
+	if db.reader != db.writer {
+		err = errors.Join(err, db.reader.Close())
+	}
+	return err
+}
+
+type txKey struct{}
+
+// WithTx runs fn in one write transaction carried by the context.
+func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return fn(ctx)
+	}
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// w is the handle for writes: the context's transaction or the writer pool.
+func (db *DB) w(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return db.writer
+}
+
+// r is the handle for reads: the context's transaction (to see its own
+// writes) or the reader pool.
+func (db *DB) r(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return db.reader
+}
+
+// exec runs a write and maps unique violations to storage.ErrConflict.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := db.w(ctx).ExecContext(ctx, query, args...)
+	if err != nil {
+		if db.dialect.IsUniqueViolation(err) {
+			return nil, fmt.Errorf("%w: %v", storage.ErrConflict, err)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// execOne runs a write that must touch a row, else ErrNotFound.
+func (db *DB) execOne(ctx context.Context, query string, args ...any) error {
+	res, err := db.exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// notFound maps sql.ErrNoRows to storage.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Migrate applies the embedded migrations (files NNNN_name.sql in fsys) that
+// have not been applied yet, each in its own transaction. Safe to run again
+// and from several processes at once.
+func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, name := range names {
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		if err := db.applyMigration(ctx, strings.TrimSuffix(name, ".sql"), string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) applyMigration(ctx context.Context, version, body string) error {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := db.dialect.LockMigrations(ctx, tx); err != nil {
+		return err
+	}
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, version).Scan(&one)
+	if err == nil {
+		return nil // already applied
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	for _, stmt := range splitStatements(body) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%w\n%s", err, stmt)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
+		version, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// splitStatements splits a migration on semicolons at line ends. Migrations
+// hold no procedural code, so this is enough.
+func splitStatements(body string) []string {
+	var out []string
+	for _, part := range strings.Split(body, ";\n") {
+		var lines []string
+		for _, l := range strings.Split(part, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if s := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";"); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
