@@ -1,0 +1,35 @@
+# Tributary build. mautrix's federation packages need the jsonv2 experiment,
+# so every go command runs through this file.
+export GOEXPERIMENT := jsonv2
+
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := $(CURDIR)/bin/tributary
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: build run test bench lint clean
+
+## build: compile bin/tributary
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tributary
+
+## run: start a homeserver for localhost on 127.0.0.1:8008 with SQLite in ./data
+run: build
+	$(BIN) serve
+
+## test: every unit, storage (SQLite and PostgreSQL) and end-to-end test, with the race detector
+test: build
+	TRIBUTARY_BIN=$(BIN) $(GO) test -race -count=1 ./...
+
+## bench: Go benchmarks, including the end-to-end ones against the real binary
+bench: build
+	TRIBUTARY_BIN=$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
