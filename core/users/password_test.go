@@ -1,6 +1,7 @@
 package users
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,6 +25,14 @@ func TestPasswordHashing(t *testing.T) {
 	h2, _ := HashPassword("correct horse")
 	if h == h2 {
 		t.Error("two hashes of one password are equal: salt missing")
+	}
+}
+
+func TestDummyHashMatchesParameters(t *testing.T) {
+	// The constant must cost what a real hash costs, or timing tells which users exist.
+	want := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$", argonMemoryKiB, argonTime, argonThreads)
+	if !strings.HasPrefix(dummyHash, want) || !CheckPassword(dummyHash, "tributary-dummy-password") {
+		t.Fatalf("dummyHash %q is not an argon2id hash with the current parameters", dummyHash)
 	}
 }
 
