@@ -157,7 +157,12 @@ func LoadFile(cfg *Config, path string) error {
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := err.Error()
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msg = strings.Join(te.Errors, "; ")
+		}
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "yaml: "))
 	}
 	return nil
 }

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommentedTemplateRoundTrips(t *testing.T) {
+	want := Default()
+	want.ServerName = "example.org"
+	want.HTTP.TrustedProxies = []string{"10.0.0.1", "192.168.0.0/16"}
+	want.RateLimits.Register = Rate{PerSecond: 2.5, Burst: 7}
+	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
+	out, err := Commented(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := &Config{}
+	if err := LoadFile(got, path); err != nil {
+		t.Fatalf("the generated file does not load: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", got, want)
+	}
+	if !strings.Contains(string(out), "# ") {
+		t.Fatal("generated config has no comments")
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key":  "server_nmae: x\n",
+		"bad type":     "listen: [1, 2]\n",
+		"bad duration": "auth: {access_token_lifetime: soon}\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		os.WriteFile(path, []byte(body), 0o600)
+		if err := LoadFile(Default(), path); err == nil {
+			t.Errorf("%s: loaded without error", name)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error is more than one line: %q", name, err)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	cfg := Default()
+	if err := LoadFile(cfg, empty); err != nil || !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := map[string]func(*Config){
+		"server_name":                func(c *Config) { c.ServerName = "bad name" },
+		"listen":                     func(c *Config) { c.Listen = "nope" },
+		"public_baseurl":             func(c *Config) { c.PublicBaseURL = "ftp://x" },
+		"database.url":               func(c *Config) { c.Database.URL = "mysql://x" },
+		"log.level":                  func(c *Config) { c.Log.Level = "loud" },
+		"log.format":                 func(c *Config) { c.Log.Format = "xml" },
+		"rate_limits.register":       func(c *Config) { c.RateLimits.Register.Burst = 0 },
+		"http.max_body_bytes":        func(c *Config) { c.HTTP.MaxBodyBytes = 1 },
+		"auth.access_token_lifetime": func(c *Config) { c.Auth.AccessTokenLifetime = Duration{time.Second} },
+	}
+	for key, mutate := range cases {
+		c := Default()
+		mutate(c)
+		err := c.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), key) {
+			t.Errorf("%s: got %v, want an error naming the key", key, err)
+		}
+	}
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicBaseURL != "http://127.0.0.1:8008/" {
+		t.Fatalf("derived public_baseurl = %q", c.PublicBaseURL)
+	}
+	c = Default()
+	c.Listen = "0.0.0.0:8008"
+	c.Validate()
+	if c.PublicBaseURL != "http://localhost:8008/" {
+		t.Fatalf("wildcard listen gives public_baseurl %q", c.PublicBaseURL)
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{
+		"TRIBUTARY_SERVER_NAME":         "env.example",
+		"TRIBUTARY_ENABLE_REGISTRATION": "true",
+		"TRIBUTARY_DISABLE_RATE_LIMITS": "1",
+		"TRIBUTARY_DATABASE_URL":        "postgres://u@h/db",
+	}
+	c := Default()
+	if err := ApplyEnv(c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.ServerName != "env.example" || !c.Registration.Enabled || c.RateLimits.Enabled || c.Database.URL != "postgres://u@h/db" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	env["TRIBUTARY_ENABLE_REGISTRATION"] = "maybe"
+	if err := ApplyEnv(Default(), func(k string) string { return env[k] }); err == nil ||
+		!strings.Contains(err.Error(), "TRIBUTARY_ENABLE_REGISTRATION") {
+		t.Fatalf("bad boolean: %v", err)
+	}
+}
