@@ -116,7 +116,7 @@ type Accounts interface {
 // Devices stores devices and their access and refresh tokens; deleting a
 // device deletes its tokens.
 type Devices interface {
-	// CreateDevice inserts the device or, if it exists, keeps it as it is
+	// UpsertDevice inserts the device or, if it exists, keeps it as it is
 	// (apart from an empty display name being filled in).
 	UpsertDevice(ctx context.Context, d *Device) error
 	GetDevice(ctx context.Context, userID, deviceID string) (*Device, error)

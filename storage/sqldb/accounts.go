@@ -20,9 +20,8 @@ func scanAccount(row interface{ Scan(...any) error }) (*storage.Account, error) 
 }
 
 func (db *DB) CreateAccount(ctx context.Context, a *storage.Account) error {
-	_, err := db.exec(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	return db.insertNew(ctx, "account "+a.UserID, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		a.UserID, a.Localpart, a.PasswordHash, b2i(a.IsAdmin), b2i(a.Deactivated), a.UserType, a.AppServiceID, a.CreatedAt)
-	return err
 }
 
 func (db *DB) GetAccount(ctx context.Context, userID string) (*storage.Account, error) {
@@ -55,10 +54,11 @@ func (db *DB) DeactivateAccount(ctx context.Context, userID string) error {
 	return db.execOne(ctx, `UPDATE accounts SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID)
 }
 
-// collect scans every row with scan and closes rows.
+// collect scans every row with scan and closes rows. No rows is an empty,
+// non-nil slice (it encodes as [] in JSON, not null).
 func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []T
+	out := []T{}
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {

@@ -53,21 +53,36 @@ func (db *DB) Close() error {
 	return err
 }
 
-type txKey struct{}
+// txKey carries a transaction of one DB in a context: a context made by
+// another store's WithTx does not divert this store's calls.
+type txKey struct{ db *DB }
 
-// WithTx runs fn in one write transaction carried by the context.
-func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+func (db *DB) tx(ctx context.Context) (*sql.Tx, bool) {
+	tx, ok := ctx.Value(txKey{db}).(*sql.Tx)
+	return tx, ok
+}
+
+// WithTx runs fn in one write transaction carried by the context. The
+// transaction is rolled back if fn fails or panics (the panic goes on): on
+// SQLite it holds the only writer connection, which must not leak.
+func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	if _, ok := db.tx(ctx); ok {
 		return fn(ctx)
 	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
-		_ = tx.Rollback()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(context.WithValue(ctx, txKey{db}, tx)); err != nil {
 		return err
 	}
+	committed = true // Commit releases the transaction even when it fails
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -82,7 +97,7 @@ type querier interface {
 
 // w is the handle for writes: the context's transaction or the writer pool.
 func (db *DB) w(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+	if tx, ok := db.tx(ctx); ok {
 		return tx
 	}
 	return db.writer
@@ -91,7 +106,7 @@ func (db *DB) w(ctx context.Context) querier {
 // r is the handle for reads: the context's transaction (to see its own
 // writes) or the reader pool.
 func (db *DB) r(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+	if tx, ok := db.tx(ctx); ok {
 		return tx
 	}
 	return db.reader
@@ -107,6 +122,26 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return nil, err
 	}
 	return res, nil
+}
+
+// insertNew runs an INSERT of a row that must not exist yet; ErrConflict if
+// it does. The conflict is detected with ON CONFLICT DO NOTHING rather than
+// by the unique violation: on PostgreSQL an error aborts the whole
+// transaction, so a caller inside WithTx could not go on after a conflict as
+// it can on SQLite.
+func (db *DB) insertNew(ctx context.Context, what, query string, args ...any) error {
+	res, err := db.exec(ctx, query+` ON CONFLICT DO NOTHING`, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", storage.ErrConflict, what)
+	}
+	return nil
 }
 
 // execOne runs a write that must touch a row, else ErrNotFound.
@@ -149,10 +184,6 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error {
 		return err
 	}
 	sort.Strings(names)
-	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
 	for _, name := range names {
 		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
@@ -173,6 +204,12 @@ func (db *DB) applyMigration(ctx context.Context, version, body string) error {
 	defer func() { _ = tx.Rollback() }()
 	if err := db.dialect.LockMigrations(ctx, tx); err != nil {
 		return err
+	}
+	// Under the lock: on PostgreSQL, concurrent CREATE TABLE IF NOT EXISTS
+	// of the same table can fail with a unique violation in the catalog.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var one int
 	err = tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = $1`, version).Scan(&one)

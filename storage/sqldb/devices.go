@@ -16,11 +16,12 @@ func scanDevice(row interface{ Scan(...any) error }) (*storage.Device, error) {
 	return &d, nil
 }
 
+// UpsertDevice inserts the device; an existing one is kept as it is, last
+// seen included, apart from an empty display name being filled in.
 func (db *DB) UpsertDevice(ctx context.Context, d *storage.Device) error {
 	_, err := db.exec(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (user_id, device_id) DO UPDATE SET
-			display_name = CASE WHEN devices.display_name = '' THEN excluded.display_name ELSE devices.display_name END,
-			last_seen_ip = excluded.last_seen_ip, last_seen_ts = excluded.last_seen_ts`,
+			display_name = CASE WHEN devices.display_name = '' THEN excluded.display_name ELSE devices.display_name END`,
 		d.UserID, d.DeviceID, d.DisplayName, d.LastSeenIP, d.LastSeenTS, d.CreatedAt)
 	return err
 }
@@ -80,13 +81,15 @@ func (db *DB) DeleteAllDevices(ctx context.Context, userID, exceptDeviceID strin
 }
 
 func (db *DB) DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error {
-	for _, q := range []string{
-		`DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`,
-		`DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2`,
-	} {
-		if _, err := db.exec(ctx, q, userID, deviceID); err != nil {
-			return err
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		for _, q := range []string{
+			`DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`,
+			`DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2`,
+		} {
+			if _, err := db.exec(ctx, q, userID, deviceID); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }

@@ -25,9 +25,8 @@ func scanRegToken(row interface{ Scan(...any) error }) (*storage.RegistrationTok
 }
 
 func (db *DB) CreateRegistrationToken(ctx context.Context, t *storage.RegistrationToken) error {
-	_, err := db.exec(ctx, `INSERT INTO registration_tokens (`+regTokenCols+`) VALUES ($1, $2, $3, $4, $5)`,
+	return db.insertNew(ctx, "registration token", `INSERT INTO registration_tokens (`+regTokenCols+`) VALUES ($1, $2, $3, $4, $5)`,
 		t.Token, t.UsesAllowed, t.Pending, t.Completed, t.ExpiryTime)
-	return err
 }
 
 func (db *DB) GetRegistrationToken(ctx context.Context, token string) (*storage.RegistrationToken, error) {

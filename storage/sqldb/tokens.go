@@ -7,11 +7,10 @@ import (
 )
 
 func (db *DB) CreateAccessToken(ctx context.Context, t *storage.AccessToken) error {
-	_, err := db.exec(ctx, `INSERT INTO access_tokens
+	return db.insertNew(ctx, "access token", `INSERT INTO access_tokens
 		(token_hash, user_id, device_id, expires_at, refresh_hash, prev_refresh_hash, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		t.TokenHash, t.UserID, t.DeviceID, t.ExpiresAt, t.RefreshHash, t.PrevRefreshHash, t.CreatedAt)
-	return err
 }
 
 func (db *DB) GetAccessToken(ctx context.Context, tokenHash string) (*storage.AccessToken, error) {
@@ -31,6 +30,11 @@ func (db *DB) DeleteAccessToken(ctx context.Context, tokenHash string) error {
 }
 
 func (db *DB) DeleteAccessTokensByRefresh(ctx context.Context, refreshHash string) error {
+	if refreshHash == "" {
+		// Tokens issued without a refresh token have refresh_hash ''; they
+		// were not issued with "this" refresh token.
+		return nil
+	}
 	_, err := db.exec(ctx, `DELETE FROM access_tokens WHERE refresh_hash = $1`, refreshHash)
 	return err
 }
@@ -41,9 +45,8 @@ func (db *DB) ClearPrevRefresh(ctx context.Context, tokenHash string) error {
 }
 
 func (db *DB) CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error {
-	_, err := db.exec(ctx, `INSERT INTO refresh_tokens (token_hash, user_id, device_id, prev_hash, created_at)
+	return db.insertNew(ctx, "refresh token", `INSERT INTO refresh_tokens (token_hash, user_id, device_id, prev_hash, created_at)
 		VALUES ($1, $2, $3, $4, $5)`, t.TokenHash, t.UserID, t.DeviceID, t.PrevHash, t.CreatedAt)
-	return err
 }
 
 func (db *DB) GetRefreshToken(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
@@ -63,9 +66,8 @@ func (db *DB) DeleteRefreshToken(ctx context.Context, tokenHash string) error {
 }
 
 func (db *DB) CreateLoginToken(ctx context.Context, t *storage.LoginToken) error {
-	_, err := db.exec(ctx, `INSERT INTO login_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)`,
+	return db.insertNew(ctx, "login token", `INSERT INTO login_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)`,
 		t.TokenHash, t.UserID, t.ExpiresAt)
-	return err
 }
 
 func (db *DB) ConsumeLoginToken(ctx context.Context, tokenHash string) (*storage.LoginToken, error) {

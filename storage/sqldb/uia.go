@@ -8,9 +8,8 @@ import (
 )
 
 func (db *DB) CreateUIASession(ctx context.Context, s *storage.UIASession) error {
-	_, err := db.exec(ctx, `INSERT INTO uia_sessions (session_id, user_id, endpoint, data, created_at)
+	return db.insertNew(ctx, "UIA session", `INSERT INTO uia_sessions (session_id, user_id, endpoint, data, created_at)
 		VALUES ($1, $2, $3, $4, $5)`, s.SessionID, s.UserID, s.Endpoint, string(s.Data), s.CreatedAt)
-	return err
 }
 
 func (db *DB) GetUIASession(ctx context.Context, sessionID string) (*storage.UIASession, error) {

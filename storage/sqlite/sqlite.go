@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -36,16 +37,24 @@ func (dialect) IsUniqueViolation(err error) bool {
 // already serialises them across processes.
 func (dialect) LockMigrations(context.Context, *sql.Tx) error { return nil }
 
+// uriPath escapes the characters that would end or alter the path part of
+// an SQLite URI filename.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// dsn is a URI filename for path, which must be absolute (a relative path
+// starting with "//" would read as an authority). busy_timeout comes first
+// so that the other pragmas (journal_mode needs a lock) wait for the lock
+// instead of failing at once when another connection holds it.
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + uriPath.Replace(filepath.ToSlash(path)) + "?" + q.Encode()
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -53,10 +62,15 @@ func dsn(path string, readOnly bool) string {
 // synchronous=NORMAL in WAL mode keeps every committed transaction across a
 // process crash (kill -9); only a power loss can take the last commits.
 func Open(ctx context.Context, path string) (*sqldb.DB, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
+	if path == "" {
+		return nil, errors.New("no SQLite database path")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
 	}
 	writer, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
