@@ -194,6 +194,8 @@ type RegistrationTokens interface {
 type Meta interface {
 	GetMeta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
+	// InitMeta stores value unless the key is set, and returns the stored value.
+	InitMeta(ctx context.Context, key, value string) (string, error)
 }
 
 // Store is everything a backend provides.
@@ -206,6 +208,8 @@ type Store interface {
 	UIASessions
 	RegistrationTokens
 	Meta
+	Rooms
+	StateReader
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

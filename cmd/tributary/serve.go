@@ -20,8 +20,11 @@ import (
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
 )
@@ -159,6 +162,17 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	us.Start(ctx)
 	defer us.Stop()
+	signingKey, err := keys.LoadOrCreate(ctx, store)
+	if err != nil {
+		return err
+	}
+	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us,
+		Signer: events.NewSigner(cfg.ServerName, signingKey)})
+	if err != nil {
+		return err
+	}
+	rs.Start(ctx)
+	defer rs.Stop()
 
 	var reg *prometheus.Registry
 	if cfg.Metrics.Enabled {
@@ -172,7 +186,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	rl := cfg.RateLimits
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(us, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+	clientapi.New(us, rs, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: limiter(rl, rl.LoginFailedAccount),

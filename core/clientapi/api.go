@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 )
@@ -28,13 +29,14 @@ type Limits struct {
 // API serves the client-server endpoints.
 type API struct {
 	users  *users.Service
+	rooms  *rooms.Service
 	opts   Options
 	limits Limits
 }
 
 // New builds the handlers.
-func New(u *users.Service, opts Options, limits Limits) *API {
-	return &API{users: u, opts: opts, limits: limits}
+func New(u *users.Service, r *rooms.Service, opts Options, limits Limits) *API {
+	return &API{users: u, rooms: r, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -57,6 +59,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerDevices(g, auth)
 		a.registerProfile(g, auth)
 		a.registerAccountData(g, auth)
+		a.registerRooms(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

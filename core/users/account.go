@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -264,4 +266,17 @@ func checkAccountDataKey(roomID, dataType string) error {
 		return types.InvalidParam("Invalid room ID")
 	}
 	return nil
+}
+
+// Profile returns a local user's display name and avatar URL for membership
+// events ("" when unset or when the user does not exist).
+func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, error) {
+	prof, err := s.store.GetProfile(ctx, string(user))
+	if err != nil {
+		return "", "", internal("get profile", err)
+	}
+	var name, avatar string
+	_ = json.Unmarshal(prof["displayname"], &name)
+	_ = json.Unmarshal(prof["avatar_url"], &avatar)
+	return name, avatar, nil
 }

@@ -1,0 +1,401 @@
+package clientapi
+
+import (
+	"encoding/json/jsontext"
+	"encoding/json/v2"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
+	g.POST("/createRoom", auth, a.createRoom)
+	g.POST("/join/:roomIdOrAlias", auth, a.joinByIDOrAlias)
+	g.POST("/knock/:roomIdOrAlias", auth, a.knock)
+	g.POST("/rooms/:roomId/join", auth, a.joinRoom)
+	g.POST("/rooms/:roomId/leave", auth, a.membership("leave"))
+	g.POST("/rooms/:roomId/invite", auth, a.membership("invite"))
+	g.POST("/rooms/:roomId/kick", auth, a.membership("kick"))
+	g.POST("/rooms/:roomId/ban", auth, a.membership("ban"))
+	g.POST("/rooms/:roomId/unban", auth, a.membership("unban"))
+	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendMessage)
+	g.PUT("/rooms/:roomId/state/:eventType", auth, a.putState)
+	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.putState)
+	g.GET("/rooms/:roomId/state", auth, a.getFullState)
+	g.GET("/rooms/:roomId/state/:eventType", auth, a.getState)
+	g.GET("/rooms/:roomId/state/:eventType/*stateKey", auth, a.getState)
+	g.PUT("/rooms/:roomId/redact/:eventId/:txnId", auth, a.redact)
+	g.GET("/rooms/:roomId/members", auth, a.members)
+	g.GET("/rooms/:roomId/joined_members", auth, a.joinedMembers)
+	g.GET("/joined_rooms", auth, a.joinedRooms)
+	g.GET("/rooms/:roomId/messages", auth, a.messages)
+	g.GET("/rooms/:roomId/context/:eventId", auth, a.eventContext)
+	g.GET("/rooms/:roomId/event/:eventId", auth, a.getEvent)
+}
+
+// roomParam returns the {roomId} path parameter, checked.
+func roomParam(c *gin.Context) (id.RoomID, bool) {
+	r := c.Param("roomId")
+	if !strings.HasPrefix(r, "!") || len(r) > 255 {
+		httpx.Fail(c, types.InvalidParam("Invalid room ID %q", r))
+		return "", false
+	}
+	return id.RoomID(r), true
+}
+
+// stateKeyParam is the optional {stateKey}: "" when absent or empty.
+func stateKeyParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("stateKey"), "/") }
+
+// POST /_matrix/client/v3/createRoom
+func (a *API) createRoom(c *gin.Context) {
+	var req rooms.CreateRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	req.Creator = id.UserID(httpx.PrincipalOf(c).UserID)
+	roomID, err := a.rooms.CreateRoom(c.Request.Context(), &req)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_id": roomID})
+}
+
+type membershipBody struct {
+	UserID id.UserID `json:"user_id"`
+	Reason string    `json:"reason"`
+}
+
+// POST /_matrix/client/v3/join/{roomIdOrAlias}
+func (a *API) joinByIDOrAlias(c *gin.Context) { a.join(c, c.Param("roomIdOrAlias"), "join") }
+
+// POST /_matrix/client/v3/knock/{roomIdOrAlias}
+func (a *API) knock(c *gin.Context) { a.join(c, c.Param("roomIdOrAlias"), "knock") }
+
+// POST /_matrix/client/v3/rooms/{roomId}/join
+func (a *API) joinRoom(c *gin.Context) {
+	if _, ok := roomParam(c); ok {
+		a.join(c, c.Param("roomId"), "join")
+	}
+}
+
+func (a *API) join(c *gin.Context, target, membership string) {
+	var body membershipBody
+	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	roomID, err := a.rooms.ResolveRoom(ctx, target)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	me := id.UserID(httpx.PrincipalOf(c).UserID)
+	if _, err := a.rooms.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: me,
+		Membership: membership, Reason: body.Reason}); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_id": roomID})
+}
+
+// POST /_matrix/client/v3/rooms/{roomId}/{leave,invite,kick,ban,unban}
+func (a *API) membership(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		roomID, ok := roomParam(c)
+		if !ok {
+			return
+		}
+		var body membershipBody
+		if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		me := id.UserID(httpx.PrincipalOf(c).UserID)
+		req := &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: body.UserID, Reason: body.Reason}
+		switch action {
+		case "leave":
+			req.Target, req.Membership = me, "leave"
+		case "kick", "unban":
+			req.Membership = "leave"
+		default:
+			req.Membership = action
+		}
+		if req.Target == "" {
+			httpx.Fail(c, types.MissingParam("user_id is required"))
+			return
+		}
+		if action == "unban" {
+			if cur, _, err := a.rooms.Membership(c.Request.Context(), roomID, req.Target); err != nil {
+				httpx.Fail(c, err)
+				return
+			} else if cur != "ban" {
+				httpx.Fail(c, types.Forbidden("%s is not banned", req.Target))
+				return
+			}
+		}
+		if _, err := a.rooms.ChangeMembership(c.Request.Context(), req); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		httpx.OK(c, httpx.Empty)
+	}
+}
+
+// readContent reads a JSON object body as event content.
+func readContent(c *gin.Context) (jsontext.Value, bool) {
+	body, err := httpx.ReadBody(c)
+	if err == nil {
+		var obj map[string]jsontext.Value
+		err = httpx.Unmarshal(body, &obj)
+	}
+	if err != nil {
+		httpx.Fail(c, err)
+		return nil, false
+	}
+	return jsontext.Value(body), true
+}
+
+// PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}
+func (a *API) sendMessage(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	content, ok := readContent(c)
+	if !ok {
+		return
+	}
+	p := httpx.PrincipalOf(c)
+	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
+		DeviceID: p.DeviceID, Type: c.Param("eventType"), Content: content, TxnID: c.Param("txnId")})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event_id": eid})
+}
+
+// PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
+func (a *API) putState(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	content, ok := readContent(c)
+	if !ok {
+		return
+	}
+	p := httpx.PrincipalOf(c)
+	key := stateKeyParam(c)
+	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
+		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: &key, Content: content})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event_id": eid})
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
+func (a *API) getState(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	ev, err := a.rooms.StateEvent(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+		c.Param("eventType"), stateKeyParam(c))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if c.Query("format") == "event" {
+		httpx.OK(c, ev)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", ev.Content)
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/state
+func (a *API) getFullState(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	evs, err := a.rooms.State(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, evs)
+}
+
+// PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}
+func (a *API) redact(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p := httpx.PrincipalOf(c)
+	eid, err := a.rooms.Redact(c.Request.Context(), roomID, id.UserID(p.UserID), p.DeviceID,
+		id.EventID(c.Param("eventId")), body.Reason, c.Param("txnId"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event_id": eid})
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/members
+func (a *API) members(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	evs, err := a.rooms.Members(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), rooms.MembersRequest{
+		At: c.Query("at"), Membership: c.Query("membership"), NotMembership: c.Query("not_membership")})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"chunk": evs})
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/joined_members
+func (a *API) joinedMembers(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	m, err := a.rooms.JoinedMembers(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"joined": m})
+}
+
+// GET /_matrix/client/v3/joined_rooms
+func (a *API) joinedRooms(c *gin.Context) {
+	rs, err := a.rooms.JoinedRooms(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if rs == nil {
+		rs = []id.RoomID{}
+	}
+	httpx.OK(c, gin.H{"joined_rooms": rs})
+}
+
+// queryFilter parses the "filter" query parameter (inline JSON RoomEventFilter).
+func queryFilter(c *gin.Context) (*rooms.EventFilter, bool) {
+	raw := c.Query("filter")
+	if raw == "" {
+		return nil, true
+	}
+	var f rooms.EventFilter
+	if err := json.Unmarshal([]byte(raw), &f); err != nil {
+		httpx.Fail(c, types.BadJSON("filter is not a valid RoomEventFilter"))
+		return nil, false
+	}
+	return &f, true
+}
+
+func queryLimit(c *gin.Context) (int, bool) {
+	s := c.Query("limit")
+	if s == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		httpx.Fail(c, types.InvalidParam("limit must be a non-negative integer"))
+		return 0, false
+	}
+	return n, true
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/messages
+func (a *API) messages(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	dir := c.DefaultQuery("dir", "")
+	if dir != "b" && dir != "f" {
+		httpx.Fail(c, types.InvalidParam("dir must be b or f"))
+		return
+	}
+	limit, ok := queryLimit(c)
+	if !ok {
+		return
+	}
+	filter, ok := queryFilter(c)
+	if !ok {
+		return
+	}
+	if filter != nil && filter.Limit > 0 && limit == 0 {
+		limit = filter.Limit
+	}
+	page, err := a.rooms.Messages(c.Request.Context(), &rooms.MessagesRequest{RoomID: roomID,
+		User: id.UserID(httpx.PrincipalOf(c).UserID), From: c.Query("from"), To: c.Query("to"),
+		Backwards: dir == "b", Limit: limit, Filter: filter})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, page)
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}
+func (a *API) eventContext(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	limit, ok := queryLimit(c)
+	if !ok {
+		return
+	}
+	filter, ok := queryFilter(c)
+	if !ok {
+		return
+	}
+	res, err := a.rooms.Context(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+		id.EventID(c.Param("eventId")), limit, filter)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, res)
+}
+
+// GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}
+func (a *API) getEvent(c *gin.Context) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	ev, err := a.rooms.Event(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), id.EventID(c.Param("eventId")))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, ev)
+}

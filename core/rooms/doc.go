@@ -1,0 +1,9 @@
+// Package rooms owns the room event graph: the pipeline that turns a proto
+// event into a signed, authorised, persisted PDU (one writer per room,
+// commits batched), room creation and membership, and the read paths
+// (timeline pages, state, members) with history visibility applied.
+//
+// It imports core/events, core/types and the storage interfaces. Lock
+// order: Service.mu (the writer table) is never held while a room writer
+// runs; a room writer's state is touched only by its own goroutine.
+package rooms

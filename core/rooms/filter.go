@@ -1,0 +1,56 @@
+package rooms
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// EventFilter is the RoomEventFilter of the client-server API (the parts
+// that apply to timeline pages).
+type EventFilter struct {
+	Limit           int      `json:"limit,omitempty"`
+	Types           []string `json:"types,omitempty"`
+	NotTypes        []string `json:"not_types,omitempty"`
+	Senders         []string `json:"senders,omitempty"`
+	NotSenders      []string `json:"not_senders,omitempty"`
+	ContainsURL     *bool    `json:"contains_url,omitempty"`
+	LazyLoadMembers bool     `json:"lazy_load_members,omitempty"`
+}
+
+// typeMatches implements the filter's type globs ("m.room.*").
+func typeMatches(pattern, t string) bool {
+	if p, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(t, p)
+	}
+	return pattern == t
+}
+
+// Allows reports whether the filter lets an event through.
+func (f *EventFilter) Allows(e *storage.Event) bool {
+	if f == nil {
+		return true
+	}
+	if f.Types != nil && !slices.ContainsFunc(f.Types, func(p string) bool { return typeMatches(p, e.Type) }) {
+		return false
+	}
+	if slices.ContainsFunc(f.NotTypes, func(p string) bool { return typeMatches(p, e.Type) }) {
+		return false
+	}
+	if f.Senders != nil && !slices.Contains(f.Senders, e.Sender) {
+		return false
+	}
+	if slices.Contains(f.NotSenders, e.Sender) {
+		return false
+	}
+	if f.ContainsURL != nil {
+		has := gjson.GetBytes(e.JSON, "content.url").Type == gjson.String
+		if has != *f.ContainsURL {
+			return false
+		}
+	}
+	return true
+}

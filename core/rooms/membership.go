@@ -1,0 +1,150 @@
+package rooms
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// MembershipRequest is a change of someone's membership.
+type MembershipRequest struct {
+	RoomID id.RoomID
+	Sender id.UserID
+	// Target is the user whose membership changes (the sender for join,
+	// leave and knock).
+	Target     id.UserID
+	Membership string // join, leave, invite, ban, knock
+	Reason     string
+	IsDirect   bool
+	// Extra content keys from the client (join: third party signed is not supported).
+	Timestamp int64
+}
+
+// ResolveRoom turns a room ID or alias into a room ID known to this server.
+func (s *Service) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	switch {
+	case strings.HasPrefix(roomIDOrAlias, "!"):
+		return id.RoomID(roomIDOrAlias), nil
+	case strings.HasPrefix(roomIDOrAlias, "#"):
+		a, err := s.store.GetAlias(ctx, roomIDOrAlias)
+		if storageNotFound(err) {
+			return "", types.NotFound("Room alias %s not found", roomIDOrAlias)
+		} else if err != nil {
+			return "", err
+		}
+		return id.RoomID(a.RoomID), nil
+	default:
+		return "", types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
+	}
+}
+
+// ChangeMembership sends a membership event; eventauth decides whether the
+// sender may (join rules, bans, power levels).
+func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) (id.EventID, error) {
+	if _, _, err := req.Target.Parse(); err != nil {
+		return "", types.InvalidParam("Invalid user ID %q", req.Target)
+	}
+	room, err := s.store.GetRoom(ctx, string(req.RoomID))
+	if storageNotFound(err) {
+		if req.Membership == "join" || req.Membership == "knock" {
+			// Joining over federation comes with the federation issue.
+			return "", types.NotFound("No known servers for room %s", req.RoomID)
+		}
+		return "", types.Forbidden("You are not in room %s", req.RoomID)
+	} else if err != nil {
+		return "", err
+	}
+	if req.Membership == "knock" && !id.RoomVersion(room.RoomVersion).Knocks() {
+		return "", types.Forbidden("Room version %s does not allow knocking", room.RoomVersion)
+	}
+	content, err := s.memberContent(ctx, req.Target, req.Membership)
+	if err != nil {
+		return "", err
+	}
+	if req.Membership == "leave" || req.Membership == "ban" {
+		delete(content, "displayname")
+		delete(content, "avatar_url")
+	}
+	if req.Reason != "" {
+		content["reason"] = req.Reason
+	}
+	if req.IsDirect && req.Membership == "invite" {
+		content["is_direct"] = true
+	}
+	target := string(req.Target)
+	return s.submit(ctx, req.RoomID, &sendReq{
+		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
+			OriginServerTS: req.Timestamp},
+		check: func(b *batchState) error { return s.checkMembershipChange(ctx, b, req) },
+	})
+}
+
+// checkMembershipChange gives the errors clients expect where the auth rules
+// would give a less helpful one, or would allow a no-op.
+func (s *Service) checkMembershipChange(ctx context.Context, b *batchState, req *MembershipRequest) error {
+	cur, err := s.membershipIn(ctx, b, req.Target)
+	if err != nil {
+		return err
+	}
+	switch req.Membership {
+	case "invite":
+		switch cur {
+		case "join":
+			return types.Forbidden("%s is already in the room", req.Target)
+		case "ban":
+			return types.Forbidden("%s is banned from the room", req.Target)
+		}
+	case "leave":
+		if req.Sender != req.Target && cur == "ban" {
+			return types.Forbidden("%s is banned: unban them instead", req.Target)
+		}
+		if req.Sender != req.Target && cur != "join" && cur != "invite" && cur != "knock" && cur != "ban" {
+			return types.Forbidden("%s is not in the room", req.Target)
+		}
+	case "join":
+		if cur == "ban" {
+			return types.Forbidden("You are banned from this room")
+		}
+	}
+	return nil
+}
+
+// membershipIn returns a user's membership in the batch's state ("" for none).
+func (s *Service) membershipIn(ctx context.Context, b *batchState, user id.UserID) (string, error) {
+	ev, err := s.stateEvent(ctx, b, "m.room.member", string(user))
+	if err != nil || ev == nil {
+		return "", err
+	}
+	var c struct {
+		Membership string `json:"membership"`
+	}
+	if err := jsonUnmarshal(ev.Content, &c); err != nil {
+		return "", err
+	}
+	return c.Membership, nil
+}
+
+// Membership returns a user's current membership in a room ("" for none).
+func (s *Service) Membership(ctx context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
+	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.member", string(user))
+	if storageNotFound(err) {
+		return "", "", nil
+	} else if err != nil {
+		return "", "", err
+	}
+	ev, err := s.store.GetEvent(ctx, eid)
+	if err != nil {
+		return "", "", err
+	}
+	return ev.Membership, id.EventID(eid), nil
+}
+
+// errNotMember is the answer for reads by users outside a room.
+func errNotMember(roomID id.RoomID) error {
+	return types.NewError(http.StatusForbidden, types.CodeForbidden, "You are not allowed to view room %s", roomID)
+}

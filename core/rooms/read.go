@@ -1,0 +1,492 @@
+package rooms
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// roomVersion returns the version of a known room.
+func (s *Service) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVersion, error) {
+	r, err := s.store.GetRoom(ctx, string(roomID))
+	if storageNotFound(err) {
+		return "", errNotMember(roomID)
+	} else if err != nil {
+		return "", err
+	}
+	return id.RoomVersion(r.RoomVersion), nil
+}
+
+// readableState returns the state entries a user may read, or 403.
+func (s *Service) readableState(ctx context.Context, roomID id.RoomID, user id.UserID) ([]storage.StateEntry, error) {
+	if _, err := s.roomVersion(ctx, roomID); err != nil {
+		return nil, err
+	}
+	group, ok, err := s.stateGroupFor(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNotMember(roomID)
+	}
+	if group == 0 {
+		return s.store.CurrentState(ctx, string(roomID))
+	}
+	return s.store.StateAt(ctx, group)
+}
+
+// StateEvent returns the content of one state event (GET /state/{type}/{key}).
+func (s *Service) StateEvent(ctx context.Context, roomID id.RoomID, user id.UserID, evType, stateKey string) (*ClientEvent, error) {
+	entries, err := s.readableState(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Type == evType && e.StateKey == stateKey {
+			evs, err := s.eventsByID(ctx, roomID, []string{e.EventID})
+			if err != nil {
+				return nil, err
+			}
+			if len(evs) == 1 {
+				return evs[0], nil
+			}
+		}
+	}
+	return nil, types.NotFound("No %s state event with key %q", evType, stateKey)
+}
+
+// eventsByID formats events by ID in the order given.
+func (s *Service) eventsByID(ctx context.Context, roomID id.RoomID, ids []string) ([]*ClientEvent, error) {
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	order := make(map[string]int, len(ids))
+	for i, x := range ids {
+		order[x] = i
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return order[a.EventID] - order[b.EventID] })
+	return s.formatter(rv).format(ctx, evs)
+}
+
+// State returns the full state a user may read (GET /state).
+func (s *Service) State(ctx context.Context, roomID id.RoomID, user id.UserID) ([]*ClientEvent, error) {
+	entries, err := s.readableState(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.EventID
+	}
+	slices.Sort(ids)
+	return s.eventsByID(ctx, roomID, ids)
+}
+
+// MembersRequest filters GET /members.
+type MembersRequest struct {
+	At            string
+	Membership    string
+	NotMembership string
+}
+
+// Members returns member events (GET /members).
+func (s *Service) Members(ctx context.Context, roomID id.RoomID, user id.UserID, req MembersRequest) ([]*ClientEvent, error) {
+	for _, m := range []string{req.Membership, req.NotMembership} {
+		switch m {
+		case "", "join", "invite", "knock", "leave", "ban":
+		default:
+			return nil, types.InvalidParam("Unknown membership %q", m)
+		}
+	}
+	entries, err := s.readableState(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	if req.At != "" {
+		pos, err := ParseToken(req.At)
+		if err != nil {
+			return nil, err
+		}
+		prior, err := s.store.RoomEvents(ctx, string(roomID), pos, 0, true, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(prior) == 1 {
+			v, err := s.newViewer(ctx, roomID, user)
+			if err != nil {
+				return nil, err
+			}
+			if ok, err := v.canSee(ctx, prior[0]); err != nil {
+				return nil, err
+			} else if !ok {
+				return nil, errNotMember(roomID)
+			}
+			if entries, err = s.store.StateAt(ctx, prior[0].StateGroup); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.Type == "m.room.member" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	evs = slices.DeleteFunc(evs, func(e *storage.Event) bool {
+		return (req.Membership != "" && e.Membership != req.Membership) ||
+			(req.NotMembership != "" && e.Membership == req.NotMembership)
+	})
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return strings.Compare(*a.StateKey, *b.StateKey) })
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return s.formatter(rv).format(ctx, evs)
+}
+
+// JoinedMember is an entry of GET /joined_members.
+type JoinedMember struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	AvatarURL   *string `json:"avatar_url,omitempty"`
+}
+
+// JoinedMembers lists the joined members with their profiles; only members may ask.
+func (s *Service) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.UserID) (map[id.UserID]JoinedMember, error) {
+	if _, err := s.roomVersion(ctx, roomID); err != nil {
+		return nil, err
+	}
+	cur, _, err := s.Membership(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	if cur != "join" {
+		if ok, err := s.mayPeek(ctx, roomID); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errNotMember(roomID)
+		}
+	}
+	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.EventID
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[id.UserID]JoinedMember, len(evs))
+	for _, e := range evs {
+		p, err := pduOf(e)
+		if err != nil {
+			return nil, err
+		}
+		var c struct {
+			DisplayName *string `json:"displayname"`
+			AvatarURL   *string `json:"avatar_url"`
+		}
+		_ = jsonUnmarshal(p.Content, &c)
+		out[id.UserID(*e.StateKey)] = JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
+	}
+	return out, nil
+}
+
+// JoinedRooms lists the rooms the user is joined to.
+func (s *Service) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error) {
+	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]id.RoomID, len(ms))
+	for i, m := range ms {
+		out[i] = id.RoomID(m.RoomID)
+	}
+	return out, nil
+}
+
+// Token renders a stream position as a pagination token.
+func Token(pos int64) string { return "s" + strconv.FormatInt(pos, 10) }
+
+// ParseToken reads a pagination token: "s<pos>", optionally followed by
+// "_…" (the other positions of a sync token).
+func ParseToken(tok string) (int64, error) {
+	rest, ok := strings.CutPrefix(tok, "s")
+	if i := strings.IndexByte(rest, '_'); i >= 0 {
+		rest = rest[:i]
+	}
+	pos, err := strconv.ParseInt(rest, 10, 64)
+	if !ok || err != nil {
+		return 0, types.InvalidParam("Invalid pagination token %q", tok)
+	}
+	return pos, nil
+}
+
+// MessagesRequest is GET /messages.
+type MessagesRequest struct {
+	RoomID    id.RoomID
+	User      id.UserID
+	From, To  string
+	Backwards bool
+	Limit     int
+	Filter    *EventFilter
+}
+
+// Page is a page of timeline events.
+type Page struct {
+	Chunk []*ClientEvent `json:"chunk"`
+	Start string         `json:"start"`
+	End   string         `json:"end,omitempty"`
+	State []*ClientEvent `json:"state,omitempty"`
+}
+
+// Messages pages through a room's timeline (GET /messages). A token P is the
+// point just before the event at position P.
+func (s *Service) Messages(ctx context.Context, req *MessagesRequest) (*Page, error) {
+	rv, err := s.roomVersion(ctx, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.newViewer(ctx, req.RoomID, req.User)
+	if err != nil {
+		return nil, err
+	}
+	if v.current != "join" {
+		if _, ok, err := s.stateGroupFor(ctx, req.RoomID, req.User); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errNotMember(req.RoomID)
+		}
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	limit = min(limit, 1000)
+	var from int64
+	switch {
+	case req.From != "":
+		if from, err = ParseToken(req.From); err != nil {
+			return nil, err
+		}
+	case req.Backwards:
+		max, err := s.store.MaxStreamPos(ctx)
+		if err != nil {
+			return nil, err
+		}
+		from = max + 1
+	default:
+		from = -1 << 62
+	}
+	var to int64
+	if req.To != "" {
+		if to, err = ParseToken(req.To); err != nil {
+			return nil, err
+		}
+	}
+	page := &Page{Start: Token(from), Chunk: []*ClientEvent{}}
+	cursor := from
+	var picked []*storage.Event
+	exhausted := false
+	for len(picked) < limit && !exhausted {
+		var batch []*storage.Event
+		if req.Backwards {
+			bound := int64(0)
+			if req.To != "" {
+				bound = to - 1
+			}
+			batch, err = s.store.RoomEvents(ctx, string(req.RoomID), cursor, bound, true, limit)
+		} else {
+			bound := int64(0)
+			if req.To != "" {
+				bound = to
+			}
+			batch, err = s.store.RoomEvents(ctx, string(req.RoomID), cursor-1, bound, false, limit)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(batch) < limit {
+			exhausted = true
+		}
+		for _, e := range batch {
+			if req.Backwards {
+				cursor = e.StreamPos
+			} else {
+				cursor = e.StreamPos + 1
+			}
+			if !req.Filter.Allows(e) {
+				continue
+			}
+			ok, err := v.canSee(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				picked = append(picked, e)
+				if len(picked) == limit {
+					break
+				}
+			}
+		}
+	}
+	if !exhausted || len(picked) == limit {
+		page.End = Token(cursor)
+	}
+	f := s.formatter(rv)
+	if page.Chunk, err = f.format(ctx, picked); err != nil {
+		return nil, err
+	}
+	if req.Filter != nil && req.Filter.LazyLoadMembers {
+		if page.State, err = s.lazyMembers(ctx, req.RoomID, picked, f); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
+}
+
+// lazyMembers returns the member events of the senders of evs, at each
+// sender's most recent event in the page.
+func (s *Service) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*storage.Event, f *formatter) ([]*ClientEvent, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, e := range evs {
+		if seen[e.Sender] {
+			continue
+		}
+		seen[e.Sender] = true
+		eid, err := s.store.StateEntryAt(ctx, e.StateGroup, "m.room.member", e.Sender)
+		if err != nil {
+			return nil, err
+		}
+		if eid != "" {
+			ids = append(ids, eid)
+		}
+	}
+	mevs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return f.format(ctx, mevs)
+}
+
+// Event returns one event the user may see (GET /rooms/{id}/event/{eventId}).
+func (s *Service) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.store.GetEvent(ctx, string(eventID))
+	if storageNotFound(err) || (err == nil && (e.RoomID != string(roomID) || e.Rejected || e.SoftFailed)) {
+		return nil, types.NotFound("Event not found")
+	} else if err != nil {
+		return nil, err
+	}
+	v, err := s.newViewer(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := v.canSee(ctx, e); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, types.NotFound("Event not found")
+	}
+	return s.formatter(rv).one(ctx, e, true)
+}
+
+// ContextResult is GET /context.
+type ContextResult struct {
+	Event        *ClientEvent   `json:"event"`
+	EventsBefore []*ClientEvent `json:"events_before"`
+	EventsAfter  []*ClientEvent `json:"events_after"`
+	State        []*ClientEvent `json:"state"`
+	Start        string         `json:"start"`
+	End          string         `json:"end"`
+}
+
+// Context returns an event with the events around it and the state at it.
+func (s *Service) Context(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
+	ev, err := s.Event(ctx, roomID, user, eventID)
+	if err != nil {
+		return nil, err
+	}
+	if limit < 0 {
+		return nil, types.InvalidParam("limit must not be negative")
+	}
+	if limit == 0 {
+		limit = 10
+	}
+	limit = min(limit, 100)
+	before, err := s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos), Backwards: true,
+		Limit: limit / 2, Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos + 1),
+		Limit: limit - limit/2, Filter: filter})
+	if err != nil {
+		return nil, err
+	}
+	res := &ContextResult{Event: ev, EventsBefore: before.Chunk, EventsAfter: after.Chunk,
+		Start: Token(ev.pos), End: Token(ev.pos + 1)}
+	if n := len(before.Chunk); n > 0 {
+		res.Start = Token(before.Chunk[n-1].pos)
+	}
+	if n := len(after.Chunk); n > 0 {
+		res.End = Token(after.Chunk[n-1].pos + 1)
+	}
+	stored, err := s.store.GetEvent(ctx, string(eventID))
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.store.StateAt(ctx, stored.StateGroup)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if filter != nil && filter.LazyLoadMembers && e.Type == "m.room.member" {
+			continue
+		}
+		ids = append(ids, e.EventID)
+	}
+	if res.State, err = s.eventsByID(ctx, roomID, ids); err != nil {
+		return nil, err
+	}
+	if filter != nil && filter.LazyLoadMembers {
+		all := append(append([]*ClientEvent{ev}, before.Chunk...), after.Chunk...)
+		need := map[id.UserID]bool{}
+		for _, c := range all {
+			need[c.Sender] = true
+		}
+		for u := range need {
+			if eid, err := s.store.StateEntryAt(ctx, stored.StateGroup, "m.room.member", string(u)); err != nil {
+				return nil, err
+			} else if eid != "" {
+				mem, err := s.eventsByID(ctx, roomID, []string{eid})
+				if err != nil {
+					return nil, err
+				}
+				res.State = append(res.State, mem...)
+			}
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,138 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json/jsontext"
+	"errors"
+	"net/http"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// SendRequest is a message or state event from a local client.
+type SendRequest struct {
+	RoomID   id.RoomID
+	Sender   id.UserID
+	DeviceID string
+	Type     string
+	StateKey *string // nil for message events
+	Content  jsontext.Value
+	// TxnID makes PUT /send idempotent per device.
+	TxnID string
+	// Timestamp overrides origin_server_ts (appservice "ts"); 0 means now.
+	Timestamp int64
+}
+
+// checkType validates an event type and state key from a client.
+func checkType(evType string, stateKey *string) error {
+	if evType == "" || len(evType) > 255 {
+		return types.InvalidParam("Event types are 1 to 255 bytes")
+	}
+	if stateKey != nil && len(*stateKey) > 255 {
+		return types.InvalidParam("State keys are at most 255 bytes")
+	}
+	return nil
+}
+
+// checkContent makes sure content is a JSON object.
+func checkContent(c jsontext.Value) error {
+	if len(c) == 0 || strings.TrimSpace(string(c))[0] != '{' {
+		return types.BadJSON("Event content must be a JSON object")
+	}
+	return nil
+}
+
+// Send persists a message or state event from a local user.
+func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error) {
+	if err := checkType(req.Type, req.StateKey); err != nil {
+		return "", err
+	}
+	if err := checkContent(req.Content); err != nil {
+		return "", err
+	}
+	if req.Type == "m.room.create" {
+		return "", types.Forbidden("m.room.create can only be sent by createRoom")
+	}
+	if req.StateKey == nil && req.Type == "m.room.redaction" {
+		return "", types.InvalidParam("Use the redact endpoint to redact events")
+	}
+	if err := s.requireRoom(ctx, req.RoomID); err != nil {
+		return "", err
+	}
+	var txn *storage.EventTxn
+	if req.TxnID != "" {
+		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: req.TxnID}
+	}
+	return s.submit(ctx, req.RoomID, &sendReq{
+		proto: &events.Proto{Type: req.Type, StateKey: req.StateKey, Sender: req.Sender, Content: req.Content,
+			OriginServerTS: req.Timestamp},
+		txn: txn,
+	})
+}
+
+// requireRoom answers 403 for rooms this server does not know: a client
+// cannot tell an unknown room from one it is not in.
+func (s *Service) requireRoom(ctx context.Context, roomID id.RoomID) error {
+	if _, err := s.store.GetRoom(ctx, string(roomID)); err != nil {
+		if storageNotFound(err) {
+			return types.Forbidden("You are not in room %s", roomID)
+		}
+		return err
+	}
+	return nil
+}
+
+func storageNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// Redact redacts an event: its sender may always, others need the redact power level.
+func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID string, target id.EventID,
+	reason string, txnID string) (id.EventID, error) {
+	if err := s.requireRoom(ctx, roomID); err != nil {
+		return "", err
+	}
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	rv := id.RoomVersion(room.RoomVersion)
+	tev, err := s.store.GetEvent(ctx, string(target))
+	if storageNotFound(err) || (err == nil && tev.RoomID != string(roomID)) {
+		return "", types.NotFound("Event not found")
+	} else if err != nil {
+		return "", err
+	}
+	content := map[string]any{}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	proto := &events.Proto{Type: "m.room.redaction", Sender: sender, Content: content}
+	if rv.RedactsInContent() {
+		content["redacts"] = target
+	} else {
+		proto.Redacts = &target
+	}
+	var txn *storage.EventTxn
+	if txnID != "" {
+		txn = &storage.EventTxn{UserID: string(sender), DeviceID: deviceID, TxnID: txnID}
+	}
+	return s.submit(ctx, roomID, &sendReq{proto: proto, txn: txn, redacts: target,
+		check: func(b *batchState) error {
+			if tev.Sender == string(sender) {
+				return nil
+			}
+			pl, err := s.powerLevels(ctx, b)
+			if err != nil {
+				return err
+			}
+			if pl.GetUserLevel(sender) < pl.Redact() {
+				return types.NewError(http.StatusForbidden, types.CodeForbidden,
+					"You need power level %d to redact other users' events", pl.Redact())
+			}
+			return nil
+		}})
+}

@@ -1,0 +1,193 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json/v2"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Store is what the room service needs of storage.
+type Store interface {
+	storage.Rooms
+	storage.StateReader
+	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// Options configure the service.
+type Options struct {
+	ServerName string
+	Signer     *events.Signer
+	Logger     *slog.Logger
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+	// OnPersist is told the highest stream position after each commit (the
+	// notifier that wakes /sync, later).
+	OnPersist func(pos int64)
+	// Profiles gives display names and avatars for membership events.
+	Profiles Profiles
+}
+
+// Profiles looks up a local user's display name and avatar URL ("" when unset).
+type Profiles interface {
+	Profile(ctx context.Context, user id.UserID) (displayName, avatarURL string, err error)
+}
+
+// Service runs the room pipeline.
+type Service struct {
+	store Store
+	opts  Options
+	log   *slog.Logger
+	cache *eventCache
+	// groupIDs is locked on its own, never while holding mu.
+	groupIDs idBlock
+
+	mu      sync.Mutex
+	writers map[id.RoomID]*roomWriter
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// New builds the service.
+func New(store Store, opts Options) (*Service, error) {
+	if store == nil || opts.Signer == nil || opts.ServerName == "" {
+		return nil, errors.New("rooms: store, signer and server name are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.OnPersist == nil {
+		opts.OnPersist = func(int64) {}
+	}
+	return &Service{store: store, opts: opts, log: opts.Logger, cache: newEventCache(4096),
+		writers: map[id.RoomID]*roomWriter{}}, nil
+}
+
+// Start does nothing yet; room writers start on demand.
+func (s *Service) Start(context.Context) {}
+
+// Stop waits for the room writers to finish what they hold.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	s.closed = true
+	for _, w := range s.writers {
+		close(w.reqs)
+	}
+	s.writers = map[id.RoomID]*roomWriter{}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Service) nowMS() int64 { return s.opts.Now().UnixMilli() }
+
+// ServerName is the local server name.
+func (s *Service) ServerName() string { return s.opts.ServerName }
+
+// parsePDU decodes a stored event.
+func parsePDU(e *storage.Event) (*pdu.PDU, error) {
+	var p pdu.PDU
+	if err := json.Unmarshal(e.JSON, &p); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", e.EventID, err)
+	}
+	p.InternalMeta.EventID = id.EventID(e.EventID)
+	p.InternalMeta.Rejected = e.Rejected
+	return &p, nil
+}
+
+// loadPDUs returns the PDUs with the given IDs, from the cache or storage;
+// missing events are nil entries.
+func (s *Service) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
+	out := make([]*pdu.PDU, len(ids))
+	var missing []string
+	for i, eid := range ids {
+		if p := s.cache.get(eid); p != nil {
+			out[i] = p
+		} else {
+			missing = append(missing, string(eid))
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	evs, err := s.store.GetEvents(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[id.EventID]*pdu.PDU, len(evs))
+	for _, e := range evs {
+		p, err := parsePDU(e)
+		if err != nil {
+			return nil, err
+		}
+		byID[p.InternalMeta.EventID] = p
+		s.cache.put(p)
+	}
+	for i, eid := range ids {
+		if out[i] == nil {
+			out[i] = byID[eid]
+		}
+	}
+	return out, nil
+}
+
+// getRoom returns the room record, M_NOT_FOUND if this server does not know it.
+func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
+	r, err := s.store.GetRoom(ctx, string(roomID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.NotFound("Unknown room")
+	} else if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// eventCache keeps recently used PDUs by event ID (auth events above all).
+type eventCache struct {
+	mu    sync.Mutex
+	max   int
+	items map[id.EventID]*pdu.PDU
+	order []id.EventID
+}
+
+func newEventCache(max int) *eventCache {
+	return &eventCache{max: max, items: make(map[id.EventID]*pdu.PDU, max)}
+}
+
+func (c *eventCache) get(eid id.EventID) *pdu.PDU {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.items[eid]
+}
+
+// put adds a PDU; when full the oldest quarter is dropped (cheap FIFO
+// eviction: auth events are re-read on a miss, which is correct, just slower).
+func (c *eventCache) put(p *pdu.PDU) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	eid := p.InternalMeta.EventID
+	if _, ok := c.items[eid]; ok {
+		return
+	}
+	if len(c.items) >= c.max {
+		drop := c.max / 4
+		for _, old := range c.order[:drop] {
+			delete(c.items, old)
+		}
+		c.order = append(c.order[:0], c.order[drop:]...)
+	}
+	c.items[eid] = p
+	c.order = append(c.order, eid)
+}

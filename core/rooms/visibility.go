@@ -1,0 +1,155 @@
+package rooms
+
+import (
+	"context"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// viewer answers "may this user see this event" for one request, caching
+// what it learns per state group (client-server API, "History visibility").
+type viewer struct {
+	s       *Service
+	user    id.UserID
+	roomID  id.RoomID
+	current string // the user's current membership
+	groups  map[int64]groupFacts
+}
+
+type groupFacts struct {
+	visibility string
+	membership string
+}
+
+func (s *Service) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID) (*viewer, error) {
+	cur, _, err := s.Membership(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	return &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}, nil
+}
+
+func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
+	if f, ok := v.groups[group]; ok {
+		return f, nil
+	}
+	var f groupFacts
+	hvID, err := v.s.store.StateEntryAt(ctx, group, "m.room.history_visibility", "")
+	if err != nil {
+		return f, err
+	}
+	f.visibility = "shared" // the spec's default when the event is missing
+	if hvID != "" {
+		if ev, err := v.s.store.GetEvent(ctx, hvID); err == nil {
+			if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
+				f.visibility = hv
+			}
+		} else if !storageNotFound(err) {
+			return f, err
+		}
+	}
+	memID, err := v.s.store.StateEntryAt(ctx, group, "m.room.member", string(v.user))
+	if err != nil {
+		return f, err
+	}
+	if memID != "" {
+		if ev, err := v.s.store.GetEvent(ctx, memID); err == nil {
+			f.membership = ev.Membership
+		} else if !storageNotFound(err) {
+			return f, err
+		}
+	}
+	v.groups[group] = f
+	return f, nil
+}
+
+// canSee applies the history visibility rules to one event, using the state
+// after the event.
+func (v *viewer) canSee(ctx context.Context, e *storage.Event) (bool, error) {
+	f, err := v.facts(ctx, e.StateGroup)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case f.visibility == "world_readable":
+		return true, nil
+	case f.membership == "join":
+		return true, nil
+	case f.visibility == "shared" && v.current == "join":
+		// "shared": a member sees all history, including before they joined.
+		return true, nil
+	case f.visibility == "invited" && f.membership == "invite":
+		return true, nil
+	case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == string(v.user):
+		// Everyone sees their own membership changes (their leave, their invite).
+		return true, nil
+	}
+	return false, nil
+}
+
+// filter keeps the events the user may see.
+func (v *viewer) filter(ctx context.Context, evs []*storage.Event) ([]*storage.Event, error) {
+	out := evs[:0:0]
+	for _, e := range evs {
+		ok, err := v.canSee(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// mayPeek reports whether the user may read the room's current state:
+// members, or anyone in a world_readable room.
+func (s *Service) mayPeek(ctx context.Context, roomID id.RoomID) (bool, error) {
+	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.history_visibility", "")
+	if storageNotFound(err) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	ev, err := s.store.GetEvent(ctx, eid)
+	if err != nil {
+		return false, err
+	}
+	return gjson.GetBytes(ev.JSON, "content.history_visibility").Str == "world_readable", nil
+}
+
+// stateGroupFor chooses which state a user may read: the current state if
+// they are joined (or the room is world_readable), the state when they left
+// if they were a member, else none (0).
+func (s *Service) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.UserID) (int64, bool, error) {
+	cur, memEvent, err := s.Membership(ctx, roomID, user)
+	if err != nil {
+		return 0, false, err
+	}
+	if cur == "join" {
+		return 0, true, nil
+	}
+	if ok, err := s.mayPeek(ctx, roomID); err != nil || ok {
+		return 0, ok, err
+	}
+	if cur == "leave" || cur == "ban" {
+		ev, err := s.store.GetEvent(ctx, string(memEvent))
+		if err != nil {
+			return 0, false, err
+		}
+		// A user who was only ever invited and rejected sees nothing.
+		if ev.ReplacesState != "" {
+			prev, err := s.store.GetEvent(ctx, ev.ReplacesState)
+			if err == nil && prev.Membership == "join" {
+				return ev.StateGroup, true, nil
+			}
+			if err != nil && !storageNotFound(err) {
+				return 0, false, err
+			}
+		}
+	}
+	return 0, false, nil
+}

@@ -1,0 +1,436 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json/jsontext"
+	"encoding/json/v2"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/federation/eventauth"
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// maxBatch bounds how many queued events one commit carries.
+const maxBatch = 256
+
+// snapshotEvery bounds state delta chains: a state event whose group would be
+// this deep in its chain stores a full snapshot instead.
+const snapshotEvery = 64
+
+// roomState is what a room writer keeps in memory between commits.
+type roomState struct {
+	roomID      id.RoomID
+	version     id.RoomVersion
+	state       map[pdu.StateKey]id.EventID
+	extremities []id.EventID
+	depth       int64
+	group       int64
+	chainLen    int64
+}
+
+// batchState is a roomState with the uncommitted changes of the batch on top.
+type batchState struct {
+	base        *roomState
+	overlay     map[pdu.StateKey]id.EventID
+	roomID      id.RoomID
+	extremities []id.EventID
+	depth       int64
+	group       int64
+	chainLen    int64
+	pending     map[id.EventID]*pdu.PDU
+}
+
+func newBatch(rs *roomState) *batchState {
+	return &batchState{base: rs, overlay: map[pdu.StateKey]id.EventID{}, roomID: rs.roomID,
+		extremities: rs.extremities, depth: rs.depth, group: rs.group, chainLen: rs.chainLen,
+		pending: map[id.EventID]*pdu.PDU{}}
+}
+
+func (b *batchState) get(k pdu.StateKey) id.EventID {
+	if v, ok := b.overlay[k]; ok {
+		return v
+	}
+	return b.base.state[k]
+}
+
+// full is the whole state as entries (for snapshots).
+func (b *batchState) full() []storage.StateEntry {
+	out := make([]storage.StateEntry, 0, len(b.base.state)+len(b.overlay))
+	for k, v := range b.base.state {
+		if _, ok := b.overlay[k]; !ok {
+			out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+		}
+	}
+	for k, v := range b.overlay {
+		out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+	}
+	return out
+}
+
+func (b *batchState) commit() {
+	rs := b.base
+	for k, v := range b.overlay {
+		rs.state[k] = v
+	}
+	rs.roomID, rs.extremities, rs.depth, rs.group, rs.chainLen = b.roomID, b.extremities, b.depth, b.group, b.chainLen
+}
+
+// sendReq is one event waiting for its room writer.
+type sendReq struct {
+	ctx   context.Context
+	proto *events.Proto
+	txn   *storage.EventTxn
+	// check, when set, vets the event against the room state first.
+	check func(b *batchState) error
+	// redacts is the target of a redaction, marked with it.
+	redacts id.EventID
+	done    chan sendResult
+}
+
+type sendResult struct {
+	eventID id.EventID
+	err     error
+}
+
+type roomWriter struct {
+	svc    *Service
+	roomID id.RoomID
+	reqs   chan *sendReq
+	rs     *roomState // nil: load from storage before the next batch
+}
+
+// writer returns the room's writer, starting it if needed.
+func (s *Service) writer(roomID id.RoomID, rs *roomState) (*roomWriter, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("rooms: service stopped")
+	}
+	if w, ok := s.writers[roomID]; ok {
+		return w, nil
+	}
+	w := &roomWriter{svc: s, roomID: roomID, reqs: make(chan *sendReq, maxBatch), rs: rs}
+	s.writers[roomID] = w
+	s.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// submit queues an event for its room and waits for the commit.
+func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (id.EventID, error) {
+	w, err := s.writer(roomID, nil)
+	if err != nil {
+		return "", err
+	}
+	req.ctx = ctx
+	req.done = make(chan sendResult, 1)
+	select {
+	case w.reqs <- req:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	// Once queued, the event is committed or refused; wait for which, so that a
+	// client told "failed" never finds the event later.
+	res := <-req.done
+	return res.eventID, res.err
+}
+
+func (w *roomWriter) run() {
+	defer w.svc.wg.Done()
+	for first := range w.reqs {
+		batch := []*sendReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		w.process(batch)
+	}
+}
+
+func (w *roomWriter) process(batch []*sendReq) {
+	s := w.svc
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if w.rs == nil {
+		rs, err := s.loadRoomState(ctx, w.roomID)
+		if err != nil {
+			for _, r := range batch {
+				r.done <- sendResult{err: err}
+			}
+			return
+		}
+		w.rs = rs
+	}
+	b := newBatch(w.rs)
+	var writes []*storage.EventWrite
+	var accepted []*sendReq
+	var built []*pdu.PDU
+	txns := map[string]id.EventID{}
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- sendResult{err: r.ctx.Err()}
+			continue
+		}
+		if r.txn != nil {
+			key := r.txn.UserID + "\x00" + r.txn.DeviceID + "\x00" + r.txn.TxnID
+			if eid, ok := txns[key]; ok {
+				r.done <- sendResult{eventID: eid}
+				continue
+			}
+			if eid, err := s.store.GetEventTxn(ctx, r.txn.UserID, r.txn.DeviceID, r.txn.TxnID); err == nil {
+				r.done <- sendResult{eventID: id.EventID(eid)}
+				continue
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				r.done <- sendResult{err: err}
+				continue
+			}
+		}
+		if r.check != nil {
+			if err := r.check(b); err != nil {
+				r.done <- sendResult{err: err}
+				continue
+			}
+		}
+		ev, wr, err := s.prepare(ctx, b, r.proto)
+		if err != nil {
+			r.done <- sendResult{err: err}
+			continue
+		}
+		if r.txn != nil {
+			t := *r.txn
+			t.EventID = string(ev.InternalMeta.EventID)
+			wr.Txn = &t
+			txns[t.UserID+"\x00"+t.DeviceID+"\x00"+t.TxnID] = ev.InternalMeta.EventID
+		}
+		wr.Redacts = string(r.redacts)
+		writes = append(writes, wr)
+		accepted = append(accepted, r)
+		built = append(built, ev)
+	}
+	if len(writes) == 0 {
+		return
+	}
+	if err := s.store.PersistEvents(ctx, writes); err != nil {
+		w.rs = nil // storage and memory may disagree now: reload next time
+		err = fmt.Errorf("persist events: %w", err)
+		for _, r := range accepted {
+			r.done <- sendResult{err: err}
+		}
+		return
+	}
+	b.commit()
+	for i, r := range accepted {
+		s.cache.put(built[i])
+		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
+	}
+	s.opts.OnPersist(writes[len(writes)-1].Event.StreamPos)
+}
+
+// loadRoomState reads a room's current state, extremities and position.
+func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomState, error) {
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, string(roomID))
+	if err != nil {
+		return nil, err
+	}
+	rs := &roomState{roomID: roomID, version: id.RoomVersion(room.RoomVersion),
+		state: make(map[pdu.StateKey]id.EventID, len(entries))}
+	for _, e := range entries {
+		rs.state[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = id.EventID(e.EventID)
+	}
+	ext, err := s.store.GetForwardExtremities(ctx, string(roomID))
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.store.GetEvents(ctx, ext)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("room %s has no forward extremities", roomID)
+	}
+	var latest *storage.Event
+	for _, e := range evs {
+		rs.extremities = append(rs.extremities, id.EventID(e.EventID))
+		rs.depth = max(rs.depth, e.Depth)
+		if latest == nil || e.StreamPos > latest.StreamPos {
+			latest = e
+		}
+	}
+	// Local rooms have one extremity; several (from federation) need state
+	// resolution, which the federation issue brings. Until then the state
+	// after the latest extremity is the room's state.
+	rs.group = latest.StateGroup
+	g, err := s.store.GetStateGroup(ctx, latest.StateGroup)
+	if err != nil {
+		return nil, err
+	}
+	rs.chainLen = g.ChainLen
+	return rs, nil
+}
+
+// idBlock hands out state group IDs reserved from storage in blocks.
+type idBlock struct {
+	mu         sync.Mutex
+	next, last int64
+}
+
+func (s *Service) nextGroupID(ctx context.Context) (int64, error) {
+	g := &s.groupIDs
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.next == 0 || g.next > g.last {
+		first, err := s.store.ReserveStateGroupIDs(ctx, 256)
+		if err != nil {
+			return 0, err
+		}
+		g.next, g.last = first, first+255
+	}
+	n := g.next
+	g.next++
+	return n, nil
+}
+
+// marshalContent turns proto content into JSON once, so that auth event
+// selection and the built event see the same bytes.
+func marshalContent(c any) (jsontext.Value, error) {
+	switch v := c.(type) {
+	case jsontext.Value:
+		return v, nil
+	case nil:
+		return jsontext.Value("{}"), nil
+	default:
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return raw, nil
+	}
+}
+
+// prepare builds, authorises and lays out one event on top of the batch.
+func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (*pdu.PDU, *storage.EventWrite, error) {
+	rv := b.base.version
+	content, err := marshalContent(p.Content)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Content = content
+	if p.OriginServerTS == 0 {
+		p.OriginServerTS = s.nowMS()
+	}
+	probe := &pdu.PDU{Type: p.Type, StateKey: p.StateKey, Sender: p.Sender, Content: content}
+	var auth []id.EventID
+	for _, k := range probe.AuthEventSelection(rv) {
+		if eid := b.get(k); eid != "" {
+			auth = append(auth, eid)
+		}
+	}
+	ev, err := s.opts.Signer.Build(rv, b.roomID, p, b.extremities, auth, b.depth+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	eventID := ev.InternalMeta.EventID
+	roomID := b.roomID
+	if ev.Type == "m.room.create" && rv.RoomIDIsCreateEventID() {
+		roomID = events.RoomIDFromCreate(eventID)
+	}
+	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
+		out := make([]*pdu.PDU, len(ids))
+		var rest []id.EventID
+		for i, eid := range ids {
+			if p, ok := b.pending[eid]; ok {
+				out[i] = p
+			} else {
+				rest = append(rest, eid)
+			}
+		}
+		if len(rest) == 0 {
+			return out, nil
+		}
+		loaded, err := s.loadPDUs(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		j := 0
+		for i := range out {
+			if out[i] == nil {
+				out[i] = loaded[j]
+				j++
+			}
+		}
+		return out, nil
+	}
+	if err := eventauth.Authorize(rv, ev, getEvents, s.getKey); err != nil {
+		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
+	}
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	se := &storage.Event{EventID: string(eventID), RoomID: string(roomID), Type: ev.Type, StateKey: ev.StateKey,
+		Sender: string(ev.Sender), OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
+	if ev.Type == "m.room.member" {
+		se.Membership = gjson.GetBytes(content, "membership").Str
+	}
+	if rel := gjson.GetBytes(content, `m\.relates_to`); rel.IsObject() {
+		se.RelType = rel.Get("rel_type").Str
+		se.RelatesTo = rel.Get("event_id").Str
+		if se.RelType == "" && rel.Get(`m\.in_reply_to`).Exists() {
+			se.RelatesTo = "" // replies are not relations in the aggregation sense
+		}
+	}
+	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
+	b.roomID = roomID
+	if ev.StateKey != nil {
+		gid, err := s.nextGroupID(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		key := pdu.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
+		se.ReplacesState = string(b.get(key))
+		b.overlay[key] = eventID
+		g := &storage.StateGroup{GroupID: gid, RoomID: string(roomID), PrevGroup: b.group, ChainLen: b.chainLen + 1,
+			Entries: []storage.StateEntry{{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}}}
+		if b.group == 0 || g.ChainLen >= snapshotEvery {
+			g.PrevGroup, g.ChainLen, g.Entries = 0, 0, b.full()
+		}
+		wr.NewGroup = g
+		wr.CurrentState = []storage.StateEntry{{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}}
+		b.group, b.chainLen = gid, g.ChainLen
+	}
+	se.StateGroup = b.group
+	b.extremities = []id.EventID{eventID}
+	b.depth = ev.Depth
+	b.pending[eventID] = ev
+	return ev, wr, nil
+}
+
+// getKey answers eventauth's signature checks (restricted joins) for this
+// server's own key; remote keys come with federation.
+func (s *Service) getKey(serverName string, keyID id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
+	sg := s.opts.Signer
+	if serverName == sg.ServerName && keyID == sg.KeyID {
+		return sg.Public(), time.Now().Add(24 * time.Hour), nil
+	}
+	return "", time.Time{}, fmt.Errorf("no key %s for %s", keyID, serverName)
+}

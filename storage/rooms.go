@@ -1,0 +1,153 @@
+package storage
+
+import (
+	"context"
+)
+
+// Room is a room this server takes part in.
+type Room struct {
+	RoomID      string
+	RoomVersion string
+	Creator     string
+	CreatedAt   int64
+	// Published: listed in the public room directory.
+	Published bool
+}
+
+// Event is a persisted PDU with what the server derived from it.
+type Event struct {
+	// StreamPos is the event's position in the global event stream; events
+	// inserted before a room's history (backfill) get negative positions.
+	StreamPos      int64
+	EventID        string
+	RoomID         string
+	Type           string
+	StateKey       *string
+	Sender         string
+	OriginServerTS int64
+	Depth          int64
+	// JSON is the PDU exactly as it goes over federation.
+	JSON []byte
+	// StateGroup is the state after this event.
+	StateGroup int64
+	Rejected   bool
+	SoftFailed bool
+	// RedactedBy is the redaction that applies to this event, if any.
+	RedactedBy string
+	// Relation of this event to another (m.relates_to), if any.
+	RelatesTo string
+	RelType   string
+	// Membership is content.membership for m.room.member events.
+	Membership string
+	// ReplacesState is the state event this one replaced (for prev_content).
+	ReplacesState string
+}
+
+// StateEntry is one (type, state_key) of a room state; EventID "" in a delta
+// removes the key.
+type StateEntry struct {
+	Type     string
+	StateKey string
+	EventID  string
+}
+
+// StateGroup is a snapshot (PrevGroup 0) or a delta on PrevGroup.
+type StateGroup struct {
+	GroupID   int64
+	RoomID    string
+	PrevGroup int64
+	ChainLen  int64
+	Entries   []StateEntry
+}
+
+// CurrentMember is a row of a room's current membership.
+type CurrentMember struct {
+	RoomID     string
+	UserID     string
+	EventID    string
+	Membership string
+}
+
+// EventWrite is everything persisted for one new event, in one transaction
+// with the others of its batch.
+type EventWrite struct {
+	Event *Event
+	// NewGroup, when not nil, is the state group created by this event.
+	NewGroup *StateGroup
+	// CurrentState entries to set (the event itself for state events).
+	CurrentState []StateEntry
+	// Extremities replaces the room's forward extremities when not nil.
+	Extremities []string
+	// Txn records the client transaction ID that made the event.
+	Txn *EventTxn
+	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
+	Redacts string
+}
+
+// EventTxn maps a client's transaction ID to the event it created.
+type EventTxn struct {
+	UserID   string
+	DeviceID string
+	TxnID    string
+	EventID  string
+}
+
+// RoomAlias maps an alias to a room.
+type RoomAlias struct {
+	Alias   string
+	RoomID  string
+	Creator string
+}
+
+// Rooms stores rooms, their events, state and aliases.
+type Rooms interface {
+	CreateRoomRecord(ctx context.Context, r *Room) error
+	GetRoom(ctx context.Context, roomID string) (*Room, error)
+	SetRoomPublished(ctx context.Context, roomID string, published bool) error
+	ListPublishedRooms(ctx context.Context) ([]string, error)
+
+	// PersistEvents writes a batch of events in order, giving each the next
+	// stream position (written into Event.StreamPos).
+	PersistEvents(ctx context.Context, writes []*EventWrite) error
+	// ReserveStateGroupIDs reserves n state group IDs and returns the first;
+	// writers hand them out from memory so that a commit needs no extra query.
+	ReserveStateGroupIDs(ctx context.Context, n int64) (int64, error)
+	GetEvent(ctx context.Context, eventID string) (*Event, error)
+	GetEvents(ctx context.Context, eventIDs []string) ([]*Event, error)
+	// RoomEvents pages through a room's events by stream position: from
+	// (exclusive) backwards when backwards, else forwards; to bounds it
+	// (exclusive, 0 for none).
+	RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]*Event, error)
+	// EventByTimestamp finds the closest event at or after (forwards) / at or before ts.
+	EventByTimestamp(ctx context.Context, roomID string, ts int64, forwards bool) (*Event, error)
+	SetRedactedBy(ctx context.Context, eventID, redactionID string) error
+	// Relations lists events relating to eventID, optionally filtered.
+	Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*Event, error)
+	// ThreadRoots lists thread roots of a room by latest activity.
+	ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*Event, error)
+	MaxStreamPos(ctx context.Context) (int64, error)
+
+	GetStateGroup(ctx context.Context, groupID int64) (*StateGroup, error)
+	GetForwardExtremities(ctx context.Context, roomID string) ([]string, error)
+	CurrentState(ctx context.Context, roomID string) ([]StateEntry, error)
+	CurrentStateEvent(ctx context.Context, roomID, evType, stateKey string) (string, error)
+	// RoomsOfUser lists rooms where the user's current membership is one of memberships.
+	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]CurrentMember, error)
+	// RoomMembers lists the current members of a room with the given memberships (all when empty).
+	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]CurrentMember, error)
+
+	GetEventTxn(ctx context.Context, userID, deviceID, txnID string) (string, error)
+
+	CreateAlias(ctx context.Context, a *RoomAlias) error
+	GetAlias(ctx context.Context, alias string) (*RoomAlias, error)
+	DeleteAlias(ctx context.Context, alias string) error
+	AliasesOfRoom(ctx context.Context, roomID string) ([]string, error)
+}
+
+// StateReader reads historical state.
+type StateReader interface {
+	// StateAt returns the full state of a state group (walking its delta chain).
+	StateAt(ctx context.Context, groupID int64) ([]StateEntry, error)
+	// StateEntryAt returns the event ID for one key in a state group, "" if unset.
+	StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (string, error)
+}

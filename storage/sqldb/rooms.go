@@ -1,0 +1,364 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+func (db *DB) CreateRoomRecord(ctx context.Context, r *storage.Room) error {
+	return db.insertNew(ctx, "room "+r.RoomID, `INSERT INTO rooms (room_id, room_version, creator, created_at, published)
+		VALUES ($1, $2, $3, $4, $5)`,
+		r.RoomID, r.RoomVersion, r.Creator, r.CreatedAt, b2i(r.Published))
+}
+
+func (db *DB) GetRoom(ctx context.Context, roomID string) (*storage.Room, error) {
+	var r storage.Room
+	var pub int64
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT room_id, room_version, creator, created_at, published
+		FROM rooms WHERE room_id = $1`, roomID).Scan(&r.RoomID, &r.RoomVersion, &r.Creator, &r.CreatedAt, &pub)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	r.Published = pub != 0
+	return &r, nil
+}
+
+func (db *DB) SetRoomPublished(ctx context.Context, roomID string, published bool) error {
+	return db.execOne(ctx, `UPDATE rooms SET published = $1 WHERE room_id = $2`, b2i(published), roomID)
+}
+
+func (db *DB) ListPublishedRooms(ctx context.Context) ([]string, error) {
+	return db.strings(ctx, `SELECT room_id FROM rooms WHERE published = 1 ORDER BY room_id`)
+}
+
+// strings runs a query returning one text column.
+func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(row interface{ Scan(...any) error }) (string, error) {
+		var s string
+		return s, row.Scan(&s)
+	})
+}
+
+const eventCols = `stream_pos, event_id, room_id, type, state_key, sender, origin_server_ts, depth, json,
+	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state`
+
+func scanEvent(row interface{ Scan(...any) error }) (*storage.Event, error) {
+	var e storage.Event
+	var sk sql.NullString
+	var js string
+	var rej, soft int64
+	if err := row.Scan(&e.StreamPos, &e.EventID, &e.RoomID, &e.Type, &sk, &e.Sender, &e.OriginServerTS, &e.Depth, &js,
+		&e.StateGroup, &rej, &soft, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.Membership, &e.ReplacesState); err != nil {
+		return nil, notFound(err)
+	}
+	if sk.Valid {
+		e.StateKey = &sk.String
+	}
+	e.JSON = []byte(js)
+	e.Rejected, e.SoftFailed = rej != 0, soft != 0
+	return &e, nil
+}
+
+func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		var last int64
+		if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
+			RETURNING pos`, int64(len(writes))).Scan(&last); err != nil {
+			return err
+		}
+		first := last - int64(len(writes)) + 1
+		for i, w := range writes {
+			e := w.Event
+			e.StreamPos = first + int64(i)
+			if w.NewGroup != nil {
+				if err := db.insertStateGroup(ctx, w.NewGroup); err != nil {
+					return err
+				}
+			}
+			if _, err := db.exec(ctx, `INSERT INTO events (`+eventCols+`)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+				e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth, string(e.JSON),
+				e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType, e.Membership,
+				e.ReplacesState); err != nil {
+				return err
+			}
+			for _, cs := range w.CurrentState {
+				membership := ""
+				if cs.Type == "m.room.member" && cs.EventID == e.EventID {
+					membership = e.Membership
+				}
+				if _, err := db.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, type, state_key)
+					DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`,
+					e.RoomID, cs.Type, cs.StateKey, cs.EventID, membership); err != nil {
+					return err
+				}
+			}
+			if w.Extremities != nil {
+				if _, err := db.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, e.RoomID); err != nil {
+					return err
+				}
+				for _, x := range w.Extremities {
+					if _, err := db.exec(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)`,
+						e.RoomID, x); err != nil {
+						return err
+					}
+				}
+			}
+			if w.Redacts != "" {
+				if err := db.SetRedactedBy(ctx, w.Redacts, e.EventID); err != nil {
+					return err
+				}
+			}
+			if t := w.Txn; t != nil {
+				if _, err := db.exec(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)
+					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, t.UserID, t.DeviceID, t.TxnID, t.EventID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (db *DB) insertStateGroup(ctx context.Context, g *storage.StateGroup) error {
+	if _, err := db.exec(ctx, `INSERT INTO state_groups (group_id, room_id, prev_group, chain_len) VALUES ($1, $2, $3, $4)`,
+		g.GroupID, g.RoomID, g.PrevGroup, g.ChainLen); err != nil {
+		return err
+	}
+	for _, e := range g.Entries {
+		if _, err := db.exec(ctx, `INSERT INTO state_group_entries (group_id, type, state_key, event_id) VALUES ($1, $2, $3, $4)`,
+			g.GroupID, e.Type, e.StateKey, e.EventID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) ReserveStateGroupIDs(ctx context.Context, n int64) (int64, error) {
+	var last int64
+	err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'state_groups'
+		RETURNING pos`, n).Scan(&last)
+	return last - n + 1, err
+}
+
+func (db *DB) GetStateGroup(ctx context.Context, groupID int64) (*storage.StateGroup, error) {
+	g := storage.StateGroup{GroupID: groupID}
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT room_id, prev_group, chain_len FROM state_groups WHERE group_id = $1`,
+		groupID).Scan(&g.RoomID, &g.PrevGroup, &g.ChainLen); err != nil {
+		return nil, notFound(err)
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT type, state_key, event_id FROM state_group_entries WHERE group_id = $1`, groupID)
+	if err != nil {
+		return nil, err
+	}
+	g.Entries, err = collect(rows, scanStateEntry)
+	return &g, err
+}
+
+func scanStateEntry(row interface{ Scan(...any) error }) (storage.StateEntry, error) {
+	var e storage.StateEntry
+	return e, row.Scan(&e.Type, &e.StateKey, &e.EventID)
+}
+
+func (db *DB) GetEvent(ctx context.Context, eventID string) (*storage.Event, error) {
+	return scanEvent(db.r(ctx).QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id = $1`, eventID))
+}
+
+func (db *DB) GetEvents(ctx context.Context, eventIDs []string) ([]*storage.Event, error) {
+	if len(eventIDs) == 0 {
+		return []*storage.Event{}, nil
+	}
+	args := make([]any, len(eventIDs))
+	ph := make([]string, len(eventIDs))
+	for i, e := range eventIDs {
+		args[i] = e
+		ph[i] = placeholder(i + 1)
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id IN (`+strings.Join(ph, ",")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}
+
+func placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+func (db *DB) RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0`
+	args := []any{roomID, from, limit}
+	if backwards {
+		q += ` AND stream_pos < $2`
+		if to != 0 {
+			q += ` AND stream_pos > $4`
+			args = append(args, to)
+		}
+		q += ` ORDER BY stream_pos DESC LIMIT $3`
+	} else {
+		q += ` AND stream_pos > $2`
+		if to != 0 {
+			q += ` AND stream_pos < $4`
+			args = append(args, to)
+		}
+		q += ` ORDER BY stream_pos ASC LIMIT $3`
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}
+
+func (db *DB) EventByTimestamp(ctx context.Context, roomID string, ts int64, forwards bool) (*storage.Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts <= $2
+		ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1`
+	if forwards {
+		q = `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts >= $2
+		ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT 1`
+	}
+	return scanEvent(db.r(ctx).QueryRowContext(ctx, q, roomID, ts))
+}
+
+func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID string) error {
+	_, err := db.exec(ctx, `UPDATE events SET redacted_by = $1 WHERE event_id = $2 AND redacted_by = ''`, redactionID, eventID)
+	return err
+}
+
+func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0
+		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
+	if backwards {
+		q += ` AND stream_pos < $4 ORDER BY stream_pos DESC LIMIT $5`
+	} else {
+		q += ` AND stream_pos > $4 ORDER BY stream_pos ASC LIMIT $5`
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, q, eventID, relType, eventType, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}
+
+func (db *DB) ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*storage.Event, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+prefixed("r", eventCols)+` FROM events r
+		JOIN (SELECT relates_to, MAX(stream_pos) AS latest FROM events
+		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 GROUP BY relates_to) t
+		  ON t.relates_to = r.event_id
+		WHERE t.latest < $2 ORDER BY t.latest DESC LIMIT $3`, roomID, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}
+
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
+	var pos int64
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT pos FROM stream_positions WHERE name = 'events'`).Scan(&pos)
+	return pos, err
+}
+
+func (db *DB) GetForwardExtremities(ctx context.Context, roomID string) ([]string, error) {
+	return db.strings(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
+}
+
+func (db *DB) CurrentState(ctx context.Context, roomID string) ([]storage.StateEntry, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT type, state_key, event_id FROM current_state WHERE room_id = $1`, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanStateEntry)
+}
+
+func (db *DB) CurrentStateEvent(ctx context.Context, roomID, evType, stateKey string) (string, error) {
+	var id string
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`,
+		roomID, evType, stateKey).Scan(&id)
+	return id, notFound(err)
+}
+
+func scanMember(row interface{ Scan(...any) error }) (storage.CurrentMember, error) {
+	var m storage.CurrentMember
+	return m, row.Scan(&m.RoomID, &m.UserID, &m.EventID, &m.Membership)
+}
+
+func inList(col string, start int, values []string) (string, []any) {
+	if len(values) == 0 {
+		return "", nil
+	}
+	ph := make([]string, len(values))
+	args := make([]any, len(values))
+	for i, v := range values {
+		ph[i] = placeholder(start + i)
+		args[i] = v
+	}
+	return ` AND ` + col + ` IN (` + strings.Join(ph, ",") + `)`, args
+}
+
+func (db *DB) RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error) {
+	cond, extra := inList("membership", 2, memberships)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, state_key, event_id, membership FROM current_state
+		WHERE state_key = $1 AND type = 'm.room.member'`+cond+` ORDER BY room_id`, append([]any{userID}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanMember)
+}
+
+func (db *DB) RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error) {
+	cond, extra := inList("membership", 2, memberships)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, state_key, event_id, membership FROM current_state
+		WHERE room_id = $1 AND type = 'm.room.member'`+cond+` ORDER BY state_key`, append([]any{roomID}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanMember)
+}
+
+func (db *DB) GetEventTxn(ctx context.Context, userID, deviceID, txnID string) (string, error) {
+	var id string
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3`,
+		userID, deviceID, txnID).Scan(&id)
+	return id, notFound(err)
+}
+
+func (db *DB) CreateAlias(ctx context.Context, a *storage.RoomAlias) error {
+	return db.insertNew(ctx, "alias "+a.Alias, `INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3)`,
+		a.Alias, a.RoomID, a.Creator)
+}
+
+func (db *DB) GetAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
+	var a storage.RoomAlias
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT alias, room_id, creator FROM room_aliases WHERE alias = $1`, alias).
+		Scan(&a.Alias, &a.RoomID, &a.Creator)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+func (db *DB) DeleteAlias(ctx context.Context, alias string) error {
+	return db.execOne(ctx, `DELETE FROM room_aliases WHERE alias = $1`, alias)
+}
+
+func (db *DB) AliasesOfRoom(ctx context.Context, roomID string) ([]string, error) {
+	return db.strings(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
+}
