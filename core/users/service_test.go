@@ -73,7 +73,7 @@ func TestExpiredAccessTokenIsSoftLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess := login(t, s, "alice", "password1", true)
-	if sess.ExpiresInMS != (5 * time.Minute).Milliseconds() || sess.RefreshToken == "" {
+	if sess.ExpiresInMS != (5*time.Minute).Milliseconds() || sess.RefreshToken == "" {
 		t.Fatalf("refresh login: %+v", sess)
 	}
 	if _, err := s.Authenticate(ctx, sess.AccessToken, ""); err != nil {
