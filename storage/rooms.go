@@ -151,3 +151,22 @@ type StateReader interface {
 	// StateEntryAt returns the event ID for one key in a state group, "" if unset.
 	StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (string, error)
 }
+
+// Report is a user's report of a room, an event or a user to the server admins.
+type Report struct {
+	ReportID     string
+	RoomID       string
+	EventID      string
+	ReportedUser string
+	Reporter     string
+	Reason       string
+	Score        *int64
+	CreatedAt    int64
+}
+
+// RoomExtras stores per-user room flags and reports.
+type RoomExtras interface {
+	SetForgotten(ctx context.Context, userID, roomID string, forgotten bool) error
+	IsForgotten(ctx context.Context, userID, roomID string) (bool, error)
+	CreateReport(ctx context.Context, r *Report) error
+}

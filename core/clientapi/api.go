@@ -52,6 +52,7 @@ func (a *API) Register(r gin.IRouter) {
 	v1 := r.Group("/_matrix/client/v1")
 	v1.POST("/login/get_token", auth, a.getLoginToken)
 	v1.GET("/register/m.login.registration_token/validity", a.registrationTokenValidity)
+	a.registerRoomsV1(v1, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)
@@ -60,6 +61,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerProfile(g, auth)
 		a.registerAccountData(g, auth)
 		a.registerRooms(g, auth)
+		a.registerDirectory(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

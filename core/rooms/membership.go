@@ -77,11 +77,16 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		content["is_direct"] = true
 	}
 	target := string(req.Target)
-	return s.submit(ctx, req.RoomID, &sendReq{
+	eid, err := s.submit(ctx, req.RoomID, &sendReq{
 		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
 			OriginServerTS: req.Timestamp},
 		check: func(b *batchState) error { return s.checkMembershipChange(ctx, b, req) },
 	})
+	if err == nil && (req.Membership == "join" || req.Membership == "invite") {
+		// Coming back to a forgotten room makes it visible again.
+		err = s.store.SetForgotten(ctx, target, string(req.RoomID), false)
+	}
+	return eid, err
 }
 
 // checkMembershipChange gives the errors clients expect where the auth rules

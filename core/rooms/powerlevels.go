@@ -73,3 +73,6 @@ func (s *Service) powerLevels(ctx context.Context, b *batchState) (*event.PowerL
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// stateType is an event type in the state class, for power level lookups.
+func stateType(t string) event.Type { return event.Type{Type: t, Class: event.StateEventType} }

@@ -64,6 +64,11 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if err := s.requireRoom(ctx, req.RoomID); err != nil {
 		return "", err
 	}
+	if req.Type == "m.room.canonical_alias" && req.StateKey != nil && *req.StateKey == "" {
+		if err := s.checkCanonicalAlias(ctx, req.RoomID, req.Content); err != nil {
+			return "", err
+		}
+	}
 	var txn *storage.EventTxn
 	if req.TxnID != "" {
 		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: req.TxnID}

@@ -21,6 +21,7 @@ import (
 type Store interface {
 	storage.Rooms
 	storage.StateReader
+	storage.RoomExtras
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 

@@ -135,6 +135,9 @@ func (s *Service) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.U
 	if ok, err := s.mayPeek(ctx, roomID); err != nil || ok {
 		return 0, ok, err
 	}
+	if forgotten, err := s.store.IsForgotten(ctx, string(user), string(roomID)); err != nil || forgotten {
+		return 0, false, err
+	}
 	if cur == "leave" || cur == "ban" {
 		ev, err := s.store.GetEvent(ctx, string(memEvent))
 		if err != nil {

@@ -1,0 +1,250 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// checkAlias validates an alias for this server.
+func (s *Service) checkAlias(alias string) error {
+	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
+	if !strings.HasPrefix(alias, "#") || !ok || local == "" || len(alias) > 255 || strings.ContainsAny(local, " \t\n#:") {
+		return types.InvalidParam("Invalid room alias %q", alias)
+	}
+	if server != s.opts.ServerName {
+		return types.InvalidParam("Room alias %q is not on this server", alias)
+	}
+	return nil
+}
+
+// CreateAlias maps an alias of this server to a room (PUT /directory/room/{alias}).
+func (s *Service) CreateAlias(ctx context.Context, user id.UserID, alias string, roomID id.RoomID) error {
+	if err := s.checkAlias(alias); err != nil {
+		return err
+	}
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return err
+	}
+	err := s.store.CreateAlias(ctx, &storage.RoomAlias{Alias: alias, RoomID: string(roomID), Creator: string(user)})
+	if errors.Is(err, storage.ErrConflict) {
+		return types.NewError(http.StatusConflict, types.CodeUnknown, "Room alias %s already exists", alias)
+	}
+	return err
+}
+
+// GetAlias resolves an alias (GET /directory/room/{alias}).
+func (s *Service) GetAlias(ctx context.Context, alias string) (id.RoomID, []string, error) {
+	if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
+		return "", nil, types.InvalidParam("Invalid room alias %q", alias)
+	}
+	a, err := s.store.GetAlias(ctx, alias)
+	if storageNotFound(err) {
+		return "", nil, types.NotFound("Room alias %s not found", alias)
+	} else if err != nil {
+		return "", nil, err
+	}
+	return id.RoomID(a.RoomID), []string{s.opts.ServerName}, nil
+}
+
+// DeleteAlias removes an alias: its creator, a server admin, or a room
+// member allowed to change the canonical alias may (DELETE /directory/room/{alias}).
+func (s *Service) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias string) error {
+	a, err := s.store.GetAlias(ctx, alias)
+	if storageNotFound(err) {
+		return types.NotFound("Room alias %s not found", alias)
+	} else if err != nil {
+		return err
+	}
+	if a.Creator != string(user) && !isAdmin {
+		ok, err := s.mayChangeState(ctx, id.RoomID(a.RoomID), user, "m.room.canonical_alias")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return types.Forbidden("You may not delete this alias")
+		}
+	}
+	return s.store.DeleteAlias(ctx, alias)
+}
+
+// mayChangeState reports whether a joined user's power level allows a state event type.
+func (s *Service) mayChangeState(ctx context.Context, roomID id.RoomID, user id.UserID, evType string) (bool, error) {
+	cur, _, err := s.Membership(ctx, roomID, user)
+	if err != nil || cur != "join" {
+		return false, err
+	}
+	rs, err := s.loadRoomState(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	pl, err := s.powerLevels(ctx, newBatch(rs))
+	if err != nil {
+		return false, err
+	}
+	return pl.GetUserLevel(user) >= pl.GetEventLevel(stateType(evType)), nil
+}
+
+// RoomAliases lists a room's local aliases (GET /rooms/{id}/aliases); members only, or world_readable.
+func (s *Service) RoomAliases(ctx context.Context, roomID id.RoomID, user id.UserID) ([]string, error) {
+	if _, err := s.readableState(ctx, roomID, user); err != nil {
+		return nil, err
+	}
+	if cur, _, err := s.Membership(ctx, roomID, user); err != nil {
+		return nil, err
+	} else if cur != "join" {
+		if ok, err := s.mayPeek(ctx, roomID); err != nil || !ok {
+			return nil, errors.Join(err, errNotMember(roomID))
+		}
+	}
+	aliases, err := s.store.AliasesOfRoom(ctx, string(roomID))
+	if aliases == nil {
+		aliases = []string{}
+	}
+	return aliases, err
+}
+
+// checkCanonicalAlias enforces that m.room.canonical_alias names only
+// aliases that point to the room (400 M_BAD_ALIAS otherwise).
+func (s *Service) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, content []byte) error {
+	c := gjson.ParseBytes(content)
+	var aliases []string
+	if a := c.Get("alias"); a.Exists() {
+		if a.Type != gjson.String {
+			return types.BadJSON("alias must be a string")
+		}
+		aliases = append(aliases, a.Str)
+	}
+	if alt := c.Get("alt_aliases"); alt.Exists() {
+		if !alt.IsArray() {
+			return types.BadJSON("alt_aliases must be a list")
+		}
+		for _, a := range alt.Array() {
+			if a.Type != gjson.String {
+				return types.BadJSON("alt_aliases must be a list of strings")
+			}
+			aliases = append(aliases, a.Str)
+		}
+	}
+	for _, alias := range aliases {
+		if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
+			return types.InvalidParam("Invalid room alias %q", alias)
+		}
+		if !strings.HasSuffix(alias, ":"+s.opts.ServerName) {
+			continue // remote aliases are checked over federation, later
+		}
+		a, err := s.store.GetAlias(ctx, alias)
+		if (err == nil && a.RoomID != string(roomID)) || storageNotFound(err) {
+			return types.NewError(http.StatusBadRequest, "M_BAD_ALIAS", "Room alias %s does not point to this room", alias)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Visibility is the room directory visibility of a room.
+func (s *Service) Visibility(ctx context.Context, roomID id.RoomID) (string, error) {
+	r, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	if r.Published {
+		return "public", nil
+	}
+	return "private", nil
+}
+
+// SetVisibility publishes or hides a room in the directory; room members
+// allowed to change the canonical alias, or server admins, may.
+func (s *Service) SetVisibility(ctx context.Context, roomID id.RoomID, user id.UserID, isAdmin bool, visibility string) error {
+	if visibility != "public" && visibility != "private" {
+		return types.InvalidParam("visibility must be public or private")
+	}
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return err
+	}
+	if !isAdmin {
+		ok, err := s.mayChangeState(ctx, roomID, user, "m.room.canonical_alias")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return types.Forbidden("You may not change the directory visibility of this room")
+		}
+	}
+	return s.store.SetRoomPublished(ctx, roomID.String(), visibility == "public")
+}
+
+// PublicRoomsRequest is GET and POST /publicRooms.
+type PublicRoomsRequest struct {
+	Limit      int
+	Since      string
+	SearchTerm string
+	RoomTypes  []*string // nil entry: rooms without a type
+}
+
+// PublicRooms lists published rooms by joined members, then room ID.
+func (s *Service) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[string]any, error) {
+	ids, err := s.store.ListPublishedRooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var all []*Summary
+	term := strings.ToLower(req.SearchTerm)
+	for _, rid := range ids {
+		sum, err := s.Summary(ctx, id.RoomID(rid))
+		if err != nil {
+			return nil, err
+		}
+		if term != "" && !strings.Contains(strings.ToLower(sum.Name+" "+sum.Topic+" "+string(sum.CanonicalAlias)), term) {
+			continue
+		}
+		if req.RoomTypes != nil && !slices.ContainsFunc(req.RoomTypes, func(t *string) bool {
+			return (t == nil && sum.RoomType == "") || (t != nil && *t == sum.RoomType)
+		}) {
+			continue
+		}
+		all = append(all, sum)
+	}
+	slices.SortFunc(all, func(a, b *Summary) int {
+		if a.NumJoinedMembers != b.NumJoinedMembers {
+			return b.NumJoinedMembers - a.NumJoinedMembers
+		}
+		return strings.Compare(string(a.RoomID), string(b.RoomID))
+	})
+	offset := 0
+	if req.Since != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(req.Since, "o"))
+		if err != nil || n < 0 || !strings.HasPrefix(req.Since, "o") {
+			return nil, types.InvalidParam("Invalid since token")
+		}
+		offset = min(n, len(all))
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	end := min(offset+limit, len(all))
+	chunk := all[offset:end]
+	if chunk == nil {
+		chunk = []*Summary{}
+	}
+	out := map[string]any{"chunk": chunk, "total_room_count_estimate": len(all)}
+	if end < len(all) {
+		out["next_batch"] = "o" + strconv.Itoa(end)
+	}
+	if offset > 0 {
+		out["prev_batch"] = "o" + strconv.Itoa(max(0, offset-limit))
+	}
+	return out, nil
+}

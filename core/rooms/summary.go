@@ -1,0 +1,85 @@
+package rooms
+
+import (
+	"context"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+)
+
+// Summary is what directories and hierarchies show of a room.
+type Summary struct {
+	RoomID           id.RoomID    `json:"room_id"`
+	Name             string       `json:"name,omitempty"`
+	Topic            string       `json:"topic,omitempty"`
+	CanonicalAlias   id.RoomAlias `json:"canonical_alias,omitempty"`
+	AvatarURL        string       `json:"avatar_url,omitempty"`
+	NumJoinedMembers int          `json:"num_joined_members"`
+	WorldReadable    bool         `json:"world_readable"`
+	GuestCanJoin     bool         `json:"guest_can_join"`
+	JoinRule         string       `json:"join_rule,omitempty"`
+	RoomType         string       `json:"room_type,omitempty"`
+	RoomVersion      string       `json:"-"`
+	Encryption       string       `json:"-"`
+	// children are the m.space.child state events (state key → content JSON).
+	children map[string][]byte
+}
+
+// Summary reads a room's summary from its current state.
+func (s *Service) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error) {
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, string(roomID))
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{"m.room.name": true, "m.room.topic": true, "m.room.canonical_alias": true,
+		"m.room.avatar": true, "m.room.history_visibility": true, "m.room.guest_access": true,
+		"m.room.join_rules": true, "m.room.create": true, "m.room.encryption": true, "m.space.child": true}
+	var ids []string
+	for _, e := range entries {
+		if want[e.Type] && (e.StateKey == "" || e.Type == "m.space.child") {
+			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{RoomID: roomID, RoomVersion: room.RoomVersion, children: map[string][]byte{}}
+	for _, e := range evs {
+		c := gjson.GetBytes(e.JSON, "content")
+		switch e.Type {
+		case "m.room.name":
+			sum.Name = c.Get("name").Str
+		case "m.room.topic":
+			sum.Topic = c.Get("topic").Str
+		case "m.room.canonical_alias":
+			sum.CanonicalAlias = id.RoomAlias(c.Get("alias").Str)
+		case "m.room.avatar":
+			sum.AvatarURL = c.Get("url").Str
+		case "m.room.history_visibility":
+			sum.WorldReadable = c.Get("history_visibility").Str == "world_readable"
+		case "m.room.guest_access":
+			sum.GuestCanJoin = c.Get("guest_access").Str == "can_join"
+		case "m.room.join_rules":
+			sum.JoinRule = c.Get("join_rule").Str
+		case "m.room.create":
+			sum.RoomType = c.Get("type").Str
+		case "m.room.encryption":
+			sum.Encryption = c.Get("algorithm").Str
+		case "m.space.child":
+			if c.Get("via").IsArray() && len(c.Get("via").Array()) > 0 {
+				sum.children[*e.StateKey] = []byte(c.Raw)
+			}
+		}
+	}
+	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	sum.NumJoinedMembers = len(members)
+	return sum, nil
+}
