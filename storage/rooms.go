@@ -170,3 +170,20 @@ type RoomExtras interface {
 	IsForgotten(ctx context.Context, userID, roomID string) (bool, error)
 	CreateReport(ctx context.Context, r *Report) error
 }
+
+// RelationAggregate counts the children of one parent event by relation
+// type and sender.
+type RelationAggregate struct {
+	Parent    string
+	RelType   string
+	Sender    string
+	Count     int64
+	LatestPos int64
+}
+
+// Relations aggregation for unsigned.m.relations.
+type RelationReader interface {
+	// RelationAggregates groups the m.thread and m.replace children of the parents.
+	RelationAggregates(ctx context.Context, parents []string) ([]RelationAggregate, error)
+	GetEventsByPos(ctx context.Context, positions []int64) ([]*Event, error)
+}

@@ -38,6 +38,7 @@ func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
 	g.GET("/rooms/:roomId/messages", auth, a.messages)
 	g.GET("/rooms/:roomId/context/:eventId", auth, a.eventContext)
 	g.GET("/rooms/:roomId/event/:eventId", auth, a.getEvent)
+	g.POST("/rooms/:roomId/upgrade", auth, a.upgrade)
 }
 
 // roomParam returns the {roomId} path parameter, checked.

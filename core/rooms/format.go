@@ -32,11 +32,15 @@ type formatter struct {
 	s   *Service
 	rv  id.RoomVersion
 	now int64
+	// user is who asks, for current_user_participated in thread summaries.
+	user id.UserID
 }
 
 func (s *Service) formatter(rv id.RoomVersion) *formatter {
 	return &formatter{s: s, rv: rv, now: s.nowMS()}
 }
+
+func (f *formatter) forUser(u id.UserID) *formatter { f.user = u; return f }
 
 // format renders events; redacted ones lose their content as the room
 // version's redaction algorithm says and carry redacted_because.
@@ -49,7 +53,86 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 		}
 		out = append(out, ce)
 	}
+	if err := f.aggregate(ctx, evs, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// aggregate adds unsigned.m.relations: thread summaries (m.thread) and the
+// latest edit by the original sender (m.replace), as the spec's
+// "Server-side aggregation" describes.
+func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
+	var parents []string
+	byID := map[string]int{}
+	for i, e := range evs {
+		if e.RedactedBy == "" {
+			parents = append(parents, e.EventID)
+			byID[e.EventID] = i
+		}
+	}
+	aggs, err := f.s.store.RelationAggregates(ctx, parents)
+	if err != nil || len(aggs) == 0 {
+		return err
+	}
+	type thread struct {
+		count        int64
+		latest       int64
+		participated bool
+	}
+	threads := map[string]*thread{}
+	edits := map[string]int64{}
+	var positions []int64
+	for _, a := range aggs {
+		parent := evs[byID[a.Parent]]
+		switch a.RelType {
+		case "m.thread":
+			t := threads[a.Parent]
+			if t == nil {
+				t = &thread{participated: parent.Sender == string(f.user)}
+				threads[a.Parent] = t
+			}
+			t.count += a.Count
+			t.latest = max(t.latest, a.LatestPos)
+			t.participated = t.participated || a.Sender == string(f.user)
+		case "m.replace":
+			if a.Sender == parent.Sender && a.LatestPos > edits[a.Parent] {
+				edits[a.Parent] = a.LatestPos
+			}
+		}
+	}
+	for _, t := range threads {
+		positions = append(positions, t.latest)
+	}
+	for _, p := range edits {
+		positions = append(positions, p)
+	}
+	related, err := f.s.store.GetEventsByPos(ctx, positions)
+	if err != nil {
+		return err
+	}
+	byPos := map[int64]*ClientEvent{}
+	for _, e := range related {
+		ce, err := f.one(ctx, e, true)
+		if err != nil {
+			return err
+		}
+		byPos[e.StreamPos] = ce
+	}
+	for parent, i := range byID {
+		rel := map[string]any{}
+		if t := threads[parent]; t != nil && byPos[t.latest] != nil {
+			rel["m.thread"] = map[string]any{"latest_event": byPos[t.latest], "count": t.count,
+				"current_user_participated": t.participated}
+		}
+		if p, ok := edits[parent]; ok && byPos[p] != nil {
+			rel["m.replace"] = byPos[p]
+		}
+		if len(rel) > 0 {
+			out[i].Unsigned["m.relations"] = rel
+		}
+	}
+	return nil
 }
 
 func (f *formatter) one(ctx context.Context, e *storage.Event, withRedaction bool) (*ClientEvent, error) {

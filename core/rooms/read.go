@@ -350,7 +350,7 @@ func (s *Service) Messages(ctx context.Context, req *MessagesRequest) (*Page, er
 	if !exhausted || len(picked) == limit {
 		page.End = Token(cursor)
 	}
-	f := s.formatter(rv)
+	f := s.formatter(rv).forUser(req.User)
 	if page.Chunk, err = f.format(ctx, picked); err != nil {
 		return nil, err
 	}
@@ -408,7 +408,11 @@ func (s *Service) Event(ctx context.Context, roomID id.RoomID, user id.UserID, e
 	} else if !ok {
 		return nil, types.NotFound("Event not found")
 	}
-	return s.formatter(rv).one(ctx, e, true)
+	out, err := s.formatter(rv).forUser(user).format(ctx, []*storage.Event{e})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // ContextResult is GET /context.

@@ -22,6 +22,7 @@ type Store interface {
 	storage.Rooms
 	storage.StateReader
 	storage.RoomExtras
+	storage.RelationReader
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 

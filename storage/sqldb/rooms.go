@@ -362,3 +362,37 @@ func (db *DB) DeleteAlias(ctx context.Context, alias string) error {
 func (db *DB) AliasesOfRoom(ctx context.Context, roomID string) ([]string, error) {
 	return db.strings(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
 }
+
+func (db *DB) RelationAggregates(ctx context.Context, parents []string) ([]storage.RelationAggregate, error) {
+	if len(parents) == 0 {
+		return nil, nil
+	}
+	cond, args := inList("relates_to", 1, parents)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events
+		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''`+cond+`
+		GROUP BY relates_to, rel_type, sender`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(row interface{ Scan(...any) error }) (storage.RelationAggregate, error) {
+		var a storage.RelationAggregate
+		return a, row.Scan(&a.Parent, &a.RelType, &a.Sender, &a.Count, &a.LatestPos)
+	})
+}
+
+func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage.Event, error) {
+	if len(positions) == 0 {
+		return nil, nil
+	}
+	ph := make([]string, len(positions))
+	args := make([]any, len(positions))
+	for i, p := range positions {
+		ph[i] = placeholder(i + 1)
+		args[i] = p
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE stream_pos IN (`+strings.Join(ph, ",")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}

@@ -1,0 +1,121 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json/jsontext"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// HierarchyRoom is one room of a space hierarchy.
+type HierarchyRoom struct {
+	*Summary
+	ChildrenState []map[string]any `json:"children_state"`
+}
+
+// HierarchyRequest is GET /v1/rooms/{roomId}/hierarchy.
+type HierarchyRequest struct {
+	RoomID        id.RoomID
+	User          id.UserID
+	SuggestedOnly bool
+	Limit         int
+	MaxDepth      int // -1: unlimited
+	From          string
+}
+
+// accessible reports whether the user may see a room's summary in a
+// hierarchy: members, and anyone for rooms that are world readable or that
+// they could join or knock on.
+func (s *Service) accessible(ctx context.Context, sum *Summary, user id.UserID) (bool, error) {
+	if sum.WorldReadable || sum.JoinRule == "public" || sum.JoinRule == "knock" {
+		return true, nil
+	}
+	cur, _, err := s.Membership(ctx, sum.RoomID, user)
+	return cur == "join" || cur == "invite", err
+}
+
+// Hierarchy walks a space's m.space.child events breadth first. Only rooms on
+// this server are walked; remote children come with federation.
+func (s *Service) Hierarchy(ctx context.Context, req *HierarchyRequest) ([]*HierarchyRoom, string, error) {
+	root, err := s.Summary(ctx, req.RoomID)
+	if err != nil {
+		if me, ok := types.AsError(err); ok && me.Code == types.CodeNotFound {
+			return nil, "", errNotMember(req.RoomID)
+		}
+		return nil, "", err
+	}
+	if ok, err := s.accessible(ctx, root, req.User); err != nil {
+		return nil, "", err
+	} else if !ok {
+		return nil, "", errNotMember(req.RoomID)
+	}
+	skip := 0
+	if req.From != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(req.From, "h"))
+		if err != nil || n < 0 || !strings.HasPrefix(req.From, "h") {
+			return nil, "", types.InvalidParam("Invalid from token")
+		}
+		skip = n
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	type item struct {
+		roomID id.RoomID
+		depth  int
+	}
+	queue := []item{{req.RoomID, 0}}
+	seen := map[id.RoomID]bool{req.RoomID: true}
+	var out []*HierarchyRoom
+	index := 0
+	for len(queue) > 0 && len(out) < limit {
+		it := queue[0]
+		queue = queue[1:]
+		sum, err := s.Summary(ctx, it.roomID)
+		if err != nil {
+			if me, ok := types.AsError(err); ok && me.Code == types.CodeNotFound {
+				continue // a child this server does not know
+			}
+			return nil, "", err
+		}
+		if ok, err := s.accessible(ctx, sum, req.User); err != nil {
+			return nil, "", err
+		} else if !ok {
+			continue
+		}
+		hr := &HierarchyRoom{Summary: sum, ChildrenState: []map[string]any{}}
+		keys := make([]string, 0, len(sum.children))
+		for k := range sum.children {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, child := range keys {
+			content := sum.children[child]
+			if req.SuggestedOnly && !gjson.GetBytes(content, "suggested").Bool() {
+				continue
+			}
+			hr.ChildrenState = append(hr.ChildrenState, map[string]any{"type": "m.space.child", "state_key": child,
+				"content": jsontext.Value(content)})
+			if (req.MaxDepth < 0 || it.depth < req.MaxDepth) && !seen[id.RoomID(child)] {
+				seen[id.RoomID(child)] = true
+				queue = append(queue, item{id.RoomID(child), it.depth + 1})
+			}
+		}
+		if index >= skip {
+			out = append(out, hr)
+		}
+		index++
+	}
+	next := ""
+	if len(queue) > 0 {
+		next = "h" + strconv.Itoa(index)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,169 @@
+package rooms
+
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// RelationsRequest is GET /v1/rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]].
+type RelationsRequest struct {
+	RoomID    id.RoomID
+	User      id.UserID
+	EventID   id.EventID
+	RelType   string
+	EventType string
+	From      string
+	Forwards  bool
+	Limit     int
+}
+
+// RelationsPage is the answer of the relations endpoint.
+type RelationsPage struct {
+	Chunk     []*ClientEvent `json:"chunk"`
+	NextBatch string         `json:"next_batch,omitempty"`
+	PrevBatch string         `json:"prev_batch,omitempty"`
+}
+
+// Relations lists the events that relate to an event the user may see.
+func (s *Service) Relations(ctx context.Context, req *RelationsRequest) (*RelationsPage, error) {
+	if _, err := s.Event(ctx, req.RoomID, req.User, req.EventID); err != nil {
+		return nil, err
+	}
+	rv, err := s.roomVersion(ctx, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	from := int64(1 << 62)
+	if req.Forwards {
+		from = -1 << 62
+	}
+	if req.From != "" {
+		if from, err = ParseToken(req.From); err != nil {
+			return nil, err
+		}
+		if req.Forwards {
+			from-- // the token is the point before an event
+		}
+	}
+	evs, err := s.store.Relations(ctx, string(req.EventID), req.RelType, req.EventType, from, !req.Forwards, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := &RelationsPage{}
+	if len(evs) > limit {
+		evs = evs[:limit]
+		last := evs[limit-1].StreamPos
+		if req.Forwards {
+			last++
+		}
+		page.NextBatch = Token(last)
+	}
+	v, err := s.newViewer(ctx, req.RoomID, req.User)
+	if err != nil {
+		return nil, err
+	}
+	if evs, err = v.filter(ctx, evs); err != nil {
+		return nil, err
+	}
+	if page.Chunk, err = s.formatter(rv).forUser(req.User).format(ctx, evs); err != nil {
+		return nil, err
+	}
+	if req.From != "" {
+		page.PrevBatch = req.From
+	}
+	return page, nil
+}
+
+// Threads lists a room's thread roots, most recently active first
+// (GET /v1/rooms/{roomId}/threads); participated keeps the user's threads.
+func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, from string, limit int, participated bool) (*RelationsPage, error) {
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok, err := s.stateGroupFor(ctx, roomID, user); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errNotMember(roomID)
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	pos := int64(1 << 62)
+	if from != "" {
+		if pos, err = ParseToken(from); err != nil {
+			return nil, err
+		}
+	}
+	v, err := s.newViewer(ctx, roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	f := s.formatter(rv).forUser(user)
+	page := &RelationsPage{Chunk: []*ClientEvent{}}
+	for len(page.Chunk) < limit {
+		roots, err := s.store.ThreadRoots(ctx, string(roomID), pos, limit)
+		if err != nil {
+			return nil, err
+		}
+		if len(roots) == 0 {
+			break
+		}
+		visible, err := v.filter(ctx, roots)
+		if err != nil {
+			return nil, err
+		}
+		formatted, err := f.format(ctx, visible)
+		if err != nil {
+			return nil, err
+		}
+		for _, ce := range formatted {
+			rel, _ := ce.Unsigned["m.relations"].(map[string]any)
+			th, _ := rel["m.thread"].(map[string]any)
+			if th == nil {
+				continue
+			}
+			if participated && th["current_user_participated"] != true {
+				continue
+			}
+			page.Chunk = append(page.Chunk, ce)
+			if latest, ok := th["latest_event"].(*ClientEvent); ok {
+				pos = latest.pos
+			}
+			if len(page.Chunk) == limit {
+				page.NextBatch = Token(pos)
+				break
+			}
+		}
+		if len(roots) < limit {
+			break
+		}
+		// Continue after the oldest thread of this batch.
+		if last := lastLatest(formatted); last > 0 {
+			pos = last
+		} else {
+			break
+		}
+	}
+	return page, nil
+}
+
+// lastLatest is the activity position of the last thread in evs.
+func lastLatest(evs []*ClientEvent) int64 {
+	var p int64
+	for _, ce := range evs {
+		rel, _ := ce.Unsigned["m.relations"].(map[string]any)
+		th, _ := rel["m.thread"].(map[string]any)
+		if latest, ok := th["latest_event"].(*ClientEvent); ok {
+			p = latest.pos
+		}
+	}
+	return p
+}
