@@ -105,6 +105,30 @@ type roomWriter struct {
 	roomID id.RoomID
 	reqs   chan *sendReq
 	rs     *roomState // nil: load from storage before the next batch
+	// recent maps the transaction IDs of recently committed events to them,
+	// in two generations, so a retry that raced its original is answered
+	// without a query.
+	recent, older map[string]id.EventID
+}
+
+func txnKey(t *storage.EventTxn) string { return t.UserID + "\x00" + t.DeviceID + "\x00" + t.TxnID }
+
+func (w *roomWriter) recentTxn(key string) (id.EventID, bool) {
+	if eid, ok := w.recent[key]; ok {
+		return eid, true
+	}
+	eid, ok := w.older[key]
+	return eid, ok
+}
+
+func (w *roomWriter) rememberTxn(key string, eid id.EventID) {
+	if len(w.recent) >= 4096 {
+		w.older, w.recent = w.recent, nil
+	}
+	if w.recent == nil {
+		w.recent = map[string]id.EventID{}
+	}
+	w.recent[key] = eid
 }
 
 // writer returns the room's writer, starting it if needed.
@@ -129,6 +153,14 @@ func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (i
 	w, err := s.writer(roomID, nil)
 	if err != nil {
 		return "", err
+	}
+	if req.txn != nil {
+		// Most retries are answered here, off the writer's goroutine.
+		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.TxnID); err == nil {
+			return id.EventID(eid), nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", err
+		}
 	}
 	req.ctx = ctx
 	req.done = make(chan sendResult, 1)
@@ -188,16 +220,13 @@ func (w *roomWriter) process(batch []*sendReq) {
 			continue
 		}
 		if r.txn != nil {
-			key := r.txn.UserID + "\x00" + r.txn.DeviceID + "\x00" + r.txn.TxnID
+			key := txnKey(r.txn)
 			if eid, ok := txns[key]; ok {
 				r.done <- sendResult{eventID: eid}
 				continue
 			}
-			if eid, err := s.store.GetEventTxn(ctx, r.txn.UserID, r.txn.DeviceID, r.txn.TxnID); err == nil {
-				r.done <- sendResult{eventID: id.EventID(eid)}
-				continue
-			} else if !errors.Is(err, storage.ErrNotFound) {
-				r.done <- sendResult{err: err}
+			if eid, ok := w.recentTxn(key); ok {
+				r.done <- sendResult{eventID: eid}
 				continue
 			}
 		}
@@ -216,7 +245,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 			t := *r.txn
 			t.EventID = string(ev.InternalMeta.EventID)
 			wr.Txn = &t
-			txns[t.UserID+"\x00"+t.DeviceID+"\x00"+t.TxnID] = ev.InternalMeta.EventID
+			txns[txnKey(&t)] = ev.InternalMeta.EventID
 		}
 		wr.Redacts = string(r.redacts)
 		writes = append(writes, wr)
@@ -225,6 +254,10 @@ func (w *roomWriter) process(batch []*sendReq) {
 	}
 	if len(writes) == 0 {
 		return
+	}
+	// Only the batch's last event is a forward extremity.
+	for _, wr := range writes[:len(writes)-1] {
+		wr.Extremities = nil
 	}
 	if err := s.store.PersistEvents(ctx, writes); err != nil {
 		w.rs = nil // storage and memory may disagree now: reload next time
@@ -235,6 +268,9 @@ func (w *roomWriter) process(batch []*sendReq) {
 		return
 	}
 	b.commit()
+	for key, eid := range txns {
+		w.rememberTxn(key, eid)
+	}
 	for i, r := range accepted {
 		s.cache.put(built[i])
 		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}

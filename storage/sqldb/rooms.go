@@ -79,20 +79,18 @@ func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		}
 		first := last - int64(len(writes)) + 1
 		for i, w := range writes {
-			e := w.Event
-			e.StreamPos = first + int64(i)
+			w.Event.StreamPos = first + int64(i)
 			if w.NewGroup != nil {
 				if err := db.insertStateGroup(ctx, w.NewGroup); err != nil {
 					return err
 				}
 			}
-			if _, err := db.exec(ctx, `INSERT INTO events (`+eventCols+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-				e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth, string(e.JSON),
-				e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType, e.Membership,
-				e.ReplacesState); err != nil {
-				return err
-			}
+		}
+		if err := db.insertEvents(ctx, writes); err != nil {
+			return err
+		}
+		for _, w := range writes {
+			e := w.Event
 			for _, cs := range w.CurrentState {
 				membership := ""
 				if cs.Type == "m.room.member" && cs.EventID == e.EventID {
@@ -130,6 +128,42 @@ func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		}
 		return nil
 	})
+}
+
+// eventInsertRows bounds one multi-row INSERT (17 parameters a row stays
+// under SQLite's and PostgreSQL's parameter limits).
+const eventInsertRows = 500
+
+// insertEvents writes the batch's events with multi-row INSERTs: one round
+// trip for many events matters on PostgreSQL.
+func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) error {
+	for start := 0; start < len(writes); start += eventInsertRows {
+		chunk := writes[start:min(start+eventInsertRows, len(writes))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO events (` + eventCols + `) VALUES `)
+		args := make([]any, 0, len(chunk)*17)
+		for i, w := range chunk {
+			e := w.Event
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(")
+			for j := range 17 {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString(placeholder(len(args) + j + 1))
+			}
+			sb.WriteString(")")
+			args = append(args, e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
+				string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
+				e.Membership, e.ReplacesState)
+		}
+		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (db *DB) insertStateGroup(ctx context.Context, g *storage.StateGroup) error {
