@@ -143,6 +143,9 @@ type Tokens interface {
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	GetRefreshToken(ctx context.Context, tokenHash string) (*RefreshToken, error)
 	DeleteRefreshToken(ctx context.Context, tokenHash string) error
+	// DeleteRefreshSuccessors deletes the refresh tokens that replaced
+	// prevHash, and their access tokens.
+	DeleteRefreshSuccessors(ctx context.Context, prevHash string) error
 	CreateLoginToken(ctx context.Context, t *LoginToken) error
 	// ConsumeLoginToken deletes the token and returns it; ErrNotFound if it
 	// does not exist. Expiry is the caller's check.

@@ -80,13 +80,15 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 }
 
 // writeFirstConfig writes <data_dir>/tributary.yaml on the first start, so a
-// newcomer has a commented file to edit.
+// newcomer has a commented file to edit. It holds the defaults with only the
+// server name and data directory of this start: other flags (open
+// registration, no rate limits, a database URL with its password) are meant
+// for one run and must not become permanent.
 func writeFirstConfig(cmd *cobra.Command, cfg *config.Config) error {
 	path := filepath.Join(cfg.DataDir, "tributary.yaml")
-	c := *cfg
-	c.PublicBaseURL = ""
-	c.Registration.SharedSecret = "" // given on the command line or in the environment: not copied to disk
-	out, err := config.Commented(&c)
+	c := config.Default()
+	c.ServerName, c.DataDir = cfg.ServerName, cfg.DataDir
+	out, err := config.Commented(c)
 	if err != nil {
 		return err
 	}
@@ -127,8 +129,15 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 	return store, nil
 }
 
-func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger) (*users.Service, error) {
+// newUsers builds the account service; failedLogins (nil: no limit) is
+// shared with /login so wrong passwords in UIA stages count per account too.
+func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedLogins *httpx.Limiter) (*users.Service, error) {
+	var limit users.Limiter
+	if failedLogins != nil {
+		limit = failedLogins
+	}
 	return users.New(store, users.Options{
+		FailedPasswords:     limit,
 		ServerName:          cfg.ServerName,
 		RegistrationEnabled: cfg.Registration.Enabled,
 		RequiresToken:       cfg.Registration.RequiresToken,
@@ -156,7 +165,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer store.Close()
-	us, err := newUsers(store, cfg, log)
+	rl := cfg.RateLimits
+	failedLogins := limiter(rl, rl.LoginFailedAccount)
+	us, err := newUsers(store, cfg, log, failedLogins)
 	if err != nil {
 		return err
 	}
@@ -174,6 +185,15 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	rs.Start(ctx)
 	defer rs.Stop()
 
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if _, port, _ := net.SplitHostPort(cfg.Listen); port == "0" && cfg.PublicBaseURL == "http://"+cfg.Listen+"/" {
+		// The derived base URL must name the port the kernel picked.
+		cfg.PublicBaseURL = "http://" + ln.Addr().String() + "/"
+	}
 	var reg *prometheus.Registry
 	if cfg.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
@@ -184,20 +204,15 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	rl := cfg.RateLimits
 	registerLimit := limiter(rl, rl.Register)
 	clientapi.New(us, rs, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
-		LoginFailedAccount: limiter(rl, rl.LoginFailedAccount),
+		LoginFailedAccount: failedLogins,
 		Register:           registerLimit,
 	}).Register(engine)
 	admin.New(us, registerLimit).Register(engine)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -28,7 +28,7 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer store.Close()
-		us, err := newUsers(store, cfg, newLogger(cfg))
+		us, err := newUsers(store, cfg, newLogger(cfg), nil)
 		if err != nil {
 			return err
 		}

@@ -30,8 +30,16 @@ type Options struct {
 	LoginTokenLifetime  time.Duration
 	UIASessionLifetime  time.Duration
 	Logger              *slog.Logger
+	// FailedPasswords limits wrong passwords in UIA stages per account; nil: no limit.
+	FailedPasswords Limiter
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+}
+
+// Limiter is a per-key rate limit (core/httpx.Limiter).
+type Limiter interface {
+	Allow(key string) (bool, int64)
+	Check(key string) (bool, int64)
 }
 
 // Service implements the account operations.

@@ -122,6 +122,11 @@ func TestRefreshRotation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("old refresh token refused before the new tokens were used: %v", err)
 	}
+	// …which retires the pair it lost.
+	wantCode(t, func() error { _, err := s.Authenticate(ctx, second.AccessToken, ""); return err }(),
+		http.StatusUnauthorized, types.CodeUnknownToken)
+	wantCode(t, func() error { _, err := s.Refresh(ctx, second.RefreshToken); return err }(),
+		http.StatusUnauthorized, types.CodeUnknownToken)
 	// …until a new access token is used.
 	if _, err := s.Authenticate(ctx, retry.AccessToken, ""); err != nil {
 		t.Fatal(err)
@@ -129,14 +134,14 @@ func TestRefreshRotation(t *testing.T) {
 	wantCode(t, func() error { _, err := s.Refresh(ctx, first.RefreshToken); return err }(),
 		http.StatusUnauthorized, types.CodeUnknownToken)
 	// Using the new refresh token also retires its predecessor.
-	third, err := s.Refresh(ctx, second.RefreshToken)
+	third, err := s.Refresh(ctx, retry.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Refresh(ctx, third.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, func() error { _, err := s.Refresh(ctx, second.RefreshToken); return err }(),
+	wantCode(t, func() error { _, err := s.Refresh(ctx, retry.RefreshToken); return err }(),
 		http.StatusUnauthorized, types.CodeUnknownToken)
 }
 

@@ -166,6 +166,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 		if err := s.store.DeleteAccessTokensByRefresh(ctx, h); err != nil {
 			return err
 		}
+		// A retry with the same refresh token means the client never got (or
+		// lost) the tokens of the earlier exchange: they must not live on.
+		if err := s.store.DeleteRefreshSuccessors(ctx, h); err != nil {
+			return err
+		}
 		sess = &Session{UserID: rt.UserID, DeviceID: rt.DeviceID, AccessToken: newSecret("tra_")}
 		return s.createTokens(ctx, sess, true, h)
 	})

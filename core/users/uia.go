@@ -116,6 +116,9 @@ func (s *Service) CheckUIA(ctx context.Context, req *UIARequest) (*UIAResult, er
 		}
 		if err := s.runStage(ctx, req, &auth, &data); err != nil {
 			var me *types.Error
+			if errors.As(err, &me) && me.Status == http.StatusTooManyRequests {
+				return nil, me
+			}
 			if errors.As(err, &me) && me.Status != http.StatusInternalServerError {
 				return nil, uiaError(req, sess.SessionID, &data, me)
 			}
@@ -149,7 +152,16 @@ func (s *Service) runStage(ctx context.Context, req *UIARequest, auth *AuthDict,
 		if req.UserID != "" && u != req.UserID {
 			return types.Forbidden("You can only authenticate as yourself")
 		}
+		lim := s.opts.FailedPasswords
+		if lim != nil && u != "" {
+			if ok, wait := lim.Check(u); !ok {
+				return types.LimitExceeded(wait)
+			}
+		}
 		_, err = s.checkPassword(ctx, u, auth.Password)
+		if errors.Is(err, ErrBadCredentials) && lim != nil && u != "" {
+			lim.Allow(u)
+		}
 		return err
 	case StageRegistrationToken:
 		if auth.Token == "" {

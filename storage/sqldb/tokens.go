@@ -89,3 +89,17 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, now int64) error {
 		return err
 	})
 }
+
+func (db *DB) DeleteRefreshSuccessors(ctx context.Context, prevHash string) error {
+	if prevHash == "" {
+		return nil
+	}
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		if _, err := db.exec(ctx, `DELETE FROM access_tokens WHERE refresh_hash IN
+			(SELECT token_hash FROM refresh_tokens WHERE prev_hash = $1)`, prevHash); err != nil {
+			return err
+		}
+		_, err := db.exec(ctx, `DELETE FROM refresh_tokens WHERE prev_hash = $1`, prevHash)
+		return err
+	})
+}
