@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
@@ -59,7 +60,18 @@ func (a *API) putProfileField(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	a.profileChanged(c, key)
 	httpx.OK(c, httpx.Empty)
+}
+
+// profileChanged carries a new display name or avatar into the user's rooms.
+// The profile itself is saved already; a room that refuses the update (the
+// user lacks power to change their member event) does not undo it.
+func (a *API) profileChanged(c *gin.Context, key string) {
+	if key != "displayname" && key != "avatar_url" {
+		return
+	}
+	_ = a.rooms.ProfileChanged(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID))
 }
 
 // DELETE /_matrix/client/v3/profile/{userId}/{keyName}
@@ -68,5 +80,6 @@ func (a *API) deleteProfileField(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	a.profileChanged(c, c.Param("key"))
 	httpx.OK(c, httpx.Empty)
 }

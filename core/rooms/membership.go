@@ -153,3 +153,41 @@ func (s *Service) Membership(ctx context.Context, roomID id.RoomID, user id.User
 func errNotMember(roomID id.RoomID) error {
 	return types.NewError(http.StatusForbidden, types.CodeForbidden, "You are not allowed to view room %s", roomID)
 }
+
+// ProfileChanged sends a fresh join event with the user's new display name
+// and avatar to every room they are joined to, as Synapse does, so that room
+// members see the change. Failures in one room do not stop the others.
+func (s *Service) ProfileChanged(ctx context.Context, user id.UserID) error {
+	rooms, err := s.JoinedRooms(ctx, user)
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, roomID := range rooms {
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: user, Target: user,
+			Membership: "join"}); err != nil {
+			s.log.Warn("updating membership after a profile change", "room", roomID, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// LeaveAll makes a (deactivated) user leave, or decline, every room they
+// are joined to, invited to or knocking on.
+func (s *Service) LeaveAll(ctx context.Context, user id.UserID) error {
+	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join", "invite", "knock"})
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, m := range ms {
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: id.RoomID(m.RoomID), Sender: user,
+			Target: user, Membership: "leave"}); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
