@@ -184,7 +184,7 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 		createContent[k] = v
 	}
 	createContent["room_version"] = rv
-	if !rv.CreatorInContent() {
+	if rv.CreatorInContent() {
 		createContent["creator"] = creator
 	} else {
 		delete(createContent, "creator")

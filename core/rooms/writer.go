@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -416,7 +415,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		}
 		return out, nil
 	}
-	if err := eventauth.Authorize(rv, ev, getEvents, s.getKey); err != nil {
+	if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
 		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 	}
 	raw, err := json.Marshal(ev)
