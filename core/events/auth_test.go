@@ -14,8 +14,8 @@ func TestAuthorizeCreatorJoinInContentCreatorVersions(t *testing.T) {
 	for _, rv := range []id.RoomVersion{id.RoomV3, id.RoomV6, id.RoomV10} {
 		t.Run(string(rv), func(t *testing.T) {
 			room := id.RoomID("!r:example.org")
-			create, err := s.Build(rv, room, &Proto{Type: "m.room.create", StateKey: strp(""), Sender: "@alice:example.org",
-				Content: map[string]any{"room_version": rv, "creator": "@alice:example.org"}, OriginServerTS: 1}, nil, nil, 1)
+			create, _, err := s.Build(rv, room, &Proto{Type: "m.room.create", StateKey: strp(""), Sender: "@alice:example.org",
+				Content: map[string]any{"room_version": rv, "creator": "@alice:example.org"}, OriginServerTS: 1}, nil, nil, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -29,9 +29,9 @@ func TestAuthorizeCreatorJoinInContentCreatorVersions(t *testing.T) {
 				return out, nil
 			}
 			join := func(user id.UserID) *pdu.PDU {
-				ev, err := s.Build(rv, room, &Proto{Type: "m.room.member", StateKey: strp(string(user)), Sender: user,
+				ev, _, err := s.Build(rv, room, &Proto{Type: "m.room.member", StateKey: strp(string(user)), Sender: user,
 					Content: map[string]any{"membership": "join"}, OriginServerTS: 2},
-					[]id.EventID{create.InternalMeta.EventID}, []id.EventID{create.InternalMeta.EventID}, 2)
+					[]id.EventID{create.InternalMeta.EventID}, []id.EventID{create.InternalMeta.EventID}, 2, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,6 +5,7 @@ package events
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -26,11 +28,16 @@ const MaxPDUBytes = 65536
 // (content/rooms/_index.md recommends it).
 const DefaultRoomVersion = id.RoomV12
 
-// SupportedRoomVersions are the versions rooms can be created in. Versions 1
-// and 2 use the legacy event format and (v1) state resolution v1; they are
-// not built yet.
-var SupportedRoomVersions = []id.RoomVersion{id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7,
-	id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+// SupportedRoomVersions are the versions rooms can be created in and joined.
+var SupportedRoomVersions = []id.RoomVersion{id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6,
+	id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+
+func init() {
+	// Events of rooms v1 and v2 carry their ID instead of deriving it from
+	// their hash; Tributary keeps every event's ID in InternalMeta (set when
+	// built or loaded), so eventauth may read it from there for all versions.
+	pdu.UseInternalMetaForGetEventID = true
+}
 
 // IsSupported reports whether rooms of version rv can be created and joined.
 func IsSupported(rv id.RoomVersion) bool {
@@ -65,13 +72,20 @@ type Proto struct {
 	Unsigned       jsontext.Value
 }
 
+// RefsFunc returns the v1 event references (ID and reference hash) of
+// events, for the legacy format of room versions 1 and 2.
+type RefsFunc func(ids []id.EventID) ([]pdu.V1EventReference, error)
+
 // Build turns a proto event into a signed PDU with its room position (prev
-// and auth events, depth) and fills InternalMeta.EventID. roomID is empty
-// for the create event of a room version whose room ID is the create
-// event's ID.
-func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth []id.EventID, depth int64) (*pdu.PDU, error) {
+// and auth events, depth) and fills InternalMeta.EventID. It returns the
+// event in the internal form eventauth works on and as its wire JSON (the
+// legacy format for room versions 1 and 2, where refs gives the hashes of
+// prev and auth events). roomID is empty for the create event of a room
+// version whose room ID is the create event's ID.
+func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth []id.EventID, depth int64,
+	refs RefsFunc) (*pdu.PDU, []byte, error) {
 	if !IsSupported(rv) {
-		return nil, fmt.Errorf("room version %q not supported", rv)
+		return nil, nil, fmt.Errorf("room version %q not supported", rv)
 	}
 	var content jsontext.Value
 	switch c := p.Content.(type) {
@@ -82,7 +96,7 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 	default:
 		raw, err := json.Marshal(c)
 		if err != nil {
-			return nil, types.BadJSON("invalid event content: %v", err)
+			return nil, nil, types.BadJSON("invalid event content: %v", err)
 		}
 		content = raw
 	}
@@ -96,13 +110,28 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 		AuthEvents: auth, Content: content, Depth: depth, OriginServerTS: p.OriginServerTS, PrevEvents: prev,
 		RoomID: roomID, Sender: p.Sender, StateKey: p.StateKey, Type: p.Type, Unsigned: p.Unsigned,
 	}
-	if p.Redacts != nil {
-		if rv.RedactsInContent() {
-			// Content already carries "redacts" (room v11+); the top-level key is gone.
-		} else {
-			ev.Redacts = p.Redacts
-		}
+	if p.Redacts != nil && !rv.RedactsInContent() {
+		// From room v11 "redacts" lives in the content only.
+		ev.Redacts = p.Redacts
 	}
+	var raw []byte
+	var err error
+	if rv.EventIDFormat() == id.EventIDFormatCustom {
+		raw, err = s.buildV1(rv, ev, refs)
+	} else {
+		raw, err = s.buildHashed(rv, ev)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(raw) > MaxPDUBytes {
+		return nil, nil, types.TooLarge("Event is larger than %d bytes", MaxPDUBytes)
+	}
+	return ev, raw, nil
+}
+
+// buildHashed signs an event of room v3+, whose ID is its reference hash.
+func (s *Signer) buildHashed(rv id.RoomVersion, ev *pdu.PDU) ([]byte, error) {
 	if err := ev.Sign(rv, s.ServerName, s.KeyID, s.Private); err != nil {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
@@ -111,14 +140,93 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 		return nil, err
 	}
 	ev.InternalMeta.EventID = eventID
-	raw, err := json.Marshal(ev)
+	return json.Marshal(ev)
+}
+
+// buildV1 signs an event in the legacy format of room versions 1 and 2: a
+// random event ID, prev and auth events as (ID, hashes) pairs.
+func (s *Signer) buildV1(rv id.RoomVersion, ev *pdu.PDU, refs RefsFunc) ([]byte, error) {
+	if refs == nil {
+		if len(ev.PrevEvents)+len(ev.AuthEvents) > 0 {
+			return nil, fmt.Errorf("room version %s needs event references", rv)
+		}
+		refs = func([]id.EventID) ([]pdu.V1EventReference, error) { return []pdu.V1EventReference{}, nil }
+	}
+	prevRefs, err := refs(ev.PrevEvents)
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) > MaxPDUBytes {
-		return nil, types.TooLarge("Event is larger than %d bytes", MaxPDUBytes)
+	authRefs, err := refs(ev.AuthEvents)
+	if err != nil {
+		return nil, err
 	}
-	return ev, nil
+	v1 := &pdu.RoomV1PDU{AuthEvents: authRefs, Content: ev.Content, Depth: ev.Depth,
+		EventID: id.EventID("$" + randomID(18) + ":" + s.ServerName), OriginServerTS: ev.OriginServerTS,
+		PrevEvents: prevRefs, Redacts: ev.Redacts, RoomID: ev.RoomID, Sender: ev.Sender, StateKey: ev.StateKey,
+		Type: ev.Type, Unsigned: ev.Unsigned}
+	if err := v1.Sign(rv, s.ServerName, s.KeyID, s.Private); err != nil {
+		return nil, fmt.Errorf("sign event: %w", err)
+	}
+	ev.Hashes, ev.Signatures = v1.Hashes, v1.Signatures
+	ev.InternalMeta.EventID = v1.EventID
+	return json.Marshal(v1)
+}
+
+// ParsePDU decodes an event's wire JSON (either format) into the internal
+// form with InternalMeta.EventID set: from the JSON for the legacy format,
+// else to eventID, which the caller knows (it is not in the JSON).
+func ParsePDU(raw []byte, eventID id.EventID) (*pdu.PDU, error) {
+	if eid := gjson.GetBytes(raw, "event_id"); eid.Exists() {
+		var v1 pdu.RoomV1PDU
+		if err := json.Unmarshal(raw, &v1); err != nil {
+			return nil, err
+		}
+		ev := &pdu.PDU{AuthEvents: refIDs(v1.AuthEvents), Content: v1.Content, Depth: v1.Depth, Hashes: v1.Hashes,
+			OriginServerTS: v1.OriginServerTS, PrevEvents: refIDs(v1.PrevEvents), Redacts: v1.Redacts,
+			RoomID: v1.RoomID, Sender: v1.Sender, Signatures: v1.Signatures, StateKey: v1.StateKey, Type: v1.Type,
+			Unsigned: v1.Unsigned}
+		ev.InternalMeta.EventID = v1.EventID
+		return ev, nil
+	}
+	var ev pdu.PDU
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, err
+	}
+	ev.InternalMeta.EventID = eventID
+	return &ev, nil
+}
+
+func refIDs(refs []pdu.V1EventReference) []id.EventID {
+	out := make([]id.EventID, len(refs))
+	for i, r := range refs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// ReferenceOf is the v1 event reference of a legacy-format event's wire JSON.
+func ReferenceOf(rv id.RoomVersion, raw []byte) (pdu.V1EventReference, error) {
+	var v1 pdu.RoomV1PDU
+	if err := json.Unmarshal(raw, &v1); err != nil {
+		return pdu.V1EventReference{}, err
+	}
+	hash, err := v1.GetReferenceHash(rv)
+	if err != nil {
+		return pdu.V1EventReference{}, err
+	}
+	return pdu.V1EventReference{ID: v1.EventID, Hashes: pdu.Hashes{SHA256: hash[:]}}, nil
+}
+
+func randomID(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }
 
 // RoomIDFromCreate is the room ID of a room whose ID is its create event's ID (v12+).

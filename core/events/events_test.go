@@ -32,11 +32,35 @@ func TestBuildSignsAndHashesForEveryVersion(t *testing.T) {
 	}
 	for _, rv := range SupportedRoomVersions {
 		t.Run(string(rv), func(t *testing.T) {
-			create, err := s.Build(rv, roomIDFor(rv), &Proto{Type: "m.room.create", StateKey: strp(""),
+			create, wire, err := s.Build(rv, roomIDFor(rv), &Proto{Type: "m.room.create", StateKey: strp(""),
 				Sender: "@alice:example.org", Content: map[string]any{"room_version": rv}, OriginServerTS: 1},
-				nil, nil, 1)
+				nil, nil, 1, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			parsed, err := ParsePDU(wire, create.InternalMeta.EventID)
+			if err != nil || parsed.InternalMeta.EventID != create.InternalMeta.EventID {
+				t.Fatalf("wire JSON parses to %v, %v", parsed, err)
+			}
+			if rv.EventIDFormat() == id.EventIDFormatCustom {
+				var v1 pdu.RoomV1PDU
+				if err := json.Unmarshal(wire, &v1); err != nil {
+					t.Fatal(err)
+				}
+				if !v1.VerifyContentHash() {
+					t.Fatal("v1 content hash does not verify")
+				}
+				if err := v1.VerifySignature(rv, "example.org", getKey); err != nil {
+					t.Fatalf("v1 signature: %v", err)
+				}
+				if !strings.HasPrefix(string(v1.EventID), "$") || !strings.HasSuffix(string(v1.EventID), ":example.org") {
+					t.Fatalf("v1 event ID %q", v1.EventID)
+				}
+				ref, err := ReferenceOf(rv, wire)
+				if err != nil || ref.ID != v1.EventID || len(ref.Hashes.SHA256) != 32 {
+					t.Fatalf("reference %+v, %v", ref, err)
+				}
+				return
 			}
 			if !create.VerifyContentHash() {
 				t.Fatal("content hash does not verify")
@@ -86,14 +110,14 @@ func roomIDFor(rv id.RoomVersion) id.RoomID {
 
 func TestBuildRefusesOversizeAndUnknownVersions(t *testing.T) {
 	s, _ := testSigner(t)
-	_, err := s.Build(id.RoomV10, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
-		Content: map[string]any{"body": strings.Repeat("x", MaxPDUBytes)}}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2)
+	_, _, err := s.Build(id.RoomV10, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+		Content: map[string]any{"body": strings.Repeat("x", MaxPDUBytes)}}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2, nil)
 	if me, ok := types.AsError(err); !ok || me.Code != types.CodeTooLarge {
 		t.Fatalf("oversize event: %v, want M_TOO_LARGE", err)
 	}
-	for _, rv := range []id.RoomVersion{id.RoomV1, id.RoomV2, "99"} {
-		if _, err := s.Build(rv, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
-			Content: map[string]any{}}, nil, nil, 1); err == nil {
+	for _, rv := range []id.RoomVersion{"99", "0"} {
+		if _, _, err := s.Build(rv, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+			Content: map[string]any{}}, nil, nil, 1, nil); err == nil {
 			t.Errorf("room version %q accepted", rv)
 		}
 	}
@@ -110,8 +134,8 @@ func TestRedactionsFollowTheRoomVersion(t *testing.T) {
 		if tc.inContent {
 			content["redacts"] = target
 		}
-		ev, err := s.Build(tc.rv, "!r:example.org", &Proto{Type: "m.room.redaction", Sender: "@a:example.org",
-			Content: content, Redacts: &target}, []id.EventID{"$p"}, []id.EventID{"$a"}, 3)
+		ev, _, err := s.Build(tc.rv, "!r:example.org", &Proto{Type: "m.room.redaction", Sender: "@a:example.org",
+			Content: content, Redacts: &target}, []id.EventID{"$p"}, []id.EventID{"$a"}, 3, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,5 +157,64 @@ func TestForbiddenNamesTheRule(t *testing.T) {
 	plain := errors.New("disk on fire")
 	if Forbidden(plain) != plain {
 		t.Fatal("Forbidden changed a non-auth error")
+	}
+}
+
+// Legacy-format events reference their prev and auth events by ID and
+// reference hash, and the chain authorises.
+func TestLegacyFormatChain(t *testing.T) {
+	s, _ := testSigner(t)
+	for _, rv := range []id.RoomVersion{id.RoomV1, id.RoomV2} {
+		t.Run(string(rv), func(t *testing.T) {
+			room := id.RoomID("!legacy:example.org")
+			create, createWire, err := s.Build(rv, room, &Proto{Type: "m.room.create", StateKey: strp(""),
+				Sender: "@alice:example.org", Content: map[string]any{"creator": "@alice:example.org"}}, nil, nil, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs := func(ids []id.EventID) ([]pdu.V1EventReference, error) {
+				out := make([]pdu.V1EventReference, len(ids))
+				for i := range ids {
+					ref, err := ReferenceOf(rv, createWire)
+					if err != nil {
+						return nil, err
+					}
+					out[i] = ref
+				}
+				return out, nil
+			}
+			cid := create.InternalMeta.EventID
+			join, joinWire, err := s.Build(rv, room, &Proto{Type: "m.room.member", StateKey: strp("@alice:example.org"),
+				Sender: "@alice:example.org", Content: map[string]any{"membership": "join"}},
+				[]id.EventID{cid}, []id.EventID{cid}, 2, refs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wire pdu.RoomV1PDU
+			if err := json.Unmarshal(joinWire, &wire); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := ReferenceOf(rv, createWire)
+			if len(wire.PrevEvents) != 1 || wire.PrevEvents[0].ID != cid ||
+				string(wire.PrevEvents[0].Hashes.SHA256) != string(want.Hashes.SHA256) {
+				t.Fatalf("prev_events %+v, want %+v", wire.PrevEvents, want)
+			}
+			get := func(ids []id.EventID) ([]*pdu.PDU, error) {
+				out := make([]*pdu.PDU, len(ids))
+				for i, x := range ids {
+					if x == cid {
+						out[i] = create
+					}
+				}
+				return out, nil
+			}
+			if err := Authorize(rv, join, get, nil); err != nil {
+				t.Fatalf("creator's join in a v%s room: %v", rv, err)
+			}
+			if _, _, err := s.Build(rv, room, &Proto{Type: "m.room.message", Sender: "@alice:example.org",
+				Content: map[string]any{}}, []id.EventID{cid}, nil, 2, nil); err == nil {
+				t.Fatal("legacy event with prev events but no references was built")
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"encoding/json/v2"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,13 +99,12 @@ func (s *Service) ServerName() string { return s.opts.ServerName }
 
 // parsePDU decodes a stored event.
 func parsePDU(e *storage.Event) (*pdu.PDU, error) {
-	var p pdu.PDU
-	if err := json.Unmarshal(e.JSON, &p); err != nil {
+	p, err := events.ParsePDU(e.JSON, id.EventID(e.EventID))
+	if err != nil {
 		return nil, fmt.Errorf("decode event %s: %w", e.EventID, err)
 	}
-	p.InternalMeta.EventID = id.EventID(e.EventID)
 	p.InternalMeta.Rejected = e.Rejected
-	return &p, nil
+	return p, nil
 }
 
 // loadPDUs returns the PDUs with the given IDs, from the cache or storage;

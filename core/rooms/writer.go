@@ -45,12 +45,14 @@ type batchState struct {
 	group       int64
 	chainLen    int64
 	pending     map[id.EventID]*pdu.PDU
+	// pendingRaw is the wire JSON of pending events (for v1 references).
+	pendingRaw map[id.EventID][]byte
 }
 
 func newBatch(rs *roomState) *batchState {
 	return &batchState{base: rs, overlay: map[pdu.StateKey]id.EventID{}, roomID: rs.roomID,
 		extremities: rs.extremities, depth: rs.depth, group: rs.group, chainLen: rs.chainLen,
-		pending: map[id.EventID]*pdu.PDU{}}
+		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}}
 }
 
 func (b *batchState) get(k pdu.StateKey) id.EventID {
@@ -380,7 +382,8 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 			auth = append(auth, eid)
 		}
 	}
-	ev, err := s.opts.Signer.Build(rv, b.roomID, p, b.extremities, auth, b.depth+1)
+	ev, raw, err := s.opts.Signer.Build(rv, b.roomID, p, b.extremities, auth, b.depth+1,
+		func(ids []id.EventID) ([]pdu.V1EventReference, error) { return s.references(ctx, b, ids) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -418,10 +421,6 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
 		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 	}
-	raw, err := json.Marshal(ev)
-	if err != nil {
-		return nil, nil, err
-	}
 	se := &storage.Event{EventID: string(eventID), RoomID: string(roomID), Type: ev.Type, StateKey: ev.StateKey,
 		Sender: string(ev.Sender), OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
 	if ev.Type == "m.room.member" {
@@ -457,7 +456,41 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	b.extremities = []id.EventID{eventID}
 	b.depth = ev.Depth
 	b.pending[eventID] = ev
+	b.pendingRaw[eventID] = raw
 	return ev, wr, nil
+}
+
+// references gives the (ID, reference hash) pairs of legacy-format events
+// (rooms v1 and v2), from the batch or storage.
+func (s *Service) references(ctx context.Context, b *batchState, ids []id.EventID) ([]pdu.V1EventReference, error) {
+	rv := b.base.version
+	out := make([]pdu.V1EventReference, len(ids))
+	var missing []string
+	for _, eid := range ids {
+		if _, ok := b.pendingRaw[eid]; !ok {
+			missing = append(missing, string(eid))
+		}
+	}
+	stored, err := s.store.GetEvents(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	raws := map[id.EventID][]byte{}
+	for _, e := range stored {
+		raws[id.EventID(e.EventID)] = e.JSON
+	}
+	for i, eid := range ids {
+		raw, ok := b.pendingRaw[eid]
+		if !ok {
+			if raw, ok = raws[eid]; !ok {
+				return nil, fmt.Errorf("event %s not found for a reference", eid)
+			}
+		}
+		if out[i], err = events.ReferenceOf(rv, raw); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // getKey answers eventauth's signature checks (restricted joins) for this
