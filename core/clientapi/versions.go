@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
 )
@@ -41,7 +42,12 @@ func (a *API) wellKnownServer(c *gin.Context) {
 // GET /_matrix/client/v3/capabilities
 func (a *API) capabilities(c *gin.Context) {
 	on := gin.H{"enabled": true}
+	available := gin.H{}
+	for _, v := range events.SupportedRoomVersions {
+		available[string(v)] = "stable"
+	}
 	httpx.OK(c, gin.H{"capabilities": gin.H{
+		"m.room_versions": gin.H{"default": events.DefaultRoomVersion, "available": available},
 		"m.change_password": on,
 		"m.set_displayname": on,
 		"m.set_avatar_url":  on,
