@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json/v2"
 	"testing"
 
 	"maunium.net/go/mautrix/federation/pdu"
@@ -43,6 +44,109 @@ func TestAuthorizeCreatorJoinInContentCreatorVersions(t *testing.T) {
 			err = Authorize(rv, join("@mallory:example.org"), get, nil)
 			if err == nil {
 				t.Fatal("a stranger's join right after the create event was allowed")
+			}
+		})
+	}
+}
+
+// chain builds a room's events in order, each authorised against the state
+// before it, as the room pipeline does.
+type chain struct {
+	t      *testing.T
+	s      *Signer
+	rv     id.RoomVersion
+	room   id.RoomID
+	events map[id.EventID]*pdu.PDU
+	state  map[pdu.StateKey]id.EventID
+	last   id.EventID
+	depth  int64
+}
+
+func (c *chain) get(ids []id.EventID) ([]*pdu.PDU, error) {
+	out := make([]*pdu.PDU, len(ids))
+	for i, x := range ids {
+		out[i] = c.events[x]
+	}
+	return out, nil
+}
+
+// add builds, authorises and (if allowed) applies an event; it returns the
+// authorisation error.
+func (c *chain) add(typ string, stateKey *string, sender id.UserID, content map[string]any) error {
+	c.t.Helper()
+	raw, _ := json.Marshal(content)
+	probe := &pdu.PDU{Type: typ, StateKey: stateKey, Sender: sender, Content: raw}
+	var auth []id.EventID
+	for _, k := range probe.AuthEventSelection(c.rv) {
+		if e, ok := c.state[k]; ok {
+			auth = append(auth, e)
+		}
+	}
+	var prev []id.EventID
+	if c.last != "" {
+		prev = []id.EventID{c.last}
+	}
+	c.depth++
+	ev, _, err := c.s.Build(c.rv, c.room, &Proto{Type: typ, StateKey: stateKey, Sender: sender, Content: content,
+		OriginServerTS: c.depth}, prev, auth, c.depth, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if typ == "m.room.create" && c.rv.RoomIDIsCreateEventID() {
+		c.room = RoomIDFromCreate(ev.InternalMeta.EventID)
+	}
+	c.events[ev.InternalMeta.EventID] = ev
+	if err := Authorize(c.rv, ev, c.get, nil); err != nil {
+		return err
+	}
+	if stateKey != nil {
+		c.state[pdu.StateKey{Type: typ, StateKey: *stateKey}] = ev.InternalMeta.EventID
+	}
+	c.last = ev.InternalMeta.EventID
+	return nil
+}
+
+func TestAuthorizeKicksAndBans(t *testing.T) {
+	s, _ := testSigner(t)
+	for _, rv := range []id.RoomVersion{id.RoomV10, id.RoomV12} {
+		t.Run(string(rv), func(t *testing.T) {
+			c := &chain{t: t, s: s, rv: rv, room: "!kb:example.org", events: map[id.EventID]*pdu.PDU{},
+				state: map[pdu.StateKey]id.EventID{}}
+			alice, bob, carol := id.UserID("@alice:example.org"), id.UserID("@bob:example.org"), id.UserID("@carol:example.org")
+			if rv.RoomIDIsCreateEventID() {
+				c.room = ""
+			}
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			create := map[string]any{"room_version": rv}
+			if rv.CreatorInContent() {
+				create["creator"] = alice
+			}
+			must(c.add("m.room.create", strp(""), alice, create))
+			must(c.add("m.room.member", strp(string(alice)), alice, map[string]any{"membership": "join"}))
+			users := map[string]any{}
+			if !rv.PrivilegedRoomCreators() {
+				users[string(alice)] = 100
+			}
+			must(c.add("m.room.power_levels", strp(""), alice, map[string]any{"users": users, "kick": 50, "ban": 50}))
+			must(c.add("m.room.join_rules", strp(""), alice, map[string]any{"join_rule": "public"}))
+			must(c.add("m.room.member", strp(string(bob)), bob, map[string]any{"membership": "join"}))
+			must(c.add("m.room.member", strp(string(carol)), carol, map[string]any{"membership": "join"}))
+
+			if err := c.add("m.room.member", strp(string(alice)), bob, map[string]any{"membership": "ban"}); err == nil {
+				t.Fatal("a user without power banned the admin")
+			}
+			must(c.add("m.room.member", strp(string(bob)), alice, map[string]any{"membership": "leave"})) // kick
+			if err := c.add("m.room.member", strp(string(carol)), bob, map[string]any{"membership": "ban"}); err == nil {
+				t.Fatal("a kicked user banned someone")
+			}
+			must(c.add("m.room.member", strp(string(carol)), alice, map[string]any{"membership": "ban"}))
+			if err := c.add("m.room.member", strp(string(carol)), carol, map[string]any{"membership": "join"}); err == nil {
+				t.Fatal("a banned user rejoined")
 			}
 		})
 	}
