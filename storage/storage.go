@@ -215,6 +215,8 @@ type Store interface {
 	StateReader
 	RoomExtras
 	RelationReader
+	SyncReader
+	Filters
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

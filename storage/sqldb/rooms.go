@@ -71,6 +71,22 @@ func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) e
 	if len(writes) == 0 {
 		return nil
 	}
+	// A failed batch leaves no trace, not even positions in the caller's
+	// events that the rolled back transaction never committed.
+	prev := make([]int64, len(writes))
+	for i, w := range writes {
+		prev[i] = w.Event.StreamPos
+	}
+	err := db.persistEvents(ctx, writes)
+	if err != nil {
+		for i, w := range writes {
+			w.Event.StreamPos = prev[i]
+		}
+	}
+	return err
+}
+
+func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		var last int64
 		if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
@@ -92,14 +108,13 @@ func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
-				membership := ""
-				if cs.Type == "m.room.member" && cs.EventID == e.EventID {
-					membership = e.Membership
-				}
+				// The membership column comes from the event's row (inserted
+				// above, or earlier for state laid down by state resolution).
 				if _, err := db.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership)
-					VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, type, state_key)
+					VALUES ($1, $2, $3, $4, COALESCE((SELECT membership FROM events WHERE event_id = $4), ''))
+					ON CONFLICT (room_id, type, state_key)
 					DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`,
-					e.RoomID, cs.Type, cs.StateKey, cs.EventID, membership); err != nil {
+					e.RoomID, cs.Type, cs.StateKey, cs.EventID); err != nil {
 					return err
 				}
 			}
@@ -270,7 +285,10 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID string) er
 }
 
 func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
+	// Only events of the parent's room relate to it: an event elsewhere that
+	// names the parent's ID is not one of its relations.
 	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0
+		AND room_id = (SELECT p.room_id FROM events p WHERE p.event_id = $1)
 		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
 	if backwards {
 		q += ` AND stream_pos < $4 ORDER BY stream_pos DESC LIMIT $5`
@@ -287,9 +305,11 @@ func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string,
 func (db *DB) ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+prefixed("r", eventCols)+` FROM events r
 		JOIN (SELECT relates_to, MAX(stream_pos) AS latest FROM events
-		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 GROUP BY relates_to) t
+		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''
+		      GROUP BY relates_to) t
 		  ON t.relates_to = r.event_id
-		WHERE t.latest < $2 ORDER BY t.latest DESC LIMIT $3`, roomID, from, limit)
+		WHERE r.room_id = $1 AND r.rejected = 0 AND r.soft_failed = 0 AND t.latest < $2
+		ORDER BY t.latest DESC LIMIT $3`, roomID, from, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -402,8 +422,10 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []string) ([]stora
 		return nil, nil
 	}
 	cond, args := inList("relates_to", 1, parents)
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events
+	// Relations count only from the parent's own room.
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events c
 		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''`+cond+`
+		AND EXISTS (SELECT 1 FROM events p WHERE p.event_id = c.relates_to AND p.room_id = c.room_id)
 		GROUP BY relates_to, rel_type, sender`, args...)
 	if err != nil {
 		return nil, err

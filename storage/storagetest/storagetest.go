@@ -19,7 +19,7 @@ import (
 // Run runs the suite. open must return a fresh, migrated, empty store for
 // each call and arrange (t.Cleanup) for it to be closed.
 func Run(t *testing.T, open func(t *testing.T) storage.Store) {
-	for _, tc := range []struct {
+	for _, tc := range append([]struct {
 		name string
 		fn   func(t *testing.T, s storage.Store)
 	}{
@@ -87,7 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 
 		{"Concurrency/AccountDataStream", testConcurrentAccountData},
 		{"Concurrency/ReadsDuringWrites", testConcurrentReadsWrites},
-	} {
+	}, roomTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})

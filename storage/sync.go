@@ -1,0 +1,23 @@
+package storage
+
+import "context"
+
+// SyncReader is what /sync reads beyond the room interfaces.
+type SyncReader interface {
+	// StateEventsBetween lists a room's accepted state events with stream
+	// positions in (after, before), oldest first.
+	StateEventsBetween(ctx context.Context, roomID string, after, before int64) ([]*Event, error)
+	// LastEventBefore is a room's last accepted event before a position; ErrNotFound if none.
+	LastEventBefore(ctx context.Context, roomID string, before int64) (*Event, error)
+	// CountRoomEvents counts a room's accepted events with positions in (after, upto].
+	CountRoomEvents(ctx context.Context, roomID string, after, upto int64) (int64, error)
+	// MaxAccountDataPos is the account data stream's position.
+	MaxAccountDataPos(ctx context.Context) (int64, error)
+}
+
+// Filters stores sync filters.
+type Filters interface {
+	// CreateFilter stores a filter and returns its ID.
+	CreateFilter(ctx context.Context, userID string, filterJSON []byte) (string, error)
+	GetFilter(ctx context.Context, userID, filterID string) ([]byte, error)
+}
