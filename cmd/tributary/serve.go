@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
@@ -23,6 +24,8 @@ import (
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/stream"
+	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/storage"
@@ -131,13 +134,15 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 
 // newUsers builds the account service; failedLogins (nil: no limit) is
 // shared with /login so wrong passwords in UIA stages count per account too.
-func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedLogins *httpx.Limiter) (*users.Service, error) {
+func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedLogins *httpx.Limiter,
+	onAccountData func(string, int64)) (*users.Service, error) {
 	var limit users.Limiter
 	if failedLogins != nil {
 		limit = failedLogins
 	}
 	return users.New(store, users.Options{
 		FailedPasswords:     limit,
+		OnAccountData:       onAccountData,
 		ServerName:          cfg.ServerName,
 		RegistrationEnabled: cfg.Registration.Enabled,
 		RequiresToken:       cfg.Registration.RequiresToken,
@@ -148,6 +153,19 @@ func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedL
 		UIASessionLifetime:  cfg.Auth.UIASessionLifetime.Duration,
 		Logger:              log,
 	})
+}
+
+// newNotifier starts the in-process notifier at the streams' stored positions.
+func newNotifier(ctx context.Context, store storage.Store) (*stream.Local, error) {
+	var start stream.Positions
+	var err error
+	if start[stream.Events], err = store.MaxStreamPos(ctx); err != nil {
+		return nil, err
+	}
+	if start[stream.AccountData], err = store.MaxAccountDataPos(ctx); err != nil {
+		return nil, err
+	}
+	return stream.NewLocal(start), nil
 }
 
 func limiter(rl config.RateLimits, r config.Rate) *httpx.Limiter {
@@ -167,7 +185,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer store.Close()
 	rl := cfg.RateLimits
 	failedLogins := limiter(rl, rl.LoginFailedAccount)
-	us, err := newUsers(store, cfg, log, failedLogins)
+	notifier, err := newNotifier(ctx, store)
+	if err != nil {
+		return err
+	}
+	us, err := newUsers(store, cfg, log, failedLogins, func(user string, pos int64) {
+		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
+	})
 	if err != nil {
 		return err
 	}
@@ -178,7 +202,14 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us,
-		Signer: events.NewSigner(cfg.ServerName, signingKey)})
+		Signer: events.NewSigner(cfg.ServerName, signingKey),
+		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
+			notifier.Publish(stream.Change{Stream: stream.Events, Pos: pos, RoomID: string(roomID), Users: members})
+		}})
+	if err != nil {
+		return err
+	}
+	syncer, err := tsync.New(rs, store, notifier)
 	if err != nil {
 		return err
 	}
@@ -205,7 +236,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(us, rs, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+	clientapi.New(us, rs, syncer, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,

@@ -28,7 +28,7 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer store.Close()
-		us, err := newUsers(store, cfg, newLogger(cfg), nil)
+		us, err := newUsers(store, cfg, newLogger(cfg), nil, nil)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
+	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 )
@@ -30,13 +31,14 @@ type Limits struct {
 type API struct {
 	users  *users.Service
 	rooms  *rooms.Service
+	sync_  *tsync.Service
 	opts   Options
 	limits Limits
 }
 
 // New builds the handlers.
-func New(u *users.Service, r *rooms.Service, opts Options, limits Limits) *API {
-	return &API{users: u, rooms: r, opts: opts, limits: limits}
+func New(u *users.Service, r *rooms.Service, sy *tsync.Service, opts Options, limits Limits) *API {
+	return &API{users: u, rooms: r, sync_: sy, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -63,6 +65,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerAccountData(g, auth)
 		a.registerRooms(g, auth)
 		a.registerDirectory(g, auth)
+		a.registerSync(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

@@ -126,23 +126,18 @@ func (a *API) membership(action string) gin.HandlerFunc {
 		switch action {
 		case "leave":
 			req.Target, req.Membership = me, "leave"
-		case "kick", "unban":
+		case "kick":
 			req.Membership = "leave"
+		case "unban":
+			// The room writer checks that the target is banned, against the
+			// state the event is authorised on.
+			req.Membership, req.Unban = "leave", true
 		default:
 			req.Membership = action
 		}
 		if req.Target == "" {
 			httpx.Fail(c, types.MissingParam("user_id is required"))
 			return
-		}
-		if action == "unban" {
-			if cur, _, err := a.rooms.Membership(c.Request.Context(), roomID, req.Target); err != nil {
-				httpx.Fail(c, err)
-				return
-			} else if cur != "ban" {
-				httpx.Fail(c, types.Forbidden("%s is not banned", req.Target))
-				return
-			}
 		}
 		if _, err := a.rooms.ChangeMembership(c.Request.Context(), req); err != nil {
 			httpx.Fail(c, err)

@@ -155,7 +155,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 	if _, err := s.writer(roomID, rs); err != nil {
 		return "", err
 	}
-	s.opts.OnPersist(writes[len(writes)-1].Event.StreamPos)
+	s.persisted(roomID, writes)
 	return roomID, nil
 }
 

@@ -111,8 +111,24 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 	if err != nil {
 		return err
 	}
+	// The latest reply or edit is shown only to a user who may see it (one
+	// who left does not learn what came after); the aggregation is left out
+	// otherwise.
+	var v *viewer
+	if f.user != "" && len(related) > 0 {
+		if v, err = f.s.newViewer(ctx, id.RoomID(evs[0].RoomID), f.user); err != nil {
+			return err
+		}
+	}
 	byPos := map[int64]*ClientEvent{}
 	for _, e := range related {
+		if v != nil {
+			if ok, err := v.canSee(ctx, e); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
+		}
 		ce, err := f.one(ctx, e, true)
 		if err != nil {
 			return err

@@ -97,12 +97,13 @@ func (s *Service) Hierarchy(ctx context.Context, req *HierarchyRequest) ([]*Hier
 		}
 		slices.Sort(keys)
 		for _, child := range keys {
-			content := sum.children[child]
-			if req.SuggestedOnly && !gjson.GetBytes(content, "suggested").Bool() {
+			ce := sum.children[child]
+			if req.SuggestedOnly && !gjson.GetBytes(ce.content, "suggested").Bool() {
 				continue
 			}
+			// A StrippedChildStateEvent: stripped state plus origin_server_ts.
 			hr.ChildrenState = append(hr.ChildrenState, map[string]any{"type": "m.space.child", "state_key": child,
-				"content": jsontext.Value(content)})
+				"content": jsontext.Value(ce.content), "sender": ce.sender, "origin_server_ts": ce.originServerTS})
 			if (req.MaxDepth < 0 || it.depth < req.MaxDepth) && !seen[id.RoomID(child)] {
 				seen[id.RoomID(child)] = true
 				queue = append(queue, item{id.RoomID(child), it.depth + 1})

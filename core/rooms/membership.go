@@ -19,8 +19,11 @@ type MembershipRequest struct {
 	// leave and knock).
 	Target     id.UserID
 	Membership string // join, leave, invite, ban, knock
-	Reason     string
-	IsDirect   bool
+	// Unban marks a leave sent by POST /unban: the target must be banned. A
+	// leave for someone else without it is a kick, which must not lift a ban.
+	Unban    bool
+	Reason   string
+	IsDirect bool
 	// Extra content keys from the client (join: third party signed is not supported).
 	Timestamp int64
 }
@@ -105,10 +108,14 @@ func (s *Service) checkMembershipChange(ctx context.Context, b *batchState, req 
 			return types.Forbidden("%s is banned from the room", req.Target)
 		}
 	case "leave":
-		if req.Sender != req.Target && cur == "ban" {
+		switch {
+		case req.Unban:
+			if cur != "ban" {
+				return types.Forbidden("%s is not banned", req.Target)
+			}
+		case req.Sender != req.Target && cur == "ban":
 			return types.Forbidden("%s is banned: unban them instead", req.Target)
-		}
-		if req.Sender != req.Target && cur != "join" && cur != "invite" && cur != "knock" && cur != "ban" {
+		case req.Sender != req.Target && cur != "join" && cur != "invite" && cur != "knock":
 			return types.Forbidden("%s is not in the room", req.Target)
 		}
 	case "join":

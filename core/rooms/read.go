@@ -438,10 +438,14 @@ func (s *Service) Context(ctx context.Context, roomID id.RoomID, user id.UserID,
 		limit = 10
 	}
 	limit = min(limit, 100)
-	before, err := s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos), Backwards: true,
-		Limit: limit / 2, Filter: filter})
-	if err != nil {
-		return nil, err
+	// The limit counts both sides; with a limit of 1 there is nothing before
+	// (Messages would take a limit of 0 as its default of 10).
+	before := &Page{Chunk: []*ClientEvent{}}
+	if limit/2 > 0 {
+		if before, err = s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos), Backwards: true,
+			Limit: limit / 2, Filter: filter}); err != nil {
+			return nil, err
+		}
 	}
 	after, err := s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos + 1),
 		Limit: limit - limit/2, Filter: filter})

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // RelationsRequest is GET /v1/rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]].
@@ -109,12 +111,20 @@ func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID,
 	f := s.formatter(rv).forUser(user)
 	page := &RelationsPage{Chunk: []*ClientEvent{}}
 	for len(page.Chunk) < limit {
+		start := pos
 		roots, err := s.store.ThreadRoots(ctx, string(roomID), pos, limit)
 		if err != nil {
 			return nil, err
 		}
 		if len(roots) == 0 {
 			break
+		}
+		// Paging follows every root's latest activity, including roots the
+		// user may not see, so that hidden roots neither stop the walk nor
+		// make it skip or repeat threads.
+		latest, err := s.threadActivity(ctx, roots)
+		if err != nil {
+			return nil, err
 		}
 		visible, err := v.filter(ctx, roots)
 		if err != nil {
@@ -124,7 +134,18 @@ func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID,
 		if err != nil {
 			return nil, err
 		}
+		shown := make(map[id.EventID]*ClientEvent, len(formatted))
 		for _, ce := range formatted {
+			shown[ce.EventID] = ce
+		}
+		for _, r := range roots {
+			if p, ok := latest[r.EventID]; ok {
+				pos = p
+			}
+			ce := shown[id.EventID(r.EventID)]
+			if ce == nil {
+				continue
+			}
 			rel, _ := ce.Unsigned["m.relations"].(map[string]any)
 			th, _ := rel["m.thread"].(map[string]any)
 			if th == nil {
@@ -134,36 +155,34 @@ func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID,
 				continue
 			}
 			page.Chunk = append(page.Chunk, ce)
-			if latest, ok := th["latest_event"].(*ClientEvent); ok {
-				pos = latest.pos
-			}
 			if len(page.Chunk) == limit {
 				page.NextBatch = Token(pos)
 				break
 			}
 		}
-		if len(roots) < limit {
-			break
-		}
-		// Continue after the oldest thread of this batch.
-		if last := lastLatest(formatted); last > 0 {
-			pos = last
-		} else {
+		if len(roots) < limit || pos >= start {
 			break
 		}
 	}
 	return page, nil
 }
 
-// lastLatest is the activity position of the last thread in evs.
-func lastLatest(evs []*ClientEvent) int64 {
-	var p int64
-	for _, ce := range evs {
-		rel, _ := ce.Unsigned["m.relations"].(map[string]any)
-		th, _ := rel["m.thread"].(map[string]any)
-		if latest, ok := th["latest_event"].(*ClientEvent); ok {
-			p = latest.pos
+// threadActivity is the position of the latest reply of each thread root,
+// counted as ThreadRoots orders them.
+func (s *Service) threadActivity(ctx context.Context, roots []*storage.Event) (map[string]int64, error) {
+	ids := make([]string, len(roots))
+	for i, r := range roots {
+		ids[i] = r.EventID
+	}
+	aggs, err := s.store.RelationAggregates(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(roots))
+	for _, a := range aggs {
+		if a.RelType == "m.thread" {
+			out[a.Parent] = max(out[a.Parent], a.LatestPos)
 		}
 	}
-	return p
+	return out, nil
 }

@@ -71,7 +71,7 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	}
 	var txn *storage.EventTxn
 	if req.TxnID != "" {
-		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: req.TxnID}
+		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
 	}
 	return s.submit(ctx, req.RoomID, &sendReq{
 		proto: &events.Proto{Type: req.Type, StateKey: req.StateKey, Sender: req.Sender, Content: req.Content,
@@ -93,6 +93,32 @@ func (s *Service) requireRoom(ctx context.Context, roomID id.RoomID) error {
 }
 
 func storageNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// Endpoints whose transaction IDs share the event_txns table.
+const (
+	endpointSend   = "send"
+	endpointRedact = "redact"
+)
+
+// txnKey is the stored key of a client transaction ID. Transaction IDs are
+// scoped to a device and one endpoint (client-server API, "Transaction
+// identifiers"): the same ID on PUT /send and PUT /redact names two
+// requests. /send keys are the ID itself (as stored before this scoping),
+// except that IDs starting with "~" get a second "~"; other endpoints' keys
+// start with "~" and a letter, so no two endpoints' keys can meet.
+func txnKey(endpoint, txnID string) string {
+	switch endpoint {
+	case endpointSend:
+		if strings.HasPrefix(txnID, "~") {
+			return "~" + txnID
+		}
+		return txnID
+	case endpointRedact:
+		return "~r" + txnID
+	default:
+		panic("rooms: unknown transaction endpoint " + endpoint)
+	}
+}
 
 // Redact redacts an event: its sender may always, others need the redact power level.
 func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID string, target id.EventID,
@@ -123,7 +149,7 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	}
 	var txn *storage.EventTxn
 	if txnID != "" {
-		txn = &storage.EventTxn{UserID: string(sender), DeviceID: deviceID, TxnID: txnID}
+		txn = &storage.EventTxn{UserID: string(sender), DeviceID: deviceID, TxnID: txnKey(endpointRedact, txnID)}
 	}
 	return s.submit(ctx, roomID, &sendReq{proto: proto, txn: txn, redacts: target,
 		check: func(b *batchState) error {

@@ -22,6 +22,7 @@ type Store interface {
 	storage.StateReader
 	storage.RoomExtras
 	storage.RelationReader
+	storage.SyncReader
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
@@ -32,9 +33,10 @@ type Options struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
-	// OnPersist is told the highest stream position after each commit (the
-	// notifier that wakes /sync, later).
-	OnPersist func(pos int64)
+	// OnPersist is told of each commit: the room, its highest stream
+	// position and the users whose membership it changed (core/stream's
+	// notifier, which wakes /sync).
+	OnPersist func(roomID id.RoomID, pos int64, members []string)
 	// Profiles gives display names and avatars for membership events.
 	Profiles Profiles
 }
@@ -71,7 +73,7 @@ func New(store Store, opts Options) (*Service, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.OnPersist == nil {
-		opts.OnPersist = func(int64) {}
+		opts.OnPersist = func(id.RoomID, int64, []string) {}
 	}
 	return &Service{store: store, opts: opts, log: opts.Logger, cache: newEventCache(4096),
 		writers: map[id.RoomID]*roomWriter{}}, nil
@@ -190,4 +192,15 @@ func (c *eventCache) put(p *pdu.PDU) {
 	}
 	c.items[eid] = p
 	c.order = append(c.order, eid)
+}
+
+// persisted tells OnPersist about a committed batch.
+func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
+	var members []string
+	for _, w := range writes {
+		if w.Event.Type == "m.room.member" && w.Event.StateKey != nil {
+			members = append(members, *w.Event.StateKey)
+		}
+	}
+	s.opts.OnPersist(roomID, writes[len(writes)-1].Event.StreamPos, members)
 }

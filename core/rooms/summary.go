@@ -21,8 +21,15 @@ type Summary struct {
 	RoomType         string       `json:"room_type,omitempty"`
 	RoomVersion      string       `json:"-"`
 	Encryption       string       `json:"-"`
-	// children are the m.space.child state events (state key → content JSON).
-	children map[string][]byte
+	// children are the m.space.child state events with a via (by state key).
+	children map[string]childEvent
+}
+
+// childEvent is an m.space.child event as hierarchies show it.
+type childEvent struct {
+	content        []byte
+	sender         string
+	originServerTS int64
 }
 
 // Summary reads a room's summary from its current state.
@@ -48,7 +55,7 @@ func (s *Service) Summary(ctx context.Context, roomID id.RoomID) (*Summary, erro
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{RoomID: roomID, RoomVersion: room.RoomVersion, children: map[string][]byte{}}
+	sum := &Summary{RoomID: roomID, RoomVersion: room.RoomVersion, children: map[string]childEvent{}}
 	for _, e := range evs {
 		c := gjson.GetBytes(e.JSON, "content")
 		switch e.Type {
@@ -72,7 +79,8 @@ func (s *Service) Summary(ctx context.Context, roomID id.RoomID) (*Summary, erro
 			sum.Encryption = c.Get("algorithm").Str
 		case "m.space.child":
 			if c.Get("via").IsArray() && len(c.Get("via").Array()) > 0 {
-				sum.children[*e.StateKey] = []byte(c.Raw)
+				sum.children[*e.StateKey] = childEvent{content: []byte(c.Raw), sender: e.Sender,
+					originServerTS: e.OriginServerTS}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"math"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -16,7 +17,12 @@ type viewer struct {
 	user    id.UserID
 	roomID  id.RoomID
 	current string // the user's current membership
-	groups  map[int64]groupFacts
+	// joinedUntil is the stream position at which the user's last stay in
+	// the room ended (the event that replaced their join), MaxInt64 while
+	// they are joined, 0 if they never were: "shared" history is visible up
+	// to it.
+	joinedUntil int64
+	groups      map[int64]groupFacts
 }
 
 type groupFacts struct {
@@ -25,11 +31,48 @@ type groupFacts struct {
 }
 
 func (s *Service) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID) (*viewer, error) {
-	cur, _, err := s.Membership(ctx, roomID, user)
+	cur, memEvent, err := s.Membership(ctx, roomID, user)
 	if err != nil {
 		return nil, err
 	}
-	return &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}, nil
+	v := &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}
+	if cur == "join" {
+		v.joinedUntil = math.MaxInt64
+	} else if cur != "" {
+		if v.joinedUntil, err = s.lastJoinEnd(ctx, memEvent); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// lastJoinEnd walks a user's membership events back from their current one
+// to the one that ended their last join, and returns its stream position (0
+// if they were never joined, as far as a bounded walk goes).
+func (s *Service) lastJoinEnd(ctx context.Context, memEvent id.EventID) (int64, error) {
+	eid := string(memEvent)
+	for range 100 {
+		ev, err := s.store.GetEvent(ctx, eid)
+		if storageNotFound(err) {
+			return 0, nil
+		} else if err != nil {
+			return 0, err
+		}
+		if ev.ReplacesState == "" {
+			return 0, nil
+		}
+		prev, err := s.store.GetEvent(ctx, ev.ReplacesState)
+		if storageNotFound(err) {
+			return 0, nil
+		} else if err != nil {
+			return 0, err
+		}
+		if prev.Membership == "join" {
+			return ev.StreamPos, nil
+		}
+		eid = ev.ReplacesState
+	}
+	return 0, nil
 }
 
 func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
@@ -78,8 +121,10 @@ func (v *viewer) canSee(ctx context.Context, e *storage.Event) (bool, error) {
 		return true, nil
 	case f.membership == "join":
 		return true, nil
-	case f.visibility == "shared" && v.current == "join":
-		// "shared": a member sees all history, including before they joined.
+	case f.visibility == "shared" && e.StreamPos < v.joinedUntil:
+		// "shared": a user sees the events sent before any point at which
+		// they were joined, including before they joined; one who left sees
+		// those up to their leave.
 		return true, nil
 	case f.visibility == "invited" && f.membership == "invite":
 		return true, nil

@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/state"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -112,7 +113,7 @@ type roomWriter struct {
 	recent, older map[string]id.EventID
 }
 
-func txnKey(t *storage.EventTxn) string { return t.UserID + "\x00" + t.DeviceID + "\x00" + t.TxnID }
+func recentKey(t *storage.EventTxn) string { return t.UserID + "\x00" + t.DeviceID + "\x00" + t.TxnID }
 
 func (w *roomWriter) recentTxn(key string) (id.EventID, bool) {
 	if eid, ok := w.recent[key]; ok {
@@ -221,7 +222,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 			continue
 		}
 		if r.txn != nil {
-			key := txnKey(r.txn)
+			key := recentKey(r.txn)
 			if eid, ok := txns[key]; ok {
 				r.done <- sendResult{eventID: eid}
 				continue
@@ -246,7 +247,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 			t := *r.txn
 			t.EventID = string(ev.InternalMeta.EventID)
 			wr.Txn = &t
-			txns[txnKey(&t)] = ev.InternalMeta.EventID
+			txns[recentKey(&t)] = ev.InternalMeta.EventID
 		}
 		wr.Redacts = string(r.redacts)
 		writes = append(writes, wr)
@@ -276,7 +277,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 		s.cache.put(built[i])
 		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
 	}
-	s.opts.OnPersist(writes[len(writes)-1].Event.StreamPos)
+	s.persisted(w.roomID, writes)
 }
 
 // loadRoomState reads a room's current state, extremities and position.
@@ -313,9 +314,17 @@ func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomSta
 			latest = e
 		}
 	}
-	// Local rooms have one extremity; several (from federation) need state
-	// resolution, which the federation issue brings. Until then the state
-	// after the latest extremity is the room's state.
+	if len(evs) > 1 {
+		// Several forward extremities (from federation): the room's state is
+		// the resolution of the states after each of them. The next event
+		// stores it as a fresh snapshot (group 0 below).
+		resolved, err := s.resolveExtremities(ctx, rs.version, evs)
+		if err != nil {
+			return nil, err
+		}
+		rs.state = resolved
+		return rs, nil
+	}
 	rs.group = latest.StateGroup
 	g, err := s.store.GetStateGroup(ctx, latest.StateGroup)
 	if err != nil {
@@ -323,6 +332,38 @@ func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomSta
 	}
 	rs.chainLen = g.ChainLen
 	return rs, nil
+}
+
+// resolveExtremities runs state resolution over the states after events.
+func (s *Service) resolveExtremities(ctx context.Context, rv id.RoomVersion, evs []*storage.Event) (state.Map, error) {
+	sets := make([]state.Map, 0, len(evs))
+	for _, e := range evs {
+		entries, err := s.store.StateAt(ctx, e.StateGroup)
+		if err != nil {
+			return nil, err
+		}
+		m := make(state.Map, len(entries))
+		for _, en := range entries {
+			m[pdu.StateKey{Type: en.Type, StateKey: en.StateKey}] = id.EventID(en.EventID)
+		}
+		sets = append(sets, m)
+	}
+	load := func(ctx context.Context, ids []id.EventID) (map[id.EventID]*pdu.PDU, error) {
+		ps, err := s.loadPDUs(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[id.EventID]*pdu.PDU, len(ps))
+		for _, p := range ps {
+			if p != nil {
+				out[p.InternalMeta.EventID] = p
+			}
+		}
+		return out, nil
+	}
+	// The exact variant: agreeing with other servers matters more than the
+	// few milliseconds the shortcut saves (core/state benchmarks).
+	return state.ResolveExact(ctx, rv, sets, load, s.getKey)
 }
 
 // idBlock hands out state group IDs reserved from storage in blocks.
@@ -435,21 +476,30 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	}
 	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
 	b.roomID = roomID
-	if ev.StateKey != nil {
+	if ev.StateKey != nil || b.group == 0 {
+		// A state event starts a group; so does any event after state
+		// resolution, which left the room without one (group 0).
 		gid, err := s.nextGroupID(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		key := pdu.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
-		se.ReplacesState = string(b.get(key))
-		b.overlay[key] = eventID
-		g := &storage.StateGroup{GroupID: gid, RoomID: string(roomID), PrevGroup: b.group, ChainLen: b.chainLen + 1,
-			Entries: []storage.StateEntry{{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}}}
+		g := &storage.StateGroup{GroupID: gid, RoomID: string(roomID), PrevGroup: b.group, ChainLen: b.chainLen + 1}
+		if ev.StateKey != nil {
+			key := pdu.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
+			se.ReplacesState = string(b.get(key))
+			b.overlay[key] = eventID
+			entry := storage.StateEntry{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}
+			g.Entries = []storage.StateEntry{entry}
+			wr.CurrentState = []storage.StateEntry{entry}
+		}
 		if b.group == 0 || g.ChainLen >= snapshotEvery {
 			g.PrevGroup, g.ChainLen, g.Entries = 0, 0, b.full()
+			if b.base.group == 0 && b.group == 0 && ev.Type != "m.room.create" {
+				// After state resolution the current_state rows must follow too.
+				wr.CurrentState = g.Entries
+			}
 		}
 		wr.NewGroup = g
-		wr.CurrentState = []storage.StateEntry{{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}}
 		b.group, b.chainLen = gid, g.ChainLen
 	}
 	se.StateGroup = b.group

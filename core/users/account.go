@@ -235,9 +235,11 @@ func (s *Service) SetAccountData(ctx context.Context, caller, userID, roomID, da
 	if len(content) == 0 || content[0] != '{' {
 		return types.BadJSON("Account data content must be a JSON object")
 	}
-	if _, err := s.store.PutAccountData(ctx, userID, roomID, dataType, content); err != nil {
+	pos, err := s.store.PutAccountData(ctx, userID, roomID, dataType, content)
+	if err != nil {
 		return internal("put account data", err)
 	}
+	s.opts.OnAccountData(userID, pos)
 	return nil
 }
 

@@ -32,6 +32,8 @@ type Options struct {
 	Logger              *slog.Logger
 	// FailedPasswords limits wrong passwords in UIA stages per account; nil: no limit.
 	FailedPasswords Limiter
+	// OnAccountData is told of each account data write (core/stream's notifier).
+	OnAccountData func(userID string, pos int64)
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -68,6 +70,9 @@ func New(store storage.Store, opts Options) (*Service, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.OnAccountData == nil {
+		opts.OnAccountData = func(string, int64) {}
 	}
 	return &Service{store: store, opts: opts, log: opts.Logger}, nil
 }

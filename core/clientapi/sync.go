@@ -1,0 +1,95 @@
+package clientapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	tsync "github.com/tributary-hs/tributary/core/sync"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+func (a *API) registerSync(g gin.IRouter, auth gin.HandlerFunc) {
+	g.GET("/sync", auth, a.sync)
+	g.POST("/user/:userId/filter", auth, a.createFilter)
+	g.GET("/user/:userId/filter/:filterId", auth, a.getFilter)
+}
+
+// GET /_matrix/client/v3/sync
+func (a *API) sync(c *gin.Context) {
+	p := httpx.PrincipalOf(c)
+	ctx := c.Request.Context()
+	var timeout time.Duration
+	if t := c.Query("timeout"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms < 0 {
+			httpx.Fail(c, types.InvalidParam("timeout must be a non-negative number of milliseconds"))
+			return
+		}
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	fullState := false
+	switch c.Query("full_state") {
+	case "", "false":
+	case "true":
+		fullState = true
+	default:
+		httpx.Fail(c, types.InvalidParam("full_state must be true or false"))
+		return
+	}
+	switch c.Query("set_presence") {
+	case "", "online", "offline", "unavailable":
+	default:
+		httpx.Fail(c, types.InvalidParam("set_presence must be online, offline or unavailable"))
+		return
+	}
+	filter, err := a.sync_.ResolveFilter(ctx, id.UserID(p.UserID), c.Query("filter"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: id.UserID(p.UserID), DeviceID: p.DeviceID,
+		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter})
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the client went away
+		}
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, resp)
+}
+
+// POST /_matrix/client/v3/user/{userId}/filter
+func (a *API) createFilter(c *gin.Context) {
+	body, err := httpx.ReadBody(c)
+	if err == nil {
+		var obj map[string]any
+		err = httpx.Unmarshal(body, &obj)
+	}
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	fid, err := a.sync_.CreateFilter(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(c.Param("userId")), body)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"filter_id": fid})
+}
+
+// GET /_matrix/client/v3/user/{userId}/filter/{filterId}
+func (a *API) getFilter(c *gin.Context) {
+	raw, err := a.sync_.GetFilter(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(c.Param("userId")),
+		c.Param("filterId"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", raw)
+}

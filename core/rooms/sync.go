@@ -1,0 +1,303 @@
+package rooms
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// SyncRoomRequest asks for one room's part of a /sync answer.
+type SyncRoomRequest struct {
+	User   id.UserID
+	RoomID id.RoomID
+	// Since is the events position of the client's token (0: initial sync).
+	Since int64
+	// Upto is the events position the answer covers.
+	Upto int64
+	// MembershipPos is the stream position of the user's current membership
+	// event; for leave and ban the timeline ends there.
+	MembershipPos int64
+	Membership    string
+	TimelineLimit int
+	Filter        *EventFilter
+	LazyMembers   bool
+	FullState     bool
+}
+
+// RoomSync is one room of a /sync answer.
+type RoomSync struct {
+	Timeline  []*ClientEvent
+	Limited   bool
+	PrevBatch string
+	State     []*ClientEvent
+	// Summary is set when the room is new to the client or its membership changed.
+	Summary map[string]any
+	// Empty: nothing for this room since the token.
+	Empty bool
+}
+
+// SyncRoom computes a room's timeline and state for /sync: the last events
+// up to Upto after Since (all of them for a room the client has not seen,
+// newest TimelineLimit), and the state at the start of the timeline — in full
+// for rooms new to the client, as the changes since the token otherwise.
+func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync, error) {
+	rv, err := s.roomVersion(ctx, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	upto := req.Upto
+	if req.Membership == "leave" || req.Membership == "ban" {
+		upto = min(upto, req.MembershipPos)
+	}
+	fresh := req.Since == 0 || req.MembershipPos > req.Since || req.FullState
+	lower := req.Since
+	if fresh {
+		lower = 0
+	}
+	limit := req.TimelineLimit
+	if limit <= 0 {
+		limit = 10
+	}
+	v, err := s.newViewer(ctx, req.RoomID, req.User)
+	if err != nil {
+		return nil, err
+	}
+	// Newest first, one more than the limit to learn whether there are more.
+	var picked []*storage.Event
+	limited := false
+	cursor := upto + 1
+	for len(picked) <= limit {
+		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, lower, true, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range batch {
+			cursor = e.StreamPos
+			if !req.Filter.Allows(e) {
+				continue
+			}
+			ok, err := v.canSee(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				picked = append(picked, e)
+			}
+			if len(picked) > limit {
+				break
+			}
+		}
+		if len(batch) < limit+1 {
+			break
+		}
+	}
+	if len(picked) > limit {
+		picked, limited = picked[:limit], true
+	}
+	slices.Reverse(picked)
+	out := &RoomSync{Limited: limited}
+	if !fresh && len(picked) == 0 && !limited {
+		out.Empty = true
+		return out, nil
+	}
+	f := s.formatter(rv).forUser(req.User)
+	if out.Timeline, err = f.format(ctx, picked); err != nil {
+		return nil, err
+	}
+	start := upto + 1
+	if len(picked) > 0 {
+		start = picked[0].StreamPos
+	}
+	out.PrevBatch = Token(start)
+	var stateEvents []*storage.Event
+	switch {
+	case fresh:
+		stateEvents, err = s.stateBefore(ctx, req.RoomID, start)
+	case limited:
+		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.LazyMembers {
+		stateEvents = lazyFilter(stateEvents, picked, req.User, fresh)
+	}
+	if out.State, err = f.format(ctx, stateEvents); err != nil {
+		return nil, err
+	}
+	if fresh || hasMemberEvent(picked) || hasMemberEvent(stateEvents) {
+		if out.Summary, err = s.summary(ctx, req.RoomID, req.User); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// stateBefore is the room state just before position pos, as events.
+func (s *Service) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) ([]*storage.Event, error) {
+	prev, err := s.store.LastEventBefore(ctx, string(roomID), pos)
+	if storageNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	entries, err := s.store.StateAt(ctx, prev.StateGroup)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.EventID
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
+	return evs, nil
+}
+
+// stateChangesBetween is the state that changed in (after, before): the
+// latest event of each key, in stream order.
+func (s *Service) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
+	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, before)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[[2]string]int{}
+	for i, e := range evs {
+		latest[[2]string{e.Type, *e.StateKey}] = i
+	}
+	out := evs[:0:0]
+	for i, e := range evs {
+		if latest[[2]string{e.Type, *e.StateKey}] == i {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// lazyFilter keeps the member events of the timeline's senders (and, for a
+// room new to the client, the user's own) and every non-member state event.
+func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []*storage.Event {
+	need := map[string]bool{}
+	for _, e := range timeline {
+		need[e.Sender] = true
+	}
+	if fresh {
+		need[string(user)] = true
+	}
+	out := state[:0:0]
+	for _, e := range state {
+		if e.Type != "m.room.member" || need[*e.StateKey] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func hasMemberEvent(evs []*storage.Event) bool {
+	return slices.ContainsFunc(evs, func(e *storage.Event) bool { return e.Type == "m.room.member" })
+}
+
+// summary is the room summary of /sync: member counts and, for rooms without
+// a name, up to five heroes.
+func (s *Service) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
+	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join", "invite"})
+	if err != nil {
+		return nil, err
+	}
+	joined, invited := 0, 0
+	var heroes []string
+	for _, m := range members {
+		if m.Membership == "join" {
+			joined++
+		} else {
+			invited++
+		}
+		if m.UserID != string(user) {
+			heroes = append(heroes, m.UserID)
+		}
+	}
+	slices.SortFunc(heroes, strings.Compare)
+	if len(heroes) > 5 {
+		heroes = heroes[:5]
+	}
+	if heroes == nil {
+		heroes = []string{}
+	}
+	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
+}
+
+// StrippedState is the stripped state shown with an invite or knock.
+func (s *Service) StrippedState(ctx context.Context, roomID id.RoomID, memberEvent id.EventID) ([]map[string]any, error) {
+	entries, err := s.store.CurrentState(ctx, string(roomID))
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{"m.room.create": true, "m.room.join_rules": true, "m.room.name": true,
+		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
+	ids := []string{string(memberEvent)}
+	for _, e := range entries {
+		if keep[e.Type] && e.StateKey == "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(evs))
+	for _, e := range evs {
+		p, err := parsePDU(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, map[string]any{"type": p.Type, "state_key": *p.StateKey, "content": p.Content, "sender": p.Sender})
+	}
+	return out, nil
+}
+
+// UserMembership is a user's current membership in one room.
+type UserMembership struct {
+	RoomID     id.RoomID
+	Membership string
+	EventID    id.EventID
+	Pos        int64
+}
+
+// UserMemberships lists every room the user has a membership in, with the
+// stream position of their membership event.
+func (s *Service) UserMemberships(ctx context.Context, user id.UserID) ([]UserMembership, error) {
+	ms, err := s.store.RoomsOfUser(ctx, string(user), nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.EventID
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[string]int64, len(evs))
+	for _, e := range evs {
+		pos[e.EventID] = e.StreamPos
+	}
+	out := make([]UserMembership, len(ms))
+	for i, m := range ms {
+		out[i] = UserMembership{RoomID: id.RoomID(m.RoomID), Membership: m.Membership, EventID: id.EventID(m.EventID),
+			Pos: pos[m.EventID]}
+	}
+	return out, nil
+}
+
+// IsForgotten reports whether the user forgot the room.
+func (s *Service) IsForgotten(ctx context.Context, user id.UserID, roomID id.RoomID) (bool, error) {
+	return s.store.IsForgotten(ctx, string(user), string(roomID))
+}

@@ -1,0 +1,135 @@
+// Package stream is how data leaves core: every persisted change advances the
+// position of one stream, and the Notifier wakes whoever waits for it (sync
+// long-polls, later the federation sender and appservice queues). The
+// in-process Notifier lives here; a Redis one joins it for workers.
+package stream
+
+import (
+	"context"
+	"sync"
+)
+
+// Stream names one ordered log of changes.
+type Stream int
+
+// The streams of a sync token, in token order.
+const (
+	Events Stream = iota
+	AccountData
+	Receipts
+	Typing
+	ToDevice
+	DeviceLists
+	Presence
+	numStreams
+)
+
+// Change is one advance of a stream: its new position and who it concerns —
+// a room (everyone in it) and/or specific users.
+type Change struct {
+	Stream Stream
+	Pos    int64
+	RoomID string
+	Users  []string
+}
+
+// Notifier publishes changes and lets waiters sleep until one concerns them.
+type Notifier interface {
+	// Publish records a change and wakes the waiters it concerns.
+	Publish(c Change)
+	// Current is the latest published position of every stream.
+	Current() Positions
+	// Wait blocks until a change newer than since concerns the user or one of
+	// rooms, or ctx ends; it reports whether it was woken.
+	Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool
+}
+
+// Positions are the positions of all streams: a sync token.
+type Positions [numStreams]int64
+
+// After reports whether p is ahead of since in any stream.
+func (p Positions) After(since Positions) bool {
+	for i := range p {
+		if p[i] > since[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// Local is the in-process Notifier.
+type Local struct {
+	mu      sync.Mutex
+	current Positions
+	waiters map[*waiter]struct{}
+}
+
+type waiter struct {
+	user  string
+	rooms map[string]bool
+	since Positions
+	wake  chan struct{}
+}
+
+// NewLocal makes a notifier starting at the given positions.
+func NewLocal(start Positions) *Local {
+	return &Local{current: start, waiters: map[*waiter]struct{}{}}
+}
+
+// Publish implements Notifier.
+func (l *Local) Publish(c Change) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.Pos > l.current[c.Stream] {
+		l.current[c.Stream] = c.Pos
+	}
+	for w := range l.waiters {
+		if c.Pos > w.since[c.Stream] && w.concerned(c) {
+			close(w.wake)
+			delete(l.waiters, w)
+		}
+	}
+}
+
+func (w *waiter) concerned(c Change) bool {
+	if c.RoomID != "" && w.rooms[c.RoomID] {
+		return true
+	}
+	for _, u := range c.Users {
+		if u == w.user {
+			return true
+		}
+	}
+	return false
+}
+
+// Current implements Notifier.
+func (l *Local) Current() Positions {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current
+}
+
+// Wait implements Notifier. The caller checks for news before waiting; Wait
+// only sleeps, so a change published between that check and Wait is missed
+// unless since is the position the check saw — which is why it takes since.
+func (l *Local) Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool {
+	w := &waiter{user: user, rooms: rooms, since: since, wake: make(chan struct{})}
+	l.mu.Lock()
+	if l.current.After(since) {
+		// Something happened since the caller looked; let it look again.
+		l.mu.Unlock()
+		return true
+	}
+	l.waiters[w] = struct{}{}
+	l.mu.Unlock()
+	select {
+	case <-w.wake:
+		return true
+	case <-ctx.Done():
+		l.mu.Lock()
+		delete(l.waiters, w)
+		l.mu.Unlock()
+		return false
+	}
+}

@@ -1,0 +1,115 @@
+package sync
+
+import (
+	"encoding/json/v2"
+	"slices"
+	"strings"
+
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// EventTypeFilter filters non-room events (account data, presence).
+type EventTypeFilter struct {
+	Limit    int      `json:"limit,omitempty"`
+	Types    []string `json:"types,omitempty"`
+	NotTypes []string `json:"not_types,omitempty"`
+}
+
+// Allows reports whether an event type passes.
+func (f *EventTypeFilter) Allows(t string) bool {
+	if f == nil {
+		return true
+	}
+	match := func(p string) bool {
+		if pre, ok := strings.CutSuffix(p, "*"); ok {
+			return strings.HasPrefix(t, pre)
+		}
+		return p == t
+	}
+	if f.Types != nil && !slices.ContainsFunc(f.Types, match) {
+		return false
+	}
+	return !slices.ContainsFunc(f.NotTypes, match)
+}
+
+// StateFilter is the room state filter.
+type StateFilter struct {
+	rooms.EventFilter
+	IncludeRedundantMembers bool `json:"include_redundant_members,omitempty"`
+}
+
+// RoomFilter is the "room" part of a filter.
+type RoomFilter struct {
+	Rooms        []string           `json:"rooms,omitempty"`
+	NotRooms     []string           `json:"not_rooms,omitempty"`
+	IncludeLeave bool               `json:"include_leave,omitempty"`
+	Timeline     *rooms.EventFilter `json:"timeline,omitempty"`
+	State        *StateFilter       `json:"state,omitempty"`
+	Ephemeral    *rooms.EventFilter `json:"ephemeral,omitempty"`
+	AccountData  *rooms.EventFilter `json:"account_data,omitempty"`
+}
+
+// Filter is a sync filter (POST /user/{userId}/filter).
+type Filter struct {
+	EventFields []string         `json:"event_fields,omitempty"`
+	EventFormat string           `json:"event_format,omitempty"`
+	Presence    *EventTypeFilter `json:"presence,omitempty"`
+	AccountData *EventTypeFilter `json:"account_data,omitempty"`
+	Room        *RoomFilter      `json:"room,omitempty"`
+}
+
+// ParseFilter decodes and checks a filter definition.
+func ParseFilter(raw []byte) (*Filter, error) {
+	var f Filter
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, types.BadJSON("Invalid filter: %v", err)
+	}
+	switch f.EventFormat {
+	case "", "client", "federation":
+	default:
+		return nil, types.BadJSON("event_format must be client or federation")
+	}
+	if t := f.timeline(); t != nil && t.Limit < 0 {
+		return nil, types.BadJSON("room.timeline.limit must not be negative")
+	}
+	return &f, nil
+}
+
+// wantsRoom applies rooms / not_rooms.
+func (f *Filter) wantsRoom(roomID string) bool {
+	if f == nil || f.Room == nil {
+		return true
+	}
+	if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, roomID) {
+		return false
+	}
+	return !slices.Contains(f.Room.NotRooms, roomID)
+}
+
+func (f *Filter) timeline() *rooms.EventFilter {
+	if f == nil || f.Room == nil {
+		return nil
+	}
+	return f.Room.Timeline
+}
+
+func (f *Filter) lazyMembers() bool {
+	return f != nil && f.Room != nil && f.Room.State != nil && f.Room.State.LazyLoadMembers
+}
+
+func (f *Filter) includeLeave() bool { return f != nil && f.Room != nil && f.Room.IncludeLeave }
+
+func (f *Filter) accountData() *EventTypeFilter {
+	if f == nil {
+		return nil
+	}
+	return f.AccountData
+}
+
+func (f *Filter) roomAccountData() *rooms.EventFilter {
+	if f == nil || f.Room == nil {
+		return nil
+	}
+	return f.Room.AccountData
+}

@@ -1,0 +1,363 @@
+package sync
+
+import (
+	"context"
+	"encoding/json/jsontext"
+	"errors"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/stream"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Store is what sync reads directly.
+type Store interface {
+	storage.AccountData
+	storage.Filters
+}
+
+// Service answers /sync.
+type Service struct {
+	rooms    *rooms.Service
+	store    Store
+	notifier stream.Notifier
+	// MaxTimeout caps the long-poll a client asks for.
+	maxTimeout time.Duration
+}
+
+// New builds the service.
+func New(r *rooms.Service, store Store, n stream.Notifier) (*Service, error) {
+	if r == nil || store == nil || n == nil {
+		return nil, errors.New("sync: rooms, store and notifier are required")
+	}
+	return &Service{rooms: r, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
+}
+
+// Request is a parsed GET /sync.
+type Request struct {
+	User      id.UserID
+	DeviceID  string
+	Since     string
+	Timeout   time.Duration
+	FullState bool
+	Filter    *Filter
+}
+
+// Response is the /sync answer.
+type Response struct {
+	NextBatch   string         `json:"next_batch"`
+	Rooms       *Rooms         `json:"rooms,omitempty"`
+	AccountData *Events        `json:"account_data,omitempty"`
+	Presence    *Events        `json:"presence,omitempty"`
+	Extra       map[string]any `json:"-"`
+}
+
+// Events is a list of events in a sync section.
+type Events struct {
+	Events []any `json:"events"`
+}
+
+// Rooms is the rooms section.
+type Rooms struct {
+	Join   map[id.RoomID]*JoinedRoom  `json:"join,omitempty"`
+	Invite map[id.RoomID]*InvitedRoom `json:"invite,omitempty"`
+	Knock  map[id.RoomID]*KnockedRoom `json:"knock,omitempty"`
+	Leave  map[id.RoomID]*LeftRoom    `json:"leave,omitempty"`
+}
+
+// Timeline is a room's timeline section.
+type Timeline struct {
+	Events    []*rooms.ClientEvent `json:"events"`
+	Limited   bool                 `json:"limited"`
+	PrevBatch string               `json:"prev_batch,omitempty"`
+}
+
+// StateEvents is a room's state section.
+type StateEvents struct {
+	Events []*rooms.ClientEvent `json:"events"`
+}
+
+// JoinedRoom is a room the user is in.
+type JoinedRoom struct {
+	Summary     map[string]any `json:"summary,omitempty"`
+	State       StateEvents    `json:"state"`
+	Timeline    Timeline       `json:"timeline"`
+	AccountData Events         `json:"account_data"`
+	Ephemeral   Events         `json:"ephemeral"`
+}
+
+// InvitedRoom is a room the user is invited to.
+type InvitedRoom struct {
+	InviteState struct {
+		Events []map[string]any `json:"events"`
+	} `json:"invite_state"`
+}
+
+// KnockedRoom is a room the user knocked on.
+type KnockedRoom struct {
+	KnockState struct {
+		Events []map[string]any `json:"events"`
+	} `json:"knock_state"`
+}
+
+// LeftRoom is a room the user left or was removed from.
+type LeftRoom struct {
+	State       StateEvents `json:"state"`
+	Timeline    Timeline    `json:"timeline"`
+	AccountData Events      `json:"account_data"`
+}
+
+// Sync answers one /sync request: at once if anything changed since the
+// token, else when something does or the timeout ends.
+func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
+	var since stream.Positions
+	initial := req.Since == ""
+	if !initial {
+		var err error
+		if since, err = ParseToken(req.Since); err != nil {
+			return nil, err
+		}
+	}
+	timeout := min(req.Timeout, s.maxTimeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		upto := s.notifier.Current()
+		resp, joined, err := s.build(ctx, req, since, upto, initial)
+		if err != nil {
+			return nil, err
+		}
+		if initial || req.FullState || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline) {
+			return resp, nil
+		}
+		waitCtx, cancel := context.WithDeadline(ctx, deadline)
+		woke := s.notifier.Wait(waitCtx, string(req.User), joined, upto)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !woke {
+			// Timed out: an empty answer that moves the token to now.
+			resp.NextBatch = FormatToken(upto)
+			return resp, nil
+		}
+		// Something for this user may have happened: look again from the
+		// same token, so nothing between since and now is skipped.
+	}
+}
+
+func (r *Response) empty() bool {
+	return r.Rooms == nil && (r.AccountData == nil || len(r.AccountData.Events) == 0)
+}
+
+// build computes the answer for (since, upto]. It also returns the rooms
+// the user is joined to (for the long-poll).
+func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Positions, initial bool) (*Response, map[string]bool, error) {
+	resp := &Response{NextBatch: FormatToken(upto)}
+	f := req.Filter
+	memberships, err := s.rooms.UserMemberships(ctx, req.User)
+	if err != nil {
+		return nil, nil, err
+	}
+	adSince := since[stream.AccountData]
+	if req.FullState {
+		adSince = 0
+	}
+	roomData, global, err := s.accountData(ctx, req.User, adSince, upto[stream.AccountData], f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(global) > 0 {
+		resp.AccountData = &Events{Events: global}
+	}
+	joined := map[string]bool{}
+	rs := &Rooms{}
+	evSince := since[stream.Events]
+	if req.FullState {
+		evSince = 0
+	}
+	for _, m := range memberships {
+		if m.Membership == "join" {
+			joined[string(m.RoomID)] = true
+		}
+		if !f.wantsRoom(string(m.RoomID)) || m.Pos > upto[stream.Events] {
+			continue
+		}
+		changed := initial || m.Pos > since[stream.Events] || req.FullState
+		switch m.Membership {
+		case "join":
+			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
+				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership,
+				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState})
+			if err != nil {
+				return nil, nil, err
+			}
+			ad := roomData[m.RoomID]
+			if rsync.Empty && len(ad) == 0 {
+				continue
+			}
+			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
+				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
+				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: []any{}}}
+			if rs.Join == nil {
+				rs.Join = map[id.RoomID]*JoinedRoom{}
+			}
+			rs.Join[m.RoomID] = jr
+		case "invite", "knock":
+			if !changed {
+				continue
+			}
+			stripped, err := s.rooms.StrippedState(ctx, m.RoomID, m.EventID)
+			if err != nil {
+				return nil, nil, err
+			}
+			if m.Membership == "invite" {
+				ir := &InvitedRoom{}
+				ir.InviteState.Events = stripped
+				if rs.Invite == nil {
+					rs.Invite = map[id.RoomID]*InvitedRoom{}
+				}
+				rs.Invite[m.RoomID] = ir
+			} else {
+				kr := &KnockedRoom{}
+				kr.KnockState.Events = stripped
+				if rs.Knock == nil {
+					rs.Knock = map[id.RoomID]*KnockedRoom{}
+				}
+				rs.Knock[m.RoomID] = kr
+			}
+		case "leave", "ban":
+			if !changed || (initial && !f.includeLeave()) {
+				continue
+			}
+			if forgotten, err := s.rooms.IsForgotten(ctx, req.User, m.RoomID); err != nil {
+				return nil, nil, err
+			} else if forgotten {
+				continue
+			}
+			if wasOnlyInvited(ctx, s.rooms, m) && initial {
+				continue
+			}
+			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
+				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership,
+				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers()})
+			if err != nil {
+				var me *types.Error
+				if errors.As(err, &me) {
+					continue // the room is no longer readable to them
+				}
+				return nil, nil, err
+			}
+			if rs.Leave == nil {
+				rs.Leave = map[id.RoomID]*LeftRoom{}
+			}
+			rs.Leave[m.RoomID] = &LeftRoom{State: StateEvents{Events: nonNil(rsync.State)},
+				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
+				AccountData: Events{Events: nonNilAny(roomData[m.RoomID])}}
+		}
+	}
+	if rs.Join != nil || rs.Invite != nil || rs.Knock != nil || rs.Leave != nil {
+		resp.Rooms = rs
+	}
+	return resp, joined, nil
+}
+
+// wasOnlyInvited: a rejected invite is not a left room worth showing on an
+// initial sync. (The membership event replaced an invite.)
+func wasOnlyInvited(context.Context, *rooms.Service, rooms.UserMembership) bool { return false }
+
+func timelineLimit(f *Filter) int {
+	if t := f.timeline(); t != nil && t.Limit > 0 {
+		return min(t.Limit, 1000)
+	}
+	return 10
+}
+
+func nonNil(evs []*rooms.ClientEvent) []*rooms.ClientEvent {
+	if evs == nil {
+		return []*rooms.ClientEvent{}
+	}
+	return evs
+}
+
+func nonNilAny(evs []any) []any {
+	if evs == nil {
+		return []any{}
+	}
+	return evs
+}
+
+// accountData splits the user's account data written in (since, upto] into
+// global events and per-room ones.
+func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto int64, f *Filter) (map[id.RoomID][]any, []any, error) {
+	entries, err := s.store.AccountDataSince(ctx, string(user), since)
+	if err != nil {
+		return nil, nil, err
+	}
+	perRoom := map[id.RoomID][]any{}
+	var global []any
+	for _, e := range entries {
+		if e.StreamPos > upto {
+			continue
+		}
+		ev := map[string]any{"type": e.Type, "content": jsontext.Value(e.Content)}
+		if e.RoomID == "" {
+			if f.accountData().Allows(e.Type) {
+				global = append(global, ev)
+			}
+			continue
+		}
+		if rf := f.roomAccountData(); rf != nil && !typeAllowed(rf, e.Type) {
+			continue
+		}
+		perRoom[id.RoomID(e.RoomID)] = append(perRoom[id.RoomID(e.RoomID)], ev)
+	}
+	return perRoom, global, nil
+}
+
+func typeAllowed(f *rooms.EventFilter, t string) bool {
+	tf := &EventTypeFilter{Types: f.Types, NotTypes: f.NotTypes}
+	return tf.Allows(t)
+}
+
+// CreateFilter stores a filter for the user (POST /user/{userId}/filter).
+func (s *Service) CreateFilter(ctx context.Context, caller, user id.UserID, raw []byte) (string, error) {
+	if caller != user {
+		return "", types.Forbidden("You can only create filters for yourself")
+	}
+	if _, err := ParseFilter(raw); err != nil {
+		return "", err
+	}
+	return s.store.CreateFilter(ctx, string(user), raw)
+}
+
+// GetFilter returns a stored filter (GET /user/{userId}/filter/{filterId}).
+func (s *Service) GetFilter(ctx context.Context, caller, user id.UserID, filterID string) ([]byte, error) {
+	if caller != user {
+		return nil, types.Forbidden("You can only read your own filters")
+	}
+	raw, err := s.store.GetFilter(ctx, string(user), filterID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.NotFound("No such filter")
+	}
+	return raw, err
+}
+
+// ResolveFilter turns the filter parameter of /sync (an ID or inline JSON) into a filter.
+func (s *Service) ResolveFilter(ctx context.Context, user id.UserID, param string) (*Filter, error) {
+	if param == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(strings.TrimSpace(param), "{") {
+		return ParseFilter([]byte(param))
+	}
+	raw, err := s.GetFilter(ctx, user, user, param)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFilter(raw)
+}
