@@ -217,6 +217,9 @@ type Store interface {
 	RelationReader
 	SyncReader
 	Filters
+	Receipts
+	ToDevice
+	Presences
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

@@ -21,6 +21,7 @@ import (
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
@@ -165,6 +166,15 @@ func newNotifier(ctx context.Context, store storage.Store) (*stream.Local, error
 	if start[stream.AccountData], err = store.MaxAccountDataPos(ctx); err != nil {
 		return nil, err
 	}
+	if start[stream.Receipts], err = store.MaxReceiptPos(ctx); err != nil {
+		return nil, err
+	}
+	if start[stream.ToDevice], err = store.MaxToDevicePos(ctx); err != nil {
+		return nil, err
+	}
+	if start[stream.Presence], err = store.MaxPresencePos(ctx); err != nil {
+		return nil, err
+	}
 	return stream.NewLocal(start), nil
 }
 
@@ -209,7 +219,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	syncer, err := tsync.New(rs, store, notifier)
+	eph, err := ephemeral.New(store, rs, notifier, ephemeral.Options{ServerName: cfg.ServerName,
+		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eph.Stop()
+	syncer, err := tsync.New(rs, eph, store, notifier)
 	if err != nil {
 		return err
 	}
@@ -236,7 +252,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(us, rs, syncer, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,

@@ -6,6 +6,7 @@ package clientapi
 import (
 	"github.com/gin-gonic/gin"
 
+	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
 	tsync "github.com/tributary-hs/tributary/core/sync"
@@ -32,13 +33,22 @@ type API struct {
 	users  *users.Service
 	rooms  *rooms.Service
 	sync_  *tsync.Service
+	eph    *ephemeral.Service
 	opts   Options
 	limits Limits
 }
 
+// Services are the core services the handlers call.
+type Services struct {
+	Users     *users.Service
+	Rooms     *rooms.Service
+	Sync      *tsync.Service
+	Ephemeral *ephemeral.Service
+}
+
 // New builds the handlers.
-func New(u *users.Service, r *rooms.Service, sy *tsync.Service, opts Options, limits Limits) *API {
-	return &API{users: u, rooms: r, sync_: sy, opts: opts, limits: limits}
+func New(sv Services, opts Options, limits Limits) *API {
+	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -66,6 +76,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerRooms(g, auth)
 		a.registerDirectory(g, auth)
 		a.registerSync(g, auth)
+		a.registerEphemeral(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

@@ -39,6 +39,12 @@ type Config struct {
 	WellKnown    WellKnown    `yaml:"well_known"`
 	Log          Log          `yaml:"log"`
 	Metrics      Metrics      `yaml:"metrics"`
+	Presence     Presence     `yaml:"presence"`
+}
+
+type Presence struct {
+	// Enabled tracks and shares presence (online/offline) with room members.
+	Enabled bool `yaml:"enabled"`
 }
 
 type Database struct {
@@ -141,9 +147,10 @@ func Default() *Config {
 			LoginFailedAccount: Rate{PerSecond: 0.17, Burst: 3},
 			Register:           Rate{PerSecond: 0.17, Burst: 3},
 		},
-		HTTP:    HTTP{MaxBodyBytes: 1 << 20},
-		Log:     Log{Level: "info", Format: "text"},
-		Metrics: Metrics{Enabled: true},
+		HTTP:     HTTP{MaxBodyBytes: 1 << 20},
+		Log:      Log{Level: "info", Format: "text"},
+		Metrics:  Metrics{Enabled: true},
+		Presence: Presence{Enabled: true},
 	}
 }
 

@@ -81,6 +81,10 @@ log:
 metrics:
   # Prometheus metrics at /metrics.
   enabled: {{.Metrics.Enabled}}
+
+presence:
+  # Track online/offline presence and share it with room members.
+  enabled: {{.Presence.Enabled}}
 `))
 
 // Commented renders cfg as a commented YAML file.

@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
@@ -24,6 +25,7 @@ type Store interface {
 // Service answers /sync.
 type Service struct {
 	rooms    *rooms.Service
+	eph      *ephemeral.Service
 	store    Store
 	notifier stream.Notifier
 	// MaxTimeout caps the long-poll a client asks for.
@@ -31,11 +33,11 @@ type Service struct {
 }
 
 // New builds the service.
-func New(r *rooms.Service, store Store, n stream.Notifier) (*Service, error) {
-	if r == nil || store == nil || n == nil {
-		return nil, errors.New("sync: rooms, store and notifier are required")
+func New(r *rooms.Service, eph *ephemeral.Service, store Store, n stream.Notifier) (*Service, error) {
+	if r == nil || eph == nil || store == nil || n == nil {
+		return nil, errors.New("sync: rooms, ephemeral, store and notifier are required")
 	}
-	return &Service{rooms: r, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
+	return &Service{rooms: r, eph: eph, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
 }
 
 // Request is a parsed GET /sync.
@@ -50,11 +52,11 @@ type Request struct {
 
 // Response is the /sync answer.
 type Response struct {
-	NextBatch   string         `json:"next_batch"`
-	Rooms       *Rooms         `json:"rooms,omitempty"`
-	AccountData *Events        `json:"account_data,omitempty"`
-	Presence    *Events        `json:"presence,omitempty"`
-	Extra       map[string]any `json:"-"`
+	NextBatch   string  `json:"next_batch"`
+	Rooms       *Rooms  `json:"rooms,omitempty"`
+	AccountData *Events `json:"account_data,omitempty"`
+	Presence    *Events `json:"presence,omitempty"`
+	ToDevice    *Events `json:"to_device,omitempty"`
 }
 
 // Events is a list of events in a sync section.
@@ -151,7 +153,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (r *Response) empty() bool {
-	return r.Rooms == nil && (r.AccountData == nil || len(r.AccountData.Events) == 0)
+	return r.Rooms == nil && r.AccountData == nil && r.Presence == nil && r.ToDevice == nil
 }
 
 // build computes the answer for (since, upto]. It also returns the rooms
@@ -175,15 +177,49 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		resp.AccountData = &Events{Events: global}
 	}
 	joined := map[string]bool{}
+	var joinedIDs []id.RoomID
+	for _, m := range memberships {
+		if m.Membership == "join" && m.Pos <= upto[stream.Events] {
+			joined[string(m.RoomID)] = true
+			if f.wantsRoom(string(m.RoomID)) {
+				joinedIDs = append(joinedIDs, m.RoomID)
+			}
+		}
+	}
+	typing := s.eph.TypingSince(joinedIDs, since[stream.Typing])
+	receiptSince := since[stream.Receipts]
+	if initial || req.FullState {
+		receiptSince = 0
+	}
+	receipts, err := s.eph.ReceiptsSince(ctx, req.User, joinedIDs, receiptSince, upto[stream.Receipts])
+	if err != nil {
+		return nil, nil, err
+	}
+	toDevice, reached, err := s.eph.ToDeviceFor(ctx, req.User, req.DeviceID, since[stream.ToDevice], upto[stream.ToDevice])
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(toDevice) > 0 {
+		resp.ToDevice = &Events{Events: toAny(toDevice)}
+	}
+	if reached != upto[stream.ToDevice] {
+		next := upto
+		next[stream.ToDevice] = reached
+		resp.NextBatch = FormatToken(next)
+	}
+	presence, err := s.eph.PresenceSince(ctx, req.User, joinedIDs, since[stream.Presence], upto[stream.Presence])
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(presence) > 0 {
+		resp.Presence = &Events{Events: toAny(presence)}
+	}
 	rs := &Rooms{}
 	evSince := since[stream.Events]
 	if req.FullState {
 		evSince = 0
 	}
 	for _, m := range memberships {
-		if m.Membership == "join" {
-			joined[string(m.RoomID)] = true
-		}
 		if !f.wantsRoom(string(m.RoomID)) || m.Pos > upto[stream.Events] {
 			continue
 		}
@@ -197,12 +233,19 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				return nil, nil, err
 			}
 			ad := roomData[m.RoomID]
-			if rsync.Empty && len(ad) == 0 {
+			var eph []any
+			if users, ok := typing[m.RoomID]; ok {
+				eph = append(eph, map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": users}})
+			}
+			if rc, ok := receipts[m.RoomID]; ok {
+				eph = append(eph, map[string]any{"type": "m.receipt", "content": rc})
+			}
+			if rsync.Empty && len(ad) == 0 && len(eph) == 0 {
 				continue
 			}
 			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
-				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: []any{}}}
+				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
 			if rs.Join == nil {
 				rs.Join = map[id.RoomID]*JoinedRoom{}
 			}
@@ -282,6 +325,14 @@ func nonNil(evs []*rooms.ClientEvent) []*rooms.ClientEvent {
 		return []*rooms.ClientEvent{}
 	}
 	return evs
+}
+
+func toAny[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
 }
 
 func nonNilAny(evs []any) []any {

@@ -282,3 +282,16 @@ func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, 
 	_ = json.Unmarshal(prof["avatar_url"], &avatar)
 	return name, avatar, nil
 }
+
+// SetFullyRead stores the m.fully_read marker of a room (read markers and
+// receipts of type m.fully_read), which clients may not set as plain
+// account data.
+func (s *Service) SetFullyRead(ctx context.Context, userID, roomID, eventID string) error {
+	content, _ := json.Marshal(map[string]string{"event_id": eventID})
+	pos, err := s.store.PutAccountData(ctx, userID, roomID, "m.fully_read", content)
+	if err != nil {
+		return internal("put fully read marker", err)
+	}
+	s.opts.OnAccountData(userID, pos)
+	return nil
+}

@@ -1,0 +1,421 @@
+// Package ephemeral owns the streams beside the room timeline: typing
+// notifications (in memory), read receipts, to-device messages and presence
+// (persisted). Each change advances its stream and is published to
+// core/stream's notifier. It imports core/rooms (membership checks),
+// core/stream, core/types and the storage interfaces.
+package ephemeral
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/stream"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Store is what the service persists to.
+type Store interface {
+	storage.Receipts
+	storage.ToDevice
+	storage.Presences
+	storage.Devices
+}
+
+// Options configure the service.
+type Options struct {
+	ServerName      string
+	PresenceEnabled bool
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Service implements the ephemeral streams.
+type Service struct {
+	store    Store
+	rooms    *rooms.Service
+	notifier stream.Notifier
+	opts     Options
+
+	mu        sync.Mutex
+	typing    map[id.RoomID]map[id.UserID]*time.Timer
+	typingPos int64
+	// roomTypingPos is the typing position of each room's last change.
+	roomTypingPos map[id.RoomID]int64
+}
+
+// New builds the service.
+func New(store Store, r *rooms.Service, n stream.Notifier, opts Options) (*Service, error) {
+	if store == nil || r == nil || n == nil {
+		return nil, errors.New("ephemeral: store, rooms and notifier are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{store: store, rooms: r, notifier: n, opts: opts, typing: map[id.RoomID]map[id.UserID]*time.Timer{},
+		roomTypingPos: map[id.RoomID]int64{}}, nil
+}
+
+// Stop cancels the typing timers.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, users := range s.typing {
+		for _, t := range users {
+			t.Stop()
+		}
+	}
+	s.typing = map[id.RoomID]map[id.UserID]*time.Timer{}
+}
+
+// StartPos is where the typing stream starts: positions are milliseconds
+// of the wall clock (or one more than the last), so tokens from before a
+// restart never run ahead of the new process.
+func (s *Service) nextTypingPos() int64 {
+	s.typingPos = max(s.typingPos+1, s.opts.Now().UnixMilli())
+	return s.typingPos
+}
+
+// TypingPos is the current typing position.
+func (s *Service) TypingPos() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.typingPos == 0 {
+		s.typingPos = s.opts.Now().UnixMilli()
+	}
+	return s.typingPos
+}
+
+func (s *Service) requireJoined(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+	m, _, err := s.rooms.Membership(ctx, roomID, user)
+	if err != nil {
+		return err
+	}
+	if m != "join" {
+		return types.Forbidden("You are not in room %s", roomID)
+	}
+	return nil
+}
+
+// SetTyping starts (for timeout) or stops the user's typing notification
+// (PUT /rooms/{roomId}/typing/{userId}).
+func (s *Service) SetTyping(ctx context.Context, roomID id.RoomID, user id.UserID, typing bool, timeout time.Duration) error {
+	if err := s.requireJoined(ctx, roomID, user); err != nil {
+		return err
+	}
+	timeout = min(max(timeout, time.Second), 2*time.Minute)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	users := s.typing[roomID]
+	if users == nil {
+		users = map[id.UserID]*time.Timer{}
+		s.typing[roomID] = users
+	}
+	old, was := users[user]
+	if was {
+		old.Stop()
+		delete(users, user)
+	}
+	if typing {
+		users[user] = time.AfterFunc(timeout, func() { s.expireTyping(roomID, user) })
+	}
+	if typing || was {
+		s.bumpTypingLocked(roomID)
+	}
+	return nil
+}
+
+func (s *Service) expireTyping(roomID id.RoomID, user id.UserID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.typing[roomID][user]; ok {
+		delete(s.typing[roomID], user)
+		s.bumpTypingLocked(roomID)
+	}
+}
+
+func (s *Service) bumpTypingLocked(roomID id.RoomID) {
+	pos := s.nextTypingPos()
+	s.roomTypingPos[roomID] = pos
+	s.notifier.Publish(stream.Change{Stream: stream.Typing, Pos: pos, RoomID: string(roomID)})
+}
+
+// TypingSince returns, for each room whose typing changed after since, the
+// users typing now (an m.typing event's content).
+func (s *Service) TypingSince(roomIDs []id.RoomID, since int64) map[id.RoomID][]id.UserID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[id.RoomID][]id.UserID{}
+	for _, r := range roomIDs {
+		if s.roomTypingPos[r] > since {
+			users := make([]id.UserID, 0, len(s.typing[r]))
+			for u := range s.typing[r] {
+				users = append(users, u)
+			}
+			slices.Sort(users)
+			out[r] = users
+		}
+	}
+	return out
+}
+
+// Receipt types clients may send.
+const (
+	ReceiptRead        = "m.read"
+	ReceiptReadPrivate = "m.read.private"
+)
+
+// SetReceipt records a read receipt (POST /rooms/{roomId}/receipt/{type}/{eventId}).
+func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error {
+	if receiptType != ReceiptRead && receiptType != ReceiptReadPrivate {
+		return types.InvalidParam("Unknown receipt type %q", receiptType)
+	}
+	if err := s.requireJoined(ctx, roomID, user); err != nil {
+		return err
+	}
+	if _, err := s.rooms.Event(ctx, roomID, user, eventID); err != nil {
+		return err
+	}
+	pos, err := s.store.PutReceipt(ctx, &storage.Receipt{RoomID: string(roomID), UserID: string(user), Type: receiptType,
+		ThreadID: threadID, EventID: string(eventID), TS: s.opts.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	if pos > 0 {
+		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: string(roomID)})
+	}
+	return nil
+}
+
+// ReceiptsSince builds each room's m.receipt content from the receipts
+// changed in (since, upto]; private receipts only reach their own user.
+func (s *Service) ReceiptsSince(ctx context.Context, viewer id.UserID, roomIDs []id.RoomID, since, upto int64) (map[id.RoomID]map[string]any, error) {
+	ids := make([]string, len(roomIDs))
+	for i, r := range roomIDs {
+		ids[i] = string(r)
+	}
+	rs, err := s.store.ReceiptsSince(ctx, ids, since, upto)
+	if err != nil {
+		return nil, err
+	}
+	out := map[id.RoomID]map[string]any{}
+	for _, r := range rs {
+		if r.Type == ReceiptReadPrivate && r.UserID != string(viewer) {
+			continue
+		}
+		room := out[id.RoomID(r.RoomID)]
+		if room == nil {
+			room = map[string]any{}
+			out[id.RoomID(r.RoomID)] = room
+		}
+		byType, _ := room[r.EventID].(map[string]any)
+		if byType == nil {
+			byType = map[string]any{}
+			room[r.EventID] = byType
+		}
+		byUser, _ := byType[r.Type].(map[string]any)
+		if byUser == nil {
+			byUser = map[string]any{}
+			byType[r.Type] = byUser
+		}
+		entry := map[string]any{"ts": r.TS}
+		if r.ThreadID != "" {
+			entry["thread_id"] = r.ThreadID
+		}
+		byUser[r.UserID] = entry
+	}
+	return out, nil
+}
+
+// SendToDevice queues messages for devices (PUT /sendToDevice/{type}/{txnId});
+// "*" means every device of the user. Only local users are reached until
+// federation is built; messages to other servers are refused.
+func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevice, txnID, evType string,
+	messages map[id.UserID]map[string]json.RawMessage) error {
+	if evType == "" || len(evType) > 255 {
+		return types.InvalidParam("Event types are 1 to 255 bytes")
+	}
+	var msgs []*storage.ToDeviceMessage
+	var targets []string
+	for user, devices := range messages {
+		_, server, err := user.Parse()
+		if err != nil {
+			return types.InvalidParam("Invalid user ID %q", user)
+		}
+		if server != s.opts.ServerName {
+			return types.NewError(400, types.CodeUnrecognized, "Sending to-device messages to other servers is not supported yet")
+		}
+		for device, content := range devices {
+			if len(content) == 0 || content[0] != '{' {
+				return types.BadJSON("Message content must be an object")
+			}
+			var ids []string
+			if device == "*" {
+				devs, err := s.store.ListDevices(ctx, string(user))
+				if err != nil {
+					return err
+				}
+				for _, d := range devs {
+					ids = append(ids, d.DeviceID)
+				}
+			} else {
+				ids = []string{device}
+			}
+			for _, d := range ids {
+				msgs = append(msgs, &storage.ToDeviceMessage{UserID: string(user), DeviceID: d, Sender: string(sender),
+					Type: evType, Content: content})
+			}
+		}
+		targets = append(targets, string(user))
+	}
+	// Deterministic order: by user, then device.
+	slices.SortFunc(msgs, func(a, b *storage.ToDeviceMessage) int {
+		if a.UserID != b.UserID {
+			return compare(a.UserID, b.UserID)
+		}
+		return compare(a.DeviceID, b.DeviceID)
+	})
+	pos, err := s.store.QueueToDevice(ctx, string(sender), senderDevice, txnID, msgs)
+	if err != nil {
+		return err
+	}
+	if pos > 0 {
+		s.notifier.Publish(stream.Change{Stream: stream.ToDevice, Pos: pos, Users: targets})
+	}
+	return nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ToDeviceFor returns a device's messages after since (up to upto, at most
+// 100), first deleting those up to since: a client that sends a token has
+// received everything before it. The second result is the position reached.
+func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string, since, upto int64) ([]map[string]any, int64, error) {
+	if since > 0 {
+		if err := s.store.AckToDevice(ctx, string(user), device, since); err != nil {
+			return nil, 0, err
+		}
+	}
+	msgs, err := s.store.ToDeviceSince(ctx, string(user), device, since, upto, 100)
+	if err != nil {
+		return nil, 0, err
+	}
+	reached := upto
+	if len(msgs) == 100 {
+		reached = msgs[len(msgs)-1].StreamPos
+	}
+	out := make([]map[string]any, len(msgs))
+	for i, m := range msgs {
+		out[i] = map[string]any{"sender": m.Sender, "type": m.Type, "content": m.Content}
+	}
+	return out, reached, nil
+}
+
+// Presence states.
+var presenceStates = []string{"online", "offline", "unavailable"}
+
+// SetPresence stores a user's presence (PUT /presence/{userId}/status).
+func (s *Service) SetPresence(ctx context.Context, caller, user id.UserID, presence, statusMsg string) error {
+	if caller != user {
+		return types.Forbidden("You can only set your own presence")
+	}
+	if !slices.Contains(presenceStates, presence) {
+		return types.InvalidParam("presence must be online, offline or unavailable")
+	}
+	if len(statusMsg) > 1024 {
+		return types.InvalidParam("status_msg is too long")
+	}
+	if !s.opts.PresenceEnabled {
+		return nil
+	}
+	pos, err := s.store.SetPresence(ctx, &storage.Presence{UserID: string(user), Presence: presence, StatusMsg: statusMsg,
+		LastActiveTS: s.opts.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	joined, err := s.rooms.JoinedRooms(ctx, user)
+	if err != nil {
+		return err
+	}
+	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []string{string(user)}})
+	for _, r := range joined {
+		s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, RoomID: string(r)})
+	}
+	return nil
+}
+
+// GetPresence returns a user's presence (GET /presence/{userId}/status).
+func (s *Service) GetPresence(ctx context.Context, user id.UserID) (map[string]any, error) {
+	if !s.opts.PresenceEnabled {
+		return nil, types.Forbidden("Presence is disabled on this server")
+	}
+	p, err := s.store.GetPresence(ctx, string(user))
+	if errors.Is(err, storage.ErrNotFound) {
+		return map[string]any{"presence": "offline"}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"presence": p.Presence, "last_active_ago": max(0, s.opts.Now().UnixMilli()-p.LastActiveTS),
+		"currently_active": p.Presence == "online"}
+	if p.StatusMsg != "" {
+		out["status_msg"] = p.StatusMsg
+	}
+	return out, nil
+}
+
+// PresenceSince returns m.presence events for users who share a room with
+// viewer (or are viewer), changed in (since, upto].
+func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, joined []id.RoomID, since, upto int64) ([]map[string]any, error) {
+	if !s.opts.PresenceEnabled {
+		return nil, nil
+	}
+	ps, err := s.store.PresenceSince(ctx, since, upto)
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	mine := map[id.RoomID]bool{}
+	for _, r := range joined {
+		mine[r] = true
+	}
+	var out []map[string]any
+	now := s.opts.Now().UnixMilli()
+	for _, p := range ps {
+		shared := p.UserID == string(viewer)
+		if !shared {
+			theirs, err := s.rooms.JoinedRooms(ctx, id.UserID(p.UserID))
+			if err != nil {
+				return nil, err
+			}
+			shared = slices.ContainsFunc(theirs, func(r id.RoomID) bool { return mine[r] })
+		}
+		if !shared {
+			continue
+		}
+		content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-p.LastActiveTS),
+			"currently_active": p.Presence == "online"}
+		if p.StatusMsg != "" {
+			content["status_msg"] = p.StatusMsg
+		}
+		out = append(out, map[string]any{"type": "m.presence", "sender": p.UserID, "content": content})
+	}
+	return out, nil
+}

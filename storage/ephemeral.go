@@ -1,0 +1,69 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Receipt is one user's receipt of one type (and thread) in a room.
+type Receipt struct {
+	RoomID    string
+	UserID    string
+	Type      string // m.read, m.read.private
+	ThreadID  string // "" for unthreaded, "main" or a thread root
+	EventID   string
+	TS        int64
+	StreamPos int64
+}
+
+// ToDeviceMessage is a message waiting for one device.
+type ToDeviceMessage struct {
+	StreamPos int64
+	UserID    string
+	DeviceID  string
+	Sender    string
+	Type      string
+	Content   json.RawMessage
+}
+
+// Presence is a user's last known presence.
+type Presence struct {
+	UserID       string
+	Presence     string
+	StatusMsg    string
+	LastActiveTS int64
+	StreamPos    int64
+}
+
+// Receipts stores read receipts.
+type Receipts interface {
+	// PutReceipt stores a receipt with the next receipts stream position,
+	// unless the user's receipt of that type already points at a later
+	// event (later stream position); it returns the position, 0 if unchanged.
+	PutReceipt(ctx context.Context, r *Receipt) (int64, error)
+	// ReceiptsSince lists receipts of the rooms updated in (since, upto].
+	ReceiptsSince(ctx context.Context, roomIDs []string, since, upto int64) ([]*Receipt, error)
+	MaxReceiptPos(ctx context.Context) (int64, error)
+}
+
+// ToDevice stores to-device messages until their device acknowledges them.
+type ToDevice interface {
+	// QueueToDevice stores messages with consecutive positions, unless the
+	// sender's device already sent txnID (then it does nothing and returns 0).
+	QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, msgs []*ToDeviceMessage) (int64, error)
+	// ToDeviceSince lists a device's messages in (since, upto], at most limit.
+	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*ToDeviceMessage, error)
+	// AckToDevice deletes a device's messages up to and including pos.
+	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+	MaxToDevicePos(ctx context.Context) (int64, error)
+}
+
+// Presences stores presence.
+type Presences interface {
+	// SetPresence stores a user's presence with the next presence position.
+	SetPresence(ctx context.Context, p *Presence) (int64, error)
+	GetPresence(ctx context.Context, userID string) (*Presence, error)
+	// PresenceSince lists presence changed in (since, upto] (of everyone).
+	PresenceSince(ctx context.Context, since, upto int64) ([]*Presence, error)
+	MaxPresencePos(ctx context.Context) (int64, error)
+}
