@@ -82,6 +82,8 @@ type EventWrite struct {
 	Txn *EventTxn
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts string
+	// PushActions are the notifications this event gives local users.
+	PushActions []PushAction
 }
 
 // EventTxn maps a client's transaction ID to the event it created.

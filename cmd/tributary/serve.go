@@ -24,6 +24,7 @@ import (
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
@@ -211,7 +212,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us,
+	pusher, err := push.New(store, func(user string, pos int64) {
+		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
+	})
+	if err != nil {
+		return err
+	}
+	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pusher,
 		Signer: events.NewSigner(cfg.ServerName, signingKey),
 		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
 			notifier.Publish(stream.Change{Stream: stream.Events, Pos: pos, RoomID: string(roomID), Users: members})
@@ -225,7 +232,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer eph.Stop()
-	syncer, err := tsync.New(rs, eph, store, notifier)
+	syncer, err := tsync.New(rs, eph, pusher, store, notifier)
 	if err != nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,

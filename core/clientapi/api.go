@@ -8,6 +8,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/core/types"
@@ -34,6 +35,7 @@ type API struct {
 	rooms  *rooms.Service
 	sync_  *tsync.Service
 	eph    *ephemeral.Service
+	push   *push.Service
 	opts   Options
 	limits Limits
 }
@@ -44,11 +46,12 @@ type Services struct {
 	Rooms     *rooms.Service
 	Sync      *tsync.Service
 	Ephemeral *ephemeral.Service
+	Push      *push.Service
 }
 
 // New builds the handlers.
 func New(sv Services, opts Options, limits Limits) *API {
-	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, opts: opts, limits: limits}
+	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -77,6 +80,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerDirectory(g, auth)
 		a.registerSync(g, auth)
 		a.registerEphemeral(g, auth)
+		a.registerPushRules(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

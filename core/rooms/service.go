@@ -39,6 +39,8 @@ type Options struct {
 	OnPersist func(roomID id.RoomID, pos int64, members []string)
 	// Profiles gives display names and avatars for membership events.
 	Profiles Profiles
+	// Pusher runs push rules on new events for the notification counts (nil: none).
+	Pusher Pusher
 }
 
 // Profiles looks up a local user's display name and avatar URL ("" when unset).

@@ -34,6 +34,8 @@ type roomState struct {
 	depth       int64
 	group       int64
 	chainLen    int64
+	// joined are the local users joined to the room (whose push rules run).
+	joined map[id.UserID]bool
 }
 
 // batchState is a roomState with the uncommitted changes of the batch on top.
@@ -48,12 +50,33 @@ type batchState struct {
 	pending     map[id.EventID]*pdu.PDU
 	// pendingRaw is the wire JSON of pending events (for v1 references).
 	pendingRaw map[id.EventID][]byte
+	// joinedOverlay records membership changes of local users in the batch.
+	joinedOverlay map[id.UserID]bool
 }
 
 func newBatch(rs *roomState) *batchState {
+	if rs.joined == nil {
+		rs.joined = map[id.UserID]bool{}
+	}
 	return &batchState{base: rs, overlay: map[pdu.StateKey]id.EventID{}, roomID: rs.roomID,
 		extremities: rs.extremities, depth: rs.depth, group: rs.group, chainLen: rs.chainLen,
-		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}}
+		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}, joinedOverlay: map[id.UserID]bool{}}
+}
+
+// joinedUsers lists the local users joined in the batch's state.
+func (b *batchState) joinedUsers() []id.UserID {
+	var out []id.UserID
+	for u := range b.base.joined {
+		if j, ok := b.joinedOverlay[u]; !ok || j {
+			out = append(out, u)
+		}
+	}
+	for u, j := range b.joinedOverlay {
+		if j && !b.base.joined[u] {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func (b *batchState) get(k pdu.StateKey) id.EventID {
@@ -83,6 +106,13 @@ func (b *batchState) commit() {
 		rs.state[k] = v
 	}
 	rs.roomID, rs.extremities, rs.depth, rs.group, rs.chainLen = b.roomID, b.extremities, b.depth, b.group, b.chainLen
+	for u, j := range b.joinedOverlay {
+		if j {
+			rs.joined[u] = true
+		} else {
+			delete(rs.joined, u)
+		}
+	}
 }
 
 // sendReq is one event waiting for its room writer.
@@ -295,6 +325,16 @@ func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomSta
 	for _, e := range entries {
 		rs.state[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = id.EventID(e.EventID)
 	}
+	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	rs.joined = map[id.UserID]bool{}
+	for _, m := range members {
+		if u := id.UserID(m.UserID); u.Homeserver() == s.opts.ServerName {
+			rs.joined[u] = true
+		}
+	}
 	ext, err := s.store.GetForwardExtremities(ctx, string(roomID))
 	if err != nil {
 		return nil, err
@@ -466,6 +506,9 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		Sender: string(ev.Sender), OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
 	if ev.Type == "m.room.member" {
 		se.Membership = gjson.GetBytes(content, "membership").Str
+		if u := id.UserID(*ev.StateKey); u.Homeserver() == s.opts.ServerName {
+			b.joinedOverlay[u] = se.Membership == "join"
+		}
 	}
 	if rel := gjson.GetBytes(content, `m\.relates_to`); rel.IsObject() {
 		se.RelType = rel.Get("rel_type").Str
@@ -475,6 +518,9 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		}
 	}
 	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
+	if wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
+		return nil, nil, err
+	}
 	b.roomID = roomID
 	if ev.StateKey != nil || b.group == 0 {
 		// A state event starts a group; so does any event after state

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
@@ -20,12 +21,14 @@ import (
 type Store interface {
 	storage.AccountData
 	storage.Filters
+	storage.PushCounts
 }
 
 // Service answers /sync.
 type Service struct {
 	rooms    *rooms.Service
 	eph      *ephemeral.Service
+	push     *push.Service
 	store    Store
 	notifier stream.Notifier
 	// MaxTimeout caps the long-poll a client asks for.
@@ -33,11 +36,11 @@ type Service struct {
 }
 
 // New builds the service.
-func New(r *rooms.Service, eph *ephemeral.Service, store Store, n stream.Notifier) (*Service, error) {
-	if r == nil || eph == nil || store == nil || n == nil {
-		return nil, errors.New("sync: rooms, ephemeral, store and notifier are required")
+func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier) (*Service, error) {
+	if r == nil || eph == nil || p == nil || store == nil || n == nil {
+		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
-	return &Service{rooms: r, eph: eph, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
+	return &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
 }
 
 // Request is a parsed GET /sync.
@@ -86,11 +89,19 @@ type StateEvents struct {
 
 // JoinedRoom is a room the user is in.
 type JoinedRoom struct {
-	Summary     map[string]any `json:"summary,omitempty"`
-	State       StateEvents    `json:"state"`
-	Timeline    Timeline       `json:"timeline"`
-	AccountData Events         `json:"account_data"`
-	Ephemeral   Events         `json:"ephemeral"`
+	Summary                   map[string]any    `json:"summary,omitempty"`
+	State                     StateEvents       `json:"state"`
+	Timeline                  Timeline          `json:"timeline"`
+	AccountData               Events            `json:"account_data"`
+	Ephemeral                 Events            `json:"ephemeral"`
+	UnreadNotifications       Counts            `json:"unread_notifications"`
+	UnreadThreadNotifications map[string]Counts `json:"unread_thread_notifications,omitempty"`
+}
+
+// Counts are unread notification counts.
+type Counts struct {
+	HighlightCount    int64 `json:"highlight_count"`
+	NotificationCount int64 `json:"notification_count"`
 }
 
 // InvitedRoom is a room the user is invited to.
@@ -173,6 +184,19 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	if err != nil {
 		return nil, nil, err
 	}
+	if initial || req.FullState {
+		// A client starting afresh needs m.push_rules even if the user never
+		// changed them (then they are the server defaults, not yet stored).
+		if stored, err := s.push.HasStored(ctx, req.User); err != nil {
+			return nil, nil, err
+		} else if !stored && f.accountData().Allows("m.push_rules") {
+			content, err := s.push.AccountDataContent(ctx, req.User)
+			if err != nil {
+				return nil, nil, err
+			}
+			global = append(global, map[string]any{"type": "m.push_rules", "content": jsontext.Value(content)})
+		}
+	}
 	if len(global) > 0 {
 		resp.AccountData = &Events{Events: global}
 	}
@@ -246,6 +270,20 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
+			counts, err := s.store.UnreadCounts(ctx, string(m.RoomID), string(req.User))
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, c := range counts {
+				if c.ThreadID == "main" {
+					jr.UnreadNotifications = Counts{HighlightCount: c.Highlights, NotificationCount: c.Notifications}
+					continue
+				}
+				if jr.UnreadThreadNotifications == nil {
+					jr.UnreadThreadNotifications = map[string]Counts{}
+				}
+				jr.UnreadThreadNotifications[c.ThreadID] = Counts{HighlightCount: c.Highlights, NotificationCount: c.Notifications}
+			}
 			if rs.Join == nil {
 				rs.Join = map[id.RoomID]*JoinedRoom{}
 			}

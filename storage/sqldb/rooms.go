@@ -134,6 +134,13 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 					return err
 				}
 			}
+			for _, pa := range w.PushActions {
+				if _, err := db.exec(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+					pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight)); err != nil {
+					return err
+				}
+			}
 			if t := w.Txn; t != nil {
 				if _, err := db.exec(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)
 					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, t.UserID, t.DeviceID, t.TxnID, t.EventID); err != nil {

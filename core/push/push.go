@@ -1,0 +1,388 @@
+// Package push owns push rules: the spec's server-default rules, each user's
+// ruleset (kept as the m.push_rules account data clients see in /sync), the
+// /pushrules API, and evaluating events for the notification counts.
+// Evaluation uses mautrix's pushrules package. It imports core/types and
+// the storage interfaces.
+package push
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/pushrules"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// defaultRules are the server-default rules of the spec's "Predefined
+// Rules" (client-server API, push notifications module, v1.17+), extracted
+// from its JSON definitions. "[the user's Matrix ID]" stands for the user.
+//
+//go:embed defaults.json
+var defaultRules []byte
+
+const userPlaceholder = "[the user's Matrix ID]"
+
+// accountDataType is where a user's ruleset lives.
+const accountDataType = "m.push_rules"
+
+// Store is what the service persists to.
+type Store interface {
+	storage.AccountData
+}
+
+// Service manages and evaluates push rules.
+type Service struct {
+	store Store
+	// onChange is told of each ruleset write (the account data stream).
+	onChange func(user string, pos int64)
+	cache    sync.Map // user ID → *pushrules.PushRuleset
+	mu       sync.Mutex
+}
+
+// New builds the service.
+func New(store Store, onChange func(user string, pos int64)) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("push: nil store")
+	}
+	if onChange == nil {
+		onChange = func(string, int64) {}
+	}
+	if _, err := Defaults("@check:example.org"); err != nil {
+		return nil, fmt.Errorf("push: embedded default rules: %w", err)
+	}
+	return &Service{store: store, onChange: onChange}, nil
+}
+
+// Defaults is the server-default ruleset for a user.
+func Defaults(user id.UserID) (*pushrules.PushRuleset, error) {
+	quoted, _ := json.Marshal(string(user))
+	raw := bytes.ReplaceAll(defaultRules, []byte(`"`+userPlaceholder+`"`), quoted)
+	var rs pushrules.PushRuleset
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil, err
+	}
+	return &rs, nil
+}
+
+type stored struct {
+	Global *pushrules.PushRuleset `json:"global"`
+}
+
+// Ruleset returns the user's rules: their stored ruleset or the defaults.
+func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushRuleset, error) {
+	if v, ok := s.cache.Load(user); ok {
+		return v.(*pushrules.PushRuleset), nil
+	}
+	e, err := s.store.GetAccountData(ctx, string(user), "", accountDataType)
+	var rs *pushrules.PushRuleset
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if rs, err = Defaults(user); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		var st stored
+		if err := json.Unmarshal(e.Content, &st); err != nil || st.Global == nil {
+			return nil, fmt.Errorf("stored push rules of %s are invalid: %v", user, err)
+		}
+		rs = st.Global
+	}
+	s.cache.Store(user, rs)
+	return rs, nil
+}
+
+// AccountDataContent is the m.push_rules content for a user's first sync.
+func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.RawMessage, error) {
+	rs, err := s.Ruleset(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(stored{Global: rs})
+}
+
+// HasStored reports whether the user's ruleset is stored as account data
+// (else sync shows the defaults once).
+func (s *Service) HasStored(ctx context.Context, user id.UserID) (bool, error) {
+	_, err := s.store.GetAccountData(ctx, string(user), "", accountDataType)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// update changes a user's ruleset under the service lock and stores it.
+func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushrules.PushRuleset) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.Ruleset(ctx, user)
+	if err != nil {
+		return err
+	}
+	// Work on a copy: a failed change must leave the cached ruleset alone.
+	raw, _ := json.Marshal(cur)
+	var rs pushrules.PushRuleset
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return err
+	}
+	if err := fn(&rs); err != nil {
+		return err
+	}
+	content, err := json.Marshal(stored{Global: &rs})
+	if err != nil {
+		return err
+	}
+	pos, err := s.store.PutAccountData(ctx, string(user), "", accountDataType, content)
+	if err != nil {
+		return err
+	}
+	s.cache.Store(user, &rs)
+	s.onChange(string(user), pos)
+	return nil
+}
+
+var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, pushrules.RoomRule,
+	pushrules.SenderRule, pushrules.UnderrideRule}
+
+func checkKind(kind string) (pushrules.PushRuleType, error) {
+	k := pushrules.PushRuleType(kind)
+	if !slices.Contains(kinds, k) {
+		return "", types.InvalidParam("Unknown push rule kind %q", kind)
+	}
+	return k, nil
+}
+
+// find returns the rule and, for array kinds, its index.
+func find(rs *pushrules.PushRuleset, kind pushrules.PushRuleType, ruleID string) (*pushrules.PushRule, int) {
+	switch kind {
+	case pushrules.RoomRule:
+		return rs.Room.Map[ruleID], -1
+	case pushrules.SenderRule:
+		return rs.Sender.Map[ruleID], -1
+	}
+	arr := array(rs, kind)
+	for i, r := range *arr {
+		if r.RuleID == ruleID {
+			return r, i
+		}
+	}
+	return nil, -1
+}
+
+func array(rs *pushrules.PushRuleset, kind pushrules.PushRuleType) *pushrules.PushRuleArray {
+	switch kind {
+	case pushrules.OverrideRule:
+		return &rs.Override
+	case pushrules.ContentRule:
+		return &rs.Content
+	default:
+		return &rs.Underride
+	}
+}
+
+var errNoRule = types.NotFound("Unknown push rule")
+
+// GetRule returns one rule (GET /pushrules/global/{kind}/{ruleId}).
+func (s *Service) GetRule(ctx context.Context, user id.UserID, kind, ruleID string) (*pushrules.PushRule, error) {
+	k, err := checkKind(kind)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.Ruleset(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	r, _ := find(rs, k, ruleID)
+	if r == nil {
+		return nil, errNoRule
+	}
+	return r, nil
+}
+
+// RuleBody is the body of PUT /pushrules/global/{kind}/{ruleId}.
+type RuleBody struct {
+	Actions    pushrules.PushActionArray  `json:"actions"`
+	Conditions []*pushrules.PushCondition `json:"conditions"`
+	Pattern    string                     `json:"pattern"`
+}
+
+// PutRule creates or replaces a user-defined rule, placed before or after
+// another user-defined rule, else first among the user's rules of its kind.
+func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, before, after string, body *RuleBody) error {
+	k, err := checkKind(kind)
+	if err != nil {
+		return err
+	}
+	if ruleID == "" || strings.HasPrefix(ruleID, ".") || strings.ContainsAny(ruleID, "/\\") {
+		return types.InvalidParam("Rule IDs must not be empty, start with '.' or contain slashes")
+	}
+	if body.Actions == nil {
+		return types.MissingParam("actions is required")
+	}
+	switch k {
+	case pushrules.ContentRule:
+		if body.Pattern == "" {
+			return types.MissingParam("pattern is required for content rules")
+		}
+	case pushrules.RoomRule:
+		if !strings.HasPrefix(ruleID, "!") {
+			return types.InvalidParam("Room rule IDs are room IDs")
+		}
+	case pushrules.SenderRule:
+		if !strings.HasPrefix(ruleID, "@") {
+			return types.InvalidParam("Sender rule IDs are user IDs")
+		}
+	}
+	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+		rule := &pushrules.PushRule{Type: k, RuleID: ruleID, Actions: body.Actions, Enabled: true,
+			Conditions: body.Conditions, Pattern: body.Pattern}
+		switch k {
+		case pushrules.RoomRule:
+			rule.Conditions = []*pushrules.PushCondition{{Kind: pushrules.KindEventMatch, Key: "room_id", Pattern: ruleID}}
+			rs.Room.Map[ruleID] = rule
+			return nil
+		case pushrules.SenderRule:
+			rule.Conditions = []*pushrules.PushCondition{{Kind: pushrules.KindEventMatch, Key: "user_id", Pattern: ruleID}}
+			rs.Sender.Map[ruleID] = rule
+			return nil
+		}
+		arr := array(rs, k)
+		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
+		at := 0
+		if k == pushrules.OverrideRule && len(*arr) > 0 && (*arr)[0].RuleID == ".m.rule.master" {
+			at = 1 // master always comes first
+		}
+		for _, ref := range []struct {
+			id     string
+			offset int
+		}{{before, 0}, {after, 1}} {
+			if ref.id == "" {
+				continue
+			}
+			if strings.HasPrefix(ref.id, ".") {
+				return types.InvalidParam("Rules cannot be placed relative to server-default rules")
+			}
+			_, i := find(rs, k, ref.id)
+			if i < 0 {
+				return types.NotFound("Unknown rule %q to place relative to", ref.id)
+			}
+			at = i + ref.offset
+		}
+		*arr = slices.Insert(*arr, at, rule)
+		return nil
+	})
+}
+
+// DeleteRule deletes a user-defined rule.
+func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID string) error {
+	k, err := checkKind(kind)
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(ruleID, ".") {
+		return types.InvalidParam("Server-default rules cannot be deleted")
+	}
+	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+		switch k {
+		case pushrules.RoomRule, pushrules.SenderRule:
+			m := rs.Room.Map
+			if k == pushrules.SenderRule {
+				m = rs.Sender.Map
+			}
+			if _, ok := m[ruleID]; !ok {
+				return errNoRule
+			}
+			delete(m, ruleID)
+			return nil
+		}
+		arr := array(rs, k)
+		n := len(*arr)
+		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
+		if len(*arr) == n {
+			return errNoRule
+		}
+		return nil
+	})
+}
+
+// SetEnabled enables or disables a rule.
+func (s *Service) SetEnabled(ctx context.Context, user id.UserID, kind, ruleID string, enabled bool) error {
+	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Enabled = enabled })
+}
+
+// SetActions replaces a rule's actions.
+func (s *Service) SetActions(ctx context.Context, user id.UserID, kind, ruleID string, actions pushrules.PushActionArray) error {
+	if actions == nil {
+		return types.MissingParam("actions is required")
+	}
+	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Actions = actions })
+}
+
+func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID string, fn func(*pushrules.PushRule)) error {
+	k, err := checkKind(kind)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+		r, _ := find(rs, k, ruleID)
+		if r == nil {
+			return errNoRule
+		}
+		fn(r)
+		return nil
+	})
+}
+
+// RoomContext is what rule conditions may ask about the room of an event.
+type RoomContext struct {
+	MemberCount  int
+	PowerLevels  *event.PowerLevelsEventContent
+	DisplayNames map[id.UserID]string
+}
+
+type evalRoom struct {
+	ctx  *RoomContext
+	user id.UserID
+}
+
+func (r evalRoom) GetOwnDisplayname() string                      { return r.ctx.DisplayNames[r.user] }
+func (r evalRoom) GetMemberCount() int                            { return r.ctx.MemberCount }
+func (r evalRoom) GetPowerLevels() *event.PowerLevelsEventContent { return r.ctx.PowerLevels }
+
+// Outcome is what a user's rules say of an event.
+type Outcome struct {
+	User      id.UserID
+	Notify    bool
+	Highlight bool
+}
+
+// Evaluate runs each user's rules on an event and returns those that notify.
+func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID) ([]Outcome, error) {
+	var out []Outcome
+	for _, u := range users {
+		if u == ev.Sender {
+			continue
+		}
+		rs, err := s.Ruleset(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		should := rs.GetActions(evalRoom{ctx: room, user: u}, ev).Should()
+		if should.Notify {
+			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight})
+		}
+	}
+	return out, nil
+}

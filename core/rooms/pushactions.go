@@ -1,0 +1,61 @@
+package rooms
+
+import (
+	"context"
+	"fmt"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/push"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Pusher evaluates push rules (core/push).
+type Pusher interface {
+	Evaluate(ctx context.Context, room *push.RoomContext, ev *event.Event, users []id.UserID) ([]push.Outcome, error)
+}
+
+// pushActions runs the push rules of the room's local members on a new
+// event, in the writer, so that counts are ready when the event is: nothing
+// is left queued when senders stop.
+func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event) ([]storage.PushAction, error) {
+	if s.opts.Pusher == nil {
+		return nil, nil
+	}
+	users := b.joinedUsers()
+	if ev.Type == "m.room.member" && ev.StateKey != nil && se.Membership == "invite" {
+		// The invitee is not joined yet but is notified of the invite.
+		if u := id.UserID(*ev.StateKey); u.Homeserver() == s.opts.ServerName {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 || (len(users) == 1 && users[0] == ev.Sender) {
+		return nil, nil
+	}
+	rv := b.base.version
+	ce, err := ev.ToClientEvent(rv)
+	if err != nil {
+		return nil, fmt.Errorf("push: client event: %w", err)
+	}
+	ce.RoomID = b.roomID // for v12 create events ToClientEvent derives it; others carry it
+	pl, err := s.powerLevels(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	rc := &push.RoomContext{MemberCount: len(b.joinedUsers()), PowerLevels: pl}
+	outcomes, err := s.opts.Pusher.Evaluate(ctx, rc, ce, users)
+	if err != nil {
+		return nil, err
+	}
+	thread := "main"
+	if se.RelType == "m.thread" && se.RelatesTo != "" {
+		thread = se.RelatesTo
+	}
+	out := make([]storage.PushAction, 0, len(outcomes))
+	for _, o := range outcomes {
+		out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: o.Highlight})
+	}
+	return out, nil
+}
