@@ -114,15 +114,10 @@ func (l *Local) Current() Positions {
 // only sleeps, so a change published between that check and Wait is missed
 // unless since is the position the check saw — which is why it takes since.
 func (l *Local) Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool {
-	w := &waiter{user: user, rooms: rooms, since: since, wake: make(chan struct{})}
-	l.mu.Lock()
-	if l.current.After(since) {
-		// Something happened since the caller looked; let it look again.
-		l.mu.Unlock()
+	w, already := l.register(user, rooms, since)
+	if already {
 		return true
 	}
-	l.waiters[w] = struct{}{}
-	l.mu.Unlock()
 	select {
 	case <-w.wake:
 		return true
@@ -132,4 +127,17 @@ func (l *Local) Wait(ctx context.Context, user string, rooms map[string]bool, si
 		l.mu.Unlock()
 		return false
 	}
+}
+
+// register adds a waiter, unless something was published after since
+// already (then it reports true and adds nothing).
+func (l *Local) register(user string, rooms map[string]bool, since Positions) (*waiter, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.current.After(since) {
+		return nil, true
+	}
+	w := &waiter{user: user, rooms: rooms, since: since, wake: make(chan struct{})}
+	l.waiters[w] = struct{}{}
+	return w, false
 }
