@@ -13,6 +13,8 @@ type SyncReader interface {
 	CountRoomEvents(ctx context.Context, roomID string, after, upto int64) (int64, error)
 	// MaxAccountDataPos is the account data stream's position.
 	MaxAccountDataPos(ctx context.Context) (int64, error)
+	// RoomsWithEventsBetween lists the rooms with events in (after, upto].
+	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error)
 }
 
 // Filters stores sync filters.

@@ -50,6 +50,9 @@ type Service struct {
 	typingPos int64
 	// roomTypingPos is the typing position of each room's last change.
 	roomTypingPos map[id.RoomID]int64
+	// acked is the to-device position each device last acknowledged, so that
+	// a sync deletes only when there can be something to delete.
+	acked sync.Map // "user|device" → int64
 }
 
 // New builds the service.
@@ -310,10 +313,15 @@ func compare(a, b string) int {
 // 100), first deleting those up to since: a client that sends a token has
 // received everything before it. The second result is the position reached.
 func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string, since, upto int64) ([]map[string]any, int64, error) {
-	if since > 0 {
+	key := string(user) + "|" + device
+	if last, ok := s.acked.Load(key); since > 0 && (!ok || since > last.(int64)) {
 		if err := s.store.AckToDevice(ctx, string(user), device, since); err != nil {
 			return nil, 0, err
 		}
+		s.acked.Store(key, since)
+	}
+	if upto <= since {
+		return nil, upto, nil
 	}
 	msgs, err := s.store.ToDeviceSince(ctx, string(user), device, since, upto, 100)
 	if err != nil {

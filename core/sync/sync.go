@@ -22,6 +22,7 @@ type Store interface {
 	storage.AccountData
 	storage.Filters
 	storage.PushCounts
+	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error)
 }
 
 // Service answers /sync.
@@ -176,13 +177,30 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	if err != nil {
 		return nil, nil, err
 	}
+	fresh := initial || req.FullState
+	// Each stream is read only when it moved since the token: an incremental
+	// sync woken by one message costs a few queries, whatever the user's
+	// number of rooms.
 	adSince := since[stream.AccountData]
 	if req.FullState {
 		adSince = 0
 	}
-	roomData, global, err := s.accountData(ctx, req.User, adSince, upto[stream.AccountData], f)
-	if err != nil {
-		return nil, nil, err
+	var roomData map[id.RoomID][]any
+	var global []any
+	if fresh || upto[stream.AccountData] > adSince {
+		if roomData, global, err = s.accountData(ctx, req.User, adSince, upto[stream.AccountData], f); err != nil {
+			return nil, nil, err
+		}
+	}
+	changedRooms := map[string]bool{}
+	if !fresh && upto[stream.Events] > since[stream.Events] {
+		ids, err := s.store.RoomsWithEventsBetween(ctx, since[stream.Events], upto[stream.Events])
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range ids {
+			changedRooms[r] = true
+		}
 	}
 	if initial || req.FullState {
 		// A client starting afresh needs m.push_rules even if the user never
@@ -215,9 +233,11 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	if initial || req.FullState {
 		receiptSince = 0
 	}
-	receipts, err := s.eph.ReceiptsSince(ctx, req.User, joinedIDs, receiptSince, upto[stream.Receipts])
-	if err != nil {
-		return nil, nil, err
+	var receipts map[id.RoomID]map[string]any
+	if upto[stream.Receipts] > receiptSince {
+		if receipts, err = s.eph.ReceiptsSince(ctx, req.User, joinedIDs, receiptSince, upto[stream.Receipts]); err != nil {
+			return nil, nil, err
+		}
 	}
 	toDevice, reached, err := s.eph.ToDeviceFor(ctx, req.User, req.DeviceID, since[stream.ToDevice], upto[stream.ToDevice])
 	if err != nil {
@@ -231,9 +251,11 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		next[stream.ToDevice] = reached
 		resp.NextBatch = FormatToken(next)
 	}
-	presence, err := s.eph.PresenceSince(ctx, req.User, joinedIDs, since[stream.Presence], upto[stream.Presence])
-	if err != nil {
-		return nil, nil, err
+	var presence []map[string]any
+	if upto[stream.Presence] > since[stream.Presence] {
+		if presence, err = s.eph.PresenceSince(ctx, req.User, joinedIDs, since[stream.Presence], upto[stream.Presence]); err != nil {
+			return nil, nil, err
+		}
 	}
 	if len(presence) > 0 {
 		resp.Presence = &Events{Events: toAny(presence)}
@@ -250,6 +272,11 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		changed := initial || m.Pos > since[stream.Events] || req.FullState
 		switch m.Membership {
 		case "join":
+			_, hasTyping := typing[m.RoomID]
+			_, hasReceipts := receipts[m.RoomID]
+			if !changed && !changedRooms[string(m.RoomID)] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
+				continue // nothing happened in this room since the token
+			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
 				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership,
 				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState})

@@ -61,3 +61,7 @@ func (db *DB) GetFilter(ctx context.Context, userID, filterID string) ([]byte, e
 	}
 	return []byte(js), nil
 }
+
+func (db *DB) RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error) {
+	return db.strings(ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2`, after, upto)
+}

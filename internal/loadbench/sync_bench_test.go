@@ -1,0 +1,164 @@
+package loadbench
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// BenchmarkSyncDelivery measures how long a message takes from the start of
+// its send to its arrival in the long-polls of 100 clients in the room.
+func BenchmarkSyncDelivery(b *testing.B) {
+	const clients = 100
+	srv, roomID, tokens := roomWithUsers(b, clients)
+	base := srv.URL + "/_matrix/client/v3"
+	type arrival struct {
+		at  time.Time
+		seq int
+	}
+	var mu sync.Mutex
+	arrivals := map[int][]time.Time{}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	ready := make(chan struct{}, clients)
+	for i := 1; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body, err := call("GET", base+"/sync?timeout=0", tokens[i], nil)
+			if err != nil || code != 200 {
+				b.Errorf("initial sync: %d %v", code, err)
+				ready <- struct{}{}
+				return
+			}
+			since := body["next_batch"].(string)
+			ready <- struct{}{}
+			for !stop.Load() {
+				code, body, err := call("GET", base+"/sync?timeout=30000&since="+url.QueryEscape(since), tokens[i], nil)
+				if err != nil || code != 200 {
+					if !stop.Load() {
+						b.Errorf("sync: %d %v", code, err)
+					}
+					return
+				}
+				now := time.Now()
+				since = body["next_batch"].(string)
+				rooms, _ := body["rooms"].(map[string]any)
+				join, _ := rooms["join"].(map[string]any)
+				room, _ := join[roomID].(map[string]any)
+				tl, _ := room["timeline"].(map[string]any)
+				evs, _ := tl["events"].([]any)
+				mu.Lock()
+				for _, e := range evs {
+					c, _ := e.(map[string]any)["content"].(map[string]any)
+					var seq int
+					if _, err := fmt.Sscanf(fmt.Sprint(c["body"]), "seq %d", &seq); err == nil {
+						arrivals[seq] = append(arrivals[seq], now)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 1; i < clients; i++ {
+		<-ready
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		start := time.Now()
+		code, body, err := call("PUT", base+"/rooms/"+url.PathEscape(roomID)+fmt.Sprintf("/send/m.room.message/d%d", n),
+			tokens[0], map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("seq %d", n)})
+		if err != nil || code != 200 {
+			b.Fatalf("send: %d %v %v", code, body, err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			got := len(arrivals[n])
+			mu.Unlock()
+			if got >= clients-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("message %d reached %d of %d clients", n, got, clients-1)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		mu.Lock()
+		for _, at := range arrivals[n] {
+			lat = append(lat, at.Sub(start))
+		}
+		mu.Unlock()
+	}
+	b.StopTimer()
+	stop.Store(true)
+	// Wake the long-polls so they see stop.
+	call("PUT", base+"/rooms/"+url.PathEscape(roomID)+"/send/m.room.message/stop", tokens[0], map[string]any{"msgtype": "m.text", "body": "stop"})
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(rssMiB(b, srv.Pid()), "RSS-MiB")
+}
+
+// BenchmarkInitialSync500Rooms measures the initial sync of a user in 500
+// rooms with 50 events each.
+func BenchmarkInitialSync500Rooms(b *testing.B) {
+	const rooms, perRoom = 500, 50
+	srv := testserver.Start(b, testserver.Options{Args: []string{"--enable-registration", "--disable-rate-limits"}})
+	code, body, err := call("POST", srv.URL+"/_matrix/client/v3/register", "", map[string]any{
+		"username": "busy", "password": "benchmark-password", "auth": map[string]any{"type": "m.login.dummy"}})
+	if err != nil || code != 200 {
+		b.Fatalf("register: %d %v", code, err)
+	}
+	tok := body["access_token"].(string)
+	base := srv.URL + "/_matrix/client/v3"
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r := next.Add(1)
+				if r > rooms {
+					return
+				}
+				code, body, err := call("POST", base+"/createRoom", tok, map[string]any{"preset": "private_chat",
+					"name": fmt.Sprintf("room %d", r)})
+				if err != nil || code != 200 {
+					b.Errorf("createRoom: %d %v", code, err)
+					return
+				}
+				rid := url.PathEscape(body["room_id"].(string))
+				for m := range perRoom {
+					if code, _, err := call("PUT", base+"/rooms/"+rid+fmt.Sprintf("/send/m.room.message/r%dm%d", r, m), tok,
+						map[string]any{"msgtype": "m.text", "body": "filler"}); err != nil || code != 200 {
+						b.Errorf("send: %d %v", code, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		code, body, err := call("GET", base+"/sync?timeout=0", tok, nil)
+		if err != nil || code != 200 {
+			b.Fatalf("sync: %d %v", code, err)
+		}
+		if join := body["rooms"].(map[string]any)["join"].(map[string]any); len(join) != rooms {
+			b.Fatalf("initial sync has %d rooms", len(join))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(rssMiB(b, srv.Pid()), "RSS-MiB")
+}
