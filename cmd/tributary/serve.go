@@ -267,7 +267,12 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}).Register(engine)
 	admin.New(us, registerLimit).Register(engine)
 
-	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests run under reqCtx, cancelled at shutdown so that long-polls
+	// answer at once instead of holding the shutdown for their timeout.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),
@@ -282,7 +287,16 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cancelRequests()
+	// Requests in flight get two seconds; connections that never sent one
+	// (which Shutdown would wait five seconds for) are closed after that.
+	// Every write a client was told succeeded is committed already.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	if err := srv.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
+		return srv.Close()
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
