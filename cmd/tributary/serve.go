@@ -218,9 +218,12 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	var syncer *tsync.Service // set below; commits only start once serving
 	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pusher,
 		Signer: events.NewSigner(cfg.ServerName, signingKey),
 		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
+			// Forget cached memberships before waking anyone who would read them.
+			syncer.MembershipsChanged(members)
 			notifier.Publish(stream.Change{Stream: stream.Events, Pos: pos, RoomID: string(roomID), Users: members})
 		}})
 	if err != nil {
@@ -232,7 +235,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer eph.Stop()
-	syncer, err := tsync.New(rs, eph, pusher, store, notifier)
+	syncer, err = tsync.New(rs, eph, pusher, store, notifier)
 	if err != nil {
 		return err
 	}

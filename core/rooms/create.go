@@ -150,7 +150,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 	}
 	b.commit()
 	for _, ev := range built {
-		s.cache.put(ev)
+		s.cache.put(ev.InternalMeta.EventID, ev)
 	}
 	if _, err := s.writer(roomID, rs); err != nil {
 		return "", err

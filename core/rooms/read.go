@@ -14,12 +14,16 @@ import (
 
 // roomVersion returns the version of a known room.
 func (s *Service) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVersion, error) {
+	if rv, ok := s.versions.get(roomID); ok {
+		return rv, nil // a room's version never changes
+	}
 	r, err := s.store.GetRoom(ctx, string(roomID))
 	if storageNotFound(err) {
 		return "", errNotMember(roomID)
 	} else if err != nil {
 		return "", err
 	}
+	s.versions.put(roomID, id.RoomVersion(r.RoomVersion))
 	return id.RoomVersion(r.RoomVersion), nil
 }
 

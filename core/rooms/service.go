@@ -53,7 +53,12 @@ type Service struct {
 	store Store
 	opts  Options
 	log   *slog.Logger
-	cache *eventCache
+	// cache keeps recently used PDUs by event ID (auth events above all).
+	cache *lru[id.EventID, *pdu.PDU]
+	// versions and facts cache what never changes: room versions, and what
+	// a state group says of a user's membership and the history visibility.
+	versions *lru[id.RoomID, id.RoomVersion]
+	facts    *lru[factsKey, groupFacts]
 	// groupIDs is locked on its own, never while holding mu.
 	groupIDs idBlock
 
@@ -77,7 +82,8 @@ func New(store Store, opts Options) (*Service, error) {
 	if opts.OnPersist == nil {
 		opts.OnPersist = func(id.RoomID, int64, []string) {}
 	}
-	return &Service{store: store, opts: opts, log: opts.Logger, cache: newEventCache(4096),
+	return &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
+		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
 		writers: map[id.RoomID]*roomWriter{}}, nil
 }
 
@@ -117,7 +123,7 @@ func (s *Service) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, e
 	out := make([]*pdu.PDU, len(ids))
 	var missing []string
 	for i, eid := range ids {
-		if p := s.cache.get(eid); p != nil {
+		if p, ok := s.cache.get(eid); ok {
 			out[i] = p
 		} else {
 			missing = append(missing, string(eid))
@@ -137,7 +143,7 @@ func (s *Service) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, e
 			return nil, err
 		}
 		byID[p.InternalMeta.EventID] = p
-		s.cache.put(p)
+		s.cache.put(p.InternalMeta.EventID, p)
 	}
 	for i, eid := range ids {
 		if out[i] == nil {
@@ -156,44 +162,6 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 		return nil, err
 	}
 	return r, nil
-}
-
-// eventCache keeps recently used PDUs by event ID (auth events above all).
-type eventCache struct {
-	mu    sync.Mutex
-	max   int
-	items map[id.EventID]*pdu.PDU
-	order []id.EventID
-}
-
-func newEventCache(max int) *eventCache {
-	return &eventCache{max: max, items: make(map[id.EventID]*pdu.PDU, max)}
-}
-
-func (c *eventCache) get(eid id.EventID) *pdu.PDU {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.items[eid]
-}
-
-// put adds a PDU; when full the oldest quarter is dropped (cheap FIFO
-// eviction: auth events are re-read on a miss, which is correct, just slower).
-func (c *eventCache) put(p *pdu.PDU) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	eid := p.InternalMeta.EventID
-	if _, ok := c.items[eid]; ok {
-		return
-	}
-	if len(c.items) >= c.max {
-		drop := c.max / 4
-		for _, old := range c.order[:drop] {
-			delete(c.items, old)
-		}
-		c.order = append(c.order[:0], c.order[drop:]...)
-	}
-	c.items[eid] = p
-	c.order = append(c.order, eid)
 }
 
 // persisted tells OnPersist about a committed batch.

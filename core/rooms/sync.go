@@ -20,12 +20,13 @@ type SyncRoomRequest struct {
 	Upto int64
 	// MembershipPos is the stream position of the user's current membership
 	// event; for leave and ban the timeline ends there.
-	MembershipPos int64
-	Membership    string
-	TimelineLimit int
-	Filter        *EventFilter
-	LazyMembers   bool
-	FullState     bool
+	MembershipPos   int64
+	Membership      string
+	MembershipEvent id.EventID
+	TimelineLimit   int
+	Filter          *EventFilter
+	LazyMembers     bool
+	FullState       bool
 }
 
 // RoomSync is one room of a /sync answer.
@@ -62,7 +63,8 @@ func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync
 	if limit <= 0 {
 		limit = 10
 	}
-	v, err := s.newViewer(ctx, req.RoomID, req.User)
+	// The caller read the membership with the user's other rooms.
+	v, err := s.viewerWith(ctx, req.RoomID, req.User, req.Membership, req.MembershipEvent)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"math"
+	"sync"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -35,6 +36,12 @@ func (s *Service) newViewer(ctx context.Context, roomID id.RoomID, user id.UserI
 	if err != nil {
 		return nil, err
 	}
+	return s.viewerWith(ctx, roomID, user, cur, memEvent)
+}
+
+// viewerWith builds a viewer from a membership the caller already knows.
+func (s *Service) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserID, cur string, memEvent id.EventID) (*viewer, error) {
+	var err error
 	v := &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}
 	if cur == "join" {
 		v.joinedUntil = math.MaxInt64
@@ -79,6 +86,13 @@ func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
 	if f, ok := v.groups[group]; ok {
 		return f, nil
 	}
+	// State groups never change, so what they say about a user is cached
+	// across requests.
+	key := factsKey{group: group, user: v.user}
+	if f, ok := v.s.facts.get(key); ok {
+		v.groups[group] = f
+		return f, nil
+	}
 	var f groupFacts
 	hvID, err := v.s.store.StateEntryAt(ctx, group, "m.room.history_visibility", "")
 	if err != nil {
@@ -106,7 +120,51 @@ func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
 		}
 	}
 	v.groups[group] = f
+	v.s.facts.put(key, f)
 	return f, nil
+}
+
+type factsKey struct {
+	group int64
+	user  id.UserID
+}
+
+// lru is a small bounded cache: when full, a quarter of the entries go, the
+// oldest first.
+type lru[K comparable, V any] struct {
+	mu    sync.Mutex
+	max   int
+	items map[K]V
+	order []K
+}
+
+func newLRU[K comparable, V any](max int) *lru[K, V] {
+	return &lru[K, V]{max: max, items: make(map[K]V, max)}
+}
+
+func (c *lru[K, V]) get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.items[k]
+	return v, ok
+}
+
+func (c *lru[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		c.items[k] = v
+		return
+	}
+	if len(c.items) >= c.max {
+		drop := c.max / 4
+		for _, old := range c.order[:drop] {
+			delete(c.items, old)
+		}
+		c.order = append(c.order[:0], c.order[drop:]...)
+	}
+	c.items[k] = v
+	c.order = append(c.order, k)
 }
 
 // canSee applies the history visibility rules to one event, using the state

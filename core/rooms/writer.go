@@ -304,7 +304,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 		w.rememberTxn(key, eid)
 	}
 	for i, r := range accepted {
-		s.cache.put(built[i])
+		s.cache.put(built[i].InternalMeta.EventID, built[i])
 		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
 	}
 	s.persisted(w.roomID, writes)

@@ -5,6 +5,8 @@ import (
 	"encoding/json/jsontext"
 	"errors"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -34,6 +36,45 @@ type Service struct {
 	notifier stream.Notifier
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
+	// memberships caches each user's room memberships between their syncs;
+	// MembershipsChanged drops a user's entry when one of theirs changes.
+	memberships gosync.Map // id.UserID → []rooms.UserMembership
+	// generations count each user's membership changes, so that a read that
+	// raced a change is not cached.
+	generations gosync.Map // id.UserID → *atomic.Int64
+}
+
+func (s *Service) generation(user id.UserID) *atomic.Int64 {
+	g, _ := s.generations.LoadOrStore(user, new(atomic.Int64))
+	return g.(*atomic.Int64)
+}
+
+// MembershipsChanged forgets the cached memberships of users whose
+// membership just changed (called after each room commit).
+func (s *Service) MembershipsChanged(users []string) {
+	for _, u := range users {
+		s.generation(id.UserID(u)).Add(1)
+		s.memberships.Delete(id.UserID(u))
+	}
+}
+
+func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.UserMembership, error) {
+	if v, ok := s.memberships.Load(user); ok {
+		return v.([]rooms.UserMembership), nil
+	}
+	gen := s.generation(user)
+	before := gen.Load()
+	ms, err := s.rooms.UserMemberships(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	if gen.Load() == before {
+		s.memberships.Store(user, ms)
+		if gen.Load() != before {
+			s.memberships.Delete(user) // a change landed while storing
+		}
+	}
+	return ms, nil
 }
 
 // New builds the service.
@@ -173,7 +214,7 @@ func (r *Response) empty() bool {
 func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Positions, initial bool) (*Response, map[string]bool, error) {
 	resp := &Response{NextBatch: FormatToken(upto)}
 	f := req.Filter
-	memberships, err := s.rooms.UserMemberships(ctx, req.User)
+	memberships, err := s.userMemberships(ctx, req.User)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -278,7 +319,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				continue // nothing happened in this room since the token
 			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
-				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership,
+				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState})
 			if err != nil {
 				return nil, nil, err
@@ -351,7 +392,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				continue
 			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
-				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership,
+				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers()})
 			if err != nil {
 				var me *types.Error

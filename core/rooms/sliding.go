@@ -1,0 +1,284 @@
+package rooms
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// This file holds the reads of simplified sliding sync (MSC4186, core/sync's
+// sliding.go): one room at a time, each bounded by stream positions.
+
+// StateKey names one entry of a room state.
+type StateKey struct {
+	Type     string
+	StateKey string
+}
+
+// SlidingMembership is a user's current membership in one room, with what
+// sliding sync needs of the membership event.
+type SlidingMembership struct {
+	RoomID     id.RoomID
+	Membership string
+	EventID    id.EventID
+	Pos        int64
+	// Sender of the membership event (another user for kicks and bans).
+	Sender id.UserID
+	// IsDirect is content.is_direct of the membership event (invites to DMs).
+	IsDirect bool
+}
+
+// SlidingMemberships lists every room the user has a membership in.
+func (s *Service) SlidingMemberships(ctx context.Context, user id.UserID) ([]SlidingMembership, error) {
+	ms, err := s.store.RoomsOfUser(ctx, string(user), nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.EventID
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*storage.Event, len(evs))
+	for _, e := range evs {
+		byID[e.EventID] = e
+	}
+	out := make([]SlidingMembership, 0, len(ms))
+	for _, m := range ms {
+		sm := SlidingMembership{RoomID: id.RoomID(m.RoomID), Membership: m.Membership, EventID: id.EventID(m.EventID)}
+		if e := byID[m.EventID]; e != nil {
+			sm.Pos = e.StreamPos
+			sm.Sender = id.UserID(e.Sender)
+			sm.IsDirect = gjson.GetBytes(e.JSON, "content.is_direct").Bool()
+		}
+		out = append(out, sm)
+	}
+	return out, nil
+}
+
+// LastEventPos is the stream position of a room's latest accepted event at
+// or before upto whose type is one of types (any type when types is empty);
+// 0 when there is none.
+func (s *Service) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64, types []string) (int64, error) {
+	if r, ok := s.store.(storage.SlidingReader); ok {
+		return r.LastEventPos(ctx, string(roomID), upto, types)
+	}
+	cursor := upto + 1
+	for range 20 {
+		batch, err := s.store.RoomEvents(ctx, string(roomID), cursor, 0, true, 50)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range batch {
+			if len(types) == 0 || slices.Contains(types, e.Type) {
+				return e.StreamPos, nil
+			}
+			cursor = e.StreamPos
+		}
+		if len(batch) < 50 {
+			break
+		}
+	}
+	return 0, nil
+}
+
+// SlidingTimelineRequest asks for the end of one room's timeline.
+type SlidingTimelineRequest struct {
+	User   id.UserID
+	RoomID id.RoomID
+	// After is an exclusive lower bound (0: the whole history).
+	After int64
+	// Upto is the inclusive upper bound.
+	Upto  int64
+	Limit int
+}
+
+// SlidingTimeline is the newest events of a room in (After, Upto] the user
+// may see, oldest first.
+type SlidingTimeline struct {
+	Events []*ClientEvent
+	// Positions are the stream positions of Events.
+	Positions []int64
+	// Limited: there are more visible events in the range than Limit.
+	Limited bool
+	// PrevBatch is a /messages token for the events before the timeline.
+	PrevBatch string
+	// Users are the senders of the events and the targets of member events.
+	Users map[string]bool
+}
+
+// SlidingTimeline reads the newest events of a room for sliding sync.
+func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineRequest) (*SlidingTimeline, error) {
+	rv, err := s.roomVersion(ctx, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	limit := max(req.Limit, 1)
+	v, err := s.newViewer(ctx, req.RoomID, req.User)
+	if err != nil {
+		return nil, err
+	}
+	var picked []*storage.Event
+	cursor := req.Upto + 1
+	for len(picked) <= limit {
+		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.After, true, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range batch {
+			cursor = e.StreamPos
+			ok, err := v.canSee(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				picked = append(picked, e)
+				if len(picked) > limit {
+					break
+				}
+			}
+		}
+		if len(batch) < limit+1 {
+			break
+		}
+	}
+	out := &SlidingTimeline{Users: map[string]bool{}}
+	if len(picked) > limit {
+		picked, out.Limited = picked[:limit], true
+	}
+	slices.Reverse(picked)
+	if out.Events, err = s.formatter(rv).forUser(req.User).format(ctx, picked); err != nil {
+		return nil, err
+	}
+	start := req.Upto + 1
+	if len(picked) > 0 {
+		start = picked[0].StreamPos
+	}
+	out.PrevBatch = Token(start)
+	for _, e := range picked {
+		out.Positions = append(out.Positions, e.StreamPos)
+		out.Users[e.Sender] = true
+		if e.Type == "m.room.member" && e.StateKey != nil {
+			out.Users[*e.StateKey] = true
+		}
+	}
+	return out, nil
+}
+
+// SlidingStateIDs is the room state a user with membership m may read, as
+// event IDs: the current state while they are joined, the state at their
+// membership event after they left or were banned.
+func (s *Service) SlidingStateIDs(ctx context.Context, roomID id.RoomID, m SlidingMembership) (map[StateKey]string, error) {
+	var entries []storage.StateEntry
+	var err error
+	if m.Membership == "leave" || m.Membership == "ban" {
+		ev, gerr := s.store.GetEvent(ctx, string(m.EventID))
+		if gerr != nil {
+			return nil, gerr
+		}
+		entries, err = s.store.StateAt(ctx, ev.StateGroup)
+	} else {
+		entries, err = s.store.CurrentState(ctx, string(roomID))
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[StateKey]string, len(entries))
+	for _, e := range entries {
+		if e.EventID != "" {
+			out[StateKey{e.Type, e.StateKey}] = e.EventID
+		}
+	}
+	return out, nil
+}
+
+// ChangedStateKeys lists the state keys of a room that state events in
+// (after, upto] set.
+func (s *Service) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after, upto int64) (map[StateKey]bool, error) {
+	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, upto+1)
+	if err != nil {
+		return nil, err
+	}
+	out := map[StateKey]bool{}
+	for _, e := range evs {
+		if e.StateKey != nil {
+			out[StateKey{e.Type, *e.StateKey}] = true
+		}
+	}
+	return out, nil
+}
+
+// FormatStateEvents renders state events by ID, in stream order.
+func (s *Service) FormatStateEvents(ctx context.Context, roomID id.RoomID, user id.UserID, ids []string) ([]*ClientEvent, error) {
+	if len(ids) == 0 {
+		return []*ClientEvent{}, nil
+	}
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int {
+		if a.StreamPos != b.StreamPos {
+			return compareInt(a.StreamPos, b.StreamPos)
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
+	return s.formatter(rv).forUser(user).format(ctx, evs)
+}
+
+func compareInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// MemberCounts counts a room's joined and invited members and picks up to
+// five heroes (other joined or invited members, by user ID; left or banned
+// ones when there are none).
+func (s *Service) MemberCounts(ctx context.Context, roomID id.RoomID, user id.UserID) (joined, invited int, heroes []id.UserID, err error) {
+	members, err := s.store.RoomMembers(ctx, string(roomID), nil)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	var others []id.UserID
+	for _, m := range members {
+		switch m.Membership {
+		case "join":
+			joined++
+		case "invite":
+			invited++
+		}
+		if m.UserID == string(user) {
+			continue
+		}
+		if m.Membership == "join" || m.Membership == "invite" {
+			heroes = append(heroes, id.UserID(m.UserID))
+		} else if m.Membership == "leave" || m.Membership == "ban" {
+			others = append(others, id.UserID(m.UserID))
+		}
+	}
+	if len(heroes) == 0 {
+		heroes = others
+	}
+	slices.Sort(heroes)
+	if len(heroes) > 5 {
+		heroes = heroes[:5]
+	}
+	return joined, invited, heroes, nil
+}
