@@ -176,6 +176,12 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 	alias id.RoomAlias) ([]*events.Proto, error) {
 	creator := req.Creator
 	ts := req.Timestamp
+	if ts == 0 && rv.RoomIDIsCreateEventID() {
+		// From v12 the room ID is the create event's hash: two rooms made by
+		// one user in the same millisecond would get the same ID, so every
+		// create event of this process gets a timestamp of its own.
+		ts = s.uniqueCreateTS()
+	}
 	state := func(t, key string, content any) *events.Proto {
 		return &events.Proto{Type: t, StateKey: strPtr(key), Sender: creator, Content: content, OriginServerTS: ts}
 	}
@@ -308,4 +314,16 @@ func (s *Service) memberContent(ctx context.Context, user id.UserID, membership 
 		content["avatar_url"] = avatar
 	}
 	return content, nil
+}
+
+// uniqueCreateTS is now in milliseconds, or one more than the last value
+// it gave.
+func (s *Service) uniqueCreateTS() int64 {
+	for {
+		last := s.lastCreateTS.Load()
+		ts := max(s.nowMS(), last+1)
+		if s.lastCreateTS.CompareAndSwap(last, ts) {
+			return ts
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/federation/pdu"
@@ -61,6 +62,8 @@ type Service struct {
 	facts    *lru[factsKey, groupFacts]
 	// groupIDs is locked on its own, never while holding mu.
 	groupIDs idBlock
+	// lastCreateTS keeps v12 create events (and so room IDs) apart.
+	lastCreateTS atomic.Int64
 
 	mu      sync.Mutex
 	writers map[id.RoomID]*roomWriter

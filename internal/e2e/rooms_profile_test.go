@@ -6,6 +6,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 )
 
 // A display name change reaches the rooms the user is in, and a deactivated
@@ -42,5 +43,36 @@ func TestProfileAndDeactivationReachRooms(t *testing.T) {
 	}
 	if _, still := joined.Joined[bob.UserID]; still || len(joined.Joined) != 1 {
 		t.Fatalf("joined members after deactivation: %v", joined.Joined)
+	}
+}
+
+// Identical rooms created at the same moment still get distinct IDs (from
+// room v12 the ID is the create event's hash).
+func TestConcurrentIdenticalCreateRoom(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alicecc", defaultPassword)
+	ids := make(chan id.RoomID, 16)
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			resp, err := alice.CreateRoom(context.Background(), &mautrix.ReqCreateRoom{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- resp.RoomID
+		}()
+	}
+	seen := map[id.RoomID]bool{}
+	for range 16 {
+		select {
+		case err := <-errs:
+			t.Fatalf("createRoom: %v", err)
+		case r := <-ids:
+			if seen[r] {
+				t.Fatalf("room ID %s given twice", r)
+			}
+			seen[r] = true
+		}
 	}
 }
