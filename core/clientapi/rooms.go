@@ -162,27 +162,16 @@ func readContent(c *gin.Context) (jsontext.Value, bool) {
 }
 
 // PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}
-func (a *API) sendMessage(c *gin.Context) {
-	roomID, ok := roomParam(c)
-	if !ok {
-		return
-	}
-	content, ok := readContent(c)
-	if !ok {
-		return
-	}
-	p := httpx.PrincipalOf(c)
-	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
-		DeviceID: p.DeviceID, Type: c.Param("eventType"), Content: content, TxnID: c.Param("txnId")})
-	if err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	httpx.OK(c, gin.H{"event_id": eid})
-}
+func (a *API) sendMessage(c *gin.Context) { a.send(c, nil, c.Param("txnId")) }
 
 // PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
 func (a *API) putState(c *gin.Context) {
+	key := stateKeyParam(c)
+	a.send(c, &key, "")
+}
+
+// send persists a message (stateKey nil) or state event from the request body.
+func (a *API) send(c *gin.Context, stateKey *string, txnID string) {
 	roomID, ok := roomParam(c)
 	if !ok {
 		return
@@ -192,9 +181,8 @@ func (a *API) putState(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	key := stateKeyParam(c)
 	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
-		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: &key, Content: content})
+		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID})
 	if err != nil {
 		httpx.Fail(c, err)
 		return

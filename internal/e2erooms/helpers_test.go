@@ -5,12 +5,10 @@
 package e2erooms
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -144,40 +142,11 @@ func (e *env) doInto(t testing.TB, cli *mautrix.Client, method, path string, bod
 
 func (e *env) doRaw(t testing.TB, cli *mautrix.Client, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx(t), method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := ""
 	if cli != nil {
-		req.Header.Set("Authorization", "Bearer "+cli.AccessToken)
+		token = cli.AccessToken
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, raw
+	return e.srv.DoRaw(t, method, path, token, body)
 }
 
 // p builds a client API path from segments, escaping each.

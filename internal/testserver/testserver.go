@@ -236,6 +236,20 @@ func (s *Server) Client(t testing.TB) *mautrix.Client {
 // Do sends a raw request and decodes the JSON answer into a map.
 func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
+	code, raw := s.DoRaw(t, method, path, token, body)
+	out := map[string]any{}
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: invalid JSON answer %q", method, path, raw)
+		}
+	}
+	return code, out
+}
+
+// DoRaw sends a request (body: nil, a string, bytes, or a value sent as
+// JSON) and returns the status and the raw answer.
+func (s *Server) DoRaw(t testing.TB, method, path, token string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -271,13 +285,7 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]any{}
-	if len(raw) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: invalid JSON answer %q", method, path, raw)
-		}
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, raw
 }
 
 // Run runs a tributary CLI command (user add, …) against the server's data
