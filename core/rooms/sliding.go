@@ -20,46 +20,53 @@ type StateKey struct {
 	StateKey string
 }
 
-// SlidingMembership is a user's current membership in one room, with what
-// sliding sync needs of the membership event.
-type SlidingMembership struct {
-	RoomID     id.RoomID
-	Membership string
-	EventID    id.EventID
-	Pos        int64
-	// Sender of the membership event (another user for kicks and bans).
+// MembershipFacts are what sliding sync needs of a membership event. They
+// never change, so callers may cache them by event ID.
+type MembershipFacts struct {
+	// Sender of the event (another user for kicks and bans).
 	Sender id.UserID
-	// IsDirect is content.is_direct of the membership event (invites to DMs).
+	// IsDirect is content.is_direct (invites to DMs).
 	IsDirect bool
+	// PrevMembership is the membership the event replaced ("" if none).
+	PrevMembership string
 }
 
-// SlidingMemberships lists every room the user has a membership in.
-func (s *Service) SlidingMemberships(ctx context.Context, user id.UserID) ([]SlidingMembership, error) {
-	ms, err := s.store.RoomsOfUser(ctx, string(user), nil)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.EventID
+// MembershipFacts reads the facts of membership events; unknown events are
+// left out.
+func (s *Service) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]MembershipFacts, error) {
+	ids := make([]string, len(eventIDs))
+	for i, e := range eventIDs {
+		ids[i] = string(e)
 	}
 	evs, err := s.store.GetEvents(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]*storage.Event, len(evs))
+	out := make(map[id.EventID]MembershipFacts, len(evs))
+	replaced := map[string][]id.EventID{}
+	var prevIDs []string
 	for _, e := range evs {
-		byID[e.EventID] = e
-	}
-	out := make([]SlidingMembership, 0, len(ms))
-	for _, m := range ms {
-		sm := SlidingMembership{RoomID: id.RoomID(m.RoomID), Membership: m.Membership, EventID: id.EventID(m.EventID)}
-		if e := byID[m.EventID]; e != nil {
-			sm.Pos = e.StreamPos
-			sm.Sender = id.UserID(e.Sender)
-			sm.IsDirect = gjson.GetBytes(e.JSON, "content.is_direct").Bool()
+		out[id.EventID(e.EventID)] = MembershipFacts{Sender: id.UserID(e.Sender),
+			IsDirect: gjson.GetBytes(e.JSON, "content.is_direct").Bool()}
+		if e.ReplacesState != "" {
+			if len(replaced[e.ReplacesState]) == 0 {
+				prevIDs = append(prevIDs, e.ReplacesState)
+			}
+			replaced[e.ReplacesState] = append(replaced[e.ReplacesState], id.EventID(e.EventID))
 		}
-		out = append(out, sm)
+	}
+	if len(prevIDs) > 0 {
+		prevs, err := s.store.GetEvents(ctx, prevIDs)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range prevs {
+			for _, eid := range replaced[p.EventID] {
+				f := out[eid]
+				f.PrevMembership = p.Membership
+				out[eid] = f
+			}
+		}
 	}
 	return out, nil
 }
@@ -173,14 +180,14 @@ func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineReque
 	return out, nil
 }
 
-// SlidingStateIDs is the room state a user with membership m may read, as
-// event IDs: the current state while they are joined, the state at their
+// SlidingStateIDs is the room state a user with this membership may read,
+// as event IDs: the current state while they are joined, the state at their
 // membership event after they left or were banned.
-func (s *Service) SlidingStateIDs(ctx context.Context, roomID id.RoomID, m SlidingMembership) (map[StateKey]string, error) {
+func (s *Service) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membership string, memberEvent id.EventID) (map[StateKey]string, error) {
 	var entries []storage.StateEntry
 	var err error
-	if m.Membership == "leave" || m.Membership == "ban" {
-		ev, gerr := s.store.GetEvent(ctx, string(m.EventID))
+	if membership == "leave" || membership == "ban" {
+		ev, gerr := s.store.GetEvent(ctx, string(memberEvent))
 		if gerr != nil {
 			return nil, gerr
 		}

@@ -1,0 +1,62 @@
+package rooms
+
+import (
+	"context"
+
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+)
+
+// softFailed reports whether an event that passed authorisation against its
+// own auth events fails against the room's current state (the spec's
+// "soft failure", server-server API "Checks performed on receipt of a
+// PDU", step 6): it is then stored but neither served to clients nor used
+// as a prev event. Local events are built with auth events chosen from the
+// current state, so for them the two checks agree; events from other
+// servers, which may cite older state, are checked here as they arrive.
+func (s *Service) softFailed(ctx context.Context, b *batchState, ev *pdu.PDU) (bool, error) {
+	rv := b.base.version
+	clone := *ev
+	clone.AuthEvents = nil
+	for _, k := range ev.AuthEventSelection(rv) {
+		if eid := b.get(k); eid != "" {
+			clone.AuthEvents = append(clone.AuthEvents, eid)
+		}
+	}
+	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
+		out := make([]*pdu.PDU, len(ids))
+		var rest []id.EventID
+		for i, eid := range ids {
+			if p, ok := b.pending[eid]; ok {
+				out[i] = p
+			} else {
+				rest = append(rest, eid)
+			}
+		}
+		loaded, err := s.loadPDUs(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		j := 0
+		for i := range out {
+			if out[i] == nil {
+				out[i] = loaded[j]
+				j++
+			}
+		}
+		return out, nil
+	}
+	return events.Authorize(rv, &clone, getEvents, s.getKey) != nil, nil
+}
+
+// SoftFailCheck runs the soft-failure check of an event against a room's
+// current state (federation intake uses it for events from other servers).
+func (s *Service) SoftFailCheck(ctx context.Context, roomID id.RoomID, ev *pdu.PDU) (bool, error) {
+	rs, err := s.loadRoomState(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	return s.softFailed(ctx, newBatch(rs), ev)
+}
