@@ -42,6 +42,7 @@ var roomTests = []struct {
 	{"RoomExtras/ReportsAndConflictsInTx", testReports},
 
 	{"Concurrency/PersistEvents", testConcurrentPersist},
+	{"Push/UnreadCounts", testUnreadCounts},
 }
 
 const (

@@ -1,0 +1,274 @@
+package storagetest
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// keyTests are the cases of Keys.
+var keyTests = []struct {
+	name string
+	fn   func(t *testing.T, s storage.Store)
+}{
+	{"Keys/DeviceKeys", testDeviceKeys},
+	{"Keys/OneTimeKeys", testOneTimeKeys},
+	{"Keys/FallbackKeys", testFallbackKeys},
+	{"Keys/CrossSigningAndSignatures", testCrossSigning},
+	{"Keys/DeviceListChanges", testDeviceListChanges},
+	{"Keys/BackupVersions", testBackupVersions},
+	{"Keys/BackupKeys", testBackupKeys},
+}
+
+const (
+	kAlice = "@alice:example.org"
+	kBob   = "@bob:example.org"
+)
+
+func otk(user, dev, alg, id, js string) *storage.OneTimeKey {
+	return &storage.OneTimeKey{UserID: user, DeviceID: dev, Algorithm: alg, KeyID: id, KeyJSON: json.RawMessage(js)}
+}
+
+func testDeviceKeys(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.PutDeviceKeys(c, kAlice, "A1", json.RawMessage(`{"v":1}`)))
+	must(t, s.PutDeviceKeys(c, kAlice, "A1", json.RawMessage(`{"v":2}`)))
+	must(t, s.PutDeviceKeys(c, kAlice, "A2", json.RawMessage(`{"v":3}`)))
+	must(t, s.PutDeviceKeys(c, kBob, "B1", json.RawMessage(`{"v":4}`)))
+	got, err := s.DeviceKeysOf(c, []string{kAlice})
+	must(t, err)
+	eq(t, "count", len(got), 2)
+	eq(t, "replaced", string(got[0].KeyJSON), `{"v":2}`)
+	eq(t, "second", got[1].DeviceID, "A2")
+	none, err := s.DeviceKeysOf(c, nil)
+	must(t, err)
+	eq(t, "none", len(none), 0)
+
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", "signed_curve25519", "k1", `{}`)}))
+	must(t, s.PutFallbackKey(c, otk(kAlice, "A1", "signed_curve25519", "f1", `{}`)))
+	must(t, s.PutKeySignature(c, &storage.KeySignature{SignerUserID: kAlice, SignerKeyID: "ed25519:SSK",
+		TargetUserID: kAlice, TargetKeyID: "A1", Signature: "sig"}))
+	must(t, s.DeleteDeviceKeys(c, kAlice, []string{"A1", "missing"}))
+	got, err = s.DeviceKeysOf(c, []string{kAlice, kBob})
+	must(t, err)
+	eq(t, "after delete", len(got), 2)
+	counts, err := s.CountOneTimeKeys(c, kAlice, "A1")
+	must(t, err)
+	eq(t, "otks deleted", counts["signed_curve25519"], 0)
+	types, err := s.UnusedFallbackKeyTypes(c, kAlice, "A1")
+	must(t, err)
+	eq(t, "fallback deleted", len(types), 0)
+	sigs, err := s.KeySignaturesOf(c, []string{kAlice})
+	must(t, err)
+	eq(t, "signatures deleted", len(sigs), 0)
+}
+
+func testOneTimeKeys(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{
+		otk(kAlice, "A1", "signed_curve25519", "k1", `{"key":"1"}`),
+		otk(kAlice, "A1", "signed_curve25519", "k2", `{"key":"2"}`),
+		otk(kAlice, "A1", "curve25519", "k3", `"3"`),
+	}))
+	// The same key again is fine; a different key under the same ID is not,
+	// and nothing of that batch is stored.
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", "signed_curve25519", "k1", `{"key":"1"}`)}))
+	err := s.PutOneTimeKeys(c, []*storage.OneTimeKey{
+		otk(kAlice, "A1", "signed_curve25519", "k9", `{"key":"9"}`),
+		otk(kAlice, "A1", "signed_curve25519", "k1", `{"key":"other"}`),
+	})
+	wantErr(t, err, storage.ErrConflict, "different key, same ID")
+	counts, err := s.CountOneTimeKeys(c, kAlice, "A1")
+	must(t, err)
+	eq(t, "signed count", counts["signed_curve25519"], 2)
+	eq(t, "curve count", counts["curve25519"], 1)
+
+	k, err := s.ClaimOneTimeKey(c, kAlice, "A1", "signed_curve25519")
+	must(t, err)
+	eq(t, "claimed id", k.KeyID, "k1")
+	eq(t, "claimed json", string(k.KeyJSON), `{"key":"1"}`)
+	k, err = s.ClaimOneTimeKey(c, kAlice, "A1", "signed_curve25519")
+	must(t, err)
+	eq(t, "claimed id 2", k.KeyID, "k2")
+	_, err = s.ClaimOneTimeKey(c, kAlice, "A1", "signed_curve25519")
+	wantErr(t, err, storage.ErrNotFound, "exhausted")
+	_, err = s.ClaimOneTimeKey(c, kBob, "A1", "curve25519")
+	wantErr(t, err, storage.ErrNotFound, "other user")
+}
+
+func testFallbackKeys(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	_, err := s.ClaimFallbackKey(c, kAlice, "A1", "signed_curve25519")
+	wantErr(t, err, storage.ErrNotFound, "no fallback")
+	must(t, s.PutFallbackKey(c, otk(kAlice, "A1", "signed_curve25519", "f1", `{"key":"f1"}`)))
+	types, err := s.UnusedFallbackKeyTypes(c, kAlice, "A1")
+	must(t, err)
+	eqList(t, "unused", types, []string{"signed_curve25519"})
+	k, err := s.ClaimFallbackKey(c, kAlice, "A1", "signed_curve25519")
+	must(t, err)
+	eq(t, "fallback id", k.KeyID, "f1")
+	eq(t, "not used before", k.Used, false)
+	k, err = s.ClaimFallbackKey(c, kAlice, "A1", "signed_curve25519")
+	must(t, err)
+	eq(t, "used now", k.Used, true)
+	types, err = s.UnusedFallbackKeyTypes(c, kAlice, "A1")
+	must(t, err)
+	eq(t, "none unused", len(types), 0)
+	// Re-uploading the same key keeps it used; a new key is unused.
+	must(t, s.PutFallbackKey(c, otk(kAlice, "A1", "signed_curve25519", "f1", `{"key":"f1"}`)))
+	types, _ = s.UnusedFallbackKeyTypes(c, kAlice, "A1")
+	eq(t, "same key stays used", len(types), 0)
+	must(t, s.PutFallbackKey(c, otk(kAlice, "A1", "signed_curve25519", "f2", `{"key":"f2"}`)))
+	types, _ = s.UnusedFallbackKeyTypes(c, kAlice, "A1")
+	eqList(t, "new key unused", types, []string{"signed_curve25519"})
+}
+
+func testCrossSigning(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	keys, err := s.CrossSigningKeys(c, kAlice)
+	must(t, err)
+	eq(t, "none", len(keys), 0)
+	must(t, s.PutCrossSigningKey(c, kAlice, "master", json.RawMessage(`{"m":1}`)))
+	must(t, s.PutCrossSigningKey(c, kAlice, "master", json.RawMessage(`{"m":2}`)))
+	must(t, s.PutCrossSigningKey(c, kAlice, "self_signing", json.RawMessage(`{"s":1}`)))
+	keys, err = s.CrossSigningKeys(c, kAlice)
+	must(t, err)
+	eq(t, "count", len(keys), 2)
+	eq(t, "master replaced", string(keys["master"]), `{"m":2}`)
+
+	sig := &storage.KeySignature{SignerUserID: kBob, SignerKeyID: "ed25519:USK", TargetUserID: kAlice,
+		TargetKeyID: "MASTERPUB", Signature: "s1"}
+	must(t, s.PutKeySignature(c, sig))
+	sig.Signature = "s2"
+	must(t, s.PutKeySignature(c, sig))
+	must(t, s.PutKeySignature(c, &storage.KeySignature{SignerUserID: kAlice, SignerKeyID: "ed25519:SSK",
+		TargetUserID: kAlice, TargetKeyID: "A1", Signature: "s3"}))
+	sigs, err := s.KeySignaturesOf(c, []string{kAlice})
+	must(t, err)
+	eq(t, "signatures", len(sigs), 2)
+	eq(t, "first target", sigs[0].TargetKeyID, "A1")
+	eq(t, "replaced", sigs[1].Signature, "s2")
+	sigs, err = s.KeySignaturesOf(c, []string{kBob})
+	must(t, err)
+	eq(t, "bob has none", len(sigs), 0)
+}
+
+func testDeviceListChanges(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	start, err := s.MaxDeviceListPos(c)
+	must(t, err)
+	p1, err := s.AddDeviceListChange(c, kAlice)
+	must(t, err)
+	p2, err := s.AddDeviceListChange(c, kBob)
+	must(t, err)
+	p3, err := s.AddDeviceListChange(c, kAlice)
+	must(t, err)
+	if !(start < p1 && p1 < p2 && p2 < p3) {
+		t.Fatalf("positions do not increase: %d %d %d %d", start, p1, p2, p3)
+	}
+	max, err := s.MaxDeviceListPos(c)
+	must(t, err)
+	eq(t, "max", max, p3)
+	users, err := s.DeviceListChanges(c, start, p3)
+	must(t, err)
+	eqList(t, "all", users, []string{kAlice, kBob})
+	users, err = s.DeviceListChanges(c, p1, p2)
+	must(t, err)
+	eqList(t, "window", users, []string{kBob})
+	users, err = s.DeviceListChanges(c, p3, p3)
+	must(t, err)
+	eq(t, "empty", len(users), 0)
+}
+
+func testBackupVersions(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	_, err := s.GetBackupVersion(c, kAlice, "")
+	wantErr(t, err, storage.ErrNotFound, "no backup")
+	v1, err := s.CreateBackupVersion(c, kAlice, "m.megolm_backup.v1.curve25519-aes-sha2", json.RawMessage(`{"a":1}`))
+	must(t, err)
+	v2, err := s.CreateBackupVersion(c, kAlice, "m.megolm_backup.v1.curve25519-aes-sha2", json.RawMessage(`{"a":2}`))
+	must(t, err)
+	if v1 == v2 {
+		t.Fatal("versions must differ")
+	}
+	bv, err := s.GetBackupVersion(c, kAlice, "")
+	must(t, err)
+	eq(t, "latest", bv.Version, v2)
+	must(t, s.UpdateBackupVersion(c, kAlice, v1, json.RawMessage(`{"a":3}`)))
+	bv, err = s.GetBackupVersion(c, kAlice, v1)
+	must(t, err)
+	eq(t, "updated", string(bv.AuthData), `{"a":3}`)
+	wantErr(t, s.UpdateBackupVersion(c, kAlice, "99", nil), storage.ErrNotFound, "update missing")
+	wantErr(t, s.UpdateBackupVersion(c, kAlice, "nope", nil), storage.ErrNotFound, "update malformed")
+	_, err = s.GetBackupVersion(c, kBob, v1)
+	wantErr(t, err, storage.ErrNotFound, "other user's version")
+
+	must(t, s.DeleteBackupVersion(c, kAlice, v2))
+	wantErr(t, s.DeleteBackupVersion(c, kAlice, v2), storage.ErrNotFound, "delete twice")
+	bv, err = s.GetBackupVersion(c, kAlice, "")
+	must(t, err)
+	eq(t, "latest after delete", bv.Version, v1)
+	_, err = s.GetBackupVersion(c, kAlice, v2)
+	wantErr(t, err, storage.ErrNotFound, "deleted version")
+	// Versions are not reused after a delete.
+	v3, err := s.CreateBackupVersion(c, kAlice, "alg", json.RawMessage(`{}`))
+	must(t, err)
+	if v3 == v2 || v3 == v1 {
+		t.Fatalf("version %s reused", v3)
+	}
+}
+
+func testBackupKeys(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	v, err := s.CreateBackupVersion(c, kAlice, "alg", json.RawMessage(`{}`))
+	must(t, err)
+	put := func(room, session string, fmi int64) {
+		t.Helper()
+		must(t, s.PutBackupKey(c, &storage.BackupKey{UserID: kAlice, Version: v, RoomID: room, SessionID: session,
+			FirstMessageIndex: fmi, ForwardedCount: 1, IsVerified: true, SessionData: json.RawMessage(`{"d":1}`)}))
+	}
+	put("!r1", "s1", 5)
+	put("!r1", "s2", 0)
+	put("!r2", "s3", 0)
+	put("!r1", "s1", 2) // replaces
+	bv, err := s.GetBackupVersion(c, kAlice, v)
+	must(t, err)
+	eq(t, "etag advanced", bv.Etag, 4)
+	n, err := s.CountBackupKeys(c, kAlice, v)
+	must(t, err)
+	eq(t, "count", n, 3)
+	all, err := s.BackupKeys(c, kAlice, v, "", "")
+	must(t, err)
+	eq(t, "all", len(all), 3)
+	eq(t, "replaced fmi", all[0].FirstMessageIndex, 2)
+	eq(t, "verified", all[0].IsVerified, true)
+	eq(t, "forwarded", all[0].ForwardedCount, 1)
+	eq(t, "data", string(all[0].SessionData), `{"d":1}`)
+	room, err := s.BackupKeys(c, kAlice, v, "!r1", "")
+	must(t, err)
+	eq(t, "room", len(room), 2)
+	one, err := s.BackupKeys(c, kAlice, v, "!r1", "s2")
+	must(t, err)
+	eq(t, "session", len(one), 1)
+
+	must(t, s.DeleteBackupKeys(c, kAlice, v, "!r1", "s2"))
+	n, _ = s.CountBackupKeys(c, kAlice, v)
+	eq(t, "after session delete", n, 2)
+	must(t, s.DeleteBackupKeys(c, kAlice, v, "!r1", ""))
+	n, _ = s.CountBackupKeys(c, kAlice, v)
+	eq(t, "after room delete", n, 1)
+	must(t, s.DeleteBackupKeys(c, kAlice, v, "", ""))
+	n, _ = s.CountBackupKeys(c, kAlice, v)
+	eq(t, "after delete all", n, 0)
+	bv, _ = s.GetBackupVersion(c, kAlice, v)
+	if bv.Etag <= 4 {
+		t.Fatalf("etag did not advance on delete: %d", bv.Etag)
+	}
+	put("!r1", "s1", 0)
+	must(t, s.DeleteBackupVersion(c, kAlice, v))
+	n, _ = s.CountBackupKeys(c, kAlice, v)
+	eq(t, "keys of deleted version", n, 0)
+	wantErr(t, s.PutBackupKey(c, &storage.BackupKey{UserID: kAlice, Version: "x", RoomID: "!r", SessionID: "s",
+		SessionData: json.RawMessage(`{}`)}), storage.ErrNotFound, "malformed version")
+}
