@@ -32,6 +32,20 @@ func (s *Service) stateEvent(ctx context.Context, b *batchState, evType, stateKe
 // powerLevels returns the room's power levels as eventauth sees them (room
 // creators have infinite power from room version 12).
 func (s *Service) powerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
+	// The parsed content is kept per power levels event: it cannot change.
+	// (Callers only read it.)
+	plID := b.get(pdu.StateKey{Type: "m.room.power_levels"})
+	if c := b.base.plCache; c != nil && b.base.plCacheID == plID {
+		return c, nil
+	}
+	pl, err := s.parsePowerLevels(ctx, b)
+	if err == nil {
+		b.base.plCache, b.base.plCacheID = pl, plID
+	}
+	return pl, err
+}
+
+func (s *Service) parsePowerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
 	rv := b.base.version
 	create, err := s.stateEvent(ctx, b, "m.room.create", "")
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -36,6 +37,10 @@ type roomState struct {
 	chainLen    int64
 	// joined are the local users joined to the room (whose push rules run).
 	joined map[id.UserID]bool
+	// plCache is the parsed content of the power levels event plCacheID
+	// ("" before the room has one).
+	plCache   *event.PowerLevelsEventContent
+	plCacheID id.EventID
 }
 
 // batchState is a roomState with the uncommitted changes of the batch on top.
@@ -303,11 +308,15 @@ func (w *roomWriter) process(batch []*sendReq) {
 	for key, eid := range txns {
 		w.rememberTxn(key, eid)
 	}
-	for i, r := range accepted {
+	for i := range accepted {
 		s.cache.put(built[i].InternalMeta.EventID, built[i])
+	}
+	// Publish before answering the senders, so that a sync made after the
+	// answer sees the events (read your writes).
+	s.persisted(w.roomID, writes)
+	for i, r := range accepted {
 		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
 	}
-	s.persisted(w.roomID, writes)
 }
 
 // loadRoomState reads a room's current state, extremities and position.

@@ -105,6 +105,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
 		}
+		var pushRows, txnRows [][]any
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
@@ -135,20 +136,17 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				}
 			}
 			for _, pa := range w.PushActions {
-				if _, err := db.exec(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)
-					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-					pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight)); err != nil {
-					return err
-				}
+				pushRows = append(pushRows, []any{pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight)})
 			}
 			if t := w.Txn; t != nil {
-				if _, err := db.exec(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)
-					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, t.UserID, t.DeviceID, t.TxnID, t.EventID); err != nil {
-					return err
-				}
+				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.TxnID, t.EventID})
 			}
 		}
-		return nil
+		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)`,
+			` ON CONFLICT DO NOTHING`, pushRows); err != nil {
+			return err
+		}
+		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
 	})
 }
 
@@ -159,28 +157,49 @@ const eventInsertRows = 500
 // insertEvents writes the batch's events with multi-row INSERTs: one round
 // trip for many events matters on PostgreSQL.
 func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) error {
-	for start := 0; start < len(writes); start += eventInsertRows {
-		chunk := writes[start:min(start+eventInsertRows, len(writes))]
+	rows := make([][]any, len(writes))
+	for i, w := range writes {
+		e := w.Event
+		rows[i] = []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
+			string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
+			e.Membership, e.ReplacesState}
+	}
+	return db.insertRows(ctx, `INSERT INTO events (`+eventCols+`)`, "", rows)
+}
+
+// maxParams keeps a multi-row statement under SQLite's and PostgreSQL's
+// limits on bound parameters.
+const maxParams = 8000
+
+// insertRows runs head VALUES (…), (…)… tail for the rows, in as few
+// statements as the parameter limit allows.
+func (db *DB) insertRows(ctx context.Context, head, tail string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := len(rows[0])
+	per := max(1, maxParams/width)
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO events (` + eventCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*17)
-		for i, w := range chunk {
-			e := w.Event
+		sb.WriteString(head)
+		sb.WriteString(" VALUES ")
+		args := make([]any, 0, len(chunk)*width)
+		for i, row := range chunk {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
 			sb.WriteString("(")
-			for j := range 17 {
+			for j := range row {
 				if j > 0 {
 					sb.WriteString(", ")
 				}
 				sb.WriteString(placeholder(len(args) + j + 1))
 			}
 			sb.WriteString(")")
-			args = append(args, e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
-				string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
-				e.Membership, e.ReplacesState)
+			args = append(args, row...)
 		}
+		sb.WriteString(tail)
 		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
 			return err
 		}
