@@ -69,6 +69,7 @@ func (a *API) Register(r gin.IRouter) {
 	v1.GET("/register/m.login.registration_token/validity", a.registrationTokenValidity)
 	a.registerRoomsV1(v1, auth)
 	a.registerRelations(v1, auth)
+	a.registerSliding(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

@@ -50,6 +50,7 @@ const (
 	slidingConnIdle        = 24 * time.Hour
 	slidingMaxPositions    = 8
 	slidingMaxTimeline     = 1000
+	slidingMaxFacts        = 100000
 )
 
 // slidingBumpTypes are the event types that move a room's bump_stamp
@@ -260,10 +261,21 @@ type slidingConn struct {
 	used   time.Time
 }
 
-// connStore holds the connections of one Service.
+// connStore holds the connections of one Service, and caches of facts
+// that do not change (membership events) or that it refreshes (the latest
+// event of each room of a user).
 type connStore struct {
-	mu    gosync.Mutex
-	conns map[connKey]*slidingConn
+	mu        gosync.Mutex
+	conns     map[connKey]*slidingConn
+	factCache map[id.EventID]rooms.MembershipFacts
+	activity  map[id.UserID]*lastEventCache
+}
+
+// lastEventCache is the latest event position of a user's joined rooms as of
+// the events position at.
+type lastEventCache struct {
+	at   int64
+	last map[id.RoomID]int64
 }
 
 var (
@@ -276,7 +288,7 @@ func (s *Service) slidingConns() *connStore {
 	defer connStoresMu.Unlock()
 	cs := connStores[s]
 	if cs == nil {
-		cs = &connStore{conns: map[connKey]*slidingConn{}}
+		cs = &connStore{conns: map[connKey]*slidingConn{}, activity: map[id.UserID]*lastEventCache{}}
 		connStores[s] = cs
 	}
 	return cs
@@ -617,7 +629,7 @@ type slidingBuilder struct {
 	upto     stream.Positions
 
 	next        *connState
-	memberships map[id.RoomID]rooms.SlidingMembership
+	memberships map[id.RoomID]slidingMembership
 	// joined are the rooms the user is joined to (for the long-poll).
 	joined   map[string]bool
 	activity map[id.RoomID]int64
@@ -681,27 +693,57 @@ func (b *slidingBuilder) build(ctx context.Context) (*SlidingResponse, *connStat
 	return resp, b.next, nil
 }
 
+// slidingMembership is a user's membership in a room with the facts of its
+// event that sliding sync reads (Sender and IsDirect are set for non-joins).
+type slidingMembership struct {
+	rooms.UserMembership
+	rooms.MembershipFacts
+}
+
 // loadRooms reads the user's memberships and returns the rooms lists may
 // show: joined, invited, knocked and banned rooms, rooms they were kicked
 // from, and rooms they left that the client has not yet seen them leave.
 func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
-	ms, err := b.s.rooms.SlidingMemberships(ctx, b.req.User)
+	ms, err := b.s.userMemberships(ctx, b.req.User)
 	if err != nil {
 		return nil, err
 	}
-	b.memberships = map[id.RoomID]rooms.SlidingMembership{}
+	cs := b.s.slidingConns()
+	var need []id.EventID
+	for _, m := range ms {
+		if m.Membership != "join" && m.Pos <= b.upto[stream.Events] {
+			need = append(need, m.EventID)
+		}
+	}
+	facts, err := cs.facts(ctx, b.s.rooms, need)
+	if err != nil {
+		return nil, err
+	}
+	b.memberships = map[id.RoomID]slidingMembership{}
 	b.joined = map[string]bool{}
 	b.activity = map[id.RoomID]int64{}
-	var universe []id.RoomID
-	for _, m := range ms {
-		if m.Pos > b.upto[stream.Events] {
+	var universe, joined []id.RoomID
+	for _, um := range ms {
+		if um.Pos > b.upto[stream.Events] {
 			continue // after this answer's token; the next one shows it
 		}
+		m := slidingMembership{UserMembership: um, MembershipFacts: facts[um.EventID]}
 		switch m.Membership {
 		case "join":
 			b.joined[string(m.RoomID)] = true
+			joined = append(joined, m.RoomID)
 		case "invite", "knock":
 		case "leave", "ban":
+			// A room the user left themselves is shown only to a client
+			// whose copy predates the leave (and to subscriptions).
+			unseen := false
+			if m.Membership == "leave" && m.Sender == b.req.User {
+				st, sent := b.prev.rooms[m.RoomID]
+				unseen = !sent || !b.hasSince || m.Pos <= b.bound(st)
+			}
+			if _, sub := b.req.Body.RoomSubscriptions[m.RoomID]; unseen && !sub {
+				continue
+			}
 			forgotten, err := b.s.rooms.IsForgotten(ctx, b.req.User, m.RoomID)
 			if err != nil {
 				return nil, err
@@ -709,12 +751,9 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 			if forgotten {
 				continue
 			}
-			b.memberships[m.RoomID] = m // subscriptions may still ask for it
-			if m.Membership == "leave" && m.Sender == b.req.User {
-				st, sent := b.prev.rooms[m.RoomID]
-				if !sent || !b.hasSince || m.Pos <= b.bound(st) {
-					continue
-				}
+			b.memberships[m.RoomID] = m
+			if unseen {
+				continue
 			}
 		default:
 			continue
@@ -722,19 +761,90 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 		b.memberships[m.RoomID] = m
 		universe = append(universe, m.RoomID)
 	}
+	last, err := cs.lastEvents(ctx, b.s, b.req.User, joined, b.upto[stream.Events])
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range universe {
-		m := b.memberships[r]
-		act := m.Pos
-		if m.Membership == "join" {
-			last, err := b.s.rooms.LastEventPos(ctx, r, b.upto[stream.Events], nil)
-			if err != nil {
-				return nil, err
-			}
-			act = max(act, last)
-		}
-		b.activity[r] = act
+		b.activity[r] = max(b.memberships[r].Pos, last[r])
 	}
 	return universe, nil
+}
+
+// facts returns the facts of membership events, from the cache or storage.
+func (cs *connStore) facts(ctx context.Context, rs *rooms.Service, ids []id.EventID) (map[id.EventID]rooms.MembershipFacts, error) {
+	out := make(map[id.EventID]rooms.MembershipFacts, len(ids))
+	var missing []id.EventID
+	cs.mu.Lock()
+	for _, e := range ids {
+		if f, ok := cs.factCache[e]; ok {
+			out[e] = f
+		} else {
+			missing = append(missing, e)
+		}
+	}
+	cs.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := rs.MembershipFacts(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.factCache == nil || len(cs.factCache)+len(got) > slidingMaxFacts {
+		cs.factCache = map[id.EventID]rooms.MembershipFacts{}
+	}
+	for e, f := range got {
+		out[e] = f
+		cs.factCache[e] = f
+	}
+	return out, nil
+}
+
+// lastEvents returns the position of the latest event at or before upto of
+// each room. It keeps each user's answer and, the next time, asks storage
+// again only about the rooms that had events since.
+func (cs *connStore) lastEvents(ctx context.Context, s *Service, user id.UserID, roomIDs []id.RoomID, upto int64) (map[id.RoomID]int64, error) {
+	cs.mu.Lock()
+	cached := cs.activity[user]
+	cs.mu.Unlock()
+	out := make(map[id.RoomID]int64, len(roomIDs))
+	var stale map[string]bool
+	usable := cached != nil && cached.at <= upto
+	if usable && cached.at < upto {
+		ids, err := s.store.RoomsWithEventsBetween(ctx, cached.at, upto)
+		if err != nil {
+			return nil, err
+		}
+		stale = make(map[string]bool, len(ids))
+		for _, r := range ids {
+			stale[r] = true
+		}
+	}
+	for _, r := range roomIDs {
+		if usable && !stale[string(r)] {
+			if p, ok := cached.last[r]; ok {
+				out[r] = p
+				continue
+			}
+		}
+		p, err := s.rooms.LastEventPos(ctx, r, upto, nil)
+		if err != nil {
+			return nil, err
+		}
+		out[r] = p
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cur := cs.activity[user]; cur == nil || cur.at <= upto {
+		if len(cs.activity) >= slidingMaxConns {
+			cs.activity = map[id.UserID]*lastEventCache{}
+		}
+		cs.activity[user] = &lastEventCache{at: upto, last: out}
+	}
+	return out, nil
 }
 
 // bound is the events position a client's copy of a room is current to.
@@ -913,7 +1023,7 @@ func (b *slidingBuilder) loadAccountData(ctx context.Context) error {
 }
 
 // isDM: the room is in the user's m.direct, or they are invited with is_direct.
-func (b *slidingBuilder) isDM(ctx context.Context, m rooms.SlidingMembership) (bool, error) {
+func (b *slidingBuilder) isDM(ctx context.Context, m slidingMembership) (bool, error) {
 	if b.dms == nil {
 		if err := b.loadAccountData(ctx); err != nil {
 			return false, err
@@ -959,11 +1069,29 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	var from int64
 	if !initial {
 		from = b.bound(st)
-		if (m.Membership == "join" || m.Membership == "invite" || m.Membership == "knock") && m.Pos > from {
-			initial = true // newly joined, invited again or knocked
+		switch {
+		case m.Pos <= from:
+		case m.Membership == "invite" || m.Membership == "knock":
+			initial = true // invited again, or knocked
+		case m.Membership == "join":
+			// Newly joined, unless the event only changed their profile.
+			facts, err := b.s.slidingConns().facts(ctx, b.s.rooms, []id.EventID{m.EventID})
+			if err != nil {
+				return nil, err
+			}
+			initial = facts[m.EventID].PrevMembership != "join"
 		}
 	}
 	expanded := !initial && hadCfg && prevCfg.timelineLimit < cfg.timelineLimit
+	if !initial && !expanded && b.activityOf(r) <= from && (!hadCfg || prevCfg.required.key() == cfg.required.key()) {
+		// Nothing happened in the room since the client's copy, which is
+		// now current.
+		b.next.rooms[r] = haveSent{}
+		if !hadCfg {
+			b.next.configs[r] = cfg
+		}
+		return nil, nil
+	}
 	b.next.rooms[r] = haveSent{}
 	dm, err := b.isDM(ctx, m)
 	if err != nil {
@@ -1014,7 +1142,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		b.timelines[r] = ids
 	}
 
-	state, err := b.s.rooms.SlidingStateIDs(ctx, r, m)
+	state, err := b.s.rooms.SlidingStateIDs(ctx, r, m.Membership, m.EventID)
 	if err != nil {
 		return nil, err
 	}
@@ -1165,7 +1293,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 }
 
 // invite is an invited or knocked room: its stripped state.
-func (b *slidingBuilder) invite(ctx context.Context, m rooms.SlidingMembership, dm bool) (*SlidingRoomResult, error) {
+func (b *slidingBuilder) invite(ctx context.Context, m slidingMembership, dm bool) (*SlidingRoomResult, error) {
 	stripped, err := b.s.rooms.StrippedState(ctx, m.RoomID, m.EventID)
 	if err != nil {
 		return nil, err
