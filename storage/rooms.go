@@ -189,3 +189,9 @@ type RelationReader interface {
 	RelationAggregates(ctx context.Context, parents []string) ([]RelationAggregate, error)
 	GetEventsByPos(ctx context.Context, positions []int64) ([]*Event, error)
 }
+
+// TxnLookup finds the client transactions that made events.
+type TxnLookup interface {
+	// TxnIDsOf maps the given events sent by the user's device to their stored transaction keys.
+	TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error)
+}

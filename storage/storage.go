@@ -215,6 +215,7 @@ type Store interface {
 	StateReader
 	RoomExtras
 	RelationReader
+	TxnLookup
 	SyncReader
 	Filters
 	Receipts

@@ -338,7 +338,7 @@ func (a *API) messages(c *gin.Context) {
 		limit = filter.Limit
 	}
 	page, err := a.rooms.Messages(c.Request.Context(), &rooms.MessagesRequest{RoomID: roomID,
-		User: id.UserID(httpx.PrincipalOf(c).UserID), From: c.Query("from"), To: c.Query("to"),
+		User: id.UserID(httpx.PrincipalOf(c).UserID), Device: httpx.PrincipalOf(c).DeviceID, From: c.Query("from"), To: c.Query("to"),
 		Backwards: dir == "b", Limit: limit, Filter: filter})
 	if err != nil {
 		httpx.Fail(c, err)

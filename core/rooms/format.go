@@ -34,6 +34,8 @@ type formatter struct {
 	now int64
 	// user is who asks, for current_user_participated in thread summaries.
 	user id.UserID
+	// device is the asking device: its own events carry their transaction ID.
+	device string
 }
 
 func (s *Service) formatter(rv id.RoomVersion) *formatter {
@@ -41,6 +43,9 @@ func (s *Service) formatter(rv id.RoomVersion) *formatter {
 }
 
 func (f *formatter) forUser(u id.UserID) *formatter { f.user = u; return f }
+
+// forDevice makes the events the device sent carry unsigned.transaction_id.
+func (f *formatter) forDevice(d string) *formatter { f.device = d; return f }
 
 // format renders events; redacted ones lose their content as the room
 // version's redaction algorithm says and carry redacted_because.
@@ -56,7 +61,37 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 	if err := f.aggregate(ctx, evs, out); err != nil {
 		return nil, err
 	}
+	if err := f.transactionIDs(ctx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// transactionIDs sets unsigned.transaction_id on the asking device's own
+// events, so that clients can match them with their local echoes.
+func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) error {
+	if f.device == "" {
+		return nil
+	}
+	var mine []string
+	for _, ce := range out {
+		if ce.Sender == f.user {
+			mine = append(mine, string(ce.EventID))
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	txns, err := f.s.store.TxnIDsOf(ctx, string(f.user), f.device, mine)
+	if err != nil {
+		return err
+	}
+	for _, ce := range out {
+		if key, ok := txns[string(ce.EventID)]; ok {
+			ce.Unsigned["transaction_id"] = clientTxnID(key)
+		}
+	}
+	return nil
 }
 
 // aggregate adds unsigned.m.relations: thread summaries (m.thread) and the

@@ -247,6 +247,7 @@ func ParseToken(tok string) (int64, error) {
 type MessagesRequest struct {
 	RoomID    id.RoomID
 	User      id.UserID
+	Device    string
 	From, To  string
 	Backwards bool
 	Limit     int
@@ -354,7 +355,7 @@ func (s *Service) Messages(ctx context.Context, req *MessagesRequest) (*Page, er
 	if !exhausted || len(picked) == limit {
 		page.End = Token(cursor)
 	}
-	f := s.formatter(rv).forUser(req.User)
+	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
 	if page.Chunk, err = f.format(ctx, picked); err != nil {
 		return nil, err
 	}

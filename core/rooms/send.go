@@ -106,6 +106,17 @@ const (
 // requests. /send keys are the ID itself (as stored before this scoping),
 // except that IDs starting with "~" get a second "~"; other endpoints' keys
 // start with "~" and a letter, so no two endpoints' keys can meet.
+// clientTxnID turns a stored transaction key back into the client's ID.
+func clientTxnID(key string) string {
+	switch {
+	case strings.HasPrefix(key, "~~"):
+		return key[1:]
+	case strings.HasPrefix(key, "~r"):
+		return key[2:]
+	}
+	return key
+}
+
 func txnKey(endpoint, txnID string) string {
 	switch endpoint {
 	case endpointSend:

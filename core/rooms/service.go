@@ -23,6 +23,7 @@ type Store interface {
 	storage.StateReader
 	storage.RoomExtras
 	storage.RelationReader
+	storage.TxnLookup
 	storage.SyncReader
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }

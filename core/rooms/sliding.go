@@ -100,6 +100,7 @@ func (s *Service) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64
 // SlidingTimelineRequest asks for the end of one room's timeline.
 type SlidingTimelineRequest struct {
 	User   id.UserID
+	Device string
 	RoomID id.RoomID
 	// After is an exclusive lower bound (0: the whole history).
 	After int64
@@ -162,7 +163,7 @@ func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineReque
 		picked, out.Limited = picked[:limit], true
 	}
 	slices.Reverse(picked)
-	if out.Events, err = s.formatter(rv).forUser(req.User).format(ctx, picked); err != nil {
+	if out.Events, err = s.formatter(rv).forUser(req.User).forDevice(req.Device).format(ctx, picked); err != nil {
 		return nil, err
 	}
 	start := req.Upto + 1

@@ -12,7 +12,9 @@ import (
 
 // SyncRoomRequest asks for one room's part of a /sync answer.
 type SyncRoomRequest struct {
-	User   id.UserID
+	User id.UserID
+	// Device is the syncing device: its own events carry transaction IDs.
+	Device string
 	RoomID id.RoomID
 	// Since is the events position of the client's token (0: initial sync).
 	Since int64
@@ -106,7 +108,7 @@ func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync
 		out.Empty = true
 		return out, nil
 	}
-	f := s.formatter(rv).forUser(req.User)
+	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
 	if out.Timeline, err = f.format(ctx, picked); err != nil {
 		return nil, err
 	}

@@ -1116,7 +1116,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		if initial || expanded {
 			after = 0
 		}
-		if tl, err = b.s.rooms.SlidingTimeline(ctx, &rooms.SlidingTimelineRequest{User: b.req.User, RoomID: r,
+		if tl, err = b.s.rooms.SlidingTimeline(ctx, &rooms.SlidingTimelineRequest{User: b.req.User, Device: b.req.DeviceID, RoomID: r,
 			After: after, Upto: upto, Limit: cfg.timelineLimit}); err != nil {
 			return nil, err
 		}

@@ -318,7 +318,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			if !changed && !changedRooms[string(m.RoomID)] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
 				continue // nothing happened in this room since the token
 			}
-			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
+			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState})
 			if err != nil {
@@ -391,7 +391,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			if wasOnlyInvited(ctx, s.rooms, m) && initial {
 				continue
 			}
-			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, RoomID: m.RoomID, Since: evSince,
+			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers()})
 			if err != nil {

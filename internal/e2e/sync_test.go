@@ -246,3 +246,40 @@ func TestSyncFiltersAndErrors(t *testing.T) {
 	code, body = srv.Do(t, "GET", "/_matrix/client/v3/sync", "", nil)
 	wantStatus(t, "sync without token", code, body, 401, "M_MISSING_TOKEN")
 }
+
+// The sender's own device sees the transaction ID of its events (clients
+// match local echoes with it); other devices and users do not.
+func TestTransactionIDInUnsigned(t *testing.T) {
+	srv := startOpen(t)
+	ctx := context.Background()
+	alice := register(t, srv, "alicetx", defaultPassword)
+	other := login(t, srv, passwordLogin("alicetx", defaultPassword))
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "echo"},
+		mautrix.ReqSendEvent{TransactionID: "my-txn-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(resp *mautrix.RespSync) *event.Event {
+		for _, e := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+			if e.ID == sent.EventID {
+				return e
+			}
+		}
+		t.Fatal("message not in sync")
+		return nil
+	}
+	if got := find(syncOnce(t, alice, "", 0)).Unsigned.TransactionID; got != "my-txn-1" {
+		t.Fatalf("own device: transaction_id %q", got)
+	}
+	if got := find(syncOnce(t, other, "", 0)).Unsigned.TransactionID; got != "" {
+		t.Fatalf("another device saw transaction_id %q", got)
+	}
+	msgs, err := alice.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 1)
+	if err != nil || len(msgs.Chunk) != 1 || msgs.Chunk[0].Unsigned.TransactionID != "my-txn-1" {
+		t.Fatalf("/messages transaction_id: %v %+v", err, msgs)
+	}
+}

@@ -478,3 +478,25 @@ func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage
 	}
 	return collect(rows, scanEvent)
 }
+
+func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	cond, args := inList("event_id", 3, eventIDs)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id FROM event_txns
+		WHERE user_id = $1 AND device_id = $2`+cond, append([]any{userID, deviceID}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, t string
+		if err := rows.Scan(&e, &t); err != nil {
+			return nil, err
+		}
+		out[e] = t
+	}
+	return out, rows.Err()
+}
