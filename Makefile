@@ -20,11 +20,11 @@ run: build
 
 ## test: every unit, storage (SQLite and PostgreSQL) and end-to-end test, with the race detector
 test: build
-	TRIBUTARY_BIN=$(BIN) $(GO) test -race -count=1 ./...
+	TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -race -count=1 ./...
 
 ## bench: Go benchmarks, including the end-to-end ones against the real binary
 bench: build
-	TRIBUTARY_BIN=$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -run '^$$' -bench . -benchmem -count=1 ./...
 
 ## lint: go vet and staticcheck
 lint:

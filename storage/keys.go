@@ -60,6 +60,15 @@ type BackupKey struct {
 	SessionData       json.RawMessage
 }
 
+// DehydratedDevice is a user's dehydrated device (MSC3814): a device kept
+// on the server, its keys pickled in DeviceData, to receive to-device
+// messages while the user has no other device.
+type DehydratedDevice struct {
+	UserID     string
+	DeviceID   string
+	DeviceData json.RawMessage
+}
+
 // Keys stores end-to-end encryption keys.
 type Keys interface {
 	// PutDeviceKeys stores (replaces) a device's identity keys.
@@ -101,9 +110,12 @@ type Keys interface {
 	// AddDeviceListChange records that a user's keys changed, with the next
 	// device_lists stream position, which it returns.
 	AddDeviceListChange(ctx context.Context, userID string) (int64, error)
-	// DeviceListChanges lists the users whose latest change is in (since, upto].
+	// DeviceListChanges lists the users with changes in (since, upto].
 	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
 	MaxDeviceListPos(ctx context.Context) (int64, error)
+	// UsersSharingRoom lists those of candidates who are joined to a room
+	// the user is joined to.
+	UsersSharingRoom(ctx context.Context, userID string, candidates []string) ([]string, error)
 
 	// CreateBackupVersion creates the user's next backup version and returns it.
 	CreateBackupVersion(ctx context.Context, userID, algorithm string, authData json.RawMessage) (string, error)
@@ -125,4 +137,13 @@ type Keys interface {
 	DeleteBackupKeys(ctx context.Context, userID, version, roomID, sessionID string) error
 	// CountBackupKeys counts a version's sessions.
 	CountBackupKeys(ctx context.Context, userID, version string) (int64, error)
+
+	// PutDehydratedDevice stores the user's dehydrated device, replacing
+	// theirs; it returns the ID of the replaced one ("" if none).
+	PutDehydratedDevice(ctx context.Context, d *DehydratedDevice) (string, error)
+	// GetDehydratedDevice returns the user's dehydrated device; ErrNotFound if none.
+	GetDehydratedDevice(ctx context.Context, userID string) (*DehydratedDevice, error)
+	// DeleteDehydratedDevice forgets the user's dehydrated device and returns
+	// it; ErrNotFound if none.
+	DeleteDehydratedDevice(ctx context.Context, userID string) (*DehydratedDevice, error)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,8 @@ import (
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
+	ckeys "github.com/tributary-hs/tributary/core/keys"
+	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
@@ -137,7 +140,7 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 // newUsers builds the account service; failedLogins (nil: no limit) is
 // shared with /login so wrong passwords in UIA stages count per account too.
 func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedLogins *httpx.Limiter,
-	onAccountData func(string, int64)) (*users.Service, error) {
+	onAccountData func(string, int64), onDevicesDeleted func(context.Context, string, []string)) (*users.Service, error) {
 	var limit users.Limiter
 	if failedLogins != nil {
 		limit = failedLogins
@@ -145,6 +148,7 @@ func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedL
 	return users.New(store, users.Options{
 		FailedPasswords:     limit,
 		OnAccountData:       onAccountData,
+		OnDevicesDeleted:    onDevicesDeleted,
 		ServerName:          cfg.ServerName,
 		RegistrationEnabled: cfg.Registration.Enabled,
 		RequiresToken:       cfg.Registration.RequiresToken,
@@ -155,6 +159,22 @@ func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedL
 		UIASessionLifetime:  cfg.Auth.UIASessionLifetime.Duration,
 		Logger:              log,
 	})
+}
+
+// newMedia builds the media repository on <data_dir>/media.
+func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media.Service, error) {
+	files, err := media.NewDirStore(filepath.Join(cfg.DataDir, "media"))
+	if err != nil {
+		return nil, err
+	}
+	var allowed []netip.Prefix
+	for _, r := range cfg.Media.URLPreviews.AllowedRanges {
+		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
+	}
+	return media.New(store, files, media.Options{ServerName: cfg.ServerName, MaxUploadBytes: cfg.Media.MaxUploadBytes,
+		UserQuotaBytes: cfg.Media.UserQuotaBytes, MaxImagePixels: cfg.Media.MaxImagePixels,
+		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, Logger: log,
+		Preview: media.PreviewOptions{Enabled: cfg.Media.URLPreviews.Enabled, Allowed: allowed}})
 }
 
 // newNotifier starts the in-process notifier at the streams' stored positions.
@@ -174,6 +194,9 @@ func newNotifier(ctx context.Context, store storage.Store) (*stream.Local, error
 		return nil, err
 	}
 	if start[stream.Presence], err = store.MaxPresencePos(ctx); err != nil {
+		return nil, err
+	}
+	if start[stream.DeviceLists], err = store.MaxDeviceListPos(ctx); err != nil {
 		return nil, err
 	}
 	return stream.NewLocal(start), nil
@@ -200,9 +223,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	keysSvc, err := ckeys.New(store, notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log})
+	if err != nil {
+		return err
+	}
 	us, err := newUsers(store, cfg, log, failedLogins, func(user string, pos int64) {
 		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
-	})
+	}, keysSvc.DevicesDeleted)
 	if err != nil {
 		return err
 	}
@@ -235,7 +262,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer eph.Stop()
-	syncer, err = tsync.New(rs, eph, pusher, store, notifier)
+	syncer, err = tsync.New(rs, eph, pusher, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
 	}
@@ -257,18 +284,24 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	engine, err := httpx.NewEngine(httpx.EngineOptions{Logger: log, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg})
+		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg})
 	if err != nil {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher,
+		Keys: keysSvc}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,
 		Register:           registerLimit,
 	}).Register(engine)
 	admin.New(us, registerLimit).Register(engine)
+	mediaSvc, err := newMedia(store, cfg, log)
+	if err != nil {
+		return err
+	}
+	clientapi.NewMedia(mediaSvc, us, limiter(rl, cfg.Media.Uploads)).Register(engine)
 
 	// Requests run under reqCtx, cancelled at shutdown so that long-polls
 	// answer at once instead of holding the shutdown for their timeout.

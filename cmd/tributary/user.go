@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	ckeys "github.com/tributary-hs/tributary/core/keys"
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/users"
 )
 
@@ -28,7 +30,13 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer store.Close()
-		us, err := newUsers(store, cfg, newLogger(cfg), nil, nil)
+		// Deactivating deletes the user's device keys; no server listens
+		// to this process's notifier, so it starts anywhere.
+		keysSvc, err := ckeys.New(store, stream.NewLocal(stream.Positions{}), ckeys.Options{ServerName: cfg.ServerName})
+		if err != nil {
+			return err
+		}
+		us, err := newUsers(store, cfg, newLogger(cfg), nil, nil, keysSvc.DevicesDeleted)
 		if err != nil {
 			return err
 		}

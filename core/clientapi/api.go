@@ -8,6 +8,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/keys"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	tsync "github.com/tributary-hs/tributary/core/sync"
@@ -36,6 +37,7 @@ type API struct {
 	sync_  *tsync.Service
 	eph    *ephemeral.Service
 	push   *push.Service
+	keys   *keys.Service
 	opts   Options
 	limits Limits
 }
@@ -47,11 +49,12 @@ type Services struct {
 	Sync      *tsync.Service
 	Ephemeral *ephemeral.Service
 	Push      *push.Service
+	Keys      *keys.Service // nil: no end-to-end encryption endpoints
 }
 
 // New builds the handlers.
 func New(sv Services, opts Options, limits Limits) *API {
-	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, opts: opts, limits: limits}
+	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, keys: sv.Keys, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -70,6 +73,7 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerRoomsV1(v1, auth)
 	a.registerRelations(v1, auth)
 	a.registerSliding(r, auth)
+	a.registerDehydrated(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)
@@ -82,6 +86,9 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerSync(g, auth)
 		a.registerEphemeral(g, auth)
 		a.registerPushRules(g, auth)
+		a.registerTags(g, auth)
+		a.registerUserDirectory(g, auth)
+		a.registerKeys(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

@@ -16,7 +16,11 @@ import (
 var supportedVersions = []string{}
 
 // unstableFeatures lists the unstable features that truly work.
-var unstableFeatures = map[string]bool{}
+var unstableFeatures = map[string]bool{
+	"org.matrix.msc3814": true, // dehydrated devices (keys.go)
+	// Simplified sliding sync (sliding.go); Element X looks for it.
+	"org.matrix.simplified_msc3575": true,
+}
 
 // GET /_matrix/client/versions
 func (a *API) versions(c *gin.Context) {

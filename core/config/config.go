@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -40,6 +41,29 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	Metrics      Metrics      `yaml:"metrics"`
 	Presence     Presence     `yaml:"presence"`
+	Media        Media        `yaml:"media"`
+}
+
+type Media struct {
+	// MaxUploadBytes is the largest upload accepted.
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// UserQuotaBytes caps what one user may upload in all; 0: no cap.
+	UserQuotaBytes int64 `yaml:"user_quota_bytes"`
+	// MaxImagePixels: larger images are not decoded (decompression bombs).
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// LegacyUnauthenticated lets the unauthenticated /_matrix/media/v3
+	// downloads serve new media too. Off (frozen), as the spec recommends.
+	LegacyUnauthenticated bool `yaml:"legacy_unauthenticated"`
+	// Uploads limits uploads per user.
+	Uploads     Rate        `yaml:"uploads"`
+	URLPreviews URLPreviews `yaml:"url_previews"`
+}
+
+type URLPreviews struct {
+	Enabled bool `yaml:"enabled"`
+	// AllowedRanges are IP ranges (CIDR) fetched although they are private,
+	// loopback or link-local, which are refused by default.
+	AllowedRanges []string `yaml:"allowed_ranges"`
 }
 
 type Presence struct {
@@ -151,6 +175,8 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Metrics:  Metrics{Enabled: true},
 		Presence: Presence{Enabled: true},
+		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
+			Uploads: Rate{PerSecond: 1, Burst: 20}},
 	}
 }
 
@@ -267,6 +293,17 @@ func (c *Config) Validate() error {
 	} {
 		if r.PerSecond <= 0 || r.Burst < 1 {
 			return fmt.Errorf("rate_limits.%s: per_second must be > 0 and burst >= 1", name)
+		}
+	}
+	if c.Media.MaxUploadBytes < 1024 || c.Media.UserQuotaBytes < 0 || c.Media.MaxImagePixels < 1 {
+		return errors.New("media: max_upload_bytes must be at least 1024, user_quota_bytes >= 0, max_image_pixels >= 1")
+	}
+	if c.Media.Uploads.PerSecond <= 0 || c.Media.Uploads.Burst < 1 {
+		return errors.New("media.uploads: per_second must be > 0 and burst >= 1")
+	}
+	for _, r := range c.Media.URLPreviews.AllowedRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return fmt.Errorf("media.url_previews.allowed_ranges: %q is not a CIDR range", r)
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {

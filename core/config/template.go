@@ -85,6 +85,24 @@ metrics:
 presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
+
+media:
+  # Largest upload accepted, in bytes.
+  max_upload_bytes: {{.Media.MaxUploadBytes}}
+  # What one user may upload in all, in bytes; 0: no cap.
+  user_quota_bytes: {{.Media.UserQuotaBytes}}
+  # Larger images are not decoded for thumbnails (decompression bombs).
+  max_image_pixels: {{.Media.MaxImagePixels}}
+  # Let the old unauthenticated /_matrix/media/v3 downloads serve new media.
+  # Off ("frozen") as the spec recommends: clients use /_matrix/client/v1/media.
+  legacy_unauthenticated: {{.Media.LegacyUnauthenticated}}
+  # Uploads per user.
+  uploads: {per_second: {{.Media.Uploads.PerSecond}}, burst: {{.Media.Uploads.Burst}}}
+  url_previews:
+    # Fetch pages for link previews (OpenGraph).
+    enabled: {{.Media.URLPreviews.Enabled}}
+    # IP ranges fetched although private, loopback or link-local (refused by default).
+    allowed_ranges: [{{range $i, $r := .Media.URLPreviews.AllowedRanges}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
 `))
 
 // Commented renders cfg as a commented YAML file.

@@ -11,8 +11,10 @@ import (
 
 // EngineOptions configure the shared gin engine.
 type EngineOptions struct {
-	Logger         *slog.Logger
-	MaxBodyBytes   int64
+	Logger       *slog.Logger
+	MaxBodyBytes int64
+	// MaxMediaBytes is the body limit of media uploads.
+	MaxMediaBytes  int64
 	TrustedProxies []string
 	// Metrics, when not nil, are served at /metrics and observe every request.
 	Metrics *prometheus.Registry
@@ -23,9 +25,12 @@ type EngineOptions struct {
 func NewEngine(o EngineOptions) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	// Path parameters may hold escaped slashes (event types, state keys).
+	// Path parameters may hold escaped slashes (event types, state keys,
+	// base64 session IDs), so routing uses the raw path; parameters are
+	// unescaped by UnescapeParams with path rules (gin's own unescaping uses
+	// query rules, turning "+" into a space).
 	r.UseRawPath = true
-	r.UnescapePathValues = true
+	r.UnescapePathValues = false
 	r.RemoveExtraSlash = false
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -33,7 +38,7 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(Recover(), Log(o.Logger))
+	r.Use(Recover(), UnescapeParams(), Log(o.Logger))
 	if o.Metrics != nil {
 		m, err := NewMetrics(o.Metrics)
 		if err != nil {
@@ -42,7 +47,7 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 		r.Use(m.Middleware())
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{})))
 	}
-	r.Use(CORS(), BodyLimit(o.MaxBodyBytes))
+	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)

@@ -3,7 +3,9 @@ package httpx
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -45,9 +47,14 @@ func CORS() gin.HandlerFunc {
 }
 
 // BodyLimit caps request bodies; reading past the limit fails with
-// *http.MaxBytesError, which DecodeJSON turns into M_TOO_LARGE.
-func BodyLimit(limit int64) gin.HandlerFunc {
+// *http.MaxBytesError, which DecodeJSON turns into M_TOO_LARGE. Media
+// uploads (under /_matrix/media/) have their own, larger limit.
+func BodyLimit(limit, mediaLimit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		limit := limit
+		if mediaLimit > limit && strings.HasPrefix(c.Request.URL.Path, "/_matrix/media/") {
+			limit = mediaLimit
+		}
 		if c.Request.ContentLength > limit {
 			Fail(c, types.TooLarge("Request body is larger than %d bytes", limit))
 			return
@@ -125,4 +132,16 @@ func NotFound(c *gin.Context) {
 }
 func MethodNotAllowed(c *gin.Context) {
 	Fail(c, types.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request: method not allowed"))
+}
+
+// UnescapeParams decodes the matched path parameters with path rules.
+func UnescapeParams() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		for i := range c.Params {
+			if v, err := url.PathUnescape(c.Params[i].Value); err == nil {
+				c.Params[i].Value = v
+			}
+		}
+		c.Next()
+	}
 }

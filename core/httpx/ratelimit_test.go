@@ -1,8 +1,13 @@
 package httpx
 
 import (
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 func TestLimiterBurstAndRefill(t *testing.T) {
@@ -50,5 +55,25 @@ func TestLimiterNilAllowsAndSweep(t *testing.T) {
 	l.Allow("y")
 	if _, ok := l.buckets["x"]; ok {
 		t.Fatal("refilled bucket was not swept")
+	}
+}
+
+func TestUnescapeParamsUsesPathRules(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	r, err := NewEngine(EngineOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	r.GET("/k/:id", func(c *gin.Context) { got = c.Param("id") })
+	for path, want := range map[string]string{
+		"/k/a+b%2Fc%3D": "a+b/c=", // base64 keeps its plus; the escaped slash stays in the value
+		"/k/%40u%3Ax":   "@u:x",
+	} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if got != want {
+			t.Errorf("%s: param %q, want %q", path, got, want)
+		}
 	}
 }

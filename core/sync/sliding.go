@@ -1436,6 +1436,9 @@ func (b *slidingBuilder) extensions(ctx context.Context, resp *SlidingResponse) 
 	if e := ext.E2EE; e != nil && on(e.Enabled) {
 		res := &e2eeResult{OneTimeKeysCount: map[string]int{}, UnusedFallbackKeyTypes: []string{}}
 		res.DeviceLists.Changed, res.DeviceLists.Left = []string{}, []string{}
+		if err := b.s.slidingE2EE(ctx, b.req.User, b.req.DeviceID, b.since, b.upto, !b.hasSince, res); err != nil {
+			return err
+		}
 		resp.Extensions["e2ee"] = res
 	}
 	if e := ext.AccountData; e != nil && on(e.Enabled) {

@@ -42,6 +42,8 @@ type Service struct {
 	// generations count each user's membership changes, so that a read that
 	// raced a change is not cached.
 	generations gosync.Map // id.UserID → *atomic.Int64
+	// deviceLists (optional, WithDeviceLists) adds the E2EE sections.
+	deviceLists DeviceLists
 }
 
 func (s *Service) generation(user id.UserID) *atomic.Int64 {
@@ -78,11 +80,15 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 }
 
 // New builds the service.
-func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier) (*Service, error) {
+func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if r == nil || eph == nil || p == nil || store == nil || n == nil {
 		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
-	return &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute}, nil
+	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Request is a parsed GET /sync.
@@ -102,6 +108,10 @@ type Response struct {
 	AccountData *Events `json:"account_data,omitempty"`
 	Presence    *Events `json:"presence,omitempty"`
 	ToDevice    *Events `json:"to_device,omitempty"`
+	// DeviceLists and the key counts: see devicelists.go.
+	DeviceLists                  *DeviceListsSection `json:"device_lists,omitempty"`
+	DeviceOneTimeKeysCount       map[string]int64    `json:"device_one_time_keys_count,omitempty"`
+	DeviceUnusedFallbackKeyTypes []string            `json:"device_unused_fallback_key_types,omitzero"`
 }
 
 // Events is a list of events in a sync section.
@@ -206,7 +216,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (r *Response) empty() bool {
-	return r.Rooms == nil && r.AccountData == nil && r.Presence == nil && r.ToDevice == nil
+	return r.Rooms == nil && r.AccountData == nil && r.Presence == nil && r.ToDevice == nil && r.DeviceLists == nil
 }
 
 // build computes the answer for (since, upto]. It also returns the rooms
@@ -411,6 +421,9 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	}
 	if rs.Join != nil || rs.Invite != nil || rs.Knock != nil || rs.Leave != nil {
 		resp.Rooms = rs
+	}
+	if err := s.addDeviceLists(ctx, req, resp, since, upto, initial); err != nil {
+		return nil, nil, err
 	}
 	return resp, joined, nil
 }

@@ -64,11 +64,16 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword 
 	if err != nil {
 		return internal("hash password", err)
 	}
+	var deleted []string
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
 		if err := s.store.SetPasswordHash(ctx, p.UserID, hash); err != nil {
 			return err
 		}
 		if logoutDevices {
+			var err error
+			if deleted, err = s.deviceIDs(ctx, p.UserID, p.DeviceID); err != nil {
+				return err
+			}
 			return s.store.DeleteAllDevices(ctx, p.UserID, p.DeviceID)
 		}
 		return nil
@@ -76,14 +81,20 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword 
 	if err != nil {
 		return internal("change password", err)
 	}
+	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }
 
 // Deactivate deactivates an account: no password, no devices, no tokens;
 // with erase, the profile goes too. The user ID stays taken.
 func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) error {
+	var deleted []string
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {
 		if err := s.store.DeactivateAccount(ctx, userID); err != nil {
+			return err
+		}
+		var err error
+		if deleted, err = s.deviceIDs(ctx, userID, ""); err != nil {
 			return err
 		}
 		if err := s.store.DeleteAllDevices(ctx, userID, ""); err != nil {
@@ -99,6 +110,7 @@ func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) err
 	} else if err != nil {
 		return internal("deactivate", err)
 	}
+	s.opts.OnDevicesDeleted(ctx, userID, deleted)
 	return nil
 }
 
@@ -150,7 +162,23 @@ func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []
 	if err := s.store.DeleteDevices(ctx, userID, deviceIDs); err != nil {
 		return internal("delete devices", err)
 	}
+	s.opts.OnDevicesDeleted(ctx, userID, deviceIDs)
 	return nil
+}
+
+// deviceIDs lists the IDs of the user's devices but except ("" for none).
+func (s *Service) deviceIDs(ctx context.Context, userID, except string) ([]string, error) {
+	devs, err := s.store.ListDevices(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range devs {
+		if d.DeviceID != except {
+			out = append(out, d.DeviceID)
+		}
+	}
+	return out, nil
 }
 
 // maxProfileBytes bounds a whole profile (spec: 64 KiB, M_PROFILE_TOO_LARGE).

@@ -34,6 +34,9 @@ type Options struct {
 	FailedPasswords Limiter
 	// OnAccountData is told of each account data write (core/stream's notifier).
 	OnAccountData func(userID string, pos int64)
+	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
+	// go with them: core/keys), after the deletion is committed.
+	OnDevicesDeleted func(ctx context.Context, userID string, deviceIDs []string)
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -73,6 +76,9 @@ func New(store storage.Store, opts Options) (*Service, error) {
 	}
 	if opts.OnAccountData == nil {
 		opts.OnAccountData = func(string, int64) {}
+	}
+	if opts.OnDevicesDeleted == nil {
+		opts.OnDevicesDeleted = func(context.Context, string, []string) {}
 	}
 	return &Service{store: store, opts: opts, log: opts.Logger}, nil
 }

@@ -187,13 +187,19 @@ func (s *Service) Logout(ctx context.Context, p *Principal) error {
 	if err := s.store.DeleteDevices(ctx, p.UserID, []string{p.DeviceID}); err != nil {
 		return internal("logout", err)
 	}
+	s.opts.OnDevicesDeleted(ctx, p.UserID, []string{p.DeviceID})
 	return nil
 }
 
 // LogoutAll deletes every device of the caller.
 func (s *Service) LogoutAll(ctx context.Context, p *Principal) error {
+	deleted, err := s.deviceIDs(ctx, p.UserID, "")
+	if err != nil {
+		return internal("logout all", err)
+	}
 	if err := s.store.DeleteAllDevices(ctx, p.UserID, ""); err != nil {
 		return internal("logout all", err)
 	}
+	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }

@@ -101,16 +101,24 @@ func (db *DB) CountOneTimeKeys(ctx context.Context, userID, deviceID string) (ma
 func (db *DB) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (*storage.OneTimeKey, error) {
 	var k *storage.OneTimeKey
 	err := db.WithTx(ctx, func(ctx context.Context) error {
-		k = &storage.OneTimeKey{UserID: userID, DeviceID: deviceID, Algorithm: algorithm}
-		var js string
-		if err := db.w(ctx).QueryRowContext(ctx, `SELECT key_id, key_json FROM one_time_keys
-			WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1`,
-			userID, deviceID, algorithm).Scan(&k.KeyID, &js); err != nil {
-			return notFound(err)
+		// A concurrent claim (PostgreSQL) may take the key between the
+		// SELECT and the DELETE: then the next key is tried.
+		for range 10 {
+			k = &storage.OneTimeKey{UserID: userID, DeviceID: deviceID, Algorithm: algorithm}
+			var js string
+			if err := db.w(ctx).QueryRowContext(ctx, `SELECT key_id, key_json FROM one_time_keys
+				WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1`,
+				userID, deviceID, algorithm).Scan(&k.KeyID, &js); err != nil {
+				return notFound(err)
+			}
+			k.KeyJSON = json.RawMessage(js)
+			err := db.execOne(ctx, `DELETE FROM one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4`,
+				userID, deviceID, algorithm, k.KeyID)
+			if err != storage.ErrNotFound {
+				return err
+			}
 		}
-		k.KeyJSON = json.RawMessage(js)
-		return db.execOne(ctx, `DELETE FROM one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4`,
-			userID, deviceID, algorithm, k.KeyID)
+		return storage.ErrNotFound
 	})
 	if err != nil {
 		return nil, err
@@ -214,15 +222,14 @@ func (db *DB) AddDeviceListChange(ctx context.Context, userID string) (int64, er
 		if pos, err = db.nextStreamPos(ctx, "device_lists"); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `INSERT INTO device_list_changes (user_id, stream_pos) VALUES ($1, $2)
-			ON CONFLICT (user_id) DO UPDATE SET stream_pos = excluded.stream_pos`, userID, pos)
+		_, err = db.exec(ctx, `INSERT INTO device_list_stream (stream_pos, user_id) VALUES ($1, $2)`, pos, userID)
 		return err
 	})
 	return pos, err
 }
 
 func (db *DB) DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT user_id FROM device_list_changes
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT DISTINCT user_id FROM device_list_stream
 		WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY user_id`, since, upto)
 	if err != nil {
 		return nil, err
@@ -235,6 +242,31 @@ func (db *DB) DeviceListChanges(ctx context.Context, since, upto int64) ([]strin
 
 func (db *DB) MaxDeviceListPos(ctx context.Context) (int64, error) {
 	return db.streamPos(ctx, "device_lists")
+}
+
+func (db *DB) UsersSharingRoom(ctx context.Context, userID string, candidates []string) ([]string, error) {
+	var out []string
+	for len(candidates) > 0 {
+		chunk := candidates[:min(len(candidates), 500)]
+		candidates = candidates[len(chunk):]
+		cond, args := inList("b.state_key", 2, chunk)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT DISTINCT b.state_key FROM current_state a
+			JOIN current_state b ON b.room_id = a.room_id AND b.type = 'm.room.member' AND b.membership = 'join'
+			WHERE a.type = 'm.room.member' AND a.state_key = $1 AND a.membership = 'join'`+cond+` ORDER BY b.state_key`,
+			append([]any{userID}, args...)...)
+		if err != nil {
+			return nil, err
+		}
+		users, err := collect(rows, func(row scanner) (string, error) {
+			var s string
+			return s, row.Scan(&s)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, users...)
+	}
+	return out, nil
 }
 
 // backupVersion parses a version string; a malformed one names no version.
@@ -386,4 +418,45 @@ func (db *DB) CountBackupKeys(ctx context.Context, userID, version string) (int6
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM key_backup_keys WHERE user_id = $1 AND version = $2`,
 		userID, n).Scan(&count)
 	return count, err
+}
+
+func (db *DB) PutDehydratedDevice(ctx context.Context, d *storage.DehydratedDevice) (string, error) {
+	var old string
+	err := db.WithTx(ctx, func(ctx context.Context) error {
+		err := db.w(ctx).QueryRowContext(ctx, `SELECT device_id FROM dehydrated_devices WHERE user_id = $1`, d.UserID).Scan(&old)
+		if err = notFound(err); err != nil && err != storage.ErrNotFound {
+			return err
+		}
+		_, err = db.exec(ctx, `INSERT INTO dehydrated_devices (user_id, device_id, device_data) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id) DO UPDATE SET device_id = excluded.device_id, device_data = excluded.device_data`,
+			d.UserID, d.DeviceID, string(d.DeviceData))
+		return err
+	})
+	return old, err
+}
+
+func (db *DB) GetDehydratedDevice(ctx context.Context, userID string) (*storage.DehydratedDevice, error) {
+	d := storage.DehydratedDevice{UserID: userID}
+	var data string
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT device_id, device_data FROM dehydrated_devices WHERE user_id = $1`,
+		userID).Scan(&d.DeviceID, &data); err != nil {
+		return nil, notFound(err)
+	}
+	d.DeviceData = json.RawMessage(data)
+	return &d, nil
+}
+
+func (db *DB) DeleteDehydratedDevice(ctx context.Context, userID string) (*storage.DehydratedDevice, error) {
+	var d *storage.DehydratedDevice
+	err := db.WithTx(ctx, func(ctx context.Context) error {
+		var err error
+		if d, err = db.GetDehydratedDevice(ctx, userID); err != nil {
+			return err
+		}
+		return db.execOne(ctx, `DELETE FROM dehydrated_devices WHERE user_id = $1`, userID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }

@@ -2,6 +2,9 @@ package storagetest
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/tributary-hs/tributary/storage"
@@ -19,6 +22,9 @@ var keyTests = []struct {
 	{"Keys/DeviceListChanges", testDeviceListChanges},
 	{"Keys/BackupVersions", testBackupVersions},
 	{"Keys/BackupKeys", testBackupKeys},
+	{"Keys/DehydratedDevice", testDehydratedDevice},
+	{"Keys/UsersSharingRoom", testUsersSharingRoom},
+	{"Concurrency/ClaimOneTimeKeys", testConcurrentClaims},
 }
 
 const (
@@ -176,6 +182,10 @@ func testDeviceListChanges(t *testing.T, s storage.Store) {
 	users, err = s.DeviceListChanges(c, p1, p2)
 	must(t, err)
 	eqList(t, "window", users, []string{kBob})
+	// A window before a user's latest change still shows the earlier one.
+	users, err = s.DeviceListChanges(c, start, p1)
+	must(t, err)
+	eqList(t, "earlier change", users, []string{kAlice})
 	users, err = s.DeviceListChanges(c, p3, p3)
 	must(t, err)
 	eq(t, "empty", len(users), 0)
@@ -271,4 +281,91 @@ func testBackupKeys(t *testing.T, s storage.Store) {
 	eq(t, "keys of deleted version", n, 0)
 	wantErr(t, s.PutBackupKey(c, &storage.BackupKey{UserID: kAlice, Version: "x", RoomID: "!r", SessionID: "s",
 		SessionData: json.RawMessage(`{}`)}), storage.ErrNotFound, "malformed version")
+}
+
+func testDehydratedDevice(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	_, err := s.GetDehydratedDevice(c, kAlice)
+	wantErr(t, err, storage.ErrNotFound, "none yet")
+	_, err = s.DeleteDehydratedDevice(c, kAlice)
+	wantErr(t, err, storage.ErrNotFound, "delete none")
+	old, err := s.PutDehydratedDevice(c, &storage.DehydratedDevice{UserID: kAlice, DeviceID: "D1", DeviceData: json.RawMessage(`{"a":1}`)})
+	must(t, err)
+	eq(t, "nothing replaced", old, "")
+	old, err = s.PutDehydratedDevice(c, &storage.DehydratedDevice{UserID: kAlice, DeviceID: "D2", DeviceData: json.RawMessage(`{"a":2}`)})
+	must(t, err)
+	eq(t, "replaced", old, "D1")
+	d, err := s.GetDehydratedDevice(c, kAlice)
+	must(t, err)
+	eq(t, "device", d.DeviceID, "D2")
+	eq(t, "data", string(d.DeviceData), `{"a":2}`)
+	_, err = s.GetDehydratedDevice(c, kBob)
+	wantErr(t, err, storage.ErrNotFound, "other user")
+	d, err = s.DeleteDehydratedDevice(c, kAlice)
+	must(t, err)
+	eq(t, "deleted", d.DeviceID, "D2")
+	_, err = s.GetDehydratedDevice(c, kAlice)
+	wantErr(t, err, storage.ErrNotFound, "after delete")
+}
+
+func testUsersSharingRoom(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const dave, eve = "@dave:example.org", "@eve:example.org"
+	var writes []*storage.EventWrite
+	for _, m := range []struct{ room, user, membership string }{
+		{roomA, kAlice, "join"}, {roomA, kBob, "join"}, {roomA, carol, "invite"},
+		{roomB, dave, "join"}, {roomB, kAlice, "leave"}, {roomB, eve, "join"},
+	} {
+		e := memberEv(m.room, "$"+m.room+m.user, m.user, m.membership)
+		writes = append(writes, &storage.EventWrite{Event: e,
+			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: m.user, EventID: e.EventID}}})
+	}
+	must(t, s.PersistEvents(c, writes))
+	got, err := s.UsersSharingRoom(c, kAlice, []string{kBob, carol, dave, eve, "@nobody:example.org"})
+	must(t, err)
+	eqList(t, "sharing with alice", got, []string{kBob})
+	got, err = s.UsersSharingRoom(c, dave, []string{kAlice, eve, dave})
+	must(t, err)
+	eqList(t, "sharing with dave", got, []string{dave, eve})
+	got, err = s.UsersSharingRoom(c, kAlice, nil)
+	must(t, err)
+	eq(t, "no candidates", len(got), 0)
+}
+
+// Concurrent claims hand out each one-time key once.
+func testConcurrentClaims(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	var keys []*storage.OneTimeKey
+	for i := range 20 {
+		keys = append(keys, otk(kAlice, "A1", "signed_curve25519", fmt.Sprintf("k%02d", i), `{}`))
+	}
+	must(t, s.PutOneTimeKeys(c, keys))
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				k, err := s.ClaimOneTimeKey(c, kAlice, "A1", "signed_curve25519")
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				} else if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got[k.KeyID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	eq(t, "keys handed out", len(got), 20)
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("key %s handed out %d times", id, n)
+		}
+	}
 }

@@ -1,0 +1,297 @@
+//go:build goolm
+
+package e2ekeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/pgtest"
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// e2eeClient is a mautrix client with an OlmMachine (in memory), syncing
+// in the background; decrypted messages are collected.
+type e2eeClient struct {
+	cli    *mautrix.Client
+	mach   *crypto.OlmMachine
+	mu     sync.Mutex
+	msgs   []*event.Event
+	errs   []error
+	joined map[id.RoomID]map[id.UserID]bool
+	wake   chan struct{}
+}
+
+func newE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
+	t.Helper()
+	ctx := t.Context()
+	mem := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
+	// mautrix v0.26.0's constructor leaves JoinRules nil (SetJoinRules panics).
+	mem.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
+	stateStore := copyingStateStore{mem}
+	cli.StateStore = stateStore
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("user", string(cli.UserID)).Logger()
+	cli.Log = log
+	mach := crypto.NewOlmMachine(cli, &log, &lockedStore{MemoryStore: crypto.NewMemoryStore(nil)}, stateStore)
+	if err := mach.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := mach.ShareKeys(ctx, -1); err != nil {
+		t.Fatalf("%s uploads keys: %v", cli.UserID, err)
+	}
+	c := &e2eeClient{cli: cli, mach: mach, joined: map[id.RoomID]map[id.UserID]bool{}, wake: make(chan struct{}, 1)}
+	syncer := cli.Syncer.(*mautrix.DefaultSyncer)
+	syncer.OnSync(mach.ProcessSyncResponse)
+	syncer.OnEvent(cli.StateStoreSyncHandler)
+	syncer.OnEventType(event.StateMember, mach.HandleMemberEvent)
+	syncer.OnEventType(event.StateMember, func(ctx context.Context, evt *event.Event) {
+		c.mu.Lock()
+		if c.joined[evt.RoomID] == nil {
+			c.joined[evt.RoomID] = map[id.UserID]bool{}
+		}
+		c.joined[evt.RoomID][id.UserID(evt.GetStateKey())] = evt.Content.AsMember().Membership == event.MembershipJoin
+		c.mu.Unlock()
+		c.poke()
+	})
+	syncer.OnEventType(event.EventEncrypted, func(ctx context.Context, evt *event.Event) {
+		go c.decrypt(context.WithoutCancel(ctx), evt)
+	})
+	syncCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := cli.SyncWithContext(syncCtx); err != nil && syncCtx.Err() == nil {
+			c.mu.Lock()
+			c.errs = append(c.errs, fmt.Errorf("sync stopped: %w", err))
+			c.mu.Unlock()
+			c.poke()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return c
+}
+
+// decrypt decrypts a Megolm event, waiting for its room key if needed.
+func (c *e2eeClient) decrypt(ctx context.Context, evt *event.Event) {
+	content := evt.Content.AsEncrypted()
+	dec, err := c.mach.DecryptMegolmEvent(ctx, evt)
+	if errors.Is(err, crypto.NoSessionFound) &&
+		c.mach.WaitForSession(ctx, evt.RoomID, content.SenderKey, content.SessionID, 20*time.Second) {
+		dec, err = c.mach.DecryptMegolmEvent(ctx, evt)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("decrypt %s: %w", evt.ID, err))
+	} else {
+		_ = dec.Content.ParseRaw(dec.Type)
+		c.msgs = append(c.msgs, dec)
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+// send encrypts and sends a text message, sharing a group session with the
+// room's members first when there is none.
+func (c *e2eeClient) send(t *testing.T, room id.RoomID, body string) id.EventID {
+	t.Helper()
+	ctx := t.Context()
+	content := &event.MessageEventContent{MsgType: event.MsgText, Body: body}
+	enc, err := c.mach.EncryptMegolmEvent(ctx, room, event.EventMessage, content)
+	if errors.Is(err, crypto.NoGroupSession) || errors.Is(err, crypto.SessionExpired) || errors.Is(err, crypto.SessionNotShared) {
+		members, err := c.cli.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.mach.ShareGroupSession(ctx, room, members); err != nil {
+			t.Fatalf("%s shares the group session: %v", c.cli.UserID, err)
+		}
+		enc, err = c.mach.EncryptMegolmEvent(ctx, room, event.EventMessage, content)
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.cli.SendMessageEvent(ctx, room, event.EventEncrypted, enc)
+	if err != nil {
+		t.Fatalf("%s sends: %v", c.cli.UserID, err)
+	}
+	return res.EventID
+}
+
+// copyingStateStore keeps a copy of member contents: mautrix v0.26.0's
+// MemoryStateStore keeps the event's own content, and SetMembership (after
+// CreateRoom, JoinRoom…) then changes it in place under the syncer's feet.
+type copyingStateStore struct{ *mautrix.MemoryStateStore }
+
+func (s copyingStateStore) SetMember(ctx context.Context, room id.RoomID, user id.UserID, member *event.MemberEventContent) error {
+	c := *member
+	return s.MemoryStateStore.SetMember(ctx, room, user, &c)
+}
+
+// lockedStore fixes data races of mautrix v0.26.0's MemoryStore, whose
+// PutSignature, DropSignaturesByKey and PutCrossSigningKey write maps under
+// a read lock (and GetCrossSigningKeys hands out the stored map): every use
+// of those maps goes through mu here.
+type lockedStore struct {
+	*crypto.MemoryStore
+	mu sync.RWMutex
+}
+
+func (s *lockedStore) PutSignature(ctx context.Context, signedUser id.UserID, signedKey id.Ed25519, signerUser id.UserID, signerKey id.Ed25519, signature string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MemoryStore.PutSignature(ctx, signedUser, signedKey, signerUser, signerKey, signature)
+}
+
+func (s *lockedStore) DropSignaturesByKey(ctx context.Context, user id.UserID, key id.Ed25519) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MemoryStore.DropSignaturesByKey(ctx, user, key)
+}
+
+func (s *lockedStore) GetSignaturesForKeyBy(ctx context.Context, user id.UserID, key id.Ed25519, signer id.UserID) (map[id.Ed25519]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.MemoryStore.GetSignaturesForKeyBy(ctx, user, key, signer)
+}
+
+func (s *lockedStore) IsKeySignedBy(ctx context.Context, user id.UserID, key id.Ed25519, signer id.UserID, signerKey id.Ed25519) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.MemoryStore.IsKeySignedBy(ctx, user, key, signer, signerKey)
+}
+
+func (s *lockedStore) PutCrossSigningKey(ctx context.Context, user id.UserID, usage id.CrossSigningUsage, key id.Ed25519) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MemoryStore.PutCrossSigningKey(ctx, user, usage, key)
+}
+
+func (s *lockedStore) GetCrossSigningKeys(ctx context.Context, user id.UserID) (map[id.CrossSigningUsage]id.CrossSigningKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys, err := s.MemoryStore.GetCrossSigningKeys(ctx, user)
+	return maps.Clone(keys), err
+}
+
+func (c *e2eeClient) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor polls cond (under the lock) until it holds or 30 seconds pass.
+func (c *e2eeClient) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		c.mu.Lock()
+		ok := cond()
+		errs := c.errs
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", c.cli.UserID, errs)
+		}
+		select {
+		case <-c.wake:
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%s: timed out waiting for %s", c.cli.UserID, what)
+		}
+	}
+}
+
+// message waits for a decrypted m.room.message with the body.
+func (c *e2eeClient) message(t *testing.T, roomID id.RoomID, body string) *event.Event {
+	t.Helper()
+	var found *event.Event
+	c.waitFor(t, "message "+body, func() bool {
+		for _, evt := range c.msgs {
+			if evt.RoomID == roomID && evt.Content.AsMessage().Body == body {
+				found = evt
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// encryptedRoom has alice create an encrypted room that bob joins, and
+// waits until both clients know both members.
+func encryptedRoom(t *testing.T, alice, bob *e2eeClient) id.RoomID {
+	t.Helper()
+	ctx := t.Context()
+	resp, err := alice.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.cli.UserID},
+		InitialState: []*event.Event{{Type: event.StateEncryption, Content: event.Content{
+			Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	if _, err := bob.cli.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*e2eeClient{alice, bob} {
+		c.waitFor(t, "both joined", func() bool {
+			return c.joined[room][alice.cli.UserID] && c.joined[room][bob.cli.UserID]
+		})
+	}
+	return room
+}
+
+func TestMegolmExchange(t *testing.T) { megolmExchange(t, start(t)) }
+
+// TestMegolmExchangePostgres is the same on PostgreSQL (skipped without it,
+// unless TRIBUTARY_REQUIRE_POSTGRES=1).
+func TestMegolmExchangePostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	megolmExchange(t, testserver.Start(t, testserver.Options{Args: []string{"--database-url", url,
+		"--enable-registration", "--disable-rate-limits"}}))
+}
+
+func megolmExchange(t *testing.T, srv *testserver.Server) {
+	alice := newE2EEClient(t, register(t, srv, "alice"))
+	bob := newE2EEClient(t, register(t, srv, "bob"))
+	ctx := t.Context()
+	room := encryptedRoom(t, alice, bob)
+
+	send := func(from *e2eeClient, body string) id.EventID { return from.send(t, room, body) }
+	eventID := send(alice, "hello bob, this is secret")
+	// The server only ever saw ciphertext.
+	raw, err := bob.cli.GetEvent(ctx, room, eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Type != event.EventEncrypted {
+		t.Fatalf("stored event type %s, want m.room.encrypted", raw.Type)
+	}
+	got := bob.message(t, room, "hello bob, this is secret")
+	if got.Sender != alice.cli.UserID || got.ID != eventID {
+		t.Fatalf("bob decrypted %s from %s", got.ID, got.Sender)
+	}
+	send(bob, "hi alice, got it")
+	alice.message(t, room, "hi alice, got it")
+	// A second message on the same Megolm session.
+	send(alice, "second message")
+	bob.message(t, room, "second message")
+}
