@@ -41,11 +41,20 @@ func (a *API) sync(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("full_state must be true or false"))
 		return
 	}
-	switch c.Query("set_presence") {
-	case "", "online", "offline", "unavailable":
+	setPresence := c.DefaultQuery("set_presence", "online")
+	switch setPresence {
+	case "online", "offline", "unavailable":
 	default:
 		httpx.Fail(c, types.InvalidParam("set_presence must be online, offline or unavailable"))
 		return
+	}
+	// Syncing marks the user online (or unavailable) unless the client asks
+	// not to; "offline" leaves their presence as it is.
+	if setPresence != "offline" {
+		if err := a.eph.MarkActive(ctx, id.UserID(p.UserID), setPresence); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
 	}
 	filter, err := a.sync_.ResolveFilter(ctx, id.UserID(p.UserID), c.Query("filter"))
 	if err != nil {

@@ -53,6 +53,8 @@ type Service struct {
 	// acked is the to-device position each device last acknowledged, so that
 	// a sync deletes only when there can be something to delete.
 	acked sync.Map // "user|device" → int64
+	// active remembers each user's last automatic presence write.
+	active sync.Map // user → activeMark
 }
 
 // New builds the service.
@@ -426,4 +428,36 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, joined []
 		out = append(out, map[string]any{"type": "m.presence", "sender": p.UserID, "content": content})
 	}
 	return out, nil
+}
+
+// MarkActive records that a syncing user is online (or unavailable),
+// writing only when their presence changes or a minute has passed.
+func (s *Service) MarkActive(ctx context.Context, user id.UserID, presence string) error {
+	if !s.opts.PresenceEnabled {
+		return nil
+	}
+	now := s.opts.Now()
+	key := string(user)
+	if v, ok := s.active.Load(key); ok {
+		last := v.(activeMark)
+		if last.presence == presence && now.Sub(last.at) < time.Minute {
+			return nil
+		}
+	}
+	s.active.Store(key, activeMark{presence: presence, at: now})
+	status := ""
+	if p, err := s.store.GetPresence(ctx, key); err == nil {
+		if p.Presence == presence && now.UnixMilli()-p.LastActiveTS < time.Minute.Milliseconds() {
+			return nil
+		}
+		status = p.StatusMsg
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return s.SetPresence(ctx, user, user, presence, status)
+}
+
+type activeMark struct {
+	presence string
+	at       time.Time
 }

@@ -113,3 +113,11 @@ func (f *Filter) roomAccountData() *rooms.EventFilter {
 	}
 	return f.Room.AccountData
 }
+
+// ephemeralAllows applies room.ephemeral's types to m.typing and m.receipt.
+func (f *Filter) ephemeralAllows(evType string) bool {
+	if f == nil || f.Room == nil || f.Room.Ephemeral == nil {
+		return true
+	}
+	return typeAllowed(f.Room.Ephemeral, evType)
+}

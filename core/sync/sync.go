@@ -279,13 +279,16 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			}
 		}
 	}
-	typing := s.eph.TypingSince(joinedIDs, since[stream.Typing])
+	var typing map[id.RoomID][]id.UserID
+	if f.ephemeralAllows("m.typing") {
+		typing = s.eph.TypingSince(joinedIDs, since[stream.Typing])
+	}
 	receiptSince := since[stream.Receipts]
 	if initial || req.FullState {
 		receiptSince = 0
 	}
 	var receipts map[id.RoomID]map[string]any
-	if upto[stream.Receipts] > receiptSince {
+	if upto[stream.Receipts] > receiptSince && f.ephemeralAllows("m.receipt") {
 		if receipts, err = s.eph.ReceiptsSince(ctx, req.User, joinedIDs, receiptSince, upto[stream.Receipts]); err != nil {
 			return nil, nil, err
 		}

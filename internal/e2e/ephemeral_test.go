@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"testing"
 	"time"
@@ -202,13 +203,19 @@ func TestPresence(t *testing.T) {
 		t.Fatalf("presence: %+v %v", p, err)
 	}
 	resp := syncOnce(t, bob, bobTok, 10000)
-	if len(resp.Presence.Events) != 1 || resp.Presence.Events[0].Sender != alice.UserID {
+	sawAlice := false
+	for _, e := range resp.Presence.Events {
+		sawAlice = sawAlice || (e.Sender == alice.UserID && e.Content.Raw["status_msg"] == "coding")
+	}
+	if !sawAlice {
 		t.Fatalf("bob's sync presence: %+v", resp.Presence)
 	}
 	// Carol shares no room with alice.
 	cresp := syncOnce(t, carol, carolTok, 50)
-	if len(cresp.Presence.Events) != 0 {
-		t.Fatalf("presence leaked to a stranger: %+v", cresp.Presence.Events)
+	for _, e := range cresp.Presence.Events {
+		if e.Sender == alice.UserID {
+			t.Fatalf("presence leaked to a stranger: %+v", e)
+		}
 	}
 	code, body := srv.Do(t, "PUT", "/_matrix/client/v3/presence/"+string(alice.UserID)+"/status", bob.AccessToken,
 		map[string]any{"presence": "online"})
@@ -216,4 +223,72 @@ func TestPresence(t *testing.T) {
 	code, body = srv.Do(t, "PUT", "/_matrix/client/v3/presence/"+string(bob.UserID)+"/status", bob.AccessToken,
 		map[string]any{"presence": "dancing"})
 	wantStatus(t, "bad presence", code, body, 400, "M_INVALID_PARAM")
+}
+
+// Syncing marks a user online unless set_presence says otherwise.
+func TestSyncSetsPresence(t *testing.T) {
+	srv := startOpen(t)
+	ctx := context.Background()
+	alice := register(t, srv, "alicesp", defaultPassword)
+	bob := register(t, srv, "bobsp", defaultPassword)
+	if _, err := alice.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOffline {
+		t.Fatalf("after set_presence=offline: %+v %v", p, err)
+	}
+	if _, err := alice.SyncRequest(ctx, 0, "", "", false, event.PresenceUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceUnavailable {
+		t.Fatalf("after set_presence=unavailable: %+v %v", p, err)
+	}
+	if _, err := alice.SyncRequest(ctx, 0, "", "", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOnline {
+		t.Fatalf("after a plain sync: %+v %v", p, err)
+	}
+}
+
+// Lazy-loaded members in /sync: only the timeline senders' member events.
+func TestSyncLazyMembers(t *testing.T) {
+	srv := startOpen(t)
+	ctx := context.Background()
+	alice := register(t, srv, "alicell", defaultPassword)
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others []*mautrix.Client
+	for i := range 4 {
+		c := register(t, srv, fmt.Sprintf("lazy%d", i), defaultPassword)
+		if _, err := c.JoinRoomByID(ctx, room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, c)
+	}
+	for range 12 {
+		if _, err := others[0].SendText(ctx, room.RoomID, "talk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := alice.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{State: &mautrix.FilterPart{LazyLoadMembers: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := alice.SyncRequest(ctx, 0, "", f.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := map[string]bool{}
+	jr := resp.Rooms.Join[room.RoomID]
+	for _, e := range append(append([]*event.Event{}, jr.State.Events...), jr.Timeline.Events...) {
+		if e.Type == event.StateMember {
+			members[*e.StateKey] = true
+		}
+	}
+	if !members[string(others[0].UserID)] || !members[string(alice.UserID)] || members[string(others[3].UserID)] {
+		t.Fatalf("lazy members %v: want the sender and the syncing user only", members)
+	}
 }
