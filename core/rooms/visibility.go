@@ -139,7 +139,7 @@ type lru[K comparable, V any] struct {
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return &lru[K, V]{max: max, items: make(map[K]V, max)}
+	return &lru[K, V]{max: max, items: make(map[K]V)} // grows on demand: idle servers stay small
 }
 
 func (c *lru[K, V]) get(k K) (V, bool) {
