@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -269,6 +270,16 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	rs.Start(ctx)
 	defer rs.Stop()
 
+	if addr := os.Getenv("TRIBUTARY_PPROF_ADDR"); addr != "" {
+		// Profiling for benchmarks and debugging; never on unless asked for,
+		// and only on the address given (keep it on loopback).
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			log.Warn("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, mux))
+		}()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)

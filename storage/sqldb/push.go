@@ -2,26 +2,76 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/tributary-hs/tributary/storage"
 )
 
-// UnreadCounts is one query: a notification is unread when it is after the
-// user's last own event in the room and after their read receipt — an
-// unthreaded one, or one of the notification's thread.
+// UnreadCounts counts notifications after the user's read position: their
+// own last event in the room and their receipts (an unthreaded receipt
+// reads every thread, a threaded one its thread). The count itself is one
+// aggregate over the (user, room, position) key — no per-row subquery, as
+// this runs for every room of every incremental sync.
 func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storage.UnreadCount, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT a.thread_id, COUNT(*), CAST(SUM(a.highlight) AS BIGINT) FROM event_push_actions a
-		WHERE a.room_id = $1 AND a.user_id = $2
-		  AND a.stream_pos > COALESCE((SELECT MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2), 0)
-		  AND a.stream_pos > COALESCE((SELECT MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id
-		        WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
-		          AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
-		GROUP BY a.thread_id ORDER BY a.thread_id`, roomID, userID)
+	q := db.r(ctx)
+	rows, err := q.QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
+		JOIN events e ON e.event_id = r.event_id
+		WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
+		GROUP BY r.thread_id`, roomID, userID)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row interface{ Scan(...any) error }) (storage.UnreadCount, error) {
+	read := map[string]int64{}
+	for rows.Next() {
+		var thread string
+		var pos int64
+		if err := rows.Scan(&thread, &pos); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		read[thread] = pos
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var own sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2`,
+		roomID, userID).Scan(&own); err != nil {
+		return nil, err
+	}
+	floor := max(read[""], own.Int64)
+	count := func(thread string, after int64) (storage.UnreadCount, error) {
+		c := storage.UnreadCount{ThreadID: thread}
+		err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0) FROM event_push_actions
+			WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND stream_pos > $4`,
+			userID, roomID, thread, after).Scan(&c.Notifications, &c.Highlights)
+		return c, err
+	}
+	rows, err = q.QueryContext(ctx, `SELECT thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
+		FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3
+		GROUP BY thread_id ORDER BY thread_id`, userID, roomID, floor)
+	if err != nil {
+		return nil, err
+	}
+	all, err := collect(rows, func(row interface{ Scan(...any) error }) (storage.UnreadCount, error) {
 		var c storage.UnreadCount
 		return c, row.Scan(&c.ThreadID, &c.Notifications, &c.Highlights)
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, c := range all {
+		if pos, ok := read[c.ThreadID]; ok && pos > floor {
+			// The thread has a receipt of its own further on: count after it.
+			if c, err = count(c.ThreadID, pos); err != nil {
+				return nil, err
+			}
+		}
+		if c.Notifications > 0 {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
