@@ -25,30 +25,7 @@ func (s *Service) softFailed(ctx context.Context, b *batchState, ev *pdu.PDU) (b
 			clone.AuthEvents = append(clone.AuthEvents, eid)
 		}
 	}
-	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
-		out := make([]*pdu.PDU, len(ids))
-		var rest []id.EventID
-		for i, eid := range ids {
-			if p, ok := b.pending[eid]; ok {
-				out[i] = p
-			} else {
-				rest = append(rest, eid)
-			}
-		}
-		loaded, err := s.loadPDUs(ctx, rest)
-		if err != nil {
-			return nil, err
-		}
-		j := 0
-		for i := range out {
-			if out[i] == nil {
-				out[i] = loaded[j]
-				j++
-			}
-		}
-		return out, nil
-	}
-	return events.Authorize(rv, &clone, getEvents, s.getKey) != nil, nil
+	return events.Authorize(rv, &clone, s.batchEvents(ctx, b), s.getKey) != nil, nil
 }
 
 // SoftFailCheck runs the soft-failure check of an event against a room's

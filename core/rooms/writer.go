@@ -482,32 +482,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if ev.Type == "m.room.create" && rv.RoomIDIsCreateEventID() {
 		roomID = events.RoomIDFromCreate(eventID)
 	}
-	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
-		out := make([]*pdu.PDU, len(ids))
-		var rest []id.EventID
-		for i, eid := range ids {
-			if p, ok := b.pending[eid]; ok {
-				out[i] = p
-			} else {
-				rest = append(rest, eid)
-			}
-		}
-		if len(rest) == 0 {
-			return out, nil
-		}
-		loaded, err := s.loadPDUs(ctx, rest)
-		if err != nil {
-			return nil, err
-		}
-		j := 0
-		for i := range out {
-			if out[i] == nil {
-				out[i] = loaded[j]
-				j++
-			}
-		}
-		return out, nil
-	}
+	getEvents := s.batchEvents(ctx, b)
 	if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
 		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 	}
@@ -606,4 +581,35 @@ func (s *Service) getKey(serverName string, keyID id.KeyID, _ time.Time) (id.Sig
 		return sg.Public(), time.Now().Add(24 * time.Hour), nil
 	}
 	return "", time.Time{}, fmt.Errorf("no key %s for %s", keyID, serverName)
+}
+
+// batchEvents loads events for eventauth: those of the batch from memory,
+// the rest from the cache or storage.
+func (s *Service) batchEvents(ctx context.Context, b *batchState) func(ids []id.EventID) ([]*pdu.PDU, error) {
+	return func(ids []id.EventID) ([]*pdu.PDU, error) {
+		out := make([]*pdu.PDU, len(ids))
+		var rest []id.EventID
+		for i, eid := range ids {
+			if p, ok := b.pending[eid]; ok {
+				out[i] = p
+			} else {
+				rest = append(rest, eid)
+			}
+		}
+		if len(rest) == 0 {
+			return out, nil
+		}
+		loaded, err := s.loadPDUs(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		j := 0
+		for i := range out {
+			if out[i] == nil {
+				out[i] = loaded[j]
+				j++
+			}
+		}
+		return out, nil
+	}
 }

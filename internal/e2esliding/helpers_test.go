@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,38 +71,11 @@ func (e *env) user(t testing.TB, name string) *mautrix.Client {
 // raw sends a request as cli and returns the status and body.
 func (e *env) raw(t testing.TB, cli *mautrix.Client, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		js, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequestWithContext(ctx(t), method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := ""
 	if cli != nil {
-		req.Header.Set("Authorization", "Bearer "+cli.AccessToken)
+		token = cli.AccessToken
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, raw
+	return e.srv.DoRaw(t, method, path, token, body)
 }
 
 // ssPath is the sliding sync path with pos and timeout (ms, <0: none).
