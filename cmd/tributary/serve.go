@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/appservice/routes"
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
@@ -39,6 +41,7 @@ import (
 )
 
 type serveFlags struct {
+	appservices        []string
 	listen             string
 	enableRegistration bool
 	sharedSecret       string
@@ -66,6 +69,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				if f.Changed("disable-rate-limits") {
 					c.RateLimits.Enabled = !sf.disableRateLimits
 				}
+				c.AppServiceConfigFiles = append(c.AppServiceConfigFiles, sf.appservices...)
 			})
 			if err != nil {
 				return err
@@ -85,6 +89,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&sf.enableRegistration, "enable-registration", false, "open registration (m.login.dummy)")
 	f.StringVar(&sf.sharedSecret, "registration-shared-secret", "", "enable Synapse-style shared-secret registration")
 	f.BoolVar(&sf.disableRateLimits, "disable-rate-limits", false, "turn every rate limit off (load tests)")
+	f.StringArrayVar(&sf.appservices, "appservice", nil, "an appservice registration file (repeatable)")
 	return cmd
 }
 
@@ -140,13 +145,16 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 
 // newUsers builds the account service; failedLogins (nil: no limit) is
 // shared with /login so wrong passwords in UIA stages count per account too.
-func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, failedLogins *httpx.Limiter,
-	onAccountData func(string, int64), onDevicesDeleted func(context.Context, string, []string)) (*users.Service, error) {
+func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, reg *registry.Registry,
+	failedLogins *httpx.Limiter, onAccountData func(string, int64),
+	onDevicesDeleted func(context.Context, string, []string)) (*users.Service, error) {
 	var limit users.Limiter
 	if failedLogins != nil {
 		limit = failedLogins
 	}
 	return users.New(store, users.Options{
+		ExclusiveUser:       routes.Exclusive(reg),
+		AppServiceOwns:      routes.Owns(reg),
 		FailedPasswords:     limit,
 		OnAccountData:       onAccountData,
 		OnDevicesDeleted:    onDevicesDeleted,
@@ -228,7 +236,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	us, err := newUsers(store, cfg, log, failedLogins, func(user string, pos int64) {
+	appservices, err := registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName)
+	if err != nil {
+		return err
+	}
+	us, err := newUsers(store, cfg, log, appservices, failedLogins, func(user string, pos int64) {
 		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
 	}, keysSvc.DevicesDeleted)
 	if err != nil {
@@ -236,6 +248,12 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	us.Start(ctx)
 	defer us.Stop()
+	for _, as := range appservices.All() {
+		if err := us.EnsureAppServiceSender(ctx, as.Reg.ID, string(as.Sender)); err != nil {
+			return fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
+		}
+	}
+	auth := &routes.Authenticator{Registry: appservices, Users: us}
 	signingKey, err := keys.LoadOrCreate(ctx, store)
 	if err != nil {
 		return err
@@ -300,7 +318,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher,
+	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher, Auth: auth,
 		Keys: keysSvc}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
@@ -312,7 +330,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	clientapi.NewMedia(mediaSvc, us, limiter(rl, cfg.Media.Uploads)).Register(engine)
+	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads)).Register(engine)
 
 	// Requests run under reqCtx, cancelled at shutdown so that long-polls
 	// answer at once instead of holding the shutdown for their timeout.

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tributary-hs/tributary/appservice/registry"
 	"golang.org/x/term"
 
 	ckeys "github.com/tributary-hs/tributary/core/keys"
@@ -36,7 +38,11 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		us, err := newUsers(store, cfg, newLogger(cfg), nil, nil, keysSvc.DevicesDeleted)
+		reg, err := registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName)
+		if err != nil {
+			return err
+		}
+		us, err := newUsers(store, cfg, newLogger(cfg), reg, nil, nil, keysSvc.DevicesDeleted)
 		if err != nil {
 			return err
 		}

@@ -32,12 +32,14 @@ type Limits struct {
 
 // API serves the client-server endpoints.
 type API struct {
-	users  *users.Service
-	rooms  *rooms.Service
-	sync_  *tsync.Service
-	eph    *ephemeral.Service
-	push   *push.Service
-	keys   *keys.Service
+	users *users.Service
+	rooms *rooms.Service
+	sync_ *tsync.Service
+	eph   *ephemeral.Service
+	push  *push.Service
+	keys  *keys.Service
+	// auth authenticates requests: users' access tokens and appservices' as_tokens.
+	auth   httpx.Authenticator
 	opts   Options
 	limits Limits
 }
@@ -50,11 +52,18 @@ type Services struct {
 	Ephemeral *ephemeral.Service
 	Push      *push.Service
 	Keys      *keys.Service // nil: no end-to-end encryption endpoints
+	// Auth authenticates requests; nil uses Users alone (no appservices).
+	Auth httpx.Authenticator
 }
 
 // New builds the handlers.
 func New(sv Services, opts Options, limits Limits) *API {
-	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, keys: sv.Keys, opts: opts, limits: limits}
+	auth := sv.Auth
+	if auth == nil {
+		auth = sv.Users
+	}
+	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, keys: sv.Keys,
+		auth: auth, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -63,7 +72,7 @@ var clientPrefixes = []string{"/_matrix/client/v3", "/_matrix/client/r0"}
 
 // Register adds every client-server route to r.
 func (a *API) Register(r gin.IRouter) {
-	auth := httpx.RequireAuth(a.users)
+	auth := httpx.RequireAuth(a.auth)
 	r.GET("/_matrix/client/versions", a.versions)
 	r.GET("/.well-known/matrix/client", a.wellKnownClient)
 	r.GET("/.well-known/matrix/server", a.wellKnownServer)
@@ -100,4 +109,26 @@ func limited(c *gin.Context, l *httpx.Limiter, key string) bool {
 		return true
 	}
 	return false
+}
+
+// appService authenticates a request that must come from an appservice.
+func (a *API) appService(c *gin.Context) (*users.Principal, error) {
+	tok := httpx.AccessToken(c.Request)
+	if tok == "" {
+		return nil, types.NewError(401, types.CodeMissingToken, "Missing access token")
+	}
+	var p *users.Principal
+	var err error
+	if ra, ok := a.auth.(httpx.RequestAuthenticator); ok {
+		p, err = ra.AuthenticateRequest(c.Request, tok, c.ClientIP())
+	} else {
+		p, err = a.auth.Authenticate(c.Request.Context(), tok, c.ClientIP())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.AppServiceID == "" {
+		return nil, types.NewError(401, types.CodeUnknownToken, "This request needs an application service token")
+	}
+	return p, nil
 }

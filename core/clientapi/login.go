@@ -62,6 +62,10 @@ func (a *API) login(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	if req.Type == "m.login.application_service" {
+		a.loginAppService(c, &req)
+		return
+	}
 	if limited(c, a.limits.LoginAddress, c.ClientIP()) {
 		return
 	}
@@ -155,4 +159,25 @@ func (a *API) getLoginToken(c *gin.Context) {
 	}
 	a.users.FinishUIA(ctx, res)
 	httpx.OK(c, gin.H{"login_token": tok, "expires_in_ms": life})
+}
+
+// loginAppService is POST /login with m.login.application_service.
+func (a *API) loginAppService(c *gin.Context, req *loginBody) {
+	p, err := a.appService(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	user := req.User
+	if req.Identifier != nil {
+		user = req.Identifier.User
+	}
+	sess, err := a.users.LoginAppService(c.Request.Context(), p.AppServiceID, a.users.ResolveUser(user),
+		users.DeviceRequest{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName, IP: c.ClientIP(),
+			WantRefresh: req.RefreshToken})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, a.sessionBody(sess, true))
 }

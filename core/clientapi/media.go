@@ -9,19 +9,19 @@ import (
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/core/users"
 )
 
 // MediaAPI serves the media repository's endpoints.
 type MediaAPI struct {
 	media   *media.Service
-	users   *users.Service
+	auth    httpx.Authenticator
 	uploads *httpx.Limiter
 }
 
-// NewMedia builds the media handlers; uploads rate-limits uploads per user.
-func NewMedia(m *media.Service, u *users.Service, uploads *httpx.Limiter) *MediaAPI {
-	return &MediaAPI{media: m, users: u, uploads: uploads}
+// NewMedia builds the media handlers; auth accepts users' and appservices'
+// tokens, uploads rate-limits uploads per user.
+func NewMedia(m *media.Service, auth httpx.Authenticator, uploads *httpx.Limiter) *MediaAPI {
+	return &MediaAPI{media: m, auth: auth, uploads: uploads}
 }
 
 // Register adds the media routes: uploads under /_matrix/media, downloads
@@ -29,7 +29,7 @@ func NewMedia(m *media.Service, u *users.Service, uploads *httpx.Limiter) *Media
 // unauthenticated downloads, which serve only media from before the freeze
 // unless configured otherwise.
 func (a *MediaAPI) Register(r gin.IRouter) {
-	auth := httpx.RequireAuth(a.users)
+	auth := httpx.RequireAuth(a.auth)
 	for _, p := range []string{"/_matrix/media/v3", "/_matrix/media/r0"} {
 		g := r.Group(p)
 		g.POST("/upload", auth, a.upload)
@@ -50,6 +50,9 @@ func (a *MediaAPI) Register(r gin.IRouter) {
 }
 
 func (a *MediaAPI) limited(c *gin.Context) bool {
+	if httpx.PrincipalOf(c).AppServiceID != "" {
+		return false // appservices are not rate-limited
+	}
 	if ok, wait := a.uploads.Allow(httpx.PrincipalOf(c).UserID); !ok {
 		httpx.Fail(c, types.LimitExceeded(wait))
 		return true

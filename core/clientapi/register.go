@@ -11,6 +11,7 @@ import (
 )
 
 type registerBody struct {
+	Type                     string          `json:"type"`
 	Username                 string          `json:"username"`
 	Password                 string          `json:"password"`
 	DeviceID                 string          `json:"device_id"`
@@ -25,6 +26,10 @@ func (a *API) register(c *gin.Context) {
 	var req registerBody
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
+		return
+	}
+	if req.Type == "m.login.application_service" || authType(req.Auth) == "m.login.application_service" {
+		a.registerAppServiceUser(c, &req)
 		return
 	}
 	if limited(c, a.limits.Register, c.ClientIP()) {
@@ -79,4 +84,33 @@ func (a *API) registrationTokenValidity(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, gin.H{"valid": valid})
+}
+
+func authType(raw json.RawMessage) string {
+	var a struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(raw, &a)
+	return a.Type
+}
+
+// registerAppServiceUser is POST /register with m.login.application_service.
+func (a *API) registerAppServiceUser(c *gin.Context, req *registerBody) {
+	p, err := a.appService(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	userID, sess, err := a.users.RegisterAppServiceUser(c.Request.Context(), p.AppServiceID, req.Username, req.InhibitLogin,
+		users.DeviceRequest{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName, IP: c.ClientIP(),
+			WantRefresh: req.RefreshToken})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if sess == nil {
+		httpx.OK(c, gin.H{"user_id": userID, "home_server": a.opts.ServerName})
+		return
+	}
+	httpx.OK(c, a.sessionBody(sess, false))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
 )
 
 func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
@@ -181,8 +182,12 @@ func (a *API) send(c *gin.Context, stateKey *string, txnID string) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
+	ts, ok := appServiceTS(c, p)
+	if !ok {
+		return
+	}
 	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
-		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID})
+		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID, Timestamp: ts})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -382,4 +387,19 @@ func (a *API) getEvent(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, ev)
+}
+
+// appServiceTS reads the ts query parameter, which only appservices may use
+// to set origin_server_ts (timestamp massaging, for bridged history).
+func appServiceTS(c *gin.Context, p *users.Principal) (int64, bool) {
+	raw := c.Query("ts")
+	if raw == "" || p.AppServiceID == "" {
+		return 0, true
+	}
+	ts, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ts <= 0 {
+		httpx.Fail(c, types.InvalidParam("ts must be a timestamp in milliseconds"))
+		return 0, false
+	}
+	return ts, true
 }

@@ -42,6 +42,8 @@ type Config struct {
 	Metrics      Metrics      `yaml:"metrics"`
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
+	// AppServiceConfigFiles are appservice registration files (YAML).
+	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 }
 
 type Media struct {

@@ -15,6 +15,7 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.HTTP.TrustedProxies = []string{"10.0.0.1", "192.168.0.0/16"}
 	want.RateLimits.Register = Rate{PerSecond: 2.5, Burst: 7}
 	want.Media.URLPreviews.AllowedRanges = []string{"127.0.0.0/8", "::1/128"}
+	want.AppServiceConfigFiles = []string{"/etc/tributary/discord.yaml"}
 	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
 	out, err := Commented(want)
 	if err != nil {

@@ -86,6 +86,9 @@ presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
 
+# Application service registration files (bridges); also: serve --appservice FILE.
+app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]
+
 media:
   # Largest upload accepted, in bytes.
   max_upload_bytes: {{.Media.MaxUploadBytes}}

@@ -16,6 +16,12 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token, ip string) (*users.Principal, error)
 }
 
+// RequestAuthenticator also sees the request: appservices name the user they
+// act for in the query (masquerading).
+type RequestAuthenticator interface {
+	AuthenticateRequest(r *http.Request, token, ip string) (*users.Principal, error)
+}
+
 const principalKey = "tributary.principal"
 
 // AccessToken returns the request's access token: the Authorization Bearer
@@ -39,7 +45,13 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 			Fail(c, types.NewError(http.StatusUnauthorized, types.CodeMissingToken, "Missing access token"))
 			return
 		}
-		p, err := a.Authenticate(c.Request.Context(), tok, c.ClientIP())
+		var p *users.Principal
+		var err error
+		if ra, ok := a.(RequestAuthenticator); ok {
+			p, err = ra.AuthenticateRequest(c.Request, tok, c.ClientIP())
+		} else {
+			p, err = a.Authenticate(c.Request.Context(), tok, c.ClientIP())
+		}
 		if err != nil {
 			Fail(c, err)
 			return

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tributary-hs/tributary/core/types"
@@ -127,8 +128,21 @@ func (s *Service) createAccount(ctx context.Context, local, password string, adm
 	return userID, sess, nil
 }
 
-// checkAvailable validates a wanted username and checks that it is free.
+// checkAvailable validates a wanted username and checks that it is free
+// and not claimed exclusively by an appservice.
 func (s *Service) checkAvailable(ctx context.Context, username string) (string, error) {
+	local, err := s.checkFree(ctx, username)
+	if err != nil {
+		return "", err
+	}
+	if s.opts.ExclusiveUser(s.UserID(local)) != "" {
+		return "", types.NewError(http.StatusBadRequest, types.CodeExclusive, "This user ID is reserved by an application service")
+	}
+	return local, nil
+}
+
+// checkFree validates a wanted username and checks that no account has it.
+func (s *Service) checkFree(ctx context.Context, username string) (string, error) {
 	local, err := s.ValidateLocalpart(username)
 	if err != nil {
 		return "", err
@@ -234,4 +248,79 @@ func (s *Service) RegisterWithSharedSecret(ctx context.Context, req *SharedSecre
 		}
 	}
 	return sess, nil
+}
+
+// RegisterAppServiceUser registers a user of an appservice's namespace
+// (m.login.application_service): no password, no UIA, rate limits do not apply.
+func (s *Service) RegisterAppServiceUser(ctx context.Context, asID, username string, inhibitLogin bool, dr DeviceRequest) (string, *Session, error) {
+	if username == "" {
+		return "", nil, types.MissingParam("username is required")
+	}
+	local, err := s.checkFree(ctx, username)
+	if err != nil {
+		return "", nil, err
+	}
+	if !s.opts.AppServiceOwns(asID, s.UserID(local)) {
+		return "", nil, types.NewError(http.StatusBadRequest, types.CodeExclusive,
+			"This user ID is not in the application service's namespace")
+	}
+	userID := s.UserID(local)
+	var sess *Session
+	err = s.store.WithTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateAccount(ctx, &storage.Account{UserID: userID, Localpart: local, AppServiceID: asID,
+			CreatedAt: s.nowMS()}); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				return types.NewError(http.StatusBadRequest, types.CodeUserInUse, "User ID already taken")
+			}
+			return err
+		}
+		name, _ := json.Marshal(local)
+		if err := s.store.SetProfileField(ctx, userID, "displayname", name); err != nil {
+			return err
+		}
+		if !inhibitLogin {
+			sess, err = s.issueSession(ctx, userID, dr)
+		}
+		return err
+	})
+	if err != nil {
+		if _, ok := types.AsError(err); ok {
+			return "", nil, err
+		}
+		return "", nil, internal("register appservice user", err)
+	}
+	return userID, sess, nil
+}
+
+// EnsureAppServiceSender creates an appservice's sender user if it does not exist.
+func (s *Service) EnsureAppServiceSender(ctx context.Context, asID, userID string) error {
+	if _, err := s.store.GetAccount(ctx, userID); err == nil {
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	local := strings.TrimPrefix(strings.SplitN(userID, ":", 2)[0], "@")
+	err := s.store.CreateAccount(ctx, &storage.Account{UserID: userID, Localpart: local, AppServiceID: asID,
+		CreatedAt: s.nowMS()})
+	if errors.Is(err, storage.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// LoginAppService logs in a user of an appservice's namespace (m.login.application_service).
+func (s *Service) LoginAppService(ctx context.Context, asID, userID string, dr DeviceRequest) (*Session, error) {
+	if userID == "" || !s.opts.AppServiceOwns(asID, userID) {
+		return nil, types.Forbidden("The user is not in the application service's namespace")
+	}
+	acc, err := s.store.GetAccount(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, types.Forbidden("No such user")
+	} else if err != nil {
+		return nil, internal("get account", err)
+	}
+	if acc.Deactivated {
+		return nil, types.NewError(http.StatusForbidden, types.CodeUserDeactivated, "This account has been deactivated")
+	}
+	return s.issueSession(ctx, userID, dr)
 }

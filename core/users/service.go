@@ -32,6 +32,11 @@ type Options struct {
 	Logger              *slog.Logger
 	// FailedPasswords limits wrong passwords in UIA stages per account; nil: no limit.
 	FailedPasswords Limiter
+	// ExclusiveUser names the appservice that claims a user ID exclusively
+	// ("" for none); others cannot register it (M_EXCLUSIVE).
+	ExclusiveUser func(userID string) string
+	// AppServiceOwns reports whether a user ID is in an appservice's namespace.
+	AppServiceOwns func(asID, userID string) bool
 	// OnAccountData is told of each account data write (core/stream's notifier).
 	OnAccountData func(userID string, pos int64)
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
@@ -73,6 +78,12 @@ func New(store storage.Store, opts Options) (*Service, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ExclusiveUser == nil {
+		opts.ExclusiveUser = func(string) string { return "" }
+	}
+	if opts.AppServiceOwns == nil {
+		opts.AppServiceOwns = func(string, string) bool { return false }
 	}
 	if opts.OnAccountData == nil {
 		opts.OnAccountData = func(string, int64) {}

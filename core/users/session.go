@@ -15,6 +15,9 @@ type Principal struct {
 	UserID    string
 	DeviceID  string
 	TokenHash string
+	// AppServiceID is set when an appservice's as_token authenticated the
+	// request (UserID is then its sender or a user it masquerades as).
+	AppServiceID string
 }
 
 // Session is what login, registration and refresh hand back to the client.
