@@ -84,6 +84,9 @@ type EventWrite struct {
 	Redacts string
 	// PushActions are the notifications this event gives local users.
 	PushActions []PushAction
+	// AppServices are the appservices interested in the event; it is
+	// queued for them in the same transaction.
+	AppServices []string
 }
 
 // EventTxn maps a client's transaction ID to the event it created.

@@ -148,3 +148,28 @@ func (r *Registry) ExclusiveAlias(alias string) *AppService {
 
 // ErrNoAppService: a token names no appservice.
 var ErrNoAppService = errors.New("no such appservice")
+
+// Owners lists the appservices whose namespace (or sender) holds the user.
+func (r *Registry) Owners(u id.UserID) []string {
+	var out []string
+	for _, as := range r.All() {
+		if as.OwnsUser(u) {
+			out = append(out, as.Reg.ID)
+		}
+	}
+	return out
+}
+
+// RoomOwners lists the appservices whose room namespace holds the room.
+func (r *Registry) RoomOwners(roomID id.RoomID) []string {
+	var out []string
+	for _, as := range r.All() {
+		if matches(as.rooms, string(roomID), false) {
+			out = append(out, as.Reg.ID)
+		}
+	}
+	return out
+}
+
+// Any reports whether any appservice is configured.
+func (r *Registry) Any() bool { return len(r.All()) > 0 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
 	"github.com/tributary-hs/tributary/core/admin"
@@ -258,14 +259,16 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	pusher, err := push.New(store, func(user string, pos int64) {
+	pushRules, err := push.New(store, func(user string, pos int64) {
 		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
 	})
 	if err != nil {
 		return err
 	}
 	var syncer *tsync.Service // set below; commits only start once serving
-	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pusher,
+	var asPusher *pusher.Pusher
+	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pushRules,
+		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
 		Signer: events.NewSigner(cfg.ServerName, signingKey),
 		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
 			// Forget cached memberships before waking anyone who would read them.
@@ -281,12 +284,15 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer eph.Stop()
-	syncer, err = tsync.New(rs, eph, pusher, store, notifier, tsync.WithDeviceLists(keysSvc))
+	syncer, err = tsync.New(rs, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
 	}
 	rs.Start(ctx)
 	defer rs.Stop()
+	asPusher = pusher.New(store, appservices, rs, log)
+	asPusher.Start(ctx)
+	defer asPusher.Stop()
 
 	if addr := os.Getenv("TRIBUTARY_PPROF_ADDR"); addr != "" {
 		// Profiling for benchmarks and debugging; never on unless asked for,
@@ -318,7 +324,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	registerLimit := limiter(rl, rl.Register)
-	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pusher, Auth: auth,
+	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pushRules, Auth: auth,
 		Keys: keysSvc}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),

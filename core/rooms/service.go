@@ -43,6 +43,10 @@ type Options struct {
 	Profiles Profiles
 	// Pusher runs push rules on new events for the notification counts (nil: none).
 	Pusher Pusher
+	// AppServices says which appservices an event is queued for (nil: none).
+	AppServices AppServiceInterest
+	// OnAppServiceQueued is told which appservices got events after a commit.
+	OnAppServiceQueued func(asIDs []string)
 }
 
 // Profiles looks up a local user's display name and avatar URL ("" when unset).
@@ -168,13 +172,24 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 	return r, nil
 }
 
-// persisted tells OnPersist about a committed batch.
+// persisted tells OnPersist (and the appservice pushers) about a committed batch.
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 	var members []string
+	queued := map[string]bool{}
 	for _, w := range writes {
 		if w.Event.Type == "m.room.member" && w.Event.StateKey != nil {
 			members = append(members, *w.Event.StateKey)
 		}
+		for _, as := range w.AppServices {
+			queued[as] = true
+		}
+	}
+	if len(queued) > 0 && s.opts.OnAppServiceQueued != nil {
+		ids := make([]string, 0, len(queued))
+		for as := range queued {
+			ids = append(ids, as)
+		}
+		s.opts.OnAppServiceQueued(ids)
 	}
 	s.opts.OnPersist(roomID, writes[len(writes)-1].Event.StreamPos, members)
 }

@@ -57,6 +57,8 @@ type batchState struct {
 	pendingRaw map[id.EventID][]byte
 	// joinedOverlay records membership changes of local users in the batch.
 	joinedOverlay map[id.UserID]bool
+	// asMembers are the appservices with users in the room (nil: not yet computed).
+	asMembers map[string]bool
 }
 
 func newBatch(rs *roomState) *batchState {
@@ -505,6 +507,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
 		return nil, nil, err
 	}
+	wr.AppServices = s.appServicesFor(b, ev, roomID)
 	b.roomID = roomID
 	if ev.StateKey != nil || b.group == 0 {
 		// A state event starts a group; so does any event after state

@@ -105,7 +105,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
 		}
-		var pushRows, txnRows [][]any
+		var pushRows, txnRows, asRows [][]any
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
@@ -141,9 +141,15 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			if t := w.Txn; t != nil {
 				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.TxnID, t.EventID})
 			}
+			for _, as := range w.AppServices {
+				asRows = append(asRows, []any{as, e.StreamPos})
+			}
 		}
 		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)`,
 			` ON CONFLICT DO NOTHING`, pushRows); err != nil {
+			return err
+		}
+		if err := db.insertRows(ctx, `INSERT INTO appservice_queue (as_id, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {
 			return err
 		}
 		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)

@@ -1,0 +1,88 @@
+package rooms
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// AppServiceInterest says which appservices care about users and rooms
+// (appservice/registry implements it).
+type AppServiceInterest interface {
+	Any() bool
+	Owners(user id.UserID) []string
+	RoomOwners(roomID id.RoomID) []string
+}
+
+// appServicesFor lists the appservices interested in an event: its sender
+// or target is theirs, the room is in their namespace, or one of their
+// users is in the room (application service API, "Pushing events").
+func (s *Service) appServicesFor(b *batchState, ev *pdu.PDU, roomID id.RoomID) []string {
+	in := s.opts.AppServices
+	if in == nil || !in.Any() {
+		return nil
+	}
+	set := map[string]bool{}
+	add := func(ids []string) {
+		for _, x := range ids {
+			set[x] = true
+		}
+	}
+	add(in.Owners(ev.Sender))
+	if ev.Type == "m.room.member" && ev.StateKey != nil {
+		add(in.Owners(id.UserID(*ev.StateKey)))
+	}
+	add(in.RoomOwners(roomID))
+	if b.asMembers == nil {
+		// Once per batch: which appservices have users among the room's
+		// local members (ghosts are local users).
+		b.asMembers = map[string]bool{}
+		for _, u := range b.joinedUsers() {
+			for _, x := range in.Owners(u) {
+				b.asMembers[x] = true
+			}
+		}
+	}
+	for x := range b.asMembers {
+		set[x] = true
+	}
+	if ev.Type == "m.room.member" && ev.StateKey != nil {
+		for _, x := range in.Owners(id.UserID(*ev.StateKey)) {
+			b.asMembers[x] = true // their user joins: later events concern them too
+		}
+	}
+	out := make([]string, 0, len(set))
+	for x := range set {
+		out = append(out, x)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// EventsAt formats the events at the given stream positions, in order, for
+// an appservice transaction.
+func (s *Service) EventsAt(ctx context.Context, positions []int64) ([]*ClientEvent, error) {
+	evs, err := s.store.GetEventsByPos(ctx, positions)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+	out := make([]*ClientEvent, 0, len(evs))
+	for _, e := range evs {
+		rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
+		if err != nil {
+			return nil, err
+		}
+		ce, err := s.formatter(rv).one(ctx, e, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ce)
+	}
+	return out, nil
+}

@@ -1,0 +1,192 @@
+package e2eappservice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// fakeAS records the transactions it gets; while failing it answers 500.
+type fakeAS struct {
+	mu       sync.Mutex
+	failing  bool
+	attempts []string // txn IDs, in order of arrival
+	failed   []string // txn IDs answered with 500
+	acked    []string // txn IDs acknowledged
+	bodies   []string // message bodies of acknowledged transactions, in order
+	auth     []string
+	got      chan struct{}
+}
+
+func (f *fakeAS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	txn, ok := strings.CutPrefix(r.URL.Path, "/_matrix/app/v1/transactions/")
+	if !ok || r.Method != http.MethodPut {
+		http.Error(w, `{"errcode":"M_UNRECOGNIZED"}`, 404)
+		return
+	}
+	var body struct {
+		Events []struct {
+			Type    string         `json:"type"`
+			Content map[string]any `json:"content"`
+		} `json:"events"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts = append(f.attempts, txn)
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	defer func() {
+		select {
+		case f.got <- struct{}{}:
+		default:
+		}
+	}()
+	if f.failing {
+		f.failed = append(f.failed, txn)
+		http.Error(w, `{}`, 500)
+		return
+	}
+	f.acked = append(f.acked, txn)
+	for _, e := range body.Events {
+		if e.Type == "m.room.message" {
+			f.bodies = append(f.bodies, fmt.Sprint(e.Content["body"]))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{}`))
+}
+
+func (f *fakeAS) snapshot() ([]string, []string, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{}, f.attempts...), append([]string{}, f.bodies...), append([]string{}, f.auth...)
+}
+
+// waitFor waits for the fake appservice's state to satisfy cond, woken by
+// each transaction it receives.
+func (f *fakeAS) waitFor(t *testing.T, what string, cond func(attempts, bodies []string) bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		a, b, _ := f.snapshot()
+		if cond(a, b) {
+			return
+		}
+		select {
+		case <-f.got:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s: attempts %v, bodies %v", what, a, b)
+		}
+	}
+}
+
+func TestTransactionsInOrderAcrossFailuresAndRestart(t *testing.T) {
+	fake := &fakeAS{got: make(chan struct{}, 1)}
+	asSrv := httptest.NewServer(fake)
+	defer asSrv.Close()
+	reg := writeFile(t, strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"),
+		"url: null", "url: "+asSrv.URL, 1))
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg, "--disable-rate-limits"}})
+	ctx := context.Background()
+
+	code, body := do(t, srv, "POST", "/_matrix/client/v3/register", asToken, map[string]any{
+		"type": "m.login.application_service", "username": "_bridge_alice", "inhibit_login": true})
+	if code != 200 {
+		t.Fatalf("ghost: %d %v", code, body)
+	}
+	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	human := srv.Client(t)
+	if _, err := human.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ghost joins: from then on the room's events concern the appservice.
+	code, body = do(t, srv, "POST", "/_matrix/client/v3/rooms/"+string(room.RoomID)+"/join?user_id=%40_bridge_alice%3Alocalhost", asToken, map[string]any{})
+	if code != 200 {
+		t.Fatalf("ghost join: %d %v", code, body)
+	}
+	send := func(text string) {
+		t.Helper()
+		if _, err := human.SendText(ctx, room.RoomID, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("one")
+	send("two")
+	fake.waitFor(t, "the first messages", func(_, b []string) bool { return len(b) >= 2 })
+
+	// The appservice fails: retries carry the same transaction ID.
+	fake.mu.Lock()
+	fake.failing = true
+	fake.mu.Unlock()
+	send("three")
+	fake.waitFor(t, "a failed attempt", func(_, _ []string) bool {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return len(fake.failed) > 0
+	})
+	fake.mu.Lock()
+	failedTxn := fake.failed[0]
+	fake.mu.Unlock()
+
+	// The homeserver dies with the transaction unacknowledged; events keep coming after restart.
+	srv2 := srv.Restart(true)
+	human2 := srv2.Client(t)
+	human2.UserID, human2.AccessToken = human.UserID, human.AccessToken
+	if _, err := human2.SendText(ctx, room.RoomID, "four"); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	fake.failing = false
+	fake.mu.Unlock()
+	fake.waitFor(t, "every message", func(_, b []string) bool { return len(b) >= 4 })
+	attempts, bodies, auth := fake.snapshot()
+	if fmt.Sprint(bodies) != "[one two three four]" {
+		t.Fatalf("delivered %v, want each message once, in order", bodies)
+	}
+	// The failed transaction was acknowledged later under the same ID
+	// (after the restart), and no ID was acknowledged twice.
+	fake.mu.Lock()
+	acked := append([]string{}, fake.acked...)
+	fake.mu.Unlock()
+	if indexOf(acked, failedTxn) < 0 {
+		t.Fatalf("transaction %s was not retried with its ID: attempts %v, acked %v", failedTxn, attempts, acked)
+	}
+	seen := map[string]bool{}
+	for _, a := range acked {
+		if seen[a] {
+			t.Fatalf("transaction %s acknowledged twice: %v", a, acked)
+		}
+		seen[a] = true
+	}
+	for _, h := range auth {
+		if h != "Bearer "+hsToken {
+			t.Fatalf("Authorization %q", h)
+		}
+	}
+}
+
+func indexOf(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
