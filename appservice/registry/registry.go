@@ -121,7 +121,9 @@ func matches(list []namespace, s string, exclusiveOnly bool) bool {
 }
 
 // OwnsUser reports whether the user is the appservice's sender or in its namespace.
-func (a *AppService) OwnsUser(u id.UserID) bool { return u == a.Sender || matches(a.users, string(u), false) }
+func (a *AppService) OwnsUser(u id.UserID) bool {
+	return u == a.Sender || matches(a.users, string(u), false)
+}
 
 // OwnsAlias reports whether the alias is in the appservice's namespace.
 func (a *AppService) OwnsAlias(alias string) bool { return matches(a.aliases, alias, false) }

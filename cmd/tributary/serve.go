@@ -337,6 +337,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads)).Register(engine)
+	routes.NewAPI(appservices, auth).Register(engine)
 
 	// Requests run under reqCtx, cancelled at shutdown so that long-polls
 	// answer at once instead of holding the shutdown for their timeout.

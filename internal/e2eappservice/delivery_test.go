@@ -190,3 +190,41 @@ func indexOf(xs []string, x string) int {
 	}
 	return -1
 }
+
+func TestPing(t *testing.T) {
+	var got struct {
+		TxnID string `json:"transaction_id"`
+	}
+	var auth string
+	asSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_matrix/app/v1/ping" {
+			http.Error(w, "{}", 404)
+			return
+		}
+		auth = r.Header.Get("Authorization")
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer asSrv.Close()
+	withURL := writeFile(t, strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"), "url: null", "url: "+asSrv.URL, 1))
+	noURL := writeFile(t, registration("other", "other-as-token", "other-hs-token", "@_other_.*:localhost"))
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", withURL, "--appservice", noURL}})
+
+	code, body := do(t, srv, "POST", "/_matrix/client/v1/appservice/bridge/ping", asToken, map[string]any{"transaction_id": "ping-1"})
+	if code != 200 || body["duration_ms"] == nil || got.TxnID != "ping-1" || auth != "Bearer "+hsToken {
+		t.Fatalf("ping: %d %v (appservice saw %q, %q)", code, body, got.TxnID, auth)
+	}
+	code, body = do(t, srv, "POST", "/_matrix/client/v1/appservice/bridge/ping", "other-as-token", map[string]any{})
+	if code != 403 {
+		t.Fatalf("ping of another appservice: %d %v", code, body)
+	}
+	code, body = do(t, srv, "POST", "/_matrix/client/v1/appservice/other/ping", "other-as-token", map[string]any{})
+	if code != 400 || body["errcode"] != "M_URL_NOT_SET" {
+		t.Fatalf("ping without a URL: %d %v", code, body)
+	}
+	asSrv.Close()
+	code, body = do(t, srv, "POST", "/_matrix/client/v1/appservice/bridge/ping", asToken, map[string]any{})
+	if code != 502 || body["errcode"] != "M_CONNECTION_FAILED" {
+		t.Fatalf("ping of an appservice that is down: %d %v", code, body)
+	}
+}
