@@ -155,6 +155,7 @@ func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, reg *re
 	}
 	return users.New(store, users.Options{
 		ExclusiveUser:       routes.Exclusive(reg),
+		QueryUser:           routes.NewQuerier(reg).QueryUser,
 		AppServiceOwns:      routes.Owns(reg),
 		FailedPasswords:     limit,
 		OnAccountData:       onAccountData,
@@ -269,7 +270,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	var asPusher *pusher.Pusher
 	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pushRules,
 		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
-		Signer: events.NewSigner(cfg.ServerName, signingKey),
+		QueryAlias: routes.NewQuerier(appservices).QueryAlias,
+		Signer:     events.NewSigner(cfg.ServerName, signingKey),
 		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
 			// Forget cached memberships before waking anyone who would read them.
 			syncer.MembershipsChanged(members)

@@ -47,7 +47,7 @@ func (s *Service) GetAlias(ctx context.Context, alias string) (id.RoomID, []stri
 	if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
 		return "", nil, types.InvalidParam("Invalid room alias %q", alias)
 	}
-	a, err := s.store.GetAlias(ctx, alias)
+	a, err := s.lookupAlias(ctx, alias)
 	if storageNotFound(err) {
 		return "", nil, types.NotFound("Room alias %s not found", alias)
 	} else if err != nil {
@@ -247,4 +247,13 @@ func (s *Service) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map
 		out["prev_batch"] = "o" + strconv.Itoa(max(0, offset-limit))
 	}
 	return out, nil
+}
+
+// lookupAlias reads an alias, asking the appservices when it is unknown.
+func (s *Service) lookupAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
+	a, err := s.store.GetAlias(ctx, alias)
+	if storageNotFound(err) && s.opts.QueryAlias != nil && s.opts.QueryAlias(ctx, alias) {
+		return s.store.GetAlias(ctx, alias)
+	}
+	return a, err
 }

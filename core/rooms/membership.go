@@ -34,7 +34,7 @@ func (s *Service) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Roo
 	case strings.HasPrefix(roomIDOrAlias, "!"):
 		return id.RoomID(roomIDOrAlias), nil
 	case strings.HasPrefix(roomIDOrAlias, "#"):
-		a, err := s.store.GetAlias(ctx, roomIDOrAlias)
+		a, err := s.lookupAlias(ctx, roomIDOrAlias)
 		if storageNotFound(err) {
 			return "", types.NotFound("Room alias %s not found", roomIDOrAlias)
 		} else if err != nil {

@@ -47,6 +47,9 @@ type Options struct {
 	AppServices AppServiceInterest
 	// OnAppServiceQueued is told which appservices got events after a commit.
 	OnAppServiceQueued func(asIDs []string)
+	// QueryAlias asks appservices about an unknown alias of their namespace;
+	// true if one created it (nil: none).
+	QueryAlias func(ctx context.Context, alias string) bool
 }
 
 // Profiles looks up a local user's display name and avatar URL ("" when unset).

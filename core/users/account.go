@@ -187,7 +187,13 @@ const maxProfileBytes = 65536
 // GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
 func (s *Service) GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error) {
 	if _, err := s.GetAccount(ctx, userID); err != nil {
-		return nil, types.NotFound("Profile not found")
+		// An appservice may create users of its namespace when asked.
+		if s.opts.QueryUser == nil || !s.opts.QueryUser(ctx, userID) {
+			return nil, types.NotFound("Profile not found")
+		}
+		if _, err := s.GetAccount(ctx, userID); err != nil {
+			return nil, types.NotFound("Profile not found")
+		}
 	}
 	p, err := s.store.GetProfile(ctx, userID)
 	if err != nil {

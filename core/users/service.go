@@ -37,6 +37,9 @@ type Options struct {
 	ExclusiveUser func(userID string) string
 	// AppServiceOwns reports whether a user ID is in an appservice's namespace.
 	AppServiceOwns func(asID, userID string) bool
+	// QueryUser asks appservices about an unknown user of their namespace;
+	// true if one created it (nil: none).
+	QueryUser func(ctx context.Context, userID string) bool
 	// OnAccountData is told of each account data write (core/stream's notifier).
 	OnAccountData func(userID string, pos int64)
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys

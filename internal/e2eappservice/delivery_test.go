@@ -228,3 +228,53 @@ func TestPing(t *testing.T) {
 		t.Fatalf("ping of an appservice that is down: %d %v", code, body)
 	}
 }
+
+// Unknown users and aliases of a namespace are asked of the appservice,
+// which creates them.
+func TestUserAndAliasQueries(t *testing.T) {
+	var srv *testserver.Server
+	asSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+hsToken {
+			http.Error(w, `{"errcode":"M_FORBIDDEN"}`, 403)
+			return
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/_matrix/app/v1/users/"):
+			user := strings.TrimPrefix(r.URL.Path, "/_matrix/app/v1/users/")
+			if user != "@_bridge_known:localhost" {
+				http.Error(w, `{"errcode":"M_NOT_FOUND"}`, 404)
+				return
+			}
+			code, _ := srv.Do(t, "POST", "/_matrix/client/v3/register", asToken, map[string]any{
+				"type": "m.login.application_service", "username": "_bridge_known", "inhibit_login": true})
+			w.WriteHeader(map[bool]int{true: 200, false: 500}[code == 200])
+			_, _ = w.Write([]byte(`{}`))
+		case strings.HasPrefix(r.URL.Path, "/_matrix/app/v1/rooms/"):
+			code, _ := srv.Do(t, "POST", "/_matrix/client/v3/createRoom", asToken, map[string]any{
+				"room_alias_name": "_bridge_lobby", "preset": "public_chat"})
+			w.WriteHeader(map[bool]int{true: 200, false: 500}[code == 200])
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	defer asSrv.Close()
+	reg := writeFile(t, strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"), "url: null", "url: "+asSrv.URL, 1))
+	srv = testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg, "--disable-rate-limits", "--enable-registration"}})
+	user := srv.Client(t)
+	if _, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister{Username: "curious", Password: "curious-password"}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := do(t, srv, "GET", "/_matrix/client/v3/profile/@_bridge_known:localhost", "", nil)
+	if code != 200 || body["displayname"] != "_bridge_known" {
+		t.Fatalf("profile of a user the appservice creates: %d %v", code, body)
+	}
+	code, body = do(t, srv, "GET", "/_matrix/client/v3/profile/@_bridge_unknown:localhost", "", nil)
+	if code != 404 {
+		t.Fatalf("profile of a user the appservice does not know: %d %v", code, body)
+	}
+	code, body = do(t, srv, "GET", "/_matrix/client/v3/directory/room/%23_bridge_lobby:localhost", "", nil)
+	if code != 200 || !strings.HasPrefix(fmt.Sprint(body["room_id"]), "!") {
+		t.Fatalf("alias the appservice creates: %d %v", code, body)
+	}
+}
