@@ -32,6 +32,7 @@ func NewAPI(reg *registry.Registry, auth httpx.Authenticator) *API {
 // Register adds the routes.
 func (a *API) Register(r gin.IRouter) {
 	r.POST("/_matrix/client/v1/appservice/:appserviceId/ping", httpx.RequireAuth(a.auth), a.ping)
+	a.registerThirdParty(r)
 }
 
 // POST /_matrix/client/v1/appservice/{appserviceId}/ping

@@ -278,3 +278,49 @@ func TestUserAndAliasQueries(t *testing.T) {
 		t.Fatalf("alias the appservice creates: %d %v", code, body)
 	}
 }
+
+func TestThirdPartyLookups(t *testing.T) {
+	asSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/_matrix/app/v1/thirdparty/protocol/irc":
+			_, _ = w.Write([]byte(`{"user_fields":["network","nickname"],"location_fields":["network","channel"],"icon":"mxc://x/y","field_types":{},"instances":[]}`))
+		case "/_matrix/app/v1/thirdparty/location/irc":
+			_, _ = w.Write([]byte(`[{"alias":"#_bridge_irc_chat:localhost","protocol":"irc","fields":{"channel":"` + r.URL.Query().Get("channel") + `"}}]`))
+		case "/_matrix/app/v1/thirdparty/user":
+			_, _ = w.Write([]byte(`[{"userid":"` + r.URL.Query().Get("userid") + `","protocol":"irc","fields":{"nickname":"bob"}}]`))
+		default:
+			http.Error(w, `{"errcode":"M_NOT_FOUND"}`, 404)
+		}
+	}))
+	defer asSrv.Close()
+	body := strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"), "url: null", "url: "+asSrv.URL, 1)
+	body += "protocols: [irc]\n"
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", writeFile(t, body), "--enable-registration", "--disable-rate-limits"}})
+	user := srv.Client(t)
+	resp, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister{Username: "asker", Password: "asker-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := resp.AccessToken
+	code, got := do(t, srv, "GET", "/_matrix/client/v3/thirdparty/protocols", tok, nil)
+	if code != 200 || got["irc"] == nil {
+		t.Fatalf("protocols: %d %v", code, got)
+	}
+	code, got = do(t, srv, "GET", "/_matrix/client/v3/thirdparty/protocol/xmpp", tok, nil)
+	if code != 404 {
+		t.Fatalf("unknown protocol: %d %v", code, got)
+	}
+	code, raw := srv.DoRaw(t, "GET", "/_matrix/client/v3/thirdparty/location/irc?channel=%23chat", tok, nil)
+	if code != 200 || !strings.Contains(string(raw), `"channel":"#chat"`) {
+		t.Fatalf("location: %d %s", code, raw)
+	}
+	code, raw = srv.DoRaw(t, "GET", "/_matrix/client/v3/thirdparty/user?userid=%40_bridge_bob%3Alocalhost", tok, nil)
+	if code != 200 || !strings.Contains(string(raw), `"nickname":"bob"`) {
+		t.Fatalf("user reverse lookup: %d %s", code, raw)
+	}
+	code, _ = do(t, srv, "GET", "/_matrix/client/v3/thirdparty/protocols", "", nil)
+	if code != 401 {
+		t.Fatalf("protocols without a token: %d", code)
+	}
+}
