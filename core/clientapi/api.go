@@ -83,6 +83,7 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerRelations(v1, auth)
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
+	a.registerBatchSend(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

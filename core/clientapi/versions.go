@@ -18,6 +18,9 @@ var supportedVersions = []string{}
 // unstableFeatures lists the unstable features that truly work.
 var unstableFeatures = map[string]bool{
 	"org.matrix.msc3814": true, // dehydrated devices (keys.go)
+	// Forward batch send for appservices (batchsend.go); mautrix bridges
+	// backfill with it.
+	"com.beeper.batch_sending": true,
 	// Simplified sliding sync (sliding.go); Element X looks for it.
 	"org.matrix.simplified_msc3575": true,
 }

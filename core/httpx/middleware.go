@@ -48,11 +48,13 @@ func CORS() gin.HandlerFunc {
 
 // BodyLimit caps request bodies; reading past the limit fails with
 // *http.MaxBytesError, which DecodeJSON turns into M_TOO_LARGE. Media
-// uploads (under /_matrix/media/) have their own, larger limit.
+// uploads (under /_matrix/media/) and appservice batch sends have the
+// larger media limit.
 func BodyLimit(limit, mediaLimit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit := limit
-		if mediaLimit > limit && strings.HasPrefix(c.Request.URL.Path, "/_matrix/media/") {
+		if mediaLimit > limit && (strings.HasPrefix(c.Request.URL.Path, "/_matrix/media/") ||
+			strings.HasSuffix(c.Request.URL.Path, "/batch_send")) {
 			limit = mediaLimit
 		}
 		if c.Request.ContentLength > limit {

@@ -21,7 +21,7 @@ type Pusher interface {
 // event, in the writer, so that counts are ready when the event is: nothing
 // is left queued when senders stop.
 func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event) ([]storage.PushAction, error) {
-	if s.opts.Pusher == nil {
+	if s.opts.Pusher == nil || b.noPush {
 		return nil, nil
 	}
 	users := b.joinedUsers()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/state"
+	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -59,6 +60,8 @@ type batchState struct {
 	joinedOverlay map[id.UserID]bool
 	// asMembers are the appservices with users in the room (nil: not yet computed).
 	asMembers map[string]bool
+	// noPush: the batch's events notify nobody.
+	noPush bool
 }
 
 func newBatch(rs *roomState) *batchState {
@@ -131,12 +134,17 @@ type sendReq struct {
 	check func(b *batchState) error
 	// redacts is the target of a redaction, marked with it.
 	redacts id.EventID
-	done    chan sendResult
+	// protos, when set, is a batch committed all together or not at all.
+	protos []*events.Proto
+	// noPush skips push rules (batch send without send_notification).
+	noPush bool
+	done   chan sendResult
 }
 
 type sendResult struct {
-	eventID id.EventID
-	err     error
+	eventIDs []id.EventID // for batches
+	eventID  id.EventID
+	err      error
 }
 
 type roomWriter struct {
@@ -230,8 +238,88 @@ func (w *roomWriter) run() {
 				break drain
 			}
 		}
-		w.process(batch)
+		var singles []*sendReq
+		for _, r := range batch {
+			if r.protos == nil {
+				singles = append(singles, r)
+				continue
+			}
+			if len(singles) > 0 {
+				w.process(singles)
+				singles = nil
+			}
+			w.processAtomic(r)
+		}
+		if len(singles) > 0 {
+			w.process(singles)
+		}
 	}
+}
+
+// processAtomic commits a batch request's events together, or none of them.
+func (w *roomWriter) processAtomic(r *sendReq) {
+	s := w.svc
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if w.rs == nil {
+		rs, err := s.loadRoomState(ctx, w.roomID)
+		if err != nil {
+			r.done <- sendResult{err: err}
+			return
+		}
+		w.rs = rs
+	}
+	b := newBatch(w.rs)
+	b.noPush = r.noPush
+	writes := make([]*storage.EventWrite, 0, len(r.protos))
+	built := make([]*pdu.PDU, 0, len(r.protos))
+	for i, p := range r.protos {
+		ev, wr, err := s.prepare(ctx, b, p)
+		if err != nil {
+			if me, ok := types.AsError(err); ok {
+				err = me.With("index", i)
+			}
+			r.done <- sendResult{err: err} // nothing of the batch is kept
+			return
+		}
+		writes = append(writes, wr)
+		built = append(built, ev)
+	}
+	if err := w.persist(ctx, b, writes, built, nil); err != nil {
+		r.done <- sendResult{err: err}
+		return
+	}
+	ids := make([]id.EventID, len(built))
+	for i, ev := range built {
+		ids[i] = ev.InternalMeta.EventID
+	}
+	r.done <- sendResult{eventIDs: ids}
+}
+
+// persist stores prepared events in one transaction, makes the batch the
+// room's state, caches the events and publishes them. Only the last event
+// becomes a forward extremity.
+func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*storage.EventWrite, built []*pdu.PDU,
+	txns map[string]id.EventID) error {
+	s := w.svc
+	for _, wr := range writes[:len(writes)-1] {
+		wr.Extremities = nil
+	}
+	if err := s.store.PersistEvents(ctx, writes); err != nil {
+		w.rs = nil // storage and memory may disagree now: reload next time
+		return fmt.Errorf("persist events: %w", err)
+	}
+	b.commit()
+	for key, eid := range txns {
+		w.rememberTxn(key, eid)
+	}
+	for _, ev := range built {
+		s.cache.put(ev.InternalMeta.EventID, ev)
+	}
+	// Publish before answering the senders, so that a sync made after the
+	// answer sees the events (read your writes).
+	s.persisted(w.roomID, writes)
+	return nil
 }
 
 func (w *roomWriter) process(batch []*sendReq) {
@@ -294,28 +382,12 @@ func (w *roomWriter) process(batch []*sendReq) {
 	if len(writes) == 0 {
 		return
 	}
-	// Only the batch's last event is a forward extremity.
-	for _, wr := range writes[:len(writes)-1] {
-		wr.Extremities = nil
-	}
-	if err := s.store.PersistEvents(ctx, writes); err != nil {
-		w.rs = nil // storage and memory may disagree now: reload next time
-		err = fmt.Errorf("persist events: %w", err)
+	if err := w.persist(ctx, b, writes, built, txns); err != nil {
 		for _, r := range accepted {
 			r.done <- sendResult{err: err}
 		}
 		return
 	}
-	b.commit()
-	for key, eid := range txns {
-		w.rememberTxn(key, eid)
-	}
-	for i := range accepted {
-		s.cache.put(built[i].InternalMeta.EventID, built[i])
-	}
-	// Publish before answering the senders, so that a sync made after the
-	// answer sees the events (read your writes).
-	s.persisted(w.roomID, writes)
 	for i, r := range accepted {
 		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
 	}

@@ -324,3 +324,8 @@ func (s *Service) LoginAppService(ctx context.Context, asID, userID string, dr D
 	}
 	return s.issueSession(ctx, userID, dr)
 }
+
+// AppServiceOwns reports whether a user ID is in an appservice's namespace.
+func (s *Service) AppServiceOwns(asID, userID string) bool {
+	return s.opts.AppServiceOwns(asID, userID)
+}

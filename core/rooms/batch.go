@@ -1,0 +1,72 @@
+package rooms
+
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// maxBatchEvents bounds one batch send.
+const maxBatchEvents = 5000
+
+// BatchSend appends events to the end of a room in one transaction, all or
+// none, with the senders and timestamps given (the one batch-insert
+// operation of appservice batch send, bridge backfill and imports).
+// notify false gives them no push notifications.
+func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*events.Proto, notify bool) ([]id.EventID, error) {
+	if len(protos) == 0 {
+		return []id.EventID{}, nil
+	}
+	if len(protos) > maxBatchEvents {
+		return nil, types.TooLarge("A batch holds at most %d events", maxBatchEvents)
+	}
+	for _, p := range protos {
+		if err := checkType(p.Type, p.StateKey); err != nil {
+			return nil, err
+		}
+		if p.Type == "m.room.create" {
+			return nil, types.Forbidden("m.room.create cannot be batch sent")
+		}
+	}
+	if err := s.requireRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	w, err := s.writer(roomID, nil)
+	if err != nil {
+		return nil, err
+	}
+	req := &sendReq{ctx: ctx, protos: protos, noPush: !notify, done: make(chan sendResult, 1)}
+	select {
+	case w.reqs <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res := <-req.done
+	return res.eventIDs, res.err
+}
+
+// HasMessages reports whether a room's timeline holds any event that is not
+// state, looking at its latest events (a room of only state events, as a
+// new bridged room is, has none).
+func (s *Service) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
+	const look = 500
+	max, err := s.store.MaxStreamPos(ctx)
+	if err != nil {
+		return false, err
+	}
+	evs, err := s.store.RoomEvents(ctx, string(roomID), max+1, 0, true, look)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range evs {
+		if e.StateKey == nil {
+			return true, nil
+		}
+	}
+	// A full window of state only: say yes, so history is never put after
+	// messages we did not look at.
+	return len(evs) == look, nil
+}

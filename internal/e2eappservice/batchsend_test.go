@@ -1,0 +1,186 @@
+package e2eappservice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+func TestBatchSend(t *testing.T) {
+	reg := writeFile(t, registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"))
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg}})
+	ctx := context.Background()
+
+	bot, err := mautrix.NewClient(srv.URL, "@bridgebot:localhost", asToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghosts := []id.UserID{"@_bridge_alice:localhost", "@_bridge_bob:localhost"}
+	for _, g := range ghosts {
+		code, body := do(t, srv, "POST", "/_matrix/client/v3/register", asToken, map[string]any{
+			"type": "m.login.application_service", "username": g.Localpart(), "inhibit_login": true})
+		if code != 200 {
+			t.Fatalf("register %s: %d %v", g, code, body)
+		}
+	}
+	room, err := bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range ghosts {
+		code, body := do(t, srv, "POST", fmt.Sprintf("/_matrix/client/v3/rooms/%s/join?user_id=%s",
+			url.PathEscape(string(room.RoomID)), url.QueryEscape(string(g))), asToken, map[string]any{})
+		if code != 200 {
+			t.Fatalf("join %s: %d %v", g, code, body)
+		}
+	}
+	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	user := srv.Client(t)
+	if _, err := user.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := user.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+
+	msg := func(sender id.UserID, ts int64, text string) *event.Event {
+		return &event.Event{Type: event.EventMessage, Sender: sender, Timestamp: ts,
+			Content: event.Content{Raw: map[string]any{"msgtype": "m.text", "body": text}}}
+	}
+	batchPath := fmt.Sprintf("/_matrix/client/unstable/com.beeper.backfill/rooms/%s/batch_send", url.PathEscape(string(room.RoomID)))
+
+	// Rejections leave nothing behind: the room has no messages afterwards.
+	bad := []struct {
+		name  string
+		token string
+		body  map[string]any
+		code  int
+		errc  string
+	}{
+		{"a user", user.AccessToken, map[string]any{"forward": true, "events": []any{msg(ghosts[0], 1, "x")}}, 403, "M_FORBIDDEN"},
+		{"sender outside the namespace", asToken, map[string]any{"forward": true,
+			"events": []any{msg(ghosts[0], 1, "ok"), msg("@human:localhost", 2, "not yours")}}, 403, "M_FORBIDDEN"},
+		{"sender not in the room", asToken, map[string]any{"forward": true,
+			"events": []any{msg(ghosts[0], 1, "ok"), msg("@_bridge_stranger:localhost", 2, "not joined")}}, 403, "M_FORBIDDEN"},
+		{"backward", asToken, map[string]any{"forward": false, "events": []any{msg(ghosts[0], 1, "x")}}, 400, "M_UNRECOGNIZED"},
+		{"no content", asToken, map[string]any{"forward": true, "events": []any{map[string]any{
+			"type": "m.room.message", "sender": ghosts[0]}}}, 400, "M_BAD_JSON"},
+		{"mark_read_by outside the namespace", asToken, map[string]any{"forward": true, "mark_read_by": "@human:localhost",
+			"events": []any{msg(ghosts[0], 1, "x")}}, 403, "M_FORBIDDEN"},
+	}
+	for _, b := range bad {
+		code, body := do(t, srv, "POST", batchPath, b.token, b.body)
+		if code != b.code || body["errcode"] != b.errc {
+			t.Fatalf("%s: %d %v", b.name, code, body)
+		}
+	}
+	page, err := user.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range page.Chunk {
+		if ev.Type == event.EventMessage {
+			t.Fatalf("a rejected batch left %s behind", ev.ID)
+		}
+	}
+
+	// An empty room takes a backward batch as a forward one
+	// (forward_if_no_messages), as bridges' first backfill sends it.
+	const n = 1000
+	const base = int64(1_400_000_000_000)
+	var evs []*event.Event
+	for i := range n {
+		evs = append(evs, msg(ghosts[i%2], base+int64(i)*1000, fmt.Sprintf("history %d", i)))
+	}
+	resp, err := bot.BeeperBatchSend(ctx, room.RoomID, &mautrix.ReqBeeperBatchSend{ForwardIfNoMessages: true,
+		MarkReadBy: ghosts[0], Events: evs})
+	if err != nil || len(resp.EventIDs) != n {
+		t.Fatalf("batch send: %v %+v", err, resp)
+	}
+	// The room has messages now: a second backward batch is refused.
+	code, body := do(t, srv, "POST", batchPath, asToken, map[string]any{"forward_if_no_messages": true,
+		"events": []any{msg(ghosts[0], 1, "x")}})
+	if code != 400 || body["errcode"] != "M_UNRECOGNIZED" {
+		t.Fatalf("backward batch into a room with messages: %d %v", code, body)
+	}
+	live, err := user.SendText(ctx, room.RoomID, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The user reads the history back in order, with senders and timestamps.
+	var got []*event.Event
+	from := ""
+	for {
+		page, err := user.Messages(ctx, room.RoomID, from, "", mautrix.DirectionBackward, nil, 400)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range page.Chunk {
+			if ev.Type == event.EventMessage {
+				got = append(got, ev)
+			}
+		}
+		if page.End == "" || len(page.Chunk) == 0 {
+			break
+		}
+		from = page.End
+	}
+	if len(got) != n+1 || got[0].ID != live.EventID {
+		t.Fatalf("read back %d messages, newest %s (want %d, %s)", len(got), got[0].ID, n+1, live.EventID)
+	}
+	for i := range n {
+		ev := got[n-i] // oldest last
+		if ev.ID != resp.EventIDs[i] || ev.Sender != ghosts[i%2] || ev.Timestamp != base+int64(i)*1000 ||
+			ev.Content.Raw["body"] != fmt.Sprintf("history %d", i) {
+			t.Fatalf("event %d read back as %s %s %d %v", i, ev.ID, ev.Sender, ev.Timestamp, ev.Content.Raw["body"])
+		}
+	}
+
+	// mark_read_by left a read receipt on the last event.
+	code, raw := srv.DoRaw(t, "GET", "/_matrix/client/v3/sync?timeout=0", user.AccessToken, nil)
+	if code != 200 {
+		t.Fatalf("sync: %d", code)
+	}
+	var sync struct {
+		Rooms struct {
+			Join map[id.RoomID]struct {
+				Ephemeral struct {
+					Events []struct {
+						Type    string                                      `json:"type"`
+						Content map[id.EventID]map[string]map[id.UserID]any `json:"content"`
+					} `json:"events"`
+				} `json:"ephemeral"`
+			} `json:"join"`
+		} `json:"rooms"`
+	}
+	if err := json.Unmarshal(raw, &sync); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range sync.Rooms.Join[room.RoomID].Ephemeral.Events {
+		if e.Type == "m.receipt" && e.Content[resp.EventIDs[n-1]]["m.read"][ghosts[0]] != nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no read receipt from mark_read_by in %s", raw)
+	}
+
+	// Batch sends are advertised.
+	vers, err := user.Versions(ctx)
+	if err != nil || !vers.UnstableFeatures["com.beeper.batch_sending"] {
+		t.Fatalf("versions: %v %+v", err, vers)
+	}
+}
