@@ -1,0 +1,144 @@
+package e2eappservice
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// waitBodies reads message bodies from a mautrix appservice's event channel
+// until want arrived, in order; anything else in between fails the test.
+func waitBodies(t *testing.T, as *appservice.AppService, want []string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for i := 0; i < len(want); {
+		select {
+		case ev := <-as.Events:
+			if ev.Type != event.EventMessage {
+				continue
+			}
+			_ = ev.Content.ParseRaw(ev.Type)
+			if got := ev.Content.AsMessage().Body; got != want[i] {
+				t.Fatalf("appservice got %q, want %q (position %d)", got, want[i], i)
+			}
+			i++
+		case <-deadline:
+			t.Fatalf("appservice got %d of %d events", i, len(want))
+		}
+	}
+}
+
+// TestMautrixAppService runs maunium.net/go/mautrix/appservice, as bridges
+// do, against the real binary.
+func TestMautrixAppService(t *testing.T) {
+	ctx := context.Background()
+	as := appservice.Create()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asAddr := l.Addr().String()
+	asSrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: as.Router}}
+	asSrv.Start()
+
+	reg := appservice.CreateRegistration()
+	reg.ID = "mautrixtest"
+	reg.URL = "http://" + asAddr
+	reg.SenderLocalpart = "mautrixbot"
+	reg.Namespaces.UserIDs.Register(regexp.MustCompile(`@_mt_.*:localhost`), true)
+	as.Registration = reg
+	regPath := filepath.Join(t.TempDir(), "registration.yaml")
+	if err := reg.Save(regPath); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", regPath, "--disable-rate-limits"}})
+	as.HomeserverDomain = "localhost"
+	if err := as.SetHomeserverURL(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+
+	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	human := srv.Client(t)
+	if _, err := human.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A ghost registers and joins through the intent API, as bridges do.
+	ghost := as.Intent("@_mt_alice:localhost")
+	if err := ghost.EnsureJoined(ctx, room.RoomID); err != nil {
+		t.Fatalf("ghost join: %v", err)
+	}
+	// Outside the namespace is refused.
+	if err := as.Intent("@someone:localhost").EnsureRegistered(ctx); err == nil {
+		t.Fatal("registered a user outside the namespace")
+	}
+
+	// Transactions arrive in order.
+	var want []string
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("hello %d", i))
+		if _, err := human.SendText(ctx, room.RoomID, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitBodies(t, as, want)
+
+	// The ghost sends with a massaged timestamp; the human sees it.
+	const ts = int64(1_300_000_000_000)
+	resp, err := ghost.SendMassagedMessageEvent(ctx, room.RoomID, event.EventMessage,
+		&event.MessageEventContent{MsgType: event.MsgText, Body: "old news"}, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := human.GetEvent(ctx, room.RoomID, resp.EventID)
+	if err != nil || ev.Timestamp != ts || ev.Sender != ghost.UserID {
+		t.Fatalf("massaged event: %v %+v", err, ev)
+	}
+	waitBodies(t, as, []string{"old news"})
+
+	// Ping.
+	ping, err := as.BotClient().AppservicePing(ctx, reg.ID, "ping-txn")
+	if err != nil || ping.DurationMS < 0 {
+		t.Fatalf("ping: %v %+v", err, ping)
+	}
+
+	// The appservice goes away; what is sent meanwhile arrives when a new
+	// instance listens again on its address.
+	asSrv.Close()
+	want = want[:0]
+	for i := range 5 {
+		want = append(want, fmt.Sprintf("while down %d", i))
+		if _, err := human.SendText(ctx, room.RoomID, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as2 := appservice.Create()
+	as2.Registration = reg
+	l2, err := net.Listen("tcp", asAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asSrv2 := &httptest.Server{Listener: l2, Config: &http.Server{Handler: as2.Router}}
+	asSrv2.Start()
+	defer asSrv2.Close()
+	waitBodies(t, as2, want)
+}
