@@ -27,8 +27,13 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 		if err := checkType(p.Type, p.StateKey); err != nil {
 			return nil, err
 		}
-		if p.Type == "m.room.create" {
+		switch {
+		case p.Type == "m.room.create":
 			return nil, types.Forbidden("m.room.create cannot be batch sent")
+		case p.Type == "m.room.redaction" && p.StateKey == nil:
+			return nil, types.InvalidParam("Redactions cannot be batch sent; use the redact endpoint")
+		case p.Type == "m.room.canonical_alias" && p.StateKey != nil:
+			return nil, types.InvalidParam("m.room.canonical_alias cannot be batch sent; use the state endpoint")
 		}
 	}
 	if err := s.requireRoom(ctx, roomID); err != nil {

@@ -76,6 +76,8 @@ func TestBatchSend(t *testing.T) {
 		{"backward", asToken, map[string]any{"forward": false, "events": []any{msg(ghosts[0], 1, "x")}}, 400, "M_UNRECOGNIZED"},
 		{"no content", asToken, map[string]any{"forward": true, "events": []any{map[string]any{
 			"type": "m.room.message", "sender": ghosts[0]}}}, 400, "M_BAD_JSON"},
+		{"redaction", asToken, map[string]any{"forward": true, "events": []any{map[string]any{
+			"type": "m.room.redaction", "sender": ghosts[0], "content": map[string]any{"redacts": "$x"}}}}, 400, "M_INVALID_PARAM"},
 		{"mark_read_by outside the namespace", asToken, map[string]any{"forward": true, "mark_read_by": "@human:localhost",
 			"events": []any{msg(ghosts[0], 1, "x")}}, 403, "M_FORBIDDEN"},
 	}
