@@ -35,6 +35,16 @@ type e2eeClient struct {
 
 func newE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
 	t.Helper()
+	c := newIdleE2EEClient(t, cli)
+	c.startSync(t)
+	return c
+}
+
+// newIdleE2EEClient is an e2eeClient that does not sync: tests that drive
+// the OlmMachine themselves use it, since the machine's cross-signing keys
+// are not safe to publish while a sync loop fetches keys.
+func newIdleE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
+	t.Helper()
 	ctx := t.Context()
 	mem := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
 	// mautrix v0.26.0's constructor leaves JoinRules nil (SetJoinRules panics).
@@ -67,6 +77,12 @@ func newE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
 	syncer.OnEventType(event.EventEncrypted, func(ctx context.Context, evt *event.Event) {
 		go c.decrypt(context.WithoutCancel(ctx), evt)
 	})
+	return c
+}
+
+// startSync runs the client's sync loop until the test ends.
+func (c *e2eeClient) startSync(t *testing.T) {
+	cli := c.cli
 	syncCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -82,7 +98,6 @@ func newE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
 		cancel()
 		<-done
 	})
-	return c
 }
 
 // decrypt decrypts a Megolm event, waiting for its room key if needed.

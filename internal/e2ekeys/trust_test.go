@@ -19,8 +19,8 @@ import (
 // alice and her device.
 func TestCrossSigningVerification(t *testing.T) {
 	srv := start(t)
-	alice := newE2EEClient(t, register(t, srv, "alice"))
-	bob := newE2EEClient(t, register(t, srv, "bob"))
+	alice := newIdleE2EEClient(t, register(t, srv, "alice"))
+	bob := newIdleE2EEClient(t, register(t, srv, "bob"))
 	ctx := t.Context()
 	noUIA := func(*mautrix.RespUserInteractive) any {
 		t.Fatal("the first upload of cross-signing keys asked for UIA")
@@ -52,7 +52,7 @@ func TestCrossSigningVerification(t *testing.T) {
 	}
 
 	// A new device of bob learns everything from the server.
-	bob2 := newE2EEClient(t, login(t, srv, "bob"))
+	bob2 := newIdleE2EEClient(t, login(t, srv, "bob"))
 	if _, err := bob2.mach.FetchKeys(ctx, []id.UserID{bob.cli.UserID}, true); err != nil {
 		t.Fatal(err)
 	}
