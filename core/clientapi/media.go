@@ -3,6 +3,7 @@ package clientapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -115,11 +116,30 @@ func serve(c *gin.Context, content *media.Content, fileName string) {
 	http.ServeContent(c.Writer, c.Request, "", content.ModTime, content.Body)
 }
 
+// uploadWait reads timeout_ms: how long to wait for media not yet uploaded
+// (default 20 s, as the spec says; at most media.MaxUploadWait).
+func uploadWait(c *gin.Context) (time.Duration, bool) {
+	raw := c.Query("timeout_ms")
+	if raw == "" {
+		return 20 * time.Second, true
+	}
+	ms, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ms < 0 {
+		httpx.Fail(c, types.InvalidParam("timeout_ms must be a non-negative integer"))
+		return 0, false
+	}
+	return time.Duration(min(ms, media.MaxUploadWait.Milliseconds())) * time.Millisecond, true
+}
+
 // GET /_matrix/client/v1/media/download/{serverName}/{mediaId}[/{fileName}]
 // GET /_matrix/media/v3/download/{serverName}/{mediaId}[/{fileName}] (legacy)
 func (a *MediaAPI) download(legacy bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		content, err := a.media.Download(c.Request.Context(), c.Param("serverName"), c.Param("mediaId"), legacy)
+		wait, ok := uploadWait(c)
+		if !ok {
+			return
+		}
+		content, err := a.media.Download(c.Request.Context(), c.Param("serverName"), c.Param("mediaId"), legacy, wait)
 		if err != nil {
 			httpx.Fail(c, err)
 			return
@@ -147,8 +167,12 @@ func (a *MediaAPI) thumbnail(legacy bool) gin.HandlerFunc {
 			httpx.Fail(c, types.InvalidParam("animated must be true or false"))
 			return
 		}
+		wait, ok := uploadWait(c)
+		if !ok {
+			return
+		}
 		content, err := a.media.Thumbnail(c.Request.Context(), c.Param("serverName"), c.Param("mediaId"), w, h,
-			c.Query("method"), animated, legacy)
+			c.Query("method"), animated, legacy, wait)
 		if err != nil {
 			httpx.Fail(c, err)
 			return

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tributary-hs/tributary/core/types"
@@ -45,6 +46,9 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	preview *previewer
+	// uploaded has a channel per awaited media ID, closed when it is uploaded.
+	mu       sync.Mutex
+	uploaded map[string]*uploadWaiters
 }
 
 // New builds the service.
@@ -64,7 +68,7 @@ func New(records storage.MediaRecords, files Store, opts Options) (*Service, err
 	if opts.PendingLifetime == 0 {
 		opts.PendingLifetime = 24 * time.Hour
 	}
-	s := &Service{records: records, files: files, opts: opts, log: opts.Logger}
+	s := &Service{records: records, files: files, opts: opts, log: opts.Logger, uploaded: map[string]*uploadWaiters{}}
 	s.preview = newPreviewer(s, opts.Preview)
 	return s, nil
 }
@@ -200,6 +204,7 @@ func (s *Service) UploadTo(ctx context.Context, user, server, mediaID, contentTy
 	} else if err != nil {
 		return err
 	}
+	s.announceUpload(mediaID)
 	s.pregenerate(ctx, m)
 	return nil
 }
@@ -217,7 +222,8 @@ type Content struct {
 var errNotFound = types.NotFound("Media not found")
 
 // get returns a local media record ready to serve.
-func (s *Service) get(ctx context.Context, server, mediaID string, legacy bool) (*storage.Media, error) {
+// wait is how long to wait for media created but not yet uploaded.
+func (s *Service) get(ctx context.Context, server, mediaID string, legacy bool, wait time.Duration) (*storage.Media, error) {
 	if server != s.opts.ServerName {
 		// Remote media comes with federation.
 		return nil, types.NotFound("Remote media is not available yet")
@@ -231,15 +237,72 @@ func (s *Service) get(ctx context.Context, server, mediaID string, legacy bool) 
 	if legacy && m.Authenticated {
 		return nil, errNotFound // frozen: only the authenticated endpoints serve new media
 	}
+	if m.PendingUntil != 0 && wait > 0 && s.awaitUpload(ctx, mediaID, wait) {
+		if m, err = s.records.GetMedia(ctx, mediaID); err != nil {
+			return nil, err
+		}
+	}
 	if m.PendingUntil != 0 {
 		return nil, types.NewError(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet")
 	}
 	return m, nil
 }
 
+// MaxUploadWait bounds how long a download waits for pending media.
+const MaxUploadWait = 60 * time.Second
+
+// awaitUpload waits until mediaID is uploaded in this process, up to wait;
+// it reports whether the upload happened.
+func (s *Service) awaitUpload(ctx context.Context, mediaID string, wait time.Duration) bool {
+	s.mu.Lock()
+	w, ok := s.uploaded[mediaID]
+	if !ok {
+		w = &uploadWaiters{ch: make(chan struct{})}
+		s.uploaded[mediaID] = w
+	}
+	w.n++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if w.n--; w.n == 0 && s.uploaded[mediaID] == w {
+			delete(s.uploaded, mediaID)
+		}
+		s.mu.Unlock()
+	}()
+	// The upload may have landed between the caller's read and now.
+	if m, err := s.records.GetMedia(ctx, mediaID); err == nil && m.PendingUntil == 0 {
+		return true
+	}
+	t := time.NewTimer(min(wait, MaxUploadWait))
+	defer t.Stop()
+	select {
+	case <-w.ch:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// uploadWaiters are the downloads waiting for one media ID.
+type uploadWaiters struct {
+	ch chan struct{} // closed at upload
+	n  int
+}
+
+// announceUpload wakes the downloads waiting for mediaID.
+func (s *Service) announceUpload(mediaID string) {
+	s.mu.Lock()
+	if w, ok := s.uploaded[mediaID]; ok {
+		close(w.ch)
+		delete(s.uploaded, mediaID)
+	}
+	s.mu.Unlock()
+}
+
 // Download opens media for GET …/download/{serverName}/{mediaId}.
-func (s *Service) Download(ctx context.Context, server, mediaID string, legacy bool) (*Content, error) {
-	m, err := s.get(ctx, server, mediaID, legacy)
+func (s *Service) Download(ctx context.Context, server, mediaID string, legacy bool, wait time.Duration) (*Content, error) {
+	m, err := s.get(ctx, server, mediaID, legacy, wait)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func (s *Service) pregenerate(ctx context.Context, m *storage.Media) {
 
 // Thumbnail serves a thumbnail of at least the asked size when one is
 // stored, else makes one (GET …/thumbnail/{serverName}/{mediaId}).
-func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, w, h int, method string, animated, legacy bool) (*Content, error) {
+func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, w, h int, method string, animated, legacy bool, wait time.Duration) (*Content, error) {
 	if w < 1 || h < 1 || w > 10000 || h > 10000 {
 		return nil, types.InvalidParam("width and height must be between 1 and 10000")
 	}
@@ -70,7 +70,7 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, w, h in
 	default:
 		return nil, types.InvalidParam("method must be scale or crop")
 	}
-	m, err := s.get(ctx, server, mediaID, legacy)
+	m, err := s.get(ctx, server, mediaID, legacy, wait)
 	if err != nil {
 		return nil, err
 	}

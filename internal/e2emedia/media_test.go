@@ -288,14 +288,25 @@ func TestAsyncUpload(t *testing.T) {
 		t.Fatalf("create: %d %s", a.status, a.body)
 	}
 	path := strings.TrimPrefix(created.URI, "mxc://")
-	if a := do(t, srv, "GET", "/_matrix/client/v1/media/download/"+path, alice.AccessToken, "", nil); a.status != 504 || a.errcode() != "M_NOT_YET_UPLOADED" {
+	if a := do(t, srv, "GET", "/_matrix/client/v1/media/download/"+path+"?timeout_ms=0", alice.AccessToken, "", nil); a.status != 504 || a.errcode() != "M_NOT_YET_UPLOADED" {
 		t.Errorf("download before upload: %d %s", a.status, a.body)
+	}
+	if a := do(t, srv, "GET", "/_matrix/client/v1/media/download/"+path+"?timeout_ms=-5", alice.AccessToken, "", nil); a.status != 400 || a.errcode() != "M_INVALID_PARAM" {
+		t.Errorf("negative timeout_ms: %d %s", a.status, a.body)
 	}
 	if a := do(t, srv, "PUT", "/_matrix/media/v3/upload/"+path, bob.AccessToken, "text/plain", []byte("bob")); a.status != 403 {
 		t.Errorf("upload by another user: %d %s", a.status, a.body)
 	}
+	// A download that waits (timeout_ms) gets the media once it is uploaded.
+	waited := make(chan answer, 1)
+	go func() {
+		waited <- do(t, srv, "GET", "/_matrix/client/v1/media/download/"+path+"?timeout_ms=30000", bob.AccessToken, "", nil)
+	}()
 	if a := do(t, srv, "PUT", "/_matrix/media/v3/upload/"+path, alice.AccessToken, "text/plain", []byte("hello")); a.status != 200 {
 		t.Fatalf("upload: %d %s", a.status, a.body)
+	}
+	if a := <-waited; a.status != 200 || string(a.body) != "hello" {
+		t.Errorf("waiting download: %d %s", a.status, a.body)
 	}
 	if a := do(t, srv, "PUT", "/_matrix/media/v3/upload/"+path, alice.AccessToken, "text/plain", []byte("again")); a.status != 409 || a.errcode() != "M_CANNOT_OVERWRITE_MEDIA" {
 		t.Errorf("second upload: %d %s", a.status, a.body)
