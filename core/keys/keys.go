@@ -50,8 +50,7 @@ type Store interface {
 	GetAccount(ctx context.Context, userID string) (*storage.Account, error)
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
 	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
-	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error)
-	StateEventsBetween(ctx context.Context, roomID string, after, before int64) ([]*storage.Event, error)
+	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 	UpsertDevice(ctx context.Context, d *storage.Device) error
 	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
 	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error)
@@ -688,6 +687,14 @@ func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, 
 // those who left a room of mine and everyone in a room I left (left
 // candidates).
 func (s *Service) membershipChanges(ctx context.Context, me string, since, upto int64, changedC, leftC map[string]bool) error {
+	// Most syncs follow messages only: no membership changed, nothing to read.
+	evs, err := s.store.MemberEventsBetween(ctx, since, upto)
+	if err != nil {
+		return internal("member events", err)
+	}
+	if len(evs) == 0 {
+		return nil
+	}
 	mine, err := s.store.RoomsOfUser(ctx, me, []string{membershipJoin, membershipLeave, memBan})
 	if err != nil {
 		return internal("rooms of user", err)
@@ -697,10 +704,6 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 	for _, r := range mine {
 		relevant[r.RoomID] = true
 		joined[r.RoomID] = r.Membership == membershipJoin
-	}
-	rooms, err := s.store.RoomsWithEventsBetween(ctx, since, upto)
-	if err != nil {
-		return internal("rooms with events", err)
 	}
 	addMembers := func(roomID string, to map[string]bool) error {
 		members, err := s.store.RoomMembers(ctx, roomID, []string{membershipJoin})
@@ -714,33 +717,25 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 		}
 		return nil
 	}
-	for _, roomID := range rooms {
+	for _, ev := range evs {
+		roomID := ev.RoomID
 		if !relevant[roomID] {
 			continue
 		}
-		evs, err := s.store.StateEventsBetween(ctx, roomID, since, upto+1)
-		if err != nil {
-			return internal("state events", err)
-		}
-		for _, ev := range evs {
-			if ev.Type != eventMember || ev.StateKey == nil {
-				continue
+		target := *ev.StateKey
+		gone := ev.Membership == membershipLeave || ev.Membership == memBan
+		switch {
+		case joined[roomID] && target == me && ev.Membership == membershipJoin:
+			if err := addMembers(roomID, changedC); err != nil {
+				return err
 			}
-			target := *ev.StateKey
-			gone := ev.Membership == membershipLeave || ev.Membership == memBan
-			switch {
-			case joined[roomID] && target == me && ev.Membership == membershipJoin:
-				if err := addMembers(roomID, changedC); err != nil {
-					return err
-				}
-			case joined[roomID] && ev.Membership == membershipJoin:
-				changedC[target] = true
-			case joined[roomID] && gone && target != me:
-				leftC[target] = true
-			case !joined[roomID] && target == me && gone:
-				if err := addMembers(roomID, leftC); err != nil {
-					return err
-				}
+		case joined[roomID] && ev.Membership == membershipJoin:
+			changedC[target] = true
+		case joined[roomID] && gone && target != me:
+			leftC[target] = true
+		case !joined[roomID] && target == me && gone:
+			if err := addMembers(roomID, leftC); err != nil {
+				return err
 			}
 		}
 	}

@@ -17,6 +17,16 @@ func (db *DB) StateEventsBetween(ctx context.Context, roomID string, after, befo
 	return collect(rows, scanEvent)
 }
 
+func (db *DB) MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
+		WHERE stream_pos > $1 AND stream_pos <= $2 AND type = 'm.room.member' AND state_key IS NOT NULL
+		  AND rejected = 0 AND soft_failed = 0 ORDER BY stream_pos`, after, upto)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanEvent)
+}
+
 func (db *DB) LastEventBefore(ctx context.Context, roomID string, before int64) (*storage.Event, error) {
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, `SELECT `+eventCols+` FROM events
 		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos < $2
