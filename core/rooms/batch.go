@@ -27,29 +27,17 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 		if err := checkType(p.Type, p.StateKey); err != nil {
 			return nil, err
 		}
-		switch {
-		case p.Type == "m.room.create":
-			return nil, types.Forbidden("m.room.create cannot be batch sent")
-		case p.Type == "m.room.redaction" && p.StateKey == nil:
-			return nil, types.InvalidParam("Redactions cannot be batch sent; use the redact endpoint")
-		case p.Type == "m.room.canonical_alias" && p.StateKey != nil:
+		if err := checkSendable(p.Type, p.StateKey); err != nil {
+			return nil, err
+		}
+		if p.Type == "m.room.canonical_alias" && p.StateKey != nil {
 			return nil, types.InvalidParam("m.room.canonical_alias cannot be batch sent; use the state endpoint")
 		}
 	}
 	if err := s.requireRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
-	w, err := s.writer(roomID, nil)
-	if err != nil {
-		return nil, err
-	}
-	req := &sendReq{ctx: ctx, protos: protos, noPush: !notify, done: make(chan sendResult, 1)}
-	select {
-	case w.reqs <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	res := <-req.done
+	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !notify})
 	return res.eventIDs, res.err
 }
 

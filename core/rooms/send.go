@@ -47,6 +47,18 @@ func checkContent(c jsontext.Value) error {
 	return nil
 }
 
+// checkSendable refuses the events that have their own endpoints: the
+// create event (createRoom) and redactions (the redact endpoint).
+func checkSendable(evType string, stateKey *string) error {
+	if evType == "m.room.create" {
+		return types.Forbidden("m.room.create can only be sent by createRoom")
+	}
+	if stateKey == nil && evType == "m.room.redaction" {
+		return types.InvalidParam("Use the redact endpoint to redact events")
+	}
+	return nil
+}
+
 // Send persists a message or state event from a local user.
 func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error) {
 	if err := checkType(req.Type, req.StateKey); err != nil {
@@ -55,11 +67,8 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if err := checkContent(req.Content); err != nil {
 		return "", err
 	}
-	if req.Type == "m.room.create" {
-		return "", types.Forbidden("m.room.create can only be sent by createRoom")
-	}
-	if req.StateKey == nil && req.Type == "m.room.redaction" {
-		return "", types.InvalidParam("Use the redact endpoint to redact events")
+	if err := checkSendable(req.Type, req.StateKey); err != nil {
+		return "", err
 	}
 	if err := s.requireRoom(ctx, req.RoomID); err != nil {
 		return "", err

@@ -197,10 +197,6 @@ func (s *Service) writer(roomID id.RoomID, rs *roomState) (*roomWriter, error) {
 
 // submit queues an event for its room and waits for the commit.
 func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (id.EventID, error) {
-	w, err := s.writer(roomID, nil)
-	if err != nil {
-		return "", err
-	}
 	if req.txn != nil {
 		// Most retries are answered here, off the writer's goroutine.
 		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.TxnID); err == nil {
@@ -209,17 +205,26 @@ func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (i
 			return "", err
 		}
 	}
+	res := s.queue(ctx, roomID, req)
+	return res.eventID, res.err
+}
+
+// queue hands a request to its room's writer and waits for the commit.
+func (s *Service) queue(ctx context.Context, roomID id.RoomID, req *sendReq) sendResult {
+	w, err := s.writer(roomID, nil)
+	if err != nil {
+		return sendResult{err: err}
+	}
 	req.ctx = ctx
 	req.done = make(chan sendResult, 1)
 	select {
 	case w.reqs <- req:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return sendResult{err: ctx.Err()}
 	}
-	// Once queued, the event is committed or refused; wait for which, so that a
-	// client told "failed" never finds the event later.
-	res := <-req.done
-	return res.eventID, res.err
+	// Once queued, the request is committed or refused; wait for which, so
+	// that a client told "failed" never finds the events later.
+	return <-req.done
 }
 
 func (w *roomWriter) run() {
@@ -256,18 +261,27 @@ func (w *roomWriter) run() {
 	}
 }
 
+// loadState reads the room's state unless the writer holds it.
+func (w *roomWriter) loadState(ctx context.Context) error {
+	if w.rs != nil {
+		return nil
+	}
+	rs, err := w.svc.loadRoomState(ctx, w.roomID)
+	if err != nil {
+		return err
+	}
+	w.rs = rs
+	return nil
+}
+
 // processAtomic commits a batch request's events together, or none of them.
 func (w *roomWriter) processAtomic(r *sendReq) {
 	s := w.svc
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if w.rs == nil {
-		rs, err := s.loadRoomState(ctx, w.roomID)
-		if err != nil {
-			r.done <- sendResult{err: err}
-			return
-		}
-		w.rs = rs
+	if err := w.loadState(ctx); err != nil {
+		r.done <- sendResult{err: err}
+		return
 	}
 	b := newBatch(w.rs)
 	b.noPush = r.noPush
@@ -326,15 +340,11 @@ func (w *roomWriter) process(batch []*sendReq) {
 	s := w.svc
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if w.rs == nil {
-		rs, err := s.loadRoomState(ctx, w.roomID)
-		if err != nil {
-			for _, r := range batch {
-				r.done <- sendResult{err: err}
-			}
-			return
+	if err := w.loadState(ctx); err != nil {
+		for _, r := range batch {
+			r.done <- sendResult{err: err}
 		}
-		w.rs = rs
+		return
 	}
 	b := newBatch(w.rs)
 	var writes []*storage.EventWrite
