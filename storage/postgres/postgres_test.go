@@ -41,40 +41,9 @@ func TestConformance(t *testing.T) {
 }
 
 func TestReopenKeepsData(t *testing.T) {
-	ctx := t.Context()
 	url := pgtest.URL(t)
-	s, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateAccount(ctx, &storage.Account{UserID: "@a:x", Localpart: "a", CreatedAt: 1}); err != nil {
-		t.Fatal(err)
-	}
-	pos1, err := s.PutAccountData(ctx, "@a:x", "", "t", []byte(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Opening again re-runs the migrations, which must skip what is applied.
-	s2 := open(t, url)
-	if _, err := s2.GetAccount(ctx, "@a:x"); err != nil {
-		t.Fatalf("account after reopening: %v", err)
-	}
-	pos2, err := s2.PutAccountData(ctx, "@a:x", "", "t", []byte(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pos2 <= pos1 {
-		t.Fatalf("stream position %d after reopening, was %d: the stream restarted", pos2, pos1)
-	}
-	// A second handle while the first is open.
-	s3 := open(t, url)
-	if n, err := s3.CountAccounts(ctx); err != nil || n != 1 {
-		t.Fatalf("CountAccounts through a second handle = %d, %v; want 1", n, err)
-	}
+	storagetest.ReopenKeepsData(t, func(ctx context.Context) (storage.Store, error) { return postgres.Open(ctx, url) },
+		func(t *testing.T) storage.Store { return open(t, url) })
 }
 
 // TestConcurrentOpen opens a fresh database from several goroutines at once,
