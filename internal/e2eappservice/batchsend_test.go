@@ -42,14 +42,7 @@ func TestBatchSend(t *testing.T) {
 			t.Fatalf("join %s: %d %v", g, code, body)
 		}
 	}
-	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
-		t.Fatalf("user add: %v %s", err, out)
-	}
-	user := srv.Client(t)
-	if _, err := user.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
-		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
-		t.Fatal(err)
-	}
+	user := loginHuman(t, srv)
 	if _, err := user.JoinRoomByID(ctx, room.RoomID); err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,20 @@ func do(t *testing.T, srv *testserver.Server, method, path, token string, body a
 	return srv.Do(t, method, path, token, body)
 }
 
+// loginHuman creates the user @human:localhost with the CLI and logs them in.
+func loginHuman(t *testing.T, srv *testserver.Server) *mautrix.Client {
+	t.Helper()
+	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	cli := srv.Client(t)
+	if _, err := cli.Login(t.Context(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
 func TestAppServiceAsClient(t *testing.T) {
 	reg := writeFile(t, registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"))
 	// Rate limits stay on: appservices are exempt.
@@ -131,14 +145,7 @@ func TestAppServiceAsClient(t *testing.T) {
 		t.Fatalf("massaged event: %v %+v", err, ev)
 	}
 	// ts from a normal user is ignored.
-	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
-		t.Fatalf("user add: %v %s", err, out)
-	}
-	user := srv.Client(t)
-	if _, err := user.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
-		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
-		t.Fatal(err)
-	}
+	user := loginHuman(t, srv)
 	if _, err := user.JoinRoomByID(ctx, room.RoomID); err != nil {
 		t.Fatal(err)
 	}

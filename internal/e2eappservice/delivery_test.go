@@ -104,14 +104,7 @@ func TestTransactionsInOrderAcrossFailuresAndRestart(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("ghost: %d %v", code, body)
 	}
-	if out, err := srv.Run(t, "", "user", "add", "human", "--password", "human-password"); err != nil {
-		t.Fatalf("user add: %v %s", err, out)
-	}
-	human := srv.Client(t)
-	if _, err := human.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "human-password",
-		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "human"}, StoreCredentials: true}); err != nil {
-		t.Fatal(err)
-	}
+	human := loginHuman(t, srv)
 	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
 	if err != nil {
 		t.Fatal(err)
