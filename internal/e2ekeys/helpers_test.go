@@ -31,14 +31,7 @@ func start(t *testing.T) *testserver.Server {
 // register creates a user with m.login.dummy and returns a logged-in client.
 func register(t testing.TB, srv *testserver.Server, local string) *mautrix.Client {
 	t.Helper()
-	res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: local, Password: password,
-		InitialDeviceDisplayName: "first device"})
-	if err != nil {
-		t.Fatalf("register %s: %v", local, err)
-	}
-	cli := srv.Client(t)
-	cli.UserID, cli.DeviceID, cli.AccessToken = res.UserID, res.DeviceID, res.AccessToken
-	return cli
+	return srv.Register(t, &mautrix.ReqRegister{Username: local, Password: password, InitialDeviceDisplayName: "first device"})
 }
 
 // login logs local in on a new device.

@@ -3,7 +3,6 @@ package e2emedia
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -42,13 +41,7 @@ func start(t *testing.T, config string) *testserver.Server {
 
 func register(t *testing.T, srv *testserver.Server, name string) *mautrix.Client {
 	t.Helper()
-	cli := srv.Client(t)
-	resp, err := cli.RegisterDummy(context.Background(), &mautrix.ReqRegister{Username: name, Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli.UserID, cli.AccessToken, cli.DeviceID = resp.UserID, resp.AccessToken, resp.DeviceID
-	return cli
+	return srv.Register(t, &mautrix.ReqRegister{Username: name, Password: password})
 }
 
 type answer struct {

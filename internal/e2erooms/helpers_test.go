@@ -80,13 +80,7 @@ func (e *env) restart(t *testing.T, kill bool, clients ...*mautrix.Client) {
 func (e *env) user(t testing.TB, name string) *mautrix.Client {
 	t.Helper()
 	local := fmt.Sprintf("%s%d", name, e.n.Add(1))
-	res, err := e.srv.Client(t).RegisterDummy(ctx(t), &mautrix.ReqRegister{Username: local, Password: password})
-	if err != nil {
-		t.Fatalf("register %s: %v", local, err)
-	}
-	cli := e.srv.Client(t)
-	cli.UserID, cli.AccessToken, cli.DeviceID = res.UserID, res.AccessToken, res.DeviceID
-	return cli
+	return e.srv.Register(t, &mautrix.ReqRegister{Username: local, Password: password})
 }
 
 // login opens a second session (a new device) for the user of cli.

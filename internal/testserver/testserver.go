@@ -233,6 +233,19 @@ func (s *Server) Client(t testing.TB) *mautrix.Client {
 	return cli
 }
 
+// Register registers a user with m.login.dummy (the server needs
+// --enable-registration) and returns a client logged in as them.
+func (s *Server) Register(t testing.TB, req *mautrix.ReqRegister) *mautrix.Client {
+	t.Helper()
+	cli := s.Client(t)
+	res, err := cli.RegisterDummy(t.Context(), req)
+	if err != nil {
+		t.Fatalf("register %s: %v", req.Username, err)
+	}
+	cli.UserID, cli.AccessToken, cli.DeviceID = res.UserID, res.AccessToken, res.DeviceID
+	return cli
+}
+
 // Do sends a raw request and decodes the JSON answer into a map.
 func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
