@@ -6,6 +6,7 @@
 package ephemeral
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -287,9 +288,9 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 	// Deterministic order: by user, then device.
 	slices.SortFunc(msgs, func(a, b *storage.ToDeviceMessage) int {
 		if a.UserID != b.UserID {
-			return compare(a.UserID, b.UserID)
+			return cmp.Compare(a.UserID, b.UserID)
 		}
-		return compare(a.DeviceID, b.DeviceID)
+		return cmp.Compare(a.DeviceID, b.DeviceID)
 	})
 	pos, err := s.store.QueueToDevice(ctx, string(sender), senderDevice, txnID, msgs)
 	if err != nil {
@@ -299,16 +300,6 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 		s.notifier.Publish(stream.Change{Stream: stream.ToDevice, Pos: pos, Users: targets})
 	}
 	return nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ToDeviceFor returns a device's messages after since (up to upto, at most

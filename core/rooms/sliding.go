@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -239,21 +240,11 @@ func (s *Service) FormatStateEvents(ctx context.Context, roomID id.RoomID, user 
 	}
 	slices.SortFunc(evs, func(a, b *storage.Event) int {
 		if a.StreamPos != b.StreamPos {
-			return compareInt(a.StreamPos, b.StreamPos)
+			return cmp.Compare(a.StreamPos, b.StreamPos)
 		}
 		return strings.Compare(a.EventID, b.EventID)
 	})
 	return s.formatter(rv).forUser(user).format(ctx, evs)
-}
-
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // MemberCounts counts a room's joined and invited members and picks up to
