@@ -41,15 +41,7 @@ func (a *API) register(c *gin.Context) {
 		Device: users.DeviceRequest{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName,
 			IP: c.ClientIP(), WantRefresh: req.RefreshToken},
 	})
-	if err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	if sess == nil {
-		httpx.OK(c, gin.H{"user_id": userID, "home_server": a.opts.ServerName})
-		return
-	}
-	httpx.OK(c, a.sessionBody(sess, false))
+	a.registered(c, userID, sess, err)
 }
 
 // GET /_matrix/client/v3/register/available
@@ -104,6 +96,12 @@ func (a *API) registerAppServiceUser(c *gin.Context, req *registerBody) {
 	userID, sess, err := a.users.RegisterAppServiceUser(c.Request.Context(), p.AppServiceID, req.Username, req.InhibitLogin,
 		users.DeviceRequest{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName, IP: c.ClientIP(),
 			WantRefresh: req.RefreshToken})
+	a.registered(c, userID, sess, err)
+}
+
+// registered answers a registration: the new session, or only the user ID
+// when inhibit_login asked for none.
+func (a *API) registered(c *gin.Context, userID string, sess *users.Session, err error) {
 	if err != nil {
 		httpx.Fail(c, err)
 		return
