@@ -225,16 +225,24 @@ func (s *Service) PutBackupKeys(ctx context.Context, user, version string, rooms
 	return s.counts(ctx, user, version)
 }
 
+// requireVersion checks that version names one of the user's backups.
+func (s *Service) requireVersion(ctx context.Context, user, version string) error {
+	if version == "" {
+		return types.MissingParam("version is required")
+	}
+	if _, err := s.store.GetBackupVersion(ctx, user, version); errors.Is(err, storage.ErrNotFound) {
+		return unknownVersion(version)
+	} else if err != nil {
+		return internal("get backup version", err)
+	}
+	return nil
+}
+
 // BackupKeys reads sessions of a version: all rooms (roomID ""), one room,
 // or one session (M_NOT_FOUND if missing).
 func (s *Service) BackupKeys(ctx context.Context, user, version, roomID, sessionID string) (map[string]*BackupRoom, error) {
-	if version == "" {
-		return nil, types.MissingParam("version is required")
-	}
-	if _, err := s.store.GetBackupVersion(ctx, user, version); errors.Is(err, storage.ErrNotFound) {
-		return nil, unknownVersion(version)
-	} else if err != nil {
-		return nil, internal("get backup version", err)
+	if err := s.requireVersion(ctx, user, version); err != nil {
+		return nil, err
 	}
 	keys, err := s.store.BackupKeys(ctx, user, version, roomID, sessionID)
 	if err != nil {
@@ -258,13 +266,8 @@ func (s *Service) BackupKeys(ctx context.Context, user, version, roomID, session
 
 // DeleteBackupKeys deletes sessions of a version.
 func (s *Service) DeleteBackupKeys(ctx context.Context, user, version, roomID, sessionID string) (*BackupCounts, error) {
-	if version == "" {
-		return nil, types.MissingParam("version is required")
-	}
-	if _, err := s.store.GetBackupVersion(ctx, user, version); errors.Is(err, storage.ErrNotFound) {
-		return nil, unknownVersion(version)
-	} else if err != nil {
-		return nil, internal("get backup version", err)
+	if err := s.requireVersion(ctx, user, version); err != nil {
+		return nil, err
 	}
 	err := s.store.DeleteBackupKeys(ctx, user, version, roomID, sessionID)
 	if errors.Is(err, storage.ErrNotFound) {
