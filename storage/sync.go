@@ -15,6 +15,8 @@ type SyncReader interface {
 	MaxAccountDataPos(ctx context.Context) (int64, error)
 	// RoomsWithEventsBetween lists the rooms with events in (after, upto].
 	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error)
+	// HasMessages reports whether a room has an accepted event that is not state.
+	HasMessages(ctx context.Context, roomID string) (bool, error)
 	// MemberEventsBetween lists the accepted m.room.member events of every
 	// room with positions in (after, upto], oldest first.
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*Event, error)

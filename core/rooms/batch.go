@@ -42,24 +42,7 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 }
 
 // HasMessages reports whether a room's timeline holds any event that is not
-// state, looking at its latest events (a room of only state events, as a
-// new bridged room is, has none).
+// state (a new bridged room has none).
 func (s *Service) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
-	const look = 500
-	max, err := s.store.MaxStreamPos(ctx)
-	if err != nil {
-		return false, err
-	}
-	evs, err := s.store.RoomEvents(ctx, string(roomID), max+1, 0, true, look)
-	if err != nil {
-		return false, err
-	}
-	for _, e := range evs {
-		if e.StateKey == nil {
-			return true, nil
-		}
-	}
-	// A full window of state only: say yes, so history is never put after
-	// messages we did not look at.
-	return len(evs) == look, nil
+	return s.store.HasMessages(ctx, string(roomID))
 }

@@ -17,6 +17,13 @@ func (db *DB) StateEventsBetween(ctx context.Context, roomID string, after, befo
 	return collect(rows, scanEvent)
 }
 
+func (db *DB) HasMessages(ctx context.Context, roomID string) (bool, error) {
+	var n int
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events
+		WHERE room_id = $1 AND state_key IS NULL AND rejected = 0 AND soft_failed = 0 LIMIT 1) AS m`, roomID).Scan(&n)
+	return n > 0, err
+}
+
 func (db *DB) MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
 		WHERE stream_pos > $1 AND stream_pos <= $2 AND type = 'm.room.member' AND state_key IS NOT NULL
