@@ -43,6 +43,9 @@ type Receipts interface {
 	PutReceipt(ctx context.Context, r *Receipt) (int64, error)
 	// ReceiptsSince lists receipts of the rooms updated in (since, upto].
 	ReceiptsSince(ctx context.Context, roomIDs []string, since, upto int64) ([]*Receipt, error)
+	// ReceiptsRange lists receipts of every room updated in (since, upto],
+	// oldest first, at most limit.
+	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*Receipt, error)
 	MaxReceiptPos(ctx context.Context) (int64, error)
 }
 
@@ -53,6 +56,9 @@ type ToDevice interface {
 	QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, msgs []*ToDeviceMessage) (int64, error)
 	// ToDeviceSince lists a device's messages in (since, upto], at most limit.
 	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*ToDeviceMessage, error)
+	// ToDeviceRange lists the messages of every device in (since, upto],
+	// oldest first, at most limit.
+	ToDeviceRange(ctx context.Context, since, upto int64, limit int) ([]*ToDeviceMessage, error)
 	// AckToDevice deletes a device's messages up to and including pos.
 	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
 	MaxToDevicePos(ctx context.Context) (int64, error)

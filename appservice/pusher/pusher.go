@@ -21,6 +21,7 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -29,11 +30,15 @@ const maxEvents = 100
 
 // Pusher runs one delivery loop per appservice that has a URL.
 type Pusher struct {
-	store    storage.AppServiceQueues
+	store    Store
 	registry *registry.Registry
 	rooms    *rooms.Service
 	client   *http.Client
 	log      *slog.Logger
+	// Ephemeral data (WithEphemeral); nil: events only.
+	eph      Ephemeral
+	keys     Keys
+	notifier stream.Notifier
 
 	mu    sync.Mutex
 	wakes map[string]chan struct{}
@@ -42,12 +47,16 @@ type Pusher struct {
 }
 
 // New builds the pusher.
-func New(store storage.AppServiceQueues, reg *registry.Registry, r *rooms.Service, log *slog.Logger) *Pusher {
+func New(store Store, reg *registry.Registry, r *rooms.Service, log *slog.Logger, opts ...Option) *Pusher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pusher{store: store, registry: reg, rooms: r, log: log, wakes: map[string]chan struct{}{},
+	p := &Pusher{store: store, registry: reg, rooms: r, log: log, wakes: map[string]chan struct{}{},
 		client: &http.Client{Timeout: 60 * time.Second}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Start begins delivery (and resumes whatever is queued from before).
@@ -63,6 +72,9 @@ func (p *Pusher) Start(ctx context.Context) {
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go p.loop(ctx, as, wake)
+	}
+	if p.notifier != nil {
+		p.notifier.Observe(p.observe)
 	}
 }
 
@@ -126,29 +138,71 @@ func (p *Pusher) loop(ctx context.Context, as *registry.AppService, wake chan st
 	}
 }
 
-// deliver sends the transaction in flight, or opens one from the queue. It
-// reports whether it sent anything.
+// deliver sends the transaction in flight, or opens one from the queue and
+// the ephemeral streams. It reports whether there may be more to send.
 func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, error) {
+	withEphemeral := p.wantsEphemeral(as) || p.wantsMSC3202(as)
+	var from stream.Positions
+	if withEphemeral {
+		var err error
+		if from, err = p.cursor(ctx, as); err != nil {
+			return false, err
+		}
+	}
+	var eph *ephemeralData
 	txn, err := p.store.TxnInFlight(ctx, as.Reg.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		pending, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
-		if err != nil || len(pending) == 0 {
+		if err != nil {
 			return false, err
 		}
-		if txn, err = p.store.OpenTxn(ctx, as.Reg.ID, pending[len(pending)-1]); err != nil {
+		var lastPos int64
+		if len(pending) > 0 {
+			lastPos = pending[len(pending)-1]
+		}
+		var ephPos []int64
+		if withEphemeral {
+			to := p.notifier.Current()
+			if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
+				return false, err
+			}
+			if eph.reached != from {
+				ephPos = eph.reached[:]
+			}
+			if len(pending) == 0 && eph.empty() {
+				// Nothing for this appservice: just move its cursor on.
+				if ephPos != nil {
+					err = p.store.SetAppServiceCursor(ctx, as.Reg.ID, ephPos)
+				}
+				return eph.reached != maxPositions(from, to), err
+			}
+		}
+		if len(pending) == 0 && ephPos == nil {
+			return false, nil
+		}
+		if txn, err = p.store.OpenTxn(ctx, as.Reg.ID, lastPos, ephPos); err != nil {
 			return false, err
 		}
 	} else if err != nil {
 		return false, err
-	}
-	positions, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
-	if err != nil {
-		return false, err
+	} else if txn.Ephemeral != nil && withEphemeral {
+		// A retry carries the same stretch of the ephemeral streams.
+		var to stream.Positions
+		copy(to[:], txn.Ephemeral)
+		if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
+			return false, err
+		}
 	}
 	var inTxn []int64
-	for _, pos := range positions {
-		if pos <= txn.LastPos {
-			inTxn = append(inTxn, pos)
+	if txn.LastPos > 0 {
+		positions, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
+		if err != nil {
+			return false, err
+		}
+		for _, pos := range positions {
+			if pos <= txn.LastPos {
+				inTxn = append(inTxn, pos)
+			}
 		}
 	}
 	evs, err := p.rooms.EventsAt(ctx, inTxn)
@@ -158,10 +212,69 @@ func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, er
 	if evs == nil {
 		evs = []*rooms.ClientEvent{}
 	}
-	if err := p.send(ctx, as, txn.TxnID, map[string]any{"events": evs}); err != nil {
+	body := map[string]any{"events": evs}
+	if eph != nil {
+		if err := p.addEphemeral(ctx, as, body, evs, eph); err != nil {
+			return false, err
+		}
+	}
+	if err := p.send(ctx, as, txn.TxnID, body); err != nil {
 		return false, err
 	}
-	return true, p.store.AckTxn(ctx, txn)
+	if err := p.store.AckTxn(ctx, txn); err != nil {
+		return false, err
+	}
+	if eph != nil {
+		return true, p.forgetToDevice(ctx, as, eph)
+	}
+	return true, nil
+}
+
+// addEphemeral puts the ephemeral data into a transaction body under the
+// keys the appservice's registration asked for.
+func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body map[string]any, evs []*rooms.ClientEvent, eph *ephemeralData) error {
+	if len(eph.edus) > 0 {
+		if as.Reg.EphemeralEvents {
+			body["ephemeral"] = eph.edus
+		}
+		if as.Reg.SoruEphemeralEvents {
+			body["de.sorunome.msc2409.ephemeral"] = eph.edus
+		}
+	}
+	if len(eph.toDevice) > 0 {
+		body["de.sorunome.msc2409.to_device"] = eph.toDeviceEvents()
+	}
+	if !p.wantsMSC3202(as) {
+		return nil
+	}
+	if len(eph.deviceLists) > 0 {
+		body["org.matrix.msc3202.device_lists"] = map[string]any{"changed": eph.deviceLists, "left": []string{}}
+	}
+	// Key counts of the appservice's users this transaction concerns: its
+	// bot, senders of its events and recipients of its to-device messages.
+	users := []string{string(as.Sender)}
+	for _, ev := range evs {
+		users = append(users, string(ev.Sender))
+	}
+	for _, m := range eph.toDevice {
+		users = append(users, m.UserID)
+	}
+	counts, fallback, err := p.keyCounts(ctx, as, users)
+	if err != nil {
+		return err
+	}
+	if len(counts) > 0 {
+		body["org.matrix.msc3202.device_one_time_keys_count"] = counts
+		body["org.matrix.msc3202.device_unused_fallback_key_types"] = fallback
+	}
+	return nil
+}
+
+func maxPositions(a, b stream.Positions) stream.Positions {
+	for i := range a {
+		a[i] = max(a[i], b[i])
+	}
+	return a
 }
 
 func (p *Pusher) send(ctx context.Context, as *registry.AppService, txnID int64, body any) error {

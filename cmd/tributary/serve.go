@@ -292,7 +292,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	rs.Start(ctx)
 	defer rs.Stop()
-	asPusher = pusher.New(store, appservices, rs, log)
+	asPusher = pusher.New(store, appservices, rs, log, pusher.WithEphemeral(eph, keysSvc, notifier))
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
 

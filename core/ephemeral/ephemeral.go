@@ -176,6 +176,25 @@ func (s *Service) TypingSince(roomIDs []id.RoomID, since int64) map[id.RoomID][]
 	return out
 }
 
+// TypingChanged returns, for every room whose typing changed in (since,
+// upto], the users typing now.
+func (s *Service) TypingChanged(since, upto int64) map[id.RoomID][]id.UserID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[id.RoomID][]id.UserID{}
+	for r, pos := range s.roomTypingPos {
+		if pos > since && pos <= upto {
+			users := make([]id.UserID, 0, len(s.typing[r]))
+			for u := range s.typing[r] {
+				users = append(users, u)
+			}
+			slices.Sort(users)
+			out[r] = users
+		}
+	}
+	return out
+}
+
 // Receipt types clients may send.
 const (
 	ReceiptRead        = "m.read"
@@ -215,9 +234,33 @@ func (s *Service) ReceiptsSince(ctx context.Context, viewer id.UserID, roomIDs [
 	if err != nil {
 		return nil, err
 	}
+	return receiptContents(rs, func(user string) bool { return user == string(viewer) }), nil
+}
+
+// ReceiptsRange builds the m.receipt content of every room with receipts
+// changed in (since, upto], at most limit receipts; private receipts are
+// kept only for users private accepts. The second result is the position
+// reached (upto unless the limit cut the range short).
+func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user string) bool) (map[id.RoomID]map[string]any, int64, error) {
+	if upto <= since {
+		return nil, upto, nil
+	}
+	rs, err := s.store.ReceiptsRange(ctx, since, upto, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	reached := upto
+	if len(rs) == limit {
+		reached = rs[len(rs)-1].StreamPos
+	}
+	return receiptContents(rs, private), reached, nil
+}
+
+// receiptContents groups receipts into m.receipt contents per room.
+func receiptContents(rs []*storage.Receipt, private func(user string) bool) map[id.RoomID]map[string]any {
 	out := map[id.RoomID]map[string]any{}
 	for _, r := range rs {
-		if r.Type == ReceiptReadPrivate && r.UserID != string(viewer) {
+		if r.Type == ReceiptReadPrivate && !private(r.UserID) {
 			continue
 		}
 		room := out[id.RoomID(r.RoomID)]
@@ -241,7 +284,7 @@ func (s *Service) ReceiptsSince(ctx context.Context, viewer id.UserID, roomIDs [
 		}
 		byUser[r.UserID] = entry
 	}
-	return out, nil
+	return out
 }
 
 // SendToDevice queues messages for devices (PUT /sendToDevice/{type}/{txnId});
@@ -331,6 +374,24 @@ func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string
 	return out, reached, nil
 }
 
+// ToDeviceRange returns the to-device messages of every device in (since,
+// upto] whose user wanted accepts (at most limit read), for appservice
+// transactions. The second result is the position reached.
+func (s *Service) ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user string) bool) ([]*storage.ToDeviceMessage, int64, error) {
+	if upto <= since {
+		return nil, upto, nil
+	}
+	msgs, err := s.store.ToDeviceRange(ctx, since, upto, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	reached := upto
+	if len(msgs) == limit {
+		reached = msgs[len(msgs)-1].StreamPos
+	}
+	return slices.DeleteFunc(msgs, func(m *storage.ToDeviceMessage) bool { return !wanted(m.UserID) }), reached, nil
+}
+
 // Presence states.
 var presenceStates = []string{"online", "offline", "unavailable"}
 
@@ -411,12 +472,42 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, joined []
 		if !shared {
 			continue
 		}
-		content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-p.LastActiveTS),
-			"currently_active": p.Presence == "online"}
-		if p.StatusMsg != "" {
-			content["status_msg"] = p.StatusMsg
+		out = append(out, presenceEvent(p, now))
+	}
+	return out, nil
+}
+
+// presenceEvent is the m.presence event of a stored presence.
+func presenceEvent(p *storage.Presence, now int64) map[string]any {
+	content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-p.LastActiveTS),
+		"currently_active": p.Presence == "online"}
+	if p.StatusMsg != "" {
+		content["status_msg"] = p.StatusMsg
+	}
+	return map[string]any{"type": "m.presence", "sender": p.UserID, "content": content}
+}
+
+// PresenceRange returns the m.presence events of users wanted accepts whose
+// presence changed in (since, upto] (nothing when presence is disabled).
+// wanted may fail (it may read membership).
+func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted func(user string) (bool, error)) ([]map[string]any, error) {
+	if !s.opts.PresenceEnabled || upto <= since {
+		return nil, nil
+	}
+	ps, err := s.store.PresenceSince(ctx, since, upto)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	now := s.opts.Now().UnixMilli()
+	for _, p := range ps {
+		ok, err := wanted(p.UserID)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, map[string]any{"type": "m.presence", "sender": p.UserID, "content": content})
+		if ok {
+			out = append(out, presenceEvent(p, now))
+		}
 	}
 	return out, nil
 }

@@ -42,6 +42,10 @@ type Notifier interface {
 	// Wait blocks until a change newer than since concerns the user or one of
 	// rooms, or ctx ends; it reports whether it was woken.
 	Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool
+	// Observe calls fn with every change published from now on (in this
+	// process). fn runs inside Publish: it must be quick and must not block
+	// or publish.
+	Observe(fn func(Change))
 }
 
 // Positions are the positions of all streams: a sync token.
@@ -59,9 +63,10 @@ func (p Positions) After(since Positions) bool {
 
 // Local is the in-process Notifier.
 type Local struct {
-	mu      sync.Mutex
-	current Positions
-	waiters map[*waiter]struct{}
+	mu        sync.Mutex
+	current   Positions
+	waiters   map[*waiter]struct{}
+	observers []func(Change)
 }
 
 type waiter struct {
@@ -83,6 +88,9 @@ func (l *Local) Publish(c Change) {
 	if c.Pos > l.current[c.Stream] {
 		l.current[c.Stream] = c.Pos
 	}
+	for _, fn := range l.observers {
+		fn(c)
+	}
 	for w := range l.waiters {
 		if c.Pos > w.since[c.Stream] && w.concerned(c) {
 			close(w.wake)
@@ -101,6 +109,13 @@ func (w *waiter) concerned(c Change) bool {
 		}
 	}
 	return false
+}
+
+// Observe implements Notifier.
+func (l *Local) Observe(fn func(Change)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.observers = append(l.observers, fn)
 }
 
 // Current implements Notifier.

@@ -55,3 +55,14 @@ func TestLocalWaitReturnsAtOnceWhenBehind(t *testing.T) {
 		t.Fatal("a cancelled waiter stayed registered")
 	}
 }
+
+func TestLocalObserversSeeEveryChange(t *testing.T) {
+	n := NewLocal(Positions{})
+	var seen []Change
+	n.Observe(func(c Change) { seen = append(seen, c) })
+	n.Publish(Change{Stream: Typing, Pos: 5, RoomID: "!r"})
+	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []string{"@a:x"}})
+	if len(seen) != 2 || seen[0].Stream != Typing || seen[1].Users[0] != "@a:x" {
+		t.Fatalf("observer saw %+v", seen)
+	}
+}

@@ -45,10 +45,21 @@ func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []string, since, upto i
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row interface{ Scan(...any) error }) (*storage.Receipt, error) {
-		var r storage.Receipt
-		return &r, row.Scan(&r.RoomID, &r.UserID, &r.Type, &r.ThreadID, &r.EventID, &r.TS, &r.StreamPos)
-	})
+	return collect(rows, scanReceipt)
+}
+
+func (db *DB) ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*storage.Receipt, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos
+		FROM receipts WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos LIMIT $3`, since, upto, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanReceipt)
+}
+
+func scanReceipt(row interface{ Scan(...any) error }) (*storage.Receipt, error) {
+	var r storage.Receipt
+	return &r, row.Scan(&r.RoomID, &r.UserID, &r.Type, &r.ThreadID, &r.EventID, &r.TS, &r.StreamPos)
 }
 
 func (db *DB) streamPos(ctx context.Context, name string) (int64, error) {
@@ -57,9 +68,13 @@ func (db *DB) streamPos(ctx context.Context, name string) (int64, error) {
 	return pos, err
 }
 
-func (db *DB) MaxReceiptPos(ctx context.Context) (int64, error)  { return db.streamPos(ctx, "receipts") }
-func (db *DB) MaxToDevicePos(ctx context.Context) (int64, error) { return db.streamPos(ctx, "to_device") }
-func (db *DB) MaxPresencePos(ctx context.Context) (int64, error) { return db.streamPos(ctx, "presence") }
+func (db *DB) MaxReceiptPos(ctx context.Context) (int64, error) { return db.streamPos(ctx, "receipts") }
+func (db *DB) MaxToDevicePos(ctx context.Context) (int64, error) {
+	return db.streamPos(ctx, "to_device")
+}
+func (db *DB) MaxPresencePos(ctx context.Context) (int64, error) {
+	return db.streamPos(ctx, "presence")
+}
 
 func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, msgs []*storage.ToDeviceMessage) (int64, error) {
 	var last int64
@@ -101,13 +116,24 @@ func (db *DB) ToDeviceSince(ctx context.Context, userID, deviceID string, since,
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row interface{ Scan(...any) error }) (*storage.ToDeviceMessage, error) {
-		var m storage.ToDeviceMessage
-		var content string
-		err := row.Scan(&m.StreamPos, &m.UserID, &m.DeviceID, &m.Sender, &m.Type, &content)
-		m.Content = json.RawMessage(content)
-		return &m, err
-	})
+	return collect(rows, scanToDevice)
+}
+
+func (db *DB) ToDeviceRange(ctx context.Context, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos, user_id, device_id, sender, type, content FROM to_device
+		WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos LIMIT $3`, since, upto, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanToDevice)
+}
+
+func scanToDevice(row interface{ Scan(...any) error }) (*storage.ToDeviceMessage, error) {
+	var m storage.ToDeviceMessage
+	var content string
+	err := row.Scan(&m.StreamPos, &m.UserID, &m.DeviceID, &m.Sender, &m.Type, &content)
+	m.Content = json.RawMessage(content)
+	return &m, err
 }
 
 func (db *DB) AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error {

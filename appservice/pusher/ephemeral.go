@@ -1,0 +1,298 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/core/stream"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Ephemeral is where the ephemeral data of transactions comes from
+// (core/ephemeral implements it).
+type Ephemeral interface {
+	TypingChanged(since, upto int64) map[id.RoomID][]id.UserID
+	ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user string) bool) (map[id.RoomID]map[string]any, int64, error)
+	PresenceRange(ctx context.Context, since, upto int64, wanted func(user string) (bool, error)) ([]map[string]any, error)
+	ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user string) bool) ([]*storage.ToDeviceMessage, int64, error)
+}
+
+// Keys gives the one-time key counts of MSC3202 (core/keys implements it).
+type Keys interface {
+	OneTimeKeyCounts(ctx context.Context, user id.UserID, device string) (map[string]int64, error)
+	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device string) ([]string, error)
+}
+
+// Store is what the pusher reads and writes.
+type Store interface {
+	storage.AppServiceQueues
+	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
+	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
+	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
+	ListDevices(ctx context.Context, userID string) ([]*storage.Device, error)
+	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+}
+
+// Option adds to what the pusher delivers.
+type Option func(*Pusher)
+
+// WithEphemeral delivers typing, receipts, presence and to-device messages
+// to appservices that ask for them (receive_ephemeral, MSC2409), and device
+// list changes and key counts to those with MSC3202, woken by the notifier.
+func WithEphemeral(eph Ephemeral, keys Keys, n stream.Notifier) Option {
+	return func(p *Pusher) { p.eph, p.keys, p.notifier = eph, keys, n }
+}
+
+// Limits on the ephemeral data of one transaction; the rest follows in the
+// next.
+const (
+	maxReceipts = 500
+	maxToDevice = 100
+)
+
+// ephemeralStreams are the streams whose changes wake an appservice that
+// receives ephemeral data (DeviceLists only with MSC3202).
+var ephemeralStreams = []stream.Stream{stream.Receipts, stream.Typing, stream.ToDevice, stream.Presence, stream.DeviceLists}
+
+func (p *Pusher) wantsEphemeral(as *registry.AppService) bool {
+	return p.eph != nil && (as.Reg.EphemeralEvents || as.Reg.SoruEphemeralEvents)
+}
+
+func (p *Pusher) wantsMSC3202(as *registry.AppService) bool {
+	return p.eph != nil && as.Reg.MSC3202
+}
+
+// observe wakes the appservices concerned by an ephemeral change.
+func (p *Pusher) observe(c stream.Change) {
+	if !slices.Contains(ephemeralStreams, c.Stream) {
+		return
+	}
+	var ids []string
+	for _, as := range p.registry.All() {
+		if (c.Stream == stream.DeviceLists && p.wantsMSC3202(as)) ||
+			(c.Stream != stream.DeviceLists && p.wantsEphemeral(as)) {
+			ids = append(ids, as.Reg.ID)
+		}
+	}
+	p.Wake(ids)
+}
+
+// cursor is how far the appservice has acknowledged the ephemeral streams;
+// an appservice seen for the first time starts at the present (it is not
+// sent what happened before it was registered).
+func (p *Pusher) cursor(ctx context.Context, as *registry.AppService) (stream.Positions, error) {
+	cur := p.notifier.Current()
+	stored, err := p.store.AppServiceCursor(ctx, as.Reg.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return cur, p.store.SetAppServiceCursor(ctx, as.Reg.ID, cur[:])
+	} else if err != nil {
+		return cur, err
+	}
+	var out stream.Positions
+	for i := range out {
+		if i < len(stored) {
+			out[i] = stored[i]
+		} else {
+			out[i] = cur[i] // a stream added since: start at the present
+		}
+	}
+	return out, nil
+}
+
+// ephemeralData is the ephemeral part of one transaction.
+type ephemeralData struct {
+	edus        []map[string]any
+	toDevice    []*storage.ToDeviceMessage
+	deviceLists []string
+	// reached is how far along the streams the data goes.
+	reached stream.Positions
+}
+
+func (d *ephemeralData) empty() bool {
+	return len(d.edus) == 0 && len(d.toDevice) == 0 && len(d.deviceLists) == 0
+}
+
+// interest answers, with caching for one transaction, whether an
+// appservice is interested in a room: the room is in its namespace or one
+// of its users is joined.
+type interest struct {
+	p     *Pusher
+	as    *registry.AppService
+	rooms map[string]bool
+}
+
+func (in *interest) room(ctx context.Context, roomID string) (bool, error) {
+	if v, ok := in.rooms[roomID]; ok {
+		return v, nil
+	}
+	ok := slices.Contains(in.p.registry.RoomOwners(id.RoomID(roomID)), in.as.Reg.ID)
+	if !ok {
+		members, err := in.p.store.RoomMembers(ctx, roomID, []string{"join"})
+		if err != nil {
+			return false, err
+		}
+		ok = slices.ContainsFunc(members, func(m storage.CurrentMember) bool { return in.as.OwnsUser(id.UserID(m.UserID)) })
+	}
+	in.rooms[roomID] = ok
+	return ok, nil
+}
+
+// user: the user is in the namespace or shares a room the appservice is
+// interested in.
+func (in *interest) user(ctx context.Context, user string) (bool, error) {
+	if in.as.OwnsUser(id.UserID(user)) {
+		return true, nil
+	}
+	rooms, err := in.p.store.RoomsOfUser(ctx, user, []string{"join"})
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rooms {
+		if ok, err := in.room(ctx, r.RoomID); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// ephemeral gathers what the appservice should get of the ephemeral streams
+// in (from, to].
+func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, to stream.Positions) (*ephemeralData, error) {
+	d := &ephemeralData{reached: to}
+	for i := range to {
+		d.reached[i] = max(from[i], to[i]) // positions never go back (typing restarts from the clock)
+	}
+	in := &interest{p: p, as: as, rooms: map[string]bool{}}
+	if p.wantsEphemeral(as) {
+		typing := p.eph.TypingChanged(from[stream.Typing], d.reached[stream.Typing])
+		for _, roomID := range sortedKeys(typing) {
+			if ok, err := in.room(ctx, string(roomID)); err != nil {
+				return nil, err
+			} else if ok {
+				users := typing[roomID]
+				if users == nil {
+					users = []id.UserID{}
+				}
+				d.edus = append(d.edus, map[string]any{"type": "m.typing", "room_id": roomID,
+					"content": map[string]any{"user_ids": users}})
+			}
+		}
+		// Private receipts only of the appservice's own users (spec).
+		receipts, reached, err := p.eph.ReceiptsRange(ctx, from[stream.Receipts], d.reached[stream.Receipts], maxReceipts,
+			func(user string) bool { return as.OwnsUser(id.UserID(user)) })
+		if err != nil {
+			return nil, err
+		}
+		d.reached[stream.Receipts] = reached
+		for _, roomID := range sortedKeys(receipts) {
+			if ok, err := in.room(ctx, string(roomID)); err != nil {
+				return nil, err
+			} else if ok {
+				d.edus = append(d.edus, map[string]any{"type": "m.receipt", "room_id": roomID, "content": receipts[roomID]})
+			}
+		}
+		presence, err := p.eph.PresenceRange(ctx, from[stream.Presence], d.reached[stream.Presence],
+			func(user string) (bool, error) { return in.user(ctx, user) })
+		if err != nil {
+			return nil, err
+		}
+		d.edus = append(d.edus, presence...)
+		d.toDevice, reached, err = p.eph.ToDeviceRange(ctx, from[stream.ToDevice], d.reached[stream.ToDevice], maxToDevice,
+			func(user string) bool { return as.OwnsUser(id.UserID(user)) })
+		if err != nil {
+			return nil, err
+		}
+		d.reached[stream.ToDevice] = reached
+	}
+	if p.wantsMSC3202(as) && d.reached[stream.DeviceLists] > from[stream.DeviceLists] {
+		changed, err := p.store.DeviceListChanges(ctx, from[stream.DeviceLists], d.reached[stream.DeviceLists])
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range changed {
+			if ok, err := in.user(ctx, u); err != nil {
+				return nil, err
+			} else if ok {
+				d.deviceLists = append(d.deviceLists, u)
+			}
+		}
+		slices.Sort(d.deviceLists)
+	}
+	return d, nil
+}
+
+// toDeviceEvents formats to-device messages as transactions carry them,
+// naming their recipients.
+func (d *ephemeralData) toDeviceEvents() []map[string]any {
+	out := make([]map[string]any, len(d.toDevice))
+	for i, m := range d.toDevice {
+		out[i] = map[string]any{"sender": m.Sender, "type": m.Type, "content": m.Content,
+			"to_user_id": m.UserID, "to_device_id": m.DeviceID}
+	}
+	return out
+}
+
+// forgetToDevice deletes the delivered to-device messages of the users the
+// appservice owns exclusively: no one else can read them.
+func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d *ephemeralData) error {
+	last := map[[2]string]int64{}
+	for _, m := range d.toDevice {
+		if p.registry.ExclusiveUser(id.UserID(m.UserID)) == as {
+			last[[2]string{m.UserID, m.DeviceID}] = m.StreamPos
+		}
+	}
+	for dev, pos := range last {
+		if err := p.store.AckToDevice(ctx, dev[0], dev[1], pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyCounts are MSC3202's one-time key counts and unused fallback key types
+// of every device of the given users of the appservice.
+func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users []string) (map[string]map[string]map[string]int64, map[string]map[string][]string, error) {
+	counts := map[string]map[string]map[string]int64{}
+	fallback := map[string]map[string][]string{}
+	slices.Sort(users)
+	for _, u := range slices.Compact(users) {
+		if !as.OwnsUser(id.UserID(u)) && id.UserID(u) != as.Sender {
+			continue
+		}
+		devices, err := p.store.ListDevices(ctx, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, dev := range devices {
+			c, err := p.keys.OneTimeKeyCounts(ctx, id.UserID(u), dev.DeviceID)
+			if err != nil {
+				return nil, nil, err
+			}
+			f, err := p.keys.UnusedFallbackKeyTypes(ctx, id.UserID(u), dev.DeviceID)
+			if err != nil {
+				return nil, nil, err
+			}
+			if counts[u] == nil {
+				counts[u], fallback[u] = map[string]map[string]int64{}, map[string][]string{}
+			}
+			if f == nil {
+				f = []string{}
+			}
+			counts[u][dev.DeviceID], fallback[u][dev.DeviceID] = c, f
+		}
+	}
+	return counts, fallback, nil
+}
+
+func sortedKeys[V any](m map[id.RoomID]V) []id.RoomID {
+	keys := make([]id.RoomID, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

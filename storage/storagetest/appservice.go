@@ -1,0 +1,108 @@
+package storagetest
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+var appServiceTests = []struct {
+	name string
+	fn   func(t *testing.T, s storage.Store)
+}{
+	{"AppServices/TxnCarriesEphemeral", testAppServiceTxnEphemeral},
+	{"AppServices/Cursor", testAppServiceCursor},
+	{"Ephemeral/ReceiptsRange", testReceiptsRange},
+	{"Ephemeral/ToDeviceRange", testToDeviceRange},
+}
+
+func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	txn, err := s.OpenTxn(c, "bridge", 7, []int64{0, 0, 3, 4, 5, 6, 7})
+	must(t, err)
+	got, err := s.TxnInFlight(c, "bridge")
+	must(t, err)
+	eq(t, "txn id", got.TxnID, txn.TxnID)
+	eq(t, "last pos", got.LastPos, int64(7))
+	if !slices.Equal(got.Ephemeral, []int64{0, 0, 3, 4, 5, 6, 7}) {
+		t.Fatalf("ephemeral positions %v", got.Ephemeral)
+	}
+	must(t, s.AckTxn(c, got))
+	cur, err := s.AppServiceCursor(c, "bridge")
+	must(t, err)
+	if !slices.Equal(cur, []int64{0, 0, 3, 4, 5, 6, 7}) {
+		t.Fatalf("cursor after ack %v", cur)
+	}
+	// A transaction without ephemeral data leaves the cursor alone.
+	plain, err := s.OpenTxn(c, "bridge", 9, nil)
+	must(t, err)
+	got, err = s.TxnInFlight(c, "bridge")
+	must(t, err)
+	if got.Ephemeral != nil || got.TxnID != plain.TxnID || got.TxnID <= txn.TxnID {
+		t.Fatalf("plain txn %+v (first was %d)", got, txn.TxnID)
+	}
+	must(t, s.AckTxn(c, got))
+	cur, err = s.AppServiceCursor(c, "bridge")
+	must(t, err)
+	eq(t, "cursor kept", cur[6], int64(7))
+	_, err = s.TxnInFlight(c, "bridge")
+	wantErr(t, err, storage.ErrNotFound, "txn after ack")
+}
+
+func testAppServiceCursor(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	_, err := s.AppServiceCursor(c, "nobody")
+	wantErr(t, err, storage.ErrNotFound, "cursor before set")
+	must(t, s.SetAppServiceCursor(c, "a", []int64{1, 2}))
+	must(t, s.SetAppServiceCursor(c, "a", []int64{3, 4}))
+	must(t, s.SetAppServiceCursor(c, "b", []int64{5}))
+	cur, err := s.AppServiceCursor(c, "a")
+	must(t, err)
+	if !slices.Equal(cur, []int64{3, 4}) {
+		t.Fatalf("cursor %v", cur)
+	}
+}
+
+func testReceiptsRange(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	var positions []int64
+	for i, room := range []string{"!a:x", "!b:x", "!c:x"} {
+		pos, err := s.PutReceipt(c, &storage.Receipt{RoomID: room, UserID: "@u:x", Type: "m.read",
+			EventID: "$e" + room, TS: int64(i)})
+		must(t, err)
+		positions = append(positions, pos)
+	}
+	rs, err := s.ReceiptsRange(c, positions[0], positions[2], 10)
+	must(t, err)
+	if len(rs) != 2 || rs[0].RoomID != "!b:x" || rs[1].RoomID != "!c:x" || rs[1].StreamPos != positions[2] {
+		t.Fatalf("receipts in range: %+v", rs)
+	}
+	rs, err = s.ReceiptsRange(c, 0, positions[2], 1)
+	must(t, err)
+	if len(rs) != 1 || rs[0].RoomID != "!a:x" {
+		t.Fatalf("receipts with limit 1: %+v", rs)
+	}
+}
+
+func testToDeviceRange(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	content := json.RawMessage(`{"k":1}`)
+	last, err := s.QueueToDevice(c, "@s:x", "SD", "t1", []*storage.ToDeviceMessage{
+		{UserID: "@a:x", DeviceID: "A", Sender: "@s:x", Type: "m.test", Content: content},
+		{UserID: "@b:x", DeviceID: "B", Sender: "@s:x", Type: "m.test", Content: content},
+		{UserID: "@c:x", DeviceID: "C", Sender: "@s:x", Type: "m.test", Content: content},
+	})
+	must(t, err)
+	msgs, err := s.ToDeviceRange(c, last-2, last, 10)
+	must(t, err)
+	if len(msgs) != 2 || msgs[0].UserID != "@b:x" || msgs[1].DeviceID != "C" || string(msgs[1].Content) != `{"k":1}` {
+		t.Fatalf("to-device in range: %+v", msgs)
+	}
+	msgs, err = s.ToDeviceRange(c, 0, last, 2)
+	must(t, err)
+	if len(msgs) != 2 || msgs[0].UserID != "@a:x" {
+		t.Fatalf("to-device with limit: %+v", msgs)
+	}
+}
