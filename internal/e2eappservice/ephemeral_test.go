@@ -158,7 +158,7 @@ func TestAppServiceEphemeral(t *testing.T) {
 	ghostCli := srv.Client(t)
 	ghostCli.AccessToken = as.Registration.AppToken
 	if _, err := ghostCli.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypeAppservice, DeviceID: "GHOSTDEV",
-		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: string(ghost.UserID)},
+		Identifier:       mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: string(ghost.UserID)},
 		StoreCredentials: true}); err != nil {
 		t.Fatalf("ghost login: %v", err)
 	}
