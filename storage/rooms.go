@@ -80,6 +80,10 @@ type EventWrite struct {
 	Extremities []string
 	// Txn records the client transaction ID that made the event.
 	Txn *EventTxn
+	// History puts the event before every timeline event (backward batch
+	// send): it takes a negative stream position, below all earlier history.
+	// A batch is all history or none.
+	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts string
 	// PushActions are the notifications this event gives local users.

@@ -3,13 +3,13 @@ package clientapi
 import (
 	"encoding/json/jsontext"
 	"log/slog"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 )
 
@@ -54,26 +54,27 @@ func (a *API) batchSend(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if !req.Forward {
-		if !req.ForwardIfNoMessages {
-			httpx.Fail(c, types.NewError(http.StatusBadRequest, types.CodeUnrecognized,
-				"Backward batch send is not supported; send with forward=true"))
-			return
-		}
+	// A backward batch goes before the timeline, unless it asked to go
+	// forward into a room that has no messages yet.
+	history := !req.Forward
+	if history && req.ForwardIfNoMessages {
 		has, err := a.rooms.HasMessages(ctx, roomID)
 		if err != nil {
 			httpx.Fail(c, err)
 			return
 		}
-		if has {
-			httpx.Fail(c, types.NewError(http.StatusBadRequest, types.CodeUnrecognized,
-				"Backward batch send is not supported and the room already has messages"))
+		history = has
+	}
+	if req.MarkReadBy != "" {
+		// Bridges mark backfilled history read for the real user whose chat
+		// it is (not one of their own users): any member of the room will do.
+		if m, _, err := a.rooms.Membership(ctx, roomID, req.MarkReadBy); err != nil {
+			httpx.Fail(c, err)
+			return
+		} else if m != "join" {
+			httpx.Fail(c, types.Forbidden("mark_read_by: %s is not in the room", req.MarkReadBy))
 			return
 		}
-	}
-	if req.MarkReadBy != "" && !a.users.AppServiceOwns(p.AppServiceID, string(req.MarkReadBy)) {
-		httpx.Fail(c, types.Forbidden("%s is not in the application service's namespace", req.MarkReadBy))
-		return
 	}
 	protos := make([]*events.Proto, len(req.Events))
 	for i, ev := range req.Events {
@@ -96,7 +97,7 @@ func (a *API) batchSend(c *gin.Context) {
 		protos[i] = &events.Proto{Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender, Content: ev.Content,
 			OriginServerTS: ev.OriginServerTS}
 	}
-	ids, err := a.rooms.BatchSend(ctx, roomID, protos, req.SendNotification)
+	ids, err := a.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Notify: req.SendNotification, History: history})
 	if err != nil {
 		httpx.Fail(c, err)
 		return

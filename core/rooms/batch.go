@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -10,20 +11,31 @@ import (
 )
 
 // maxBatchEvents bounds one batch send.
-const maxBatchEvents = 5000
+const maxBatchEvents = 10000
 
-// BatchSend appends events to the end of a room in one transaction, all or
-// none, with the senders and timestamps given (the one batch-insert
-// operation of appservice batch send, bridge backfill and imports).
-// notify false gives them no push notifications.
-func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*events.Proto, notify bool) ([]id.EventID, error) {
+// BatchOptions shape a batch send.
+type BatchOptions struct {
+	// Notify computes push notifications for the events (send_notification).
+	Notify bool
+	// History puts the batch before the room's whole timeline (a backward
+	// batch): older history than anything the room shows. Only message
+	// events, only in rooms where no other server takes part, and nobody is
+	// notified: it is the past.
+	History bool
+}
+
+// BatchSend persists events in one transaction, all or none, with the
+// senders and timestamps given — the one batch-insert operation of
+// appservice batch send, bridge backfill and imports. By default the events
+// are appended to the room; with History they go before its timeline.
+func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*events.Proto, opts BatchOptions) ([]id.EventID, error) {
 	if len(protos) == 0 {
 		return []id.EventID{}, nil
 	}
 	if len(protos) > maxBatchEvents {
 		return nil, types.TooLarge("A batch holds at most %d events", maxBatchEvents)
 	}
-	for _, p := range protos {
+	for i, p := range protos {
 		if err := checkType(p.Type, p.StateKey); err != nil {
 			return nil, err
 		}
@@ -33,12 +45,37 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 		if p.Type == "m.room.canonical_alias" && p.StateKey != nil {
 			return nil, types.InvalidParam("m.room.canonical_alias cannot be batch sent; use the state endpoint")
 		}
+		if opts.History && p.StateKey != nil {
+			return nil, types.InvalidParam("Event %d: state events cannot be inserted into history", i)
+		}
 	}
 	if err := s.requireRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
-	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !notify})
+	if opts.History {
+		if err := s.requireLocalOnly(ctx, roomID); err != nil {
+			return nil, err
+		}
+	}
+	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !opts.Notify || opts.History, history: opts.History})
 	return res.eventIDs, res.err
+}
+
+// requireLocalOnly refuses rooms where another server takes part: history
+// inserted before the timeline is a local view other servers would not share.
+func (s *Service) requireLocalOnly(ctx context.Context, roomID id.RoomID) error {
+	members, err := s.store.RoomMembers(ctx, string(roomID), nil)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if _, server, err := id.UserID(m.UserID).Parse(); err != nil || server != s.opts.ServerName {
+			return types.NewError(http.StatusBadRequest, types.CodeUnrecognized,
+				"History can only be inserted into rooms where no other server takes part; "+
+					"this room has members from "+server)
+		}
+	}
+	return nil
 }
 
 // HasMessages reports whether a room's timeline holds any event that is not

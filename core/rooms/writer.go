@@ -138,7 +138,9 @@ type sendReq struct {
 	protos []*events.Proto
 	// noPush skips push rules (batch send without send_notification).
 	noPush bool
-	done   chan sendResult
+	// history stores the batch before the timeline (BatchOptions.History).
+	history bool
+	done    chan sendResult
 }
 
 type sendResult struct {
@@ -295,6 +297,11 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 			}
 			r.done <- sendResult{err: err} // nothing of the batch is kept
 			return
+		}
+		if r.history {
+			// The past concerns no appservice's queue (the one that sent it
+			// knows it).
+			wr.History, wr.AppServices = true, nil
 		}
 		writes = append(writes, wr)
 		built = append(built, ev)

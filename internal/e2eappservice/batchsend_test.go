@@ -66,12 +66,14 @@ func TestBatchSend(t *testing.T) {
 			"events": []any{msg(ghosts[0], 1, "ok"), msg("@human:localhost", 2, "not yours")}}, 403, "M_FORBIDDEN"},
 		{"sender not in the room", asToken, map[string]any{"forward": true,
 			"events": []any{msg(ghosts[0], 1, "ok"), msg("@_bridge_stranger:localhost", 2, "not joined")}}, 403, "M_FORBIDDEN"},
-		{"backward", asToken, map[string]any{"forward": false, "events": []any{msg(ghosts[0], 1, "x")}}, 400, "M_UNRECOGNIZED"},
+		{"state in a backward batch", asToken, map[string]any{"forward": false, "events": []any{msg(ghosts[0], 1, "ok"),
+			map[string]any{"type": "m.room.topic", "state_key": "", "sender": ghosts[0], "content": map[string]any{"topic": "t"}}}},
+			400, "M_INVALID_PARAM"},
 		{"no content", asToken, map[string]any{"forward": true, "events": []any{map[string]any{
 			"type": "m.room.message", "sender": ghosts[0]}}}, 400, "M_BAD_JSON"},
 		{"redaction", asToken, map[string]any{"forward": true, "events": []any{map[string]any{
 			"type": "m.room.redaction", "sender": ghosts[0], "content": map[string]any{"redacts": "$x"}}}}, 400, "M_INVALID_PARAM"},
-		{"mark_read_by outside the namespace", asToken, map[string]any{"forward": true, "mark_read_by": "@human:localhost",
+		{"mark_read_by not in the room", asToken, map[string]any{"forward": true, "mark_read_by": "@nobody:localhost",
 			"events": []any{msg(ghosts[0], 1, "x")}}, 403, "M_FORBIDDEN"},
 	}
 	for _, b := range bad {
@@ -99,19 +101,40 @@ func TestBatchSend(t *testing.T) {
 		evs = append(evs, msg(ghosts[i%2], base+int64(i)*1000, fmt.Sprintf("history %d", i)))
 	}
 	resp, err := bot.BeeperBatchSend(ctx, room.RoomID, &mautrix.ReqBeeperBatchSend{ForwardIfNoMessages: true,
-		MarkReadBy: ghosts[0], Events: evs})
+		MarkReadBy: user.UserID, Events: evs})
 	if err != nil || len(resp.EventIDs) != n {
 		t.Fatalf("batch send: %v %+v", err, resp)
 	}
-	// The room has messages now: a second backward batch is refused.
-	code, body := do(t, srv, "POST", batchPath, asToken, map[string]any{"forward_if_no_messages": true,
-		"events": []any{msg(ghosts[0], 1, "x")}})
-	if code != 400 || body["errcode"] != "M_UNRECOGNIZED" {
-		t.Fatalf("backward batch into a room with messages: %d %v", code, body)
+	before, err := user.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The room has messages now: a backward batch goes before them all, as
+	// older history (the events of each batch in their own order).
+	const m = 300
+	var older []*event.Event
+	for i := range m {
+		older = append(older, msg(ghosts[(i+1)%2], base-int64(m-i)*1000, fmt.Sprintf("older %d", i)))
+	}
+	oldResp, err := bot.BeeperBatchSend(ctx, room.RoomID, &mautrix.ReqBeeperBatchSend{ForwardIfNoMessages: true, Events: older})
+	if err != nil || len(oldResp.EventIDs) != m {
+		t.Fatalf("backward batch send: %v %+v", err, oldResp)
 	}
 	live, err := user.SendText(ctx, room.RoomID, "live")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Syncing clients are not sent the past as news: only the live message.
+	after, err := user.SyncRequest(ctx, 0, before.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var news []string
+	for _, ev := range after.Rooms.Join[room.RoomID].Timeline.Events {
+		news = append(news, ev.Content.Raw["body"].(string))
+	}
+	if len(news) != 1 || news[0] != "live" {
+		t.Fatalf("incremental sync after a backward batch got %v", news)
 	}
 
 	// The user reads the history back in order, with senders and timestamps.
@@ -132,8 +155,8 @@ func TestBatchSend(t *testing.T) {
 		}
 		from = page.End
 	}
-	if len(got) != n+1 || got[0].ID != live.EventID {
-		t.Fatalf("read back %d messages, newest %s (want %d, %s)", len(got), got[0].ID, n+1, live.EventID)
+	if len(got) != n+m+1 || got[0].ID != live.EventID {
+		t.Fatalf("read back %d messages, newest %s (want %d, %s)", len(got), got[0].ID, n+m+1, live.EventID)
 	}
 	for i := range n {
 		ev := got[n-i] // oldest last
@@ -142,8 +165,16 @@ func TestBatchSend(t *testing.T) {
 			t.Fatalf("event %d read back as %s %s %d %v", i, ev.ID, ev.Sender, ev.Timestamp, ev.Content.Raw["body"])
 		}
 	}
+	for i := range m {
+		ev := got[n+m-i]
+		if ev.ID != oldResp.EventIDs[i] || ev.Sender != ghosts[(i+1)%2] || ev.Timestamp != base-int64(m-i)*1000 ||
+			ev.Content.Raw["body"] != fmt.Sprintf("older %d", i) {
+			t.Fatalf("older event %d read back as %s %s %d %v", i, ev.ID, ev.Sender, ev.Timestamp, ev.Content.Raw["body"])
+		}
+	}
 
-	// mark_read_by left a read receipt on the last event.
+	// mark_read_by (the real user, as bridges send it) left a read receipt
+	// on the last event of the forward batch.
 	code, raw := srv.DoRaw(t, "GET", "/_matrix/client/v3/sync?timeout=0", user.AccessToken, nil)
 	if code != 200 {
 		t.Fatalf("sync: %d", code)
@@ -165,7 +196,7 @@ func TestBatchSend(t *testing.T) {
 	}
 	found := false
 	for _, e := range sync.Rooms.Join[room.RoomID].Ephemeral.Events {
-		if e.Type == "m.receipt" && e.Content[resp.EventIDs[n-1]]["m.read"][ghosts[0]] != nil {
+		if e.Type == "m.receipt" && e.Content[resp.EventIDs[n-1]]["m.read"][user.UserID] != nil {
 			found = true
 		}
 	}

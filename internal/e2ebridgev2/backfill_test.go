@@ -54,6 +54,7 @@ func TestBridgev2Backfill(t *testing.T) {
 	// can name its address before the bridge exists; it serves the bridge's
 	// router once the bridge is built.
 	asURL, serveAS := listenAppService(t)
+	// Not t.TempDir(): the bridge's unix socket path must stay short.
 	tmp, err := os.MkdirTemp("", "e2ebridgev2-")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func bridgeConfig(asURL, dir string) *bridgeconfig.Config {
 			// 0: do not mark old history read. Above 0 (the example config
 			// has 720) the bridge sends mark_read_by with the Matrix user
 			// of the login, a user outside its namespace.
-			UnreadHoursThreshold: 720,
+			UnreadHoursThreshold: 0,
 			// The queue sends backward batches, which the server does not
 			// take into a room that has messages.
 			Queue: bridgeconfig.BackfillQueueConfig{Enabled: false},

@@ -23,8 +23,6 @@ import (
 // whose history is a fixed sequence of text messages from a few users. It
 // implements bridgev2.NetworkConnector; each login gets a testClient.
 type testNetwork struct {
-	br *bridgev2.Bridge
-
 	chat   networkid.PortalKey
 	ghosts []networkid.UserID
 	count  int
@@ -160,7 +158,7 @@ func (n *testNetwork) resync(create bool) *simplevent.ChatResync {
 	}
 }
 
-func (n *testNetwork) Init(br *bridgev2.Bridge)            { n.br = br }
+func (n *testNetwork) Init(*bridgev2.Bridge)               {}
 func (n *testNetwork) Start(context.Context) error         { return nil }
 func (n *testNetwork) GetDBMetaTypes() database.MetaTypes  { return database.MetaTypes{} }
 func (n *testNetwork) GetBridgeInfoVersion() (int, int)    { return 1, 1 }

@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,12 +90,25 @@ func (db *DB) PersistEvents(ctx context.Context, writes []*storage.EventWrite) e
 
 func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
-		var last int64
-		if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
-			RETURNING pos`, int64(len(writes))).Scan(&last); err != nil {
-			return err
+		n := int64(len(writes))
+		var first int64
+		if history := writes[0].History; slices.ContainsFunc(writes, func(w *storage.EventWrite) bool { return w.History != history }) {
+			return errors.New("persist events: a batch mixes history and timeline events")
+		} else if history {
+			// History counts down: the batch takes the n positions below the
+			// lowest so far, in order.
+			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos - $1
+				WHERE name = 'events_history' RETURNING pos`, n).Scan(&first); err != nil {
+				return err
+			}
+		} else {
+			var last int64
+			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
+				RETURNING pos`, n).Scan(&last); err != nil {
+				return err
+			}
+			first = last - n + 1
 		}
-		first := last - int64(len(writes)) + 1
 		for i, w := range writes {
 			w.Event.StreamPos = first + int64(i)
 			if w.NewGroup != nil {

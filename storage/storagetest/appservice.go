@@ -16,6 +16,7 @@ var appServiceTests = []struct {
 	{"AppServices/Cursor", testAppServiceCursor},
 	{"Ephemeral/ReceiptsRange", testReceiptsRange},
 	{"Ephemeral/ToDeviceRange", testToDeviceRange},
+	{"Events/History", testEventHistory},
 }
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
@@ -104,5 +105,39 @@ func testToDeviceRange(t *testing.T, s storage.Store) {
 	must(t, err)
 	if len(msgs) != 2 || msgs[0].UserID != "@a:x" {
 		t.Fatalf("to-device with limit: %+v", msgs)
+	}
+}
+
+// testEventHistory: history batches take negative positions, each batch
+// below the one before, in order within the batch, and never touch the
+// timeline's stream.
+func testEventHistory(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	persist(t, s, ev(roomA, "$live1", "m.room.message"), ev(roomA, "$live2", "m.room.message"))
+	maxBefore, err := s.MaxStreamPos(c)
+	must(t, err)
+	history := func(evs ...*storage.Event) {
+		writes := bare(evs...)
+		for _, w := range writes {
+			w.History = true
+		}
+		must(t, s.PersistEvents(c, writes))
+	}
+	h1, h2 := ev(roomA, "$h1", "m.room.message"), ev(roomA, "$h2", "m.room.message")
+	history(h1, h2)
+	history(ev(roomA, "$older1", "m.room.message"), ev(roomA, "$older2", "m.room.message"))
+	if h1.StreamPos >= 0 || h2.StreamPos != h1.StreamPos+1 {
+		t.Fatalf("history positions %d, %d", h1.StreamPos, h2.StreamPos)
+	}
+	maxAfter, err := s.MaxStreamPos(c)
+	must(t, err)
+	eq(t, "timeline position after history", maxAfter, maxBefore)
+	evs, err := s.RoomEvents(c, roomA, farPos, 0, true, 100)
+	must(t, err)
+	eqList(t, "room read backwards", ids(evs), []string{"$live2", "$live1", "$h2", "$h1", "$older2", "$older1"})
+	mixed := bare(ev(roomA, "$x1", "m.room.message"), ev(roomA, "$x2", "m.room.message"))
+	mixed[1].History = true
+	if err := s.PersistEvents(c, mixed); err == nil {
+		t.Fatal("a batch mixing history and timeline events was stored")
 	}
 }

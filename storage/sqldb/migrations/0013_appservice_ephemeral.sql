@@ -7,3 +7,7 @@ CREATE TABLE appservice_cursors (
 );
 ALTER TABLE appservice_txns ADD COLUMN ephemeral TEXT NOT NULL DEFAULT '';
 CREATE INDEX receipts_pos ON receipts (stream_pos);
+
+-- Backward batch send puts history before a room's timeline: those events
+-- take negative stream positions, counting down from here.
+INSERT INTO stream_positions (name, pos) VALUES ('events_history', 0);
