@@ -80,6 +80,9 @@ type EventWrite struct {
 	Extremities []string
 	// Txn records the client transaction ID that made the event.
 	Txn *EventTxn
+	// Alias is the event ID the appservice that batch sent the event chose
+	// for it ("" for none); it is recorded in the same transaction.
+	Alias string
 	// History puts the event before every timeline event (backward batch
 	// send): it takes a negative stream position, below all earlier history.
 	// A batch is all history or none.
@@ -115,6 +118,12 @@ type Rooms interface {
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 	ListPublishedRooms(ctx context.Context) ([]string, error)
 
+	// ResolveEventAliases maps event ID aliases to the real event IDs (those
+	// unknown are left out).
+	ResolveEventAliases(ctx context.Context, aliases []string) (map[string]string, error)
+	// EventAliases maps real event IDs to their aliases (those without are
+	// left out).
+	EventAliases(ctx context.Context, eventIDs []string) (map[string]string, error)
 	// PersistEvents writes a batch of events in order, giving each the next
 	// stream position (written into Event.StreamPos).
 	PersistEvents(ctx context.Context, writes []*EventWrite) error

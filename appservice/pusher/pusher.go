@@ -212,6 +212,10 @@ func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, er
 	if evs == nil {
 		evs = []*rooms.ClientEvent{}
 	}
+	// Events the appservice named itself are referred to by its names.
+	if err := p.rooms.RefsToAliases(ctx, evs); err != nil {
+		return false, err
+	}
 	body := map[string]any{"events": evs}
 	if eph != nil {
 		if err := p.addEphemeral(ctx, as, body, evs, eph); err != nil {

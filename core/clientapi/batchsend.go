@@ -22,6 +22,9 @@ func (a *API) registerBatchSend(r gin.IRouter, auth gin.HandlerFunc) {
 }
 
 type batchEvent struct {
+	// EventID is the ID the appservice chose (mautrix bridges do); it
+	// becomes an alias of the real event.
+	EventID        id.EventID     `json:"event_id,omitempty"`
 	Type           string         `json:"type"`
 	StateKey       *string        `json:"state_key,omitempty"`
 	Sender         id.UserID      `json:"sender"`
@@ -77,6 +80,7 @@ func (a *API) batchSend(c *gin.Context) {
 		}
 	}
 	protos := make([]*events.Proto, len(req.Events))
+	aliases := make([]id.EventID, len(req.Events))
 	for i, ev := range req.Events {
 		if ev == nil || ev.Type == "" || ev.Sender == "" {
 			httpx.Fail(c, types.BadJSON("Event %d needs a type and a sender", i))
@@ -96,8 +100,10 @@ func (a *API) batchSend(c *gin.Context) {
 		}
 		protos[i] = &events.Proto{Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender, Content: ev.Content,
 			OriginServerTS: ev.OriginServerTS}
+		aliases[i] = ev.EventID
 	}
-	ids, err := a.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Notify: req.SendNotification, History: history})
+	ids, err := a.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Notify: req.SendNotification, History: history,
+		Aliases: aliases})
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -209,6 +209,11 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 	if err := s.requireJoined(ctx, roomID, user); err != nil {
 		return err
 	}
+	// Bridges mark read by the event IDs they chose for backfilled events.
+	eventID, err := s.rooms.ResolveEventID(ctx, eventID)
+	if err != nil {
+		return err
+	}
 	if _, err := s.rooms.Event(ctx, roomID, user, eventID); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json/jsontext"
 	"net/http"
 
 	"maunium.net/go/mautrix/id"
@@ -22,6 +23,10 @@ type BatchOptions struct {
 	// events, only in rooms where no other server takes part, and nobody is
 	// notified: it is the past.
 	History bool
+	// Aliases are the event IDs the appservice chose, one per event ("" for
+	// none): each becomes an alias of its real event, and references to
+	// them in this batch or later are to the real events.
+	Aliases []id.EventID
 }
 
 // BatchSend persists events in one transaction, all or none, with the
@@ -52,13 +57,64 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 	if err := s.requireRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
+	refs, err := s.batchRefs(ctx, protos, opts.Aliases)
+	if err != nil {
+		return nil, err
+	}
 	if opts.History {
 		if err := s.requireLocalOnly(ctx, roomID); err != nil {
 			return nil, err
 		}
 	}
-	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !opts.Notify || opts.History, history: opts.History})
+	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !opts.Notify || opts.History, history: opts.History,
+		aliases: opts.Aliases, refs: refs})
 	return res.eventIDs, res.err
+}
+
+// batchRefs checks a batch's aliases (valid, new and each used once) and
+// resolves the references its events make to aliases stored before; those
+// to aliases of the batch itself are resolved as it is built.
+func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases []id.EventID) (map[string]string, error) {
+	if aliases == nil {
+		return nil, nil
+	}
+	if len(aliases) != len(protos) {
+		return nil, types.InvalidParam("One alias per event")
+	}
+	mine := map[string]bool{}
+	var names, refs []string
+	for i, a := range aliases {
+		if a == "" {
+			continue
+		}
+		if len(a) > 255 || a[0] != '$' {
+			return nil, types.InvalidParam("Event %d: event_id must start with $ and be at most 255 bytes", i)
+		}
+		if mine[string(a)] {
+			return nil, types.InvalidParam("Event %d: event_id %s is used twice", i, a)
+		}
+		mine[string(a)] = true
+		names = append(names, string(a))
+	}
+	for _, p := range protos {
+		if raw, ok := p.Content.(jsontext.Value); ok {
+			for _, r := range contentRefs(raw) {
+				if !mine[r] {
+					refs = append(refs, r)
+				}
+			}
+		}
+	}
+	taken, err := s.store.ResolveEventAliases(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range names {
+		if _, ok := taken[a]; ok {
+			return nil, types.NewError(http.StatusConflict, types.CodeInvalidParam, "event_id "+a+" is already taken")
+		}
+	}
+	return s.store.ResolveEventAliases(ctx, refs)
 }
 
 // requireLocalOnly refuses rooms where another server takes part: history

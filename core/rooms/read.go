@@ -398,6 +398,9 @@ func (s *Service) Event(ctx context.Context, roomID id.RoomID, user id.UserID, e
 	if err != nil {
 		return nil, err
 	}
+	if eventID, err = s.ResolveEventID(ctx, eventID); err != nil {
+		return nil, err
+	}
 	e, err := s.store.GetEvent(ctx, string(eventID))
 	if storageNotFound(err) || (err == nil && (e.RoomID != string(roomID) || e.Rejected || e.SoftFailed)) {
 		return nil, types.NotFound("Event not found")

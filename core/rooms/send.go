@@ -82,8 +82,12 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if req.TxnID != "" {
 		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
 	}
+	content, err := s.resolveRefs(ctx, req.Content)
+	if err != nil {
+		return "", err
+	}
 	return s.submit(ctx, req.RoomID, &sendReq{
-		proto: &events.Proto{Type: req.Type, StateKey: req.StateKey, Sender: req.Sender, Content: req.Content,
+		proto: &events.Proto{Type: req.Type, StateKey: req.StateKey, Sender: req.Sender, Content: jsontext.Value(content),
 			OriginServerTS: req.Timestamp},
 		txn: txn,
 	})
@@ -151,6 +155,9 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 		return "", err
 	}
 	rv := id.RoomVersion(room.RoomVersion)
+	if target, err = s.ResolveEventID(ctx, target); err != nil {
+		return "", err
+	}
 	tev, err := s.store.GetEvent(ctx, string(target))
 	if storageNotFound(err) || (err == nil && tev.RoomID != string(roomID)) {
 		return "", types.NotFound("Event not found")

@@ -6,6 +6,7 @@ import (
 	"encoding/json/v2"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -140,6 +141,10 @@ type sendReq struct {
 	noPush bool
 	// history stores the batch before the timeline (BatchOptions.History).
 	history bool
+	// aliases name the batch's events (BatchOptions.Aliases); refs resolves
+	// the aliases stored before that its events refer to.
+	aliases []id.EventID
+	refs    map[string]string
 	done    chan sendResult
 }
 
@@ -289,7 +294,13 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 	b.noPush = r.noPush
 	writes := make([]*storage.EventWrite, 0, len(r.protos))
 	built := make([]*pdu.PDU, 0, len(r.protos))
+	refs := maps.Clone(r.refs)
 	for i, p := range r.protos {
+		if raw, ok := p.Content.(jsontext.Value); ok && len(refs) > 0 {
+			q := *p
+			q.Content = jsontext.Value(rewriteRefs(raw, refs))
+			p = &q
+		}
 		ev, wr, err := s.prepare(ctx, b, p)
 		if err != nil {
 			if me, ok := types.AsError(err); ok {
@@ -297,6 +308,13 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 			}
 			r.done <- sendResult{err: err} // nothing of the batch is kept
 			return
+		}
+		if i < len(r.aliases) && r.aliases[i] != "" {
+			wr.Alias = string(r.aliases[i])
+			if refs == nil {
+				refs = map[string]string{}
+			}
+			refs[wr.Alias] = string(ev.InternalMeta.EventID) // later events may point at it
 		}
 		if r.history {
 			// The past concerns no appservice's queue (the one that sent it

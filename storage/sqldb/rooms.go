@@ -120,7 +120,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
 		}
-		var pushRows, txnRows, asRows [][]any
+		var pushRows, txnRows, asRows, aliasRows [][]any
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
@@ -159,12 +159,19 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			for _, as := range w.AppServices {
 				asRows = append(asRows, []any{as, e.StreamPos})
 			}
+			if w.Alias != "" {
+				aliasRows = append(aliasRows, []any{w.Alias, e.EventID, e.RoomID})
+			}
 		}
 		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)`,
 			` ON CONFLICT DO NOTHING`, pushRows); err != nil {
 			return err
 		}
 		if err := db.insertRows(ctx, `INSERT INTO appservice_queue (as_id, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {
+			return err
+		}
+		// An alias is taken once: a second use fails the batch.
+		if err := db.insertRows(ctx, `INSERT INTO event_aliases (alias, event_id, room_id)`, ``, aliasRows); err != nil {
 			return err
 		}
 		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
@@ -300,6 +307,41 @@ func (db *DB) seqPlaceholder(n int) string {
 		return "?"
 	}
 	return placeholder(n)
+}
+
+func (db *DB) ResolveEventAliases(ctx context.Context, aliases []string) (map[string]string, error) {
+	return db.pairs(ctx, `SELECT alias, event_id FROM event_aliases WHERE 1 = 1`, "alias", aliases)
+}
+
+func (db *DB) EventAliases(ctx context.Context, eventIDs []string) (map[string]string, error) {
+	return db.pairs(ctx, `SELECT event_id, alias FROM event_aliases WHERE 1 = 1`, "event_id", eventIDs)
+}
+
+// pairs runs a two-column query for the keys (col IN keys) into a map.
+func (db *DB) pairs(ctx context.Context, q, col string, keys []string) (map[string]string, error) {
+	out := map[string]string{}
+	for chunk := range slices.Chunk(keys, 1000) {
+		cond, args := inList(col, 1, chunk)
+		rows, err := db.r(ctx).QueryContext(ctx, q+cond, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = v
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (db *DB) RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {

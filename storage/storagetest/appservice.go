@@ -17,6 +17,7 @@ var appServiceTests = []struct {
 	{"Ephemeral/ReceiptsRange", testReceiptsRange},
 	{"Ephemeral/ToDeviceRange", testToDeviceRange},
 	{"Events/History", testEventHistory},
+	{"Events/Aliases", testEventAliases},
 }
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
@@ -140,4 +141,30 @@ func testEventHistory(t *testing.T, s storage.Store) {
 	if err := s.PersistEvents(c, mixed); err == nil {
 		t.Fatal("a batch mixing history and timeline events was stored")
 	}
+}
+
+// testEventAliases: an alias is stored with its event, resolves both ways,
+// and is taken once (a second use fails its whole batch).
+func testEventAliases(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	writes := bare(ev(roomA, "$real1", "m.room.message"), ev(roomA, "$real2", "m.room.message"))
+	writes[0].Alias = "$name1:bridge"
+	must(t, s.PersistEvents(c, writes))
+	m, err := s.ResolveEventAliases(c, []string{"$name1:bridge", "$unknown:bridge"})
+	must(t, err)
+	if len(m) != 1 || m["$name1:bridge"] != "$real1" {
+		t.Fatalf("resolved %v", m)
+	}
+	m, err = s.EventAliases(c, []string{"$real1", "$real2"})
+	must(t, err)
+	if len(m) != 1 || m["$real1"] != "$name1:bridge" {
+		t.Fatalf("aliases %v", m)
+	}
+	again := bare(ev(roomA, "$real3", "m.room.message"))
+	again[0].Alias = "$name1:bridge"
+	if err := s.PersistEvents(c, again); err == nil {
+		t.Fatal("an alias was stored twice")
+	}
+	_, err = s.GetEvent(c, "$real3")
+	wantErr(t, err, storage.ErrNotFound, "event of the failed batch")
 }
