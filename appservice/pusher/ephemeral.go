@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 
 	"maunium.net/go/mautrix/id"
@@ -35,6 +36,7 @@ type Store interface {
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
 	ListDevices(ctx context.Context, userID string) ([]*storage.Device, error)
 	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 }
 
 // Option adds to what the pusher delivers.
@@ -108,12 +110,15 @@ type ephemeralData struct {
 	edus        []map[string]any
 	toDevice    []*storage.ToDeviceMessage
 	deviceLists []string
+	// deviceListsLeft are users who no longer share a room with the
+	// appservice's users.
+	deviceListsLeft []string
 	// reached is how far along the streams the data goes.
 	reached stream.Positions
 }
 
 func (d *ephemeralData) empty() bool {
-	return len(d.edus) == 0 && len(d.toDevice) == 0 && len(d.deviceLists) == 0
+	return len(d.edus) == 0 && len(d.toDevice) == 0 && len(d.deviceLists) == 0 && len(d.deviceListsLeft) == 0
 }
 
 // interest answers, with caching for one transaction, whether an
@@ -208,19 +213,10 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 		}
 		d.reached[stream.ToDevice] = reached
 	}
-	if p.wantsMSC3202(as) && d.reached[stream.DeviceLists] > from[stream.DeviceLists] {
-		changed, err := p.store.DeviceListChanges(ctx, from[stream.DeviceLists], d.reached[stream.DeviceLists])
-		if err != nil {
+	if p.wantsMSC3202(as) {
+		if err := p.deviceLists(ctx, in, from, d); err != nil {
 			return nil, err
 		}
-		for _, u := range changed {
-			if ok, err := in.user(ctx, u); err != nil {
-				return nil, err
-			} else if ok {
-				d.deviceLists = append(d.deviceLists, u)
-			}
-		}
-		slices.Sort(d.deviceLists)
 	}
 	return d, nil
 }
@@ -248,6 +244,61 @@ func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d 
 	for dev, pos := range last {
 		if err := p.store.AckToDevice(ctx, dev[0], dev[1], pos); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// deviceLists fills MSC3202's device list changes: users sharing a room
+// with the appservice's users whose devices changed or who newly share one
+// (changed), and those who no longer share any (left).
+func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Positions, d *ephemeralData) error {
+	changed, left := map[string]bool{}, map[string]bool{}
+	if d.reached[stream.DeviceLists] > from[stream.DeviceLists] {
+		users, err := p.store.DeviceListChanges(ctx, from[stream.DeviceLists], d.reached[stream.DeviceLists])
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			changed[u] = true
+		}
+	}
+	if d.reached[stream.Events] > from[stream.Events] {
+		members, err := p.store.MemberEventsBetween(ctx, from[stream.Events], d.reached[stream.Events])
+		if err != nil {
+			return err
+		}
+		for _, ev := range members {
+			target := *ev.StateKey
+			if in.as.OwnsUser(id.UserID(target)) {
+				continue
+			}
+			if ok, err := in.room(ctx, ev.RoomID); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
+			switch ev.Membership {
+			case "join":
+				changed[target] = true
+			case "leave", "ban":
+				left[target] = true
+			}
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(changed)) {
+		if ok, err := in.user(ctx, u); err != nil {
+			return err
+		} else if ok {
+			d.deviceLists = append(d.deviceLists, u)
+			delete(left, u)
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(left)) {
+		if ok, err := in.user(ctx, u); err != nil {
+			return err
+		} else if !ok {
+			d.deviceListsLeft = append(d.deviceListsLeft, u)
 		}
 	}
 	return nil

@@ -251,8 +251,9 @@ func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body
 	if !p.wantsMSC3202(as) {
 		return nil
 	}
-	if len(eph.deviceLists) > 0 {
-		body["org.matrix.msc3202.device_lists"] = map[string]any{"changed": eph.deviceLists, "left": []string{}}
+	if len(eph.deviceLists) > 0 || len(eph.deviceListsLeft) > 0 {
+		body["org.matrix.msc3202.device_lists"] = map[string]any{"changed": nonNil(eph.deviceLists),
+			"left": nonNil(eph.deviceListsLeft)}
 	}
 	// Key counts of the appservice's users this transaction concerns: its
 	// bot, senders of its events and recipients of its to-device messages.
@@ -272,6 +273,13 @@ func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body
 		body["org.matrix.msc3202.device_unused_fallback_key_types"] = fallback
 	}
 	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func maxPositions(a, b stream.Positions) stream.Positions {

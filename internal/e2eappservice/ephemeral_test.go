@@ -249,6 +249,29 @@ func TestAppServiceEphemeral(t *testing.T) {
 	waitFor(t, "the human's device list change", as.DeviceLists, func(dl *mautrix.DeviceLists) bool {
 		return slices.Contains(dl.Changed, human.UserID)
 	})
+
+	// A visitor who joins shares a room with the ghost (changed); once they
+	// leave, they share none (left).
+	if out, err := srv.Run(t, "", "user", "add", "visitor", "--password", "visitor-password"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	visitor := srv.Client(t)
+	if _, err := visitor.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "visitor-password",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "visitor"}, StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := visitor.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the visitor's join as a device list change", as.DeviceLists, func(dl *mautrix.DeviceLists) bool {
+		return slices.Contains(dl.Changed, visitor.UserID)
+	})
+	if _, err := visitor.LeaveRoom(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the visitor in device_lists.left", as.DeviceLists, func(dl *mautrix.DeviceLists) bool {
+		return slices.Contains(dl.Left, visitor.UserID)
+	})
 }
 
 // TestAppServiceWithoutEphemeral: an appservice that did not ask gets no
