@@ -1268,7 +1268,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	bump = max(bump, 0)
 	res.BumpStamp = &bump
 	if m.Membership == "join" {
-		counts, err := b.s.store.UnreadCounts(ctx, string(r), string(b.req.User))
+		counts, err := b.s.unread.counts(ctx, string(r), string(b.req.User), b.upto[stream.Events])
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,7 @@ type Service struct {
 	push     *push.Service
 	store    Store
 	notifier stream.Notifier
+	unread   *unreadCache
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
 	// memberships caches each user's room memberships between their syncs;
@@ -84,7 +85,8 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 	if r == nil || eph == nil || p == nil || store == nil || n == nil {
 		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
-	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute}
+	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute,
+		unread: newUnreadCache(store)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -351,7 +353,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
-			counts, err := s.store.UnreadCounts(ctx, string(m.RoomID), string(req.User))
+			counts, err := s.unread.counts(ctx, string(m.RoomID), string(req.User), upto[stream.Events])
 			if err != nil {
 				return nil, nil, err
 			}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,7 @@ import (
 	"maunium.net/go/mautrix/bridgev2/commands"
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/matrix"
+	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -37,17 +40,23 @@ import (
 const batchSendRoute = "/_matrix/client/unstable/com.beeper.backfill/rooms/:roomId/batch_send"
 
 // TestBridgev2Backfill: a bridgev2 bridge creates a portal for a chat with
-// 10,000 messages of history and backfills it through batch_send; a Matrix
-// client then paginates the room and reads every message back in order,
-// with its original sender and timestamp.
+// 10,000 messages of history. The portal's first forward backfill brings
+// the newest messages; the backfill queue then fetches older history page
+// by page and sends it as backward batches, before the timeline. A Matrix
+// client paginates the room and reads every message back in order, with
+// its original sender and timestamp; the history is marked read for the
+// user; the event IDs the bridge chose stand for the real events, both when
+// the client looks them up and when it replies to backfilled messages.
 func TestBridgev2Backfill(t *testing.T) {
 	const (
 		n = 10_000
-		// The network's history pages; each becomes one batch_send.
-		pageLimit = 2_500
+		// The first forward backfill: the newest messages of the chat.
+		initial = 2_000
+		// The backfill queue's pages: 3,000, 3,000 and 2,000 messages.
+		batchSize = 3_000
 	)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
 	// The appservice listener belongs to the test, so that the registration
@@ -60,7 +69,7 @@ func TestBridgev2Backfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
-	cfg := bridgeConfig(asURL, tmp)
+	cfg := bridgeConfig(asURL, tmp, initial, batchSize)
 	reg := cfg.GenerateRegistration() // fills as_token and hs_token in cfg, as `bridge -g` does
 	regPath := filepath.Join(tmp, "registration.yaml")
 	if err := reg.Save(regPath); err != nil {
@@ -72,7 +81,7 @@ func TestBridgev2Backfill(t *testing.T) {
 	cfg.Homeserver.Address = srv.URL
 	alice := srv.Register(t, &mautrix.ReqRegister{Username: "alice", Password: "correct horse battery"})
 
-	network := newTestNetwork(n, pageLimit)
+	network := newTestNetwork(n)
 	br, mx, logs := startBridge(ctx, t, cfg, network)
 	serveAS(mx.AS.Router)
 	if !mx.GetCapabilities().BatchSending {
@@ -81,7 +90,7 @@ func TestBridgev2Backfill(t *testing.T) {
 
 	// Alice logs in to the test network; the network tells the bridge
 	// about its one chat, which makes the bridge create the portal and
-	// backfill it.
+	// backfill its newest messages.
 	user, err := br.GetUserByMXID(ctx, alice.UserID)
 	if err != nil {
 		t.Fatal(err)
@@ -97,16 +106,32 @@ func TestBridgev2Backfill(t *testing.T) {
 	}
 
 	roomID := waitInvite(ctx, t, alice, logs)
+	waitBridged(ctx, t, br, network.chat, initial, logs) // EXPERIMENT: join after the forward batch
 	if _, err := alice.JoinRoomByID(ctx, roomID); err != nil {
 		t.Fatalf("join the portal %s: %v", roomID, err)
 	}
 	waitMessage(ctx, t, alice, roomID, network.body(n-1), logs)
+	// The forward backfill is done when the bridge has recorded its
+	// messages, after their batch was sent.
+	waitBridged(ctx, t, br, network.chat, initial, logs)
+
+	// The older history is the backfill queue's: bridgev2 schedules the
+	// portal's task a minute after creating the room
+	// (BackfillMinBackoffAfterRoomCreate); the test brings it forward.
+	task := waitBackfillTask(ctx, t, br, network.chat, logs)
+	task.NextDispatchMinTS = time.Now()
+	if err := br.DB.BackfillTask.Update(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	br.WakeupBackfillQueue()
+	waitBackfillDone(ctx, t, br, network.chat, logs)
 	backfilled := time.Now()
 
 	got := paginate(ctx, t, alice, roomID)
 	if len(got) != n {
-		t.Fatalf("paginated %d messages, want %d", len(got), n)
+		t.Fatalf("paginated %d messages, want %d; FetchMessages calls %+v", len(got), n, network.fetchCalls())
 	}
+	realIDs := make([]id.EventID, n) // message i's event, as the server names it
 	for i := range n {
 		ev := got[n-1-i] // newest first
 		wantSender := id.UserID(fmt.Sprintf("@testnet_%s:localhost", network.sender(i)))
@@ -115,35 +140,91 @@ func TestBridgev2Backfill(t *testing.T) {
 			t.Fatalf("message %d read back as %s from %s at %d (%v); want %q from %s at %d",
 				i, ev.ID, ev.Sender, ev.Timestamp, ev.Content.Raw, network.body(i), wantSender, network.ts(i).UnixMilli())
 		}
+		realIDs[i] = ev.ID
 	}
 
-	// The history came through batch_send, not message by message.
+	// The network was asked for the newest messages once, then for older
+	// pages until it said there were no more.
+	wantCalls := []fetchCall{
+		{Forward: true, Count: initial, Returned: initial, HasMore: true},
+		{Count: batchSize, Anchor: messageID(n - initial), Returned: batchSize, HasMore: true},
+		{Count: batchSize, Anchor: messageID(n - initial - batchSize), Cursor: cursor(n - initial - batchSize),
+			Returned: batchSize, HasMore: true},
+		{Count: batchSize, Anchor: messageID(n - initial - 2*batchSize), Cursor: cursor(n - initial - 2*batchSize),
+			Returned: n - initial - 2*batchSize, HasMore: false},
+	}
+	if calls := network.fetchCalls(); !slices.Equal(calls, wantCalls) {
+		t.Fatalf("FetchMessages calls\n%+v\nwant\n%+v", calls, wantCalls)
+	}
+	// Each page came through one batch_send, not message by message.
 	batches := serverRequests(t, srv.Logs(), batchSendRoute)
-	if len(batches) != n/pageLimit {
-		t.Fatalf("the server saw %d batch_send requests, want one per page (%d)", len(batches), n/pageLimit)
+	if len(batches) != len(wantCalls) {
+		t.Fatalf("the server saw %d batch_send requests, want one per page (%d)", len(batches), len(wantCalls))
 	}
 	for _, status := range batches {
 		if status != http.StatusOK {
 			t.Fatalf("batch_send answered %d (all: %v)", status, batches)
 		}
 	}
-	returned := 0
-	for _, c := range network.fetchCalls() {
-		if !c.Forward {
-			t.Fatalf("a backward FetchMessages call: %+v", c)
+
+	// The chat is older than unread_hours_threshold, so the bridge marked
+	// it read for alice: her receipt is on the newest message, where the
+	// backward batches' receipts on older history did not move it.
+	if ev, ok := readReceipt(ctx, t, alice, roomID); !ok || ev != realIDs[n-1] {
+		t.Fatalf("alice's read receipt is on %q (found %v), want the newest message %s", ev, ok, realIDs[n-1])
+	}
+
+	// The bridge knows each message by the event ID it chose; the server
+	// answers for that ID with the real event.
+	for _, i := range []int{0, n - initial - batchSize - 1, n - initial, n - 1} {
+		part, err := br.DB.Message.GetFirstPartByID(ctx, "", messageID(i))
+		if err != nil || part == nil {
+			t.Fatalf("the bridge's record of message %d: %v, %v", i, part, err)
 		}
-		returned += c.Returned
+		if part.MXID == realIDs[i] {
+			t.Fatalf("message %d: the bridge recorded the real event ID %s, not one of its own", i, part.MXID)
+		}
+		ev, err := alice.GetEvent(ctx, roomID, part.MXID)
+		if err != nil {
+			t.Fatalf("GET the event of message %d by the bridge's ID %s: %v", i, part.MXID, err)
+		}
+		if body, _ := ev.Content.Raw["body"].(string); ev.ID != realIDs[i] || body != network.body(i) {
+			t.Fatalf("the bridge's ID %s of message %d gives %s %q, want %s %q",
+				part.MXID, i, ev.ID, body, realIDs[i], network.body(i))
+		}
 	}
-	if returned != n {
-		t.Fatalf("FetchMessages returned %d messages in all, want %d: %+v", returned, n, network.fetchCalls())
+
+	// Alice replies to backfilled messages the way Element does, by their
+	// real event IDs; the network is told which of its messages she
+	// replies to.
+	for _, i := range []int{n - initial - batchSize - 1, n - 1} {
+		body := fmt.Sprintf("reply to msg %d", i)
+		content := map[string]any{"msgtype": "m.text", "body": body,
+			"m.relates_to": map[string]any{"m.in_reply_to": map[string]any{"event_id": realIDs[i]}}}
+		if _, err := alice.SendMessageEvent(ctx, roomID, event.EventMessage, content); err != nil {
+			t.Fatalf("send the reply to message %d: %v", i, err)
+		}
+		select {
+		case sent := <-network.fromMatrix:
+			if sent.Body != body || sent.ReplyTo != messageID(i) {
+				t.Fatalf("the network got %+v, want %q replying to %s", sent, body, messageID(i))
+			}
+		case <-ctx.Done():
+			t.Fatalf("the network never got the reply to message %d; bridge errors: %v", i, logs.errorLines())
+		}
 	}
-	t.Logf("%d messages: FetchMessages calls %+v, %d batch_send requests; backfilled %.1fs after start, paginated in %.1fs",
-		n, network.fetchCalls(), len(batches), backfilled.Sub(start).Seconds(), time.Since(backfilled).Seconds())
+	if errs := logs.errorLines(); len(errs) > 0 {
+		t.Fatalf("the bridge logged errors: %v", errs)
+	}
+	t.Logf("%d messages: %d batch_send requests; backfilled %.1fs after start, paginated and checked in %.1fs",
+		n, len(batches), backfilled.Sub(start).Seconds(), time.Since(backfilled).Seconds())
 }
+
+func cursor(i int) networkid.PaginationCursor { return networkid.PaginationCursor(strconv.Itoa(i)) }
 
 // bridgeConfig is the bridge's configuration: what a bridge's config.yaml
 // would hold. Features the server does not offer are switched off here.
-func bridgeConfig(asURL, dir string) *bridgeconfig.Config {
+func bridgeConfig(asURL, dir string, initial, batchSize int) *bridgeconfig.Config {
 	cfg := &bridgeconfig.Config{
 		Homeserver: bridgeconfig.HomeserverConfig{Domain: "localhost", Software: bridgeconfig.SoftwareStandard},
 		AppService: bridgeconfig.AppserviceConfig{
@@ -164,19 +245,21 @@ func bridgeConfig(asURL, dir string) *bridgeconfig.Config {
 		},
 		Backfill: bridgeconfig.BackfillConfig{
 			Enabled: true,
-			// The whole history through forward backfills: the first one
-			// of the new portal, then catch-ups after each resync, one
-			// batch_send per page the network returns. The server takes at
-			// most 5,000 events per batch, so no page may be larger.
-			MaxInitialMessages: 10_000,
-			MaxCatchupMessages: 10_000,
-			// 0: do not mark old history read. Above 0 (the example config
-			// has 720) the bridge sends mark_read_by with the Matrix user
-			// of the login, a user outside its namespace.
-			UnreadHoursThreshold: 0,
-			// The queue sends backward batches, which the server does not
-			// take into a room that has messages.
-			Queue: bridgeconfig.BackfillQueueConfig{Enabled: false},
+			// A new portal gets the chat's newest messages in one forward
+			// batch; the queue backfills the rest.
+			MaxInitialMessages: initial,
+			MaxCatchupMessages: initial,
+			// The example config's: the chat is older, so each batch is
+			// sent with mark_read_by the login's Matrix user.
+			UnreadHoursThreshold: 720,
+			Queue: bridgeconfig.BackfillQueueConfig{
+				Enabled:   true,
+				BatchSize: batchSize,
+				// Seconds; 0 would make the queue poll its table without pause.
+				BatchDelay: 1,
+				// All the history there is: the network's HasMore ends it.
+				MaxBatches: -1,
+			},
 		},
 		// No end-to-bridge encryption, direct media, public media or
 		// provisioning API: none of them is under test.
@@ -372,4 +455,90 @@ func serverRequests(t *testing.T, logs, route string) []int {
 		}
 	}
 	return statuses
+}
+
+// waitBackfillTask waits for the portal's backfill queue task, which
+// bridgev2 creates with the room.
+func waitBackfillTask(ctx context.Context, t *testing.T, br *bridgev2.Bridge, portal networkid.PortalKey, logs *bridgeLog) *database.BackfillTask {
+	t.Helper()
+	var task *database.BackfillTask
+	poll(ctx, t, logs, "the backfill task", func() (bool, error) {
+		var err error
+		task, err = br.DB.BackfillTask.GetNextForPortal(ctx, portal)
+		return task != nil, err
+	})
+	return task
+}
+
+// waitBridged waits until the bridge's database holds count messages of
+// the portal.
+func waitBridged(ctx context.Context, t *testing.T, br *bridgev2.Bridge, portal networkid.PortalKey, count int, logs *bridgeLog) {
+	t.Helper()
+	poll(ctx, t, logs, fmt.Sprintf("%d bridged messages", count), func() (bool, error) {
+		got, err := br.DB.Message.CountMessagesInPortal(ctx, portal)
+		return got >= count, err
+	})
+}
+
+// waitBackfillDone waits until the portal's backfill task is done: the
+// queue marks it so after the batch of the network's last page is sent.
+func waitBackfillDone(ctx context.Context, t *testing.T, br *bridgev2.Bridge, portal networkid.PortalKey, logs *bridgeLog) {
+	t.Helper()
+	poll(ctx, t, logs, "the backfill queue", func() (bool, error) {
+		var done bool
+		err := br.DB.QueryRow(ctx, `SELECT is_done FROM backfill_task WHERE bridge_id=$1 AND portal_id=$2 AND portal_receiver=$3`,
+			br.ID, portal.ID, portal.Receiver).Scan(&done)
+		return done, err
+	})
+}
+
+// poll checks cond every 100ms until it holds; a backfill failure the
+// bridge logs, or the context's deadline, ends the wait.
+func poll(ctx context.Context, t *testing.T, logs *bridgeLog, what string, cond func() (bool, error)) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if e := logs.backfillFailure(); e != "" {
+			t.Fatalf("waiting for %s: the bridge failed to backfill: %s", what, e)
+		}
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; bridge errors: %v", what, ctx.Err(), logs.errorLines())
+		}
+	}
+}
+
+// readReceipt returns the event of the user's m.read receipt in the room,
+// as an initial /sync shows it.
+func readReceipt(ctx context.Context, t *testing.T, cli *mautrix.Client, roomID id.RoomID) (id.EventID, bool) {
+	t.Helper()
+	resp, err := cli.SyncRequest(ctx, 0, "", "", true, "")
+	if err != nil {
+		t.Fatalf("initial /sync: %v", err)
+	}
+	room := resp.Rooms.Join[roomID]
+	if room == nil {
+		t.Fatalf("initial /sync has no joined room %s", roomID)
+	}
+	for _, ev := range room.Ephemeral.Events {
+		if ev.Type != event.EphemeralEventReceipt {
+			continue
+		}
+		for evID, byType := range ev.Content.Raw {
+			read, _ := byType.(map[string]any)["m.read"].(map[string]any)
+			if _, ok := read[string(cli.UserID)]; ok {
+				return id.EventID(evID), true
+			}
+		}
+	}
+	return "", false
 }

@@ -28,12 +28,11 @@ type testNetwork struct {
 	count  int
 	base   time.Time
 	selfID networkid.UserID
-	// pageLimit is the most messages one history request returns, as real
-	// networks cap their history pages.
-	pageLimit int
 
 	mu      sync.Mutex
 	fetches []fetchCall
+	// fromMatrix receives what the network is sent from Matrix.
+	fromMatrix chan sentMessage
 }
 
 // fetchCall records one FetchMessages call and what it returned.
@@ -43,23 +42,31 @@ type fetchCall struct {
 	Anchor   networkid.MessageID
 	Cursor   networkid.PaginationCursor
 	Returned int
+	HasMore  bool
 }
 
+// sentMessage is a message sent to the network from Matrix: its text and
+// the network message it replies to, if bridgev2 found one.
+type sentMessage struct {
+	Body    string
+	ReplyTo networkid.MessageID
+}
 var (
 	_ bridgev2.NetworkConnector      = (*testNetwork)(nil)
 	_ bridgev2.NetworkAPI            = (*testClient)(nil)
 	_ bridgev2.BackfillingNetworkAPI = (*testClient)(nil)
 )
 
-func newTestNetwork(count, pageLimit int) *testNetwork {
+func newTestNetwork(count int) *testNetwork {
 	return &testNetwork{
 		chat:   networkid.PortalKey{ID: "chat1"},
 		ghosts: []networkid.UserID{"ghost0", "ghost1", "ghost2", "ghost3", "ghost4"},
 		count:  count,
-		// A fixed past instant: history the bridge did not see happen.
-		base:      time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC),
-		selfID:    "me",
-		pageLimit: pageLimit,
+		// A fixed past instant: history the bridge did not see happen,
+		// older than any unread threshold.
+		base:       time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC),
+		selfID:     "me",
+		fromMatrix: make(chan sentMessage, 16),
 	}
 }
 
@@ -90,17 +97,13 @@ func (n *testNetwork) chatInfo() *bridgev2.ChatInfo {
 	}
 }
 
-// page answers FetchMessages over the history, at most pageLimit messages
-// at a time and oldest first, as bridgev2 wants them. The network's history
-// API pages forward from the start of the chat: a forward page is the
-// oldest messages after the anchor (the first messages of the chat when
-// there is none). A backward page is the messages just before the cursor,
-// or before the anchor.
+// page answers FetchMessages over the history, oldest first as bridgev2
+// wants them, the way a chat network's history API does: a forward page is
+// the newest messages after the anchor (of the whole chat when there is
+// none), at most Count of them; a backward page is the Count messages just
+// before the cursor, or before the anchor when there is no cursor yet.
+// HasMore says whether older messages remain that this page did not reach.
 func (n *testNetwork) page(p bridgev2.FetchMessagesParams) (*bridgev2.FetchMessagesResponse, error) {
-	count := min(p.Count, n.pageLimit)
-	if count <= 0 {
-		return &bridgev2.FetchMessagesResponse{Forward: p.Forward}, nil
-	}
 	anchor := -1
 	if p.AnchorMessage != nil {
 		i, err := messageIndex(p.AnchorMessage.ID)
@@ -112,9 +115,9 @@ func (n *testNetwork) page(p bridgev2.FetchMessagesParams) (*bridgev2.FetchMessa
 	var lo, hi int
 	resp := &bridgev2.FetchMessagesResponse{Forward: p.Forward}
 	if p.Forward {
-		lo = anchor + 1
-		hi = min(n.count, lo+count)
-		resp.HasMore = hi < n.count
+		hi = n.count
+		lo = max(anchor+1, hi-max(p.Count, 0))
+		resp.HasMore = lo > anchor+1
 	} else {
 		hi = n.count
 		if anchor >= 0 {
@@ -125,9 +128,9 @@ func (n *testNetwork) page(p bridgev2.FetchMessagesParams) (*bridgev2.FetchMessa
 			if err != nil {
 				return nil, fmt.Errorf("cursor %q: %w", p.Cursor, err)
 			}
-			hi = min(hi, c)
+			hi = c
 		}
-		lo = max(0, hi-count)
+		lo = max(0, hi-max(p.Count, 0))
 		resp.Cursor = networkid.PaginationCursor(strconv.Itoa(lo))
 		resp.HasMore = lo > 0
 	}
@@ -146,10 +149,10 @@ func (n *testNetwork) page(p bridgev2.FetchMessagesParams) (*bridgev2.FetchMessa
 	return resp, nil
 }
 
-// resync is what the network says about the chat when it (re)connects or
-// when history remains to be caught up: its info and its newest message.
-// bridgev2 creates the portal from it, or forward-backfills after the last
-// message it bridged when that is older than the network's newest.
+// resync is what the network says about the chat when it (re)connects:
+// its info and its newest message. bridgev2 creates the portal from it, or
+// forward-backfills after the last message it bridged when that is older
+// than the network's newest.
 func (n *testNetwork) resync(create bool) *simplevent.ChatResync {
 	return &simplevent.ChatResync{
 		EventMeta:       simplevent.EventMeta{Type: bridgev2.RemoteEventChatResync, PortalKey: n.chat, CreatePortal: create},
@@ -217,12 +220,32 @@ func (c *testClient) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bri
 	return &bridgev2.UserInfo{Name: ptr.Ptr("Test user " + string(ghost.ID))}, nil
 }
 
+// GetCapabilities: the chat takes replies; without that bridgev2 would not
+// look up what a Matrix reply replies to.
 func (c *testClient) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
-	return &event.RoomFeatures{}
+	return &event.RoomFeatures{Reply: event.CapLevelFullySupported}
 }
 
-func (c *testClient) HandleMatrixMessage(context.Context, *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
-	return nil, errors.New("the test network does not take messages from Matrix")
+// HandleMatrixMessage takes text messages from Matrix and hands them to the
+// test with the network message they reply to, as bridgev2 resolved it.
+func (c *testClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	if msg.Content.MsgType != event.MsgText {
+		return nil, fmt.Errorf("the test network takes only text, not %s", msg.Content.MsgType)
+	}
+	sent := sentMessage{Body: msg.Content.Body}
+	if msg.ReplyTo != nil {
+		sent.ReplyTo = msg.ReplyTo.ID
+	}
+	select {
+	case c.net.fromMatrix <- sent:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &bridgev2.MatrixMessageResponse{DB: &database.Message{
+		ID:        networkid.MessageID("matrix-" + string(msg.Event.ID)),
+		SenderID:  c.net.selfID,
+		Timestamp: time.UnixMilli(msg.Event.Timestamp),
+	}}, nil
 }
 
 func (c *testClient) FetchMessages(_ context.Context, p bridgev2.FetchMessagesParams) (*bridgev2.FetchMessagesResponse, error) {
@@ -230,20 +253,13 @@ func (c *testClient) FetchMessages(_ context.Context, p bridgev2.FetchMessagesPa
 		return &bridgev2.FetchMessagesResponse{}, nil
 	}
 	resp, err := c.net.page(p)
-	if err == nil && resp.Forward && resp.HasMore {
-		// More history than one page: once this page is bridged, the
-		// network tells the bridge again that the chat has newer
-		// messages, and the bridge catches up from where it is.
-		resp.CompleteCallback = func() {
-			go c.login.QueueRemoteEvent(c.net.resync(false))
-		}
-	}
 	call := fetchCall{Forward: p.Forward, Count: p.Count, Cursor: p.Cursor}
 	if p.AnchorMessage != nil {
 		call.Anchor = p.AnchorMessage.ID
 	}
 	if resp != nil {
 		call.Returned = len(resp.Messages)
+		call.HasMore = resp.HasMore
 	}
 	c.net.mu.Lock()
 	c.net.fetches = append(c.net.fetches, call)

@@ -13,51 +13,16 @@ import (
 // aggregate over the (user, room, position) key — no per-row subquery, as
 // this runs for every room of every incremental sync.
 func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storage.UnreadCount, error) {
-	q := db.r(ctx)
-	rows, err := q.QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
-		JOIN events e ON e.event_id = r.event_id
-		WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
-		GROUP BY r.thread_id`, roomID, userID)
+	read, own, err := db.ReadPositions(ctx, roomID, userID)
 	if err != nil {
 		return nil, err
 	}
-	read := map[string]int64{}
-	for rows.Next() {
-		var thread string
-		var pos int64
-		if err := rows.Scan(&thread, &pos); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		read[thread] = pos
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var own sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2`,
-		roomID, userID).Scan(&own); err != nil {
-		return nil, err
-	}
-	floor := max(read[""], own.Int64)
-	count := func(thread string, after int64) (storage.UnreadCount, error) {
-		c := storage.UnreadCount{ThreadID: thread}
-		err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0) FROM event_push_actions
-			WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND stream_pos > $4`,
-			userID, roomID, thread, after).Scan(&c.Notifications, &c.Highlights)
-		return c, err
-	}
-	rows, err = q.QueryContext(ctx, `SELECT thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
-		FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3
-		GROUP BY thread_id ORDER BY thread_id`, userID, roomID, floor)
+	maxPos, err := db.MaxStreamPos(ctx)
 	if err != nil {
 		return nil, err
 	}
-	all, err := collect(rows, func(row interface{ Scan(...any) error }) (storage.UnreadCount, error) {
-		var c storage.UnreadCount
-		return c, row.Scan(&c.ThreadID, &c.Notifications, &c.Highlights)
-	})
+	floor := max(read[""], own)
+	all, err := db.PushActionCounts(ctx, roomID, userID, "", floor, maxPos)
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +30,13 @@ func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storag
 	for _, c := range all {
 		if pos, ok := read[c.ThreadID]; ok && pos > floor {
 			// The thread has a receipt of its own further on: count after it.
-			if c, err = count(c.ThreadID, pos); err != nil {
+			counts, err := db.PushActionCounts(ctx, roomID, userID, c.ThreadID, pos, maxPos)
+			if err != nil {
 				return nil, err
+			}
+			c = storage.UnreadCount{ThreadID: c.ThreadID}
+			if len(counts) > 0 {
+				c = counts[0]
 			}
 		}
 		if c.Notifications > 0 {
@@ -74,4 +44,53 @@ func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storag
 		}
 	}
 	return out, nil
+}
+
+func (db *DB) ReadPositions(ctx context.Context, roomID, userID string) (map[string]int64, int64, error) {
+	q := db.r(ctx)
+	rows, err := q.QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
+		JOIN events e ON e.event_id = r.event_id
+		WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
+		GROUP BY r.thread_id`, roomID, userID)
+	if err != nil {
+		return nil, 0, err
+	}
+	read := map[string]int64{}
+	for rows.Next() {
+		var thread string
+		var pos int64
+		if err := rows.Scan(&thread, &pos); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		read[thread] = pos
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	var own sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2`,
+		roomID, userID).Scan(&own); err != nil {
+		return nil, 0, err
+	}
+	return read, own.Int64, nil
+}
+
+func (db *DB) PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
+	query := `SELECT thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
+		FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos <= $4`
+	args := []any{userID, roomID, after, upto}
+	if thread != "" {
+		query += ` AND thread_id = $5`
+		args = append(args, thread)
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, query+` GROUP BY thread_id ORDER BY thread_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(row interface{ Scan(...any) error }) (storage.UnreadCount, error) {
+		var c storage.UnreadCount
+		return c, row.Scan(&c.ThreadID, &c.Notifications, &c.Highlights)
+	})
 }

@@ -31,8 +31,26 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 	if got := counts(); got["main"] != [2]int64{2, 1} || got["$m1"] != [2]int64{1, 0} || len(got) != 2 {
 		t.Fatalf("counts %v", got)
 	}
+	// The primitives: counts within a range, of every thread or one.
+	m2 := getEvent(t, s, "$m2").StreamPos
+	t1 := getEvent(t, s, "$t1").StreamPos
+	part, err := s.PushActionCounts(c, roomA, carol, "", 0, m2)
+	must(t, err)
+	if len(part) != 1 || part[0] != (storage.UnreadCount{ThreadID: "main", Notifications: 2, Highlights: 1}) {
+		t.Fatalf("counts up to $m2: %+v", part)
+	}
+	part, err = s.PushActionCounts(c, roomA, carol, "$m1", 0, t1)
+	must(t, err)
+	if len(part) != 1 || part[0] != (storage.UnreadCount{ThreadID: "$m1", Notifications: 1}) {
+		t.Fatalf("counts of thread $m1: %+v", part)
+	}
+	part, err = s.PushActionCounts(c, roomA, carol, "", m2, t1-1)
+	must(t, err)
+	if len(part) != 0 {
+		t.Fatalf("counts of an empty range: %+v", part)
+	}
 	// A threaded receipt reads only its thread.
-	_, err := s.PutReceipt(c, &storage.Receipt{RoomID: roomA, UserID: carol, Type: "m.read", ThreadID: "$m1", EventID: "$t1", TS: 1})
+	_, err = s.PutReceipt(c, &storage.Receipt{RoomID: roomA, UserID: carol, Type: "m.read", ThreadID: "$m1", EventID: "$t1", TS: 1})
 	must(t, err)
 	if got := counts(); got["main"] != [2]int64{2, 1} || len(got) != 1 {
 		t.Fatalf("after a thread receipt: %v", got)
@@ -49,5 +67,10 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 	write(own)
 	if got := counts(); len(got) != 0 {
 		t.Fatalf("after carol spoke: %v", got)
+	}
+	read, ownPos, err := s.ReadPositions(c, roomA, carol)
+	must(t, err)
+	if ownPos != own.StreamPos || read[""] != getEvent(t, s, "$m1").StreamPos || read["$m1"] != t1 || len(read) != 2 {
+		t.Fatalf("read positions %v, own %d", read, ownPos)
 	}
 }
