@@ -92,6 +92,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 		}
 		return err
 	})
+	s.keyCounts.forget(user, req.DeviceID) // a replaced device's ID is never reused
 	if err != nil {
 		return "", internal("store dehydrated device", err)
 	}
@@ -129,6 +130,9 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, user string) (stri
 		pos, err = s.deviceListChanged(ctx, user)
 		return err
 	})
+	if deviceID != "" {
+		s.keyCounts.forget(user, deviceID)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", types.NotFound("No dehydrated device available")
 	} else if err != nil {

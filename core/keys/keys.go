@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,10 +68,11 @@ type Options struct {
 
 // Service implements the keys endpoints.
 type Service struct {
-	store    Store
-	notifier stream.Notifier
-	opts     Options
-	log      *slog.Logger
+	store     Store
+	notifier  stream.Notifier
+	opts      Options
+	log       *slog.Logger
+	keyCounts countCache
 }
 
 // New builds the service.
@@ -275,6 +277,7 @@ func (s *Service) Upload(ctx context.Context, user, device string, req *UploadRe
 		pos, err = s.applyUpload(ctx, up)
 		return err
 	})
+	s.keyCounts.forget(user, device) // even on error: the commit may have happened
 	if err != nil {
 		return nil, internal("upload keys", err)
 	}
@@ -432,6 +435,10 @@ func parseKeyMap(m map[string]json.RawMessage, user, device, ed, what string) ([
 // OneTimeKeyCounts counts a device's unclaimed one-time keys (with
 // signed_curve25519 always present).
 func (s *Service) OneTimeKeyCounts(ctx context.Context, user id.UserID, device string) (map[string]int64, error) {
+	known, epoch := s.keyCounts.get(string(user), device)
+	if known.otk != nil {
+		return known.otk, nil
+	}
 	counts, err := s.store.CountOneTimeKeys(ctx, string(user), device)
 	if err != nil {
 		return nil, internal("count one-time keys", err)
@@ -439,15 +446,21 @@ func (s *Service) OneTimeKeyCounts(ctx context.Context, user id.UserID, device s
 	if _, ok := counts[algSignedCurve25519]; !ok {
 		counts[algSignedCurve25519] = 0
 	}
+	s.keyCounts.put(string(user), device, epoch, func(e *deviceCounts) { e.otk = maps.Clone(counts) })
 	return counts, nil
 }
 
 // UnusedFallbackKeyTypes lists the algorithms of a device's unused fallback keys.
 func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device string) ([]string, error) {
+	known, epoch := s.keyCounts.get(string(user), device)
+	if known.hasFB {
+		return known.fallback, nil
+	}
 	t, err := s.store.UnusedFallbackKeyTypes(ctx, string(user), device)
 	if err != nil {
 		return nil, internal("fallback key types", err)
 	}
+	s.keyCounts.put(string(user), device, epoch, func(e *deviceCounts) { e.fallback, e.hasFB = slices.Clone(t), true })
 	return t, nil
 }
 
@@ -604,8 +617,10 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) 
 			k, err := s.store.ClaimOneTimeKey(ctx, user, dev, alg)
 			if err == nil {
 				keyID, keyJSON = k.KeyID, k.KeyJSON
+				s.keyCounts.forget(user, dev)
 			} else if errors.Is(err, storage.ErrNotFound) {
 				fk, err := s.store.ClaimFallbackKey(ctx, user, dev, alg)
+				s.keyCounts.forget(user, dev) // the fallback key may now be used
 				if errors.Is(err, storage.ErrNotFound) {
 					continue
 				} else if err != nil {
@@ -757,6 +772,7 @@ func (s *Service) DevicesDeleted(ctx context.Context, user string, deviceIDs []s
 		pos, err = s.deviceListChanged(ctx, user)
 		return err
 	})
+	s.keyCounts.forget(user, deviceIDs...)
 	if err != nil {
 		s.log.Error("deleting the keys of deleted devices", "user", user, "err", err)
 		return

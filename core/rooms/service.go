@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,11 @@ type Service struct {
 	groupIDs idBlock
 	// lastCreateTS keeps v12 create events (and so room IDs) apart.
 	lastCreateTS atomic.Int64
+	// memberWrites counts commits with membership events in flight, and
+	// lastMemberPos is the position of the last committed one (MaxInt64
+	// until Start): see MayHaveMemberEventsAfter.
+	memberWrites  atomic.Int64
+	lastMemberPos atomic.Int64
 
 	mu      sync.Mutex
 	writers map[id.RoomID]*roomWriter
@@ -93,13 +99,26 @@ func New(store Store, opts Options) (*Service, error) {
 	if opts.OnPersist == nil {
 		opts.OnPersist = func(id.RoomID, int64, []string) {}
 	}
-	return &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
+	s := &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
-		writers: map[id.RoomID]*roomWriter{}}, nil
+		writers: map[id.RoomID]*roomWriter{}}
+	s.lastMemberPos.Store(math.MaxInt64)
+	return s, nil
 }
 
-// Start does nothing yet; room writers start on demand.
-func (s *Service) Start(context.Context) {}
+// Start learns where the timeline stands (room writers start on demand).
+func (s *Service) Start(ctx context.Context) {
+	if pos, err := s.store.MaxStreamPos(ctx); err == nil {
+		s.lastMemberPos.Store(pos) // everything before may hold memberships
+	}
+}
+
+// MayHaveMemberEventsAfter reports whether an m.room.member event may
+// have been committed after pos. Call it after reading the upper end of the
+// range from the notifier: a commit in flight then counts as "may".
+func (s *Service) MayHaveMemberEventsAfter(pos int64) bool {
+	return s.memberWrites.Load() > 0 || s.lastMemberPos.Load() > pos
+}
 
 // Stop waits for the room writers to finish what they hold.
 func (s *Service) Stop() {

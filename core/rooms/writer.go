@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -344,7 +345,21 @@ func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*stora
 	for _, wr := range writes[:len(writes)-1] {
 		wr.Extremities = nil
 	}
-	if err := s.store.PersistEvents(ctx, writes); err != nil {
+	members := slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.Type == "m.room.member" })
+	if members {
+		s.memberWrites.Add(1) // before positions are taken: see MayHaveMemberEventsAfter
+	}
+	err := s.store.PersistEvents(ctx, writes)
+	if members {
+		if err == nil {
+			last := writes[len(writes)-1].Event.StreamPos
+			for cur := s.lastMemberPos.Load(); last > cur && !s.lastMemberPos.CompareAndSwap(cur, last); {
+				cur = s.lastMemberPos.Load()
+			}
+		}
+		s.memberWrites.Add(-1)
+	}
+	if err != nil {
 		w.rs = nil // storage and memory may disagree now: reload next time
 		return fmt.Errorf("persist events: %w", err)
 	}

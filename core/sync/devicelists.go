@@ -32,12 +32,24 @@ type DeviceListsSection struct {
 	Left    []string `json:"left,omitempty"`
 }
 
+// skipMemberless moves since's event position up to upto's when no
+// membership changed in between: then membership cannot have changed who
+// shares a room with whom, and device list updates need not look at the
+// events (most syncs follow messages only).
+func (s *Service) skipMemberless(since, upto stream.Positions) stream.Positions {
+	if since[stream.Events] > 0 && !s.rooms.MayHaveMemberEventsAfter(since[stream.Events]) {
+		since[stream.Events] = max(since[stream.Events], upto[stream.Events])
+	}
+	return since
+}
+
 // addDeviceLists fills the device_lists section (incremental syncs only)
 // and the syncing device's one-time key counts and fallback key types.
 func (s *Service) addDeviceLists(ctx context.Context, req *Request, resp *Response, since, upto stream.Positions, initial bool) error {
 	if s.deviceLists == nil {
 		return nil
 	}
+	since = s.skipMemberless(since, upto)
 	if !initial && (upto[stream.DeviceLists] > since[stream.DeviceLists] || upto[stream.Events] > since[stream.Events]) {
 		changed, left, err := s.deviceLists.DeviceListUpdates(ctx, req.User, since, upto)
 		if err != nil {
@@ -73,6 +85,7 @@ func (s *Service) slidingE2EE(ctx context.Context, user id.UserID, device string
 	if s.deviceLists == nil {
 		return nil
 	}
+	since = s.skipMemberless(since, upto)
 	if !initial && (upto[stream.DeviceLists] > since[stream.DeviceLists] || upto[stream.Events] > since[stream.Events]) {
 		changed, left, err := s.deviceLists.DeviceListUpdates(ctx, user, since, upto)
 		if err != nil {

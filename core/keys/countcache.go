@@ -1,0 +1,69 @@
+package keys
+
+import (
+	"maps"
+	"slices"
+	"sync"
+)
+
+// maxCountEntries bounds the key count cache; past it, it starts afresh.
+const maxCountEntries = 500_000
+
+// countCache keeps each device's one-time key counts and unused fallback
+// key types, which every /sync of the device reads. Whatever changes a
+// device's keys forgets its entry after committing; an entry computed while
+// something was forgotten is not kept (the epoch moved), so a read that
+// raced a change never sticks.
+type countCache struct {
+	mu    sync.Mutex
+	epoch uint64
+	m     map[string]*deviceCounts
+}
+
+type deviceCounts struct {
+	otk      map[string]int64 // nil: not read yet
+	fallback []string
+	hasFB    bool
+}
+
+func countKey(user, device string) string { return user + "|" + device }
+
+// get returns a copy of what is known of the device, and the epoch to hand
+// back to put.
+func (c *countCache) get(user, device string) (deviceCounts, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[countKey(user, device)]; e != nil {
+		return deviceCounts{otk: maps.Clone(e.otk), fallback: slices.Clone(e.fallback), hasFB: e.hasFB}, c.epoch
+	}
+	return deviceCounts{}, c.epoch
+}
+
+// put records what was read at epoch, unless something changed since.
+func (c *countCache) put(user, device string, epoch uint64, set func(*deviceCounts)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		return
+	}
+	if c.m == nil || len(c.m) >= maxCountEntries {
+		c.m = map[string]*deviceCounts{}
+	}
+	k := countKey(user, device)
+	e := c.m[k]
+	if e == nil {
+		e = &deviceCounts{}
+		c.m[k] = e
+	}
+	set(e)
+}
+
+// forget drops the devices' entries (after their keys changed).
+func (c *countCache) forget(user string, devices ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	for _, d := range devices {
+		delete(c.m, countKey(user, d))
+	}
+}
