@@ -70,11 +70,11 @@ func (a *API) batchSend(c *gin.Context) {
 	}
 	if req.MarkReadBy != "" {
 		// Bridges mark backfilled history read for the real user whose chat
-		// it is (not one of their own users): any member of the room will do.
-		if m, _, err := a.rooms.Membership(ctx, roomID, req.MarkReadBy); err != nil {
+		// it is (not one of their own users), often still only invited.
+		if ok, err := a.eph.CanBeMarkedRead(ctx, roomID, req.MarkReadBy); err != nil {
 			httpx.Fail(c, err)
 			return
-		} else if m != "join" {
+		} else if !ok {
 			httpx.Fail(c, types.Forbidden("mark_read_by: %s is not in the room", req.MarkReadBy))
 			return
 		}
@@ -111,7 +111,7 @@ func (a *API) batchSend(c *gin.Context) {
 	if req.MarkReadBy != "" && len(ids) > 0 {
 		// The events are in: a receipt that fails must not make the
 		// bridge send them again.
-		if err := a.eph.SetReceipt(ctx, roomID, req.MarkReadBy, "m.read", ids[len(ids)-1], ""); err != nil {
+		if err := a.eph.MarkReadBy(ctx, roomID, req.MarkReadBy, ids[len(ids)-1]); err != nil {
 			slog.WarnContext(ctx, "batch send: read receipt failed", "room_id", roomID, "error", err)
 		}
 	}

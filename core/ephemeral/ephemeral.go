@@ -217,6 +217,10 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 	if _, err := s.rooms.Event(ctx, roomID, user, eventID); err != nil {
 		return err
 	}
+	return s.putReceipt(ctx, roomID, user, receiptType, eventID, threadID)
+}
+
+func (s *Service) putReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error {
 	pos, err := s.store.PutReceipt(ctx, &storage.Receipt{RoomID: string(roomID), UserID: string(user), Type: receiptType,
 		ThreadID: threadID, EventID: string(eventID), TS: s.opts.Now().UnixMilli()})
 	if err != nil {
@@ -226,6 +230,25 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: string(roomID)})
 	}
 	return nil
+}
+
+// CanBeMarkedRead reports whether batch send's mark_read_by may name the
+// user: a member of the room, joined or invited (bridges invite the user
+// whose chat it is and backfill before they accept).
+func (s *Service) CanBeMarkedRead(ctx context.Context, roomID id.RoomID, user id.UserID) (bool, error) {
+	m, _, err := s.rooms.Membership(ctx, roomID, user)
+	return m == "join" || m == "invite", err
+}
+
+// MarkReadBy sets an m.read receipt for a user on an event an appservice
+// just batch sent (mark_read_by; see CanBeMarkedRead).
+func (s *Service) MarkReadBy(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) error {
+	if ok, err := s.CanBeMarkedRead(ctx, roomID, user); err != nil {
+		return err
+	} else if !ok {
+		return types.Forbidden("%s is not in room %s", user, roomID)
+	}
+	return s.putReceipt(ctx, roomID, user, ReceiptRead, eventID, "")
 }
 
 // ReceiptsSince builds each room's m.receipt content from the receipts

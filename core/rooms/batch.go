@@ -111,7 +111,7 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 	}
 	for _, a := range names {
 		if _, ok := taken[a]; ok {
-			return nil, types.NewError(http.StatusConflict, types.CodeInvalidParam, "event_id "+a+" is already taken")
+			return nil, types.NewError(http.StatusConflict, types.CodeInvalidParam, "event_id %s is already taken", a)
 		}
 	}
 	return s.store.ResolveEventAliases(ctx, refs)
@@ -127,8 +127,7 @@ func (s *Service) requireLocalOnly(ctx context.Context, roomID id.RoomID) error 
 	for _, m := range members {
 		if _, server, err := id.UserID(m.UserID).Parse(); err != nil || server != s.opts.ServerName {
 			return types.NewError(http.StatusBadRequest, types.CodeUnrecognized,
-				"History can only be inserted into rooms where no other server takes part; "+
-					"this room has members from "+server)
+				"History can only be inserted into rooms where no other server takes part; this room has members from %s", server)
 		}
 	}
 	return nil

@@ -105,15 +105,16 @@ func TestBridgev2Backfill(t *testing.T) {
 		t.Fatalf("queueing the chat resync: %+v", res)
 	}
 
+	// Alice accepts the invite once the bridge has sent the chat's newest
+	// messages, as a user does who opens the invite later: bridgev2 sends
+	// that first batch while she is invited, marked read for her. (It
+	// records the messages after the batch is sent.)
 	roomID := waitInvite(ctx, t, alice, logs)
-	waitBridged(ctx, t, br, network.chat, initial, logs) // EXPERIMENT: join after the forward batch
+	waitBridged(ctx, t, br, network.chat, initial, logs)
 	if _, err := alice.JoinRoomByID(ctx, roomID); err != nil {
 		t.Fatalf("join the portal %s: %v", roomID, err)
 	}
 	waitMessage(ctx, t, alice, roomID, network.body(n-1), logs)
-	// The forward backfill is done when the bridge has recorded its
-	// messages, after their batch was sent.
-	waitBridged(ctx, t, br, network.chat, initial, logs)
 
 	// The older history is the backfill queue's: bridgev2 schedules the
 	// portal's task a minute after creating the room
@@ -201,7 +202,8 @@ func TestBridgev2Backfill(t *testing.T) {
 		body := fmt.Sprintf("reply to msg %d", i)
 		content := map[string]any{"msgtype": "m.text", "body": body,
 			"m.relates_to": map[string]any{"m.in_reply_to": map[string]any{"event_id": realIDs[i]}}}
-		if _, err := alice.SendMessageEvent(ctx, roomID, event.EventMessage, content); err != nil {
+		resp, err := alice.SendMessageEvent(ctx, roomID, event.EventMessage, content)
+		if err != nil {
 			t.Fatalf("send the reply to message %d: %v", i, err)
 		}
 		select {
@@ -212,8 +214,17 @@ func TestBridgev2Backfill(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("the network never got the reply to message %d; bridge errors: %v", i, logs.errorLines())
 		}
+		// Done once the bridge has recorded the message it bridged.
+		poll(ctx, t, logs, "the bridge's record of the reply", func() (bool, error) {
+			part, err := br.DB.Message.GetPartByMXID(ctx, resp.EventID)
+			return part != nil, err
+		})
 	}
-	if errs := logs.errorLines(); len(errs) > 0 {
+	// The one error expected: /versions lists no spec versions yet, which
+	// the bridge reports and, with IgnoreUnsupportedServer, accepts.
+	if errs := slices.DeleteFunc(logs.errorLines(), func(e string) bool {
+		return strings.Contains(e, "The homeserver is outdated")
+	}); len(errs) > 0 {
 		t.Fatalf("the bridge logged errors: %v", errs)
 	}
 	t.Logf("%d messages: %d batch_send requests; backfilled %.1fs after start, paginated and checked in %.1fs",

@@ -51,6 +51,7 @@ type sentMessage struct {
 	Body    string
 	ReplyTo networkid.MessageID
 }
+
 var (
 	_ bridgev2.NetworkConnector      = (*testNetwork)(nil)
 	_ bridgev2.NetworkAPI            = (*testClient)(nil)
