@@ -35,6 +35,7 @@ type Service struct {
 	store    Store
 	notifier stream.Notifier
 	unread   *unreadCache
+	changed  *changedRooms
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
 	// memberships caches each user's room memberships between their syncs;
@@ -86,7 +87,7 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
 	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute,
-		unread: newUnreadCache(store)}
+		unread: newUnreadCache(store), changed: &changedRooms{load: store.RoomsWithEventsBetween}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -247,7 +248,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	}
 	changedRooms := map[string]bool{}
 	if !fresh && upto[stream.Events] > since[stream.Events] {
-		ids, err := s.store.RoomsWithEventsBetween(ctx, since[stream.Events], upto[stream.Events])
+		ids, err := s.changed.get(ctx, since[stream.Events], upto[stream.Events])
 		if err != nil {
 			return nil, nil, err
 		}

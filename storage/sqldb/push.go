@@ -47,34 +47,33 @@ func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storag
 }
 
 func (db *DB) ReadPositions(ctx context.Context, roomID, userID string) (map[string]int64, int64, error) {
-	q := db.r(ctx)
-	rows, err := q.QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
+	// One round trip: the receipts per thread, then (thread NULL) the
+	// user's own last event.
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
 		JOIN events e ON e.event_id = r.event_id
 		WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
-		GROUP BY r.thread_id`, roomID, userID)
+		GROUP BY r.thread_id
+		UNION ALL
+		SELECT NULL, MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2`, roomID, userID)
 	if err != nil {
 		return nil, 0, err
 	}
+	defer rows.Close()
 	read := map[string]int64{}
+	var own int64
 	for rows.Next() {
-		var thread string
-		var pos int64
+		var thread sql.NullString
+		var pos sql.NullInt64
 		if err := rows.Scan(&thread, &pos); err != nil {
-			rows.Close()
 			return nil, 0, err
 		}
-		read[thread] = pos
+		if thread.Valid {
+			read[thread.String] = pos.Int64
+		} else {
+			own = pos.Int64
+		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	var own sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2`,
-		roomID, userID).Scan(&own); err != nil {
-		return nil, 0, err
-	}
-	return read, own.Int64, nil
+	return read, own, rows.Err()
 }
 
 func (db *DB) PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
