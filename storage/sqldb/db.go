@@ -232,7 +232,7 @@ func (db *DB) applyMigration(ctx context.Context, version, body string) error {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	for _, stmt := range splitStatements(body) {
+	for _, stmt := range splitStatements(body, db.dialect.Name()) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%w\n%s", err, stmt)
 		}
@@ -245,15 +245,24 @@ func (db *DB) applyMigration(ctx context.Context, version, body string) error {
 }
 
 // splitStatements splits a migration on semicolons at line ends. Migrations
-// hold no procedural code, so this is enough.
-func splitStatements(body string) []string {
+// hold no procedural code, so this is enough. A statement preceded by a
+// comment line "-- only: NAME" runs only on the dialect of that name.
+func splitStatements(body, dialect string) []string {
 	var out []string
 	for _, part := range strings.Split(body, ";\n") {
 		var lines []string
+		skip := false
 		for _, l := range strings.Split(part, "\n") {
-			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
+			t := strings.TrimSpace(l)
+			if only, ok := strings.CutPrefix(t, "-- only:"); ok && strings.TrimSpace(only) != dialect {
+				skip = true
+			}
+			if t != "" && !strings.HasPrefix(t, "--") {
 				lines = append(lines, l)
 			}
+		}
+		if skip {
+			continue
 		}
 		if s := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";"); s != "" {
 			out = append(out, s)
