@@ -165,15 +165,20 @@ func (s *Service) TypingSince(roomIDs []id.RoomID, since int64) map[id.RoomID][]
 	out := map[id.RoomID][]id.UserID{}
 	for _, r := range roomIDs {
 		if s.roomTypingPos[r] > since {
-			users := make([]id.UserID, 0, len(s.typing[r]))
-			for u := range s.typing[r] {
-				users = append(users, u)
-			}
-			slices.Sort(users)
-			out[r] = users
+			out[r] = s.typingLocked(r)
 		}
 	}
 	return out
+}
+
+// typingLocked lists who types in a room now, in order (s.mu held).
+func (s *Service) typingLocked(roomID id.RoomID) []id.UserID {
+	users := make([]id.UserID, 0, len(s.typing[roomID]))
+	for u := range s.typing[roomID] {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	return users
 }
 
 // TypingChanged returns, for every room whose typing changed in (since,
@@ -184,12 +189,7 @@ func (s *Service) TypingChanged(since, upto int64) map[id.RoomID][]id.UserID {
 	out := map[id.RoomID][]id.UserID{}
 	for r, pos := range s.roomTypingPos {
 		if pos > since && pos <= upto {
-			users := make([]id.UserID, 0, len(s.typing[r]))
-			for u := range s.typing[r] {
-				users = append(users, u)
-			}
-			slices.Sort(users)
-			out[r] = users
+			out[r] = s.typingLocked(r)
 		}
 	}
 	return out
@@ -277,11 +277,7 @@ func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit in
 	if err != nil {
 		return nil, 0, err
 	}
-	reached := upto
-	if len(rs) == limit {
-		reached = rs[len(rs)-1].StreamPos
-	}
-	return receiptContents(rs, private), reached, nil
+	return receiptContents(rs, private), reached(rs, limit, upto, func(r *storage.Receipt) int64 { return r.StreamPos }), nil
 }
 
 // receiptContents groups receipts into m.receipt contents per room.
@@ -391,15 +387,12 @@ func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string
 	if err != nil {
 		return nil, 0, err
 	}
-	reached := upto
-	if len(msgs) == 100 {
-		reached = msgs[len(msgs)-1].StreamPos
-	}
+	end := reached(msgs, 100, upto, toDevicePos)
 	out := make([]map[string]any, len(msgs))
 	for i, m := range msgs {
 		out[i] = map[string]any{"sender": m.Sender, "type": m.Type, "content": m.Content}
 	}
-	return out, reached, nil
+	return out, end, nil
 }
 
 // ToDeviceRange returns the to-device messages of every device in (since,
@@ -413,11 +406,19 @@ func (s *Service) ToDeviceRange(ctx context.Context, since, upto int64, limit in
 	if err != nil {
 		return nil, 0, err
 	}
-	reached := upto
-	if len(msgs) == limit {
-		reached = msgs[len(msgs)-1].StreamPos
+	end := reached(msgs, limit, upto, toDevicePos)
+	return slices.DeleteFunc(msgs, func(m *storage.ToDeviceMessage) bool { return !wanted(m.UserID) }), end, nil
+}
+
+func toDevicePos(m *storage.ToDeviceMessage) int64 { return m.StreamPos }
+
+// reached is how far a read of at most limit rows of (since, upto] got:
+// upto, unless it came back full — then the position of its last row.
+func reached[T any](rows []T, limit int, upto int64, pos func(T) int64) int64 {
+	if len(rows) == limit && limit > 0 {
+		return pos(rows[len(rows)-1])
 	}
-	return slices.DeleteFunc(msgs, func(m *storage.ToDeviceMessage) bool { return !wanted(m.UserID) }), reached, nil
+	return upto
 }
 
 // Presence states.

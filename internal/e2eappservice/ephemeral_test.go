@@ -84,10 +84,22 @@ func uploadKeys(t *testing.T, cli *mautrix.Client, n int) {
 	}
 }
 
-// startEphemeralAS runs a mautrix appservice that asked for ephemeral data
-// (receive_ephemeral, MSC2409) and MSC3202, and a server that knows it.
-// Every transaction body is also sent, raw, on the returned channel.
-func startEphemeralAS(t *testing.T, id string, ephemeral bool) (*appservice.AppService, *testserver.Server, <-chan map[string]any) {
+// mautrixAS is a running maunium.net/go/mautrix appservice and the server
+// that knows it.
+type mautrixAS struct {
+	*appservice.AppService
+	srv *testserver.Server
+	// http serves the appservice; addr is where it listens.
+	http *httptest.Server
+	addr string
+	// raw gets every transaction body as the appservice received it.
+	raw <-chan map[string]any
+}
+
+// startMautrixAS runs a mautrix appservice whose users are userRegex
+// (exclusively), changed by tune before it is saved, and a server with
+// that registration.
+func startMautrixAS(t *testing.T, id, userRegex string, tune func(*appservice.Registration)) *mautrixAS {
 	t.Helper()
 	as := appservice.Create()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,9 +129,10 @@ func startEphemeralAS(t *testing.T, id string, ephemeral bool) (*appservice.AppS
 	reg.ID = id
 	reg.URL = "http://" + l.Addr().String()
 	reg.SenderLocalpart = id + "bot"
-	reg.EphemeralEvents = ephemeral
-	reg.MSC3202 = ephemeral
-	reg.Namespaces.UserIDs.Register(regexp.MustCompile(`@_eph_.*:localhost`), true)
+	reg.Namespaces.UserIDs.Register(regexp.MustCompile(userRegex), true)
+	if tune != nil {
+		tune(reg)
+	}
 	as.Registration = reg
 	regPath := filepath.Join(t.TempDir(), "registration.yaml")
 	if err := reg.Save(regPath); err != nil {
@@ -130,7 +143,17 @@ func startEphemeralAS(t *testing.T, id string, ephemeral bool) (*appservice.AppS
 	if err := as.SetHomeserverURL(srv.URL); err != nil {
 		t.Fatal(err)
 	}
-	return as, srv, raw
+	return &mautrixAS{AppService: as, srv: srv, http: asSrv, addr: l.Addr().String(), raw: raw}
+}
+
+// startEphemeralAS runs a mautrix appservice that asked for ephemeral data
+// (receive_ephemeral, MSC2409) and MSC3202 — or not.
+func startEphemeralAS(t *testing.T, id string, ephemeral bool) (*appservice.AppService, *testserver.Server, <-chan map[string]any) {
+	t.Helper()
+	m := startMautrixAS(t, id, `@_eph_.*:localhost`, func(reg *appservice.Registration) {
+		reg.EphemeralEvents, reg.MSC3202 = ephemeral, ephemeral
+	})
+	return m.AppService, m.srv, m.raw
 }
 
 // TestAppServiceEphemeral: typing, receipts, presence and to-device

@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 
-	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
 // waitBodies reads message bodies from a mautrix appservice's event channel
@@ -44,30 +41,8 @@ func waitBodies(t *testing.T, as *appservice.AppService, want []string) {
 // do, against the real binary.
 func TestMautrixAppService(t *testing.T) {
 	ctx := context.Background()
-	as := appservice.Create()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asAddr := l.Addr().String()
-	asSrv := &httptest.Server{Listener: l, Config: &http.Server{Handler: as.Router}}
-	asSrv.Start()
-
-	reg := appservice.CreateRegistration()
-	reg.ID = "mautrixtest"
-	reg.URL = "http://" + asAddr
-	reg.SenderLocalpart = "mautrixbot"
-	reg.Namespaces.UserIDs.Register(regexp.MustCompile(`@_mt_.*:localhost`), true)
-	as.Registration = reg
-	regPath := filepath.Join(t.TempDir(), "registration.yaml")
-	if err := reg.Save(regPath); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", regPath, "--disable-rate-limits"}})
-	as.HomeserverDomain = "localhost"
-	if err := as.SetHomeserverURL(srv.URL); err != nil {
-		t.Fatal(err)
-	}
+	m := startMautrixAS(t, "mautrixtest", `@_mt_.*:localhost`, nil)
+	as, srv, asSrv, asAddr, reg := m.AppService, m.srv, m.http, m.addr, m.Registration
 
 	human := loginHuman(t, srv)
 	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
