@@ -12,7 +12,6 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
-
 )
 
 // waitBodies reads message bodies from a mautrix appservice's event channel
