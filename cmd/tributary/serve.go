@@ -272,9 +272,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
 		QueryAlias: routes.NewQuerier(appservices).QueryAlias,
 		Signer:     events.NewSigner(cfg.ServerName, signingKey),
-		OnPersist: func(roomID id.RoomID, pos int64, members []string) {
-			// Forget cached memberships before waking anyone who would read them.
+		OnPersist: func(roomID id.RoomID, pos int64, members, senders []string) {
+			// Forget cached memberships (and the unread counts of those who
+			// spoke) before waking anyone who would read them.
 			syncer.MembershipsChanged(members)
+			syncer.Spoke(roomID, senders)
 			notifier.Publish(stream.Change{Stream: stream.Events, Pos: pos, RoomID: string(roomID), Users: members})
 		}})
 	if err != nil {

@@ -227,7 +227,8 @@ func (s *Service) putReceipt(ctx context.Context, roomID id.RoomID, user id.User
 		return err
 	}
 	if pos > 0 {
-		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: string(roomID)})
+		// Naming the user lets /sync forget what it counted as unread for them.
+		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: string(roomID), Users: []string{string(user)}})
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +38,9 @@ type Options struct {
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 	// OnPersist is told of each commit: the room, its highest stream
-	// position and the users whose membership it changed (core/stream's
-	// notifier, which wakes /sync).
-	OnPersist func(roomID id.RoomID, pos int64, members []string)
+	// position, the users whose membership it changed and the senders of
+	// its events (core/stream's notifier, which wakes /sync).
+	OnPersist func(roomID id.RoomID, pos int64, members, senders []string)
 	// Profiles gives display names and avatars for membership events.
 	Profiles Profiles
 	// Pusher runs push rules on new events for the notification counts (nil: none).
@@ -97,7 +98,7 @@ func New(store Store, opts Options) (*Service, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.OnPersist == nil {
-		opts.OnPersist = func(id.RoomID, int64, []string) {}
+		opts.OnPersist = func(id.RoomID, int64, []string, []string) {}
 	}
 	s := &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
@@ -196,9 +197,12 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 
 // persisted tells OnPersist (and the appservice pushers) about a committed batch.
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
-	var members []string
+	var members, senders []string
 	queued := map[string]bool{}
 	for _, w := range writes {
+		if !slices.Contains(senders, w.Event.Sender) {
+			senders = append(senders, w.Event.Sender)
+		}
 		if w.Event.Type == "m.room.member" && w.Event.StateKey != nil {
 			members = append(members, *w.Event.StateKey)
 		}
@@ -213,5 +217,5 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 		}
 		s.opts.OnAppServiceQueued(ids)
 	}
-	s.opts.OnPersist(roomID, writes[len(writes)-1].Event.StreamPos, members)
+	s.opts.OnPersist(roomID, writes[len(writes)-1].Event.StreamPos, members, senders)
 }

@@ -91,7 +91,22 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 	for _, o := range opts {
 		o(s)
 	}
+	n.Observe(func(c stream.Change) {
+		if c.Stream == stream.Receipts {
+			for _, u := range c.Users {
+				s.unread.forget(u, c.RoomID) // their read marker moved
+			}
+		}
+	})
 	return s, nil
+}
+
+// Spoke tells the service that users sent events to a room (rooms'
+// OnPersist): their own last event is a read marker too.
+func (s *Service) Spoke(roomID id.RoomID, users []string) {
+	for _, u := range users {
+		s.unread.forget(u, string(roomID))
+	}
 }
 
 // Request is a parsed GET /sync.

@@ -20,16 +20,29 @@ const maxUnreadEntries = 200_000
 
 // unreadCache keeps each user's counts per room with the position they
 // were counted to, so that a sync woken by new messages counts only those
-// (counting from the read marker each time costs O(unread) per sync). An
-// entry holds as long as what the user has read is unchanged.
+// (counting from the read marker each time costs O(unread) per sync).
+//
+// An entry holds while the user's read markers stay put: their receipts in
+// the room and their own last event there. Whoever moves one calls forget
+// (receipts through the notifier, events through Spoke) after committing;
+// forget bumps the key's generation, and an answer computed while the
+// generation moved is not kept, so a read that raced a change never sticks.
+// In one process that is all it takes; several workers will need the
+// notifier to carry the same to each other (the workers issue).
 type unreadCache struct {
 	store UnreadStore
 	mu    gosync.Mutex
 	m     map[[2]string]*unreadEntry
+	// drops counts evictions: an answer computed across one is not kept
+	// (the evicted entries' generations are gone).
+	drops uint64
 }
 
 type unreadEntry struct {
-	// read and own are the inputs the counts were computed from.
+	// gen counts forgets of this key; forgotten means no counts are kept.
+	gen       uint64
+	forgotten bool
+	// read and own are the read markers the counts were computed from.
 	read map[string]int64
 	own  int64
 	// upto is the stream position counted to.
@@ -41,24 +54,65 @@ func newUnreadCache(store UnreadStore) *unreadCache {
 	return &unreadCache{store: store, m: map[[2]string]*unreadEntry{}}
 }
 
+// forget drops what is known of a user's counts in a room.
+func (u *unreadCache) forget(userID, roomID string) {
+	key := [2]string{userID, roomID}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := u.m[key]
+	if e == nil {
+		u.makeRoom()
+		u.m[key] = &unreadEntry{gen: 1, forgotten: true}
+		return
+	}
+	e.gen++
+	e.forgotten, e.read, e.counts = true, nil, nil
+}
+
+// makeRoom drops a random tenth of the entries when the cache is full
+// (u.mu held). A dropped entry's generation is lost, which is safe: a
+// computation that began before compares against a missing entry and is
+// not kept (see store).
+func (u *unreadCache) makeRoom() {
+	if len(u.m) < maxUnreadEntries {
+		return
+	}
+	u.drops++
+	drop := maxUnreadEntries / 10
+	for k := range u.m {
+		if drop == 0 {
+			break
+		}
+		delete(u.m, k)
+		drop--
+	}
+}
+
 // counts returns a user's unread counts in a room up to upto: the threads
 // with notifications, in thread order.
 func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto int64) ([]storage.UnreadCount, error) {
-	read, own, err := u.store.ReadPositions(ctx, roomID, userID)
-	if err != nil {
-		return nil, err
-	}
 	key := [2]string{userID, roomID}
 	u.mu.Lock()
-	e := u.m[key]
+	var gen uint64
+	var known *unreadEntry
+	if e := u.m[key]; e != nil {
+		gen = e.gen
+		if !e.forgotten && e.upto <= upto {
+			known = &unreadEntry{read: e.read, own: e.own, upto: e.upto, counts: maps.Clone(e.counts)}
+		}
+	}
+	present, drops := u.m[key] != nil, u.drops
 	u.mu.Unlock()
+
+	var read map[string]int64
+	var own int64
 	var counts map[string]storage.UnreadCount
-	if e != nil && e.own == own && maps.Equal(e.read, read) && e.upto <= upto && readTo(read, own) <= e.upto {
-		// Same read markers, all at or before what was counted: only the
-		// new notifications count on top.
-		counts = maps.Clone(e.counts)
-		if e.upto < upto {
-			more, err := u.store.PushActionCounts(ctx, roomID, userID, "", e.upto, upto)
+	if known != nil {
+		// The read markers have not moved since: only the notifications
+		// after what was counted are new.
+		read, own, counts = known.read, known.own, known.counts
+		if known.upto < upto {
+			more, err := u.store.PushActionCounts(ctx, roomID, userID, "", known.upto, upto)
 			if err != nil {
 				return nil, err
 			}
@@ -68,24 +122,21 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 					Notifications: old.Notifications + c.Notifications, Highlights: old.Highlights + c.Highlights}
 			}
 		}
-	} else if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {
-		return nil, err
-	}
-	u.mu.Lock()
-	if len(u.m) >= maxUnreadEntries {
-		drop := maxUnreadEntries / 10
-		for k := range u.m { // map order is random: a random tenth goes
-			if drop == 0 {
-				break
-			}
-			delete(u.m, k)
-			drop--
+	} else {
+		var err error
+		if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
+			return nil, err
+		}
+		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {
+			return nil, err
 		}
 	}
-	if cur := u.m[key]; cur == nil || cur.upto <= upto {
-		u.m[key] = &unreadEntry{read: read, own: own, upto: upto, counts: counts}
+	// Counts are kept only when every read marker is at or before upto:
+	// then notifications after upto all count, and the next sync can add
+	// them without looking at the markers again.
+	if readTo(read, own) <= upto {
+		u.store1(key, present, gen, drops, &unreadEntry{read: read, own: own, upto: upto, counts: counts})
 	}
-	u.mu.Unlock()
 	out := make([]storage.UnreadCount, 0, len(counts))
 	for _, t := range slices.Sorted(maps.Keys(counts)) {
 		if counts[t].Notifications > 0 {
@@ -93,6 +144,32 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 		}
 	}
 	return out, nil
+}
+
+// store1 keeps an answer computed since generation gen of the key (present:
+// whether the key had an entry then; drops: the evictions then), unless the
+// key was forgotten or entries dropped meanwhile, or a newer answer is
+// already there.
+func (u *unreadCache) store1(key [2]string, present bool, gen, drops uint64, e *unreadEntry) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cur := u.m[key]
+	switch {
+	case drops != u.drops:
+		return
+	case present && (cur == nil || cur.gen != gen):
+		return // forgotten or dropped meanwhile
+	case !present && cur != nil:
+		return // forgotten meanwhile (or another answer got there first)
+	case cur != nil && !cur.forgotten && cur.upto > e.upto:
+		return
+	}
+	if cur == nil {
+		u.makeRoom()
+	}
+	e.gen = gen
+	e.counts = maps.Clone(e.counts)
+	u.m[key] = e
 }
 
 // countAll counts from the read markers: after the unthreaded receipt (or

@@ -16,6 +16,7 @@ type fakeUnread struct {
 	read    map[string]int64
 	own     int64
 	queries int
+	reads   int
 }
 
 type fakeAction struct {
@@ -25,6 +26,7 @@ type fakeAction struct {
 }
 
 func (f *fakeUnread) ReadPositions(context.Context, string, string) (map[string]int64, int64, error) {
+	f.reads++
 	return maps.Clone(f.read), f.own, nil
 }
 
@@ -50,8 +52,9 @@ func (f *fakeUnread) PushActionCounts(_ context.Context, _, _, thread string, af
 }
 
 // TestUnreadCacheMatchesRecount: whatever happens — new notifications,
-// receipts (threaded or not), the user's own messages, syncs at older
-// positions — the cached counts equal a count from scratch.
+// receipts (threaded or not), the user's own messages (each followed by
+// forget, as the service does), syncs at older positions — the cached
+// counts equal a count from scratch.
 func TestUnreadCacheMatchesRecount(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -68,11 +71,14 @@ func TestUnreadCacheMatchesRecount(t *testing.T) {
 			case r < 7:
 				pos++
 				f.own = pos // the user speaks (their event notifies nobody)
+				cache.forget("@u", "!r")
 			case r < 8 && pos > 0:
 				f.read[""] = max(f.read[""], 1+rng.Int64N(pos))
+				cache.forget("@u", "!r")
 			case r < 9 && pos > 0:
 				th := threads[rng.IntN(3)]
 				f.read[th] = max(f.read[th], 1+rng.Int64N(pos))
+				cache.forget("@u", "!r")
 			}
 			upto := pos
 			if rng.IntN(8) == 0 && pos > 0 {
@@ -106,12 +112,49 @@ func TestUnreadCacheCountsOnlyNewNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.actions = append(f.actions, fakeAction{pos: 101, thread: "main"})
-	f.queries = 0
+	f.queries, f.reads = 0, 0
 	got, err := cache.counts(ctx, "!r", "@u", 101)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Notifications != 101 || f.queries != 1 {
-		t.Fatalf("counts %+v after %d queries", got, f.queries)
+	if len(got) != 1 || got[0].Notifications != 101 || f.queries != 1 || f.reads != 0 {
+		t.Fatalf("counts %+v after %d count and %d read-marker queries", got, f.queries, f.reads)
 	}
+	// The user reads: the next sync looks at the markers again.
+	f.read[""] = 101
+	cache.forget("@u", "!r")
+	if got, err := cache.counts(ctx, "!r", "@u", 101); err != nil || len(got) != 0 || f.reads != 1 {
+		t.Fatalf("after reading: %+v %v (%d read-marker queries)", got, err, f.reads)
+	}
+}
+
+// TestUnreadCacheDropsRacingAnswers: an answer computed from read markers
+// that moved while it was computed is not kept.
+func TestUnreadCacheDropsRacingAnswers(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeUnread{read: map[string]int64{}, actions: []fakeAction{{pos: 1, thread: "main"}, {pos: 2, thread: "main"}}}
+	var cache *unreadCache
+	cache = newUnreadCache(racingStore{f, func() {
+		f.read[""] = 2 // the receipt commits while the count is computed
+		cache.forget("@u", "!r")
+	}})
+	if got, _ := cache.counts(ctx, "!r", "@u", 2); len(got) != 1 || got[0].Notifications != 2 {
+		t.Fatalf("first count %+v", got) // computed from the markers before the receipt
+	}
+	cache.store = f
+	if got, _ := cache.counts(ctx, "!r", "@u", 2); len(got) != 0 {
+		t.Fatalf("the racing answer was kept: %+v", got)
+	}
+}
+
+// racingStore runs during once, right after the read markers were read.
+type racingStore struct {
+	*fakeUnread
+	during func()
+}
+
+func (r racingStore) ReadPositions(ctx context.Context, room, user string) (map[string]int64, int64, error) {
+	read, own, err := r.fakeUnread.ReadPositions(ctx, room, user)
+	r.during()
+	return read, own, err
 }
