@@ -7,6 +7,9 @@ type PushAction struct {
 	UserID    string
 	ThreadID  string // "main" for the main timeline, else the thread root
 	Highlight bool
+	// Silent: the user is not notified (an exception to the event's
+	// default notification, EventWrite.PushDefault).
+	Silent bool
 }
 
 // UnreadCount is the unread notifications of one thread ("main" for the

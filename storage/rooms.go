@@ -89,7 +89,11 @@ type EventWrite struct {
 	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts string
-	// PushActions are the notifications this event gives local users.
+	// PushDefault, when set, is the notification every local member gets
+	// from this event (its UserID is empty), unless PushActions has one of
+	// their own for them; PushActions are those (or, without a default,
+	// the notifications of the users notified).
+	PushDefault *PushAction
 	PushActions []PushAction
 	// AppServices are the appservices interested in the event; it is
 	// queued for them in the same transaction.

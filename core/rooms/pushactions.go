@@ -19,10 +19,14 @@ type Pusher interface {
 
 // pushActions runs the push rules of the room's local members on a new
 // event, in the writer, so that counts are ready when the event is: nothing
-// is left queued when senders stop.
-func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event) ([]storage.PushAction, error) {
+// is left queued when senders stop. When most members are notified plainly
+// (the usual message), that is stored once as the event's default and only
+// the members who differ get a row: the sender and others not notified
+// (silent), and highlights — a message in a big room writes a few rows, not
+// one per member.
+func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event) (*storage.PushAction, []storage.PushAction, error) {
 	if s.opts.Pusher == nil || b.noPush {
-		return nil, nil
+		return nil, nil, nil
 	}
 	users := b.joinedUsers()
 	if ev.Type == "m.room.member" && ev.StateKey != nil && se.Membership == "invite" {
@@ -32,30 +36,62 @@ func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, s
 		}
 	}
 	if len(users) == 0 || (len(users) == 1 && users[0] == ev.Sender) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	rv := b.base.version
 	ce, err := ev.ToClientEvent(rv)
 	if err != nil {
-		return nil, fmt.Errorf("push: client event: %w", err)
+		return nil, nil, fmt.Errorf("push: client event: %w", err)
 	}
 	ce.RoomID = b.roomID // for v12 create events ToClientEvent derives it; others carry it
 	pl, err := s.powerLevels(ctx, b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rc := &push.RoomContext{MemberCount: len(b.joinedUsers()), PowerLevels: pl}
 	outcomes, err := s.opts.Pusher.Evaluate(ctx, rc, ce, users)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	thread := "main"
 	if se.RelType == "m.thread" && se.RelatesTo != "" {
 		thread = se.RelatesTo
 	}
-	out := make([]storage.PushAction, 0, len(outcomes))
-	for _, o := range outcomes {
-		out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: o.Highlight})
+	others := 0
+	for _, u := range users {
+		if u != ev.Sender {
+			others++
+		}
 	}
-	return out, nil
+	plain := 0
+	for _, o := range outcomes {
+		if !o.Highlight {
+			plain++
+		}
+	}
+	if plain*2 <= others {
+		// Most are not notified (or highlighted): a row per notified user.
+		out := make([]storage.PushAction, 0, len(outcomes))
+		for _, o := range outcomes {
+			out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: o.Highlight})
+		}
+		return nil, out, nil
+	}
+	notified := make(map[id.UserID]bool, len(outcomes))
+	var out []storage.PushAction
+	for _, o := range outcomes {
+		notified[o.User] = true
+		if o.Highlight {
+			out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: true})
+		}
+	}
+	if ev.Sender.Homeserver() == s.opts.ServerName {
+		out = append(out, storage.PushAction{UserID: string(ev.Sender), ThreadID: thread, Silent: true})
+	}
+	for _, u := range users {
+		if u != ev.Sender && !notified[u] {
+			out = append(out, storage.PushAction{UserID: string(u), ThreadID: thread, Silent: true})
+		}
+	}
+	return &storage.PushAction{ThreadID: thread}, out, nil
 }

@@ -626,7 +626,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		}
 	}
 	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
-	if wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
+	if wr.PushDefault, wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
 		return nil, nil, err
 	}
 	wr.AppServices = s.appServicesFor(b, ev, roomID)

@@ -77,14 +77,22 @@ func (db *DB) ReadPositions(ctx context.Context, roomID, userID string) (map[str
 }
 
 func (db *DB) PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
-	query := `SELECT thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
-		FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos <= $4`
+	// The event defaults the user has no row of their own for, and their
+	// own rows that notify.
+	defaults := `SELECT d.thread_id, d.highlight FROM event_push_defaults d
+		WHERE d.room_id = $2 AND d.stream_pos > $3 AND d.stream_pos <= $4
+		AND NOT EXISTS (SELECT 1 FROM event_push_actions x
+			WHERE x.user_id = $1 AND x.room_id = $2 AND x.stream_pos = d.stream_pos)`
+	own := `SELECT thread_id, highlight FROM event_push_actions
+		WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos <= $4 AND notify = 1`
 	args := []any{userID, roomID, after, upto}
 	if thread != "" {
-		query += ` AND thread_id = $5`
+		defaults += ` AND d.thread_id = $5`
+		own += ` AND thread_id = $5`
 		args = append(args, thread)
 	}
-	rows, err := db.r(ctx).QueryContext(ctx, query+` GROUP BY thread_id ORDER BY thread_id`, args...)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
+		FROM (`+defaults+` UNION ALL `+own+`) n GROUP BY thread_id ORDER BY thread_id`, args...)
 	if err != nil {
 		return nil, err
 	}

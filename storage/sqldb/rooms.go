@@ -120,7 +120,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
 		}
-		var pushRows, txnRows, asRows, aliasRows [][]any
+		var pushRows, defaultRows, txnRows, asRows, aliasRows [][]any
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
@@ -151,7 +151,10 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				}
 			}
 			for _, pa := range w.PushActions {
-				pushRows = append(pushRows, []any{pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight)})
+				pushRows = append(pushRows, []any{pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight), b2i(!pa.Silent)})
+			}
+			if d := w.PushDefault; d != nil {
+				defaultRows = append(defaultRows, []any{e.RoomID, e.StreamPos, d.ThreadID, b2i(d.Highlight)})
 			}
 			if t := w.Txn; t != nil {
 				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.TxnID, t.EventID})
@@ -163,8 +166,12 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				aliasRows = append(aliasRows, []any{w.Alias, e.EventID, e.RoomID})
 			}
 		}
-		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight)`,
+		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight, notify)`,
 			` ON CONFLICT DO NOTHING`, pushRows); err != nil {
+			return err
+		}
+		if err := db.insertRows(ctx, `INSERT INTO event_push_defaults (room_id, stream_pos, thread_id, highlight)`,
+			` ON CONFLICT DO NOTHING`, defaultRows); err != nil {
 			return err
 		}
 		if err := db.insertRows(ctx, `INSERT INTO appservice_queue (as_id, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {

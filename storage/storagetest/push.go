@@ -74,3 +74,47 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 		t.Fatalf("read positions %v, own %d", read, ownPos)
 	}
 }
+
+// testPushDefaults: an event's default notification counts for every user
+// without a row of their own; a silent row takes it away, a highlight row
+// replaces it.
+func testPushDefaults(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const dave = "@dave:example.org"
+	counts := func(user string) map[string][2]int64 {
+		t.Helper()
+		got, err := s.UnreadCounts(c, roomA, user)
+		must(t, err)
+		out := map[string][2]int64{}
+		for _, u := range got {
+			out[u.ThreadID] = [2]int64{u.Notifications, u.Highlights}
+		}
+		return out
+	}
+	write := func(e *storage.Event, def *storage.PushAction, actions ...storage.PushAction) {
+		t.Helper()
+		must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e, PushDefault: def, PushActions: actions}}))
+	}
+	write(ev(roomA, "$d1", "m.room.message"), &storage.PushAction{ThreadID: "main"},
+		storage.PushAction{UserID: alice, ThreadID: "main", Silent: true},
+		storage.PushAction{UserID: dave, ThreadID: "main", Highlight: true})
+	write(relEv(roomA, "$d2", "m.room.message", "m.thread", "$d1"), &storage.PushAction{ThreadID: "$d1"},
+		storage.PushAction{UserID: alice, ThreadID: "$d1", Silent: true})
+	write(ev(roomA, "$plain", "m.room.message"), nil) // notifies nobody
+	if got := counts(carol); got["main"] != [2]int64{1, 0} || got["$d1"] != [2]int64{1, 0} || len(got) != 2 {
+		t.Fatalf("carol (defaults): %v", got)
+	}
+	if got := counts(alice); len(got) != 0 {
+		t.Fatalf("alice (silent): %v", got)
+	}
+	if got := counts(dave); got["main"] != [2]int64{1, 1} || got["$d1"] != [2]int64{1, 0} {
+		t.Fatalf("dave (highlighted): %v", got)
+	}
+	// The thread alone.
+	d2 := getEvent(t, s, "$d2").StreamPos
+	part, err := s.PushActionCounts(c, roomA, carol, "$d1", 0, d2)
+	must(t, err)
+	if len(part) != 1 || part[0] != (storage.UnreadCount{ThreadID: "$d1", Notifications: 1}) {
+		t.Fatalf("carol's thread: %+v", part)
+	}
+}

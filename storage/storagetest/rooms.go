@@ -43,6 +43,7 @@ var roomTests = []struct {
 
 	{"Concurrency/PersistEvents", testConcurrentPersist},
 	{"Push/UnreadCounts", testUnreadCounts},
+	{"Push/Defaults", testPushDefaults},
 }
 
 const (
