@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -79,6 +80,8 @@ type Service struct {
 	// until Start): see MayHaveMemberEventsAfter.
 	memberWrites  atomic.Int64
 	lastMemberPos atomic.Int64
+	// pages shares /sync's timeline pages among concurrent long-polls.
+	pages stream.Shared[pageKey, []*storage.Event]
 
 	mu      sync.Mutex
 	writers map[id.RoomID]*roomWriter
@@ -104,6 +107,7 @@ func New(store Store, opts Options) (*Service, error) {
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
 		writers: map[id.RoomID]*roomWriter{}}
 	s.lastMemberPos.Store(math.MaxInt64)
+	s.pages.Max = 256
 	return s, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
+
 // SyncRoomRequest asks for one room's part of a /sync answer.
 type SyncRoomRequest struct {
 	User id.UserID
@@ -41,6 +42,28 @@ type RoomSync struct {
 	Summary map[string]any
 	// Empty: nothing for this room since the token.
 	Empty bool
+}
+
+// pageKey names a timeline page: a room's events in (lower, before),
+// newest first, at most limit.
+type pageKey struct {
+	room          id.RoomID
+	before, lower int64
+	limit         int
+}
+
+// timelinePage reads a page of a room's timeline for /sync. Incremental
+// pages (lower > 0) are shared by the long-polls that ask the same at the
+// same time (every member's, after a message): below a published position
+// the timeline is settled. Pages reaching back to the start are not: history
+// batches insert there without moving the stream.
+func (s *Service) timelinePage(ctx context.Context, roomID id.RoomID, before, lower int64, limit int) ([]*storage.Event, error) {
+	if lower <= 0 || limit > 64 {
+		return s.store.RoomEvents(ctx, string(roomID), before, lower, true, limit)
+	}
+	return s.pages.Get(ctx, pageKey{roomID, before, lower, limit}, func(ctx context.Context) ([]*storage.Event, error) {
+		return s.store.RoomEvents(ctx, string(roomID), before, lower, true, limit)
+	})
 }
 
 // SyncRoom computes a room's timeline and state for /sync: the last events
@@ -75,7 +98,7 @@ func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync
 	limited := false
 	cursor := upto + 1
 	for len(picked) <= limit {
-		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, lower, true, limit+1)
+		batch, err := s.timelinePage(ctx, req.RoomID, cursor, lower, limit+1)
 		if err != nil {
 			return nil, err
 		}

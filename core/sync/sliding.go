@@ -814,7 +814,7 @@ func (cs *connStore) lastEvents(ctx context.Context, s *Service, user id.UserID,
 	var stale map[string]bool
 	usable := cached != nil && cached.at <= upto
 	if usable && cached.at < upto {
-		ids, err := s.changed.get(ctx, cached.at, upto)
+		ids, err := s.changedRooms(ctx, cached.at, upto)
 		if err != nil {
 			return nil, err
 		}

@@ -35,7 +35,9 @@ type Service struct {
 	store    Store
 	notifier stream.Notifier
 	unread   *unreadCache
-	changed  *changedRooms
+	// changed shares which rooms have events in a range among the
+	// long-polls that ask the same.
+	changed stream.Shared[[2]int64, []string]
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
 	// memberships caches each user's room memberships between their syncs;
@@ -87,7 +89,8 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
 	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute,
-		unread: newUnreadCache(store), changed: &changedRooms{load: store.RoomsWithEventsBetween}}
+		unread: newUnreadCache(store)}
+	s.changed.Max = 1024
 	for _, o := range opts {
 		o(s)
 	}
@@ -99,6 +102,13 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 		}
 	})
 	return s, nil
+}
+
+// changedRooms lists the rooms with events in (after, upto].
+func (s *Service) changedRooms(ctx context.Context, after, upto int64) ([]string, error) {
+	return s.changed.Get(ctx, [2]int64{after, upto}, func(ctx context.Context) ([]string, error) {
+		return s.store.RoomsWithEventsBetween(ctx, after, upto)
+	})
 }
 
 // Spoke tells the service that users sent events to a room (rooms'
@@ -263,7 +273,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	}
 	changedRooms := map[string]bool{}
 	if !fresh && upto[stream.Events] > since[stream.Events] {
-		ids, err := s.changed.get(ctx, since[stream.Events], upto[stream.Events])
+		ids, err := s.changedRooms(ctx, since[stream.Events], upto[stream.Events])
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,4 +1,4 @@
-package sync
+package stream
 
 import (
 	"context"
@@ -7,23 +7,26 @@ import (
 	"testing"
 )
 
-func TestChangedRoomsAsksOncePerRange(t *testing.T) {
+func TestSharedAsksOncePerKey(t *testing.T) {
 	var loads atomic.Int32
 	release := make(chan struct{})
 	fail := errors.New("database down")
-	c := &changedRooms{load: func(_ context.Context, after, upto int64) ([]string, error) {
-		loads.Add(1)
-		if after == 99 {
-			return nil, fail
-		}
-		<-release
-		return []string{"!r"}, nil
-	}}
+	c := &Shared[[2]int64, []string]{Max: 10}
+	get := func(ctx context.Context, after, upto int64) ([]string, error) {
+		return c.Get(ctx, [2]int64{after, upto}, func(context.Context) ([]string, error) {
+			loads.Add(1)
+			if after == 99 {
+				return nil, fail
+			}
+			<-release
+			return []string{"!r"}, nil
+		})
+	}
 	ctx := context.Background()
 	results := make(chan []string)
 	for range 20 {
 		go func() {
-			rooms, err := c.get(ctx, 1, 5)
+			rooms, err := get(ctx, 1, 5)
 			if err != nil {
 				t.Error(err)
 			}
@@ -36,12 +39,12 @@ func TestChangedRoomsAsksOncePerRange(t *testing.T) {
 			t.Fatalf("rooms %v", got)
 		}
 	}
-	if _, err := c.get(ctx, 1, 5); err != nil || loads.Load() != 1 {
+	if _, err := get(ctx, 1, 5); err != nil || loads.Load() != 1 {
 		t.Fatalf("loads %d, err %v", loads.Load(), err)
 	}
 	// Errors are not remembered.
 	for range 2 {
-		if _, err := c.get(ctx, 99, 100); !errors.Is(err, fail) {
+		if _, err := get(ctx, 99, 100); !errors.Is(err, fail) {
 			t.Fatalf("err %v", err)
 		}
 	}
