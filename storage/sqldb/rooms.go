@@ -565,19 +565,24 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
-	cond, args := inList("event_id", 3, eventIDs)
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id FROM event_txns
-		WHERE user_id = $1 AND device_id = $2`+cond, append([]any{userID, deviceID}, args...)...)
+	// By event (an event has at most one transaction): filtering on the
+	// user and device in SQL let SQLite walk all of the device's
+	// transactions through the primary key instead.
+	cond, args := inList("event_id", 1, eventIDs)
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id, user_id, device_id FROM event_txns
+		WHERE 1 = 1`+cond, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var e, t string
-		if err := rows.Scan(&e, &t); err != nil {
+		var e, t, u, d string
+		if err := rows.Scan(&e, &t, &u, &d); err != nil {
 			return nil, err
 		}
-		out[e] = t
+		if u == userID && d == deviceID {
+			out[e] = t
+		}
 	}
 	return out, rows.Err()
 }
