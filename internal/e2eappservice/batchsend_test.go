@@ -204,6 +204,17 @@ func TestBatchSend(t *testing.T) {
 		t.Fatalf("no read receipt from mark_read_by in %s", raw)
 	}
 
+	// Once a user of another server is in the room, history cannot be
+	// inserted (other servers would not see it): a clear error.
+	if _, err := bot.InviteUser(ctx, room.RoomID, &mautrix.ReqInviteUser{UserID: "@friend:remote.example"}); err != nil {
+		t.Fatalf("invite a remote user: %v", err)
+	}
+	code, body := do(t, srv, "POST", batchPath, asToken, map[string]any{"forward": false,
+		"events": []any{msg(ghosts[0], 1, "too late")}})
+	if code != 400 || body["errcode"] != "M_UNRECOGNIZED" {
+		t.Fatalf("backward batch into a room with a remote member: %d %v", code, body)
+	}
+
 	// Batch sends are advertised.
 	vers, err := user.Versions(ctx)
 	if err != nil || !vers.UnstableFeatures["com.beeper.batch_sending"] {
