@@ -173,5 +173,26 @@ func (r *Registry) RoomOwners(roomID id.RoomID) []string {
 	return out
 }
 
+// AliasOwners lists the appservices whose alias namespace holds the alias.
+func (r *Registry) AliasOwners(alias string) []string {
+	var out []string
+	for _, as := range r.All() {
+		if as.OwnsAlias(alias) {
+			out = append(out, as.Reg.ID)
+		}
+	}
+	return out
+}
+
+// AnyAliases reports whether any appservice has an alias namespace.
+func (r *Registry) AnyAliases() bool {
+	for _, as := range r.All() {
+		if len(as.aliases) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Any reports whether any appservice is configured.
 func (r *Registry) Any() bool { return len(r.All()) > 0 }

@@ -17,15 +17,17 @@ type AppServiceInterest interface {
 	Any() bool
 	Owners(user id.UserID) []string
 	RoomOwners(roomID id.RoomID) []string
+	AnyAliases() bool
+	AliasOwners(alias string) []string
 }
 
 // appServicesFor lists the appservices interested in an event: its sender
 // or target is theirs, the room is in their namespace, or one of their
 // users is in the room (application service API, "Pushing events").
-func (s *Service) appServicesFor(b *batchState, ev *pdu.PDU, roomID id.RoomID) []string {
+func (s *Service) appServicesFor(ctx context.Context, b *batchState, ev *pdu.PDU, roomID id.RoomID) ([]string, error) {
 	in := s.opts.AppServices
 	if in == nil || !in.Any() {
-		return nil
+		return nil, nil
 	}
 	set := map[string]bool{}
 	add := func(ids []string) {
@@ -40,13 +42,26 @@ func (s *Service) appServicesFor(b *batchState, ev *pdu.PDU, roomID id.RoomID) [
 	add(in.RoomOwners(roomID))
 	if b.asMembers == nil {
 		// Once per batch: which appservices have users among the room's
-		// local members (ghosts are local users).
-		b.asMembers = map[string]bool{}
+		// local members (ghosts are local users), or an alias of the room
+		// in their namespace.
+		members := map[string]bool{}
 		for _, u := range b.joinedUsers() {
 			for _, x := range in.Owners(u) {
-				b.asMembers[x] = true
+				members[x] = true
 			}
 		}
+		if in.AnyAliases() {
+			aliases, err := s.store.AliasesOfRoom(ctx, string(roomID))
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range aliases {
+				for _, x := range in.AliasOwners(a) {
+					members[x] = true
+				}
+			}
+		}
+		b.asMembers = members
 	}
 	for x := range b.asMembers {
 		set[x] = true
@@ -61,7 +76,7 @@ func (s *Service) appServicesFor(b *batchState, ev *pdu.PDU, roomID id.RoomID) [
 		out = append(out, x)
 	}
 	slices.Sort(out)
-	return out
+	return out, nil
 }
 
 // EventsAt formats the events at the given stream positions, in order, for

@@ -629,7 +629,9 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if wr.PushDefault, wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
 		return nil, nil, err
 	}
-	wr.AppServices = s.appServicesFor(b, ev, roomID)
+	if wr.AppServices, err = s.appServicesFor(ctx, b, ev, roomID); err != nil {
+		return nil, nil, err
+	}
 	b.roomID = roomID
 	if ev.StateKey != nil || b.group == 0 {
 		// A state event starts a group; so does any event after state

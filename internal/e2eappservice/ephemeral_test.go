@@ -331,3 +331,30 @@ func TestAppServiceWithoutEphemeral(t *testing.T) {
 		})
 	})
 }
+
+// TestAliasNamespaceInterest: events of a room with an alias in the
+// appservice's alias namespace reach it, though none of its users is there.
+func TestAliasNamespaceInterest(t *testing.T) {
+	ctx := context.Background()
+	m := startMautrixAS(t, "aliasns", `@_eph_.*:localhost`, func(reg *appservice.Registration) {
+		reg.Namespaces.RoomAliases.Register(regexp.MustCompile(`#_eph_.*:localhost`), true)
+	})
+	human := loginHuman(t, m.srv)
+	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.BotClient().CreateAlias(ctx, "#_eph_room:localhost", room.RoomID); err != nil {
+		t.Fatalf("create alias: %v", err)
+	}
+	if _, err := human.SendText(ctx, room.RoomID, "for the alias owner"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message of the aliased room", m.raw, func(txn map[string]any) bool {
+		evs, _ := txn["events"].([]any)
+		return slices.ContainsFunc(evs, func(ev any) bool {
+			content, _ := ev.(map[string]any)["content"].(map[string]any)
+			return content["body"] == "for the alias owner"
+		})
+	})
+}
