@@ -10,7 +10,6 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-
 // SyncRoomRequest asks for one room's part of a /sync answer.
 type SyncRoomRequest struct {
 	User id.UserID
