@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -308,6 +309,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 			log.Warn("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, mux))
 		}()
 	}
+	// Start-up (migrations, loading keys and registrations) leaves garbage
+	// behind; give its memory back before idling.
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
