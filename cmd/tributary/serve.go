@@ -334,7 +334,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	registerLimit := limiter(rl, rl.Register)
 	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pushRules, Auth: auth,
 		Keys: keysSvc}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
-		WellKnownServer: cfg.WellKnown.Server}, clientapi.Limits{
+		WellKnownServer: cfg.WellKnown.Server, TURN: clientapi.TURN{URIs: cfg.VoIP.TurnURIs,
+			SharedSecret: cfg.VoIP.TurnSharedSecret, UserLifetime: cfg.VoIP.TurnUserLifetime.Duration}}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,
 		Register:           registerLimit,

@@ -5,6 +5,7 @@ package clientapi
 
 import (
 	"github.com/gin-gonic/gin"
+	"time"
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
@@ -21,6 +22,15 @@ type Options struct {
 	ServerName      string
 	PublicBaseURL   string
 	WellKnownServer string
+	// TURN is the TURN server offered to clients (/voip/turnServer).
+	TURN TURN
+}
+
+// TURN is a TURN server with shared-secret credentials (none without URIs).
+type TURN struct {
+	URIs         []string
+	SharedSecret string
+	UserLifetime time.Duration
 }
 
 // Limits are the rate limiters of the API; a nil limiter allows everything.
@@ -99,6 +109,8 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerTags(g, auth)
 		a.registerUserDirectory(g, auth)
 		a.registerKeys(g, auth)
+		a.registerThreePID(g, auth)
+		a.registerLegacy(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

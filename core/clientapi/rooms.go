@@ -74,6 +74,11 @@ func (a *API) createRoom(c *gin.Context) {
 type membershipBody struct {
 	UserID id.UserID `json:"user_id"`
 	Reason string    `json:"reason"`
+	// The third-party invite form (no user ID: an email address to look up
+	// at an identity server).
+	IDServer string `json:"id_server"`
+	Medium   string `json:"medium"`
+	Address  string `json:"address"`
 }
 
 // POST /_matrix/client/v3/join/{roomIdOrAlias}
@@ -135,6 +140,11 @@ func (a *API) membership(action string) gin.HandlerFunc {
 			req.Membership, req.Unban = "leave", true
 		default:
 			req.Membership = action
+		}
+		if req.Target == "" && action == "invite" && body.Medium != "" && body.Address != "" {
+			httpx.Fail(c, types.NewError(http.StatusBadRequest, codeServerNotTrusted,
+				"This server trusts no identity server: invite by Matrix user ID"))
+			return
 		}
 		if req.Target == "" {
 			httpx.Fail(c, types.MissingParam("user_id is required"))

@@ -42,6 +42,7 @@ type Config struct {
 	Metrics      Metrics      `yaml:"metrics"`
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
+	VoIP         VoIP         `yaml:"voip"`
 	// AppServiceConfigFiles are appservice registration files (YAML).
 	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 }
@@ -66,6 +67,19 @@ type URLPreviews struct {
 	// AllowedRanges are IP ranges (CIDR) fetched although they are private,
 	// loopback or link-local, which are refused by default.
 	AllowedRanges []string `yaml:"allowed_ranges"`
+}
+
+// VoIP is the TURN server clients are told to use for calls
+// (/voip/turnServer), with credentials in the shared-secret scheme coturn's
+// use-auth-secret understands.
+type VoIP struct {
+	// TurnURIs are the TURN/STUN URIs (turn:host:3478?transport=udp, …);
+	// none: no TURN server is offered.
+	TurnURIs []string `yaml:"turn_uris"`
+	// TurnSharedSecret is coturn's static-auth-secret.
+	TurnSharedSecret string `yaml:"turn_shared_secret"`
+	// TurnUserLifetime is how long the credentials handed out hold.
+	TurnUserLifetime Duration `yaml:"turn_user_lifetime"`
 }
 
 type Presence struct {
@@ -177,6 +191,7 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Metrics:  Metrics{Enabled: true},
 		Presence: Presence{Enabled: true},
+		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}},
 	}
@@ -307,6 +322,12 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(r); err != nil {
 			return fmt.Errorf("media.url_previews.allowed_ranges: %q is not a CIDR range", r)
 		}
+	}
+	if len(c.VoIP.TurnURIs) > 0 && c.VoIP.TurnSharedSecret == "" {
+		return errors.New("voip.turn_shared_secret: must be set with voip.turn_uris")
+	}
+	if c.VoIP.TurnUserLifetime.Duration < time.Minute {
+		return errors.New("voip.turn_user_lifetime: must be at least 1m")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return errors.New("http.max_body_bytes: must be at least 1024")

@@ -17,6 +17,8 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.Media.URLPreviews.AllowedRanges = []string{"127.0.0.0/8", "::1/128"}
 	want.AppServiceConfigFiles = []string{"/etc/tributary/discord.yaml"}
 	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
+	want.VoIP = VoIP{TurnURIs: []string{"turn:turn.example.org:3478?transport=udp"}, TurnSharedSecret: "s3cret",
+		TurnUserLifetime: Duration{12 * time.Hour}}
 	out, err := Commented(want)
 	if err != nil {
 		t.Fatal(err)

@@ -86,6 +86,14 @@ presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
 
+voip:
+  # TURN/STUN URIs offered to clients for calls (turn:turn.example.org:3478?transport=udp, ...).
+  turn_uris: [{{range $i, $u := .VoIP.TurnURIs}}{{if $i}}, {{end}}{{printf "%q" $u}}{{end}}]
+  # The TURN server's shared secret (coturn: use-auth-secret, static-auth-secret).
+  turn_shared_secret: {{printf "%q" .VoIP.TurnSharedSecret}}
+  # How long the TURN credentials handed to clients hold.
+  turn_user_lifetime: {{.VoIP.TurnUserLifetime}}
+
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]
 

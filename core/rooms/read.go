@@ -393,6 +393,22 @@ func (s *Service) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*stor
 }
 
 // Event returns one event the user may see (GET /rooms/{id}/event/{eventId}).
+// EventAnywhere returns an event the user may see, whatever its room
+// (GET /events/{eventId}, deprecated).
+func (s *Service) EventAnywhere(ctx context.Context, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
+	eventID, err := s.ResolveEventID(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.store.GetEvent(ctx, string(eventID))
+	if storageNotFound(err) {
+		return nil, types.NotFound("Event not found")
+	} else if err != nil {
+		return nil, err
+	}
+	return s.Event(ctx, id.RoomID(e.RoomID), user, eventID)
+}
+
 func (s *Service) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {

@@ -1,0 +1,94 @@
+package clientapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// registerLegacy adds the smaller endpoints of the spec: an event by its
+// ID alone, who is who for admins, and the TURN server for calls.
+func (a *API) registerLegacy(g gin.IRouter, auth gin.HandlerFunc) {
+	g.GET("/events/:eventId", auth, a.eventByID)
+	g.GET("/admin/whois/:userId", auth, a.whois)
+	g.GET("/voip/turnServer", auth, a.turnServer)
+}
+
+// GET /_matrix/client/v3/events/{eventId} (deprecated; as /rooms/{roomId}/event/{eventId}).
+func (a *API) eventByID(c *gin.Context) {
+	eventID := id.EventID(c.Param("eventId"))
+	if len(eventID) < 2 || eventID[0] != '$' {
+		httpx.Fail(c, types.InvalidParam("Invalid event ID"))
+		return
+	}
+	ev, err := a.rooms.EventAnywhere(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), eventID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, ev)
+}
+
+// GET /_matrix/client/v3/admin/whois/{userId}: a user's devices and where
+// they were last seen; for the user themselves and server admins.
+func (a *API) whois(c *gin.Context) {
+	ctx := c.Request.Context()
+	user := c.Param("userId")
+	me := httpx.PrincipalOf(c).UserID
+	if user != me {
+		if admin, err := a.users.IsAdmin(ctx, me); err != nil {
+			httpx.Fail(c, err)
+			return
+		} else if !admin {
+			httpx.Fail(c, types.Forbidden("Only server admins may look up other users"))
+			return
+		}
+	}
+	if _, err := a.users.GetAccount(ctx, user); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	devices, err := a.users.ListDevices(ctx, user)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	out := map[string]any{}
+	for _, d := range devices {
+		var conns []map[string]any
+		if d.LastSeenTS > 0 {
+			conns = append(conns, map[string]any{"ip": d.LastSeenIP, "last_seen": d.LastSeenTS})
+		}
+		if conns == nil {
+			conns = []map[string]any{}
+		}
+		out[d.DeviceID] = map[string]any{"sessions": []any{map[string]any{"connections": conns}}}
+	}
+	httpx.OK(c, gin.H{"user_id": user, "devices": out})
+}
+
+// GET /_matrix/client/v3/voip/turnServer: credentials for the configured
+// TURN server in the shared-secret scheme (username "expiry:user", password
+// the base64 HMAC-SHA1 of the username under the secret); an empty object
+// when none is configured, as clients expect.
+func (a *API) turnServer(c *gin.Context) {
+	t := a.opts.TURN
+	if len(t.URIs) == 0 {
+		httpx.OK(c, gin.H{})
+		return
+	}
+	expiry := time.Now().Add(t.UserLifetime).Unix()
+	username := strconv.FormatInt(expiry, 10) + ":" + httpx.PrincipalOf(c).UserID
+	mac := hmac.New(sha1.New, []byte(t.SharedSecret))
+	mac.Write([]byte(username))
+	httpx.OK(c, gin.H{"username": username, "password": base64.StdEncoding.EncodeToString(mac.Sum(nil)),
+		"uris": t.URIs, "ttl": int64(t.UserLifetime.Seconds())})
+}

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// TestThreePIDAnswers: the server binds no email addresses or phone
+// numbers and trusts no identity server; every 3PID endpoint says so the way
+// the spec provides, after checking its input.
+func TestThreePIDAnswers(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice3p", defaultPassword)
+	const v3 = "/_matrix/client/v3"
+	email := map[string]any{"client_secret": "s", "email": "a@example.org", "send_attempt": 1}
+	phone := map[string]any{"client_secret": "s", "country": "GB", "phone_number": "07700900000", "send_attempt": 1}
+	for _, tc := range []struct {
+		method, path string
+		token        string
+		body         any
+		status       int
+		code         string
+	}{
+		{"GET", "/account/3pid", alice.AccessToken, nil, 200, ""},
+		{"POST", "/account/3pid/email/requestToken", "", email, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED"},
+		{"POST", "/account/3pid/msisdn/requestToken", "", phone, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED"},
+		{"POST", "/register/email/requestToken", "", email, 403, "M_THREEPID_DENIED"},
+		{"POST", "/register/msisdn/requestToken", "", phone, 403, "M_THREEPID_DENIED"},
+		{"POST", "/account/password/email/requestToken", "", email, 400, "M_THREEPID_NOT_FOUND"},
+		{"POST", "/account/password/msisdn/requestToken", "", phone, 400, "M_THREEPID_NOT_FOUND"},
+		{"POST", "/register/email/requestToken", "", map[string]any{"email": "a@example.org"}, 400, "M_MISSING_PARAM"},
+		{"POST", "/account/3pid/add", alice.AccessToken, map[string]any{"client_secret": "s", "sid": "1"}, 400, "M_THREEPID_AUTH_FAILED"},
+		{"POST", "/account/3pid", alice.AccessToken, map[string]any{"three_pid_creds": map[string]any{}}, 403, "M_THREEPID_AUTH_FAILED"},
+		{"POST", "/account/3pid/bind", alice.AccessToken, map[string]any{"client_secret": "s", "id_server": "id.example.org", "sid": "1"}, 400, "M_SERVER_NOT_TRUSTED"},
+		{"POST", "/account/3pid/delete", alice.AccessToken, map[string]any{"medium": "email", "address": "a@example.org"}, 200, ""},
+		{"POST", "/account/3pid/unbind", alice.AccessToken, map[string]any{"medium": "email", "address": "a@example.org"}, 200, ""},
+		{"POST", "/account/3pid/unbind", alice.AccessToken, map[string]any{}, 400, "M_MISSING_PARAM"},
+		{"POST", "/account/3pid/delete", "", map[string]any{"medium": "email", "address": "a@example.org"}, 401, "M_MISSING_TOKEN"},
+	} {
+		code, body := srv.Do(t, tc.method, v3+tc.path, tc.token, tc.body)
+		if code != tc.status || (tc.code != "" && body["errcode"] != tc.code) {
+			t.Errorf("%s %s: %d %v, want %d %s", tc.method, tc.path, code, body, tc.status, tc.code)
+		}
+	}
+	code, body := srv.Do(t, "GET", v3+"/account/3pid", alice.AccessToken, nil)
+	if list, ok := body["threepids"].([]any); code != 200 || !ok || len(list) != 0 {
+		t.Errorf("3pid list: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "POST", v3+"/account/3pid/unbind", alice.AccessToken,
+		map[string]any{"medium": "email", "address": "a@example.org"}); code != 200 || body["id_server_unbind_result"] != "no-support" {
+		t.Errorf("unbind: %d %v", code, body)
+	}
+	// Inviting by email address needs an identity server.
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body = srv.Do(t, "POST", v3+"/rooms/"+string(room.RoomID)+"/invite", alice.AccessToken,
+		map[string]any{"id_server": "id.example.org", "id_access_token": "x", "medium": "email", "address": "b@example.org"})
+	if code != 400 || body["errcode"] != "M_SERVER_NOT_TRUSTED" {
+		t.Errorf("3pid invite: %d %v", code, body)
+	}
+}
+
+// TestWhoisEventByIDAndTurn: /admin/whois for oneself and for admins only,
+// /events/{eventId} with the room's visibility, and TURN credentials.
+func TestWhoisEventByIDAndTurn(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "turn.yaml")
+	if err := os.WriteFile(cfg, []byte("voip:\n  turn_uris: [\"turn:turn.example.org:3478?transport=udp\"]\n"+
+		"  turn_shared_secret: \"turn-secret\"\n  turn_user_lifetime: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startOpen(t, "--config", cfg)
+	ctx := t.Context()
+	const v3 = "/_matrix/client/v3"
+	alice := register(t, srv, "alicew", defaultPassword)
+	bob := register(t, srv, "bobw", defaultPassword)
+	if out, err := srv.Run(t, "", "user", "add", "boss", "--password", "boss password", "--admin"); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	boss := login(t, srv, passwordLogin("boss", "boss password"))
+
+	// whois
+	if code, body := srv.Do(t, "GET", v3+"/admin/whois/"+string(alice.UserID), alice.AccessToken, nil); code != 200 ||
+		body["user_id"] != string(alice.UserID) || body["devices"].(map[string]any)[string(alice.DeviceID)] == nil {
+		t.Errorf("whois self: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "GET", v3+"/admin/whois/"+string(alice.UserID), bob.AccessToken, nil); code != 403 {
+		t.Errorf("whois by another user: %d %v", code, body)
+	}
+	code, body := srv.Do(t, "GET", v3+"/admin/whois/"+string(alice.UserID), boss.AccessToken, nil)
+	if code != 200 {
+		t.Fatalf("whois by an admin: %d %v", code, body)
+	}
+	sessions := body["devices"].(map[string]any)[string(alice.DeviceID)].(map[string]any)["sessions"].([]any)
+	conns := sessions[0].(map[string]any)["connections"].([]any)
+	if len(conns) != 1 || conns[0].(map[string]any)["ip"] != "127.0.0.1" {
+		t.Errorf("whois connections: %v", conns)
+	}
+	if code, _ := srv.Do(t, "GET", v3+"/admin/whois/@nobody:localhost", boss.AccessToken, nil); code != 404 {
+		t.Errorf("whois of nobody: %d", code)
+	}
+
+	// /events/{eventId}
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := alice.SendText(ctx, room.RoomID, "by id alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body = srv.Do(t, "GET", v3+"/events/"+string(sent.EventID), alice.AccessToken, nil)
+	if code != 200 || body["room_id"] != string(room.RoomID) || body["content"].(map[string]any)["body"] != "by id alone" {
+		t.Errorf("event by id: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "GET", v3+"/events/"+string(sent.EventID), bob.AccessToken, nil); code != 404 {
+		t.Errorf("event of a room bob is not in: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "GET", v3+"/events/$missing", alice.AccessToken, nil); code != 404 || body["errcode"] != "M_NOT_FOUND" {
+		t.Errorf("missing event: %d %v", code, body)
+	}
+
+	// TURN credentials in the shared-secret scheme.
+	code, body = srv.Do(t, "GET", v3+"/voip/turnServer", alice.AccessToken, nil)
+	if code != 200 || body["ttl"] != float64(3600) || len(body["uris"].([]any)) != 1 {
+		t.Fatalf("turnServer: %d %v", code, body)
+	}
+	user, _ := body["username"].(string)
+	mac := hmac.New(sha1.New, []byte("turn-secret"))
+	mac.Write([]byte(user))
+	if !strings.HasSuffix(user, ":"+string(alice.UserID)) || body["password"] != base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		t.Errorf("turn credentials %v", body)
+	}
+	// Without a TURN server: an empty answer.
+	plain := testserver.Start(t, testserver.Options{Args: openArgs})
+	carol := register(t, plain, "carolw", defaultPassword)
+	if code, body := plain.Do(t, "GET", v3+"/voip/turnServer", carol.AccessToken, nil); code != 200 || len(body) != 0 {
+		t.Errorf("turnServer without TURN: %d %v", code, body)
+	}
+}
