@@ -225,6 +225,7 @@ type Store interface {
 	Keys
 	MediaRecords
 	AppServiceQueues
+	OpenIDTokens
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

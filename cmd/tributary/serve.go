@@ -37,6 +37,7 @@ import (
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/federation/inbound"
 	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
@@ -341,6 +342,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Register:           registerLimit,
 	}).Register(engine)
 	admin.New(us, registerLimit).Register(engine)
+	inbound.New(us).Register(engine)
 	mediaSvc, err := newMedia(store, cfg, log)
 	if err != nil {
 		return err

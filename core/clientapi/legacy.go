@@ -20,6 +20,7 @@ func (a *API) registerLegacy(g gin.IRouter, auth gin.HandlerFunc) {
 	g.GET("/events/:eventId", auth, a.eventByID)
 	g.GET("/admin/whois/:userId", auth, a.whois)
 	g.GET("/voip/turnServer", auth, a.turnServer)
+	g.POST("/user/:userId/openid/request_token", auth, a.openIDToken)
 }
 
 // GET /_matrix/client/v3/events/{eventId} (deprecated; as /rooms/{roomId}/event/{eventId}).
@@ -91,4 +92,19 @@ func (a *API) turnServer(c *gin.Context) {
 	mac.Write([]byte(username))
 	httpx.OK(c, gin.H{"username": username, "password": base64.StdEncoding.EncodeToString(mac.Sum(nil)),
 		"uris": t.URIs, "ttl": int64(t.UserLifetime.Seconds())})
+}
+
+// POST /_matrix/client/v3/user/{userId}/openid/request_token
+func (a *API) openIDToken(c *gin.Context) {
+	var body map[string]any
+	if err := httpx.DecodeJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	tok, err := a.users.RequestOpenIDToken(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, tok)
 }

@@ -148,3 +148,31 @@ func TestWhoisEventByIDAndTurn(t *testing.T) {
 		t.Errorf("turnServer without TURN: %d %v", code, body)
 	}
 }
+
+// TestOpenID: a user's OpenID token tells a third party (through the
+// federation userinfo endpoint) who they are, and nothing for others.
+func TestOpenID(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "aliceoid", defaultPassword)
+	bob := register(t, srv, "boboid", defaultPassword)
+	path := "/_matrix/client/v3/user/" + string(alice.UserID) + "/openid/request_token"
+	code, body := srv.Do(t, "POST", path, alice.AccessToken, map[string]any{})
+	if code != 200 || body["token_type"] != "Bearer" || body["matrix_server_name"] != "localhost" || body["expires_in"] != float64(3600) {
+		t.Fatalf("request_token: %d %v", code, body)
+	}
+	tok, _ := body["access_token"].(string)
+	if code, body := srv.Do(t, "POST", path, bob.AccessToken, map[string]any{}); code != 403 {
+		t.Errorf("a token for someone else: %d %v", code, body)
+	}
+	code, body = srv.Do(t, "GET", "/_matrix/federation/v1/openid/userinfo?access_token="+tok, "", nil)
+	if code != 200 || body["sub"] != string(alice.UserID) {
+		t.Fatalf("userinfo: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "GET", "/_matrix/federation/v1/openid/userinfo?access_token=nope", "", nil); code != 401 || body["errcode"] != "M_UNKNOWN_TOKEN" {
+		t.Errorf("userinfo with an unknown token: %d %v", code, body)
+	}
+	// An access token is not an OpenID token.
+	if code, _ := srv.Do(t, "GET", "/_matrix/federation/v1/openid/userinfo?access_token="+alice.AccessToken, "", nil); code != 401 {
+		t.Errorf("userinfo with an access token: %d", code)
+	}
+}

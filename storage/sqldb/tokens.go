@@ -85,6 +85,9 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, now int64) error {
 		if _, err := db.exec(ctx, `DELETE FROM login_tokens WHERE expires_at < $1`, now); err != nil {
 			return err
 		}
+		if _, err := db.exec(ctx, `DELETE FROM openid_tokens WHERE expires_at < $1`, now); err != nil {
+			return err
+		}
 		_, err := db.exec(ctx, `DELETE FROM access_tokens WHERE expires_at > 0 AND expires_at < $1`, now)
 		return err
 	})

@@ -18,6 +18,7 @@ var appServiceTests = []struct {
 	{"Ephemeral/ToDeviceRange", testToDeviceRange},
 	{"Events/History", testEventHistory},
 	{"Events/Aliases", testEventAliases},
+	{"Tokens/OpenID", testOpenIDTokens},
 }
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
@@ -167,4 +168,19 @@ func testEventAliases(t *testing.T, s storage.Store) {
 	}
 	_, err = s.GetEvent(c, "$real3")
 	wantErr(t, err, storage.ErrNotFound, "event of the failed batch")
+}
+
+func testOpenIDTokens(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.PutOpenIDToken(c, "hash1", "@a:x", 2000))
+	user, err := s.OpenIDTokenUser(c, "hash1", 1999)
+	must(t, err)
+	eq(t, "user", user, "@a:x")
+	_, err = s.OpenIDTokenUser(c, "hash1", 2000)
+	wantErr(t, err, storage.ErrNotFound, "expired token")
+	_, err = s.OpenIDTokenUser(c, "other", 0)
+	wantErr(t, err, storage.ErrNotFound, "unknown token")
+	must(t, s.DeleteExpiredTokens(c, 2001))
+	_, err = s.OpenIDTokenUser(c, "hash1", 0)
+	wantErr(t, err, storage.ErrNotFound, "token after the expired ones were deleted")
 }
