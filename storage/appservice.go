@@ -33,3 +33,17 @@ type AppServiceQueues interface {
 	// SetAppServiceCursor moves the appservice's ephemeral cursor.
 	SetAppServiceCursor(ctx context.Context, asID string, positions []int64) error
 }
+
+// ListedRoom is a room an appservice publishes in one of its networks'
+// room lists.
+type ListedRoom struct {
+	AppServiceID string
+	NetworkID    string
+	RoomID       string
+}
+
+// AppServiceRoomLists stores appservices' per-network room lists.
+type AppServiceRoomLists interface {
+	SetAppServiceRoomListed(ctx context.Context, r ListedRoom, listed bool) error
+	AppServiceListedRooms(ctx context.Context) ([]ListedRoom, error)
+}

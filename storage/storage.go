@@ -226,6 +226,7 @@ type Store interface {
 	MediaRecords
 	AppServiceQueues
 	OpenIDTokens
+	AppServiceRoomLists
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

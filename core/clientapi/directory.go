@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +21,8 @@ func (a *API) registerDirectory(g gin.IRouter, auth gin.HandlerFunc) {
 	g.PUT("/directory/list/room/:roomId", auth, a.putVisibility)
 	g.GET("/publicRooms", a.publicRoomsGet)
 	g.POST("/publicRooms", auth, a.publicRoomsPost)
+	g.PUT("/directory/list/appservice/:networkId/:roomId", a.appServiceRoomList)
+	g.POST("/users/:userId/report", auth, a.reportUser)
 	g.POST("/rooms/:roomId/forget", auth, a.forget)
 	g.POST("/rooms/:roomId/report/:eventId", auth, a.reportEvent)
 	g.POST("/rooms/:roomId/report", auth, a.reportRoom)
@@ -152,6 +155,8 @@ func (a *API) publicRoomsPost(c *gin.Context) {
 			GenericSearchTerm string    `json:"generic_search_term"`
 			RoomTypes         []*string `json:"room_types"`
 		} `json:"filter"`
+		ThirdPartyInstanceID string `json:"third_party_instance_id"`
+		IncludeAllNetworks   bool   `json:"include_all_networks"`
 	}
 	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
 		httpx.Fail(c, err)
@@ -162,7 +167,43 @@ func (a *API) publicRoomsPost(c *gin.Context) {
 		return
 	}
 	a.publicRooms(c, &rooms.PublicRoomsRequest{Limit: body.Limit, Since: body.Since,
-		SearchTerm: body.Filter.GenericSearchTerm, RoomTypes: body.Filter.RoomTypes}, c.Query("server"))
+		SearchTerm: body.Filter.GenericSearchTerm, RoomTypes: body.Filter.RoomTypes,
+		ThirdPartyInstanceID: body.ThirdPartyInstanceID, IncludeAllNetworks: body.IncludeAllNetworks}, c.Query("server"))
+}
+
+// PUT /_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}:
+// an appservice publishes a room in one of its networks' room lists.
+func (a *API) appServiceRoomList(c *gin.Context) {
+	p, err := a.appService(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	network := c.Param("networkId")
+	if network == "" || len(network) > 255 {
+		httpx.Fail(c, types.InvalidParam("Invalid network ID"))
+		return
+	}
+	var body struct {
+		Visibility string `json:"visibility"`
+	}
+	if err := httpx.DecodeJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if body.Visibility != "public" && body.Visibility != "private" {
+		httpx.Fail(c, types.InvalidParam("visibility must be public or private"))
+		return
+	}
+	if err := a.rooms.SetNetworkListed(c.Request.Context(), p.AppServiceID, network, roomID, body.Visibility == "public"); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, httpx.Empty)
 }
 
 func (a *API) publicRooms(c *gin.Context, req *rooms.PublicRoomsRequest, server string) {
@@ -215,6 +256,38 @@ func (a *API) report(c *gin.Context, eventID id.EventID) {
 	}
 	if err := a.rooms.Report(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), eventID,
 		body.Reason, body.Score); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, httpx.Empty)
+}
+
+// POST /_matrix/client/v3/users/{userId}/report
+func (a *API) reportUser(c *gin.Context) {
+	var body struct {
+		Reason *string `json:"reason"`
+	}
+	if err := httpx.DecodeJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if body.Reason == nil {
+		httpx.Fail(c, types.MissingParam("reason is required (it may be empty)"))
+		return
+	}
+	ctx := c.Request.Context()
+	user := id.UserID(c.Param("userId"))
+	// Users of other servers are always recorded; local ones if they exist.
+	known := user.Homeserver() != a.opts.ServerName
+	if !known {
+		_, err := a.users.GetAccount(ctx, string(user))
+		if me, ok := types.AsError(err); err != nil && (!ok || me.Status != http.StatusNotFound) {
+			httpx.Fail(c, err)
+			return
+		}
+		known = err == nil
+	}
+	if err := a.rooms.ReportUser(ctx, id.UserID(httpx.PrincipalOf(c).UserID), user, *body.Reason, known); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

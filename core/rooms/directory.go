@@ -191,11 +191,67 @@ type PublicRoomsRequest struct {
 	Since      string
 	SearchTerm string
 	RoomTypes  []*string // nil entry: rooms without a type
+	// ThirdPartyInstanceID lists one appservice network's rooms instead
+	// ("appservice|network"); IncludeAllNetworks adds every network's.
+	ThirdPartyInstanceID string
+	IncludeAllNetworks   bool
+}
+
+// NetworkInstanceID names an appservice network's room list.
+func NetworkInstanceID(asID, networkID string) string { return asID + "|" + networkID }
+
+// SetNetworkListed publishes (or withdraws) a room in an appservice
+// network's room list (PUT /directory/list/appservice/{networkId}/{roomId}).
+func (s *Service) SetNetworkListed(ctx context.Context, asID, networkID string, roomID id.RoomID, listed bool) error {
+	if err := s.requireRoomExists(ctx, roomID); err != nil {
+		return err
+	}
+	return s.store.SetAppServiceRoomListed(ctx, storage.ListedRoom{AppServiceID: asID, NetworkID: networkID,
+		RoomID: string(roomID)}, listed)
+}
+
+func (s *Service) requireRoomExists(ctx context.Context, roomID id.RoomID) error {
+	if _, err := s.store.GetRoom(ctx, string(roomID)); storageNotFound(err) {
+		return types.NotFound("Unknown room %s", roomID)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// publicRoomIDs are the rooms a directory request lists: the server's own
+// list, one network's, or the server's and every network's.
+func (s *Service) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([]string, error) {
+	var ids []string
+	if req.ThirdPartyInstanceID == "" {
+		own, err := s.store.ListPublishedRooms(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ids = own
+	}
+	if req.ThirdPartyInstanceID == "" && !req.IncludeAllNetworks {
+		return ids, nil
+	}
+	listed, err := s.store.AppServiceListedRooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range listed {
+		if req.IncludeAllNetworks || NetworkInstanceID(l.AppServiceID, l.NetworkID) == req.ThirdPartyInstanceID {
+			ids = append(ids, l.RoomID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // PublicRooms lists published rooms by joined members, then room ID.
 func (s *Service) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[string]any, error) {
-	ids, err := s.store.ListPublishedRooms(ctx)
+	if req.ThirdPartyInstanceID != "" && req.IncludeAllNetworks {
+		return nil, types.InvalidParam("third_party_instance_id cannot be used with include_all_networks")
+	}
+	ids, err := s.publicRoomIDs(ctx, req)
 	if err != nil {
 		return nil, err
 	}

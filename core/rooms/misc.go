@@ -83,6 +83,24 @@ func (s *Service) Report(ctx context.Context, roomID id.RoomID, user id.UserID, 
 		EventID: string(eventID), Reporter: string(user), Reason: reason, Score: score, CreatedAt: s.nowMS()})
 }
 
+// ReportUser records a report of a user for the admins (POST
+// /users/{userId}/report). Reports of users this server does not know are
+// accepted and dropped, so that reporting tells nobody who exists (the spec
+// allows it).
+func (s *Service) ReportUser(ctx context.Context, reporter, user id.UserID, reason string, known bool) error {
+	if _, _, err := user.Parse(); err != nil {
+		return types.InvalidParam("Invalid user ID %q", user)
+	}
+	if len(reason) > 1000 {
+		return types.InvalidParam("reason is longer than 1000 bytes")
+	}
+	if !known {
+		return nil
+	}
+	return s.store.CreateReport(ctx, &storage.Report{ReportID: randomLocal(24), ReportedUser: string(user),
+		Reporter: string(reporter), Reason: reason, CreatedAt: s.nowMS()})
+}
+
 // MutualRooms lists rooms both users are joined to (GET /v1/mutual_rooms).
 func (s *Service) MutualRooms(ctx context.Context, user, other id.UserID) ([]id.RoomID, error) {
 	if _, _, err := other.Parse(); err != nil {

@@ -28,6 +28,7 @@ type Store interface {
 	storage.RelationReader
 	storage.TxnLookup
 	storage.SyncReader
+	storage.AppServiceRoomLists
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 

@@ -176,3 +176,31 @@ func TestOpenID(t *testing.T) {
 		t.Errorf("userinfo with an access token: %d", code)
 	}
 }
+
+// TestReportUser: reports of users reach the admins' list for users that
+// exist (or live elsewhere); reporting a local user who does not exist
+// answers the same, telling nothing.
+func TestReportUser(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alicerep", defaultPassword)
+	bob := register(t, srv, "bobrep", defaultPassword)
+	for _, tc := range []struct {
+		user   string
+		body   any
+		status int
+	}{
+		{string(bob.UserID), map[string]any{"reason": "spam"}, 200},
+		{"@ghost:localhost", map[string]any{"reason": "spam"}, 200},
+		{"@someone:elsewhere.example", map[string]any{"reason": ""}, 200},
+		{string(bob.UserID), map[string]any{}, 400},
+		{"not-a-user", map[string]any{"reason": "x"}, 400},
+	} {
+		code, body := srv.Do(t, "POST", "/_matrix/client/v3/users/"+tc.user+"/report", alice.AccessToken, tc.body)
+		if code != tc.status {
+			t.Errorf("report %s %v: %d %v, want %d", tc.user, tc.body, code, body, tc.status)
+		}
+	}
+	if code, _ := srv.Do(t, "POST", "/_matrix/client/v3/users/"+string(bob.UserID)+"/report", "", map[string]any{"reason": "x"}); code != 401 {
+		t.Errorf("report without a token: %d", code)
+	}
+}

@@ -210,3 +210,59 @@ func TestBadRegistrationsStopStartup(t *testing.T) {
 		})
 	}
 }
+
+// TestAppServiceRoomLists: an appservice publishes rooms in its networks'
+// room lists; /publicRooms shows them by third_party_instance_id or with
+// include_all_networks, and not in the server's own list.
+func TestAppServiceRoomLists(t *testing.T) {
+	reg := writeFile(t, registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"))
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg, "--disable-rate-limits"}})
+	human := loginHuman(t, srv)
+	room, err := human.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Name: "bridged channel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/_matrix/client/v3/directory/list/appservice/irc/" + url.PathEscape(string(room.RoomID))
+	if code, body := do(t, srv, "PUT", path, human.AccessToken, map[string]any{"visibility": "public"}); code != 401 {
+		t.Fatalf("a user publishing in a network: %d %v", code, body)
+	}
+	if code, body := do(t, srv, "PUT", path, asToken, map[string]any{"visibility": "sideways"}); code != 400 {
+		t.Fatalf("bad visibility: %d %v", code, body)
+	}
+	if code, body := do(t, srv, "PUT", "/_matrix/client/v3/directory/list/appservice/irc/!nope:localhost", asToken,
+		map[string]any{"visibility": "public"}); code != 404 {
+		t.Fatalf("unknown room: %d %v", code, body)
+	}
+	if code, body := do(t, srv, "PUT", path, asToken, map[string]any{"visibility": "public"}); code != 200 {
+		t.Fatalf("publish: %d %v", code, body)
+	}
+	count := func(body map[string]any) int {
+		chunk, _ := body["chunk"].([]any)
+		return len(chunk)
+	}
+	for _, tc := range []struct {
+		req  map[string]any
+		want int
+	}{
+		{map[string]any{}, 0},
+		{map[string]any{"third_party_instance_id": "bridge|irc"}, 1},
+		{map[string]any{"third_party_instance_id": "bridge|slack"}, 0},
+		{map[string]any{"include_all_networks": true}, 1},
+	} {
+		code, body := do(t, srv, "POST", "/_matrix/client/v3/publicRooms", human.AccessToken, tc.req)
+		if code != 200 || count(body) != tc.want {
+			t.Errorf("publicRooms %v: %d %v (want %d rooms)", tc.req, code, body, tc.want)
+		}
+	}
+	if code, _ := do(t, srv, "POST", "/_matrix/client/v3/publicRooms", human.AccessToken,
+		map[string]any{"include_all_networks": true, "third_party_instance_id": "bridge|irc"}); code != 400 {
+		t.Errorf("both network parameters: %d", code)
+	}
+	if code, body := do(t, srv, "PUT", path, asToken, map[string]any{"visibility": "private"}); code != 200 {
+		t.Fatalf("withdraw: %d %v", code, body)
+	}
+	if code, body := do(t, srv, "POST", "/_matrix/client/v3/publicRooms", human.AccessToken,
+		map[string]any{"third_party_instance_id": "bridge|irc"}); code != 200 || count(body) != 0 {
+		t.Errorf("after withdrawing: %d %v", code, body)
+	}
+}

@@ -19,6 +19,7 @@ var appServiceTests = []struct {
 	{"Events/History", testEventHistory},
 	{"Events/Aliases", testEventAliases},
 	{"Tokens/OpenID", testOpenIDTokens},
+	{"AppServices/RoomLists", testAppServiceRoomLists},
 }
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
@@ -183,4 +184,24 @@ func testOpenIDTokens(t *testing.T, s storage.Store) {
 	must(t, s.DeleteExpiredTokens(c, 2001))
 	_, err = s.OpenIDTokenUser(c, "hash1", 0)
 	wantErr(t, err, storage.ErrNotFound, "token after the expired ones were deleted")
+}
+
+func testAppServiceRoomLists(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	irc := storage.ListedRoom{AppServiceID: "bridge", NetworkID: "irc", RoomID: "!a:x"}
+	slack := storage.ListedRoom{AppServiceID: "bridge", NetworkID: "slack", RoomID: "!a:x"}
+	must(t, s.SetAppServiceRoomListed(c, irc, true))
+	must(t, s.SetAppServiceRoomListed(c, irc, true)) // again: no error, one row
+	must(t, s.SetAppServiceRoomListed(c, slack, true))
+	got, err := s.AppServiceListedRooms(c)
+	must(t, err)
+	if !slices.Equal(got, []storage.ListedRoom{irc, slack}) {
+		t.Fatalf("listed %v", got)
+	}
+	must(t, s.SetAppServiceRoomListed(c, irc, false))
+	got, err = s.AppServiceListedRooms(c)
+	must(t, err)
+	if !slices.Equal(got, []storage.ListedRoom{slack}) {
+		t.Fatalf("after withdrawing: %v", got)
+	}
 }
