@@ -91,6 +91,7 @@ func (a *API) Register(r gin.IRouter) {
 	v1.GET("/register/m.login.registration_token/validity", a.registrationTokenValidity)
 	a.registerRoomsV1(v1, auth)
 	a.registerRelations(v1, auth)
+	v1.GET("/room_summary/:roomIdOrAlias", httpx.OptionalAuth(a.auth), a.roomSummary)
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
 	a.registerBatchSend(r, auth)

@@ -21,6 +21,8 @@ func (a *API) registerLegacy(g gin.IRouter, auth gin.HandlerFunc) {
 	g.GET("/admin/whois/:userId", auth, a.whois)
 	g.GET("/voip/turnServer", auth, a.turnServer)
 	g.POST("/user/:userId/openid/request_token", auth, a.openIDToken)
+	g.GET("/login/sso/redirect", a.ssoRedirect)
+	g.GET("/login/sso/redirect/:idpId", a.ssoRedirect)
 }
 
 // GET /_matrix/client/v3/events/{eventId} (deprecated; as /rooms/{roomId}/event/{eventId}).
@@ -107,4 +109,29 @@ func (a *API) openIDToken(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, tok)
+}
+
+// GET /_matrix/client/v1/room_summary/{roomIdOrAlias} (authentication optional).
+func (a *API) roomSummary(c *gin.Context) {
+	var user id.UserID
+	if p := httpx.PrincipalOf(c); p != nil {
+		user = id.UserID(p.UserID)
+	}
+	out, err := a.rooms.RoomSummary(c.Request.Context(), c.Param("roomIdOrAlias"), user)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, out)
+}
+
+// GET /_matrix/client/v3/login/sso/redirect[/{idpId}]: single sign-on is a
+// login type this server does not offer (GET /login lists none), so there
+// is no identity provider to send anyone to.
+func (a *API) ssoRedirect(c *gin.Context) {
+	if c.Query("redirectUrl") == "" {
+		httpx.Fail(c, types.MissingParam("redirectUrl is required"))
+		return
+	}
+	httpx.Fail(c, types.NotFound("No single sign-on identity provider is configured on this server"))
 }

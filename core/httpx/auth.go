@@ -61,6 +61,19 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 	}
 }
 
+// OptionalAuth authenticates requests that carry an access token (a bad
+// token is an error) and lets those without one through with no principal.
+func OptionalAuth(a Authenticator) gin.HandlerFunc {
+	require := RequireAuth(a)
+	return func(c *gin.Context) {
+		if AccessToken(c.Request) == "" {
+			c.Next()
+			return
+		}
+		require(c)
+	}
+}
+
 // PrincipalOf returns the authenticated caller, or nil.
 func PrincipalOf(c *gin.Context) *users.Principal {
 	if v, ok := c.Get(principalKey); ok {

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/json/jsontext"
 	"slices"
 	"strconv"
@@ -38,6 +39,53 @@ func (s *Service) accessible(ctx context.Context, sum *Summary, user id.UserID) 
 	}
 	cur, _, err := s.Membership(ctx, sum.RoomID, user)
 	return cur == "join" || cur == "invite", err
+}
+
+// RoomSummary answers GET /v1/room_summary/{roomIdOrAlias}: a room's
+// summary for those who may preview it — anyone (even unauthenticated,
+// user "") for rooms that are world readable or that can be joined or
+// knocked on, and the room's members (with their membership). Others, and
+// rooms this server is not in, get 404.
+func (s *Service) RoomSummary(ctx context.Context, roomIDOrAlias string, user id.UserID) (map[string]any, error) {
+	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.getRoom(ctx, roomID); storageNotFound(err) {
+		return nil, types.NotFound("Room not found")
+	} else if err != nil {
+		return nil, err
+	}
+	sum, err := s.Summary(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	open := sum.WorldReadable || sum.JoinRule == "public" || sum.JoinRule == "knock" || sum.JoinRule == "knock_restricted"
+	membership := ""
+	if user != "" {
+		if membership, _, err = s.Membership(ctx, roomID, user); err != nil {
+			return nil, err
+		}
+	}
+	if !open && membership != "join" && membership != "invite" && membership != "knock" {
+		return nil, types.NotFound("Room not found")
+	}
+	raw, err := json.Marshal(sum)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	out["room_version"] = sum.RoomVersion
+	if sum.Encryption != "" {
+		out["encryption"] = sum.Encryption
+	}
+	if membership != "" {
+		out["membership"] = membership
+	}
+	return out, nil
 }
 
 // Hierarchy walks a space's m.space.child events breadth first. Only rooms on

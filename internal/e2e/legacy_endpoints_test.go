@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,76 @@ func TestReportUser(t *testing.T) {
 	}
 	if code, _ := srv.Do(t, "POST", "/_matrix/client/v3/users/"+string(bob.UserID)+"/report", "", map[string]any{"reason": "x"}); code != 401 {
 		t.Errorf("report without a token: %d", code)
+	}
+}
+
+// TestRoomSummary: public and world-readable rooms can be previewed by
+// anyone, even without a token; private rooms only by their members (with
+// their membership); everything else is not found.
+func TestRoomSummary(t *testing.T) {
+	srv := startOpen(t)
+	ctx := t.Context()
+	alice := register(t, srv, "alicesum", defaultPassword)
+	bob := register(t, srv, "bobsum", defaultPassword)
+	public, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Open", Topic: "all welcome",
+		RoomAliasName: "opensum"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	private, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "Closed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "/_matrix/client/v1/room_summary/"
+	code, body := srv.Do(t, "GET", base+"%23opensum:localhost", "", nil)
+	if code != 200 || body["room_id"] != string(public.RoomID) || body["name"] != "Open" || body["join_rule"] != "public" ||
+		body["room_version"] == nil || body["membership"] != nil || body["num_joined_members"] != float64(1) {
+		t.Fatalf("public room, no token: %d %v", code, body)
+	}
+	if code, body := srv.Do(t, "GET", base+string(public.RoomID), alice.AccessToken, nil); code != 200 || body["membership"] != "join" {
+		t.Errorf("public room as member: %d %v", code, body)
+	}
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 404}, {bob.AccessToken, 404}, {alice.AccessToken, 200}} {
+		if code, body := srv.Do(t, "GET", base+string(private.RoomID), tc.token, nil); code != tc.want {
+			t.Errorf("private room (token %t): %d %v, want %d", tc.token != "", code, body, tc.want)
+		}
+	}
+	if _, err := alice.InviteUser(ctx, private.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := srv.Do(t, "GET", base+string(private.RoomID), bob.AccessToken, nil); code != 200 || body["membership"] != "invite" {
+		t.Errorf("private room as invitee: %d %v", code, body)
+	}
+	if code, _ := srv.Do(t, "GET", base+"!unknown:localhost", "", nil); code != 404 {
+		t.Errorf("unknown room: %d", code)
+	}
+	if code, _ := srv.Do(t, "GET", base+"nonsense", "", nil); code != 400 {
+		t.Errorf("neither an ID nor an alias: %d", code)
+	}
+	if code, _ := srv.Do(t, "GET", base+string(public.RoomID), "bad-token", nil); code != 401 {
+		t.Errorf("a bad token: %d", code)
+	}
+}
+
+// TestSSORedirectWithoutSSO: single sign-on is not offered, and its
+// redirect says there is no identity provider rather than sending anyone
+// anywhere.
+func TestSSORedirectWithoutSSO(t *testing.T) {
+	srv := startOpen(t)
+	for _, path := range []string{"/_matrix/client/v3/login/sso/redirect?redirectUrl=https%3A%2F%2Fapp.example",
+		"/_matrix/client/v3/login/sso/redirect/oidc-github?redirectUrl=https%3A%2F%2Fapp.example"} {
+		if code, body := srv.Do(t, "GET", path, "", nil); code != 404 || body["errcode"] != "M_NOT_FOUND" {
+			t.Errorf("%s: %d %v", path, code, body)
+		}
+	}
+	if code, body := srv.Do(t, "GET", "/_matrix/client/v3/login/sso/redirect", "", nil); code != 400 {
+		t.Errorf("without redirectUrl: %d %v", code, body)
+	}
+	code, body := srv.Do(t, "GET", "/_matrix/client/v3/login", "", nil)
+	if code != 200 || strings.Contains(fmt.Sprint(body), "m.login.sso") {
+		t.Errorf("login flows offer SSO: %v", body)
 	}
 }
