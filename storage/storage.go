@@ -54,6 +54,9 @@ type AccessToken struct {
 	// token; it is revoked on the first use of this token.
 	PrevRefreshHash string
 	CreatedAt       int64
+	// Suspended and Locked are the account's (read with the token).
+	Suspended bool
+	Locked    bool
 }
 
 // RefreshToken is stored by hash. PrevHash is the refresh token it replaced,
@@ -227,6 +230,7 @@ type Store interface {
 	AppServiceQueues
 	OpenIDTokens
 	AppServiceRoomLists
+	AccountModeration
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

@@ -92,6 +92,7 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerRoomsV1(v1, auth)
 	a.registerRelations(v1, auth)
 	v1.GET("/room_summary/:roomIdOrAlias", httpx.OptionalAuth(a.auth), a.roomSummary)
+	a.registerModeration(v1, auth)
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
 	a.registerBatchSend(r, auth)

@@ -17,18 +17,18 @@ import (
 )
 
 func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
-	g.POST("/createRoom", auth, a.createRoom)
-	g.POST("/join/:roomIdOrAlias", auth, a.joinByIDOrAlias)
-	g.POST("/knock/:roomIdOrAlias", auth, a.knock)
-	g.POST("/rooms/:roomId/join", auth, a.joinRoom)
+	g.POST("/createRoom", auth, notSuspended, a.createRoom)
+	g.POST("/join/:roomIdOrAlias", auth, notSuspended, a.joinByIDOrAlias)
+	g.POST("/knock/:roomIdOrAlias", auth, notSuspended, a.knock)
+	g.POST("/rooms/:roomId/join", auth, notSuspended, a.joinRoom)
 	g.POST("/rooms/:roomId/leave", auth, a.membership("leave"))
-	g.POST("/rooms/:roomId/invite", auth, a.membership("invite"))
+	g.POST("/rooms/:roomId/invite", auth, notSuspended, a.membership("invite"))
 	g.POST("/rooms/:roomId/kick", auth, a.membership("kick"))
 	g.POST("/rooms/:roomId/ban", auth, a.membership("ban"))
 	g.POST("/rooms/:roomId/unban", auth, a.membership("unban"))
-	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendMessage)
-	g.PUT("/rooms/:roomId/state/:eventType", auth, a.putState)
-	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.putState)
+	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, notSuspended, a.sendMessage)
+	g.PUT("/rooms/:roomId/state/:eventType", auth, notSuspended, a.putState)
+	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, notSuspended, a.putState)
 	g.GET("/rooms/:roomId/state", auth, a.getFullState)
 	g.GET("/rooms/:roomId/state/:eventType", auth, a.getState)
 	g.GET("/rooms/:roomId/state/:eventType/*stateKey", auth, a.getState)
@@ -39,7 +39,7 @@ func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
 	g.GET("/rooms/:roomId/messages", auth, a.messages)
 	g.GET("/rooms/:roomId/context/:eventId", auth, a.eventContext)
 	g.GET("/rooms/:roomId/event/:eventId", auth, a.getEvent)
-	g.POST("/rooms/:roomId/upgrade", auth, a.upgrade)
+	g.POST("/rooms/:roomId/upgrade", auth, notSuspended, a.upgrade)
 }
 
 // roomParam returns the {roomId} path parameter, checked.
@@ -252,6 +252,9 @@ func (a *API) redact(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
+	if a.suspendedRedaction(c, roomID, id.EventID(c.Param("eventId"))) {
+		return
+	}
 	eid, err := a.rooms.Redact(c.Request.Context(), roomID, id.UserID(p.UserID), p.DeviceID,
 		id.EventID(c.Param("eventId")), body.Reason, c.Param("txnId"))
 	if err != nil {

@@ -53,7 +53,7 @@ func (a *API) capabilities(c *gin.Context) {
 	for _, v := range events.SupportedRoomVersions {
 		available[string(v)] = "stable"
 	}
-	httpx.OK(c, gin.H{"capabilities": gin.H{
+	caps := gin.H{
 		"m.room_versions":   gin.H{"default": events.DefaultRoomVersion, "available": available},
 		"m.change_password": on,
 		"m.set_displayname": on,
@@ -61,5 +61,13 @@ func (a *API) capabilities(c *gin.Context) {
 		"m.3pid_changes":    gin.H{"enabled": false},
 		"m.get_login_token": on,
 		"m.profile_fields":  on,
-	}})
+	}
+	// Admins may suspend and lock accounts (omitted for everyone else).
+	if admin, err := a.users.IsAdmin(c.Request.Context(), httpx.PrincipalOf(c).UserID); err != nil {
+		httpx.Fail(c, err)
+		return
+	} else if admin {
+		caps["m.account_moderation"] = gin.H{"suspend": true, "lock": true}
+	}
+	httpx.OK(c, gin.H{"capabilities": caps})
 }

@@ -56,9 +56,20 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 			Fail(c, err)
 			return
 		}
+		if p.Locked && !logoutPath(c.FullPath()) {
+			// A locked account may only log out; its sessions stay for
+			// when the lock is lifted.
+			Fail(c, users.ErrLocked)
+			return
+		}
 		c.Set(principalKey, p)
 		c.Next()
 	}
+}
+
+// logoutPath: the routes a locked account may still use.
+func logoutPath(route string) bool {
+	return strings.HasSuffix(route, "/logout") || strings.HasSuffix(route, "/logout/all")
 }
 
 // OptionalAuth authenticates requests that carry an access token (a bad

@@ -74,6 +74,9 @@ func (s *Service) checkPassword(ctx context.Context, userID, password string) (*
 	if acc.PasswordHash == "" || !CheckPassword(acc.PasswordHash, password) {
 		return nil, ErrBadCredentials
 	}
+	if err := s.refuseLocked(ctx, acc.UserID); err != nil {
+		return nil, err
+	}
 	return acc, nil
 }
 
@@ -107,6 +110,9 @@ func (s *Service) Login(ctx context.Context, req *LoginRequest) (*Session, error
 		}
 		if acc.Deactivated {
 			return nil, types.NewError(http.StatusForbidden, types.CodeUserDeactivated, "This account has been deactivated")
+		}
+		if err := s.refuseLocked(ctx, acc.UserID); err != nil {
+			return nil, err
 		}
 		userID = acc.UserID
 	case "":

@@ -18,6 +18,9 @@ type Principal struct {
 	// AppServiceID is set when an appservice's as_token authenticated the
 	// request (UserID is then its sender or a user it masquerades as).
 	AppServiceID string
+	// Suspended accounts may do little (see clientapi); locked ones nothing
+	// but log out (core/httpx refuses the rest).
+	Suspended, Locked bool
 }
 
 // Session is what login, registration and refresh hand back to the client.
@@ -133,7 +136,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Principa
 		}
 	}
 	s.touchDevice(ctx, at.UserID, at.DeviceID, ip)
-	return &Principal{UserID: at.UserID, DeviceID: at.DeviceID, TokenHash: h}, nil
+	return &Principal{UserID: at.UserID, DeviceID: at.DeviceID, TokenHash: h, Suspended: at.Suspended, Locked: at.Locked}, nil
 }
 
 // touchDevice records last_seen at most every five minutes per device, so

@@ -20,6 +20,7 @@ var appServiceTests = []struct {
 	{"Events/Aliases", testEventAliases},
 	{"Tokens/OpenID", testOpenIDTokens},
 	{"AppServices/RoomLists", testAppServiceRoomLists},
+	{"Accounts/Restrictions", testAccountRestrictions},
 }
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {

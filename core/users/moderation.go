@@ -1,0 +1,113 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// ErrLocked is the answer to everything but logging out on a locked account.
+var ErrLocked = &types.Error{Status: http.StatusUnauthorized, Code: types.CodeUserLocked,
+	Message: "This account has been locked", Extra: map[string]any{"soft_logout": true}}
+
+// ErrSuspended is the answer to what a suspended account may not do.
+var ErrSuspended = &types.Error{Status: http.StatusForbidden, Code: types.CodeUserSuspended,
+	Message: "This account has been suspended"}
+
+// refuseLocked stops locked accounts from getting new sessions.
+func (s *Service) refuseLocked(ctx context.Context, userID string) error {
+	_, locked, err := s.store.AccountRestrictions(ctx, userID)
+	if err != nil {
+		return internal("account restrictions", err)
+	}
+	if locked {
+		return ErrLocked
+	}
+	return nil
+}
+
+// Restriction names what admins can put on an account.
+type Restriction int
+
+const (
+	Suspension Restriction = iota
+	Lock
+)
+
+// moderationTarget checks who may restrict whom: admins only (checked
+// before looking the target up, so that nobody else learns who exists),
+// local users, not themselves, not other admins, not deactivated accounts.
+func (s *Service) moderationTarget(ctx context.Context, admin, target string) error {
+	if ok, err := s.IsAdmin(ctx, admin); err != nil {
+		return err
+	} else if !ok {
+		return types.Forbidden("Only server administrators may do this")
+	}
+	if id.UserID(target).Homeserver() != s.opts.ServerName {
+		return types.InvalidParam("User does not belong to this server")
+	}
+	acc, err := s.store.GetAccount(ctx, target)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && acc.Deactivated) {
+		return types.NotFound("User not found")
+	} else if err != nil {
+		return internal("get account", err)
+	}
+	if target == admin {
+		return types.Forbidden("You cannot restrict your own account")
+	}
+	if acc.IsAdmin {
+		return types.Forbidden("You cannot restrict another administrator")
+	}
+	return nil
+}
+
+// Restricted reports whether an account is suspended or locked
+// (GET /v1/admin/{suspend,lock}/{userId}).
+func (s *Service) Restricted(ctx context.Context, admin, target string, r Restriction) (bool, error) {
+	if ok, err := s.IsAdmin(ctx, admin); err != nil {
+		return false, err
+	} else if !ok {
+		return false, types.Forbidden("Only server administrators may do this")
+	}
+	if id.UserID(target).Homeserver() != s.opts.ServerName {
+		return false, types.InvalidParam("User does not belong to this server")
+	}
+	acc, err := s.store.GetAccount(ctx, target)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && acc.Deactivated) {
+		return false, types.NotFound("User not found")
+	} else if err != nil {
+		return false, internal("get account", err)
+	}
+	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
+	if err != nil {
+		return false, internal("account restrictions", err)
+	}
+	if r == Lock {
+		return locked, nil
+	}
+	return suspended, nil
+}
+
+// Restrict suspends or locks an account, or lifts that
+// (PUT /v1/admin/{suspend,lock}/{userId}). Sessions are kept: a locked
+// client keeps its state and learns of the lock from M_USER_LOCKED.
+func (s *Service) Restrict(ctx context.Context, admin, target string, r Restriction, on bool) error {
+	if err := s.moderationTarget(ctx, admin, target); err != nil {
+		return err
+	}
+	var err error
+	if r == Lock {
+		err = s.store.SetAccountLocked(ctx, target, on)
+	} else {
+		err = s.store.SetAccountSuspended(ctx, target, on)
+	}
+	if err != nil {
+		return internal("restrict account", err)
+	}
+	return nil
+}
