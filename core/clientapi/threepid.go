@@ -96,7 +96,7 @@ func threepidRefusal(medium string, status int, code, msg string) gin.HandlerFun
 			httpx.Fail(c, types.MissingParam("client_secret, send_attempt and the %s are required", medium))
 			return
 		}
-		httpx.Fail(c, types.NewError(status, code, msg))
+		httpx.Fail(c, types.NewError(status, code, "%s", msg))
 	}
 }
 
