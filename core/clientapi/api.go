@@ -113,6 +113,7 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerKeys(g, auth)
 		a.registerThreePID(g, auth)
 		a.registerLegacy(g, auth)
+		a.registerInitialSync(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
 }

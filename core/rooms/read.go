@@ -229,16 +229,22 @@ func (s *Service) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID,
 // Token renders a stream position as a pagination token.
 func Token(pos int64) string { return "s" + strconv.FormatInt(pos, 10) }
 
-// ParseToken reads a pagination token: "s<pos>", optionally followed by
-// "_…" (the other positions of a sync token).
+// ParseToken reads a pagination token "s<pos>": the point just before the
+// event at pos. A sync token ("s<pos>_…", the events position first) is the
+// point just after the event at pos — everything up to and including it was
+// synced — so it reads as pos+1.
 func ParseToken(tok string) (int64, error) {
 	rest, ok := strings.CutPrefix(tok, "s")
+	synced := false
 	if i := strings.IndexByte(rest, '_'); i >= 0 {
-		rest = rest[:i]
+		rest, synced = rest[:i], true
 	}
 	pos, err := strconv.ParseInt(rest, 10, 64)
 	if !ok || err != nil {
 		return 0, types.InvalidParam("Invalid pagination token %q", tok)
+	}
+	if synced {
+		pos++
 	}
 	return pos, nil
 }

@@ -276,3 +276,33 @@ func TestSSORedirectWithoutSSO(t *testing.T) {
 		t.Errorf("login flows offer SSO: %v", body)
 	}
 }
+
+// TestMessagesFromSyncToken: a sync token given to /messages stands just
+// after the last event it synced: backwards starts with that event,
+// forwards with the next one.
+func TestMessagesFromSyncToken(t *testing.T) {
+	srv := startOpen(t)
+	ctx := t.Context()
+	alice := register(t, srv, "alicetok", defaultPassword)
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := alice.SendText(ctx, room.RoomID, "last before the token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := syncOnce(t, alice, "", 0).NextBatch
+	next, err := alice.SendText(ctx, room.RoomID, "first after the token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := alice.Messages(ctx, room.RoomID, tok, "", mautrix.DirectionBackward, nil, 1)
+	if err != nil || len(back.Chunk) != 1 || back.Chunk[0].ID != last.EventID {
+		t.Fatalf("backwards from a sync token: %v %+v", err, back)
+	}
+	fwd, err := alice.Messages(ctx, room.RoomID, tok, "", mautrix.DirectionForward, nil, 10)
+	if err != nil || len(fwd.Chunk) != 1 || fwd.Chunk[0].ID != next.EventID {
+		t.Fatalf("forwards from a sync token: %v %+v", err, fwd)
+	}
+}
