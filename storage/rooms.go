@@ -98,6 +98,9 @@ type EventWrite struct {
 	// AppServices are the appservices interested in the event; it is
 	// queued for them in the same transaction.
 	AppServices []string
+	// PushQueue are the notified users with pushers: the event is queued
+	// for each of their HTTP pushers in the same transaction.
+	PushQueue []PushQueued
 }
 
 // EventTxn maps a client's transaction ID to the event it created.
@@ -148,6 +151,14 @@ type Rooms interface {
 	// ThreadRoots lists thread roots of a room by latest activity.
 	ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*Event, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
+	// SearchEvents finds the events whose SearchableText matches the
+	// query, in its order; redacted, rejected and soft-failed events never
+	// match (a redaction takes its target out of the index).
+	SearchEvents(ctx context.Context, q *EventSearch) ([]SearchHit, error)
+	// CountSearchEvents counts the events SearchEvents would find without
+	// a limit, per room (SearchByRoom), per sender (SearchBySender) or in
+	// all (SearchTotal: always the one key "").
+	CountSearchEvents(ctx context.Context, q *EventSearch, groupBy string) (map[string]int64, error)
 
 	GetStateGroup(ctx context.Context, groupID int64) (*StateGroup, error)
 	GetForwardExtremities(ctx context.Context, roomID string) ([]string, error)

@@ -112,12 +112,13 @@ type Accounts interface {
 	CountAccounts(ctx context.Context) (int64, error)
 	SetPasswordHash(ctx context.Context, userID, hash string) error
 	SetAdmin(ctx context.Context, userID string, admin bool) error
-	// DeactivateAccount marks the account deactivated and clears its password.
+	// DeactivateAccount marks the account deactivated, clears its password
+	// and deletes its pushers.
 	DeactivateAccount(ctx context.Context, userID string) error
 }
 
 // Devices stores devices and their access and refresh tokens; deleting a
-// device deletes its tokens.
+// device deletes its tokens and the pushers it set.
 type Devices interface {
 	// UpsertDevice inserts the device or, if it exists, keeps it as it is
 	// (apart from an empty display name being filled in).
@@ -231,6 +232,7 @@ type Store interface {
 	OpenIDTokens
 	AppServiceRoomLists
 	AccountModeration
+	Pushers
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

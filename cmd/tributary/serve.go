@@ -33,6 +33,7 @@ import (
 	ckeys "github.com/tributary-hs/tributary/core/keys"
 	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/push"
+	"github.com/tributary-hs/tributary/core/push/gateway"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
@@ -190,6 +191,16 @@ func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media
 		Preview: media.PreviewOptions{Enabled: cfg.Media.URLPreviews.Enabled, Allowed: allowed}})
 }
 
+// newPushGateway builds the delivery of notifications to push gateways.
+func newPushGateway(store storage.Store, cfg *config.Config, log *slog.Logger, rs *rooms.Service,
+	pushRules *push.Service) (*gateway.Gateway, error) {
+	var allowed []netip.Prefix
+	for _, r := range cfg.Push.AllowedRanges {
+		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
+	}
+	return gateway.New(store, rs, pushRules, gateway.Options{Allowed: allowed, Logger: log})
+}
+
 // newNotifier starts the in-process notifier at the streams' stored positions.
 func newNotifier(ctx context.Context, store storage.Store) (*stream.Local, error) {
 	var start stream.Positions
@@ -244,9 +255,21 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	pushRules, err := push.New(store, func(user string, pos int64) {
+		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
+	})
+	if err != nil {
+		return err
+	}
+	if err := pushRules.Start(ctx); err != nil {
+		return err
+	}
 	us, err := newUsers(store, cfg, log, appservices, failedLogins, func(user string, pos int64) {
 		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
-	}, keysSvc.DevicesDeleted)
+	}, func(ctx context.Context, user string, devices []string) {
+		keysSvc.DevicesDeleted(ctx, user, devices)
+		pushRules.DevicesDeleted(ctx, user, devices) // their pushers went with them
+	})
 	if err != nil {
 		return err
 	}
@@ -262,18 +285,14 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	pushRules, err := push.New(store, func(user string, pos int64) {
-		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
-	})
-	if err != nil {
-		return err
-	}
 	var syncer *tsync.Service // set below; commits only start once serving
 	var asPusher *pusher.Pusher
+	var pushGateway *gateway.Gateway
 	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pushRules,
 		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
-		QueryAlias: routes.NewQuerier(appservices).QueryAlias,
-		Signer:     events.NewSigner(cfg.ServerName, signingKey),
+		OnPushQueued: func() { pushGateway.Wake() },
+		QueryAlias:   routes.NewQuerier(appservices).QueryAlias,
+		Signer:       events.NewSigner(cfg.ServerName, signingKey),
 		OnPersist: func(roomID id.RoomID, pos int64, members, senders []string) {
 			// Forget cached memberships (and the unread counts of those who
 			// spoke) before waking anyone who would read them.
@@ -299,6 +318,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	asPusher = pusher.New(store, appservices, rs, log, pusher.WithEphemeral(eph, keysSvc, notifier))
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
+	if pushGateway, err = newPushGateway(store, cfg, log, rs, pushRules); err != nil {
+		return err
+	}
+	pushGateway.Start(ctx)
+	defer pushGateway.Stop()
 
 	if addr := os.Getenv("TRIBUTARY_PPROF_ADDR"); addr != "" {
 		// Profiling for benchmarks and debugging; never on unless asked for,

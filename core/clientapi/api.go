@@ -111,8 +111,10 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerTags(g, auth)
 		a.registerUserDirectory(g, auth)
 		a.registerKeys(g, auth)
+		a.registerSearch(g, auth)
 		a.registerThreePID(g, auth)
 		a.registerLegacy(g, auth)
+		a.registerPushers(g, auth)
 		a.registerInitialSync(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}

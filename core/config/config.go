@@ -43,6 +43,7 @@ type Config struct {
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
 	VoIP         VoIP         `yaml:"voip"`
+	Push         Push         `yaml:"push"`
 	// AppServiceConfigFiles are appservice registration files (YAML).
 	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 }
@@ -66,6 +67,13 @@ type URLPreviews struct {
 	Enabled bool `yaml:"enabled"`
 	// AllowedRanges are IP ranges (CIDR) fetched although they are private,
 	// loopback or link-local, which are refused by default.
+	AllowedRanges []string `yaml:"allowed_ranges"`
+}
+
+// Push is the delivery of notifications to push gateways (HTTP pushers).
+type Push struct {
+	// AllowedRanges are IP ranges (CIDR) of push gateways reached although
+	// they are private, loopback or link-local, which are refused by default.
 	AllowedRanges []string `yaml:"allowed_ranges"`
 }
 
@@ -321,6 +329,11 @@ func (c *Config) Validate() error {
 	for _, r := range c.Media.URLPreviews.AllowedRanges {
 		if _, err := netip.ParsePrefix(r); err != nil {
 			return fmt.Errorf("media.url_previews.allowed_ranges: %q is not a CIDR range", r)
+		}
+	}
+	for _, r := range c.Push.AllowedRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return fmt.Errorf("push.allowed_ranges: %q is not a CIDR range", r)
 		}
 	}
 	if len(c.VoIP.TurnURIs) > 0 && c.VoIP.TurnSharedSecret == "" {

@@ -15,6 +15,7 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.HTTP.TrustedProxies = []string{"10.0.0.1", "192.168.0.0/16"}
 	want.RateLimits.Register = Rate{PerSecond: 2.5, Burst: 7}
 	want.Media.URLPreviews.AllowedRanges = []string{"127.0.0.0/8", "::1/128"}
+	want.Push.AllowedRanges = []string{"10.1.0.0/16"}
 	want.AppServiceConfigFiles = []string{"/etc/tributary/discord.yaml"}
 	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
 	want.VoIP = VoIP{TurnURIs: []string{"turn:turn.example.org:3478?transport=udp"}, TurnSharedSecret: "s3cret",
@@ -72,6 +73,7 @@ func TestValidate(t *testing.T) {
 		"log.format":                 func(c *Config) { c.Log.Format = "xml" },
 		"rate_limits.register":       func(c *Config) { c.RateLimits.Register.Burst = 0 },
 		"http.max_body_bytes":        func(c *Config) { c.HTTP.MaxBodyBytes = 1 },
+		"push.allowed_ranges":        func(c *Config) { c.Push.AllowedRanges = []string{"10.1.0.0"} },
 		"auth.access_token_lifetime": func(c *Config) { c.Auth.AccessTokenLifetime = Duration{time.Second} },
 	}
 	for key, mutate := range cases {

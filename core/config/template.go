@@ -94,6 +94,11 @@ voip:
   # How long the TURN credentials handed to clients hold.
   turn_user_lifetime: {{.VoIP.TurnUserLifetime}}
 
+push:
+  # IP ranges of push gateways reached although private, loopback or link-local
+  # (refused by default).
+  allowed_ranges: [{{range $i, $r := .Push.AllowedRanges}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]
 

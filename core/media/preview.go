@@ -5,20 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"image"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/types"
 )
 
@@ -40,43 +38,8 @@ type previewer struct {
 	client *http.Client
 }
 
-// blockedPrefixes are never fetched unless allowed: loopback, private,
-// link-local (cloud metadata at 169.254.169.254), carrier-grade NAT,
-// benchmarking, documentation and reserved ranges.
-var blockedPrefixes = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-		"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "64:ff9b::/96", "100::/64",
-		"2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8"} {
-		out = append(out, netip.MustParsePrefix(p))
-	}
-	return out
-}()
-
 // ErrBlockedAddress is the guard's refusal.
-var ErrBlockedAddress = errors.New("address not allowed")
-
-// guard checks an address the dialer is about to connect to: after DNS,
-// so a name resolving to a private address is refused too.
-func (p *previewer) guard(address string) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return err
-	}
-	addr := ap.Addr().Unmap()
-	for _, a := range p.opts.Allowed {
-		if a.Contains(addr) {
-			return nil
-		}
-	}
-	for _, b := range blockedPrefixes {
-		if b.Contains(addr) {
-			return fmt.Errorf("%w: %s", ErrBlockedAddress, addr)
-		}
-	}
-	return nil
-}
+var ErrBlockedAddress = netguard.ErrBlocked
 
 func newPreviewer(s *Service, opts PreviewOptions) *previewer {
 	if opts.MaxBytes == 0 {
@@ -89,9 +52,7 @@ func newPreviewer(s *Service, opts PreviewOptions) *previewer {
 		opts.CacheTTL = time.Hour
 	}
 	p := &previewer{s: s, opts: opts}
-	dialer := &net.Dialer{Timeout: opts.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
-		return p.guard(address)
-	}}
+	dialer := netguard.Guard{Allowed: opts.Allowed}.Dialer(opts.Timeout)
 	p.client = &http.Client{
 		Timeout:   opts.Timeout,
 		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConns: 16, IdleConnTimeout: 30 * time.Second},

@@ -1,6 +1,8 @@
 // Package push owns push rules: the spec's server-default rules, each user's
 // ruleset (kept as the m.push_rules account data clients see in /sync), the
-// /pushrules API, and evaluating events for the notification counts.
+// /pushrules API, and evaluating events for the notification counts; and
+// pushers (/pushers, which users room writers queue notifications for) and
+// the /notifications list. Delivery to push gateways is core/push/gateway.
 // Evaluation uses mautrix's pushrules package. It imports core/types and
 // the storage interfaces.
 package push
@@ -39,6 +41,8 @@ const accountDataType = "m.push_rules"
 // Store is what the service persists to.
 type Store interface {
 	storage.AccountData
+	storage.Pushers
+	storage.PushCounts
 }
 
 // Service manages and evaluates push rules.
@@ -48,6 +52,13 @@ type Service struct {
 	onChange func(user string, pos int64)
 	cache    sync.Map // user ID → *pushrules.PushRuleset
 	mu       sync.Mutex
+	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
+	// which room writers ask about every notified user. It may hold a user
+	// whose pushers are gone (queuing then finds none), never miss one with
+	// a pusher: users are added before their pusher is stored, and removed
+	// under pmu after checking that none is left.
+	withPushers sync.Map
+	pmu         sync.Mutex
 }
 
 // New builds the service.
@@ -231,6 +242,9 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 	if body.Actions == nil {
 		return types.MissingParam("actions is required")
 	}
+	if err := checkActions(body.Actions); err != nil {
+		return err
+	}
 	switch k {
 	case pushrules.ContentRule:
 		if body.Pattern == "" {
@@ -285,6 +299,30 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 	})
 }
 
+// checkActions refuses tweak values of the wrong type: evaluating a rule
+// whose sound is not a string would fail for every event it matches.
+func checkActions(actions pushrules.PushActionArray) error {
+	for _, a := range actions {
+		if a == nil {
+			return types.BadJSON("actions must not hold null")
+		}
+		if a.Action != pushrules.ActionSetTweak {
+			continue
+		}
+		switch a.Tweak {
+		case pushrules.TweakSound:
+			if _, ok := a.Value.(string); !ok {
+				return types.BadJSON("The sound tweak's value must be a string")
+			}
+		case pushrules.TweakHighlight:
+			if _, ok := a.Value.(bool); !ok && a.Value != nil {
+				return types.BadJSON("The highlight tweak's value must be a boolean")
+			}
+		}
+	}
+	return nil
+}
+
 // DeleteRule deletes a user-defined rule.
 func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID string) error {
 	k, err := checkKind(kind)
@@ -327,6 +365,9 @@ func (s *Service) SetActions(ctx context.Context, user id.UserID, kind, ruleID s
 	if actions == nil {
 		return types.MissingParam("actions is required")
 	}
+	if err := checkActions(actions); err != nil {
+		return err
+	}
 	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Actions = actions })
 }
 
@@ -366,6 +407,8 @@ type Outcome struct {
 	User      id.UserID
 	Notify    bool
 	Highlight bool
+	// Actions are those of the rule that matched (for push gateways' tweaks).
+	Actions pushrules.PushActionArray
 }
 
 // Evaluate runs each user's rules on an event and returns those that notify.
@@ -379,9 +422,10 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		if err != nil {
 			return nil, err
 		}
-		should := rs.GetActions(evalRoom{ctx: room, user: u}, ev).Should()
+		actions := rs.GetActions(evalRoom{ctx: room, user: u}, ev)
+		should := actions.Should()
 		if should.Notify {
-			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight})
+			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})
 		}
 	}
 	return out, nil

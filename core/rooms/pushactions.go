@@ -23,8 +23,14 @@ type Pusher interface {
 // (the usual message), that is stored once as the event's default and only
 // the members who differ get a row: the sender and others not notified
 // (silent), and highlights — a message in a big room writes a few rows, not
-// one per member.
-func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event) (*storage.PushAction, []storage.PushAction, error) {
+// one per member. Notifications of users with pushers are queued for
+// their push gateways in the same write (wr.PushQueue).
+func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event, wr *storage.EventWrite) (err error) {
+	wr.PushDefault, wr.PushActions, err = s.pushOutcomes(ctx, b, ev, se, wr)
+	return err
+}
+
+func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event, wr *storage.EventWrite) (*storage.PushAction, []storage.PushAction, error) {
 	if s.opts.Pusher == nil || b.noPush {
 		return nil, nil, nil
 	}
@@ -52,6 +58,14 @@ func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, s
 	outcomes, err := s.opts.Pusher.Evaluate(ctx, rc, ce, users)
 	if err != nil {
 		return nil, nil, err
+	}
+	if q, ok := s.opts.Pusher.(PushQueuer); ok {
+		for _, o := range outcomes {
+			if q.HasPushers(o.User) {
+				wr.PushQueue = append(wr.PushQueue, storage.PushQueued{UserID: string(o.User),
+					Tweaks: push.Tweaks(o.Actions), QueuedAt: s.nowMS()})
+			}
+		}
 	}
 	thread := "main"
 	if se.RelType == "m.thread" && se.RelatesTo != "" {

@@ -51,6 +51,9 @@ type Options struct {
 	AppServices AppServiceInterest
 	// OnAppServiceQueued is told which appservices got events after a commit.
 	OnAppServiceQueued func(asIDs []string)
+	// OnPushQueued is told after a commit that queued notifications for
+	// push gateways (nil: none).
+	OnPushQueued func()
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
 	QueryAlias func(ctx context.Context, alias string) bool
@@ -204,6 +207,7 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 	var members, senders []string
 	queued := map[string]bool{}
+	pushQueued := false
 	for _, w := range writes {
 		if !slices.Contains(senders, w.Event.Sender) {
 			senders = append(senders, w.Event.Sender)
@@ -214,6 +218,10 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 		for _, as := range w.AppServices {
 			queued[as] = true
 		}
+		pushQueued = pushQueued || len(w.PushQueue) > 0
+	}
+	if pushQueued && s.opts.OnPushQueued != nil {
+		s.opts.OnPushQueued()
 	}
 	if len(queued) > 0 && s.opts.OnAppServiceQueued != nil {
 		ids := make([]string, 0, len(queued))

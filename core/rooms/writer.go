@@ -626,7 +626,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		}
 	}
 	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
-	if wr.PushDefault, wr.PushActions, err = s.pushActions(ctx, b, ev, se); err != nil {
+	if err = s.pushActions(ctx, b, ev, se, wr); err != nil {
 		return nil, nil, err
 	}
 	if wr.AppServices, err = s.appServicesFor(ctx, b, ev, roomID); err != nil {

@@ -51,7 +51,13 @@ func (db *DB) SetAdmin(ctx context.Context, userID string, admin bool) error {
 }
 
 func (db *DB) DeactivateAccount(ctx context.Context, userID string) error {
-	return db.execOne(ctx, `UPDATE accounts SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID)
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		if err := db.execOne(ctx, `UPDATE accounts SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		// Nothing is pushed to a deactivated account.
+		return db.deletePushersWhere(ctx, `user_id = $1`, userID)
+	})
 }
 
 // collect scans every row with scan and closes rows. No rows is an empty,

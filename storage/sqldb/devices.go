@@ -60,6 +60,9 @@ func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []stri
 			if _, err := db.exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, dev); err != nil {
 				return err
 			}
+			if err := db.deletePushersWhere(ctx, `user_id = $1 AND device_id = $2`, userID, dev); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -76,7 +79,9 @@ func (db *DB) DeleteAllDevices(ctx context.Context, userID, exceptDeviceID strin
 				return err
 			}
 		}
-		return nil
+		// Their pushers go with them; those no device set (an
+		// appservice's) stay.
+		return db.deletePushersWhere(ctx, `user_id = $1 AND device_id <> $2 AND device_id <> ''`, userID, exceptDeviceID)
 	})
 }
 

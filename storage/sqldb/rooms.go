@@ -120,7 +120,10 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
 		}
-		var pushRows, defaultRows, txnRows, asRows, aliasRows [][]any
+		if err := db.indexEvents(ctx, writes); err != nil {
+			return err
+		}
+		var pushRows, defaultRows, txnRows, asRows, aliasRows, pushQueueRows [][]any
 		for _, w := range writes {
 			e := w.Event
 			for _, cs := range w.CurrentState {
@@ -162,6 +165,9 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			for _, as := range w.AppServices {
 				asRows = append(asRows, []any{as, e.StreamPos})
 			}
+			for _, q := range w.PushQueue {
+				pushQueueRows = append(pushQueueRows, []any{q.UserID, e.StreamPos, string(q.Tweaks), q.QueuedAt})
+			}
 			if w.Alias != "" {
 				aliasRows = append(aliasRows, []any{w.Alias, e.EventID, e.RoomID})
 			}
@@ -175,6 +181,9 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			return err
 		}
 		if err := db.insertRows(ctx, `INSERT INTO appservice_queue (as_id, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {
+			return err
+		}
+		if err := db.enqueuePushes(ctx, pushQueueRows); err != nil {
 			return err
 		}
 		// An alias is taken once: a second use fails the batch.
@@ -387,8 +396,14 @@ func (db *DB) EventByTimestamp(ctx context.Context, roomID string, ts int64, for
 }
 
 func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID string) error {
-	_, err := db.exec(ctx, `UPDATE events SET redacted_by = $1 WHERE event_id = $2 AND redacted_by = ''`, redactionID, eventID)
-	return err
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		if _, err := db.exec(ctx, `UPDATE events SET redacted_by = $1 WHERE event_id = $2 AND redacted_by = ''`,
+			redactionID, eventID); err != nil {
+			return err
+		}
+		// Its content is gone: search must not find it by it.
+		return db.unindexEvent(ctx, eventID)
+	})
 }
 
 func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
