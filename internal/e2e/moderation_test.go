@@ -143,4 +143,3 @@ func isErr(err error, code string, status int) bool {
 	}
 	return he.RespError.ErrCode == code && he.Response != nil && he.Response.StatusCode == status
 }
-
