@@ -10,10 +10,16 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 )
 
-// supportedVersions lists the spec versions whose every endpoint Tributary
-// serves. Rooms and /sync are not built yet, so no version qualifies; each
-// is added here only when the last of its endpoints works.
-var supportedVersions = []string{}
+// supportedVersions lists the spec versions whose every Client-Server
+// endpoint Tributary serves: all of them up to v1.19, the spec it follows
+// (internal/e2e's TestEveryClientServerEndpointIsServed checks each
+// endpoint of the spec against the binary). The r0 versions are served at
+// /_matrix/client/r0 as well.
+var supportedVersions = []string{
+	"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
+	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+	"v1.11", "v1.12", "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
+}
 
 // unstableFeatures lists the unstable features that truly work.
 var unstableFeatures = map[string]bool{
