@@ -79,6 +79,15 @@ func (s *Service) appServicesFor(ctx context.Context, b *batchState, ev *pdu.PDU
 	return out, nil
 }
 
+// clientEvent formats one stored event of any room, in its room's version.
+func (s *Service) clientEvent(ctx context.Context, e *storage.Event) (*ClientEvent, error) {
+	rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
+	if err != nil {
+		return nil, err
+	}
+	return s.formatter(rv).one(ctx, e, true)
+}
+
 // EventsAt formats the events at the given stream positions, in order, for
 // an appservice transaction.
 func (s *Service) EventsAt(ctx context.Context, positions []int64) ([]*ClientEvent, error) {
@@ -89,11 +98,7 @@ func (s *Service) EventsAt(ctx context.Context, positions []int64) ([]*ClientEve
 	slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
 	out := make([]*ClientEvent, 0, len(evs))
 	for _, e := range evs {
-		rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
-		if err != nil {
-			return nil, err
-		}
-		ce, err := s.formatter(rv).one(ctx, e, true)
+		ce, err := s.clientEvent(ctx, e)
 		if err != nil {
 			return nil, err
 		}

@@ -31,11 +31,7 @@ func (s *Service) PushEvents(ctx context.Context, positions []int64) (map[int64]
 	type roomFacts struct{ name, alias string }
 	facts := map[string]roomFacts{}
 	for _, e := range evs {
-		rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
-		if err != nil {
-			return nil, err
-		}
-		ce, err := s.formatter(rv).one(ctx, e, true)
+		ce, err := s.clientEvent(ctx, e)
 		if err != nil {
 			return nil, err
 		}
