@@ -54,9 +54,6 @@ type AccessToken struct {
 	// token; it is revoked on the first use of this token.
 	PrevRefreshHash string
 	CreatedAt       int64
-	// Suspended and Locked are the account's (read with the token).
-	Suspended bool
-	Locked    bool
 }
 
 // RefreshToken is stored by hash. PrevHash is the refresh token it replaced,

@@ -100,11 +100,16 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
 	var parents []string
 	byID := map[string]int{}
+	maybe := false
 	for i, e := range evs {
 		if e.RedactedBy == "" {
 			parents = append(parents, e.EventID)
 			byID[e.EventID] = i
+			maybe = maybe || f.s.mayHaveRelationsAfter(id.RoomID(e.RoomID), e.StreamPos)
 		}
+	}
+	if !maybe {
+		return nil // no relation was committed after any of them: none relates to them
 	}
 	aggs, err := f.s.store.RelationAggregates(ctx, parents)
 	if err != nil || len(aggs) == 0 {

@@ -84,6 +84,12 @@ type Service struct {
 	// until Start): see MayHaveMemberEventsAfter.
 	memberWrites  atomic.Int64
 	lastMemberPos atomic.Int64
+	// relWrites counts commits with relations in flight, lastRelPos is
+	// each room's last committed relation (rooms without one: startPos);
+	// see mayHaveRelationsAfter.
+	relWrites  atomic.Int64
+	lastRelPos sync.Map // id.RoomID → int64
+	startPos   atomic.Int64
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
 
@@ -111,6 +117,7 @@ func New(store Store, opts Options) (*Service, error) {
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
 		writers: map[id.RoomID]*roomWriter{}}
 	s.lastMemberPos.Store(math.MaxInt64)
+	s.startPos.Store(math.MaxInt64)
 	s.pages.Max = 256
 	return s, nil
 }
@@ -119,6 +126,34 @@ func New(store Store, opts Options) (*Service, error) {
 func (s *Service) Start(ctx context.Context) {
 	if pos, err := s.store.MaxStreamPos(ctx); err == nil {
 		s.lastMemberPos.Store(pos) // everything before may hold memberships
+		s.startPos.Store(pos)      // and relations
+	}
+}
+
+// mayHaveRelationsAfter reports whether a relation (thread reply, edit,
+// reaction…) may have been committed in the room after pos: if not, no
+// event at pos or later has any (relations come after what they relate to).
+func (s *Service) mayHaveRelationsAfter(roomID id.RoomID, pos int64) bool {
+	if s.relWrites.Load() > 0 {
+		return true
+	}
+	last := s.startPos.Load()
+	if v, ok := s.lastRelPos.Load(roomID); ok {
+		last = max(last, v.(int64))
+	}
+	return last >= pos
+}
+
+// relationCommitted records a committed relation at pos in the room.
+func (s *Service) relationCommitted(roomID id.RoomID, pos int64) {
+	if pos < 0 {
+		pos = math.MaxInt64 // history: positions say nothing of order any more
+	}
+	for {
+		v, loaded := s.lastRelPos.LoadOrStore(roomID, pos)
+		if !loaded || v.(int64) >= pos || s.lastRelPos.CompareAndSwap(roomID, v, pos) {
+			return
+		}
 	}
 }
 

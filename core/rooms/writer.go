@@ -349,7 +349,21 @@ func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*stora
 	if members {
 		s.memberWrites.Add(1) // before positions are taken: see MayHaveMemberEventsAfter
 	}
+	relations := slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.RelatesTo != "" })
+	if relations {
+		s.relWrites.Add(1) // likewise: see mayHaveRelationsAfter
+	}
 	err := s.store.PersistEvents(ctx, writes)
+	if relations {
+		if err == nil {
+			for _, wr := range writes {
+				if wr.Event.RelatesTo != "" {
+					s.relationCommitted(id.RoomID(wr.Event.RoomID), wr.Event.StreamPos)
+				}
+			}
+		}
+		s.relWrites.Add(-1)
+	}
 	if members {
 		if err == nil {
 			last := writes[len(writes)-1].Event.StreamPos

@@ -19,6 +19,27 @@ var ErrLocked = &types.Error{Status: http.StatusUnauthorized, Code: types.CodeUs
 var ErrSuspended = &types.Error{Status: http.StatusForbidden, Code: types.CodeUserSuspended,
 	Message: "This account has been suspended"}
 
+// restrictions are an account's suspension and lock, kept in memory
+// (Service.restrictions) because every authenticated request needs them;
+// Restrict updates them. Several processes will need the notifier to carry
+// changes (the workers issue).
+type restrictions struct{ suspended, locked bool }
+
+func (s *Service) restrictionsOf(ctx context.Context, userID string) (restrictions, error) {
+	if v, ok := s.restrictions.Load(userID); ok {
+		return v.(restrictions), nil
+	}
+	suspended, locked, err := s.store.AccountRestrictions(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return restrictions{}, nil // appservice users and the like: nothing to restrict
+	} else if err != nil {
+		return restrictions{}, internal("account restrictions", err)
+	}
+	// A Restrict that ran meanwhile has stored the newer flags: keep those.
+	v, _ := s.restrictions.LoadOrStore(userID, restrictions{suspended: suspended, locked: locked})
+	return v.(restrictions), nil
+}
+
 // refuseLocked stops locked accounts from getting new sessions.
 func (s *Service) refuseLocked(ctx context.Context, userID string) error {
 	_, locked, err := s.store.AccountRestrictions(ctx, userID)
@@ -100,6 +121,8 @@ func (s *Service) Restrict(ctx context.Context, admin, target string, r Restrict
 	if err := s.moderationTarget(ctx, admin, target); err != nil {
 		return err
 	}
+	s.restrictMu.Lock()
+	defer s.restrictMu.Unlock()
 	var err error
 	if r == Lock {
 		err = s.store.SetAccountLocked(ctx, target, on)
@@ -109,5 +132,12 @@ func (s *Service) Restrict(ctx context.Context, admin, target string, r Restrict
 	if err != nil {
 		return internal("restrict account", err)
 	}
+	// Read back what is stored (both flags), for every request from now on.
+	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
+	if err != nil {
+		s.restrictions.Delete(target)
+		return internal("account restrictions", err)
+	}
+	s.restrictions.Store(target, restrictions{suspended: suspended, locked: locked})
 	return nil
 }

@@ -63,6 +63,10 @@ type Service struct {
 
 	nonces   sync.Map // shared-secret registration nonce → expiry (time.Time)
 	lastSeen sync.Map // "user|device" → time.Time of the last stored update
+	// restrictions: user → restrictions (see moderation.go); restrictMu
+	// orders Restrict calls.
+	restrictions sync.Map
+	restrictMu   sync.Mutex
 
 	stop chan struct{}
 	done chan struct{}

@@ -136,7 +136,11 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Principa
 		}
 	}
 	s.touchDevice(ctx, at.UserID, at.DeviceID, ip)
-	return &Principal{UserID: at.UserID, DeviceID: at.DeviceID, TokenHash: h, Suspended: at.Suspended, Locked: at.Locked}, nil
+	r, err := s.restrictionsOf(ctx, at.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{UserID: at.UserID, DeviceID: at.DeviceID, TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
 }
 
 // touchDevice records last_seen at most every five minutes per device, so

@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -16,16 +15,12 @@ func (db *DB) CreateAccessToken(ctx context.Context, t *storage.AccessToken) err
 
 func (db *DB) GetAccessToken(ctx context.Context, tokenHash string) (*storage.AccessToken, error) {
 	var t storage.AccessToken
-	var suspended, locked sql.NullInt64
-	err := db.r(ctx).QueryRowContext(ctx, `SELECT t.token_hash, t.user_id, t.device_id, t.expires_at, t.refresh_hash,
-		t.prev_refresh_hash, t.created_at, a.suspended, a.locked
-		FROM access_tokens t LEFT JOIN accounts a ON a.user_id = t.user_id WHERE t.token_hash = $1`, tokenHash).
-		Scan(&t.TokenHash, &t.UserID, &t.DeviceID, &t.ExpiresAt, &t.RefreshHash, &t.PrevRefreshHash, &t.CreatedAt,
-			&suspended, &locked)
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT token_hash, user_id, device_id, expires_at, refresh_hash, prev_refresh_hash, created_at
+		FROM access_tokens WHERE token_hash = $1`, tokenHash).
+		Scan(&t.TokenHash, &t.UserID, &t.DeviceID, &t.ExpiresAt, &t.RefreshHash, &t.PrevRefreshHash, &t.CreatedAt)
 	if err != nil {
 		return nil, notFound(err)
 	}
-	t.Suspended, t.Locked = suspended.Int64 != 0, locked.Int64 != 0
 	return &t, nil
 }
 
