@@ -135,6 +135,7 @@ func Start(t testing.TB, opts Options) *Server {
 	args := append([]string{"serve", "--data-dir", opts.DataDir, "--listen", "127.0.0.1:0",
 		"--server-name", opts.ServerName}, opts.Args...)
 	cmd := exec.Command(Binary(t), args...)
+	cmd.SysProcAttr = childAttrs()
 	cmd.Env = append(append(os.Environ(), "TRIBUTARY_LOG_FORMAT=json", "TRIBUTARY_LOG_LEVEL=info"), opts.Env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
