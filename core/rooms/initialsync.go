@@ -254,28 +254,11 @@ func (s *Service) StreamRange(ctx context.Context, req *StreamRangeRequest) (*St
 		limit = 100
 	}
 	out := &StreamRange{Reached: req.Upto}
-	var picked []*storage.Event
-	cursor := req.After
-	for cursor < req.Upto && len(picked) < limit {
-		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.Upto+1, false, limit)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range batch {
-			cursor = e.StreamPos
-			ok, err := v.canSee(ctx, e)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				if picked = append(picked, e); len(picked) == limit {
-					break
-				}
-			}
-		}
-		if len(batch) < limit {
-			break
-		}
+	picked, cursor, err := v.pick(ctx, req.After, limit, limit, func(cursor int64) ([]*storage.Event, error) {
+		return s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.Upto+1, false, limit)
+	}, nil)
+	if err != nil {
+		return nil, err
 	}
 	if len(picked) == limit {
 		out.Reached = cursor

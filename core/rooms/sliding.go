@@ -135,29 +135,11 @@ func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineReque
 	if err != nil {
 		return nil, err
 	}
-	var picked []*storage.Event
-	cursor := req.Upto + 1
-	for len(picked) <= limit {
-		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.After, true, limit+1)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range batch {
-			cursor = e.StreamPos
-			ok, err := v.canSee(ctx, e)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				picked = append(picked, e)
-				if len(picked) > limit {
-					break
-				}
-			}
-		}
-		if len(batch) < limit+1 {
-			break
-		}
+	picked, _, err := v.pick(ctx, req.Upto+1, limit+1, limit+1, func(cursor int64) ([]*storage.Event, error) {
+		return s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.After, true, limit+1)
+	}, nil)
+	if err != nil {
+		return nil, err
 	}
 	out := &SlidingTimeline{Users: map[string]bool{}}
 	if len(picked) > limit {

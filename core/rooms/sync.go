@@ -93,33 +93,12 @@ func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync
 		return nil, err
 	}
 	// Newest first, one more than the limit to learn whether there are more.
-	var picked []*storage.Event
 	limited := false
-	cursor := upto + 1
-	for len(picked) <= limit {
-		batch, err := s.timelinePage(ctx, req.RoomID, cursor, lower, limit+1)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range batch {
-			cursor = e.StreamPos
-			if !req.Filter.Allows(e) {
-				continue
-			}
-			ok, err := v.canSee(ctx, e)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				picked = append(picked, e)
-			}
-			if len(picked) > limit {
-				break
-			}
-		}
-		if len(batch) < limit+1 {
-			break
-		}
+	picked, _, err := v.pick(ctx, upto+1, limit+1, limit+1, func(cursor int64) ([]*storage.Event, error) {
+		return s.timelinePage(ctx, req.RoomID, cursor, lower, limit+1)
+	}, req.Filter.Allows)
+	if err != nil {
+		return nil, err
 	}
 	if len(picked) > limit {
 		picked, limited = picked[:limit], true

@@ -259,3 +259,37 @@ func (s *Service) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.U
 	}
 	return 0, false, nil
 }
+
+// pick reads a room's events batch by batch — read gives the batch after a
+// cursor, the position of the last event read — keeping those keep accepts
+// (nil: all) and the viewer may see, until want are kept or a batch comes
+// back shorter than size. It returns them and the last position read.
+func (v *viewer) pick(ctx context.Context, cursor int64, size, want int, read func(cursor int64) ([]*storage.Event, error),
+	keep func(*storage.Event) bool) ([]*storage.Event, int64, error) {
+	var picked []*storage.Event
+	for len(picked) < want {
+		batch, err := read(cursor)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range batch {
+			cursor = e.StreamPos
+			if keep != nil && !keep(e) {
+				continue
+			}
+			ok, err := v.canSee(ctx, e)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				if picked = append(picked, e); len(picked) == want {
+					break
+				}
+			}
+		}
+		if len(batch) < size {
+			break
+		}
+	}
+	return picked, cursor, nil
+}
