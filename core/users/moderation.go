@@ -60,23 +60,33 @@ const (
 	Lock
 )
 
-// moderationTarget checks who may restrict whom: admins only (checked
-// before looking the target up, so that nobody else learns who exists),
-// local users, not themselves, not other admins, not deactivated accounts.
-func (s *Service) moderationTarget(ctx context.Context, admin, target string) error {
+// moderatedAccount checks that an admin asks (before looking the target up,
+// so that nobody else learns who exists) about a local, active account, and
+// returns it.
+func (s *Service) moderatedAccount(ctx context.Context, admin, target string) (*Account, error) {
 	if ok, err := s.IsAdmin(ctx, admin); err != nil {
-		return err
+		return nil, err
 	} else if !ok {
-		return types.Forbidden("Only server administrators may do this")
+		return nil, types.Forbidden("Only server administrators may do this")
 	}
 	if id.UserID(target).Homeserver() != s.opts.ServerName {
-		return types.InvalidParam("User does not belong to this server")
+		return nil, types.InvalidParam("User does not belong to this server")
 	}
 	acc, err := s.store.GetAccount(ctx, target)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && acc.Deactivated) {
-		return types.NotFound("User not found")
+		return nil, types.NotFound("User not found")
 	} else if err != nil {
-		return internal("get account", err)
+		return nil, internal("get account", err)
+	}
+	return acc, nil
+}
+
+// moderationTarget checks who may restrict whom: moderatedAccount's rules,
+// and not oneself, not other admins.
+func (s *Service) moderationTarget(ctx context.Context, admin, target string) error {
+	acc, err := s.moderatedAccount(ctx, admin, target)
+	if err != nil {
+		return err
 	}
 	if target == admin {
 		return types.Forbidden("You cannot restrict your own account")
@@ -90,19 +100,8 @@ func (s *Service) moderationTarget(ctx context.Context, admin, target string) er
 // Restricted reports whether an account is suspended or locked
 // (GET /v1/admin/{suspend,lock}/{userId}).
 func (s *Service) Restricted(ctx context.Context, admin, target string, r Restriction) (bool, error) {
-	if ok, err := s.IsAdmin(ctx, admin); err != nil {
+	if _, err := s.moderatedAccount(ctx, admin, target); err != nil {
 		return false, err
-	} else if !ok {
-		return false, types.Forbidden("Only server administrators may do this")
-	}
-	if id.UserID(target).Homeserver() != s.opts.ServerName {
-		return false, types.InvalidParam("User does not belong to this server")
-	}
-	acc, err := s.store.GetAccount(ctx, target)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && acc.Deactivated) {
-		return false, types.NotFound("User not found")
-	} else if err != nil {
-		return false, internal("get account", err)
 	}
 	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
 	if err != nil {
