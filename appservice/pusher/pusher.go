@@ -150,6 +150,10 @@ func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, er
 		}
 	}
 	var eph *ephemeralData
+	// inTxn are the queue positions the transaction carries; opened says
+	// they are known already (a new transaction carries what was pending).
+	var inTxn []int64
+	opened := false
 	txn, err := p.store.TxnInFlight(ctx, as.Reg.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		pending, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
@@ -183,6 +187,7 @@ func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, er
 		if txn, err = p.store.OpenTxn(ctx, as.Reg.ID, lastPos, ephPos); err != nil {
 			return false, err
 		}
+		inTxn, opened = pending, true
 	} else if err != nil {
 		return false, err
 	} else if txn.Ephemeral != nil && withEphemeral {
@@ -193,8 +198,8 @@ func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, er
 			return false, err
 		}
 	}
-	var inTxn []int64
-	if txn.LastPos > 0 {
+	if !opened && txn.LastPos > 0 {
+		// A retry: the queue up to the transaction's last position.
 		positions, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
 		if err != nil {
 			return false, err

@@ -153,31 +153,24 @@ var ErrNoAppService = errors.New("no such appservice")
 
 // Owners lists the appservices whose namespace (or sender) holds the user.
 func (r *Registry) Owners(u id.UserID) []string {
-	var out []string
-	for _, as := range r.All() {
-		if as.OwnsUser(u) {
-			out = append(out, as.Reg.ID)
-		}
-	}
-	return out
+	return r.ids(func(as *AppService) bool { return as.OwnsUser(u) })
 }
 
 // RoomOwners lists the appservices whose room namespace holds the room.
 func (r *Registry) RoomOwners(roomID id.RoomID) []string {
-	var out []string
-	for _, as := range r.All() {
-		if matches(as.rooms, string(roomID), false) {
-			out = append(out, as.Reg.ID)
-		}
-	}
-	return out
+	return r.ids(func(as *AppService) bool { return matches(as.rooms, string(roomID), false) })
 }
 
 // AliasOwners lists the appservices whose alias namespace holds the alias.
 func (r *Registry) AliasOwners(alias string) []string {
+	return r.ids(func(as *AppService) bool { return as.OwnsAlias(alias) })
+}
+
+// ids lists the IDs of the appservices match accepts.
+func (r *Registry) ids(match func(*AppService) bool) []string {
 	var out []string
 	for _, as := range r.All() {
-		if as.OwnsAlias(alias) {
+		if match(as) {
 			out = append(out, as.Reg.ID)
 		}
 	}
