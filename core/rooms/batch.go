@@ -105,16 +105,18 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 			}
 		}
 	}
-	taken, err := s.store.ResolveEventAliases(ctx, names)
+	// One lookup answers both: which new names are taken, and what the
+	// references to earlier names stand for.
+	known, err := s.store.ResolveEventAliases(ctx, append(names, refs...))
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range names {
-		if _, ok := taken[a]; ok {
+		if _, ok := known[a]; ok {
 			return nil, types.NewError(http.StatusConflict, types.CodeInvalidParam, "event_id %s is already taken", a)
 		}
 	}
-	return s.store.ResolveEventAliases(ctx, refs)
+	return known, nil // no new name is in it, so it maps only the references
 }
 
 // requireLocalOnly refuses rooms where another server takes part: history
