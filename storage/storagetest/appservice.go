@@ -8,7 +8,9 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-var appServiceTests = []struct {
+// laterTests: appservice queues and lists, ephemeral ranges, event history
+// and aliases, OpenID tokens and account restrictions.
+var laterTests = []struct {
 	name string
 	fn   func(t *testing.T, s storage.Store)
 }{
