@@ -20,8 +20,10 @@ type BatchOptions struct {
 	Notify bool
 	// History puts the batch before the room's whole timeline (a backward
 	// batch): older history than anything the room shows. Only message
-	// events, only in rooms where no other server takes part, and nobody is
-	// notified: it is the past.
+	// events, and nobody is notified: it is the past. It is this server's
+	// local history of the room, off the room's graph: its events chain from
+	// the create event, are never prev events of live events nor forward
+	// extremities, and are never sent or served to other servers.
 	History bool
 	// Aliases are the event IDs the appservice chose, one per event ("" for
 	// none): each becomes an alias of its real event, and references to
@@ -60,11 +62,6 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 	refs, err := s.batchRefs(ctx, protos, opts.Aliases)
 	if err != nil {
 		return nil, err
-	}
-	if opts.History {
-		if err := s.requireLocalOnly(ctx, roomID); err != nil {
-			return nil, err
-		}
 	}
 	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !opts.Notify || opts.History, history: opts.History,
 		aliases: opts.Aliases, refs: refs})
@@ -117,22 +114,6 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 		}
 	}
 	return known, nil // no new name is in it, so it maps only the references
-}
-
-// requireLocalOnly refuses rooms where another server takes part: history
-// inserted before the timeline is a local view other servers would not share.
-func (s *Service) requireLocalOnly(ctx context.Context, roomID id.RoomID) error {
-	members, err := s.store.RoomMembers(ctx, string(roomID), nil)
-	if err != nil {
-		return err
-	}
-	for _, m := range members {
-		if _, server, err := id.UserID(m.UserID).Parse(); err != nil || server != s.opts.ServerName {
-			return types.NewError(http.StatusBadRequest, types.CodeUnrecognized,
-				"History can only be inserted into rooms where no other server takes part; this room has members from %s", server)
-		}
-	}
-	return nil
 }
 
 // HasMessages reports whether a room's timeline holds any event that is not

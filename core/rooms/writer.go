@@ -293,6 +293,19 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 	}
 	b := newBatch(w.rs)
 	b.noPush = r.noPush
+	if r.history {
+		// History hangs off the room's beginning, never off its live end: its
+		// events chain among themselves from the create event, so that no
+		// live event ever has one as a prev event and none becomes a forward
+		// extremity (DESIGN decision 7).
+		create := w.rs.state[pdu.StateKey{Type: "m.room.create"}]
+		ps, err := s.loadPDUs(ctx, []id.EventID{create})
+		if err != nil || ps[0] == nil {
+			r.done <- sendResult{err: fmt.Errorf("history: load the create event of %s: %w", w.roomID, err)}
+			return
+		}
+		b.extremities, b.depth = []id.EventID{create}, ps[0].Depth
+	}
 	writes := make([]*storage.EventWrite, 0, len(r.protos))
 	built := make([]*pdu.PDU, 0, len(r.protos))
 	refs := maps.Clone(r.refs)
@@ -324,6 +337,11 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		}
 		writes = append(writes, wr)
 		built = append(built, ev)
+	}
+	if r.history {
+		// The live end of the room stays where it was.
+		b.extremities, b.depth = w.rs.extremities, w.rs.depth
+		writes[len(writes)-1].Extremities = nil
 	}
 	if err := w.persist(ctx, b, writes, built, nil); err != nil {
 		r.done <- sendResult{err: err}
