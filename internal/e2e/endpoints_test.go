@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -73,5 +72,5 @@ func TestEveryClientServerEndpointIsServed(t *testing.T) {
 	if n < 150 {
 		t.Fatalf("only %d endpoints checked", n)
 	}
-	t.Log(fmt.Sprintf("%d endpoints served", n))
+	t.Logf("%d endpoints served", n)
 }

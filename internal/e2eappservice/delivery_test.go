@@ -228,7 +228,7 @@ func TestUserAndAliasQueries(t *testing.T) {
 	var srv *testserver.Server
 	asSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+hsToken {
-			http.Error(w, `{"errcode":"M_FORBIDDEN"}`, 403)
+			http.Error(w, `{"errcode":"M_FORBIDDEN"}`, http.StatusForbidden)
 			return
 		}
 		switch {

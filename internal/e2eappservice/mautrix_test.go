@@ -71,8 +71,8 @@ func TestMautrixAppService(t *testing.T) {
 
 	// The ghost sends with a massaged timestamp; the human sees it.
 	const ts = int64(1_300_000_000_000)
-	resp, err := ghost.SendMassagedMessageEvent(ctx, room.RoomID, event.EventMessage,
-		&event.MessageEventContent{MsgType: event.MsgText, Body: "old news"}, ts)
+	resp, err := ghost.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+		&event.MessageEventContent{MsgType: event.MsgText, Body: "old news"}, mautrix.ReqSendEvent{Timestamp: ts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
@@ -46,8 +45,6 @@ func login(t testing.TB, srv *testserver.Server, local string) *mautrix.Client {
 	}
 	return cli
 }
-
-func userID(local string) id.UserID { return id.UserID("@" + local + ":localhost") }
 
 // wantStatus checks a raw answer: its status and, unless code is "", its errcode.
 func wantStatus(t testing.TB, what string, gotStatus int, body map[string]any, status int, code string) {

@@ -68,16 +68,16 @@ func TestCrossSigningVerification(t *testing.T) {
 	if dev == nil {
 		t.Fatalf("alice's device missing from %v", devs)
 	}
-	if trust := bob2.mach.ResolveTrust(dev); trust < id.TrustStateCrossSignedUntrusted {
-		t.Fatalf("alice's device trust %s, want cross-signed", trust)
+	if trust, err := bob2.mach.ResolveTrustContext(ctx, dev); err != nil || trust < id.TrustStateCrossSignedUntrusted {
+		t.Fatalf("alice's device trust %s (%v), want cross-signed", trust, err)
 	}
 	// Bob's own first device is cross-signed for his new one too.
 	bobDev, err := bob2.mach.GetOrFetchDevice(ctx, bob.cli.UserID, bob.cli.DeviceID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if trust := bob2.mach.ResolveTrust(bobDev); trust < id.TrustStateCrossSignedUntrusted {
-		t.Fatalf("bob's first device trust %s, want cross-signed", trust)
+	if trust, err := bob2.mach.ResolveTrustContext(ctx, bobDev); err != nil || trust < id.TrustStateCrossSignedUntrusted {
+		t.Fatalf("bob's first device trust %s (%v), want cross-signed", trust, err)
 	}
 }
 

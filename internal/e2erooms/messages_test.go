@@ -26,8 +26,7 @@ func coreFlows(t *testing.T, e *env) {
 func coreFlow(t *testing.T, e *env, rv id.RoomVersion) {
 	alice, bob := e.user(t, "alice"), e.user(t, "bob")
 	room := createRoom(t, alice, &mautrix.ReqCreateRoom{RoomVersion: rv, Name: "core " + string(rv)})
-	var create map[string]any
-	create = stateOf(t, alice, room, "m.room.create", "")
+	create := stateOf(t, alice, room, "m.room.create", "")
 	if create["room_version"] != string(rv) {
 		t.Fatalf("create content %v, want room_version %s", create, rv)
 	}
