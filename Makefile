@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := $(CURDIR)/bin/tributary
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test bench lint clean
+.PHONY: build run test bench lint tidy-check clean
 
 ## build: compile bin/tributary
 build:
@@ -30,6 +30,10 @@ bench: build
 lint:
 	$(GO) vet -tags goolm ./...
 	$(GO) run $(STATICCHECK) -tags goolm ./...
+
+## tidy-check: fail, printing the diff, if go mod tidy would change go.mod or go.sum
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run GOEXPERIMENT=jsonv2 go mod tidy and commit the result" >&2; exit 1; }
 
 clean:
 	rm -rf bin
