@@ -18,9 +18,25 @@ build:
 run: build
 	$(BIN) serve
 
-## test: every unit, storage (SQLite and PostgreSQL) and end-to-end test, with the race detector
+## test: every unit, storage (SQLite and PostgreSQL) and end-to-end test, with the race detector;
+## warns at the end if PostgreSQL tests were skipped (internal/pgtest leaves a marker per skip)
 test: build
-	TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -race -count=1 ./...
+	@skipdir=$$(mktemp -d) || exit 1; \
+	echo 'TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -race -count=1 ./...'; \
+	TRIBUTARY_BIN=$(BIN) TRIBUTARY_PGTEST_SKIP_DIR=$$skipdir $(GO) test -tags goolm -race -count=1 ./...; \
+	status=$$?; \
+	if [ -n "$$(ls -A "$$skipdir")" ]; then \
+		echo; \
+		echo '************************************************************************'; \
+		echo "WARNING: PostgreSQL suites SKIPPED ($$(cat "$$skipdir"/* | wc -l) tests), in the test binaries:"; \
+		ls "$$skipdir" | sed 's/-[^-]*$$//' | sort | uniq -c | awk '{ printf "  %s (%d skipped)\n", $$2, $$1 }'; \
+		echo "Reason: $$(cut -f2- "$$skipdir"/* | head -n 1)"; \
+		echo 'Install the PostgreSQL server binaries (apt-get install postgresql), or'; \
+		echo 'set TRIBUTARY_REQUIRE_POSTGRES=1 to make that a failure.'; \
+		echo '************************************************************************'; \
+	fi; \
+	rm -rf "$$skipdir"; \
+	exit $$status
 
 ## bench: Go benchmarks, including the end-to-end ones against the real binary
 bench: build

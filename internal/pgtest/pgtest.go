@@ -8,7 +8,10 @@
 // listening on a free loopback port, and Stop throws it away.
 //
 // Tests that cannot get a PostgreSQL skip, unless TRIBUTARY_REQUIRE_POSTGRES=1,
-// in which case they fail.
+// in which case they fail. A skip is easy to miss in the output of many
+// packages, so when TRIBUTARY_PGTEST_SKIP_DIR names a directory, every skipped
+// test also writes a marker file there (one per test, named after the test
+// binary); make test sets it and prints a warning if any marker exists.
 //
 // A package using URL should stop the shared cluster in TestMain:
 //
@@ -53,6 +56,9 @@ const (
 	EnvURL = "TRIBUTARY_TEST_POSTGRES_URL"
 	// EnvRequire, set to 1, turns "no PostgreSQL available" from a skip into a failure.
 	EnvRequire = "TRIBUTARY_REQUIRE_POSTGRES"
+	// EnvSkipDir names an existing directory where each test skipped for want
+	// of PostgreSQL leaves a marker file (see the package comment).
+	EnvSkipDir = "TRIBUTARY_PGTEST_SKIP_DIR"
 )
 
 // ErrUnavailable is wrapped by Start's error when this machine cannot run a
@@ -419,9 +425,34 @@ func URL(t testing.TB) string {
 func skipOrFail(t testing.TB, err error) {
 	t.Helper()
 	if errors.Is(err, ErrUnavailable) && os.Getenv(EnvRequire) != "1" {
+		markSkipped(t, err)
 		t.Skipf("pgtest: %v (set %s=1 to fail instead of skipping)", err, EnvRequire)
 	}
 	t.Fatalf("pgtest: %v", err)
+}
+
+// markSkipped leaves a marker for t in the directory named by
+// TRIBUTARY_PGTEST_SKIP_DIR, if set: a file named after the test binary
+// holding the test's name and the reason. Test binaries of several packages
+// run at once, so each marker is a new file. A marker that cannot be written
+// fails the test: the skip would otherwise go unnoticed.
+func markSkipped(t testing.TB, reason error) {
+	t.Helper()
+	dir := os.Getenv(EnvSkipDir)
+	if dir == "" {
+		return
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(os.Args[0])+"-*")
+	if err != nil {
+		t.Fatalf("pgtest: PostgreSQL is not available and the skip cannot be recorded in %s: %v", EnvSkipDir, err)
+	}
+	_, err = fmt.Fprintf(f, "%s\t%s\n", t.Name(), reason)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("pgtest: record the skip in %s: %v", f.Name(), err)
+	}
 }
 
 // StopShared stops the cluster URL started, if any. Call it from TestMain

@@ -75,6 +75,7 @@ func TestFindBinaries(t *testing.T) {
 
 func TestUnavailableSkips(t *testing.T) {
 	t.Setenv(EnvRequire, "")
+	t.Setenv(EnvSkipDir, "") // no marker for make test's warning: nothing real was skipped
 	skipped := false
 	t.Run("sub", func(t *testing.T) {
 		defer func() { skipped = t.Skipped() }()
@@ -82,6 +83,46 @@ func TestUnavailableSkips(t *testing.T) {
 	})
 	if !skipped {
 		t.Fatal("the test was not skipped")
+	}
+}
+
+// A skip leaves one marker per skipped test in TRIBUTARY_PGTEST_SKIP_DIR,
+// naming the test and the reason; a failure leaves none.
+func TestUnavailableLeavesMarker(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(EnvSkipDir, dir)
+	t.Setenv(EnvRequire, "")
+	for range 2 {
+		t.Run("skipped", func(t *testing.T) {
+			skipOrFail(t, fmt.Errorf("%w: none here", ErrUnavailable))
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	if len(entries) != 2 {
+		t.Fatalf("%d markers in %s, want 2", len(entries), dir)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), filepath.Base(os.Args[0])+"-") {
+			t.Errorf("marker %s is not named after the test binary %s", e.Name(), filepath.Base(os.Args[0]))
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		must(t, err)
+		if !strings.HasPrefix(string(b), t.Name()+"/skipped") || !strings.Contains(string(b), "PostgreSQL is not available: none here") {
+			t.Errorf("marker %s holds %q, want the test name and the reason", e.Name(), b)
+		}
+	}
+
+	// A required PostgreSQL fails instead and leaves no marker.
+	dir2 := t.TempDir()
+	t.Setenv(EnvSkipDir, dir2)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUnavailableFailsWhenRequired$")
+	cmd.Env = append(os.Environ(), "PGTEST_HELPER=1", EnvRequire+"=1", EnvURL+"=")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("required and unavailable: passed\n%s", out)
+	}
+	if entries, _ := os.ReadDir(dir2); len(entries) != 0 {
+		t.Fatalf("a failure left markers %v", entries)
 	}
 }
 
@@ -97,7 +138,7 @@ func TestUnavailableFailsWhenRequired(t *testing.T) {
 		fail    bool
 	}{{"1", true}, {"", false}} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestUnavailableFailsWhenRequired$", "-test.v")
-		cmd.Env = append(os.Environ(), "PGTEST_HELPER=1", EnvRequire+"="+tc.require, EnvURL+"=")
+		cmd.Env = append(os.Environ(), "PGTEST_HELPER=1", EnvRequire+"="+tc.require, EnvURL+"=", EnvSkipDir+"=")
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if failed := errors.As(err, &exit); failed != tc.fail || (err != nil && exit == nil) {
