@@ -289,6 +289,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	var asPusher *pusher.Pusher
 	var pushGateway *gateway.Gateway
 	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pushRules,
+		WriterIdle:  cfg.Rooms.WriterIdle.Duration,
 		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
 		OnPushQueued: func() { pushGateway.Wake() },
 		QueryAlias:   routes.NewQuerier(appservices).QueryAlias,

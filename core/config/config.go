@@ -41,6 +41,7 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	Metrics      Metrics      `yaml:"metrics"`
 	Presence     Presence     `yaml:"presence"`
+	Rooms        Rooms        `yaml:"rooms"`
 	Media        Media        `yaml:"media"`
 	VoIP         VoIP         `yaml:"voip"`
 	Push         Push         `yaml:"push"`
@@ -93,6 +94,12 @@ type VoIP struct {
 type Presence struct {
 	// Enabled tracks and shares presence (online/offline) with room members.
 	Enabled bool `yaml:"enabled"`
+}
+
+type Rooms struct {
+	// WriterIdle is how long a room's writer stays without writes before it
+	// is released with the room state it caches.
+	WriterIdle Duration `yaml:"writer_idle"`
 }
 
 type Database struct {
@@ -199,6 +206,7 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Metrics:  Metrics{Enabled: true},
 		Presence: Presence{Enabled: true},
+		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}},
 		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}},
@@ -338,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.VoIP.TurnURIs) > 0 && c.VoIP.TurnSharedSecret == "" {
 		return errors.New("voip.turn_shared_secret: must be set with voip.turn_uris")
+	}
+	if c.Rooms.WriterIdle.Duration < 10*time.Millisecond {
+		return errors.New("rooms.writer_idle: must be at least 10ms")
 	}
 	if c.VoIP.TurnUserLifetime.Duration < time.Minute {
 		return errors.New("voip.turn_user_lifetime: must be at least 1m")

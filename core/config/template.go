@@ -86,6 +86,11 @@ presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
 
+rooms:
+  # A room's writer (and the room state it keeps in memory) is released after
+  # this long without a write, and reloaded on the next one.
+  writer_idle: {{.Rooms.WriterIdle}}
+
 voip:
   # TURN/STUN URIs offered to clients for calls (turn:turn.example.org:3478?transport=udp, ...).
   turn_uris: [{{range $i, $u := .VoIP.TurnURIs}}{{if $i}}, {{end}}{{printf "%q" $u}}{{end}}]

@@ -152,9 +152,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 	for _, ev := range built {
 		s.cache.put(ev.InternalMeta.EventID, ev)
 	}
-	if _, err := s.writer(roomID, rs); err != nil {
-		return "", err
-	}
+	s.adopt(roomID, rs)
 	s.persisted(roomID, writes)
 	return roomID, nil
 }

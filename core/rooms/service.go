@@ -39,6 +39,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+	// WriterIdle is how long a room's writer stays without requests before
+	// it retires and forgets the room's state (0: two minutes).
+	WriterIdle time.Duration
 	// OnPersist is told of each commit: the room, its highest stream
 	// position, the users whose membership it changed and the senders of
 	// its events (core/stream's notifier, which wakes /sync).
@@ -93,9 +96,12 @@ type Service struct {
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
 
+	// mu guards writers, closed and each writer's users; never hold it
+	// while waiting on a writer.
 	mu      sync.Mutex
 	writers map[id.RoomID]*roomWriter
 	closed  bool
+	quit    chan struct{} // closed by Stop
 	wg      sync.WaitGroup
 }
 
@@ -115,7 +121,10 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	s := &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
-		writers: map[id.RoomID]*roomWriter{}}
+		writers: map[id.RoomID]*roomWriter{}, quit: make(chan struct{})}
+	if s.opts.WriterIdle <= 0 {
+		s.opts.WriterIdle = 2 * time.Minute
+	}
 	s.lastMemberPos.Store(math.MaxInt64)
 	s.startPos.Store(math.MaxInt64)
 	s.pages.Max = 256
@@ -164,14 +173,14 @@ func (s *Service) MayHaveMemberEventsAfter(pos int64) bool {
 	return s.memberWrites.Load() > 0 || s.lastMemberPos.Load() > pos
 }
 
-// Stop waits for the room writers to finish what they hold.
+// Stop refuses new writes and waits for the room writers to commit (or
+// refuse) every request already handed to them. It may be called more than once.
 func (s *Service) Stop() {
 	s.mu.Lock()
-	s.closed = true
-	for _, w := range s.writers {
-		close(w.reqs)
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
 	}
-	s.writers = map[id.RoomID]*roomWriter{}
 	s.mu.Unlock()
 	s.wg.Wait()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -155,11 +156,20 @@ type sendResult struct {
 	err      error
 }
 
+// roomWriter serialises a room's writes. It lives while the room is busy:
+// after Options.WriterIdle without a request it retires, dropping the room
+// state it cached, and the next request starts a new one that reloads it.
 type roomWriter struct {
 	svc    *Service
 	roomID id.RoomID
 	reqs   chan *sendReq
-	rs     *roomState // nil: load from storage before the next batch
+	// users counts submitters between finding this writer and handing it
+	// their request; guarded by svc.mu. A writer retires only when it is
+	// zero and reqs is empty, so no request is ever left behind.
+	users int
+	// kick wakes a stopping writer when a submitter let go (users fell).
+	kick chan struct{}
+	rs   *roomState // nil: load from storage before the next batch
 	// recent maps the transaction IDs of recently committed events to them,
 	// in two generations, so a retry that raced its original is answered
 	// without a query.
@@ -186,21 +196,59 @@ func (w *roomWriter) rememberTxn(key string, eid id.EventID) {
 	w.recent[key] = eid
 }
 
-// writer returns the room's writer, starting it if needed.
-func (s *Service) writer(roomID id.RoomID, rs *roomState) (*roomWriter, error) {
+// acquire returns the room's writer, starting it if needed, and counts the
+// caller as its user until release: the writer does not retire meanwhile.
+// rs, when not nil, is the room's state for a new writer (a room just created).
+func (s *Service) acquire(roomID id.RoomID, rs *roomState) (*roomWriter, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("rooms: service stopped")
+		return nil, types.NewError(http.StatusServiceUnavailable, types.CodeUnknown, "The server is shutting down")
 	}
-	if w, ok := s.writers[roomID]; ok {
-		return w, nil
+	w, ok := s.writers[roomID]
+	if !ok {
+		w = &roomWriter{svc: s, roomID: roomID, reqs: make(chan *sendReq, maxBatch), kick: make(chan struct{}, 1), rs: rs}
+		s.writers[roomID] = w
+		s.wg.Add(1)
+		go w.run()
 	}
-	w := &roomWriter{svc: s, roomID: roomID, reqs: make(chan *sendReq, maxBatch), rs: rs}
-	s.writers[roomID] = w
-	s.wg.Add(1)
-	go w.run()
+	w.users++
 	return w, nil
+}
+
+// release ends a use begun by acquire.
+func (s *Service) release(w *roomWriter) {
+	s.mu.Lock()
+	w.users--
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// retire removes the writer if nobody is about to hand it a request and
+// none is queued; false means it must keep serving.
+func (w *roomWriter) retire() bool {
+	s := w.svc
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.users > 0 || len(w.reqs) > 0 {
+		return false
+	}
+	delete(s.writers, w.roomID)
+	return true
+}
+
+// adopt hands a new room's state to its writer, so the first send needs no
+// reload; a stopping service keeps nothing (the room is loaded on demand).
+func (s *Service) adopt(roomID id.RoomID, rs *roomState) {
+	if w, err := s.acquire(roomID, rs); err == nil {
+		s.release(w)
+	}
 }
 
 // submit queues an event for its room and waits for the commit.
@@ -219,7 +267,7 @@ func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (i
 
 // queue hands a request to its room's writer and waits for the commit.
 func (s *Service) queue(ctx context.Context, roomID id.RoomID, req *sendReq) sendResult {
-	w, err := s.writer(roomID, nil)
+	w, err := s.acquire(roomID, nil)
 	if err != nil {
 		return sendResult{err: err}
 	}
@@ -227,7 +275,9 @@ func (s *Service) queue(ctx context.Context, roomID id.RoomID, req *sendReq) sen
 	req.done = make(chan sendResult, 1)
 	select {
 	case w.reqs <- req:
+		s.release(w)
 	case <-ctx.Done():
+		s.release(w)
 		return sendResult{err: ctx.Err()}
 	}
 	// Once queued, the request is committed or refused; wait for which, so
@@ -235,37 +285,80 @@ func (s *Service) queue(ctx context.Context, roomID id.RoomID, req *sendReq) sen
 	return <-req.done
 }
 
+// run serves the room's requests until the writer has been idle for
+// Options.WriterIdle, or the service stops and nothing is left to write.
 func (w *roomWriter) run() {
-	defer w.svc.wg.Done()
-	for first := range w.reqs {
-		batch := []*sendReq{first}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
+	s := w.svc
+	defer s.wg.Done()
+	idle := time.NewTimer(s.opts.WriterIdle)
+	defer idle.Stop()
+	stopping := false
+	for {
+		var first *sendReq
+		if stopping {
+			// Serve what is queued and what submitters already holding the
+			// writer hand over, then go.
+			if w.retire() {
+				return
 			}
-		}
-		var singles []*sendReq
-		for _, r := range batch {
-			if r.protos == nil {
-				singles = append(singles, r)
+			select {
+			case first = <-w.reqs:
+			case <-w.kick:
 				continue
 			}
-			if len(singles) > 0 {
-				w.process(singles)
-				singles = nil
+		} else {
+			select {
+			case first = <-w.reqs:
+			case <-idle.C:
+				if w.retire() {
+					return
+				}
+				idle.Reset(s.opts.WriterIdle)
+				continue
+			case <-s.quit:
+				stopping = true
+				continue
 			}
-			w.processAtomic(r)
+		}
+		w.serve(first)
+		if !stopping {
+			if !idle.Stop() {
+				select {
+				case <-idle.C:
+				default:
+				}
+			}
+			idle.Reset(s.opts.WriterIdle)
+		}
+	}
+}
+
+// serve commits first and whatever else is queued, up to maxBatch.
+func (w *roomWriter) serve(first *sendReq) {
+	batch := []*sendReq{first}
+drain:
+	for len(batch) < maxBatch {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch, r)
+		default:
+			break drain
+		}
+	}
+	var singles []*sendReq
+	for _, r := range batch {
+		if r.protos == nil {
+			singles = append(singles, r)
+			continue
 		}
 		if len(singles) > 0 {
 			w.process(singles)
+			singles = nil
 		}
+		w.processAtomic(r)
+	}
+	if len(singles) > 0 {
+		w.process(singles)
 	}
 }
 

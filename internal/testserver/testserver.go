@@ -189,6 +189,17 @@ func Start(t testing.TB, opts Options) *Server {
 // Logs returns what the server has written to stderr so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
+// ExitCode is the process's exit status once it has ended (-1 before, or
+// when a signal ended it).
+func (s *Server) ExitCode() int {
+	select {
+	case <-s.done:
+		return s.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // Pid is the server's process ID.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
