@@ -45,8 +45,8 @@ type Option func(*Pusher)
 // WithEphemeral delivers typing, receipts, presence and to-device messages
 // to appservices that ask for them (receive_ephemeral, MSC2409), and device
 // list changes and key counts to those with MSC3202, woken by the notifier.
-func WithEphemeral(eph Ephemeral, keys Keys, n stream.Notifier) Option {
-	return func(p *Pusher) { p.eph, p.keys, p.notifier = eph, keys, n }
+func WithEphemeral(eph Ephemeral, keys Keys) Option {
+	return func(p *Pusher) { p.eph, p.keys = eph, keys }
 }
 
 // Limits on the ephemeral data of one transaction; the rest follows in the
@@ -70,17 +70,23 @@ func (p *Pusher) wantsMSC3202(as *registry.AppService) bool {
 
 // observe wakes the appservices concerned by an ephemeral change.
 func (p *Pusher) observe(c stream.Change) {
-	if !slices.Contains(ephemeralStreams, c.Stream) {
+	var ids []string
+	for _, q := range c.Queued {
+		if q.Kind == stream.KindAppService {
+			ids = append(ids, q.ID)
+		}
+	}
+	if p.eph == nil || !slices.Contains(ephemeralStreams, c.Stream) {
+		p.wake(ids)
 		return
 	}
-	var ids []string
 	for _, as := range p.registry.All() {
 		if (c.Stream == stream.DeviceLists && p.wantsMSC3202(as)) ||
 			(c.Stream != stream.DeviceLists && p.wantsEphemeral(as)) {
 			ids = append(ids, as.Reg.ID)
 		}
 	}
-	p.Wake(ids)
+	p.wake(ids)
 }
 
 // cursor is how far the appservice has acknowledged the ephemeral streams;

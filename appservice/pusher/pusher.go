@@ -46,12 +46,12 @@ type Pusher struct {
 	wg    sync.WaitGroup
 }
 
-// New builds the pusher.
-func New(store Store, reg *registry.Registry, r *rooms.Service, log *slog.Logger, opts ...Option) *Pusher {
+// New builds the pusher; it learns of queued events from the notifier.
+func New(store Store, reg *registry.Registry, r *rooms.Service, n stream.Notifier, log *slog.Logger, opts ...Option) *Pusher {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Pusher{store: store, registry: reg, rooms: r, log: log, wakes: map[string]chan struct{}{},
+	p := &Pusher{store: store, registry: reg, rooms: r, notifier: n, log: log, wakes: map[string]chan struct{}{},
 		client: &http.Client{Timeout: 60 * time.Second}}
 	for _, o := range opts {
 		o(p)
@@ -73,9 +73,7 @@ func (p *Pusher) Start(ctx context.Context) {
 		p.wg.Add(1)
 		go p.loop(ctx, as, wake)
 	}
-	if p.notifier != nil {
-		p.notifier.Observe(p.observe)
-	}
+	p.notifier.Observe(p.observe)
 }
 
 // Stop ends delivery; queued events stay queued.
@@ -86,8 +84,8 @@ func (p *Pusher) Stop() {
 	}
 }
 
-// Wake tells the loops of these appservices that events were queued.
-func (p *Pusher) Wake(asIDs []string) {
+// wake tells the loops of these appservices that there is news.
+func (p *Pusher) wake(asIDs []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range asIDs {

@@ -19,27 +19,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/appservice/pusher"
-	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/ephemeral"
-	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
-	ckeys "github.com/tributary-hs/tributary/core/keys"
 	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/push/gateway"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
-	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/federation/inbound"
-	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
 )
@@ -147,34 +141,6 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 	return store, nil
 }
 
-// newUsers builds the account service; failedLogins (nil: no limit) is
-// shared with /login so wrong passwords in UIA stages count per account too.
-func newUsers(store storage.Store, cfg *config.Config, log *slog.Logger, reg *registry.Registry,
-	failedLogins *httpx.Limiter, onAccountData func(string, int64),
-	onDevicesDeleted func(context.Context, string, []string)) (*users.Service, error) {
-	var limit users.Limiter
-	if failedLogins != nil {
-		limit = failedLogins
-	}
-	return users.New(store, users.Options{
-		ExclusiveUser:       routes.Exclusive(reg),
-		QueryUser:           routes.NewQuerier(reg).QueryUser,
-		AppServiceOwns:      routes.Owns(reg),
-		FailedPasswords:     limit,
-		OnAccountData:       onAccountData,
-		OnDevicesDeleted:    onDevicesDeleted,
-		ServerName:          cfg.ServerName,
-		RegistrationEnabled: cfg.Registration.Enabled,
-		RequiresToken:       cfg.Registration.RequiresToken,
-		SharedSecret:        cfg.Registration.SharedSecret,
-		PasswordMinLength:   cfg.Registration.PasswordMinLength,
-		AccessTokenLifetime: cfg.Auth.AccessTokenLifetime.Duration,
-		LoginTokenLifetime:  cfg.Auth.LoginTokenLifetime.Duration,
-		UIASessionLifetime:  cfg.Auth.UIASessionLifetime.Duration,
-		Logger:              log,
-	})
-}
-
 // newMedia builds the media repository on <data_dir>/media.
 func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media.Service, error) {
 	files, err := media.NewDirStore(filepath.Join(cfg.DataDir, "media"))
@@ -193,12 +159,12 @@ func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media
 
 // newPushGateway builds the delivery of notifications to push gateways.
 func newPushGateway(store storage.Store, cfg *config.Config, log *slog.Logger, rs *rooms.Service,
-	pushRules *push.Service) (*gateway.Gateway, error) {
+	pushRules *push.Service, n stream.Notifier) (*gateway.Gateway, error) {
 	var allowed []netip.Prefix
 	for _, r := range cfg.Push.AllowedRanges {
 		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
 	}
-	return gateway.New(store, rs, pushRules, gateway.Options{Allowed: allowed, Logger: log})
+	return gateway.New(store, rs, pushRules, gateway.Options{Allowed: allowed, Logger: log, Notifier: n})
 }
 
 // newNotifier starts the in-process notifier at the streams' stored positions.
@@ -243,83 +209,45 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer store.Close()
 	rl := cfg.RateLimits
 	failedLogins := limiter(rl, rl.LoginFailedAccount)
-	notifier, err := newNotifier(ctx, store)
+	core, err := buildCore(ctx, cfg, store, log, failedLogins)
 	if err != nil {
 		return err
 	}
-	keysSvc, err := ckeys.New(store, notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log})
-	if err != nil {
-		return err
-	}
-	appservices, err := registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName)
-	if err != nil {
-		return err
-	}
-	pushRules, err := push.New(store, func(user string, pos int64) {
-		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
-	})
-	if err != nil {
-		return err
-	}
-	if err := pushRules.Start(ctx); err != nil {
-		return err
-	}
-	us, err := newUsers(store, cfg, log, appservices, failedLogins, func(user string, pos int64) {
-		notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
-	}, func(ctx context.Context, user string, devices []string) {
-		keysSvc.DevicesDeleted(ctx, user, devices)
-		pushRules.DevicesDeleted(ctx, user, devices) // their pushers went with them
-	})
-	if err != nil {
-		return err
-	}
+	defer core.stop()
+	notifier, keysSvc, appservices, pushRules, rs, us := core.notifier, core.keys, core.appservices, core.push,
+		core.rooms, core.users
 	us.Start(ctx)
 	defer us.Stop()
-	for _, as := range appservices.All() {
-		if err := us.EnsureAppServiceSender(ctx, as.Reg.ID, string(as.Sender)); err != nil {
-			return fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
-		}
+	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
+		return err
+	} else if err != nil {
+		// Without it, `tributary user deactivate` would write behind this
+		// server's back (it cannot tell that one runs).
+		log.Warn("no control socket: CLI commands will not reach this server", "path", controlPath(cfg), "err", err)
+	} else {
+		ctlSrv := &http.Server{Handler: controlHandler(us, log), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ctlSrv.Serve(ctl) }()
+		defer func() {
+			_ = ctlSrv.Close()
+			_ = os.Remove(controlPath(cfg))
+		}()
 	}
 	auth := &routes.Authenticator{Registry: appservices, Users: us}
-	signingKey, err := keys.LoadOrCreate(ctx, store)
-	if err != nil {
-		return err
-	}
-	var syncer *tsync.Service // set below; commits only start once serving
-	var asPusher *pusher.Pusher
-	var pushGateway *gateway.Gateway
-	rs, err := rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Profiles: us, Pusher: pushRules,
-		WriterIdle:  cfg.Rooms.WriterIdle.Duration,
-		AppServices: appservices, OnAppServiceQueued: func(ids []string) { asPusher.Wake(ids) },
-		OnPushQueued: func() { pushGateway.Wake() },
-		QueryAlias:   routes.NewQuerier(appservices).QueryAlias,
-		Signer:       events.NewSigner(cfg.ServerName, signingKey),
-		OnPersist: func(roomID id.RoomID, pos int64, members, senders []string) {
-			// Forget cached memberships (and the unread counts of those who
-			// spoke) before waking anyone who would read them.
-			syncer.MembershipsChanged(members)
-			syncer.Spoke(roomID, senders)
-			notifier.Publish(stream.Change{Stream: stream.Events, Pos: pos, RoomID: string(roomID), Users: members})
-		}})
-	if err != nil {
-		return err
-	}
 	eph, err := ephemeral.New(store, rs, notifier, ephemeral.Options{ServerName: cfg.ServerName,
 		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer eph.Stop()
-	syncer, err = tsync.New(rs, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
+	syncer, err := tsync.New(rs, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
 	}
-	rs.Start(ctx)
-	defer rs.Stop()
-	asPusher = pusher.New(store, appservices, rs, log, pusher.WithEphemeral(eph, keysSvc, notifier))
+	asPusher := pusher.New(store, appservices, rs, notifier, log, pusher.WithEphemeral(eph, keysSvc))
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
-	if pushGateway, err = newPushGateway(store, cfg, log, rs, pushRules); err != nil {
+	pushGateway, err := newPushGateway(store, cfg, log, rs, pushRules, notifier)
+	if err != nil {
 		return err
 	}
 	pushGateway.Start(ctx)

@@ -11,11 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tributary-hs/tributary/appservice/registry"
 	"golang.org/x/term"
 
-	ckeys "github.com/tributary-hs/tributary/core/keys"
-	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/users"
 )
 
@@ -32,21 +29,15 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer store.Close()
-		// Deactivating deletes the user's device keys; no server listens
-		// to this process's notifier, so it starts anywhere.
-		keysSvc, err := ckeys.New(store, stream.NewLocal(stream.Positions{}), ckeys.Options{ServerName: cfg.ServerName})
+		// No server runs on the data directory (commands that change a
+		// running server go through its control socket first), so this
+		// process is the only writer: the same services as the server's.
+		core, err := buildCore(ctx, cfg, store, newLogger(cfg), nil)
 		if err != nil {
 			return err
 		}
-		reg, err := registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName)
-		if err != nil {
-			return err
-		}
-		us, err := newUsers(store, cfg, newLogger(cfg), reg, nil, nil, keysSvc.DevicesDeleted)
-		if err != nil {
-			return err
-		}
-		return fn(ctx, us)
+		defer core.stop()
+		return fn(ctx, core.users)
 	}
 
 	var password string
@@ -98,9 +89,25 @@ func newUserCmd(g *globalFlags) *cobra.Command {
 
 	deactivate := &cobra.Command{
 		Use:   "deactivate NAME",
-		Short: "Deactivate a user: log out every device and forbid login",
+		Short: "Deactivate a user: log out every device, leave every room and forbid login",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A running server does it itself, at once: its tokens stop
+			// working and its room writers make the user leave.
+			cfg, _, err := loadConfig(cmd, g, nil)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				UserID string `json:"user_id"`
+			}
+			err = callControl(cmd.Context(), cfg, "users/deactivate", map[string]string{"user": args[0]}, &out)
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "Deactivated %s (through the running server)\n", out.UserID)
+				return nil
+			} else if !errors.Is(err, errNoServer) {
+				return fmt.Errorf("deactivate %s: %w", args[0], err)
+			}
 			return withUsers(cmd, func(ctx context.Context, us *users.Service) error {
 				userID, err := us.DeactivateByName(ctx, args[0])
 				if err != nil {

@@ -2,10 +2,8 @@ package clientapi
 
 import (
 	"encoding/json"
-	"log/slog"
 
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/users"
@@ -72,10 +70,6 @@ func (a *API) deactivate(c *gin.Context) {
 	if err := a.users.Deactivate(ctx, p.UserID, req.Erase); err != nil {
 		httpx.Fail(c, err)
 		return
-	}
-	// The account is gone already; rooms that refuse the leave are logged.
-	if err := a.rooms.LeaveAll(ctx, id.UserID(p.UserID)); err != nil {
-		slog.WarnContext(ctx, "leaving rooms after deactivation", "user", p.UserID, "err", err)
 	}
 	a.users.FinishUIA(ctx, res)
 	httpx.OK(c, gin.H{"id_server_unbind_result": "no-support"})

@@ -42,21 +42,17 @@ type Options struct {
 	// WriterIdle is how long a room's writer stays without requests before
 	// it retires and forgets the room's state (0: two minutes).
 	WriterIdle time.Duration
-	// OnPersist is told of each commit: the room, its highest stream
-	// position, the users whose membership it changed and the senders of
-	// its events (core/stream's notifier, which wakes /sync).
-	OnPersist func(roomID id.RoomID, pos int64, members, senders []string)
+	// Notifier is told of each commit (nil: nobody is): the room, its
+	// highest stream position, the users whose membership it changed, the
+	// senders of its events and the queues it wrote to. Consumers (sync,
+	// appservice and push delivery) subscribe there.
+	Notifier stream.Notifier
 	// Profiles gives display names and avatars for membership events.
 	Profiles Profiles
 	// Pusher runs push rules on new events for the notification counts (nil: none).
 	Pusher Pusher
 	// AppServices says which appservices an event is queued for (nil: none).
 	AppServices AppServiceInterest
-	// OnAppServiceQueued is told which appservices got events after a commit.
-	OnAppServiceQueued func(asIDs []string)
-	// OnPushQueued is told after a commit that queued notifications for
-	// push gateways (nil: none).
-	OnPushQueued func()
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
 	QueryAlias func(ctx context.Context, alias string) bool
@@ -115,9 +111,6 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.OnPersist == nil {
-		opts.OnPersist = func(id.RoomID, int64, []string, []string) {}
 	}
 	s := &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
@@ -247,11 +240,14 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 	return r, nil
 }
 
-// persisted tells OnPersist (and the appservice pushers) about a committed batch.
+// persisted publishes a committed batch on the notifier: who it concerns,
+// who spoke and which queues it wrote to.
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
+	if s.opts.Notifier == nil {
+		return
+	}
 	var members, senders []string
-	queued := map[string]bool{}
-	pushQueued := false
+	var queued []stream.Consumer
 	for _, w := range writes {
 		if !slices.Contains(senders, w.Event.Sender) {
 			senders = append(senders, w.Event.Sender)
@@ -260,19 +256,14 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 			members = append(members, *w.Event.StateKey)
 		}
 		for _, as := range w.AppServices {
-			queued[as] = true
+			if c := (stream.Consumer{Kind: stream.KindAppService, ID: as}); !slices.Contains(queued, c) {
+				queued = append(queued, c)
+			}
 		}
-		pushQueued = pushQueued || len(w.PushQueue) > 0
-	}
-	if pushQueued && s.opts.OnPushQueued != nil {
-		s.opts.OnPushQueued()
-	}
-	if len(queued) > 0 && s.opts.OnAppServiceQueued != nil {
-		ids := make([]string, 0, len(queued))
-		for as := range queued {
-			ids = append(ids, as)
+		if c := (stream.Consumer{Kind: stream.KindPushGateway}); len(w.PushQueue) > 0 && !slices.Contains(queued, c) {
+			queued = append(queued, c)
 		}
-		s.opts.OnAppServiceQueued(ids)
 	}
-	s.opts.OnPersist(roomID, writes[len(writes)-1].Event.StreamPos, members, senders)
+	s.opts.Notifier.Publish(stream.Change{Stream: stream.Events, Pos: writes[len(writes)-1].Event.StreamPos,
+		RoomID: string(roomID), Users: members, Senders: senders, Queued: queued})
 }

@@ -31,7 +31,26 @@ type Change struct {
 	Pos    int64
 	RoomID string
 	Users  []string
+	// Senders are the senders of an Events change's events (a user's own
+	// event is also their read marker).
+	Senders []string
+	// Queued are the persisted queues the change was written to in its own
+	// transaction, so that their consumers wake.
+	Queued []Consumer
 }
+
+// Consumer names one persisted queue: its kind and, within the kind, whose
+// it is (an appservice ID; "" for the push gateway's single queue).
+type Consumer struct {
+	Kind string
+	ID   string
+}
+
+// Consumer kinds.
+const (
+	KindAppService  = "appservice"
+	KindPushGateway = "push"
+)
 
 // Notifier publishes changes and lets waiters sleep until one concerns them.
 type Notifier interface {

@@ -41,7 +41,7 @@ type Service struct {
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
 	// memberships caches each user's room memberships between their syncs;
-	// MembershipsChanged drops a user's entry when one of theirs changes.
+	// membershipsChanged drops a user's entry when one of theirs changes.
 	memberships gosync.Map // id.UserID → []rooms.UserMembership
 	// generations count each user's membership changes, so that a read that
 	// raced a change is not cached.
@@ -55,9 +55,9 @@ func (s *Service) generation(user id.UserID) *atomic.Int64 {
 	return g.(*atomic.Int64)
 }
 
-// MembershipsChanged forgets the cached memberships of users whose
-// membership just changed (called after each room commit).
-func (s *Service) MembershipsChanged(users []string) {
+// membershipsChanged forgets the cached memberships of users whose
+// membership just changed (after each room commit).
+func (s *Service) membershipsChanged(users []string) {
 	for _, u := range users {
 		s.generation(id.UserID(u)).Add(1)
 		s.memberships.Delete(id.UserID(u))
@@ -94,11 +94,17 @@ func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store,
 	for _, o := range opts {
 		o(s)
 	}
+	// Observers run before the waiters wake, so cached memberships and
+	// unread counts are forgotten before a woken /sync reads them.
 	n.Observe(func(c stream.Change) {
-		if c.Stream == stream.Receipts {
+		switch c.Stream {
+		case stream.Receipts:
 			for _, u := range c.Users {
 				s.unread.forget(u, c.RoomID) // their read marker moved
 			}
+		case stream.Events:
+			s.membershipsChanged(c.Users)
+			s.spoke(id.RoomID(c.RoomID), c.Senders)
 		}
 	})
 	return s, nil
@@ -111,9 +117,9 @@ func (s *Service) changedRooms(ctx context.Context, after, upto int64) ([]string
 	})
 }
 
-// Spoke tells the service that users sent events to a room (rooms'
-// OnPersist): their own last event is a read marker too.
-func (s *Service) Spoke(roomID id.RoomID, users []string) {
+// spoke forgets the unread counts of users who sent events to a room:
+// their own last event is a read marker too.
+func (s *Service) spoke(roomID id.RoomID, users []string) {
 	for _, u := range users {
 		s.unread.forget(u, string(roomID))
 	}

@@ -86,8 +86,24 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword 
 }
 
 // Deactivate deactivates an account: no password, no devices, no tokens;
-// with erase, the profile goes too. The user ID stays taken.
+// the user leaves every room (and refuses pending invites); with erase, the
+// profile goes too. The user ID stays taken. HTTP, the admin API and the CLI
+// all come here, so they behave alike.
 func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) error {
+	if err := s.deactivateAccount(ctx, userID, erase); err != nil {
+		return err
+	}
+	if s.opts.Rooms == nil {
+		return nil
+	}
+	// The account is gone already; rooms that refuse the leave are logged.
+	if err := s.opts.Rooms.LeaveAll(ctx, id.UserID(userID)); err != nil {
+		s.log.WarnContext(ctx, "leaving rooms after deactivation", "user", userID, "err", err)
+	}
+	return nil
+}
+
+func (s *Service) deactivateAccount(ctx context.Context, userID string, erase bool) error {
 	var deleted []string
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {
 		if err := s.store.DeactivateAccount(ctx, userID); err != nil {
@@ -307,7 +323,21 @@ func checkAccountDataKey(roomID, dataType string) error {
 // Profile returns a local user's display name and avatar URL for membership
 // events ("" when unset or when the user does not exist).
 func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, error) {
-	prof, err := s.store.GetProfile(ctx, string(user))
+	return ProfileReader{s.store}.Profile(ctx, user)
+}
+
+// ProfileReader reads display names and avatars for membership events
+// straight from storage, so the room service needs no account service.
+type ProfileReader struct {
+	Store interface {
+		GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error)
+	}
+}
+
+// Profile returns a local user's display name and avatar URL ("" when
+// unset or when the user does not exist).
+func (r ProfileReader) Profile(ctx context.Context, user id.UserID) (string, string, error) {
+	prof, err := r.Store.GetProfile(ctx, string(user))
 	if err != nil {
 		return "", "", internal("get profile", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -45,8 +47,17 @@ type Options struct {
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
 	// go with them: core/keys), after the deletion is committed.
 	OnDevicesDeleted func(ctx context.Context, userID string, deviceIDs []string)
+	// Rooms makes deactivated users leave their rooms (nil: they stay).
+	Rooms RoomLeaver
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+}
+
+// RoomLeaver is what accounts need of rooms (core/rooms.Service).
+type RoomLeaver interface {
+	// LeaveAll makes the user leave (or refuse) every room they are joined,
+	// invited to or knocking on.
+	LeaveAll(ctx context.Context, user id.UserID) error
 }
 
 // Limiter is a per-key rate limit (core/httpx.Limiter).

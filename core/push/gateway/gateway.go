@@ -24,6 +24,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/push"
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -63,6 +64,9 @@ type Options struct {
 	MaxAttempts int64
 	// Parallel is how many pushers are delivered to at once (default 8).
 	Parallel int
+	// Notifier tells the loop when notifications were queued (nil: it
+	// reads the queue only after a start and its own retries).
+	Notifier stream.Notifier
 }
 
 // batch bounds the deliveries read from the queue at once.
@@ -118,6 +122,9 @@ func New(store Store, events Events, pushers Pushers, opts Options) (*Gateway, e
 // Start begins delivery, resuming whatever is queued.
 func (g *Gateway) Start(ctx context.Context) {
 	ctx, g.stop = context.WithCancel(ctx)
+	if g.opts.Notifier != nil {
+		g.opts.Notifier.Observe(g.observe)
+	}
 	g.wg.Add(1)
 	go g.loop(ctx)
 }
@@ -130,11 +137,18 @@ func (g *Gateway) Stop() {
 	}
 }
 
-// Wake tells the loop that notifications were queued.
-func (g *Gateway) Wake() {
-	if g == nil {
-		return // not started yet: Start reads the queue anyway
+// observe wakes the loop when a change queued notifications.
+func (g *Gateway) observe(c stream.Change) {
+	for _, q := range c.Queued {
+		if q.Kind == stream.KindPushGateway {
+			g.wake1()
+			return
+		}
 	}
+}
+
+// wake1 tells the loop there is something to read.
+func (g *Gateway) wake1() {
 	select {
 	case g.wake <- struct{}{}:
 	default:

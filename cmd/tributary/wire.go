@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/appservice/routes"
+	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/httpx"
+	ckeys "github.com/tributary-hs/tributary/core/keys"
+	"github.com/tributary-hs/tributary/core/push"
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/stream"
+	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/federation/keys"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// coreServices are the services every role that writes needs: the server,
+// and the CLI when no server runs on the data directory.
+type coreServices struct {
+	notifier    *stream.Local
+	keys        *ckeys.Service
+	appservices *registry.Registry
+	push        *push.Service
+	rooms       *rooms.Service
+	users       *users.Service
+}
+
+// buildCore wires the core services on store; failedLogins (nil: no limit)
+// counts wrong passwords per account. stop releases them.
+func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log *slog.Logger,
+	failedLogins *httpx.Limiter) (*coreServices, error) {
+	c := &coreServices{}
+	var err error
+	if c.notifier, err = newNotifier(ctx, store); err != nil {
+		return nil, err
+	}
+	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log}); err != nil {
+		return nil, err
+	}
+	if c.appservices, err = registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName); err != nil {
+		return nil, err
+	}
+	accountData := func(user string, pos int64) {
+		c.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
+	}
+	if c.push, err = push.New(store, accountData); err != nil {
+		return nil, err
+	}
+	if err := c.push.Start(ctx); err != nil {
+		return nil, err
+	}
+	signingKey, err := keys.LoadOrCreate(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
+		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration,
+		AppServices: c.appservices, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
+		Signer: events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier})
+	if err != nil {
+		return nil, err
+	}
+	c.rooms.Start(ctx)
+	var limit users.Limiter
+	if failedLogins != nil {
+		limit = failedLogins
+	}
+	c.users, err = users.New(store, users.Options{
+		ExclusiveUser:    routes.Exclusive(c.appservices),
+		QueryUser:        routes.NewQuerier(c.appservices).QueryUser,
+		AppServiceOwns:   routes.Owns(c.appservices),
+		FailedPasswords:  limit,
+		OnAccountData:    accountData,
+		OnDevicesDeleted: c.devicesDeleted,
+		Rooms:            c.rooms,
+		ServerName:       cfg.ServerName,
+
+		RegistrationEnabled: cfg.Registration.Enabled,
+		RequiresToken:       cfg.Registration.RequiresToken,
+		SharedSecret:        cfg.Registration.SharedSecret,
+		PasswordMinLength:   cfg.Registration.PasswordMinLength,
+		AccessTokenLifetime: cfg.Auth.AccessTokenLifetime.Duration,
+		LoginTokenLifetime:  cfg.Auth.LoginTokenLifetime.Duration,
+		UIASessionLifetime:  cfg.Auth.UIASessionLifetime.Duration,
+		Logger:              log,
+	})
+	if err != nil {
+		c.rooms.Stop()
+		return nil, err
+	}
+	for _, as := range c.appservices.All() {
+		if err := c.users.EnsureAppServiceSender(ctx, as.Reg.ID, string(as.Sender)); err != nil {
+			c.rooms.Stop()
+			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// devicesDeleted removes what hangs off deleted devices: their end-to-end
+// keys and their pushers.
+func (c *coreServices) devicesDeleted(ctx context.Context, user string, devices []string) {
+	c.keys.DevicesDeleted(ctx, user, devices)
+	c.push.DevicesDeleted(ctx, user, devices)
+}
+
+// stop waits for the room writers to finish what they hold.
+func (c *coreServices) stop() { c.rooms.Stop() }
