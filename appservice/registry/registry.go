@@ -111,6 +111,21 @@ func (r *Registry) ByID(asID string) *AppService {
 	return nil
 }
 
+// Sender is the user of the appservice asID; "" when there is none.
+func (r *Registry) Sender(asID string) id.UserID {
+	if as := r.ByID(asID); as != nil {
+		return as.Sender
+	}
+	return ""
+}
+
+// OwnsUser reports whether the user is the sender of the appservice asID or
+// in its namespace.
+func (r *Registry) OwnsUser(asID string, u id.UserID) bool {
+	as := r.ByID(asID)
+	return as != nil && as.OwnsUser(u)
+}
+
 func matches(list []namespace, s string, exclusiveOnly bool) bool {
 	for _, ns := range list {
 		if (!exclusiveOnly || ns.exclusive) && ns.re.MatchString(s) {

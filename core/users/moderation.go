@@ -40,6 +40,14 @@ func (s *Service) restrictionsOf(ctx context.Context, userID string) (restrictio
 	return v.(restrictions), nil
 }
 
+// Restrictions reports whether an account is suspended or locked, for
+// those who act as it without its access token (appservices masquerading,
+// batch send senders: core/bridging). Unknown users have none.
+func (s *Service) Restrictions(ctx context.Context, userID string) (suspended, locked bool, err error) {
+	r, err := s.restrictionsOf(ctx, userID)
+	return r.suspended, r.locked, err
+}
+
 // refuseLocked stops locked accounts from getting new sessions.
 func (s *Service) refuseLocked(ctx context.Context, userID string) error {
 	_, locked, err := s.store.AccountRestrictions(ctx, userID)
