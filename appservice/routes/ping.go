@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
 )
@@ -21,17 +22,20 @@ import (
 type API struct {
 	registry *registry.Registry
 	auth     httpx.Authenticator
+	bridging *bridging.Service
 	client   *http.Client
 }
 
 // NewAPI builds the handlers.
-func NewAPI(reg *registry.Registry, auth httpx.Authenticator) *API {
-	return &API{registry: reg, auth: auth, client: &http.Client{Timeout: 15 * time.Second}}
+func NewAPI(reg *registry.Registry, auth httpx.Authenticator, b *bridging.Service) *API {
+	return &API{registry: reg, auth: auth, bridging: b, client: &http.Client{Timeout: 15 * time.Second}}
 }
 
 // Register adds the routes.
 func (a *API) Register(r gin.IRouter) {
-	r.POST("/_matrix/client/v1/appservice/:appserviceId/ping", httpx.RequireAuth(a.auth), a.ping)
+	auth := httpx.RequireAuth(a.auth)
+	r.POST("/_matrix/client/v1/appservice/:appserviceId/ping", auth, a.ping)
+	r.POST(batchSendPath, auth, a.batchSend)
 	a.registerThirdParty(r)
 }
 

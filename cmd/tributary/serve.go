@@ -25,7 +25,6 @@ import (
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
-	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/push"
@@ -214,8 +213,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer core.stop()
-	notifier, keysSvc, appservices, pushRules, rs, us := core.notifier, core.keys, core.appservices, core.push,
-		core.rooms, core.users
+	notifier, keysSvc, appservices, pushRules, rs, us, eph := core.notifier, core.keys, core.appservices, core.push,
+		core.rooms, core.users, core.ephemeral
 	us.Start(ctx)
 	defer us.Stop()
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
@@ -232,13 +231,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 			_ = os.Remove(controlPath(cfg))
 		}()
 	}
-	auth := &routes.Authenticator{Registry: appservices, Users: us}
-	eph, err := ephemeral.New(store, rs, notifier, ephemeral.Options{ServerName: cfg.ServerName,
-		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer eph.Stop()
+	auth := &routes.Authenticator{Registry: appservices, Users: us, Bridging: core.bridging}
 	syncer, err := tsync.New(rs, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
@@ -287,7 +280,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	registerLimit := limiter(rl, rl.Register)
 	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pushRules, Auth: auth,
-		Keys: keysSvc}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+		Keys: keysSvc, Bridging: core.bridging}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server, TURN: clientapi.TURN{URIs: cfg.VoIP.TurnURIs,
 			SharedSecret: cfg.VoIP.TurnSharedSecret, UserLifetime: cfg.VoIP.TurnUserLifetime.Duration}}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
@@ -301,7 +294,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads)).Register(engine)
-	routes.NewAPI(appservices, auth).Register(engine)
+	routes.NewAPI(appservices, auth, core.bridging).Register(engine)
 
 	// Requests run under reqCtx, cancelled at shutdown so that long-polls
 	// answer at once instead of holding the shutdown for their timeout.

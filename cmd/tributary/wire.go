@@ -7,7 +7,9 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
+	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	ckeys "github.com/tributary-hs/tributary/core/keys"
@@ -28,6 +30,10 @@ type coreServices struct {
 	push        *push.Service
 	rooms       *rooms.Service
 	users       *users.Service
+	ephemeral   *ephemeral.Service
+	// bridging is the appservice contract, for the HTTP routes, the plugin
+	// host and importers alike.
+	bridging *bridging.Service
 }
 
 // buildCore wires the core services on store; failedLogins (nil: no limit)
@@ -99,6 +105,16 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
 		}
 	}
+	c.ephemeral, err = ephemeral.New(store, c.rooms, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
+		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
+	if err == nil {
+		c.bridging, err = bridging.New(bridging.Deps{Namespaces: c.appservices, Accounts: c.users, Rooms: c.rooms,
+			Receipts: c.ephemeral, Logger: log})
+	}
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -109,5 +125,11 @@ func (c *coreServices) devicesDeleted(ctx context.Context, user string, devices 
 	c.push.DevicesDeleted(ctx, user, devices)
 }
 
-// stop waits for the room writers to finish what they hold.
-func (c *coreServices) stop() { c.rooms.Stop() }
+// stop cancels the typing timers and waits for the room writers to finish
+// what they hold.
+func (c *coreServices) stop() {
+	if c.ephemeral != nil {
+		c.ephemeral.Stop()
+	}
+	c.rooms.Stop()
+}

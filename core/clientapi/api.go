@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"time"
 
+	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/keys"
@@ -48,6 +49,8 @@ type API struct {
 	eph   *ephemeral.Service
 	push  *push.Service
 	keys  *keys.Service
+	// bridging sends events: whether ?ts= counts depends on the caller.
+	bridging *bridging.Service
 	// auth authenticates requests: users' access tokens and appservices' as_tokens.
 	auth   httpx.Authenticator
 	opts   Options
@@ -58,6 +61,7 @@ type API struct {
 type Services struct {
 	Users     *users.Service
 	Rooms     *rooms.Service
+	Bridging  *bridging.Service
 	Sync      *tsync.Service
 	Ephemeral *ephemeral.Service
 	Push      *push.Service
@@ -73,7 +77,7 @@ func New(sv Services, opts Options, limits Limits) *API {
 		auth = sv.Users
 	}
 	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, keys: sv.Keys,
-		auth: auth, opts: opts, limits: limits}
+		bridging: sv.Bridging, auth: auth, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -95,7 +99,6 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerModeration(v1, auth)
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
-	a.registerBatchSend(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

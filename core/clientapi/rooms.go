@@ -10,10 +10,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/core/users"
 )
 
 func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
@@ -26,9 +26,11 @@ func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
 	g.POST("/rooms/:roomId/kick", auth, a.membership("kick"))
 	g.POST("/rooms/:roomId/ban", auth, a.membership("ban"))
 	g.POST("/rooms/:roomId/unban", auth, a.membership("unban"))
-	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, notSuspended, a.sendMessage)
-	g.PUT("/rooms/:roomId/state/:eventType", auth, notSuspended, a.putState)
-	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, notSuspended, a.putState)
+	// Sending refuses suspended accounts in bridging.Send, which an
+	// appservice acting as one reaches too.
+	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendMessage)
+	g.PUT("/rooms/:roomId/state/:eventType", auth, a.putState)
+	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.putState)
 	g.GET("/rooms/:roomId/state", auth, a.getFullState)
 	g.GET("/rooms/:roomId/state/:eventType", auth, a.getState)
 	g.GET("/rooms/:roomId/state/:eventType/*stateKey", auth, a.getState)
@@ -191,13 +193,8 @@ func (a *API) send(c *gin.Context, stateKey *string, txnID string) {
 	if !ok {
 		return
 	}
-	p := httpx.PrincipalOf(c)
-	ts, ok := appServiceTS(c, p)
-	if !ok {
-		return
-	}
-	eid, err := a.rooms.Send(c.Request.Context(), &rooms.SendRequest{RoomID: roomID, Sender: id.UserID(p.UserID),
-		DeviceID: p.DeviceID, Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID, Timestamp: ts})
+	eid, err := a.bridging.Send(c.Request.Context(), httpx.PrincipalOf(c), bridging.SendRequest{RoomID: roomID,
+		Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID, Timestamp: tsParam(c)})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -402,17 +399,17 @@ func (a *API) getEvent(c *gin.Context) {
 	httpx.OK(c, ev)
 }
 
-// appServiceTS reads the ts query parameter, which only appservices may use
-// to set origin_server_ts (timestamp massaging, for bridged history).
-func appServiceTS(c *gin.Context, p *users.Principal) (int64, bool) {
+// tsParam reads the ts query parameter (the timestamp an appservice asks
+// for, in milliseconds): 0 when absent, -1 when it is not a positive
+// integer. bridging.Send decides whether it counts.
+func tsParam(c *gin.Context) int64 {
 	raw := c.Query("ts")
-	if raw == "" || p.AppServiceID == "" {
-		return 0, true
+	if raw == "" {
+		return 0
 	}
 	ts, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || ts <= 0 {
-		httpx.Fail(c, types.InvalidParam("ts must be a timestamp in milliseconds"))
-		return 0, false
+		return -1
 	}
-	return ts, true
+	return ts
 }
