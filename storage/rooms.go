@@ -95,9 +95,10 @@ type EventWrite struct {
 	// the notifications of the users notified).
 	PushDefault *PushAction
 	PushActions []PushAction
-	// AppServices are the appservices interested in the event; it is
-	// queued for them in the same transaction.
-	AppServices []string
+	// Queued are the consumers interested in the event (appservices now;
+	// federation destinations and bridge plugins next): it is queued for
+	// each in the same transaction (InterestQueues).
+	Queued []Consumer
 	// PushQueue are the notified users with pushers: the event is queued
 	// for each of their HTTP pushers in the same transaction.
 	PushQueue []PushQueued

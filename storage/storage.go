@@ -225,7 +225,7 @@ type Store interface {
 	PushCounts
 	Keys
 	MediaRecords
-	AppServiceQueues
+	InterestQueues
 	OpenIDTokens
 	AppServiceRoomLists
 	AccountModeration

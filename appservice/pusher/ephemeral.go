@@ -30,7 +30,7 @@ type Keys interface {
 
 // Store is what the pusher reads and writes.
 type Store interface {
-	storage.AppServiceQueues
+	storage.InterestQueues
 	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
 	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
@@ -70,23 +70,17 @@ func (p *Pusher) wantsMSC3202(as *registry.AppService) bool {
 
 // observe wakes the appservices concerned by an ephemeral change.
 func (p *Pusher) observe(c stream.Change) {
-	var ids []string
-	for _, q := range c.Queued {
-		if q.Kind == stream.KindAppService {
-			ids = append(ids, q.ID)
-		}
-	}
 	if p.eph == nil || !slices.Contains(ephemeralStreams, c.Stream) {
-		p.wake(ids)
 		return
 	}
+	var ids []string
 	for _, as := range p.registry.All() {
 		if (c.Stream == stream.DeviceLists && p.wantsMSC3202(as)) ||
 			(c.Stream != stream.DeviceLists && p.wantsEphemeral(as)) {
 			ids = append(ids, as.Reg.ID)
 		}
 	}
-	p.wake(ids)
+	p.runner.Wake(ids...)
 }
 
 // cursor is how far the appservice has acknowledged the ephemeral streams;
@@ -94,9 +88,9 @@ func (p *Pusher) observe(c stream.Change) {
 // sent what happened before it was registered).
 func (p *Pusher) cursor(ctx context.Context, as *registry.AppService) (stream.Positions, error) {
 	cur := p.notifier.Current()
-	stored, err := p.store.AppServiceCursor(ctx, as.Reg.ID)
+	stored, err := p.store.QueueCursor(ctx, consumerOf(as))
 	if errors.Is(err, storage.ErrNotFound) {
-		return cur, p.store.SetAppServiceCursor(ctx, as.Reg.ID, cur[:])
+		return cur, p.store.SetQueueCursor(ctx, consumerOf(as), cur[:])
 	} else if err != nil {
 		return cur, err
 	}

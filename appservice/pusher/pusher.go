@@ -16,10 +16,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/core/queue"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
@@ -28,7 +28,9 @@ import (
 // maxEvents bounds one transaction.
 const maxEvents = 100
 
-// Pusher runs one delivery loop per appservice that has a URL.
+// Pusher delivers appservice transactions over HTTP: the Deliverer of the
+// appservice kind of core/queue's interest queues, one loop per
+// appservice that has a URL.
 type Pusher struct {
 	store    Store
 	registry *registry.Registry
@@ -39,202 +41,138 @@ type Pusher struct {
 	eph      Ephemeral
 	keys     Keys
 	notifier stream.Notifier
-
-	mu    sync.Mutex
-	wakes map[string]chan struct{}
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	runner   *queue.Runner
 }
 
-// New builds the pusher; it learns of queued events from the notifier.
-func New(store Store, reg *registry.Registry, r *rooms.Service, n stream.Notifier, log *slog.Logger, opts ...Option) *Pusher {
+var _ queue.Deliverer = (*Pusher)(nil)
+
+// New builds the pusher; it learns of queued events (and, WithEphemeral,
+// of ephemeral data) from the notifier.
+func New(store Store, reg *registry.Registry, r *rooms.Service, n stream.Notifier, log *slog.Logger, opts ...Option) (*Pusher, error) {
+	if store == nil || reg == nil || r == nil || n == nil {
+		return nil, errors.New("pusher: store, registry, rooms and notifier are required")
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Pusher{store: store, registry: reg, rooms: r, notifier: n, log: log, wakes: map[string]chan struct{}{},
+	p := &Pusher{store: store, registry: reg, rooms: r, notifier: n, log: log,
 		client: &http.Client{Timeout: 60 * time.Second}}
 	for _, o := range opts {
 		o(p)
 	}
-	return p
+	var err error
+	p.runner, err = queue.New(store, stream.KindAppService, p, n, queue.Options{Limit: maxEvents, Logger: log})
+	return p, err
 }
 
 // Start begins delivery (and resumes whatever is queued from before).
 func (p *Pusher) Start(ctx context.Context) {
-	ctx, p.stop = context.WithCancel(ctx)
+	var ids []string
 	for _, as := range p.registry.All() {
-		if as.Reg.URL == "" {
-			continue // no URL: the appservice only uses the client API
+		if as.Reg.URL != "" { // no URL: the appservice only uses the client API
+			ids = append(ids, as.Reg.ID)
 		}
-		wake := make(chan struct{}, 1)
-		p.mu.Lock()
-		p.wakes[as.Reg.ID] = wake
-		p.mu.Unlock()
-		p.wg.Add(1)
-		go p.loop(ctx, as, wake)
 	}
+	p.runner.Start(ctx, ids)
 	p.notifier.Observe(p.observe)
 }
 
 // Stop ends delivery; queued events stay queued.
-func (p *Pusher) Stop() {
-	if p.stop != nil {
-		p.stop()
-		p.wg.Wait()
-	}
+func (p *Pusher) Stop() { p.runner.Stop() }
+
+func consumerOf(as *registry.AppService) storage.Consumer {
+	return storage.Consumer{Kind: stream.KindAppService, ID: as.Reg.ID}
 }
 
-// wake tells the loops of these appservices that there is news.
-func (p *Pusher) wake(asIDs []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range asIDs {
-		if w, ok := p.wakes[id]; ok {
-			select {
-			case w <- struct{}{}:
-			default:
-			}
-		}
+// Open implements queue.Deliverer: a new transaction carries the queued
+// events and, for appservices that receive it, the ephemeral data since
+// the appservice's cursor.
+func (p *Pusher) Open(ctx context.Context, asID string, pending []int64) (*queue.Plan, bool, error) {
+	as := p.registry.ByID(asID)
+	if as == nil {
+		return nil, false, fmt.Errorf("unknown appservice %s", asID)
 	}
-}
-
-func (p *Pusher) loop(ctx context.Context, as *registry.AppService, wake chan struct{}) {
-	defer p.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		sent, err := p.deliver(ctx, as)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
-			p.log.Warn("appservice transaction failed", "appservice", as.Reg.ID, "retry_in", backoff, "err", err)
-		case sent:
-			backoff = 0
-			continue // maybe more is queued
-		default:
-			backoff = 0
+	if !p.wantsEphemeral(as) && !p.wantsMSC3202(as) {
+		if len(pending) == 0 {
+			return nil, false, nil
 		}
-		var timer <-chan time.Time
-		if backoff > 0 {
-			timer = time.After(backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-			if backoff > 0 {
-				// A failing appservice is retried on its schedule, not on every event.
-				select {
-				case <-timer:
-				case <-ctx.Done():
-					return
-				}
-			}
-		case <-timer:
-		}
+		return &queue.Plan{}, false, nil
 	}
-}
-
-// deliver sends the transaction in flight, or opens one from the queue and
-// the ephemeral streams. It reports whether there may be more to send.
-func (p *Pusher) deliver(ctx context.Context, as *registry.AppService) (bool, error) {
-	withEphemeral := p.wantsEphemeral(as) || p.wantsMSC3202(as)
-	var from stream.Positions
-	if withEphemeral {
-		var err error
-		if from, err = p.cursor(ctx, as); err != nil {
-			return false, err
-		}
-	}
-	var eph *ephemeralData
-	// inTxn are the queue positions the transaction carries; opened says
-	// they are known already (a new transaction carries what was pending).
-	var inTxn []int64
-	opened := false
-	txn, err := p.store.TxnInFlight(ctx, as.Reg.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		pending, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
-		if err != nil {
-			return false, err
-		}
-		var lastPos int64
-		if len(pending) > 0 {
-			lastPos = pending[len(pending)-1]
-		}
-		var ephPos []int64
-		if withEphemeral {
-			to := p.notifier.Current()
-			if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
-				return false, err
-			}
-			if eph.reached != from {
-				ephPos = eph.reached[:]
-			}
-			if len(pending) == 0 && eph.empty() {
-				// Nothing for this appservice: just move its cursor on.
-				if ephPos != nil {
-					err = p.store.SetAppServiceCursor(ctx, as.Reg.ID, ephPos)
-				}
-				return eph.reached != maxPositions(from, to), err
-			}
-		}
-		if len(pending) == 0 && ephPos == nil {
-			return false, nil
-		}
-		if txn, err = p.store.OpenTxn(ctx, as.Reg.ID, lastPos, ephPos); err != nil {
-			return false, err
-		}
-		inTxn, opened = pending, true
-	} else if err != nil {
-		return false, err
-	} else if txn.Ephemeral != nil && withEphemeral {
-		// A retry carries the same stretch of the ephemeral streams.
-		var to stream.Positions
-		copy(to[:], txn.Ephemeral)
-		if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
-			return false, err
-		}
-	}
-	if !opened && txn.LastPos > 0 {
-		// A retry: the queue up to the transaction's last position.
-		positions, err := p.store.PendingForAppService(ctx, as.Reg.ID, maxEvents)
-		if err != nil {
-			return false, err
-		}
-		for _, pos := range positions {
-			if pos <= txn.LastPos {
-				inTxn = append(inTxn, pos)
-			}
-		}
-	}
-	evs, err := p.rooms.EventsAt(ctx, inTxn)
+	from, err := p.cursor(ctx, as)
 	if err != nil {
-		return false, err
+		return nil, false, err
+	}
+	to := p.notifier.Current()
+	eph, err := p.ephemeral(ctx, as, from, to)
+	if err != nil {
+		return nil, false, err
+	}
+	var ephPos []int64
+	if eph.reached != from {
+		ephPos = eph.reached[:]
+	}
+	if len(pending) == 0 && eph.empty() {
+		// Nothing for this appservice: just move its cursor on.
+		if ephPos != nil {
+			err = p.store.SetQueueCursor(ctx, consumerOf(as), ephPos)
+		}
+		return nil, eph.reached != maxPositions(from, to), err
+	}
+	if len(pending) == 0 && ephPos == nil {
+		return nil, false, nil
+	}
+	return &queue.Plan{Extra: ephPos, Data: eph}, false, nil
+}
+
+// Deliver implements queue.Deliverer: PUT the transaction to the appservice.
+func (p *Pusher) Deliver(ctx context.Context, asID string, t *queue.Txn) error {
+	as := p.registry.ByID(asID)
+	if as == nil {
+		return fmt.Errorf("unknown appservice %s", asID)
+	}
+	eph, _ := t.Data.(*ephemeralData)
+	if eph == nil && t.Extra != nil && (p.wantsEphemeral(as) || p.wantsMSC3202(as)) {
+		// A retry carries the same stretch of the ephemeral streams.
+		from, err := p.cursor(ctx, as)
+		if err != nil {
+			return err
+		}
+		var to stream.Positions
+		copy(to[:], t.Extra)
+		if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
+			return err
+		}
+		t.Data = eph
+	}
+	evs, err := p.rooms.EventsAt(ctx, t.Positions)
+	if err != nil {
+		return err
 	}
 	if evs == nil {
 		evs = []*rooms.ClientEvent{}
 	}
 	// Events the appservice named itself are referred to by its names.
 	if err := p.rooms.RefsToAliases(ctx, evs); err != nil {
-		return false, err
+		return err
 	}
 	body := map[string]any{"events": evs}
 	if eph != nil {
 		if err := p.addEphemeral(ctx, as, body, evs, eph); err != nil {
-			return false, err
+			return err
 		}
 	}
-	if err := p.send(ctx, as, txn.TxnID, body); err != nil {
-		return false, err
+	return p.send(ctx, as, t.ID, body)
+}
+
+// Acked implements queue.Deliverer: to-device messages only the
+// appservice could read are deleted once delivered.
+func (p *Pusher) Acked(ctx context.Context, asID string, t *queue.Txn) error {
+	eph, _ := t.Data.(*ephemeralData)
+	as := p.registry.ByID(asID)
+	if eph == nil || as == nil {
+		return nil
 	}
-	if err := p.store.AckTxn(ctx, txn); err != nil {
-		return false, err
-	}
-	if eph != nil {
-		return true, p.forgetToDevice(ctx, as, eph)
-	}
-	return true, nil
+	return p.forgetToDevice(ctx, as, eph)
 }
 
 // addEphemeral puts the ephemeral data into a transaction body under the

@@ -236,7 +236,10 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	asPusher := pusher.New(store, appservices, rs, notifier, log, pusher.WithEphemeral(eph, keysSvc))
+	asPusher, err := pusher.New(store, appservices, rs, notifier, log, pusher.WithEphemeral(eph, keysSvc))
+	if err != nil {
+		return err
+	}
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
 	pushGateway, err := newPushGateway(store, cfg, log, rs, pushRules, notifier)

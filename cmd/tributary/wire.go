@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
 	"github.com/tributary-hs/tributary/core/bridging"
@@ -66,7 +67,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	}
 	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration,
-		AppServices: c.appservices, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
+		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		Signer: events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier})
 	if err != nil {
 		return nil, err

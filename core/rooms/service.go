@@ -51,8 +51,9 @@ type Options struct {
 	Profiles Profiles
 	// Pusher runs push rules on new events for the notification counts (nil: none).
 	Pusher Pusher
-	// AppServices says which appservices an event is queued for (nil: none).
-	AppServices AppServiceInterest
+	// Interest resolves the consumers each event is queued for (none: the
+	// events are queued for nobody).
+	Interest []InterestResolver
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
 	QueryAlias func(ctx context.Context, alias string) bool
@@ -255,8 +256,8 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 		if w.Event.Type == "m.room.member" && w.Event.StateKey != nil {
 			members = append(members, *w.Event.StateKey)
 		}
-		for _, as := range w.AppServices {
-			if c := (stream.Consumer{Kind: stream.KindAppService, ID: as}); !slices.Contains(queued, c) {
+		for _, q := range w.Queued {
+			if c := (stream.Consumer{Kind: q.Kind, ID: q.ID}); !slices.Contains(queued, c) {
 				queued = append(queued, c)
 			}
 		}

@@ -61,8 +61,9 @@ type batchState struct {
 	pendingRaw map[id.EventID][]byte
 	// joinedOverlay records membership changes of local users in the batch.
 	joinedOverlay map[id.UserID]bool
-	// asMembers are the appservices with users in the room (nil: not yet computed).
-	asMembers map[string]bool
+	// interest resolves the batch's consumers, one per Options.Interest
+	// (nil: not begun).
+	interest []BatchInterest
 	// noPush: the batch's events notify nobody.
 	noPush bool
 }
@@ -426,7 +427,7 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		if r.history {
 			// The past concerns no appservice's queue (the one that sent it
 			// knows it).
-			wr.History, wr.AppServices = true, nil
+			wr.History, wr.Queued = true, nil
 		}
 		writes = append(writes, wr)
 		built = append(built, ev)
@@ -754,7 +755,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if err = s.pushActions(ctx, b, ev, se, wr); err != nil {
 		return nil, nil, err
 	}
-	if wr.AppServices, err = s.appServicesFor(ctx, b, ev, roomID); err != nil {
+	if wr.Queued, err = s.interestedIn(ctx, b, ev, roomID); err != nil {
 		return nil, nil, err
 	}
 	b.roomID = roomID

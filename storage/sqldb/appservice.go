@@ -7,9 +7,9 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-func (db *DB) PendingForAppService(ctx context.Context, asID string, limit int) ([]int64, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos FROM appservice_queue WHERE as_id = $1
-		ORDER BY stream_pos LIMIT $2`, asID, limit)
+func (db *DB) PendingFor(ctx context.Context, c storage.Consumer, limit int) ([]int64, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos FROM interest_queue WHERE kind = $1 AND consumer = $2
+		ORDER BY stream_pos LIMIT $3`, c.Kind, c.ID, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -19,16 +19,16 @@ func (db *DB) PendingForAppService(ctx context.Context, asID string, limit int) 
 	})
 }
 
-func (db *DB) TxnInFlight(ctx context.Context, asID string) (*storage.AppServiceTxn, error) {
-	t := storage.AppServiceTxn{AppServiceID: asID}
-	var eph string
-	err := db.r(ctx).QueryRowContext(ctx, `SELECT txn_id, last_pos, ephemeral FROM appservice_txns WHERE as_id = $1`, asID).
-		Scan(&t.TxnID, &t.LastPos, &eph)
+func (db *DB) TxnInFlight(ctx context.Context, c storage.Consumer) (*storage.QueueTxn, error) {
+	t := storage.QueueTxn{Consumer: c}
+	var extra string
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT txn_id, last_pos, extra FROM interest_txns
+		WHERE kind = $1 AND consumer = $2`, c.Kind, c.ID).Scan(&t.TxnID, &t.LastPos, &extra)
 	if err != nil {
 		return nil, notFound(err)
 	}
-	if eph != "" {
-		if err := json.Unmarshal([]byte(eph), &t.Ephemeral); err != nil {
+	if extra != "" {
+		if err := json.Unmarshal([]byte(extra), &t.Extra); err != nil {
 			return nil, err
 		}
 	}
@@ -44,58 +44,64 @@ func positionsText(p []int64) (string, error) {
 	return string(raw), err
 }
 
-func (db *DB) OpenTxn(ctx context.Context, asID string, lastPos int64, ephemeral []int64) (*storage.AppServiceTxn, error) {
-	t := &storage.AppServiceTxn{AppServiceID: asID, LastPos: lastPos, Ephemeral: ephemeral}
-	eph, err := positionsText(ephemeral)
+func (db *DB) OpenTxn(ctx context.Context, c storage.Consumer, lastPos int64, extra []int64) (*storage.QueueTxn, error) {
+	t := &storage.QueueTxn{Consumer: c, LastPos: lastPos, Extra: extra}
+	raw, err := positionsText(extra)
 	if err != nil {
 		return nil, err
 	}
 	err = db.WithTx(ctx, func(ctx context.Context) error {
-		var err error
-		if t.TxnID, err = db.nextStreamPos(ctx, "appservice_txns"); err != nil {
+		counter := c.Kind + "_txns"
+		if _, err := db.exec(ctx, `INSERT INTO stream_positions (name, pos) VALUES ($1, 0) ON CONFLICT DO NOTHING`,
+			counter); err != nil {
 			return err
 		}
-		_, err = db.exec(ctx, `INSERT INTO appservice_txns (as_id, txn_id, last_pos, ephemeral) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (as_id) DO UPDATE SET txn_id = excluded.txn_id, last_pos = excluded.last_pos,
-			ephemeral = excluded.ephemeral`, asID, t.TxnID, lastPos, eph)
+		var err error
+		if t.TxnID, err = db.nextStreamPos(ctx, counter); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, `INSERT INTO interest_txns (kind, consumer, txn_id, last_pos, extra) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (kind, consumer) DO UPDATE SET txn_id = excluded.txn_id, last_pos = excluded.last_pos,
+			extra = excluded.extra`, c.Kind, c.ID, t.TxnID, lastPos, raw)
 		return err
 	})
 	return t, err
 }
 
-func (db *DB) AppServiceCursor(ctx context.Context, asID string) ([]int64, error) {
+func (db *DB) QueueCursor(ctx context.Context, c storage.Consumer) ([]int64, error) {
 	var raw string
-	if err := db.r(ctx).QueryRowContext(ctx, `SELECT positions FROM appservice_cursors WHERE as_id = $1`, asID).
-		Scan(&raw); err != nil {
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT positions FROM interest_cursors WHERE kind = $1 AND consumer = $2`,
+		c.Kind, c.ID).Scan(&raw); err != nil {
 		return nil, notFound(err)
 	}
 	var p []int64
 	return p, json.Unmarshal([]byte(raw), &p)
 }
 
-func (db *DB) SetAppServiceCursor(ctx context.Context, asID string, positions []int64) error {
+func (db *DB) SetQueueCursor(ctx context.Context, c storage.Consumer, positions []int64) error {
 	raw, err := positionsText(positions)
 	if err != nil {
 		return err
 	}
-	_, err = db.exec(ctx, `INSERT INTO appservice_cursors (as_id, positions) VALUES ($1, $2)
-		ON CONFLICT (as_id) DO UPDATE SET positions = excluded.positions`, asID, raw)
+	_, err = db.exec(ctx, `INSERT INTO interest_cursors (kind, consumer, positions) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, consumer) DO UPDATE SET positions = excluded.positions`, c.Kind, c.ID, raw)
 	return err
 }
 
-func (db *DB) AckTxn(ctx context.Context, t *storage.AppServiceTxn) error {
+func (db *DB) AckTxn(ctx context.Context, t *storage.QueueTxn) error {
+	c := t.Consumer
 	return db.WithTx(ctx, func(ctx context.Context) error {
-		if _, err := db.exec(ctx, `DELETE FROM appservice_queue WHERE as_id = $1 AND stream_pos <= $2`,
-			t.AppServiceID, t.LastPos); err != nil {
+		if _, err := db.exec(ctx, `DELETE FROM interest_queue WHERE kind = $1 AND consumer = $2 AND stream_pos <= $3`,
+			c.Kind, c.ID, t.LastPos); err != nil {
 			return err
 		}
-		if _, err := db.exec(ctx, `DELETE FROM appservice_txns WHERE as_id = $1 AND txn_id = $2`,
-			t.AppServiceID, t.TxnID); err != nil {
+		if _, err := db.exec(ctx, `DELETE FROM interest_txns WHERE kind = $1 AND consumer = $2 AND txn_id = $3`,
+			c.Kind, c.ID, t.TxnID); err != nil {
 			return err
 		}
-		if t.Ephemeral == nil {
+		if t.Extra == nil {
 			return nil
 		}
-		return db.SetAppServiceCursor(ctx, t.AppServiceID, t.Ephemeral)
+		return db.SetQueueCursor(ctx, c, t.Extra)
 	})
 }

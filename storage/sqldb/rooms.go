@@ -162,8 +162,8 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			if t := w.Txn; t != nil {
 				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.TxnID, t.EventID})
 			}
-			for _, as := range w.AppServices {
-				asRows = append(asRows, []any{as, e.StreamPos})
+			for _, q := range w.Queued {
+				asRows = append(asRows, []any{q.Kind, q.ID, e.StreamPos})
 			}
 			for _, q := range w.PushQueue {
 				pushQueueRows = append(pushQueueRows, []any{q.UserID, e.StreamPos, string(q.Tweaks), q.QueuedAt})
@@ -180,7 +180,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			` ON CONFLICT DO NOTHING`, defaultRows); err != nil {
 			return err
 		}
-		if err := db.insertRows(ctx, `INSERT INTO appservice_queue (as_id, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {
+		if err := db.insertRows(ctx, `INSERT INTO interest_queue (kind, consumer, stream_pos)`, ` ON CONFLICT DO NOTHING`, asRows); err != nil {
 			return err
 		}
 		if err := db.enqueuePushes(ctx, pushQueueRows); err != nil {

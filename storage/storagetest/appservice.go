@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -16,6 +17,7 @@ var laterTests = []struct {
 }{
 	{"AppServices/TxnCarriesEphemeral", testAppServiceTxnEphemeral},
 	{"AppServices/Cursor", testAppServiceCursor},
+	{"InterestQueues/Kinds", testInterestQueueKinds},
 	{"Ephemeral/ReceiptsRange", testReceiptsRange},
 	{"Ephemeral/ToDeviceRange", testToDeviceRange},
 	{"Events/History", testEventHistory},
@@ -27,48 +29,96 @@ var laterTests = []struct {
 
 func testAppServiceTxnEphemeral(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	txn, err := s.OpenTxn(c, "bridge", 7, []int64{0, 0, 3, 4, 5, 6, 7})
+	bridge := storage.Consumer{Kind: "appservice", ID: "bridge"}
+	txn, err := s.OpenTxn(c, bridge, 7, []int64{0, 0, 3, 4, 5, 6, 7})
 	must(t, err)
-	got, err := s.TxnInFlight(c, "bridge")
+	got, err := s.TxnInFlight(c, bridge)
 	must(t, err)
 	eq(t, "txn id", got.TxnID, txn.TxnID)
 	eq(t, "last pos", got.LastPos, int64(7))
-	if !slices.Equal(got.Ephemeral, []int64{0, 0, 3, 4, 5, 6, 7}) {
-		t.Fatalf("ephemeral positions %v", got.Ephemeral)
+	if !slices.Equal(got.Extra, []int64{0, 0, 3, 4, 5, 6, 7}) {
+		t.Fatalf("ephemeral positions %v", got.Extra)
 	}
 	must(t, s.AckTxn(c, got))
-	cur, err := s.AppServiceCursor(c, "bridge")
+	cur, err := s.QueueCursor(c, bridge)
 	must(t, err)
 	if !slices.Equal(cur, []int64{0, 0, 3, 4, 5, 6, 7}) {
 		t.Fatalf("cursor after ack %v", cur)
 	}
 	// A transaction without ephemeral data leaves the cursor alone.
-	plain, err := s.OpenTxn(c, "bridge", 9, nil)
+	plain, err := s.OpenTxn(c, bridge, 9, nil)
 	must(t, err)
-	got, err = s.TxnInFlight(c, "bridge")
+	got, err = s.TxnInFlight(c, bridge)
 	must(t, err)
-	if got.Ephemeral != nil || got.TxnID != plain.TxnID || got.TxnID <= txn.TxnID {
+	if got.Extra != nil || got.TxnID != plain.TxnID || got.TxnID <= txn.TxnID {
 		t.Fatalf("plain txn %+v (first was %d)", got, txn.TxnID)
 	}
 	must(t, s.AckTxn(c, got))
-	cur, err = s.AppServiceCursor(c, "bridge")
+	cur, err = s.QueueCursor(c, bridge)
 	must(t, err)
 	eq(t, "cursor kept", cur[6], int64(7))
-	_, err = s.TxnInFlight(c, "bridge")
+	_, err = s.TxnInFlight(c, bridge)
 	wantErr(t, err, storage.ErrNotFound, "txn after ack")
 }
 
 func testAppServiceCursor(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	_, err := s.AppServiceCursor(c, "nobody")
+	as := func(id string) storage.Consumer { return storage.Consumer{Kind: "appservice", ID: id} }
+	_, err := s.QueueCursor(c, as("nobody"))
 	wantErr(t, err, storage.ErrNotFound, "cursor before set")
-	must(t, s.SetAppServiceCursor(c, "a", []int64{1, 2}))
-	must(t, s.SetAppServiceCursor(c, "a", []int64{3, 4}))
-	must(t, s.SetAppServiceCursor(c, "b", []int64{5}))
-	cur, err := s.AppServiceCursor(c, "a")
+	must(t, s.SetQueueCursor(c, as("a"), []int64{1, 2}))
+	must(t, s.SetQueueCursor(c, as("a"), []int64{3, 4}))
+	must(t, s.SetQueueCursor(c, as("b"), []int64{5}))
+	must(t, s.SetQueueCursor(c, storage.Consumer{Kind: "plugin", ID: "a"}, []int64{9}))
+	cur, err := s.QueueCursor(c, as("a"))
 	must(t, err)
 	if !slices.Equal(cur, []int64{3, 4}) {
 		t.Fatalf("cursor %v", cur)
+	}
+}
+
+// Queues of different kinds with the same consumer ID are apart: each
+// has its own events, transactions (IDs counting per kind) and cursor.
+func testInterestQueueKinds(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	as := storage.Consumer{Kind: "appservice", ID: "x"}
+	plugin := storage.Consumer{Kind: "plugin", ID: "x"}
+	room := "!queues:x"
+	var writes []*storage.EventWrite
+	for i := range 3 {
+		queued := []storage.Consumer{as}
+		if i != 1 {
+			queued = append(queued, plugin)
+		}
+		writes = append(writes, &storage.EventWrite{Event: &storage.Event{EventID: fmt.Sprintf("$q%d", i), RoomID: room,
+			Type: "m.room.message", Sender: "@u:x", JSON: []byte(`{}`)}, Queued: queued})
+	}
+	must(t, s.PersistEvents(c, writes))
+	asPending, err := s.PendingFor(c, as, 10)
+	must(t, err)
+	plPending, err := s.PendingFor(c, plugin, 10)
+	must(t, err)
+	p := []int64{writes[0].Event.StreamPos, writes[1].Event.StreamPos, writes[2].Event.StreamPos}
+	if !slices.Equal(asPending, p) || !slices.Equal(plPending, []int64{p[0], p[2]}) {
+		t.Fatalf("pending: appservice %v, plugin %v (positions %v)", asPending, plPending, p)
+	}
+	t1, err := s.OpenTxn(c, plugin, p[0], nil)
+	must(t, err)
+	if _, err := s.TxnInFlight(c, as); err == nil {
+		t.Fatal("a plugin's transaction is in flight for the appservice of the same ID")
+	}
+	must(t, s.AckTxn(c, t1))
+	plPending, err = s.PendingFor(c, plugin, 10)
+	must(t, err)
+	asPending, err = s.PendingFor(c, as, 10)
+	must(t, err)
+	if !slices.Equal(plPending, []int64{p[2]}) || len(asPending) != 3 {
+		t.Fatalf("after the plugin's ack: plugin %v, appservice %v", plPending, asPending)
+	}
+	t2, err := s.OpenTxn(c, plugin, p[2], nil)
+	must(t, err)
+	if t2.TxnID <= t1.TxnID {
+		t.Fatalf("transaction IDs went %d → %d", t1.TxnID, t2.TxnID)
 	}
 }
 

@@ -1,0 +1,240 @@
+// Package queue delivers the persisted interest queues (DESIGN decision 5):
+// events are queued for each interested consumer in the transaction that
+// persists them (core/rooms' InterestResolvers decide who), and a Runner
+// per kind of consumer hands them to the kind's Deliverer in transactions —
+// in order, at least once, the same transaction (ID, events, extra) on
+// every retry until the consumer acknowledges it, across restarts — and
+// removes them on acknowledgement. Appservices deliver over HTTP today;
+// bridge plugins (a gRPC stream) and federation destinations (federation
+// transactions) are the next Deliverers.
+//
+// It imports core/stream (to wake when something is queued) and the
+// storage interfaces.
+package queue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tributary-hs/tributary/core/stream"
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Txn is one transaction to a consumer.
+type Txn struct {
+	ID int64
+	// Positions are the stream positions of the queued events it carries,
+	// oldest first.
+	Positions []int64
+	// Extra is how far along other streams it reaches (persisted with it;
+	// nil: nothing else), as the Deliverer's Open decided.
+	Extra []int64
+	// Data is what Open computed for a new transaction (nil on a retry,
+	// when the Deliverer recomputes it from Extra). Deliver may set it for
+	// Acked.
+	Data any
+}
+
+// Plan is what a new transaction carries besides its queued events.
+type Plan struct {
+	Extra []int64
+	Data  any
+}
+
+// Deliverer sends the transactions of one kind of consumer.
+type Deliverer interface {
+	// Open is asked when no transaction is in flight, with the consumer's
+	// queued positions (oldest first, at most the Runner's limit). A nil
+	// Plan means nothing is to be sent now; more asks to be called again
+	// at once (the Deliverer moved a cursor of its own and there is more).
+	Open(ctx context.Context, consumer string, pending []int64) (plan *Plan, more bool, err error)
+	// Deliver sends the transaction and returns nil once the consumer
+	// acknowledged it. A retry has the same ID, positions and Extra.
+	Deliver(ctx context.Context, consumer string, t *Txn) error
+	// Acked is told after the acknowledgement is recorded.
+	Acked(ctx context.Context, consumer string, t *Txn) error
+}
+
+// Options tune a Runner; zero values take the defaults.
+type Options struct {
+	// Limit bounds the queued events of one transaction (default 100).
+	Limit int
+	// MaxBackoff bounds the wait between failed deliveries (default 5m;
+	// the first wait is a second, doubled after each failure).
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// Runner runs one delivery loop per consumer of a kind.
+type Runner struct {
+	store    storage.InterestQueues
+	kind     string
+	d        Deliverer
+	notifier stream.Notifier
+	opts     Options
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	wakes map[string]chan struct{}
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// New builds the runner of a kind of consumer; n (nil: none) wakes it when
+// a commit queued something for one of its consumers.
+func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifier, opts Options) (*Runner, error) {
+	if store == nil || kind == "" || d == nil {
+		return nil, errors.New("queue: store, kind and deliverer are required")
+	}
+	if opts.Limit <= 0 {
+		opts.Limit = 100
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Runner{store: store, kind: kind, d: d, notifier: n, opts: opts, log: opts.Logger,
+		wakes: map[string]chan struct{}{}}, nil
+}
+
+// Start runs the consumers' loops, each resuming what it has queued or in
+// flight from before.
+func (r *Runner) Start(ctx context.Context, consumers []string) {
+	ctx, r.stop = context.WithCancel(ctx)
+	r.mu.Lock()
+	for _, c := range consumers {
+		wake := make(chan struct{}, 1)
+		r.wakes[c] = wake
+		r.wg.Add(1)
+		go r.loop(ctx, c, wake)
+	}
+	r.mu.Unlock()
+	if r.notifier != nil {
+		r.notifier.Observe(r.observe)
+	}
+}
+
+// Stop ends delivery; what is queued stays queued.
+func (r *Runner) Stop() {
+	if r.stop != nil {
+		r.stop()
+		r.wg.Wait()
+	}
+}
+
+// observe wakes the consumers a change queued events for.
+func (r *Runner) observe(c stream.Change) {
+	for _, q := range c.Queued {
+		if q.Kind == r.kind {
+			r.Wake(q.ID)
+		}
+	}
+}
+
+// Wake tells consumers' loops there may be something to send (the
+// Deliverer's own news, such as ephemeral data).
+func (r *Runner) Wake(consumers ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range consumers {
+		if w, ok := r.wakes[c]; ok {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (r *Runner) loop(ctx context.Context, consumer string, wake chan struct{}) {
+	defer r.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		more, err := r.Step(ctx, consumer)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			backoff = min(max(2*backoff, time.Second), r.opts.MaxBackoff)
+			r.log.Warn("delivery failed", "kind", r.kind, "consumer", consumer, "retry_in", backoff, "err", err)
+		case more:
+			backoff = 0
+			continue // maybe more is queued
+		default:
+			backoff = 0
+		}
+		var timer <-chan time.Time
+		if backoff > 0 {
+			timer = time.After(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+			if backoff > 0 {
+				// A failing consumer is retried on its schedule, not on every event.
+				select {
+				case <-timer:
+				case <-ctx.Done():
+					return
+				}
+			}
+		case <-timer:
+		}
+	}
+}
+
+// Step sends the consumer's transaction in flight, or opens one from its
+// queue; it reports whether there may be more to send.
+func (r *Runner) Step(ctx context.Context, consumer string) (bool, error) {
+	c := storage.Consumer{Kind: r.kind, ID: consumer}
+	var t *Txn
+	stored, err := r.store.TxnInFlight(ctx, c)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		pending, err := r.store.PendingFor(ctx, c, r.opts.Limit)
+		if err != nil {
+			return false, err
+		}
+		plan, more, err := r.d.Open(ctx, consumer, pending)
+		if err != nil || plan == nil {
+			return more, err
+		}
+		var lastPos int64
+		if len(pending) > 0 {
+			lastPos = pending[len(pending)-1]
+		}
+		if stored, err = r.store.OpenTxn(ctx, c, lastPos, plan.Extra); err != nil {
+			return false, err
+		}
+		t = &Txn{ID: stored.TxnID, Positions: pending, Extra: plan.Extra, Data: plan.Data}
+	case err != nil:
+		return false, err
+	default:
+		// A retry: the queue up to the transaction's last position.
+		t = &Txn{ID: stored.TxnID, Extra: stored.Extra}
+		if stored.LastPos > 0 {
+			positions, err := r.store.PendingFor(ctx, c, r.opts.Limit)
+			if err != nil {
+				return false, err
+			}
+			for _, pos := range positions {
+				if pos <= stored.LastPos {
+					t.Positions = append(t.Positions, pos)
+				}
+			}
+		}
+	}
+	if err := r.d.Deliver(ctx, consumer, t); err != nil {
+		return false, err
+	}
+	if err := r.store.AckTxn(ctx, stored); err != nil {
+		return false, err
+	}
+	return true, r.d.Acked(ctx, consumer, t)
+}
