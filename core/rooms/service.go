@@ -57,6 +57,12 @@ type Options struct {
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
 	QueryAlias func(ctx context.Context, alias string) bool
+	// KeyRing finds other servers' signing keys, to check the signatures
+	// of their events (nil: only this server's key is known).
+	KeyRing KeyRing
+	// Remote fetches from other servers what the pipeline is missing (nil:
+	// nothing is fetched; not yet used, see RemoteRooms).
+	Remote RemoteRooms
 }
 
 // Profiles looks up a local user's display name and avatar URL ("" when unset).

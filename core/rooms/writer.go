@@ -826,14 +826,14 @@ func (s *Service) references(ctx context.Context, b *batchState, ids []id.EventI
 	return out, nil
 }
 
-// getKey answers eventauth's signature checks (restricted joins) for this
-// server's own key; remote keys come with federation.
-func (s *Service) getKey(serverName string, keyID id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
+// getKey answers eventauth's signature checks (restricted joins): this
+// server's own key, other servers' from Options.KeyRing.
+func (s *Service) getKey(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
 	sg := s.opts.Signer
 	if serverName == sg.ServerName && keyID == sg.KeyID {
 		return sg.Public(), time.Now().Add(24 * time.Hour), nil
 	}
-	return "", time.Time{}, fmt.Errorf("no key %s for %s", keyID, serverName)
+	return s.remoteKey(serverName, keyID, minValidUntil) // Options.KeyRing
 }
 
 // batchEvents loads events for eventauth: those of the batch from memory,
