@@ -29,7 +29,8 @@ func (s *Service) softFailed(ctx context.Context, b *batchState, ev *pdu.PDU) (b
 }
 
 // SoftFailCheck runs the soft-failure check of an event against a room's
-// current state (federation intake uses it for events from other servers).
+// current state as storage holds it, outside the room's writer (Intake
+// runs its own check inside the writer).
 func (s *Service) SoftFailCheck(ctx context.Context, roomID id.RoomID, ev *pdu.PDU) (bool, error) {
 	rs, err := s.loadRoomState(ctx, roomID)
 	if err != nil {

@@ -148,7 +148,10 @@ type sendReq struct {
 	// the aliases stored before that its events refer to.
 	aliases []id.EventID
 	refs    map[string]string
-	done    chan sendResult
+	// remote, when set, is an event from another server past the checks
+	// made before the writer (Intake); processRemote does the rest.
+	remote *received
+	done   chan sendResult
 }
 
 type sendResult struct {
@@ -348,13 +351,17 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil {
+		if r.protos == nil && r.remote == nil {
 			singles = append(singles, r)
 			continue
 		}
 		if len(singles) > 0 {
 			w.process(singles)
 			singles = nil
+		}
+		if r.remote != nil {
+			w.processRemote(r)
+			continue
 		}
 		w.processAtomic(r)
 	}
