@@ -12,6 +12,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/pgtest"
@@ -38,10 +39,17 @@ func BenchmarkJoin10k(b *testing.B) {
 			as.HomeserverDomain = "localhost"
 			as.Registration = &appservice.Registration{ID: "bench", AppToken: benchASToken,
 				ServerToken: "bench-hs-token-0123456789", SenderLocalpart: "benchbot"}
+			// mautrix's NewMemoryStateStore leaves JoinRules nil: the
+			// transaction with the room's join rules would panic.
+			store := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
+			store.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
+			as.StateStore = store
+			// Closed after the server stops (cleanups run last in, first
+			// out), so that no delivery is in flight.
 			asSrv := httptest.NewServer(as.Router)
-			defer asSrv.Close()
+			b.Cleanup(asSrv.Close)
 			done := make(chan struct{})
-			defer close(done)
+			b.Cleanup(func() { close(done) })
 			go func() {
 				for {
 					select {
