@@ -31,6 +31,7 @@ var roomTests = []struct {
 
 	{"State/ReserveGroupIDs", testReserveStateGroupIDs},
 	{"State/GroupsAndDeltaChain", testStateDeltaChain},
+	{"State/BulkWrites", testStateBulkWrites},
 
 	{"Relations/Filter", testRelationsFilter},
 	{"Relations/Paging", testRelationsPaging},

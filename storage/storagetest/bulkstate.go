@@ -1,0 +1,160 @@
+package storagetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// testStateBulkWrites: the state of a big room is written in multi-row
+// statements, several per table for one batch (thousands of snapshot entries
+// and current state rows). It must read back exactly as one statement per
+// row left it: every entry, removals in deltas kept, each current state key
+// holding the last value the batch gave it with its event's membership.
+func testStateBulkWrites(t *testing.T, s storage.Store) {
+	const members = 5000
+	c := ctx(t)
+	g, err := s.ReserveStateGroupIDs(c, 2)
+	must(t, err)
+	snapGroup, deltaGroup := g, g+1
+	user := func(i int) string { return fmt.Sprintf("@u%05d:example.org", i) }
+	member := "m.room.member"
+
+	// The expected current state, the writes applied in order, and each
+	// event's membership.
+	type key struct{ room, typ, stateKey string }
+	current := map[key]string{}
+	membership := map[string]string{}
+	var writes []*storage.EventWrite
+	add := func(e *storage.Event, cs ...storage.StateEntry) *storage.EventWrite {
+		w := &storage.EventWrite{Event: e, CurrentState: cs}
+		writes = append(writes, w)
+		membership[e.EventID] = e.Membership
+		for _, x := range cs {
+			current[key{e.RoomID, x.Type, x.StateKey}] = x.EventID
+		}
+		return w
+	}
+	self := func(e *storage.Event) storage.StateEntry {
+		return storage.StateEntry{Type: e.Type, StateKey: *e.StateKey, EventID: e.EventID}
+	}
+	state := func(room string) []storage.StateEntry {
+		var out []storage.StateEntry
+		for k, v := range current {
+			if k.room == room {
+				out = append(out, storage.StateEntry{Type: k.typ, StateKey: k.stateKey, EventID: v})
+			}
+		}
+		return out
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, room := range []string{roomA, roomB} {
+			cs, err := s.CurrentState(c, room)
+			must(t, err)
+			eqState(t, "current state of "+room+" "+when, cs, state(room))
+			var want []storage.CurrentMember
+			for _, e := range sortedState(state(room)) {
+				if e.Type == member {
+					want = append(want, storage.CurrentMember{RoomID: room, UserID: e.StateKey, EventID: e.EventID,
+						Membership: membership[e.EventID]})
+				}
+			}
+			got, err := s.RoomMembers(c, room, nil)
+			must(t, err)
+			eqList(t, "members of "+room+" "+when, got, want)
+			got, err = s.RoomMembers(c, room, []string{"invite"})
+			must(t, err)
+			eqList(t, "invited members of "+room+" "+when, got,
+				slices.DeleteFunc(want, func(m storage.CurrentMember) bool { return m.Membership != "invite" }))
+		}
+	}
+
+	// One batch: the room is created, 5,000 users join (every fifth is
+	// invited, and the first few of those join later in the same batch: a
+	// key set twice in a batch), another room shares state keys, and the
+	// last event makes a snapshot of the whole state.
+	create := stateEv(roomA, "$create", "m.room.create", "")
+	add(create, self(create))
+	for i := range members {
+		e := memberEv(roomA, fmt.Sprintf("$m%d", i), user(i), "join")
+		if i%5 == 0 {
+			e.Membership = "invite"
+		}
+		add(e, self(e))
+	}
+	for i := 0; i < 500; i += 5 {
+		e := memberEv(roomA, fmt.Sprintf("$j%d", i), user(i), "join")
+		add(e, self(e))
+	}
+	otherCreate := stateEv(roomB, "$create-b", "m.room.create", "")
+	add(otherCreate, self(otherCreate))
+	otherInvite := memberEv(roomB, "$invite-b", user(1), "invite")
+	add(otherInvite, self(otherInvite))
+	topic := stateEv(roomA, "$topic", "m.room.topic", "")
+	snapshot := &storage.StateGroup{GroupID: snapGroup, RoomID: roomA}
+	add(topic, self(topic)).NewGroup = snapshot
+	snapshot.Entries = state(roomA)
+	for _, w := range writes {
+		if w.Event.RoomID == roomA {
+			w.Event.StateGroup = snapGroup
+		}
+	}
+	must(t, s.PersistEvents(c, writes))
+
+	got, err := s.GetStateGroup(c, snapGroup)
+	must(t, err)
+	eq(t, "entries of the snapshot", len(got.Entries), members+2)
+	eqState(t, "snapshot", got.Entries, snapshot.Entries)
+	at, err := s.StateAt(c, snapGroup)
+	must(t, err)
+	eqState(t, "state at the snapshot", at, snapshot.Entries)
+	check("after the first batch")
+
+	// A second batch: half of the users leave, one at a time; the last
+	// event's delta records those leaves and removes other keys (EventID
+	// ""), and it resets current state keys to earlier events, as state
+	// resolution does (they take those events' memberships).
+	writes = nil
+	var delta []storage.StateEntry
+	for i := 0; i < members; i += 2 {
+		e := memberEv(roomA, fmt.Sprintf("$l%d", i), user(i), "leave")
+		e.StateGroup = deltaGroup
+		delta = append(delta, add(e, self(e)).CurrentState...)
+	}
+	for i := 1; i < members; i += 6 {
+		delta = append(delta, storage.StateEntry{Type: member, StateKey: user(i)})
+	}
+	delta = append(delta, storage.StateEntry{Type: "m.room.topic"})
+	var reset []storage.StateEntry
+	for i := 0; i < members; i += 10 {
+		reset = append(reset, storage.StateEntry{Type: member, StateKey: user(i), EventID: fmt.Sprintf("$m%d", i)})
+	}
+	power := stateEv(roomA, "$power", "m.room.power_levels", "")
+	power.StateGroup = deltaGroup
+	delta = append(delta, self(power))
+	add(power, append([]storage.StateEntry{self(power)}, reset...)...).NewGroup = &storage.StateGroup{
+		GroupID: deltaGroup, RoomID: roomA, PrevGroup: snapGroup, ChainLen: 1, Entries: delta}
+	must(t, s.PersistEvents(c, writes))
+
+	got, err = s.GetStateGroup(c, deltaGroup)
+	must(t, err)
+	eq(t, "PrevGroup of the delta", got.PrevGroup, snapGroup)
+	eqState(t, "delta, removals included", got.Entries, delta)
+	merged := map[[2]string]string{}
+	for _, e := range slices.Concat(snapshot.Entries, delta) {
+		merged[[2]string{e.Type, e.StateKey}] = e.EventID
+	}
+	var want []storage.StateEntry
+	for k, v := range merged {
+		if v != "" {
+			want = append(want, storage.StateEntry{Type: k[0], StateKey: k[1], EventID: v})
+		}
+	}
+	at, err = s.StateAt(c, deltaGroup)
+	must(t, err)
+	eqState(t, "state at the delta", at, want)
+	check("after the second batch")
+}
