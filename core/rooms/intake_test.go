@@ -555,6 +555,33 @@ func TestIntake(t *testing.T) {
 		}
 	})
 
+	t.Run("remote redactions apply under the rules of room v3 on", func(t *testing.T) {
+		r := newIntakeRoom(t, events.DefaultRoomVersion)
+		r.joinRita()
+		own, raw := r.message(rita, "oops", r.extremities(), nil)
+		r.mustIntake(raw, IntakeAccepted)
+		aliceMsg, err := r.s.Send(r.ctx, &SendRequest{RoomID: r.roomID, Sender: alice, Type: "m.room.message",
+			Content: []byte(`{"msgtype":"m.text","body":"mine"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		redact := func(target id.EventID) id.EventID {
+			ev, raw := r.build(&events.Proto{Type: "m.room.redaction", Sender: rita,
+				Content: map[string]any{"redacts": target}}, r.extremities(), nil)
+			r.mustIntake(raw, IntakeAccepted) // the auth rules allow any redaction
+			return ev.InternalMeta.EventID
+		}
+		// Her server sent the target: it applies.
+		if red := redact(own.InternalMeta.EventID); r.stored(own.InternalMeta.EventID).RedactedBy != string(red) {
+			t.Fatal("rita's redaction of her own message did not apply")
+		}
+		// Another server's event, without the redact level: it does not.
+		redact(aliceMsg)
+		if by := r.stored(aliceMsg).RedactedBy; by != "" {
+			t.Fatalf("rita redacted alice's message (%s)", by)
+		}
+	})
+
 	t.Run("room v2: legacy format, signed by the event ID's server too", func(t *testing.T) {
 		r := newIntakeRoom(t, id.RoomV2)
 		join := r.joinRita()
