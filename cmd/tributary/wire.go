@@ -55,7 +55,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	accountData := func(user string, pos int64) {
 		c.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
 	}
-	if c.push, err = push.New(store, accountData); err != nil {
+	if c.push, err = push.New(store, c.notifier); err != nil {
 		return nil, err
 	}
 	if err := c.push.Start(ctx); err != nil {
@@ -85,6 +85,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		OnAccountData:    accountData,
 		OnDevicesDeleted: c.devicesDeleted,
 		Rooms:            c.rooms,
+		Notifier:         c.notifier,
 		ServerName:       cfg.ServerName,
 
 		RegistrationEnabled: cfg.Registration.Enabled,

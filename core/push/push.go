@@ -17,11 +17,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -47,10 +49,12 @@ type Store interface {
 
 // Service manages and evaluates push rules.
 type Service struct {
-	store Store
-	// onChange is told of each ruleset write (the account data stream).
-	onChange func(user string, pos int64)
+	store    Store
+	notifier stream.Notifier
 	cache    sync.Map // user ID → *pushrules.PushRuleset
+	// rulesGen counts published account changes, so that a ruleset read
+	// that raced one is not cached.
+	rulesGen atomic.Int64
 	mu       sync.Mutex
 	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
 	// which room writers ask about every notified user. It may hold a user
@@ -61,18 +65,43 @@ type Service struct {
 	pmu         sync.Mutex
 }
 
-// New builds the service.
-func New(store Store, onChange func(user string, pos int64)) (*Service, error) {
+// New builds the service. n (nil: this process alone) carries its changes:
+// ruleset writes on the account data stream (sync), and rulesets and
+// pushers changed as stream.Accounts changes, whose observer keeps the
+// caches of every process true.
+func New(store Store, n stream.Notifier) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("push: nil store")
-	}
-	if onChange == nil {
-		onChange = func(string, int64) {}
 	}
 	if _, err := Defaults("@check:example.org"); err != nil {
 		return nil, fmt.Errorf("push: embedded default rules: %w", err)
 	}
-	return &Service{store: store, onChange: onChange}, nil
+	s := &Service{store: store, notifier: n}
+	if n != nil {
+		n.Observe(s.observe)
+	}
+	return s, nil
+}
+
+// observe forgets what changed accounts may have changed: their cached
+// ruleset; and it counts them among the users with pushers (which may hold
+// users without, never miss one with).
+func (s *Service) observe(c stream.Change) {
+	if c.Stream != stream.Accounts {
+		return
+	}
+	s.rulesGen.Add(1)
+	for _, u := range c.Users {
+		s.cache.Delete(id.UserID(u))
+		s.withPushers.Store(id.UserID(u), struct{}{})
+	}
+}
+
+// changed publishes an account's push rules or pushers as changed.
+func (s *Service) changed(user id.UserID) {
+	if s.notifier != nil {
+		s.notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{string(user)}})
+	}
 }
 
 // Defaults is the server-default ruleset for a user.
@@ -95,6 +124,7 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushR
 	if v, ok := s.cache.Load(user); ok {
 		return v.(*pushrules.PushRuleset), nil
 	}
+	gen := s.rulesGen.Load()
 	e, err := s.store.GetAccountData(ctx, string(user), "", accountDataType)
 	var rs *pushrules.PushRuleset
 	switch {
@@ -111,7 +141,12 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushR
 		}
 		rs = st.Global
 	}
-	s.cache.Store(user, rs)
+	if s.rulesGen.Load() == gen {
+		s.cache.Store(user, rs)
+		if s.rulesGen.Load() != gen {
+			s.cache.Delete(user) // a change landed while storing
+		}
+	}
 	return rs, nil
 }
 
@@ -160,7 +195,10 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 		return err
 	}
 	s.cache.Store(user, &rs)
-	s.onChange(string(user), pos)
+	if s.notifier != nil {
+		s.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(user)}})
+	}
+	s.changed(user) // other processes forget their copy (this one reloads it once)
 	return nil
 }
 

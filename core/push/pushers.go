@@ -170,6 +170,7 @@ func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID string
 		_ = s.forgetIfNone(ctx, user)
 		return err
 	}
+	s.changed(user) // other processes count the user among those with pushers
 	return nil
 }
 

@@ -5,7 +5,9 @@
 // paths (timeline pages, state, members) with history visibility applied.
 // What it needs from other servers it declares as RemoteRooms and KeyRing.
 //
-// It imports core/events, core/types and the storage interfaces. Lock
-// order: Service.mu (the writer table) is never held while a room writer
-// runs; a room writer's state is touched only by its own goroutine.
+// It imports core/events, core/types, core/stream and the storage
+// interfaces. Lock order: Service.mu (the writer table) is never held while
+// a room writer runs nor while publishing; the notifier's lock comes before
+// it (Service.observe runs inside Publish). A room writer's state is touched
+// only by its own goroutine (another process's commit only marks it stale).
 package rooms

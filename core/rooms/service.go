@@ -96,6 +96,8 @@ type Service struct {
 	relWrites  atomic.Int64
 	lastRelPos sync.Map // id.RoomID → int64
 	startPos   atomic.Int64
+	// origin names this service instance in the changes it publishes.
+	origin string
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
 
@@ -128,7 +130,38 @@ func New(store Store, opts Options) (*Service, error) {
 	s.lastMemberPos.Store(math.MaxInt64)
 	s.startPos.Store(math.MaxInt64)
 	s.pages.Max = 256
+	if s.opts.Notifier == nil {
+		s.opts.Notifier = stream.NewLocal(stream.Positions{}) // nobody listens but the service itself
+	}
+	s.origin = randomLocal(16)
+	s.opts.Notifier.Observe(s.observe)
 	return s, nil
+}
+
+// observe keeps what the service trusts about commits true for every
+// commit published, this process's or another's (a worker's, through the
+// Redis notifier): it runs before the commit's waiters wake and before a
+// reader can see its position as current.
+func (s *Service) observe(c stream.Change) {
+	if c.Stream != stream.Events {
+		return
+	}
+	if len(c.Users) > 0 {
+		for cur := s.lastMemberPos.Load(); c.Pos > cur && !s.lastMemberPos.CompareAndSwap(cur, c.Pos); {
+			cur = s.lastMemberPos.Load()
+		}
+	}
+	if c.Relations {
+		s.relationCommitted(id.RoomID(c.RoomID), c.Pos)
+	}
+	if c.Origin != s.origin && c.RoomID != "" {
+		// Another process wrote to the room: a writer here reloads its state.
+		s.mu.Lock()
+		if w := s.writers[id.RoomID(c.RoomID)]; w != nil {
+			w.stale.Store(true)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Start learns where the timeline stands (room writers start on demand).
@@ -250,12 +283,11 @@ func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room,
 // persisted publishes a committed batch on the notifier: who it concerns,
 // who spoke and which queues it wrote to.
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
-	if s.opts.Notifier == nil {
-		return
-	}
 	var members, senders []string
 	var queued []stream.Consumer
+	relations := false
 	for _, w := range writes {
+		relations = relations || w.Event.RelatesTo != ""
 		if !slices.Contains(senders, w.Event.Sender) {
 			senders = append(senders, w.Event.Sender)
 		}
@@ -272,5 +304,6 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 		}
 	}
 	s.opts.Notifier.Publish(stream.Change{Stream: stream.Events, Pos: writes[len(writes)-1].Event.StreamPos,
-		RoomID: string(roomID), Users: members, Senders: senders, Queued: queued})
+		RoomID: string(roomID), Users: members, Senders: senders, Queued: queued, Relations: relations,
+		Origin: s.origin})
 }

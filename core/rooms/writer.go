@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -173,6 +174,9 @@ type roomWriter struct {
 	users int
 	// kick wakes a stopping writer when a submitter let go (users fell).
 	kick chan struct{}
+	// stale is set when another process committed to the room: the state
+	// cached in rs is reloaded before the next batch.
+	stale atomic.Bool
 	rs   *roomState // nil: load from storage before the next batch
 	// recent maps the transaction IDs of recently committed events to them,
 	// in two generations, so a retry that raced its original is answered
@@ -372,6 +376,9 @@ drain:
 
 // loadState reads the room's state unless the writer holds it.
 func (w *roomWriter) loadState(ctx context.Context) error {
+	if w.stale.Swap(false) {
+		w.rs = nil // another process wrote to the room
+	}
 	if w.rs != nil {
 		return nil
 	}
@@ -464,34 +471,18 @@ func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*stora
 	for _, wr := range writes[:len(writes)-1] {
 		wr.Extremities = nil
 	}
-	members := slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.Type == "m.room.member" })
-	if members {
-		s.memberWrites.Add(1) // before positions are taken: see MayHaveMemberEventsAfter
+	// In flight from before positions are taken until the commit is
+	// published (whose observer records it): see MayHaveMemberEventsAfter
+	// and mayHaveRelationsAfter.
+	if slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.Type == "m.room.member" }) {
+		s.memberWrites.Add(1)
+		defer s.memberWrites.Add(-1)
 	}
-	relations := slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.RelatesTo != "" })
-	if relations {
-		s.relWrites.Add(1) // likewise: see mayHaveRelationsAfter
+	if slices.ContainsFunc(writes, func(wr *storage.EventWrite) bool { return wr.Event.RelatesTo != "" }) {
+		s.relWrites.Add(1)
+		defer s.relWrites.Add(-1)
 	}
 	err := s.store.PersistEvents(ctx, writes)
-	if relations {
-		if err == nil {
-			for _, wr := range writes {
-				if wr.Event.RelatesTo != "" {
-					s.relationCommitted(id.RoomID(wr.Event.RoomID), wr.Event.StreamPos)
-				}
-			}
-		}
-		s.relWrites.Add(-1)
-	}
-	if members {
-		if err == nil {
-			last := writes[len(writes)-1].Event.StreamPos
-			for cur := s.lastMemberPos.Load(); last > cur && !s.lastMemberPos.CompareAndSwap(cur, last); {
-				cur = s.lastMemberPos.Load()
-			}
-		}
-		s.memberWrites.Add(-1)
-	}
 	if err != nil {
 		w.rs = nil // storage and memory may disagree now: reload next time
 		return fmt.Errorf("persist events: %w", err)

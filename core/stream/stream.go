@@ -24,6 +24,16 @@ const (
 	numStreams
 )
 
+// Accounts is not a stream of the sync token: its changes (Pos 0) tell
+// every process that facts it may cache about the Users changed — account
+// restrictions, pushers — so that caches fed through the notifier stay true
+// when another process (a worker, the CLI) made the change. Only observers
+// see them.
+const Accounts Stream = 100
+
+// synced reports whether the stream is one of the sync token's.
+func (s Stream) synced() bool { return s >= 0 && s < numStreams }
+
 // Change is one advance of a stream: its new position and who it concerns —
 // a room (everyone in it) and/or specific users.
 type Change struct {
@@ -37,6 +47,12 @@ type Change struct {
 	// Queued are the persisted queues the change was written to in its own
 	// transaction, so that their consumers wake.
 	Queued []Consumer
+	// Relations: an Events change holds events relating to others
+	// (m.relates_to), which read-side shortcuts need to know.
+	Relations bool
+	// Origin names the process instance that made the change, so that a
+	// cache can tell its own process's commits from others'.
+	Origin string
 }
 
 // Consumer names one persisted queue: its kind and, within the kind, whose
@@ -104,6 +120,12 @@ func NewLocal(start Positions) *Local {
 func (l *Local) Publish(c Change) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !c.Stream.synced() {
+		for _, fn := range l.observers {
+			fn(c)
+		}
+		return
+	}
 	if c.Pos > l.current[c.Stream] {
 		l.current[c.Stream] = c.Pos
 	}

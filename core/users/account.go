@@ -127,6 +127,7 @@ func (s *Service) deactivateAccount(ctx context.Context, userID string, erase bo
 		return internal("deactivate", err)
 	}
 	s.opts.OnDevicesDeleted(ctx, userID, deleted)
+	s.publishAccount(userID)
 	return nil
 }
 

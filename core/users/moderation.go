@@ -7,6 +7,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -20,24 +21,50 @@ var ErrSuspended = &types.Error{Status: http.StatusForbidden, Code: types.CodeUs
 	Message: "This account has been suspended"}
 
 // restrictions are an account's suspension and lock, kept in memory
-// (Service.restrictions) because every authenticated request needs them;
-// Restrict updates them. Several processes will need the notifier to carry
-// changes (the workers issue).
+// (Service.restrictions) because every authenticated request needs them.
+// Every change is published as a stream.Accounts change, whose observer
+// forgets the cached flags, in this process and in any other.
 type restrictions struct{ suspended, locked bool }
 
 func (s *Service) restrictionsOf(ctx context.Context, userID string) (restrictions, error) {
 	if v, ok := s.restrictions.Load(userID); ok {
 		return v.(restrictions), nil
 	}
+	gen := s.restrictGen.Load()
 	suspended, locked, err := s.store.AccountRestrictions(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return restrictions{}, nil // appservice users and the like: nothing to restrict
 	} else if err != nil {
 		return restrictions{}, internal("account restrictions", err)
 	}
-	// A Restrict that ran meanwhile has stored the newer flags: keep those.
-	v, _ := s.restrictions.LoadOrStore(userID, restrictions{suspended: suspended, locked: locked})
-	return v.(restrictions), nil
+	r := restrictions{suspended: suspended, locked: locked}
+	if s.restrictGen.Load() == gen {
+		// No change was published while reading: the flags may be kept.
+		s.restrictions.Store(userID, r)
+		if s.restrictGen.Load() != gen {
+			s.restrictions.Delete(userID) // one landed while storing
+		}
+	}
+	return r, nil
+}
+
+// accountsChanged is told of published changes to accounts: cached facts
+// about them are forgotten.
+func (s *Service) accountsChanged(c stream.Change) {
+	if c.Stream != stream.Accounts {
+		return
+	}
+	s.restrictGen.Add(1)
+	for _, u := range c.Users {
+		s.restrictions.Delete(u)
+	}
+}
+
+// publishAccount tells every process that facts about the user changed.
+func (s *Service) publishAccount(userID string) {
+	if s.opts.Notifier != nil {
+		s.opts.Notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{userID}})
+	}
 }
 
 // Restrictions reports whether an account is suspended or locked, for
@@ -139,12 +166,9 @@ func (s *Service) Restrict(ctx context.Context, admin, target string, r Restrict
 	if err != nil {
 		return internal("restrict account", err)
 	}
-	// Read back what is stored (both flags), for every request from now on.
-	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
-	if err != nil {
-		s.restrictions.Delete(target)
-		return internal("account restrictions", err)
-	}
-	s.restrictions.Store(target, restrictions{suspended: suspended, locked: locked})
+	// Every process (this one too) forgets the flags it cached and reads
+	// what is stored from the next request on.
+	s.restrictions.Delete(target)
+	s.publishAccount(target)
 	return nil
 }

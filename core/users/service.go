@@ -13,10 +13,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -49,6 +51,9 @@ type Options struct {
 	OnDevicesDeleted func(ctx context.Context, userID string, deviceIDs []string)
 	// Rooms makes deactivated users leave their rooms (nil: they stay).
 	Rooms RoomLeaver
+	// Notifier carries account changes between processes (restrictions
+	// cached in memory follow it); nil: this process alone.
+	Notifier stream.Notifier
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -78,6 +83,9 @@ type Service struct {
 	// orders Restrict calls.
 	restrictions sync.Map
 	restrictMu   sync.Mutex
+	// restrictGen counts published account changes, so that a read that
+	// raced one is not cached.
+	restrictGen atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -109,7 +117,11 @@ func New(store storage.Store, opts Options) (*Service, error) {
 	if opts.OnDevicesDeleted == nil {
 		opts.OnDevicesDeleted = func(context.Context, string, []string) {}
 	}
-	return &Service{store: store, opts: opts, log: opts.Logger}, nil
+	s := &Service{store: store, opts: opts, log: opts.Logger}
+	if opts.Notifier != nil {
+		opts.Notifier.Observe(s.accountsChanged)
+	}
+	return s, nil
 }
 
 // Start removes expired tokens and UIA sessions now and every ten minutes.

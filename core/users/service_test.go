@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage/sqlite"
 )
@@ -249,5 +250,38 @@ func TestValidateLocalpart(t *testing.T) {
 		if me, ok := types.AsError(err); !ok || me.Code != types.CodeInvalidUsername {
 			t.Errorf("ValidateLocalpart(%q) = %v, want M_INVALID_USERNAME", bad, err)
 		}
+	}
+}
+
+// Two account services on one database and one notifier stand for two
+// processes: a suspension made through one reaches the other's cached
+// restrictions at once.
+func TestRestrictionsFollowAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	n := stream.NewLocal(stream.Positions{})
+	s1, _ := newTestService(t, Options{Notifier: n})
+	s2, err := New(s1.store, Options{ServerName: "example.org", Notifier: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := s1.CreateUser(ctx, "admin", "admin password 1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := s1.CreateUser(ctx, "target", "target password 1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sus, _, err := s2.Restrictions(ctx, target); err != nil || sus {
+		t.Fatalf("before: suspended=%v %v", sus, err) // s2 caches "not suspended"
+	}
+	if err := s1.Restrict(ctx, admin, target, Suspension, true); err != nil {
+		t.Fatal(err)
+	}
+	if sus, _, err := s2.Restrictions(ctx, target); err != nil || !sus {
+		t.Fatalf("the other process still sees the account unsuspended (%v)", err)
+	}
+	if sus, _, err := s1.Restrictions(ctx, target); err != nil || !sus {
+		t.Fatalf("the process that suspended sees it unsuspended (%v)", err)
 	}
 }

@@ -1,0 +1,83 @@
+package rooms
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/stream"
+)
+
+// Two services on one database and one notifier stand for two processes
+// (workers sharing PostgreSQL and the Redis notifier): what each trusts
+// about commits — a writer's cached room state, "no membership change
+// since", "no relation since" — follows the other's commits through the
+// notifier.
+func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
+	ctx := context.Background()
+	n := stream.NewLocal(stream.Positions{})
+	s1, store := newTestRooms(t)
+	s1.opts.Notifier = n
+	n.Observe(s1.observe)
+	s2, err := New(store, Options{ServerName: "example.org", Signer: s1.opts.Signer, Notifier: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	s1.Start(ctx)
+	s2.Start(ctx)
+	alice := id.UserID("@alice:example.org")
+	bob := id.UserID("@bob:example.org")
+	roomID, err := s1.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s2's writer caches the room's state.
+	if _, err := sendText(ctx, s2, roomID, alice, "from s2"); err != nil {
+		t.Fatal(err)
+	}
+	pos := n.Current()[stream.Events]
+	if s2.MayHaveMemberEventsAfter(pos) {
+		t.Fatal("s2 thinks membership changed after the current position")
+	}
+	// s1 lets bob join and sends a reaction.
+	join, err := s1.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "join"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s2.MayHaveMemberEventsAfter(pos) {
+		t.Fatal("s2 missed the membership change s1 committed")
+	}
+	relPos := n.Current()[stream.Events]
+	if _, err := s1.Send(ctx, &SendRequest{RoomID: roomID, Sender: bob, Type: "m.reaction",
+		Content: []byte(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"` + string(join) + `","key":"👍"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if !s2.mayHaveRelationsAfter(roomID, relPos) {
+		t.Fatal("s2 missed the relation s1 committed")
+	}
+	last := n.Current()[stream.Events]
+	// s2's next event builds on s1's, and bob (joined through s1) may send
+	// through s2: its writer reloaded the room.
+	eid, err := sendText(ctx, s2, roomID, bob, "bob through s2")
+	if err != nil {
+		t.Fatalf("bob, joined through the other process, cannot send: %v", err)
+	}
+	ev, err := store.GetEvent(ctx, string(eid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePDU(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.RoomEvents(ctx, string(roomID), last+1, 0, true, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("last event before: %v %v", evs, err)
+	}
+	if !slices.Equal(p.PrevEvents, []id.EventID{id.EventID(evs[0].EventID)}) {
+		t.Fatalf("s2's event cites %v, not s1's latest %s: the room forked", p.PrevEvents, evs[0].EventID)
+	}
+}
