@@ -34,7 +34,7 @@ const maxEvents = 100
 type Pusher struct {
 	store    Store
 	registry *registry.Registry
-	rooms    *rooms.Service
+	rooms    *rooms.Reader
 	client   *http.Client
 	log      *slog.Logger
 	// Ephemeral data (WithEphemeral); nil: events only.
@@ -48,7 +48,7 @@ var _ queue.Deliverer = (*Pusher)(nil)
 
 // New builds the pusher; it learns of queued events (and, WithEphemeral,
 // of ephemeral data) from the notifier.
-func New(store Store, reg *registry.Registry, r *rooms.Service, n stream.Notifier, log *slog.Logger, opts ...Option) (*Pusher, error) {
+func New(store Store, reg *registry.Registry, r *rooms.Reader, n stream.Notifier, log *slog.Logger, opts ...Option) (*Pusher, error) {
 	if store == nil || reg == nil || r == nil || n == nil {
 		return nil, errors.New("pusher: store, registry, rooms and notifier are required")
 	}

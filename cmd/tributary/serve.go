@@ -157,7 +157,7 @@ func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media
 }
 
 // newPushGateway builds the delivery of notifications to push gateways.
-func newPushGateway(store storage.Store, cfg *config.Config, log *slog.Logger, rs *rooms.Service,
+func newPushGateway(store storage.Store, cfg *config.Config, log *slog.Logger, rs *rooms.Reader,
 	pushRules *push.Service, n stream.Notifier) (*gateway.Gateway, error) {
 	var allowed []netip.Prefix
 	for _, r := range cfg.Push.AllowedRanges {
@@ -232,17 +232,17 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		}()
 	}
 	auth := &routes.Authenticator{Registry: appservices, Users: us, Bridging: core.bridging}
-	syncer, err := tsync.New(rs, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
+	syncer, err := tsync.New(rs.Reader, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
 	}
-	asPusher, err := pusher.New(store, appservices, rs, notifier, log, pusher.WithEphemeral(eph, keysSvc))
+	asPusher, err := pusher.New(store, appservices, rs.Reader, notifier, log, pusher.WithEphemeral(eph, keysSvc))
 	if err != nil {
 		return err
 	}
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
-	pushGateway, err := newPushGateway(store, cfg, log, rs, pushRules, notifier)
+	pushGateway, err := newPushGateway(store, cfg, log, rs.Reader, pushRules, notifier)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
 		}
 	}
-	c.ephemeral, err = ephemeral.New(store, c.rooms, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
+	c.ephemeral, err = ephemeral.New(store, c.rooms.Reader, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
 		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
 	if err == nil {
 		c.bridging, err = bridging.New(bridging.Deps{Namespaces: c.appservices, Accounts: c.users, Rooms: c.rooms,

@@ -42,7 +42,7 @@ type Options struct {
 // Service implements the ephemeral streams.
 type Service struct {
 	store    Store
-	rooms    *rooms.Service
+	rooms    *rooms.Reader
 	notifier stream.Notifier
 	opts     Options
 
@@ -59,7 +59,7 @@ type Service struct {
 }
 
 // New builds the service.
-func New(store Store, r *rooms.Service, n stream.Notifier, opts Options) (*Service, error) {
+func New(store Store, r *rooms.Reader, n stream.Notifier, opts Options) (*Service, error) {
 	if store == nil || r == nil || n == nil {
 		return nil, errors.New("ephemeral: store, rooms and notifier are required")
 	}

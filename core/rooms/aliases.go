@@ -84,7 +84,7 @@ func rewriteRefs(content []byte, m map[string]string) []byte {
 }
 
 // resolveRefs rewrites references to aliases in content to the real events.
-func (s *Service) resolveRefs(ctx context.Context, content []byte) ([]byte, error) {
+func (s *Reader) resolveRefs(ctx context.Context, content []byte) ([]byte, error) {
 	refs := contentRefs(content)
 	if len(refs) == 0 {
 		return content, nil
@@ -97,7 +97,7 @@ func (s *Service) resolveRefs(ctx context.Context, content []byte) ([]byte, erro
 }
 
 // ResolveEventID is the real event an alias stands for, or eventID itself.
-func (s *Service) ResolveEventID(ctx context.Context, eventID id.EventID) (id.EventID, error) {
+func (s *Reader) ResolveEventID(ctx context.Context, eventID id.EventID) (id.EventID, error) {
 	m, err := s.store.ResolveEventAliases(ctx, []string{string(eventID)})
 	if err != nil {
 		return "", err
@@ -110,7 +110,7 @@ func (s *Service) ResolveEventID(ctx context.Context, eventID id.EventID) (id.Ev
 
 // RefsToAliases rewrites what events point at (relations, replies,
 // redactions) to the aliases appservices know those events by.
-func (s *Service) RefsToAliases(ctx context.Context, evs []*ClientEvent) error {
+func (s *Reader) RefsToAliases(ctx context.Context, evs []*ClientEvent) error {
 	var refs []string
 	for _, ev := range evs {
 		refs = append(refs, contentRefs(ev.Content)...)

@@ -11,7 +11,7 @@ import (
 )
 
 // clientEvent formats one stored event of any room, in its room's version.
-func (s *Service) clientEvent(ctx context.Context, e *storage.Event) (*ClientEvent, error) {
+func (s *Reader) clientEvent(ctx context.Context, e *storage.Event) (*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
 	if err != nil {
 		return nil, err
@@ -21,7 +21,7 @@ func (s *Service) clientEvent(ctx context.Context, e *storage.Event) (*ClientEve
 
 // EventsAt formats the events at the given stream positions, in order, for
 // an appservice transaction.
-func (s *Service) EventsAt(ctx context.Context, positions []int64) ([]*ClientEvent, error) {
+func (s *Reader) EventsAt(ctx context.Context, positions []int64) ([]*ClientEvent, error) {
 	evs, err := s.store.GetEventsByPos(ctx, positions)
 	if err != nil {
 		return nil, err

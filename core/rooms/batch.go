@@ -118,6 +118,6 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 
 // HasMessages reports whether a room's timeline holds any event that is not
 // state (a new bridged room has none).
-func (s *Service) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
+func (s *Reader) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
 	return s.store.HasMessages(ctx, string(roomID))
 }

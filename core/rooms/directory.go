@@ -16,7 +16,7 @@ import (
 )
 
 // checkAlias validates an alias for this server.
-func (s *Service) checkAlias(alias string) error {
+func (s *Reader) checkAlias(alias string) error {
 	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
 	if !strings.HasPrefix(alias, "#") || !ok || local == "" || len(alias) > 255 || strings.ContainsAny(local, " \t\n#:") {
 		return types.InvalidParam("Invalid room alias %q", alias)
@@ -28,7 +28,7 @@ func (s *Service) checkAlias(alias string) error {
 }
 
 // CreateAlias maps an alias of this server to a room (PUT /directory/room/{alias}).
-func (s *Service) CreateAlias(ctx context.Context, user id.UserID, alias string, roomID id.RoomID) error {
+func (s *Reader) CreateAlias(ctx context.Context, user id.UserID, alias string, roomID id.RoomID) error {
 	if err := s.checkAlias(alias); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (s *Service) CreateAlias(ctx context.Context, user id.UserID, alias string,
 }
 
 // GetAlias resolves an alias (GET /directory/room/{alias}).
-func (s *Service) GetAlias(ctx context.Context, alias string) (id.RoomID, []string, error) {
+func (s *Reader) GetAlias(ctx context.Context, alias string) (id.RoomID, []string, error) {
 	if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
 		return "", nil, types.InvalidParam("Invalid room alias %q", alias)
 	}
@@ -58,7 +58,7 @@ func (s *Service) GetAlias(ctx context.Context, alias string) (id.RoomID, []stri
 
 // DeleteAlias removes an alias: its creator, a server admin, or a room
 // member allowed to change the canonical alias may (DELETE /directory/room/{alias}).
-func (s *Service) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias string) error {
+func (s *Reader) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias string) error {
 	a, err := s.store.GetAlias(ctx, alias)
 	if storageNotFound(err) {
 		return types.NotFound("Room alias %s not found", alias)
@@ -78,7 +78,7 @@ func (s *Service) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool,
 }
 
 // mayChangeState reports whether a joined user's power level allows a state event type.
-func (s *Service) mayChangeState(ctx context.Context, roomID id.RoomID, user id.UserID, evType string) (bool, error) {
+func (s *Reader) mayChangeState(ctx context.Context, roomID id.RoomID, user id.UserID, evType string) (bool, error) {
 	cur, _, err := s.Membership(ctx, roomID, user)
 	if err != nil || cur != "join" {
 		return false, err
@@ -95,7 +95,7 @@ func (s *Service) mayChangeState(ctx context.Context, roomID id.RoomID, user id.
 }
 
 // RoomAliases lists a room's local aliases (GET /rooms/{id}/aliases); members only, or world_readable.
-func (s *Service) RoomAliases(ctx context.Context, roomID id.RoomID, user id.UserID) ([]string, error) {
+func (s *Reader) RoomAliases(ctx context.Context, roomID id.RoomID, user id.UserID) ([]string, error) {
 	if _, err := s.readableState(ctx, roomID, user); err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *Service) RoomAliases(ctx context.Context, roomID id.RoomID, user id.Use
 
 // checkCanonicalAlias enforces that m.room.canonical_alias names only
 // aliases that point to the room (400 M_BAD_ALIAS otherwise).
-func (s *Service) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, content []byte) error {
+func (s *Reader) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, content []byte) error {
 	c := gjson.ParseBytes(content)
 	var aliases []string
 	if a := c.Get("alias"); a.Exists() {
@@ -153,7 +153,7 @@ func (s *Service) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, con
 }
 
 // Visibility is the room directory visibility of a room.
-func (s *Service) Visibility(ctx context.Context, roomID id.RoomID) (string, error) {
+func (s *Reader) Visibility(ctx context.Context, roomID id.RoomID) (string, error) {
 	r, err := s.getRoom(ctx, roomID)
 	if err != nil {
 		return "", err
@@ -166,7 +166,7 @@ func (s *Service) Visibility(ctx context.Context, roomID id.RoomID) (string, err
 
 // SetVisibility publishes or hides a room in the directory; room members
 // allowed to change the canonical alias, or server admins, may.
-func (s *Service) SetVisibility(ctx context.Context, roomID id.RoomID, user id.UserID, isAdmin bool, visibility string) error {
+func (s *Reader) SetVisibility(ctx context.Context, roomID id.RoomID, user id.UserID, isAdmin bool, visibility string) error {
 	if visibility != "public" && visibility != "private" {
 		return types.InvalidParam("visibility must be public or private")
 	}
@@ -202,7 +202,7 @@ func NetworkInstanceID(asID, networkID string) string { return asID + "|" + netw
 
 // SetNetworkListed publishes (or withdraws) a room in an appservice
 // network's room list (PUT /directory/list/appservice/{networkId}/{roomId}).
-func (s *Service) SetNetworkListed(ctx context.Context, asID, networkID string, roomID id.RoomID, listed bool) error {
+func (s *Reader) SetNetworkListed(ctx context.Context, asID, networkID string, roomID id.RoomID, listed bool) error {
 	if err := s.requireRoomExists(ctx, roomID); err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (s *Service) SetNetworkListed(ctx context.Context, asID, networkID string, 
 		RoomID: string(roomID)}, listed)
 }
 
-func (s *Service) requireRoomExists(ctx context.Context, roomID id.RoomID) error {
+func (s *Reader) requireRoomExists(ctx context.Context, roomID id.RoomID) error {
 	if _, err := s.store.GetRoom(ctx, string(roomID)); storageNotFound(err) {
 		return types.NotFound("Unknown room %s", roomID)
 	} else if err != nil {
@@ -221,7 +221,7 @@ func (s *Service) requireRoomExists(ctx context.Context, roomID id.RoomID) error
 
 // publicRoomIDs are the rooms a directory request lists: the server's own
 // list, one network's, or the server's and every network's.
-func (s *Service) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([]string, error) {
+func (s *Reader) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([]string, error) {
 	var ids []string
 	if req.ThirdPartyInstanceID == "" {
 		own, err := s.store.ListPublishedRooms(ctx)
@@ -247,7 +247,7 @@ func (s *Service) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([
 }
 
 // PublicRooms lists published rooms by joined members, then room ID.
-func (s *Service) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[string]any, error) {
+func (s *Reader) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[string]any, error) {
 	if req.ThirdPartyInstanceID != "" && req.IncludeAllNetworks {
 		return nil, types.InvalidParam("third_party_instance_id cannot be used with include_all_networks")
 	}
@@ -306,7 +306,7 @@ func (s *Service) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map
 }
 
 // lookupAlias reads an alias, asking the appservices when it is unknown.
-func (s *Service) lookupAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
+func (s *Reader) lookupAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
 	a, err := s.store.GetAlias(ctx, alias)
 	if storageNotFound(err) && s.opts.QueryAlias != nil && s.opts.QueryAlias(ctx, alias) {
 		return s.store.GetAlias(ctx, alias)

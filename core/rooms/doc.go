@@ -1,9 +1,22 @@
-// Package rooms owns the room event graph: the pipeline that turns a proto
-// event into a signed, authorised, persisted PDU (one writer per room,
-// commits batched), the intake of events signed by other servers (Intake,
-// through the same writers), room creation and membership, and the read
-// paths (timeline pages, state, members) with history visibility applied.
-// What it needs from other servers it declares as RemoteRooms and KeyRing.
+// Package rooms owns the room event graph, in two halves:
+//
+//   - Service, the event pipeline: it turns a proto event into a signed,
+//     authorised, persisted PDU (one writer per room, commits batched,
+//     writers released when idle), takes events signed by other servers
+//     through Intake (the same writers; one file per step: intake_check,
+//     intake_auth, intake_state, intake_softfail, intake_store), creates
+//     rooms, changes memberships and batch sends. What it needs from
+//     outside it declares: RemoteRooms and KeyRing (other servers),
+//     InterestResolver (who events are queued for), Profiles, Pusher.
+//   - Reader, the read side: timelines, state and members with history
+//     visibility applied, sync and sliding sync, search, the directory and
+//     aliases, the hierarchy, the user directory, relations and
+//     notifications. It persists no event and learns of commits only
+//     through core/stream, so it reads alike whichever process wrote.
+//
+// Service embeds its Reader (the pipeline's checks read as users would);
+// consumers that only read (sync, ephemeral, appservice and push delivery)
+// are given the Reader.
 //
 // It imports core/events, core/types, core/stream and the storage
 // interfaces. Lock order: Service.mu (the writer table) is never held while

@@ -29,7 +29,7 @@ type ClientEvent struct {
 
 // formatter turns stored events into client events for one request.
 type formatter struct {
-	s   *Service
+	s   *Reader
 	rv  id.RoomVersion
 	now int64
 	// user is who asks, for current_user_participated in thread summaries.
@@ -38,7 +38,7 @@ type formatter struct {
 	device string
 }
 
-func (s *Service) formatter(rv id.RoomVersion) *formatter {
+func (s *Reader) formatter(rv id.RoomVersion) *formatter {
 	return &formatter{s: s, rv: rv, now: s.nowMS()}
 }
 

@@ -33,7 +33,7 @@ type HierarchyRequest struct {
 // accessible reports whether the user may see a room's summary in a
 // hierarchy: members, and anyone for rooms that are world readable or that
 // they could join or knock on.
-func (s *Service) accessible(ctx context.Context, sum *Summary, user id.UserID) (bool, error) {
+func (s *Reader) accessible(ctx context.Context, sum *Summary, user id.UserID) (bool, error) {
 	if sum.WorldReadable || sum.JoinRule == "public" || sum.JoinRule == "knock" {
 		return true, nil
 	}
@@ -46,7 +46,7 @@ func (s *Service) accessible(ctx context.Context, sum *Summary, user id.UserID) 
 // user "") for rooms that are world readable or that can be joined or
 // knocked on, and the room's members (with their membership). Others, and
 // rooms this server is not in, get 404.
-func (s *Service) RoomSummary(ctx context.Context, roomIDOrAlias string, user id.UserID) (map[string]any, error) {
+func (s *Reader) RoomSummary(ctx context.Context, roomIDOrAlias string, user id.UserID) (map[string]any, error) {
 	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
 	if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func (s *Service) RoomSummary(ctx context.Context, roomIDOrAlias string, user id
 
 // Hierarchy walks a space's m.space.child events breadth first. Only rooms on
 // this server are walked; remote children come with federation.
-func (s *Service) Hierarchy(ctx context.Context, req *HierarchyRequest) ([]*HierarchyRoom, string, error) {
+func (s *Reader) Hierarchy(ctx context.Context, req *HierarchyRequest) ([]*HierarchyRoom, string, error) {
 	root, err := s.Summary(ctx, req.RoomID)
 	if err != nil {
 		if me, ok := types.AsError(err); ok && me.Code == types.CodeNotFound {

@@ -57,7 +57,7 @@ type SnapshotMessages struct {
 // them: the current ones for members and, in world_readable rooms, anyone;
 // those up to their departure for a user who left or was removed; 403 for
 // others (and for unknown rooms, which look the same).
-func (s *Service) Snapshot(ctx context.Context, req *SnapshotRequest) (*Snapshot, error) {
+func (s *Reader) Snapshot(ctx context.Context, req *SnapshotRequest) (*Snapshot, error) {
 	if _, err := s.roomVersion(ctx, req.RoomID); err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *Service) Snapshot(ctx context.Context, req *SnapshotRequest) (*Snapshot
 
 // visibleBefore reads the latest Limit events at or before upto that the
 // user may see, oldest first.
-func (s *Service) visibleBefore(ctx context.Context, req *SnapshotRequest, upto int64) (SnapshotMessages, error) {
+func (s *Reader) visibleBefore(ctx context.Context, req *SnapshotRequest, upto int64) (SnapshotMessages, error) {
 	end := Token(upto + 1)
 	out := SnapshotMessages{Chunk: []*ClientEvent{}, Start: end, End: end}
 	if req.Limit <= 0 {
@@ -171,7 +171,7 @@ func (s *Service) visibleBefore(ctx context.Context, req *SnapshotRequest, upto 
 // InviteEvent is a user's invite to a room as GET /initialSync shows it:
 // the invite event with the room's stripped state in
 // unsigned.invite_room_state.
-func (s *Service) InviteEvent(ctx context.Context, roomID id.RoomID, user id.UserID, inviteEvent id.EventID) (*ClientEvent, error) {
+func (s *Reader) InviteEvent(ctx context.Context, roomID id.RoomID, user id.UserID, inviteEvent id.EventID) (*ClientEvent, error) {
 	evs, err := s.FormatStateEvents(ctx, roomID, user, []string{string(inviteEvent)})
 	if err != nil {
 		return nil, err
@@ -193,7 +193,7 @@ func (s *Service) InviteEvent(ctx context.Context, roomID id.RoomID, user id.Use
 
 // RequirePeekable answers 403 unless the user may follow the room's new
 // events: a joined member, or anyone in a world_readable room.
-func (s *Service) RequirePeekable(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+func (s *Reader) RequirePeekable(ctx context.Context, roomID id.RoomID, user id.UserID) error {
 	if _, err := s.roomVersion(ctx, roomID); err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ type StreamRange struct {
 
 // StreamRange reads a room's events in (After, Upto], applying history
 // visibility: what the user may see of them.
-func (s *Service) StreamRange(ctx context.Context, req *StreamRangeRequest) (*StreamRange, error) {
+func (s *Reader) StreamRange(ctx context.Context, req *StreamRangeRequest) (*StreamRange, error) {
 	rv, err := s.roomVersion(ctx, req.RoomID)
 	if err != nil {
 		return nil, err

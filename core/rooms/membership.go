@@ -29,7 +29,7 @@ type MembershipRequest struct {
 }
 
 // ResolveRoom turns a room ID or alias into a room ID known to this server.
-func (s *Service) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+func (s *Reader) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
 	switch {
 	case strings.HasPrefix(roomIDOrAlias, "!"):
 		return id.RoomID(roomIDOrAlias), nil
@@ -127,7 +127,7 @@ func (s *Service) checkMembershipChange(ctx context.Context, b *batchState, req 
 }
 
 // membershipIn returns a user's membership in the batch's state ("" for none).
-func (s *Service) membershipIn(ctx context.Context, b *batchState, user id.UserID) (string, error) {
+func (s *Reader) membershipIn(ctx context.Context, b *batchState, user id.UserID) (string, error) {
 	ev, err := s.stateEvent(ctx, b, "m.room.member", string(user))
 	if err != nil || ev == nil {
 		return "", err
@@ -142,7 +142,7 @@ func (s *Service) membershipIn(ctx context.Context, b *batchState, user id.UserI
 }
 
 // Membership returns a user's current membership in a room ("" for none).
-func (s *Service) Membership(ctx context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
+func (s *Reader) Membership(ctx context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
 	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.member", string(user))
 	if storageNotFound(err) {
 		return "", "", nil

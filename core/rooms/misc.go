@@ -10,7 +10,7 @@ import (
 )
 
 // Forget hides a room the user has left from them (POST /rooms/{id}/forget).
-func (s *Service) Forget(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+func (s *Reader) Forget(ctx context.Context, roomID id.RoomID, user id.UserID) error {
 	if _, err := s.roomVersion(ctx, roomID); err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func (s *Service) Forget(ctx context.Context, roomID id.RoomID, user id.UserID) 
 
 // TimestampToEvent finds the event closest to ts in the given direction
 // that the user may see (GET /v1/rooms/{id}/timestamp_to_event).
-func (s *Service) TimestampToEvent(ctx context.Context, roomID id.RoomID, user id.UserID, ts int64, forwards bool) (*ClientEvent, error) {
+func (s *Reader) TimestampToEvent(ctx context.Context, roomID id.RoomID, user id.UserID, ts int64, forwards bool) (*ClientEvent, error) {
 	if _, err := s.roomVersion(ctx, roomID); err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (s *Service) TimestampToEvent(ctx context.Context, roomID id.RoomID, user i
 }
 
 // Report records a report of a room or of one of its events for the admins.
-func (s *Service) Report(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, reason string, score *int64) error {
+func (s *Reader) Report(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, reason string, score *int64) error {
 	if eventID != "" {
 		if _, err := s.Event(ctx, roomID, user, eventID); err != nil {
 			return err
@@ -87,7 +87,7 @@ func (s *Service) Report(ctx context.Context, roomID id.RoomID, user id.UserID, 
 // /users/{userId}/report). Reports of users this server does not know are
 // accepted and dropped, so that reporting tells nobody who exists (the spec
 // allows it).
-func (s *Service) ReportUser(ctx context.Context, reporter, user id.UserID, reason string, known bool) error {
+func (s *Reader) ReportUser(ctx context.Context, reporter, user id.UserID, reason string, known bool) error {
 	if _, _, err := user.Parse(); err != nil {
 		return types.InvalidParam("Invalid user ID %q", user)
 	}
@@ -102,7 +102,7 @@ func (s *Service) ReportUser(ctx context.Context, reporter, user id.UserID, reas
 }
 
 // MutualRooms lists rooms both users are joined to (GET /v1/mutual_rooms).
-func (s *Service) MutualRooms(ctx context.Context, user, other id.UserID) ([]id.RoomID, error) {
+func (s *Reader) MutualRooms(ctx context.Context, user, other id.UserID) ([]id.RoomID, error) {
 	if _, _, err := other.Parse(); err != nil {
 		return nil, types.InvalidParam("Invalid user ID %q", other)
 	}

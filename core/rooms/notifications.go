@@ -22,7 +22,7 @@ type PushQueuer interface {
 // gateways: the event (its content redacted if it was since), its sender's
 // display name, the room's name and canonical alias as they are now.
 // Positions without an event are left out.
-func (s *Service) PushEvents(ctx context.Context, positions []int64) (map[int64]*push.EventInfo, error) {
+func (s *Reader) PushEvents(ctx context.Context, positions []int64) (map[int64]*push.EventInfo, error) {
 	evs, err := s.store.GetEventsByPos(ctx, positions)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (s *Service) PushEvents(ctx context.Context, positions []int64) (map[int64]
 
 // currentStateContent is the content of a current state event; nil if the
 // room has none.
-func (s *Service) currentStateContent(ctx context.Context, roomID, evType, stateKey string) ([]byte, error) {
+func (s *Reader) currentStateContent(ctx context.Context, roomID, evType, stateKey string) ([]byte, error) {
 	eventID, err := s.store.CurrentStateEvent(ctx, roomID, evType, stateKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -82,7 +82,7 @@ func (s *Service) currentStateContent(ctx context.Context, roomID, evType, state
 
 // NotifiedEvents formats the events at the given stream positions for the
 // user (GET /notifications), leaving out those they may not see.
-func (s *Service) NotifiedEvents(ctx context.Context, user id.UserID, positions []int64) (map[int64]*ClientEvent, error) {
+func (s *Reader) NotifiedEvents(ctx context.Context, user id.UserID, positions []int64) (map[int64]*ClientEvent, error) {
 	evs, err := s.store.GetEventsByPos(ctx, positions)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 )
 
 // stateEvent returns the PDU of a state key in the batch's state, or nil.
-func (s *Service) stateEvent(ctx context.Context, b *batchState, evType, stateKey string) (*pdu.PDU, error) {
+func (s *Reader) stateEvent(ctx context.Context, b *batchState, evType, stateKey string) (*pdu.PDU, error) {
 	eid := b.get(pdu.StateKey{Type: evType, StateKey: stateKey})
 	if eid == "" {
 		return nil, nil
@@ -31,7 +31,7 @@ func (s *Service) stateEvent(ctx context.Context, b *batchState, evType, stateKe
 
 // powerLevels returns the room's power levels as eventauth sees them (room
 // creators have infinite power from room version 12).
-func (s *Service) powerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
+func (s *Reader) powerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
 	// The parsed content is kept per power levels event: it cannot change.
 	// (Callers only read it.)
 	plID := b.get(pdu.StateKey{Type: "m.room.power_levels"})
@@ -45,7 +45,7 @@ func (s *Service) powerLevels(ctx context.Context, b *batchState) (*event.PowerL
 	return pl, err
 }
 
-func (s *Service) parsePowerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
+func (s *Reader) parsePowerLevels(ctx context.Context, b *batchState) (*event.PowerLevelsEventContent, error) {
 	rv := b.base.version
 	create, err := s.stateEvent(ctx, b, "m.room.create", "")
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // roomVersion returns the version of a known room.
-func (s *Service) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVersion, error) {
+func (s *Reader) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVersion, error) {
 	if rv, ok := s.versions.get(roomID); ok {
 		return rv, nil // a room's version never changes
 	}
@@ -28,7 +28,7 @@ func (s *Service) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVer
 }
 
 // readableState returns the state entries a user may read, or 403.
-func (s *Service) readableState(ctx context.Context, roomID id.RoomID, user id.UserID) ([]storage.StateEntry, error) {
+func (s *Reader) readableState(ctx context.Context, roomID id.RoomID, user id.UserID) ([]storage.StateEntry, error) {
 	if _, err := s.roomVersion(ctx, roomID); err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (s *Service) readableState(ctx context.Context, roomID id.RoomID, user id.U
 }
 
 // StateEvent returns the content of one state event (GET /state/{type}/{key}).
-func (s *Service) StateEvent(ctx context.Context, roomID id.RoomID, user id.UserID, evType, stateKey string) (*ClientEvent, error) {
+func (s *Reader) StateEvent(ctx context.Context, roomID id.RoomID, user id.UserID, evType, stateKey string) (*ClientEvent, error) {
 	entries, err := s.readableState(ctx, roomID, user)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func (s *Service) StateEvent(ctx context.Context, roomID id.RoomID, user id.User
 }
 
 // eventsByID formats events by ID in the order given.
-func (s *Service) eventsByID(ctx context.Context, roomID id.RoomID, ids []string) ([]*ClientEvent, error) {
+func (s *Reader) eventsByID(ctx context.Context, roomID id.RoomID, ids []string) ([]*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (s *Service) eventsByID(ctx context.Context, roomID id.RoomID, ids []string
 }
 
 // State returns the full state a user may read (GET /state).
-func (s *Service) State(ctx context.Context, roomID id.RoomID, user id.UserID) ([]*ClientEvent, error) {
+func (s *Reader) State(ctx context.Context, roomID id.RoomID, user id.UserID) ([]*ClientEvent, error) {
 	entries, err := s.readableState(ctx, roomID, user)
 	if err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ type MembersRequest struct {
 }
 
 // Members returns member events (GET /members).
-func (s *Service) Members(ctx context.Context, roomID id.RoomID, user id.UserID, req MembersRequest) ([]*ClientEvent, error) {
+func (s *Reader) Members(ctx context.Context, roomID id.RoomID, user id.UserID, req MembersRequest) ([]*ClientEvent, error) {
 	for _, m := range []string{req.Membership, req.NotMembership} {
 		switch m {
 		case "", "join", "invite", "knock", "leave", "ban":
@@ -170,7 +170,7 @@ type JoinedMember struct {
 }
 
 // JoinedMembers lists the joined members with their profiles; only members may ask.
-func (s *Service) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.UserID) (map[id.UserID]JoinedMember, error) {
+func (s *Reader) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.UserID) (map[id.UserID]JoinedMember, error) {
 	if _, err := s.roomVersion(ctx, roomID); err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (s *Service) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.U
 }
 
 // JoinedRooms lists the rooms the user is joined to.
-func (s *Service) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error) {
+func (s *Reader) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error) {
 	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join"})
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ type Page struct {
 
 // Messages pages through a room's timeline (GET /messages). A token P is the
 // point just before the event at position P.
-func (s *Service) Messages(ctx context.Context, req *MessagesRequest) (*Page, error) {
+func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, error) {
 	rv, err := s.roomVersion(ctx, req.RoomID)
 	if err != nil {
 		return nil, err
@@ -375,7 +375,7 @@ func (s *Service) Messages(ctx context.Context, req *MessagesRequest) (*Page, er
 
 // lazyMembers returns the member events of the senders of evs, at each
 // sender's most recent event in the page.
-func (s *Service) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*storage.Event, f *formatter) ([]*ClientEvent, error) {
+func (s *Reader) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*storage.Event, f *formatter) ([]*ClientEvent, error) {
 	seen := map[string]bool{}
 	var ids []string
 	for _, e := range evs {
@@ -401,7 +401,7 @@ func (s *Service) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*stor
 // Event returns one event the user may see (GET /rooms/{id}/event/{eventId}).
 // EventAnywhere returns an event the user may see, whatever its room
 // (GET /events/{eventId}, deprecated).
-func (s *Service) EventAnywhere(ctx context.Context, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
+func (s *Reader) EventAnywhere(ctx context.Context, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
 	eventID, err := s.ResolveEventID(ctx, eventID)
 	if err != nil {
 		return nil, err
@@ -415,7 +415,7 @@ func (s *Service) EventAnywhere(ctx context.Context, user id.UserID, eventID id.
 	return s.Event(ctx, id.RoomID(e.RoomID), user, eventID)
 }
 
-func (s *Service) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
+func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -456,7 +456,7 @@ type ContextResult struct {
 }
 
 // Context returns an event with the events around it and the state at it.
-func (s *Service) Context(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
+func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
 	ev, err := s.Event(ctx, roomID, user, eventID)
 	if err != nil {
 		return nil, err

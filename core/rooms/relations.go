@@ -28,7 +28,7 @@ type RelationsPage struct {
 }
 
 // Relations lists the events that relate to an event the user may see.
-func (s *Service) Relations(ctx context.Context, req *RelationsRequest) (*RelationsPage, error) {
+func (s *Reader) Relations(ctx context.Context, req *RelationsRequest) (*RelationsPage, error) {
 	if _, err := s.Event(ctx, req.RoomID, req.User, req.EventID); err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (s *Service) Relations(ctx context.Context, req *RelationsRequest) (*Relati
 
 // Threads lists a room's thread roots, most recently active first
 // (GET /v1/rooms/{roomId}/threads); participated keeps the user's threads.
-func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, from string, limit int, participated bool) (*RelationsPage, error) {
+func (s *Reader) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, from string, limit int, participated bool) (*RelationsPage, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func (s *Service) Threads(ctx context.Context, roomID id.RoomID, user id.UserID,
 
 // threadActivity is the position of the latest reply of each thread root,
 // counted as ThreadRoots orders them.
-func (s *Service) threadActivity(ctx context.Context, roots []*storage.Event) (map[string]int64, error) {
+func (s *Reader) threadActivity(ctx context.Context, roots []*storage.Event) (map[string]int64, error) {
 	ids := make([]string, len(roots))
 	for i, r := range roots {
 		ids[i] = r.EventID

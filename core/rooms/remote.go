@@ -89,7 +89,7 @@ const keyFetchTimeout = 10 * time.Second
 
 // keyFunc answers signature checks made for a request: this server's key
 // from the Signer, other servers' from the KeyRing within ctx.
-func (s *Service) keyFunc(ctx context.Context) pdu.GetKeyFunc {
+func (s *Reader) keyFunc(ctx context.Context) pdu.GetKeyFunc {
 	return func(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
 		if serverName == s.opts.Signer.ServerName || s.opts.KeyRing == nil {
 			return s.getKey(serverName, keyID, minValidUntil)
@@ -100,7 +100,7 @@ func (s *Service) keyFunc(ctx context.Context) pdu.GetKeyFunc {
 
 // remoteKey is getKey's answer for other servers (eventauth's callback has
 // no context: restricted joins check the authorising server's signature).
-func (s *Service) remoteKey(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
+func (s *Reader) remoteKey(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
 	if s.opts.KeyRing == nil || serverName == s.opts.Signer.ServerName {
 		return "", time.Time{}, fmt.Errorf("no key %s for %s", keyID, serverName)
 	}

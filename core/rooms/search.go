@@ -313,7 +313,7 @@ func (f *SearchFilter) allowsRoom(r id.RoomID) bool {
 // to is searched whole; one they left (or were kicked or banned from, or
 // are invited back to) up to the end of their last stay, unless they
 // forgot it; rooms they never joined are not searched.
-func (s *Service) searchableRooms(ctx context.Context, user id.UserID, p *searchPlan) ([]storage.SearchRoom, map[id.RoomID]*viewer, error) {
+func (s *Reader) searchableRooms(ctx context.Context, user id.UserID, p *searchPlan) ([]storage.SearchRoom, map[id.RoomID]*viewer, error) {
 	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join", "leave", "ban", "invite", "knock"})
 	if err != nil {
 		return nil, nil, err
@@ -351,7 +351,7 @@ func (s *Service) searchableRooms(ctx context.Context, user id.UserID, p *search
 }
 
 // Search runs a POST /search of the room_events category.
-func (s *Service) Search(ctx context.Context, req *SearchRequest) (*SearchResults, error) {
+func (s *Reader) Search(ctx context.Context, req *SearchRequest) (*SearchResults, error) {
 	p, err := planSearch(req)
 	if err != nil {
 		return nil, err
@@ -420,7 +420,7 @@ func (s *Service) Search(ctx context.Context, req *SearchRequest) (*SearchResult
 // searchPage reads the index until it has a page of events the user may
 // see, leaving q.After at the last event read; more says whether the index
 // may hold further events.
-func (s *Service) searchPage(ctx context.Context, q *storage.EventSearch, p *searchPlan, viewers map[id.RoomID]*viewer) ([]storage.SearchHit, bool, error) {
+func (s *Reader) searchPage(ctx context.Context, q *storage.EventSearch, p *searchPlan, viewers map[id.RoomID]*viewer) ([]storage.SearchHit, bool, error) {
 	var picked []storage.SearchHit
 	var f *EventFilter // contains_url, which the index does not know
 	if p.filter != nil {
@@ -462,7 +462,7 @@ func (s *Service) searchPage(ctx context.Context, q *storage.EventSearch, p *sea
 }
 
 // searchResults formats the hits, room by room (a formatter is for one room).
-func (s *Service) searchResults(ctx context.Context, req *SearchRequest, hits []storage.SearchHit) ([]*SearchResult, error) {
+func (s *Reader) searchResults(ctx context.Context, req *SearchRequest, hits []storage.SearchHit) ([]*SearchResult, error) {
 	byRoom := map[string][]*storage.Event{}
 	for _, h := range hits {
 		byRoom[h.Event.RoomID] = append(byRoom[h.Event.RoomID], h.Event)
@@ -506,7 +506,7 @@ func searchHighlights(terms []string, hits []storage.SearchHit) []string {
 
 // searchContext is the events around a result that the user may see, as
 // GET /context gives them, with the senders' profiles if asked for.
-func (s *Service) searchContext(ctx context.Context, req *SearchRequest, p *searchPlan, e *storage.Event, ce *ClientEvent) (*SearchContext, error) {
+func (s *Reader) searchContext(ctx context.Context, req *SearchRequest, p *searchPlan, e *storage.Event, ce *ClientEvent) (*SearchContext, error) {
 	roomID := id.RoomID(e.RoomID)
 	out := &SearchContext{Start: Token(e.StreamPos), End: Token(e.StreamPos + 1),
 		EventsBefore: []*ClientEvent{}, EventsAfter: []*ClientEvent{}}
@@ -583,7 +583,7 @@ func (s *Service) searchContext(ctx context.Context, req *SearchRequest, p *sear
 
 // searchState is the state of each room of the results that the user may
 // read: the current state, or the state when they left.
-func (s *Service) searchState(ctx context.Context, user id.UserID, hits []storage.SearchHit) (map[id.RoomID][]*ClientEvent, error) {
+func (s *Reader) searchState(ctx context.Context, user id.UserID, hits []storage.SearchHit) (map[id.RoomID][]*ClientEvent, error) {
 	out := map[id.RoomID][]*ClientEvent{}
 	for _, h := range hits {
 		roomID := id.RoomID(h.Event.RoomID)
@@ -604,7 +604,7 @@ func (s *Service) searchState(ctx context.Context, user id.UserID, hits []storag
 // searchGroups groups the page's results by room and by sender. A group
 // has a next_batch (the page's, within the group) when the index holds
 // more of its events past the page.
-func (s *Service) searchGroups(ctx context.Context, q *storage.EventSearch, p *searchPlan, hits []storage.SearchHit,
+func (s *Reader) searchGroups(ctx context.Context, q *storage.EventSearch, p *searchPlan, hits []storage.SearchHit,
 	more bool, next searchToken) (map[string]map[string]*SearchGroupResult, error) {
 	out := map[string]map[string]*SearchGroupResult{}
 	for _, key := range p.groupKeys {

@@ -95,7 +95,7 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 
 // requireRoom answers 403 for rooms this server does not know: a client
 // cannot tell an unknown room from one it is not in.
-func (s *Service) requireRoom(ctx context.Context, roomID id.RoomID) error {
+func (s *Reader) requireRoom(ctx context.Context, roomID id.RoomID) error {
 	if _, err := s.store.GetRoom(ctx, string(roomID)); err != nil {
 		if storageNotFound(err) {
 			return types.Forbidden("You are not in room %s", roomID)

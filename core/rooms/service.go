@@ -70,8 +70,13 @@ type Profiles interface {
 	Profile(ctx context.Context, user id.UserID) (displayName, avatarURL string, err error)
 }
 
-// Service runs the room pipeline.
-type Service struct {
+// Reader is the read side of rooms: timelines, state and members as each
+// user may see them, sync and sliding sync, search, the directory and
+// aliases, the hierarchy, the user directory, relations and
+// notifications. It never persists an event: the pipeline (Service) does,
+// and every commit reaches the Reader through core/stream (its observer),
+// whichever process made it.
+type Reader struct {
 	store Store
 	opts  Options
 	log   *slog.Logger
@@ -81,25 +86,34 @@ type Service struct {
 	// a state group says of a user's membership and the history visibility.
 	versions *lru[id.RoomID, id.RoomVersion]
 	facts    *lru[factsKey, groupFacts]
-	// groupIDs is locked on its own, never while holding mu.
-	groupIDs idBlock
-	// lastCreateTS keeps v12 create events (and so room IDs) apart.
-	lastCreateTS atomic.Int64
-	// memberWrites counts commits with membership events in flight, and
-	// lastMemberPos is the position of the last committed one (MaxInt64
-	// until Start): see MayHaveMemberEventsAfter.
+	// memberWrites counts commits with membership events in flight (the
+	// pipeline's, until published), and lastMemberPos is the position of
+	// the last published one (MaxInt64 until Start): see
+	// MayHaveMemberEventsAfter.
 	memberWrites  atomic.Int64
 	lastMemberPos atomic.Int64
 	// relWrites counts commits with relations in flight, lastRelPos is
-	// each room's last committed relation (rooms without one: startPos);
+	// each room's last published relation (rooms without one: startPos);
 	// see mayHaveRelationsAfter.
 	relWrites  atomic.Int64
 	lastRelPos sync.Map // id.RoomID → int64
 	startPos   atomic.Int64
-	// origin names this service instance in the changes it publishes.
-	origin string
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
+}
+
+// Service is the event pipeline: it builds, authorises and persists events
+// (one writer per room, commits batched; Intake for events of other
+// servers), creates rooms, changes memberships and batch sends. It embeds
+// the Reader, whose checks and caches it shares.
+type Service struct {
+	*Reader
+	// groupIDs is locked on its own, never while holding mu.
+	groupIDs idBlock
+	// lastCreateTS keeps v12 create events (and so room IDs) apart.
+	lastCreateTS atomic.Int64
+	// origin names this service instance in the changes it publishes.
+	origin string
 
 	// mu guards writers, closed and each writer's users; never hold it
 	// while waiting on a writer.
@@ -110,10 +124,11 @@ type Service struct {
 	wg      sync.WaitGroup
 }
 
-// New builds the service.
-func New(store Store, opts Options) (*Service, error) {
-	if store == nil || opts.Signer == nil || opts.ServerName == "" {
-		return nil, errors.New("rooms: store, signer and server name are required")
+// NewReader builds the read side on its own (New builds one for the
+// pipeline); it follows commits through opts.Notifier.
+func NewReader(store Store, opts Options) (*Reader, error) {
+	if store == nil || opts.ServerName == "" {
+		return nil, errors.New("rooms: store and server name are required")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -121,28 +136,41 @@ func New(store Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
-		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536),
-		writers: map[id.RoomID]*roomWriter{}, quit: make(chan struct{})}
-	if s.opts.WriterIdle <= 0 {
-		s.opts.WriterIdle = 2 * time.Minute
+	if opts.Notifier == nil {
+		opts.Notifier = stream.NewLocal(stream.Positions{}) // nobody listens but the service itself
 	}
-	s.lastMemberPos.Store(math.MaxInt64)
-	s.startPos.Store(math.MaxInt64)
-	s.pages.Max = 256
-	if s.opts.Notifier == nil {
-		s.opts.Notifier = stream.NewLocal(stream.Positions{}) // nobody listens but the service itself
+	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
+		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536)}
+	r.lastMemberPos.Store(math.MaxInt64)
+	r.startPos.Store(math.MaxInt64)
+	r.pages.Max = 256
+	r.opts.Notifier.Observe(r.observe)
+	return r, nil
+}
+
+// New builds the pipeline and its Reader.
+func New(store Store, opts Options) (*Service, error) {
+	if store == nil || opts.Signer == nil || opts.ServerName == "" {
+		return nil, errors.New("rooms: store, signer and server name are required")
 	}
-	s.origin = randomLocal(16)
-	s.opts.Notifier.Observe(s.observe)
+	if opts.WriterIdle <= 0 {
+		opts.WriterIdle = 2 * time.Minute
+	}
+	r, err := NewReader(store, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{Reader: r, writers: map[id.RoomID]*roomWriter{}, quit: make(chan struct{}),
+		origin: randomLocal(16)}
+	r.opts.Notifier.Observe(s.observe)
 	return s, nil
 }
 
-// observe keeps what the service trusts about commits true for every
-// commit published, this process's or another's (a worker's, through the
-// Redis notifier): it runs before the commit's waiters wake and before a
-// reader can see its position as current.
-func (s *Service) observe(c stream.Change) {
+// observe records, for every commit published — this process's or
+// another's (a worker's, through the Redis notifier) — what the read
+// side's shortcuts trust. It runs before the commit's waiters wake and
+// before a reader can see its position as current.
+func (s *Reader) observe(c stream.Change) {
 	if c.Stream != stream.Events {
 		return
 	}
@@ -154,18 +182,23 @@ func (s *Service) observe(c stream.Change) {
 	if c.Relations {
 		s.relationCommitted(id.RoomID(c.RoomID), c.Pos)
 	}
-	if c.Origin != s.origin && c.RoomID != "" {
-		// Another process wrote to the room: a writer here reloads its state.
-		s.mu.Lock()
-		if w := s.writers[id.RoomID(c.RoomID)]; w != nil {
-			w.stale.Store(true)
-		}
-		s.mu.Unlock()
+}
+
+// observe marks the writer of a room another process wrote to stale, so
+// that it reloads the room's state before its next batch.
+func (s *Service) observe(c stream.Change) {
+	if c.Stream != stream.Events || c.Origin == s.origin || c.RoomID == "" {
+		return
 	}
+	s.mu.Lock()
+	if w := s.writers[id.RoomID(c.RoomID)]; w != nil {
+		w.stale.Store(true)
+	}
+	s.mu.Unlock()
 }
 
 // Start learns where the timeline stands (room writers start on demand).
-func (s *Service) Start(ctx context.Context) {
+func (s *Reader) Start(ctx context.Context) {
 	if pos, err := s.store.MaxStreamPos(ctx); err == nil {
 		s.lastMemberPos.Store(pos) // everything before may hold memberships
 		s.startPos.Store(pos)      // and relations
@@ -175,7 +208,7 @@ func (s *Service) Start(ctx context.Context) {
 // mayHaveRelationsAfter reports whether a relation (thread reply, edit,
 // reaction…) may have been committed in the room after pos: if not, no
 // event at pos or later has any (relations come after what they relate to).
-func (s *Service) mayHaveRelationsAfter(roomID id.RoomID, pos int64) bool {
+func (s *Reader) mayHaveRelationsAfter(roomID id.RoomID, pos int64) bool {
 	if s.relWrites.Load() > 0 {
 		return true
 	}
@@ -187,7 +220,7 @@ func (s *Service) mayHaveRelationsAfter(roomID id.RoomID, pos int64) bool {
 }
 
 // relationCommitted records a committed relation at pos in the room.
-func (s *Service) relationCommitted(roomID id.RoomID, pos int64) {
+func (s *Reader) relationCommitted(roomID id.RoomID, pos int64) {
 	if pos < 0 {
 		pos = math.MaxInt64 // history: positions say nothing of order any more
 	}
@@ -202,7 +235,7 @@ func (s *Service) relationCommitted(roomID id.RoomID, pos int64) {
 // MayHaveMemberEventsAfter reports whether an m.room.member event may
 // have been committed after pos. Call it after reading the upper end of the
 // range from the notifier: a commit in flight then counts as "may".
-func (s *Service) MayHaveMemberEventsAfter(pos int64) bool {
+func (s *Reader) MayHaveMemberEventsAfter(pos int64) bool {
 	return s.memberWrites.Load() > 0 || s.lastMemberPos.Load() > pos
 }
 
@@ -218,10 +251,10 @@ func (s *Service) Stop() {
 	s.wg.Wait()
 }
 
-func (s *Service) nowMS() int64 { return s.opts.Now().UnixMilli() }
+func (s *Reader) nowMS() int64 { return s.opts.Now().UnixMilli() }
 
 // ServerName is the local server name.
-func (s *Service) ServerName() string { return s.opts.ServerName }
+func (s *Reader) ServerName() string { return s.opts.ServerName }
 
 // parsePDU decodes a stored event.
 func parsePDU(e *storage.Event) (*pdu.PDU, error) {
@@ -235,7 +268,7 @@ func parsePDU(e *storage.Event) (*pdu.PDU, error) {
 
 // loadPDUs returns the PDUs with the given IDs, from the cache or storage;
 // missing events are nil entries.
-func (s *Service) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
+func (s *Reader) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
 	out := make([]*pdu.PDU, len(ids))
 	var missing []string
 	for i, eid := range ids {
@@ -270,7 +303,7 @@ func (s *Service) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, e
 }
 
 // getRoom returns the room record, M_NOT_FOUND if this server does not know it.
-func (s *Service) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
+func (s *Reader) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
 	r, err := s.store.GetRoom(ctx, string(roomID))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("Unknown room")

@@ -34,7 +34,7 @@ type MembershipFacts struct {
 
 // MembershipFacts reads the facts of membership events; unknown events are
 // left out.
-func (s *Service) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]MembershipFacts, error) {
+func (s *Reader) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]MembershipFacts, error) {
 	ids := make([]string, len(eventIDs))
 	for i, e := range eventIDs {
 		ids[i] = string(e)
@@ -75,7 +75,7 @@ func (s *Service) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (m
 // LastEventPos is the stream position of a room's latest accepted event at
 // or before upto whose type is one of types (any type when types is empty);
 // 0 when there is none.
-func (s *Service) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64, types []string) (int64, error) {
+func (s *Reader) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64, types []string) (int64, error) {
 	if r, ok := s.store.(storage.SlidingReader); ok {
 		return r.LastEventPos(ctx, string(roomID), upto, types)
 	}
@@ -125,7 +125,7 @@ type SlidingTimeline struct {
 }
 
 // SlidingTimeline reads the newest events of a room for sliding sync.
-func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineRequest) (*SlidingTimeline, error) {
+func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineRequest) (*SlidingTimeline, error) {
 	rv, err := s.roomVersion(ctx, req.RoomID)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (s *Service) SlidingTimeline(ctx context.Context, req *SlidingTimelineReque
 // SlidingStateIDs is the room state a user with this membership may read,
 // as event IDs: the current state while they are joined, the state at their
 // membership event after they left or were banned.
-func (s *Service) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membership string, memberEvent id.EventID) (map[StateKey]string, error) {
+func (s *Reader) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membership string, memberEvent id.EventID) (map[StateKey]string, error) {
 	var entries []storage.StateEntry
 	var err error
 	if membership == "leave" || membership == "ban" {
@@ -193,7 +193,7 @@ func (s *Service) SlidingStateIDs(ctx context.Context, roomID id.RoomID, members
 
 // ChangedStateKeys lists the state keys of a room that state events in
 // (after, upto] set.
-func (s *Service) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after, upto int64) (map[StateKey]bool, error) {
+func (s *Reader) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after, upto int64) (map[StateKey]bool, error) {
 	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, upto+1)
 	if err != nil {
 		return nil, err
@@ -208,7 +208,7 @@ func (s *Service) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after,
 }
 
 // FormatStateEvents renders state events by ID, in stream order.
-func (s *Service) FormatStateEvents(ctx context.Context, roomID id.RoomID, user id.UserID, ids []string) ([]*ClientEvent, error) {
+func (s *Reader) FormatStateEvents(ctx context.Context, roomID id.RoomID, user id.UserID, ids []string) ([]*ClientEvent, error) {
 	if len(ids) == 0 {
 		return []*ClientEvent{}, nil
 	}
@@ -232,7 +232,7 @@ func (s *Service) FormatStateEvents(ctx context.Context, roomID id.RoomID, user 
 // MemberCounts counts a room's joined and invited members and picks up to
 // five heroes (other joined or invited members, by user ID; left or banned
 // ones when there are none).
-func (s *Service) MemberCounts(ctx context.Context, roomID id.RoomID, user id.UserID) (joined, invited int, heroes []id.UserID, err error) {
+func (s *Reader) MemberCounts(ctx context.Context, roomID id.RoomID, user id.UserID) (joined, invited int, heroes []id.UserID, err error) {
 	members, err := s.store.RoomMembers(ctx, string(roomID), nil)
 	if err != nil {
 		return 0, 0, nil, err

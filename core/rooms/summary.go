@@ -33,7 +33,7 @@ type childEvent struct {
 }
 
 // Summary reads a room's summary from its current state.
-func (s *Service) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error) {
+func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error) {
 	room, err := s.getRoom(ctx, roomID)
 	if err != nil {
 		return nil, err

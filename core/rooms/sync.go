@@ -56,7 +56,7 @@ type pageKey struct {
 // same time (every member's, after a message): below a published position
 // the timeline is settled. Pages reaching back to the start are not: history
 // batches insert there without moving the stream.
-func (s *Service) timelinePage(ctx context.Context, roomID id.RoomID, before, lower int64, limit int) ([]*storage.Event, error) {
+func (s *Reader) timelinePage(ctx context.Context, roomID id.RoomID, before, lower int64, limit int) ([]*storage.Event, error) {
 	if lower <= 0 || limit > 64 {
 		return s.store.RoomEvents(ctx, string(roomID), before, lower, true, limit)
 	}
@@ -69,7 +69,7 @@ func (s *Service) timelinePage(ctx context.Context, roomID id.RoomID, before, lo
 // up to Upto after Since (all of them for a room the client has not seen,
 // newest TimelineLimit), and the state at the start of the timeline — in full
 // for rooms new to the client, as the changes since the token otherwise.
-func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync, error) {
+func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync, error) {
 	rv, err := s.roomVersion(ctx, req.RoomID)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (s *Service) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync
 }
 
 // stateBefore is the room state just before position pos, as events.
-func (s *Service) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) ([]*storage.Event, error) {
+func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) ([]*storage.Event, error) {
 	prev, err := s.store.LastEventBefore(ctx, string(roomID), pos)
 	if storageNotFound(err) {
 		return nil, nil
@@ -168,7 +168,7 @@ func (s *Service) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) 
 
 // stateChangesBetween is the state that changed in (after, before): the
 // latest event of each key, in stream order.
-func (s *Service) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
+func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
 	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, before)
 	if err != nil {
 		return nil, err
@@ -211,7 +211,7 @@ func hasMemberEvent(evs []*storage.Event) bool {
 
 // summary is the room summary of /sync: member counts and, for rooms without
 // a name, up to five heroes.
-func (s *Service) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
+func (s *Reader) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
 	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join", "invite"})
 	if err != nil {
 		return nil, err
@@ -239,7 +239,7 @@ func (s *Service) summary(ctx context.Context, roomID id.RoomID, user id.UserID)
 }
 
 // StrippedState is the stripped state shown with an invite or knock.
-func (s *Service) StrippedState(ctx context.Context, roomID id.RoomID, memberEvent id.EventID) ([]map[string]any, error) {
+func (s *Reader) StrippedState(ctx context.Context, roomID id.RoomID, memberEvent id.EventID) ([]map[string]any, error) {
 	entries, err := s.store.CurrentState(ctx, string(roomID))
 	if err != nil {
 		return nil, err
@@ -277,7 +277,7 @@ type UserMembership struct {
 
 // UserMemberships lists every room the user has a membership in, with the
 // stream position of their membership event.
-func (s *Service) UserMemberships(ctx context.Context, user id.UserID) ([]UserMembership, error) {
+func (s *Reader) UserMemberships(ctx context.Context, user id.UserID) ([]UserMembership, error) {
 	ms, err := s.store.RoomsOfUser(ctx, string(user), nil)
 	if err != nil {
 		return nil, err
@@ -303,6 +303,6 @@ func (s *Service) UserMemberships(ctx context.Context, user id.UserID) ([]UserMe
 }
 
 // IsForgotten reports whether the user forgot the room.
-func (s *Service) IsForgotten(ctx context.Context, user id.UserID, roomID id.RoomID) (bool, error) {
+func (s *Reader) IsForgotten(ctx context.Context, user id.UserID, roomID id.RoomID) (bool, error) {
 	return s.store.IsForgotten(ctx, string(user), string(roomID))
 }

@@ -19,7 +19,7 @@ type DirectoryUser struct {
 // SearchUsers searches the user directory as Synapse does by default: the
 // users who share a room with the searcher and the members of public
 // (published) rooms, by user ID and display name.
-func (s *Service) SearchUsers(ctx context.Context, searcher id.UserID, term string, limit int) ([]DirectoryUser, bool, error) {
+func (s *Reader) SearchUsers(ctx context.Context, searcher id.UserID, term string, limit int) ([]DirectoryUser, bool, error) {
 	if limit <= 0 {
 		limit = 10
 	}

@@ -14,7 +14,7 @@ import (
 // viewer answers "may this user see this event" for one request, caching
 // what it learns per state group (client-server API, "History visibility").
 type viewer struct {
-	s       *Service
+	s       *Reader
 	user    id.UserID
 	roomID  id.RoomID
 	current string // the user's current membership
@@ -31,7 +31,7 @@ type groupFacts struct {
 	membership string
 }
 
-func (s *Service) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID) (*viewer, error) {
+func (s *Reader) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID) (*viewer, error) {
 	cur, memEvent, err := s.Membership(ctx, roomID, user)
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (s *Service) newViewer(ctx context.Context, roomID id.RoomID, user id.UserI
 }
 
 // viewerWith builds a viewer from a membership the caller already knows.
-func (s *Service) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserID, cur string, memEvent id.EventID) (*viewer, error) {
+func (s *Reader) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserID, cur string, memEvent id.EventID) (*viewer, error) {
 	var err error
 	v := &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}
 	if cur == "join" {
@@ -56,7 +56,7 @@ func (s *Service) viewerWith(ctx context.Context, roomID id.RoomID, user id.User
 // lastJoinEnd walks a user's membership events back from their current one
 // to the one that ended their last join, and returns its stream position (0
 // if they were never joined, as far as a bounded walk goes).
-func (s *Service) lastJoinEnd(ctx context.Context, memEvent id.EventID) (int64, error) {
+func (s *Reader) lastJoinEnd(ctx context.Context, memEvent id.EventID) (int64, error) {
 	eid := string(memEvent)
 	for range 100 {
 		ev, err := s.store.GetEvent(ctx, eid)
@@ -210,7 +210,7 @@ func (v *viewer) filter(ctx context.Context, evs []*storage.Event) ([]*storage.E
 
 // mayPeek reports whether the user may read the room's current state:
 // members, or anyone in a world_readable room.
-func (s *Service) mayPeek(ctx context.Context, roomID id.RoomID) (bool, error) {
+func (s *Reader) mayPeek(ctx context.Context, roomID id.RoomID) (bool, error) {
 	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.history_visibility", "")
 	if storageNotFound(err) {
 		return false, nil
@@ -227,7 +227,7 @@ func (s *Service) mayPeek(ctx context.Context, roomID id.RoomID) (bool, error) {
 // stateGroupFor chooses which state a user may read: the current state if
 // they are joined (or the room is world_readable), the state when they left
 // if they were a member, else none (0).
-func (s *Service) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.UserID) (int64, bool, error) {
+func (s *Reader) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.UserID) (int64, bool, error) {
 	cur, memEvent, err := s.Membership(ctx, roomID, user)
 	if err != nil {
 		return 0, false, err

@@ -177,7 +177,7 @@ type roomWriter struct {
 	// stale is set when another process committed to the room: the state
 	// cached in rs is reloaded before the next batch.
 	stale atomic.Bool
-	rs   *roomState // nil: load from storage before the next batch
+	rs    *roomState // nil: load from storage before the next batch
 	// recent maps the transaction IDs of recently committed events to them,
 	// in two generations, so a retry that raced its original is answered
 	// without a query.
@@ -568,7 +568,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 }
 
 // loadRoomState reads a room's current state, extremities and position.
-func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomState, error) {
+func (s *Reader) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomState, error) {
 	room, err := s.getRoom(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -632,7 +632,7 @@ func (s *Service) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomSta
 }
 
 // resolveExtremities runs state resolution over the states after events.
-func (s *Service) resolveExtremities(ctx context.Context, rv id.RoomVersion, evs []*storage.Event) (state.Map, error) {
+func (s *Reader) resolveExtremities(ctx context.Context, rv id.RoomVersion, evs []*storage.Event) (state.Map, error) {
 	sets := make([]state.Map, 0, len(evs))
 	for _, e := range evs {
 		entries, err := s.store.StateAt(ctx, e.StateGroup)
@@ -793,7 +793,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 
 // references gives the (ID, reference hash) pairs of legacy-format events
 // (rooms v1 and v2), from the batch or storage.
-func (s *Service) references(ctx context.Context, b *batchState, ids []id.EventID) ([]pdu.V1EventReference, error) {
+func (s *Reader) references(ctx context.Context, b *batchState, ids []id.EventID) ([]pdu.V1EventReference, error) {
 	rv := b.base.version
 	out := make([]pdu.V1EventReference, len(ids))
 	var missing []string
@@ -826,7 +826,7 @@ func (s *Service) references(ctx context.Context, b *batchState, ids []id.EventI
 
 // getKey answers eventauth's signature checks (restricted joins): this
 // server's own key, other servers' from Options.KeyRing.
-func (s *Service) getKey(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
+func (s *Reader) getKey(serverName string, keyID id.KeyID, minValidUntil time.Time) (id.SigningKey, time.Time, error) {
 	sg := s.opts.Signer
 	if serverName == sg.ServerName && keyID == sg.KeyID {
 		return sg.Public(), time.Now().Add(24 * time.Hour), nil
@@ -836,7 +836,7 @@ func (s *Service) getKey(serverName string, keyID id.KeyID, minValidUntil time.T
 
 // batchEvents loads events for eventauth: those of the batch from memory,
 // the rest from the cache or storage.
-func (s *Service) batchEvents(ctx context.Context, b *batchState) func(ids []id.EventID) ([]*pdu.PDU, error) {
+func (s *Reader) batchEvents(ctx context.Context, b *batchState) func(ids []id.EventID) ([]*pdu.PDU, error) {
 	return func(ids []id.EventID) ([]*pdu.PDU, error) {
 		out := make([]*pdu.PDU, len(ids))
 		var rest []id.EventID

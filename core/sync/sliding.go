@@ -772,7 +772,7 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 }
 
 // facts returns the facts of membership events, from the cache or storage.
-func (cs *connStore) facts(ctx context.Context, rs *rooms.Service, ids []id.EventID) (map[id.EventID]rooms.MembershipFacts, error) {
+func (cs *connStore) facts(ctx context.Context, rs *rooms.Reader, ids []id.EventID) (map[id.EventID]rooms.MembershipFacts, error) {
 	out := make(map[id.EventID]rooms.MembershipFacts, len(ids))
 	var missing []id.EventID
 	cs.mu.Lock()

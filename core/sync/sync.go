@@ -29,7 +29,7 @@ type Store interface {
 
 // Service answers /sync.
 type Service struct {
-	rooms    *rooms.Service
+	rooms    *rooms.Reader
 	eph      *ephemeral.Service
 	push     *push.Service
 	store    Store
@@ -84,7 +84,7 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 }
 
 // New builds the service.
-func New(r *rooms.Service, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier, opts ...Option) (*Service, error) {
+func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if r == nil || eph == nil || p == nil || store == nil || n == nil {
 		return nil, errors.New("sync: rooms, ephemeral, push, store and notifier are required")
 	}
@@ -467,7 +467,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 
 // wasOnlyInvited: a rejected invite is not a left room worth showing on an
 // initial sync. (The membership event replaced an invite.)
-func wasOnlyInvited(context.Context, *rooms.Service, rooms.UserMembership) bool { return false }
+func wasOnlyInvited(context.Context, *rooms.Reader, rooms.UserMembership) bool { return false }
 
 func timelineLimit(f *Filter) int {
 	if t := f.timeline(); t != nil && t.Limit > 0 {
