@@ -51,6 +51,9 @@ func errUnsupportedRoomVersion(v id.RoomVersion) error {
 // CreateRoom makes a room with the events createRoom describes, in the
 // order the spec gives, committed in one transaction.
 func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID, error) {
+	if _, err := s.restricted(ctx, req.Creator, false); err != nil {
+		return "", err
+	}
 	rv := req.RoomVersion
 	if rv == "" {
 		rv = events.DefaultRoomVersion

@@ -52,6 +52,11 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	if _, _, err := req.Target.Parse(); err != nil {
 		return "", types.InvalidParam("Invalid user ID %q", req.Target)
 	}
+	// A suspended account may still leave (and refuse invites); nothing else.
+	selfLeave := req.Membership == "leave" && req.Target == req.Sender
+	if _, err := s.restricted(ctx, req.Sender, selfLeave); err != nil {
+		return "", err
+	}
 	room, err := s.store.GetRoom(ctx, string(req.RoomID))
 	if storageNotFound(err) {
 		if req.Membership == "join" || req.Membership == "knock" {

@@ -147,6 +147,10 @@ func txnKey(endpoint, txnID string) string {
 // Redact redacts an event: its sender may always, others need the redact power level.
 func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID string, target id.EventID,
 	reason string, txnID string) (id.EventID, error) {
+	suspended, err := s.restricted(ctx, sender, true)
+	if err != nil {
+		return "", err
+	}
 	if err := s.requireRoom(ctx, roomID); err != nil {
 		return "", err
 	}
@@ -163,6 +167,9 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 		return "", types.NotFound("Event not found")
 	} else if err != nil {
 		return "", err
+	}
+	if suspended && tev.Sender != string(sender) {
+		return "", errSuspended() // a suspended account may redact its own events only
 	}
 	content := map[string]any{}
 	if reason != "" {

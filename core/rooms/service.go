@@ -60,6 +60,10 @@ type Options struct {
 	// KeyRing finds other servers' signing keys, to check the signatures
 	// of their events (nil: only this server's key is known).
 	KeyRing KeyRing
+	// Restrictions holds local senders to account moderation: locked
+	// accounts do nothing, suspended ones only leave and redact their own
+	// events (nil: no account is restricted).
+	Restrictions AccountRestrictions
 	// Remote fetches from other servers what the pipeline is missing (nil:
 	// nothing is fetched; not yet used, see RemoteRooms).
 	Remote RemoteRooms

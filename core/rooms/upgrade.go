@@ -22,6 +22,9 @@ var upgradeCopied = []string{"m.room.server_acl", "m.room.encryption", "m.room.n
 // and aliases, the old one a tombstone and power levels that mute it.
 func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID, newVersion id.RoomVersion,
 	additionalCreators []id.UserID) (id.RoomID, error) {
+	if _, err := s.restricted(ctx, user, false); err != nil {
+		return "", err
+	}
 	if !events.IsSupported(newVersion) {
 		return "", errUnsupportedRoomVersion(newVersion)
 	}
