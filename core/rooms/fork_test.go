@@ -16,13 +16,21 @@ import (
 
 func newTestRooms(t *testing.T) (*Service, storage.Store) {
 	t.Helper()
+	return newTestRoomsWith(t, Options{})
+}
+
+// newTestRoomsWith builds the service for example.org on a fresh SQLite
+// database, with opts' other settings.
+func newTestRoomsWith(t *testing.T, opts Options) (*Service, storage.Store) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "rooms.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	signer := events.NewSigner("example.org", federation.GenerateSigningKey())
-	s, err := New(store, Options{ServerName: "example.org", Signer: signer})
+	opts.ServerName = "example.org"
+	opts.Signer = events.NewSigner("example.org", federation.GenerateSigningKey())
+	s, err := New(store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,7 @@ import (
 func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
 	ctx := context.Background()
 	n := stream.NewLocal(stream.Positions{})
-	s1, store := newTestRooms(t)
-	s1.opts.Notifier = n
-	n.Observe(s1.observe)
+	s1, store := newTestRoomsWith(t, Options{Notifier: n})
 	s2, err := New(store, Options{ServerName: "example.org", Signer: s1.opts.Signer, Notifier: n})
 	if err != nil {
 		t.Fatal(err)

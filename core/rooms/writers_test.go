@@ -4,35 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
-	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
-	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
 func newIdleRooms(t *testing.T, idle time.Duration) (*Service, storage.Store) {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "rooms.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	signer := events.NewSigner("example.org", federation.GenerateSigningKey())
-	s, err := New(store, Options{ServerName: "example.org", Signer: signer, WriterIdle: idle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s, store
+	return newTestRoomsWith(t, Options{WriterIdle: idle})
 }
 
 func (s *Service) writerCount() int {
