@@ -13,6 +13,7 @@ import (
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 )
 
@@ -31,9 +32,9 @@ var (
 )
 
 // Authenticate handles users' access tokens (no request at hand to masquerade).
-func (a *Authenticator) Authenticate(ctx context.Context, token, ip string) (*users.Principal, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, token, ip string) (*types.Principal, error) {
 	if as := a.Registry.ByASToken(token); as != nil {
-		return &users.Principal{UserID: string(as.Sender), AppServiceID: as.Reg.ID}, nil
+		return &types.Principal{Kind: types.PrincipalAppService, UserID: as.Sender, AppServiceID: as.Reg.ID}, nil
 	}
 	return a.Users.Authenticate(ctx, token, ip)
 }
@@ -41,15 +42,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, token, ip string) (*us
 // AuthenticateRequest resolves an as_token to the appservice acting as its
 // sender or, with ?user_id=, as a registered user of its namespace; with
 // ?device_id= (MSC3202) as one of that user's devices (bridging.Masquerade).
-func (a *Authenticator) AuthenticateRequest(r *http.Request, token, ip string) (*users.Principal, error) {
+func (a *Authenticator) AuthenticateRequest(r *http.Request, token, ip string) (*types.Principal, error) {
 	as := a.Registry.ByASToken(token)
 	if as == nil {
 		return a.Users.Authenticate(r.Context(), token, ip)
 	}
 	q := r.URL.Query()
-	device := q.Get("device_id")
+	device := id.DeviceID(q.Get("device_id"))
 	if device == "" {
-		device = q.Get("org.matrix.msc3202.device_id")
+		device = id.DeviceID(q.Get("org.matrix.msc3202.device_id"))
 	}
 	return a.Bridging.Masquerade(r.Context(), as.Reg.ID, id.UserID(q.Get("user_id")), device)
 }

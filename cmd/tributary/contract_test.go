@@ -100,10 +100,10 @@ type contractSide interface {
 
 // sendOp is PUT /rooms/{roomId}/send/m.room.message/{txnId}.
 type sendOp struct {
-	human  bool      // with the human's own token instead of the appservice's
-	user   id.UserID // ?user_id=
-	device string    // ?device_id=
-	ts     string    // ?ts=, as sent
+	human  bool        // with the human's own token instead of the appservice's
+	user   id.UserID   // ?user_id=
+	device id.DeviceID // ?device_id=
+	ts     string      // ?ts=, as sent
 	body   string
 }
 
@@ -274,7 +274,7 @@ func (h *httpSide) batchSend(t *testing.T, req *bridging.BatchRequest) outcome {
 
 func (h *httpSide) send(t *testing.T, op sendOp, txnID string) outcome {
 	q := url.Values{}
-	for k, v := range map[string]string{"user_id": string(op.user), "device_id": op.device, "ts": op.ts} {
+	for k, v := range map[string]string{"user_id": string(op.user), "device_id": string(op.device), "ts": op.ts} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -290,7 +290,7 @@ func (h *httpSide) send(t *testing.T, op sendOp, txnID string) outcome {
 // procSide calls the services in process.
 type procSide struct {
 	core  *coreServices
-	human *users.Principal
+	human *types.Principal
 	room  id.RoomID
 }
 
@@ -341,7 +341,7 @@ func setupInProcess(t *testing.T, core *coreServices) *procSide {
 	must("authenticate human", err)
 	bot, err := core.bridging.Masquerade(ctx, "bridge", "", "")
 	must("the appservice", err)
-	p.room, err = core.rooms.CreateRoom(ctx, &rooms.CreateRequest{Creator: id.UserID(bot.UserID), Preset: "public_chat"})
+	p.room, err = core.rooms.CreateRoom(ctx, &rooms.CreateRequest{Creator: bot.UserID, Preset: "public_chat"})
 	must("createRoom", err)
 	for _, u := range []id.UserID{alice, bob, carol, dave, human} {
 		_, err := core.rooms.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: p.room, Sender: u, Target: u,

@@ -111,11 +111,11 @@ func code(err error) string {
 
 func TestMasquerade(t *testing.T) {
 	for _, tc := range []struct {
-		name, as     string
-		user         id.UserID
-		device, want string
-		wantUser     string
-		suspended    bool
+		name, as       string
+		user, wantUser id.UserID
+		device         id.DeviceID
+		want           string
+		suspended      bool
 	}{
 		{name: "the sender", as: "as", wantUser: "@bot:hs"},
 		{name: "a ghost", as: "as", user: "@_ga:hs", wantUser: "@_ga:hs"},
@@ -141,10 +141,10 @@ func TestMasquerade(t *testing.T) {
 }
 
 func TestSendTimestamp(t *testing.T) {
-	ghost := &users.Principal{UserID: "@_ga:hs", AppServiceID: "as"}
+	ghost := &types.Principal{Kind: types.PrincipalAppService, UserID: "@_ga:hs", AppServiceID: "as"}
 	for _, tc := range []struct {
 		name   string
-		caller *users.Principal
+		caller *types.Principal
 		ts     int64
 		want   string
 		wantTS int64
@@ -152,11 +152,11 @@ func TestSendTimestamp(t *testing.T) {
 		{name: "an appservice sets it", caller: ghost, ts: 1234, wantTS: 1234},
 		{name: "an appservice without", caller: ghost},
 		{name: "an appservice's invalid ts", caller: ghost, ts: -1, want: types.CodeInvalidParam},
-		{name: "a user's is ignored", caller: &users.Principal{UserID: "@human:hs"}, ts: 1234},
-		{name: "a user's invalid one too", caller: &users.Principal{UserID: "@human:hs"}, ts: -1},
-		{name: "suspended", caller: &users.Principal{UserID: "@_gs:hs", AppServiceID: "as", Suspended: true},
+		{name: "a user's is ignored", caller: &types.Principal{Kind: types.PrincipalUser, UserID: "@human:hs"}, ts: 1234},
+		{name: "a user's invalid one too", caller: &types.Principal{Kind: types.PrincipalUser, UserID: "@human:hs"}, ts: -1},
+		{name: "suspended", caller: &types.Principal{Kind: types.PrincipalAppService, UserID: "@_gs:hs", AppServiceID: "as", Suspended: true},
 			want: types.CodeUserSuspended},
-		{name: "locked", caller: &users.Principal{UserID: "@h:hs", Locked: true}, want: types.CodeUserLocked},
+		{name: "locked", caller: &types.Principal{Kind: types.PrincipalUser, UserID: "@h:hs", Locked: true}, want: types.CodeUserLocked},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s := newFake(t)
@@ -171,7 +171,7 @@ func TestSendTimestamp(t *testing.T) {
 				}
 				return
 			}
-			if got := f.sent[0]; got.Timestamp != tc.wantTS || got.Sender != id.UserID(tc.caller.UserID) {
+			if got := f.sent[0]; got.Timestamp != tc.wantTS || got.Sender != tc.caller.UserID {
 				t.Fatalf("sent %+v", got)
 			}
 		})

@@ -6,7 +6,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/core/users"
 )
 
 // Masquerade is who an appservice acts as: its sender, or (user set, the
@@ -14,7 +13,7 @@ import (
 // deviceID (MSC3202's ?device_id=) on one of that user's devices. The
 // principal carries the account's suspension and lock, so that acting as a
 // restricted user is restricted as that user's own requests are.
-func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, deviceID string) (*users.Principal, error) {
+func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, deviceID id.DeviceID) (*types.Principal, error) {
 	sender := s.ns.Sender(asID)
 	if sender == "" {
 		return nil, types.Forbidden("Unknown application service %q", asID)
@@ -30,9 +29,9 @@ func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, d
 		}
 		return nil, err
 	}
-	p := &users.Principal{UserID: string(user), AppServiceID: asID}
+	p := &types.Principal{Kind: types.PrincipalAppService, UserID: user, AppServiceID: asID}
 	if deviceID != "" {
-		if _, err := s.accounts.GetDevice(ctx, string(user), deviceID); err != nil {
+		if _, err := s.accounts.GetDevice(ctx, string(user), string(deviceID)); err != nil {
 			if notFound(err) {
 				return nil, types.Forbidden("Unknown device %s of %s", deviceID, user)
 			}

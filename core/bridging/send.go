@@ -8,7 +8,6 @@ import (
 
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/core/users"
 )
 
 // SendRequest is a message event (StateKey nil) or state event its caller
@@ -29,32 +28,32 @@ type SendRequest struct {
 // Send persists an event as caller — any caller, because whether the
 // timestamp counts depends on who asks. Suspended and locked accounts may
 // not send (an appservice acting as one is refused just the same).
-func (s *Service) Send(ctx context.Context, caller *users.Principal, req SendRequest) (id.EventID, error) {
+func (s *Service) Send(ctx context.Context, caller *types.Principal, req SendRequest) (id.EventID, error) {
 	if err := mayAct(caller); err != nil {
 		return "", err
 	}
 	ts := req.Timestamp
 	switch {
-	case caller.AppServiceID == "":
+	case caller.Kind != types.PrincipalAppService:
 		ts = 0
 	case ts < 0:
 		return "", types.InvalidParam("ts must be a timestamp in milliseconds")
 	}
-	return s.rooms.Send(ctx, &rooms.SendRequest{RoomID: req.RoomID, Sender: id.UserID(caller.UserID),
-		DeviceID: caller.DeviceID, Type: req.Type, StateKey: req.StateKey, Content: req.Content, TxnID: req.TxnID,
+	return s.rooms.Send(ctx, &rooms.SendRequest{RoomID: req.RoomID, Sender: caller.UserID,
+		DeviceID: string(caller.DeviceID), Type: req.Type, StateKey: req.StateKey, Content: req.Content, TxnID: req.TxnID,
 		Timestamp: ts})
 }
 
 // mayAct refuses a locked or suspended caller the way core/httpx and the
 // client API refuse their own requests.
-func mayAct(caller *users.Principal) error {
+func mayAct(caller *types.Principal) error {
 	switch {
 	case caller == nil || caller.UserID == "":
 		return types.Forbidden("No caller")
 	case caller.Locked:
-		return users.ErrLocked
+		return types.ErrLocked
 	case caller.Suspended:
-		return users.ErrSuspended
+		return types.ErrSuspended
 	}
 	return nil
 }

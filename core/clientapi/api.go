@@ -133,7 +133,7 @@ func limited(c *gin.Context, l *httpx.Limiter, key string) bool {
 }
 
 // appService authenticates a request that must come from an appservice.
-func (a *API) appService(c *gin.Context) (*users.Principal, error) {
+func (a *API) appService(c *gin.Context) (*types.Principal, error) {
 	tok := httpx.AccessToken(c.Request)
 	if tok == "" {
 		return nil, types.NewError(401, types.CodeMissingToken, "Missing access token")
@@ -144,7 +144,7 @@ func (a *API) appService(c *gin.Context) (*users.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.AppServiceID == "" {
+	if p.Kind != types.PrincipalAppService {
 		return nil, types.NewError(401, types.CodeUnknownToken, "This request needs an application service token")
 	}
 	return p, nil

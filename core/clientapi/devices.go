@@ -32,7 +32,7 @@ func deviceJSON(d *users.Device) gin.H {
 
 // GET /_matrix/client/v3/devices
 func (a *API) listDevices(c *gin.Context) {
-	devs, err := a.users.ListDevices(c.Request.Context(), httpx.PrincipalOf(c).UserID)
+	devs, err := a.users.ListDevices(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -46,7 +46,7 @@ func (a *API) listDevices(c *gin.Context) {
 
 // GET /_matrix/client/v3/devices/{deviceId}
 func (a *API) getDevice(c *gin.Context) {
-	d, err := a.users.GetDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("deviceId"))
+	d, err := a.users.GetDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("deviceId"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -67,9 +67,9 @@ func (a *API) putDevice(c *gin.Context) {
 	ctx := c.Request.Context()
 	var err error
 	if req.DisplayName != nil {
-		err = a.users.RenameDevice(ctx, p.UserID, c.Param("deviceId"), *req.DisplayName)
+		err = a.users.RenameDevice(ctx, string(p.UserID), c.Param("deviceId"), *req.DisplayName)
 	} else {
-		_, err = a.users.GetDevice(ctx, p.UserID, c.Param("deviceId"))
+		_, err = a.users.GetDevice(ctx, string(p.UserID), c.Param("deviceId"))
 	}
 	if err != nil {
 		httpx.Fail(c, err)
@@ -90,7 +90,7 @@ func (a *API) deleteDevice(c *gin.Context) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
 	dev := c.Param("deviceId")
-	if _, err := a.users.GetDevice(ctx, p.UserID, dev); err != nil {
+	if _, err := a.users.GetDevice(ctx, string(p.UserID), dev); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -118,13 +118,13 @@ func (a *API) deleteDevices(c *gin.Context) {
 func (a *API) deleteWithUIA(c *gin.Context, auth json.RawMessage, endpoint string, devices []string) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: p.UserID, Endpoint: endpoint,
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: string(p.UserID), Endpoint: endpoint,
 		Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.users.DeleteDevices(ctx, p.UserID, devices); err != nil {
+	if err := a.users.DeleteDevices(ctx, string(p.UserID), devices); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -46,7 +46,7 @@ func (a *API) putAlias(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("room_id is required"))
 		return
 	}
-	if err := a.rooms.CreateAlias(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), c.Param("alias"), body.RoomID); err != nil {
+	if err := a.rooms.CreateAlias(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("alias"), body.RoomID); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -67,9 +67,9 @@ func (a *API) getAlias(c *gin.Context) {
 func (a *API) deleteAlias(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := httpx.PrincipalOf(c).UserID
-	admin, err := a.users.IsAdmin(ctx, user)
+	admin, err := a.users.IsAdmin(ctx, string(user))
 	if err == nil {
-		err = a.rooms.DeleteAlias(ctx, id.UserID(user), admin, c.Param("alias"))
+		err = a.rooms.DeleteAlias(ctx, user, admin, c.Param("alias"))
 	}
 	if err != nil {
 		httpx.Fail(c, err)
@@ -84,7 +84,7 @@ func (a *API) roomAliases(c *gin.Context) {
 	if !ok {
 		return
 	}
-	aliases, err := a.rooms.RoomAliases(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID))
+	aliases, err := a.rooms.RoomAliases(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -121,9 +121,9 @@ func (a *API) putVisibility(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	user := httpx.PrincipalOf(c).UserID
-	admin, err := a.users.IsAdmin(ctx, user)
+	admin, err := a.users.IsAdmin(ctx, string(user))
 	if err == nil {
-		err = a.rooms.SetVisibility(ctx, roomID, id.UserID(user), admin, body.Visibility)
+		err = a.rooms.SetVisibility(ctx, roomID, user, admin, body.Visibility)
 	}
 	if err != nil {
 		httpx.Fail(c, err)
@@ -226,7 +226,7 @@ func (a *API) forget(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.rooms.Forget(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID)); err != nil {
+	if err := a.rooms.Forget(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -254,7 +254,7 @@ func (a *API) report(c *gin.Context, eventID id.EventID) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.rooms.Report(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), eventID,
+	if err := a.rooms.Report(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID, eventID,
 		body.Reason, body.Score); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -287,7 +287,7 @@ func (a *API) reportUser(c *gin.Context) {
 		}
 		known = err == nil
 	}
-	if err := a.rooms.ReportUser(ctx, id.UserID(httpx.PrincipalOf(c).UserID), user, *body.Reason, known); err != nil {
+	if err := a.rooms.ReportUser(ctx, httpx.PrincipalOf(c).UserID, user, *body.Reason, known); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -310,7 +310,7 @@ func (a *API) timestampToEvent(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("dir must be f or b"))
 		return
 	}
-	ev, err := a.rooms.TimestampToEvent(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), ts, dir == "f")
+	ev, err := a.rooms.TimestampToEvent(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID, ts, dir == "f")
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -329,7 +329,7 @@ func (a *API) mutualRooms(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("Unknown from token"))
 		return
 	}
-	joined, err := a.rooms.MutualRooms(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(other))
+	joined, err := a.rooms.MutualRooms(c.Request.Context(), httpx.PrincipalOf(c).UserID, id.UserID(other))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -38,7 +38,7 @@ func (a *API) typing(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("typing is required"))
 		return
 	}
-	me := id.UserID(httpx.PrincipalOf(c).UserID)
+	me := httpx.PrincipalOf(c).UserID
 	if id.UserID(c.Param("userId")) != me {
 		httpx.Fail(c, types.Forbidden("You can only set your own typing state"))
 		return
@@ -64,7 +64,7 @@ func (a *API) receipt(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	me := id.UserID(httpx.PrincipalOf(c).UserID)
+	me := httpx.PrincipalOf(c).UserID
 	eventID := id.EventID(c.Param("eventId"))
 	ctx := c.Request.Context()
 	var err error
@@ -101,7 +101,7 @@ func (a *API) readMarkers(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	me := id.UserID(httpx.PrincipalOf(c).UserID)
+	me := httpx.PrincipalOf(c).UserID
 	ctx := c.Request.Context()
 	if body.FullyRead != "" {
 		if _, err := a.rooms.Event(ctx, roomID, me, body.FullyRead); err != nil {
@@ -139,7 +139,7 @@ func (a *API) sendToDevice(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	if err := a.eph.SendToDevice(c.Request.Context(), id.UserID(p.UserID), p.DeviceID, c.Param("txnId"),
+	if err := a.eph.SendToDevice(c.Request.Context(), p.UserID, string(p.DeviceID), c.Param("txnId"),
 		c.Param("eventType"), body.Messages); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -157,7 +157,7 @@ func (a *API) putPresence(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.eph.SetPresence(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(c.Param("userId")),
+	if err := a.eph.SetPresence(c.Request.Context(), httpx.PrincipalOf(c).UserID, id.UserID(c.Param("userId")),
 		body.Presence, body.StatusMsg); err != nil {
 		httpx.Fail(c, err)
 		return

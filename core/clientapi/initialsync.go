@@ -48,8 +48,8 @@ func (a *API) initialSync(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	resp, err := a.sync_.InitialSync(c.Request.Context(), &tsync.InitialSyncRequest{User: id.UserID(p.UserID),
-		Device: p.DeviceID, Limit: limit, Archived: archived})
+	resp, err := a.sync_.InitialSync(c.Request.Context(), &tsync.InitialSyncRequest{User: p.UserID,
+		Device: string(p.DeviceID), Limit: limit, Archived: archived})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -68,8 +68,8 @@ func (a *API) roomInitialSync(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	info, err := a.sync_.RoomInitialSync(c.Request.Context(), &tsync.RoomInitialSyncRequest{User: id.UserID(p.UserID),
-		Device: p.DeviceID, RoomID: roomID, Limit: limit})
+	info, err := a.sync_.RoomInitialSync(c.Request.Context(), &tsync.RoomInitialSyncRequest{User: p.UserID,
+		Device: string(p.DeviceID), RoomID: roomID, Limit: limit})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -100,7 +100,7 @@ func (a *API) eventStream(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	resp, err := a.sync_.Events(ctx, &tsync.EventsRequest{User: id.UserID(p.UserID), Device: p.DeviceID,
+	resp, err := a.sync_.Events(ctx, &tsync.EventsRequest{User: p.UserID, Device: string(p.DeviceID),
 		From: c.Query("from"), Timeout: timeout, RoomID: roomID})
 	if err != nil {
 		if ctx.Err() != nil {

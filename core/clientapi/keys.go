@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/keys"
@@ -44,7 +43,7 @@ func (a *API) keysUpload(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	counts, err := a.keys.Upload(c.Request.Context(), p.UserID, p.DeviceID, &req)
+	counts, err := a.keys.Upload(c.Request.Context(), string(p.UserID), string(p.DeviceID), &req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -66,7 +65,7 @@ func (a *API) keysQuery(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("device_keys is required"))
 		return
 	}
-	resp, err := a.keys.Query(c.Request.Context(), httpx.PrincipalOf(c).UserID, req.DeviceKeys)
+	resp, err := a.keys.Query(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req.DeviceKeys)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -113,7 +112,7 @@ func (a *API) keysChanges(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	changed, left, err := a.keys.DeviceListUpdates(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), from, to)
+	changed, left, err := a.keys.DeviceListUpdates(c.Request.Context(), httpx.PrincipalOf(c).UserID, from, to)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -145,20 +144,20 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	needs, err := a.keys.NeedsUIA(ctx, p.UserID, &req.DeviceSigningRequest)
+	needs, err := a.keys.NeedsUIA(ctx, string(p.UserID), &req.DeviceSigningRequest)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
 	var res *users.UIAResult
 	if needs {
-		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
+		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
 			Endpoint: "keys/device_signing/upload", Flows: users.PasswordFlows}); err != nil {
 			httpx.Fail(c, err)
 			return
 		}
 	}
-	if err := a.keys.UploadDeviceSigning(ctx, p.UserID, &req.DeviceSigningRequest); err != nil {
+	if err := a.keys.UploadDeviceSigning(ctx, string(p.UserID), &req.DeviceSigningRequest); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -175,7 +174,7 @@ func (a *API) signaturesUpload(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	failures, err := a.keys.UploadSignatures(c.Request.Context(), httpx.PrincipalOf(c).UserID, req)
+	failures, err := a.keys.UploadSignatures(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -196,7 +195,7 @@ func (a *API) createBackupVersion(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	v, err := a.keys.CreateBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, req.Algorithm, req.AuthData)
+	v, err := a.keys.CreateBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req.Algorithm, req.AuthData)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -206,7 +205,7 @@ func (a *API) createBackupVersion(c *gin.Context) {
 
 // GET /_matrix/client/v3/room_keys/version[/{version}]
 func (a *API) getBackupVersion(c *gin.Context) {
-	info, err := a.keys.BackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version"))
+	info, err := a.keys.BackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -221,7 +220,7 @@ func (a *API) putBackupVersion(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.keys.UpdateBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version"),
+	if err := a.keys.UpdateBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version"),
 		req.Version, req.Algorithm, req.AuthData); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -231,7 +230,7 @@ func (a *API) putBackupVersion(c *gin.Context) {
 
 // DELETE /_matrix/client/v3/room_keys/version/{version}
 func (a *API) deleteBackupVersion(c *gin.Context) {
-	if err := a.keys.DeleteBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version")); err != nil {
+	if err := a.keys.DeleteBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version")); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -241,7 +240,7 @@ func (a *API) deleteBackupVersion(c *gin.Context) {
 // GET /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
 func (a *API) getBackupKeys(c *gin.Context) {
 	roomID, sessionID := backupPath(c)
-	rooms, err := a.keys.BackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"), roomID, sessionID)
+	rooms, err := a.keys.BackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"), roomID, sessionID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -291,7 +290,7 @@ func (a *API) putBackupKeys(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	counts, err := a.keys.PutBackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"), rooms)
+	counts, err := a.keys.PutBackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"), rooms)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -302,7 +301,7 @@ func (a *API) putBackupKeys(c *gin.Context) {
 // DELETE /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
 func (a *API) deleteBackupKeys(c *gin.Context) {
 	roomID, sessionID := backupPath(c)
-	counts, err := a.keys.DeleteBackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"),
+	counts, err := a.keys.DeleteBackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"),
 		roomID, sessionID)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -330,7 +329,7 @@ func (a *API) putDehydratedDevice(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	dev, err := a.keys.PutDehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID, &req)
+	dev, err := a.keys.PutDehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), &req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -340,7 +339,7 @@ func (a *API) putDehydratedDevice(c *gin.Context) {
 
 // GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
 func (a *API) getDehydratedDevice(c *gin.Context) {
-	d, err := a.keys.DehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID)
+	d, err := a.keys.DehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -350,7 +349,7 @@ func (a *API) getDehydratedDevice(c *gin.Context) {
 
 // DELETE /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
 func (a *API) deleteDehydratedDevice(c *gin.Context) {
-	dev, err := a.keys.DeleteDehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID)
+	dev, err := a.keys.DeleteDehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -367,7 +366,7 @@ func (a *API) dehydratedEvents(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	events, next, err := a.keys.DehydratedEvents(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("deviceId"), req.NextBatch)
+	events, next, err := a.keys.DehydratedEvents(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("deviceId"), req.NextBatch)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

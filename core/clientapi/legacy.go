@@ -32,7 +32,7 @@ func (a *API) eventByID(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("Invalid event ID"))
 		return
 	}
-	ev, err := a.rooms.EventAnywhere(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), eventID)
+	ev, err := a.rooms.EventAnywhere(c.Request.Context(), httpx.PrincipalOf(c).UserID, eventID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -46,8 +46,8 @@ func (a *API) whois(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := c.Param("userId")
 	me := httpx.PrincipalOf(c).UserID
-	if user != me {
-		if admin, err := a.users.IsAdmin(ctx, me); err != nil {
+	if user != string(me) {
+		if admin, err := a.users.IsAdmin(ctx, string(me)); err != nil {
 			httpx.Fail(c, err)
 			return
 		} else if !admin {
@@ -89,7 +89,7 @@ func (a *API) turnServer(c *gin.Context) {
 		return
 	}
 	expiry := time.Now().Add(t.UserLifetime).Unix()
-	username := strconv.FormatInt(expiry, 10) + ":" + httpx.PrincipalOf(c).UserID
+	username := strconv.FormatInt(expiry, 10) + ":" + string(httpx.PrincipalOf(c).UserID)
 	mac := hmac.New(sha1.New, []byte(t.SharedSecret))
 	mac.Write([]byte(username))
 	httpx.OK(c, gin.H{"username": username, "password": base64.StdEncoding.EncodeToString(mac.Sum(nil)),
@@ -103,7 +103,7 @@ func (a *API) openIDToken(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	tok, err := a.users.RequestOpenIDToken(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"))
+	tok, err := a.users.RequestOpenIDToken(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -115,7 +115,7 @@ func (a *API) openIDToken(c *gin.Context) {
 func (a *API) roomSummary(c *gin.Context) {
 	var user id.UserID
 	if p := httpx.PrincipalOf(c); p != nil {
-		user = id.UserID(p.UserID)
+		user = p.UserID
 	}
 	out, err := a.rooms.RoomSummary(c.Request.Context(), c.Param("roomIdOrAlias"), user)
 	if err != nil {

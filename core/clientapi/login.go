@@ -146,13 +146,13 @@ func (a *API) getLoginToken(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
 		Endpoint: "login/get_token", Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	tok, life, err := a.users.CreateLoginToken(ctx, p.UserID)
+	tok, life, err := a.users.CreateLoginToken(ctx, string(p.UserID))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -15,7 +15,7 @@ import (
 // suspendedRedaction).
 func notSuspended(c *gin.Context) {
 	if p := httpx.PrincipalOf(c); p != nil && p.Suspended {
-		httpx.Fail(c, users.ErrSuspended)
+		httpx.Fail(c, types.ErrSuspended)
 		return
 	}
 	c.Next()
@@ -27,13 +27,13 @@ func (a *API) suspendedRedaction(c *gin.Context, roomID id.RoomID, target id.Eve
 	if p == nil || !p.Suspended {
 		return false
 	}
-	ev, err := a.rooms.Event(c.Request.Context(), roomID, id.UserID(p.UserID), target)
+	ev, err := a.rooms.Event(c.Request.Context(), roomID, p.UserID, target)
 	if err != nil {
 		httpx.Fail(c, err)
 		return true
 	}
-	if ev.Sender != id.UserID(p.UserID) {
-		httpx.Fail(c, users.ErrSuspended)
+	if ev.Sender != p.UserID {
+		httpx.Fail(c, types.ErrSuspended)
 		return true
 	}
 	return false
@@ -46,7 +46,7 @@ func (a *API) registerModeration(v1 gin.IRouter, auth gin.HandlerFunc) {
 			key = "locked"
 		}
 		v1.GET(path, auth, func(c *gin.Context) {
-			on, err := a.users.Restricted(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"), r)
+			on, err := a.users.Restricted(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), r)
 			if err != nil {
 				httpx.Fail(c, err)
 				return
@@ -64,7 +64,7 @@ func (a *API) registerModeration(v1 gin.IRouter, auth gin.HandlerFunc) {
 				httpx.Fail(c, types.MissingParam("%s (true or false) is required", key))
 				return
 			}
-			if err := a.users.Restrict(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"), r, on); err != nil {
+			if err := a.users.Restrict(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), r, on); err != nil {
 				httpx.Fail(c, err)
 				return
 			}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
@@ -56,7 +55,7 @@ func (a *API) putProfileField(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("The body must contain %q", key))
 		return
 	}
-	if err := a.users.SetProfileField(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"), key, v); err != nil {
+	if err := a.users.SetProfileField(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), key, v); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -71,12 +70,12 @@ func (a *API) profileChanged(c *gin.Context, key string) {
 	if key != "displayname" && key != "avatar_url" {
 		return
 	}
-	_ = a.rooms.ProfileChanged(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID))
+	_ = a.rooms.ProfileChanged(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 }
 
 // DELETE /_matrix/client/v3/profile/{userId}/{keyName}
 func (a *API) deleteProfileField(c *gin.Context) {
-	if err := a.users.SetProfileField(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"), c.Param("key"), nil); err != nil {
+	if err := a.users.SetProfileField(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), c.Param("key"), nil); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

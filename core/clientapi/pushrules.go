@@ -20,7 +20,7 @@ func (a *API) registerPushRules(g gin.IRouter, auth gin.HandlerFunc) {
 	g.PUT("/pushrules/global/:kind/:ruleId/:attr", auth, a.putPushRuleAttr)
 }
 
-func me(c *gin.Context) id.UserID { return id.UserID(httpx.PrincipalOf(c).UserID) }
+func me(c *gin.Context) id.UserID { return httpx.PrincipalOf(c).UserID }
 
 // GET /_matrix/client/v3/pushrules/
 func (a *API) getPushRules(c *gin.Context) {

@@ -35,7 +35,7 @@ func (a *API) relations(c *gin.Context) {
 		return
 	}
 	page, err := a.rooms.Relations(c.Request.Context(), &rooms.RelationsRequest{RoomID: roomID,
-		User: id.UserID(httpx.PrincipalOf(c).UserID), EventID: id.EventID(c.Param("eventId")),
+		User: httpx.PrincipalOf(c).UserID, EventID: id.EventID(c.Param("eventId")),
 		RelType: c.Param("relType"), EventType: c.Param("eventType"), From: c.Query("from"),
 		Forwards: dir == "f", Limit: limit})
 	if err != nil {
@@ -60,7 +60,7 @@ func (a *API) threads(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("include must be all or participated"))
 		return
 	}
-	page, err := a.rooms.Threads(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+	page, err := a.rooms.Threads(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID,
 		c.Query("from"), limit, include == "participated")
 	if err != nil {
 		httpx.Fail(c, err)
@@ -89,7 +89,7 @@ func (a *API) hierarchy(c *gin.Context) {
 		maxDepth = n
 	}
 	list, next, err := a.rooms.Hierarchy(c.Request.Context(), &rooms.HierarchyRequest{RoomID: roomID,
-		User: id.UserID(httpx.PrincipalOf(c).UserID), SuggestedOnly: c.Query("suggested_only") == "true",
+		User: httpx.PrincipalOf(c).UserID, SuggestedOnly: c.Query("suggested_only") == "true",
 		Limit: limit, MaxDepth: maxDepth, From: c.Query("from")})
 	if err != nil {
 		httpx.Fail(c, err)
@@ -120,7 +120,7 @@ func (a *API) upgrade(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("new_version is required"))
 		return
 	}
-	newRoom, err := a.rooms.Upgrade(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+	newRoom, err := a.rooms.Upgrade(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID,
 		body.NewVersion, body.AdditionalCreators)
 	if err != nil {
 		httpx.Fail(c, err)

@@ -64,7 +64,7 @@ func (a *API) createRoom(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	req.Creator = id.UserID(httpx.PrincipalOf(c).UserID)
+	req.Creator = httpx.PrincipalOf(c).UserID
 	roomID, err := a.rooms.CreateRoom(c.Request.Context(), &req)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -108,7 +108,7 @@ func (a *API) join(c *gin.Context, target, membership string) {
 		httpx.Fail(c, err)
 		return
 	}
-	me := id.UserID(httpx.PrincipalOf(c).UserID)
+	me := httpx.PrincipalOf(c).UserID
 	if _, err := a.rooms.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: me,
 		Membership: membership, Reason: body.Reason}); err != nil {
 		httpx.Fail(c, err)
@@ -129,7 +129,7 @@ func (a *API) membership(action string) gin.HandlerFunc {
 			httpx.Fail(c, err)
 			return
 		}
-		me := id.UserID(httpx.PrincipalOf(c).UserID)
+		me := httpx.PrincipalOf(c).UserID
 		req := &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: body.UserID, Reason: body.Reason}
 		switch action {
 		case "leave":
@@ -208,7 +208,7 @@ func (a *API) getState(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, err := a.rooms.StateEvent(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+	ev, err := a.rooms.StateEvent(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID,
 		c.Param("eventType"), stateKeyParam(c))
 	if err != nil {
 		httpx.Fail(c, err)
@@ -227,7 +227,7 @@ func (a *API) getFullState(c *gin.Context) {
 	if !ok {
 		return
 	}
-	evs, err := a.rooms.State(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID))
+	evs, err := a.rooms.State(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -252,7 +252,7 @@ func (a *API) redact(c *gin.Context) {
 	if a.suspendedRedaction(c, roomID, id.EventID(c.Param("eventId"))) {
 		return
 	}
-	eid, err := a.rooms.Redact(c.Request.Context(), roomID, id.UserID(p.UserID), p.DeviceID,
+	eid, err := a.rooms.Redact(c.Request.Context(), roomID, p.UserID, string(p.DeviceID),
 		id.EventID(c.Param("eventId")), body.Reason, c.Param("txnId"))
 	if err != nil {
 		httpx.Fail(c, err)
@@ -267,7 +267,7 @@ func (a *API) members(c *gin.Context) {
 	if !ok {
 		return
 	}
-	evs, err := a.rooms.Members(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), rooms.MembersRequest{
+	evs, err := a.rooms.Members(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID, rooms.MembersRequest{
 		At: c.Query("at"), Membership: c.Query("membership"), NotMembership: c.Query("not_membership")})
 	if err != nil {
 		httpx.Fail(c, err)
@@ -282,7 +282,7 @@ func (a *API) joinedMembers(c *gin.Context) {
 	if !ok {
 		return
 	}
-	m, err := a.rooms.JoinedMembers(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID))
+	m, err := a.rooms.JoinedMembers(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -292,7 +292,7 @@ func (a *API) joinedMembers(c *gin.Context) {
 
 // GET /_matrix/client/v3/joined_rooms
 func (a *API) joinedRooms(c *gin.Context) {
-	rs, err := a.rooms.JoinedRooms(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID))
+	rs, err := a.rooms.JoinedRooms(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -353,7 +353,7 @@ func (a *API) messages(c *gin.Context) {
 		limit = filter.Limit
 	}
 	page, err := a.rooms.Messages(c.Request.Context(), &rooms.MessagesRequest{RoomID: roomID,
-		User: id.UserID(httpx.PrincipalOf(c).UserID), Device: httpx.PrincipalOf(c).DeviceID, From: c.Query("from"), To: c.Query("to"),
+		User: httpx.PrincipalOf(c).UserID, Device: string(httpx.PrincipalOf(c).DeviceID), From: c.Query("from"), To: c.Query("to"),
 		Backwards: dir == "b", Limit: limit, Filter: filter})
 	if err != nil {
 		httpx.Fail(c, err)
@@ -376,7 +376,7 @@ func (a *API) eventContext(c *gin.Context) {
 	if !ok {
 		return
 	}
-	res, err := a.rooms.Context(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID),
+	res, err := a.rooms.Context(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID,
 		id.EventID(c.Param("eventId")), limit, filter)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -391,7 +391,7 @@ func (a *API) getEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, err := a.rooms.Event(c.Request.Context(), roomID, id.UserID(httpx.PrincipalOf(c).UserID), id.EventID(c.Param("eventId")))
+	ev, err := a.rooms.Event(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID, id.EventID(c.Param("eventId")))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/rooms"
@@ -57,7 +56,7 @@ func (a *API) search(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	res, err := a.rooms.Search(c.Request.Context(), &rooms.SearchRequest{User: id.UserID(p.UserID), Device: p.DeviceID,
+	res, err := a.rooms.Search(c.Request.Context(), &rooms.SearchRequest{User: p.UserID, Device: string(p.DeviceID),
 		NextBatch: c.Query("next_batch"), Criteria: &criteria})
 	if err != nil {
 		httpx.Fail(c, err)

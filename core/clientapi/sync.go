@@ -51,17 +51,17 @@ func (a *API) sync(c *gin.Context) {
 	// Syncing marks the user online (or unavailable) unless the client asks
 	// not to; "offline" leaves their presence as it is.
 	if setPresence != "offline" {
-		if err := a.eph.MarkActive(ctx, id.UserID(p.UserID), setPresence); err != nil {
+		if err := a.eph.MarkActive(ctx, p.UserID, setPresence); err != nil {
 			httpx.Fail(c, err)
 			return
 		}
 	}
-	filter, err := a.sync_.ResolveFilter(ctx, id.UserID(p.UserID), c.Query("filter"))
+	filter, err := a.sync_.ResolveFilter(ctx, p.UserID, c.Query("filter"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: id.UserID(p.UserID), DeviceID: p.DeviceID,
+	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: p.UserID, DeviceID: string(p.DeviceID),
 		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -84,7 +84,7 @@ func (a *API) createFilter(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	fid, err := a.sync_.CreateFilter(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(c.Param("userId")), body)
+	fid, err := a.sync_.CreateFilter(c.Request.Context(), httpx.PrincipalOf(c).UserID, id.UserID(c.Param("userId")), body)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -94,7 +94,7 @@ func (a *API) createFilter(c *gin.Context) {
 
 // GET /_matrix/client/v3/user/{userId}/filter/{filterId}
 func (a *API) getFilter(c *gin.Context) {
-	raw, err := a.sync_.GetFilter(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), id.UserID(c.Param("userId")),
+	raw, err := a.sync_.GetFilter(c.Request.Context(), httpx.PrincipalOf(c).UserID, id.UserID(c.Param("userId")),
 		c.Param("filterId"))
 	if err != nil {
 		httpx.Fail(c, err)

@@ -22,7 +22,7 @@ type tagContent struct {
 
 // readTags returns the user's tags of a room (none when unset).
 func (a *API) readTags(c *gin.Context) (*tagContent, error) {
-	raw, err := a.users.GetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"),
+	raw, err := a.users.GetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
 		c.Param("roomId"), "m.tag")
 	tags := &tagContent{Tags: map[string]map[string]any{}}
 	if me, ok := types.AsError(err); ok && me.Code == types.CodeNotFound {
@@ -41,7 +41,7 @@ func (a *API) writeTags(c *gin.Context, tags *tagContent) error {
 	if err != nil {
 		return err
 	}
-	return a.users.SetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("userId"),
+	return a.users.SetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
 		c.Param("roomId"), "m.tag", raw)
 }
 

@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
@@ -30,7 +29,7 @@ func (a *API) searchUsers(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("limit must not be negative"))
 		return
 	}
-	users, limited, err := a.rooms.SearchUsers(c.Request.Context(), id.UserID(httpx.PrincipalOf(c).UserID), *body.SearchTerm, body.Limit)
+	users, limited, err := a.rooms.SearchUsers(c.Request.Context(), httpx.PrincipalOf(c).UserID, *body.SearchTerm, body.Limit)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

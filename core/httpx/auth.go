@@ -8,18 +8,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/core/users"
 )
 
 // Authenticator resolves an access token to its principal.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token, ip string) (*users.Principal, error)
+	Authenticate(ctx context.Context, token, ip string) (*types.Principal, error)
 }
 
 // RequestAuthenticator also sees the request: appservices name the user they
 // act for in the query (masquerading).
 type RequestAuthenticator interface {
-	AuthenticateRequest(r *http.Request, token, ip string) (*users.Principal, error)
+	AuthenticateRequest(r *http.Request, token, ip string) (*types.Principal, error)
 }
 
 const principalKey = "tributary.principal"
@@ -45,7 +44,7 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 			Fail(c, types.NewError(http.StatusUnauthorized, types.CodeMissingToken, "Missing access token"))
 			return
 		}
-		var p *users.Principal
+		var p *types.Principal
 		var err error
 		if ra, ok := a.(RequestAuthenticator); ok {
 			p, err = ra.AuthenticateRequest(c.Request, tok, c.ClientIP())
@@ -59,7 +58,7 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 		if p.Locked && !logoutPath(c.FullPath()) {
 			// A locked account may only log out; its sessions stay for
 			// when the lock is lifted.
-			Fail(c, users.ErrLocked)
+			Fail(c, types.ErrLocked)
 			return
 		}
 		c.Set(principalKey, p)
@@ -86,9 +85,9 @@ func OptionalAuth(a Authenticator) gin.HandlerFunc {
 }
 
 // PrincipalOf returns the authenticated caller, or nil.
-func PrincipalOf(c *gin.Context) *users.Principal {
+func PrincipalOf(c *gin.Context) *types.Principal {
 	if v, ok := c.Get(principalKey); ok {
-		return v.(*users.Principal)
+		return v.(*types.Principal)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package types holds what every layer of Tributary shares: Matrix error codes,
-// the error value that carries them to the HTTP edge, and sentinel errors. It
-// imports nothing of this module.
+// the error value that carries them to the HTTP edge, sentinel errors, and the
+// Principal a request is authenticated as. It imports nothing of this module
+// and, of mautrix, only id.
 package types
 
 import (

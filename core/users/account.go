@@ -53,7 +53,7 @@ func (s *Service) IsAdmin(ctx context.Context, userID string) (bool, error) {
 
 // ChangePassword sets a new password; with logoutDevices every other device
 // of the caller is logged out.
-func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword string, logoutDevices bool) error {
+func (s *Service) ChangePassword(ctx context.Context, p *types.Principal, newPassword string, logoutDevices bool) error {
 	if newPassword == "" {
 		return types.MissingParam("new_password is required")
 	}
@@ -64,24 +64,25 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, newPassword 
 	if err != nil {
 		return internal("hash password", err)
 	}
+	userID, deviceID := string(p.UserID), string(p.DeviceID)
 	var deleted []string
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
-		if err := s.store.SetPasswordHash(ctx, p.UserID, hash); err != nil {
+		if err := s.store.SetPasswordHash(ctx, userID, hash); err != nil {
 			return err
 		}
 		if logoutDevices {
 			var err error
-			if deleted, err = s.deviceIDs(ctx, p.UserID, p.DeviceID); err != nil {
+			if deleted, err = s.deviceIDs(ctx, userID, deviceID); err != nil {
 				return err
 			}
-			return s.store.DeleteAllDevices(ctx, p.UserID, p.DeviceID)
+			return s.store.DeleteAllDevices(ctx, userID, deviceID)
 		}
 		return nil
 	})
 	if err != nil {
 		return internal("change password", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
+	s.opts.OnDevicesDeleted(ctx, userID, deleted)
 	return nil
 }
 

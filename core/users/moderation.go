@@ -3,7 +3,6 @@ package users
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -11,14 +10,6 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
-
-// ErrLocked is the answer to everything but logging out on a locked account.
-var ErrLocked = &types.Error{Status: http.StatusUnauthorized, Code: types.CodeUserLocked,
-	Message: "This account has been locked", Extra: map[string]any{"soft_logout": true}}
-
-// ErrSuspended is the answer to what a suspended account may not do.
-var ErrSuspended = &types.Error{Status: http.StatusForbidden, Code: types.CodeUserSuspended,
-	Message: "This account has been suspended"}
 
 // restrictions are an account's suspension and lock, kept in memory
 // (Service.restrictions) because every authenticated request needs them.
@@ -82,7 +73,7 @@ func (s *Service) refuseLocked(ctx context.Context, userID string) error {
 		return internal("account restrictions", err)
 	}
 	if locked {
-		return ErrLocked
+		return types.ErrLocked
 	}
 	return nil
 }

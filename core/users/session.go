@@ -6,22 +6,11 @@ import (
 	"net/http"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
-
-// Principal is the authenticated caller of a request.
-type Principal struct {
-	UserID    string
-	DeviceID  string
-	TokenHash string
-	// AppServiceID is set when an appservice's as_token authenticated the
-	// request (UserID is then its sender or a user it masquerades as).
-	AppServiceID string
-	// Suspended accounts may do little (see clientapi); locked ones nothing
-	// but log out (core/httpx refuses the rest).
-	Suspended, Locked bool
-}
 
 // Session is what login, registration and refresh hand back to the client.
 type Session struct {
@@ -112,7 +101,7 @@ var (
 )
 
 // Authenticate looks up an access token.
-func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, token, ip string) (*types.Principal, error) {
 	h := hashToken(token)
 	at, err := s.store.GetAccessToken(ctx, h)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -140,7 +129,8 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Principa
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{UserID: at.UserID, DeviceID: at.DeviceID, TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
+	return &types.Principal{Kind: types.PrincipalUser, UserID: id.UserID(at.UserID), DeviceID: id.DeviceID(at.DeviceID),
+		TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
 }
 
 // touchDevice records last_seen at most every five minutes per device, so
@@ -193,23 +183,25 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 }
 
 // Logout deletes the caller's device and its tokens.
-func (s *Service) Logout(ctx context.Context, p *Principal) error {
-	if err := s.store.DeleteDevices(ctx, p.UserID, []string{p.DeviceID}); err != nil {
+func (s *Service) Logout(ctx context.Context, p *types.Principal) error {
+	userID, deviceID := string(p.UserID), string(p.DeviceID)
+	if err := s.store.DeleteDevices(ctx, userID, []string{deviceID}); err != nil {
 		return internal("logout", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, p.UserID, []string{p.DeviceID})
+	s.opts.OnDevicesDeleted(ctx, userID, []string{deviceID})
 	return nil
 }
 
 // LogoutAll deletes every device of the caller.
-func (s *Service) LogoutAll(ctx context.Context, p *Principal) error {
-	deleted, err := s.deviceIDs(ctx, p.UserID, "")
+func (s *Service) LogoutAll(ctx context.Context, p *types.Principal) error {
+	userID := string(p.UserID)
+	deleted, err := s.deviceIDs(ctx, userID, "")
 	if err != nil {
 		return internal("logout all", err)
 	}
-	if err := s.store.DeleteAllDevices(ctx, p.UserID, ""); err != nil {
+	if err := s.store.DeleteAllDevices(ctx, userID, ""); err != nil {
 		return internal("logout all", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
+	s.opts.OnDevicesDeleted(ctx, userID, deleted)
 	return nil
 }

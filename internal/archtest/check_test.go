@@ -38,7 +38,7 @@ func fake(lines ...string) graph {
 var designed = []string{
 	"cmd/tributary: core/clientapi core/admin core/httpx core/rooms core/users core/config federation/inbound federation/outbound appservice/routes appservice/pusher bridges/manager storage storage/open",
 	"core/types: maunium.net/go/mautrix/id",
-	"core/httpx: github.com/gin-gonic/gin core/types core/users",
+	"core/httpx: github.com/gin-gonic/gin core/types",
 	"core/clientapi: github.com/gin-gonic/gin core/httpx core/rooms core/users core/sync core/types",
 	"core/admin: github.com/gin-gonic/gin core/httpx core/users",
 	"core/rooms: core/types core/events core/state core/stream core/push storage",
@@ -92,8 +92,6 @@ func TestRules(t *testing.T) {
 				"core-outward core/admin appservice/registry",
 				"core-outward core/clientapi appservice/pusher",
 				"core-outward core/clientapi appservice/registry",
-				"core-outward core/httpx appservice/pusher",
-				"core-outward core/httpx appservice/registry",
 				"core-outward core/users appservice/pusher",
 				"core-outward core/users appservice/registry",
 			},
@@ -135,6 +133,27 @@ func TestRules(t *testing.T) {
 				"handler-storage core/admin storage/sqldb",
 				"storage-backend core/admin storage/sqldb",
 				"handler-storage federation/inbound storage",
+			},
+		},
+		{
+			name:  "core/httpx imports a core service",
+			extra: []string{"core/httpx: core/users"},
+			want: []string{
+				"httpx-leaf core/httpx core/users",
+				"httpx-leaf core/httpx storage",
+			},
+		},
+		{
+			name:  "core/httpx reaches a service through a helper",
+			extra: []string{"core/httpx: internal/helper", "internal/helper: core/rooms"},
+			want: []string{
+				"httpx-leaf core/httpx core/events",
+				"httpx-leaf core/httpx core/push",
+				"httpx-leaf core/httpx core/rooms",
+				"httpx-leaf core/httpx core/state",
+				"httpx-leaf core/httpx core/stream",
+				"httpx-leaf core/httpx internal/helper",
+				"httpx-leaf core/httpx storage",
 			},
 		},
 		{
@@ -267,6 +286,7 @@ func TestEveryRuleCanFail(t *testing.T) {
 		"appservice/registry: bridges/manager",
 		"core/admin: storage/sqldb",
 		"core/push: core/clientapi",
+		"core/httpx: core/users",
 		"storage/sqldb: core/rooms github.com/gin-gonic/gin",
 		"plugins/proto: core/types",
 		"bridges/irc: plugins/host",

@@ -102,6 +102,13 @@ var rules = []rule{{
 	applies: func(pkg string) bool { return under(pkg, edge...) },
 	forbids: func(_, imp string) bool { return localUnder(imp, "storage") },
 }, {
+	// Transitive: a helper package in between must not bring a service in.
+	id:         "httpx-leaf",
+	why:        "core/httpx depends on no core service: of this module only the leaf packages core/types and core/config (services hand it a types.Principal through its Authenticator interface)",
+	transitive: true,
+	applies:    func(pkg string) bool { return pkg == "core/httpx" },
+	forbids:    func(_, imp string) bool { return localOutside(imp, "core/types", "core/config") },
+}, {
 	id:         "service-edge",
 	why:        "core services, federation, appservice and bridges must not import the HTTP edge (handlers, core/httpx)",
 	transitive: true,
