@@ -1,7 +1,10 @@
 // Package storage declares one interface per data area and the row types they
 // carry. Backends (storage/sqlite, storage/postgres, both built on storage/sqldb)
 // implement them; core services depend only on these interfaces. This package
-// imports nothing of this module but core/types.
+// imports nothing of this module but core/types. Matrix identifiers are
+// mautrix id types (id.UserID, id.RoomID, id.EventID, id.DeviceID,
+// id.RoomAlias): database/sql passes them as their string kind and scans
+// into them, so backends need no conversions.
 //
 // Transactions travel in the context: Store.WithTx runs a function with a
 // context that makes every call on the store use one transaction.
@@ -10,6 +13,8 @@ package storage
 import (
 	"context"
 	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/types"
 )
@@ -22,7 +27,7 @@ var (
 
 // Account is a local user.
 type Account struct {
-	UserID       string
+	UserID       id.UserID
 	Localpart    string
 	PasswordHash string // empty: no password login
 	IsAdmin      bool
@@ -34,8 +39,8 @@ type Account struct {
 
 // Device is one login of a user.
 type Device struct {
-	UserID      string
-	DeviceID    string
+	UserID      id.UserID
+	DeviceID    id.DeviceID
 	DisplayName string
 	LastSeenIP  string
 	LastSeenTS  int64
@@ -45,8 +50,8 @@ type Device struct {
 // AccessToken is stored by the SHA-256 hash of the token, never the token itself.
 type AccessToken struct {
 	TokenHash string
-	UserID    string
-	DeviceID  string
+	UserID    id.UserID
+	DeviceID  id.DeviceID
 	ExpiresAt int64 // ms since the epoch; 0 never expires
 	// RefreshHash is the refresh token issued together with this access token.
 	RefreshHash string
@@ -60,8 +65,8 @@ type AccessToken struct {
 // revoked when this one is first used.
 type RefreshToken struct {
 	TokenHash string
-	UserID    string
-	DeviceID  string
+	UserID    id.UserID
+	DeviceID  id.DeviceID
 	PrevHash  string
 	CreatedAt int64
 }
@@ -69,15 +74,15 @@ type RefreshToken struct {
 // LoginToken is a short-lived single-use token for m.login.token.
 type LoginToken struct {
 	TokenHash string
-	UserID    string
+	UserID    id.UserID
 	ExpiresAt int64
 }
 
 // UIASession is a user-interactive authentication session in progress.
 type UIASession struct {
 	SessionID string
-	UserID    string // empty while registering
-	Endpoint  string // the request the session was started for
+	UserID    id.UserID // empty while registering
+	Endpoint  string    // the request the session was started for
 	Data      json.RawMessage
 	CreatedAt int64
 }
@@ -93,8 +98,8 @@ type RegistrationToken struct {
 
 // AccountDataEntry is one account data event of a user, global (RoomID "") or per room.
 type AccountDataEntry struct {
-	UserID    string
-	RoomID    string
+	UserID    id.UserID
+	RoomID    id.RoomID
 	Type      string
 	Content   json.RawMessage
 	StreamPos int64
@@ -104,14 +109,14 @@ type AccountDataEntry struct {
 type Accounts interface {
 	// CreateAccount fails with ErrConflict if the user ID is taken.
 	CreateAccount(ctx context.Context, a *Account) error
-	GetAccount(ctx context.Context, userID string) (*Account, error)
+	GetAccount(ctx context.Context, userID id.UserID) (*Account, error)
 	ListAccounts(ctx context.Context) ([]*Account, error)
 	CountAccounts(ctx context.Context) (int64, error)
-	SetPasswordHash(ctx context.Context, userID, hash string) error
-	SetAdmin(ctx context.Context, userID string, admin bool) error
+	SetPasswordHash(ctx context.Context, userID id.UserID, hash string) error
+	SetAdmin(ctx context.Context, userID id.UserID, admin bool) error
 	// DeactivateAccount marks the account deactivated, clears its password
 	// and deletes its pushers.
-	DeactivateAccount(ctx context.Context, userID string) error
+	DeactivateAccount(ctx context.Context, userID id.UserID) error
 }
 
 // Devices stores devices and their access and refresh tokens; deleting a
@@ -120,16 +125,16 @@ type Devices interface {
 	// UpsertDevice inserts the device or, if it exists, keeps it as it is
 	// (apart from an empty display name being filled in).
 	UpsertDevice(ctx context.Context, d *Device) error
-	GetDevice(ctx context.Context, userID, deviceID string) (*Device, error)
-	ListDevices(ctx context.Context, userID string) ([]*Device, error)
-	SetDeviceDisplayName(ctx context.Context, userID, deviceID, name string) error
-	SetDeviceLastSeen(ctx context.Context, userID, deviceID, ip string, ts int64) error
+	GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*Device, error)
+	ListDevices(ctx context.Context, userID id.UserID) ([]*Device, error)
+	SetDeviceDisplayName(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error
+	SetDeviceLastSeen(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ip string, ts int64) error
 	// DeleteDevices deletes the devices and their tokens; unknown IDs are ignored.
-	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
+	DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error
 	// DeleteAllDevices deletes every device of the user but exceptDeviceID ("" for none).
-	DeleteAllDevices(ctx context.Context, userID, exceptDeviceID string) error
+	DeleteAllDevices(ctx context.Context, userID id.UserID, exceptDeviceID id.DeviceID) error
 	// DeleteDeviceTokens deletes the access and refresh tokens of one device.
-	DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error
+	DeleteDeviceTokens(ctx context.Context, userID id.UserID, deviceID id.DeviceID) error
 }
 
 // Tokens stores access, refresh and login tokens by hash.
@@ -157,19 +162,19 @@ type Tokens interface {
 
 // Profiles stores profile fields (displayname, avatar_url, and extended fields) as JSON values.
 type Profiles interface {
-	GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error)
+	GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
 	// SetProfileField sets a field; a nil value deletes it.
-	SetProfileField(ctx context.Context, userID, key string, value json.RawMessage) error
-	DeleteProfile(ctx context.Context, userID string) error
+	SetProfileField(ctx context.Context, userID id.UserID, key string, value json.RawMessage) error
+	DeleteProfile(ctx context.Context, userID id.UserID) error
 }
 
 // AccountData stores account data; each write takes the next position of the
 // account data stream.
 type AccountData interface {
-	PutAccountData(ctx context.Context, userID, roomID, dataType string, content json.RawMessage) (int64, error)
-	GetAccountData(ctx context.Context, userID, roomID, dataType string) (*AccountDataEntry, error)
+	PutAccountData(ctx context.Context, userID id.UserID, roomID id.RoomID, dataType string, content json.RawMessage) (int64, error)
+	GetAccountData(ctx context.Context, userID id.UserID, roomID id.RoomID, dataType string) (*AccountDataEntry, error)
 	// AccountDataSince returns the user's entries written after the stream position.
-	AccountDataSince(ctx context.Context, userID string, since int64) ([]*AccountDataEntry, error)
+	AccountDataSince(ctx context.Context, userID id.UserID, since int64) ([]*AccountDataEntry, error)
 }
 
 // UIASessions stores user-interactive authentication sessions.

@@ -34,7 +34,7 @@ type Store interface {
 	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
 	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
-	ListDevices(ctx context.Context, userID string) ([]*storage.Device, error)
+	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 }
@@ -311,19 +311,20 @@ func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users [
 	fallback := map[string]map[string][]string{}
 	slices.Sort(users)
 	for _, u := range slices.Compact(users) {
-		if !as.OwnsUser(id.UserID(u)) && id.UserID(u) != as.Sender {
+		user := id.UserID(u)
+		if !as.OwnsUser(user) && user != as.Sender {
 			continue
 		}
-		devices, err := p.store.ListDevices(ctx, u)
+		devices, err := p.store.ListDevices(ctx, user)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, dev := range devices {
-			c, err := p.keys.OneTimeKeyCounts(ctx, id.UserID(u), dev.DeviceID)
+			c, err := p.keys.OneTimeKeyCounts(ctx, user, string(dev.DeviceID))
 			if err != nil {
 				return nil, nil, err
 			}
-			f, err := p.keys.UnusedFallbackKeyTypes(ctx, id.UserID(u), dev.DeviceID)
+			f, err := p.keys.UnusedFallbackKeyTypes(ctx, user, string(dev.DeviceID))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -333,7 +334,7 @@ func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users [
 			if f == nil {
 				f = []string{}
 			}
-			counts[u][dev.DeviceID], fallback[u][dev.DeviceID] = c, f
+			counts[u][string(dev.DeviceID)], fallback[u][string(dev.DeviceID)] = c, f
 		}
 	}
 	return counts, fallback, nil

@@ -56,14 +56,14 @@ func (a *Authenticator) AuthenticateRequest(r *http.Request, token, ip string) (
 }
 
 // Owns reports whether a user ID is in the namespace of the appservice asID.
-func Owns(reg *registry.Registry) func(asID, userID string) bool {
-	return func(asID, userID string) bool { return reg.OwnsUser(asID, id.UserID(userID)) }
+func Owns(reg *registry.Registry) func(asID string, userID id.UserID) bool {
+	return reg.OwnsUser
 }
 
 // Exclusive names the appservice that claims a user exclusively.
-func Exclusive(reg *registry.Registry) func(userID string) string {
-	return func(userID string) string {
-		if as := reg.ExclusiveUser(id.UserID(userID)); as != nil {
+func Exclusive(reg *registry.Registry) func(userID id.UserID) string {
+	return func(userID id.UserID) string {
+		if as := reg.ExclusiveUser(userID); as != nil {
 			return as.Reg.ID
 		}
 		return ""

@@ -27,9 +27,9 @@ func NewQuerier(reg *registry.Registry) *Querier {
 }
 
 // QueryUser asks the appservices owning a user; true if one created it.
-func (q *Querier) QueryUser(ctx context.Context, userID string) bool {
+func (q *Querier) QueryUser(ctx context.Context, userID id.UserID) bool {
 	for _, as := range q.Registry.All() {
-		if as.Reg.URL != "" && as.OwnsUser(id.UserID(userID)) && q.get(ctx, as, "users", userID) {
+		if as.Reg.URL != "" && as.OwnsUser(userID) && q.get(ctx, as, "users", string(userID)) {
 			return true
 		}
 	}

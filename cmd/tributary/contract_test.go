@@ -348,8 +348,8 @@ func setupInProcess(t *testing.T, core *coreServices) *procSide {
 			Membership: "join"})
 		must("join "+string(u), err)
 	}
-	must("suspend", core.users.Restrict(ctx, "@admin:localhost", string(carol), users.Suspension, true))
-	must("lock", core.users.Restrict(ctx, "@admin:localhost", string(dave), users.Lock, true))
+	must("suspend", core.users.Restrict(ctx, "@admin:localhost", carol, users.Suspension, true))
+	must("lock", core.users.Restrict(ctx, "@admin:localhost", dave, users.Lock, true))
 	return p
 }
 

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
@@ -71,7 +73,7 @@ func controlHandler(us *users.Service, log *slog.Logger) http.Handler {
 			return
 		}
 		log.Info("deactivated through the control socket", "user", userID)
-		writeControl(w, map[string]string{"user_id": userID})
+		writeControl(w, map[string]id.UserID{"user_id": userID})
 	})
 	return mux
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
@@ -52,8 +54,8 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.appservices, err = registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName); err != nil {
 		return nil, err
 	}
-	accountData := func(user string, pos int64) {
-		c.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{user}})
+	accountData := func(user id.UserID, pos int64) {
+		c.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(user)}})
 	}
 	if c.push, err = push.New(store, c.notifier); err != nil {
 		return nil, err
@@ -102,7 +104,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		return nil, err
 	}
 	for _, as := range c.appservices.All() {
-		if err := c.users.EnsureAppServiceSender(ctx, as.Reg.ID, string(as.Sender)); err != nil {
+		if err := c.users.EnsureAppServiceSender(ctx, as.Reg.ID, as.Sender); err != nil {
 			c.rooms.Stop()
 			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
 		}
@@ -122,7 +124,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 
 // devicesDeleted removes what hangs off deleted devices: their end-to-end
 // keys and their pushers.
-func (c *coreServices) devicesDeleted(ctx context.Context, user string, devices []string) {
+func (c *coreServices) devicesDeleted(ctx context.Context, user id.UserID, devices []id.DeviceID) {
 	c.keys.DevicesDeleted(ctx, user, devices)
 	c.push.DevicesDeleted(ctx, user, devices)
 }

@@ -36,7 +36,7 @@ func (a *API) Register(r gin.IRouter) {
 }
 
 func (a *API) requireAdmin(c *gin.Context) {
-	ok, err := a.users.IsAdmin(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
+	ok, err := a.users.IsAdmin(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

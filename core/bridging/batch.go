@@ -102,7 +102,7 @@ func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEven
 			return nil, nil, types.Forbidden("Event %d: %s is not in the application service's namespace", i, ev.Sender)
 		}
 		if !free[ev.Sender] {
-			suspended, locked, err := s.accounts.Restrictions(ctx, string(ev.Sender))
+			suspended, locked, err := s.accounts.Restrictions(ctx, ev.Sender)
 			if err != nil {
 				return nil, nil, err
 			}

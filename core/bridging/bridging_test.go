@@ -41,22 +41,22 @@ func (f *fake) OwnsUser(asID string, u id.UserID) bool {
 	return asID == "as" && (u == "@bot:hs" || len(u) > 3 && u[:3] == "@_g")
 }
 
-func (f *fake) GetAccount(_ context.Context, u string) (*users.Account, error) {
-	if !f.accounts[id.UserID(u)] {
+func (f *fake) GetAccount(_ context.Context, u id.UserID) (*users.Account, error) {
+	if !f.accounts[u] {
 		return nil, types.NotFound("No such user")
 	}
 	return &users.Account{UserID: u}, nil
 }
 
-func (f *fake) GetDevice(_ context.Context, u, d string) (*users.Device, error) {
-	if !f.devices[u+"|"+d] {
+func (f *fake) GetDevice(_ context.Context, u id.UserID, d id.DeviceID) (*users.Device, error) {
+	if !f.devices[string(u)+"|"+string(d)] {
 		return nil, types.NotFound("No such device")
 	}
 	return &users.Device{UserID: u, DeviceID: d}, nil
 }
 
-func (f *fake) Restrictions(_ context.Context, u string) (bool, bool, error) {
-	return f.suspended[id.UserID(u)], f.locked[id.UserID(u)], nil
+func (f *fake) Restrictions(_ context.Context, u id.UserID) (bool, bool, error) {
+	return f.suspended[u], f.locked[u], nil
 }
 
 func (f *fake) Send(_ context.Context, req *rooms.SendRequest) (id.EventID, error) {

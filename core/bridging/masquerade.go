@@ -23,7 +23,7 @@ func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, d
 	} else if !s.ns.OwnsUser(asID, user) {
 		return nil, types.Forbidden("Application service cannot masquerade as %s", user)
 	}
-	if _, err := s.accounts.GetAccount(ctx, string(user)); err != nil {
+	if _, err := s.accounts.GetAccount(ctx, user); err != nil {
 		if notFound(err) {
 			return nil, types.Forbidden("Application service has not registered %s", user)
 		}
@@ -31,7 +31,7 @@ func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, d
 	}
 	p := &types.Principal{Kind: types.PrincipalAppService, UserID: user, AppServiceID: asID}
 	if deviceID != "" {
-		if _, err := s.accounts.GetDevice(ctx, string(user), string(deviceID)); err != nil {
+		if _, err := s.accounts.GetDevice(ctx, user, deviceID); err != nil {
 			if notFound(err) {
 				return nil, types.Forbidden("Unknown device %s of %s", deviceID, user)
 			}
@@ -40,7 +40,7 @@ func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, d
 		p.DeviceID = deviceID
 	}
 	var err error
-	if p.Suspended, p.Locked, err = s.accounts.Restrictions(ctx, string(user)); err != nil {
+	if p.Suspended, p.Locked, err = s.accounts.Restrictions(ctx, user); err != nil {
 		return nil, err
 	}
 	return p, nil

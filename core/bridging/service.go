@@ -23,9 +23,9 @@ type Namespaces interface {
 
 // Accounts is what the contract needs of accounts (core/users.Service).
 type Accounts interface {
-	GetAccount(ctx context.Context, userID string) (*users.Account, error)
-	GetDevice(ctx context.Context, userID, deviceID string) (*users.Device, error)
-	Restrictions(ctx context.Context, userID string) (suspended, locked bool, err error)
+	GetAccount(ctx context.Context, userID id.UserID) (*users.Account, error)
+	GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*users.Device, error)
+	Restrictions(ctx context.Context, userID id.UserID) (suspended, locked bool, err error)
 }
 
 // Rooms is what the contract needs of the room graph (core/rooms.Service).

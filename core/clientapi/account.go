@@ -34,7 +34,7 @@ func (a *API) changePassword(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
 		Endpoint: "account/password", Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
@@ -61,13 +61,13 @@ func (a *API) deactivate(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
 		Endpoint: "account/deactivate", Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.users.Deactivate(ctx, string(p.UserID), req.Erase); err != nil {
+	if err := a.users.Deactivate(ctx, p.UserID, req.Erase); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -3,6 +3,8 @@ package clientapi
 import (
 	"github.com/gin-gonic/gin"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/httpx"
 )
 
@@ -25,8 +27,8 @@ func (a *API) putAccountData(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.users.SetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
-		c.Param("roomId"), c.Param("type"), body); err != nil {
+	if err := a.users.SetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c),
+		id.RoomID(c.Param("roomId")), c.Param("type"), body); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -36,8 +38,8 @@ func (a *API) putAccountData(c *gin.Context) {
 // GET /_matrix/client/v3/user/{userId}/account_data/{type}
 // GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}
 func (a *API) getAccountData(c *gin.Context) {
-	content, err := a.users.GetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
-		c.Param("roomId"), c.Param("type"))
+	content, err := a.users.GetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c),
+		id.RoomID(c.Param("roomId")), c.Param("type"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

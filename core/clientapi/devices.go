@@ -3,6 +3,8 @@ package clientapi
 import (
 	"encoding/json"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/httpx"
@@ -32,7 +34,7 @@ func deviceJSON(d *users.Device) gin.H {
 
 // GET /_matrix/client/v3/devices
 func (a *API) listDevices(c *gin.Context) {
-	devs, err := a.users.ListDevices(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
+	devs, err := a.users.ListDevices(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -46,7 +48,7 @@ func (a *API) listDevices(c *gin.Context) {
 
 // GET /_matrix/client/v3/devices/{deviceId}
 func (a *API) getDevice(c *gin.Context) {
-	d, err := a.users.GetDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("deviceId"))
+	d, err := a.users.GetDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID, deviceParam(c))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -67,9 +69,9 @@ func (a *API) putDevice(c *gin.Context) {
 	ctx := c.Request.Context()
 	var err error
 	if req.DisplayName != nil {
-		err = a.users.RenameDevice(ctx, string(p.UserID), c.Param("deviceId"), *req.DisplayName)
+		err = a.users.RenameDevice(ctx, p.UserID, deviceParam(c), *req.DisplayName)
 	} else {
-		_, err = a.users.GetDevice(ctx, string(p.UserID), c.Param("deviceId"))
+		_, err = a.users.GetDevice(ctx, p.UserID, deviceParam(c))
 	}
 	if err != nil {
 		httpx.Fail(c, err)
@@ -89,18 +91,18 @@ func (a *API) deleteDevice(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	dev := c.Param("deviceId")
-	if _, err := a.users.GetDevice(ctx, string(p.UserID), dev); err != nil {
+	dev := deviceParam(c)
+	if _, err := a.users.GetDevice(ctx, p.UserID, dev); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	a.deleteWithUIA(c, req.Auth, "devices/"+dev, []string{dev})
+	a.deleteWithUIA(c, req.Auth, "devices/"+string(dev), []id.DeviceID{dev})
 }
 
 // POST /_matrix/client/v3/delete_devices
 func (a *API) deleteDevices(c *gin.Context) {
 	var req struct {
-		Devices []string        `json:"devices"`
+		Devices []id.DeviceID   `json:"devices"`
 		Auth    json.RawMessage `json:"auth"`
 	}
 	if err := httpx.DecodeJSON(c, &req); err != nil {
@@ -115,16 +117,16 @@ func (a *API) deleteDevices(c *gin.Context) {
 }
 
 // deleteWithUIA confirms the user's password, then deletes the devices.
-func (a *API) deleteWithUIA(c *gin.Context, auth json.RawMessage, endpoint string, devices []string) {
+func (a *API) deleteWithUIA(c *gin.Context, auth json.RawMessage, endpoint string, devices []id.DeviceID) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: string(p.UserID), Endpoint: endpoint,
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: p.UserID, Endpoint: endpoint,
 		Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.users.DeleteDevices(ctx, string(p.UserID), devices); err != nil {
+	if err := a.users.DeleteDevices(ctx, p.UserID, devices); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -67,7 +67,7 @@ func (a *API) getAlias(c *gin.Context) {
 func (a *API) deleteAlias(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := httpx.PrincipalOf(c).UserID
-	admin, err := a.users.IsAdmin(ctx, string(user))
+	admin, err := a.users.IsAdmin(ctx, user)
 	if err == nil {
 		err = a.rooms.DeleteAlias(ctx, user, admin, c.Param("alias"))
 	}
@@ -121,7 +121,7 @@ func (a *API) putVisibility(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	user := httpx.PrincipalOf(c).UserID
-	admin, err := a.users.IsAdmin(ctx, string(user))
+	admin, err := a.users.IsAdmin(ctx, user)
 	if err == nil {
 		err = a.rooms.SetVisibility(ctx, roomID, user, admin, body.Visibility)
 	}
@@ -280,7 +280,7 @@ func (a *API) reportUser(c *gin.Context) {
 	// Users of other servers are always recorded; local ones if they exist.
 	known := user.Homeserver() != a.opts.ServerName
 	if !known {
-		_, err := a.users.GetAccount(ctx, string(user))
+		_, err := a.users.GetAccount(ctx, user)
 		if me, ok := types.AsError(err); err != nil && (!ok || me.Status != http.StatusNotFound) {
 			httpx.Fail(c, err)
 			return

@@ -74,7 +74,7 @@ func (a *API) receipt(c *gin.Context) {
 			return
 		}
 		if _, err = a.rooms.Event(ctx, roomID, me, eventID); err == nil {
-			err = a.users.SetFullyRead(ctx, string(me), string(roomID), string(eventID))
+			err = a.users.SetFullyRead(ctx, me, roomID, eventID)
 		}
 	} else {
 		err = a.eph.SetReceipt(ctx, roomID, me, c.Param("receiptType"), eventID, body.ThreadID)
@@ -108,7 +108,7 @@ func (a *API) readMarkers(c *gin.Context) {
 			httpx.Fail(c, err)
 			return
 		}
-		if err := a.users.SetFullyRead(ctx, string(me), string(roomID), string(body.FullyRead)); err != nil {
+		if err := a.users.SetFullyRead(ctx, me, roomID, body.FullyRead); err != nil {
 			httpx.Fail(c, err)
 			return
 		}
@@ -172,7 +172,7 @@ func (a *API) getPresence(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("Invalid user ID"))
 		return
 	}
-	if _, err := a.users.GetAccount(c.Request.Context(), string(user)); err != nil {
+	if _, err := a.users.GetAccount(c.Request.Context(), user); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -151,7 +151,7 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 	}
 	var res *users.UIAResult
 	if needs {
-		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
+		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
 			Endpoint: "keys/device_signing/upload", Flows: users.PasswordFlows}); err != nil {
 			httpx.Fail(c, err)
 			return

@@ -44,10 +44,10 @@ func (a *API) eventByID(c *gin.Context) {
 // they were last seen; for the user themselves and server admins.
 func (a *API) whois(c *gin.Context) {
 	ctx := c.Request.Context()
-	user := c.Param("userId")
+	user := userParam(c)
 	me := httpx.PrincipalOf(c).UserID
-	if user != string(me) {
-		if admin, err := a.users.IsAdmin(ctx, string(me)); err != nil {
+	if user != me {
+		if admin, err := a.users.IsAdmin(ctx, me); err != nil {
 			httpx.Fail(c, err)
 			return
 		} else if !admin {
@@ -64,7 +64,7 @@ func (a *API) whois(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	out := map[string]any{}
+	out := map[id.DeviceID]any{}
 	for _, d := range devices {
 		var conns []map[string]any
 		if d.LastSeenTS > 0 {
@@ -103,7 +103,7 @@ func (a *API) openIDToken(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	tok, err := a.users.RequestOpenIDToken(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"))
+	tok, err := a.users.RequestOpenIDToken(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/httpx"
@@ -50,7 +52,7 @@ type loginBody struct {
 	User                     string            `json:"user"`
 	Password                 string            `json:"password"`
 	Token                    string            `json:"token"`
-	DeviceID                 string            `json:"device_id"`
+	DeviceID                 id.DeviceID       `json:"device_id"`
 	InitialDeviceDisplayName string            `json:"initial_device_display_name"`
 	RefreshToken             bool              `json:"refresh_token"`
 }
@@ -70,11 +72,11 @@ func (a *API) login(c *gin.Context) {
 		return
 	}
 	// Failed attempts are limited per account; check before spending a hash.
-	account := ""
+	var account id.UserID
 	if req.Type == "m.login.password" {
 		account, _ = a.users.LoginUser(req.Identifier, req.User)
 		if account != "" {
-			if ok, wait := a.limits.LoginFailedAccount.Check(account); !ok {
+			if ok, wait := a.limits.LoginFailedAccount.Check(string(account)); !ok {
 				httpx.Fail(c, types.LimitExceeded(wait))
 				return
 			}
@@ -87,7 +89,7 @@ func (a *API) login(c *gin.Context) {
 	})
 	if err != nil {
 		if errors.Is(err, users.ErrBadCredentials) && account != "" {
-			a.limits.LoginFailedAccount.Allow(account)
+			a.limits.LoginFailedAccount.Allow(string(account))
 		}
 		httpx.Fail(c, err)
 		return
@@ -146,13 +148,13 @@ func (a *API) getLoginToken(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: string(p.UserID),
+	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
 		Endpoint: "login/get_token", Flows: users.PasswordFlows})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	tok, life, err := a.users.CreateLoginToken(ctx, string(p.UserID))
+	tok, life, err := a.users.CreateLoginToken(ctx, p.UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -46,7 +46,7 @@ func (a *API) registerModeration(v1 gin.IRouter, auth gin.HandlerFunc) {
 			key = "locked"
 		}
 		v1.GET(path, auth, func(c *gin.Context) {
-			on, err := a.users.Restricted(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), r)
+			on, err := a.users.Restricted(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c), r)
 			if err != nil {
 				httpx.Fail(c, err)
 				return
@@ -64,7 +64,7 @@ func (a *API) registerModeration(v1 gin.IRouter, auth gin.HandlerFunc) {
 				httpx.Fail(c, types.MissingParam("%s (true or false) is required", key))
 				return
 			}
-			if err := a.users.Restrict(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), r, on); err != nil {
+			if err := a.users.Restrict(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c), r, on); err != nil {
 				httpx.Fail(c, err)
 				return
 			}

@@ -18,7 +18,7 @@ func (a *API) registerProfile(g gin.IRouter, auth gin.HandlerFunc) {
 
 // GET /_matrix/client/v3/profile/{userId}
 func (a *API) getProfile(c *gin.Context) {
-	prof, err := a.users.GetProfile(c.Request.Context(), c.Param("userId"))
+	prof, err := a.users.GetProfile(c.Request.Context(), userParam(c))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -28,7 +28,7 @@ func (a *API) getProfile(c *gin.Context) {
 
 // GET /_matrix/client/v3/profile/{userId}/{keyName}
 func (a *API) getProfileField(c *gin.Context) {
-	prof, err := a.users.GetProfile(c.Request.Context(), c.Param("userId"))
+	prof, err := a.users.GetProfile(c.Request.Context(), userParam(c))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -55,7 +55,7 @@ func (a *API) putProfileField(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("The body must contain %q", key))
 		return
 	}
-	if err := a.users.SetProfileField(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), key, v); err != nil {
+	if err := a.users.SetProfileField(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c), key, v); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -75,7 +75,7 @@ func (a *API) profileChanged(c *gin.Context, key string) {
 
 // DELETE /_matrix/client/v3/profile/{userId}/{keyName}
 func (a *API) deleteProfileField(c *gin.Context) {
-	if err := a.users.SetProfileField(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"), c.Param("key"), nil); err != nil {
+	if err := a.users.SetProfileField(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c), c.Param("key"), nil); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -3,6 +3,8 @@ package clientapi
 import (
 	"encoding/json"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/httpx"
@@ -14,7 +16,7 @@ type registerBody struct {
 	Type                     string          `json:"type"`
 	Username                 string          `json:"username"`
 	Password                 string          `json:"password"`
-	DeviceID                 string          `json:"device_id"`
+	DeviceID                 id.DeviceID     `json:"device_id"`
 	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
 	InhibitLogin             bool            `json:"inhibit_login"`
 	RefreshToken             bool            `json:"refresh_token"`
@@ -101,7 +103,7 @@ func (a *API) registerAppServiceUser(c *gin.Context, req *registerBody) {
 
 // registered answers a registration: the new session, or only the user ID
 // when inhibit_login asked for none.
-func (a *API) registered(c *gin.Context, userID string, sess *users.Session, err error) {
+func (a *API) registered(c *gin.Context, userID id.UserID, sess *users.Session, err error) {
 	if err != nil {
 		httpx.Fail(c, err)
 		return

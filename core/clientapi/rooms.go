@@ -54,6 +54,11 @@ func roomParam(c *gin.Context) (id.RoomID, bool) {
 	return id.RoomID(r), true
 }
 
+// userParam and deviceParam give {userId} and {deviceId} their types; the
+// services they go to check them.
+func userParam(c *gin.Context) id.UserID     { return id.UserID(c.Param("userId")) }
+func deviceParam(c *gin.Context) id.DeviceID { return id.DeviceID(c.Param("deviceId")) }
+
 // stateKeyParam is the optional {stateKey}: "" when absent or empty.
 func stateKeyParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("stateKey"), "/") }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
@@ -22,8 +23,8 @@ type tagContent struct {
 
 // readTags returns the user's tags of a room (none when unset).
 func (a *API) readTags(c *gin.Context) (*tagContent, error) {
-	raw, err := a.users.GetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
-		c.Param("roomId"), "m.tag")
+	raw, err := a.users.GetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c),
+		id.RoomID(c.Param("roomId")), "m.tag")
 	tags := &tagContent{Tags: map[string]map[string]any{}}
 	if me, ok := types.AsError(err); ok && me.Code == types.CodeNotFound {
 		return tags, nil
@@ -41,8 +42,8 @@ func (a *API) writeTags(c *gin.Context, tags *tagContent) error {
 	if err != nil {
 		return err
 	}
-	return a.users.SetAccountData(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("userId"),
-		c.Param("roomId"), "m.tag", raw)
+	return a.users.SetAccountData(c.Request.Context(), httpx.PrincipalOf(c).UserID, userParam(c),
+		id.RoomID(c.Param("roomId")), "m.tag", raw)
 }
 
 // GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags

@@ -69,7 +69,7 @@ func (a *API) capabilities(c *gin.Context) {
 		"m.profile_fields":  on,
 	}
 	// Admins may suspend and lock accounts (omitted for everyone else).
-	if admin, err := a.users.IsAdmin(c.Request.Context(), string(httpx.PrincipalOf(c).UserID)); err != nil {
+	if admin, err := a.users.IsAdmin(c.Request.Context(), httpx.PrincipalOf(c).UserID); err != nil {
 		httpx.Fail(c, err)
 		return
 	} else if admin {

@@ -336,12 +336,12 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 			}
 			var ids []string
 			if device == "*" {
-				devs, err := s.store.ListDevices(ctx, string(user))
+				devs, err := s.store.ListDevices(ctx, user)
 				if err != nil {
 					return err
 				}
 				for _, d := range devs {
-					ids = append(ids, d.DeviceID)
+					ids = append(ids, string(d.DeviceID))
 				}
 			} else {
 				ids = []string{device}

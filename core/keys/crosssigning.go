@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -119,13 +121,13 @@ func (s *Service) UploadDeviceSigning(ctx context.Context, user string, req *Dev
 	if len(upload) == 0 {
 		return nil
 	}
-	devs, err := s.store.ListDevices(ctx, user)
+	devs, err := s.store.ListDevices(ctx, id.UserID(user))
 	if err != nil {
 		return internal("list devices", err)
 	}
 	for _, k := range upload {
 		for _, d := range devs {
-			if d.DeviceID == k.pub {
+			if string(d.DeviceID) == k.pub {
 				return types.Forbidden("Key ID in use")
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -40,7 +42,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 	if len(req.DeviceData) > 64*1024 {
 		return "", types.TooLarge("device_data is too large")
 	}
-	devs, err := s.store.ListDevices(ctx, user)
+	devs, err := s.store.ListDevices(ctx, id.UserID(user))
 	if err != nil {
 		return "", internal("list devices", err)
 	}
@@ -49,7 +51,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 		return "", internal("get dehydrated device", err)
 	}
 	for _, d := range devs {
-		if d.DeviceID == req.DeviceID && (old == nil || old.DeviceID != req.DeviceID) {
+		if string(d.DeviceID) == req.DeviceID && (old == nil || old.DeviceID != req.DeviceID) {
 			return "", types.InvalidParam("Device ID %s is in use", req.DeviceID)
 		}
 	}
@@ -73,14 +75,14 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 			return err
 		}
 		if replaced != "" {
-			if err := s.store.DeleteDevices(ctx, user, []string{replaced}); err != nil {
+			if err := s.store.DeleteDevices(ctx, id.UserID(user), []id.DeviceID{id.DeviceID(replaced)}); err != nil {
 				return err
 			}
 			if err := s.store.DeleteDeviceKeys(ctx, user, []string{replaced}); err != nil {
 				return err
 			}
 		}
-		if err := s.store.UpsertDevice(ctx, &storage.Device{UserID: user, DeviceID: req.DeviceID, DisplayName: name,
+		if err := s.store.UpsertDevice(ctx, &storage.Device{UserID: id.UserID(user), DeviceID: id.DeviceID(req.DeviceID), DisplayName: name,
 			CreatedAt: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
@@ -121,7 +123,7 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, user string) (stri
 			return err
 		}
 		deviceID = d.DeviceID
-		if err := s.store.DeleteDevices(ctx, user, []string{d.DeviceID}); err != nil {
+		if err := s.store.DeleteDevices(ctx, id.UserID(user), []id.DeviceID{id.DeviceID(d.DeviceID)}); err != nil {
 			return err
 		}
 		if err := s.store.DeleteDeviceKeys(ctx, user, []string{d.DeviceID}); err != nil {

@@ -47,13 +47,13 @@ const (
 // Store is what the service persists to and reads.
 type Store interface {
 	storage.Keys
-	ListDevices(ctx context.Context, userID string) ([]*storage.Device, error)
-	GetAccount(ctx context.Context, userID string) (*storage.Account, error)
+	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
+	GetAccount(ctx context.Context, userID id.UserID) (*storage.Account, error)
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
 	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 	UpsertDevice(ctx context.Context, d *storage.Device) error
-	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
+	DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error
 	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error)
 	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
 	MaxToDevicePos(ctx context.Context) (int64, error)
@@ -534,12 +534,12 @@ func (s *Service) Query(ctx context.Context, caller string, want map[string][]st
 	}
 	names := map[string]string{}
 	if _, ok := want[caller]; ok {
-		devs, err := s.store.ListDevices(ctx, caller)
+		devs, err := s.store.ListDevices(ctx, id.UserID(caller))
 		if err != nil {
 			return nil, internal("list devices", err)
 		}
 		for _, d := range devs {
-			names[d.DeviceID] = d.DisplayName
+			names[string(d.DeviceID)] = d.DisplayName
 		}
 	}
 	for _, u := range users {
@@ -759,9 +759,14 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 
 // DevicesDeleted deletes the keys of deleted devices and records the
 // change of the user's device list (users.Options.OnDevicesDeleted).
-func (s *Service) DevicesDeleted(ctx context.Context, user string, deviceIDs []string) {
-	if len(deviceIDs) == 0 {
+func (s *Service) DevicesDeleted(ctx context.Context, userID id.UserID, devices []id.DeviceID) {
+	if len(devices) == 0 {
 		return
+	}
+	// The key store is not typed yet.
+	user, deviceIDs := string(userID), make([]string, len(devices))
+	for i, d := range devices {
+		deviceIDs[i] = string(d)
 	}
 	var pos int64
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {

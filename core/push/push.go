@@ -125,7 +125,7 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushR
 		return v.(*pushrules.PushRuleset), nil
 	}
 	gen := s.rulesGen.Load()
-	e, err := s.store.GetAccountData(ctx, string(user), "", accountDataType)
+	e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
 	var rs *pushrules.PushRuleset
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -162,7 +162,7 @@ func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.
 // HasStored reports whether the user's ruleset is stored as account data
 // (else sync shows the defaults once).
 func (s *Service) HasStored(ctx context.Context, user id.UserID) (bool, error) {
-	_, err := s.store.GetAccountData(ctx, string(user), "", accountDataType)
+	_, err := s.store.GetAccountData(ctx, user, "", accountDataType)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
@@ -190,7 +190,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	if err != nil {
 		return err
 	}
-	pos, err := s.store.PutAccountData(ctx, string(user), "", accountDataType, content)
+	pos, err := s.store.PutAccountData(ctx, user, "", accountDataType, content)
 	if err != nil {
 		return err
 	}

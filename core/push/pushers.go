@@ -238,10 +238,10 @@ func (s *Service) forgetIfNone(ctx context.Context, user id.UserID) error {
 
 // DevicesDeleted is told of deleted devices (users.Options.OnDevicesDeleted):
 // storage deleted their pushers with them.
-func (s *Service) DevicesDeleted(ctx context.Context, userID string, _ []string) {
+func (s *Service) DevicesDeleted(ctx context.Context, userID id.UserID, _ []id.DeviceID) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	_ = s.forgetIfNone(ctx, id.UserID(userID)) // on failure the user stays in the set: harmless
+	_ = s.forgetIfNone(ctx, userID) // on failure the user stays in the set: harmless
 }
 
 // PusherRejected deletes a pusher whose pushkey its gateway rejected (the

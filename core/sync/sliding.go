@@ -1009,7 +1009,7 @@ func (b *slidingBuilder) loadAccountData(ctx context.Context) error {
 	if b.adLoaded {
 		return nil
 	}
-	all, err := b.s.store.AccountDataSince(ctx, string(b.req.User), 0)
+	all, err := b.s.store.AccountDataSince(ctx, b.req.User, 0)
 	if err != nil {
 		return err
 	}
@@ -1049,7 +1049,7 @@ func (b *slidingBuilder) tags(ctx context.Context, r id.RoomID) (map[string]bool
 	}
 	out := map[string]bool{}
 	for _, e := range b.accountData {
-		if e.RoomID == string(r) && e.Type == "m.tag" {
+		if e.RoomID == r && e.Type == "m.tag" {
 			gjson.GetBytes(e.Content, "tags").ForEach(func(k, _ gjson.Result) bool {
 				out[k.Str] = true
 				return true
@@ -1524,7 +1524,7 @@ func (b *slidingBuilder) accountDataExt(ctx context.Context, e *SlidingRoomsExt)
 			lower = st.pos
 		}
 		for _, en := range b.accountData {
-			if en.RoomID == string(r) && en.StreamPos > lower {
+			if en.RoomID == r && en.StreamPos > lower {
 				res.Rooms[r] = append(res.Rooms[r], event(en))
 			}
 		}
@@ -1536,7 +1536,7 @@ func (b *slidingBuilder) accountDataExt(ctx context.Context, e *SlidingRoomsExt)
 				continue
 			}
 			for _, en := range b.accountData {
-				if en.RoomID == string(r) && en.StreamPos > adSince {
+				if en.RoomID == r && en.StreamPos > adSince {
 					b.next.accountData[r] = haveSent{behind: true, pos: adSince}
 					break
 				}

@@ -501,7 +501,7 @@ func nonNilAny(evs []any) []any {
 // accountData splits the user's account data written in (since, upto] into
 // global events and per-room ones.
 func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto int64, f *Filter) (map[id.RoomID][]any, []any, error) {
-	entries, err := s.store.AccountDataSince(ctx, string(user), since)
+	entries, err := s.store.AccountDataSince(ctx, user, since)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -521,7 +521,7 @@ func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto i
 		if rf := f.roomAccountData(); rf != nil && !typeAllowed(rf, e.Type) {
 			continue
 		}
-		perRoom[id.RoomID(e.RoomID)] = append(perRoom[id.RoomID(e.RoomID)], ev)
+		perRoom[e.RoomID] = append(perRoom[e.RoomID], ev)
 	}
 	return perRoom, global, nil
 }

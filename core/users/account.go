@@ -20,7 +20,7 @@ type Account = storage.Account
 type Device = storage.Device
 
 // GetAccount returns a local account.
-func (s *Service) GetAccount(ctx context.Context, userID string) (*Account, error) {
+func (s *Service) GetAccount(ctx context.Context, userID id.UserID) (*Account, error) {
 	acc, err := s.store.GetAccount(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("No such user")
@@ -41,7 +41,7 @@ func (s *Service) CountAccounts(ctx context.Context) (int64, error) {
 }
 
 // IsAdmin reports whether the user is a server admin.
-func (s *Service) IsAdmin(ctx context.Context, userID string) (bool, error) {
+func (s *Service) IsAdmin(ctx context.Context, userID id.UserID) (bool, error) {
 	acc, err := s.store.GetAccount(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
@@ -64,25 +64,24 @@ func (s *Service) ChangePassword(ctx context.Context, p *types.Principal, newPas
 	if err != nil {
 		return internal("hash password", err)
 	}
-	userID, deviceID := string(p.UserID), string(p.DeviceID)
-	var deleted []string
+	var deleted []id.DeviceID
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
-		if err := s.store.SetPasswordHash(ctx, userID, hash); err != nil {
+		if err := s.store.SetPasswordHash(ctx, p.UserID, hash); err != nil {
 			return err
 		}
 		if logoutDevices {
 			var err error
-			if deleted, err = s.deviceIDs(ctx, userID, deviceID); err != nil {
+			if deleted, err = s.deviceIDs(ctx, p.UserID, p.DeviceID); err != nil {
 				return err
 			}
-			return s.store.DeleteAllDevices(ctx, userID, deviceID)
+			return s.store.DeleteAllDevices(ctx, p.UserID, p.DeviceID)
 		}
 		return nil
 	})
 	if err != nil {
 		return internal("change password", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, userID, deleted)
+	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }
 
@@ -90,7 +89,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *types.Principal, newPas
 // the user leaves every room (and refuses pending invites); with erase, the
 // profile goes too. The user ID stays taken. HTTP, the admin API and the CLI
 // all come here, so they behave alike.
-func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) error {
+func (s *Service) Deactivate(ctx context.Context, userID id.UserID, erase bool) error {
 	if err := s.deactivateAccount(ctx, userID, erase); err != nil {
 		return err
 	}
@@ -98,14 +97,14 @@ func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) err
 		return nil
 	}
 	// The account is gone already; rooms that refuse the leave are logged.
-	if err := s.opts.Rooms.LeaveAll(ctx, id.UserID(userID)); err != nil {
+	if err := s.opts.Rooms.LeaveAll(ctx, userID); err != nil {
 		s.log.WarnContext(ctx, "leaving rooms after deactivation", "user", userID, "err", err)
 	}
 	return nil
 }
 
-func (s *Service) deactivateAccount(ctx context.Context, userID string, erase bool) error {
-	var deleted []string
+func (s *Service) deactivateAccount(ctx context.Context, userID id.UserID, erase bool) error {
+	var deleted []id.DeviceID
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {
 		if err := s.store.DeactivateAccount(ctx, userID); err != nil {
 			return err
@@ -133,7 +132,7 @@ func (s *Service) deactivateAccount(ctx context.Context, userID string, erase bo
 }
 
 // DeactivateByName deactivates a local user given a localpart or user ID (the CLI).
-func (s *Service) DeactivateByName(ctx context.Context, name string) (string, error) {
+func (s *Service) DeactivateByName(ctx context.Context, name string) (id.UserID, error) {
 	userID := s.ResolveUser(name)
 	if userID == "" {
 		return "", types.NotFound("No such user")
@@ -142,7 +141,7 @@ func (s *Service) DeactivateByName(ctx context.Context, name string) (string, er
 }
 
 // ListDevices returns the user's devices.
-func (s *Service) ListDevices(ctx context.Context, userID string) ([]*Device, error) {
+func (s *Service) ListDevices(ctx context.Context, userID id.UserID) ([]*Device, error) {
 	d, err := s.store.ListDevices(ctx, userID)
 	if err != nil {
 		return nil, internal("list devices", err)
@@ -151,7 +150,7 @@ func (s *Service) ListDevices(ctx context.Context, userID string) ([]*Device, er
 }
 
 // GetDevice returns one device of the user.
-func (s *Service) GetDevice(ctx context.Context, userID, deviceID string) (*Device, error) {
+func (s *Service) GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*Device, error) {
 	d, err := s.store.GetDevice(ctx, userID, deviceID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("No such device")
@@ -162,7 +161,7 @@ func (s *Service) GetDevice(ctx context.Context, userID, deviceID string) (*Devi
 }
 
 // RenameDevice sets a device's display name.
-func (s *Service) RenameDevice(ctx context.Context, userID, deviceID, name string) error {
+func (s *Service) RenameDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error {
 	if len(name) > 1000 {
 		return types.InvalidParam("display_name is too long")
 	}
@@ -176,7 +175,7 @@ func (s *Service) RenameDevice(ctx context.Context, userID, deviceID, name strin
 }
 
 // DeleteDevices deletes devices (and their tokens); unknown IDs are ignored.
-func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+func (s *Service) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	if err := s.store.DeleteDevices(ctx, userID, deviceIDs); err != nil {
 		return internal("delete devices", err)
 	}
@@ -185,12 +184,12 @@ func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []
 }
 
 // deviceIDs lists the IDs of the user's devices but except ("" for none).
-func (s *Service) deviceIDs(ctx context.Context, userID, except string) ([]string, error) {
+func (s *Service) deviceIDs(ctx context.Context, userID id.UserID, except id.DeviceID) ([]id.DeviceID, error) {
 	devs, err := s.store.ListDevices(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []id.DeviceID
 	for _, d := range devs {
 		if d.DeviceID != except {
 			out = append(out, d.DeviceID)
@@ -203,7 +202,7 @@ func (s *Service) deviceIDs(ctx context.Context, userID, except string) ([]strin
 const maxProfileBytes = 65536
 
 // GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
-func (s *Service) GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error) {
+func (s *Service) GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	if _, err := s.GetAccount(ctx, userID); err != nil {
 		// An appservice may create users of its namespace when asked.
 		if s.opts.QueryUser == nil || !s.opts.QueryUser(ctx, userID) {
@@ -222,7 +221,7 @@ func (s *Service) GetProfile(ctx context.Context, userID string) (map[string]jso
 
 // SetProfileField sets (value non-nil) or deletes (nil) one field of the
 // caller's own profile. displayname and avatar_url must be strings.
-func (s *Service) SetProfileField(ctx context.Context, caller, userID, key string, value any) error {
+func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID, key string, value any) error {
 	if caller != userID {
 		return types.Forbidden("You cannot change the profile of another user")
 	}
@@ -274,7 +273,7 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID, key strin
 }
 
 // SetAccountData stores account data for the caller, globally (roomID "") or for a room.
-func (s *Service) SetAccountData(ctx context.Context, caller, userID, roomID, dataType string, content json.RawMessage) error {
+func (s *Service) SetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string, content json.RawMessage) error {
 	if caller != userID {
 		return types.Forbidden("You cannot set account data for another user")
 	}
@@ -296,7 +295,7 @@ func (s *Service) SetAccountData(ctx context.Context, caller, userID, roomID, da
 }
 
 // GetAccountData returns the caller's account data of one type.
-func (s *Service) GetAccountData(ctx context.Context, caller, userID, roomID, dataType string) (json.RawMessage, error) {
+func (s *Service) GetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string) (json.RawMessage, error) {
 	if caller != userID {
 		return nil, types.Forbidden("You cannot read account data of another user")
 	}
@@ -312,11 +311,11 @@ func (s *Service) GetAccountData(ctx context.Context, caller, userID, roomID, da
 	return e.Content, nil
 }
 
-func checkAccountDataKey(roomID, dataType string) error {
+func checkAccountDataKey(roomID id.RoomID, dataType string) error {
 	if dataType == "" || len(dataType) > 255 {
 		return types.InvalidParam("Account data types are 1 to 255 bytes")
 	}
-	if roomID != "" && (!strings.HasPrefix(roomID, "!") || len(roomID) > 255) {
+	if roomID != "" && (!strings.HasPrefix(string(roomID), "!") || len(roomID) > 255) {
 		return types.InvalidParam("Invalid room ID")
 	}
 	return nil
@@ -332,14 +331,14 @@ func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, 
 // straight from storage, so the room service needs no account service.
 type ProfileReader struct {
 	Store interface {
-		GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error)
+		GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
 	}
 }
 
 // Profile returns a local user's display name and avatar URL ("" when
 // unset or when the user does not exist).
 func (r ProfileReader) Profile(ctx context.Context, user id.UserID) (string, string, error) {
-	prof, err := r.Store.GetProfile(ctx, string(user))
+	prof, err := r.Store.GetProfile(ctx, user)
 	if err != nil {
 		return "", "", internal("get profile", err)
 	}
@@ -352,8 +351,8 @@ func (r ProfileReader) Profile(ctx context.Context, user id.UserID) (string, str
 // SetFullyRead stores the m.fully_read marker of a room (read markers and
 // receipts of type m.fully_read), which clients may not set as plain
 // account data.
-func (s *Service) SetFullyRead(ctx context.Context, userID, roomID, eventID string) error {
-	content, _ := json.Marshal(map[string]string{"event_id": eventID})
+func (s *Service) SetFullyRead(ctx context.Context, userID id.UserID, roomID id.RoomID, eventID id.EventID) error {
+	content, _ := json.Marshal(map[string]id.EventID{"event_id": eventID})
 	pos, err := s.store.PutAccountData(ctx, userID, roomID, "m.fully_read", content)
 	if err != nil {
 		return internal("put fully read marker", err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -36,27 +38,27 @@ var ErrBadCredentials = types.Forbidden("Invalid username or password")
 
 // LoginUser names the local user a password login is for, or "" (for rate
 // limiting failed attempts per account before checking anything).
-func (s *Service) LoginUser(id *Identifier, legacyUser string) (string, error) {
+func (s *Service) LoginUser(ident *Identifier, legacyUser string) (id.UserID, error) {
 	switch {
-	case id == nil && legacyUser != "":
+	case ident == nil && legacyUser != "":
 		return s.ResolveUser(legacyUser), nil
-	case id == nil:
+	case ident == nil:
 		return "", types.BadJSON("identifier is required")
-	case id.Type == "m.id.user":
-		if id.User == "" {
+	case ident.Type == "m.id.user":
+		if ident.User == "" {
 			return "", types.BadJSON("identifier.user is required")
 		}
-		return s.ResolveUser(id.User), nil
-	case id.Type == "m.id.thirdparty", id.Type == "m.id.phone":
+		return s.ResolveUser(ident.User), nil
+	case ident.Type == "m.id.thirdparty", ident.Type == "m.id.phone":
 		// No third-party identifiers are bound to accounts on this server.
 		return "", ErrBadCredentials
 	default:
-		return "", types.BadJSON("Unknown identifier type %q", id.Type)
+		return "", types.BadJSON("Unknown identifier type %q", ident.Type)
 	}
 }
 
 // checkPassword verifies a user's password; every failure looks alike.
-func (s *Service) checkPassword(ctx context.Context, userID, password string) (*storage.Account, error) {
+func (s *Service) checkPassword(ctx context.Context, userID id.UserID, password string) (*storage.Account, error) {
 	if userID == "" {
 		CheckPassword(dummyHash, password)
 		return nil, ErrBadCredentials
@@ -82,7 +84,7 @@ func (s *Service) checkPassword(ctx context.Context, userID, password string) (*
 
 // Login performs POST /login for m.login.password and m.login.token.
 func (s *Service) Login(ctx context.Context, req *LoginRequest) (*Session, error) {
-	var userID string
+	var userID id.UserID
 	switch req.Type {
 	case "m.login.password":
 		u, err := s.LoginUser(req.Identifier, req.User)
@@ -126,7 +128,7 @@ func (s *Service) Login(ctx context.Context, req *LoginRequest) (*Session, error
 // CreateLoginToken makes a single-use m.login.token for the user (POST
 // /_matrix/client/v1/login/get_token, and later SSO). It returns the token
 // and its lifetime in milliseconds.
-func (s *Service) CreateLoginToken(ctx context.Context, userID string) (string, int64, error) {
+func (s *Service) CreateLoginToken(ctx context.Context, userID id.UserID) (string, int64, error) {
 	tok := newSecret("trl_")
 	life := s.opts.LoginTokenLifetime.Milliseconds()
 	err := s.store.CreateLoginToken(ctx, &storage.LoginToken{TokenHash: hashToken(tok), UserID: userID,

@@ -17,12 +17,12 @@ import (
 // forgets the cached flags, in this process and in any other.
 type restrictions struct{ suspended, locked bool }
 
-func (s *Service) restrictionsOf(ctx context.Context, userID string) (restrictions, error) {
+func (s *Service) restrictionsOf(ctx context.Context, userID id.UserID) (restrictions, error) {
 	if v, ok := s.restrictions.Load(userID); ok {
 		return v.(restrictions), nil
 	}
 	gen := s.restrictGen.Load()
-	suspended, locked, err := s.store.AccountRestrictions(ctx, userID)
+	suspended, locked, err := s.store.AccountRestrictions(ctx, string(userID))
 	if errors.Is(err, storage.ErrNotFound) {
 		return restrictions{}, nil // appservice users and the like: nothing to restrict
 	} else if err != nil {
@@ -47,28 +47,29 @@ func (s *Service) accountsChanged(c stream.Change) {
 	}
 	s.restrictGen.Add(1)
 	for _, u := range c.Users {
-		s.restrictions.Delete(u)
+		// The cache is keyed by id.UserID: a plain string key would miss.
+		s.restrictions.Delete(id.UserID(u))
 	}
 }
 
 // publishAccount tells every process that facts about the user changed.
-func (s *Service) publishAccount(userID string) {
+func (s *Service) publishAccount(userID id.UserID) {
 	if s.opts.Notifier != nil {
-		s.opts.Notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{userID}})
+		s.opts.Notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{string(userID)}})
 	}
 }
 
 // Restrictions reports whether an account is suspended or locked, for
 // those who act as it without its access token (appservices masquerading,
 // batch send senders: core/bridging). Unknown users have none.
-func (s *Service) Restrictions(ctx context.Context, userID string) (suspended, locked bool, err error) {
+func (s *Service) Restrictions(ctx context.Context, userID id.UserID) (suspended, locked bool, err error) {
 	r, err := s.restrictionsOf(ctx, userID)
 	return r.suspended, r.locked, err
 }
 
 // refuseLocked stops locked accounts from getting new sessions.
-func (s *Service) refuseLocked(ctx context.Context, userID string) error {
-	_, locked, err := s.store.AccountRestrictions(ctx, userID)
+func (s *Service) refuseLocked(ctx context.Context, userID id.UserID) error {
+	_, locked, err := s.store.AccountRestrictions(ctx, string(userID))
 	if err != nil {
 		return internal("account restrictions", err)
 	}
@@ -89,13 +90,13 @@ const (
 // moderatedAccount checks that an admin asks (before looking the target up,
 // so that nobody else learns who exists) about a local, active account, and
 // returns it.
-func (s *Service) moderatedAccount(ctx context.Context, admin, target string) (*Account, error) {
+func (s *Service) moderatedAccount(ctx context.Context, admin, target id.UserID) (*Account, error) {
 	if ok, err := s.IsAdmin(ctx, admin); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, types.Forbidden("Only server administrators may do this")
 	}
-	if id.UserID(target).Homeserver() != s.opts.ServerName {
+	if target.Homeserver() != s.opts.ServerName {
 		return nil, types.InvalidParam("User does not belong to this server")
 	}
 	acc, err := s.store.GetAccount(ctx, target)
@@ -109,7 +110,7 @@ func (s *Service) moderatedAccount(ctx context.Context, admin, target string) (*
 
 // moderationTarget checks who may restrict whom: moderatedAccount's rules,
 // and not oneself, not other admins.
-func (s *Service) moderationTarget(ctx context.Context, admin, target string) error {
+func (s *Service) moderationTarget(ctx context.Context, admin, target id.UserID) error {
 	acc, err := s.moderatedAccount(ctx, admin, target)
 	if err != nil {
 		return err
@@ -125,11 +126,11 @@ func (s *Service) moderationTarget(ctx context.Context, admin, target string) er
 
 // Restricted reports whether an account is suspended or locked
 // (GET /v1/admin/{suspend,lock}/{userId}).
-func (s *Service) Restricted(ctx context.Context, admin, target string, r Restriction) (bool, error) {
+func (s *Service) Restricted(ctx context.Context, admin, target id.UserID, r Restriction) (bool, error) {
 	if _, err := s.moderatedAccount(ctx, admin, target); err != nil {
 		return false, err
 	}
-	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
+	suspended, locked, err := s.store.AccountRestrictions(ctx, string(target))
 	if err != nil {
 		return false, internal("account restrictions", err)
 	}
@@ -142,7 +143,7 @@ func (s *Service) Restricted(ctx context.Context, admin, target string, r Restri
 // Restrict suspends or locks an account, or lifts that
 // (PUT /v1/admin/{suspend,lock}/{userId}). Sessions are kept: a locked
 // client keeps its state and learns of the lock from M_USER_LOCKED.
-func (s *Service) Restrict(ctx context.Context, admin, target string, r Restriction, on bool) error {
+func (s *Service) Restrict(ctx context.Context, admin, target id.UserID, r Restriction, on bool) error {
 	if err := s.moderationTarget(ctx, admin, target); err != nil {
 		return err
 	}
@@ -150,9 +151,9 @@ func (s *Service) Restrict(ctx context.Context, admin, target string, r Restrict
 	defer s.restrictMu.Unlock()
 	var err error
 	if r == Lock {
-		err = s.store.SetAccountLocked(ctx, target, on)
+		err = s.store.SetAccountLocked(ctx, string(target), on)
 	} else {
-		err = s.store.SetAccountSuspended(ctx, target, on)
+		err = s.store.SetAccountSuspended(ctx, string(target), on)
 	}
 	if err != nil {
 		return internal("restrict account", err)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -24,7 +26,7 @@ type OpenIDToken struct {
 // RequestOpenIDToken makes a token the caller can give a third party, which
 // learns the caller's user ID from this server's federation API
 // (/_matrix/federation/v1/openid/userinfo) and nothing else.
-func (s *Service) RequestOpenIDToken(ctx context.Context, caller, user string) (*OpenIDToken, error) {
+func (s *Service) RequestOpenIDToken(ctx context.Context, caller, user id.UserID) (*OpenIDToken, error) {
 	if caller != user {
 		return nil, types.Forbidden("You can only request OpenID tokens for yourself")
 	}
@@ -37,7 +39,7 @@ func (s *Service) RequestOpenIDToken(ctx context.Context, caller, user string) (
 }
 
 // OpenIDUser is the user an OpenID token stands for.
-func (s *Service) OpenIDUser(ctx context.Context, token string) (string, error) {
+func (s *Service) OpenIDUser(ctx context.Context, token string) (id.UserID, error) {
 	if token == "" {
 		return "", types.NewError(http.StatusUnauthorized, types.CodeMissingToken, "access_token is required")
 	}

@@ -8,8 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
@@ -40,7 +41,7 @@ func (s *Service) RegisterFlows() [][]string {
 
 // Register performs POST /register. A nil session with a nil error means
 // inhibit_login was set: the account exists and UserID says which.
-func (s *Service) Register(ctx context.Context, req *RegisterRequest) (userID string, sess *Session, err error) {
+func (s *Service) Register(ctx context.Context, req *RegisterRequest) (userID id.UserID, sess *Session, err error) {
 	if req.Kind == "guest" {
 		return "", nil, types.NewError(http.StatusForbidden, types.CodeGuestAccessForbidden, "Guest access is disabled")
 	}
@@ -85,7 +86,7 @@ func (s *Service) Register(ctx context.Context, req *RegisterRequest) (userID st
 // a device with tokens, all in one transaction. regToken, when set, is
 // counted as used in the same transaction.
 func (s *Service) createAccount(ctx context.Context, local, password string, admin bool, userType string,
-	login bool, dr DeviceRequest, regToken string) (string, *Session, error) {
+	login bool, dr DeviceRequest, regToken string) (id.UserID, *Session, error) {
 	hash := ""
 	if password != "" {
 		var err error
@@ -167,7 +168,7 @@ func (s *Service) Available(ctx context.Context, username string) error {
 }
 
 // CreateUser makes an account directly (the CLI's "user add").
-func (s *Service) CreateUser(ctx context.Context, username, password string, admin bool) (string, error) {
+func (s *Service) CreateUser(ctx context.Context, username, password string, admin bool) (id.UserID, error) {
 	local, err := s.checkAvailable(ctx, username)
 	if err != nil {
 		return "", err
@@ -252,7 +253,7 @@ func (s *Service) RegisterWithSharedSecret(ctx context.Context, req *SharedSecre
 
 // RegisterAppServiceUser registers a user of an appservice's namespace
 // (m.login.application_service): no password, no UIA, rate limits do not apply.
-func (s *Service) RegisterAppServiceUser(ctx context.Context, asID, username string, inhibitLogin bool, dr DeviceRequest) (string, *Session, error) {
+func (s *Service) RegisterAppServiceUser(ctx context.Context, asID, username string, inhibitLogin bool, dr DeviceRequest) (id.UserID, *Session, error) {
 	if username == "" {
 		return "", nil, types.MissingParam("username is required")
 	}
@@ -293,13 +294,13 @@ func (s *Service) RegisterAppServiceUser(ctx context.Context, asID, username str
 }
 
 // EnsureAppServiceSender creates an appservice's sender user if it does not exist.
-func (s *Service) EnsureAppServiceSender(ctx context.Context, asID, userID string) error {
+func (s *Service) EnsureAppServiceSender(ctx context.Context, asID string, userID id.UserID) error {
 	if _, err := s.store.GetAccount(ctx, userID); err == nil {
 		return nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	local := strings.TrimPrefix(strings.SplitN(userID, ":", 2)[0], "@")
+	local := userID.Localpart()
 	err := s.store.CreateAccount(ctx, &storage.Account{UserID: userID, Localpart: local, AppServiceID: asID,
 		CreatedAt: s.nowMS()})
 	if errors.Is(err, storage.ErrConflict) {
@@ -309,7 +310,7 @@ func (s *Service) EnsureAppServiceSender(ctx context.Context, asID, userID strin
 }
 
 // LoginAppService logs in a user of an appservice's namespace (m.login.application_service).
-func (s *Service) LoginAppService(ctx context.Context, asID, userID string, dr DeviceRequest) (*Session, error) {
+func (s *Service) LoginAppService(ctx context.Context, asID string, userID id.UserID, dr DeviceRequest) (*Session, error) {
 	if userID == "" || !s.opts.AppServiceOwns(asID, userID) {
 		return nil, types.Forbidden("The user is not in the application service's namespace")
 	}
@@ -326,6 +327,6 @@ func (s *Service) LoginAppService(ctx context.Context, asID, userID string, dr D
 }
 
 // AppServiceOwns reports whether a user ID is in an appservice's namespace.
-func (s *Service) AppServiceOwns(asID, userID string) bool {
+func (s *Service) AppServiceOwns(asID string, userID id.UserID) bool {
 	return s.opts.AppServiceOwns(asID, userID)
 }

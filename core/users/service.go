@@ -38,17 +38,17 @@ type Options struct {
 	FailedPasswords Limiter
 	// ExclusiveUser names the appservice that claims a user ID exclusively
 	// ("" for none); others cannot register it (M_EXCLUSIVE).
-	ExclusiveUser func(userID string) string
+	ExclusiveUser func(userID id.UserID) string
 	// AppServiceOwns reports whether a user ID is in an appservice's namespace.
-	AppServiceOwns func(asID, userID string) bool
+	AppServiceOwns func(asID string, userID id.UserID) bool
 	// QueryUser asks appservices about an unknown user of their namespace;
 	// true if one created it (nil: none).
-	QueryUser func(ctx context.Context, userID string) bool
+	QueryUser func(ctx context.Context, userID id.UserID) bool
 	// OnAccountData is told of each account data write (core/stream's notifier).
-	OnAccountData func(userID string, pos int64)
+	OnAccountData func(userID id.UserID, pos int64)
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
 	// go with them: core/keys), after the deletion is committed.
-	OnDevicesDeleted func(ctx context.Context, userID string, deviceIDs []string)
+	OnDevicesDeleted func(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID)
 	// Rooms makes deactivated users leave their rooms (nil: they stay).
 	Rooms RoomLeaver
 	// Notifier carries account changes between processes (restrictions
@@ -79,7 +79,7 @@ type Service struct {
 
 	nonces   sync.Map // shared-secret registration nonce → expiry (time.Time)
 	lastSeen sync.Map // "user|device" → time.Time of the last stored update
-	// restrictions: user → restrictions (see moderation.go); restrictMu
+	// restrictions: id.UserID → restrictions (see moderation.go); restrictMu
 	// orders Restrict calls.
 	restrictions sync.Map
 	restrictMu   sync.Mutex
@@ -106,16 +106,16 @@ func New(store storage.Store, opts Options) (*Service, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.ExclusiveUser == nil {
-		opts.ExclusiveUser = func(string) string { return "" }
+		opts.ExclusiveUser = func(id.UserID) string { return "" }
 	}
 	if opts.AppServiceOwns == nil {
-		opts.AppServiceOwns = func(string, string) bool { return false }
+		opts.AppServiceOwns = func(string, id.UserID) bool { return false }
 	}
 	if opts.OnAccountData == nil {
-		opts.OnAccountData = func(string, int64) {}
+		opts.OnAccountData = func(id.UserID, int64) {}
 	}
 	if opts.OnDevicesDeleted == nil {
-		opts.OnDevicesDeleted = func(context.Context, string, []string) {}
+		opts.OnDevicesDeleted = func(context.Context, id.UserID, []id.DeviceID) {}
 	}
 	s := &Service{store: store, opts: opts, log: opts.Logger}
 	if opts.Notifier != nil {
@@ -201,13 +201,15 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newDeviceID() string { return randomString(10, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") }
+func newDeviceID() id.DeviceID { return id.DeviceID(randomString(10, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")) }
 
 // localpartRE is the user ID grammar (spec appendices, "User Identifiers").
 var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
 
 // UserID makes the full user ID of a local localpart.
-func (s *Service) UserID(localpart string) string { return "@" + localpart + ":" + s.opts.ServerName }
+func (s *Service) UserID(localpart string) id.UserID {
+	return id.NewUserID(localpart, s.opts.ServerName)
+}
 
 // ValidateLocalpart lowercases a requested username and checks it.
 func (s *Service) ValidateLocalpart(username string) (string, error) {
@@ -230,7 +232,7 @@ func (s *Service) ValidateLocalpart(username string) (string, error) {
 
 // ResolveUser turns a login identifier (localpart or full user ID) into a
 // local user ID, or "" if it cannot name a local user.
-func (s *Service) ResolveUser(user string) string {
+func (s *Service) ResolveUser(user string) id.UserID {
 	local, err := s.ValidateLocalpart(user)
 	if err != nil {
 		return ""

@@ -14,8 +14,8 @@ import (
 
 // Session is what login, registration and refresh hand back to the client.
 type Session struct {
-	UserID       string
-	DeviceID     string
+	UserID       id.UserID
+	DeviceID     id.DeviceID
 	AccessToken  string
 	RefreshToken string
 	ExpiresInMS  int64
@@ -23,18 +23,18 @@ type Session struct {
 
 // DeviceRequest says which device a login or registration is for.
 type DeviceRequest struct {
-	DeviceID    string // empty: a new device
+	DeviceID    id.DeviceID // empty: a new device
 	DisplayName string
 	IP          string
 	// WantRefresh: the client supports refresh tokens, so its access token expires.
 	WantRefresh bool
 }
 
-func validateDeviceID(id string) error {
-	if len(id) > 255 {
+func validateDeviceID(device id.DeviceID) error {
+	if len(device) > 255 {
 		return types.InvalidParam("device_id is longer than 255 bytes")
 	}
-	for _, r := range id {
+	for _, r := range string(device) {
 		if r < 0x21 || r > 0x7e {
 			return types.InvalidParam("device_id must be printable ASCII without spaces")
 		}
@@ -45,7 +45,7 @@ func validateDeviceID(id string) error {
 // issueSession creates or reuses the device and gives it fresh tokens. Reusing
 // a device ID invalidates the tokens it had (spec: "Relationship between
 // access tokens and devices").
-func (s *Service) issueSession(ctx context.Context, userID string, dr DeviceRequest) (*Session, error) {
+func (s *Service) issueSession(ctx context.Context, userID id.UserID, dr DeviceRequest) (*Session, error) {
 	if err := validateDeviceID(dr.DeviceID); err != nil {
 		return nil, err
 	}
@@ -129,14 +129,14 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*types.Pr
 	if err != nil {
 		return nil, err
 	}
-	return &types.Principal{Kind: types.PrincipalUser, UserID: id.UserID(at.UserID), DeviceID: id.DeviceID(at.DeviceID),
+	return &types.Principal{Kind: types.PrincipalUser, UserID: at.UserID, DeviceID: at.DeviceID,
 		TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
 }
 
 // touchDevice records last_seen at most every five minutes per device, so
 // that requests do not each cost a write.
-func (s *Service) touchDevice(ctx context.Context, userID, deviceID, ip string) {
-	key := userID + "|" + deviceID
+func (s *Service) touchDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ip string) {
+	key := string(userID) + "|" + string(deviceID)
 	now := s.opts.Now()
 	if last, ok := s.lastSeen.Load(key); ok && now.Sub(last.(time.Time)) < 5*time.Minute {
 		return
@@ -184,24 +184,22 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 
 // Logout deletes the caller's device and its tokens.
 func (s *Service) Logout(ctx context.Context, p *types.Principal) error {
-	userID, deviceID := string(p.UserID), string(p.DeviceID)
-	if err := s.store.DeleteDevices(ctx, userID, []string{deviceID}); err != nil {
+	if err := s.store.DeleteDevices(ctx, p.UserID, []id.DeviceID{p.DeviceID}); err != nil {
 		return internal("logout", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, userID, []string{deviceID})
+	s.opts.OnDevicesDeleted(ctx, p.UserID, []id.DeviceID{p.DeviceID})
 	return nil
 }
 
 // LogoutAll deletes every device of the caller.
 func (s *Service) LogoutAll(ctx context.Context, p *types.Principal) error {
-	userID := string(p.UserID)
-	deleted, err := s.deviceIDs(ctx, userID, "")
+	deleted, err := s.deviceIDs(ctx, p.UserID, "")
 	if err != nil {
 		return internal("logout all", err)
 	}
-	if err := s.store.DeleteAllDevices(ctx, userID, ""); err != nil {
+	if err := s.store.DeleteAllDevices(ctx, p.UserID, ""); err != nil {
 		return internal("logout all", err)
 	}
-	s.opts.OnDevicesDeleted(ctx, userID, deleted)
+	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }

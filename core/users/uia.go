@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -34,7 +36,7 @@ type UIARequest struct {
 	// Auth is the request's "auth" field as sent (nil when absent).
 	Auth json.RawMessage
 	// UserID is the authenticated caller, or "" when registering.
-	UserID string
+	UserID id.UserID
 	// Endpoint names the operation; a session cannot move between operations.
 	Endpoint string
 	Flows    [][]string
@@ -154,13 +156,13 @@ func (s *Service) runStage(ctx context.Context, req *UIARequest, auth *AuthDict,
 		}
 		lim := s.opts.FailedPasswords
 		if lim != nil && u != "" {
-			if ok, wait := lim.Check(u); !ok {
+			if ok, wait := lim.Check(string(u)); !ok {
 				return types.LimitExceeded(wait)
 			}
 		}
 		_, err = s.checkPassword(ctx, u, auth.Password)
 		if errors.Is(err, ErrBadCredentials) && lim != nil && u != "" {
-			lim.Allow(u)
+			lim.Allow(string(u))
 		}
 		return err
 	case StageRegistrationToken:

@@ -7,6 +7,8 @@ package inbound
 import (
 	"context"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tributary-hs/tributary/core/httpx"
@@ -14,7 +16,7 @@ import (
 
 // OpenID answers who an OpenID token stands for (core/users implements it).
 type OpenID interface {
-	OpenIDUser(ctx context.Context, token string) (string, error)
+	OpenIDUser(ctx context.Context, token string) (id.UserID, error)
 }
 
 // API serves the federation endpoints.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -16,7 +18,7 @@ func (db *DB) nextStreamPos(ctx context.Context, stream string) (int64, error) {
 	return pos, err
 }
 
-func (db *DB) PutAccountData(ctx context.Context, userID, roomID, dataType string, content json.RawMessage) (int64, error) {
+func (db *DB) PutAccountData(ctx context.Context, userID id.UserID, roomID id.RoomID, dataType string, content json.RawMessage) (int64, error) {
 	var pos int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -42,12 +44,12 @@ func scanAccountData(row interface{ Scan(...any) error }) (*storage.AccountDataE
 	return &e, nil
 }
 
-func (db *DB) GetAccountData(ctx context.Context, userID, roomID, dataType string) (*storage.AccountDataEntry, error) {
+func (db *DB) GetAccountData(ctx context.Context, userID id.UserID, roomID id.RoomID, dataType string) (*storage.AccountDataEntry, error) {
 	return scanAccountData(db.r(ctx).QueryRowContext(ctx, `SELECT user_id, room_id, data_type, content, stream_pos
 		FROM account_data WHERE user_id = $1 AND room_id = $2 AND data_type = $3`, userID, roomID, dataType))
 }
 
-func (db *DB) AccountDataSince(ctx context.Context, userID string, since int64) ([]*storage.AccountDataEntry, error) {
+func (db *DB) AccountDataSince(ctx context.Context, userID id.UserID, since int64) ([]*storage.AccountDataEntry, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT user_id, room_id, data_type, content, stream_pos
 		FROM account_data WHERE user_id = $1 AND stream_pos > $2 ORDER BY stream_pos`, userID, since)
 	if err != nil {

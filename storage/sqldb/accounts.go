@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -20,11 +22,11 @@ func scanAccount(row interface{ Scan(...any) error }) (*storage.Account, error) 
 }
 
 func (db *DB) CreateAccount(ctx context.Context, a *storage.Account) error {
-	return db.insertNew(ctx, "account "+a.UserID, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	return db.insertNew(ctx, "account "+a.UserID.String(), `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		a.UserID, a.Localpart, a.PasswordHash, b2i(a.IsAdmin), b2i(a.Deactivated), a.UserType, a.AppServiceID, a.CreatedAt)
 }
 
-func (db *DB) GetAccount(ctx context.Context, userID string) (*storage.Account, error) {
+func (db *DB) GetAccount(ctx context.Context, userID id.UserID) (*storage.Account, error) {
 	return scanAccount(db.r(ctx).QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE user_id = $1`, userID))
 }
 
@@ -42,15 +44,15 @@ func (db *DB) CountAccounts(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-func (db *DB) SetPasswordHash(ctx context.Context, userID, hash string) error {
+func (db *DB) SetPasswordHash(ctx context.Context, userID id.UserID, hash string) error {
 	return db.execOne(ctx, `UPDATE accounts SET password_hash = $1 WHERE user_id = $2`, hash, userID)
 }
 
-func (db *DB) SetAdmin(ctx context.Context, userID string, admin bool) error {
+func (db *DB) SetAdmin(ctx context.Context, userID id.UserID, admin bool) error {
 	return db.execOne(ctx, `UPDATE accounts SET is_admin = $1 WHERE user_id = $2`, b2i(admin), userID)
 }
 
-func (db *DB) DeactivateAccount(ctx context.Context, userID string) error {
+func (db *DB) DeactivateAccount(ctx context.Context, userID id.UserID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		if err := db.execOne(ctx, `UPDATE accounts SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID); err != nil {
 			return err

@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -26,12 +28,12 @@ func (db *DB) UpsertDevice(ctx context.Context, d *storage.Device) error {
 	return err
 }
 
-func (db *DB) GetDevice(ctx context.Context, userID, deviceID string) (*storage.Device, error) {
+func (db *DB) GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*storage.Device, error) {
 	return scanDevice(db.r(ctx).QueryRowContext(ctx,
 		`SELECT `+deviceCols+` FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID))
 }
 
-func (db *DB) ListDevices(ctx context.Context, userID string) ([]*storage.Device, error) {
+func (db *DB) ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error) {
 	rows, err := db.r(ctx).QueryContext(ctx,
 		`SELECT `+deviceCols+` FROM devices WHERE user_id = $1 ORDER BY device_id`, userID)
 	if err != nil {
@@ -40,18 +42,18 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]*storage.Device
 	return collect(rows, scanDevice)
 }
 
-func (db *DB) SetDeviceDisplayName(ctx context.Context, userID, deviceID, name string) error {
+func (db *DB) SetDeviceDisplayName(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error {
 	return db.execOne(ctx, `UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3`,
 		name, userID, deviceID)
 }
 
-func (db *DB) SetDeviceLastSeen(ctx context.Context, userID, deviceID, ip string, ts int64) error {
+func (db *DB) SetDeviceLastSeen(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ip string, ts int64) error {
 	_, err := db.exec(ctx, `UPDATE devices SET last_seen_ip = $1, last_seen_ts = $2 WHERE user_id = $3 AND device_id = $4`,
 		ip, ts, userID, deviceID)
 	return err
 }
 
-func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+func (db *DB) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		for _, dev := range deviceIDs {
 			if err := db.DeleteDeviceTokens(ctx, userID, dev); err != nil {
@@ -68,7 +70,7 @@ func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []stri
 	})
 }
 
-func (db *DB) DeleteAllDevices(ctx context.Context, userID, exceptDeviceID string) error {
+func (db *DB) DeleteAllDevices(ctx context.Context, userID id.UserID, exceptDeviceID id.DeviceID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		for _, q := range []string{
 			`DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2`,
@@ -85,7 +87,7 @@ func (db *DB) DeleteAllDevices(ctx context.Context, userID, exceptDeviceID strin
 	})
 }
 
-func (db *DB) DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error {
+func (db *DB) DeleteDeviceTokens(ctx context.Context, userID id.UserID, deviceID id.DeviceID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		for _, q := range []string{
 			`DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`,

@@ -3,9 +3,11 @@ package sqldb
 import (
 	"context"
 	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
 )
 
-func (db *DB) GetProfile(ctx context.Context, userID string) (map[string]json.RawMessage, error) {
+func (db *DB) GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT field, value FROM profiles WHERE user_id = $1`, userID)
 	if err != nil {
 		return nil, err
@@ -22,7 +24,7 @@ func (db *DB) GetProfile(ctx context.Context, userID string) (map[string]json.Ra
 	return out, rows.Err()
 }
 
-func (db *DB) SetProfileField(ctx context.Context, userID, key string, value json.RawMessage) error {
+func (db *DB) SetProfileField(ctx context.Context, userID id.UserID, key string, value json.RawMessage) error {
 	if value == nil {
 		_, err := db.exec(ctx, `DELETE FROM profiles WHERE user_id = $1 AND field = $2`, userID, key)
 		return err
@@ -32,7 +34,7 @@ func (db *DB) SetProfileField(ctx context.Context, userID, key string, value jso
 	return err
 }
 
-func (db *DB) DeleteProfile(ctx context.Context, userID string) error {
+func (db *DB) DeleteProfile(ctx context.Context, userID id.UserID) error {
 	_, err := db.exec(ctx, `DELETE FROM profiles WHERE user_id = $1`, userID)
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/sqlite"
 	"github.com/tributary-hs/tributary/storage/storagetest"
@@ -43,16 +45,16 @@ func TestReaderSeesWrites(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "tributary.db")
 	a, b := open(t, path), open(t, path)
-	for i, id := range []string{"@a:x", "@b:x", "@c:x"} {
-		if err := a.CreateAccount(ctx, &storage.Account{UserID: id, Localpart: id[1:2], CreatedAt: 1}); err != nil {
+	for i, user := range []id.UserID{"@a:x", "@b:x", "@c:x"} {
+		if err := a.CreateAccount(ctx, &storage.Account{UserID: user, Localpart: user.Localpart(), CreatedAt: 1}); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range []storage.Store{a, b} {
 			if n, err := s.CountAccounts(ctx); err != nil || n != int64(i+1) {
 				t.Fatalf("CountAccounts after %d writes = %d, %v", i+1, n, err)
 			}
-			if _, err := s.GetAccount(ctx, id); err != nil {
-				t.Fatalf("GetAccount(%s) after its write: %v", id, err)
+			if _, err := s.GetAccount(ctx, user); err != nil {
+				t.Fatalf("GetAccount(%s) after its write: %v", user, err)
 			}
 		}
 	}

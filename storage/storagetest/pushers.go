@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -120,7 +122,7 @@ func testPusherDeviceDeletion(t *testing.T, s storage.Store) {
 	withTokens(t, s, bob, "D1")
 	must(t, s.SetPusher(c, pusher(bob, "D1", "org.app", "kbob"), false))
 
-	must(t, s.DeleteDevices(c, alice, []string{"D1"}))
+	must(t, s.DeleteDevices(c, alice, []id.DeviceID{"D1"}))
 	wantKeys(t, s, alice, "org.app/kD2", "org.app/kD3", "org.app/k-appservice")
 	must(t, s.DeleteAllDevices(c, alice, "D3"))
 	wantKeys(t, s, alice, "org.app/kD3", "org.app/k-appservice")

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -134,7 +136,7 @@ func testBackend(t *testing.T, s storage.Store) {
 
 func newAccount(s storage.Store, t *testing.T, userID string) *storage.Account {
 	t.Helper()
-	a := &storage.Account{UserID: userID, Localpart: userID[1:2], PasswordHash: "hash-" + userID, CreatedAt: 1000}
+	a := &storage.Account{UserID: id.UserID(userID), Localpart: userID[1:2], PasswordHash: "hash-" + userID, CreatedAt: 1000}
 	must(t, s.CreateAccount(ctx(t), a))
 	return a
 }
@@ -185,16 +187,16 @@ func testAccountListCount(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "CountAccounts of an empty store", n, 0)
 
-	for _, id := range []string{"@carol:example.org", "@alice:example.org", "@bob:example.org"} {
-		newAccount(s, t, id)
+	for _, user := range []string{"@carol:example.org", "@alice:example.org", "@bob:example.org"} {
+		newAccount(s, t, user)
 	}
 	list, err = s.ListAccounts(c)
 	must(t, err)
-	var ids []string
+	var ids []id.UserID
 	for _, a := range list {
 		ids = append(ids, a.UserID)
 	}
-	if want := []string{"@alice:example.org", "@bob:example.org", "@carol:example.org"}; !slices.Equal(ids, want) {
+	if want := []id.UserID{"@alice:example.org", "@bob:example.org", "@carol:example.org"}; !slices.Equal(ids, want) {
 		t.Fatalf("ListAccounts = %v, want %v", ids, want)
 	}
 	eq(t, "listed account", list[1].PasswordHash, "hash-@bob:example.org")
@@ -302,19 +304,19 @@ func testDeviceList(t *testing.T, s storage.Store) {
 	list, err := s.ListDevices(c, alice)
 	must(t, err)
 	eq(t, "devices of a user without any", len(list), 0)
-	for _, id := range []string{"CCC", "AAA", "BBB"} {
-		must(t, s.UpsertDevice(c, &storage.Device{UserID: alice, DeviceID: id, DisplayName: "d " + id, CreatedAt: 1}))
+	for _, dev := range []id.DeviceID{"CCC", "AAA", "BBB"} {
+		must(t, s.UpsertDevice(c, &storage.Device{UserID: alice, DeviceID: dev, DisplayName: "d " + dev.String(), CreatedAt: 1}))
 	}
 	must(t, s.UpsertDevice(c, &storage.Device{UserID: bob, DeviceID: "ABC", CreatedAt: 1}))
 	list, err = s.ListDevices(c, alice)
 	must(t, err)
-	var ids []string
+	var ids []id.DeviceID
 	for _, d := range list {
 		eq(t, "listed device's user", d.UserID, alice)
-		eq(t, "listed device's name", d.DisplayName, "d "+d.DeviceID)
+		eq(t, "listed device's name", d.DisplayName, "d "+d.DeviceID.String())
 		ids = append(ids, d.DeviceID)
 	}
-	if want := []string{"AAA", "BBB", "CCC"}; !slices.Equal(ids, want) {
+	if want := []id.DeviceID{"AAA", "BBB", "CCC"}; !slices.Equal(ids, want) {
 		t.Fatalf("ListDevices = %v, want %v", ids, want)
 	}
 }
@@ -358,10 +360,11 @@ func testDeviceLastSeen(t *testing.T, s storage.Store) {
 func withTokens(t *testing.T, s storage.Store, userID, deviceID string) {
 	t.Helper()
 	c := ctx(t)
-	must(t, s.UpsertDevice(c, &storage.Device{UserID: userID, DeviceID: deviceID, CreatedAt: 1}))
-	must(t, s.CreateAccessToken(c, &storage.AccessToken{TokenHash: "at-" + userID + deviceID, UserID: userID, DeviceID: deviceID,
+	user, dev := id.UserID(userID), id.DeviceID(deviceID)
+	must(t, s.UpsertDevice(c, &storage.Device{UserID: user, DeviceID: dev, CreatedAt: 1}))
+	must(t, s.CreateAccessToken(c, &storage.AccessToken{TokenHash: "at-" + userID + deviceID, UserID: user, DeviceID: dev,
 		RefreshHash: "rt-" + userID + deviceID, CreatedAt: 1}))
-	must(t, s.CreateRefreshToken(c, &storage.RefreshToken{TokenHash: "rt-" + userID + deviceID, UserID: userID, DeviceID: deviceID, CreatedAt: 1}))
+	must(t, s.CreateRefreshToken(c, &storage.RefreshToken{TokenHash: "rt-" + userID + deviceID, UserID: user, DeviceID: dev, CreatedAt: 1}))
 }
 
 // hasDevice reports whether the device, its access token and its refresh
@@ -376,7 +379,7 @@ func hasDevice(t *testing.T, s storage.Store, userID, deviceID string) bool {
 		}
 		return err == nil
 	}
-	_, err := s.GetDevice(c, userID, deviceID)
+	_, err := s.GetDevice(c, id.UserID(userID), id.DeviceID(deviceID))
 	dev := exists(err, "GetDevice")
 	_, err = s.GetAccessToken(c, "at-"+userID+deviceID)
 	at := exists(err, "GetAccessToken")
@@ -395,15 +398,15 @@ func testDeleteDevices(t *testing.T, s storage.Store) {
 	}
 	withTokens(t, s, bob, "D1")
 
-	must(t, s.DeleteDevices(c, alice, []string{"D1", "D2", "UNKNOWN"}))
+	must(t, s.DeleteDevices(c, alice, []id.DeviceID{"D1", "D2", "UNKNOWN"}))
 	eq(t, "alice D1 exists", hasDevice(t, s, alice, "D1"), false)
 	eq(t, "alice D2 exists", hasDevice(t, s, alice, "D2"), false)
 	eq(t, "alice D3 exists", hasDevice(t, s, alice, "D3"), true)
 	eq(t, "bob D1 exists", hasDevice(t, s, bob, "D1"), true)
 
 	must(t, s.DeleteDevices(c, alice, nil))
-	must(t, s.DeleteDevices(c, alice, []string{}))
-	must(t, s.DeleteDevices(c, "@nobody:example.org", []string{"D3"}))
+	must(t, s.DeleteDevices(c, alice, []id.DeviceID{}))
+	must(t, s.DeleteDevices(c, "@nobody:example.org", []id.DeviceID{"D3"}))
 	eq(t, "alice D3 exists", hasDevice(t, s, alice, "D3"), true)
 }
 
@@ -698,7 +701,11 @@ func testAccountDataOverwrite(t *testing.T, s storage.Store) {
 func testAccountDataStreamIncreases(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	var last int64
-	for i, w := range []struct{ user, room, typ string }{
+	for i, w := range []struct {
+		user id.UserID
+		room id.RoomID
+		typ  string
+	}{
 		{alice, "", "a"}, {bob, "", "a"}, {alice, "!r:x", "a"}, {alice, "", "a"}, {bob, "!r:x", "b"}, {"@carol:x", "", "c"},
 	} {
 		pos, err := s.PutAccountData(c, w.user, w.room, w.typ, json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)))
@@ -712,7 +719,7 @@ func testAccountDataStreamIncreases(t *testing.T, s storage.Store) {
 
 func testAccountDataSince(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	put := func(user, room, typ, content string) int64 {
+	put := func(user id.UserID, room id.RoomID, typ, content string) int64 {
 		t.Helper()
 		pos, err := s.PutAccountData(c, user, room, typ, json.RawMessage(content))
 		must(t, err)
@@ -736,7 +743,7 @@ func testAccountDataSince(t *testing.T, s storage.Store) {
 				t.Fatalf("AccountDataSince(%d): position %d out of order or not after since", since, e.StreamPos)
 			}
 			prev = e.StreamPos
-			types = append(types, e.RoomID+"/"+e.Type+"="+string(e.Content))
+			types = append(types, e.RoomID.String()+"/"+e.Type+"="+string(e.Content))
 		}
 		if !slices.Equal(types, want) {
 			t.Fatalf("AccountDataSince(%d) = %v, want %v", since, types, want)
@@ -1054,7 +1061,7 @@ func testTxNested(t *testing.T, s storage.Store) {
 			return err
 		}
 		// DeleteDevices uses WithTx itself.
-		if err := s.DeleteDevices(c, alice, []string{"X"}); err != nil {
+		if err := s.DeleteDevices(c, alice, []id.DeviceID{"X"}); err != nil {
 			return err
 		}
 		return errBoom
@@ -1145,7 +1152,7 @@ func testConcurrentAccountData(t *testing.T, s storage.Store) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			user := fmt.Sprintf("@user%02d:example.org", w)
+			user := id.UserID(fmt.Sprintf("@user%02d:example.org", w))
 			for i := range writes {
 				pos, err := s.PutAccountData(c, user, "", fmt.Sprintf("t%02d", i), json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)))
 				if err != nil {
@@ -1175,7 +1182,7 @@ func testConcurrentAccountData(t *testing.T, s storage.Store) {
 	}
 	eq(t, "distinct positions", len(seen), writers*writes)
 	for w := range writers {
-		entries, err := s.AccountDataSince(c, fmt.Sprintf("@user%02d:example.org", w), 0)
+		entries, err := s.AccountDataSince(c, id.UserID(fmt.Sprintf("@user%02d:example.org", w)), 0)
 		must(t, err)
 		eq(t, "entries of a writer", len(entries), writes)
 		for i, e := range entries {
@@ -1194,7 +1201,7 @@ func testConcurrentReadsWrites(t *testing.T, s storage.Store) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := range 15 {
-				dev := fmt.Sprintf("W%dD%d", w, i)
+				dev := id.DeviceID(fmt.Sprintf("W%dD%d", w, i))
 				if err := s.UpsertDevice(c, &storage.Device{UserID: alice, DeviceID: dev, CreatedAt: int64(i)}); err != nil {
 					errs <- err
 					return
@@ -1231,6 +1238,6 @@ func testConcurrentReadsWrites(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "devices", len(list), 60)
 	for _, d := range list {
-		eq(t, "display name of "+d.DeviceID, d.DisplayName, "n")
+		eq(t, "display name of "+d.DeviceID.String(), d.DisplayName, "n")
 	}
 }
