@@ -2,42 +2,11 @@ package clientapi
 
 import (
 	"github.com/gin-gonic/gin"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 )
-
-// notSuspended refuses what a suspended account may not do (the spec's
-// recommended list: joining, knocking, inviting, sending to rooms, changing
-// the profile). Redacting its own events stays possible (see
-// suspendedRedaction).
-func notSuspended(c *gin.Context) {
-	if p := httpx.PrincipalOf(c); p != nil && p.Suspended {
-		httpx.Fail(c, types.ErrSuspended)
-		return
-	}
-	c.Next()
-}
-
-// suspendedRedaction: a suspended account may redact its own events only.
-func (a *API) suspendedRedaction(c *gin.Context, roomID id.RoomID, target id.EventID) bool {
-	p := httpx.PrincipalOf(c)
-	if p == nil || !p.Suspended {
-		return false
-	}
-	ev, err := a.rooms.Event(c.Request.Context(), roomID, p.UserID, target)
-	if err != nil {
-		httpx.Fail(c, err)
-		return true
-	}
-	if ev.Sender != p.UserID {
-		httpx.Fail(c, types.ErrSuspended)
-		return true
-	}
-	return false
-}
 
 func (a *API) registerModeration(v1 gin.IRouter, auth gin.HandlerFunc) {
 	for path, r := range map[string]users.Restriction{"/admin/suspend/:userId": users.Suspension, "/admin/lock/:userId": users.Lock} {

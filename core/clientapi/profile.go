@@ -12,8 +12,8 @@ import (
 func (a *API) registerProfile(g gin.IRouter, auth gin.HandlerFunc) {
 	g.GET("/profile/:userId", a.getProfile)
 	g.GET("/profile/:userId/:key", a.getProfileField)
-	g.PUT("/profile/:userId/:key", auth, notSuspended, a.putProfileField)
-	g.DELETE("/profile/:userId/:key", auth, notSuspended, a.deleteProfileField)
+	g.PUT("/profile/:userId/:key", auth, a.putProfileField)
+	g.DELETE("/profile/:userId/:key", auth, a.deleteProfileField)
 }
 
 // GET /_matrix/client/v3/profile/{userId}

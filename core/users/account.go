@@ -225,6 +225,14 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 	if caller != userID {
 		return types.Forbidden("You cannot change the profile of another user")
 	}
+	// Account moderation holds every caller alike (HTTP, the plugin host).
+	if r, err := s.restrictionsOf(ctx, caller); err != nil {
+		return err
+	} else if r.locked {
+		return types.ErrLocked
+	} else if r.suspended {
+		return types.ErrSuspended
+	}
 	if key == "" || len(key) > 255 {
 		return types.InvalidParam("Profile field names are 1 to 255 bytes")
 	}
