@@ -96,31 +96,12 @@ func (db *DB) UsersWithPushers(ctx context.Context, kind string) ([]string, erro
 // stream position, tweaks, queued at); one statement per chunk joins them
 // to the users' pushers.
 func (db *DB) enqueuePushes(ctx context.Context, rows [][]any) error {
-	const width = 4
-	per := maxParams / width
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO push_queue (pusher_id, stream_pos, tweaks, queued_at, attempts, next_attempt)
-			SELECT p.pusher_id, v.column2, v.column3, v.column4, 0, 0 FROM pushers p JOIN (VALUES `)
-		args := make([]any, 0, len(chunk)*width)
-		for i, row := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			n := len(args)
-			sb.WriteString("(" + db.seqPlaceholder(n+1) + ", CAST(" + db.seqPlaceholder(n+2) + " AS BIGINT), " +
-				db.seqPlaceholder(n+3) + ", CAST(" + db.seqPlaceholder(n+4) + " AS BIGINT))")
-			args = append(args, row...)
-		}
-		// The WHERE clause also keeps SQLite from reading ON CONFLICT as
-		// the join's ON.
-		sb.WriteString(`) v ON p.user_id = v.column1 WHERE p.kind = 'http' ON CONFLICT DO NOTHING`)
-		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	// The WHERE clause also keeps SQLite from reading ON CONFLICT as the
+	// join's ON.
+	return db.insertValues(ctx, `INSERT INTO push_queue (pusher_id, stream_pos, tweaks, queued_at, attempts, next_attempt)
+			SELECT p.pusher_id, v.column2, v.column3, v.column4, 0, 0 FROM pushers p JOIN (VALUES `,
+		`(?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))`,
+		`) v ON p.user_id = v.column1 WHERE p.kind = 'http' ON CONFLICT DO NOTHING`, rows)
 }
 
 func (db *DB) DuePushDeliveries(ctx context.Context, now int64, limit int) ([]*storage.PushDelivery, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,11 +112,9 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		}
 		for i, w := range writes {
 			w.Event.StreamPos = first + int64(i)
-			if w.NewGroup != nil {
-				if err := db.insertStateGroup(ctx, w.NewGroup); err != nil {
-					return err
-				}
-			}
+		}
+		if err := db.insertStateGroups(ctx, writes); err != nil {
+			return err
 		}
 		if err := db.insertEvents(ctx, writes); err != nil {
 			return err
@@ -123,31 +122,17 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.indexEvents(ctx, writes); err != nil {
 			return err
 		}
+		// After the events: a current state row takes its membership from
+		// its event's row.
+		if err := db.setCurrentState(ctx, writes); err != nil {
+			return err
+		}
+		if err := db.setExtremities(ctx, writes); err != nil {
+			return err
+		}
 		var pushRows, defaultRows, txnRows, asRows, aliasRows, pushQueueRows [][]any
 		for _, w := range writes {
 			e := w.Event
-			for _, cs := range w.CurrentState {
-				// The membership column comes from the event's row (inserted
-				// above, or earlier for state laid down by state resolution).
-				if _, err := db.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership)
-					VALUES ($1, $2, $3, $4, COALESCE((SELECT membership FROM events WHERE event_id = $4), ''))
-					ON CONFLICT (room_id, type, state_key)
-					DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`,
-					e.RoomID, cs.Type, cs.StateKey, cs.EventID); err != nil {
-					return err
-				}
-			}
-			if w.Extremities != nil {
-				if _, err := db.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, e.RoomID); err != nil {
-					return err
-				}
-				for _, x := range w.Extremities {
-					if _, err := db.exec(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)`,
-						e.RoomID, x); err != nil {
-						return err
-					}
-				}
-			}
 			if w.Redacts != "" {
 				if err := db.SetRedactedBy(ctx, w.Redacts, e.EventID); err != nil {
 					return err
@@ -194,10 +179,6 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 	})
 }
 
-// eventInsertRows bounds one multi-row INSERT (17 parameters a row stays
-// under SQLite's and PostgreSQL's parameter limits).
-const eventInsertRows = 500
-
 // insertEvents writes the batch's events with multi-row INSERTs: one round
 // trip for many events matters on PostgreSQL.
 func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) error {
@@ -221,27 +202,38 @@ func (db *DB) insertRows(ctx context.Context, head, tail string, rows [][]any) e
 	if len(rows) == 0 {
 		return nil
 	}
-	width := len(rows[0])
+	row := "(?" + strings.Repeat(", ?", len(rows[0])-1) + ")"
+	return db.insertValues(ctx, head+" VALUES ", row, tail, rows)
+}
+
+// insertValues runs head row, row… tail for the rows, in as few statements
+// as the parameter limit allows: row is the SQL of one row with a "?" for
+// each of its values, in order (a value used twice is passed twice).
+func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	parts := strings.Split(row, "?")
+	width := len(parts) - 1
 	per := max(1, maxParams/width)
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
+	for chunk := range slices.Chunk(rows, per) {
 		var sb strings.Builder
+		sb.Grow(len(head) + len(chunk)*(len(row)+4*width) + len(tail))
 		sb.WriteString(head)
-		sb.WriteString(" VALUES ")
 		args := make([]any, 0, len(chunk)*width)
-		for i, row := range chunk {
+		for i, r := range chunk {
+			if len(r) != width {
+				return fmt.Errorf("insert: a row of %d values for %d placeholders", len(r), width)
+			}
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString("(")
-			for j := range row {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString(db.seqPlaceholder(len(args) + j + 1))
+			sb.WriteString(parts[0])
+			for j, p := range parts[1:] {
+				args = append(args, r[j])
+				sb.WriteString(db.seqPlaceholder(len(args)))
+				sb.WriteString(p)
 			}
-			sb.WriteString(")")
-			args = append(args, row...)
 		}
 		sb.WriteString(tail)
 		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
@@ -251,18 +243,82 @@ func (db *DB) insertRows(ctx context.Context, head, tail string, rows [][]any) e
 	return nil
 }
 
-func (db *DB) insertStateGroup(ctx context.Context, g *storage.StateGroup) error {
-	if _, err := db.exec(ctx, `INSERT INTO state_groups (group_id, room_id, prev_group, chain_len) VALUES ($1, $2, $3, $4)`,
-		g.GroupID, g.RoomID, g.PrevGroup, g.ChainLen); err != nil {
-		return err
-	}
-	for _, e := range g.Entries {
-		if _, err := db.exec(ctx, `INSERT INTO state_group_entries (group_id, type, state_key, event_id) VALUES ($1, $2, $3, $4)`,
-			g.GroupID, e.Type, e.StateKey, e.EventID); err != nil {
-			return err
+// insertStateGroups writes the batch's new state groups and their entries:
+// a snapshot of a big room is thousands of entries, so they go in
+// multi-row statements (one round trip each on PostgreSQL), not one each.
+func (db *DB) insertStateGroups(ctx context.Context, writes []*storage.EventWrite) error {
+	var groups, entries [][]any
+	for _, w := range writes {
+		g := w.NewGroup
+		if g == nil {
+			continue
+		}
+		groups = append(groups, []any{g.GroupID, g.RoomID, g.PrevGroup, g.ChainLen})
+		for _, e := range g.Entries {
+			entries = append(entries, []any{g.GroupID, e.Type, e.StateKey, e.EventID})
 		}
 	}
-	return nil
+	if err := db.insertRows(ctx, `INSERT INTO state_groups (group_id, room_id, prev_group, chain_len)`, ``, groups); err != nil {
+		return err
+	}
+	return db.insertRows(ctx, `INSERT INTO state_group_entries (group_id, type, state_key, event_id)`, ``, entries)
+}
+
+// setCurrentState upserts the batch's current state entries in multi-row
+// statements. Each key is written once, with the last value the batch gives
+// it: PostgreSQL refuses an upsert that touches a row twice, and the last
+// write is what one statement per entry left behind.
+func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite) error {
+	type key struct{ room, typ, stateKey string }
+	last := map[key]int{}
+	var rows [][]any
+	for _, w := range writes {
+		for _, cs := range w.CurrentState {
+			k := key{w.Event.RoomID, cs.Type, cs.StateKey}
+			if i, ok := last[k]; ok {
+				rows[i] = nil
+			}
+			last[k] = len(rows)
+			// The event ID twice: once for the row, once to look up the
+			// membership.
+			rows = append(rows, []any{k.room, k.typ, k.stateKey, cs.EventID, cs.EventID})
+		}
+	}
+	rows = slices.DeleteFunc(rows, func(r []any) bool { return r == nil })
+	// The membership column comes from the event's row (inserted with the
+	// batch, or earlier for state laid down by state resolution).
+	return db.insertValues(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES `,
+		`(?, ?, ?, ?, COALESCE((SELECT membership FROM events WHERE event_id = ?), ''))`,
+		` ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`,
+		rows)
+}
+
+// setExtremities replaces the forward extremities of each room the batch
+// gives a list for with the last list it gives: writing the earlier ones
+// only for the later to delete them was a statement per extremity.
+func (db *DB) setExtremities(ctx context.Context, writes []*storage.EventWrite) error {
+	var rooms []string
+	lists := map[string][]string{}
+	for _, w := range writes {
+		if w.Extremities == nil {
+			continue
+		}
+		room := w.Event.RoomID
+		if _, ok := lists[room]; !ok {
+			rooms = append(rooms, room)
+		}
+		lists[room] = w.Extremities
+	}
+	var rows [][]any
+	for _, room := range rooms {
+		if _, err := db.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, room); err != nil {
+			return err
+		}
+		for _, x := range lists[room] {
+			rows = append(rows, []any{room, x})
+		}
+	}
+	return db.insertRows(ctx, `INSERT INTO forward_extremities (room_id, event_id)`, ``, rows)
 }
 
 func (db *DB) ReserveStateGroupIDs(ctx context.Context, n int64) (int64, error) {

@@ -36,23 +36,8 @@ func (db *DB) indexEvents(ctx context.Context, writes []*storage.EventWrite) err
 	if db.dialect.Name() == "sqlite" {
 		return db.insertRows(ctx, `INSERT INTO event_search (rowid, text)`, ``, rows)
 	}
-	// A statement per chunk of rows, each row's text made a vector in SQL.
-	for chunk := range slices.Chunk(rows, maxParams/2) {
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_search (stream_pos, vector) VALUES `)
-		args := make([]any, 0, 2*len(chunk))
-		for i, row := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			args = append(args, row...)
-			fmt.Fprintf(&sb, "(%s, to_tsvector('simple', %s))", placeholder(len(args)-1), placeholder(len(args)))
-		}
-		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Each row's text made a vector in SQL.
+	return db.insertValues(ctx, `INSERT INTO event_search (stream_pos, vector) VALUES `, `(?, to_tsvector('simple', ?))`, ``, rows)
 }
 
 // indexableText is text as both engines take it: valid UTF-8 without NUL
