@@ -1,6 +1,10 @@
 package storage
 
-import "context"
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+)
 
 // PushAction is a notification an event gives a user.
 type PushAction struct {
@@ -24,13 +28,13 @@ type UnreadCount struct {
 type PushCounts interface {
 	// UnreadCounts counts a user's notifications in a room after their read
 	// receipts (unthreaded ones and per thread) and their own last event.
-	UnreadCounts(ctx context.Context, roomID, userID string) ([]UnreadCount, error)
+	UnreadCounts(ctx context.Context, roomID id.RoomID, userID id.UserID) ([]UnreadCount, error)
 	// ReadPositions are the stream positions a user has read to in a room:
 	// of their read receipts' events per thread ("" for unthreaded) and of
 	// their own last event (0 if none).
-	ReadPositions(ctx context.Context, roomID, userID string) (map[string]int64, int64, error)
+	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
 	// PushActionCounts counts a user's notifications in a room at stream
 	// positions in (after, upto], per thread; thread "" counts every thread,
 	// otherwise only that one.
-	PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]UnreadCount, error)
+	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]UnreadCount, error)
 }

@@ -3,16 +3,18 @@ package storage
 import (
 	"context"
 	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // Pusher is where a user's notifications go (POST /pushers/set). A user
 // has at most one per (AppID, PushKey).
 type Pusher struct {
 	PusherID int64
-	UserID   string
+	UserID   id.UserID
 	// DeviceID is the device whose access token set the pusher ("" for an
 	// appservice's): it goes when the device is deleted (logged out).
-	DeviceID          string
+	DeviceID          id.DeviceID
 	Kind              string
 	AppID             string
 	PushKey           string
@@ -47,7 +49,7 @@ type PushDelivery struct {
 
 // Notification is an event that notified a user (GET /notifications).
 type Notification struct {
-	RoomID    string
+	RoomID    id.RoomID
 	StreamPos int64
 	ThreadID  string
 	Highlight bool
@@ -64,13 +66,13 @@ type Pushers interface {
 	SetPusher(ctx context.Context, p *Pusher, keepOthers bool) error
 	// DeletePusher deletes the user's pusher for (appID, pushKey) and its
 	// queue; no error if there is none.
-	DeletePusher(ctx context.Context, userID, appID, pushKey string) error
+	DeletePusher(ctx context.Context, userID id.UserID, appID, pushKey string) error
 	// DeletePusherByID deletes a pusher and its queue; no error if it is gone.
 	DeletePusherByID(ctx context.Context, pusherID int64) error
 	// ListPushers lists the user's pushers by creation.
-	ListPushers(ctx context.Context, userID string) ([]*Pusher, error)
+	ListPushers(ctx context.Context, userID id.UserID) ([]*Pusher, error)
 	// UsersWithPushers lists the users with at least one pusher of kind.
-	UsersWithPushers(ctx context.Context, kind string) ([]string, error)
+	UsersWithPushers(ctx context.Context, kind string) ([]id.UserID, error)
 
 	// DuePushDeliveries lists deliveries whose next attempt is due at now,
 	// oldest event first, at most limit.
@@ -89,5 +91,5 @@ type Pushers interface {
 	// joined to, after their join, they have no push action of their own
 	// for, and their own push actions that notify. onlyHighlight keeps the
 	// highlights.
-	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error)
+	Notifications(ctx context.Context, userID id.UserID, before int64, limit int, onlyHighlight bool) ([]Notification, error)
 }

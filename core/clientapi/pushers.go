@@ -30,7 +30,7 @@ func (a *API) setPusher(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.push.SetPusher(c.Request.Context(), me(c), string(httpx.PrincipalOf(c).DeviceID), &body); err != nil {
+	if err := a.push.SetPusher(c.Request.Context(), me(c), httpx.PrincipalOf(c).DeviceID, &body); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -66,7 +66,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("push: loading the users with pushers: %w", err)
 	}
 	for _, u := range users {
-		s.withPushers.Store(id.UserID(u), struct{}{})
+		s.withPushers.Store(u, struct{}{})
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ func (s *Service) HasPushers(user id.UserID) bool {
 
 // Pushers lists the user's pushers (GET /pushers).
 func (s *Service) Pushers(ctx context.Context, user id.UserID) ([]Pusher, error) {
-	ps, err := s.store.ListPushers(ctx, string(user))
+	ps, err := s.store.ListPushers(ctx, user)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *Service) Pushers(ctx context.Context, user id.UserID) ([]Pusher, error)
 // SetPusher creates, replaces or (kind null) deletes one of the user's
 // pushers (POST /pushers/set). deviceID is the device whose access token
 // asked: logging it out deletes the pusher.
-func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID string, b *PusherBody) error {
+func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID id.DeviceID, b *PusherBody) error {
 	if b.Kind == nil {
 		return types.MissingParam("kind is required")
 	}
@@ -116,7 +116,7 @@ func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID string
 	if string(b.Kind) == "null" {
 		s.pmu.Lock()
 		defer s.pmu.Unlock()
-		if err := s.store.DeletePusher(ctx, string(user), appID, pushKey); err != nil {
+		if err := s.store.DeletePusher(ctx, user, appID, pushKey); err != nil {
 			return err
 		}
 		return s.forgetIfNone(ctx, user)
@@ -156,7 +156,7 @@ func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID string
 	if err != nil {
 		return err
 	}
-	p := &storage.Pusher{UserID: string(user), DeviceID: deviceID, Kind: kind, AppID: appID, PushKey: pushKey,
+	p := &storage.Pusher{UserID: user, DeviceID: deviceID, Kind: kind, AppID: appID, PushKey: pushKey,
 		AppDisplayName: *b.AppDisplayName, DeviceDisplayName: *b.DeviceDisplayName, Lang: *b.Lang, Data: data,
 		PushKeyTS: time.Now().UnixMilli()}
 	if b.ProfileTag != nil {
@@ -223,7 +223,7 @@ func checkData(raw json.RawMessage) (json.RawMessage, error) {
 // forgetIfNone drops the user from withPushers if they have no HTTP
 // pusher left. Call it with pmu held.
 func (s *Service) forgetIfNone(ctx context.Context, user id.UserID) error {
-	ps, err := s.store.ListPushers(ctx, string(user))
+	ps, err := s.store.ListPushers(ctx, user)
 	if err != nil {
 		return err
 	}
@@ -246,13 +246,13 @@ func (s *Service) DevicesDeleted(ctx context.Context, userID id.UserID, _ []id.D
 
 // PusherRejected deletes a pusher whose pushkey its gateway rejected (the
 // gateway must not be sent notifications for it again).
-func (s *Service) PusherRejected(ctx context.Context, userID string, pusherID int64) error {
+func (s *Service) PusherRejected(ctx context.Context, userID id.UserID, pusherID int64) error {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	if err := s.store.DeletePusherByID(ctx, pusherID); err != nil {
 		return err
 	}
-	return s.forgetIfNone(ctx, id.UserID(userID))
+	return s.forgetIfNone(ctx, userID)
 }
 
 // Tweaks are the set_tweak actions of a rule as a push gateway gets them
@@ -332,7 +332,7 @@ func (s *Service) Notifications(ctx context.Context, user id.UserID, from, limit
 	if n == 0 {
 		return page, nil
 	}
-	rows, err := s.store.Notifications(ctx, string(user), before, n, only == "highlight")
+	rows, err := s.store.Notifications(ctx, user, before, n, only == "highlight")
 	if err != nil {
 		return nil, err
 	}
@@ -340,11 +340,11 @@ func (s *Service) Notifications(ctx context.Context, user id.UserID, from, limit
 		threads map[string]int64
 		floor   int64
 	}
-	reads := map[string]readPos{}
+	reads := map[id.RoomID]readPos{}
 	for _, r := range rows {
 		rp, ok := reads[r.RoomID]
 		if !ok {
-			threads, own, err := s.store.ReadPositions(ctx, r.RoomID, string(user))
+			threads, own, err := s.store.ReadPositions(ctx, r.RoomID, user)
 			if err != nil {
 				return nil, err
 			}
@@ -355,7 +355,7 @@ func (s *Service) Notifications(ctx context.Context, user id.UserID, from, limit
 		if pos, ok := rp.threads[r.ThreadID]; ok && r.ThreadID != "" && r.StreamPos <= pos {
 			read = true
 		}
-		page.Notifications = append(page.Notifications, Notification{RoomID: id.RoomID(r.RoomID),
+		page.Notifications = append(page.Notifications, Notification{RoomID: r.RoomID,
 			StreamPos: r.StreamPos, Highlight: r.Highlight, Read: read})
 	}
 	if len(rows) == n {

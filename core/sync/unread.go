@@ -6,13 +6,15 @@ import (
 	"slices"
 	gosync "sync"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
 // UnreadStore is what unread counts are read from.
 type UnreadStore interface {
-	ReadPositions(ctx context.Context, roomID, userID string) (map[string]int64, int64, error)
-	PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]storage.UnreadCount, error)
+	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
+	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error)
 }
 
 // maxUnreadEntries bounds the cache; past it, some entries are dropped.
@@ -112,7 +114,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 		// after what was counted are new.
 		read, own, counts = known.read, known.own, known.counts
 		if known.upto < upto {
-			more, err := u.store.PushActionCounts(ctx, roomID, userID, "", known.upto, upto)
+			more, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), "", known.upto, upto)
 			if err != nil {
 				return nil, err
 			}
@@ -124,7 +126,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 		}
 	} else {
 		var err error
-		if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
+		if read, own, err = u.store.ReadPositions(ctx, id.RoomID(roomID), id.UserID(userID)); err != nil {
 			return nil, err
 		}
 		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {
@@ -177,14 +179,14 @@ func (u *unreadCache) store1(key [2]string, present bool, gen, drops uint64, e *
 // receipt of their own further on, after that.
 func (u *unreadCache) countAll(ctx context.Context, roomID, userID string, read map[string]int64, own, upto int64) (map[string]storage.UnreadCount, error) {
 	floor := max(read[""], own)
-	all, err := u.store.PushActionCounts(ctx, roomID, userID, "", floor, upto)
+	all, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), "", floor, upto)
 	if err != nil {
 		return nil, err
 	}
 	counts := make(map[string]storage.UnreadCount, len(all))
 	for _, c := range all {
 		if pos, ok := read[c.ThreadID]; ok && pos > floor {
-			thread, err := u.store.PushActionCounts(ctx, roomID, userID, c.ThreadID, pos, upto)
+			thread, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), c.ThreadID, pos, upto)
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -25,12 +27,12 @@ type fakeAction struct {
 	highlight bool
 }
 
-func (f *fakeUnread) ReadPositions(context.Context, string, string) (map[string]int64, int64, error) {
+func (f *fakeUnread) ReadPositions(context.Context, id.RoomID, id.UserID) (map[string]int64, int64, error) {
 	f.reads++
 	return maps.Clone(f.read), f.own, nil
 }
 
-func (f *fakeUnread) PushActionCounts(_ context.Context, _, _, thread string, after, upto int64) ([]storage.UnreadCount, error) {
+func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, _ id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
 	f.queries++
 	by := map[string]storage.UnreadCount{}
 	for _, a := range f.actions {
@@ -153,7 +155,7 @@ type racingStore struct {
 	during func()
 }
 
-func (r racingStore) ReadPositions(ctx context.Context, room, user string) (map[string]int64, int64, error) {
+func (r racingStore) ReadPositions(ctx context.Context, room id.RoomID, user id.UserID) (map[string]int64, int64, error) {
 	read, own, err := r.fakeUnread.ReadPositions(ctx, room, user)
 	r.during()
 	return read, own, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -12,7 +14,7 @@ import (
 // reads every thread, a threaded one its thread). The count itself is one
 // aggregate over the (user, room, position) key — no per-row subquery, as
 // this runs for every room of every incremental sync.
-func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storage.UnreadCount, error) {
+func (db *DB) UnreadCounts(ctx context.Context, roomID id.RoomID, userID id.UserID) ([]storage.UnreadCount, error) {
 	read, own, err := db.ReadPositions(ctx, roomID, userID)
 	if err != nil {
 		return nil, err
@@ -46,7 +48,7 @@ func (db *DB) UnreadCounts(ctx context.Context, roomID, userID string) ([]storag
 	return out, nil
 }
 
-func (db *DB) ReadPositions(ctx context.Context, roomID, userID string) (map[string]int64, int64, error) {
+func (db *DB) ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error) {
 	// One round trip: the receipts per thread, then (thread NULL) the
 	// user's own last event.
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT r.thread_id, MAX(e.stream_pos) FROM receipts r
@@ -76,7 +78,7 @@ func (db *DB) ReadPositions(ctx context.Context, roomID, userID string) (map[str
 	return read, own, rows.Err()
 }
 
-func (db *DB) PushActionCounts(ctx context.Context, roomID, userID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
+func (db *DB) PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
 	// The event defaults the user has no row of their own for, and their
 	// own rows that notify.
 	defaults := `SELECT d.thread_id, d.highlight FROM event_push_defaults d

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -63,7 +65,7 @@ func (db *DB) deletePushersWhere(ctx context.Context, cond string, args ...any) 
 	})
 }
 
-func (db *DB) DeletePusher(ctx context.Context, userID, appID, pushKey string) error {
+func (db *DB) DeletePusher(ctx context.Context, userID id.UserID, appID, pushKey string) error {
 	return db.deletePushersWhere(ctx, `user_id = $1 AND app_id = $2 AND pushkey = $3`, userID, appID, pushKey)
 }
 
@@ -71,7 +73,7 @@ func (db *DB) DeletePusherByID(ctx context.Context, pusherID int64) error {
 	return db.deletePushersWhere(ctx, `pusher_id = $1`, pusherID)
 }
 
-func (db *DB) ListPushers(ctx context.Context, userID string) ([]*storage.Pusher, error) {
+func (db *DB) ListPushers(ctx context.Context, userID id.UserID) ([]*storage.Pusher, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+pusherCols+` FROM pushers WHERE user_id = $1
 		ORDER BY pusher_id`, userID)
 	if err != nil {
@@ -80,13 +82,13 @@ func (db *DB) ListPushers(ctx context.Context, userID string) ([]*storage.Pusher
 	return collect(rows, func(row interface{ Scan(...any) error }) (*storage.Pusher, error) { return scanPusher(row) })
 }
 
-func (db *DB) UsersWithPushers(ctx context.Context, kind string) ([]string, error) {
+func (db *DB) UsersWithPushers(ctx context.Context, kind string) ([]id.UserID, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT DISTINCT user_id FROM pushers WHERE kind = $1 ORDER BY user_id`, kind)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row interface{ Scan(...any) error }) (string, error) {
-		var u string
+	return collect(rows, func(row interface{ Scan(...any) error }) (id.UserID, error) {
+		var u id.UserID
 		return u, row.Scan(&u)
 	})
 }
@@ -147,7 +149,7 @@ func (db *DB) RetryPushDelivery(ctx context.Context, pusherID, streamPos, nextAt
 	})
 }
 
-func (db *DB) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error) {
+func (db *DB) Notifications(ctx context.Context, userID id.UserID, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error) {
 	if limit <= 0 {
 		return nil, errors.New("notifications: limit must be positive")
 	}

@@ -3,6 +3,8 @@ package storagetest
 import (
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -81,7 +83,7 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 func testPushDefaults(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	const dave = "@dave:example.org"
-	counts := func(user string) map[string][2]int64 {
+	counts := func(user id.UserID) map[string][2]int64 {
 		t.Helper()
 		got, err := s.UnreadCounts(c, roomA, user)
 		must(t, err)

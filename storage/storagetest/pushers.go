@@ -22,7 +22,7 @@ var pusherTests = []struct {
 	{"Pushers/Notifications", testNotifications},
 }
 
-func pusher(user, device, appID, pushKey string) *storage.Pusher {
+func pusher(user id.UserID, device id.DeviceID, appID, pushKey string) *storage.Pusher {
 	return &storage.Pusher{UserID: user, DeviceID: device, Kind: "http", AppID: appID, PushKey: pushKey,
 		AppDisplayName: "App " + appID, DeviceDisplayName: "Phone", ProfileTag: "tag", Lang: "en",
 		Data:      json.RawMessage(`{"url":"https://push.example.org/_matrix/push/v1/notify","format":"event_id_only"}`),
@@ -30,7 +30,7 @@ func pusher(user, device, appID, pushKey string) *storage.Pusher {
 }
 
 // pusherKeys lists "app/pushkey" of a user's pushers in order.
-func pusherKeys(t *testing.T, s storage.Store, user string) []string {
+func pusherKeys(t *testing.T, s storage.Store, user id.UserID) []string {
 	t.Helper()
 	ps, err := s.ListPushers(ctx(t), user)
 	must(t, err)
@@ -41,7 +41,7 @@ func pusherKeys(t *testing.T, s storage.Store, user string) []string {
 	return out
 }
 
-func wantKeys(t *testing.T, s storage.Store, user string, want ...string) {
+func wantKeys(t *testing.T, s storage.Store, user id.UserID, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
@@ -78,7 +78,7 @@ func testPusherSetListDelete(t *testing.T, s storage.Store) {
 	}
 	users, err := s.UsersWithPushers(c, "http")
 	must(t, err)
-	if !slices.Equal(users, []string{alice}) {
+	if !slices.Equal(users, []id.UserID{alice}) {
 		t.Fatalf("UsersWithPushers: %v", users)
 	}
 	users, err = s.UsersWithPushers(c, "email")
@@ -116,7 +116,7 @@ func testPusherDeviceDeletion(t *testing.T, s storage.Store) {
 	newAccount(s, t, alice)
 	for _, d := range []string{"D1", "D2", "D3"} {
 		withTokens(t, s, alice, d)
-		must(t, s.SetPusher(c, pusher(alice, d, "org.app", "k"+d), false))
+		must(t, s.SetPusher(c, pusher(alice, id.DeviceID(d), "org.app", "k"+d), false))
 	}
 	must(t, s.SetPusher(c, pusher(alice, "", "org.app", "k-appservice"), false))
 	withTokens(t, s, bob, "D1")

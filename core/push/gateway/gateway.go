@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/stream"
@@ -35,7 +37,7 @@ type Store interface {
 	AckPushDelivery(ctx context.Context, pusherID, streamPos int64) error
 	RetryPushDelivery(ctx context.Context, pusherID, streamPos, nextAttempt int64) error
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
-	UnreadCounts(ctx context.Context, roomID, userID string) ([]storage.UnreadCount, error)
+	UnreadCounts(ctx context.Context, roomID id.RoomID, userID id.UserID) ([]storage.UnreadCount, error)
 }
 
 // Events describes queued events (core/rooms).
@@ -45,7 +47,7 @@ type Events interface {
 
 // Pushers deletes pushers whose pushkey a gateway rejected (core/push).
 type Pushers interface {
-	PusherRejected(ctx context.Context, userID string, pusherID int64) error
+	PusherRejected(ctx context.Context, userID id.UserID, pusherID int64) error
 }
 
 // Options tune delivery; zero values take the defaults.
@@ -338,7 +340,7 @@ func body(p *storage.Pusher, info *push.EventInfo, tweaks json.RawMessage, unrea
 	if format != "event_id_only" {
 		n.Type, n.Sender, n.SenderDisplayName = info.Type, string(info.Sender), info.SenderDisplayName
 		n.RoomName, n.RoomAlias, n.Content = info.RoomName, info.RoomAlias, info.Content
-		n.UserIsTarget = info.Type == "m.room.member" && info.StateKey != nil && *info.StateKey == p.UserID
+		n.UserIsTarget = info.Type == "m.room.member" && info.StateKey != nil && *info.StateKey == string(p.UserID)
 	}
 	raw, err := json.Marshal(map[string]any{"notification": n})
 	return raw, url, err
@@ -391,24 +393,24 @@ func (g *Gateway) send(ctx context.Context, p *storage.Pusher, info *push.EventI
 type unread struct {
 	store Store
 	mu    sync.Mutex
-	by    map[string]int64
+	by    map[id.UserID]int64
 }
 
-func newUnread(store Store) *unread { return &unread{store: store, by: map[string]int64{}} }
+func newUnread(store Store) *unread { return &unread{store: store, by: map[id.UserID]int64{}} }
 
-func (u *unread) of(ctx context.Context, userID string) (int64, error) {
+func (u *unread) of(ctx context.Context, userID id.UserID) (int64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if n, ok := u.by[userID]; ok {
 		return n, nil
 	}
-	rooms, err := u.store.RoomsOfUser(ctx, userID, []string{"join"})
+	rooms, err := u.store.RoomsOfUser(ctx, string(userID), []string{"join"})
 	if err != nil {
 		return 0, err
 	}
 	var n int64
 	for _, r := range rooms {
-		counts, err := u.store.UnreadCounts(ctx, r.RoomID, userID)
+		counts, err := u.store.UnreadCounts(ctx, id.RoomID(r.RoomID), userID)
 		if err != nil {
 			return 0, err
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -73,7 +75,7 @@ func (f *fakeStore) RoomsOfUser(context.Context, string, []string) ([]storage.Cu
 	return []storage.CurrentMember{{RoomID: "!r:x"}}, nil
 }
 
-func (f *fakeStore) UnreadCounts(context.Context, string, string) ([]storage.UnreadCount, error) {
+func (f *fakeStore) UnreadCounts(context.Context, id.RoomID, id.UserID) ([]storage.UnreadCount, error) {
 	return []storage.UnreadCount{{ThreadID: "main", Notifications: 3}}, nil
 }
 
@@ -95,10 +97,10 @@ type fakePushers struct {
 	rejected []int64
 }
 
-func (f *fakePushers) PusherRejected(_ context.Context, _ string, id int64) error {
+func (f *fakePushers) PusherRejected(_ context.Context, _ id.UserID, pusherID int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.rejected = append(f.rejected, id)
+	f.rejected = append(f.rejected, pusherID)
 	return nil
 }
 
