@@ -1,11 +1,15 @@
 package storage
 
-import "context"
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+)
 
 // Media is an uploaded file's record; its bytes are in the media store.
 type Media struct {
 	MediaID     string
-	UserID      string
+	UserID      id.UserID
 	ContentType string
 	UploadName  string
 	Size        int64
@@ -37,7 +41,7 @@ type MediaRecords interface {
 	// FillMedia gives a pending record its content; ErrNotFound unless it is pending.
 	FillMedia(ctx context.Context, m *Media) error
 	// UserMediaUsage is the bytes a user has uploaded and their pending uploads.
-	UserMediaUsage(ctx context.Context, userID string, now int64) (bytes int64, pending int64, err error)
+	UserMediaUsage(ctx context.Context, userID id.UserID, now int64) (bytes int64, pending int64, err error)
 	PutThumbnail(ctx context.Context, t *Thumbnail) error
 	Thumbnails(ctx context.Context, mediaID string) ([]*Thumbnail, error)
 	PutURLPreview(ctx context.Context, url string, fetchedAt int64, og []byte) error

@@ -67,7 +67,7 @@ func (a *MediaAPI) upload(c *gin.Context) {
 	if a.limited(c) {
 		return
 	}
-	mxc, err := a.media.Upload(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.GetHeader("Content-Type"),
+	mxc, err := a.media.Upload(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.GetHeader("Content-Type"),
 		c.Query("filename"), c.Request.Body, c.Request.ContentLength)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -81,7 +81,7 @@ func (a *MediaAPI) create(c *gin.Context) {
 	if a.limited(c) {
 		return
 	}
-	mxc, expires, err := a.media.Create(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
+	mxc, expires, err := a.media.Create(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -91,7 +91,7 @@ func (a *MediaAPI) create(c *gin.Context) {
 
 // PUT /_matrix/media/v3/upload/{serverName}/{mediaId}
 func (a *MediaAPI) uploadTo(c *gin.Context) {
-	if err := a.media.UploadTo(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("serverName"), c.Param("mediaId"),
+	if err := a.media.UploadTo(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("serverName"), c.Param("mediaId"),
 		c.GetHeader("Content-Type"), c.Query("filename"), c.Request.Body, c.Request.ContentLength); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -189,7 +189,7 @@ func (a *MediaAPI) config(c *gin.Context) {
 
 // GET /_matrix/client/v1/media/preview_url
 func (a *MediaAPI) previewURL(c *gin.Context) {
-	raw, err := a.media.PreviewURL(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("url"))
+	raw, err := a.media.PreviewURL(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("url"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -96,7 +98,7 @@ func errTooLarge(limit int64) error {
 }
 
 // checkQuota refuses an upload that would take the user past their quota.
-func (s *Service) checkQuota(ctx context.Context, user string, adding int64) error {
+func (s *Service) checkQuota(ctx context.Context, user id.UserID, adding int64) error {
 	if s.opts.UserQuotaBytes <= 0 {
 		return nil
 	}
@@ -111,7 +113,7 @@ func (s *Service) checkQuota(ctx context.Context, user string, adding int64) err
 }
 
 // store writes a body to the media store within the upload limit and the quota.
-func (s *Service) store(ctx context.Context, user string, body io.Reader, declared int64) (string, int64, error) {
+func (s *Service) store(ctx context.Context, user id.UserID, body io.Reader, declared int64) (string, int64, error) {
 	if declared > s.opts.MaxUploadBytes {
 		return "", 0, errTooLarge(s.opts.MaxUploadBytes)
 	}
@@ -141,7 +143,7 @@ func cleanContentType(ct string) string {
 }
 
 // Upload stores a file (POST /_matrix/media/v3/upload) and returns its mxc URI.
-func (s *Service) Upload(ctx context.Context, user, contentType, fileName string, body io.Reader, declared int64) (string, error) {
+func (s *Service) Upload(ctx context.Context, user id.UserID, contentType, fileName string, body io.Reader, declared int64) (string, error) {
 	sha, size, err := s.store(ctx, user, body, declared)
 	if err != nil {
 		return "", err
@@ -157,7 +159,7 @@ func (s *Service) Upload(ctx context.Context, user, contentType, fileName string
 }
 
 // Create reserves an mxc URI for a later upload (POST /_matrix/media/v1/create).
-func (s *Service) Create(ctx context.Context, user string) (string, int64, error) {
+func (s *Service) Create(ctx context.Context, user id.UserID) (string, int64, error) {
 	now := s.opts.Now()
 	_, pending, err := s.records.UserMediaUsage(ctx, user, now.UnixMilli())
 	if err != nil {
@@ -176,7 +178,7 @@ func (s *Service) Create(ctx context.Context, user string) (string, int64, error
 }
 
 // UploadTo fills an mxc URI made by Create (PUT /_matrix/media/v3/upload/{server}/{id}).
-func (s *Service) UploadTo(ctx context.Context, user, server, mediaID, contentType, fileName string, body io.Reader, declared int64) error {
+func (s *Service) UploadTo(ctx context.Context, user id.UserID, server, mediaID, contentType, fileName string, body io.Reader, declared int64) error {
 	if server != s.opts.ServerName {
 		return types.NotFound("Unknown media ID")
 	}

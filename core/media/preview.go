@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/types"
@@ -70,7 +71,7 @@ func newPreviewer(s *Service, opts PreviewOptions) *previewer {
 }
 
 // PreviewURL returns OpenGraph data for a URL (GET /_matrix/client/v1/media/preview_url).
-func (s *Service) PreviewURL(ctx context.Context, user, rawURL string) (json.RawMessage, error) {
+func (s *Service) PreviewURL(ctx context.Context, user id.UserID, rawURL string) (json.RawMessage, error) {
 	p := s.preview
 	if !p.opts.Enabled {
 		return nil, types.Forbidden("URL previews are disabled on this server")
@@ -118,7 +119,7 @@ func (p *previewer) get(ctx context.Context, u string) (*http.Response, []byte, 
 	return resp, body, nil
 }
 
-func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[string]any, error) {
+func (p *previewer) fetch(ctx context.Context, user id.UserID, u *url.URL) (map[string]any, error) {
 	resp, body, err := p.get(ctx, u.String())
 	if err != nil {
 		if errors.Is(err, ErrBlockedAddress) {
@@ -156,7 +157,7 @@ func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[str
 }
 
 // addImage stores a fetched image as media and describes it in og.
-func (p *previewer) addImage(ctx context.Context, user string, og map[string]any, body []byte, ct string) {
+func (p *previewer) addImage(ctx context.Context, user id.UserID, og map[string]any, body []byte, ct string) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
 	if err != nil || int64(cfg.Width)*int64(cfg.Height) > p.s.opts.MaxImagePixels {
 		return

@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -31,7 +33,7 @@ func (db *DB) FillMedia(ctx context.Context, m *storage.Media) error {
 		WHERE media_id = $5 AND pending_until > 0`, m.ContentType, m.UploadName, m.Size, m.SHA256, m.MediaID)
 }
 
-func (db *DB) UserMediaUsage(ctx context.Context, userID string, now int64) (int64, int64, error) {
+func (db *DB) UserMediaUsage(ctx context.Context, userID id.UserID, now int64) (int64, int64, error) {
 	var bytes, pending int64
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0),
 		COALESCE(SUM(CASE WHEN pending_until > $2 THEN 1 ELSE 0 END), 0) FROM media WHERE user_id = $1`,
