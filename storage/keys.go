@@ -3,19 +3,21 @@ package storage
 import (
 	"context"
 	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // DeviceKeys are the identity keys a device uploaded (the signed JSON object).
 type DeviceKeys struct {
-	UserID   string
-	DeviceID string
+	UserID   id.UserID
+	DeviceID id.DeviceID
 	KeyJSON  json.RawMessage
 }
 
 // OneTimeKey is one one-time key of a device ("signed_curve25519:AAAAHg").
 type OneTimeKey struct {
-	UserID    string
-	DeviceID  string
+	UserID    id.UserID
+	DeviceID  id.DeviceID
 	Algorithm string
 	KeyID     string
 	KeyJSON   json.RawMessage
@@ -31,16 +33,16 @@ type FallbackKey struct {
 // device ID or the public key of a cross-signing key; SignerKeyID is
 // "ed25519:<device ID or public key>".
 type KeySignature struct {
-	SignerUserID string
+	SignerUserID id.UserID
 	SignerKeyID  string
-	TargetUserID string
+	TargetUserID id.UserID
 	TargetKeyID  string
 	Signature    string
 }
 
 // BackupVersion is one server-side key backup of a user.
 type BackupVersion struct {
-	UserID    string
+	UserID    id.UserID
 	Version   string
 	Algorithm string
 	AuthData  json.RawMessage
@@ -50,9 +52,9 @@ type BackupVersion struct {
 
 // BackupKey is one backed-up Megolm session.
 type BackupKey struct {
-	UserID            string
+	UserID            id.UserID
 	Version           string
-	RoomID            string
+	RoomID            id.RoomID
 	SessionID         string
 	FirstMessageIndex int64
 	ForwardedCount    int64
@@ -64,86 +66,86 @@ type BackupKey struct {
 // on the server, its keys pickled in DeviceData, to receive to-device
 // messages while the user has no other device.
 type DehydratedDevice struct {
-	UserID     string
-	DeviceID   string
+	UserID     id.UserID
+	DeviceID   id.DeviceID
 	DeviceData json.RawMessage
 }
 
 // Keys stores end-to-end encryption keys.
 type Keys interface {
 	// PutDeviceKeys stores (replaces) a device's identity keys.
-	PutDeviceKeys(ctx context.Context, userID, deviceID string, keyJSON json.RawMessage) error
+	PutDeviceKeys(ctx context.Context, userID id.UserID, deviceID id.DeviceID, keyJSON json.RawMessage) error
 	// DeviceKeysOf lists the device keys of the users.
-	DeviceKeysOf(ctx context.Context, userIDs []string) ([]*DeviceKeys, error)
+	DeviceKeysOf(ctx context.Context, userIDs []id.UserID) ([]*DeviceKeys, error)
 	// DeleteDeviceKeys deletes the devices' identity, one-time and fallback
 	// keys and the signatures of them.
-	DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []string) error
+	DeleteDeviceKeys(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error
 
 	// PutOneTimeKeys stores one-time keys; a key ID already stored with the
 	// same JSON is ignored, with different JSON it is ErrConflict.
 	PutOneTimeKeys(ctx context.Context, keys []*OneTimeKey) error
 	// CountOneTimeKeys counts a device's unclaimed one-time keys per algorithm.
-	CountOneTimeKeys(ctx context.Context, userID, deviceID string) (map[string]int64, error)
+	CountOneTimeKeys(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (map[string]int64, error)
 	// ClaimOneTimeKey removes and returns one key of the algorithm; ErrNotFound if none.
-	ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (*OneTimeKey, error)
+	ClaimOneTimeKey(ctx context.Context, userID id.UserID, deviceID id.DeviceID, algorithm string) (*OneTimeKey, error)
 
 	// PutFallbackKey stores a device's fallback key of its algorithm,
 	// replacing the previous one (unused again unless it is the same key).
 	PutFallbackKey(ctx context.Context, k *OneTimeKey) error
 	// ClaimFallbackKey returns the fallback key of the algorithm and marks it
 	// used; ErrNotFound if none.
-	ClaimFallbackKey(ctx context.Context, userID, deviceID, algorithm string) (*FallbackKey, error)
+	ClaimFallbackKey(ctx context.Context, userID id.UserID, deviceID id.DeviceID, algorithm string) (*FallbackKey, error)
 	// UnusedFallbackKeyTypes lists the algorithms of a device's unused fallback keys.
-	UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error)
+	UnusedFallbackKeyTypes(ctx context.Context, userID id.UserID, deviceID id.DeviceID) ([]string, error)
 
 	// PutCrossSigningKey stores (replaces) a user's key of one usage
 	// ("master", "self_signing", "user_signing").
-	PutCrossSigningKey(ctx context.Context, userID, usage string, keyJSON json.RawMessage) error
+	PutCrossSigningKey(ctx context.Context, userID id.UserID, usage string, keyJSON json.RawMessage) error
 	// CrossSigningKeys returns a user's keys by usage.
-	CrossSigningKeys(ctx context.Context, userID string) (map[string]json.RawMessage, error)
+	CrossSigningKeys(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
 
 	// PutKeySignature stores (replaces) a signature.
 	PutKeySignature(ctx context.Context, s *KeySignature) error
 	// KeySignaturesOf lists the signatures of the users' keys.
-	KeySignaturesOf(ctx context.Context, targetUserIDs []string) ([]*KeySignature, error)
+	KeySignaturesOf(ctx context.Context, targetUserIDs []id.UserID) ([]*KeySignature, error)
 
 	// AddDeviceListChange records that a user's keys changed, with the next
 	// device_lists stream position, which it returns.
-	AddDeviceListChange(ctx context.Context, userID string) (int64, error)
+	AddDeviceListChange(ctx context.Context, userID id.UserID) (int64, error)
 	// DeviceListChanges lists the users with changes in (since, upto].
-	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
+	DeviceListChanges(ctx context.Context, since, upto int64) ([]id.UserID, error)
 	MaxDeviceListPos(ctx context.Context) (int64, error)
 	// UsersSharingRoom lists those of candidates who are joined to a room
 	// the user is joined to.
-	UsersSharingRoom(ctx context.Context, userID string, candidates []string) ([]string, error)
+	UsersSharingRoom(ctx context.Context, userID id.UserID, candidates []id.UserID) ([]id.UserID, error)
 
 	// CreateBackupVersion creates the user's next backup version and returns it.
-	CreateBackupVersion(ctx context.Context, userID, algorithm string, authData json.RawMessage) (string, error)
+	CreateBackupVersion(ctx context.Context, userID id.UserID, algorithm string, authData json.RawMessage) (string, error)
 	// GetBackupVersion returns a version that is not deleted, or with version
 	// "" the latest; ErrNotFound if there is none.
-	GetBackupVersion(ctx context.Context, userID, version string) (*BackupVersion, error)
+	GetBackupVersion(ctx context.Context, userID id.UserID, version string) (*BackupVersion, error)
 	// UpdateBackupVersion replaces the auth data; ErrNotFound if missing.
-	UpdateBackupVersion(ctx context.Context, userID, version string, authData json.RawMessage) error
+	UpdateBackupVersion(ctx context.Context, userID id.UserID, version string, authData json.RawMessage) error
 	// DeleteBackupVersion marks a version deleted and deletes its keys;
 	// ErrNotFound if missing.
-	DeleteBackupVersion(ctx context.Context, userID, version string) error
+	DeleteBackupVersion(ctx context.Context, userID id.UserID, version string) error
 	// PutBackupKey stores (replaces) a session and advances the version's etag.
 	PutBackupKey(ctx context.Context, k *BackupKey) error
 	// BackupKeys lists a version's sessions, of one room ("" all) and one
 	// session ("" all).
-	BackupKeys(ctx context.Context, userID, version, roomID, sessionID string) ([]*BackupKey, error)
+	BackupKeys(ctx context.Context, userID id.UserID, version string, roomID id.RoomID, sessionID string) ([]*BackupKey, error)
 	// DeleteBackupKeys deletes sessions as BackupKeys selects them and
 	// advances the etag.
-	DeleteBackupKeys(ctx context.Context, userID, version, roomID, sessionID string) error
+	DeleteBackupKeys(ctx context.Context, userID id.UserID, version string, roomID id.RoomID, sessionID string) error
 	// CountBackupKeys counts a version's sessions.
-	CountBackupKeys(ctx context.Context, userID, version string) (int64, error)
+	CountBackupKeys(ctx context.Context, userID id.UserID, version string) (int64, error)
 
 	// PutDehydratedDevice stores the user's dehydrated device, replacing
 	// theirs; it returns the ID of the replaced one ("" if none).
-	PutDehydratedDevice(ctx context.Context, d *DehydratedDevice) (string, error)
+	PutDehydratedDevice(ctx context.Context, d *DehydratedDevice) (id.DeviceID, error)
 	// GetDehydratedDevice returns the user's dehydrated device; ErrNotFound if none.
-	GetDehydratedDevice(ctx context.Context, userID string) (*DehydratedDevice, error)
+	GetDehydratedDevice(ctx context.Context, userID id.UserID) (*DehydratedDevice, error)
 	// DeleteDehydratedDevice forgets the user's dehydrated device and returns
 	// it; ErrNotFound if none.
-	DeleteDehydratedDevice(ctx context.Context, userID string) (*DehydratedDevice, error)
+	DeleteDehydratedDevice(ctx context.Context, userID id.UserID) (*DehydratedDevice, error)
 }

@@ -24,14 +24,14 @@ type Ephemeral interface {
 
 // Keys gives the one-time key counts of MSC3202 (core/keys implements it).
 type Keys interface {
-	OneTimeKeyCounts(ctx context.Context, user id.UserID, device string) (map[string]int64, error)
-	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device string) ([]string, error)
+	OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int64, error)
+	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device id.DeviceID) ([]string, error)
 }
 
 // Store is what the pusher reads and writes.
 type Store interface {
 	storage.InterestQueues
-	DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error)
+	DeviceListChanges(ctx context.Context, since, upto int64) ([]id.UserID, error)
 	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
 	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
@@ -260,7 +260,7 @@ func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Posi
 			return err
 		}
 		for _, u := range users {
-			changed[u] = true
+			changed[string(u)] = true // the room store's members are strings
 		}
 	}
 	if d.reached[stream.Events] > from[stream.Events] {
@@ -320,11 +320,11 @@ func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users [
 			return nil, nil, err
 		}
 		for _, dev := range devices {
-			c, err := p.keys.OneTimeKeyCounts(ctx, user, string(dev.DeviceID))
+			c, err := p.keys.OneTimeKeyCounts(ctx, user, dev.DeviceID)
 			if err != nil {
 				return nil, nil, err
 			}
-			f, err := p.keys.UnusedFallbackKeyTypes(ctx, user, string(dev.DeviceID))
+			f, err := p.keys.UnusedFallbackKeyTypes(ctx, user, dev.DeviceID)
 			if err != nil {
 				return nil, nil, err
 			}

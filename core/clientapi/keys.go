@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/keys"
@@ -43,7 +44,7 @@ func (a *API) keysUpload(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	counts, err := a.keys.Upload(c.Request.Context(), string(p.UserID), string(p.DeviceID), &req)
+	counts, err := a.keys.Upload(c.Request.Context(), p.UserID, p.DeviceID, &req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -54,8 +55,8 @@ func (a *API) keysUpload(c *gin.Context) {
 // POST /_matrix/client/v3/keys/query
 func (a *API) keysQuery(c *gin.Context) {
 	var req struct {
-		DeviceKeys map[string][]string `json:"device_keys"`
-		Timeout    int64               `json:"timeout"`
+		DeviceKeys map[id.UserID][]id.DeviceID `json:"device_keys"`
+		Timeout    int64                       `json:"timeout"`
 	}
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
@@ -65,7 +66,7 @@ func (a *API) keysQuery(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("device_keys is required"))
 		return
 	}
-	resp, err := a.keys.Query(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req.DeviceKeys)
+	resp, err := a.keys.Query(c.Request.Context(), httpx.PrincipalOf(c).UserID, req.DeviceKeys)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -76,8 +77,8 @@ func (a *API) keysQuery(c *gin.Context) {
 // POST /_matrix/client/v3/keys/claim
 func (a *API) keysClaim(c *gin.Context) {
 	var req struct {
-		OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
-		Timeout     int64                        `json:"timeout"`
+		OneTimeKeys map[id.UserID]map[id.DeviceID]string `json:"one_time_keys"`
+		Timeout     int64                                `json:"timeout"`
 	}
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
@@ -117,17 +118,17 @@ func (a *API) keysChanges(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.OK(c, gin.H{"changed": nonNilStrings(changed), "left": nonNilStrings(left)})
+	httpx.OK(c, gin.H{"changed": nonNil(changed), "left": nonNil(left)})
 }
 
 // backupPath is the room and session of a /room_keys/keys path.
-func backupPath(c *gin.Context) (roomID, sessionID string) {
-	return c.Param("roomId"), c.Param("sessionId")
+func backupPath(c *gin.Context) (roomID id.RoomID, sessionID string) {
+	return id.RoomID(c.Param("roomId")), c.Param("sessionId")
 }
 
-func nonNilStrings(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
@@ -144,7 +145,7 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	needs, err := a.keys.NeedsUIA(ctx, string(p.UserID), &req.DeviceSigningRequest)
+	needs, err := a.keys.NeedsUIA(ctx, p.UserID, &req.DeviceSigningRequest)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -157,7 +158,7 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 			return
 		}
 	}
-	if err := a.keys.UploadDeviceSigning(ctx, string(p.UserID), &req.DeviceSigningRequest); err != nil {
+	if err := a.keys.UploadDeviceSigning(ctx, p.UserID, &req.DeviceSigningRequest); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -169,12 +170,12 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 
 // POST /_matrix/client/v3/keys/signatures/upload
 func (a *API) signaturesUpload(c *gin.Context) {
-	var req map[string]map[string]json.RawMessage
+	var req map[id.UserID]map[string]json.RawMessage
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	failures, err := a.keys.UploadSignatures(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req)
+	failures, err := a.keys.UploadSignatures(c.Request.Context(), httpx.PrincipalOf(c).UserID, req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -195,7 +196,7 @@ func (a *API) createBackupVersion(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	v, err := a.keys.CreateBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), req.Algorithm, req.AuthData)
+	v, err := a.keys.CreateBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, req.Algorithm, req.AuthData)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -205,7 +206,7 @@ func (a *API) createBackupVersion(c *gin.Context) {
 
 // GET /_matrix/client/v3/room_keys/version[/{version}]
 func (a *API) getBackupVersion(c *gin.Context) {
-	info, err := a.keys.BackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version"))
+	info, err := a.keys.BackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version"))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -220,7 +221,7 @@ func (a *API) putBackupVersion(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.keys.UpdateBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version"),
+	if err := a.keys.UpdateBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version"),
 		req.Version, req.Algorithm, req.AuthData); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -230,7 +231,7 @@ func (a *API) putBackupVersion(c *gin.Context) {
 
 // DELETE /_matrix/client/v3/room_keys/version/{version}
 func (a *API) deleteBackupVersion(c *gin.Context) {
-	if err := a.keys.DeleteBackupVersion(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("version")); err != nil {
+	if err := a.keys.DeleteBackupVersion(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("version")); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -240,7 +241,7 @@ func (a *API) deleteBackupVersion(c *gin.Context) {
 // GET /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
 func (a *API) getBackupKeys(c *gin.Context) {
 	roomID, sessionID := backupPath(c)
-	rooms, err := a.keys.BackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"), roomID, sessionID)
+	rooms, err := a.keys.BackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"), roomID, sessionID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -262,23 +263,23 @@ func (a *API) getBackupKeys(c *gin.Context) {
 // PUT /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
 func (a *API) putBackupKeys(c *gin.Context) {
 	roomID, sessionID := backupPath(c)
-	var rooms map[string]*keys.BackupRoom
+	var rooms map[id.RoomID]*keys.BackupRoom
 	var err error
 	switch {
 	case sessionID != "":
 		var sess keys.BackupSession
 		err = httpx.DecodeJSON(c, &sess)
-		rooms = map[string]*keys.BackupRoom{roomID: {Sessions: map[string]*keys.BackupSession{sessionID: &sess}}}
+		rooms = map[id.RoomID]*keys.BackupRoom{roomID: {Sessions: map[string]*keys.BackupSession{sessionID: &sess}}}
 	case roomID != "":
 		var r keys.BackupRoom
 		err = httpx.DecodeJSON(c, &r)
 		if err == nil && r.Sessions == nil {
 			err = types.MissingParam("sessions is required")
 		}
-		rooms = map[string]*keys.BackupRoom{roomID: &r}
+		rooms = map[id.RoomID]*keys.BackupRoom{roomID: &r}
 	default:
 		var body struct {
-			Rooms map[string]*keys.BackupRoom `json:"rooms"`
+			Rooms map[id.RoomID]*keys.BackupRoom `json:"rooms"`
 		}
 		err = httpx.DecodeJSON(c, &body)
 		if err == nil && body.Rooms == nil {
@@ -290,7 +291,7 @@ func (a *API) putBackupKeys(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	counts, err := a.keys.PutBackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"), rooms)
+	counts, err := a.keys.PutBackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"), rooms)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -301,7 +302,7 @@ func (a *API) putBackupKeys(c *gin.Context) {
 // DELETE /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
 func (a *API) deleteBackupKeys(c *gin.Context) {
 	roomID, sessionID := backupPath(c)
-	counts, err := a.keys.DeleteBackupKeys(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Query("version"),
+	counts, err := a.keys.DeleteBackupKeys(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("version"),
 		roomID, sessionID)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -329,7 +330,7 @@ func (a *API) putDehydratedDevice(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	dev, err := a.keys.PutDehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), &req)
+	dev, err := a.keys.PutDehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID, &req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -339,7 +340,7 @@ func (a *API) putDehydratedDevice(c *gin.Context) {
 
 // GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
 func (a *API) getDehydratedDevice(c *gin.Context) {
-	d, err := a.keys.DehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
+	d, err := a.keys.DehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -349,7 +350,7 @@ func (a *API) getDehydratedDevice(c *gin.Context) {
 
 // DELETE /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
 func (a *API) deleteDehydratedDevice(c *gin.Context) {
-	dev, err := a.keys.DeleteDehydratedDevice(c.Request.Context(), string(httpx.PrincipalOf(c).UserID))
+	dev, err := a.keys.DeleteDehydratedDevice(c.Request.Context(), httpx.PrincipalOf(c).UserID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -366,7 +367,7 @@ func (a *API) dehydratedEvents(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	events, next, err := a.keys.DehydratedEvents(c.Request.Context(), string(httpx.PrincipalOf(c).UserID), c.Param("deviceId"), req.NextBatch)
+	events, next, err := a.keys.DehydratedEvents(c.Request.Context(), httpx.PrincipalOf(c).UserID, deviceParam(c), req.NextBatch)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -62,7 +64,7 @@ func checkAuthData(algorithm string, authData json.RawMessage) error {
 }
 
 // CreateBackupVersion creates a backup version and returns it.
-func (s *Service) CreateBackupVersion(ctx context.Context, user, algorithm string, authData json.RawMessage) (string, error) {
+func (s *Service) CreateBackupVersion(ctx context.Context, user id.UserID, algorithm string, authData json.RawMessage) (string, error) {
 	if err := checkAuthData(algorithm, authData); err != nil {
 		return "", err
 	}
@@ -74,7 +76,7 @@ func (s *Service) CreateBackupVersion(ctx context.Context, user, algorithm strin
 }
 
 // BackupVersion describes a version ("" for the current one).
-func (s *Service) BackupVersion(ctx context.Context, user, version string) (*BackupVersionInfo, error) {
+func (s *Service) BackupVersion(ctx context.Context, user id.UserID, version string) (*BackupVersionInfo, error) {
 	v, err := s.store.GetBackupVersion(ctx, user, version)
 	if errors.Is(err, storage.ErrNotFound) {
 		if version == "" {
@@ -93,7 +95,7 @@ func (s *Service) BackupVersion(ctx context.Context, user, version string) (*Bac
 }
 
 // UpdateBackupVersion replaces a version's auth data; the algorithm cannot change.
-func (s *Service) UpdateBackupVersion(ctx context.Context, user, version, bodyVersion, algorithm string, authData json.RawMessage) error {
+func (s *Service) UpdateBackupVersion(ctx context.Context, user id.UserID, version, bodyVersion, algorithm string, authData json.RawMessage) error {
 	if err := checkAuthData(algorithm, authData); err != nil {
 		return err
 	}
@@ -116,7 +118,7 @@ func (s *Service) UpdateBackupVersion(ctx context.Context, user, version, bodyVe
 }
 
 // DeleteBackupVersion deletes a version and its keys.
-func (s *Service) DeleteBackupVersion(ctx context.Context, user, version string) error {
+func (s *Service) DeleteBackupVersion(ctx context.Context, user id.UserID, version string) error {
 	err := s.store.DeleteBackupVersion(ctx, user, version)
 	if errors.Is(err, storage.ErrNotFound) {
 		return unknownVersion(version)
@@ -127,7 +129,7 @@ func (s *Service) DeleteBackupVersion(ctx context.Context, user, version string)
 }
 
 // currentVersion checks that version is the user's current backup.
-func (s *Service) currentVersion(ctx context.Context, user, version string) error {
+func (s *Service) currentVersion(ctx context.Context, user id.UserID, version string) error {
 	if version == "" {
 		return types.MissingParam("version is required")
 	}
@@ -160,7 +162,7 @@ func better(n, old *storage.BackupKey) bool {
 	return n.ForwardedCount < old.ForwardedCount
 }
 
-func (s *Service) counts(ctx context.Context, user, version string) (*BackupCounts, error) {
+func (s *Service) counts(ctx context.Context, user id.UserID, version string) (*BackupCounts, error) {
 	v, err := s.store.GetBackupVersion(ctx, user, version)
 	if err != nil {
 		return nil, internal("get backup version", err)
@@ -174,7 +176,7 @@ func (s *Service) counts(ctx context.Context, user, version string) (*BackupCoun
 
 // PutBackupKeys stores sessions in the current backup version, keeping a
 // stored session when it is better than the new one.
-func (s *Service) PutBackupKeys(ctx context.Context, user, version string, rooms map[string]*BackupRoom) (*BackupCounts, error) {
+func (s *Service) PutBackupKeys(ctx context.Context, user id.UserID, version string, rooms map[id.RoomID]*BackupRoom) (*BackupCounts, error) {
 	if err := s.currentVersion(ctx, user, version); err != nil {
 		return nil, err
 	}
@@ -226,7 +228,7 @@ func (s *Service) PutBackupKeys(ctx context.Context, user, version string, rooms
 }
 
 // requireVersion checks that version names one of the user's backups.
-func (s *Service) requireVersion(ctx context.Context, user, version string) error {
+func (s *Service) requireVersion(ctx context.Context, user id.UserID, version string) error {
 	if version == "" {
 		return types.MissingParam("version is required")
 	}
@@ -240,7 +242,7 @@ func (s *Service) requireVersion(ctx context.Context, user, version string) erro
 
 // BackupKeys reads sessions of a version: all rooms (roomID ""), one room,
 // or one session (M_NOT_FOUND if missing).
-func (s *Service) BackupKeys(ctx context.Context, user, version, roomID, sessionID string) (map[string]*BackupRoom, error) {
+func (s *Service) BackupKeys(ctx context.Context, user id.UserID, version string, roomID id.RoomID, sessionID string) (map[id.RoomID]*BackupRoom, error) {
 	if err := s.requireVersion(ctx, user, version); err != nil {
 		return nil, err
 	}
@@ -251,7 +253,7 @@ func (s *Service) BackupKeys(ctx context.Context, user, version, roomID, session
 	if sessionID != "" && len(keys) == 0 {
 		return nil, types.NotFound("No such session in the backup")
 	}
-	out := map[string]*BackupRoom{}
+	out := map[id.RoomID]*BackupRoom{}
 	for _, k := range keys {
 		r := out[k.RoomID]
 		if r == nil {
@@ -265,7 +267,7 @@ func (s *Service) BackupKeys(ctx context.Context, user, version, roomID, session
 }
 
 // DeleteBackupKeys deletes sessions of a version.
-func (s *Service) DeleteBackupKeys(ctx context.Context, user, version, roomID, sessionID string) (*BackupCounts, error) {
+func (s *Service) DeleteBackupKeys(ctx context.Context, user id.UserID, version string, roomID id.RoomID, sessionID string) (*BackupCounts, error) {
 	if err := s.requireVersion(ctx, user, version); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"maunium.net/go/mautrix/id"
+
 	"maps"
 	"slices"
 	"sync"
@@ -26,11 +28,11 @@ type deviceCounts struct {
 	hasFB    bool
 }
 
-func countKey(user, device string) string { return user + "|" + device }
+func countKey(user id.UserID, device id.DeviceID) string { return string(user) + "|" + string(device) }
 
 // get returns a copy of what is known of the device, and the epoch to hand
 // back to put.
-func (c *countCache) get(user, device string) (deviceCounts, uint64) {
+func (c *countCache) get(user id.UserID, device id.DeviceID) (deviceCounts, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.m[countKey(user, device)]; e != nil {
@@ -40,7 +42,7 @@ func (c *countCache) get(user, device string) (deviceCounts, uint64) {
 }
 
 // put records what was read at epoch, unless something changed since.
-func (c *countCache) put(user, device string, epoch uint64, set func(*deviceCounts)) {
+func (c *countCache) put(user id.UserID, device id.DeviceID, epoch uint64, set func(*deviceCounts)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if epoch != c.epoch {
@@ -59,7 +61,7 @@ func (c *countCache) put(user, device string, epoch uint64, set func(*deviceCoun
 }
 
 // forget drops the devices' entries (after their keys changed).
-func (c *countCache) forget(user string, devices ...string) {
+func (c *countCache) forget(user id.UserID, devices ...id.DeviceID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++

@@ -29,7 +29,7 @@ type crossKey struct {
 	stored bool
 }
 
-func parseCrossKey(raw json.RawMessage, user, usage, field string) (*crossKey, error) {
+func parseCrossKey(raw json.RawMessage, user id.UserID, usage, field string) (*crossKey, error) {
 	if len(raw) > maxCrossSigningKeyJSONLen {
 		return nil, types.TooLarge("%s is too large", field)
 	}
@@ -60,7 +60,7 @@ func parseCrossKey(raw json.RawMessage, user, usage, field string) (*crossKey, e
 // NeedsUIA reports whether uploading these cross-signing keys needs
 // user-interactive authentication: not for a user's first master key, nor
 // for re-uploading the keys already stored (MSC3967, spec v1.11).
-func (s *Service) NeedsUIA(ctx context.Context, user string, req *DeviceSigningRequest) (bool, error) {
+func (s *Service) NeedsUIA(ctx context.Context, user id.UserID, req *DeviceSigningRequest) (bool, error) {
 	stored, err := s.store.CrossSigningKeys(ctx, user)
 	if err != nil {
 		return false, internal("read cross-signing keys", err)
@@ -81,7 +81,7 @@ func (s *Service) NeedsUIA(ctx context.Context, user string, req *DeviceSigningR
 }
 
 // UploadDeviceSigning stores cross-signing keys (the caller did UIA).
-func (s *Service) UploadDeviceSigning(ctx context.Context, user string, req *DeviceSigningRequest) error {
+func (s *Service) UploadDeviceSigning(ctx context.Context, user id.UserID, req *DeviceSigningRequest) error {
 	stored, err := s.store.CrossSigningKeys(ctx, user)
 	if err != nil {
 		return internal("read cross-signing keys", err)
@@ -121,13 +121,13 @@ func (s *Service) UploadDeviceSigning(ctx context.Context, user string, req *Dev
 	if len(upload) == 0 {
 		return nil
 	}
-	devs, err := s.store.ListDevices(ctx, id.UserID(user))
+	devs, err := s.store.ListDevices(ctx, user)
 	if err != nil {
 		return internal("list devices", err)
 	}
 	for _, k := range upload {
 		for _, d := range devs {
-			if string(d.DeviceID) == k.pub {
+			if d.DeviceID == id.DeviceID(k.pub) {
 				return types.Forbidden("Key ID in use")
 			}
 		}
@@ -167,9 +167,9 @@ func failure(err error) *SignatureFailure {
 // the caller's devices and master key by their own keys, other users'
 // master keys by the caller's user-signing key. Each signature is checked;
 // those that fail are returned, the others stored.
-func (s *Service) UploadSignatures(ctx context.Context, caller string, req map[string]map[string]json.RawMessage) (map[string]map[string]*SignatureFailure, error) {
-	failures := map[string]map[string]*SignatureFailure{}
-	fail := func(user, keyID string, err error) {
+func (s *Service) UploadSignatures(ctx context.Context, caller id.UserID, req map[id.UserID]map[string]json.RawMessage) (map[id.UserID]map[string]*SignatureFailure, error) {
+	failures := map[id.UserID]map[string]*SignatureFailure{}
+	fail := func(user id.UserID, keyID string, err error) {
 		if failures[user] == nil {
 			failures[user] = map[string]*SignatureFailure{}
 		}
@@ -187,7 +187,7 @@ func (s *Service) UploadSignatures(ctx context.Context, caller string, req map[s
 		return nil, internal("read cross-signing keys", err)
 	}
 	var sigs []*storage.KeySignature
-	changedUsers := map[string]bool{}
+	changedUsers := map[id.UserID]bool{}
 	for user, keys := range req {
 		for keyID, raw := range keys {
 			got, err := s.checkSigned(ctx, caller, mine, user, keyID, raw)
@@ -207,7 +207,7 @@ func (s *Service) UploadSignatures(ctx context.Context, caller string, req map[s
 	if len(sigs) == 0 {
 		return failures, nil
 	}
-	positions := map[string]int64{}
+	positions := map[id.UserID]int64{}
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
 		for _, sg := range sigs {
 			if err := s.store.PutKeySignature(ctx, sg); err != nil {
@@ -234,7 +234,7 @@ func (s *Service) UploadSignatures(ctx context.Context, caller string, req map[s
 
 // checkSigned verifies the caller's new signatures of one key and returns
 // them to store.
-func (s *Service) checkSigned(ctx context.Context, caller string, mine map[string]json.RawMessage, user, keyID string,
+func (s *Service) checkSigned(ctx context.Context, caller id.UserID, mine map[string]json.RawMessage, user id.UserID, keyID string,
 	raw json.RawMessage) ([]*storage.KeySignature, error) {
 	o, err := parseObject(raw, "signed key")
 	if err != nil {
@@ -251,12 +251,12 @@ func (s *Service) checkSigned(ctx context.Context, caller string, mine map[strin
 	var storedRaw json.RawMessage
 	isDevice := false
 	if user == caller || s.isLocal(user) {
-		dks, err := s.store.DeviceKeysOf(ctx, []string{user})
+		dks, err := s.store.DeviceKeysOf(ctx, []id.UserID{user})
 		if err != nil {
 			return nil, err
 		}
 		for _, dk := range dks {
-			if dk.DeviceID == keyID {
+			if dk.DeviceID == id.DeviceID(keyID) {
 				storedRaw, isDevice = dk.KeyJSON, true
 			}
 		}
@@ -292,7 +292,7 @@ func (s *Service) checkSigned(ctx context.Context, caller string, mine map[strin
 			if !ok || kid == "ed25519:"+keyID {
 				continue
 			}
-			pub, _, err := s.deviceEd25519(ctx, caller, dev)
+			pub, _, err := s.deviceEd25519(ctx, caller, id.DeviceID(dev))
 			if err != nil {
 				return nil, err
 			}

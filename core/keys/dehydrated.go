@@ -15,7 +15,7 @@ import (
 
 // DehydratedDeviceRequest is PUT /dehydrated_device (MSC3814).
 type DehydratedDeviceRequest struct {
-	DeviceID                 string          `json:"device_id"`
+	DeviceID                 id.DeviceID     `json:"device_id"`
 	DeviceData               json.RawMessage `json:"device_data"`
 	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
 	UploadRequest
@@ -26,7 +26,7 @@ const dehydratedEventsLimit = 100
 
 // PutDehydratedDevice creates the user's dehydrated device with its keys,
 // replacing (and deleting) the previous one.
-func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *DehydratedDeviceRequest) (string, error) {
+func (s *Service) PutDehydratedDevice(ctx context.Context, user id.UserID, req *DehydratedDeviceRequest) (id.DeviceID, error) {
 	if req.DeviceID == "" {
 		return "", types.MissingParam("device_id is required")
 	}
@@ -42,7 +42,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 	if len(req.DeviceData) > 64*1024 {
 		return "", types.TooLarge("device_data is too large")
 	}
-	devs, err := s.store.ListDevices(ctx, id.UserID(user))
+	devs, err := s.store.ListDevices(ctx, user)
 	if err != nil {
 		return "", internal("list devices", err)
 	}
@@ -51,7 +51,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 		return "", internal("get dehydrated device", err)
 	}
 	for _, d := range devs {
-		if string(d.DeviceID) == req.DeviceID && (old == nil || old.DeviceID != req.DeviceID) {
+		if d.DeviceID == req.DeviceID && (old == nil || old.DeviceID != req.DeviceID) {
 			return "", types.InvalidParam("Device ID %s is in use", req.DeviceID)
 		}
 	}
@@ -75,14 +75,14 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 			return err
 		}
 		if replaced != "" {
-			if err := s.store.DeleteDevices(ctx, id.UserID(user), []id.DeviceID{id.DeviceID(replaced)}); err != nil {
+			if err := s.store.DeleteDevices(ctx, user, []id.DeviceID{replaced}); err != nil {
 				return err
 			}
-			if err := s.store.DeleteDeviceKeys(ctx, user, []string{replaced}); err != nil {
+			if err := s.store.DeleteDeviceKeys(ctx, user, []id.DeviceID{replaced}); err != nil {
 				return err
 			}
 		}
-		if err := s.store.UpsertDevice(ctx, &storage.Device{UserID: id.UserID(user), DeviceID: id.DeviceID(req.DeviceID), DisplayName: name,
+		if err := s.store.UpsertDevice(ctx, &storage.Device{UserID: user, DeviceID: req.DeviceID, DisplayName: name,
 			CreatedAt: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user string, req *Deh
 }
 
 // DehydratedDevice returns the user's dehydrated device.
-func (s *Service) DehydratedDevice(ctx context.Context, user string) (*storage.DehydratedDevice, error) {
+func (s *Service) DehydratedDevice(ctx context.Context, user id.UserID) (*storage.DehydratedDevice, error) {
 	d, err := s.store.GetDehydratedDevice(ctx, user)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("No dehydrated device available")
@@ -114,8 +114,8 @@ func (s *Service) DehydratedDevice(ctx context.Context, user string) (*storage.D
 }
 
 // DeleteDehydratedDevice deletes the user's dehydrated device and its keys.
-func (s *Service) DeleteDehydratedDevice(ctx context.Context, user string) (string, error) {
-	var deviceID string
+func (s *Service) DeleteDehydratedDevice(ctx context.Context, user id.UserID) (id.DeviceID, error) {
+	var deviceID id.DeviceID
 	var pos int64
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {
 		d, err := s.store.DeleteDehydratedDevice(ctx, user)
@@ -123,10 +123,10 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, user string) (stri
 			return err
 		}
 		deviceID = d.DeviceID
-		if err := s.store.DeleteDevices(ctx, id.UserID(user), []id.DeviceID{id.DeviceID(d.DeviceID)}); err != nil {
+		if err := s.store.DeleteDevices(ctx, user, []id.DeviceID{d.DeviceID}); err != nil {
 			return err
 		}
-		if err := s.store.DeleteDeviceKeys(ctx, user, []string{d.DeviceID}); err != nil {
+		if err := s.store.DeleteDeviceKeys(ctx, user, []id.DeviceID{d.DeviceID}); err != nil {
 			return err
 		}
 		pos, err = s.deviceListChanged(ctx, user)
@@ -147,7 +147,7 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, user string) (stri
 // DehydratedEvents pages through the to-device messages of the user's
 // dehydrated device: those after nextBatch ("" from the start), deleting
 // those up to it.
-func (s *Service) DehydratedEvents(ctx context.Context, user, deviceID, nextBatch string) ([]map[string]any, string, error) {
+func (s *Service) DehydratedEvents(ctx context.Context, user id.UserID, deviceID id.DeviceID, nextBatch string) ([]map[string]any, string, error) {
 	d, err := s.store.GetDehydratedDevice(ctx, user)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && d.DeviceID != deviceID) {
 		return nil, "", types.Forbidden("You may only fetch messages for your dehydrated device")
@@ -159,7 +159,7 @@ func (s *Service) DehydratedEvents(ctx context.Context, user, deviceID, nextBatc
 		if since, err = strconv.ParseInt(nextBatch, 10, 64); err != nil || since < 0 {
 			return nil, "", types.InvalidParam("Invalid next_batch")
 		}
-		if err := s.store.AckToDevice(ctx, user, deviceID, since); err != nil {
+		if err := s.store.AckToDevice(ctx, string(user), string(deviceID), since); err != nil {
 			return nil, "", internal("ack to-device", err)
 		}
 	}
@@ -167,7 +167,7 @@ func (s *Service) DehydratedEvents(ctx context.Context, user, deviceID, nextBatc
 	if err != nil {
 		return nil, "", internal("to-device position", err)
 	}
-	msgs, err := s.store.ToDeviceSince(ctx, user, deviceID, since, upto, dehydratedEventsLimit)
+	msgs, err := s.store.ToDeviceSince(ctx, string(user), string(deviceID), since, upto, dehydratedEventsLimit)
 	if err != nil {
 		return nil, "", internal("read to-device", err)
 	}

@@ -99,17 +99,17 @@ func invalidSignature(format string, args ...any) *types.Error {
 
 // deviceListChanged records a change of the user's keys (inside the
 // caller's transaction) and returns its position for publish.
-func (s *Service) deviceListChanged(ctx context.Context, user string) (int64, error) {
+func (s *Service) deviceListChanged(ctx context.Context, user id.UserID) (int64, error) {
 	return s.store.AddDeviceListChange(ctx, user)
 }
 
 // publish wakes the user's own syncs and those of everyone in a room with them.
-func (s *Service) publish(ctx context.Context, user string, pos int64) {
+func (s *Service) publish(ctx context.Context, user id.UserID, pos int64) {
 	if pos == 0 {
 		return
 	}
-	s.notifier.Publish(stream.Change{Stream: stream.DeviceLists, Pos: pos, Users: []string{user}})
-	rooms, err := s.store.RoomsOfUser(ctx, user, []string{membershipJoin})
+	s.notifier.Publish(stream.Change{Stream: stream.DeviceLists, Pos: pos, Users: []string{string(user)}})
+	rooms, err := s.store.RoomsOfUser(ctx, string(user), []string{membershipJoin})
 	if err != nil {
 		s.log.Warn("listing rooms for a device-list change", "user", user, "err", err)
 		return
@@ -123,13 +123,13 @@ func (s *Service) publish(ctx context.Context, user string, pos int64) {
 
 // signedObject is the part of a signed key object the server reads.
 type signedObject struct {
-	UserID     string                       `json:"user_id"`
-	DeviceID   string                       `json:"device_id"`
-	Algorithms []string                     `json:"algorithms"`
-	Usage      []string                     `json:"usage"`
-	Keys       map[string]string            `json:"keys"`
-	Key        string                       `json:"key"`
-	Signatures map[string]map[string]string `json:"signatures"`
+	UserID     id.UserID                       `json:"user_id"`
+	DeviceID   id.DeviceID                     `json:"device_id"`
+	Algorithms []string                        `json:"algorithms"`
+	Usage      []string                        `json:"usage"`
+	Keys       map[string]string               `json:"keys"`
+	Key        string                          `json:"key"`
+	Signatures map[id.UserID]map[string]string `json:"signatures"`
 }
 
 func parseObject(raw json.RawMessage, what string) (*signedObject, error) {
@@ -146,11 +146,11 @@ func parseObject(raw json.RawMessage, what string) (*signedObject, error) {
 
 // verify checks the signature of raw by user's key keyID ("ed25519:X")
 // with the public key pub.
-func verify(raw json.RawMessage, user, keyID, pub string) error {
+func verify(raw json.RawMessage, user id.UserID, keyID, pub string) error {
 	if pub == "" {
 		return invalidSignature("No key %s to check the signature with", keyID)
 	}
-	if err := signutil.VerifyJSON(user, id.KeyID(keyID), id.SigningKey(pub), raw); err != nil {
+	if err := signutil.VerifyJSON(string(user), id.KeyID(keyID), id.SigningKey(pub), raw); err != nil {
 		if errors.Is(err, signutil.ErrSignatureNotFound) {
 			return invalidSignature("Missing signature by %s of %s", keyID, user)
 		}
@@ -207,10 +207,10 @@ func mergeSignatures(raw json.RawMessage, sigs []*storage.KeySignature, unsigned
 			all = map[string]any{}
 		}
 		for _, sg := range sigs {
-			by, _ := all[sg.SignerUserID].(map[string]any)
+			by, _ := all[string(sg.SignerUserID)].(map[string]any)
 			if by == nil {
 				by = map[string]any{}
-				all[sg.SignerUserID] = by
+				all[string(sg.SignerUserID)] = by
 			}
 			by[sg.SignerKeyID] = sg.Signature
 		}
@@ -243,8 +243,8 @@ type UploadRequest struct {
 }
 
 // deviceEd25519 is the ed25519 key of a stored device, "" if none.
-func (s *Service) deviceEd25519(ctx context.Context, user, device string) (string, json.RawMessage, error) {
-	all, err := s.store.DeviceKeysOf(ctx, []string{user})
+func (s *Service) deviceEd25519(ctx context.Context, user id.UserID, device id.DeviceID) (string, json.RawMessage, error) {
+	all, err := s.store.DeviceKeysOf(ctx, []id.UserID{user})
 	if err != nil {
 		return "", nil, err
 	}
@@ -254,10 +254,19 @@ func (s *Service) deviceEd25519(ctx context.Context, user, device string) (strin
 			if err != nil {
 				return "", nil, nil
 			}
-			return o.Keys["ed25519:"+device], dk.KeyJSON, nil
+			return o.Keys[ed25519Of(device)], dk.KeyJSON, nil
 		}
 	}
 	return "", nil, nil
+}
+
+// ed25519Of is the key ID of a device's ed25519 key.
+func ed25519Of(device id.DeviceID) string { return "ed25519:" + string(device) }
+
+// sigTarget is a signed key: a device ID or a cross-signing public key of a user.
+type sigTarget struct {
+	user  id.UserID
+	keyID string
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -266,7 +275,7 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // Upload stores a device's keys and returns its one-time key counts.
-func (s *Service) Upload(ctx context.Context, user, device string, req *UploadRequest) (map[string]int64, error) {
+func (s *Service) Upload(ctx context.Context, user id.UserID, device id.DeviceID, req *UploadRequest) (map[string]int64, error) {
 	up, err := s.prepareUpload(ctx, user, device, req)
 	if err != nil {
 		return nil, err
@@ -282,19 +291,20 @@ func (s *Service) Upload(ctx context.Context, user, device string, req *UploadRe
 		return nil, internal("upload keys", err)
 	}
 	s.publish(ctx, user, pos)
-	return s.OneTimeKeyCounts(ctx, id.UserID(user), device)
+	return s.OneTimeKeyCounts(ctx, user, device)
 }
 
 // upload is a checked /keys/upload, ready to store.
 type upload struct {
-	user, device  string
+	user          id.UserID
+	device        id.DeviceID
 	newDeviceKeys json.RawMessage
 	otks          []*storage.OneTimeKey
 	fallbacks     []*storage.OneTimeKey
 }
 
 // prepareUpload checks an upload (signatures included) without storing anything.
-func (s *Service) prepareUpload(ctx context.Context, user, device string, req *UploadRequest) (*upload, error) {
+func (s *Service) prepareUpload(ctx context.Context, user id.UserID, device id.DeviceID, req *UploadRequest) (*upload, error) {
 	if len(req.OneTimeKeys)+len(req.FallbackKeys) > maxKeysPerUpload {
 		return nil, types.TooLarge("At most %d keys per upload", maxKeysPerUpload)
 	}
@@ -318,13 +328,13 @@ func (s *Service) prepareUpload(ctx context.Context, user, device string, req *U
 		if len(o.Algorithms) == 0 {
 			return nil, types.InvalidParam("device_keys.algorithms is required")
 		}
-		edKey, curveKey := o.Keys["ed25519:"+device], o.Keys["curve25519:"+device]
+		edKey, curveKey := o.Keys[ed25519Of(device)], o.Keys["curve25519:"+string(device)]
 		if edKey == "" || curveKey == "" {
 			return nil, types.InvalidParam("device_keys.keys must hold ed25519:%s and curve25519:%s", device, device)
 		}
 		for keyID := range o.Keys {
 			alg, kid, ok := strings.Cut(keyID, ":")
-			if !ok || alg == "" || kid != device {
+			if !ok || alg == "" || id.DeviceID(kid) != device {
 				return nil, types.InvalidParam("Key ID %q does not name the device", keyID)
 			}
 		}
@@ -333,7 +343,7 @@ func (s *Service) prepareUpload(ctx context.Context, user, device string, req *U
 			// must log in again as a new device.
 			return nil, types.InvalidParam("The device's ed25519 key cannot change")
 		}
-		if err := verify(req.DeviceKeys, user, "ed25519:"+device, edKey); err != nil {
+		if err := verify(req.DeviceKeys, user, ed25519Of(device), edKey); err != nil {
 			return nil, err
 		}
 		ed = edKey
@@ -388,7 +398,7 @@ func (s *Service) applyUpload(ctx context.Context, up *upload) (int64, error) {
 	return pos, nil
 }
 
-func parseKeyMap(m map[string]json.RawMessage, user, device, ed, what string) ([]*storage.OneTimeKey, error) {
+func parseKeyMap(m map[string]json.RawMessage, user id.UserID, device id.DeviceID, ed, what string) ([]*storage.OneTimeKey, error) {
 	var out []*storage.OneTimeKey
 	for keyID, raw := range m {
 		alg, kid, ok := strings.Cut(keyID, ":")
@@ -416,7 +426,7 @@ func parseKeyMap(m map[string]json.RawMessage, user, device, ed, what string) ([
 				if ed == "" {
 					return nil, types.InvalidParam("Upload device keys before signed keys")
 				}
-				if err := verify(raw, user, "ed25519:"+device, ed); err != nil {
+				if err := verify(raw, user, ed25519Of(device), ed); err != nil {
 					return nil, err
 				}
 			}
@@ -434,33 +444,33 @@ func parseKeyMap(m map[string]json.RawMessage, user, device, ed, what string) ([
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys (with
 // signed_curve25519 always present).
-func (s *Service) OneTimeKeyCounts(ctx context.Context, user id.UserID, device string) (map[string]int64, error) {
-	known, epoch := s.keyCounts.get(string(user), device)
+func (s *Service) OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int64, error) {
+	known, epoch := s.keyCounts.get(user, device)
 	if known.otk != nil {
 		return known.otk, nil
 	}
-	counts, err := s.store.CountOneTimeKeys(ctx, string(user), device)
+	counts, err := s.store.CountOneTimeKeys(ctx, user, device)
 	if err != nil {
 		return nil, internal("count one-time keys", err)
 	}
 	if _, ok := counts[algSignedCurve25519]; !ok {
 		counts[algSignedCurve25519] = 0
 	}
-	s.keyCounts.put(string(user), device, epoch, func(e *deviceCounts) { e.otk = maps.Clone(counts) })
+	s.keyCounts.put(user, device, epoch, func(e *deviceCounts) { e.otk = maps.Clone(counts) })
 	return counts, nil
 }
 
 // UnusedFallbackKeyTypes lists the algorithms of a device's unused fallback keys.
-func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device string) ([]string, error) {
-	known, epoch := s.keyCounts.get(string(user), device)
+func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, device id.DeviceID) ([]string, error) {
+	known, epoch := s.keyCounts.get(user, device)
 	if known.hasFB {
 		return known.fallback, nil
 	}
-	t, err := s.store.UnusedFallbackKeyTypes(ctx, string(user), device)
+	t, err := s.store.UnusedFallbackKeyTypes(ctx, user, device)
 	if err != nil {
 		return nil, internal("fallback key types", err)
 	}
-	s.keyCounts.put(string(user), device, epoch, func(e *deviceCounts) { e.fallback, e.hasFB = slices.Clone(t), true })
+	s.keyCounts.put(user, device, epoch, func(e *deviceCounts) { e.fallback, e.hasFB = slices.Clone(t), true })
 	return t, nil
 }
 
@@ -468,16 +478,16 @@ func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, de
 
 // QueryResponse is the answer of POST /keys/query.
 type QueryResponse struct {
-	Failures        map[string]any                        `json:"failures"`
-	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"`
-	MasterKeys      map[string]json.RawMessage            `json:"master_keys"`
-	SelfSigningKeys map[string]json.RawMessage            `json:"self_signing_keys"`
-	UserSigningKeys map[string]json.RawMessage            `json:"user_signing_keys"`
+	Failures        map[string]any                                `json:"failures"`
+	DeviceKeys      map[id.UserID]map[id.DeviceID]json.RawMessage `json:"device_keys"`
+	MasterKeys      map[id.UserID]json.RawMessage                 `json:"master_keys"`
+	SelfSigningKeys map[id.UserID]json.RawMessage                 `json:"self_signing_keys"`
+	UserSigningKeys map[id.UserID]json.RawMessage                 `json:"user_signing_keys"`
 }
 
-func (s *Service) isLocal(user string) bool {
-	_, server, ok := strings.Cut(user, ":")
-	return ok && server == s.opts.ServerName
+func (s *Service) isLocal(user id.UserID) bool {
+	server := user.Homeserver()
+	return server != "" && server == s.opts.ServerName
 }
 
 // publicKey is the single public key of a cross-signing key object.
@@ -495,22 +505,21 @@ func publicKey(raw json.RawMessage) string {
 }
 
 // Query answers POST /keys/query for local users.
-func (s *Service) Query(ctx context.Context, caller string, want map[string][]string) (*QueryResponse, error) {
+func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserID][]id.DeviceID) (*QueryResponse, error) {
 	if len(want) > maxQueryUsers {
 		return nil, types.TooLarge("At most %d users per query", maxQueryUsers)
 	}
-	resp := &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[string]map[string]json.RawMessage{},
-		MasterKeys: map[string]json.RawMessage{}, SelfSigningKeys: map[string]json.RawMessage{},
-		UserSigningKeys: map[string]json.RawMessage{}}
-	var users []string
+	resp := &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{},
+		MasterKeys: map[id.UserID]json.RawMessage{}, SelfSigningKeys: map[id.UserID]json.RawMessage{},
+		UserSigningKeys: map[id.UserID]json.RawMessage{}}
+	var users []id.UserID
 	for u := range want {
-		if _, _, err := id.UserID(u).Parse(); err != nil {
+		if _, _, err := u.Parse(); err != nil {
 			return nil, types.InvalidParam("Invalid user ID %q", u)
 		}
 		if !s.isLocal(u) {
 			// No federation for keys yet: remote servers are unreachable.
-			_, server, _ := strings.Cut(u, ":")
-			resp.Failures[server] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
+			resp.Failures[u.Homeserver()] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
 			continue
 		}
 		users = append(users, u)
@@ -527,23 +536,23 @@ func (s *Service) Query(ctx context.Context, caller string, want map[string][]st
 	if err != nil {
 		return nil, internal("query signatures", err)
 	}
-	sigsOf := map[[2]string][]*storage.KeySignature{}
+	sigsOf := map[sigTarget][]*storage.KeySignature{}
 	for _, sg := range sigs {
-		k := [2]string{sg.TargetUserID, sg.TargetKeyID}
+		k := sigTarget{sg.TargetUserID, sg.TargetKeyID}
 		sigsOf[k] = append(sigsOf[k], sg)
 	}
-	names := map[string]string{}
+	names := map[id.DeviceID]string{}
 	if _, ok := want[caller]; ok {
-		devs, err := s.store.ListDevices(ctx, id.UserID(caller))
+		devs, err := s.store.ListDevices(ctx, caller)
 		if err != nil {
 			return nil, internal("list devices", err)
 		}
 		for _, d := range devs {
-			names[string(d.DeviceID)] = d.DisplayName
+			names[d.DeviceID] = d.DisplayName
 		}
 	}
 	for _, u := range users {
-		resp.DeviceKeys[u] = map[string]json.RawMessage{}
+		resp.DeviceKeys[u] = map[id.DeviceID]json.RawMessage{}
 	}
 	for _, dk := range dks {
 		if ws := want[dk.UserID]; len(ws) > 0 && !slices.Contains(ws, dk.DeviceID) {
@@ -553,7 +562,7 @@ func (s *Service) Query(ctx context.Context, caller string, want map[string][]st
 		if dk.UserID == caller && names[dk.DeviceID] != "" {
 			unsigned = map[string]any{"device_display_name": names[dk.DeviceID]}
 		}
-		resp.DeviceKeys[dk.UserID][dk.DeviceID] = mergeSignatures(dk.KeyJSON, sigsOf[[2]string{dk.UserID, dk.DeviceID}], unsigned)
+		resp.DeviceKeys[dk.UserID][dk.DeviceID] = mergeSignatures(dk.KeyJSON, sigsOf[sigTarget{dk.UserID, string(dk.DeviceID)}], unsigned)
 	}
 	for _, u := range users {
 		cs, err := s.store.CrossSigningKeys(ctx, u)
@@ -562,7 +571,7 @@ func (s *Service) Query(ctx context.Context, caller string, want map[string][]st
 		}
 		if m, ok := cs[usageMaster]; ok {
 			var shown []*storage.KeySignature
-			for _, sg := range sigsOf[[2]string{u, publicKey(m)}] {
+			for _, sg := range sigsOf[sigTarget{u, publicKey(m)}] {
 				// The owner's signatures (by their devices) are for
 				// everyone; another user's signature only for that user.
 				if sg.SignerUserID == u || sg.SignerUserID == caller {
@@ -585,8 +594,8 @@ func (s *Service) Query(ctx context.Context, caller string, want map[string][]st
 
 // Claim takes one one-time key (else the fallback key) of each requested
 // device: want is user → device → algorithm.
-func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, map[string]any, error) {
-	out := map[string]map[string]map[string]json.RawMessage{}
+func (s *Service) Claim(ctx context.Context, want map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, map[string]any, error) {
+	out := map[id.UserID]map[id.DeviceID]map[string]json.RawMessage{}
 	failures := map[string]any{}
 	n := 0
 	for _, devs := range want {
@@ -596,7 +605,7 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) 
 		return nil, nil, types.TooLarge("At most %d devices per claim", maxKeysPerUpload)
 	}
 	for user, devs := range want {
-		if _, _, err := id.UserID(user).Parse(); err != nil {
+		if _, _, err := user.Parse(); err != nil {
 			return nil, nil, types.InvalidParam("Invalid user ID %q", user)
 		}
 		for dev, alg := range devs {
@@ -607,8 +616,7 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) 
 	}
 	for user, devs := range want {
 		if !s.isLocal(user) {
-			_, server, _ := strings.Cut(user, ":")
-			failures[server] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
+			failures[user.Homeserver()] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
 			continue
 		}
 		for dev, alg := range devs {
@@ -631,7 +639,7 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) 
 				return nil, nil, internal("claim one-time key", err)
 			}
 			if out[user] == nil {
-				out[user] = map[string]map[string]json.RawMessage{}
+				out[user] = map[id.DeviceID]map[string]json.RawMessage{}
 			}
 			out[user][dev] = map[string]json.RawMessage{alg + ":" + keyID: keyJSON}
 		}
@@ -644,9 +652,9 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) 
 // DeviceListUpdates are the users whose device lists changed in (since,
 // upto] among those sharing a room with user (changed), and those who no
 // longer share one (left). Users who newly share a room count as changed.
-func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, upto stream.Positions) (changed, left []string, err error) {
-	me := string(user)
-	changedC, leftC := map[string]bool{}, map[string]bool{}
+func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, upto stream.Positions) (changed, left []id.UserID, err error) {
+	me := user
+	changedC, leftC := map[id.UserID]bool{}, map[id.UserID]bool{}
 	if upto[stream.DeviceLists] > since[stream.DeviceLists] {
 		users, err := s.store.DeviceListChanges(ctx, since[stream.DeviceLists], upto[stream.DeviceLists])
 		if err != nil {
@@ -664,7 +672,7 @@ func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, 
 	if len(changedC) == 0 && len(leftC) == 0 {
 		return nil, nil, nil
 	}
-	candidates := make([]string, 0, len(changedC)+len(leftC))
+	candidates := make([]id.UserID, 0, len(changedC)+len(leftC))
 	for u := range changedC {
 		candidates = append(candidates, u)
 	}
@@ -677,7 +685,7 @@ func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, 
 	if err != nil {
 		return nil, nil, internal("users sharing a room", err)
 	}
-	shared := map[string]bool{me: true}
+	shared := map[id.UserID]bool{me: true}
 	for _, u := range sharing {
 		shared[u] = true
 	}
@@ -701,7 +709,7 @@ func (s *Service) DeviceListUpdates(ctx context.Context, user id.UserID, since, 
 // joined a room of mine, everyone in a room I joined (changed candidates),
 // those who left a room of mine and everyone in a room I left (left
 // candidates).
-func (s *Service) membershipChanges(ctx context.Context, me string, since, upto int64, changedC, leftC map[string]bool) error {
+func (s *Service) membershipChanges(ctx context.Context, me id.UserID, since, upto int64, changedC, leftC map[id.UserID]bool) error {
 	// Most syncs follow messages only: no membership changed, nothing to read.
 	evs, err := s.store.MemberEventsBetween(ctx, since, upto)
 	if err != nil {
@@ -710,7 +718,7 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 	if len(evs) == 0 {
 		return nil
 	}
-	mine, err := s.store.RoomsOfUser(ctx, me, []string{membershipJoin, membershipLeave, memBan})
+	mine, err := s.store.RoomsOfUser(ctx, string(me), []string{membershipJoin, membershipLeave, memBan})
 	if err != nil {
 		return internal("rooms of user", err)
 	}
@@ -720,14 +728,14 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 		relevant[r.RoomID] = true
 		joined[r.RoomID] = r.Membership == membershipJoin
 	}
-	addMembers := func(roomID string, to map[string]bool) error {
+	addMembers := func(roomID string, to map[id.UserID]bool) error {
 		members, err := s.store.RoomMembers(ctx, roomID, []string{membershipJoin})
 		if err != nil {
 			return internal("room members", err)
 		}
 		for _, m := range members {
-			if m.UserID != me {
-				to[m.UserID] = true
+			if u := id.UserID(m.UserID); u != me {
+				to[u] = true
 			}
 		}
 		return nil
@@ -737,7 +745,7 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 		if !relevant[roomID] {
 			continue
 		}
-		target := *ev.StateKey
+		target := id.UserID(*ev.StateKey)
 		gone := ev.Membership == membershipLeave || ev.Membership == memBan
 		switch {
 		case joined[roomID] && target == me && ev.Membership == membershipJoin:
@@ -759,25 +767,20 @@ func (s *Service) membershipChanges(ctx context.Context, me string, since, upto 
 
 // DevicesDeleted deletes the keys of deleted devices and records the
 // change of the user's device list (users.Options.OnDevicesDeleted).
-func (s *Service) DevicesDeleted(ctx context.Context, userID id.UserID, devices []id.DeviceID) {
+func (s *Service) DevicesDeleted(ctx context.Context, user id.UserID, devices []id.DeviceID) {
 	if len(devices) == 0 {
 		return
 	}
-	// The key store is not typed yet.
-	user, deviceIDs := string(userID), make([]string, len(devices))
-	for i, d := range devices {
-		deviceIDs[i] = string(d)
-	}
 	var pos int64
 	err := s.store.WithTx(ctx, func(ctx context.Context) error {
-		if err := s.store.DeleteDeviceKeys(ctx, user, deviceIDs); err != nil {
+		if err := s.store.DeleteDeviceKeys(ctx, user, devices); err != nil {
 			return err
 		}
 		var err error
 		pos, err = s.deviceListChanged(ctx, user)
 		return err
 	})
-	s.keyCounts.forget(user, deviceIDs...)
+	s.keyCounts.forget(user, devices...)
 	if err != nil {
 		s.log.Error("deleting the keys of deleted devices", "user", user, "err", err)
 		return

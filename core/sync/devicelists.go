@@ -13,9 +13,9 @@ import (
 type DeviceLists interface {
 	// DeviceListUpdates lists the users whose devices changed in (since,
 	// upto] and who share a room with user, and those who no longer do.
-	DeviceListUpdates(ctx context.Context, user id.UserID, since, upto stream.Positions) (changed, left []string, err error)
-	OneTimeKeyCounts(ctx context.Context, user id.UserID, deviceID string) (map[string]int64, error)
-	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, deviceID string) ([]string, error)
+	DeviceListUpdates(ctx context.Context, user id.UserID, since, upto stream.Positions) (changed, left []id.UserID, err error)
+	OneTimeKeyCounts(ctx context.Context, user id.UserID, deviceID id.DeviceID) (map[string]int64, error)
+	UnusedFallbackKeyTypes(ctx context.Context, user id.UserID, deviceID id.DeviceID) ([]string, error)
 }
 
 // Option configures the service.
@@ -28,8 +28,8 @@ func WithDeviceLists(d DeviceLists) Option {
 
 // DeviceListsSection is the device_lists section of /sync.
 type DeviceListsSection struct {
-	Changed []string `json:"changed,omitempty"`
-	Left    []string `json:"left,omitempty"`
+	Changed []id.UserID `json:"changed,omitempty"`
+	Left    []id.UserID `json:"left,omitempty"`
 }
 
 // skipMemberless moves since's event position up to upto's when no
@@ -62,12 +62,13 @@ func (s *Service) addDeviceLists(ctx context.Context, req *Request, resp *Respon
 	if req.DeviceID == "" {
 		return nil
 	}
-	counts, err := s.deviceLists.OneTimeKeyCounts(ctx, req.User, req.DeviceID)
+	device := id.DeviceID(req.DeviceID) // Request is not typed yet
+	counts, err := s.deviceLists.OneTimeKeyCounts(ctx, req.User, device)
 	if err != nil {
 		return err
 	}
 	resp.DeviceOneTimeKeysCount = counts
-	types, err := s.deviceLists.UnusedFallbackKeyTypes(ctx, req.User, req.DeviceID)
+	types, err := s.deviceLists.UnusedFallbackKeyTypes(ctx, req.User, device)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (s *Service) addDeviceLists(ctx context.Context, req *Request, resp *Respon
 // slidingE2EE fills sliding sync's e2ee extension (MSC3884) for the device:
 // device list updates since the connection's last answer (none on its
 // first), one-time key counts and unused fallback key types.
-func (s *Service) slidingE2EE(ctx context.Context, user id.UserID, device string, since, upto stream.Positions, initial bool, res *e2eeResult) error {
+func (s *Service) slidingE2EE(ctx context.Context, user id.UserID, device id.DeviceID, since, upto stream.Positions, initial bool, res *e2eeResult) error {
 	if s.deviceLists == nil {
 		return nil
 	}

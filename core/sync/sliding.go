@@ -1338,8 +1338,8 @@ func (r *toDeviceResult) hasData() bool { return len(r.Events) > 0 }
 
 type e2eeResult struct {
 	DeviceLists struct {
-		Changed []string `json:"changed"`
-		Left    []string `json:"left"`
+		Changed []id.UserID `json:"changed"`
+		Left    []id.UserID `json:"left"`
 	} `json:"device_lists"`
 	OneTimeKeysCount       map[string]int `json:"device_one_time_keys_count"`
 	UnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types"`
@@ -1435,8 +1435,8 @@ func (b *slidingBuilder) extensions(ctx context.Context, resp *SlidingResponse) 
 	}
 	if e := ext.E2EE; e != nil && on(e.Enabled) {
 		res := &e2eeResult{OneTimeKeysCount: map[string]int{}, UnusedFallbackKeyTypes: []string{}}
-		res.DeviceLists.Changed, res.DeviceLists.Left = []string{}, []string{}
-		if err := b.s.slidingE2EE(ctx, b.req.User, b.req.DeviceID, b.since, b.upto, !b.hasSince, res); err != nil {
+		res.DeviceLists.Changed, res.DeviceLists.Left = []id.UserID{}, []id.UserID{}
+		if err := b.s.slidingE2EE(ctx, b.req.User, id.DeviceID(b.req.DeviceID), b.since, b.upto, !b.hasSince, res); err != nil {
 			return err
 		}
 		resp.Extensions["e2ee"] = res

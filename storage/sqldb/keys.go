@@ -6,18 +6,20 @@ import (
 	"fmt"
 	"strconv"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
 type scanner = interface{ Scan(...any) error }
 
-func (db *DB) PutDeviceKeys(ctx context.Context, userID, deviceID string, keyJSON json.RawMessage) error {
+func (db *DB) PutDeviceKeys(ctx context.Context, userID id.UserID, deviceID id.DeviceID, keyJSON json.RawMessage) error {
 	_, err := db.exec(ctx, `INSERT INTO device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)
 		ON CONFLICT (user_id, device_id) DO UPDATE SET key_json = excluded.key_json`, userID, deviceID, string(keyJSON))
 	return err
 }
 
-func (db *DB) DeviceKeysOf(ctx context.Context, userIDs []string) ([]*storage.DeviceKeys, error) {
+func (db *DB) DeviceKeysOf(ctx context.Context, userIDs []id.UserID) ([]*storage.DeviceKeys, error) {
 	if len(userIDs) == 0 {
 		return nil, nil
 	}
@@ -36,7 +38,7 @@ func (db *DB) DeviceKeysOf(ctx context.Context, userIDs []string) ([]*storage.De
 	})
 }
 
-func (db *DB) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []string) error {
+func (db *DB) DeleteDeviceKeys(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		for _, dev := range deviceIDs {
 			for _, q := range []string{
@@ -79,7 +81,7 @@ func (db *DB) PutOneTimeKeys(ctx context.Context, keys []*storage.OneTimeKey) er
 	})
 }
 
-func (db *DB) CountOneTimeKeys(ctx context.Context, userID, deviceID string) (map[string]int64, error) {
+func (db *DB) CountOneTimeKeys(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (map[string]int64, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT algorithm, COUNT(*) FROM one_time_keys
 		WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm`, userID, deviceID)
 	if err != nil {
@@ -98,7 +100,7 @@ func (db *DB) CountOneTimeKeys(ctx context.Context, userID, deviceID string) (ma
 	return out, rows.Err()
 }
 
-func (db *DB) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (*storage.OneTimeKey, error) {
+func (db *DB) ClaimOneTimeKey(ctx context.Context, userID id.UserID, deviceID id.DeviceID, algorithm string) (*storage.OneTimeKey, error) {
 	var k *storage.OneTimeKey
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		// A concurrent claim (PostgreSQL) may take the key between the
@@ -136,7 +138,7 @@ func (db *DB) PutFallbackKey(ctx context.Context, k *storage.OneTimeKey) error {
 	return err
 }
 
-func (db *DB) ClaimFallbackKey(ctx context.Context, userID, deviceID, algorithm string) (*storage.FallbackKey, error) {
+func (db *DB) ClaimFallbackKey(ctx context.Context, userID id.UserID, deviceID id.DeviceID, algorithm string) (*storage.FallbackKey, error) {
 	var k *storage.FallbackKey
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		k = &storage.FallbackKey{OneTimeKey: storage.OneTimeKey{UserID: userID, DeviceID: deviceID, Algorithm: algorithm}}
@@ -157,7 +159,7 @@ func (db *DB) ClaimFallbackKey(ctx context.Context, userID, deviceID, algorithm 
 	return k, nil
 }
 
-func (db *DB) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error) {
+func (db *DB) UnusedFallbackKeyTypes(ctx context.Context, userID id.UserID, deviceID id.DeviceID) ([]string, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT algorithm FROM fallback_keys
 		WHERE user_id = $1 AND device_id = $2 AND used = 0 ORDER BY algorithm`, userID, deviceID)
 	if err != nil {
@@ -169,13 +171,13 @@ func (db *DB) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID strin
 	})
 }
 
-func (db *DB) PutCrossSigningKey(ctx context.Context, userID, usage string, keyJSON json.RawMessage) error {
+func (db *DB) PutCrossSigningKey(ctx context.Context, userID id.UserID, usage string, keyJSON json.RawMessage) error {
 	_, err := db.exec(ctx, `INSERT INTO cross_signing_keys (user_id, usage, key_json) VALUES ($1, $2, $3)
 		ON CONFLICT (user_id, usage) DO UPDATE SET key_json = excluded.key_json`, userID, usage, string(keyJSON))
 	return err
 }
 
-func (db *DB) CrossSigningKeys(ctx context.Context, userID string) (map[string]json.RawMessage, error) {
+func (db *DB) CrossSigningKeys(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT usage, key_json FROM cross_signing_keys WHERE user_id = $1`, userID)
 	if err != nil {
 		return nil, err
@@ -199,7 +201,7 @@ func (db *DB) PutKeySignature(ctx context.Context, s *storage.KeySignature) erro
 	return err
 }
 
-func (db *DB) KeySignaturesOf(ctx context.Context, targetUserIDs []string) ([]*storage.KeySignature, error) {
+func (db *DB) KeySignaturesOf(ctx context.Context, targetUserIDs []id.UserID) ([]*storage.KeySignature, error) {
 	if len(targetUserIDs) == 0 {
 		return nil, nil
 	}
@@ -215,7 +217,7 @@ func (db *DB) KeySignaturesOf(ctx context.Context, targetUserIDs []string) ([]*s
 	})
 }
 
-func (db *DB) AddDeviceListChange(ctx context.Context, userID string) (int64, error) {
+func (db *DB) AddDeviceListChange(ctx context.Context, userID id.UserID) (int64, error) {
 	var pos int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -228,14 +230,14 @@ func (db *DB) AddDeviceListChange(ctx context.Context, userID string) (int64, er
 	return pos, err
 }
 
-func (db *DB) DeviceListChanges(ctx context.Context, since, upto int64) ([]string, error) {
+func (db *DB) DeviceListChanges(ctx context.Context, since, upto int64) ([]id.UserID, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT DISTINCT user_id FROM device_list_stream
 		WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY user_id`, since, upto)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row scanner) (string, error) {
-		var s string
+	return collect(rows, func(row scanner) (id.UserID, error) {
+		var s id.UserID
 		return s, row.Scan(&s)
 	})
 }
@@ -244,8 +246,8 @@ func (db *DB) MaxDeviceListPos(ctx context.Context) (int64, error) {
 	return db.streamPos(ctx, "device_lists")
 }
 
-func (db *DB) UsersSharingRoom(ctx context.Context, userID string, candidates []string) ([]string, error) {
-	var out []string
+func (db *DB) UsersSharingRoom(ctx context.Context, userID id.UserID, candidates []id.UserID) ([]id.UserID, error) {
+	var out []id.UserID
 	for len(candidates) > 0 {
 		chunk := candidates[:min(len(candidates), 500)]
 		candidates = candidates[len(chunk):]
@@ -257,8 +259,8 @@ func (db *DB) UsersSharingRoom(ctx context.Context, userID string, candidates []
 		if err != nil {
 			return nil, err
 		}
-		users, err := collect(rows, func(row scanner) (string, error) {
-			var s string
+		users, err := collect(rows, func(row scanner) (id.UserID, error) {
+			var s id.UserID
 			return s, row.Scan(&s)
 		})
 		if err != nil {
@@ -275,7 +277,7 @@ func backupVersion(v string) (int64, bool) {
 	return n, err == nil && n > 0
 }
 
-func (db *DB) CreateBackupVersion(ctx context.Context, userID, algorithm string, authData json.RawMessage) (string, error) {
+func (db *DB) CreateBackupVersion(ctx context.Context, userID id.UserID, algorithm string, authData json.RawMessage) (string, error) {
 	var version int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		if err := db.w(ctx).QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM key_backup_versions
@@ -292,7 +294,7 @@ func (db *DB) CreateBackupVersion(ctx context.Context, userID, algorithm string,
 	return strconv.FormatInt(version, 10), nil
 }
 
-func (db *DB) GetBackupVersion(ctx context.Context, userID, version string) (*storage.BackupVersion, error) {
+func (db *DB) GetBackupVersion(ctx context.Context, userID id.UserID, version string) (*storage.BackupVersion, error) {
 	q := `SELECT version, algorithm, auth_data, etag FROM key_backup_versions WHERE user_id = $1 AND deleted = 0`
 	args := []any{userID}
 	if version == "" {
@@ -315,7 +317,7 @@ func (db *DB) GetBackupVersion(ctx context.Context, userID, version string) (*st
 	return &v, nil
 }
 
-func (db *DB) UpdateBackupVersion(ctx context.Context, userID, version string, authData json.RawMessage) error {
+func (db *DB) UpdateBackupVersion(ctx context.Context, userID id.UserID, version string, authData json.RawMessage) error {
 	n, ok := backupVersion(version)
 	if !ok {
 		return storage.ErrNotFound
@@ -324,7 +326,7 @@ func (db *DB) UpdateBackupVersion(ctx context.Context, userID, version string, a
 		userID, n, string(authData))
 }
 
-func (db *DB) DeleteBackupVersion(ctx context.Context, userID, version string) error {
+func (db *DB) DeleteBackupVersion(ctx context.Context, userID id.UserID, version string) error {
 	n, ok := backupVersion(version)
 	if !ok {
 		return storage.ErrNotFound
@@ -339,7 +341,7 @@ func (db *DB) DeleteBackupVersion(ctx context.Context, userID, version string) e
 	})
 }
 
-func (db *DB) bumpEtag(ctx context.Context, userID string, version int64) error {
+func (db *DB) bumpEtag(ctx context.Context, userID id.UserID, version int64) error {
 	return db.execOne(ctx, `UPDATE key_backup_versions SET etag = etag + 1 WHERE user_id = $1 AND version = $2`, userID, version)
 }
 
@@ -360,7 +362,7 @@ func (db *DB) PutBackupKey(ctx context.Context, k *storage.BackupKey) error {
 	})
 }
 
-func backupKeyFilter(userID string, version int64, roomID, sessionID string) (string, []any) {
+func backupKeyFilter(userID id.UserID, version int64, roomID id.RoomID, sessionID string) (string, []any) {
 	q := ` WHERE user_id = $1 AND version = $2`
 	args := []any{userID, version}
 	if roomID != "" {
@@ -374,7 +376,7 @@ func backupKeyFilter(userID string, version int64, roomID, sessionID string) (st
 	return q, args
 }
 
-func (db *DB) BackupKeys(ctx context.Context, userID, version, roomID, sessionID string) ([]*storage.BackupKey, error) {
+func (db *DB) BackupKeys(ctx context.Context, userID id.UserID, version string, roomID id.RoomID, sessionID string) ([]*storage.BackupKey, error) {
 	n, ok := backupVersion(version)
 	if !ok {
 		return nil, storage.ErrNotFound
@@ -395,7 +397,7 @@ func (db *DB) BackupKeys(ctx context.Context, userID, version, roomID, sessionID
 	})
 }
 
-func (db *DB) DeleteBackupKeys(ctx context.Context, userID, version, roomID, sessionID string) error {
+func (db *DB) DeleteBackupKeys(ctx context.Context, userID id.UserID, version string, roomID id.RoomID, sessionID string) error {
 	n, ok := backupVersion(version)
 	if !ok {
 		return storage.ErrNotFound
@@ -409,7 +411,7 @@ func (db *DB) DeleteBackupKeys(ctx context.Context, userID, version, roomID, ses
 	})
 }
 
-func (db *DB) CountBackupKeys(ctx context.Context, userID, version string) (int64, error) {
+func (db *DB) CountBackupKeys(ctx context.Context, userID id.UserID, version string) (int64, error) {
 	n, ok := backupVersion(version)
 	if !ok {
 		return 0, storage.ErrNotFound
@@ -420,8 +422,8 @@ func (db *DB) CountBackupKeys(ctx context.Context, userID, version string) (int6
 	return count, err
 }
 
-func (db *DB) PutDehydratedDevice(ctx context.Context, d *storage.DehydratedDevice) (string, error) {
-	var old string
+func (db *DB) PutDehydratedDevice(ctx context.Context, d *storage.DehydratedDevice) (id.DeviceID, error) {
+	var old id.DeviceID
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		err := db.w(ctx).QueryRowContext(ctx, `SELECT device_id FROM dehydrated_devices WHERE user_id = $1`, d.UserID).Scan(&old)
 		if err = notFound(err); err != nil && err != storage.ErrNotFound {
@@ -435,7 +437,7 @@ func (db *DB) PutDehydratedDevice(ctx context.Context, d *storage.DehydratedDevi
 	return old, err
 }
 
-func (db *DB) GetDehydratedDevice(ctx context.Context, userID string) (*storage.DehydratedDevice, error) {
+func (db *DB) GetDehydratedDevice(ctx context.Context, userID id.UserID) (*storage.DehydratedDevice, error) {
 	d := storage.DehydratedDevice{UserID: userID}
 	var data string
 	if err := db.r(ctx).QueryRowContext(ctx, `SELECT device_id, device_data FROM dehydrated_devices WHERE user_id = $1`,
@@ -446,7 +448,7 @@ func (db *DB) GetDehydratedDevice(ctx context.Context, userID string) (*storage.
 	return &d, nil
 }
 
-func (db *DB) DeleteDehydratedDevice(ctx context.Context, userID string) (*storage.DehydratedDevice, error) {
+func (db *DB) DeleteDehydratedDevice(ctx context.Context, userID id.UserID) (*storage.DehydratedDevice, error) {
 	var d *storage.DehydratedDevice
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		var err error

@@ -532,7 +532,7 @@ func scanMember(row interface{ Scan(...any) error }) (storage.CurrentMember, err
 	return m, row.Scan(&m.RoomID, &m.UserID, &m.EventID, &m.Membership)
 }
 
-func inList(col string, start int, values []string) (string, []any) {
+func inList[S ~string](col string, start int, values []S) (string, []any) {
 	if len(values) == 0 {
 		return "", nil
 	}

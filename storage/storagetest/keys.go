@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -28,12 +30,12 @@ var keyTests = []struct {
 }
 
 const (
-	kAlice = "@alice:example.org"
-	kBob   = "@bob:example.org"
+	kAlice id.UserID = "@alice:example.org"
+	kBob   id.UserID = "@bob:example.org"
 )
 
-func otk(user, dev, alg, id, js string) *storage.OneTimeKey {
-	return &storage.OneTimeKey{UserID: user, DeviceID: dev, Algorithm: alg, KeyID: id, KeyJSON: json.RawMessage(js)}
+func otk(user id.UserID, dev id.DeviceID, alg, kid, js string) *storage.OneTimeKey {
+	return &storage.OneTimeKey{UserID: user, DeviceID: dev, Algorithm: alg, KeyID: kid, KeyJSON: json.RawMessage(js)}
 }
 
 func testDeviceKeys(t *testing.T, s storage.Store) {
@@ -42,7 +44,7 @@ func testDeviceKeys(t *testing.T, s storage.Store) {
 	must(t, s.PutDeviceKeys(c, kAlice, "A1", json.RawMessage(`{"v":2}`)))
 	must(t, s.PutDeviceKeys(c, kAlice, "A2", json.RawMessage(`{"v":3}`)))
 	must(t, s.PutDeviceKeys(c, kBob, "B1", json.RawMessage(`{"v":4}`)))
-	got, err := s.DeviceKeysOf(c, []string{kAlice})
+	got, err := s.DeviceKeysOf(c, []id.UserID{kAlice})
 	must(t, err)
 	eq(t, "count", len(got), 2)
 	eq(t, "replaced", string(got[0].KeyJSON), `{"v":2}`)
@@ -55,8 +57,8 @@ func testDeviceKeys(t *testing.T, s storage.Store) {
 	must(t, s.PutFallbackKey(c, otk(kAlice, "A1", "signed_curve25519", "f1", `{}`)))
 	must(t, s.PutKeySignature(c, &storage.KeySignature{SignerUserID: kAlice, SignerKeyID: "ed25519:SSK",
 		TargetUserID: kAlice, TargetKeyID: "A1", Signature: "sig"}))
-	must(t, s.DeleteDeviceKeys(c, kAlice, []string{"A1", "missing"}))
-	got, err = s.DeviceKeysOf(c, []string{kAlice, kBob})
+	must(t, s.DeleteDeviceKeys(c, kAlice, []id.DeviceID{"A1", "missing"}))
+	got, err = s.DeviceKeysOf(c, []id.UserID{kAlice, kBob})
 	must(t, err)
 	eq(t, "after delete", len(got), 2)
 	counts, err := s.CountOneTimeKeys(c, kAlice, "A1")
@@ -65,7 +67,7 @@ func testDeviceKeys(t *testing.T, s storage.Store) {
 	types, err := s.UnusedFallbackKeyTypes(c, kAlice, "A1")
 	must(t, err)
 	eq(t, "fallback deleted", len(types), 0)
-	sigs, err := s.KeySignaturesOf(c, []string{kAlice})
+	sigs, err := s.KeySignaturesOf(c, []id.UserID{kAlice})
 	must(t, err)
 	eq(t, "signatures deleted", len(sigs), 0)
 }
@@ -150,12 +152,12 @@ func testCrossSigning(t *testing.T, s storage.Store) {
 	must(t, s.PutKeySignature(c, sig))
 	must(t, s.PutKeySignature(c, &storage.KeySignature{SignerUserID: kAlice, SignerKeyID: "ed25519:SSK",
 		TargetUserID: kAlice, TargetKeyID: "A1", Signature: "s3"}))
-	sigs, err := s.KeySignaturesOf(c, []string{kAlice})
+	sigs, err := s.KeySignaturesOf(c, []id.UserID{kAlice})
 	must(t, err)
 	eq(t, "signatures", len(sigs), 2)
 	eq(t, "first target", sigs[0].TargetKeyID, "A1")
 	eq(t, "replaced", sigs[1].Signature, "s2")
-	sigs, err = s.KeySignaturesOf(c, []string{kBob})
+	sigs, err = s.KeySignaturesOf(c, []id.UserID{kBob})
 	must(t, err)
 	eq(t, "bob has none", len(sigs), 0)
 }
@@ -178,14 +180,14 @@ func testDeviceListChanges(t *testing.T, s storage.Store) {
 	eq(t, "max", max, p3)
 	users, err := s.DeviceListChanges(c, start, p3)
 	must(t, err)
-	eqList(t, "all", users, []string{kAlice, kBob})
+	eqList(t, "all", users, []id.UserID{kAlice, kBob})
 	users, err = s.DeviceListChanges(c, p1, p2)
 	must(t, err)
-	eqList(t, "window", users, []string{kBob})
+	eqList(t, "window", users, []id.UserID{kBob})
 	// A window before a user's latest change still shows the earlier one.
 	users, err = s.DeviceListChanges(c, start, p1)
 	must(t, err)
-	eqList(t, "earlier change", users, []string{kAlice})
+	eqList(t, "earlier change", users, []id.UserID{kAlice})
 	users, err = s.DeviceListChanges(c, p3, p3)
 	must(t, err)
 	eq(t, "empty", len(users), 0)
@@ -233,7 +235,7 @@ func testBackupKeys(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	v, err := s.CreateBackupVersion(c, kAlice, "alg", json.RawMessage(`{}`))
 	must(t, err)
-	put := func(room, session string, fmi int64) {
+	put := func(room id.RoomID, session string, fmi int64) {
 		t.Helper()
 		must(t, s.PutBackupKey(c, &storage.BackupKey{UserID: kAlice, Version: v, RoomID: room, SessionID: session,
 			FirstMessageIndex: fmi, ForwardedCount: 1, IsVerified: true, SessionData: json.RawMessage(`{"d":1}`)}))
@@ -312,21 +314,25 @@ func testUsersSharingRoom(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	const dave, eve = "@dave:example.org", "@eve:example.org"
 	var writes []*storage.EventWrite
-	for _, m := range []struct{ room, user, membership string }{
+	for _, m := range []struct {
+		room       string
+		user       id.UserID
+		membership string
+	}{
 		{roomA, kAlice, "join"}, {roomA, kBob, "join"}, {roomA, carol, "invite"},
 		{roomB, dave, "join"}, {roomB, kAlice, "leave"}, {roomB, eve, "join"},
 	} {
-		e := memberEv(m.room, "$"+m.room+m.user, m.user, m.membership)
+		e := memberEv(m.room, "$"+m.room+string(m.user), string(m.user), m.membership)
 		writes = append(writes, &storage.EventWrite{Event: e,
-			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: m.user, EventID: e.EventID}}})
+			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: string(m.user), EventID: e.EventID}}})
 	}
 	must(t, s.PersistEvents(c, writes))
-	got, err := s.UsersSharingRoom(c, kAlice, []string{kBob, carol, dave, eve, "@nobody:example.org"})
+	got, err := s.UsersSharingRoom(c, kAlice, []id.UserID{kBob, carol, dave, eve, "@nobody:example.org"})
 	must(t, err)
-	eqList(t, "sharing with alice", got, []string{kBob})
-	got, err = s.UsersSharingRoom(c, dave, []string{kAlice, eve, dave})
+	eqList(t, "sharing with alice", got, []id.UserID{kBob})
+	got, err = s.UsersSharingRoom(c, dave, []id.UserID{kAlice, eve, dave})
 	must(t, err)
-	eqList(t, "sharing with dave", got, []string{dave, eve})
+	eqList(t, "sharing with dave", got, []id.UserID{dave, eve})
 	got, err = s.UsersSharingRoom(c, kAlice, nil)
 	must(t, err)
 	eq(t, "no candidates", len(got), 0)
