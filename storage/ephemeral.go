@@ -3,15 +3,17 @@ package storage
 import (
 	"context"
 	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // Receipt is one user's receipt of one type (and thread) in a room.
 type Receipt struct {
-	RoomID    string
-	UserID    string
+	RoomID    id.RoomID
+	UserID    id.UserID
 	Type      string // m.read, m.read.private
 	ThreadID  string // "" for unthreaded, "main" or a thread root
-	EventID   string
+	EventID   id.EventID
 	TS        int64
 	StreamPos int64
 }
@@ -28,7 +30,7 @@ type ToDeviceMessage struct {
 
 // Presence is a user's last known presence.
 type Presence struct {
-	UserID       string
+	UserID       id.UserID
 	Presence     string
 	StatusMsg    string
 	LastActiveTS int64
@@ -42,7 +44,7 @@ type Receipts interface {
 	// event (later stream position); it returns the position, 0 if unchanged.
 	PutReceipt(ctx context.Context, r *Receipt) (int64, error)
 	// ReceiptsSince lists receipts of the rooms updated in (since, upto].
-	ReceiptsSince(ctx context.Context, roomIDs []string, since, upto int64) ([]*Receipt, error)
+	ReceiptsSince(ctx context.Context, roomIDs []id.RoomID, since, upto int64) ([]*Receipt, error)
 	// ReceiptsRange lists receipts of every room updated in (since, upto],
 	// oldest first, at most limit.
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*Receipt, error)
@@ -68,7 +70,7 @@ type ToDevice interface {
 type Presences interface {
 	// SetPresence stores a user's presence with the next presence position.
 	SetPresence(ctx context.Context, p *Presence) (int64, error)
-	GetPresence(ctx context.Context, userID string) (*Presence, error)
+	GetPresence(ctx context.Context, userID id.UserID) (*Presence, error)
 	// PresenceSince lists presence changed in (since, upto] (of everyone).
 	PresenceSince(ctx context.Context, since, upto int64) ([]*Presence, error)
 	MaxPresencePos(ctx context.Context) (int64, error)

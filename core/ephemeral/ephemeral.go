@@ -221,8 +221,8 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 }
 
 func (s *Service) putReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error {
-	pos, err := s.store.PutReceipt(ctx, &storage.Receipt{RoomID: string(roomID), UserID: string(user), Type: receiptType,
-		ThreadID: threadID, EventID: string(eventID), TS: s.opts.Now().UnixMilli()})
+	pos, err := s.store.PutReceipt(ctx, &storage.Receipt{RoomID: roomID, UserID: user, Type: receiptType,
+		ThreadID: threadID, EventID: eventID, TS: s.opts.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -255,11 +255,7 @@ func (s *Service) MarkReadBy(ctx context.Context, roomID id.RoomID, user id.User
 // ReceiptsSince builds each room's m.receipt content from the receipts
 // changed in (since, upto]; private receipts only reach their own user.
 func (s *Service) ReceiptsSince(ctx context.Context, viewer id.UserID, roomIDs []id.RoomID, since, upto int64) (map[id.RoomID]map[string]any, error) {
-	ids := make([]string, len(roomIDs))
-	for i, r := range roomIDs {
-		ids[i] = string(r)
-	}
-	rs, err := s.store.ReceiptsSince(ctx, ids, since, upto)
+	rs, err := s.store.ReceiptsSince(ctx, roomIDs, since, upto)
 	if err != nil {
 		return nil, err
 	}
@@ -285,18 +281,18 @@ func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit in
 func receiptContents(rs []*storage.Receipt, private func(user string) bool) map[id.RoomID]map[string]any {
 	out := map[id.RoomID]map[string]any{}
 	for _, r := range rs {
-		if r.Type == ReceiptReadPrivate && !private(r.UserID) {
+		if r.Type == ReceiptReadPrivate && !private(string(r.UserID)) {
 			continue
 		}
-		room := out[id.RoomID(r.RoomID)]
+		room := out[r.RoomID]
 		if room == nil {
 			room = map[string]any{}
-			out[id.RoomID(r.RoomID)] = room
+			out[r.RoomID] = room
 		}
-		byType, _ := room[r.EventID].(map[string]any)
+		byType, _ := room[string(r.EventID)].(map[string]any)
 		if byType == nil {
 			byType = map[string]any{}
-			room[r.EventID] = byType
+			room[string(r.EventID)] = byType
 		}
 		byUser, _ := byType[r.Type].(map[string]any)
 		if byUser == nil {
@@ -307,7 +303,7 @@ func receiptContents(rs []*storage.Receipt, private func(user string) bool) map[
 		if r.ThreadID != "" {
 			entry["thread_id"] = r.ThreadID
 		}
-		byUser[r.UserID] = entry
+		byUser[string(r.UserID)] = entry
 	}
 	return out
 }
@@ -439,7 +435,7 @@ func (s *Service) SetPresence(ctx context.Context, caller, user id.UserID, prese
 	if !s.opts.PresenceEnabled {
 		return nil
 	}
-	pos, err := s.store.SetPresence(ctx, &storage.Presence{UserID: string(user), Presence: presence, StatusMsg: statusMsg,
+	pos, err := s.store.SetPresence(ctx, &storage.Presence{UserID: user, Presence: presence, StatusMsg: statusMsg,
 		LastActiveTS: s.opts.Now().UnixMilli()})
 	if err != nil {
 		return err
@@ -460,7 +456,7 @@ func (s *Service) GetPresence(ctx context.Context, user id.UserID) (map[string]a
 	if !s.opts.PresenceEnabled {
 		return nil, types.Forbidden("Presence is disabled on this server")
 	}
-	p, err := s.store.GetPresence(ctx, string(user))
+	p, err := s.store.GetPresence(ctx, user)
 	if errors.Is(err, storage.ErrNotFound) {
 		return map[string]any{"presence": "offline"}, nil
 	} else if err != nil {
@@ -491,9 +487,9 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, joined []
 	var out []map[string]any
 	now := s.opts.Now().UnixMilli()
 	for _, p := range ps {
-		shared := p.UserID == string(viewer)
+		shared := p.UserID == viewer
 		if !shared {
-			theirs, err := s.rooms.JoinedRooms(ctx, id.UserID(p.UserID))
+			theirs, err := s.rooms.JoinedRooms(ctx, p.UserID)
 			if err != nil {
 				return nil, err
 			}
@@ -514,7 +510,7 @@ func presenceEvent(p *storage.Presence, now int64) map[string]any {
 	if p.StatusMsg != "" {
 		content["status_msg"] = p.StatusMsg
 	}
-	return map[string]any{"type": "m.presence", "sender": p.UserID, "content": content}
+	return map[string]any{"type": "m.presence", "sender": string(p.UserID), "content": content}
 }
 
 // PresenceRange returns the m.presence events of users wanted accepts whose
@@ -531,7 +527,7 @@ func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted f
 	var out []map[string]any
 	now := s.opts.Now().UnixMilli()
 	for _, p := range ps {
-		ok, err := wanted(p.UserID)
+		ok, err := wanted(string(p.UserID))
 		if err != nil {
 			return nil, err
 		}
@@ -549,16 +545,15 @@ func (s *Service) MarkActive(ctx context.Context, user id.UserID, presence strin
 		return nil
 	}
 	now := s.opts.Now()
-	key := string(user)
-	if v, ok := s.active.Load(key); ok {
+	if v, ok := s.active.Load(user); ok {
 		last := v.(activeMark)
 		if last.presence == presence && now.Sub(last.at) < time.Minute {
 			return nil
 		}
 	}
-	s.active.Store(key, activeMark{presence: presence, at: now})
+	s.active.Store(user, activeMark{presence: presence, at: now})
 	status := ""
-	if p, err := s.store.GetPresence(ctx, key); err == nil {
+	if p, err := s.store.GetPresence(ctx, user); err == nil {
 		if p.Presence == presence && now.UnixMilli()-p.LastActiveTS < time.Minute.Milliseconds() {
 			return nil
 		}

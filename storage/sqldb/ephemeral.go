@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -34,11 +36,15 @@ func (db *DB) PutReceipt(ctx context.Context, r *storage.Receipt) (int64, error)
 	return pos, err
 }
 
-func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []string, since, upto int64) ([]*storage.Receipt, error) {
+func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []id.RoomID, since, upto int64) ([]*storage.Receipt, error) {
 	if len(roomIDs) == 0 {
 		return nil, nil
 	}
-	cond, args := inList("room_id", 3, roomIDs)
+	ids := make([]string, len(roomIDs))
+	for i, r := range roomIDs {
+		ids[i] = string(r)
+	}
+	cond, args := inList("room_id", 3, ids)
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos
 		FROM receipts WHERE stream_pos > $1 AND stream_pos <= $2`+cond+` ORDER BY stream_pos`,
 		append([]any{since, upto}, args...)...)
@@ -167,7 +173,7 @@ func scanPresence(row interface{ Scan(...any) error }) (*storage.Presence, error
 	return &p, nil
 }
 
-func (db *DB) GetPresence(ctx context.Context, userID string) (*storage.Presence, error) {
+func (db *DB) GetPresence(ctx context.Context, userID id.UserID) (*storage.Presence, error) {
 	return scanPresence(db.r(ctx).QueryRowContext(ctx, `SELECT user_id, presence, status_msg, last_active_ts, stream_pos
 		FROM presence WHERE user_id = $1`, userID))
 }

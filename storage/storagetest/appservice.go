@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -125,9 +127,9 @@ func testInterestQueueKinds(t *testing.T, s storage.Store) {
 func testReceiptsRange(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	var positions []int64
-	for i, room := range []string{"!a:x", "!b:x", "!c:x"} {
+	for i, room := range []id.RoomID{"!a:x", "!b:x", "!c:x"} {
 		pos, err := s.PutReceipt(c, &storage.Receipt{RoomID: room, UserID: "@u:x", Type: "m.read",
-			EventID: "$e" + room, TS: int64(i)})
+			EventID: id.EventID("$e" + room), TS: int64(i)})
 		must(t, err)
 		positions = append(positions, pos)
 	}
