@@ -40,11 +40,7 @@ func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []id.RoomID, since, upt
 	if len(roomIDs) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(roomIDs))
-	for i, r := range roomIDs {
-		ids[i] = string(r)
-	}
-	cond, args := inList("room_id", 3, ids)
+	cond, args := inList("room_id", 3, roomIDs)
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos
 		FROM receipts WHERE stream_pos > $1 AND stream_pos <= $2`+cond+` ORDER BY stream_pos`,
 		append([]any{since, upto}, args...)...)
