@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -22,8 +21,7 @@ type AccountRestrictions interface {
 // account may do nothing, a suspended one only leave rooms and redact its
 // own events (mayWhileSuspended says this action is one of those). The
 // rules live here rather than in handlers, so HTTP, the CLI and the plugin
-// host are held to them alike.
-// It reports whether the account is suspended.
+// host are held to them alike. It reports whether the account is suspended.
 func (s *Service) restricted(ctx context.Context, sender id.UserID, mayWhileSuspended bool) (bool, error) {
 	if s.opts.Restrictions == nil || sender.Homeserver() != s.opts.ServerName {
 		return false, nil
@@ -35,14 +33,9 @@ func (s *Service) restricted(ctx context.Context, sender id.UserID, mayWhileSusp
 	case err != nil:
 		return false, err
 	case locked:
-		return false, types.NewError(http.StatusUnauthorized, types.CodeUserLocked, "This account has been locked").
-			With("soft_logout", true)
+		return false, types.ErrLocked
 	case suspended && !mayWhileSuspended:
-		return true, errSuspended()
+		return true, types.ErrSuspended
 	}
 	return suspended, nil
-}
-
-func errSuspended() error {
-	return types.NewError(http.StatusForbidden, types.CodeUserSuspended, "This account has been suspended")
 }

@@ -169,7 +169,7 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 		return "", err
 	}
 	if suspended && tev.Sender != string(sender) {
-		return "", errSuspended() // a suspended account may redact its own events only
+		return "", types.ErrSuspended // a suspended account may redact its own events only
 	}
 	content := map[string]any{}
 	if reason != "" {
