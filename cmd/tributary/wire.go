@@ -54,9 +54,6 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.appservices, err = registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName); err != nil {
 		return nil, err
 	}
-	accountData := func(user id.UserID, pos int64) {
-		c.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(user)}})
-	}
 	if c.push, err = push.New(store, c.notifier); err != nil {
 		return nil, err
 	}
@@ -84,7 +81,6 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		QueryUser:        routes.NewQuerier(c.appservices).QueryUser,
 		AppServiceOwns:   routes.Owns(c.appservices),
 		FailedPasswords:  limit,
-		OnAccountData:    accountData,
 		OnDevicesDeleted: c.devicesDeleted,
 		Rooms:            c.rooms,
 		Notifier:         c.notifier,

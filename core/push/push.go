@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -51,11 +50,9 @@ type Store interface {
 type Service struct {
 	store    Store
 	notifier stream.Notifier
-	cache    sync.Map // user ID → *pushrules.PushRuleset
-	// rulesGen counts published account changes, so that a ruleset read
-	// that raced one is not cached.
-	rulesGen atomic.Int64
-	mu       sync.Mutex
+	// cache holds rulesets until a published account change forgets them.
+	cache stream.Cache[id.UserID, *pushrules.PushRuleset]
+	mu    sync.Mutex
 	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
 	// which room writers ask about every notified user. It may hold a user
 	// whose pushers are gone (queuing then finds none), never miss one with
@@ -90,9 +87,8 @@ func (s *Service) observe(c stream.Change) {
 	if c.Stream != stream.Accounts {
 		return
 	}
-	s.rulesGen.Add(1)
 	for _, u := range c.Users {
-		s.cache.Delete(id.UserID(u))
+		s.cache.Forget(id.UserID(u))
 		s.withPushers.Store(id.UserID(u), struct{}{})
 	}
 }
@@ -121,33 +117,21 @@ type stored struct {
 
 // Ruleset returns the user's rules: their stored ruleset or the defaults.
 func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushRuleset, error) {
-	if v, ok := s.cache.Load(user); ok {
-		return v.(*pushrules.PushRuleset), nil
-	}
-	gen := s.rulesGen.Load()
-	e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
-	var rs *pushrules.PushRuleset
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		if rs, err = Defaults(user); err != nil {
-			return nil, err
+	return s.cache.Get(user, func() (*pushrules.PushRuleset, bool, error) {
+		e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			rs, err := Defaults(user)
+			return rs, err == nil, err
+		case err != nil:
+			return nil, false, err
 		}
-	case err != nil:
-		return nil, err
-	default:
 		var st stored
 		if err := json.Unmarshal(e.Content, &st); err != nil || st.Global == nil {
-			return nil, fmt.Errorf("stored push rules of %s are invalid: %v", user, err)
+			return nil, false, fmt.Errorf("stored push rules of %s are invalid: %v", user, err)
 		}
-		rs = st.Global
-	}
-	if s.rulesGen.Load() == gen {
-		s.cache.Store(user, rs)
-		if s.rulesGen.Load() != gen {
-			s.cache.Delete(user) // a change landed while storing
-		}
-	}
-	return rs, nil
+		return st.Global, true, nil
+	})
 }
 
 // AccountDataContent is the m.push_rules content for a user's first sync.
@@ -194,7 +178,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	if err != nil {
 		return err
 	}
-	s.cache.Store(user, &rs)
+	s.cache.Put(user, &rs)
 	if s.notifier != nil {
 		s.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(user)}})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -280,6 +281,14 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 	})
 }
 
+// accountDataWritten publishes an account data write on the account data
+// stream (which wakes the user's /sync).
+func (s *Service) accountDataWritten(userID id.UserID, pos int64) {
+	if s.opts.Notifier != nil {
+		s.opts.Notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(userID)}})
+	}
+}
+
 // SetAccountData stores account data for the caller, globally (roomID "") or for a room.
 func (s *Service) SetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string, content json.RawMessage) error {
 	if caller != userID {
@@ -298,7 +307,7 @@ func (s *Service) SetAccountData(ctx context.Context, caller, userID id.UserID, 
 	if err != nil {
 		return internal("put account data", err)
 	}
-	s.opts.OnAccountData(userID, pos)
+	s.accountDataWritten(userID, pos)
 	return nil
 }
 
@@ -365,6 +374,6 @@ func (s *Service) SetFullyRead(ctx context.Context, userID id.UserID, roomID id.
 	if err != nil {
 		return internal("put fully read marker", err)
 	}
-	s.opts.OnAccountData(userID, pos)
+	s.accountDataWritten(userID, pos)
 	return nil
 }

@@ -18,25 +18,15 @@ import (
 type restrictions struct{ suspended, locked bool }
 
 func (s *Service) restrictionsOf(ctx context.Context, userID id.UserID) (restrictions, error) {
-	if v, ok := s.restrictions.Load(userID); ok {
-		return v.(restrictions), nil
-	}
-	gen := s.restrictGen.Load()
-	suspended, locked, err := s.store.AccountRestrictions(ctx, string(userID))
-	if errors.Is(err, storage.ErrNotFound) {
-		return restrictions{}, nil // appservice users and the like: nothing to restrict
-	} else if err != nil {
-		return restrictions{}, internal("account restrictions", err)
-	}
-	r := restrictions{suspended: suspended, locked: locked}
-	if s.restrictGen.Load() == gen {
-		// No change was published while reading: the flags may be kept.
-		s.restrictions.Store(userID, r)
-		if s.restrictGen.Load() != gen {
-			s.restrictions.Delete(userID) // one landed while storing
+	return s.restrictions.Get(userID, func() (restrictions, bool, error) {
+		suspended, locked, err := s.store.AccountRestrictions(ctx, string(userID))
+		if errors.Is(err, storage.ErrNotFound) {
+			return restrictions{}, false, nil // appservice users and the like: nothing to restrict
+		} else if err != nil {
+			return restrictions{}, false, internal("account restrictions", err)
 		}
-	}
-	return r, nil
+		return restrictions{suspended: suspended, locked: locked}, true, nil
+	})
 }
 
 // accountsChanged is told of published changes to accounts: cached facts
@@ -45,10 +35,9 @@ func (s *Service) accountsChanged(c stream.Change) {
 	if c.Stream != stream.Accounts {
 		return
 	}
-	s.restrictGen.Add(1)
 	for _, u := range c.Users {
 		// The cache is keyed by id.UserID: a plain string key would miss.
-		s.restrictions.Delete(id.UserID(u))
+		s.restrictions.Forget(id.UserID(u))
 	}
 }
 
@@ -160,7 +149,7 @@ func (s *Service) Restrict(ctx context.Context, admin, target id.UserID, r Restr
 	}
 	// Every process (this one too) forgets the flags it cached and reads
 	// what is stored from the next request on.
-	s.restrictions.Delete(target)
+	s.restrictions.Forget(target)
 	s.publishAccount(target)
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -44,15 +43,14 @@ type Options struct {
 	// QueryUser asks appservices about an unknown user of their namespace;
 	// true if one created it (nil: none).
 	QueryUser func(ctx context.Context, userID id.UserID) bool
-	// OnAccountData is told of each account data write (core/stream's notifier).
-	OnAccountData func(userID id.UserID, pos int64)
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
 	// go with them: core/keys), after the deletion is committed.
 	OnDevicesDeleted func(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID)
 	// Rooms makes deactivated users leave their rooms (nil: they stay).
 	Rooms RoomLeaver
-	// Notifier carries account changes between processes (restrictions
-	// cached in memory follow it); nil: this process alone.
+	// Notifier carries account data writes (the account data stream, which
+	// wakes /sync) and account changes between processes (restrictions
+	// cached in memory follow it); nil: nobody is told.
 	Notifier stream.Notifier
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
@@ -79,13 +77,10 @@ type Service struct {
 
 	nonces   sync.Map // shared-secret registration nonce → expiry (time.Time)
 	lastSeen sync.Map // "user|device" → time.Time of the last stored update
-	// restrictions: id.UserID → restrictions (see moderation.go); restrictMu
-	// orders Restrict calls.
-	restrictions sync.Map
+	// restrictions are the accounts' flags (see moderation.go), until a
+	// published account change forgets them; restrictMu orders Restrict calls.
+	restrictions stream.Cache[id.UserID, restrictions]
 	restrictMu   sync.Mutex
-	// restrictGen counts published account changes, so that a read that
-	// raced one is not cached.
-	restrictGen atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -110,9 +105,6 @@ func New(store storage.Store, opts Options) (*Service, error) {
 	}
 	if opts.AppServiceOwns == nil {
 		opts.AppServiceOwns = func(string, id.UserID) bool { return false }
-	}
-	if opts.OnAccountData == nil {
-		opts.OnAccountData = func(id.UserID, int64) {}
 	}
 	if opts.OnDevicesDeleted == nil {
 		opts.OnDevicesDeleted = func(context.Context, id.UserID, []id.DeviceID) {}
