@@ -1,13 +1,17 @@
 package storage
 
-import "context"
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+)
 
 // ListedRoom is a room an appservice publishes in one of its networks'
 // room lists.
 type ListedRoom struct {
 	AppServiceID string
 	NetworkID    string
-	RoomID       string
+	RoomID       id.RoomID
 }
 
 // AppServiceRoomLists stores appservices' per-network room lists.

@@ -21,9 +21,9 @@ type Receipt struct {
 // ToDeviceMessage is a message waiting for one device.
 type ToDeviceMessage struct {
 	StreamPos int64
-	UserID    string
-	DeviceID  string
-	Sender    string
+	UserID    id.UserID
+	DeviceID  id.DeviceID
+	Sender    id.UserID
 	Type      string
 	Content   json.RawMessage
 }
@@ -55,14 +55,14 @@ type Receipts interface {
 type ToDevice interface {
 	// QueueToDevice stores messages with consecutive positions, unless the
 	// sender's device already sent txnID (then it does nothing and returns 0).
-	QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, msgs []*ToDeviceMessage) (int64, error)
+	QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID string, msgs []*ToDeviceMessage) (int64, error)
 	// ToDeviceSince lists a device's messages in (since, upto], at most limit.
-	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*ToDeviceMessage, error)
+	ToDeviceSince(ctx context.Context, userID id.UserID, deviceID id.DeviceID, since, upto int64, limit int) ([]*ToDeviceMessage, error)
 	// ToDeviceRange lists the messages of every device in (since, upto],
 	// oldest first, at most limit.
 	ToDeviceRange(ctx context.Context, since, upto int64, limit int) ([]*ToDeviceMessage, error)
 	// AckToDevice deletes a device's messages up to and including pos.
-	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	MaxToDevicePos(ctx context.Context) (int64, error)
 }
 

@@ -8,7 +8,7 @@ import (
 
 // PushAction is a notification an event gives a user.
 type PushAction struct {
-	UserID    string
+	UserID    id.UserID
 	ThreadID  string // "main" for the main timeline, else the thread root
 	Highlight bool
 	// Silent: the user is not notified (an exception to the event's

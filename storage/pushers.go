@@ -31,7 +31,7 @@ type Pusher struct {
 // PushQueued is an event's notification of one user, queued for each of
 // their HTTP pushers with the event (EventWrite.PushQueue).
 type PushQueued struct {
-	UserID string
+	UserID id.UserID
 	// Tweaks are the set_tweak actions of the rule that notified (JSON object).
 	Tweaks json.RawMessage
 	// QueuedAt is when, ms since the epoch.

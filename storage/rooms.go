@@ -2,13 +2,15 @@ package storage
 
 import (
 	"context"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // Room is a room this server takes part in.
 type Room struct {
-	RoomID      string
+	RoomID      id.RoomID
 	RoomVersion string
-	Creator     string
+	Creator     id.UserID
 	CreatedAt   int64
 	// Published: listed in the public room directory.
 	Published bool
@@ -19,11 +21,11 @@ type Event struct {
 	// StreamPos is the event's position in the global event stream; events
 	// inserted before a room's history (backfill) get negative positions.
 	StreamPos      int64
-	EventID        string
-	RoomID         string
+	EventID        id.EventID
+	RoomID         id.RoomID
 	Type           string
 	StateKey       *string
-	Sender         string
+	Sender         id.UserID
 	OriginServerTS int64
 	Depth          int64
 	// JSON is the PDU exactly as it goes over federation.
@@ -33,14 +35,14 @@ type Event struct {
 	Rejected   bool
 	SoftFailed bool
 	// RedactedBy is the redaction that applies to this event, if any.
-	RedactedBy string
+	RedactedBy id.EventID
 	// Relation of this event to another (m.relates_to), if any.
-	RelatesTo string
+	RelatesTo id.EventID
 	RelType   string
 	// Membership is content.membership for m.room.member events.
 	Membership string
 	// ReplacesState is the state event this one replaced (for prev_content).
-	ReplacesState string
+	ReplacesState id.EventID
 }
 
 // StateEntry is one (type, state_key) of a room state; EventID "" in a delta
@@ -48,13 +50,13 @@ type Event struct {
 type StateEntry struct {
 	Type     string
 	StateKey string
-	EventID  string
+	EventID  id.EventID
 }
 
 // StateGroup is a snapshot (PrevGroup 0) or a delta on PrevGroup.
 type StateGroup struct {
 	GroupID   int64
-	RoomID    string
+	RoomID    id.RoomID
 	PrevGroup int64
 	ChainLen  int64
 	Entries   []StateEntry
@@ -62,9 +64,9 @@ type StateGroup struct {
 
 // CurrentMember is a row of a room's current membership.
 type CurrentMember struct {
-	RoomID     string
-	UserID     string
-	EventID    string
+	RoomID     id.RoomID
+	UserID     id.UserID
+	EventID    id.EventID
 	Membership string
 }
 
@@ -77,18 +79,18 @@ type EventWrite struct {
 	// CurrentState entries to set (the event itself for state events).
 	CurrentState []StateEntry
 	// Extremities replaces the room's forward extremities when not nil.
-	Extremities []string
+	Extremities []id.EventID
 	// Txn records the client transaction ID that made the event.
 	Txn *EventTxn
 	// Alias is the event ID the appservice that batch sent the event chose
 	// for it ("" for none); it is recorded in the same transaction.
-	Alias string
+	Alias id.EventID
 	// History puts the event before every timeline event (backward batch
 	// send): it takes a negative stream position, below all earlier history.
 	// A batch is all history or none.
 	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
-	Redacts string
+	Redacts id.EventID
 	// PushDefault, when set, is the notification every local member gets
 	// from this event (its UserID is empty), unless PushActions has one of
 	// their own for them; PushActions are those (or, without a default,
@@ -106,51 +108,51 @@ type EventWrite struct {
 
 // EventTxn maps a client's transaction ID to the event it created.
 type EventTxn struct {
-	UserID   string
-	DeviceID string
+	UserID   id.UserID
+	DeviceID id.DeviceID
 	TxnID    string
-	EventID  string
+	EventID  id.EventID
 }
 
 // RoomAlias maps an alias to a room.
 type RoomAlias struct {
-	Alias   string
-	RoomID  string
-	Creator string
+	Alias   id.RoomAlias
+	RoomID  id.RoomID
+	Creator id.UserID
 }
 
 // Rooms stores rooms, their events, state and aliases.
 type Rooms interface {
 	CreateRoomRecord(ctx context.Context, r *Room) error
-	GetRoom(ctx context.Context, roomID string) (*Room, error)
-	SetRoomPublished(ctx context.Context, roomID string, published bool) error
-	ListPublishedRooms(ctx context.Context) ([]string, error)
+	GetRoom(ctx context.Context, roomID id.RoomID) (*Room, error)
+	SetRoomPublished(ctx context.Context, roomID id.RoomID, published bool) error
+	ListPublishedRooms(ctx context.Context) ([]id.RoomID, error)
 
 	// ResolveEventAliases maps event ID aliases to the real event IDs (those
 	// unknown are left out).
-	ResolveEventAliases(ctx context.Context, aliases []string) (map[string]string, error)
+	ResolveEventAliases(ctx context.Context, aliases []id.EventID) (map[id.EventID]id.EventID, error)
 	// EventAliases maps real event IDs to their aliases (those without are
 	// left out).
-	EventAliases(ctx context.Context, eventIDs []string) (map[string]string, error)
+	EventAliases(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]id.EventID, error)
 	// PersistEvents writes a batch of events in order, giving each the next
 	// stream position (written into Event.StreamPos).
 	PersistEvents(ctx context.Context, writes []*EventWrite) error
 	// ReserveStateGroupIDs reserves n state group IDs and returns the first;
 	// writers hand them out from memory so that a commit needs no extra query.
 	ReserveStateGroupIDs(ctx context.Context, n int64) (int64, error)
-	GetEvent(ctx context.Context, eventID string) (*Event, error)
-	GetEvents(ctx context.Context, eventIDs []string) ([]*Event, error)
+	GetEvent(ctx context.Context, eventID id.EventID) (*Event, error)
+	GetEvents(ctx context.Context, eventIDs []id.EventID) ([]*Event, error)
 	// RoomEvents pages through a room's events by stream position: from
 	// (exclusive) backwards when backwards, else forwards; to bounds it
 	// (exclusive, 0 for none).
-	RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]*Event, error)
+	RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, backwards bool, limit int) ([]*Event, error)
 	// EventByTimestamp finds the closest event at or after (forwards) / at or before ts.
-	EventByTimestamp(ctx context.Context, roomID string, ts int64, forwards bool) (*Event, error)
-	SetRedactedBy(ctx context.Context, eventID, redactionID string) error
+	EventByTimestamp(ctx context.Context, roomID id.RoomID, ts int64, forwards bool) (*Event, error)
+	SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID) error
 	// Relations lists events relating to eventID, optionally filtered.
-	Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*Event, error)
+	Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*Event, error)
 	// ThreadRoots lists thread roots of a room by latest activity.
-	ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*Event, error)
+	ThreadRoots(ctx context.Context, roomID id.RoomID, from int64, limit int) ([]*Event, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
 	// SearchEvents finds the events whose SearchableText matches the
 	// query, in its order; redacted, rejected and soft-failed events never
@@ -162,20 +164,20 @@ type Rooms interface {
 	CountSearchEvents(ctx context.Context, q *EventSearch, groupBy string) (map[string]int64, error)
 
 	GetStateGroup(ctx context.Context, groupID int64) (*StateGroup, error)
-	GetForwardExtremities(ctx context.Context, roomID string) ([]string, error)
-	CurrentState(ctx context.Context, roomID string) ([]StateEntry, error)
-	CurrentStateEvent(ctx context.Context, roomID, evType, stateKey string) (string, error)
+	GetForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error)
+	CurrentState(ctx context.Context, roomID id.RoomID) ([]StateEntry, error)
+	CurrentStateEvent(ctx context.Context, roomID id.RoomID, evType, stateKey string) (id.EventID, error)
 	// RoomsOfUser lists rooms where the user's current membership is one of memberships.
-	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]CurrentMember, error)
+	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]CurrentMember, error)
 	// RoomMembers lists the current members of a room with the given memberships (all when empty).
-	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]CurrentMember, error)
+	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]CurrentMember, error)
 
-	GetEventTxn(ctx context.Context, userID, deviceID, txnID string) (string, error)
+	GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, txnID string) (id.EventID, error)
 
 	CreateAlias(ctx context.Context, a *RoomAlias) error
-	GetAlias(ctx context.Context, alias string) (*RoomAlias, error)
-	DeleteAlias(ctx context.Context, alias string) error
-	AliasesOfRoom(ctx context.Context, roomID string) ([]string, error)
+	GetAlias(ctx context.Context, alias id.RoomAlias) (*RoomAlias, error)
+	DeleteAlias(ctx context.Context, alias id.RoomAlias) error
+	AliasesOfRoom(ctx context.Context, roomID id.RoomID) ([]id.RoomAlias, error)
 }
 
 // StateReader reads historical state.
@@ -183,16 +185,16 @@ type StateReader interface {
 	// StateAt returns the full state of a state group (walking its delta chain).
 	StateAt(ctx context.Context, groupID int64) ([]StateEntry, error)
 	// StateEntryAt returns the event ID for one key in a state group, "" if unset.
-	StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (string, error)
+	StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (id.EventID, error)
 }
 
 // Report is a user's report of a room, an event or a user to the server admins.
 type Report struct {
 	ReportID     string
-	RoomID       string
-	EventID      string
-	ReportedUser string
-	Reporter     string
+	RoomID       id.RoomID
+	EventID      id.EventID
+	ReportedUser id.UserID
+	Reporter     id.UserID
 	Reason       string
 	Score        *int64
 	CreatedAt    int64
@@ -200,17 +202,17 @@ type Report struct {
 
 // RoomExtras stores per-user room flags and reports.
 type RoomExtras interface {
-	SetForgotten(ctx context.Context, userID, roomID string, forgotten bool) error
-	IsForgotten(ctx context.Context, userID, roomID string) (bool, error)
+	SetForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID, forgotten bool) error
+	IsForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID) (bool, error)
 	CreateReport(ctx context.Context, r *Report) error
 }
 
 // RelationAggregate counts the children of one parent event by relation
 // type and sender.
 type RelationAggregate struct {
-	Parent    string
+	Parent    id.EventID
 	RelType   string
-	Sender    string
+	Sender    id.UserID
 	Count     int64
 	LatestPos int64
 }
@@ -218,12 +220,12 @@ type RelationAggregate struct {
 // Relations aggregation for unsigned.m.relations.
 type RelationReader interface {
 	// RelationAggregates groups the m.thread and m.replace children of the parents.
-	RelationAggregates(ctx context.Context, parents []string) ([]RelationAggregate, error)
+	RelationAggregates(ctx context.Context, parents []id.EventID) ([]RelationAggregate, error)
 	GetEventsByPos(ctx context.Context, positions []int64) ([]*Event, error)
 }
 
 // TxnLookup finds the client transactions that made events.
 type TxnLookup interface {
 	// TxnIDsOf maps the given events sent by the user's device to their stored transaction keys.
-	TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error)
+	TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
 )
 
 // EventSearch is a full-text query over the events of some rooms (POST
@@ -20,8 +21,8 @@ type EventSearch struct {
 	Types []string
 	// Senders, when not nil, are the only senders searched; NotSenders are
 	// left out.
-	Senders    []string
-	NotSenders []string
+	Senders    []id.UserID
+	NotSenders []id.UserID
 	// ByRank orders the hits by rank (best first), else by stream position
 	// (most recent first).
 	ByRank bool
@@ -36,7 +37,7 @@ type EventSearch struct {
 // SearchRoom is a room to search, up to (not including) the stream
 // position Before, or all of it when Before is 0.
 type SearchRoom struct {
-	RoomID string
+	RoomID id.RoomID
 	Before int64
 }
 

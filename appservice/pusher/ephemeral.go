@@ -17,9 +17,9 @@ import (
 // (core/ephemeral implements it).
 type Ephemeral interface {
 	TypingChanged(since, upto int64) map[id.RoomID][]id.UserID
-	ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user string) bool) (map[id.RoomID]map[string]any, int64, error)
-	PresenceRange(ctx context.Context, since, upto int64, wanted func(user string) (bool, error)) ([]map[string]any, error)
-	ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user string) bool) ([]*storage.ToDeviceMessage, int64, error)
+	ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user id.UserID) bool) (map[id.RoomID]map[string]any, int64, error)
+	PresenceRange(ctx context.Context, since, upto int64, wanted func(user id.UserID) (bool, error)) ([]map[string]any, error)
+	ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user id.UserID) bool) ([]*storage.ToDeviceMessage, int64, error)
 }
 
 // Keys gives the one-time key counts of MSC3202 (core/keys implements it).
@@ -32,10 +32,10 @@ type Keys interface {
 type Store interface {
 	storage.InterestQueues
 	DeviceListChanges(ctx context.Context, since, upto int64) ([]id.UserID, error)
-	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
-	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
+	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error)
+	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
-	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 }
 
@@ -109,10 +109,10 @@ func (p *Pusher) cursor(ctx context.Context, as *registry.AppService) (stream.Po
 type ephemeralData struct {
 	edus        []map[string]any
 	toDevice    []*storage.ToDeviceMessage
-	deviceLists []string
+	deviceLists []id.UserID
 	// deviceListsLeft are users who no longer share a room with the
 	// appservice's users.
-	deviceListsLeft []string
+	deviceListsLeft []id.UserID
 	// reached is how far along the streams the data goes.
 	reached stream.Positions
 }
@@ -127,20 +127,20 @@ func (d *ephemeralData) empty() bool {
 type interest struct {
 	p     *Pusher
 	as    *registry.AppService
-	rooms map[string]bool
+	rooms map[id.RoomID]bool
 }
 
-func (in *interest) room(ctx context.Context, roomID string) (bool, error) {
+func (in *interest) room(ctx context.Context, roomID id.RoomID) (bool, error) {
 	if v, ok := in.rooms[roomID]; ok {
 		return v, nil
 	}
-	ok := slices.Contains(in.p.registry.RoomOwners(id.RoomID(roomID)), in.as.Reg.ID)
+	ok := slices.Contains(in.p.registry.RoomOwners(roomID), in.as.Reg.ID)
 	if !ok {
 		members, err := in.p.store.RoomMembers(ctx, roomID, []string{"join"})
 		if err != nil {
 			return false, err
 		}
-		ok = slices.ContainsFunc(members, func(m storage.CurrentMember) bool { return in.as.OwnsUser(id.UserID(m.UserID)) })
+		ok = slices.ContainsFunc(members, func(m storage.CurrentMember) bool { return in.as.OwnsUser(m.UserID) })
 	}
 	in.rooms[roomID] = ok
 	return ok, nil
@@ -148,8 +148,8 @@ func (in *interest) room(ctx context.Context, roomID string) (bool, error) {
 
 // user: the user is in the namespace or shares a room the appservice is
 // interested in.
-func (in *interest) user(ctx context.Context, user string) (bool, error) {
-	if in.as.OwnsUser(id.UserID(user)) {
+func (in *interest) user(ctx context.Context, user id.UserID) (bool, error) {
+	if in.as.OwnsUser(user) {
 		return true, nil
 	}
 	rooms, err := in.p.store.RoomsOfUser(ctx, user, []string{"join"})
@@ -171,11 +171,11 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 	for i := range to {
 		d.reached[i] = max(from[i], to[i]) // positions never go back (typing restarts from the clock)
 	}
-	in := &interest{p: p, as: as, rooms: map[string]bool{}}
+	in := &interest{p: p, as: as, rooms: map[id.RoomID]bool{}}
 	if p.wantsEphemeral(as) {
 		typing := p.eph.TypingChanged(from[stream.Typing], d.reached[stream.Typing])
 		for _, roomID := range sortedKeys(typing) {
-			if ok, err := in.room(ctx, string(roomID)); err != nil {
+			if ok, err := in.room(ctx, roomID); err != nil {
 				return nil, err
 			} else if ok {
 				users := typing[roomID]
@@ -188,26 +188,26 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 		}
 		// Private receipts only of the appservice's own users (spec).
 		receipts, reached, err := p.eph.ReceiptsRange(ctx, from[stream.Receipts], d.reached[stream.Receipts], maxReceipts,
-			func(user string) bool { return as.OwnsUser(id.UserID(user)) })
+			as.OwnsUser)
 		if err != nil {
 			return nil, err
 		}
 		d.reached[stream.Receipts] = reached
 		for _, roomID := range sortedKeys(receipts) {
-			if ok, err := in.room(ctx, string(roomID)); err != nil {
+			if ok, err := in.room(ctx, roomID); err != nil {
 				return nil, err
 			} else if ok {
 				d.edus = append(d.edus, map[string]any{"type": "m.receipt", "room_id": roomID, "content": receipts[roomID]})
 			}
 		}
 		presence, err := p.eph.PresenceRange(ctx, from[stream.Presence], d.reached[stream.Presence],
-			func(user string) (bool, error) { return in.user(ctx, user) })
+			func(user id.UserID) (bool, error) { return in.user(ctx, user) })
 		if err != nil {
 			return nil, err
 		}
 		d.edus = append(d.edus, presence...)
 		d.toDevice, reached, err = p.eph.ToDeviceRange(ctx, from[stream.ToDevice], d.reached[stream.ToDevice], maxToDevice,
-			func(user string) bool { return as.OwnsUser(id.UserID(user)) })
+			as.OwnsUser)
 		if err != nil {
 			return nil, err
 		}
@@ -235,14 +235,18 @@ func (d *ephemeralData) toDeviceEvents() []map[string]any {
 // forgetToDevice deletes the delivered to-device messages of the users the
 // appservice owns exclusively: no one else can read them.
 func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d *ephemeralData) error {
-	last := map[[2]string]int64{}
+	type device struct {
+		user id.UserID
+		id   id.DeviceID
+	}
+	last := map[device]int64{}
 	for _, m := range d.toDevice {
-		if p.registry.ExclusiveUser(id.UserID(m.UserID)) == as {
-			last[[2]string{m.UserID, m.DeviceID}] = m.StreamPos
+		if p.registry.ExclusiveUser(m.UserID) == as {
+			last[device{m.UserID, m.DeviceID}] = m.StreamPos
 		}
 	}
 	for dev, pos := range last {
-		if err := p.store.AckToDevice(ctx, dev[0], dev[1], pos); err != nil {
+		if err := p.store.AckToDevice(ctx, dev.user, dev.id, pos); err != nil {
 			return err
 		}
 	}
@@ -253,14 +257,14 @@ func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d 
 // with the appservice's users whose devices changed or who newly share one
 // (changed), and those who no longer share any (left).
 func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Positions, d *ephemeralData) error {
-	changed, left := map[string]bool{}, map[string]bool{}
+	changed, left := map[id.UserID]bool{}, map[id.UserID]bool{}
 	if d.reached[stream.DeviceLists] > from[stream.DeviceLists] {
 		users, err := p.store.DeviceListChanges(ctx, from[stream.DeviceLists], d.reached[stream.DeviceLists])
 		if err != nil {
 			return err
 		}
 		for _, u := range users {
-			changed[string(u)] = true // the room store's members are strings
+			changed[u] = true
 		}
 	}
 	if d.reached[stream.Events] > from[stream.Events] {
@@ -269,8 +273,8 @@ func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Posi
 			return err
 		}
 		for _, ev := range members {
-			target := *ev.StateKey
-			if in.as.OwnsUser(id.UserID(target)) {
+			target := id.UserID(*ev.StateKey)
+			if in.as.OwnsUser(target) {
 				continue
 			}
 			if ok, err := in.room(ctx, ev.RoomID); err != nil {
@@ -306,12 +310,11 @@ func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Posi
 
 // keyCounts are MSC3202's one-time key counts and unused fallback key types
 // of every device of the given users of the appservice.
-func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users []string) (map[string]map[string]map[string]int64, map[string]map[string][]string, error) {
-	counts := map[string]map[string]map[string]int64{}
-	fallback := map[string]map[string][]string{}
+func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users []id.UserID) (map[id.UserID]map[id.DeviceID]map[string]int64, map[id.UserID]map[id.DeviceID][]string, error) {
+	counts := map[id.UserID]map[id.DeviceID]map[string]int64{}
+	fallback := map[id.UserID]map[id.DeviceID][]string{}
 	slices.Sort(users)
-	for _, u := range slices.Compact(users) {
-		user := id.UserID(u)
+	for _, user := range slices.Compact(users) {
 		if !as.OwnsUser(user) && user != as.Sender {
 			continue
 		}
@@ -328,13 +331,13 @@ func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users [
 			if err != nil {
 				return nil, nil, err
 			}
-			if counts[u] == nil {
-				counts[u], fallback[u] = map[string]map[string]int64{}, map[string][]string{}
+			if counts[user] == nil {
+				counts[user], fallback[user] = map[id.DeviceID]map[string]int64{}, map[id.DeviceID][]string{}
 			}
 			if f == nil {
 				f = []string{}
 			}
-			counts[u][string(dev.DeviceID)], fallback[u][string(dev.DeviceID)] = c, f
+			counts[user][dev.DeviceID], fallback[user][dev.DeviceID] = c, f
 		}
 	}
 	return counts, fallback, nil

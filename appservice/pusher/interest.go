@@ -63,7 +63,7 @@ func (b *batchInterest) Interested(ctx context.Context, ev *pdu.PDU) ([]string, 
 				return nil, err
 			}
 			for _, a := range aliases {
-				for _, x := range b.reg.AliasOwners(a) {
+				for _, x := range b.reg.AliasOwners(a.String()) {
 					b.members[x] = true
 				}
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
+	"maunium.net/go/mautrix/id"
 )
 
 // maxEvents bounds one transaction.
@@ -198,9 +199,9 @@ func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body
 	}
 	// Key counts of the appservice's users this transaction concerns: its
 	// bot, senders of its events and recipients of its to-device messages.
-	users := []string{string(as.Sender)}
+	users := []id.UserID{as.Sender}
 	for _, ev := range evs {
-		users = append(users, string(ev.Sender))
+		users = append(users, ev.Sender)
 	}
 	for _, m := range eph.toDevice {
 		users = append(users, m.UserID)
@@ -216,9 +217,9 @@ func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body
 	return nil
 }
 
-func nonNil(s []string) []string {
+func nonNil[S any](s []S) []S {
 	if s == nil {
-		return []string{}
+		return []S{}
 	}
 	return s
 }

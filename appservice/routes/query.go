@@ -37,9 +37,9 @@ func (q *Querier) QueryUser(ctx context.Context, userID id.UserID) bool {
 }
 
 // QueryAlias asks the appservices owning an alias; true if one created it.
-func (q *Querier) QueryAlias(ctx context.Context, alias string) bool {
+func (q *Querier) QueryAlias(ctx context.Context, alias id.RoomAlias) bool {
 	for _, as := range q.Registry.All() {
-		if as.Reg.URL != "" && as.OwnsAlias(alias) && q.get(ctx, as, "rooms", alias) {
+		if as.Reg.URL != "" && as.OwnsAlias(alias.String()) && q.get(ctx, as, "rooms", alias.String()) {
 			return true
 		}
 	}

@@ -40,7 +40,7 @@ func (s *Service) Send(ctx context.Context, caller *types.Principal, req SendReq
 		return "", types.InvalidParam("ts must be a timestamp in milliseconds")
 	}
 	return s.rooms.Send(ctx, &rooms.SendRequest{RoomID: req.RoomID, Sender: caller.UserID,
-		DeviceID: string(caller.DeviceID), Type: req.Type, StateKey: req.StateKey, Content: req.Content, TxnID: req.TxnID,
+		DeviceID: caller.DeviceID, Type: req.Type, StateKey: req.StateKey, Content: req.Content, TxnID: req.TxnID,
 		Timestamp: ts})
 }
 

@@ -46,7 +46,7 @@ func (a *API) putAlias(c *gin.Context) {
 		httpx.Fail(c, types.MissingParam("room_id is required"))
 		return
 	}
-	if err := a.rooms.CreateAlias(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Param("alias"), body.RoomID); err != nil {
+	if err := a.rooms.CreateAlias(c.Request.Context(), httpx.PrincipalOf(c).UserID, id.RoomAlias(c.Param("alias")), body.RoomID); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -55,7 +55,7 @@ func (a *API) putAlias(c *gin.Context) {
 
 // GET /_matrix/client/v3/directory/room/{roomAlias}
 func (a *API) getAlias(c *gin.Context) {
-	roomID, servers, err := a.rooms.GetAlias(c.Request.Context(), c.Param("alias"))
+	roomID, servers, err := a.rooms.GetAlias(c.Request.Context(), id.RoomAlias(c.Param("alias")))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -69,7 +69,7 @@ func (a *API) deleteAlias(c *gin.Context) {
 	user := httpx.PrincipalOf(c).UserID
 	admin, err := a.users.IsAdmin(ctx, user)
 	if err == nil {
-		err = a.rooms.DeleteAlias(ctx, user, admin, c.Param("alias"))
+		err = a.rooms.DeleteAlias(ctx, user, admin, id.RoomAlias(c.Param("alias")))
 	}
 	if err != nil {
 		httpx.Fail(c, err)

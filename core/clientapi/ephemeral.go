@@ -139,7 +139,7 @@ func (a *API) sendToDevice(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	if err := a.eph.SendToDevice(c.Request.Context(), p.UserID, string(p.DeviceID), c.Param("txnId"),
+	if err := a.eph.SendToDevice(c.Request.Context(), p.UserID, p.DeviceID, c.Param("txnId"),
 		c.Param("eventType"), body.Messages); err != nil {
 		httpx.Fail(c, err)
 		return

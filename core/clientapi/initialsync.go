@@ -49,7 +49,7 @@ func (a *API) initialSync(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	resp, err := a.sync_.InitialSync(c.Request.Context(), &tsync.InitialSyncRequest{User: p.UserID,
-		Device: string(p.DeviceID), Limit: limit, Archived: archived})
+		Device: p.DeviceID, Limit: limit, Archived: archived})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -69,7 +69,7 @@ func (a *API) roomInitialSync(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	info, err := a.sync_.RoomInitialSync(c.Request.Context(), &tsync.RoomInitialSyncRequest{User: p.UserID,
-		Device: string(p.DeviceID), RoomID: roomID, Limit: limit})
+		Device: p.DeviceID, RoomID: roomID, Limit: limit})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -100,7 +100,7 @@ func (a *API) eventStream(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	resp, err := a.sync_.Events(ctx, &tsync.EventsRequest{User: p.UserID, Device: string(p.DeviceID),
+	resp, err := a.sync_.Events(ctx, &tsync.EventsRequest{User: p.UserID, Device: p.DeviceID,
 		From: c.Query("from"), Timeout: timeout, RoomID: roomID})
 	if err != nil {
 		if ctx.Err() != nil {

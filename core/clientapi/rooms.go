@@ -254,7 +254,7 @@ func (a *API) redact(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	eid, err := a.rooms.Redact(c.Request.Context(), roomID, p.UserID, string(p.DeviceID),
+	eid, err := a.rooms.Redact(c.Request.Context(), roomID, p.UserID, p.DeviceID,
 		id.EventID(c.Param("eventId")), body.Reason, c.Param("txnId"))
 	if err != nil {
 		httpx.Fail(c, err)
@@ -355,7 +355,7 @@ func (a *API) messages(c *gin.Context) {
 		limit = filter.Limit
 	}
 	page, err := a.rooms.Messages(c.Request.Context(), &rooms.MessagesRequest{RoomID: roomID,
-		User: httpx.PrincipalOf(c).UserID, Device: string(httpx.PrincipalOf(c).DeviceID), From: c.Query("from"), To: c.Query("to"),
+		User: httpx.PrincipalOf(c).UserID, Device: httpx.PrincipalOf(c).DeviceID, From: c.Query("from"), To: c.Query("to"),
 		Backwards: dir == "b", Limit: limit, Filter: filter})
 	if err != nil {
 		httpx.Fail(c, err)

@@ -56,7 +56,7 @@ func (a *API) search(c *gin.Context) {
 		return
 	}
 	p := httpx.PrincipalOf(c)
-	res, err := a.rooms.Search(c.Request.Context(), &rooms.SearchRequest{User: p.UserID, Device: string(p.DeviceID),
+	res, err := a.rooms.Search(c.Request.Context(), &rooms.SearchRequest{User: p.UserID, Device: p.DeviceID,
 		NextBatch: c.Query("next_batch"), Criteria: &criteria})
 	if err != nil {
 		httpx.Fail(c, err)

@@ -32,7 +32,7 @@ func (a *API) slidingSync(c *gin.Context) {
 		}
 		timeout = time.Duration(ms) * time.Millisecond
 	}
-	req := &tsync.SlidingRequest{User: p.UserID, DeviceID: string(p.DeviceID), Pos: c.Query("pos"), Timeout: timeout}
+	req := &tsync.SlidingRequest{User: p.UserID, DeviceID: p.DeviceID, Pos: c.Query("pos"), Timeout: timeout}
 	if err := httpx.DecodeOptionalJSON(c, &req.Body); err != nil {
 		httpx.Fail(c, err)
 		return

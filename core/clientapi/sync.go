@@ -61,7 +61,7 @@ func (a *API) sync(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: p.UserID, DeviceID: string(p.DeviceID),
+	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: p.UserID, DeviceID: p.DeviceID,
 		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter})
 	if err != nil {
 		if ctx.Err() != nil {

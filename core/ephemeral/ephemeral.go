@@ -53,7 +53,7 @@ type Service struct {
 	roomTypingPos map[id.RoomID]int64
 	// acked is the to-device position each device last acknowledged, so that
 	// a sync deletes only when there can be something to delete.
-	acked sync.Map // "user|device" → int64
+	acked sync.Map // deviceKey → int64
 	// active remembers each user's last automatic presence write.
 	active sync.Map // user → activeMark
 }
@@ -154,7 +154,7 @@ func (s *Service) expireTyping(roomID id.RoomID, user id.UserID) {
 func (s *Service) bumpTypingLocked(roomID id.RoomID) {
 	pos := s.nextTypingPos()
 	s.roomTypingPos[roomID] = pos
-	s.notifier.Publish(stream.Change{Stream: stream.Typing, Pos: pos, RoomID: string(roomID)})
+	s.notifier.Publish(stream.Change{Stream: stream.Typing, Pos: pos, RoomID: roomID})
 }
 
 // TypingSince returns, for each room whose typing changed after since, the
@@ -228,7 +228,7 @@ func (s *Service) putReceipt(ctx context.Context, roomID id.RoomID, user id.User
 	}
 	if pos > 0 {
 		// Naming the user lets /sync forget what it counted as unread for them.
-		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: string(roomID), Users: []string{string(user)}})
+		s.notifier.Publish(stream.Change{Stream: stream.Receipts, Pos: pos, RoomID: roomID, Users: []id.UserID{user}})
 	}
 	return nil
 }
@@ -259,14 +259,14 @@ func (s *Service) ReceiptsSince(ctx context.Context, viewer id.UserID, roomIDs [
 	if err != nil {
 		return nil, err
 	}
-	return receiptContents(rs, func(user string) bool { return user == string(viewer) }), nil
+	return receiptContents(rs, func(user id.UserID) bool { return user == viewer }), nil
 }
 
 // ReceiptsRange builds the m.receipt content of every room with receipts
 // changed in (since, upto], at most limit receipts; private receipts are
 // kept only for users private accepts. The second result is the position
 // reached (upto unless the limit cut the range short).
-func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user string) bool) (map[id.RoomID]map[string]any, int64, error) {
+func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user id.UserID) bool) (map[id.RoomID]map[string]any, int64, error) {
 	if upto <= since {
 		return nil, upto, nil
 	}
@@ -278,10 +278,10 @@ func (s *Service) ReceiptsRange(ctx context.Context, since, upto int64, limit in
 }
 
 // receiptContents groups receipts into m.receipt contents per room.
-func receiptContents(rs []*storage.Receipt, private func(user string) bool) map[id.RoomID]map[string]any {
+func receiptContents(rs []*storage.Receipt, private func(user id.UserID) bool) map[id.RoomID]map[string]any {
 	out := map[id.RoomID]map[string]any{}
 	for _, r := range rs {
-		if r.Type == ReceiptReadPrivate && !private(string(r.UserID)) {
+		if r.Type == ReceiptReadPrivate && !private(r.UserID) {
 			continue
 		}
 		room := out[r.RoomID]
@@ -311,13 +311,13 @@ func receiptContents(rs []*storage.Receipt, private func(user string) bool) map[
 // SendToDevice queues messages for devices (PUT /sendToDevice/{type}/{txnId});
 // "*" means every device of the user. Only local users are reached until
 // federation is built; messages to other servers are refused.
-func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevice, txnID, evType string,
+func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID, evType string,
 	messages map[id.UserID]map[string]json.RawMessage) error {
 	if evType == "" || len(evType) > 255 {
 		return types.InvalidParam("Event types are 1 to 255 bytes")
 	}
 	var msgs []*storage.ToDeviceMessage
-	var targets []string
+	var targets []id.UserID
 	for user, devices := range messages {
 		_, server, err := user.Parse()
 		if err != nil {
@@ -330,24 +330,24 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 			if len(content) == 0 || content[0] != '{' {
 				return types.BadJSON("Message content must be an object")
 			}
-			var ids []string
+			var ids []id.DeviceID
 			if device == "*" {
 				devs, err := s.store.ListDevices(ctx, user)
 				if err != nil {
 					return err
 				}
 				for _, d := range devs {
-					ids = append(ids, string(d.DeviceID))
+					ids = append(ids, d.DeviceID)
 				}
 			} else {
-				ids = []string{device}
+				ids = []id.DeviceID{id.DeviceID(device)}
 			}
 			for _, d := range ids {
-				msgs = append(msgs, &storage.ToDeviceMessage{UserID: string(user), DeviceID: d, Sender: string(sender),
+				msgs = append(msgs, &storage.ToDeviceMessage{UserID: user, DeviceID: d, Sender: sender,
 					Type: evType, Content: content})
 			}
 		}
-		targets = append(targets, string(user))
+		targets = append(targets, user)
 	}
 	// Deterministic order: by user, then device.
 	slices.SortFunc(msgs, func(a, b *storage.ToDeviceMessage) int {
@@ -356,7 +356,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 		}
 		return cmp.Compare(a.DeviceID, b.DeviceID)
 	})
-	pos, err := s.store.QueueToDevice(ctx, string(sender), senderDevice, txnID, msgs)
+	pos, err := s.store.QueueToDevice(ctx, sender, senderDevice, txnID, msgs)
 	if err != nil {
 		return err
 	}
@@ -366,13 +366,19 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 	return nil
 }
 
+// deviceKey names a device of a user.
+type deviceKey struct {
+	user   id.UserID
+	device id.DeviceID
+}
+
 // ToDeviceFor returns a device's messages after since (up to upto, at most
 // 100), first deleting those up to since: a client that sends a token has
 // received everything before it. The second result is the position reached.
-func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string, since, upto int64) ([]map[string]any, int64, error) {
-	key := string(user) + "|" + device
+func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device id.DeviceID, since, upto int64) ([]map[string]any, int64, error) {
+	key := deviceKey{user, device}
 	if last, ok := s.acked.Load(key); since > 0 && (!ok || since > last.(int64)) {
-		if err := s.store.AckToDevice(ctx, string(user), device, since); err != nil {
+		if err := s.store.AckToDevice(ctx, user, device, since); err != nil {
 			return nil, 0, err
 		}
 		s.acked.Store(key, since)
@@ -380,7 +386,7 @@ func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string
 	if upto <= since {
 		return nil, upto, nil
 	}
-	msgs, err := s.store.ToDeviceSince(ctx, string(user), device, since, upto, 100)
+	msgs, err := s.store.ToDeviceSince(ctx, user, device, since, upto, 100)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -395,7 +401,7 @@ func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device string
 // ToDeviceRange returns the to-device messages of every device in (since,
 // upto] whose user wanted accepts (at most limit read), for appservice
 // transactions. The second result is the position reached.
-func (s *Service) ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user string) bool) ([]*storage.ToDeviceMessage, int64, error) {
+func (s *Service) ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user id.UserID) bool) ([]*storage.ToDeviceMessage, int64, error) {
 	if upto <= since {
 		return nil, upto, nil
 	}
@@ -444,9 +450,9 @@ func (s *Service) SetPresence(ctx context.Context, caller, user id.UserID, prese
 	if err != nil {
 		return err
 	}
-	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []string{string(user)}})
+	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}})
 	for _, r := range joined {
-		s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, RoomID: string(r)})
+		s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, RoomID: r})
 	}
 	return nil
 }
@@ -516,7 +522,7 @@ func presenceEvent(p *storage.Presence, now int64) map[string]any {
 // PresenceRange returns the m.presence events of users wanted accepts whose
 // presence changed in (since, upto] (nothing when presence is disabled).
 // wanted may fail (it may read membership).
-func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted func(user string) (bool, error)) ([]map[string]any, error) {
+func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted func(user id.UserID) (bool, error)) ([]map[string]any, error) {
 	if !s.opts.PresenceEnabled || upto <= since {
 		return nil, nil
 	}
@@ -527,7 +533,7 @@ func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted f
 	var out []map[string]any
 	now := s.opts.Now().UnixMilli()
 	for _, p := range ps {
-		ok, err := wanted(string(p.UserID))
+		ok, err := wanted(p.UserID)
 		if err != nil {
 			return nil, err
 		}

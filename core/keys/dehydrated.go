@@ -159,7 +159,7 @@ func (s *Service) DehydratedEvents(ctx context.Context, user id.UserID, deviceID
 		if since, err = strconv.ParseInt(nextBatch, 10, 64); err != nil || since < 0 {
 			return nil, "", types.InvalidParam("Invalid next_batch")
 		}
-		if err := s.store.AckToDevice(ctx, string(user), string(deviceID), since); err != nil {
+		if err := s.store.AckToDevice(ctx, user, deviceID, since); err != nil {
 			return nil, "", internal("ack to-device", err)
 		}
 	}
@@ -167,7 +167,7 @@ func (s *Service) DehydratedEvents(ctx context.Context, user id.UserID, deviceID
 	if err != nil {
 		return nil, "", internal("to-device position", err)
 	}
-	msgs, err := s.store.ToDeviceSince(ctx, string(user), string(deviceID), since, upto, dehydratedEventsLimit)
+	msgs, err := s.store.ToDeviceSince(ctx, user, deviceID, since, upto, dehydratedEventsLimit)
 	if err != nil {
 		return nil, "", internal("read to-device", err)
 	}

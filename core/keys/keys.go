@@ -49,13 +49,13 @@ type Store interface {
 	storage.Keys
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	GetAccount(ctx context.Context, userID id.UserID) (*storage.Account, error)
-	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
-	RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error)
+	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error)
+	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error)
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error)
 	UpsertDevice(ctx context.Context, d *storage.Device) error
 	DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error
-	ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error)
-	AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error
+	ToDeviceSince(ctx context.Context, userID id.UserID, deviceID id.DeviceID, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error)
+	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	MaxToDevicePos(ctx context.Context) (int64, error)
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
@@ -108,8 +108,8 @@ func (s *Service) publish(ctx context.Context, user id.UserID, pos int64) {
 	if pos == 0 {
 		return
 	}
-	s.notifier.Publish(stream.Change{Stream: stream.DeviceLists, Pos: pos, Users: []string{string(user)}})
-	rooms, err := s.store.RoomsOfUser(ctx, string(user), []string{membershipJoin})
+	s.notifier.Publish(stream.Change{Stream: stream.DeviceLists, Pos: pos, Users: []id.UserID{user}})
+	rooms, err := s.store.RoomsOfUser(ctx, user, []string{membershipJoin})
 	if err != nil {
 		s.log.Warn("listing rooms for a device-list change", "user", user, "err", err)
 		return
@@ -718,23 +718,23 @@ func (s *Service) membershipChanges(ctx context.Context, me id.UserID, since, up
 	if len(evs) == 0 {
 		return nil
 	}
-	mine, err := s.store.RoomsOfUser(ctx, string(me), []string{membershipJoin, membershipLeave, memBan})
+	mine, err := s.store.RoomsOfUser(ctx, me, []string{membershipJoin, membershipLeave, memBan})
 	if err != nil {
 		return internal("rooms of user", err)
 	}
-	joined := map[string]bool{}
-	relevant := map[string]bool{}
+	joined := map[id.RoomID]bool{}
+	relevant := map[id.RoomID]bool{}
 	for _, r := range mine {
 		relevant[r.RoomID] = true
 		joined[r.RoomID] = r.Membership == membershipJoin
 	}
-	addMembers := func(roomID string, to map[id.UserID]bool) error {
+	addMembers := func(roomID id.RoomID, to map[id.UserID]bool) error {
 		members, err := s.store.RoomMembers(ctx, roomID, []string{membershipJoin})
 		if err != nil {
 			return internal("room members", err)
 		}
 		for _, m := range members {
-			if u := id.UserID(m.UserID); u != me {
+			if u := m.UserID; u != me {
 				to[u] = true
 			}
 		}

@@ -88,15 +88,15 @@ func (s *Service) observe(c stream.Change) {
 		return
 	}
 	for _, u := range c.Users {
-		s.cache.Forget(id.UserID(u))
-		s.withPushers.Store(id.UserID(u), struct{}{})
+		s.cache.Forget(u)
+		s.withPushers.Store(u, struct{}{})
 	}
 }
 
 // changed publishes an account's push rules or pushers as changed.
 func (s *Service) changed(user id.UserID) {
 	if s.notifier != nil {
-		s.notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{string(user)}})
+		s.notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []id.UserID{user}})
 	}
 }
 
@@ -180,7 +180,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	}
 	s.cache.Put(user, &rs)
 	if s.notifier != nil {
-		s.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(user)}})
+		s.notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []id.UserID{user}})
 	}
 	s.changed(user) // other processes forget their copy (this one reloads it once)
 	return nil

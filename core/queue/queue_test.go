@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maunium.net/go/mautrix/id"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -64,7 +65,7 @@ func queueEvents(t *testing.T, store storage.Store, n int, consumers ...storage.
 	var writes []*storage.EventWrite
 	for range n {
 		writes = append(writes, &storage.EventWrite{Event: &storage.Event{
-			EventID: fmt.Sprintf("$e%d", len(writes)) + consumers[0].ID + fmt.Sprint(n), RoomID: "!r:x",
+			EventID: id.EventID(fmt.Sprintf("$e%d%s%d", len(writes), consumers[0].ID, n)), RoomID: "!r:x",
 			Type: "m.room.message", Sender: "@u:x", JSON: []byte(`{}`)}, Queued: consumers})
 	}
 	if err := store.PersistEvents(context.Background(), writes); err != nil {

@@ -20,7 +20,7 @@ import (
 // contentRefs lists the event IDs an event's content points at: its
 // relation (m.relates_to.event_id), its reply (m.in_reply_to) and, for
 // redactions of room versions 11+, content.redacts.
-func contentRefs(content []byte) []string {
+func contentRefs(content []byte) []id.EventID {
 	if !bytes.Contains(content, []byte(`"m.relates_to"`)) && !bytes.Contains(content, []byte(`"redacts"`)) {
 		return nil
 	}
@@ -28,8 +28,8 @@ func contentRefs(content []byte) []string {
 	if json.Unmarshal(content, &c) != nil {
 		return nil
 	}
-	var out []string
-	for _, r := range []string{c.Redacts, c.RelatesTo.EventID, c.RelatesTo.InReplyTo.EventID} {
+	var out []id.EventID
+	for _, r := range []id.EventID{c.Redacts, c.RelatesTo.EventID, c.RelatesTo.InReplyTo.EventID} {
 		if r != "" {
 			out = append(out, r)
 		}
@@ -38,18 +38,18 @@ func contentRefs(content []byte) []string {
 }
 
 type refContent struct {
-	Redacts   string `json:"redacts"`
+	Redacts   id.EventID `json:"redacts"`
 	RelatesTo struct {
-		EventID   string `json:"event_id"`
+		EventID   id.EventID `json:"event_id"`
 		InReplyTo struct {
-			EventID string `json:"event_id"`
+			EventID id.EventID `json:"event_id"`
 		} `json:"m.in_reply_to"`
 	} `json:"m.relates_to"`
 }
 
 // rewriteRefs replaces the references of contentRefs found in m; it
 // returns the content unchanged when there are none.
-func rewriteRefs(content []byte, m map[string]string) []byte {
+func rewriteRefs(content []byte, m map[id.EventID]id.EventID) []byte {
 	if len(m) == 0 {
 		return content
 	}
@@ -60,7 +60,7 @@ func rewriteRefs(content []byte, m map[string]string) []byte {
 	changed := false
 	swap := func(obj map[string]any, key string) {
 		if v, ok := obj[key].(string); ok {
-			if to, ok := m[v]; ok {
+			if to, ok := m[id.EventID(v)]; ok {
 				obj[key] = to
 				changed = true
 			}
@@ -98,12 +98,12 @@ func (s *Reader) resolveRefs(ctx context.Context, content []byte) ([]byte, error
 
 // ResolveEventID is the real event an alias stands for, or eventID itself.
 func (s *Reader) ResolveEventID(ctx context.Context, eventID id.EventID) (id.EventID, error) {
-	m, err := s.store.ResolveEventAliases(ctx, []string{string(eventID)})
+	m, err := s.store.ResolveEventAliases(ctx, []id.EventID{eventID})
 	if err != nil {
 		return "", err
 	}
-	if real, ok := m[string(eventID)]; ok {
-		return id.EventID(real), nil
+	if real, ok := m[eventID]; ok {
+		return real, nil
 	}
 	return eventID, nil
 }
@@ -111,11 +111,11 @@ func (s *Reader) ResolveEventID(ctx context.Context, eventID id.EventID) (id.Eve
 // RefsToAliases rewrites what events point at (relations, replies,
 // redactions) to the aliases appservices know those events by.
 func (s *Reader) RefsToAliases(ctx context.Context, evs []*ClientEvent) error {
-	var refs []string
+	var refs []id.EventID
 	for _, ev := range evs {
 		refs = append(refs, contentRefs(ev.Content)...)
 		if ev.Redacts != "" {
-			refs = append(refs, string(ev.Redacts))
+			refs = append(refs, ev.Redacts)
 		}
 	}
 	if len(refs) == 0 {
@@ -127,8 +127,8 @@ func (s *Reader) RefsToAliases(ctx context.Context, evs []*ClientEvent) error {
 	}
 	for _, ev := range evs {
 		ev.Content = rewriteRefs(ev.Content, m)
-		if alias, ok := m[string(ev.Redacts)]; ok {
-			ev.Redacts = id.EventID(alias)
+		if alias, ok := m[ev.Redacts]; ok {
+			ev.Redacts = alias
 		}
 	}
 	return nil

@@ -5,14 +5,12 @@ import (
 	"context"
 	"slices"
 
-	"maunium.net/go/mautrix/id"
-
 	"github.com/tributary-hs/tributary/storage"
 )
 
 // clientEvent formats one stored event of any room, in its room's version.
 func (s *Reader) clientEvent(ctx context.Context, e *storage.Event) (*ClientEvent, error) {
-	rv, err := s.roomVersion(ctx, id.RoomID(e.RoomID))
+	rv, err := s.roomVersion(ctx, e.RoomID)
 	if err != nil {
 		return nil, err
 	}

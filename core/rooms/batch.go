@@ -71,15 +71,15 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 // batchRefs checks a batch's aliases (valid, new and each used once) and
 // resolves the references its events make to aliases stored before; those
 // to aliases of the batch itself are resolved as it is built.
-func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases []id.EventID) (map[string]string, error) {
+func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases []id.EventID) (map[id.EventID]id.EventID, error) {
 	if aliases == nil {
 		return nil, nil
 	}
 	if len(aliases) != len(protos) {
 		return nil, types.InvalidParam("One alias per event")
 	}
-	mine := map[string]bool{}
-	var names, refs []string
+	mine := map[id.EventID]bool{}
+	var names, refs []id.EventID
 	for i, a := range aliases {
 		if a == "" {
 			continue
@@ -87,11 +87,11 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 		if len(a) > 255 || a[0] != '$' {
 			return nil, types.InvalidParam("Event %d: event_id must start with $ and be at most 255 bytes", i)
 		}
-		if mine[string(a)] {
+		if mine[a] {
 			return nil, types.InvalidParam("Event %d: event_id %s is used twice", i, a)
 		}
-		mine[string(a)] = true
-		names = append(names, string(a))
+		mine[a] = true
+		names = append(names, a)
 	}
 	for _, p := range protos {
 		if raw, ok := p.Content.(jsontext.Value); ok {
@@ -119,5 +119,5 @@ func (s *Service) batchRefs(ctx context.Context, protos []*events.Proto, aliases
 // HasMessages reports whether a room's timeline holds any event that is not
 // state (a new bridged room has none).
 func (s *Reader) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
-	return s.store.HasMessages(ctx, string(roomID))
+	return s.store.HasMessages(ctx, roomID)
 }

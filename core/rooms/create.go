@@ -86,7 +86,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 		if len(alias) > 255 {
 			return "", types.InvalidParam("Alias is longer than 255 bytes")
 		}
-		if _, err := s.store.GetAlias(ctx, string(alias)); err == nil {
+		if _, err := s.store.GetAlias(ctx, alias); err == nil {
 			return "", types.NewError(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
 		} else if !storageNotFound(err) {
 			return "", err
@@ -133,13 +133,13 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 	}
 	roomID := b.roomID
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateRoomRecord(ctx, &storage.Room{RoomID: string(roomID), RoomVersion: string(rv),
-			Creator: string(req.Creator), CreatedAt: s.nowMS(), Published: req.Visibility == "public"}); err != nil {
+		if err := s.store.CreateRoomRecord(ctx, &storage.Room{RoomID: roomID, RoomVersion: string(rv),
+			Creator: req.Creator, CreatedAt: s.nowMS(), Published: req.Visibility == "public"}); err != nil {
 			return err
 		}
 		if alias != "" {
-			if err := s.store.CreateAlias(ctx, &storage.RoomAlias{Alias: string(alias), RoomID: string(roomID),
-				Creator: string(req.Creator)}); err != nil {
+			if err := s.store.CreateAlias(ctx, &storage.RoomAlias{Alias: alias, RoomID: roomID,
+				Creator: req.Creator}); err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					return types.NewError(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
 				}

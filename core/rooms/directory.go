@@ -16,7 +16,8 @@ import (
 )
 
 // checkAlias validates an alias for this server.
-func (s *Reader) checkAlias(alias string) error {
+func (s *Reader) checkAlias(roomAlias id.RoomAlias) error {
+	alias := roomAlias.String()
 	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
 	if !strings.HasPrefix(alias, "#") || !ok || local == "" || len(alias) > 255 || strings.ContainsAny(local, " \t\n#:") {
 		return types.InvalidParam("Invalid room alias %q", alias)
@@ -28,14 +29,14 @@ func (s *Reader) checkAlias(alias string) error {
 }
 
 // CreateAlias maps an alias of this server to a room (PUT /directory/room/{alias}).
-func (s *Reader) CreateAlias(ctx context.Context, user id.UserID, alias string, roomID id.RoomID) error {
+func (s *Reader) CreateAlias(ctx context.Context, user id.UserID, alias id.RoomAlias, roomID id.RoomID) error {
 	if err := s.checkAlias(alias); err != nil {
 		return err
 	}
 	if _, err := s.getRoom(ctx, roomID); err != nil {
 		return err
 	}
-	err := s.store.CreateAlias(ctx, &storage.RoomAlias{Alias: alias, RoomID: string(roomID), Creator: string(user)})
+	err := s.store.CreateAlias(ctx, &storage.RoomAlias{Alias: alias, RoomID: roomID, Creator: user})
 	if errors.Is(err, storage.ErrConflict) {
 		return types.NewError(http.StatusConflict, types.CodeUnknown, "Room alias %s already exists", alias)
 	}
@@ -43,8 +44,8 @@ func (s *Reader) CreateAlias(ctx context.Context, user id.UserID, alias string, 
 }
 
 // GetAlias resolves an alias (GET /directory/room/{alias}).
-func (s *Reader) GetAlias(ctx context.Context, alias string) (id.RoomID, []string, error) {
-	if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
+func (s *Reader) GetAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error) {
+	if !strings.HasPrefix(alias.String(), "#") || !strings.Contains(alias.String(), ":") {
 		return "", nil, types.InvalidParam("Invalid room alias %q", alias)
 	}
 	a, err := s.lookupAlias(ctx, alias)
@@ -53,20 +54,20 @@ func (s *Reader) GetAlias(ctx context.Context, alias string) (id.RoomID, []strin
 	} else if err != nil {
 		return "", nil, err
 	}
-	return id.RoomID(a.RoomID), []string{s.opts.ServerName}, nil
+	return a.RoomID, []string{s.opts.ServerName}, nil
 }
 
 // DeleteAlias removes an alias: its creator, a server admin, or a room
 // member allowed to change the canonical alias may (DELETE /directory/room/{alias}).
-func (s *Reader) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias string) error {
+func (s *Reader) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias id.RoomAlias) error {
 	a, err := s.store.GetAlias(ctx, alias)
 	if storageNotFound(err) {
 		return types.NotFound("Room alias %s not found", alias)
 	} else if err != nil {
 		return err
 	}
-	if a.Creator != string(user) && !isAdmin {
-		ok, err := s.mayChangeState(ctx, id.RoomID(a.RoomID), user, "m.room.canonical_alias")
+	if a.Creator != user && !isAdmin {
+		ok, err := s.mayChangeState(ctx, a.RoomID, user, "m.room.canonical_alias")
 		if err != nil {
 			return err
 		}
@@ -95,7 +96,7 @@ func (s *Reader) mayChangeState(ctx context.Context, roomID id.RoomID, user id.U
 }
 
 // RoomAliases lists a room's local aliases (GET /rooms/{id}/aliases); members only, or world_readable.
-func (s *Reader) RoomAliases(ctx context.Context, roomID id.RoomID, user id.UserID) ([]string, error) {
+func (s *Reader) RoomAliases(ctx context.Context, roomID id.RoomID, user id.UserID) ([]id.RoomAlias, error) {
 	if _, err := s.readableState(ctx, roomID, user); err != nil {
 		return nil, err
 	}
@@ -106,9 +107,9 @@ func (s *Reader) RoomAliases(ctx context.Context, roomID id.RoomID, user id.User
 			return nil, errors.Join(err, errNotMember(roomID))
 		}
 	}
-	aliases, err := s.store.AliasesOfRoom(ctx, string(roomID))
+	aliases, err := s.store.AliasesOfRoom(ctx, roomID)
 	if aliases == nil {
-		aliases = []string{}
+		aliases = []id.RoomAlias{}
 	}
 	return aliases, err
 }
@@ -117,12 +118,12 @@ func (s *Reader) RoomAliases(ctx context.Context, roomID id.RoomID, user id.User
 // aliases that point to the room (400 M_BAD_ALIAS otherwise).
 func (s *Reader) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, content []byte) error {
 	c := gjson.ParseBytes(content)
-	var aliases []string
+	var aliases []id.RoomAlias
 	if a := c.Get("alias"); a.Exists() {
 		if a.Type != gjson.String {
 			return types.BadJSON("alias must be a string")
 		}
-		aliases = append(aliases, a.Str)
+		aliases = append(aliases, id.RoomAlias(a.Str))
 	}
 	if alt := c.Get("alt_aliases"); alt.Exists() {
 		if !alt.IsArray() {
@@ -132,18 +133,18 @@ func (s *Reader) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, cont
 			if a.Type != gjson.String {
 				return types.BadJSON("alt_aliases must be a list of strings")
 			}
-			aliases = append(aliases, a.Str)
+			aliases = append(aliases, id.RoomAlias(a.Str))
 		}
 	}
 	for _, alias := range aliases {
-		if !strings.HasPrefix(alias, "#") || !strings.Contains(alias, ":") {
+		if !strings.HasPrefix(alias.String(), "#") || !strings.Contains(alias.String(), ":") {
 			return types.InvalidParam("Invalid room alias %q", alias)
 		}
-		if !strings.HasSuffix(alias, ":"+s.opts.ServerName) {
+		if !strings.HasSuffix(alias.String(), ":"+s.opts.ServerName) {
 			continue // remote aliases are checked over federation, later
 		}
 		a, err := s.store.GetAlias(ctx, alias)
-		if (err == nil && a.RoomID != string(roomID)) || storageNotFound(err) {
+		if (err == nil && a.RoomID != roomID) || storageNotFound(err) {
 			return types.NewError(http.StatusBadRequest, "M_BAD_ALIAS", "Room alias %s does not point to this room", alias)
 		} else if err != nil {
 			return err
@@ -182,7 +183,7 @@ func (s *Reader) SetVisibility(ctx context.Context, roomID id.RoomID, user id.Us
 			return types.Forbidden("You may not change the directory visibility of this room")
 		}
 	}
-	return s.store.SetRoomPublished(ctx, roomID.String(), visibility == "public")
+	return s.store.SetRoomPublished(ctx, roomID, visibility == "public")
 }
 
 // PublicRoomsRequest is GET and POST /publicRooms.
@@ -207,11 +208,11 @@ func (s *Reader) SetNetworkListed(ctx context.Context, asID, networkID string, r
 		return err
 	}
 	return s.store.SetAppServiceRoomListed(ctx, storage.ListedRoom{AppServiceID: asID, NetworkID: networkID,
-		RoomID: string(roomID)}, listed)
+		RoomID: roomID}, listed)
 }
 
 func (s *Reader) requireRoomExists(ctx context.Context, roomID id.RoomID) error {
-	if _, err := s.store.GetRoom(ctx, string(roomID)); storageNotFound(err) {
+	if _, err := s.store.GetRoom(ctx, roomID); storageNotFound(err) {
 		return types.NotFound("Unknown room %s", roomID)
 	} else if err != nil {
 		return err
@@ -221,8 +222,8 @@ func (s *Reader) requireRoomExists(ctx context.Context, roomID id.RoomID) error 
 
 // publicRoomIDs are the rooms a directory request lists: the server's own
 // list, one network's, or the server's and every network's.
-func (s *Reader) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([]string, error) {
-	var ids []string
+func (s *Reader) publicRoomIDs(ctx context.Context, req *PublicRoomsRequest) ([]id.RoomID, error) {
+	var ids []id.RoomID
 	if req.ThirdPartyInstanceID == "" {
 		own, err := s.store.ListPublishedRooms(ctx)
 		if err != nil {
@@ -258,7 +259,7 @@ func (s *Reader) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[
 	var all []*Summary
 	term := strings.ToLower(req.SearchTerm)
 	for _, rid := range ids {
-		sum, err := s.Summary(ctx, id.RoomID(rid))
+		sum, err := s.Summary(ctx, rid)
 		if err != nil {
 			return nil, err
 		}
@@ -306,7 +307,7 @@ func (s *Reader) PublicRooms(ctx context.Context, req *PublicRoomsRequest) (map[
 }
 
 // lookupAlias reads an alias, asking the appservices when it is unknown.
-func (s *Reader) lookupAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
+func (s *Reader) lookupAlias(ctx context.Context, alias id.RoomAlias) (*storage.RoomAlias, error) {
 	a, err := s.store.GetAlias(ctx, alias)
 	if storageNotFound(err) && s.opts.QueryAlias != nil && s.opts.QueryAlias(ctx, alias) {
 		return s.store.GetAlias(ctx, alias)

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"maunium.net/go/mautrix/id"
 	"slices"
 	"strings"
 
@@ -12,13 +13,13 @@ import (
 // EventFilter is the RoomEventFilter of the client-server API (the parts
 // that apply to timeline pages).
 type EventFilter struct {
-	Limit           int      `json:"limit,omitempty"`
-	Types           []string `json:"types,omitempty"`
-	NotTypes        []string `json:"not_types,omitempty"`
-	Senders         []string `json:"senders,omitempty"`
-	NotSenders      []string `json:"not_senders,omitempty"`
-	ContainsURL     *bool    `json:"contains_url,omitempty"`
-	LazyLoadMembers bool     `json:"lazy_load_members,omitempty"`
+	Limit           int         `json:"limit,omitempty"`
+	Types           []string    `json:"types,omitempty"`
+	NotTypes        []string    `json:"not_types,omitempty"`
+	Senders         []id.UserID `json:"senders,omitempty"`
+	NotSenders      []id.UserID `json:"not_senders,omitempty"`
+	ContainsURL     *bool       `json:"contains_url,omitempty"`
+	LazyLoadMembers bool        `json:"lazy_load_members,omitempty"`
 }
 
 // typeMatches implements the filter's type globs ("m.room.*").

@@ -58,7 +58,7 @@ func TestWriterResolvesForkedExtremities(t *testing.T) {
 	}
 	// Branch B: an event built on the same parent as topic A, persisted
 	// directly as a second extremity.
-	aEv, err := store.GetEvent(ctx, string(topicA))
+	aEv, err := store.GetEvent(ctx, topicA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestWriterResolvesForkedExtremities(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(b)
-	prevEv, err := store.GetEvent(ctx, string(aPDU.PrevEvents[0]))
+	prevEv, err := store.GetEvent(ctx, aPDU.PrevEvents[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +82,13 @@ func TestWriterResolvesForkedExtremities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bid := string(b.InternalMeta.EventID)
+	bid := b.InternalMeta.EventID
 	err = store.PersistEvents(ctx, []*storage.EventWrite{{
-		Event: &storage.Event{EventID: bid, RoomID: string(roomID), Type: b.Type, StateKey: b.StateKey,
-			Sender: string(alice), OriginServerTS: b.OriginServerTS, Depth: b.Depth, JSON: raw, StateGroup: gid},
-		NewGroup: &storage.StateGroup{GroupID: gid, RoomID: string(roomID), PrevGroup: prevEv.StateGroup, ChainLen: 1,
+		Event: &storage.Event{EventID: bid, RoomID: roomID, Type: b.Type, StateKey: b.StateKey,
+			Sender: alice, OriginServerTS: b.OriginServerTS, Depth: b.Depth, JSON: raw, StateGroup: gid},
+		NewGroup: &storage.StateGroup{GroupID: gid, RoomID: roomID, PrevGroup: prevEv.StateGroup, ChainLen: 1,
 			Entries: []storage.StateEntry{{Type: "m.room.name", StateKey: "", EventID: bid}}},
-		Extremities: []string{string(topicA), bid},
+		Extremities: []id.EventID{topicA, bid},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ type formatter struct {
 	// user is who asks, for current_user_participated in thread summaries.
 	user id.UserID
 	// device is the asking device: its own events carry their transaction ID.
-	device string
+	device id.DeviceID
 }
 
 func (s *Reader) formatter(rv id.RoomVersion) *formatter {
@@ -45,7 +45,7 @@ func (s *Reader) formatter(rv id.RoomVersion) *formatter {
 func (f *formatter) forUser(u id.UserID) *formatter { f.user = u; return f }
 
 // forDevice makes the events the device sent carry unsigned.transaction_id.
-func (f *formatter) forDevice(d string) *formatter { f.device = d; return f }
+func (f *formatter) forDevice(d id.DeviceID) *formatter { f.device = d; return f }
 
 // format renders events; redacted ones lose their content as the room
 // version's redaction algorithm says and carry redacted_because.
@@ -73,21 +73,21 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 	if f.device == "" {
 		return nil
 	}
-	var mine []string
+	var mine []id.EventID
 	for _, ce := range out {
 		if ce.Sender == f.user {
-			mine = append(mine, string(ce.EventID))
+			mine = append(mine, ce.EventID)
 		}
 	}
 	if len(mine) == 0 {
 		return nil
 	}
-	txns, err := f.s.store.TxnIDsOf(ctx, string(f.user), f.device, mine)
+	txns, err := f.s.store.TxnIDsOf(ctx, f.user, f.device, mine)
 	if err != nil {
 		return err
 	}
 	for _, ce := range out {
-		if key, ok := txns[string(ce.EventID)]; ok {
+		if key, ok := txns[ce.EventID]; ok {
 			ce.Unsigned["transaction_id"] = clientTxnID(key)
 		}
 	}
@@ -98,14 +98,14 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 // latest edit by the original sender (m.replace), as the spec's
 // "Server-side aggregation" describes.
 func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
-	var parents []string
-	byID := map[string]int{}
+	var parents []id.EventID
+	byID := map[id.EventID]int{}
 	maybe := false
 	for i, e := range evs {
 		if e.RedactedBy == "" {
 			parents = append(parents, e.EventID)
 			byID[e.EventID] = i
-			maybe = maybe || f.s.mayHaveRelationsAfter(id.RoomID(e.RoomID), e.StreamPos)
+			maybe = maybe || f.s.mayHaveRelationsAfter(e.RoomID, e.StreamPos)
 		}
 	}
 	if !maybe {
@@ -120,8 +120,8 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 		latest       int64
 		participated bool
 	}
-	threads := map[string]*thread{}
-	edits := map[string]int64{}
+	threads := map[id.EventID]*thread{}
+	edits := map[id.EventID]int64{}
 	var positions []int64
 	for _, a := range aggs {
 		parent := evs[byID[a.Parent]]
@@ -129,12 +129,12 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 		case "m.thread":
 			t := threads[a.Parent]
 			if t == nil {
-				t = &thread{participated: parent.Sender == string(f.user)}
+				t = &thread{participated: parent.Sender == f.user}
 				threads[a.Parent] = t
 			}
 			t.count += a.Count
 			t.latest = max(t.latest, a.LatestPos)
-			t.participated = t.participated || a.Sender == string(f.user)
+			t.participated = t.participated || a.Sender == f.user
 		case "m.replace":
 			if a.Sender == parent.Sender && a.LatestPos > edits[a.Parent] {
 				edits[a.Parent] = a.LatestPos
@@ -156,7 +156,7 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 	// otherwise.
 	var v *viewer
 	if f.user != "" && len(related) > 0 {
-		if v, err = f.s.newViewer(ctx, id.RoomID(evs[0].RoomID), f.user); err != nil {
+		if v, err = f.s.newViewer(ctx, evs[0].RoomID, f.user); err != nil {
 			return err
 		}
 	}
@@ -196,7 +196,7 @@ func (f *formatter) one(ctx context.Context, e *storage.Event, withRedaction boo
 	if err != nil {
 		return nil, err
 	}
-	ce := &ClientEvent{EventID: id.EventID(e.EventID), OriginServerTS: p.OriginServerTS, RoomID: id.RoomID(e.RoomID),
+	ce := &ClientEvent{EventID: e.EventID, OriginServerTS: p.OriginServerTS, RoomID: e.RoomID,
 		Sender: p.Sender, StateKey: p.StateKey, Type: p.Type, Content: p.Content, pos: e.StreamPos,
 		Unsigned: map[string]any{"age": max(0, f.now-p.OriginServerTS)}}
 	if p.Type == "m.room.redaction" {

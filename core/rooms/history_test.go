@@ -26,7 +26,7 @@ func TestHistoryIsNeverAPrevEventOfLiveEvents(t *testing.T) {
 	}
 	pduOf := func(eid id.EventID) *storage.Event {
 		t.Helper()
-		e, err := store.GetEvent(ctx, string(eid))
+		e, err := store.GetEvent(ctx, eid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,10 +63,10 @@ func TestHistoryIsNeverAPrevEventOfLiveEvents(t *testing.T) {
 		return ids
 	}
 	createID := id.EventID("")
-	if st, err := store.CurrentStateEvent(ctx, string(roomID), "m.room.create", ""); err != nil {
+	if st, err := store.CurrentStateEvent(ctx, roomID, "m.room.create", ""); err != nil {
 		t.Fatal(err)
 	} else {
-		createID = id.EventID(st)
+		createID = st
 	}
 
 	m1 := send("m1")
@@ -81,7 +81,7 @@ func TestHistoryIsNeverAPrevEventOfLiveEvents(t *testing.T) {
 	if got := prevOf(older[0]); !slices.Equal(got, []id.EventID{createID}) {
 		t.Errorf("older batch's first prev_events = %v, want the create event", got)
 	}
-	if ext, err := store.GetForwardExtremities(ctx, string(roomID)); err != nil || !slices.Equal(ext, []string{string(m1)}) {
+	if ext, err := store.GetForwardExtremities(ctx, roomID); err != nil || !slices.Equal(ext, []id.EventID{m1}) {
 		t.Fatalf("forward extremities after history = %v (%v), want [%s]", ext, err, m1)
 	}
 	m2 := send("m2")

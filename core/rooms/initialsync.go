@@ -20,7 +20,7 @@ func (e *ClientEvent) StreamPos() int64 { return e.pos }
 type SnapshotRequest struct {
 	RoomID id.RoomID
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	// Upto is the events position the snapshot covers.
 	Upto int64
 	// Limit is the number of messages (0: none).
@@ -81,7 +81,7 @@ func (s *Reader) Snapshot(ctx context.Context, req *SnapshotRequest) (*Snapshot,
 	upto := req.Upto
 	if !snap.Current && memEvent != "" {
 		// The room as it was when they left: nothing after their departure.
-		ev, err := s.store.GetEvent(ctx, string(memEvent))
+		ev, err := s.store.GetEvent(ctx, memEvent)
 		if err != nil {
 			return nil, err
 		}
@@ -100,14 +100,14 @@ func (s *Reader) Snapshot(ctx context.Context, req *SnapshotRequest) (*Snapshot,
 	}
 	var entries []storage.StateEntry
 	if group == 0 {
-		entries, err = s.store.CurrentState(ctx, string(req.RoomID))
+		entries, err = s.store.CurrentState(ctx, req.RoomID)
 	} else {
 		entries, err = s.store.StateAt(ctx, group)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(entries))
+	ids := make([]id.EventID, len(entries))
 	for i, e := range entries {
 		ids[i] = e.EventID
 	}
@@ -138,7 +138,7 @@ func (s *Reader) visibleBefore(ctx context.Context, req *SnapshotRequest, upto i
 	cursor := upto + 1
 	exhausted := false
 	for len(picked) < limit && !exhausted {
-		batch, err := s.store.RoomEvents(ctx, string(req.RoomID), cursor, 0, true, limit)
+		batch, err := s.store.RoomEvents(ctx, req.RoomID, cursor, 0, true, limit)
 		if err != nil {
 			return out, err
 		}
@@ -172,7 +172,7 @@ func (s *Reader) visibleBefore(ctx context.Context, req *SnapshotRequest, upto i
 // the invite event with the room's stripped state in
 // unsigned.invite_room_state.
 func (s *Reader) InviteEvent(ctx context.Context, roomID id.RoomID, user id.UserID, inviteEvent id.EventID) (*ClientEvent, error) {
-	evs, err := s.FormatStateEvents(ctx, roomID, user, []string{string(inviteEvent)})
+	evs, err := s.FormatStateEvents(ctx, roomID, user, []id.EventID{inviteEvent})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (s *Reader) RequirePeekable(ctx context.Context, roomID id.RoomID, user id.
 type StreamRangeRequest struct {
 	RoomID id.RoomID
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	// Known: Membership and MembershipEvent are the user's current ones
 	// (the caller read them with the user's other rooms).
 	Known           bool
@@ -255,7 +255,7 @@ func (s *Reader) StreamRange(ctx context.Context, req *StreamRangeRequest) (*Str
 	}
 	out := &StreamRange{Reached: req.Upto}
 	picked, cursor, err := v.pick(ctx, req.After, limit, limit, func(cursor int64) ([]*storage.Event, error) {
-		return s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.Upto+1, false, limit)
+		return s.store.RoomEvents(ctx, req.RoomID, cursor, req.Upto+1, false, limit)
 	}, nil)
 	if err != nil {
 		return nil, err

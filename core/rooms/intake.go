@@ -131,7 +131,7 @@ func (s *Service) Intake(ctx context.Context, origin string, raw []byte) (*Intak
 	}
 	// Servers resend what they sent; the writer asks again, this only
 	// spares the signature checks.
-	if e, err := s.store.GetEvent(ctx, string(rec.eventID())); err == nil {
+	if e, err := s.store.GetEvent(ctx, rec.eventID()); err == nil {
 		return knownResult(e), nil
 	} else if !storageNotFound(err) {
 		return nil, err
@@ -163,7 +163,7 @@ func knownResult(e *storage.Event) *IntakeResult {
 	case e.SoftFailed:
 		st = IntakeSoftFailed
 	}
-	return &IntakeResult{EventID: id.EventID(e.EventID), Status: st, Known: true}
+	return &IntakeResult{EventID: e.EventID, Status: st, Known: true}
 }
 
 // processRemote runs checks 4–6 on a remote event and stores it: between
@@ -188,7 +188,7 @@ func (w *roomWriter) processRemote(r *sendReq) {
 // intake decides what becomes of rec, in the writer, and stores it.
 func (w *roomWriter) intake(ctx context.Context, rec *received) error {
 	s := w.svc
-	if e, err := s.store.GetEvent(ctx, string(rec.eventID())); err == nil {
+	if e, err := s.store.GetEvent(ctx, rec.eventID()); err == nil {
 		rec.result = knownResult(e)
 		return nil
 	} else if !storageNotFound(err) {

@@ -128,7 +128,7 @@ func (s *Service) knownRoomVersion(ctx context.Context, roomID id.RoomID) (id.Ro
 	if rv, ok := s.versions.get(roomID); ok {
 		return rv, nil
 	}
-	r, err := s.store.GetRoom(ctx, string(roomID))
+	r, err := s.store.GetRoom(ctx, roomID)
 	if storageNotFound(err) {
 		return "", nil
 	} else if err != nil {

@@ -27,7 +27,7 @@ func (w *roomWriter) checkCurrentState(ctx context.Context, rec *received, prevs
 	if len(prevs) == len(rs.extremities) {
 		same := true
 		for _, p := range prevs {
-			if !containsEvent(rs.extremities, id.EventID(p.EventID)) {
+			if !containsEvent(rs.extremities, p.EventID) {
 				same = false
 				break
 			}
@@ -90,7 +90,7 @@ func (w *roomWriter) advance(ctx context.Context, b *batchState, rec *received, 
 		// A fork: the room's state is resolved over the states after each
 		// extremity, the event's among them. The next local event stores
 		// it as a snapshot (group 0, as loadRoomState leaves it).
-		others, err := s.store.GetEvents(ctx, eventIDStrings(ext))
+		others, err := s.store.GetEvents(ctx, ext)
 		if err != nil {
 			return err
 		}
@@ -113,9 +113,9 @@ func (w *roomWriter) advance(ctx context.Context, b *batchState, rec *received, 
 	ext = append(ext, eid)
 	b.extremities = ext
 	b.depth = max(rs.depth, ev.Depth)
-	wr.Extremities = eventIDStrings(ext)
+	wr.Extremities = ext
 	for k, v := range b.overlay {
-		wr.CurrentState = append(wr.CurrentState, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+		wr.CurrentState = append(wr.CurrentState, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
 	}
 	return w.localMembers(ctx, b, rec)
 }
@@ -186,7 +186,7 @@ func withEntry(m state.Map, entry *storage.StateEntry) state.Map {
 	for k, v := range m {
 		out[k] = v
 	}
-	out[stateKeyOf(entry)] = id.EventID(entry.EventID)
+	out[stateKeyOf(entry)] = entry.EventID
 	return out
 }
 
@@ -198,12 +198,4 @@ func overlayDiff(b *batchState, to, from state.Map) {
 			b.overlay[k] = v
 		}
 	}
-}
-
-func eventIDStrings(ids []id.EventID) []string {
-	out := make([]string, len(ids))
-	for i, x := range ids {
-		out[i] = string(x)
-	}
-	return out
 }

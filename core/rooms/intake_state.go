@@ -21,19 +21,19 @@ import (
 // (*MissingEventsError) until federation has fetched them.
 func (s *Service) prevEvents(ctx context.Context, rec *received) ([]*storage.Event, error) {
 	ev := rec.ev
-	ids := make([]string, 0, len(ev.PrevEvents))
+	ids := make([]id.EventID, 0, len(ev.PrevEvents))
 	seen := map[id.EventID]bool{}
 	for _, p := range ev.PrevEvents {
 		if !seen[p] {
 			seen[p] = true
-			ids = append(ids, string(p))
+			ids = append(ids, p)
 		}
 	}
 	stored, err := s.store.GetEvents(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]*storage.Event, len(stored))
+	byID := make(map[id.EventID]*storage.Event, len(stored))
 	for _, e := range stored {
 		byID[e.EventID] = e
 	}
@@ -43,8 +43,8 @@ func (s *Service) prevEvents(ctx context.Context, rec *received) ([]*storage.Eve
 		e := byID[p]
 		switch {
 		case e == nil:
-			missing.Prev = append(missing.Prev, id.EventID(p))
-		case e.RoomID != string(rec.roomID):
+			missing.Prev = append(missing.Prev, p)
+		case e.RoomID != rec.roomID:
 			return nil, &DroppedError{EventID: rec.eventID(), Check: "format",
 				Err: fmt.Errorf("prev event %s is in another room", p)}
 		default:
@@ -114,7 +114,7 @@ func (s *Service) stateMap(ctx context.Context, group int64) (state.Map, error) 
 	}
 	m := make(state.Map, len(entries))
 	for _, e := range entries {
-		m[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = id.EventID(e.EventID)
+		m[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = e.EventID
 	}
 	return m, nil
 }

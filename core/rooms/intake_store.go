@@ -26,8 +26,8 @@ func (w *roomWriter) storeRemote(ctx context.Context, rec *received, before *pri
 	if err != nil {
 		return err
 	}
-	se := &storage.Event{EventID: string(eid), RoomID: string(rec.roomID), Type: ev.Type, StateKey: ev.StateKey,
-		Sender: string(ev.Sender), OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw,
+	se := &storage.Event{EventID: eid, RoomID: rec.roomID, Type: ev.Type, StateKey: ev.StateKey,
+		Sender: ev.Sender, OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw,
 		Rejected: v.status == IntakeRejected, SoftFailed: v.status == IntakeSoftFailed}
 	if ev.Type == "m.room.member" {
 		se.Membership = gjson.GetBytes(ev.Content, "membership").Str
@@ -38,8 +38,8 @@ func (w *roomWriter) storeRemote(ctx context.Context, rec *received, before *pri
 	// API, "Rejection").
 	var entry *storage.StateEntry
 	if ev.StateKey != nil && v.status != IntakeRejected {
-		entry = &storage.StateEntry{Type: ev.Type, StateKey: *ev.StateKey, EventID: string(eid)}
-		se.ReplacesState = string(before.state[stateKeyOf(entry)])
+		entry = &storage.StateEntry{Type: ev.Type, StateKey: *ev.StateKey, EventID: eid}
+		se.ReplacesState = before.state[stateKeyOf(entry)]
 	}
 	chain, err := w.remoteGroup(ctx, rec, before, entry, se, wr)
 	if err != nil {
@@ -84,14 +84,14 @@ func (w *roomWriter) remoteGroup(ctx context.Context, rec *received, before *pri
 	if err != nil {
 		return 0, err
 	}
-	g := &storage.StateGroup{GroupID: gid, RoomID: string(rec.roomID)}
+	g := &storage.StateGroup{GroupID: gid, RoomID: rec.roomID}
 	if entry != nil && before.group != 0 && chain+1 < snapshotEvery {
 		g.PrevGroup, g.ChainLen, g.Entries = before.group, chain+1, []storage.StateEntry{*entry}
 	} else {
 		full := withEntry(before.state, entry)
 		g.Entries = make([]storage.StateEntry, 0, len(full))
 		for k, v := range full {
-			g.Entries = append(g.Entries, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+			g.Entries = append(g.Entries, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
 		}
 	}
 	wr.NewGroup = g
@@ -101,12 +101,12 @@ func (w *roomWriter) remoteGroup(ctx context.Context, rec *received, before *pri
 
 // relationOf reads m.relates_to as prepare does for local events: replies
 // are not relations in the aggregation sense.
-func relationOf(content []byte) (relType, relatesTo string) {
+func relationOf(content []byte) (relType string, relatesTo id.EventID) {
 	rel := gjson.GetBytes(content, `m\.relates_to`)
 	if !rel.IsObject() {
 		return "", ""
 	}
-	relType, relatesTo = rel.Get("rel_type").Str, rel.Get("event_id").Str
+	relType, relatesTo = rel.Get("rel_type").Str, id.EventID(rel.Get("event_id").Str)
 	if relType == "" && rel.Get(`m\.in_reply_to`).Exists() {
 		relatesTo = ""
 	}
@@ -119,16 +119,16 @@ func relationOf(content []byte) (relType, relatesTo string) {
 // the redact level (rooms v3, "Handling redactions"); in v1 and v2 the
 // auth rules checked that. A redaction of an event unknown here applies
 // to nothing: applying it when the target arrives is left to federation.
-func (w *roomWriter) redactionTarget(ctx context.Context, b *batchState, rec *received) (string, error) {
+func (w *roomWriter) redactionTarget(ctx context.Context, b *batchState, rec *received) (id.EventID, error) {
 	s, ev := w.svc, rec.ev
 	if ev.Type != "m.room.redaction" {
 		return "", nil
 	}
-	var target string
+	var target id.EventID
 	if rec.rv.RedactsInContent() {
-		target = gjson.GetBytes(ev.Content, "redacts").Str
+		target = id.EventID(gjson.GetBytes(ev.Content, "redacts").Str)
 	} else if ev.Redacts != nil {
-		target = string(*ev.Redacts)
+		target = *ev.Redacts
 	}
 	if target == "" {
 		return "", nil
@@ -139,10 +139,10 @@ func (w *roomWriter) redactionTarget(ctx context.Context, b *batchState, rec *re
 	} else if err != nil {
 		return "", err
 	}
-	if t.RoomID != string(rec.roomID) {
+	if t.RoomID != rec.roomID {
 		return "", nil
 	}
-	if rec.legacy != nil || id.UserID(t.Sender).Homeserver() == ev.Sender.Homeserver() {
+	if rec.legacy != nil || t.Sender.Homeserver() == ev.Sender.Homeserver() {
 		return target, nil
 	}
 	pl, err := s.powerLevels(ctx, b)

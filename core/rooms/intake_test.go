@@ -113,13 +113,13 @@ func newIntakeRoom(t *testing.T, rv id.RoomVersion) *intakeRoom {
 // extremities are the room's stored forward extremities.
 func (r *intakeRoom) extremities() []id.EventID {
 	r.t.Helper()
-	ext, err := r.store.GetForwardExtremities(r.ctx, string(r.roomID))
+	ext, err := r.store.GetForwardExtremities(r.ctx, r.roomID)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	out := make([]id.EventID, len(ext))
 	for i, x := range ext {
-		out[i] = id.EventID(x)
+		out[i] = x
 	}
 	slices.Sort(out)
 	return out
@@ -128,7 +128,7 @@ func (r *intakeRoom) extremities() []id.EventID {
 // stateAt is the state after a stored event.
 func (r *intakeRoom) stateAt(eid id.EventID) state.Map {
 	r.t.Helper()
-	e, err := r.store.GetEvent(r.ctx, string(eid))
+	e, err := r.store.GetEvent(r.ctx, eid)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func (r *intakeRoom) build(p *events.Proto, prev []id.EventID, authState state.M
 		}
 	}
 	var depth int64
-	evs, err := r.store.GetEvents(r.ctx, eventIDStrings(prev))
+	evs, err := r.store.GetEvents(r.ctx, prev)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func (r *intakeRoom) timeline() []id.EventID {
 
 func (r *intakeRoom) stored(eid id.EventID) *storage.Event {
 	r.t.Helper()
-	e, err := r.store.GetEvent(r.ctx, string(eid))
+	e, err := r.store.GetEvent(r.ctx, eid)
 	if err != nil {
 		r.t.Fatalf("event %s: %v", eid, err)
 	}
@@ -256,7 +256,7 @@ func (r *intakeRoom) stored(eid id.EventID) *storage.Event {
 
 func (r *intakeRoom) notStored(eid id.EventID) {
 	r.t.Helper()
-	if _, err := r.store.GetEvent(r.ctx, string(eid)); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := r.store.GetEvent(r.ctx, eid); !errors.Is(err, storage.ErrNotFound) {
 		r.t.Fatalf("event %s stored (%v)", eid, err)
 	}
 }
@@ -264,11 +264,11 @@ func (r *intakeRoom) notStored(eid id.EventID) {
 // currentMember is the event holding user's membership in the current state.
 func (r *intakeRoom) currentMember(user id.UserID) id.EventID {
 	r.t.Helper()
-	eid, err := r.store.CurrentStateEvent(r.ctx, string(r.roomID), "m.room.member", string(user))
+	eid, err := r.store.CurrentStateEvent(r.ctx, r.roomID, "m.room.member", string(user))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return id.EventID(eid)
+	return eid
 }
 
 func sorted(ids ...id.EventID) []id.EventID {
@@ -289,11 +289,11 @@ func TestIntake(t *testing.T) {
 		if got := r.currentMember(rita); got != join {
 			t.Fatalf("rita's current membership is %s, want %s", got, join)
 		}
-		members, err := r.store.RoomMembers(r.ctx, string(r.roomID), []string{"join"})
+		members, err := r.store.RoomMembers(r.ctx, r.roomID, []string{"join"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.ContainsFunc(members, func(m storage.CurrentMember) bool { return m.UserID == string(rita) }) {
+		if !slices.ContainsFunc(members, func(m storage.CurrentMember) bool { return m.UserID == rita }) {
 			t.Fatalf("rita not among the joined members %v", members)
 		}
 		// Offered again (a retried transaction): known, nothing changes.
@@ -572,7 +572,7 @@ func TestIntake(t *testing.T) {
 			return ev.InternalMeta.EventID
 		}
 		// Her server sent the target: it applies.
-		if red := redact(own.InternalMeta.EventID); r.stored(own.InternalMeta.EventID).RedactedBy != string(red) {
+		if red := redact(own.InternalMeta.EventID); r.stored(own.InternalMeta.EventID).RedactedBy != red {
 			t.Fatal("rita's redaction of her own message did not apply")
 		}
 		// Another server's event, without the redact level: it does not.

@@ -37,7 +37,7 @@ type InterestRoom interface {
 	// LocalMembers are the local users joined, as the room stands now.
 	LocalMembers() []id.UserID
 	// Aliases are the room's aliases.
-	Aliases(ctx context.Context) ([]string, error)
+	Aliases(ctx context.Context) ([]id.RoomAlias, error)
 }
 
 // interestRoom answers resolvers from a batch's state.
@@ -49,8 +49,8 @@ type interestRoom struct {
 
 func (r interestRoom) RoomID() id.RoomID         { return r.roomID }
 func (r interestRoom) LocalMembers() []id.UserID { return r.b.joinedUsers() }
-func (r interestRoom) Aliases(ctx context.Context) ([]string, error) {
-	return r.s.store.AliasesOfRoom(ctx, string(r.roomID))
+func (r interestRoom) Aliases(ctx context.Context) ([]id.RoomAlias, error) {
+	return r.s.store.AliasesOfRoom(ctx, r.roomID)
 }
 
 // interestedIn lists the consumers of every kind an event concerns, in a

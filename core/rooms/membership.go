@@ -34,13 +34,13 @@ func (s *Reader) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 	case strings.HasPrefix(roomIDOrAlias, "!"):
 		return id.RoomID(roomIDOrAlias), nil
 	case strings.HasPrefix(roomIDOrAlias, "#"):
-		a, err := s.lookupAlias(ctx, roomIDOrAlias)
+		a, err := s.lookupAlias(ctx, id.RoomAlias(roomIDOrAlias))
 		if storageNotFound(err) {
 			return "", types.NotFound("Room alias %s not found", roomIDOrAlias)
 		} else if err != nil {
 			return "", err
 		}
-		return id.RoomID(a.RoomID), nil
+		return a.RoomID, nil
 	default:
 		return "", types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
 	}
@@ -57,7 +57,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	if _, err := s.restricted(ctx, req.Sender, selfLeave); err != nil {
 		return "", err
 	}
-	room, err := s.store.GetRoom(ctx, string(req.RoomID))
+	room, err := s.store.GetRoom(ctx, req.RoomID)
 	if storageNotFound(err) {
 		if req.Membership == "join" || req.Membership == "knock" {
 			// Joining over federation comes with the federation issue.
@@ -92,7 +92,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	})
 	if err == nil && (req.Membership == "join" || req.Membership == "invite") {
 		// Coming back to a forgotten room makes it visible again.
-		err = s.store.SetForgotten(ctx, target, string(req.RoomID), false)
+		err = s.store.SetForgotten(ctx, req.Target, req.RoomID, false)
 	}
 	return eid, err
 }
@@ -148,7 +148,7 @@ func (s *Reader) membershipIn(ctx context.Context, b *batchState, user id.UserID
 
 // Membership returns a user's current membership in a room ("" for none).
 func (s *Reader) Membership(ctx context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
-	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.member", string(user))
+	eid, err := s.store.CurrentStateEvent(ctx, roomID, "m.room.member", string(user))
 	if storageNotFound(err) {
 		return "", "", nil
 	} else if err != nil {
@@ -158,7 +158,7 @@ func (s *Reader) Membership(ctx context.Context, roomID id.RoomID, user id.UserI
 	if err != nil {
 		return "", "", err
 	}
-	return ev.Membership, id.EventID(eid), nil
+	return ev.Membership, eid, nil
 }
 
 // errNotMember is the answer for reads by users outside a room.
@@ -190,13 +190,13 @@ func (s *Service) ProfileChanged(ctx context.Context, user id.UserID) error {
 // LeaveAll makes a (deactivated) user leave, or decline, every room they
 // are joined to, invited to or knocking on.
 func (s *Service) LeaveAll(ctx context.Context, user id.UserID) error {
-	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join", "invite", "knock"})
+	ms, err := s.store.RoomsOfUser(ctx, user, []string{"join", "invite", "knock"})
 	if err != nil {
 		return err
 	}
 	var firstErr error
 	for _, m := range ms {
-		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: id.RoomID(m.RoomID), Sender: user,
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: m.RoomID, Sender: user,
 			Target: user, Membership: "leave"}); err != nil && firstErr == nil {
 			firstErr = err
 		}

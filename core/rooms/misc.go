@@ -24,7 +24,7 @@ func (s *Reader) Forget(ctx context.Context, roomID id.RoomID, user id.UserID) e
 	case "":
 		return errNotMember(roomID)
 	}
-	return s.store.SetForgotten(ctx, string(user), string(roomID), true)
+	return s.store.SetForgotten(ctx, user, roomID, true)
 }
 
 // TimestampToEvent finds the event closest to ts in the given direction
@@ -44,7 +44,7 @@ func (s *Reader) TimestampToEvent(ctx context.Context, roomID id.RoomID, user id
 	}
 	// Step over events the user may not see, a bounded number of times.
 	for range 100 {
-		e, err := s.store.EventByTimestamp(ctx, string(roomID), ts, forwards)
+		e, err := s.store.EventByTimestamp(ctx, roomID, ts, forwards)
 		if storageNotFound(err) {
 			break
 		} else if err != nil {
@@ -53,7 +53,7 @@ func (s *Reader) TimestampToEvent(ctx context.Context, roomID id.RoomID, user id
 		if ok, err := v.canSee(ctx, e); err != nil {
 			return nil, err
 		} else if ok {
-			return &ClientEvent{EventID: id.EventID(e.EventID), OriginServerTS: e.OriginServerTS}, nil
+			return &ClientEvent{EventID: e.EventID, OriginServerTS: e.OriginServerTS}, nil
 		}
 		if forwards {
 			ts = e.OriginServerTS + 1
@@ -79,8 +79,8 @@ func (s *Reader) Report(ctx context.Context, roomID id.RoomID, user id.UserID, e
 	if score != nil && (*score < -100 || *score > 0) {
 		return types.InvalidParam("score must be between -100 and 0")
 	}
-	return s.store.CreateReport(ctx, &storage.Report{ReportID: randomLocal(24), RoomID: string(roomID),
-		EventID: string(eventID), Reporter: string(user), Reason: reason, Score: score, CreatedAt: s.nowMS()})
+	return s.store.CreateReport(ctx, &storage.Report{ReportID: randomLocal(24), RoomID: roomID,
+		EventID: eventID, Reporter: user, Reason: reason, Score: score, CreatedAt: s.nowMS()})
 }
 
 // ReportUser records a report of a user for the admins (POST
@@ -97,8 +97,8 @@ func (s *Reader) ReportUser(ctx context.Context, reporter, user id.UserID, reaso
 	if !known {
 		return nil
 	}
-	return s.store.CreateReport(ctx, &storage.Report{ReportID: randomLocal(24), ReportedUser: string(user),
-		Reporter: string(reporter), Reason: reason, CreatedAt: s.nowMS()})
+	return s.store.CreateReport(ctx, &storage.Report{ReportID: randomLocal(24), ReportedUser: user,
+		Reporter: reporter, Reason: reason, CreatedAt: s.nowMS()})
 }
 
 // MutualRooms lists rooms both users are joined to (GET /v1/mutual_rooms).
@@ -109,22 +109,22 @@ func (s *Reader) MutualRooms(ctx context.Context, user, other id.UserID) ([]id.R
 	if user == other {
 		return nil, types.InvalidParam("user_id must not be your own")
 	}
-	mine, err := s.store.RoomsOfUser(ctx, string(user), []string{"join"})
+	mine, err := s.store.RoomsOfUser(ctx, user, []string{"join"})
 	if err != nil {
 		return nil, err
 	}
-	theirs, err := s.store.RoomsOfUser(ctx, string(other), []string{"join"})
+	theirs, err := s.store.RoomsOfUser(ctx, other, []string{"join"})
 	if err != nil {
 		return nil, err
 	}
-	in := map[string]bool{}
+	in := map[id.RoomID]bool{}
 	for _, m := range theirs {
 		in[m.RoomID] = true
 	}
 	out := []id.RoomID{}
 	for _, m := range mine {
 		if in[m.RoomID] {
-			out = append(out, id.RoomID(m.RoomID))
+			out = append(out, m.RoomID)
 		}
 	}
 	return out, nil

@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/tidwall/gjson"
@@ -29,7 +28,7 @@ func (s *Reader) PushEvents(ctx context.Context, positions []int64) (map[int64]*
 	}
 	out := make(map[int64]*push.EventInfo, len(evs))
 	type roomFacts struct{ name, alias string }
-	facts := map[string]roomFacts{}
+	facts := map[id.RoomID]roomFacts{}
 	for _, e := range evs {
 		ce, err := s.clientEvent(ctx, e)
 		if err != nil {
@@ -48,12 +47,12 @@ func (s *Reader) PushEvents(ctx context.Context, positions []int64) (map[int64]*
 			f = roomFacts{name: gjson.GetBytes(name, "name").Str, alias: gjson.GetBytes(alias, "alias").Str}
 			facts[e.RoomID] = f
 		}
-		member, err := s.currentStateContent(ctx, e.RoomID, "m.room.member", e.Sender)
+		member, err := s.currentStateContent(ctx, e.RoomID, "m.room.member", e.Sender.String())
 		if err != nil {
 			return nil, err
 		}
 		out[e.StreamPos] = &push.EventInfo{EventID: ce.EventID, RoomID: ce.RoomID, Type: ce.Type, Sender: ce.Sender,
-			StateKey: ce.StateKey, Content: json.RawMessage(ce.Content),
+			StateKey: ce.StateKey, Content: ce.Content,
 			SenderDisplayName: gjson.GetBytes(member, "displayname").Str, RoomName: f.name, RoomAlias: f.alias}
 	}
 	return out, nil
@@ -61,7 +60,7 @@ func (s *Reader) PushEvents(ctx context.Context, positions []int64) (map[int64]*
 
 // currentStateContent is the content of a current state event; nil if the
 // room has none.
-func (s *Reader) currentStateContent(ctx context.Context, roomID, evType, stateKey string) ([]byte, error) {
+func (s *Reader) currentStateContent(ctx context.Context, roomID id.RoomID, evType, stateKey string) ([]byte, error) {
 	eventID, err := s.store.CurrentStateEvent(ctx, roomID, evType, stateKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -90,7 +89,7 @@ func (s *Reader) NotifiedEvents(ctx context.Context, user id.UserID, positions [
 	byRoom := map[id.RoomID][]*storage.Event{}
 	for _, e := range evs {
 		if !e.Rejected && !e.SoftFailed {
-			byRoom[id.RoomID(e.RoomID)] = append(byRoom[id.RoomID(e.RoomID)], e)
+			byRoom[e.RoomID] = append(byRoom[e.RoomID], e)
 		}
 	}
 	out := make(map[int64]*ClientEvent, len(evs))

@@ -63,7 +63,7 @@ func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bob, joined through the other process, cannot send: %v", err)
 	}
-	ev, err := store.GetEvent(ctx, string(eid))
+	ev, err := store.GetEvent(ctx, eid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,11 @@ func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.RoomEvents(ctx, string(roomID), last+1, 0, true, 1)
+	evs, err := store.RoomEvents(ctx, roomID, last+1, 0, true, 1)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("last event before: %v %v", evs, err)
 	}
-	if !slices.Equal(p.PrevEvents, []id.EventID{id.EventID(evs[0].EventID)}) {
+	if !slices.Equal(p.PrevEvents, []id.EventID{evs[0].EventID}) {
 		t.Fatalf("s2's event cites %v, not s1's latest %s: the room forked", p.PrevEvents, evs[0].EventID)
 	}
 }

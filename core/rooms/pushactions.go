@@ -62,14 +62,14 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	if q, ok := s.opts.Pusher.(PushQueuer); ok {
 		for _, o := range outcomes {
 			if q.HasPushers(o.User) {
-				wr.PushQueue = append(wr.PushQueue, storage.PushQueued{UserID: string(o.User),
+				wr.PushQueue = append(wr.PushQueue, storage.PushQueued{UserID: o.User,
 					Tweaks: push.Tweaks(o.Actions), QueuedAt: s.nowMS()})
 			}
 		}
 	}
 	thread := "main"
 	if se.RelType == "m.thread" && se.RelatesTo != "" {
-		thread = se.RelatesTo
+		thread = se.RelatesTo.String()
 	}
 	others := 0
 	for _, u := range users {
@@ -87,7 +87,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 		// Most are not notified (or highlighted): a row per notified user.
 		out := make([]storage.PushAction, 0, len(outcomes))
 		for _, o := range outcomes {
-			out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: o.Highlight})
+			out = append(out, storage.PushAction{UserID: o.User, ThreadID: thread, Highlight: o.Highlight})
 		}
 		return nil, out, nil
 	}
@@ -96,15 +96,15 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	for _, o := range outcomes {
 		notified[o.User] = true
 		if o.Highlight {
-			out = append(out, storage.PushAction{UserID: string(o.User), ThreadID: thread, Highlight: true})
+			out = append(out, storage.PushAction{UserID: o.User, ThreadID: thread, Highlight: true})
 		}
 	}
 	if ev.Sender.Homeserver() == s.opts.ServerName {
-		out = append(out, storage.PushAction{UserID: string(ev.Sender), ThreadID: thread, Silent: true})
+		out = append(out, storage.PushAction{UserID: ev.Sender, ThreadID: thread, Silent: true})
 	}
 	for _, u := range users {
 		if u != ev.Sender && !notified[u] {
-			out = append(out, storage.PushAction{UserID: string(u), ThreadID: thread, Silent: true})
+			out = append(out, storage.PushAction{UserID: u, ThreadID: thread, Silent: true})
 		}
 	}
 	return &storage.PushAction{ThreadID: thread}, out, nil

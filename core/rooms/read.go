@@ -17,7 +17,7 @@ func (s *Reader) roomVersion(ctx context.Context, roomID id.RoomID) (id.RoomVers
 	if rv, ok := s.versions.get(roomID); ok {
 		return rv, nil // a room's version never changes
 	}
-	r, err := s.store.GetRoom(ctx, string(roomID))
+	r, err := s.store.GetRoom(ctx, roomID)
 	if storageNotFound(err) {
 		return "", errNotMember(roomID)
 	} else if err != nil {
@@ -40,7 +40,7 @@ func (s *Reader) readableState(ctx context.Context, roomID id.RoomID, user id.Us
 		return nil, errNotMember(roomID)
 	}
 	if group == 0 {
-		return s.store.CurrentState(ctx, string(roomID))
+		return s.store.CurrentState(ctx, roomID)
 	}
 	return s.store.StateAt(ctx, group)
 }
@@ -53,7 +53,7 @@ func (s *Reader) StateEvent(ctx context.Context, roomID id.RoomID, user id.UserI
 	}
 	for _, e := range entries {
 		if e.Type == evType && e.StateKey == stateKey {
-			evs, err := s.eventsByID(ctx, roomID, []string{e.EventID})
+			evs, err := s.eventsByID(ctx, roomID, []id.EventID{e.EventID})
 			if err != nil {
 				return nil, err
 			}
@@ -66,7 +66,7 @@ func (s *Reader) StateEvent(ctx context.Context, roomID id.RoomID, user id.UserI
 }
 
 // eventsByID formats events by ID in the order given.
-func (s *Reader) eventsByID(ctx context.Context, roomID id.RoomID, ids []string) ([]*ClientEvent, error) {
+func (s *Reader) eventsByID(ctx context.Context, roomID id.RoomID, ids []id.EventID) ([]*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (s *Reader) eventsByID(ctx context.Context, roomID id.RoomID, ids []string)
 	if err != nil {
 		return nil, err
 	}
-	order := make(map[string]int, len(ids))
+	order := make(map[id.EventID]int, len(ids))
 	for i, x := range ids {
 		order[x] = i
 	}
@@ -89,7 +89,7 @@ func (s *Reader) State(ctx context.Context, roomID id.RoomID, user id.UserID) ([
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(entries))
+	ids := make([]id.EventID, len(entries))
 	for i, e := range entries {
 		ids[i] = e.EventID
 	}
@@ -122,7 +122,7 @@ func (s *Reader) Members(ctx context.Context, roomID id.RoomID, user id.UserID, 
 		if err != nil {
 			return nil, err
 		}
-		prior, err := s.store.RoomEvents(ctx, string(roomID), pos, 0, true, 1)
+		prior, err := s.store.RoomEvents(ctx, roomID, pos, 0, true, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +141,7 @@ func (s *Reader) Members(ctx context.Context, roomID id.RoomID, user id.UserID, 
 			}
 		}
 	}
-	var ids []string
+	var ids []id.EventID
 	for _, e := range entries {
 		if e.Type == "m.room.member" {
 			ids = append(ids, e.EventID)
@@ -185,11 +185,11 @@ func (s *Reader) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.Us
 			return nil, errNotMember(roomID)
 		}
 	}
-	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(members))
+	ids := make([]id.EventID, len(members))
 	for i, m := range members {
 		ids[i] = m.EventID
 	}
@@ -215,13 +215,13 @@ func (s *Reader) JoinedMembers(ctx context.Context, roomID id.RoomID, user id.Us
 
 // JoinedRooms lists the rooms the user is joined to.
 func (s *Reader) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error) {
-	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join"})
+	ms, err := s.store.RoomsOfUser(ctx, user, []string{"join"})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]id.RoomID, len(ms))
 	for i, m := range ms {
-		out[i] = id.RoomID(m.RoomID)
+		out[i] = m.RoomID
 	}
 	return out, nil
 }
@@ -253,7 +253,7 @@ func ParseToken(tok string) (int64, error) {
 type MessagesRequest struct {
 	RoomID    id.RoomID
 	User      id.UserID
-	Device    string
+	Device    id.DeviceID
 	From, To  string
 	Backwards bool
 	Limit     int
@@ -323,13 +323,13 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 			if req.To != "" {
 				bound = to - 1
 			}
-			batch, err = s.store.RoomEvents(ctx, string(req.RoomID), cursor, bound, true, limit)
+			batch, err = s.store.RoomEvents(ctx, req.RoomID, cursor, bound, true, limit)
 		} else {
 			bound := int64(0)
 			if req.To != "" {
 				bound = to
 			}
-			batch, err = s.store.RoomEvents(ctx, string(req.RoomID), cursor-1, bound, false, limit)
+			batch, err = s.store.RoomEvents(ctx, req.RoomID, cursor-1, bound, false, limit)
 		}
 		if err != nil {
 			return nil, err
@@ -376,14 +376,14 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 // lazyMembers returns the member events of the senders of evs, at each
 // sender's most recent event in the page.
 func (s *Reader) lazyMembers(ctx context.Context, roomID id.RoomID, evs []*storage.Event, f *formatter) ([]*ClientEvent, error) {
-	seen := map[string]bool{}
-	var ids []string
+	seen := map[id.UserID]bool{}
+	var ids []id.EventID
 	for _, e := range evs {
 		if seen[e.Sender] {
 			continue
 		}
 		seen[e.Sender] = true
-		eid, err := s.store.StateEntryAt(ctx, e.StateGroup, "m.room.member", e.Sender)
+		eid, err := s.store.StateEntryAt(ctx, e.StateGroup, "m.room.member", e.Sender.String())
 		if err != nil {
 			return nil, err
 		}
@@ -406,13 +406,13 @@ func (s *Reader) EventAnywhere(ctx context.Context, user id.UserID, eventID id.E
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.store.GetEvent(ctx, string(eventID))
+	e, err := s.store.GetEvent(ctx, eventID)
 	if storageNotFound(err) {
 		return nil, types.NotFound("Event not found")
 	} else if err != nil {
 		return nil, err
 	}
-	return s.Event(ctx, id.RoomID(e.RoomID), user, eventID)
+	return s.Event(ctx, e.RoomID, user, eventID)
 }
 
 func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
@@ -423,8 +423,8 @@ func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, ev
 	if eventID, err = s.ResolveEventID(ctx, eventID); err != nil {
 		return nil, err
 	}
-	e, err := s.store.GetEvent(ctx, string(eventID))
-	if storageNotFound(err) || (err == nil && (e.RoomID != string(roomID) || e.Rejected || e.SoftFailed)) {
+	e, err := s.store.GetEvent(ctx, eventID)
+	if storageNotFound(err) || (err == nil && (e.RoomID != roomID || e.Rejected || e.SoftFailed)) {
 		return nil, types.NotFound("Event not found")
 	} else if err != nil {
 		return nil, err
@@ -490,7 +490,7 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	if n := len(after.Chunk); n > 0 {
 		res.End = Token(after.Chunk[n-1].pos + 1)
 	}
-	stored, err := s.store.GetEvent(ctx, string(eventID))
+	stored, err := s.store.GetEvent(ctx, eventID)
 	if err != nil {
 		return nil, err
 	}
@@ -498,7 +498,7 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	var ids []id.EventID
 	for _, e := range entries {
 		if filter != nil && filter.LazyLoadMembers && e.Type == "m.room.member" {
 			continue
@@ -518,7 +518,7 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 			if eid, err := s.store.StateEntryAt(ctx, stored.StateGroup, "m.room.member", string(u)); err != nil {
 				return nil, err
 			} else if eid != "" {
-				mem, err := s.eventsByID(ctx, roomID, []string{eid})
+				mem, err := s.eventsByID(ctx, roomID, []id.EventID{eid})
 				if err != nil {
 					return nil, err
 				}

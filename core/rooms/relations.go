@@ -53,7 +53,7 @@ func (s *Reader) Relations(ctx context.Context, req *RelationsRequest) (*Relatio
 			from-- // the token is the point before an event
 		}
 	}
-	evs, err := s.store.Relations(ctx, string(req.EventID), req.RelType, req.EventType, from, !req.Forwards, limit+1)
+	evs, err := s.store.Relations(ctx, req.EventID, req.RelType, req.EventType, from, !req.Forwards, limit+1)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *Reader) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	page := &RelationsPage{Chunk: []*ClientEvent{}}
 	for len(page.Chunk) < limit {
 		start := pos
-		roots, err := s.store.ThreadRoots(ctx, string(roomID), pos, limit)
+		roots, err := s.store.ThreadRoots(ctx, roomID, pos, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,7 @@ func (s *Reader) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, 
 			if p, ok := latest[r.EventID]; ok {
 				pos = p
 			}
-			ce := shown[id.EventID(r.EventID)]
+			ce := shown[r.EventID]
 			if ce == nil {
 				continue
 			}
@@ -169,8 +169,8 @@ func (s *Reader) Threads(ctx context.Context, roomID id.RoomID, user id.UserID, 
 
 // threadActivity is the position of the latest reply of each thread root,
 // counted as ThreadRoots orders them.
-func (s *Reader) threadActivity(ctx context.Context, roots []*storage.Event) (map[string]int64, error) {
-	ids := make([]string, len(roots))
+func (s *Reader) threadActivity(ctx context.Context, roots []*storage.Event) (map[id.EventID]int64, error) {
+	ids := make([]id.EventID, len(roots))
 	for i, r := range roots {
 		ids[i] = r.EventID
 	}
@@ -178,7 +178,7 @@ func (s *Reader) threadActivity(ctx context.Context, roots []*storage.Event) (ma
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]int64, len(roots))
+	out := make(map[id.EventID]int64, len(roots))
 	for _, a := range aggs {
 		if a.RelType == "m.thread" {
 			out[a.Parent] = max(out[a.Parent], a.LatestPos)

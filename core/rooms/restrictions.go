@@ -14,7 +14,7 @@ import (
 // (account moderation, spec v1.18); storage implements it, so every
 // process reads what is stored. ErrNotFound: no such account.
 type AccountRestrictions interface {
-	AccountRestrictions(ctx context.Context, userID string) (suspended, locked bool, err error)
+	AccountRestrictions(ctx context.Context, userID id.UserID) (suspended, locked bool, err error)
 }
 
 // restricted reports how the pipeline must treat a local sender: a locked
@@ -26,7 +26,7 @@ func (s *Service) restricted(ctx context.Context, sender id.UserID, mayWhileSusp
 	if s.opts.Restrictions == nil || sender.Homeserver() != s.opts.ServerName {
 		return false, nil
 	}
-	suspended, locked, err := s.opts.Restrictions.AccountRestrictions(ctx, string(sender))
+	suspended, locked, err := s.opts.Restrictions.AccountRestrictions(ctx, sender)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return false, nil

@@ -10,9 +10,9 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-type fakeRestrictions map[string][2]bool // user → suspended, locked
+type fakeRestrictions map[id.UserID][2]bool // user → suspended, locked
 
-func (f fakeRestrictions) AccountRestrictions(_ context.Context, user string) (bool, bool, error) {
+func (f fakeRestrictions) AccountRestrictions(_ context.Context, user id.UserID) (bool, bool, error) {
 	r, ok := f[user]
 	if !ok {
 		return false, false, storage.ErrNotFound
@@ -45,8 +45,8 @@ func TestRestrictedAccountsInThePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restr[string(sam)] = [2]bool{true, false} // suspended
-	restr[string(lou)] = [2]bool{false, true} // locked
+	restr[sam] = [2]bool{true, false} // suspended
+	restr[lou] = [2]bool{false, true} // locked
 	wantCode := func(t *testing.T, what string, err error, code string) {
 		t.Helper()
 		me, ok := types.AsError(err)

@@ -60,7 +60,7 @@ type SearchGroupKey struct {
 // SearchRequest is a POST /search of the room_events category.
 type SearchRequest struct {
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	// NextBatch is the next_batch token of an earlier answer ("" for the first page).
 	NextBatch string
 	Criteria  *SearchCriteria
@@ -196,8 +196,8 @@ type searchPlan struct {
 	after      int
 	groupKeys  []string
 	token      *searchToken
-	senders    []string
-	notSenders []string
+	senders    []id.UserID
+	notSenders []id.UserID
 }
 
 func planSearch(req *SearchRequest) (*searchPlan, error) {
@@ -282,10 +282,11 @@ func planSearch(req *SearchRequest) (*searchPlan, error) {
 		p.token = t
 		if t.GroupKey == "sender" {
 			// Paging within a sender's group: that sender, if the filter allows them.
-			if (p.senders == nil || slices.Contains(p.senders, t.GroupValue)) && !slices.Contains(p.notSenders, t.GroupValue) {
-				p.senders = []string{t.GroupValue}
+			sender := id.UserID(t.GroupValue)
+			if (p.senders == nil || slices.Contains(p.senders, sender)) && !slices.Contains(p.notSenders, sender) {
+				p.senders = []id.UserID{sender}
 			} else {
-				p.senders = []string{}
+				p.senders = []id.UserID{}
 			}
 		}
 	}
@@ -314,26 +315,26 @@ func (f *SearchFilter) allowsRoom(r id.RoomID) bool {
 // are invited back to) up to the end of their last stay, unless they
 // forgot it; rooms they never joined are not searched.
 func (s *Reader) searchableRooms(ctx context.Context, user id.UserID, p *searchPlan) ([]storage.SearchRoom, map[id.RoomID]*viewer, error) {
-	ms, err := s.store.RoomsOfUser(ctx, string(user), []string{"join", "leave", "ban", "invite", "knock"})
+	ms, err := s.store.RoomsOfUser(ctx, user, []string{"join", "leave", "ban", "invite", "knock"})
 	if err != nil {
 		return nil, nil, err
 	}
 	var rooms []storage.SearchRoom
 	viewers := map[id.RoomID]*viewer{}
 	for _, m := range ms {
-		roomID := id.RoomID(m.RoomID)
+		roomID := m.RoomID
 		if !p.filter.allowsRoom(roomID) ||
-			(p.token != nil && p.token.GroupKey == "room_id" && p.token.GroupValue != m.RoomID) {
+			(p.token != nil && p.token.GroupKey == "room_id" && p.token.GroupValue != roomID.String()) {
 			continue
 		}
 		if m.Membership != "join" {
-			if forgotten, err := s.store.IsForgotten(ctx, string(user), m.RoomID); err != nil {
+			if forgotten, err := s.store.IsForgotten(ctx, user, m.RoomID); err != nil {
 				return nil, nil, err
 			} else if forgotten {
 				continue
 			}
 		}
-		v, err := s.viewerWith(ctx, roomID, user, m.Membership, id.EventID(m.EventID))
+		v, err := s.viewerWith(ctx, roomID, user, m.Membership, m.EventID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -444,7 +445,7 @@ func (s *Reader) searchPage(ctx context.Context, q *storage.EventSearch, p *sear
 			if !f.Allows(h.Event) {
 				continue
 			}
-			ok, err := viewers[id.RoomID(h.Event.RoomID)].canSee(ctx, h.Event)
+			ok, err := viewers[h.Event.RoomID].canSee(ctx, h.Event)
 			if err != nil {
 				return nil, false, err
 			}
@@ -463,13 +464,13 @@ func (s *Reader) searchPage(ctx context.Context, q *storage.EventSearch, p *sear
 
 // searchResults formats the hits, room by room (a formatter is for one room).
 func (s *Reader) searchResults(ctx context.Context, req *SearchRequest, hits []storage.SearchHit) ([]*SearchResult, error) {
-	byRoom := map[string][]*storage.Event{}
+	byRoom := map[id.RoomID][]*storage.Event{}
 	for _, h := range hits {
 		byRoom[h.Event.RoomID] = append(byRoom[h.Event.RoomID], h.Event)
 	}
-	formatted := map[string]*ClientEvent{}
+	formatted := map[id.EventID]*ClientEvent{}
 	for roomID, evs := range byRoom {
-		rv, err := s.roomVersion(ctx, id.RoomID(roomID))
+		rv, err := s.roomVersion(ctx, roomID)
 		if err != nil {
 			return nil, err
 		}
@@ -478,7 +479,7 @@ func (s *Reader) searchResults(ctx context.Context, req *SearchRequest, hits []s
 			return nil, err
 		}
 		for _, ce := range ces {
-			formatted[string(ce.EventID)] = ce
+			formatted[ce.EventID] = ce
 		}
 	}
 	out := make([]*SearchResult, len(hits))
@@ -507,7 +508,7 @@ func searchHighlights(terms []string, hits []storage.SearchHit) []string {
 // searchContext is the events around a result that the user may see, as
 // GET /context gives them, with the senders' profiles if asked for.
 func (s *Reader) searchContext(ctx context.Context, req *SearchRequest, p *searchPlan, e *storage.Event, ce *ClientEvent) (*SearchContext, error) {
-	roomID := id.RoomID(e.RoomID)
+	roomID := e.RoomID
 	out := &SearchContext{Start: Token(e.StreamPos), End: Token(e.StreamPos + 1),
 		EventsBefore: []*ClientEvent{}, EventsAfter: []*ClientEvent{}}
 	if p.before > 0 {
@@ -538,7 +539,7 @@ func (s *Reader) searchContext(ctx context.Context, req *SearchRequest, p *searc
 	// The profiles as the room knew them at the last event returned.
 	group := e.StateGroup
 	if n := len(out.EventsAfter); n > 0 {
-		last, err := s.store.GetEvent(ctx, string(out.EventsAfter[n-1].EventID))
+		last, err := s.store.GetEvent(ctx, out.EventsAfter[n-1].EventID)
 		if err != nil {
 			return nil, err
 		}
@@ -550,7 +551,7 @@ func (s *Reader) searchContext(ctx context.Context, req *SearchRequest, p *searc
 			senders = append(senders, c.Sender)
 		}
 	}
-	var memberIDs []string
+	var memberIDs []id.EventID
 	for _, u := range senders {
 		eid, err := s.store.StateEntryAt(ctx, group, "m.room.member", string(u))
 		if err != nil {
@@ -586,7 +587,7 @@ func (s *Reader) searchContext(ctx context.Context, req *SearchRequest, p *searc
 func (s *Reader) searchState(ctx context.Context, user id.UserID, hits []storage.SearchHit) (map[id.RoomID][]*ClientEvent, error) {
 	out := map[id.RoomID][]*ClientEvent{}
 	for _, h := range hits {
-		roomID := id.RoomID(h.Event.RoomID)
+		roomID := h.Event.RoomID
 		if _, done := out[roomID]; done {
 			continue
 		}
@@ -610,16 +611,16 @@ func (s *Reader) searchGroups(ctx context.Context, q *storage.EventSearch, p *se
 	for _, key := range p.groupKeys {
 		groups := map[string]*SearchGroupResult{}
 		for _, h := range hits {
-			v := h.Event.RoomID
+			v := h.Event.RoomID.String()
 			if key == "sender" {
-				v = h.Event.Sender
+				v = h.Event.Sender.String()
 			}
 			g := groups[v]
 			if g == nil {
 				g = &SearchGroupResult{Results: []id.EventID{}, Order: len(groups) + 1}
 				groups[v] = g
 			}
-			g.Results = append(g.Results, id.EventID(h.Event.EventID))
+			g.Results = append(g.Results, h.Event.EventID)
 		}
 		if more {
 			groupBy := storage.SearchByRoom

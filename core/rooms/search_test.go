@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"maunium.net/go/mautrix/id"
 	"slices"
 	"testing"
 
@@ -135,12 +136,12 @@ func TestPlanSearch(t *testing.T) {
 	t.Run("SenderGroupToken", func(t *testing.T) {
 		for _, tc := range []struct {
 			filter *SearchFilter
-			want   []string
+			want   []id.UserID
 		}{
-			{nil, []string{"@b:x"}},
-			{&SearchFilter{EventFilter: EventFilter{Senders: []string{"@a:x", "@b:x"}}}, []string{"@b:x"}},
-			{&SearchFilter{EventFilter: EventFilter{Senders: []string{"@a:x"}}}, []string{}},
-			{&SearchFilter{EventFilter: EventFilter{NotSenders: []string{"@b:x"}}}, []string{}},
+			{nil, []id.UserID{"@b:x"}},
+			{&SearchFilter{EventFilter: EventFilter{Senders: []id.UserID{"@a:x", "@b:x"}}}, []id.UserID{"@b:x"}},
+			{&SearchFilter{EventFilter: EventFilter{Senders: []id.UserID{"@a:x"}}}, []id.UserID{}},
+			{&SearchFilter{EventFilter: EventFilter{NotSenders: []id.UserID{"@b:x"}}}, []id.UserID{}},
 		} {
 			p, err := plan(&SearchCriteria{SearchTerm: term, OrderBy: "recent", Filter: tc.filter}, senderTok)
 			if err != nil {
@@ -173,7 +174,7 @@ func TestPlanSearch(t *testing.T) {
 			{"bad token", &SearchCriteria{SearchTerm: term}, "garbage!", types.CodeInvalidParam},
 			{"token of another order", &SearchCriteria{SearchTerm: term, OrderBy: "recent"}, rankTok, types.CodeInvalidParam},
 			{"too many senders", &SearchCriteria{SearchTerm: term, Filter: &SearchFilter{EventFilter: EventFilter{
-				NotSenders: make([]string, searchMaxSenders+1)}}}, "", types.CodeInvalidParam},
+				NotSenders: make([]id.UserID, searchMaxSenders+1)}}}, "", types.CodeInvalidParam},
 			{"too many words", &SearchCriteria{SearchTerm: ptr("a b c d e f g h i j k l m n o p q r s t u v w x y z " +
 				"aa bb cc dd ee ff gg")}, "", types.CodeInvalidParam},
 		} {

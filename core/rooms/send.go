@@ -18,7 +18,7 @@ import (
 type SendRequest struct {
 	RoomID   id.RoomID
 	Sender   id.UserID
-	DeviceID string
+	DeviceID id.DeviceID
 	Type     string
 	StateKey *string // nil for message events
 	Content  jsontext.Value
@@ -80,7 +80,7 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	}
 	var txn *storage.EventTxn
 	if req.TxnID != "" {
-		txn = &storage.EventTxn{UserID: string(req.Sender), DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
+		txn = &storage.EventTxn{UserID: req.Sender, DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
 	}
 	content, err := s.resolveRefs(ctx, req.Content)
 	if err != nil {
@@ -96,7 +96,7 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 // requireRoom answers 403 for rooms this server does not know: a client
 // cannot tell an unknown room from one it is not in.
 func (s *Reader) requireRoom(ctx context.Context, roomID id.RoomID) error {
-	if _, err := s.store.GetRoom(ctx, string(roomID)); err != nil {
+	if _, err := s.store.GetRoom(ctx, roomID); err != nil {
 		if storageNotFound(err) {
 			return types.Forbidden("You are not in room %s", roomID)
 		}
@@ -145,7 +145,7 @@ func txnKey(endpoint, txnID string) string {
 }
 
 // Redact redacts an event: its sender may always, others need the redact power level.
-func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID string, target id.EventID,
+func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID id.DeviceID, target id.EventID,
 	reason string, txnID string) (id.EventID, error) {
 	suspended, err := s.restricted(ctx, sender, true)
 	if err != nil {
@@ -162,13 +162,13 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	if target, err = s.ResolveEventID(ctx, target); err != nil {
 		return "", err
 	}
-	tev, err := s.store.GetEvent(ctx, string(target))
-	if storageNotFound(err) || (err == nil && tev.RoomID != string(roomID)) {
+	tev, err := s.store.GetEvent(ctx, target)
+	if storageNotFound(err) || (err == nil && tev.RoomID != roomID) {
 		return "", types.NotFound("Event not found")
 	} else if err != nil {
 		return "", err
 	}
-	if suspended && tev.Sender != string(sender) {
+	if suspended && tev.Sender != sender {
 		return "", types.ErrSuspended // a suspended account may redact its own events only
 	}
 	content := map[string]any{}
@@ -183,11 +183,11 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	}
 	var txn *storage.EventTxn
 	if txnID != "" {
-		txn = &storage.EventTxn{UserID: string(sender), DeviceID: deviceID, TxnID: txnKey(endpointRedact, txnID)}
+		txn = &storage.EventTxn{UserID: sender, DeviceID: deviceID, TxnID: txnKey(endpointRedact, txnID)}
 	}
 	return s.submit(ctx, roomID, &sendReq{proto: proto, txn: txn, redacts: target,
 		check: func(b *batchState) error {
-			if tev.Sender == string(sender) {
+			if tev.Sender == sender {
 				return nil
 			}
 			pl, err := s.powerLevels(ctx, b)

@@ -56,7 +56,7 @@ type Options struct {
 	Interest []InterestResolver
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
-	QueryAlias func(ctx context.Context, alias string) bool
+	QueryAlias func(ctx context.Context, alias id.RoomAlias) bool
 	// KeyRing finds other servers' signing keys, to check the signatures
 	// of their events (nil: only this server's key is known).
 	KeyRing KeyRing
@@ -184,7 +184,7 @@ func (s *Reader) observe(c stream.Change) {
 		}
 	}
 	if c.Relations {
-		s.relationCommitted(id.RoomID(c.RoomID), c.Pos)
+		s.relationCommitted(c.RoomID, c.Pos)
 	}
 }
 
@@ -195,7 +195,7 @@ func (s *Service) observe(c stream.Change) {
 		return
 	}
 	s.mu.Lock()
-	if w := s.writers[id.RoomID(c.RoomID)]; w != nil {
+	if w := s.writers[c.RoomID]; w != nil {
 		w.stale.Store(true)
 	}
 	s.mu.Unlock()
@@ -262,7 +262,7 @@ func (s *Reader) ServerName() string { return s.opts.ServerName }
 
 // parsePDU decodes a stored event.
 func parsePDU(e *storage.Event) (*pdu.PDU, error) {
-	p, err := events.ParsePDU(e.JSON, id.EventID(e.EventID))
+	p, err := events.ParsePDU(e.JSON, e.EventID)
 	if err != nil {
 		return nil, fmt.Errorf("decode event %s: %w", e.EventID, err)
 	}
@@ -274,12 +274,12 @@ func parsePDU(e *storage.Event) (*pdu.PDU, error) {
 // missing events are nil entries.
 func (s *Reader) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
 	out := make([]*pdu.PDU, len(ids))
-	var missing []string
+	var missing []id.EventID
 	for i, eid := range ids {
 		if p, ok := s.cache.get(eid); ok {
 			out[i] = p
 		} else {
-			missing = append(missing, string(eid))
+			missing = append(missing, eid)
 		}
 	}
 	if len(missing) == 0 {
@@ -308,7 +308,7 @@ func (s *Reader) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, er
 
 // getRoom returns the room record, M_NOT_FOUND if this server does not know it.
 func (s *Reader) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
-	r, err := s.store.GetRoom(ctx, string(roomID))
+	r, err := s.store.GetRoom(ctx, roomID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("Unknown room")
 	} else if err != nil {
@@ -320,7 +320,7 @@ func (s *Reader) getRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, 
 // persisted publishes a committed batch on the notifier: who it concerns,
 // who spoke and which queues it wrote to.
 func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
-	var members, senders []string
+	var members, senders []id.UserID
 	var queued []stream.Consumer
 	relations := false
 	for _, w := range writes {
@@ -329,7 +329,7 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 			senders = append(senders, w.Event.Sender)
 		}
 		if w.Event.Type == "m.room.member" && w.Event.StateKey != nil {
-			members = append(members, *w.Event.StateKey)
+			members = append(members, id.UserID(*w.Event.StateKey))
 		}
 		for _, q := range w.Queued {
 			if c := (stream.Consumer{Kind: q.Kind, ID: q.ID}); !slices.Contains(queued, c) {
@@ -341,6 +341,6 @@ func (s *Service) persisted(roomID id.RoomID, writes []*storage.EventWrite) {
 		}
 	}
 	s.opts.Notifier.Publish(stream.Change{Stream: stream.Events, Pos: writes[len(writes)-1].Event.StreamPos,
-		RoomID: string(roomID), Users: members, Senders: senders, Queued: queued, Relations: relations,
+		RoomID: roomID, Users: members, Senders: senders, Queued: queued, Relations: relations,
 		Origin: s.origin})
 }

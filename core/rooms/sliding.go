@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -35,25 +34,25 @@ type MembershipFacts struct {
 // MembershipFacts reads the facts of membership events; unknown events are
 // left out.
 func (s *Reader) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]MembershipFacts, error) {
-	ids := make([]string, len(eventIDs))
+	ids := make([]id.EventID, len(eventIDs))
 	for i, e := range eventIDs {
-		ids[i] = string(e)
+		ids[i] = e
 	}
 	evs, err := s.store.GetEvents(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[id.EventID]MembershipFacts, len(evs))
-	replaced := map[string][]id.EventID{}
-	var prevIDs []string
+	replaced := map[id.EventID][]id.EventID{}
+	var prevIDs []id.EventID
 	for _, e := range evs {
-		out[id.EventID(e.EventID)] = MembershipFacts{Sender: id.UserID(e.Sender),
+		out[e.EventID] = MembershipFacts{Sender: e.Sender,
 			IsDirect: gjson.GetBytes(e.JSON, "content.is_direct").Bool()}
 		if e.ReplacesState != "" {
 			if len(replaced[e.ReplacesState]) == 0 {
 				prevIDs = append(prevIDs, e.ReplacesState)
 			}
-			replaced[e.ReplacesState] = append(replaced[e.ReplacesState], id.EventID(e.EventID))
+			replaced[e.ReplacesState] = append(replaced[e.ReplacesState], e.EventID)
 		}
 	}
 	if len(prevIDs) > 0 {
@@ -77,11 +76,11 @@ func (s *Reader) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (ma
 // 0 when there is none.
 func (s *Reader) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64, types []string) (int64, error) {
 	if r, ok := s.store.(storage.SlidingReader); ok {
-		return r.LastEventPos(ctx, string(roomID), upto, types)
+		return r.LastEventPos(ctx, roomID, upto, types)
 	}
 	cursor := upto + 1
 	for range 20 {
-		batch, err := s.store.RoomEvents(ctx, string(roomID), cursor, 0, true, 50)
+		batch, err := s.store.RoomEvents(ctx, roomID, cursor, 0, true, 50)
 		if err != nil {
 			return 0, err
 		}
@@ -101,7 +100,7 @@ func (s *Reader) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64,
 // SlidingTimelineRequest asks for the end of one room's timeline.
 type SlidingTimelineRequest struct {
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	RoomID id.RoomID
 	// After is an exclusive lower bound (0: the whole history).
 	After int64
@@ -121,7 +120,7 @@ type SlidingTimeline struct {
 	// PrevBatch is a /messages token for the events before the timeline.
 	PrevBatch string
 	// Users are the senders of the events and the targets of member events.
-	Users map[string]bool
+	Users map[id.UserID]bool
 }
 
 // SlidingTimeline reads the newest events of a room for sliding sync.
@@ -136,12 +135,12 @@ func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineReques
 		return nil, err
 	}
 	picked, _, err := v.pick(ctx, req.Upto+1, limit+1, limit+1, func(cursor int64) ([]*storage.Event, error) {
-		return s.store.RoomEvents(ctx, string(req.RoomID), cursor, req.After, true, limit+1)
+		return s.store.RoomEvents(ctx, req.RoomID, cursor, req.After, true, limit+1)
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	out := &SlidingTimeline{Users: map[string]bool{}}
+	out := &SlidingTimeline{Users: map[id.UserID]bool{}}
 	if len(picked) > limit {
 		picked, out.Limited = picked[:limit], true
 	}
@@ -158,7 +157,7 @@ func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineReques
 		out.Positions = append(out.Positions, e.StreamPos)
 		out.Users[e.Sender] = true
 		if e.Type == "m.room.member" && e.StateKey != nil {
-			out.Users[*e.StateKey] = true
+			out.Users[id.UserID(*e.StateKey)] = true
 		}
 	}
 	return out, nil
@@ -167,22 +166,22 @@ func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineReques
 // SlidingStateIDs is the room state a user with this membership may read,
 // as event IDs: the current state while they are joined, the state at their
 // membership event after they left or were banned.
-func (s *Reader) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membership string, memberEvent id.EventID) (map[StateKey]string, error) {
+func (s *Reader) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membership string, memberEvent id.EventID) (map[StateKey]id.EventID, error) {
 	var entries []storage.StateEntry
 	var err error
 	if membership == "leave" || membership == "ban" {
-		ev, gerr := s.store.GetEvent(ctx, string(memberEvent))
+		ev, gerr := s.store.GetEvent(ctx, memberEvent)
 		if gerr != nil {
 			return nil, gerr
 		}
 		entries, err = s.store.StateAt(ctx, ev.StateGroup)
 	} else {
-		entries, err = s.store.CurrentState(ctx, string(roomID))
+		entries, err = s.store.CurrentState(ctx, roomID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[StateKey]string, len(entries))
+	out := make(map[StateKey]id.EventID, len(entries))
 	for _, e := range entries {
 		if e.EventID != "" {
 			out[StateKey{e.Type, e.StateKey}] = e.EventID
@@ -194,7 +193,7 @@ func (s *Reader) SlidingStateIDs(ctx context.Context, roomID id.RoomID, membersh
 // ChangedStateKeys lists the state keys of a room that state events in
 // (after, upto] set.
 func (s *Reader) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after, upto int64) (map[StateKey]bool, error) {
-	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, upto+1)
+	evs, err := s.store.StateEventsBetween(ctx, roomID, after, upto+1)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +207,7 @@ func (s *Reader) ChangedStateKeys(ctx context.Context, roomID id.RoomID, after, 
 }
 
 // FormatStateEvents renders state events by ID, in stream order.
-func (s *Reader) FormatStateEvents(ctx context.Context, roomID id.RoomID, user id.UserID, ids []string) ([]*ClientEvent, error) {
+func (s *Reader) FormatStateEvents(ctx context.Context, roomID id.RoomID, user id.UserID, ids []id.EventID) ([]*ClientEvent, error) {
 	if len(ids) == 0 {
 		return []*ClientEvent{}, nil
 	}
@@ -224,7 +223,7 @@ func (s *Reader) FormatStateEvents(ctx context.Context, roomID id.RoomID, user i
 		if a.StreamPos != b.StreamPos {
 			return cmp.Compare(a.StreamPos, b.StreamPos)
 		}
-		return strings.Compare(a.EventID, b.EventID)
+		return cmp.Compare(a.EventID, b.EventID)
 	})
 	return s.formatter(rv).forUser(user).format(ctx, evs)
 }
@@ -233,7 +232,7 @@ func (s *Reader) FormatStateEvents(ctx context.Context, roomID id.RoomID, user i
 // five heroes (other joined or invited members, by user ID; left or banned
 // ones when there are none).
 func (s *Reader) MemberCounts(ctx context.Context, roomID id.RoomID, user id.UserID) (joined, invited int, heroes []id.UserID, err error) {
-	members, err := s.store.RoomMembers(ctx, string(roomID), nil)
+	members, err := s.store.RoomMembers(ctx, roomID, nil)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -245,13 +244,13 @@ func (s *Reader) MemberCounts(ctx context.Context, roomID id.RoomID, user id.Use
 		case "invite":
 			invited++
 		}
-		if m.UserID == string(user) {
+		if m.UserID == user {
 			continue
 		}
 		if m.Membership == "join" || m.Membership == "invite" {
-			heroes = append(heroes, id.UserID(m.UserID))
+			heroes = append(heroes, m.UserID)
 		} else if m.Membership == "leave" || m.Membership == "ban" {
-			others = append(others, id.UserID(m.UserID))
+			others = append(others, m.UserID)
 		}
 	}
 	if len(heroes) == 0 {

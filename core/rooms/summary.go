@@ -28,7 +28,7 @@ type Summary struct {
 // childEvent is an m.space.child event as hierarchies show it.
 type childEvent struct {
 	content        []byte
-	sender         string
+	sender         id.UserID
 	originServerTS int64
 }
 
@@ -38,14 +38,14 @@ func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error
 	if err != nil {
 		return nil, err
 	}
-	entries, err := s.store.CurrentState(ctx, string(roomID))
+	entries, err := s.store.CurrentState(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
 	want := map[string]bool{"m.room.name": true, "m.room.topic": true, "m.room.canonical_alias": true,
 		"m.room.avatar": true, "m.room.history_visibility": true, "m.room.guest_access": true,
 		"m.room.join_rules": true, "m.room.create": true, "m.room.encryption": true, "m.space.child": true}
-	var ids []string
+	var ids []id.EventID
 	for _, e := range entries {
 		if want[e.Type] && (e.StateKey == "" || e.Type == "m.space.child") {
 			ids = append(ids, e.EventID)
@@ -84,7 +84,7 @@ func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error
 			}
 		}
 	}
-	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
 	if err != nil {
 		return nil, err
 	}

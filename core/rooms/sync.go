@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -14,7 +13,7 @@ import (
 type SyncRoomRequest struct {
 	User id.UserID
 	// Device is the syncing device: its own events carry transaction IDs.
-	Device string
+	Device id.DeviceID
 	RoomID id.RoomID
 	// Since is the events position of the client's token (0: initial sync).
 	Since int64
@@ -58,10 +57,10 @@ type pageKey struct {
 // batches insert there without moving the stream.
 func (s *Reader) timelinePage(ctx context.Context, roomID id.RoomID, before, lower int64, limit int) ([]*storage.Event, error) {
 	if lower <= 0 || limit > 64 {
-		return s.store.RoomEvents(ctx, string(roomID), before, lower, true, limit)
+		return s.store.RoomEvents(ctx, roomID, before, lower, true, limit)
 	}
 	return s.pages.Get(ctx, pageKey{roomID, before, lower, limit}, func(ctx context.Context) ([]*storage.Event, error) {
-		return s.store.RoomEvents(ctx, string(roomID), before, lower, true, limit)
+		return s.store.RoomEvents(ctx, roomID, before, lower, true, limit)
 	})
 }
 
@@ -144,7 +143,7 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 
 // stateBefore is the room state just before position pos, as events.
 func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) ([]*storage.Event, error) {
-	prev, err := s.store.LastEventBefore(ctx, string(roomID), pos)
+	prev, err := s.store.LastEventBefore(ctx, roomID, pos)
 	if storageNotFound(err) {
 		return nil, nil
 	} else if err != nil {
@@ -154,7 +153,7 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) (
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(entries))
+	ids := make([]id.EventID, len(entries))
 	for i, e := range entries {
 		ids[i] = e.EventID
 	}
@@ -169,7 +168,7 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) (
 // stateChangesBetween is the state that changed in (after, before): the
 // latest event of each key, in stream order.
 func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
-	evs, err := s.store.StateEventsBetween(ctx, string(roomID), after, before)
+	evs, err := s.store.StateEventsBetween(ctx, roomID, after, before)
 	if err != nil {
 		return nil, err
 	}
@@ -189,16 +188,16 @@ func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, afte
 // lazyFilter keeps the member events of the timeline's senders (and, for a
 // room new to the client, the user's own) and every non-member state event.
 func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []*storage.Event {
-	need := map[string]bool{}
+	need := map[id.UserID]bool{}
 	for _, e := range timeline {
 		need[e.Sender] = true
 	}
 	if fresh {
-		need[string(user)] = true
+		need[user] = true
 	}
 	out := state[:0:0]
 	for _, e := range state {
-		if e.Type != "m.room.member" || need[*e.StateKey] {
+		if e.Type != "m.room.member" || need[id.UserID(*e.StateKey)] {
 			out = append(out, e)
 		}
 	}
@@ -212,41 +211,41 @@ func hasMemberEvent(evs []*storage.Event) bool {
 // summary is the room summary of /sync: member counts and, for rooms without
 // a name, up to five heroes.
 func (s *Reader) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
-	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join", "invite"})
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join", "invite"})
 	if err != nil {
 		return nil, err
 	}
 	joined, invited := 0, 0
-	var heroes []string
+	var heroes []id.UserID
 	for _, m := range members {
 		if m.Membership == "join" {
 			joined++
 		} else {
 			invited++
 		}
-		if m.UserID != string(user) {
+		if m.UserID != user {
 			heroes = append(heroes, m.UserID)
 		}
 	}
-	slices.SortFunc(heroes, strings.Compare)
+	slices.Sort(heroes)
 	if len(heroes) > 5 {
 		heroes = heroes[:5]
 	}
 	if heroes == nil {
-		heroes = []string{}
+		heroes = []id.UserID{}
 	}
 	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
 }
 
 // StrippedState is the stripped state shown with an invite or knock.
 func (s *Reader) StrippedState(ctx context.Context, roomID id.RoomID, memberEvent id.EventID) ([]map[string]any, error) {
-	entries, err := s.store.CurrentState(ctx, string(roomID))
+	entries, err := s.store.CurrentState(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
 	keep := map[string]bool{"m.room.create": true, "m.room.join_rules": true, "m.room.name": true,
 		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
-	ids := []string{string(memberEvent)}
+	ids := []id.EventID{memberEvent}
 	for _, e := range entries {
 		if keep[e.Type] && e.StateKey == "" {
 			ids = append(ids, e.EventID)
@@ -278,11 +277,11 @@ type UserMembership struct {
 // UserMemberships lists every room the user has a membership in, with the
 // stream position of their membership event.
 func (s *Reader) UserMemberships(ctx context.Context, user id.UserID) ([]UserMembership, error) {
-	ms, err := s.store.RoomsOfUser(ctx, string(user), nil)
+	ms, err := s.store.RoomsOfUser(ctx, user, nil)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(ms))
+	ids := make([]id.EventID, len(ms))
 	for i, m := range ms {
 		ids[i] = m.EventID
 	}
@@ -290,13 +289,13 @@ func (s *Reader) UserMemberships(ctx context.Context, user id.UserID) ([]UserMem
 	if err != nil {
 		return nil, err
 	}
-	pos := make(map[string]int64, len(evs))
+	pos := make(map[id.EventID]int64, len(evs))
 	for _, e := range evs {
 		pos[e.EventID] = e.StreamPos
 	}
 	out := make([]UserMembership, len(ms))
 	for i, m := range ms {
-		out[i] = UserMembership{RoomID: id.RoomID(m.RoomID), Membership: m.Membership, EventID: id.EventID(m.EventID),
+		out[i] = UserMembership{RoomID: m.RoomID, Membership: m.Membership, EventID: m.EventID,
 			Pos: pos[m.EventID]}
 	}
 	return out, nil
@@ -304,5 +303,5 @@ func (s *Reader) UserMemberships(ctx context.Context, user id.UserID) ([]UserMem
 
 // IsForgotten reports whether the user forgot the room.
 func (s *Reader) IsForgotten(ctx context.Context, user id.UserID, roomID id.RoomID) (bool, error) {
-	return s.store.IsForgotten(ctx, string(user), string(roomID))
+	return s.store.IsForgotten(ctx, user, roomID)
 }

@@ -93,7 +93,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 			override["users"] = mustJSON(users)
 		}
 	}
-	aliases, err := s.store.AliasesOfRoom(ctx, string(roomID))
+	aliases, err := s.store.AliasesOfRoom(ctx, roomID)
 	if err != nil {
 		return "", err
 	}
@@ -131,7 +131,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 		}
 	}
 	if visibility == "public" {
-		if err := s.store.SetRoomPublished(ctx, string(roomID), false); err != nil {
+		if err := s.store.SetRoomPublished(ctx, roomID, false); err != nil {
 			return "", err
 		}
 	}

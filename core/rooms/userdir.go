@@ -34,22 +34,22 @@ func (s *Reader) SearchUsers(ctx context.Context, searcher id.UserID, term strin
 		return nil, false, err
 	}
 	for _, r := range public {
-		rooms = append(rooms, id.RoomID(r))
+		rooms = append(rooms, r)
 	}
 	slices.Sort(rooms)
 	rooms = slices.Compact(rooms)
 	seen := map[id.UserID]bool{}
 	var out []DirectoryUser
 	for _, r := range rooms {
-		members, err := s.store.RoomMembers(ctx, string(r), []string{"join"})
+		members, err := s.store.RoomMembers(ctx, r, []string{"join"})
 		if err != nil {
 			return nil, false, err
 		}
-		var ids []string
+		var ids []id.EventID
 		for _, m := range members {
-			if !seen[id.UserID(m.UserID)] {
+			if !seen[m.UserID] {
 				ids = append(ids, m.EventID)
-				seen[id.UserID(m.UserID)] = true
+				seen[m.UserID] = true
 			}
 		}
 		evs, err := s.store.GetEvents(ctx, ids)

@@ -57,7 +57,7 @@ func (s *Reader) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserI
 // to the one that ended their last join, and returns its stream position (0
 // if they were never joined, as far as a bounded walk goes).
 func (s *Reader) lastJoinEnd(ctx context.Context, memEvent id.EventID) (int64, error) {
-	eid := string(memEvent)
+	eid := memEvent
 	for range 100 {
 		ev, err := s.store.GetEvent(ctx, eid)
 		if storageNotFound(err) {
@@ -211,7 +211,7 @@ func (v *viewer) filter(ctx context.Context, evs []*storage.Event) ([]*storage.E
 // mayPeek reports whether the user may read the room's current state:
 // members, or anyone in a world_readable room.
 func (s *Reader) mayPeek(ctx context.Context, roomID id.RoomID) (bool, error) {
-	eid, err := s.store.CurrentStateEvent(ctx, string(roomID), "m.room.history_visibility", "")
+	eid, err := s.store.CurrentStateEvent(ctx, roomID, "m.room.history_visibility", "")
 	if storageNotFound(err) {
 		return false, nil
 	} else if err != nil {
@@ -238,11 +238,11 @@ func (s *Reader) stateGroupFor(ctx context.Context, roomID id.RoomID, user id.Us
 	if ok, err := s.mayPeek(ctx, roomID); err != nil || ok {
 		return 0, ok, err
 	}
-	if forgotten, err := s.store.IsForgotten(ctx, string(user), string(roomID)); err != nil || forgotten {
+	if forgotten, err := s.store.IsForgotten(ctx, user, roomID); err != nil || forgotten {
 		return 0, false, err
 	}
 	if cur == "leave" || cur == "ban" {
-		ev, err := s.store.GetEvent(ctx, string(memEvent))
+		ev, err := s.store.GetEvent(ctx, memEvent)
 		if err != nil {
 			return 0, false, err
 		}

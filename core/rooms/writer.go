@@ -106,11 +106,11 @@ func (b *batchState) full() []storage.StateEntry {
 	out := make([]storage.StateEntry, 0, len(b.base.state)+len(b.overlay))
 	for k, v := range b.base.state {
 		if _, ok := b.overlay[k]; !ok {
-			out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+			out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
 		}
 	}
 	for k, v := range b.overlay {
-		out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: string(v)})
+		out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
 	}
 	return out
 }
@@ -148,7 +148,7 @@ type sendReq struct {
 	// aliases name the batch's events (BatchOptions.Aliases); refs resolves
 	// the aliases stored before that its events refer to.
 	aliases []id.EventID
-	refs    map[string]string
+	refs    map[id.EventID]id.EventID
 	// remote, when set, is an event from another server past the checks
 	// made before the writer (Intake); processRemote does the rest.
 	remote *received
@@ -181,12 +181,19 @@ type roomWriter struct {
 	// recent maps the transaction IDs of recently committed events to them,
 	// in two generations, so a retry that raced its original is answered
 	// without a query.
-	recent, older map[string]id.EventID
+	recent, older map[committedTxn]id.EventID
 }
 
-func recentKey(t *storage.EventTxn) string { return t.UserID + "\x00" + t.DeviceID + "\x00" + t.TxnID }
+// committedTxn is a client transaction: its user, device and ID.
+type committedTxn struct {
+	user   id.UserID
+	device id.DeviceID
+	txn    string
+}
 
-func (w *roomWriter) recentTxn(key string) (id.EventID, bool) {
+func recentKey(t *storage.EventTxn) committedTxn { return committedTxn{t.UserID, t.DeviceID, t.TxnID} }
+
+func (w *roomWriter) recentTxn(key committedTxn) (id.EventID, bool) {
 	if eid, ok := w.recent[key]; ok {
 		return eid, true
 	}
@@ -194,12 +201,12 @@ func (w *roomWriter) recentTxn(key string) (id.EventID, bool) {
 	return eid, ok
 }
 
-func (w *roomWriter) rememberTxn(key string, eid id.EventID) {
+func (w *roomWriter) rememberTxn(key committedTxn, eid id.EventID) {
 	if len(w.recent) >= 4096 {
 		w.older, w.recent = w.recent, nil
 	}
 	if w.recent == nil {
-		w.recent = map[string]id.EventID{}
+		w.recent = map[committedTxn]id.EventID{}
 	}
 	w.recent[key] = eid
 }
@@ -264,7 +271,7 @@ func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (i
 	if req.txn != nil {
 		// Most retries are answered here, off the writer's goroutine.
 		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.TxnID); err == nil {
-			return id.EventID(eid), nil
+			return eid, nil
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
@@ -432,11 +439,11 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 			return
 		}
 		if i < len(r.aliases) && r.aliases[i] != "" {
-			wr.Alias = string(r.aliases[i])
+			wr.Alias = r.aliases[i]
 			if refs == nil {
-				refs = map[string]string{}
+				refs = map[id.EventID]id.EventID{}
 			}
-			refs[wr.Alias] = string(ev.InternalMeta.EventID) // later events may point at it
+			refs[wr.Alias] = ev.InternalMeta.EventID // later events may point at it
 		}
 		if r.history {
 			// The past concerns no appservice's queue (the one that sent it
@@ -466,7 +473,7 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 // room's state, caches the events and publishes them. Only the last event
 // becomes a forward extremity.
 func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*storage.EventWrite, built []*pdu.PDU,
-	txns map[string]id.EventID) error {
+	txns map[committedTxn]id.EventID) error {
 	s := w.svc
 	for _, wr := range writes[:len(writes)-1] {
 		wr.Extremities = nil
@@ -514,7 +521,7 @@ func (w *roomWriter) process(batch []*sendReq) {
 	var writes []*storage.EventWrite
 	var accepted []*sendReq
 	var built []*pdu.PDU
-	txns := map[string]id.EventID{}
+	txns := map[committedTxn]id.EventID{}
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
 			r.done <- sendResult{err: r.ctx.Err()}
@@ -544,11 +551,11 @@ func (w *roomWriter) process(batch []*sendReq) {
 		}
 		if r.txn != nil {
 			t := *r.txn
-			t.EventID = string(ev.InternalMeta.EventID)
+			t.EventID = ev.InternalMeta.EventID
 			wr.Txn = &t
 			txns[recentKey(&t)] = ev.InternalMeta.EventID
 		}
-		wr.Redacts = string(r.redacts)
+		wr.Redacts = r.redacts
 		writes = append(writes, wr)
 		accepted = append(accepted, r)
 		built = append(built, ev)
@@ -573,26 +580,26 @@ func (s *Reader) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomStat
 	if err != nil {
 		return nil, err
 	}
-	entries, err := s.store.CurrentState(ctx, string(roomID))
+	entries, err := s.store.CurrentState(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
 	rs := &roomState{roomID: roomID, version: id.RoomVersion(room.RoomVersion),
 		state: make(map[pdu.StateKey]id.EventID, len(entries))}
 	for _, e := range entries {
-		rs.state[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = id.EventID(e.EventID)
+		rs.state[pdu.StateKey{Type: e.Type, StateKey: e.StateKey}] = e.EventID
 	}
-	members, err := s.store.RoomMembers(ctx, string(roomID), []string{"join"})
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
 	if err != nil {
 		return nil, err
 	}
 	rs.joined = map[id.UserID]bool{}
 	for _, m := range members {
-		if u := id.UserID(m.UserID); u.Homeserver() == s.opts.ServerName {
+		if u := m.UserID; u.Homeserver() == s.opts.ServerName {
 			rs.joined[u] = true
 		}
 	}
-	ext, err := s.store.GetForwardExtremities(ctx, string(roomID))
+	ext, err := s.store.GetForwardExtremities(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -605,7 +612,7 @@ func (s *Reader) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomStat
 	}
 	var latest *storage.Event
 	for _, e := range evs {
-		rs.extremities = append(rs.extremities, id.EventID(e.EventID))
+		rs.extremities = append(rs.extremities, e.EventID)
 		rs.depth = max(rs.depth, e.Depth)
 		if latest == nil || e.StreamPos > latest.StreamPos {
 			latest = e
@@ -641,7 +648,7 @@ func (s *Reader) resolveExtremities(ctx context.Context, rv id.RoomVersion, evs 
 		}
 		m := make(state.Map, len(entries))
 		for _, en := range entries {
-			m[pdu.StateKey{Type: en.Type, StateKey: en.StateKey}] = id.EventID(en.EventID)
+			m[pdu.StateKey{Type: en.Type, StateKey: en.StateKey}] = en.EventID
 		}
 		sets = append(sets, m)
 	}
@@ -734,8 +741,8 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
 		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 	}
-	se := &storage.Event{EventID: string(eventID), RoomID: string(roomID), Type: ev.Type, StateKey: ev.StateKey,
-		Sender: string(ev.Sender), OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
+	se := &storage.Event{EventID: eventID, RoomID: roomID, Type: ev.Type, StateKey: ev.StateKey,
+		Sender: ev.Sender, OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
 	if ev.Type == "m.room.member" {
 		se.Membership = gjson.GetBytes(content, "membership").Str
 		if u := id.UserID(*ev.StateKey); u.Homeserver() == s.opts.ServerName {
@@ -744,12 +751,12 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	}
 	if rel := gjson.GetBytes(content, `m\.relates_to`); rel.IsObject() {
 		se.RelType = rel.Get("rel_type").Str
-		se.RelatesTo = rel.Get("event_id").Str
+		se.RelatesTo = id.EventID(rel.Get("event_id").Str)
 		if se.RelType == "" && rel.Get(`m\.in_reply_to`).Exists() {
 			se.RelatesTo = "" // replies are not relations in the aggregation sense
 		}
 	}
-	wr := &storage.EventWrite{Event: se, Extremities: []string{string(eventID)}}
+	wr := &storage.EventWrite{Event: se, Extremities: []id.EventID{eventID}}
 	if err = s.pushActions(ctx, b, ev, se, wr); err != nil {
 		return nil, nil, err
 	}
@@ -764,12 +771,12 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		if err != nil {
 			return nil, nil, err
 		}
-		g := &storage.StateGroup{GroupID: gid, RoomID: string(roomID), PrevGroup: b.group, ChainLen: b.chainLen + 1}
+		g := &storage.StateGroup{GroupID: gid, RoomID: roomID, PrevGroup: b.group, ChainLen: b.chainLen + 1}
 		if ev.StateKey != nil {
 			key := pdu.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
-			se.ReplacesState = string(b.get(key))
+			se.ReplacesState = b.get(key)
 			b.overlay[key] = eventID
-			entry := storage.StateEntry{Type: key.Type, StateKey: key.StateKey, EventID: string(eventID)}
+			entry := storage.StateEntry{Type: key.Type, StateKey: key.StateKey, EventID: eventID}
 			g.Entries = []storage.StateEntry{entry}
 			wr.CurrentState = []storage.StateEntry{entry}
 		}
@@ -796,10 +803,10 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 func (s *Reader) references(ctx context.Context, b *batchState, ids []id.EventID) ([]pdu.V1EventReference, error) {
 	rv := b.base.version
 	out := make([]pdu.V1EventReference, len(ids))
-	var missing []string
+	var missing []id.EventID
 	for _, eid := range ids {
 		if _, ok := b.pendingRaw[eid]; !ok {
-			missing = append(missing, string(eid))
+			missing = append(missing, eid)
 		}
 	}
 	stored, err := s.store.GetEvents(ctx, missing)
@@ -808,7 +815,7 @@ func (s *Reader) references(ctx context.Context, b *batchState, ids []id.EventID
 	}
 	raws := map[id.EventID][]byte{}
 	for _, e := range stored {
-		raws[id.EventID(e.EventID)] = e.JSON
+		raws[e.EventID] = e.JSON
 	}
 	for i, eid := range ids {
 		raw, ok := b.pendingRaw[eid]

@@ -147,9 +147,9 @@ func TestStopUnderConcurrentSenders(t *testing.T) {
 			if len(acked) < 16*4 {
 				t.Fatalf("only %d sends acknowledged", len(acked))
 			}
-			ids := make([]string, len(acked))
+			ids := make([]id.EventID, len(acked))
 			for i, eid := range acked {
-				ids[i] = string(eid)
+				ids[i] = eid
 			}
 			got, err := store.GetEvents(ctx, ids)
 			if err != nil {

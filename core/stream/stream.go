@@ -7,6 +7,8 @@ package stream
 import (
 	"context"
 	"sync"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // Stream names one ordered log of changes.
@@ -39,11 +41,11 @@ func (s Stream) synced() bool { return s >= 0 && s < numStreams }
 type Change struct {
 	Stream Stream
 	Pos    int64
-	RoomID string
-	Users  []string
+	RoomID id.RoomID
+	Users  []id.UserID
 	// Senders are the senders of an Events change's events (a user's own
 	// event is also their read marker).
-	Senders []string
+	Senders []id.UserID
 	// Queued are the persisted queues the change was written to in its own
 	// transaction, so that their consumers wake.
 	Queued []Consumer
@@ -76,7 +78,7 @@ type Notifier interface {
 	Current() Positions
 	// Wait blocks until a change newer than since concerns the user or one of
 	// rooms, or ctx ends; it reports whether it was woken.
-	Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool
+	Wait(ctx context.Context, user id.UserID, rooms map[id.RoomID]bool, since Positions) bool
 	// Observe calls fn with every change published from now on (in this
 	// process). fn runs inside Publish: it must be quick and must not block
 	// or publish.
@@ -105,8 +107,8 @@ type Local struct {
 }
 
 type waiter struct {
-	user  string
-	rooms map[string]bool
+	user  id.UserID
+	rooms map[id.RoomID]bool
 	since Positions
 	wake  chan struct{}
 }
@@ -169,7 +171,7 @@ func (l *Local) Current() Positions {
 // Wait implements Notifier. The caller checks for news before waiting; Wait
 // only sleeps, so a change published between that check and Wait is missed
 // unless since is the position the check saw — which is why it takes since.
-func (l *Local) Wait(ctx context.Context, user string, rooms map[string]bool, since Positions) bool {
+func (l *Local) Wait(ctx context.Context, user id.UserID, rooms map[id.RoomID]bool, since Positions) bool {
 	w, already := l.register(user, rooms, since)
 	if already {
 		return true
@@ -187,7 +189,7 @@ func (l *Local) Wait(ctx context.Context, user string, rooms map[string]bool, si
 
 // register adds a waiter, unless something was published after since
 // already (then it reports true and adds nothing).
-func (l *Local) register(user string, rooms map[string]bool, since Positions) (*waiter, bool) {
+func (l *Local) register(user id.UserID, rooms map[id.RoomID]bool, since Positions) (*waiter, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.current.After(since) {

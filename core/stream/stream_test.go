@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"maunium.net/go/mautrix/id"
 	"testing"
 )
 
@@ -16,7 +17,7 @@ func woken(w *waiter) bool {
 
 func TestLocalWakesOnlyConcernedWaiters(t *testing.T) {
 	n := NewLocal(Positions{})
-	member, _ := n.register("@a:x", map[string]bool{"!r": true}, n.Current())
+	member, _ := n.register("@a:x", map[id.RoomID]bool{"!r": true}, n.Current())
 	named, _ := n.register("@c:x", nil, n.Current())
 
 	n.Publish(Change{Stream: Events, Pos: 1, RoomID: "!other"})
@@ -27,7 +28,7 @@ func TestLocalWakesOnlyConcernedWaiters(t *testing.T) {
 	if !woken(member) || woken(named) {
 		t.Fatal("a change in the member's room woke the wrong waiters")
 	}
-	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []string{"@c:x"}})
+	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []id.UserID{"@c:x"}})
 	if !woken(named) {
 		t.Fatal("a change naming the user did not wake them")
 	}
@@ -61,7 +62,7 @@ func TestLocalObserversSeeEveryChange(t *testing.T) {
 	var seen []Change
 	n.Observe(func(c Change) { seen = append(seen, c) })
 	n.Publish(Change{Stream: Typing, Pos: 5, RoomID: "!r"})
-	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []string{"@a:x"}})
+	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []id.UserID{"@a:x"}})
 	if len(seen) != 2 || seen[0].Stream != Typing || seen[1].Users[0] != "@a:x" {
 		t.Fatalf("observer saw %+v", seen)
 	}

@@ -62,7 +62,7 @@ func (s *Service) addDeviceLists(ctx context.Context, req *Request, resp *Respon
 	if req.DeviceID == "" {
 		return nil
 	}
-	device := id.DeviceID(req.DeviceID) // Request is not typed yet
+	device := req.DeviceID // Request is not typed yet
 	counts, err := s.deviceLists.OneTimeKeyCounts(ctx, req.User, device)
 	if err != nil {
 		return err

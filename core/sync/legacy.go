@@ -3,7 +3,6 @@ package sync
 import (
 	"cmp"
 	"context"
-	"encoding/json/jsontext"
 	"errors"
 	"slices"
 	"strings"
@@ -41,7 +40,7 @@ type RoomInfo struct {
 // InitialSyncRequest is a parsed GET /initialSync.
 type InitialSyncRequest struct {
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	// Limit is the number of messages per room.
 	Limit int
 	// Archived adds the rooms the user left or was removed from.
@@ -120,7 +119,7 @@ func (s *Service) InitialSync(ctx context.Context, req *InitialSyncRequest) (*In
 // RoomInitialSyncRequest is a parsed GET /rooms/{roomId}/initialSync.
 type RoomInitialSyncRequest struct {
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	RoomID id.RoomID
 	Limit  int
 }
@@ -148,8 +147,8 @@ func (s *Service) RoomInitialSync(ctx context.Context, req *RoomInitialSyncReque
 		if err != nil {
 			return nil, err
 		}
-		presence, err := s.eph.PresenceRange(ctx, 0, upto[stream.Presence], func(u string) (bool, error) {
-			_, ok := members[id.UserID(u)]
+		presence, err := s.eph.PresenceRange(ctx, 0, upto[stream.Presence], func(u id.UserID) (bool, error) {
+			_, ok := members[u]
 			return ok, nil
 		})
 		if err != nil {
@@ -191,7 +190,7 @@ func (s *Service) initialAccountData(ctx context.Context, user id.UserID, upto i
 		if err != nil {
 			return nil, nil, err
 		}
-		global = append(global, map[string]any{"type": "m.push_rules", "content": jsontext.Value(content)})
+		global = append(global, map[string]any{"type": "m.push_rules", "content": content})
 	}
 	return perRoom, global, nil
 }
@@ -199,7 +198,7 @@ func (s *Service) initialAccountData(ctx context.Context, user id.UserID, upto i
 // EventsRequest is a parsed GET /events.
 type EventsRequest struct {
 	User   id.UserID
-	Device string
+	Device id.DeviceID
 	// From is the token to stream from ("" for now).
 	From    string
 	Timeout time.Duration
@@ -249,7 +248,7 @@ func (s *Service) Events(ctx context.Context, req *EventsRequest) (*EventsRespon
 			return &EventsResponse{Chunk: nonNil(chunk), Start: FormatToken(since), End: FormatToken(next)}, nil
 		}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		s.notifier.Wait(waitCtx, string(req.User), wake, upto)
+		s.notifier.Wait(waitCtx, req.User, wake, upto)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -262,9 +261,9 @@ func (s *Service) Events(ctx context.Context, req *EventsRequest) (*EventsRespon
 // streamEvents reads the events of (after, upto] for the request: the
 // events, the position they reach (upto unless the limit cut them short)
 // and the rooms whose news should wake the long-poll.
-func (s *Service) streamEvents(ctx context.Context, req *EventsRequest, after, upto int64) ([]*rooms.ClientEvent, int64, map[string]bool, error) {
+func (s *Service) streamEvents(ctx context.Context, req *EventsRequest, after, upto int64) ([]*rooms.ClientEvent, int64, map[id.RoomID]bool, error) {
 	if req.RoomID != "" {
-		wake := map[string]bool{string(req.RoomID): true}
+		wake := map[id.RoomID]bool{req.RoomID: true}
 		if upto <= after {
 			return nil, upto, wake, nil
 		}
@@ -279,10 +278,10 @@ func (s *Service) streamEvents(ctx context.Context, req *EventsRequest, after, u
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	wake := map[string]bool{}
+	wake := map[id.RoomID]bool{}
 	for _, m := range memberships {
 		if m.Membership == "join" {
-			wake[string(m.RoomID)] = true
+			wake[m.RoomID] = true
 		}
 	}
 	if upto <= after {
@@ -292,13 +291,13 @@ func (s *Service) streamEvents(ctx context.Context, req *EventsRequest, after, u
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	changed := make(map[string]bool, len(ids))
+	changed := make(map[id.RoomID]bool, len(ids))
 	for _, r := range ids {
 		changed[r] = true
 	}
 	var pages []streamPage[*rooms.ClientEvent]
 	for _, m := range memberships {
-		if !changed[string(m.RoomID)] {
+		if !changed[m.RoomID] {
 			continue
 		}
 		// A joined room streams everything the user may see; a room they

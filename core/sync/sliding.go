@@ -62,7 +62,7 @@ var slidingBumpTypes = []string{"m.room.create", "m.room.message", "m.room.encry
 // SlidingRequest is a parsed sliding sync request.
 type SlidingRequest struct {
 	User     id.UserID
-	DeviceID string
+	DeviceID id.DeviceID
 	Pos      string
 	Timeout  time.Duration
 	Body     SlidingBody
@@ -251,7 +251,7 @@ func (c *connState) equal(o *connState) bool {
 
 type connKey struct {
 	user   id.UserID
-	device string
+	device id.DeviceID
 	conn   string
 }
 
@@ -587,7 +587,7 @@ func (s *Service) SlidingSync(ctx context.Context, req *SlidingRequest) (*Slidin
 		done := !hasSince || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline)
 		if !done {
 			waitCtx, cancel := context.WithDeadline(ctx, deadline)
-			woke := s.notifier.Wait(waitCtx, string(req.User), b.joined, upto)
+			woke := s.notifier.Wait(waitCtx, req.User, b.joined, upto)
 			cancel()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -631,7 +631,7 @@ type slidingBuilder struct {
 	next        *connState
 	memberships map[id.RoomID]slidingMembership
 	// joined are the rooms the user is joined to (for the long-poll).
-	joined   map[string]bool
+	joined   map[id.RoomID]bool
 	activity map[id.RoomID]int64
 	// relevant are the rooms in a list range or subscribed, with their config.
 	relevant  map[id.RoomID]roomConfig
@@ -720,7 +720,7 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 		return nil, err
 	}
 	b.memberships = map[id.RoomID]slidingMembership{}
-	b.joined = map[string]bool{}
+	b.joined = map[id.RoomID]bool{}
 	b.activity = map[id.RoomID]int64{}
 	var universe, joined []id.RoomID
 	for _, um := range ms {
@@ -730,7 +730,7 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 		m := slidingMembership{UserMembership: um, MembershipFacts: facts[um.EventID]}
 		switch m.Membership {
 		case "join":
-			b.joined[string(m.RoomID)] = true
+			b.joined[m.RoomID] = true
 			joined = append(joined, m.RoomID)
 		case "invite", "knock":
 		case "leave", "ban":
@@ -811,20 +811,20 @@ func (cs *connStore) lastEvents(ctx context.Context, s *Service, user id.UserID,
 	cached := cs.activity[user]
 	cs.mu.Unlock()
 	out := make(map[id.RoomID]int64, len(roomIDs))
-	var stale map[string]bool
+	var stale map[id.RoomID]bool
 	usable := cached != nil && cached.at <= upto
 	if usable && cached.at < upto {
 		ids, err := s.changedRooms(ctx, cached.at, upto)
 		if err != nil {
 			return nil, err
 		}
-		stale = make(map[string]bool, len(ids))
+		stale = make(map[id.RoomID]bool, len(ids))
 		for _, r := range ids {
 			stale[r] = true
 		}
 	}
 	for _, r := range roomIDs {
-		if usable && !stale[string(r)] {
+		if usable && !stale[r] {
 			if p, ok := cached.last[r]; ok {
 				out[r] = p
 				continue
@@ -1110,7 +1110,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	if m.Membership == "leave" || m.Membership == "ban" {
 		upto = min(upto, m.Pos)
 	}
-	tl := &rooms.SlidingTimeline{Users: map[string]bool{}}
+	tl := &rooms.SlidingTimeline{Users: map[id.UserID]bool{}}
 	if cfg.timelineLimit > 0 {
 		after := from
 		if initial || expanded {
@@ -1160,7 +1160,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		}
 	}
 	lazyMember := func(k rooms.StateKey, onlyTimeline bool) bool {
-		return cfg.required.lazy && k.Type == "m.room.member" && (!onlyTimeline || tl.Users[k.StateKey])
+		return cfg.required.lazy && k.Type == "m.room.member" && (!onlyTimeline || tl.Users[id.UserID(k.StateKey)])
 	}
 	pick := map[rooms.StateKey]bool{}
 	if initial {
@@ -1176,7 +1176,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 			}
 		}
 		for u := range tl.Users {
-			if k := (rooms.StateKey{Type: "m.room.member", StateKey: u}); cfg.required.lazy && state[k] != "" {
+			if k := (rooms.StateKey{Type: "m.room.member", StateKey: u.String()}); cfg.required.lazy && state[k] != "" {
 				pick[k] = true
 			}
 		}
@@ -1189,7 +1189,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		}
 	}
 	// The events to read: the picked state, the name and avatar, the heroes.
-	want := map[string]bool{}
+	want := map[id.EventID]bool{}
 	for k := range pick {
 		want[state[k]] = true
 	}
@@ -1212,7 +1212,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 			}
 		}
 	}
-	idList := make([]string, 0, len(want))
+	idList := make([]id.EventID, 0, len(want))
 	for x := range want {
 		idList = append(idList, x)
 	}
@@ -1268,7 +1268,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	bump = max(bump, 0)
 	res.BumpStamp = &bump
 	if m.Membership == "join" {
-		counts, err := b.s.unread.counts(ctx, string(r), string(b.req.User), b.upto[stream.Events])
+		counts, err := b.s.unread.counts(ctx, r, b.req.User, b.upto[stream.Events])
 		if err != nil {
 			return nil, err
 		}
@@ -1436,7 +1436,7 @@ func (b *slidingBuilder) extensions(ctx context.Context, resp *SlidingResponse) 
 	if e := ext.E2EE; e != nil && on(e.Enabled) {
 		res := &e2eeResult{OneTimeKeysCount: map[string]int{}, UnusedFallbackKeyTypes: []string{}}
 		res.DeviceLists.Changed, res.DeviceLists.Left = []id.UserID{}, []id.UserID{}
-		if err := b.s.slidingE2EE(ctx, b.req.User, id.DeviceID(b.req.DeviceID), b.since, b.upto, !b.hasSince, res); err != nil {
+		if err := b.s.slidingE2EE(ctx, b.req.User, b.req.DeviceID, b.since, b.upto, !b.hasSince, res); err != nil {
 			return err
 		}
 		resp.Extensions["e2ee"] = res
@@ -1491,7 +1491,7 @@ func (b *slidingBuilder) accountDataExt(ctx context.Context, e *SlidingRoomsExt)
 	res := &accountDataResult{Global: []any{}, Rooms: map[id.RoomID][]any{}}
 	adSince := b.since[stream.AccountData]
 	event := func(en *storage.AccountDataEntry) any {
-		return map[string]any{"type": en.Type, "content": jsontext.Value(en.Content)}
+		return map[string]any{"type": en.Type, "content": en.Content}
 	}
 	for _, en := range b.accountData {
 		if en.RoomID == "" && (!b.hasSince || en.StreamPos > adSince) {
@@ -1509,7 +1509,7 @@ func (b *slidingBuilder) accountDataExt(ctx context.Context, e *SlidingRoomsExt)
 			if err != nil {
 				return nil, err
 			}
-			res.Global = append(res.Global, map[string]any{"type": "m.push_rules", "content": jsontext.Value(content)})
+			res.Global = append(res.Global, map[string]any{"type": "m.push_rules", "content": content})
 		}
 	}
 	covered := map[id.RoomID]bool{}

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"encoding/json/jsontext"
 	"errors"
 	"strings"
 	gosync "sync"
@@ -24,7 +23,7 @@ type Store interface {
 	storage.AccountData
 	storage.Filters
 	storage.PushCounts
-	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error)
+	RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]id.RoomID, error)
 }
 
 // Service answers /sync.
@@ -37,7 +36,7 @@ type Service struct {
 	unread   *unreadCache
 	// changed shares which rooms have events in a range among the
 	// long-polls that ask the same.
-	changed stream.Shared[[2]int64, []string]
+	changed stream.Shared[[2]int64, []id.RoomID]
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
 	// memberships caches each user's room memberships between their syncs;
@@ -57,10 +56,10 @@ func (s *Service) generation(user id.UserID) *atomic.Int64 {
 
 // membershipsChanged forgets the cached memberships of users whose
 // membership just changed (after each room commit).
-func (s *Service) membershipsChanged(users []string) {
+func (s *Service) membershipsChanged(users []id.UserID) {
 	for _, u := range users {
-		s.generation(id.UserID(u)).Add(1)
-		s.memberships.Delete(id.UserID(u))
+		s.generation(u).Add(1)
+		s.memberships.Delete(u)
 	}
 }
 
@@ -104,31 +103,31 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 			}
 		case stream.Events:
 			s.membershipsChanged(c.Users)
-			s.spoke(id.RoomID(c.RoomID), c.Senders)
+			s.spoke(c.RoomID, c.Senders)
 		}
 	})
 	return s, nil
 }
 
 // changedRooms lists the rooms with events in (after, upto].
-func (s *Service) changedRooms(ctx context.Context, after, upto int64) ([]string, error) {
-	return s.changed.Get(ctx, [2]int64{after, upto}, func(ctx context.Context) ([]string, error) {
+func (s *Service) changedRooms(ctx context.Context, after, upto int64) ([]id.RoomID, error) {
+	return s.changed.Get(ctx, [2]int64{after, upto}, func(ctx context.Context) ([]id.RoomID, error) {
 		return s.store.RoomsWithEventsBetween(ctx, after, upto)
 	})
 }
 
 // spoke forgets the unread counts of users who sent events to a room:
 // their own last event is a read marker too.
-func (s *Service) spoke(roomID id.RoomID, users []string) {
+func (s *Service) spoke(roomID id.RoomID, users []id.UserID) {
 	for _, u := range users {
-		s.unread.forget(u, string(roomID))
+		s.unread.forget(u, roomID)
 	}
 }
 
 // Request is a parsed GET /sync.
 type Request struct {
 	User      id.UserID
-	DeviceID  string
+	DeviceID  id.DeviceID
 	Since     string
 	Timeout   time.Duration
 	FullState bool
@@ -234,7 +233,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			return resp, nil
 		}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		woke := s.notifier.Wait(waitCtx, string(req.User), joined, upto)
+		woke := s.notifier.Wait(waitCtx, req.User, joined, upto)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -255,7 +254,7 @@ func (r *Response) empty() bool {
 
 // build computes the answer for (since, upto]. It also returns the rooms
 // the user is joined to (for the long-poll).
-func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Positions, initial bool) (*Response, map[string]bool, error) {
+func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Positions, initial bool) (*Response, map[id.RoomID]bool, error) {
 	resp := &Response{NextBatch: FormatToken(upto)}
 	f := req.Filter
 	memberships, err := s.userMemberships(ctx, req.User)
@@ -277,7 +276,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			return nil, nil, err
 		}
 	}
-	changedRooms := map[string]bool{}
+	changedRooms := map[id.RoomID]bool{}
 	if !fresh && upto[stream.Events] > since[stream.Events] {
 		ids, err := s.changedRooms(ctx, since[stream.Events], upto[stream.Events])
 		if err != nil {
@@ -297,17 +296,17 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			if err != nil {
 				return nil, nil, err
 			}
-			global = append(global, map[string]any{"type": "m.push_rules", "content": jsontext.Value(content)})
+			global = append(global, map[string]any{"type": "m.push_rules", "content": content})
 		}
 	}
 	if len(global) > 0 {
 		resp.AccountData = &Events{Events: global}
 	}
-	joined := map[string]bool{}
+	joined := map[id.RoomID]bool{}
 	var joinedIDs []id.RoomID
 	for _, m := range memberships {
 		if m.Membership == "join" && m.Pos <= upto[stream.Events] {
-			joined[string(m.RoomID)] = true
+			joined[m.RoomID] = true
 			if f.wantsRoom(string(m.RoomID)) {
 				joinedIDs = append(joinedIDs, m.RoomID)
 			}
@@ -362,7 +361,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		case "join":
 			_, hasTyping := typing[m.RoomID]
 			_, hasReceipts := receipts[m.RoomID]
-			if !changed && !changedRooms[string(m.RoomID)] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
+			if !changed && !changedRooms[m.RoomID] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
 				continue // nothing happened in this room since the token
 			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
@@ -385,7 +384,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
-			counts, err := s.unread.counts(ctx, string(m.RoomID), string(req.User), upto[stream.Events])
+			counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto[stream.Events])
 			if err != nil {
 				return nil, nil, err
 			}
@@ -511,7 +510,7 @@ func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto i
 		if e.StreamPos > upto {
 			continue
 		}
-		ev := map[string]any{"type": e.Type, "content": jsontext.Value(e.Content)}
+		ev := map[string]any{"type": e.Type, "content": e.Content}
 		if e.RoomID == "" {
 			if f.accountData().Allows(e.Type) {
 				global = append(global, ev)
@@ -539,7 +538,7 @@ func (s *Service) CreateFilter(ctx context.Context, caller, user id.UserID, raw 
 	if _, err := ParseFilter(raw); err != nil {
 		return "", err
 	}
-	return s.store.CreateFilter(ctx, string(user), raw)
+	return s.store.CreateFilter(ctx, user, raw)
 }
 
 // GetFilter returns a stored filter (GET /user/{userId}/filter/{filterId}).
@@ -547,7 +546,7 @@ func (s *Service) GetFilter(ctx context.Context, caller, user id.UserID, filterI
 	if caller != user {
 		return nil, types.Forbidden("You can only read your own filters")
 	}
-	raw, err := s.store.GetFilter(ctx, string(user), filterID)
+	raw, err := s.store.GetFilter(ctx, user, filterID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, types.NotFound("No such filter")
 	}

@@ -34,7 +34,7 @@ const maxUnreadEntries = 200_000
 type unreadCache struct {
 	store UnreadStore
 	mu    gosync.Mutex
-	m     map[[2]string]*unreadEntry
+	m     map[unreadKey]*unreadEntry
 	// drops counts evictions: an answer computed across one is not kept
 	// (the evicted entries' generations are gone).
 	drops uint64
@@ -53,12 +53,18 @@ type unreadEntry struct {
 }
 
 func newUnreadCache(store UnreadStore) *unreadCache {
-	return &unreadCache{store: store, m: map[[2]string]*unreadEntry{}}
+	return &unreadCache{store: store, m: map[unreadKey]*unreadEntry{}}
 }
 
 // forget drops what is known of a user's counts in a room.
-func (u *unreadCache) forget(userID, roomID string) {
-	key := [2]string{userID, roomID}
+// unreadKey is a user in a room.
+type unreadKey struct {
+	user id.UserID
+	room id.RoomID
+}
+
+func (u *unreadCache) forget(userID id.UserID, roomID id.RoomID) {
+	key := unreadKey{userID, roomID}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	e := u.m[key]
@@ -92,8 +98,8 @@ func (u *unreadCache) makeRoom() {
 
 // counts returns a user's unread counts in a room up to upto: the threads
 // with notifications, in thread order.
-func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto int64) ([]storage.UnreadCount, error) {
-	key := [2]string{userID, roomID}
+func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.UserID, upto int64) ([]storage.UnreadCount, error) {
+	key := unreadKey{userID, roomID}
 	u.mu.Lock()
 	var gen uint64
 	var known *unreadEntry
@@ -114,7 +120,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 		// after what was counted are new.
 		read, own, counts = known.read, known.own, known.counts
 		if known.upto < upto {
-			more, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), "", known.upto, upto)
+			more, err := u.store.PushActionCounts(ctx, roomID, userID, "", known.upto, upto)
 			if err != nil {
 				return nil, err
 			}
@@ -126,7 +132,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 		}
 	} else {
 		var err error
-		if read, own, err = u.store.ReadPositions(ctx, id.RoomID(roomID), id.UserID(userID)); err != nil {
+		if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
 			return nil, err
 		}
 		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {
@@ -152,7 +158,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID, userID string, upto in
 // whether the key had an entry then; drops: the evictions then), unless the
 // key was forgotten or entries dropped meanwhile, or a newer answer is
 // already there.
-func (u *unreadCache) store1(key [2]string, present bool, gen, drops uint64, e *unreadEntry) {
+func (u *unreadCache) store1(key unreadKey, present bool, gen, drops uint64, e *unreadEntry) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cur := u.m[key]
@@ -177,16 +183,16 @@ func (u *unreadCache) store1(key [2]string, present bool, gen, drops uint64, e *
 // countAll counts from the read markers: after the unthreaded receipt (or
 // the user's own last event, whichever is later), and for threads with a
 // receipt of their own further on, after that.
-func (u *unreadCache) countAll(ctx context.Context, roomID, userID string, read map[string]int64, own, upto int64) (map[string]storage.UnreadCount, error) {
+func (u *unreadCache) countAll(ctx context.Context, roomID id.RoomID, userID id.UserID, read map[string]int64, own, upto int64) (map[string]storage.UnreadCount, error) {
 	floor := max(read[""], own)
-	all, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), "", floor, upto)
+	all, err := u.store.PushActionCounts(ctx, roomID, userID, "", floor, upto)
 	if err != nil {
 		return nil, err
 	}
 	counts := make(map[string]storage.UnreadCount, len(all))
 	for _, c := range all {
 		if pos, ok := read[c.ThreadID]; ok && pos > floor {
-			thread, err := u.store.PushActionCounts(ctx, id.RoomID(roomID), id.UserID(userID), c.ThreadID, pos, upto)
+			thread, err := u.store.PushActionCounts(ctx, roomID, userID, c.ThreadID, pos, upto)
 			if err != nil {
 				return nil, err
 			}

@@ -285,7 +285,7 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 // stream (which wakes the user's /sync).
 func (s *Service) accountDataWritten(userID id.UserID, pos int64) {
 	if s.opts.Notifier != nil {
-		s.opts.Notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []string{string(userID)}})
+		s.opts.Notifier.Publish(stream.Change{Stream: stream.AccountData, Pos: pos, Users: []id.UserID{userID}})
 	}
 }
 

@@ -19,7 +19,7 @@ type restrictions struct{ suspended, locked bool }
 
 func (s *Service) restrictionsOf(ctx context.Context, userID id.UserID) (restrictions, error) {
 	return s.restrictions.Get(userID, func() (restrictions, bool, error) {
-		suspended, locked, err := s.store.AccountRestrictions(ctx, string(userID))
+		suspended, locked, err := s.store.AccountRestrictions(ctx, userID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return restrictions{}, false, nil // appservice users and the like: nothing to restrict
 		} else if err != nil {
@@ -37,14 +37,14 @@ func (s *Service) accountsChanged(c stream.Change) {
 	}
 	for _, u := range c.Users {
 		// The cache is keyed by id.UserID: a plain string key would miss.
-		s.restrictions.Forget(id.UserID(u))
+		s.restrictions.Forget(u)
 	}
 }
 
 // publishAccount tells every process that facts about the user changed.
 func (s *Service) publishAccount(userID id.UserID) {
 	if s.opts.Notifier != nil {
-		s.opts.Notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []string{string(userID)}})
+		s.opts.Notifier.Publish(stream.Change{Stream: stream.Accounts, Users: []id.UserID{userID}})
 	}
 }
 
@@ -58,7 +58,7 @@ func (s *Service) Restrictions(ctx context.Context, userID id.UserID) (suspended
 
 // refuseLocked stops locked accounts from getting new sessions.
 func (s *Service) refuseLocked(ctx context.Context, userID id.UserID) error {
-	_, locked, err := s.store.AccountRestrictions(ctx, string(userID))
+	_, locked, err := s.store.AccountRestrictions(ctx, userID)
 	if err != nil {
 		return internal("account restrictions", err)
 	}
@@ -119,7 +119,7 @@ func (s *Service) Restricted(ctx context.Context, admin, target id.UserID, r Res
 	if _, err := s.moderatedAccount(ctx, admin, target); err != nil {
 		return false, err
 	}
-	suspended, locked, err := s.store.AccountRestrictions(ctx, string(target))
+	suspended, locked, err := s.store.AccountRestrictions(ctx, target)
 	if err != nil {
 		return false, internal("account restrictions", err)
 	}
@@ -140,9 +140,9 @@ func (s *Service) Restrict(ctx context.Context, admin, target id.UserID, r Restr
 	defer s.restrictMu.Unlock()
 	var err error
 	if r == Lock {
-		err = s.store.SetAccountLocked(ctx, string(target), on)
+		err = s.store.SetAccountLocked(ctx, target, on)
 	} else {
-		err = s.store.SetAccountSuspended(ctx, string(target), on)
+		err = s.store.SetAccountSuspended(ctx, target, on)
 	}
 	if err != nil {
 		return internal("restrict account", err)

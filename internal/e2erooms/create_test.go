@@ -67,7 +67,7 @@ func createRoomFlow(t *testing.T, e *env) {
 
 	t.Run("public_chat with alias", func(t *testing.T) {
 		alice := e.user(t, "alice")
-		local := strings.TrimPrefix(string(alice.UserID.Localpart()), "@") + "-room"
+		local := strings.TrimPrefix(alice.UserID.Localpart(), "@") + "-room"
 		room := createRoom(t, alice, &mautrix.ReqCreateRoom{Visibility: "public", RoomAliasName: local})
 		alias := id.RoomAlias("#" + local + ":localhost")
 		if got := stateOf(t, alice, room, "m.room.join_rules", ""); got["join_rule"] != "public" {

@@ -78,7 +78,7 @@ func (db *DB) MaxPresencePos(ctx context.Context) (int64, error) {
 	return db.streamPos(ctx, "presence")
 }
 
-func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, msgs []*storage.ToDeviceMessage) (int64, error) {
+func (db *DB) QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID string, msgs []*storage.ToDeviceMessage) (int64, error) {
 	var last int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		if txnID != "" {
@@ -111,7 +111,7 @@ func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, txnID str
 	return last, err
 }
 
-func (db *DB) ToDeviceSince(ctx context.Context, userID, deviceID string, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error) {
+func (db *DB) ToDeviceSince(ctx context.Context, userID id.UserID, deviceID id.DeviceID, since, upto int64, limit int) ([]*storage.ToDeviceMessage, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos, user_id, device_id, sender, type, content FROM to_device
 		WHERE user_id = $1 AND device_id = $2 AND stream_pos > $3 AND stream_pos <= $4 ORDER BY stream_pos LIMIT $5`,
 		userID, deviceID, since, upto, limit)
@@ -138,7 +138,7 @@ func scanToDevice(row interface{ Scan(...any) error }) (*storage.ToDeviceMessage
 	return &m, err
 }
 
-func (db *DB) AckToDevice(ctx context.Context, userID, deviceID string, upto int64) error {
+func (db *DB) AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error {
 	_, err := db.exec(ctx, `DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND stream_pos <= $3`,
 		userID, deviceID, upto)
 	return err

@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )
 
-func (db *DB) SetForgotten(ctx context.Context, userID, roomID string, forgotten bool) error {
+func (db *DB) SetForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID, forgotten bool) error {
 	q := `DELETE FROM room_forgotten WHERE user_id = $1 AND room_id = $2`
 	if forgotten {
 		q = `INSERT INTO room_forgotten (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
@@ -17,7 +18,7 @@ func (db *DB) SetForgotten(ctx context.Context, userID, roomID string, forgotten
 	return err
 }
 
-func (db *DB) IsForgotten(ctx context.Context, userID, roomID string) (bool, error) {
+func (db *DB) IsForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID) (bool, error) {
 	var one int
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT 1 FROM room_forgotten WHERE user_id = $1 AND room_id = $2`,
 		userID, roomID).Scan(&one)

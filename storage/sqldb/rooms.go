@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maunium.net/go/mautrix/id"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,12 +14,12 @@ import (
 )
 
 func (db *DB) CreateRoomRecord(ctx context.Context, r *storage.Room) error {
-	return db.insertNew(ctx, "room "+r.RoomID, `INSERT INTO rooms (room_id, room_version, creator, created_at, published)
+	return db.insertNew(ctx, "room "+r.RoomID.String(), `INSERT INTO rooms (room_id, room_version, creator, created_at, published)
 		VALUES ($1, $2, $3, $4, $5)`,
 		r.RoomID, r.RoomVersion, r.Creator, r.CreatedAt, b2i(r.Published))
 }
 
-func (db *DB) GetRoom(ctx context.Context, roomID string) (*storage.Room, error) {
+func (db *DB) GetRoom(ctx context.Context, roomID id.RoomID) (*storage.Room, error) {
 	var r storage.Room
 	var pub int64
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT room_id, room_version, creator, created_at, published
@@ -30,22 +31,22 @@ func (db *DB) GetRoom(ctx context.Context, roomID string) (*storage.Room, error)
 	return &r, nil
 }
 
-func (db *DB) SetRoomPublished(ctx context.Context, roomID string, published bool) error {
+func (db *DB) SetRoomPublished(ctx context.Context, roomID id.RoomID, published bool) error {
 	return db.execOne(ctx, `UPDATE rooms SET published = $1 WHERE room_id = $2`, b2i(published), roomID)
 }
 
-func (db *DB) ListPublishedRooms(ctx context.Context) ([]string, error) {
-	return db.strings(ctx, `SELECT room_id FROM rooms WHERE published = 1 ORDER BY room_id`)
+func (db *DB) ListPublishedRooms(ctx context.Context) ([]id.RoomID, error) {
+	return queryStrings[id.RoomID](db, ctx, `SELECT room_id FROM rooms WHERE published = 1 ORDER BY room_id`)
 }
 
 // strings runs a query returning one text column.
-func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+func queryStrings[S ~string](db *DB, ctx context.Context, query string, args ...any) ([]S, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, func(row interface{ Scan(...any) error }) (string, error) {
-		var s string
+	return collect(rows, func(row interface{ Scan(...any) error }) (S, error) {
+		var s S
 		return s, row.Scan(&s)
 	})
 }
@@ -269,7 +270,10 @@ func (db *DB) insertStateGroups(ctx context.Context, writes []*storage.EventWrit
 // it: PostgreSQL refuses an upsert that touches a row twice, and the last
 // write is what one statement per entry left behind.
 func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite) error {
-	type key struct{ room, typ, stateKey string }
+	type key struct {
+		room          id.RoomID
+		typ, stateKey string
+	}
 	last := map[key]int{}
 	var rows [][]any
 	for _, w := range writes {
@@ -297,8 +301,8 @@ func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite)
 // gives a list for with the last list it gives: writing the earlier ones
 // only for the later to delete them was a statement per extremity.
 func (db *DB) setExtremities(ctx context.Context, writes []*storage.EventWrite) error {
-	var rooms []string
-	lists := map[string][]string{}
+	var rooms []id.RoomID
+	lists := map[id.RoomID][]id.EventID{}
 	for _, w := range writes {
 		if w.Extremities == nil {
 			continue
@@ -347,11 +351,11 @@ func scanStateEntry(row interface{ Scan(...any) error }) (storage.StateEntry, er
 	return e, row.Scan(&e.Type, &e.StateKey, &e.EventID)
 }
 
-func (db *DB) GetEvent(ctx context.Context, eventID string) (*storage.Event, error) {
+func (db *DB) GetEvent(ctx context.Context, eventID id.EventID) (*storage.Event, error) {
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id = $1`, eventID))
 }
 
-func (db *DB) GetEvents(ctx context.Context, eventIDs []string) ([]*storage.Event, error) {
+func (db *DB) GetEvents(ctx context.Context, eventIDs []id.EventID) ([]*storage.Event, error) {
 	if len(eventIDs) == 0 {
 		return []*storage.Event{}, nil
 	}
@@ -381,17 +385,17 @@ func (db *DB) seqPlaceholder(n int) string {
 	return placeholder(n)
 }
 
-func (db *DB) ResolveEventAliases(ctx context.Context, aliases []string) (map[string]string, error) {
-	return db.pairs(ctx, `SELECT alias, event_id FROM event_aliases WHERE 1 = 1`, "alias", aliases)
+func (db *DB) ResolveEventAliases(ctx context.Context, aliases []id.EventID) (map[id.EventID]id.EventID, error) {
+	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT alias, event_id FROM event_aliases WHERE 1 = 1`, "alias", aliases)
 }
 
-func (db *DB) EventAliases(ctx context.Context, eventIDs []string) (map[string]string, error) {
-	return db.pairs(ctx, `SELECT event_id, alias FROM event_aliases WHERE 1 = 1`, "event_id", eventIDs)
+func (db *DB) EventAliases(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]id.EventID, error) {
+	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT event_id, alias FROM event_aliases WHERE 1 = 1`, "event_id", eventIDs)
 }
 
 // pairs runs a two-column query for the keys (col IN keys) into a map.
-func (db *DB) pairs(ctx context.Context, q, col string, keys []string) (map[string]string, error) {
-	out := map[string]string{}
+func queryPairs[K, V ~string](db *DB, ctx context.Context, q, col string, keys []K) (map[K]V, error) {
+	out := map[K]V{}
 	for chunk := range slices.Chunk(keys, 1000) {
 		cond, args := inList(col, 1, chunk)
 		rows, err := db.r(ctx).QueryContext(ctx, q+cond, args...)
@@ -399,7 +403,8 @@ func (db *DB) pairs(ctx context.Context, q, col string, keys []string) (map[stri
 			return nil, err
 		}
 		for rows.Next() {
-			var k, v string
+			var k K
+			var v V
 			if err := rows.Scan(&k, &v); err != nil {
 				rows.Close()
 				return nil, err
@@ -416,7 +421,7 @@ func (db *DB) pairs(ctx context.Context, q, col string, keys []string) (map[stri
 	return out, nil
 }
 
-func (db *DB) RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {
+func (db *DB) RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {
 	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0`
 	args := []any{roomID, from, limit}
 	if backwards {
@@ -441,7 +446,7 @@ func (db *DB) RoomEvents(ctx context.Context, roomID string, from, to int64, bac
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) EventByTimestamp(ctx context.Context, roomID string, ts int64, forwards bool) (*storage.Event, error) {
+func (db *DB) EventByTimestamp(ctx context.Context, roomID id.RoomID, ts int64, forwards bool) (*storage.Event, error) {
 	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts <= $2
 		ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1`
 	if forwards {
@@ -451,7 +456,7 @@ func (db *DB) EventByTimestamp(ctx context.Context, roomID string, ts int64, for
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, q, roomID, ts))
 }
 
-func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID string) error {
+func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
 		if _, err := db.exec(ctx, `UPDATE events SET redacted_by = $1 WHERE event_id = $2 AND redacted_by = ''`,
 			redactionID, eventID); err != nil {
@@ -462,7 +467,7 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID string) er
 	})
 }
 
-func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
+func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
 	// Only events of the parent's room relate to it: an event elsewhere that
 	// names the parent's ID is not one of its relations.
 	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0
@@ -480,7 +485,7 @@ func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string,
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) ThreadRoots(ctx context.Context, roomID string, from int64, limit int) ([]*storage.Event, error) {
+func (db *DB) ThreadRoots(ctx context.Context, roomID id.RoomID, from int64, limit int) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+prefixed("r", eventCols)+` FROM events r
 		JOIN (SELECT relates_to, MAX(stream_pos) AS latest FROM events
 		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''
@@ -508,11 +513,11 @@ func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	return pos, err
 }
 
-func (db *DB) GetForwardExtremities(ctx context.Context, roomID string) ([]string, error) {
-	return db.strings(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
+func (db *DB) GetForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error) {
+	return queryStrings[id.EventID](db, ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
 }
 
-func (db *DB) CurrentState(ctx context.Context, roomID string) ([]storage.StateEntry, error) {
+func (db *DB) CurrentState(ctx context.Context, roomID id.RoomID) ([]storage.StateEntry, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT type, state_key, event_id FROM current_state WHERE room_id = $1`, roomID)
 	if err != nil {
 		return nil, err
@@ -520,11 +525,11 @@ func (db *DB) CurrentState(ctx context.Context, roomID string) ([]storage.StateE
 	return collect(rows, scanStateEntry)
 }
 
-func (db *DB) CurrentStateEvent(ctx context.Context, roomID, evType, stateKey string) (string, error) {
-	var id string
+func (db *DB) CurrentStateEvent(ctx context.Context, roomID id.RoomID, evType, stateKey string) (id.EventID, error) {
+	var eventID id.EventID
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`,
-		roomID, evType, stateKey).Scan(&id)
-	return id, notFound(err)
+		roomID, evType, stateKey).Scan(&eventID)
+	return eventID, notFound(err)
 }
 
 func scanMember(row interface{ Scan(...any) error }) (storage.CurrentMember, error) {
@@ -545,7 +550,7 @@ func inList[S ~string](col string, start int, values []S) (string, []any) {
 	return ` AND ` + col + ` IN (` + strings.Join(ph, ",") + `)`, args
 }
 
-func (db *DB) RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error) {
+func (db *DB) RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error) {
 	cond, extra := inList("membership", 2, memberships)
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, state_key, event_id, membership FROM current_state
 		WHERE state_key = $1 AND type = 'm.room.member'`+cond+` ORDER BY room_id`, append([]any{userID}, extra...)...)
@@ -555,7 +560,7 @@ func (db *DB) RoomsOfUser(ctx context.Context, userID string, memberships []stri
 	return collect(rows, scanMember)
 }
 
-func (db *DB) RoomMembers(ctx context.Context, roomID string, memberships []string) ([]storage.CurrentMember, error) {
+func (db *DB) RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error) {
 	cond, extra := inList("membership", 2, memberships)
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, state_key, event_id, membership FROM current_state
 		WHERE room_id = $1 AND type = 'm.room.member'`+cond+` ORDER BY state_key`, append([]any{roomID}, extra...)...)
@@ -565,19 +570,19 @@ func (db *DB) RoomMembers(ctx context.Context, roomID string, memberships []stri
 	return collect(rows, scanMember)
 }
 
-func (db *DB) GetEventTxn(ctx context.Context, userID, deviceID, txnID string) (string, error) {
-	var id string
+func (db *DB) GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, txnID string) (id.EventID, error) {
+	var eventID id.EventID
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3`,
-		userID, deviceID, txnID).Scan(&id)
-	return id, notFound(err)
+		userID, deviceID, txnID).Scan(&eventID)
+	return eventID, notFound(err)
 }
 
 func (db *DB) CreateAlias(ctx context.Context, a *storage.RoomAlias) error {
-	return db.insertNew(ctx, "alias "+a.Alias, `INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3)`,
+	return db.insertNew(ctx, "alias "+a.Alias.String(), `INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3)`,
 		a.Alias, a.RoomID, a.Creator)
 }
 
-func (db *DB) GetAlias(ctx context.Context, alias string) (*storage.RoomAlias, error) {
+func (db *DB) GetAlias(ctx context.Context, alias id.RoomAlias) (*storage.RoomAlias, error) {
 	var a storage.RoomAlias
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT alias, room_id, creator FROM room_aliases WHERE alias = $1`, alias).
 		Scan(&a.Alias, &a.RoomID, &a.Creator)
@@ -587,15 +592,15 @@ func (db *DB) GetAlias(ctx context.Context, alias string) (*storage.RoomAlias, e
 	return &a, nil
 }
 
-func (db *DB) DeleteAlias(ctx context.Context, alias string) error {
+func (db *DB) DeleteAlias(ctx context.Context, alias id.RoomAlias) error {
 	return db.execOne(ctx, `DELETE FROM room_aliases WHERE alias = $1`, alias)
 }
 
-func (db *DB) AliasesOfRoom(ctx context.Context, roomID string) ([]string, error) {
-	return db.strings(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
+func (db *DB) AliasesOfRoom(ctx context.Context, roomID id.RoomID) ([]id.RoomAlias, error) {
+	return queryStrings[id.RoomAlias](db, ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
 }
 
-func (db *DB) RelationAggregates(ctx context.Context, parents []string) ([]storage.RelationAggregate, error) {
+func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]storage.RelationAggregate, error) {
 	if len(parents) == 0 {
 		return nil, nil
 	}
@@ -631,8 +636,8 @@ func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error) {
-	out := map[string]string{}
+func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error) {
+	out := map[id.EventID]string{}
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
@@ -647,7 +652,10 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, eventIDs []
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var e, t, u, d string
+		var e id.EventID
+		var u id.UserID
+		var d id.DeviceID
+		var t string
 		if err := rows.Scan(&e, &t, &u, &d); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maunium.net/go/mautrix/id"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ func indexableText(s string) string {
 }
 
 // unindexEvent takes an event out of the index (it was redacted).
-func (db *DB) unindexEvent(ctx context.Context, eventID string) error {
+func (db *DB) unindexEvent(ctx context.Context, eventID id.EventID) error {
 	col := "stream_pos"
 	if db.dialect.Name() == "sqlite" {
 		col = "rowid"
@@ -164,7 +165,7 @@ func (db *DB) searchFrom(q *storage.EventSearch, rooms []storage.SearchRoom) (st
 		args = append(args, v)
 		return db.numPlaceholder(len(args))
 	}
-	list := func(values []string) string {
+	list := func(values []any) string {
 		ph := make([]string, len(values))
 		for i, v := range values {
 			ph[i] = arg(v)
@@ -184,7 +185,7 @@ func (db *DB) searchFrom(q *storage.EventSearch, rooms []storage.SearchRoom) (st
 	var sb strings.Builder
 	sb.WriteString(` FROM (` + match + `) m JOIN events e ON e.stream_pos = m.stream_pos
 		WHERE e.rejected = 0 AND e.soft_failed = 0 AND e.redacted_by = ''`)
-	fmt.Fprintf(&sb, ` AND e.type IN (%s)`, list(q.Types))
+	fmt.Fprintf(&sb, ` AND e.type IN (%s)`, list(anys(q.Types)))
 	// Events are found through the index, then read by stream position.
 	// SQLite would rather walk events_room_stream once per room for each
 	// event found (a search of 500 rooms took 60 times as long); "+" keeps
@@ -193,7 +194,7 @@ func (db *DB) searchFrom(q *storage.EventSearch, rooms []storage.SearchRoom) (st
 	if db.dialect.Name() == "sqlite" {
 		roomCol = `+e.room_id`
 	}
-	var unbounded []string
+	var unbounded []any
 	var conds []string
 	for _, r := range rooms {
 		if r.Before == 0 {
@@ -213,11 +214,11 @@ func (db *DB) searchFrom(q *storage.EventSearch, rooms []storage.SearchRoom) (st
 		if len(q.Senders) == 0 {
 			sb.WriteString(` AND 1 = 0`)
 		} else {
-			fmt.Fprintf(&sb, ` AND e.sender IN (%s)`, list(q.Senders))
+			fmt.Fprintf(&sb, ` AND e.sender IN (%s)`, list(anys(q.Senders)))
 		}
 	}
 	if len(q.NotSenders) > 0 {
-		fmt.Fprintf(&sb, ` AND e.sender NOT IN (%s)`, list(q.NotSenders))
+		fmt.Fprintf(&sb, ` AND e.sender NOT IN (%s)`, list(anys(q.NotSenders)))
 	}
 	if q.Until != 0 {
 		fmt.Fprintf(&sb, ` AND e.stream_pos <= %s`, arg(q.Until))
@@ -268,4 +269,13 @@ func tsQuery(terms []string) string {
 		parts[i] = `'` + esc.Replace(t) + `':*`
 	}
 	return strings.Join(parts, " & ")
+}
+
+// anys is values as query arguments.
+func anys[S ~string](values []S) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -29,7 +30,7 @@ func (db *DB) StateAt(ctx context.Context, groupID int64) ([]storage.StateEntry,
 	if err != nil {
 		return nil, err
 	}
-	merged := make(map[[2]string]string, len(entries))
+	merged := make(map[[2]string]id.EventID, len(entries))
 	for _, e := range entries {
 		merged[[2]string{e.Type, e.StateKey}] = e.EventID
 	}
@@ -42,13 +43,13 @@ func (db *DB) StateAt(ctx context.Context, groupID int64) ([]storage.StateEntry,
 	return out, nil
 }
 
-func (db *DB) StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (string, error) {
-	var id string
+func (db *DB) StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (id.EventID, error) {
+	var eventID id.EventID
 	err := db.r(ctx).QueryRowContext(ctx, stateChain+`
 		SELECT e.event_id FROM state_group_entries e JOIN chain ON e.group_id = chain.gid
-		WHERE e.type = $2 AND e.state_key = $3 ORDER BY chain.step ASC LIMIT 1`, groupID, evType, stateKey).Scan(&id)
+		WHERE e.type = $2 AND e.state_key = $3 ORDER BY chain.step ASC LIMIT 1`, groupID, evType, stateKey).Scan(&eventID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
-	return id, err
+	return eventID, err
 }

@@ -2,12 +2,13 @@ package sqldb
 
 import (
 	"context"
+	"maunium.net/go/mautrix/id"
 	"strconv"
 
 	"github.com/tributary-hs/tributary/storage"
 )
 
-func (db *DB) StateEventsBetween(ctx context.Context, roomID string, after, before int64) ([]*storage.Event, error) {
+func (db *DB) StateEventsBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
 		WHERE room_id = $1 AND state_key IS NOT NULL AND rejected = 0 AND soft_failed = 0
 		  AND stream_pos > $2 AND stream_pos < $3 ORDER BY stream_pos`, roomID, after, before)
@@ -17,7 +18,7 @@ func (db *DB) StateEventsBetween(ctx context.Context, roomID string, after, befo
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) HasMessages(ctx context.Context, roomID string) (bool, error) {
+func (db *DB) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
 	var n int
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events
 		WHERE room_id = $1 AND state_key IS NULL AND rejected = 0 AND soft_failed = 0 LIMIT 1) AS m`, roomID).Scan(&n)
@@ -34,13 +35,13 @@ func (db *DB) MemberEventsBetween(ctx context.Context, after, upto int64) ([]*st
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) LastEventBefore(ctx context.Context, roomID string, before int64) (*storage.Event, error) {
+func (db *DB) LastEventBefore(ctx context.Context, roomID id.RoomID, before int64) (*storage.Event, error) {
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, `SELECT `+eventCols+` FROM events
 		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos < $2
 		ORDER BY stream_pos DESC LIMIT 1`, roomID, before))
 }
 
-func (db *DB) CountRoomEvents(ctx context.Context, roomID string, after, upto int64) (int64, error) {
+func (db *DB) CountRoomEvents(ctx context.Context, roomID id.RoomID, after, upto int64) (int64, error) {
 	var n int64
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM events
 		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos > $2 AND stream_pos <= $3`,
@@ -54,7 +55,7 @@ func (db *DB) MaxAccountDataPos(ctx context.Context) (int64, error) {
 	return pos, err
 }
 
-func (db *DB) CreateFilter(ctx context.Context, userID string, filterJSON []byte) (string, error) {
+func (db *DB) CreateFilter(ctx context.Context, userID id.UserID, filterJSON []byte) (string, error) {
 	var id string
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		var n int64
@@ -69,7 +70,7 @@ func (db *DB) CreateFilter(ctx context.Context, userID string, filterJSON []byte
 	return id, err
 }
 
-func (db *DB) GetFilter(ctx context.Context, userID, filterID string) ([]byte, error) {
+func (db *DB) GetFilter(ctx context.Context, userID id.UserID, filterID string) ([]byte, error) {
 	var js string
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT filter_json FROM filters WHERE user_id = $1 AND filter_id = $2`,
 		userID, filterID).Scan(&js)
@@ -79,6 +80,6 @@ func (db *DB) GetFilter(ctx context.Context, userID, filterID string) ([]byte, e
 	return []byte(js), nil
 }
 
-func (db *DB) RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]string, error) {
-	return db.strings(ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2`, after, upto)
+func (db *DB) RoomsWithEventsBetween(ctx context.Context, after, upto int64) ([]id.RoomID, error) {
+	return queryStrings[id.RoomID](db, ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2`, after, upto)
 }

@@ -85,14 +85,14 @@ func testInterestQueueKinds(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	as := storage.Consumer{Kind: "appservice", ID: "x"}
 	plugin := storage.Consumer{Kind: "plugin", ID: "x"}
-	room := "!queues:x"
+	room := id.RoomID("!queues:x")
 	var writes []*storage.EventWrite
 	for i := range 3 {
 		queued := []storage.Consumer{as}
 		if i != 1 {
 			queued = append(queued, plugin)
 		}
-		writes = append(writes, &storage.EventWrite{Event: &storage.Event{EventID: fmt.Sprintf("$q%d", i), RoomID: room,
+		writes = append(writes, &storage.EventWrite{Event: &storage.Event{EventID: id.EventID(fmt.Sprintf("$q%d", i)), RoomID: room,
 			Type: "m.room.message", Sender: "@u:x", JSON: []byte(`{}`)}, Queued: queued})
 	}
 	must(t, s.PersistEvents(c, writes))
@@ -192,7 +192,7 @@ func testEventHistory(t *testing.T, s storage.Store) {
 	eq(t, "timeline position after history", maxAfter, maxBefore)
 	evs, err := s.RoomEvents(c, roomA, farPos, 0, true, 100)
 	must(t, err)
-	eqList(t, "room read backwards", ids(evs), []string{"$live2", "$live1", "$h2", "$h1", "$older2", "$older1"})
+	eqList(t, "room read backwards", ids(evs), []id.EventID{"$live2", "$live1", "$h2", "$h1", "$older2", "$older1"})
 	mixed := bare(ev(roomA, "$x1", "m.room.message"), ev(roomA, "$x2", "m.room.message"))
 	mixed[1].History = true
 	if err := s.PersistEvents(c, mixed); err == nil {
@@ -207,12 +207,12 @@ func testEventAliases(t *testing.T, s storage.Store) {
 	writes := bare(ev(roomA, "$real1", "m.room.message"), ev(roomA, "$real2", "m.room.message"))
 	writes[0].Alias = "$name1:bridge"
 	must(t, s.PersistEvents(c, writes))
-	m, err := s.ResolveEventAliases(c, []string{"$name1:bridge", "$unknown:bridge"})
+	m, err := s.ResolveEventAliases(c, []id.EventID{"$name1:bridge", "$unknown:bridge"})
 	must(t, err)
 	if len(m) != 1 || m["$name1:bridge"] != "$real1" {
 		t.Fatalf("resolved %v", m)
 	}
-	m, err = s.EventAliases(c, []string{"$real1", "$real2"})
+	m, err = s.EventAliases(c, []id.EventID{"$real1", "$real2"})
 	must(t, err)
 	if len(m) != 1 || m["$real1"] != "$name1:bridge" {
 		t.Fatalf("aliases %v", m)

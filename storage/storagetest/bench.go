@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -19,7 +21,7 @@ func BenchStateWrites(b *testing.B, s storage.Store) {
 	full := make([]storage.StateEntry, 0, members+1)
 	var writes []*storage.EventWrite
 	for i := range members {
-		e := memberEv(roomA, fmt.Sprintf("$m%d", i), fmt.Sprintf("@u%05d:example.org", i), "join")
+		e := memberEv(roomA, id.EventID(fmt.Sprintf("$m%d", i)), id.UserID(fmt.Sprintf("@u%05d:example.org", i)), "join")
 		cs := storage.StateEntry{Type: e.Type, StateKey: *e.StateKey, EventID: e.EventID}
 		full = append(full, cs)
 		writes = append(writes, &storage.EventWrite{Event: e, CurrentState: []storage.StateEntry{cs}})
@@ -38,11 +40,11 @@ func BenchStateWrites(b *testing.B, s storage.Store) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e := stateEv(roomA, fmt.Sprintf("$topic%d", n), "m.room.topic", "")
+			e := stateEv(roomA, id.EventID(fmt.Sprintf("$topic%d", n)), "m.room.topic", "")
 			e.StateGroup = g
 			cs := storage.StateEntry{Type: e.Type, EventID: e.EventID}
 			if err := s.PersistEvents(c, []*storage.EventWrite{{Event: e, CurrentState: []storage.StateEntry{cs},
-				Extremities: []string{e.EventID},
+				Extremities: []id.EventID{e.EventID},
 				NewGroup:    &storage.StateGroup{GroupID: g, RoomID: roomA, Entries: append(full[:members], cs)}}}); err != nil {
 				b.Fatal(err)
 			}
@@ -57,10 +59,10 @@ func BenchStateWrites(b *testing.B, s storage.Store) {
 			ws := make([]*storage.EventWrite, 16)
 			for j := range ws {
 				n++
-				e := memberEv(roomA, fmt.Sprintf("$join%d", n), fmt.Sprintf("@j%07d:example.org", n), "join")
+				e := memberEv(roomA, id.EventID(fmt.Sprintf("$join%d", n)), id.UserID(fmt.Sprintf("@j%07d:example.org", n)), "join")
 				e.StateGroup = g + int64(j)
 				cs := storage.StateEntry{Type: e.Type, StateKey: *e.StateKey, EventID: e.EventID}
-				ws[j] = &storage.EventWrite{Event: e, CurrentState: []storage.StateEntry{cs}, Extremities: []string{e.EventID},
+				ws[j] = &storage.EventWrite{Event: e, CurrentState: []storage.StateEntry{cs}, Extremities: []id.EventID{e.EventID},
 					NewGroup: &storage.StateGroup{GroupID: g + int64(j), RoomID: roomA, PrevGroup: g + int64(j) - 1, ChainLen: 1,
 						Entries: []storage.StateEntry{cs}}}
 			}

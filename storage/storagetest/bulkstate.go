@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -19,14 +21,17 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	g, err := s.ReserveStateGroupIDs(c, 2)
 	must(t, err)
 	snapGroup, deltaGroup := g, g+1
-	user := func(i int) string { return fmt.Sprintf("@u%05d:example.org", i) }
+	user := func(i int) id.UserID { return id.UserID(fmt.Sprintf("@u%05d:example.org", i)) }
 	member := "m.room.member"
 
 	// The expected current state, the writes applied in order, and each
 	// event's membership.
-	type key struct{ room, typ, stateKey string }
-	current := map[key]string{}
-	membership := map[string]string{}
+	type key struct {
+		room          id.RoomID
+		typ, stateKey string
+	}
+	current := map[key]id.EventID{}
+	membership := map[id.EventID]string{}
 	var writes []*storage.EventWrite
 	add := func(e *storage.Event, cs ...storage.StateEntry) *storage.EventWrite {
 		w := &storage.EventWrite{Event: e, CurrentState: cs}
@@ -40,7 +45,7 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	self := func(e *storage.Event) storage.StateEntry {
 		return storage.StateEntry{Type: e.Type, StateKey: *e.StateKey, EventID: e.EventID}
 	}
-	state := func(room string) []storage.StateEntry {
+	state := func(room id.RoomID) []storage.StateEntry {
 		var out []storage.StateEntry
 		for k, v := range current {
 			if k.room == room {
@@ -51,23 +56,23 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	}
 	check := func(when string) {
 		t.Helper()
-		for _, room := range []string{roomA, roomB} {
+		for _, room := range []id.RoomID{roomA, roomB} {
 			cs, err := s.CurrentState(c, room)
 			must(t, err)
-			eqState(t, "current state of "+room+" "+when, cs, state(room))
+			eqState(t, "current state of "+string(room)+" "+when, cs, state(room))
 			var want []storage.CurrentMember
 			for _, e := range sortedState(state(room)) {
 				if e.Type == member {
-					want = append(want, storage.CurrentMember{RoomID: room, UserID: e.StateKey, EventID: e.EventID,
+					want = append(want, storage.CurrentMember{RoomID: room, UserID: id.UserID(e.StateKey), EventID: e.EventID,
 						Membership: membership[e.EventID]})
 				}
 			}
 			got, err := s.RoomMembers(c, room, nil)
 			must(t, err)
-			eqList(t, "members of "+room+" "+when, got, want)
+			eqList(t, "members of "+string(room)+" "+when, got, want)
 			got, err = s.RoomMembers(c, room, []string{"invite"})
 			must(t, err)
-			eqList(t, "invited members of "+room+" "+when, got,
+			eqList(t, "invited members of "+string(room)+" "+when, got,
 				slices.DeleteFunc(want, func(m storage.CurrentMember) bool { return m.Membership != "invite" }))
 		}
 	}
@@ -79,14 +84,14 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	create := stateEv(roomA, "$create", "m.room.create", "")
 	add(create, self(create))
 	for i := range members {
-		e := memberEv(roomA, fmt.Sprintf("$m%d", i), user(i), "join")
+		e := memberEv(roomA, id.EventID(fmt.Sprintf("$m%d", i)), user(i), "join")
 		if i%5 == 0 {
 			e.Membership = "invite"
 		}
 		add(e, self(e))
 	}
 	for i := 0; i < 500; i += 5 {
-		e := memberEv(roomA, fmt.Sprintf("$j%d", i), user(i), "join")
+		e := memberEv(roomA, id.EventID(fmt.Sprintf("$j%d", i)), user(i), "join")
 		add(e, self(e))
 	}
 	otherCreate := stateEv(roomB, "$create-b", "m.room.create", "")
@@ -120,17 +125,17 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	writes = nil
 	var delta []storage.StateEntry
 	for i := 0; i < members; i += 2 {
-		e := memberEv(roomA, fmt.Sprintf("$l%d", i), user(i), "leave")
+		e := memberEv(roomA, id.EventID(fmt.Sprintf("$l%d", i)), user(i), "leave")
 		e.StateGroup = deltaGroup
 		delta = append(delta, add(e, self(e)).CurrentState...)
 	}
 	for i := 1; i < members; i += 6 {
-		delta = append(delta, storage.StateEntry{Type: member, StateKey: user(i)})
+		delta = append(delta, storage.StateEntry{Type: member, StateKey: string(user(i))})
 	}
 	delta = append(delta, storage.StateEntry{Type: "m.room.topic"})
 	var reset []storage.StateEntry
 	for i := 0; i < members; i += 10 {
-		reset = append(reset, storage.StateEntry{Type: member, StateKey: user(i), EventID: fmt.Sprintf("$m%d", i)})
+		reset = append(reset, storage.StateEntry{Type: member, StateKey: string(user(i)), EventID: id.EventID(fmt.Sprintf("$m%d", i))})
 	}
 	power := stateEv(roomA, "$power", "m.room.power_levels", "")
 	power.StateGroup = deltaGroup
@@ -143,7 +148,7 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "PrevGroup of the delta", got.PrevGroup, snapGroup)
 	eqState(t, "delta, removals included", got.Entries, delta)
-	merged := map[[2]string]string{}
+	merged := map[[2]string]id.EventID{}
 	for _, e := range slices.Concat(snapshot.Entries, delta) {
 		merged[[2]string{e.Type, e.StateKey}] = e.EventID
 	}

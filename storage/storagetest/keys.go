@@ -315,14 +315,14 @@ func testUsersSharingRoom(t *testing.T, s storage.Store) {
 	const dave, eve = "@dave:example.org", "@eve:example.org"
 	var writes []*storage.EventWrite
 	for _, m := range []struct {
-		room       string
+		room       id.RoomID
 		user       id.UserID
 		membership string
 	}{
 		{roomA, kAlice, "join"}, {roomA, kBob, "join"}, {roomA, carol, "invite"},
 		{roomB, dave, "join"}, {roomB, kAlice, "leave"}, {roomB, eve, "join"},
 	} {
-		e := memberEv(m.room, "$"+m.room+string(m.user), string(m.user), m.membership)
+		e := memberEv(m.room, id.EventID("$"+string(m.room)+string(m.user)), m.user, m.membership)
 		writes = append(writes, &storage.EventWrite{Event: e,
 			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: string(m.user), EventID: e.EventID}}})
 	}

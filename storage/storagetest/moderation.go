@@ -15,16 +15,16 @@ func testAccountRestrictions(t *testing.T, s storage.Store) {
 	wantErr(t, s.SetAccountLocked(c, "@nobody:example.org", true), storage.ErrNotFound, "locking nobody")
 	check := func(wantSuspended, wantLocked bool) {
 		t.Helper()
-		suspended, locked, err := s.AccountRestrictions(c, string(acc.UserID))
+		suspended, locked, err := s.AccountRestrictions(c, acc.UserID)
 		must(t, err)
 		if suspended != wantSuspended || locked != wantLocked {
 			t.Fatalf("suspended %v locked %v; want %v %v", suspended, locked, wantSuspended, wantLocked)
 		}
 	}
 	check(false, false)
-	must(t, s.SetAccountSuspended(c, string(acc.UserID), true))
+	must(t, s.SetAccountSuspended(c, acc.UserID, true))
 	check(true, false)
-	must(t, s.SetAccountLocked(c, string(acc.UserID), true))
-	must(t, s.SetAccountSuspended(c, string(acc.UserID), false))
+	must(t, s.SetAccountLocked(c, acc.UserID, true))
+	must(t, s.SetAccountSuspended(c, acc.UserID, false))
 	check(false, true)
 }

@@ -224,11 +224,11 @@ func testPushQueue(t *testing.T, s storage.Store) {
 // user has a row of their own, and their own rows that notify.
 func testNotifications(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	join := func(room, eventID, user, membership string) {
+	join := func(room id.RoomID, eventID id.EventID, user id.UserID, membership string) {
 		t.Helper()
 		e := memberEv(room, eventID, user, membership)
 		must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e,
-			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: user, EventID: eventID}}}}))
+			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: string(user), EventID: eventID}}}}))
 	}
 	write := func(e *storage.Event, def *storage.PushAction, actions ...storage.PushAction) int64 {
 		t.Helper()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -60,27 +62,27 @@ const (
 func strPtr(s string) *string { return &s }
 
 // ev makes a non-state event; its JSON names its ID so that mix-ups show.
-func ev(room, eventID, evType string) *storage.Event {
+func ev(room id.RoomID, eventID id.EventID, evType string) *storage.Event {
 	return &storage.Event{EventID: eventID, RoomID: room, Type: evType, Sender: alice, OriginServerTS: 1000, Depth: 1,
-		JSON: []byte(`{"event_id":"` + eventID + `","type":"` + evType + `"}`)}
+		JSON: []byte(`{"event_id":"` + string(eventID) + `","type":"` + evType + `"}`)}
 }
 
 // stateEv makes a state event.
-func stateEv(room, eventID, evType, stateKey string) *storage.Event {
+func stateEv(room id.RoomID, eventID id.EventID, evType, stateKey string) *storage.Event {
 	e := ev(room, eventID, evType)
 	e.StateKey = &stateKey
 	return e
 }
 
 // memberEv makes an m.room.member event of user with the membership.
-func memberEv(room, eventID, user, membership string) *storage.Event {
-	e := stateEv(room, eventID, "m.room.member", user)
+func memberEv(room id.RoomID, eventID id.EventID, user id.UserID, membership string) *storage.Event {
+	e := stateEv(room, eventID, "m.room.member", string(user))
 	e.Sender, e.Membership = user, membership
 	return e
 }
 
 // relEv makes an event relating to parent.
-func relEv(room, eventID, evType, relType, parent string) *storage.Event {
+func relEv(room id.RoomID, eventID id.EventID, evType, relType string, parent id.EventID) *storage.Event {
 	e := ev(room, eventID, evType)
 	e.RelType, e.RelatesTo = relType, parent
 	return e
@@ -113,7 +115,7 @@ func eventString(e *storage.Event) string {
 		e.Rejected, e.SoftFailed, e.RedactedBy, e.RelatesTo, e.RelType, e.Membership, e.ReplacesState)
 }
 
-func getEvent(t *testing.T, s storage.Store, eventID string) *storage.Event {
+func getEvent(t *testing.T, s storage.Store, eventID id.EventID) *storage.Event {
 	t.Helper()
 	e, err := s.GetEvent(ctx(t), eventID)
 	if err != nil {
@@ -122,8 +124,8 @@ func getEvent(t *testing.T, s storage.Store, eventID string) *storage.Event {
 	return e
 }
 
-func ids(evs []*storage.Event) []string {
-	out := make([]string, len(evs))
+func ids(evs []*storage.Event) []id.EventID {
+	out := make([]id.EventID, len(evs))
 	for i, e := range evs {
 		out[i] = e.EventID
 	}
@@ -185,20 +187,20 @@ func testRoomPublished(t *testing.T, s storage.Store) {
 	list, err := s.ListPublishedRooms(c)
 	must(t, err)
 	eq(t, "published rooms of an empty store", len(list), 0)
-	for _, id := range []string{"!c:example.org", roomA, roomB} {
-		must(t, s.CreateRoomRecord(c, &storage.Room{RoomID: id, RoomVersion: "11", Creator: alice, CreatedAt: 1}))
+	for _, room := range []id.RoomID{"!c:example.org", roomA, roomB} {
+		must(t, s.CreateRoomRecord(c, &storage.Room{RoomID: room, RoomVersion: "11", Creator: alice, CreatedAt: 1}))
 	}
 	must(t, s.CreateRoomRecord(c, &storage.Room{RoomID: "!d:example.org", RoomVersion: "11", Creator: alice, CreatedAt: 1, Published: true}))
 	list, err = s.ListPublishedRooms(c)
 	must(t, err)
-	eqList(t, "published rooms", list, []string{"!d:example.org"})
+	eqList(t, "published rooms", list, []id.RoomID{"!d:example.org"})
 
 	must(t, s.SetRoomPublished(c, "!c:example.org", true))
 	must(t, s.SetRoomPublished(c, roomA, true))
 	must(t, s.SetRoomPublished(c, roomA, true)) // again: no change, no error
 	list, err = s.ListPublishedRooms(c)
 	must(t, err)
-	eqList(t, "published rooms", list, []string{roomA, "!c:example.org", "!d:example.org"})
+	eqList(t, "published rooms", list, []id.RoomID{roomA, "!c:example.org", "!d:example.org"})
 	got, err := s.GetRoom(c, roomA)
 	must(t, err)
 	eq(t, "Published", got.Published, true)
@@ -207,7 +209,7 @@ func testRoomPublished(t *testing.T, s storage.Store) {
 	must(t, s.SetRoomPublished(c, roomB, false)) // was not published
 	list, err = s.ListPublishedRooms(c)
 	must(t, err)
-	eqList(t, "published rooms after unpublishing", list, []string{roomA, "!d:example.org"})
+	eqList(t, "published rooms after unpublishing", list, []id.RoomID{roomA, "!d:example.org"})
 	got, err = s.GetRoom(c, "!c:example.org")
 	must(t, err)
 	eq(t, "Published after unpublishing", got.Published, false)
@@ -234,7 +236,7 @@ func testEventRoundTrip(t *testing.T, s storage.Store) {
 	persist(t, s, create, msg, member, other)
 
 	for _, want := range []*storage.Event{create, msg, member, other} {
-		eq(t, "event "+want.EventID, eventString(getEvent(t, s, want.EventID)), eventString(want))
+		eq(t, "event "+string(want.EventID), eventString(getEvent(t, s, want.EventID)), eventString(want))
 	}
 	got := getEvent(t, s, "$create")
 	if got.StateKey == nil {
@@ -244,18 +246,18 @@ func testEventRoundTrip(t *testing.T, s storage.Store) {
 		t.Fatalf("state_key nil read back as %q", *got.StateKey)
 	}
 
-	evs, err := s.GetEvents(c, []string{"$member", "$missing", "$create", "$other"})
+	evs, err := s.GetEvents(c, []id.EventID{"$member", "$missing", "$create", "$other"})
 	must(t, err)
 	slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.EventID, b.EventID) })
-	eqList(t, "GetEvents (missing IDs skipped)", ids(evs), []string{"$create", "$member", "$other"})
+	eqList(t, "GetEvents (missing IDs skipped)", ids(evs), []id.EventID{"$create", "$member", "$other"})
 	for _, e := range evs {
-		want := map[string]*storage.Event{"$create": create, "$member": member, "$other": other}[e.EventID]
-		eq(t, "GetEvents event "+e.EventID, eventString(e), eventString(want))
+		want := map[id.EventID]*storage.Event{"$create": create, "$member": member, "$other": other}[e.EventID]
+		eq(t, "GetEvents event "+string(e.EventID), eventString(e), eventString(want))
 	}
 	evs, err = s.GetEvents(c, nil)
 	must(t, err)
 	eq(t, "GetEvents of no IDs", len(evs), 0)
-	evs, err = s.GetEvents(c, []string{"$missing"})
+	evs, err = s.GetEvents(c, []id.EventID{"$missing"})
 	must(t, err)
 	eq(t, "GetEvents of a missing ID", len(evs), 0)
 
@@ -273,8 +275,8 @@ func testEventStreamPositions(t *testing.T, s storage.Store) {
 	batch1 := []*storage.Event{ev(roomA, "$a1", "m.room.message"), ev(roomA, "$a2", "m.room.message"), ev(roomB, "$b1", "m.room.message")}
 	persist(t, s, batch1...)
 	for i, e := range batch1 {
-		eq(t, "StreamPos of "+e.EventID, e.StreamPos, base+1+int64(i))
-		eq(t, "stored StreamPos of "+e.EventID, getEvent(t, s, e.EventID).StreamPos, e.StreamPos)
+		eq(t, "StreamPos of "+string(e.EventID), e.StreamPos, base+1+int64(i))
+		eq(t, "stored StreamPos of "+string(e.EventID), getEvent(t, s, e.EventID).StreamPos, e.StreamPos)
 	}
 	pos, err := s.MaxStreamPos(c)
 	must(t, err)
@@ -340,21 +342,21 @@ func testEventCurrentState(t *testing.T, s storage.Store) {
 	cs, err = s.CurrentState(c, "!missing:example.org")
 	must(t, err)
 	eq(t, "current state of an unknown room", len(cs), 0)
-	id, err := s.CurrentStateEvent(c, roomA, "m.room.member", bob)
+	eventID, err := s.CurrentStateEvent(c, roomA, "m.room.member", bob)
 	must(t, err)
-	eq(t, "current member event of bob", id, "$bob-invite")
+	eq(t, "current member event of bob", eventID, "$bob-invite")
 	_, err = s.CurrentStateEvent(c, roomA, "m.room.topic", "")
 	wantErr(t, err, storage.ErrNotFound, "CurrentStateEvent of an unset key")
 	_, err = s.CurrentStateEvent(c, roomB, "m.room.member", bob)
 	wantErr(t, err, storage.ErrNotFound, "CurrentStateEvent of a key set in another room only")
 
-	members := func(room string, memberships ...string) []storage.CurrentMember {
+	members := func(room id.RoomID, memberships ...string) []storage.CurrentMember {
 		t.Helper()
 		m, err := s.RoomMembers(c, room, memberships)
 		must(t, err)
 		return m
 	}
-	rooms := func(user string, memberships ...string) []storage.CurrentMember {
+	rooms := func(user id.UserID, memberships ...string) []storage.CurrentMember {
 		t.Helper()
 		m, err := s.RoomsOfUser(c, user, memberships)
 		must(t, err)
@@ -438,7 +440,7 @@ func testEventCurrentState(t *testing.T, s storage.Store) {
 
 func testEventExtremities(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	extremities := func(room string) []string {
+	extremities := func(room id.RoomID) []id.EventID {
 		t.Helper()
 		x, err := s.GetForwardExtremities(c, room)
 		must(t, err)
@@ -447,29 +449,29 @@ func testEventExtremities(t *testing.T, s storage.Store) {
 	eq(t, "extremities of an unknown room", len(extremities(roomA)), 0)
 
 	must(t, s.PersistEvents(c, []*storage.EventWrite{
-		{Event: ev(roomA, "$a1", "m.room.message"), Extremities: []string{"$a1"}},
-		{Event: ev(roomB, "$b1", "m.room.message"), Extremities: []string{"$b1"}},
+		{Event: ev(roomA, "$a1", "m.room.message"), Extremities: []id.EventID{"$a1"}},
+		{Event: ev(roomB, "$b1", "m.room.message"), Extremities: []id.EventID{"$b1"}},
 	}))
-	eqList(t, "extremities", extremities(roomA), []string{"$a1"})
-	eqList(t, "extremities of the other room", extremities(roomB), []string{"$b1"})
+	eqList(t, "extremities", extremities(roomA), []id.EventID{"$a1"})
+	eqList(t, "extremities of the other room", extremities(roomB), []id.EventID{"$b1"})
 
 	// nil keeps them.
 	persist(t, s, ev(roomA, "$a2", "m.room.message"))
-	eqList(t, "extremities after a write without any", extremities(roomA), []string{"$a1"})
+	eqList(t, "extremities after a write without any", extremities(roomA), []id.EventID{"$a1"})
 
 	// Each non-nil list replaces the previous; the last in the batch wins.
 	must(t, s.PersistEvents(c, []*storage.EventWrite{
-		{Event: ev(roomA, "$a3", "m.room.message"), Extremities: []string{"$a3"}},
-		{Event: ev(roomA, "$a4", "m.room.message"), Extremities: []string{"$a4", "$a2", "$x"}},
+		{Event: ev(roomA, "$a3", "m.room.message"), Extremities: []id.EventID{"$a3"}},
+		{Event: ev(roomA, "$a4", "m.room.message"), Extremities: []id.EventID{"$a4", "$a2", "$x"}},
 		{Event: ev(roomA, "$a5", "m.room.message")},
 	}))
-	eqList(t, "extremities after a batch", extremities(roomA), []string{"$a2", "$a4", "$x"})
-	eqList(t, "extremities of the other room (untouched)", extremities(roomB), []string{"$b1"})
+	eqList(t, "extremities after a batch", extremities(roomA), []id.EventID{"$a2", "$a4", "$x"})
+	eqList(t, "extremities of the other room (untouched)", extremities(roomB), []id.EventID{"$b1"})
 
 	// An empty, non-nil list clears them.
-	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: ev(roomA, "$a6", "m.room.message"), Extremities: []string{}}}))
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: ev(roomA, "$a6", "m.room.message"), Extremities: []id.EventID{}}}))
 	eq(t, "extremities after an empty list", len(extremities(roomA)), 0)
-	eqList(t, "extremities of the other room (untouched)", extremities(roomB), []string{"$b1"})
+	eqList(t, "extremities of the other room (untouched)", extremities(roomB), []id.EventID{"$b1"})
 }
 
 func testEventTxn(t *testing.T, s storage.Store) {
@@ -479,15 +481,24 @@ func testEventTxn(t *testing.T, s storage.Store) {
 		{Event: ev(roomA, "$e2", "m.room.message")},
 		{Event: ev(roomA, "$e3", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV2", TxnID: "t1", EventID: "$e3"}},
 	}))
-	for _, tc := range []struct{ user, device, txn, want string }{
+	for _, tc := range []struct {
+		user   id.UserID
+		device id.DeviceID
+		txn    string
+		want   id.EventID
+	}{
 		{alice, "DEV", "t1", "$e1"},
 		{alice, "DEV2", "t1", "$e3"},
 	} {
 		got, err := s.GetEventTxn(c, tc.user, tc.device, tc.txn)
 		must(t, err)
-		eq(t, "event of txn "+tc.device+"/"+tc.txn, got, tc.want)
+		eq(t, "event of txn "+string(tc.device)+"/"+tc.txn, got, tc.want)
 	}
-	for _, tc := range []struct{ user, device, txn string }{
+	for _, tc := range []struct {
+		user   id.UserID
+		device id.DeviceID
+		txn    string
+	}{
 		{alice, "DEV", "t2"}, {alice, "OTHER", "t1"}, {bob, "DEV", "t1"},
 	} {
 		_, err := s.GetEventTxn(c, tc.user, tc.device, tc.txn)
@@ -498,7 +509,7 @@ func testEventTxn(t *testing.T, s storage.Store) {
 func testEventRedactions(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	persist(t, s, ev(roomA, "$m1", "m.room.message"), ev(roomA, "$m2", "m.room.message"))
-	redactedBy := func(eventID string) string {
+	redactedBy := func(eventID id.EventID) id.EventID {
 		t.Helper()
 		return getEvent(t, s, eventID).RedactedBy
 	}
@@ -535,7 +546,7 @@ func testEventBatchRollback(t *testing.T, s storage.Store) {
 	gid, err := s.ReserveStateGroupIDs(c, 4)
 	must(t, err)
 	e1 := stateEv(roomA, "$e1", "m.room.create", "")
-	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e1, Extremities: []string{"$e1"},
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e1, Extremities: []id.EventID{"$e1"},
 		CurrentState: []storage.StateEntry{{Type: "m.room.create", EventID: "$e1"}}}}))
 	base, err := s.MaxStreamPos(c)
 	must(t, err)
@@ -545,23 +556,23 @@ func testEventBatchRollback(t *testing.T, s storage.Store) {
 		pos, err := s.MaxStreamPos(c)
 		must(t, err)
 		eq(t, what+": MaxStreamPos", pos, base)
-		for _, id := range []string{"$n1", "$n2", "$n3"} {
-			_, err := s.GetEvent(c, id)
-			wantErr(t, err, storage.ErrNotFound, what+": GetEvent("+id+")")
+		for _, eventID := range []id.EventID{"$n1", "$n2", "$n3"} {
+			_, err := s.GetEvent(c, eventID)
+			wantErr(t, err, storage.ErrNotFound, what+": GetEvent("+string(eventID)+")")
 		}
 		evs, err := s.GetEventsByPos(c, []int64{base + 1, base + 2, base + 3})
 		must(t, err)
 		eq(t, what+": events after the last committed position", len(evs), 0)
 		evs, err = s.RoomEvents(c, roomA, 0, 0, false, 10)
 		must(t, err)
-		eqList(t, what+": room events", ids(evs), []string{"$e1"})
+		eqList(t, what+": room events", ids(evs), []id.EventID{"$e1"})
 		for _, g := range []int64{gid + 1, gid + 2} {
 			_, err = s.GetStateGroup(c, g)
 			wantErr(t, err, storage.ErrNotFound, fmt.Sprintf("%s: state group %d of a failed batch", what, g))
 		}
 		x, err := s.GetForwardExtremities(c, roomA)
 		must(t, err)
-		eqList(t, what+": extremities", x, []string{"$e1"})
+		eqList(t, what+": extremities", x, []id.EventID{"$e1"})
 		cs, err := s.CurrentState(c, roomA)
 		must(t, err)
 		eqState(t, what+": current state", cs, []storage.StateEntry{{Type: "m.room.create", EventID: "$e1"}})
@@ -577,20 +588,20 @@ func testEventBatchRollback(t *testing.T, s storage.Store) {
 	err = s.PersistEvents(c, []*storage.EventWrite{
 		{Event: n1, NewGroup: &storage.StateGroup{GroupID: gid + 1, RoomID: roomA, PrevGroup: gid, ChainLen: 1,
 			Entries: []storage.StateEntry{{Type: "m.room.topic", EventID: "$n1"}}},
-			CurrentState: []storage.StateEntry{{Type: "m.room.topic", EventID: "$n1"}}, Extremities: []string{"$n1"},
+			CurrentState: []storage.StateEntry{{Type: "m.room.topic", EventID: "$n1"}}, Extremities: []id.EventID{"$n1"},
 			Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$n1"}},
-		{Event: n2, Redacts: "$e1", Extremities: []string{"$n2"}},
+		{Event: n2, Redacts: "$e1", Extremities: []id.EventID{"$n2"}},
 		{Event: dup},
 	})
 	wantErr(t, err, storage.ErrConflict, "PersistEvents of an existing event ID")
 	check("after a batch repeating a stored event")
 	for _, e := range []*storage.Event{n1, n2, dup} {
-		eq(t, "StreamPos of "+e.EventID+" of the failed batch", e.StreamPos, 0)
+		eq(t, "StreamPos of "+string(e.EventID)+" of the failed batch", e.StreamPos, 0)
 	}
 
 	// The batch repeats an event ID of its own.
 	err = s.PersistEvents(c, []*storage.EventWrite{
-		{Event: ev(roomA, "$n3", "m.room.message"), Extremities: []string{"$n3"}},
+		{Event: ev(roomA, "$n3", "m.room.message"), Extremities: []id.EventID{"$n3"}},
 		{Event: ev(roomA, "$n3", "m.room.message")},
 	})
 	wantErr(t, err, storage.ErrConflict, "PersistEvents of a batch repeating an event ID")
@@ -616,7 +627,7 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 	// m0..m9 in roomA, interleaved with roomB events; m3 rejected, m6 soft failed.
 	var ms []*storage.Event
 	for i := range 10 {
-		e := ev(roomA, fmt.Sprintf("$m%d", i), "m.room.message")
+		e := ev(roomA, id.EventID(fmt.Sprintf("$m%d", i)), "m.room.message")
 		e.Rejected, e.SoftFailed = i == 3, i == 6
 		ms = append(ms, e)
 	}
@@ -631,17 +642,17 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 		from, to  int64
 		backwards bool
 		limit     int
-		want      []string
+		want      []id.EventID
 	}{
-		{"forwards from the start", 0, 0, false, 100, []string{"$m0", "$m1", "$m2", "$m4", "$m5", "$m7", "$m8", "$m9"}},
-		{"backwards from the end", farPos, 0, true, 100, []string{"$m9", "$m8", "$m7", "$m5", "$m4", "$m2", "$m1", "$m0"}},
-		{"backwards from the end, limited", farPos, 0, true, 3, []string{"$m9", "$m8", "$m7"}},
-		{"forwards from the start, limited", 0, 0, false, 2, []string{"$m0", "$m1"}},
-		{"backwards from an event (exclusive)", p(7), 0, true, 100, []string{"$m5", "$m4", "$m2", "$m1", "$m0"}},
-		{"forwards from an event (exclusive)", p(2), 0, false, 2, []string{"$m4", "$m5"}},
-		{"forwards to a bound (exclusive)", p(1), p(5), false, 100, []string{"$m2", "$m4"}},
-		{"backwards to a bound (exclusive)", p(8), p(4), true, 100, []string{"$m7", "$m5"}},
-		{"backwards to a bound, limited", p(9), p(0), true, 2, []string{"$m8", "$m7"}},
+		{"forwards from the start", 0, 0, false, 100, []id.EventID{"$m0", "$m1", "$m2", "$m4", "$m5", "$m7", "$m8", "$m9"}},
+		{"backwards from the end", farPos, 0, true, 100, []id.EventID{"$m9", "$m8", "$m7", "$m5", "$m4", "$m2", "$m1", "$m0"}},
+		{"backwards from the end, limited", farPos, 0, true, 3, []id.EventID{"$m9", "$m8", "$m7"}},
+		{"forwards from the start, limited", 0, 0, false, 2, []id.EventID{"$m0", "$m1"}},
+		{"backwards from an event (exclusive)", p(7), 0, true, 100, []id.EventID{"$m5", "$m4", "$m2", "$m1", "$m0"}},
+		{"forwards from an event (exclusive)", p(2), 0, false, 2, []id.EventID{"$m4", "$m5"}},
+		{"forwards to a bound (exclusive)", p(1), p(5), false, 100, []id.EventID{"$m2", "$m4"}},
+		{"backwards to a bound (exclusive)", p(8), p(4), true, 100, []id.EventID{"$m7", "$m5"}},
+		{"backwards to a bound, limited", p(9), p(0), true, 2, []id.EventID{"$m8", "$m7"}},
 		{"forwards past the end", p(9), 0, false, 100, nil},
 		{"backwards before the start", p(0), 0, true, 100, nil},
 		{"between adjacent positions", p(4), p(5), false, 100, nil},
@@ -649,13 +660,13 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 		evs, err := s.RoomEvents(c, roomA, tc.from, tc.to, tc.backwards, tc.limit)
 		must(t, err)
 		if tc.want == nil {
-			tc.want = []string{}
+			tc.want = []id.EventID{}
 		}
 		eqList(t, "RoomEvents "+tc.what, ids(evs), tc.want)
 	}
 	evs, err := s.RoomEvents(c, roomB, 0, 0, false, 100)
 	must(t, err)
-	eqList(t, "RoomEvents of the other room", ids(evs), []string{"$b0", "$b1", "$b2"})
+	eqList(t, "RoomEvents of the other room", ids(evs), []id.EventID{"$b0", "$b1", "$b2"})
 	eq(t, "full event from RoomEvents", eventString(evs[1]), eventString(getEvent(t, s, "$b1")))
 	evs, err = s.RoomEvents(c, "!missing:example.org", farPos, 0, true, 100)
 	must(t, err)
@@ -664,8 +675,8 @@ func testRoomEvents(t *testing.T, s storage.Store) {
 
 func testEventByTimestamp(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	at := func(room, id string, ts int64) *storage.Event {
-		e := ev(room, id, "m.room.message")
+	at := func(room id.RoomID, eventID id.EventID, ts int64) *storage.Event {
+		e := ev(room, eventID, "m.room.message")
 		e.OriginServerTS = ts
 		return e
 	}
@@ -686,7 +697,7 @@ func testEventByTimestamp(t *testing.T, s storage.Store) {
 	for _, tc := range []struct {
 		ts       int64
 		forwards bool
-		want     string
+		want     id.EventID
 	}{
 		{50, true, "$e100"},
 		{100, true, "$e100"}, // at counts
@@ -858,15 +869,15 @@ func testStateDeltaChain(t *testing.T, s storage.Store) {
 			{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.topic"}, {Type: "m.room.name"},
 			{Type: member, StateKey: alice}, {Type: member, StateKey: bob}, {Type: member, StateKey: carol},
 		} {
-			wantID := ""
+			var wantID id.EventID
 			for _, e := range want {
 				if e.Type == k.Type && e.StateKey == k.StateKey {
 					wantID = e.EventID
 				}
 			}
-			id, err := s.StateEntryAt(c, gid, k.Type, k.StateKey)
+			got, err := s.StateEntryAt(c, gid, k.Type, k.StateKey)
 			must(t, err)
-			eq(t, fmt.Sprintf("StateEntryAt(%d, %s, %q)", gid, k.Type, k.StateKey), id, wantID)
+			eq(t, fmt.Sprintf("StateEntryAt(%d, %s, %q)", gid, k.Type, k.StateKey), got, wantID)
 		}
 	}
 
@@ -874,9 +885,9 @@ func testStateDeltaChain(t *testing.T, s storage.Store) {
 		st, err := s.StateAt(c, gid)
 		must(t, err)
 		eq(t, fmt.Sprintf("StateAt(%d) of an unknown group", gid), len(st), 0)
-		id, err := s.StateEntryAt(c, gid, "m.room.create", "")
+		got, err := s.StateEntryAt(c, gid, "m.room.create", "")
 		must(t, err)
-		eq(t, fmt.Sprintf("StateEntryAt(%d) of an unknown group", gid), id, "")
+		eq(t, fmt.Sprintf("StateEntryAt(%d) of an unknown group", gid), got, "")
 	}
 }
 
@@ -884,7 +895,7 @@ func testStateDeltaChain(t *testing.T, s storage.Store) {
 
 // relationsFixture persists a parent with children of several kinds and
 // returns the children by ID.
-func relationsFixture(t *testing.T, s storage.Store) map[string]*storage.Event {
+func relationsFixture(t *testing.T, s storage.Store) map[id.EventID]*storage.Event {
 	children := []*storage.Event{
 		relEv(roomA, "$c1", "m.room.message", "m.thread", "$root"),
 		relEv(roomA, "$c2", "m.reaction", "m.annotation", "$root"),
@@ -902,7 +913,7 @@ func relationsFixture(t *testing.T, s storage.Store) map[string]*storage.Event {
 	persist(t, s, ev(roomA, "$root", "m.room.message"), ev(roomA, "$other", "m.room.message"), children[0], children[1])
 	persist(t, s, children[2:5]...)
 	persist(t, s, children[5:]...)
-	out := map[string]*storage.Event{}
+	out := map[id.EventID]*storage.Event{}
 	for _, e := range children {
 		out[e.EventID] = e
 	}
@@ -914,15 +925,15 @@ func testRelationsFilter(t *testing.T, s storage.Store) {
 	relationsFixture(t, s)
 	for _, tc := range []struct {
 		relType, evType string
-		want            []string
+		want            []id.EventID
 	}{
-		{"", "", []string{"$c1", "$c2", "$c3", "$c4", "$c7"}},
-		{"m.thread", "", []string{"$c1", "$c3", "$c4"}},
-		{"m.thread", "m.room.message", []string{"$c1", "$c3"}},
-		{"", "m.reaction", []string{"$c2"}},
-		{"", "m.room.message", []string{"$c1", "$c3", "$c7"}},
-		{"m.annotation", "m.room.message", []string{}},
-		{"m.reference", "", []string{}},
+		{"", "", []id.EventID{"$c1", "$c2", "$c3", "$c4", "$c7"}},
+		{"m.thread", "", []id.EventID{"$c1", "$c3", "$c4"}},
+		{"m.thread", "m.room.message", []id.EventID{"$c1", "$c3"}},
+		{"", "m.reaction", []id.EventID{"$c2"}},
+		{"", "m.room.message", []id.EventID{"$c1", "$c3", "$c7"}},
+		{"m.annotation", "m.room.message", []id.EventID{}},
+		{"m.reference", "", []id.EventID{}},
 	} {
 		what := fmt.Sprintf("Relations(relType %q, eventType %q)", tc.relType, tc.evType)
 		evs, err := s.Relations(c, "$root", tc.relType, tc.evType, 0, false, 100)
@@ -936,7 +947,7 @@ func testRelationsFilter(t *testing.T, s storage.Store) {
 	}
 	evs, err := s.Relations(c, "$other", "", "", 0, false, 100)
 	must(t, err)
-	eqList(t, "relations of the other parent", ids(evs), []string{"$o1"})
+	eqList(t, "relations of the other parent", ids(evs), []id.EventID{"$o1"})
 	eq(t, "full event from Relations", eventString(evs[0]), eventString(getEvent(t, s, "$o1")))
 	evs, err = s.Relations(c, "$c1", "", "", 0, false, 100)
 	must(t, err)
@@ -946,34 +957,36 @@ func testRelationsFilter(t *testing.T, s storage.Store) {
 func testRelationsPaging(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	children := relationsFixture(t, s)
-	pos := func(id string) int64 { return children[id].StreamPos }
-	page := func(from int64, backwards bool) []string {
+	pos := func(eventID id.EventID) int64 { return children[eventID].StreamPos }
+	page := func(from int64, backwards bool) []id.EventID {
 		t.Helper()
 		evs, err := s.Relations(c, "$root", "", "", from, backwards, 2)
 		must(t, err)
 		return ids(evs)
 	}
-	eqList(t, "forwards page 1", page(0, false), []string{"$c1", "$c2"})
-	eqList(t, "forwards page 2", page(pos("$c2"), false), []string{"$c3", "$c4"})
-	eqList(t, "forwards page 3", page(pos("$c4"), false), []string{"$c7"})
-	eqList(t, "forwards page 4", page(pos("$c7"), false), []string{})
-	eqList(t, "backwards page 1", page(farPos, true), []string{"$c7", "$c4"})
-	eqList(t, "backwards page 2", page(pos("$c4"), true), []string{"$c3", "$c2"})
-	eqList(t, "backwards page 3", page(pos("$c2"), true), []string{"$c1"})
-	eqList(t, "backwards page 4", page(pos("$c1"), true), []string{})
+	eqList(t, "forwards page 1", page(0, false), []id.EventID{"$c1", "$c2"})
+	eqList(t, "forwards page 2", page(pos("$c2"), false), []id.EventID{"$c3", "$c4"})
+	eqList(t, "forwards page 3", page(pos("$c4"), false), []id.EventID{"$c7"})
+	eqList(t, "forwards page 4", page(pos("$c7"), false), []id.EventID{})
+	eqList(t, "backwards page 1", page(farPos, true), []id.EventID{"$c7", "$c4"})
+	eqList(t, "backwards page 2", page(pos("$c4"), true), []id.EventID{"$c3", "$c2"})
+	eqList(t, "backwards page 3", page(pos("$c2"), true), []id.EventID{"$c1"})
+	eqList(t, "backwards page 4", page(pos("$c1"), true), []id.EventID{})
 
 	evs, err := s.Relations(c, "$root", "m.thread", "", pos("$c1"), false, 1)
 	must(t, err)
-	eqList(t, "filtered page", ids(evs), []string{"$c3"})
+	eqList(t, "filtered page", ids(evs), []id.EventID{"$c3"})
 	evs, err = s.Relations(c, "$root", "m.thread", "", pos("$c7"), true, 2)
 	must(t, err)
-	eqList(t, "filtered page backwards", ids(evs), []string{"$c4", "$c3"})
+	eqList(t, "filtered page backwards", ids(evs), []id.EventID{"$c4", "$c3"})
 }
 
 func testThreadRoots(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	msg := func(id string) *storage.Event { return ev(roomA, id, "m.room.message") }
-	reply := func(id, root string) *storage.Event { return relEv(roomA, id, "m.room.message", "m.thread", root) }
+	msg := func(eventID id.EventID) *storage.Event { return ev(roomA, eventID, "m.room.message") }
+	reply := func(eventID, root id.EventID) *storage.Event {
+		return relEv(roomA, eventID, "m.room.message", "m.thread", root)
+	}
 	rejected := reply("$t4-rejected", "$r4")
 	rejected.Rejected = true
 	softFailed := reply("$t3-soft-failed", "$r3")
@@ -992,21 +1005,21 @@ func testThreadRoots(t *testing.T, s storage.Store) {
 	persist(t, s, ev(roomB, "$rb", "m.room.message"), relEv(roomB, "$tb", "m.room.message", "m.thread", "$rb"),
 		relEv(roomB, "$tb-r3", "m.room.message", "m.thread", "$r3"))
 
-	roots := func(room string, from int64, limit int) []string {
+	roots := func(room id.RoomID, from int64, limit int) []id.EventID {
 		t.Helper()
 		evs, err := s.ThreadRoots(c, room, from, limit)
 		must(t, err)
 		return ids(evs)
 	}
 	// Latest activity: $r2 ($t2b), $r1 ($t1b), $r3 ($t3a; its later reply soft failed).
-	eqList(t, "thread roots", roots(roomA, farPos, 10), []string{"$r2", "$r1", "$r3"})
-	eqList(t, "thread roots, limited", roots(roomA, farPos, 2), []string{"$r2", "$r1"})
+	eqList(t, "thread roots", roots(roomA, farPos, 10), []id.EventID{"$r2", "$r1", "$r3"})
+	eqList(t, "thread roots, limited", roots(roomA, farPos, 2), []id.EventID{"$r2", "$r1"})
 	// from: roots whose latest activity is before it (the next page after a root).
-	eqList(t, "thread roots before the latest reply of $r2", roots(roomA, t2b.StreamPos, 10), []string{"$r1", "$r3"})
-	eqList(t, "thread roots before the latest reply of $r1", roots(roomA, t1b.StreamPos, 10), []string{"$r3"})
-	eqList(t, "thread roots before any reply", roots(roomA, t3a.StreamPos, 10), []string{})
-	eqList(t, "thread roots of the other room", roots(roomB, farPos, 10), []string{"$rb"})
-	eqList(t, "thread roots of an unknown room", roots("!missing:example.org", farPos, 10), []string{})
+	eqList(t, "thread roots before the latest reply of $r2", roots(roomA, t2b.StreamPos, 10), []id.EventID{"$r1", "$r3"})
+	eqList(t, "thread roots before the latest reply of $r1", roots(roomA, t1b.StreamPos, 10), []id.EventID{"$r3"})
+	eqList(t, "thread roots before any reply", roots(roomA, t3a.StreamPos, 10), []id.EventID{})
+	eqList(t, "thread roots of the other room", roots(roomB, farPos, 10), []id.EventID{"$rb"})
+	eqList(t, "thread roots of an unknown room", roots("!missing:example.org", farPos, 10), []id.EventID{})
 
 	evs, err := s.ThreadRoots(c, roomA, farPos, 1)
 	must(t, err)
@@ -1015,12 +1028,12 @@ func testThreadRoots(t *testing.T, s storage.Store) {
 
 func testRelationAggregates(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	by := func(e *storage.Event, sender string) *storage.Event { e.Sender = sender; return e }
-	thread := func(id, parent, sender string) *storage.Event {
-		return by(relEv(roomA, id, "m.room.message", "m.thread", parent), sender)
+	by := func(e *storage.Event, sender id.UserID) *storage.Event { e.Sender = sender; return e }
+	thread := func(eventID, parent id.EventID, sender id.UserID) *storage.Event {
+		return by(relEv(roomA, eventID, "m.room.message", "m.thread", parent), sender)
 	}
-	replace := func(id, parent, sender string) *storage.Event {
-		return by(relEv(roomA, id, "m.room.message", "m.replace", parent), sender)
+	replace := func(eventID, parent id.EventID, sender id.UserID) *storage.Event {
+		return by(relEv(roomA, eventID, "m.room.message", "m.replace", parent), sender)
 	}
 	a1, b1, e1, a2 := thread("$a1", "$p1", alice), thread("$b1", "$p1", bob), replace("$e1", "$p1", alice), thread("$a2", "$p1", alice)
 	b2 := thread("$b2", "$p1", bob) // redacted below
@@ -1039,7 +1052,7 @@ func testRelationAggregates(t *testing.T, s storage.Store) {
 		{Event: ev(roomA, "$redaction", "m.room.redaction"), Redacts: "$b2"},
 	}))
 
-	aggs, err := s.RelationAggregates(c, []string{"$p1", "$p2", "$no-children"})
+	aggs, err := s.RelationAggregates(c, []id.EventID{"$p1", "$p2", "$no-children"})
 	must(t, err)
 	slices.SortFunc(aggs, func(a, b storage.RelationAggregate) int {
 		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.RelType, b.RelType), cmp.Compare(a.Sender, b.Sender))
@@ -1053,7 +1066,7 @@ func testRelationAggregates(t *testing.T, s storage.Store) {
 	aggs, err = s.RelationAggregates(c, nil)
 	must(t, err)
 	eq(t, "RelationAggregates of no parents", len(aggs), 0)
-	aggs, err = s.RelationAggregates(c, []string{"$a1"})
+	aggs, err = s.RelationAggregates(c, []id.EventID{"$a1"})
 	must(t, err)
 	eq(t, "RelationAggregates of a childless event", len(aggs), 0)
 
@@ -1061,7 +1074,7 @@ func testRelationAggregates(t *testing.T, s storage.Store) {
 	evs, err := s.GetEventsByPos(c, []int64{r2.StreamPos, a2.StreamPos, b2.StreamPos, farPos, 0})
 	must(t, err)
 	slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
-	eqList(t, "GetEventsByPos (unknown positions skipped)", ids(evs), []string{"$a2", "$b2", "$r2"})
+	eqList(t, "GetEventsByPos (unknown positions skipped)", ids(evs), []id.EventID{"$a2", "$b2", "$r2"})
 	for _, e := range evs {
 		eq(t, "event from GetEventsByPos", eventString(e), eventString(getEvent(t, s, e.EventID)))
 	}
@@ -1099,10 +1112,10 @@ func testAliases(t *testing.T, s storage.Store) {
 
 	list, err = s.AliasesOfRoom(c, roomA)
 	must(t, err)
-	eqList(t, "aliases of the room", list, []string{"#beta:example.org", "#main:example.org", "#zeta:example.org"})
+	eqList(t, "aliases of the room", list, []id.RoomAlias{"#beta:example.org", "#main:example.org", "#zeta:example.org"})
 	list, err = s.AliasesOfRoom(c, roomB)
 	must(t, err)
-	eqList(t, "aliases of the other room", list, []string{"#other:example.org"})
+	eqList(t, "aliases of the other room", list, []id.RoomAlias{"#other:example.org"})
 
 	must(t, s.DeleteAlias(c, want.Alias))
 	_, err = s.GetAlias(c, want.Alias)
@@ -1111,7 +1124,7 @@ func testAliases(t *testing.T, s storage.Store) {
 	wantErr(t, s.DeleteAlias(c, "#never:example.org"), storage.ErrNotFound, "DeleteAlias of a missing alias")
 	list, err = s.AliasesOfRoom(c, roomA)
 	must(t, err)
-	eqList(t, "aliases of the room after a delete", list, []string{"#beta:example.org", "#zeta:example.org"})
+	eqList(t, "aliases of the room after a delete", list, []id.RoomAlias{"#beta:example.org", "#zeta:example.org"})
 
 	// A deleted alias can be created again, for another room.
 	must(t, s.CreateAlias(c, &storage.RoomAlias{Alias: want.Alias, RoomID: roomB, Creator: bob}))
@@ -1124,7 +1137,7 @@ func testAliases(t *testing.T, s storage.Store) {
 
 func testForgotten(t *testing.T, s storage.Store) {
 	c := ctx(t)
-	forgotten := func(user, room string) bool {
+	forgotten := func(user id.UserID, room id.RoomID) bool {
 		t.Helper()
 		f, err := s.IsForgotten(c, user, room)
 		must(t, err)
@@ -1196,13 +1209,13 @@ func testConcurrentPersist(t *testing.T, s storage.Store) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			room := fmt.Sprintf("!room%d:example.org", w)
+			room := id.RoomID(fmt.Sprintf("!room%d:example.org", w))
 			for b := range batches {
 				writes := make([]*storage.EventWrite, perBatch)
 				for i := range writes {
-					eventID := fmt.Sprintf("$w%d-b%d-e%d", w, b, i)
-					e := memberEv(room, eventID, fmt.Sprintf("@u%d:example.org", i), "join")
-					writes[i] = &storage.EventWrite{Event: e, Extremities: []string{eventID},
+					eventID := id.EventID(fmt.Sprintf("$w%d-b%d-e%d", w, b, i))
+					e := memberEv(room, eventID, id.UserID(fmt.Sprintf("@u%d:example.org", i)), "join")
+					writes[i] = &storage.EventWrite{Event: e, Extremities: []id.EventID{eventID},
 						CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: *e.StateKey, EventID: eventID}}}
 				}
 				if err := s.PersistEvents(c, writes); err != nil {
@@ -1245,19 +1258,19 @@ func testConcurrentPersist(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "MaxStreamPos", pos, base+writers*batches*perBatch)
 	for w := range writers {
-		room := fmt.Sprintf("!room%d:example.org", w)
+		room := id.RoomID(fmt.Sprintf("!room%d:example.org", w))
 		evs, err := s.RoomEvents(c, room, 0, 0, false, 1000)
 		must(t, err)
 		got := make([]int64, len(evs))
 		for i, e := range evs {
 			got[i] = e.StreamPos
 		}
-		eqList(t, "positions of the events of "+room, got, positions[w])
+		eqList(t, "positions of the events of "+string(room), got, positions[w])
 		x, err := s.GetForwardExtremities(c, room)
 		must(t, err)
-		eqList(t, "extremities of "+room, x, []string{evs[len(evs)-1].EventID})
+		eqList(t, "extremities of "+string(room), x, []id.EventID{evs[len(evs)-1].EventID})
 		members, err := s.RoomMembers(c, room, []string{"join"})
 		must(t, err)
-		eq(t, "members of "+room, len(members), perBatch)
+		eq(t, "members of "+string(room), len(members), perBatch)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -31,7 +33,7 @@ var searchTests = []struct {
 var searchTypes = []string{"m.room.message", "m.room.name", "m.room.topic"}
 
 // contentEv makes an event with the given content.
-func contentEv(room, eventID, evType, sender string, stateKey *string, content map[string]any) *storage.Event {
+func contentEv(room id.RoomID, eventID id.EventID, evType string, sender id.UserID, stateKey *string, content map[string]any) *storage.Event {
 	raw, err := json.Marshal(map[string]any{"event_id": eventID, "type": evType, "content": content})
 	if err != nil {
 		panic(err)
@@ -41,12 +43,12 @@ func contentEv(room, eventID, evType, sender string, stateKey *string, content m
 }
 
 // msg makes an m.room.message from sender with the body.
-func msg(room, eventID, sender, body string) *storage.Event {
+func msg(room id.RoomID, eventID id.EventID, sender id.UserID, body string) *storage.Event {
 	return contentEv(room, eventID, "m.room.message", sender, nil, map[string]any{"msgtype": "m.text", "body": body})
 }
 
 // query is a search of the rooms (unbounded) for the terms, most recent first.
-func query(terms []string, rooms ...string) *storage.EventSearch {
+func query(terms []string, rooms ...id.RoomID) *storage.EventSearch {
 	q := &storage.EventSearch{Terms: terms, Types: searchTypes, Limit: 100}
 	for _, r := range rooms {
 		q.Rooms = append(q.Rooms, storage.SearchRoom{RoomID: r})
@@ -61,8 +63,8 @@ func search(t *testing.T, s storage.Store, q *storage.EventSearch) []storage.Sea
 	return hits
 }
 
-func hitIDs(hits []storage.SearchHit) []string {
-	out := make([]string, len(hits))
+func hitIDs(hits []storage.SearchHit) []id.EventID {
+	out := make([]id.EventID, len(hits))
 	for i, h := range hits {
 		out[i] = h.Event.EventID
 	}
@@ -70,7 +72,7 @@ func hitIDs(hits []storage.SearchHit) []string {
 }
 
 // found runs the query and returns the IDs found, in order.
-func found(t *testing.T, s storage.Store, q *storage.EventSearch) []string {
+func found(t *testing.T, s storage.Store, q *storage.EventSearch) []id.EventID {
 	t.Helper()
 	return hitIDs(search(t, s, q))
 }
@@ -111,16 +113,16 @@ func testSearchKeys(t *testing.T, s storage.Store) {
 		contentEv(roomA, "$otherkey", "m.room.message", alice, nil, map[string]any{"body": "hello", "giraffe": "giraffe"}),
 		contentEv(roomA, "$numbody", "m.room.message", alice, nil, map[string]any{"body": 12}),
 	)
-	eqList(t, "giraffe", found(t, s, query([]string{"giraffe"}, roomA)), []string{"$topic", "$name", "$body"})
-	eqList(t, "zebra (m.topic text/plain)", found(t, s, query([]string{"zebra"}, roomA)), []string{"$mtopic"})
-	eqList(t, "okapi (m.topic text/html only)", found(t, s, query([]string{"okapi"}, roomA)), []string{})
-	eqList(t, "12 (a number body)", found(t, s, query([]string{"12"}, roomA)), []string{})
+	eqList(t, "giraffe", found(t, s, query([]string{"giraffe"}, roomA)), []id.EventID{"$topic", "$name", "$body"})
+	eqList(t, "zebra (m.topic text/plain)", found(t, s, query([]string{"zebra"}, roomA)), []id.EventID{"$mtopic"})
+	eqList(t, "okapi (m.topic text/html only)", found(t, s, query([]string{"okapi"}, roomA)), []id.EventID{})
+	eqList(t, "12 (a number body)", found(t, s, query([]string{"12"}, roomA)), []id.EventID{})
 
 	q := query([]string{"giraffe"}, roomA)
 	q.Types = []string{"m.room.name", "m.room.topic"}
-	eqList(t, "giraffe in names and topics", found(t, s, q), []string{"$topic", "$name"})
+	eqList(t, "giraffe in names and topics", found(t, s, q), []id.EventID{"$topic", "$name"})
 	q.Types = []string{}
-	eqList(t, "giraffe in no type", found(t, s, q), []string{})
+	eqList(t, "giraffe in no type", found(t, s, q), []id.EventID{})
 }
 
 // testSearchTerms: every term must start a word of the text, in any case
@@ -134,28 +136,28 @@ func testSearchTerms(t *testing.T, s storage.Store) {
 	)
 	cases := []struct {
 		terms []string
-		want  []string
+		want  []id.EventID
 	}{
-		{[]string{"martians"}, []string{"$1"}},
-		{[]string{"martian"}, []string{"$2", "$1"}},
-		{[]string{"mart"}, []string{"$2", "$1"}}, // a prefix, not a substring ($3)
-		{[]string{"men", "mar"}, []string{"$2", "$1"}},
-		{[]string{"language", "men"}, []string{"$2"}},
-		{[]string{"martians", "lessons"}, []string{}},
-		{[]string{"venus"}, []string{}},
-		{[]string{"quoted"}, []string{"$4"}},
-		{[]string{"double"}, []string{"$4"}},
+		{[]string{"martians"}, []id.EventID{"$1"}},
+		{[]string{"martian"}, []id.EventID{"$2", "$1"}},
+		{[]string{"mart"}, []id.EventID{"$2", "$1"}}, // a prefix, not a substring ($3)
+		{[]string{"men", "mar"}, []id.EventID{"$2", "$1"}},
+		{[]string{"language", "men"}, []id.EventID{"$2"}},
+		{[]string{"martians", "lessons"}, []id.EventID{}},
+		{[]string{"venus"}, []id.EventID{}},
+		{[]string{"quoted"}, []id.EventID{"$4"}},
+		{[]string{"double"}, []id.EventID{"$4"}},
 		// Terms that would be syntax in the engines' query languages are words.
-		{[]string{`"`}, []string{}},
-		{[]string{`'`}, []string{}},
-		{[]string{`or`}, []string{}},
-		{[]string{`and`}, []string{"$1"}},
-		{[]string{`*`}, []string{}},
+		{[]string{`"`}, []id.EventID{}},
+		{[]string{`'`}, []id.EventID{}},
+		{[]string{`or`}, []id.EventID{}},
+		{[]string{`and`}, []id.EventID{"$1"}},
+		{[]string{`*`}, []id.EventID{}},
 	}
 	for _, tc := range cases {
 		eqList(t, fmt.Sprintf("terms %q", tc.terms), found(t, s, query(tc.terms, roomA)), tc.want)
 	}
-	eqList(t, "no terms", found(t, s, query(nil, roomA)), []string{})
+	eqList(t, "no terms", found(t, s, query(nil, roomA)), []id.EventID{})
 }
 
 // testSearchRooms: only the rooms asked for are searched, each up to its
@@ -165,39 +167,39 @@ func testSearchRooms(t *testing.T, s storage.Store) {
 	persist(t, s, a1, b1, c1)
 	a2, b2 := msg(roomA, "$a2", alice, "apple"), msg(roomB, "$b2", alice, "apple")
 	persist(t, s, a2, b2)
-	eqList(t, "rooms a and b", found(t, s, query([]string{"apple"}, roomA, roomB)), []string{"$b2", "$a2", "$b1", "$a1"})
-	eqList(t, "room b", found(t, s, query([]string{"apple"}, roomB)), []string{"$b2", "$b1"})
-	eqList(t, "no rooms", found(t, s, query([]string{"apple"})), []string{})
+	eqList(t, "rooms a and b", found(t, s, query([]string{"apple"}, roomA, roomB)), []id.EventID{"$b2", "$a2", "$b1", "$a1"})
+	eqList(t, "room b", found(t, s, query([]string{"apple"}, roomB)), []id.EventID{"$b2", "$b1"})
+	eqList(t, "no rooms", found(t, s, query([]string{"apple"})), []id.EventID{})
 	q := query([]string{"apple"}, roomA)
 	q.Rooms = append(q.Rooms, storage.SearchRoom{RoomID: roomB, Before: b2.StreamPos})
-	eqList(t, "room b up to $b2", found(t, s, q), []string{"$a2", "$b1", "$a1"})
+	eqList(t, "room b up to $b2", found(t, s, q), []id.EventID{"$a2", "$b1", "$a1"})
 	q.Rooms = []storage.SearchRoom{{RoomID: roomA, Before: a1.StreamPos}, {RoomID: roomB, Before: b2.StreamPos}}
-	eqList(t, "room a up to $a1, room b up to $b2", found(t, s, q), []string{"$b1"})
+	eqList(t, "room a up to $a1, room b up to $b2", found(t, s, q), []id.EventID{"$b1"})
 }
 
 // testSearchFilters: senders, senders left out and the upper bound.
 func testSearchFilters(t *testing.T, s storage.Store) {
 	persist(t, s, msg(roomA, "$1", alice, "pear"), msg(roomA, "$2", bob, "pear"), msg(roomA, "$3", carol, "pear"))
 	q := query([]string{"pear"}, roomA)
-	q.Senders = []string{alice, carol}
-	eqList(t, "senders alice and carol", found(t, s, q), []string{"$3", "$1"})
-	q.NotSenders = []string{carol}
-	eqList(t, "senders alice and carol but not carol", found(t, s, q), []string{"$1"})
-	q.Senders = []string{}
-	eqList(t, "no senders", found(t, s, q), []string{})
+	q.Senders = []id.UserID{alice, carol}
+	eqList(t, "senders alice and carol", found(t, s, q), []id.EventID{"$3", "$1"})
+	q.NotSenders = []id.UserID{carol}
+	eqList(t, "senders alice and carol but not carol", found(t, s, q), []id.EventID{"$1"})
+	q.Senders = []id.UserID{}
+	eqList(t, "no senders", found(t, s, q), []id.EventID{})
 	q.Senders = nil
-	eqList(t, "any sender but carol", found(t, s, q), []string{"$2", "$1"})
+	eqList(t, "any sender but carol", found(t, s, q), []id.EventID{"$2", "$1"})
 	q = query([]string{"pear"}, roomA)
 	q.Until = getEvent(t, s, "$2").StreamPos
-	eqList(t, "until $2", found(t, s, q), []string{"$2", "$1"})
+	eqList(t, "until $2", found(t, s, q), []id.EventID{"$2", "$1"})
 }
 
 // pageAll pages through a query with limit n, checking that no hit comes twice.
-func pageAll(t *testing.T, s storage.Store, q *storage.EventSearch, n int) []string {
+func pageAll(t *testing.T, s storage.Store, q *storage.EventSearch, n int) []id.EventID {
 	t.Helper()
 	q.Limit = n
 	q.After = nil
-	var all []string
+	var all []id.EventID
 	for range 100 {
 		hits := search(t, s, q)
 		if len(hits) > n {
@@ -221,11 +223,11 @@ func pageAll(t *testing.T, s storage.Store, q *storage.EventSearch, n int) []str
 
 // testSearchRecentPaging: most recent first, resumed after a cursor.
 func testSearchRecentPaging(t *testing.T, s storage.Store) {
-	var want []string
+	var want []id.EventID
 	for i := range 7 {
-		id := fmt.Sprintf("$%d", i)
-		persist(t, s, msg(roomA, id, alice, fmt.Sprintf("plum number %d", i)))
-		want = append([]string{id}, want...)
+		eventID := id.EventID(fmt.Sprintf("$%d", i))
+		persist(t, s, msg(roomA, eventID, alice, fmt.Sprintf("plum number %d", i)))
+		want = append([]id.EventID{eventID}, want...)
 	}
 	persist(t, s, msg(roomA, "$other", alice, "cherry"))
 	for _, n := range []int{1, 2, 3, 7, 8} {
@@ -243,7 +245,7 @@ func testSearchRankPaging(t *testing.T, s storage.Store) {
 	// positive); the text with the term three times ranks first.
 	var filler []*storage.Event
 	for i := range 12 {
-		filler = append(filler, msg(roomA, fmt.Sprintf("$filler%d", i), alice, fmt.Sprintf("nothing to see here %d", i)))
+		filler = append(filler, msg(roomA, id.EventID(fmt.Sprintf("$filler%d", i)), alice, fmt.Sprintf("nothing to see here %d", i)))
 	}
 	persist(t, s, filler...)
 	persist(t, s,
@@ -254,7 +256,7 @@ func testSearchRankPaging(t *testing.T, s storage.Store) {
 	q := query([]string{"kiwi"}, roomA)
 	q.ByRank = true
 	hits := search(t, s, q)
-	eqList(t, "kiwi by rank", hitIDs(hits)[:1], []string{"$thrice"})
+	eqList(t, "kiwi by rank", hitIDs(hits)[:1], []id.EventID{"$thrice"})
 	if len(hits) != 3 {
 		t.Fatalf("kiwi by rank: %v", hitIDs(hits))
 	}
@@ -279,7 +281,7 @@ func testSearchRankPaging(t *testing.T, s storage.Store) {
 	first := search(t, s, q)
 	var more []*storage.Event
 	for i := range 5 {
-		more = append(more, msg(roomB, fmt.Sprintf("$new%d", i), alice, "kiwi and grape"))
+		more = append(more, msg(roomB, id.EventID(fmt.Sprintf("$new%d", i)), alice, "kiwi and grape"))
 	}
 	persist(t, s, more...)
 	q.Until = getEvent(t, s, "$once2").StreamPos
@@ -305,7 +307,7 @@ func testSearchRankPaging(t *testing.T, s storage.Store) {
 	persist(t, s, msg(roomB, "$t1", alice, "lime"), msg(roomB, "$t2", alice, "lime"), msg(roomB, "$t3", alice, "lime"))
 	q = query([]string{"lime"}, roomB)
 	q.ByRank = true
-	eqList(t, "ties by rank", pageAll(t, s, q, 1), []string{"$t3", "$t2", "$t1"})
+	eqList(t, "ties by rank", pageAll(t, s, q, 1), []id.EventID{"$t3", "$t2", "$t1"})
 }
 
 // testSearchRedactions: redacted, rejected and soft-failed events are not
@@ -320,16 +322,16 @@ func testSearchRedactions(t *testing.T, s storage.Store) {
 	early.RedactedBy = "$r-early" // its redaction came first
 	persist(t, s, rejected, soft, early)
 	q := query([]string{"secret"}, roomA)
-	eqList(t, "before redactions", found(t, s, q), []string{"$m3", "$m2", "$m1"})
+	eqList(t, "before redactions", found(t, s, q), []id.EventID{"$m3", "$m2", "$m1"})
 
 	must(t, s.PersistEvents(c, []*storage.EventWrite{
 		{Event: ev(roomA, "$r1", "m.room.redaction"), Redacts: "$m1"},
 		{Event: msg(roomA, "$m4", alice, "secret sauce")},
 		{Event: ev(roomA, "$r4", "m.room.redaction"), Redacts: "$m4"},
 	}))
-	eqList(t, "after redacting $m1 and $m4 (same batch)", found(t, s, q), []string{"$m3", "$m2"})
+	eqList(t, "after redacting $m1 and $m4 (same batch)", found(t, s, q), []id.EventID{"$m3", "$m2"})
 	must(t, s.SetRedactedBy(c, "$m3", "$r3"))
-	eqList(t, "after SetRedactedBy($m3)", found(t, s, q), []string{"$m2"})
+	eqList(t, "after SetRedactedBy($m3)", found(t, s, q), []id.EventID{"$m2"})
 	eqCounts(t, "count", count(t, s, q, storage.SearchTotal), map[string]int64{"": 1})
 	// A failed redaction batch keeps the event in the index (the batch
 	// fails on its second use of an alias, after the redaction is marked).
@@ -340,7 +342,7 @@ func testSearchRedactions(t *testing.T, s storage.Store) {
 	if err == nil {
 		t.Fatal("a batch using an alias twice was stored")
 	}
-	eqList(t, "after a failed redaction of $m2", found(t, s, q), []string{"$m2"})
+	eqList(t, "after a failed redaction of $m2", found(t, s, q), []id.EventID{"$m2"})
 }
 
 // testSearchCounts: counts of all hits, per room and per sender, from a cursor.
@@ -365,16 +367,16 @@ func testSearchCounts(t *testing.T, s storage.Store) {
 // testSearchManyRooms: a search of more rooms than one query takes.
 func testSearchManyRooms(t *testing.T, s storage.Store) {
 	var evs []*storage.Event
-	var rooms []string
+	var rooms []id.RoomID
 	for i := range 1200 {
-		room := fmt.Sprintf("!r%04d:example.org", i)
+		room := id.RoomID(fmt.Sprintf("!r%04d:example.org", i))
 		rooms = append(rooms, room)
-		evs = append(evs, msg(room, fmt.Sprintf("$e%04d", i), alice, "walnut"))
+		evs = append(evs, msg(room, id.EventID(fmt.Sprintf("$e%04d", i)), alice, "walnut"))
 	}
 	persist(t, s, evs...)
 	q := query([]string{"walnut"}, rooms...)
 	q.Limit = 5
-	eqList(t, "latest five", found(t, s, q), []string{"$e1199", "$e1198", "$e1197", "$e1196", "$e1195"})
+	eqList(t, "latest five", found(t, s, q), []id.EventID{"$e1199", "$e1198", "$e1197", "$e1196", "$e1195"})
 	eqCounts(t, "count", count(t, s, q, storage.SearchTotal), map[string]int64{"": 1200})
 	q.ByRank = true
 	if got := pageAll(t, s, q, 500); len(got) != 1200 {
@@ -389,5 +391,5 @@ func testSearchHistory(t *testing.T, s storage.Store) {
 	writes := bare(msg(roomA, "$old", alice, "almond"))
 	writes[0].History = true
 	must(t, s.PersistEvents(ctx(t), writes))
-	eqList(t, "almond", found(t, s, query([]string{"almond"}, roomA)), []string{"$live", "$old"})
+	eqList(t, "almond", found(t, s, query([]string{"almond"}, roomA)), []id.EventID{"$live", "$old"})
 }

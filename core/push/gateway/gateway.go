@@ -36,7 +36,7 @@ type Store interface {
 	NextPushAttempt(ctx context.Context) (int64, bool, error)
 	AckPushDelivery(ctx context.Context, pusherID, streamPos int64) error
 	RetryPushDelivery(ctx context.Context, pusherID, streamPos, nextAttempt int64) error
-	RoomsOfUser(ctx context.Context, userID string, memberships []string) ([]storage.CurrentMember, error)
+	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error)
 	UnreadCounts(ctx context.Context, roomID id.RoomID, userID id.UserID) ([]storage.UnreadCount, error)
 }
 
@@ -404,13 +404,13 @@ func (u *unread) of(ctx context.Context, userID id.UserID) (int64, error) {
 	if n, ok := u.by[userID]; ok {
 		return n, nil
 	}
-	rooms, err := u.store.RoomsOfUser(ctx, string(userID), []string{"join"})
+	rooms, err := u.store.RoomsOfUser(ctx, userID, []string{"join"})
 	if err != nil {
 		return 0, err
 	}
 	var n int64
 	for _, r := range rooms {
-		counts, err := u.store.UnreadCounts(ctx, id.RoomID(r.RoomID), userID)
+		counts, err := u.store.UnreadCounts(ctx, r.RoomID, userID)
 		if err != nil {
 			return 0, err
 		}

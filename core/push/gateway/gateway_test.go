@@ -71,7 +71,7 @@ func (f *fakeStore) RetryPushDelivery(_ context.Context, pusherID, pos, next int
 	return nil
 }
 
-func (f *fakeStore) RoomsOfUser(context.Context, string, []string) ([]storage.CurrentMember, error) {
+func (f *fakeStore) RoomsOfUser(context.Context, id.UserID, []string) ([]storage.CurrentMember, error) {
 	return []storage.CurrentMember{{RoomID: "!r:x"}}, nil
 }
 
