@@ -117,10 +117,7 @@ func (r *intakeRoom) extremities() []id.EventID {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	out := make([]id.EventID, len(ext))
-	for i, x := range ext {
-		out[i] = x
-	}
+	out := slices.Clone(ext)
 	slices.Sort(out)
 	return out
 }

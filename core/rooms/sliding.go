@@ -34,11 +34,7 @@ type MembershipFacts struct {
 // MembershipFacts reads the facts of membership events; unknown events are
 // left out.
 func (s *Reader) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]MembershipFacts, error) {
-	ids := make([]id.EventID, len(eventIDs))
-	for i, e := range eventIDs {
-		ids[i] = e
-	}
-	evs, err := s.store.GetEvents(ctx, ids)
+	evs, err := s.store.GetEvents(ctx, eventIDs)
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,7 @@ func (s *Reader) SearchUsers(ctx context.Context, searcher id.UserID, term strin
 	if err != nil {
 		return nil, false, err
 	}
-	for _, r := range public {
-		rooms = append(rooms, r)
-	}
+	rooms = append(rooms, public...)
 	slices.Sort(rooms)
 	rooms = slices.Compact(rooms)
 	seen := map[id.UserID]bool{}

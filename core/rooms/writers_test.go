@@ -147,16 +147,12 @@ func TestStopUnderConcurrentSenders(t *testing.T) {
 			if len(acked) < 16*4 {
 				t.Fatalf("only %d sends acknowledged", len(acked))
 			}
-			ids := make([]id.EventID, len(acked))
-			for i, eid := range acked {
-				ids[i] = eid
-			}
-			got, err := store.GetEvents(ctx, ids)
+			got, err := store.GetEvents(ctx, acked)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(ids) {
-				t.Fatalf("%d of %d acknowledged events are stored", len(got), len(ids))
+			if len(got) != len(acked) {
+				t.Fatalf("%d of %d acknowledged events are stored", len(got), len(acked))
 			}
 			if _, err := sendText(ctx, s, rooms[0], alice, "after stop"); err == nil {
 				t.Fatal("a send after Stop succeeded")
