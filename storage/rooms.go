@@ -159,9 +159,9 @@ type Rooms interface {
 	// match (a redaction takes its target out of the index).
 	SearchEvents(ctx context.Context, q *EventSearch) ([]SearchHit, error)
 	// CountSearchEvents counts the events SearchEvents would find without
-	// a limit, per room (SearchByRoom), per sender (SearchBySender) or in
-	// all (SearchTotal: always the one key "").
-	CountSearchEvents(ctx context.Context, q *EventSearch, groupBy string) (map[string]int64, error)
+	// a limit, per room, sender and state group (what history visibility
+	// depends on), in no particular order.
+	CountSearchEvents(ctx context.Context, q *EventSearch) ([]SearchCount, error)
 
 	GetStateGroup(ctx context.Context, groupID int64) (*StateGroup, error)
 	GetForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error)

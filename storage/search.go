@@ -62,12 +62,14 @@ func (h SearchHit) Cursor() SearchCursor {
 	return SearchCursor{Rank: h.Rank, StreamPos: h.Event.StreamPos}
 }
 
-// Groupings of CountSearchEvents.
-const (
-	SearchTotal    = ""
-	SearchByRoom   = "room_id"
-	SearchBySender = "sender"
-)
+// SearchCount is how many of a search's events one sender sent in a room
+// with the room in one state group (CountSearchEvents).
+type SearchCount struct {
+	RoomID     id.RoomID
+	Sender     id.UserID
+	StateGroup int64
+	Count      int64
+}
 
 // SearchableText is the text of an event that the full-text index holds
 // (the client-server API's search keys): content.body of m.room.message,

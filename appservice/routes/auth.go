@@ -60,6 +60,16 @@ func Owns(reg *registry.Registry) func(asID string, userID id.UserID) bool {
 	return reg.OwnsUser
 }
 
+// ReservedAlias reports whether an appservice claims an alias exclusively
+// and user is not one of its own (its sender or a user of its namespace):
+// only the appservice may create such an alias.
+func ReservedAlias(reg *registry.Registry) func(alias id.RoomAlias, user id.UserID) bool {
+	return func(alias id.RoomAlias, user id.UserID) bool {
+		as := reg.ExclusiveAlias(alias.String())
+		return as != nil && !as.OwnsUser(user)
+	}
+}
+
 // Exclusive names the appservice that claims a user exclusively.
 func Exclusive(reg *registry.Registry) func(userID id.UserID) string {
 	return func(userID id.UserID) string {

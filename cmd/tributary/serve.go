@@ -43,6 +43,7 @@ type serveFlags struct {
 	enableRegistration bool
 	sharedSecret       string
 	disableRateLimits  bool
+	metricsListen      string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -62,6 +63,9 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				}
 				if f.Changed("registration-shared-secret") {
 					c.Registration.SharedSecret = sf.sharedSecret
+				}
+				if f.Changed("metrics-listen") {
+					c.Metrics.Enabled, c.Metrics.Listen = true, sf.metricsListen
 				}
 				if f.Changed("disable-rate-limits") {
 					c.RateLimits.Enabled = !sf.disableRateLimits
@@ -87,6 +91,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&sf.sharedSecret, "registration-shared-secret", "", "enable Synapse-style shared-secret registration")
 	f.BoolVar(&sf.disableRateLimits, "disable-rate-limits", false, "turn every rate limit off (load tests)")
 	f.StringArrayVar(&sf.appservices, "appservice", nil, "an appservice registration file (repeatable)")
+	f.StringVar(&sf.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this host:port (off the client port)")
 	return cmd
 }
 
@@ -275,9 +280,18 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if cfg.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s: %w", cfg.Metrics.Listen, err)
+		}
+		defer mln.Close()
+		msrv := &http.Server{Handler: httpx.MetricsHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	engine, err := httpx.NewEngine(httpx.EngineOptions{Logger: log, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg})
+		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg,
+		ServerName: cfg.ServerName})
 	if err != nil {
 		return err
 	}

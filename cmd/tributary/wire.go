@@ -67,7 +67,8 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration,
 		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
-		Signer: events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store})
+		ReservedAlias: routes.ReservedAlias(c.appservices),
+		Signer:        events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store})
 	if err != nil {
 		return nil, err
 	}

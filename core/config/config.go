@@ -160,8 +160,13 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
+// Metrics is the Prometheus listener: /metrics is served there only, off
+// the client port (as Synapse does), so that request counts and process
+// details are not public.
 type Metrics struct {
 	Enabled bool `yaml:"enabled"`
+	// Listen is the metrics listener's host:port.
+	Listen string `yaml:"listen"`
 }
 
 // Duration reads "5m", "90s" or a number of seconds from YAML.
@@ -204,7 +209,7 @@ func Default() *Config {
 		},
 		HTTP:     HTTP{MaxBodyBytes: 1 << 20},
 		Log:      Log{Level: "info", Format: "text"},
-		Metrics:  Metrics{Enabled: true},
+		Metrics:  Metrics{Listen: "127.0.0.1:9009"},
 		Presence: Presence{Enabled: true},
 		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}},
 		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},

@@ -14,7 +14,7 @@ var configTemplate = template.Must(template.New("config").Parse(`# Tributary con
 # The domain in user IDs (@alice:{{.ServerName}}). It cannot change once users exist.
 server_name: {{printf "%q" .ServerName}}
 
-# Address of the HTTP listener (client API, /metrics, /health).
+# Address of the HTTP listener (client API, /health).
 listen: {{printf "%q" .Listen}}
 
 # How clients reach this server, used in /.well-known/matrix/client.
@@ -79,8 +79,10 @@ log:
   format: {{printf "%q" .Log.Format}}
 
 metrics:
-  # Prometheus metrics at /metrics.
+  # Prometheus metrics at /metrics on their own listener (never the client
+  # port). serve --metrics-listen HOST:PORT turns them on for one run.
   enabled: {{.Metrics.Enabled}}
+  listen: {{printf "%q" .Metrics.Listen}}
 
 presence:
   # Track online/offline presence and share it with room members.

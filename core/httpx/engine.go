@@ -16,12 +16,15 @@ type EngineOptions struct {
 	// MaxMediaBytes is the body limit of media uploads.
 	MaxMediaBytes  int64
 	TrustedProxies []string
-	// Metrics, when not nil, are served at /metrics and observe every request.
+	// Metrics, when not nil, observe every request (served by the metrics
+	// listener, not this engine).
 	Metrics *prometheus.Registry
+	// ServerName is this server's name, for the checks of path parameters.
+	ServerName string
 }
 
-// NewEngine builds the gin engine with the edge middleware, /health,
-// /metrics and the Matrix answers for unknown routes and methods.
+// NewEngine builds the gin engine with the edge middleware, /health and
+// the Matrix answers for unknown routes and methods.
 func NewEngine(o EngineOptions) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -45,11 +48,17 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 			return nil, err
 		}
 		r.Use(m.Middleware())
-		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{})))
 	}
-	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
+	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes), CheckParams(o.ServerName))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)
 	return r, nil
+}
+
+// MetricsHandler serves a registry's metrics (the metrics listener's /metrics).
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
 }

@@ -83,8 +83,11 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 			return "", types.InvalidParam("room_alias_name must be the localpart of an alias")
 		}
 		alias = id.RoomAlias("#" + req.RoomAliasName + ":" + s.opts.ServerName)
-		if len(alias) > 255 {
-			return "", types.InvalidParam("Alias is longer than 255 bytes")
+		if err := types.CheckRoomAlias(alias); err != nil {
+			return "", err
+		}
+		if err := s.checkReserved(alias, req.Creator); err != nil {
+			return "", err
 		}
 		if _, err := s.store.GetAlias(ctx, alias); err == nil {
 			return "", types.NewError(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
@@ -93,8 +96,8 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 		}
 	}
 	for _, u := range req.Invite {
-		if _, _, err := u.Parse(); err != nil {
-			return "", types.InvalidParam("Invalid user ID %q in invite", u)
+		if err := types.CheckUserID(u, s.opts.ServerName); err != nil {
+			return "", err
 		}
 	}
 	for _, st := range req.InitialState {

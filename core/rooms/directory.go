@@ -17,6 +17,9 @@ import (
 
 // checkAlias validates an alias for this server.
 func (s *Reader) checkAlias(roomAlias id.RoomAlias) error {
+	if err := types.CheckRoomAlias(roomAlias); err != nil {
+		return err
+	}
 	alias := roomAlias.String()
 	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
 	if !strings.HasPrefix(alias, "#") || !ok || local == "" || len(alias) > 255 || strings.ContainsAny(local, " \t\n#:") {
@@ -28,9 +31,21 @@ func (s *Reader) checkAlias(roomAlias id.RoomAlias) error {
 	return nil
 }
 
+// checkReserved refuses an alias an appservice claims exclusively to
+// anyone but that appservice (400 M_EXCLUSIVE, as for user IDs).
+func (s *Reader) checkReserved(alias id.RoomAlias, user id.UserID) error {
+	if s.opts.ReservedAlias != nil && s.opts.ReservedAlias(alias, user) {
+		return types.NewError(http.StatusBadRequest, types.CodeExclusive, "This alias is reserved by an application service")
+	}
+	return nil
+}
+
 // CreateAlias maps an alias of this server to a room (PUT /directory/room/{alias}).
 func (s *Reader) CreateAlias(ctx context.Context, user id.UserID, alias id.RoomAlias, roomID id.RoomID) error {
 	if err := s.checkAlias(alias); err != nil {
+		return err
+	}
+	if err := s.checkReserved(alias, user); err != nil {
 		return err
 	}
 	if _, err := s.getRoom(ctx, roomID); err != nil {

@@ -49,8 +49,8 @@ func (s *Reader) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.Room
 // ChangeMembership sends a membership event; eventauth decides whether the
 // sender may (join rules, bans, power levels).
 func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) (id.EventID, error) {
-	if _, _, err := req.Target.Parse(); err != nil {
-		return "", types.InvalidParam("Invalid user ID %q", req.Target)
+	if err := types.CheckUserID(req.Target, s.opts.ServerName); err != nil && req.Target != req.Sender {
+		return "", err
 	}
 	// A suspended account may still leave (and refuse invites); nothing else.
 	selfLeave := req.Membership == "leave" && req.Target == req.Sender

@@ -372,11 +372,11 @@ func (s *Reader) Search(ctx context.Context, req *SearchRequest) (*SearchResults
 	} else if q.Until, err = s.store.MaxStreamPos(ctx); err != nil {
 		return nil, err
 	}
-	total, err := s.store.CountSearchEvents(ctx, q, storage.SearchTotal)
+	counts, err := s.visibleCounts(ctx, q, viewers)
 	if err != nil {
 		return nil, err
 	}
-	res.Count = total[storage.SearchTotal]
+	res.Count = counts.total
 	if p.token != nil {
 		q.After = &storage.SearchCursor{Rank: p.token.Rank, StreamPos: p.token.Pos}
 	}
@@ -411,7 +411,7 @@ func (s *Reader) Search(ctx context.Context, req *SearchRequest) (*SearchResults
 		}
 	}
 	if len(p.groupKeys) > 0 {
-		if res.Groups, err = s.searchGroups(ctx, q, p, hits, more, next); err != nil {
+		if res.Groups, err = s.searchGroups(ctx, q, p, hits, more, next, viewers); err != nil {
 			return nil, err
 		}
 	}
@@ -606,7 +606,14 @@ func (s *Reader) searchState(ctx context.Context, user id.UserID, hits []storage
 // has a next_batch (the page's, within the group) when the index holds
 // more of its events past the page.
 func (s *Reader) searchGroups(ctx context.Context, q *storage.EventSearch, p *searchPlan, hits []storage.SearchHit,
-	more bool, next searchToken) (map[string]map[string]*SearchGroupResult, error) {
+	more bool, next searchToken, viewers map[id.RoomID]*viewer) (map[string]map[string]*SearchGroupResult, error) {
+	var past *searchCounts // what the user may see past the page
+	if more {
+		var err error
+		if past, err = s.visibleCounts(ctx, q, viewers); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string]map[string]*SearchGroupResult{}
 	for _, key := range p.groupKeys {
 		groups := map[string]*SearchGroupResult{}
@@ -623,13 +630,9 @@ func (s *Reader) searchGroups(ctx context.Context, q *storage.EventSearch, p *se
 			g.Results = append(g.Results, h.Event.EventID)
 		}
 		if more {
-			groupBy := storage.SearchByRoom
+			rest := past.byRoom
 			if key == "sender" {
-				groupBy = storage.SearchBySender
-			}
-			rest, err := s.store.CountSearchEvents(ctx, q, groupBy)
-			if err != nil {
-				return nil, err
+				rest = past.bySender
 			}
 			for v, g := range groups {
 				if rest[v] == 0 {
@@ -644,6 +647,47 @@ func (s *Reader) searchGroups(ctx context.Context, q *storage.EventSearch, p *se
 			}
 		}
 		out[key] = groups
+	}
+	return out, nil
+}
+
+// searchCounts are the events a search finds that the user may see, in
+// all, per room and per sender.
+type searchCounts struct {
+	total    int64
+	byRoom   map[string]int64
+	bySender map[string]int64
+}
+
+// visibleCounts counts what the search finds that each room's viewer lets
+// the user see: a count that took in events hidden by history visibility
+// would tell a later joiner that a word was said before they came. The
+// store counts per state group, so each group's visibility is decided
+// once, whatever the number of events.
+func (s *Reader) visibleCounts(ctx context.Context, q *storage.EventSearch, viewers map[id.RoomID]*viewer) (*searchCounts, error) {
+	rows, err := s.store.CountSearchEvents(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &searchCounts{byRoom: map[string]int64{}, bySender: map[string]int64{}}
+	for _, c := range rows {
+		v := viewers[c.RoomID]
+		if v == nil {
+			continue
+		}
+		// The searched types are messages, names and topics (never the
+		// user's own membership), and a room is searched only up to the
+		// end of the user's last stay, so the group decides.
+		ok, err := v.canSee(ctx, &storage.Event{RoomID: c.RoomID, StateGroup: c.StateGroup, Type: "m.room.message",
+			StreamPos: v.joinedUntil - 1})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out.total += c.Count
+			out.byRoom[c.RoomID.String()] += c.Count
+			out.bySender[c.Sender.String()] += c.Count
+		}
 	}
 	return out, nil
 }

@@ -30,11 +30,11 @@ type SendRequest struct {
 
 // checkType validates an event type and state key from a client.
 func checkType(evType string, stateKey *string) error {
-	if evType == "" || len(evType) > 255 {
-		return types.InvalidParam("Event types are 1 to 255 bytes")
+	if err := types.CheckEventType(evType); err != nil {
+		return err
 	}
-	if stateKey != nil && len(*stateKey) > 255 {
-		return types.InvalidParam("State keys are at most 255 bytes")
+	if stateKey != nil {
+		return types.CheckStateKey(*stateKey)
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// QueryAlias asks appservices about an unknown alias of their namespace;
 	// true if one created it (nil: none).
 	QueryAlias func(ctx context.Context, alias id.RoomAlias) bool
+	// ReservedAlias reports an alias an appservice claims exclusively that
+	// the user may not create (nil: none is).
+	ReservedAlias func(alias id.RoomAlias, user id.UserID) bool
 	// KeyRing finds other servers' signing keys, to check the signatures
 	// of their events (nil: only this server's key is known).
 	KeyRing KeyRing

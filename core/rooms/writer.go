@@ -564,9 +564,17 @@ func (w *roomWriter) process(batch []*sendReq) {
 		return
 	}
 	if err := w.persist(ctx, b, writes, built, txns); err != nil {
-		for _, r := range accepted {
-			r.done <- sendResult{err: err}
+		if len(accepted) > 1 {
+			// One request's bytes must not fail the others batched with
+			// it: each is built again on the reloaded state and
+			// committed alone, so only the one that cannot be stored
+			// fails.
+			for _, r := range accepted {
+				w.process([]*sendReq{r})
+			}
+			return
 		}
+		accepted[0].done <- sendResult{err: err}
 		return
 	}
 	for i, r := range accepted {

@@ -16,7 +16,7 @@ import (
 )
 
 func TestEdge(t *testing.T) {
-	srv := startOpen(t)
+	srv := startOpen(t, "--metrics-listen", "127.0.0.1:0")
 	pat := register(t, srv, "pat", defaultPassword)
 
 	t.Run("unknown route and method", func(t *testing.T) {
@@ -107,7 +107,16 @@ func TestEdge(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || string(raw) != "OK" {
 			t.Fatalf("/health: HTTP %d %q", resp.StatusCode, raw)
 		}
+		// Not on the client port: request counts and process details are
+		// for the operator's metrics listener only.
 		resp, raw = rawRequest(t, nil, "GET", srv.URL+"/metrics", nil, nil)
+		if resp.StatusCode != http.StatusNotFound || decode(t, raw)["errcode"] != "M_UNRECOGNIZED" {
+			t.Fatalf("/metrics on the client port: HTTP %d %s", resp.StatusCode, raw)
+		}
+		if srv.MetricsURL() == "" {
+			t.Fatal("serve --metrics-listen logged no metrics listener")
+		}
+		resp, raw = rawRequest(t, nil, "GET", srv.MetricsURL()+"/metrics", nil, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/metrics: HTTP %d", resp.StatusCode)
 		}

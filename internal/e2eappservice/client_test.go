@@ -266,3 +266,39 @@ func TestAppServiceRoomLists(t *testing.T) {
 		t.Errorf("after withdrawing: %d %v", code, body)
 	}
 }
+
+// Aliases an appservice claims exclusively are refused to everyone else,
+// as its user IDs are: through PUT /directory/room and createRoom's
+// room_alias_name alike.
+func TestExclusiveAliasNamespace(t *testing.T) {
+	reg := writeFile(t, registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"))
+	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg, "--disable-rate-limits"}})
+	human := loginHuman(t, srv)
+	room, err := human.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/_matrix/client/v3/directory/room/" + url.PathEscape("#_bridge_taken:localhost")
+	code, body := do(t, srv, "PUT", path, human.AccessToken, map[string]any{"room_id": room.RoomID})
+	if code != 400 || body["errcode"] != "M_EXCLUSIVE" {
+		t.Fatalf("an ordinary user creating an alias of the namespace: %d %v", code, body)
+	}
+	code, body = do(t, srv, "POST", "/_matrix/client/v3/createRoom", human.AccessToken,
+		map[string]any{"room_alias_name": "_bridge_room"})
+	if code != 400 || body["errcode"] != "M_EXCLUSIVE" {
+		t.Fatalf("createRoom with an alias of the namespace: %d %v", code, body)
+	}
+	code, body = do(t, srv, "GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#_bridge_room:localhost"), "", nil)
+	if code != 404 {
+		t.Fatalf("the refused createRoom left its alias behind: %d %v", code, body)
+	}
+	// The appservice itself may; others' aliases stay open to the user.
+	if code, body := do(t, srv, "PUT", path, asToken, map[string]any{"room_id": room.RoomID}); code != 200 {
+		t.Fatalf("the appservice creating an alias of its namespace: %d %v", code, body)
+	}
+	code, body = do(t, srv, "PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape("#humans:localhost"),
+		human.AccessToken, map[string]any{"room_id": room.RoomID})
+	if code != 200 {
+		t.Fatalf("an alias outside the namespace: %d %v", code, body)
+	}
+}

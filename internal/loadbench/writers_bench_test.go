@@ -18,7 +18,7 @@ import (
 
 // goroutines reads go_goroutines from the server's /metrics.
 func goroutines(b *testing.B, srv *testserver.Server) int {
-	resp, err := httpClient.Get(srv.URL + "/metrics")
+	resp, err := httpClient.Get(srv.MetricsURL() + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkIdleWriters(b *testing.B) {
 	}
 	for range b.N {
 		srv := testserver.Start(b, testserver.Options{Args: []string{"--config", cfg, "--enable-registration",
-			"--disable-rate-limits"}})
+			"--disable-rate-limits", "--metrics-listen", "127.0.0.1:0"}})
 		code, body, err := call("POST", srv.URL+"/_matrix/client/v3/register", "", map[string]any{
 			"username": "owner", "password": "benchmark-password", "auth": map[string]any{"type": "m.login.dummy"}})
 		if err != nil || code != 200 {

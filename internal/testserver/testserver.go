@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,6 +104,17 @@ type Server struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
+	// metricsAddr is the metrics listener's address, if it has one.
+	metricsAddr atomic.Value
+}
+
+// MetricsURL is the base URL of the metrics listener (serve
+// --metrics-listen); "" when the server has none.
+func (s *Server) MetricsURL() string {
+	if a, _ := s.metricsAddr.Load().(string); a != "" {
+		return "http://" + a
+	}
+	return ""
 }
 
 type syncBuffer struct {
@@ -157,6 +169,9 @@ func Start(t testing.TB, opts Options) *Server {
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
+			}
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+				s.metricsAddr.Store(rec.Addr)
 			}
 			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
 				select {

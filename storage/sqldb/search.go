@@ -110,42 +110,25 @@ type rankScanner struct {
 
 func (r rankScanner) Scan(dest ...any) error { return r.row.Scan(append(dest, r.rank)...) }
 
-func (db *DB) CountSearchEvents(ctx context.Context, q *storage.EventSearch, groupBy string) (map[string]int64, error) {
-	key := `''`
-	switch groupBy {
-	case storage.SearchTotal:
-	case storage.SearchByRoom:
-		key = `e.room_id`
-	case storage.SearchBySender:
-		key = `e.sender`
-	default:
-		return nil, fmt.Errorf("count search events: unknown grouping %q", groupBy)
-	}
-	out := map[string]int64{}
-	if groupBy == storage.SearchTotal {
-		out[""] = 0
-	}
+func (db *DB) CountSearchEvents(ctx context.Context, q *storage.EventSearch) ([]storage.SearchCount, error) {
+	var out []storage.SearchCount
 	if len(q.Terms) == 0 || len(q.Types) == 0 {
 		return out, nil
 	}
 	for rooms := range slices.Chunk(q.Rooms, searchRoomChunk) {
 		from, args := db.searchFrom(q, rooms)
-		group := ``
-		if groupBy != storage.SearchTotal {
-			group = ` GROUP BY ` + key
-		}
-		rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+key+`, COUNT(*)`+from+group, args...)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT e.room_id, e.sender, e.state_group, COUNT(*)`+from+
+			` GROUP BY e.room_id, e.sender, e.state_group`, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
-			var k string
-			var n int64
-			if err := rows.Scan(&k, &n); err != nil {
+			var c storage.SearchCount
+			if err := rows.Scan(&c.RoomID, &c.Sender, &c.StateGroup, &c.Count); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[k] += n
+			out = append(out, c)
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
