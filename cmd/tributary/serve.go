@@ -27,6 +27,7 @@ import (
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/media"
+	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/push/gateway"
 	"github.com/tributary-hs/tributary/core/rooms"
@@ -168,6 +169,7 @@ func newPushGateway(store storage.Store, cfg *config.Config, log *slog.Logger, r
 	for _, r := range cfg.Push.AllowedRanges {
 		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
 	}
+	pushRules.SetGatewayCheck(netguard.Guard{Allowed: allowed}.CheckHost)
 	return gateway.New(store, rs, pushRules, gateway.Options{Allowed: allowed, Logger: log, Notifier: n})
 }
 
@@ -303,6 +305,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,
 		Register:           registerLimit,
+		Messages:           limiter(rl, rl.Messages),
 	}).Register(engine)
 	admin.New(us, registerLimit).Register(engine)
 	inbound.New(us).Register(engine)
@@ -310,7 +313,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads)).Register(engine)
+	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)
 	routes.NewAPI(appservices, auth, core.bridging).Register(engine)
 
 	// Requests run under reqCtx, cancelled at shutdown so that long-polls

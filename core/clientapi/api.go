@@ -39,6 +39,8 @@ type Limits struct {
 	LoginAddress       *httpx.Limiter
 	LoginFailedAccount *httpx.Limiter
 	Register           *httpx.Limiter
+	// Messages limits each user's sends (appservices are exempt).
+	Messages *httpx.Limiter
 }
 
 // API serves the client-server endpoints.
@@ -121,6 +123,16 @@ func (a *API) Register(r gin.IRouter) {
 		a.registerInitialSync(g, auth)
 		g.GET("/capabilities", auth, a.capabilities)
 	}
+}
+
+// sendLimit is the per-user limit on sending events: 429 M_LIMIT_EXCEEDED
+// when the user has no token left. Appservices are exempt (they speak for
+// many users at once), as in Synapse.
+func (a *API) sendLimit(c *gin.Context) {
+	if p := httpx.PrincipalOf(c); p.Kind != types.PrincipalAppService && limited(c, a.limits.Messages, string(p.UserID)) {
+		return
+	}
+	c.Next()
 }
 
 // limited answers 429 when the limiter has no token for key.

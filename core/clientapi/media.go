@@ -17,12 +17,14 @@ type MediaAPI struct {
 	media   *media.Service
 	auth    httpx.Authenticator
 	uploads *httpx.Limiter
+	// previews limits URL previews per user (each may fetch a page).
+	previews *httpx.Limiter
 }
 
 // NewMedia builds the media handlers; auth accepts users' and appservices'
 // tokens, uploads rate-limits uploads per user.
-func NewMedia(m *media.Service, auth httpx.Authenticator, uploads *httpx.Limiter) *MediaAPI {
-	return &MediaAPI{media: m, auth: auth, uploads: uploads}
+func NewMedia(m *media.Service, auth httpx.Authenticator, uploads, previews *httpx.Limiter) *MediaAPI {
+	return &MediaAPI{media: m, auth: auth, uploads: uploads, previews: previews}
 }
 
 // Register adds the media routes: uploads under /_matrix/media, downloads
@@ -50,12 +52,12 @@ func (a *MediaAPI) Register(r gin.IRouter) {
 	v1.GET("/preview_url", a.previewURL)
 }
 
-func (a *MediaAPI) limited(c *gin.Context) bool {
+func (a *MediaAPI) limited(c *gin.Context, l *httpx.Limiter) bool {
 	p := httpx.PrincipalOf(c)
 	if p.Kind == types.PrincipalAppService {
 		return false // appservices are not rate-limited
 	}
-	if ok, wait := a.uploads.Allow(string(p.UserID)); !ok {
+	if ok, wait := l.Allow(string(p.UserID)); !ok {
 		httpx.Fail(c, types.LimitExceeded(wait))
 		return true
 	}
@@ -64,7 +66,7 @@ func (a *MediaAPI) limited(c *gin.Context) bool {
 
 // POST /_matrix/media/v3/upload
 func (a *MediaAPI) upload(c *gin.Context) {
-	if a.limited(c) {
+	if a.limited(c, a.uploads) {
 		return
 	}
 	mxc, err := a.media.Upload(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.GetHeader("Content-Type"),
@@ -78,7 +80,7 @@ func (a *MediaAPI) upload(c *gin.Context) {
 
 // POST /_matrix/media/v1/create
 func (a *MediaAPI) create(c *gin.Context) {
-	if a.limited(c) {
+	if a.limited(c, a.uploads) {
 		return
 	}
 	mxc, expires, err := a.media.Create(c.Request.Context(), httpx.PrincipalOf(c).UserID)
@@ -189,6 +191,9 @@ func (a *MediaAPI) config(c *gin.Context) {
 
 // GET /_matrix/client/v1/media/preview_url
 func (a *MediaAPI) previewURL(c *gin.Context) {
+	if a.limited(c, a.previews) {
+		return
+	}
 	raw, err := a.media.PreviewURL(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("url"))
 	if err != nil {
 		httpx.Fail(c, err)

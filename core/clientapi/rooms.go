@@ -28,13 +28,13 @@ func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
 	g.POST("/rooms/:roomId/unban", auth, a.membership("unban"))
 	// Sending refuses suspended accounts in bridging.Send, which an
 	// appservice acting as one reaches too.
-	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendMessage)
-	g.PUT("/rooms/:roomId/state/:eventType", auth, a.putState)
-	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.putState)
+	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendLimit, a.sendMessage)
+	g.PUT("/rooms/:roomId/state/:eventType", auth, a.sendLimit, a.putState)
+	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.sendLimit, a.putState)
 	g.GET("/rooms/:roomId/state", auth, a.getFullState)
 	g.GET("/rooms/:roomId/state/:eventType", auth, a.getState)
 	g.GET("/rooms/:roomId/state/:eventType/*stateKey", auth, a.getState)
-	g.PUT("/rooms/:roomId/redact/:eventId/:txnId", auth, a.redact)
+	g.PUT("/rooms/:roomId/redact/:eventId/:txnId", auth, a.sendLimit, a.redact)
 	g.GET("/rooms/:roomId/members", auth, a.members)
 	g.GET("/rooms/:roomId/joined_members", auth, a.joinedMembers)
 	g.GET("/joined_rooms", auth, a.joinedRooms)

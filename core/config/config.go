@@ -62,6 +62,8 @@ type Media struct {
 	// Uploads limits uploads per user.
 	Uploads     Rate        `yaml:"uploads"`
 	URLPreviews URLPreviews `yaml:"url_previews"`
+	// Previews limits URL preview requests per user (each may fetch a page).
+	Previews Rate `yaml:"previews"`
 }
 
 type URLPreviews struct {
@@ -140,6 +142,9 @@ type RateLimits struct {
 	LoginFailedAccount Rate `yaml:"login_failed_account"`
 	// Register limits registration requests per client IP.
 	Register Rate `yaml:"register"`
+	// Messages limits the events (messages, state, redactions) each user
+	// sends; appservices are exempt, as in Synapse (rc_message).
+	Messages Rate `yaml:"messages"`
 }
 
 type HTTP struct {
@@ -206,6 +211,7 @@ func Default() *Config {
 			LoginAddress:       Rate{PerSecond: 0.17, Burst: 3},
 			LoginFailedAccount: Rate{PerSecond: 0.17, Burst: 3},
 			Register:           Rate{PerSecond: 0.17, Burst: 3},
+			Messages:           Rate{PerSecond: 0.2, Burst: 10},
 		},
 		HTTP:     HTTP{MaxBodyBytes: 1 << 20},
 		Log:      Log{Level: "info", Format: "text"},
@@ -214,7 +220,7 @@ func Default() *Config {
 		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}},
 		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
-			Uploads: Rate{PerSecond: 1, Burst: 20}},
+			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
 }
 

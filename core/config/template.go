@@ -60,6 +60,8 @@ rate_limits:
   login_failed_account: {per_second: {{.RateLimits.LoginFailedAccount.PerSecond}}, burst: {{.RateLimits.LoginFailedAccount.Burst}}}
   # Registration requests per client IP address.
   register: {per_second: {{.RateLimits.Register.PerSecond}}, burst: {{.RateLimits.Register.Burst}}}
+  # Events each user sends (messages, state, redactions); appservices are exempt.
+  messages: {per_second: {{.RateLimits.Messages.PerSecond}}, burst: {{.RateLimits.Messages.Burst}}}
 
 http:
   # Largest JSON request body accepted, in bytes.
@@ -121,6 +123,8 @@ media:
   legacy_unauthenticated: {{.Media.LegacyUnauthenticated}}
   # Uploads per user.
   uploads: {per_second: {{.Media.Uploads.PerSecond}}, burst: {{.Media.Uploads.Burst}}}
+  # URL preview requests per user.
+  previews: {per_second: {{.Media.Previews.PerSecond}}, burst: {{.Media.Previews.Burst}}}
   url_previews:
     # Fetch pages for link previews (OpenGraph).
     enabled: {{.Media.URLPreviews.Enabled}}

@@ -17,6 +17,12 @@ import (
 // are logged and become a 500 M_UNKNOWN that does not show their text.
 func Fail(c *gin.Context, err error) {
 	me, ok := types.AsError(err)
+	var tooBig *http.MaxBytesError
+	if !ok && errors.As(err, &tooBig) {
+		// A body without Content-Length (chunked) meets the limit while
+		// it is read, wherever that is.
+		me, ok = types.TooLarge("Request body is larger than %d bytes", tooBig.Limit), true
+	}
 	if !ok {
 		slog.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
 			"route", c.FullPath(), "err", err)

@@ -6,11 +6,13 @@
 package netguard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,6 +56,26 @@ func (g Guard) Check(address string) error {
 	for _, b := range blocked {
 		if b.Contains(addr) {
 			return fmt.Errorf("%w: %s", ErrBlocked, addr)
+		}
+	}
+	return nil
+}
+
+// CheckHost resolves a host (a name or an IP literal) and refuses it when
+// an address it resolves to is blocked and not allowed: for URLs users
+// set up now and the server fetches later (push gateways), so that the
+// user hears at once. A name that does not resolve passes: the dialer
+// checks again at each connection.
+func (g Guard) CheckHost(ctx context.Context, host string) error {
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		addrs = []netip.Addr{a}
+	} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := g.Check(netip.AddrPortFrom(a, 0).String()); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -60,6 +60,8 @@ type Service struct {
 	// under pmu after checking that none is left.
 	withPushers sync.Map
 	pmu         sync.Mutex
+	// gatewayCheck refuses push gateway hosts (SetGatewayCheck).
+	gatewayCheck func(ctx context.Context, host string) error
 }
 
 // New builds the service. n (nil: this process alone) carries its changes:

@@ -92,6 +92,12 @@ func (s *Service) Pushers(ctx context.Context, user id.UserID) ([]Pusher, error)
 	return out, nil
 }
 
+// SetGatewayCheck makes SetPusher refuse push gateways on hosts check
+// refuses (the delivery's own address guard, applied when the pusher is set).
+func (s *Service) SetGatewayCheck(check func(ctx context.Context, host string) error) {
+	s.gatewayCheck = check
+}
+
 // SetPusher creates, replaces or (kind null) deletes one of the user's
 // pushers (POST /pushers/set). deviceID is the device whose access token
 // asked: logging it out deletes the pusher.
@@ -152,9 +158,14 @@ func (s *Service) SetPusher(ctx context.Context, user id.UserID, deviceID id.Dev
 			return types.InvalidParam("%s is longer than %d bytes", name, maxFieldLength)
 		}
 	}
-	data, err := checkData(b.Data)
+	data, host, err := checkData(b.Data)
 	if err != nil {
 		return err
+	}
+	if s.gatewayCheck != nil {
+		if err := s.gatewayCheck(ctx, host); err != nil {
+			return types.InvalidParam("data.url points at an address this server does not push to")
+		}
 	}
 	p := &storage.Pusher{UserID: user, DeviceID: deviceID, Kind: kind, AppID: appID, PushKey: pushKey,
 		AppDisplayName: *b.AppDisplayName, DeviceDisplayName: *b.DeviceDisplayName, Lang: *b.Lang, Data: data,
@@ -187,37 +198,38 @@ func requiredString(name string, v *string) (string, error) {
 // checkData checks an HTTP pusher's data: an object whose url is an
 // http(s) URL with the notify path, and whose format, if any, is one the
 // spec defines. It is kept as given (custom keys go to the gateway).
-func checkData(raw json.RawMessage) (json.RawMessage, error) {
+func checkData(raw json.RawMessage) (json.RawMessage, string, error) {
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &data); err != nil || data == nil {
-		return nil, types.BadJSON("data must be an object")
+		return nil, "", types.BadJSON("data must be an object")
 	}
 	rawURL, ok := data["url"]
 	if !ok {
-		return nil, types.MissingParam("data.url is required for http pushers")
+		return nil, "", types.MissingParam("data.url is required for http pushers")
 	}
 	var u string
 	if err := json.Unmarshal(rawURL, &u); err != nil {
-		return nil, types.BadJSON("data.url must be a string")
+		return nil, "", types.BadJSON("data.url must be a string")
 	}
 	parsed, err := url.Parse(u)
 	if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" || parsed.User != nil {
-		return nil, types.InvalidParam("data.url must be an absolute https (or http) URL")
+		return nil, "", types.InvalidParam("data.url must be an absolute https (or http) URL")
 	}
 	if parsed.Path != NotifyPath {
-		return nil, types.InvalidParam("data.url must have the path %s", NotifyPath)
+		return nil, "", types.InvalidParam("data.url must have the path %s", NotifyPath)
 	}
 	if f, ok := data["format"]; ok {
 		var format string
 		if err := json.Unmarshal(f, &format); err != nil {
-			return nil, types.BadJSON("data.format must be a string")
+			return nil, "", types.BadJSON("data.format must be a string")
 		}
 		if format != "event_id_only" {
-			return nil, types.InvalidParam("Unknown data.format %q", format)
+			return nil, "", types.InvalidParam("Unknown data.format %q", format)
 		}
 	}
 	// Compact, so that what is stored is what was meant.
-	return json.Marshal(data)
+	out, err := json.Marshal(data)
+	return out, parsed.Hostname(), err
 }
 
 // forgetIfNone drops the user from withPushers if they have no HTTP

@@ -3,8 +3,12 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
@@ -96,6 +100,55 @@ func TestRateLimits(t *testing.T) {
 		resp, body = send(t, "127.0.0.8", "POST", "/_matrix/client/v3/register", map[string]any{
 			"username": "newbie", "password": defaultPassword, "auth": map[string]any{"type": "m.login.dummy"}})
 		wantStatus(t, "register from another address", resp.StatusCode, body, http.StatusOK, "")
+	})
+
+	t.Run("sends per user", func(t *testing.T) {
+		token := func(ip, user string) *mautrix.Client {
+			resp, body := loginFrom(t, ip, user, defaultPassword)
+			wantStatus(t, "login "+user, resp.StatusCode, body, http.StatusOK, "")
+			return clientFor(t, srv, id.UserID(str(t, body, "user_id")), id.DeviceID(str(t, body, "device_id")),
+				str(t, body, "access_token"))
+		}
+		for _, u := range []string{"chatty", "quiet"} {
+			if out, err := srv.Run(t, "", "user", "add", u, "--password", defaultPassword); err != nil {
+				t.Fatalf("user add %s: %v\n%s", u, err, out)
+			}
+		}
+		victim, bystander := token("127.0.0.9", "chatty"), token("127.0.0.10", "quiet")
+		room, err := victim.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bystander.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		base := "/_matrix/client/v3/rooms/" + url.PathEscape(room.RoomID.String())
+		sendAs := func(cli *mautrix.Client, path string) (*http.Response, map[string]any) {
+			hdr := jsonHeader.Clone()
+			hdr.Set("Authorization", "Bearer "+cli.AccessToken)
+			resp, raw := rawRequest(t, nil, "PUT", srv.URL+base+path, hdr, jsonBody(t, map[string]any{"msgtype": "m.text", "body": "hi"}))
+			return resp, decode(t, raw)
+		}
+		// The default burst is 10 events: messages, state and redactions alike.
+		var last string
+		for i := range 10 {
+			path := "/send/m.room.message/burst" + strconv.Itoa(i)
+			if i == 9 {
+				path = "/state/m.room.topic"
+			}
+			resp, body := sendAs(victim, path)
+			wantStatus(t, "send "+strconv.Itoa(i+1), resp.StatusCode, body, http.StatusOK, "")
+			if id, _ := body["event_id"].(string); id != "" {
+				last = id
+			}
+		}
+		resp, body := sendAs(victim, "/send/m.room.message/burst10")
+		wantLimited(t, "11th send", resp, body)
+		resp, body = sendAs(victim, "/redact/"+url.PathEscape(last)+"/r1")
+		wantLimited(t, "redaction after the burst", resp, body)
+		// Others keep sending.
+		resp, body = sendAs(bystander, "/send/m.room.message/other")
+		wantStatus(t, "another user's send", resp.StatusCode, body, http.StatusOK, "")
 	})
 }
 

@@ -318,6 +318,22 @@ func TestLimitsAndLegacy(t *testing.T) {
 	if a := do(t, srv, "POST", "/_matrix/media/v3/upload", alice.AccessToken, "application/octet-stream", make([]byte, 4096)); a.status != 413 || a.errcode() != "M_TOO_LARGE" {
 		t.Errorf("oversize upload: %d %s", a.status, a.body)
 	}
+	// Without a Content-Length (chunked), the limit is met while reading.
+	req, err := http.NewRequest("POST", srv.URL+"/_matrix/media/v3/upload", io.NopCloser(bytes.NewReader(make([]byte, 4096))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+alice.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if a := (answer{resp.StatusCode, resp.Header, raw}); a.status != 413 || a.errcode() != "M_TOO_LARGE" {
+		t.Errorf("oversize chunked upload: %d %s", a.status, a.body)
+	}
 	server, id := upload(t, srv, alice.AccessToken, "text/plain", "a.txt", make([]byte, 2000))
 	if a := do(t, srv, "POST", "/_matrix/media/v3/upload", alice.AccessToken, "text/plain", make([]byte, 2000)); a.status != 403 || a.errcode() != "M_FORBIDDEN" {
 		t.Errorf("upload past the quota: %d %s", a.status, a.body)
@@ -445,5 +461,31 @@ func TestUploadRateLimit(t *testing.T) {
 	}
 	if a := do(t, srv, "POST", "/_matrix/media/v3/upload", alice.AccessToken, "text/plain", []byte("x")); a.status != 429 || a.errcode() != "M_LIMIT_EXCEEDED" {
 		t.Fatalf("third upload: %d %s", a.status, a.body)
+	}
+}
+
+// URL previews fetch pages for the asker: each user has a budget of them.
+func TestURLPreviewRateLimit(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tributary.yaml"),
+		[]byte("media:\n  url_previews:\n    enabled: true\n  previews: {per_second: 0.001, burst: 2}\n"+
+			"rate_limits:\n  register: {per_second: 100, burst: 100}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{DataDir: dir, Args: []string{"--enable-registration"}})
+	alice := register(t, srv, "alice")
+	bob := register(t, srv, "bob")
+	path := "/_matrix/client/v1/media/preview_url?url=" + url.QueryEscape("http://127.0.0.1:1/")
+	for i := range 2 {
+		// Refused by the address guard, but only after the limit let it through.
+		if a := do(t, srv, "GET", path, alice.AccessToken, "", nil); a.status == 429 {
+			t.Fatalf("preview %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if a := do(t, srv, "GET", path, alice.AccessToken, "", nil); a.status != 429 || a.errcode() != "M_LIMIT_EXCEEDED" {
+		t.Fatalf("third preview: %d %s", a.status, a.body)
+	}
+	if a := do(t, srv, "GET", path, bob.AccessToken, "", nil); a.status == 429 {
+		t.Fatalf("another user's preview: %d %s", a.status, a.body)
 	}
 }
