@@ -18,12 +18,13 @@ import (
 	"strings"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/queue"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
-	"maunium.net/go/mautrix/id"
 )
 
 // maxEvents bounds one transaction.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -300,7 +302,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	registerLimit := limiter(rl, rl.Register)
 	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pushRules, Auth: auth,
 		Keys: keysSvc, Bridging: core.bridging}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
-		WellKnownServer: cfg.WellKnown.Server, TURN: clientapi.TURN{URIs: cfg.VoIP.TurnURIs,
+		WellKnownServer: cfg.WellKnown.Server, DefaultRoomVersion: id.RoomVersion(cfg.Rooms.DefaultVersion), TURN: clientapi.TURN{URIs: cfg.VoIP.TurnURIs,
 			SharedSecret: cfg.VoIP.TurnSharedSecret, UserLifetime: cfg.VoIP.TurnUserLifetime.Duration}}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,

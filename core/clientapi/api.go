@@ -4,8 +4,10 @@
 package clientapi
 
 import (
-	"github.com/gin-gonic/gin"
 	"time"
+
+	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/ephemeral"
@@ -23,6 +25,8 @@ type Options struct {
 	ServerName      string
 	PublicBaseURL   string
 	WellKnownServer string
+	// DefaultRoomVersion is the version createRoom uses (capabilities).
+	DefaultRoomVersion id.RoomVersion
 	// TURN is the TURN server offered to clients (/voip/turnServer).
 	TURN TURN
 }

@@ -60,7 +60,7 @@ func (a *API) capabilities(c *gin.Context) {
 		available[string(v)] = "stable"
 	}
 	caps := gin.H{
-		"m.room_versions":   gin.H{"default": events.DefaultRoomVersion, "available": available},
+		"m.room_versions":   gin.H{"default": a.opts.DefaultRoomVersion, "available": available},
 		"m.change_password": on,
 		"m.set_displayname": on,
 		"m.set_avatar_url":  on,

@@ -102,6 +102,9 @@ type Rooms struct {
 	// WriterIdle is how long a room's writer stays without writes before it
 	// is released with the room state it caches.
 	WriterIdle Duration `yaml:"writer_idle"`
+	// DefaultVersion is the room version of rooms created without one
+	// (Synapse's default_room_version); 12, as the spec recommends.
+	DefaultVersion string `yaml:"default_version"`
 }
 
 type Database struct {
@@ -217,7 +220,7 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Metrics:  Metrics{Listen: "127.0.0.1:9009"},
 		Presence: Presence{Enabled: true},
-		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}},
+		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
 		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},

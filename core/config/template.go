@@ -94,6 +94,9 @@ rooms:
   # A room's writer (and the room state it keeps in memory) is released after
   # this long without a write, and reloaded on the next one.
   writer_idle: {{.Rooms.WriterIdle}}
+  # Room version of new rooms that name none (1 to 12); 12 is what the spec
+  # recommends. An older one only for clients that cannot handle 12 yet.
+  default_version: {{printf "%q" .Rooms.DefaultVersion}}
 
 voip:
   # TURN/STUN URIs offered to clients for calls (turn:turn.example.org:3478?transport=udp, ...).

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maunium.net/go/mautrix/id"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"

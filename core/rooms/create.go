@@ -56,7 +56,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 	}
 	rv := req.RoomVersion
 	if rv == "" {
-		rv = events.DefaultRoomVersion
+		rv = s.opts.DefaultVersion
 	}
 	if !events.IsSupported(rv) {
 		return "", errUnsupportedRoomVersion(rv)

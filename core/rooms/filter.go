@@ -1,9 +1,10 @@
 package rooms
 
 import (
-	"maunium.net/go/mautrix/id"
 	"slices"
 	"strings"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tidwall/gjson"
 

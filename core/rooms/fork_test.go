@@ -14,14 +14,14 @@ import (
 	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
-func newTestRooms(t *testing.T) (*Service, storage.Store) {
+func newTestRooms(t testing.TB) (*Service, storage.Store) {
 	t.Helper()
 	return newTestRoomsWith(t, Options{})
 }
 
 // newTestRoomsWith builds the service for example.org on a fresh SQLite
 // database, with opts' other settings.
-func newTestRoomsWith(t *testing.T, opts Options) (*Service, storage.Store) {
+func newTestRoomsWith(t testing.TB, opts Options) (*Service, storage.Store) {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "rooms.db"))
 	if err != nil {

@@ -1,9 +1,10 @@
 package rooms
 
 import (
-	"maunium.net/go/mautrix/id"
 	"slices"
 	"testing"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"

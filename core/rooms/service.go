@@ -42,6 +42,9 @@ type Options struct {
 	// WriterIdle is how long a room's writer stays without requests before
 	// it retires and forgets the room's state (0: two minutes).
 	WriterIdle time.Duration
+	// DefaultVersion is the version of rooms created without one
+	// (events.DefaultRoomVersion when empty).
+	DefaultVersion id.RoomVersion
 	// Notifier is told of each commit (nil: nobody is): the room, its
 	// highest stream position, the users whose membership it changed, the
 	// senders of its events and the queues it wrote to. Consumers (sync,
@@ -162,6 +165,11 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	if opts.WriterIdle <= 0 {
 		opts.WriterIdle = 2 * time.Minute
+	}
+	if opts.DefaultVersion == "" {
+		opts.DefaultVersion = events.DefaultRoomVersion
+	} else if !events.IsSupported(opts.DefaultVersion) {
+		return nil, fmt.Errorf("rooms: default room version %s is not supported", opts.DefaultVersion)
 	}
 	r, err := NewReader(store, opts)
 	if err != nil {

@@ -2,8 +2,9 @@ package stream
 
 import (
 	"context"
-	"maunium.net/go/mautrix/id"
 	"testing"
+
+	"maunium.net/go/mautrix/id"
 )
 
 func woken(w *waiter) bool {

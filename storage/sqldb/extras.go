@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"

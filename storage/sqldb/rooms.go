@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maunium.net/go/mautrix/id"
 	"slices"
 	"strconv"
 	"strings"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )

@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"maunium.net/go/mautrix/id"
 	"strconv"
 	"strings"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )

@@ -2,8 +2,9 @@ package sqldb
 
 import (
 	"context"
-	"maunium.net/go/mautrix/id"
 	"strconv"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )
