@@ -188,6 +188,68 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	return nil
 }
 
+// CopyRoomRules gives a user's rules for one room to another (a room
+// upgrade, as Synapse does): the room rule named after the room and the
+// override and underride rules that match its room_id exactly. Rules the
+// user already has for the new room are kept.
+func (s *Service) CopyRoomRules(ctx context.Context, user id.UserID, from, to id.RoomID) error {
+	has, err := s.HasStored(ctx, user)
+	if err != nil || !has {
+		return err // defaults only: nothing of the room to copy
+	}
+	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+		if r := rs.Room.Map[string(from)]; r != nil && rs.Room.Map[string(to)] == nil {
+			c := *r
+			c.RuleID = string(to)
+			if rs.Room.Map == nil {
+				rs.Room.Map = map[string]*pushrules.PushRule{}
+			}
+			rs.Room.Map[string(to)] = &c
+		}
+		for _, arr := range []*pushrules.PushRuleArray{&rs.Override, &rs.Underride} {
+			var add pushrules.PushRuleArray
+			for _, r := range *arr {
+				if r.Default || !matchesRoom(r, from) {
+					continue
+				}
+				raw, _ := json.Marshal(r)
+				var c pushrules.PushRule
+				if json.Unmarshal(raw, &c) != nil {
+					continue
+				}
+				c.RuleID = strings.Replace(c.RuleID, string(from), string(to), 1)
+				if c.RuleID == r.RuleID {
+					c.RuleID += "-" + string(to)
+				}
+				if _, i := find(rs, pushrules.OverrideRule, c.RuleID); i >= 0 {
+					continue
+				}
+				if _, i := find(rs, pushrules.UnderrideRule, c.RuleID); i >= 0 {
+					continue
+				}
+				for _, cond := range c.Conditions {
+					if cond.Key == "room_id" && cond.Pattern == string(from) {
+						cond.Pattern = string(to)
+					}
+				}
+				add = append(add, &c)
+			}
+			*arr = append(add, *arr...)
+		}
+		return nil
+	})
+}
+
+// matchesRoom: one of the rule's conditions is an exact room_id match of room.
+func matchesRoom(r *pushrules.PushRule, room id.RoomID) bool {
+	for _, c := range r.Conditions {
+		if c.Kind == pushrules.KindEventMatch && c.Key == "room_id" && c.Pattern == string(room) {
+			return true
+		}
+	}
+	return false
+}
+
 var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, pushrules.RoomRule,
 	pushrules.SenderRule, pushrules.UnderrideRule}
 

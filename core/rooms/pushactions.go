@@ -15,6 +15,8 @@ import (
 // Pusher evaluates push rules (core/push).
 type Pusher interface {
 	Evaluate(ctx context.Context, room *push.RoomContext, ev *event.Event, users []id.UserID) ([]push.Outcome, error)
+	// CopyRoomRules gives a user's push rules for one room to another (upgrades).
+	CopyRoomRules(ctx context.Context, user id.UserID, from, to id.RoomID) error
 }
 
 // pushActions runs the push rules of the room's local members on a new

@@ -28,7 +28,8 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 	if !events.IsSupported(newVersion) {
 		return "", errUnsupportedRoomVersion(newVersion)
 	}
-	if _, err := s.roomVersion(ctx, roomID); err != nil {
+	oldVersion, err := s.roomVersion(ctx, roomID)
+	if err != nil {
 		return "", err
 	}
 	if ok, err := s.mayChangeState(ctx, roomID, user, "m.room.tombstone"); err != nil {
@@ -42,6 +43,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 	}
 	stateContent := map[string]jsontext.Value{}
 	var createContent, plContent jsontext.Value
+	var oldCreator id.UserID
 	for _, e := range old {
 		if e.StateKey != "" {
 			continue
@@ -56,7 +58,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 		content := jsontext.Value(gjson.GetBytes(ev.JSON, "content").Raw)
 		switch e.Type {
 		case "m.room.create":
-			createContent = content
+			createContent, oldCreator = content, ev.Sender
 		case "m.room.power_levels":
 			plContent = content
 		default:
@@ -91,6 +93,27 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 				delete(users, string(c))
 			}
 			override["users"] = mustJSON(users)
+		} else if oldVersion.PrivilegedRoomCreators() {
+			// From v12 down: the old room's creators held infinite power
+			// and are not listed, so the new room's creator (the upgrader)
+			// and the old creators get the highest level the room uses.
+			var users map[string]jsontext.Value
+			_ = json.Unmarshal(override["users"], &users)
+			if users == nil {
+				users = map[string]jsontext.Value{}
+			}
+			top := mustJSON(maxPowerLevel(plContent))
+			creators := append([]id.UserID{user}, additionalCreators...)
+			creators = append(creators, oldCreator)
+			for _, c := range gjson.GetBytes(createContent, "additional_creators").Array() {
+				creators = append(creators, id.UserID(c.Str))
+			}
+			for _, c := range creators {
+				if c != "" {
+					users[string(c)] = top
+				}
+			}
+			override["users"] = mustJSON(users)
 		}
 	}
 	aliases, err := s.store.AliasesOfRoom(ctx, roomID)
@@ -105,6 +128,21 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 		CreationContent: creation, InitialState: initial, PowerOverride: override, Preset: "private_chat"})
 	if err != nil {
 		return "", err
+	}
+	// The local members' push rules for the room follow it (as in Synapse).
+	if s.opts.Pusher != nil {
+		members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
+		if err != nil {
+			return "", err
+		}
+		for _, m := range members {
+			if m.UserID.Homeserver() != s.opts.ServerName {
+				continue
+			}
+			if err := s.opts.Pusher.CopyRoomRules(ctx, m.UserID, roomID, newRoom); err != nil {
+				s.log.Warn("copying push rules to the upgraded room", "user", m.UserID, "room", newRoom, "err", err)
+			}
+		}
 	}
 	empty := ""
 	if _, err := s.Send(ctx, &SendRequest{RoomID: roomID, Sender: user, Type: "m.room.tombstone", StateKey: &empty,
@@ -151,6 +189,19 @@ func (s *Service) Upgrade(ctx context.Context, roomID id.RoomID, user id.UserID,
 		}
 	}
 	return newRoom, nil
+}
+
+// maxPowerLevel is the highest level a power_levels content names (at least 100).
+func maxPowerLevel(content jsontext.Value) int64 {
+	top := int64(100)
+	c := gjson.ParseBytes(content)
+	for _, key := range []string{"ban", "kick", "redact", "invite", "state_default", "events_default", "users_default"} {
+		top = max(top, c.Get(key).Int())
+	}
+	for _, group := range []string{"events", "users", "notifications"} {
+		c.Get(group).ForEach(func(_, v gjson.Result) bool { top = max(top, v.Int()); return true })
+	}
+	return top
 }
 
 func mustJSON(v any) jsontext.Value {

@@ -17,7 +17,7 @@ func (e *env) upgrade(t testing.TB, cli *mautrix.Client, room id.RoomID, version
 func TestUpgrade(t *testing.T) { upgradeFlows(t, newEnv(t)) }
 
 func upgradeFlows(t *testing.T, e *env) {
-	for _, c := range []struct{ from, to string }{{"10", "12"}, {"12", "12"}, {"11", "10"}} {
+	for _, c := range []struct{ from, to string }{{"10", "12"}, {"12", "12"}, {"11", "10"}, {"12", "11"}} {
 		t.Run(c.from+" to "+c.to, func(t *testing.T) { upgradeFlow(t, e, id.RoomVersion(c.from), c.to) })
 	}
 }
@@ -40,9 +40,14 @@ func upgradeFlow(t *testing.T, e *env, from id.RoomVersion, to string) {
 	users[string(bob.UserID)] = 50
 	pl["users"] = users
 	sendState(t, alice, old, "m.room.power_levels", "", pl)
+	// Bob mutes the room: his rule follows it to the new room.
+	status, body := e.do(t, bob, http.MethodPut, p("v3", "pushrules", "global", "room", old), map[string]any{"actions": []any{}})
+	if status != http.StatusOK {
+		t.Fatalf("bob's room rule: HTTP %d %v", status, body)
+	}
 
 	// Bob (50) may not upgrade: tombstone needs 100.
-	status, body := e.upgrade(t, bob, old, to)
+	status, body = e.upgrade(t, bob, old, to)
 	wantStatus(t, "bob upgrades", status, body, http.StatusForbidden, "M_FORBIDDEN")
 	status, body = e.upgrade(t, alice, old, "99")
 	wantStatus(t, "upgrade to 99", status, body, http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION")
@@ -109,6 +114,10 @@ func upgradeFlow(t *testing.T, e *env, from id.RoomVersion, to string) {
 	}
 	if v := e.visibility(t, old); v != "private" {
 		t.Fatalf("old room visibility %s", v)
+	}
+	status, body = e.do(t, bob, http.MethodGet, p("v3", "pushrules", "global", "room", newRoom), nil)
+	if status != http.StatusOK || body["rule_id"] != string(newRoom) {
+		t.Fatalf("bob's room rule for the new room: HTTP %d %v", status, body)
 	}
 	// Bob follows the tombstone.
 	join(t, bob, newRoom)
