@@ -102,11 +102,19 @@ func (a *API) joinRoom(c *gin.Context) {
 }
 
 func (a *API) join(c *gin.Context, target, membership string) {
-	var body membershipBody
-	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
+	var raw map[string]jsontext.Value
+	if err := httpx.DecodeOptionalJSON(c, &raw); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
+	var body membershipBody
+	if r, ok := raw["reason"]; ok {
+		if err := json.Unmarshal(r, &body.Reason); err != nil {
+			httpx.Fail(c, types.BadJSON("reason must be a string"))
+			return
+		}
+	}
+	delete(raw, "third_party_signed") // third-party invites are not supported
 	ctx := c.Request.Context()
 	roomID, err := a.rooms.ResolveRoom(ctx, target)
 	if err != nil {
@@ -115,7 +123,7 @@ func (a *API) join(c *gin.Context, target, membership string) {
 	}
 	me := httpx.PrincipalOf(c).UserID
 	if _, err := a.rooms.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: me,
-		Membership: membership, Reason: body.Reason}); err != nil {
+		Membership: membership, Reason: body.Reason, Extra: raw}); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -273,7 +273,10 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 		protos = append(protos, state("m.room.name", "", map[string]any{"name": *req.Name}))
 	}
 	if req.Topic != nil {
-		protos = append(protos, state("m.room.topic", "", map[string]any{"topic": *req.Topic}))
+		// The plain topic and its rich form (m.topic, spec v1.15), as the
+		// spec's createRoom describes the event it makes.
+		protos = append(protos, state("m.room.topic", "", map[string]any{"topic": *req.Topic,
+			"m.topic": map[string]any{"m.text": []map[string]any{{"mimetype": "text/plain", "body": *req.Topic}}}}))
 	}
 	for _, u := range req.Invite {
 		if u == creator {

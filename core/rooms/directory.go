@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -73,8 +74,53 @@ func (s *Reader) GetAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, [
 }
 
 // DeleteAlias removes an alias: its creator, a server admin, or a room
-// member allowed to change the canonical alias may (DELETE /directory/room/{alias}).
-func (s *Reader) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias id.RoomAlias) error {
+// member allowed to change the canonical alias may (DELETE
+// /directory/room/{alias}). When the room's m.room.canonical_alias names
+// it, the event is sent again without it, by the deleting user (when they
+// may; as in Synapse, the deletion stands either way).
+func (s *Service) DeleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias id.RoomAlias) error {
+	a, err := s.store.GetAlias(ctx, alias)
+	if err == nil {
+		defer s.dropCanonicalAlias(context.WithoutCancel(ctx), user, a.RoomID, alias)
+	}
+	return s.deleteAlias(ctx, user, isAdmin, alias)
+}
+
+// dropCanonicalAlias removes a deleted alias from the room's canonical alias event.
+func (s *Service) dropCanonicalAlias(ctx context.Context, user id.UserID, roomID id.RoomID, alias id.RoomAlias) {
+	if _, err := s.store.GetAlias(ctx, alias); err == nil {
+		return // not deleted
+	}
+	content, err := s.currentStateContent(ctx, roomID, "m.room.canonical_alias", "")
+	if err != nil || content == nil {
+		return
+	}
+	var c map[string]any
+	if json.Unmarshal(content, &c) != nil {
+		return
+	}
+	changed := false
+	if c["alias"] == string(alias) {
+		delete(c, "alias")
+		changed = true
+	}
+	if alt, ok := c["alt_aliases"].([]any); ok {
+		kept := slices.DeleteFunc(slices.Clone(alt), func(v any) bool { return v == string(alias) })
+		if len(kept) != len(alt) {
+			c["alt_aliases"], changed = kept, true
+		}
+	}
+	if !changed {
+		return
+	}
+	empty := ""
+	if _, err := s.Send(ctx, &SendRequest{RoomID: roomID, Sender: user, Type: "m.room.canonical_alias", StateKey: &empty,
+		Content: mustJSON(c)}); err != nil {
+		s.log.Info("a deleted alias stays in the canonical alias event", "room", roomID, "alias", alias, "err", err)
+	}
+}
+
+func (s *Reader) deleteAlias(ctx context.Context, user id.UserID, isAdmin bool, alias id.RoomAlias) error {
 	a, err := s.store.GetAlias(ctx, alias)
 	if storageNotFound(err) {
 		return types.NotFound("Room alias %s not found", alias)

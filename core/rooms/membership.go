@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json/jsontext"
 	"net/http"
 	"strings"
 
@@ -24,7 +25,11 @@ type MembershipRequest struct {
 	Unban    bool
 	Reason   string
 	IsDirect bool
-	// Extra content keys from the client (join: third party signed is not supported).
+	// Extra are the other keys of a join or knock body, carried into the
+	// member event's content (as Synapse does); the keys the server sets
+	// (membership, displayname, avatar_url, join_authorised_via_users_server)
+	// are its own.
+	Extra     map[string]jsontext.Value
 	Timestamp int64
 }
 
@@ -83,6 +88,15 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	}
 	if req.IsDirect && req.Membership == "invite" {
 		content["is_direct"] = true
+	}
+	if req.Membership == "join" || req.Membership == "knock" {
+		for k, v := range req.Extra {
+			switch k {
+			case "membership", "displayname", "avatar_url", "join_authorised_via_users_server", "reason":
+			default:
+				content[k] = v
+			}
+		}
 	}
 	target := string(req.Target)
 	eid, err := s.submit(ctx, req.RoomID, &sendReq{

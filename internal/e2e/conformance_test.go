@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,5 +63,64 @@ func TestDefaultRoomVersionSetting(t *testing.T) {
 		"--server-name", "localhost").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "99") {
 		t.Fatalf("serve with default_version 99: %v\n%s", err, out)
+	}
+}
+
+// Room details Synapse users rely on: createRoom's topic also in its rich
+// form (m.topic), extra keys of a /join body in the member event, and an
+// alias deleted from the directory leaving the canonical alias event.
+func TestRoomDetails(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat", Topic: "Plans",
+		RoomAliasName: "plans"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topic map[string]any
+	if err := alice.StateEvent(t.Context(), room.RoomID, event.StateTopic, "", &topic); err != nil {
+		t.Fatal(err)
+	}
+	rich, _ := topic["m.topic"].(map[string]any)
+	texts, _ := rich["m.text"].([]any)
+	if topic["topic"] != "Plans" || len(texts) != 1 || texts[0].(map[string]any)["body"] != "Plans" ||
+		texts[0].(map[string]any)["mimetype"] != "text/plain" {
+		t.Fatalf("topic content %v", topic)
+	}
+
+	code, body := srv.Do(t, "POST", "/_matrix/client/v3/join/"+room.RoomID.String(), bob.AccessToken,
+		map[string]any{"reason": "hello", "com.example.note": map[string]any{"x": 1}, "membership": "leave"})
+	if code != 200 {
+		t.Fatalf("join: %d %v", code, body)
+	}
+	var member map[string]any
+	if err := bob.StateEvent(t.Context(), room.RoomID, event.StateMember, bob.UserID.String(), &member); err != nil {
+		t.Fatal(err)
+	}
+	if member["membership"] != "join" || member["reason"] != "hello" || member["com.example.note"] == nil {
+		t.Fatalf("member content %v", member)
+	}
+
+	alias := "#plans:localhost"
+	if code, body := srv.Do(t, "PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape("#plans2:localhost"),
+		alice.AccessToken, map[string]any{"room_id": room.RoomID}); code != 200 {
+		t.Fatalf("second alias: %d %v", code, body)
+	}
+	if _, err := alice.SendStateEvent(t.Context(), room.RoomID, event.StateCanonicalAlias, "",
+		map[string]any{"alias": alias, "alt_aliases": []string{"#plans2:localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{alias, "#plans2:localhost"} {
+		if code, body := srv.Do(t, "DELETE", "/_matrix/client/v3/directory/room/"+url.PathEscape(a), alice.AccessToken, nil); code != 200 {
+			t.Fatalf("delete %s: %d %v", a, code, body)
+		}
+	}
+	var canonical map[string]any
+	if err := alice.StateEvent(t.Context(), room.RoomID, event.StateCanonicalAlias, "", &canonical); err != nil {
+		t.Fatal(err)
+	}
+	if canonical["alias"] != nil || len(canonical["alt_aliases"].([]any)) != 0 {
+		t.Fatalf("canonical alias after deleting both aliases: %v", canonical)
 	}
 }
