@@ -107,10 +107,10 @@ type scanner struct {
 	intsOnly bool // refuse fractions and exponents
 	record   bool
 
-	stack    []frame
-	keys     []keyRef // strict: the keys of the open objects
-	arena    []byte   // strict: keys that had escapes, decoded
-	nodes    []node   // record
+	stack []frame
+	keys  []keyRef // strict: the keys of the open objects
+	arena []byte   // strict: keys that had escapes, decoded
+	nodes []node   // record
 }
 
 func (s *scanner) fail(kind Kind, at int, format string, args ...any) *Error {
