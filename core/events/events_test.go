@@ -1,8 +1,16 @@
 package events
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	stdjson "encoding/json"
+	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +224,130 @@ func TestLegacyFormatChain(t *testing.T) {
 				t.Fatal("legacy event with prev events but no references was built")
 			}
 		})
+	}
+}
+
+// codePoints are the code points the spec's canonical JSON must carry:
+// every C0 and C1 control, DEL, the line and paragraph separators, a BOM
+// and non-characters, and astral characters.
+func codePoints() []rune {
+	var rs []rune
+	for r := rune(0); r <= 0x1F; r++ {
+		rs = append(rs, r)
+	}
+	for r := rune(0x7F); r <= 0x9F; r++ {
+		rs = append(rs, r)
+	}
+	return append(rs, 0x2028, 0x2029, 0xFEFF, 0xFFFF, 0x1F600, 0x10FFFF)
+}
+
+// specCanonical encodes a value decoded by encoding/json (numbers as
+// json.Number) as content/appendices.md's grammar says, independently of
+// core/canonicaljson: keys in code point order, only the grammar's escapes.
+func specCanonical(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(v))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = specString(k) + ":" + specCanonical(v[k])
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = specCanonical(e)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case string:
+		return specString(v)
+	case nil:
+		return "null"
+	default: // json.Number, bool
+		return fmt.Sprint(v)
+	}
+}
+
+func specString(s string) string {
+	short := map[rune]string{'\b': `\b`, '\t': `\t`, '\n': `\n`, '\f': `\f`, '\r': `\r`, '"': `\"`, '\\': `\\`}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if e, ok := short[r]; ok {
+			b.WriteString(e)
+		} else if r < 0x20 {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Events holding any code point are built, and their content hash is the
+// SHA-256 of the spec's canonical JSON. mautrix's pdu.Sign failed with
+// "canonical JSON mismatch" on U+000B, U+000E, U+000F and U+001A–U+001F.
+func TestBuildControlCharacters(t *testing.T) {
+	s, key := testSigner(t)
+	getKey := func(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
+		return key.Pub, time.Now().Add(time.Hour), nil
+	}
+	for _, rv := range []id.RoomVersion{id.RoomV1, id.RoomV10, id.RoomV12} {
+		for _, r := range codePoints() {
+			text := "a" + string(r) + "b"
+			ev, wire, err := s.Build(rv, "!r:example.org", &Proto{Type: "m.room.member", StateKey: strp("@x:example.org"),
+				Sender: "@x:example.org", Content: map[string]any{"membership": "join", "displayname": text, "k" + text: text},
+				OriginServerTS: 1}, nil, nil, 1, nil)
+			if err != nil {
+				t.Fatalf("v%s U+%04X: %v", rv, r, err)
+			}
+			var obj map[string]any
+			dec := stdjson.NewDecoder(bytes.NewReader(wire))
+			dec.UseNumber()
+			if err := dec.Decode(&obj); err != nil {
+				t.Fatal(err)
+			}
+			hashes := obj["hashes"].(map[string]any)
+			delete(obj, "hashes")
+			delete(obj, "signatures")
+			delete(obj, "unsigned")
+			want := sha256.Sum256([]byte(specCanonical(obj)))
+			if got := hashes["sha256"]; got != base64.RawStdEncoding.EncodeToString(want[:]) {
+				t.Fatalf("v%s U+%04X: content hash %v is not that of the spec's canonical JSON %s", rv, r, got, specCanonical(obj))
+			}
+			if rv.EventIDFormat() == id.EventIDFormatCustom {
+				var v1 pdu.RoomV1PDU
+				if err := json.Unmarshal(wire, &v1); err != nil {
+					t.Fatal(err)
+				}
+				if !VerifyContentHashV1(&v1) || VerifySignatureV1(rv, &v1, "example.org", getKey) != nil {
+					t.Fatalf("v%s U+%04X: does not verify", rv, r)
+				}
+				continue
+			}
+			if !VerifyContentHash(ev) || VerifySignature(rv, ev, "example.org", getKey) != nil {
+				t.Fatalf("v%s U+%04X: does not verify", rv, r)
+			}
+			if eid, err := EventID(rv, ev); err != nil || eid != ev.InternalMeta.EventID {
+				t.Fatalf("v%s U+%04X: event ID %s, %v, want %s", rv, r, eid, err, ev.InternalMeta.EventID)
+			}
+		}
+	}
+}
+
+// From room version 6, Build refuses content canonical JSON cannot hold.
+func TestBuildRefusesFloatsFromV6(t *testing.T) {
+	s, _ := testSigner(t)
+	for _, content := range []string{`{"a":1.5}`, `{"a":9007199254740992}`, `{"a":1,"a":2}`} {
+		_, _, err := s.Build(id.RoomV10, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+			Content: jsontext.Value(content)}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2, nil)
+		if me, ok := types.AsError(err); !ok || me.Code != types.CodeBadJSON {
+			t.Errorf("%s in v10: %v, want M_BAD_JSON", content, err)
+		}
+	}
+	if _, _, err := s.Build(id.RoomV5, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+		Content: jsontext.Value(`{"a":1.5,"b":1e30}`)}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2, nil); err != nil {
+		t.Errorf("float in v5: %v", err)
 	}
 }
