@@ -47,7 +47,7 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 		r.Use(m.Middleware())
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{})))
 	}
-	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
+	r.Use(CORS(), TextParams(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)

@@ -22,6 +22,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
 )
 
 // received is an event from another server on its way through the intake.
@@ -159,6 +160,8 @@ func validFields(rv id.RoomVersion, raw []byte, ev *pdu.PDU) error {
 		return errors.New("type is empty or longer than 255 bytes")
 	case ev.StateKey != nil && len(*ev.StateKey) > 255:
 		return errors.New("state_key is longer than 255 bytes")
+	case !types.ValidText(ev.Type) || (ev.StateKey != nil && !types.ValidText(*ev.StateKey)):
+		return errors.New("type or state_key holds NUL or invalid UTF-8")
 	case len(ev.Sender) > 255:
 		return errors.New("sender is longer than 255 bytes")
 	case ev.Depth < 0:

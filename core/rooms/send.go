@@ -28,13 +28,21 @@ type SendRequest struct {
 	Timestamp int64
 }
 
-// checkType validates an event type and state key from a client.
+// checkType validates an event type and state key from a client. Both are
+// columns of their own: NUL and invalid UTF-8 are refused here, before the
+// room writer, rather than by the storage of one engine.
 func checkType(evType string, stateKey *string) error {
 	if evType == "" || len(evType) > 255 {
 		return types.InvalidParam("Event types are 1 to 255 bytes")
 	}
+	if !types.ValidText(evType) {
+		return types.ErrInvalidText("The event type")
+	}
 	if stateKey != nil && len(*stateKey) > 255 {
 		return types.InvalidParam("State keys are at most 255 bytes")
+	}
+	if stateKey != nil && !types.ValidText(*stateKey) {
+		return types.ErrInvalidText("The state key")
 	}
 	return nil
 }
@@ -62,6 +70,9 @@ func checkSendable(evType string, stateKey *string) error {
 // Send persists a message or state event from a local user.
 func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error) {
 	if err := checkType(req.Type, req.StateKey); err != nil {
+		return "", err
+	}
+	if err := types.CheckTxnID(req.TxnID); err != nil {
 		return "", err
 	}
 	if err := checkContent(req.Content); err != nil {
@@ -147,6 +158,9 @@ func txnKey(endpoint, txnID string) string {
 // Redact redacts an event: its sender may always, others need the redact power level.
 func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID string, target id.EventID,
 	reason string, txnID string) (id.EventID, error) {
+	if err := types.CheckTxnID(txnID); err != nil {
+		return "", err
+	}
 	suspended, err := s.restricted(ctx, sender, true)
 	if err != nil {
 		return "", err
