@@ -1,8 +1,8 @@
 // Package sync builds /sync answers: it reads what changed for a user between
 // two sets of stream positions (a since token and now) from the room service
 // and storage, and long-polls on core/stream's notifier until there is
-// something to say. It imports core/rooms, core/stream, core/types and the
-// storage interfaces.
+// something to say. It imports core/rooms, core/stream, core/types,
+// core/canonicaljson and the storage interfaces.
 package sync
 
 import (

@@ -135,6 +135,22 @@ func TestHostileJSON(t *testing.T) {
 		}
 	})
 
+	t.Run("filters", func(t *testing.T) {
+		// Stored ones are bodies; inline ones come in the query and get
+		// the same rules.
+		for name, tc := range map[string]struct{ filter, code string }{
+			"duplicate keys": {`{"room":{"timeline":{"limit":1,"limit":2}}}`, "M_BAD_JSON"},
+			"too deep":       {`{"room":` + deepJSON(101) + `}`, "M_BAD_JSON"},
+			"not JSON":       {`{"room":`, "M_NOT_JSON"},
+		} {
+			st, body := srv.Do(t, "POST", "/_matrix/client/v3/user/"+url.PathEscape(string(alice.UserID))+"/filter",
+				alice.AccessToken, tc.filter)
+			wantStatus(t, "stored filter with "+name, st, body, http.StatusBadRequest, tc.code)
+			st, body = srv.Do(t, "GET", "/_matrix/client/v3/sync?timeout=0&filter="+url.QueryEscape(tc.filter), alice.AccessToken, nil)
+			wantStatus(t, "inline filter with "+name, st, body, http.StatusBadRequest, tc.code)
+		}
+	})
+
 	t.Run("unauthenticated bodies", func(t *testing.T) {
 		for name, tc := range map[string]struct{ body, code string }{
 			"duplicate keys": {`{"type":"m.login.password","type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"x"}`, "M_BAD_JSON"},
