@@ -186,3 +186,17 @@ func BenchmarkJSONValid(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateDeep is the attack of issue 12: an event nested 9,900
+// levels deep in 60 KB, which cost ~640 ms of CPU per request before the
+// depth limit. Validate refuses it at byte 500.
+func BenchmarkValidateDeep(b *testing.B) {
+	data := []byte(strings.Repeat(`{"a":`, 9900) + "1" + strings.Repeat("}", 9900))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ValidateCanonical(data) == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
