@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := $(CURDIR)/bin/tributary
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test bench lint tidy-check clean
+.PHONY: build run test bench fuzz lint tidy-check clean
 
 ## build: compile bin/tributary
 build:
@@ -41,6 +41,21 @@ test: build
 ## bench: Go benchmarks, including the end-to-end ones against the real binary
 bench: build
 	TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -run '^$$' -bench . -benchmem -count=1 ./...
+
+## fuzz: every Go fuzz target of the module (func Fuzz… in a _test.go file), one
+## after the other, FUZZTIME each (default 20s: make fuzz FUZZTIME=5m for longer);
+## fails at the end if any target found a failing input (saved under testdata/fuzz)
+FUZZTIME ?= 20s
+fuzz:
+	@failed=; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		dir=./$$(dirname $${file#./}); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$name in $$dir for $(FUZZTIME)"; \
+			$(GO) test -tags goolm -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$dir || failed="$$failed $$dir:$$name"; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 
 ## lint: go vet and staticcheck (with the goolm tag, like every other target)
 lint:

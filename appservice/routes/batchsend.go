@@ -23,7 +23,7 @@ func (a *API) batchSend(c *gin.Context) {
 		return
 	}
 	var req bridging.BatchRequest
-	if err := httpx.DecodeJSON(c, &req); err != nil {
+	if err := httpx.DecodeEventJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

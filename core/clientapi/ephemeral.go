@@ -58,18 +58,26 @@ func (a *API) receipt(c *gin.Context) {
 		return
 	}
 	var body struct {
-		ThreadID string `json:"thread_id"`
+		ThreadID *string `json:"thread_id"`
 	}
 	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
 		httpx.Fail(c, err)
 		return
+	}
+	if body.ThreadID != nil && *body.ThreadID == "" {
+		httpx.Fail(c, types.InvalidParam("thread_id field must be a non-empty string"))
+		return
+	}
+	threadID := ""
+	if body.ThreadID != nil {
+		threadID = *body.ThreadID
 	}
 	me := httpx.PrincipalOf(c).UserID
 	eventID := id.EventID(c.Param("eventId"))
 	ctx := c.Request.Context()
 	var err error
 	if c.Param("receiptType") == "m.fully_read" {
-		if body.ThreadID != "" {
+		if threadID != "" {
 			httpx.Fail(c, types.InvalidParam("m.fully_read cannot be threaded"))
 			return
 		}
@@ -77,7 +85,7 @@ func (a *API) receipt(c *gin.Context) {
 			err = a.users.SetFullyRead(ctx, me, roomID, eventID)
 		}
 	} else {
-		err = a.eph.SetReceipt(ctx, roomID, me, c.Param("receiptType"), eventID, body.ThreadID)
+		err = a.eph.SetReceipt(ctx, roomID, me, c.Param("receiptType"), eventID, threadID)
 	}
 	if err != nil {
 		httpx.Fail(c, err)

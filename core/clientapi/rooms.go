@@ -65,7 +65,7 @@ func stateKeyParam(c *gin.Context) string { return strings.TrimPrefix(c.Param("s
 // POST /_matrix/client/v3/createRoom
 func (a *API) createRoom(c *gin.Context) {
 	var req rooms.CreateRequest
-	if err := httpx.DecodeJSON(c, &req); err != nil {
+	if err := httpx.DecodeEventJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -175,7 +175,7 @@ func (a *API) membership(action string) gin.HandlerFunc {
 
 // readContent reads a JSON object body as event content.
 func readContent(c *gin.Context) (jsontext.Value, bool) {
-	body, err := httpx.ReadBody(c)
+	body, err := httpx.ReadEventBody(c)
 	if err == nil {
 		var obj map[string]jsontext.Value
 		err = httpx.Unmarshal(body, &obj)

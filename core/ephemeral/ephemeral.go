@@ -206,6 +206,9 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 	if receiptType != ReceiptRead && receiptType != ReceiptReadPrivate {
 		return types.InvalidParam("Unknown receipt type %q", receiptType)
 	}
+	if err := checkThreadID(threadID); err != nil {
+		return err
+	}
 	if err := s.requireJoined(ctx, roomID, user); err != nil {
 		return err
 	}
@@ -218,6 +221,20 @@ func (s *Service) SetReceipt(ctx context.Context, roomID id.RoomID, user id.User
 		return err
 	}
 	return s.putReceipt(ctx, roomID, user, receiptType, eventID, threadID)
+}
+
+// checkThreadID: a receipt's thread is "main" or its root event's ID
+// (client-server API, "Threaded read receipts"), "" for an unthreaded
+// receipt. Anything longer would also overflow the receipts index on
+// PostgreSQL.
+func checkThreadID(threadID string) error {
+	if threadID == "" || threadID == "main" {
+		return nil
+	}
+	if len(threadID) > 255 || threadID[0] != '$' || !types.ValidText(threadID) {
+		return types.InvalidParam("thread_id must be \"main\" or an event ID")
+	}
+	return nil
 }
 
 func (s *Service) putReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error {
@@ -315,6 +332,9 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 	messages map[id.UserID]map[string]json.RawMessage) error {
 	if evType == "" || len(evType) > 255 {
 		return types.InvalidParam("Event types are 1 to 255 bytes")
+	}
+	if err := types.CheckTxnID(txnID); err != nil {
+		return err
 	}
 	var msgs []*storage.ToDeviceMessage
 	var targets []id.UserID

@@ -1,6 +1,7 @@
 // Package events builds, hashes, signs and checks PDUs exactly as they go
 // over federation (maunium.net/go/mautrix/federation/pdu), and wraps
-// eventauth.Authorize. It imports mautrix and core/types only.
+// eventauth.Authorize. It imports mautrix, core/canonicaljson and core/types
+// only.
 package events
 
 import (
@@ -18,6 +19,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/canonicaljson"
 	"github.com/tributary-hs/tributary/core/types"
 )
 
@@ -100,6 +102,12 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 		}
 		content = raw
 	}
+	if rv.ForbidFloatsAndBigInts() {
+		// Canonical JSON from room version 6: integers within ±(2^53-1) only.
+		if err := canonicaljson.ValidateCanonical(content); err != nil {
+			return nil, nil, types.BadJSON("Invalid event content: %v", err)
+		}
+	}
 	if prev == nil {
 		prev = []id.EventID{}
 	}
@@ -132,10 +140,10 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 
 // buildHashed signs an event of room v3+, whose ID is its reference hash.
 func (s *Signer) buildHashed(rv id.RoomVersion, ev *pdu.PDU) ([]byte, error) {
-	if err := ev.Sign(rv, s.ServerName, s.KeyID, s.Private); err != nil {
+	if err := s.sign(rv, ev); err != nil {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
-	eventID, err := ev.GetEventID(rv)
+	eventID, err := EventID(rv, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +172,7 @@ func (s *Signer) buildV1(rv id.RoomVersion, ev *pdu.PDU, refs RefsFunc) ([]byte,
 		EventID: id.EventID("$" + randomID(18) + ":" + s.ServerName), OriginServerTS: ev.OriginServerTS,
 		PrevEvents: prevRefs, Redacts: ev.Redacts, RoomID: ev.RoomID, Sender: ev.Sender, StateKey: ev.StateKey,
 		Type: ev.Type, Unsigned: ev.Unsigned}
-	if err := v1.Sign(rv, s.ServerName, s.KeyID, s.Private); err != nil {
+	if err := s.signV1(rv, v1); err != nil {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
 	ev.Hashes, ev.Signatures = v1.Hashes, v1.Signatures
@@ -210,7 +218,7 @@ func ReferenceOf(rv id.RoomVersion, raw []byte) (pdu.V1EventReference, error) {
 	if err := json.Unmarshal(raw, &v1); err != nil {
 		return pdu.V1EventReference{}, err
 	}
-	hash, err := v1.GetReferenceHash(rv)
+	hash, err := ReferenceHashV1(rv, &v1)
 	if err != nil {
 		return pdu.V1EventReference{}, err
 	}

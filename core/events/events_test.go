@@ -1,8 +1,16 @@
 package events
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	stdjson "encoding/json"
+	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +22,7 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 )
 
-func testSigner(t *testing.T) (*Signer, *federation.SigningKey) {
+func testSigner(t testing.TB) (*Signer, *federation.SigningKey) {
 	t.Helper()
 	key := federation.GenerateSigningKey()
 	return NewSigner("example.org", key), key
@@ -217,4 +225,166 @@ func TestLegacyFormatChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// codePoints are the code points the spec's canonical JSON must carry:
+// every C0 and C1 control, DEL, the line and paragraph separators, a BOM
+// and non-characters, and astral characters.
+func codePoints() []rune {
+	var rs []rune
+	for r := rune(0); r <= 0x1F; r++ {
+		rs = append(rs, r)
+	}
+	for r := rune(0x7F); r <= 0x9F; r++ {
+		rs = append(rs, r)
+	}
+	return append(rs, 0x2028, 0x2029, 0xFEFF, 0xFFFF, 0x1F600, 0x10FFFF)
+}
+
+// specCanonical encodes a value decoded by encoding/json (numbers as
+// json.Number) as content/appendices.md's grammar says, independently of
+// core/canonicaljson: keys in code point order, only the grammar's escapes.
+func specCanonical(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(v))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = specString(k) + ":" + specCanonical(v[k])
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = specCanonical(e)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case string:
+		return specString(v)
+	case nil:
+		return "null"
+	default: // json.Number, bool
+		return fmt.Sprint(v)
+	}
+}
+
+func specString(s string) string {
+	short := map[rune]string{'\b': `\b`, '\t': `\t`, '\n': `\n`, '\f': `\f`, '\r': `\r`, '"': `\"`, '\\': `\\`}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if e, ok := short[r]; ok {
+			b.WriteString(e)
+		} else if r < 0x20 {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Events holding any code point are built, and their content hash is the
+// SHA-256 of the spec's canonical JSON. mautrix's pdu.Sign failed with
+// "canonical JSON mismatch" on U+000B, U+000E, U+000F and U+001A–U+001F.
+func TestBuildControlCharacters(t *testing.T) {
+	s, key := testSigner(t)
+	getKey := func(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
+		return key.Pub, time.Now().Add(time.Hour), nil
+	}
+	for _, rv := range []id.RoomVersion{id.RoomV1, id.RoomV10, id.RoomV12} {
+		for _, r := range codePoints() {
+			text := "a" + string(r) + "b"
+			ev, wire, err := s.Build(rv, "!r:example.org", &Proto{Type: "m.room.member", StateKey: strp("@x:example.org"),
+				Sender: "@x:example.org", Content: map[string]any{"membership": "join", "displayname": text, "k" + text: text},
+				OriginServerTS: 1}, nil, nil, 1, nil)
+			if err != nil {
+				t.Fatalf("v%s U+%04X: %v", rv, r, err)
+			}
+			var obj map[string]any
+			dec := stdjson.NewDecoder(bytes.NewReader(wire))
+			dec.UseNumber()
+			if err := dec.Decode(&obj); err != nil {
+				t.Fatal(err)
+			}
+			hashes := obj["hashes"].(map[string]any)
+			delete(obj, "hashes")
+			delete(obj, "signatures")
+			delete(obj, "unsigned")
+			want := sha256.Sum256([]byte(specCanonical(obj)))
+			if got := hashes["sha256"]; got != base64.RawStdEncoding.EncodeToString(want[:]) {
+				t.Fatalf("v%s U+%04X: content hash %v is not that of the spec's canonical JSON %s", rv, r, got, specCanonical(obj))
+			}
+			if rv.EventIDFormat() == id.EventIDFormatCustom {
+				var v1 pdu.RoomV1PDU
+				if err := json.Unmarshal(wire, &v1); err != nil {
+					t.Fatal(err)
+				}
+				if !VerifyContentHashV1(&v1) || VerifySignatureV1(rv, &v1, "example.org", getKey) != nil {
+					t.Fatalf("v%s U+%04X: does not verify", rv, r)
+				}
+				continue
+			}
+			if !VerifyContentHash(ev) || VerifySignature(rv, ev, "example.org", getKey) != nil {
+				t.Fatalf("v%s U+%04X: does not verify", rv, r)
+			}
+			if eid, err := EventID(rv, ev); err != nil || eid != ev.InternalMeta.EventID {
+				t.Fatalf("v%s U+%04X: event ID %s, %v, want %s", rv, r, eid, err, ev.InternalMeta.EventID)
+			}
+		}
+	}
+}
+
+// From room version 6, Build refuses content canonical JSON cannot hold.
+func TestBuildRefusesFloatsFromV6(t *testing.T) {
+	s, _ := testSigner(t)
+	for _, content := range []string{`{"a":1.5}`, `{"a":9007199254740992}`, `{"a":1,"a":2}`} {
+		_, _, err := s.Build(id.RoomV10, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+			Content: jsontext.Value(content)}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2, nil)
+		if me, ok := types.AsError(err); !ok || me.Code != types.CodeBadJSON {
+			t.Errorf("%s in v10: %v, want M_BAD_JSON", content, err)
+		}
+	}
+	if _, _, err := s.Build(id.RoomV5, "!r:example.org", &Proto{Type: "m.room.message", Sender: "@a:example.org",
+		Content: jsontext.Value(`{"a":1.5,"b":1e30}`)}, []id.EventID{"$p"}, []id.EventID{"$a"}, 2, nil); err != nil {
+		t.Errorf("float in v5: %v", err)
+	}
+}
+
+// BenchmarkBuild signs and hashes a typical message (three canonical
+// encodings: content hash, signature, event ID); BenchmarkMautrixSign is
+// mautrix's pdu.Sign and GetEventID on the same event, for comparison.
+func BenchmarkBuild(b *testing.B) {
+	s, _ := testSigner(b)
+	p := benchProto()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.Build(id.RoomV12, "!r:example.org", p, []id.EventID{"$prev"}, []id.EventID{"$a", "$b", "$c"}, 7, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMautrixSign(b *testing.B) {
+	s, _ := testSigner(b)
+	content, _ := json.Marshal(benchProto().Content)
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := &pdu.PDU{AuthEvents: []id.EventID{"$a", "$b", "$c"}, Content: content, Depth: 7, OriginServerTS: 1,
+			PrevEvents: []id.EventID{"$prev"}, RoomID: "!r:example.org", Sender: "@alice:example.org", Type: "m.room.message"}
+		if err := ev.Sign(id.RoomV12, s.ServerName, s.KeyID, s.Private); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ev.GetEventID(id.RoomV12); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchProto() *Proto {
+	return &Proto{Type: "m.room.message", Sender: "@alice:example.org", OriginServerTS: 1, Content: map[string]any{
+		"msgtype": "m.text", "body": strings.Repeat("Hello there, a message of a few hundred bytes. ", 8),
+		"format": "org.matrix.custom.html", "formatted_body": "<p>" + strings.Repeat("Hello <b>there</b>. ", 8) + "</p>",
+		"m.mentions": map[string]any{"user_ids": []string{"@bob:example.org"}}}}
 }

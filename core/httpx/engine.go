@@ -49,7 +49,7 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 		}
 		r.Use(m.Middleware())
 	}
-	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes), CheckParams(o.ServerName))
+	r.Use(CORS(), TextParams(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes), CheckParams(o.ServerName))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)

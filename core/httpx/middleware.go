@@ -147,3 +147,34 @@ func UnescapeParams() gin.HandlerFunc {
 		c.Next()
 	}
 }
+
+// TextParams refuses, with 400 M_INVALID_PARAM, requests whose path
+// parameters or query values are not types.ValidText (a%00b, %FF): they name
+// room IDs, event types, transaction IDs, tokens… that end up in text
+// columns, which PostgreSQL refuses and SQLite stores, and that no grammar
+// allows. It runs after UnescapeParams.
+func TextParams() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		for _, p := range c.Params {
+			if !types.ValidText(p.Value) {
+				Fail(c, types.ErrInvalidText("Path parameter "+p.Key))
+				return
+			}
+		}
+		if c.Request.URL.RawQuery != "" {
+			for k, vs := range c.Request.URL.Query() {
+				if !types.ValidText(k) {
+					Fail(c, types.ErrInvalidText("A query parameter name"))
+					return
+				}
+				for _, v := range vs {
+					if !types.ValidText(v) {
+						Fail(c, types.ErrInvalidText("Query parameter "+strings.ToValidUTF8(k, "?")))
+						return
+					}
+				}
+			}
+		}
+		c.Next()
+	}
+}

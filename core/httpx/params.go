@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"maunium.net/go/mautrix/id"
@@ -12,9 +11,8 @@ import (
 
 // CheckParams refuses, before any handler reads them, path parameters that
 // break the spec's grammar for what they name (by route parameter name):
-// room, event and user IDs, aliases, event types and state keys. Every
-// parameter must be UTF-8 without NUL, which no database column holds the
-// same way. It runs after UnescapeParams.
+// room, event and user IDs, aliases, event types and state keys. It runs
+// after TextParams (UTF-8 without NUL).
 func CheckParams(serverName string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		for _, p := range c.Params {
@@ -28,9 +26,6 @@ func CheckParams(serverName string) gin.HandlerFunc {
 }
 
 func checkParam(key, v, serverName string) error {
-	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-		return types.InvalidParam("Path parameter %s is not UTF-8 text without NUL", key)
-	}
 	switch key {
 	case "roomId":
 		return types.CheckRoomID(id.RoomID(v))
@@ -49,7 +44,7 @@ func checkParam(key, v, serverName string) error {
 		return types.CheckEventType(v)
 	case "stateKey":
 		return types.CheckStateKey(strings.TrimPrefix(v, "/"))
-	case "txnId", "deviceId":
+	case "deviceId":
 		if len(v) > 255 {
 			return types.InvalidParam("Path parameter %s is longer than 255 bytes", key)
 		}

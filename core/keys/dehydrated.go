@@ -156,7 +156,8 @@ func (s *Service) DehydratedEvents(ctx context.Context, user id.UserID, deviceID
 	}
 	var since int64
 	if nextBatch != "" {
-		if since, err = strconv.ParseInt(nextBatch, 10, 64); err != nil || since < 0 {
+		var ok bool
+		if since, ok = types.ParsePosition(nextBatch, false); !ok {
 			return nil, "", types.InvalidParam("Invalid next_batch")
 		}
 		if err := s.store.AckToDevice(ctx, user, deviceID, since); err != nil {

@@ -22,6 +22,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/types"
 )
 
 // received is an event from another server on its way through the intake.
@@ -109,7 +110,7 @@ func (s *Service) checkFormat(ctx context.Context, origin string, raw []byte) (*
 		if err := json.Unmarshal(compact, &ev); err != nil {
 			return nil, drop("", "%v", err)
 		}
-		eid, err := ev.GetEventID(rec.rv)
+		eid, err := events.EventID(rec.rv, &ev)
 		if err != nil {
 			return nil, drop("", "event ID: %v", err)
 		}
@@ -159,6 +160,8 @@ func validFields(rv id.RoomVersion, raw []byte, ev *pdu.PDU) error {
 		return errors.New("type is empty or longer than 255 bytes")
 	case ev.StateKey != nil && len(*ev.StateKey) > 255:
 		return errors.New("state_key is longer than 255 bytes")
+	case !types.ValidText(ev.Type) || (ev.StateKey != nil && !types.ValidText(*ev.StateKey)):
+		return errors.New("type or state_key holds NUL or invalid UTF-8")
 	case len(ev.Sender) > 255:
 		return errors.New("sender is longer than 255 bytes")
 	case ev.Depth < 0:
@@ -276,7 +279,7 @@ func (r *received) verifyServer(server string, getKey pdu.GetKeyFunc) error {
 		}
 		return fmt.Errorf("no signature of %s", server)
 	}
-	// mautrix fails on the first signature it cannot check: give it only
+	// VerifySignature fails on the first signature it cannot check: give it only
 	// those with usable keys, and the keys already found.
 	cached := func(_ string, keyID id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
 		return keys[keyID].key, keys[keyID].validUntil, nil
@@ -285,18 +288,18 @@ func (r *received) verifyServer(server string, getKey pdu.GetKeyFunc) error {
 	if r.legacy != nil {
 		c := r.legacy.Clone()
 		c.Signatures = only
-		return c.VerifySignature(r.rv, server, cached)
+		return events.VerifySignatureV1(r.rv, c, server, cached)
 	}
 	c := r.ev.Clone()
 	c.Signatures = only
-	return c.VerifySignature(r.rv, server, cached)
+	return events.VerifySignature(r.rv, c, server, cached)
 }
 
 // checkHash is check 3: an event whose content hash does not match is
 // taken to be a redacted copy, and its redaction is what goes on.
 func (r *received) checkHash() error {
 	if r.legacy != nil {
-		if r.legacy.VerifyContentHash() {
+		if events.VerifyContentHashV1(r.legacy) {
 			return nil
 		}
 		red := r.legacy.Clone().Redact(r.rv)
@@ -311,7 +314,7 @@ func (r *received) checkHash() error {
 		r.legacy, r.ev, r.redacted = red, ev, true
 		return nil
 	}
-	if r.ev.VerifyContentHash() {
+	if events.VerifyContentHash(r.ev) {
 		return nil
 	}
 	r.ev, r.redacted = r.ev.Clone().Redact(r.rv), true // InternalMeta (the event ID) is kept

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -99,7 +100,7 @@ func (w *roomWriter) remoteGroup(ctx context.Context, rec *received, before *pri
 	return g.ChainLen, nil
 }
 
-// relationOf reads m.relates_to as prepare does for local events: replies
+// relationOf reads m.relates_to, for local and remote events alike: replies
 // are not relations in the aggregation sense.
 func relationOf(content []byte) (relType string, relatesTo id.EventID) {
 	rel := gjson.GetBytes(content, `m\.relates_to`)
@@ -109,6 +110,11 @@ func relationOf(content []byte) (relType string, relatesTo id.EventID) {
 	relType, relatesTo = rel.Get("rel_type").Str, id.EventID(rel.Get("event_id").Str)
 	if relType == "" && rel.Get(`m\.in_reply_to`).Exists() {
 		relatesTo = ""
+	}
+	if !types.ValidText(relType) || !types.ValidText(relatesTo) {
+		// No event ID or relation type holds NUL: the content's
+		// m.relates_to is no relation (and not a column PostgreSQL refuses).
+		return "", ""
 	}
 	return relType, relatesTo
 }

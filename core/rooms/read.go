@@ -8,6 +8,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -230,18 +231,31 @@ func (s *Reader) JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, 
 func Token(pos int64) string { return "s" + strconv.FormatInt(pos, 10) }
 
 // ParseToken reads a pagination token "s<pos>": the point just before the
-// event at pos. A sync token ("s<pos>_…", the events position first) is the
-// point just after the event at pos — everything up to and including it was
-// synced — so it reads as pos+1.
+// event at pos (negative for history inserted before the room's start). A
+// sync token ("s<pos>_…", the events position first) is the point just
+// after the event at pos — everything up to and including it was synced —
+// so it reads as pos+1. Both are read strictly (types.ParsePosition): a
+// position too large to add one to, or anything after the positions, is
+// an invalid token.
 func ParseToken(tok string) (int64, error) {
+	bad := types.InvalidParam("Invalid pagination token %q", tok)
 	rest, ok := strings.CutPrefix(tok, "s")
-	synced := false
-	if i := strings.IndexByte(rest, '_'); i >= 0 {
-		rest, synced = rest[:i], true
+	if !ok {
+		return 0, bad
 	}
-	pos, err := strconv.ParseInt(rest, 10, 64)
-	if !ok || err != nil {
-		return 0, types.InvalidParam("Invalid pagination token %q", tok)
+	parts := strings.Split(rest, "_")
+	if len(parts) > len(stream.Positions{}) {
+		return 0, bad
+	}
+	synced := len(parts) > 1
+	pos, ok := types.ParsePosition(parts[0], !synced)
+	if !ok {
+		return 0, bad
+	}
+	for _, p := range parts[1:] {
+		if _, ok := types.ParsePosition(p, false); !ok {
+			return 0, bad
+		}
 	}
 	if synced {
 		pos++

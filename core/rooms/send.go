@@ -28,7 +28,9 @@ type SendRequest struct {
 	Timestamp int64
 }
 
-// checkType validates an event type and state key from a client.
+// checkType validates an event type and state key from a client. Both are
+// columns of their own: NUL and invalid UTF-8 are refused here, before the
+// room writer, rather than by the storage of one engine.
 func checkType(evType string, stateKey *string) error {
 	if err := types.CheckEventType(evType); err != nil {
 		return err
@@ -41,7 +43,7 @@ func checkType(evType string, stateKey *string) error {
 
 // checkContent makes sure content is a JSON object.
 func checkContent(c jsontext.Value) error {
-	if len(c) == 0 || strings.TrimSpace(string(c))[0] != '{' {
+	if t := strings.TrimSpace(string(c)); t == "" || t[0] != '{' {
 		return types.BadJSON("Event content must be a JSON object")
 	}
 	return nil
@@ -62,6 +64,9 @@ func checkSendable(evType string, stateKey *string) error {
 // Send persists a message or state event from a local user.
 func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error) {
 	if err := checkType(req.Type, req.StateKey); err != nil {
+		return "", err
+	}
+	if err := types.CheckTxnID(req.TxnID); err != nil {
 		return "", err
 	}
 	if err := checkContent(req.Content); err != nil {
@@ -147,6 +152,9 @@ func txnKey(endpoint, txnID string) string {
 // Redact redacts an event: its sender may always, others need the redact power level.
 func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID id.DeviceID, target id.EventID,
 	reason string, txnID string) (id.EventID, error) {
+	if err := types.CheckTxnID(txnID); err != nil {
+		return "", err
+	}
 	suspended, err := s.restricted(ctx, sender, true)
 	if err != nil {
 		return "", err

@@ -757,13 +757,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 			b.joinedOverlay[u] = se.Membership == "join"
 		}
 	}
-	if rel := gjson.GetBytes(content, `m\.relates_to`); rel.IsObject() {
-		se.RelType = rel.Get("rel_type").Str
-		se.RelatesTo = id.EventID(rel.Get("event_id").Str)
-		if se.RelType == "" && rel.Get(`m\.in_reply_to`).Exists() {
-			se.RelatesTo = "" // replies are not relations in the aggregation sense
-		}
-	}
+	se.RelType, se.RelatesTo = relationOf(content)
 	wr := &storage.EventWrite{Event: se, Extremities: []id.EventID{eventID}}
 	if err = s.pushActions(ctx, b, ev, se, wr); err != nil {
 		return nil, nil, err

@@ -11,6 +11,8 @@ import (
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/events"
 )
 
 const (
@@ -123,7 +125,7 @@ func (r *resolver) authorize(ev *pdu.PDU, sv *stateView) (bool, error) {
 		if via.Type != gjson.String || err != nil || server == "" {
 			return false, nil
 		}
-		if ev.VerifySignature(r.rv, server, r.getKey) != nil {
+		if events.VerifySignature(r.rv, ev, server, r.getKey) != nil {
 			return false, nil
 		}
 	}

@@ -2,9 +2,11 @@ package sync
 
 import (
 	"encoding/json/v2"
+	"errors"
 	"slices"
 	"strings"
 
+	"github.com/tributary-hs/tributary/core/canonicaljson"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 )
@@ -59,8 +61,18 @@ type Filter struct {
 	Room        *RoomFilter      `json:"room,omitempty"`
 }
 
-// ParseFilter decodes and checks a filter definition.
+// ParseFilter decodes and checks a filter definition: a stored one, or one
+// inline in /sync's query, which no body check has seen. It must pass
+// canonicaljson.Validate (else M_NOT_JSON or M_BAD_JSON) and have a
+// filter's shape (else M_BAD_JSON).
 func ParseFilter(raw []byte) (*Filter, error) {
+	if err := canonicaljson.Validate(raw); err != nil {
+		var je *canonicaljson.Error
+		if errors.As(err, &je) && je.Kind == canonicaljson.Invalid {
+			return nil, types.BadJSON("Invalid filter: %v", err)
+		}
+		return nil, types.NotJSON("Filter is not JSON: %v", err)
+	}
 	var f Filter
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, types.BadJSON("Invalid filter: %v", err)

@@ -407,8 +407,8 @@ func parsePos(pos string) (int64, stream.Positions, error) {
 	if !ok || !ok2 {
 		return 0, stream.Positions{}, unknownPos()
 	}
-	conn, err := strconv.ParseInt(connStr, 10, 64)
-	if err != nil || conn < 0 {
+	conn, ok := types.ParsePosition(connStr, false)
+	if !ok {
 		return 0, stream.Positions{}, unknownPos()
 	}
 	p, err := ParseToken(tok)
@@ -538,7 +538,7 @@ func (b *SlidingBody) Validate() error {
 		}
 	}
 	if td := b.Extensions.ToDevice; td != nil && on(td.Enabled) && td.Since != "" {
-		if v, err := strconv.ParseInt(td.Since, 10, 64); err != nil || v < 0 {
+		if _, ok := types.ParsePosition(td.Since, false); !ok {
 			return types.InvalidParam("extensions.to_device.since must be a to-device next_batch")
 		}
 	}
@@ -1416,7 +1416,7 @@ func (b *slidingBuilder) extensions(ctx context.Context, resp *SlidingResponse) 
 	if td := ext.ToDevice; td != nil && on(td.Enabled) {
 		var since int64
 		if td.Since != "" {
-			since, _ = strconv.ParseInt(td.Since, 10, 64)
+			since, _ = types.ParsePosition(td.Since, false) // checked with the request
 		}
 		res := &toDeviceResult{Events: []map[string]any{}}
 		if since > b.upto[stream.ToDevice] {

@@ -1,8 +1,8 @@
 // Package sync builds /sync answers: it reads what changed for a user between
 // two sets of stream positions (a since token and now) from the room service
 // and storage, and long-polls on core/stream's notifier until there is
-// something to say. It imports core/rooms, core/stream, core/types and the
-// storage interfaces.
+// something to say. It imports core/rooms, core/stream, core/types,
+// core/canonicaljson and the storage interfaces.
 package sync
 
 import (
@@ -28,8 +28,9 @@ func FormatToken(p stream.Positions) string {
 	return b.String()
 }
 
-// ParseToken reads a sync token. Missing trailing positions are 0, so tokens
-// from before a stream existed stay valid.
+// ParseToken reads a sync token, strictly: each position as
+// types.ParsePosition reads it, nothing else. Missing trailing positions
+// are 0, so tokens from before a stream existed stay valid.
 func ParseToken(tok string) (stream.Positions, error) {
 	var p stream.Positions
 	rest, ok := strings.CutPrefix(tok, "s")
@@ -41,8 +42,8 @@ func ParseToken(tok string) (stream.Positions, error) {
 		return p, types.InvalidParam("Invalid sync token")
 	}
 	for i, part := range parts {
-		v, err := strconv.ParseInt(part, 10, 64)
-		if err != nil || v < 0 {
+		v, ok := types.ParsePosition(part, false)
+		if !ok {
 			return p, types.InvalidParam("Invalid sync token")
 		}
 		p[i] = v

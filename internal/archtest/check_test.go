@@ -38,7 +38,8 @@ func fake(lines ...string) graph {
 var designed = []string{
 	"cmd/tributary: core/clientapi core/admin core/httpx core/rooms core/users core/config federation/inbound federation/outbound appservice/routes appservice/pusher bridges/manager storage storage/open",
 	"core/types: maunium.net/go/mautrix/id",
-	"core/httpx: github.com/gin-gonic/gin core/types",
+	"core/httpx: github.com/gin-gonic/gin core/types core/canonicaljson",
+	"core/canonicaljson:",
 	"core/clientapi: github.com/gin-gonic/gin core/httpx core/rooms core/users core/sync core/types",
 	"core/admin: github.com/gin-gonic/gin core/httpx core/users",
 	"core/rooms: core/types core/events core/state core/stream core/push storage",
@@ -142,6 +143,11 @@ func TestRules(t *testing.T) {
 				"httpx-leaf core/httpx core/users",
 				"httpx-leaf core/httpx storage",
 			},
+		},
+		{
+			name:  "core/canonicaljson imports the module",
+			extra: []string{"core/canonicaljson: core/types"},
+			want:  []string{"canonicaljson-leaf core/canonicaljson core/types"},
 		},
 		{
 			name:  "core/httpx reaches a service through a helper",
@@ -291,6 +297,7 @@ func TestEveryRuleCanFail(t *testing.T) {
 		"plugins/proto: core/types",
 		"bridges/irc: plugins/host",
 		"core/config: cmd/tool",
+		"core/canonicaljson: core/types",
 	)...)
 	seen := map[string]bool{}
 	for _, v := range check(bad, rules) {

@@ -104,10 +104,20 @@ var rules = []rule{{
 }, {
 	// Transitive: a helper package in between must not bring a service in.
 	id:         "httpx-leaf",
-	why:        "core/httpx depends on no core service: of this module only the leaf packages core/types and core/config (services hand it a types.Principal through its Authenticator interface)",
+	why:        "core/httpx depends on no core service: of this module only the leaf packages core/types, core/config and core/canonicaljson (services hand it a types.Principal through its Authenticator interface)",
 	transitive: true,
 	applies:    func(pkg string) bool { return pkg == "core/httpx" },
-	forbids:    func(_, imp string) bool { return localOutside(imp, "core/types", "core/config") },
+	forbids: func(_, imp string) bool {
+		return localOutside(imp, "core/types", "core/config", "core/canonicaljson")
+	},
+}, {
+	// Transitive: core/httpx, core/events and storage's callers check JSON
+	// with it; it must stay below all of them.
+	id:         "canonicaljson-leaf",
+	why:        "core/canonicaljson imports nothing of this module",
+	transitive: true,
+	applies:    func(pkg string) bool { return pkg == "core/canonicaljson" },
+	forbids:    func(_, imp string) bool { _, ok := local(imp); return ok },
 }, {
 	id:         "service-edge",
 	why:        "core services, federation, appservice and bridges must not import the HTTP edge (handlers, core/httpx)",

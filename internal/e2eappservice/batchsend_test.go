@@ -75,11 +75,25 @@ func TestBatchSend(t *testing.T) {
 			"type": "m.room.redaction", "sender": ghosts[0], "content": map[string]any{"redacts": "$x"}}}}, 400, "M_INVALID_PARAM"},
 		{"mark_read_by not in the room", asToken, map[string]any{"forward": true, "mark_read_by": "@nobody:localhost",
 			"events": []any{msg(ghosts[0], 1, "x")}}, 403, "M_FORBIDDEN"},
+		// Canonical JSON, which events are signed in, has no floats.
+		{"a float in content", asToken, map[string]any{"forward": true, "events": []any{msg(ghosts[0], 1, "ok"),
+			map[string]any{"type": "m.room.message", "sender": ghosts[0], "content": map[string]any{"body": "x", "n": 0.5}}}},
+			400, "M_BAD_JSON"},
 	}
 	for _, b := range bad {
 		code, body := do(t, srv, "POST", batchPath, b.token, b.body)
 		if code != b.code || body["errcode"] != b.errc {
 			t.Fatalf("%s: %d %v", b.name, code, body)
+		}
+	}
+	for name, raw := range map[string]string{
+		"invalid UTF-8":  "{\"forward\":true,\"events\":[{\"type\":\"m.room.message\",\"sender\":\"" + string(ghosts[0]) + "\",\"content\":{\"body\":\"\xff\"}}]}",
+		"lone surrogate": `{"forward":true,"events":[{"type":"m.room.message","sender":"` + string(ghosts[0]) + `","content":{"body":"\ud800"}}]}`,
+		"duplicate keys": `{"forward":true,"events":[{"type":"m.room.message","sender":"` + string(ghosts[0]) + `","content":{"body":"a","body":"b"}}]}`,
+	} {
+		code, body := do(t, srv, "POST", batchPath, asToken, raw)
+		if code != 400 || (body["errcode"] != "M_BAD_JSON" && body["errcode"] != "M_NOT_JSON") {
+			t.Fatalf("batch with %s: %d %v", name, code, body)
 		}
 	}
 	page, err := user.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 100)

@@ -6,16 +6,20 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -102,27 +106,64 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (e
 	return nil
 }
 
-type querier interface {
+// sqlQuerier is what *sql.Tx and the statement caches offer.
+type sqlQuerier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// row is a *sql.Row, or the error of a query that was not run.
+type row interface {
+	Scan(dest ...any) error
+	Err() error
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+func (r errRow) Err() error        { return r.err }
+
+// querier runs statements whose arguments are text both engines can hold
+// (checkText); the others fail without reaching the database.
+type querier struct{ q sqlQuerier }
+
+func (g querier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
+	return g.q.ExecContext(ctx, query, args...)
+}
+
+func (g querier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
+	return g.q.QueryContext(ctx, query, args...)
+}
+
+func (g querier) QueryRowContext(ctx context.Context, query string, args ...any) row {
+	if err := checkText(args); err != nil {
+		return errRow{err}
+	}
+	return g.q.QueryRowContext(ctx, query, args...)
+}
+
 // w is the handle for writes: the context's transaction or the writer pool.
 func (db *DB) w(ctx context.Context) querier {
 	if tx, ok := db.tx(ctx); ok {
-		return tx
+		return querier{tx}
 	}
-	return db.wstmts
+	return querier{db.wstmts}
 }
 
 // r is the handle for reads: the context's transaction (to see its own
 // writes) or the reader pool.
 func (db *DB) r(ctx context.Context) querier {
 	if tx, ok := db.tx(ctx); ok {
-		return tx
+		return querier{tx}
 	}
-	return db.rstmts
+	return querier{db.rstmts}
 }
 
 // exec runs a write and maps unique violations to storage.ErrConflict.
@@ -135,6 +176,38 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkText refuses, with a 400 M_INVALID_PARAM, statements with text
+// arguments that are not types.ValidText: PostgreSQL fails them (a 500) where
+// SQLite stores or looks the text up, and both engines must answer the same
+// inputs alike. Handlers refuse the common cases earlier (path and query
+// parameters, event types and state keys); this catches every text column,
+// also those no one thought of. JSON kept as text holds NUL as the escape
+// "\u0000", which passes.
+func checkText(args []any) error {
+	for _, a := range args {
+		ok := true
+		switch v := a.(type) {
+		case nil, int, int64, bool, float64:
+		case string:
+			ok = types.ValidText(v)
+		case []byte:
+			ok = bytes.IndexByte(v, 0) < 0 && utf8.Valid(v)
+		default: // named string types (id.UserID…) and pointers to them
+			rv := reflect.ValueOf(a)
+			for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+				rv = rv.Elem()
+			}
+			if rv.Kind() == reflect.String {
+				ok = types.ValidText(rv.String())
+			}
+		}
+		if !ok {
+			return types.InvalidParam("Text must be valid UTF-8 without NUL characters")
+		}
+	}
+	return nil
 }
 
 // insertNew runs an INSERT of a row that must not exist yet; ErrConflict if

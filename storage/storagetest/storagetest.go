@@ -15,6 +15,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -40,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Devices/GetMissing", testDeviceGetMissing},
 		{"Devices/List", testDeviceList},
 		{"Devices/Rename", testDeviceRename},
+		{"Text/RefusedAlike", testTextRefusedAlike},
 		{"Devices/LastSeen", testDeviceLastSeen},
 		{"Devices/DeleteDevices", testDeleteDevices},
 		{"Devices/DeleteAllDevicesExcept", testDeleteAllDevicesExcept},
@@ -339,6 +341,35 @@ func testDeviceRename(t *testing.T, s storage.Store) {
 
 	wantErr(t, s.SetDeviceDisplayName(c, alice, "NOPE", "x"), storage.ErrNotFound, "SetDeviceDisplayName of a missing device")
 	wantErr(t, s.SetDeviceDisplayName(c, "@nobody:example.org", "DEV1", "x"), storage.ErrNotFound, "SetDeviceDisplayName of a missing user")
+}
+
+// Text PostgreSQL cannot hold (NUL, invalid UTF-8) is refused by both
+// engines, in writes and reads, with the same 400; JSON holding the escape
+// \u0000 is stored.
+func testTextRefusedAlike(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.UpsertDevice(c, &storage.Device{UserID: alice, DeviceID: "DEV1", DisplayName: "Phone", CreatedAt: 1}))
+	for _, bad := range []string{"a\x00b", "a\xffb", "\xc0\x80"} {
+		for what, err := range map[string]error{
+			"device name":       s.SetDeviceDisplayName(c, alice, "DEV1", bad),
+			"new device":        s.UpsertDevice(c, &storage.Device{UserID: alice, DeviceID: id.DeviceID(bad), CreatedAt: 1}),
+			"account data type": func() error { _, err := s.PutAccountData(c, alice, "", bad, json.RawMessage(`{}`)); return err }(),
+			"device lookup":     func() error { _, err := s.GetDevice(c, alice, id.DeviceID(bad)); return err }(),
+			"account lookup":    func() error { _, err := s.GetAccount(c, id.UserID(bad)); return err }(),
+		} {
+			if me, ok := types.AsError(err); !ok || me.Status != 400 || me.Code != types.CodeInvalidParam {
+				t.Errorf("%s %q: %v, want 400 M_INVALID_PARAM", what, bad, err)
+			}
+		}
+	}
+	got, err := s.GetDevice(c, alice, "DEV1")
+	must(t, err)
+	eq(t, "display name", got.DisplayName, "Phone")
+	_, err = s.PutAccountData(c, alice, "", "com.example.nul", json.RawMessage(`{"a":"\u0000"}`))
+	must(t, err)
+	e, err := s.GetAccountData(c, alice, "", "com.example.nul")
+	must(t, err)
+	eq(t, "account data with an escaped NUL", string(e.Content), `{"a":"\u0000"}`)
 }
 
 func testDeviceLastSeen(t *testing.T, s storage.Store) {
