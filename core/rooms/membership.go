@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/json/jsontext"
 	"net/http"
 	"strings"
@@ -99,6 +100,11 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		}
 	}
 	target := string(req.Target)
+	if raw, err := json.Marshal(content); err == nil && req.Timestamp == 0 {
+		if eid, ok, err := s.unchangedState(ctx, req.RoomID, "m.room.member", target, req.Sender, raw); err != nil || ok {
+			return eid, err
+		}
+	}
 	eid, err := s.submit(ctx, req.RoomID, &sendReq{
 		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
 			OriginServerTS: req.Timestamp},

@@ -2,12 +2,16 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/json/jsontext"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/types"
@@ -91,11 +95,40 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if err != nil {
 		return "", err
 	}
+	if req.StateKey != nil && req.Timestamp == 0 {
+		if eid, ok, err := s.unchangedState(ctx, req.RoomID, req.Type, *req.StateKey, req.Sender, content); err != nil || ok {
+			return eid, err
+		}
+	}
 	return s.submit(ctx, req.RoomID, &sendReq{
 		proto: &events.Proto{Type: req.Type, StateKey: req.StateKey, Sender: req.Sender, Content: jsontext.Value(content),
 			OriginServerTS: req.Timestamp},
 		txn: txn,
 	})
+}
+
+// unchangedState finds the current state event a new one would repeat:
+// same type, state key, sender and content. Sending identical state (or
+// joining twice) then answers that event's ID instead of making a new
+// event, as Synapse does; clients that resend state on every start do not
+// grow the room.
+func (s *Service) unchangedState(ctx context.Context, roomID id.RoomID, evType, stateKey string, sender id.UserID,
+	content []byte) (id.EventID, bool, error) {
+	cur, err := s.store.CurrentStateEvent(ctx, roomID, evType, stateKey)
+	if storageNotFound(err) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, err
+	}
+	ev, err := s.store.GetEvent(ctx, cur)
+	if err != nil || ev.Sender != sender {
+		return "", false, err
+	}
+	var a, b any
+	if json.Unmarshal(content, &a) != nil || json.Unmarshal([]byte(gjson.GetBytes(ev.JSON, "content").Raw), &b) != nil {
+		return "", false, nil
+	}
+	return cur, reflect.DeepEqual(a, b), nil
 }
 
 // requireRoom answers 403 for rooms this server does not know: a client

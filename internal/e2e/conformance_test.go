@@ -124,3 +124,49 @@ func TestRoomDetails(t *testing.T) {
 		t.Fatalf("canonical alias after deleting both aliases: %v", canonical)
 	}
 }
+
+// Identical state sent twice, or a second join with nothing changed, makes
+// no new event: the answer is the existing one's ID (as Synapse answers).
+func TestIdenticalStateIsNotRepeated(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := map[string]any{"topic": "same"}
+	first, err := alice.SendStateEvent(t.Context(), room.RoomID, event.StateTopic, "", topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := alice.SendStateEvent(t.Context(), room.RoomID, event.StateTopic, "", topic)
+	if err != nil || again.EventID != first.EventID {
+		t.Fatalf("identical topic: %v %v, want %s", again, err, first.EventID)
+	}
+	// Another sender, or other content, is a change.
+	if _, err := alice.SendStateEvent(t.Context(), room.RoomID, event.StateTopic, "", map[string]any{"topic": "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	var joined map[string]any
+	if err := bob.StateEvent(t.Context(), room.RoomID, event.StateMember, bob.UserID.String(), &joined); err != nil {
+		t.Fatal(err)
+	}
+	before, err := bob.Messages(t.Context(), room.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	after, err := bob.Messages(t.Context(), room.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Chunk) != len(before.Chunk) || after.Chunk[0].ID != before.Chunk[0].ID {
+		t.Fatalf("a second join made an event: %d events before, %d after", len(before.Chunk), len(after.Chunk))
+	}
+}
