@@ -23,6 +23,11 @@ import (
 //     the create event's for v1–v10, refusing every creator's first join.
 //     The join is checked as a clone carrying the create event's creator; no
 //     other rule reads that key.
+//   - Rules 5.2 and 5.3.5.2 (restricted joins) read the authorising user
+//     from content.authorised_via_users_server, not the spec's
+//     join_authorised_via_users_server, so every restricted join failed.
+//     The join is checked as a clone carrying both keys; redaction keeps
+//     only the spec's, so the clone's signatures are the event's.
 //   - A panic inside eventauth (seen on some power level changes) is a
 //     rejection, never a crash.
 func Authorize(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) (err error) {
@@ -37,6 +42,8 @@ func Authorize(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc
 	switch membership := gjson.GetBytes(ev.Content, "membership").Str; {
 	case membership == "ban" || (membership == "leave" && ev.Sender.String() != *ev.StateKey):
 		return authorizeKickOrBan(rv, ev, membership, getEvents, getKey)
+	case membership == "join" && gjson.GetBytes(ev.Content, "join_authorised_via_users_server").Exists():
+		return authorizeRestrictedJoin(rv, ev, getEvents, getKey)
 	case membership == "join" && rv.CreatorInContent() && len(ev.PrevEvents) == 1:
 		return authorizeFirstJoin(rv, ev, getEvents, getKey)
 	}
@@ -73,6 +80,33 @@ func authorizeKickOrBan(rv id.RoomVersion, ev *pdu.PDU, membership string, getEv
 	return eventauth.Authorize(rv, &clone, getEvents, getKey)
 }
 
+func authorizeRestrictedJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
+	return eventauth.Authorize(rv, restrictedJoinForAuth(ev), getEvents, getKey)
+}
+
+// restrictedJoinForAuth is the event eventauth v0.26 must be given for a
+// restricted join: a clone whose content also names the authorising user
+// under the key it reads (see Authorize); other events are returned as
+// they are. (State resolution, core/state, has its own way round the same
+// bug, checking rules 5.2 and 5.3.5.2 itself.)
+func restrictedJoinForAuth(ev *pdu.PDU) *pdu.PDU {
+	if ev.Type != "m.room.member" || !gjson.GetBytes(ev.Content, "join_authorised_via_users_server").Exists() {
+		return ev
+	}
+	var content map[string]jsontext.Value
+	if json.Unmarshal(ev.Content, &content) != nil {
+		return ev
+	}
+	content["authorised_via_users_server"] = content["join_authorised_via_users_server"]
+	patched, err := json.Marshal(content)
+	if err != nil {
+		return ev
+	}
+	clone := *ev
+	clone.Content = patched
+	return &clone
+}
+
 func authorizeFirstJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
 	prev, err := getEvents(ev.PrevEvents)
 	if err != nil || len(prev) != 1 || prev[0] == nil || prev[0].Type != "m.room.create" {
@@ -91,4 +125,20 @@ func authorizeFirstJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetE
 	clone := *ev
 	clone.Content = patched
 	return eventauth.Authorize(rv, &clone, getEvents, getKey)
+}
+
+// AuthSelection is the state an event's auth_events are chosen from (the
+// spec's "Auth events selection"): pdu.AuthEventSelection, plus the
+// authorising user's member event of a restricted join, which mautrix
+// v0.26 looks for under content.authorised_via_users_server instead of
+// join_authorised_via_users_server.
+func AuthSelection(ev *pdu.PDU, rv id.RoomVersion) pdu.AuthEventSelection {
+	keys := ev.AuthEventSelection(rv)
+	if ev.Type == "m.room.member" && ev.StateKey != nil && rv.RestrictedJoins() &&
+		gjson.GetBytes(ev.Content, "membership").Str == "join" {
+		if via := gjson.GetBytes(ev.Content, "join_authorised_via_users_server").Str; via != "" {
+			keys.Add("m.room.member", via)
+		}
+	}
+	return keys
 }

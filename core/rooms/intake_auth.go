@@ -27,7 +27,7 @@ func (s *Service) authorizeAgainst(ctx context.Context, rv id.RoomVersion, ev *p
 	get func(pdu.StateKey) id.EventID) error {
 	clone := *ev
 	clone.AuthEvents = nil
-	for _, k := range ev.AuthEventSelection(rv) {
+	for _, k := range events.AuthSelection(ev, rv) {
 		if eid := get(k); eid != "" {
 			clone.AuthEvents = append(clone.AuthEvents, eid)
 		}

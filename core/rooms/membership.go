@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/types"
@@ -99,6 +103,15 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 			}
 		}
 	}
+	if req.Membership == "join" {
+		authoriser, err := s.joinAuthoriser(ctx, req.RoomID, req.Target)
+		if err != nil {
+			return "", err
+		}
+		if authoriser != "" {
+			content["join_authorised_via_users_server"] = authoriser
+		}
+	}
 	target := string(req.Target)
 	if raw, err := json.Marshal(content); err == nil && req.Timestamp == 0 {
 		if eid, ok, err := s.unchangedState(ctx, req.RoomID, "m.room.member", target, req.Sender, raw); err != nil || ok {
@@ -115,6 +128,60 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		err = s.store.SetForgotten(ctx, req.Target, req.RoomID, false)
 	}
 	return eid, err
+}
+
+// joinAuthoriser is the local user who authorises a join to a restricted
+// room (join rule restricted or knock_restricted, rooms v8+): a member with
+// the power to invite, named in join_authorised_via_users_server as the
+// auth rules require. "" when the join needs none (another join rule, or
+// the user is joined or invited already) or the user is in none of the
+// allowed rooms (the auth rules then refuse it).
+func (s *Service) joinAuthoriser(ctx context.Context, roomID id.RoomID, user id.UserID) (id.UserID, error) {
+	rules, err := s.currentStateContent(ctx, roomID, "m.room.join_rules", "")
+	if err != nil || rules == nil {
+		return "", err
+	}
+	c := gjson.ParseBytes(rules)
+	if rule := c.Get("join_rule").Str; rule != "restricted" && rule != "knock_restricted" {
+		return "", nil
+	}
+	if cur, _, err := s.Membership(ctx, roomID, user); err != nil || cur == "join" || cur == "invite" {
+		return "", err
+	}
+	allowed := false
+	for _, a := range c.Get("allow").Array() {
+		if a.Get("type").Str != "m.room_membership" || a.Get("room_id").Type != gjson.String {
+			continue
+		}
+		if cur, _, err := s.Membership(ctx, id.RoomID(a.Get("room_id").Str), user); err != nil {
+			return "", err
+		} else if cur == "join" {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return "", nil
+	}
+	rs, err := s.loadRoomState(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	pl, err := s.powerLevels(ctx, newBatch(rs))
+	if err != nil {
+		return "", err
+	}
+	var best id.UserID
+	for _, u := range slices.Sorted(maps.Keys(rs.joined)) {
+		if pl.GetUserLevel(u) >= pl.Invite() && (best == "" || pl.GetUserLevel(u) > pl.GetUserLevel(best)) {
+			best = u
+		}
+	}
+	if best == "" {
+		return "", types.NewError(http.StatusBadRequest, "M_UNABLE_TO_GRANT_JOIN",
+			"No user of this server may invite to the room, so the join cannot be authorised")
+	}
+	return best, nil
 }
 
 // checkMembershipChange gives the errors clients expect where the auth rules

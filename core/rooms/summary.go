@@ -18,6 +18,8 @@ type Summary struct {
 	WorldReadable    bool         `json:"world_readable"`
 	GuestCanJoin     bool         `json:"guest_can_join"`
 	JoinRule         string       `json:"join_rule,omitempty"`
+	// AllowedRoomIDs are the rooms whose members may join a restricted room.
+	AllowedRoomIDs []id.RoomID `json:"allowed_room_ids,omitempty"`
 	RoomType         string       `json:"room_type,omitempty"`
 	RoomVersion      string       `json:"-"`
 	Encryption       string       `json:"-"`
@@ -73,6 +75,11 @@ func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error
 			sum.GuestCanJoin = c.Get("guest_access").Str == "can_join"
 		case "m.room.join_rules":
 			sum.JoinRule = c.Get("join_rule").Str
+			for _, a := range c.Get("allow").Array() {
+				if a.Get("type").Str == "m.room_membership" && a.Get("room_id").Type == gjson.String {
+					sum.AllowedRoomIDs = append(sum.AllowedRoomIDs, id.RoomID(a.Get("room_id").Str))
+				}
+			}
 		case "m.room.create":
 			sum.RoomType = c.Get("type").Str
 		case "m.room.encryption":

@@ -10,6 +10,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
@@ -168,5 +169,53 @@ func TestIdenticalStateIsNotRepeated(t *testing.T) {
 	}
 	if len(after.Chunk) != len(before.Chunk) || after.Chunk[0].ID != before.Chunk[0].ID {
 		t.Fatalf("a second join made an event: %d events before, %d after", len(before.Chunk), len(after.Chunk))
+	}
+}
+
+// Restricted rooms: a member of an allowed room joins, with a local member
+// who may invite named in join_authorised_via_users_server as the auth
+// rules require; others are refused; hierarchies show the allowed rooms.
+func TestRestrictedJoin(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	carol := register(t, srv, "carol", defaultPassword)
+	for _, version := range []id.RoomVersion{"10", "12"} {
+		space, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "private_chat", RoomVersion: version,
+			InitialState: []*event.Event{{Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{
+				"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": space.RoomID}}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := carol.JoinRoomByID(t.Context(), room.RoomID); err == nil {
+			t.Fatalf("v%s: carol, in no allowed room, joined", version)
+		}
+		if _, err := bob.JoinRoomByID(t.Context(), space.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+			t.Fatalf("v%s: bob, in the allowed room, could not join: %v", version, err)
+		}
+		var member map[string]any
+		if err := bob.StateEvent(t.Context(), room.RoomID, event.StateMember, bob.UserID.String(), &member); err != nil {
+			t.Fatal(err)
+		}
+		if member["membership"] != "join" || member["join_authorised_via_users_server"] != alice.UserID.String() {
+			t.Fatalf("v%s: bob's member event %v", version, member)
+		}
+		code, body := srv.Do(t, "GET", "/_matrix/client/v1/rooms/"+url.PathEscape(room.RoomID.String())+"/hierarchy",
+			alice.AccessToken, nil)
+		rooms, _ := body["rooms"].([]any)
+		if code != 200 || len(rooms) == 0 {
+			t.Fatalf("hierarchy: %d %v", code, body)
+		}
+		allowed, _ := rooms[0].(map[string]any)["allowed_room_ids"].([]any)
+		if len(allowed) != 1 || allowed[0] != space.RoomID.String() {
+			t.Fatalf("v%s: allowed_room_ids %v", version, rooms[0])
+		}
 	}
 }
