@@ -129,6 +129,9 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 			if errors.As(err, &me) && p.Type == "m.room.power_levels" {
 				return "", types.BadJSON("power_level_content_override is not valid: %s", me.Message)
 			}
+			if errors.As(err, &me) && p.Type == "m.room.create" {
+				return "", types.BadJSON("creation_content is not valid: %s", me.Message)
+			}
 			return "", err
 		}
 		writes = append(writes, wr)
@@ -207,7 +210,25 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 			if err := json.Unmarshal(raw, &extra); err != nil {
 				return nil, types.BadJSON("additional_creators must be a list of user IDs")
 			}
+			for _, u := range extra {
+				if err := types.CheckUserID(u, s.opts.ServerName); err != nil {
+					return nil, types.BadJSON("additional_creators holds an invalid user ID %q", u)
+				}
+			}
 			creators = append(creators, extra...)
+		}
+		if preset == "trusted_private_chat" {
+			// The invitees are the creator's peers: from v12, where
+			// creators hold power no level gives, they are creators too
+			// (as Synapse does).
+			for _, u := range req.Invite {
+				if !containsUser(creators, u) && u != creator {
+					creators = append(creators, u)
+				}
+			}
+			if len(creators) > 1 {
+				createContent["additional_creators"] = creators[1:]
+			}
 		}
 	}
 	protos := []*events.Proto{state("m.room.create", "", createContent)}

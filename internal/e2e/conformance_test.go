@@ -219,3 +219,33 @@ func TestRestrictedJoin(t *testing.T) {
 		}
 	}
 }
+
+// createRoom: trusted_private_chat in room version 12 makes the invitees
+// creators; invalid creators or power levels are 400, not 403.
+func TestCreateRoomCreators(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", RoomVersion: "12",
+		Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var create map[string]any
+	if err := alice.StateEvent(t.Context(), room.RoomID, event.StateCreate, "", &create); err != nil {
+		t.Fatal(err)
+	}
+	if extra, _ := create["additional_creators"].([]any); len(extra) != 1 || extra[0] != bob.UserID.String() {
+		t.Fatalf("create content %v", create)
+	}
+	for name, body := range map[string]map[string]any{
+		"creators not user IDs": {"room_version": "12", "creation_content": map[string]any{"additional_creators": []any{"bob"}}},
+		"creators not a list":   {"room_version": "12", "creation_content": map[string]any{"additional_creators": "bob"}},
+		"levels not numbers":    {"power_level_content_override": map[string]any{"users": map[string]any{"@bob:localhost": "high"}}},
+	} {
+		code, answer := srv.Do(t, "POST", "/_matrix/client/v3/createRoom", alice.AccessToken, body)
+		if code != 400 || answer["errcode"] != "M_BAD_JSON" {
+			t.Errorf("%s: %d %v", name, code, answer)
+		}
+	}
+}
