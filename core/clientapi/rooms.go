@@ -386,6 +386,9 @@ func (a *API) eventContext(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if c.Query("limit") == "" {
+		limit = 10 // the spec's default; an explicit 0 asks for the event alone
+	}
 	res, err := a.rooms.Context(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID,
 		id.EventID(c.Param("eventId")), limit, filter)
 	if err != nil {

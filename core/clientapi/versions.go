@@ -29,6 +29,8 @@ var unstableFeatures = map[string]bool{
 	"com.beeper.batch_sending": true,
 	// Simplified sliding sync (sliding.go); Element X looks for it.
 	"org.matrix.simplified_msc3575": true,
+	// rel_types and not_rel_types in room event filters (filter.go in core/rooms).
+	"org.matrix.msc3874": true,
 }
 
 // GET /_matrix/client/versions

@@ -21,6 +21,10 @@ type EventFilter struct {
 	NotSenders      []id.UserID `json:"not_senders,omitempty"`
 	ContainsURL     *bool       `json:"contains_url,omitempty"`
 	LazyLoadMembers bool        `json:"lazy_load_members,omitempty"`
+	// RelTypes and NotRelTypes filter by m.relates_to.rel_type (MSC3874,
+	// unstable prefix, as Synapse and clients use it).
+	RelTypes    []string `json:"org.matrix.msc3874.rel_types,omitempty"`
+	NotRelTypes []string `json:"org.matrix.msc3874.not_rel_types,omitempty"`
 }
 
 // typeMatches implements the filter's type globs ("m.room.*").
@@ -46,6 +50,12 @@ func (f *EventFilter) Allows(e *storage.Event) bool {
 		return false
 	}
 	if slices.Contains(f.NotSenders, e.Sender) {
+		return false
+	}
+	if f.RelTypes != nil && !slices.Contains(f.RelTypes, e.RelType) {
+		return false
+	}
+	if e.RelType != "" && slices.Contains(f.NotRelTypes, e.RelType) {
 		return false
 	}
 	if f.ContainsURL != nil {

@@ -372,7 +372,10 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 			}
 		}
 	}
-	if !exhausted || len(picked) == limit {
+	// end is left out only where the room's history begins: forwards the
+	// client keeps paging (new events come), and a page stopped by "to" is
+	// not the start of the room.
+	if !req.Backwards || !exhausted || len(picked) == limit || req.To != "" {
 		page.End = Token(cursor)
 	}
 	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
@@ -478,10 +481,7 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	if limit < 0 {
 		return nil, types.InvalidParam("limit must not be negative")
 	}
-	if limit == 0 {
-		limit = 10
-	}
-	limit = min(limit, 100)
+	limit = min(limit, 100) // 0: the event alone (the HTTP default is 10)
 	// The limit counts both sides; with a limit of 1 there is nothing before
 	// (Messages would take a limit of 0 as its default of 10).
 	before := &Page{Chunk: []*ClientEvent{}}
@@ -491,10 +491,12 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 			return nil, err
 		}
 	}
-	after, err := s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos + 1),
-		Limit: limit - limit/2, Filter: filter})
-	if err != nil {
-		return nil, err
+	after := &Page{Chunk: []*ClientEvent{}}
+	if limit-limit/2 > 0 {
+		if after, err = s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos + 1),
+			Limit: limit - limit/2, Filter: filter}); err != nil {
+			return nil, err
+		}
 	}
 	res := &ContextResult{Event: ev, EventsBefore: before.Chunk, EventsAfter: after.Chunk,
 		Start: Token(ev.pos), End: Token(ev.pos + 1)}

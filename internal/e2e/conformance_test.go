@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -247,5 +248,75 @@ func TestCreateRoomCreators(t *testing.T) {
 		if code != 400 || answer["errcode"] != "M_BAD_JSON" {
 			t.Errorf("%s: %d %v", name, code, answer)
 		}
+	}
+}
+
+// Paging details clients rely on: /search says when there is more; /messages
+// gives an end token unless the start of the room was reached; /context
+// with limit=0 gives the event alone; MSC3874's not_rel_types leaves
+// thread replies out.
+func TestPagingDetails(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root id.EventID
+	for i := range 15 {
+		resp, err := alice.SendText(t.Context(), room.RoomID, fmt.Sprintf("findme %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			root = resp.EventID
+		}
+	}
+	reply, err := alice.SendMessageEvent(t.Context(), room.RoomID, event.EventMessage, map[string]any{"msgtype": "m.text",
+		"body": "in a thread", "m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, order := range []string{"rank", "recent"} {
+		criteria := map[string]any{"search_term": "findme", "order_by": order}
+		code, body := srv.Do(t, "POST", "/_matrix/client/v3/search", alice.AccessToken,
+			map[string]any{"search_categories": map[string]any{"room_events": criteria}})
+		res := body["search_categories"].(map[string]any)["room_events"].(map[string]any)
+		if code != 200 || len(res["results"].([]any)) != 10 || res["next_batch"] == nil {
+			t.Fatalf("search by %s: %d results %d, next_batch %v", order, code, len(res["results"].([]any)), res["next_batch"])
+		}
+		code, body = srv.Do(t, "POST", "/_matrix/client/v3/search?next_batch="+url.QueryEscape(res["next_batch"].(string)),
+			alice.AccessToken, map[string]any{"search_categories": map[string]any{"room_events": criteria}})
+		res = body["search_categories"].(map[string]any)["room_events"].(map[string]any)
+		if code != 200 || len(res["results"].([]any)) != 5 || res["next_batch"] != nil {
+			t.Fatalf("search by %s, page 2: %d results %d, next_batch %v", order, code, len(res["results"].([]any)), res["next_batch"])
+		}
+	}
+
+	base := "/_matrix/client/v3/rooms/" + url.PathEscape(room.RoomID.String())
+	code, body := srv.Do(t, "GET", base+"/messages?dir=f&limit=1000", alice.AccessToken, nil)
+	if code != 200 || body["end"] == nil {
+		t.Fatalf("forward /messages to the live end has no end token: %d %v", code, body["end"])
+	}
+	code, body = srv.Do(t, "GET", base+"/messages?dir=b&limit=1000", alice.AccessToken, nil)
+	if code != 200 || body["end"] != nil {
+		t.Fatalf("backward /messages to the start of the room has an end token: %d %v", code, body["end"])
+	}
+	filter := url.QueryEscape(`{"org.matrix.msc3874.not_rel_types":["m.thread"]}`)
+	code, body = srv.Do(t, "GET", base+"/messages?dir=b&limit=5&filter="+filter, alice.AccessToken, nil)
+	for _, e := range body["chunk"].([]any) {
+		if e.(map[string]any)["event_id"] == reply.EventID.String() {
+			t.Fatalf("not_rel_types m.thread returned the thread reply (%d)", code)
+		}
+	}
+
+	code, body = srv.Do(t, "GET", base+"/context/"+url.PathEscape(root.String())+"?limit=0", alice.AccessToken, nil)
+	if code != 200 || len(body["events_before"].([]any)) != 0 || len(body["events_after"].([]any)) != 0 {
+		t.Fatalf("/context limit=0: %d before %v after %v", code, body["events_before"], body["events_after"])
+	}
+	code, body = srv.Do(t, "GET", base+"/context/"+url.PathEscape(root.String()), alice.AccessToken, nil)
+	if code != 200 || len(body["events_after"].([]any)) == 0 {
+		t.Fatalf("/context without a limit: %d after %v", code, body["events_after"])
 	}
 }
