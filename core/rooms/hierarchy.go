@@ -32,13 +32,24 @@ type HierarchyRequest struct {
 
 // accessible reports whether the user may see a room's summary in a
 // hierarchy: members, and anyone for rooms that are world readable or that
-// they could join or knock on.
+// they could join or knock on — restricted rooms included, for members of
+// one of the rooms their join rules allow.
 func (s *Reader) accessible(ctx context.Context, sum *Summary, user id.UserID) (bool, error) {
-	if sum.WorldReadable || sum.JoinRule == "public" || sum.JoinRule == "knock" {
+	if sum.WorldReadable || sum.JoinRule == "public" || sum.JoinRule == "knock" || sum.JoinRule == "knock_restricted" {
 		return true, nil
 	}
 	cur, _, err := s.Membership(ctx, sum.RoomID, user)
-	return cur == "join" || cur == "invite", err
+	if err != nil || cur == "join" || cur == "invite" {
+		return cur == "join" || cur == "invite", err
+	}
+	if sum.JoinRule == "restricted" {
+		for _, r := range sum.AllowedRoomIDs {
+			if m, _, err := s.Membership(ctx, r, user); err != nil || m == "join" {
+				return m == "join", err
+			}
+		}
+	}
+	return false, nil
 }
 
 // RoomSummary answers GET /v1/room_summary/{roomIdOrAlias}: a room's

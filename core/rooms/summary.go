@@ -85,7 +85,8 @@ func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error
 		case "m.room.encryption":
 			sum.Encryption = c.Get("algorithm").Str
 		case "m.space.child":
-			if c.Get("via").IsArray() && len(c.Get("via").Array()) > 0 {
+			// A redacted link keeps no via in its content: it is no child.
+			if e.RedactedBy == "" && c.Get("via").IsArray() && len(c.Get("via").Array()) > 0 {
 				sum.children[*e.StateKey] = childEvent{content: []byte(c.Raw), sender: e.Sender,
 					originServerTS: e.OriginServerTS}
 			}

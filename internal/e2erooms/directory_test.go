@@ -308,6 +308,24 @@ func spaceHierarchyFlow(t *testing.T, e *env) {
 	}
 	_, full, _ := hierarchy(bob, nil)
 	equal(t, "paged hierarchy", paged, full)
+	// A restricted child is listed for members of a room it allows.
+	members := createRoom(t, alice, &mautrix.ReqCreateRoom{Name: "Members only", InitialState: []*event.Event{{
+		Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{"join_rule": "restricted",
+			"allow": []any{map[string]any{"type": "m.room_membership", "room_id": subspace}}}}}}})
+	sendState(t, alice, space, "m.space.child", string(members), via)
+	if rooms, _, _ = hierarchy(bob, nil); rooms[members] != nil {
+		t.Fatal("a restricted child is listed for a user in none of its allowed rooms")
+	}
+	join(t, bob, subspace)
+	if rooms, _, _ = hierarchy(bob, nil); rooms[members] == nil {
+		t.Fatal("a restricted child is not listed for a member of its allowed room")
+	}
+	// A redacted link is no child.
+	link := must(alice.FullStateEvent(ctx(t), space, event.StateSpaceChild, string(childA))).of(t)
+	must(alice.RedactEvent(ctx(t), space, link.ID)).of(t)
+	if rooms, _, _ = hierarchy(bob, nil); rooms[childA] != nil {
+		t.Fatal("a child whose m.space.child was redacted is still listed")
+	}
 	// A private space the user cannot see at all is 403.
 	privateSpace := createRoom(t, alice, &mautrix.ReqCreateRoom{CreationContent: map[string]any{"type": "m.space"}})
 	_, err := bob.Hierarchy(ctx(t), privateSpace, nil)
