@@ -1,6 +1,8 @@
 package clientapi
 
 import (
+	"net/http"
+
 	"github.com/gin-gonic/gin"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
@@ -29,7 +31,17 @@ func (a *API) getPushRules(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.OK(c, gin.H{"global": rs})
+	pushJSON(c, gin.H{"global": rs})
+}
+
+// pushJSON answers push rules in the spec's form (push.Marshal).
+func pushJSON(c *gin.Context, v any) {
+	raw, err := push.Marshal(v)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", raw)
 }
 
 // GET /_matrix/client/v3/pushrules/global/
@@ -39,7 +51,7 @@ func (a *API) getGlobalPushRules(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.OK(c, rs)
+	pushJSON(c, rs)
 }
 
 // GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -49,7 +61,7 @@ func (a *API) getPushRule(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.OK(c, r)
+	pushJSON(c, r)
 }
 
 // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -91,7 +103,7 @@ func (a *API) getPushRuleAttr(c *gin.Context) {
 		if actions == nil {
 			actions = pushrules.PushActionArray{}
 		}
-		httpx.OK(c, gin.H{"actions": actions})
+		pushJSON(c, gin.H{"actions": actions})
 	default:
 		httpx.Fail(c, types.Unrecognized(404, "Unrecognized request"))
 	}

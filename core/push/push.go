@@ -142,7 +142,43 @@ func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(stored{Global: rs})
+	return Marshal(stored{Global: rs})
+}
+
+// Marshal encodes push rules (a ruleset, a rule, actions) as the spec
+// writes them: mautrix writes every set_tweak action with a "value", null
+// when it has none, and matrix-js-sdk then reads highlight as null (no
+// highlight for mentions in encrypted rooms) while nheko refuses the whole
+// m.push_rules event. A set_tweak without a value is written without one.
+func Marshal(v any) (json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil || !bytes.Contains(raw, []byte(`"value":null`)) {
+		return raw, err
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	var walk func(any)
+	walk = func(n any) {
+		switch n := n.(type) {
+		case map[string]any:
+			if _, tweak := n["set_tweak"]; tweak {
+				if v, ok := n["value"]; ok && v == nil {
+					delete(n, "value")
+				}
+			}
+			for _, c := range n {
+				walk(c)
+			}
+		case []any:
+			for _, c := range n {
+				walk(c)
+			}
+		}
+	}
+	walk(tree)
+	return json.Marshal(tree)
 }
 
 // HasStored reports whether the user's ruleset is stored as account data
@@ -172,7 +208,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	if err := fn(&rs); err != nil {
 		return err
 	}
-	content, err := json.Marshal(stored{Global: &rs})
+	content, err := Marshal(stored{Global: &rs})
 	if err != nil {
 		return err
 	}

@@ -320,3 +320,29 @@ func TestPagingDetails(t *testing.T) {
 		t.Fatalf("/context without a limit: %d after %v", code, body["events_after"])
 	}
 }
+
+// Push rules in the spec's form: a set_tweak without a value has no
+// "value" key (mautrix writes null, which matrix-js-sdk reads as no
+// highlight and nheko refuses), in /pushrules and in sync's m.push_rules.
+func TestPushRulesWithoutNullTweaks(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	code, raw := srv.DoRaw(t, "GET", "/_matrix/client/v3/pushrules/", alice.AccessToken, nil)
+	if code != 200 || !strings.Contains(string(raw), `"set_tweak":"highlight"`) || strings.Contains(string(raw), `"value":null`) {
+		t.Fatalf("GET /pushrules/: %d %s", code, raw)
+	}
+	// A stored ruleset (after a change) and sync's copy of it.
+	code, body := srv.Do(t, "PUT", "/_matrix/client/v3/pushrules/global/override/com.example.hl", alice.AccessToken,
+		map[string]any{"actions": []any{"notify", map[string]any{"set_tweak": "highlight"}}, "conditions": []any{}})
+	if code != 200 {
+		t.Fatalf("put rule: %d %v", code, body)
+	}
+	code, raw = srv.DoRaw(t, "GET", "/_matrix/client/v3/pushrules/global/override/com.example.hl", alice.AccessToken, nil)
+	if code != 200 || strings.Contains(string(raw), `"value":null`) {
+		t.Fatalf("GET rule: %d %s", code, raw)
+	}
+	code, raw = srv.DoRaw(t, "GET", "/_matrix/client/v3/sync", alice.AccessToken, nil)
+	if code != 200 || !strings.Contains(string(raw), `"m.push_rules"`) || strings.Contains(string(raw), `"value":null`) {
+		t.Fatalf("sync: %d %s", code, raw)
+	}
+}
