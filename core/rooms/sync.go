@@ -245,9 +245,16 @@ func (s *Reader) StrippedState(ctx context.Context, roomID id.RoomID, memberEven
 	}
 	keep := map[string]bool{"m.room.create": true, "m.room.join_rules": true, "m.room.name": true,
 		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
+	// The inviter's member event too, so that clients can name who invited
+	// (as Synapse sends it).
+	mem, err := s.store.GetEvent(ctx, memberEvent)
+	if err != nil {
+		return nil, err
+	}
 	ids := []id.EventID{memberEvent}
 	for _, e := range entries {
-		if keep[e.Type] && e.StateKey == "" {
+		if (keep[e.Type] && e.StateKey == "") ||
+			(e.Type == "m.room.member" && e.StateKey == mem.Sender.String() && e.EventID != memberEvent) {
 			ids = append(ids, e.EventID)
 		}
 	}

@@ -346,3 +346,35 @@ func TestPushRulesWithoutNullTweaks(t *testing.T) {
 		t.Fatalf("sync: %d %s", code, raw)
 	}
 }
+
+// An invite's stripped state names the inviter (their member event), so
+// clients can show who invited.
+func TestInviteStateNamesInviter(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	if err := alice.SetDisplayName(t.Context(), "Alice A."); err != nil {
+		t.Fatal(err)
+	}
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invite := resp.Rooms.Invite[room.RoomID]
+	if invite == nil {
+		t.Fatal("no invite in sync")
+	}
+	for _, ev := range invite.State.Events {
+		if ev.Type == event.StateMember && ev.GetStateKey() == alice.UserID.String() {
+			if ev.Content.Raw["displayname"] != "Alice A." {
+				t.Fatalf("inviter's member event %v", ev.Content.Raw)
+			}
+			return
+		}
+	}
+	t.Fatalf("invite state has no member event of the inviter (%d events)", len(invite.State.Events))
+}
