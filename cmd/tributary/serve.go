@@ -309,7 +309,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Register:           registerLimit,
 		Messages:           limiter(rl, rl.Messages),
 	}).Register(engine)
-	admin.New(us, registerLimit).Register(engine)
+	var notices *admin.Notices
+	if cfg.ServerNotices.Enabled {
+		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
+	}
+	admin.New(us, registerLimit, notices).Register(engine)
 	inbound.New(us).Register(engine)
 	mediaSvc, err := newMedia(store, cfg, log)
 	if err != nil {

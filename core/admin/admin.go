@@ -17,10 +17,14 @@ import (
 type API struct {
 	users    *users.Service
 	register *httpx.Limiter
+	notices  *Notices
 }
 
-// New builds the handlers; register rate-limits shared-secret registration per IP.
-func New(u *users.Service, register *httpx.Limiter) *API { return &API{users: u, register: register} }
+// New builds the handlers; register rate-limits shared-secret registration
+// per IP; notices sends server notices (nil: off).
+func New(u *users.Service, register *httpx.Limiter, notices *Notices) *API {
+	return &API{users: u, register: register, notices: notices}
+}
 
 // Register adds the admin routes to r.
 func (a *API) Register(r gin.IRouter) {
@@ -33,6 +37,8 @@ func (a *API) Register(r gin.IRouter) {
 	adm.GET("/registration_tokens/:token", a.getToken)
 	adm.PUT("/registration_tokens/:token", a.updateToken)
 	adm.DELETE("/registration_tokens/:token", a.deleteToken)
+	adm.POST("/send_server_notice", a.sendServerNotice)
+	adm.PUT("/send_server_notice/:txnId", a.sendServerNotice)
 }
 
 func (a *API) requireAdmin(c *gin.Context) {

@@ -40,11 +40,13 @@ type Config struct {
 	WellKnown    WellKnown    `yaml:"well_known"`
 	Log          Log          `yaml:"log"`
 	Metrics      Metrics      `yaml:"metrics"`
-	Presence     Presence     `yaml:"presence"`
-	Rooms        Rooms        `yaml:"rooms"`
-	Media        Media        `yaml:"media"`
-	VoIP         VoIP         `yaml:"voip"`
-	Push         Push         `yaml:"push"`
+	// ServerNotices configures server notices.
+	ServerNotices ServerNotices `yaml:"server_notices"`
+	Presence      Presence      `yaml:"presence"`
+	Rooms         Rooms         `yaml:"rooms"`
+	Media         Media         `yaml:"media"`
+	VoIP          VoIP          `yaml:"voip"`
+	Push          Push          `yaml:"push"`
 	// AppServiceConfigFiles are appservice registration files (YAML).
 	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 }
@@ -157,6 +159,16 @@ type HTTP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
+// ServerNotices are messages from the server to a user (the admin API's
+// send_server_notice), sent by a system user in a notices room per user.
+type ServerNotices struct {
+	Enabled bool `yaml:"enabled"`
+	// Localpart of the system user that sends them (made on first use).
+	Localpart string `yaml:"system_mxid_localpart"`
+	// RoomName is the name of each user's notices room.
+	RoomName string `yaml:"room_name"`
+}
+
 type WellKnown struct {
 	// Server is the delegated "m.server" (host:port) for /.well-known/matrix/server;
 	// empty serves <server_name>:443.
@@ -216,12 +228,13 @@ func Default() *Config {
 			Register:           Rate{PerSecond: 0.17, Burst: 3},
 			Messages:           Rate{PerSecond: 0.2, Burst: 10},
 		},
-		HTTP:     HTTP{MaxBodyBytes: 1 << 20},
-		Log:      Log{Level: "info", Format: "text"},
-		Metrics:  Metrics{Listen: "127.0.0.1:9009"},
-		Presence: Presence{Enabled: true},
-		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
-		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
+		HTTP:          HTTP{MaxBodyBytes: 1 << 20},
+		Log:           Log{Level: "info", Format: "text"},
+		Metrics:       Metrics{Listen: "127.0.0.1:9009"},
+		Presence:      Presence{Enabled: true},
+		ServerNotices: ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},
+		Rooms:         Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
+		VoIP:          VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}

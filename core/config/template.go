@@ -80,6 +80,13 @@ log:
   # text or json.
   format: {{printf "%q" .Log.Format}}
 
+server_notices:
+  # Messages from the server to a user (admin API send_server_notice), sent
+  # by this system user (made on first use) in a notices room per user.
+  enabled: {{.ServerNotices.Enabled}}
+  system_mxid_localpart: {{printf "%q" .ServerNotices.Localpart}}
+  room_name: {{printf "%q" .ServerNotices.RoomName}}
+
 metrics:
   # Prometheus metrics at /metrics on their own listener (never the client
   # port). serve --metrics-listen HOST:PORT turns them on for one run.

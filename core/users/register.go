@@ -330,3 +330,42 @@ func (s *Service) LoginAppService(ctx context.Context, asID string, userID id.Us
 func (s *Service) AppServiceOwns(asID string, userID id.UserID) bool {
 	return s.opts.AppServiceOwns(asID, userID)
 }
+
+// systemUserType marks accounts the server made for itself.
+const systemUserType = "org.tributary.system"
+
+// EnsureSystemUser returns the local user of a server-side sender (the
+// server notices user), creating it without a password on first use: no
+// one logs in as it.
+func (s *Service) EnsureSystemUser(ctx context.Context, localpart string) (id.UserID, error) {
+	userID := s.UserID(localpart)
+	acc, err := s.store.GetAccount(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		_, _, err = s.createAccount(ctx, localpart, "", false, systemUserType, false, DeviceRequest{}, "")
+		if me, ok := types.AsError(err); !ok || me.Code != types.CodeUserInUse {
+			return userID, err
+		}
+		acc, err = s.store.GetAccount(ctx, userID) // made meanwhile
+	}
+	if err != nil {
+		return "", internal("get account", err)
+	}
+	if acc.UserType != systemUserType {
+		// Never speak for a person who registered the name first.
+		return "", types.NewError(http.StatusConflict, types.CodeUserInUse,
+			"The server's system user %s is taken by an ordinary account: configure another localpart", userID)
+	}
+	return userID, nil
+}
+
+// SetSystemAccountData stores account data for a user on the server's own
+// behalf (server notices tag the notices room of their user).
+func (s *Service) SetSystemAccountData(ctx context.Context, userID id.UserID, roomID id.RoomID, dataType string,
+	content json.RawMessage) error {
+	pos, err := s.store.PutAccountData(ctx, userID, roomID, dataType, content)
+	if err != nil {
+		return internal("put account data", err)
+	}
+	s.accountDataWritten(userID, pos)
+	return nil
+}

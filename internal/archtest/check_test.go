@@ -41,7 +41,7 @@ var designed = []string{
 	"core/httpx: github.com/gin-gonic/gin core/types core/canonicaljson",
 	"core/canonicaljson:",
 	"core/clientapi: github.com/gin-gonic/gin core/httpx core/rooms core/users core/sync core/types",
-	"core/admin: github.com/gin-gonic/gin core/httpx core/users",
+	"core/admin: github.com/gin-gonic/gin core/httpx core/users core/rooms",
 	"core/rooms: core/types core/events core/state core/stream core/push storage",
 	"core/sync: core/rooms core/stream storage",
 	"core/users: core/types storage",

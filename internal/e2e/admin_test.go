@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
@@ -459,4 +461,83 @@ func TestSharedSecretRegistration(t *testing.T) {
 		st, body = plain.Do(t, "GET", "/_matrix/client/v3/profile/"+string(userID("eve")), "", nil)
 		wantStatus(t, "eve's profile", st, body, http.StatusNotFound, "M_NOT_FOUND")
 	})
+}
+
+// Server notices (POST /_synapse/admin/v1/send_server_notice): the first
+// notice makes a notices room from the system user, with the user invited
+// and the room tagged m.server_notice; later ones go to the same room;
+// only admins may send, only to local users who exist; a PUT with a
+// transaction ID is idempotent.
+func TestServerNotices(t *testing.T) {
+	srv := startOpen(t)
+	if out, err := srv.Run(t, "", "user", "add", "admin", "--password", "admin password", "--admin"); err != nil {
+		t.Fatalf("user add admin: %v\n%s", err, out)
+	}
+	admin := login(t, srv, passwordLogin("admin", "admin password")).AccessToken
+	bob := register(t, srv, "bob", defaultPassword)
+	notice := func(token, path string, body map[string]any) (int, map[string]any) {
+		return srv.Do(t, map[bool]string{true: "PUT", false: "POST"}[path != ""],
+			"/_synapse/admin/v1/send_server_notice"+path, token, body)
+	}
+	body := map[string]any{"user_id": bob.UserID, "content": map[string]any{"msgtype": "m.text", "body": "Maintenance at noon"}}
+	code, res := notice(bob.AccessToken, "", body)
+	wantStatus(t, "a non-admin's notice", code, res, http.StatusForbidden, "M_FORBIDDEN")
+	code, res = notice(admin, "", body)
+	wantStatus(t, "first notice", code, res, http.StatusOK, "")
+	first := str(t, res, "event_id")
+
+	sync, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sync.Rooms.Invite) != 1 {
+		t.Fatalf("bob has %d invites, want the notices room", len(sync.Rooms.Invite))
+	}
+	var room id.RoomID
+	for r, inv := range sync.Rooms.Invite {
+		room = r
+		for _, ev := range inv.State.Events {
+			if ev.Type == event.StateMember && ev.GetStateKey() == bob.UserID.String() && ev.Sender != "@notices:localhost" {
+				t.Fatalf("invited by %s", ev.Sender)
+			}
+		}
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room); err != nil {
+		t.Fatal(err)
+	}
+	var tags event.TagEventContent
+	if err := bob.GetTagsWithCustomData(t.Context(), room, &tags); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tags.Tags["m.server_notice"]; !ok {
+		t.Fatalf("tags of the notices room: %v %v", tags.Tags, err)
+	}
+	code, res = notice(admin, "/txn1", map[string]any{"user_id": bob.UserID, "content": map[string]any{"msgtype": "m.text", "body": "Done"}})
+	wantStatus(t, "second notice", code, res, http.StatusOK, "")
+	second := str(t, res, "event_id")
+	code, res = notice(admin, "/txn1", map[string]any{"user_id": bob.UserID, "content": map[string]any{"msgtype": "m.text", "body": "Done"}})
+	if code != 200 || res["event_id"] != second {
+		t.Fatalf("retried notice: %d %v, want %s", code, res, second)
+	}
+	msgs, err := bob.Messages(t.Context(), room, "", "", mautrix.DirectionBackward, nil, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []id.EventID
+	for _, ev := range msgs.Chunk {
+		if ev.Type == event.EventMessage {
+			got = append(got, ev.ID)
+		}
+	}
+	if len(got) != 2 || got[0] != id.EventID(second) || got[1] != id.EventID(first) {
+		t.Fatalf("notices in the room %v, want %s then %s", got, first, second)
+	}
+	// Bob may read but not write there.
+	if _, err := bob.SendText(t.Context(), room, "hello?"); err == nil {
+		t.Fatal("bob could write in his notices room")
+	}
+	code, res = notice(admin, "", map[string]any{"user_id": "@nobody:localhost", "content": map[string]any{"body": "x"}})
+	wantStatus(t, "notice to a user who does not exist", code, res, http.StatusNotFound, "M_NOT_FOUND")
+	code, res = notice(admin, "", map[string]any{"user_id": "@bob:example.org", "content": map[string]any{"body": "x"}})
+	wantStatus(t, "notice to a remote user", code, res, http.StatusBadRequest, "M_INVALID_PARAM")
 }
