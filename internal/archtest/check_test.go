@@ -80,6 +80,7 @@ func TestRules(t *testing.T) {
 			name:  "core imports federation",
 			extra: []string{"core/rooms: federation/outbound"},
 			want: []string{
+				"core-outward core/admin federation/outbound",
 				"core-outward core/clientapi federation/outbound",
 				"core-outward core/rooms federation/outbound",
 				"core-outward core/sync federation/outbound",
