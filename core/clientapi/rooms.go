@@ -404,7 +404,8 @@ func (a *API) getEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ev, err := a.rooms.Event(c.Request.Context(), roomID, httpx.PrincipalOf(c).UserID, id.EventID(c.Param("eventId")))
+	p := httpx.PrincipalOf(c)
+	ev, err := a.rooms.EventForDevice(c.Request.Context(), roomID, p.UserID, p.DeviceID, id.EventID(c.Param("eventId")))
 	if err != nil {
 		httpx.Fail(c, err)
 		return

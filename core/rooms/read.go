@@ -433,6 +433,13 @@ func (s *Reader) EventAnywhere(ctx context.Context, user id.UserID, eventID id.E
 }
 
 func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*ClientEvent, error) {
+	return s.EventForDevice(ctx, roomID, user, "", eventID)
+}
+
+// EventForDevice is Event for a device (GET /event): the device's own
+// events carry unsigned.transaction_id, as in sync and /messages.
+func (s *Reader) EventForDevice(ctx context.Context, roomID id.RoomID, user id.UserID, device id.DeviceID,
+	eventID id.EventID) (*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -455,7 +462,7 @@ func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, ev
 	} else if !ok {
 		return nil, types.NotFound("Event not found")
 	}
-	out, err := s.formatter(rv).forUser(user).format(ctx, []*storage.Event{e})
+	out, err := s.formatter(rv).forUser(user).forDevice(device).format(ctx, []*storage.Event{e})
 	if err != nil {
 		return nil, err
 	}

@@ -378,3 +378,26 @@ func TestInviteStateNamesInviter(t *testing.T) {
 	}
 	t.Fatalf("invite state has no member event of the inviter (%d events)", len(invite.State.Events))
 }
+
+// GET /event gives the sending device its transaction ID, as sync does.
+func TestEventTransactionID(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := alice.SendMessageEvent(t.Context(), room.RoomID, event.EventMessage, map[string]any{"msgtype": "m.text",
+		"body": "hi"}, mautrix.ReqSendEvent{TransactionID: "my-txn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := alice.GetEvent(t.Context(), room.RoomID, resp.EventID)
+	if err != nil || ev.Unsigned.TransactionID != "my-txn" {
+		t.Fatalf("GET /event: transaction_id %q (%v)", ev.Unsigned.TransactionID, err)
+	}
+	other := login(t, srv, passwordLogin("alice", defaultPassword))
+	if ev, err := other.GetEvent(t.Context(), room.RoomID, resp.EventID); err != nil || ev.Unsigned.TransactionID != "" {
+		t.Fatalf("another device sees transaction_id %q (%v)", ev.Unsigned.TransactionID, err)
+	}
+}
