@@ -401,3 +401,30 @@ func TestEventTransactionID(t *testing.T) {
 		t.Fatalf("another device sees transaction_id %q (%v)", ev.Unsigned.TransactionID, err)
 	}
 }
+
+// /members?at= with a sync token gives the membership at that point.
+func TestMembersAt(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	bob := register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := alice.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   string
+		want int
+	}{{resp.NextBatch, 1}, {"", 2}} {
+		members, err := alice.Members(t.Context(), room.RoomID, mautrix.ReqMembers{At: tc.at})
+		if err != nil || len(members.Chunk) != tc.want {
+			t.Fatalf("members at %q: %d (%v), want %d", tc.at, len(members.Chunk), err, tc.want)
+		}
+	}
+}
