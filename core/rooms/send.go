@@ -22,7 +22,7 @@ type SendRequest struct {
 	Type     string
 	StateKey *string // nil for message events
 	Content  jsontext.Value
-	// TxnID makes PUT /send idempotent per device.
+	// TxnID makes PUT /send idempotent per device, room and event type.
 	TxnID string
 	// Timestamp overrides origin_server_ts (appservice "ts"); 0 means now.
 	Timestamp int64
@@ -80,7 +80,8 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	}
 	var txn *storage.EventTxn
 	if req.TxnID != "" {
-		txn = &storage.EventTxn{UserID: req.Sender, DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
+		txn = &storage.EventTxn{UserID: req.Sender, DeviceID: req.DeviceID, Endpoint: sendEndpoint(req.RoomID, req.Type),
+			TxnID: req.TxnID}
 	}
 	content, err := s.resolveRefs(ctx, req.Content)
 	if err != nil {
@@ -107,41 +108,21 @@ func (s *Reader) requireRoom(ctx context.Context, roomID id.RoomID) error {
 
 func storageNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
-// Endpoints whose transaction IDs share the event_txns table.
-const (
-	endpointSend   = "send"
-	endpointRedact = "redact"
-)
+// Transaction IDs are scoped by the device and the endpoint, its method
+// and path (client-server API, "Transaction identifiers"): the same ID in
+// another room, with another event type or for another redaction target is
+// another request. These name the paths of the endpoints that store
+// transaction IDs with their events, by their parameters: room and event
+// IDs hold no spaces, so the last parameter may (event types can).
 
-// txnKey is the stored key of a client transaction ID. Transaction IDs are
-// scoped to a device and one endpoint (client-server API, "Transaction
-// identifiers"): the same ID on PUT /send and PUT /redact names two
-// requests. /send keys are the ID itself (as stored before this scoping),
-// except that IDs starting with "~" get a second "~"; other endpoints' keys
-// start with "~" and a letter, so no two endpoints' keys can meet.
-// clientTxnID turns a stored transaction key back into the client's ID.
-func clientTxnID(key string) string {
-	switch {
-	case strings.HasPrefix(key, "~~"):
-		return key[1:]
-	case strings.HasPrefix(key, "~r"):
-		return key[2:]
-	}
-	return key
+// sendEndpoint is PUT /rooms/{roomId}/send/{eventType}/{txnId}.
+func sendEndpoint(roomID id.RoomID, evType string) string {
+	return "send " + string(roomID) + " " + evType
 }
 
-func txnKey(endpoint, txnID string) string {
-	switch endpoint {
-	case endpointSend:
-		if strings.HasPrefix(txnID, "~") {
-			return "~" + txnID
-		}
-		return txnID
-	case endpointRedact:
-		return "~r" + txnID
-	default:
-		panic("rooms: unknown transaction endpoint " + endpoint)
-	}
+// redactEndpoint is PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
+func redactEndpoint(roomID id.RoomID, target id.EventID) string {
+	return "redact " + string(roomID) + " " + string(target)
 }
 
 // Redact redacts an event: its sender may always, others need the redact power level.
@@ -183,7 +164,7 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	}
 	var txn *storage.EventTxn
 	if txnID != "" {
-		txn = &storage.EventTxn{UserID: sender, DeviceID: deviceID, TxnID: txnKey(endpointRedact, txnID)}
+		txn = &storage.EventTxn{UserID: sender, DeviceID: deviceID, Endpoint: redactEndpoint(roomID, target), TxnID: txnID}
 	}
 	return s.submit(ctx, roomID, &sendReq{proto: proto, txn: txn, redacts: target,
 		check: func(b *batchState) error {

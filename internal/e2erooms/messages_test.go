@@ -154,7 +154,8 @@ func coreFlow(t *testing.T, e *env, rv id.RoomVersion) {
 	}
 }
 
-// TestTransactionIDs checks that PUT /send is idempotent per device.
+// TestTransactionIDs checks that PUT /send and /redact are idempotent per
+// device and path (client-server API, "Transaction identifiers").
 func TestTransactionIDs(t *testing.T) { transactionIDsFlow(t, newEnv(t)) }
 
 func transactionIDsFlow(t *testing.T, e *env) {
@@ -213,6 +214,45 @@ func transactionIDsFlow(t *testing.T, e *env) {
 	}
 	if ev := must(alice.GetEvent(ctx(t), room, target)).of(t); ev.Unsigned.RedactedBecause == nil {
 		t.Fatal("target not redacted")
+	}
+
+	// The path scopes the ID: the same ID in another room, with another
+	// event type or for another redaction target is a new request (a
+	// bridge deriving IDs from remote message IDs lost messages when
+	// only the device scoped them).
+	room2 := createRoom(t, alice, nil)
+	sendTo := func(room id.RoomID, evType, txn string) id.EventID {
+		return must(alice.SendMessageEvent(ctx(t), room, event.Type{Type: evType, Class: event.MessageEventType},
+			map[string]any{"msgtype": "m.text", "body": "elsewhere"}, mautrix.ReqSendEvent{TransactionID: txn})).of(t).EventID
+	}
+	for _, tc := range []struct {
+		what   string
+		room   id.RoomID
+		evType string
+	}{{"in another room", room2, "m.room.message"}, {"with another event type", room, "org.example.other"}} {
+		got := sendTo(tc.room, tc.evType, "txn-1")
+		if got == first {
+			t.Fatalf("txn-1 %s returned the first event %s", tc.what, first)
+		}
+		if again := sendTo(tc.room, tc.evType, "txn-1"); again != got {
+			t.Fatalf("txn-1 %s: %s, then %s on retry", tc.what, got, again)
+		}
+	}
+	equal(t, "the other room's messages", bodies(timeline(t, alice, room2, mautrix.DirectionForward, 50)), []string{"elsewhere"})
+	target2 := send(alice, "txn-3", "to redact too")
+	res2 := must(alice.RedactEvent(ctx(t), room, target2, mautrix.ReqRedact{TxnID: "txn-2"})).of(t)
+	if res2.EventID == res.EventID {
+		t.Fatal("redacting another event with the same txn ID returned the first redaction")
+	}
+	if ev := must(alice.GetEvent(ctx(t), room, target2)).of(t); ev.Unsigned.RedactedBecause == nil {
+		t.Fatal("second target not redacted")
+	}
+	// unsigned.transaction_id is the client's ID, whatever the path.
+	msgs := must(alice.Messages(ctx(t), room2, "", "", mautrix.DirectionBackward, nil, 10)).of(t)
+	for _, ev := range msgs.Chunk {
+		if ev.Type == event.EventMessage && ev.Unsigned.TransactionID != "txn-1" {
+			t.Fatalf("transaction_id of the other room's message: %q", ev.Unsigned.TransactionID)
+		}
 	}
 }
 
