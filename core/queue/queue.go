@@ -67,7 +67,7 @@ type Options struct {
 	// A Reachable change (or Retry) ends the wait and starts over.
 	FirstBackoff time.Duration
 	MaxBackoff   time.Duration
-	Logger     *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Runner runs one delivery loop per consumer of a kind.
