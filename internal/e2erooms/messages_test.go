@@ -131,6 +131,44 @@ func coreFlow(t *testing.T, e *env, rv id.RoomVersion) {
 		}
 	}
 
+	// An m.room.redaction sent with PUT /send (spec v1.18, MSC4169) redacts
+	// as /redact does, in every room version: "redacts" moves to the top
+	// level before version 11; the rest of the content stays.
+	target := msgs[2]
+	sendRedaction := func(cli *mautrix.Client, txn string) (int, map[string]any) {
+		return e.do(t, cli, http.MethodPut, p("v3", "rooms", room, "send", "m.room.redaction", txn),
+			map[string]any{"redacts": target.ID, "reason": "via send", "org.example.extra": 1})
+	}
+	if code, body := sendRedaction(bob, "bob-red"); code != http.StatusForbidden {
+		t.Fatalf("bob redacting alice's message with /send: %d %v", code, body)
+	}
+	code, body := sendRedaction(alice, "send-red")
+	if code != http.StatusOK {
+		t.Fatalf("redaction with /send: %d %v", code, body)
+	}
+	viaSend := id.EventID(body["event_id"].(string))
+	if _, again := sendRedaction(alice, "send-red"); again["event_id"] != string(viaSend) {
+		t.Fatalf("retry of the /send redaction gave %v, was %s", again["event_id"], viaSend)
+	}
+	if because, _ := path(e.rawEvent(t, bob, room, target.ID), "unsigned", "redacted_because").(map[string]any); because == nil ||
+		because["event_id"] != string(viaSend) {
+		t.Fatalf("target of the /send redaction: redacted_because %v, want %s", because, viaSend)
+	}
+	red = e.rawEvent(t, bob, room, viaSend)
+	if red["redacts"] != string(target.ID) || path(red, "content", "reason") != "via send" ||
+		path(red, "content", "org.example.extra") != float64(1) {
+		t.Fatalf("v%s redaction sent with /send: %v", rv, red)
+	}
+	if inContent := path(red, "content", "redacts"); (rv == "10") != (inContent == nil) {
+		t.Fatalf("v%s redaction sent with /send has content.redacts %v", rv, inContent)
+	}
+	for _, bad := range []map[string]any{{}, {"redacts": 5}, {"redacts": "not an event ID"}} {
+		code, body := e.do(t, alice, http.MethodPut, p("v3", "rooms", room, "send", "m.room.redaction", fmt.Sprint("bad", bad)), bad)
+		if code != http.StatusBadRequest {
+			t.Fatalf("redaction with content %v: %d %v", bad, code, body)
+		}
+	}
+
 	// The redaction algorithm keeps power levels' "invite" from version 11 on.
 	pl := stateOf(t, alice, room, "m.room.power_levels", "")
 	pl["invite"] = 0
