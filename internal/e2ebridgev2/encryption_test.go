@@ -21,18 +21,23 @@ const devicesRoute = "/_matrix/client/v3/devices/:deviceId"
 // encryption, the two ways its bot gets a device: logging in with
 // m.login.application_service (the bridge exits at start unless GET /login
 // lists that flow), and MSC4190, where the appservice creates the device
-// with PUT /devices/{deviceId} and acts as it with ?device_id= — with
-// appservice-mode encryption (MSC2409/MSC3202) and self-signing, which
-// uploads cross-signing keys as the appservice. Either way the bot's device
-// keys end up on the server for users to encrypt to; an MSC4190 bridge
-// started again finds its device (200, not 201) and keys.
+// with PUT /devices/{deviceId} and acts as it with ?device_id= (syncing
+// that way too) — with self-signing, which uploads cross-signing keys as
+// the appservice. Either way the bot's device keys end up on the server
+// for users to encrypt to; an MSC4190 bridge started again finds its
+// device (200, not 201) and keys.
+//
+// Not in appservice-mode encryption (MSC2409/MSC3202, which
+// internal/e2eappservice covers): mautrix v0.26.0 registers its device
+// list handler after its event processor starts, a data race the race
+// detector reports when the server's first transaction comes quickly.
 func TestBridgev2Encryption(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		encryption bridgeconfig.EncryptionConfig
 	}{
 		{"appservice login", bridgeconfig.EncryptionConfig{Allow: true, Default: true}},
-		{"MSC4190", bridgeconfig.EncryptionConfig{Allow: true, Default: true, Appservice: true, MSC4190: true, SelfSign: true}},
+		{"MSC4190", bridgeconfig.EncryptionConfig{Allow: true, Default: true, MSC4190: true, SelfSign: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -46,9 +51,6 @@ func TestBridgev2Encryption(t *testing.T) {
 			cfg := bridgeConfig(asURL, tmp, 10, 10)
 			cfg.Encryption = tc.encryption
 			cfg.Encryption.PickleKey = "e2ebridgev2 pickle key"
-			// Appservice-mode encryption receives to-device messages and
-			// key counts in transactions.
-			cfg.AppService.EphemeralEvents = tc.encryption.Appservice
 			reg := cfg.GenerateRegistration()
 			regPath := filepath.Join(tmp, "registration.yaml")
 			if err := reg.Save(regPath); err != nil {
