@@ -54,8 +54,9 @@ type Receipts interface {
 // ToDevice stores to-device messages until their device acknowledges them.
 type ToDevice interface {
 	// QueueToDevice stores messages with consecutive positions, unless the
-	// sender's device already sent txnID (then it does nothing and returns 0).
-	QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID string, msgs []*ToDeviceMessage) (int64, error)
+	// sender's device already sent txnID for the event type (then it does
+	// nothing and returns 0).
+	QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, evType, txnID string, msgs []*ToDeviceMessage) (int64, error)
 	// ToDeviceSince lists a device's messages in (since, upto], at most limit.
 	ToDeviceSince(ctx context.Context, userID id.UserID, deviceID id.DeviceID, since, upto int64, limit int) ([]*ToDeviceMessage, error)
 	// ToDeviceRange lists the messages of every device in (since, upto],

@@ -106,10 +106,14 @@ type EventWrite struct {
 	PushQueue []PushQueued
 }
 
-// EventTxn maps a client's transaction ID to the event it created.
+// EventTxn maps a client's transaction ID to the event it created. A
+// transaction ID is scoped by the device and the endpoint (client-server
+// API, "Transaction identifiers"): the request's method and path without
+// the ID, in a form core/rooms chooses.
 type EventTxn struct {
 	UserID   id.UserID
 	DeviceID id.DeviceID
+	Endpoint string
 	TxnID    string
 	EventID  id.EventID
 }
@@ -172,7 +176,7 @@ type Rooms interface {
 	// RoomMembers lists the current members of a room with the given memberships (all when empty).
 	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]CurrentMember, error)
 
-	GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, txnID string) (id.EventID, error)
+	GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, endpoint, txnID string) (id.EventID, error)
 
 	CreateAlias(ctx context.Context, a *RoomAlias) error
 	GetAlias(ctx context.Context, alias id.RoomAlias) (*RoomAlias, error)
@@ -226,6 +230,6 @@ type RelationReader interface {
 
 // TxnLookup finds the client transactions that made events.
 type TxnLookup interface {
-	// TxnIDsOf maps the given events sent by the user's device to their stored transaction keys.
+	// TxnIDsOf maps the given events sent by the user's device to their client transaction IDs.
 	TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error)
 }

@@ -125,6 +125,9 @@ type Devices interface {
 	// UpsertDevice inserts the device or, if it exists, keeps it as it is
 	// (apart from an empty display name being filled in).
 	UpsertDevice(ctx context.Context, d *Device) error
+	// CreateDevice inserts the device unless it exists (then it changes
+	// nothing); it reports whether it inserted it.
+	CreateDevice(ctx context.Context, d *Device) (bool, error)
 	GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*Device, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*Device, error)
 	SetDeviceDisplayName(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name string) error

@@ -44,6 +44,9 @@ type Pusher struct {
 	keys     Keys
 	notifier stream.Notifier
 	runner   *queue.Runner
+	// backoff is the first and the longest wait after failed deliveries
+	// (zero: core/queue's defaults).
+	backoff [2]time.Duration
 }
 
 var _ queue.Deliverer = (*Pusher)(nil)
@@ -63,8 +66,16 @@ func New(store Store, reg *registry.Registry, r *rooms.Reader, n stream.Notifier
 		o(p)
 	}
 	var err error
-	p.runner, err = queue.New(store, stream.KindAppService, p, n, queue.Options{Limit: maxEvents, Logger: log})
+	p.runner, err = queue.New(store, stream.KindAppService, p, n, queue.Options{Limit: maxEvents, Logger: log,
+		FirstBackoff: p.backoff[0], MaxBackoff: p.backoff[1]})
 	return p, err
+}
+
+// WithRetryBackoff sets the wait after a failed delivery, doubled after
+// each further failure up to longest. The wait ends early when the
+// appservice shows it is back (appservice/routes publishes that).
+func WithRetryBackoff(first, longest time.Duration) Option {
+	return func(p *Pusher) { p.backoff = [2]time.Duration{first, longest} }
 }
 
 // Start begins delivery (and resumes whatever is queued from before).

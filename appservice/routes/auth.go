@@ -1,7 +1,9 @@
 // Package routes holds what appservices add to the client-server API:
 // as_token authentication with masquerading (this file), ping, third-party
-// lookups and batch send. The rules are core/bridging's; these are the HTTP
-// edges. It imports core services, core/httpx and appservice/registry.
+// lookups, batch send, and telling the delivery queues that an appservice
+// is back (reachable.go). The rules are core/bridging's; these are the HTTP
+// edges. It imports core services, core/httpx, core/stream and
+// appservice/registry.
 package routes
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 )
@@ -23,6 +26,19 @@ type Authenticator struct {
 	Users    *users.Service
 	// Bridging decides whom an appservice may act as.
 	Bridging *bridging.Service
+	// reach hears that appservices are up (nil: nobody listens).
+	reach *reachability
+}
+
+// NewAuthenticator builds the authenticator; through n (nil: none) it
+// tells the appservice delivery queues that an appservice they failed to
+// reach is making requests again.
+func NewAuthenticator(reg *registry.Registry, us *users.Service, b *bridging.Service, n stream.Notifier) *Authenticator {
+	a := &Authenticator{Registry: reg, Users: us, Bridging: b}
+	if n != nil {
+		a.reach = newReachability(n)
+	}
+	return a
 }
 
 var (
@@ -34,6 +50,7 @@ var (
 // Authenticate handles users' access tokens (no request at hand to masquerade).
 func (a *Authenticator) Authenticate(ctx context.Context, token, ip string) (*types.Principal, error) {
 	if as := a.Registry.ByASToken(token); as != nil {
+		a.reach.heardFrom(as.Reg.ID)
 		return &types.Principal{Kind: types.PrincipalAppService, UserID: as.Sender, AppServiceID: as.Reg.ID}, nil
 	}
 	return a.Users.Authenticate(ctx, token, ip)
@@ -47,6 +64,7 @@ func (a *Authenticator) AuthenticateRequest(r *http.Request, token, ip string) (
 	if as == nil {
 		return a.Users.Authenticate(r.Context(), token, ip)
 	}
+	a.reach.heardFrom(as.Reg.ID)
 	q := r.URL.Query()
 	device := id.DeviceID(q.Get("device_id"))
 	if device == "" {

@@ -21,13 +21,13 @@ import (
 // API serves the appservice-only client endpoints.
 type API struct {
 	registry *registry.Registry
-	auth     httpx.Authenticator
+	auth     *Authenticator
 	bridging *bridging.Service
 	client   *http.Client
 }
 
 // NewAPI builds the handlers.
-func NewAPI(reg *registry.Registry, auth httpx.Authenticator, b *bridging.Service) *API {
+func NewAPI(reg *registry.Registry, auth *Authenticator, b *bridging.Service) *API {
 	return &API{registry: reg, auth: auth, bridging: b, client: &http.Client{Timeout: 15 * time.Second}}
 }
 
@@ -63,7 +63,11 @@ func (a *API) ping(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.OK(c, gin.H{"duration_ms": time.Since(start).Milliseconds()})
+	took := time.Since(start).Milliseconds()
+	// The appservice answers: what waits for it goes now, whatever the
+	// retry backoff said.
+	a.auth.reach.answered(as.Reg.ID)
+	httpx.OK(c, gin.H{"duration_ms": took})
 }
 
 // call POSTs /_matrix/app/v1/ping and maps failures to the spec's errcodes.

@@ -168,7 +168,7 @@ var contractOps = []contractOp{
 	{name: "masquerading outside the namespace", status: 403, code: "M_FORBIDDEN", send: &sendOp{user: human, body: "x"}},
 	{name: "masquerading as an unregistered ghost", status: 403, code: "M_FORBIDDEN",
 		send: &sendOp{user: "@_bridge_nobody:localhost", body: "x"}},
-	{name: "an unknown device", status: 403, code: "M_FORBIDDEN", send: &sendOp{user: alice, device: "NOPE", body: "x"}},
+	{name: "an unknown device", status: 400, code: "M_UNKNOWN_DEVICE", send: &sendOp{user: alice, device: "NOPE", body: "x"}},
 	{name: "ts not a number", status: 400, code: "M_INVALID_PARAM", send: &sendOp{user: alice, ts: "soon", body: "x"}},
 	{name: "ts zero", status: 400, code: "M_INVALID_PARAM", send: &sendOp{user: alice, ts: "0", body: "x"}},
 	{name: "human's own ts is ignored", status: 200, send: &sendOp{human: true, ts: "8000", body: "h0"}},

@@ -240,12 +240,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 			_ = os.Remove(controlPath(cfg))
 		}()
 	}
-	auth := &routes.Authenticator{Registry: appservices, Users: us, Bridging: core.bridging}
+	auth := routes.NewAuthenticator(appservices, us, core.bridging, notifier)
 	syncer, err := tsync.New(rs.Reader, eph, pushRules, store, notifier, tsync.WithDeviceLists(keysSvc))
 	if err != nil {
 		return err
 	}
-	asPusher, err := pusher.New(store, appservices, rs.Reader, notifier, log, pusher.WithEphemeral(eph, keysSvc))
+	asPusher, err := pusher.New(store, appservices, rs.Reader, notifier, log, pusher.WithEphemeral(eph, keysSvc),
+		pusher.WithRetryBackoff(cfg.AppServices.RetryBackoff.Duration, cfg.AppServices.MaxRetryBackoff.Duration))
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func TestMasquerade(t *testing.T) {
 		{name: "the sender", as: "as", wantUser: "@bot:hs"},
 		{name: "a ghost", as: "as", user: "@_ga:hs", wantUser: "@_ga:hs"},
 		{name: "a ghost's device", as: "as", user: "@_ga:hs", device: "DEV", wantUser: "@_ga:hs"},
-		{name: "an unknown device", as: "as", user: "@_ga:hs", device: "NOPE", want: types.CodeForbidden},
+		{name: "an unknown device", as: "as", user: "@_ga:hs", device: "NOPE", want: types.CodeUnknownDevice},
 		{name: "outside the namespace", as: "as", user: "@human:hs", want: types.CodeForbidden},
 		{name: "not registered", as: "as", user: "@_gnew:hs", want: types.CodeForbidden},
 		{name: "unknown appservice", as: "other", want: types.CodeForbidden},

@@ -2,6 +2,7 @@ package bridging
 
 import (
 	"context"
+	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -33,7 +34,9 @@ func (s *Service) Masquerade(ctx context.Context, asID string, user id.UserID, d
 	if deviceID != "" {
 		if _, err := s.accounts.GetDevice(ctx, user, deviceID); err != nil {
 			if notFound(err) {
-				return nil, types.Forbidden("Unknown device %s of %s", deviceID, user)
+				// Application service API, "Identity assertion" (v1.17).
+				return nil, types.NewError(http.StatusBadRequest, types.CodeUnknownDevice, "Unknown device %s of %s",
+					deviceID, user)
 			}
 			return nil, err
 		}

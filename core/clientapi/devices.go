@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"encoding/json"
+	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -67,6 +68,21 @@ func (a *API) putDevice(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
+	if p.Kind == types.PrincipalAppService {
+		// Appservices create devices for their users this way (spec v1.17,
+		// MSC4190): 201 when the device is new, 200 when it existed.
+		created, err := a.users.PutAppServiceDevice(ctx, p.UserID, deviceParam(c), req.DisplayName)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		c.JSON(status, httpx.Empty)
+		return
+	}
 	var err error
 	if req.DisplayName != nil {
 		err = a.users.RenameDevice(ctx, p.UserID, deviceParam(c), *req.DisplayName)
@@ -92,6 +108,12 @@ func (a *API) deleteDevice(c *gin.Context) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
 	dev := deviceParam(c)
+	if p.Kind == types.PrincipalAppService {
+		// No UIA for appservices, and a device that is gone already is
+		// deleted (spec: "removed, or had been removed previously").
+		a.deleteWithUIA(c, nil, "", []id.DeviceID{dev})
+		return
+	}
 	if _, err := a.users.GetDevice(ctx, p.UserID, dev); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -117,19 +139,25 @@ func (a *API) deleteDevices(c *gin.Context) {
 }
 
 // deleteWithUIA confirms the user's password, then deletes the devices.
+// Appservices are not asked (application service API, "Deleting devices").
 func (a *API) deleteWithUIA(c *gin.Context, auth json.RawMessage, endpoint string, devices []id.DeviceID) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	res, err := a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: p.UserID, Endpoint: endpoint,
-		Flows: users.PasswordFlows})
-	if err != nil {
-		httpx.Fail(c, err)
-		return
+	var res *users.UIAResult
+	if p.Kind != types.PrincipalAppService {
+		var err error
+		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: auth, UserID: p.UserID, Endpoint: endpoint,
+			Flows: users.PasswordFlows}); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
 	}
 	if err := a.users.DeleteDevices(ctx, p.UserID, devices); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	a.users.FinishUIA(ctx, res)
+	if res != nil {
+		a.users.FinishUIA(ctx, res)
+	}
 	httpx.OK(c, httpx.Empty)
 }

@@ -145,12 +145,18 @@ func (a *API) deviceSigningUpload(c *gin.Context) {
 	}
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	needs, err := a.keys.NeedsUIA(ctx, p.UserID, &req.DeviceSigningRequest)
-	if err != nil {
-		httpx.Fail(c, err)
-		return
+	// Appservices replace their users' keys without UIA (application
+	// service API, "Cross-signing", spec v1.17).
+	needs := false
+	if p.Kind != types.PrincipalAppService {
+		var err error
+		if needs, err = a.keys.NeedsUIA(ctx, p.UserID, &req.DeviceSigningRequest); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
 	}
 	var res *users.UIAResult
+	var err error
 	if needs {
 		if res, err = a.users.CheckUIA(ctx, &users.UIARequest{Auth: req.Auth, UserID: p.UserID,
 			Endpoint: "keys/device_signing/upload", Flows: users.PasswordFlows}); err != nil {

@@ -25,10 +25,15 @@ func (a *API) registerAuth(g gin.IRouter, auth gin.HandlerFunc) {
 }
 
 // GET /_matrix/client/v3/login
+//
+// m.login.application_service is listed although only appservices can use
+// it: bridges read the list before logging in their bot (mautrix exits
+// when the flow is missing), and Synapse lists it the same way.
 func (a *API) loginFlows(c *gin.Context) {
 	httpx.OK(c, gin.H{"flows": []gin.H{
 		{"type": "m.login.password"},
 		{"type": "m.login.token", "get_login_token": true},
+		{"type": "m.login.application_service"},
 	}})
 }
 

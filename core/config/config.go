@@ -48,7 +48,17 @@ type Config struct {
 	VoIP          VoIP          `yaml:"voip"`
 	Push          Push          `yaml:"push"`
 	// AppServiceConfigFiles are appservice registration files (YAML).
-	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
+	AppServiceConfigFiles []string    `yaml:"app_service_config_files"`
+	AppServices           AppServices `yaml:"app_services"`
+}
+
+// AppServices tunes the delivery of transactions to appservices.
+type AppServices struct {
+	// RetryBackoff is the wait after a failed delivery, doubled after each
+	// further failure up to MaxRetryBackoff. A successful ping from the
+	// appservice, or a request it makes, retries at once.
+	RetryBackoff    Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff Duration `yaml:"max_retry_backoff"`
 }
 
 type Media struct {
@@ -234,6 +244,7 @@ func Default() *Config {
 		Presence:      Presence{Enabled: true},
 		ServerNotices: ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},
 		Rooms:         Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
+		AppServices:   AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
 		VoIP:          VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
@@ -376,6 +387,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rooms.WriterIdle.Duration < 10*time.Millisecond {
 		return errors.New("rooms.writer_idle: must be at least 10ms")
+	}
+	if r := c.AppServices; r.RetryBackoff.Duration < 10*time.Millisecond || r.MaxRetryBackoff.Duration < r.RetryBackoff.Duration {
+		return errors.New("app_services: retry_backoff must be at least 10ms and max_retry_backoff at least retry_backoff")
 	}
 	if c.VoIP.TurnUserLifetime.Duration < time.Minute {
 		return errors.New("voip.turn_user_lifetime: must be at least 1m")

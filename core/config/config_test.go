@@ -17,6 +17,7 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.Media.URLPreviews.AllowedRanges = []string{"127.0.0.0/8", "::1/128"}
 	want.Push.AllowedRanges = []string{"10.1.0.0/16"}
 	want.AppServiceConfigFiles = []string{"/etc/tributary/discord.yaml"}
+	want.AppServices.MaxRetryBackoff = Duration{time.Hour}
 	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
 	want.VoIP = VoIP{TurnURIs: []string{"turn:turn.example.org:3478?transport=udp"}, TurnSharedSecret: "s3cret",
 		TurnUserLifetime: Duration{12 * time.Hour}}
@@ -75,6 +76,7 @@ func TestValidate(t *testing.T) {
 		"http.max_body_bytes":        func(c *Config) { c.HTTP.MaxBodyBytes = 1 },
 		"push.allowed_ranges":        func(c *Config) { c.Push.AllowedRanges = []string{"10.1.0.0"} },
 		"auth.access_token_lifetime": func(c *Config) { c.Auth.AccessTokenLifetime = Duration{time.Second} },
+		"app_services":               func(c *Config) { c.AppServices.MaxRetryBackoff = Duration{time.Millisecond} },
 	}
 	for key, mutate := range cases {
 		c := Default()

@@ -121,6 +121,13 @@ push:
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]
 
+app_services:
+  # After a failed delivery to an appservice, wait this long before retrying,
+  # twice as long after each further failure, at most max_retry_backoff. A
+  # successful ping from the appservice, or any request it makes, retries at once.
+  retry_backoff: {{.AppServices.RetryBackoff}}
+  max_retry_backoff: {{.AppServices.MaxRetryBackoff}}
+
 media:
   # Largest upload accepted, in bytes.
   max_upload_bytes: {{.Media.MaxUploadBytes}}

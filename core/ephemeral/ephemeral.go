@@ -376,7 +376,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 		}
 		return cmp.Compare(a.DeviceID, b.DeviceID)
 	})
-	pos, err := s.store.QueueToDevice(ctx, sender, senderDevice, txnID, msgs)
+	pos, err := s.store.QueueToDevice(ctx, sender, senderDevice, evType, txnID, msgs)
 	if err != nil {
 		return err
 	}

@@ -62,10 +62,12 @@ type Deliverer interface {
 type Options struct {
 	// Limit bounds the queued events of one transaction (default 100).
 	Limit int
-	// MaxBackoff bounds the wait between failed deliveries (default 5m;
-	// the first wait is a second, doubled after each failure).
-	MaxBackoff time.Duration
-	Logger     *slog.Logger
+	// FirstBackoff is the wait after a failed delivery (default 1s),
+	// doubled after each further failure up to MaxBackoff (default 5m).
+	// A Reachable change (or Retry) ends the wait and starts over.
+	FirstBackoff time.Duration
+	MaxBackoff   time.Duration
+	Logger       *slog.Logger
 }
 
 // Runner runs one delivery loop per consumer of a kind.
@@ -77,11 +79,15 @@ type Runner struct {
 	opts     Options
 	log      *slog.Logger
 
-	mu    sync.Mutex
-	wakes map[string]chan struct{}
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	signals map[string]signals
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
+
+// signals wake one consumer's loop: wake when there may be something to
+// send, retry when the consumer is reachable again.
+type signals struct{ wake, retry chan struct{} }
 
 // New builds the runner of a kind of consumer; n (nil: none) wakes it when
 // a commit queued something for one of its consumers.
@@ -92,6 +98,9 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 	if opts.Limit <= 0 {
 		opts.Limit = 100
 	}
+	if opts.FirstBackoff <= 0 {
+		opts.FirstBackoff = time.Second
+	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Minute
 	}
@@ -99,7 +108,7 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 		opts.Logger = slog.Default()
 	}
 	return &Runner{store: store, kind: kind, d: d, notifier: n, opts: opts, log: opts.Logger,
-		wakes: map[string]chan struct{}{}}, nil
+		signals: map[string]signals{}}, nil
 }
 
 // Start runs the consumers' loops, each resuming what it has queued or in
@@ -108,10 +117,10 @@ func (r *Runner) Start(ctx context.Context, consumers []string) {
 	ctx, r.stop = context.WithCancel(ctx)
 	r.mu.Lock()
 	for _, c := range consumers {
-		wake := make(chan struct{}, 1)
-		r.wakes[c] = wake
+		s := signals{wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
+		r.signals[c] = s
 		r.wg.Add(1)
-		go r.loop(ctx, c, wake)
+		go r.loop(ctx, c, s)
 	}
 	r.mu.Unlock()
 	if r.notifier != nil {
@@ -127,10 +136,18 @@ func (r *Runner) Stop() {
 	}
 }
 
-// observe wakes the consumers a change queued events for.
+// observe wakes the consumers a change queued events for, and retries the
+// ones it says are reachable again.
 func (r *Runner) observe(c stream.Change) {
 	for _, q := range c.Queued {
-		if q.Kind == r.kind {
+		if q.Kind != r.kind {
+			continue
+		}
+		switch c.Stream {
+		case stream.Unreachable:
+		case stream.Reachable:
+			r.Retry(q.ID)
+		default:
 			r.Wake(q.ID)
 		}
 	}
@@ -139,19 +156,30 @@ func (r *Runner) observe(c stream.Change) {
 // Wake tells consumers' loops there may be something to send (the
 // Deliverer's own news, such as ephemeral data).
 func (r *Runner) Wake(consumers ...string) {
+	r.signal(consumers, func(s signals) chan struct{} { return s.wake })
+}
+
+// Retry tells consumers' loops that their consumers are reachable again:
+// a consumer waiting after failed deliveries is retried at once, and its
+// backoff starts over. Other processes ask through a Reachable change.
+func (r *Runner) Retry(consumers ...string) {
+	r.signal(consumers, func(s signals) chan struct{} { return s.retry })
+}
+
+func (r *Runner) signal(consumers []string, which func(signals) chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range consumers {
-		if w, ok := r.wakes[c]; ok {
+		if s, ok := r.signals[c]; ok {
 			select {
-			case w <- struct{}{}:
+			case which(s) <- struct{}{}:
 			default:
 			}
 		}
 	}
 }
 
-func (r *Runner) loop(ctx context.Context, consumer string, wake chan struct{}) {
+func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 	defer r.wg.Done()
 	backoff := time.Duration(0)
 	for {
@@ -160,7 +188,13 @@ func (r *Runner) loop(ctx context.Context, consumer string, wake chan struct{}) 
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			backoff = min(max(2*backoff, time.Second), r.opts.MaxBackoff)
+			backoff = min(max(2*backoff, r.opts.FirstBackoff), r.opts.MaxBackoff)
+			if r.notifier != nil {
+				// Whoever hears from the consumer again (its requests may
+				// reach another process) tells the Runner with Reachable.
+				r.notifier.Publish(stream.Change{Stream: stream.Unreachable,
+					Queued: []stream.Consumer{{Kind: r.kind, ID: consumer}}})
+			}
 			r.log.Warn("delivery failed", "kind", r.kind, "consumer", consumer, "retry_in", backoff, "err", err)
 		case more:
 			backoff = 0
@@ -175,11 +209,16 @@ func (r *Runner) loop(ctx context.Context, consumer string, wake chan struct{}) 
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
+		case <-s.retry:
+			backoff = 0
+		case <-s.wake:
 			if backoff > 0 {
-				// A failing consumer is retried on its schedule, not on every event.
+				// A failing consumer is retried on its schedule, not on
+				// every event, unless it shows it is back.
 				select {
 				case <-timer:
+				case <-s.retry:
+					backoff = 0
 				case <-ctx.Done():
 					return
 				}

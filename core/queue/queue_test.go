@@ -203,3 +203,80 @@ func (d *chanDeliverer) Deliver(_ context.Context, _ string, t *Txn) error {
 	return nil
 }
 func (d *chanDeliverer) Acked(context.Context, string, *Txn) error { return nil }
+
+// flakyDeliverer fails until told otherwise and reports each attempt.
+type flakyDeliverer struct {
+	mu       sync.Mutex
+	fail     bool
+	attempts chan bool // each attempt: whether it was delivered
+}
+
+func (d *flakyDeliverer) Open(_ context.Context, _ string, pending []int64) (*Plan, bool, error) {
+	if len(pending) == 0 {
+		return nil, false, nil
+	}
+	return &Plan{}, false, nil
+}
+
+func (d *flakyDeliverer) Deliver(context.Context, string, *Txn) error {
+	d.mu.Lock()
+	fail := d.fail
+	d.mu.Unlock()
+	d.attempts <- !fail
+	if fail {
+		return errors.New("consumer down")
+	}
+	return nil
+}
+
+func (d *flakyDeliverer) Acked(context.Context, string, *Txn) error { return nil }
+
+// A failed delivery is published as Unreachable; a Reachable change ends
+// the backoff at once (here an hour, which the test would not outlast).
+func TestRunnerRetriesWhenReachable(t *testing.T) {
+	store := openStore(t)
+	n := stream.NewLocal(stream.Positions{})
+	unreachable := make(chan string, 10)
+	n.Observe(func(c stream.Change) {
+		if c.Stream == stream.Unreachable {
+			for _, q := range c.Queued {
+				unreachable <- q.Kind + "/" + q.ID
+			}
+		}
+	})
+	d := &flakyDeliverer{fail: true, attempts: make(chan bool, 10)}
+	r, _ := New(store, "test", d, n, Options{FirstBackoff: time.Hour, MaxBackoff: time.Hour})
+	queueEvents(t, store, 1, storage.Consumer{Kind: "test", ID: "a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.Start(ctx, []string{"a"})
+	defer r.Stop()
+	wait := func(what string, ch <-chan bool) bool {
+		t.Helper()
+		select {
+		case v := <-ch:
+			return v
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", what)
+		}
+		return false
+	}
+	if wait("first attempt", d.attempts) {
+		t.Fatal("the first attempt was delivered")
+	}
+	select {
+	case got := <-unreachable:
+		if got != "test/a" {
+			t.Fatalf("Unreachable for %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failure was not published")
+	}
+	d.mu.Lock()
+	d.fail = false
+	d.mu.Unlock()
+	n.Publish(stream.Change{Stream: stream.Reachable, Queued: []stream.Consumer{{Kind: "test", ID: "a"}}})
+	if !wait("retry after Reachable", d.attempts) {
+		t.Fatal("the retry failed")
+	}
+}

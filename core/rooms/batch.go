@@ -46,8 +46,11 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 		if err := checkType(p.Type, p.StateKey); err != nil {
 			return nil, err
 		}
-		if err := checkSendable(p.Type, p.StateKey); err != nil {
+		if err := checkSendable(p.Type); err != nil {
 			return nil, err
+		}
+		if p.StateKey == nil && p.Type == "m.room.redaction" {
+			return nil, types.InvalidParam("Redactions cannot be batch sent; use the redact endpoint")
 		}
 		if p.Type == "m.room.canonical_alias" && p.StateKey != nil {
 			return nil, types.InvalidParam("m.room.canonical_alias cannot be batch sent; use the state endpoint")

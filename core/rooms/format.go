@@ -87,8 +87,8 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 		return err
 	}
 	for _, ce := range out {
-		if key, ok := txns[ce.EventID]; ok {
-			ce.Unsigned["transaction_id"] = clientTxnID(key)
+		if txnID, ok := txns[ce.EventID]; ok {
+			ce.Unsigned["transaction_id"] = txnID
 		}
 	}
 	return nil

@@ -26,7 +26,7 @@ type SendRequest struct {
 	Type     string
 	StateKey *string // nil for message events
 	Content  jsontext.Value
-	// TxnID makes PUT /send idempotent per device.
+	// TxnID makes PUT /send idempotent per device, room and event type.
 	TxnID string
 	// Timestamp overrides origin_server_ts (appservice "ts"); 0 means now.
 	Timestamp int64
@@ -53,14 +53,11 @@ func checkContent(c jsontext.Value) error {
 	return nil
 }
 
-// checkSendable refuses the events that have their own endpoints: the
-// create event (createRoom) and redactions (the redact endpoint).
-func checkSendable(evType string, stateKey *string) error {
+// checkSendable refuses the create event, which has its own endpoint
+// (createRoom). Redactions may be sent (spec v1.18, MSC4169).
+func checkSendable(evType string) error {
 	if evType == "m.room.create" {
 		return types.Forbidden("m.room.create can only be sent by createRoom")
-	}
-	if stateKey == nil && evType == "m.room.redaction" {
-		return types.InvalidParam("Use the redact endpoint to redact events")
 	}
 	return nil
 }
@@ -76,8 +73,11 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if err := checkContent(req.Content); err != nil {
 		return "", err
 	}
-	if err := checkSendable(req.Type, req.StateKey); err != nil {
+	if err := checkSendable(req.Type); err != nil {
 		return "", err
+	}
+	if req.Type == "m.room.redaction" && req.StateKey == nil {
+		return s.sendRedaction(ctx, req)
 	}
 	if err := s.requireRoom(ctx, req.RoomID); err != nil {
 		return "", err
@@ -89,7 +89,8 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	}
 	var txn *storage.EventTxn
 	if req.TxnID != "" {
-		txn = &storage.EventTxn{UserID: req.Sender, DeviceID: req.DeviceID, TxnID: txnKey(endpointSend, req.TxnID)}
+		txn = &storage.EventTxn{UserID: req.Sender, DeviceID: req.DeviceID, Endpoint: sendEndpoint(req.RoomID, req.Type),
+			TxnID: req.TxnID}
 	}
 	content, err := s.resolveRefs(ctx, req.Content)
 	if err != nil {
@@ -145,49 +146,78 @@ func (s *Reader) requireRoom(ctx context.Context, roomID id.RoomID) error {
 
 func storageNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
-// Endpoints whose transaction IDs share the event_txns table.
-const (
-	endpointSend   = "send"
-	endpointRedact = "redact"
-)
+// Transaction IDs are scoped by the device and the endpoint, its method
+// and path (client-server API, "Transaction identifiers"): the same ID in
+// another room, with another event type or for another redaction target is
+// another request. These name the paths of the endpoints that store
+// transaction IDs with their events, by their parameters: room and event
+// IDs hold no spaces, so the last parameter may (event types can).
 
-// txnKey is the stored key of a client transaction ID. Transaction IDs are
-// scoped to a device and one endpoint (client-server API, "Transaction
-// identifiers"): the same ID on PUT /send and PUT /redact names two
-// requests. /send keys are the ID itself (as stored before this scoping),
-// except that IDs starting with "~" get a second "~"; other endpoints' keys
-// start with "~" and a letter, so no two endpoints' keys can meet.
-// clientTxnID turns a stored transaction key back into the client's ID.
-func clientTxnID(key string) string {
-	switch {
-	case strings.HasPrefix(key, "~~"):
-		return key[1:]
-	case strings.HasPrefix(key, "~r"):
-		return key[2:]
-	}
-	return key
+// sendEndpoint is PUT /rooms/{roomId}/send/{eventType}/{txnId}.
+func sendEndpoint(roomID id.RoomID, evType string) string {
+	return "send " + string(roomID) + " " + evType
 }
 
-func txnKey(endpoint, txnID string) string {
-	switch endpoint {
-	case endpointSend:
-		if strings.HasPrefix(txnID, "~") {
-			return "~" + txnID
-		}
-		return txnID
-	case endpointRedact:
-		return "~r" + txnID
-	default:
-		panic("rooms: unknown transaction endpoint " + endpoint)
-	}
+// redactEndpoint is PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
+func redactEndpoint(roomID id.RoomID, target id.EventID) string {
+	return "redact " + string(roomID) + " " + string(target)
 }
 
-// Redact redacts an event: its sender may always, others need the redact power level.
+// Redact redacts an event (PUT /rooms/{roomId}/redact/{eventId}/{txnId}):
+// its sender may always, others need the redact power level.
 func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID id.DeviceID, target id.EventID,
 	reason string, txnID string) (id.EventID, error) {
 	if err := types.CheckTxnID(txnID); err != nil {
 		return "", err
 	}
+	content := map[string]jsontext.Value{}
+	if reason != "" {
+		raw, err := json.Marshal(reason)
+		if err != nil {
+			return "", err
+		}
+		content["reason"] = raw
+	}
+	return s.redact(ctx, &redaction{roomID: roomID, sender: sender, deviceID: deviceID, target: target,
+		content: content, txnID: txnID})
+}
+
+// sendRedaction is an m.room.redaction sent with PUT /send (spec v1.18,
+// MSC4169): its content names the target in "redacts", which moves to the
+// top level of the event in room versions before 11; the rest of the
+// content is kept.
+func (s *Service) sendRedaction(ctx context.Context, req *SendRequest) (id.EventID, error) {
+	var content map[string]jsontext.Value
+	if err := json.Unmarshal(req.Content, &content); err != nil {
+		return "", types.BadJSON("Event content must be a JSON object")
+	}
+	var target id.EventID
+	if err := json.Unmarshal(content["redacts"], &target); err != nil || target == "" {
+		return "", types.BadJSON("An m.room.redaction needs the event ID it redacts in content.redacts")
+	}
+	if err := types.CheckEventID(target); err != nil {
+		return "", err
+	}
+	return s.redact(ctx, &redaction{roomID: req.RoomID, sender: req.Sender, deviceID: req.DeviceID, target: target,
+		content: content, txnID: req.TxnID, endpoint: sendEndpoint(req.RoomID, req.Type), ts: req.Timestamp})
+}
+
+// redaction is a request to redact an event, from either endpoint.
+type redaction struct {
+	roomID   id.RoomID
+	sender   id.UserID
+	deviceID id.DeviceID
+	target   id.EventID
+	// content is the redaction's content; redacts is set (or removed) here.
+	content map[string]jsontext.Value
+	txnID   string
+	// endpoint scopes txnID ("": the redact endpoint of the target).
+	endpoint string
+	ts       int64
+}
+
+func (s *Service) redact(ctx context.Context, r *redaction) (id.EventID, error) {
+	roomID, sender := r.roomID, r.sender
 	suspended, err := s.restricted(ctx, sender, true)
 	if err != nil {
 		return "", err
@@ -200,7 +230,8 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 		return "", err
 	}
 	rv := id.RoomVersion(room.RoomVersion)
-	if target, err = s.ResolveEventID(ctx, target); err != nil {
+	target, err := s.ResolveEventID(ctx, r.target)
+	if err != nil {
 		return "", err
 	}
 	tev, err := s.store.GetEvent(ctx, target)
@@ -212,19 +243,30 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	if suspended && tev.Sender != sender {
 		return "", types.ErrSuspended // a suspended account may redact its own events only
 	}
-	content := map[string]any{}
-	if reason != "" {
-		content["reason"] = reason
-	}
-	proto := &events.Proto{Type: "m.room.redaction", Sender: sender, Content: content}
+	content := r.content
+	proto := &events.Proto{Type: "m.room.redaction", Sender: sender, OriginServerTS: r.ts}
 	if rv.RedactsInContent() {
-		content["redacts"] = target
+		raw, err := json.Marshal(target)
+		if err != nil {
+			return "", err
+		}
+		content["redacts"] = raw
 	} else {
+		delete(content, "redacts")
 		proto.Redacts = &target
 	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
+	proto.Content = jsontext.Value(raw)
 	var txn *storage.EventTxn
-	if txnID != "" {
-		txn = &storage.EventTxn{UserID: sender, DeviceID: deviceID, TxnID: txnKey(endpointRedact, txnID)}
+	if r.txnID != "" {
+		endpoint := r.endpoint
+		if endpoint == "" {
+			endpoint = redactEndpoint(roomID, target)
+		}
+		txn = &storage.EventTxn{UserID: sender, DeviceID: r.deviceID, Endpoint: endpoint, TxnID: r.txnID}
 	}
 	return s.submit(ctx, roomID, &sendReq{proto: proto, txn: txn, redacts: target,
 		check: func(b *batchState) error {

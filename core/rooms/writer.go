@@ -184,14 +184,17 @@ type roomWriter struct {
 	recent, older map[committedTxn]id.EventID
 }
 
-// committedTxn is a client transaction: its user, device and ID.
+// committedTxn is a client transaction: its user, device, endpoint and ID.
 type committedTxn struct {
-	user   id.UserID
-	device id.DeviceID
-	txn    string
+	user     id.UserID
+	device   id.DeviceID
+	endpoint string
+	txn      string
 }
 
-func recentKey(t *storage.EventTxn) committedTxn { return committedTxn{t.UserID, t.DeviceID, t.TxnID} }
+func recentKey(t *storage.EventTxn) committedTxn {
+	return committedTxn{t.UserID, t.DeviceID, t.Endpoint, t.TxnID}
+}
 
 func (w *roomWriter) recentTxn(key committedTxn) (id.EventID, bool) {
 	if eid, ok := w.recent[key]; ok {
@@ -270,7 +273,7 @@ func (s *Service) adopt(roomID id.RoomID, rs *roomState) {
 func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (id.EventID, error) {
 	if req.txn != nil {
 		// Most retries are answered here, off the writer's goroutine.
-		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.TxnID); err == nil {
+		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.Endpoint, req.txn.TxnID); err == nil {
 			return eid, nil
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return "", err

@@ -33,6 +33,19 @@ const (
 // see them.
 const Accounts Stream = 100
 
+// Unreachable and Reachable are not streams of the sync token either: they
+// carry the health of the consumers of persisted queues (Change.Queued
+// names them) between processes. Only observers see them.
+const (
+	// Unreachable: a delivery to the consumers failed; their queue's Runner
+	// waits before retrying (core/queue).
+	Unreachable Stream = 101
+	// Reachable: the consumers showed they are back — an appservice pinged
+	// or made a request — so their Runner retries at once, its backoff
+	// reset.
+	Reachable Stream = 102
+)
+
 // synced reports whether the stream is one of the sync token's.
 func (s Stream) synced() bool { return s >= 0 && s < numStreams }
 

@@ -33,6 +33,7 @@ const (
 	CodeExclusive            = "M_EXCLUSIVE"
 	CodeWeakPassword         = "M_WEAK_PASSWORD"
 	CodeGuestAccessForbidden = "M_GUEST_ACCESS_FORBIDDEN"
+	CodeUnknownDevice        = "M_UNKNOWN_DEVICE"
 )
 
 // Error is a Matrix error: an HTTP status, an errcode and a human-readable

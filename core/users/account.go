@@ -175,6 +175,34 @@ func (s *Service) RenameDevice(ctx context.Context, userID id.UserID, deviceID i
 	return nil
 }
 
+// PutAppServiceDevice is PUT /devices/{deviceId} from an appservice
+// (application service API, "Device management"): it creates the device of
+// one of its users, without an access token, or renames an existing one
+// when a name is given. It reports whether it created the device.
+func (s *Service) PutAppServiceDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, name *string) (bool, error) {
+	if deviceID == "" {
+		return false, types.InvalidParam("The device ID must not be empty")
+	}
+	if err := validateDeviceID(deviceID); err != nil {
+		return false, err
+	}
+	d := &storage.Device{UserID: userID, DeviceID: deviceID, CreatedAt: s.nowMS()}
+	if name != nil {
+		if len(*name) > 1000 {
+			return false, types.InvalidParam("display_name is too long")
+		}
+		d.DisplayName = *name
+	}
+	created, err := s.store.CreateDevice(ctx, d)
+	if err != nil {
+		return false, internal("create device", err)
+	}
+	if created || name == nil {
+		return created, nil
+	}
+	return false, s.RenameDevice(ctx, userID, deviceID, *name)
+}
+
 // DeleteDevices deletes devices (and their tokens); unknown IDs are ignored.
 func (s *Service) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID) error {
 	if err := s.store.DeleteDevices(ctx, userID, deviceIDs); err != nil {

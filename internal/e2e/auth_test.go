@@ -63,6 +63,10 @@ func TestLogin(t *testing.T) {
 		if res.FirstFlowOfType(mautrix.AuthTypePassword) == nil || res.FirstFlowOfType(mautrix.AuthTypeToken) == nil {
 			t.Fatalf("flows %+v lack m.login.password or m.login.token", res.Flows)
 		}
+		// Bridges look for it before logging in their bot (mautrix exits without it).
+		if !res.HasFlow(mautrix.AuthTypeAppservice) {
+			t.Fatalf("flows %+v lack m.login.application_service", res.Flows)
+		}
 		st, body := srv.Do(t, "GET", "/_matrix/client/v3/login", "", nil)
 		wantStatus(t, "GET /login", st, body, http.StatusOK, "")
 		for _, f := range body["flows"].([]any) {

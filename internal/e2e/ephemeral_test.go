@@ -141,26 +141,33 @@ func TestToDeviceExactlyOnce(t *testing.T) {
 	tok := syncOnce(t, bob, "", 0).NextBatch
 	tok2 := syncOnce(t, bob2, "", 0).NextBatch
 
-	send := func(txn string, devices map[string]any) {
+	sendType := func(evType, txn string, devices map[string]any) {
 		t.Helper()
-		code, body := srv.Do(t, "PUT", "/_matrix/client/v3/sendToDevice/com.example.ping/"+txn, alice.AccessToken,
+		code, body := srv.Do(t, "PUT", "/_matrix/client/v3/sendToDevice/"+evType+"/"+txn, alice.AccessToken,
 			map[string]any{"messages": map[string]any{string(bob.UserID): devices}})
 		wantStatus(t, "sendToDevice", code, body, 200, "")
 	}
+	send := func(txn string, devices map[string]any) { t.Helper(); sendType("com.example.ping", txn, devices) }
 	send("t1", map[string]any{string(bob.DeviceID): map[string]any{"n": 1}})
 	send("t1", map[string]any{string(bob.DeviceID): map[string]any{"n": 1}}) // a retry: no second copy
+	// The same ID with another event type is another request (the path scopes it).
+	sendType("com.example.pong", "t1", map[string]any{string(bob.DeviceID): map[string]any{"n": 1}})
 	send("t2", map[string]any{"*": map[string]any{"n": 2}})
 
 	first := syncOnce(t, bob, tok, 0)
-	if len(first.ToDevice.Events) != 2 {
+	var types []string
+	for _, ev := range first.ToDevice.Events {
+		types = append(types, ev.Type.Type)
+	}
+	if fmt.Sprint(types) != "[com.example.ping com.example.pong com.example.ping]" {
 		t.Fatalf("bob's device got %v", first.ToDevice)
 	}
-	if first.ToDevice.Events[0].Sender != alice.UserID || first.ToDevice.Events[0].Type.Type != "com.example.ping" {
+	if first.ToDevice.Events[0].Sender != alice.UserID {
 		t.Fatalf("to-device event %+v", first.ToDevice.Events[0])
 	}
 	// Until acknowledged, a retry with the same token gets them again.
 	again := syncOnce(t, bob, tok, 0)
-	if len(again.ToDevice.Events) != 2 {
+	if len(again.ToDevice.Events) != 3 {
 		t.Fatal("unacknowledged to-device messages were lost")
 	}
 	// The next token acknowledges: never again.

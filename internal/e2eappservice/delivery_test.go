@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +32,11 @@ type fakeAS struct {
 }
 
 func (f *fakeAS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_matrix/app/v1/ping" && r.Method == http.MethodPost {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+		return
+	}
 	txn, ok := strings.CutPrefix(r.URL.Path, "/_matrix/app/v1/transactions/")
 	if !ok || r.Method != http.MethodPut {
 		http.Error(w, `{"errcode":"M_UNRECOGNIZED"}`, 404)
@@ -171,6 +179,93 @@ func TestTransactionsInOrderAcrossFailuresAndRestart(t *testing.T) {
 	for _, h := range auth {
 		if h != "Bearer "+hsToken {
 			t.Fatalf("Authorization %q", h)
+		}
+	}
+}
+
+// TestDeliveryResumesWhenTheAppServiceIsBack: after failed deliveries
+// the queue waits out its retry backoff — an hour here, longer than the
+// test — unless the appservice shows it is back: a successful ping, or
+// any request it makes, sends what waits at once.
+func TestDeliveryResumesWhenTheAppServiceIsBack(t *testing.T) {
+	fake := &fakeAS{got: make(chan struct{}, 1)}
+	asSrv := httptest.NewServer(fake)
+	defer asSrv.Close()
+	reg := writeFile(t, strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"),
+		"url: null", "url: "+asSrv.URL, 1))
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "tributary.yaml"),
+		[]byte("app_services:\n  retry_backoff: 1h\n  max_retry_backoff: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{DataDir: dataDir, Args: []string{"--appservice", reg, "--disable-rate-limits"}})
+	ctx := context.Background()
+	if code, body := do(t, srv, "POST", "/_matrix/client/v3/register", asToken, map[string]any{
+		"type": "m.login.application_service", "username": "_bridge_alice", "inhibit_login": true}); code != 200 {
+		t.Fatalf("ghost: %d %v", code, body)
+	}
+	human := loginHuman(t, srv)
+	room, err := human.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := do(t, srv, "POST", "/_matrix/client/v3/rooms/"+string(room.RoomID)+"/join?user_id=%40_bridge_alice%3Alocalhost",
+		asToken, map[string]any{}); code != 200 {
+		t.Fatalf("ghost join: %d %v", code, body)
+	}
+	setFailing := func(b bool) {
+		fake.mu.Lock()
+		fake.failing = b
+		fake.mu.Unlock()
+	}
+	failures := func() int {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return len(fake.failed)
+	}
+	// failAndRecover sends a message while the appservice fails, waits
+	// until the server has recorded the failure (its log line comes after
+	// it told the notifier), and lets the appservice answer again.
+	failAndRecover := func(text string) {
+		t.Helper()
+		setFailing(true)
+		before, logged := failures(), strings.Count(srv.Logs(), `"msg":"delivery failed"`)
+		if _, err := human.SendText(ctx, room.RoomID, text); err != nil {
+			t.Fatal(err)
+		}
+		fake.waitFor(t, "a failed attempt", func(_, _ []string) bool { return failures() > before })
+		waitLog(t, srv, `"msg":"delivery failed"`, logged+1)
+		setFailing(false)
+	}
+
+	failAndRecover("one")
+	code, body := do(t, srv, "POST", "/_matrix/client/v1/appservice/bridge/ping", asToken, map[string]any{})
+	if code != 200 {
+		t.Fatalf("ping: %d %v", code, body)
+	}
+	fake.waitFor(t, `"one" after the ping`, func(_, b []string) bool { return slices.Contains(b, "one") })
+
+	failAndRecover("two")
+	if code, body := do(t, srv, "GET", "/_matrix/client/v3/account/whoami", asToken, nil); code != 200 {
+		t.Fatalf("whoami: %d %v", code, body)
+	}
+	fake.waitFor(t, `"two" after a request of the appservice`, func(_, b []string) bool { return slices.Contains(b, "two") })
+	if _, b, _ := fake.snapshot(); fmt.Sprint(b) != "[one two]" {
+		t.Fatalf("delivered %v, want each message once, in order", b)
+	}
+}
+
+// waitLog waits until the server's logs hold the text n times.
+func waitLog(t *testing.T, srv *testserver.Server, text string, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for strings.Count(srv.Logs(), text) < n {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the server did not log %s %d times", text, n)
 		}
 	}
 }

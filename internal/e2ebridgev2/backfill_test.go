@@ -278,7 +278,7 @@ func bridgeConfig(asURL, dir string, initial, batchSize int) *bridgeconfig.Confi
 }
 
 // startBridge builds and starts the bridge the way mxmain does, minus flags
-// and config files.
+// and config files. The test's cleanup stops it, unless stopBridge did.
 func startBridge(ctx context.Context, t *testing.T, cfg *bridgeconfig.Config, network bridgev2.NetworkConnector,
 	serveAS func(http.Handler)) (*bridgev2.Bridge, *matrix.Connector, *bridgeLog) {
 	t.Helper()
@@ -303,12 +303,22 @@ func startBridge(ctx context.Context, t *testing.T, cfg *bridgeconfig.Config, ne
 	if err := br.StartConnectors(ctx); err != nil {
 		t.Fatalf("start the bridge: %v", err)
 	}
-	t.Cleanup(func() { br.StopWithTimeout(5 * time.Second) })
+	t.Cleanup(func() { stopBridge(br) })
 	if err := br.StartLogins(ctx); err != nil {
 		t.Fatalf("start the bridge's logins: %v", err)
 	}
 	br.PostStart(ctx)
 	return br, mx, logs
+}
+
+// stopped holds a sync.Once per started bridge: bridgev2 must not be
+// stopped twice (its event processor closes a channel).
+var stopped sync.Map
+
+// stopBridge stops a bridge startBridge started, once.
+func stopBridge(br *bridgev2.Bridge) {
+	once, _ := stopped.LoadOrStore(br, &sync.Once{})
+	once.(*sync.Once).Do(func() { br.StopWithTimeout(5 * time.Second) })
 }
 
 // listenAppService listens on a loopback port for the homeserver's

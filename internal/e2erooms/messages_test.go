@@ -131,6 +131,44 @@ func coreFlow(t *testing.T, e *env, rv id.RoomVersion) {
 		}
 	}
 
+	// An m.room.redaction sent with PUT /send (spec v1.18, MSC4169) redacts
+	// as /redact does, in every room version: "redacts" moves to the top
+	// level before version 11; the rest of the content stays.
+	target := msgs[2]
+	sendRedaction := func(cli *mautrix.Client, txn string) (int, map[string]any) {
+		return e.do(t, cli, http.MethodPut, p("v3", "rooms", room, "send", "m.room.redaction", txn),
+			map[string]any{"redacts": target.ID, "reason": "via send", "org.example.extra": 1})
+	}
+	if code, body := sendRedaction(bob, "bob-red"); code != http.StatusForbidden {
+		t.Fatalf("bob redacting alice's message with /send: %d %v", code, body)
+	}
+	code, body := sendRedaction(alice, "send-red")
+	if code != http.StatusOK {
+		t.Fatalf("redaction with /send: %d %v", code, body)
+	}
+	viaSend := id.EventID(body["event_id"].(string))
+	if _, again := sendRedaction(alice, "send-red"); again["event_id"] != string(viaSend) {
+		t.Fatalf("retry of the /send redaction gave %v, was %s", again["event_id"], viaSend)
+	}
+	if because, _ := path(e.rawEvent(t, bob, room, target.ID), "unsigned", "redacted_because").(map[string]any); because == nil ||
+		because["event_id"] != string(viaSend) {
+		t.Fatalf("target of the /send redaction: redacted_because %v, want %s", because, viaSend)
+	}
+	red = e.rawEvent(t, bob, room, viaSend)
+	if red["redacts"] != string(target.ID) || path(red, "content", "reason") != "via send" ||
+		path(red, "content", "org.example.extra") != float64(1) {
+		t.Fatalf("v%s redaction sent with /send: %v", rv, red)
+	}
+	if inContent := path(red, "content", "redacts"); (rv == "10") != (inContent == nil) {
+		t.Fatalf("v%s redaction sent with /send has content.redacts %v", rv, inContent)
+	}
+	for _, bad := range []map[string]any{{}, {"redacts": 5}, {"redacts": "not an event ID"}} {
+		code, body := e.do(t, alice, http.MethodPut, p("v3", "rooms", room, "send", "m.room.redaction", fmt.Sprint("bad", bad)), bad)
+		if code != http.StatusBadRequest {
+			t.Fatalf("redaction with content %v: %d %v", bad, code, body)
+		}
+	}
+
 	// The redaction algorithm keeps power levels' "invite" from version 11 on.
 	pl := stateOf(t, alice, room, "m.room.power_levels", "")
 	pl["invite"] = 0
@@ -154,7 +192,8 @@ func coreFlow(t *testing.T, e *env, rv id.RoomVersion) {
 	}
 }
 
-// TestTransactionIDs checks that PUT /send is idempotent per device.
+// TestTransactionIDs checks that PUT /send and /redact are idempotent per
+// device and path (client-server API, "Transaction identifiers").
 func TestTransactionIDs(t *testing.T) { transactionIDsFlow(t, newEnv(t)) }
 
 func transactionIDsFlow(t *testing.T, e *env) {
@@ -213,6 +252,45 @@ func transactionIDsFlow(t *testing.T, e *env) {
 	}
 	if ev := must(alice.GetEvent(ctx(t), room, target)).of(t); ev.Unsigned.RedactedBecause == nil {
 		t.Fatal("target not redacted")
+	}
+
+	// The path scopes the ID: the same ID in another room, with another
+	// event type or for another redaction target is a new request (a
+	// bridge deriving IDs from remote message IDs lost messages when
+	// only the device scoped them).
+	room2 := createRoom(t, alice, nil)
+	sendTo := func(room id.RoomID, evType, txn string) id.EventID {
+		return must(alice.SendMessageEvent(ctx(t), room, event.Type{Type: evType, Class: event.MessageEventType},
+			map[string]any{"msgtype": "m.text", "body": "elsewhere"}, mautrix.ReqSendEvent{TransactionID: txn})).of(t).EventID
+	}
+	for _, tc := range []struct {
+		what   string
+		room   id.RoomID
+		evType string
+	}{{"in another room", room2, "m.room.message"}, {"with another event type", room, "org.example.other"}} {
+		got := sendTo(tc.room, tc.evType, "txn-1")
+		if got == first {
+			t.Fatalf("txn-1 %s returned the first event %s", tc.what, first)
+		}
+		if again := sendTo(tc.room, tc.evType, "txn-1"); again != got {
+			t.Fatalf("txn-1 %s: %s, then %s on retry", tc.what, got, again)
+		}
+	}
+	equal(t, "the other room's messages", bodies(timeline(t, alice, room2, mautrix.DirectionForward, 50)), []string{"elsewhere"})
+	target2 := send(alice, "txn-3", "to redact too")
+	res2 := must(alice.RedactEvent(ctx(t), room, target2, mautrix.ReqRedact{TxnID: "txn-2"})).of(t)
+	if res2.EventID == res.EventID {
+		t.Fatal("redacting another event with the same txn ID returned the first redaction")
+	}
+	if ev := must(alice.GetEvent(ctx(t), room, target2)).of(t); ev.Unsigned.RedactedBecause == nil {
+		t.Fatal("second target not redacted")
+	}
+	// unsigned.transaction_id is the client's ID, whatever the path.
+	msgs := must(alice.Messages(ctx(t), room2, "", "", mautrix.DirectionBackward, nil, 10)).of(t)
+	for _, ev := range msgs.Chunk {
+		if ev.Type == event.EventMessage && ev.Unsigned.TransactionID != "txn-1" {
+			t.Fatalf("transaction_id of the other room's message: %q", ev.Unsigned.TransactionID)
+		}
 	}
 }
 

@@ -28,6 +28,17 @@ func (db *DB) UpsertDevice(ctx context.Context, d *storage.Device) error {
 	return err
 }
 
+func (db *DB) CreateDevice(ctx context.Context, d *storage.Device) (bool, error) {
+	res, err := db.exec(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (user_id, device_id) DO NOTHING`,
+		d.UserID, d.DeviceID, d.DisplayName, d.LastSeenIP, d.LastSeenTS, d.CreatedAt)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 func (db *DB) GetDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID) (*storage.Device, error) {
 	return scanDevice(db.r(ctx).QueryRowContext(ctx,
 		`SELECT `+deviceCols+` FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID))

@@ -78,12 +78,16 @@ func (db *DB) MaxPresencePos(ctx context.Context) (int64, error) {
 	return db.streamPos(ctx, "presence")
 }
 
-func (db *DB) QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID string, msgs []*storage.ToDeviceMessage) (int64, error) {
+func (db *DB) QueueToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, evType, txnID string, msgs []*storage.ToDeviceMessage) (int64, error) {
 	var last int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
 		if txnID != "" {
-			res, err := db.exec(ctx, `INSERT INTO to_device_txns (sender, device_id, txn_id) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, sender, senderDevice, txnID)
+			// Transaction IDs are scoped by the path, event type included;
+			// those stored before that (event_type '') stand for any type.
+			res, err := db.exec(ctx, `INSERT INTO to_device_txns (sender, device_id, event_type, txn_id)
+				SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM to_device_txns
+					WHERE sender = $1 AND device_id = $2 AND event_type = '' AND txn_id = $4)
+				ON CONFLICT DO NOTHING`, sender, senderDevice, evType, txnID)
 			if err != nil {
 				return err
 			}

@@ -147,7 +147,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				defaultRows = append(defaultRows, []any{e.RoomID, e.StreamPos, d.ThreadID, b2i(d.Highlight)})
 			}
 			if t := w.Txn; t != nil {
-				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.TxnID, t.EventID})
+				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.Endpoint, t.TxnID, t.EventID})
 			}
 			for _, q := range w.Queued {
 				asRows = append(asRows, []any{q.Kind, q.ID, e.StreamPos})
@@ -177,7 +177,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertRows(ctx, `INSERT INTO event_aliases (alias, event_id, room_id)`, ``, aliasRows); err != nil {
 			return err
 		}
-		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
+		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
 	})
 }
 
@@ -571,10 +571,11 @@ func (db *DB) RoomMembers(ctx context.Context, roomID id.RoomID, memberships []s
 	return collect(rows, scanMember)
 }
 
-func (db *DB) GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, txnID string) (id.EventID, error) {
+func (db *DB) GetEventTxn(ctx context.Context, userID id.UserID, deviceID id.DeviceID, endpoint, txnID string) (id.EventID, error) {
 	var eventID id.EventID
-	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3`,
-		userID, deviceID, txnID).Scan(&eventID)
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT event_id FROM event_txns
+		WHERE user_id = $1 AND device_id = $2 AND endpoint = $3 AND txn_id = $4`,
+		userID, deviceID, endpoint, txnID).Scan(&eventID)
 	return eventID, notFound(err)
 }
 

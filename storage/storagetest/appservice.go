@@ -148,7 +148,7 @@ func testReceiptsRange(t *testing.T, s storage.Store) {
 func testToDeviceRange(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	content := json.RawMessage(`{"k":1}`)
-	last, err := s.QueueToDevice(c, "@s:x", "SD", "t1", []*storage.ToDeviceMessage{
+	last, err := s.QueueToDevice(c, "@s:x", "SD", "m.test", "t1", []*storage.ToDeviceMessage{
 		{UserID: "@a:x", DeviceID: "A", Sender: "@s:x", Type: "m.test", Content: content},
 		{UserID: "@b:x", DeviceID: "B", Sender: "@s:x", Type: "m.test", Content: content},
 		{UserID: "@c:x", DeviceID: "C", Sender: "@s:x", Type: "m.test", Content: content},

@@ -476,34 +476,47 @@ func testEventExtremities(t *testing.T, s storage.Store) {
 
 func testEventTxn(t *testing.T, s storage.Store) {
 	c := ctx(t)
+	const sendA, sendB = "send !a:x m.room.message", "send !b:x m.room.message"
 	must(t, s.PersistEvents(c, []*storage.EventWrite{
-		{Event: ev(roomA, "$e1", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$e1"}},
+		{Event: ev(roomA, "$e1", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", Endpoint: sendA,
+			TxnID: "t1", EventID: "$e1"}},
 		{Event: ev(roomA, "$e2", "m.room.message")},
-		{Event: ev(roomA, "$e3", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV2", TxnID: "t1", EventID: "$e3"}},
+		{Event: ev(roomA, "$e3", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV2", Endpoint: sendA,
+			TxnID: "t1", EventID: "$e3"}},
+		// The same ID on another endpoint is another transaction.
+		{Event: ev(roomA, "$e4", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", Endpoint: sendB,
+			TxnID: "t1", EventID: "$e4"}},
 	}))
 	for _, tc := range []struct {
-		user   id.UserID
-		device id.DeviceID
-		txn    string
-		want   id.EventID
+		user     id.UserID
+		device   id.DeviceID
+		endpoint string
+		txn      string
+		want     id.EventID
 	}{
-		{alice, "DEV", "t1", "$e1"},
-		{alice, "DEV2", "t1", "$e3"},
+		{alice, "DEV", sendA, "t1", "$e1"},
+		{alice, "DEV2", sendA, "t1", "$e3"},
+		{alice, "DEV", sendB, "t1", "$e4"},
 	} {
-		got, err := s.GetEventTxn(c, tc.user, tc.device, tc.txn)
+		got, err := s.GetEventTxn(c, tc.user, tc.device, tc.endpoint, tc.txn)
 		must(t, err)
-		eq(t, "event of txn "+string(tc.device)+"/"+tc.txn, got, tc.want)
+		eq(t, "event of txn "+string(tc.device)+"/"+tc.endpoint+"/"+tc.txn, got, tc.want)
 	}
 	for _, tc := range []struct {
-		user   id.UserID
-		device id.DeviceID
-		txn    string
+		user     id.UserID
+		device   id.DeviceID
+		endpoint string
+		txn      string
 	}{
-		{alice, "DEV", "t2"}, {alice, "OTHER", "t1"}, {bob, "DEV", "t1"},
+		{alice, "DEV", sendA, "t2"}, {alice, "OTHER", sendA, "t1"}, {bob, "DEV", sendA, "t1"},
+		{alice, "DEV", "redact !a:x $e2", "t1"},
 	} {
-		_, err := s.GetEventTxn(c, tc.user, tc.device, tc.txn)
-		wantErr(t, err, storage.ErrNotFound, fmt.Sprintf("GetEventTxn(%s, %s, %s)", tc.user, tc.device, tc.txn))
+		_, err := s.GetEventTxn(c, tc.user, tc.device, tc.endpoint, tc.txn)
+		wantErr(t, err, storage.ErrNotFound, fmt.Sprintf("GetEventTxn(%s, %s, %s, %s)", tc.user, tc.device, tc.endpoint, tc.txn))
 	}
+	ids, err := s.TxnIDsOf(c, alice, "DEV", []id.EventID{"$e1", "$e2", "$e3", "$e4"})
+	must(t, err)
+	eq(t, "TxnIDsOf alice's DEV", fmt.Sprint(ids), fmt.Sprint(map[id.EventID]string{"$e1": "t1", "$e4": "t1"}))
 }
 
 func testEventRedactions(t *testing.T, s storage.Store) {
@@ -576,7 +589,7 @@ func testEventBatchRollback(t *testing.T, s storage.Store) {
 		cs, err := s.CurrentState(c, roomA)
 		must(t, err)
 		eqState(t, what+": current state", cs, []storage.StateEntry{{Type: "m.room.create", EventID: "$e1"}})
-		_, err = s.GetEventTxn(c, alice, "DEV", "t1")
+		_, err = s.GetEventTxn(c, alice, "DEV", "send !a:x m.room.topic", "t1")
 		wantErr(t, err, storage.ErrNotFound, what+": txn of the failed batch")
 		eq(t, what+": RedactedBy of the target of a failed redaction", getEvent(t, s, "$e1").RedactedBy, "")
 	}
@@ -589,7 +602,7 @@ func testEventBatchRollback(t *testing.T, s storage.Store) {
 		{Event: n1, NewGroup: &storage.StateGroup{GroupID: gid + 1, RoomID: roomA, PrevGroup: gid, ChainLen: 1,
 			Entries: []storage.StateEntry{{Type: "m.room.topic", EventID: "$n1"}}},
 			CurrentState: []storage.StateEntry{{Type: "m.room.topic", EventID: "$n1"}}, Extremities: []id.EventID{"$n1"},
-			Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$n1"}},
+			Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", Endpoint: "send !a:x m.room.topic", TxnID: "t1", EventID: "$n1"}},
 		{Event: n2, Redacts: "$e1", Extremities: []id.EventID{"$n2"}},
 		{Event: dup},
 	})

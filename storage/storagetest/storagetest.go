@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Accounts/Deactivate", testAccountDeactivate},
 
 		{"Devices/UpsertNew", testDeviceUpsertNew},
+		{"Devices/Create", testDeviceCreate},
 		{"Devices/UpsertExisting", testDeviceUpsertExisting},
 		{"Devices/GetMissing", testDeviceGetMissing},
 		{"Devices/List", testDeviceList},
@@ -264,6 +265,24 @@ func testDeviceUpsertNew(t *testing.T, s storage.Store) {
 	got, err := s.GetDevice(c, alice, "DEV1")
 	must(t, err)
 	eq(t, "device", *got, want)
+}
+
+func testDeviceCreate(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	want := storage.Device{UserID: alice, DeviceID: "DEV1", DisplayName: "Bridge", CreatedAt: 40}
+	d := want
+	created, err := s.CreateDevice(c, &d)
+	must(t, err)
+	eq(t, "created a new device", created, true)
+	created, err = s.CreateDevice(c, &storage.Device{UserID: alice, DeviceID: "DEV1", DisplayName: "Other", CreatedAt: 99})
+	must(t, err)
+	eq(t, "created an existing device", created, false)
+	got, err := s.GetDevice(c, alice, "DEV1")
+	must(t, err)
+	eq(t, "device after a second create", *got, want)
+	created, err = s.CreateDevice(c, &storage.Device{UserID: bob, DeviceID: "DEV1", CreatedAt: 41})
+	must(t, err)
+	eq(t, "created another user's device of the same ID", created, true)
 }
 
 func testDeviceUpsertExisting(t *testing.T, s storage.Store) {
