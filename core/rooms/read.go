@@ -282,6 +282,23 @@ type Page struct {
 	State []*ClientEvent `json:"state,omitempty"`
 }
 
+// CheckReadable answers 403 unless the room exists and the user may read
+// its history as Messages lets them (a member, a former member up to their
+// leave, anyone in a world-readable room). Handlers use it before they
+// answer a parameter error, which would otherwise tell a stranger that the
+// room exists.
+func (s *Reader) CheckReadable(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+	if _, err := s.roomVersion(ctx, roomID); err != nil {
+		return err
+	}
+	if _, ok, err := s.stateGroupFor(ctx, roomID, user); err != nil {
+		return err
+	} else if !ok {
+		return errNotMember(roomID)
+	}
+	return nil
+}
+
 // Messages pages through a room's timeline (GET /messages). A token P is the
 // point just before the event at position P.
 func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, error) {

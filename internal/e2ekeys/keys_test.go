@@ -129,7 +129,7 @@ func TestKeysUploadErrors(t *testing.T) {
 	wantStatus(t, "device_keys not an object", code, body, 400, "M_BAD_JSON")
 	// Keys of another user or device.
 	code, body = do(t, srv, d.cli, "POST", "/keys/upload", map[string]any{"device_keys": other.deviceKeys(t)})
-	wantStatus(t, "other user's keys", code, body, 400, "M_INVALID_PARAM")
+	wantStatus(t, "other user's keys", code, body, 400, "M_BAD_JSON")
 	// Unsigned, wrongly signed.
 	dk := d.deviceKeys(t)
 	delete(dk, "signatures")
@@ -143,7 +143,7 @@ func TestKeysUploadErrors(t *testing.T) {
 	bad["keys"].(map[string]any)["curve25519:OTHER"] = "x"
 	bad = d.key.sign(t, bad, d.cli.UserID, "ed25519:"+dev)
 	code, body = do(t, srv, d.cli, "POST", "/keys/upload", map[string]any{"device_keys": bad})
-	wantStatus(t, "key ID of another device", code, body, 400, "M_INVALID_PARAM")
+	wantStatus(t, "key ID of another device", code, body, 400, "M_BAD_JSON")
 	// Signed one-time keys before any device keys.
 	code, body = do(t, srv, d.cli, "POST", "/keys/upload", map[string]any{
 		"one_time_keys": map[string]any{"signed_curve25519:AAAA": d.otk(t, "k0")}})
