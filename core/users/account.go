@@ -202,6 +202,9 @@ func (s *Service) deviceIDs(ctx context.Context, userID id.UserID, except id.Dev
 // maxProfileBytes bounds a whole profile (spec: 64 KiB, M_PROFILE_TOO_LARGE).
 const maxProfileBytes = 65536
 
+// maxAvatarURLBytes bounds avatar_url as Synapse does (MAX_AVATAR_URL_LEN).
+const maxAvatarURLBytes = 1000
+
 // GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
 func (s *Service) GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	if _, err := s.GetAccount(ctx, userID); err != nil {
@@ -248,8 +251,11 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 			if key == "displayname" && len(str) > 256 {
 				return types.InvalidParam("displayname is longer than 256 bytes")
 			}
-			if key == "avatar_url" && str != "" && !strings.HasPrefix(str, "mxc://") {
-				return types.InvalidParam("avatar_url must be an mxc:// URI")
+			// Any string is an avatar URL, as Synapse takes it: the spec
+			// does not say it must be mxc://, and bridges set others.
+			// Synapse's length limit keeps member events small.
+			if key == "avatar_url" && len(str) > maxAvatarURLBytes {
+				return types.InvalidParam("avatar_url is longer than %d bytes", maxAvatarURLBytes)
 			}
 		}
 		var err error
