@@ -164,10 +164,12 @@ func (s *Reader) Members(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	return s.formatter(rv).format(ctx, evs)
 }
 
-// JoinedMember is an entry of GET /joined_members.
+// JoinedMember is an entry of GET /joined_members. Both keys are always
+// there, null when unset, as Synapse answers: clients read them without
+// checking for them.
 type JoinedMember struct {
-	DisplayName *string `json:"display_name,omitempty"`
-	AvatarURL   *string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // JoinedMembers lists the joined members with their profiles; only members may ask.

@@ -355,6 +355,7 @@ func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, 
 type ProfileReader struct {
 	Store interface {
 		GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+		GetProfileFields(ctx context.Context, field string, userIDs []id.UserID) (map[id.UserID]json.RawMessage, error)
 	}
 }
 
@@ -369,6 +370,32 @@ func (r ProfileReader) Profile(ctx context.Context, user id.UserID) (string, str
 	_ = json.Unmarshal(prof["displayname"], &name)
 	_ = json.Unmarshal(prof["avatar_url"], &avatar)
 	return name, avatar, nil
+}
+
+// Profiles returns the display names and avatar URLs of many local users
+// (a user is missing from a map when the field is unset), in two queries.
+func (r ProfileReader) Profiles(ctx context.Context, users []id.UserID) (names, avatars map[id.UserID]string, err error) {
+	read := func(field string) (map[id.UserID]string, error) {
+		raw, err := r.Store.GetProfileFields(ctx, field, users)
+		if err != nil {
+			return nil, internal("get profiles", err)
+		}
+		out := make(map[id.UserID]string, len(raw))
+		for u, v := range raw {
+			var str string
+			if json.Unmarshal(v, &str) == nil && str != "" {
+				out[u] = str
+			}
+		}
+		return out, nil
+	}
+	if names, err = read("displayname"); err != nil {
+		return nil, nil, err
+	}
+	if avatars, err = read("avatar_url"); err != nil {
+		return nil, nil, err
+	}
+	return names, avatars, nil
 }
 
 // SetFullyRead stores the m.fully_read marker of a room (read markers and
