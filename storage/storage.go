@@ -166,6 +166,9 @@ type Tokens interface {
 // Profiles stores profile fields (displayname, avatar_url, and extended fields) as JSON values.
 type Profiles interface {
 	GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+	// GetProfileFields returns one field of many profiles: its value for
+	// each of the users who have it set.
+	GetProfileFields(ctx context.Context, field string, userIDs []id.UserID) (map[id.UserID]json.RawMessage, error)
 	// SetProfileField sets a field; a nil value deletes it.
 	SetProfileField(ctx context.Context, userID id.UserID, key string, value json.RawMessage) error
 	DeleteProfile(ctx context.Context, userID id.UserID) error

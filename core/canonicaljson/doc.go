@@ -6,7 +6,8 @@
 // Validate refuses, in one pass and before any decoding: text that is not
 // JSON or not valid UTF-8 (a Syntax error), and JSON that breaks a rule
 // Matrix needs (an Invalid error): lone UTF-16 surrogates in escapes,
-// duplicate keys at any depth, integers beyond ±(2^53−1), nesting deeper than
+// duplicate keys at any depth, integers beyond ±(2^53−1), other numbers beyond
+// the range of a double (1e999, which decodes as infinity), nesting deeper than
 // MaxDepth, and for ValidateCanonical (event content) any number with a
 // fraction or exponent. The spec sets no depth limit; MaxDepth bounds the work
 // of every later pass over a request body.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -465,6 +466,9 @@ func (s *scanner) number() (bool, *Error) {
 	if isInt && s.strict && !inRange(data[digits:intEnd]) {
 		return false, s.fail(Invalid, start, "integer %s is beyond ±(2^53-1)", data[start:i])
 	}
+	if !isInt && s.strict && !finite(data[start:i]) {
+		return false, s.fail(Invalid, start, "number %s is beyond the range of a double", data[start:i])
+	}
 	return isInt, nil
 }
 
@@ -482,6 +486,15 @@ func inRange(digits []byte) bool {
 		n = n*10 + uint64(c-'0')
 	}
 	return n <= MaxInt
+}
+
+// finite reports whether a number with a fraction or exponent is within
+// the range of an IEEE 754 double: 1e999 would be read as infinity, which
+// JSON cannot write back (a client would get Infinity, or a 500 from a
+// server that re-encodes it). Underflow (1e-999) reads as 0 and is fine.
+func finite(num []byte) bool {
+	_, err := strconv.ParseFloat(string(num), 64)
+	return err == nil
 }
 
 // literal scans true, false or null.

@@ -23,7 +23,7 @@ func TestValidateAccepts(t *testing.T) {
 		"UTF-8":               "{\"a\":\"é ☃ 😀 \u2028 \u007f \u0085\"}",
 		"max int":             `{"a":9007199254740991,"b":-9007199254740991,"c":0,"d":-0}`,
 		"fifteen digits":      `[999999999999999,-999999999999999]`,
-		"floats":              `{"a":1.5,"b":-0.0,"c":1e400,"d":2E-3}`,
+		"floats":              `{"a":1.5,"b":-0.0,"c":1e300,"d":2E-3,"e":1e-999,"f":-1.7976931348623157e308}`,
 		"same key elsewhere":  `{"a":{"a":1},"b":{"a":2},"c":[{"a":1},{"a":2}]}`,
 		"depth 100":           nested(MaxDepth),
 		"many distinct keys":  manyKeys(100, false),
@@ -102,6 +102,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"int too small", `{"a":-9007199254740992}`, Invalid},
 		{"int with 20 digits", `{"a":12345678901234567890}`, Invalid},
 		{"int overflowing int64", `[9223372036854775808]`, Invalid},
+		{"float out of range", `{"a":1e999}`, Invalid},
+		{"negative float out of range", `{"a":[-1e999]}`, Invalid},
+		{"float just beyond a double", `[1.8e308]`, Invalid},
+		{"float with many digits out of range", `[` + strings.Repeat("9", 400) + `.5]`, Invalid},
 	} {
 		err := Validate([]byte(tc.text))
 		var je *Error

@@ -67,7 +67,8 @@ func BodyLimit(limit, mediaLimit int64) gin.HandlerFunc {
 }
 
 // Log writes one structured line per request. It logs the route template,
-// never the raw URL: query strings may hold access tokens.
+// never the raw URL: query strings may hold access tokens. At debug level a
+// 4xx answer adds a line with the path and the errcode (see logPath).
 func Log(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -86,7 +87,36 @@ func Log(log *slog.Logger) gin.HandlerFunc {
 			level = slog.LevelError
 		}
 		log.Log(c.Request.Context(), level, "request", attrs...)
+		if st := c.Writer.Status(); st >= 400 && st < 500 && log.Enabled(c.Request.Context(), slog.LevelDebug) {
+			// Which request a client got wrong, findable without a proxy:
+			// the path it sent (no query string, where access tokens may
+			// be; secret path parameters masked) and the errcode it got.
+			code, _ := c.Get(errcodeKey)
+			log.Debug("request refused", "method", c.Request.Method, "route", route, "path", logPath(c),
+				"status", st, "errcode", code)
+		}
 	}
+}
+
+// logPath is the request's path for logs: escaped as sent, without the
+// query string, with path parameters that are secrets (registration tokens
+// of the admin API) replaced by "<redacted>".
+func logPath(c *gin.Context) string {
+	path := c.Request.URL.EscapedPath()
+	route := c.FullPath()
+	if !strings.Contains(strings.ToLower(route), "token") {
+		return path
+	}
+	routeSegs, pathSegs := strings.Split(route, "/"), strings.Split(path, "/")
+	if len(routeSegs) != len(pathSegs) {
+		return route // a catch-all parameter: the template says enough
+	}
+	for i, seg := range routeSegs {
+		if (strings.HasPrefix(seg, ":") || strings.HasPrefix(seg, "*")) && strings.Contains(strings.ToLower(seg), "token") {
+			pathSegs[i] = "<redacted>"
+		}
+	}
+	return strings.Join(pathSegs, "/")
 }
 
 // Metrics are the HTTP request counters and latency histogram.

@@ -32,11 +32,25 @@ func Fail(c *gin.Context, err error) {
 	for k, v := range me.Header {
 		c.Header(k, v)
 	}
+	c.Set(errcodeKey, me.Code)
+	c.Header("Content-Type", jsonContentType)
 	c.AbortWithStatusJSON(me.Status, me.Body())
 }
 
+// jsonContentType is the Content-Type of JSON answers: without gin's
+// "; charset=utf-8", as Synapse answers (JSON is UTF-8 by definition, RFC
+// 8259), which clients and test suites compare byte for byte. gin keeps a
+// Content-Type already set.
+const jsonContentType = "application/json"
+
+// errcodeKey is where Fail leaves the errcode for the request log.
+const errcodeKey = "tributary.errcode"
+
 // OK answers 200 with a JSON body.
-func OK(c *gin.Context, body any) { c.JSON(http.StatusOK, body) }
+func OK(c *gin.Context, body any) {
+	c.Header("Content-Type", jsonContentType)
+	c.JSON(http.StatusOK, body)
+}
 
 // Empty is the {} body of endpoints that return nothing.
 var Empty = struct{}{}

@@ -322,20 +322,22 @@ func (s *Service) prepareUpload(ctx context.Context, user id.UserID, device id.D
 		if err != nil {
 			return nil, err
 		}
+		// Device keys that are not what the spec's DeviceKeys object
+		// describes are refused as bad JSON, as Synapse refuses them.
 		if o.UserID != user || o.DeviceID != device {
-			return nil, types.InvalidParam("device_keys must be for user %s and device %s", user, device)
+			return nil, types.BadJSON("device_keys must be for user %s and device %s", user, device)
 		}
 		if len(o.Algorithms) == 0 {
-			return nil, types.InvalidParam("device_keys.algorithms is required")
+			return nil, types.BadJSON("device_keys.algorithms is required")
 		}
 		edKey, curveKey := o.Keys[ed25519Of(device)], o.Keys["curve25519:"+string(device)]
 		if edKey == "" || curveKey == "" {
-			return nil, types.InvalidParam("device_keys.keys must hold ed25519:%s and curve25519:%s", device, device)
+			return nil, types.BadJSON("device_keys.keys must hold ed25519:%s and curve25519:%s", device, device)
 		}
 		for keyID := range o.Keys {
 			alg, kid, ok := strings.Cut(keyID, ":")
 			if !ok || alg == "" || id.DeviceID(kid) != device {
-				return nil, types.InvalidParam("Key ID %q does not name the device", keyID)
+				return nil, types.BadJSON("Key ID %q does not name the device", keyID)
 			}
 		}
 		if storedEd != "" && storedEd != edKey {
@@ -343,8 +345,14 @@ func (s *Service) prepareUpload(ctx context.Context, user id.UserID, device id.D
 			// must log in again as a new device.
 			return nil, types.InvalidParam("The device's ed25519 key cannot change")
 		}
-		if err := verify(req.DeviceKeys, user, ed25519Of(device), edKey); err != nil {
-			return nil, err
+		// Clients check the device's self-signature before they trust its
+		// keys; the server need not. Keys without it are stored, as Synapse
+		// stores them (some clients upload them so), but a signature
+		// that is there must hold: a forged one is refused.
+		if _, signed := o.Signatures[user][ed25519Of(device)]; signed {
+			if err := verify(req.DeviceKeys, user, ed25519Of(device), edKey); err != nil {
+				return nil, err
+			}
 		}
 		ed = edKey
 		if storedRaw == nil || !bytes.Equal(bytes.TrimSpace(storedRaw), bytes.TrimSpace(req.DeviceKeys)) {

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"net/http"
 
 	"maunium.net/go/mautrix/id"
 
@@ -20,7 +21,9 @@ func (s *Reader) Forget(ctx context.Context, roomID id.RoomID, user id.UserID) e
 	}
 	switch cur {
 	case "join", "invite", "knock":
-		return types.InvalidParam("You must leave the room before forgetting it")
+		// The spec's example answer (and Synapse's) is M_UNKNOWN.
+		return types.NewError(http.StatusBadRequest, types.CodeUnknown, "%s is in room %s: leave it before forgetting it",
+			user, roomID)
 	case "":
 		return errNotMember(roomID)
 	}

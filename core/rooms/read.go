@@ -164,10 +164,12 @@ func (s *Reader) Members(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	return s.formatter(rv).format(ctx, evs)
 }
 
-// JoinedMember is an entry of GET /joined_members.
+// JoinedMember is an entry of GET /joined_members. Both keys are always
+// there, null when unset, as Synapse answers: clients read them without
+// checking for them.
 type JoinedMember struct {
-	DisplayName *string `json:"display_name,omitempty"`
-	AvatarURL   *string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // JoinedMembers lists the joined members with their profiles; only members may ask.
@@ -280,6 +282,23 @@ type Page struct {
 	Start string         `json:"start"`
 	End   string         `json:"end,omitempty"`
 	State []*ClientEvent `json:"state,omitempty"`
+}
+
+// CheckReadable answers 403 unless the room exists and the user may read
+// its history as Messages lets them (a member, a former member up to their
+// leave, anyone in a world-readable room). Handlers use it before they
+// answer a parameter error, which would otherwise tell a stranger that the
+// room exists.
+func (s *Reader) CheckReadable(ctx context.Context, roomID id.RoomID, user id.UserID) error {
+	if _, err := s.roomVersion(ctx, roomID); err != nil {
+		return err
+	}
+	if _, ok, err := s.stateGroupFor(ctx, roomID, user); err != nil {
+		return err
+	} else if !ok {
+		return errNotMember(roomID)
+	}
+	return nil
 }
 
 // Messages pages through a room's timeline (GET /messages). A token P is the

@@ -78,6 +78,9 @@ type Options struct {
 // Profiles looks up a local user's display name and avatar URL ("" when unset).
 type Profiles interface {
 	Profile(ctx context.Context, user id.UserID) (displayName, avatarURL string, err error)
+	// Profiles reads many local users' profiles at once (the user
+	// directory); a user without a field is missing from its map.
+	Profiles(ctx context.Context, users []id.UserID) (names, avatars map[id.UserID]string, err error)
 }
 
 // Reader is the read side of rooms: timelines, state and members as each

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/core/canonicaljson"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
@@ -77,6 +79,9 @@ func ParseFilter(raw []byte) (*Filter, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, types.BadJSON("Invalid filter: %v", err)
 	}
+	if err := checkFilterIDs(raw); err != nil {
+		return nil, err
+	}
 	switch f.EventFormat {
 	case "", "client", "federation":
 	default:
@@ -132,4 +137,58 @@ func (f *Filter) ephemeralAllows(evType string) bool {
 		return true
 	}
 	return typeAllowed(f.Room.Ephemeral, evType)
+}
+
+// filterIDLists are the lists of IDs of a filter part: the spec's
+// EventFilter has senders and not_senders, RoomEventFilter and RoomFilter
+// rooms and not_rooms.
+type filterIDLists struct {
+	Rooms      []string `json:"rooms"`
+	NotRooms   []string `json:"not_rooms"`
+	Senders    []string `json:"senders"`
+	NotSenders []string `json:"not_senders"`
+}
+
+// checkFilterIDs refuses, with M_BAD_JSON as Synapse's filter schema does,
+// a filter whose room and user ID lists are not lists of room and user IDs:
+// such a filter would silently match nothing.
+func checkFilterIDs(raw []byte) error {
+	var f struct {
+		Presence    *filterIDLists `json:"presence"`
+		AccountData *filterIDLists `json:"account_data"`
+		Room        *struct {
+			filterIDLists
+			Timeline    *filterIDLists `json:"timeline"`
+			State       *filterIDLists `json:"state"`
+			Ephemeral   *filterIDLists `json:"ephemeral"`
+			AccountData *filterIDLists `json:"account_data"`
+		} `json:"room"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return types.BadJSON("Invalid filter: %v", err)
+	}
+	parts := map[string]*filterIDLists{"presence": f.Presence, "account_data": f.AccountData}
+	if f.Room != nil {
+		parts["room"] = &f.Room.filterIDLists
+		parts["room.timeline"], parts["room.state"] = f.Room.Timeline, f.Room.State
+		parts["room.ephemeral"], parts["room.account_data"] = f.Room.Ephemeral, f.Room.AccountData
+	}
+	for name, p := range parts {
+		if p == nil {
+			continue
+		}
+		for _, r := range append(slices.Clip(p.Rooms), p.NotRooms...) {
+			if types.CheckRoomID(id.RoomID(r)) != nil {
+				return types.BadJSON("Invalid filter: %s names %q, which is not a room ID", name, r)
+			}
+		}
+		for _, u := range append(slices.Clip(p.Senders), p.NotSenders...) {
+			// Any server's user: the localpart rules of this server's own
+			// users are for registration, not for naming.
+			if types.CheckUserID(id.UserID(u), "") != nil {
+				return types.BadJSON("Invalid filter: %s names %q, which is not a user ID", name, u)
+			}
+		}
+	}
+	return nil
 }

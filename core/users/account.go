@@ -230,6 +230,9 @@ func (s *Service) deviceIDs(ctx context.Context, userID id.UserID, except id.Dev
 // maxProfileBytes bounds a whole profile (spec: 64 KiB, M_PROFILE_TOO_LARGE).
 const maxProfileBytes = 65536
 
+// maxAvatarURLBytes bounds avatar_url as Synapse does (MAX_AVATAR_URL_LEN).
+const maxAvatarURLBytes = 1000
+
 // GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
 func (s *Service) GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	if _, err := s.GetAccount(ctx, userID); err != nil {
@@ -276,8 +279,11 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 			if key == "displayname" && len(str) > 256 {
 				return types.InvalidParam("displayname is longer than 256 bytes")
 			}
-			if key == "avatar_url" && str != "" && !strings.HasPrefix(str, "mxc://") {
-				return types.InvalidParam("avatar_url must be an mxc:// URI")
+			// Any string is an avatar URL, as Synapse takes it: the spec
+			// does not say it must be mxc://, and bridges set others.
+			// Synapse's length limit keeps member events small.
+			if key == "avatar_url" && len(str) > maxAvatarURLBytes {
+				return types.InvalidParam("avatar_url is longer than %d bytes", maxAvatarURLBytes)
 			}
 		}
 		var err error
@@ -377,6 +383,7 @@ func (s *Service) Profile(ctx context.Context, user id.UserID) (string, string, 
 type ProfileReader struct {
 	Store interface {
 		GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+		GetProfileFields(ctx context.Context, field string, userIDs []id.UserID) (map[id.UserID]json.RawMessage, error)
 	}
 }
 
@@ -391,6 +398,32 @@ func (r ProfileReader) Profile(ctx context.Context, user id.UserID) (string, str
 	_ = json.Unmarshal(prof["displayname"], &name)
 	_ = json.Unmarshal(prof["avatar_url"], &avatar)
 	return name, avatar, nil
+}
+
+// Profiles returns the display names and avatar URLs of many local users
+// (a user is missing from a map when the field is unset), in two queries.
+func (r ProfileReader) Profiles(ctx context.Context, users []id.UserID) (names, avatars map[id.UserID]string, err error) {
+	read := func(field string) (map[id.UserID]string, error) {
+		raw, err := r.Store.GetProfileFields(ctx, field, users)
+		if err != nil {
+			return nil, internal("get profiles", err)
+		}
+		out := make(map[id.UserID]string, len(raw))
+		for u, v := range raw {
+			var str string
+			if json.Unmarshal(v, &str) == nil && str != "" {
+				out[u] = str
+			}
+		}
+		return out, nil
+	}
+	if names, err = read("displayname"); err != nil {
+		return nil, nil, err
+	}
+	if avatars, err = read("avatar_url"); err != nil {
+		return nil, nil, err
+	}
+	return names, avatars, nil
 }
 
 // SetFullyRead stores the m.fully_read marker of a room (read markers and

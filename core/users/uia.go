@@ -55,6 +55,9 @@ type UIAResult struct {
 	RegistrationToken string
 }
 
+// errOtherUser: a UIA stage authenticated someone other than the requester.
+var errOtherUser = errors.New("UIA stage for another user")
+
 // uiaError is the 401 answer listing the flows, with an errcode when a stage failed.
 func uiaError(req *UIARequest, session string, data *uiaData, cause *types.Error) *types.Error {
 	flows := make([]map[string]any, len(req.Flows))
@@ -117,6 +120,12 @@ func (s *Service) CheckUIA(ctx context.Context, req *UIARequest) (*UIAResult, er
 				types.NewError(http.StatusBadRequest, types.CodeUnrecognized, "Stage %s is not offered", auth.Type))
 		}
 		if err := s.runStage(ctx, req, &auth, &data); err != nil {
+			if errors.Is(err, errOtherUser) {
+				// Not a step of UIA to retry but a refusal, as Synapse
+				// answers it: a stolen token and the thief's own password
+				// must not pass for the token's owner.
+				return nil, types.Forbidden("You can only authenticate as yourself")
+			}
 			var me *types.Error
 			if errors.As(err, &me) && me.Status == http.StatusTooManyRequests {
 				return nil, me
@@ -152,7 +161,7 @@ func (s *Service) runStage(ctx context.Context, req *UIARequest, auth *AuthDict,
 			return err
 		}
 		if req.UserID != "" && u != req.UserID {
-			return types.Forbidden("You can only authenticate as yourself")
+			return errOtherUser
 		}
 		lim := s.opts.FailedPasswords
 		if lim != nil && u != "" {

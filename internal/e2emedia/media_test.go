@@ -318,21 +318,35 @@ func TestLimitsAndLegacy(t *testing.T) {
 	if a := do(t, srv, "POST", "/_matrix/media/v3/upload", alice.AccessToken, "application/octet-stream", make([]byte, 4096)); a.status != 413 || a.errcode() != "M_TOO_LARGE" {
 		t.Errorf("oversize upload: %d %s", a.status, a.body)
 	}
-	// Without a Content-Length (chunked), the limit is met while reading.
-	req, err := http.NewRequest("POST", srv.URL+"/_matrix/media/v3/upload", io.NopCloser(bytes.NewReader(make([]byte, 4096))))
-	if err != nil {
-		t.Fatal(err)
+	// Without a Content-Length (chunked), the limit is met while reading:
+	// for a new upload and for one created before (async upload).
+	a := do(t, srv, "POST", "/_matrix/media/v1/create", alice.AccessToken, "", nil)
+	var created struct {
+		URI string `json:"content_uri"`
 	}
-	req.ContentLength = -1
-	req.Header.Set("Authorization", "Bearer "+alice.AccessToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if err := jsonUnmarshal(a.body, &created); a.status != 200 || err != nil {
+		t.Fatalf("create: %d %s", a.status, a.body)
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if a := (answer{resp.StatusCode, resp.Header, raw}); a.status != 413 || a.errcode() != "M_TOO_LARGE" {
-		t.Errorf("oversize chunked upload: %d %s", a.status, a.body)
+	for _, target := range []struct{ method, path string }{
+		{"POST", "/_matrix/media/v3/upload"},
+		{"PUT", "/_matrix/media/v3/upload/" + strings.TrimPrefix(created.URI, "mxc://")},
+	} {
+		req, err := http.NewRequest(target.method, srv.URL+target.path, io.NopCloser(bytes.NewReader(make([]byte, 4096))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = -1
+		req.Header.Set("Authorization", "Bearer "+alice.AccessToken)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if a := (answer{resp.StatusCode, resp.Header, raw}); a.status != 413 || a.errcode() != "M_TOO_LARGE" {
+			t.Errorf("oversize chunked upload %s %s: %d %s", target.method, target.path, a.status, a.body)
+		}
 	}
 	server, id := upload(t, srv, alice.AccessToken, "text/plain", "a.txt", make([]byte, 2000))
 	if a := do(t, srv, "POST", "/_matrix/media/v3/upload", alice.AccessToken, "text/plain", make([]byte, 2000)); a.status != 403 || a.errcode() != "M_FORBIDDEN" {

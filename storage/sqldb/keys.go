@@ -58,6 +58,25 @@ func (db *DB) DeleteDeviceKeys(ctx context.Context, userID id.UserID, deviceIDs 
 
 func (db *DB) PutOneTimeKeys(ctx context.Context, keys []*storage.OneTimeKey) error {
 	return db.WithTx(ctx, func(ctx context.Context) error {
+		// The keys of this call are one upload: they share the next upload
+		// number of their device, above every key the device has left.
+		type device struct {
+			user id.UserID
+			dev  id.DeviceID
+		}
+		seqs := map[device]int64{}
+		for _, k := range keys {
+			d := device{k.UserID, k.DeviceID}
+			if _, ok := seqs[d]; ok {
+				continue
+			}
+			var seq int64
+			if err := db.w(ctx).QueryRowContext(ctx, `SELECT COALESCE(MAX(upload_seq), 0) + 1 FROM one_time_keys
+				WHERE user_id = $1 AND device_id = $2`, k.UserID, k.DeviceID).Scan(&seq); err != nil {
+				return err
+			}
+			seqs[d] = seq
+		}
 		for _, k := range keys {
 			var existing string
 			err := db.w(ctx).QueryRowContext(ctx, `SELECT key_json FROM one_time_keys
@@ -72,8 +91,9 @@ func (db *DB) PutOneTimeKeys(ctx context.Context, keys []*storage.OneTimeKey) er
 			if err = notFound(err); err != storage.ErrNotFound {
 				return err
 			}
-			if _, err := db.exec(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json)
-				VALUES ($1, $2, $3, $4, $5)`, k.UserID, k.DeviceID, k.Algorithm, k.KeyID, string(k.KeyJSON)); err != nil {
+			if _, err := db.exec(ctx, `INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_seq)
+				VALUES ($1, $2, $3, $4, $5, $6)`, k.UserID, k.DeviceID, k.Algorithm, k.KeyID, string(k.KeyJSON),
+				seqs[device{k.UserID, k.DeviceID}]); err != nil {
 				return err
 			}
 		}
@@ -103,13 +123,15 @@ func (db *DB) CountOneTimeKeys(ctx context.Context, userID id.UserID, deviceID i
 func (db *DB) ClaimOneTimeKey(ctx context.Context, userID id.UserID, deviceID id.DeviceID, algorithm string) (*storage.OneTimeKey, error) {
 	var k *storage.OneTimeKey
 	err := db.WithTx(ctx, func(ctx context.Context) error {
-		// A concurrent claim (PostgreSQL) may take the key between the
-		// SELECT and the DELETE: then the next key is tried.
+		// The oldest upload's keys first (the spec); within one upload the
+		// order is free, key_id makes it stable. A concurrent claim
+		// (PostgreSQL) may take the key between the SELECT and the
+		// DELETE: then the next key is tried.
 		for range 10 {
 			k = &storage.OneTimeKey{UserID: userID, DeviceID: deviceID, Algorithm: algorithm}
 			var js string
 			if err := db.w(ctx).QueryRowContext(ctx, `SELECT key_id, key_json FROM one_time_keys
-				WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1`,
+				WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY upload_seq, key_id LIMIT 1`,
 				userID, deviceID, algorithm).Scan(&k.KeyID, &js); err != nil {
 				return notFound(err)
 			}

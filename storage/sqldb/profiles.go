@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -22,6 +23,34 @@ func (db *DB) GetProfile(ctx context.Context, userID id.UserID) (map[string]json
 		out[k] = json.RawMessage(v)
 	}
 	return out, rows.Err()
+}
+
+func (db *DB) GetProfileFields(ctx context.Context, field string, userIDs []id.UserID) (map[id.UserID]json.RawMessage, error) {
+	out := map[id.UserID]json.RawMessage{}
+	for chunk := range slices.Chunk(userIDs, 1000) {
+		cond, args := inList("user_id", 2, chunk)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT user_id, value FROM profiles WHERE field = $1`+cond,
+			append([]any{field}, args...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var u id.UserID
+			var v string
+			if err := rows.Scan(&u, &v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[u] = json.RawMessage(v)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (db *DB) SetProfileField(ctx context.Context, userID id.UserID, key string, value json.RawMessage) error {

@@ -19,6 +19,7 @@ var keyTests = []struct {
 }{
 	{"Keys/DeviceKeys", testDeviceKeys},
 	{"Keys/OneTimeKeys", testOneTimeKeys},
+	{"Keys/OneTimeKeysUploadOrder", testOneTimeKeysUploadOrder},
 	{"Keys/FallbackKeys", testFallbackKeys},
 	{"Keys/CrossSigningAndSignatures", testCrossSigning},
 	{"Keys/DeviceListChanges", testDeviceListChanges},
@@ -103,6 +104,37 @@ func testOneTimeKeys(t *testing.T, s storage.Store) {
 	wantErr(t, err, storage.ErrNotFound, "exhausted")
 	_, err = s.ClaimOneTimeKey(c, kBob, "A1", "curve25519")
 	wantErr(t, err, storage.ErrNotFound, "other user")
+}
+
+// Keys are claimed oldest upload first, whatever their IDs; a key uploaded
+// again keeps its place.
+func testOneTimeKeysUploadOrder(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const alg = "signed_curve25519"
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", alg, "zz", `{"key":"zz"}`)}))
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{
+		otk(kAlice, "A1", alg, "mm", `{"key":"mm"}`), otk(kAlice, "A1", "curve25519", "cc", `"cc"`)}))
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", alg, "aa", `{"key":"aa"}`)}))
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", alg, "zz", `{"key":"zz"}`)}))
+	// Another device's uploads do not interleave with A1's.
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A2", alg, "00", `{"key":"00"}`)}))
+	var got []string
+	for range 3 {
+		k, err := s.ClaimOneTimeKey(c, kAlice, "A1", alg)
+		must(t, err)
+		got = append(got, k.KeyID)
+	}
+	eqList(t, "claim order", got, []string{"zz", "mm", "aa"})
+	// Uploads after the device ran out come after what is left.
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", alg, "a0", `{"key":"a0"}`)}))
+	must(t, s.PutOneTimeKeys(c, []*storage.OneTimeKey{otk(kAlice, "A1", alg, "9z", `{"key":"9z"}`)}))
+	got = nil
+	for range 2 {
+		k, err := s.ClaimOneTimeKey(c, kAlice, "A1", alg)
+		must(t, err)
+		got = append(got, k.KeyID)
+	}
+	eqList(t, "claim order after running out", got, []string{"a0", "9z"})
 }
 
 func testFallbackKeys(t *testing.T, s storage.Store) {

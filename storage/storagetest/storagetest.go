@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Profiles/NilDeletes", testProfileNilDeletes},
 		{"Profiles/UnknownUser", testProfileUnknownUser},
 		{"Profiles/DeleteProfile", testDeleteProfile},
+		{"Profiles/FieldOfMany", testProfileFieldOfMany},
 
 		{"AccountData/GlobalAndRoom", testAccountDataGlobalAndRoom},
 		{"AccountData/Overwrite", testAccountDataOverwrite},
@@ -707,6 +708,37 @@ func testDeleteProfile(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "other user's displayname", string(p["displayname"]), `"Bob"`)
 	must(t, s.DeleteProfile(c, "@nobody:example.org"))
+}
+
+func testProfileFieldOfMany(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.SetProfileField(c, alice, "displayname", json.RawMessage(`"Alice"`)))
+	must(t, s.SetProfileField(c, alice, "avatar_url", json.RawMessage(`"mxc://x/y"`)))
+	must(t, s.SetProfileField(c, bob, "avatar_url", json.RawMessage(`"mxc://x/b"`)))
+	names, err := s.GetProfileFields(c, "displayname", []id.UserID{alice, bob, "@nobody:example.org"})
+	must(t, err)
+	if len(names) != 1 || string(names[alice]) != `"Alice"` {
+		t.Fatalf("display names = %v", names)
+	}
+	avatars, err := s.GetProfileFields(c, "avatar_url", []id.UserID{alice, bob})
+	must(t, err)
+	if len(avatars) != 2 || string(avatars[bob]) != `"mxc://x/b"` {
+		t.Fatalf("avatars = %v", avatars)
+	}
+	none, err := s.GetProfileFields(c, "displayname", nil)
+	must(t, err)
+	eq(t, "no users", len(none), 0)
+	// More users than one query takes.
+	many := make([]id.UserID, 2500)
+	for i := range many {
+		many[i] = id.UserID(fmt.Sprintf("@u%d:example.org", i))
+	}
+	must(t, s.SetProfileField(c, many[2400], "displayname", json.RawMessage(`"Late"`)))
+	names, err = s.GetProfileFields(c, "displayname", append(many, alice))
+	must(t, err)
+	if len(names) != 2 || string(names[many[2400]]) != `"Late"` {
+		t.Fatalf("display names of 2501 users = %v", names)
+	}
 }
 
 // ---- account data ----
