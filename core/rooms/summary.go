@@ -20,9 +20,9 @@ type Summary struct {
 	JoinRule         string       `json:"join_rule,omitempty"`
 	// AllowedRoomIDs are the rooms whose members may join a restricted room.
 	AllowedRoomIDs []id.RoomID `json:"allowed_room_ids,omitempty"`
-	RoomType         string       `json:"room_type,omitempty"`
-	RoomVersion      string       `json:"-"`
-	Encryption       string       `json:"-"`
+	RoomType       string      `json:"room_type,omitempty"`
+	RoomVersion    string      `json:"-"`
+	Encryption     string      `json:"-"`
 	// children are the m.space.child state events with a via (by state key).
 	children map[string]childEvent
 }
