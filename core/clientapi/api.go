@@ -105,6 +105,7 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerModeration(v1, auth)
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
+	a.registerAccountDataDeletion(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

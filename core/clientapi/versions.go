@@ -31,6 +31,8 @@ var unstableFeatures = map[string]bool{
 	"org.matrix.simplified_msc3575": true,
 	// rel_types and not_rel_types in room event filters (filter.go in core/rooms).
 	"org.matrix.msc3874": true,
+	// Deleting account data (accountdata.go): an empty object in sync.
+	"org.matrix.msc3391": true,
 }
 
 // GET /_matrix/client/versions

@@ -345,6 +345,13 @@ func (s *Service) SetAccountData(ctx context.Context, caller, userID id.UserID, 
 	return nil
 }
 
+// DeleteAccountData deletes account data (MSC3391): it is stored as an
+// empty object, which sync delivers so that other devices drop it too, and
+// reads answer 404 from then on, as for data never set.
+func (s *Service) DeleteAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string) error {
+	return s.SetAccountData(ctx, caller, userID, roomID, dataType, json.RawMessage(`{}`))
+}
+
 // GetAccountData returns the caller's account data of one type.
 func (s *Service) GetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string) (json.RawMessage, error) {
 	if caller != userID {
@@ -354,7 +361,8 @@ func (s *Service) GetAccountData(ctx context.Context, caller, userID id.UserID, 
 		return nil, err
 	}
 	e, err := s.store.GetAccountData(ctx, userID, roomID, dataType)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && string(e.Content) == "{}") {
+		// An empty object is deleted data (MSC3391).
 		return nil, types.NotFound("Account data not found")
 	} else if err != nil {
 		return nil, internal("get account data", err)

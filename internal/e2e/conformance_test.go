@@ -428,3 +428,40 @@ func TestMembersAt(t *testing.T) {
 		}
 	}
 }
+
+// Account data can be deleted (MSC3391): reads answer 404 and sync carries
+// an empty object, so the user's other devices drop it too.
+func TestDeleteAccountData(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	path := "/user/" + url.PathEscape(alice.UserID.String()) + "/account_data/com.example.gone"
+	if err := alice.SetAccountData(t.Context(), "com.example.gone", map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := alice.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := srv.Do(t, "DELETE", "/_matrix/client/unstable/org.matrix.msc3391"+path, alice.AccessToken, nil)
+	if code != 200 {
+		t.Fatalf("delete: %d %v", code, body)
+	}
+	code, body = srv.Do(t, "GET", "/_matrix/client/v3"+path, alice.AccessToken, nil)
+	wantStatus(t, "read after delete", code, body, 404, "M_NOT_FOUND")
+	next, err := alice.SyncRequest(t.Context(), 0, resp.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range next.AccountData.Events {
+		if ev.Type.Type == "com.example.gone" {
+			found = len(ev.Content.Raw) == 0
+		}
+	}
+	if !found {
+		t.Fatal("sync did not carry the deletion as an empty object")
+	}
+	code, body = srv.Do(t, "DELETE", "/_matrix/client/unstable/org.matrix.msc3391/user/@bob:localhost/account_data/x",
+		alice.AccessToken, nil)
+	wantStatus(t, "someone else's", code, body, 403, "M_FORBIDDEN")
+}
