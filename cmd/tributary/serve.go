@@ -217,6 +217,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		core.rooms, core.users, core.ephemeral
 	us.Start(ctx)
 	defer us.Stop()
+	if err := eph.Start(ctx); err != nil {
+		return err
+	}
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {

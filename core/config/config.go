@@ -94,6 +94,9 @@ type VoIP struct {
 type Presence struct {
 	// Enabled tracks and shares presence (online/offline) with room members.
 	Enabled bool `yaml:"enabled"`
+	// OfflineAfter is how long after their last /sync a user who is online
+	// or unavailable is marked offline.
+	OfflineAfter Duration `yaml:"offline_after"`
 }
 
 type Rooms struct {
@@ -205,7 +208,7 @@ func Default() *Config {
 		HTTP:     HTTP{MaxBodyBytes: 1 << 20},
 		Log:      Log{Level: "info", Format: "text"},
 		Metrics:  Metrics{Enabled: true},
-		Presence: Presence{Enabled: true},
+		Presence: Presence{Enabled: true, OfflineAfter: Duration{time.Minute}},
 		Rooms:    Rooms{WriterIdle: Duration{2 * time.Minute}},
 		VoIP:     VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
@@ -355,6 +358,14 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return errors.New("http.max_body_bytes: must be at least 1024")
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"presence.offline_after", c.Presence.OfflineAfter}} {
+		if d.d.Duration < 10*time.Millisecond {
+			return fmt.Errorf("%s: must be at least 10ms", d.name)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

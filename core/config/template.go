@@ -85,6 +85,9 @@ metrics:
 presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
+  # A user who was online or unavailable is marked offline this long after
+  # their last /sync ended.
+  offline_after: {{.Presence.OfflineAfter}}
 
 rooms:
   # A room's writer (and the room state it keeps in memory) is released after

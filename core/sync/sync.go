@@ -46,6 +46,10 @@ type Service struct {
 	// generations count each user's membership changes, so that a read that
 	// raced a change is not cached.
 	generations gosync.Map // id.UserID → *atomic.Int64
+	// membershipLoads shares a user's memberships read among the syncs that
+	// ask at once (every long-poll a presence change woke asks for the
+	// rooms of the same user).
+	membershipLoads stream.Shared[membershipKey, []rooms.UserMembership]
 	// deviceLists (optional, WithDeviceLists) adds the E2EE sections.
 	deviceLists DeviceLists
 }
@@ -70,7 +74,9 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 	}
 	gen := s.generation(user)
 	before := gen.Load()
-	ms, err := s.rooms.UserMemberships(ctx, user)
+	ms, err := s.membershipLoads.Get(ctx, membershipKey{user, before}, func(ctx context.Context) ([]rooms.UserMembership, error) {
+		return s.rooms.UserMemberships(ctx, user)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +89,28 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 	return ms, nil
 }
 
+type membershipKey struct {
+	user id.UserID
+	gen  int64
+}
+
+// sharesRoom reports whether user is joined to one of the rooms joined
+// holds (presence is shared with who shares a room).
+func (s *Service) sharesRoom(joined map[string]bool) func(ctx context.Context, user id.UserID) (bool, error) {
+	return func(ctx context.Context, user id.UserID) (bool, error) {
+		ms, err := s.userMemberships(ctx, user)
+		if err != nil {
+			return false, err
+		}
+		for _, m := range ms {
+			if m.Membership == "join" && joined[string(m.RoomID)] {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
 // New builds the service.
 func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if r == nil || eph == nil || p == nil || store == nil || n == nil {
@@ -91,6 +119,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute,
 		unread: newUnreadCache(store)}
 	s.changed.Max = 1024
+	s.membershipLoads.Max = 4096
 	for _, o := range opts {
 		o(s)
 	}
@@ -234,7 +263,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			return resp, nil
 		}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		woke := s.notifier.Wait(waitCtx, string(req.User), joined, upto)
+		woke := s.notifier.Wait(waitCtx, stream.Interest{User: string(req.User), Rooms: joined, Ignore: ignored(req.Filter)}, upto)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -247,6 +276,19 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
 	}
+}
+
+// ignored are the streams whose changes the filter drops, which must not
+// wake the long-poll.
+func ignored(f *Filter) stream.StreamSet {
+	var set stream.StreamSet
+	if _, wanted := f.presence(); !wanted {
+		set |= stream.Streams(stream.Presence)
+	}
+	if !f.ephemeralAllows("m.typing") {
+		set |= stream.Streams(stream.Typing)
+	}
+	return set
 }
 
 func (r *Response) empty() bool {
@@ -339,14 +381,20 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		next[stream.ToDevice] = reached
 		resp.NextBatch = FormatToken(next)
 	}
-	var presence []map[string]any
-	if upto[stream.Presence] > since[stream.Presence] {
-		if presence, err = s.eph.PresenceSince(ctx, req.User, joinedIDs, since[stream.Presence], upto[stream.Presence]); err != nil {
+	if pf, wanted := f.presence(); wanted && upto[stream.Presence] > since[stream.Presence] {
+		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], s.sharesRoom(joined))
+		if err != nil {
 			return nil, nil, err
 		}
-	}
-	if len(presence) > 0 {
-		resp.Presence = &Events{Events: toAny(presence)}
+		var evs []any
+		for _, p := range presence {
+			if sender, _ := p["sender"].(string); pf.AllowsSender(sender) {
+				evs = append(evs, p)
+			}
+		}
+		if len(evs) > 0 {
+			resp.Presence = &Events{Events: evs}
+		}
 	}
 	rs := &Rooms{}
 	evSince := since[stream.Events]
