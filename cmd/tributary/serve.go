@@ -280,7 +280,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	engine, err := httpx.NewEngine(httpx.EngineOptions{Logger: log, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg})
+		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg,
+		ReadBodyTimeout: cfg.HTTP.ReadBodyTimeout.Duration, ReadBodyMinRate: cfg.HTTP.ReadBodyMinRate})
 	if err != nil {
 		return err
 	}
@@ -306,8 +307,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	// answer at once instead of holding the shutdown for their timeout.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	srv := &http.Server{Handler: engine, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),

@@ -3,6 +3,7 @@ package httpx
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,10 @@ type EngineOptions struct {
 	TrustedProxies []string
 	// Metrics, when not nil, are served at /metrics and observe every request.
 	Metrics *prometheus.Registry
+	// ReadBodyTimeout and ReadBodyMinRate bound how long a request body may
+	// take to arrive (see BodyDeadline); 0: no bound.
+	ReadBodyTimeout time.Duration
+	ReadBodyMinRate int64
 }
 
 // NewEngine builds the gin engine with the edge middleware, /health,
@@ -47,7 +52,7 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 		r.Use(m.Middleware())
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{})))
 	}
-	r.Use(CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
+	r.Use(BodyDeadline(o.ReadBodyTimeout, o.ReadBodyMinRate), CORS(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)

@@ -16,6 +16,7 @@ import (
 // Fail answers with err as a Matrix error. Errors that are not *types.Error
 // are logged and become a 500 M_UNKNOWN that does not show their text.
 func Fail(c *gin.Context, err error) {
+	refuseBody(c)
 	me, ok := types.AsError(err)
 	if !ok {
 		slog.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
@@ -51,6 +52,9 @@ func ReadBody(c *gin.Context) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, types.TooLarge("Request body is larger than %d bytes", mbe.Limit)
+		}
+		if me, ok := types.AsError(err); ok {
+			return nil, me // the body did not arrive in time (BodyDeadline)
 		}
 		return nil, types.NotJSON("Could not read the request body")
 	}
