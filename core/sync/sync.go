@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json/jsontext"
 	"errors"
+	"runtime"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -52,6 +53,8 @@ type Service struct {
 	membershipLoads stream.Shared[membershipKey, []rooms.UserMembership]
 	// deviceLists (optional, WithDeviceLists) adds the E2EE sections.
 	deviceLists DeviceLists
+	// rebuilds bounds the woken long-polls that build their answer at once.
+	rebuilds chan struct{}
 }
 
 func (s *Service) generation(user id.UserID) *atomic.Int64 {
@@ -120,6 +123,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 		unread: newUnreadCache(store)}
 	s.changed.Max = 1024
 	s.membershipLoads.Max = 4096
+	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
 	for _, o := range opts {
 		o(s)
 	}
@@ -253,17 +257,42 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 	}
 	timeout := min(req.Timeout, s.maxTimeout)
 	deadline := time.Now().Add(timeout)
+	woken := false
 	for {
+		if woken {
+			// Woken long-polls take turns (one message wakes everyone in
+			// its room at once): they answer as fast in all, and requests
+			// that just arrived do not queue behind them for the database.
+			select {
+			case s.rebuilds <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		upto := s.notifier.Current()
 		resp, joined, err := s.build(ctx, req, since, upto, initial)
+		if woken {
+			<-s.rebuilds
+		}
 		if err != nil {
 			return nil, err
 		}
 		if initial || req.FullState || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
+		interest := stream.Interest{User: string(req.User), Rooms: joined, Ignore: ignored(req.Filter)}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		woke := s.notifier.Wait(waitCtx, stream.Interest{User: string(req.User), Rooms: joined, Ignore: ignored(req.Filter)}, upto)
+		woke := s.notifier.Wait(waitCtx, interest, upto)
+		if now := s.notifier.Current(); woke && onlyPresenceMoved(upto, now) {
+			// Presence is not urgent: let changes gather a moment, so that
+			// a crowd coming online (a restart: everyone reconnects) wakes
+			// each roommate's long-poll once in a while, not once per
+			// arrival. Anything else ends the pause.
+			batchCtx, cancelBatch := context.WithTimeout(waitCtx, presenceBatch)
+			interest.Ignore |= stream.Streams(stream.Presence)
+			s.notifier.Wait(batchCtx, interest, now)
+			cancelBatch()
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -273,9 +302,24 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			resp.NextBatch = FormatToken(upto)
 			return resp, nil
 		}
+		woken = true
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
 	}
+}
+
+// presenceBatch is how long a long-poll woken by presence alone waits for
+// more before it answers.
+const presenceBatch = time.Second
+
+// onlyPresenceMoved reports whether now differs from upto in the presence
+// stream alone.
+func onlyPresenceMoved(upto, now stream.Positions) bool {
+	if now[stream.Presence] <= upto[stream.Presence] {
+		return false
+	}
+	now[stream.Presence] = upto[stream.Presence]
+	return !now.After(upto)
 }
 
 // ignored are the streams whose changes the filter drops, which must not
