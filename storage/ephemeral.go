@@ -69,10 +69,22 @@ type ToDevice interface {
 
 // Presences stores presence.
 type Presences interface {
-	// SetPresence stores a user's presence with the next presence position.
+	// SetPresence stores a user's presence with the next presence position,
+	// unless their stored presence and status message are those already
+	// (then it writes nothing and returns 0): presence positions mark
+	// changes, not activity.
 	SetPresence(ctx context.Context, p *Presence) (int64, error)
 	GetPresence(ctx context.Context, userID id.UserID) (*Presence, error)
-	// PresenceSince lists presence changed in (since, upto] (of everyone).
-	PresenceSince(ctx context.Context, since, upto int64) ([]*Presence, error)
+	// PresenceOf returns the stored presence of those of users who have one.
+	PresenceOf(ctx context.Context, users []id.UserID) ([]*Presence, error)
+	// PresenceSince lists presence changed in (since, upto] (of everyone),
+	// oldest first, at most limit.
+	PresenceSince(ctx context.Context, since, upto int64, limit int) ([]*Presence, error)
+	// PresenceVisibleTo lists the presence changed in (since, upto] of
+	// viewer and of the users joined to a room viewer is joined to, oldest
+	// first.
+	PresenceVisibleTo(ctx context.Context, viewer id.UserID, since, upto int64) ([]*Presence, error)
+	// PresenceNotOffline lists the stored presence that is not offline.
+	PresenceNotOffline(ctx context.Context) ([]*Presence, error)
 	MaxPresencePos(ctx context.Context) (int64, error)
 }

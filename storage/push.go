@@ -37,4 +37,26 @@ type PushCounts interface {
 	// positions in (after, upto], per thread; thread "" counts every thread,
 	// otherwise only that one.
 	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]UnreadCount, error)
+	// PushActionsBetween lists what a room's events at stream positions in
+	// (after, upto] say about notifications, for every user at once: the
+	// events' defaults and the users' exceptions, each by position.
+	PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]PushDefault, []PushException, error)
+}
+
+// PushDefault is the notification every member gets from the event at
+// StreamPos, unless they have an exception (EventWrite.PushDefault).
+type PushDefault struct {
+	StreamPos int64
+	ThreadID  string
+	Highlight bool
+}
+
+// PushException is a user's own notification from the event at StreamPos
+// (Notify false: none, though the event has a default).
+type PushException struct {
+	UserID    id.UserID
+	StreamPos int64
+	ThreadID  string
+	Highlight bool
+	Notify    bool
 }

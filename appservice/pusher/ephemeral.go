@@ -18,7 +18,7 @@ import (
 type Ephemeral interface {
 	TypingChanged(since, upto int64) map[id.RoomID][]id.UserID
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int, private func(user id.UserID) bool) (map[id.RoomID]map[string]any, int64, error)
-	PresenceRange(ctx context.Context, since, upto int64, wanted func(user id.UserID) (bool, error)) ([]map[string]any, error)
+	PresenceRange(ctx context.Context, since, upto int64, limit int, wanted func(user id.UserID) (bool, error)) ([]map[string]any, int64, error)
 	ToDeviceRange(ctx context.Context, since, upto int64, limit int, wanted func(user id.UserID) bool) ([]*storage.ToDeviceMessage, int64, error)
 }
 
@@ -54,6 +54,7 @@ func WithEphemeral(eph Ephemeral, keys Keys) Option {
 const (
 	maxReceipts = 500
 	maxToDevice = 100
+	maxPresence = 500
 )
 
 // ephemeralStreams are the streams whose changes wake an appservice that
@@ -200,11 +201,12 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 				d.edus = append(d.edus, map[string]any{"type": "m.receipt", "room_id": roomID, "content": receipts[roomID]})
 			}
 		}
-		presence, err := p.eph.PresenceRange(ctx, from[stream.Presence], d.reached[stream.Presence],
+		presence, reached, err := p.eph.PresenceRange(ctx, from[stream.Presence], d.reached[stream.Presence], maxPresence,
 			func(user id.UserID) (bool, error) { return in.user(ctx, user) })
 		if err != nil {
 			return nil, err
 		}
+		d.reached[stream.Presence] = reached
 		d.edus = append(d.edus, presence...)
 		d.toDevice, reached, err = p.eph.ToDeviceRange(ctx, from[stream.ToDevice], d.reached[stream.ToDevice], maxToDevice,
 			as.OwnsUser)

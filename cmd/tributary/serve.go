@@ -226,6 +226,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		core.rooms, core.users, core.ephemeral
 	us.Start(ctx)
 	defer us.Stop()
+	if err := eph.Start(ctx); err != nil {
+		return err
+	}
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {
@@ -296,7 +299,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	engine, err := httpx.NewEngine(httpx.EngineOptions{Logger: log, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		MaxMediaBytes: cfg.Media.MaxUploadBytes, TrustedProxies: cfg.HTTP.TrustedProxies, Metrics: reg,
-		ServerName: cfg.ServerName})
+		ServerName: cfg.ServerName, ReadBodyTimeout: cfg.HTTP.ReadBodyTimeout.Duration, ReadBodyMinRate: cfg.HTTP.ReadBodyMinRate})
 	if err != nil {
 		return err
 	}
@@ -327,8 +330,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	// answer at once instead of holding the shutdown for their timeout.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	srv := &http.Server{Handler: engine, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),

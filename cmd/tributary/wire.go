@@ -107,7 +107,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		}
 	}
 	c.ephemeral, err = ephemeral.New(store, c.rooms.Reader, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
-		PresenceEnabled: cfg.Presence.Enabled, Logger: log})
+		PresenceEnabled: cfg.Presence.Enabled, OfflineAfter: cfg.Presence.OfflineAfter.Duration, Logger: log})
 	if err == nil {
 		c.bridging, err = bridging.New(bridging.Deps{Namespaces: c.appservices, Accounts: c.users, Rooms: c.rooms,
 			Receipts: c.ephemeral, Logger: log})

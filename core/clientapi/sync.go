@@ -51,10 +51,12 @@ func (a *API) sync(c *gin.Context) {
 	// Syncing marks the user online (or unavailable) unless the client asks
 	// not to; "offline" leaves their presence as it is.
 	if setPresence != "offline" {
-		if err := a.eph.MarkActive(ctx, p.UserID, setPresence); err != nil {
+		done, err := a.eph.MarkActive(ctx, p.UserID, setPresence)
+		if err != nil {
 			httpx.Fail(c, err)
 			return
 		}
+		defer done() // the user stays connected while the long-poll runs
 	}
 	filter, err := a.sync_.ResolveFilter(ctx, p.UserID, c.Query("filter"))
 	if err != nil {

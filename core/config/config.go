@@ -108,6 +108,9 @@ type VoIP struct {
 type Presence struct {
 	// Enabled tracks and shares presence (online/offline) with room members.
 	Enabled bool `yaml:"enabled"`
+	// OfflineAfter is how long after their last /sync a user who is online
+	// or unavailable is marked offline.
+	OfflineAfter Duration `yaml:"offline_after"`
 }
 
 type Rooms struct {
@@ -165,6 +168,18 @@ type RateLimits struct {
 type HTTP struct {
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// line and headers.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadBodyTimeout is how long a client may take to send a request body,
+	// counted from its headers, plus one second for every
+	// ReadBodyMinRate bytes it sends: a large upload on a slow link that
+	// keeps arriving gets the time it needs, a body trickled byte by byte
+	// does not.
+	ReadBodyTimeout Duration `yaml:"read_body_timeout"`
+	ReadBodyMinRate int64    `yaml:"read_body_min_rate"`
+	// IdleTimeout is how long a kept-alive connection may wait for its next request.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	// TrustedProxies may set X-Forwarded-For; empty trusts none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
@@ -238,10 +253,11 @@ func Default() *Config {
 			Register:           Rate{PerSecond: 0.17, Burst: 3},
 			Messages:           Rate{PerSecond: 0.2, Burst: 10},
 		},
-		HTTP:          HTTP{MaxBodyBytes: 1 << 20},
+		HTTP: HTTP{MaxBodyBytes: 1 << 20, ReadHeaderTimeout: Duration{10 * time.Second},
+			ReadBodyTimeout: Duration{30 * time.Second}, ReadBodyMinRate: 4096, IdleTimeout: Duration{2 * time.Minute}},
 		Log:           Log{Level: "info", Format: "text"},
 		Metrics:       Metrics{Listen: "127.0.0.1:9009"},
-		Presence:      Presence{Enabled: true},
+		Presence:      Presence{Enabled: true, OfflineAfter: Duration{time.Minute}},
 		ServerNotices: ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},
 		Rooms:         Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
 		AppServices:   AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
@@ -396,6 +412,18 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return errors.New("http.max_body_bytes: must be at least 1024")
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.read_body_timeout", c.HTTP.ReadBodyTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout}, {"presence.offline_after", c.Presence.OfflineAfter}} {
+		if d.d.Duration < 10*time.Millisecond {
+			return fmt.Errorf("%s: must be at least 10ms", d.name)
+		}
+	}
+	if c.HTTP.ReadBodyMinRate < 1 {
+		return errors.New("http.read_body_min_rate: must be at least 1 byte per second")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -66,6 +66,17 @@ rate_limits:
 http:
   # Largest JSON request body accepted, in bytes.
   max_body_bytes: {{.HTTP.MaxBodyBytes}}
+  # How long a client may take to send a request line and its headers.
+  read_header_timeout: {{.HTTP.ReadHeaderTimeout}}
+  # How long a client may take to send a request body, counted from its
+  # headers, plus one second for every read_body_min_rate bytes received: an
+  # upload that keeps arriving at that rate (a slow link) gets the time it
+  # needs, a body trickled byte by byte is cut off. Long-polls (/sync) have no
+  # body and are not affected.
+  read_body_timeout: {{.HTTP.ReadBodyTimeout}}
+  read_body_min_rate: {{.HTTP.ReadBodyMinRate}}
+  # How long an idle kept-alive connection stays open.
+  idle_timeout: {{.HTTP.IdleTimeout}}
   # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty: none.
   trusted_proxies: [{{range $i, $p := .HTTP.TrustedProxies}}{{if $i}}, {{end}}{{printf "%q" $p}}{{end}}]
 
@@ -96,6 +107,9 @@ metrics:
 presence:
   # Track online/offline presence and share it with room members.
   enabled: {{.Presence.Enabled}}
+  # A user who was online or unavailable is marked offline this long after
+  # their last /sync ended.
+  offline_after: {{.Presence.OfflineAfter}}
 
 rooms:
   # A room's writer (and the room state it keeps in memory) is released after

@@ -35,8 +35,12 @@ type Store interface {
 type Options struct {
 	ServerName      string
 	PresenceEnabled bool
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// OfflineAfter is how long after their last sync ended (with no other
+	// sync running) a user who was online or unavailable is marked offline
+	// (default one minute).
+	OfflineAfter time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Service implements the ephemeral streams.
@@ -54,8 +58,8 @@ type Service struct {
 	// acked is the to-device position each device last acknowledged, so that
 	// a sync deletes only when there can be something to delete.
 	acked sync.Map // deviceKey → int64
-	// active remembers each user's last automatic presence write.
-	active sync.Map // user → activeMark
+
+	presence presenceState
 }
 
 // New builds the service.
@@ -69,12 +73,28 @@ func New(store Store, r *rooms.Reader, n stream.Notifier, opts Options) (*Servic
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{store: store, rooms: r, notifier: n, opts: opts, typing: map[id.RoomID]map[id.UserID]*time.Timer{},
-		roomTypingPos: map[id.RoomID]int64{}}, nil
+	if opts.OfflineAfter <= 0 {
+		opts.OfflineAfter = time.Minute
+	}
+	s := &Service{store: store, rooms: r, notifier: n, opts: opts, typing: map[id.RoomID]map[id.UserID]*time.Timer{},
+		roomTypingPos: map[id.RoomID]int64{}}
+	s.presence.init(n.Current()[stream.Presence])
+	n.Observe(s.observePresence)
+	return s, nil
 }
 
-// Stop cancels the typing timers.
+// Start runs the presence sweeper, which marks offline the users who
+// stopped syncing (see Options.OfflineAfter); until ctx ends or Stop.
+func (s *Service) Start(ctx context.Context) error {
+	if !s.opts.PresenceEnabled {
+		return nil
+	}
+	return s.startSweeper(ctx)
+}
+
+// Stop cancels the typing timers and stops the presence sweeper.
 func (s *Service) Stop() {
+	s.stopSweeper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, users := range s.typing {
@@ -442,155 +462,4 @@ func reached[T any](rows []T, limit int, upto int64, pos func(T) int64) int64 {
 		return pos(rows[len(rows)-1])
 	}
 	return upto
-}
-
-// Presence states.
-var presenceStates = []string{"online", "offline", "unavailable"}
-
-// SetPresence stores a user's presence (PUT /presence/{userId}/status).
-func (s *Service) SetPresence(ctx context.Context, caller, user id.UserID, presence, statusMsg string) error {
-	if caller != user {
-		return types.Forbidden("You can only set your own presence")
-	}
-	if !slices.Contains(presenceStates, presence) {
-		return types.InvalidParam("presence must be online, offline or unavailable")
-	}
-	if len(statusMsg) > 1024 {
-		return types.InvalidParam("status_msg is too long")
-	}
-	if !s.opts.PresenceEnabled {
-		return nil
-	}
-	pos, err := s.store.SetPresence(ctx, &storage.Presence{UserID: user, Presence: presence, StatusMsg: statusMsg,
-		LastActiveTS: s.opts.Now().UnixMilli()})
-	if err != nil {
-		return err
-	}
-	joined, err := s.rooms.JoinedRooms(ctx, user)
-	if err != nil {
-		return err
-	}
-	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}})
-	for _, r := range joined {
-		s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, RoomID: r})
-	}
-	return nil
-}
-
-// GetPresence returns a user's presence (GET /presence/{userId}/status).
-func (s *Service) GetPresence(ctx context.Context, user id.UserID) (map[string]any, error) {
-	if !s.opts.PresenceEnabled {
-		return nil, types.Forbidden("Presence is disabled on this server")
-	}
-	p, err := s.store.GetPresence(ctx, user)
-	if errors.Is(err, storage.ErrNotFound) {
-		return map[string]any{"presence": "offline"}, nil
-	} else if err != nil {
-		return nil, err
-	}
-	out := map[string]any{"presence": p.Presence, "last_active_ago": max(0, s.opts.Now().UnixMilli()-p.LastActiveTS),
-		"currently_active": p.Presence == "online"}
-	if p.StatusMsg != "" {
-		out["status_msg"] = p.StatusMsg
-	}
-	return out, nil
-}
-
-// PresenceSince returns m.presence events for users who share a room with
-// viewer (or are viewer), changed in (since, upto].
-func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, joined []id.RoomID, since, upto int64) ([]map[string]any, error) {
-	if !s.opts.PresenceEnabled {
-		return nil, nil
-	}
-	ps, err := s.store.PresenceSince(ctx, since, upto)
-	if err != nil || len(ps) == 0 {
-		return nil, err
-	}
-	mine := map[id.RoomID]bool{}
-	for _, r := range joined {
-		mine[r] = true
-	}
-	var out []map[string]any
-	now := s.opts.Now().UnixMilli()
-	for _, p := range ps {
-		shared := p.UserID == viewer
-		if !shared {
-			theirs, err := s.rooms.JoinedRooms(ctx, p.UserID)
-			if err != nil {
-				return nil, err
-			}
-			shared = slices.ContainsFunc(theirs, func(r id.RoomID) bool { return mine[r] })
-		}
-		if !shared {
-			continue
-		}
-		out = append(out, presenceEvent(p, now))
-	}
-	return out, nil
-}
-
-// presenceEvent is the m.presence event of a stored presence.
-func presenceEvent(p *storage.Presence, now int64) map[string]any {
-	content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-p.LastActiveTS),
-		"currently_active": p.Presence == "online"}
-	if p.StatusMsg != "" {
-		content["status_msg"] = p.StatusMsg
-	}
-	return map[string]any{"type": "m.presence", "sender": string(p.UserID), "content": content}
-}
-
-// PresenceRange returns the m.presence events of users wanted accepts whose
-// presence changed in (since, upto] (nothing when presence is disabled).
-// wanted may fail (it may read membership).
-func (s *Service) PresenceRange(ctx context.Context, since, upto int64, wanted func(user id.UserID) (bool, error)) ([]map[string]any, error) {
-	if !s.opts.PresenceEnabled || upto <= since {
-		return nil, nil
-	}
-	ps, err := s.store.PresenceSince(ctx, since, upto)
-	if err != nil {
-		return nil, err
-	}
-	var out []map[string]any
-	now := s.opts.Now().UnixMilli()
-	for _, p := range ps {
-		ok, err := wanted(p.UserID)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, presenceEvent(p, now))
-		}
-	}
-	return out, nil
-}
-
-// MarkActive records that a syncing user is online (or unavailable),
-// writing only when their presence changes or a minute has passed.
-func (s *Service) MarkActive(ctx context.Context, user id.UserID, presence string) error {
-	if !s.opts.PresenceEnabled {
-		return nil
-	}
-	now := s.opts.Now()
-	if v, ok := s.active.Load(user); ok {
-		last := v.(activeMark)
-		if last.presence == presence && now.Sub(last.at) < time.Minute {
-			return nil
-		}
-	}
-	s.active.Store(user, activeMark{presence: presence, at: now})
-	status := ""
-	if p, err := s.store.GetPresence(ctx, user); err == nil {
-		if p.Presence == presence && now.UnixMilli()-p.LastActiveTS < time.Minute.Milliseconds() {
-			return nil
-		}
-		status = p.StatusMsg
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	return s.SetPresence(ctx, user, user, presence, status)
-}
-
-type activeMark struct {
-	presence string
-	at       time.Time
 }

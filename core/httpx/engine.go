@@ -3,6 +3,7 @@ package httpx
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,10 @@ type EngineOptions struct {
 	Metrics *prometheus.Registry
 	// ServerName is this server's name, for the checks of path parameters.
 	ServerName string
+	// ReadBodyTimeout and ReadBodyMinRate bound how long a request body may
+	// take to arrive (see BodyDeadline); 0: no bound.
+	ReadBodyTimeout time.Duration
+	ReadBodyMinRate int64
 }
 
 // NewEngine builds the gin engine with the edge middleware, /health and
@@ -49,7 +54,8 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 		}
 		r.Use(m.Middleware())
 	}
-	r.Use(CORS(), TextParams(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes), CheckParams(o.ServerName))
+	r.Use(BodyDeadline(o.ReadBodyTimeout, o.ReadBodyMinRate), CORS(), TextParams(), BodyLimit(o.MaxBodyBytes, o.MaxMediaBytes),
+		CheckParams(o.ServerName))
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "OK") })
 	r.NoRoute(NotFound)
 	r.NoMethod(MethodNotAllowed)

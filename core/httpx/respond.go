@@ -17,6 +17,7 @@ import (
 // Fail answers with err as a Matrix error. Errors that are not *types.Error
 // are logged and become a 500 M_UNKNOWN that does not show their text.
 func Fail(c *gin.Context, err error) {
+	refuseBody(c)
 	me, ok := types.AsError(err)
 	var tooBig *http.MaxBytesError
 	if !ok && errors.As(err, &tooBig) {
@@ -104,6 +105,9 @@ func readChecked(c *gin.Context, check func([]byte) error) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, types.TooLarge("Request body is larger than %d bytes", mbe.Limit)
+		}
+		if me, ok := types.AsError(err); ok {
+			return nil, me // the body did not arrive in time (BodyDeadline)
 		}
 		return nil, types.NotJSON("Could not read the request body")
 	}

@@ -95,10 +95,12 @@ type Reader struct {
 	log   *slog.Logger
 	// cache keeps recently used PDUs by event ID (auth events above all).
 	cache *lru[id.EventID, *pdu.PDU]
-	// versions and facts cache what never changes: room versions, and what
-	// a state group says of a user's membership and the history visibility.
-	versions *lru[id.RoomID, id.RoomVersion]
-	facts    *lru[factsKey, groupFacts]
+	// versions, visibilities and facts cache what never changes: room
+	// versions, the history visibility a state group holds (the same for
+	// every viewer) and a user's membership in one.
+	versions     *lru[id.RoomID, id.RoomVersion]
+	visibilities *lru[int64, string]
+	facts        *lru[factsKey, string]
 	// memberWrites counts commits with membership events in flight (the
 	// pipeline's, until published), and lastMemberPos is the position of
 	// the last published one (MaxInt64 until Start): see
@@ -153,7 +155,8 @@ func NewReader(store Store, opts Options) (*Reader, error) {
 		opts.Notifier = stream.NewLocal(stream.Positions{}) // nobody listens but the service itself
 	}
 	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
-		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, groupFacts](65536)}
+		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, string](65536),
+		visibilities: newLRU[int64, string](65536)}
 	r.lastMemberPos.Store(math.MaxInt64)
 	r.startPos.Store(math.MaxInt64)
 	r.pages.Max = 256

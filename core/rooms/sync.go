@@ -120,7 +120,14 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 	var stateEvents []*storage.Event
 	switch {
 	case fresh:
-		stateEvents, err = s.stateBefore(ctx, req.RoomID, start)
+		var keep func(storage.StateEntry) bool
+		if req.LazyMembers {
+			// Only the members lazyFilter keeps are read: in a room of
+			// thousands, not thousands of member events per initial sync.
+			need := lazyNeed(picked, req.User, fresh)
+			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || need[id.UserID(e.StateKey)] }
+		}
+		stateEvents, err = s.stateBefore(ctx, req.RoomID, start, keep)
 	case limited:
 		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, start)
 	}
@@ -141,8 +148,9 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 	return out, nil
 }
 
-// stateBefore is the room state just before position pos, as events.
-func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) ([]*storage.Event, error) {
+// stateBefore is the room state just before position pos, as events (those
+// keep accepts; nil keeps all).
+func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64, keep func(storage.StateEntry) bool) ([]*storage.Event, error) {
 	prev, err := s.store.LastEventBefore(ctx, roomID, pos)
 	if storageNotFound(err) {
 		return nil, nil
@@ -153,9 +161,11 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64) (
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]id.EventID, len(entries))
-	for i, e := range entries {
-		ids[i] = e.EventID
+	ids := make([]id.EventID, 0, len(entries))
+	for _, e := range entries {
+		if keep == nil || keep(e) {
+			ids = append(ids, e.EventID)
+		}
 	}
 	evs, err := s.store.GetEvents(ctx, ids)
 	if err != nil {
@@ -185,9 +195,8 @@ func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, afte
 	return out, nil
 }
 
-// lazyFilter keeps the member events of the timeline's senders (and, for a
-// room new to the client, the user's own) and every non-member state event.
-func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []*storage.Event {
+// lazyNeed are the users whose member events lazyFilter keeps.
+func lazyNeed(timeline []*storage.Event, user id.UserID, fresh bool) map[id.UserID]bool {
 	need := map[id.UserID]bool{}
 	for _, e := range timeline {
 		need[e.Sender] = true
@@ -195,6 +204,13 @@ func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []
 	if fresh {
 		need[user] = true
 	}
+	return need
+}
+
+// lazyFilter keeps the member events of the timeline's senders (and, for a
+// room new to the client, the user's own) and every non-member state event.
+func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []*storage.Event {
+	need := lazyNeed(timeline, user, fresh)
 	out := state[:0:0]
 	for _, e := range state {
 		if e.Type != "m.room.member" || need[id.UserID(*e.StateKey)] {

@@ -26,9 +26,14 @@ type viewer struct {
 	groups      map[int64]groupFacts
 }
 
+// groupFacts is what a state group says for one viewer: the room's
+// history visibility (the same for everyone) and the viewer's membership
+// (looked up only when the visibility leaves the answer to it).
 type groupFacts struct {
 	visibility string
 	membership string
+	// membershipKnown: membership was looked up.
+	membershipKnown bool
 }
 
 func (s *Reader) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID) (*viewer, error) {
@@ -86,27 +91,41 @@ func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
 	if f, ok := v.groups[group]; ok {
 		return f, nil
 	}
-	// State groups never change, so what they say about a user is cached
-	// across requests.
-	key := factsKey{group: group, user: v.user}
-	if f, ok := v.s.facts.get(key); ok {
-		v.groups[group] = f
+	// State groups never change, so what they say is cached across
+	// requests: the visibility per group, a membership per group and user.
+	vis, ok := v.s.visibilities.get(group)
+	if !ok {
+		hvID, err := v.s.store.StateEntryAt(ctx, group, "m.room.history_visibility", "")
+		if err != nil {
+			return groupFacts{}, err
+		}
+		vis = "shared" // the spec's default when the event is missing
+		if hvID != "" {
+			if ev, err := v.s.store.GetEvent(ctx, hvID); err == nil {
+				if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
+					vis = hv
+				}
+			} else if !storageNotFound(err) {
+				return groupFacts{}, err
+			}
+		}
+		v.s.visibilities.put(group, vis)
+	}
+	f := groupFacts{visibility: vis}
+	v.groups[group] = f
+	return f, nil
+}
+
+// membershipAt completes f with the viewer's membership in the group.
+func (v *viewer) membershipAt(ctx context.Context, group int64, f groupFacts) (groupFacts, error) {
+	if f.membershipKnown {
 		return f, nil
 	}
-	var f groupFacts
-	hvID, err := v.s.store.StateEntryAt(ctx, group, "m.room.history_visibility", "")
-	if err != nil {
-		return f, err
-	}
-	f.visibility = "shared" // the spec's default when the event is missing
-	if hvID != "" {
-		if ev, err := v.s.store.GetEvent(ctx, hvID); err == nil {
-			if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
-				f.visibility = hv
-			}
-		} else if !storageNotFound(err) {
-			return f, err
-		}
+	key := factsKey{group: group, user: v.user}
+	if m, ok := v.s.facts.get(key); ok {
+		f.membership, f.membershipKnown = m, true
+		v.groups[group] = f
+		return f, nil
 	}
 	memID, err := v.s.store.StateEntryAt(ctx, group, "m.room.member", string(v.user))
 	if err != nil {
@@ -119,8 +138,9 @@ func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
 			return f, err
 		}
 	}
+	f.membershipKnown = true
 	v.groups[group] = f
-	v.s.facts.put(key, f)
+	v.s.facts.put(key, f.membership)
 	return f, nil
 }
 
@@ -177,20 +197,20 @@ func (v *viewer) canSee(ctx context.Context, e *storage.Event) (bool, error) {
 	switch {
 	case f.visibility == "world_readable":
 		return true, nil
-	case f.membership == "join":
-		return true, nil
 	case f.visibility == "shared" && e.StreamPos < v.joinedUntil:
 		// "shared": a user sees the events sent before any point at which
 		// they were joined, including before they joined; one who left sees
 		// those up to their leave.
 		return true, nil
-	case f.visibility == "invited" && f.membership == "invite":
-		return true, nil
 	case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == string(v.user):
 		// Everyone sees their own membership changes (their leave, their invite).
 		return true, nil
 	}
-	return false, nil
+	// The rest depends on the viewer's membership at the event.
+	if f, err = v.membershipAt(ctx, e.StateGroup, f); err != nil {
+		return false, err
+	}
+	return f.membership == "join" || (f.visibility == "invited" && f.membership == "invite"), nil
 }
 
 // filter keeps the events the user may see.

@@ -50,12 +50,15 @@ const (
 func (s Stream) synced() bool { return s >= 0 && s < numStreams }
 
 // Change is one advance of a stream: its new position and who it concerns —
-// a room (everyone in it) and/or specific users.
+// rooms (everyone in them) and/or specific users.
 type Change struct {
 	Stream Stream
 	Pos    int64
 	RoomID id.RoomID
-	Users  []id.UserID
+	// Rooms are more rooms the change concerns (a user's presence concerns
+	// everyone in a room with them), so that one change reaches them all.
+	Rooms []id.RoomID
+	Users []id.UserID
 	// Senders are the senders of an Events change's events (a user's own
 	// event is also their read marker).
 	Senders []id.UserID
@@ -89,46 +92,75 @@ type Notifier interface {
 	Publish(c Change)
 	// Current is the latest published position of every stream.
 	Current() Positions
-	// Wait blocks until a change newer than since concerns the user or one of
-	// rooms, or ctx ends; it reports whether it was woken.
-	Wait(ctx context.Context, user id.UserID, rooms map[id.RoomID]bool, since Positions) bool
+	// Wait blocks until a change newer than since concerns the waiter (see
+	// Interest), or ctx ends; it reports whether it was woken.
+	Wait(ctx context.Context, in Interest, since Positions) bool
 	// Observe calls fn with every change published from now on (in this
 	// process). fn runs inside Publish: it must be quick and must not block
 	// or publish.
 	Observe(fn func(Change))
 }
 
+// Interest is what a waiter waits for: a change naming User, or one of
+// Rooms, in any stream but those it ignores.
+type Interest struct {
+	User  id.UserID
+	Rooms map[id.RoomID]bool
+	// Ignore are streams whose changes the waiter would not answer with
+	// (a filter drops them): they neither wake it nor cut its wait short.
+	Ignore StreamSet
+}
+
+// StreamSet is a set of streams.
+type StreamSet uint64
+
+// Streams makes a set of streams.
+func Streams(s ...Stream) StreamSet {
+	var set StreamSet
+	for _, x := range s {
+		set |= 1 << uint(x)
+	}
+	return set
+}
+
+// Has reports whether the set holds s.
+func (set StreamSet) Has(s Stream) bool { return s >= 0 && s < 64 && set&(1<<uint(s)) != 0 }
+
 // Positions are the positions of all streams: a sync token.
 type Positions [numStreams]int64
 
 // After reports whether p is ahead of since in any stream.
-func (p Positions) After(since Positions) bool {
+func (p Positions) After(since Positions) bool { return p.afterExcept(since, 0) }
+
+func (p Positions) afterExcept(since Positions, ignore StreamSet) bool {
 	for i := range p {
-		if p[i] > since[i] {
+		if p[i] > since[i] && !ignore.Has(Stream(i)) {
 			return true
 		}
 	}
 	return false
 }
 
-// Local is the in-process Notifier.
+// Local is the in-process Notifier. Waiters are indexed by the rooms and
+// the user they wait for, so that a change costs what it concerns, not
+// the number of waiters.
 type Local struct {
 	mu        sync.Mutex
 	current   Positions
-	waiters   map[*waiter]struct{}
+	byRoom    map[id.RoomID]map[*waiter]struct{}
+	byUser    map[id.UserID]map[*waiter]struct{}
 	observers []func(Change)
 }
 
 type waiter struct {
-	user  id.UserID
-	rooms map[id.RoomID]bool
+	in    Interest
 	since Positions
 	wake  chan struct{}
 }
 
 // NewLocal makes a notifier starting at the given positions.
 func NewLocal(start Positions) *Local {
-	return &Local{current: start, waiters: map[*waiter]struct{}{}}
+	return &Local{current: start, byRoom: map[id.RoomID]map[*waiter]struct{}{}, byUser: map[id.UserID]map[*waiter]struct{}{}}
 }
 
 // Publish implements Notifier.
@@ -147,24 +179,42 @@ func (l *Local) Publish(c Change) {
 	for _, fn := range l.observers {
 		fn(c)
 	}
-	for w := range l.waiters {
-		if c.Pos > w.since[c.Stream] && w.concerned(c) {
+	if c.RoomID != "" {
+		l.wakeLocked(l.byRoom[c.RoomID], c)
+	}
+	for _, r := range c.Rooms {
+		l.wakeLocked(l.byRoom[r], c)
+	}
+	for _, u := range c.Users {
+		l.wakeLocked(l.byUser[u], c)
+	}
+}
+
+// wakeLocked wakes the waiters of ws that c concerns (l.mu held).
+func (l *Local) wakeLocked(ws map[*waiter]struct{}, c Change) {
+	for w := range ws {
+		if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) {
+			l.removeLocked(w)
 			close(w.wake)
-			delete(l.waiters, w)
 		}
 	}
 }
 
-func (w *waiter) concerned(c Change) bool {
-	if c.RoomID != "" && w.rooms[c.RoomID] {
-		return true
-	}
-	for _, u := range c.Users {
-		if u == w.user {
-			return true
+func (l *Local) removeLocked(w *waiter) {
+	for r := range w.in.Rooms {
+		if ws := l.byRoom[r]; ws != nil {
+			delete(ws, w)
+			if len(ws) == 0 {
+				delete(l.byRoom, r)
+			}
 		}
 	}
-	return false
+	if ws := l.byUser[w.in.User]; ws != nil {
+		delete(ws, w)
+		if len(ws) == 0 {
+			delete(l.byUser, w.in.User)
+		}
+	}
 }
 
 // Observe implements Notifier.
@@ -184,8 +234,8 @@ func (l *Local) Current() Positions {
 // Wait implements Notifier. The caller checks for news before waiting; Wait
 // only sleeps, so a change published between that check and Wait is missed
 // unless since is the position the check saw — which is why it takes since.
-func (l *Local) Wait(ctx context.Context, user id.UserID, rooms map[id.RoomID]bool, since Positions) bool {
-	w, already := l.register(user, rooms, since)
+func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
+	w, already := l.register(in, since)
 	if already {
 		return true
 	}
@@ -194,21 +244,55 @@ func (l *Local) Wait(ctx context.Context, user id.UserID, rooms map[id.RoomID]bo
 		return true
 	case <-ctx.Done():
 		l.mu.Lock()
-		delete(l.waiters, w)
+		l.removeLocked(w)
 		l.mu.Unlock()
 		return false
 	}
 }
 
-// register adds a waiter, unless something was published after since
-// already (then it reports true and adds nothing).
-func (l *Local) register(user id.UserID, rooms map[id.RoomID]bool, since Positions) (*waiter, bool) {
+// register adds a waiter, unless something it does not ignore was
+// published after since already (then it reports true and adds nothing).
+func (l *Local) register(in Interest, since Positions) (*waiter, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.current.After(since) {
+	if l.current.afterExcept(since, in.Ignore) {
 		return nil, true
 	}
-	w := &waiter{user: user, rooms: rooms, since: since, wake: make(chan struct{})}
-	l.waiters[w] = struct{}{}
+	w := &waiter{in: in, since: since, wake: make(chan struct{})}
+	for r, ok := range in.Rooms {
+		if !ok {
+			continue
+		}
+		ws := l.byRoom[r]
+		if ws == nil {
+			ws = map[*waiter]struct{}{}
+			l.byRoom[r] = ws
+		}
+		ws[w] = struct{}{}
+	}
+	ws := l.byUser[in.User]
+	if ws == nil {
+		ws = map[*waiter]struct{}{}
+		l.byUser[in.User] = ws
+	}
+	ws[w] = struct{}{}
 	return w, false
+}
+
+// waiting counts the registered waiters (for tests).
+func (l *Local) waiting() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[*waiter]bool{}
+	for _, ws := range l.byUser {
+		for w := range ws {
+			seen[w] = true
+		}
+	}
+	for _, ws := range l.byRoom {
+		for w := range ws {
+			seen[w] = true
+		}
+	}
+	return len(seen)
 }

@@ -18,8 +18,8 @@ func woken(w *waiter) bool {
 
 func TestLocalWakesOnlyConcernedWaiters(t *testing.T) {
 	n := NewLocal(Positions{})
-	member, _ := n.register("@a:x", map[id.RoomID]bool{"!r": true}, n.Current())
-	named, _ := n.register("@c:x", nil, n.Current())
+	member, _ := n.register(Interest{User: "@a:x", Rooms: map[id.RoomID]bool{"!r": true}}, n.Current())
+	named, _ := n.register(Interest{User: "@c:x"}, n.Current())
 
 	n.Publish(Change{Stream: Events, Pos: 1, RoomID: "!other"})
 	if woken(member) || woken(named) {
@@ -45,15 +45,15 @@ func TestLocalWakesOnlyConcernedWaiters(t *testing.T) {
 
 func TestLocalWaitReturnsAtOnceWhenBehind(t *testing.T) {
 	n := NewLocal(Positions{5})
-	if !n.Wait(context.Background(), "@b:x", nil, Positions{}) {
+	if !n.Wait(context.Background(), Interest{User: "@b:x"}, Positions{}) {
 		t.Fatal("a waiter whose token is behind slept")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if n.Wait(ctx, "@b:x", nil, n.Current()) {
+	if n.Wait(ctx, Interest{User: "@b:x"}, n.Current()) {
 		t.Fatal("a cancelled wait reported a wake-up")
 	}
-	if len(n.waiters) != 0 {
+	if n.waiting() != 0 {
 		t.Fatal("a cancelled waiter stayed registered")
 	}
 }
@@ -66,5 +66,46 @@ func TestLocalObserversSeeEveryChange(t *testing.T) {
 	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []id.UserID{"@a:x"}})
 	if len(seen) != 2 || seen[0].Stream != Typing || seen[1].Users[0] != "@a:x" {
 		t.Fatalf("observer saw %+v", seen)
+	}
+}
+
+// A change naming several rooms wakes the waiters of each, once.
+func TestLocalWakesEveryNamedRoom(t *testing.T) {
+	n := NewLocal(Positions{})
+	a, _ := n.register(Interest{User: "@a:x", Rooms: map[id.RoomID]bool{"!a": true, "!b": true}}, n.Current())
+	b, _ := n.register(Interest{User: "@b:x", Rooms: map[id.RoomID]bool{"!b": true}}, n.Current())
+	c, _ := n.register(Interest{User: "@c:x", Rooms: map[id.RoomID]bool{"!c": true}}, n.Current())
+	n.Publish(Change{Stream: Presence, Pos: 1, Rooms: []id.RoomID{"!a", "!b"}, Users: []id.UserID{"@a:x"}})
+	if !woken(a) || !woken(b) || woken(c) {
+		t.Fatal("a change naming rooms !a and !b woke the wrong waiters")
+	}
+	if n.waiting() != 1 {
+		t.Fatalf("%d waiters left, want the one of !c", n.waiting())
+	}
+}
+
+// A waiter ignoring a stream is neither woken by its changes nor sent back
+// at once when only that stream moved since its token.
+func TestLocalIgnoredStreams(t *testing.T) {
+	n := NewLocal(Positions{})
+	in := Interest{User: "@a:x", Rooms: map[id.RoomID]bool{"!r": true}, Ignore: Streams(Presence, Typing)}
+	w, _ := n.register(in, n.Current())
+	n.Publish(Change{Stream: Presence, Pos: 1, Rooms: []id.RoomID{"!r"}, Users: []id.UserID{"@a:x"}})
+	n.Publish(Change{Stream: Typing, Pos: 1, RoomID: "!r"})
+	if woken(w) {
+		t.Fatal("a change in an ignored stream woke the waiter")
+	}
+	n.Publish(Change{Stream: Events, Pos: 1, RoomID: "!r"})
+	if !woken(w) {
+		t.Fatal("an event in the room did not wake the waiter")
+	}
+	// Only ignored streams moved past the token: the wait sleeps.
+	since := n.Current()
+	n.Publish(Change{Stream: Presence, Pos: 2, Users: []id.UserID{"@b:x"}})
+	if _, already := n.register(in, since); already {
+		t.Fatal("a move of an ignored stream cut the wait short")
+	}
+	if _, already := n.register(Interest{User: "@a:x"}, since); !already {
+		t.Fatal("a waiter that does not ignore presence slept past a newer position")
 	}
 }

@@ -15,9 +15,23 @@ import (
 
 // EventTypeFilter filters non-room events (account data, presence).
 type EventTypeFilter struct {
-	Limit    int      `json:"limit,omitempty"`
-	Types    []string `json:"types,omitempty"`
-	NotTypes []string `json:"not_types,omitempty"`
+	Limit      int      `json:"limit,omitempty"`
+	Types      []string `json:"types,omitempty"`
+	NotTypes   []string `json:"not_types,omitempty"`
+	Senders    []string `json:"senders,omitempty"`
+	NotSenders []string `json:"not_senders,omitempty"`
+}
+
+// AllowsSender reports whether an event of the sender passes senders and
+// not_senders.
+func (f *EventTypeFilter) AllowsSender(sender string) bool {
+	if f == nil {
+		return true
+	}
+	if f.Senders != nil && !slices.Contains(f.Senders, sender) {
+		return false
+	}
+	return !slices.Contains(f.NotSenders, sender)
 }
 
 // Allows reports whether an event type passes.
@@ -129,6 +143,20 @@ func (f *Filter) roomAccountData() *rooms.EventFilter {
 		return nil
 	}
 	return f.Room.AccountData
+}
+
+// presence is the presence filter; wanted is false when it drops presence
+// altogether (its types exclude m.presence, or its senders are an empty
+// list), so that /sync does no presence work at all.
+func (f *Filter) presence() (pf *EventTypeFilter, wanted bool) {
+	if f == nil || f.Presence == nil {
+		return nil, true
+	}
+	p := f.Presence
+	if !p.Allows("m.presence") || (p.Senders != nil && len(p.Senders) == 0) {
+		return nil, false
+	}
+	return p, true
 }
 
 // ephemeralAllows applies room.ephemeral's types to m.typing and m.receipt.

@@ -69,7 +69,7 @@ func (s *Service) InitialSync(ctx context.Context, req *InitialSyncRequest) (*In
 		return nil, err
 	}
 	resp := &InitialSyncResponse{End: FormatToken(upto), Rooms: []*RoomInfo{}, AccountData: nonNilAny(global)}
-	var joined []id.RoomID
+	joined := map[id.RoomID]bool{}
 	for _, m := range memberships {
 		if m.Pos > upto[stream.Events] {
 			continue // came after the token: GET /events from End brings it
@@ -85,7 +85,7 @@ func (s *Service) InitialSync(ctx context.Context, req *InitialSyncRequest) (*In
 			resp.Rooms = append(resp.Rooms, info)
 			continue
 		case "join":
-			joined = append(joined, m.RoomID)
+			joined[m.RoomID] = true
 		case "leave", "ban":
 			if !req.Archived {
 				continue
@@ -108,7 +108,7 @@ func (s *Service) InitialSync(ctx context.Context, req *InitialSyncRequest) (*In
 		fillRoomInfo(info, snap, roomData[m.RoomID])
 		resp.Rooms = append(resp.Rooms, info)
 	}
-	presence, err := s.eph.PresenceSince(ctx, req.User, joined, 0, upto[stream.Presence])
+	presence, err := s.eph.PresenceSince(ctx, req.User, 0, upto[stream.Presence], s.sharesRoom(joined))
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +147,11 @@ func (s *Service) RoomInitialSync(ctx context.Context, req *RoomInitialSyncReque
 		if err != nil {
 			return nil, err
 		}
-		presence, err := s.eph.PresenceRange(ctx, 0, upto[stream.Presence], func(u id.UserID) (bool, error) {
-			_, ok := members[u]
-			return ok, nil
-		})
+		users := make([]id.UserID, 0, len(members))
+		for u := range members {
+			users = append(users, u)
+		}
+		presence, err := s.eph.PresenceOf(ctx, users)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +249,10 @@ func (s *Service) Events(ctx context.Context, req *EventsRequest) (*EventsRespon
 			return &EventsResponse{Chunk: nonNil(chunk), Start: FormatToken(since), End: FormatToken(next)}, nil
 		}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		s.notifier.Wait(waitCtx, req.User, wake, upto)
+		// Only events answer GET /events.
+		s.notifier.Wait(waitCtx, stream.Interest{User: req.User, Rooms: wake,
+			Ignore: stream.Streams(stream.AccountData, stream.Receipts, stream.Typing, stream.ToDevice, stream.DeviceLists,
+				stream.Presence)}, upto)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -587,7 +587,9 @@ func (s *Service) SlidingSync(ctx context.Context, req *SlidingRequest) (*Slidin
 		done := !hasSince || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline)
 		if !done {
 			waitCtx, cancel := context.WithDeadline(ctx, deadline)
-			woke := s.notifier.Wait(waitCtx, req.User, b.joined, upto)
+			// Sliding sync has no presence extension.
+			woke := s.notifier.Wait(waitCtx, stream.Interest{User: req.User, Rooms: b.joined,
+				Ignore: stream.Streams(stream.Presence)}, upto)
 			cancel()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

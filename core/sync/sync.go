@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -45,8 +46,14 @@ type Service struct {
 	// generations count each user's membership changes, so that a read that
 	// raced a change is not cached.
 	generations gosync.Map // id.UserID → *atomic.Int64
+	// membershipLoads shares a user's memberships read among the syncs that
+	// ask at once (every long-poll a presence change woke asks for the
+	// rooms of the same user).
+	membershipLoads stream.Shared[membershipKey, []rooms.UserMembership]
 	// deviceLists (optional, WithDeviceLists) adds the E2EE sections.
 	deviceLists DeviceLists
+	// rebuilds bounds the woken long-polls that build their answer at once.
+	rebuilds chan struct{}
 }
 
 func (s *Service) generation(user id.UserID) *atomic.Int64 {
@@ -69,7 +76,9 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 	}
 	gen := s.generation(user)
 	before := gen.Load()
-	ms, err := s.rooms.UserMemberships(ctx, user)
+	ms, err := s.membershipLoads.Get(ctx, membershipKey{user, before}, func(ctx context.Context) ([]rooms.UserMembership, error) {
+		return s.rooms.UserMemberships(ctx, user)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +91,28 @@ func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.
 	return ms, nil
 }
 
+type membershipKey struct {
+	user id.UserID
+	gen  int64
+}
+
+// sharesRoom reports whether user is joined to one of the rooms joined
+// holds (presence is shared with who shares a room).
+func (s *Service) sharesRoom(joined map[id.RoomID]bool) func(ctx context.Context, user id.UserID) (bool, error) {
+	return func(ctx context.Context, user id.UserID) (bool, error) {
+		ms, err := s.userMemberships(ctx, user)
+		if err != nil {
+			return false, err
+		}
+		for _, m := range ms {
+			if m.Membership == "join" && joined[m.RoomID] {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
 // New builds the service.
 func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if r == nil || eph == nil || p == nil || store == nil || n == nil {
@@ -90,6 +121,8 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 	s := &Service{rooms: r, eph: eph, push: p, store: store, notifier: n, maxTimeout: 5 * time.Minute,
 		unread: newUnreadCache(store)}
 	s.changed.Max = 1024
+	s.membershipLoads.Max = 4096
+	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
 	for _, o := range opts {
 		o(s)
 	}
@@ -223,17 +256,42 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 	}
 	timeout := min(req.Timeout, s.maxTimeout)
 	deadline := time.Now().Add(timeout)
+	woken := false
 	for {
+		if woken {
+			// Woken long-polls take turns (one message wakes everyone in
+			// its room at once): they answer as fast in all, and requests
+			// that just arrived do not queue behind them for the database.
+			select {
+			case s.rebuilds <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		upto := s.notifier.Current()
 		resp, joined, err := s.build(ctx, req, since, upto, initial)
+		if woken {
+			<-s.rebuilds
+		}
 		if err != nil {
 			return nil, err
 		}
 		if initial || req.FullState || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
+		interest := stream.Interest{User: req.User, Rooms: joined, Ignore: ignored(req.Filter)}
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		woke := s.notifier.Wait(waitCtx, req.User, joined, upto)
+		woke := s.notifier.Wait(waitCtx, interest, upto)
+		if now := s.notifier.Current(); woke && onlyPresenceMoved(upto, now) {
+			// Presence is not urgent: let changes gather a moment, so that
+			// a crowd coming online (a restart: everyone reconnects) wakes
+			// each roommate's long-poll once in a while, not once per
+			// arrival. Anything else ends the pause.
+			batchCtx, cancelBatch := context.WithTimeout(waitCtx, presenceBatch)
+			interest.Ignore |= stream.Streams(stream.Presence)
+			s.notifier.Wait(batchCtx, interest, now)
+			cancelBatch()
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -243,9 +301,37 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			resp.NextBatch = FormatToken(upto)
 			return resp, nil
 		}
+		woken = true
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
 	}
+}
+
+// presenceBatch is how long a long-poll woken by presence alone waits for
+// more before it answers.
+const presenceBatch = time.Second
+
+// onlyPresenceMoved reports whether now differs from upto in the presence
+// stream alone.
+func onlyPresenceMoved(upto, now stream.Positions) bool {
+	if now[stream.Presence] <= upto[stream.Presence] {
+		return false
+	}
+	now[stream.Presence] = upto[stream.Presence]
+	return !now.After(upto)
+}
+
+// ignored are the streams whose changes the filter drops, which must not
+// wake the long-poll.
+func ignored(f *Filter) stream.StreamSet {
+	var set stream.StreamSet
+	if _, wanted := f.presence(); !wanted {
+		set |= stream.Streams(stream.Presence)
+	}
+	if !f.ephemeralAllows("m.typing") {
+		set |= stream.Streams(stream.Typing)
+	}
+	return set
 }
 
 func (r *Response) empty() bool {
@@ -338,14 +424,20 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		next[stream.ToDevice] = reached
 		resp.NextBatch = FormatToken(next)
 	}
-	var presence []map[string]any
-	if upto[stream.Presence] > since[stream.Presence] {
-		if presence, err = s.eph.PresenceSince(ctx, req.User, joinedIDs, since[stream.Presence], upto[stream.Presence]); err != nil {
+	if pf, wanted := f.presence(); wanted && upto[stream.Presence] > since[stream.Presence] {
+		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], s.sharesRoom(joined))
+		if err != nil {
 			return nil, nil, err
 		}
-	}
-	if len(presence) > 0 {
-		resp.Presence = &Events{Events: toAny(presence)}
+		var evs []any
+		for _, p := range presence {
+			if sender, _ := p["sender"].(string); pf.AllowsSender(sender) {
+				evs = append(evs, p)
+			}
+		}
+		if len(evs) > 0 {
+			resp.Presence = &Events{Events: evs}
+		}
 	}
 	rs := &Rooms{}
 	evSince := since[stream.Events]

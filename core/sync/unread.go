@@ -8,6 +8,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -15,6 +16,7 @@ import (
 type UnreadStore interface {
 	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
 	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error)
+	PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error)
 }
 
 // maxUnreadEntries bounds the cache; past it, some entries are dropped.
@@ -38,6 +40,9 @@ type unreadCache struct {
 	// drops counts evictions: an answer computed across one is not kept
 	// (the evicted entries' generations are gone).
 	drops uint64
+	// rooms and loads: see roomPushes.
+	rooms map[id.RoomID]*roomPushes
+	loads stream.Shared[pushRange, *roomPushes]
 }
 
 type unreadEntry struct {
@@ -53,7 +58,9 @@ type unreadEntry struct {
 }
 
 func newUnreadCache(store UnreadStore) *unreadCache {
-	return &unreadCache{store: store, m: map[unreadKey]*unreadEntry{}}
+	u := &unreadCache{store: store, m: map[unreadKey]*unreadEntry{}, rooms: map[id.RoomID]*roomPushes{}}
+	u.loads.Max = 1024
+	return u
 }
 
 // forget drops what is known of a user's counts in a room.
@@ -120,7 +127,7 @@ func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.Us
 		// after what was counted are new.
 		read, own, counts = known.read, known.own, known.counts
 		if known.upto < upto {
-			more, err := u.store.PushActionCounts(ctx, roomID, userID, "", known.upto, upto)
+			more, err := u.newNotifications(ctx, roomID, userID, known.upto, upto)
 			if err != nil {
 				return nil, err
 			}
@@ -213,4 +220,119 @@ func readTo(read map[string]int64, own int64) int64 {
 		out = max(out, p)
 	}
 	return out
+}
+
+// One message wakes the sync of every member of its room, each of which
+// counts the notifications after what it counted before: the same few
+// events for everyone. roomPushes keeps, per room, what the room's events
+// in a settled stretch of positions (lo, hi] say about notifications (their
+// defaults and the members' exceptions), read once for all of them and
+// extended as the room moves on. Settled positions never change (they were
+// committed in position order, and push rows are written once), so nothing
+// needs forgetting; a stretch that grows too long starts afresh.
+type roomPushes struct {
+	lo, hi     int64
+	defaults   []storage.PushDefault   // by position
+	exceptions []storage.PushException // by position
+}
+
+type pushRange struct {
+	room      id.RoomID
+	after, to int64
+}
+
+const (
+	// maxPushRows bounds what a room keeps; maxPushRooms the rooms kept.
+	maxPushRows  = 2048
+	maxPushRooms = 4096
+)
+
+// newNotifications counts a user's notifications in a room at positions in
+// (after, upto] (settled), per thread.
+func (u *unreadCache) newNotifications(ctx context.Context, roomID id.RoomID, userID id.UserID, after, upto int64) ([]storage.UnreadCount, error) {
+	rp, err := u.roomPushes(ctx, roomID, after, upto)
+	if err != nil || rp == nil {
+		if err == nil {
+			return u.store.PushActionCounts(ctx, roomID, userID, "", after, upto)
+		}
+		return nil, err
+	}
+	by := map[string]storage.UnreadCount{}
+	add := func(thread string, highlight bool) {
+		c := by[thread]
+		c.ThreadID = thread
+		c.Notifications++
+		if highlight {
+			c.Highlights++
+		}
+		by[thread] = c
+	}
+	user := userID
+	mine := map[int64]bool{} // positions of the user's exceptions
+	for _, x := range rp.exceptions {
+		if x.UserID == user && x.StreamPos > after && x.StreamPos <= upto {
+			mine[x.StreamPos] = true
+			if x.Notify {
+				add(x.ThreadID, x.Highlight)
+			}
+		}
+	}
+	for _, d := range rp.defaults {
+		if d.StreamPos > after && d.StreamPos <= upto && !mine[d.StreamPos] {
+			add(d.ThreadID, d.Highlight)
+		}
+	}
+	out := make([]storage.UnreadCount, 0, len(by))
+	for _, t := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, by[t])
+	}
+	return out, nil
+}
+
+// roomPushes returns the room's push data covering (after, upto], reading
+// only what is not kept yet; nil when the stretch is too long to keep.
+func (u *unreadCache) roomPushes(ctx context.Context, roomID id.RoomID, after, upto int64) (*roomPushes, error) {
+	u.mu.Lock()
+	rp := u.rooms[roomID]
+	u.mu.Unlock()
+	if rp != nil && rp.lo <= after && upto <= rp.hi {
+		return rp, nil
+	}
+	from := after
+	if rp != nil && rp.lo <= after && after <= rp.hi {
+		from = rp.hi // only the part after what is kept
+	} else {
+		rp = nil
+	}
+	more, err := u.loads.Get(ctx, pushRange{roomID, from, upto}, func(ctx context.Context) (*roomPushes, error) {
+		d, x, err := u.store.PushActionsBetween(ctx, roomID, from, upto)
+		if err != nil {
+			return nil, err
+		}
+		return &roomPushes{lo: from, hi: upto, defaults: d, exceptions: x}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	next := more
+	if rp != nil {
+		// Extend what was kept (copies: others read the old one).
+		next = &roomPushes{lo: rp.lo, hi: upto, defaults: slices.Concat(rp.defaults, more.defaults),
+			exceptions: slices.Concat(rp.exceptions, more.exceptions)}
+	}
+	if len(next.defaults)+len(next.exceptions) > maxPushRows {
+		if len(more.defaults)+len(more.exceptions) > maxPushRows {
+			return nil, nil // too much at once: count this user's alone
+		}
+		next = more
+	}
+	u.mu.Lock()
+	if cur := u.rooms[roomID]; cur == nil || cur.hi < next.hi {
+		if cur == nil && len(u.rooms) >= maxPushRooms {
+			clear(u.rooms)
+		}
+		u.rooms[roomID] = next
+	}
+	u.mu.Unlock()
+	return next, nil
 }

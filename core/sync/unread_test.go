@@ -12,13 +12,16 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-// fakeUnread is one user's push actions and read markers in one room.
+// fakeUnread is one room's push actions and one user's (@u) read markers.
 type fakeUnread struct {
-	actions []fakeAction
-	read    map[string]int64
-	own     int64
-	queries int
-	reads   int
+	// actions are defaults (every member's), exceptions users' own.
+	actions    []fakeAction
+	exceptions []storage.PushException
+	read       map[string]int64
+	own        int64
+	queries    int
+	reads      int
+	ranges     int
 }
 
 type fakeAction struct {
@@ -27,23 +30,50 @@ type fakeAction struct {
 	highlight bool
 }
 
+func (f *fakeUnread) PushActionsBetween(_ context.Context, _ id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error) {
+	f.ranges++
+	var ds []storage.PushDefault
+	for _, a := range f.actions {
+		if a.pos > after && a.pos <= upto {
+			ds = append(ds, storage.PushDefault{StreamPos: a.pos, ThreadID: a.thread, Highlight: a.highlight})
+		}
+	}
+	var xs []storage.PushException
+	for _, x := range f.exceptions {
+		if x.StreamPos > after && x.StreamPos <= upto {
+			xs = append(xs, x)
+		}
+	}
+	return ds, xs, nil
+}
+
 func (f *fakeUnread) ReadPositions(context.Context, id.RoomID, id.UserID) (map[string]int64, int64, error) {
 	f.reads++
 	return maps.Clone(f.read), f.own, nil
 }
 
-func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, _ id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
+func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, user id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
 	f.queries++
 	by := map[string]storage.UnreadCount{}
-	for _, a := range f.actions {
-		if a.pos > after && a.pos <= upto && (thread == "" || a.thread == thread) {
-			c := by[a.thread]
-			c.ThreadID = a.thread
+	count := func(pos int64, th string, highlight bool) {
+		if pos > after && pos <= upto && (thread == "" || th == thread) {
+			c := by[th]
+			c.ThreadID = th
 			c.Notifications++
-			if a.highlight {
+			if highlight {
 				c.Highlights++
 			}
-			by[a.thread] = c
+			by[th] = c
+		}
+	}
+	for _, a := range f.actions {
+		if !slices.ContainsFunc(f.exceptions, func(x storage.PushException) bool { return x.StreamPos == a.pos && x.UserID == user }) {
+			count(a.pos, a.thread, a.highlight)
+		}
+	}
+	for _, x := range f.exceptions {
+		if x.UserID == user && x.Notify {
+			count(x.StreamPos, x.ThreadID, x.Highlight)
 		}
 	}
 	var out []storage.UnreadCount
@@ -69,7 +99,16 @@ func TestUnreadCacheMatchesRecount(t *testing.T) {
 			switch r := rng.IntN(10); {
 			case r < 6:
 				pos++
-				f.actions = append(f.actions, fakeAction{pos: pos, thread: threads[rng.IntN(3)], highlight: rng.IntN(5) == 0})
+				th := threads[rng.IntN(3)]
+				f.actions = append(f.actions, fakeAction{pos: pos, thread: th, highlight: rng.IntN(5) == 0})
+				// Exceptions: someone else's, or @u's (silenced or highlighted).
+				switch rng.IntN(4) {
+				case 0:
+					f.exceptions = append(f.exceptions, storage.PushException{UserID: "@other", StreamPos: pos, ThreadID: th})
+				case 1:
+					f.exceptions = append(f.exceptions, storage.PushException{UserID: "@u", StreamPos: pos, ThreadID: th,
+						Highlight: rng.IntN(2) == 0, Notify: rng.IntN(2) == 0})
+				}
 			case r < 7:
 				pos++
 				f.own = pos // the user speaks (their event notifies nobody)
@@ -119,8 +158,17 @@ func TestUnreadCacheCountsOnlyNewNotifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Notifications != 101 || f.queries != 1 || f.reads != 0 {
-		t.Fatalf("counts %+v after %d count and %d read-marker queries", got, f.queries, f.reads)
+	if len(got) != 1 || got[0].Notifications != 101 || f.queries != 0 || f.ranges != 1 || f.reads != 0 {
+		t.Fatalf("counts %+v after %d count, %d range and %d read-marker queries", got, f.queries, f.ranges, f.reads)
+	}
+	// Another member woken by the same message reads nothing.
+	if _, err := cache.counts(ctx, "!r", "@v", 100); err != nil {
+		t.Fatal(err)
+	}
+	f.queries, f.reads, f.ranges = 0, 0, 0
+	if got, err := cache.counts(ctx, "!r", "@v", 101); err != nil || len(got) != 1 || got[0].Notifications != 101 ||
+		f.queries+f.ranges+f.reads != 0 {
+		t.Fatalf("the second member: %+v %v after %d queries", got, err, f.queries+f.ranges+f.reads)
 	}
 	// The user reads: the next sync looks at the markers again.
 	f.read[""] = 101

@@ -82,6 +82,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *types.Principal, newPas
 	if err != nil {
 		return internal("change password", err)
 	}
+	if logoutDevices {
+		s.tokensChanged(p.UserID)
+	}
 	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }
@@ -127,6 +130,7 @@ func (s *Service) deactivateAccount(ctx context.Context, userID id.UserID, erase
 	} else if err != nil {
 		return internal("deactivate", err)
 	}
+	s.tokensChanged(userID)
 	s.opts.OnDevicesDeleted(ctx, userID, deleted)
 	s.publishAccount(userID)
 	return nil
@@ -208,6 +212,7 @@ func (s *Service) DeleteDevices(ctx context.Context, userID id.UserID, deviceIDs
 	if err := s.store.DeleteDevices(ctx, userID, deviceIDs); err != nil {
 		return internal("delete devices", err)
 	}
+	s.tokensChanged(userID)
 	s.opts.OnDevicesDeleted(ctx, userID, deviceIDs)
 	return nil
 }

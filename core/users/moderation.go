@@ -38,7 +38,16 @@ func (s *Service) accountsChanged(c stream.Change) {
 	for _, u := range c.Users {
 		// The cache is keyed by id.UserID: a plain string key would miss.
 		s.restrictions.Forget(u)
+		s.tokens.forget(u)
 	}
+}
+
+// tokensChanged is called after some of the user's access tokens were
+// deleted: this process forgets them at once, the others when the change
+// reaches them.
+func (s *Service) tokensChanged(userID id.UserID) {
+	s.tokens.forget(userID)
+	s.publishAccount(userID)
 }
 
 // publishAccount tells every process that facts about the user changed.

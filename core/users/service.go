@@ -81,6 +81,8 @@ type Service struct {
 	// published account change forgets them; restrictMu orders Restrict calls.
 	restrictions stream.Cache[id.UserID, restrictions]
 	restrictMu   sync.Mutex
+	// tokens are the access tokens in use (see tokencache.go).
+	tokens tokenCache
 
 	stop chan struct{}
 	done chan struct{}
@@ -153,6 +155,7 @@ func (s *Service) housekeeping(ctx context.Context) {
 	if err := s.store.DeleteUIASessionsBefore(ctx, now-s.opts.UIASessionLifetime.Milliseconds()); err != nil {
 		s.log.Warn("deleting old UIA sessions", "err", err)
 	}
+	s.tokens.sweep()
 	s.nonces.Range(func(k, v any) bool {
 		if s.opts.Now().After(v.(time.Time)) {
 			s.nonces.Delete(k)

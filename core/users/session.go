@@ -71,6 +71,9 @@ func (s *Service) issueSession(ctx context.Context, userID id.UserID, dr DeviceR
 	if err != nil {
 		return nil, internal("issue session", err)
 	}
+	if dr.DeviceID != "" {
+		s.tokensChanged(userID) // the device's earlier tokens are gone
+	}
 	return sess, nil
 }
 
@@ -103,11 +106,18 @@ var (
 // Authenticate looks up an access token.
 func (s *Service) Authenticate(ctx context.Context, token, ip string) (*types.Principal, error) {
 	h := hashToken(token)
-	at, err := s.store.GetAccessToken(ctx, h)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errUnknownToken
-	} else if err != nil {
-		return nil, internal("get access token", err)
+	at, gen, cached := s.tokens.get(h)
+	if !cached {
+		var err error
+		at, err = s.store.GetAccessToken(ctx, h)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, errUnknownToken
+		} else if err != nil {
+			return nil, internal("get access token", err)
+		}
+		if at.PrevRefreshHash == "" { // else its first use changes it: read it again
+			s.tokens.put(gen, at)
+		}
 	}
 	if at.ExpiresAt > 0 && s.nowMS() >= at.ExpiresAt {
 		return nil, errExpiredToken
@@ -179,6 +189,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 	} else if err != nil {
 		return nil, internal("refresh", err)
 	}
+	s.tokensChanged(sess.UserID) // the exchanged access token stops working
 	return sess, nil
 }
 
@@ -187,6 +198,7 @@ func (s *Service) Logout(ctx context.Context, p *types.Principal) error {
 	if err := s.store.DeleteDevices(ctx, p.UserID, []id.DeviceID{p.DeviceID}); err != nil {
 		return internal("logout", err)
 	}
+	s.tokensChanged(p.UserID)
 	s.opts.OnDevicesDeleted(ctx, p.UserID, []id.DeviceID{p.DeviceID})
 	return nil
 }
@@ -200,6 +212,7 @@ func (s *Service) LogoutAll(ctx context.Context, p *types.Principal) error {
 	if err := s.store.DeleteAllDevices(ctx, p.UserID, ""); err != nil {
 		return internal("logout all", err)
 	}
+	s.tokensChanged(p.UserID)
 	s.opts.OnDevicesDeleted(ctx, p.UserID, deleted)
 	return nil
 }

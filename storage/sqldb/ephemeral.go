@@ -2,7 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 
 	"maunium.net/go/mautrix/id"
 
@@ -151,7 +153,14 @@ func (db *DB) AckToDevice(ctx context.Context, userID id.UserID, deviceID id.Dev
 func (db *DB) SetPresence(ctx context.Context, p *storage.Presence) (int64, error) {
 	var pos int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
-		var err error
+		var cur, status string
+		err := db.w(ctx).QueryRowContext(ctx, `SELECT presence, status_msg FROM presence WHERE user_id = $1`,
+			p.UserID).Scan(&cur, &status)
+		if err == nil && cur == p.Presence && status == p.StatusMsg {
+			return nil // unchanged: no position, no write
+		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		if pos, err = db.nextStreamPos(ctx, "presence"); err != nil {
 			return err
 		}
@@ -165,6 +174,8 @@ func (db *DB) SetPresence(ctx context.Context, p *storage.Presence) (int64, erro
 	return pos, err
 }
 
+const presenceColumns = `user_id, presence, status_msg, last_active_ts, stream_pos`
+
 func scanPresence(row interface{ Scan(...any) error }) (*storage.Presence, error) {
 	var p storage.Presence
 	if err := row.Scan(&p.UserID, &p.Presence, &p.StatusMsg, &p.LastActiveTS, &p.StreamPos); err != nil {
@@ -174,13 +185,57 @@ func scanPresence(row interface{ Scan(...any) error }) (*storage.Presence, error
 }
 
 func (db *DB) GetPresence(ctx context.Context, userID id.UserID) (*storage.Presence, error) {
-	return scanPresence(db.r(ctx).QueryRowContext(ctx, `SELECT user_id, presence, status_msg, last_active_ts, stream_pos
-		FROM presence WHERE user_id = $1`, userID))
+	return scanPresence(db.r(ctx).QueryRowContext(ctx, `SELECT `+presenceColumns+` FROM presence WHERE user_id = $1`, userID))
 }
 
-func (db *DB) PresenceSince(ctx context.Context, since, upto int64) ([]*storage.Presence, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT user_id, presence, status_msg, last_active_ts, stream_pos
-		FROM presence WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos LIMIT 1000`, since, upto)
+func (db *DB) PresenceOf(ctx context.Context, users []id.UserID) ([]*storage.Presence, error) {
+	var out []*storage.Presence
+	for len(users) > 0 {
+		chunk := users[:min(len(users), 500)]
+		users = users[len(chunk):]
+		cond, args := inList("user_id", 1, chunk)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+presenceColumns+` FROM presence WHERE 1 = 1`+cond+
+			` ORDER BY stream_pos`, args...)
+		if err != nil {
+			return nil, err
+		}
+		ps, err := collect(rows, scanPresence)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+func (db *DB) PresenceSince(ctx context.Context, since, upto int64, limit int) ([]*storage.Presence, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+presenceColumns+`
+		FROM presence WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos LIMIT $3`, since, upto, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanPresence)
+}
+
+func (db *DB) PresenceVisibleTo(ctx context.Context, viewer id.UserID, since, upto int64) ([]*storage.Presence, error) {
+	// For each changed row, the rooms its user is joined to (the
+	// current_state_members index), each looked up for the viewer's join
+	// (the primary key): the cost follows the changes, not the rooms.
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+presenceColumns+` FROM presence p
+		WHERE p.stream_pos > $1 AND p.stream_pos <= $2 AND (p.user_id = $3 OR EXISTS (
+			SELECT 1 FROM current_state theirs JOIN current_state mine ON mine.room_id = theirs.room_id
+				AND mine.type = 'm.room.member' AND mine.state_key = $3 AND mine.membership = 'join'
+			WHERE theirs.state_key = p.user_id AND theirs.type = 'm.room.member' AND theirs.membership = 'join'))
+		ORDER BY p.stream_pos`, since, upto, viewer)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanPresence)
+}
+
+func (db *DB) PresenceNotOffline(ctx context.Context) ([]*storage.Presence, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+presenceColumns+` FROM presence WHERE presence <> 'offline'
+		ORDER BY stream_pos`)
 	if err != nil {
 		return nil, err
 	}

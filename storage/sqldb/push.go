@@ -103,3 +103,34 @@ func (db *DB) PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.
 		return c, row.Scan(&c.ThreadID, &c.Notifications, &c.Highlights)
 	})
 }
+
+func (db *DB) PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos, thread_id, highlight FROM event_push_defaults
+		WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos`, roomID, after, upto)
+	if err != nil {
+		return nil, nil, err
+	}
+	defaults, err := collect(rows, func(row interface{ Scan(...any) error }) (storage.PushDefault, error) {
+		var d storage.PushDefault
+		var hl int64
+		err := row.Scan(&d.StreamPos, &d.ThreadID, &hl)
+		d.Highlight = hl != 0
+		return d, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err = db.r(ctx).QueryContext(ctx, `SELECT user_id, stream_pos, thread_id, highlight, notify FROM event_push_actions
+		WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos, user_id`, roomID, after, upto)
+	if err != nil {
+		return nil, nil, err
+	}
+	exceptions, err := collect(rows, func(row interface{ Scan(...any) error }) (storage.PushException, error) {
+		var x storage.PushException
+		var hl, notify int64
+		err := row.Scan(&x.UserID, &x.StreamPos, &x.ThreadID, &hl, &notify)
+		x.Highlight, x.Notify = hl != 0, notify != 0
+		return x, err
+	})
+	return defaults, exceptions, err
+}

@@ -22,6 +22,7 @@ var laterTests = []struct {
 	{"InterestQueues/Kinds", testInterestQueueKinds},
 	{"Ephemeral/ReceiptsRange", testReceiptsRange},
 	{"Ephemeral/ToDeviceRange", testToDeviceRange},
+	{"Ephemeral/Presence", testPresence},
 	{"Events/History", testEventHistory},
 	{"Events/Aliases", testEventAliases},
 	{"Tokens/OpenID", testOpenIDTokens},
@@ -259,4 +260,79 @@ func testAppServiceRoomLists(t *testing.T, s storage.Store) {
 	if !slices.Equal(got, []storage.ListedRoom{slack}) {
 		t.Fatalf("after withdrawing: %v", got)
 	}
+}
+
+func testPresence(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const pa, pb, pc, pd = "@pa:x", "@pb:x", "@pc:x", "@pd:x"
+	set := func(user id.UserID, presence, status string) int64 {
+		t.Helper()
+		pos, err := s.SetPresence(c, &storage.Presence{UserID: user, Presence: presence, StatusMsg: status, LastActiveTS: 5})
+		must(t, err)
+		return pos
+	}
+	first := set(pa, "online", "")
+	if first == 0 {
+		t.Fatal("a first presence got no position")
+	}
+	if pos := set(pa, "online", ""); pos != 0 {
+		t.Fatalf("an unchanged presence was written again at %d", pos)
+	}
+	if max, err := s.MaxPresencePos(c); err != nil || max != first {
+		t.Fatalf("max position %d %v after an unchanged write, want %d", max, err, first)
+	}
+	second := set(pa, "online", "busy")
+	if second != first+1 {
+		t.Fatalf("a changed status message got position %d, want %d", second, first+1)
+	}
+	third := set(pb, "unavailable", "")
+	fourth := set(pc, "online", "")
+	fifth := set(pd, "offline", "")
+
+	ps, err := s.PresenceSince(c, first, fifth, 2)
+	must(t, err)
+	if len(ps) != 2 || ps[0].UserID != pa || ps[0].StatusMsg != "busy" || ps[1].UserID != pb || ps[1].StreamPos != third {
+		t.Fatalf("presence since %d (limit 2): %+v", first, ps)
+	}
+	ps, err = s.PresenceOf(c, []id.UserID{pc, pa, "@nobody:x"})
+	must(t, err)
+	if len(ps) != 2 || ps[0].UserID != pa || ps[1].UserID != pc || ps[1].StreamPos != fourth {
+		t.Fatalf("presence of pc, pa, nobody: %+v", ps)
+	}
+	ps, err = s.PresenceNotOffline(c)
+	must(t, err)
+	if len(ps) != 3 || ps[0].UserID != pa || ps[1].UserID != pb || ps[2].UserID != pc {
+		t.Fatalf("presence not offline: %+v", ps)
+	}
+
+	// pa and pb share !p1; pc is only invited there and joined to !p2
+	// with nobody else; pd left !p1.
+	var writes []*storage.EventWrite
+	for _, m := range []struct {
+		room, user, membership string
+	}{{"!p1:x", pa, "join"}, {"!p1:x", pb, "join"}, {"!p1:x", pc, "invite"}, {"!p2:x", pc, "join"}, {"!p1:x", pd, "leave"}} {
+		e := memberEv(id.RoomID(m.room), id.EventID("$"+m.room+m.user), id.UserID(m.user), m.membership)
+		writes = append(writes, &storage.EventWrite{Event: e,
+			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: m.user, EventID: e.EventID}}})
+	}
+	must(t, s.PersistEvents(c, writes))
+	users := func(ps []*storage.Presence) []id.UserID {
+		out := make([]id.UserID, len(ps))
+		for i, p := range ps {
+			out[i] = p.UserID
+		}
+		return out
+	}
+	ps, err = s.PresenceVisibleTo(c, pa, 0, fifth)
+	must(t, err)
+	eqList(t, "visible to pa", users(ps), []id.UserID{pa, pb})
+	ps, err = s.PresenceVisibleTo(c, pa, second, fifth)
+	must(t, err)
+	eqList(t, "visible to pa after its own change", users(ps), []id.UserID{pb})
+	ps, err = s.PresenceVisibleTo(c, pc, 0, fifth)
+	must(t, err)
+	eqList(t, "visible to pc", users(ps), []id.UserID{pc})
+	ps, err = s.PresenceVisibleTo(c, pd, 0, fifth)
+	must(t, err)
+	eqList(t, "visible to pd", users(ps), []id.UserID{pd})
 }

@@ -119,4 +119,21 @@ func testPushDefaults(t *testing.T, s storage.Store) {
 	if len(part) != 1 || part[0] != (storage.UnreadCount{ThreadID: "$d1", Notifications: 1}) {
 		t.Fatalf("carol's thread: %+v", part)
 	}
+	// Everyone's at once: the same defaults and exceptions, by position.
+	d1 := getEvent(t, s, "$d1").StreamPos
+	defaults, exceptions, err := s.PushActionsBetween(c, roomA, 0, getEvent(t, s, "$plain").StreamPos)
+	must(t, err)
+	if len(defaults) != 2 || defaults[0] != (storage.PushDefault{StreamPos: d1, ThreadID: "main"}) ||
+		defaults[1] != (storage.PushDefault{StreamPos: d2, ThreadID: "$d1"}) {
+		t.Fatalf("defaults: %+v", defaults)
+	}
+	want := []storage.PushException{{UserID: alice, StreamPos: d1, ThreadID: "main"},
+		{UserID: dave, StreamPos: d1, ThreadID: "main", Highlight: true, Notify: true},
+		{UserID: alice, StreamPos: d2, ThreadID: "$d1"}}
+	eqList(t, "exceptions", exceptions, want)
+	defaults, exceptions, err = s.PushActionsBetween(c, roomA, d1, d2)
+	must(t, err)
+	if len(defaults) != 1 || len(exceptions) != 1 || exceptions[0].StreamPos != d2 {
+		t.Fatalf("after d1: %+v %+v", defaults, exceptions)
+	}
 }
