@@ -3,13 +3,17 @@ package sync
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/push"
@@ -440,6 +444,13 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		}
 	}
 	rs := &Rooms{}
+	// newlyShared are the users this sync newly shares a room with: a room
+	// the user joined since the token (its members), or a member who joined
+	// one of their rooms since. Their presence is sent even if it did not
+	// change (as Synapse does), so that both sides see each other.
+	newlyShared := map[id.UserID]bool{}
+	_, presenceWanted := f.presence()
+	trackShared := presenceWanted && !initial && !req.FullState
 	evSince := since[stream.Events]
 	if req.FullState {
 		evSince = 0
@@ -472,6 +483,11 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			}
 			if rsync.Empty && len(ad) == 0 && len(eph) == 0 {
 				continue
+			}
+			if trackShared {
+				if err := s.noteNewlyShared(ctx, req.User, m, since[stream.Events], rsync, newlyShared); err != nil {
+					return nil, nil, err
+				}
 			}
 			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
@@ -550,10 +566,73 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	if rs.Join != nil || rs.Invite != nil || rs.Knock != nil || rs.Leave != nil {
 		resp.Rooms = rs
 	}
+	if err := s.addSharedPresence(ctx, f, resp, newlyShared); err != nil {
+		return nil, nil, err
+	}
 	if err := s.addDeviceLists(ctx, req, resp, since, upto, initial); err != nil {
 		return nil, nil, err
 	}
 	return resp, joined, nil
+}
+
+// noteNewlyShared adds to shared the users a joined room's sync shows the
+// user newly sharing the room with: every member when the user joined
+// since the token, else the members whose join the sync carries.
+func (s *Service) noteNewlyShared(ctx context.Context, user id.UserID, m rooms.UserMembership, since int64,
+	rsync *rooms.RoomSync, shared map[id.UserID]bool) error {
+	if m.Pos > since {
+		members, err := s.rooms.JoinedMembers(ctx, m.RoomID, user)
+		if err != nil {
+			return err
+		}
+		for u := range members {
+			if u != user {
+				shared[u] = true
+			}
+		}
+		return nil
+	}
+	for _, evs := range [][]*rooms.ClientEvent{rsync.State, rsync.Timeline} {
+		for _, e := range evs {
+			if e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey != user.String() &&
+				gjson.GetBytes(e.Content, "membership").Str == "join" {
+				shared[id.UserID(*e.StateKey)] = true
+			}
+		}
+	}
+	return nil
+}
+
+// addSharedPresence sends the presence of newly shared users that the
+// presence section does not hold yet.
+func (s *Service) addSharedPresence(ctx context.Context, f *Filter, resp *Response, shared map[id.UserID]bool) error {
+	pf, wanted := f.presence()
+	if !wanted || len(shared) == 0 {
+		return nil
+	}
+	if resp.Presence != nil {
+		for _, p := range resp.Presence.Events {
+			if ev, ok := p.(map[string]any); ok {
+				if sender, _ := ev["sender"].(string); sender != "" {
+					delete(shared, id.UserID(sender))
+				}
+			}
+		}
+	}
+	users := slices.Sorted(maps.Keys(shared))
+	presence, err := s.eph.PresenceOf(ctx, users)
+	if err != nil {
+		return err
+	}
+	for _, p := range presence {
+		if sender, _ := p["sender"].(string); pf.AllowsSender(sender) {
+			if resp.Presence == nil {
+				resp.Presence = &Events{}
+			}
+			resp.Presence.Events = append(resp.Presence.Events, p)
+		}
+	}
+	return nil
 }
 
 // wasOnlyInvited: a rejected invite is not a left room worth showing on an

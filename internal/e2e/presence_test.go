@@ -275,3 +275,30 @@ func TestPresenceOfflineAfterSyncsStop(t *testing.T) {
 		t.Fatalf("alice's presence went %v, want online first", seen)
 	}
 }
+
+// A member who joins a room appears with their presence in the incremental
+// syncs of those already there, and the newcomer's next sync carries the
+// presence of everyone in the room, although none of it changed.
+func TestPresenceOnJoin(t *testing.T) {
+	srv := startOpen(t)
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putPresence(t, srv, alice, "online", "here")
+	putPresence(t, srv, bob, "online", "arriving")
+	aliceToken := rawSync(t, srv, alice.AccessToken, "", 0, "")["next_batch"].(string)
+	bobToken := rawSync(t, srv, bob.AccessToken, "", 0, "")["next_batch"].(string)
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if got := presenceOf(rawSync(t, srv, alice.AccessToken, aliceToken, 0, ""), bob.UserID); len(got) != 1 ||
+		got[0]["status_msg"] != "arriving" {
+		t.Fatalf("alice's sync after bob joined: bob's presence %v", got)
+	}
+	if got := presenceOf(rawSync(t, srv, bob.AccessToken, bobToken, 0, ""), alice.UserID); len(got) != 1 ||
+		got[0]["status_msg"] != "here" {
+		t.Fatalf("bob's sync after joining: alice's presence %v", got)
+	}
+}
