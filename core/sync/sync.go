@@ -449,6 +449,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	// one of their rooms since. Their presence is sent even if it did not
 	// change (as Synapse does), so that both sides see each other.
 	newlyShared := map[id.UserID]bool{}
+	var ignored map[id.UserID]bool // read at the first invite
 	_, presenceWanted := f.presence()
 	trackShared := presenceWanted && !initial && !req.FullState
 	evSince := since[stream.Events]
@@ -519,6 +520,14 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				return nil, nil, err
 			}
 			if m.Membership == "invite" {
+				if ignored == nil {
+					if ignored, err = s.ignoredUsers(ctx, req.User); err != nil {
+						return nil, nil, err
+					}
+				}
+				if ignored[inviterOf(stripped, req.User)] {
+					continue // invites from ignored users are not shown (spec, "Ignoring Users")
+				}
 				ir := &InvitedRoom{}
 				ir.InviteState.Events = stripped
 				if rs.Invite == nil {
@@ -573,6 +582,34 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		return nil, nil, err
 	}
 	return resp, joined, nil
+}
+
+// ignoredUsers reads the user's m.ignored_user_list (an empty set when none).
+func (s *Service) ignoredUsers(ctx context.Context, user id.UserID) (map[id.UserID]bool, error) {
+	out := map[id.UserID]bool{}
+	e, err := s.store.GetAccountData(ctx, user, "", "m.ignored_user_list")
+	if errors.Is(err, storage.ErrNotFound) {
+		return out, nil
+	} else if err != nil {
+		return nil, err
+	}
+	gjson.GetBytes(e.Content, "ignored_users").ForEach(func(k, _ gjson.Result) bool {
+		out[id.UserID(k.Str)] = true
+		return true
+	})
+	return out, nil
+}
+
+// inviterOf is the sender of the user's invite in its stripped state.
+func inviterOf(stripped []map[string]any, user id.UserID) id.UserID {
+	for _, e := range stripped {
+		if e["type"] == "m.room.member" && e["state_key"] == user.String() {
+			if sender, ok := e["sender"].(id.UserID); ok {
+				return sender
+			}
+		}
+	}
+	return ""
 }
 
 // noteNewlyShared adds to shared the users a joined room's sync shows the

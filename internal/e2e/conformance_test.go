@@ -465,3 +465,29 @@ func TestDeleteAccountData(t *testing.T) {
 		alice.AccessToken, nil)
 	wantStatus(t, "someone else's", code, body, 403, "M_FORBIDDEN")
 }
+
+// Invites from ignored users do not appear in sync (spec, "Ignoring Users").
+func TestIgnoredInvites(t *testing.T) {
+	srv := startOpen(t)
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	carol := register(t, srv, "carol", defaultPassword)
+	if err := bob.SetAccountData(t.Context(), "m.ignored_user_list",
+		map[string]any{"ignored_users": map[string]any{alice.UserID.String(): map[string]any{}}}); err != nil {
+		t.Fatal(err)
+	}
+	fromAlice, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromCarol, err := carol.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Invite: []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Rooms.Invite[fromAlice.RoomID] != nil || resp.Rooms.Invite[fromCarol.RoomID] == nil {
+		t.Fatalf("invites in sync: %v", resp.Rooms.Invite)
+	}
+}
