@@ -3,8 +3,10 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -58,6 +60,8 @@ type Service struct {
 	deviceLists DeviceLists
 	// rebuilds bounds the woken long-polls that build their answer at once.
 	rebuilds chan struct{}
+	// filters are the parsed filters in use (see ResolveFilter).
+	filters stream.Shared[filterKey, *Filter]
 }
 
 func (s *Service) generation(user id.UserID) *atomic.Int64 {
@@ -126,6 +130,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 		unread: newUnreadCache(store)}
 	s.changed.Max = 1024
 	s.membershipLoads.Max = 4096
+	s.filters.Max = 16384
 	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
 	for _, o := range opts {
 		o(s)
@@ -273,7 +278,31 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			}
 		}
 		upto := s.notifier.Current()
-		resp, joined, err := s.build(ctx, req, since, upto, initial)
+		var resp *Response
+		var joined map[id.RoomID]bool
+		var err error
+		if timeout > 0 {
+			// A long-poll's goroutine sleeps with the stack it grew: the
+			// build (storage calls run deep) runs on a goroutine of its own,
+			// so that thousands of sleeping long-polls keep small stacks.
+			done := make(chan struct{})
+			var panicked any
+			go func() {
+				defer func() {
+					if r := recover(); r != nil {
+						panicked = fmt.Sprintf("%v\n%s", r, debug.Stack())
+					}
+					close(done)
+				}()
+				resp, joined, err = s.build(ctx, req, since, upto, initial)
+			}()
+			<-done
+			if panicked != nil {
+				panic(panicked) // in the request's goroutine, whose middleware answers 500
+			}
+		} else {
+			resp, joined, err = s.build(ctx, req, since, upto, initial)
+		}
 		if woken {
 			<-s.rebuilds
 		}
@@ -762,16 +791,32 @@ func (s *Service) GetFilter(ctx context.Context, caller, user id.UserID, filterI
 }
 
 // ResolveFilter turns the filter parameter of /sync (an ID or inline JSON) into a filter.
+// Filters never change once stored, so each is read and parsed once, not
+// at every long-poll of every client (so are short inline ones); callers
+// must not change what they get.
 func (s *Service) ResolveFilter(ctx context.Context, user id.UserID, param string) (*Filter, error) {
 	if param == "" {
 		return nil, nil
 	}
 	if strings.HasPrefix(strings.TrimSpace(param), "{") {
-		return ParseFilter([]byte(param))
+		if len(param) > 2048 {
+			return ParseFilter([]byte(param))
+		}
+		return s.filters.Get(ctx, filterKey{param: param}, func(context.Context) (*Filter, error) {
+			return ParseFilter([]byte(param))
+		})
 	}
-	raw, err := s.GetFilter(ctx, user, user, param)
-	if err != nil {
-		return nil, err
-	}
-	return ParseFilter(raw)
+	return s.filters.Get(ctx, filterKey{user, param}, func(ctx context.Context) (*Filter, error) {
+		raw, err := s.GetFilter(ctx, user, user, param)
+		if err != nil {
+			return nil, err
+		}
+		return ParseFilter(raw)
+	})
+}
+
+// filterKey names a stored filter (user and ID) or an inline one (param).
+type filterKey struct {
+	user  id.UserID
+	param string
 }
