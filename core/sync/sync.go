@@ -577,7 +577,10 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			}
 			if forgotten, err := s.rooms.IsForgotten(ctx, req.User, m.RoomID); err != nil {
 				return nil, nil, err
-			} else if forgotten {
+			} else if forgotten && (initial || m.Pos <= since[stream.Events]) {
+				// A leave that happened since the token is shown even if
+				// the room was forgotten meanwhile: the user's other
+				// clients must learn that it is gone.
 				continue
 			}
 			if wasOnlyInvited(ctx, s.rooms, m) && initial {

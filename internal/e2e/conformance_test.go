@@ -491,3 +491,73 @@ func TestIgnoredInvites(t *testing.T) {
 		t.Fatalf("invites in sync: %v", resp.Rooms.Invite)
 	}
 }
+
+// A room joined since the last sync comes with a limited timeline when it
+// holds more than the timeline shows (clients then paginate back).
+func TestNewlyJoinedRoomLimited(t *testing.T) {
+	srv := startOpen(t)
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		if _, err := alice.SendText(t.Context(), room.RoomID, fmt.Sprintf("before %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	next, err := bob.SyncRequest(t.Context(), 0, first.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr := next.Rooms.Join[room.RoomID]
+	if jr == nil || !jr.Timeline.Limited || jr.Timeline.PrevBatch == "" {
+		t.Fatalf("newly joined room: %+v", jr)
+	}
+}
+
+// A room left and forgotten between two syncs still shows its leave in the
+// next one, so the user's other clients drop it.
+func TestForgottenRoomLeaveInSync(t *testing.T) {
+	srv := startOpen(t)
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.LeaveRoom(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.ForgetRoom(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	next, err := bob.SyncRequest(t.Context(), 0, first.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Rooms.Leave[room.RoomID] == nil {
+		t.Fatalf("the forgotten room's leave is not in the next sync: %+v", next.Rooms)
+	}
+	// And not in later ones.
+	later, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later.Rooms.Leave[room.RoomID] != nil {
+		t.Fatal("a forgotten room shows in an initial sync")
+	}
+}
