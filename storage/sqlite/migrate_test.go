@@ -61,3 +61,42 @@ func TestTxnScopeMigration(t *testing.T) {
 		return s
 	})
 }
+
+// Migration 0026 drops the "value":null that stored push rules hold on
+// set_tweak actions, and leaves tweaks with a value alone.
+func TestPushRulesNullTweakMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tributary.db")
+	raw, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	old := sqldb.New(raw, raw, dialect{})
+	if err := old.Migrate(ctx, migrationsBefore(t, "0026")); err != nil {
+		t.Fatal(err)
+	}
+	const stored = `{"global":{"override":[{"actions":["notify",{"set_tweak":"highlight","value":null},` +
+		`{"set_tweak":"sound","value":"default"}],"rule_id":"x"}]}}`
+	if _, err := raw.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, data_type, content, stream_pos)
+		VALUES ('@a:x', '', 'm.push_rules', ?, 1)`, stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e, err := s.GetAccountData(ctx, "@a:x", "", "m.push_rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"global":{"override":[{"actions":["notify",{"set_tweak":"highlight"},` +
+		`{"set_tweak":"sound","value":"default"}],"rule_id":"x"}]}}`
+	if string(e.Content) != want {
+		t.Fatalf("after the migration:\n %s\nwant\n %s", e.Content, want)
+	}
+}
