@@ -134,10 +134,17 @@ func (a *API) Register(r gin.IRouter) {
 // when the user has no token left. Appservices are exempt (they speak for
 // many users at once), as in Synapse.
 func (a *API) sendLimit(c *gin.Context) {
-	if p := httpx.PrincipalOf(c); p.Kind != types.PrincipalAppService && limited(c, a.limits.Messages, string(p.UserID)) {
+	if userLimited(c, a.limits.Messages) {
 		return
 	}
 	c.Next()
+}
+
+// userLimited is limited for the authenticated user's bucket; appservices
+// are exempt (they speak for many users at once), as in Synapse.
+func userLimited(c *gin.Context, l *httpx.Limiter) bool {
+	p := httpx.PrincipalOf(c)
+	return p.Kind != types.PrincipalAppService && limited(c, l, string(p.UserID))
 }
 
 // limited answers 429 when the limiter has no token for key.

@@ -52,21 +52,9 @@ func (a *MediaAPI) Register(r gin.IRouter) {
 	v1.GET("/preview_url", a.previewURL)
 }
 
-func (a *MediaAPI) limited(c *gin.Context, l *httpx.Limiter) bool {
-	p := httpx.PrincipalOf(c)
-	if p.Kind == types.PrincipalAppService {
-		return false // appservices are not rate-limited
-	}
-	if ok, wait := l.Allow(string(p.UserID)); !ok {
-		httpx.Fail(c, types.LimitExceeded(wait))
-		return true
-	}
-	return false
-}
-
 // POST /_matrix/media/v3/upload
 func (a *MediaAPI) upload(c *gin.Context) {
-	if a.limited(c, a.uploads) {
+	if userLimited(c, a.uploads) {
 		return
 	}
 	mxc, err := a.media.Upload(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.GetHeader("Content-Type"),
@@ -80,7 +68,7 @@ func (a *MediaAPI) upload(c *gin.Context) {
 
 // POST /_matrix/media/v1/create
 func (a *MediaAPI) create(c *gin.Context) {
-	if a.limited(c, a.uploads) {
+	if userLimited(c, a.uploads) {
 		return
 	}
 	mxc, expires, err := a.media.Create(c.Request.Context(), httpx.PrincipalOf(c).UserID)
@@ -191,7 +179,7 @@ func (a *MediaAPI) config(c *gin.Context) {
 
 // GET /_matrix/client/v1/media/preview_url
 func (a *MediaAPI) previewURL(c *gin.Context) {
-	if a.limited(c, a.previews) {
+	if userLimited(c, a.previews) {
 		return
 	}
 	raw, err := a.media.PreviewURL(c.Request.Context(), httpx.PrincipalOf(c).UserID, c.Query("url"))

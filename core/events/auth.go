@@ -80,31 +80,13 @@ func authorizeKickOrBan(rv id.RoomVersion, ev *pdu.PDU, membership string, getEv
 	return eventauth.Authorize(rv, &clone, getEvents, getKey)
 }
 
-func authorizeRestrictedJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
-	return eventauth.Authorize(rv, restrictedJoinForAuth(ev), getEvents, getKey)
-}
-
-// restrictedJoinForAuth is the event eventauth v0.26 must be given for a
-// restricted join: a clone whose content also names the authorising user
-// under the key it reads (see Authorize); other events are returned as
-// they are. (State resolution, core/state, has its own way round the same
+// authorizeRestrictedJoin checks a restricted join as a clone whose content
+// also names the authorising user under the key eventauth v0.26 reads (see
+// Authorize). (State resolution, core/state, has its own way round the same
 // bug, checking rules 5.2 and 5.3.5.2 itself.)
-func restrictedJoinForAuth(ev *pdu.PDU) *pdu.PDU {
-	if ev.Type != "m.room.member" || !gjson.GetBytes(ev.Content, "join_authorised_via_users_server").Exists() {
-		return ev
-	}
-	var content map[string]jsontext.Value
-	if json.Unmarshal(ev.Content, &content) != nil {
-		return ev
-	}
-	content["authorised_via_users_server"] = content["join_authorised_via_users_server"]
-	patched, err := json.Marshal(content)
-	if err != nil {
-		return ev
-	}
-	clone := *ev
-	clone.Content = patched
-	return &clone
+func authorizeRestrictedJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
+	via := gjson.GetBytes(ev.Content, "join_authorised_via_users_server")
+	return eventauth.Authorize(rv, withContentKey(ev, "authorised_via_users_server", jsontext.Value(via.Raw)), getEvents, getKey)
 }
 
 func authorizeFirstJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
@@ -112,19 +94,28 @@ func authorizeFirstJoin(rv id.RoomVersion, ev *pdu.PDU, getEvents eventauth.GetE
 	if err != nil || len(prev) != 1 || prev[0] == nil || prev[0].Type != "m.room.create" {
 		return eventauth.Authorize(rv, ev, getEvents, getKey)
 	}
-	var content map[string]jsontext.Value
 	creator := gjson.GetBytes(prev[0].Content, "creator")
-	if creator.Type != gjson.String || json.Unmarshal(ev.Content, &content) != nil {
+	if creator.Type != gjson.String {
 		return eventauth.Authorize(rv, ev, getEvents, getKey)
 	}
-	content["creator"] = jsontext.Value(creator.Raw)
+	return eventauth.Authorize(rv, withContentKey(ev, "creator", jsontext.Value(creator.Raw)), getEvents, getKey)
+}
+
+// withContentKey is a clone of ev whose content also has key set to value,
+// for eventauth to read; ev itself when its content is not an object.
+func withContentKey(ev *pdu.PDU, key string, value jsontext.Value) *pdu.PDU {
+	var content map[string]jsontext.Value
+	if json.Unmarshal(ev.Content, &content) != nil || content == nil {
+		return ev
+	}
+	content[key] = value
 	patched, err := json.Marshal(content)
 	if err != nil {
-		return eventauth.Authorize(rv, ev, getEvents, getKey)
+		return ev
 	}
 	clone := *ev
 	clone.Content = patched
-	return eventauth.Authorize(rv, &clone, getEvents, getKey)
+	return &clone
 }
 
 // AuthSelection is the state an event's auth_events are chosen from (the

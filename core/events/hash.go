@@ -119,12 +119,8 @@ func (s *Signer) sign(rv id.RoomVersion, ev *pdu.PDU) error {
 		return err
 	}
 	ev.Hashes = &pdu.Hashes{SHA256: h[:]}
-	raw, err := canonical(ev.Clone().RedactForSignature(rv))
-	if err != nil {
-		return err
-	}
-	ev.Signatures = addSignature(ev.Signatures, s.ServerName, s.KeyID, ed25519.Sign(s.Private, raw))
-	return nil
+	ev.Signatures, err = s.signRedacted(ev.Signatures, ev.Clone().RedactForSignature(rv))
+	return err
 }
 
 // signV1 is sign for the legacy format.
@@ -134,12 +130,17 @@ func (s *Signer) signV1(rv id.RoomVersion, ev *pdu.RoomV1PDU) error {
 		return err
 	}
 	ev.Hashes = &pdu.Hashes{SHA256: h[:]}
-	raw, err := canonical(ev.Clone().RedactForSignature(rv))
+	ev.Signatures, err = s.signRedacted(ev.Signatures, ev.Clone().RedactForSignature(rv))
+	return err
+}
+
+// signRedacted adds the signer's signature of an event's redacted form to sigs.
+func (s *Signer) signRedacted(sigs map[string]map[id.KeyID]string, redacted any) (map[string]map[id.KeyID]string, error) {
+	raw, err := canonical(redacted)
 	if err != nil {
-		return err
+		return sigs, err
 	}
-	ev.Signatures = addSignature(ev.Signatures, s.ServerName, s.KeyID, ed25519.Sign(s.Private, raw))
-	return nil
+	return addSignature(sigs, s.ServerName, s.KeyID, ed25519.Sign(s.Private, raw)), nil
 }
 
 func addSignature(sigs map[string]map[id.KeyID]string, server string, keyID id.KeyID,

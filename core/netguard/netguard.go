@@ -47,7 +47,12 @@ func (g Guard) Check(address string) error {
 	if err != nil {
 		return err
 	}
-	addr := ap.Addr().Unmap()
+	return g.checkAddr(ap.Addr())
+}
+
+// checkAddr refuses an address that is blocked and not allowed.
+func (g Guard) checkAddr(addr netip.Addr) error {
+	addr = addr.Unmap()
 	for _, a := range g.Allowed {
 		if a.Contains(addr) {
 			return nil
@@ -74,7 +79,7 @@ func (g Guard) CheckHost(ctx context.Context, host string) error {
 		return nil
 	}
 	for _, a := range addrs {
-		if err := g.Check(netip.AddrPortFrom(a, 0).String()); err != nil {
+		if err := g.checkAddr(a); err != nil {
 			return err
 		}
 	}

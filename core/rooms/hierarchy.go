@@ -43,11 +43,7 @@ func (s *Reader) accessible(ctx context.Context, sum *Summary, user id.UserID) (
 		return cur == "join" || cur == "invite", err
 	}
 	if sum.JoinRule == "restricted" {
-		for _, r := range sum.AllowedRoomIDs {
-			if m, _, err := s.Membership(ctx, r, user); err != nil || m == "join" {
-				return m == "join", err
-			}
-		}
+		return s.inAllowedRoom(ctx, sum.AllowedRoomIDs, user)
 	}
 	return false, nil
 }

@@ -148,20 +148,8 @@ func (s *Service) joinAuthoriser(ctx context.Context, roomID id.RoomID, user id.
 	if cur, _, err := s.Membership(ctx, roomID, user); err != nil || cur == "join" || cur == "invite" {
 		return "", err
 	}
-	allowed := false
-	for _, a := range c.Get("allow").Array() {
-		if a.Get("type").Str != "m.room_membership" || a.Get("room_id").Type != gjson.String {
-			continue
-		}
-		if cur, _, err := s.Membership(ctx, id.RoomID(a.Get("room_id").Str), user); err != nil {
-			return "", err
-		} else if cur == "join" {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
-		return "", nil
+	if allowed, err := s.inAllowedRoom(ctx, allowedRooms(c), user); err != nil || !allowed {
+		return "", err
 	}
 	rs, err := s.loadRoomState(ctx, roomID)
 	if err != nil {

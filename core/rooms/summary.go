@@ -34,6 +34,28 @@ type childEvent struct {
 	originServerTS int64
 }
 
+// allowedRooms are the rooms whose members the m.room.join_rules content
+// lets join a restricted room (its m.room_membership allow entries).
+func allowedRooms(joinRules gjson.Result) []id.RoomID {
+	var out []id.RoomID
+	for _, a := range joinRules.Get("allow").Array() {
+		if a.Get("type").Str == "m.room_membership" && a.Get("room_id").Type == gjson.String {
+			out = append(out, id.RoomID(a.Get("room_id").Str))
+		}
+	}
+	return out
+}
+
+// inAllowedRoom reports whether the user is joined to one of rooms.
+func (s *Reader) inAllowedRoom(ctx context.Context, rooms []id.RoomID, user id.UserID) (bool, error) {
+	for _, r := range rooms {
+		if m, _, err := s.Membership(ctx, r, user); err != nil || m == "join" {
+			return m == "join", err
+		}
+	}
+	return false, nil
+}
+
 // Summary reads a room's summary from its current state.
 func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error) {
 	room, err := s.getRoom(ctx, roomID)
@@ -75,11 +97,7 @@ func (s *Reader) Summary(ctx context.Context, roomID id.RoomID) (*Summary, error
 			sum.GuestCanJoin = c.Get("guest_access").Str == "can_join"
 		case "m.room.join_rules":
 			sum.JoinRule = c.Get("join_rule").Str
-			for _, a := range c.Get("allow").Array() {
-				if a.Get("type").Str == "m.room_membership" && a.Get("room_id").Type == gjson.String {
-					sum.AllowedRoomIDs = append(sum.AllowedRoomIDs, id.RoomID(a.Get("room_id").Str))
-				}
-			}
+			sum.AllowedRoomIDs = allowedRooms(c)
 		case "m.room.create":
 			sum.RoomType = c.Get("type").Str
 		case "m.room.encryption":
