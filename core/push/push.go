@@ -102,13 +102,72 @@ func (s *Service) changed(user id.UserID) {
 	}
 }
 
-// Defaults is the server-default ruleset for a user.
+// defaults is the server-default ruleset parsed once, with the user
+// placeholder left in; personal holds the rules that name the user.
+var defaults struct {
+	once     sync.Once
+	rs       *pushrules.PushRuleset
+	personal map[*pushrules.PushRule]bool
+	err      error
+}
+
+// Defaults is the server-default ruleset for a user. Every user without
+// rules of their own gets one, so the rules that do not name the user are
+// shared by all of them (2,000 users would otherwise hold 2,000 copies of
+// the same 5 KB): a ruleset, cached or not, is never changed in place
+// (update works on a copy).
 func Defaults(user id.UserID) (*pushrules.PushRuleset, error) {
+	defaults.once.Do(func() {
+		var rs pushrules.PushRuleset
+		if defaults.err = json.Unmarshal(defaultRules, &rs); defaults.err != nil {
+			return
+		}
+		defaults.rs, defaults.personal = &rs, map[*pushrules.PushRule]bool{}
+		for _, arr := range []pushrules.PushRuleArray{rs.Override, rs.Content, rs.Underride} {
+			for _, r := range arr {
+				raw, _ := json.Marshal(r)
+				if bytes.Contains(raw, []byte(userPlaceholder)) {
+					defaults.personal[r] = true
+				}
+			}
+		}
+	})
+	if defaults.err != nil {
+		return nil, defaults.err
+	}
 	quoted, _ := json.Marshal(string(user))
-	raw := bytes.ReplaceAll(defaultRules, []byte(`"`+userPlaceholder+`"`), quoted)
-	var rs pushrules.PushRuleset
-	if err := json.Unmarshal(raw, &rs); err != nil {
-		return nil, err
+	own := func(arr pushrules.PushRuleArray) (pushrules.PushRuleArray, error) {
+		out := make(pushrules.PushRuleArray, len(arr))
+		for i, r := range arr {
+			if !defaults.personal[r] {
+				out[i] = r
+				continue
+			}
+			raw, _ := json.Marshal(r)
+			var mine pushrules.PushRule
+			if err := json.Unmarshal(bytes.ReplaceAll(raw, []byte(`"`+userPlaceholder+`"`), quoted), &mine); err != nil {
+				return nil, err
+			}
+			mine.Type = r.Type
+			out[i] = &mine
+		}
+		return out, nil
+	}
+	// The spec's defaults have no room or sender rules; those maps are the
+	// user's own all the same.
+	rs := pushrules.PushRuleset{Room: pushrules.PushRuleMap{Map: map[string]*pushrules.PushRule{}, Type: pushrules.RoomRule},
+		Sender: pushrules.PushRuleMap{Map: map[string]*pushrules.PushRule{}, Type: pushrules.SenderRule}}
+	var err error
+	for _, f := range []struct {
+		dst *pushrules.PushRuleArray
+		src pushrules.PushRuleArray
+	}{{&rs.Override, defaults.rs.Override}, {&rs.Content, defaults.rs.Content}, {&rs.Underride, defaults.rs.Underride}} {
+		if *f.dst, err = own(f.src); err != nil {
+			return nil, err
+		}
+	}
+	if len(defaults.rs.Room.Map)+len(defaults.rs.Sender.Map) > 0 {
+		return nil, errors.New("push: the default rules have room or sender rules")
 	}
 	return &rs, nil
 }

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -107,5 +108,52 @@ func TestRulesetChangesPersistAndOrder(t *testing.T) {
 	}
 	if err := s.SetEnabled(ctx, bob, "override", "missing", true); err == nil {
 		t.Fatal("enabling an unknown rule succeeded")
+	}
+}
+
+// Users without rules of their own share the default rules that do not
+// name them: each still gets exactly the spec's ruleset with their own ID,
+// and one user's change never reaches the shared rules.
+func TestSharedDefaults(t *testing.T) {
+	for _, u := range []id.UserID{"@bob:example.org", `@"q\uote":example.org`} {
+		rs, err := Defaults(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quoted, _ := json.Marshal(string(u))
+		var want pushrules.PushRuleset
+		if err := json.Unmarshal(bytes.ReplaceAll(defaultRules, []byte(`"`+userPlaceholder+`"`), quoted), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(rs)
+		exp, _ := json.Marshal(&want)
+		if !bytes.Equal(got, exp) {
+			t.Fatalf("defaults of %s:\n%s\nwant\n%s", u, got, exp)
+		}
+		if bytes.Contains(got, []byte(userPlaceholder)) {
+			t.Fatalf("defaults of %s still name the placeholder", u)
+		}
+	}
+	s := newService(t)
+	ctx := context.Background()
+	bob, carol, alice := id.UserID("@bob:example.org"), id.UserID("@carol:example.org"), id.UserID("@alice:example.org")
+	if err := s.SetEnabled(ctx, bob, "override", ".m.rule.is_user_mention", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetActions(ctx, bob, "underride", ".m.rule.message", pushrules.PushActionArray{}); err != nil {
+		t.Fatal(err)
+	}
+	mention := msg(alice, map[string]any{"msgtype": "m.text", "body": "hey",
+		"m.mentions": map[string]any{"user_ids": []string{string(bob), string(carol)}}})
+	out, err := s.Evaluate(ctx, &RoomContext{MemberCount: 5}, mention, []id.UserID{bob, carol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].User != carol || !out[0].Highlight {
+		t.Fatalf("outcome %+v, want carol highlighted and bob (who turned mentions and messages off) not notified", out)
+	}
+	fresh, _ := Defaults("@dave:example.org")
+	if r, _ := find(fresh, pushrules.OverrideRule, ".m.rule.is_user_mention"); r == nil || !r.Enabled {
+		t.Fatal("bob's change reached the shared default rules")
 	}
 }

@@ -192,7 +192,7 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 }
 
 func (f *formatter) one(ctx context.Context, e *storage.Event, withRedaction bool) (*ClientEvent, error) {
-	p, err := parsePDU(e)
+	p, err := f.s.cachedPDU(e)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +212,9 @@ func (f *formatter) one(ctx context.Context, e *storage.Event, withRedaction boo
 	}
 	if e.ReplacesState != "" {
 		if prev, err := f.s.store.GetEvent(ctx, e.ReplacesState); err == nil {
-			if pp, err := parsePDU(prev); err == nil {
+			if pp, err := f.s.cachedPDU(prev); err == nil {
 				if prev.RedactedBy != "" {
-					pp = pp.Redact(f.rv)
+					pp = pp.Clone().Redact(f.rv)
 				}
 				ce.Unsigned["prev_content"] = pp.Content
 				ce.Unsigned["replaces_state"] = e.ReplacesState

@@ -287,6 +287,21 @@ func parsePDU(e *storage.Event) (*pdu.PDU, error) {
 	return p, nil
 }
 
+// cachedPDU is the PDU of a stored event, parsed once for all who read it
+// (a message that wakes 2,000 long-polls is formatted 2,000 times). The
+// PDU is shared: callers change only a Clone.
+func (s *Reader) cachedPDU(e *storage.Event) (*pdu.PDU, error) {
+	if p, ok := s.cache.get(e.EventID); ok && p.InternalMeta.Rejected == e.Rejected {
+		return p, nil
+	}
+	p, err := parsePDU(e)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(e.EventID, p)
+	return p, nil
+}
+
 // loadPDUs returns the PDUs with the given IDs, from the cache or storage;
 // missing events are nil entries.
 func (s *Reader) loadPDUs(ctx context.Context, ids []id.EventID) ([]*pdu.PDU, error) {
