@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"maps"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +38,13 @@ var unstableFeatures = map[string]bool{
 
 // GET /_matrix/client/versions
 func (a *API) versions(c *gin.Context) {
-	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": unstableFeatures})
+	features := unstableFeatures
+	if a.delayed != nil && a.delayed.Enabled() {
+		features = maps.Clone(unstableFeatures)
+		// Delayed events (delayed.go); Element Call needs them.
+		features["org.matrix.msc4140"] = true
+	}
+	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": features})
 }
 
 // GET /.well-known/matrix/client
