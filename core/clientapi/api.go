@@ -114,6 +114,7 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerDehydrated(r, auth)
 	a.registerAccountDataDeletion(r, auth)
 	a.registerDelayed(r, auth)
+	a.registerThreadSubscriptions(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

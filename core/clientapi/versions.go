@@ -38,11 +38,14 @@ var unstableFeatures = map[string]bool{
 
 // GET /_matrix/client/versions
 func (a *API) versions(c *gin.Context) {
-	features := unstableFeatures
+	features := maps.Clone(unstableFeatures)
 	if a.delayed != nil && a.delayed.Enabled() {
-		features = maps.Clone(unstableFeatures)
 		// Delayed events (delayed.go); Element Call needs them.
 		features["org.matrix.msc4140"] = true
+	}
+	if a.push.ThreadSubscriptionsEnabled() {
+		// Thread subscriptions and their push rules (pushrules.go, core/push).
+		features["org.matrix.msc4306"] = true
 	}
 	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": features})
 }

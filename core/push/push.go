@@ -44,6 +44,11 @@ type Store interface {
 	storage.AccountData
 	storage.Pushers
 	storage.PushCounts
+	storage.ThreadSubscriptions
+	// GetEvent and MaxStreamPos order automatic thread subscriptions
+	// against unsubscriptions (threads.go).
+	GetEvent(ctx context.Context, eventID id.EventID) (*storage.Event, error)
+	MaxStreamPos(ctx context.Context) (int64, error)
 }
 
 // Service manages and evaluates push rules.
@@ -51,7 +56,11 @@ type Service struct {
 	store    Store
 	notifier stream.Notifier
 	// cache holds rulesets until a published account change forgets them.
-	cache stream.Cache[id.UserID, *pushrules.PushRuleset]
+	cache stream.Cache[id.UserID, *Ruleset]
+	// threads turns on thread subscriptions (MSC4306) and their rules.
+	threads bool
+	// tmu serialises changes of thread subscriptions.
+	tmu sync.Mutex
 	mu    sync.Mutex
 	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
 	// which room writers ask about every notified user. It may hold a user
@@ -68,7 +77,7 @@ type Service struct {
 // ruleset writes on the account data stream (sync), and rulesets and
 // pushers changed as stream.Accounts changes, whose observer keeps the
 // caches of every process true.
-func New(store Store, n stream.Notifier) (*Service, error) {
+func New(store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("push: nil store")
 	}
@@ -76,6 +85,9 @@ func New(store Store, n stream.Notifier) (*Service, error) {
 		return nil, fmt.Errorf("push: embedded default rules: %w", err)
 	}
 	s := &Service{store: store, notifier: n}
+	for _, o := range opts {
+		o(s)
+	}
 	if n != nil {
 		n.Observe(s.observe)
 	}
@@ -102,29 +114,57 @@ func (s *Service) changed(user id.UserID) {
 	}
 }
 
-// Defaults is the server-default ruleset for a user.
-func Defaults(user id.UserID) (*pushrules.PushRuleset, error) {
+// Option configures the service.
+type Option func(*Service)
+
+// WithThreadSubscriptions turns on thread subscriptions (MSC4306): the
+// subscription methods and the postcontent rules that notify for
+// subscribed threads only.
+func WithThreadSubscriptions() Option { return func(s *Service) { s.threads = true } }
+
+// ThreadSubscriptionsEnabled reports whether thread subscriptions are on.
+func (s *Service) ThreadSubscriptionsEnabled() bool { return s.threads }
+
+// Defaults is the server-default ruleset for a user, with every rule the
+// server knows (see Service.defaults).
+func Defaults(user id.UserID) (*Ruleset, error) {
 	quoted, _ := json.Marshal(string(user))
 	raw := bytes.ReplaceAll(defaultRules, []byte(`"`+userPlaceholder+`"`), quoted)
-	var rs pushrules.PushRuleset
+	var rs Ruleset
 	if err := json.Unmarshal(raw, &rs); err != nil {
 		return nil, err
 	}
 	return &rs, nil
 }
 
-type stored struct {
-	Global *pushrules.PushRuleset `json:"global"`
+// defaults is the user's default ruleset on this server: the rules of
+// MSC4306 only while thread subscriptions are on (as Synapse filters them).
+func (s *Service) defaults(user id.UserID) (*Ruleset, error) {
+	rs, err := Defaults(user)
+	if err != nil || s.threads {
+		return rs, err
+	}
+	msc4306 := func(id string) bool { return strings.Contains(id, ".msc4306.") }
+	rs.PostContent = slices.DeleteFunc(rs.PostContent, func(r *Rule) bool { return msc4306(r.RuleID) })
+	return rs, nil
 }
 
-// Ruleset returns the user's rules: their stored ruleset or the defaults.
-func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushRuleset, error) {
-	return s.cache.Get(user, func() (*pushrules.PushRuleset, bool, error) {
+type stored struct {
+	Global *Ruleset `json:"global"`
+}
+
+// Ruleset returns the user's rules: their stored ruleset, brought up to
+// the server's default rules, or the defaults.
+func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*Ruleset, error) {
+	return s.cache.Get(user, func() (*Ruleset, bool, error) {
+		defs, err := s.defaults(user)
+		if err != nil {
+			return nil, false, err
+		}
 		e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			rs, err := Defaults(user)
-			return rs, err == nil, err
+			return defs, true, nil
 		case err != nil:
 			return nil, false, err
 		}
@@ -132,6 +172,7 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushR
 		if err := json.Unmarshal(e.Content, &st); err != nil || st.Global == nil {
 			return nil, false, fmt.Errorf("stored push rules of %s are invalid: %v", user, err)
 		}
+		withDefaults(st.Global, defs)
 		return st.Global, true, nil
 	})
 }
@@ -192,7 +233,7 @@ func (s *Service) HasStored(ctx context.Context, user id.UserID) (bool, error) {
 }
 
 // update changes a user's ruleset under the service lock and stores it.
-func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushrules.PushRuleset) error) error {
+func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *Ruleset) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := s.Ruleset(ctx, user)
@@ -201,7 +242,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	}
 	// Work on a copy: a failed change must leave the cached ruleset alone.
 	raw, _ := json.Marshal(cur)
-	var rs pushrules.PushRuleset
+	var rs Ruleset
 	if err := json.Unmarshal(raw, &rs); err != nil {
 		return err
 	}
@@ -233,7 +274,7 @@ func (s *Service) CopyRoomRules(ctx context.Context, user id.UserID, from, to id
 	if err != nil || !has {
 		return err // defaults only: nothing of the room to copy
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		if r := rs.Room.Map[string(from)]; r != nil && rs.Room.Map[string(to)] == nil {
 			c := *r
 			c.RuleID = string(to)
@@ -257,10 +298,10 @@ func (s *Service) CopyRoomRules(ctx context.Context, user id.UserID, from, to id
 				if c.RuleID == r.RuleID {
 					c.RuleID += "-" + string(to)
 				}
-				if _, i := find(rs, pushrules.OverrideRule, c.RuleID); i >= 0 {
+				if _, i := find(&rs.PushRuleset, pushrules.OverrideRule, c.RuleID); i >= 0 {
 					continue
 				}
-				if _, i := find(rs, pushrules.UnderrideRule, c.RuleID); i >= 0 {
+				if _, i := find(&rs.PushRuleset, pushrules.UnderrideRule, c.RuleID); i >= 0 {
 					continue
 				}
 				for _, cond := range c.Conditions {
@@ -286,8 +327,8 @@ func matchesRoom(r *pushrules.PushRule, room id.RoomID) bool {
 	return false
 }
 
-var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, pushrules.RoomRule,
-	pushrules.SenderRule, pushrules.UnderrideRule}
+var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, PostContentRule,
+	pushrules.RoomRule, pushrules.SenderRule, pushrules.UnderrideRule}
 
 func checkKind(kind string) (pushrules.PushRuleType, error) {
 	k := pushrules.PushRuleType(kind)
@@ -295,6 +336,19 @@ func checkKind(kind string) (pushrules.PushRuleType, error) {
 		return "", types.InvalidParam("Unknown push rule kind %q", kind)
 	}
 	return k, nil
+}
+
+// findRef finds a rule of any kind.
+func findRef(rs *Ruleset, kind pushrules.PushRuleType, ruleID string) (RuleRef, bool) {
+	if kind == PostContentRule {
+		i := slices.IndexFunc(rs.PostContent, func(r *Rule) bool { return r.RuleID == ruleID })
+		if i < 0 {
+			return RuleRef{}, false
+		}
+		return RuleRef{post: rs.PostContent[i]}, true
+	}
+	r, _ := find(&rs.PushRuleset, kind, ruleID)
+	return RuleRef{std: r}, r != nil
 }
 
 // find returns the rule and, for array kinds, its index.
@@ -328,18 +382,18 @@ func array(rs *pushrules.PushRuleset, kind pushrules.PushRuleType) *pushrules.Pu
 var errNoRule = types.NotFound("Unknown push rule")
 
 // GetRule returns one rule (GET /pushrules/global/{kind}/{ruleId}).
-func (s *Service) GetRule(ctx context.Context, user id.UserID, kind, ruleID string) (*pushrules.PushRule, error) {
+func (s *Service) GetRule(ctx context.Context, user id.UserID, kind, ruleID string) (RuleRef, error) {
 	k, err := checkKind(kind)
 	if err != nil {
-		return nil, err
+		return RuleRef{}, err
 	}
 	rs, err := s.Ruleset(ctx, user)
 	if err != nil {
-		return nil, err
+		return RuleRef{}, err
 	}
-	r, _ := find(rs, k, ruleID)
-	if r == nil {
-		return nil, errNoRule
+	r, ok := findRef(rs, k, ruleID)
+	if !ok {
+		return RuleRef{}, errNoRule
 	}
 	return r, nil
 }
@@ -368,6 +422,9 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 		return err
 	}
 	switch k {
+	case PostContentRule:
+		// MSC4306: postcontent holds the server's rules only, for now.
+		return types.InvalidParam("Rules of kind postcontent cannot be added")
 	case pushrules.ContentRule:
 		if body.Pattern == "" {
 			return types.MissingParam("pattern is required for content rules")
@@ -381,7 +438,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			return types.InvalidParam("Sender rule IDs are user IDs")
 		}
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		rule := &pushrules.PushRule{Type: k, RuleID: ruleID, Actions: body.Actions, Enabled: true,
 			Conditions: body.Conditions, Pattern: body.Pattern}
 		switch k {
@@ -394,7 +451,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			rs.Sender.Map[ruleID] = rule
 			return nil
 		}
-		arr := array(rs, k)
+		arr := array(&rs.PushRuleset, k)
 		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
 		at := 0
 		if k == pushrules.OverrideRule && len(*arr) > 0 && (*arr)[0].RuleID == ".m.rule.master" {
@@ -410,7 +467,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			if strings.HasPrefix(ref.id, ".") {
 				return types.InvalidParam("Rules cannot be placed relative to server-default rules")
 			}
-			_, i := find(rs, k, ref.id)
+			_, i := find(&rs.PushRuleset, k, ref.id)
 			if i < 0 {
 				return types.NotFound("Unknown rule %q to place relative to", ref.id)
 			}
@@ -454,7 +511,10 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 	if strings.HasPrefix(ruleID, ".") {
 		return types.InvalidParam("Server-default rules cannot be deleted")
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	if k == PostContentRule {
+		return errNoRule // only server-default rules, which cannot be deleted
+	}
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		switch k {
 		case pushrules.RoomRule, pushrules.SenderRule:
 			m := rs.Room.Map
@@ -467,7 +527,7 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 			delete(m, ruleID)
 			return nil
 		}
-		arr := array(rs, k)
+		arr := array(&rs.PushRuleset, k)
 		n := len(*arr)
 		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
 		if len(*arr) == n {
@@ -479,7 +539,7 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 
 // SetEnabled enables or disables a rule.
 func (s *Service) SetEnabled(ctx context.Context, user id.UserID, kind, ruleID string, enabled bool) error {
-	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Enabled = enabled })
+	return s.modify(ctx, user, kind, ruleID, func(r RuleRef) { r.setEnabled(enabled) })
 }
 
 // SetActions replaces a rule's actions.
@@ -490,17 +550,17 @@ func (s *Service) SetActions(ctx context.Context, user id.UserID, kind, ruleID s
 	if err := checkActions(actions); err != nil {
 		return err
 	}
-	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Actions = actions })
+	return s.modify(ctx, user, kind, ruleID, func(r RuleRef) { r.setActions(actions) })
 }
 
-func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID string, fn func(*pushrules.PushRule)) error {
+func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID string, fn func(RuleRef)) error {
 	k, err := checkKind(kind)
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
-		r, _ := find(rs, k, ruleID)
-		if r == nil {
+	return s.update(ctx, user, func(rs *Ruleset) error {
+		r, ok := findRef(rs, k, ruleID)
+		if !ok {
 			return errNoRule
 		}
 		fn(r)
@@ -536,6 +596,18 @@ type Outcome struct {
 // Evaluate runs each user's rules on an event and returns those that notify.
 func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID) ([]Outcome, error) {
 	var out []Outcome
+	root := threadOf(ev)
+	var subscribed map[id.UserID]bool
+	if root != "" && s.threads {
+		subs, err := s.store.ThreadSubscribers(ctx, ev.RoomID, root)
+		if err != nil {
+			return nil, err
+		}
+		subscribed = make(map[id.UserID]bool, len(subs))
+		for _, u := range subs {
+			subscribed[u] = true
+		}
+	}
 	for _, u := range users {
 		if u == ev.Sender {
 			continue
@@ -544,7 +616,7 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		if err != nil {
 			return nil, err
 		}
-		actions := rs.GetActions(evalRoom{ctx: room, user: u}, ev)
+		actions := rs.actions(evalRoom{ctx: room, user: u}, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
 		should := actions.Should()
 		if should.Notify {
 			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})
