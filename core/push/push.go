@@ -61,7 +61,7 @@ type Service struct {
 	threads bool
 	// tmu serialises changes of thread subscriptions.
 	tmu sync.Mutex
-	mu    sync.Mutex
+	mu  sync.Mutex
 	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
 	// which room writers ask about every notified user. It may hold a user
 	// whose pushers are gone (queuing then finds none), never miss one with
