@@ -241,6 +241,8 @@ type Store interface {
 	AppServiceRoomLists
 	AccountModeration
 	Pushers
+	DelayedEvents
+	ThreadSubscriptions
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

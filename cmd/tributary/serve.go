@@ -27,6 +27,7 @@ import (
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/delayed"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/media"
 	"github.com/tributary-hs/tributary/core/netguard"
@@ -303,15 +304,25 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	delayedEvents, err := delayed.New(store, rs, notifier, delayed.Options{MaxDelay: cfg.Rooms.MaxEventDelay.Duration,
+		MaxPerUser: cfg.Rooms.MaxDelayedEventsPerUser, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := delayedEvents.Start(ctx); err != nil {
+		return err
+	}
+	defer delayedEvents.Stop()
 	registerLimit := limiter(rl, rl.Register)
 	clientapi.New(clientapi.Services{Users: us, Rooms: rs, Sync: syncer, Ephemeral: eph, Push: pushRules, Auth: auth,
-		Keys: keysSvc, Bridging: core.bridging}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+		Keys: keysSvc, Bridging: core.bridging, Delayed: delayedEvents}, clientapi.Options{ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		WellKnownServer: cfg.WellKnown.Server, DefaultRoomVersion: id.RoomVersion(cfg.Rooms.DefaultVersion), TURN: clientapi.TURN{URIs: cfg.VoIP.TurnURIs,
 			SharedSecret: cfg.VoIP.TurnSharedSecret, UserLifetime: cfg.VoIP.TurnUserLifetime.Duration}}, clientapi.Limits{
 		LoginAddress:       limiter(rl, rl.LoginAddress),
 		LoginFailedAccount: failedLogins,
 		Register:           registerLimit,
 		Messages:           limiter(rl, rl.Messages),
+		DelayedManagement:  limiter(rl, rl.DelayedEventManagement),
 	}).Register(engine)
 	var notices *admin.Notices
 	if cfg.ServerNotices.Enabled {

@@ -54,7 +54,11 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.appservices, err = registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName); err != nil {
 		return nil, err
 	}
-	if c.push, err = push.New(store, c.notifier); err != nil {
+	var pushOpts []push.Option
+	if cfg.Push.ThreadSubscriptions {
+		pushOpts = append(pushOpts, push.WithThreadSubscriptions())
+	}
+	if c.push, err = push.New(store, c.notifier, pushOpts...); err != nil {
 		return nil, err
 	}
 	if err := c.push.Start(ctx); err != nil {

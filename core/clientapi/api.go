@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/bridging"
+	"github.com/tributary-hs/tributary/core/delayed"
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/keys"
@@ -45,6 +46,8 @@ type Limits struct {
 	Register           *httpx.Limiter
 	// Messages limits each user's sends (appservices are exempt).
 	Messages *httpx.Limiter
+	// DelayedManagement limits managing delayed events, per user or address.
+	DelayedManagement *httpx.Limiter
 }
 
 // API serves the client-server endpoints.
@@ -57,6 +60,8 @@ type API struct {
 	keys  *keys.Service
 	// bridging sends events: whether ?ts= counts depends on the caller.
 	bridging *bridging.Service
+	// delayed keeps delayed events (nil: none are kept).
+	delayed *delayed.Service
 	// auth authenticates requests: users' access tokens and appservices' as_tokens.
 	auth   httpx.Authenticator
 	opts   Options
@@ -72,6 +77,8 @@ type Services struct {
 	Ephemeral *ephemeral.Service
 	Push      *push.Service
 	Keys      *keys.Service // nil: no end-to-end encryption endpoints
+	// Delayed keeps delayed events (MSC4140); nil: none are.
+	Delayed *delayed.Service
 	// Auth authenticates requests; nil uses Users alone (no appservices).
 	Auth httpx.Authenticator
 }
@@ -83,7 +90,7 @@ func New(sv Services, opts Options, limits Limits) *API {
 		auth = sv.Users
 	}
 	return &API{users: sv.Users, rooms: sv.Rooms, sync_: sv.Sync, eph: sv.Ephemeral, push: sv.Push, keys: sv.Keys,
-		bridging: sv.Bridging, auth: auth, opts: opts, limits: limits}
+		bridging: sv.Bridging, delayed: sv.Delayed, auth: auth, opts: opts, limits: limits}
 }
 
 // clientPrefixes are the versions of the client API path an endpoint that
@@ -106,6 +113,8 @@ func (a *API) Register(r gin.IRouter) {
 	a.registerSliding(r, auth)
 	a.registerDehydrated(r, auth)
 	a.registerAccountDataDeletion(r, auth)
+	a.registerDelayed(r, auth)
+	a.registerThreadSubscriptions(r, auth)
 	for _, p := range clientPrefixes {
 		g := r.Group(p)
 		a.registerAuth(g, auth)

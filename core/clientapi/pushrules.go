@@ -61,7 +61,7 @@ func (a *API) getPushRule(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	pushJSON(c, r)
+	pushJSON(c, r.Value())
 }
 
 // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -97,9 +97,9 @@ func (a *API) getPushRuleAttr(c *gin.Context) {
 	}
 	switch c.Param("attr") {
 	case "enabled":
-		httpx.OK(c, gin.H{"enabled": r.Enabled})
+		httpx.OK(c, gin.H{"enabled": r.Enabled()})
 	case "actions":
-		actions := r.Actions
+		actions := r.Actions()
 		if actions == nil {
 			actions = pushrules.PushActionArray{}
 		}
@@ -136,6 +136,88 @@ func (a *API) putPushRuleAttr(c *gin.Context) {
 		err = types.Unrecognized(404, "Unrecognized request")
 	}
 	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, httpx.Empty)
+}
+
+// registerThreadSubscriptions adds MSC4306's endpoints, while enabled.
+func (a *API) registerThreadSubscriptions(r gin.IRouter, auth gin.HandlerFunc) {
+	if !a.push.ThreadSubscriptionsEnabled() {
+		return
+	}
+	p := "/_matrix/client/unstable/io.element.msc4306/rooms/:roomId/thread/:eventId/subscription"
+	r.PUT(p, auth, a.putThreadSubscription)
+	r.GET(p, auth, a.getThreadSubscription)
+	r.DELETE(p, auth, a.deleteThreadSubscription)
+}
+
+// visibleThread checks that the caller may see the thread's root (404 if
+// not, as for a thread that does not exist).
+func (a *API) visibleThread(c *gin.Context) (id.RoomID, id.EventID, bool) {
+	roomID, ok := roomParam(c)
+	if !ok {
+		return "", "", false
+	}
+	root := id.EventID(c.Param("eventId"))
+	if _, err := a.rooms.Event(c.Request.Context(), roomID, me(c), root); err != nil {
+		httpx.Fail(c, err)
+		return "", "", false
+	}
+	return roomID, root, true
+}
+
+// PUT /_matrix/client/unstable/io.element.msc4306/rooms/{roomId}/thread/{eventId}/subscription
+func (a *API) putThreadSubscription(c *gin.Context) {
+	var body struct {
+		// Automatic is the cause event's ID of an automatic subscription.
+		Automatic *string `json:"automatic"`
+	}
+	if err := httpx.DecodeOptionalJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	roomID, root, ok := a.visibleThread(c)
+	if !ok {
+		return
+	}
+	var cause id.EventID
+	if body.Automatic != nil {
+		if *body.Automatic == "" {
+			httpx.Fail(c, types.InvalidParam("automatic must be the ID of the cause event"))
+			return
+		}
+		cause = id.EventID(*body.Automatic)
+	}
+	if err := a.push.SubscribeThread(c.Request.Context(), me(c), roomID, root, cause); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, httpx.Empty)
+}
+
+// GET /_matrix/client/unstable/io.element.msc4306/rooms/{roomId}/thread/{eventId}/subscription
+func (a *API) getThreadSubscription(c *gin.Context) {
+	roomID, root, ok := a.visibleThread(c)
+	if !ok {
+		return
+	}
+	automatic, err := a.push.ThreadSubscription(c.Request.Context(), me(c), roomID, root)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"automatic": automatic})
+}
+
+// DELETE /_matrix/client/unstable/io.element.msc4306/rooms/{roomId}/thread/{eventId}/subscription
+func (a *API) deleteThreadSubscription(c *gin.Context) {
+	roomID, root, ok := a.visibleThread(c)
+	if !ok {
+		return
+	}
+	if err := a.push.UnsubscribeThread(c.Request.Context(), me(c), roomID, root); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

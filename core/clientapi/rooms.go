@@ -206,6 +206,13 @@ func (a *API) send(c *gin.Context, stateKey *string, txnID string) {
 	if !ok {
 		return
 	}
+	if delay, ok, err := delayParamValue(c); err != nil {
+		httpx.Fail(c, err)
+		return
+	} else if ok {
+		a.scheduleDelayed(c, roomID, stateKey, txnID, content, delay)
+		return
+	}
 	eid, err := a.bridging.Send(c.Request.Context(), httpx.PrincipalOf(c), bridging.SendRequest{RoomID: roomID,
 		Type: c.Param("eventType"), StateKey: stateKey, Content: content, TxnID: txnID, Timestamp: tsParam(c)})
 	if err != nil {

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"maps"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +38,16 @@ var unstableFeatures = map[string]bool{
 
 // GET /_matrix/client/versions
 func (a *API) versions(c *gin.Context) {
-	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": unstableFeatures})
+	features := maps.Clone(unstableFeatures)
+	if a.delayed != nil && a.delayed.Enabled() {
+		// Delayed events (delayed.go); Element Call needs them.
+		features["org.matrix.msc4140"] = true
+	}
+	if a.push.ThreadSubscriptionsEnabled() {
+		// Thread subscriptions and their push rules (pushrules.go, core/push).
+		features["org.matrix.msc4306"] = true
+	}
+	httpx.OK(c, gin.H{"versions": supportedVersions, "unstable_features": features})
 }
 
 // GET /.well-known/matrix/client

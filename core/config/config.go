@@ -90,6 +90,11 @@ type Push struct {
 	// AllowedRanges are IP ranges (CIDR) of push gateways reached although
 	// they are private, loopback or link-local, which are refused by default.
 	AllowedRanges []string `yaml:"allowed_ranges"`
+	// ThreadSubscriptions turns on thread subscriptions (MSC4306): the
+	// endpoints and the default push rules that notify only for threads
+	// the user subscribed to — which silences the other threads for
+	// clients that never subscribe (Synapse's msc4306_enabled, off too).
+	ThreadSubscriptions bool `yaml:"thread_subscriptions"`
 }
 
 // VoIP is the TURN server clients are told to use for calls
@@ -120,6 +125,11 @@ type Rooms struct {
 	// DefaultVersion is the room version of rooms created without one
 	// (Synapse's default_room_version); 12, as the spec recommends.
 	DefaultVersion string `yaml:"default_version"`
+	// MaxEventDelay is the longest delay of a delayed event (MSC4140,
+	// Synapse's max_event_delay_duration); 0 turns delayed events off.
+	MaxEventDelay Duration `yaml:"max_event_delay"`
+	// MaxDelayedEventsPerUser caps each user's pending delayed events.
+	MaxDelayedEventsPerUser int `yaml:"max_delayed_events_per_user"`
 }
 
 type Database struct {
@@ -163,6 +173,10 @@ type RateLimits struct {
 	// Messages limits the events (messages, state, redactions) each user
 	// sends; appservices are exempt, as in Synapse (rc_message).
 	Messages Rate `yaml:"messages"`
+	// DelayedEventManagement limits restarting, cancelling and sending
+	// delayed events, per user (per IP address without a login), as
+	// Synapse's rc_delayed_event_mgmt.
+	DelayedEventManagement Rate `yaml:"delayed_event_management"`
 }
 
 type HTTP struct {
@@ -252,6 +266,8 @@ func Default() *Config {
 			LoginFailedAccount: Rate{PerSecond: 0.17, Burst: 3},
 			Register:           Rate{PerSecond: 0.17, Burst: 3},
 			Messages:           Rate{PerSecond: 0.2, Burst: 10},
+			// Element Call restarts its delayed leave event every few seconds.
+			DelayedEventManagement: Rate{PerSecond: 1, Burst: 5},
 		},
 		HTTP: HTTP{MaxBodyBytes: 1 << 20, ReadHeaderTimeout: Duration{10 * time.Second},
 			ReadBodyTimeout: Duration{30 * time.Second}, ReadBodyMinRate: 4096, IdleTimeout: Duration{2 * time.Minute}},
@@ -259,9 +275,10 @@ func Default() *Config {
 		Metrics:       Metrics{Listen: "127.0.0.1:9009"},
 		Presence:      Presence{Enabled: true, OfflineAfter: Duration{time.Minute}},
 		ServerNotices: ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},
-		Rooms:         Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12"},
-		AppServices:   AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
-		VoIP:          VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
+		Rooms: Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12", MaxEventDelay: Duration{24 * time.Hour},
+			MaxDelayedEventsPerUser: 100},
+		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
+		VoIP:        VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
@@ -376,7 +393,7 @@ func (c *Config) Validate() error {
 	}
 	for name, r := range map[string]Rate{
 		"login_address": c.RateLimits.LoginAddress, "login_failed_account": c.RateLimits.LoginFailedAccount,
-		"register": c.RateLimits.Register,
+		"register": c.RateLimits.Register, "delayed_event_management": c.RateLimits.DelayedEventManagement,
 	} {
 		if r.PerSecond <= 0 || r.Burst < 1 {
 			return fmt.Errorf("rate_limits.%s: per_second must be > 0 and burst >= 1", name)
@@ -400,6 +417,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.VoIP.TurnURIs) > 0 && c.VoIP.TurnSharedSecret == "" {
 		return errors.New("voip.turn_shared_secret: must be set with voip.turn_uris")
+	}
+	if c.Rooms.MaxEventDelay.Duration < 0 || c.Rooms.MaxDelayedEventsPerUser < 0 {
+		return errors.New("rooms: max_event_delay and max_delayed_events_per_user must not be negative")
 	}
 	if c.Rooms.WriterIdle.Duration < 10*time.Millisecond {
 		return errors.New("rooms.writer_idle: must be at least 10ms")

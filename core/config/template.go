@@ -62,6 +62,9 @@ rate_limits:
   register: {per_second: {{.RateLimits.Register.PerSecond}}, burst: {{.RateLimits.Register.Burst}}}
   # Events each user sends (messages, state, redactions); appservices are exempt.
   messages: {per_second: {{.RateLimits.Messages.PerSecond}}, burst: {{.RateLimits.Messages.Burst}}}
+  # Restarting, cancelling and sending delayed events, per user (per client IP
+  # address without a login).
+  delayed_event_management: {per_second: {{.RateLimits.DelayedEventManagement.PerSecond}}, burst: {{.RateLimits.DelayedEventManagement.Burst}}}
 
 http:
   # Largest JSON request body accepted, in bytes.
@@ -118,6 +121,11 @@ rooms:
   # Room version of new rooms that name none (1 to 12); 12 is what the spec
   # recommends. An older one only for clients that cannot handle 12 yet.
   default_version: {{printf "%q" .Rooms.DefaultVersion}}
+  # Longest delay of a delayed event (MSC4140; Element Call keeps its "left the
+  # call" event pending with one). 0 turns delayed events off.
+  max_event_delay: {{.Rooms.MaxEventDelay}}
+  # Most delayed events one user may have pending.
+  max_delayed_events_per_user: {{.Rooms.MaxDelayedEventsPerUser}}
 
 voip:
   # TURN/STUN URIs offered to clients for calls (turn:turn.example.org:3478?transport=udp, ...).
@@ -131,6 +139,10 @@ push:
   # IP ranges of push gateways reached although private, loopback or link-local
   # (refused by default).
   allowed_ranges: [{{range $i, $r := .Push.AllowedRanges}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+  # Thread subscriptions (MSC4306): clients subscribe to threads and only those
+  # notify. Off by default, as in Synapse: clients that do not subscribe would
+  # get no notifications from threads at all (mentions still notify).
+  thread_subscriptions: {{.Push.ThreadSubscriptions}}
 
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]

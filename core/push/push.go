@@ -44,6 +44,11 @@ type Store interface {
 	storage.AccountData
 	storage.Pushers
 	storage.PushCounts
+	storage.ThreadSubscriptions
+	// GetEvent and MaxStreamPos order automatic thread subscriptions
+	// against unsubscriptions (threads.go).
+	GetEvent(ctx context.Context, eventID id.EventID) (*storage.Event, error)
+	MaxStreamPos(ctx context.Context) (int64, error)
 }
 
 // Service manages and evaluates push rules.
@@ -51,8 +56,12 @@ type Service struct {
 	store    Store
 	notifier stream.Notifier
 	// cache holds rulesets until a published account change forgets them.
-	cache stream.Cache[id.UserID, *pushrules.PushRuleset]
-	mu    sync.Mutex
+	cache stream.Cache[id.UserID, *Ruleset]
+	// threads turns on thread subscriptions (MSC4306) and their rules.
+	threads bool
+	// tmu serialises changes of thread subscriptions.
+	tmu sync.Mutex
+	mu  sync.Mutex
 	// withPushers holds the users with HTTP pushers (id.UserID → struct{}),
 	// which room writers ask about every notified user. It may hold a user
 	// whose pushers are gone (queuing then finds none), never miss one with
@@ -68,7 +77,7 @@ type Service struct {
 // ruleset writes on the account data stream (sync), and rulesets and
 // pushers changed as stream.Accounts changes, whose observer keeps the
 // caches of every process true.
-func New(store Store, n stream.Notifier) (*Service, error) {
+func New(store Store, n stream.Notifier, opts ...Option) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("push: nil store")
 	}
@@ -76,6 +85,9 @@ func New(store Store, n stream.Notifier) (*Service, error) {
 		return nil, fmt.Errorf("push: embedded default rules: %w", err)
 	}
 	s := &Service{store: store, notifier: n}
+	for _, o := range opts {
+		o(s)
+	}
 	if n != nil {
 		n.Observe(s.observe)
 	}
@@ -102,88 +114,131 @@ func (s *Service) changed(user id.UserID) {
 	}
 }
 
-// defaults is the server-default ruleset parsed once, with the user
+// Option configures the service.
+type Option func(*Service)
+
+// WithThreadSubscriptions turns on thread subscriptions (MSC4306): the
+// subscription methods and the postcontent rules that notify for
+// subscribed threads only.
+func WithThreadSubscriptions() Option { return func(s *Service) { s.threads = true } }
+
+// ThreadSubscriptionsEnabled reports whether thread subscriptions are on.
+func (s *Service) ThreadSubscriptionsEnabled() bool { return s.threads }
+
+// template is the server-default ruleset parsed once, with the user
 // placeholder left in; personal holds the rules that name the user.
-var defaults struct {
+var template struct {
 	once     sync.Once
-	rs       *pushrules.PushRuleset
-	personal map[*pushrules.PushRule]bool
+	rs       *Ruleset
+	personal map[any]bool // *pushrules.PushRule or *Rule
 	err      error
 }
 
-// Defaults is the server-default ruleset for a user. Every user without
-// rules of their own gets one, so the rules that do not name the user are
-// shared by all of them (2,000 users would otherwise hold 2,000 copies of
-// the same 5 KB): a ruleset, cached or not, is never changed in place
-// (update works on a copy).
-func Defaults(user id.UserID) (*pushrules.PushRuleset, error) {
-	defaults.once.Do(func() {
-		var rs pushrules.PushRuleset
-		if defaults.err = json.Unmarshal(defaultRules, &rs); defaults.err != nil {
+// Defaults is the server-default ruleset for a user, with every rule the
+// server knows (see Service.defaults). Every user without rules of their
+// own gets one, so the rules that do not name the user are shared by all
+// of them (2,000 users would otherwise hold 2,000 copies of the same
+// 5 KB): the rules of a ruleset, cached or not, are never changed in place
+// (update works on a copy); its slices are the user's own.
+func Defaults(user id.UserID) (*Ruleset, error) {
+	template.once.Do(func() {
+		var rs Ruleset
+		if template.err = json.Unmarshal(defaultRules, &rs); template.err != nil {
 			return
 		}
-		defaults.rs, defaults.personal = &rs, map[*pushrules.PushRule]bool{}
+		if len(rs.Room.Map)+len(rs.Sender.Map) > 0 {
+			template.err = errors.New("push: the default rules have room or sender rules")
+			return
+		}
+		template.rs, template.personal = &rs, map[any]bool{}
+		mark := func(r any) {
+			if raw, _ := json.Marshal(r); bytes.Contains(raw, []byte(userPlaceholder)) {
+				template.personal[r] = true
+			}
+		}
 		for _, arr := range []pushrules.PushRuleArray{rs.Override, rs.Content, rs.Underride} {
 			for _, r := range arr {
-				raw, _ := json.Marshal(r)
-				if bytes.Contains(raw, []byte(userPlaceholder)) {
-					defaults.personal[r] = true
-				}
+				mark(r)
 			}
+		}
+		for _, r := range rs.PostContent {
+			mark(r)
 		}
 	})
-	if defaults.err != nil {
-		return nil, defaults.err
+	if template.err != nil {
+		return nil, template.err
 	}
 	quoted, _ := json.Marshal(string(user))
-	own := func(arr pushrules.PushRuleArray) (pushrules.PushRuleArray, error) {
-		out := make(pushrules.PushRuleArray, len(arr))
-		for i, r := range arr {
-			if !defaults.personal[r] {
-				out[i] = r
-				continue
-			}
-			raw, _ := json.Marshal(r)
-			var mine pushrules.PushRule
-			if err := json.Unmarshal(bytes.ReplaceAll(raw, []byte(`"`+userPlaceholder+`"`), quoted), &mine); err != nil {
-				return nil, err
-			}
-			mine.Type = r.Type
-			out[i] = &mine
-		}
-		return out, nil
-	}
-	// The spec's defaults have no room or sender rules; those maps are the
-	// user's own all the same.
-	rs := pushrules.PushRuleset{Room: pushrules.PushRuleMap{Map: map[string]*pushrules.PushRule{}, Type: pushrules.RoomRule},
-		Sender: pushrules.PushRuleMap{Map: map[string]*pushrules.PushRule{}, Type: pushrules.SenderRule}}
 	var err error
+	rs := Ruleset{PushRuleset: pushrules.PushRuleset{
+		Room:   pushrules.PushRuleArray{}.SetTypeAndMap(pushrules.RoomRule),
+		Sender: pushrules.PushRuleArray{}.SetTypeAndMap(pushrules.SenderRule)}}
 	for _, f := range []struct {
 		dst *pushrules.PushRuleArray
 		src pushrules.PushRuleArray
-	}{{&rs.Override, defaults.rs.Override}, {&rs.Content, defaults.rs.Content}, {&rs.Underride, defaults.rs.Underride}} {
-		if *f.dst, err = own(f.src); err != nil {
+	}{{&rs.Override, template.rs.Override}, {&rs.Content, template.rs.Content}, {&rs.Underride, template.rs.Underride}} {
+		if *f.dst, err = personalised(f.src, quoted); err != nil {
 			return nil, err
 		}
+		for i, r := range *f.dst {
+			if r != f.src[i] { // the user's own copy: Type is not in the JSON
+				r.Type = f.src[i].Type
+			}
+		}
 	}
-	if len(defaults.rs.Room.Map)+len(defaults.rs.Sender.Map) > 0 {
-		return nil, errors.New("push: the default rules have room or sender rules")
+	if rs.PostContent, err = personalised(template.rs.PostContent, quoted); err != nil {
+		return nil, err
 	}
 	return &rs, nil
 }
 
-type stored struct {
-	Global *pushrules.PushRuleset `json:"global"`
+// personalised copies a default rule list for a user: the rules that name
+// the user are parsed again with their ID, the others shared.
+func personalised[R any](rules []*R, quoted []byte) ([]*R, error) {
+	out := make([]*R, len(rules))
+	for i, r := range rules {
+		if !template.personal[r] {
+			out[i] = r
+			continue
+		}
+		raw, _ := json.Marshal(r)
+		var mine R
+		if err := json.Unmarshal(bytes.ReplaceAll(raw, []byte(`"`+userPlaceholder+`"`), quoted), &mine); err != nil {
+			return nil, err
+		}
+		out[i] = &mine
+	}
+	return out, nil
 }
 
-// Ruleset returns the user's rules: their stored ruleset or the defaults.
-func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushRuleset, error) {
-	return s.cache.Get(user, func() (*pushrules.PushRuleset, bool, error) {
+// defaults is the user's default ruleset on this server: the rules of
+// MSC4306 only while thread subscriptions are on (as Synapse filters them).
+func (s *Service) defaults(user id.UserID) (*Ruleset, error) {
+	rs, err := Defaults(user)
+	if err != nil || s.threads {
+		return rs, err
+	}
+	msc4306 := func(id string) bool { return strings.Contains(id, ".msc4306.") }
+	rs.PostContent = slices.DeleteFunc(rs.PostContent, func(r *Rule) bool { return msc4306(r.RuleID) })
+	return rs, nil
+}
+
+type stored struct {
+	Global *Ruleset `json:"global"`
+}
+
+// Ruleset returns the user's rules: their stored ruleset, brought up to
+// the server's default rules, or the defaults.
+func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*Ruleset, error) {
+	return s.cache.Get(user, func() (*Ruleset, bool, error) {
+		defs, err := s.defaults(user)
+		if err != nil {
+			return nil, false, err
+		}
 		e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			rs, err := Defaults(user)
-			return rs, err == nil, err
+			return defs, true, nil
 		case err != nil:
 			return nil, false, err
 		}
@@ -191,6 +246,7 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*pushrules.PushR
 		if err := json.Unmarshal(e.Content, &st); err != nil || st.Global == nil {
 			return nil, false, fmt.Errorf("stored push rules of %s are invalid: %v", user, err)
 		}
+		withDefaults(st.Global, defs)
 		return st.Global, true, nil
 	})
 }
@@ -251,7 +307,7 @@ func (s *Service) HasStored(ctx context.Context, user id.UserID) (bool, error) {
 }
 
 // update changes a user's ruleset under the service lock and stores it.
-func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushrules.PushRuleset) error) error {
+func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *Ruleset) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := s.Ruleset(ctx, user)
@@ -260,7 +316,7 @@ func (s *Service) update(ctx context.Context, user id.UserID, fn func(rs *pushru
 	}
 	// Work on a copy: a failed change must leave the cached ruleset alone.
 	raw, _ := json.Marshal(cur)
-	var rs pushrules.PushRuleset
+	var rs Ruleset
 	if err := json.Unmarshal(raw, &rs); err != nil {
 		return err
 	}
@@ -292,7 +348,7 @@ func (s *Service) CopyRoomRules(ctx context.Context, user id.UserID, from, to id
 	if err != nil || !has {
 		return err // defaults only: nothing of the room to copy
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		if r := rs.Room.Map[string(from)]; r != nil && rs.Room.Map[string(to)] == nil {
 			c := *r
 			c.RuleID = string(to)
@@ -316,10 +372,10 @@ func (s *Service) CopyRoomRules(ctx context.Context, user id.UserID, from, to id
 				if c.RuleID == r.RuleID {
 					c.RuleID += "-" + string(to)
 				}
-				if _, i := find(rs, pushrules.OverrideRule, c.RuleID); i >= 0 {
+				if _, i := find(&rs.PushRuleset, pushrules.OverrideRule, c.RuleID); i >= 0 {
 					continue
 				}
-				if _, i := find(rs, pushrules.UnderrideRule, c.RuleID); i >= 0 {
+				if _, i := find(&rs.PushRuleset, pushrules.UnderrideRule, c.RuleID); i >= 0 {
 					continue
 				}
 				for _, cond := range c.Conditions {
@@ -345,8 +401,8 @@ func matchesRoom(r *pushrules.PushRule, room id.RoomID) bool {
 	return false
 }
 
-var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, pushrules.RoomRule,
-	pushrules.SenderRule, pushrules.UnderrideRule}
+var kinds = []pushrules.PushRuleType{pushrules.OverrideRule, pushrules.ContentRule, PostContentRule,
+	pushrules.RoomRule, pushrules.SenderRule, pushrules.UnderrideRule}
 
 func checkKind(kind string) (pushrules.PushRuleType, error) {
 	k := pushrules.PushRuleType(kind)
@@ -354,6 +410,19 @@ func checkKind(kind string) (pushrules.PushRuleType, error) {
 		return "", types.InvalidParam("Unknown push rule kind %q", kind)
 	}
 	return k, nil
+}
+
+// findRef finds a rule of any kind.
+func findRef(rs *Ruleset, kind pushrules.PushRuleType, ruleID string) (RuleRef, bool) {
+	if kind == PostContentRule {
+		i := slices.IndexFunc(rs.PostContent, func(r *Rule) bool { return r.RuleID == ruleID })
+		if i < 0 {
+			return RuleRef{}, false
+		}
+		return RuleRef{post: rs.PostContent[i]}, true
+	}
+	r, _ := find(&rs.PushRuleset, kind, ruleID)
+	return RuleRef{std: r}, r != nil
 }
 
 // find returns the rule and, for array kinds, its index.
@@ -387,18 +456,18 @@ func array(rs *pushrules.PushRuleset, kind pushrules.PushRuleType) *pushrules.Pu
 var errNoRule = types.NotFound("Unknown push rule")
 
 // GetRule returns one rule (GET /pushrules/global/{kind}/{ruleId}).
-func (s *Service) GetRule(ctx context.Context, user id.UserID, kind, ruleID string) (*pushrules.PushRule, error) {
+func (s *Service) GetRule(ctx context.Context, user id.UserID, kind, ruleID string) (RuleRef, error) {
 	k, err := checkKind(kind)
 	if err != nil {
-		return nil, err
+		return RuleRef{}, err
 	}
 	rs, err := s.Ruleset(ctx, user)
 	if err != nil {
-		return nil, err
+		return RuleRef{}, err
 	}
-	r, _ := find(rs, k, ruleID)
-	if r == nil {
-		return nil, errNoRule
+	r, ok := findRef(rs, k, ruleID)
+	if !ok {
+		return RuleRef{}, errNoRule
 	}
 	return r, nil
 }
@@ -427,6 +496,9 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 		return err
 	}
 	switch k {
+	case PostContentRule:
+		// MSC4306: postcontent holds the server's rules only, for now.
+		return types.InvalidParam("Rules of kind postcontent cannot be added")
 	case pushrules.ContentRule:
 		if body.Pattern == "" {
 			return types.MissingParam("pattern is required for content rules")
@@ -440,7 +512,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			return types.InvalidParam("Sender rule IDs are user IDs")
 		}
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		rule := &pushrules.PushRule{Type: k, RuleID: ruleID, Actions: body.Actions, Enabled: true,
 			Conditions: body.Conditions, Pattern: body.Pattern}
 		switch k {
@@ -453,7 +525,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			rs.Sender.Map[ruleID] = rule
 			return nil
 		}
-		arr := array(rs, k)
+		arr := array(&rs.PushRuleset, k)
 		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
 		at := 0
 		if k == pushrules.OverrideRule && len(*arr) > 0 && (*arr)[0].RuleID == ".m.rule.master" {
@@ -469,7 +541,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			if strings.HasPrefix(ref.id, ".") {
 				return types.InvalidParam("Rules cannot be placed relative to server-default rules")
 			}
-			_, i := find(rs, k, ref.id)
+			_, i := find(&rs.PushRuleset, k, ref.id)
 			if i < 0 {
 				return types.NotFound("Unknown rule %q to place relative to", ref.id)
 			}
@@ -513,7 +585,10 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 	if strings.HasPrefix(ruleID, ".") {
 		return types.InvalidParam("Server-default rules cannot be deleted")
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
+	if k == PostContentRule {
+		return errNoRule // only server-default rules, which cannot be deleted
+	}
+	return s.update(ctx, user, func(rs *Ruleset) error {
 		switch k {
 		case pushrules.RoomRule, pushrules.SenderRule:
 			m := rs.Room.Map
@@ -526,7 +601,7 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 			delete(m, ruleID)
 			return nil
 		}
-		arr := array(rs, k)
+		arr := array(&rs.PushRuleset, k)
 		n := len(*arr)
 		*arr = slices.DeleteFunc(*arr, func(r *pushrules.PushRule) bool { return r.RuleID == ruleID })
 		if len(*arr) == n {
@@ -538,7 +613,7 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 
 // SetEnabled enables or disables a rule.
 func (s *Service) SetEnabled(ctx context.Context, user id.UserID, kind, ruleID string, enabled bool) error {
-	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Enabled = enabled })
+	return s.modify(ctx, user, kind, ruleID, func(r RuleRef) { r.setEnabled(enabled) })
 }
 
 // SetActions replaces a rule's actions.
@@ -549,17 +624,17 @@ func (s *Service) SetActions(ctx context.Context, user id.UserID, kind, ruleID s
 	if err := checkActions(actions); err != nil {
 		return err
 	}
-	return s.modify(ctx, user, kind, ruleID, func(r *pushrules.PushRule) { r.Actions = actions })
+	return s.modify(ctx, user, kind, ruleID, func(r RuleRef) { r.setActions(actions) })
 }
 
-func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID string, fn func(*pushrules.PushRule)) error {
+func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID string, fn func(RuleRef)) error {
 	k, err := checkKind(kind)
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, user, func(rs *pushrules.PushRuleset) error {
-		r, _ := find(rs, k, ruleID)
-		if r == nil {
+	return s.update(ctx, user, func(rs *Ruleset) error {
+		r, ok := findRef(rs, k, ruleID)
+		if !ok {
 			return errNoRule
 		}
 		fn(r)
@@ -595,6 +670,18 @@ type Outcome struct {
 // Evaluate runs each user's rules on an event and returns those that notify.
 func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID) ([]Outcome, error) {
 	var out []Outcome
+	root := threadOf(ev)
+	var subscribed map[id.UserID]bool
+	if root != "" && s.threads {
+		subs, err := s.store.ThreadSubscribers(ctx, ev.RoomID, root)
+		if err != nil {
+			return nil, err
+		}
+		subscribed = make(map[id.UserID]bool, len(subs))
+		for _, u := range subs {
+			subscribed[u] = true
+		}
+	}
 	for _, u := range users {
 		if u == ev.Sender {
 			continue
@@ -603,7 +690,7 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		if err != nil {
 			return nil, err
 		}
-		actions := rs.GetActions(evalRoom{ctx: room, user: u}, ev)
+		actions := rs.actions(evalRoom{ctx: room, user: u}, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
 		should := actions.Should()
 		if should.Notify {
 			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})

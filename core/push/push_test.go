@@ -121,7 +121,7 @@ func TestSharedDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		quoted, _ := json.Marshal(string(u))
-		var want pushrules.PushRuleset
+		var want Ruleset
 		if err := json.Unmarshal(bytes.ReplaceAll(defaultRules, []byte(`"`+userPlaceholder+`"`), quoted), &want); err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestSharedDefaults(t *testing.T) {
 		t.Fatalf("outcome %+v, want carol highlighted and bob (who turned mentions and messages off) not notified", out)
 	}
 	fresh, _ := Defaults("@dave:example.org")
-	if r, _ := find(fresh, pushrules.OverrideRule, ".m.rule.is_user_mention"); r == nil || !r.Enabled {
+	if r, _ := find(&fresh.PushRuleset, pushrules.OverrideRule, ".m.rule.is_user_mention"); r == nil || !r.Enabled {
 		t.Fatal("bob's change reached the shared default rules")
 	}
 }
