@@ -150,9 +150,10 @@ type factsKey struct {
 }
 
 // lru is a small bounded cache: when full, a quarter of the entries go, the
-// oldest first.
+// oldest first. Reads share the lock (a message read by 2,000 woken
+// long-polls at once).
 type lru[K comparable, V any] struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	max   int
 	items map[K]V
 	order []K
@@ -163,8 +164,8 @@ func newLRU[K comparable, V any](max int) *lru[K, V] {
 }
 
 func (c *lru[K, V]) get(k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	v, ok := c.items[k]
 	return v, ok
 }
