@@ -521,7 +521,7 @@ func TestDeactivate(t *testing.T) {
 	wantTokenDead(t, srv, other.AccessToken)
 	_, err = srv.Client(t).RegisterAvailable(t.Context(), "mallory")
 	wantErr(t, err, mautrix.MUserInUse)
-	_, err = srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "mallory", Password: defaultPassword})
+	_, err = srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "mallory", Password: defaultPassword})
 	wantErr(t, err, mautrix.MUserInUse)
 
 	t.Run("erase", func(t *testing.T) {
