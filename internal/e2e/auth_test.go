@@ -532,8 +532,8 @@ func TestDeactivate(t *testing.T) {
 		st, body := srv.Do(t, "POST", path, oscar.AccessToken, map[string]any{"erase": true,
 			"auth": passwordAuth("oscar", defaultPassword, "")})
 		wantStatus(t, "deactivate with erase", st, body, http.StatusOK, "")
-		_, err := srv.Client(t).GetDisplayName(t.Context(), oscar.UserID)
-		wantErr(t, err, mautrix.MNotFound)
+		st, body = srv.Do(t, "GET", "/_matrix/client/v3/profile/"+string(oscar.UserID)+"/displayname", "", nil)
+		wantStatus(t, "display name after erase", st, body, http.StatusNotFound, "M_NOT_FOUND")
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 )
 
 // waitBodies reads message bodies from a mautrix appservice's event channel
@@ -53,6 +54,18 @@ func TestMautrixAppService(t *testing.T) {
 	ghost := as.Intent("@_mt_alice:localhost")
 	if err := ghost.EnsureJoined(ctx, room.RoomID); err != nil {
 		t.Fatalf("ghost join: %v", err)
+	}
+	// A ghost without an avatar or name gets one (issue 13, item 5): the
+	// intent reads the current one first, which is the spec's 404.
+	avatar := id.ContentURI{Homeserver: "localhost", FileID: "ghostavatar"}
+	if err := ghost.SetAvatarURL(ctx, avatar); err != nil {
+		t.Fatalf("ghost avatar: %v", err)
+	}
+	if err := ghost.SetDisplayName(ctx, "Alice (bridge)"); err != nil {
+		t.Fatalf("ghost name: %v", err)
+	}
+	if got, err := human.GetAvatarURL(ctx, ghost.UserID); err != nil || got != avatar {
+		t.Fatalf("ghost avatar read back: %v %v", got, err)
 	}
 	// Outside the namespace is refused.
 	if err := as.Intent("@someone:localhost").EnsureRegistered(ctx); err == nil {
