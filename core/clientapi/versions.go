@@ -33,6 +33,12 @@ var unstableFeatures = map[string]bool{
 	"org.matrix.msc3874": true,
 	// Deleting account data (accountdata.go): an empty object in sync.
 	"org.matrix.msc3391": true,
+	// state_after in /sync (sync.go; stable since v1.16), also under the
+	// unstable parameter and field names.
+	"org.matrix.msc4222": true,
+	// Invite filtering (core/rooms/invitepolicy.go): local invites the
+	// invitee blocks are refused, ignored ones hidden from sync.
+	"org.matrix.msc4155": true,
 }
 
 // GET /_matrix/client/versions

@@ -99,6 +99,12 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 		if err := types.CheckUserID(u, s.opts.ServerName); err != nil {
 			return "", err
 		}
+		// An invitee who blocks the creator's invites refuses the whole
+		// request before anything is made: the client learns of the 403
+		// and no room it cannot name is left behind.
+		if err := s.checkInvite(ctx, req.Creator, u); err != nil {
+			return "", err
+		}
 	}
 	for _, st := range req.InitialState {
 		if err := checkType(st.Type, &st.StateKey); err != nil {

@@ -36,6 +36,11 @@ type formatter struct {
 	user id.UserID
 	// device is the asking device: its own events carry their transaction ID.
 	device id.DeviceID
+	// membership: events carry unsigned.membership (see memberships).
+	membership bool
+	// contiguous: the events to format are every event of their stretch
+	// of the room that the user may see (no filter left any out).
+	contiguous bool
 }
 
 func (s *Reader) formatter(rv id.RoomVersion) *formatter {
@@ -46,6 +51,14 @@ func (f *formatter) forUser(u id.UserID) *formatter { f.user = u; return f }
 
 // forDevice makes the events the device sent carry unsigned.transaction_id.
 func (f *formatter) forDevice(d id.DeviceID) *formatter { f.device = d; return f }
+
+// withMembership makes a list of timeline events (oldest first) carry the
+// user's membership at each (unsigned.membership, MSC4115, spec v1.11).
+// contiguous tells that no filter left events out of the list.
+func (f *formatter) withMembership(contiguous bool) *formatter {
+	f.membership, f.contiguous = true, contiguous
+	return f
+}
 
 // format renders events; redacted ones lose their content as the room
 // version's redaction algorithm says and carry redacted_because.
@@ -64,7 +77,43 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 	if err := f.transactionIDs(ctx, out); err != nil {
 		return nil, err
 	}
+	if f.membership && f.user != "" {
+		if err := f.memberships(ctx, evs, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// memberships sets unsigned.membership: the user's membership in the state
+// after each event ("leave" when they have none). It costs no query per
+// event: the membership at the first event is read from its state group
+// (cached across requests, as history visibility reads it), and from there
+// on it changes only with the user's own member events, which the user may
+// always see and so are in the list. Where a filter may have left events
+// out, each change of state group is read the same cached way instead.
+func (f *formatter) memberships(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
+	cur, group := "", int64(-1)
+	for i, e := range evs {
+		switch {
+		case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == f.user.String():
+			cur = e.Membership
+		case e.StateGroup == group || (group >= 0 && f.contiguous):
+		default:
+			m, err := f.s.membershipInGroup(ctx, e.StateGroup, f.user)
+			if err != nil {
+				return err
+			}
+			cur = m
+		}
+		group = e.StateGroup
+		if cur == "" {
+			out[i].Unsigned["membership"] = "leave"
+		} else {
+			out[i].Unsigned["membership"] = cur
+		}
+	}
+	return nil
 }
 
 // transactionIDs sets unsigned.transaction_id on the asking device's own
