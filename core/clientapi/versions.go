@@ -77,6 +77,9 @@ func (a *API) capabilities(c *gin.Context) {
 		"m.3pid_changes":    gin.H{"enabled": false},
 		"m.get_login_token": on,
 		"m.profile_fields":  on,
+		// Rooms are forgotten only when the user asks (spec v1.18, MSC4267):
+		// said explicitly, so that clients offer leaving and forgetting apart.
+		"m.forget_forced_upon_leave": gin.H{"enabled": false},
 	}
 	// Admins may suspend and lock accounts (omitted for everyone else).
 	if admin, err := a.users.IsAdmin(c.Request.Context(), httpx.PrincipalOf(c).UserID); err != nil {

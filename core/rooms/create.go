@@ -266,6 +266,12 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 		},
 		"notifications": map[string]any{"room": 50},
 	}
+	if rv.PrivilegedRoomCreators() {
+		// Room v12+ (spec v1.16, MSC4289): upgrading is for the creators
+		// unless they say otherwise, "explicitly higher than" the admins'
+		// state powers: 150 where admins have 100.
+		pl["events"].(map[string]any)["m.room.tombstone"] = 150
+	}
 	for k, v := range req.PowerOverride {
 		pl[k] = v
 	}

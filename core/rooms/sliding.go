@@ -141,7 +141,7 @@ func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineReques
 		picked, out.Limited = picked[:limit], true
 	}
 	slices.Reverse(picked)
-	if out.Events, err = s.formatter(rv).forUser(req.User).forDevice(req.Device).format(ctx, picked); err != nil {
+	if out.Events, err = s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(true).format(ctx, picked); err != nil {
 		return nil, err
 	}
 	start := req.Upto + 1

@@ -217,6 +217,16 @@ func testUnsignedMembership(t *testing.T, srv *testserver.Server) {
 		}
 		check("messages "+filter, chunk)
 	}
+	// Sliding sync's timeline too.
+	code, ss := srv.Do(t, "POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout=0", bob.AccessToken,
+		map[string]any{"room_subscriptions": map[string]any{room.RoomID.String(): map[string]any{"timeline_limit": 20}}})
+	wantStatus(t, "sliding sync", code, ss, http.StatusOK, "")
+	ssRoom, _ := ss["rooms"].(map[string]any)[room.RoomID.String()].(map[string]any)
+	var ssTimeline []map[string]any
+	for _, e := range ssRoom["timeline"].([]any) {
+		ssTimeline = append(ssTimeline, e.(map[string]any))
+	}
+	check("sliding sync", ssTimeline)
 	code, ctxBody := srv.Do(t, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(room.RoomID.String())+"/context/"+
 		url.PathEscape(invited.String())+"?limit=10", bob.AccessToken, nil)
 	wantStatus(t, "context", code, ctxBody, http.StatusOK, "")
@@ -476,4 +486,37 @@ func testInviteBlocking(t *testing.T, srv *testserver.Server) {
 		t.Fatalf("disabled MSC4155 rules still block: %v", err)
 	}
 	wantUnstableFeature(t, srv, "org.matrix.msc4155")
+}
+
+// Rooms of version 12 are created with m.room.tombstone above the admins'
+// level (spec v1.16, MSC4289: "explicitly higher than state_default", e.g.
+// 150), so that only creators upgrade them by default; older versions keep 100.
+func TestV12TombstonePower(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	for version, want := range map[id.RoomVersion]float64{"12": 150, "11": 100} {
+		room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{RoomVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, pl := srv.Do(t, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(room.RoomID.String())+
+			"/state/m.room.power_levels/", alice.AccessToken, nil)
+		wantStatus(t, "power levels", code, pl, http.StatusOK, "")
+		if got := pl["events"].(map[string]any)["m.room.tombstone"]; got != want {
+			t.Fatalf("room v%s: m.room.tombstone needs %v, want %v", version, got, want)
+		}
+	}
+}
+
+// The server says that it does not forget rooms on leave (spec v1.18,
+// m.forget_forced_upon_leave): a left room stays until the user forgets it.
+func TestForgetForcedUponLeaveCapability(t *testing.T) {
+	srv := startOpen(t)
+	alice := register(t, srv, "alice", defaultPassword)
+	code, body := srv.Do(t, "GET", "/_matrix/client/v3/capabilities", alice.AccessToken, nil)
+	wantStatus(t, "capabilities", code, body, http.StatusOK, "")
+	caps, _ := body["capabilities"].(map[string]any)
+	if c, _ := caps["m.forget_forced_upon_leave"].(map[string]any); c == nil || c["enabled"] != false {
+		t.Fatalf("m.forget_forced_upon_leave: %v", caps["m.forget_forced_upon_leave"])
+	}
 }
