@@ -8,6 +8,8 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -41,6 +43,9 @@ type formatter struct {
 	// contiguous: the events to format are every event of their stretch
 	// of the room that the user may see (no filter left any out).
 	contiguous bool
+	// endMembership, when known, is the user's membership after the last
+	// event to format (see endingAs).
+	endMembership string
 }
 
 func (s *Reader) formatter(rv id.RoomVersion) *formatter {
@@ -57,6 +62,14 @@ func (f *formatter) forDevice(d id.DeviceID) *formatter { f.device = d; return f
 // contiguous tells that no filter left events out of the list.
 func (f *formatter) withMembership(contiguous bool) *formatter {
 	f.membership, f.contiguous = true, contiguous
+	return f
+}
+
+// endingAs tells the user's membership after the last event of the list
+// (a /sync timeline ends at the position of the user's current
+// membership or later): memberships then needs no query at all.
+func (f *formatter) endingAs(membership string) *formatter {
+	f.endMembership = membership
 	return f
 }
 
@@ -87,16 +100,41 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 
 // memberships sets unsigned.membership: the user's membership in the state
 // after each event ("leave" when they have none). It costs no query per
-// event: the membership at the first event is read from its state group
-// (cached across requests, as history visibility reads it), and from there
-// on it changes only with the user's own member events, which the user may
-// always see and so are in the list. Where a filter may have left events
-// out, each change of state group is read the same cached way instead.
+// event. The user's membership changes only with their own member events,
+// which they may always see, so an unfiltered list holds every change:
+// walking back from a known membership at the end (endingAs), each of
+// their member events gives the membership before it (its prev_content,
+// which format read anyway); else the membership at the first event is
+// read from its state group (cached across requests, as history
+// visibility reads it) and followed forward. Where a filter may have left
+// events out, each change of state group is read the same cached way.
 func (f *formatter) memberships(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
+	set := func(i int, m string) {
+		if m == "" {
+			m = "leave"
+		}
+		out[i].Unsigned["membership"] = m
+	}
+	own := func(e *storage.Event) bool {
+		return e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == f.user.String()
+	}
+	if f.contiguous && f.endMembership != "" {
+		cur := f.endMembership
+		for i := len(evs) - 1; i >= 0; i-- {
+			if own(evs[i]) {
+				set(i, evs[i].Membership)
+				prev, _ := out[i].Unsigned["prev_content"].(jsontext.Value)
+				cur = gjson.GetBytes(prev, "membership").Str
+				continue
+			}
+			set(i, cur)
+		}
+		return nil
+	}
 	cur, group := "", int64(-1)
 	for i, e := range evs {
 		switch {
-		case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == f.user.String():
+		case own(e):
 			cur = e.Membership
 		case e.StateGroup == group || (group >= 0 && f.contiguous):
 		default:
@@ -107,11 +145,7 @@ func (f *formatter) memberships(ctx context.Context, evs []*storage.Event, out [
 			cur = m
 		}
 		group = e.StateGroup
-		if cur == "" {
-			out[i].Unsigned["membership"] = "leave"
-		} else {
-			out[i].Unsigned["membership"] = cur
-		}
+		set(i, cur)
 	}
 	return nil
 }

@@ -128,7 +128,8 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		return out, nil
 	}
 	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
-	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(req.Filter.letsAll())
+	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(req.Filter.letsAll()).
+		endingAs(req.Membership)
 	if out.Timeline, err = tf.format(ctx, picked); err != nil {
 		return nil, err
 	}

@@ -1129,7 +1129,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 			after = 0
 		}
 		if tl, err = b.s.rooms.SlidingTimeline(ctx, &rooms.SlidingTimelineRequest{User: b.req.User, Device: b.req.DeviceID, RoomID: r,
-			After: after, Upto: upto, Limit: cfg.timelineLimit}); err != nil {
+			After: after, Upto: upto, Limit: cfg.timelineLimit, Membership: m.Membership}); err != nil {
 			return nil, err
 		}
 		res.Timeline = tl.Events

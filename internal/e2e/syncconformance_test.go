@@ -119,6 +119,9 @@ func testLeftRoomInSync(t *testing.T, srv *testserver.Server) {
 	if st := eventsOf(left, "state"); len(st) != 0 {
 		t.Fatalf("bob's left room carries %d state events the client has: %v", len(st), st)
 	}
+	if unsignedOf(tl[0])["membership"] != "join" || unsignedOf(tl[1])["membership"] != "leave" {
+		t.Fatalf("bob's membership along the left room's timeline: %v, %v", unsignedOf(tl[0]), unsignedOf(tl[1]))
+	}
 
 	refused := section(syncQuery(t, srv, carol.AccessToken, url.Values{"since": {str(t, carolFirst, "next_batch")}}), "leave", room.RoomID)
 	if refused == nil {
