@@ -72,7 +72,8 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration, DefaultVersion: id.RoomVersion(cfg.Rooms.DefaultVersion),
 		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		ReservedAlias: routes.ReservedAlias(c.appservices),
-		Signer:        events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store})
+		Signer:        events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store,
+		AccountData: store})
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,22 @@ func (a *API) sync(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("full_state must be true or false"))
 		return
 	}
+	// use_state_after (spec v1.16) or MSC4222's unstable name; the answer
+	// names state_after as the request named the parameter.
+	stateAfter := tsync.NoStateAfter
+	for _, p := range []struct {
+		name string
+		mode tsync.StateAfterMode
+	}{{"org.matrix.msc4222.use_state_after", tsync.StateAfterUnstable}, {"use_state_after", tsync.StateAfterStable}} {
+		switch c.Query(p.name) {
+		case "", "false":
+		case "true":
+			stateAfter = p.mode
+		default:
+			httpx.Fail(c, types.InvalidParam("%s must be true or false", p.name))
+			return
+		}
+	}
 	setPresence := c.DefaultQuery("set_presence", "online")
 	switch setPresence {
 	case "online", "offline", "unavailable":
@@ -64,7 +80,8 @@ func (a *API) sync(c *gin.Context) {
 		return
 	}
 	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: p.UserID, DeviceID: p.DeviceID,
-		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter})
+		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter,
+		StateAfter: stateAfter})
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away

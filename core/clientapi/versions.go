@@ -34,6 +34,12 @@ var unstableFeatures = map[string]bool{
 	"org.matrix.msc3874": true,
 	// Deleting account data (accountdata.go): an empty object in sync.
 	"org.matrix.msc3391": true,
+	// state_after in /sync (sync.go; stable since v1.16), also under the
+	// unstable parameter and field names.
+	"org.matrix.msc4222": true,
+	// Invite filtering (core/rooms/invitepolicy.go): local invites the
+	// invitee blocks are refused, ignored ones hidden from sync.
+	"org.matrix.msc4155": true,
 }
 
 // GET /_matrix/client/versions
@@ -81,6 +87,9 @@ func (a *API) capabilities(c *gin.Context) {
 		"m.3pid_changes":    gin.H{"enabled": false},
 		"m.get_login_token": on,
 		"m.profile_fields":  on,
+		// Rooms are forgotten only when the user asks (spec v1.18, MSC4267):
+		// said explicitly, so that clients offer leaving and forgetting apart.
+		"m.forget_forced_upon_leave": gin.H{"enabled": false},
 	}
 	// Admins may suspend and lock accounts (omitted for everyone else).
 	if admin, err := a.users.IsAdmin(c.Request.Context(), httpx.PrincipalOf(c).UserID); err != nil {

@@ -99,6 +99,12 @@ func (s *Service) CreateRoom(ctx context.Context, req *CreateRequest) (id.RoomID
 		if err := types.CheckUserID(u, s.opts.ServerName); err != nil {
 			return "", err
 		}
+		// An invitee who blocks the creator's invites refuses the whole
+		// request before anything is made: the client learns of the 403
+		// and no room it cannot name is left behind.
+		if err := s.checkInvite(ctx, req.Creator, u); err != nil {
+			return "", err
+		}
 	}
 	for _, st := range req.InitialState {
 		if err := checkType(st.Type, &st.StateKey); err != nil {
@@ -259,6 +265,12 @@ func (s *Service) createProtos(ctx context.Context, req *CreateRequest, rv id.Ro
 			"m.room.server_acl": 100, "m.room.encryption": 100,
 		},
 		"notifications": map[string]any{"room": 50},
+	}
+	if rv.PrivilegedRoomCreators() {
+		// Room v12+ (spec v1.16, MSC4289): upgrading is for the creators
+		// unless they say otherwise, "explicitly higher than" the admins'
+		// state powers: 150 where admins have 100.
+		pl["events"].(map[string]any)["m.room.tombstone"] = 150
 	}
 	for k, v := range req.PowerOverride {
 		pl[k] = v

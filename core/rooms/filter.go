@@ -35,6 +35,13 @@ func typeMatches(pattern, t string) bool {
 	return pattern == t
 }
 
+// letsAll reports whether the filter lets every event through (a limit
+// or lazy loading aside).
+func (f *EventFilter) letsAll() bool {
+	return f == nil || (f.Types == nil && f.NotTypes == nil && f.Senders == nil && f.NotSenders == nil &&
+		f.RelTypes == nil && f.NotRelTypes == nil && f.ContainsURL == nil)
+}
+
 // Allows reports whether the filter lets an event through.
 func (f *EventFilter) Allows(e *storage.Event) bool {
 	if f == nil {

@@ -8,6 +8,8 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -36,6 +38,14 @@ type formatter struct {
 	user id.UserID
 	// device is the asking device: its own events carry their transaction ID.
 	device id.DeviceID
+	// membership: events carry unsigned.membership (see memberships).
+	membership bool
+	// contiguous: the events to format are every event of their stretch
+	// of the room that the user may see (no filter left any out).
+	contiguous bool
+	// endMembership, when known, is the user's membership after the last
+	// event to format (see endingAs).
+	endMembership string
 }
 
 func (s *Reader) formatter(rv id.RoomVersion) *formatter {
@@ -46,6 +56,22 @@ func (f *formatter) forUser(u id.UserID) *formatter { f.user = u; return f }
 
 // forDevice makes the events the device sent carry unsigned.transaction_id.
 func (f *formatter) forDevice(d id.DeviceID) *formatter { f.device = d; return f }
+
+// withMembership makes a list of timeline events (oldest first) carry the
+// user's membership at each (unsigned.membership, MSC4115, spec v1.11).
+// contiguous tells that no filter left events out of the list.
+func (f *formatter) withMembership(contiguous bool) *formatter {
+	f.membership, f.contiguous = true, contiguous
+	return f
+}
+
+// endingAs tells the user's membership after the last event of the list
+// (a /sync timeline ends at the position of the user's current
+// membership or later): memberships then needs no query at all.
+func (f *formatter) endingAs(membership string) *formatter {
+	f.endMembership = membership
+	return f
+}
 
 // format renders events; redacted ones lose their content as the room
 // version's redaction algorithm says and carry redacted_because.
@@ -64,7 +90,64 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 	if err := f.transactionIDs(ctx, out); err != nil {
 		return nil, err
 	}
+	if f.membership && f.user != "" {
+		if err := f.memberships(ctx, evs, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// memberships sets unsigned.membership: the user's membership in the state
+// after each event ("leave" when they have none). It costs no query per
+// event. The user's membership changes only with their own member events,
+// which they may always see, so an unfiltered list holds every change:
+// walking back from a known membership at the end (endingAs), each of
+// their member events gives the membership before it (its prev_content,
+// which format read anyway); else the membership at the first event is
+// read from its state group (cached across requests, as history
+// visibility reads it) and followed forward. Where a filter may have left
+// events out, each change of state group is read the same cached way.
+func (f *formatter) memberships(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
+	set := func(i int, m string) {
+		if m == "" {
+			m = "leave"
+		}
+		out[i].Unsigned["membership"] = m
+	}
+	own := func(e *storage.Event) bool {
+		return e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == f.user.String()
+	}
+	if f.contiguous && f.endMembership != "" {
+		cur := f.endMembership
+		for i := len(evs) - 1; i >= 0; i-- {
+			if own(evs[i]) {
+				set(i, evs[i].Membership)
+				prev, _ := out[i].Unsigned["prev_content"].(jsontext.Value)
+				cur = gjson.GetBytes(prev, "membership").Str
+				continue
+			}
+			set(i, cur)
+		}
+		return nil
+	}
+	cur, group := "", int64(-1)
+	for i, e := range evs {
+		switch {
+		case own(e):
+			cur = e.Membership
+		case e.StateGroup == group || (group >= 0 && f.contiguous):
+		default:
+			m, err := f.s.membershipInGroup(ctx, e.StateGroup, f.user)
+			if err != nil {
+				return err
+			}
+			cur = m
+		}
+		group = e.StateGroup
+		set(i, cur)
+	}
+	return nil
 }
 
 // transactionIDs sets unsigned.transaction_id on the asking device's own

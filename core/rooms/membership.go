@@ -77,6 +77,11 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	} else if err != nil {
 		return "", err
 	}
+	if req.Membership == "invite" {
+		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {
+			return "", err
+		}
+	}
 	if req.Membership == "knock" && !id.RoomVersion(room.RoomVersion).Knocks() {
 		return "", types.Forbidden("Room version %s does not allow knocking", room.RoomVersion)
 	}

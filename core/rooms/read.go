@@ -398,8 +398,16 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 		page.End = Token(cursor)
 	}
 	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
-	if page.Chunk, err = f.format(ctx, picked); err != nil {
+	cf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(req.Filter.letsAll())
+	if req.Backwards {
+		slices.Reverse(picked) // oldest first, to follow the user's membership
+	}
+	if page.Chunk, err = cf.format(ctx, picked); err != nil {
 		return nil, err
+	}
+	if req.Backwards {
+		slices.Reverse(picked)
+		slices.Reverse(page.Chunk)
 	}
 	if req.Filter != nil && req.Filter.LazyLoadMembers {
 		if page.State, err = s.lazyMembers(ctx, req.RoomID, picked, f); err != nil {
@@ -481,7 +489,7 @@ func (s *Reader) EventForDevice(ctx context.Context, roomID id.RoomID, user id.U
 	} else if !ok {
 		return nil, types.NotFound("Event not found")
 	}
-	out, err := s.formatter(rv).forUser(user).forDevice(device).format(ctx, []*storage.Event{e})
+	out, err := s.formatter(rv).forUser(user).forDevice(device).withMembership(false).format(ctx, []*storage.Event{e})
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,11 @@ func (s *Service) Send(ctx context.Context, req *SendRequest) (id.EventID, error
 	if err := s.requireRoom(ctx, req.RoomID); err != nil {
 		return "", err
 	}
+	if req.Type == "m.room.member" && req.StateKey != nil && gjson.GetBytes(req.Content, "membership").Str == "invite" {
+		if err := s.checkInvite(ctx, req.Sender, id.UserID(*req.StateKey)); err != nil {
+			return "", err
+		}
+	}
 	if req.Type == "m.room.canonical_alias" && req.StateKey != nil && *req.StateKey == "" {
 		if err := s.checkCanonicalAlias(ctx, req.RoomID, req.Content); err != nil {
 			return "", err

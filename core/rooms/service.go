@@ -70,6 +70,9 @@ type Options struct {
 	// accounts do nothing, suspended ones only leave and redact their own
 	// events (nil: no account is restricted).
 	Restrictions AccountRestrictions
+	// AccountData reads the invitee's invite settings, so that invites
+	// they block are refused (nil: every invite is made).
+	AccountData AccountDataGetter
 	// Remote fetches from other servers what the pipeline is missing (nil:
 	// nothing is fetched; not yet used, see RemoteRooms).
 	Remote RemoteRooms

@@ -103,6 +103,9 @@ type SlidingTimelineRequest struct {
 	// Upto is the inclusive upper bound.
 	Upto  int64
 	Limit int
+	// Membership is the user's membership at Upto ("" if unknown), from
+	// which the events' unsigned.membership follow without a query.
+	Membership string
 }
 
 // SlidingTimeline is the newest events of a room in (After, Upto] the user
@@ -141,7 +144,7 @@ func (s *Reader) SlidingTimeline(ctx context.Context, req *SlidingTimelineReques
 		picked, out.Limited = picked[:limit], true
 	}
 	slices.Reverse(picked)
-	if out.Events, err = s.formatter(rv).forUser(req.User).forDevice(req.Device).format(ctx, picked); err != nil {
+	if out.Events, err = s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(true).endingAs(req.Membership).format(ctx, picked); err != nil {
 		return nil, err
 	}
 	start := req.Upto + 1

@@ -28,6 +28,9 @@ type SyncRoomRequest struct {
 	Filter          *EventFilter
 	LazyMembers     bool
 	FullState       bool
+	// StateAfter asks for the state at the end of the timeline rather
+	// than at its start (use_state_after, spec v1.16, MSC4222).
+	StateAfter bool
 }
 
 // RoomSync is one room of a /sync answer.
@@ -35,7 +38,9 @@ type RoomSync struct {
 	Timeline  []*ClientEvent
 	Limited   bool
 	PrevBatch string
-	State     []*ClientEvent
+	// State is the state at the start of the timeline, or at its end with
+	// StateAfter (the changes since the token, or all of it when fresh).
+	State []*ClientEvent
 	// Summary is set when the room is new to the client or its membership changed.
 	Summary map[string]any
 	// Empty: nothing for this room since the token.
@@ -78,6 +83,20 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		upto = min(upto, req.MembershipPos)
 	}
 	fresh := req.Since == 0 || req.MembershipPos > req.Since || req.FullState
+	// stateless: a room left since the token that the client did not hold
+	// as a joined room then (an invite refused or withdrawn, a knock, a
+	// stay that began after the token). Its timeline runs from the token
+	// to the leave, as the history rules let the user see it; it has no
+	// state, which the user could not see and the client does not keep.
+	stateless := false
+	if departed := req.Membership == "leave" || req.Membership == "ban"; departed && fresh && req.Since > 0 && !req.FullState {
+		was, err := s.membershipAt(ctx, req.MembershipEvent, req.Since)
+		if err != nil {
+			return nil, err
+		}
+		// A room joined at the token: the changes since, as for a joined room.
+		fresh, stateless = false, was != "join"
+	}
 	lower := req.Since
 	if fresh {
 		lower = 0
@@ -109,7 +128,9 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		return out, nil
 	}
 	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
-	if out.Timeline, err = f.format(ctx, picked); err != nil {
+	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(req.Filter.letsAll()).
+		endingAs(req.Membership)
+	if out.Timeline, err = tf.format(ctx, picked); err != nil {
 		return nil, err
 	}
 	start := upto + 1
@@ -117,25 +138,41 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		start = picked[0].StreamPos
 	}
 	out.PrevBatch = Token(start)
+	// The state is read up to the start of the timeline, or past its end
+	// (every state event of the timeline included) with StateAfter.
+	stateEnd := start
+	if req.StateAfter {
+		stateEnd = upto + 1
+	}
+	need := lazyNeed(picked, req.User, fresh)
+	if req.StateAfter {
+		// The client takes no state from the timeline: the members it
+		// changes are part of the state it gets.
+		for _, e := range picked {
+			if e.Type == "m.room.member" && e.StateKey != nil {
+				need[id.UserID(*e.StateKey)] = true
+			}
+		}
+	}
 	var stateEvents []*storage.Event
 	switch {
+	case stateless:
 	case fresh:
 		var keep func(storage.StateEntry) bool
 		if req.LazyMembers {
 			// Only the members lazyFilter keeps are read: in a room of
 			// thousands, not thousands of member events per initial sync.
-			need := lazyNeed(picked, req.User, fresh)
 			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || need[id.UserID(e.StateKey)] }
 		}
-		stateEvents, err = s.stateBefore(ctx, req.RoomID, start, keep)
-	case limited:
-		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, start)
+		stateEvents, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
+	case limited || req.StateAfter:
+		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, stateEnd)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if req.LazyMembers {
-		stateEvents = lazyFilter(stateEvents, picked, req.User, fresh)
+		stateEvents = lazyFilter(stateEvents, need)
 	}
 	if out.State, err = f.format(ctx, stateEvents); err != nil {
 		return nil, err
@@ -146,6 +183,29 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		}
 	}
 	return out, nil
+}
+
+// membershipAt is the user's membership at stream position pos ("" for
+// none), walking their membership events back from memEvent, the current
+// one (a bounded walk: past it, none).
+func (s *Reader) membershipAt(ctx context.Context, memEvent id.EventID, pos int64) (string, error) {
+	eid := memEvent
+	for range 100 {
+		ev, err := s.store.GetEvent(ctx, eid)
+		if storageNotFound(err) {
+			return "", nil
+		} else if err != nil {
+			return "", err
+		}
+		if ev.StreamPos <= pos {
+			return ev.Membership, nil
+		}
+		if ev.ReplacesState == "" {
+			return "", nil
+		}
+		eid = ev.ReplacesState
+	}
+	return "", nil
 }
 
 // stateBefore is the room state just before position pos, as events (those
@@ -207,10 +267,10 @@ func lazyNeed(timeline []*storage.Event, user id.UserID, fresh bool) map[id.User
 	return need
 }
 
-// lazyFilter keeps the member events of the timeline's senders (and, for a
-// room new to the client, the user's own) and every non-member state event.
-func lazyFilter(state, timeline []*storage.Event, user id.UserID, fresh bool) []*storage.Event {
-	need := lazyNeed(timeline, user, fresh)
+// lazyFilter keeps the member events of the users need names (lazyNeed's:
+// the timeline's senders and, for a room new to the client, the user) and
+// every non-member state event.
+func lazyFilter(state []*storage.Event, need map[id.UserID]bool) []*storage.Event {
 	out := state[:0:0]
 	for _, e := range state {
 		if e.Type != "m.room.member" || need[id.UserID(*e.StateKey)] {

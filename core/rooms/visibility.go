@@ -121,27 +121,36 @@ func (v *viewer) membershipAt(ctx context.Context, group int64, f groupFacts) (g
 	if f.membershipKnown {
 		return f, nil
 	}
-	key := factsKey{group: group, user: v.user}
-	if m, ok := v.s.facts.get(key); ok {
-		f.membership, f.membershipKnown = m, true
-		v.groups[group] = f
-		return f, nil
-	}
-	memID, err := v.s.store.StateEntryAt(ctx, group, "m.room.member", string(v.user))
+	m, err := v.s.membershipInGroup(ctx, group, v.user)
 	if err != nil {
 		return f, err
 	}
+	f.membership, f.membershipKnown = m, true
+	v.groups[group] = f
+	return f, nil
+}
+
+// membershipInGroup is a user's membership in a state group ("" for none),
+// cached across requests: state groups never change.
+func (s *Reader) membershipInGroup(ctx context.Context, group int64, user id.UserID) (string, error) {
+	key := factsKey{group: group, user: user}
+	if m, ok := s.facts.get(key); ok {
+		return m, nil
+	}
+	memID, err := s.store.StateEntryAt(ctx, group, "m.room.member", string(user))
+	if err != nil {
+		return "", err
+	}
+	m := ""
 	if memID != "" {
-		if ev, err := v.s.store.GetEvent(ctx, memID); err == nil {
-			f.membership = ev.Membership
+		if ev, err := s.store.GetEvent(ctx, memID); err == nil {
+			m = ev.Membership
 		} else if !storageNotFound(err) {
-			return f, err
+			return "", err
 		}
 	}
-	f.membershipKnown = true
-	v.groups[group] = f
-	v.s.facts.put(key, f.membership)
-	return f, nil
+	s.facts.put(key, m)
+	return m, nil
 }
 
 type factsKey struct {

@@ -725,6 +725,7 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 	b.joined = map[id.RoomID]bool{}
 	b.activity = map[id.RoomID]int64{}
 	var universe, joined []id.RoomID
+	var invites *rooms.InvitePolicy // read at the first invite
 	for _, um := range ms {
 		if um.Pos > b.upto[stream.Events] {
 			continue // after this answer's token; the next one shows it
@@ -734,7 +735,16 @@ func (b *slidingBuilder) loadRooms(ctx context.Context) ([]id.RoomID, error) {
 		case "join":
 			b.joined[m.RoomID] = true
 			joined = append(joined, m.RoomID)
-		case "invite", "knock":
+		case "knock":
+		case "invite":
+			if invites == nil {
+				if invites, err = rooms.LoadInvitePolicy(ctx, b.s.store, b.req.User); err != nil {
+					return nil, err
+				}
+			}
+			if invites.Judge(m.Sender) != rooms.InviteAllowed {
+				continue // hidden, as /sync hides it
+			}
 		case "leave", "ban":
 			// A room the user left themselves is shown only to a client
 			// whose copy predates the leave (and to subscriptions).
@@ -1119,7 +1129,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 			after = 0
 		}
 		if tl, err = b.s.rooms.SlidingTimeline(ctx, &rooms.SlidingTimelineRequest{User: b.req.User, Device: b.req.DeviceID, RoomID: r,
-			After: after, Upto: upto, Limit: cfg.timelineLimit}); err != nil {
+			After: after, Upto: upto, Limit: cfg.timelineLimit, Membership: m.Membership}); err != nil {
 			return nil, err
 		}
 		res.Timeline = tl.Events

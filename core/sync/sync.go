@@ -174,6 +174,36 @@ type Request struct {
 	Timeout   time.Duration
 	FullState bool
 	Filter    *Filter
+	// StateAfter asks for state_after in place of state (use_state_after,
+	// spec v1.16, MSC4222).
+	StateAfter StateAfterMode
+}
+
+// StateAfterMode is how a /sync asked for state_after, which names the field.
+type StateAfterMode int
+
+const (
+	// NoStateAfter: rooms carry state, at the start of the timeline.
+	NoStateAfter StateAfterMode = iota
+	// StateAfterStable: use_state_after, answered with state_after.
+	StateAfterStable
+	// StateAfterUnstable: MSC4222's org.matrix.msc4222.use_state_after,
+	// answered with org.matrix.msc4222.state_after, as clients written
+	// against the MSC expect.
+	StateAfterUnstable
+)
+
+// roomState fills the state field a request asked for: state, or one of
+// the state_after fields (the other ones omitted).
+func (m StateAfterMode) roomState(evs []*rooms.ClientEvent) (state, after, afterUnstable *StateEvents) {
+	se := &StateEvents{Events: nonNil(evs)}
+	switch m {
+	case StateAfterStable:
+		return nil, se, nil
+	case StateAfterUnstable:
+		return nil, nil, se
+	}
+	return se, nil, nil
 }
 
 // Response is the /sync answer.
@@ -216,8 +246,11 @@ type StateEvents struct {
 
 // JoinedRoom is a room the user is in.
 type JoinedRoom struct {
-	Summary                   map[string]any    `json:"summary,omitempty"`
-	State                     StateEvents       `json:"state"`
+	Summary map[string]any `json:"summary,omitempty"`
+	// State, or StateAfter or StateAfterUnstable: see StateAfterMode.
+	State                     *StateEvents      `json:"state,omitempty"`
+	StateAfter                *StateEvents      `json:"state_after,omitempty"`
+	StateAfterUnstable        *StateEvents      `json:"org.matrix.msc4222.state_after,omitempty"`
 	Timeline                  Timeline          `json:"timeline"`
 	AccountData               Events            `json:"account_data"`
 	Ephemeral                 Events            `json:"ephemeral"`
@@ -247,9 +280,11 @@ type KnockedRoom struct {
 
 // LeftRoom is a room the user left or was removed from.
 type LeftRoom struct {
-	State       StateEvents `json:"state"`
-	Timeline    Timeline    `json:"timeline"`
-	AccountData Events      `json:"account_data"`
+	State              *StateEvents `json:"state,omitempty"`
+	StateAfter         *StateEvents `json:"state_after,omitempty"`
+	StateAfterUnstable *StateEvents `json:"org.matrix.msc4222.state_after,omitempty"`
+	Timeline           Timeline     `json:"timeline"`
+	AccountData        Events       `json:"account_data"`
 }
 
 // Sync answers one /sync request: at once if anything changed since the
@@ -478,7 +513,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	// one of their rooms since. Their presence is sent even if it did not
 	// change (as Synapse does), so that both sides see each other.
 	newlyShared := map[id.UserID]bool{}
-	var ignored map[id.UserID]bool // read at the first invite
+	var invites *rooms.InvitePolicy // read at the first invite
 	_, presenceWanted := f.presence()
 	trackShared := presenceWanted && !initial && !req.FullState
 	evSince := since[stream.Events]
@@ -499,7 +534,8 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
-				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState})
+				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState,
+				StateAfter: req.StateAfter != NoStateAfter})
 			if err != nil {
 				return nil, nil, err
 			}
@@ -519,9 +555,10 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 					return nil, nil, err
 				}
 			}
-			jr := &JoinedRoom{Summary: rsync.Summary, State: StateEvents{Events: nonNil(rsync.State)},
+			jr := &JoinedRoom{Summary: rsync.Summary,
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
+			jr.State, jr.StateAfter, jr.StateAfterUnstable = req.StateAfter.roomState(rsync.State)
 			counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto[stream.Events])
 			if err != nil {
 				return nil, nil, err
@@ -549,13 +586,16 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				return nil, nil, err
 			}
 			if m.Membership == "invite" {
-				if ignored == nil {
-					if ignored, err = s.ignoredUsers(ctx, req.User); err != nil {
+				if invites == nil {
+					if invites, err = rooms.LoadInvitePolicy(ctx, s.store, req.User); err != nil {
 						return nil, nil, err
 					}
 				}
-				if ignored[inviterOf(stripped, req.User)] {
-					continue // invites from ignored users are not shown (spec, "Ignoring Users")
+				if invites.Judge(inviterOf(stripped, req.User)) != rooms.InviteAllowed {
+					// Invites from ignored users (spec, "Ignoring users"),
+					// blocked ones (spec, "Invite permission") and those
+					// MSC4155's settings ignore or block are not shown.
+					continue
 				}
 				ir := &InvitedRoom{}
 				ir.InviteState.Events = stripped
@@ -588,7 +628,8 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			}
 			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
-				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers()})
+				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(),
+				StateAfter: req.StateAfter != NoStateAfter})
 			if err != nil {
 				var me *types.Error
 				if errors.As(err, &me) {
@@ -599,9 +640,10 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 			if rs.Leave == nil {
 				rs.Leave = map[id.RoomID]*LeftRoom{}
 			}
-			rs.Leave[m.RoomID] = &LeftRoom{State: StateEvents{Events: nonNil(rsync.State)},
-				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
+			lr := &LeftRoom{Timeline: Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(roomData[m.RoomID])}}
+			lr.State, lr.StateAfter, lr.StateAfterUnstable = req.StateAfter.roomState(rsync.State)
+			rs.Leave[m.RoomID] = lr
 		}
 	}
 	if rs.Join != nil || rs.Invite != nil || rs.Knock != nil || rs.Leave != nil {
@@ -614,22 +656,6 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		return nil, nil, err
 	}
 	return resp, joined, nil
-}
-
-// ignoredUsers reads the user's m.ignored_user_list (an empty set when none).
-func (s *Service) ignoredUsers(ctx context.Context, user id.UserID) (map[id.UserID]bool, error) {
-	out := map[id.UserID]bool{}
-	e, err := s.store.GetAccountData(ctx, user, "", "m.ignored_user_list")
-	if errors.Is(err, storage.ErrNotFound) {
-		return out, nil
-	} else if err != nil {
-		return nil, err
-	}
-	gjson.GetBytes(e.Content, "ignored_users").ForEach(func(k, _ gjson.Result) bool {
-		out[id.UserID(k.Str)] = true
-		return true
-	})
-	return out, nil
 }
 
 // inviterOf is the sender of the user's invite in its stripped state.
