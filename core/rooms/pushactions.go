@@ -43,6 +43,22 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 			users = append(users, u)
 		}
 	}
+	// Users who ignore the sender are not notified (nor counted unread), as
+	// Synapse does; the spec hides the events from them.
+	kept := users[:0:0]
+	var ignorers []id.UserID
+	for _, u := range users {
+		ign, err := s.IgnoredBy(ctx, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ign[ev.Sender] {
+			ignorers = append(ignorers, u)
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	users = kept
 	if len(users) == 0 || (len(users) == 1 && users[0] == ev.Sender) {
 		return nil, nil, nil
 	}
@@ -104,7 +120,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	if ev.Sender.Homeserver() == s.opts.ServerName {
 		out = append(out, storage.PushAction{UserID: ev.Sender, ThreadID: thread, Silent: true})
 	}
-	for _, u := range users {
+	for _, u := range append(users, ignorers...) {
 		if u != ev.Sender && !notified[u] {
 			out = append(out, storage.PushAction{UserID: u, ThreadID: thread, Silent: true})
 		}

@@ -118,6 +118,9 @@ type Reader struct {
 	startPos   atomic.Int64
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
+	// ignores holds each user's m.ignored_user_list (nil: none), forgotten
+	// when their account data changes.
+	ignores stream.Cache[id.UserID, map[id.UserID]bool]
 }
 
 // Service is the event pipeline: it builds, authorises and persists events
@@ -195,6 +198,10 @@ func New(store Store, opts Options) (*Service, error) {
 // side's shortcuts trust. It runs before the commit's waiters wake and
 // before a reader can see its position as current.
 func (s *Reader) observe(c stream.Change) {
+	if c.Stream == stream.AccountData {
+		s.ignores.Forget(c.Users...)
+		return
+	}
 	if c.Stream != stream.Events {
 		return
 	}

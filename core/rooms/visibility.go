@@ -24,6 +24,9 @@ type viewer struct {
 	// to it.
 	joinedUntil int64
 	groups      map[int64]groupFacts
+	// ignored are the users the viewer ignores: their events other than
+	// state are not shown (spec, "Ignoring Users").
+	ignored map[id.UserID]bool
 }
 
 // groupFacts is what a state group says for one viewer: the room's
@@ -48,6 +51,9 @@ func (s *Reader) newViewer(ctx context.Context, roomID id.RoomID, user id.UserID
 func (s *Reader) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserID, cur string, memEvent id.EventID) (*viewer, error) {
 	var err error
 	v := &viewer{s: s, user: user, roomID: roomID, current: cur, groups: map[int64]groupFacts{}}
+	if v.ignored, err = s.IgnoredBy(ctx, user); err != nil {
+		return nil, err
+	}
 	if cur == "join" {
 		v.joinedUntil = math.MaxInt64
 	} else if cur != "" {
@@ -56,6 +62,31 @@ func (s *Reader) viewerWith(ctx context.Context, roomID id.RoomID, user id.UserI
 		}
 	}
 	return v, nil
+}
+
+// IgnoredBy is the set of users a user ignores (their m.ignored_user_list;
+// nil if none), cached until their account data changes.
+func (s *Reader) IgnoredBy(ctx context.Context, user id.UserID) (map[id.UserID]bool, error) {
+	if s.opts.AccountData == nil {
+		return nil, nil
+	}
+	return s.ignores.Get(user, func() (map[id.UserID]bool, bool, error) {
+		e, err := s.opts.AccountData.GetAccountData(ctx, user, "", IgnoredUserListType)
+		if storageNotFound(err) {
+			return nil, true, nil
+		} else if err != nil {
+			return nil, false, err
+		}
+		var set map[id.UserID]bool
+		gjson.GetBytes(e.Content, "ignored_users").ForEach(func(k, _ gjson.Result) bool {
+			if set == nil {
+				set = map[id.UserID]bool{}
+			}
+			set[id.UserID(k.Str)] = true
+			return true
+		})
+		return set, true, nil
+	})
 }
 
 // lastJoinEnd walks a user's membership events back from their current one
@@ -200,6 +231,9 @@ func (c *lru[K, V]) put(k K, v V) {
 // canSee applies the history visibility rules to one event, using the state
 // after the event.
 func (v *viewer) canSee(ctx context.Context, e *storage.Event) (bool, error) {
+	if e.StateKey == nil && v.ignored[e.Sender] {
+		return false, nil
+	}
 	f, err := v.facts(ctx, e.StateGroup)
 	if err != nil {
 		return false, err

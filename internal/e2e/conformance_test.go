@@ -561,3 +561,83 @@ func TestForgottenRoomLeaveInSync(t *testing.T) {
 		t.Fatal("a forgotten room shows in an initial sync")
 	}
 }
+
+// The events of an ignored user other than state are hidden from the one
+// who ignores them (spec, "Ignoring Users") in /sync, /messages and
+// /event, and do not notify them; un-ignoring shows new events again.
+func TestIgnoredUsersEvents(t *testing.T) {
+	srv := startOpen(t)
+	ctx := t.Context()
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := func(users ...id.UserID) {
+		set := map[string]any{}
+		for _, u := range users {
+			set[u.String()] = map[string]any{}
+		}
+		if err := bob.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": set}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ignore(alice.UserID)
+	hidden, err := alice.SendText(ctx, room.RoomID, "you cannot see me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := alice.SendStateEvent(ctx, room.RoomID, event.StateTopic, "", map[string]any{"topic": "still seen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := bob.SyncRequest(ctx, 0, first.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[id.EventID]bool{}
+	for _, ev := range next.Rooms.Join[room.RoomID].Timeline.Events {
+		seen[ev.ID] = true
+	}
+	if seen[hidden.EventID] || !seen[topic.EventID] {
+		t.Fatalf("bob's timeline: message shown %v, topic shown %v; want the state only", seen[hidden.EventID], seen[topic.EventID])
+	}
+	if n, _ := counts(t, next, room.RoomID); n != 0 {
+		t.Fatalf("bob has %d notifications from an ignored user", n)
+	}
+	msgs, err := bob.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range msgs.Chunk {
+		if ev.ID == hidden.EventID {
+			t.Fatal("/messages shows the ignored user's message")
+		}
+	}
+	if _, err := bob.GetEvent(ctx, room.RoomID, hidden.EventID); err == nil {
+		t.Fatal("/event shows the ignored user's message")
+	}
+	ignore()
+	shown, err := alice.SendText(ctx, room.RoomID, "hello again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := bob.SyncRequest(ctx, 0, next.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range last.Rooms.Join[room.RoomID].Timeline.Events {
+		found = found || ev.ID == shown.EventID
+	}
+	if n, _ := counts(t, last, room.RoomID); !found || n != 1 {
+		t.Fatalf("after un-ignoring: message shown %v, %d notifications; want it and 1", found, n)
+	}
+}
