@@ -195,7 +195,7 @@ func Format(spans []Span) string {
 }
 
 func writeTransition(b *strings.Builder, from, to Style, next string) {
-	if to == Plain && from != Plain {
+	if to == Plain && (from.FG != NoColour || from.BG != NoColour) {
 		b.WriteByte(fmtReset)
 		return
 	}

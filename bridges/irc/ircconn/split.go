@@ -49,7 +49,10 @@ func splitPoint(s string, max int) int {
 	}
 	cut = avoidColourCode(s, cut)
 	if cut == 0 {
-		// Not even one character (or colour code) fits: send it alone.
+		// Not even one character or colour code fits: send it alone.
+		if s[0] == '\x03' || s[0] == '\x04' {
+			return colourCodeLen(s)
+		}
 		_, size := utf8.DecodeRuneInString(s)
 		return size
 	}
