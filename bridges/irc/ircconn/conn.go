@@ -368,6 +368,11 @@ func (c *Conn) Send(ctx context.Context, m *Message) error {
 		return fmt.Errorf("%w: %d bytes", ErrLineTooLong, len(line)-tl)
 	}
 	select {
+	case <-c.dead:
+		return ErrClosed
+	default:
+	}
+	select {
 	case c.out <- line:
 		return nil
 	case <-c.dead:
@@ -451,6 +456,16 @@ func (c *Conn) writeLoop() {
 		}
 		if isPong(line) {
 			c.bucket.force(time.Now())
+			if !write(line) {
+				return
+			}
+			continue
+		}
+		select {
+		case <-c.registered:
+		default:
+			// Registration is not paced: servers expect its burst, and a
+			// slow one only risks their registration timeout.
 			if !write(line) {
 				return
 			}
