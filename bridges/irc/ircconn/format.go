@@ -123,7 +123,7 @@ func ParseFormatting(s string) []Span {
 		case fmtColour, fmtHexColour:
 			flush()
 			n := colourCodeLen(s[i:])
-			st.FG, st.BG = readColours(s[i:i+n], st.FG, st.BG)
+			st.FG, st.BG = readColours(s[i:i+n], st.BG)
 			i += n - 1
 		default:
 			text.WriteByte(c)
@@ -133,9 +133,10 @@ func ParseFormatting(s string) []Span {
 	return spans
 }
 
-// readColours applies one colour code to the current colours: a bare code
-// resets both; a code with only a foreground keeps the background.
-func readColours(code string, fg, bg Colour) (Colour, Colour) {
+// readColours applies one colour code to the current background: a bare
+// code resets both colours; a code with only a foreground keeps the
+// background.
+func readColours(code string, bg Colour) (Colour, Colour) {
 	body := code[1:]
 	if body == "" {
 		return NoColour, NoColour
@@ -151,7 +152,7 @@ func readColours(code string, fg, bg Colour) (Colour, Colour) {
 		}
 		return Colour(n)
 	}
-	fg = conv(f)
+	fg := conv(f)
 	if hasB {
 		bg = conv(b)
 	}
