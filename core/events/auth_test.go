@@ -2,7 +2,11 @@ package events
 
 import (
 	"encoding/json/v2"
+	"errors"
 	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/federation/eventauth"
 
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -60,6 +64,7 @@ type chain struct {
 	state  map[pdu.StateKey]id.EventID
 	last   id.EventID
 	depth  int64
+	getKey pdu.GetKeyFunc
 }
 
 func (c *chain) get(ids []id.EventID) ([]*pdu.PDU, error) {
@@ -96,7 +101,7 @@ func (c *chain) add(typ string, stateKey *string, sender id.UserID, content map[
 		c.room = RoomIDFromCreate(ev.InternalMeta.EventID)
 	}
 	c.events[ev.InternalMeta.EventID] = ev
-	if err := Authorize(c.rv, ev, c.get, nil); err != nil {
+	if err := Authorize(c.rv, ev, c.get, c.getKey); err != nil {
 		return err
 	}
 	if stateKey != nil {
@@ -147,6 +152,75 @@ func TestAuthorizeKicksAndBans(t *testing.T) {
 			must(c.add("m.room.member", strp(string(carol)), alice, map[string]any{"membership": "ban"}))
 			if err := c.add("m.room.member", strp(string(carol)), carol, map[string]any{"membership": "join"}); err == nil {
 				t.Fatal("a banned user rejoined")
+			}
+		})
+	}
+}
+
+// A restricted join checked against a room state (checks 5 and 6 on receipt
+// of a PDU) whose entries differ from the join's own auth_events: rule 5.2
+// verifies the authorising server's signature on the event as signed, so
+// the check must not run on a clone carrying other auth_events (whose
+// redacted form, and so signature, differs).
+func TestAuthorizeAgainstStateRestrictedJoin(t *testing.T) {
+	s, key := testSigner(t)
+	getKey := func(server string, kid id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
+		if server != "example.org" || kid != key.ID {
+			return "", time.Time{}, errors.New("unknown key")
+		}
+		return key.Pub, time.Now().Add(time.Hour), nil
+	}
+	for _, rv := range []id.RoomVersion{id.RoomV10, id.RoomV12} {
+		t.Run(string(rv), func(t *testing.T) {
+			c := &chain{t: t, s: s, rv: rv, room: "!rj:example.org", events: map[id.EventID]*pdu.PDU{},
+				state: map[pdu.StateKey]id.EventID{}, getKey: getKey}
+			if rv.RoomIDIsCreateEventID() {
+				c.room = ""
+			}
+			alice, carol := id.UserID("@alice:example.org"), id.UserID("@carol:example.org")
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			create := map[string]any{"room_version": rv}
+			if rv.CreatorInContent() {
+				create["creator"] = alice
+			}
+			must(c.add("m.room.create", strp(""), alice, create))
+			must(c.add("m.room.member", strp(string(alice)), alice, map[string]any{"membership": "join"}))
+			users := map[string]any{}
+			if !rv.PrivilegedRoomCreators() {
+				users[string(alice)] = 100
+			}
+			must(c.add("m.room.power_levels", strp(""), alice, map[string]any{"users": users, "invite": 50}))
+			must(c.add("m.room.join_rules", strp(""), alice, map[string]any{"join_rule": "restricted",
+				"allow": []any{map[string]any{"type": "m.room_membership", "room_id": "!space:example.org"}}}))
+			must(c.add("m.room.member", strp(string(carol)), carol, map[string]any{"membership": "join",
+				"join_authorised_via_users_server": alice}))
+			join := c.events[c.last]
+			must(c.add("m.room.power_levels", strp(""), alice, map[string]any{"users": users, "invite": 50, "kick": 60}))
+
+			// The current state without carol's own membership, so rule 5.3.5.2 is
+			// reached too; its power levels event is not the join's.
+			var authIDs []id.EventID
+			for _, k := range join.AuthEventSelection(rv) {
+				if e, ok := c.state[k]; ok && k.StateKey != string(carol) {
+					authIDs = append(authIDs, e)
+				}
+			}
+			if err := AuthorizeAgainst(rv, join, authIDs, c.get, getKey); err != nil {
+				t.Fatalf("restricted join refused against the current state: %v", err)
+			}
+
+			// A join naming an authoriser whose server did not sign it fails rule 5.2.
+			forged := join.Clone()
+			forged.Content, _ = json.Marshal(map[string]any{"membership": "join",
+				"join_authorised_via_users_server": "@bob:elsewhere.example"})
+			err := AuthorizeAgainst(rv, forged, authIDs, c.get, getKey)
+			if !errors.Is(err, eventauth.ErrNotSignedByAuthoriser) {
+				t.Fatalf("join authorised by an unsigned server: %v", err)
 			}
 		})
 	}

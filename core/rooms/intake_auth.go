@@ -17,7 +17,7 @@ import (
 // event's auth events as the state. They are all stored (prevEvents made
 // sure of it); a rejected one rejects the event (rule 3.3).
 func (s *Service) checkAuthEvents(ctx context.Context, rec *received) error {
-	return s.authorize(ctx, rec.rv, rec.ev)
+	return s.authorize(ctx, rec.rv, rec.ev, nil)
 }
 
 // authorizeAgainst checks ev with a room state in place of its own auth
@@ -25,20 +25,20 @@ func (s *Service) checkAuthEvents(ctx context.Context, rec *received) error {
 // and 6).
 func (s *Service) authorizeAgainst(ctx context.Context, rv id.RoomVersion, ev *pdu.PDU,
 	get func(pdu.StateKey) id.EventID) error {
-	clone := *ev
-	clone.AuthEvents = nil
-	for _, k := range events.AuthSelection(ev, rv) {
+	authIDs := []id.EventID{} // not nil: nil means the event's own
+	for _, k := range ev.AuthEventSelection(rv) {
 		if eid := get(k); eid != "" {
-			clone.AuthEvents = append(clone.AuthEvents, eid)
+			authIDs = append(authIDs, eid)
 		}
 	}
-	return s.authorize(ctx, rv, &clone)
+	return s.authorize(ctx, rv, ev, authIDs)
 }
 
 // authorize runs the auth rules: a failure is an *events.AuthError; a
 // storage failure while loading events is returned as itself, not taken
-// for the event's fault.
-func (s *Service) authorize(ctx context.Context, rv id.RoomVersion, ev *pdu.PDU) error {
+// for the event's fault. With authIDs nil the event's own auth events are
+// used, else those (see events.AuthorizeAgainst).
+func (s *Service) authorize(ctx context.Context, rv id.RoomVersion, ev *pdu.PDU, authIDs []id.EventID) error {
 	var loadErr error
 	get := func(ids []id.EventID) ([]*pdu.PDU, error) {
 		ps, err := s.loadPDUs(ctx, ids)
@@ -47,7 +47,12 @@ func (s *Service) authorize(ctx context.Context, rv id.RoomVersion, ev *pdu.PDU)
 		}
 		return ps, err
 	}
-	err := events.Authorize(rv, ev, get, s.getKey)
+	var err error
+	if authIDs == nil {
+		err = events.Authorize(rv, ev, get, s.getKey)
+	} else {
+		err = events.AuthorizeAgainst(rv, ev, authIDs, get, s.getKey)
+	}
 	if loadErr != nil {
 		return loadErr
 	}

@@ -18,14 +18,13 @@ import (
 // servers, which may cite older state, are checked here as they arrive.
 func (s *Service) softFailed(ctx context.Context, b *batchState, ev *pdu.PDU) (bool, error) {
 	rv := b.base.version
-	clone := *ev
-	clone.AuthEvents = nil
+	var authIDs []id.EventID
 	for _, k := range ev.AuthEventSelection(rv) {
 		if eid := b.get(k); eid != "" {
-			clone.AuthEvents = append(clone.AuthEvents, eid)
+			authIDs = append(authIDs, eid)
 		}
 	}
-	return events.Authorize(rv, &clone, s.batchEvents(ctx, b), s.getKey) != nil, nil
+	return events.AuthorizeAgainst(rv, ev, authIDs, s.batchEvents(ctx, b), s.getKey) != nil, nil
 }
 
 // SoftFailCheck runs the soft-failure check of an event against a room's

@@ -733,7 +733,7 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	}
 	probe := &pdu.PDU{Type: p.Type, StateKey: p.StateKey, Sender: p.Sender, Content: content}
 	var auth []id.EventID
-	for _, k := range events.AuthSelection(probe, rv) {
+	for _, k := range probe.AuthEventSelection(rv) {
 		if eid := b.get(k); eid != "" {
 			auth = append(auth, eid)
 		}

@@ -7,12 +7,9 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
-
-	"github.com/tributary-hs/tributary/core/events"
 )
 
 const (
@@ -45,9 +42,9 @@ func (r *resolver) iterativeAuthChecks(g *graph, order []int32, sv *stateView) e
 // authorize reports whether ev is allowed by the authorisation rules against
 // the state sv. For each key of ev's auth events selection it takes the entry
 // of sv, or, when sv has none, ev's own auth event with that key unless that
-// one is rejected; a shallow clone of ev with exactly those auth_events is then
-// authorised by eventauth.Authorize (see the package documentation for the
-// corrections applied around it). A rejection is (false, nil); errors are
+// one is rejected; ev is then authorised by eventauth.Authorize against
+// exactly those events (its precomputed auth events; see the package
+// documentation for the corrections applied around it). A rejection is (false, nil); errors are
 // only for events the Loader does not have.
 func (r *resolver) authorize(ev *pdu.PDU, sv *stateView) (bool, error) {
 	own := make(map[Key]id.EventID, len(ev.AuthEvents))
@@ -80,125 +77,66 @@ func (r *resolver) authorize(ev *pdu.PDU, sv *stateView) (bool, error) {
 		return "", nil, nil
 	}
 
-	clone := ev.Clone()
 	sel := ev.AuthEventSelection(r.rv)
-	clone.AuthEvents = make([]id.EventID, 0, len(sel))
+	authEvents := make([]*pdu.PDU, 0, len(sel))
 	chosen := make(map[Key]*pdu.PDU, len(sel))
 	chosenID := make(map[Key]id.EventID, len(sel))
-	avail := make(map[id.EventID]*pdu.PDU, len(sel)+1)
+	seen := make(map[id.EventID]bool, len(sel))
 	for _, k := range sel {
 		aid, aev, err := pick(k)
 		if err != nil {
 			return false, err
 		}
-		if aev == nil {
+		if aev == nil || seen[aid] {
 			continue
 		}
-		if _, dup := avail[aid]; dup {
-			continue
-		}
-		clone.AuthEvents = append(clone.AuthEvents, aid)
+		seen[aid] = true
+		authEvents = append(authEvents, aev)
 		chosen[k], chosenID[k] = aev, aid
-		avail[aid] = aev
-	}
-	if r.create != nil {
-		avail[r.createID] = r.create
 	}
 
-	isMember := ev.Type == typeMember && ev.StateKey != nil
-	membership := membershipOf(ev)
-	if isMember && gjson.GetBytes(ev.Content, "authorised_via_users_server").Exists() {
-		// eventauth reads this key (not in the spec) where rules 5.2 and
-		// 5.3.5.2 name join_authorised_via_users_server; hide it so eventauth
-		// follows the spec, which ignores it.
-		if content, err := sjson.DeleteBytes(ev.Content, "authorised_via_users_server"); err == nil {
-			clone.Content = content
-		}
-	}
-	via := gjson.GetBytes(ev.Content, "join_authorised_via_users_server")
-	if isMember && via.Exists() {
-		// Rule 5.2: "If content has a join_authorised_via_users_server key: If
-		// the event is not validly signed by the homeserver of the user ID
-		// denoted by the key, reject." Checked on the original event: the
-		// clone's signature no longer matches its auth_events.
-		_, server, err := id.UserID(via.Str).Parse()
-		if via.Type != gjson.String || err != nil || server == "" {
-			return false, nil
-		}
-		if events.VerifySignature(r.rv, ev, server, r.getKey) != nil {
-			return false, nil
-		}
-	}
-
-	kickOrBan := isMember && (membership == "ban" || (membership == "leave" && ev.Sender.String() != *ev.StateKey))
-	if kickOrBan {
-		// Rules 5.5.2 and 5.6.1: "If the sender's current membership state
-		// is not join, reject." eventauth v0.26.0 tests for leave instead.
-		if membershipOf(chosen[Key{Type: typeMember, StateKey: ev.Sender.String()}]) != "join" {
-			return false, nil
-		}
-	}
-
-	err := r.callAuthorize(clone, avail)
-	if kickOrBan && (errors.Is(err, eventauth.ErrCantKickWithoutBeingInRoom) || errors.Is(err, eventauth.ErrCantBanWithoutBeingInRoom)) {
-		// The sender is joined (checked above); the rest of rules 5.5 and 5.6
-		// does not read the sender's membership, so let eventauth decide
-		// without it.
-		senderKey := Key{Type: typeMember, StateKey: ev.Sender.String()}
-		without := chosenID[senderKey]
-		retry := ev.Clone()
-		retry.Content = clone.Content
-		retry.AuthEvents = make([]id.EventID, 0, len(clone.AuthEvents))
-		for _, aid := range clone.AuthEvents {
-			if aid != without {
-				retry.AuthEvents = append(retry.AuthEvents, aid)
-			}
-		}
-		err = r.callAuthorize(retry, avail)
-	}
+	// The event itself (not a clone with other auth_events) is checked, so
+	// rule 5.2's signature check sees the signed event.
+	err := r.callAuthorize(ev, authEvents)
 	if err == nil {
 		return true, nil
 	}
-
 	var afe eventauth.AuthFailError
-	if isMember && membership == "join" && errors.As(err, &afe) && strings.HasPrefix(afe.Index, "5.3.") {
+	if ev.Type == typeMember && ev.StateKey != nil && membershipOf(ev) == "join" &&
+		errors.As(err, &afe) && strings.HasPrefix(afe.Index, "5.3.") {
 		// Rule 5.3.1: "If the only previous event is an m.room.create and the
 		// state_key is the creator [v12: the sender of the m.room.create],
-		// allow." eventauth reads the creator from the join's own content and
-		// also requires at most one auth event.
+		// allow." eventauth also requires at most one auth event.
 		if r.isCreatorsFirstJoin(ev, chosen, chosenID) {
 			return true, nil
 		}
 	}
-	if isMember && membership == "join" && (errors.Is(err, eventauth.ErrAuthoriserCantInvite) || errors.Is(err, eventauth.ErrAuthoriserNotInRoom)) {
-		// Rule 5.3.5.2: "If the join_authorised_via_users_server key in
-		// content is not a user with sufficient permission to invite other
-		// users or is not a joined member of the room, reject." (eventauth
-		// reads another key). Rules up to 5.3.5.1 have passed.
-		return r.authoriserMayInvite(ev, via, chosen, chosenID, pick)
-	}
 	return false, nil
 }
 
-// callAuthorize runs eventauth.Authorize, turning a panic into a rejection.
-// v0.26.0 dereferences nil when m.room.power_levels removes a users entry
-// equal to the sender's level, which rule 10.9 rejects anyway.
-func (r *resolver) callAuthorize(evt *pdu.PDU, avail map[id.EventID]*pdu.PDU) (err error) {
+// callAuthorize runs eventauth.Authorize against the given auth events
+// (the state, in place of the event's own auth_events), turning a panic
+// into a rejection: v0.33.0 still dereferences nil when
+// m.room.power_levels removes a users entry equal to the sender's level,
+// which rule 10.9 rejects anyway.
+func (r *resolver) callAuthorize(evt *pdu.PDU, authEvents []*pdu.PDU) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("eventauth panicked: %v", p)
 		}
 	}()
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) {
+		// Only the create event of a v12 room (its ID is the room's) is
+		// looked up this way; the auth events are given.
 		out := make([]*pdu.PDU, 0, len(ids))
 		for _, aid := range ids {
-			if aev := avail[aid]; aev != nil {
-				out = append(out, aev)
+			if r.create != nil && aid == r.createID {
+				out = append(out, r.create)
 			}
 		}
 		return out, nil
 	}
-	return eventauth.Authorize(r.rv, evt, getEvents, r.getKey)
+	return eventauth.Authorize(r.rv, evt, authEvents, getEvents, r.getKey)
 }
 
 // isCreatorsFirstJoin implements the condition of rule 5.3.1.
@@ -216,29 +154,6 @@ func (r *resolver) isCreatorsFirstJoin(ev *pdu.PDU, chosen map[Key]*pdu.PDU, cho
 		creator = id.UserID(gjson.GetBytes(create.Content, "creator").Str)
 	}
 	return creator != "" && *ev.StateKey == creator.String()
-}
-
-// authoriserMayInvite implements rule 5.3.5.2.
-func (r *resolver) authoriserMayInvite(ev *pdu.PDU, via gjson.Result, chosen map[Key]*pdu.PDU, chosenID map[Key]id.EventID,
-	pick func(Key) (id.EventID, *pdu.PDU, error)) (bool, error) {
-	if via.Type != gjson.String || via.Str == "" {
-		return false, nil
-	}
-	authoriser := id.UserID(via.Str)
-	_, member, err := pick(Key{Type: typeMember, StateKey: via.Str})
-	if err != nil || membershipOf(member) != "join" {
-		return false, err
-	}
-	plKey := Key{Type: typePowerLevels, StateKey: ""}
-	var invite int64
-	if pl := chosen[plKey]; pl != nil {
-		invite = r.parsePowerLevels(chosenID[plKey], pl).invite
-	}
-	create := r.create
-	if create == nil {
-		create = chosen[Key{Type: typeCreate, StateKey: ""}]
-	}
-	return r.levelOf(authoriser, chosenID[plKey], chosen[plKey], create) >= invite, nil
 }
 
 // levelOf is the power level of user according to the power levels event pl

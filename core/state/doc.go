@@ -99,9 +99,11 @@
 // event is not rejected"): the keys required are the auth events selection of
 // the server-server API (pdu.PDU.AuthEventSelection). For each key the entry
 // of the partial state is used; if the key is absent, the event's own auth
-// event with that key unless it is marked rejected. A shallow clone of the
-// event whose auth_events are exactly those events is authorised with
-// eventauth.Authorize. Entries of the partial state are used even if their
+// event with that key unless it is marked rejected. The event is authorised with eventauth.Authorize against exactly those events
+// (eventauth's precomputed auth events, which skip the rules about the
+// event's own auth_events list); the event itself is checked, not a clone,
+// so rule 5.2's signature check sees what its server signed. Entries of the
+// partial state are used even if their
 // InternalMeta.Rejected is set: they are the state being checked against, and
 // the spec says events rejected against the state at the event are "handled
 // as usual by the algorithm" (Synapse instead skips such entries and never
@@ -109,17 +111,11 @@
 //
 // # eventauth deviations corrected here
 //
-// mautrix v0.26.0's eventauth differs from the spec in ways that matter for
-// state resolution; auth.go corrects them and documents each:
+// mautrix v0.33.0's eventauth follows the spec's membership rules (v0.26.0
+// did not, for kicks and bans, the creator's first join and restricted
+// joins). Two differences remain and auth.go corrects them:
 //
-//   - rules 5.5.2 and 5.6.1 (kick and ban) reject a sender whose membership is
-//     join and accept one whose membership is leave;
-//   - rule 5.3.1 (creator's first join) reads "creator" from the join event's
-//     content instead of the create event's (v1–v10) and also requires at most
-//     one auth event;
-//   - rules 5.2 and 5.3.5.2 read content.authorised_via_users_server instead of
-//     content.join_authorised_via_users_server, so restricted joins always
-//     fail;
+//   - rule 5.3.1 (creator's first join) also requires at most one auth event;
 //   - removing a users entry equal to the sender's level from
 //     m.room.power_levels makes it panic (a nil dereference); the panic is
 //     turned into a rejection, which is what rule 10.9 says.

@@ -63,7 +63,7 @@ func TestRegistrationTokens(t *testing.T) {
 	}
 
 	t.Run("flows", func(t *testing.T) {
-		_, uia, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "flows", Password: defaultPassword})
+		_, uia, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "flows", Password: defaultPassword})
 		if err != nil || uia == nil {
 			t.Fatalf("first step: %v", err)
 		}
@@ -71,7 +71,7 @@ func TestRegistrationTokens(t *testing.T) {
 			t.Fatalf("flows %+v, want [[m.login.registration_token]]", uia.Flows)
 		}
 		// m.login.dummy is not enough any more.
-		_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "flows", Password: defaultPassword,
+		_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "flows", Password: defaultPassword,
 			Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy, Session: uia.Session}})
 		wantErr(t, err, mautrix.RespError{ErrCode: "M_UNRECOGNIZED", StatusCode: http.StatusUnauthorized})
 	})

@@ -12,7 +12,7 @@ import (
 
 func TestDevices(t *testing.T) {
 	srv := startOpen(t)
-	res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "kim", Password: defaultPassword,
+	res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "kim", Password: defaultPassword,
 		InitialDeviceDisplayName: "Kim's phone"})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestDevices(t *testing.T) {
 	t.Run("delete one", func(t *testing.T) {
 		tablet := login(t, srv, passwordLogin("kim", defaultPassword))
 		path := "/_matrix/client/v3/devices/" + string(tablet.DeviceID)
-		err := phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice{})
+		err := phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice[any]{})
 		var he mautrix.HTTPError
 		if !errors.As(err, &he) || he.Response.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("delete without auth: %v, want a 401 UIA answer", err)
@@ -100,7 +100,7 @@ func TestDevices(t *testing.T) {
 		wantTokenAlive(t, srv, tablet.AccessToken, tablet.UserID)
 		wantTokenAlive(t, srv, laptop.AccessToken, laptop.UserID)
 
-		err = phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice{
+		err = phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice[any]{
 			Auth: passwordAuth("kim", defaultPassword, sess)})
 		if err != nil {
 			t.Fatal(err)
@@ -108,11 +108,11 @@ func TestDevices(t *testing.T) {
 		wantTokenDead(t, srv, tablet.AccessToken)
 		_, err = phone.GetDeviceInfo(t.Context(), tablet.DeviceID)
 		wantErr(t, err, mautrix.MNotFound)
-		err = phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice{
+		err = phone.DeleteDevice(t.Context(), tablet.DeviceID, &mautrix.ReqDeleteDevice[any]{
 			Auth: passwordAuth("kim", defaultPassword, "")})
 		wantErr(t, err, mautrix.MNotFound)
 		// Another user's device cannot be deleted either.
-		err = phone.DeleteDevice(t.Context(), stranger.DeviceID, &mautrix.ReqDeleteDevice{
+		err = phone.DeleteDevice(t.Context(), stranger.DeviceID, &mautrix.ReqDeleteDevice[any]{
 			Auth: passwordAuth("kim", defaultPassword, "")})
 		wantErr(t, err, mautrix.MNotFound)
 		wantTokenAlive(t, srv, stranger.AccessToken, stranger.UserID)
@@ -130,7 +130,7 @@ func TestDevices(t *testing.T) {
 		wantStatus(t, "delete_devices without devices", st, body, http.StatusBadRequest, "M_MISSING_PARAM")
 
 		// A stranger's device in the list is left alone; unknown IDs are ignored.
-		err := phone.DeleteDevices(t.Context(), &mautrix.ReqDeleteDevices{
+		err := phone.DeleteDevices(t.Context(), &mautrix.ReqDeleteDevices[any]{
 			Devices: []id.DeviceID{a.DeviceID, b.DeviceID, stranger.DeviceID, "NOSUCHDEVICE"},
 			Auth:    passwordAuth("kim", defaultPassword, sess)})
 		if err != nil {

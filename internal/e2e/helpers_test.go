@@ -73,7 +73,7 @@ func clientFor(t testing.TB, srv *testserver.Server, user id.UserID, device id.D
 // client logged in as it.
 func register(t testing.TB, srv *testserver.Server, local, password string) *mautrix.Client {
 	t.Helper()
-	res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: local, Password: password,
+	res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: local, Password: password,
 		InitialDeviceDisplayName: "registration device"})
 	if err != nil {
 		t.Fatalf("register %s: %v", local, err)

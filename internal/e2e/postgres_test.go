@@ -23,7 +23,7 @@ func TestPostgres(t *testing.T) {
 	}
 
 	sam := register(t, srv, "sam", defaultPassword)
-	_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "SAM", Password: defaultPassword})
+	_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "SAM", Password: defaultPassword})
 	wantErr(t, err, mautrix.MUserInUse)
 
 	laptop := login(t, srv, passwordLogin("sam", defaultPassword))

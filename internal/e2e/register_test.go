@@ -12,7 +12,7 @@ func TestRegister(t *testing.T) {
 
 	t.Run("dummy flow", func(t *testing.T) {
 		cli := srv.Client(t)
-		req := &mautrix.ReqRegister{Username: "alice", Password: defaultPassword, InitialDeviceDisplayName: "Alice's phone"}
+		req := &mautrix.ReqRegister[any]{Username: "alice", Password: defaultPassword, InitialDeviceDisplayName: "Alice's phone"}
 		res, uia, err := cli.Register(t.Context(), req)
 		if err != nil || res != nil || uia == nil {
 			t.Fatalf("first step: res=%+v uia=%+v err=%v, want a UIA answer", res, uia, err)
@@ -44,7 +44,7 @@ func TestRegister(t *testing.T) {
 			t.Fatalf("whoami %+v, want alice on %s", who, res.DeviceID)
 		}
 		// The session ended with the registration.
-		_, _, err = cli.Register(t.Context(), &mautrix.ReqRegister{Username: "alice2", Password: defaultPassword,
+		_, _, err = cli.Register(t.Context(), &mautrix.ReqRegister[any]{Username: "alice2", Password: defaultPassword,
 			Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy, Session: uia.Session}})
 		wantErr(t, err, mUnknownBadRequest)
 	})
@@ -52,21 +52,21 @@ func TestRegister(t *testing.T) {
 	t.Run("user in use", func(t *testing.T) {
 		register(t, srv, "bob", defaultPassword)
 		for _, name := range []string{"bob", "Bob", "BOB", "@bob:localhost"} {
-			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: name, Password: defaultPassword})
+			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: name, Password: defaultPassword})
 			wantErr(t, err, mautrix.MUserInUse)
 		}
 	})
 
 	t.Run("invalid username", func(t *testing.T) {
 		for _, name := range []string{"bad name", "é", "semi;colon", "@carol:other.example", ":"} {
-			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: name, Password: defaultPassword})
+			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: name, Password: defaultPassword})
 			wantErr(t, err, mautrix.MInvalidUsername)
 		}
 	})
 
 	t.Run("weak password", func(t *testing.T) {
 		for _, pw := range []string{"abc", "1234567"} {
-			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "weak", Password: pw})
+			_, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "weak", Password: pw})
 			wantErr(t, err, mWeakPassword)
 		}
 		// Eight characters is the default minimum.
@@ -75,11 +75,11 @@ func TestRegister(t *testing.T) {
 
 	t.Run("missing password", func(t *testing.T) {
 		cli := srv.Client(t)
-		_, uia, err := cli.Register(t.Context(), &mautrix.ReqRegister{Username: "nopass"})
+		_, uia, err := cli.Register(t.Context(), &mautrix.ReqRegister[any]{Username: "nopass"})
 		if err != nil || uia == nil {
 			t.Fatalf("first step without password: uia=%v err=%v", uia, err)
 		}
-		_, _, err = cli.Register(t.Context(), &mautrix.ReqRegister{Username: "nopass",
+		_, _, err = cli.Register(t.Context(), &mautrix.ReqRegister[any]{Username: "nopass",
 			Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy, Session: uia.Session}})
 		wantErr(t, err, mMissingParam)
 		if _, err := cli.RegisterAvailable(t.Context(), "nopass"); err != nil {
@@ -88,14 +88,14 @@ func TestRegister(t *testing.T) {
 	})
 
 	t.Run("guest", func(t *testing.T) {
-		_, _, err := srv.Client(t).RegisterGuest(t.Context(), &mautrix.ReqRegister{})
+		_, _, err := srv.Client(t).RegisterGuest(t.Context(), &mautrix.ReqRegister[any]{})
 		wantErr(t, err, mGuestForbidden)
 		st, body := srv.Do(t, "POST", "/_matrix/client/v3/register?kind=robot", "", map[string]any{})
 		wantStatus(t, "kind=robot", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
 	})
 
 	t.Run("inhibit login", func(t *testing.T) {
-		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "quiet",
+		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "quiet",
 			Password: defaultPassword, InhibitLogin: true})
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func TestRegister(t *testing.T) {
 	})
 
 	t.Run("generated username", func(t *testing.T) {
-		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Password: defaultPassword})
+		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Password: defaultPassword})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestRegister(t *testing.T) {
 	})
 
 	t.Run("unknown session", func(t *testing.T) {
-		_, _, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "ghost", Password: defaultPassword,
+		_, _, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "ghost", Password: defaultPassword,
 			Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy, Session: "no-such-session"}})
 		wantErr(t, err, mUnknownBadRequest)
 		if _, err := srv.Client(t).RegisterAvailable(t.Context(), "ghost"); err != nil {
@@ -163,7 +163,7 @@ func TestRegister(t *testing.T) {
 
 	t.Run("session of another endpoint", func(t *testing.T) {
 		// A /register session cannot authenticate a password change…
-		_, uia, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "thief", Password: defaultPassword})
+		_, uia, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "thief", Password: defaultPassword})
 		if err != nil || uia == nil {
 			t.Fatalf("first step: %v", err)
 		}
@@ -177,7 +177,7 @@ func TestRegister(t *testing.T) {
 		st, body = srv.Do(t, "POST", "/_matrix/client/v3/account/password", victim.AccessToken,
 			map[string]any{"new_password": "a new password"})
 		sess := wantUIA(t, "password first step", st, body, "m.login.password", "")
-		_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "thief", Password: defaultPassword,
+		_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "thief", Password: defaultPassword,
 			Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy, Session: sess}})
 		wantErr(t, err, mautrix.MForbidden)
 		if _, err := srv.Client(t).RegisterAvailable(t.Context(), "thief"); err != nil {
@@ -186,7 +186,7 @@ func TestRegister(t *testing.T) {
 	})
 
 	t.Run("refresh token at registration", func(t *testing.T) {
-		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister{Username: "fresh",
+		res, err := srv.Client(t).RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "fresh",
 			Password: defaultPassword, RefreshToken: true})
 		if err != nil {
 			t.Fatal(err)
@@ -200,13 +200,13 @@ func TestRegister(t *testing.T) {
 // TestRegistrationClosed: without --enable-registration nobody may register.
 func TestRegistrationClosed(t *testing.T) {
 	srv := startClosed(t)
-	_, _, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "alice", Password: defaultPassword})
+	_, _, err := srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "alice", Password: defaultPassword})
 	wantErr(t, err, mautrix.MForbidden)
-	_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister{Username: "alice", Password: defaultPassword,
+	_, _, err = srv.Client(t).Register(t.Context(), &mautrix.ReqRegister[any]{Username: "alice", Password: defaultPassword,
 		Auth: mautrix.BaseAuthData{Type: mautrix.AuthTypeDummy}})
 	wantErr(t, err, mautrix.MForbidden)
 	// Guests are refused as guests, whatever the registration setting.
-	_, _, err = srv.Client(t).RegisterGuest(t.Context(), &mautrix.ReqRegister{})
+	_, _, err = srv.Client(t).RegisterGuest(t.Context(), &mautrix.ReqRegister[any]{})
 	wantErr(t, err, mGuestForbidden)
 	st, body := srv.Do(t, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=abc", "", nil)
 	wantStatus(t, "token validity with registration closed", st, body, http.StatusForbidden, "M_FORBIDDEN")

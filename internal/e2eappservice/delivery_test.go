@@ -350,7 +350,7 @@ func TestUserAndAliasQueries(t *testing.T) {
 	reg := writeFile(t, strings.Replace(registration("bridge", asToken, hsToken, "@_bridge_.*:localhost"), "url: null", "url: "+asSrv.URL, 1))
 	srv = testserver.Start(t, testserver.Options{Args: []string{"--appservice", reg, "--disable-rate-limits", "--enable-registration"}})
 	user := srv.Client(t)
-	if _, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister{Username: "curious", Password: "curious-password"}); err != nil {
+	if _, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister[any]{Username: "curious", Password: "curious-password"}); err != nil {
 		t.Fatal(err)
 	}
 	code, body := do(t, srv, "GET", "/_matrix/client/v3/profile/@_bridge_known:localhost", "", nil)
@@ -386,7 +386,7 @@ func TestThirdPartyLookups(t *testing.T) {
 	body += "protocols: [irc]\n"
 	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", writeFile(t, body), "--enable-registration", "--disable-rate-limits"}})
 	user := srv.Client(t)
-	resp, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister{Username: "asker", Password: "asker-password"})
+	resp, err := user.RegisterDummy(context.Background(), &mautrix.ReqRegister[any]{Username: "asker", Password: "asker-password"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,10 @@ func uploadKeys(t *testing.T, cli *mautrix.Client, n int) {
 			t.Fatal(err)
 		}
 		for keyID, pub := range generated {
-			k := mautrix.OneTimeKey{Key: pub}
+			// Signed as the object it is uploaded as: mautrix v0.33's
+			// canonical JSON calls OneTimeKey.MarshalJSON, which writes an
+			// unsigned key as a bare string.
+			k := mautrix.OneTimeKey{Key: pub, IsSigned: true}
 			sig, err := acc.SignJSON(k)
 			if err != nil {
 				t.Fatal(err)

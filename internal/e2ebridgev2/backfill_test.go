@@ -79,7 +79,7 @@ func TestBridgev2Backfill(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", regPath,
 		"--enable-registration", "--disable-rate-limits"}})
 	cfg.Homeserver.Address = srv.URL
-	alice := srv.Register(t, &mautrix.ReqRegister{Username: "alice", Password: "correct horse battery"})
+	alice := srv.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 
 	network := newTestNetwork(n)
 	br, mx, logs := startBridge(ctx, t, cfg, network, serveAS)
@@ -485,7 +485,7 @@ func waitBackfillTask(ctx context.Context, t *testing.T, br *bridgev2.Bridge, po
 	var task *database.BackfillTask
 	poll(ctx, t, logs, "the backfill task", func() (bool, error) {
 		var err error
-		task, err = br.DB.BackfillTask.GetNextForPortal(ctx, portal)
+		task, err = br.DB.BackfillTask.GetNextForPortal(ctx, portal, true)
 		return task != nil, err
 	})
 	return task

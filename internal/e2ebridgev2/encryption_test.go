@@ -59,7 +59,7 @@ func TestBridgev2Encryption(t *testing.T) {
 			srv := testserver.Start(t, testserver.Options{Args: []string{"--appservice", regPath,
 				"--enable-registration", "--disable-rate-limits"}})
 			cfg.Homeserver.Address = srv.URL
-			alice := srv.Register(t, &mautrix.ReqRegister{Username: "alice", Password: "correct horse battery"})
+			alice := srv.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 			bot := id.NewUserID(cfg.AppService.Bot.Username, "localhost")
 
 			br, _, logs := startBridge(ctx, t, cfg, newTestNetwork(1), serveAS)

@@ -30,7 +30,7 @@ func start(t *testing.T) *testserver.Server {
 // register creates a user with m.login.dummy and returns a logged-in client.
 func register(t testing.TB, srv *testserver.Server, local string) *mautrix.Client {
 	t.Helper()
-	return srv.Register(t, &mautrix.ReqRegister{Username: local, Password: password, InitialDeviceDisplayName: "first device"})
+	return srv.Register(t, &mautrix.ReqRegister[any]{Username: local, Password: password, InitialDeviceDisplayName: "first device"})
 }
 
 // login logs local in on a new device.

@@ -41,7 +41,7 @@ func start(t *testing.T, config string) *testserver.Server {
 
 func register(t *testing.T, srv *testserver.Server, name string) *mautrix.Client {
 	t.Helper()
-	return srv.Register(t, &mautrix.ReqRegister{Username: name, Password: password})
+	return srv.Register(t, &mautrix.ReqRegister[any]{Username: name, Password: password})
 }
 
 type answer struct {

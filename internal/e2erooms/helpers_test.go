@@ -80,7 +80,7 @@ func (e *env) restart(t *testing.T, kill bool, clients ...*mautrix.Client) {
 func (e *env) user(t testing.TB, name string) *mautrix.Client {
 	t.Helper()
 	local := fmt.Sprintf("%s%d", name, e.n.Add(1))
-	return e.srv.Register(t, &mautrix.ReqRegister{Username: local, Password: password})
+	return e.srv.Register(t, &mautrix.ReqRegister[any]{Username: local, Password: password})
 }
 
 // login opens a second session (a new device) for the user of cli.

@@ -111,7 +111,7 @@ func relationsFlow(t *testing.T, e *env) {
 		check(carol, false)
 		// The summary is on the root in /messages and /context too.
 		for _, ev := range page(t, carol, room, "", "", mautrix.DirectionBackward, 10, nil).Chunk {
-			if ev.ID == root && (ev.Unsigned.Relations == nil || ev.Unsigned.Relations.Raw["m.thread"].Count != 2) {
+			if ev.ID == root && (ev.Unsigned.Relations == nil || ev.Unsigned.Relations.Thread.GetCount() != 2) {
 				t.Fatalf("/messages root unsigned %+v", ev.Unsigned.Relations)
 			}
 		}

@@ -59,7 +59,7 @@ func ctx(t testing.TB) context.Context {
 func (e *env) user(t testing.TB, name string) *mautrix.Client {
 	t.Helper()
 	local := fmt.Sprintf("%s%d", name, e.n.Add(1))
-	return e.srv.Register(t, &mautrix.ReqRegister{Username: local, Password: password})
+	return e.srv.Register(t, &mautrix.ReqRegister[any]{Username: local, Password: password})
 }
 
 // raw sends a request as cli and returns the status and body.

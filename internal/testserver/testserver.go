@@ -262,7 +262,7 @@ func (s *Server) Client(t testing.TB) *mautrix.Client {
 
 // Register registers a user with m.login.dummy (the server needs
 // --enable-registration) and returns a client logged in as them.
-func (s *Server) Register(t testing.TB, req *mautrix.ReqRegister) *mautrix.Client {
+func (s *Server) Register(t testing.TB, req *mautrix.ReqRegister[any]) *mautrix.Client {
 	t.Helper()
 	cli := s.Client(t)
 	res, err := cli.RegisterDummy(t.Context(), req)
