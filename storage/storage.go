@@ -241,6 +241,7 @@ type Store interface {
 	AppServiceRoomLists
 	AccountModeration
 	Pushers
+	ServerKeys
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
