@@ -48,6 +48,13 @@ type serveFlags struct {
 	sharedSecret       string
 	disableRateLimits  bool
 	metricsListen      string
+
+	federationListen     string
+	tlsCert, tlsKey      string
+	tlsSelfSigned        bool
+	insecureSkipVerify   bool
+	federationAllowRange []string
+	noFederation         bool
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -75,6 +82,26 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 					c.RateLimits.Enabled = !sf.disableRateLimits
 				}
 				c.AppServiceConfigFiles = append(c.AppServiceConfigFiles, sf.appservices...)
+				fed := &c.Federation
+				if f.Changed("federation-listen") {
+					fed.Listen = sf.federationListen
+				}
+				if f.Changed("tls-cert") {
+					fed.TLSCert = sf.tlsCert
+				}
+				if f.Changed("tls-key") {
+					fed.TLSKey = sf.tlsKey
+				}
+				if f.Changed("tls-self-signed") {
+					fed.TLSSelfSigned = sf.tlsSelfSigned
+				}
+				if f.Changed("federation-insecure-skip-verify") {
+					fed.InsecureSkipVerify = sf.insecureSkipVerify
+				}
+				if f.Changed("no-federation") {
+					fed.Enabled = !sf.noFederation
+				}
+				fed.AllowedRanges = append(fed.AllowedRanges, sf.federationAllowRange...)
 			})
 			if err != nil {
 				return err
@@ -96,6 +123,13 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&sf.disableRateLimits, "disable-rate-limits", false, "turn every rate limit off (load tests)")
 	f.StringArrayVar(&sf.appservices, "appservice", nil, "an appservice registration file (repeatable)")
 	f.StringVar(&sf.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this host:port (off the client port)")
+	f.StringVar(&sf.federationListen, "federation-listen", "", "host:port of a TLS listener for other servers (usually :8448)")
+	f.StringVar(&sf.tlsCert, "tls-cert", "", "PEM certificate of the federation listener")
+	f.StringVar(&sf.tlsKey, "tls-key", "", "PEM private key of the federation listener")
+	f.BoolVar(&sf.tlsSelfSigned, "tls-self-signed", false, "give the federation listener a certificate generated for the server name")
+	f.BoolVar(&sf.insecureSkipVerify, "federation-insecure-skip-verify", false, "do not verify other servers' certificates (loopback tests only)")
+	f.StringArrayVar(&sf.federationAllowRange, "federation-allow-range", nil, "an IP range (CIDR) of other servers reached although private or loopback (repeatable)")
+	f.BoolVar(&sf.noFederation, "no-federation", false, "switch federation off")
 	return cmd
 }
 
@@ -329,7 +363,12 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
 	admin.New(us, registerLimit, notices).Register(engine)
-	inbound.New(us).Register(engine)
+	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient,
+		FederatesWith: cfg.Federation.FederatesWith}
+	if cfg.Federation.Enabled {
+		fedOpts.Ring = core.ring
+	}
+	inbound.New(us, us, fedOpts).Register(engine)
 	mediaSvc, err := newMedia(store, cfg, log)
 	if err != nil {
 		return err
@@ -343,8 +382,20 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer cancelRequests()
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
 		IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx }}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var fedSrv *http.Server
+	if cfg.Federation.Enabled && cfg.Federation.Listen != "" {
+		fln, tlsCfg, err := listenFederation(cfg)
+		if err != nil {
+			return err
+		}
+		defer fln.Close()
+		fedSrv = &http.Server{Handler: engine, TLSConfig: tlsCfg, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+			IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx }}
+		go func() { errc <- fedSrv.ServeTLS(fln, "", "") }()
+		log.Info("federation listening", "addr", fln.Addr().String())
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),
 		"registration", cfg.Registration.Enabled)
 	if n, err := us.CountAccounts(ctx); err == nil && n == 0 {
@@ -363,6 +414,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	// Every write a client was told succeeded is committed already.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if fedSrv != nil {
+		if err := fedSrv.Shutdown(shutdownCtx); err != nil {
+			_ = fedSrv.Close()
+		}
+	}
 	if err := srv.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
 		return srv.Close()
 	} else if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
+	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/appservice/pusher"
@@ -21,6 +23,7 @@ import (
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/federation/keys"
+	"github.com/tributary-hs/tributary/federation/outbound"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -37,6 +40,10 @@ type coreServices struct {
 	// bridging is the appservice contract, for the HTTP routes, the plugin
 	// host and importers alike.
 	bridging *bridging.Service
+	// ring is this server's signing key and the cache of other servers'
+	// keys; fedClient reaches other servers (nil: federation off).
+	ring      *keys.Ring
+	fedClient *federation.Client
 }
 
 // buildCore wires the core services on store; failedLogins (nil: no limit)
@@ -68,12 +75,15 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err != nil {
 		return nil, err
 	}
+	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
+		return nil, err
+	}
 	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration, DefaultVersion: id.RoomVersion(cfg.Rooms.DefaultVersion),
 		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		ReservedAlias: routes.ReservedAlias(c.appservices),
 		Signer:        events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store,
-		AccountData: store})
+		AccountData: store, KeyRing: c.ring})
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +92,14 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if failedLogins != nil {
 		limit = failedLogins
 	}
+	var remoteProfiles users.RemoteProfiles
+	if c.fedClient != nil {
+		remoteProfiles = outbound.Profiles{Client: c.fedClient}
+	}
 	c.users, err = users.New(store, users.Options{
 		ExclusiveUser:    routes.Exclusive(c.appservices),
 		QueryUser:        routes.NewQuerier(c.appservices).QueryUser,
+		RemoteProfiles:   remoteProfiles,
 		AppServiceOwns:   routes.Owns(c.appservices),
 		FailedPasswords:  limit,
 		OnDevicesDeleted: c.devicesDeleted,
@@ -122,6 +137,28 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		return nil, err
 	}
 	return c, nil
+}
+
+var _ rooms.KeyRing = (*keys.Ring)(nil)
+
+// buildFederation builds the key ring and, when federation is on, the
+// signing client that reaches other servers through the SSRF guard.
+func (c *coreServices) buildFederation(cfg *config.Config, store storage.Store, key *federation.SigningKey, log *slog.Logger) error {
+	fc := cfg.Federation
+	var fetcher keys.Fetcher
+	if fc.Enabled {
+		var allowed []netip.Prefix
+		for _, r := range fc.AllowedRanges {
+			allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
+		}
+		c.fedClient = outbound.NewClient(outbound.ClientOptions{ServerName: cfg.ServerName, Key: key, Allowed: allowed,
+			InsecureSkipVerify: fc.InsecureSkipVerify, FederatesWith: fc.FederatesWith})
+		fetcher = c.fedClient
+	}
+	var err error
+	c.ring, err = keys.NewRing(keys.Options{ServerName: cfg.ServerName, Key: key, Store: store, Fetcher: fetcher,
+		Notaries: fc.TrustedKeyServers, Logger: log})
+	return err
 }
 
 // devicesDeleted removes what hangs off deleted devices: their end-to-end

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,46 @@ type Config struct {
 	// AppServiceConfigFiles are appservice registration files (YAML).
 	AppServiceConfigFiles []string    `yaml:"app_service_config_files"`
 	AppServices           AppServices `yaml:"app_services"`
+	Federation            Federation  `yaml:"federation"`
+}
+
+// Federation is the Server-Server API: talking to other homeservers.
+type Federation struct {
+	// Enabled serves the federation and key APIs and lets this server reach
+	// others. Off: neither (the OpenID userinfo endpoint stays).
+	Enabled bool `yaml:"enabled"`
+	// Listen is a listener for other servers with TLS (usually :8448). Empty:
+	// the federation API is served on the main listener only, for a
+	// TLS-terminating reverse proxy in front (the usual production set-up).
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are the PEM files of the federation listener.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSSelfSigned makes the federation listener use a certificate
+	// generated at start for the server name (tests, trying out).
+	TLSSelfSigned bool `yaml:"tls_self_signed"`
+	// InsecureSkipVerify skips verifying other servers' certificates. For
+	// tests on loopback only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// TrustedKeyServers are notaries asked for a server's keys when the
+	// server cannot be asked itself (e.g. "matrix.org"); none by default.
+	TrustedKeyServers []string `yaml:"trusted_key_servers"`
+	// AllowedServers, when not empty, are the only servers federated with;
+	// DeniedServers are never federated with.
+	AllowedServers []string `yaml:"allowed_servers"`
+	DeniedServers  []string `yaml:"denied_servers"`
+	// AllowedRanges are IP ranges (CIDR) of other servers reached although
+	// they are private, loopback or link-local, which are refused by default.
+	AllowedRanges []string `yaml:"allowed_ranges"`
+}
+
+// FederatesWith reports whether the allow and deny lists let this server
+// talk to serverName.
+func (f Federation) FederatesWith(serverName string) bool {
+	if !f.Enabled || slices.Contains(f.DeniedServers, serverName) {
+		return false
+	}
+	return len(f.AllowedServers) == 0 || slices.Contains(f.AllowedServers, serverName)
 }
 
 // AppServices tunes the delivery of transactions to appservices.
@@ -279,6 +320,7 @@ func Default() *Config {
 			MaxDelayedEventsPerUser: 100},
 		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
 		VoIP:        VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
+		Federation:  Federation{Enabled: true},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
@@ -415,6 +457,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("push.allowed_ranges: %q is not a CIDR range", r)
 		}
 	}
+	if err := c.Federation.validate(); err != nil {
+		return err
+	}
 	if len(c.VoIP.TurnURIs) > 0 && c.VoIP.TurnSharedSecret == "" {
 		return errors.New("voip.turn_shared_secret: must be set with voip.turn_uris")
 	}
@@ -464,4 +509,32 @@ func (c *Config) DatabaseDSN() string {
 		return c.Database.URL
 	}
 	return filepath.Join(c.DataDir, "tributary.db")
+}
+
+func (f Federation) validate() error {
+	for _, r := range f.AllowedRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return fmt.Errorf("federation.allowed_ranges: %q is not a CIDR range", r)
+		}
+	}
+	for key, list := range map[string][]string{"trusted_key_servers": f.TrustedKeyServers,
+		"allowed_servers": f.AllowedServers, "denied_servers": f.DeniedServers} {
+		for _, name := range list {
+			if !serverNameRE.MatchString(name) {
+				return fmt.Errorf("federation.%s: %q is not a valid Matrix server name", key, name)
+			}
+		}
+	}
+	if f.Listen != "" {
+		if _, _, err := net.SplitHostPort(f.Listen); err != nil {
+			return fmt.Errorf("federation.listen: %q is not host:port", f.Listen)
+		}
+		if !f.TLSSelfSigned && (f.TLSCert == "" || f.TLSKey == "") {
+			return errors.New("federation.listen: needs tls_cert and tls_key, or tls_self_signed")
+		}
+	}
+	if (f.TLSCert == "") != (f.TLSKey == "") {
+		return errors.New("federation: tls_cert and tls_key go together")
+	}
+	return nil
 }

@@ -21,6 +21,8 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.Auth.AccessTokenLifetime = Duration{90 * time.Minute}
 	want.VoIP = VoIP{TurnURIs: []string{"turn:turn.example.org:3478?transport=udp"}, TurnSharedSecret: "s3cret",
 		TurnUserLifetime: Duration{12 * time.Hour}}
+	want.Federation = Federation{Enabled: true, Listen: ":8448", TLSSelfSigned: true, TrustedKeyServers: []string{"matrix.org"},
+		AllowedServers: []string{"a.example"}, DeniedServers: []string{"evil.example"}, AllowedRanges: []string{"127.0.0.0/8"}}
 	out, err := Commented(want)
 	if err != nil {
 		t.Fatal(err)

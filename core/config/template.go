@@ -144,6 +144,33 @@ push:
   # get no notifications from threads at all (mentions still notify).
   thread_subscriptions: {{.Push.ThreadSubscriptions}}
 
+federation:
+  # Serve the federation and key APIs and talk to other servers.
+  enabled: {{.Federation.Enabled}}
+  # A listener for other servers, with TLS (usually ":8448"). Empty: the
+  # federation API is served on 'listen' only, for a TLS-terminating reverse
+  # proxy in front. Also: serve --federation-listen ADDR.
+  listen: {{printf "%q" .Federation.Listen}}
+  # PEM certificate and key of the federation listener (serve --tls-cert/--tls-key).
+  tls_cert: {{printf "%q" .Federation.TLSCert}}
+  tls_key: {{printf "%q" .Federation.TLSKey}}
+  # Generate a self-signed certificate for the server name at start (serve
+  # --tls-self-signed): tests and trying out; other servers must skip verifying it.
+  tls_self_signed: {{.Federation.TLSSelfSigned}}
+  # Do not verify other servers' certificates. Loopback tests only
+  # (serve --federation-insecure-skip-verify).
+  insecure_skip_verify: {{.Federation.InsecureSkipVerify}}
+  # Notaries asked for a server's signing keys when that server cannot be
+  # asked itself, e.g. ["matrix.org"]. None by default.
+  trusted_key_servers: [{{range $i, $r := .Federation.TrustedKeyServers}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+  # When not empty, the only servers this one federates with.
+  allowed_servers: [{{range $i, $r := .Federation.AllowedServers}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+  # Servers this one never federates with.
+  denied_servers: [{{range $i, $r := .Federation.DeniedServers}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+  # IP ranges of other servers reached although private, loopback or
+  # link-local (refused by default).
+  allowed_ranges: [{{range $i, $r := .Federation.AllowedRanges}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]
 

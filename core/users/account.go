@@ -238,8 +238,12 @@ const maxProfileBytes = 65536
 // maxAvatarURLBytes bounds avatar_url as Synapse does (MAX_AVATAR_URL_LEN).
 const maxAvatarURLBytes = 1000
 
-// GetProfile returns the profile of a local user; M_NOT_FOUND if there is none.
+// GetProfile returns the profile of a user, local or (through
+// Options.RemoteProfiles) of another server; M_NOT_FOUND if there is none.
 func (s *Service) GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
+	if server := userID.Homeserver(); server != "" && server != s.opts.ServerName && s.opts.RemoteProfiles != nil {
+		return s.opts.RemoteProfiles.RemoteProfile(ctx, userID)
+	}
 	if _, err := s.GetAccount(ctx, userID); err != nil {
 		// An appservice may create users of its namespace when asked.
 		if s.opts.QueryUser == nil || !s.opts.QueryUser(ctx, userID) {

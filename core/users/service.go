@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,13 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
 )
+
+// RemoteProfiles is what GetProfile needs from federation
+// (federation/outbound implements it; cmd hands it over): a profile from
+// the user's own server, types.NotFound when that server has none.
+type RemoteProfiles interface {
+	RemoteProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+}
 
 // Options configure the service; cmd/tributary fills them from the config.
 type Options struct {
@@ -43,6 +51,9 @@ type Options struct {
 	// QueryUser asks appservices about an unknown user of their namespace;
 	// true if one created it (nil: none).
 	QueryUser func(ctx context.Context, userID id.UserID) bool
+	// RemoteProfiles asks other servers for their users' profiles (nil:
+	// other servers' users have none here).
+	RemoteProfiles RemoteProfiles
 	// OnDevicesDeleted is told of devices deleted (their end-to-end keys
 	// go with them: core/keys), after the deletion is committed.
 	OnDevicesDeleted func(ctx context.Context, userID id.UserID, deviceIDs []id.DeviceID)

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -43,11 +42,11 @@ func (s *signer) sign(t *testing.T, obj map[string]any, user id.UserID, keyID st
 			bare[k] = v
 		}
 	}
-	raw, err := json.Marshal(bare)
+	raw, err := canonicaljson.Marshal(bare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig := base64.RawStdEncoding.EncodeToString(ed25519.Sign(s.priv, canonicaljson.CanonicalJSONAssumeValid(raw)))
+	sig := base64.RawStdEncoding.EncodeToString(ed25519.Sign(s.priv, raw))
 	// Copies: obj's signature maps stay as they are.
 	sigs := map[string]any{}
 	if old, ok := obj["signatures"].(map[string]any); ok {

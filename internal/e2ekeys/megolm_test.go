@@ -104,7 +104,7 @@ func (c *e2eeClient) startSync(t *testing.T) {
 func (c *e2eeClient) decrypt(ctx context.Context, evt *event.Event) {
 	content := evt.Content.AsEncrypted()
 	dec, err := c.mach.DecryptMegolmEvent(ctx, evt)
-	if errors.Is(err, crypto.NoSessionFound) &&
+	if errors.Is(err, crypto.ErrNoSessionFound) &&
 		c.mach.WaitForSession(ctx, evt.RoomID, content.SenderKey, content.SessionID, 20*time.Second) {
 		dec, err = c.mach.DecryptMegolmEvent(ctx, evt)
 	}
@@ -126,7 +126,7 @@ func (c *e2eeClient) send(t *testing.T, room id.RoomID, body string) id.EventID 
 	ctx := t.Context()
 	content := &event.MessageEventContent{MsgType: event.MsgText, Body: body}
 	enc, err := c.mach.EncryptMegolmEvent(ctx, room, event.EventMessage, content)
-	if errors.Is(err, crypto.NoGroupSession) || errors.Is(err, crypto.SessionExpired) || errors.Is(err, crypto.SessionNotShared) {
+	if errors.Is(err, crypto.ErrNoGroupSession) || errors.Is(err, crypto.ErrSessionExpired) || errors.Is(err, crypto.ErrSessionNotShared) {
 		members, err := c.cli.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
 		if err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -89,14 +90,21 @@ type Options struct {
 	DataDir string
 	// ServerName defaults to "localhost".
 	ServerName string
+	// Federation gives the server a federation listener with a self-signed
+	// certificate on a free loopback port P and the server name
+	// 127.0.0.1:P, so that servers started alike federate with no DNS:
+	// they skip verifying certificates and may reach loopback.
+	Federation bool
 }
 
 // Server is a running tributary process.
 type Server struct {
-	URL     string
-	Addr    string
-	DataDir string
-	Opts    Options
+	URL  string
+	Addr string
+	// FederationAddr is the federation listener's host:port (Options.Federation).
+	FederationAddr string
+	DataDir        string
+	Opts           Options
 	// Started is the time the process was started.
 	Started time.Time
 
@@ -141,11 +149,19 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
+	var fedArgs []string
+	if opts.Federation {
+		if opts.ServerName == "" { // a restart keeps its name, and so its port
+			opts.ServerName = "127.0.0.1:" + freePort(t)
+		}
+		fedArgs = []string{"--federation-listen", opts.ServerName, "--tls-self-signed",
+			"--federation-insecure-skip-verify", "--federation-allow-range", "127.0.0.0/8"}
+	}
 	if opts.ServerName == "" {
 		opts.ServerName = "localhost"
 	}
-	args := append([]string{"serve", "--data-dir", opts.DataDir, "--listen", "127.0.0.1:0",
-		"--server-name", opts.ServerName}, opts.Args...)
+	args := append(append([]string{"serve", "--data-dir", opts.DataDir, "--listen", "127.0.0.1:0",
+		"--server-name", opts.ServerName}, fedArgs...), opts.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.SysProcAttr = childAttrs()
 	cmd.Env = append(append(os.Environ(), "TRIBUTARY_LOG_FORMAT=json", "TRIBUTARY_LOG_LEVEL=info"), opts.Env...)
@@ -193,12 +209,30 @@ func Start(t testing.TB, opts Options) *Server {
 	case addr := <-addrc:
 		s.Addr = addr
 		s.URL = "http://" + addr
+		if opts.Federation {
+			s.FederationAddr = opts.ServerName
+		}
 	case <-s.done:
 		t.Fatalf("tributary exited before listening:\n%s", s.logs.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("tributary did not listen within 30s:\n%s", s.logs.String())
 	}
 	return s
+}
+
+// freePort is a loopback TCP port free a moment ago. The federation
+// listener's port is part of the server name, which must be known before
+// the server starts; another process may take the port in between (rare on
+// a test machine; the server then fails to start, loudly).
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
 
 // Logs returns what the server has written to stderr so far.
