@@ -527,14 +527,7 @@ func TestNewlyJoinedRoomLimited(t *testing.T) {
 // next one, so the user's other clients drop it.
 func TestForgottenRoomLeaveInSync(t *testing.T) {
 	srv := startOpen(t)
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	_, bob, room := aliceAndBobInPublicRoom(t, srv)
 	first, err := bob.SyncRequest(t.Context(), 0, "", "", false, "")
 	if err != nil {
 		t.Fatal(err)
@@ -568,14 +561,7 @@ func TestForgottenRoomLeaveInSync(t *testing.T) {
 func TestIgnoredUsersEvents(t *testing.T) {
 	srv := startOpen(t)
 	ctx := t.Context()
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
 	first, err := bob.SyncRequest(ctx, 0, "", "", false, "")
 	if err != nil {
 		t.Fatal(err)

@@ -266,3 +266,18 @@ func lines(out string) []string {
 	}
 	return ls
 }
+
+// aliceAndBobInPublicRoom registers alice and bob and puts both in a public
+// room alice creates.
+func aliceAndBobInPublicRoom(t *testing.T, srv *testserver.Server) (alice, bob *mautrix.Client, room *mautrix.RespCreateRoom) {
+	t.Helper()
+	alice, bob = register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob, room
+}

@@ -190,15 +190,7 @@ func testPresenceAudience(t *testing.T, srv *testserver.Server) {
 // nothing (issue 12: each syncing user rewrote their presence every minute).
 func TestPresenceWrittenOnlyOnChange(t *testing.T) {
 	srv := startOpen(t)
-	ctx := t.Context()
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, _ := aliceAndBobInPublicRoom(t, srv)
 	rawSync(t, srv, alice.AccessToken, "", 0, "") // alice is online now
 	token := rawSync(t, srv, bob.AccessToken, "", 0, "")["next_batch"].(string)
 	since := token
@@ -232,15 +224,7 @@ func TestPresenceWrittenOnlyOnChange(t *testing.T) {
 // never while a long-poll of theirs runs.
 func TestPresenceOfflineAfterSyncsStop(t *testing.T) {
 	srv := startWithConfig(t, "presence:\n  offline_after: 1s\n")
-	ctx := t.Context()
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, _ := aliceAndBobInPublicRoom(t, srv)
 	since := rawSync(t, srv, bob.AccessToken, "", 0, `{"presence":{"senders":["`+string(alice.UserID)+`"]}}`)["next_batch"].(string)
 	aliceDone := make(chan struct{})
 	go func() {

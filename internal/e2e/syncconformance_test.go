@@ -255,14 +255,7 @@ func testUnsignedMembership(t *testing.T, srv *testserver.Server) {
 func TestMembersAtPaginationToken(t *testing.T) { onBothDatabases(t, testMembersAtPaginationToken) }
 
 func testMembersAtPaginationToken(t *testing.T, srv *testserver.Server) {
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
 	withBob, err := alice.SyncRequest(t.Context(), 0, "", "", false, "")
 	if err != nil {
 		t.Fatal(err)
