@@ -1,0 +1,307 @@
+package e2efed
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.mau.fi/util/exhttp"
+	"go.mau.fi/util/jsontime"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/pgtest"
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// client is mautrix's federation client signing as C.
+func (f *fakeServer) client() *federation.Client {
+	settings := exhttp.SensibleClientSettings
+	settings.InsecureTLS = true
+	cli := federation.NewClient(f.name, f.key, nil, settings)
+	cli.AllowIP = func(net.IP) bool { return true }
+	return cli
+}
+
+// remoteRoom is C's view of a room it joined on A: the room's state (as
+// event IDs), its latest event and depth.
+type remoteRoom struct {
+	rv     id.RoomVersion
+	roomID id.RoomID
+	state  map[pdu.StateKey]id.EventID
+	last   id.EventID
+	depth  int64
+}
+
+// build makes an event of C's user in the room on top of prev, hashed and
+// signed with key (C's own unless a test forges), with mautrix's pdu.
+func (f *fakeServer) build(t *testing.T, r *remoteRoom, key *federation.SigningKey, sender id.UserID, typ string,
+	stateKey *string, content any, prev id.EventID, depth int64) (id.EventID, json.RawMessage) {
+	t.Helper()
+	raw, err := json.Marshal(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &pdu.PDU{Type: typ, StateKey: stateKey, Sender: sender, RoomID: r.roomID, Content: raw,
+		OriginServerTS: time.Now().UnixMilli(), Depth: depth, PrevEvents: []id.EventID{prev}, AuthEvents: []id.EventID{}}
+	for _, k := range ev.AuthEventSelection(r.rv) {
+		if eid := r.state[k]; eid != "" {
+			ev.AuthEvents = append(ev.AuthEvents, eid)
+		}
+	}
+	return f.sign(t, r.rv, ev, key)
+}
+
+func (f *fakeServer) sign(t *testing.T, rv id.RoomVersion, ev *pdu.PDU, key *federation.SigningKey) (id.EventID, json.RawMessage) {
+	t.Helper()
+	if err := ev.FillContentHash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Sign(rv, f.name, f.key.ID, key.Priv); err != nil {
+		t.Fatal(err)
+	}
+	eid, err := ev.GetEventID(rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eid, out
+}
+
+// join makes C's user join the room on A with make_join and send_join.
+func (f *fakeServer) join(t *testing.T, a *testserver.Server, roomID id.RoomID, user id.UserID) *remoteRoom {
+	t.Helper()
+	ctx := t.Context()
+	cli := f.client()
+	mj, err := cli.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: user, Via: a.Opts.ServerName,
+		SupportedVersions: []id.RoomVersion{id.RoomV10, id.RoomV11, id.RoomV12}})
+	if err != nil {
+		t.Fatalf("make_join: %v", err)
+	}
+	var tmpl pdu.PDU
+	if err := json.Unmarshal(mj.Event, &tmpl); err != nil {
+		t.Fatalf("template %s: %v", mj.Event, err)
+	}
+	if tmpl.Type != "m.room.member" || tmpl.Sender != user || len(tmpl.PrevEvents) == 0 || len(tmpl.AuthEvents) == 0 {
+		t.Fatalf("template: %s", mj.Event)
+	}
+	tmpl.OriginServerTS = time.Now().UnixMilli()
+	joinID, joinRaw := f.sign(t, mj.RoomVersion, &tmpl, f.key)
+	sj, err := cli.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: joinID, Event: joinRaw, Via: a.Opts.ServerName})
+	if err != nil {
+		t.Fatalf("send_join: %v", err)
+	}
+	r := &remoteRoom{rv: mj.RoomVersion, roomID: roomID, state: map[pdu.StateKey]id.EventID{}, last: joinID, depth: tmpl.Depth}
+	for _, raw := range sj.State {
+		var ev pdu.PDU
+		if err := json.Unmarshal(raw, &ev); err != nil || ev.StateKey == nil {
+			t.Fatalf("state event %s: %v", raw, err)
+		}
+		eid, err := ev.GetEventID(r.rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.state[pdu.StateKey{Type: ev.Type, StateKey: *ev.StateKey}] = eid
+	}
+	for _, k := range []string{"m.room.create", "m.room.power_levels", "m.room.join_rules"} {
+		if r.state[pdu.StateKey{Type: k}] == "" {
+			t.Fatalf("send_join's state has no %s: %d events", k, len(sj.State))
+		}
+	}
+	if r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(user)}] != "" {
+		t.Fatal("send_join's state is the state after the join, not before")
+	}
+	if len(sj.AuthChain) == 0 {
+		t.Fatal("send_join: empty auth chain")
+	}
+	r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(user)}] = joinID
+	return r
+}
+
+// sendTxn sends C's PDUs to A in one transaction and returns the results.
+func (f *fakeServer) sendTxn(t *testing.T, a *testserver.Server, pdus ...json.RawMessage) map[id.EventID]federation.PDUProcessingResult {
+	t.Helper()
+	resp, err := f.client().SendTransaction(t.Context(), &federation.ReqSendTransaction{Destination: a.Opts.ServerName,
+		TxnID: strconv.FormatInt(time.Now().UnixNano(), 10), Origin: f.name, OriginServerTS: jsontime.UM(time.Now()), PDUs: pdus})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return resp.PDUs
+}
+
+// waitForEvent long-polls alice's sync until the event arrives.
+func waitForEvent(t *testing.T, cli *mautrix.Client, roomID id.RoomID, eventID id.EventID) *event.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	since := ""
+	for {
+		resp, err := cli.SyncRequest(ctx, 5000, since, "", false, event.PresenceOnline)
+		if err != nil {
+			t.Fatalf("sync waiting for %s: %v", eventID, err)
+		}
+		if jr, ok := resp.Rooms.Join[roomID]; ok {
+			for _, ev := range jr.Timeline.Events {
+				if ev.ID == eventID {
+					return ev
+				}
+			}
+		}
+		since = resp.NextBatch
+	}
+}
+
+// A server C joins a public room on A through make_join and send_join,
+// then sends messages in transactions: alice on A sees them in /sync as
+// sent by C's user. A forged signature is refused, a wrong content hash
+// stores the redacted event, a message whose prev event C did not send
+// makes A fetch it with get_missing_events. C reads the room's events,
+// state and history; a server D that is not in the room is refused.
+func TestRemoteServerJoinsAndSends(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { remoteServerJoinsAndSends(t, start(t)) })
+	t.Run("postgres", func(t *testing.T) { remoteServerJoinsAndSends(t, start(t, "--database-url", pgtest.URL(t))) })
+}
+
+func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Federated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomID := created.RoomID
+	c := newFakeServer(t)
+	carol := id.NewUserID("carol", c.name)
+
+	// make_join for a user of another server, or with no version in common.
+	status, body := do(t, http.MethodGet, "https://"+a.FederationAddr+"/_matrix/federation/v1/make_join/"+
+		url.PathEscape(roomID.String())+"/"+url.PathEscape("@mallory:elsewhere.example")+"?ver=12", c.authHeader(t, c.key,
+		http.MethodGet, "/_matrix/federation/v1/make_join/"+url.PathEscape(roomID.String())+"/"+
+			url.PathEscape("@mallory:elsewhere.example")+"?ver=12", a.Opts.ServerName), nil)
+	wantError(t, "make_join for another server's user", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	_, err = c.client().MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: carol, Via: a.Opts.ServerName,
+		SupportedVersions: []id.RoomVersion{"1", "2"}})
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_INCOMPATIBLE_ROOM_VERSION" {
+		t.Fatalf("make_join without the room's version: %v", err)
+	}
+
+	r := c.join(t, a, roomID, carol)
+	waitForEvent(t, alice, roomID, r.last)
+	members, err := alice.JoinedMembers(ctx, roomID)
+	if err != nil || len(members.Joined) != 2 {
+		t.Fatalf("members after C's join: %+v, %v", members, err)
+	}
+
+	// A message of C's user reaches alice.
+	msg1, raw1 := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "hello from C"}, r.last, r.depth+1)
+	res := c.sendTxn(t, a, raw1)
+	if e, ok := res[msg1]; !ok || e.Error != "" {
+		t.Fatalf("transaction result for %s: %+v", msg1, res)
+	}
+	got := waitForEvent(t, alice, roomID, msg1)
+	if got.Sender != carol || gjson.GetBytes(got.Content.VeryRaw, "body").Str != "hello from C" {
+		t.Fatalf("alice sees %+v", got)
+	}
+	r.last, r.depth = msg1, r.depth+1
+
+	// Signed with a key that is not C's: refused, never stored.
+	forger := federation.GenerateSigningKey()
+	bad, badRaw := c.build(t, r, forger, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "forged"}, r.last, r.depth+1)
+	res = c.sendTxn(t, a, badRaw)
+	if e, ok := res[bad]; !ok || e.Error == "" {
+		t.Fatalf("forged signature accepted: %+v", res)
+	}
+	if _, err := alice.GetEvent(ctx, roomID, bad); err == nil {
+		t.Fatal("alice can read the event with the forged signature")
+	}
+
+	// Content changed after hashing and signing: the redacted copy is kept.
+	tampered, tRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "original"}, r.last, r.depth+1)
+	var m map[string]any
+	if err := json.Unmarshal(tRaw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["content"] = map[string]any{"msgtype": "m.text", "body": "tampered"}
+	tRaw, _ = json.Marshal(m)
+	res = c.sendTxn(t, a, tRaw)
+	if e, ok := res[tampered]; !ok || e.Error != "" {
+		t.Fatalf("event with a bad content hash: %+v (want it redacted and accepted)", res)
+	}
+	if ev := waitForEvent(t, alice, roomID, tampered); gjson.GetBytes(ev.Content.VeryRaw, "body").Exists() {
+		t.Fatalf("event with a bad content hash served with its content: %s", ev.Content.VeryRaw)
+	}
+	r.last, r.depth = tampered, r.depth+1
+
+	// msg3 cites msg2, which C never sent: A asks C for it.
+	msg2, raw2 := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "the gap"}, r.last, r.depth+1)
+	msg3, raw3 := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "after the gap"}, msg2, r.depth+2)
+	c.missing.Store(&[]json.RawMessage{raw2})
+	res = c.sendTxn(t, a, raw3)
+	if e, ok := res[msg3]; !ok || e.Error != "" || c.missingAsked.Load() == 0 {
+		t.Fatalf("event with a missing prev event: %+v (get_missing_events asked %d times)", res, c.missingAsked.Load())
+	}
+	waitForEvent(t, alice, roomID, msg3)
+	if ev, err := alice.GetEvent(ctx, roomID, msg2); err != nil || gjson.GetBytes(ev.Content.VeryRaw, "body").Str != "the gap" {
+		t.Fatalf("the fetched prev event: %+v, %v", ev, err)
+	}
+
+	// C reads the room.
+	cli := c.client()
+	ev, err := cli.GetEvent(ctx, a.Opts.ServerName, msg1)
+	if err != nil || len(ev.PDUs) != 1 || gjson.GetBytes(ev.PDUs[0], "content.body").Str != "hello from C" {
+		t.Fatalf("/event: %+v, %v", ev, err)
+	}
+	ids, err := cli.GetStateIDs(ctx, a.Opts.ServerName, roomID, msg1)
+	if err != nil || !slices.Contains(ids.PDUs, r.state[pdu.StateKey{Type: "m.room.create"}]) ||
+		!slices.Contains(ids.PDUs, r.state[pdu.StateKey{Type: "m.room.member", StateKey: carol.String()}]) ||
+		len(ids.AuthChain) == 0 {
+		t.Fatalf("/state_ids at msg1: %+v, %v", ids, err)
+	}
+	bf, err := cli.Backfill(ctx, &federation.ReqBackfill{ServerName: a.Opts.ServerName, RoomID: roomID, Limit: 3,
+		BackfillFrom: []id.EventID{msg3}})
+	if err != nil || len(bf.PDUs) != 3 {
+		t.Fatalf("/backfill: %+v, %v", bf, err)
+	}
+	for i, want := range []id.EventID{msg3, msg2, tampered} {
+		var p pdu.PDU
+		if err := json.Unmarshal(bf.PDUs[i], &p); err != nil {
+			t.Fatal(err)
+		}
+		if eid, _ := p.GetEventID(r.rv); eid != want {
+			t.Fatalf("/backfill event %d is %s, want %s", i, eid, want)
+		}
+	}
+
+	// D is in no room of A: every read is refused.
+	d := newFakeServer(t)
+	room := url.PathEscape(roomID.String())
+	for _, uri := range []string{
+		"/_matrix/federation/v1/event/" + url.PathEscape(msg1.String()),
+		"/_matrix/federation/v1/state_ids/" + room + "?event_id=" + url.QueryEscape(msg1.String()),
+		"/_matrix/federation/v1/state/" + room + "?event_id=" + url.QueryEscape(msg1.String()),
+		"/_matrix/federation/v1/event_auth/" + room + "/" + url.PathEscape(msg1.String()),
+		"/_matrix/federation/v1/backfill/" + room + "?v=" + url.QueryEscape(msg3.String()) + "&limit=10",
+	} {
+		status, body := do(t, http.MethodGet, "https://"+a.FederationAddr+uri,
+			d.authHeader(t, d.key, http.MethodGet, uri, a.Opts.ServerName), nil)
+		wantError(t, "D reads "+uri, status, body, http.StatusForbidden, "M_FORBIDDEN")
+	}
+}
