@@ -145,22 +145,78 @@ func (f *fakeServer) sendTxn(t *testing.T, a *testserver.Server, pdus ...json.Ra
 // waitForEvent long-polls alice's sync until the event arrives.
 func waitForEvent(t *testing.T, cli *mautrix.Client, roomID id.RoomID, eventID id.EventID) *event.Event {
 	t.Helper()
+	var found *event.Event
+	waitForSync(t, cli, "event "+eventID.String(), func(resp *mautrix.RespSync) bool {
+		if jr, ok := resp.Rooms.Join[roomID]; ok {
+			for _, ev := range jr.Timeline.Events {
+				if ev.ID == eventID {
+					found = ev
+				}
+			}
+		}
+		return found != nil
+	})
+	return found
+}
+
+// waitForSync long-polls a user's sync until done says what it waited for
+// came.
+func waitForSync(t *testing.T, cli *mautrix.Client, what string, done func(*mautrix.RespSync) bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	since := ""
 	for {
 		resp, err := cli.SyncRequest(ctx, 5000, since, "", false, event.PresenceOnline)
 		if err != nil {
-			t.Fatalf("sync waiting for %s: %v", eventID, err)
+			t.Fatalf("sync waiting for %s: %v", what, err)
 		}
-		if jr, ok := resp.Rooms.Join[roomID]; ok {
-			for _, ev := range jr.Timeline.Events {
-				if ev.ID == eventID {
-					return ev
-				}
-			}
+		if done(resp) {
+			return
 		}
 		since = resp.NextBatch
+	}
+}
+
+// ephemeral is whether the room's ephemeral events in a sync response
+// include one of the type whose content matches path.
+func ephemeral(resp *mautrix.RespSync, roomID id.RoomID, typ, path, want string) bool {
+	jr, ok := resp.Rooms.Join[roomID]
+	if !ok {
+		return false
+	}
+	for _, ev := range jr.Ephemeral.Events {
+		if ev.Type.Type != typ {
+			continue
+		}
+		for _, v := range gjson.GetBytes(ev.Content.VeryRaw, path).Array() {
+			if v.Str == want {
+				return true
+			}
+		}
+		if gjson.GetBytes(ev.Content.VeryRaw, path).Exists() && want == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// sendEDUs sends C's EDUs to A in one transaction.
+func (f *fakeServer) sendEDUs(t *testing.T, a *testserver.Server, edus ...any) {
+	t.Helper()
+	var raws []json.RawMessage
+	for _, e := range edus {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+	}
+	_, err := f.client().SendTransaction(t.Context(), &federation.ReqSendTransaction{Destination: a.Opts.ServerName,
+		TxnID: strconv.FormatInt(time.Now().UnixNano(), 10), Origin: f.name, OriginServerTS: jsontime.UM(time.Now()),
+		PDUs: []json.RawMessage{}, EDUs: raws})
+	if err != nil {
+		t.Fatalf("send EDUs: %v", err)
 	}
 }
 
@@ -263,6 +319,46 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 		t.Fatalf("the fetched prev event: %+v, %v", ev, err)
 	}
 
+	// Typing and a read receipt of C's user reach alice; C cannot speak
+	// for a user of another server.
+	c.sendEDUs(t, a,
+		map[string]any{"edu_type": "m.typing", "content": map[string]any{"room_id": roomID, "user_id": carol, "typing": true}},
+		map[string]any{"edu_type": "m.typing", "content": map[string]any{"room_id": roomID, "user_id": alice.UserID, "typing": true}})
+	waitForSync(t, alice, "carol typing", func(resp *mautrix.RespSync) bool {
+		if ephemeral(resp, roomID, "m.typing", "user_ids", alice.UserID.String()) {
+			t.Fatal("C made alice type")
+		}
+		return ephemeral(resp, roomID, "m.typing", "user_ids", carol.String())
+	})
+	c.sendEDUs(t, a, map[string]any{"edu_type": "m.receipt", "content": map[string]any{roomID.String(): map[string]any{
+		"m.read": map[string]any{carol.String(): map[string]any{"event_ids": []id.EventID{msg3}, "data": map[string]any{"ts": 1}}}}}})
+	waitForSync(t, alice, "carol's receipt", func(resp *mautrix.RespSync) bool {
+		return ephemeral(resp, roomID, "m.receipt", gjson.Escape(msg3.String())+".m\\.read."+gjson.Escape(carol.String()), "")
+	})
+
+	// A repeated transaction ID is answered from the first, whatever it carries.
+	again, againRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "once"}, msg3, r.depth+3)
+	other, otherRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "never"}, msg3, r.depth+3)
+	txn := &federation.ReqSendTransaction{Destination: a.Opts.ServerName, TxnID: "repeated", Origin: c.name,
+		OriginServerTS: jsontime.UM(time.Now()), PDUs: []json.RawMessage{againRaw}}
+	first, err := c.client().SendTransaction(ctx, txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.PDUs = []json.RawMessage{otherRaw}
+	second, err := c.client().SendTransaction(ctx, txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := second.PDUs[again]; !ok || len(first.PDUs) != 1 || len(second.PDUs) != 1 {
+		t.Fatalf("repeated transaction: first %+v, second %+v", first.PDUs, second.PDUs)
+	}
+	if _, err := alice.GetEvent(ctx, roomID, other); err == nil {
+		t.Fatal("the PDU of a repeated transaction ID was processed")
+	}
+
 	// C reads the room.
 	cli := c.client()
 	ev, err := cli.GetEvent(ctx, a.Opts.ServerName, msg1)
@@ -303,5 +399,16 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 		status, body := do(t, http.MethodGet, "https://"+a.FederationAddr+uri,
 			d.authHeader(t, d.key, http.MethodGet, uri, a.Opts.ServerName), nil)
 		wantError(t, "D reads "+uri, status, body, http.StatusForbidden, "M_FORBIDDEN")
+	}
+	_, err = d.client().GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: a.Opts.ServerName, RoomID: roomID,
+		EarliestEvents: []id.EventID{msg1}, LatestEvents: []id.EventID{msg3}, Limit: 10})
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("D's get_missing_events: %v", err)
+	}
+	// C, in the room, gets the events between.
+	gm, err := c.client().GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: a.Opts.ServerName, RoomID: roomID,
+		EarliestEvents: []id.EventID{tampered}, LatestEvents: []id.EventID{msg3}, Limit: 10})
+	if err != nil || len(gm.Events) != 1 || gjson.GetBytes(gm.Events[0], "content.body").Str != "the gap" {
+		t.Fatalf("C's get_missing_events: %+v, %v", gm, err)
 	}
 }
