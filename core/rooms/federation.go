@@ -119,7 +119,45 @@ func (s *Reader) FederationEvent(ctx context.Context, server string, eventID id.
 	if err := s.ServerMayRead(ctx, server, e.RoomID, e); err != nil {
 		return nil, err
 	}
-	return e.JSON, nil
+	return s.fedJSON(ctx, e)
+}
+
+// fedJSON is an event as served to other servers: redacted when a
+// redaction applies to it (signatures and hashes kept, so that the
+// receiver can check them).
+func (s *Reader) fedJSON(ctx context.Context, e *storage.Event) (jsontext.Value, error) {
+	if e.RedactedBy == "" {
+		return e.JSON, nil
+	}
+	rv, err := s.roomVersion(ctx, e.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	if rv.EventIDFormat() == id.EventIDFormatCustom {
+		var v1 pdu.RoomV1PDU
+		if err := json.Unmarshal(e.JSON, &v1); err != nil {
+			return nil, err
+		}
+		return json.Marshal(v1.Redact(rv))
+	}
+	var p pdu.PDU
+	if err := json.Unmarshal(e.JSON, &p); err != nil {
+		return nil, err
+	}
+	return json.Marshal(p.Redact(rv))
+}
+
+// fedJSONs is fedJSON of each event.
+func (s *Reader) fedJSONs(ctx context.Context, evs []*storage.Event) ([]jsontext.Value, error) {
+	out := make([]jsontext.Value, 0, len(evs))
+	for _, e := range evs {
+		raw, err := s.fedJSON(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, raw)
+	}
+	return out, nil
 }
 
 // roomEvent loads an event of the room that server may read.
@@ -225,11 +263,7 @@ func (s *Reader) EventAuthChain(ctx context.Context, server string, roomID id.Ro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]jsontext.Value, len(chain))
-	for i, c := range chain {
-		out[i] = c.JSON
-	}
-	return out, nil
+	return s.fedJSONs(ctx, chain)
 }
 
 func (s *Reader) wireEvents(ctx context.Context, ids []id.EventID) ([]jsontext.Value, error) {
@@ -237,11 +271,7 @@ func (s *Reader) wireEvents(ctx context.Context, ids []id.EventID) ([]jsontext.V
 	if err != nil {
 		return nil, err
 	}
-	out := make([]jsontext.Value, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, e.JSON)
-	}
-	return out, nil
+	return s.fedJSONs(ctx, evs)
 }
 
 // authChain is the events that authorise the given ones, transitively
@@ -364,11 +394,7 @@ func (s *Reader) walkBack(ctx context.Context, roomID id.RoomID, from []id.Event
 		}
 		frontier = next
 	}
-	res := make([]jsontext.Value, len(out))
-	for i, e := range out {
-		res[i] = e.JSON
-	}
-	return res, nil
+	return s.fedJSONs(ctx, out)
 }
 
 // MakeJoin builds the template of user's join for a server that supports
@@ -516,14 +542,19 @@ func (s *Service) SendJoin(ctx context.Context, origin string, roomID id.RoomID,
 	}
 	inState := map[id.EventID]bool{}
 	for _, se := range stateEvs {
-		out.State = append(out.State, se.JSON)
 		inState[se.EventID] = true
 	}
+	if out.State, err = s.fedJSONs(ctx, stateEvs); err != nil {
+		return nil, err
+	}
+	var authEvs []*storage.Event
 	for _, c := range chain {
-		if c.EventID == eventID || (omitMembers && inState[c.EventID]) {
-			continue
+		if c.EventID != eventID && !(omitMembers && inState[c.EventID]) {
+			authEvs = append(authEvs, c)
 		}
-		out.AuthChain = append(out.AuthChain, c.JSON)
+	}
+	if out.AuthChain, err = s.fedJSONs(ctx, authEvs); err != nil {
+		return nil, err
 	}
 	if out.State == nil {
 		out.State = []jsontext.Value{}

@@ -39,8 +39,11 @@ const (
 	maxConcurrentTxns = 32
 	maxPDUsPerTxn     = 50
 	maxEDUsPerTxn     = 100
-	// missingDepth bounds the rounds of get_missing_events behind one PDU.
+	// missingDepth bounds the rounds of get_missing_events behind one PDU
+	// (a fetched event may itself cite unknown events), missingFetches
+	// the requests made for one PDU of a transaction in all.
 	missingDepth    = 3
+	missingFetches  = 5
 	missingLimit    = 20
 	txnWorkDeadline = 2 * time.Minute
 )
@@ -210,7 +213,8 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 	}
 	for _, r := range roomOrder {
 		for _, p := range byRoom[r] {
-			res, err := a.intake(ctx, from, p, 0)
+			budget := missingFetches
+			res, err := a.intake(ctx, from, p, 0, &budget)
 			eid := pduEventID(res, err, p)
 			if eid == "" {
 				continue
@@ -224,12 +228,13 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 // intake offers one PDU to the room pipeline; when it cites prev events
 // this server does not have, it asks from for them (get_missing_events),
 // takes what comes back oldest first, and offers the PDU again.
-func (a *API) intake(ctx context.Context, from string, raw []byte, depth int) (*rooms.IntakeResult, error) {
+func (a *API) intake(ctx context.Context, from string, raw []byte, depth int, budget *int) (*rooms.IntakeResult, error) {
 	res, err := a.opts.Rooms.Intake(ctx, from, raw)
 	var missing *rooms.MissingEventsError
-	if !errors.As(err, &missing) || depth >= missingDepth || a.opts.Client == nil {
+	if !errors.As(err, &missing) || len(missing.Prev) == 0 || depth >= missingDepth || *budget <= 0 || a.opts.Client == nil {
 		return res, err
 	}
+	*budget--
 	roomID := id.RoomID(gjson.GetBytes(raw, "room_id").Str)
 	earliest, xerr := a.opts.Rooms.ForwardExtremities(ctx, roomID)
 	if xerr != nil {
@@ -252,7 +257,7 @@ func (a *API) intake(ctx context.Context, from string, raw []byte, depth int) (*
 		if gjson.GetBytes(e, "room_id").Str != string(roomID) {
 			continue
 		}
-		if _, err := a.intake(ctx, from, e, depth+1); err != nil {
+		if _, err := a.intake(ctx, from, e, depth+1, budget); err != nil {
 			a.log().Info("missing event not taken", "origin", from, "room", roomID, "error", err)
 		}
 	}

@@ -84,6 +84,15 @@ func (f *fakeServer) sign(t *testing.T, rv id.RoomVersion, ev *pdu.PDU, key *fed
 // join makes C's user join the room on A with make_join and send_join.
 func (f *fakeServer) join(t *testing.T, a *testserver.Server, roomID id.RoomID, user id.UserID) *remoteRoom {
 	t.Helper()
+	r, _ := f.joinVia(t, a, roomID, user, "v2")
+	return r
+}
+
+// joinVia is join with send_join v2 ("v2"), v2 with omit_members
+// ("omit") or v1 ("v1"); it returns send_join's answer too.
+func (f *fakeServer) joinVia(t *testing.T, a *testserver.Server, roomID id.RoomID, user id.UserID,
+	how string) (*remoteRoom, *federation.RespSendJoin) {
+	t.Helper()
 	ctx := t.Context()
 	cli := f.client()
 	mj, err := cli.MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: user, Via: a.Opts.ServerName,
@@ -100,9 +109,22 @@ func (f *fakeServer) join(t *testing.T, a *testserver.Server, roomID id.RoomID, 
 	}
 	tmpl.OriginServerTS = time.Now().UnixMilli()
 	joinID, joinRaw := f.sign(t, mj.RoomVersion, &tmpl, f.key)
-	sj, err := cli.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: joinID, Event: joinRaw, Via: a.Opts.ServerName})
-	if err != nil {
-		t.Fatalf("send_join: %v", err)
+	var sj *federation.RespSendJoin
+	if how == "v1" {
+		// The v1 answer is [200, {…}].
+		var v1 []json.RawMessage
+		_, _, err = cli.MakeFullRequest(ctx, federation.RequestParams{ServerName: a.Opts.ServerName, Method: http.MethodPut,
+			Path: federation.URLPath{"v1", "send_join", roomID, joinID}, Authenticate: true, RequestJSON: joinRaw,
+			ResponseJSON: &v1})
+		if err != nil || len(v1) != 2 || string(v1[0]) != "200" || json.Unmarshal(v1[1], &sj) != nil {
+			t.Fatalf("send_join v1: %s, %v", v1, err)
+		}
+	} else {
+		sj, err = cli.SendJoin(ctx, &federation.ReqSendJoin{RoomID: roomID, EventID: joinID, Event: joinRaw,
+			Via: a.Opts.ServerName, OmitMembers: how == "omit"})
+		if err != nil {
+			t.Fatalf("send_join: %v", err)
+		}
 	}
 	r := &remoteRoom{rv: mj.RoomVersion, roomID: roomID, state: map[pdu.StateKey]id.EventID{}, last: joinID, depth: tmpl.Depth}
 	for _, raw := range sj.State {
@@ -121,14 +143,15 @@ func (f *fakeServer) join(t *testing.T, a *testserver.Server, roomID id.RoomID, 
 			t.Fatalf("send_join's state has no %s: %d events", k, len(sj.State))
 		}
 	}
-	if r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(user)}] != "" {
+	if r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(user)}] != "" || slices.ContainsFunc(sj.AuthChain,
+		func(raw json.RawMessage) bool { return gjson.GetBytes(raw, "state_key").Str == string(user) }) {
 		t.Fatal("send_join's state is the state after the join, not before")
 	}
-	if len(sj.AuthChain) == 0 {
+	if len(sj.AuthChain) == 0 && how != "omit" { // with omit_members, what is in state may be left out
 		t.Fatal("send_join: empty auth chain")
 	}
 	r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(user)}] = joinID
-	return r
+	return r, sj
 }
 
 // sendTxn sends C's PDUs to A in one transaction and returns the results.
@@ -410,5 +433,70 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 		EarliestEvents: []id.EventID{tampered}, LatestEvents: []id.EventID{msg3}, Limit: 10})
 	if err != nil || len(gm.Events) != 1 || gjson.GetBytes(gm.Events[0], "content.body").Str != "the gap" {
 		t.Fatalf("C's get_missing_events: %+v, %v", gm, err)
+	}
+}
+
+// send_join v2 with omit_members leaves the membership events out of the
+// state (but for a few members of a room without a name, by which it is
+// then named) and says which servers are in the room; v1 answers in its
+// old [200, {…}] shape. The join is visible to A's users either way.
+func TestSendJoinVariants(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	named, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Named"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamed, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeServer(t)
+	members := func(sj *federation.RespSendJoin) (n int) {
+		for _, raw := range sj.State {
+			if gjson.GetBytes(raw, "type").Str == "m.room.member" {
+				n++
+			}
+		}
+		return n
+	}
+
+	r, sj := c.joinVia(t, a, named.RoomID, id.NewUserID("omitted", c.name), "omit")
+	if !sj.MembersOmitted || !slices.Equal(sj.ServersInRoom, []string{a.Opts.ServerName}) || members(sj) != 0 {
+		t.Fatalf("omit_members in a named room: omitted %v, servers %v, %d member events", sj.MembersOmitted,
+			sj.ServersInRoom, members(sj))
+	}
+	waitForEvent(t, alice, named.RoomID, r.last)
+
+	_, sj = c.joinVia(t, a, unnamed.RoomID, id.NewUserID("omitted", c.name), "omit")
+	if !sj.MembersOmitted || members(sj) != 1 {
+		t.Fatalf("omit_members in a room without a name: omitted %v, %d member events, want alice's", sj.MembersOmitted, members(sj))
+	}
+
+	_, sj = c.joinVia(t, a, named.RoomID, id.NewUserID("full", c.name), "v2")
+	if sj.MembersOmitted || members(sj) != 2 {
+		t.Fatalf("send_join v2 without omit_members: %d member events, want alice's and the first of C", members(sj))
+	}
+	r, sj = c.joinVia(t, a, named.RoomID, id.NewUserID("old", c.name), "v1")
+	if members(sj) != 3 {
+		t.Fatalf("send_join v1: %d member events", members(sj))
+	}
+	waitForEvent(t, alice, named.RoomID, r.last)
+
+	// A redacted event is served redacted, with its signatures.
+	msg, raw := c.build(t, r, c.key, id.NewUserID("old", c.name), "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "regret"}, r.last, r.depth+1)
+	if res := c.sendTxn(t, a, raw); res[msg].Error != "" {
+		t.Fatalf("send: %+v", res)
+	}
+	waitForEvent(t, alice, named.RoomID, msg)
+	if _, err := alice.RedactEvent(ctx, named.RoomID, msg); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := c.client().GetEvent(ctx, a.Opts.ServerName, msg)
+	if err != nil || len(ev.PDUs) != 1 || gjson.GetBytes(ev.PDUs[0], "content.body").Exists() ||
+		!gjson.GetBytes(ev.PDUs[0], "signatures").Exists() {
+		t.Fatalf("redacted event over federation: %+v, %v", ev, err)
 	}
 }
