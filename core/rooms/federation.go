@@ -591,3 +591,21 @@ func (s *Reader) heroEvents(ctx context.Context, st map[pdu.StateKey]id.EventID)
 	}
 	return out, nil
 }
+
+// PDUEventID is the ID of an event in wire JSON for a room this server
+// knows (its reference hash, or its event_id in rooms v1 and v2), to name
+// in a transaction's answer an event that was not taken in.
+func (s *Reader) PDUEventID(ctx context.Context, raw []byte) (id.EventID, error) {
+	rv, err := s.roomVersion(ctx, id.RoomID(gjson.GetBytes(raw, "room_id").Str))
+	if err != nil {
+		return "", err
+	}
+	if rv.EventIDFormat() == id.EventIDFormatCustom {
+		return id.EventID(gjson.GetBytes(raw, "event_id").Str), nil
+	}
+	var p pdu.PDU
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return "", err
+	}
+	return p.GetEventID(rv)
+}

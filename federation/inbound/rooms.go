@@ -35,11 +35,23 @@ type Rooms interface {
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int,
 		minDepth int64) ([]jsontext.Value, error)
 	ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error)
+	ServerAllowed(ctx context.Context, roomID id.RoomID, server string) error
+	PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
 }
 
 var _ Rooms = (*rooms.Service)(nil)
 
 func origin(c *gin.Context) string { return federation.OriginServerName(c.Request.Context()) }
+
+// allowed applies the room's server ACL to the requesting server (the
+// endpoints the spec lists as protected); false when it answered 403.
+func (a *API) allowed(c *gin.Context) bool {
+	if err := a.opts.Rooms.ServerAllowed(c.Request.Context(), id.RoomID(c.Param("roomID")), origin(c)); err != nil {
+		httpx.Fail(c, err)
+		return false
+	}
+	return true
+}
 
 // pdus answers with a transaction-shaped body: origin, time and PDUs.
 func (a *API) pdus(c *gin.Context, evs []jsontext.Value) {
@@ -51,6 +63,9 @@ func (a *API) pdus(c *gin.Context, evs []jsontext.Value) {
 
 // GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…
 func (a *API) makeJoin(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	user := id.UserID(c.Param("userID"))
 	if _, hs, err := user.Parse(); err != nil || hs != origin(c) {
 		httpx.Fail(c, types.Forbidden("%s may only join its own users", origin(c)))
@@ -73,6 +88,9 @@ func (a *API) makeJoin(c *gin.Context) {
 
 // sendJoin runs PUT /send_join/{roomId}/{eventId} for both versions.
 func (a *API) sendJoin(c *gin.Context, omit bool) (*rooms.JoinedRoom, bool) {
+	if !a.allowed(c) {
+		return nil, false
+	}
 	raw, err := readJSONObject(c)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -132,6 +150,9 @@ func eventIDQuery(c *gin.Context) (id.EventID, bool) {
 
 // GET /_matrix/federation/v1/state/{roomId}?event_id=…
 func (a *API) state(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	eid, ok := eventIDQuery(c)
 	if !ok {
 		return
@@ -146,6 +167,9 @@ func (a *API) state(c *gin.Context) {
 
 // GET /_matrix/federation/v1/state_ids/{roomId}?event_id=…
 func (a *API) stateIDs(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	eid, ok := eventIDQuery(c)
 	if !ok {
 		return
@@ -160,6 +184,9 @@ func (a *API) stateIDs(c *gin.Context) {
 
 // GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}
 func (a *API) eventAuth(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	chain, err := a.opts.Rooms.EventAuthChain(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
 		id.EventID(c.Param("eventID")))
 	if err != nil {
@@ -171,6 +198,9 @@ func (a *API) eventAuth(c *gin.Context) {
 
 // GET /_matrix/federation/v1/backfill/{roomId}?v=…&limit=…
 func (a *API) backfill(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	var from []id.EventID
 	for _, v := range c.QueryArray("v") {
 		from = append(from, id.EventID(v))
@@ -194,6 +224,9 @@ func (a *API) backfill(c *gin.Context) {
 
 // POST /_matrix/federation/v1/get_missing_events/{roomId}
 func (a *API) getMissingEvents(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
 	var req struct {
 		Earliest []id.EventID `json:"earliest_events"`
 		Latest   []id.EventID `json:"latest_events"`

@@ -212,7 +212,15 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 		byRoom[r] = append(byRoom[r], p)
 	}
 	for _, r := range roomOrder {
+		denied := a.opts.Rooms.ServerAllowed(ctx, id.RoomID(r), from)
 		for _, p := range byRoom[r] {
+			if denied != nil {
+				// The server ACL: ignored, with an error for the PDU.
+				if eid, err := a.opts.Rooms.PDUEventID(ctx, p); err == nil && eid != "" {
+					results[eid] = federation.PDUProcessingResult{Error: denied.Error()}
+				}
+				continue
+			}
 			budget := missingFetches
 			res, err := a.intake(ctx, from, p, 0, &budget)
 			eid := pduEventID(res, err, p)
@@ -310,7 +318,8 @@ func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext
 			UserID id.UserID `json:"user_id"`
 			Typing bool      `json:"typing"`
 		}
-		if json.Unmarshal(content, &t) != nil || t.UserID.Homeserver() != from {
+		if json.Unmarshal(content, &t) != nil || t.UserID.Homeserver() != from ||
+			a.opts.Rooms.ServerAllowed(ctx, t.RoomID, from) != nil {
 			return
 		}
 		// Remote typing lasts the spec's default 30 s unless renewed.
@@ -328,6 +337,9 @@ func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext
 			return
 		}
 		for roomID, types := range rs {
+			if a.opts.Rooms.ServerAllowed(ctx, roomID, from) != nil {
+				continue // the server ACL denies the server this room's receipts
+			}
 			for rtype, users := range types {
 				if rtype != "m.read" { // private receipts never cross servers
 					continue

@@ -500,3 +500,70 @@ func TestSendJoinVariants(t *testing.T) {
 		t.Fatalf("redacted event over federation: %+v, %v", ev, err)
 	}
 }
+
+// Once the room's server ACL denies C (by host, whatever the port), C's
+// PDUs are refused one by one and its reads and joins of the room are 403.
+func TestServerACLInbound(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "ACL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomID := created.RoomID
+	c := newFakeServer(t)
+	carol := id.NewUserID("carol", c.name)
+	r := c.join(t, a, roomID, carol)
+	before, raw := c.build(t, r, c.key, carol, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": "before"},
+		r.last, r.depth+1)
+	if res := c.sendTxn(t, a, raw); res[before].Error != "" {
+		t.Fatalf("before the ACL: %+v", res)
+	}
+	r.last, r.depth = before, r.depth+1
+
+	if _, err := alice.SendStateEvent(ctx, roomID, event.StateServerACL, "",
+		map[string]any{"allow": []string{"*"}, "deny": []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	after, raw := c.build(t, r, c.key, carol, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": "after"},
+		r.last, r.depth+1)
+	if res := c.sendTxn(t, a, raw); res[after].Error == "" {
+		t.Fatalf("PDU of a server the ACL denies: %+v", res)
+	}
+	if _, err := alice.GetEvent(ctx, roomID, after); err == nil {
+		t.Fatal("the denied server's PDU was stored")
+	}
+	_, err = c.client().GetStateIDs(ctx, a.Opts.ServerName, roomID, before)
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("state_ids of a denied server: %v", err)
+	}
+	_, err = c.client().MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: id.NewUserID("other", c.name),
+		Via: a.Opts.ServerName, SupportedVersions: []id.RoomVersion{r.rv}})
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("make_join of a denied server: %v", err)
+	}
+}
+
+// make_join for a room A does not know is 404; for an invite-only room,
+// 403.
+func TestMakeJoinRefusals(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	private, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeServer(t)
+	for roomID, want := range map[id.RoomID]string{
+		private.RoomID: "M_FORBIDDEN",
+		id.RoomID("!nowhere:" + a.Opts.ServerName): "M_NOT_FOUND",
+	} {
+		_, err := c.client().MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: roomID, UserID: id.NewUserID("carol", c.name),
+			Via: a.Opts.ServerName, SupportedVersions: []id.RoomVersion{id.RoomV10, id.RoomV11, id.RoomV12}})
+		if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != want {
+			t.Fatalf("make_join of %s: %v, want %s", roomID, err, want)
+		}
+	}
+}
