@@ -52,51 +52,68 @@ func (s *Reader) ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id
 	return s.store.GetForwardExtremities(ctx, roomID)
 }
 
-// ServerMayRead decides whether server may read the room at the event
-// (current state when at is nil): it has a member joined there or now, or
-// the history was world_readable there. Otherwise 403 M_FORBIDDEN; an
-// unknown room is 404.
-//
-// This is coarser than the per-event history visibility of the spec's
-// "Server behaviour" (shared/invited/joined for the server's members): a
-// server that was ever joined when the event was sent, or is now, sees it.
+// ServerMayRead decides whether server may read the room, at an event
+// (at) or as a whole (at nil): 403 M_FORBIDDEN if not; 404 for an unknown
+// room. As a whole: the server has a member joined now, or the room is
+// world_readable now. At an event, the history visibility rules of the
+// client-server API ("Server behaviour") applied to the server's members
+// in the state at the event: world_readable allows; a member joined
+// there allows; a member invited there allows under "invited"; under
+// "shared" (the default) a member joined now allows.
 func (s *Reader) ServerMayRead(ctx context.Context, server string, roomID id.RoomID, at *storage.Event) error {
 	if _, err := s.getRoom(ctx, roomID); err != nil {
 		return err
 	}
-	in, err := s.serverJoinedNow(ctx, server, roomID)
-	if err != nil || in {
+	joinedNow, err := s.serverJoinedNow(ctx, server, roomID)
+	if err != nil {
 		return err
 	}
-	if at != nil && at.StateGroup != 0 {
-		entries, err := s.store.StateAt(ctx, at.StateGroup)
-		if err != nil {
-			return err
+	var entries []storage.StateEntry
+	if at == nil {
+		if joinedNow {
+			return nil
 		}
-		var ids []id.EventID
-		for _, e := range entries {
-			if e.Type == "m.room.member" && id.UserID(e.StateKey).Homeserver() == server {
-				ids = append(ids, e.EventID)
-			}
-			if e.Type == "m.room.history_visibility" && e.StateKey == "" {
-				ids = append(ids, e.EventID)
-			}
-		}
-		evs, err := s.store.GetEvents(ctx, ids)
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			if e.Membership == "join" {
-				return nil
-			}
-			if e.Type == "m.room.history_visibility" &&
-				gjson.GetBytes(e.JSON, "content.history_visibility").Str == "world_readable" {
-				return nil
-			}
+		entries, err = s.store.CurrentState(ctx, roomID)
+	} else if at.StateGroup != 0 {
+		entries, err = s.store.StateAt(ctx, at.StateGroup)
+	}
+	if err != nil {
+		return err
+	}
+	var ids []id.EventID
+	for _, e := range entries {
+		if (e.Type == "m.room.member" && id.UserID(e.StateKey).Homeserver() == server) ||
+			(e.Type == "m.room.history_visibility" && e.StateKey == "") {
+			ids = append(ids, e.EventID)
 		}
 	}
-	return types.Forbidden("%s is not in room %s", server, roomID)
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return err
+	}
+	visibility := "shared"
+	var joined, invited bool
+	for _, e := range evs {
+		switch {
+		case e.Type == "m.room.history_visibility":
+			switch v := gjson.GetBytes(e.JSON, "content.history_visibility").Str; v {
+			case "world_readable", "shared", "invited", "joined":
+				visibility = v
+			}
+		case e.Membership == "join":
+			joined = true
+		case e.Membership == "invite":
+			invited = true
+		}
+	}
+	switch {
+	case visibility == "world_readable",
+		at != nil && joined,
+		at != nil && invited && visibility == "invited",
+		at != nil && joinedNow && visibility == "shared":
+		return nil
+	}
+	return types.Forbidden("%s may not see %s", server, roomID)
 }
 
 func (s *Reader) serverJoinedNow(ctx context.Context, server string, roomID id.RoomID) (bool, error) {

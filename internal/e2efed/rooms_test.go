@@ -567,3 +567,39 @@ func TestMakeJoinRefusals(t *testing.T) {
 		}
 	}
 }
+
+// A server sees an event as its users would (history visibility in the
+// state at the event): in a "joined" room, not what was sent before it
+// joined; in a "shared" room, all of it once it is in.
+func TestHistoryVisibilityForServers(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	c := newFakeServer(t)
+	for visibility, visible := range map[string]bool{"joined": false, "shared": true} {
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{{
+			Type: event.StateHistoryVisibility, Content: event.Content{Raw: map[string]any{"history_visibility": visibility}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		early, err := alice.SendText(ctx, created.RoomID, "before C")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.client().GetEvent(ctx, a.Opts.ServerName, early.EventID)
+		if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
+			t.Fatalf("%s: /event before C joined: %v", visibility, err)
+		}
+		r := c.join(t, a, created.RoomID, id.NewUserID("carol", c.name))
+		if _, err := c.client().GetEvent(ctx, a.Opts.ServerName, r.last); err != nil {
+			t.Fatalf("%s: C reads its own join: %v", visibility, err)
+		}
+		ev, err := c.client().GetEvent(ctx, a.Opts.ServerName, early.EventID)
+		if visible && (err != nil || len(ev.PDUs) != 1) {
+			t.Fatalf("%s: /event of history after C joined: %+v, %v", visibility, ev, err)
+		}
+		if httpErr, ok := err.(mautrix.HTTPError); !visible && (!ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN") {
+			t.Fatalf("%s: /event of history after C joined: %v, want M_FORBIDDEN", visibility, err)
+		}
+	}
+}
