@@ -61,44 +61,79 @@ func (s *Reader) ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id
 // there allows; a member invited there allows under "invited"; under
 // "shared" (the default) a member joined now allows.
 func (s *Reader) ServerMayRead(ctx context.Context, server string, roomID id.RoomID, at *storage.Event) error {
-	if _, err := s.getRoom(ctx, roomID); err != nil {
+	v, err := s.serverView(ctx, server, roomID)
+	if err != nil {
 		return err
+	}
+	ok, err := v.mayRead(ctx, at)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return types.Forbidden("%s may not see %s", server, roomID)
+	}
+	return nil
+}
+
+// serverView answers ServerMayRead for one server and room, for many
+// events: what it learns per state group is kept.
+type serverView struct {
+	s         *Reader
+	server    string
+	roomID    id.RoomID
+	joinedNow bool
+	groups    map[int64]bool
+}
+
+func (s *Reader) serverView(ctx context.Context, server string, roomID id.RoomID) (*serverView, error) {
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
 	}
 	joinedNow, err := s.serverJoinedNow(ctx, server, roomID)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return &serverView{s: s, server: server, roomID: roomID, joinedNow: joinedNow, groups: map[int64]bool{}}, nil
+}
+
+func (v *serverView) mayRead(ctx context.Context, at *storage.Event) (bool, error) {
+	if at == nil && v.joinedNow {
+		return true, nil
+	}
+	if at != nil {
+		if ok, seen := v.groups[at.StateGroup]; seen {
+			return ok, nil
+		}
 	}
 	var entries []storage.StateEntry
+	var err error
 	if at == nil {
-		if joinedNow {
-			return nil
-		}
-		entries, err = s.store.CurrentState(ctx, roomID)
+		entries, err = v.s.store.CurrentState(ctx, v.roomID)
 	} else if at.StateGroup != 0 {
-		entries, err = s.store.StateAt(ctx, at.StateGroup)
+		entries, err = v.s.store.StateAt(ctx, at.StateGroup)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	var ids []id.EventID
 	for _, e := range entries {
-		if (e.Type == "m.room.member" && id.UserID(e.StateKey).Homeserver() == server) ||
+		if (e.Type == "m.room.member" && id.UserID(e.StateKey).Homeserver() == v.server) ||
 			(e.Type == "m.room.history_visibility" && e.StateKey == "") {
 			ids = append(ids, e.EventID)
 		}
 	}
-	evs, err := s.store.GetEvents(ctx, ids)
+	evs, err := v.s.store.GetEvents(ctx, ids)
 	if err != nil {
-		return err
+		return false, err
 	}
 	visibility := "shared"
 	var joined, invited bool
 	for _, e := range evs {
 		switch {
 		case e.Type == "m.room.history_visibility":
-			switch v := gjson.GetBytes(e.JSON, "content.history_visibility").Str; v {
+			switch hv := gjson.GetBytes(e.JSON, "content.history_visibility").Str; hv {
 			case "world_readable", "shared", "invited", "joined":
-				visibility = v
+				visibility = hv
 			}
 		case e.Membership == "join":
 			joined = true
@@ -106,14 +141,12 @@ func (s *Reader) ServerMayRead(ctx context.Context, server string, roomID id.Roo
 			invited = true
 		}
 	}
-	switch {
-	case visibility == "world_readable",
-		at != nil && joined,
-		at != nil && invited && visibility == "invited",
-		at != nil && joinedNow && visibility == "shared":
-		return nil
+	ok := visibility == "world_readable" || (at != nil && (joined ||
+		(invited && visibility == "invited") || (v.joinedNow && visibility == "shared")))
+	if at != nil {
+		v.groups[at.StateGroup] = ok
 	}
-	return types.Forbidden("%s may not see %s", server, roomID)
+	return ok, nil
 }
 
 func (s *Reader) serverJoinedNow(ctx context.Context, server string, roomID id.RoomID) (bool, error) {
@@ -329,10 +362,11 @@ func (s *Reader) authChain(ctx context.Context, from []id.EventID) ([]*storage.E
 // through prev events, up to limit events, newest first
 // (GET /backfill/{roomId}?v=…&limit=…). Server must be able to read each.
 func (s *Reader) Backfill(ctx context.Context, server string, roomID id.RoomID, from []id.EventID, limit int) ([]jsontext.Value, error) {
-	if err := s.ServerMayRead(ctx, server, roomID, nil); err != nil {
+	v, err := s.readableRoom(ctx, server, roomID)
+	if err != nil {
 		return nil, err
 	}
-	return s.walkBack(ctx, roomID, from, nil, limit, 0)
+	return s.walkBack(ctx, v, from, nil, limit, 0)
 }
 
 // MissingEvents answers get_missing_events: events of the room reached
@@ -340,7 +374,8 @@ func (s *Reader) Backfill(ctx context.Context, server string, roomID id.RoomID, 
 // up to limit, oldest first (POST /get_missing_events/{roomId}).
 func (s *Reader) MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID,
 	limit int, minDepth int64) ([]jsontext.Value, error) {
-	if err := s.ServerMayRead(ctx, server, roomID, nil); err != nil {
+	v, err := s.readableRoom(ctx, server, roomID)
+	if err != nil {
 		return nil, err
 	}
 	// The latest events are the asker's; the walk starts at what they cite.
@@ -363,7 +398,7 @@ func (s *Reader) MissingEvents(ctx context.Context, server string, roomID id.Roo
 	for _, eid := range earliest {
 		stop[eid] = true
 	}
-	out, err := s.walkBack(ctx, roomID, start, stop, limit, minDepth)
+	out, err := s.walkBack(ctx, v, start, stop, limit, minDepth)
 	if err != nil {
 		return nil, err
 	}
@@ -371,10 +406,26 @@ func (s *Reader) MissingEvents(ctx context.Context, server string, roomID id.Roo
 	return out, nil
 }
 
+// readableRoom is the server's view of a room it may read as a whole.
+func (s *Reader) readableRoom(ctx context.Context, server string, roomID id.RoomID) (*serverView, error) {
+	v, err := s.serverView(ctx, server, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := v.mayRead(ctx, nil); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, types.Forbidden("%s may not see %s", server, roomID)
+	}
+	return v, nil
+}
+
 // walkBack is a breadth-first walk of prev events from the given events,
 // newest first; events in stop are neither returned nor walked past.
-func (s *Reader) walkBack(ctx context.Context, roomID id.RoomID, from []id.EventID, stop map[id.EventID]bool,
+// Events the server may not see are walked through but not returned.
+func (s *Reader) walkBack(ctx context.Context, v *serverView, from []id.EventID, stop map[id.EventID]bool,
 	limit int, minDepth int64) ([]jsontext.Value, error) {
+	roomID := v.roomID
 	if limit <= 0 {
 		limit = 10
 	}
@@ -382,7 +433,10 @@ func (s *Reader) walkBack(ctx context.Context, roomID id.RoomID, from []id.Event
 	seen := map[id.EventID]bool{}
 	var out []*storage.Event
 	frontier := from
-	for len(frontier) > 0 && len(out) < limit {
+	// The walk through events not returned (invisible to the server,
+	// rejected) is bounded too.
+	walked := 0
+	for len(frontier) > 0 && len(out) < limit && walked < 10*limit {
 		var todo []id.EventID
 		for _, eid := range frontier {
 			if !seen[eid] && !stop[eid] {
@@ -400,7 +454,10 @@ func (s *Reader) walkBack(ctx context.Context, roomID id.RoomID, from []id.Event
 			if e.RoomID != roomID || e.StreamPos < 0 || e.Depth < minDepth {
 				continue
 			}
-			if len(out) < limit {
+			walked++
+			if ok, err := v.mayRead(ctx, e); err != nil {
+				return nil, err
+			} else if ok && !e.Rejected && len(out) < limit {
 				out = append(out, e)
 			}
 			p, err := parsePDU(e)

@@ -601,5 +601,18 @@ func TestHistoryVisibilityForServers(t *testing.T) {
 		if httpErr, ok := err.(mautrix.HTTPError); !visible && (!ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN") {
 			t.Fatalf("%s: /event of history after C joined: %v, want M_FORBIDDEN", visibility, err)
 		}
+		// Backfill from C's join walks past what C may not see without
+		// returning it.
+		bf, err := c.client().Backfill(ctx, &federation.ReqBackfill{ServerName: a.Opts.ServerName, RoomID: created.RoomID,
+			Limit: 50, BackfillFrom: []id.EventID{r.last}})
+		if err != nil {
+			t.Fatalf("%s: backfill: %v", visibility, err)
+		}
+		got := slices.ContainsFunc(bf.PDUs, func(raw json.RawMessage) bool {
+			return gjson.GetBytes(raw, "content.body").Str == "before C"
+		})
+		if got != visible || len(bf.PDUs) == 0 {
+			t.Fatalf("%s: backfill has the early message: %v (%d events), want %v", visibility, got, len(bf.PDUs), visible)
+		}
 	}
 }
