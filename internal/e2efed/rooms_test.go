@@ -309,6 +309,24 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 		t.Fatal("alice can read the event with the forged signature")
 	}
 
+	// Not allowed by the auth rules (C's user has power 0; power levels
+	// need 100): rejected. Sent as a user of another server, signed by C
+	// only: dropped (the sender's server must sign).
+	sk := ""
+	unauth, unauthRaw := c.build(t, r, c.key, carol, "m.room.power_levels", &sk,
+		map[string]any{"users": map[string]int{carol.String(): 100}}, r.last, r.depth+1)
+	spoofed, spoofedRaw := c.build(t, r, c.key, alice.UserID, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "I am alice"}, r.last, r.depth+1)
+	res = c.sendTxn(t, a, unauthRaw, spoofedRaw)
+	if res[unauth].Error == "" || res[spoofed].Error == "" {
+		t.Fatalf("unauthorised and spoofed PDUs: %+v", res)
+	}
+	for _, eid := range []id.EventID{unauth, spoofed} {
+		if _, err := alice.GetEvent(ctx, roomID, eid); err == nil {
+			t.Fatalf("alice can read the refused event %s", eid)
+		}
+	}
+
 	// Content changed after hashing and signing: the redacted copy is kept.
 	tampered, tRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
 		map[string]any{"msgtype": "m.text", "body": "original"}, r.last, r.depth+1)
