@@ -67,12 +67,19 @@ type transactions struct {
 	mu      sync.Mutex
 	entries map[txnKey]*txnEntry
 	order   []txnKey
-	origins map[string]chan struct{}
+	origins map[string]*originSlot
 	global  chan struct{}
 }
 
+// originSlot is one origin's slot; users counts those holding or waiting
+// for it, so that an origin with none is forgotten.
+type originSlot struct {
+	ch    chan struct{}
+	users int
+}
+
 func newTransactions() *transactions {
-	return &transactions{entries: map[txnKey]*txnEntry{}, origins: map[string]chan struct{}{},
+	return &transactions{entries: map[txnKey]*txnEntry{}, origins: map[string]*originSlot{},
 		global: make(chan struct{}, maxConcurrentTxns)}
 }
 
@@ -119,24 +126,34 @@ func (t *transactions) forget(k txnKey, e *txnEntry) {
 // slot waits for origin's slot and a global one; release gives both back.
 func (t *transactions) slot(ctx context.Context, origin string) (release func(), err error) {
 	t.mu.Lock()
-	ch := t.origins[origin]
-	if ch == nil {
-		ch = make(chan struct{}, 1)
-		t.origins[origin] = ch
+	o := t.origins[origin]
+	if o == nil {
+		o = &originSlot{ch: make(chan struct{}, 1)}
+		t.origins[origin] = o
 	}
+	o.users++
 	t.mu.Unlock()
+	leave := func() {
+		t.mu.Lock()
+		if o.users--; o.users == 0 {
+			delete(t.origins, origin)
+		}
+		t.mu.Unlock()
+	}
 	select {
-	case ch <- struct{}{}:
+	case o.ch <- struct{}{}:
 	case <-ctx.Done():
+		leave()
 		return nil, ctx.Err()
 	}
 	select {
 	case t.global <- struct{}{}:
 	case <-ctx.Done():
-		<-ch
+		<-o.ch
+		leave()
 		return nil, ctx.Err()
 	}
-	return func() { <-t.global; <-ch }, nil
+	return func() { <-t.global; <-o.ch; leave() }, nil
 }
 
 type transaction struct {

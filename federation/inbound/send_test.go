@@ -38,6 +38,9 @@ func TestSlotsPerOrigin(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
+	if n := len(tx.origins); n != 0 {
+		t.Fatalf("%d origins remembered with no transaction", n)
+	}
 }
 
 // The global bound: past maxConcurrentTxns origins, the next waits.
