@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,6 +297,23 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 		t.Fatalf("alice sees %+v", got)
 	}
 	r.last, r.depth = msg1, r.depth+1
+
+	// A transaction larger than a client request may be (1 MiB): 20 PDUs
+	// of 60 KB each.
+	var big []json.RawMessage
+	var bigIDs []id.EventID
+	for i := range 20 {
+		eid, raw := c.build(t, r, c.key, carol, "m.room.message", nil,
+			map[string]any{"msgtype": "m.text", "body": strings.Repeat("x", 60_000), "n": i}, r.last, r.depth+1)
+		big, bigIDs = append(big, raw), append(bigIDs, eid)
+		r.last, r.depth = eid, r.depth+1
+	}
+	res = c.sendTxn(t, a, big...)
+	for _, eid := range bigIDs {
+		if e, ok := res[eid]; !ok || e.Error != "" {
+			t.Fatalf("large transaction: %s: %+v", eid, e)
+		}
+	}
 
 	// Signed with a key that is not C's: refused, never stored.
 	forger := federation.GenerateSigningKey()
