@@ -363,10 +363,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
 	admin.New(us, registerLimit, notices).Register(engine)
-	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient,
+	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {
 		fedOpts.Ring = core.ring
+		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
 	mediaSvc, err := newMedia(store, cfg, log)

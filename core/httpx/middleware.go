@@ -46,16 +46,24 @@ func CORS() gin.HandlerFunc {
 	}
 }
 
+// federationTxnLimit is the largest transaction another server may send:
+// 50 PDUs and 100 EDUs of at most 64 KiB each, and the envelope.
+const federationTxnLimit = 150*65536 + 65536
+
 // BodyLimit caps request bodies; reading past the limit fails with
 // *http.MaxBytesError, which DecodeJSON turns into M_TOO_LARGE. Media
 // uploads (under /_matrix/media/) and appservice batch sends have the
-// larger media limit.
+// larger media limit. Federation transactions may be as large as the spec
+// lets them be (federationTxnLimit).
 func BodyLimit(limit, mediaLimit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit := limit
 		if mediaLimit > limit && (strings.HasPrefix(c.Request.URL.Path, "/_matrix/media/") ||
 			strings.HasSuffix(c.Request.URL.Path, "/batch_send")) {
 			limit = mediaLimit
+		}
+		if strings.HasPrefix(c.Request.URL.Path, "/_matrix/federation/v1/send/") {
+			limit = max(limit, federationTxnLimit)
 		}
 		if c.Request.ContentLength > limit {
 			Fail(c, types.TooLarge("Request body is larger than %d bytes", limit))

@@ -5,13 +5,16 @@
 //     writers released when idle), takes events signed by other servers
 //     through Intake (the same writers; one file per step: intake_check,
 //     intake_auth, intake_state, intake_softfail, intake_store), creates
-//     rooms, changes memberships and batch sends. What it needs from
+//     rooms, changes memberships and batch sends; it answers other servers'
+//     joins (MakeJoin, SendJoin: federation.go). What it needs from
 //     outside it declares: RemoteRooms and KeyRing (other servers),
 //     InterestResolver (who events are queued for), Profiles, Pusher.
 //   - Reader, the read side: timelines, state and members with history
 //     visibility applied, sync and sliding sync, search, the directory and
 //     aliases, the hierarchy, the user directory, relations and
-//     notifications. It persists no event and learns of commits only
+//     notifications; for other servers, events, state, auth chains,
+//     backfill and missing events as they may see them (ServerMayRead,
+//     ServerAllowed: the room's server ACL). It persists no event and learns of commits only
 //     through core/stream, so it reads alike whichever process wrote.
 //
 // Service embeds its Reader (the pipeline's checks read as users would);

@@ -98,8 +98,9 @@ var ErrMissingEvents = errors.New("rooms: the event cites events this server doe
 // MissingEventsError is an event whose prev or auth events this server does
 // not have. Nothing is stored: the caller fetches them (get_missing_events,
 // event_auth or the state at the event, from Origin; see RemoteRooms) and
-// offers the event again. Intake does not fetch by itself yet, with or
-// without Options.Remote.
+// offers the event again. Intake does not fetch by itself, with or
+// without Options.Remote: federation/inbound's /send asks the origin's
+// get_missing_events for missing prev events and offers the event again.
 type MissingEventsError struct {
 	EventID id.EventID
 	Origin  string

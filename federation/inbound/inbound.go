@@ -9,6 +9,7 @@ package inbound
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,6 +47,11 @@ type Options struct {
 	// FederatesWith is the allow/deny list: requests from other servers
 	// are refused with 403 M_FORBIDDEN.
 	FederatesWith func(serverName string) bool
+	// Rooms serves joins, transactions and reads of rooms (nil: not served).
+	Rooms Rooms
+	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
+	Ephemeral Ephemeral
+	Logger    *slog.Logger
 }
 
 // API serves the federation endpoints.
@@ -54,11 +60,12 @@ type API struct {
 	profiles Profiles
 	opts     Options
 	auth     *federation.ServerAuth
+	txns     *transactions
 }
 
 // New builds the handlers.
 func New(openID OpenID, profiles Profiles, opts Options) *API {
-	a := &API{openID: openID, profiles: profiles, opts: opts}
+	a := &API{openID: openID, profiles: profiles, opts: opts, txns: newTransactions()}
 	if opts.Ring != nil {
 		a.auth = federation.NewServerAuth(opts.Client, keys.RequestKeys{Ring: opts.Ring},
 			func(federation.XMatrixAuth) string { return opts.ServerName })
@@ -82,6 +89,26 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/_matrix/federation/v1/version", a.version)
 	fed := r.Group("/_matrix/federation", a.authenticate)
 	fed.GET("/v1/query/profile", a.queryProfile)
+	if a.opts.Rooms == nil {
+		return
+	}
+	fed.GET("/v1/make_join/:roomID/:userID", a.makeJoin)
+	fed.PUT("/v1/send_join/:roomID/:eventID", a.sendJoinV1)
+	fed.PUT("/v2/send_join/:roomID/:eventID", a.sendJoinV2)
+	fed.PUT("/v1/send/:txnID", a.send)
+	fed.GET("/v1/event/:eventID", a.event)
+	fed.GET("/v1/state/:roomID", a.state)
+	fed.GET("/v1/state_ids/:roomID", a.stateIDs)
+	fed.GET("/v1/event_auth/:roomID/:eventID", a.eventAuth)
+	fed.GET("/v1/backfill/:roomID", a.backfill)
+	fed.POST("/v1/get_missing_events/:roomID", a.getMissingEvents)
+}
+
+func (a *API) log() *slog.Logger {
+	if a.opts.Logger != nil {
+		return a.opts.Logger
+	}
+	return slog.Default()
 }
 
 // authenticate checks the X-Matrix Authorization header of a request from

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.mau.fi/util/exhttp"
@@ -53,12 +55,26 @@ func TestSignedRequestBetweenServers(t *testing.T) {
 type fakeServer struct {
 	name string
 	key  *federation.SigningKey
+	// missing is what C answers to get_missing_events (nil: nothing);
+	// missingAsked counts those requests.
+	missing      atomic.Pointer[[]json.RawMessage]
+	missingAsked atomic.Int32
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
 	f := &fakeServer{key: federation.GenerateSigningKey()}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/get_missing_events/") {
+			f.missingAsked.Add(1)
+			evs := []json.RawMessage{}
+			if m := f.missing.Load(); m != nil {
+				evs = *m
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"events": evs})
+			return
+		}
 		if r.URL.Path != "/_matrix/key/v2/server" {
 			http.NotFound(w, r)
 			return
