@@ -94,3 +94,8 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueryPlans: no hot statement reads a large table whole.
+func TestQueryPlans(t *testing.T) {
+	storagetest.QueryPlans(t, open(t, pgtest.URL(t)))
+}
