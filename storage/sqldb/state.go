@@ -2,7 +2,8 @@ package sqldb
 
 import (
 	"context"
-	"slices"
+	"database/sql"
+	"errors"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
@@ -13,13 +14,15 @@ import (
 // stateChain lists the delta chain of a group: the group itself first, then
 // each previous group, back to the snapshot. The chain is short (core/rooms
 // writes a snapshot every 64 state events) and each step an index lookup.
-const stateChain = `WITH RECURSIVE chain(gid, step) AS (
+const (
+	stateChainCTE = `WITH RECURSIVE chain(gid, step) AS (
 		SELECT group_id, 0 FROM state_groups WHERE group_id = $1
 		UNION ALL
 		SELECT sg.prev_group, chain.step + 1 FROM state_groups sg JOIN chain ON sg.group_id = chain.gid
 		WHERE sg.prev_group <> 0
-	)
-	SELECT gid FROM chain ORDER BY step`
+	)`
+	stateChain = stateChainCTE + ` SELECT gid FROM chain ORDER BY step`
+)
 
 // chainOf returns the groups of groupID's chain, nearest first.
 func (db *DB) chainOf(ctx context.Context, groupID int64) ([]int64, error) {
@@ -105,31 +108,20 @@ func (db *DB) StateAt(ctx context.Context, groupID int64) ([]storage.StateEntry,
 	return out, nil
 }
 
+// StateEntryAt reads the key in each group of the chain with a subquery per
+// group, nearest first, and stops at the first group that has it: each
+// subquery is one lookup of the primary key, a plan neither engine can
+// turn into a scan of the table (as a join may become; see inGroups).
 func (db *DB) StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (id.EventID, error) {
-	chain, err := db.chainOf(ctx, groupID)
-	if err != nil || len(chain) == 0 {
-		return "", err
-	}
-	in, args := db.inGroups(chain, 2)
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT group_id, event_id FROM state_group_entries
-		WHERE type = `+db.numPlaceholder(1)+` AND state_key = `+db.numPlaceholder(2)+` AND `+in,
-		append([]any{evType, stateKey}, args...)...)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	// The entry from the group nearest the start of the chain wins.
 	var eventID id.EventID
-	best := len(chain)
-	for rows.Next() {
-		var g int64
-		var e id.EventID
-		if err := rows.Scan(&g, &e); err != nil {
-			return "", err
-		}
-		if i := slices.Index(chain, g); i < best {
-			best, eventID = i, e
-		}
+	err := db.r(ctx).QueryRowContext(ctx, stateChainCTE+`
+		SELECT ev FROM (
+			SELECT chain.step, (SELECT e.event_id FROM state_group_entries e
+				WHERE e.group_id = chain.gid AND e.type = $2 AND e.state_key = $3) AS ev
+			FROM chain
+		) AS found WHERE ev IS NOT NULL ORDER BY step LIMIT 1`, groupID, evType, stateKey).Scan(&eventID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
 	}
-	return eventID, rows.Err()
+	return eventID, err
 }
