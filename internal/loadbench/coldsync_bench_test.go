@@ -90,8 +90,15 @@ func BenchmarkFirstSync(b *testing.B) {
 				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "server-CPU-ms/sync")
 			})
 			b.Run("warm10", func(b *testing.B) {
-				srv = testserver.Start(b, srv.Opts)
+				opts := srv.Opts
+				prof := profileFile(b, db+"-warm", 0)
+				if prof != "" {
+					opts.Env = append(append([]string(nil), opts.Env...), "TRIBUTARY_PPROF_ADDR="+pprofAddr)
+				}
+				srv = testserver.Start(b, opts)
 				initialSync(b, srv, light, 10)
+				done := profile(b, prof)
+				defer func() { <-done }()
 				start, cpu0 := time.Now(), processCPU(b, srv.Pid())
 				n := 0
 				for b.Loop() {
