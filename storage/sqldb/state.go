@@ -11,9 +11,10 @@ import (
 	"github.com/tributary-hs/tributary/storage"
 )
 
-// stateChain lists the delta chain of a group: the group itself first, then
-// each previous group, back to the snapshot. The chain is short (core/rooms
-// writes a snapshot every 64 state events) and each step an index lookup.
+// stateChainCTE is the delta chain of the group $1: the group itself at
+// step 0, then each previous group, back to the snapshot. The chain is short
+// (core/rooms writes a snapshot every 64 state events) and each step an
+// index lookup.
 const (
 	stateChainCTE = `WITH RECURSIVE chain(gid, step) AS (
 		SELECT group_id, 0 FROM state_groups WHERE group_id = $1
@@ -37,15 +38,14 @@ func (db *DB) chainOf(ctx context.Context, groupID int64) ([]int64, error) {
 }
 
 // inGroups is "group_id IN (…)" for the groups of a chain, and its
-// arguments after the first skip. The entries are read in a second
-// statement, by the chain's group IDs, rather than joined to the chain in
-// one: joined, both planners may read the whole of state_group_entries and
+// arguments. StateAt reads the entries in a second statement, by the
+// chain's group IDs, rather than joined to the chain in one: joined, both planners may read the whole of state_group_entries and
 // probe the chain for each row (SQLite always did without statistics,
 // PostgreSQL does when it guesses the chain long and the groups small), 48
 // ms a lookup at 500,000 entries where the index takes 0.1 ms. The list is
 // padded to a power of two with its last group, so that chains of any
 // length make few distinct statements for the statement cache.
-func (db *DB) inGroups(chain []int64, skip int) (string, []any) {
+func (db *DB) inGroups(chain []int64) (string, []any) {
 	n := 1
 	for n < len(chain) {
 		n *= 2
@@ -57,7 +57,7 @@ func (db *DB) inGroups(chain []int64, skip int) (string, []any) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(db.numPlaceholder(skip + i + 1))
+		b.WriteString(db.seqPlaceholder(i + 1))
 		args[i] = chain[min(i, len(chain)-1)]
 	}
 	b.WriteString(")")
@@ -73,7 +73,7 @@ func (db *DB) StateAt(ctx context.Context, groupID int64) ([]storage.StateEntry,
 	for i, g := range chain {
 		step[g] = i
 	}
-	in, args := db.inGroups(chain, 0)
+	in, args := db.inGroups(chain)
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT group_id, type, state_key, event_id FROM state_group_entries WHERE `+in, args...)
 	if err != nil {
 		return nil, err
