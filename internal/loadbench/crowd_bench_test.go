@@ -419,10 +419,13 @@ func (c *crowd) probe(end time.Time) []time.Duration {
 }
 
 // cpu is the CPU time the server has used so far.
-func (c *crowd) cpu() time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.srv.Pid()))
+func (c *crowd) cpu() time.Duration { return processCPU(c.b, c.srv.Pid()) }
+
+// processCPU is the CPU time process pid has used so far.
+func processCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		c.b.Fatal(err)
+		b.Fatal(err)
 	}
 	// The fields after the command (which may hold spaces) in parentheses:
 	// utime and stime are the 12th and 13th, in clock ticks (100 a second).

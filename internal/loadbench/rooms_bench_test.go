@@ -67,15 +67,19 @@ func roomWithUsers(b *testing.B, n int, extraArgs ...string) (*testserver.Server
 }
 
 // BenchmarkSendEvents measures events persisted per second to one room and
-// the send latency, with 1 and 16 concurrent senders, on each database.
+// the send latency, with 1 and 16 concurrent senders, on each database; on
+// PostgreSQL the sessions the server opened in its life (pgSessions).
 func BenchmarkSendEvents(b *testing.B) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		for _, senders := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/senders=%d", db, senders), func(b *testing.B) {
 				var extra []string
+				var dsn string
 				if db == "postgres" {
-					extra = []string{"--database-url", pgtest.URL(b)}
+					dsn = pgtest.URL(b)
+					extra = []string{"--database-url", dsn}
 				}
+				sessions0 := pgSessions(b, dsn)
 				srv, roomID, tokens := roomWithUsers(b, senders, extra...)
 				base := srv.URL + "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + "/send/m.room.message/"
 				var next atomic.Int64
@@ -115,6 +119,10 @@ func BenchmarkSendEvents(b *testing.B) {
 					b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "events/s")
 					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 					b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+				}
+				if dsn != "" {
+					srv.Stop()
+					b.ReportMetric(float64(pgSessions(b, dsn)-sessions0-1), "pg-sessions")
 				}
 			})
 		}

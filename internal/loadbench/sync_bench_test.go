@@ -12,14 +12,76 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
 // BenchmarkSyncDelivery measures how long a message takes from the start of
-// its send to its arrival in the long-polls of 100 clients in the room.
+// its send to its arrival in the long-polls of 100 clients in the room, on
+// each database. On PostgreSQL it also reports the sessions the server
+// opened in its life (setup included): a pool that keeps its connections
+// opens no more than its size.
 func BenchmarkSyncDelivery(b *testing.B) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		b.Run(db, func(b *testing.B) {
+			var dsn string
+			var extra []string
+			if db == "postgres" {
+				dsn = pgtest.URL(b)
+				extra = []string{"--database-url", dsn}
+			}
+			sessions0 := pgSessions(b, dsn)
+			srv := syncDelivery(b, extra...)
+			if dsn != "" {
+				srv.Stop()
+				// The monitoring connection of the first count is one more.
+				b.ReportMetric(float64(pgSessions(b, dsn)-sessions0-1), "pg-sessions")
+			}
+		})
+	}
+}
+
+// pgSessions is pg_stat_database.sessions of the database at dsn once
+// every other connection to it has closed (a session is counted when its
+// backend reports its statistics, at the latest when it exits); 0 for "".
+func pgSessions(b *testing.B, dsn string) int64 {
+	if dsn == "" {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for {
+		var others int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&others); err != nil {
+			b.Fatal(err)
+		}
+		if others == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("%d connections to the database stayed open", others)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func syncDelivery(b *testing.B, extraArgs ...string) *testserver.Server {
 	const clients = 100
-	srv, roomID, tokens := roomWithUsers(b, clients)
+	srv, roomID, tokens := roomWithUsers(b, clients, extraArgs...)
 	base := srv.URL + "/_matrix/client/v3"
 	var mu sync.Mutex
 	arrivals := map[int][]time.Time{}
@@ -98,6 +160,7 @@ func BenchmarkSyncDelivery(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(rssMiB(b, srv.Pid()), "RSS-MiB")
+	return srv
 }
 
 // syncAnswer is the part of a /sync answer the delivery benchmark reads.

@@ -2,10 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/storage"
@@ -92,5 +95,73 @@ func TestConcurrentOpen(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueryPlans: no hot statement reads a large table whole.
+func TestQueryPlans(t *testing.T) {
+	storagetest.QueryPlans(t, open(t, pgtest.URL(t)))
+}
+
+// TestPoolKeepsConnections: bursts of work that take every connection of
+// the pool at once (long-polls waking together) reuse the connections of
+// the first burst instead of opening new PostgreSQL sessions each time.
+func TestPoolKeepsConnections(t *testing.T) {
+	url := pgtest.URL(t)
+	s := open(t, url)
+	ctx := t.Context()
+	mon, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close(ctx)
+	backends := func() map[int]bool {
+		rows, err := mon.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]bool{}
+		for _, p := range pids {
+			out[p] = true
+		}
+		return out
+	}
+	burst := func() {
+		var inside, wg sync.WaitGroup
+		inside.Add(postgres.PoolSize)
+		for range postgres.PoolSize {
+			wg.Go(func() {
+				err := s.WithTx(ctx, func(ctx context.Context) error {
+					_, err := s.GetMeta(ctx, "k")
+					inside.Done()
+					inside.Wait() // every connection is taken at once
+					if errors.Is(err, storage.ErrNotFound) {
+						err = nil
+					}
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	first := backends()
+	if len(first) < postgres.PoolSize {
+		t.Fatalf("%d backends after a burst that took %d connections", len(first), postgres.PoolSize)
+	}
+	for i := range 3 {
+		burst()
+		for pid := range backends() {
+			if !first[pid] {
+				t.Fatalf("burst %d opened a new session (backend %d): the pool closed connections of the first burst", i+2, pid)
+			}
+		}
 	}
 }

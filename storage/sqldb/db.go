@@ -129,6 +129,7 @@ func (r errRow) Err() error        { return r.err }
 type querier struct{ q sqlQuerier }
 
 func (g querier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	logQuery(ctx, query, args)
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
@@ -136,6 +137,7 @@ func (g querier) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (g querier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	logQuery(ctx, query, args)
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
@@ -143,6 +145,7 @@ func (g querier) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (g querier) QueryRowContext(ctx context.Context, query string, args ...any) row {
+	logQuery(ctx, query, args)
 	if err := checkText(args); err != nil {
 		return errRow{err}
 	}

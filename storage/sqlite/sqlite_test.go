@@ -102,3 +102,13 @@ func TestAwkwardPath(t *testing.T) {
 		t.Fatalf("database file not at %s", path)
 	}
 }
+
+// TestQueryPlans: no hot statement reads a large table whole.
+func TestQueryPlans(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "tributary.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	storagetest.QueryPlans(t, s)
+}

@@ -163,3 +163,69 @@ func testStateBulkWrites(t *testing.T, s storage.Store) {
 	eqState(t, "state at the delta", at, want)
 	check("after the second batch")
 }
+
+// testStateLongChains: state at every group of delta chains of every length
+// up to 70 (core/rooms makes a snapshot every 64 state events; state from
+// federation may chain further), whose deltas set, reset and remove keys,
+// read whole and key by key, as the merge of the chain computed here.
+func testStateLongChains(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const steps = 70
+	g, err := s.ReserveStateGroupIDs(c, steps+1)
+	must(t, err)
+	key := func(i int) storage.StateEntry {
+		return storage.StateEntry{Type: "m.room.member", StateKey: fmt.Sprintf("@k%d:example.org", i%7)}
+	}
+	snapshot := &storage.StateGroup{GroupID: g, RoomID: roomA}
+	for i := range 7 {
+		e := key(i)
+		e.EventID = id.EventID(fmt.Sprintf("$snap%d", i))
+		snapshot.Entries = append(snapshot.Entries, e)
+	}
+	snapshot.Entries = append(snapshot.Entries, storage.StateEntry{Type: "m.room.create", EventID: "$create"})
+	groups := []*storage.StateGroup{snapshot}
+	for i := 1; i <= steps; i++ {
+		e := key(i)
+		switch {
+		case i%5 == 0: // removed (and set again by a later step)
+		case i%11 == 0: // back to the snapshot's event
+			e.EventID = id.EventID(fmt.Sprintf("$snap%d", i%7))
+		default:
+			e.EventID = id.EventID(fmt.Sprintf("$step%d", i))
+		}
+		groups = append(groups, &storage.StateGroup{GroupID: g + int64(i), RoomID: roomA, PrevGroup: g + int64(i) - 1,
+			ChainLen: int64(i), Entries: []storage.StateEntry{e}})
+	}
+	var writes []*storage.EventWrite
+	for i, grp := range groups {
+		e := stateEv(roomA, id.EventID(fmt.Sprintf("$group%d", i)), "m.room.topic", fmt.Sprint(i))
+		e.StateGroup = grp.GroupID
+		writes = append(writes, &storage.EventWrite{Event: e, NewGroup: grp})
+	}
+	must(t, s.PersistEvents(c, writes))
+
+	merged := map[[2]string]id.EventID{}
+	for i, grp := range groups {
+		for _, e := range grp.Entries {
+			merged[[2]string{e.Type, e.StateKey}] = e.EventID
+		}
+		var want []storage.StateEntry
+		for k, v := range merged {
+			if v != "" {
+				want = append(want, storage.StateEntry{Type: k[0], StateKey: k[1], EventID: v})
+			}
+		}
+		got, err := s.StateAt(c, grp.GroupID)
+		must(t, err)
+		eqState(t, fmt.Sprintf("StateAt(group %d of the chain)", i), got, want)
+		for k := range 8 {
+			e := key(k)
+			if k == 7 {
+				e = storage.StateEntry{Type: "m.room.create"}
+			}
+			got, err := s.StateEntryAt(c, grp.GroupID, e.Type, e.StateKey)
+			must(t, err)
+			eq(t, fmt.Sprintf("StateEntryAt(group %d of the chain, %s)", i, e.StateKey), got, merged[[2]string{e.Type, e.StateKey}])
+		}
+	}
+}

@@ -34,6 +34,7 @@ var roomTests = []struct {
 	{"State/ReserveGroupIDs", testReserveStateGroupIDs},
 	{"State/GroupsAndDeltaChain", testStateDeltaChain},
 	{"State/BulkWrites", testStateBulkWrites},
+	{"State/LongChains", testStateLongChains},
 
 	{"Relations/Filter", testRelationsFilter},
 	{"Relations/Paging", testRelationsPaging},
