@@ -50,3 +50,29 @@ func TestCacheDropsAReadThatRacedAForget(t *testing.T) {
 		t.Fatalf("the racing read was kept: %d", v)
 	}
 }
+
+// A cache holds at most Max values: past it, a quarter goes; overwriting a
+// key or forgetting one keeps the count true.
+func TestCacheIsBounded(t *testing.T) {
+	c := Cache[int, int]{Max: 100}
+	for i := range 1000 {
+		c.Put(i, i)
+		c.Put(i, i+1) // an overwrite is no new value
+		if c.Len() > 100 {
+			t.Fatalf("%d values after %d puts", c.Len(), i+1)
+		}
+	}
+	if c.Len() < 75 {
+		t.Fatalf("%d values: evicted more than a quarter", c.Len())
+	}
+	n := c.Len()
+	for i := range 1000 {
+		c.Forget(i)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("%d values after forgetting all (had %d)", c.Len(), n)
+	}
+	if v, _ := c.Get(5, func() (int, bool, error) { return 7, true, nil }); v != 7 || c.Len() != 1 {
+		t.Fatalf("get after clearing: %d, %d values", v, c.Len())
+	}
+}
