@@ -93,7 +93,11 @@ func Open(ctx context.Context, path string) (*sqldb.DB, error) {
 		_ = writer.Close()
 		return nil, err
 	}
-	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	reader.SetMaxIdleConns(2)
+	// Readers are kept, not closed after each burst (a woken crowd of
+	// long-polls takes them all): a new connection starts with an empty
+	// page cache.
+	readers := max(4, runtime.NumCPU())
+	reader.SetMaxOpenConns(readers)
+	reader.SetMaxIdleConns(readers)
 	return sqldb.New(writer, reader, dialect{}), nil
 }
