@@ -27,6 +27,8 @@ type Rooms interface {
 	Intake(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
 	MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)
+	MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error)
+	SendLeave(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) error
 	FederationEvent(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	StateIDsAt(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]id.EventID, []id.EventID, error)
 	StateAtEvent(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]jsontext.Value, []jsontext.Value, error)
@@ -66,9 +68,8 @@ func (a *API) makeJoin(c *gin.Context) {
 	if !a.allowed(c) {
 		return
 	}
-	user := id.UserID(c.Param("userID"))
-	if _, hs, err := user.Parse(); err != nil || hs != origin(c) {
-		httpx.Fail(c, types.Forbidden("%s may only join its own users", origin(c)))
+	user, ok := ownUser(c, "join")
+	if !ok {
 		return
 	}
 	versions := []id.RoomVersion{}
@@ -127,6 +128,67 @@ func (a *API) sendJoinV1(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, []any{http.StatusOK, gin.H{"origin": a.opts.ServerName, "state": res.State, "auth_chain": res.AuthChain}})
+}
+
+// ownUser is the path's userId when it is a user of the requesting
+// server; otherwise it answers 403.
+func ownUser(c *gin.Context, what string) (id.UserID, bool) {
+	user := id.UserID(c.Param("userID"))
+	if _, hs, err := user.Parse(); err != nil || hs != origin(c) {
+		httpx.Fail(c, types.Forbidden("%s may only %s its own users", origin(c), what))
+		return "", false
+	}
+	return user, true
+}
+
+// GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
+func (a *API) makeLeave(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	user, ok := ownUser(c, "make leave")
+	if !ok {
+		return
+	}
+	rv, tmpl, err := a.opts.Rooms.MakeLeave(c.Request.Context(), id.RoomID(c.Param("roomID")), user)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_version": rv, "event": tmpl})
+}
+
+// sendLeave runs PUT /send_leave/{roomId}/{eventId} for both versions.
+func (a *API) sendLeave(c *gin.Context) bool {
+	if !a.allowed(c) {
+		return false
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return false
+	}
+	if err := a.opts.Rooms.SendLeave(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), raw); err != nil {
+		httpx.Fail(c, err)
+		return false
+	}
+	return true
+}
+
+// PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
+func (a *API) sendLeaveV2(c *gin.Context) {
+	if a.sendLeave(c) {
+		httpx.OK(c, gin.H{})
+	}
+}
+
+// PUT /_matrix/federation/v1/send_leave/{roomId}/{eventId}
+// (deprecated; answers [200, {}])
+func (a *API) sendLeaveV1(c *gin.Context) {
+	if a.sendLeave(c) {
+		httpx.OK(c, []any{http.StatusOK, gin.H{}})
+	}
 }
 
 // GET /_matrix/federation/v1/event/{eventId}
