@@ -98,6 +98,8 @@ func (a *API) Register(r gin.IRouter) {
 	fed.GET("/v1/make_leave/:roomID/:userID", a.makeLeave)
 	fed.PUT("/v1/send_leave/:roomID/:eventID", a.sendLeaveV1)
 	fed.PUT("/v2/send_leave/:roomID/:eventID", a.sendLeaveV2)
+	fed.PUT("/v1/invite/:roomID/:eventID", a.inviteV1)
+	fed.PUT("/v2/invite/:roomID/:eventID", a.inviteV2)
 	fed.PUT("/v1/send/:txnID", a.send)
 	fed.GET("/v1/event/:eventID", a.event)
 	fed.GET("/v1/state/:roomID", a.state)

@@ -8,6 +8,7 @@ package inbound
 import (
 	"context"
 	"encoding/json/jsontext"
+	"encoding/json/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,6 +30,8 @@ type Rooms interface {
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)
 	MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error)
 	SendLeave(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) error
+	ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, rv id.RoomVersion, raw []byte,
+		stripped []jsontext.Value) (jsontext.Value, error)
 	FederationEvent(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	StateIDsAt(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]id.EventID, []id.EventID, error)
 	StateAtEvent(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]jsontext.Value, []jsontext.Value, error)
@@ -189,6 +192,67 @@ func (a *API) sendLeaveV1(c *gin.Context) {
 	if a.sendLeave(c) {
 		httpx.OK(c, []any{http.StatusOK, gin.H{}})
 	}
+}
+
+// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+func (a *API) inviteV2(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	var req struct {
+		Event           jsontext.Value   `json:"event"`
+		InviteRoomState []jsontext.Value `json:"invite_room_state"`
+		RoomVersion     id.RoomVersion   `json:"room_version"`
+	}
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if req.RoomVersion == "" || len(req.Event) == 0 {
+		httpx.Fail(c, types.MissingParam("event and room_version are required"))
+		return
+	}
+	if req.Event.Kind() != '{' {
+		httpx.Fail(c, types.BadJSON("event is not an object"))
+		return
+	}
+	ev, err := a.opts.Rooms.ReceiveInvite(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), req.RoomVersion, req.Event, req.InviteRoomState)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event": ev})
+}
+
+// PUT /_matrix/federation/v1/invite/{roomId}/{eventId}
+// (deprecated; rooms v1 and v2; the body is the event, with the stripped
+// state in unsigned.invite_room_state; answers [200, {"event": …}])
+func (a *API) inviteV1(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	var body struct {
+		Unsigned struct {
+			InviteRoomState []jsontext.Value `json:"invite_room_state"`
+		} `json:"unsigned"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		httpx.Fail(c, types.BadJSON("%v", err))
+		return
+	}
+	ev, err := a.opts.Rooms.ReceiveInvite(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), "", raw, body.Unsigned.InviteRoomState)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, []any{http.StatusOK, gin.H{"event": ev}})
 }
 
 // GET /_matrix/federation/v1/event/{eventId}

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
@@ -112,3 +113,145 @@ func TestRemoteLeave(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// remoteInvite builds, on C, a room of version rv with carol's create and
+// join, and carol's invite of invitee; it returns the invite's ID and JSON.
+func (f *fakeServer) remoteInvite(t *testing.T, rv id.RoomVersion, roomID id.RoomID, carol, invitee id.UserID,
+	key *federation.SigningKey) (id.EventID, json.RawMessage) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	empty := ""
+	create := &pdu.PDU{Type: "m.room.create", StateKey: &empty, Sender: carol, RoomID: roomID, OriginServerTS: now, Depth: 1,
+		Content: json.RawMessage(`{"room_version":"` + string(rv) + `"}`), PrevEvents: []id.EventID{}, AuthEvents: []id.EventID{}}
+	createID, _ := f.sign(t, rv, create, f.key)
+	sk := carol.String()
+	join := &pdu.PDU{Type: "m.room.member", StateKey: &sk, Sender: carol, RoomID: roomID, OriginServerTS: now, Depth: 2,
+		Content: json.RawMessage(`{"membership":"join"}`), PrevEvents: []id.EventID{createID}, AuthEvents: []id.EventID{createID}}
+	joinID, _ := f.sign(t, rv, join, f.key)
+	isk := invitee.String()
+	inv := &pdu.PDU{Type: "m.room.member", StateKey: &isk, Sender: carol, RoomID: roomID, OriginServerTS: now, Depth: 3,
+		Content: json.RawMessage(`{"membership":"invite"}`), PrevEvents: []id.EventID{joinID},
+		AuthEvents: []id.EventID{createID, joinID}}
+	return f.sign(t, rv, inv, key)
+}
+
+// C invites users of A to a room on C with /invite v2: A checks the event
+// (signed by C, an invite of a user of A, a room version A supports),
+// applies the invitee's invite settings, signs it and shows the invite in
+// the invitee's /sync with the stripped state C sent.
+func TestRemoteInvite(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { remoteInvite(t, start(t)) })
+	t.Run("postgres", func(t *testing.T) { remoteInvite(t, start(t, "--database-url", pgtest.URL(t))) })
+}
+
+func remoteInvite(t *testing.T, a *testserver.Server) {
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	bob := register(t, a, "bob")
+	dan := register(t, a, "dan")
+	c := newFakeServer(t)
+	carol := id.NewUserID("carol", c.name)
+	roomID := id.RoomID("!elsewhere:" + c.name)
+	stripped := []federation.PDU{
+		json.RawMessage(`{"type":"m.room.create","state_key":"","sender":"` + carol.String() + `","content":{"room_version":"11"}}`),
+		json.RawMessage(`{"type":"m.room.name","state_key":"","sender":"` + carol.String() + `","content":{"name":"Room on C"}}`),
+	}
+	invite := func(user id.UserID, rv id.RoomVersion, eid id.EventID, raw json.RawMessage) (*federation.RespSendInvite, error) {
+		return c.client().SendInvite(ctx, &federation.ReqSendInvite{RoomID: roomID, UserID: user, EventID: eid, Event: raw,
+			InviteRoomState: stripped, RoomVersion: rv})
+	}
+
+	// Refusals: bob blocks every invite, dan ignores carol.
+	if err := bob.SetAccountData(ctx, "m.invite_permission_config", map[string]any{"default_action": "block"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dan.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": map[string]any{carol.String(): map[string]any{}}}); err != nil {
+		t.Fatal(err)
+	}
+	eid, raw := c.remoteInvite(t, id.RoomV11, roomID, carol, bob.UserID, c.key)
+	_, err := invite(bob.UserID, id.RoomV11, eid, raw)
+	wantErrCode(t, "invite of a user who blocks invites", err, "M_INVITE_BLOCKED")
+	eid, raw = c.remoteInvite(t, id.RoomV11, roomID, carol, dan.UserID, c.key)
+	_, err = invite(dan.UserID, id.RoomV11, eid, raw)
+	wantErrCode(t, "invite of a user who ignores the inviter", err, "M_FORBIDDEN")
+
+	// Bad invites.
+	eid, raw = c.remoteInvite(t, id.RoomV11, roomID, carol, alice.UserID, federation.GenerateSigningKey())
+	_, err = invite(alice.UserID, id.RoomV11, eid, raw)
+	wantErrCode(t, "invite with a forged signature", err, "M_INVALID_PARAM")
+	eid, raw = c.remoteInvite(t, id.RoomV11, roomID, carol, id.NewUserID("zed", c.name), c.key)
+	_, err = invite(alice.UserID, id.RoomV11, eid, raw)
+	wantErrCode(t, "invite of a user of another server", err, "M_INVALID_PARAM")
+	eid, raw = c.remoteInvite(t, id.RoomV11, roomID, id.NewUserID("mallory", "elsewhere.example"), alice.UserID, c.key)
+	_, err = invite(alice.UserID, id.RoomV11, eid, raw)
+	wantErrCode(t, "invite from a user of another server", err, "M_INVALID_PARAM")
+	eid, raw = c.remoteInvite(t, id.RoomV11, roomID, carol, alice.UserID, c.key)
+	_, err = invite(alice.UserID, "unknown-9", eid, raw)
+	wantErrCode(t, "invite to a room version A does not support", err, "M_INCOMPATIBLE_ROOM_VERSION")
+	_, err = invite(alice.UserID, id.RoomV11, "$other", raw)
+	wantErrCode(t, "invite under another event ID", err, "M_BAD_JSON")
+	uri := "/_matrix/federation/v2/invite/" + url.PathEscape(roomID.String()) + "/" + url.PathEscape(eid.String())
+	for _, body := range []string{`{"event":"x","room_version":"11"}`, `{"event":{}}`, `{"event":[],"room_version":"11"}`} {
+		status, resp := do(t, http.MethodPut, "https://"+a.FederationAddr+uri,
+			c.authHeaderBody(t, http.MethodPut, uri, a.Opts.ServerName, []byte(body)), []byte(body))
+		if status != http.StatusBadRequest || !gjson.GetBytes(resp, "errcode").Exists() {
+			t.Fatalf("invite with body %s: %d %s", body, status, resp)
+		}
+	}
+
+	// alice's invite: signed by A too, shown in her /sync.
+	resp, err := invite(alice.UserID, id.RoomV11, eid, raw)
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	if !gjson.GetBytes(resp.Event, "signatures."+gjson.Escape(a.Opts.ServerName)).Exists() ||
+		!gjson.GetBytes(resp.Event, "signatures."+gjson.Escape(c.name)).Exists() {
+		t.Fatalf("the signed invite: %s", resp.Event)
+	}
+	var signed pdu.PDU
+	if err := json.Unmarshal(resp.Event, &signed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := signed.GetEventID(id.RoomV11); got != eid {
+		t.Fatalf("the signed invite's ID is %s, want %s", got, eid)
+	}
+	waitForSync(t, alice, "the invite from C", func(resp *mautrix.RespSync) bool {
+		ir, ok := resp.Rooms.Invite[roomID]
+		if !ok {
+			return false
+		}
+		var name, member bool
+		for _, ev := range ir.State.Events {
+			name = name || (ev.Type.Type == "m.room.name" && gjson.GetBytes(ev.Content.VeryRaw, "name").Str == "Room on C")
+			member = member || (ev.Type.Type == "m.room.member" && ev.GetStateKey() == alice.UserID.String() && ev.Sender == carol)
+		}
+		if !name || !member {
+			t.Fatalf("invite_state: %+v", ir.State.Events)
+		}
+		return true
+	})
+	// The same invite again (a retry) is answered alike.
+	if _, err := invite(alice.UserID, id.RoomV11, eid, raw); err != nil {
+		t.Fatalf("the invite again: %v", err)
+	}
+	// alice cannot act in the room A is not in: a Matrix error, not a 500.
+	_, err = alice.JoinRoomByID(ctx, roomID)
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.Response.StatusCode >= 500 {
+		t.Fatalf("alice joins the room on C: %v", err)
+	}
+}
+
+// authHeaderBody is authHeader for a request with a JSON body.
+func (f *fakeServer) authHeaderBody(t *testing.T, method, uri, destination string, body []byte) http.Header {
+	t.Helper()
+	sig, err := f.key.SignJSON(map[string]any{"method": method, "uri": uri, "origin": f.name, "destination": destination,
+		"content": json.RawMessage(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("Authorization", federation.XMatrixAuth{Origin: f.name, Destination: destination, KeyID: f.key.ID,
+		Signature: sig}.String())
+	h.Set("Content-Type", "application/json")
+	return h
+}
