@@ -485,6 +485,49 @@ func (s *Service) MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserI
 	return s.makeMembership(ctx, roomID, user, "leave", nil)
 }
 
+// MakeKnock builds the template of user's knock for a server that
+// supports versions (GET /make_knock/{roomId}/{userId}?ver=…): 400
+// M_INCOMPATIBLE_ROOM_VERSION when the room's version has no knocking or
+// is not among them, 403 when the join rules do not allow knocking.
+func (s *Service) MakeKnock(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error) {
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return "", nil, err
+	}
+	if rv := id.RoomVersion(room.RoomVersion); !rv.Knocks() {
+		return "", nil, types.NewError(http.StatusBadRequest, CodeIncompatibleRoomVersion,
+			"Room %s has version %s, which has no knocking", roomID, room.RoomVersion).With("room_version", room.RoomVersion)
+	}
+	return s.makeMembership(ctx, roomID, user, "knock", versions)
+}
+
+// SendKnock takes origin's signed knock of one of its users
+// (PUT /send_knock/{roomId}/{eventId}) through the intake and returns
+// the room's state events that let the knocking user identify the room
+// (knock_room_state: the create event, join rules, name, topic…, as PDUs).
+func (s *Service) SendKnock(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) ([]jsontext.Value, error) {
+	if _, err := s.takeMembership(ctx, origin, roomID, eventID, raw, "knock"); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{"m.room.create": true, "m.room.join_rules": true, "m.room.name": true,
+		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
+	var ids []id.EventID
+	for _, e := range entries {
+		if keep[e.Type] && e.StateKey == "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.wireEvents(ctx, ids)
+	if evs == nil && err == nil {
+		evs = []jsontext.Value{}
+	}
+	return evs, err
+}
+
 // makeMembership builds the template of a membership event of user for
 // make_join, make_leave and make_knock; versions nil accepts the room's.
 func (s *Service) makeMembership(ctx context.Context, roomID id.RoomID, user id.UserID, membership string,

@@ -100,6 +100,8 @@ func (a *API) Register(r gin.IRouter) {
 	fed.PUT("/v2/send_leave/:roomID/:eventID", a.sendLeaveV2)
 	fed.PUT("/v1/invite/:roomID/:eventID", a.inviteV1)
 	fed.PUT("/v2/invite/:roomID/:eventID", a.inviteV2)
+	fed.GET("/v1/make_knock/:roomID/:userID", a.makeKnock)
+	fed.PUT("/v1/send_knock/:roomID/:eventID", a.sendKnock)
 	fed.PUT("/v1/send/:txnID", a.send)
 	fed.GET("/v1/event/:eventID", a.event)
 	fed.GET("/v1/state/:roomID", a.state)

@@ -30,6 +30,8 @@ type Rooms interface {
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)
 	MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error)
 	SendLeave(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) error
+	MakeKnock(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
+	SendKnock(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) ([]jsontext.Value, error)
 	ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, rv id.RoomVersion, raw []byte,
 		stripped []jsontext.Value) (jsontext.Value, error)
 	FederationEvent(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
@@ -75,10 +77,7 @@ func (a *API) makeJoin(c *gin.Context) {
 	if !ok {
 		return
 	}
-	versions := []id.RoomVersion{}
-	for _, v := range c.QueryArray("ver") {
-		versions = append(versions, id.RoomVersion(v))
-	}
+	versions := queryVersions(c)
 	if len(versions) == 0 {
 		versions = []id.RoomVersion{"1"} // the spec's default
 	}
@@ -253,6 +252,55 @@ func (a *API) inviteV1(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, []any{http.StatusOK, gin.H{"event": ev}})
+}
+
+func queryVersions(c *gin.Context) []id.RoomVersion {
+	versions := []id.RoomVersion{}
+	for _, v := range c.QueryArray("ver") {
+		versions = append(versions, id.RoomVersion(v))
+	}
+	return versions
+}
+
+// GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=…
+func (a *API) makeKnock(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	user, ok := ownUser(c, "knock")
+	if !ok {
+		return
+	}
+	versions := queryVersions(c)
+	if len(versions) == 0 {
+		httpx.Fail(c, types.MissingParam("ver is required"))
+		return
+	}
+	rv, tmpl, err := a.opts.Rooms.MakeKnock(c.Request.Context(), id.RoomID(c.Param("roomID")), user, versions)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_version": rv, "event": tmpl})
+}
+
+// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+func (a *API) sendKnock(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	st, err := a.opts.Rooms.SendKnock(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), raw)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"knock_room_state": st})
 }
 
 // GET /_matrix/federation/v1/event/{eventId}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -254,4 +255,78 @@ func (f *fakeServer) authHeaderBody(t *testing.T, method, uri, destination strin
 		Signature: sig}.String())
 	h.Set("Content-Type", "application/json")
 	return h
+}
+
+// C's user knocks on a knock room on A with make_knock and send_knock:
+// the answer's knock_room_state has the room's create event and name, and
+// alice sees the knock. A public room, a room version without knocking,
+// or no version in common are refused.
+func TestRemoteKnock(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	knockRules := []*event.Event{{Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{"join_rule": "knock"}}}}
+	knockRoom, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "Knock here",
+		RoomVersion: id.RoomV11, InitialState: knockRules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRoom, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", RoomVersion: "6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: id.RoomV11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeServer(t)
+	carol := id.NewUserID("carol", c.name)
+	makeKnock := func(roomID id.RoomID, versions ...id.RoomVersion) (*federation.RespMakeKnock, error) {
+		return c.client().MakeKnock(ctx, &federation.ReqMakeKnock{RoomID: roomID, UserID: carol, Via: a.Opts.ServerName,
+			SupportedVersions: versions})
+	}
+	_, err = makeKnock(oldRoom.RoomID, "6", id.RoomV11)
+	wantErrCode(t, "make_knock in a room v6", err, "M_INCOMPATIBLE_ROOM_VERSION")
+	_, err = makeKnock(knockRoom.RoomID, id.RoomV10)
+	wantErrCode(t, "make_knock without the room's version", err, "M_INCOMPATIBLE_ROOM_VERSION")
+	_, err = makeKnock(public.RoomID, id.RoomV11)
+	wantErrCode(t, "make_knock in a public room", err, "M_FORBIDDEN")
+	_, err = makeKnock(id.RoomID("!nowhere:"+a.Opts.ServerName), id.RoomV11)
+	wantErrCode(t, "make_knock in an unknown room", err, "M_NOT_FOUND")
+	uri := "/_matrix/federation/v1/make_knock/" + url.PathEscape(knockRoom.RoomID.String()) + "/" + url.PathEscape(carol.String())
+	status, body := do(t, http.MethodGet, "https://"+a.FederationAddr+uri,
+		c.authHeader(t, c.key, http.MethodGet, uri, a.Opts.ServerName), nil)
+	wantError(t, "make_knock without ver", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+
+	mk, err := makeKnock(knockRoom.RoomID, id.RoomV10, id.RoomV11)
+	if err != nil || mk.RoomVersion != id.RoomV11 || gjson.GetBytes(mk.Event, "content.membership").Str != "knock" {
+		t.Fatalf("make_knock: %+v, %v", mk, err)
+	}
+	eid, raw := c.signTemplate(t, mk.RoomVersion, mk.Event)
+	// The knock under another event ID is refused.
+	_, err = c.client().SendKnock(ctx, &federation.ReqSendKnock{RoomID: knockRoom.RoomID, EventID: "$other", Event: raw,
+		Via: a.Opts.ServerName})
+	wantErrCode(t, "send_knock under another event ID", err, "M_BAD_JSON")
+	sk, err := c.client().SendKnock(ctx, &federation.ReqSendKnock{RoomID: knockRoom.RoomID, EventID: eid, Event: raw,
+		Via: a.Opts.ServerName})
+	if err != nil {
+		t.Fatalf("send_knock: %v", err)
+	}
+	types := map[string]bool{}
+	for _, st := range sk.KnockRoomState {
+		types[gjson.GetBytes(st, "type").Str] = true
+		if gjson.GetBytes(st, "type").Str == "m.room.name" && gjson.GetBytes(st, "content.name").Str != "Knock here" {
+			t.Fatalf("knock_room_state's name: %s", st)
+		}
+		if !gjson.GetBytes(st, "signatures").Exists() {
+			t.Fatalf("knock_room_state holds an event that is not a PDU: %s", st)
+		}
+	}
+	if !types["m.room.create"] || !types["m.room.name"] || !types["m.room.join_rules"] || types["m.room.member"] {
+		t.Fatalf("knock_room_state has %v", types)
+	}
+	ev := waitForEvent(t, alice, knockRoom.RoomID, eid)
+	if ev.Sender != carol || gjson.GetBytes(ev.Content.VeryRaw, "membership").Str != "knock" {
+		t.Fatalf("alice sees %+v", ev)
+	}
 }
