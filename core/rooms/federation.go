@@ -761,3 +761,38 @@ func (s *Reader) PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
 	}
 	return p.GetEventID(rv)
 }
+
+// ServerTimestampToEvent is the event of the room closest to ts in the
+// given direction that server may see, with its timestamp
+// (GET /timestamp_to_event/{roomId}): 403 unless the server may read the
+// room (as for backfill), 404 when there is none. History inserted
+// backward and rejected events are never answered.
+func (s *Reader) ServerTimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64,
+	forwards bool) (id.EventID, int64, error) {
+	v, err := s.readableRoom(ctx, server, roomID)
+	if err != nil {
+		return "", 0, err
+	}
+	// Step over events the server may not see, a bounded number of times.
+	for range 100 {
+		e, err := s.store.EventByTimestamp(ctx, roomID, ts, forwards)
+		if storageNotFound(err) {
+			break
+		} else if err != nil {
+			return "", 0, err
+		}
+		if e.StreamPos >= 0 && !e.Rejected {
+			if ok, err := v.mayRead(ctx, e); err != nil {
+				return "", 0, err
+			} else if ok {
+				return e.EventID, e.OriginServerTS, nil
+			}
+		}
+		if forwards {
+			ts = e.OriginServerTS + 1
+		} else {
+			ts = e.OriginServerTS - 1
+		}
+	}
+	return "", 0, types.NotFound("No event found")
+}

@@ -109,6 +109,7 @@ func (a *API) Register(r gin.IRouter) {
 	fed.GET("/v1/event_auth/:roomID/:eventID", a.eventAuth)
 	fed.GET("/v1/backfill/:roomID", a.backfill)
 	fed.POST("/v1/get_missing_events/:roomID", a.getMissingEvents)
+	fed.GET("/v1/timestamp_to_event/:roomID", a.timestampToEvent)
 }
 
 func (a *API) log() *slog.Logger {

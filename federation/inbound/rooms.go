@@ -42,6 +42,7 @@ type Rooms interface {
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int,
 		minDepth int64) ([]jsontext.Value, error)
 	ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error)
+	ServerTimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64, forwards bool) (id.EventID, int64, error)
 	ServerAllowed(ctx context.Context, roomID id.RoomID, server string) error
 	PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
 }
@@ -394,6 +395,34 @@ func (a *API) backfill(c *gin.Context) {
 		return
 	}
 	a.pdus(c, evs)
+}
+
+// GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=…&dir=…
+func (a *API) timestampToEvent(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	tsArg, ok := c.GetQuery("ts")
+	if !ok {
+		httpx.Fail(c, types.MissingParam("ts is required"))
+		return
+	}
+	ts, err := strconv.ParseInt(tsArg, 10, 64)
+	if err != nil {
+		httpx.Fail(c, types.InvalidParam("ts must be a timestamp in milliseconds"))
+		return
+	}
+	dir := c.Query("dir")
+	if dir != "f" && dir != "b" {
+		httpx.Fail(c, types.InvalidParam("dir must be f or b"))
+		return
+	}
+	eid, at, err := a.opts.Rooms.ServerTimestampToEvent(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")), ts, dir == "f")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event_id": eid, "origin_server_ts": at})
 }
 
 // POST /_matrix/federation/v1/get_missing_events/{roomId}

@@ -330,3 +330,56 @@ func TestRemoteKnock(t *testing.T) {
 		t.Fatalf("alice sees %+v", ev)
 	}
 }
+
+// C, in a room on A, finds events by time with timestamp_to_event; D,
+// in no room of A, is refused; bad parameters are 400.
+func TestRemoteTimestampToEvent(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Timed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomID := created.RoomID
+	c := newFakeServer(t)
+	r := c.join(t, a, roomID, id.NewUserID("carol", c.name))
+	waitForEvent(t, alice, roomID, r.last)
+	sent, err := alice.SendText(ctx, roomID, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := alice.GetEvent(ctx, roomID, sent.EventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := c.client()
+	got, err := cli.TimestampToEvent(ctx, a.Opts.ServerName, roomID, time.UnixMilli(ev.Timestamp+60_000), mautrix.DirectionBackward)
+	if err != nil || got.EventID != sent.EventID || got.Timestamp.UnixMilli() != ev.Timestamp {
+		t.Fatalf("timestamp_to_event backward from after the last message: %+v, %v", got, err)
+	}
+	got, err = cli.TimestampToEvent(ctx, a.Opts.ServerName, roomID, time.UnixMilli(0), mautrix.DirectionForward)
+	if err != nil {
+		t.Fatalf("timestamp_to_event forward from 0: %v", err)
+	}
+	first, err := alice.GetEvent(ctx, roomID, got.EventID)
+	if err != nil || first.Type.Type != "m.room.create" {
+		t.Fatalf("timestamp_to_event forward from 0 is %+v, %v; want the create event", first, err)
+	}
+	_, err = cli.TimestampToEvent(ctx, a.Opts.ServerName, roomID, time.UnixMilli(ev.Timestamp+60_000), mautrix.DirectionForward)
+	wantErrCode(t, "timestamp_to_event forward from the future", err, "M_NOT_FOUND")
+	_, err = newFakeServer(t).client().TimestampToEvent(ctx, a.Opts.ServerName, roomID, time.Now(), mautrix.DirectionBackward)
+	wantErrCode(t, "timestamp_to_event of a server not in the room", err, "M_FORBIDDEN")
+
+	room := "/_matrix/federation/v1/timestamp_to_event/" + url.PathEscape(roomID.String())
+	for uri, code := range map[string]string{
+		room + "?dir=b":       "M_MISSING_PARAM",
+		room + "?ts=x&dir=b":  "M_INVALID_PARAM",
+		room + "?ts=1&dir=up": "M_INVALID_PARAM",
+		room + "?ts=1":        "M_INVALID_PARAM",
+	} {
+		status, body := do(t, http.MethodGet, "https://"+a.FederationAddr+uri,
+			c.authHeader(t, c.key, http.MethodGet, uri, a.Opts.ServerName), nil)
+		wantError(t, uri, status, body, http.StatusBadRequest, code)
+	}
+}
