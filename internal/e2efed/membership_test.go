@@ -383,3 +383,50 @@ func TestRemoteTimestampToEvent(t *testing.T) {
 		wantError(t, uri, status, body, http.StatusBadRequest, code)
 	}
 }
+
+// The v1 invite API (rooms v1 and v2): the event is the body, with the
+// stripped state in its unsigned section; the answer is [200, {"event"}].
+func TestRemoteInviteV1(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	c := newFakeServer(t)
+	carol := id.NewUserID("carol", c.name)
+	roomID := id.RoomID("!old:" + c.name)
+	sk := alice.UserID.String()
+	eid := id.EventID("$invite1:" + c.name)
+	ev := &pdu.RoomV1PDU{Type: "m.room.member", StateKey: &sk, Sender: carol, RoomID: roomID, EventID: eid,
+		OriginServerTS: time.Now().UnixMilli(), Depth: 3, Content: json.RawMessage(`{"membership":"invite"}`),
+		PrevEvents: []pdu.V1EventReference{{ID: id.EventID("$join1:" + c.name), Hashes: pdu.Hashes{SHA256: make([]byte, 32)}}},
+		AuthEvents: []pdu.V1EventReference{{ID: id.EventID("$create1:" + c.name), Hashes: pdu.Hashes{SHA256: make([]byte, 32)}}},
+		Unsigned: json.RawMessage(`{"invite_room_state":[{"type":"m.room.name","state_key":"","sender":"` + carol.String() +
+			`","content":{"name":"Old room"}}]}`)}
+	if err := ev.FillContentHash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Sign(id.RoomV1, c.name, c.key.ID, c.key.Priv); err != nil {
+		t.Fatal(err)
+	}
+	var out []json.RawMessage
+	_, _, err := c.client().MakeFullRequest(ctx, federation.RequestParams{ServerName: a.Opts.ServerName,
+		Method: http.MethodPut, Path: federation.URLPath{"v1", "invite", roomID, eid}, Authenticate: true,
+		RequestJSON: ev, ResponseJSON: &out})
+	if err != nil || len(out) != 2 || string(out[0]) != "200" ||
+		!gjson.GetBytes(out[1], "event.signatures."+gjson.Escape(a.Opts.ServerName)).Exists() ||
+		gjson.GetBytes(out[1], "event.event_id").Str != eid.String() {
+		t.Fatalf("invite v1: %s, %v", out, err)
+	}
+	waitForSync(t, alice, "the v1 invite", func(resp *mautrix.RespSync) bool {
+		ir, ok := resp.Rooms.Invite[roomID]
+		if !ok {
+			return false
+		}
+		for _, ev := range ir.State.Events {
+			if ev.Type.Type == "m.room.name" && gjson.GetBytes(ev.Content.VeryRaw, "name").Str == "Old room" {
+				return true
+			}
+		}
+		t.Fatalf("invite_state: %+v", ir.State.Events)
+		return false
+	})
+}
