@@ -214,3 +214,17 @@ func verifyRaw(key id.SigningKey, sig string, message []byte) error {
 	}
 	return nil
 }
+
+// Countersign adds the signer's signature to an event another server
+// built and signed (an invite to one of this server's users), leaving its
+// hashes as they are.
+func (s *Signer) Countersign(rv id.RoomVersion, ev *pdu.PDU) (err error) {
+	ev.Signatures, err = s.signRedacted(ev.Signatures, ev.Clone().RedactForSignature(rv))
+	return err
+}
+
+// CountersignV1 is Countersign for the legacy format (rooms v1 and v2).
+func (s *Signer) CountersignV1(rv id.RoomVersion, ev *pdu.RoomV1PDU) (err error) {
+	ev.Signatures, err = s.signRedacted(ev.Signatures, ev.Clone().RedactForSignature(rv))
+	return err
+}

@@ -476,18 +476,77 @@ func (s *Reader) walkBack(ctx context.Context, v *serverView, from []id.EventID,
 // room's forward extremities, auth events those the rules pick from the
 // current state. 403 when the room's join rules would not let the user in.
 func (s *Service) MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error) {
+	return s.makeMembership(ctx, roomID, user, "join", versions)
+}
+
+// MakeLeave builds the template of user's leave (GET /make_leave/{roomId}/{userId}):
+// 403 when the user could not leave (not in the room, nor invited nor knocking).
+func (s *Service) MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error) {
+	return s.makeMembership(ctx, roomID, user, "leave", nil)
+}
+
+// MakeKnock builds the template of user's knock for a server that
+// supports versions (GET /make_knock/{roomId}/{userId}?ver=…): 400
+// M_INCOMPATIBLE_ROOM_VERSION when the room's version has no knocking or
+// is not among them, 403 when the join rules do not allow knocking.
+func (s *Service) MakeKnock(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error) {
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return "", nil, err
+	}
+	if rv := id.RoomVersion(room.RoomVersion); !rv.Knocks() {
+		return "", nil, types.NewError(http.StatusBadRequest, CodeIncompatibleRoomVersion,
+			"Room %s has version %s, which has no knocking", roomID, room.RoomVersion).With("room_version", room.RoomVersion)
+	}
+	return s.makeMembership(ctx, roomID, user, "knock", versions)
+}
+
+// SendKnock takes origin's signed knock of one of its users
+// (PUT /send_knock/{roomId}/{eventId}) through the intake and returns
+// the room's state events that let the knocking user identify the room
+// (knock_room_state: the create event, join rules, name, topic…, as PDUs).
+func (s *Service) SendKnock(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) ([]jsontext.Value, error) {
+	if _, err := s.takeMembership(ctx, origin, roomID, eventID, raw, "knock"); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{"m.room.create": true, "m.room.join_rules": true, "m.room.name": true,
+		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
+	var ids []id.EventID
+	for _, e := range entries {
+		if keep[e.Type] && e.StateKey == "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.wireEvents(ctx, ids)
+	if evs == nil && err == nil {
+		evs = []jsontext.Value{}
+	}
+	return evs, err
+}
+
+// makeMembership builds the template of a membership event of user for
+// make_join, make_leave and make_knock; versions nil accepts the room's.
+func (s *Service) makeMembership(ctx context.Context, roomID id.RoomID, user id.UserID, membership string,
+	versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error) {
 	rs, err := s.loadRoomState(ctx, roomID)
 	if err != nil {
 		return "", nil, err
 	}
 	rv := rs.version
-	if !slices.Contains(versions, rv) {
+	if versions != nil && !slices.Contains(versions, rv) {
 		return "", nil, types.NewError(http.StatusBadRequest, CodeIncompatibleRoomVersion,
-			"Room %s has version %s, which the joining server does not support", roomID, rv).With("room_version", rv)
+			"Room %s has version %s, which the %s server does not support", roomID, rv, membership).With("room_version", rv)
 	}
 	sk := string(user)
-	content := jsontext.Value(`{"membership":"join"}`)
-	probe := &pdu.PDU{Type: "m.room.member", StateKey: &sk, Sender: user, Content: content, RoomID: roomID,
+	content, err := json.Marshal(map[string]string{"membership": membership})
+	if err != nil {
+		return "", nil, err
+	}
+	probe := &pdu.PDU{Type: "m.room.member", StateKey: &sk, Sender: user, Content: jsontext.Value(content), RoomID: roomID,
 		PrevEvents: rs.extremities, Depth: rs.depth + 1, OriginServerTS: s.nowMS()}
 	probe.AuthEvents = []id.EventID{}
 	for _, k := range probe.AuthEventSelection(rv) {
@@ -496,12 +555,12 @@ func (s *Service) MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID
 		}
 	}
 	if err := s.authorize(ctx, rv, probe, nil); isAuthFailure(err) {
-		return "", nil, types.Forbidden("%s may not join %s: %v", user, roomID, err)
+		return "", nil, types.Forbidden("%s may not %s %s: %v", user, membership, roomID, err)
 	} else if err != nil {
 		return "", nil, err
 	}
 	tmpl := map[string]any{"type": probe.Type, "room_id": roomID, "sender": user, "state_key": sk,
-		"content": content, "depth": probe.Depth, "origin_server_ts": probe.OriginServerTS,
+		"content": jsontext.Value(content), "depth": probe.Depth, "origin_server_ts": probe.OriginServerTS,
 		"prev_events": probe.PrevEvents, "auth_events": probe.AuthEvents}
 	if rv.EventIDFormat() == id.EventIDFormatCustom {
 		b := newBatch(rs)
@@ -537,41 +596,11 @@ type JoinedRoom struct {
 // user of origin, for this room and with this event ID.
 func (s *Service) SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte,
 	omitMembers bool) (*JoinedRoom, error) {
-	if typ := gjson.GetBytes(raw, "type").Str; typ != "m.room.member" {
-		return nil, types.BadJSON("send_join takes an m.room.member event, not %q", typ)
-	}
-	sender := gjson.GetBytes(raw, "sender").Str
-	if gjson.GetBytes(raw, "state_key").Str != sender || gjson.GetBytes(raw, "content.membership").Str != "join" {
-		return nil, types.BadJSON("send_join takes the join of the event's sender")
-	}
-	if id.UserID(sender).Homeserver() != origin {
-		return nil, types.Forbidden("%s may not send the join of %s", origin, sender)
-	}
-	if gjson.GetBytes(raw, "room_id").Str != string(roomID) {
-		return nil, types.BadJSON("the event is not for room %s", roomID)
-	}
 	serversBefore, err := s.JoinedServers(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.Intake(ctx, origin, raw)
-	var dropped *DroppedError
-	var missing *MissingEventsError
-	switch {
-	case errors.As(err, &dropped):
-		return nil, types.BadJSON("%v", dropped)
-	case errors.As(err, &missing):
-		return nil, types.BadJSON("%v", missing)
-	case err != nil:
-		return nil, err
-	}
-	if res.EventID != eventID {
-		return nil, types.BadJSON("the event's ID is %s, not %s", res.EventID, eventID)
-	}
-	if res.Status != IntakeAccepted {
-		return nil, types.Forbidden("the join was %s: %v", res.Status, res.Reason)
-	}
-	e, err := s.store.GetEvent(ctx, eventID)
+	e, err := s.takeMembership(ctx, origin, roomID, eventID, raw, "join")
 	if err != nil {
 		return nil, err
 	}
@@ -639,6 +668,55 @@ func (s *Service) SendJoin(ctx context.Context, origin string, roomID id.RoomID,
 	return out, nil
 }
 
+// SendLeave takes origin's signed leave of one of its users
+// (PUT /send_leave/{roomId}/{eventId}) through the intake.
+func (s *Service) SendLeave(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) error {
+	_, err := s.takeMembership(ctx, origin, roomID, eventID, raw, "leave")
+	return err
+}
+
+// takeMembership checks that raw is a membership event (join, leave,
+// knock) of its sender, a user of origin, for this room and with this
+// event ID, and takes it through the intake; anything but acceptance is
+// an error.
+func (s *Service) takeMembership(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte,
+	membership string) (*storage.Event, error) {
+	if typ := gjson.GetBytes(raw, "type").Str; typ != "m.room.member" {
+		return nil, types.BadJSON("send_%s takes an m.room.member event, not %q", membership, typ)
+	}
+	sender := gjson.GetBytes(raw, "sender").Str
+	if gjson.GetBytes(raw, "state_key").Str != sender || gjson.GetBytes(raw, "content.membership").Str != membership {
+		return nil, types.BadJSON("send_%s takes the %s of the event's sender", membership, membership)
+	}
+	if id.UserID(sender).Homeserver() != origin {
+		return nil, types.Forbidden("%s may not send the %s of %s", origin, membership, sender)
+	}
+	if gjson.GetBytes(raw, "room_id").Str != string(roomID) {
+		return nil, types.BadJSON("the event is not for room %s", roomID)
+	}
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	res, err := s.Intake(ctx, origin, raw)
+	var dropped *DroppedError
+	var missing *MissingEventsError
+	switch {
+	case errors.As(err, &dropped):
+		return nil, types.BadJSON("%v", dropped)
+	case errors.As(err, &missing):
+		return nil, types.BadJSON("%v", missing)
+	case err != nil:
+		return nil, err
+	}
+	if res.EventID != eventID {
+		return nil, types.BadJSON("the event's ID is %s, not %s", res.EventID, eventID)
+	}
+	if res.Status != IntakeAccepted {
+		return nil, types.Forbidden("the %s was %s: %v", membership, res.Status, res.Reason)
+	}
+	return s.store.GetEvent(ctx, eventID)
+}
+
 // heroEvents are the membership events of up to five joined or invited
 // members, by user ID.
 func (s *Reader) heroEvents(ctx context.Context, st map[pdu.StateKey]id.EventID) ([]*storage.Event, error) {
@@ -682,4 +760,39 @@ func (s *Reader) PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
 		return "", err
 	}
 	return p.GetEventID(rv)
+}
+
+// ServerTimestampToEvent is the event of the room closest to ts in the
+// given direction that server may see, with its timestamp
+// (GET /timestamp_to_event/{roomId}): 403 unless the server may read the
+// room (as for backfill), 404 when there is none. History inserted
+// backward and rejected events are never answered.
+func (s *Reader) ServerTimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64,
+	forwards bool) (id.EventID, int64, error) {
+	v, err := s.readableRoom(ctx, server, roomID)
+	if err != nil {
+		return "", 0, err
+	}
+	// Step over events the server may not see, a bounded number of times.
+	for range 100 {
+		e, err := s.store.EventByTimestamp(ctx, roomID, ts, forwards)
+		if storageNotFound(err) {
+			break
+		} else if err != nil {
+			return "", 0, err
+		}
+		if e.StreamPos >= 0 && !e.Rejected {
+			if ok, err := v.mayRead(ctx, e); err != nil {
+				return "", 0, err
+			} else if ok {
+				return e.EventID, e.OriginServerTS, nil
+			}
+		}
+		if forwards {
+			ts = e.OriginServerTS + 1
+		} else {
+			ts = e.OriginServerTS - 1
+		}
+	}
+	return "", 0, types.NotFound("No event found")
 }

@@ -90,7 +90,16 @@ func (s *Service) checkFormat(ctx context.Context, origin string, raw []byte) (*
 	} else if rv == "" {
 		return nil, drop("", "unknown room %s", roomID.Str)
 	}
-	rec := &received{origin: origin, rv: rv, roomID: id.RoomID(roomID.Str)}
+	return parseReceived(origin, rv, compact)
+}
+
+// parseReceived is the rest of check 1 once the room version is known:
+// the event in the version's format, with the fields it requires.
+func parseReceived(origin string, rv id.RoomVersion, compact jsontext.Value) (*received, error) {
+	drop := func(eid id.EventID, format string, args ...any) error {
+		return &DroppedError{EventID: eid, Check: "format", Err: fmt.Errorf(format, args...)}
+	}
+	rec := &received{origin: origin, rv: rv, roomID: id.RoomID(gjson.GetBytes(compact, "room_id").Str)}
 	if rec.rv.EventIDFormat() == id.EventIDFormatCustom {
 		eid := gjson.GetBytes(compact, "event_id")
 		if eid.Type != gjson.String || !validEventID(eid.Str) {

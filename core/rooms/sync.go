@@ -315,6 +315,15 @@ func (s *Reader) summary(ctx context.Context, roomID id.RoomID, user id.UserID) 
 
 // StrippedState is the stripped state shown with an invite or knock.
 func (s *Reader) StrippedState(ctx context.Context, roomID id.RoomID, memberEvent id.EventID) ([]map[string]any, error) {
+	mem, err := s.store.GetEvent(ctx, memberEvent)
+	if err != nil {
+		return nil, err
+	}
+	// An invite to a room this server is not in carries what the inviting
+	// server said of the room.
+	if out, ok, err := outlierStrippedState(mem); ok || err != nil {
+		return out, err
+	}
 	entries, err := s.store.CurrentState(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -323,10 +332,6 @@ func (s *Reader) StrippedState(ctx context.Context, roomID id.RoomID, memberEven
 		"m.room.avatar": true, "m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true}
 	// The inviter's member event too, so that clients can name who invited
 	// (as Synapse sends it).
-	mem, err := s.store.GetEvent(ctx, memberEvent)
-	if err != nil {
-		return nil, err
-	}
 	ids := []id.EventID{memberEvent}
 	for _, e := range entries {
 		if (keep[e.Type] && e.StateKey == "") ||

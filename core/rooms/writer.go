@@ -152,7 +152,11 @@ type sendReq struct {
 	// remote, when set, is an event from another server past the checks
 	// made before the writer (Intake); processRemote does the rest.
 	remote *received
-	done   chan sendResult
+	// outlier, when set, is an invite to a room this server is not in,
+	// stored without the room's state (processOutlier).
+	outlier *storage.EventWrite
+	version id.RoomVersion // of the outlier's room
+	done    chan sendResult
 }
 
 type sendResult struct {
@@ -365,7 +369,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil {
+		if r.protos == nil && r.remote == nil && r.outlier == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -375,6 +379,10 @@ drain:
 		}
 		if r.remote != nil {
 			w.processRemote(r)
+			continue
+		}
+		if r.outlier != nil {
+			w.processOutlier(r)
 			continue
 		}
 		w.processAtomic(r)
@@ -619,7 +627,9 @@ func (s *Reader) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomStat
 		return nil, err
 	}
 	if len(evs) == 0 {
-		return nil, fmt.Errorf("room %s has no forward extremities", roomID)
+		// A room this server only holds an invite to (ReceiveInvite): it
+		// has none of its state, so nothing can be done in it here.
+		return nil, types.NotFound("This server is not in room %s", roomID)
 	}
 	var latest *storage.Event
 	for _, e := range evs {

@@ -95,6 +95,13 @@ func (a *API) Register(r gin.IRouter) {
 	fed.GET("/v1/make_join/:roomID/:userID", a.makeJoin)
 	fed.PUT("/v1/send_join/:roomID/:eventID", a.sendJoinV1)
 	fed.PUT("/v2/send_join/:roomID/:eventID", a.sendJoinV2)
+	fed.GET("/v1/make_leave/:roomID/:userID", a.makeLeave)
+	fed.PUT("/v1/send_leave/:roomID/:eventID", a.sendLeaveV1)
+	fed.PUT("/v2/send_leave/:roomID/:eventID", a.sendLeaveV2)
+	fed.PUT("/v1/invite/:roomID/:eventID", a.inviteV1)
+	fed.PUT("/v2/invite/:roomID/:eventID", a.inviteV2)
+	fed.GET("/v1/make_knock/:roomID/:userID", a.makeKnock)
+	fed.PUT("/v1/send_knock/:roomID/:eventID", a.sendKnock)
 	fed.PUT("/v1/send/:txnID", a.send)
 	fed.GET("/v1/event/:eventID", a.event)
 	fed.GET("/v1/state/:roomID", a.state)
@@ -102,6 +109,7 @@ func (a *API) Register(r gin.IRouter) {
 	fed.GET("/v1/event_auth/:roomID/:eventID", a.eventAuth)
 	fed.GET("/v1/backfill/:roomID", a.backfill)
 	fed.POST("/v1/get_missing_events/:roomID", a.getMissingEvents)
+	fed.GET("/v1/timestamp_to_event/:roomID", a.timestampToEvent)
 }
 
 func (a *API) log() *slog.Logger {

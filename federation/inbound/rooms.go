@@ -8,6 +8,7 @@ package inbound
 import (
 	"context"
 	"encoding/json/jsontext"
+	"encoding/json/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,6 +28,12 @@ type Rooms interface {
 	Intake(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
 	MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)
+	MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error)
+	SendLeave(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) error
+	MakeKnock(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
+	SendKnock(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte) ([]jsontext.Value, error)
+	ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, rv id.RoomVersion, raw []byte,
+		stripped []jsontext.Value) (jsontext.Value, error)
 	FederationEvent(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error)
 	StateIDsAt(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]id.EventID, []id.EventID, error)
 	StateAtEvent(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) ([]jsontext.Value, []jsontext.Value, error)
@@ -35,6 +42,7 @@ type Rooms interface {
 	MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int,
 		minDepth int64) ([]jsontext.Value, error)
 	ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error)
+	ServerTimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64, forwards bool) (id.EventID, int64, error)
 	ServerAllowed(ctx context.Context, roomID id.RoomID, server string) error
 	PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
 }
@@ -66,15 +74,11 @@ func (a *API) makeJoin(c *gin.Context) {
 	if !a.allowed(c) {
 		return
 	}
-	user := id.UserID(c.Param("userID"))
-	if _, hs, err := user.Parse(); err != nil || hs != origin(c) {
-		httpx.Fail(c, types.Forbidden("%s may only join its own users", origin(c)))
+	user, ok := ownUser(c, "join")
+	if !ok {
 		return
 	}
-	versions := []id.RoomVersion{}
-	for _, v := range c.QueryArray("ver") {
-		versions = append(versions, id.RoomVersion(v))
-	}
+	versions := queryVersions(c)
 	if len(versions) == 0 {
 		versions = []id.RoomVersion{"1"} // the spec's default
 	}
@@ -127,6 +131,177 @@ func (a *API) sendJoinV1(c *gin.Context) {
 		return
 	}
 	httpx.OK(c, []any{http.StatusOK, gin.H{"origin": a.opts.ServerName, "state": res.State, "auth_chain": res.AuthChain}})
+}
+
+// ownUser is the path's userId when it is a user of the requesting
+// server; otherwise it answers 403.
+func ownUser(c *gin.Context, what string) (id.UserID, bool) {
+	user := id.UserID(c.Param("userID"))
+	if _, hs, err := user.Parse(); err != nil || hs != origin(c) {
+		httpx.Fail(c, types.Forbidden("%s may only %s its own users", origin(c), what))
+		return "", false
+	}
+	return user, true
+}
+
+// GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
+func (a *API) makeLeave(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	user, ok := ownUser(c, "make leave")
+	if !ok {
+		return
+	}
+	rv, tmpl, err := a.opts.Rooms.MakeLeave(c.Request.Context(), id.RoomID(c.Param("roomID")), user)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_version": rv, "event": tmpl})
+}
+
+// sendLeave runs PUT /send_leave/{roomId}/{eventId} for both versions.
+func (a *API) sendLeave(c *gin.Context) bool {
+	if !a.allowed(c) {
+		return false
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return false
+	}
+	if err := a.opts.Rooms.SendLeave(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), raw); err != nil {
+		httpx.Fail(c, err)
+		return false
+	}
+	return true
+}
+
+// PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
+func (a *API) sendLeaveV2(c *gin.Context) {
+	if a.sendLeave(c) {
+		httpx.OK(c, gin.H{})
+	}
+}
+
+// PUT /_matrix/federation/v1/send_leave/{roomId}/{eventId}
+// (deprecated; answers [200, {}])
+func (a *API) sendLeaveV1(c *gin.Context) {
+	if a.sendLeave(c) {
+		httpx.OK(c, []any{http.StatusOK, gin.H{}})
+	}
+}
+
+// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+func (a *API) inviteV2(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	var req struct {
+		Event           jsontext.Value   `json:"event"`
+		InviteRoomState []jsontext.Value `json:"invite_room_state"`
+		RoomVersion     id.RoomVersion   `json:"room_version"`
+	}
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if req.RoomVersion == "" || len(req.Event) == 0 {
+		httpx.Fail(c, types.MissingParam("event and room_version are required"))
+		return
+	}
+	if req.Event.Kind() != '{' {
+		httpx.Fail(c, types.BadJSON("event is not an object"))
+		return
+	}
+	ev, err := a.opts.Rooms.ReceiveInvite(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), req.RoomVersion, req.Event, req.InviteRoomState)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event": ev})
+}
+
+// PUT /_matrix/federation/v1/invite/{roomId}/{eventId}
+// (deprecated; rooms v1 and v2; the body is the event, with the stripped
+// state in unsigned.invite_room_state; answers [200, {"event": …}])
+func (a *API) inviteV1(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	var body struct {
+		Unsigned struct {
+			InviteRoomState []jsontext.Value `json:"invite_room_state"`
+		} `json:"unsigned"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		httpx.Fail(c, types.BadJSON("%v", err))
+		return
+	}
+	ev, err := a.opts.Rooms.ReceiveInvite(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), "", raw, body.Unsigned.InviteRoomState)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, []any{http.StatusOK, gin.H{"event": ev}})
+}
+
+func queryVersions(c *gin.Context) []id.RoomVersion {
+	versions := []id.RoomVersion{}
+	for _, v := range c.QueryArray("ver") {
+		versions = append(versions, id.RoomVersion(v))
+	}
+	return versions
+}
+
+// GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=…
+func (a *API) makeKnock(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	user, ok := ownUser(c, "knock")
+	if !ok {
+		return
+	}
+	versions := queryVersions(c)
+	if len(versions) == 0 {
+		httpx.Fail(c, types.MissingParam("ver is required"))
+		return
+	}
+	rv, tmpl, err := a.opts.Rooms.MakeKnock(c.Request.Context(), id.RoomID(c.Param("roomID")), user, versions)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_version": rv, "event": tmpl})
+}
+
+// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+func (a *API) sendKnock(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	raw, err := readJSONObject(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	st, err := a.opts.Rooms.SendKnock(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")),
+		id.EventID(c.Param("eventID")), raw)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"knock_room_state": st})
 }
 
 // GET /_matrix/federation/v1/event/{eventId}
@@ -220,6 +395,34 @@ func (a *API) backfill(c *gin.Context) {
 		return
 	}
 	a.pdus(c, evs)
+}
+
+// GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=…&dir=…
+func (a *API) timestampToEvent(c *gin.Context) {
+	if !a.allowed(c) {
+		return
+	}
+	tsArg, ok := c.GetQuery("ts")
+	if !ok {
+		httpx.Fail(c, types.MissingParam("ts is required"))
+		return
+	}
+	ts, err := strconv.ParseInt(tsArg, 10, 64)
+	if err != nil {
+		httpx.Fail(c, types.InvalidParam("ts must be a timestamp in milliseconds"))
+		return
+	}
+	dir := c.Query("dir")
+	if dir != "f" && dir != "b" {
+		httpx.Fail(c, types.InvalidParam("dir must be f or b"))
+		return
+	}
+	eid, at, err := a.opts.Rooms.ServerTimestampToEvent(c.Request.Context(), origin(c), id.RoomID(c.Param("roomID")), ts, dir == "f")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"event_id": eid, "origin_server_ts": at})
 }
 
 // POST /_matrix/federation/v1/get_missing_events/{roomId}

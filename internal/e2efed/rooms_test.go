@@ -579,6 +579,13 @@ func TestServerACLInbound(t *testing.T) {
 	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
 		t.Fatalf("make_join of a denied server: %v", err)
 	}
+	_, err = c.client().MakeLeave(ctx, &federation.ReqMakeLeave{RoomID: roomID, UserID: carol, Via: a.Opts.ServerName})
+	wantErrCode(t, "make_leave of a denied server", err, "M_FORBIDDEN")
+	_, err = c.client().MakeKnock(ctx, &federation.ReqMakeKnock{RoomID: roomID, UserID: id.NewUserID("other", c.name),
+		Via: a.Opts.ServerName, SupportedVersions: []id.RoomVersion{r.rv}})
+	wantErrCode(t, "make_knock of a denied server", err, "M_FORBIDDEN")
+	_, err = c.client().TimestampToEvent(ctx, a.Opts.ServerName, roomID, time.Now(), mautrix.DirectionBackward)
+	wantErrCode(t, "timestamp_to_event of a denied server", err, "M_FORBIDDEN")
 }
 
 // make_join for a room A does not know is 404; for an invite-only room,
