@@ -1,0 +1,82 @@
+// Command echoplugin is the echo bridge of the plugin tests: for each
+// m.room.message from a user outside its namespace it replies in the same
+// room as its ghost "<prefix>echo", with the body "echo: <body>", one
+// millisecond after the original. Its flag -mode=bad-handshake makes it
+// answer the handshake with an API version the host does not speak.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/plugins/sdk"
+)
+
+func main() {
+	mode := flag.String("mode", "echo", "echo or bad-handshake")
+	flag.Parse()
+	if *mode == "bad-handshake" {
+		// What a plugin of a future API version would answer.
+		fmt.Println("1|99|unix|/nonexistent|grpc|")
+		os.Exit(0)
+	}
+	sdk.Serve(&echo{})
+}
+
+type echo struct {
+	env    *sdk.Env
+	ghosts *regexp.Regexp
+	ghost  id.UserID
+}
+
+func (e *echo) Describe() sdk.Info {
+	return sdk.Info{Network: "echo", Name: "Echo bridge", Version: "1"}
+}
+
+func (e *echo) Start(ctx context.Context, env *sdk.Env) error {
+	e.env = env
+	if env.GhostUserRegex != "" {
+		re, err := regexp.Compile(env.GhostUserRegex)
+		if err != nil {
+			return err
+		}
+		e.ghosts = re
+	}
+	e.ghost = id.NewUserID(env.GhostLocalpartPrefix+"echo", env.ServerName)
+	return env.Host.EnsureRegistered(ctx, e.ghost)
+}
+
+func (e *echo) Stop(context.Context) error { return nil }
+
+func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
+	if ev.Type.Type != event.EventMessage.Type || ev.Sender == e.env.BotUserID || e.ours(ev.Sender) {
+		return nil
+	}
+	var msg event.MessageEventContent
+	if err := json.Unmarshal(ev.Content.VeryRaw, &msg); err != nil {
+		return nil // not a message we understand: nothing to echo
+	}
+	reply := event.MessageEventContent{MsgType: event.MsgNotice, Body: "echo: " + msg.Body}
+	ts := time.UnixMilli(ev.Timestamp + 1)
+	_, err := e.env.Host.SendEvent(ctx, ev.RoomID, e.ghost, event.EventMessage, &reply, ts, "echo-"+string(ev.ID))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "echo: replying to %s: %v\n", ev.ID, err)
+	}
+	return err
+}
+
+func (e *echo) ours(u id.UserID) bool {
+	if e.ghosts != nil {
+		return e.ghosts.MatchString(string(u))
+	}
+	return strings.HasPrefix(u.Localpart(), e.env.GhostLocalpartPrefix)
+}
