@@ -24,6 +24,7 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/routes"
+	"github.com/tributary-hs/tributary/bridges/manager"
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
@@ -290,6 +291,15 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
+	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
+		Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader, Logger: log,
+		Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs},
+		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
+	if err != nil {
+		return err
+	}
+	plugins.Start(ctx)
+	defer plugins.Stop()
 	pushGateway, err := newPushGateway(store, cfg, log, rs.Reader, pushRules, notifier)
 	if err != nil {
 		return err
