@@ -1,7 +1,7 @@
 // Command echoplugin is the echo bridge of the plugin tests: for each
 // m.room.message from a user outside its namespace it replies in the same
 // room as its ghost "<prefix>echo", with the body "echo: <body>", one
-// millisecond after the original. Its flag -mode=bad-handshake makes it
+// millisecond after the original; its ghost accepts invites. Its flag -mode=bad-handshake makes it
 // answer the handshake with an API version the host does not speak.
 package main
 
@@ -58,6 +58,13 @@ func (e *echo) Start(ctx context.Context, env *sdk.Env) error {
 func (e *echo) Stop(context.Context) error { return nil }
 
 func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
+	if ev.Type.Type == event.StateMember.Type && ev.StateKey != nil && id.UserID(*ev.StateKey) == e.ghost {
+		var m event.MemberEventContent
+		if json.Unmarshal(ev.Content.VeryRaw, &m) == nil && m.Membership == event.MembershipInvite {
+			return e.env.Host.Join(ctx, ev.RoomID, e.ghost)
+		}
+		return nil
+	}
 	if ev.Type.Type != event.EventMessage.Type || ev.Sender == e.env.BotUserID || e.ours(ev.Sender) {
 		return nil
 	}

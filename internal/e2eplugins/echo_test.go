@@ -1,0 +1,156 @@
+// Package e2eplugins tests bridge plugins end to end: the real tributary
+// binary runs the echo plugin (plugins/plugintest/echoplugin) from its
+// config, and a user talks to the plugin's ghost with the mautrix client.
+package e2eplugins
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+	"github.com/tributary-hs/tributary/plugins/plugintest"
+)
+
+const ghost = id.UserID("@echo_echo:localhost")
+
+// eventually checks cond every 20 ms until it holds (a condition, not a
+// fixed wait), failing after a minute.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pluginPID is the pid of the server's child process running bin (any of
+// the server's threads may have started it).
+func pluginPID(s *testserver.Server, bin string) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", s.Pid()))
+	for _, task := range tasks {
+		raw, err := os.ReadFile(task)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(raw)) {
+			pid, _ := strconv.Atoi(f)
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == bin {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// waitForEcho syncs as c until the ghost's reply to body arrives and
+// returns it.
+func waitForEcho(t *testing.T, c *mautrix.Client, room id.RoomID, since *string, body string) *event.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		resp, err := c.SyncRequest(ctx, 30000, *since, "", false, event.PresenceOnline)
+		if err != nil {
+			t.Fatalf("sync waiting for the echo of %q: %v", body, err)
+		}
+		*since = resp.NextBatch
+		for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+			if ev.Sender != ghost || ev.Type != event.EventMessage {
+				continue
+			}
+			_ = ev.Content.ParseRaw(ev.Type)
+			if ev.Content.AsMessage().Body == "echo: "+body {
+				return ev
+			}
+		}
+	}
+}
+
+func TestEchoPluginAndRestart(t *testing.T) {
+	bin := plugintest.Build(t, plugintest.EchoPackage)
+	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
+	cfg := fmt.Sprintf(`app_services:
+  retry_backoff: 200ms
+  max_retry_backoff: 2s
+plugins:
+  - name: echo
+    binary: %q
+    ghost_prefix: echo_
+    bot_localpart: echobot
+    config: {greeting: hi}
+`, bin)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration",
+		"--disable-rate-limits"}})
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	ctx := context.Background()
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plugin registers its ghost when it starts; it accepts the invite.
+	eventually(t, "the plugin registered its ghost", func() bool {
+		_, err := alice.GetProfile(ctx, ghost)
+		return err == nil
+	})
+	if _, err := alice.InviteUser(ctx, room.RoomID, &mautrix.ReqInviteUser{UserID: ghost}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ghost joined", func() bool {
+		m, err := alice.JoinedMembers(ctx, room.RoomID)
+		_, in := m.Joined[ghost]
+		return err == nil && in
+	})
+
+	var since string
+	sent, err := alice.SendText(ctx, room.RoomID, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := waitForEcho(t, alice, room.RoomID, &since, "hello")
+	orig, err := alice.GetEvent(ctx, room.RoomID, sent.EventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Timestamp != orig.Timestamp+1 {
+		t.Errorf("the ghost's reply is at %d, want the timestamp the plugin asked for, %d", reply.Timestamp, orig.Timestamp+1)
+	}
+
+	// Kill the plugin: what is sent meanwhile reaches it after the restart.
+	pid := pluginPID(s, bin)
+	if pid == 0 {
+		t.Fatal("no plugin process under the server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"while down 1", "while down 2"} {
+		if _, err := alice.SendText(ctx, room.RoomID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForEcho(t, alice, room.RoomID, &since, "while down 1")
+	waitForEcho(t, alice, room.RoomID, &since, "while down 2")
+	if newPID := pluginPID(s, bin); newPID == pid || newPID == 0 {
+		t.Errorf("plugin pid after the restart: %d (before: %d)", newPID, pid)
+	}
+	if !strings.Contains(s.Logs(), "plugin stopped running; restarting") {
+		t.Error("the crash was not logged")
+	}
+}
