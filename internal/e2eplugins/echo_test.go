@@ -80,24 +80,30 @@ func waitForEcho(t *testing.T, c *mautrix.Client, room id.RoomID, since *string,
 	}
 }
 
-func TestEchoPluginAndRestart(t *testing.T) {
-	bin := plugintest.Build(t, plugintest.EchoPackage)
+// startWithPlugins starts a server whose config has the given plugins
+// section.
+func startWithPlugins(t *testing.T, plugins string, env ...string) *testserver.Server {
 	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
-	cfg := fmt.Sprintf(`app_services:
-  retry_backoff: 200ms
-  max_retry_backoff: 2s
-plugins:
-  - name: echo
+	cfg := "app_services:\n  retry_backoff: 200ms\n  max_retry_backoff: 2s\nplugins:\n" + plugins
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration",
+		"--disable-rate-limits"}, Env: env})
+}
+
+func echoEntry(bin string) string {
+	return fmt.Sprintf(`  - name: echo
     binary: %q
     ghost_prefix: echo_
     bot_localpart: echobot
     config: {greeting: hi}
 `, bin)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration",
-		"--disable-rate-limits"}})
+}
+
+func TestEchoPluginAndRestart(t *testing.T) {
+	bin := plugintest.Build(t, plugintest.EchoPackage)
+	s := startWithPlugins(t, echoEntry(bin))
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	ctx := context.Background()
 	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
@@ -132,6 +138,12 @@ plugins:
 		t.Errorf("the ghost's reply is at %d, want the timestamp the plugin asked for, %d", reply.Timestamp, orig.Timestamp+1)
 	}
 
+	// The plugin may act as its bot and ghosts only.
+	if _, err := alice.SendText(ctx, room.RoomID, "!impersonate"); err != nil {
+		t.Fatal(err)
+	}
+	waitForEcho(t, alice, room.RoomID, &since, "impersonating @alice:localhost: rpc error: code = PermissionDenied desc = M_FORBIDDEN: Application service cannot masquerade as @alice:localhost")
+
 	// Kill the plugin: what is sent meanwhile reaches it after the restart.
 	pid := pluginPID(s, bin)
 	if pid == 0 {
@@ -152,5 +164,42 @@ plugins:
 	}
 	if !strings.Contains(s.Logs(), "plugin stopped running; restarting") {
 		t.Error("the crash was not logged")
+	}
+}
+
+// A binary that is no plugin leaves the server (and the other plugins)
+// running, with one clear error line however often it is retried.
+func TestBrokenPluginLeavesServerRunning(t *testing.T) {
+	bin := plugintest.Build(t, plugintest.EchoPackage)
+	s := startWithPlugins(t, echoEntry(bin)+`  - name: broken
+    binary: /bin/true
+    ghost_prefix: broken_
+    bot_localpart: brokenbot
+`, "TRIBUTARY_LOG_LEVEL=debug") // repeated failures are logged at debug
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	ctx := context.Background()
+	eventually(t, "the echo plugin registered its ghost", func() bool {
+		_, err := alice.GetProfile(ctx, ghost)
+		return err == nil
+	})
+	var lines []string
+	eventually(t, "the broken plugin was tried again", func() bool {
+		lines = lines[:0]
+		tries := 0
+		for _, line := range strings.Split(s.Logs(), "\n") {
+			if strings.Contains(line, `"plugin":"broken"`) && strings.Contains(line, `"level":"ERROR"`) {
+				lines = append(lines, line)
+			}
+			if strings.Contains(line, `"plugin":"broken"`) && strings.Contains(line, "failed to start") {
+				tries++
+			}
+		}
+		return tries >= 3
+	})
+	if len(lines) != 1 || !strings.Contains(lines[0], "plugin broken: handshake failed") {
+		t.Errorf("error lines for the broken plugin:\n%s", strings.Join(lines, "\n"))
+	}
+	if _, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{}); err != nil {
+		t.Errorf("the server stopped serving: %v", err)
 	}
 }

@@ -279,7 +279,8 @@ func (s *Supervisor) launch(ctx context.Context) (*session, error) {
 		what := "launch failed"
 		// go-plugin's errors are only text.
 		if msg := strings.ToLower(err.Error()); strings.Contains(msg, "incompatible api version") ||
-			strings.Contains(msg, "plugin message") || strings.Contains(msg, "timeout while waiting") {
+			strings.Contains(msg, "plugin message") || strings.Contains(msg, "timeout while waiting") ||
+			strings.Contains(msg, "exited before we could connect") {
 			what = "handshake failed"
 		}
 		return fail(what, err)

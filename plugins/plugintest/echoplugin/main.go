@@ -1,7 +1,8 @@
 // Command echoplugin is the echo bridge of the plugin tests: for each
 // m.room.message from a user outside its namespace it replies in the same
 // room as its ghost "<prefix>echo", with the body "echo: <body>", one
-// millisecond after the original; its ghost accepts invites. Its flag -mode=bad-handshake makes it
+// millisecond after the original; its ghost accepts invites. On
+// "!impersonate" it tries to send as the user and echoes the host's error. Its flag -mode=bad-handshake makes it
 // answer the handshake with an API version the host does not speak.
 package main
 
@@ -71,6 +72,13 @@ func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
 	var msg event.MessageEventContent
 	if err := json.Unmarshal(ev.Content.VeryRaw, &msg); err != nil {
 		return nil // not a message we understand: nothing to echo
+	}
+	if msg.Body == "!impersonate" {
+		// Acting as a user outside the plugin's namespace must be refused;
+		// the ghost reports what the host answered.
+		_, err := e.env.Host.SendEvent(ctx, ev.RoomID, ev.Sender, event.EventMessage,
+			&event.MessageEventContent{MsgType: event.MsgText, Body: "impersonated"}, time.Time{}, "")
+		msg.Body = fmt.Sprintf("impersonating %s: %v", ev.Sender, err)
 	}
 	reply := event.MessageEventContent{MsgType: event.MsgNotice, Body: "echo: " + msg.Body}
 	ts := time.UnixMilli(ev.Timestamp + 1)
