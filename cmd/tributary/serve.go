@@ -293,7 +293,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer asPusher.Stop()
 	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
 		Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader, Logger: log,
-		Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs},
+		Host:       manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs},
 		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
 	if err != nil {
 		return err
@@ -332,7 +332,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	var reg *prometheus.Registry
 	if cfg.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			plugins.Collector())
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics: listen on %s: %w", cfg.Metrics.Listen, err)

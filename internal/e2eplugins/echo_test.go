@@ -6,6 +6,8 @@ package e2eplugins
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,7 +91,7 @@ func startWithPlugins(t *testing.T, plugins string, env ...string) *testserver.S
 		t.Fatal(err)
 	}
 	return testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration",
-		"--disable-rate-limits"}, Env: env})
+		"--disable-rate-limits", "--metrics-listen", "127.0.0.1:0"}, Env: env})
 }
 
 func echoEntry(bin string) string {
@@ -165,6 +167,27 @@ func TestEchoPluginAndRestart(t *testing.T) {
 	if !strings.Contains(s.Logs(), "plugin stopped running; restarting") {
 		t.Error("the crash was not logged")
 	}
+	metrics := get(t, s.MetricsURL()+"/metrics")
+	for _, want := range []string{`tributary_plugin_up{plugin="echo"} 1`, `tributary_plugin_restarts_total{plugin="echo"} 1`,
+		`tributary_plugin_state{plugin="echo",state="running"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 // A binary that is no plugin leaves the server (and the other plugins)
