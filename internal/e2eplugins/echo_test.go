@@ -167,6 +167,10 @@ func TestEchoPluginAndRestart(t *testing.T) {
 	if !strings.Contains(s.Logs(), "plugin stopped running; restarting") {
 		t.Error("the crash was not logged")
 	}
+	out, err := s.Run(t, "", "plugins", "list")
+	if err != nil || !strings.Contains(out, "echo") || !strings.Contains(out, "running") {
+		t.Errorf("plugins list: %v\n%s", err, out)
+	}
 	metrics := get(t, s.MetricsURL()+"/metrics")
 	for _, want := range []string{`tributary_plugin_up{plugin="echo"} 1`, `tributary_plugin_restarts_total{plugin="echo"} 1`,
 		`tributary_plugin_state{plugin="echo",state="running"} 1`} {

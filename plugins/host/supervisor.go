@@ -38,15 +38,15 @@ const (
 
 // Status is a snapshot of a supervised plugin.
 type Status struct {
-	Name  string
-	State State
+	Name  string `json:"name"`
+	State State  `json:"state"`
 	// Restarts counts launches after the first.
-	Restarts int
+	Restarts int `json:"restarts"`
 	// LastError is why the plugin last stopped running or failed to start.
-	LastError string
-	Since     time.Time
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
 	// PID is the plugin process's while it runs.
-	PID int
+	PID int `json:"pid,omitempty"`
 }
 
 // ErrNotRunning is returned by Deliver while the plugin is not running;
