@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/json/jsontext"
 	"errors"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 type Contract interface {
 	Masquerade(ctx context.Context, asID string, user id.UserID, deviceID id.DeviceID) (*types.Principal, error)
 	Send(ctx context.Context, caller *types.Principal, req bridging.SendRequest) (id.EventID, error)
+	BatchSend(ctx context.Context, asID string, roomID id.RoomID, req *bridging.BatchRequest) ([]id.EventID, error)
 }
 
 // Accounts creates the plugin's users and sets their profiles
@@ -36,6 +38,7 @@ type Accounts interface {
 type Memberships interface {
 	ChangeMembership(ctx context.Context, req *rooms.MembershipRequest) (id.EventID, error)
 	ProfileChanged(ctx context.Context, user id.UserID) error
+	CreateRoom(ctx context.Context, req *rooms.CreateRequest) (id.RoomID, error)
 }
 
 // HostDeps are the core services MatrixHost calls: the ones the appservice
@@ -144,6 +147,60 @@ func (h *matrixHost) SetProfile(ctx context.Context, req *proto.SetProfileReques
 		_ = h.d.Memberships.ProfileChanged(ctx, p.UserID)
 	}
 	return &proto.SetProfileResponse{}, nil
+}
+
+func (h *matrixHost) CreateRoom(ctx context.Context, req *proto.CreateRoomRequest) (*proto.CreateRoomResponse, error) {
+	p, err := h.act(ctx, req.UserId)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := mayAct(p); err != nil {
+		return nil, grpcError(err)
+	}
+	var cr rooms.CreateRequest
+	if len(req.Request) > 0 {
+		if err := json.Unmarshal(req.Request, &cr); err != nil {
+			return nil, grpcError(types.BadJSON("request: %v", err))
+		}
+	}
+	cr.Creator, cr.Timestamp = p.UserID, req.Timestamp
+	roomID, err := h.d.Memberships.CreateRoom(ctx, &cr)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &proto.CreateRoomResponse{RoomId: string(roomID)}, nil
+}
+
+func (h *matrixHost) BatchSend(ctx context.Context, req *proto.BatchSendRequest) (*proto.BatchSendResponse, error) {
+	br := &bridging.BatchRequest{Forward: req.Forward, ForwardIfNoMessages: req.ForwardIfNoMessages,
+		SendNotification: req.SendNotification, MarkReadBy: id.UserID(req.MarkReadBy),
+		Events: make([]*bridging.BatchEvent, 0, len(req.Events))}
+	for _, ev := range req.Events {
+		br.Events = append(br.Events, &bridging.BatchEvent{EventID: id.EventID(ev.EventId), Type: ev.Type,
+			StateKey: ev.StateKey, Sender: id.UserID(ev.Sender), Content: jsontext.Value(ev.Content),
+			OriginServerTS: ev.OriginServerTs})
+	}
+	ids, err := h.d.Contract.BatchSend(ctx, h.asID, id.RoomID(req.RoomId), br)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &proto.BatchSendResponse{EventIds: make([]string, len(ids))}
+	for i, evID := range ids {
+		out.EventIds[i] = string(evID)
+	}
+	return out, nil
+}
+
+// mayAct refuses a suspended or locked user, as core/bridging does for
+// sends (room creation has no such check of its own).
+func mayAct(p *types.Principal) error {
+	switch {
+	case p.Locked:
+		return types.ErrLocked
+	case p.Suspended:
+		return types.ErrSuspended
+	}
+	return nil
 }
 
 // grpcError carries a Matrix error to the plugin: the status code follows

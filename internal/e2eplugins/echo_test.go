@@ -62,6 +62,17 @@ func pluginPID(s *testserver.Server, bin string) int {
 // returns it.
 func waitForEcho(t *testing.T, c *mautrix.Client, room id.RoomID, since *string, body string) *event.Event {
 	t.Helper()
+	return waitFor(t, c, room, since, body, func(b string) bool { return b == "echo: "+body })
+}
+
+// waitForEchoPrefix waits for a reply starting with "echo: " + prefix.
+func waitForEchoPrefix(t *testing.T, c *mautrix.Client, room id.RoomID, since *string, prefix string) *event.Event {
+	t.Helper()
+	return waitFor(t, c, room, since, prefix, func(b string) bool { return strings.HasPrefix(b, "echo: "+prefix) })
+}
+
+func waitFor(t *testing.T, c *mautrix.Client, room id.RoomID, since *string, body string, match func(string) bool) *event.Event {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for {
@@ -70,12 +81,16 @@ func waitForEcho(t *testing.T, c *mautrix.Client, room id.RoomID, since *string,
 			t.Fatalf("sync waiting for the echo of %q: %v", body, err)
 		}
 		*since = resp.NextBatch
-		for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+		joined := resp.Rooms.Join[room]
+		if joined == nil {
+			continue
+		}
+		for _, ev := range joined.Timeline.Events {
 			if ev.Sender != ghost || ev.Type != event.EventMessage {
 				continue
 			}
 			_ = ev.Content.ParseRaw(ev.Type)
-			if ev.Content.AsMessage().Body == "echo: "+body {
+			if match(ev.Content.AsMessage().Body) {
 				return ev
 			}
 		}
@@ -228,5 +243,62 @@ func TestBrokenPluginLeavesServerRunning(t *testing.T) {
 	}
 	if _, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{}); err != nil {
 		t.Errorf("the server stopped serving: %v", err)
+	}
+}
+
+// The plugin creates a portal as its ghost, invites the user and fills it
+// with history from several ghosts at their original times (batch send).
+func TestPluginPortalWithHistory(t *testing.T) {
+	bin := plugintest.Build(t, plugintest.EchoPackage)
+	s := startWithPlugins(t, echoEntry(bin))
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	ctx := context.Background()
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the plugin registered its ghost", func() bool {
+		_, err := alice.GetProfile(ctx, ghost)
+		return err == nil
+	})
+	if _, err := alice.InviteUser(ctx, room.RoomID, &mautrix.ReqInviteUser{UserID: ghost}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ghost joined", func() bool {
+		m, err := alice.JoinedMembers(ctx, room.RoomID)
+		_, in := m.Joined[ghost]
+		return err == nil && in
+	})
+	if _, err := alice.SendText(ctx, room.RoomID, "!portal"); err != nil {
+		t.Fatal(err)
+	}
+	since := ""
+	var portal id.RoomID
+	for _, ev := range []*event.Event{waitForEchoPrefix(t, alice, room.RoomID, &since, "portal ")} {
+		portal = id.RoomID(strings.TrimPrefix(ev.Content.AsMessage().Body, "echo: portal "))
+	}
+	if _, err := alice.JoinRoomByID(ctx, portal); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := alice.Messages(ctx, portal, "", "", mautrix.DirectionBackward, nil, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(msgs.Chunk) - 1; i >= 0; i-- {
+		ev := msgs.Chunk[i]
+		if ev.Type != event.EventMessage {
+			continue
+		}
+		_ = ev.Content.ParseRaw(ev.Type)
+		got = append(got, fmt.Sprintf("%s %d %s", ev.Sender, ev.Timestamp, ev.Content.AsMessage().Body))
+	}
+	want := []string{
+		"@echo_h0:localhost 1600000000000 history 0",
+		"@echo_h1:localhost 1600000060000 history 1",
+		"@echo_h2:localhost 1600000120000 history 2",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("portal history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

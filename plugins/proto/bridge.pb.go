@@ -1077,6 +1077,327 @@ func (*SetProfileResponse) Descriptor() ([]byte, []int) {
 	return file_bridge_proto_rawDescGZIP(), []int{16}
 }
 
+type CreateRoomRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// request is the JSON body of the client API's POST /createRoom.
+	Request       []byte `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Timestamp     int64  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRoomRequest) Reset() {
+	*x = CreateRoomRequest{}
+	mi := &file_bridge_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRoomRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRoomRequest) ProtoMessage() {}
+
+func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
+func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateRoomRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CreateRoomRequest) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CreateRoomRequest) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+type CreateRoomResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRoomResponse) Reset() {
+	*x = CreateRoomResponse{}
+	mi := &file_bridge_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRoomResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRoomResponse) ProtoMessage() {}
+
+func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
+func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateRoomResponse) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+type BatchSendRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RoomId  string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Forward bool                   `protobuf:"varint,2,opt,name=forward,proto3" json:"forward,omitempty"`
+	// forward_if_no_messages sends a backward batch forward into a room
+	// without messages yet (a new portal's first backfill).
+	ForwardIfNoMessages bool `protobuf:"varint,3,opt,name=forward_if_no_messages,json=forwardIfNoMessages,proto3" json:"forward_if_no_messages,omitempty"`
+	SendNotification    bool `protobuf:"varint,4,opt,name=send_notification,json=sendNotification,proto3" json:"send_notification,omitempty"`
+	// mark_read_by gets a read receipt on the batch's last event.
+	MarkReadBy    string        `protobuf:"bytes,5,opt,name=mark_read_by,json=markReadBy,proto3" json:"mark_read_by,omitempty"`
+	Events        []*BatchEvent `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSendRequest) Reset() {
+	*x = BatchSendRequest{}
+	mi := &file_bridge_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSendRequest) ProtoMessage() {}
+
+func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSendRequest.ProtoReflect.Descriptor instead.
+func (*BatchSendRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BatchSendRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *BatchSendRequest) GetForward() bool {
+	if x != nil {
+		return x.Forward
+	}
+	return false
+}
+
+func (x *BatchSendRequest) GetForwardIfNoMessages() bool {
+	if x != nil {
+		return x.ForwardIfNoMessages
+	}
+	return false
+}
+
+func (x *BatchSendRequest) GetSendNotification() bool {
+	if x != nil {
+		return x.SendNotification
+	}
+	return false
+}
+
+func (x *BatchSendRequest) GetMarkReadBy() string {
+	if x != nil {
+		return x.MarkReadBy
+	}
+	return ""
+}
+
+func (x *BatchSendRequest) GetEvents() []*BatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type BatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id, when set, is the ID the bridge chose; it refers to the event.
+	EventId        string  `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Type           string  `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	StateKey       *string `protobuf:"bytes,3,opt,name=state_key,json=stateKey,proto3,oneof" json:"state_key,omitempty"`
+	Sender         string  `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`
+	Content        []byte  `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"`
+	OriginServerTs int64   `protobuf:"varint,6,opt,name=origin_server_ts,json=originServerTs,proto3" json:"origin_server_ts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BatchEvent) Reset() {
+	*x = BatchEvent{}
+	mi := &file_bridge_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchEvent) ProtoMessage() {}
+
+func (x *BatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchEvent.ProtoReflect.Descriptor instead.
+func (*BatchEvent) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *BatchEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *BatchEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *BatchEvent) GetStateKey() string {
+	if x != nil && x.StateKey != nil {
+		return *x.StateKey
+	}
+	return ""
+}
+
+func (x *BatchEvent) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *BatchEvent) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *BatchEvent) GetOriginServerTs() int64 {
+	if x != nil {
+		return x.OriginServerTs
+	}
+	return 0
+}
+
+type BatchSendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventIds      []string               `protobuf:"bytes,1,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSendResponse) Reset() {
+	*x = BatchSendResponse{}
+	mi := &file_bridge_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSendResponse) ProtoMessage() {}
+
+func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSendResponse.ProtoReflect.Descriptor instead.
+func (*BatchSendResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *BatchSendResponse) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
 var File_bridge_proto protoreflect.FileDescriptor
 
 const file_bridge_proto_rawDesc = "" +
@@ -1152,7 +1473,33 @@ const file_bridge_proto_rawDesc = "" +
 	"avatar_url\x18\x03 \x01(\tH\x01R\tavatarUrl\x88\x01\x01B\x0e\n" +
 	"\f_displaynameB\r\n" +
 	"\v_avatar_url\"\x14\n" +
-	"\x12SetProfileResponse*j\n" +
+	"\x12SetProfileResponse\"d\n" +
+	"\x11CreateRoomRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x18\n" +
+	"\arequest\x18\x02 \x01(\fR\arequest\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\"-\n" +
+	"\x12CreateRoomResponse\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"\x83\x02\n" +
+	"\x10BatchSendRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x18\n" +
+	"\aforward\x18\x02 \x01(\bR\aforward\x123\n" +
+	"\x16forward_if_no_messages\x18\x03 \x01(\bR\x13forwardIfNoMessages\x12+\n" +
+	"\x11send_notification\x18\x04 \x01(\bR\x10sendNotification\x12 \n" +
+	"\fmark_read_by\x18\x05 \x01(\tR\n" +
+	"markReadBy\x128\n" +
+	"\x06events\x18\x06 \x03(\v2 .tributary.plugins.v1.BatchEventR\x06events\"\xc7\x01\n" +
+	"\n" +
+	"BatchEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12 \n" +
+	"\tstate_key\x18\x03 \x01(\tH\x00R\bstateKey\x88\x01\x01\x12\x16\n" +
+	"\x06sender\x18\x04 \x01(\tR\x06sender\x12\x18\n" +
+	"\acontent\x18\x05 \x01(\fR\acontent\x12(\n" +
+	"\x10origin_server_ts\x18\x06 \x01(\x03R\x0eoriginServerTsB\f\n" +
+	"\n" +
+	"_state_key\"0\n" +
+	"\x11BatchSendResponse\x12\x1b\n" +
+	"\tevent_ids\x18\x01 \x03(\tR\beventIds*j\n" +
 	"\n" +
 	"Membership\x12\x1a\n" +
 	"\x16MEMBERSHIP_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -1163,7 +1510,7 @@ const file_bridge_proto_rawDesc = "" +
 	"\bDescribe\x12%.tributary.plugins.v1.DescribeRequest\x1a&.tributary.plugins.v1.DescribeResponse\x12P\n" +
 	"\x05Start\x12\".tributary.plugins.v1.StartRequest\x1a#.tributary.plugins.v1.StartResponse\x12M\n" +
 	"\x04Stop\x12!.tributary.plugins.v1.StopRequest\x1a\".tributary.plugins.v1.StopResponse\x12J\n" +
-	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\x82\x04\n" +
+	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\xc1\x05\n" +
 	"\n" +
 	"MatrixHost\x12q\n" +
 	"\x10EnsureRegistered\x12-.tributary.plugins.v1.EnsureRegisteredRequest\x1a..tributary.plugins.v1.EnsureRegisteredResponse\x12\\\n" +
@@ -1171,7 +1518,10 @@ const file_bridge_proto_rawDesc = "" +
 	"\tSendState\x12&.tributary.plugins.v1.SendStateRequest\x1a'.tributary.plugins.v1.SendEventResponse\x12d\n" +
 	"\rSetMembership\x12*.tributary.plugins.v1.SetMembershipRequest\x1a'.tributary.plugins.v1.SendEventResponse\x12_\n" +
 	"\n" +
-	"SetProfile\x12'.tributary.plugins.v1.SetProfileRequest\x1a(.tributary.plugins.v1.SetProfileResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
+	"SetProfile\x12'.tributary.plugins.v1.SetProfileRequest\x1a(.tributary.plugins.v1.SetProfileResponse\x12_\n" +
+	"\n" +
+	"CreateRoom\x12'.tributary.plugins.v1.CreateRoomRequest\x1a(.tributary.plugins.v1.CreateRoomResponse\x12\\\n" +
+	"\tBatchSend\x12&.tributary.plugins.v1.BatchSendRequest\x1a'.tributary.plugins.v1.BatchSendResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
 
 var (
 	file_bridge_proto_rawDescOnce sync.Once
@@ -1186,7 +1536,7 @@ func file_bridge_proto_rawDescGZIP() []byte {
 }
 
 var file_bridge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_bridge_proto_goTypes = []any{
 	(Membership)(0),                  // 0: tributary.plugins.v1.Membership
 	(*DescribeRequest)(nil),          // 1: tributary.plugins.v1.DescribeRequest
@@ -1206,33 +1556,43 @@ var file_bridge_proto_goTypes = []any{
 	(*SetMembershipRequest)(nil),     // 15: tributary.plugins.v1.SetMembershipRequest
 	(*SetProfileRequest)(nil),        // 16: tributary.plugins.v1.SetProfileRequest
 	(*SetProfileResponse)(nil),       // 17: tributary.plugins.v1.SetProfileResponse
+	(*CreateRoomRequest)(nil),        // 18: tributary.plugins.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),       // 19: tributary.plugins.v1.CreateRoomResponse
+	(*BatchSendRequest)(nil),         // 20: tributary.plugins.v1.BatchSendRequest
+	(*BatchEvent)(nil),               // 21: tributary.plugins.v1.BatchEvent
+	(*BatchSendResponse)(nil),        // 22: tributary.plugins.v1.BatchSendResponse
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
 	0,  // 1: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	1,  // 2: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
-	3,  // 3: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
-	5,  // 4: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
-	7,  // 5: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	10, // 6: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	12, // 7: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	14, // 8: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	15, // 9: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	16, // 10: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	2,  // 11: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 12: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 13: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 14: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	11, // 15: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	13, // 16: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	13, // 17: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	13, // 18: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	17, // 19: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	21, // 2: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	1,  // 3: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
+	3,  // 4: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
+	5,  // 5: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
+	7,  // 6: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
+	10, // 7: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	12, // 8: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	14, // 9: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	15, // 10: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	16, // 11: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	18, // 12: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	20, // 13: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	2,  // 14: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 15: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 16: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 17: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	11, // 18: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	13, // 19: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	13, // 20: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	13, // 21: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	17, // 22: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	19, // 23: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	22, // 24: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	14, // [14:25] is the sub-list for method output_type
+	3,  // [3:14] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_bridge_proto_init() }
@@ -1242,13 +1602,14 @@ func file_bridge_proto_init() {
 	}
 	file_bridge_proto_msgTypes[7].OneofWrappers = []any{}
 	file_bridge_proto_msgTypes[15].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bridge_proto_rawDesc), len(file_bridge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -264,6 +264,8 @@ const (
 	MatrixHost_SendState_FullMethodName        = "/tributary.plugins.v1.MatrixHost/SendState"
 	MatrixHost_SetMembership_FullMethodName    = "/tributary.plugins.v1.MatrixHost/SetMembership"
 	MatrixHost_SetProfile_FullMethodName       = "/tributary.plugins.v1.MatrixHost/SetProfile"
+	MatrixHost_CreateRoom_FullMethodName       = "/tributary.plugins.v1.MatrixHost/CreateRoom"
+	MatrixHost_BatchSend_FullMethodName        = "/tributary.plugins.v1.MatrixHost/BatchSend"
 )
 
 // MatrixHostClient is the client API for MatrixHost service.
@@ -285,6 +287,12 @@ type MatrixHostClient interface {
 	SetMembership(ctx context.Context, in *SetMembershipRequest, opts ...grpc.CallOption) (*SendEventResponse, error)
 	// SetProfile sets the user's global display name and/or avatar.
 	SetProfile(ctx context.Context, in *SetProfileRequest, opts ...grpc.CallOption) (*SetProfileResponse, error)
+	// CreateRoom creates a room (a portal) as the user.
+	CreateRoom(ctx context.Context, in *CreateRoomRequest, opts ...grpc.CallOption) (*CreateRoomResponse, error)
+	// BatchSend inserts a batch of events with their original senders (of
+	// the plugin's namespace) and timestamps, all or nothing: forward onto
+	// the timeline, or backward as older history (com.beeper.batch_sending).
+	BatchSend(ctx context.Context, in *BatchSendRequest, opts ...grpc.CallOption) (*BatchSendResponse, error)
 }
 
 type matrixHostClient struct {
@@ -345,6 +353,26 @@ func (c *matrixHostClient) SetProfile(ctx context.Context, in *SetProfileRequest
 	return out, nil
 }
 
+func (c *matrixHostClient) CreateRoom(ctx context.Context, in *CreateRoomRequest, opts ...grpc.CallOption) (*CreateRoomResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateRoomResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_CreateRoom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) BatchSend(ctx context.Context, in *BatchSendRequest, opts ...grpc.CallOption) (*BatchSendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchSendResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_BatchSend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatrixHostServer is the server API for MatrixHost service.
 // All implementations must embed UnimplementedMatrixHostServer
 // for forward compatibility.
@@ -364,6 +392,12 @@ type MatrixHostServer interface {
 	SetMembership(context.Context, *SetMembershipRequest) (*SendEventResponse, error)
 	// SetProfile sets the user's global display name and/or avatar.
 	SetProfile(context.Context, *SetProfileRequest) (*SetProfileResponse, error)
+	// CreateRoom creates a room (a portal) as the user.
+	CreateRoom(context.Context, *CreateRoomRequest) (*CreateRoomResponse, error)
+	// BatchSend inserts a batch of events with their original senders (of
+	// the plugin's namespace) and timestamps, all or nothing: forward onto
+	// the timeline, or backward as older history (com.beeper.batch_sending).
+	BatchSend(context.Context, *BatchSendRequest) (*BatchSendResponse, error)
 	mustEmbedUnimplementedMatrixHostServer()
 }
 
@@ -388,6 +422,12 @@ func (UnimplementedMatrixHostServer) SetMembership(context.Context, *SetMembersh
 }
 func (UnimplementedMatrixHostServer) SetProfile(context.Context, *SetProfileRequest) (*SetProfileResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetProfile not implemented")
+}
+func (UnimplementedMatrixHostServer) CreateRoom(context.Context, *CreateRoomRequest) (*CreateRoomResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateRoom not implemented")
+}
+func (UnimplementedMatrixHostServer) BatchSend(context.Context, *BatchSendRequest) (*BatchSendResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BatchSend not implemented")
 }
 func (UnimplementedMatrixHostServer) mustEmbedUnimplementedMatrixHostServer() {}
 func (UnimplementedMatrixHostServer) testEmbeddedByValue()                    {}
@@ -500,6 +540,42 @@ func _MatrixHost_SetProfile_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MatrixHost_CreateRoom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateRoomRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).CreateRoom(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_CreateRoom_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).CreateRoom(ctx, req.(*CreateRoomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_BatchSend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchSendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).BatchSend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_BatchSend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).BatchSend(ctx, req.(*BatchSendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MatrixHost_ServiceDesc is the grpc.ServiceDesc for MatrixHost service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -526,6 +602,14 @@ var MatrixHost_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetProfile",
 			Handler:    _MatrixHost_SetProfile_Handler,
+		},
+		{
+			MethodName: "CreateRoom",
+			Handler:    _MatrixHost_CreateRoom_Handler,
+		},
+		{
+			MethodName: "BatchSend",
+			Handler:    _MatrixHost_BatchSend_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

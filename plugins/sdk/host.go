@@ -112,3 +112,51 @@ func millis(t time.Time) int64 {
 	}
 	return t.UnixMilli()
 }
+
+// CreateRoom creates a room as user; req is the client API's createRoom
+// body (mautrix.ReqCreateRoom, or anything encoding to it).
+func (h *Host) CreateRoom(ctx context.Context, user id.UserID, req any, ts time.Time) (id.RoomID, error) {
+	raw, err := marshalContent(req)
+	if err != nil {
+		return "", err
+	}
+	resp, err := h.c.CreateRoom(ctx, &proto.CreateRoomRequest{UserId: string(user), Request: raw, Timestamp: millis(ts)})
+	if err != nil {
+		return "", err
+	}
+	return id.RoomID(resp.RoomId), nil
+}
+
+// BatchEvent is one event of a BatchSend.
+type BatchEvent struct {
+	ID       id.EventID // optional: the bridge's own ID for it
+	Sender   id.UserID
+	Type     event.Type
+	StateKey *string
+	Content  any
+	Time     time.Time
+}
+
+// BatchSend inserts events with their original senders and times, all or
+// nothing: forward onto the timeline, or (forward false) before it as
+// older history. It returns the events' IDs in order.
+func (h *Host) BatchSend(ctx context.Context, room id.RoomID, forward bool, evs []BatchEvent) ([]id.EventID, error) {
+	req := &proto.BatchSendRequest{RoomId: string(room), Forward: forward, Events: make([]*proto.BatchEvent, 0, len(evs))}
+	for _, ev := range evs {
+		raw, err := marshalContent(ev.Content)
+		if err != nil {
+			return nil, err
+		}
+		req.Events = append(req.Events, &proto.BatchEvent{EventId: string(ev.ID), Type: ev.Type.Type,
+			StateKey: ev.StateKey, Sender: string(ev.Sender), Content: raw, OriginServerTs: millis(ev.Time)})
+	}
+	resp, err := h.c.BatchSend(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]id.EventID, len(resp.EventIds))
+	for i, e := range resp.EventIds {
+		out[i] = id.EventID(e)
+	}
+	return out, nil
+}

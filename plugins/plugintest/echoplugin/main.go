@@ -2,7 +2,9 @@
 // m.room.message from a user outside its namespace it replies in the same
 // room as its ghost "<prefix>echo", with the body "echo: <body>", one
 // millisecond after the original; its ghost accepts invites. On
-// "!impersonate" it tries to send as the user and echoes the host's error. Its flag -mode=bad-handshake makes it
+// "!impersonate" it tries to send as the user and echoes the host's error;
+// on "!portal" its ghost creates a room, invites the user and backfills
+// three messages with their original times, then answers "echo: portal <room ID>". Its flag -mode=bad-handshake makes it
 // answer the handshake with an API version the host does not speak.
 package main
 
@@ -80,6 +82,13 @@ func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
 			&event.MessageEventContent{MsgType: event.MsgText, Body: "impersonated"}, time.Time{}, "")
 		msg.Body = fmt.Sprintf("impersonating %s: %v", ev.Sender, err)
 	}
+	if msg.Body == "!portal" {
+		room, err := e.portal(ctx, ev.Sender)
+		if err != nil {
+			return err
+		}
+		msg.Body = "portal " + string(room)
+	}
 	reply := event.MessageEventContent{MsgType: event.MsgNotice, Body: "echo: " + msg.Body}
 	ts := time.UnixMilli(ev.Timestamp + 1)
 	_, err := e.env.Host.SendEvent(ctx, ev.RoomID, e.ghost, event.EventMessage, &reply, ts, "echo-"+string(ev.ID))
@@ -94,4 +103,35 @@ func (e *echo) ours(u id.UserID) bool {
 		return e.ghosts.MatchString(string(u))
 	}
 	return strings.HasPrefix(u.Localpart(), e.env.GhostLocalpartPrefix)
+}
+
+// portalHistoryStart is the time of the first backfilled message of a
+// portal; message i is i minutes later, from ghost "<prefix>h<i>".
+const portalHistoryStart = 1_600_000_000_000
+
+func (e *echo) portal(ctx context.Context, user id.UserID) (id.RoomID, error) {
+	var senders []id.UserID
+	for i := range 3 {
+		sender := id.NewUserID(fmt.Sprintf("%sh%d", e.env.GhostLocalpartPrefix, i), e.env.ServerName)
+		if err := e.env.Host.EnsureRegistered(ctx, sender); err != nil {
+			return "", err
+		}
+		senders = append(senders, sender)
+	}
+	room, err := e.env.Host.CreateRoom(ctx, e.ghost, map[string]any{"preset": "private_chat",
+		"name": "Echo portal", "invite": append([]id.UserID{user}, senders...)}, time.Time{})
+	if err != nil {
+		return "", err
+	}
+	var evs []sdk.BatchEvent
+	for i, sender := range senders {
+		if err := e.env.Host.Join(ctx, room, sender); err != nil {
+			return "", err
+		}
+		evs = append(evs, sdk.BatchEvent{Sender: sender, Type: event.EventMessage,
+			Content: &event.MessageEventContent{MsgType: event.MsgText, Body: fmt.Sprintf("history %d", i)},
+			Time:    time.UnixMilli(portalHistoryStart + int64(i)*60_000)})
+	}
+	_, err = e.env.Host.BatchSend(ctx, room, true, evs)
+	return room, err
 }
