@@ -82,6 +82,11 @@ type Config struct {
 	HealthInterval, HealthTimeout time.Duration
 	// StartTimeout bounds the handshake and the Start call (30 s).
 	StartTimeout time.Duration
+	// AckTimeout is how long a delivered transaction may wait for its
+	// acknowledgement before the plugin counts as hung and is restarted
+	// (2 min): its gRPC server may answer health checks while its event
+	// handling is stuck.
+	AckTimeout time.Duration
 }
 
 // Supervisor runs one plugin process and keeps it running.
@@ -118,6 +123,7 @@ func New(cfg Config) (*Supervisor, error) {
 	def(&cfg.HealthInterval, 10*time.Second)
 	def(&cfg.HealthTimeout, 5*time.Second)
 	def(&cfg.StartTimeout, 30*time.Second)
+	def(&cfg.AckTimeout, 2*time.Minute)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -389,8 +395,17 @@ func (s *Supervisor) Deliver(ctx context.Context, txn *proto.Transaction) error 
 	if sess == nil {
 		return fmt.Errorf("plugin %s: %w", s.cfg.Name, ErrNotRunning)
 	}
-	return sess.deliver(ctx, txn)
+	actx, cancel := context.WithTimeoutCause(ctx, s.cfg.AckTimeout, errAckTimeout)
+	defer cancel()
+	err := sess.deliver(actx, txn)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errAckTimeout) {
+		err = fmt.Errorf("plugin %s: transaction %d not acknowledged within %s", s.cfg.Name, txn.Id, s.cfg.AckTimeout)
+		sess.close(err) // watch restarts it
+	}
+	return err
 }
+
+var errAckTimeout = errors.New("acknowledgement timeout")
 
 // Describe asks the running plugin who it is.
 func (s *Supervisor) Describe(ctx context.Context) (*proto.DescribeResponse, error) {

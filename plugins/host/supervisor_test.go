@@ -209,3 +209,20 @@ func TestChecksum(t *testing.T) {
 		t.Error("a checksum that is not a SHA-256 was accepted")
 	}
 }
+
+func TestRestartWhenAcksStop(t *testing.T) {
+	fh := plugintest.NewFakeHost()
+	cfg := config(t, echoPlugin(t), fh, nil)
+	cfg.AckTimeout = 300 * time.Millisecond
+	s := start(t, cfg)
+	waitFor(t, s, "running", running)
+	err := s.Deliver(context.Background(), message(1, "!hang"))
+	if err == nil || !strings.Contains(err.Error(), "not acknowledged within") {
+		t.Fatalf("delivering to a plugin that never acknowledges: %v", err)
+	}
+	st := waitFor(t, s, "restarted", func(st host.Status) bool { return running(st) && st.Restarts == 1 })
+	if !strings.Contains(st.LastError, "not acknowledged") {
+		t.Errorf("last error: %q", st.LastError)
+	}
+	expectEcho(t, s, fh, 2, "unstuck")
+}

@@ -2,7 +2,7 @@
 // m.room.message from a user outside its namespace it replies in the same
 // room as its ghost "<prefix>echo", with the body "echo: <body>", one
 // millisecond after the original; its ghost accepts invites. On
-// "!impersonate" it tries to send as the user and echoes the host's error;
+// "!hang" it never acknowledges; on "!impersonate" it tries to send as the user and echoes the host's error;
 // on "!portal" its ghost creates a room, invites the user and backfills
 // three messages with their original times, then answers "echo: portal <room ID>". Its flag -mode=bad-handshake makes it
 // answer the handshake with an API version the host does not speak.
@@ -74,6 +74,11 @@ func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
 	var msg event.MessageEventContent
 	if err := json.Unmarshal(ev.Content.VeryRaw, &msg); err != nil {
 		return nil // not a message we understand: nothing to echo
+	}
+	if msg.Body == "!hang" {
+		// Event handling stuck, while the process answers health checks.
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	if msg.Body == "!impersonate" {
 		// Acting as a user outside the plugin's namespace must be refused;
