@@ -103,8 +103,11 @@ func running(st host.Status) bool { return st.State == host.StateRunning }
 
 func TestEchoAndRestartAfterCrash(t *testing.T) {
 	fh := plugintest.NewFakeHost()
-	s := start(t, config(t, echoPlugin(t), fh, nil))
+	var logs syncBuffer
+	s := start(t, config(t, echoPlugin(t), fh, slog.New(slog.NewTextHandler(&logs, nil))))
 	st := waitFor(t, s, "running", running)
+	// The plugin's own log reaches the host's at its level.
+	logs.waitFor(t, `level=INFO msg="echo bridge starting" plugin=echo ghost=@echo_echo:test.local logger=plugin.echoplugin`)
 	if got := fh.Registered(); len(got) != 1 || got[0] != "@echo_echo:test.local" {
 		t.Fatalf("registered at Start: %v", got)
 	}
@@ -147,14 +150,42 @@ func TestDeliverWhileNotRunning(t *testing.T) {
 
 // syncBuffer collects log output from several goroutines.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed and replaced on each write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
 	return b.b.Write(p)
+}
+
+// waitFor returns once the output contains s.
+func (b *syncBuffer) waitFor(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		b.mu.Lock()
+		found := strings.Contains(b.b.String(), s)
+		if b.written == nil {
+			b.written = make(chan struct{})
+		}
+		ch := b.written
+		b.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("the log never showed %s:\n%s", s, b.String())
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-plugin"
@@ -52,6 +55,8 @@ type Env struct {
 	// Config is the plugin's block of the homeserver config, as JSON.
 	Config  json.RawMessage
 	DataDir string
+	// Logger writes to the host's log, at the record's level.
+	Logger *slog.Logger
 }
 
 // Serve runs p as a plugin of the homeserver that started this process,
@@ -66,6 +71,29 @@ func Serve(p Plugin) {
 		},
 		GRPCServer: plugin.DefaultGRPCServer,
 	})
+}
+
+// logOut is the process's stderr as it was before go-plugin's Serve
+// redirected os.Stderr (to its stdio stream, which the host discards).
+var logOut = os.Stderr
+
+// Logger is a logger whose records the host logs at their level: hclog
+// JSON lines on the plugin's real stderr, which go-plugin on the host side
+// parses.
+func Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			// hclog's field names.
+			switch a.Key {
+			case slog.TimeKey:
+				return slog.Attr{} // the host stamps the time
+			case slog.LevelKey:
+				a.Key, a.Value = "@level", slog.StringValue(strings.ToLower(a.Value.String()))
+			case slog.MessageKey:
+				a.Key = "@message"
+			}
+			return a
+		}}))
 }
 
 // bridgePlugin is the plugin side of go-plugin's GRPCPlugin; the host has
@@ -120,6 +148,7 @@ func (s *bridgeServer) Start(ctx context.Context, req *proto.StartRequest) (*pro
 		GhostLocalpartPrefix: req.GhostLocalpartPrefix,
 		Config:               json.RawMessage(req.Config),
 		DataDir:              req.DataDir,
+		Logger:               Logger(),
 	}
 	if err := s.impl.Start(ctx, env); err != nil {
 		_ = cc.Close()

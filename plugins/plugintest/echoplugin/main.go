@@ -55,6 +55,7 @@ func (e *echo) Start(ctx context.Context, env *sdk.Env) error {
 		e.ghosts = re
 	}
 	e.ghost = id.NewUserID(env.GhostLocalpartPrefix+"echo", env.ServerName)
+	env.Logger.Info("echo bridge starting", "ghost", e.ghost)
 	return env.Host.EnsureRegistered(ctx, e.ghost)
 }
 
