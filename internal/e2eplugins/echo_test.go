@@ -176,6 +176,10 @@ func TestEchoPluginAndRestart(t *testing.T) {
 	}
 	waitForEcho(t, alice, room.RoomID, &since, "while down 1")
 	waitForEcho(t, alice, room.RoomID, &since, "while down 2")
+	// They were queued while it was down: a delivery found it not running.
+	if !strings.Contains(s.Logs(), `"consumer":"plugin:echo"`) || !strings.Contains(s.Logs(), "plugin is not running") {
+		t.Error("no delivery was attempted while the plugin was down")
+	}
 	if newPID := pluginPID(s, bin); newPID == pid || newPID == 0 {
 		t.Errorf("plugin pid after the restart: %d (before: %d)", newPID, pid)
 	}
