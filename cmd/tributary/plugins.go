@@ -38,17 +38,25 @@ func newPluginsCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("plugins list: %w", err)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSTATE\tSINCE\tRESTARTS\tLAST ERROR")
+			fmt.Fprintln(w, "NAME\tNETWORK\tVERSION\tSTATE\tSINCE\tRESTARTS\tLAST ERROR")
 			for _, p := range out.Plugins {
 				since := "-"
 				if !p.Since.IsZero() && p.State != host.StateStopped {
 					since = p.Since.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", p.Name, p.State, since, p.Restarts, p.LastError)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, dash(p.Network), dash(p.Version), p.State, since,
+					p.Restarts, p.LastError)
 			}
 			return w.Flush()
 		},
 	}
 	cmd.AddCommand(list)
 	return cmd
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

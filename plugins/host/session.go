@@ -17,6 +17,7 @@ type session struct {
 	client *plugin.Client
 	rpc    plugin.ClientProtocol
 	bridge proto.BridgeClient
+	desc   *proto.DescribeResponse
 
 	cancel context.CancelFunc
 	stream grpc.BidiStreamingClient[proto.Transaction, proto.Ack]

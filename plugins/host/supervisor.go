@@ -47,6 +47,9 @@ type Status struct {
 	Since     time.Time `json:"since"`
 	// PID is the plugin process's while it runs.
 	PID int `json:"pid,omitempty"`
+	// Network and Version are what the plugin said of itself (Describe).
+	Network string `json:"network,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 // ErrNotRunning is returned by Deliver while the plugin is not running;
@@ -198,6 +201,7 @@ func (s *Supervisor) setState(state State, err error, sess *session) {
 		if rc := sess.client.ReattachConfig(); rc != nil {
 			s.status.PID = rc.Pid
 		}
+		s.status.Network, s.status.Version = sess.desc.GetNetwork(), sess.desc.GetVersion()
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -227,7 +231,7 @@ func (s *Supervisor) run(ctx context.Context) {
 			lastErr = ""
 			started := time.Now()
 			s.setState(StateRunning, nil, sess)
-			s.log.Info("plugin running")
+			s.log.Info("plugin running", "network", sess.desc.GetNetwork(), "version", sess.desc.GetVersion())
 			if s.cfg.OnRunning != nil {
 				s.cfg.OnRunning()
 			}
@@ -316,7 +320,14 @@ func (s *Supervisor) launch(ctx context.Context) (*session, error) {
 	if err != nil {
 		return fail("Start", err)
 	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	desc, err := d.bridge.Describe(dctx, &proto.DescribeRequest{})
+	cancel()
+	if err != nil {
+		return fail("Describe", err)
+	}
 	sess := newSession(client, rpc, d.bridge)
+	sess.desc = desc
 	if err := sess.open(); err != nil {
 		return fail("opening the event stream", err)
 	}

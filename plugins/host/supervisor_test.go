@@ -108,6 +108,9 @@ func TestEchoAndRestartAfterCrash(t *testing.T) {
 	st := waitFor(t, s, "running", running)
 	// The plugin's own log reaches the host's at its level.
 	logs.waitFor(t, `level=INFO msg="echo bridge starting" plugin=echo ghost=@echo_echo:test.local logger=plugin.echoplugin`)
+	if st.Network != "echo" || st.Version != "1" {
+		t.Errorf("described as %q %q", st.Network, st.Version)
+	}
 	if got := fh.Registered(); len(got) != 1 || got[0] != "@echo_echo:test.local" {
 		t.Fatalf("registered at Start: %v", got)
 	}
