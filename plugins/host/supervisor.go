@@ -279,6 +279,8 @@ func (s *Supervisor) launch(ctx context.Context) (*session, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     s.cfg.StartTimeout,
 		Logger:           newHCLogger(s.log),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(proto.MaxMessageBytes), grpc.MaxCallSendMsgSize(proto.MaxMessageBytes))},
 	})
 	fail := func(what string, err error) (*session, error) {
 		client.Kill()
@@ -308,7 +310,7 @@ func (s *Supervisor) launch(ctx context.Context) (*session, error) {
 	}
 	brokerID := d.broker.NextId()
 	go d.broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-		srv := grpc.NewServer(opts...)
+		srv := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(proto.MaxMessageBytes))...)
 		proto.RegisterMatrixHostServer(srv, s.cfg.Host)
 		return srv
 	})

@@ -260,3 +260,29 @@ func TestRestartWhenAcksStop(t *testing.T) {
 	}
 	expectEcho(t, s, fh, 2, "unstuck")
 }
+
+// A full transaction (100 events of 60 KB) is above gRPC's default message
+// size; both sides accept it.
+func TestLargeTransaction(t *testing.T) {
+	fh := plugintest.NewFakeHost()
+	s := start(t, config(t, echoPlugin(t), fh, nil))
+	waitFor(t, s, "running", running)
+	big := strings.Repeat("x", 60_000)
+	txn := &proto.Transaction{Id: 1}
+	for i := range 100 {
+		ev := message(0, fmt.Sprintf("%d %s", i, big)).Events[0]
+		ev.EventId = fmt.Sprintf("$big%d", i)
+		txn.Events = append(txn.Events, ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Deliver(ctx, txn); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		got := <-fh.Sent
+		if !strings.HasPrefix(string(got.Content), fmt.Sprintf(`{"msgtype":"m.notice","body":"echo: %d x`, i)) {
+			t.Fatalf("reply %d: %.80s", i, got.Content)
+		}
+	}
+}

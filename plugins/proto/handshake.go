@@ -14,3 +14,8 @@ const (
 	// PluginName is the name of the bridge in the plugin set of each version.
 	PluginName = "bridge"
 )
+
+// MaxMessageBytes bounds one gRPC message either way: a transaction of 100
+// events of up to 64 KiB each, or a large batch send, is above gRPC's
+// default of 4 MiB.
+const MaxMessageBytes = 64 << 20

@@ -69,7 +69,9 @@ func Serve(p Plugin) {
 		VersionedPlugins: map[int]plugin.PluginSet{
 			proto.ProtocolVersion: {proto.PluginName: &bridgePlugin{impl: p}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(proto.MaxMessageBytes))...)
+		},
 	})
 }
 
@@ -136,7 +138,8 @@ func (s *bridgeServer) Start(ctx context.Context, req *proto.StartRequest) (*pro
 	if s.started {
 		return nil, errors.New("sdk: Start called twice")
 	}
-	cc, err := s.broker.Dial(req.HostBrokerId)
+	cc, err := s.broker.DialWithOptions(req.HostBrokerId,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(proto.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("sdk: dialing MatrixHost: %w", err)
 	}
