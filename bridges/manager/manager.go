@@ -64,6 +64,7 @@ func token() string {
 // Events formats queued events (core/rooms.Reader).
 type Events interface {
 	EventsAt(ctx context.Context, positions []int64) ([]*rooms.ClientEvent, error)
+	RefsToAliases(ctx context.Context, evs []*rooms.ClientEvent) error
 }
 
 // Deps are what the manager runs on.
@@ -193,6 +194,11 @@ func (m *Manager) Deliver(ctx context.Context, asID string, t *queue.Txn) error 
 	}
 	evs, err := m.d.Events.EventsAt(ctx, t.Positions)
 	if err != nil {
+		return err
+	}
+	// As for HTTP appservices: events the bridge named itself (batch send)
+	// are referred to by its names.
+	if err := m.d.Events.RefsToAliases(ctx, evs); err != nil {
 		return err
 	}
 	txn := &proto.Transaction{Id: t.ID, Events: make([]*proto.Event, 0, len(evs))}

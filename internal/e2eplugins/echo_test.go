@@ -303,6 +303,22 @@ func TestPluginPortalWithHistory(t *testing.T) {
 		"@echo_h2:localhost 1600000120000 history 2",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("portal history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Fatalf("portal history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// A reply to a backfilled message reaches the plugin with the event ID
+	// it chose for it, as an HTTP bridge's transactions have it.
+	var first id.EventID
+	for _, ev := range msgs.Chunk {
+		if ev.Type == event.EventMessage && ev.Sender == "@echo_h0:localhost" {
+			first = ev.ID
+		}
+	}
+	content := &event.MessageEventContent{MsgType: event.MsgText, Body: "re"}
+	content.SetReply(&event.Event{ID: first, RoomID: portal, Sender: "@echo_h0:localhost"})
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, content); err != nil {
+		t.Fatal(err)
+	}
+	psince := ""
+	waitForEcho(t, alice, portal, &psince, "re (in reply to $echohistory0:localhost)")
 }

@@ -4,7 +4,8 @@
 // millisecond after the original; its ghost accepts invites. On
 // "!hang" it never acknowledges; on "!impersonate" it tries to send as the user and echoes the host's error;
 // on "!portal" its ghost creates a room, invites the user and backfills
-// three messages with their original times, then answers "echo: portal <room ID>". Its flag -mode=bad-handshake makes it
+// three messages with their original times and its own event IDs
+// ($echohistory<i>:<server>), then answers "echo: portal <room ID>". Its flag -mode=bad-handshake makes it
 // answer the handshake with an API version the host does not speak.
 package main
 
@@ -95,6 +96,9 @@ func (e *echo) HandleEvent(ctx context.Context, ev *event.Event) error {
 		}
 		msg.Body = "portal " + string(room)
 	}
+	if msg.RelatesTo != nil && msg.RelatesTo.InReplyTo != nil {
+		msg.Body += " (in reply to " + string(msg.RelatesTo.InReplyTo.EventID) + ")"
+	}
 	reply := event.MessageEventContent{MsgType: event.MsgNotice, Body: "echo: " + msg.Body}
 	ts := time.UnixMilli(ev.Timestamp + 1)
 	_, err := e.env.Host.SendEvent(ctx, ev.RoomID, e.ghost, event.EventMessage, &reply, ts, "echo-"+string(ev.ID))
@@ -135,6 +139,7 @@ func (e *echo) portal(ctx context.Context, user id.UserID) (id.RoomID, error) {
 			return "", err
 		}
 		evs = append(evs, sdk.BatchEvent{Sender: sender, Type: event.EventMessage,
+			ID:      id.EventID(fmt.Sprintf("$echohistory%d:%s", i, e.env.ServerName)),
 			Content: &event.MessageEventContent{MsgType: event.MsgText, Body: fmt.Sprintf("history %d", i)},
 			Time:    time.UnixMilli(portalHistoryStart + int64(i)*60_000)})
 	}
