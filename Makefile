@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := $(CURDIR)/bin/tributary
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test bench fuzz lint tidy-check clean
+.PHONY: build run test bench fuzz lint tidy-check clean proto
 
 ## build: compile bin/tributary
 build:
@@ -68,3 +68,16 @@ tidy-check:
 
 clean:
 	rm -rf bin
+
+## proto: regenerate plugins/proto from bridge.proto (protoc from the Debian
+## package protobuf-compiler; the Go generators at pinned versions from the
+## module proxy, into bin/)
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+proto:
+	@command -v protoc >/dev/null || { echo 'protoc is missing: apt-get install protobuf-compiler' >&2; exit 1; }
+	GOBIN=$(CURDIR)/bin/protogen $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin/protogen $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd plugins/proto && PATH=$(CURDIR)/bin/protogen:$$PATH protoc -I . \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative bridge.proto

@@ -8,7 +8,8 @@
 //     generated code.
 //   - plugins/sdk: what bridge authors import.
 //   - plugins/host: the homeserver side of a plugin process.
-//   - plugins/plugintest: an in-process harness with a fake MatrixHost.
+//   - plugins/plugintest: a fake MatrixHost, building plugin binaries in
+//     tests, and echoplugin, the echo bridge of the tests.
 //
-// This package holds no code yet; it documents the tree.
+// This package holds no code; it documents the tree.
 package plugins

@@ -36,13 +36,32 @@ type Registry struct {
 // Load reads and checks registration files; the error is one line naming
 // the file and the problem.
 func Load(paths []string, serverName string) (*Registry, error) {
-	r := &Registry{}
-	ids, asTokens, hsTokens := map[string]string{}, map[string]string{}, map[string]string{}
+	return LoadWith(paths, serverName, nil)
+}
+
+// Internal is a registration made by the server itself (a bridge plugin's:
+// bridges/manager), named Source in errors.
+type Internal struct {
+	Source string
+	Reg    *appservice.Registration
+}
+
+// LoadWith is Load with internal registrations besides the files; they
+// meet the same checks (unique ID and tokens, valid namespaces).
+func LoadWith(paths []string, serverName string, internal []Internal) (*Registry, error) {
+	regs := make([]Internal, 0, len(paths)+len(internal))
 	for _, p := range paths {
 		reg, err := appservice.LoadRegistration(p)
 		if err != nil {
 			return nil, fmt.Errorf("appservice %s: %w", p, err)
 		}
+		regs = append(regs, Internal{Source: p, Reg: reg})
+	}
+	regs = append(regs, internal...)
+	r := &Registry{}
+	ids, asTokens, hsTokens := map[string]string{}, map[string]string{}, map[string]string{}
+	for _, in := range regs {
+		p, reg := in.Source, in.Reg
 		switch {
 		case reg.ID == "":
 			return nil, fmt.Errorf("appservice %s: id is required", p)

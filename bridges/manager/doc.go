@@ -10,7 +10,4 @@
 // services and the storage interfaces; never the HTTP edge (handlers,
 // core/httpx, gin) nor a storage backend. Nothing it builds on (core,
 // federation, appservice, storage, plugins, a bridge) imports it: cmd wires it.
-//
-// No code yet: the package exists so the dependency rules of DESIGN.md have
-// something to check.
 package manager

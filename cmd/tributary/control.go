@@ -17,6 +17,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/bridges/manager"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
@@ -56,8 +57,12 @@ func listenControl(path string) (net.Listener, error) {
 
 // controlHandler serves the control socket's operations, each one call of
 // the same core service method the HTTP API uses.
-func controlHandler(us *users.Service, log *slog.Logger) http.Handler {
+func controlHandler(us *users.Service, plugins *manager.Manager, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	// POST /v1/plugins/list {}
+	mux.HandleFunc("POST /v1/plugins/list", func(w http.ResponseWriter, r *http.Request) {
+		writeControl(w, map[string]any{"plugins": plugins.Status()})
+	})
 	// POST /v1/users/deactivate {"user": "alice" or "@alice:server"}
 	mux.HandleFunc("POST /v1/users/deactivate", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {

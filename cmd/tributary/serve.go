@@ -24,6 +24,7 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/routes"
+	"github.com/tributary-hs/tributary/bridges/manager"
 	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/clientapi"
 	"github.com/tributary-hs/tributary/core/config"
@@ -264,6 +265,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err := eph.Start(ctx); err != nil {
 		return err
 	}
+	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
+		Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader, Logger: log,
+		Host:       manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs},
+		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
+	if err != nil {
+		return err
+	}
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {
@@ -271,7 +279,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		// server's back (it cannot tell that one runs).
 		log.Warn("no control socket: CLI commands will not reach this server", "path", controlPath(cfg), "err", err)
 	} else {
-		ctlSrv := &http.Server{Handler: controlHandler(us, log), ReadHeaderTimeout: 10 * time.Second}
+		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, log), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = ctlSrv.Serve(ctl) }()
 		defer func() {
 			_ = ctlSrv.Close()
@@ -290,6 +298,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	asPusher.Start(ctx)
 	defer asPusher.Stop()
+	plugins.Start(ctx)
+	defer plugins.Stop()
 	pushGateway, err := newPushGateway(store, cfg, log, rs.Reader, pushRules, notifier)
 	if err != nil {
 		return err
@@ -322,7 +332,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	var reg *prometheus.Registry
 	if cfg.Metrics.Enabled {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			plugins.Collector())
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics: listen on %s: %w", cfg.Metrics.Listen, err)

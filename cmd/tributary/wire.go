@@ -12,6 +12,7 @@ import (
 	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
+	"github.com/tributary-hs/tributary/bridges/manager"
 	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/ephemeral"
@@ -58,7 +59,13 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log}); err != nil {
 		return nil, err
 	}
-	if c.appservices, err = registry.Load(cfg.AppServiceConfigFiles, cfg.ServerName); err != nil {
+	// Bridge plugins are appservices too (internal registrations), so that
+	// core's appservice rules and interest queues apply to them.
+	pluginRegs, err := manager.Registrations(cfg.Plugins, cfg.ServerName)
+	if err != nil {
+		return nil, err
+	}
+	if c.appservices, err = registry.LoadWith(cfg.AppServiceConfigFiles, cfg.ServerName, pluginRegs); err != nil {
 		return nil, err
 	}
 	var pushOpts []push.Option

@@ -52,7 +52,54 @@ type Config struct {
 	AppServiceConfigFiles []string    `yaml:"app_service_config_files"`
 	AppServices           AppServices `yaml:"app_services"`
 	Federation            Federation  `yaml:"federation"`
+	// Plugins are the bridge plugins the server runs (bridges/manager).
+	Plugins []Plugin `yaml:"plugins"`
 }
+
+// Plugin is one bridge plugin: a binary the server launches and supervises,
+// registered as an internal appservice.
+type Plugin struct {
+	// Name identifies the plugin (its appservice ID is "plugin:" + Name).
+	Name string `yaml:"name"`
+	// Binary is the plugin's executable.
+	Binary string `yaml:"binary"`
+	// SHA256, when set, is the hex checksum the binary must have.
+	SHA256 string `yaml:"sha256"`
+	// GhostPrefix starts the localpart of every ghost user of the plugin
+	// (its exclusive namespace); BotLocalpart is its bot's.
+	GhostPrefix  string `yaml:"ghost_prefix"`
+	BotLocalpart string `yaml:"bot_localpart"`
+	// Config is handed to the plugin as JSON.
+	Config map[string]any `yaml:"config"`
+}
+
+var pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func (p *Plugin) validate(i int, seen map[string]bool) error {
+	switch {
+	case !pluginNameRE.MatchString(p.Name):
+		return fmt.Errorf("plugins[%d].name: %q must be 1-64 of a-z, 0-9, _ and -", i, p.Name)
+	case seen[p.Name]:
+		return fmt.Errorf("plugins[%d].name: %q is used twice", i, p.Name)
+	case p.Binary == "":
+		return fmt.Errorf("plugins[%d].binary: must be set", i)
+	case p.SHA256 != "" && !sha256RE.MatchString(p.SHA256):
+		return fmt.Errorf("plugins[%d].sha256: must be 64 hex digits", i)
+	case p.GhostPrefix == "" || !localpartRE.MatchString(p.GhostPrefix):
+		return fmt.Errorf("plugins[%d].ghost_prefix: %q must be a non-empty start of a user ID localpart", i, p.GhostPrefix)
+	case p.BotLocalpart == "" || !localpartRE.MatchString(p.BotLocalpart):
+		return fmt.Errorf("plugins[%d].bot_localpart: %q must be a user ID localpart", i, p.BotLocalpart)
+	case strings.HasPrefix(p.BotLocalpart, p.GhostPrefix):
+		return fmt.Errorf("plugins[%d].bot_localpart: %q must not start with the ghost prefix", i, p.BotLocalpart)
+	}
+	seen[p.Name] = true
+	return nil
+}
+
+var (
+	sha256RE    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	localpartRE = regexp.MustCompile(`^[a-z0-9._=/+-]+$`)
+)
 
 // Federation is the Server-Server API: talking to other homeservers.
 type Federation struct {
@@ -393,6 +440,12 @@ var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-
 // Validate checks the configuration and fills in derived defaults. Its errors
 // are one line each, naming the key.
 func (c *Config) Validate() error {
+	seenPlugins := map[string]bool{}
+	for i := range c.Plugins {
+		if err := c.Plugins[i].validate(i, seenPlugins); err != nil {
+			return err
+		}
+	}
 	if c.ServerName == "" {
 		return errors.New("server_name: must be set")
 	}

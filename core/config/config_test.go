@@ -79,6 +79,22 @@ func TestValidate(t *testing.T) {
 		"push.allowed_ranges":        func(c *Config) { c.Push.AllowedRanges = []string{"10.1.0.0"} },
 		"auth.access_token_lifetime": func(c *Config) { c.Auth.AccessTokenLifetime = Duration{time.Second} },
 		"app_services":               func(c *Config) { c.AppServices.MaxRetryBackoff = Duration{time.Millisecond} },
+		"plugins[0].name":            func(c *Config) { c.Plugins = []Plugin{{Name: "Bad Name"}} },
+		"plugins[1].name": func(c *Config) {
+			c.Plugins = []Plugin{goodPlugin(), goodPlugin()}
+		},
+		"plugins[0].binary": func(c *Config) { p := goodPlugin(); p.Binary = ""; c.Plugins = []Plugin{p} },
+		"plugins[0].sha256": func(c *Config) { p := goodPlugin(); p.SHA256 = "abc"; c.Plugins = []Plugin{p} },
+		"plugins[0].ghost_prefix": func(c *Config) {
+			p := goodPlugin()
+			p.GhostPrefix = "Irc_"
+			c.Plugins = []Plugin{p}
+		},
+		"plugins[0].bot_localpart": func(c *Config) {
+			p := goodPlugin()
+			p.BotLocalpart = "irc_bot" // inside its own ghost namespace
+			c.Plugins = []Plugin{p}
+		},
 	}
 	for key, mutate := range cases {
 		c := Default()
@@ -89,6 +105,7 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	c := Default()
+	c.Plugins = []Plugin{goodPlugin()}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,4 +139,9 @@ func TestApplyEnv(t *testing.T) {
 		!strings.Contains(err.Error(), "TRIBUTARY_ENABLE_REGISTRATION") {
 		t.Fatalf("bad boolean: %v", err)
 	}
+}
+
+func goodPlugin() Plugin {
+	return Plugin{Name: "irc", Binary: "/usr/lib/tributary/plugins/irc", GhostPrefix: "irc_", BotLocalpart: "ircbot",
+		SHA256: strings.Repeat("ab", 32)}
 }

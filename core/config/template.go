@@ -181,6 +181,16 @@ app_services:
   retry_backoff: {{.AppServices.RetryBackoff}}
   max_retry_backoff: {{.AppServices.MaxRetryBackoff}}
 
+# Bridge plugins the server launches, supervises (restarting a crashed one
+# with backoff) and registers as internal appservices. None by default:
+# plugins:
+#   - name: irc                 # appservice ID "plugin:irc"
+#     binary: /usr/lib/tributary/plugins/irc
+#     sha256: ""                # hex checksum the binary must have, if set
+#     ghost_prefix: irc_        # ghosts are @irc_…:server_name (exclusive)
+#     bot_localpart: ircbot
+#     config: {}                # handed to the plugin as JSON
+
 media:
   # Largest upload accepted, in bytes.
   max_upload_bytes: {{.Media.MaxUploadBytes}}

@@ -1,9 +1,8 @@
-// Package plugintest is an in-process harness for testing a bridge plugin
-// without a homeserver: it runs the plugin's NetworkConnector through
-// plugins/sdk against a fake MatrixHost that records what the bridge did.
+// Package plugintest helps test plugins and their host without a
+// homeserver: FakeHost, a MatrixHost that records what a plugin did, and
+// Build, which compiles a plugin binary (such as echoplugin, the echo bridge
+// used by the host's and the manager's tests) into a test's temporary
+// directory.
 //
 // Of this module it may import only other plugins/ packages, transitively.
-//
-// No code yet: the package exists so the dependency rules of DESIGN.md have
-// something to check.
 package plugintest
