@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/push"
@@ -520,6 +521,26 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	if req.FullState {
 		evSince = 0
 	}
+	// The joined rooms with something to show are read first, several at
+	// a time (joinedRooms): a first sync of an account in hundreds of rooms
+	// would otherwise wait for each room's reads one after the other.
+	var wantJoined []rooms.UserMembership
+	for _, m := range memberships {
+		if m.Membership != "join" || !f.wantsRoom(string(m.RoomID)) || m.Pos > upto[stream.Events] {
+			continue
+		}
+		_, hasTyping := typing[m.RoomID]
+		_, hasReceipts := receipts[m.RoomID]
+		changed := initial || m.Pos > since[stream.Events] || req.FullState
+		if !changed && !changedRooms[m.RoomID] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
+			continue // nothing happened in this room since the token
+		}
+		wantJoined = append(wantJoined, m)
+	}
+	joinedData, err := s.joinedRooms(ctx, req, wantJoined, evSince, upto[stream.Events])
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, m := range memberships {
 		if !f.wantsRoom(string(m.RoomID)) || m.Pos > upto[stream.Events] {
 			continue
@@ -527,18 +548,11 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		changed := initial || m.Pos > since[stream.Events] || req.FullState
 		switch m.Membership {
 		case "join":
-			_, hasTyping := typing[m.RoomID]
-			_, hasReceipts := receipts[m.RoomID]
-			if !changed && !changedRooms[m.RoomID] && len(roomData[m.RoomID]) == 0 && !hasTyping && !hasReceipts {
-				continue // nothing happened in this room since the token
+			data, ok := joinedData[m.RoomID]
+			if !ok {
+				continue
 			}
-			rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
-				Upto: upto[stream.Events], MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
-				TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState,
-				StateAfter: req.StateAfter != NoStateAfter})
-			if err != nil {
-				return nil, nil, err
-			}
+			rsync := data.sync
 			ad := roomData[m.RoomID]
 			var eph []any
 			if users, ok := typing[m.RoomID]; ok {
@@ -559,11 +573,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				Timeline:    Timeline{Events: nonNil(rsync.Timeline), Limited: rsync.Limited, PrevBatch: rsync.PrevBatch},
 				AccountData: Events{Events: nonNilAny(ad)}, Ephemeral: Events{Events: nonNilAny(eph)}}
 			jr.State, jr.StateAfter, jr.StateAfterUnstable = req.StateAfter.roomState(rsync.State)
-			counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto[stream.Events])
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, c := range counts {
+			for _, c := range data.counts {
 				if c.ThreadID == "main" {
 					jr.UnreadNotifications = Counts{HighlightCount: c.Highlights, NotificationCount: c.Notifications}
 					continue
@@ -656,6 +666,80 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		return nil, nil, err
 	}
 	return resp, joined, nil
+}
+
+// joinedRoom is what a sync reads of one joined room.
+type joinedRoom struct {
+	sync   *rooms.RoomSync
+	counts []storage.UnreadCount
+}
+
+// syncRoomsAtOnce bounds how many rooms one sync reads at the same time:
+// enough to overlap the database's round trips (PostgreSQL) and use every
+// core (SQLite), few enough that one user's first sync cannot take the
+// whole connection pool from everyone else.
+const syncRoomsAtOnce = 6
+
+// joinedRooms reads the timeline, state and unread counts of the given
+// joined rooms, up to syncRoomsAtOnce at a time. Rooms are independent
+// reads of the same snapshot (every read is bounded by upto), so the order
+// they are read in does not change the answer.
+func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.UserMembership, evSince, upto int64) (map[id.RoomID]*joinedRoom, error) {
+	out := make(map[id.RoomID]*joinedRoom, len(ms))
+	if len(ms) == 0 {
+		return out, nil
+	}
+	f := req.Filter
+	read := func(ctx context.Context, m rooms.UserMembership) (*joinedRoom, error) {
+		rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
+			Upto: upto, MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
+			TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState,
+			StateAfter: req.StateAfter != NoStateAfter})
+		if err != nil {
+			return nil, err
+		}
+		counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto)
+		if err != nil {
+			return nil, err
+		}
+		return &joinedRoom{sync: rsync, counts: counts}, nil
+	}
+	if len(ms) == 1 {
+		d, err := read(ctx, ms[0])
+		if err != nil {
+			return nil, err
+		}
+		out[ms[0].RoomID] = d
+		return out, nil
+	}
+	results := make([]*joinedRoom, len(ms))
+	var panicked atomic.Value
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncRoomsAtOnce)
+	for i, m := range ms {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", r, debug.Stack()))
+					err = errors.New("panic while reading a room")
+				}
+			}()
+			d, err := read(gctx, m)
+			results[i] = d
+			return err
+		})
+	}
+	err := g.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p) // in build's goroutine, which hands it to the request's
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range ms {
+		out[m.RoomID] = results[i]
+	}
+	return out, nil
 }
 
 // inviterOf is the sender of the user's invite in its stripped state.
