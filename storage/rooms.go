@@ -223,6 +223,9 @@ type RelationAggregate struct {
 
 // Relations aggregation for unsigned.m.relations.
 type RelationReader interface {
+	// RelationSpan is the lowest and highest stream position of the
+	// room's m.thread and m.replace events (ok false when it has none).
+	RelationSpan(ctx context.Context, roomID id.RoomID) (lowest, highest int64, ok bool, err error)
 	// RelationAggregates groups the m.thread and m.replace children of the parents.
 	RelationAggregates(ctx context.Context, parents []id.EventID) ([]RelationAggregate, error)
 	GetEventsByPos(ctx context.Context, positions []int64) ([]*Event, error)

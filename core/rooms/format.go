@@ -46,6 +46,9 @@ type formatter struct {
 	// endMembership, when known, is the user's membership after the last
 	// event to format (see endingAs).
 	endMembership string
+	// txns, when set, are the device's transaction IDs of the events to
+	// format, read beforehand (see withTxnIDs).
+	txns map[id.EventID]string
 }
 
 func (s *Reader) formatter(rv id.RoomVersion) *formatter {
@@ -71,6 +74,34 @@ func (f *formatter) withMembership(contiguous bool) *formatter {
 func (f *formatter) endingAs(membership string) *formatter {
 	f.endMembership = membership
 	return f
+}
+
+// withTxnIDs hands the formatter the device's transaction IDs of the
+// events it will format, read by the caller with those of other lists
+// (txnIDsOf), so that it does not read them itself.
+func (f *formatter) withTxnIDs(txns map[id.EventID]string) *formatter {
+	f.txns = txns
+	return f
+}
+
+// txnIDsOf reads the transaction IDs the device gave the user's events
+// among the lists (nil when no device asks).
+func (s *Reader) txnIDsOf(ctx context.Context, user id.UserID, device id.DeviceID, lists ...[]*storage.Event) (map[id.EventID]string, error) {
+	if device == "" {
+		return nil, nil
+	}
+	var mine []id.EventID
+	for _, evs := range lists {
+		for _, e := range evs {
+			if e.Sender == user {
+				mine = append(mine, e.EventID)
+			}
+		}
+	}
+	if len(mine) == 0 {
+		return map[id.EventID]string{}, nil
+	}
+	return s.store.TxnIDsOf(ctx, user, device, mine)
 }
 
 // format renders events; redacted ones lose their content as the room
@@ -156,6 +187,14 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 	if f.device == "" {
 		return nil
 	}
+	if f.txns != nil {
+		for _, ce := range out {
+			if txnID, ok := f.txns[ce.EventID]; ok {
+				ce.Unsigned["transaction_id"] = txnID
+			}
+		}
+		return nil
+	}
 	var mine []id.EventID
 	for _, ce := range out {
 		if ce.Sender == f.user {
@@ -188,7 +227,13 @@ func (f *formatter) aggregate(ctx context.Context, evs []*storage.Event, out []*
 		if e.RedactedBy == "" {
 			parents = append(parents, e.EventID)
 			byID[e.EventID] = i
-			maybe = maybe || f.s.mayHaveRelationsAfter(e.RoomID, e.StreamPos)
+			if !maybe {
+				m, err := f.s.mayHaveRelationsAfter(ctx, e.RoomID, e.StreamPos)
+				if err != nil {
+					return err
+				}
+				maybe = m
+			}
 		}
 	}
 	if !maybe {

@@ -53,7 +53,7 @@ func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
 		Content: []byte(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"` + string(join) + `","key":"👍"}}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if !s2.mayHaveRelationsAfter(roomID, relPos) {
+	if may, err := s2.mayHaveRelationsAfter(ctx, roomID, relPos); err != nil || !may {
 		t.Fatal("s2 missed the relation s1 committed")
 	}
 	last := n.Current()[stream.Events]
@@ -77,5 +77,43 @@ func TestCachesFollowAnotherProcessThroughTheNotifier(t *testing.T) {
 	}
 	if !slices.Equal(p.PrevEvents, []id.EventID{evs[0].EventID}) {
 		t.Fatalf("s2's event cites %v, not s1's latest %s: the room forked", p.PrevEvents, evs[0].EventID)
+	}
+}
+
+// A process that starts on a database holding relations learns them from
+// the database (RelationSpan), not from commits it saw: the thread summary
+// and the edit of events written before it started are shown.
+func TestAggregationsOfRelationsStoredBeforeStart(t *testing.T) {
+	ctx := context.Background()
+	s1, store := newTestRooms(t)
+	s1.Start(ctx)
+	alice := id.UserID("@alice:example.org")
+	roomID, err := s1.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sendText(ctx, s1, roomID, alice, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Send(ctx, &SendRequest{RoomID: roomID, Sender: alice, Type: "m.room.message",
+		Content: []byte(`{"msgtype":"m.text","body":"reply","m.relates_to":{"rel_type":"m.thread","event_id":"` + string(root) + `"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// A second process, started after the reply was stored, with a
+	// notifier of its own: it saw no commit.
+	s2, err := New(store, Options{ServerName: "example.org", Signer: s1.opts.Signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	s2.Start(ctx)
+	ev, err := s2.Event(ctx, roomID, alice, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := ev.Unsigned["m.relations"].(map[string]any)
+	if rel == nil || rel["m.thread"] == nil {
+		t.Fatalf("the thread summary of an event stored before the start is missing: %v", ev.Unsigned)
 	}
 }

@@ -111,11 +111,11 @@ type Reader struct {
 	memberWrites  atomic.Int64
 	lastMemberPos atomic.Int64
 	// relWrites counts commits with relations in flight, lastRelPos is
-	// each room's last published relation (rooms without one: startPos);
-	// see mayHaveRelationsAfter.
+	// each room's last published relation, relLoaded the rooms whose
+	// stored relations were read into it; see mayHaveRelationsAfter.
 	relWrites  atomic.Int64
 	lastRelPos sync.Map // id.RoomID → int64
-	startPos   atomic.Int64
+	relLoaded  sync.Map // id.RoomID → struct{}
 	// pages shares /sync's timeline pages among concurrent long-polls.
 	pages stream.Shared[pageKey, []*storage.Event]
 	// ignores holds each user's m.ignored_user_list (nil: none), forgotten
@@ -164,7 +164,6 @@ func NewReader(store Store, opts Options) (*Reader, error) {
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, string](65536),
 		visibilities: newLRU[int64, string](65536)}
 	r.lastMemberPos.Store(math.MaxInt64)
-	r.startPos.Store(math.MaxInt64)
 	r.pages.Max = 256
 	r.opts.Notifier.Observe(r.observe)
 	return r, nil
@@ -232,22 +231,35 @@ func (s *Service) observe(c stream.Change) {
 func (s *Reader) Start(ctx context.Context) {
 	if pos, err := s.store.MaxStreamPos(ctx); err == nil {
 		s.lastMemberPos.Store(pos) // everything before may hold memberships
-		s.startPos.Store(pos)      // and relations
 	}
 }
 
 // mayHaveRelationsAfter reports whether a relation (thread reply, edit,
 // reaction…) may have been committed in the room after pos: if not, no
 // event at pos or later has any (relations come after what they relate to).
-func (s *Reader) mayHaveRelationsAfter(roomID id.RoomID, pos int64) bool {
+// What the room stored before this process saw it is read once per room
+// (its thread replies and edits, the relations the aggregations show); a
+// relation stored as history (a negative position) says nothing of order,
+// so then every event may have some.
+func (s *Reader) mayHaveRelationsAfter(ctx context.Context, roomID id.RoomID, pos int64) (bool, error) {
 	if s.relWrites.Load() > 0 {
-		return true
+		return true, nil
 	}
-	last := s.startPos.Load()
-	if v, ok := s.lastRelPos.Load(roomID); ok {
-		last = max(last, v.(int64))
+	if _, loaded := s.relLoaded.Load(roomID); !loaded {
+		lowest, highest, ok, err := s.store.RelationSpan(ctx, roomID)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			if lowest < 0 {
+				highest = -1 // relationCommitted makes it MaxInt64
+			}
+			s.relationCommitted(roomID, highest)
+		}
+		s.relLoaded.Store(roomID, struct{}{})
 	}
-	return last >= pos
+	v, ok := s.lastRelPos.Load(roomID)
+	return ok && v.(int64) >= pos, nil
 }
 
 // relationCommitted records a committed relation at pos in the room.

@@ -127,12 +127,6 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		out.Empty = true
 		return out, nil
 	}
-	f := s.formatter(rv).forUser(req.User).forDevice(req.Device)
-	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withMembership(req.Filter.letsAll()).
-		endingAs(req.Membership)
-	if out.Timeline, err = tf.format(ctx, picked); err != nil {
-		return nil, err
-	}
 	start := upto + 1
 	if len(picked) > 0 {
 		start = picked[0].StreamPos
@@ -174,6 +168,17 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 	if req.LazyMembers {
 		stateEvents = lazyFilter(stateEvents, need)
 	}
+	// The device's transaction IDs of both lists in one read.
+	txns, err := s.txnIDsOf(ctx, req.User, req.Device, picked, stateEvents)
+	if err != nil {
+		return nil, err
+	}
+	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns).
+		withMembership(req.Filter.letsAll()).endingAs(req.Membership)
+	if out.Timeline, err = tf.format(ctx, picked); err != nil {
+		return nil, err
+	}
+	f := s.formatter(rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns)
 	if out.State, err = f.format(ctx, stateEvents); err != nil {
 		return nil, err
 	}

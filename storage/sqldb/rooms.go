@@ -621,6 +621,23 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]s
 	})
 }
 
+func (db *DB) RelationSpan(ctx context.Context, roomID id.RoomID) (lowest, highest int64, ok bool, err error) {
+	// Two index probes (events_room_relations) rather than MIN and MAX in
+	// one statement, which SQLite would answer with a walk of the index.
+	const q = `SELECT stream_pos FROM events WHERE room_id = $1 AND rel_type IN ('m.thread', 'm.replace')
+		ORDER BY stream_pos `
+	err = db.r(ctx).QueryRowContext(ctx, q+`DESC LIMIT 1`, roomID).Scan(&highest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, false, nil
+	} else if err != nil {
+		return 0, 0, false, err
+	}
+	if err = db.r(ctx).QueryRowContext(ctx, q+`ASC LIMIT 1`, roomID).Scan(&lowest); err != nil {
+		return 0, 0, false, err
+	}
+	return lowest, highest, true, nil
+}
+
 func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage.Event, error) {
 	if len(positions) == 0 {
 		return nil, nil

@@ -206,6 +206,8 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("Relations", err)
 	_, err = s.RelationAggregates(lc, []id.EventID{"$big3-msg490", msg})
 	call("RelationAggregates", err)
+	_, _, _, err = s.RelationSpan(lc, room)
+	call("RelationSpan", err)
 	_, err = s.ThreadRoots(lc, room, max+1, 20)
 	call("ThreadRoots", err)
 	search := &storage.EventSearch{Terms: []string{"message"}, Rooms: []storage.SearchRoom{{RoomID: room, Before: max + 1}},

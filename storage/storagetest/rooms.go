@@ -1096,6 +1096,17 @@ func testRelationAggregates(t *testing.T, s storage.Store) {
 	evs, err = s.GetEventsByPos(c, nil)
 	must(t, err)
 	eq(t, "GetEventsByPos of no positions", len(evs), 0)
+
+	// RelationSpan: the first and last thread reply or edit of a room,
+	// whatever became of them (reactions do not count).
+	child := getEvent(t, s, "$p3-child")
+	lo, hi, ok, err := s.RelationSpan(c, roomA)
+	must(t, err)
+	eq(t, "RelationSpan of roomA", fmt.Sprint(lo, hi, ok), fmt.Sprint(a1.StreamPos, child.StreamPos, true))
+	persist(t, s, by(relEv("!reactions-only:example.org", "$only-ann", "m.reaction", "m.annotation", "$p1"), alice))
+	_, _, ok, err = s.RelationSpan(c, "!reactions-only:example.org")
+	must(t, err)
+	eq(t, "RelationSpan of a room with reactions only", ok, false)
 }
 
 // ---- aliases ----
