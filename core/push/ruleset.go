@@ -167,7 +167,7 @@ func (r *Rule) match(room pushrules.Room, ev *event.Event, ts threadState) bool 
 			}
 			continue
 		}
-		if !c.PushCondition.Match(room, ev) {
+		if !conditionMatches(&c.PushCondition, room, ev) {
 			return false
 		}
 	}
@@ -178,7 +178,7 @@ func (r *Rule) match(room pushrules.Room, ev *event.Event, ts threadState) bool 
 // between content and room rules (MSC4306).
 func (rs *Ruleset) actions(room pushrules.Room, ev *event.Event, ts threadState) pushrules.PushActionArray {
 	for _, arr := range []pushrules.PushRuleArray{rs.Override, rs.Content} {
-		if r := arr.GetMatchingRule(room, ev); r != nil {
+		if r := firstMatch(arr, room, ev); r != nil {
 			return r.Actions
 		}
 	}
@@ -192,7 +192,7 @@ func (rs *Ruleset) actions(room pushrules.Room, ev *event.Event, ts threadState)
 			return r.Actions
 		}
 	}
-	if r := rs.Underride.GetMatchingRule(room, ev); r != nil {
+	if r := firstMatch(rs.Underride, room, ev); r != nil {
 		return r.Actions
 	}
 	return pushrules.DefaultPushActions

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,8 +43,13 @@ func call(method, u, token string, body any) (int, map[string]any, error) {
 }
 
 // roomWithUsers starts a server, registers n users and joins them to one public room.
+// With TRIBUTARY_BENCH_PROFILE set, the server serves pprof on pprofAddr.
 func roomWithUsers(b *testing.B, n int, extraArgs ...string) (*testserver.Server, string, []string) {
-	srv := testserver.Start(b, testserver.Options{Args: append([]string{"--enable-registration", "--disable-rate-limits"}, extraArgs...)})
+	opts := testserver.Options{Args: append([]string{"--enable-registration", "--disable-rate-limits"}, extraArgs...)}
+	if os.Getenv("TRIBUTARY_BENCH_PROFILE") != "" {
+		opts.Env = append(opts.Env, "TRIBUTARY_PPROF_ADDR="+pprofAddr)
+	}
+	srv := testserver.Start(b, opts)
 	tokens := make([]string, n)
 	for i := range n {
 		code, body, err := call("POST", srv.URL+"/_matrix/client/v3/register", "", map[string]any{
@@ -85,6 +91,8 @@ func BenchmarkSendEvents(b *testing.B) {
 				var next atomic.Int64
 				var mu sync.Mutex
 				lat := make([]time.Duration, 0, b.N)
+				done := profile(b, profileFile(b, fmt.Sprintf("send-%s-%d", db, senders), 0))
+				defer func() { <-done }()
 				b.ResetTimer()
 				start := time.Now()
 				var wg sync.WaitGroup
