@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -56,8 +57,11 @@ type Service struct {
 	// roomTypingPos is the typing position of each room's last change.
 	roomTypingPos map[id.RoomID]int64
 	// acked is the to-device position each device last acknowledged, so that
-	// a sync deletes only when there can be something to delete.
-	acked sync.Map // deviceKey → int64
+	// a sync deletes only when there can be something to delete. Bounded
+	// (maxAcked): a device forgotten here costs one delete that finds
+	// nothing.
+	acked  sync.Map // deviceKey → int64
+	nAcked atomic.Int64
 
 	presence presenceState
 }
@@ -407,6 +411,10 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 }
 
 // deviceKey names a device of a user.
+// maxAcked bounds the devices whose acknowledged to-device position is
+// remembered.
+const maxAcked = 100_000
+
 type deviceKey struct {
 	user   id.UserID
 	device id.DeviceID
@@ -421,7 +429,14 @@ func (s *Service) ToDeviceFor(ctx context.Context, user id.UserID, device id.Dev
 		if err := s.store.AckToDevice(ctx, user, device, since); err != nil {
 			return nil, 0, err
 		}
-		s.acked.Store(key, since)
+		if _, had := s.acked.Swap(key, since); !had && s.nAcked.Add(1) > maxAcked {
+			s.acked.Range(func(k, _ any) bool {
+				if _, ok := s.acked.LoadAndDelete(k); ok {
+					s.nAcked.Add(-1)
+				}
+				return s.nAcked.Load() > maxAcked*3/4
+			})
+		}
 	}
 	if upto <= since {
 		return nil, upto, nil

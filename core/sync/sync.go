@@ -47,12 +47,18 @@ type Service struct {
 	changed stream.Shared[[2]int64, []id.RoomID]
 	// MaxTimeout caps the long-poll a client asks for.
 	maxTimeout time.Duration
-	// memberships caches each user's room memberships between their syncs;
-	// membershipsChanged drops a user's entry when one of theirs changes.
-	memberships gosync.Map // id.UserID → []rooms.UserMembership
-	// generations count each user's membership changes, so that a read that
-	// raced a change is not cached.
-	generations gosync.Map // id.UserID → *atomic.Int64
+	// memberships caches each user's room memberships between their syncs
+	// (bounded); membershipsChanged drops a user's entry when one of theirs
+	// changes.
+	memberships stream.Cache[id.UserID, []rooms.UserMembership]
+	// generations hold, for users whose memberships changed lately, a
+	// stamp of their last change (genClock's, so a stamp is never used
+	// twice), so that a read that raced a change is not cached. Bounded:
+	// a user forgotten gets the clock's current value, which differs from
+	// any stamp read before a later change.
+	generations gosync.Map // id.UserID → int64
+	nGens       atomic.Int64
+	genClock    atomic.Int64
 	// membershipLoads shares a user's memberships read among the syncs that
 	// ask at once (every long-poll a presence change woke asks for the
 	// rooms of the same user).
@@ -65,39 +71,58 @@ type Service struct {
 	filters stream.Shared[filterKey, *Filter]
 }
 
-func (s *Service) generation(user id.UserID) *atomic.Int64 {
-	g, _ := s.generations.LoadOrStore(user, new(atomic.Int64))
-	return g.(*atomic.Int64)
+// maxGenerations bounds the users whose last membership change is
+// stamped.
+const maxGenerations = 100_000
+
+// generation is the stamp of user's last membership change; a user
+// without one is given the clock's current value (so that other users'
+// changes do not look like theirs), which a later change of theirs
+// replaces.
+func (s *Service) generation(user id.UserID) int64 {
+	if g, ok := s.generations.Load(user); ok {
+		return g.(int64)
+	}
+	g, loaded := s.generations.LoadOrStore(user, s.genClock.Load())
+	if !loaded {
+		s.countGeneration()
+	}
+	return g.(int64)
+}
+
+// countGeneration counts a new entry of generations and, past
+// maxGenerations, forgets a quarter of them.
+func (s *Service) countGeneration() {
+	if s.nGens.Add(1) <= maxGenerations {
+		return
+	}
+	s.generations.Range(func(k, _ any) bool {
+		if _, ok := s.generations.LoadAndDelete(k); ok {
+			s.nGens.Add(-1)
+		}
+		return s.nGens.Load() > maxGenerations*3/4
+	})
 }
 
 // membershipsChanged forgets the cached memberships of users whose
 // membership just changed (after each room commit).
 func (s *Service) membershipsChanged(users []id.UserID) {
 	for _, u := range users {
-		s.generation(u).Add(1)
-		s.memberships.Delete(u)
+		if _, had := s.generations.Swap(u, s.genClock.Add(1)); !had {
+			s.countGeneration()
+		}
+		s.memberships.Forget(u)
 	}
 }
 
 func (s *Service) userMemberships(ctx context.Context, user id.UserID) ([]rooms.UserMembership, error) {
-	if v, ok := s.memberships.Load(user); ok {
-		return v.([]rooms.UserMembership), nil
-	}
-	gen := s.generation(user)
-	before := gen.Load()
-	ms, err := s.membershipLoads.Get(ctx, membershipKey{user, before}, func(ctx context.Context) ([]rooms.UserMembership, error) {
-		return s.rooms.UserMemberships(ctx, user)
+	return s.memberships.Get(user, func() ([]rooms.UserMembership, bool, error) {
+		before := s.generation(user)
+		ms, err := s.membershipLoads.Get(ctx, membershipKey{user, before}, func(ctx context.Context) ([]rooms.UserMembership, error) {
+			return s.rooms.UserMemberships(ctx, user)
+		})
+		return ms, err == nil && s.generation(user) == before, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if gen.Load() == before {
-		s.memberships.Store(user, ms)
-		if gen.Load() != before {
-			s.memberships.Delete(user) // a change landed while storing
-		}
-	}
-	return ms, nil
 }
 
 type membershipKey struct {

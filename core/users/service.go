@@ -87,7 +87,7 @@ type Service struct {
 	log   *slog.Logger
 
 	nonces   sync.Map // shared-secret registration nonce → expiry (time.Time)
-	lastSeen sync.Map // "user|device" → time.Time of the last stored update
+	lastSeen sync.Map // "user|device" → time.Time of the last stored update (pruned by housekeeping)
 	// restrictions are the accounts' flags (see moderation.go), until a
 	// published account change forgets them; restrictMu orders Restrict calls.
 	restrictions stream.Cache[id.UserID, restrictions]
@@ -170,6 +170,14 @@ func (s *Service) housekeeping(ctx context.Context) {
 	s.nonces.Range(func(k, v any) bool {
 		if s.opts.Now().After(v.(time.Time)) {
 			s.nonces.Delete(k)
+		}
+		return true
+	})
+	// A device's last-seen time matters for lastSeenInterval after it was
+	// stored: the map holds only the devices used that recently.
+	s.lastSeen.Range(func(k, v any) bool {
+		if s.opts.Now().Sub(v.(time.Time)) >= lastSeenInterval {
+			s.lastSeen.Delete(k)
 		}
 		return true
 	})

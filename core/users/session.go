@@ -143,12 +143,15 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*types.Pr
 		TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
 }
 
-// touchDevice records last_seen at most every five minutes per device, so
-// that requests do not each cost a write.
+// lastSeenInterval is how often a device's last_seen is written at most.
+const lastSeenInterval = 5 * time.Minute
+
+// touchDevice records last_seen at most every lastSeenInterval per device,
+// so that requests do not each cost a write.
 func (s *Service) touchDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, ip string) {
 	key := string(userID) + "|" + string(deviceID)
 	now := s.opts.Now()
-	if last, ok := s.lastSeen.Load(key); ok && now.Sub(last.(time.Time)) < 5*time.Minute {
+	if last, ok := s.lastSeen.Load(key); ok && now.Sub(last.(time.Time)) < lastSeenInterval {
 		return
 	}
 	s.lastSeen.Store(key, now)
