@@ -24,14 +24,19 @@ package sync
 import (
 	"context"
 	"encoding/json/jsontext"
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/sync/errgroup"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/rooms"
@@ -646,6 +651,23 @@ type slidingBuilder struct {
 	adLoaded    bool
 	dms         map[id.RoomID]bool
 	summaries   map[id.RoomID]*rooms.Summary
+
+	// mu guards what room writes (next's rooms and configs, timelines)
+	// while several rooms are built at once.
+	mu gosync.Mutex
+}
+
+// holds records what the client now holds of room r: sent, and with
+// cfg unless cfg is nil.
+func (b *slidingBuilder) holds(r id.RoomID, sent *haveSent, cfg *roomConfig) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sent != nil {
+		b.next.rooms[r] = *sent
+	}
+	if cfg != nil {
+		b.next.configs[r] = *cfg
+	}
 }
 
 func (b *slidingBuilder) build(ctx context.Context) (*SlidingResponse, *connState, error) {
@@ -670,12 +692,38 @@ func (b *slidingBuilder) build(ctx context.Context) (*SlidingResponse, *connStat
 		ids = append(ids, r)
 	}
 	slices.Sort(ids)
-	for _, r := range ids {
-		res, err := b.room(ctx, r, b.relevant[r])
-		if err != nil {
+	// Rooms are built several at a time (as /sync's are): a first sliding
+	// sync shows each room of the list's range.
+	if len(ids) > 1 {
+		if _, err := b.isDM(ctx, slidingMembership{}); err != nil { // reads the account data rooms share
 			return nil, nil, err
 		}
-		if res != nil {
+	}
+	results := make([]*SlidingRoomResult, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncRoomsAtOnce)
+	var panicked atomic.Value
+	for i, r := range ids {
+		g.Go(func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", p, debug.Stack()))
+					err = errors.New("panic while building a room")
+				}
+			}()
+			results[i], err = b.room(gctx, r, b.relevant[r])
+			return err
+		})
+	}
+	err = g.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, r := range ids {
+		if res := results[i]; res != nil {
 			resp.Rooms[r] = res
 			b.results[r] = res
 		}
@@ -1098,19 +1146,20 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	if !initial && !expanded && b.activityOf(r) <= from && (!hadCfg || prevCfg.required.key() == cfg.required.key()) {
 		// Nothing happened in the room since the client's copy, which is
 		// now current.
-		b.next.rooms[r] = haveSent{}
 		if !hadCfg {
-			b.next.configs[r] = cfg
+			b.holds(r, &haveSent{}, &cfg)
+		} else {
+			b.holds(r, &haveSent{}, nil)
 		}
 		return nil, nil
 	}
-	b.next.rooms[r] = haveSent{}
+	b.holds(r, &haveSent{}, nil)
 	dm, err := b.isDM(ctx, m)
 	if err != nil {
 		return nil, err
 	}
 	if m.Membership == "invite" || m.Membership == "knock" {
-		b.next.configs[r] = cfg
+		b.holds(r, nil, &cfg)
 		if !initial {
 			return nil, nil
 		}
@@ -1151,7 +1200,9 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		for _, e := range tl.Events {
 			ids[e.EventID] = true
 		}
+		b.mu.Lock()
 		b.timelines[r] = ids
+		b.mu.Unlock()
 	}
 
 	state, err := b.s.rooms.SlidingStateIDs(ctx, r, m.Membership, m.EventID)
@@ -1293,9 +1344,9 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	// What the client now holds of the room's config (as Synapse records it).
 	switch {
 	case initial || expanded || !hadCfg:
-		b.next.configs[r] = cfg
+		b.holds(r, nil, &cfg)
 	case (tl.Limited && prevCfg.timelineLimit > cfg.timelineLimit) || prevCfg.required.key() != cfg.required.key():
-		b.next.configs[r] = cfg
+		b.holds(r, nil, &cfg)
 	}
 	if initial || expanded || len(tl.Events) > 0 || len(res.RequiredState) > 0 || needMembers ||
 		(!initial && (changed[nameKey] || changed[avatarKey])) {
