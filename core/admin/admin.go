@@ -4,9 +4,12 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 
 	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
@@ -18,12 +21,41 @@ type API struct {
 	users    *users.Service
 	register *httpx.Limiter
 	notices  *Notices
+	rooms    Rooms
+	opts     Options
+}
+
+// Rooms is what the admin API asks of core/rooms.
+type Rooms interface {
+	JoinedRooms(ctx context.Context, user id.UserID) ([]id.RoomID, error)
+	// ProfileChanged carries a user's new display name or avatar into
+	// their rooms.
+	ProfileChanged(ctx context.Context, user id.UserID) error
+}
+
+// Options are the admin API's settings.
+type Options struct {
+	// Rooms (nil: the room endpoints answer M_UNRECOGNIZED).
+	Rooms Rooms
+	// Version is the server version /server_version reports.
+	Version string
+	// Logger records every admin action with the admin's user ID.
+	Logger *slog.Logger
 }
 
 // New builds the handlers; register rate-limits shared-secret registration
 // per IP; notices sends server notices (nil: off).
-func New(u *users.Service, register *httpx.Limiter, notices *Notices) *API {
-	return &API{users: u, register: register, notices: notices}
+func New(u *users.Service, register *httpx.Limiter, notices *Notices, opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &API{users: u, register: register, notices: notices, rooms: opts.Rooms, opts: opts}
+}
+
+// audit logs an admin action: who did what to whom.
+func (a *API) audit(c *gin.Context, action string, args ...any) {
+	a.opts.Logger.InfoContext(c.Request.Context(), "admin action", append([]any{"action", action,
+		"admin", httpx.PrincipalOf(c).UserID}, args...)...)
 }
 
 // Register adds the admin routes to r.
@@ -39,6 +71,30 @@ func (a *API) Register(r gin.IRouter) {
 	adm.DELETE("/registration_tokens/:token", a.deleteToken)
 	adm.POST("/send_server_notice", a.sendServerNotice)
 	adm.PUT("/send_server_notice/:txnId", a.sendServerNotice)
+	adm.GET("/server_version", a.serverVersion)
+	adm.GET("/username_available", a.usernameAvailable)
+	adm.POST("/deactivate/:userId", a.deactivate)
+	adm.POST("/reset_password/:userId", a.resetPassword)
+	adm.GET("/whois/:userId", a.whois)
+	adm.PUT("/suspend/:userId", a.suspend)
+	adm.GET("/users/:userId/admin", a.getAdmin)
+	adm.PUT("/users/:userId/admin", a.putAdmin)
+	adm.GET("/users/:userId/joined_rooms", a.joinedRooms)
+	adm.POST("/users/:userId/login", a.loginAs)
+	for _, v := range []string{"/_synapse/admin/v2", "/_synapse/admin/v3"} {
+		u := r.Group(v, httpx.RequireAuth(a.users), a.requireAdmin)
+		u.GET("/users", a.listUsers)
+		if v == "/_synapse/admin/v3" {
+			continue
+		}
+		u.GET("/users/:userId", a.getUser)
+		u.PUT("/users/:userId", a.putUser)
+		u.GET("/users/:userId/devices", a.listDevices)
+		u.GET("/users/:userId/devices/:deviceId", a.getDevice)
+		u.PUT("/users/:userId/devices/:deviceId", a.putDevice)
+		u.DELETE("/users/:userId/devices/:deviceId", a.deleteDevice)
+		u.POST("/users/:userId/delete_devices", a.deleteDevices)
+	}
 }
 
 func (a *API) requireAdmin(c *gin.Context) {

@@ -274,6 +274,12 @@ func (s *Service) SetProfileField(ctx context.Context, caller, userID id.UserID,
 	} else if r.suspended {
 		return types.ErrSuspended
 	}
+	return s.setProfileField(ctx, userID, key, value)
+}
+
+// setProfileField checks and stores one profile field (the caller's right
+// to change it checked already).
+func (s *Service) setProfileField(ctx context.Context, userID id.UserID, key string, value any) error {
 	if key == "" || len(key) > 255 {
 		return types.InvalidParam("Profile field names are 1 to 255 bytes")
 	}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/synapseadmin"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// adminClient makes an admin account through the CLI and logs it in.
+func adminClient(t *testing.T, srv *testserver.Server) *synapseadmin.Client {
+	t.Helper()
+	if out, err := srv.Run(t, "", "user", "add", "admin", "--password", "admin password", "--admin"); err != nil {
+		t.Fatalf("user add admin: %v\n%s", err, out)
+	}
+	return &synapseadmin.Client{Client: login(t, srv, passwordLogin("admin", "admin password"))}
+}
+
+// The user part of Synapse's admin API, driven with mautrix's synapseadmin
+// client (what bridges use) and raw HTTP where it has no method.
+func TestAdminUsers(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice := register(t, srv, "alice", defaultPassword)
+	admTok := adm.Client.AccessToken
+
+	t.Run("non-admins are refused", func(t *testing.T) {
+		nonAdmin := &synapseadmin.Client{Client: alice}
+		_, err := nonAdmin.GetUserInfo(ctx, alice.UserID)
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_FORBIDDEN", StatusCode: http.StatusForbidden})
+		for _, path := range []string{"/_synapse/admin/v2/users", "/_synapse/admin/v1/whois/@alice:localhost",
+			"/_synapse/admin/v1/server_version", "/_synapse/admin/v1/users/@alice:localhost/joined_rooms"} {
+			st, body := srv.Do(t, "GET", path, alice.AccessToken, nil)
+			wantStatus(t, path, st, body, http.StatusForbidden, "M_FORBIDDEN")
+		}
+		st, body := srv.Do(t, "GET", "/_synapse/admin/v2/users", "", nil)
+		wantStatus(t, "no token", st, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+	})
+
+	t.Run("create, query and modify", func(t *testing.T) {
+		bob := id.UserID("@bob:localhost")
+		admin, locked := false, false
+		if err := adm.CreateOrModifyAccount(ctx, bob, synapseadmin.ReqCreateOrModifyAccount{Password: "bob's password 1",
+			Displayname: "Bob", Admin: &admin, Locked: &locked}); err != nil {
+			t.Fatal(err)
+		}
+		info, err := adm.GetUserInfo(ctx, bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.UserID != bob || info.DisplayName != "Bob" || info.Admin || info.Deactivated || info.CreationTS.IsZero() {
+			t.Fatalf("bob as created: %+v", info)
+		}
+		if year := info.CreationTS.Year(); year < 2020 || year > 2100 {
+			t.Fatalf("creation_ts is not in seconds: %v", info.CreationTS)
+		}
+		bobClient := login(t, srv, passwordLogin("bob", "bob's password 1"))
+		// Modify: a new name, admin, and a new password that logs bob out.
+		yes := true
+		if err := adm.CreateOrModifyAccount(ctx, bob, synapseadmin.ReqCreateOrModifyAccount{Displayname: "Robert",
+			Password: "bob's password 2", Admin: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		if info, err = adm.GetUserInfo(ctx, bob); err != nil || info.DisplayName != "Robert" || !info.Admin {
+			t.Fatalf("bob modified: %+v %v", info, err)
+		}
+		_, err = bobClient.Whoami(ctx)
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_UNKNOWN_TOKEN", StatusCode: http.StatusUnauthorized})
+		login(t, srv, passwordLogin("bob", "bob's password 2"))
+		// The profile change reached bob's rooms... he has none; his
+		// profile has it.
+		name, err := alice.GetDisplayName(ctx, bob)
+		if err != nil || name.DisplayName != "Robert" {
+			t.Fatalf("bob's profile: %+v %v", name, err)
+		}
+		// Creating answers 201, modifying 200; a remote user is refused.
+		st, body := srv.Do(t, "PUT", "/_synapse/admin/v2/users/@carol:localhost", admTok, map[string]any{"password": "carol's password"})
+		wantStatus(t, "create carol", st, body, http.StatusCreated, "")
+		st, body = srv.Do(t, "PUT", "/_synapse/admin/v2/users/@carol:localhost", admTok, map[string]any{"displayname": "Carol"})
+		wantStatus(t, "modify carol", st, body, http.StatusOK, "")
+		if body["displayname"] != "Carol" || body["name"] != "@carol:localhost" {
+			t.Fatalf("carol: %v", body)
+		}
+		st, body = srv.Do(t, "PUT", "/_synapse/admin/v2/users/@dave:elsewhere.example", admTok, map[string]any{})
+		wantStatus(t, "remote user", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users/@nobody:localhost", admTok, nil)
+		wantStatus(t, "unknown user", st, body, http.StatusNotFound, "M_NOT_FOUND")
+		st, body = srv.Do(t, "PUT", "/_synapse/admin/v2/users/@carol:localhost", admTok, map[string]any{"admin": "yes"})
+		wantStatus(t, "admin not a boolean", st, body, http.StatusBadRequest, "M_BAD_JSON")
+	})
+
+	t.Run("list", func(t *testing.T) {
+		st, body := srv.Do(t, "GET", "/_synapse/admin/v2/users?limit=2", admTok, nil)
+		wantStatus(t, "list", st, body, http.StatusOK, "")
+		list, _ := body["users"].([]any)
+		if len(list) != 2 || body["total"] != float64(4) || body["next_token"] != "2" {
+			t.Fatalf("first page of 4 users (admin, alice, bob, carol): %v", body)
+		}
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users?from=2&limit=2", admTok, nil)
+		wantStatus(t, "second page", st, body, http.StatusOK, "")
+		if list, _ = body["users"].([]any); len(list) != 2 || body["next_token"] != nil {
+			t.Fatalf("second page: %v", body)
+		}
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users?name=rob", admTok, nil)
+		wantStatus(t, "by display name", st, body, http.StatusOK, "")
+		if list, _ = body["users"].([]any); len(list) != 1 || list[0].(map[string]any)["name"] != "@bob:localhost" {
+			t.Fatalf("name=rob: %v", body)
+		}
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users?admins=true&order_by=name&dir=b", admTok, nil)
+		wantStatus(t, "admins", st, body, http.StatusOK, "")
+		if list, _ = body["users"].([]any); len(list) != 2 || list[0].(map[string]any)["name"] != "@bob:localhost" {
+			t.Fatalf("admins, backwards: %v", body)
+		}
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users?limit=-1", admTok, nil)
+		wantStatus(t, "bad limit", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v2/users?order_by=password", admTok, nil)
+		wantStatus(t, "bad order", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+	})
+
+	t.Run("devices, whois, joined rooms, login as", func(t *testing.T) {
+		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		devices, err := adm.ListDevices(ctx, alice.UserID)
+		if err != nil || devices.Total != 1 || len(devices.Devices) != 1 || devices.Devices[0].DeviceID != alice.DeviceID {
+			t.Fatalf("alice's devices: %+v %v", devices, err)
+		}
+		st, body := srv.Do(t, "GET", "/_synapse/admin/v1/whois/"+alice.UserID.String(), admTok, nil)
+		wantStatus(t, "whois", st, body, http.StatusOK, "")
+		if ds, _ := body["devices"].(map[string]any); ds[string(alice.DeviceID)] == nil {
+			t.Fatalf("whois: %v", body)
+		}
+		st, body = srv.Do(t, "GET", "/_synapse/admin/v1/users/"+alice.UserID.String()+"/joined_rooms", admTok, nil)
+		wantStatus(t, "joined rooms", st, body, http.StatusOK, "")
+		if rs, _ := body["joined_rooms"].([]any); len(rs) != 1 || rs[0] != room.RoomID.String() || body["total"] != float64(1) {
+			t.Fatalf("joined rooms: %v", body)
+		}
+		// Log in as alice: a device of hers, which the admin can delete.
+		st, body = srv.Do(t, "POST", "/_synapse/admin/v1/users/"+alice.UserID.String()+"/login", admTok, map[string]any{})
+		wantStatus(t, "login as", st, body, http.StatusOK, "")
+		puppet := clientFor(t, srv, alice.UserID, "", str(t, body, "access_token"))
+		who, err := puppet.Whoami(ctx)
+		if err != nil || who.UserID != alice.UserID {
+			t.Fatalf("whoami as alice: %+v %v", who, err)
+		}
+		if devices, err = adm.ListDevices(ctx, alice.UserID); err != nil || devices.Total != 2 {
+			t.Fatalf("alice's devices after the admin login: %+v %v", devices, err)
+		}
+		st, body = srv.Do(t, "DELETE", "/_synapse/admin/v2/users/"+alice.UserID.String()+"/devices/"+string(who.DeviceID), admTok, nil)
+		wantStatus(t, "delete device", st, body, http.StatusOK, "")
+		_, err = puppet.Whoami(ctx)
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_UNKNOWN_TOKEN", StatusCode: http.StatusUnauthorized})
+		if _, err := alice.Whoami(ctx); err != nil {
+			t.Fatalf("alice's own device went too: %v", err)
+		}
+		st, body = srv.Do(t, "POST", "/_synapse/admin/v1/users/@admin:localhost/login", admTok, map[string]any{})
+		wantStatus(t, "login as self", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+	})
+
+	t.Run("admin flag, reset password, suspend, deactivate", func(t *testing.T) {
+		st, body := srv.Do(t, "GET", "/_synapse/admin/v1/users/@carol:localhost/admin", admTok, nil)
+		wantStatus(t, "carol admin?", st, body, http.StatusOK, "")
+		if body["admin"] != false {
+			t.Fatalf("carol admin: %v", body)
+		}
+		st, body = srv.Do(t, "PUT", "/_synapse/admin/v1/users/@admin:localhost/admin", admTok, map[string]any{"admin": false})
+		wantStatus(t, "demote self", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+
+		carol := login(t, srv, passwordLogin("carol", "carol's password"))
+		if err := adm.ResetPassword(ctx, synapseadmin.ReqResetPassword{UserID: carol.UserID, NewPassword: "carol's new password",
+			LogoutDevices: true}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := carol.Whoami(ctx)
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_UNKNOWN_TOKEN", StatusCode: http.StatusUnauthorized})
+		carol = login(t, srv, passwordLogin("carol", "carol's new password"))
+
+		if err := adm.SuspendAccount(ctx, carol.UserID, synapseadmin.ReqSuspendUser{Suspend: true}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_USER_SUSPENDED", StatusCode: http.StatusForbidden})
+		if err := adm.SuspendAccount(ctx, carol.UserID, synapseadmin.ReqSuspendUser{Suspend: false}); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := adm.DeactivateAccount(ctx, carol.UserID, synapseadmin.ReqDeleteUser{Erase: true}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = carol.Whoami(ctx)
+		wantErr(t, err, mautrix.RespError{ErrCode: "M_UNKNOWN_TOKEN", StatusCode: http.StatusUnauthorized})
+		info, err := adm.GetUserInfo(ctx, carol.UserID)
+		if err != nil || !info.Deactivated || !info.Erased || info.DisplayName != "" {
+			t.Fatalf("carol after deactivation with erase: %+v %v", info, err)
+		}
+		st, body = srv.Do(t, "PUT", "/_synapse/admin/v2/users/@carol:localhost", admTok, map[string]any{"deactivated": false})
+		wantStatus(t, "reactivate", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+
+		// Every action is logged with the admin who did it.
+		for _, action := range []string{`"action":"reset password"`, `"action":"suspend"`, `"action":"deactivate"`} {
+			found := false
+			for _, line := range strings.Split(srv.Logs(), "\n") {
+				if strings.Contains(line, action) && strings.Contains(line, `"admin":"@admin:localhost"`) &&
+					strings.Contains(line, `"user":"@carol:localhost"`) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no log line of %s by @admin:localhost on carol", action)
+			}
+		}
+	})
+
+	t.Run("server version and username availability", func(t *testing.T) {
+		st, body := srv.Do(t, "GET", "/_synapse/admin/v1/server_version", admTok, nil)
+		wantStatus(t, "server_version", st, body, http.StatusOK, "")
+		if v, _ := body["server_version"].(string); v == "" {
+			t.Fatalf("server_version: %v", body)
+		}
+		if _, err := adm.UsernameAvailable(ctx, "zed"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := adm.UsernameAvailable(ctx, "alice")
+		var re mautrix.HTTPError
+		if !errors.As(err, &re) || re.RespError == nil || !strings.Contains(re.RespError.ErrCode, "M_USER_IN_USE") {
+			t.Fatalf("alice taken: %v", err)
+		}
+	})
+}
