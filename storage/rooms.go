@@ -131,6 +131,8 @@ type Rooms interface {
 	GetRoom(ctx context.Context, roomID id.RoomID) (*Room, error)
 	SetRoomPublished(ctx context.Context, roomID id.RoomID, published bool) error
 	ListPublishedRooms(ctx context.Context) ([]id.RoomID, error)
+	// ListRoomIDs is every room this server holds, sorted.
+	ListRoomIDs(ctx context.Context) ([]id.RoomID, error)
 
 	// ResolveEventAliases maps event ID aliases to the real event IDs (those
 	// unknown are left out).

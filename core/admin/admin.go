@@ -37,6 +37,8 @@ type Rooms interface {
 type Options struct {
 	// Rooms (nil: the room endpoints answer M_UNRECOGNIZED).
 	Rooms Rooms
+	// RoomReader serves the room endpoints (nil: M_UNRECOGNIZED).
+	RoomReader RoomReader
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -81,6 +83,10 @@ func (a *API) Register(r gin.IRouter) {
 	adm.PUT("/users/:userId/admin", a.putAdmin)
 	adm.GET("/users/:userId/joined_rooms", a.joinedRooms)
 	adm.POST("/users/:userId/login", a.loginAs)
+	adm.GET("/rooms", a.listRooms)
+	adm.GET("/rooms/:roomId", a.getRoom)
+	adm.GET("/rooms/:roomId/members", a.roomMembers)
+	adm.GET("/rooms/:roomId/state", a.roomState)
 	for _, v := range []string{"/_synapse/admin/v2", "/_synapse/admin/v3"} {
 		u := r.Group(v, httpx.RequireAuth(a.users), a.requireAdmin)
 		u.GET("/users", a.listUsers)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/synapseadmin"
 
@@ -234,4 +235,59 @@ func TestAdminUsers(t *testing.T) {
 			t.Fatalf("alice taken: %v", err)
 		}
 	})
+}
+
+// The room part of the admin API: list, details, members, state.
+func TestAdminRooms(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice, bob, pub := aliceAndBobInPublicRoom(t, srv)
+	if _, err := alice.SendStateEvent(ctx, pub.RoomID, event.StateRoomName, "", map[string]any{"name": "Town square"}); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "Bob's den"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := adm.ListRooms(ctx, synapseadmin.ReqListRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.TotalRooms != 2 || len(list.Rooms) != 2 || list.Rooms[0].Name != "Bob's den" || list.Rooms[1].Name != "Town square" {
+		t.Fatalf("rooms by name: %+v", list)
+	}
+	list, err = adm.ListRooms(ctx, synapseadmin.ReqListRoom{OrderBy: "joined_members", Direction: mautrix.DirectionBackward, Limit: 1})
+	if err != nil || len(list.Rooms) != 1 || list.Rooms[0].RoomID != pub.RoomID || list.Rooms[0].JoinedMembers != 2 || list.NextBatch != 1 {
+		t.Fatalf("most members first, one per page: %+v %v", list, err)
+	}
+	list, err = adm.ListRooms(ctx, synapseadmin.ReqListRoom{SearchTerm: "den"})
+	if err != nil || len(list.Rooms) != 1 || list.Rooms[0].RoomID != priv.RoomID {
+		t.Fatalf("search den: %+v %v", list, err)
+	}
+
+	info, err := adm.RoomInfo(ctx, priv.RoomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Creator != bob.UserID || info.JoinedMembers != 1 || info.JoinedLocalMembers != 1 || info.JoinRules != "invite" ||
+		info.Version == "" || !info.Federatable || info.Public || info.StateEvents < 5 {
+		t.Fatalf("bob's den: %+v", info)
+	}
+	members, err := adm.RoomMembers(ctx, pub.RoomID)
+	if err != nil || members.Total != 2 {
+		t.Fatalf("members of the public room: %+v %v", members, err)
+	}
+	st, body := srv.Do(t, "GET", "/_synapse/admin/v1/rooms/"+string(priv.RoomID)+"/state", adm.Client.AccessToken, nil)
+	wantStatus(t, "state of bob's den (the admin is no member)", st, body, http.StatusOK, "")
+	if state, _ := body["state"].([]any); len(state) != info.StateEvents {
+		t.Fatalf("state: %d events, want %d", len(state), info.StateEvents)
+	}
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/rooms/!nowhere:localhost", adm.Client.AccessToken, nil)
+	wantStatus(t, "unknown room", st, body, http.StatusNotFound, "M_NOT_FOUND")
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/rooms/not-a-room", adm.Client.AccessToken, nil)
+	wantStatus(t, "not a room ID", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/rooms", alice.AccessToken, nil)
+	wantStatus(t, "a non-admin", st, body, http.StatusForbidden, "M_FORBIDDEN")
 }

@@ -40,6 +40,10 @@ func (db *DB) ListPublishedRooms(ctx context.Context) ([]id.RoomID, error) {
 	return queryStrings[id.RoomID](db, ctx, `SELECT room_id FROM rooms WHERE published = 1 ORDER BY room_id`)
 }
 
+func (db *DB) ListRoomIDs(ctx context.Context) ([]id.RoomID, error) {
+	return queryStrings[id.RoomID](db, ctx, `SELECT room_id FROM rooms ORDER BY room_id`)
+}
+
 // strings runs a query returning one text column.
 func queryStrings[S ~string](db *DB, ctx context.Context, query string, args ...any) ([]S, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, query, args...)

@@ -1,0 +1,205 @@
+package admin
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/rooms"
+	"github.com/tributary-hs/tributary/core/types"
+)
+
+// RoomReader is what the room endpoints read (core/rooms.Reader).
+type RoomReader interface {
+	ListRoomIDs(ctx context.Context) ([]id.RoomID, error)
+	AdminRoom(ctx context.Context, roomID id.RoomID) (*rooms.AdminRoom, error)
+	AdminMembers(ctx context.Context, roomID id.RoomID) ([]id.UserID, error)
+	AdminState(ctx context.Context, roomID id.RoomID) ([]*rooms.ClientEvent, error)
+}
+
+// roomParam is the {roomId} path parameter.
+func roomParam(c *gin.Context) (id.RoomID, bool) {
+	r := id.RoomID(c.Param("roomId"))
+	if !strings.HasPrefix(string(r), "!") || len(r) < 2 { // v12 room IDs have no server part
+		httpx.Fail(c, types.InvalidParam("Invalid room ID"))
+		return "", false
+	}
+	return r, true
+}
+
+func (a *API) roomReader(c *gin.Context) (RoomReader, bool) {
+	if a.opts.RoomReader == nil {
+		httpx.Fail(c, types.NewError(http.StatusNotFound, types.CodeUnrecognized, "Unrecognized request"))
+		return nil, false
+	}
+	return a.opts.RoomReader, true
+}
+
+// GET /_synapse/admin/v1/rooms
+func (a *API) listRooms(c *gin.Context) {
+	rr, ok := a.roomReader(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	from, ok := queryInt(c, "from", 0)
+	if !ok {
+		return
+	}
+	limit, ok := queryInt(c, "limit", 100)
+	if !ok {
+		return
+	}
+	orderBy := c.DefaultQuery("order_by", "name")
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	keys := map[string]func(x, y *rooms.AdminRoom) int{
+		"name": func(x, y *rooms.AdminRoom) int { return cmp.Compare(str(x.Name), str(y.Name)) },
+		"canonical_alias": func(x, y *rooms.AdminRoom) int {
+			var ax, ay string
+			if x.CanonicalAlias != nil {
+				ax = string(*x.CanonicalAlias)
+			}
+			if y.CanonicalAlias != nil {
+				ay = string(*y.CanonicalAlias)
+			}
+			return cmp.Compare(ax, ay)
+		},
+		"joined_members":       func(x, y *rooms.AdminRoom) int { return cmp.Compare(x.JoinedMembers, y.JoinedMembers) },
+		"joined_local_members": func(x, y *rooms.AdminRoom) int { return cmp.Compare(x.JoinedLocalMembers, y.JoinedLocalMembers) },
+		"version":              func(x, y *rooms.AdminRoom) int { return cmp.Compare(x.Version, y.Version) },
+		"creator":              func(x, y *rooms.AdminRoom) int { return cmp.Compare(x.Creator, y.Creator) },
+		"encryption":           func(x, y *rooms.AdminRoom) int { return cmp.Compare(str(x.Encryption), str(y.Encryption)) },
+		"federatable":          func(x, y *rooms.AdminRoom) int { return cmp.Compare(b2i(x.Federatable), b2i(y.Federatable)) },
+		"public":               func(x, y *rooms.AdminRoom) int { return cmp.Compare(b2i(x.Public), b2i(y.Public)) },
+		"join_rules":           func(x, y *rooms.AdminRoom) int { return cmp.Compare(str(x.JoinRules), str(y.JoinRules)) },
+		"guest_access":         func(x, y *rooms.AdminRoom) int { return cmp.Compare(str(x.GuestAccess), str(y.GuestAccess)) },
+		"history_visibility": func(x, y *rooms.AdminRoom) int {
+			return cmp.Compare(str(x.HistoryVisibility), str(y.HistoryVisibility))
+		},
+		"state_events": func(x, y *rooms.AdminRoom) int { return cmp.Compare(x.StateEvents, y.StateEvents) },
+	}
+	key, known := keys[orderBy]
+	if !known {
+		httpx.Fail(c, types.InvalidParam("Unknown value for order_by: %s", orderBy))
+		return
+	}
+	dir := c.DefaultQuery("dir", "f")
+	if dir != "f" && dir != "b" {
+		httpx.Fail(c, types.InvalidParam("Unknown direction: %s", dir))
+		return
+	}
+	search := strings.ToLower(c.Query("search_term"))
+	ids, err := rr.ListRoomIDs(ctx)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	var list []*rooms.AdminRoom
+	for _, r := range ids {
+		info, err := rr.AdminRoom(ctx, r)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		if search != "" && !strings.Contains(strings.ToLower(str(info.Name)), search) &&
+			!strings.Contains(strings.ToLower(string(r)), search) &&
+			(info.CanonicalAlias == nil || !strings.Contains(strings.ToLower(string(*info.CanonicalAlias)), search)) {
+			continue
+		}
+		list = append(list, info)
+	}
+	slices.SortStableFunc(list, func(x, y *rooms.AdminRoom) int {
+		r := cmp.Or(key(x, y), cmp.Compare(x.RoomID, y.RoomID))
+		if dir == "b" {
+			r = -r
+		}
+		return r
+	})
+	total := len(list)
+	page := list[min(from, total):min(from+limit, total)]
+	if page == nil {
+		page = []*rooms.AdminRoom{}
+	}
+	resp := gin.H{"rooms": page, "offset": from, "total_rooms": total}
+	if from+limit < total {
+		resp["next_batch"] = from + limit
+	}
+	if from > 0 {
+		resp["prev_batch"] = max(from-limit, 0)
+	}
+	httpx.OK(c, resp)
+}
+
+// GET /_synapse/admin/v1/rooms/{roomId}
+func (a *API) getRoom(c *gin.Context) {
+	rr, ok := a.roomReader(c)
+	if !ok {
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	info, err := rr.AdminRoom(c.Request.Context(), roomID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, info)
+}
+
+// GET /_synapse/admin/v1/rooms/{roomId}/members
+func (a *API) roomMembers(c *gin.Context) {
+	rr, ok := a.roomReader(c)
+	if !ok {
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	members, err := rr.AdminMembers(c.Request.Context(), roomID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"members": members, "total": len(members)})
+}
+
+// GET /_synapse/admin/v1/rooms/{roomId}/state
+func (a *API) roomState(c *gin.Context) {
+	rr, ok := a.roomReader(c)
+	if !ok {
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	state, err := rr.AdminState(c.Request.Context(), roomID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if state == nil {
+		state = []*rooms.ClientEvent{}
+	}
+	httpx.OK(c, gin.H{"state": state})
+}

@@ -1,0 +1,148 @@
+package rooms
+
+import (
+	"context"
+	"slices"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+)
+
+// What the admin API reads of rooms (core/admin): whatever the admin's own
+// membership, which the client-server reads check.
+
+// AdminRoom is a room as Synapse's room admin API describes it.
+type AdminRoom struct {
+	RoomID             id.RoomID     `json:"room_id"`
+	Name               *string       `json:"name"`
+	Topic              *string       `json:"topic"`
+	Avatar             *string       `json:"avatar"`
+	CanonicalAlias     *id.RoomAlias `json:"canonical_alias"`
+	JoinedMembers      int           `json:"joined_members"`
+	JoinedLocalMembers int           `json:"joined_local_members"`
+	JoinedLocalDevices int           `json:"joined_local_devices"`
+	Version            string        `json:"version"`
+	Creator            id.UserID     `json:"creator"`
+	Encryption         *string       `json:"encryption"`
+	Federatable        bool          `json:"federatable"`
+	Public             bool          `json:"public"`
+	JoinRules          *string       `json:"join_rules"`
+	GuestAccess        *string       `json:"guest_access"`
+	HistoryVisibility  *string       `json:"history_visibility"`
+	StateEvents        int           `json:"state_events"`
+	RoomType           *string       `json:"room_type"`
+	Forgotten          bool          `json:"forgotten"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// ListRoomIDs is every room this server holds.
+func (s *Reader) ListRoomIDs(ctx context.Context) ([]id.RoomID, error) {
+	return s.store.ListRoomIDs(ctx)
+}
+
+// AdminRoom describes a room from its current state.
+func (s *Reader) AdminRoom(ctx context.Context, roomID id.RoomID) (*AdminRoom, error) {
+	room, err := s.getRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	out := &AdminRoom{RoomID: roomID, Version: room.RoomVersion, Creator: room.Creator, Public: room.Published,
+		Federatable: true, StateEvents: len(entries)}
+	var ids []id.EventID
+	for _, e := range entries {
+		if e.Type == "m.room.member" {
+			continue
+		}
+		if e.StateKey == "" {
+			ids = append(ids, e.EventID)
+		}
+	}
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		out.JoinedMembers++
+		if m.UserID.Homeserver() == s.opts.ServerName {
+			out.JoinedLocalMembers++
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		c := gjson.GetBytes(e.JSON, "content")
+		switch e.Type {
+		case "m.room.name":
+			out.Name = optional(c.Get("name").Str)
+		case "m.room.topic":
+			out.Topic = optional(c.Get("topic").Str)
+		case "m.room.avatar":
+			out.Avatar = optional(c.Get("url").Str)
+		case "m.room.canonical_alias":
+			if a := c.Get("alias").Str; a != "" {
+				alias := id.RoomAlias(a)
+				out.CanonicalAlias = &alias
+			}
+		case "m.room.encryption":
+			out.Encryption = optional(c.Get("algorithm").Str)
+		case "m.room.join_rules":
+			out.JoinRules = optional(c.Get("join_rule").Str)
+		case "m.room.guest_access":
+			out.GuestAccess = optional(c.Get("guest_access").Str)
+		case "m.room.history_visibility":
+			out.HistoryVisibility = optional(c.Get("history_visibility").Str)
+		case "m.room.create":
+			out.RoomType = optional(c.Get("type").Str)
+			if f := c.Get("m\\.federate"); f.Exists() && !f.Bool() {
+				out.Federatable = false
+			}
+		}
+	}
+	return out, nil
+}
+
+// AdminMembers are the users joined to a room, sorted.
+func (s *Reader) AdminMembers(ctx context.Context, roomID id.RoomID) ([]id.UserID, error) {
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	members, err := s.store.RoomMembers(ctx, roomID, []string{"join"})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]id.UserID, 0, len(members))
+	for _, m := range members {
+		out = append(out, m.UserID)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// AdminState is a room's current state.
+func (s *Reader) AdminState(ctx context.Context, roomID id.RoomID) ([]*ClientEvent, error) {
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]id.EventID, len(entries))
+	for i, e := range entries {
+		ids[i] = e.EventID
+	}
+	slices.Sort(ids)
+	return s.eventsByID(ctx, roomID, ids)
+}
