@@ -211,6 +211,14 @@ type RoomExtras interface {
 	SetForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID, forgotten bool) error
 	IsForgotten(ctx context.Context, userID id.UserID, roomID id.RoomID) (bool, error)
 	CreateReport(ctx context.Context, r *Report) error
+	// EventReports are the reports of events (not of rooms or users
+	// alone), newest first unless oldestFirst, filtered by room and
+	// reporter when given, from offset, at most limit; with the total.
+	EventReports(ctx context.Context, roomID id.RoomID, reporter id.UserID, oldestFirst bool, offset, limit int) ([]*Report, int, error)
+	// GetReport returns one report (ErrNotFound).
+	GetReport(ctx context.Context, reportID string) (*Report, error)
+	// DeleteReport deletes one report (ErrNotFound).
+	DeleteReport(ctx context.Context, reportID string) error
 }
 
 // RelationAggregate counts the children of one parent event by relation

@@ -39,6 +39,8 @@ type Options struct {
 	Rooms Rooms
 	// RoomReader serves the room endpoints (nil: M_UNRECOGNIZED).
 	RoomReader RoomReader
+	// Reports serves the event reports (nil: M_UNRECOGNIZED).
+	Reports Reports
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -87,6 +89,9 @@ func (a *API) Register(r gin.IRouter) {
 	adm.GET("/rooms/:roomId", a.getRoom)
 	adm.GET("/rooms/:roomId/members", a.roomMembers)
 	adm.GET("/rooms/:roomId/state", a.roomState)
+	adm.GET("/event_reports", a.listReports)
+	adm.GET("/event_reports/:reportId", a.getReport)
+	adm.DELETE("/event_reports/:reportId", a.deleteReport)
 	for _, v := range []string{"/_synapse/admin/v2", "/_synapse/admin/v3"} {
 		u := r.Group(v, httpx.RequireAuth(a.users), a.requireAdmin)
 		u.GET("/users", a.listUsers)

@@ -2,10 +2,14 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // What the admin API reads of rooms (core/admin): whatever the admin's own
@@ -145,4 +149,43 @@ func (s *Reader) AdminState(ctx context.Context, roomID id.RoomID) ([]*ClientEve
 	}
 	slices.Sort(ids)
 	return s.eventsByID(ctx, roomID, ids)
+}
+
+// Report is a user's report to the server admins.
+type Report = storage.Report
+
+// EventReports are the reports of events for the admins (storage's
+// EventReports).
+func (s *Reader) EventReports(ctx context.Context, roomID id.RoomID, reporter id.UserID, oldestFirst bool, offset, limit int) ([]*Report, int, error) {
+	return s.store.EventReports(ctx, roomID, reporter, oldestFirst, offset, limit)
+}
+
+// GetReport is one report (M_NOT_FOUND).
+func (s *Reader) GetReport(ctx context.Context, reportID string) (*Report, error) {
+	r, err := s.store.GetReport(ctx, reportID)
+	if storageNotFound(err) {
+		return nil, types.NotFound("Event report not found")
+	}
+	return r, err
+}
+
+// DeleteReport deletes one report (M_NOT_FOUND).
+func (s *Reader) DeleteReport(ctx context.Context, reportID string) error {
+	err := s.store.DeleteReport(ctx, reportID)
+	if storageNotFound(err) {
+		return types.NotFound("Event report not found")
+	}
+	return err
+}
+
+// AdminEvent is a stored event as it goes over federation, with its
+// sender (nil when this server does not have it).
+func (s *Reader) AdminEvent(ctx context.Context, eventID id.EventID) (json.RawMessage, id.UserID, error) {
+	e, err := s.store.GetEvent(ctx, eventID)
+	if storageNotFound(err) {
+		return nil, "", nil
+	} else if err != nil {
+		return nil, "", err
+	}
+	return json.RawMessage(e.JSON), e.Sender, nil
 }

@@ -291,3 +291,63 @@ func TestAdminRooms(t *testing.T) {
 	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/rooms", alice.AccessToken, nil)
 	wantStatus(t, "a non-admin", st, body, http.StatusForbidden, "M_FORBIDDEN")
 }
+
+// Event reports: what users report reaches the admins, who can read and
+// delete them.
+func TestAdminEventReports(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
+	spam, err := bob.SendText(ctx, room.RoomID, "buy now")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := bob.SendText(ctx, room.RoomID, "or later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ReportEvent(ctx, room.RoomID, spam.EventID, "spam"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ReportEvent(ctx, room.RoomID, other.EventID, "more spam"); err != nil {
+		t.Fatal(err)
+	}
+	tok := adm.Client.AccessToken
+	st, body := srv.Do(t, "GET", "/_synapse/admin/v1/event_reports?dir=f&limit=1", tok, nil)
+	wantStatus(t, "reports", st, body, http.StatusOK, "")
+	list, _ := body["event_reports"].([]any)
+	if len(list) != 1 || body["total"] != float64(2) || body["next_token"] != float64(1) {
+		t.Fatalf("first of two reports: %v", body)
+	}
+	// Both reports may share a millisecond: find the spam's in the full list.
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/event_reports", tok, nil)
+	wantStatus(t, "all reports", st, body, http.StatusOK, "")
+	var first map[string]any
+	for _, r := range body["event_reports"].([]any) {
+		if r.(map[string]any)["event_id"] == spam.EventID.String() {
+			first = r.(map[string]any)
+		}
+	}
+	if first == nil || first["event_id"] != spam.EventID.String() || first["user_id"] != alice.UserID.String() ||
+		first["sender"] != bob.UserID.String() || first["reason"] != "spam" || first["room_id"] != room.RoomID.String() {
+		t.Fatalf("the report of the spam: %v", first)
+	}
+	reportID := str(t, first, "id")
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/event_reports/"+reportID, tok, nil)
+	wantStatus(t, "one report", st, body, http.StatusOK, "")
+	if ev, _ := body["event_json"].(map[string]any); ev["type"] != "m.room.message" || ev["sender"] != bob.UserID.String() {
+		t.Fatalf("event_json of the report: %v", body)
+	}
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/event_reports/"+reportID, alice.AccessToken, nil)
+	wantStatus(t, "a non-admin", st, body, http.StatusForbidden, "M_FORBIDDEN")
+	st, body = srv.Do(t, "DELETE", "/_synapse/admin/v1/event_reports/"+reportID, tok, nil)
+	wantStatus(t, "delete", st, body, http.StatusOK, "")
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/event_reports/"+reportID, tok, nil)
+	wantStatus(t, "deleted", st, body, http.StatusNotFound, "M_NOT_FOUND")
+	st, body = srv.Do(t, "GET", "/_synapse/admin/v1/event_reports?room_id="+string(room.RoomID), tok, nil)
+	wantStatus(t, "reports of the room", st, body, http.StatusOK, "")
+	if body["total"] != float64(1) {
+		t.Fatalf("after the delete: %v", body)
+	}
+}

@@ -35,3 +35,48 @@ func (db *DB) CreateReport(ctx context.Context, r *storage.Report) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		r.ReportID, r.RoomID, r.EventID, r.ReportedUser, r.Reporter, r.Reason, r.Score, r.CreatedAt)
 }
+
+const reportCols = `report_id, room_id, event_id, reported_user, reporter, reason, score, created_at`
+
+func scanReport(row interface{ Scan(...any) error }) (*storage.Report, error) {
+	var r storage.Report
+	var score sql.NullInt64
+	if err := row.Scan(&r.ReportID, &r.RoomID, &r.EventID, &r.ReportedUser, &r.Reporter, &r.Reason, &score, &r.CreatedAt); err != nil {
+		return nil, err
+	}
+	if score.Valid {
+		r.Score = &score.Int64
+	}
+	return &r, nil
+}
+
+func (db *DB) EventReports(ctx context.Context, roomID id.RoomID, reporter id.UserID, oldestFirst bool, offset, limit int) ([]*storage.Report, int, error) {
+	where := ` WHERE event_id <> '' AND ($1 = '' OR room_id = $1) AND ($2 = '' OR reporter = $2)`
+	var total int
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM reports`+where, roomID, reporter).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	order := ` ORDER BY created_at DESC, report_id DESC`
+	if oldestFirst {
+		order = ` ORDER BY created_at, report_id`
+	}
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+reportCols+` FROM reports`+where+order+` LIMIT $3 OFFSET $4`,
+		roomID, reporter, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := collect(rows, scanReport)
+	return out, total, err
+}
+
+func (db *DB) GetReport(ctx context.Context, reportID string) (*storage.Report, error) {
+	r, err := scanReport(db.r(ctx).QueryRowContext(ctx, `SELECT `+reportCols+` FROM reports WHERE report_id = $1`, reportID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, storage.ErrNotFound
+	}
+	return r, err
+}
+
+func (db *DB) DeleteReport(ctx context.Context, reportID string) error {
+	return db.execOne(ctx, `DELETE FROM reports WHERE report_id = $1`, reportID)
+}

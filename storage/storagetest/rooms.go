@@ -1220,6 +1220,36 @@ func testReports(t *testing.T, s storage.Store) {
 	a, err := s.GetAlias(c, "#a:example.org")
 	must(t, err)
 	eq(t, "alias after the refused duplicate in a transaction", a.RoomID, roomA)
+
+	// The admin's view: event reports only, newest first, filtered, paged.
+	must(t, s.CreateReport(c, &storage.Report{ReportID: "r5", RoomID: roomB, EventID: "$f", Reporter: bob, CreatedAt: 17}))
+	must(t, s.CreateReport(c, &storage.Report{ReportID: "r6", RoomID: roomA, EventID: "$g", Reporter: bob, CreatedAt: 18}))
+	reportIDs := func(rs []*storage.Report) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ReportID)
+		}
+		return out
+	}
+	rs, total, err := s.EventReports(c, "", "", false, 0, 10)
+	must(t, err)
+	eq(t, "event reports, total", total, 3)
+	eqList(t, "event reports, newest first", reportIDs(rs), []string{"r6", "r5", "r1"})
+	rs, total, err = s.EventReports(c, roomA, "", true, 0, 1)
+	must(t, err)
+	eq(t, "event reports of roomA, total", total, 2)
+	eqList(t, "event reports of roomA, oldest first, one", reportIDs(rs), []string{"r1"})
+	rs, _, err = s.EventReports(c, "", bob, false, 1, 10)
+	must(t, err)
+	eqList(t, "bob's event reports from the second", reportIDs(rs), []string{"r5"})
+	r, err := s.GetReport(c, "r1")
+	must(t, err)
+	eq(t, "report r1", fmt.Sprint(r.RoomID, r.EventID, r.Reporter, r.Reason, *r.Score, r.CreatedAt),
+		fmt.Sprint(roomA, "$e", alice, "spam", -100, 10))
+	must(t, s.DeleteReport(c, "r1"))
+	_, err = s.GetReport(c, "r1")
+	wantErr(t, err, storage.ErrNotFound, "GetReport of a deleted report")
+	wantErr(t, s.DeleteReport(c, "r1"), storage.ErrNotFound, "DeleteReport of a deleted report")
 }
 
 // ---- concurrency ----
