@@ -219,6 +219,10 @@ type RoomExtras interface {
 	GetReport(ctx context.Context, reportID string) (*Report, error)
 	// DeleteReport deletes one report (ErrNotFound).
 	DeleteReport(ctx context.Context, reportID string) error
+	// SetRoomBlocked blocks (by is the admin) or unblocks a room.
+	SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID, at int64) error
+	// RoomBlockedBy is the admin who blocked the room ("" when it is not).
+	RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error)
 }
 
 // RelationAggregate counts the children of one parent event by relation

@@ -41,6 +41,8 @@ type Options struct {
 	RoomReader RoomReader
 	// Reports serves the event reports (nil: M_UNRECOGNIZED).
 	Reports Reports
+	// RoomWriter serves block and join (nil: M_UNRECOGNIZED).
+	RoomWriter RoomWriter
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -89,6 +91,9 @@ func (a *API) Register(r gin.IRouter) {
 	adm.GET("/rooms/:roomId", a.getRoom)
 	adm.GET("/rooms/:roomId/members", a.roomMembers)
 	adm.GET("/rooms/:roomId/state", a.roomState)
+	adm.GET("/rooms/:roomId/block", a.getBlock)
+	adm.PUT("/rooms/:roomId/block", a.putBlock)
+	adm.POST("/join/:roomIdOrAlias", a.joinUser)
 	adm.GET("/event_reports", a.listReports)
 	adm.GET("/event_reports/:reportId", a.getReport)
 	adm.DELETE("/event_reports/:reportId", a.deleteReport)

@@ -203,3 +203,121 @@ func (a *API) roomState(c *gin.Context) {
 	}
 	httpx.OK(c, gin.H{"state": state})
 }
+
+// RoomWriter is what the admin API changes in rooms (core/rooms.Service).
+type RoomWriter interface {
+	ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error)
+	ChangeMembership(ctx context.Context, req *rooms.MembershipRequest) (id.EventID, error)
+	SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, admin id.UserID) error
+	RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error)
+}
+
+func (a *API) roomWriter(c *gin.Context) (RoomWriter, bool) {
+	if a.opts.RoomWriter == nil {
+		httpx.Fail(c, types.NewError(http.StatusNotFound, types.CodeUnrecognized, "Unrecognized request"))
+		return nil, false
+	}
+	return a.opts.RoomWriter, true
+}
+
+// GET /_synapse/admin/v1/rooms/{roomId}/block
+func (a *API) getBlock(c *gin.Context) {
+	rw, ok := a.roomWriter(c)
+	if !ok {
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	by, err := rw.RoomBlockedBy(c.Request.Context(), roomID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if by == "" {
+		httpx.OK(c, gin.H{"block": false})
+		return
+	}
+	httpx.OK(c, gin.H{"block": true, "user_id": by})
+}
+
+// PUT /_synapse/admin/v1/rooms/{roomId}/block {"block": bool}
+func (a *API) putBlock(c *gin.Context) {
+	rw, ok := a.roomWriter(c)
+	if !ok {
+		return
+	}
+	roomID, ok := roomParam(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Block *bool `json:"block"`
+	}
+	if err := httpx.DecodeJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if body.Block == nil {
+		httpx.Fail(c, types.MissingParam("Missing param block"))
+		return
+	}
+	if err := rw.SetRoomBlocked(c.Request.Context(), roomID, *body.Block, httpx.PrincipalOf(c).UserID); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	a.audit(c, "block room", "room", roomID, "block", *body.Block)
+	httpx.OK(c, gin.H{"block": *body.Block})
+}
+
+// POST /_synapse/admin/v1/join/{roomIdOrAlias} {"user_id": …}: a local
+// user joins a room; one they may not join alone (not public) they are
+// first invited to by the admin, who must be able to invite there.
+func (a *API) joinUser(c *gin.Context) {
+	rw, ok := a.roomWriter(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	var body struct {
+		UserID id.UserID `json:"user_id"`
+	}
+	if err := httpx.DecodeJSON(c, &body); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if body.UserID == "" {
+		httpx.Fail(c, types.MissingParam("Missing param user_id"))
+		return
+	}
+	if body.UserID.Homeserver() != a.users.ServerName() {
+		httpx.Fail(c, types.InvalidParam("This endpoint can only be used with local users"))
+		return
+	}
+	if _, err := a.users.GetAccount(ctx, body.UserID); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	roomID, err := rw.ResolveRoom(ctx, c.Param("roomIdOrAlias"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	join := &rooms.MembershipRequest{RoomID: roomID, Sender: body.UserID, Target: body.UserID, Membership: "join"}
+	if _, err := rw.ChangeMembership(ctx, join); err != nil {
+		// Not allowed alone: the admin invites, then the user joins.
+		admin := httpx.PrincipalOf(c).UserID
+		if _, ierr := rw.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: roomID, Sender: admin, Target: body.UserID,
+			Membership: "invite"}); ierr != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		if _, err := rw.ChangeMembership(ctx, join); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+	}
+	a.audit(c, "join user to room", "user", body.UserID, "room", roomID)
+	httpx.OK(c, gin.H{"room_id": roomID})
+}

@@ -189,3 +189,14 @@ func (s *Reader) AdminEvent(ctx context.Context, eventID id.EventID) (json.RawMe
 	}
 	return json.RawMessage(e.JSON), e.Sender, nil
 }
+
+// SetRoomBlocked blocks a room (this server's users may not join or knock)
+// or unblocks it; the room need not be known here.
+func (s *Reader) SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, admin id.UserID) error {
+	return s.store.SetRoomBlocked(ctx, roomID, blocked, admin, s.nowMS())
+}
+
+// RoomBlockedBy is the admin who blocked the room ("" when it is not).
+func (s *Reader) RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error) {
+	return s.store.RoomBlockedBy(ctx, roomID)
+}

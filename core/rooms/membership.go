@@ -67,6 +67,13 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	if _, err := s.restricted(ctx, req.Sender, selfLeave); err != nil {
 		return "", err
 	}
+	if req.Membership == "join" || req.Membership == "knock" {
+		if by, err := s.store.RoomBlockedBy(ctx, req.RoomID); err != nil {
+			return "", err
+		} else if by != "" {
+			return "", types.Forbidden("This room has been blocked on this server")
+		}
+	}
 	room, err := s.store.GetRoom(ctx, req.RoomID)
 	if storageNotFound(err) {
 		if req.Membership == "join" || req.Membership == "knock" {

@@ -351,3 +351,50 @@ func TestAdminEventReports(t *testing.T) {
 		t.Fatalf("after the delete: %v", body)
 	}
 }
+
+// Blocking a room keeps this server's users out; an admin joins a user to
+// a public room, and to a private one the admin can invite to.
+func TestAdminBlockAndJoin(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice, bob, pub := aliceAndBobInPublicRoom(t, srv)
+	carol := register(t, srv, "carol", defaultPassword)
+
+	if err := adm.BlockRoom(ctx, pub.RoomID, synapseadmin.ReqBlockRoom{Block: true}); err != nil {
+		t.Fatal(err)
+	}
+	status, err := adm.GetRoomBlockStatus(ctx, pub.RoomID)
+	if err != nil || !status.Block || status.UserID != adm.Client.UserID {
+		t.Fatalf("block status: %+v %v", status, err)
+	}
+	_, err = carol.JoinRoomByID(ctx, pub.RoomID)
+	wantErr(t, err, mautrix.RespError{ErrCode: "M_FORBIDDEN", StatusCode: http.StatusForbidden})
+	if err := adm.BlockRoom(ctx, pub.RoomID, synapseadmin.ReqBlockRoom{Block: false}); err != nil {
+		t.Fatal(err)
+	}
+	if status, err = adm.GetRoomBlockStatus(ctx, pub.RoomID); err != nil || status.Block {
+		t.Fatalf("unblocked status: %+v %v", status, err)
+	}
+
+	// Join carol to the public room.
+	if err := adm.JoinUserToRoom(ctx, pub.RoomID, synapseadmin.ReqJoinUserToRoom{UserID: carol.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	members, err := alice.JoinedMembers(ctx, pub.RoomID)
+	if _, in := members.Joined[carol.UserID]; err != nil || !in || len(members.Joined) != 3 {
+		t.Fatalf("members after the admin join: %+v %v", members, err)
+	}
+	// A private room of bob's, which the admin is not in: refused.
+	priv, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = adm.JoinUserToRoom(ctx, priv.RoomID, synapseadmin.ReqJoinUserToRoom{UserID: carol.UserID})
+	wantErr(t, err, mautrix.RespError{ErrCode: "M_FORBIDDEN", StatusCode: http.StatusForbidden})
+	st, body := srv.Do(t, "POST", "/_synapse/admin/v1/join/"+string(pub.RoomID), adm.Client.AccessToken,
+		map[string]any{"user_id": "@someone:elsewhere.example"})
+	wantStatus(t, "a remote user", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+	st, body = srv.Do(t, "PUT", "/_synapse/admin/v1/rooms/"+string(pub.RoomID)+"/block", alice.AccessToken, map[string]any{"block": true})
+	wantStatus(t, "a non-admin blocks", st, body, http.StatusForbidden, "M_FORBIDDEN")
+}

@@ -80,3 +80,22 @@ func (db *DB) GetReport(ctx context.Context, reportID string) (*storage.Report, 
 func (db *DB) DeleteReport(ctx context.Context, reportID string) error {
 	return db.execOne(ctx, `DELETE FROM reports WHERE report_id = $1`, reportID)
 }
+
+func (db *DB) SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID, at int64) error {
+	if !blocked {
+		_, err := db.exec(ctx, `DELETE FROM blocked_rooms WHERE room_id = $1`, roomID)
+		return err
+	}
+	_, err := db.exec(ctx, `INSERT INTO blocked_rooms (room_id, blocked_by, blocked_at) VALUES ($1, $2, $3)
+		ON CONFLICT (room_id) DO NOTHING`, roomID, by, at)
+	return err
+}
+
+func (db *DB) RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error) {
+	var by id.UserID
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT blocked_by FROM blocked_rooms WHERE room_id = $1`, roomID).Scan(&by)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return by, err
+}

@@ -1250,6 +1250,23 @@ func testReports(t *testing.T, s storage.Store) {
 	_, err = s.GetReport(c, "r1")
 	wantErr(t, err, storage.ErrNotFound, "GetReport of a deleted report")
 	wantErr(t, s.DeleteReport(c, "r1"), storage.ErrNotFound, "DeleteReport of a deleted report")
+
+	// Blocked rooms, known or not.
+	blockedBy := func(r id.RoomID) id.UserID {
+		t.Helper()
+		by, err := s.RoomBlockedBy(c, r)
+		must(t, err)
+		return by
+	}
+	eq(t, "a room never blocked", blockedBy(roomA), id.UserID(""))
+	must(t, s.SetRoomBlocked(c, roomA, true, alice, 20))
+	must(t, s.SetRoomBlocked(c, roomA, true, bob, 21)) // blocked already: alice did
+	must(t, s.SetRoomBlocked(c, "!unknown:example.org", true, bob, 22))
+	eq(t, "roomA blocked", blockedBy(roomA), alice)
+	eq(t, "an unknown room blocked", blockedBy("!unknown:example.org"), bob)
+	must(t, s.SetRoomBlocked(c, roomA, false, "", 0))
+	must(t, s.SetRoomBlocked(c, roomA, false, "", 0))
+	eq(t, "roomA unblocked", blockedBy(roomA), id.UserID(""))
 }
 
 // ---- concurrency ----
