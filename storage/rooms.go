@@ -223,6 +223,8 @@ type RoomExtras interface {
 	SetRoomBlocked(ctx context.Context, roomID id.RoomID, blocked bool, by id.UserID, at int64) error
 	// RoomBlockedBy is the admin who blocked the room ("" when it is not).
 	RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error)
+	// PurgeRoom deletes every row of the room (its block stays).
+	PurgeRoom(ctx context.Context, roomID id.RoomID) error
 }
 
 // RelationAggregate counts the children of one parent event by relation

@@ -373,7 +373,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if cfg.ServerNotices.Enabled {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
-	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, Version: version,
+	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs, Version: version,
 		Logger: log}).Register(engine)
 	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}

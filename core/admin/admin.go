@@ -23,6 +23,8 @@ type API struct {
 	notices  *Notices
 	rooms    Rooms
 	opts     Options
+	// deletions are the asynchronous room deletions of the last day.
+	deletions deletions
 }
 
 // Rooms is what the admin API asks of core/rooms.
@@ -43,6 +45,8 @@ type Options struct {
 	Reports Reports
 	// RoomWriter serves block and join (nil: M_UNRECOGNIZED).
 	RoomWriter RoomWriter
+	// RoomDeleter serves room deletion (nil: M_UNRECOGNIZED).
+	RoomDeleter RoomDeleter
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -94,6 +98,7 @@ func (a *API) Register(r gin.IRouter) {
 	adm.GET("/rooms/:roomId/block", a.getBlock)
 	adm.PUT("/rooms/:roomId/block", a.putBlock)
 	adm.POST("/join/:roomIdOrAlias", a.joinUser)
+	adm.DELETE("/rooms/:roomId", a.deleteRoomV1)
 	adm.GET("/event_reports", a.listReports)
 	adm.GET("/event_reports/:reportId", a.getReport)
 	adm.DELETE("/event_reports/:reportId", a.deleteReport)
@@ -103,6 +108,9 @@ func (a *API) Register(r gin.IRouter) {
 		if v == "/_synapse/admin/v3" {
 			continue
 		}
+		u.DELETE("/rooms/:roomId", a.deleteRoomV2)
+		u.GET("/rooms/:roomId/delete_status", a.roomDeleteStatus)
+		u.GET("/rooms/delete_status/:deleteId", a.deleteStatus)
 		u.GET("/users/:userId", a.getUser)
 		u.PUT("/users/:userId", a.putUser)
 		u.GET("/users/:userId/devices", a.listDevices)

@@ -228,6 +228,14 @@ func (c *lru[K, V]) put(k K, v V) {
 	c.order = append(c.order, k)
 }
 
+// forget drops k (its place in the eviction order stays: evicting it later
+// finds nothing, or drops a newer value early, which is only a miss).
+func (c *lru[K, V]) forget(k K) {
+	c.mu.Lock()
+	delete(c.items, k)
+	c.mu.Unlock()
+}
+
 // canSee applies the history visibility rules to one event, using the state
 // after the event.
 func (v *viewer) canSee(ctx context.Context, e *storage.Event) (bool, error) {

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -12,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/synapseadmin"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
+	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
 // adminClient makes an admin account through the CLI and logs it in.
@@ -397,4 +402,121 @@ func TestAdminBlockAndJoin(t *testing.T) {
 	wantStatus(t, "a remote user", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
 	st, body = srv.Do(t, "PUT", "/_synapse/admin/v1/rooms/"+string(pub.RoomID)+"/block", alice.AccessToken, map[string]any{"block": true})
 	wantStatus(t, "a non-admin blocks", st, body, http.StatusForbidden, "M_FORBIDDEN")
+}
+
+// Deleting a room: its local members are moved out (into a new room),
+// its aliases go, it is blocked, and the purge leaves no row of it in the
+// database. The asynchronous (v2) deletion reports its status.
+func TestAdminDeleteRoom(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
+	var sent []id.EventID
+	for _, text := range []string{"hello", "illegal content"} {
+		r, err := bob.SendText(ctx, room.RoomID, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, r.EventID)
+	}
+	if _, err := alice.CreateAlias(ctx, "#doomed:localhost", room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ReportEvent(ctx, room.RoomID, sent[1], "illegal"); err != nil {
+		t.Fatal(err)
+	}
+
+	del, err := adm.DeleteRoom(ctx, room.RoomID, synapseadmin.ReqDeleteRoom{Purge: true, Block: true,
+		NewRoomUserID: "@abuse:localhost", Message: "This room was removed."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status synapseadmin.RespDeleteRoomStatus
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if status, err = adm.DeleteRoomStatus(ctx, del.DeleteID); err != nil {
+			t.Fatal(err)
+		}
+		if status.Status == "complete" || status.Status == "failed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a background job: the API has no way to wait
+	}
+	if status.Status != "complete" {
+		t.Fatalf("deletion status %+v", status)
+	}
+	res := status.ShutdownRoom
+	slices.Sort(res.KickedUsers)
+	if !slices.Equal(res.KickedUsers, []id.UserID{alice.UserID, bob.UserID}) || len(res.FailedToKickUsers) != 0 ||
+		!slices.Equal(res.LocalAliases, []id.RoomAlias{"#doomed:localhost"}) || res.NewRoomID == "" {
+		t.Fatalf("deletion result %+v", res)
+	}
+	// The members are in the new room, with its message, and not in the old.
+	for _, cli := range []*mautrix.Client{alice, bob} {
+		joined, err := cli.JoinedRooms(ctx)
+		if err != nil || !slices.Equal(joined.JoinedRooms, []id.RoomID{res.NewRoomID}) {
+			t.Fatalf("%s's rooms after the deletion: %+v %v", cli.UserID, joined, err)
+		}
+	}
+	msgs, err := bob.Messages(ctx, res.NewRoomID, "", "", mautrix.DirectionBackward, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range msgs.Chunk {
+		found = found || (e.Sender == "@abuse:localhost" && e.Content.Raw["body"] == "This room was removed.")
+	}
+	if !found {
+		t.Fatal("the new room has no message from its creator")
+	}
+	// The alias is gone, the room is blocked.
+	_, err = alice.ResolveAlias(ctx, "#doomed:localhost")
+	wantErr(t, err, mautrix.RespError{ErrCode: "M_NOT_FOUND", StatusCode: http.StatusNotFound})
+	_, err = alice.JoinRoomByID(ctx, room.RoomID)
+	wantErr(t, err, mautrix.RespError{ErrCode: "M_FORBIDDEN", StatusCode: http.StatusForbidden})
+	st, body := srv.Do(t, "GET", "/_synapse/admin/v2/rooms/"+string(room.RoomID)+"/delete_status", adm.Client.AccessToken, nil)
+	wantStatus(t, "status by room", st, body, http.StatusOK, "")
+	if rs, _ := body["results"].([]any); len(rs) != 1 {
+		t.Fatalf("status by room: %v", body)
+	}
+
+	// In the database: nothing of the room but its block.
+	srv.Stop()
+	db, err := sqlite.Open(ctx, filepath.Join(srv.DataDir, "tributary.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	left, err := db.RoomRows(ctx, room.RoomID, sent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(left) != "map[blocked_rooms:1]" {
+		t.Fatalf("rows of the purged room: %v", left)
+	}
+}
+
+// The synchronous (v1) deletion without a purge: the members are out, the
+// history stays.
+func TestAdminDeleteRoomWithoutPurge(t *testing.T) {
+	srv := startOpen(t)
+	adm := adminClient(t, srv)
+	ctx := t.Context()
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
+	st, body := srv.Do(t, "DELETE", "/_synapse/admin/v1/rooms/"+string(room.RoomID), adm.Client.AccessToken, map[string]any{"purge": false})
+	wantStatus(t, "delete without purge", st, body, http.StatusOK, "")
+	if kicked, _ := body["kicked_users"].([]any); len(kicked) != 2 {
+		t.Fatalf("v1 result %v", body)
+	}
+	for _, cli := range []*mautrix.Client{alice, bob} {
+		joined, err := cli.JoinedRooms(ctx)
+		if err != nil || len(joined.JoinedRooms) != 0 {
+			t.Fatalf("%s's rooms: %+v %v", cli.UserID, joined, err)
+		}
+	}
+	info, err := adm.RoomInfo(ctx, room.RoomID)
+	if err != nil || info.JoinedMembers != 0 {
+		t.Fatalf("the room, kept: %+v %v", info, err)
+	}
 }

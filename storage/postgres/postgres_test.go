@@ -165,3 +165,8 @@ func TestPoolKeepsConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestPurge: PurgeRoom leaves no row of the room and covers the schema.
+func TestPurge(t *testing.T) {
+	storagetest.Purge(t, open(t, pgtest.URL(t)))
+}

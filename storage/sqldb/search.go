@@ -50,11 +50,7 @@ func indexableText(s string) string {
 
 // unindexEvent takes an event out of the index (it was redacted).
 func (db *DB) unindexEvent(ctx context.Context, eventID id.EventID) error {
-	col := "stream_pos"
-	if db.dialect.Name() == "sqlite" {
-		col = "rowid"
-	}
-	_, err := db.exec(ctx, `DELETE FROM event_search WHERE `+col+` IN (SELECT stream_pos FROM events WHERE event_id = $1)`, eventID)
+	_, err := db.exec(ctx, `DELETE FROM event_search WHERE `+db.searchCol()+` IN (SELECT stream_pos FROM events WHERE event_id = $1)`, eventID)
 	return err
 }
 

@@ -112,3 +112,13 @@ func TestQueryPlans(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	storagetest.QueryPlans(t, s)
 }
+
+// TestPurge: PurgeRoom leaves no row of the room and covers the schema.
+func TestPurge(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "tributary.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	storagetest.Purge(t, s)
+}
