@@ -19,6 +19,31 @@ type Media struct {
 	PendingUntil int64
 	// Authenticated: only the authenticated endpoints serve it.
 	Authenticated bool
+	// QuarantinedBy is the admin who quarantined it ("" when it is not):
+	// it is served to nobody.
+	QuarantinedBy id.UserID
+	// Protected media cannot be quarantined.
+	Protected bool
+}
+
+// MediaQuery selects media for the admin API.
+type MediaQuery struct {
+	UserID id.UserID // "" for anyone's
+	// BeforeTS keeps media created before it (0: any); SizeGT larger than it.
+	BeforeTS int64
+	SizeGT   int64
+	// OrderBy is a column (media_id, upload_name, created_ts, media_length,
+	// media_type, quarantined_by, safe_from_quarantine); Desc reverses it.
+	OrderBy       string
+	Desc          bool
+	Offset, Limit int // Limit 0: all
+}
+
+// MediaUsage is what one user stores.
+type MediaUsage struct {
+	UserID id.UserID
+	Count  int64
+	Bytes  int64
 }
 
 // Thumbnail is a stored thumbnail of a media item.
@@ -42,6 +67,18 @@ type MediaRecords interface {
 	FillMedia(ctx context.Context, m *Media) error
 	// UserMediaUsage is the bytes a user has uploaded and their pending uploads.
 	UserMediaUsage(ctx context.Context, userID id.UserID, now int64) (bytes int64, pending int64, err error)
+	// ListMedia lists media as the query says, with the total that match.
+	ListMedia(ctx context.Context, q MediaQuery) ([]*Media, int, error)
+	// DeleteMedia deletes the records and their thumbnails and returns the
+	// content hashes no record or thumbnail refers to any more.
+	DeleteMedia(ctx context.Context, mediaIDs []string) (unreferenced []string, err error)
+	// QuarantineMedia quarantines (by non-empty) or releases the media
+	// that are not protected; it returns how many changed.
+	QuarantineMedia(ctx context.Context, mediaIDs []string, by id.UserID) (int, error)
+	// ProtectMedia protects media from quarantine, or stops.
+	ProtectMedia(ctx context.Context, mediaID string, protected bool) error
+	// MediaUsageByUser is each user's media, most bytes first.
+	MediaUsageByUser(ctx context.Context, offset, limit int) ([]MediaUsage, int, error)
 	PutThumbnail(ctx context.Context, t *Thumbnail) error
 	Thumbnails(ctx context.Context, mediaID string) ([]*Thumbnail, error)
 	PutURLPreview(ctx context.Context, url string, fetchedAt int64, og []byte) error

@@ -369,12 +369,16 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Messages:           limiter(rl, rl.Messages),
 		DelayedManagement:  limiter(rl, rl.DelayedEventManagement),
 	}).Register(engine)
+	mediaSvc, err := newMedia(store, cfg, log)
+	if err != nil {
+		return err
+	}
 	var notices *admin.Notices
 	if cfg.ServerNotices.Enabled {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
-	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs, Version: version,
-		Logger: log}).Register(engine)
+	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs,
+		Media: mediaSvc, Version: version, Logger: log}).Register(engine)
 	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {
@@ -382,10 +386,6 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
-	mediaSvc, err := newMedia(store, cfg, log)
-	if err != nil {
-		return err
-	}
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)
 	routes.NewAPI(appservices, auth, core.bridging).Register(engine)
 

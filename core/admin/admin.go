@@ -47,6 +47,8 @@ type Options struct {
 	RoomWriter RoomWriter
 	// RoomDeleter serves room deletion (nil: M_UNRECOGNIZED).
 	RoomDeleter RoomDeleter
+	// Media serves media administration (nil: M_UNRECOGNIZED).
+	Media Media
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -99,6 +101,17 @@ func (a *API) Register(r gin.IRouter) {
 	adm.PUT("/rooms/:roomId/block", a.putBlock)
 	adm.POST("/join/:roomIdOrAlias", a.joinUser)
 	adm.DELETE("/rooms/:roomId", a.deleteRoomV1)
+	adm.GET("/users/:userId/media", a.userMedia)
+	adm.DELETE("/users/:userId/media", a.deleteUserMedia)
+	adm.DELETE("/media/:serverName/:mediaId", a.deleteOneMedia)
+	adm.POST("/media/delete", a.deleteOldMedia)
+	adm.POST("/media/:serverName/delete", a.deleteOldMedia)
+	adm.POST("/media/quarantine/:serverName/:mediaId", a.quarantineOne(true))
+	adm.POST("/media/unquarantine/:serverName/:mediaId", a.quarantineOne(false))
+	adm.POST("/user/:userId/media/quarantine", a.quarantineUserMedia)
+	adm.POST("/media/protect/:mediaId", a.protect(true))
+	adm.POST("/media/unprotect/:mediaId", a.protect(false))
+	adm.GET("/statistics/users/media", a.mediaStatistics)
 	adm.GET("/event_reports", a.listReports)
 	adm.GET("/event_reports/:reportId", a.getReport)
 	adm.DELETE("/event_reports/:reportId", a.deleteReport)

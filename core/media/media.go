@@ -239,6 +239,9 @@ func (s *Service) get(ctx context.Context, server, mediaID string, legacy bool, 
 	if legacy && m.Authenticated {
 		return nil, errNotFound // frozen: only the authenticated endpoints serve new media
 	}
+	if m.QuarantinedBy != "" {
+		return nil, errNotFound // an admin quarantined it: served to nobody
+	}
 	if m.PendingUntil != 0 && wait > 0 && s.awaitUpload(ctx, mediaID, wait) {
 		if m, err = s.records.GetMedia(ctx, mediaID); err != nil {
 			return nil, err

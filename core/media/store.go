@@ -18,6 +18,8 @@ type Store interface {
 	Put(r io.Reader, limit int64) (sha string, size int64, err error)
 	// Open opens stored content.
 	Open(sha string) (io.ReadSeekCloser, error)
+	// Delete removes stored content (gone already is no error).
+	Delete(sha string) error
 }
 
 // ErrTooLarge: the content is over the size limit.
@@ -81,4 +83,15 @@ func (d *DirStore) Open(sha string) (io.ReadSeekCloser, error) {
 		return nil, fmt.Errorf("media store: bad hash %q", sha)
 	}
 	return os.Open(d.path(sha))
+}
+
+// Delete implements Store.
+func (d *DirStore) Delete(sha string) error {
+	if len(sha) != 64 {
+		return fmt.Errorf("media store: bad hash %q", sha)
+	}
+	if err := os.Remove(d.path(sha)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Devices/List", testDeviceList},
 		{"Devices/Rename", testDeviceRename},
 		{"Text/RefusedAlike", testTextRefusedAlike},
+		{"Media/Admin", testMediaAdmin},
 		{"Devices/LastSeen", testDeviceLastSeen},
 		{"Devices/DeleteDevices", testDeleteDevices},
 		{"Devices/DeleteAllDevicesExcept", testDeleteAllDevicesExcept},
