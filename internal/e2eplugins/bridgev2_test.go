@@ -1,0 +1,449 @@
+package e2eplugins
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+	"github.com/tributary-hs/tributary/plugins/plugintest"
+	"github.com/tributary-hs/tributary/plugins/plugintest/fakenet"
+)
+
+// The fake network's bridge: a bridgev2 NetworkConnector (plugins/
+// plugintest/fakebridge/connector) that sdk.Serve runs as a plugin, with
+// the stock bridgev2 bridge and the SDK's Matrix connector over gRPC.
+const (
+	fakeBridgePackage = "github.com/tributary-hs/tributary/plugins/plugintest/fakebridge"
+	fakeBot           = id.UserID("@fakenetbot:localhost")
+)
+
+func fakeGhost(netID string) id.UserID { return id.UserID("@fakenet_" + netID + ":localhost") }
+
+// fakeBridgeEntry is the plugins section running the fake bridge against
+// the network at url; extra is more of its config block (YAML, indented
+// for the block).
+func fakeBridgeEntry(bin, url, extra string) string {
+	return fmt.Sprintf(`  - name: fakenet
+    binary: %q
+    ghost_prefix: fakenet_
+    bot_localpart: fakenetbot
+    config:
+      network:
+        address: %q
+        history_now: true
+%s`, bin, url, extra)
+}
+
+// fakeBridgeBin builds the plugin once per test binary.
+var fakeBridgeBin = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fakebridge-")
+	if err != nil {
+		return "", err
+	}
+	return plugintest.BuildInto(dir, fakeBridgePackage)
+})
+
+func buildFakeBridge(t testing.TB) string {
+	t.Helper()
+	bin, err := fakeBridgeBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// watcher follows a user's /sync and keeps every timeline event and
+// invite it saw, so that a wait finds what arrived before it began.
+type watcher struct {
+	t       testing.TB
+	c       *mautrix.Client
+	since   string
+	seen    []*event.Event
+	invites []id.RoomID
+	joined  []id.RoomID
+}
+
+func newWatcher(t testing.TB, c *mautrix.Client) *watcher { return &watcher{t: t, c: c} }
+
+func (w *watcher) sync(ctx context.Context) {
+	w.t.Helper()
+	resp, err := w.c.SyncRequest(ctx, 5000, w.since, "", false, event.PresenceOnline)
+	if err != nil {
+		w.t.Fatalf("sync as %s: %v", w.c.UserID, err)
+	}
+	w.since = resp.NextBatch
+	for roomID := range resp.Rooms.Invite {
+		w.invites = append(w.invites, roomID)
+	}
+	for roomID, room := range resp.Rooms.Join {
+		if !containsRoom(w.joined, roomID) {
+			w.joined = append(w.joined, roomID)
+		}
+		for _, ev := range room.Timeline.Events {
+			ev.RoomID = roomID
+			_ = ev.Content.ParseRaw(ev.Type)
+			w.seen = append(w.seen, ev)
+		}
+	}
+}
+
+// wait syncs until an event of the room matches, and returns it.
+func (w *watcher) wait(what string, room id.RoomID, match func(*event.Event) bool) *event.Event {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		for _, ev := range w.seen {
+			if (room == "" || ev.RoomID == room) && match(ev) {
+				return ev
+			}
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("timed out waiting for %s", what)
+		}
+		w.sync(ctx)
+	}
+}
+
+// waitRoom syncs until the user is invited to or joined a room not in
+// skip.
+func (w *watcher) waitRoom(skip ...id.RoomID) id.RoomID {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		for _, r := range append(append([]id.RoomID(nil), w.invites...), w.joined...) {
+			if !containsRoom(skip, r) {
+				return r
+			}
+		}
+		if ctx.Err() != nil {
+			w.t.Fatal("timed out waiting for an invite")
+		}
+		w.sync(ctx)
+	}
+}
+
+func containsRoom(list []id.RoomID, r id.RoomID) bool {
+	for _, x := range list {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func body(ev *event.Event) string {
+	if m, ok := ev.Content.Parsed.(*event.MessageEventContent); ok {
+		return m.Body
+	}
+	return ""
+}
+
+// fromWith matches a message from sender whose body contains text.
+func fromWith(sender id.UserID, text string) func(*event.Event) bool {
+	return func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Sender == sender && strings.Contains(body(ev), text)
+	}
+}
+
+// waitAction waits for what the bridge did on the network.
+func waitAction(t testing.TB, net *fakenet.Network, what string, match func(*fakenet.Event) bool) *fakenet.Event {
+	t.Helper()
+	timeout := time.After(90 * time.Second)
+	for {
+		select {
+		case e := <-net.Actions():
+			if match(e) {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for the bridge to %s", what)
+		}
+	}
+}
+
+// newFakeNetwork is a network with three users and a chat of them.
+func newFakeNetwork(t testing.TB) *fakenet.Network {
+	t.Helper()
+	net, err := fakenet.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(net.Close)
+	net.AddUser("alice", "Alice Network", "alice-password")
+	net.AddUser("bob", "Bob", "bob-password")
+	net.AddUser("carol", "Carol", "carol-password")
+	net.AddChat("general", "General", "Everyone", "alice", "bob", "carol")
+	return net
+}
+
+// managementRoom: the user opens a DM with the bot, which becomes their
+// management room.
+func managementRoom(t testing.TB, c *mautrix.Client, w *watcher) id.RoomID {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t.(*testing.T), "the bridge registered its bot", func() bool {
+		_, err := c.GetProfile(ctx, fakeBot)
+		return err == nil
+	})
+	room, err := c.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true,
+		Invite: []id.UserID{fakeBot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.wait("the bot's welcome", room.RoomID, fromWith(fakeBot, "This room has been marked as your management room"))
+	return room.RoomID
+}
+
+// command sends a command to the bot and waits for the answer containing
+// want.
+func command(t testing.TB, c *mautrix.Client, w *watcher, room id.RoomID, cmd, want string) *event.Event {
+	t.Helper()
+	sent, err := c.SendText(context.Background(), room, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.wait(fmt.Sprintf("the bot's answer to %q", cmd), room, func(ev *event.Event) bool {
+		return ev.Type == event.EventMessage && ev.Sender == fakeBot && strings.Contains(body(ev), want) &&
+			ev.Timestamp >= 0 && ev.ID != sent.EventID && after(w, sent.EventID, ev)
+	})
+}
+
+// after reports whether ev came after the event first in the watcher's
+// order.
+func after(w *watcher, first id.EventID, ev *event.Event) bool {
+	seenFirst := false
+	for _, e := range w.seen {
+		if e.ID == first {
+			seenFirst = true
+		}
+		if e == ev {
+			return seenFirst
+		}
+	}
+	return false
+}
+
+// login logs the user in to the network through the bot, as a user of a
+// standalone bridge does.
+func login(t testing.TB, c *mautrix.Client, w *watcher, mgmt id.RoomID) {
+	t.Helper()
+	command(t, c, w, mgmt, "login", "Username")
+	command(t, c, w, mgmt, "alice", "Password")
+	command(t, c, w, mgmt, "alice-password", "Logged in as Alice Network (alice)")
+}
+
+// TestBridgev2PluginFlows runs the stock bridgev2 flows through the plugin:
+// management room and bot commands, login, a portal with ghosts and its
+// history, messages both ways with replies, edits, reactions and
+// redactions, the bridge state in `tributary plugins list`, a crash of the
+// plugin mid-conversation (nothing is lost either way), and logout.
+func TestBridgev2PluginFlows(t *testing.T) {
+	net := newFakeNetwork(t)
+	base := time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)
+	hist := net.Seed("general", 3, func(i int) string { return []string{"bob", "carol", "alice"}[i] },
+		func(i int) string { return fmt.Sprintf("old %d", i) }, func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) })
+	bin := buildFakeBridge(t)
+	s := startWithPlugins(t, fakeBridgeEntry(bin, net.URL(), ""))
+	testFlows(t, s, net, bin, hist, base)
+}
+
+func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin string, hist []string, base time.Time) {
+	ctx := context.Background()
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	w := newWatcher(t, alice)
+
+	// Bot commands in the management room, as in a standalone bridge.
+	mgmt := managementRoom(t, alice, w)
+	command(t, alice, w, mgmt, "help", "list-logins")
+	command(t, alice, w, mgmt, "list-logins", "You're not logged in")
+	login(t, alice, w, mgmt)
+	command(t, alice, w, mgmt, "list-logins", "alice")
+
+	// The login's chat becomes a portal: the user is in it (bridgev2 joins
+	// them: the host vouches for its own users, double puppeting without
+	// a shared secret), the other members are ghosts, the chat's history
+	// is there with its senders and times.
+	portal := w.waitRoom(mgmt)
+	eventually(t, "alice is in the portal", func() bool {
+		m, err := alice.JoinedMembers(ctx, portal)
+		if err != nil {
+			return false
+		}
+		_, in := m.Joined[alice.UserID]
+		return in
+	})
+	eventually(t, "the ghosts joined the portal", func() bool {
+		m, err := alice.JoinedMembers(ctx, portal)
+		if err != nil {
+			return false
+		}
+		_, bob := m.Joined[fakeGhost("bob")]
+		_, carol := m.Joined[fakeGhost("carol")]
+		return bob && carol
+	})
+	var name event.RoomNameEventContent
+	if err := alice.StateEvent(ctx, portal, event.StateRoomName, "", &name); err != nil || name.Name != "General" {
+		t.Errorf("portal name %q (%v), want General", name.Name, err)
+	}
+	prof, err := alice.GetProfile(ctx, fakeGhost("bob"))
+	if err != nil || prof.DisplayName != "Bob" {
+		t.Errorf("bob's ghost's profile %+v (%v), want the name Bob", prof, err)
+	}
+	msgs, err := alice.Messages(ctx, portal, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(msgs.Chunk) - 1; i >= 0; i-- {
+		ev := msgs.Chunk[i]
+		if ev.Type == event.EventMessage {
+			_ = ev.Content.ParseRaw(ev.Type)
+			got = append(got, fmt.Sprintf("%s %d %s", ev.Sender, ev.Timestamp, body(ev)))
+		}
+	}
+	want := []string{
+		fmt.Sprintf("%s %d old 0", fakeGhost("bob"), base.UnixMilli()),
+		fmt.Sprintf("%s %d old 1", fakeGhost("carol"), base.Add(time.Minute).UnixMilli()),
+		// The user's own message on the network is theirs on Matrix: the
+		// host vouches for its users (double puppeting, no shared secret).
+		fmt.Sprintf("%s %d old 2", alice.UserID, base.Add(2*time.Minute).UnixMilli()),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("portal history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	_ = hist
+
+	// Network → Matrix.
+	fromBob := net.Post("general", "bob", "hi from bob")
+	bobEv := w.wait("bob's message", portal, fromWith(fakeGhost("bob"), "hi from bob"))
+
+	// Matrix → network, with a reply.
+	reply := &event.MessageEventContent{MsgType: event.MsgText, Body: "hello from matrix"}
+	reply.SetReply(bobEv)
+	sent, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onNet := waitAction(t, net, "send alice's message", func(e *fakenet.Event) bool {
+		return e.Type == "message" && e.Message.Text == "hello from matrix"
+	})
+	if onNet.Sender != "alice" || onNet.Message.ReplyTo != fromBob.ID {
+		t.Errorf("on the network: %+v, want from alice replying to %s", onNet.Message, fromBob.ID)
+	}
+
+	// Edits both ways.
+	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* hello, edited"}
+	edit.SetEdit(sent.EventID)
+	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "hello, edited"}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, edit); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "edit alice's message", func(e *fakenet.Event) bool {
+		return e.Type == "edit" && e.Message.ID == onNet.Message.ID && e.Message.Text == "hello, edited"
+	})
+	if err := net.Edit(fromBob.ID, "hi from bob, edited"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait("bob's edit", portal, func(ev *event.Event) bool {
+		m, ok := ev.Content.Parsed.(*event.MessageEventContent)
+		return ok && ev.Sender == fakeGhost("bob") && m.RelatesTo != nil && m.RelatesTo.GetReplaceID() == bobEv.ID &&
+			m.NewContent != nil && m.NewContent.Body == "hi from bob, edited"
+	})
+
+	// Reactions both ways, and taking one back.
+	react, err := alice.SendReaction(ctx, portal, bobEv.ID, "👍")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "react", func(e *fakenet.Event) bool {
+		return e.Type == "reaction" && e.Sender == "alice" && e.Message.ID == fromBob.ID && e.Emoji == "👍"
+	})
+	if _, err := alice.RedactEvent(ctx, portal, react.EventID); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "take the reaction back", func(e *fakenet.Event) bool {
+		return e.Type == "unreaction" && e.Message.ID == fromBob.ID && e.Emoji == "👍"
+	})
+	if err := net.React(onNet.Message.ID, "carol", "🎉"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait("carol's reaction", portal, func(ev *event.Event) bool {
+		r, ok := ev.Content.Parsed.(*event.ReactionEventContent)
+		return ok && ev.Sender == fakeGhost("carol") && r.RelatesTo.EventID == sent.EventID && r.RelatesTo.Key == "🎉"
+	})
+
+	// Redactions both ways.
+	if _, err := alice.RedactEvent(ctx, portal, sent.EventID); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "delete alice's message", func(e *fakenet.Event) bool {
+		return e.Type == "delete" && e.Message.ID == onNet.Message.ID
+	})
+	if err := net.Delete(fromBob.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.wait("the redaction of bob's message", portal, func(ev *event.Event) bool {
+		return ev.Type == event.EventRedaction && ev.Sender == fakeGhost("bob") && ev.Redacts == bobEv.ID
+	})
+
+	// The admin sees the login's state.
+	eventually(t, "plugins list shows the login connected", func() bool {
+		out, err := s.Run(t, "", "plugins", "list")
+		return err == nil && strings.Contains(out, "@alice:localhost/alice CONNECTED")
+	})
+
+	// Kill the plugin mid-conversation: what either side says meanwhile
+	// arrives after the automatic restart.
+	pid := pluginPID(s, bin)
+	if pid == 0 {
+		t.Fatal("no plugin process under the server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(ctx, portal, "sent while the bridge was down"); err != nil {
+		t.Fatal(err)
+	}
+	net.Post("general", "carol", "carol while the bridge was down")
+	waitAction(t, net, "deliver the message sent while it was down", func(e *fakenet.Event) bool {
+		return e.Type == "message" && e.Message.Text == "sent while the bridge was down" && e.Sender == "alice"
+	})
+	w.wait("carol's message from while the bridge was down", portal,
+		fromWith(fakeGhost("carol"), "carol while the bridge was down"))
+	if newPID := pluginPID(s, bin); newPID == pid || newPID == 0 {
+		t.Errorf("plugin pid after the restart: %d (before: %d)", newPID, pid)
+	}
+
+	// Logout, as in a standalone bridge.
+	command(t, alice, w, mgmt, "logout alice", "Logged out")
+	command(t, alice, w, mgmt, "list-logins", "You're not logged in")
+
+	// The bridge met no error on the way.
+	if errs := bridgeErrors(s); len(errs) > 0 {
+		t.Errorf("the bridge logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// bridgeErrors are the error lines the plugin logged itself (its records
+// reach the server's log at their level).
+func bridgeErrors(s *testserver.Server) []string {
+	var out []string
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.Contains(line, `"logger":"plugin.fakebridge"`) && strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
