@@ -78,12 +78,12 @@ type Deps struct {
 	// plugin keeps its bridge database there, in a schema of its own
 	// (otherwise in SQLite under its data directory).
 	DatabaseURL string
-	Registry *registry.Registry
-	Queues   storage.InterestQueues
-	Notifier stream.Notifier
-	Events   Events
-	Host     HostDeps
-	Logger   *slog.Logger
+	Registry    *registry.Registry
+	Queues      storage.InterestQueues
+	Notifier    stream.Notifier
+	Events      Events
+	Host        HostDeps
+	Logger      *slog.Logger
 	// Backoff bounds the supervisor's relaunch waits and the queue's retry
 	// waits (zero: their defaults).
 	MinBackoff, MaxBackoff time.Duration
