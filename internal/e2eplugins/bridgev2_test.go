@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
 	"github.com/tributary-hs/tributary/plugins/plugintest/fakenet"
@@ -259,6 +261,34 @@ func TestBridgev2PluginFlows(t *testing.T) {
 	testFlows(t, s, net, bin, hist, base)
 }
 
+// On PostgreSQL, the bridge keeps its database in the server's, in a
+// schema of its own.
+func TestBridgev2PluginFlowsPostgres(t *testing.T) {
+	dbURL := pgtest.URL(t)
+	net := newFakeNetwork(t)
+	base := time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)
+	hist := net.Seed("general", 3, func(i int) string { return []string{"bob", "carol", "alice"}[i] },
+		func(i int) string { return fmt.Sprintf("old %d", i) }, func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) })
+	bin := buildFakeBridge(t)
+	s := startWithPlugins(t, fakeBridgeEntry(bin, net.URL(), ""), "TRIBUTARY_DATABASE_URL="+dbURL)
+	testFlows(t, s, net, bin, hist, base)
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var portals int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM plugin_fakenet.portal WHERE id = 'general'`).Scan(&portals); err != nil || portals != 1 {
+		t.Errorf("portals in the plugin's schema: %d (%v), want 1", portals, err)
+	}
+	var elsewhere int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables
+		WHERE table_name = 'portal' AND table_schema <> 'plugin_fakenet'`).Scan(&elsewhere); err != nil || elsewhere != 0 {
+		t.Errorf("bridge tables outside the plugin's schema: %d (%v)", elsewhere, err)
+	}
+}
+
 func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin string, hist []string, base time.Time) {
 	ctx := context.Background()
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
@@ -446,4 +476,189 @@ func bridgeErrors(s *testserver.Server) []string {
 		}
 	}
 	return out
+}
+
+// TestBridgev2PluginBackfill is the bridgev2 backfill flow of the
+// appservice tests (internal/e2ebridgev2) through the plugin: a chat with
+// 10,000 messages of history; the new portal's forward backfill brings the
+// newest 2,000, the backfill queue the older ones in backward batches of
+// 3,000; a client paginates every message back in order, with its
+// original sender and timestamp; the history is marked read for the user;
+// replies to backfilled messages reach the network as replies to the
+// right messages.
+func TestBridgev2PluginBackfill(t *testing.T) {
+	const (
+		n         = 10_000
+		initial   = 2_000
+		batchSize = 3_000
+	)
+	start := time.Now()
+	net := newFakeNetwork(t)
+	ghosts := []string{"g0", "g1", "g2", "g3", "g4"}
+	for _, g := range ghosts {
+		net.AddUser(g, "Ghost "+g, "")
+	}
+	net.AddChat("history", "Backfill test chat", "10,000 messages of history", append([]string{"alice"}, ghosts...)...)
+	base := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	sender := func(i int) string { return ghosts[i%len(ghosts)] }
+	text := func(i int) string { return fmt.Sprintf("msg %d", i) }
+	ts := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	netIDs := net.Seed("history", n, sender, text, ts)
+	// alice's other chat stays empty.
+	bin := buildFakeBridge(t)
+	s := startWithPlugins(t, fakeBridgeEntry(bin, net.URL(), fmt.Sprintf(`      backfill:
+        enabled: true
+        max_initial_messages: %d
+        max_catchup_messages: %d
+        unread_hours_threshold: 720
+        queue: {enabled: true, batch_size: %d, batch_delay: 1, max_batches: -1}
+`, initial, initial, batchSize)))
+	ctx := context.Background()
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	w := newWatcher(t, alice)
+	mgmt := managementRoom(t, alice, w)
+	login(t, alice, w, mgmt)
+
+	// The portal of the history chat (the login's other chat, "general",
+	// has no messages).
+	var portal id.RoomID
+	eventually(t, "the history portal", func() bool {
+		rooms, err := alice.JoinedRooms(ctx)
+		if err != nil {
+			return false
+		}
+		for _, r := range rooms.JoinedRooms {
+			var name event.RoomNameEventContent
+			if alice.StateEvent(ctx, r, event.StateRoomName, "", &name) == nil && name.Name == "Backfill test chat" {
+				portal = r
+				return true
+			}
+		}
+		return false
+	})
+	w.wait("the newest message", portal, fromWith(id.UserID(fakeGhost(sender(n-1))), text(n-1)))
+	// The oldest message arrives last, at the start of the room.
+	eventually(t, "the oldest message at the start of the room", func() bool {
+		page, err := alice.Messages(ctx, portal, "", "", mautrix.DirectionForward, nil, 100)
+		if err != nil {
+			return false
+		}
+		for _, ev := range page.Chunk {
+			if ev.Type == event.EventMessage && ev.Content.Raw["body"] == text(0) {
+				return true
+			}
+		}
+		return false
+	})
+	backfilled := time.Now()
+
+	got := paginateAll(t, alice, portal)
+	if len(got) != n {
+		t.Fatalf("paginated %d messages, want %d; history calls %+v", len(got), n, net.HistoryCalls())
+	}
+	realIDs := make([]id.EventID, n)
+	for i := range n {
+		ev := got[n-1-i] // newest first
+		want := fakeGhost(sender(i))
+		if b, _ := ev.Content.Raw["body"].(string); b != text(i) || ev.Sender != want || ev.Timestamp != ts(i).UnixMilli() {
+			t.Fatalf("message %d read back as %q from %s at %d; want %q from %s at %d",
+				i, b, ev.Sender, ev.Timestamp, text(i), want, ts(i).UnixMilli())
+		}
+		realIDs[i] = ev.ID
+	}
+
+	// The network was asked for the newest messages once, then for older
+	// pages until it said there were no more.
+	var calls []fakenet.HistoryCall
+	for _, c := range net.HistoryCalls() {
+		if c.Chat == "history" {
+			calls = append(calls, c)
+		}
+	}
+	wantCalls := []fakenet.HistoryCall{
+		{Chat: "history", Forward: true, Limit: initial, Returned: initial, HasMore: true},
+		{Chat: "history", Before: netIDs[n-initial], Limit: batchSize, Returned: batchSize, HasMore: true},
+		{Chat: "history", Before: netIDs[n-initial-batchSize], Limit: batchSize, Returned: batchSize, HasMore: true},
+		{Chat: "history", Before: netIDs[n-initial-2*batchSize], Limit: batchSize, Returned: n - initial - 2*batchSize},
+	}
+	if fmt.Sprint(calls) != fmt.Sprint(wantCalls) {
+		t.Fatalf("history calls\n%+v\nwant\n%+v", calls, wantCalls)
+	}
+
+	// The chat is older than unread_hours_threshold: the bridge marked it
+	// read for alice, on the newest message.
+	if ev, ok := readReceipt(t, alice, portal); !ok || ev != realIDs[n-1] {
+		t.Fatalf("alice's read receipt is on %q (found %v), want the newest message %s", ev, ok, realIDs[n-1])
+	}
+
+	// Replies to backfilled messages, by their real event IDs, reach the
+	// network as replies to the right messages.
+	for _, i := range []int{n - initial - batchSize - 1, n - 1} {
+		b := fmt.Sprintf("reply to msg %d", i)
+		content := map[string]any{"msgtype": "m.text", "body": b,
+			"m.relates_to": map[string]any{"m.in_reply_to": map[string]any{"event_id": realIDs[i]}}}
+		if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, content); err != nil {
+			t.Fatal(err)
+		}
+		e := waitAction(t, net, "send "+b, func(e *fakenet.Event) bool { return e.Type == "message" && e.Message.Text == b })
+		if e.Message.ReplyTo != netIDs[i] {
+			t.Fatalf("the network got %q replying to %q, want %s", b, e.Message.ReplyTo, netIDs[i])
+		}
+	}
+	if errs := bridgeErrors(s); len(errs) > 0 {
+		t.Fatalf("the bridge logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+	t.Logf("%d messages backfilled %.1fs after start; paginated and checked in %.1fs",
+		n, backfilled.Sub(start).Seconds(), time.Since(backfilled).Seconds())
+}
+
+// paginateAll reads the room's messages with /messages, newest first.
+func paginateAll(t testing.TB, c *mautrix.Client, roomID id.RoomID) []*event.Event {
+	t.Helper()
+	var got []*event.Event
+	from := ""
+	for pages := 0; ; pages++ {
+		page, err := c.Messages(context.Background(), roomID, from, "", mautrix.DirectionBackward, nil, 1000)
+		if err != nil {
+			t.Fatalf("/messages page %d: %v", pages, err)
+		}
+		for _, ev := range page.Chunk {
+			if ev.Type == event.EventMessage {
+				got = append(got, ev)
+			}
+		}
+		if page.End == "" || len(page.Chunk) == 0 {
+			return got
+		}
+		if pages > 10_000 {
+			t.Fatal("/messages does not end")
+		}
+		from = page.End
+	}
+}
+
+// readReceipt is the event of the user's m.read receipt in the room, as an
+// initial /sync shows it.
+func readReceipt(t testing.TB, c *mautrix.Client, roomID id.RoomID) (id.EventID, bool) {
+	t.Helper()
+	resp, err := c.SyncRequest(context.Background(), 0, "", "", true, "")
+	if err != nil {
+		t.Fatalf("initial /sync: %v", err)
+	}
+	room := resp.Rooms.Join[roomID]
+	if room == nil {
+		t.Fatalf("initial /sync has no joined room %s", roomID)
+	}
+	for _, ev := range room.Ephemeral.Events {
+		if ev.Type != event.EphemeralEventReceipt {
+			continue
+		}
+		for evID, byType := range ev.Content.Raw {
+			read, _ := byType.(map[string]any)["m.read"].(map[string]any)
+			if _, ok := read[string(c.UserID)]; ok {
+				return id.EventID(evID), true
+			}
+		}
+	}
+	return "", false
 }

@@ -74,6 +74,17 @@ type Event struct {
 	session string
 }
 
+// HistoryCall is one request for a page of history and what it got.
+type HistoryCall struct {
+	Chat     string
+	Forward  bool
+	After    string
+	Before   string
+	Limit    int
+	Returned int
+	HasMore  bool
+}
+
 // Network is the fake network.
 type Network struct {
 	mu       sync.Mutex
@@ -87,6 +98,7 @@ type Network struct {
 	nextMsg  int
 
 	actions chan *Event
+	calls   []HistoryCall
 	srv     *http.Server
 	ln      net.Listener
 	down    bool
@@ -194,6 +206,13 @@ func (n *Network) Message(msgID string) *Message {
 		return copyMessage(m)
 	}
 	return nil
+}
+
+// HistoryCalls are the history pages asked for so far.
+func (n *Network) HistoryCalls() []HistoryCall {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]HistoryCall(nil), n.calls...)
 }
 
 // SetDown makes the API answer 503 (an outage), or serve again.
@@ -480,6 +499,8 @@ func (n *Network) handleHistory(w http.ResponseWriter, r *http.Request, me, _ st
 	for _, m := range hist[lo:hi] {
 		resp.Messages = append(resp.Messages, copyMessage(m))
 	}
+	n.calls = append(n.calls, HistoryCall{Chat: c.ID, Forward: q.Get("forward") == "true", After: q.Get("after"),
+		Before: q.Get("before"), Limit: limit, Returned: len(resp.Messages), HasMore: resp.HasMore})
 	reply(w, resp)
 }
 
