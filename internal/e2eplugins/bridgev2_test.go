@@ -46,14 +46,19 @@ func fakeBridgeEntry(bin, url, extra string) string {
 %s`, bin, url, extra)
 }
 
-// fakeBridgeBin builds the plugin once per test binary.
-var fakeBridgeBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fakebridge-")
-	if err != nil {
-		return "", err
-	}
-	return plugintest.BuildInto(dir, fakeBridgePackage)
-})
+// fakeBridgeBin builds the plugin once per test binary, into
+// fakeBridgeDir (TestMain removes it).
+var (
+	fakeBridgeDir string
+	fakeBridgeBin = sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "fakebridge-")
+		if err != nil {
+			return "", err
+		}
+		fakeBridgeDir = dir
+		return plugintest.BuildInto(dir, fakeBridgePackage)
+	})
+)
 
 func buildFakeBridge(t testing.TB) string {
 	t.Helper()

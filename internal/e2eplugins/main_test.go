@@ -2,7 +2,6 @@ package e2eplugins
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tributary-hs/tributary/internal/pgtest"
@@ -13,8 +12,8 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
-	if bin, err := fakeBridgeBin(); err == nil {
-		_ = os.RemoveAll(filepath.Dir(bin))
+	if fakeBridgeDir != "" {
+		_ = os.RemoveAll(fakeBridgeDir)
 	}
 	os.Exit(code)
 }
