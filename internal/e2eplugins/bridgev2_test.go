@@ -336,6 +336,7 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	if err != nil || prof.DisplayName != "Bob" {
 		t.Errorf("bob's ghost's profile %+v (%v), want the name Bob", prof, err)
 	}
+	w.wait("the chat's history", portal, fromWith(alice.UserID, "old 2"))
 	msgs, err := alice.Messages(ctx, portal, "", "", mautrix.DirectionBackward, nil, 100)
 	if err != nil {
 		t.Fatal(err)
