@@ -1,6 +1,7 @@
 package e2eplugins
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -420,6 +421,36 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 		return ok && ev.Sender == fakeGhost("carol") && r.RelatesTo.EventID == sent.EventID && r.RelatesTo.Key == "🎉"
 	})
 
+	// Files both ways, larger than one chunk of the media streams.
+	image := bytes.Repeat([]byte("\x89PNG fake image "), 40_000)
+	net.PostFile("general", "bob", &fakenet.File{Name: "cat.png", Mime: "image/png", Data: image})
+	imgEv := w.wait("bob's image", portal, func(ev *event.Event) bool {
+		m, ok := ev.Content.Parsed.(*event.MessageEventContent)
+		return ok && ev.Sender == fakeGhost("bob") && m.MsgType == event.MsgImage && m.Body == "cat.png"
+	})
+	mxc, err := imgEv.Content.AsMessage().URL.Parse()
+	if err != nil {
+		t.Fatalf("the image's URL: %v", err)
+	}
+	if got, err := alice.DownloadBytes(ctx, mxc); err != nil || !bytes.Equal(got, image) {
+		t.Fatalf("downloading the bridged image: %d bytes (%v), want %d", len(got), err, len(image))
+	}
+	doc := bytes.Repeat([]byte("a document "), 70_000)
+	up, err := alice.UploadBytesWithName(ctx, doc, "application/pdf", "doc.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgFile,
+		Body: "doc.pdf", URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: "application/pdf"}}); err != nil {
+		t.Fatal(err)
+	}
+	fileOnNet := waitAction(t, net, "send alice's file", func(e *fakenet.Event) bool {
+		return e.Type == "message" && e.Message.File != nil
+	})
+	if f := fileOnNet.Message.File; f.Name != "doc.pdf" || f.Mime != "application/pdf" || !bytes.Equal(f.Data, doc) {
+		t.Fatalf("the network got %s (%s, %d bytes), want doc.pdf (application/pdf, %d bytes)", f.Name, f.Mime, len(f.Data), len(doc))
+	}
+
 	// Redactions both ways.
 	if _, err := alice.RedactEvent(ctx, portal, sent.EventID); err != nil {
 		t.Fatal(err)
@@ -466,9 +497,15 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	command(t, alice, w, mgmt, "logout alice", "Logged out")
 	command(t, alice, w, mgmt, "list-logins", "You're not logged in")
 
-	// The bridge met no error on the way.
+	// The bridge met no error on the way, and told the user of none (it
+	// would have, as a notice of its bot in the portal).
 	if errs := bridgeErrors(s); len(errs) > 0 {
 		t.Errorf("the bridge logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+	for _, ev := range w.seen {
+		if ev.RoomID == portal && ev.Sender == fakeBot && ev.Type == event.EventMessage {
+			t.Errorf("the bot said in the portal: %s", body(ev))
+		}
 	}
 }
 

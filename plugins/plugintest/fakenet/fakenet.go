@@ -53,9 +53,17 @@ type Message struct {
 	Text      string            `json:"text"`
 	TS        int64             `json:"ts"`
 	ReplyTo   string            `json:"reply_to,omitempty"`
+	File      *File             `json:"file,omitempty"`
 	Edited    bool              `json:"edited,omitempty"`
 	Deleted   bool              `json:"deleted,omitempty"`
 	Reactions map[string]string `json:"reactions,omitempty"` // sender → emoji
+}
+
+// File is a message's attachment.
+type File struct {
+	Name string `json:"name"`
+	Mime string `json:"mime"`
+	Data []byte `json:"data"`
 }
 
 // Event is something that happened on the network.
@@ -173,6 +181,16 @@ func (n *Network) Post(chat, sender, text string) *Message {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	m := n.newMessage(chat, sender, text, time.Now().UnixMilli(), "")
+	n.emit(&Event{Type: "message", Chat: chat, Sender: sender, Message: copyMessage(m), TS: m.TS})
+	return copyMessage(m)
+}
+
+// PostFile sends a file from a user of the network, now.
+func (n *Network) PostFile(chat, sender string, f *File) *Message {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.newMessage(chat, sender, f.Name, time.Now().UnixMilli(), "")
+	m.File = f
 	n.emit(&Event{Type: "message", Chat: chat, Sender: sender, Message: copyMessage(m), TS: m.TS})
 	return copyMessage(m)
 }
@@ -318,6 +336,7 @@ type sendRequest struct {
 	Chat    string `json:"chat"`
 	Text    string `json:"text"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	File    *File  `json:"file,omitempty"`
 }
 
 type targetRequest struct {
@@ -394,6 +413,7 @@ func (n *Network) routes() http.Handler {
 			return
 		}
 		m := n.newMessage(req.Chat, me, req.Text, time.Now().UnixMilli(), req.ReplyTo)
+		m.File = req.File
 		n.emit(&Event{Type: "message", Chat: req.Chat, Sender: me, Message: copyMessage(m), TS: m.TS, session: session})
 		reply(w, m)
 	}))
@@ -687,6 +707,12 @@ func (c *Client) History(ctx context.Context, chat string, forward bool, after, 
 func (c *Client) Send(ctx context.Context, chat, text, replyTo string) (*Message, error) {
 	var m Message
 	return &m, c.call(ctx, "POST", "/send", sendRequest{Chat: chat, Text: text, ReplyTo: replyTo}, &m)
+}
+
+// SendFile sends a file.
+func (c *Client) SendFile(ctx context.Context, chat string, f *File) (*Message, error) {
+	var m Message
+	return &m, c.call(ctx, "POST", "/send", sendRequest{Chat: chat, Text: f.Name, File: f}, &m)
 }
 
 // Edit edits one of the login's messages.

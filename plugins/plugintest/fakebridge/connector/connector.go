@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -362,9 +363,23 @@ func textContent(m *fakenet.Message) *event.MessageEventContent {
 	return &event.MessageEventContent{MsgType: event.MsgText, Body: m.Text}
 }
 
-func convertMessage(_ context.Context, _ *bridgev2.Portal, _ bridgev2.MatrixAPI, m *fakenet.Message) (*bridgev2.ConvertedMessage, error) {
+// convertMessage turns a network message into Matrix content; a file is
+// uploaded to the homeserver as the sender's ghost.
+func convertMessage(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *fakenet.Message) (*bridgev2.ConvertedMessage, error) {
+	content := textContent(m)
+	if f := m.File; f != nil {
+		url, file, err := intent.UploadMedia(ctx, portal.MXID, f.Data, f.Name, f.Mime)
+		if err != nil {
+			return nil, fmt.Errorf("uploading %s: %w", f.Name, err)
+		}
+		content = &event.MessageEventContent{MsgType: event.MsgFile, Body: f.Name, FileName: f.Name, URL: url,
+			File: file, Info: &event.FileInfo{MimeType: f.Mime, Size: len(f.Data)}}
+		if strings.HasPrefix(f.Mime, "image/") {
+			content.MsgType = event.MsgImage
+		}
+	}
 	cm := &bridgev2.ConvertedMessage{Parts: []*bridgev2.ConvertedMessagePart{{Type: event.EventMessage,
-		Content: textContent(m)}}}
+		Content: content}}}
 	if m.ReplyTo != "" {
 		cm.ReplyTo = &networkid.MessageOptionalPartID{MessageID: networkid.MessageID(m.ReplyTo)}
 	}
@@ -414,21 +429,35 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 }
 
 func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
+	anyFile := &event.FileFeatures{MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported}}
 	return &event.RoomFeatures{ID: "fakenet", Reply: event.CapLevelFullySupported, Edit: event.CapLevelFullySupported,
-		Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported, ReactionCount: 1}
+		Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported, ReactionCount: 1,
+		File: event.FileFeatureMap{event.MsgImage: anyFile, event.MsgFile: anyFile}}
 }
 
 func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	var m *fakenet.Message
+	var err error
 	switch msg.Content.MsgType {
 	case event.MsgText, event.MsgNotice, event.MsgEmote:
+		var replyTo string
+		if msg.ReplyTo != nil {
+			replyTo = string(msg.ReplyTo.ID)
+		}
+		m, err = c.api.Send(ctx, string(msg.Portal.ID), msg.Content.Body, replyTo)
+	case event.MsgFile, event.MsgImage:
+		data, derr := c.c.br.Bot.DownloadMedia(ctx, msg.Content.URL, msg.Content.File)
+		if derr != nil {
+			return nil, fmt.Errorf("downloading the file: %w", derr)
+		}
+		f := &fakenet.File{Name: msg.Content.GetFileName(), Data: data}
+		if msg.Content.Info != nil {
+			f.Mime = msg.Content.Info.MimeType
+		}
+		m, err = c.api.SendFile(ctx, string(msg.Portal.ID), f)
 	default:
-		return nil, fmt.Errorf("%w: the fake network takes only text", bridgev2.ErrUnsupportedMessageType)
+		return nil, fmt.Errorf("%w: the fake network takes text and files", bridgev2.ErrUnsupportedMessageType)
 	}
-	var replyTo string
-	if msg.ReplyTo != nil {
-		replyTo = string(msg.ReplyTo.ID)
-	}
-	m, err := c.api.Send(ctx, string(msg.Portal.ID), msg.Content.Body, replyTo)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +516,14 @@ func (c *Client) FetchMessages(ctx context.Context, p bridgev2.FetchMessagesPara
 		if m.Deleted {
 			continue
 		}
-		cm, _ := convertMessage(ctx, nil, nil, m)
+		intent, ok := p.Portal.GetIntentFor(ctx, c.sender(m.Sender), c.login, bridgev2.RemoteEventMessage)
+		if !ok {
+			continue
+		}
+		cm, err := convertMessage(ctx, p.Portal, intent, m)
+		if err != nil {
+			return nil, err
+		}
 		bm := &bridgev2.BackfillMessage{ConvertedMessage: cm, Sender: c.sender(m.Sender), ID: networkid.MessageID(m.ID),
 			Timestamp: time.UnixMilli(m.TS)}
 		for who, emoji := range m.Reactions {
