@@ -465,11 +465,24 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 		return ev.Type == event.EventRedaction && ev.Sender == fakeGhost("bob") && ev.Redacts == bobEv.ID
 	})
 
-	// The admin sees the login's state.
-	eventually(t, "plugins list shows the login connected", func() bool {
-		out, err := s.Run(t, "", "plugins", "list")
-		return err == nil && strings.Contains(out, "@alice:localhost/alice CONNECTED")
-	})
+	// The admin sees the login's state: connected, a transient disconnect
+	// while the network is down, connected again.
+	loginState := func(state string) {
+		t.Helper()
+		eventually(t, "plugins list shows the login "+state, func() bool {
+			out, err := s.Run(t, "", "plugins", "list")
+			return err == nil && strings.Contains(out, "@alice:localhost/alice "+state)
+		})
+	}
+	loginState("CONNECTED")
+	net.SetDown(true)
+	loginState("TRANSIENT_DISCONNECT")
+	if metrics := get(t, s.MetricsURL()+"/metrics"); !strings.Contains(metrics,
+		`tributary_plugin_logins{plugin="fakenet",state="TRANSIENT_DISCONNECT"} 1`) {
+		t.Error("/metrics does not count the login as disconnected")
+	}
+	net.SetDown(false)
+	loginState("CONNECTED")
 
 	// Kill the plugin mid-conversation: what either side says meanwhile
 	// arrives after the automatic restart.
@@ -492,6 +505,12 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	if newPID := pluginPID(s, bin); newPID == pid || newPID == 0 {
 		t.Errorf("plugin pid after the restart: %d (before: %d)", newPID, pid)
 	}
+
+	// Bad credentials: the user is told in the management room, the admin
+	// in plugins list.
+	net.Revoke("alice")
+	w.wait("the bad credentials notice", mgmt, fromWith(fakeBot, "BAD_CREDENTIALS"))
+	loginState("BAD_CREDENTIALS")
 
 	// Logout, as in a standalone bridge.
 	command(t, alice, w, mgmt, "logout alice", "Logged out")

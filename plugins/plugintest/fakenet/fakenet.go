@@ -236,8 +236,27 @@ func (n *Network) HistoryCalls() []HistoryCall {
 // SetDown makes the API answer 503 (an outage), or serve again.
 func (n *Network) SetDown(down bool) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.down = down
-	n.mu.Unlock()
+	n.wakeStreams()
+}
+
+// Revoke ends every login of a user: their tokens are refused from now on.
+func (n *Network) Revoke(user string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for tok, u := range n.sessions {
+		if u == user {
+			delete(n.sessions, tok)
+		}
+	}
+	n.wakeStreams()
+}
+
+// wakeStreams ends the event streams' waits, so that they look again.
+func (n *Network) wakeStreams() {
+	close(n.wake)
+	n.wake = make(chan struct{})
 }
 
 func copyMessage(m *Message) *Message {
@@ -309,8 +328,7 @@ func (n *Network) delete(session, msgID, by string) error {
 func (n *Network) emit(e *Event) {
 	e.Seq = int64(len(n.events)) + 1
 	n.events = append(n.events, e)
-	close(n.wake)
-	n.wake = make(chan struct{})
+	n.wakeStreams()
 	if e.session != "" {
 		select {
 		case n.actions <- e:
