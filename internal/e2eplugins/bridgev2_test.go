@@ -44,6 +44,8 @@ func fakeBridgeEntry(bin, url, extra string) string {
       network:
         address: %q
         history_now: true
+      bridge:
+        personal_filtering_spaces: true
 %s`, bin, url, extra)
 }
 
@@ -123,20 +125,28 @@ func (w *watcher) wait(what string, room id.RoomID, match func(*event.Event) boo
 	}
 }
 
-// waitRoom syncs until the user is invited to or joined a room not in
-// skip.
-func (w *watcher) waitRoom(skip ...id.RoomID) id.RoomID {
+// waitRoomNamed syncs until the user is invited to or joined a room of
+// that name.
+func (w *watcher) waitRoomNamed(name string) id.RoomID {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	checked := map[id.RoomID]bool{}
 	for {
 		for _, r := range append(append([]id.RoomID(nil), w.invites...), w.joined...) {
-			if !containsRoom(skip, r) {
-				return r
+			if checked[r] {
+				continue
+			}
+			var n event.RoomNameEventContent
+			if w.c.StateEvent(ctx, r, event.StateRoomName, "", &n) == nil {
+				checked[r] = true
+				if n.Name == name {
+					return r
+				}
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatal("timed out waiting for an invite")
+			w.t.Fatalf("timed out waiting for the room %q", name)
 		}
 		w.sync(ctx)
 	}
@@ -311,7 +321,7 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	// them: the host vouches for its own users, double puppeting without
 	// a shared secret), the other members are ghosts, the chat's history
 	// is there with its senders and times.
-	portal := w.waitRoom(mgmt)
+	portal := w.waitRoomNamed("General")
 	eventually(t, "alice is in the portal", func() bool {
 		m, err := alice.JoinedMembers(ctx, portal)
 		if err != nil {
@@ -329,10 +339,12 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 		_, carol := m.Joined[fakeGhost("carol")]
 		return bob && carol
 	})
-	var name event.RoomNameEventContent
-	if err := alice.StateEvent(ctx, portal, event.StateRoomName, "", &name); err != nil || name.Name != "General" {
-		t.Errorf("portal name %q (%v), want General", name.Name, err)
-	}
+	// The user's space of the network's chats holds the portal.
+	space := w.waitRoomNamed("Fake network (Alice Network)")
+	eventually(t, "the portal in the user's space", func() bool {
+		var child event.SpaceChildEventContent
+		return alice.StateEvent(ctx, space, event.StateSpaceChild, string(portal), &child) == nil && len(child.Via) > 0
+	})
 	prof, err := alice.GetProfile(ctx, fakeGhost("bob"))
 	if err != nil || prof.DisplayName != "Bob" {
 		t.Errorf("bob's ghost's profile %+v (%v), want the name Bob", prof, err)
