@@ -135,14 +135,13 @@ var errNoEncryption = bridgev2.WrapErrorInStatus(errors.New("this bridge does no
 // bridge fails to bridge is reported to the sender as a standalone bridge
 // does (message status notices), not retried; only a bridge that is
 // stopping asks for the transaction again.
-func (r *bridgeRunner) HandleEvent(ctx context.Context, raw *event.Event) error {
+func (r *bridgeRunner) HandleEvent(ctx context.Context, evt *event.Event) error {
 	r.mu.Lock()
 	br, mx := r.br, r.mx
 	r.mu.Unlock()
 	if br == nil || br.IsStopping() {
 		return errStopping
 	}
-	evt := raw
 	ctx = br.Log.With().Stringer("event_id", evt.ID).Stringer("room_id", evt.RoomID).
 		Str("event_type", evt.Type.Type).Logger().WithContext(ctx)
 	if mx.isEcho(evt) {

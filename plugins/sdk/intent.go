@@ -151,18 +151,12 @@ func (in *intent) fillMember(ctx context.Context, roomID id.RoomID, target id.Us
 			return
 		}
 	}
-	resp, err := in.m.host.GetProfile(ctx, &proto.GetProfileRequest{UserId: string(target)})
+	prof, err := (&intent{m: in.m, user: target}).profile(ctx)
 	if err != nil {
 		log.Debug().Err(err).Stringer("target_user_id", target).Msg("Failed to get profile to fill member event")
 		return
 	}
-	var prof struct {
-		Displayname string              `json:"displayname"`
-		AvatarURL   id.ContentURIString `json:"avatar_url"`
-	}
-	if json.Unmarshal(resp.Profile, &prof) == nil {
-		mc.Displayname, mc.AvatarURL = prof.Displayname, prof.AvatarURL
-	}
+	mc.Displayname, mc.AvatarURL = prof.Displayname, prof.AvatarURL
 }
 
 // MarkRead moves the user's read receipt; a double-puppeted user's
@@ -202,11 +196,8 @@ func (in *intent) DownloadMedia(ctx context.Context, uri id.ContentURIString, fi
 	return data, nil
 }
 
+// DownloadMediaToFile streams the file into a temporary file for callback.
 func (in *intent) DownloadMediaToFile(ctx context.Context, uri id.ContentURIString, file *event.EncryptedFileInfo, _ bool, callback func(*os.File) error) error {
-	data, err := in.DownloadMedia(ctx, uri, file)
-	if err != nil {
-		return err
-	}
 	f, err := os.CreateTemp("", "tributary-download-*")
 	if err != nil {
 		return fmt.Errorf("failed to create temp file: %w", err)
@@ -215,7 +206,16 @@ func (in *intent) DownloadMediaToFile(ctx context.Context, uri id.ContentURIStri
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	if _, err := f.Write(data); err != nil {
+	if file != nil {
+		// Encrypted media is decrypted in memory.
+		data, err := in.DownloadMedia(ctx, uri, file)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+	} else if _, err := in.m.download(ctx, uri, f); err != nil {
 		return err
 	}
 	if _, err := f.Seek(0, 0); err != nil {
@@ -280,9 +280,17 @@ func (in *intent) UploadMediaStream(ctx context.Context, roomID id.RoomID, size 
 	return uri, nil, err
 }
 
+// SetDisplayName and SetAvatarURL change the user's profile (and so its
+// member events in every room) only when it differs, as appservice intents
+// do.
 func (in *intent) SetDisplayName(ctx context.Context, name string) error {
 	if err := in.registered(ctx); err != nil {
 		return err
+	}
+	if cur, err := in.profile(ctx); err != nil {
+		return err
+	} else if cur.Displayname == name {
+		return nil
 	}
 	_, err := in.m.host.SetProfile(ctx, &proto.SetProfileRequest{UserId: string(in.user), Displayname: &name})
 	return hostError("setting the display name", err)
@@ -292,9 +300,33 @@ func (in *intent) SetAvatarURL(ctx context.Context, avatarURL id.ContentURIStrin
 	if err := in.registered(ctx); err != nil {
 		return err
 	}
+	if cur, err := in.profile(ctx); err != nil {
+		return err
+	} else if cur.AvatarURL == avatarURL {
+		return nil
+	}
 	s := string(avatarURL)
 	_, err := in.m.host.SetProfile(ctx, &proto.SetProfileRequest{UserId: string(in.user), AvatarUrl: &s})
 	return hostError("setting the avatar", err)
+}
+
+type profile struct {
+	Displayname string              `json:"displayname"`
+	AvatarURL   id.ContentURIString `json:"avatar_url"`
+}
+
+func (in *intent) profile(ctx context.Context) (*profile, error) {
+	resp, err := in.m.host.GetProfile(ctx, &proto.GetProfileRequest{UserId: string(in.user)})
+	if errors.Is(hostError("", err), mautrix.MNotFound) {
+		return &profile{}, nil
+	} else if err != nil {
+		return nil, hostError("getting the profile", err)
+	}
+	var p profile
+	if err := json.Unmarshal(resp.Profile, &p); err != nil {
+		return nil, fmt.Errorf("the profile of %s: %w", in.user, err)
+	}
+	return &p, nil
 }
 
 // SetExtraProfileMeta: the homeserver keeps no extra profile fields for

@@ -57,24 +57,28 @@ func (m *Matrix) upload(ctx context.Context, user id.UserID, fileName, mimeType 
 }
 
 // download reads a file of the host's media repository into memory, or
-// into w when it is set.
+// streams it into w when w is set (and then returns no bytes).
 func (m *Matrix) download(ctx context.Context, uri id.ContentURIString, w io.Writer) ([]byte, error) {
 	stream, err := m.host.DownloadMedia(ctx, &proto.DownloadMediaRequest{ContentUri: string(uri)})
 	if err != nil {
 		return nil, hostError("downloading "+string(uri), err)
 	}
-	var buf bytes.Buffer
+	var buf *bytes.Buffer
 	if w == nil {
-		w = &buf
+		buf = &bytes.Buffer{}
+		w = buf
 	}
-	for {
+	for first := true; ; first = false {
 		c, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			if buf == nil {
+				return nil, nil
+			}
 			return buf.Bytes(), nil
 		} else if err != nil {
 			return nil, hostError("downloading "+string(uri), err)
 		}
-		if c.Size > 0 && buf.Cap() == 0 && w == &buf {
+		if first && buf != nil && c.Size > 0 {
 			buf.Grow(int(min(c.Size, 64<<20)))
 		}
 		if _, err := w.Write(c.Data); err != nil {
