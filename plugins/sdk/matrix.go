@@ -89,6 +89,9 @@ func (m *Matrix) Start(ctx context.Context) error {
 	if u, _ := url.Parse(m.br.Network.GetName().NetworkURL); u != nil && u.Hostname() != "" {
 		m.eventIDServer = strings.TrimPrefix(u.Hostname(), "www.")
 	}
+	if mfs, ok := m.br.Network.(bridgev2.MaxFileSizeingNetwork); ok && m.env.MaxUploadBytes > 0 {
+		mfs.SetMaxFileSize(m.env.MaxUploadBytes)
+	}
 	bot := m.cfg.Bot
 	if bot.Displayname != "" {
 		name := bot.Displayname
