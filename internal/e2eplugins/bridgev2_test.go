@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,6 +80,7 @@ type watcher struct {
 	c       *mautrix.Client
 	since   string
 	seen    []*event.Event
+	eph     []*event.Event // typing and receipts
 	invites []id.RoomID
 	joined  []id.RoomID
 }
@@ -104,16 +106,33 @@ func (w *watcher) sync(ctx context.Context) {
 			_ = ev.Content.ParseRaw(ev.Type)
 			w.seen = append(w.seen, ev)
 		}
+		for _, ev := range room.Ephemeral.Events {
+			ev.RoomID = roomID
+			ev.Type.Class = event.EphemeralEventType
+			_ = ev.Content.ParseRaw(ev.Type)
+			w.eph = append(w.eph, ev)
+		}
 	}
 }
 
 // wait syncs until an event of the room matches, and returns it.
 func (w *watcher) wait(what string, room id.RoomID, match func(*event.Event) bool) *event.Event {
 	w.t.Helper()
+	return w.waitIn(&w.seen, what, room, match)
+}
+
+// waitEphemeral is wait for typing notifications and receipts.
+func (w *watcher) waitEphemeral(what string, room id.RoomID, match func(*event.Event) bool) *event.Event {
+	w.t.Helper()
+	return w.waitIn(&w.eph, what, room, match)
+}
+
+func (w *watcher) waitIn(list *[]*event.Event, what string, room id.RoomID, match func(*event.Event) bool) *event.Event {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for {
-		for _, ev := range w.seen {
+		for _, ev := range *list {
 			if (room == "" || ev.RoomID == room) && match(ev) {
 				return ev
 			}
@@ -391,6 +410,22 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	if onNet.Sender != "alice" || onNet.Message.ReplyTo != fromBob.ID {
 		t.Errorf("on the network: %+v, want from alice replying to %s", onNet.Message, fromBob.ID)
 	}
+
+	// The network's typing notifications and read receipts, on the ghosts.
+	net.Typing("general", "bob")
+	w.waitEphemeral("bob typing", portal, func(ev *event.Event) bool {
+		return ev.Type == event.EphemeralEventTyping && slices.Contains(ev.Content.AsTyping().UserIDs, fakeGhost("bob"))
+	})
+	if err := net.Read(onNet.Message.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitEphemeral("carol's read receipt", portal, func(ev *event.Event) bool {
+		if ev.Type != event.EphemeralEventReceipt {
+			return false
+		}
+		_, ok := (*ev.Content.AsReceipt())[sent.EventID][event.ReceiptTypeRead][fakeGhost("carol")]
+		return ok
+	})
 
 	// Edits both ways.
 	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* hello, edited"}

@@ -69,7 +69,7 @@ type File struct {
 // Event is something that happened on the network.
 type Event struct {
 	Seq  int64  `json:"seq"`
-	Type string `json:"type"` // message, edit, reaction, unreaction, delete
+	Type string `json:"type"` // message, edit, reaction, unreaction, delete, typing, read
 	Chat string `json:"chat"`
 	// Sender acted; Message is the message afterwards (for message and
 	// edit: the text; for reactions and deletions: the target).
@@ -214,6 +214,25 @@ func (n *Network) Delete(msgID string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.delete("", msgID, "")
+}
+
+// Typing says a user is typing in a chat.
+func (n *Network) Typing(chat, user string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.emit(&Event{Type: "typing", Chat: chat, Sender: user, TS: time.Now().UnixMilli()})
+}
+
+// Read says a user has read a chat up to a message.
+func (n *Network) Read(msgID, user string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.byID[msgID]
+	if m == nil {
+		return errNoMessage
+	}
+	n.emit(&Event{Type: "read", Chat: m.Chat, Sender: user, Message: copyMessage(m), TS: time.Now().UnixMilli()})
+	return nil
 }
 
 // Message returns a message as it is now.

@@ -306,10 +306,9 @@ func (c *Client) follow(ctx context.Context, pos int64) error {
 			return err
 		}
 		for _, e := range evs {
-			if e.Message == nil {
-				continue
+			if rev := c.remoteEvent(e); rev != nil {
+				c.login.QueueRemoteEvent(rev)
 			}
-			c.login.QueueRemoteEvent(c.remoteEvent(e))
 		}
 		if next != pos {
 			pos = next
@@ -337,8 +336,18 @@ func (c *Client) sender(id string) bridgev2.EventSender {
 func (c *Client) remoteEvent(e *fakenet.Event) bridgev2.RemoteEvent {
 	meta := simplevent.EventMeta{PortalKey: portalKey(e.Chat), Sender: c.sender(e.Sender),
 		Timestamp: time.UnixMilli(e.TS), StreamOrder: e.Seq}
+	if e.Type == "typing" {
+		meta.Type = bridgev2.RemoteEventTyping
+		return &simplevent.Typing{EventMeta: meta, Timeout: 10 * time.Second, Type: bridgev2.TypingTypeText}
+	}
+	if e.Message == nil {
+		return nil
+	}
 	target := networkid.MessageID(e.Message.ID)
 	switch e.Type {
+	case "read":
+		meta.Type = bridgev2.RemoteEventReadReceipt
+		return &simplevent.Receipt{EventMeta: meta, LastTarget: target}
 	case "edit":
 		meta.Type = bridgev2.RemoteEventEdit
 		return &simplevent.Message[*fakenet.Message]{EventMeta: meta, Data: e.Message, TargetMessage: target,
