@@ -397,6 +397,11 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 	fromBob := net.Post("general", "bob", "hi from bob")
 	bobEv := w.wait("bob's message", portal, fromWith(fakeGhost("bob"), "hi from bob"))
 
+	// What the user says on the network from elsewhere (their phone) is
+	// theirs on Matrix too, and is not bridged back as a new message.
+	net.Post("general", "alice", "from alice's phone")
+	w.wait("alice's own message from the network", portal, fromWith(alice.UserID, "from alice's phone"))
+
 	// Matrix → network, with a reply.
 	reply := &event.MessageEventContent{MsgType: event.MsgText, Body: "hello from matrix"}
 	reply.SetReply(bobEv)
@@ -405,6 +410,9 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 		t.Fatal(err)
 	}
 	onNet := waitAction(t, net, "send alice's message", func(e *fakenet.Event) bool {
+		if e.Message.Text == "from alice's phone" {
+			t.Errorf("the bridge sent alice's message from the network back to it: %+v", e)
+		}
 		return e.Type == "message" && e.Message.Text == "hello from matrix"
 	})
 	if onNet.Sender != "alice" || onNet.Message.ReplyTo != fromBob.ID {
