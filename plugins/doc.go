@@ -6,10 +6,12 @@
 //
 //   - plugins/proto: bridge.proto (the Bridge and MatrixHost services) and its
 //     generated code.
-//   - plugins/sdk: what bridge authors import.
+//   - plugins/sdk: what bridge authors import (sdk.Serve runs a bridgev2
+//     NetworkConnector as a plugin).
 //   - plugins/host: the homeserver side of a plugin process.
 //   - plugins/plugintest: a fake MatrixHost, building plugin binaries in
-//     tests, and echoplugin, the echo bridge of the tests.
+//     tests, and the plugins of the tests (echoplugin; fakenet, an in-memory
+//     chat network, and fakebridge, its bridgev2 connector).
 //
 // This package holds no code; it documents the tree.
 package plugins

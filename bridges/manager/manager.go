@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"maunium.net/go/mautrix/appservice"
@@ -72,13 +73,17 @@ type Deps struct {
 	Plugins    []config.Plugin
 	ServerName string
 	// DataDir is the server's; each plugin gets DataDir/plugins/<name>.
-	DataDir  string
-	Registry *registry.Registry
-	Queues   storage.InterestQueues
-	Notifier stream.Notifier
-	Events   Events
-	Host     HostDeps
-	Logger   *slog.Logger
+	DataDir string
+	// DatabaseURL is the server's PostgreSQL database, if it uses one: each
+	// plugin keeps its bridge database there, in a schema of its own
+	// (otherwise in SQLite under its data directory).
+	DatabaseURL string
+	Registry    *registry.Registry
+	Queues      storage.InterestQueues
+	Notifier    stream.Notifier
+	Events      Events
+	Host        HostDeps
+	Logger      *slog.Logger
 	// Backoff bounds the supervisor's relaunch waits and the queue's retry
 	// waits (zero: their defaults).
 	MinBackoff, MaxBackoff time.Duration
@@ -89,6 +94,7 @@ type Manager struct {
 	d       Deps
 	log     *slog.Logger
 	sups    map[string]*host.Supervisor // by appservice ID
+	hosts   map[string]*matrixHost      // by appservice ID
 	runner  *queue.Runner
 	ordered []string
 }
@@ -103,7 +109,7 @@ func New(d Deps) (*Manager, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	m := &Manager{d: d, log: d.Logger, sups: map[string]*host.Supervisor{}}
+	m := &Manager{d: d, log: d.Logger, sups: map[string]*host.Supervisor{}, hosts: map[string]*matrixHost{}}
 	var err error
 	m.runner, err = queue.New(d.Queues, stream.KindAppService, m, d.Notifier, queue.Options{Logger: d.Logger,
 		FirstBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff})
@@ -130,14 +136,21 @@ func New(d Deps) (*Manager, error) {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugins[%s]: %w", p.Name, err)
 		}
-		mh := &matrixHost{asID: asID, as: as, d: d.Host}
+		mh := newMatrixHost(asID, as, d.ServerName, d.Host, d.Logger)
+		start := &proto.StartRequest{ServerName: d.ServerName, BotUserId: string(as.Sender), Name: p.Name,
+			GhostUserRegex: "^" + ghostRegex(p, d.ServerName) + "$", GhostLocalpartPrefix: p.GhostPrefix,
+			Config: cfgJSON, DataDir: dataDir, DefaultRoomVersion: d.Host.DefaultRoomVersion}
+		if d.Host.Media != nil {
+			start.MaxUploadBytes = d.Host.Media.MaxUploadBytes()
+		}
+		if d.DatabaseURL != "" {
+			start.DatabaseUrl, start.DatabaseSchema = d.DatabaseURL, PluginSchema(p.Name)
+		}
 		sup, err := host.New(host.Config{
 			Name: p.Name, Path: p.Binary, Checksum: sum, Host: mh, Logger: d.Logger,
 			// The plugin's environment is its own: only what it needs to run.
-			Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dataDir, "TMPDIR=" + os.TempDir()},
-			Start: &proto.StartRequest{ServerName: d.ServerName, BotUserId: string(as.Sender),
-				GhostUserRegex: "^" + ghostRegex(p, d.ServerName) + "$", GhostLocalpartPrefix: p.GhostPrefix,
-				Config: cfgJSON, DataDir: dataDir},
+			Env:   []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dataDir, "TMPDIR=" + os.TempDir()},
+			Start: start,
 			// A plugin back up gets what was queued meanwhile at once.
 			OnRunning:  func() { m.runner.Retry(asID) },
 			MinBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff,
@@ -146,6 +159,7 @@ func New(d Deps) (*Manager, error) {
 			return nil, err
 		}
 		m.sups[asID] = sup
+		m.hosts[asID] = mh
 		m.ordered = append(m.ordered, asID)
 	}
 	return m, nil
@@ -167,11 +181,23 @@ func (m *Manager) Stop() {
 	}
 }
 
+// PluginSchema is the PostgreSQL schema of a plugin's bridge database.
+func PluginSchema(name string) string {
+	return "plugin_" + strings.ReplaceAll(name, "-", "_")
+}
+
+// Status is a plugin's process state and the bridge states its logins
+// reported.
+type Status struct {
+	host.Status
+	Logins []LoginState `json:"logins,omitempty"`
+}
+
 // Status lists the plugins' states, in configuration order.
-func (m *Manager) Status() []host.Status {
-	out := make([]host.Status, 0, len(m.ordered))
+func (m *Manager) Status() []Status {
+	out := make([]Status, 0, len(m.ordered))
 	for _, asID := range m.ordered {
-		out = append(out, m.sups[asID].Status())
+		out = append(out, Status{Status: m.sups[asID].Status(), Logins: m.hosts[asID].loginStates()})
 	}
 	return out
 }

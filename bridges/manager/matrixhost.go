@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"encoding/json/jsontext"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,8 +17,11 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/bridging"
+	"github.com/tributary-hs/tributary/core/media"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/plugins/proto"
 )
 
@@ -26,19 +33,61 @@ type Contract interface {
 	BatchSend(ctx context.Context, asID string, roomID id.RoomID, req *bridging.BatchRequest) ([]id.EventID, error)
 }
 
-// Accounts creates the plugin's users and sets their profiles
-// (core/users.Service).
+// Accounts creates the plugin's users, sets their profiles and account
+// data (core/users.Service).
 type Accounts interface {
 	EnsureAppServiceSender(ctx context.Context, asID string, userID id.UserID) error
 	SetProfileField(ctx context.Context, caller, userID id.UserID, key string, value any) error
+	GetProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+	GetAccount(ctx context.Context, userID id.UserID) (*users.Account, error)
+	Restrictions(ctx context.Context, userID id.UserID) (suspended, locked bool, err error)
+	SetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string, content json.RawMessage) error
+	GetAccountData(ctx context.Context, caller, userID id.UserID, roomID id.RoomID, dataType string) (json.RawMessage, error)
+	SetFullyRead(ctx context.Context, userID id.UserID, roomID id.RoomID, eventID id.EventID) error
 }
 
-// Memberships changes memberships and carries profile changes into rooms
-// (core/rooms.Service).
+// Memberships changes memberships, creates rooms, redacts and carries
+// profile changes into rooms (core/rooms.Service).
 type Memberships interface {
 	ChangeMembership(ctx context.Context, req *rooms.MembershipRequest) (id.EventID, error)
 	ProfileChanged(ctx context.Context, user id.UserID) error
 	CreateRoom(ctx context.Context, req *rooms.CreateRequest) (id.RoomID, error)
+	Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, deviceID id.DeviceID, target id.EventID,
+		reason string, txnID string) (id.EventID, error)
+}
+
+// RoomReader reads rooms as a user sees them (core/rooms.Reader).
+type RoomReader interface {
+	Membership(ctx context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error)
+	StateEvent(ctx context.Context, roomID id.RoomID, user id.UserID, evType, stateKey string) (*rooms.ClientEvent, error)
+	Members(ctx context.Context, roomID id.RoomID, user id.UserID, req rooms.MembersRequest) ([]*rooms.ClientEvent, error)
+	Event(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID) (*rooms.ClientEvent, error)
+	MutualRooms(ctx context.Context, user, other id.UserID) ([]id.RoomID, error)
+}
+
+// Ephemeral sets typing notifications and receipts (core/ephemeral.Service).
+type Ephemeral interface {
+	SetTyping(ctx context.Context, roomID id.RoomID, user id.UserID, typing bool, timeout time.Duration) error
+	SetReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error
+}
+
+// PushRules mutes rooms (core/push.Service).
+type PushRules interface {
+	PutRule(ctx context.Context, user id.UserID, kind, ruleID, before, after string, body *push.RuleBody) error
+	DeleteRule(ctx context.Context, user id.UserID, kind, ruleID string) error
+}
+
+// Media is the media repository (core/media.Service).
+type Media interface {
+	Upload(ctx context.Context, user id.UserID, contentType, fileName string, body io.Reader, declared int64) (string, error)
+	Download(ctx context.Context, server, mediaID string, legacy bool, wait time.Duration) (*media.Content, error)
+	MaxUploadBytes() int64
+}
+
+// Exclusive says which appservice claims a user exclusively
+// (appservice/registry.Registry).
+type Exclusive interface {
+	ExclusiveUser(u id.UserID) *registry.AppService
 }
 
 // HostDeps are the core services MatrixHost calls: the ones the appservice
@@ -47,21 +96,55 @@ type HostDeps struct {
 	Contract    Contract
 	Accounts    Accounts
 	Memberships Memberships
+	Rooms       RoomReader
+	Ephemeral   Ephemeral
+	Push        PushRules
+	Media       Media
+	Exclusive   Exclusive
+	// DefaultRoomVersion is the version of rooms created without one.
+	DefaultRoomVersion string
 }
 
 // matrixHost is one plugin's MatrixHost.
 type matrixHost struct {
 	proto.UnimplementedMatrixHostServer
-	asID string
-	as   *registry.AppService
-	d    HostDeps
+	asID       string
+	as         *registry.AppService
+	serverName string
+	d          HostDeps
+	log        *slog.Logger
+
+	mu sync.Mutex
+	// puppets are the local users the host vouched for (DoublePuppet).
+	puppets map[id.UserID]bool
+	// states are the latest bridge states the plugin reported, by login
+	// ("" for the bridge's own).
+	states map[string]LoginState
 }
 
 var _ proto.MatrixHostServer = (*matrixHost)(nil)
 
-// act is the principal of the plugin acting as user (its bot or a ghost).
+func newMatrixHost(asID string, as *registry.AppService, serverName string, d HostDeps, log *slog.Logger) *matrixHost {
+	return &matrixHost{asID: asID, as: as, serverName: serverName, d: d, log: log,
+		puppets: map[id.UserID]bool{}, states: map[string]LoginState{}}
+}
+
+// act is the principal of the plugin acting as user: its bot or a ghost,
+// as an appservice masquerades, or a local user the host vouched for
+// (DoublePuppet), as a double-puppeting appservice acts for its users.
 func (h *matrixHost) act(ctx context.Context, user string) (*types.Principal, error) {
-	return h.d.Contract.Masquerade(ctx, h.asID, id.UserID(user), "")
+	u := id.UserID(user)
+	if !h.as.OwnsUser(u) && h.isPuppet(u) {
+		return h.puppet(ctx, u)
+	}
+	return h.d.Contract.Masquerade(ctx, h.asID, u, "")
+}
+
+// isPuppet: the host vouched for the user (DoublePuppet).
+func (h *matrixHost) isPuppet(u id.UserID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.puppets[u]
 }
 
 func (h *matrixHost) EnsureRegistered(ctx context.Context, req *proto.EnsureRegisteredRequest) (*proto.EnsureRegisteredResponse, error) {
@@ -111,15 +194,24 @@ func (h *matrixHost) SetMembership(ctx context.Context, req *proto.SetMembership
 	if p.Kind == types.PrincipalAppService {
 		mr.Timestamp = req.Timestamp
 	}
+	target := id.UserID(req.Target)
 	switch req.Membership {
 	case proto.Membership_MEMBERSHIP_JOIN:
 		mr.Membership = "join"
 	case proto.Membership_MEMBERSHIP_LEAVE:
 		mr.Membership = "leave"
+		if target != "" {
+			mr.Target = target // a kick when it is someone else
+		}
 	case proto.Membership_MEMBERSHIP_INVITE:
-		mr.Membership, mr.Target = "invite", id.UserID(req.Target)
+		mr.Membership, mr.Target = "invite", target
+	case proto.Membership_MEMBERSHIP_BAN:
+		mr.Membership, mr.Target = "ban", target
 	default:
-		return nil, status.Error(codes.InvalidArgument, "membership must be join, leave or invite")
+		return nil, status.Error(codes.InvalidArgument, "membership must be join, leave, invite or ban")
+	}
+	if mr.Target == "" {
+		return nil, grpcError(types.MissingParam("target is required"))
 	}
 	evID, err := h.d.Memberships.ChangeMembership(ctx, mr)
 	if err != nil {
@@ -176,6 +268,18 @@ func (h *matrixHost) BatchSend(ctx context.Context, req *proto.BatchSendRequest)
 		SendNotification: req.SendNotification, MarkReadBy: id.UserID(req.MarkReadBy),
 		Events: make([]*bridging.BatchEvent, 0, len(req.Events))}
 	for _, ev := range req.Events {
+		if u := id.UserID(ev.Sender); !h.as.OwnsUser(u) && h.isPuppet(u) {
+			// A double-puppeted user's own messages in the history.
+			if br.Puppets == nil {
+				br.Puppets = map[id.UserID]bool{}
+			}
+			if !br.Puppets[u] {
+				if _, err := h.puppet(ctx, u); err != nil {
+					return nil, grpcError(err)
+				}
+				br.Puppets[u] = true
+			}
+		}
 		br.Events = append(br.Events, &bridging.BatchEvent{EventID: id.EventID(ev.EventId), Type: ev.Type,
 			StateKey: ev.StateKey, Sender: id.UserID(ev.Sender), Content: jsontext.Value(ev.Content),
 			OriginServerTS: ev.OriginServerTs})

@@ -15,6 +15,9 @@ var (
 	restartsDesc = prometheus.NewDesc("tributary_plugin_restarts_total",
 		"Launches of the bridge plugin after the first (after a crash, a hang or a failed start).",
 		[]string{"plugin"}, nil)
+	loginsDesc = prometheus.NewDesc("tributary_plugin_logins",
+		"Logins of the bridge plugin by the bridge state they last reported (CONNECTED, TRANSIENT_DISCONNECT, BAD_CREDENTIALS…).",
+		[]string{"plugin", "state"}, nil)
 )
 
 // Collector exposes the plugins' health and restarts in /metrics.
@@ -26,6 +29,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- upDesc
 	ch <- stateDesc
 	ch <- restartsDesc
+	ch <- loginsDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -37,5 +41,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, st.Name)
 		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, st.Name, string(st.State))
 		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(st.Restarts), st.Name)
+		byState := map[string]int{}
+		for _, l := range st.Logins {
+			if l.RemoteID != "" {
+				byState[l.State]++
+			}
+		}
+		for state, n := range byState {
+			ch <- prometheus.MustNewConstMetric(loginsDesc, prometheus.GaugeValue, float64(n), st.Name, state)
+		}
 	}
 }

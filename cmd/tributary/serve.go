@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -184,6 +185,15 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 	return store, nil
 }
 
+// postgresURL is the server's database URL when it is PostgreSQL, where
+// plugins keep their bridge databases too ("" for SQLite).
+func postgresURL(cfg *config.Config) string {
+	if u := cfg.DatabaseDSN(); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		return u
+	}
+	return ""
+}
+
 // newMedia builds the media repository on <data_dir>/media.
 func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media.Service, error) {
 	files, err := media.NewDirStore(filepath.Join(cfg.DataDir, "media"))
@@ -265,9 +275,15 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err := eph.Start(ctx); err != nil {
 		return err
 	}
+	mediaSvc, err := newMedia(store, cfg, log)
+	if err != nil {
+		return err
+	}
 	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
-		Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader, Logger: log,
-		Host:       manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs},
+		DatabaseURL: postgresURL(cfg), Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader,
+		Logger: log, Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
+			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices,
+			DefaultRoomVersion: cfg.Rooms.DefaultVersion},
 		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
 	if err != nil {
 		return err

@@ -28,6 +28,10 @@ type BatchRequest struct {
 	// user whose chat it is, joined or invited.
 	MarkReadBy id.UserID     `json:"mark_read_by"`
 	Events     []*BatchEvent `json:"events"`
+	// Puppets are local users outside the appservice's namespace that it
+	// may send as too: those a bridge plugin double-puppets, whom the
+	// plugin host vouched for (never set from a request body).
+	Puppets map[id.UserID]bool `json:"-"`
 }
 
 // BatchEvent is one event of a batch, with its original sender and time.
@@ -71,7 +75,7 @@ func (s *Service) BatchSend(ctx context.Context, asID string, roomID id.RoomID, 
 			return nil, types.Forbidden("mark_read_by: %s is not in the room", req.MarkReadBy)
 		}
 	}
-	protos, aliases, err := s.batchProtos(ctx, asID, req.Events)
+	protos, aliases, err := s.batchProtos(ctx, asID, req.Events, req.Puppets)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +94,7 @@ func (s *Service) BatchSend(ctx context.Context, asID string, roomID id.RoomID, 
 
 // batchProtos checks each event of a batch and turns it into a proto event
 // and its alias ("" for none).
-func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEvent) ([]*events.Proto, []id.EventID, error) {
+func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEvent, puppets map[id.UserID]bool) ([]*events.Proto, []id.EventID, error) {
 	protos := make([]*events.Proto, len(evs))
 	aliases := make([]id.EventID, len(evs))
 	free := map[id.UserID]bool{} // senders known to be neither suspended nor locked
@@ -98,7 +102,7 @@ func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEven
 		if ev == nil || ev.Type == "" || ev.Sender == "" {
 			return nil, nil, types.BadJSON("Event %d needs a type and a sender", i)
 		}
-		if !s.ns.OwnsUser(asID, ev.Sender) {
+		if !s.ns.OwnsUser(asID, ev.Sender) && !puppets[ev.Sender] {
 			return nil, nil, types.Forbidden("Event %d: %s is not in the application service's namespace", i, ev.Sender)
 		}
 		if !free[ev.Sender] {

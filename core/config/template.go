@@ -189,7 +189,11 @@ app_services:
 #     sha256: ""                # hex checksum the binary must have, if set
 #     ghost_prefix: irc_        # ghosts are @irc_…:server_name (exclusive)
 #     bot_localpart: ircbot
-#     config: {}                # handed to the plugin as JSON
+#     config:                   # handed to the plugin as JSON; a bridgev2 plugin reads
+#       network: {}             #   its connector's section, and bridgev2's bridge,
+#       bridge: {}              #   backfill, matrix and bot sections (see README,
+#       backfill: {}            #   "Bridge plugins"); its database is in the data dir
+#                               #   (SQLite) or the server's PostgreSQL, own schema
 
 media:
   # Largest upload accepted, in bytes.

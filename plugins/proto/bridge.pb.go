@@ -33,8 +33,10 @@ type Membership int32
 const (
 	Membership_MEMBERSHIP_UNSPECIFIED Membership = 0
 	Membership_MEMBERSHIP_JOIN        Membership = 1
-	Membership_MEMBERSHIP_LEAVE       Membership = 2
-	Membership_MEMBERSHIP_INVITE      Membership = 3
+	// MEMBERSHIP_LEAVE with a target other than the user is a kick.
+	Membership_MEMBERSHIP_LEAVE  Membership = 2
+	Membership_MEMBERSHIP_INVITE Membership = 3
+	Membership_MEMBERSHIP_BAN    Membership = 4
 )
 
 // Enum value maps for Membership.
@@ -44,12 +46,14 @@ var (
 		1: "MEMBERSHIP_JOIN",
 		2: "MEMBERSHIP_LEAVE",
 		3: "MEMBERSHIP_INVITE",
+		4: "MEMBERSHIP_BAN",
 	}
 	Membership_value = map[string]int32{
 		"MEMBERSHIP_UNSPECIFIED": 0,
 		"MEMBERSHIP_JOIN":        1,
 		"MEMBERSHIP_LEAVE":       2,
 		"MEMBERSHIP_INVITE":      3,
+		"MEMBERSHIP_BAN":         4,
 	}
 )
 
@@ -201,7 +205,19 @@ type StartRequest struct {
 	// config is the plugin's own block of the homeserver config, as JSON.
 	Config []byte `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"`
 	// data_dir is a directory the plugin owns (its bridge database lives there).
-	DataDir       string `protobuf:"bytes,7,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	DataDir string `protobuf:"bytes,7,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	// database_url, when set, is the PostgreSQL database the plugin keeps its
+	// bridge database in, within its own schema database_schema (the server's
+	// database when the server uses PostgreSQL); empty: an SQLite file in
+	// data_dir.
+	DatabaseUrl    string `protobuf:"bytes,8,opt,name=database_url,json=databaseUrl,proto3" json:"database_url,omitempty"`
+	DatabaseSchema string `protobuf:"bytes,9,opt,name=database_schema,json=databaseSchema,proto3" json:"database_schema,omitempty"`
+	// default_room_version is the version of rooms created without one.
+	DefaultRoomVersion string `protobuf:"bytes,10,opt,name=default_room_version,json=defaultRoomVersion,proto3" json:"default_room_version,omitempty"`
+	// max_upload_bytes bounds one media upload.
+	MaxUploadBytes int64 `protobuf:"varint,11,opt,name=max_upload_bytes,json=maxUploadBytes,proto3" json:"max_upload_bytes,omitempty"`
+	// name is the plugin's name in the server's configuration.
+	Name          string `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +297,41 @@ func (x *StartRequest) GetConfig() []byte {
 func (x *StartRequest) GetDataDir() string {
 	if x != nil {
 		return x.DataDir
+	}
+	return ""
+}
+
+func (x *StartRequest) GetDatabaseUrl() string {
+	if x != nil {
+		return x.DatabaseUrl
+	}
+	return ""
+}
+
+func (x *StartRequest) GetDatabaseSchema() string {
+	if x != nil {
+		return x.DatabaseSchema
+	}
+	return ""
+}
+
+func (x *StartRequest) GetDefaultRoomVersion() string {
+	if x != nil {
+		return x.DefaultRoomVersion
+	}
+	return ""
+}
+
+func (x *StartRequest) GetMaxUploadBytes() int64 {
+	if x != nil {
+		return x.MaxUploadBytes
+	}
+	return 0
+}
+
+func (x *StartRequest) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -602,6 +653,42 @@ func (x *Ack) GetError() string {
 	return ""
 }
 
+type Empty struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Empty) Reset() {
+	*x = Empty{}
+	mi := &file_bridge_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Empty) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Empty) ProtoMessage() {}
+
+func (x *Empty) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Empty.ProtoReflect.Descriptor instead.
+func (*Empty) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{9}
+}
+
 type EnsureRegisteredRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -611,7 +698,7 @@ type EnsureRegisteredRequest struct {
 
 func (x *EnsureRegisteredRequest) Reset() {
 	*x = EnsureRegisteredRequest{}
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +710,7 @@ func (x *EnsureRegisteredRequest) String() string {
 func (*EnsureRegisteredRequest) ProtoMessage() {}
 
 func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +723,7 @@ func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredRequest.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{9}
+	return file_bridge_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EnsureRegisteredRequest) GetUserId() string {
@@ -654,7 +741,7 @@ type EnsureRegisteredResponse struct {
 
 func (x *EnsureRegisteredResponse) Reset() {
 	*x = EnsureRegisteredResponse{}
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +753,7 @@ func (x *EnsureRegisteredResponse) String() string {
 func (*EnsureRegisteredResponse) ProtoMessage() {}
 
 func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +766,7 @@ func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredResponse.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{10}
+	return file_bridge_proto_rawDescGZIP(), []int{11}
 }
 
 type SendEventRequest struct {
@@ -698,7 +785,7 @@ type SendEventRequest struct {
 
 func (x *SendEventRequest) Reset() {
 	*x = SendEventRequest{}
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +797,7 @@ func (x *SendEventRequest) String() string {
 func (*SendEventRequest) ProtoMessage() {}
 
 func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +810,7 @@ func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventRequest.ProtoReflect.Descriptor instead.
 func (*SendEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{11}
+	return file_bridge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendEventRequest) GetRoomId() string {
@@ -777,7 +864,7 @@ type SendEventResponse struct {
 
 func (x *SendEventResponse) Reset() {
 	*x = SendEventResponse{}
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +876,7 @@ func (x *SendEventResponse) String() string {
 func (*SendEventResponse) ProtoMessage() {}
 
 func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +889,7 @@ func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventResponse.ProtoReflect.Descriptor instead.
 func (*SendEventResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{12}
+	return file_bridge_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SendEventResponse) GetEventId() string {
@@ -826,7 +913,7 @@ type SendStateRequest struct {
 
 func (x *SendStateRequest) Reset() {
 	*x = SendStateRequest{}
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +925,7 @@ func (x *SendStateRequest) String() string {
 func (*SendStateRequest) ProtoMessage() {}
 
 func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +938,7 @@ func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendStateRequest.ProtoReflect.Descriptor instead.
 func (*SendStateRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{13}
+	return file_bridge_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SendStateRequest) GetRoomId() string {
@@ -899,7 +986,8 @@ func (x *SendStateRequest) GetTimestamp() int64 {
 type SetMembershipRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	RoomId string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	// user_id acts; target is the user invited (for join and leave: user_id).
+	// user_id acts; target is the user invited, kicked or banned (for join
+	// and leave: user_id, or empty).
 	UserId        string     `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Target        string     `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	Membership    Membership `protobuf:"varint,4,opt,name=membership,proto3,enum=tributary.plugins.v1.Membership" json:"membership,omitempty"`
@@ -911,7 +999,7 @@ type SetMembershipRequest struct {
 
 func (x *SetMembershipRequest) Reset() {
 	*x = SetMembershipRequest{}
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1011,7 @@ func (x *SetMembershipRequest) String() string {
 func (*SetMembershipRequest) ProtoMessage() {}
 
 func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1024,7 @@ func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMembershipRequest.ProtoReflect.Descriptor instead.
 func (*SetMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{14}
+	return file_bridge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetMembershipRequest) GetRoomId() string {
@@ -992,7 +1080,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1092,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1105,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{15}
+	return file_bridge_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetProfileRequest) GetUserId() string {
@@ -1049,7 +1137,7 @@ type SetProfileResponse struct {
 
 func (x *SetProfileResponse) Reset() {
 	*x = SetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1149,7 @@ func (x *SetProfileResponse) String() string {
 func (*SetProfileResponse) ProtoMessage() {}
 
 func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1162,7 @@ func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileResponse.ProtoReflect.Descriptor instead.
 func (*SetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{16}
+	return file_bridge_proto_rawDescGZIP(), []int{17}
 }
 
 type CreateRoomRequest struct {
@@ -1089,7 +1177,7 @@ type CreateRoomRequest struct {
 
 func (x *CreateRoomRequest) Reset() {
 	*x = CreateRoomRequest{}
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1189,7 @@ func (x *CreateRoomRequest) String() string {
 func (*CreateRoomRequest) ProtoMessage() {}
 
 func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1202,7 @@ func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{17}
+	return file_bridge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateRoomRequest) GetUserId() string {
@@ -1147,7 +1235,7 @@ type CreateRoomResponse struct {
 
 func (x *CreateRoomResponse) Reset() {
 	*x = CreateRoomResponse{}
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1247,7 @@ func (x *CreateRoomResponse) String() string {
 func (*CreateRoomResponse) ProtoMessage() {}
 
 func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1260,7 @@ func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{18}
+	return file_bridge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateRoomResponse) GetRoomId() string {
@@ -1199,7 +1287,7 @@ type BatchSendRequest struct {
 
 func (x *BatchSendRequest) Reset() {
 	*x = BatchSendRequest{}
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1299,7 @@ func (x *BatchSendRequest) String() string {
 func (*BatchSendRequest) ProtoMessage() {}
 
 func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1312,7 @@ func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendRequest.ProtoReflect.Descriptor instead.
 func (*BatchSendRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{19}
+	return file_bridge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BatchSendRequest) GetRoomId() string {
@@ -1284,7 +1372,7 @@ type BatchEvent struct {
 
 func (x *BatchEvent) Reset() {
 	*x = BatchEvent{}
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1384,7 @@ func (x *BatchEvent) String() string {
 func (*BatchEvent) ProtoMessage() {}
 
 func (x *BatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1397,7 @@ func (x *BatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchEvent.ProtoReflect.Descriptor instead.
 func (*BatchEvent) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{20}
+	return file_bridge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BatchEvent) GetEventId() string {
@@ -1363,7 +1451,7 @@ type BatchSendResponse struct {
 
 func (x *BatchSendResponse) Reset() {
 	*x = BatchSendResponse{}
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1463,7 @@ func (x *BatchSendResponse) String() string {
 func (*BatchSendResponse) ProtoMessage() {}
 
 func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1476,7 @@ func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendResponse.ProtoReflect.Descriptor instead.
 func (*BatchSendResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{21}
+	return file_bridge_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchSendResponse) GetEventIds() []string {
@@ -1396,6 +1484,1262 @@ func (x *BatchSendResponse) GetEventIds() []string {
 		return x.EventIds
 	}
 	return nil
+}
+
+type RedactRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RoomId  string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	EventId string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Reason  string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// txn_id makes a retried call idempotent.
+	TxnId         string `protobuf:"bytes,5,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedactRequest) Reset() {
+	*x = RedactRequest{}
+	mi := &file_bridge_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedactRequest) ProtoMessage() {}
+
+func (x *RedactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedactRequest.ProtoReflect.Descriptor instead.
+func (*RedactRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RedactRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *RedactRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RedactRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RedactRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RedactRequest) GetTxnId() string {
+	if x != nil {
+		return x.TxnId
+	}
+	return ""
+}
+
+type EnsureJoinedRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RoomId string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// inviter, when set, invites the user if the room refuses its join.
+	Inviter       string `protobuf:"bytes,3,opt,name=inviter,proto3" json:"inviter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnsureJoinedRequest) Reset() {
+	*x = EnsureJoinedRequest{}
+	mi := &file_bridge_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnsureJoinedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnsureJoinedRequest) ProtoMessage() {}
+
+func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnsureJoinedRequest.ProtoReflect.Descriptor instead.
+func (*EnsureJoinedRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EnsureJoinedRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *EnsureJoinedRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EnsureJoinedRequest) GetInviter() string {
+	if x != nil {
+		return x.Inviter
+	}
+	return ""
+}
+
+type EnsureJoinedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// joined is false when the user was in the room already.
+	Joined        bool `protobuf:"varint,1,opt,name=joined,proto3" json:"joined,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnsureJoinedResponse) Reset() {
+	*x = EnsureJoinedResponse{}
+	mi := &file_bridge_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnsureJoinedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnsureJoinedResponse) ProtoMessage() {}
+
+func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnsureJoinedResponse.ProtoReflect.Descriptor instead.
+func (*EnsureJoinedResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *EnsureJoinedResponse) GetJoined() bool {
+	if x != nil {
+		return x.Joined
+	}
+	return false
+}
+
+type GetStateEventRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	StateKey      string                 `protobuf:"bytes,4,opt,name=state_key,json=stateKey,proto3" json:"state_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateEventRequest) Reset() {
+	*x = GetStateEventRequest{}
+	mi := &file_bridge_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateEventRequest) ProtoMessage() {}
+
+func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateEventRequest.ProtoReflect.Descriptor instead.
+func (*GetStateEventRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetStateEventRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *GetStateEventRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetStateEventRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *GetStateEventRequest) GetStateKey() string {
+	if x != nil {
+		return x.StateKey
+	}
+	return ""
+}
+
+type GetMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMembersRequest) Reset() {
+	*x = GetMembersRequest{}
+	mi := &file_bridge_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMembersRequest) ProtoMessage() {}
+
+func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMembersRequest.ProtoReflect.Descriptor instead.
+func (*GetMembersRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetMembersRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *GetMembersRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type GetMembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMembersResponse) Reset() {
+	*x = GetMembersResponse{}
+	mi := &file_bridge_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMembersResponse) ProtoMessage() {}
+
+func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMembersResponse.ProtoReflect.Descriptor instead.
+func (*GetMembersResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetMembersResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type GetEventRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	EventId       string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventRequest) Reset() {
+	*x = GetEventRequest{}
+	mi := &file_bridge_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventRequest) ProtoMessage() {}
+
+func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
+func (*GetEventRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetEventRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *GetEventRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+type GetProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProfileRequest) Reset() {
+	*x = GetProfileRequest{}
+	mi := &file_bridge_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProfileRequest) ProtoMessage() {}
+
+func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetProfileRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetProfileRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type GetProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile is the JSON object of GET /profile/{userId}.
+	Profile       []byte `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProfileResponse) Reset() {
+	*x = GetProfileResponse{}
+	mi := &file_bridge_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProfileResponse) ProtoMessage() {}
+
+func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
+func (*GetProfileResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetProfileResponse) GetProfile() []byte {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+type SetTypingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Typing        bool                   `protobuf:"varint,3,opt,name=typing,proto3" json:"typing,omitempty"`
+	TimeoutMs     int64                  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTypingRequest) Reset() {
+	*x = SetTypingRequest{}
+	mi := &file_bridge_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTypingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTypingRequest) ProtoMessage() {}
+
+func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
+func (*SetTypingRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SetTypingRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *SetTypingRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetTypingRequest) GetTyping() bool {
+	if x != nil {
+		return x.Typing
+	}
+	return false
+}
+
+func (x *SetTypingRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type MarkReadRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RoomId  string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId  string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	EventId string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// receipt_type is m.read (the default) or m.read.private.
+	ReceiptType   string `protobuf:"bytes,4,opt,name=receipt_type,json=receiptType,proto3" json:"receipt_type,omitempty"`
+	ThreadId      string `protobuf:"bytes,5,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	FullyRead     bool   `protobuf:"varint,6,opt,name=fully_read,json=fullyRead,proto3" json:"fully_read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkReadRequest) Reset() {
+	*x = MarkReadRequest{}
+	mi := &file_bridge_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadRequest) ProtoMessage() {}
+
+func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
+func (*MarkReadRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *MarkReadRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetReceiptType() string {
+	if x != nil {
+		return x.ReceiptType
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetFullyRead() bool {
+	if x != nil {
+		return x.FullyRead
+	}
+	return false
+}
+
+type SetAccountDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	RoomId        string                 `protobuf:"bytes,2,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Content       []byte                 `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccountDataRequest) Reset() {
+	*x = SetAccountDataRequest{}
+	mi := &file_bridge_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccountDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccountDataRequest) ProtoMessage() {}
+
+func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccountDataRequest.ProtoReflect.Descriptor instead.
+func (*SetAccountDataRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetAccountDataRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetAccountDataRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *SetAccountDataRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SetAccountDataRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type GetAccountDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	RoomId        string                 `protobuf:"bytes,2,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountDataRequest) Reset() {
+	*x = GetAccountDataRequest{}
+	mi := &file_bridge_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountDataRequest) ProtoMessage() {}
+
+func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountDataRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountDataRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetAccountDataRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetAccountDataRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *GetAccountDataRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+type GetAccountDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Content       []byte                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountDataResponse) Reset() {
+	*x = GetAccountDataResponse{}
+	mi := &file_bridge_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountDataResponse) ProtoMessage() {}
+
+func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountDataResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountDataResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetAccountDataResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type SetRoomMutedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	RoomId        string                 `protobuf:"bytes,2,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	Muted         bool                   `protobuf:"varint,3,opt,name=muted,proto3" json:"muted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRoomMutedRequest) Reset() {
+	*x = SetRoomMutedRequest{}
+	mi := &file_bridge_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRoomMutedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRoomMutedRequest) ProtoMessage() {}
+
+func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRoomMutedRequest.ProtoReflect.Descriptor instead.
+func (*SetRoomMutedRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SetRoomMutedRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetRoomMutedRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *SetRoomMutedRequest) GetMuted() bool {
+	if x != nil {
+		return x.Muted
+	}
+	return false
+}
+
+type UploadMediaChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id, content_type, file_name and size (-1: unknown) are read from
+	// the first chunk only.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ContentType   string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	FileName      string `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Data          []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMediaChunk) Reset() {
+	*x = UploadMediaChunk{}
+	mi := &file_bridge_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMediaChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMediaChunk) ProtoMessage() {}
+
+func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMediaChunk.ProtoReflect.Descriptor instead.
+func (*UploadMediaChunk) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UploadMediaChunk) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UploadMediaChunk) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *UploadMediaChunk) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *UploadMediaChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *UploadMediaChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type UploadMediaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContentUri    string                 `protobuf:"bytes,1,opt,name=content_uri,json=contentUri,proto3" json:"content_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMediaResponse) Reset() {
+	*x = UploadMediaResponse{}
+	mi := &file_bridge_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMediaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMediaResponse) ProtoMessage() {}
+
+func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
+func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UploadMediaResponse) GetContentUri() string {
+	if x != nil {
+		return x.ContentUri
+	}
+	return ""
+}
+
+type DownloadMediaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContentUri    string                 `protobuf:"bytes,1,opt,name=content_uri,json=contentUri,proto3" json:"content_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadMediaRequest) Reset() {
+	*x = DownloadMediaRequest{}
+	mi := &file_bridge_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadMediaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadMediaRequest) ProtoMessage() {}
+
+func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
+func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DownloadMediaRequest) GetContentUri() string {
+	if x != nil {
+		return x.ContentUri
+	}
+	return ""
+}
+
+type DownloadMediaChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// content_type, file_name and size are set on the first chunk.
+	ContentType   string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	Size          int64  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadMediaChunk) Reset() {
+	*x = DownloadMediaChunk{}
+	mi := &file_bridge_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadMediaChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadMediaChunk) ProtoMessage() {}
+
+func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadMediaChunk.ProtoReflect.Descriptor instead.
+func (*DownloadMediaChunk) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DownloadMediaChunk) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *DownloadMediaChunk) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *DownloadMediaChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *DownloadMediaChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type DoublePuppetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DoublePuppetRequest) Reset() {
+	*x = DoublePuppetRequest{}
+	mi := &file_bridge_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DoublePuppetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DoublePuppetRequest) ProtoMessage() {}
+
+func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DoublePuppetRequest.ProtoReflect.Descriptor instead.
+func (*DoublePuppetRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DoublePuppetRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// BridgeState is bridgev2's bridge state (status.BridgeState) of one
+// login, or of the whole bridge when remote_id is empty.
+type BridgeState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state_event: STARTING, UNCONFIGURED, RUNNING, CONNECTING, CONNECTED,
+	// TRANSIENT_DISCONNECT, BAD_CREDENTIALS, UNKNOWN_ERROR, LOGGED_OUT…
+	StateEvent    string `protobuf:"bytes,1,opt,name=state_event,json=stateEvent,proto3" json:"state_event,omitempty"`
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	RemoteId      string `protobuf:"bytes,3,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
+	RemoteName    string `protobuf:"bytes,4,opt,name=remote_name,json=remoteName,proto3" json:"remote_name,omitempty"`
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Timestamp     int64  `protobuf:"varint,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BridgeState) Reset() {
+	*x = BridgeState{}
+	mi := &file_bridge_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BridgeState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BridgeState) ProtoMessage() {}
+
+func (x *BridgeState) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BridgeState.ProtoReflect.Descriptor instead.
+func (*BridgeState) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BridgeState) GetStateEvent() string {
+	if x != nil {
+		return x.StateEvent
+	}
+	return ""
+}
+
+func (x *BridgeState) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BridgeState) GetRemoteId() string {
+	if x != nil {
+		return x.RemoteId
+	}
+	return ""
+}
+
+func (x *BridgeState) GetRemoteName() string {
+	if x != nil {
+		return x.RemoteName
+	}
+	return ""
+}
+
+func (x *BridgeState) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *BridgeState) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *BridgeState) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
 }
 
 var File_bridge_proto protoreflect.FileDescriptor
@@ -1408,7 +2752,7 @@ const file_bridge_proto_rawDesc = "" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\"\n" +
-	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\"\x88\x02\n" +
+	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\"\xc4\x03\n" +
 	"\fStartRequest\x12$\n" +
 	"\x0ehost_broker_id\x18\x01 \x01(\rR\fhostBrokerId\x12\x1f\n" +
 	"\vserver_name\x18\x02 \x01(\tR\n" +
@@ -1417,7 +2761,13 @@ const file_bridge_proto_rawDesc = "" +
 	"\x10ghost_user_regex\x18\x04 \x01(\tR\x0eghostUserRegex\x124\n" +
 	"\x16ghost_localpart_prefix\x18\x05 \x01(\tR\x14ghostLocalpartPrefix\x12\x16\n" +
 	"\x06config\x18\x06 \x01(\fR\x06config\x12\x19\n" +
-	"\bdata_dir\x18\a \x01(\tR\adataDir\"\x0f\n" +
+	"\bdata_dir\x18\a \x01(\tR\adataDir\x12!\n" +
+	"\fdatabase_url\x18\b \x01(\tR\vdatabaseUrl\x12'\n" +
+	"\x0fdatabase_schema\x18\t \x01(\tR\x0edatabaseSchema\x120\n" +
+	"\x14default_room_version\x18\n" +
+	" \x01(\tR\x12defaultRoomVersion\x12(\n" +
+	"\x10max_upload_bytes\x18\v \x01(\x03R\x0emaxUploadBytes\x12\x12\n" +
+	"\x04name\x18\f \x01(\tR\x04name\"\x0f\n" +
 	"\rStartResponse\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
 	"\fStopResponse\"R\n" +
@@ -1437,7 +2787,8 @@ const file_bridge_proto_rawDesc = "" +
 	"_state_key\"B\n" +
 	"\x03Ack\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\x03R\rtransactionId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"2\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\a\n" +
+	"\x05Empty\"2\n" +
 	"\x17EnsureRegisteredRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x1a\n" +
 	"\x18EnsureRegisteredResponse\"\xa7\x01\n" +
@@ -1499,18 +2850,107 @@ const file_bridge_proto_rawDesc = "" +
 	"\n" +
 	"_state_key\"0\n" +
 	"\x11BatchSendResponse\x12\x1b\n" +
-	"\tevent_ids\x18\x01 \x03(\tR\beventIds*j\n" +
+	"\tevent_ids\x18\x01 \x03(\tR\beventIds\"\x8b\x01\n" +
+	"\rRedactRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x15\n" +
+	"\x06txn_id\x18\x05 \x01(\tR\x05txnId\"a\n" +
+	"\x13EnsureJoinedRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
+	"\ainviter\x18\x03 \x01(\tR\ainviter\".\n" +
+	"\x14EnsureJoinedResponse\x12\x16\n" +
+	"\x06joined\x18\x01 \x01(\bR\x06joined\"y\n" +
+	"\x14GetStateEventRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1b\n" +
+	"\tstate_key\x18\x04 \x01(\tR\bstateKey\"E\n" +
+	"\x11GetMembersRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"I\n" +
+	"\x12GetMembersResponse\x123\n" +
+	"\x06events\x18\x01 \x03(\v2\x1b.tributary.plugins.v1.EventR\x06events\"^\n" +
+	"\x0fGetEventRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\",\n" +
+	"\x11GetProfileRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\".\n" +
+	"\x12GetProfileResponse\x12\x18\n" +
+	"\aprofile\x18\x01 \x01(\fR\aprofile\"{\n" +
+	"\x10SetTypingRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06typing\x18\x03 \x01(\bR\x06typing\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\xbd\x01\n" +
+	"\x0fMarkReadRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12!\n" +
+	"\freceipt_type\x18\x04 \x01(\tR\vreceiptType\x12\x1b\n" +
+	"\tthread_id\x18\x05 \x01(\tR\bthreadId\x12\x1d\n" +
+	"\n" +
+	"fully_read\x18\x06 \x01(\bR\tfullyRead\"w\n" +
+	"\x15SetAccountDataRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x18\n" +
+	"\acontent\x18\x04 \x01(\fR\acontent\"]\n" +
+	"\x15GetAccountDataRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"2\n" +
+	"\x16GetAccountDataResponse\x12\x18\n" +
+	"\acontent\x18\x01 \x01(\fR\acontent\"]\n" +
+	"\x13SetRoomMutedRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x14\n" +
+	"\x05muted\x18\x03 \x01(\bR\x05muted\"\x93\x01\n" +
+	"\x10UploadMediaChunk\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x1b\n" +
+	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"6\n" +
+	"\x13UploadMediaResponse\x12\x1f\n" +
+	"\vcontent_uri\x18\x01 \x01(\tR\n" +
+	"contentUri\"7\n" +
+	"\x14DownloadMediaRequest\x12\x1f\n" +
+	"\vcontent_uri\x18\x01 \x01(\tR\n" +
+	"contentUri\"|\n" +
+	"\x12DownloadMediaChunk\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1b\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\".\n" +
+	"\x13DoublePuppetRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xd3\x01\n" +
+	"\vBridgeState\x12\x1f\n" +
+	"\vstate_event\x18\x01 \x01(\tR\n" +
+	"stateEvent\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tremote_id\x18\x03 \x01(\tR\bremoteId\x12\x1f\n" +
+	"\vremote_name\x18\x04 \x01(\tR\n" +
+	"remoteName\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x1c\n" +
+	"\ttimestamp\x18\a \x01(\x03R\ttimestamp*~\n" +
 	"\n" +
 	"Membership\x12\x1a\n" +
 	"\x16MEMBERSHIP_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fMEMBERSHIP_JOIN\x10\x01\x12\x14\n" +
 	"\x10MEMBERSHIP_LEAVE\x10\x02\x12\x15\n" +
-	"\x11MEMBERSHIP_INVITE\x10\x032\xd0\x02\n" +
+	"\x11MEMBERSHIP_INVITE\x10\x03\x12\x12\n" +
+	"\x0eMEMBERSHIP_BAN\x10\x042\xd0\x02\n" +
 	"\x06Bridge\x12Y\n" +
 	"\bDescribe\x12%.tributary.plugins.v1.DescribeRequest\x1a&.tributary.plugins.v1.DescribeResponse\x12P\n" +
 	"\x05Start\x12\".tributary.plugins.v1.StartRequest\x1a#.tributary.plugins.v1.StartResponse\x12M\n" +
 	"\x04Stop\x12!.tributary.plugins.v1.StopRequest\x1a\".tributary.plugins.v1.StopResponse\x12J\n" +
-	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\xc1\x05\n" +
+	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\xa9\x10\n" +
 	"\n" +
 	"MatrixHost\x12q\n" +
 	"\x10EnsureRegistered\x12-.tributary.plugins.v1.EnsureRegisteredRequest\x1a..tributary.plugins.v1.EnsureRegisteredResponse\x12\\\n" +
@@ -1521,7 +2961,24 @@ const file_bridge_proto_rawDesc = "" +
 	"SetProfile\x12'.tributary.plugins.v1.SetProfileRequest\x1a(.tributary.plugins.v1.SetProfileResponse\x12_\n" +
 	"\n" +
 	"CreateRoom\x12'.tributary.plugins.v1.CreateRoomRequest\x1a(.tributary.plugins.v1.CreateRoomResponse\x12\\\n" +
-	"\tBatchSend\x12&.tributary.plugins.v1.BatchSendRequest\x1a'.tributary.plugins.v1.BatchSendResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
+	"\tBatchSend\x12&.tributary.plugins.v1.BatchSendRequest\x1a'.tributary.plugins.v1.BatchSendResponse\x12V\n" +
+	"\x06Redact\x12#.tributary.plugins.v1.RedactRequest\x1a'.tributary.plugins.v1.SendEventResponse\x12e\n" +
+	"\fEnsureJoined\x12).tributary.plugins.v1.EnsureJoinedRequest\x1a*.tributary.plugins.v1.EnsureJoinedResponse\x12X\n" +
+	"\rGetStateEvent\x12*.tributary.plugins.v1.GetStateEventRequest\x1a\x1b.tributary.plugins.v1.Event\x12_\n" +
+	"\n" +
+	"GetMembers\x12'.tributary.plugins.v1.GetMembersRequest\x1a(.tributary.plugins.v1.GetMembersResponse\x12N\n" +
+	"\bGetEvent\x12%.tributary.plugins.v1.GetEventRequest\x1a\x1b.tributary.plugins.v1.Event\x12_\n" +
+	"\n" +
+	"GetProfile\x12'.tributary.plugins.v1.GetProfileRequest\x1a(.tributary.plugins.v1.GetProfileResponse\x12P\n" +
+	"\tSetTyping\x12&.tributary.plugins.v1.SetTypingRequest\x1a\x1b.tributary.plugins.v1.Empty\x12N\n" +
+	"\bMarkRead\x12%.tributary.plugins.v1.MarkReadRequest\x1a\x1b.tributary.plugins.v1.Empty\x12Z\n" +
+	"\x0eSetAccountData\x12+.tributary.plugins.v1.SetAccountDataRequest\x1a\x1b.tributary.plugins.v1.Empty\x12k\n" +
+	"\x0eGetAccountData\x12+.tributary.plugins.v1.GetAccountDataRequest\x1a,.tributary.plugins.v1.GetAccountDataResponse\x12V\n" +
+	"\fSetRoomMuted\x12).tributary.plugins.v1.SetRoomMutedRequest\x1a\x1b.tributary.plugins.v1.Empty\x12b\n" +
+	"\vUploadMedia\x12&.tributary.plugins.v1.UploadMediaChunk\x1a).tributary.plugins.v1.UploadMediaResponse(\x01\x12g\n" +
+	"\rDownloadMedia\x12*.tributary.plugins.v1.DownloadMediaRequest\x1a(.tributary.plugins.v1.DownloadMediaChunk0\x01\x12V\n" +
+	"\fDoublePuppet\x12).tributary.plugins.v1.DoublePuppetRequest\x1a\x1b.tributary.plugins.v1.Empty\x12S\n" +
+	"\x11ReportBridgeState\x12!.tributary.plugins.v1.BridgeState\x1a\x1b.tributary.plugins.v1.EmptyB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
 
 var (
 	file_bridge_proto_rawDescOnce sync.Once
@@ -1536,7 +2993,7 @@ func file_bridge_proto_rawDescGZIP() []byte {
 }
 
 var file_bridge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_bridge_proto_goTypes = []any{
 	(Membership)(0),                  // 0: tributary.plugins.v1.Membership
 	(*DescribeRequest)(nil),          // 1: tributary.plugins.v1.DescribeRequest
@@ -1548,51 +3005,104 @@ var file_bridge_proto_goTypes = []any{
 	(*Transaction)(nil),              // 7: tributary.plugins.v1.Transaction
 	(*Event)(nil),                    // 8: tributary.plugins.v1.Event
 	(*Ack)(nil),                      // 9: tributary.plugins.v1.Ack
-	(*EnsureRegisteredRequest)(nil),  // 10: tributary.plugins.v1.EnsureRegisteredRequest
-	(*EnsureRegisteredResponse)(nil), // 11: tributary.plugins.v1.EnsureRegisteredResponse
-	(*SendEventRequest)(nil),         // 12: tributary.plugins.v1.SendEventRequest
-	(*SendEventResponse)(nil),        // 13: tributary.plugins.v1.SendEventResponse
-	(*SendStateRequest)(nil),         // 14: tributary.plugins.v1.SendStateRequest
-	(*SetMembershipRequest)(nil),     // 15: tributary.plugins.v1.SetMembershipRequest
-	(*SetProfileRequest)(nil),        // 16: tributary.plugins.v1.SetProfileRequest
-	(*SetProfileResponse)(nil),       // 17: tributary.plugins.v1.SetProfileResponse
-	(*CreateRoomRequest)(nil),        // 18: tributary.plugins.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),       // 19: tributary.plugins.v1.CreateRoomResponse
-	(*BatchSendRequest)(nil),         // 20: tributary.plugins.v1.BatchSendRequest
-	(*BatchEvent)(nil),               // 21: tributary.plugins.v1.BatchEvent
-	(*BatchSendResponse)(nil),        // 22: tributary.plugins.v1.BatchSendResponse
+	(*Empty)(nil),                    // 10: tributary.plugins.v1.Empty
+	(*EnsureRegisteredRequest)(nil),  // 11: tributary.plugins.v1.EnsureRegisteredRequest
+	(*EnsureRegisteredResponse)(nil), // 12: tributary.plugins.v1.EnsureRegisteredResponse
+	(*SendEventRequest)(nil),         // 13: tributary.plugins.v1.SendEventRequest
+	(*SendEventResponse)(nil),        // 14: tributary.plugins.v1.SendEventResponse
+	(*SendStateRequest)(nil),         // 15: tributary.plugins.v1.SendStateRequest
+	(*SetMembershipRequest)(nil),     // 16: tributary.plugins.v1.SetMembershipRequest
+	(*SetProfileRequest)(nil),        // 17: tributary.plugins.v1.SetProfileRequest
+	(*SetProfileResponse)(nil),       // 18: tributary.plugins.v1.SetProfileResponse
+	(*CreateRoomRequest)(nil),        // 19: tributary.plugins.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),       // 20: tributary.plugins.v1.CreateRoomResponse
+	(*BatchSendRequest)(nil),         // 21: tributary.plugins.v1.BatchSendRequest
+	(*BatchEvent)(nil),               // 22: tributary.plugins.v1.BatchEvent
+	(*BatchSendResponse)(nil),        // 23: tributary.plugins.v1.BatchSendResponse
+	(*RedactRequest)(nil),            // 24: tributary.plugins.v1.RedactRequest
+	(*EnsureJoinedRequest)(nil),      // 25: tributary.plugins.v1.EnsureJoinedRequest
+	(*EnsureJoinedResponse)(nil),     // 26: tributary.plugins.v1.EnsureJoinedResponse
+	(*GetStateEventRequest)(nil),     // 27: tributary.plugins.v1.GetStateEventRequest
+	(*GetMembersRequest)(nil),        // 28: tributary.plugins.v1.GetMembersRequest
+	(*GetMembersResponse)(nil),       // 29: tributary.plugins.v1.GetMembersResponse
+	(*GetEventRequest)(nil),          // 30: tributary.plugins.v1.GetEventRequest
+	(*GetProfileRequest)(nil),        // 31: tributary.plugins.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),       // 32: tributary.plugins.v1.GetProfileResponse
+	(*SetTypingRequest)(nil),         // 33: tributary.plugins.v1.SetTypingRequest
+	(*MarkReadRequest)(nil),          // 34: tributary.plugins.v1.MarkReadRequest
+	(*SetAccountDataRequest)(nil),    // 35: tributary.plugins.v1.SetAccountDataRequest
+	(*GetAccountDataRequest)(nil),    // 36: tributary.plugins.v1.GetAccountDataRequest
+	(*GetAccountDataResponse)(nil),   // 37: tributary.plugins.v1.GetAccountDataResponse
+	(*SetRoomMutedRequest)(nil),      // 38: tributary.plugins.v1.SetRoomMutedRequest
+	(*UploadMediaChunk)(nil),         // 39: tributary.plugins.v1.UploadMediaChunk
+	(*UploadMediaResponse)(nil),      // 40: tributary.plugins.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),     // 41: tributary.plugins.v1.DownloadMediaRequest
+	(*DownloadMediaChunk)(nil),       // 42: tributary.plugins.v1.DownloadMediaChunk
+	(*DoublePuppetRequest)(nil),      // 43: tributary.plugins.v1.DoublePuppetRequest
+	(*BridgeState)(nil),              // 44: tributary.plugins.v1.BridgeState
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
 	0,  // 1: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	21, // 2: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
-	1,  // 3: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
-	3,  // 4: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
-	5,  // 5: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
-	7,  // 6: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	10, // 7: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	12, // 8: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	14, // 9: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	15, // 10: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	16, // 11: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	18, // 12: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
-	20, // 13: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
-	2,  // 14: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 15: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 16: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 17: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	11, // 18: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	13, // 19: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	13, // 20: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	13, // 21: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	17, // 22: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	19, // 23: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
-	22, // 24: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
-	14, // [14:25] is the sub-list for method output_type
-	3,  // [3:14] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	22, // 2: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	8,  // 3: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
+	1,  // 4: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
+	3,  // 5: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
+	5,  // 6: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
+	7,  // 7: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
+	11, // 8: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	13, // 9: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	15, // 10: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	16, // 11: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	17, // 12: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	19, // 13: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	21, // 14: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	24, // 15: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
+	25, // 16: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
+	27, // 17: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
+	28, // 18: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
+	30, // 19: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
+	31, // 20: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
+	33, // 21: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
+	34, // 22: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
+	35, // 23: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
+	36, // 24: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
+	38, // 25: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
+	39, // 26: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
+	41, // 27: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
+	43, // 28: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
+	44, // 29: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
+	2,  // 30: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 31: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 32: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 33: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	12, // 34: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	14, // 35: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	14, // 36: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	14, // 37: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	18, // 38: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	20, // 39: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	23, // 40: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	14, // 41: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
+	26, // 42: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
+	8,  // 43: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
+	29, // 44: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
+	8,  // 45: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
+	32, // 46: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
+	10, // 47: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
+	10, // 48: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
+	10, // 49: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
+	37, // 50: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
+	10, // 51: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
+	40, // 52: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
+	42, // 53: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
+	10, // 54: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
+	10, // 55: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
+	30, // [30:56] is the sub-list for method output_type
+	4,  // [4:30] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_bridge_proto_init() }
@@ -1601,15 +3111,15 @@ func file_bridge_proto_init() {
 		return
 	}
 	file_bridge_proto_msgTypes[7].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[15].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[20].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[16].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bridge_proto_rawDesc), len(file_bridge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -259,13 +259,28 @@ var Bridge_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	MatrixHost_EnsureRegistered_FullMethodName = "/tributary.plugins.v1.MatrixHost/EnsureRegistered"
-	MatrixHost_SendEvent_FullMethodName        = "/tributary.plugins.v1.MatrixHost/SendEvent"
-	MatrixHost_SendState_FullMethodName        = "/tributary.plugins.v1.MatrixHost/SendState"
-	MatrixHost_SetMembership_FullMethodName    = "/tributary.plugins.v1.MatrixHost/SetMembership"
-	MatrixHost_SetProfile_FullMethodName       = "/tributary.plugins.v1.MatrixHost/SetProfile"
-	MatrixHost_CreateRoom_FullMethodName       = "/tributary.plugins.v1.MatrixHost/CreateRoom"
-	MatrixHost_BatchSend_FullMethodName        = "/tributary.plugins.v1.MatrixHost/BatchSend"
+	MatrixHost_EnsureRegistered_FullMethodName  = "/tributary.plugins.v1.MatrixHost/EnsureRegistered"
+	MatrixHost_SendEvent_FullMethodName         = "/tributary.plugins.v1.MatrixHost/SendEvent"
+	MatrixHost_SendState_FullMethodName         = "/tributary.plugins.v1.MatrixHost/SendState"
+	MatrixHost_SetMembership_FullMethodName     = "/tributary.plugins.v1.MatrixHost/SetMembership"
+	MatrixHost_SetProfile_FullMethodName        = "/tributary.plugins.v1.MatrixHost/SetProfile"
+	MatrixHost_CreateRoom_FullMethodName        = "/tributary.plugins.v1.MatrixHost/CreateRoom"
+	MatrixHost_BatchSend_FullMethodName         = "/tributary.plugins.v1.MatrixHost/BatchSend"
+	MatrixHost_Redact_FullMethodName            = "/tributary.plugins.v1.MatrixHost/Redact"
+	MatrixHost_EnsureJoined_FullMethodName      = "/tributary.plugins.v1.MatrixHost/EnsureJoined"
+	MatrixHost_GetStateEvent_FullMethodName     = "/tributary.plugins.v1.MatrixHost/GetStateEvent"
+	MatrixHost_GetMembers_FullMethodName        = "/tributary.plugins.v1.MatrixHost/GetMembers"
+	MatrixHost_GetEvent_FullMethodName          = "/tributary.plugins.v1.MatrixHost/GetEvent"
+	MatrixHost_GetProfile_FullMethodName        = "/tributary.plugins.v1.MatrixHost/GetProfile"
+	MatrixHost_SetTyping_FullMethodName         = "/tributary.plugins.v1.MatrixHost/SetTyping"
+	MatrixHost_MarkRead_FullMethodName          = "/tributary.plugins.v1.MatrixHost/MarkRead"
+	MatrixHost_SetAccountData_FullMethodName    = "/tributary.plugins.v1.MatrixHost/SetAccountData"
+	MatrixHost_GetAccountData_FullMethodName    = "/tributary.plugins.v1.MatrixHost/GetAccountData"
+	MatrixHost_SetRoomMuted_FullMethodName      = "/tributary.plugins.v1.MatrixHost/SetRoomMuted"
+	MatrixHost_UploadMedia_FullMethodName       = "/tributary.plugins.v1.MatrixHost/UploadMedia"
+	MatrixHost_DownloadMedia_FullMethodName     = "/tributary.plugins.v1.MatrixHost/DownloadMedia"
+	MatrixHost_DoublePuppet_FullMethodName      = "/tributary.plugins.v1.MatrixHost/DoublePuppet"
+	MatrixHost_ReportBridgeState_FullMethodName = "/tributary.plugins.v1.MatrixHost/ReportBridgeState"
 )
 
 // MatrixHostClient is the client API for MatrixHost service.
@@ -293,6 +308,48 @@ type MatrixHostClient interface {
 	// the plugin's namespace) and timestamps, all or nothing: forward onto
 	// the timeline, or backward as older history (com.beeper.batch_sending).
 	BatchSend(ctx context.Context, in *BatchSendRequest, opts ...grpc.CallOption) (*BatchSendResponse, error)
+	// Redact redacts an event as the user.
+	Redact(ctx context.Context, in *RedactRequest, opts ...grpc.CallOption) (*SendEventResponse, error)
+	// EnsureJoined joins the user to the room unless it is joined already;
+	// when the room does not let it join and inviter is set, the inviter
+	// invites it first.
+	EnsureJoined(ctx context.Context, in *EnsureJoinedRequest, opts ...grpc.CallOption) (*EnsureJoinedResponse, error)
+	// GetStateEvent returns the room's current state event of a type and
+	// state key, as the user sees it; NOT_FOUND when there is none.
+	GetStateEvent(ctx context.Context, in *GetStateEventRequest, opts ...grpc.CallOption) (*Event, error)
+	// GetMembers returns the room's current member events, as the user sees
+	// them.
+	GetMembers(ctx context.Context, in *GetMembersRequest, opts ...grpc.CallOption) (*GetMembersResponse, error)
+	// GetEvent returns an event of the room, as the user sees it.
+	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*Event, error)
+	// GetProfile returns a user's global profile (any user of the server).
+	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
+	// SetTyping sets the user's typing notification in the room.
+	SetTyping(ctx context.Context, in *SetTypingRequest, opts ...grpc.CallOption) (*Empty, error)
+	// MarkRead moves the user's read receipt (and, when fully_read, its
+	// m.fully_read marker) to the event.
+	MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*Empty, error)
+	// SetAccountData and GetAccountData are the user's account data (global,
+	// or in a room when room_id is set).
+	SetAccountData(ctx context.Context, in *SetAccountDataRequest, opts ...grpc.CallOption) (*Empty, error)
+	GetAccountData(ctx context.Context, in *GetAccountDataRequest, opts ...grpc.CallOption) (*GetAccountDataResponse, error)
+	// SetRoomMuted mutes (or unmutes) the room's notifications for the user:
+	// a room push rule without actions.
+	SetRoomMuted(ctx context.Context, in *SetRoomMutedRequest, opts ...grpc.CallOption) (*Empty, error)
+	// UploadMedia stores a file as the user: the first chunk says what it
+	// is, every chunk carries bytes; the answer is its mxc URI.
+	UploadMedia(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadMediaChunk, UploadMediaResponse], error)
+	// DownloadMedia streams a file of the server's media repository: the
+	// first chunk says what it is.
+	DownloadMedia(ctx context.Context, in *DownloadMediaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadMediaChunk], error)
+	// DoublePuppet asks the host to let the plugin act as a local user who
+	// uses the bridge (double puppeting): the host vouches for its own users
+	// instead of a shared secret. Once granted, every call may name the user;
+	// PERMISSION_DENIED says the host does not vouch for it.
+	DoublePuppet(ctx context.Context, in *DoublePuppetRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ReportBridgeState tells the host a login's state (connected, bad
+	// credentials, transient disconnect…) or the bridge's own, for the admin.
+	ReportBridgeState(ctx context.Context, in *BridgeState, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type matrixHostClient struct {
@@ -373,6 +430,168 @@ func (c *matrixHostClient) BatchSend(ctx context.Context, in *BatchSendRequest, 
 	return out, nil
 }
 
+func (c *matrixHostClient) Redact(ctx context.Context, in *RedactRequest, opts ...grpc.CallOption) (*SendEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendEventResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_Redact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) EnsureJoined(ctx context.Context, in *EnsureJoinedRequest, opts ...grpc.CallOption) (*EnsureJoinedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnsureJoinedResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_EnsureJoined_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) GetStateEvent(ctx context.Context, in *GetStateEventRequest, opts ...grpc.CallOption) (*Event, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Event)
+	err := c.cc.Invoke(ctx, MatrixHost_GetStateEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) GetMembers(ctx context.Context, in *GetMembersRequest, opts ...grpc.CallOption) (*GetMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMembersResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_GetMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*Event, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Event)
+	err := c.cc.Invoke(ctx, MatrixHost_GetEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProfileResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_GetProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) SetTyping(ctx context.Context, in *SetTypingRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_SetTyping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_MarkRead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) SetAccountData(ctx context.Context, in *SetAccountDataRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_SetAccountData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) GetAccountData(ctx context.Context, in *GetAccountDataRequest, opts ...grpc.CallOption) (*GetAccountDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccountDataResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_GetAccountData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) SetRoomMuted(ctx context.Context, in *SetRoomMutedRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_SetRoomMuted_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) UploadMedia(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadMediaChunk, UploadMediaResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &MatrixHost_ServiceDesc.Streams[0], MatrixHost_UploadMedia_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadMediaChunk, UploadMediaResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MatrixHost_UploadMediaClient = grpc.ClientStreamingClient[UploadMediaChunk, UploadMediaResponse]
+
+func (c *matrixHostClient) DownloadMedia(ctx context.Context, in *DownloadMediaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadMediaChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &MatrixHost_ServiceDesc.Streams[1], MatrixHost_DownloadMedia_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadMediaRequest, DownloadMediaChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MatrixHost_DownloadMediaClient = grpc.ServerStreamingClient[DownloadMediaChunk]
+
+func (c *matrixHostClient) DoublePuppet(ctx context.Context, in *DoublePuppetRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_DoublePuppet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *matrixHostClient) ReportBridgeState(ctx context.Context, in *BridgeState, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, MatrixHost_ReportBridgeState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatrixHostServer is the server API for MatrixHost service.
 // All implementations must embed UnimplementedMatrixHostServer
 // for forward compatibility.
@@ -398,6 +617,48 @@ type MatrixHostServer interface {
 	// the plugin's namespace) and timestamps, all or nothing: forward onto
 	// the timeline, or backward as older history (com.beeper.batch_sending).
 	BatchSend(context.Context, *BatchSendRequest) (*BatchSendResponse, error)
+	// Redact redacts an event as the user.
+	Redact(context.Context, *RedactRequest) (*SendEventResponse, error)
+	// EnsureJoined joins the user to the room unless it is joined already;
+	// when the room does not let it join and inviter is set, the inviter
+	// invites it first.
+	EnsureJoined(context.Context, *EnsureJoinedRequest) (*EnsureJoinedResponse, error)
+	// GetStateEvent returns the room's current state event of a type and
+	// state key, as the user sees it; NOT_FOUND when there is none.
+	GetStateEvent(context.Context, *GetStateEventRequest) (*Event, error)
+	// GetMembers returns the room's current member events, as the user sees
+	// them.
+	GetMembers(context.Context, *GetMembersRequest) (*GetMembersResponse, error)
+	// GetEvent returns an event of the room, as the user sees it.
+	GetEvent(context.Context, *GetEventRequest) (*Event, error)
+	// GetProfile returns a user's global profile (any user of the server).
+	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
+	// SetTyping sets the user's typing notification in the room.
+	SetTyping(context.Context, *SetTypingRequest) (*Empty, error)
+	// MarkRead moves the user's read receipt (and, when fully_read, its
+	// m.fully_read marker) to the event.
+	MarkRead(context.Context, *MarkReadRequest) (*Empty, error)
+	// SetAccountData and GetAccountData are the user's account data (global,
+	// or in a room when room_id is set).
+	SetAccountData(context.Context, *SetAccountDataRequest) (*Empty, error)
+	GetAccountData(context.Context, *GetAccountDataRequest) (*GetAccountDataResponse, error)
+	// SetRoomMuted mutes (or unmutes) the room's notifications for the user:
+	// a room push rule without actions.
+	SetRoomMuted(context.Context, *SetRoomMutedRequest) (*Empty, error)
+	// UploadMedia stores a file as the user: the first chunk says what it
+	// is, every chunk carries bytes; the answer is its mxc URI.
+	UploadMedia(grpc.ClientStreamingServer[UploadMediaChunk, UploadMediaResponse]) error
+	// DownloadMedia streams a file of the server's media repository: the
+	// first chunk says what it is.
+	DownloadMedia(*DownloadMediaRequest, grpc.ServerStreamingServer[DownloadMediaChunk]) error
+	// DoublePuppet asks the host to let the plugin act as a local user who
+	// uses the bridge (double puppeting): the host vouches for its own users
+	// instead of a shared secret. Once granted, every call may name the user;
+	// PERMISSION_DENIED says the host does not vouch for it.
+	DoublePuppet(context.Context, *DoublePuppetRequest) (*Empty, error)
+	// ReportBridgeState tells the host a login's state (connected, bad
+	// credentials, transient disconnect…) or the bridge's own, for the admin.
+	ReportBridgeState(context.Context, *BridgeState) (*Empty, error)
 	mustEmbedUnimplementedMatrixHostServer()
 }
 
@@ -428,6 +689,51 @@ func (UnimplementedMatrixHostServer) CreateRoom(context.Context, *CreateRoomRequ
 }
 func (UnimplementedMatrixHostServer) BatchSend(context.Context, *BatchSendRequest) (*BatchSendResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method BatchSend not implemented")
+}
+func (UnimplementedMatrixHostServer) Redact(context.Context, *RedactRequest) (*SendEventResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Redact not implemented")
+}
+func (UnimplementedMatrixHostServer) EnsureJoined(context.Context, *EnsureJoinedRequest) (*EnsureJoinedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EnsureJoined not implemented")
+}
+func (UnimplementedMatrixHostServer) GetStateEvent(context.Context, *GetStateEventRequest) (*Event, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetStateEvent not implemented")
+}
+func (UnimplementedMatrixHostServer) GetMembers(context.Context, *GetMembersRequest) (*GetMembersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetMembers not implemented")
+}
+func (UnimplementedMatrixHostServer) GetEvent(context.Context, *GetEventRequest) (*Event, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedMatrixHostServer) GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetProfile not implemented")
+}
+func (UnimplementedMatrixHostServer) SetTyping(context.Context, *SetTypingRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetTyping not implemented")
+}
+func (UnimplementedMatrixHostServer) MarkRead(context.Context, *MarkReadRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MarkRead not implemented")
+}
+func (UnimplementedMatrixHostServer) SetAccountData(context.Context, *SetAccountDataRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetAccountData not implemented")
+}
+func (UnimplementedMatrixHostServer) GetAccountData(context.Context, *GetAccountDataRequest) (*GetAccountDataResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetAccountData not implemented")
+}
+func (UnimplementedMatrixHostServer) SetRoomMuted(context.Context, *SetRoomMutedRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetRoomMuted not implemented")
+}
+func (UnimplementedMatrixHostServer) UploadMedia(grpc.ClientStreamingServer[UploadMediaChunk, UploadMediaResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method UploadMedia not implemented")
+}
+func (UnimplementedMatrixHostServer) DownloadMedia(*DownloadMediaRequest, grpc.ServerStreamingServer[DownloadMediaChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method DownloadMedia not implemented")
+}
+func (UnimplementedMatrixHostServer) DoublePuppet(context.Context, *DoublePuppetRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DoublePuppet not implemented")
+}
+func (UnimplementedMatrixHostServer) ReportBridgeState(context.Context, *BridgeState) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportBridgeState not implemented")
 }
 func (UnimplementedMatrixHostServer) mustEmbedUnimplementedMatrixHostServer() {}
 func (UnimplementedMatrixHostServer) testEmbeddedByValue()                    {}
@@ -576,6 +882,258 @@ func _MatrixHost_BatchSend_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MatrixHost_Redact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).Redact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_Redact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).Redact(ctx, req.(*RedactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_EnsureJoined_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnsureJoinedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).EnsureJoined(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_EnsureJoined_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).EnsureJoined(ctx, req.(*EnsureJoinedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_GetStateEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStateEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).GetStateEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_GetStateEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).GetStateEvent(ctx, req.(*GetStateEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_GetMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).GetMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_GetMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).GetMembers(ctx, req.(*GetMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_GetEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).GetEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_GetEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).GetEvent(ctx, req.(*GetEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_GetProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).GetProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_GetProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).GetProfile(ctx, req.(*GetProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_SetTyping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTypingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).SetTyping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_SetTyping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).SetTyping(ctx, req.(*SetTypingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_MarkRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).MarkRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_MarkRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).MarkRead(ctx, req.(*MarkReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_SetAccountData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAccountDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).SetAccountData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_SetAccountData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).SetAccountData(ctx, req.(*SetAccountDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_GetAccountData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).GetAccountData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_GetAccountData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).GetAccountData(ctx, req.(*GetAccountDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_SetRoomMuted_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRoomMutedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).SetRoomMuted(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_SetRoomMuted_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).SetRoomMuted(ctx, req.(*SetRoomMutedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_UploadMedia_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MatrixHostServer).UploadMedia(&grpc.GenericServerStream[UploadMediaChunk, UploadMediaResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MatrixHost_UploadMediaServer = grpc.ClientStreamingServer[UploadMediaChunk, UploadMediaResponse]
+
+func _MatrixHost_DownloadMedia_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadMediaRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MatrixHostServer).DownloadMedia(m, &grpc.GenericServerStream[DownloadMediaRequest, DownloadMediaChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MatrixHost_DownloadMediaServer = grpc.ServerStreamingServer[DownloadMediaChunk]
+
+func _MatrixHost_DoublePuppet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DoublePuppetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).DoublePuppet(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_DoublePuppet_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).DoublePuppet(ctx, req.(*DoublePuppetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MatrixHost_ReportBridgeState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BridgeState)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).ReportBridgeState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_ReportBridgeState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).ReportBridgeState(ctx, req.(*BridgeState))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MatrixHost_ServiceDesc is the grpc.ServiceDesc for MatrixHost service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -611,7 +1169,70 @@ var MatrixHost_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "BatchSend",
 			Handler:    _MatrixHost_BatchSend_Handler,
 		},
+		{
+			MethodName: "Redact",
+			Handler:    _MatrixHost_Redact_Handler,
+		},
+		{
+			MethodName: "EnsureJoined",
+			Handler:    _MatrixHost_EnsureJoined_Handler,
+		},
+		{
+			MethodName: "GetStateEvent",
+			Handler:    _MatrixHost_GetStateEvent_Handler,
+		},
+		{
+			MethodName: "GetMembers",
+			Handler:    _MatrixHost_GetMembers_Handler,
+		},
+		{
+			MethodName: "GetEvent",
+			Handler:    _MatrixHost_GetEvent_Handler,
+		},
+		{
+			MethodName: "GetProfile",
+			Handler:    _MatrixHost_GetProfile_Handler,
+		},
+		{
+			MethodName: "SetTyping",
+			Handler:    _MatrixHost_SetTyping_Handler,
+		},
+		{
+			MethodName: "MarkRead",
+			Handler:    _MatrixHost_MarkRead_Handler,
+		},
+		{
+			MethodName: "SetAccountData",
+			Handler:    _MatrixHost_SetAccountData_Handler,
+		},
+		{
+			MethodName: "GetAccountData",
+			Handler:    _MatrixHost_GetAccountData_Handler,
+		},
+		{
+			MethodName: "SetRoomMuted",
+			Handler:    _MatrixHost_SetRoomMuted_Handler,
+		},
+		{
+			MethodName: "DoublePuppet",
+			Handler:    _MatrixHost_DoublePuppet_Handler,
+		},
+		{
+			MethodName: "ReportBridgeState",
+			Handler:    _MatrixHost_ReportBridgeState_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "UploadMedia",
+			Handler:       _MatrixHost_UploadMedia_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DownloadMedia",
+			Handler:       _MatrixHost_DownloadMedia_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "bridge.proto",
 }

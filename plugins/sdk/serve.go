@@ -28,8 +28,10 @@ var Handshake = plugin.HandshakeConfig{
 }
 
 // Plugin is what a plugin process runs: the low-level side of the Bridge
-// service. Events are handed over one at a time, in the order of the
-// plugin's queue; an error asks the host for the transaction again later.
+// service, for plugins that are no bridgev2 bridge (Serve runs a bridgev2
+// NetworkConnector as one). Events are handed over one at a time, in the
+// order of the plugin's queue; an error asks the host for the transaction
+// again later.
 type Plugin interface {
 	Describe() Info
 	// Start is called once, with the homeserver's side and the plugin's
@@ -55,15 +57,25 @@ type Env struct {
 	// Config is the plugin's block of the homeserver config, as JSON.
 	Config  json.RawMessage
 	DataDir string
+	// DatabaseURL, when set, is the PostgreSQL database for the plugin's
+	// own tables, in the schema DatabaseSchema; otherwise the plugin keeps
+	// them in SQLite under DataDir.
+	DatabaseURL, DatabaseSchema string
+	// DefaultRoomVersion is the version of rooms created without one.
+	DefaultRoomVersion id.RoomVersion
+	// MaxUploadBytes bounds one media upload (0: unknown).
+	MaxUploadBytes int64
+	// Name is the plugin's name in the homeserver's configuration.
+	Name string
 	// Logger writes to the host's log, at the record's level.
 	Logger *slog.Logger
 }
 
-// Serve runs p as a plugin of the homeserver that started this process,
-// and never returns (go-plugin exits the process when the host ends it). A
-// binary started by hand, without the handshake cookie, prints a notice and
-// exits.
-func Serve(p Plugin) {
+// ServePlugin runs p as a plugin of the homeserver that started this
+// process, and never returns (go-plugin exits the process when the host
+// ends it). A binary started by hand, without the handshake cookie, prints
+// a notice and exits.
+func ServePlugin(p Plugin) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -151,6 +163,11 @@ func (s *bridgeServer) Start(ctx context.Context, req *proto.StartRequest) (*pro
 		GhostLocalpartPrefix: req.GhostLocalpartPrefix,
 		Config:               json.RawMessage(req.Config),
 		DataDir:              req.DataDir,
+		DatabaseURL:          req.DatabaseUrl,
+		DatabaseSchema:       req.DatabaseSchema,
+		DefaultRoomVersion:   id.RoomVersion(req.DefaultRoomVersion),
+		MaxUploadBytes:       req.MaxUploadBytes,
+		Name:                 req.Name,
 		Logger:               Logger(),
 	}
 	if err := s.impl.Start(ctx, env); err != nil {
@@ -196,23 +213,7 @@ func (s *bridgeServer) Events(stream grpc.BidiStreamingServer[proto.Transaction,
 	}
 }
 
-// EventFromProto turns a queued event into mautrix's type; the content is
-// left raw (event.Content.VeryRaw) for the receiver to parse.
-func EventFromProto(pe *proto.Event) *event.Event {
-	ev := &event.Event{
-		ID:        id.EventID(pe.EventId),
-		RoomID:    id.RoomID(pe.RoomId),
-		Sender:    id.UserID(pe.Sender),
-		Type:      event.Type{Type: pe.Type, Class: event.MessageEventType},
-		StateKey:  pe.StateKey,
-		Timestamp: pe.OriginServerTs,
-		Content:   event.Content{VeryRaw: json.RawMessage(pe.Content)},
-	}
-	if pe.StateKey != nil {
-		ev.Type.Class = event.StateEventType
-	}
-	if len(pe.Unsigned) > 0 {
-		_ = json.Unmarshal(pe.Unsigned, &ev.Unsigned)
-	}
-	return ev
-}
+// EventFromProto turns a queued event into mautrix's type, as an
+// appservice's transaction events are: content raw (VeryRaw, Raw) and
+// parsed for the types mautrix knows.
+func EventFromProto(pe *proto.Event) *event.Event { return eventFromHost(pe) }

@@ -33,7 +33,7 @@ func main() {
 		fmt.Println("1|99|unix|/nonexistent|grpc|")
 		os.Exit(0)
 	}
-	sdk.Serve(&echo{})
+	sdk.ServePlugin(&echo{})
 }
 
 type echo struct {

@@ -1,0 +1,177 @@
+package manager
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/plugins/proto"
+)
+
+// fakeAccounts knows some local accounts.
+type fakeAccounts struct {
+	Accounts
+	accounts  map[id.UserID]*users.Account
+	suspended map[id.UserID]bool
+}
+
+func (f *fakeAccounts) GetAccount(_ context.Context, u id.UserID) (*users.Account, error) {
+	if a := f.accounts[u]; a != nil {
+		return a, nil
+	}
+	return nil, types.NotFound("No such user")
+}
+
+func (f *fakeAccounts) Restrictions(_ context.Context, u id.UserID) (bool, bool, error) {
+	return f.suspended[u], false, nil
+}
+
+// fakeRooms says which users share a room.
+type fakeRooms struct {
+	RoomReader
+	shared map[[2]id.UserID]bool
+}
+
+func (f *fakeRooms) MutualRooms(_ context.Context, a, b id.UserID) ([]id.RoomID, error) {
+	if f.shared[[2]id.UserID{a, b}] {
+		return []id.RoomID{"!shared:hs"}, nil
+	}
+	return []id.RoomID{}, nil
+}
+
+// fakeContract masquerades as the registry says.
+type fakeContract struct {
+	Contract
+	reg *registry.Registry
+}
+
+func (f *fakeContract) Masquerade(_ context.Context, asID string, u id.UserID, _ id.DeviceID) (*types.Principal, error) {
+	if !f.reg.OwnsUser(asID, u) {
+		return nil, types.Forbidden("Application service cannot masquerade as %s", u)
+	}
+	return &types.Principal{Kind: types.PrincipalAppService, UserID: u, AppServiceID: asID}, nil
+}
+
+func testHost(t *testing.T) (*matrixHost, *fakeRooms) {
+	t.Helper()
+	regs, err := Registrations([]config.Plugin{{Name: "net", GhostPrefix: "net_", BotLocalpart: "netbot"}}, "hs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &appservice.Registration{ID: "other", AppToken: "a", ServerToken: "h", SenderLocalpart: "otherbot",
+		Namespaces: appservice.Namespaces{UserIDs: []appservice.Namespace{{Regex: "@other_.*:hs", Exclusive: true}}}}
+	reg, err := registry.LoadWith(nil, "hs", append(regs, registry.Internal{Source: "test", Reg: other}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := &fakeRooms{shared: map[[2]id.UserID]bool{}}
+	accounts := &fakeAccounts{accounts: map[id.UserID]*users.Account{}, suspended: map[id.UserID]bool{}}
+	for _, u := range []id.UserID{"@alice:hs", "@stranger:hs", "@gone:hs", "@other_x:hs", "@suspended:hs"} {
+		accounts.accounts[u] = &users.Account{UserID: u}
+	}
+	accounts.accounts["@gone:hs"].Deactivated = true
+	accounts.accounts["@other_x:hs"].AppServiceID = "other"
+	accounts.suspended["@suspended:hs"] = true
+	for _, u := range []id.UserID{"@alice:hs", "@gone:hs", "@other_x:hs", "@suspended:hs", "@remote:elsewhere"} {
+		rooms.shared[[2]id.UserID{u, "@netbot:hs"}] = true
+	}
+	asID := AppServiceID("net")
+	h := newMatrixHost(asID, reg.ByID(asID), "hs", HostDeps{Contract: &fakeContract{reg: reg}, Accounts: accounts,
+		Rooms: rooms, Exclusive: reg}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return h, rooms
+}
+
+// The host vouches for a local user who uses the bridge (shares a room
+// with its bot), and no one else: the plugin may then act as that user,
+// restricted as the user is.
+func TestDoublePuppetVouching(t *testing.T) {
+	h, _ := testHost(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		user id.UserID
+		ok   bool
+	}{
+		{"@alice:hs", true},
+		{"@stranger:hs", false},      // never talked to the bot
+		{"@gone:hs", false},          // deactivated
+		{"@other_x:hs", false},       // another appservice's user
+		{"@remote:elsewhere", false}, // not a user of this server
+		{"@nobody:hs", false},        // no such account
+		{"@net_ghost:hs", false},     // the plugin's own ghost: no puppet
+		{"@netbot:hs", false},
+	} {
+		t.Run(string(tc.user), func(t *testing.T) {
+			_, err := h.DoublePuppet(ctx, &proto.DoublePuppetRequest{UserId: string(tc.user)})
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("got %v, want PERMISSION_DENIED", err)
+			}
+			_, err = h.act(ctx, string(tc.user))
+			owned := h.as.OwnsUser(tc.user)
+			if (tc.ok || owned) != (err == nil) {
+				t.Fatalf("acting as %s afterwards: %v", tc.user, err)
+			}
+		})
+	}
+	// A vouched-for user's principal is an appservice's (so ts counts),
+	// restricted as the account is.
+	p, err := h.act(ctx, "@alice:hs")
+	if err != nil || p.Kind != types.PrincipalAppService || p.AppServiceID != h.asID || p.Suspended {
+		t.Fatalf("alice's principal: %+v, %v", p, err)
+	}
+	if _, err := h.DoublePuppet(ctx, &proto.DoublePuppetRequest{UserId: "@suspended:hs"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := h.act(ctx, "@suspended:hs"); err != nil || !p.Suspended {
+		t.Fatalf("a suspended user's principal: %+v, %v", p, err)
+	}
+}
+
+// A bridge state per login, the bridge's own only while no login reports;
+// a logged out login is forgotten.
+func TestReportBridgeState(t *testing.T) {
+	h, _ := testHost(t)
+	ctx := context.Background()
+	report := func(state, user, remote string) {
+		t.Helper()
+		if _, err := h.ReportBridgeState(ctx, &proto.BridgeState{StateEvent: state, UserId: user, RemoteId: remote}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states := func() string {
+		var s string
+		for _, l := range h.loginStates() {
+			s += l.UserID + "/" + l.RemoteID + "=" + l.State + " "
+		}
+		return s
+	}
+	report("UNCONFIGURED", "", "")
+	if got := states(); got != "/=UNCONFIGURED " {
+		t.Fatalf("states %q", got)
+	}
+	report("CONNECTED", "@b:hs", "b1")
+	report("CONNECTING", "@a:hs", "a1")
+	report("TRANSIENT_DISCONNECT", "@a:hs", "a1")
+	if got := states(); got != "@a:hs/a1=TRANSIENT_DISCONNECT @b:hs/b1=CONNECTED " {
+		t.Fatalf("states %q", got)
+	}
+	report("LOGGED_OUT", "@b:hs", "b1")
+	if got := states(); got != "@a:hs/a1=TRANSIENT_DISCONNECT " {
+		t.Fatalf("states %q", got)
+	}
+	if _, err := h.ReportBridgeState(ctx, &proto.BridgeState{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("an empty state: %v", err)
+	}
+}
