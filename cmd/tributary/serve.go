@@ -385,10 +385,6 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Messages:           limiter(rl, rl.Messages),
 		DelayedManagement:  limiter(rl, rl.DelayedEventManagement),
 	}).Register(engine)
-	mediaSvc, err := newMedia(store, cfg, log)
-	if err != nil {
-		return err
-	}
 	var notices *admin.Notices
 	if cfg.ServerNotices.Enabled {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
