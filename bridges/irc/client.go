@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,11 @@ func (c *Client) Connect(ctx context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ctx = c.login.Log.WithContext(ctx)
 	c.cancel, c.done = cancel, make(chan struct{})
+	if c.prepared != nil {
+		// The login flow's connection is usable at once (a join right
+		// after logging in).
+		c.conn = c.prepared.conn
+	}
 	go c.events.run(ctx, c.login)
 	go c.run(ctx, c.done)
 }
@@ -313,6 +319,22 @@ func (c *Client) serve(ctx context.Context, conn *ircconn.Conn) error {
 	}
 }
 
+// MONITOR replies (IRCv3 monitor).
+const rplMonOffline = "731"
+
+// watchWantedNick asks the server to say when the wanted nick is free,
+// when the connection had to register with another and the server has
+// MONITOR; without it the regain ticker asks for the nick now and then.
+func (c *Client) watchWantedNick(ctx context.Context, conn *ircconn.Conn) {
+	want := c.wantedNick()
+	if want == "" || conn.ISupport().CaseMapping().Equal(conn.Nick(), want) {
+		return
+	}
+	if _, ok := conn.ISupport().Get("MONITOR"); ok {
+		_ = conn.Send(ctx, ircconn.NewMessage("MONITOR", "+", want))
+	}
+}
+
 // regainNick asks for the wanted nick when the connection has another.
 func (c *Client) regainNick(ctx context.Context, conn *ircconn.Conn) {
 	want := c.wantedNick()
@@ -459,6 +481,14 @@ func (c *Client) handleEvent(ctx context.Context, s *session, ev ircconn.Event) 
 		if !s.motdEnded {
 			s.motdEnded = true
 			go c.joinAll(ctx, conn)
+			c.watchWantedNick(ctx, conn)
+		}
+	case rplMonOffline:
+		// The wanted nick is free (MONITOR).
+		for _, nick := range strings.Split(m.Param(1), ",") {
+			if cm.Equal(ircconn.ParsePrefix(nick).Name, c.wantedNick()) {
+				c.regainNick(ctx, conn)
+			}
 		}
 	case "JOIN":
 		channel := m.Param(0)

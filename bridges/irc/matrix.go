@@ -317,7 +317,7 @@ func (c *Client) HandleMatrixMembership(ctx context.Context, msg *bridgev2.Matri
 		}
 	case bridgev2.Kick, bridgev2.BanJoined:
 		if nick == "" {
-			return nil, errors.New("no IRC nick for the kicked user")
+			return nil, nil // a Matrix user the channel does not know
 		}
 		if msg.Type == bridgev2.BanJoined {
 			if err := c.request(ctx, conn, ircconn.NewMessage("MODE", target, "+b", nick+"!*@*")); err != nil {
@@ -331,7 +331,7 @@ func (c *Client) HandleMatrixMembership(ctx context.Context, msg *bridgev2.Matri
 		return nil, c.request(ctx, conn, m)
 	case bridgev2.Invite:
 		if nick == "" {
-			return nil, errors.New("no IRC nick for the invited user")
+			return nil, nil // a Matrix user: the invite is Matrix's business
 		}
 		return nil, c.request(ctx, conn, ircconn.NewMessage("INVITE", nick, target))
 	case bridgev2.Unban:
