@@ -632,6 +632,11 @@ func (c *Client) member(ctx context.Context, nick string, membership event.Membe
 			m.UserInfo = &bridgev2.UserInfo{Name: &name, Identifiers: []string{"irc:" + nick}}
 		}
 	}
+	if membership == event.MembershipLeave {
+		// Only someone the room has as joined leaves: a QUIT or PART of a
+		// user the room never saw is not a leave event of a new ghost.
+		m.PrevMembership = event.MembershipJoin
+	}
 	if modes != "-" {
 		level := memberLevel(modes)
 		m.PowerLevel = &level
