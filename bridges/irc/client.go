@@ -152,11 +152,19 @@ func (c *Client) Connect(ctx context.Context) {
 		// after logging in).
 		c.conn = c.prepared.conn
 	}
-	go c.events.run(ctx, c.login)
-	go c.run(ctx, c.done)
+	runDone, queueDone := make(chan struct{}), make(chan struct{})
+	go c.events.run(ctx, c.login, queueDone)
+	go c.run(ctx, runDone)
+	go func(done chan struct{}) {
+		<-runDone
+		<-queueDone
+		close(done)
+	}(c.done)
 }
 
-// Disconnect quits the server and stops reconnecting.
+// Disconnect quits the server, stops reconnecting and returns once the
+// connection loop and the event queue have stopped (a Connect after it
+// starts afresh; events not yet handed to bridgev2 stay queued for it).
 func (c *Client) Disconnect() {
 	c.mu.Lock()
 	cancel, done := c.cancel, c.done
@@ -963,26 +971,27 @@ func (q *remoteQueue) add(item func(ctx context.Context, login *bridgev2.UserLog
 	}
 }
 
-// run delivers queued events until ctx ends.
-func (q *remoteQueue) run(ctx context.Context, login *bridgev2.UserLogin) {
-	for {
+// run delivers queued events, one at a time, until ctx ends, and then
+// closes done. What it has not delivered stays queued for the next run
+// (a Connect after a Disconnect).
+func (q *remoteQueue) run(ctx context.Context, login *bridgev2.UserLogin, done chan<- struct{}) {
+	defer close(done)
+	for ctx.Err() == nil {
 		q.mu.Lock()
-		items := q.items
-		q.items = nil
-		q.mu.Unlock()
-		for _, it := range items {
-			if ctx.Err() != nil {
-				return
-			}
-			it(ctx, login)
+		var item func(context.Context, *bridgev2.UserLogin)
+		if len(q.items) > 0 {
+			item = q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
 		}
-		if len(items) > 0 {
+		q.mu.Unlock()
+		if item != nil {
+			item(ctx, login)
 			continue
 		}
 		select {
 		case <-q.wake:
 		case <-ctx.Done():
-			return
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/bridgev2/provisionutil"
 	"maunium.net/go/mautrix/event"
 
 	"github.com/tributary-hs/tributary/bridges/irc"
@@ -255,6 +256,9 @@ func TestIRCBridge(t *testing.T) {
 	})
 	// She stays away while the channel changes: back, the room shows the
 	// channel as it is (topic, members, moderation).
+	frank := dialIRC(t, e.ircAdr, "frank")
+	frank.join(channel)
+	w.waitMember(ctx, roomID, ghost("frank"), event.MembershipJoin, nil)
 	client.Disconnect()
 	bob.await("alice quitting", func(m *ircconn.Message) bool { return m.Command == "QUIT" && m.Prefix().Name == "alice" })
 	bob.send(ircconn.NewMessage("TOPIC", channel, "while you were away"))
@@ -263,11 +267,14 @@ func TestIRCBridge(t *testing.T) {
 	bob.await("+m", func(m *ircconn.Message) bool { return m.Command == "MODE" && m.Param(1) == "+m" })
 	dave := dialIRC(t, e.ircAdr, "dave")
 	dave.join(channel)
+	frank.send(ircconn.NewMessage("PART", channel))
+	dave.await("frank leaving", func(m *ircconn.Message) bool { return m.Command == "PART" && m.Prefix().Name == "frank" })
 	client.Connect(ctx)
 	w.wait(ctx, roomID, "the topic after the resync", func(evt *event.Event) bool {
 		return evt.Type == event.StateTopic && evt.Content.AsTopic().Topic == "while you were away"
 	})
 	w.waitMember(ctx, roomID, ghost("dave"), event.MembershipJoin, nil)
+	w.waitMember(ctx, roomID, ghost("frank"), event.MembershipLeave, nil)
 	w.wait(ctx, roomID, "moderated: events_default 1", func(evt *event.Event) bool {
 		return evt.Type == event.StatePowerLevels && evt.Content.AsPowerLevels().EventsDefault == 1
 	})
@@ -278,6 +285,24 @@ func TestIRCBridge(t *testing.T) {
 	}
 	bob.say(channel, "last words")
 	w.waitMessage(ctx, roomID, "last words")
+	// start-chat (and the provisioning API) open a DM with a nick.
+	resolved, err := provisionutil.ResolveIdentifier(ctx, login, "dave", true)
+	if err != nil || resolved.MXID != ghost("dave") || resolved.DMRoomID == "" {
+		t.Fatalf("start a chat with dave: %+v, %v", resolved, err)
+	}
+	if invited := w.waitInvite(ctx, roomID, dm); invited != resolved.DMRoomID {
+		t.Fatalf("invited to %s, the DM is %s", invited, resolved.DMRoomID)
+	}
+	if _, err := aliceMX.JoinRoomByID(ctx, resolved.DMRoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aliceMX.SendText(ctx, resolved.DMRoomID, "hi dave"); err != nil {
+		t.Fatal(err)
+	}
+	if m := dave.awaitFrom("PRIVMSG", "dave", "alice"); m.Trailing() != "hi dave" {
+		t.Fatalf("dave got %q", m.Trailing())
+	}
+
 	counts := map[string]int{}
 	for _, evt := range w.seen[roomID] {
 		if evt.Type == event.EventMessage {
