@@ -1,11 +1,18 @@
 package irc
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
@@ -448,5 +455,101 @@ func TestConfig(t *testing.T) {
 		if err := bad.validate(); err == nil {
 			t.Errorf("config %+v accepted", bad)
 		}
+	}
+}
+
+// TestDialSASL: a login with a password registers with SASL PLAIN as its
+// account, and a refused login is ErrSASLFailed (bad credentials: the
+// bridge does not retry it).
+func TestDialSASL(t *testing.T) {
+	for _, accept := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		n := &Connector{Config: Config{Server: ln.Addr().String(), FloodBurst: 100, FloodInterval: time.Millisecond}}
+		if err := n.Config.validate(); err != nil {
+			t.Fatal(err)
+		}
+		payload := make(chan string, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			say := func(lines ...string) {
+				for _, l := range lines {
+					_, _ = io.WriteString(c, l+"\r\n")
+				}
+			}
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				m, _ := ircconn.Parse(line)
+				switch {
+				case m.Command == "USER":
+					say(":srv CAP * LS :sasl=PLAIN")
+				case m.Command == "CAP" && m.Param(0) == "REQ":
+					say(":srv CAP * ACK :sasl")
+				case m.Command == "AUTHENTICATE" && m.Param(0) == "PLAIN":
+					say("AUTHENTICATE +")
+				case m.Command == "AUTHENTICATE":
+					raw, _ := base64.StdEncoding.DecodeString(m.Param(0))
+					payload <- string(raw)
+					if accept {
+						say(":srv 900 annie annie!u@h acct :You are now logged in", ":srv 903 annie :SASL successful")
+					} else {
+						say(":srv 904 annie :SASL authentication failed")
+					}
+				case m.Command == "CAP" && m.Param(0) == "END":
+					say(":srv 001 annie :Welcome", ":srv 376 annie :End of MOTD")
+				}
+			}
+		}()
+		conn, err := n.dial(context.Background(), "@ann:hs", &LoginMetadata{Nick: "annie", Account: "acct", Password: "s3cret"})
+		if got := <-payload; got != "\x00acct\x00s3cret" {
+			t.Errorf("SASL PLAIN payload %q", got)
+		}
+		if accept {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conn.Account() != "acct" {
+				t.Errorf("account %q", conn.Account())
+			}
+			conn.Close()
+		} else if !errors.Is(err, ircconn.ErrSASLFailed) {
+			t.Errorf("refused SASL: %v", err)
+		}
+	}
+}
+
+// TestExampleConfig: the example network section (what bridgev2 and the
+// plugin SDK load under the operator's) decodes and validates, durations
+// included.
+func TestExampleConfig(t *testing.T) {
+	n := NewConnector()
+	example, data, upgrader := n.GetConfig()
+	if upgrader == nil || data != &n.Config {
+		t.Fatal("GetConfig")
+	}
+	if err := yaml.Unmarshal([]byte(example), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte("server: irc.libera.chat:6697\nnetwork_id: libera\nflood_interval: 2s\n"), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ValidateConfig(); err != nil {
+		t.Fatal(err)
+	}
+	c := n.Config
+	if c.Server != "irc.libera.chat:6697" || !c.TLS || c.NetworkID != "libera" || c.FloodInterval != 2*time.Second ||
+		c.PingInterval != time.Minute || c.ReconnectMax != 5*time.Minute || c.NickTemplate != "{{.Localpart}}" {
+		t.Errorf("config %+v", c)
 	}
 }
