@@ -243,12 +243,5 @@ func (c *Conn) ChatHistory(ctx context.Context, req HistoryRequest) (*Batch, err
 	if err := c.Send(ctx, m); err != nil {
 		return nil, err
 	}
-	select {
-	case b := <-ch:
-		return b, nil
-	case <-c.dead:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return await(ctx, ch, c.dead)
 }

@@ -413,13 +413,28 @@ func (c *Conn) Request(ctx context.Context, m *Message) (*Response, error) {
 	if err := c.Send(ctx, m); err != nil {
 		return nil, err
 	}
+	return await(ctx, ch, c.dead)
+}
+
+// await returns what ch delivers, ErrClosed once dead is closed, or ctx's
+// error. A value delivered before the connection died wins even when the
+// waiter only looks after both happened: the reader hands a response over
+// before it reads the line that ends the connection, so that response is
+// not lost (a plain select would pick one of the two at random).
+func await[T any](ctx context.Context, ch <-chan T, dead <-chan struct{}) (T, error) {
+	var zero T
 	select {
-	case r := <-ch:
-		return r, nil
-	case <-c.dead:
-		return nil, ErrClosed
+	case v := <-ch:
+		return v, nil
+	case <-dead:
+		select {
+		case v := <-ch:
+			return v, nil
+		default:
+		}
+		return zero, ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 

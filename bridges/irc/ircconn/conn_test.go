@@ -526,6 +526,26 @@ func TestServerClosesConnection(t *testing.T) {
 	}
 }
 
+// TestAwaitPrefersDelivered: a response delivered before the connection
+// died is returned, not ErrClosed, even when the waiter looks only after
+// both happened (as a slow Request goroutine does when the server answers
+// and then closes the link).
+func TestAwaitPrefersDelivered(t *testing.T) {
+	dead := make(chan struct{})
+	close(dead)
+	ch := make(chan *Response, 1)
+	for i := range 100 {
+		want := &Response{Message: NewMessage("PRIVMSG", "#c", string(rune(0x41+i%26)))}
+		ch <- want
+		if got, err := await(context.Background(), ch, dead); err != nil || got != want {
+			t.Fatalf("attempt %d: %v, %v", i, got, err)
+		}
+	}
+	if _, err := await(context.Background(), ch, dead); !errors.Is(err, ErrClosed) {
+		t.Fatalf("nothing delivered, connection dead: %v", err)
+	}
+}
+
 func TestSendValidates(t *testing.T) {
 	checkGoroutines(t)
 	f := newFakeServer(t)
