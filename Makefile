@@ -10,9 +10,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build run test bench fuzz lint tidy-check clean proto
 
-## build: compile bin/tributary
+## build: compile bin/tributary and the bridge plugins (bin/plugins/*)
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tributary
+	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-irc ./bridges/irc/cmd/tributary-irc
 
 ## run: start a homeserver for localhost on 127.0.0.1:8008 with SQLite in ./data
 run: build

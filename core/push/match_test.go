@@ -13,7 +13,7 @@ import (
 type matchRoom struct{ members int }
 
 func (r matchRoom) GetOwnDisplayname() string { return "Bob Smith" }
-func (r matchRoom) GetMemberCount() int        { return r.members }
+func (r matchRoom) GetMemberCount() int       { return r.members }
 func (r matchRoom) GetPowerLevels() *event.PowerLevelsEventContent {
 	return &event.PowerLevelsEventContent{Users: map[id.UserID]int{"@alice:example.org": 100}}
 }

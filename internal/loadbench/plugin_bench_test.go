@@ -76,7 +76,9 @@ func startPluginBench(b *testing.B) *pluginBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pb.waitEvent(b, func(ev *event.Event) bool { return ev.Sender == benchBot && strings.Contains(msgBody(ev), "management room") })
+	pb.waitEvent(b, func(ev *event.Event) bool {
+		return ev.Sender == benchBot && strings.Contains(msgBody(ev), "management room")
+	})
 	for _, step := range [][2]string{{"login", "Username"}, {"alice", "Password"}, {"alice-password", "Logged in"}} {
 		if _, err := pb.alice.SendText(ctx, mgmt.RoomID, step[0]); err != nil {
 			b.Fatal(err)
