@@ -4,9 +4,9 @@
 // per kind of consumer hands them to the kind's Deliverer in transactions —
 // in order, at least once, the same transaction (ID, events, extra) on
 // every retry until the consumer acknowledges it, across restarts — and
-// removes them on acknowledgement. Appservices deliver over HTTP today;
-// bridge plugins (a gRPC stream) and federation destinations (federation
-// transactions) are the next Deliverers.
+// removes them on acknowledgement. Appservices deliver over HTTP, bridge
+// plugins over a gRPC stream, federation destinations in federation
+// transactions (a Dynamic runner: destinations come and go).
 //
 // It imports core/stream (to wake when something is queued) and the
 // storage interfaces.
@@ -68,6 +68,19 @@ type Options struct {
 	FirstBackoff time.Duration
 	MaxBackoff   time.Duration
 	Logger       *slog.Logger
+	// Dynamic is for kinds whose consumers are not known in advance
+	// (federation destinations): a Wake or Retry of a consumer without a
+	// loop starts one, and a loop with nothing to send for IdleAfter
+	// (default five minutes) ends.
+	Dynamic   bool
+	IdleAfter time.Duration
+	// Resume (nil: none) is asked when a consumer's loop starts: how long
+	// to wait before the first attempt and the backoff to go on from (a
+	// consumer that was failing before a restart).
+	Resume func(consumer string) (wait, backoff time.Duration)
+	// OnFailure (nil: none) is told each failed attempt and the wait
+	// before the next (the federation admin view and metrics).
+	OnFailure func(consumer string, err error, retryIn time.Duration)
 }
 
 // Runner runs one delivery loop per consumer of a kind.
@@ -79,8 +92,12 @@ type Runner struct {
 	opts     Options
 	log      *slog.Logger
 
+	// mu guards signals, ctx and stopped; a loop leaves signals (Dynamic)
+	// only under it, so that a signal either reaches a loop or starts one.
 	mu      sync.Mutex
 	signals map[string]signals
+	ctx     context.Context // of Start, for loops started later (Dynamic)
+	stopped bool
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -107,6 +124,9 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.IdleAfter <= 0 {
+		opts.IdleAfter = 5 * time.Minute
+	}
 	return &Runner{store: store, kind: kind, d: d, notifier: n, opts: opts, log: opts.Logger,
 		signals: map[string]signals{}}, nil
 }
@@ -116,11 +136,11 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 func (r *Runner) Start(ctx context.Context, consumers []string) {
 	ctx, r.stop = context.WithCancel(ctx)
 	r.mu.Lock()
+	r.ctx = ctx
 	for _, c := range consumers {
-		s := signals{wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
-		r.signals[c] = s
-		r.wg.Add(1)
-		go r.loop(ctx, c, s)
+		if _, ok := r.signals[c]; !ok {
+			r.startLocked(c)
+		}
 	}
 	r.mu.Unlock()
 	if r.notifier != nil {
@@ -130,10 +150,33 @@ func (r *Runner) Start(ctx context.Context, consumers []string) {
 
 // Stop ends delivery; what is queued stays queued.
 func (r *Runner) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 	if r.stop != nil {
 		r.stop()
 		r.wg.Wait()
 	}
+}
+
+// startLocked starts a consumer's loop (r.mu held).
+func (r *Runner) startLocked(consumer string) signals {
+	s := signals{wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
+	r.signals[consumer] = s
+	r.wg.Add(1)
+	go r.loop(r.ctx, consumer, s)
+	return s
+}
+
+// Running lists the consumers whose loops run.
+func (r *Runner) Running() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.signals))
+	for c := range r.signals {
+		out = append(out, c)
+	}
+	return out
 }
 
 // observe wakes the consumers a change queued events for, and retries the
@@ -170,18 +213,48 @@ func (r *Runner) signal(consumers []string, which func(signals) chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range consumers {
-		if s, ok := r.signals[c]; ok {
-			select {
-			case which(s) <- struct{}{}:
-			default:
+		s, ok := r.signals[c]
+		if !ok {
+			if !r.opts.Dynamic || r.ctx == nil || r.stopped {
+				continue
 			}
+			s = r.startLocked(c)
+		}
+		select {
+		case which(s) <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// retire ends an idle loop of a Dynamic runner unless a signal came
+// meanwhile; false means the loop goes on.
+func (r *Runner) retire(consumer string, s signals) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(s.wake) > 0 || len(s.retry) > 0 {
+		return false
+	}
+	delete(r.signals, consumer)
+	return true
 }
 
 func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 	defer r.wg.Done()
 	backoff := time.Duration(0)
+	if r.opts.Resume != nil {
+		wait, last := r.opts.Resume(consumer)
+		backoff = min(last, r.opts.MaxBackoff)
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.retry:
+				backoff = 0
+			case <-time.After(min(wait, r.opts.MaxBackoff)):
+			}
+		}
+	}
 	for {
 		more, err := r.Step(ctx, consumer)
 		switch {
@@ -189,6 +262,9 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 			return
 		case err != nil:
 			backoff = min(max(2*backoff, r.opts.FirstBackoff), r.opts.MaxBackoff)
+			if r.opts.OnFailure != nil {
+				r.opts.OnFailure(consumer, err, backoff)
+			}
 			if r.notifier != nil {
 				// Whoever hears from the consumer again (its requests may
 				// reach another process) tells the Runner with Reachable.
@@ -202,13 +278,19 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 		default:
 			backoff = 0
 		}
-		var timer <-chan time.Time
+		var timer, idle <-chan time.Time
 		if backoff > 0 {
 			timer = time.After(backoff)
+		} else if r.opts.Dynamic {
+			idle = time.After(r.opts.IdleAfter)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-idle:
+			if r.retire(consumer, s) {
+				return
+			}
 		case <-s.retry:
 			backoff = 0
 		case <-s.wake:
