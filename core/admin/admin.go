@@ -15,15 +15,17 @@ import (
 
 // API serves the admin endpoints.
 type API struct {
-	users    *users.Service
-	register *httpx.Limiter
-	notices  *Notices
+	users        *users.Service
+	register     *httpx.Limiter
+	notices      *Notices
+	destinations Destinations
 }
 
 // New builds the handlers; register rate-limits shared-secret registration
-// per IP; notices sends server notices (nil: off).
-func New(u *users.Service, register *httpx.Limiter, notices *Notices) *API {
-	return &API{users: u, register: register, notices: notices}
+// per IP; notices sends server notices (nil: off); destinations serves the
+// federation destinations (nil: federation is off).
+func New(u *users.Service, register *httpx.Limiter, notices *Notices, destinations Destinations) *API {
+	return &API{users: u, register: register, notices: notices, destinations: destinations}
 }
 
 // Register adds the admin routes to r.
@@ -39,6 +41,7 @@ func (a *API) Register(r gin.IRouter) {
 	adm.DELETE("/registration_tokens/:token", a.deleteToken)
 	adm.POST("/send_server_notice", a.sendServerNotice)
 	adm.PUT("/send_server_notice/:txnId", a.sendServerNotice)
+	a.registerDestinations(adm)
 }
 
 func (a *API) requireAdmin(c *gin.Context) {
