@@ -1,9 +1,13 @@
 package e2efed
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -721,4 +725,127 @@ func TestOutboundServerACL(t *testing.T) {
 			t.Fatalf("D was sent an event of the room whose ACL denies it: %s", p)
 		}
 	}
+}
+
+// signJSON adds the signature of obj (without signatures and unsigned) by
+// user's key keyID.
+func signJSON(t *testing.T, obj map[string]any, priv ed25519.PrivateKey, user id.UserID, keyID string) map[string]any {
+	t.Helper()
+	bare := map[string]any{}
+	for k, v := range obj {
+		if k != "signatures" && k != "unsigned" {
+			bare[k] = v
+		}
+	}
+	raw, err := canonicaljson.Marshal(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := maps.Clone(bare)
+	out["signatures"] = map[string]any{string(user): map[string]any{keyID: base64.RawStdEncoding.EncodeToString(ed25519.Sign(priv, raw))}}
+	return out
+}
+
+func newKey(t *testing.T) (string, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawStdEncoding.EncodeToString(pub), priv
+}
+
+// uploadDeviceKeys uploads signed identity keys for the client's device
+// and returns the ed25519 key.
+func uploadDeviceKeys(t *testing.T, a *testserver.Server, cli *mautrix.Client) string {
+	t.Helper()
+	pub, priv := newKey(t)
+	dev := string(cli.DeviceID)
+	keys := signJSON(t, map[string]any{"user_id": cli.UserID, "device_id": dev,
+		"algorithms": []string{"m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"},
+		"keys":       map[string]any{"ed25519:" + dev: pub, "curve25519:" + dev: "curve" + dev}}, priv, cli.UserID, "ed25519:"+dev)
+	if code, body := a.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", cli.AccessToken,
+		map[string]any{"device_keys": keys}); code != http.StatusOK {
+		t.Fatalf("keys/upload: %d %v", code, body)
+	}
+	return pub
+}
+
+// Device-list changes of a local user reach the servers sharing a room
+// with them: a new device's keys and a deleted device (m.device_list_update,
+// each citing the user's previous update), new cross-signing keys
+// (m.signing_key_update).
+func TestOutboundDeviceLists(t *testing.T) {
+	a := start(t)
+	alice, c, _, _ := setupRoom(t, a)
+	deviceUpdate := func(dev id.DeviceID) func(gjson.Result) bool {
+		return func(e gjson.Result) bool {
+			return e.Get("user_id").Str == string(alice.UserID) && e.Get("device_id").Str == string(dev)
+		}
+	}
+	pub1 := uploadDeviceKeys(t, a, alice)
+	var first gjson.Result
+	c.inbox.waitFor(t, "the first device's keys", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.device_list_update", func(e gjson.Result) bool {
+			first = e
+			return deviceUpdate(alice.DeviceID)(e) && e.Get("keys.keys."+gjsonKey("ed25519:"+string(alice.DeviceID))).Str == pub1
+		})
+	})
+	if first.Get("stream_id").Int() <= 0 || first.Get("deleted").Bool() {
+		t.Fatalf("first device update: %s", first.Raw)
+	}
+
+	masterPub, masterPriv := newKey(t)
+	selfPub, _ := newKey(t)
+	master := map[string]any{"user_id": alice.UserID, "usage": []string{"master"},
+		"keys": map[string]any{"ed25519:" + masterPub: masterPub}}
+	self := signJSON(t, map[string]any{"user_id": alice.UserID, "usage": []string{"self_signing"},
+		"keys": map[string]any{"ed25519:" + selfPub: selfPub}}, masterPriv, alice.UserID, "ed25519:"+masterPub)
+	if code, body := a.Do(t, http.MethodPost, "/_matrix/client/v3/keys/device_signing/upload", alice.AccessToken,
+		map[string]any{"master_key": master, "self_signing_key": self}); code != http.StatusOK {
+		t.Fatalf("device_signing/upload: %d %v", code, body)
+	}
+	c.inbox.waitFor(t, "the cross-signing keys", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.signing_key_update", func(e gjson.Result) bool {
+			return e.Get("user_id").Str == string(alice.UserID) &&
+				e.Get("master_key.keys."+gjsonKey("ed25519:"+masterPub)).Str == masterPub &&
+				e.Get("self_signing_key.keys."+gjsonKey("ed25519:"+selfPub)).Str == selfPub
+		})
+	})
+
+	// A second device, then its deletion.
+	second := a.Client(t)
+	if _, err := second.Login(t.Context(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"},
+		Password:   "correct horse battery", StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	uploadDeviceKeys(t, a, second)
+	var added gjson.Result
+	c.inbox.waitFor(t, "the second device's keys", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.device_list_update", func(e gjson.Result) bool {
+			added = e
+			return deviceUpdate(second.DeviceID)(e) && e.Get("keys").Exists()
+		})
+	})
+	if prev := added.Get("prev_id").Array(); len(prev) != 1 || prev[0].Int() != first.Get("stream_id").Int() {
+		t.Fatalf("the second update's prev_id is not the first's stream_id %d: %s", first.Get("stream_id").Int(), added.Raw)
+	}
+	path := "/_matrix/client/v3/devices/" + url.PathEscape(string(second.DeviceID))
+	code, body := a.Do(t, http.MethodDelete, path, alice.AccessToken, map[string]any{})
+	session, _ := body["session"].(string)
+	if code != http.StatusUnauthorized || session == "" {
+		t.Fatalf("delete device without auth: %d %v", code, body)
+	}
+	if code, body := a.Do(t, http.MethodDelete, path, alice.AccessToken, map[string]any{"auth": map[string]any{
+		"type": "m.login.password", "session": session, "password": "correct horse battery",
+		"identifier": map[string]any{"type": "m.id.user", "user": "alice"}}}); code != http.StatusOK {
+		t.Fatalf("delete device: %d %v", code, body)
+	}
+	c.inbox.waitFor(t, "the deleted device", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.device_list_update", func(e gjson.Result) bool {
+			return deviceUpdate(second.DeviceID)(e) && e.Get("deleted").Bool() && !e.Get("keys").Exists() &&
+				len(e.Get("prev_id").Array()) == 1 && e.Get("prev_id.0").Int() == added.Get("stream_id").Int()
+		})
+	})
 }
