@@ -33,8 +33,8 @@ type Txn struct {
 	// nil: nothing else), as the Deliverer's Open decided.
 	Extra []int64
 	// Data is what Open computed for a new transaction (nil on a retry,
-	// when the Deliverer recomputes it from Extra). Deliver may set it for
-	// Acked.
+	// when the Deliverer recomputes it from Extra — but with InMemoryTxns,
+	// where a retry is the same Txn). Deliver may set it for Acked.
 	Data any
 }
 
@@ -81,7 +81,19 @@ type Options struct {
 	// OnFailure (nil: none) is told each failed attempt and the wait
 	// before the next (the federation admin view and metrics).
 	OnFailure func(consumer string, err error, retryIn time.Duration)
+	// InMemoryTxns keeps the transaction in flight in memory only: it is
+	// retried with the same ID, events, Extra and Data while the process
+	// lives; after a restart its events go out again in a new transaction.
+	// For consumers that deduplicate what they receive by its content
+	// (federation: PDUs by event ID, to-device messages by message_id),
+	// it spares two writes per transaction. IDs still come from the
+	// persisted counter (reserved in blocks): none is ever reused.
+	InMemoryTxns bool
 }
+
+// txnIDBlock is how many transaction IDs an InMemoryTxns runner reserves
+// at a time.
+const txnIDBlock = 1000
 
 // Runner runs one delivery loop per consumer of a kind.
 type Runner struct {
@@ -100,6 +112,12 @@ type Runner struct {
 	stopped bool
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	// inFlight are the transactions in flight of an InMemoryTxns runner;
+	// nextID..lastID the transaction IDs reserved and not yet used.
+	inFlight map[string]*Txn
+	idMu     sync.Mutex // guards nextID, lastID (not mu: Wake must not wait for storage)
+	nextID   int64
+	lastID   int64
 }
 
 // signals wake one consumer's loop: wake when there may be something to
@@ -128,7 +146,7 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 		opts.IdleAfter = 5 * time.Minute
 	}
 	return &Runner{store: store, kind: kind, d: d, notifier: n, opts: opts, log: opts.Logger,
-		signals: map[string]signals{}}, nil
+		signals: map[string]signals{}, inFlight: map[string]*Txn{}}, nil
 }
 
 // Start runs the consumers' loops, each resuming what it has queued or in
@@ -313,6 +331,9 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 // Step sends the consumer's transaction in flight, or opens one from its
 // queue; it reports whether there may be more to send.
 func (r *Runner) Step(ctx context.Context, consumer string) (bool, error) {
+	if r.opts.InMemoryTxns {
+		return r.stepInMemory(ctx, consumer)
+	}
 	c := storage.Consumer{Kind: r.kind, ID: consumer}
 	var t *Txn
 	stored, err := r.store.TxnInFlight(ctx, c)
@@ -358,4 +379,60 @@ func (r *Runner) Step(ctx context.Context, consumer string) (bool, error) {
 		return false, err
 	}
 	return true, r.d.Acked(ctx, consumer, t)
+}
+
+// stepInMemory is Step with the transaction in flight kept in memory.
+func (r *Runner) stepInMemory(ctx context.Context, consumer string) (bool, error) {
+	c := storage.Consumer{Kind: r.kind, ID: consumer}
+	r.mu.Lock()
+	t := r.inFlight[consumer]
+	r.mu.Unlock()
+	if t == nil {
+		pending, err := r.store.PendingFor(ctx, c, r.opts.Limit)
+		if err != nil {
+			return false, err
+		}
+		plan, more, err := r.d.Open(ctx, consumer, pending)
+		if err != nil || plan == nil {
+			return more, err
+		}
+		txnID, err := r.takeTxnID(ctx)
+		if err != nil {
+			return false, err
+		}
+		t = &Txn{ID: txnID, Positions: pending, Extra: plan.Extra, Data: plan.Data}
+		r.mu.Lock()
+		r.inFlight[consumer] = t
+		r.mu.Unlock()
+	}
+	if err := r.d.Deliver(ctx, consumer, t); err != nil {
+		return false, err
+	}
+	ack := &storage.QueueTxn{Consumer: c, TxnID: t.ID, Extra: t.Extra}
+	if len(t.Positions) > 0 {
+		ack.LastPos = t.Positions[len(t.Positions)-1]
+	}
+	if err := r.store.AckTxn(ctx, ack); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	delete(r.inFlight, consumer)
+	r.mu.Unlock()
+	return true, r.d.Acked(ctx, consumer, t)
+}
+
+// takeTxnID hands out the next reserved transaction ID.
+func (r *Runner) takeTxnID(ctx context.Context) (int64, error) {
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	if r.nextID == 0 || r.nextID > r.lastID {
+		first, err := r.store.ReserveTxnIDs(ctx, r.kind, txnIDBlock)
+		if err != nil {
+			return 0, err
+		}
+		r.nextID, r.lastID = first, first+txnIDBlock-1
+	}
+	id := r.nextID
+	r.nextID++
+	return id, nil
 }

@@ -363,3 +363,45 @@ func TestRunnerResumesBackoff(t *testing.T) {
 		t.Fatal("OnFailure was not told")
 	}
 }
+
+// With InMemoryTxns a failed transaction is retried as it was (same ID,
+// events and Data) and acknowledged without ever being written; IDs come
+// from the persisted counter, so a new runner (a restart) never reuses one.
+func TestRunnerInMemoryTxns(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	c := storage.Consumer{Kind: "test", ID: "a"}
+	d := &fakeDeliverer{fail: errors.New("consumer down"), extra: []int64{7}}
+	r, _ := New(store, "test", d, nil, Options{Limit: 2, InMemoryTxns: true})
+	positions := queueEvents(t, store, 3, c)
+	for range 2 {
+		if _, err := r.Step(ctx, "a"); err == nil {
+			t.Fatal("a failed delivery was reported as sent")
+		}
+	}
+	if _, err := store.TxnInFlight(ctx, c); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the transaction in flight was written: %v", err)
+	}
+	if len(d.sent) != 2 || d.sent[0].ID != d.sent[1].ID || d.sent[1].Data != "fresh" ||
+		!slices.Equal(d.sent[1].Positions, positions[:2]) {
+		t.Fatalf("attempts: %+v", d.sent)
+	}
+	d.fail = nil
+	if more, err := r.Step(ctx, "a"); err != nil || !more {
+		t.Fatalf("delivery: %v, %v", more, err)
+	}
+	pending, err := store.PendingFor(ctx, c, 10)
+	if err != nil || !slices.Equal(pending, positions[2:]) {
+		t.Fatalf("left queued: %v, %v", pending, err)
+	}
+	if cur, err := store.QueueCursor(ctx, c); err != nil || !slices.Equal(cur, []int64{7}) {
+		t.Fatalf("cursor: %v, %v", cur, err)
+	}
+	r2, _ := New(store, "test", d, nil, Options{Limit: 2, InMemoryTxns: true})
+	if _, err := r2.Step(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if last := d.sent[len(d.sent)-1]; last.ID <= d.sent[0].ID || !slices.Equal(last.Positions, positions[2:]) {
+		t.Fatalf("after a restart: %+v (first ID %d)", last, d.sent[0].ID)
+	}
+}

@@ -7,16 +7,20 @@ package outbound
 // 50 queued PDUs — the events core/rooms queued for the destination in
 // the transactions that persisted them (Interest) — and up to 100 EDUs
 // read from the ephemeral streams since the destination's cursor (edus.go).
-// Its ID is the queue's transaction ID, persisted: a retry, after a
-// failure or a restart, is the same transaction, and the receiver
-// deduplicates it. It is removed, and the cursor moved, when the
-// destination answers 200; errors the destination reports for single
+// Its ID comes from the queue's persisted counter (never reused). A retry
+// in this process is the same transaction, which the receiver
+// deduplicates; after a restart the events go out again in a new one,
+// which is harmless — the receiver knows PDUs by event ID and to-device
+// messages by message_id — and spares two writes per transaction (as
+// Synapse, which keeps transactions in memory too). The events are removed
+// from the queue, and the cursor moved, when the destination answers 200; errors the destination reports for single
 // PDUs are logged, not retried. A failed transaction is retried after an
 // exponential backoff (core/queue; persisted in federation_destinations so
 // that a restart goes on with it), at once when the destination contacts
 // this server (Contacted) or an admin resets it.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,6 +94,7 @@ type Sender struct {
 	log      *slog.Logger
 	runner   *queue.Runner
 	servers  *serverCache
+	pdus     *pduCache
 	dests    *destinations
 	metrics  *metrics
 
@@ -126,12 +131,12 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k Keys, client *fede
 		opts.FederatesWith = func(string) bool { return true }
 	}
 	s := &Sender{store: store, rooms: r, eph: eph, keys: k, client: client, notifier: n, opts: opts, log: opts.Logger,
-		servers: newServerCache(r), cursors: map[string]stream.Positions{}, metrics: newMetrics(),
+		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}}, cursors: map[string]stream.Positions{}, metrics: newMetrics(),
 		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
 	var err error
 	s.runner, err = queue.New(store, stream.KindFederation, s, n, queue.Options{Limit: maxPDUs, Logger: s.log,
-		FirstBackoff: opts.FirstBackoff, MaxBackoff: opts.MaxBackoff, Dynamic: true,
+		FirstBackoff: opts.FirstBackoff, MaxBackoff: opts.MaxBackoff, Dynamic: true, InMemoryTxns: true,
 		Resume: s.dests.resume, OnFailure: s.failed})
 	return s, err
 }
@@ -252,7 +257,7 @@ func (s *Sender) Deliver(ctx context.Context, dest string, t *queue.Txn) error {
 		}
 		t.Data = data
 	}
-	pdus, err := s.rooms.FederationPDUs(ctx, t.Positions)
+	pdus, err := s.pdus.get(ctx, t.Positions)
 	if err != nil {
 		return err
 	}
@@ -537,4 +542,61 @@ func (c *serverCache) forget(room id.RoomID) {
 	delete(c.m, room)
 	c.gen++
 	c.mu.Unlock()
+}
+
+// pduCache keeps the events just sent for a while: an event goes to every
+// server in its room, mostly within moments, and is read once for all.
+// Briefly (pduCacheTTL), so that one redacted since goes out redacted to
+// a server that was down.
+type pduCache struct {
+	rooms *rooms.Reader
+	mu    sync.Mutex
+	m     map[int64]cachedPDU
+}
+
+type cachedPDU struct {
+	pdu rooms.OutboundPDU
+	at  time.Time
+}
+
+const (
+	pduCacheTTL  = 10 * time.Second
+	pduCacheSize = 10_000
+)
+
+func (c *pduCache) get(ctx context.Context, positions []int64) ([]rooms.OutboundPDU, error) {
+	out := make([]rooms.OutboundPDU, 0, len(positions))
+	var missing []int64
+	now := time.Now()
+	c.mu.Lock()
+	for _, pos := range positions {
+		if e, ok := c.m[pos]; ok && now.Sub(e.at) < pduCacheTTL {
+			out = append(out, e.pdu)
+		} else {
+			missing = append(missing, pos)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := c.rooms.FederationPDUs(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.m)+len(loaded) > pduCacheSize {
+		for pos, e := range c.m {
+			if now.Sub(e.at) >= pduCacheTTL || len(c.m)+len(loaded) > pduCacheSize {
+				delete(c.m, pos)
+			}
+		}
+	}
+	for _, p := range loaded {
+		c.m[p.Pos] = cachedPDU{pdu: p, at: now}
+	}
+	c.mu.Unlock()
+	out = append(out, loaded...)
+	slices.SortFunc(out, func(a, b rooms.OutboundPDU) int { return cmp.Compare(a.Pos, b.Pos) })
+	return out, nil
 }

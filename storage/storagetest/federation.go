@@ -18,6 +18,30 @@ var federationTests = []struct {
 	{"Federation/QueueConsumersDepths", testQueueConsumersDepths},
 	{"Federation/ToDeviceForServer", testToDeviceForServer},
 	{"Federation/DeviceListRows", testDeviceListRows},
+	{"Queues/ReserveTxnIDs", testReserveTxnIDs},
+}
+
+// Reserved transaction IDs come from the counter OpenTxn draws from: no
+// ID is handed out twice.
+func testReserveTxnIDs(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	first, err := s.ReserveTxnIDs(c, "federation", 100)
+	must(t, err)
+	txn, err := s.OpenTxn(c, storage.Consumer{Kind: "federation", ID: "a.example"}, 0, nil)
+	must(t, err)
+	eq(t, "OpenTxn after a block", txn.TxnID, first+100)
+	next, err := s.ReserveTxnIDs(c, "federation", 10)
+	must(t, err)
+	eq(t, "the next block", next, first+101)
+	other, err := s.ReserveTxnIDs(c, "appservice", 1)
+	must(t, err)
+	eq(t, "another kind counts alone", other, int64(1))
+	// A transaction never opened is acknowledged like one that was.
+	must(t, s.AckTxn(c, &storage.QueueTxn{Consumer: storage.Consumer{Kind: "federation", ID: "b.example"}, TxnID: next,
+		Extra: []int64{1, 2}}))
+	cur, err := s.QueueCursor(c, storage.Consumer{Kind: "federation", ID: "b.example"})
+	must(t, err)
+	eqList(t, "cursor", cur, []int64{1, 2})
 }
 
 // A failure starts the backoff (failure_ts kept from the first), a sent
