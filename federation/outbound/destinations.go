@@ -26,6 +26,10 @@ type destinations struct {
 
 	mu sync.Mutex
 	m  map[string]*destState
+	// writeMu orders the writes of a success and a failure: a success
+	// noted before a failure is written before it, never after (it would
+	// clear the backoff).
+	writeMu sync.Mutex
 }
 
 type destState struct {
@@ -77,13 +81,16 @@ func (d *destinations) resume(dest string) (wait, backoff time.Duration) {
 }
 
 func (d *destinations) failed(dest string, retryIn time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.flushLocked(ctx, dest)
 	d.mu.Lock()
 	st := d.stateLocked(dest)
 	st.failing = true
 	st.failures++
 	d.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if err := d.store.DestinationFailed(ctx, dest, time.Now().UnixMilli(), retryIn.Milliseconds()); err != nil {
 		d.log.Warn("federation: recording a failed transaction", "destination", dest, "err", err)
 	}
@@ -124,6 +131,13 @@ func (d *destinations) isFailing(dest string) bool {
 
 // flushOne writes a destination's unwritten success.
 func (d *destinations) flushOne(ctx context.Context, dest string) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.flushLocked(ctx, dest)
+}
+
+// flushLocked is flushOne with writeMu held.
+func (d *destinations) flushLocked(ctx context.Context, dest string) {
 	d.mu.Lock()
 	st := d.m[dest]
 	if st == nil || !st.dirty {

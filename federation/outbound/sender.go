@@ -102,6 +102,8 @@ type Sender struct {
 	// cursors caches each destination's cursor along the ephemeral streams
 	// (written by its own loop only).
 	cursors map[string]stream.Positions
+	// cursorLoad serialises reading a cursor into cursors.
+	cursorLoad sync.Mutex
 
 	changes  chan stream.Change
 	overflow chan struct{}
@@ -358,6 +360,16 @@ func (s *Sender) cursor(ctx context.Context, dest string) (stream.Positions, err
 	if ok {
 		return p, nil
 	}
+	// One reader at a time: wakeLoop (startCursors) and the destination's
+	// loop may both find none, and only one may start it.
+	s.cursorLoad.Lock()
+	defer s.cursorLoad.Unlock()
+	s.mu.Lock()
+	p, ok = s.cursors[dest]
+	s.mu.Unlock()
+	if ok {
+		return p, nil
+	}
 	cur := s.notifier.Current()
 	stored, err := s.store.QueueCursor(ctx, consumer(dest))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -400,6 +412,9 @@ func (s *Sender) observe(c stream.Change) {
 	case stream.Events:
 		if len(c.Users) > 0 && c.RoomID != "" {
 			s.servers.forget(c.RoomID) // memberships changed
+			if slices.ContainsFunc(c.Users, func(u id.UserID) bool { return !s.local(u) }) {
+				s.queueChange(c) // a server may be new to us: its cursor starts now
+			}
 		}
 	case stream.Unreachable, stream.Reachable:
 		for _, q := range c.Queued {
@@ -408,13 +423,18 @@ func (s *Sender) observe(c stream.Change) {
 			}
 		}
 	case stream.Typing, stream.Receipts, stream.Presence, stream.ToDevice, stream.DeviceLists:
+		s.queueChange(c)
+	}
+}
+
+// queueChange hands a change to wakeLoop without waiting.
+func (s *Sender) queueChange(c stream.Change) {
+	select {
+	case s.changes <- c:
+	default:
 		select {
-		case s.changes <- c:
+		case s.overflow <- struct{}{}:
 		default:
-			select {
-			case s.overflow <- struct{}{}:
-			default:
-			}
 		}
 	}
 }
@@ -432,6 +452,10 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 			// Changes were missed: every running destination looks.
 			s.runner.Wake(s.runner.Running()...)
 		case c := <-s.changes:
+			if c.Stream == stream.Events {
+				s.startCursors(ctx, c.Users)
+				continue
+			}
 			dests, err := s.concerned(ctx, c)
 			if err != nil {
 				s.log.Warn("federation: which servers a change concerns", "stream", c.Stream, "err", err)
@@ -444,6 +468,20 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 }
 
 func (s *Sender) local(u id.UserID) bool { return u.Homeserver() == s.opts.ServerName }
+
+// startCursors gives the servers of users who just joined (or left) a
+// room a cursor if they have none, starting now: what happens from their
+// joining on is theirs (typing, receipts, presence), even before anything
+// wakes their queue.
+func (s *Sender) startCursors(ctx context.Context, users []id.UserID) {
+	for _, u := range users {
+		if srv := u.Homeserver(); srv != "" && !s.local(u) && s.opts.FederatesWith(srv) {
+			if _, err := s.cursor(ctx, srv); err != nil {
+				s.log.Warn("federation: starting a destination's cursor", "destination", srv, "err", err)
+			}
+		}
+	}
+}
 
 func (s *Sender) concerned(ctx context.Context, c stream.Change) ([]string, error) {
 	var out []string

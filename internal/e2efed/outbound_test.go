@@ -302,6 +302,18 @@ func outboundReachesRemoteServer(t *testing.T, a *testserver.Server) {
 	c.inbox.waitFor(t, "D's join, passed on by A", func(acc []receivedTxn, _ []string) bool {
 		return slices.Contains(eventIDs(t, r.rv, pdus(acc)), rd.last)
 	})
+	// D's news starts with its join: alice's typing at once reaches it.
+	if _, err := alice.UserTyping(ctx, roomID, true, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d.inbox.waitFor(t, "typing right after D joined", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.typing", func(e gjson.Result) bool {
+			return e.Get("user_id").Str == string(alice.UserID) && e.Get("typing").Bool()
+		})
+	})
+	if _, err := alice.UserTyping(ctx, roomID, false, 0); err != nil {
+		t.Fatal(err)
+	}
 	r.state = rd.state // C's view of the room: D's join is in it now
 	r.state[pdu.StateKey{Type: "m.room.member", StateKey: string(carol)}] = r.last
 
@@ -473,7 +485,7 @@ func adminCall(t *testing.T, s *testserver.Server, method, path, token string) (
 // the admin API's reset_connection, and again when it makes a request to
 // A; the admin API lists it while it fails, to admins only.
 func TestOutboundResetAndContact(t *testing.T) {
-	a := startWithConfig(t, "federation:\n  retry_backoff: 1h\n  max_retry_backoff: 1h\n")
+	a := startWithConfig(t, "federation:\n  retry_backoff: 1h\n  max_retry_backoff: 1h\n", "--metrics-listen", "127.0.0.1:0")
 	alice, c, r, _ := setupRoom(t, a)
 	if out, err := a.Run(t, "", "user", "add", "root", "--password", "root-password", "--admin"); err != nil {
 		t.Fatalf("user add: %v %s", err, out)
@@ -510,6 +522,24 @@ func TestOutboundResetAndContact(t *testing.T) {
 	if dest["destination"] != c.name || dest["retry_interval"].(float64) != float64(time.Hour.Milliseconds()) ||
 		dest["retry_last_ts"].(float64) <= 0 {
 		t.Fatalf("failing destination: %v", dest)
+	}
+	// The metrics name the failing destination.
+	resp, err := http.Get(a.MetricsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"tributary_federation_destinations_failing 1\n",
+		`tributary_federation_destination_failures{destination="` + c.name + `"} 1` + "\n",
+		`tributary_federation_destination_queue_depth{destination="` + c.name + `"} 1` + "\n",
+		"tributary_federation_queue_depth_total 1\n",
+		`tributary_federation_transactions_total{result="failed"} 1` + "\n",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("metrics lack %q:\n%s", want, grepLines(string(metrics), "tributary_federation"))
+		}
 	}
 	code, list := adminCall(t, a, http.MethodGet, "?destination="+url.QueryEscape(c.name)+"&order_by=failure_ts&dir=b", root.AccessToken)
 	if ds, _ := list["destinations"].([]any); code != http.StatusOK || list["total"].(float64) != 1 || len(ds) != 1 {
@@ -848,4 +878,14 @@ func TestOutboundDeviceLists(t *testing.T) {
 				len(e.Get("prev_id").Array()) == 1 && e.Get("prev_id.0").Int() == added.Get("stream_id").Int()
 		})
 	})
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
