@@ -698,7 +698,7 @@ func (s *Service) takeMembership(ctx context.Context, origin string, roomID id.R
 		return nil, err
 	}
 	// The resident server passes the event on to the room's other servers.
-	res, err := s.Intake(withRelay(ctx), origin, raw)
+	res, err := s.Intake(WithRelay(ctx), origin, raw)
 	var dropped *DroppedError
 	var missing *MissingEventsError
 	switch {

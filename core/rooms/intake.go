@@ -174,7 +174,7 @@ func (w *roomWriter) processRemote(r *sendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if Relayed(r.ctx) {
-		ctx = withRelay(ctx)
+		ctx = WithRelay(ctx)
 	}
 	rec := r.remote
 	if err := r.ctx.Err(); err != nil {

@@ -52,8 +52,9 @@ type InterestRoom interface {
 // to pass on (send_join, send_leave, send_knock).
 type relayKey struct{}
 
-// withRelay marks ctx as that of an event to pass on.
-func withRelay(ctx context.Context) context.Context { return context.WithValue(ctx, relayKey{}, true) }
+// WithRelay marks ctx as that of an event to pass on (see Relayed): core/rooms
+// marks send_join, send_leave and send_knock so; resolvers' tests may too.
+func WithRelay(ctx context.Context) context.Context { return context.WithValue(ctx, relayKey{}, true) }
 
 // Relayed reports whether the event being resolved is one another server
 // handed this one through send_join, send_leave or send_knock: a resident
