@@ -72,8 +72,8 @@ type Federation interface {
 	GetDestination(ctx context.Context, destination string) (*Destination, error)
 	// ListDestinations returns a page of destinations and how many match.
 	ListDestinations(ctx context.Context, q DestinationQuery) ([]*Destination, int, error)
-	// QueueConsumers lists the consumers of a kind with queued events or a
-	// transaction in flight.
+	// QueueConsumers lists the consumers of a kind with queued events, a
+	// transaction in flight or a cursor (every one delivered to before).
 	QueueConsumers(ctx context.Context, kind string) ([]string, error)
 	// QueueDepths counts each consumer's queued events, for the largest
 	// limit queues, with the total of all of the kind.

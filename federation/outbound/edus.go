@@ -33,6 +33,11 @@ const (
 	maxReceiptEDUs    = 4
 	maxReceiptsRead   = 500
 	maxPresenceRead   = 500
+	// maxLatestBacklog bounds how far back receipts and presence — streams
+	// of each user's latest state — are read for a destination that was
+	// away long: what is older was mostly replaced since, and catching up
+	// on it would cost a read of everyone's changes.
+	maxLatestBacklog = 10_000
 )
 
 // eduStreams are the streams a destination's cursor follows.
@@ -305,7 +310,8 @@ func (s *Sender) receiptEDUs(ctx context.Context, b *eduBatch, f *destFilter, fr
 	if to[stream.Receipts] <= from[stream.Receipts] {
 		return nil
 	}
-	rs, err := s.store.ReceiptsRange(ctx, from[stream.Receipts], to[stream.Receipts], maxReceiptsRead)
+	since := max(from[stream.Receipts], to[stream.Receipts]-maxLatestBacklog)
+	rs, err := s.store.ReceiptsRange(ctx, since, to[stream.Receipts], maxReceiptsRead)
 	if err != nil {
 		return err
 	}
@@ -370,7 +376,8 @@ func (s *Sender) presenceEDUs(ctx context.Context, b *eduBatch, f *destFilter, f
 	if to[stream.Presence] <= from[stream.Presence] {
 		return nil
 	}
-	evs, reached, err := s.eph.PresenceRange(ctx, from[stream.Presence], to[stream.Presence], maxPresenceRead,
+	since := max(from[stream.Presence], to[stream.Presence]-maxLatestBacklog)
+	evs, reached, err := s.eph.PresenceRange(ctx, since, to[stream.Presence], maxPresenceRead,
 		func(u id.UserID) (bool, error) { return f.user(ctx, u) })
 	if err != nil {
 		return err

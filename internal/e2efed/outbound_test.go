@@ -628,7 +628,33 @@ func outboundSurvivesKill(t *testing.T, a *testserver.Server) {
 	c.inbox.waitFor(t, "the queued messages after the restart", func(acc []receivedTxn, _ []string) bool {
 		return hasEventsInOrder(eventIDs(t, r.rv, pdus(acc)), sent)
 	})
-	_ = a
+
+	// Only a to-device message waits for C (no event): it is not lost
+	// either.
+	c.inbox.setFail(-1)
+	_, before, _ := c.inbox.snapshot()
+	alice = a.Client(t)
+	alice.UserID = id.NewUserID("alice", a.Opts.ServerName)
+	if _, err := alice.Login(t.Context(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"}, Password: "correct horse battery",
+		StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	carol := id.NewUserID("carol", c.name)
+	if _, err := alice.SendToDevice(t.Context(), event.NewEventType("org.example.ping"), &mautrix.ReqSendToDevice{
+		Messages: map[id.UserID]map[id.DeviceID]*event.Content{carol: {"*": {Raw: map[string]any{"n": 2}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.inbox.waitFor(t, "a failed attempt with the to-device message", func(_ []receivedTxn, attempts []string) bool {
+		return len(attempts) > len(before)
+	})
+	a.Restart(true)
+	c.inbox.setFail(0)
+	c.inbox.waitFor(t, "the to-device message after the restart", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.direct_to_device", func(e gjson.Result) bool {
+			return e.Get("messages."+gjsonKey(string(carol))+".\\*.n").Int() == 2
+		})
+	})
 }
 
 // History a bridge inserts backward (batch_send with forward false) never

@@ -97,7 +97,8 @@ func (db *DB) ListDestinations(ctx context.Context, q storage.DestinationQuery) 
 
 func (db *DB) QueueConsumers(ctx context.Context, kind string) ([]string, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT DISTINCT consumer FROM interest_queue WHERE kind = $1
-		UNION SELECT consumer FROM interest_txns WHERE kind = $1 ORDER BY 1`, kind)
+		UNION SELECT consumer FROM interest_txns WHERE kind = $1
+		UNION SELECT consumer FROM interest_cursors WHERE kind = $1 ORDER BY 1`, kind)
 	if err != nil {
 		return nil, err
 	}

@@ -142,6 +142,10 @@ func testQueueConsumersDepths(t *testing.T, s storage.Store) {
 	got, err = s.QueueConsumers(c, "federation")
 	must(t, err)
 	eqList(t, "consumers with one in flight", got, []string{"a.example", "b.example"})
+	must(t, s.SetQueueCursor(c, storage.Consumer{Kind: "federation", ID: "c.example"}, []int64{1}))
+	got, err = s.QueueConsumers(c, "federation")
+	must(t, err)
+	eqList(t, "consumers with a cursor", got, []string{"a.example", "b.example", "c.example"})
 }
 
 func testToDeviceForServer(t *testing.T, s storage.Store) {
