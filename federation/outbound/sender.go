@@ -133,7 +133,8 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k Keys, client *fede
 		opts.FederatesWith = func(string) bool { return true }
 	}
 	s := &Sender{store: store, rooms: r, eph: eph, keys: k, client: client, notifier: n, opts: opts, log: opts.Logger,
-		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}}, cursors: map[string]stream.Positions{}, metrics: newMetrics(),
+		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
+		cursors: map[string]stream.Positions{}, metrics: newMetrics(),
 		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
 	var err error
@@ -182,12 +183,11 @@ func (s *Sender) Contacted(origin string) {
 	}
 }
 
-// failed is core/queue's OnFailure: recorded for the admin view, metrics
-// and Resume after a restart.
-func (s *Sender) failed(dest string, err error, retryIn time.Duration) {
+// failed is core/queue's OnFailure (which logs it): recorded for the
+// admin view, metrics and Resume after a restart.
+func (s *Sender) failed(dest string, _ error, retryIn time.Duration) {
 	s.metrics.txnFailed()
 	s.dests.failed(dest, retryIn)
-	s.log.Info("federation transaction failed", "destination", dest, "retry_in", retryIn, "err", err)
 }
 
 // txnData is what a transaction carries besides its PDUs.

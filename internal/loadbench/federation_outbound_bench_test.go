@@ -60,6 +60,18 @@ func BenchmarkFederationOutbound(b *testing.B) {
 				dests[i] = newDestServer(b, n)
 				dests[i].join(b, srv, created.RoomID)
 			}
+			// The joins are passed on to the servers in the room before
+			// them: the clock starts once the last join reached them all
+			// (each destination's queue is in order, so every earlier one
+			// has too).
+			last := id.NewUserID("bench", dests[len(dests)-1].name)
+			for _, d := range dests[:len(dests)-1] {
+				select {
+				case <-d.joined(last):
+				case <-time.After(time.Minute):
+					b.Fatalf("%s did not get the last join", d.name)
+				}
+			}
 			var sentAt = make([]atomic.Int64, n)
 			var next atomic.Int64
 			b.ResetTimer()
@@ -125,10 +137,30 @@ type destServer struct {
 	got     atomic.Int64
 	n       int64
 	done    chan struct{}
+
+	mu    sync.Mutex
+	joins map[string]chan struct{} // closed when the user's join arrives
+}
+
+// joined is closed when the join of user has arrived.
+func (d *destServer) joined(user id.UserID) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.joinChanLocked(user)
+}
+
+func (d *destServer) joinChanLocked(user id.UserID) chan struct{} {
+	ch := d.joins[string(user)]
+	if ch == nil {
+		ch = make(chan struct{})
+		d.joins[string(user)] = ch
+	}
+	return ch
 }
 
 func newDestServer(b *testing.B, n int) *destServer {
-	d := &destServer{arrived: make([]atomic.Int64, n), n: int64(n), done: make(chan struct{})}
+	d := &destServer{arrived: make([]atomic.Int64, n), n: int64(n), done: make(chan struct{}),
+		joins: map[string]chan struct{}{}}
 	d.key = federation.GenerateSigningKey()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(d.serve))
 	srv.StartTLS()
@@ -150,6 +182,17 @@ func (d *destServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		now := time.Now().UnixNano()
 		for _, p := range gjson.GetBytes(body, "pdus").Array() {
+			if p.Get("type").Str == "m.room.member" {
+				d.mu.Lock()
+				ch := d.joinChanLocked(id.UserID(p.Get("state_key").Str))
+				select {
+				case <-ch:
+				default:
+					close(ch)
+				}
+				d.mu.Unlock()
+				continue
+			}
 			text := p.Get("content.body").Str
 			if !strings.HasPrefix(text, "m") {
 				continue
