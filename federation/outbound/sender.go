@@ -57,6 +57,7 @@ type Store interface {
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*storage.Receipt, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
+	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Ephemeral is where typing and presence come from (core/ephemeral).
@@ -93,6 +94,7 @@ type Sender struct {
 	opts     SenderOptions
 	log      *slog.Logger
 	runner   *queue.Runner
+	acks     *batchedAcks
 	servers  *serverCache
 	pdus     *pduCache
 	dests    *destinations
@@ -137,8 +139,9 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k Keys, client *fede
 		cursors: map[string]stream.Positions{}, metrics: newMetrics(),
 		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
+	s.acks = newBatchedAcks(store)
 	var err error
-	s.runner, err = queue.New(store, stream.KindFederation, s, n, queue.Options{Limit: maxPDUs, Logger: s.log,
+	s.runner, err = queue.New(s.acks, stream.KindFederation, s, n, queue.Options{Limit: maxPDUs, Logger: s.log,
 		FirstBackoff: opts.FirstBackoff, MaxBackoff: opts.MaxBackoff, Dynamic: true, InMemoryTxns: true,
 		Resume: s.dests.resume, OnFailure: s.failed})
 	return s, err
@@ -153,8 +156,12 @@ func (s *Sender) Start(ctx context.Context) error {
 		return err
 	}
 	s.notifier.Observe(s.observe)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.wakeLoop(ctx)
+	go func() {
+		defer s.wg.Done()
+		s.acks.run(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.dests.flushLoop(ctx)
