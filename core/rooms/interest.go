@@ -49,12 +49,30 @@ type InterestRoom interface {
 }
 
 // relayKey marks the context of an event another server handed this one
-// to pass on (send_join, send_leave, send_knock).
-type relayKey struct{}
+// to pass on (send_join, send_leave, send_knock); receivedKey that of any
+// event another server sent.
+type (
+	relayKey    struct{}
+	receivedKey struct{}
+)
+
+// Received reports whether the event being resolved came from another
+// server (a transaction, send_join, a fetch), not from this server's users.
+func Received(ctx context.Context) bool {
+	v, _ := ctx.Value(receivedKey{}).(bool)
+	return v
+}
 
 // WithRelay marks ctx as that of an event to pass on (see Relayed): core/rooms
 // marks send_join, send_leave and send_knock so; resolvers' tests may too.
 func WithRelay(ctx context.Context) context.Context { return context.WithValue(ctx, relayKey{}, true) }
+
+// WithReceived marks ctx as that of an event another server sent (see
+// Received): core/rooms marks every event its intake stores; resolvers'
+// tests may too.
+func WithReceived(ctx context.Context) context.Context {
+	return context.WithValue(ctx, receivedKey{}, true)
+}
 
 // Relayed reports whether the event being resolved is one another server
 // handed this one through send_join, send_leave or send_knock: a resident

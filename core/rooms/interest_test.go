@@ -14,10 +14,11 @@ import (
 
 // seen is what a resolver was told of one event.
 type seen struct {
-	typ     string
-	sender  id.UserID
-	servers []string
-	relayed bool
+	typ      string
+	sender   id.UserID
+	servers  []string
+	relayed  bool
+	received bool
 }
 
 // recordingInterest records, for every event resolved, the room's joined
@@ -40,7 +41,8 @@ type recordingBatch struct {
 func (b recordingBatch) Interested(ctx context.Context, ev *pdu.PDU) ([]string, error) {
 	b.r.mu.Lock()
 	defer b.r.mu.Unlock()
-	b.r.got = append(b.r.got, seen{typ: ev.Type, sender: ev.Sender, servers: b.room.JoinedServers(), relayed: Relayed(ctx)})
+	b.r.got = append(b.r.got, seen{typ: ev.Type, sender: ev.Sender, servers: b.room.JoinedServers(), relayed: Relayed(ctx),
+		received: Received(ctx)})
 	return nil, nil
 }
 
@@ -65,8 +67,10 @@ func TestInterestRoomJoinedServers(t *testing.T) {
 	both := []string{"example.org", "remote.example"}
 	check := func(what string, got seen, wantServers []string, relayed bool) {
 		t.Helper()
-		if !slices.Equal(got.servers, wantServers) || got.relayed != relayed {
-			t.Fatalf("%s: servers %v relayed %v; want %v relayed %v", what, got.servers, got.relayed, wantServers, relayed)
+		received := got.sender.Homeserver() != "example.org"
+		if !slices.Equal(got.servers, wantServers) || got.relayed != relayed || got.received != received {
+			t.Fatalf("%s: servers %v relayed %v received %v; want %v relayed %v received %v", what, got.servers,
+				got.relayed, got.received, wantServers, relayed, received)
 		}
 	}
 	check("alice's room", rec.last(t), local, false)

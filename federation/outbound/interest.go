@@ -49,8 +49,8 @@ type batchInterest struct {
 
 func (b batchInterest) Interested(ctx context.Context, ev *pdu.PDU) ([]string, error) {
 	origin := ev.Sender.Homeserver()
-	if origin != b.i.ServerName && !rooms.Relayed(ctx) {
-		return nil, nil
+	if (rooms.Received(ctx) || origin != b.i.ServerName) && !rooms.Relayed(ctx) {
+		return nil, nil // another server sent it: its to send
 	}
 	var out []string
 	for _, srv := range b.room.JoinedServers() {

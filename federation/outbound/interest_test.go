@@ -39,29 +39,34 @@ func TestInterest(t *testing.T) {
 	in := Interest{ServerName: "a.example", FederatesWith: func(s string) bool { return s != "e.example" }}
 	msg := func(sender id.UserID) *pdu.PDU { return &pdu.PDU{Type: "m.room.message", Sender: sender} }
 	for _, tc := range []struct {
-		name    string
-		ev      *pdu.PDU
-		relayed bool
-		want    []string
+		name     string
+		ev       *pdu.PDU
+		relayed  bool
+		received bool
+		want     []string
 	}{
-		{"a local message goes to every other server in the room (denied residents too)", msg("@u:a.example"), false,
+		{"a local message goes to every other server in the room (denied residents too)", msg("@u:a.example"), false, false,
 			[]string{"b.example", "c.example"}},
-		{"a remote event is its origin's to send", msg("@u:c.example"), false, nil},
+		{"a remote event is its origin's to send", msg("@u:c.example"), false, true, nil},
+		{"so is one of ours another server sent back", msg("@u:a.example"), false, true, nil},
 		{"a join handed over by send_join is passed on to the others", member("@u:c.example", "@u:c.example", "join"), true,
-			[]string{"b.example"}},
-		{"an invite also goes to the invitee's server", member("@u:a.example", "@x:f.example", "invite"), false,
+			true, []string{"b.example"}},
+		{"an invite also goes to the invitee's server", member("@u:a.example", "@x:f.example", "invite"), false, false,
 			[]string{"b.example", "c.example", "f.example"}},
-		{"a ban of a user whose server the ACL denies does not", member("@u:a.example", "@x:d.example", "ban"), false,
+		{"a ban of a user whose server the ACL denies does not", member("@u:a.example", "@x:d.example", "ban"), false, false,
 			[]string{"b.example", "c.example"}},
-		{"a kick of a resident's user", member("@u:a.example", "@x:c.example", "leave"), false,
+		{"a kick of a resident's user", member("@u:a.example", "@x:c.example", "leave"), false, false,
 			[]string{"b.example", "c.example"}},
-		{"the allow/deny list refuses a target", member("@u:a.example", "@x:e.example", "ban"), false,
+		{"the allow/deny list refuses a target", member("@u:a.example", "@x:e.example", "ban"), false, false,
 			[]string{"b.example", "c.example"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			if tc.relayed {
 				ctx = rooms.WithRelay(ctx)
+			}
+			if tc.received {
+				ctx = rooms.WithReceived(ctx)
 			}
 			got, err := in.ForBatch(room).Interested(ctx, tc.ev)
 			if err != nil {
