@@ -503,22 +503,7 @@ func TestOutboundResetAndContact(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.inbox.waitFor(t, "a failed attempt", func(_ []receivedTxn, attempts []string) bool { return len(attempts) > 0 })
-	// The failure is recorded as the attempt ends: poll the admin API for it.
-	var dest map[string]any
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		code, body := adminCall(t, a, http.MethodGet, "/"+url.PathEscape(c.name), root.AccessToken)
-		if code == http.StatusOK && body["failure_ts"] != nil {
-			dest = body
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("destination never shown failing: %d %v", code, body)
-		}
-		<-tick.C
-	}
+	dest := waitDestination(t, a, root.AccessToken, c.name, "failing", func(d map[string]any) bool { return d["failure_ts"] != nil })
 	if dest["destination"] != c.name || dest["retry_interval"].(float64) != float64(time.Hour.Milliseconds()) ||
 		dest["retry_last_ts"].(float64) <= 0 {
 		t.Fatalf("failing destination: %v", dest)
@@ -573,6 +558,9 @@ func TestOutboundResetAndContact(t *testing.T) {
 	c.inbox.waitFor(t, "the message after reset_connection", func(acc []receivedTxn, _ []string) bool {
 		return slices.Contains(eventIDs(t, r.rv, pdus(acc)), m1.EventID)
 	})
+	waitDestination(t, a, root.AccessToken, c.name, "caught up", func(d map[string]any) bool {
+		return d["retry_last_ts"].(float64) == 0
+	})
 	code, body = adminCall(t, a, http.MethodPost, "/"+url.PathEscape(c.name)+"/reset_connection", root.AccessToken)
 	if code != http.StatusBadRequest {
 		t.Fatalf("reset_connection of a destination not backed off: %d %v", code, body)
@@ -588,6 +576,8 @@ func TestOutboundResetAndContact(t *testing.T) {
 	c.inbox.waitFor(t, "a failed attempt", func(_ []receivedTxn, attempts []string) bool {
 		return len(attempts) > len(attemptsBefore)
 	})
+	// A knows C is failing once it has recorded the failure.
+	waitDestination(t, a, root.AccessToken, c.name, "failing again", func(d map[string]any) bool { return d["failure_ts"] != nil })
 	c.inbox.setFail(0)
 	if _, err := c.client().QueryProfile(t.Context(), alice.UserID); err != nil {
 		t.Fatal(err)
@@ -595,10 +585,29 @@ func TestOutboundResetAndContact(t *testing.T) {
 	c.inbox.waitFor(t, "the message after C made a request", func(acc []receivedTxn, _ []string) bool {
 		return slices.Contains(eventIDs(t, r.rv, pdus(acc)), m2.EventID)
 	})
-	code, body = adminCall(t, a, http.MethodGet, "/"+url.PathEscape(c.name), root.AccessToken)
-	if code != http.StatusOK || body["failure_ts"] != nil || body["retry_last_ts"].(float64) != 0 ||
-		body["last_successful_stream_ordering"] == nil {
-		t.Fatalf("destination after catching up: %d %v", code, body)
+	waitDestination(t, a, root.AccessToken, c.name, "caught up", func(d map[string]any) bool {
+		return d["failure_ts"] == nil && d["retry_last_ts"].(float64) == 0 && d["retry_interval"].(float64) == 0 &&
+			d["last_successful_stream_ordering"] != nil
+	})
+}
+
+// waitDestination polls the admin API until the destination is as ok
+// says: A records a transaction's outcome once the answer reached it,
+// after C has seen the request.
+func waitDestination(t *testing.T, a *testserver.Server, token, name, what string, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		code, body := adminCall(t, a, http.MethodGet, "/"+url.PathEscape(name), token)
+		if code == http.StatusOK && ok(body) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination never %s: %d %v", what, code, body)
+		}
+		<-tick.C
 	}
 }
 
