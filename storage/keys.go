@@ -110,8 +110,12 @@ type Keys interface {
 	KeySignaturesOf(ctx context.Context, targetUserIDs []id.UserID) ([]*KeySignature, error)
 
 	// AddDeviceListChange records that a user's keys changed, with the next
-	// device_lists stream position, which it returns.
-	AddDeviceListChange(ctx context.Context, userID id.UserID) (int64, error)
+	// device_lists stream position, which it returns: one position per
+	// device changed (added, updated, deleted), or one for the user's
+	// cross-signing keys when no device is named. Other servers are told
+	// per device (m.device_list_update) or of the cross-signing keys
+	// (m.signing_key_update).
+	AddDeviceListChange(ctx context.Context, userID id.UserID, devices ...id.DeviceID) (int64, error)
 	// DeviceListChanges lists the users with changes in (since, upto].
 	DeviceListChanges(ctx context.Context, since, upto int64) ([]id.UserID, error)
 	MaxDeviceListPos(ctx context.Context) (int64, error)

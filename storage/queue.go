@@ -36,8 +36,14 @@ type InterestQueues interface {
 	// the other streams up to extra (nil: none). Transaction IDs grow per kind.
 	OpenTxn(ctx context.Context, c Consumer, lastPos int64, extra []int64) (*QueueTxn, error)
 	// AckTxn removes the transaction and its events from the queue, and moves
-	// the consumer's cursor to its Extra positions (if any).
+	// the consumer's cursor to its Extra positions (if any). A transaction
+	// never recorded with OpenTxn (its ID from ReserveTxnIDs) is acknowledged
+	// alike.
 	AckTxn(ctx context.Context, t *QueueTxn) error
+	// ReserveTxnIDs takes n transaction IDs of a kind, from the counter
+	// OpenTxn draws from, and returns the first: transactions kept in
+	// memory only never reuse an ID either.
+	ReserveTxnIDs(ctx context.Context, kind string, n int64) (int64, error)
 	// QueueCursor is how far along the other streams the consumer has
 	// acknowledged; ErrNotFound before the first SetQueueCursor.
 	QueueCursor(ctx context.Context, c Consumer) ([]int64, error)

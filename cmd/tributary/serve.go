@@ -39,6 +39,7 @@ import (
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/federation/inbound"
+	"github.com/tributary-hs/tributary/federation/outbound"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
 )
@@ -322,6 +323,21 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	pushGateway.Start(ctx)
 	defer pushGateway.Stop()
+	var sender *outbound.Sender
+	var destinations admin.Destinations
+	if cfg.Federation.Enabled {
+		fc := cfg.Federation
+		if sender, err = outbound.NewSender(store, rs.Reader, eph, keysSvc, core.fedClient, notifier, outbound.SenderOptions{
+			ServerName: cfg.ServerName, FederatesWith: fc.FederatesWith, FirstBackoff: fc.RetryBackoff.Duration,
+			MaxBackoff: fc.MaxRetryBackoff.Duration, Logger: log}); err != nil {
+			return err
+		}
+		if err := sender.Start(ctx); err != nil {
+			return err
+		}
+		defer sender.Stop()
+		destinations = destinationsAdmin{sender}
+	}
 
 	if addr := os.Getenv("TRIBUTARY_PPROF_ADDR"); addr != "" {
 		// Profiling for benchmarks and debugging; never on unless asked for,
@@ -350,6 +366,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			plugins.Collector())
+		if sender != nil {
+			reg.MustRegister(sender.Collector())
+		}
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics: listen on %s: %w", cfg.Metrics.Listen, err)
@@ -390,12 +409,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
 	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs,
-		Media: mediaSvc, Version: version, Logger: log}).Register(engine)
+		Media: mediaSvc, Destinations: destinations, Version: version, Logger: log}).Register(engine)
 	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {
 		fedOpts.Ring = core.ring
 		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
+		fedOpts.Contacted = sender.Contacted
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)

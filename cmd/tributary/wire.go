@@ -85,9 +85,15 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
 		return nil, err
 	}
+	interest := []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}
+	if cfg.Federation.Enabled {
+		// Events are queued for other servers in the transaction that
+		// persists them, whichever process (or CLI command) writes them.
+		interest = append(interest, outbound.Interest{ServerName: cfg.ServerName, FederatesWith: cfg.Federation.FederatesWith})
+	}
 	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration, DefaultVersion: id.RoomVersion(cfg.Rooms.DefaultVersion),
-		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
+		Interest: interest, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		ReservedAlias: routes.ReservedAlias(c.appservices),
 		Signer:        events.NewSigner(cfg.ServerName, signingKey), Notifier: c.notifier, Restrictions: store,
 		AccountData: store, KeyRing: c.ring})
@@ -134,7 +140,8 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		}
 	}
 	c.ephemeral, err = ephemeral.New(store, c.rooms.Reader, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
-		PresenceEnabled: cfg.Presence.Enabled, OfflineAfter: cfg.Presence.OfflineAfter.Duration, Logger: log})
+		PresenceEnabled: cfg.Presence.Enabled, OfflineAfter: cfg.Presence.OfflineAfter.Duration,
+		Federation: cfg.Federation.Enabled, Logger: log})
 	if err == nil {
 		c.bridging, err = bridging.New(bridging.Deps{Namespaces: c.appservices, Accounts: c.users, Rooms: c.rooms,
 			Receipts: c.ephemeral, Logger: log})

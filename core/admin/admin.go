@@ -25,6 +25,8 @@ type API struct {
 	opts     Options
 	// deletions are the asynchronous room deletions of the last day.
 	deletions deletions
+	// destinations serves the federation destinations (nil: federation is off).
+	destinations Destinations
 }
 
 // Rooms is what the admin API asks of core/rooms.
@@ -49,6 +51,8 @@ type Options struct {
 	RoomDeleter RoomDeleter
 	// Media serves media administration (nil: M_UNRECOGNIZED).
 	Media Media
+	// Destinations serves the federation destinations (nil: federation is off).
+	Destinations Destinations
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -61,7 +65,7 @@ func New(u *users.Service, register *httpx.Limiter, notices *Notices, opts Optio
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &API{users: u, register: register, notices: notices, rooms: opts.Rooms, opts: opts}
+	return &API{users: u, register: register, notices: notices, rooms: opts.Rooms, opts: opts, destinations: opts.Destinations}
 }
 
 // audit logs an admin action: who did what to whom.
@@ -132,6 +136,7 @@ func (a *API) Register(r gin.IRouter) {
 		u.DELETE("/users/:userId/devices/:deviceId", a.deleteDevice)
 		u.POST("/users/:userId/delete_devices", a.deleteDevices)
 	}
+	a.registerDestinations(adm)
 }
 
 func (a *API) requireAdmin(c *gin.Context) {

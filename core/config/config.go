@@ -129,6 +129,11 @@ type Federation struct {
 	// AllowedRanges are IP ranges (CIDR) of other servers reached although
 	// they are private, loopback or link-local, which are refused by default.
 	AllowedRanges []string `yaml:"allowed_ranges"`
+	// RetryBackoff is the wait after a failed transaction to a server,
+	// doubled after each further failure up to MaxRetryBackoff. A request
+	// from that server, or an admin's reset_connection, retries at once.
+	RetryBackoff    Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff Duration `yaml:"max_retry_backoff"`
 }
 
 // FederatesWith reports whether the allow and deny lists let this server
@@ -367,7 +372,7 @@ func Default() *Config {
 			MaxDelayedEventsPerUser: 100},
 		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
 		VoIP:        VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
-		Federation:  Federation{Enabled: true},
+		Federation:  Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
@@ -588,6 +593,9 @@ func (f Federation) validate() error {
 	}
 	if (f.TLSCert == "") != (f.TLSKey == "") {
 		return errors.New("federation: tls_cert and tls_key go together")
+	}
+	if f.RetryBackoff.Duration < 10*time.Millisecond || f.MaxRetryBackoff.Duration < f.RetryBackoff.Duration {
+		return errors.New("federation: retry_backoff must be at least 10ms and max_retry_backoff at least retry_backoff")
 	}
 	return nil
 }

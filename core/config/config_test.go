@@ -22,7 +22,8 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 	want.VoIP = VoIP{TurnURIs: []string{"turn:turn.example.org:3478?transport=udp"}, TurnSharedSecret: "s3cret",
 		TurnUserLifetime: Duration{12 * time.Hour}}
 	want.Federation = Federation{Enabled: true, Listen: ":8448", TLSSelfSigned: true, TrustedKeyServers: []string{"matrix.org"},
-		AllowedServers: []string{"a.example"}, DeniedServers: []string{"evil.example"}, AllowedRanges: []string{"127.0.0.0/8"}}
+		AllowedServers: []string{"a.example"}, DeniedServers: []string{"evil.example"}, AllowedRanges: []string{"127.0.0.0/8"},
+		RetryBackoff: Duration{2 * time.Second}, MaxRetryBackoff: Duration{30 * time.Minute}}
 	out, err := Commented(want)
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +80,7 @@ func TestValidate(t *testing.T) {
 		"push.allowed_ranges":        func(c *Config) { c.Push.AllowedRanges = []string{"10.1.0.0"} },
 		"auth.access_token_lifetime": func(c *Config) { c.Auth.AccessTokenLifetime = Duration{time.Second} },
 		"app_services":               func(c *Config) { c.AppServices.MaxRetryBackoff = Duration{time.Millisecond} },
+		"federation: retry_backoff":  func(c *Config) { c.Federation.RetryBackoff = Duration{time.Millisecond} },
 		"plugins[0].name":            func(c *Config) { c.Plugins = []Plugin{{Name: "Bad Name"}} },
 		"plugins[1].name": func(c *Config) {
 			c.Plugins = []Plugin{goodPlugin(), goodPlugin()}

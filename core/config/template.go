@@ -170,6 +170,11 @@ federation:
   # IP ranges of other servers reached although private, loopback or
   # link-local (refused by default).
   allowed_ranges: [{{range $i, $r := .Federation.AllowedRanges}}{{if $i}}, {{end}}{{printf "%q" $r}}{{end}}]
+  # After a failed transaction to a server, wait this long before retrying,
+  # twice as long after each further failure, at most max_retry_backoff. A
+  # request from that server, or the admin API's reset_connection, retries at once.
+  retry_backoff: {{.Federation.RetryBackoff}}
+  max_retry_backoff: {{.Federation.MaxRetryBackoff}}
 
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]

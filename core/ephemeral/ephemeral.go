@@ -36,6 +36,9 @@ type Store interface {
 type Options struct {
 	ServerName      string
 	PresenceEnabled bool
+	// Federation lets to-device messages go to users of other servers
+	// (queued here, sent by federation/outbound as m.direct_to_device).
+	Federation bool
 	// OfflineAfter is how long after their last sync ended (with no other
 	// sync running) a user who was online or unavailable is marked offline
 	// (default one minute).
@@ -56,6 +59,8 @@ type Service struct {
 	typingPos int64
 	// roomTypingPos is the typing position of each room's last change.
 	roomTypingPos map[id.RoomID]int64
+	// typingLog holds the recent changes, for other servers (TypingUpdates).
+	typingLog []typingChange
 	// acked is the to-device position each device last acknowledged, so that
 	// a sync deletes only when there can be something to delete. Bounded
 	// (maxAcked): a device forgotten here costs one delete that finds
@@ -161,7 +166,7 @@ func (s *Service) SetTyping(ctx context.Context, roomID id.RoomID, user id.UserI
 		users[user] = time.AfterFunc(timeout, func() { s.expireTyping(roomID, user) })
 	}
 	if typing || was {
-		s.bumpTypingLocked(roomID)
+		s.bumpTypingLocked(roomID, user, typing)
 	}
 	return nil
 }
@@ -171,14 +176,15 @@ func (s *Service) expireTyping(roomID id.RoomID, user id.UserID) {
 	defer s.mu.Unlock()
 	if _, ok := s.typing[roomID][user]; ok {
 		delete(s.typing[roomID], user)
-		s.bumpTypingLocked(roomID)
+		s.bumpTypingLocked(roomID, user, false)
 	}
 }
 
-func (s *Service) bumpTypingLocked(roomID id.RoomID) {
+func (s *Service) bumpTypingLocked(roomID id.RoomID, user id.UserID, typing bool) {
 	pos := s.nextTypingPos()
 	s.roomTypingPos[roomID] = pos
-	s.notifier.Publish(stream.Change{Stream: stream.Typing, Pos: pos, RoomID: roomID})
+	s.logTypingLocked(pos, roomID, user, typing)
+	s.notifier.Publish(stream.Change{Stream: stream.Typing, Pos: pos, RoomID: roomID, Users: []id.UserID{user}})
 }
 
 // TypingSince returns, for each room whose typing changed after since, the
@@ -350,8 +356,9 @@ func receiptContents(rs []*storage.Receipt, private func(user id.UserID) bool) m
 }
 
 // SendToDevice queues messages for devices (PUT /sendToDevice/{type}/{txnId});
-// "*" means every device of the user. Only local users are reached until
-// federation is built; messages to other servers are refused.
+// "*" means every device of the user. Messages to users of other servers
+// are queued with their device as given ("*" included: the user's server
+// expands it) for federation/outbound; without federation they are refused.
 func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevice id.DeviceID, txnID, evType string,
 	messages map[id.UserID]map[string]json.RawMessage) error {
 	if evType == "" || len(evType) > 255 {
@@ -367,15 +374,16 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 		if err != nil {
 			return types.InvalidParam("Invalid user ID %q", user)
 		}
-		if server != s.opts.ServerName {
-			return types.NewError(400, types.CodeUnrecognized, "Sending to-device messages to other servers is not supported yet")
+		remote := server != s.opts.ServerName
+		if remote && !s.opts.Federation {
+			return types.NewError(400, types.CodeUnrecognized, "Federation is disabled: to-device messages reach local users only")
 		}
 		for device, content := range devices {
 			if len(content) == 0 || content[0] != '{' {
 				return types.BadJSON("Message content must be an object")
 			}
 			var ids []id.DeviceID
-			if device == "*" {
+			if device == "*" && !remote {
 				devs, err := s.store.ListDevices(ctx, user)
 				if err != nil {
 					return err

@@ -187,7 +187,7 @@ func (s *Service) UploadSignatures(ctx context.Context, caller id.UserID, req ma
 		return nil, internal("read cross-signing keys", err)
 	}
 	var sigs []*storage.KeySignature
-	changedUsers := map[id.UserID]bool{}
+	changedUsers := map[id.UserID][]string{} // by user, the key IDs signed
 	for user, keys := range req {
 		for keyID, raw := range keys {
 			got, err := s.checkSigned(ctx, caller, mine, user, keyID, raw)
@@ -200,7 +200,9 @@ func (s *Service) UploadSignatures(ctx context.Context, caller id.UserID, req ma
 			}
 			if len(got) > 0 {
 				sigs = append(sigs, got...)
-				changedUsers[user] = true
+				for _, sg := range got {
+					changedUsers[user] = append(changedUsers[user], sg.TargetKeyID)
+				}
 			}
 		}
 	}
@@ -214,8 +216,12 @@ func (s *Service) UploadSignatures(ctx context.Context, caller id.UserID, req ma
 				return err
 			}
 		}
-		for u := range changedUsers {
-			pos, err := s.deviceListChanged(ctx, u)
+		for u, keyIDs := range changedUsers {
+			changed, err := s.signedDevices(ctx, u, keyIDs)
+			if err != nil {
+				return err
+			}
+			pos, err := s.deviceListChanged(ctx, u, changed...)
 			if err != nil {
 				return err
 			}
@@ -230,6 +236,27 @@ func (s *Service) UploadSignatures(ctx context.Context, caller id.UserID, req ma
 		s.publish(ctx, u, pos)
 	}
 	return failures, nil
+}
+
+// signedDevices names the changes new signatures of keyIDs make to the
+// user's device list: the devices signed, and "" (the cross-signing keys)
+// for a signed key that is no device (the master key).
+func (s *Service) signedDevices(ctx context.Context, user id.UserID, keyIDs []string) ([]id.DeviceID, error) {
+	devs, err := s.store.ListDevices(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []id.DeviceID
+	for _, k := range keyIDs {
+		d := id.DeviceID(k)
+		if !slices.ContainsFunc(devs, func(x *storage.Device) bool { return x.DeviceID == d }) {
+			d = ""
+		}
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // checkSigned verifies the caller's new signatures of one key and returns

@@ -89,8 +89,8 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, user id.UserID, req *
 		if pos, err = s.applyUpload(ctx, up); err != nil {
 			return err
 		}
-		if pos == 0 && replaced != "" {
-			pos, err = s.deviceListChanged(ctx, user)
+		if replaced != "" {
+			pos, err = s.deviceListChanged(ctx, user, replaced)
 		}
 		return err
 	})
@@ -129,7 +129,7 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, user id.UserID) (i
 		if err := s.store.DeleteDeviceKeys(ctx, user, []id.DeviceID{d.DeviceID}); err != nil {
 			return err
 		}
-		pos, err = s.deviceListChanged(ctx, user)
+		pos, err = s.deviceListChanged(ctx, user, d.DeviceID)
 		return err
 	})
 	if deviceID != "" {

@@ -98,9 +98,11 @@ func invalidSignature(format string, args ...any) *types.Error {
 }
 
 // deviceListChanged records a change of the user's keys (inside the
-// caller's transaction) and returns its position for publish.
-func (s *Service) deviceListChanged(ctx context.Context, user id.UserID) (int64, error) {
-	return s.store.AddDeviceListChange(ctx, user)
+// caller's transaction) and returns its position for publish: of the
+// devices named, or of the user's cross-signing keys when none (or "") is
+// named — other servers are told per device or of the cross-signing keys.
+func (s *Service) deviceListChanged(ctx context.Context, user id.UserID, devices ...id.DeviceID) (int64, error) {
+	return s.store.AddDeviceListChange(ctx, user, devices...)
 }
 
 // publish wakes the user's own syncs and those of everyone in a room with them.
@@ -386,7 +388,7 @@ func (s *Service) applyUpload(ctx context.Context, up *upload) (int64, error) {
 			return 0, err
 		}
 		var err error
-		if pos, err = s.deviceListChanged(ctx, up.user); err != nil {
+		if pos, err = s.deviceListChanged(ctx, up.user, up.device); err != nil {
 			return 0, err
 		}
 	}
@@ -785,7 +787,7 @@ func (s *Service) DevicesDeleted(ctx context.Context, user id.UserID, devices []
 			return err
 		}
 		var err error
-		pos, err = s.deviceListChanged(ctx, user)
+		pos, err = s.deviceListChanged(ctx, user, devices...)
 		return err
 	})
 	s.keyCounts.forget(user, devices...)

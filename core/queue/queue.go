@@ -4,9 +4,9 @@
 // per kind of consumer hands them to the kind's Deliverer in transactions —
 // in order, at least once, the same transaction (ID, events, extra) on
 // every retry until the consumer acknowledges it, across restarts — and
-// removes them on acknowledgement. Appservices deliver over HTTP today;
-// bridge plugins (a gRPC stream) and federation destinations (federation
-// transactions) are the next Deliverers.
+// removes them on acknowledgement. Appservices deliver over HTTP, bridge
+// plugins over a gRPC stream, federation destinations in federation
+// transactions (a Dynamic runner: destinations come and go).
 //
 // It imports core/stream (to wake when something is queued) and the
 // storage interfaces.
@@ -33,8 +33,8 @@ type Txn struct {
 	// nil: nothing else), as the Deliverer's Open decided.
 	Extra []int64
 	// Data is what Open computed for a new transaction (nil on a retry,
-	// when the Deliverer recomputes it from Extra). Deliver may set it for
-	// Acked.
+	// when the Deliverer recomputes it from Extra — but with InMemoryTxns,
+	// where a retry is the same Txn). Deliver may set it for Acked.
 	Data any
 }
 
@@ -68,7 +68,32 @@ type Options struct {
 	FirstBackoff time.Duration
 	MaxBackoff   time.Duration
 	Logger       *slog.Logger
+	// Dynamic is for kinds whose consumers are not known in advance
+	// (federation destinations): a Wake or Retry of a consumer without a
+	// loop starts one, and a loop with nothing to send for IdleAfter
+	// (default five minutes) ends.
+	Dynamic   bool
+	IdleAfter time.Duration
+	// Resume (nil: none) is asked when a consumer's loop starts: how long
+	// to wait before the first attempt and the backoff to go on from (a
+	// consumer that was failing before a restart).
+	Resume func(consumer string) (wait, backoff time.Duration)
+	// OnFailure (nil: none) is told each failed attempt and the wait
+	// before the next (the federation admin view and metrics).
+	OnFailure func(consumer string, err error, retryIn time.Duration)
+	// InMemoryTxns keeps the transaction in flight in memory only: it is
+	// retried with the same ID, events, Extra and Data while the process
+	// lives; after a restart its events go out again in a new transaction.
+	// For consumers that deduplicate what they receive by its content
+	// (federation: PDUs by event ID, to-device messages by message_id),
+	// it spares two writes per transaction. IDs still come from the
+	// persisted counter (reserved in blocks): none is ever reused.
+	InMemoryTxns bool
 }
+
+// txnIDBlock is how many transaction IDs an InMemoryTxns runner reserves
+// at a time.
+const txnIDBlock = 1000
 
 // Runner runs one delivery loop per consumer of a kind.
 type Runner struct {
@@ -79,10 +104,20 @@ type Runner struct {
 	opts     Options
 	log      *slog.Logger
 
+	// mu guards signals, ctx and stopped; a loop leaves signals (Dynamic)
+	// only under it, so that a signal either reaches a loop or starts one.
 	mu      sync.Mutex
 	signals map[string]signals
+	ctx     context.Context // of Start, for loops started later (Dynamic)
+	stopped bool
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	// inFlight are the transactions in flight of an InMemoryTxns runner;
+	// nextID..lastID the transaction IDs reserved and not yet used.
+	inFlight map[string]*Txn
+	idMu     sync.Mutex // guards nextID, lastID (not mu: Wake must not wait for storage)
+	nextID   int64
+	lastID   int64
 }
 
 // signals wake one consumer's loop: wake when there may be something to
@@ -107,8 +142,11 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.IdleAfter <= 0 {
+		opts.IdleAfter = 5 * time.Minute
+	}
 	return &Runner{store: store, kind: kind, d: d, notifier: n, opts: opts, log: opts.Logger,
-		signals: map[string]signals{}}, nil
+		signals: map[string]signals{}, inFlight: map[string]*Txn{}}, nil
 }
 
 // Start runs the consumers' loops, each resuming what it has queued or in
@@ -116,11 +154,11 @@ func New(store storage.InterestQueues, kind string, d Deliverer, n stream.Notifi
 func (r *Runner) Start(ctx context.Context, consumers []string) {
 	ctx, r.stop = context.WithCancel(ctx)
 	r.mu.Lock()
+	r.ctx = ctx
 	for _, c := range consumers {
-		s := signals{wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
-		r.signals[c] = s
-		r.wg.Add(1)
-		go r.loop(ctx, c, s)
+		if _, ok := r.signals[c]; !ok {
+			r.startLocked(c)
+		}
 	}
 	r.mu.Unlock()
 	if r.notifier != nil {
@@ -130,10 +168,33 @@ func (r *Runner) Start(ctx context.Context, consumers []string) {
 
 // Stop ends delivery; what is queued stays queued.
 func (r *Runner) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 	if r.stop != nil {
 		r.stop()
 		r.wg.Wait()
 	}
+}
+
+// startLocked starts a consumer's loop (r.mu held).
+func (r *Runner) startLocked(consumer string) signals {
+	s := signals{wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
+	r.signals[consumer] = s
+	r.wg.Add(1)
+	go r.loop(r.ctx, consumer, s)
+	return s
+}
+
+// Running lists the consumers whose loops run.
+func (r *Runner) Running() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.signals))
+	for c := range r.signals {
+		out = append(out, c)
+	}
+	return out
 }
 
 // observe wakes the consumers a change queued events for, and retries the
@@ -170,18 +231,48 @@ func (r *Runner) signal(consumers []string, which func(signals) chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range consumers {
-		if s, ok := r.signals[c]; ok {
-			select {
-			case which(s) <- struct{}{}:
-			default:
+		s, ok := r.signals[c]
+		if !ok {
+			if !r.opts.Dynamic || r.ctx == nil || r.stopped {
+				continue
 			}
+			s = r.startLocked(c)
+		}
+		select {
+		case which(s) <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// retire ends an idle loop of a Dynamic runner unless a signal came
+// meanwhile; false means the loop goes on.
+func (r *Runner) retire(consumer string, s signals) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(s.wake) > 0 || len(s.retry) > 0 {
+		return false
+	}
+	delete(r.signals, consumer)
+	return true
 }
 
 func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 	defer r.wg.Done()
 	backoff := time.Duration(0)
+	if r.opts.Resume != nil {
+		wait, last := r.opts.Resume(consumer)
+		backoff = min(last, r.opts.MaxBackoff)
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.retry:
+				backoff = 0
+			case <-time.After(min(wait, r.opts.MaxBackoff)):
+			}
+		}
+	}
 	for {
 		more, err := r.Step(ctx, consumer)
 		switch {
@@ -189,6 +280,9 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 			return
 		case err != nil:
 			backoff = min(max(2*backoff, r.opts.FirstBackoff), r.opts.MaxBackoff)
+			if r.opts.OnFailure != nil {
+				r.opts.OnFailure(consumer, err, backoff)
+			}
 			if r.notifier != nil {
 				// Whoever hears from the consumer again (its requests may
 				// reach another process) tells the Runner with Reachable.
@@ -202,13 +296,19 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 		default:
 			backoff = 0
 		}
-		var timer <-chan time.Time
+		var timer, idle <-chan time.Time
 		if backoff > 0 {
 			timer = time.After(backoff)
+		} else if r.opts.Dynamic {
+			idle = time.After(r.opts.IdleAfter)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-idle:
+			if r.retire(consumer, s) {
+				return
+			}
 		case <-s.retry:
 			backoff = 0
 		case <-s.wake:
@@ -231,6 +331,9 @@ func (r *Runner) loop(ctx context.Context, consumer string, s signals) {
 // Step sends the consumer's transaction in flight, or opens one from its
 // queue; it reports whether there may be more to send.
 func (r *Runner) Step(ctx context.Context, consumer string) (bool, error) {
+	if r.opts.InMemoryTxns {
+		return r.stepInMemory(ctx, consumer)
+	}
 	c := storage.Consumer{Kind: r.kind, ID: consumer}
 	var t *Txn
 	stored, err := r.store.TxnInFlight(ctx, c)
@@ -276,4 +379,60 @@ func (r *Runner) Step(ctx context.Context, consumer string) (bool, error) {
 		return false, err
 	}
 	return true, r.d.Acked(ctx, consumer, t)
+}
+
+// stepInMemory is Step with the transaction in flight kept in memory.
+func (r *Runner) stepInMemory(ctx context.Context, consumer string) (bool, error) {
+	c := storage.Consumer{Kind: r.kind, ID: consumer}
+	r.mu.Lock()
+	t := r.inFlight[consumer]
+	r.mu.Unlock()
+	if t == nil {
+		pending, err := r.store.PendingFor(ctx, c, r.opts.Limit)
+		if err != nil {
+			return false, err
+		}
+		plan, more, err := r.d.Open(ctx, consumer, pending)
+		if err != nil || plan == nil {
+			return more, err
+		}
+		txnID, err := r.takeTxnID(ctx)
+		if err != nil {
+			return false, err
+		}
+		t = &Txn{ID: txnID, Positions: pending, Extra: plan.Extra, Data: plan.Data}
+		r.mu.Lock()
+		r.inFlight[consumer] = t
+		r.mu.Unlock()
+	}
+	if err := r.d.Deliver(ctx, consumer, t); err != nil {
+		return false, err
+	}
+	ack := &storage.QueueTxn{Consumer: c, TxnID: t.ID, Extra: t.Extra}
+	if len(t.Positions) > 0 {
+		ack.LastPos = t.Positions[len(t.Positions)-1]
+	}
+	if err := r.store.AckTxn(ctx, ack); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	delete(r.inFlight, consumer)
+	r.mu.Unlock()
+	return true, r.d.Acked(ctx, consumer, t)
+}
+
+// takeTxnID hands out the next reserved transaction ID.
+func (r *Runner) takeTxnID(ctx context.Context) (int64, error) {
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	if r.nextID == 0 || r.nextID > r.lastID {
+		first, err := r.store.ReserveTxnIDs(ctx, r.kind, txnIDBlock)
+		if err != nil {
+			return 0, err
+		}
+		r.nextID, r.lastID = first, first+txnIDBlock-1
+	}
+	id := r.nextID
+	r.nextID++
+	return id, nil
 }

@@ -280,3 +280,128 @@ func TestRunnerRetriesWhenReachable(t *testing.T) {
 		t.Fatal("the retry failed")
 	}
 }
+
+// A Dynamic runner starts a consumer's loop when a commit queues events
+// for it, ends the loop after IdleAfter with nothing to send, and starts
+// it again for the next events: nothing queued is left behind.
+func TestDynamicRunnerStartsAndRetiresLoops(t *testing.T) {
+	store := openStore(t)
+	n := stream.NewLocal(stream.Positions{})
+	d := &chanDeliverer{out: make(chan []int64, 10), idle: make(chan struct{}, 100)}
+	r, _ := New(store, "test", d, n, Options{Dynamic: true, IdleAfter: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.Start(ctx, nil)
+	defer r.Stop()
+	if len(r.Running()) != 0 {
+		t.Fatalf("loops before anything was queued: %v", r.Running())
+	}
+	for round := range 2 {
+		c := storage.Consumer{Kind: "test", ID: "dest"}
+		positions := queueEvents(t, store, 2+round, c) // distinct event IDs per round
+		n.Publish(stream.Change{Stream: stream.Events, Pos: positions[len(positions)-1], Queued: []stream.Consumer{{Kind: "test", ID: "dest"}}})
+		select {
+		case got := <-d.out:
+			if !slices.Equal(got, positions) {
+				t.Fatalf("round %d: delivered %v, want %v", round, got, positions)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the queued events did not start a loop", round)
+		}
+		// The loop retires once idle (polled: nothing announces it).
+		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(5 * time.Millisecond)
+		for len(r.Running()) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the idle loop did not end: %v", round, r.Running())
+			}
+			<-tick.C
+		}
+		tick.Stop()
+	}
+}
+
+// Resume makes a loop started after a restart wait out the backoff it
+// had (a Retry ends the wait), and OnFailure is told each failure with
+// the wait before the next attempt, doubled from the resumed backoff.
+func TestRunnerResumesBackoff(t *testing.T) {
+	store := openStore(t)
+	d := &flakyDeliverer{fail: true, attempts: make(chan bool, 10)}
+	failures := make(chan time.Duration, 10)
+	r, _ := New(store, "test", d, nil, Options{Dynamic: true, FirstBackoff: time.Second, MaxBackoff: time.Hour,
+		Resume: func(string) (time.Duration, time.Duration) { return time.Hour, 10 * time.Minute },
+		OnFailure: func(c string, err error, retryIn time.Duration) {
+			if c == "a" && err != nil {
+				failures <- retryIn
+			}
+		}})
+	queueEvents(t, store, 1, storage.Consumer{Kind: "test", ID: "a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.Start(ctx, []string{"a"})
+	defer r.Stop()
+	select {
+	case <-d.attempts:
+		t.Fatal("an attempt before the resumed backoff was over")
+	default:
+	}
+	r.Retry("a")
+	select {
+	case ok := <-d.attempts:
+		if ok {
+			t.Fatal("the failing consumer was delivered to")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Retry did not end the resumed wait")
+	}
+	select {
+	case in := <-failures:
+		if in != time.Second {
+			t.Fatalf("after a Retry the backoff starts over: retry in %v, want 1s", in)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnFailure was not told")
+	}
+}
+
+// With InMemoryTxns a failed transaction is retried as it was (same ID,
+// events and Data) and acknowledged without ever being written; IDs come
+// from the persisted counter, so a new runner (a restart) never reuses one.
+func TestRunnerInMemoryTxns(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	c := storage.Consumer{Kind: "test", ID: "a"}
+	d := &fakeDeliverer{fail: errors.New("consumer down"), extra: []int64{7}}
+	r, _ := New(store, "test", d, nil, Options{Limit: 2, InMemoryTxns: true})
+	positions := queueEvents(t, store, 3, c)
+	for range 2 {
+		if _, err := r.Step(ctx, "a"); err == nil {
+			t.Fatal("a failed delivery was reported as sent")
+		}
+	}
+	if _, err := store.TxnInFlight(ctx, c); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the transaction in flight was written: %v", err)
+	}
+	if len(d.sent) != 2 || d.sent[0].ID != d.sent[1].ID || d.sent[1].Data != "fresh" ||
+		!slices.Equal(d.sent[1].Positions, positions[:2]) {
+		t.Fatalf("attempts: %+v", d.sent)
+	}
+	d.fail = nil
+	if more, err := r.Step(ctx, "a"); err != nil || !more {
+		t.Fatalf("delivery: %v, %v", more, err)
+	}
+	pending, err := store.PendingFor(ctx, c, 10)
+	if err != nil || !slices.Equal(pending, positions[2:]) {
+		t.Fatalf("left queued: %v, %v", pending, err)
+	}
+	if cur, err := store.QueueCursor(ctx, c); err != nil || !slices.Equal(cur, []int64{7}) {
+		t.Fatalf("cursor: %v, %v", cur, err)
+	}
+	r2, _ := New(store, "test", d, nil, Options{Limit: 2, InMemoryTxns: true})
+	if _, err := r2.Step(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if last := d.sent[len(d.sent)-1]; last.ID <= d.sent[0].ID || !slices.Equal(last.Positions, positions[2:]) {
+		t.Fatalf("after a restart: %+v (first ID %d)", last, d.sent[0].ID)
+	}
+}

@@ -697,7 +697,8 @@ func (s *Service) takeMembership(ctx context.Context, origin string, roomID id.R
 	if _, err := s.getRoom(ctx, roomID); err != nil {
 		return nil, err
 	}
-	res, err := s.Intake(ctx, origin, raw)
+	// The resident server passes the event on to the room's other servers.
+	res, err := s.Intake(WithRelay(ctx), origin, raw)
 	var dropped *DroppedError
 	var missing *MissingEventsError
 	switch {

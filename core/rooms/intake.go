@@ -173,6 +173,9 @@ func knownResult(e *storage.Event) *IntakeResult {
 func (w *roomWriter) processRemote(r *sendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if Relayed(r.ctx) {
+		ctx = WithRelay(ctx)
+	}
 	rec := r.remote
 	if err := r.ctx.Err(); err != nil {
 		r.done <- sendResult{err: err}

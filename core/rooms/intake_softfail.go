@@ -120,12 +120,13 @@ func (w *roomWriter) advance(ctx context.Context, b *batchState, rec *received, 
 	return w.localMembers(ctx, b, rec)
 }
 
-// localMembers records in the batch the memberships of local users that
-// the new current state changes.
+// localMembers records in the batch the memberships that the new current
+// state changes (local users' for push rules, everyone's for the servers
+// in the room).
 func (w *roomWriter) localMembers(ctx context.Context, b *batchState, rec *received) error {
 	s := w.svc
 	for k, v := range b.overlay {
-		if k.Type != "m.room.member" || id.UserID(k.StateKey).Homeserver() != s.opts.ServerName {
+		if k.Type != "m.room.member" {
 			continue
 		}
 		ev := rec.ev
@@ -138,7 +139,8 @@ func (w *roomWriter) localMembers(ctx context.Context, b *batchState, rec *recei
 				return fmt.Errorf("state event %s missing", v)
 			}
 		}
-		b.joinedOverlay[id.UserID(k.StateKey)] = gjson.GetBytes(ev.Content, "membership").Str == "join"
+		u := id.UserID(k.StateKey)
+		b.setJoined(u, gjson.GetBytes(ev.Content, "membership").Str == "join", u.Homeserver() == s.opts.ServerName)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func (w *roomWriter) storeRemote(ctx context.Context, rec *received, before *pri
 		if err := s.pushActions(ctx, b, ev, se, wr); err != nil {
 			return err
 		}
-		if wr.Queued, err = s.interestedIn(ctx, b, ev, rec.roomID); err != nil {
+		if wr.Queued, err = s.interestedIn(WithReceived(ctx), b, ev, rec.roomID); err != nil {
 			return err
 		}
 		if wr.Redacts, err = w.redactionTarget(ctx, b, rec); err != nil {

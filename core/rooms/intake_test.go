@@ -86,7 +86,7 @@ type intakeRoom struct {
 	rv     id.RoomVersion
 }
 
-func newIntakeRoom(t *testing.T, rv id.RoomVersion) *intakeRoom {
+func newIntakeRoom(t *testing.T, rv id.RoomVersion, opts ...func(*Options)) *intakeRoom {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rooms.db"))
@@ -97,8 +97,11 @@ func newIntakeRoom(t *testing.T, rv id.RoomVersion) *intakeRoom {
 	local := events.NewSigner("example.org", federation.GenerateSigningKey())
 	remote := events.NewSigner("remote.example", federation.GenerateSigningKey())
 	fake := &fakeRemote{}
-	s, err := New(store, Options{ServerName: "example.org", Signer: local,
-		KeyRing: testKeyRing{"remote.example": remote}, Remote: fake})
+	o := Options{ServerName: "example.org", Signer: local, KeyRing: testKeyRing{"remote.example": remote}, Remote: fake}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := New(store, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,11 @@ type roomState struct {
 	chainLen    int64
 	// joined are the local users joined to the room (whose push rules run).
 	joined map[id.UserID]bool
+	// remote are the joined members of other servers, servers the number
+	// of joined members of each server (this one's too): where the room's
+	// events are sent (JoinedServers).
+	remote  map[id.UserID]bool
+	servers map[string]int
 	// plCache is the parsed content of the power levels event plCacheID
 	// ("" before the room has one).
 	plCache   *event.PowerLevelsEventContent
@@ -60,8 +65,12 @@ type batchState struct {
 	pending     map[id.EventID]*pdu.PDU
 	// pendingRaw is the wire JSON of pending events (for v1 references).
 	pendingRaw map[id.EventID][]byte
-	// joinedOverlay records membership changes of local users in the batch.
+	// joinedOverlay records membership changes of local users in the
+	// batch, remoteOverlay those of other servers' users, serverDelta the
+	// change of each server's count of joined members.
 	joinedOverlay map[id.UserID]bool
+	remoteOverlay map[id.UserID]bool
+	serverDelta   map[string]int
 	// interest resolves the batch's consumers, one per Options.Interest
 	// (nil: not begun).
 	interest []BatchInterest
@@ -73,9 +82,53 @@ func newBatch(rs *roomState) *batchState {
 	if rs.joined == nil {
 		rs.joined = map[id.UserID]bool{}
 	}
+	if rs.remote == nil {
+		rs.remote, rs.servers = map[id.UserID]bool{}, map[string]int{}
+		for u := range rs.joined {
+			rs.servers[u.Homeserver()]++
+		}
+	}
 	return &batchState{base: rs, overlay: map[pdu.StateKey]id.EventID{}, roomID: rs.roomID,
 		extremities: rs.extremities, depth: rs.depth, group: rs.group, chainLen: rs.chainLen,
-		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}, joinedOverlay: map[id.UserID]bool{}}
+		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}, joinedOverlay: map[id.UserID]bool{},
+		remoteOverlay: map[id.UserID]bool{}, serverDelta: map[string]int{}}
+}
+
+// setJoined records in the batch whether a user (local or not) is joined
+// after a membership event, and counts their server's members.
+func (b *batchState) setJoined(u id.UserID, joined, local bool) {
+	overlay, base := b.remoteOverlay, b.base.remote
+	if local {
+		overlay, base = b.joinedOverlay, b.base.joined
+	}
+	was, ok := overlay[u]
+	if !ok {
+		was = base[u]
+	}
+	switch {
+	case joined && !was:
+		b.serverDelta[u.Homeserver()]++
+	case !joined && was:
+		b.serverDelta[u.Homeserver()]--
+	}
+	overlay[u] = joined
+}
+
+// joinedServers lists the servers with members joined in the batch's state.
+func (b *batchState) joinedServers() []string {
+	out := make([]string, 0, len(b.base.servers)+len(b.serverDelta))
+	for srv, n := range b.base.servers {
+		if n+b.serverDelta[srv] > 0 {
+			out = append(out, srv)
+		}
+	}
+	for srv, d := range b.serverDelta {
+		if _, ok := b.base.servers[srv]; !ok && d > 0 {
+			out = append(out, srv)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // joinedUsers lists the local users joined in the batch's state.
@@ -126,6 +179,18 @@ func (b *batchState) commit() {
 			rs.joined[u] = true
 		} else {
 			delete(rs.joined, u)
+		}
+	}
+	for u, j := range b.remoteOverlay {
+		if j {
+			rs.remote[u] = true
+		} else {
+			delete(rs.remote, u)
+		}
+	}
+	for srv, d := range b.serverDelta {
+		if rs.servers[srv] += d; rs.servers[srv] <= 0 {
+			delete(rs.servers, srv)
 		}
 	}
 }
@@ -612,11 +677,15 @@ func (s *Reader) loadRoomState(ctx context.Context, roomID id.RoomID) (*roomStat
 	if err != nil {
 		return nil, err
 	}
-	rs.joined = map[id.UserID]bool{}
+	rs.joined, rs.remote, rs.servers = map[id.UserID]bool{}, map[id.UserID]bool{}, map[string]int{}
 	for _, m := range members {
-		if u := m.UserID; u.Homeserver() == s.opts.ServerName {
+		u := m.UserID
+		if u.Homeserver() == s.opts.ServerName {
 			rs.joined[u] = true
+		} else {
+			rs.remote[u] = true
 		}
+		rs.servers[u.Homeserver()]++
 	}
 	ext, err := s.store.GetForwardExtremities(ctx, roomID)
 	if err != nil {
@@ -766,9 +835,8 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 		Sender: ev.Sender, OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
 	if ev.Type == "m.room.member" {
 		se.Membership = gjson.GetBytes(content, "membership").Str
-		if u := id.UserID(*ev.StateKey); u.Homeserver() == s.opts.ServerName {
-			b.joinedOverlay[u] = se.Membership == "join"
-		}
+		u := id.UserID(*ev.StateKey)
+		b.setJoined(u, se.Membership == "join", u.Homeserver() == s.opts.ServerName)
 	}
 	se.RelType, se.RelatesTo = relationOf(content)
 	wr := &storage.EventWrite{Event: se, Extremities: []id.EventID{eventID}}

@@ -74,7 +74,8 @@ type Change struct {
 }
 
 // Consumer names one persisted queue: its kind and, within the kind, whose
-// it is (an appservice ID; "" for the push gateway's single queue).
+// it is (an appservice ID, a federation destination's server name; "" for
+// the push gateway's single queue).
 type Consumer struct {
 	Kind string
 	ID   string
@@ -84,6 +85,8 @@ type Consumer struct {
 const (
 	KindAppService  = "appservice"
 	KindPushGateway = "push"
+	// KindFederation queues are other servers' (consumer: the server name).
+	KindFederation = "federation"
 )
 
 // Notifier publishes changes and lets waiters sleep until one concerns them.

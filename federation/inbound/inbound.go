@@ -51,6 +51,10 @@ type Options struct {
 	Rooms Rooms
 	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
 	Ephemeral Ephemeral
+	// Contacted (nil: none) is told the origin of each authenticated
+	// request: a server that talks to us is up, so the federation sender
+	// retries it at once if it was backing off.
+	Contacted func(origin string)
 	Logger    *slog.Logger
 }
 
@@ -138,6 +142,9 @@ func (a *API) authenticate(c *gin.Context) {
 		return
 	}
 	c.Request = req
+	if a.opts.Contacted != nil {
+		a.opts.Contacted(federation.OriginServerName(req.Context()))
+	}
 	c.Next()
 }
 

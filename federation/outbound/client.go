@@ -1,7 +1,9 @@
-// Package outbound is this server's side of requests to other servers. So
-// far: the signing federation client every outbound request goes through.
-// (Per-destination queues, transactions and backoff come with the rest of
-// the federation issue.) It imports core/netguard and mautrix only.
+// Package outbound is this server's side of requests to other servers: the
+// signing federation client every outbound request goes through, and the
+// sender (sender.go) that delivers each destination's persisted interest
+// queue in transactions, with backoff, EDUs and the admin view of
+// destinations. It imports core services, core/queue, core/stream, the
+// storage interfaces and mautrix.
 package outbound
 
 import (

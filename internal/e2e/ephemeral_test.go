@@ -180,11 +180,15 @@ func TestToDeviceExactlyOnce(t *testing.T) {
 	if len(other.ToDevice.Events) != 1 {
 		t.Fatalf("second device got %v", other.ToDevice)
 	}
-	code, body := srv.Do(t, "PUT", "/_matrix/client/v3/sendToDevice/x/t3", alice.AccessToken,
-		map[string]any{"messages": map[string]any{"@someone:elsewhere.example": map[string]any{"D": map[string]any{}}}})
-	if code != 400 {
-		t.Fatalf("to-device to another server: %d %v", code, body)
-	}
+	// A message to another server's user is queued for federation; with
+	// federation off, it is refused.
+	toRemote := map[string]any{"messages": map[string]any{"@someone:elsewhere.example": map[string]any{"D": map[string]any{}}}}
+	code, body := srv.Do(t, "PUT", "/_matrix/client/v3/sendToDevice/x/t3", alice.AccessToken, toRemote)
+	wantStatus(t, "to-device to another server", code, body, 200, "")
+	off := startOpen(t, "--no-federation")
+	carol := register(t, off, "carold", defaultPassword)
+	code, body = off.Do(t, "PUT", "/_matrix/client/v3/sendToDevice/x/t3", carol.AccessToken, toRemote)
+	wantStatus(t, "to-device to another server, federation off", code, body, 400, "M_UNRECOGNIZED")
 }
 
 func TestPresence(t *testing.T) {

@@ -59,12 +59,18 @@ type fakeServer struct {
 	// missingAsked counts those requests.
 	missing      atomic.Pointer[[]json.RawMessage]
 	missingAsked atomic.Int32
+	// inbox takes the transactions servers send C (outbound_test.go).
+	inbox *inbox
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
-	f := &fakeServer{key: federation.GenerateSigningKey()}
+	f := &fakeServer{key: federation.GenerateSigningKey(), inbox: newInbox()}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/send/") {
+			f.inbox.serve(t, f, w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/get_missing_events/") {
 			f.missingAsked.Add(1)
 			evs := []json.RawMessage{}

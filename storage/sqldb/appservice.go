@@ -105,3 +105,17 @@ func (db *DB) AckTxn(ctx context.Context, t *storage.QueueTxn) error {
 		return db.SetQueueCursor(ctx, c, t.Extra)
 	})
 }
+
+func (db *DB) ReserveTxnIDs(ctx context.Context, kind string, n int64) (int64, error) {
+	var last int64
+	err := db.WithTx(ctx, func(ctx context.Context) error {
+		counter := kind + "_txns"
+		if _, err := db.exec(ctx, `INSERT INTO stream_positions (name, pos) VALUES ($1, 0) ON CONFLICT DO NOTHING`,
+			counter); err != nil {
+			return err
+		}
+		return db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = $2 RETURNING pos`,
+			n, counter).Scan(&last)
+	})
+	return last - n + 1, err
+}

@@ -239,15 +239,23 @@ func (db *DB) KeySignaturesOf(ctx context.Context, targetUserIDs []id.UserID) ([
 	})
 }
 
-func (db *DB) AddDeviceListChange(ctx context.Context, userID id.UserID) (int64, error) {
+func (db *DB) AddDeviceListChange(ctx context.Context, userID id.UserID, devices ...id.DeviceID) (int64, error) {
+	if len(devices) == 0 {
+		devices = []id.DeviceID{""} // the cross-signing keys
+	}
 	var pos int64
 	err := db.WithTx(ctx, func(ctx context.Context) error {
-		var err error
-		if pos, err = db.nextStreamPos(ctx, "device_lists"); err != nil {
-			return err
+		for _, d := range devices {
+			var err error
+			if pos, err = db.nextStreamPos(ctx, "device_lists"); err != nil {
+				return err
+			}
+			if _, err = db.exec(ctx, `INSERT INTO device_list_stream (stream_pos, user_id, device_id) VALUES ($1, $2, $3)`,
+				pos, userID, d); err != nil {
+				return err
+			}
 		}
-		_, err = db.exec(ctx, `INSERT INTO device_list_stream (stream_pos, user_id) VALUES ($1, $2)`, pos, userID)
-		return err
+		return nil
 	})
 	return pos, err
 }
