@@ -43,6 +43,12 @@ type Event struct {
 	Membership string
 	// ReplacesState is the state event this one replaced (for prev_content).
 	ReplacesState id.EventID
+	// Outlier: stored for its content alone, outside the room's timeline
+	// (state and auth events a resident server sent when this server
+	// joined over federation, state fetched to fill a gap). No timeline,
+	// history, relation or search query returns it; its StateGroup is 0
+	// (the state at it is unknown) unless the state after it is known.
+	Outlier bool
 }
 
 // StateEntry is one (type, state_key) of a room state; EventID "" in a delta

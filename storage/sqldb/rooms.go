@@ -53,22 +53,22 @@ func queryStrings[S ~string](db *DB, ctx context.Context, query string, args ...
 }
 
 const eventCols = `stream_pos, event_id, room_id, type, state_key, sender, origin_server_ts, depth, json,
-	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state`
+	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state, outlier`
 
 func scanEvent(row interface{ Scan(...any) error }) (*storage.Event, error) {
 	var e storage.Event
 	var sk sql.NullString
 	var js string
-	var rej, soft int64
+	var rej, soft, outlier int64
 	if err := row.Scan(&e.StreamPos, &e.EventID, &e.RoomID, &e.Type, &sk, &e.Sender, &e.OriginServerTS, &e.Depth, &js,
-		&e.StateGroup, &rej, &soft, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.Membership, &e.ReplacesState); err != nil {
+		&e.StateGroup, &rej, &soft, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.Membership, &e.ReplacesState, &outlier); err != nil {
 		return nil, notFound(err)
 	}
 	if sk.Valid {
 		e.StateKey = &sk.String
 	}
 	e.JSON = []byte(js)
-	e.Rejected, e.SoftFailed = rej != 0, soft != 0
+	e.Rejected, e.SoftFailed, e.Outlier = rej != 0, soft != 0, outlier != 0
 	return &e, nil
 }
 
@@ -189,7 +189,7 @@ func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) er
 		e := w.Event
 		rows[i] = []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
 			string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
-			e.Membership, e.ReplacesState}
+			e.Membership, e.ReplacesState, b2i(e.Outlier)}
 	}
 	return db.insertRows(ctx, `INSERT INTO events (`+eventCols+`)`, "", rows)
 }
@@ -423,7 +423,7 @@ func queryPairs[K, V ~string](db *DB, ctx context.Context, q, col string, keys [
 }
 
 func (db *DB) RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0`
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0`
 	args := []any{roomID, from, limit}
 	if backwards {
 		q += ` AND stream_pos < $2`
@@ -448,10 +448,10 @@ func (db *DB) RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, 
 }
 
 func (db *DB) EventByTimestamp(ctx context.Context, roomID id.RoomID, ts int64, forwards bool) (*storage.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts <= $2
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND origin_server_ts <= $2
 		ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1`
 	if forwards {
-		q = `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts >= $2
+		q = `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND origin_server_ts >= $2
 		ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT 1`
 	}
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, q, roomID, ts))
@@ -471,7 +471,7 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID
 func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
 	// Only events of the parent's room relate to it: an event elsewhere that
 	// names the parent's ID is not one of its relations.
-	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
 		AND room_id = (SELECT p.room_id FROM events p WHERE p.event_id = $1)
 		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
 	if backwards {
@@ -489,10 +489,10 @@ func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventT
 func (db *DB) ThreadRoots(ctx context.Context, roomID id.RoomID, from int64, limit int) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+prefixed("r", eventCols)+` FROM events r
 		JOIN (SELECT relates_to, MAX(stream_pos) AS latest FROM events
-		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''
+		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''
 		      GROUP BY relates_to) t
 		  ON t.relates_to = r.event_id
-		WHERE r.room_id = $1 AND r.rejected = 0 AND r.soft_failed = 0 AND t.latest < $2
+		WHERE r.room_id = $1 AND r.rejected = 0 AND r.soft_failed = 0 AND r.outlier = 0 AND t.latest < $2
 		ORDER BY t.latest DESC LIMIT $3`, roomID, from, limit)
 	if err != nil {
 		return nil, err
@@ -609,7 +609,7 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]s
 	cond, args := inList("relates_to", 1, parents)
 	// Relations count only from the parent's own room.
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events c
-		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''`+cond+`
+		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
 		AND EXISTS (SELECT 1 FROM events p WHERE p.event_id = c.relates_to AND p.room_id = c.room_id)
 		GROUP BY relates_to, rel_type, sender`, args...)
 	if err != nil {
