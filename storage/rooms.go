@@ -97,6 +97,11 @@ type EventWrite struct {
 	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts id.EventID
+	// OutlierStateless makes outliers of the events of the room stored
+	// without a state (state group 0: invites, knocks and their refusals
+	// kept while this server was not in the room), in the same
+	// transaction: the room's timeline begins with this event.
+	OutlierStateless bool
 	// PushDefault, when set, is the notification every local member gets
 	// from this event (its UserID is empty), unless PushActions has one of
 	// their own for them; PushActions are those (or, without a default,

@@ -85,7 +85,11 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
 		return nil, err
 	}
-	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
+	var remote rooms.RemoteRooms
+	if c.fedClient != nil {
+		remote = outbound.Remote{Client: c.fedClient}
+	}
+	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Remote: remote,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration, DefaultVersion: id.RoomVersion(cfg.Rooms.DefaultVersion),
 		Interest: []rooms.InterestResolver{pusher.Interest{Registry: c.appservices}}, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		ReservedAlias: routes.ReservedAlias(c.appservices),

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"encoding/json/jsontext"
 	"maps"
 	"net/http"
@@ -36,24 +37,54 @@ type MembershipRequest struct {
 	// are its own.
 	Extra     map[string]jsontext.Value
 	Timestamp int64
+	// Servers are the servers to join or knock through when this server
+	// is not in the room (the request's via and server_name, the alias's
+	// answer); more are found from the room ID and the user's invite.
+	Servers []string
 }
 
-// ResolveRoom turns a room ID or alias into a room ID known to this server.
+// ResolveRoom turns a room ID or alias into a room ID: an alias of this
+// server from its directory, another server's by asking that server.
 func (s *Reader) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	roomID, _, err := s.ResolveRoomServers(ctx, roomIDOrAlias)
+	return roomID, err
+}
+
+// ResolveRoomServers is ResolveRoom with the servers an alias's server
+// says are in the room (none for a room ID or a local alias).
+func (s *Reader) ResolveRoomServers(ctx context.Context, roomIDOrAlias string) (id.RoomID, []string, error) {
 	switch {
 	case strings.HasPrefix(roomIDOrAlias, "!"):
-		return id.RoomID(roomIDOrAlias), nil
+		return id.RoomID(roomIDOrAlias), nil, nil
 	case strings.HasPrefix(roomIDOrAlias, "#"):
-		a, err := s.lookupAlias(ctx, id.RoomAlias(roomIDOrAlias))
-		if storageNotFound(err) {
-			return "", types.NotFound("Room alias %s not found", roomIDOrAlias)
-		} else if err != nil {
-			return "", err
+		alias := id.RoomAlias(roomIDOrAlias)
+		if _, server, ok := strings.Cut(roomIDOrAlias, ":"); ok && server != s.opts.ServerName && s.opts.Remote != nil {
+			return s.remoteAlias(ctx, alias)
 		}
-		return a.RoomID, nil
+		a, err := s.lookupAlias(ctx, alias)
+		if storageNotFound(err) {
+			return "", nil, types.NotFound("Room alias %s not found", roomIDOrAlias)
+		} else if err != nil {
+			return "", nil, err
+		}
+		return a.RoomID, nil, nil
 	default:
-		return "", types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
+		return "", nil, types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
 	}
+}
+
+// remoteAlias asks the alias's server (GET /query/directory): 404 when it
+// has no such alias or cannot be reached.
+func (s *Reader) remoteAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error) {
+	roomID, servers, err := s.opts.Remote.QueryAlias(ctx, alias)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status != http.StatusNotFound {
+			s.log.InfoContext(ctx, "remote alias lookup failed", "alias", alias, "err", err)
+		}
+		return "", nil, types.NotFound("Room alias %s not found", alias)
+	}
+	return roomID, servers, nil
 }
 
 // ChangeMembership sends a membership event; eventauth decides whether the
@@ -68,14 +99,36 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		return "", err
 	}
 	room, err := s.store.GetRoom(ctx, req.RoomID)
+	if err != nil && !storageNotFound(err) {
+		return "", err
+	}
+	if req.Sender == req.Target && s.opts.Remote != nil && (req.Membership == "join" || req.Membership == "knock" ||
+		(req.Membership == "leave" && err == nil)) {
+		// A room this server is not in: the change is made through a
+		// server that is.
+		in := false
+		if err == nil {
+			if in, err = s.participates(ctx, req.RoomID); err != nil {
+				return "", err
+			}
+		}
+		if !in {
+			eid, remote, err := s.remoteMembership(ctx, req)
+			if remote && !errors.Is(err, errParticipates) {
+				return eid, err
+			} else if err != nil && !errors.Is(err, errParticipates) {
+				return "", err
+			}
+		}
+		if room, err = s.store.GetRoom(ctx, req.RoomID); err != nil && !storageNotFound(err) {
+			return "", err
+		}
+	}
 	if storageNotFound(err) {
 		if req.Membership == "join" || req.Membership == "knock" {
-			// Joining over federation comes with the federation issue.
 			return "", types.NotFound("No known servers for room %s", req.RoomID)
 		}
 		return "", types.Forbidden("You are not in room %s", req.RoomID)
-	} else if err != nil {
-		return "", err
 	}
 	if req.Membership == "invite" {
 		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {

@@ -73,8 +73,9 @@ type Options struct {
 	// AccountData reads the invitee's invite settings, so that invites
 	// they block are refused (nil: every invite is made).
 	AccountData AccountDataGetter
-	// Remote fetches from other servers what the pipeline is missing (nil:
-	// nothing is fetched; not yet used, see RemoteRooms).
+	// Remote reaches other servers: rooms joined, knocked on and left
+	// through them, invites of their users, missing events, state and
+	// history fetched from them (nil: federation is off).
 	Remote RemoteRooms
 }
 
@@ -135,6 +136,10 @@ type Service struct {
 	lastCreateTS atomic.Int64
 	// origin names this service instance in the changes it publishes.
 	origin string
+	// remoteLocks serialises membership changes made over federation in
+	// rooms this server is not in, one *sync.Mutex per room (never held
+	// while holding mu).
+	remoteLocks sync.Map
 
 	// mu guards writers, closed and each writer's users; never hold it
 	// while waiting on a writer.

@@ -156,6 +156,9 @@ type sendReq struct {
 	// stored without the room's state (processOutlier).
 	outlier *storage.EventWrite
 	version id.RoomVersion // of the outlier's room
+	// join, when set, is a local user's join of a room this server was
+	// not in, checked and ready to store (processJoin).
+	join *joinedRemote
 	done    chan sendResult
 }
 
@@ -369,7 +372,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil {
+		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -383,6 +386,10 @@ drain:
 		}
 		if r.outlier != nil {
 			w.processOutlier(r)
+			continue
+		}
+		if r.join != nil {
+			w.processJoin(r)
 			continue
 		}
 		w.processAtomic(r)

@@ -92,6 +92,7 @@ func (a *API) Register(r gin.IRouter) {
 	if a.opts.Rooms == nil {
 		return
 	}
+	fed.GET("/v1/query/directory", a.queryDirectory)
 	fed.GET("/v1/make_join/:roomID/:userID", a.makeJoin)
 	fed.PUT("/v1/send_join/:roomID/:eventID", a.sendJoinV1)
 	fed.PUT("/v2/send_join/:roomID/:eventID", a.sendJoinV2)

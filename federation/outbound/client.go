@@ -1,7 +1,9 @@
-// Package outbound is this server's side of requests to other servers. So
-// far: the signing federation client every outbound request goes through.
-// (Per-destination queues, transactions and backoff come with the rest of
-// the federation issue.) It imports core/netguard and mautrix only.
+// Package outbound is this server's side of requests to other servers:
+// the signing federation client every outbound request goes through, and
+// what core asks of other servers through it (core/rooms.RemoteRooms:
+// joins, leaves, knocks and invites over federation, missing events,
+// state and history; remote profiles). It imports core services'
+// declared interfaces and types, core/netguard and mautrix.
 package outbound
 
 import (

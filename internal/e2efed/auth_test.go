@@ -59,12 +59,17 @@ type fakeServer struct {
 	// missingAsked counts those requests.
 	missing      atomic.Pointer[[]json.RawMessage]
 	missingAsked atomic.Int32
+	// hostPtr, when set, serves C's rooms (fakehost_test.go).
+	hostPtr atomic.Pointer[fakeHost]
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
 	f := &fakeServer{key: federation.GenerateSigningKey()}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := f.hostPtr.Load(); h != nil && h.serve(w, r) {
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/get_missing_events/") {
 			f.missingAsked.Add(1)
 			evs := []json.RawMessage{}

@@ -135,6 +135,12 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		var pushRows, defaultRows, txnRows, asRows, aliasRows, pushQueueRows [][]any
 		for _, w := range writes {
 			e := w.Event
+			if w.OutlierStateless {
+				if _, err := db.exec(ctx, `UPDATE events SET outlier = 1 WHERE room_id = $1 AND state_group = 0
+					AND outlier = 0 AND event_id <> $2`, e.RoomID, e.EventID); err != nil {
+					return err
+				}
+			}
 			if w.Redacts != "" {
 				if err := db.SetRedactedBy(ctx, w.Redacts, e.EventID); err != nil {
 					return err
