@@ -171,3 +171,139 @@ func keysOf(st map[[2]string]*event.Event) [][2]string {
 	}
 	return out
 }
+
+// A forged send_join answer is refused and the next server asked: server
+// D answers with C's state with a power levels event changed (its
+// signature no longer verifies); A joins through C instead, with C's
+// state. When no other server is left the join fails (502) and nothing
+// of the room is kept. A state event whose content does not match its
+// hash (its signature still good) is taken redacted, as the spec says.
+func TestJoinRemoteForgedAnswer(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	c := newFakeServer(t)
+	h := c.host(t)
+	carol := id.NewUserID("carol", c.name)
+	d := newFakeServer(t)
+	dh := d.host(t)
+	dh.rms = h.rms // D answers for C's rooms
+	mallory := id.NewUserID("mallory", d.name)
+	empty := ""
+	dh.forge = func(state []map[string]any) {
+		for _, ev := range state {
+			if ev["type"] == "m.room.power_levels" {
+				ev["content"].(map[string]any)["users"] = map[string]any{mallory.String(): 100}
+			}
+		}
+	}
+	r1 := h.createRoom(id.RoomV11, carol, "public", "shared")
+	if _, err := alice.JoinRoom(ctx, r1.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{d.name, c.name}}); err != nil {
+		t.Fatalf("join through D then C: %v", err)
+	}
+	st, _ := joinedState(t, alice, r1.roomID)
+	if pl := st[[2]string{"m.room.power_levels", ""}]; pl == nil || gjson.GetBytes(pl.Content.VeryRaw, "users").Get(gjson.Escape(mallory.String())).Exists() {
+		t.Fatalf("power levels alice sees: %v", pl)
+	}
+	dh.mu.Lock()
+	askedD := len(dh.received["send_join"])
+	dh.mu.Unlock()
+	if askedD != 1 {
+		t.Fatalf("D was sent %d joins, want 1", askedD)
+	}
+
+	// No other server: the join fails and leaves nothing.
+	r2 := h.createRoom(id.RoomV12, carol, "public", "shared")
+	_, err := alice.JoinRoom(ctx, r2.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{d.name}})
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.Response == nil || httpErr.Response.StatusCode != http.StatusBadGateway {
+		t.Fatalf("join through D alone: %v", err)
+	}
+	joined, err := alice.JoinedRooms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range joined.JoinedRooms {
+		if r == r2.roomID {
+			t.Fatal("the room of the refused join is listed as joined")
+		}
+	}
+	if _, err := alice.State(ctx, r2.roomID); err == nil {
+		t.Fatal("the state of the refused join's room is readable")
+	}
+
+	// A changed name: its hash fails, its signature (of the redacted
+	// event) holds: the name is taken redacted.
+	r3 := h.createRoom(id.RoomV12, carol, "public", "shared", func(r *hostedRoom) {
+		h.add(r, carol, "m.room.name", &empty, map[string]any{"name": "the real name"})
+	})
+	dh.forge = func(state []map[string]any) {
+		for _, ev := range state {
+			if ev["type"] == "m.room.name" {
+				ev["content"] = map[string]any{"name": "a forged name"}
+			}
+		}
+	}
+	if _, err := alice.JoinRoom(ctx, r3.roomID.String(), &mautrix.ReqJoinRoom{Via: []string{d.name}}); err != nil {
+		t.Fatalf("join with a redacted name: %v", err)
+	}
+	st, _ = joinedState(t, alice, r3.roomID)
+	if name := st[[2]string{"m.room.name", ""}]; name == nil || gjson.GetBytes(name.Content.VeryRaw, "name").Exists() {
+		t.Fatalf("the name with a bad hash: %v", name)
+	}
+}
+
+// Restricted rooms (join rule restricted, room v8+): C names the user who
+// authorises alice's join in the template (join_authorised_via_users_server)
+// and signs the join in send_join; A keeps the join as C returned it, with
+// C's signature. When C does not sign it, the auth rules refuse the join
+// and A keeps nothing.
+func TestJoinRemoteRestricted(t *testing.T) {
+	a := start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	c := newFakeServer(t)
+	h := c.host(t)
+	carol := id.NewUserID("carol", c.name)
+	empty := ""
+	space := h.createRoom(id.RoomV11, carol, "public", "shared")
+	if _, err := alice.JoinRoomByID(ctx, space.roomID); err != nil {
+		t.Fatalf("join the allowed room: %v", err)
+	}
+	restricted := func(sign bool) *hostedRoom {
+		return h.createRoom(id.RoomV11, carol, "public", "shared", func(r *hostedRoom) {
+			h.add(r, carol, "m.room.join_rules", &empty, map[string]any{"join_rule": "restricted",
+				"allow": []any{map[string]any{"type": "m.room_membership", "room_id": space.roomID}}})
+			r.authoriser, r.signRestricted = carol, sign
+		})
+	}
+	r := restricted(true)
+	if _, err := alice.JoinRoomByID(ctx, r.roomID); err != nil {
+		t.Fatalf("restricted join: %v", err)
+	}
+	st, _ := joinedState(t, alice, r.roomID)
+	join := st[[2]string{"m.room.member", alice.UserID.String()}]
+	if join == nil || gjson.GetBytes(join.Content.VeryRaw, "join_authorised_via_users_server").Str != carol.String() {
+		t.Fatalf("alice's join: %v", join)
+	}
+	// A serves the join as it keeps it: with C's signature.
+	got, err := c.client().GetEvent(ctx, a.Opts.ServerName, join.ID)
+	if err != nil || len(got.PDUs) != 1 {
+		t.Fatalf("the join from A: %v", err)
+	}
+	if !gjson.GetBytes(got.PDUs[0], "signatures."+gjson.Escape(c.name)).Exists() ||
+		!gjson.GetBytes(got.PDUs[0], "signatures."+gjson.Escape(a.Opts.ServerName)).Exists() {
+		t.Fatalf("the join A keeps is not signed by both: %s", got.PDUs[0])
+	}
+
+	unsigned := restricted(false)
+	_, err = alice.JoinRoomByID(ctx, unsigned.roomID)
+	if err == nil {
+		t.Fatal("a restricted join C did not sign was kept")
+	}
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil {
+		t.Fatalf("restricted join without C's signature: %v", err)
+	}
+	if m, err := alice.JoinedMembers(ctx, unsigned.roomID); err == nil {
+		t.Fatalf("members of the room of the refused join: %+v", m)
+	}
+}
