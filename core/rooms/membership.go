@@ -176,11 +176,18 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 			return eid, err
 		}
 	}
-	eid, err := s.submit(ctx, req.RoomID, &sendReq{
+	sr := &sendReq{
 		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
 			OriginServerTS: req.Timestamp},
 		check: func(b *batchState) error { return s.checkMembershipChange(ctx, b, req) },
-	})
+	}
+	var eid id.EventID
+	if req.Membership == "invite" && req.Target.Homeserver() != s.opts.ServerName && s.opts.Remote != nil {
+		// The invitee's server signs the invite before it is sent.
+		eid, err = s.inviteRemote(ctx, req, sr)
+	} else {
+		eid, err = s.submit(ctx, req.RoomID, sr)
+	}
 	if err == nil && (req.Membership == "join" || req.Membership == "invite") {
 		// Coming back to a forgotten room makes it visible again.
 		err = s.store.SetForgotten(ctx, req.Target, req.RoomID, false)

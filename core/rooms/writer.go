@@ -159,12 +159,17 @@ type sendReq struct {
 	// join, when set, is a local user's join of a room this server was
 	// not in, checked and ready to store (processJoin).
 	join *joinedRemote
+	// draft: proto is built and signed on the room's state but not
+	// stored (an invite another server must sign first); the answer
+	// carries its JSON.
+	draft bool
 	done    chan sendResult
 }
 
 type sendResult struct {
 	eventIDs []id.EventID // for batches
 	eventID  id.EventID
+	raw      []byte // a draft's JSON
 	err      error
 }
 
@@ -372,7 +377,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil {
+		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft {
 			singles = append(singles, r)
 			continue
 		}
@@ -390,6 +395,10 @@ drain:
 		}
 		if r.join != nil {
 			w.processJoin(r)
+			continue
+		}
+		if r.draft {
+			w.processDraft(r)
 			continue
 		}
 		w.processAtomic(r)

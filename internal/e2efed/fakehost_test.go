@@ -59,6 +59,9 @@ type fakeHost struct {
 	received map[string][]json.RawMessage
 	// asked counts requests by path prefix ("backfill", "state_ids"…).
 	asked map[string]int
+	// refuseInvites and refuseKnocks make C answer 403 to invites it is
+	// asked to sign and to make_knock.
+	refuseInvites, refuseKnocks bool
 }
 
 // host makes f a resident server.
@@ -269,6 +272,10 @@ func (h *fakeHost) serve(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 		membership := strings.TrimPrefix(parts[1], "make_")
+		if membership == "knock" && h.refuseKnocks {
+			matrixError(w, http.StatusForbidden, "M_FORBIDDEN", "no knocking here")
+			return true
+		}
 		if membership != "leave" {
 			if vers := r.URL.Query()["ver"]; !slices.Contains(vers, string(rm.rv)) {
 				matrixError(w, http.StatusBadRequest, "M_INCOMPATIBLE_ROOM_VERSION", "version")
@@ -358,6 +365,10 @@ func (h *fakeHost) serve(w http.ResponseWriter, r *http.Request) bool {
 			RoomVersion id.RoomVersion  `json:"room_version"`
 		}
 		_ = json.Unmarshal(body(), &req)
+		if h.refuseInvites {
+			matrixError(w, http.StatusForbidden, "M_FORBIDDEN", "not accepting invites")
+			return true
+		}
 		h.received["invite"] = append(h.received["invite"], req.Event)
 		var ev pdu.PDU
 		if err := json.Unmarshal(req.Event, &ev); err != nil {
