@@ -97,6 +97,11 @@ type EventWrite struct {
 	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts id.EventID
+	// Replace: the event is stored already, as an outlier; its row takes
+	// this write's stream position, state group, outlier, rejected and
+	// soft-failed flags (the state after it was fetched, or it was
+	// backfilled into the timeline) instead of being inserted.
+	Replace bool
 	// OutlierStateless makes outliers of the events of the room stored
 	// without a state (state group 0: invites, knocks and their refusals
 	// kept while this server was not in the room), in the same

@@ -159,6 +159,9 @@ type sendReq struct {
 	// join, when set, is a local user's join of a room this server was
 	// not in, checked and ready to store (processJoin).
 	join *joinedRemote
+	// fetched, when set, are checked events of another server to keep as
+	// outliers (processFetched).
+	fetched *fetchedWrite
 	// draft: proto is built and signed on the room's state but not
 	// stored (an invite another server must sign first); the answer
 	// carries its JSON.
@@ -377,7 +380,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft {
+		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -399,6 +402,10 @@ drain:
 		}
 		if r.draft {
 			w.processDraft(r)
+			continue
+		}
+		if r.fetched != nil {
+			w.processFetched(r)
 			continue
 		}
 		w.processAtomic(r)

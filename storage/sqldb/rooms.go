@@ -190,12 +190,26 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 // insertEvents writes the batch's events with multi-row INSERTs: one round
 // trip for many events matters on PostgreSQL.
 func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) error {
-	rows := make([][]any, len(writes))
-	for i, w := range writes {
+	rows := make([][]any, 0, len(writes))
+	for _, w := range writes {
 		e := w.Event
-		rows[i] = []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
+		if w.Replace {
+			res, err := db.exec(ctx, `UPDATE events SET stream_pos = $1, state_group = $2, outlier = $3, rejected = $4,
+				soft_failed = $5 WHERE event_id = $6 AND outlier = 1`, e.StreamPos, e.StateGroup, b2i(e.Outlier),
+				b2i(e.Rejected), b2i(e.SoftFailed), e.EventID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return fmt.Errorf("replace event %s: no outlier of that ID: %w", e.EventID, storage.ErrConflict)
+			}
+			continue
+		}
+		rows = append(rows, []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
 			string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
-			e.Membership, e.ReplacesState, b2i(e.Outlier)}
+			e.Membership, e.ReplacesState, b2i(e.Outlier)})
 	}
 	return db.insertRows(ctx, `INSERT INTO events (`+eventCols+`)`, "", rows)
 }

@@ -14,6 +14,32 @@ var outlierTests = []struct {
 	fn   func(t *testing.T, s storage.Store)
 }{
 	{"Events/Outliers", testOutliers},
+	{"Events/OutlierReplaced", testOutlierReplaced},
+}
+
+// testOutlierReplaced: a write replacing an outlier gives its row a new
+// position, state group and flags (here: into the timeline's history);
+// replacing an event that is no outlier fails the batch.
+func testOutlierReplaced(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	persist(t, s, ev(roomA, "$live", "m.room.message"))
+	o := ev(roomA, "$o", "m.room.message")
+	o.Outlier = true
+	persist(t, s, o)
+	in := ev(roomA, "$o", "m.room.message")
+	in.StateGroup = 7
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: in, Replace: true, History: true}}))
+	got := getEvent(t, s, "$o")
+	if got.Outlier || got.StateGroup != 7 || got.StreamPos >= 0 {
+		t.Fatalf("replaced outlier: %s (outlier %v)", eventString(got), got.Outlier)
+	}
+	evs, err := s.RoomEvents(c, roomA, farPos, 0, true, 100)
+	must(t, err)
+	eqList(t, "timeline", ids(evs), []id.EventID{"$live", "$o"})
+	again := ev(roomA, "$live", "m.room.message")
+	if err := s.PersistEvents(c, []*storage.EventWrite{{Event: again, Replace: true}}); err == nil {
+		t.Fatal("an event that is no outlier was replaced")
+	}
 }
 
 // testOutliers: an outlier is stored and read back by ID as one, but no
