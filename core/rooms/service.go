@@ -122,6 +122,10 @@ type Reader struct {
 	// ignores holds each user's m.ignored_user_list (nil: none), forgotten
 	// when their account data changes.
 	ignores stream.Cache[id.UserID, map[id.UserID]bool]
+	// backfill fetches history from other servers when /messages pages
+	// past the oldest event stored (the pipeline's FetchHistory; nil for a
+	// Reader on its own, which pages through what is stored).
+	backfill func(ctx context.Context, roomID id.RoomID, limit int) (int, error)
 }
 
 // Service is the event pipeline: it builds, authorises and persists events
@@ -194,6 +198,9 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	s := &Service{Reader: r, writers: map[id.RoomID]*roomWriter{}, quit: make(chan struct{}),
 		origin: randomLocal(16)}
+	if opts.Remote != nil {
+		r.backfill = s.FetchHistory
+	}
 	r.opts.Notifier.Observe(s.observe)
 	return s, nil
 }

@@ -159,6 +159,8 @@ type sendReq struct {
 	// join, when set, is a local user's join of a room this server was
 	// not in, checked and ready to store (processJoin).
 	join *joinedRemote
+	// backfill, when set, is a checked page of history (processBackfill).
+	backfill *backfillWrite
 	// fetched, when set, are checked events of another server to keep as
 	// outliers (processFetched).
 	fetched *fetchedWrite
@@ -380,7 +382,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil {
+		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -406,6 +408,10 @@ drain:
 		}
 		if r.fetched != nil {
 			w.processFetched(r)
+			continue
+		}
+		if r.backfill != nil {
+			w.processBackfill(r)
 			continue
 		}
 		w.processAtomic(r)
