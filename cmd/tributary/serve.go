@@ -378,7 +378,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {
 		fedOpts.Ring = core.ring
-		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
+		fedOpts.Rooms, fedOpts.Ephemeral, fedOpts.Keys = rs, eph, keysSvc
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
 	mediaSvc, err := newMedia(store, cfg, log)

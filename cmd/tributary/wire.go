@@ -56,7 +56,19 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.notifier, err = newNotifier(ctx, store); err != nil {
 		return nil, err
 	}
-	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log}); err != nil {
+	signingKey, err := keys.LoadOrCreate(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
+		return nil, err
+	}
+	var remoteKeys ckeys.RemoteKeys
+	if c.fedClient != nil {
+		remoteKeys = outbound.Keys{Client: c.fedClient}
+	}
+	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log,
+		Remote: remoteKeys}); err != nil {
 		return nil, err
 	}
 	// Bridge plugins are appservices too (internal registrations), so that
@@ -76,13 +88,6 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		return nil, err
 	}
 	if err := c.push.Start(ctx); err != nil {
-		return nil, err
-	}
-	signingKey, err := keys.LoadOrCreate(ctx, store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
 		return nil, err
 	}
 	var remote rooms.RemoteRooms

@@ -51,6 +51,8 @@ type Options struct {
 	Rooms Rooms
 	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
 	Ephemeral Ephemeral
+	// Keys answers about local users' end-to-end keys (nil: not served).
+	Keys Keys
 	Logger    *slog.Logger
 }
 
@@ -89,6 +91,11 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/_matrix/federation/v1/version", a.version)
 	fed := r.Group("/_matrix/federation", a.authenticate)
 	fed.GET("/v1/query/profile", a.queryProfile)
+	if a.opts.Keys != nil {
+		fed.POST("/v1/user/keys/query", a.userKeysQuery)
+		fed.POST("/v1/user/keys/claim", a.userKeysClaim)
+		fed.GET("/v1/user/devices/:userID", a.userDevices)
+	}
 	if a.opts.Rooms == nil {
 		return
 	}
