@@ -3,8 +3,8 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"encoding/json/jsontext"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"

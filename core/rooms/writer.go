@@ -168,7 +168,7 @@ type sendReq struct {
 	// stored (an invite another server must sign first); the answer
 	// carries its JSON.
 	draft bool
-	done    chan sendResult
+	done  chan sendResult
 }
 
 type sendResult struct {

@@ -52,8 +52,8 @@ type Options struct {
 	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
 	Ephemeral Ephemeral
 	// Keys answers about local users' end-to-end keys (nil: not served).
-	Keys Keys
-	Logger    *slog.Logger
+	Keys   Keys
+	Logger *slog.Logger
 }
 
 // API serves the federation endpoints.

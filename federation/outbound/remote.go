@@ -238,7 +238,7 @@ func (r Remote) Invite(ctx context.Context, server string, roomID id.RoomID, eve
 	var resp federation.RespSendInvite
 	_, _, err := r.Client.MakeFullRequest(ctx, federation.RequestParams{ServerName: server, Method: http.MethodPut,
 		Path: federation.URLPath{"v2", "invite", roomID, eventID}, Authenticate: true,
-		RequestJSON: &federation.ReqSendInvite{Event: federation.PDU(invite), InviteRoomState: st, RoomVersion: rv},
+		RequestJSON:  &federation.ReqSendInvite{Event: federation.PDU(invite), InviteRoomState: st, RoomVersion: rv},
 		ResponseJSON: &resp})
 	if err != nil {
 		return nil, remoteError(server, err)
