@@ -185,7 +185,7 @@ func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 }
 
 // newMedia builds the media repository on <data_dir>/media.
-func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media.Service, error) {
+func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger, remote media.RemoteMedia) (*media.Service, error) {
 	files, err := media.NewDirStore(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
 		return nil, err
@@ -196,7 +196,7 @@ func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media
 	}
 	return media.New(store, files, media.Options{ServerName: cfg.ServerName, MaxUploadBytes: cfg.Media.MaxUploadBytes,
 		UserQuotaBytes: cfg.Media.UserQuotaBytes, MaxImagePixels: cfg.Media.MaxImagePixels,
-		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, Logger: log,
+		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, Logger: log, Remote: remote,
 		Preview: media.PreviewOptions{Enabled: cfg.Media.URLPreviews.Enabled, Allowed: allowed}})
 }
 
@@ -380,11 +380,18 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		fedOpts.Ring = core.ring
 		fedOpts.Rooms, fedOpts.Ephemeral, fedOpts.Keys = rs, eph, keysSvc
 	}
-	inbound.New(us, us, fedOpts).Register(engine)
-	mediaSvc, err := newMedia(store, cfg, log)
+	var remoteMedia media.RemoteMedia
+	if core.fedClient != nil {
+		remoteMedia = newRemoteMedia(cfg, core.fedClient)
+	}
+	mediaSvc, err := newMedia(store, cfg, log, remoteMedia)
 	if err != nil {
 		return err
 	}
+	if cfg.Federation.Enabled {
+		fedOpts.Media = mediaSvc
+	}
+	inbound.New(us, us, fedOpts).Register(engine)
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)
 	routes.NewAPI(appservices, auth, core.bridging).Register(engine)
 

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"time"
 
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
@@ -19,6 +22,8 @@ import (
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	ckeys "github.com/tributary-hs/tributary/core/keys"
+	"github.com/tributary-hs/tributary/core/media"
+	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
@@ -191,4 +196,20 @@ func (c *coreServices) stop() {
 		c.ephemeral.Stop()
 	}
 	c.rooms.Stop()
+}
+
+// newRemoteMedia downloads other servers' media with the federation
+// client; the URLs a server redirects downloads to are fetched through
+// the SSRF guard with federation's allowed ranges.
+func newRemoteMedia(cfg *config.Config, client *federation.Client) media.RemoteMedia {
+	var allowed []netip.Prefix
+	for _, r := range cfg.Federation.AllowedRanges {
+		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
+	}
+	tr := netguard.Guard{Allowed: allowed}.Transport(30 * time.Second)
+	if cfg.Federation.InsecureSkipVerify {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // loopback tests only (config)
+	}
+	return outbound.Media{Client: client, Redirects: &http.Client{Transport: tr, Timeout: 5 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }

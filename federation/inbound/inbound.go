@@ -52,7 +52,9 @@ type Options struct {
 	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
 	Ephemeral Ephemeral
 	// Keys answers about local users' end-to-end keys (nil: not served).
-	Keys   Keys
+	Keys Keys
+	// Media serves local media to other servers (nil: not served).
+	Media  Media
 	Logger *slog.Logger
 }
 
@@ -91,6 +93,10 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/_matrix/federation/v1/version", a.version)
 	fed := r.Group("/_matrix/federation", a.authenticate)
 	fed.GET("/v1/query/profile", a.queryProfile)
+	if a.opts.Media != nil {
+		fed.GET("/v1/media/download/:mediaID", a.mediaDownload)
+		fed.GET("/v1/media/thumbnail/:mediaID", a.mediaThumbnail)
+	}
 	if a.opts.Keys != nil {
 		fed.POST("/v1/user/keys/query", a.userKeysQuery)
 		fed.POST("/v1/user/keys/claim", a.userKeysClaim)
