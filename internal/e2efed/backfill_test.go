@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/pgtest"
@@ -128,6 +129,14 @@ func backfillOnMessages(t *testing.T, a *testserver.Server) {
 		t.Fatal(err)
 	}
 	joinedState(t, alice, private.roomID)
+	// A serves what it keeps of the room's state to servers in the room,
+	// whatever the history visibility: C asks for the power levels.
+	h.mu.Lock()
+	plID := private.state[pdu.StateKey{Type: "m.room.power_levels"}]
+	h.mu.Unlock()
+	if got, err := c.client().GetEvent(ctx, a.Opts.ServerName, plID); err != nil || len(got.PDUs) != 1 {
+		t.Fatalf("A's copy of the power levels: %v", err)
+	}
 	if got, _ := history(t, alice, private.roomID); len(got) != 0 {
 		t.Fatalf("alice sees history from before she joined: %q", got)
 	}
