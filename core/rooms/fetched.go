@@ -213,13 +213,33 @@ func (s *Service) checkFetchedAuth(ctx context.Context, set *fetchedSet) error {
 			}
 		}
 	}
+	// Auth events from the set, those cited read above, and any other the
+	// rules ask for (the create event of a room v12, which no event cites)
+	// from storage.
 	get := func(ids []id.EventID) ([]*pdu.PDU, error) {
 		out := make([]*pdu.PDU, len(ids))
+		var rest []id.EventID
 		for i, eid := range ids {
 			if r := set.byID[eid]; r != nil {
 				out[i] = r.ev
+			} else if p := stored[eid]; p != nil {
+				out[i] = p
 			} else {
-				out[i] = stored[eid]
+				rest = append(rest, eid)
+			}
+		}
+		if len(rest) == 0 {
+			return out, nil
+		}
+		loaded, err := s.loadPDUs(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		j := 0
+		for i, eid := range ids {
+			if out[i] == nil && j < len(rest) && rest[j] == eid {
+				out[i] = loaded[j]
+				j++
 			}
 		}
 		return out, nil
