@@ -62,6 +62,8 @@ type fakeHost struct {
 	// refuseInvites and refuseKnocks make C answer 403 to invites it is
 	// asked to sign and to make_knock.
 	refuseInvites, refuseKnocks bool
+	// v1Only: C has only the v1 send_join (v2 is 404 M_UNRECOGNIZED).
+	v1Only bool
 }
 
 // host makes f a resident server.
@@ -300,6 +302,8 @@ func (h *fakeHost) serve(w http.ResponseWriter, r *http.Request) bool {
 			"type": "m.room.member", "room_id": rm.roomID, "sender": user, "state_key": sk, "content": content,
 			"depth": rm.depth + 1, "prev_events": []id.EventID{rm.last()}, "auth_events": auth,
 			"origin_server_ts": time.Now().UnixMilli()}})
+	case parts[1] == "send_join" && parts[0] == "v2" && h.v1Only:
+		matrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "no v2 here")
 	case parts[1] == "send_join" || parts[1] == "send_leave" || parts[1] == "send_knock":
 		rm := room(2)
 		if rm == nil || len(parts) < 4 {

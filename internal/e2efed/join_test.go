@@ -132,6 +132,29 @@ func joinRemoteRoom(t *testing.T, a *testserver.Server) {
 		t.Fatalf("alice's message: %+v, %v", ev, err)
 	}
 
+	// alice leaves (an event of the room like any other) and comes back:
+	// A is no longer in the room, so the join goes through C again, this
+	// time with send_join v1 (C has no v2).
+	if _, err := alice.LeaveRoom(ctx, byID.roomID); err != nil {
+		t.Fatalf("alice leaves: %v", err)
+	}
+	h.mu.Lock()
+	h.v1Only = true
+	h.mu.Unlock()
+	if _, err := alice.JoinRoomByID(ctx, byID.roomID); err != nil {
+		t.Fatalf("alice comes back: %v", err)
+	}
+	h.mu.Lock()
+	h.v1Only = false
+	rejoins := len(h.received["send_join"])
+	h.mu.Unlock()
+	if rejoins != 2 {
+		t.Fatalf("C received %d joins, want 2", rejoins)
+	}
+	if members, err := alice.JoinedMembers(ctx, byID.roomID); err != nil || len(members.Joined) != 2 {
+		t.Fatalf("members after coming back: %+v, %v", members, err)
+	}
+
 	// By alias, in a room v12 (whose ID names no server).
 	aliased := h.createRoom(id.RoomV12, carol, "public", "shared", func(r *hostedRoom) {
 		h.add(r, carol, "m.room.topic", &empty, map[string]any{"topic": "aliased"})
