@@ -57,6 +57,37 @@ func (s *Service) participates(ctx context.Context, roomID id.RoomID) (bool, err
 	return len(servers) == 0 || slices.Contains(servers, s.opts.ServerName), nil
 }
 
+// errNotParticipating: the writer found no local user joined to the room
+// and other servers' users joined: the change goes through them.
+var errNotParticipating = errors.New("rooms: this server is not in the room")
+
+// checkParticipates is participates from a room writer's batch: a local
+// user joined answers it at once (the common case, read from memory);
+// only a room none is joined to asks storage which servers are.
+func (s *Service) checkParticipates(ctx context.Context, b *batchState) error {
+	if b.anyLocalJoined() {
+		return nil
+	}
+	servers, err := s.JoinedServers(ctx, b.roomID)
+	if err != nil {
+		return err
+	}
+	if len(servers) == 0 || slices.Contains(servers, s.opts.ServerName) {
+		return nil
+	}
+	return errNotParticipating
+}
+
+// tryRemote makes the change through another server; done false when the
+// room turned out to be one this server takes part in.
+func (s *Service) tryRemote(ctx context.Context, req *MembershipRequest) (id.EventID, bool, error) {
+	eid, remote, err := s.remoteMembership(ctx, req)
+	if !remote || errors.Is(err, errParticipates) {
+		return "", false, nil
+	}
+	return eid, true, err
+}
+
 // remoteMembership changes a local user's own membership in a room this
 // server is not in: join and knock through a resident server, leave (an
 // invite refused, a knock withdrawn) through the server that invited or

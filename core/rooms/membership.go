@@ -102,26 +102,28 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	if err != nil && !storageNotFound(err) {
 		return "", err
 	}
-	if req.Sender == req.Target && s.opts.Remote != nil && (req.Membership == "join" || req.Membership == "knock" ||
-		(req.Membership == "leave" && err == nil)) {
-		// A room this server is not in: the change is made through a
-		// server that is.
-		in := false
-		if err == nil {
-			if in, err = s.participates(ctx, req.RoomID); err != nil {
-				return "", err
+	// Whether the change may have to be made through another server: a
+	// user's own join, knock or leave in a room this server is not in.
+	remote := req.Sender == req.Target && s.opts.Remote != nil &&
+		(req.Membership == "join" || req.Membership == "knock" || req.Membership == "leave")
+	if remote && (err == nil || req.Membership != "leave") {
+		// A room this server holds no state of (unknown, or only an invite
+		// or a knock kept): through a server in it.
+		stateless := err != nil
+		if !stateless {
+			ext, xerr := s.store.GetForwardExtremities(ctx, req.RoomID)
+			if xerr != nil {
+				return "", xerr
 			}
+			stateless = len(ext) == 0
 		}
-		if !in {
-			eid, remote, err := s.remoteMembership(ctx, req)
-			if remote && !errors.Is(err, errParticipates) {
+		if stateless {
+			if eid, done, err := s.tryRemote(ctx, req); done {
 				return eid, err
-			} else if err != nil && !errors.Is(err, errParticipates) {
+			}
+			if room, err = s.store.GetRoom(ctx, req.RoomID); err != nil && !storageNotFound(err) {
 				return "", err
 			}
-		}
-		if room, err = s.store.GetRoom(ctx, req.RoomID); err != nil && !storageNotFound(err) {
-			return "", err
 		}
 	}
 	if storageNotFound(err) {
@@ -179,7 +181,16 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 	sr := &sendReq{
 		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
 			OriginServerTS: req.Timestamp},
-		check: func(b *batchState) error { return s.checkMembershipChange(ctx, b, req) },
+		check: func(b *batchState) error {
+			if remote {
+				// A room whose state this server holds but which it
+				// left (no local user joined, other servers' are).
+				if err := s.checkParticipates(ctx, b); err != nil {
+					return err
+				}
+			}
+			return s.checkMembershipChange(ctx, b, req)
+		},
 	}
 	var eid id.EventID
 	if req.Membership == "invite" && req.Target.Homeserver() != s.opts.ServerName && s.opts.Remote != nil {
@@ -187,6 +198,13 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		eid, err = s.inviteRemote(ctx, req, sr)
 	} else {
 		eid, err = s.submit(ctx, req.RoomID, sr)
+		if errors.Is(err, errNotParticipating) {
+			if eid, done, rerr := s.tryRemote(ctx, req); done {
+				return eid, rerr
+			}
+			remote = false // another local user joined meanwhile: the local way
+			eid, err = s.submit(ctx, req.RoomID, sr)
+		}
 	}
 	if err == nil && (req.Membership == "join" || req.Membership == "invite") {
 		// Coming back to a forgotten room makes it visible again.

@@ -94,6 +94,22 @@ func (b *batchState) joinedUsers() []id.UserID {
 	return out
 }
 
+// anyLocalJoined reports whether a local user is joined in the batch's
+// state, without listing them (a room of thousands).
+func (b *batchState) anyLocalJoined() bool {
+	for _, j := range b.joinedOverlay {
+		if j {
+			return true
+		}
+	}
+	for u := range b.base.joined {
+		if j, ok := b.joinedOverlay[u]; !ok || j {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *batchState) get(k pdu.StateKey) id.EventID {
 	if v, ok := b.overlay[k]; ok {
 		return v
