@@ -58,11 +58,11 @@ func TestCheckFetched(t *testing.T) {
 			// Signed by a key that is not remote.example's.
 			forger := events.NewSigner("remote.example", federation.GenerateSigningKey())
 			forger.KeyID = r.remote.KeyID
-			var bad []byte
-			r.remote, forger = forger, r.remote
-			_, bad = r.build(&events.Proto{Type: "m.room.member", StateKey: &sk, Sender: rita,
+			honest := r.remote
+			r.remote = forger
+			_, bad := r.build(&events.Proto{Type: "m.room.member", StateKey: &sk, Sender: rita,
 				Content: map[string]any{"membership": "join"}}, r.extremities(), nil)
-			r.remote, forger = forger, r.remote
+			r.remote = honest
 			if _, err := check(joinRaw, bad); !errors.Is(err, errBadAnswer) {
 				t.Fatalf("a forged signature: %v", err)
 			}
