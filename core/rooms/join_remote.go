@@ -526,8 +526,10 @@ func (w *roomWriter) storeJoin(ctx context.Context, j *joinedRemote) (id.EventID
 		w.rs = nil
 		return "", fmt.Errorf("persist the join of %s: %w", w.roomID, err)
 	}
-	w.rs = rs
-	w.stale.Store(false)
+	// The writer reads the room again before its next batch (its members,
+	// local and remote, as loadRoomState counts them) rather than trusting
+	// what was built here for the join's own commit.
+	w.rs = nil
 	s.versions.put(w.roomID, j.rv)
 	s.cache.put(joinID, ev)
 	s.persisted(w.roomID, []*storage.EventWrite{jw})
