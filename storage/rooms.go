@@ -43,6 +43,12 @@ type Event struct {
 	Membership string
 	// ReplacesState is the state event this one replaced (for prev_content).
 	ReplacesState id.EventID
+	// Outlier: stored for its content alone, outside the room's timeline
+	// (state and auth events a resident server sent when this server
+	// joined over federation, state fetched to fill a gap). No timeline,
+	// history, relation or search query returns it; its StateGroup is 0
+	// (the state at it is unknown) unless the state after it is known.
+	Outlier bool
 }
 
 // StateEntry is one (type, state_key) of a room state; EventID "" in a delta
@@ -91,6 +97,16 @@ type EventWrite struct {
 	History bool
 	// Redacts is the event this (redaction) event redacts, marked in the same transaction.
 	Redacts id.EventID
+	// Replace: the event is stored already, as an outlier; its row takes
+	// this write's stream position, state group, outlier, rejected and
+	// soft-failed flags (the state after it was fetched, or it was
+	// backfilled into the timeline) instead of being inserted.
+	Replace bool
+	// OutlierStateless makes outliers of the events of the room stored
+	// without a state (state group 0: invites, knocks and their refusals
+	// kept while this server was not in the room), in the same
+	// transaction: the room's timeline begins with this event.
+	OutlierStateless bool
 	// PushDefault, when set, is the notification every local member gets
 	// from this event (its UserID is empty), unless PushActions has one of
 	// their own for them; PushActions are those (or, without a default,

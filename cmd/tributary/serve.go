@@ -196,7 +196,7 @@ func postgresURL(cfg *config.Config) string {
 }
 
 // newMedia builds the media repository on <data_dir>/media.
-func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media.Service, error) {
+func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger, remote media.RemoteMedia) (*media.Service, error) {
 	files, err := media.NewDirStore(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
 		return nil, err
@@ -207,7 +207,7 @@ func newMedia(store storage.Store, cfg *config.Config, log *slog.Logger) (*media
 	}
 	return media.New(store, files, media.Options{ServerName: cfg.ServerName, MaxUploadBytes: cfg.Media.MaxUploadBytes,
 		UserQuotaBytes: cfg.Media.UserQuotaBytes, MaxImagePixels: cfg.Media.MaxImagePixels,
-		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, Logger: log,
+		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, Logger: log, Remote: remote,
 		Preview: media.PreviewOptions{Enabled: cfg.Media.URLPreviews.Enabled, Allowed: allowed}})
 }
 
@@ -276,7 +276,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err := eph.Start(ctx); err != nil {
 		return err
 	}
-	mediaSvc, err := newMedia(store, cfg, log)
+	var remoteMedia media.RemoteMedia
+	if core.fedClient != nil {
+		remoteMedia = newRemoteMedia(cfg, core.fedClient)
+	}
+	mediaSvc, err := newMedia(store, cfg, log, remoteMedia)
 	if err != nil {
 		return err
 	}
@@ -414,8 +418,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {
 		fedOpts.Ring = core.ring
-		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
+		fedOpts.Rooms, fedOpts.Ephemeral, fedOpts.Keys = rs, eph, keysSvc
 		fedOpts.Contacted = sender.Contacted
+		fedOpts.Media = mediaSvc
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)

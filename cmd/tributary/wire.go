@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"time"
 
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
@@ -19,6 +22,8 @@ import (
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/httpx"
 	ckeys "github.com/tributary-hs/tributary/core/keys"
+	"github.com/tributary-hs/tributary/core/media"
+	"github.com/tributary-hs/tributary/core/netguard"
 	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/stream"
@@ -56,7 +61,19 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if c.notifier, err = newNotifier(ctx, store); err != nil {
 		return nil, err
 	}
-	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log}); err != nil {
+	signingKey, err := keys.LoadOrCreate(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
+		return nil, err
+	}
+	var remoteKeys ckeys.RemoteKeys
+	if c.fedClient != nil {
+		remoteKeys = outbound.Keys{Client: c.fedClient}
+	}
+	if c.keys, err = ckeys.New(store, c.notifier, ckeys.Options{ServerName: cfg.ServerName, Logger: log,
+		Remote: remoteKeys}); err != nil {
 		return nil, err
 	}
 	// Bridge plugins are appservices too (internal registrations), so that
@@ -78,9 +95,9 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err := c.push.Start(ctx); err != nil {
 		return nil, err
 	}
-	signingKey, err := keys.LoadOrCreate(ctx, store)
-	if err != nil {
-		return nil, err
+	var remote rooms.RemoteRooms
+	if c.fedClient != nil {
+		remote = outbound.Remote{Client: c.fedClient}
 	}
 	if err := c.buildFederation(cfg, store, signingKey, log); err != nil {
 		return nil, err
@@ -91,7 +108,7 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		// persists them, whichever process (or CLI command) writes them.
 		interest = append(interest, outbound.Interest{ServerName: cfg.ServerName, FederatesWith: cfg.Federation.FederatesWith})
 	}
-	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log,
+	c.rooms, err = rooms.New(store, rooms.Options{ServerName: cfg.ServerName, Logger: log, Remote: remote,
 		Profiles: users.ProfileReader{Store: store}, Pusher: c.push, WriterIdle: cfg.Rooms.WriterIdle.Duration, DefaultVersion: id.RoomVersion(cfg.Rooms.DefaultVersion),
 		Interest: interest, QueryAlias: routes.NewQuerier(c.appservices).QueryAlias,
 		ReservedAlias: routes.ReservedAlias(c.appservices),
@@ -189,4 +206,20 @@ func (c *coreServices) stop() {
 		c.ephemeral.Stop()
 	}
 	c.rooms.Stop()
+}
+
+// newRemoteMedia downloads other servers' media with the federation
+// client; the URLs a server redirects downloads to are fetched through
+// the SSRF guard with federation's allowed ranges.
+func newRemoteMedia(cfg *config.Config, client *federation.Client) media.RemoteMedia {
+	var allowed []netip.Prefix
+	for _, r := range cfg.Federation.AllowedRanges {
+		allowed = append(allowed, netip.MustParsePrefix(r)) // checked by Validate
+	}
+	tr := netguard.Guard{Allowed: allowed}.Transport(30 * time.Second)
+	if cfg.Federation.InsecureSkipVerify {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // loopback tests only (config)
+	}
+	return outbound.Media{Client: client, Redirects: &http.Client{Transport: tr, Timeout: 5 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }

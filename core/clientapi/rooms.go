@@ -116,14 +116,18 @@ func (a *API) join(c *gin.Context, target, membership string) {
 	}
 	delete(raw, "third_party_signed") // third-party invites are not supported
 	ctx := c.Request.Context()
-	roomID, err := a.rooms.ResolveRoom(ctx, target)
+	roomID, aliasServers, err := a.rooms.ResolveRoomServers(ctx, target)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
+	// Where to join through when this server is not in the room: the
+	// servers the client names (via, or the deprecated server_name), then
+	// those the alias's server gave.
+	servers := append(append(c.QueryArray("via"), c.QueryArray("server_name")...), aliasServers...)
 	me := httpx.PrincipalOf(c).UserID
 	if _, err := a.rooms.ChangeMembership(ctx, &rooms.MembershipRequest{RoomID: roomID, Sender: me, Target: me,
-		Membership: membership, Reason: body.Reason, Extra: raw}); err != nil {
+		Membership: membership, Reason: body.Reason, Extra: raw, Servers: servers}); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

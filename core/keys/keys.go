@@ -64,6 +64,9 @@ type Store interface {
 type Options struct {
 	ServerName string
 	Logger     *slog.Logger
+	// Remote asks other servers for their users' keys (nil: federation
+	// is off, and they are failures).
+	Remote RemoteKeys
 }
 
 // Service implements the keys endpoints.
@@ -528,12 +531,11 @@ func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserI
 			return nil, types.InvalidParam("Invalid user ID %q", u)
 		}
 		if !s.isLocal(u) {
-			// No federation for keys yet: remote servers are unreachable.
-			resp.Failures[u.Homeserver()] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
 			continue
 		}
 		users = append(users, u)
 	}
+	s.queryRemote(ctx, want, resp)
 	slices.Sort(users)
 	if len(users) == 0 {
 		return resp, nil
@@ -624,9 +626,9 @@ func (s *Service) Claim(ctx context.Context, want map[id.UserID]map[id.DeviceID]
 			}
 		}
 	}
+	s.claimRemote(ctx, want, out, failures)
 	for user, devs := range want {
 		if !s.isLocal(user) {
-			failures[user.Homeserver()] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
 			continue
 		}
 		for dev, alg := range devs {

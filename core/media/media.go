@@ -39,6 +39,8 @@ type Options struct {
 	Preview           PreviewOptions
 	Logger            *slog.Logger
 	Now               func() time.Time
+	// Remote fetches other servers' media (nil: federation is off).
+	Remote RemoteMedia
 }
 
 // Service implements the media repository.
@@ -51,6 +53,8 @@ type Service struct {
 	// uploaded has a channel per awaited media ID, closed when it is uploaded.
 	mu       sync.Mutex
 	uploaded map[string]*uploadWaiters
+	// remote holds the remote media being fetched.
+	remote remoteFetches
 }
 
 // New builds the service.
@@ -227,8 +231,10 @@ var errNotFound = types.NotFound("Media not found")
 // wait is how long to wait for media created but not yet uploaded.
 func (s *Service) get(ctx context.Context, server, mediaID string, legacy bool, wait time.Duration) (*storage.Media, error) {
 	if server != s.opts.ServerName {
-		// Remote media comes with federation.
-		return nil, types.NotFound("Remote media is not available yet")
+		return s.getRemote(ctx, server, mediaID, legacy)
+	}
+	if isRemoteKey(mediaID) {
+		return nil, errNotFound
 	}
 	m, err := s.records.GetMedia(ctx, mediaID)
 	if errors.Is(err, storage.ErrNotFound) {

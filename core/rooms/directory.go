@@ -66,13 +66,28 @@ func (s *Reader) GetAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, [
 	if !strings.HasPrefix(alias.String(), "#") || !strings.Contains(alias.String(), ":") {
 		return "", nil, types.InvalidParam("Invalid room alias %q", alias)
 	}
+	if _, server, _ := strings.Cut(alias.String(), ":"); server != s.opts.ServerName && s.opts.Remote != nil {
+		return s.remoteAlias(ctx, alias)
+	}
 	a, err := s.lookupAlias(ctx, alias)
 	if storageNotFound(err) {
 		return "", nil, types.NotFound("Room alias %s not found", alias)
 	} else if err != nil {
 		return "", nil, err
 	}
-	return a.RoomID, []string{s.opts.ServerName}, nil
+	// The servers in the room, this one first (where a joining server may
+	// ask), as a directory query answers.
+	servers := []string{s.opts.ServerName}
+	joined, err := s.JoinedServers(ctx, a.RoomID)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, sv := range joined {
+		if sv != s.opts.ServerName {
+			servers = append(servers, sv)
+		}
+	}
+	return a.RoomID, servers, nil
 }
 
 // DeleteAlias removes an alias: its creator, a server admin, or a room

@@ -6,7 +6,13 @@
 //     through Intake (the same writers; one file per step: intake_check,
 //     intake_auth, intake_state, intake_softfail, intake_store), creates
 //     rooms, changes memberships and batch sends; it answers other servers'
-//     joins (MakeJoin, SendJoin: federation.go). What it needs from
+//     joins (MakeJoin, SendJoin: federation.go). Through RemoteRooms it
+//     joins, knocks on and leaves rooms this server is not in
+//     (join_remote.go, membership_remote.go), invites other servers'
+//     users (invite_outbound.go), fills gaps before remote events with
+//     their state (fill_state.go) and fetches history (backfill.go); what
+//     other servers send it in bulk is checked together (fetched.go) and
+//     kept as outliers, events outside the timeline. What it needs from
 //     outside it declares: RemoteRooms and KeyRing (other servers),
 //     InterestResolver (who events are queued for), Profiles, Pusher.
 //   - Reader, the read side: timelines, state and members with history

@@ -97,6 +97,13 @@ func (s *Reader) serverView(ctx context.Context, server string, roomID id.RoomID
 }
 
 func (v *serverView) mayRead(ctx context.Context, at *storage.Event) (bool, error) {
+	if at != nil && at.Outlier && at.StateGroup == 0 {
+		// An outlier (state and auth events this server was given when it
+		// joined): the state at it is not known here, so it is as visible
+		// as the room is now. Other servers need such events to check
+		// what cites them.
+		at = nil
+	}
 	if at == nil && v.joinedNow {
 		return true, nil
 	}

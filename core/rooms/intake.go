@@ -100,7 +100,10 @@ var ErrMissingEvents = errors.New("rooms: the event cites events this server doe
 // event_auth or the state at the event, from Origin; see RemoteRooms) and
 // offers the event again. Intake does not fetch by itself, with or
 // without Options.Remote: federation/inbound's /send asks the origin's
-// get_missing_events for missing prev events and offers the event again.
+// get_missing_events for missing prev events and offers the event again,
+// then, if a gap is left, IntakeFilling (which fetches the state before
+// it). A prev event kept as an outlier without the state after it counts
+// as missing.
 type MissingEventsError struct {
 	EventID id.EventID
 	Origin  string

@@ -230,6 +230,11 @@ func canonicalNumbers(raw []byte) error {
 // a signature that does not verify fails the event. The signatures of
 // servers that authorise restricted joins are checked by the auth rules.
 func (s *Service) checkSignatures(ctx context.Context, rec *received) error {
+	return s.checkSignaturesWith(rec, s.keyFunc(ctx))
+}
+
+// checkSignaturesWith is checkSignatures with the keys getKey gives.
+func (s *Service) checkSignaturesWith(rec *received, getKey pdu.GetKeyFunc) error {
 	ev := rec.ev
 	servers := []string{ev.Sender.Homeserver()}
 	if rec.legacy != nil {
@@ -242,7 +247,6 @@ func (s *Service) checkSignatures(ctx context.Context, rec *received) error {
 	// identity's signed token: the origin may sign for the sender's server.
 	thirdParty := ev.Type == "m.room.member" && gjson.GetBytes(ev.Content, "membership").Str == "invite" &&
 		gjson.GetBytes(ev.Content, "third_party_invite").Exists()
-	getKey := s.keyFunc(ctx)
 	for _, server := range servers {
 		err := rec.verifyServer(server, getKey)
 		if err != nil && thirdParty && server == servers[0] && rec.origin != "" && rec.origin != server {

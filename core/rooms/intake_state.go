@@ -42,7 +42,9 @@ func (s *Service) prevEvents(ctx context.Context, rec *received) ([]*storage.Eve
 	for _, p := range ids {
 		e := byID[p]
 		switch {
-		case e == nil:
+		case e == nil || (e.Outlier && e.StateGroup == 0):
+			// Unknown, or known without the state after it (part of a
+			// state this server was given): the same to check 5.
 			missing.Prev = append(missing.Prev, p)
 		case e.RoomID != rec.roomID:
 			return nil, &DroppedError{EventID: rec.eventID(), Check: "format",

@@ -67,6 +67,38 @@ func (f *fakeRemote) SendJoin(context.Context, string, id.RoomID, id.EventID, js
 	f.calls.Add(1)
 	return nil, errFake
 }
+func (f *fakeRemote) StateIDs(context.Context, string, id.RoomID, id.EventID) ([]id.EventID, []id.EventID, error) {
+	f.calls.Add(1)
+	return nil, nil, errFake
+}
+func (f *fakeRemote) Backfill(context.Context, string, id.RoomID, []id.EventID, int) ([]jsontext.Value, error) {
+	f.calls.Add(1)
+	return nil, errFake
+}
+func (f *fakeRemote) MakeLeave(context.Context, string, id.RoomID, id.UserID) (id.RoomVersion, jsontext.Value, error) {
+	f.calls.Add(1)
+	return "", nil, errFake
+}
+func (f *fakeRemote) SendLeave(context.Context, string, id.RoomID, id.EventID, jsontext.Value) error {
+	f.calls.Add(1)
+	return errFake
+}
+func (f *fakeRemote) MakeKnock(context.Context, string, id.RoomID, id.UserID, []id.RoomVersion) (id.RoomVersion, jsontext.Value, error) {
+	f.calls.Add(1)
+	return "", nil, errFake
+}
+func (f *fakeRemote) SendKnock(context.Context, string, id.RoomID, id.EventID, jsontext.Value) ([]jsontext.Value, error) {
+	f.calls.Add(1)
+	return nil, errFake
+}
+func (f *fakeRemote) Invite(context.Context, string, id.RoomID, id.EventID, id.RoomVersion, jsontext.Value, []jsontext.Value) (jsontext.Value, error) {
+	f.calls.Add(1)
+	return nil, errFake
+}
+func (f *fakeRemote) QueryAlias(context.Context, id.RoomAlias) (id.RoomID, []string, error) {
+	f.calls.Add(1)
+	return "", nil, errFake
+}
 
 const (
 	alice = id.UserID("@alice:example.org")

@@ -199,10 +199,13 @@ func (w *roomWriter) processOutlier(r *sendReq) {
 }
 
 // outlierStrippedState is the stripped state an invite stored by
-// ReceiveInvite carries, with the invite itself first; ok false for any
-// other event.
+// ReceiveInvite (or a knock made over federation) carries, with the
+// membership event itself first; ok false for any other event.
 func outlierStrippedState(e *storage.Event) (out []map[string]any, ok bool, err error) {
 	st := gjson.GetBytes(e.JSON, "unsigned.invite_room_state")
+	if !st.IsArray() {
+		st = gjson.GetBytes(e.JSON, "unsigned.knock_room_state")
+	}
 	if !st.IsArray() {
 		return nil, false, nil
 	}

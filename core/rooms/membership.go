@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -36,24 +37,54 @@ type MembershipRequest struct {
 	// are its own.
 	Extra     map[string]jsontext.Value
 	Timestamp int64
+	// Servers are the servers to join or knock through when this server
+	// is not in the room (the request's via and server_name, the alias's
+	// answer); more are found from the room ID and the user's invite.
+	Servers []string
 }
 
-// ResolveRoom turns a room ID or alias into a room ID known to this server.
+// ResolveRoom turns a room ID or alias into a room ID: an alias of this
+// server from its directory, another server's by asking that server.
 func (s *Reader) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	roomID, _, err := s.ResolveRoomServers(ctx, roomIDOrAlias)
+	return roomID, err
+}
+
+// ResolveRoomServers is ResolveRoom with the servers an alias's server
+// says are in the room (none for a room ID or a local alias).
+func (s *Reader) ResolveRoomServers(ctx context.Context, roomIDOrAlias string) (id.RoomID, []string, error) {
 	switch {
 	case strings.HasPrefix(roomIDOrAlias, "!"):
-		return id.RoomID(roomIDOrAlias), nil
+		return id.RoomID(roomIDOrAlias), nil, nil
 	case strings.HasPrefix(roomIDOrAlias, "#"):
-		a, err := s.lookupAlias(ctx, id.RoomAlias(roomIDOrAlias))
-		if storageNotFound(err) {
-			return "", types.NotFound("Room alias %s not found", roomIDOrAlias)
-		} else if err != nil {
-			return "", err
+		alias := id.RoomAlias(roomIDOrAlias)
+		if _, server, ok := strings.Cut(roomIDOrAlias, ":"); ok && server != s.opts.ServerName && s.opts.Remote != nil {
+			return s.remoteAlias(ctx, alias)
 		}
-		return a.RoomID, nil
+		a, err := s.lookupAlias(ctx, alias)
+		if storageNotFound(err) {
+			return "", nil, types.NotFound("Room alias %s not found", roomIDOrAlias)
+		} else if err != nil {
+			return "", nil, err
+		}
+		return a.RoomID, nil, nil
 	default:
-		return "", types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
+		return "", nil, types.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
 	}
+}
+
+// remoteAlias asks the alias's server (GET /query/directory): 404 when it
+// has no such alias or cannot be reached.
+func (s *Reader) remoteAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error) {
+	roomID, servers, err := s.opts.Remote.QueryAlias(ctx, alias)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status != http.StatusNotFound {
+			s.log.InfoContext(ctx, "remote alias lookup failed", "alias", alias, "err", err)
+		}
+		return "", nil, types.NotFound("Room alias %s not found", alias)
+	}
+	return roomID, servers, nil
 }
 
 // ChangeMembership sends a membership event; eventauth decides whether the
@@ -75,14 +106,38 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 		}
 	}
 	room, err := s.store.GetRoom(ctx, req.RoomID)
+	if err != nil && !storageNotFound(err) {
+		return "", err
+	}
+	// Whether the change may have to be made through another server: a
+	// user's own join, knock or leave in a room this server is not in.
+	remote := req.Sender == req.Target && s.opts.Remote != nil &&
+		(req.Membership == "join" || req.Membership == "knock" || req.Membership == "leave")
+	if remote && (err == nil || req.Membership != "leave") {
+		// A room this server holds no state of (unknown, or only an invite
+		// or a knock kept): through a server in it.
+		stateless := err != nil
+		if !stateless {
+			ext, xerr := s.store.GetForwardExtremities(ctx, req.RoomID)
+			if xerr != nil {
+				return "", xerr
+			}
+			stateless = len(ext) == 0
+		}
+		if stateless {
+			if eid, done, err := s.tryRemote(ctx, req); done {
+				return eid, err
+			}
+			if room, err = s.store.GetRoom(ctx, req.RoomID); err != nil && !storageNotFound(err) {
+				return "", err
+			}
+		}
+	}
 	if storageNotFound(err) {
 		if req.Membership == "join" || req.Membership == "knock" {
-			// Joining over federation comes with the federation issue.
 			return "", types.NotFound("No known servers for room %s", req.RoomID)
 		}
 		return "", types.Forbidden("You are not in room %s", req.RoomID)
-	} else if err != nil {
-		return "", err
 	}
 	if req.Membership == "invite" {
 		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {
@@ -130,11 +185,34 @@ func (s *Service) ChangeMembership(ctx context.Context, req *MembershipRequest) 
 			return eid, err
 		}
 	}
-	eid, err := s.submit(ctx, req.RoomID, &sendReq{
+	sr := &sendReq{
 		proto: &events.Proto{Type: "m.room.member", StateKey: &target, Sender: req.Sender, Content: content,
 			OriginServerTS: req.Timestamp},
-		check: func(b *batchState) error { return s.checkMembershipChange(ctx, b, req) },
-	})
+		check: func(b *batchState) error {
+			if remote {
+				// A room whose state this server holds but which it
+				// left (no local user joined, other servers' are).
+				if err := s.checkParticipates(ctx, b); err != nil {
+					return err
+				}
+			}
+			return s.checkMembershipChange(ctx, b, req)
+		},
+	}
+	var eid id.EventID
+	if req.Membership == "invite" && req.Target.Homeserver() != s.opts.ServerName && s.opts.Remote != nil {
+		// The invitee's server signs the invite before it is sent.
+		eid, err = s.inviteRemote(ctx, req, sr)
+	} else {
+		eid, err = s.submit(ctx, req.RoomID, sr)
+		if errors.Is(err, errNotParticipating) {
+			if eid, done, rerr := s.tryRemote(ctx, req); done {
+				return eid, rerr
+			}
+			remote = false // another local user joined meanwhile: the local way
+			eid, err = s.submit(ctx, req.RoomID, sr)
+		}
+	}
 	if err == nil && (req.Membership == "join" || req.Membership == "invite") {
 		// Coming back to a forgotten room makes it visible again.
 		err = s.store.SetForgotten(ctx, req.Target, req.RoomID, false)

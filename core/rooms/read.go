@@ -349,6 +349,7 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 	cursor := from
 	var picked []*storage.Event
 	exhausted := false
+	backfills := 0
 	for len(picked) < limit && !exhausted {
 		var batch []*storage.Event
 		if req.Backwards {
@@ -389,6 +390,17 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 					break
 				}
 			}
+		}
+		if exhausted && req.Backwards && req.To == "" && len(picked) < limit && s.backfill != nil && backfills < 2 {
+			// Past the oldest event stored: other servers of the room may
+			// have more (a room joined over federation). What they give
+			// is stored below the cursor.
+			backfills++
+			n, err := s.backfill(ctx, req.RoomID, limit-len(picked))
+			if err != nil {
+				s.log.InfoContext(ctx, "backfill for /messages failed", "room", req.RoomID, "err", err)
+			}
+			exhausted = n == 0
 		}
 	}
 	// end is left out only where the room's history begins: forwards the

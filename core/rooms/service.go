@@ -73,8 +73,9 @@ type Options struct {
 	// AccountData reads the invitee's invite settings, so that invites
 	// they block are refused (nil: every invite is made).
 	AccountData AccountDataGetter
-	// Remote fetches from other servers what the pipeline is missing (nil:
-	// nothing is fetched; not yet used, see RemoteRooms).
+	// Remote reaches other servers: rooms joined, knocked on and left
+	// through them, invites of their users, missing events, state and
+	// history fetched from them (nil: federation is off).
 	Remote RemoteRooms
 }
 
@@ -121,6 +122,10 @@ type Reader struct {
 	// ignores holds each user's m.ignored_user_list (nil: none), forgotten
 	// when their account data changes.
 	ignores stream.Cache[id.UserID, map[id.UserID]bool]
+	// backfill fetches history from other servers when /messages pages
+	// past the oldest event stored (the pipeline's FetchHistory; nil for a
+	// Reader on its own, which pages through what is stored).
+	backfill func(ctx context.Context, roomID id.RoomID, limit int) (int, error)
 }
 
 // Service is the event pipeline: it builds, authorises and persists events
@@ -135,6 +140,10 @@ type Service struct {
 	lastCreateTS atomic.Int64
 	// origin names this service instance in the changes it publishes.
 	origin string
+	// remoteLocks serialises membership changes made over federation in
+	// rooms this server is not in, one *sync.Mutex per room (never held
+	// while holding mu).
+	remoteLocks sync.Map
 
 	// mu guards writers, closed and each writer's users; never hold it
 	// while waiting on a writer.
@@ -188,6 +197,9 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	s := &Service{Reader: r, writers: map[id.RoomID]*roomWriter{}, quit: make(chan struct{}),
 		origin: randomLocal(16)}
+	if opts.Remote != nil {
+		r.backfill = s.FetchHistory
+	}
 	r.opts.Notifier.Observe(s.observe)
 	return s, nil
 }

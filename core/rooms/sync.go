@@ -158,7 +158,11 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 			// thousands, not thousands of member events per initial sync.
 			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || need[id.UserID(e.StateKey)] }
 		}
-		stateEvents, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
+		if !req.StateAfter && len(picked) > 0 {
+			stateEvents, err = s.stateBeforeEvent(ctx, picked[0], keep)
+		} else {
+			stateEvents, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
+		}
 	case limited || req.StateAfter:
 		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, stateEnd)
 	}
@@ -230,6 +234,38 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64, k
 	for _, e := range entries {
 		if keep == nil || keep(e) {
 			ids = append(ids, e.EventID)
+		}
+	}
+	evs, err := s.store.GetEvents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
+	return evs, nil
+}
+
+// stateBeforeEvent is the room state just before e, as events (those keep
+// accepts; nil keeps all): the state after it (its group) with what it
+// replaced in place of a state event. Unlike the state after the event
+// before it in the stream, it is there for the first event of a room
+// joined over federation, whose state came as outliers.
+func (s *Reader) stateBeforeEvent(ctx context.Context, e *storage.Event, keep func(storage.StateEntry) bool) ([]*storage.Event, error) {
+	entries, err := s.store.StateAt(ctx, e.StateGroup)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]id.EventID, 0, len(entries))
+	for _, en := range entries {
+		if e.StateKey != nil && !e.Rejected && en.Type == e.Type && en.StateKey == *e.StateKey {
+			if en.EventID == e.EventID {
+				en.EventID = e.ReplacesState
+			}
+			if en.EventID == "" {
+				continue
+			}
+		}
+		if keep == nil || keep(en) {
+			ids = append(ids, en.EventID)
 		}
 	}
 	evs, err := s.store.GetEvents(ctx, ids)

@@ -147,6 +147,22 @@ func (b *batchState) joinedUsers() []id.UserID {
 	return out
 }
 
+// anyLocalJoined reports whether a local user is joined in the batch's
+// state, without listing them (a room of thousands).
+func (b *batchState) anyLocalJoined() bool {
+	for _, j := range b.joinedOverlay {
+		if j {
+			return true
+		}
+	}
+	for u := range b.base.joined {
+		if j, ok := b.joinedOverlay[u]; !ok || j {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *batchState) get(k pdu.StateKey) id.EventID {
 	if v, ok := b.overlay[k]; ok {
 		return v
@@ -221,12 +237,25 @@ type sendReq struct {
 	// stored without the room's state (processOutlier).
 	outlier *storage.EventWrite
 	version id.RoomVersion // of the outlier's room
-	done    chan sendResult
+	// join, when set, is a local user's join of a room this server was
+	// not in, checked and ready to store (processJoin).
+	join *joinedRemote
+	// backfill, when set, is a checked page of history (processBackfill).
+	backfill *backfillWrite
+	// fetched, when set, are checked events of another server to keep as
+	// outliers (processFetched).
+	fetched *fetchedWrite
+	// draft: proto is built and signed on the room's state but not
+	// stored (an invite another server must sign first); the answer
+	// carries its JSON.
+	draft bool
+	done  chan sendResult
 }
 
 type sendResult struct {
 	eventIDs []id.EventID // for batches
 	eventID  id.EventID
+	raw      []byte // a draft's JSON
 	err      error
 }
 
@@ -434,7 +463,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil {
+		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -448,6 +477,22 @@ drain:
 		}
 		if r.outlier != nil {
 			w.processOutlier(r)
+			continue
+		}
+		if r.join != nil {
+			w.processJoin(r)
+			continue
+		}
+		if r.draft {
+			w.processDraft(r)
+			continue
+		}
+		if r.fetched != nil {
+			w.processFetched(r)
+			continue
+		}
+		if r.backfill != nil {
+			w.processBackfill(r)
 			continue
 		}
 		w.processAtomic(r)

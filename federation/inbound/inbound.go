@@ -55,7 +55,11 @@ type Options struct {
 	// request: a server that talks to us is up, so the federation sender
 	// retries it at once if it was backing off.
 	Contacted func(origin string)
-	Logger    *slog.Logger
+	// Keys answers about local users' end-to-end keys (nil: not served).
+	Keys Keys
+	// Media serves local media to other servers (nil: not served).
+	Media  Media
+	Logger *slog.Logger
 }
 
 // API serves the federation endpoints.
@@ -93,9 +97,19 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/_matrix/federation/v1/version", a.version)
 	fed := r.Group("/_matrix/federation", a.authenticate)
 	fed.GET("/v1/query/profile", a.queryProfile)
+	if a.opts.Media != nil {
+		fed.GET("/v1/media/download/:mediaID", a.mediaDownload)
+		fed.GET("/v1/media/thumbnail/:mediaID", a.mediaThumbnail)
+	}
+	if a.opts.Keys != nil {
+		fed.POST("/v1/user/keys/query", a.userKeysQuery)
+		fed.POST("/v1/user/keys/claim", a.userKeysClaim)
+		fed.GET("/v1/user/devices/:userID", a.userDevices)
+	}
 	if a.opts.Rooms == nil {
 		return
 	}
+	fed.GET("/v1/query/directory", a.queryDirectory)
 	fed.GET("/v1/make_join/:roomID/:userID", a.makeJoin)
 	fed.PUT("/v1/send_join/:roomID/:eventID", a.sendJoinV1)
 	fed.PUT("/v2/send_join/:roomID/:eventID", a.sendJoinV2)

@@ -26,6 +26,7 @@ import (
 // (core/rooms.Service implements it).
 type Rooms interface {
 	Intake(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
+	IntakeFilling(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
 	MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)
 	MakeLeave(ctx context.Context, roomID id.RoomID, user id.UserID) (id.RoomVersion, jsontext.Value, error)
@@ -45,6 +46,7 @@ type Rooms interface {
 	ServerTimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64, forwards bool) (id.EventID, int64, error)
 	ServerAllowed(ctx context.Context, roomID id.RoomID, server string) error
 	PDUEventID(ctx context.Context, raw []byte) (id.EventID, error)
+	GetAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error)
 }
 
 var _ Rooms = (*rooms.Service)(nil)
@@ -67,6 +69,25 @@ func (a *API) pdus(c *gin.Context, evs []jsontext.Value) {
 		evs = []jsontext.Value{}
 	}
 	httpx.OK(c, gin.H{"origin": a.opts.ServerName, "origin_server_ts": time.Now().UnixMilli(), "pdus": evs})
+}
+
+// GET /_matrix/federation/v1/query/directory?room_alias=…
+func (a *API) queryDirectory(c *gin.Context) {
+	alias := id.RoomAlias(c.Query("room_alias"))
+	if alias == "" {
+		httpx.Fail(c, types.MissingParam("room_alias is required"))
+		return
+	}
+	if _, _, server := id.ParseCommonIdentifier(alias); server != a.opts.ServerName || alias[0] != '#' {
+		httpx.Fail(c, types.InvalidParam("%s is not an alias of this server", alias))
+		return
+	}
+	roomID, servers, err := a.opts.Rooms.GetAlias(c.Request.Context(), alias)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OK(c, gin.H{"room_id": roomID, "servers": servers})
 }
 
 // GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…

@@ -252,24 +252,45 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 
 // intake offers one PDU to the room pipeline; when it cites prev events
 // this server does not have, it asks from for them (get_missing_events),
-// takes what comes back oldest first, and offers the PDU again.
+// takes what comes back oldest first, and offers the PDU again. When that
+// leaves a gap (or for missing auth events), the PDU of the transaction
+// (depth 0) is taken with the state before it fetched instead
+// (IntakeFilling: state_ids and event, or state).
 func (a *API) intake(ctx context.Context, from string, raw []byte, depth int, budget *int) (*rooms.IntakeResult, error) {
 	res, err := a.opts.Rooms.Intake(ctx, from, raw)
 	var missing *rooms.MissingEventsError
-	if !errors.As(err, &missing) || len(missing.Prev) == 0 || depth >= missingDepth || *budget <= 0 || a.opts.Client == nil {
+	if !errors.As(err, &missing) {
 		return res, err
 	}
-	*budget--
+	if len(missing.Prev) > 0 && depth < missingDepth && *budget > 0 && a.opts.Client != nil {
+		*budget--
+		a.fetchMissing(ctx, from, raw, missing, depth, budget)
+		res, err = a.opts.Rooms.Intake(ctx, from, raw)
+		if !errors.As(err, &missing) {
+			return res, err
+		}
+	}
+	if depth > 0 {
+		return res, err
+	}
+	return a.opts.Rooms.IntakeFilling(ctx, from, raw)
+}
+
+// fetchMissing asks from for the events between this server's forward
+// extremities and the PDU (get_missing_events) and offers them, oldest
+// first.
+func (a *API) fetchMissing(ctx context.Context, from string, raw []byte, missing *rooms.MissingEventsError, depth int, budget *int) {
 	roomID := id.RoomID(gjson.GetBytes(raw, "room_id").Str)
 	earliest, xerr := a.opts.Rooms.ForwardExtremities(ctx, roomID)
 	if xerr != nil {
-		return nil, xerr
+		a.log().Warn("forward extremities", "room", roomID, "error", xerr)
+		return
 	}
 	got, ferr := a.opts.Client.GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: from, RoomID: roomID,
 		EarliestEvents: earliest, LatestEvents: []id.EventID{missing.EventID}, Limit: missingLimit})
 	if ferr != nil {
 		a.log().Warn("get_missing_events failed", "origin", from, "room", roomID, "error", ferr)
-		return res, err
+		return
 	}
 	evs := make([]jsontext.Value, 0, len(got.Events))
 	for _, e := range got.Events {
@@ -286,7 +307,6 @@ func (a *API) intake(ctx context.Context, from string, raw []byte, depth int, bu
 			a.log().Info("missing event not taken", "origin", from, "room", roomID, "error", err)
 		}
 	}
-	return a.opts.Rooms.Intake(ctx, from, raw)
 }
 
 // pduEventID names a PDU in the answer: as the intake computed it, else

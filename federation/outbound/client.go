@@ -1,9 +1,13 @@
 // Package outbound is this server's side of requests to other servers: the
-// signing federation client every outbound request goes through, and the
+// signing federation client every outbound request goes through; the
 // sender (sender.go) that delivers each destination's persisted interest
 // queue in transactions, with backoff, EDUs and the admin view of
-// destinations. It imports core services, core/queue, core/stream, the
-// storage interfaces and mautrix.
+// destinations; and what core asks of other servers through the client
+// (core/rooms.RemoteRooms: joins, leaves, knocks and invites over
+// federation, missing events, state and history; remote profiles, keys and
+// media). It imports core services and their declared interfaces,
+// core/queue, core/stream, core/netguard, the storage interfaces and
+// mautrix.
 package outbound
 
 import (

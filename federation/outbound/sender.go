@@ -67,8 +67,8 @@ type Ephemeral interface {
 		wanted func(user id.UserID) (bool, error)) ([]map[string]any, int64, error)
 }
 
-// Keys gives local users' device and cross-signing keys (core/keys).
-type Keys interface {
+// LocalKeys gives local users' device and cross-signing keys (core/keys).
+type LocalKeys interface {
 	Query(ctx context.Context, caller id.UserID, want map[id.UserID][]id.DeviceID) (*keys.QueryResponse, error)
 }
 
@@ -88,7 +88,7 @@ type Sender struct {
 	store    Store
 	rooms    *rooms.Reader
 	eph      Ephemeral
-	keys     Keys
+	keys     LocalKeys
 	client   *federation.Client
 	notifier stream.Notifier
 	opts     SenderOptions
@@ -117,7 +117,7 @@ var _ queue.Deliverer = (*Sender)(nil)
 
 // NewSender builds the sender; it learns of queued events and ephemeral
 // changes from the notifier.
-func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k Keys, client *federation.Client, n stream.Notifier,
+func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client *federation.Client, n stream.Notifier,
 	opts SenderOptions) (*Sender, error) {
 	if store == nil || r == nil || eph == nil || k == nil || client == nil || n == nil || opts.ServerName == "" {
 		return nil, errors.New("outbound: store, rooms, ephemeral, keys, client, notifier and server name are required")

@@ -61,12 +61,17 @@ type fakeServer struct {
 	missingAsked atomic.Int32
 	// inbox takes the transactions servers send C (outbound_test.go).
 	inbox *inbox
+	// hostPtr, when set, serves C's rooms (fakehost_test.go).
+	hostPtr atomic.Pointer[fakeHost]
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
 	f := &fakeServer{key: federation.GenerateSigningKey(), inbox: newInbox()}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := f.hostPtr.Load(); h != nil && h.serve(w, r) {
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/send/") {
 			f.inbox.serve(t, f, w, r)
 			return

@@ -187,9 +187,14 @@ func waitForEvent(t *testing.T, cli *mautrix.Client, roomID id.RoomID, eventID i
 // came.
 func waitForSync(t *testing.T, cli *mautrix.Client, what string, done func(*mautrix.RespSync) bool) {
 	t.Helper()
+	waitForSyncFrom(t, cli, "", what, done)
+}
+
+// waitForSyncFrom is waitForSync from a sync token ("": an initial sync).
+func waitForSyncFrom(t *testing.T, cli *mautrix.Client, since, what string, done func(*mautrix.RespSync) bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	since := ""
 	for {
 		resp, err := cli.SyncRequest(ctx, 5000, since, "", false, event.PresenceOnline)
 		if err != nil {
@@ -200,6 +205,16 @@ func waitForSync(t *testing.T, cli *mautrix.Client, what string, done func(*maut
 		}
 		since = resp.NextBatch
 	}
+}
+
+// syncToken is the token of a sync made now.
+func syncToken(t *testing.T, cli *mautrix.Client) string {
+	t.Helper()
+	resp, err := cli.SyncRequest(t.Context(), 0, "", "", false, event.PresenceOnline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.NextBatch
 }
 
 // ephemeral is whether the room's ephemeral events in a sync response

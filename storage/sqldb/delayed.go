@@ -105,7 +105,7 @@ func (db *DB) CancelOverriddenDelayedState(ctx context.Context, roomID id.RoomID
 	res, err := db.exec(ctx, `DELETE FROM delayed_events WHERE room_id = $1 AND state_key IS NOT NULL AND EXISTS (
 		SELECT 1 FROM events e WHERE e.room_id = delayed_events.room_id AND e.stream_pos > delayed_events.stream_pos
 			AND e.type = delayed_events.type AND e.state_key = delayed_events.state_key
-			AND e.sender <> delayed_events.user_id AND e.rejected = 0 AND e.soft_failed = 0)`, roomID)
+			AND e.sender <> delayed_events.user_id AND e.rejected = 0 AND e.soft_failed = 0 AND e.outlier = 0)`, roomID)
 	if err != nil {
 		return 0, err
 	}

@@ -57,22 +57,22 @@ func queryStrings[S ~string](db *DB, ctx context.Context, query string, args ...
 }
 
 const eventCols = `stream_pos, event_id, room_id, type, state_key, sender, origin_server_ts, depth, json,
-	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state`
+	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state, outlier`
 
 func scanEvent(row interface{ Scan(...any) error }) (*storage.Event, error) {
 	var e storage.Event
 	var sk sql.NullString
 	var js string
-	var rej, soft int64
+	var rej, soft, outlier int64
 	if err := row.Scan(&e.StreamPos, &e.EventID, &e.RoomID, &e.Type, &sk, &e.Sender, &e.OriginServerTS, &e.Depth, &js,
-		&e.StateGroup, &rej, &soft, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.Membership, &e.ReplacesState); err != nil {
+		&e.StateGroup, &rej, &soft, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.Membership, &e.ReplacesState, &outlier); err != nil {
 		return nil, notFound(err)
 	}
 	if sk.Valid {
 		e.StateKey = &sk.String
 	}
 	e.JSON = []byte(js)
-	e.Rejected, e.SoftFailed = rej != 0, soft != 0
+	e.Rejected, e.SoftFailed, e.Outlier = rej != 0, soft != 0, outlier != 0
 	return &e, nil
 }
 
@@ -139,6 +139,12 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		var pushRows, defaultRows, txnRows, asRows, aliasRows, pushQueueRows [][]any
 		for _, w := range writes {
 			e := w.Event
+			if w.OutlierStateless {
+				if _, err := db.exec(ctx, `UPDATE events SET outlier = 1 WHERE room_id = $1 AND state_group = 0
+					AND outlier = 0 AND event_id <> $2`, e.RoomID, e.EventID); err != nil {
+					return err
+				}
+			}
 			if w.Redacts != "" {
 				if err := db.SetRedactedBy(ctx, w.Redacts, e.EventID); err != nil {
 					return err
@@ -188,12 +194,26 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 // insertEvents writes the batch's events with multi-row INSERTs: one round
 // trip for many events matters on PostgreSQL.
 func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) error {
-	rows := make([][]any, len(writes))
-	for i, w := range writes {
+	rows := make([][]any, 0, len(writes))
+	for _, w := range writes {
 		e := w.Event
-		rows[i] = []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
+		if w.Replace {
+			res, err := db.exec(ctx, `UPDATE events SET stream_pos = $1, state_group = $2, outlier = $3, rejected = $4,
+				soft_failed = $5 WHERE event_id = $6 AND outlier = 1`, e.StreamPos, e.StateGroup, b2i(e.Outlier),
+				b2i(e.Rejected), b2i(e.SoftFailed), e.EventID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return fmt.Errorf("replace event %s: no outlier of that ID: %w", e.EventID, storage.ErrConflict)
+			}
+			continue
+		}
+		rows = append(rows, []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
 			string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
-			e.Membership, e.ReplacesState}
+			e.Membership, e.ReplacesState, b2i(e.Outlier)})
 	}
 	return db.insertRows(ctx, `INSERT INTO events (`+eventCols+`)`, "", rows)
 }
@@ -274,10 +294,21 @@ func (db *DB) insertStateGroups(ctx context.Context, writes []*storage.EventWrit
 // statements. Each key is written once, with the last value the batch gives
 // it: PostgreSQL refuses an upsert that touches a row twice, and the last
 // write is what one statement per entry left behind.
+//
+// The membership column is the member event's: taken from the batch when
+// the event is in it, else read from its row (state laid down by state
+// resolution, or a join over federation naming events stored before) —
+// a lookup per row that a 10,000-member state would pay 10,000 times.
 func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite) error {
 	type key struct {
 		room          id.RoomID
 		typ, stateKey string
+	}
+	inBatch := map[id.EventID]string{}
+	for _, w := range writes {
+		if w.Event.Type == "m.room.member" {
+			inBatch[w.Event.EventID] = w.Event.Membership
+		}
 	}
 	last := map[key]int{}
 	var rows [][]any
@@ -288,18 +319,32 @@ func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite)
 				rows[i] = nil
 			}
 			last[k] = len(rows)
-			// The event ID twice: once for the row, once to look up the
-			// membership.
-			rows = append(rows, []any{k.room, k.typ, k.stateKey, cs.EventID, cs.EventID})
+			rows = append(rows, []any{k.room, k.typ, k.stateKey, cs.EventID})
 		}
 	}
-	rows = slices.DeleteFunc(rows, func(r []any) bool { return r == nil })
-	// The membership column comes from the event's row (inserted with the
-	// batch, or earlier for state laid down by state resolution).
+	var known, lookup [][]any
+	for _, r := range rows {
+		if r == nil {
+			continue
+		}
+		switch m, ok := inBatch[r[3].(id.EventID)]; {
+		case r[1] != "m.room.member":
+			known = append(known, append(r, ""))
+		case ok:
+			known = append(known, append(r, m))
+		default:
+			// The event ID twice: once for the row, once to look up the
+			// membership.
+			lookup = append(lookup, append(r, r[3]))
+		}
+	}
+	const upsert = ` ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`
+	if err := db.insertValues(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES `,
+		`(?, ?, ?, ?, ?)`, upsert, known); err != nil {
+		return err
+	}
 	return db.insertValues(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES `,
-		`(?, ?, ?, ?, COALESCE((SELECT membership FROM events WHERE event_id = ?), ''))`,
-		` ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership`,
-		rows)
+		`(?, ?, ?, ?, COALESCE((SELECT membership FROM events WHERE event_id = ?), ''))`, upsert, lookup)
 }
 
 // setExtremities replaces the forward extremities of each room the batch
@@ -427,7 +472,7 @@ func queryPairs[K, V ~string](db *DB, ctx context.Context, q, col string, keys [
 }
 
 func (db *DB) RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, backwards bool, limit int) ([]*storage.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0`
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0`
 	args := []any{roomID, from, limit}
 	if backwards {
 		q += ` AND stream_pos < $2`
@@ -452,10 +497,10 @@ func (db *DB) RoomEvents(ctx context.Context, roomID id.RoomID, from, to int64, 
 }
 
 func (db *DB) EventByTimestamp(ctx context.Context, roomID id.RoomID, ts int64, forwards bool) (*storage.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts <= $2
+	q := `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND origin_server_ts <= $2
 		ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1`
 	if forwards {
-		q = `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND origin_server_ts >= $2
+		q = `SELECT ` + eventCols + ` FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND origin_server_ts >= $2
 		ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT 1`
 	}
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, q, roomID, ts))
@@ -475,7 +520,7 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID
 func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
 	// Only events of the parent's room relate to it: an event elsewhere that
 	// names the parent's ID is not one of its relations.
-	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
 		AND room_id = (SELECT p.room_id FROM events p WHERE p.event_id = $1)
 		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
 	if backwards {
@@ -493,10 +538,10 @@ func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventT
 func (db *DB) ThreadRoots(ctx context.Context, roomID id.RoomID, from int64, limit int) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+prefixed("r", eventCols)+` FROM events r
 		JOIN (SELECT relates_to, MAX(stream_pos) AS latest FROM events
-		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''
+		      WHERE room_id = $1 AND rel_type = 'm.thread' AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''
 		      GROUP BY relates_to) t
 		  ON t.relates_to = r.event_id
-		WHERE r.room_id = $1 AND r.rejected = 0 AND r.soft_failed = 0 AND t.latest < $2
+		WHERE r.room_id = $1 AND r.rejected = 0 AND r.soft_failed = 0 AND r.outlier = 0 AND t.latest < $2
 		ORDER BY t.latest DESC LIMIT $3`, roomID, from, limit)
 	if err != nil {
 		return nil, err
@@ -613,7 +658,7 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]s
 	cond, args := inList("relates_to", 1, parents)
 	// Relations count only from the parent's own room.
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events c
-		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND redacted_by = ''`+cond+`
+		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
 		AND EXISTS (SELECT 1 FROM events p WHERE p.event_id = c.relates_to AND p.room_id = c.room_id)
 		GROUP BY relates_to, rel_type, sender`, args...)
 	if err != nil {

@@ -25,7 +25,7 @@ func (db *DB) indexEvents(ctx context.Context, writes []*storage.EventWrite) err
 	var rows [][]any
 	for _, w := range writes {
 		e := w.Event
-		if e.Rejected || e.RedactedBy != "" {
+		if e.Rejected || e.Outlier || e.RedactedBy != "" {
 			continue
 		}
 		if text := indexableText(storage.SearchableText(e)); text != "" {
@@ -164,7 +164,7 @@ func (db *DB) searchFrom(q *storage.EventSearch, rooms []storage.SearchRoom) (st
 	}
 	var sb strings.Builder
 	sb.WriteString(` FROM (` + match + `) m JOIN events e ON e.stream_pos = m.stream_pos
-		WHERE e.rejected = 0 AND e.soft_failed = 0 AND e.redacted_by = ''`)
+		WHERE e.rejected = 0 AND e.soft_failed = 0 AND e.outlier = 0 AND e.redacted_by = ''`)
 	fmt.Fprintf(&sb, ` AND e.type IN (%s)`, list(anys(q.Types)))
 	// Events are found through the index, then read by stream position.
 	// SQLite would rather walk events_room_stream once per room for each

@@ -15,7 +15,7 @@ import (
 var _ storage.SlidingReader = (*DB)(nil)
 
 func (db *DB) LastEventPos(ctx context.Context, roomID id.RoomID, upto int64, types []string) (int64, error) {
-	q := `SELECT stream_pos FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos <= $2`
+	q := `SELECT stream_pos FROM events WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND stream_pos <= $2`
 	args := []any{roomID, upto}
 	if len(types) > 0 {
 		ph := make([]string, len(types))

@@ -11,7 +11,7 @@ import (
 
 func (db *DB) StateEventsBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
-		WHERE room_id = $1 AND state_key IS NOT NULL AND rejected = 0 AND soft_failed = 0
+		WHERE room_id = $1 AND state_key IS NOT NULL AND rejected = 0 AND soft_failed = 0 AND outlier = 0
 		  AND stream_pos > $2 AND stream_pos < $3 ORDER BY stream_pos`, roomID, after, before)
 	if err != nil {
 		return nil, err
@@ -22,14 +22,14 @@ func (db *DB) StateEventsBetween(ctx context.Context, roomID id.RoomID, after, b
 func (db *DB) HasMessages(ctx context.Context, roomID id.RoomID) (bool, error) {
 	var n int
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events
-		WHERE room_id = $1 AND state_key IS NULL AND rejected = 0 AND soft_failed = 0 LIMIT 1) AS m`, roomID).Scan(&n)
+		WHERE room_id = $1 AND state_key IS NULL AND rejected = 0 AND soft_failed = 0 AND outlier = 0 LIMIT 1) AS m`, roomID).Scan(&n)
 	return n > 0, err
 }
 
 func (db *DB) MemberEventsBetween(ctx context.Context, after, upto int64) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
 		WHERE stream_pos > $1 AND stream_pos <= $2 AND type = 'm.room.member' AND state_key IS NOT NULL
-		  AND rejected = 0 AND soft_failed = 0 ORDER BY stream_pos`, after, upto)
+		  AND rejected = 0 AND soft_failed = 0 AND outlier = 0 ORDER BY stream_pos`, after, upto)
 	if err != nil {
 		return nil, err
 	}
@@ -38,14 +38,14 @@ func (db *DB) MemberEventsBetween(ctx context.Context, after, upto int64) ([]*st
 
 func (db *DB) LastEventBefore(ctx context.Context, roomID id.RoomID, before int64) (*storage.Event, error) {
 	return scanEvent(db.r(ctx).QueryRowContext(ctx, `SELECT `+eventCols+` FROM events
-		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos < $2
+		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND stream_pos < $2
 		ORDER BY stream_pos DESC LIMIT 1`, roomID, before))
 }
 
 func (db *DB) CountRoomEvents(ctx context.Context, roomID id.RoomID, after, upto int64) (int64, error) {
 	var n int64
 	err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM events
-		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND stream_pos > $2 AND stream_pos <= $3`,
+		WHERE room_id = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND stream_pos > $2 AND stream_pos <= $3`,
 		roomID, after, upto).Scan(&n)
 	return n, err
 }
