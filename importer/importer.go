@@ -21,17 +21,17 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// Target is the homeserver as an importer sees it.
+// Target is the homeserver as the importer of one network sees it.
 type Target interface {
 	// Identity is who the import acts as: the appservice whose namespace
 	// holds the ghosts, and its bot, which creates the rooms.
 	Identity(ctx context.Context) (*Identity, error)
 	// Portal is the portal room of a conversation; nil if it has none yet.
-	Portal(ctx context.Context, network, portalID string) (*Portal, error)
+	Portal(ctx context.Context, portalID string) (*Portal, error)
 	// CreatePortal creates a portal's room as the bot and records it.
 	CreatePortal(ctx context.Context, req *CreatePortal) (*Portal, error)
 	// SetImportCursor records where an import of a portal stopped.
-	SetImportCursor(ctx context.Context, network, portalID, cursor, meta string) error
+	SetImportCursor(ctx context.Context, portalID, cursor, meta string) error
 	// EnsureGhost registers a ghost of the namespace if needed and gives it
 	// the profile (only what changed is set).
 	EnsureGhost(ctx context.Context, g *Ghost) error
@@ -41,7 +41,7 @@ type Target interface {
 	// Joined lists a room's joined members.
 	Joined(ctx context.Context, roomID id.RoomID) ([]id.UserID, error)
 	// Media is the mxc:// URI of a remote file already uploaded ("" if none).
-	Media(ctx context.Context, network, remoteID string) (string, error)
+	Media(ctx context.Context, remoteID string) (string, error)
 	// Upload stores a file in the media repository as owner and records it
 	// as the remote file's.
 	Upload(ctx context.Context, up *Upload, body io.Reader) (string, error)
@@ -76,7 +76,6 @@ type Portal struct {
 // createRoom request body (name, topic, preset, creation_content,
 // initial_state, power_level_content_override…).
 type CreatePortal struct {
-	Network  string         `json:"network"`
 	PortalID string         `json:"portal_id"`
 	Kind     string         `json:"kind"`
 	Room     jsontext.Value `json:"room"`
@@ -94,7 +93,6 @@ type Ghost struct {
 
 // Upload is a remote file to store.
 type Upload struct {
-	Network     string    `json:"network"`
 	RemoteID    string    `json:"remote_id"`
 	Owner       id.UserID `json:"owner"`
 	ContentType string    `json:"content_type"`
