@@ -38,6 +38,7 @@ import (
 	"github.com/tributary-hs/tributary/core/stream"
 	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/federation/inbound"
+	"github.com/tributary-hs/tributary/importer"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
 )
@@ -272,6 +273,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	mediaSvc, err := newMedia(store, cfg, log)
+	if err != nil {
+		return err
+	}
+	imports := func(network string) (*importer.Local, error) { return core.importTarget(store, mediaSvc, network) }
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {
@@ -279,7 +285,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		// server's back (it cannot tell that one runs).
 		log.Warn("no control socket: CLI commands will not reach this server", "path", controlPath(cfg), "err", err)
 	} else {
-		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, log), ReadHeaderTimeout: 10 * time.Second}
+		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, imports, log), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = ctlSrv.Serve(ctl) }()
 		defer func() {
 			_ = ctlSrv.Close()
@@ -381,10 +387,6 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		fedOpts.Rooms, fedOpts.Ephemeral = rs, eph
 	}
 	inbound.New(us, us, fedOpts).Register(engine)
-	mediaSvc, err := newMedia(store, cfg, log)
-	if err != nil {
-		return err
-	}
 	clientapi.NewMedia(mediaSvc, auth, limiter(rl, cfg.Media.Uploads), limiter(rl, cfg.Media.Previews)).Register(engine)
 	routes.NewAPI(appservices, auth, core.bridging).Register(engine)
 

@@ -25,6 +25,7 @@ import (
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/federation/outbound"
+	"github.com/tributary-hs/tributary/importer"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -45,6 +46,8 @@ type coreServices struct {
 	// keys; fedClient reaches other servers (nil: federation off).
 	ring      *keys.Ring
 	fedClient *federation.Client
+	// imports are who `tributary import` acts as, by network.
+	imports map[string]*importer.Identity
 }
 
 // buildCore wires the core services on store; failedLogins (nil: no limit)
@@ -65,7 +68,12 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err != nil {
 		return nil, err
 	}
-	if c.appservices, err = registry.LoadWith(cfg.AppServiceConfigFiles, cfg.ServerName, pluginRegs); err != nil {
+	importRegs, imports, err := importIdentities(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.imports = imports
+	if c.appservices, err = registry.LoadWith(cfg.AppServiceConfigFiles, cfg.ServerName, append(pluginRegs, importRegs...)); err != nil {
 		return nil, err
 	}
 	var pushOpts []push.Option
@@ -182,4 +190,10 @@ func (c *coreServices) stop() {
 		c.ephemeral.Stop()
 	}
 	c.rooms.Stop()
+}
+
+// importTarget is the Target of a network's import on these services.
+func (c *coreServices) importTarget(store storage.Store, media importer.Media, network string) (*importer.Local, error) {
+	return importer.NewLocal(importer.LocalDeps{Identities: c.imports, Owns: c.appservices.OwnsUser,
+		Contract: c.bridging, Accounts: c.users, Rooms: c.rooms, Media: media, Store: store}, network)
 }

@@ -89,28 +89,28 @@ type Pin struct {
 
 // Message is one message of a day file.
 type Message struct {
-	Type         string        `json:"type"`
-	Subtype      string        `json:"subtype"`
-	TS           string        `json:"ts"`
-	User         string        `json:"user"`
-	BotID        string        `json:"bot_id"`
-	Username     string        `json:"username"`
-	Text         string        `json:"text"`
-	ThreadTS     string        `json:"thread_ts"`
-	ParentUserID string        `json:"parent_user_id"`
-	Hidden       bool          `json:"hidden"`
-	Edited       *Edited       `json:"edited"`
-	Reactions    []Reaction    `json:"reactions"`
-	Files        []File        `json:"files"`
-	Attachments  []Attachment  `json:"attachments"`
-	UserProfile  *UserProfile  `json:"user_profile"`
-	BotProfile   *BotProfile   `json:"bot_profile"`
-	PinnedTo     []string      `json:"pinned_to"`
-	Topic        string        `json:"topic"`
-	Purpose      string        `json:"purpose"`
-	Name         string        `json:"name"`
-	OldName      string        `json:"old_name"`
-	Item         *PinnedItem   `json:"item"`
+	Type         string         `json:"type"`
+	Subtype      string         `json:"subtype"`
+	TS           string         `json:"ts"`
+	User         string         `json:"user"`
+	BotID        string         `json:"bot_id"`
+	Username     string         `json:"username"`
+	Text         string         `json:"text"`
+	ThreadTS     string         `json:"thread_ts"`
+	ParentUserID string         `json:"parent_user_id"`
+	Hidden       bool           `json:"hidden"`
+	Edited       *Edited        `json:"edited"`
+	Reactions    []Reaction     `json:"reactions"`
+	Files        []File         `json:"files"`
+	Attachments  []Attachment   `json:"attachments"`
+	UserProfile  *UserProfile   `json:"user_profile"`
+	BotProfile   *BotProfile    `json:"bot_profile"`
+	PinnedTo     []string       `json:"pinned_to"`
+	Topic        string         `json:"topic"`
+	Purpose      string         `json:"purpose"`
+	Name         string         `json:"name"`
+	OldName      string         `json:"old_name"`
+	Item         *PinnedItem    `json:"item"`
 	Blocks       jsontext.Value `json:"blocks"`
 }
 
