@@ -345,3 +345,150 @@ func checkChannel(t *testing.T, fx *fixture, cli *mautrix.Client, roomID id.Room
 	}
 	t.Logf("checked %d messages, %d thread replies, %d edits, %d reactions, %d files", checked, threads, edited, reacted, files)
 }
+
+// TestSlackImportResumes: a run that dies after writing a batch and before
+// recording where it stood is run again: it goes on from there, and the
+// channel holds every message once, threads, edits and reactions included.
+func TestSlackImportResumes(t *testing.T) {
+	fx := newFixture(t, 1200)
+	databases(t, func(t *testing.T, d db) {
+		dir := t.TempDir()
+		mustCLI(t, dir, d, "user", "add", "ada", "--password", "ada's password")
+		userMap := filepath.Join(t.TempDir(), "users.txt")
+		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+",@ada:localhost\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--user-map", userMap,
+			"--batch", "150"}
+		out, code := cli(t, dir, d, []string{"TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=3"}, append(args, "--workers", "1")...)
+		if code != 3 || !strings.Contains(out, "crashing as asked") {
+			t.Fatalf("the crashing run: exit %d\n%s", code, out)
+		}
+		out = mustCLI(t, dir, d, args...)
+		msgs, _ := imported(t, out)
+		before := regexp.MustCompile(`(\d+) messages were imported before`).FindStringSubmatch(out)
+		if before == nil || msgs == 0 {
+			t.Fatalf("the second run did not resume:\n%s", out)
+		}
+		if n, _ := strconv.Atoi(before[1]); n+msgs != fx.m.Messages {
+			t.Fatalf("%d messages found imported + %d imported != %d:\n%s", n, msgs, fx.m.Messages, out)
+		}
+		if m, _ := imported(t, mustCLI(t, dir, d, args...)); m != 0 {
+			t.Fatalf("a third run imported %d messages", m)
+		}
+		srv := testserver.Start(t, testserver.Options{DataDir: dir, Args: append([]string{"--disable-rate-limits"}, d.args()...)})
+		checkChannel(t, fx, loginAda(t, srv), roomNamed(t, loginAda(t, srv), "general"), "C00200000", fx.m.Users[0].ID)
+	})
+}
+
+func loginAda(t *testing.T, srv *testserver.Server) *mautrix.Client {
+	t.Helper()
+	cli := srv.Client(t)
+	if _, err := cli.Login(t.Context(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "ada"}, Password: "ada's password",
+		StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// TestSlackImportIntoRunningServer: with a server running on the data
+// directory, the import goes through it: a client syncing meanwhile sees
+// the new rooms and their history arrive, without a restart.
+func TestSlackImportIntoRunningServer(t *testing.T) {
+	fx := newFixture(t, 400)
+	databases(t, func(t *testing.T, d db) {
+		srv := testserver.Start(t, testserver.Options{Args: append([]string{"--enable-registration", "--disable-rate-limits"},
+			d.args()...)})
+		cli := srv.Client(t)
+		if _, err := cli.RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "ada", Password: "ada's password"}); err != nil {
+			t.Fatal(err)
+		}
+		cli = loginAda(t, srv)
+		first, err := cli.SyncRequest(t.Context(), 0, "", "", true, event.PresenceOnline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first.Rooms.Join) != 0 {
+			t.Fatalf("ada is in %d rooms before the import", len(first.Rooms.Join))
+		}
+		// The next sync waits for what the import writes.
+		synced := make(chan *mautrix.RespSync, 1)
+		go func() {
+			resp, err := cli.SyncRequest(t.Context(), 60_000, first.NextBatch, "", false, event.PresenceOnline)
+			if err != nil {
+				t.Error(err)
+			}
+			synced <- resp
+		}()
+		userMap := filepath.Join(t.TempDir(), "users.txt")
+		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+" @ada:localhost\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap)
+		if !strings.Contains(out, "importing through it") {
+			t.Fatalf("the import did not go through the running server:\n%s", out)
+		}
+		if m, _ := imported(t, out); m != fx.m.Messages {
+			t.Fatalf("imported %d of %d messages:\n%s", m, fx.m.Messages, out)
+		}
+		resp := <-synced
+		if resp == nil || len(resp.Rooms.Join) == 0 {
+			t.Fatalf("the waiting sync saw no room: %+v", resp)
+		}
+		// The rooms are the server's own now: a new sync lists them all,
+		// and the channel reads as imported.
+		again, err := cli.SyncRequest(t.Context(), 0, "", "", true, event.PresenceOnline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again.Rooms.Join) < 2 {
+			t.Fatalf("ada is in %d rooms after the import", len(again.Rooms.Join))
+		}
+		checkChannel(t, fx, cli, roomNamed(t, cli, "general"), "C00200000", fx.m.Users[0].ID)
+	})
+}
+
+// TestSlackImportRefusesDamagedArchives: a truncated archive, or one whose
+// day file is not JSON, is refused with one clear line before anything is
+// written.
+func TestSlackImportRefusesDamagedArchives(t *testing.T) {
+	fx := newFixture(t, 300)
+	raw, err := os.ReadFile(fx.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(t.TempDir(), "truncated.zip")
+	if err := os.WriteFile(truncated, raw[:len(raw)*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notZip := filepath.Join(t.TempDir(), "notes.zip")
+	if err := os.WriteFile(notZip, []byte("not a zip at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A byte of a day file's compressed data flipped: its checksum fails.
+	corrupt := filepath.Join(t.TempDir(), "corrupt.zip")
+	flipped := append([]byte(nil), raw...)
+	flipped[len(flipped)/2] ^= 0xff
+	if err := os.WriteFile(corrupt, flipped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := db{name: "sqlite"}
+	for _, tc := range []struct{ name, path, want string }{
+		{"truncated", truncated, "truncated"},
+		{"not a zip", notZip, "not a zip archive"},
+		{"corrupt", corrupt, "not a readable Slack export"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out, code := cli(t, dir, d, nil, "import", "slack", tc.path)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code == 0 || len(lines) != 1 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want one line saying %q:\n%s", code, tc.want, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "tributary.db")); err == nil {
+				t.Fatal("a database was made for a refused archive")
+			}
+		})
+	}
+}
