@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,6 +337,18 @@ and, through its control socket, on a running server, whose users see the rooms 
 				return err
 			}
 			ctx := cmd.Context()
+			if path := os.Getenv("TRIBUTARY_IMPORT_CPUPROFILE"); path != "" {
+				// Profiling the import (benchmarks): a CPU profile to path.
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			exp, err := slack.Open(args[0])
 			if err != nil {
 				return err
