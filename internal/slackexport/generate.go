@@ -2,9 +2,9 @@ package slackexport
 
 import (
 	"archive/zip"
-	"compress/flate"
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
