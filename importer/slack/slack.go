@@ -39,7 +39,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -658,5 +657,3 @@ func isClientError(err error) bool {
 	var me *types.Error
 	return errors.As(err, &me) && me.Status >= 400 && me.Status < 500
 }
-
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
