@@ -380,16 +380,17 @@ and, through its control socket, on a running server, whose users see the rooms 
 					}
 				}
 			}
+			finishBar := func() {}
 			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && total > 0 {
 				p := mpb.NewWithContext(ctx, mpb.WithOutput(out), mpb.WithWidth(40))
 				bar := p.AddBar(int64(total), mpb.PrependDecorators(decor.Name("messages "), decor.CountersNoUnit("%d / %d")),
 					mpb.AppendDecorators(decor.AverageSpeed(0, " %.0f msgs/s"), decor.Name("  ETA "),
 						decor.AverageETA(decor.ET_STYLE_GO)))
 				opts.Progress = func(n int) { bar.IncrBy(n) }
-				defer func() {
+				finishBar = func() {
 					bar.Abort(false)
 					p.Wait()
-				}()
+				}
 			}
 			var sum *slack.Summary
 			err = callControl(ctx, cfg, "plugins/list", struct{}{}, &struct{}{})
@@ -400,6 +401,7 @@ and, through its control socket, on a running server, whose users see the rooms 
 				opts.Target = newRemoteTarget(cfg, slack.Network)
 				sum, err = slack.Import(ctx, opts)
 			}
+			finishBar()
 			if sum != nil {
 				sum.Write(out)
 			}
