@@ -90,7 +90,14 @@ func NewLocal(d LocalDeps, network string) (*Local, error) {
 	return &Local{d: d, network: network, ident: ident}, nil
 }
 
-func (l *Local) Identity(context.Context) (*Identity, error) { return l.ident, nil }
+// Identity implements Target; the bot's account is made on first use (a
+// server that never imports has none).
+func (l *Local) Identity(ctx context.Context) (*Identity, error) {
+	if err := l.d.Accounts.EnsureAppServiceSender(ctx, l.ident.AppServiceID, l.ident.Bot); err != nil {
+		return nil, err
+	}
+	return l.ident, nil
+}
 
 func (l *Local) Portal(ctx context.Context, portalID string) (*Portal, error) {
 	p, err := l.d.Store.GetBridgePortal(ctx, l.network, portalID, "")

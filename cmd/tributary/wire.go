@@ -136,6 +136,9 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		return nil, err
 	}
 	for _, as := range c.appservices.All() {
+		if as.Silent {
+			continue // an import's bot is made by the first import (importer.Local.Identity)
+		}
 		if err := c.users.EnsureAppServiceSender(ctx, as.Reg.ID, as.Sender); err != nil {
 			c.rooms.Stop()
 			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)

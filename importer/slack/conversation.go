@@ -13,6 +13,9 @@ import (
 	"github.com/tributary-hs/tributary/importer"
 )
 
+// maxPins is how many pins a room gets (Slack's limit a channel).
+const maxPins = 100
+
 // meta is what a portal's import keeps beside its cursor.
 type meta struct {
 	Topic string   `json:"topic,omitempty"`
@@ -501,6 +504,13 @@ func (cv *conversation) finish(ctx context.Context) error {
 		pins = append(pins, ts)
 	}
 	slices.Sort(pins)
+	if len(pins) > maxPins {
+		// Slack keeps 100 pins a channel; an export with more keeps the
+		// latest (an m.room.pinned_events of thousands would not fit an
+		// event).
+		cv.sum.PinsNotCarried += len(pins) - maxPins
+		pins = pins[len(pins)-maxPins:]
+	}
 	if !slices.Equal(pins, cv.meta.Pins) && (len(pins) > 0 || len(cv.meta.Pins) > 0) {
 		cv.pinsDirty = true
 		cv.meta.Pins = pins
@@ -552,7 +562,10 @@ func (cv *conversation) record(ctx context.Context) error {
 		empty := ""
 		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
 			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
-			OriginServerTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}}); err != nil {
+			OriginServerTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}}); isClientError(err) {
+			cv.sum.PinsNotCarried += len(pinned)
+			cv.sum.problem("%s: pins refused: %v", cv.c.label(), err)
+		} else if err != nil {
 			return fmt.Errorf("pins: %w", err)
 		}
 		cv.pinsDirty = false

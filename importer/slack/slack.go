@@ -88,8 +88,8 @@ type Summary struct {
 	Messages, Skipped, Events                                                     int
 	Threads, Replies, Edits, Reactions, FilesUploaded, FilesLinked, Joins, Leaves int
 	// What could not be carried.
-	MissingFiles, FailedDownloads, ReactionsNotNamed, OrphanReplies, BadMessages, FailedMessages int
-	Unknown                                                                                      map[string]int
+	MissingFiles, FailedDownloads, ReactionsNotNamed, OrphanReplies, BadMessages, FailedMessages, PinsNotCarried int
+	Unknown                                                                                                      map[string]int
 	// Problems are the first few lines worth reading.
 	Problems []string
 	Duration time.Duration
@@ -115,6 +115,7 @@ func (s *Summary) add(o *Summary) {
 	s.OrphanReplies += o.OrphanReplies
 	s.BadMessages += o.BadMessages
 	s.FailedMessages += o.FailedMessages
+	s.PinsNotCarried += o.PinsNotCarried
 	for k, v := range o.Unknown {
 		if s.Unknown == nil {
 			s.Unknown = map[string]int{}
@@ -156,7 +157,8 @@ func (s *Summary) Write(w io.Writer) {
 		{s.ReactionsNotNamed, "reactions whose people the export does not name"},
 		{s.OrphanReplies, "thread replies whose thread start is not in the export (imported as messages)"},
 		{s.BadMessages, "messages that could not be read"},
-		{s.FailedMessages, "messages the server refused"}} {
+		{s.FailedMessages, "messages the server refused"},
+		{s.PinsNotCarried, "pins beyond the latest 100 of a channel"}} {
 		if l.n > 0 {
 			lost = append(lost, fmt.Sprintf("  %d %s", l.n, l.what))
 		}
