@@ -245,6 +245,7 @@ type Store interface {
 	ThreadSubscriptions
 	ServerKeys
 	Federation
+	BridgePortals
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

@@ -16,8 +16,11 @@ import (
 
 // AppService is one registration, compiled.
 type AppService struct {
-	Reg     *appservice.Registration
-	Sender  id.UserID
+	Reg    *appservice.Registration
+	Sender id.UserID
+	// Silent: the appservice is sent no events (an import's identity: its
+	// namespace is exclusive, but nothing consumes a queue of its rooms).
+	Silent  bool
 	users   []namespace
 	aliases []namespace
 	rooms   []namespace
@@ -44,6 +47,8 @@ func Load(paths []string, serverName string) (*Registry, error) {
 type Internal struct {
 	Source string
 	Reg    *appservice.Registration
+	// Silent registrations are sent no events (AppService.Silent).
+	Silent bool
 }
 
 // LoadWith is Load with internal registrations besides the files; they
@@ -80,7 +85,7 @@ func LoadWith(paths []string, serverName string, internal []Internal) (*Registry
 			return nil, fmt.Errorf("appservice %s: hs_token is also used by %s", p, other)
 		}
 		ids[reg.ID], asTokens[reg.AppToken], hsTokens[reg.ServerToken] = p, p, p
-		as := &AppService{Reg: reg, Sender: id.NewUserID(reg.SenderLocalpart, serverName)}
+		as := &AppService{Reg: reg, Sender: id.NewUserID(reg.SenderLocalpart, serverName), Silent: in.Silent}
 		for _, part := range []struct {
 			name string
 			in   []appservice.Namespace
@@ -185,6 +190,9 @@ func (r *Registry) ExclusiveAlias(alias string) *AppService {
 // ErrNoAppService: a token names no appservice.
 var ErrNoAppService = errors.New("no such appservice")
 
+// Owners, RoomOwners and AliasOwners say which appservices an event
+// concerns (appservice/pusher.Interest), so they leave silent ones out.
+
 // Owners lists the appservices whose namespace (or sender) holds the user.
 func (r *Registry) Owners(u id.UserID) []string {
 	return r.ids(func(as *AppService) bool { return as.OwnsUser(u) })
@@ -204,7 +212,7 @@ func (r *Registry) AliasOwners(alias string) []string {
 func (r *Registry) ids(match func(*AppService) bool) []string {
 	var out []string
 	for _, as := range r.All() {
-		if match(as) {
+		if match(as) && !as.Silent {
 			out = append(out, as.Reg.ID)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
+	"github.com/tributary-hs/tributary/importer"
 )
 
 // The control socket lets `tributary user …` act through a server running
@@ -57,8 +58,10 @@ func listenControl(path string) (net.Listener, error) {
 
 // controlHandler serves the control socket's operations, each one call of
 // the same core service method the HTTP API uses.
-func controlHandler(us *users.Service, plugins *manager.Manager, log *slog.Logger) http.Handler {
+func controlHandler(us *users.Service, plugins *manager.Manager, imports func(network string) (*importer.Local, error),
+	log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	registerImport(mux, imports, log)
 	// POST /v1/plugins/list {}
 	mux.HandleFunc("POST /v1/plugins/list", func(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, map[string]any{"plugins": plugins.Status()})

@@ -40,6 +40,7 @@ import (
 	tsync "github.com/tributary-hs/tributary/core/sync"
 	"github.com/tributary-hs/tributary/federation/inbound"
 	"github.com/tributary-hs/tributary/federation/outbound"
+	"github.com/tributary-hs/tributary/importer"
 	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/open"
 )
@@ -293,6 +294,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	imports := func(network string) (*importer.Local, error) { return core.importTarget(store, mediaSvc, network) }
 	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {
@@ -300,7 +302,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		// server's back (it cannot tell that one runs).
 		log.Warn("no control socket: CLI commands will not reach this server", "path", controlPath(cfg), "err", err)
 	} else {
-		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, log), ReadHeaderTimeout: 10 * time.Second}
+		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, imports, log), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = ctlSrv.Serve(ctl) }()
 		defer func() {
 			_ = ctlSrv.Close()

@@ -30,6 +30,7 @@ import (
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/federation/keys"
 	"github.com/tributary-hs/tributary/federation/outbound"
+	"github.com/tributary-hs/tributary/importer"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -50,6 +51,8 @@ type coreServices struct {
 	// keys; fedClient reaches other servers (nil: federation off).
 	ring      *keys.Ring
 	fedClient *federation.Client
+	// imports are who `tributary import` acts as, by network.
+	imports map[string]*importer.Identity
 }
 
 // buildCore wires the core services on store; failedLogins (nil: no limit)
@@ -82,7 +85,12 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	if err != nil {
 		return nil, err
 	}
-	if c.appservices, err = registry.LoadWith(cfg.AppServiceConfigFiles, cfg.ServerName, pluginRegs); err != nil {
+	importRegs, imports, err := importIdentities(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.imports = imports
+	if c.appservices, err = registry.LoadWith(cfg.AppServiceConfigFiles, cfg.ServerName, append(pluginRegs, importRegs...)); err != nil {
 		return nil, err
 	}
 	var pushOpts []push.Option
@@ -151,6 +159,9 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 		return nil, err
 	}
 	for _, as := range c.appservices.All() {
+		if as.Silent {
+			continue // an import's bot is made by the first import (importer.Local.Identity)
+		}
 		if err := c.users.EnsureAppServiceSender(ctx, as.Reg.ID, as.Sender); err != nil {
 			c.rooms.Stop()
 			return nil, fmt.Errorf("appservice %s: %w", as.Reg.ID, err)
@@ -222,4 +233,10 @@ func newRemoteMedia(cfg *config.Config, client *federation.Client) media.RemoteM
 	}
 	return outbound.Media{Client: client, Redirects: &http.Client{Transport: tr, Timeout: 5 * time.Minute,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// importTarget is the Target of a network's import on these services.
+func (c *coreServices) importTarget(store storage.Store, media importer.Media, network string) (*importer.Local, error) {
+	return importer.NewLocal(importer.LocalDeps{Identities: c.imports, Owns: c.appservices.OwnsUser,
+		Contract: c.bridging, Accounts: c.users, Rooms: c.rooms, Media: media, Store: store}, network)
 }

@@ -75,7 +75,7 @@ func (s *Service) BatchSend(ctx context.Context, asID string, roomID id.RoomID, 
 			return nil, types.Forbidden("mark_read_by: %s is not in the room", req.MarkReadBy)
 		}
 	}
-	protos, aliases, err := s.batchProtos(ctx, asID, req.Events, req.Puppets)
+	protos, aliases, err := s.batchProtos(ctx, asID, req.Events, req.Puppets, false)
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +92,29 @@ func (s *Service) BatchSend(ctx context.Context, asID string, roomID id.RoomID, 
 	return ids, nil
 }
 
+// Import appends a batch of `tributary import` to a room's timeline for
+// the appservice asID the import acts as: a forward batch without
+// notifications, by BatchSend's rules but one — a sender may also be a local
+// account outside the namespace that is not deactivated: a person whom the
+// import maps to their existing account. Only the server's operator
+// reaches it (the CLI on the server's data, or through its control
+// socket), never a request over HTTP.
+func (s *Service) Import(ctx context.Context, asID string, roomID id.RoomID, evs []*BatchEvent) ([]id.EventID, error) {
+	if asID == "" {
+		return nil, types.Forbidden("An import acts as an application service")
+	}
+	protos, aliases, err := s.batchProtos(ctx, asID, evs, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Aliases: aliases})
+}
+
 // batchProtos checks each event of a batch and turns it into a proto event
-// and its alias ("" for none).
-func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEvent, puppets map[id.UserID]bool) ([]*events.Proto, []id.EventID, error) {
+// and its alias ("" for none). puppets are local users a plugin may send
+// as (double puppeting); locals admits any active local account outside
+// the namespace (Import).
+func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEvent, puppets map[id.UserID]bool, locals bool) ([]*events.Proto, []id.EventID, error) {
 	protos := make([]*events.Proto, len(evs))
 	aliases := make([]id.EventID, len(evs))
 	free := map[id.UserID]bool{} // senders known to be neither suspended nor locked
@@ -102,8 +122,17 @@ func (s *Service) batchProtos(ctx context.Context, asID string, evs []*BatchEven
 		if ev == nil || ev.Type == "" || ev.Sender == "" {
 			return nil, nil, types.BadJSON("Event %d needs a type and a sender", i)
 		}
-		if !s.ns.OwnsUser(asID, ev.Sender) && !puppets[ev.Sender] {
-			return nil, nil, types.Forbidden("Event %d: %s is not in the application service's namespace", i, ev.Sender)
+		if !free[ev.Sender] && !s.ns.OwnsUser(asID, ev.Sender) && !puppets[ev.Sender] {
+			if !locals {
+				return nil, nil, types.Forbidden("Event %d: %s is not in the application service's namespace", i, ev.Sender)
+			}
+			acc, err := s.accounts.GetAccount(ctx, ev.Sender)
+			if notFound(err) || err == nil && acc.Deactivated {
+				return nil, nil, types.Forbidden("Event %d: %s is neither in the application service's namespace nor an active local account",
+					i, ev.Sender)
+			} else if err != nil {
+				return nil, nil, err
+			}
 		}
 		if !free[ev.Sender] {
 			suspended, locked, err := s.accounts.Restrictions(ctx, ev.Sender)

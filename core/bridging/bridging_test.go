@@ -17,12 +17,13 @@ import (
 // fake stands in for the registrations, accounts, rooms and receipts: one
 // appservice "as" with sender @bot and ghosts @_g…, and what was done.
 type fake struct {
-	accounts   map[id.UserID]bool
-	devices    map[string]bool // "user|device"
-	suspended  map[id.UserID]bool
-	locked     map[id.UserID]bool
-	members    map[id.UserID]bool // may be marked read
-	hasMessage bool
+	accounts    map[id.UserID]bool
+	deactivated map[id.UserID]bool
+	devices     map[string]bool // "user|device"
+	suspended   map[id.UserID]bool
+	locked      map[id.UserID]bool
+	members     map[id.UserID]bool // may be marked read
+	hasMessage  bool
 
 	sent    []*rooms.SendRequest
 	batches []rooms.BatchOptions
@@ -45,7 +46,7 @@ func (f *fake) GetAccount(_ context.Context, u id.UserID) (*users.Account, error
 	if !f.accounts[u] {
 		return nil, types.NotFound("No such user")
 	}
-	return &users.Account{UserID: u}, nil
+	return &users.Account{UserID: u, Deactivated: f.deactivated[u]}, nil
 }
 
 func (f *fake) GetDevice(_ context.Context, u id.UserID, d id.DeviceID) (*users.Device, error) {
@@ -86,11 +87,13 @@ func (f *fake) MarkReadBy(_ context.Context, _ id.RoomID, _ id.UserID, e id.Even
 
 func newFake(t *testing.T) (*fake, *Service) {
 	f := &fake{
-		accounts:  map[id.UserID]bool{"@bot:hs": true, "@_ga:hs": true, "@_gs:hs": true, "@_gl:hs": true},
-		devices:   map[string]bool{"@_ga:hs|DEV": true},
-		suspended: map[id.UserID]bool{"@_gs:hs": true},
-		locked:    map[id.UserID]bool{"@_gl:hs": true},
-		members:   map[id.UserID]bool{"@human:hs": true},
+		accounts: map[id.UserID]bool{"@bot:hs": true, "@_ga:hs": true, "@_gs:hs": true, "@_gl:hs": true,
+			"@human:hs": true, "@gone:hs": true, "@held:hs": true},
+		deactivated: map[id.UserID]bool{"@gone:hs": true},
+		devices:     map[string]bool{"@_ga:hs|DEV": true},
+		suspended:   map[id.UserID]bool{"@_gs:hs": true},
+		locked:      map[id.UserID]bool{"@_gl:hs": true, "@held:hs": true},
+		members:     map[id.UserID]bool{"@human:hs": true},
 	}
 	s, err := New(Deps{Namespaces: f, Accounts: f, Rooms: f, Receipts: f})
 	if err != nil {
@@ -238,5 +241,48 @@ func TestBatchSend(t *testing.T) {
 				t.Fatalf("marked %s, not the last event %s", f.marked[0], ids[len(ids)-1])
 			}
 		})
+	}
+}
+
+// An import may speak for local people outside the namespace (those it maps
+// Slack users to), never for unknown or deactivated accounts; batch send
+// over HTTP still may not.
+func TestImport(t *testing.T) {
+	msg := func(sender id.UserID) *BatchEvent {
+		return &BatchEvent{Type: "m.room.message", Sender: sender, Content: jsontext.Value(`{"body":"x"}`)}
+	}
+	for _, tc := range []struct {
+		name string
+		as   string
+		evs  []*BatchEvent
+		want string
+	}{
+		{name: "a ghost and a local person", as: "as", evs: []*BatchEvent{msg("@_ga:hs"), msg("@human:hs"), msg("@human:hs")}},
+		{name: "an unknown account", as: "as", evs: []*BatchEvent{msg("@_ga:hs"), msg("@nobody:hs")}, want: types.CodeForbidden},
+		{name: "a deactivated account", as: "as", evs: []*BatchEvent{msg("@gone:hs")}, want: types.CodeForbidden},
+		{name: "a locked account", as: "as", evs: []*BatchEvent{msg("@held:hs")}, want: types.CodeUserLocked},
+		{name: "no appservice", evs: []*BatchEvent{msg("@_ga:hs")}, want: types.CodeForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s := newFake(t)
+			ids, err := s.Import(t.Context(), tc.as, "!r:hs", tc.evs)
+			if code(err) != tc.want {
+				t.Fatalf("error %v, want %s", err, tc.want)
+			}
+			if err != nil {
+				if len(f.batches) != 0 {
+					t.Fatal("refused, yet sent")
+				}
+				return
+			}
+			if len(ids) != len(tc.evs) || f.batches[0].History || f.batches[0].Notify {
+				t.Fatalf("ids %v, options %+v", ids, f.batches[0])
+			}
+		})
+	}
+	_, s := newFake(t)
+	if _, err := s.BatchSend(t.Context(), "as", "!r:hs", &BatchRequest{Forward: true,
+		Events: []*BatchEvent{msg("@human:hs")}}); code(err) != types.CodeForbidden {
+		t.Fatalf("batch send as a local person outside the namespace: %v", err)
 	}
 }

@@ -13,6 +13,9 @@
 //     free to send, forward or backward (forward_if_no_messages), the event
 //     IDs the bridge chose as aliases, send_notification, and mark_read_by's
 //     read receipt after the commit.
+//   - Import: a forward batch of `tributary import`, by BatchSend's rules
+//     but that a sender may also be an active local account (the people an
+//     import maps to their accounts); reached only by the server operator.
 //
 // It imports core/rooms, core/users and core/types. What registrations say
 // comes in through Namespaces, which appservice/registry implements and

@@ -54,6 +54,42 @@ type Config struct {
 	Federation            Federation  `yaml:"federation"`
 	// Plugins are the bridge plugins the server runs (bridges/manager).
 	Plugins []Plugin `yaml:"plugins"`
+	// Imports configures `tributary import` of other networks' exports.
+	Imports Imports `yaml:"imports"`
+}
+
+// Imports configures the importers of other networks' history.
+type Imports struct {
+	Slack ImportNetwork `yaml:"slack"`
+}
+
+// ImportNetwork is the identity an import of one network acts as: an
+// internal appservice with an exclusive namespace of ghosts
+// (@<ghost_prefix>…:server) and a bot that creates the rooms. A bridge
+// plugin with the same ghost_prefix is the same identity: the import then
+// acts as that plugin, so that the bridge and the import share ghosts.
+type ImportNetwork struct {
+	GhostPrefix  string `yaml:"ghost_prefix"`
+	BotLocalpart string `yaml:"bot_localpart"`
+}
+
+func (n *ImportNetwork) validate(key string, plugins []Plugin) error {
+	switch {
+	case n.GhostPrefix == "" || !localpartRE.MatchString(n.GhostPrefix):
+		return fmt.Errorf("imports.%s.ghost_prefix: %q must be a non-empty start of a user ID localpart", key, n.GhostPrefix)
+	case n.BotLocalpart == "" || !localpartRE.MatchString(n.BotLocalpart):
+		return fmt.Errorf("imports.%s.bot_localpart: %q must be a user ID localpart", key, n.BotLocalpart)
+	case strings.HasPrefix(n.BotLocalpart, n.GhostPrefix):
+		return fmt.Errorf("imports.%s.bot_localpart: %q must not start with the ghost prefix", key, n.BotLocalpart)
+	}
+	for _, p := range plugins {
+		if p.GhostPrefix != n.GhostPrefix && (strings.HasPrefix(p.GhostPrefix, n.GhostPrefix) ||
+			strings.HasPrefix(n.GhostPrefix, p.GhostPrefix)) {
+			return fmt.Errorf("imports.%s.ghost_prefix: %q overlaps the ghost_prefix %q of plugin %s (use the same prefix to share its ghosts)",
+				key, n.GhostPrefix, p.GhostPrefix, p.Name)
+		}
+	}
+	return nil
 }
 
 // Plugin is one bridge plugin: a binary the server launches and supervises,
@@ -371,6 +407,7 @@ func Default() *Config {
 		Rooms: Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12", MaxEventDelay: Duration{24 * time.Hour},
 			MaxDelayedEventsPerUser: 100},
 		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
+		Imports:     Imports{Slack: ImportNetwork{GhostPrefix: "slack_", BotLocalpart: "slackbot"}},
 		VoIP:        VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
 		Federation:  Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
@@ -450,6 +487,9 @@ func (c *Config) Validate() error {
 		if err := c.Plugins[i].validate(i, seenPlugins); err != nil {
 			return err
 		}
+	}
+	if err := c.Imports.Slack.validate("slack", c.Plugins); err != nil {
+		return err
 	}
 	if c.ServerName == "" {
 		return errors.New("server_name: must be set")

@@ -97,6 +97,12 @@ func TestValidate(t *testing.T) {
 			p.BotLocalpart = "irc_bot" // inside its own ghost namespace
 			c.Plugins = []Plugin{p}
 		},
+		"imports.slack.ghost_prefix": func(c *Config) {
+			p := goodPlugin()
+			p.GhostPrefix = "slack_t1" // would share part of the import's namespace
+			c.Plugins = []Plugin{p}
+		},
+		"imports.slack.bot_localpart": func(c *Config) { c.Imports.Slack.BotLocalpart = "slack_bot" },
 	}
 	for key, mutate := range cases {
 		c := Default()

@@ -89,6 +89,27 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 	if !IsSupported(rv) {
 		return nil, nil, fmt.Errorf("room version %q not supported", rv)
 	}
+	ev, err := newPDU(rv, roomID, p, prev, auth, depth)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw []byte
+	if rv.EventIDFormat() == id.EventIDFormatCustom {
+		raw, err = s.buildV1(rv, ev, refs)
+	} else {
+		raw, err = s.buildHashed(rv, ev)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(raw) > MaxPDUBytes {
+		return nil, nil, types.TooLarge("Event is larger than %d bytes", MaxPDUBytes)
+	}
+	return ev, raw, nil
+}
+
+// newPDU lays a proto event out as a PDU, unhashed and unsigned.
+func newPDU(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth []id.EventID, depth int64) (*pdu.PDU, error) {
 	var content jsontext.Value
 	switch c := p.Content.(type) {
 	case jsontext.Value:
@@ -98,14 +119,14 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 	default:
 		raw, err := json.Marshal(c)
 		if err != nil {
-			return nil, nil, types.BadJSON("invalid event content: %v", err)
+			return nil, types.BadJSON("invalid event content: %v", err)
 		}
 		content = raw
 	}
 	if rv.ForbidFloatsAndBigInts() {
 		// Canonical JSON from room version 6: integers within ±(2^53-1) only.
 		if err := canonicaljson.ValidateCanonical(content); err != nil {
-			return nil, nil, types.BadJSON("Invalid event content: %v", err)
+			return nil, types.BadJSON("Invalid event content: %v", err)
 		}
 	}
 	if prev == nil {
@@ -122,33 +143,52 @@ func (s *Signer) Build(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth
 		// From room v11 "redacts" lives in the content only.
 		ev.Redacts = p.Redacts
 	}
-	var raw []byte
-	var err error
-	if rv.EventIDFormat() == id.EventIDFormatCustom {
-		raw, err = s.buildV1(rv, ev, refs)
-	} else {
-		raw, err = s.buildHashed(rv, ev)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(raw) > MaxPDUBytes {
-		return nil, nil, types.TooLarge("Event is larger than %d bytes", MaxPDUBytes)
-	}
-	return ev, raw, nil
+	return ev, nil
 }
 
 // buildHashed signs an event of room v3+, whose ID is its reference hash.
 func (s *Signer) buildHashed(rv id.RoomVersion, ev *pdu.PDU) ([]byte, error) {
-	if err := s.sign(rv, ev); err != nil {
-		return nil, fmt.Errorf("sign event: %w", err)
-	}
-	eventID, err := EventID(rv, ev)
+	redacted, err := hashAndID(rv, ev)
 	if err != nil {
 		return nil, err
 	}
-	ev.InternalMeta.EventID = eventID
-	return json.Marshal(ev)
+	return s.Complete(ev, redacted)
+}
+
+// BuildUnsigned is Build for room versions 3 and later, but for the
+// signature: the content hash and the event ID are final (neither covers
+// signatures), so the next event may name it as its prev event, and
+// Complete signs it later. It returns the canonical JSON of the redacted
+// event, which the ID hashes and the signature signs. A batch builds its
+// events one after another and signs them together, on every core.
+func (s *Signer) BuildUnsigned(rv id.RoomVersion, roomID id.RoomID, p *Proto, prev, auth []id.EventID,
+	depth int64) (*pdu.PDU, []byte, error) {
+	if !IsSupported(rv) || rv.EventIDFormat() == id.EventIDFormatCustom {
+		return nil, nil, fmt.Errorf("room version %q has no unsigned builds", rv)
+	}
+	ev, err := newPDU(rv, roomID, p, prev, auth, depth)
+	if err != nil {
+		return nil, nil, err
+	}
+	redacted, err := hashAndID(rv, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, redacted, nil
+}
+
+// Complete signs an event BuildUnsigned built (redacted is what it
+// returned) and returns its wire JSON.
+func (s *Signer) Complete(ev *pdu.PDU, redacted []byte) ([]byte, error) {
+	ev.Signatures = addSignature(ev.Signatures, s.ServerName, s.KeyID, ed25519.Sign(s.Private, redacted))
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxPDUBytes {
+		return nil, types.TooLarge("Event is larger than %d bytes", MaxPDUBytes)
+	}
+	return raw, nil
 }
 
 // buildV1 signs an event in the legacy format of room versions 1 and 2: a

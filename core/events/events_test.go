@@ -388,3 +388,52 @@ func benchProto() *Proto {
 		"format": "org.matrix.custom.html", "formatted_body": "<p>" + strings.Repeat("Hello <b>there</b>. ", 8) + "</p>",
 		"m.mentions": map[string]any{"user_ids": []string{"@bob:example.org"}}}}
 }
+
+// An event built unsigned and completed later is the event Build makes, byte
+// for byte (ed25519 signatures are deterministic): same ID, hashes and
+// signature, and the signature verifies.
+func TestBuildUnsignedThenComplete(t *testing.T) {
+	s, key := testSigner(t)
+	getKey := func(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
+		return key.Pub, time.Now().Add(time.Hour), nil
+	}
+	for _, rv := range SupportedRoomVersions {
+		if rv.EventIDFormat() == id.EventIDFormatCustom {
+			if _, _, err := s.BuildUnsigned(rv, roomIDFor(rv), &Proto{Type: "m.room.message", Sender: "@a:example.org"},
+				nil, nil, 2); err == nil {
+				t.Errorf("%s: an unsigned build of a legacy-format event", rv)
+			}
+			continue
+		}
+		t.Run(string(rv), func(t *testing.T) {
+			p := &Proto{Type: "m.room.message", Sender: "@alice:example.org", OriginServerTS: 7,
+				Content: jsontext.Value(`{"msgtype":"m.text","body":"hello \u000b"}`)}
+			prev := []id.EventID{"$prev"}
+			whole, wholeRaw, err := s.Build(rv, roomIDFor(rv), p, prev, prev, 3, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later, redacted, err := s.BuildUnsigned(rv, roomIDFor(rv), p, prev, prev, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if later.InternalMeta.EventID != whole.InternalMeta.EventID || later.Signatures != nil {
+				t.Fatalf("unsigned build: ID %s (want %s), signatures %v", later.InternalMeta.EventID,
+					whole.InternalMeta.EventID, later.Signatures)
+			}
+			raw, err := s.Complete(later, redacted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(raw) != string(wholeRaw) {
+				t.Fatalf("completed event\n%s\nis not the built one\n%s", raw, wholeRaw)
+			}
+			if err := VerifySignature(rv, later, "example.org", getKey); err != nil {
+				t.Fatal(err)
+			}
+			if eid, err := EventID(rv, later); err != nil || eid != later.InternalMeta.EventID {
+				t.Fatalf("EventID %s %v, want %s", eid, err, later.InternalMeta.EventID)
+			}
+		})
+	}
+}

@@ -111,16 +111,30 @@ func EventID(rv id.RoomVersion, ev *pdu.PDU) (id.EventID, error) {
 	return "", fmt.Errorf("room version %s has no reference-hash event IDs", rv)
 }
 
-// sign fills in the content hash and adds the signer's signature of the
-// redacted event.
-func (s *Signer) sign(rv id.RoomVersion, ev *pdu.PDU) error {
+// hashAndID fills in the content hash and the event ID of an unsigned
+// event of room v3+, and returns the canonical JSON of the redacted event:
+// what the reference hash (the ID) hashes and the signature signs, the
+// same bytes, made once.
+func hashAndID(rv id.RoomVersion, ev *pdu.PDU) ([]byte, error) {
 	h, err := ContentHash(ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev.Hashes = &pdu.Hashes{SHA256: h[:]}
-	ev.Signatures, err = s.signRedacted(ev.Signatures, ev.Clone().RedactForSignature(rv))
-	return err
+	redacted, err := canonical(ev.Clone().RedactForSignature(rv))
+	if err != nil {
+		return nil, err
+	}
+	ref := sha256.Sum256(redacted)
+	switch rv.EventIDFormat() {
+	case id.EventIDFormatBase64:
+		ev.InternalMeta.EventID = id.EventID("$" + base64.RawStdEncoding.EncodeToString(ref[:]))
+	case id.EventIDFormatURLSafeBase64:
+		ev.InternalMeta.EventID = id.EventID("$" + base64.RawURLEncoding.EncodeToString(ref[:]))
+	default:
+		return nil, fmt.Errorf("room version %s has no reference-hash event IDs", rv)
+	}
+	return redacted, nil
 }
 
 // signV1 is sign for the legacy format.

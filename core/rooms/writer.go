@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,23 @@ type batchState struct {
 	interest []BatchInterest
 	// noPush: the batch's events notify nobody.
 	noPush bool
+	// authorized are the (type, sender, auth events) of message events
+	// authorised in this batch: the auth rules read nothing else of them
+	// (rules 6 and 8; redactions are checked each), so a batch of thousands
+	// checks each combination once.
+	authorized map[string]bool
+	// deferSign: events other than memberships are built unsigned and
+	// signed together at the end (signAll); unsigned holds them.
+	deferSign bool
+	unsigned  []unsignedEvent
+}
+
+// unsignedEvent is an event of the batch to sign, and where its JSON goes.
+type unsignedEvent struct {
+	ev       *pdu.PDU
+	se       *storage.Event
+	redacted []byte
+	index    int
 }
 
 func newBatch(rs *roomState) *batchState {
@@ -529,6 +547,7 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 	}
 	b := newBatch(w.rs)
 	b.noPush = r.noPush
+	b.deferSign = len(r.protos) > 1
 	if r.history {
 		// History hangs off the room's beginning, never off its live end: its
 		// events chain among themselves from the create event, so that no
@@ -559,6 +578,9 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 			r.done <- sendResult{err: err} // nothing of the batch is kept
 			return
 		}
+		if n := len(b.unsigned); n > 0 && b.unsigned[n-1].ev == ev {
+			b.unsigned[n-1].index = i
+		}
 		if i < len(r.aliases) && r.aliases[i] != "" {
 			wr.Alias = r.aliases[i]
 			if refs == nil {
@@ -573,6 +595,10 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		}
 		writes = append(writes, wr)
 		built = append(built, ev)
+	}
+	if err := s.signAll(b.unsigned); err != nil {
+		r.done <- sendResult{err: err}
+		return
 	}
 	if r.history {
 		// The live end of the room stays where it was.
@@ -862,8 +888,16 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 			auth = append(auth, eid)
 		}
 	}
-	ev, raw, err := s.opts.Signer.Build(rv, b.roomID, p, b.extremities, auth, b.depth+1,
-		func(ids []id.EventID) ([]pdu.V1EventReference, error) { return s.references(ctx, b, ids) })
+	var ev *pdu.PDU
+	var raw, redacted []byte
+	if b.deferSign && p.Type != "m.room.member" && rv.EventIDFormat() != id.EventIDFormatCustom {
+		// Memberships are signed at once: a restricted join's
+		// authorisation checks this server's signature.
+		ev, redacted, err = s.opts.Signer.BuildUnsigned(rv, b.roomID, p, b.extremities, auth, b.depth+1)
+	} else {
+		ev, raw, err = s.opts.Signer.Build(rv, b.roomID, p, b.extremities, auth, b.depth+1,
+			func(ids []id.EventID) ([]pdu.V1EventReference, error) { return s.references(ctx, b, ids) })
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -872,12 +906,30 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if ev.Type == "m.room.create" && rv.RoomIDIsCreateEventID() {
 		roomID = events.RoomIDFromCreate(eventID)
 	}
-	getEvents := s.batchEvents(ctx, b)
-	if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
-		return nil, nil, events.Forbidden(&events.AuthError{Err: err})
+	memo := ""
+	if ev.StateKey == nil && ev.Type != "m.room.redaction" {
+		memo = ev.Type + "\x00" + string(ev.Sender) + "\x00" + string(ev.RoomID)
+		for _, a := range ev.AuthEvents {
+			memo += "\x00" + string(a)
+		}
+	}
+	if memo == "" || !b.authorized[memo] {
+		getEvents := s.batchEvents(ctx, b)
+		if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
+			return nil, nil, events.Forbidden(&events.AuthError{Err: err})
+		}
+		if memo != "" {
+			if b.authorized == nil {
+				b.authorized = map[string]bool{}
+			}
+			b.authorized[memo] = true
+		}
 	}
 	se := &storage.Event{EventID: eventID, RoomID: roomID, Type: ev.Type, StateKey: ev.StateKey,
 		Sender: ev.Sender, OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw}
+	if redacted != nil {
+		b.unsigned = append(b.unsigned, unsignedEvent{ev: ev, se: se, redacted: redacted})
+	}
 	if ev.Type == "m.room.member" {
 		se.Membership = gjson.GetBytes(content, "membership").Str
 		u := id.UserID(*ev.StateKey)
@@ -922,8 +974,46 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	b.extremities = []id.EventID{eventID}
 	b.depth = ev.Depth
 	b.pending[eventID] = ev
-	b.pendingRaw[eventID] = raw
+	if raw != nil {
+		b.pendingRaw[eventID] = raw
+	}
 	return ev, wr, nil
+}
+
+// signAll signs the events a batch built unsigned, on every core, and gives
+// them their JSON.
+func (s *Service) signAll(evs []unsignedEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(evs)+63)/64)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(evs); i += workers {
+				u := evs[i]
+				raw, err := s.opts.Signer.Complete(u.ev, u.redacted)
+				if err != nil {
+					if me, ok := types.AsError(err); ok {
+						err = me.With("index", u.index)
+					}
+					errs[w] = err
+					return
+				}
+				u.se.JSON = raw
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // references gives the (ID, reference hash) pairs of legacy-format events

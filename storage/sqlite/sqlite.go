@@ -53,6 +53,13 @@ func dsn(path string, readOnly bool) string {
 	q.Set("_txlock", "immediate")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
+	} else {
+		// The one writer keeps up to 128 MiB of pages (SQLite's default is
+		// 2 MiB): a big database's indexes keyed by event ID take random
+		// pages, which otherwise are read again from the file for each
+		// insert (an import of a million messages: a third less system
+		// time, a quarter less wall time). A small database never fills it.
+		q.Add("_pragma", "cache_size(-131072)")
 	}
 	return "file:" + uriPath.Replace(filepath.ToSlash(path)) + "?" + q.Encode()
 }

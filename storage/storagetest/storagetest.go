@@ -95,7 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Concurrency/AccountDataStream", testConcurrentAccountData},
 		{"Concurrency/ReadsDuringWrites", testConcurrentReadsWrites},
 	}, slices.Concat(roomTests, keyTests, laterTests, searchTests, pusherTests, delayedTests, serverKeyTests, federationTests,
-		outlierTests)...) {
+		outlierTests, bridgeTests)...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/json/jsontext"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/bridges/manager"
+	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/importer"
+	"github.com/tributary-hs/tributary/importer/slack"
+)
+
+// importIdentities are who `tributary import` acts as, per network: a
+// configured plugin with the import's ghost prefix (the live bridge and the
+// import then share ghosts and rooms), else an internal, silent appservice
+// registration "import:<network>" with that exclusive namespace.
+func importIdentities(cfg *config.Config) ([]registry.Internal, map[string]*importer.Identity, error) {
+	var regs []registry.Internal
+	ids := map[string]*importer.Identity{}
+	for network, n := range map[string]config.ImportNetwork{slack.Network: cfg.Imports.Slack} {
+		var ident *importer.Identity
+		for _, p := range cfg.Plugins {
+			if p.GhostPrefix == n.GhostPrefix {
+				ident = &importer.Identity{AppServiceID: manager.AppServiceID(p.Name),
+					Bot: id.NewUserID(p.BotLocalpart, cfg.ServerName), ServerName: cfg.ServerName}
+			}
+		}
+		if ident == nil {
+			asID := "import:" + network
+			as, hs := make([]byte, 32), make([]byte, 32)
+			if _, err := rand.Read(as); err != nil {
+				return nil, nil, err
+			}
+			_, _ = rand.Read(hs)
+			regs = append(regs, registry.Internal{Source: "imports." + network, Silent: true, Reg: &appservice.Registration{
+				ID: asID, AppToken: hex.EncodeToString(as), ServerToken: hex.EncodeToString(hs), SenderLocalpart: n.BotLocalpart,
+				Namespaces: appservice.Namespaces{UserIDs: []appservice.Namespace{{Exclusive: true,
+					Regex: "@" + regexp.QuoteMeta(n.GhostPrefix) + ".*:" + regexp.QuoteMeta(cfg.ServerName)}}},
+			}})
+			ident = &importer.Identity{AppServiceID: asID, Bot: id.NewUserID(n.BotLocalpart, cfg.ServerName),
+				ServerName: cfg.ServerName}
+		}
+		ids[network] = ident
+	}
+	return regs, ids, nil
+}
+
+// The control socket's import operations: POST /v1/import/<op> with
+// {"network": …, …}, each one call of importer.Local in the server (and
+// POST /v1/import/upload?… with the file as the body), so that an import
+// into a running server goes through its room writers and its notifier.
+
+type importReq struct {
+	Network  string                 `json:"network"`
+	PortalID string                 `json:"portal_id,omitempty"`
+	Cursor   string                 `json:"cursor,omitempty"`
+	Meta     string                 `json:"meta,omitempty"`
+	Create   *importer.CreatePortal `json:"create,omitempty"`
+	Ghost    *importer.Ghost        `json:"ghost,omitempty"`
+	User     id.UserID              `json:"user,omitempty"`
+	RoomID   id.RoomID              `json:"room_id,omitempty"`
+	RemoteID string                 `json:"remote_id,omitempty"`
+	Events   []*importer.Event      `json:"events,omitempty"`
+	Aliases  []id.EventID           `json:"aliases,omitempty"`
+	Type     string                 `json:"type,omitempty"`
+	StateKey string                 `json:"state_key,omitempty"`
+	Content  jsontext.Value         `json:"content,omitempty"`
+}
+
+type importResp struct {
+	Identity *importer.Identity        `json:"identity,omitempty"`
+	Portal   *importer.Portal          `json:"portal,omitempty"`
+	Ghost    *importer.Ghost           `json:"ghost,omitempty"`
+	Users    []id.UserID               `json:"users,omitempty"`
+	MXC      string                    `json:"mxc,omitempty"`
+	EventIDs []id.EventID              `json:"event_ids,omitempty"`
+	Aliases  map[id.EventID]id.EventID `json:"aliases,omitempty"`
+	EventID  id.EventID                `json:"event_id,omitempty"`
+}
+
+func registerImport(mux *http.ServeMux, imports func(string) (*importer.Local, error), log *slog.Logger) {
+	if imports == nil {
+		return
+	}
+	// POST /v1/import/upload?network=&remote_id=&owner=&content_type=&file_name=&size= (the file)
+	mux.HandleFunc("POST /v1/import/upload", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		t, err := imports(q.Get("network"))
+		if err != nil {
+			writeControl(w, err)
+			return
+		}
+		size, _ := strconv.ParseInt(q.Get("size"), 10, 64)
+		mxc, err := t.Upload(r.Context(), &importer.Upload{RemoteID: q.Get("remote_id"), Owner: id.UserID(q.Get("owner")),
+			ContentType: q.Get("content_type"), FileName: q.Get("file_name"), Size: size}, r.Body)
+		if err != nil {
+			writeControl(w, err)
+			return
+		}
+		writeControl(w, importResp{MXC: mxc})
+	})
+	// POST /v1/import/{op} {"network": …}
+	mux.HandleFunc("POST /v1/import/{op}", func(w http.ResponseWriter, r *http.Request) {
+		var req importReq
+		if err := json.NewDecoder(io.LimitReader(r.Body, 256<<20)).Decode(&req); err != nil {
+			writeControl(w, types.BadJSON("%v", err))
+			return
+		}
+		t, err := imports(req.Network)
+		if err != nil {
+			writeControl(w, err)
+			return
+		}
+		ctx := r.Context()
+		var out importResp
+		switch r.PathValue("op") {
+		case "identity":
+			out.Identity, err = t.Identity(ctx)
+		case "portal":
+			out.Portal, err = t.Portal(ctx, req.PortalID)
+		case "create_portal":
+			if req.Create == nil {
+				err = types.MissingParam("create is required")
+				break
+			}
+			out.Portal, err = t.CreatePortal(ctx, req.Create)
+			if err == nil {
+				log.Info("import: portal room created", "network", req.Network, "portal", req.Create.PortalID,
+					"room_id", out.Portal.RoomID)
+			}
+		case "cursor":
+			err = t.SetImportCursor(ctx, req.PortalID, req.Cursor, req.Meta)
+		case "ghost":
+			if req.Ghost == nil {
+				err = types.MissingParam("ghost is required")
+				break
+			}
+			err = t.EnsureGhost(ctx, req.Ghost)
+		case "profile":
+			out.Ghost, err = t.Profile(ctx, req.User)
+		case "joined":
+			out.Users, err = t.Joined(ctx, req.RoomID)
+		case "media":
+			out.MXC, err = t.Media(ctx, req.RemoteID)
+		case "batch":
+			out.EventIDs, err = t.BatchSend(ctx, req.RoomID, req.Events)
+		case "resolve":
+			out.Aliases, err = t.ResolveAliases(ctx, req.Aliases)
+		case "state":
+			out.EventID, err = t.SendState(ctx, req.RoomID, req.User, req.Type, req.StateKey, req.Content)
+		default:
+			err = types.NotFound("No import operation %q", r.PathValue("op"))
+		}
+		if err != nil {
+			writeControl(w, err)
+			return
+		}
+		writeControl(w, out)
+	})
+}
+
+// remoteTarget is the Target of the server running on the data directory,
+// through its control socket.
+type remoteTarget struct {
+	network string
+	client  *http.Client
+}
+
+var _ importer.Target = (*remoteTarget)(nil)
+
+func newRemoteTarget(cfg *config.Config, network string) *remoteTarget {
+	path := controlPath(cfg)
+	return &remoteTarget{network: network, client: &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 8,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}}
+}
+
+func (t *remoteTarget) do(ctx context.Context, op string, in *importReq, out *importResp) error {
+	in.Network = t.network
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return t.post(ctx, "http://control/v1/import/"+op, "application/json", bytes.NewReader(body), out)
+}
+
+func (t *remoteTarget) post(ctx context.Context, u, ctype string, body io.Reader, out *importResp) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("the running server: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Code    string `json:"errcode"`
+			Message string `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return types.NewError(resp.StatusCode, e.Code, "%s", e.Message)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func (t *remoteTarget) Identity(ctx context.Context) (*importer.Identity, error) {
+	var out importResp
+	err := t.do(ctx, "identity", &importReq{}, &out)
+	return out.Identity, err
+}
+
+func (t *remoteTarget) Portal(ctx context.Context, portalID string) (*importer.Portal, error) {
+	var out importResp
+	err := t.do(ctx, "portal", &importReq{PortalID: portalID}, &out)
+	return out.Portal, err
+}
+
+func (t *remoteTarget) CreatePortal(ctx context.Context, req *importer.CreatePortal) (*importer.Portal, error) {
+	var out importResp
+	err := t.do(ctx, "create_portal", &importReq{Create: req}, &out)
+	return out.Portal, err
+}
+
+func (t *remoteTarget) SetImportCursor(ctx context.Context, portalID, cursor, meta string) error {
+	return t.do(ctx, "cursor", &importReq{PortalID: portalID, Cursor: cursor, Meta: meta}, &importResp{})
+}
+
+func (t *remoteTarget) EnsureGhost(ctx context.Context, g *importer.Ghost) error {
+	return t.do(ctx, "ghost", &importReq{Ghost: g}, &importResp{})
+}
+
+func (t *remoteTarget) Profile(ctx context.Context, user id.UserID) (*importer.Ghost, error) {
+	var out importResp
+	err := t.do(ctx, "profile", &importReq{User: user}, &out)
+	return out.Ghost, err
+}
+
+func (t *remoteTarget) Joined(ctx context.Context, roomID id.RoomID) ([]id.UserID, error) {
+	var out importResp
+	err := t.do(ctx, "joined", &importReq{RoomID: roomID}, &out)
+	return out.Users, err
+}
+
+func (t *remoteTarget) Media(ctx context.Context, remoteID string) (string, error) {
+	var out importResp
+	err := t.do(ctx, "media", &importReq{RemoteID: remoteID}, &out)
+	return out.MXC, err
+}
+
+func (t *remoteTarget) Upload(ctx context.Context, up *importer.Upload, body io.Reader) (string, error) {
+	q := url.Values{"network": {t.network}, "remote_id": {up.RemoteID}, "owner": {string(up.Owner)},
+		"content_type": {up.ContentType}, "file_name": {up.FileName}, "size": {strconv.FormatInt(up.Size, 10)}}
+	var out importResp
+	err := t.post(ctx, "http://control/v1/import/upload?"+q.Encode(), "application/octet-stream", body, &out)
+	return out.MXC, err
+}
+
+func (t *remoteTarget) BatchSend(ctx context.Context, roomID id.RoomID, evs []*importer.Event) ([]id.EventID, error) {
+	var out importResp
+	err := t.do(ctx, "batch", &importReq{RoomID: roomID, Events: evs}, &out)
+	return out.EventIDs, err
+}
+
+func (t *remoteTarget) ResolveAliases(ctx context.Context, aliases []id.EventID) (map[id.EventID]id.EventID, error) {
+	var out importResp
+	err := t.do(ctx, "resolve", &importReq{Aliases: aliases}, &out)
+	return out.Aliases, err
+}
+
+func (t *remoteTarget) SendState(ctx context.Context, roomID id.RoomID, sender id.UserID, evType, stateKey string,
+	content jsontext.Value) (id.EventID, error) {
+	var out importResp
+	err := t.do(ctx, "state", &importReq{RoomID: roomID, User: sender, Type: evType, StateKey: stateKey, Content: content}, &out)
+	return out.EventID, err
+}
+
+// newImportCmd is `tributary import …`.
+func newImportCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "import", Short: "Import another network's history into rooms of this server"}
+	var filesToken, space, userMap string
+	var noAvatars bool
+	var workers, batch int
+	sc := &cobra.Command{
+		Use:   "slack EXPORT.zip",
+		Short: "Import a Slack workspace export: a space, a room per conversation, ghosts, history",
+		Long: `Import a Slack workspace export (Slack's "Export data" zip) into this server: a space for the
+workspace, a room per channel, private channel, DM and group DM, a ghost per Slack user (or the
+Matrix user a --user-map names), and their history with its original senders and times, threads,
+edits, reactions, files, topics, joins and leaves. Run it again with a newer export to import
+what is new; a run that was stopped resumes where it was. It works on a stopped server's data
+and, through its control socket, on a running server, whose users see the rooms as they fill.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, _, err := loadConfig(cmd, g, nil)
+			if err != nil {
+				return err
+			}
+			mapping, err := readUserMap(userMap, cfg.ServerName)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if path := os.Getenv("TRIBUTARY_IMPORT_CPUPROFILE"); path != "" {
+				// Profiling the import (benchmarks): a CPU profile to path.
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			exp, err := slack.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer exp.Close()
+			if err := exp.Check(ctx, nil); err != nil {
+				return err
+			}
+			total := 0
+			for _, c := range exp.Conversations {
+				total += c.Messages
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: workspace %s, %d users, %d conversations, %d messages\n", args[0], exp.TeamID,
+				len(exp.Users), len(exp.Conversations), total)
+			opts := slack.Options{Export: exp, GhostPrefix: cfg.Imports.Slack.GhostPrefix, SpaceName: space,
+				UserMap: mapping, FilesToken: filesToken, Avatars: !noAvatars, Workers: workers, BatchEvents: batch,
+				Log: newLogger(cfg)}
+			if n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES")); n > 0 {
+				// Tests: die like a killed process, after a batch is
+				// committed and before its cursor is recorded.
+				var mu sync.Mutex
+				opts.AfterBatch = func() {
+					mu.Lock()
+					defer mu.Unlock()
+					if n--; n == 0 {
+						fmt.Fprintln(os.Stderr, "tributary: crashing as asked (TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES)")
+						os.Exit(3)
+					}
+				}
+			}
+			finishBar := func() {}
+			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && total > 0 {
+				p := mpb.NewWithContext(ctx, mpb.WithOutput(out), mpb.WithWidth(40))
+				bar := p.AddBar(int64(total), mpb.PrependDecorators(decor.Name("messages "), decor.CountersNoUnit("%d / %d")),
+					mpb.AppendDecorators(decor.AverageSpeed(0, " %.0f msgs/s"), decor.Name("  ETA "),
+						decor.AverageETA(decor.ET_STYLE_GO)))
+				opts.Progress = func(n int) { bar.IncrBy(n) }
+				finishBar = func() {
+					bar.Abort(false)
+					p.Wait()
+				}
+			}
+			var sum *slack.Summary
+			err = callControl(ctx, cfg, "plugins/list", struct{}{}, &struct{}{})
+			if errors.Is(err, errNoServer) {
+				sum, err = importLocal(ctx, cfg, opts)
+			} else {
+				fmt.Fprintln(out, "A server runs on this data directory: importing through it.")
+				opts.Target = newRemoteTarget(cfg, slack.Network)
+				sum, err = slack.Import(ctx, opts)
+			}
+			finishBar()
+			if sum != nil {
+				sum.Write(out)
+			}
+			if err != nil {
+				return fmt.Errorf("import slack: %w", err)
+			}
+			return nil
+		},
+	}
+	f := sc.Flags()
+	f.StringVar(&filesToken, "files-token", "", "a Slack token (xoxb-/xoxp-) that may download the export's files; without it files stay links")
+	f.StringVar(&space, "space", "", "the name of the workspace's space (default \"Slack <team ID>\")")
+	f.StringVar(&userMap, "user-map", "", "a file of lines \"<Slack user ID or e-mail> <@matrix:user>\": people who are those Matrix users")
+	f.BoolVar(&noAvatars, "no-avatars", false, "do not download users' profile pictures")
+	f.IntVar(&workers, "workers", 2, "conversations imported at once")
+	f.IntVar(&batch, "batch", 2000, "events per batch")
+	cmd.AddCommand(sc)
+	return cmd
+}
+
+// importLocal imports into the data of a stopped server.
+func importLocal(ctx context.Context, cfg *config.Config, opts slack.Options) (*slack.Summary, error) {
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	log := newLogger(cfg)
+	core, err := buildCore(ctx, cfg, store, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer core.stop()
+	media, err := newMedia(store, cfg, log, nil) // an import uploads its own files only
+	if err != nil {
+		return nil, err
+	}
+	t, err := core.importTarget(store, media, slack.Network)
+	if err != nil {
+		return nil, err
+	}
+	opts.Target = t
+	return slack.Import(ctx, opts)
+}
+
+// readUserMap reads lines "<Slack user ID or e-mail> <@user:server>" (or
+// with a comma or tab between; # starts a comment).
+func readUserMap(path, serverName string) (map[string]id.UserID, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("user map: %w", err)
+	}
+	defer f.Close()
+	out := map[string]id.UserID{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == '\t' || r == ' ' })
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) != 2 {
+			return nil, fmt.Errorf("user map %s:%d: want \"<Slack user ID or e-mail> <@user:server>\"", path, n)
+		}
+		user := id.UserID(fields[1])
+		if _, server, err := user.ParseAndValidateRelaxed(); err != nil || server != serverName {
+			return nil, fmt.Errorf("user map %s:%d: %q is not a user of %s", path, n, fields[1], serverName)
+		}
+		key := fields[0]
+		if strings.Contains(key, "@") {
+			key = strings.ToLower(key)
+		}
+		out[key] = user
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,112 @@
+// Package importer is what `tributary import` needs from the homeserver,
+// whichever way it reaches it: Target, the operations an importer of
+// another network's history (importer/slack) makes — portal rooms and
+// where an import of each stopped, ghost users, media, and history as
+// forward batches through the one batch-insert path of core/bridging
+// (DESIGN decision 7). Local implements it on the core services of a
+// stopped server's data; cmd/tributary implements it over a running
+// server's control socket, whose handlers call Local in that server, so
+// both ways meet the same rules and a running server publishes what is
+// imported to its syncing clients at once.
+//
+// It imports core/bridging, core/rooms, core/types and the storage
+// interfaces; importers import it and mautrix, never core themselves.
+package importer
+
+import (
+	"context"
+	"encoding/json/jsontext"
+	"io"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// Target is the homeserver as the importer of one network sees it.
+type Target interface {
+	// Identity is who the import acts as: the appservice whose namespace
+	// holds the ghosts, and its bot, which creates the rooms.
+	Identity(ctx context.Context) (*Identity, error)
+	// Portal is the portal room of a conversation; nil if it has none yet.
+	Portal(ctx context.Context, portalID string) (*Portal, error)
+	// CreatePortal creates a portal's room as the bot and records it.
+	CreatePortal(ctx context.Context, req *CreatePortal) (*Portal, error)
+	// SetImportCursor records where an import of a portal stopped.
+	SetImportCursor(ctx context.Context, portalID, cursor, meta string) error
+	// EnsureGhost registers a ghost of the namespace if needed and gives it
+	// the profile (only what changed is set).
+	EnsureGhost(ctx context.Context, g *Ghost) error
+	// Profile is a local user's display name and avatar; a types.NotFound
+	// error if there is no such account.
+	Profile(ctx context.Context, user id.UserID) (*Ghost, error)
+	// Joined lists a room's joined members.
+	Joined(ctx context.Context, roomID id.RoomID) ([]id.UserID, error)
+	// Media is the mxc:// URI of a remote file already uploaded ("" if none).
+	Media(ctx context.Context, remoteID string) (string, error)
+	// Upload stores a file in the media repository as owner and records it
+	// as the remote file's.
+	Upload(ctx context.Context, up *Upload, body io.Reader) (string, error)
+	// BatchSend appends events to a room's timeline, all or none, and
+	// returns their real IDs.
+	BatchSend(ctx context.Context, roomID id.RoomID, evs []*Event) ([]id.EventID, error)
+	// ResolveAliases maps event ID aliases to the real events (those
+	// unknown are left out).
+	ResolveAliases(ctx context.Context, aliases []id.EventID) (map[id.EventID]id.EventID, error)
+	// SendState sends a state event as sender (the bot or a ghost).
+	SendState(ctx context.Context, roomID id.RoomID, sender id.UserID, evType, stateKey string, content jsontext.Value) (id.EventID, error)
+}
+
+// Identity is the appservice an import acts as.
+type Identity struct {
+	AppServiceID string    `json:"appservice_id"`
+	Bot          id.UserID `json:"bot"`
+	ServerName   string    `json:"server_name"`
+}
+
+// Portal is a conversation's room and where its import stopped.
+type Portal struct {
+	Network  string    `json:"network"`
+	PortalID string    `json:"portal_id"`
+	RoomID   id.RoomID `json:"room_id"`
+	Kind     string    `json:"kind"`
+	Cursor   string    `json:"cursor"`
+	Meta     string    `json:"meta"`
+}
+
+// CreatePortal is a portal to create: its key and kind, and the room as a
+// createRoom request body (name, topic, preset, creation_content,
+// initial_state, power_level_content_override…).
+type CreatePortal struct {
+	PortalID string         `json:"portal_id"`
+	Kind     string         `json:"kind"`
+	Room     jsontext.Value `json:"room"`
+	// Timestamp is the origin_server_ts of the room's first events (the
+	// conversation's creation), in milliseconds.
+	Timestamp int64 `json:"timestamp"`
+}
+
+// Ghost is a user's profile.
+type Ghost struct {
+	UserID      id.UserID `json:"user_id"`
+	DisplayName string    `json:"displayname"`
+	AvatarURL   string    `json:"avatar_url"`
+}
+
+// Upload is a remote file to store.
+type Upload struct {
+	RemoteID    string    `json:"remote_id"`
+	Owner       id.UserID `json:"owner"`
+	ContentType string    `json:"content_type"`
+	FileName    string    `json:"file_name"`
+	Size        int64     `json:"size"`
+}
+
+// Event is one event of a batch, with its original sender and time and
+// the alias it is known by (core/bridging.BatchEvent).
+type Event struct {
+	Alias          id.EventID     `json:"event_id,omitempty"`
+	Type           string         `json:"type"`
+	StateKey       *string        `json:"state_key,omitempty"`
+	Sender         id.UserID      `json:"sender"`
+	Content        jsontext.Value `json:"content"`
+	OriginServerTS int64          `json:"origin_server_ts"`
+}

@@ -1,0 +1,45 @@
+package storage
+
+import (
+	"context"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// BridgePortal is the Matrix room of one conversation of another network,
+// keyed as bridgev2 keys portals (network, portal ID, receiver).
+type BridgePortal struct {
+	Network  string
+	PortalID string
+	Receiver string
+	RoomID   id.RoomID
+	// Kind is what the conversation is ("space", "channel", "private",
+	// "dm", "group").
+	Kind string
+	// ImportCursor is where the last import of the conversation stopped
+	// (for Slack the ts of its last message); ImportMeta is JSON the
+	// importer keeps beside it.
+	ImportCursor string
+	ImportMeta   string
+	CreatedTS    int64
+}
+
+// BridgePortals stores portal rooms and the files of other networks already
+// uploaded, for importers (and later the live bridge of the same network).
+type BridgePortals interface {
+	// CreateBridgePortal records a portal; ErrConflict if its key or its
+	// room has one.
+	CreateBridgePortal(ctx context.Context, p *BridgePortal) error
+	// GetBridgePortal is the portal of a key; ErrNotFound if none.
+	GetBridgePortal(ctx context.Context, network, portalID, receiver string) (*BridgePortal, error)
+	// ListBridgePortals lists a network's portals by portal ID.
+	ListBridgePortals(ctx context.Context, network string) ([]*BridgePortal, error)
+	// SetBridgePortalImport records where an import stopped; ErrNotFound if
+	// there is no such portal.
+	SetBridgePortalImport(ctx context.Context, network, portalID, receiver, cursor, meta string) error
+	// GetBridgeMedia is the mxc:// URI of a remote file; ErrNotFound if none.
+	GetBridgeMedia(ctx context.Context, network, remoteID string) (string, error)
+	// PutBridgeMedia records the mxc:// URI of a remote file (the first
+	// one recorded stays).
+	PutBridgeMedia(ctx context.Context, network, remoteID, mxc string) error
+}

@@ -1,0 +1,57 @@
+package sqldb
+
+import (
+	"context"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+const bridgePortalCols = `network, portal_id, receiver, room_id, kind, import_cursor, import_meta, created_ts`
+
+func scanBridgePortal(row interface{ Scan(...any) error }) (*storage.BridgePortal, error) {
+	var p storage.BridgePortal
+	err := row.Scan(&p.Network, &p.PortalID, &p.Receiver, &p.RoomID, &p.Kind, &p.ImportCursor, &p.ImportMeta, &p.CreatedTS)
+	return &p, err
+}
+
+func (db *DB) CreateBridgePortal(ctx context.Context, p *storage.BridgePortal) error {
+	return db.insertNew(ctx, "bridge portal", `INSERT INTO bridge_portals (`+bridgePortalCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, p.Network, p.PortalID, p.Receiver, p.RoomID, p.Kind, p.ImportCursor,
+		p.ImportMeta, p.CreatedTS)
+}
+
+func (db *DB) GetBridgePortal(ctx context.Context, network, portalID, receiver string) (*storage.BridgePortal, error) {
+	p, err := scanBridgePortal(db.r(ctx).QueryRowContext(ctx, `SELECT `+bridgePortalCols+` FROM bridge_portals
+		WHERE network = $1 AND portal_id = $2 AND receiver = $3`, network, portalID, receiver))
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return p, nil
+}
+
+func (db *DB) ListBridgePortals(ctx context.Context, network string) ([]*storage.BridgePortal, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+bridgePortalCols+` FROM bridge_portals WHERE network = $1
+		ORDER BY portal_id, receiver`, network)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanBridgePortal)
+}
+
+func (db *DB) SetBridgePortalImport(ctx context.Context, network, portalID, receiver, cursor, meta string) error {
+	return db.execOne(ctx, `UPDATE bridge_portals SET import_cursor = $4, import_meta = $5
+		WHERE network = $1 AND portal_id = $2 AND receiver = $3`, network, portalID, receiver, cursor, meta)
+}
+
+func (db *DB) GetBridgeMedia(ctx context.Context, network, remoteID string) (string, error) {
+	var mxc string
+	err := db.r(ctx).QueryRowContext(ctx, `SELECT mxc FROM bridge_media WHERE network = $1 AND remote_id = $2`,
+		network, remoteID).Scan(&mxc)
+	return mxc, notFound(err)
+}
+
+func (db *DB) PutBridgeMedia(ctx context.Context, network, remoteID, mxc string) error {
+	_, err := db.exec(ctx, `INSERT INTO bridge_media (network, remote_id, mxc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		network, remoteID, mxc)
+	return err
+}
