@@ -324,6 +324,13 @@ func TestIRCPlugin(t *testing.T) {
 			t.Errorf("the bot said in the portal: %s", evt.Content.AsMessage().Body)
 		}
 	}
+	// The plugin logged no error of its own (its records reach the
+	// server's log at their level; the host's restart notice is not one).
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.Contains(line, `"logger":"plugin.tributary-irc"`) && strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("the plugin logged an error: %s", line)
+		}
+	}
 	t.Logf("plugin built in %.1fs; flows %.1fs; recovered %.1fs after SIGKILL",
 		built.Sub(start).Seconds(), time.Since(built).Seconds(), recovered.Sub(killed).Seconds())
 }
