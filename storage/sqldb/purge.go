@@ -35,6 +35,7 @@ var purgeRoomRows = []struct{ table, where string }{
 	{"appservice_room_lists", `room_id = $1`},
 	{"delayed_events", `room_id = $1`},
 	{"thread_subscriptions", `room_id = $1`},
+	{"bridge_portals", `room_id = $1`}, // a portal of a deleted room is made anew
 	{"rooms", `room_id = $1`},
 }
 
