@@ -209,6 +209,14 @@ func checkTemplate(server string, roomID id.RoomID, user id.UserID, membership s
 // joinRemote joins the user through the first candidate server that
 // lets them in with a sound answer.
 func (s *Service) joinRemote(ctx context.Context, req *MembershipRequest) (id.EventID, error) {
+	return s.throughFirstServer(ctx, req, "join", "join", s.joinVia)
+}
+
+// throughFirstServer tries a remote membership change (via) with each
+// candidate server in turn until one makes it; what names the change in
+// the log and failWhat in the client's error.
+func (s *Service) throughFirstServer(ctx context.Context, req *MembershipRequest, what, failWhat string,
+	via func(ctx context.Context, server string, req *MembershipRequest) (id.EventID, error)) (id.EventID, error) {
 	servers, err := s.candidateServers(ctx, req.RoomID, req.Target, req.Servers)
 	if err != nil {
 		return "", err
@@ -218,17 +226,17 @@ func (s *Service) joinRemote(ctx context.Context, req *MembershipRequest) (id.Ev
 	}
 	var errs []error
 	for _, server := range servers {
-		eid, err := s.joinVia(ctx, server, req)
+		eid, err := via(ctx, server, req)
 		if err == nil {
 			return eid, nil
 		}
-		s.log.InfoContext(ctx, "remote join failed", "room", req.RoomID, "server", server, "err", err)
+		s.log.InfoContext(ctx, "remote "+what+" failed", "room", req.RoomID, "server", server, "err", err)
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return "", remoteFailure("join", req.RoomID, errs)
+	return "", remoteFailure(failWhat, req.RoomID, errs)
 }
 
 // remoteFailure is the error a client gets when no server let the change

@@ -34,26 +34,7 @@ func knockVersions() []id.RoomVersion {
 
 // knockRemote knocks through the first candidate server that accepts it.
 func (s *Service) knockRemote(ctx context.Context, req *MembershipRequest) (id.EventID, error) {
-	servers, err := s.candidateServers(ctx, req.RoomID, req.Target, req.Servers)
-	if err != nil {
-		return "", err
-	}
-	if len(servers) == 0 {
-		return "", types.NotFound("No known servers for room %s", req.RoomID)
-	}
-	var errs []error
-	for _, server := range servers {
-		eid, err := s.knockVia(ctx, server, req)
-		if err == nil {
-			return eid, nil
-		}
-		s.log.InfoContext(ctx, "remote knock failed", "room", req.RoomID, "server", server, "err", err)
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return "", remoteFailure("knock on", req.RoomID, errs)
+	return s.throughFirstServer(ctx, req, "knock", "knock on", s.knockVia)
 }
 
 func (s *Service) knockVia(ctx context.Context, server string, req *MembershipRequest) (id.EventID, error) {
