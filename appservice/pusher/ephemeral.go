@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/appservice/registry"
+	"github.com/tributary-hs/tributary/core/queue"
 	"github.com/tributary-hs/tributary/core/stream"
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -49,6 +50,105 @@ func WithEphemeral(eph Ephemeral, keys Keys) Option {
 	return func(p *Pusher) { p.eph, p.keys = eph, keys }
 }
 
+// Feed gathers the ephemeral part of appservices' transactions from the
+// streams, from a cursor per appservice that moves on when a transaction
+// is acknowledged (the Extra of its queue.Plan). The HTTP pusher has one;
+// the plugin host (bridges/manager) has its own for plugins, which are
+// sent room EDUs only: typing and receipts.
+type Feed struct {
+	store    Store
+	registry *registry.Registry
+	notifier stream.Notifier
+	eph      Ephemeral
+	keys     Keys
+	// roomEDUsOnly: typing and receipts, no presence, to-device messages
+	// or MSC3202 data.
+	roomEDUsOnly bool
+}
+
+// NewRoomEDUFeed is a Feed of typing notifications and receipts, for the
+// appservices whose registration asks for ephemeral events.
+func NewRoomEDUFeed(store Store, reg *registry.Registry, n stream.Notifier, eph Ephemeral) *Feed {
+	return &Feed{store: store, registry: reg, notifier: n, eph: eph, roomEDUsOnly: true}
+}
+
+// Open plans the next transaction of an appservice: its queued events and
+// the ephemeral data since its cursor. With nothing to send it moves the
+// cursor on by itself (more: call again at once).
+func (p *Feed) Open(ctx context.Context, as *registry.AppService, pending []int64) (*queue.Plan, bool, error) {
+	if !p.wantsEphemeral(as) && !p.wantsMSC3202(as) {
+		if len(pending) == 0 {
+			return nil, false, nil
+		}
+		return &queue.Plan{}, false, nil
+	}
+	from, err := p.cursor(ctx, as)
+	if err != nil {
+		return nil, false, err
+	}
+	to := p.notifier.Current()
+	eph, err := p.ephemeral(ctx, as, from, to)
+	if err != nil {
+		return nil, false, err
+	}
+	var ephPos []int64
+	if eph.reached != from {
+		ephPos = eph.reached[:]
+	}
+	if len(pending) == 0 && eph.empty() {
+		// Nothing for this appservice: just move its cursor on.
+		if ephPos != nil {
+			err = p.store.SetQueueCursor(ctx, consumerOf(as), ephPos)
+		}
+		return nil, eph.reached != maxPositions(from, to), err
+	}
+	if len(pending) == 0 && ephPos == nil {
+		return nil, false, nil
+	}
+	return &queue.Plan{Extra: ephPos, Data: eph}, false, nil
+}
+
+// ForTxn is the ephemeral data of a transaction (nil: none): what Open
+// gathered or, on a retry after a restart, the same stretch of the streams
+// again.
+func (p *Feed) ForTxn(ctx context.Context, as *registry.AppService, t *queue.Txn) (*EphemeralData, error) {
+	eph, _ := t.Data.(*EphemeralData)
+	if eph == nil && t.Extra != nil && (p.wantsEphemeral(as) || p.wantsMSC3202(as)) {
+		from, err := p.cursor(ctx, as)
+		if err != nil {
+			return nil, err
+		}
+		var to stream.Positions
+		copy(to[:], t.Extra)
+		if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
+			return nil, err
+		}
+		t.Data = eph
+	}
+	return eph, nil
+}
+
+// Acked forgets what an acknowledged transaction delivered: to-device
+// messages only the appservice could read.
+func (p *Feed) Acked(ctx context.Context, as *registry.AppService, t *queue.Txn) error {
+	eph, _ := t.Data.(*EphemeralData)
+	if eph == nil {
+		return nil
+	}
+	return p.forgetToDevice(ctx, as, eph)
+}
+
+// EDUs are the transaction's ephemeral events (m.typing, m.receipt,
+// m.presence) in the client format with their room_id.
+func (d *EphemeralData) EDUs() []map[string]any { return d.edus }
+
+func maxPositions(a, b stream.Positions) stream.Positions {
+	for i := range a {
+		a[i] = max(a[i], b[i])
+	}
+	return a
+}
+
 // Limits on the ephemeral data of one transaction; the rest follows in the
 // next.
 const (
@@ -61,18 +161,26 @@ const (
 // receives ephemeral data (DeviceLists only with MSC3202).
 var ephemeralStreams = []stream.Stream{stream.Receipts, stream.Typing, stream.ToDevice, stream.Presence, stream.DeviceLists}
 
-func (p *Pusher) wantsEphemeral(as *registry.AppService) bool {
+func (p *Feed) wantsEphemeral(as *registry.AppService) bool {
 	return p.eph != nil && (as.Reg.EphemeralEvents || as.Reg.SoruEphemeralEvents)
 }
 
-func (p *Pusher) wantsMSC3202(as *registry.AppService) bool {
-	return p.eph != nil && as.Reg.MSC3202
+func (p *Feed) wantsMSC3202(as *registry.AppService) bool {
+	return p.eph != nil && as.Reg.MSC3202 && !p.roomEDUsOnly
 }
 
 // observe wakes the appservices concerned by an ephemeral change.
-func (p *Pusher) observe(c stream.Change) {
-	if p.eph == nil || !slices.Contains(ephemeralStreams, c.Stream) {
-		return
+func (p *Pusher) observe(c stream.Change) { p.runner.Wake(p.Woken(c)...) }
+
+// Woken are the appservices that a change of the streams may give
+// something to receive: worth waking.
+func (p *Feed) Woken(c stream.Change) []string {
+	streams := ephemeralStreams
+	if p.roomEDUsOnly {
+		streams = []stream.Stream{stream.Receipts, stream.Typing}
+	}
+	if p.eph == nil || !slices.Contains(streams, c.Stream) {
+		return nil
 	}
 	var ids []string
 	for _, as := range p.registry.All() {
@@ -81,13 +189,13 @@ func (p *Pusher) observe(c stream.Change) {
 			ids = append(ids, as.Reg.ID)
 		}
 	}
-	p.runner.Wake(ids...)
+	return ids
 }
 
 // cursor is how far the appservice has acknowledged the ephemeral streams;
 // an appservice seen for the first time starts at the present (it is not
 // sent what happened before it was registered).
-func (p *Pusher) cursor(ctx context.Context, as *registry.AppService) (stream.Positions, error) {
+func (p *Feed) cursor(ctx context.Context, as *registry.AppService) (stream.Positions, error) {
 	cur := p.notifier.Current()
 	stored, err := p.store.QueueCursor(ctx, consumerOf(as))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -106,8 +214,8 @@ func (p *Pusher) cursor(ctx context.Context, as *registry.AppService) (stream.Po
 	return out, nil
 }
 
-// ephemeralData is the ephemeral part of one transaction.
-type ephemeralData struct {
+// EphemeralData is the ephemeral part of one transaction.
+type EphemeralData struct {
 	edus        []map[string]any
 	toDevice    []*storage.ToDeviceMessage
 	deviceLists []id.UserID
@@ -118,7 +226,7 @@ type ephemeralData struct {
 	reached stream.Positions
 }
 
-func (d *ephemeralData) empty() bool {
+func (d *EphemeralData) empty() bool {
 	return len(d.edus) == 0 && len(d.toDevice) == 0 && len(d.deviceLists) == 0 && len(d.deviceListsLeft) == 0
 }
 
@@ -126,7 +234,7 @@ func (d *ephemeralData) empty() bool {
 // appservice is interested in a room: the room is in its namespace or one
 // of its users is joined.
 type interest struct {
-	p     *Pusher
+	p     *Feed
 	as    *registry.AppService
 	rooms map[id.RoomID]bool
 }
@@ -167,8 +275,8 @@ func (in *interest) user(ctx context.Context, user id.UserID) (bool, error) {
 
 // ephemeral gathers what the appservice should get of the ephemeral streams
 // in (from, to].
-func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, to stream.Positions) (*ephemeralData, error) {
-	d := &ephemeralData{reached: to}
+func (p *Feed) ephemeral(ctx context.Context, as *registry.AppService, from, to stream.Positions) (*EphemeralData, error) {
+	d := &EphemeralData{reached: to}
 	for i := range to {
 		d.reached[i] = max(from[i], to[i]) // positions never go back (typing restarts from the clock)
 	}
@@ -201,6 +309,9 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 				d.edus = append(d.edus, map[string]any{"type": "m.receipt", "room_id": roomID, "content": receipts[roomID]})
 			}
 		}
+		if p.roomEDUsOnly {
+			return d, nil
+		}
 		presence, reached, err := p.eph.PresenceRange(ctx, from[stream.Presence], d.reached[stream.Presence], maxPresence,
 			func(user id.UserID) (bool, error) { return in.user(ctx, user) })
 		if err != nil {
@@ -225,7 +336,7 @@ func (p *Pusher) ephemeral(ctx context.Context, as *registry.AppService, from, t
 
 // toDeviceEvents formats to-device messages as transactions carry them,
 // naming their recipients.
-func (d *ephemeralData) toDeviceEvents() []map[string]any {
+func (d *EphemeralData) toDeviceEvents() []map[string]any {
 	out := make([]map[string]any, len(d.toDevice))
 	for i, m := range d.toDevice {
 		out[i] = map[string]any{"sender": m.Sender, "type": m.Type, "content": m.Content,
@@ -236,7 +347,7 @@ func (d *ephemeralData) toDeviceEvents() []map[string]any {
 
 // forgetToDevice deletes the delivered to-device messages of the users the
 // appservice owns exclusively: no one else can read them.
-func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d *ephemeralData) error {
+func (p *Feed) forgetToDevice(ctx context.Context, as *registry.AppService, d *EphemeralData) error {
 	type device struct {
 		user id.UserID
 		id   id.DeviceID
@@ -258,7 +369,7 @@ func (p *Pusher) forgetToDevice(ctx context.Context, as *registry.AppService, d 
 // deviceLists fills MSC3202's device list changes: users sharing a room
 // with the appservice's users whose devices changed or who newly share one
 // (changed), and those who no longer share any (left).
-func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Positions, d *ephemeralData) error {
+func (p *Feed) deviceLists(ctx context.Context, in *interest, from stream.Positions, d *EphemeralData) error {
 	changed, left := map[id.UserID]bool{}, map[id.UserID]bool{}
 	if d.reached[stream.DeviceLists] > from[stream.DeviceLists] {
 		users, err := p.store.DeviceListChanges(ctx, from[stream.DeviceLists], d.reached[stream.DeviceLists])
@@ -312,7 +423,7 @@ func (p *Pusher) deviceLists(ctx context.Context, in *interest, from stream.Posi
 
 // keyCounts are MSC3202's one-time key counts and unused fallback key types
 // of every device of the given users of the appservice.
-func (p *Pusher) keyCounts(ctx context.Context, as *registry.AppService, users []id.UserID) (map[id.UserID]map[id.DeviceID]map[string]int64, map[id.UserID]map[id.DeviceID][]string, error) {
+func (p *Feed) keyCounts(ctx context.Context, as *registry.AppService, users []id.UserID) (map[id.UserID]map[id.DeviceID]map[string]int64, map[id.UserID]map[id.DeviceID][]string, error) {
 	counts := map[id.UserID]map[id.DeviceID]map[string]int64{}
 	fallback := map[id.UserID]map[id.DeviceID][]string{}
 	slices.Sort(users)

@@ -34,16 +34,13 @@ const maxEvents = 100
 // appservice kind of core/queue's interest queues, one loop per
 // appservice that has a URL.
 type Pusher struct {
-	store    Store
-	registry *registry.Registry
-	rooms    *rooms.Reader
-	client   *http.Client
-	log      *slog.Logger
-	// Ephemeral data (WithEphemeral); nil: events only.
-	eph      Ephemeral
-	keys     Keys
-	notifier stream.Notifier
-	runner   *queue.Runner
+	// Feed gathers the ephemeral data (WithEphemeral; without it, events
+	// only).
+	*Feed
+	rooms  *rooms.Reader
+	client *http.Client
+	log    *slog.Logger
+	runner *queue.Runner
 	// backoff is the first and the longest wait after failed deliveries
 	// (zero: core/queue's defaults).
 	backoff [2]time.Duration
@@ -60,7 +57,7 @@ func New(store Store, reg *registry.Registry, r *rooms.Reader, n stream.Notifier
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Pusher{store: store, registry: reg, rooms: r, notifier: n, log: log,
+	p := &Pusher{Feed: &Feed{store: store, registry: reg, notifier: n}, rooms: r, log: log,
 		client: &http.Client{Timeout: 60 * time.Second}}
 	for _, o := range opts {
 		o(p)
@@ -105,36 +102,7 @@ func (p *Pusher) Open(ctx context.Context, asID string, pending []int64) (*queue
 	if as == nil {
 		return nil, false, fmt.Errorf("unknown appservice %s", asID)
 	}
-	if !p.wantsEphemeral(as) && !p.wantsMSC3202(as) {
-		if len(pending) == 0 {
-			return nil, false, nil
-		}
-		return &queue.Plan{}, false, nil
-	}
-	from, err := p.cursor(ctx, as)
-	if err != nil {
-		return nil, false, err
-	}
-	to := p.notifier.Current()
-	eph, err := p.ephemeral(ctx, as, from, to)
-	if err != nil {
-		return nil, false, err
-	}
-	var ephPos []int64
-	if eph.reached != from {
-		ephPos = eph.reached[:]
-	}
-	if len(pending) == 0 && eph.empty() {
-		// Nothing for this appservice: just move its cursor on.
-		if ephPos != nil {
-			err = p.store.SetQueueCursor(ctx, consumerOf(as), ephPos)
-		}
-		return nil, eph.reached != maxPositions(from, to), err
-	}
-	if len(pending) == 0 && ephPos == nil {
-		return nil, false, nil
-	}
-	return &queue.Plan{Extra: ephPos, Data: eph}, false, nil
+	return p.Feed.Open(ctx, as, pending)
 }
 
 // Deliver implements queue.Deliverer: PUT the transaction to the appservice.
@@ -143,19 +111,9 @@ func (p *Pusher) Deliver(ctx context.Context, asID string, t *queue.Txn) error {
 	if as == nil {
 		return fmt.Errorf("unknown appservice %s", asID)
 	}
-	eph, _ := t.Data.(*ephemeralData)
-	if eph == nil && t.Extra != nil && (p.wantsEphemeral(as) || p.wantsMSC3202(as)) {
-		// A retry carries the same stretch of the ephemeral streams.
-		from, err := p.cursor(ctx, as)
-		if err != nil {
-			return err
-		}
-		var to stream.Positions
-		copy(to[:], t.Extra)
-		if eph, err = p.ephemeral(ctx, as, from, to); err != nil {
-			return err
-		}
-		t.Data = eph
+	eph, err := p.Feed.ForTxn(ctx, as, t)
+	if err != nil {
+		return err
 	}
 	evs, err := p.rooms.EventsAt(ctx, t.Positions)
 	if err != nil {
@@ -180,17 +138,16 @@ func (p *Pusher) Deliver(ctx context.Context, asID string, t *queue.Txn) error {
 // Acked implements queue.Deliverer: to-device messages only the
 // appservice could read are deleted once delivered.
 func (p *Pusher) Acked(ctx context.Context, asID string, t *queue.Txn) error {
-	eph, _ := t.Data.(*ephemeralData)
 	as := p.registry.ByID(asID)
-	if eph == nil || as == nil {
+	if as == nil {
 		return nil
 	}
-	return p.forgetToDevice(ctx, as, eph)
+	return p.Feed.Acked(ctx, as, t)
 }
 
 // addEphemeral puts the ephemeral data into a transaction body under the
 // keys the appservice's registration asked for.
-func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body map[string]any, evs []*rooms.ClientEvent, eph *ephemeralData) error {
+func (p *Pusher) addEphemeral(ctx context.Context, as *registry.AppService, body map[string]any, evs []*rooms.ClientEvent, eph *EphemeralData) error {
 	if len(eph.edus) > 0 {
 		if as.Reg.EphemeralEvents {
 			body["ephemeral"] = eph.edus
@@ -234,13 +191,6 @@ func nonNil[S any](s []S) []S {
 		return []S{}
 	}
 	return s
-}
-
-func maxPositions(a, b stream.Positions) stream.Positions {
-	for i := range a {
-		a[i] = max(a[i], b[i])
-	}
-	return a
 }
 
 func (p *Pusher) send(ctx context.Context, as *registry.AppService, txnID int64, body any) error {

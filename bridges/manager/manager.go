@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/appservice/pusher"
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/queue"
@@ -43,7 +45,10 @@ func Registrations(plugins []config.Plugin, serverName string) ([]registry.Inter
 		}
 		reg := &appservice.Registration{
 			ID: AppServiceID(p.Name), AppToken: as, ServerToken: hs, SenderLocalpart: p.BotLocalpart,
-			Namespaces: appservice.Namespaces{UserIDs: []appservice.Namespace{{Regex: ghostRegex(p, serverName), Exclusive: true}}},
+			// Typing and receipts reach the plugin (bridgev2 bridges them
+			// when the network connector handles them).
+			EphemeralEvents: true,
+			Namespaces:      appservice.Namespaces{UserIDs: []appservice.Namespace{{Regex: ghostRegex(p, serverName), Exclusive: true}}},
 		}
 		out = append(out, registry.Internal{Source: "plugins[" + p.Name + "]", Reg: reg})
 	}
@@ -82,8 +87,12 @@ type Deps struct {
 	Queues      storage.InterestQueues
 	Notifier    stream.Notifier
 	Events      Events
-	Host        HostDeps
-	Logger      *slog.Logger
+	// Ephemeral, if set, feeds plugins the typing notifications and
+	// receipts of their rooms (pusher.NewRoomEDUFeed); otherwise they get
+	// events only.
+	Ephemeral *pusher.Feed
+	Host      HostDeps
+	Logger    *slog.Logger
 	// Backoff bounds the supervisor's relaunch waits and the queue's retry
 	// waits (zero: their defaults).
 	MinBackoff, MaxBackoff time.Duration
@@ -171,6 +180,9 @@ func (m *Manager) Start(ctx context.Context) {
 		m.sups[asID].Start(ctx)
 	}
 	m.runner.Start(ctx, m.ordered)
+	if m.d.Ephemeral != nil && m.d.Notifier != nil {
+		m.d.Notifier.Observe(func(c stream.Change) { m.runner.Wake(m.d.Ephemeral.Woken(c)...) })
+	}
 }
 
 // Stop ends delivery, then the plugins; queued events stay queued.
@@ -203,12 +215,16 @@ func (m *Manager) Status() []Status {
 }
 
 // Open implements queue.Deliverer: a plugin's transaction is its queued
-// events.
-func (m *Manager) Open(_ context.Context, _ string, pending []int64) (*queue.Plan, bool, error) {
-	if len(pending) == 0 {
-		return nil, false, nil
+// events and the typing notifications and receipts of its rooms.
+func (m *Manager) Open(ctx context.Context, asID string, pending []int64) (*queue.Plan, bool, error) {
+	as := m.d.Registry.ByID(asID)
+	if m.d.Ephemeral == nil || as == nil {
+		if len(pending) == 0 {
+			return nil, false, nil
+		}
+		return &queue.Plan{}, false, nil
 	}
-	return &queue.Plan{}, false, nil
+	return m.d.Ephemeral.Open(ctx, as, pending)
 }
 
 // Deliver implements queue.Deliverer: stream the transaction to the plugin
@@ -238,8 +254,30 @@ func (m *Manager) Deliver(ctx context.Context, asID string, t *queue.Txn) error 
 		}
 		txn.Events = append(txn.Events, pe)
 	}
+	if as := m.d.Registry.ByID(asID); as != nil && m.d.Ephemeral != nil {
+		eph, err := m.d.Ephemeral.ForTxn(ctx, as, t)
+		if err != nil {
+			return err
+		}
+		if eph != nil {
+			for _, edu := range eph.EDUs() {
+				content, err := json.Marshal(edu["content"])
+				if err != nil {
+					return err
+				}
+				typ, _ := edu["type"].(string)
+				roomID, _ := edu["room_id"].(id.RoomID)
+				txn.Ephemeral = append(txn.Ephemeral, &proto.Event{Type: typ, RoomId: string(roomID), Content: content})
+			}
+		}
+	}
 	return sup.Deliver(ctx, txn)
 }
 
 // Acked implements queue.Deliverer.
-func (m *Manager) Acked(context.Context, string, *queue.Txn) error { return nil }
+func (m *Manager) Acked(ctx context.Context, asID string, t *queue.Txn) error {
+	if as := m.d.Registry.ByID(asID); as != nil && m.d.Ephemeral != nil {
+		return m.d.Ephemeral.Acked(ctx, as, t)
+	}
+	return nil
+}

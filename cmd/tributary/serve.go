@@ -287,7 +287,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
 		DatabaseURL: postgresURL(cfg), Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader,
-		Logger: log, Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
+		Ephemeral: pusher.NewRoomEDUFeed(store, appservices, notifier, eph), Logger: log, Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
 			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices,
 			DefaultRoomVersion: cfg.Rooms.DefaultVersion},
 		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})

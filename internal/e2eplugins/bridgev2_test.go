@@ -435,6 +435,28 @@ func testFlows(t *testing.T, s *testserver.Server, net *fakenet.Network, bin str
 		return ok
 	})
 
+	// Matrix → network: the user's typing and read receipts reach the
+	// plugin with its queue's transactions, and the connector tells the
+	// network.
+	if _, err := alice.UserTyping(ctx, portal, true, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "alice typing", func(e *fakenet.Event) bool {
+		return e.Type == "typing" && e.Sender == "alice" && e.Chat == "general" && !e.Stopped
+	})
+	if _, err := alice.UserTyping(ctx, portal, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "alice stopped typing", func(e *fakenet.Event) bool {
+		return e.Type == "typing" && e.Sender == "alice" && e.Chat == "general" && e.Stopped
+	})
+	if err := alice.MarkRead(ctx, portal, bobEv.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitAction(t, net, "alice's read receipt", func(e *fakenet.Event) bool {
+		return e.Type == "read" && e.Sender == "alice" && e.Message.ID == fromBob.ID
+	})
+
 	// Edits both ways.
 	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* hello, edited"}
 	edit.SetEdit(sent.EventID)

@@ -446,9 +446,14 @@ func (*StopResponse) Descriptor() ([]byte, []int) {
 
 // Transaction is one delivery of the plugin's queue.
 type Transaction struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Events        []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Events []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// ephemeral are typing notifications (m.typing) and receipts (m.receipt)
+	// of the rooms the plugin is interested in, in the client format with
+	// their room_id and no event_id or sender, as appservices receive them
+	// (MSC2409). Delivered at least once, like events.
+	Ephemeral     []*Event `protobuf:"bytes,3,rep,name=ephemeral,proto3" json:"ephemeral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -493,6 +498,13 @@ func (x *Transaction) GetId() int64 {
 func (x *Transaction) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *Transaction) GetEphemeral() []*Event {
+	if x != nil {
+		return x.Ephemeral
 	}
 	return nil
 }
@@ -2770,10 +2782,11 @@ const file_bridge_proto_rawDesc = "" +
 	"\x04name\x18\f \x01(\tR\x04name\"\x0f\n" +
 	"\rStartResponse\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse\"R\n" +
+	"\fStopResponse\"\x8d\x01\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x123\n" +
-	"\x06events\x18\x02 \x03(\v2\x1b.tributary.plugins.v1.EventR\x06events\"\xf7\x01\n" +
+	"\x06events\x18\x02 \x03(\v2\x1b.tributary.plugins.v1.EventR\x06events\x129\n" +
+	"\tephemeral\x18\x03 \x03(\v2\x1b.tributary.plugins.v1.EventR\tephemeral\"\xf7\x01\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x16\n" +
@@ -3043,66 +3056,67 @@ var file_bridge_proto_goTypes = []any{
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
-	0,  // 1: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	22, // 2: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
-	8,  // 3: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
-	1,  // 4: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
-	3,  // 5: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
-	5,  // 6: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
-	7,  // 7: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	11, // 8: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	13, // 9: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	15, // 10: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	16, // 11: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	17, // 12: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	19, // 13: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
-	21, // 14: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
-	24, // 15: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
-	25, // 16: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
-	27, // 17: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
-	28, // 18: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
-	30, // 19: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
-	31, // 20: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
-	33, // 21: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
-	34, // 22: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
-	35, // 23: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
-	36, // 24: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
-	38, // 25: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
-	39, // 26: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
-	41, // 27: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
-	43, // 28: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
-	44, // 29: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
-	2,  // 30: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 31: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 32: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 33: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	12, // 34: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	14, // 35: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	14, // 36: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	14, // 37: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	18, // 38: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	20, // 39: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
-	23, // 40: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
-	14, // 41: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
-	26, // 42: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
-	8,  // 43: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
-	29, // 44: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
-	8,  // 45: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
-	32, // 46: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
-	10, // 47: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
-	10, // 48: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
-	10, // 49: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
-	37, // 50: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
-	10, // 51: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
-	40, // 52: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
-	42, // 53: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
-	10, // 54: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
-	10, // 55: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
-	30, // [30:56] is the sub-list for method output_type
-	4,  // [4:30] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	8,  // 1: tributary.plugins.v1.Transaction.ephemeral:type_name -> tributary.plugins.v1.Event
+	0,  // 2: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
+	22, // 3: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	8,  // 4: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
+	1,  // 5: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
+	3,  // 6: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
+	5,  // 7: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
+	7,  // 8: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
+	11, // 9: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	13, // 10: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	15, // 11: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	16, // 12: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	17, // 13: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	19, // 14: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	21, // 15: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	24, // 16: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
+	25, // 17: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
+	27, // 18: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
+	28, // 19: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
+	30, // 20: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
+	31, // 21: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
+	33, // 22: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
+	34, // 23: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
+	35, // 24: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
+	36, // 25: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
+	38, // 26: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
+	39, // 27: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
+	41, // 28: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
+	43, // 29: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
+	44, // 30: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
+	2,  // 31: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 32: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 33: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 34: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	12, // 35: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	14, // 36: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	14, // 37: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	14, // 38: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	18, // 39: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	20, // 40: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	23, // 41: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	14, // 42: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
+	26, // 43: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
+	8,  // 44: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
+	29, // 45: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
+	8,  // 46: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
+	32, // 47: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
+	10, // 48: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
+	10, // 49: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
+	10, // 50: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
+	37, // 51: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
+	10, // 52: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
+	40, // 53: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
+	42, // 54: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
+	10, // 55: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
+	10, // 56: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
+	31, // [31:57] is the sub-list for method output_type
+	5,  // [5:31] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_bridge_proto_init() }

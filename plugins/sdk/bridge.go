@@ -122,6 +122,9 @@ var matrixEventTypes = map[event.Type]bool{
 	event.StateRoomAvatar: true, event.StateTopic: true, event.StateTombstone: true,
 	event.StateBeeperDisappearingTimer: true, event.BeeperDeleteChat: true, event.BeeperBlockUser: true,
 	event.BeeperAcceptMessageRequest: true,
+	// Ephemeral: bridged when the network connector handles them
+	// (TypingHandlingNetworkAPI, ReadReceiptHandlingNetworkAPI).
+	event.EphemeralEventTyping: true, event.EphemeralEventReceipt: true,
 }
 
 // errNoEncryption is the status of an encrypted event: plugins do no

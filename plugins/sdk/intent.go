@@ -568,3 +568,15 @@ func eventFromHost(pe *proto.Event) *event.Event {
 	_ = evt.Content.ParseRaw(evt.Type)
 	return evt
 }
+
+// ephemeralFromHost turns a transaction's typing notification or receipt
+// into mautrix's type, as an appservice's transaction ephemeral events are.
+func ephemeralFromHost(pe *proto.Event) *event.Event {
+	evt := &event.Event{RoomID: id.RoomID(pe.RoomId), Type: event.Type{Type: pe.Type, Class: event.EphemeralEventType}}
+	evt.Mautrix.EventSource = event.SourceEphemeral
+	if len(pe.Content) > 0 {
+		_ = json.Unmarshal(pe.Content, &evt.Content)
+	}
+	_ = evt.Content.ParseRaw(evt.Type)
+	return evt
+}

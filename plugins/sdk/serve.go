@@ -30,8 +30,10 @@ var Handshake = plugin.HandshakeConfig{
 // Plugin is what a plugin process runs: the low-level side of the Bridge
 // service, for plugins that are no bridgev2 bridge (Serve runs a bridgev2
 // NetworkConnector as one). Events are handed over one at a time, in the
-// order of the plugin's queue; an error asks the host for the transaction
-// again later.
+// order of the plugin's queue, each transaction's typing notifications and
+// receipts after its events (Type.Class EphemeralEventType, no ID or
+// sender, as appservices receive them); an error asks the host for the
+// transaction again later.
 type Plugin interface {
 	Describe() Info
 	// Start is called once, with the homeserver's side and the plugin's
@@ -205,6 +207,14 @@ func (s *bridgeServer) Events(stream grpc.BidiStreamingServer[proto.Transaction,
 			if err := s.impl.HandleEvent(ctx, EventFromProto(pe)); err != nil {
 				ack.Error = err.Error()
 				break
+			}
+		}
+		for _, pe := range txn.Ephemeral {
+			if ack.Error != "" {
+				break
+			}
+			if err := s.impl.HandleEvent(ctx, ephemeralFromHost(pe)); err != nil {
+				ack.Error = err.Error()
 			}
 		}
 		if err := stream.Send(ack); err != nil {

@@ -76,7 +76,9 @@ type Event struct {
 	Sender  string   `json:"sender"`
 	Message *Message `json:"message"`
 	Emoji   string   `json:"emoji,omitempty"`
-	TS      int64    `json:"ts"`
+	// Stopped: a typing event that says the sender stopped typing.
+	Stopped bool  `json:"stopped,omitempty"`
+	TS      int64 `json:"ts"`
 	// session is the login whose API call caused it: its own stream does
 	// not echo it back.
 	session string
@@ -382,6 +384,11 @@ type targetRequest struct {
 	Emoji string `json:"emoji,omitempty"`
 }
 
+type typingRequest struct {
+	Chat   string `json:"chat"`
+	Typing bool   `json:"typing"`
+}
+
 type eventsResponse struct {
 	Events []*Event `json:"events"`
 	Next   int64    `json:"next"`
@@ -477,6 +484,33 @@ func (n *Network) routes() http.Handler {
 		if decode(w, r, &req) {
 			done(w, n.delete(session, req.ID, me))
 		}
+	}))
+	mux.HandleFunc("POST /typing", n.authed(func(w http.ResponseWriter, r *http.Request, me, session string) {
+		var req typingRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if c := n.chats[req.Chat]; c == nil || !slices.Contains(c.Members, me) {
+			fail(w, http.StatusForbidden, "not a member of the chat")
+			return
+		}
+		n.emit(&Event{Type: "typing", Chat: req.Chat, Sender: me, Stopped: !req.Typing, TS: time.Now().UnixMilli(),
+			session: session})
+		done(w, nil)
+	}))
+	mux.HandleFunc("POST /read", n.authed(func(w http.ResponseWriter, r *http.Request, me, session string) {
+		var req targetRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		m := n.byID[req.ID]
+		if m == nil {
+			done(w, errNoMessage)
+			return
+		}
+		n.emit(&Event{Type: "read", Chat: m.Chat, Sender: me, Message: copyMessage(m), TS: time.Now().UnixMilli(),
+			session: session})
+		done(w, nil)
 	}))
 	return mux
 }
@@ -764,6 +798,16 @@ func (c *Client) React(ctx context.Context, msgID, emoji string) error {
 
 func (c *Client) Unreact(ctx context.Context, msgID, emoji string) error {
 	return c.call(ctx, "POST", "/unreact", targetRequest{ID: msgID, Emoji: emoji}, nil)
+}
+
+// SetTyping says the login is (or stopped) typing in a chat.
+func (c *Client) SetTyping(ctx context.Context, chat string, typing bool) error {
+	return c.call(ctx, "POST", "/typing", typingRequest{Chat: chat, Typing: typing}, nil)
+}
+
+// MarkRead says the login has read its chat up to a message.
+func (c *Client) MarkRead(ctx context.Context, msgID string) error {
+	return c.call(ctx, "POST", "/read", targetRequest{ID: msgID}, nil)
 }
 
 // Delete deletes one of the login's messages.

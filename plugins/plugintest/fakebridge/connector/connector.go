@@ -68,6 +68,8 @@ var (
 	_ bridgev2.EditHandlingNetworkAPI         = (*Client)(nil)
 	_ bridgev2.ReactionHandlingNetworkAPI     = (*Client)(nil)
 	_ bridgev2.RedactionHandlingNetworkAPI    = (*Client)(nil)
+	_ bridgev2.TypingHandlingNetworkAPI       = (*Client)(nil)
+	_ bridgev2.ReadReceiptHandlingNetworkAPI  = (*Client)(nil)
 	_ bridgev2.LoginProcessUserInput          = (*passwordLogin)(nil)
 	_ bridgev2.IdentifierValidatingNetwork    = (*Connector)(nil)
 	_ bridgev2.StoppableNetwork               = (*Connector)(nil)
@@ -338,7 +340,11 @@ func (c *Client) remoteEvent(e *fakenet.Event) bridgev2.RemoteEvent {
 		Timestamp: time.UnixMilli(e.TS), StreamOrder: e.Seq}
 	if e.Type == "typing" {
 		meta.Type = bridgev2.RemoteEventTyping
-		return &simplevent.Typing{EventMeta: meta, Timeout: 10 * time.Second, Type: bridgev2.TypingTypeText}
+		timeout := 10 * time.Second
+		if e.Stopped {
+			timeout = 0
+		}
+		return &simplevent.Typing{EventMeta: meta, Timeout: timeout, Type: bridgev2.TypingTypeText}
 	}
 	if e.Message == nil {
 		return nil
@@ -488,6 +494,17 @@ func (c *Client) HandleMatrixReaction(ctx context.Context, msg *bridgev2.MatrixR
 
 func (c *Client) HandleMatrixReactionRemove(ctx context.Context, msg *bridgev2.MatrixReactionRemove) error {
 	return c.api.Unreact(ctx, string(msg.TargetReaction.MessageID), msg.TargetReaction.Emoji)
+}
+
+func (c *Client) HandleMatrixTyping(ctx context.Context, msg *bridgev2.MatrixTyping) error {
+	return c.api.SetTyping(ctx, string(msg.Portal.ID), msg.IsTyping)
+}
+
+func (c *Client) HandleMatrixReadReceipt(ctx context.Context, msg *bridgev2.MatrixReadReceipt) error {
+	if msg.ExactMessage == nil {
+		return nil // read up to a message the network does not know: nothing to say
+	}
+	return c.api.MarkRead(ctx, string(msg.ExactMessage.ID))
 }
 
 func (c *Client) HandleMatrixMessageRemove(ctx context.Context, msg *bridgev2.MatrixMessageRemove) error {
