@@ -69,6 +69,7 @@ var (
 	_ bridgev2.PowerLevelHandlingNetworkAPI  = (*Client)(nil)
 	_ bridgev2.IdentifierResolvingNetworkAPI = (*Client)(nil)
 	_ bridgev2.NetworkAPIWithUserID          = (*Client)(nil)
+	_ bridgev2.TypingHandlingNetworkAPI      = (*Client)(nil)
 )
 
 func newClient(n *Connector, login *bridgev2.UserLogin, prepared *preparedConn) *Client {
@@ -571,6 +572,8 @@ func (c *Client) handleEvent(ctx context.Context, s *session, ev ircconn.Event) 
 		c.onModeChange(ctx, conn, m, before, ts)
 	case "PRIVMSG", "NOTICE":
 		c.onText(ctx, conn, m, self, ts)
+	case "TAGMSG":
+		c.onTagmsg(ctx, conn, m, self, ts)
 	}
 }
 
@@ -822,24 +825,8 @@ func (c *Client) onText(ctx context.Context, conn *ircconn.Conn, m *ircconn.Mess
 	if ircToMatrix(m.Command, text) == nil {
 		return
 	}
-	var key networkid.PortalKey
-	var isDM bool
-	switch {
-	case conn.ISupport().IsChannel(target):
-		if c.isOwnLogin(src.Name) {
-			return // sent from Matrix through another login
-		}
-		key = channelPortalKey(c.net.Config.NetworkID, conn.Fold(target))
-		if !c.net.claim(key.ID, c.login.ID) {
-			return
-		}
-	case conn.ISupport().CaseMapping().Equal(target, conn.Nick()):
-		if src.User == "" && src.Host == "" {
-			return // from the server itself
-		}
-		key = dmPortalKey(c.net.Config.NetworkID, c.net.nicks.GhostID(ctx, src.Name), c.login.ID)
-		isDM = true
-	default:
+	key, isDM, ok := c.textPortal(ctx, conn, src, target)
+	if !ok {
 		return
 	}
 	c.events.push(&simplevent.Message[*ircconn.Message]{
@@ -849,6 +836,52 @@ func (c *Client) onText(ctx context.Context, conn *ircconn.Conn, m *ircconn.Mess
 		Data:               m,
 		ConvertMessageFunc: c.convertMessage,
 	})
+}
+
+// textPortal is the portal of what src sends to target (a channel, or the
+// login's nick: a DM); not ok when it is not this login's to bridge.
+func (c *Client) textPortal(ctx context.Context, conn *ircconn.Conn, src ircconn.Prefix, target string) (key networkid.PortalKey, isDM, ok bool) {
+	switch {
+	case conn.ISupport().IsChannel(target):
+		if c.isOwnLogin(src.Name) {
+			return key, false, false // sent from Matrix through another login
+		}
+		key = channelPortalKey(c.net.Config.NetworkID, conn.Fold(target))
+		return key, false, c.net.claim(key.ID, c.login.ID)
+	case conn.ISupport().CaseMapping().Equal(target, conn.Nick()):
+		if src.User == "" && src.Host == "" {
+			return key, false, false // from the server itself
+		}
+		return dmPortalKey(c.net.Config.NetworkID, c.net.nicks.GhostID(ctx, src.Name), c.login.ID), true, true
+	}
+	return key, false, false
+}
+
+// typingTimeout is how long an IRCv3 "+typing=active" lasts unless
+// renewed (the typing client tag's specification: 6 seconds).
+const typingTimeout = 6 * time.Second
+
+// onTagmsg handles TAGMSG: typing notifications (the +typing client tag)
+// become the ghost's typing in the portal.
+func (c *Client) onTagmsg(ctx context.Context, conn *ircconn.Conn, m *ircconn.Message, self bool, ts time.Time) {
+	state, ok := m.Tag("+typing")
+	if !ok {
+		state, ok = m.Tag("+draft/typing")
+	}
+	src := m.Prefix()
+	if !ok || self || src.Name == "" || src.IsServer() || len(m.Params) < 1 {
+		return
+	}
+	key, _, ok := c.textPortal(ctx, conn, src, m.Param(0))
+	if !ok {
+		return
+	}
+	timeout := time.Duration(0) // paused, done
+	if state == "active" {
+		timeout = typingTimeout
+	}
+	c.events.push(&simplevent.Typing{EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key,
+		Sender: c.sender(ctx, src.Name, true), Timestamp: ts}, Timeout: timeout, Type: bridgev2.TypingTypeText})
 }
 
 // convertMessage is an IRC line's Matrix message.

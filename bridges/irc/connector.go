@@ -3,6 +3,7 @@ package irc
 import (
 	"context"
 	"sync"
+	"time"
 
 	"go.mau.fi/util/configupgrade"
 
@@ -98,7 +99,9 @@ func (n *Connector) GetDBMetaTypes() database.MetaTypes {
 }
 
 func (n *Connector) GetCapabilities() *bridgev2.NetworkGeneralCapabilities {
-	return &bridgev2.NetworkGeneralCapabilities{}
+	// A Matrix user's typing is told again every 3 s while it lasts, as
+	// the IRCv3 typing tag asks ("active" expires after 6 s).
+	return &bridgev2.NetworkGeneralCapabilities{TypingRepeatInterval: 3 * time.Second}
 }
 
 func (n *Connector) GetBridgeInfoVersion() (info, capabilities int) { return 1, 1 }

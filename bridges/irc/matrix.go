@@ -227,6 +227,27 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	return &bridgev2.MatrixMessageResponse{DB: dbm}, nil
 }
 
+// HandleMatrixTyping tells the channel or DM that the user is typing, with
+// the IRCv3 +typing client tag on a TAGMSG (servers with message-tags;
+// elsewhere IRC has no typing notifications).
+func (c *Client) HandleMatrixTyping(ctx context.Context, msg *bridgev2.MatrixTyping) error {
+	conn := c.currentConn()
+	if conn == nil || !conn.HasCap("message-tags") || msg.Type != bridgev2.TypingTypeText {
+		return nil
+	}
+	target, _, err := c.target(ctx, msg.Portal)
+	if err != nil {
+		return err
+	}
+	state := "done"
+	if msg.IsTyping {
+		state = "active"
+	}
+	m := ircconn.NewMessage("TAGMSG", target)
+	m.SetTag("+typing", state)
+	return conn.Send(ctx, m)
+}
+
 // HandleMatrixEdit sends the edited text as a correction, "* new text":
 // IRC has no edits, and IRC users read corrections that way.
 func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {

@@ -421,6 +421,13 @@ func (w *watcher) next(ctx context.Context) {
 			_ = evt.Content.ParseRaw(evt.Type)
 			w.seen[roomID] = append(w.seen[roomID], evt)
 		}
+		// Typing and receipts too, marked as ephemeral.
+		for _, evt := range room.Ephemeral.Events {
+			evt.RoomID = roomID
+			evt.Type.Class = event.EphemeralEventType
+			_ = evt.Content.ParseRaw(evt.Type)
+			w.seen[roomID] = append(w.seen[roomID], evt)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -250,6 +251,29 @@ func TestIRCPlugin(t *testing.T) {
 		t.Fatalf("bob got %q", got.Trailing())
 	}
 
+	// Typing both ways, as IRCv3 +typing client tags on TAGMSG: alice's
+	// typing reaches the plugin with its queue's typing notifications.
+	if _, err := alice.UserTyping(ctx, portal, true, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bob.await("alice typing", func(m *ircconn.Message) bool {
+		v, _ := m.Tag("+typing")
+		return m.Command == "TAGMSG" && m.Prefix().Name == "alice" && v == "active"
+	})
+	if _, err := alice.UserTyping(ctx, portal, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	bob.await("alice done typing", func(m *ircconn.Message) bool {
+		v, _ := m.Tag("+typing")
+		return m.Command == "TAGMSG" && m.Prefix().Name == "alice" && v == "done"
+	})
+	typing := ircconn.NewMessage("TAGMSG", channel)
+	typing.SetTag("+typing", "active")
+	bob.send(typing)
+	w.wait(ctx, portal, "bob typing", func(evt *event.Event) bool {
+		return evt.Type == event.EphemeralEventTyping && slices.Contains(evt.Content.AsTyping().UserIDs, ghost("bob"))
+	})
+
 	// A topic set on IRC.
 	bob.send(ircconn.NewMessage("TOPIC", channel, "the IRC topic"))
 	topic := w.wait(ctx, portal, "topic from IRC", func(evt *event.Event) bool {
@@ -267,6 +291,24 @@ func TestIRCPlugin(t *testing.T) {
 	kick := w.waitMember(ctx, portal, ghost("carol"), event.MembershipLeave, nil)
 	if kick.Sender != ghost("bob") || kick.Content.AsMember().Reason != "bye carol" {
 		t.Fatalf("kick on Matrix: by %s, reason %q", kick.Sender, kick.Content.AsMember().Reason)
+	}
+
+	// bob ops alice (power level 50 in the room); carol comes back and
+	// alice kicks her from Matrix: the kick reaches IRC from alice.
+	bob.send(ircconn.NewMessage("MODE", channel, "+o", "alice"))
+	w.wait(ctx, portal, "alice at power level 50", func(evt *event.Event) bool {
+		return evt.Type == event.StatePowerLevels && evt.Content.AsPowerLevels().GetUserLevel(alice.UserID) == 50
+	})
+	carol.join(channel)
+	w.wait(ctx, portal, "carol back", func(evt *event.Event) bool {
+		return evt.Type == event.StateMember && evt.GetStateKey() == string(ghost("carol")) &&
+			evt.Content.AsMember().Membership == event.MembershipJoin && evt.Timestamp > kick.Timestamp
+	})
+	if _, err := alice.KickUser(ctx, portal, &mautrix.ReqKickUser{UserID: ghost("carol"), Reason: "from Matrix"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := carol.awaitFrom("KICK", channel, "alice"); m.Param(1) != "carol" || m.Param(2) != "from Matrix" {
+		t.Fatalf("carol saw %v", m)
 	}
 
 	// Kill the plugin mid-conversation; bob talks on while it is down.
