@@ -49,6 +49,34 @@ func BenchmarkIRCBridge(b *testing.B) {
 		b.Fatal(err)
 	}
 	bob.awaitFrom("PRIVMSG", channel, "alice")
+	benchBridge(ctx, b, aliceMX, w, roomID, bob, channel)
+}
+
+// BenchmarkIRCPlugin is BenchmarkIRCBridge through the plugin path: the
+// real tributary-irc plugin binary, launched by tributary, its events over
+// the plugin's gRPC stream instead of appservice transactions.
+func BenchmarkIRCPlugin(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	const channel = "#bench"
+	var bob *ircUser
+	p := startPluginSetup(ctx, b, func(ircAddr string) {
+		bob = dialIRC(b, ircAddr, "bob")
+		bob.join(channel)
+	})
+	roomID := p.loginAndJoin(ctx, b, channel)
+	bob.say(channel, "warm up")
+	p.w.waitMessage(ctx, roomID, "warm up")
+	if _, err := p.alice.SendText(ctx, roomID, "warm up too"); err != nil {
+		b.Fatal(err)
+	}
+	bob.awaitFrom("PRIVMSG", channel, "alice")
+	benchBridge(ctx, b, p.alice, p.w, roomID, bob, channel)
+}
+
+// benchBridge runs the latency and burst sub-benchmarks between alice on
+// Matrix and bob on IRC in a bridged channel.
+func benchBridge(ctx context.Context, b *testing.B, aliceMX *mautrix.Client, w *watcher, roomID id.RoomID, bob *ircUser, channel string) {
 	seq := 0
 	next := func() string { seq++; return "bench message " + strconv.Itoa(seq) }
 

@@ -28,7 +28,7 @@ const (
 
 // startWithIRCPlugin starts tributary with the tributary-irc plugin
 // binary in its config, bridging to the IRC server at ircAddr.
-func startWithIRCPlugin(t *testing.T, bin, ircAddr string) *testserver.Server {
+func startWithIRCPlugin(t testing.TB, bin, ircAddr string) *testserver.Server {
 	t.Helper()
 	cfg := fmt.Sprintf(`app_services:
   retry_backoff: 200ms
@@ -99,7 +99,7 @@ func (w *watcher) botSays(ctx context.Context, room id.RoomID, after id.EventID,
 }
 
 // command sends a command to the bot and waits for its answer.
-func command(ctx context.Context, t *testing.T, cli *mautrix.Client, w *watcher, room id.RoomID, cmd, want string) {
+func command(ctx context.Context, t testing.TB, cli *mautrix.Client, w *watcher, room id.RoomID, cmd, want string) {
 	t.Helper()
 	sent, err := cli.SendText(ctx, room, cmd)
 	if err != nil {
@@ -146,10 +146,21 @@ func (w *watcher) roomNamed(ctx context.Context, name string) id.RoomID {
 // the room; then the plugin is killed mid-conversation, IRC talks on, and
 // what was said arrives in the room once the host has restarted the
 // plugin.
-func TestIRCPlugin(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	start := time.Now()
+// pluginSetup is tributary running the tributary-irc plugin in front of
+// InspIRCd, with alice registered and her management room with the bot.
+type pluginSetup struct {
+	ircAddr, bin string
+	s            *testserver.Server
+	alice        *mautrix.Client
+	w            *watcher
+	mgmt         id.RoomID
+}
+
+// startPluginSetup builds the plugin, starts InspIRCd and the server (the
+// IRC server first, so a test can prepare channels before alice comes),
+// registers alice and opens her management room.
+func startPluginSetup(ctx context.Context, t testing.TB, beforeLogin func(ircAddr string)) *pluginSetup {
+	t.Helper()
 	ircAddr := startInspIRCd(t)
 	binDir, err := os.MkdirTemp("", "e2eirc-plugin-")
 	if err != nil {
@@ -160,20 +171,11 @@ func TestIRCPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	built := time.Now()
 	s := startWithIRCPlugin(t, bin, ircAddr)
 	logs := &bridgeLog{} // the plugin logs into the server's log
-	const channel = "#plugged"
-
-	// bob opens the channel, keeps its history (+H) and says two things.
-	bob := dialIRC(t, ircAddr, "bob")
-	bob.join(channel)
-	bob.send(ircconn.NewMessage("MODE", channel, "+H", "50:1h"))
-	bob.awaitCmd("MODE", channel)
-	hist1 := bob.say(channel, "history one")
-	hist2 := bob.say(channel, "history \x02two\x02")
-
-	// alice logs in through the bot, in her management room.
+	if beforeLogin != nil {
+		beforeLogin(ircAddr)
+	}
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice, logs)
 	for {
@@ -204,20 +206,51 @@ func TestIRCPlugin(t *testing.T) {
 		return evt.Type == event.EventMessage && evt.Sender == ircBot &&
 			strings.Contains(evt.Content.AsMessage().Body, "management room")
 	})
-	command(ctx, t, alice, w, mgmt, "login", "Nick")
-	command(ctx, t, alice, w, mgmt, "alice", "SASL password")
-	command(ctx, t, alice, w, mgmt, "skip", "SASL account")
-	command(ctx, t, alice, w, mgmt, "skip", "as alice")
-	command(ctx, t, alice, w, mgmt, "join "+channel, "Joined "+channel)
+	return &pluginSetup{ircAddr: ircAddr, bin: bin, s: s, alice: alice, w: w, mgmt: mgmt}
+}
+
+// loginAndJoin logs alice in through the bot (nick alice, no SASL), joins
+// channel with the bot's command and returns its portal, joined.
+func (p *pluginSetup) loginAndJoin(ctx context.Context, t testing.TB, channel string) id.RoomID {
+	t.Helper()
+	command(ctx, t, p.alice, p.w, p.mgmt, "login", "Nick")
+	command(ctx, t, p.alice, p.w, p.mgmt, "alice", "SASL password")
+	command(ctx, t, p.alice, p.w, p.mgmt, "skip", "SASL account")
+	command(ctx, t, p.alice, p.w, p.mgmt, "skip", "as alice")
+	command(ctx, t, p.alice, p.w, p.mgmt, "join "+channel, "Joined "+channel)
+	portal := p.w.roomNamed(ctx, channel)
+	if _, err := p.alice.JoinRoomByID(ctx, portal); err != nil {
+		t.Fatal(err)
+	}
+	return portal
+}
+
+func TestIRCPlugin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	const channel = "#plugged"
+	var bob *ircUser
+	var hist1, hist2 *ircconn.Message
+	p := startPluginSetup(ctx, t, func(ircAddr string) {
+		// bob opens the channel, keeps its history (+H) and says two
+		// things.
+		bob = dialIRC(t, ircAddr, "bob")
+		bob.join(channel)
+		bob.send(ircconn.NewMessage("MODE", channel, "+H", "50:1h"))
+		bob.awaitCmd("MODE", channel)
+		hist1 = bob.say(channel, "history one")
+		hist2 = bob.say(channel, "history \x02two\x02")
+	})
+	s, bin, ircAddr, alice, w := p.s, p.bin, p.ircAddr, p.alice, p.w
+
+	// alice logs in through the bot, in her management room, and joins.
+	portal := p.loginAndJoin(ctx, t, channel)
 	bob.await("alice joining", func(m *ircconn.Message) bool {
 		return m.Command == "JOIN" && m.Prefix().Name == "alice" && strings.EqualFold(m.Param(0), channel)
 	})
 
 	// The portal, with the channel's history at its original times.
-	portal := w.roomNamed(ctx, channel)
-	if _, err := alice.JoinRoomByID(ctx, portal); err != nil {
-		t.Fatal(err)
-	}
 	h1 := w.waitMessage(ctx, portal, "history one")
 	h2 := w.waitMessage(ctx, portal, "history two")
 	for i, c := range []struct {
@@ -373,6 +406,6 @@ func TestIRCPlugin(t *testing.T) {
 			t.Errorf("the plugin logged an error: %s", line)
 		}
 	}
-	t.Logf("plugin built in %.1fs; flows %.1fs; recovered %.1fs after SIGKILL",
-		built.Sub(start).Seconds(), time.Since(built).Seconds(), recovered.Sub(killed).Seconds())
+	t.Logf("build and flows %.1fs; recovered %.1fs after SIGKILL",
+		time.Since(start).Seconds(), recovered.Sub(killed).Seconds())
 }
