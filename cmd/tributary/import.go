@@ -424,6 +424,9 @@ and, through its control socket, on a running server, whose users see the rooms 
 
 // importLocal imports into the data of a stopped server.
 func importLocal(ctx context.Context, cfg *config.Config, opts slack.Options) (*slack.Summary, error) {
+	// A big import inserts into big indexes: worth a bigger page cache
+	// than a running server keeps.
+	cfg.Database.SQLiteCacheMiB = max(cfg.Database.SQLiteCacheMiB, 128)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,7 @@ func TestValidate(t *testing.T) {
 		"listen":                     func(c *Config) { c.Listen = "nope" },
 		"public_baseurl":             func(c *Config) { c.PublicBaseURL = "ftp://x" },
 		"database.url":               func(c *Config) { c.Database.URL = "mysql://x" },
+		"database.sqlite_cache_mib":  func(c *Config) { c.Database.SQLiteCacheMiB = -1 },
 		"log.level":                  func(c *Config) { c.Log.Level = "loud" },
 		"log.format":                 func(c *Config) { c.Log.Format = "xml" },
 		"rate_limits.register":       func(c *Config) { c.RateLimits.Register.Burst = 0 },

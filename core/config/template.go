@@ -27,6 +27,9 @@ data_dir: {{printf "%q" .DataDir}}
 database:
   # Empty: SQLite in data_dir. For PostgreSQL: postgres://user:password@host:5432/dbname
   url: {{printf "%q" .Database.URL}}
+  # SQLite only: MiB of pages the writer keeps cached (more helps big
+  # databases' inserts and costs memory).
+  sqlite_cache_mib: {{.Database.SQLiteCacheMiB}}
 
 registration:
   # Let anyone register (m.login.dummy). Closed by default: create users with

@@ -11,19 +11,29 @@ import (
 	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
+// Options tune the backend; zero values take its defaults.
+type Options struct {
+	// SQLiteCacheMiB bounds the SQLite writer's page cache.
+	SQLiteCacheMiB int
+}
+
 // Open opens the store named by dsn: "postgres://…" or "postgresql://…" for
 // PostgreSQL, "sqlite:PATH" or a plain file path for SQLite.
-func Open(ctx context.Context, dsn string) (storage.Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Options) (storage.Store, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"), sqlite.WithCacheMiB(o.SQLiteCacheMiB))
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("unsupported database URL scheme (use postgres:// or a SQLite file path)")
 	case dsn == "":
 		return nil, fmt.Errorf("no database configured")
 	default:
-		return sqlite.Open(ctx, dsn)
+		return sqlite.Open(ctx, dsn, sqlite.WithCacheMiB(o.SQLiteCacheMiB))
 	}
 }

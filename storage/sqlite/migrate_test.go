@@ -37,7 +37,7 @@ func migrationsBefore(t *testing.T, version string) fs.FS {
 func TestTxnScopeMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
-	raw, err := sql.Open("sqlite", dsn(path, false))
+	raw, err := sql.Open("sqlite", dsn(path, false, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestTxnScopeMigration(t *testing.T) {
 func TestPushRulesNullTweakMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
-	raw, err := sql.Open("sqlite", dsn(path, false))
+	raw, err := sql.Open("sqlite", dsn(path, false, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
