@@ -21,11 +21,23 @@ import (
 // accepted event moves the forward extremities and the current state, is
 // queued for consumers and notifies.
 func (w *roomWriter) storeRemote(ctx context.Context, rec *received, before *priorState, v *verdict) error {
+	b := newBatch(w.rs)
+	wr, err := w.layRemote(ctx, b, rec, before, v)
+	if err != nil {
+		return err
+	}
+	return w.persist(ctx, b, []*storage.EventWrite{wr}, []*pdu.PDU{rec.ev}, nil)
+}
+
+// layRemote builds the stored form of the event as the checks found it and
+// lays it on the batch b: its state group and, when accepted, the room's
+// extremities and state, push actions, consumers and redaction.
+func (w *roomWriter) layRemote(ctx context.Context, b *batchState, rec *received, before *priorState, v *verdict) (*storage.EventWrite, error) {
 	s, ev := w.svc, rec.ev
 	eid := rec.eventID()
 	raw, err := rec.wire()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	se := &storage.Event{EventID: eid, RoomID: rec.roomID, Type: ev.Type, StateKey: ev.StateKey,
 		Sender: ev.Sender, OriginServerTS: ev.OriginServerTS, Depth: ev.Depth, JSON: raw,
@@ -44,25 +56,24 @@ func (w *roomWriter) storeRemote(ctx context.Context, rec *received, before *pri
 	}
 	chain, err := w.remoteGroup(ctx, rec, before, entry, se, wr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b := newBatch(w.rs)
 	if v.status == IntakeAccepted {
 		if err := w.advance(ctx, b, rec, before, entry, se.StateGroup, chain, wr); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.pushActions(ctx, b, ev, se, wr); err != nil {
-			return err
+			return nil, err
 		}
 		if wr.Queued, err = s.interestedIn(WithReceived(ctx), b, ev, rec.roomID); err != nil {
-			return err
+			return nil, err
 		}
 		if wr.Redacts, err = w.redactionTarget(ctx, b, rec); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ev.InternalMeta.Rejected = v.status == IntakeRejected // as loadPDUs would mark it
-	return w.persist(ctx, b, []*storage.EventWrite{wr}, []*pdu.PDU{ev}, nil)
+	return wr, nil
 }
 
 // remoteGroup gives the event the state group of the state after it. An

@@ -251,6 +251,10 @@ type sendReq struct {
 	// remote, when set, is an event from another server past the checks
 	// made before the writer (Intake); processRemote does the rest.
 	remote *received
+	// remotes, when set, are events of one server past those checks
+	// (IntakeBatch), taken in order; remoteErrs gets what failed of each.
+	remotes    []*received
+	remoteErrs []error
 	// outlier, when set, is an invite to a room this server is not in,
 	// stored without the room's state (processOutlier).
 	outlier *storage.EventWrite
@@ -481,7 +485,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
+		if r.protos == nil && r.remote == nil && r.remotes == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
 			singles = append(singles, r)
 			continue
 		}
@@ -491,6 +495,10 @@ drain:
 		}
 		if r.remote != nil {
 			w.processRemote(r)
+			continue
+		}
+		if r.remotes != nil {
+			w.processRemoteBatch(r)
 			continue
 		}
 		if r.outlier != nil {
@@ -645,13 +653,18 @@ func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*stora
 	for key, eid := range txns {
 		w.rememberTxn(key, eid)
 	}
+	w.publish(writes, built)
+	return nil
+}
+
+// publish caches committed events and tells the process's observers.
+func (w *roomWriter) publish(writes []*storage.EventWrite, built []*pdu.PDU) {
 	for _, ev := range built {
-		s.cache.put(ev.InternalMeta.EventID, ev)
+		w.svc.cache.put(ev.InternalMeta.EventID, ev)
 	}
 	// Publish before answering the senders, so that a sync made after the
 	// answer sees the events (read your writes).
-	s.persisted(w.roomID, writes)
-	return nil
+	w.svc.persisted(w.roomID, writes)
 }
 
 func (w *roomWriter) process(batch []*sendReq) {

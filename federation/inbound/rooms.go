@@ -26,6 +26,7 @@ import (
 // (core/rooms.Service implements it).
 type Rooms interface {
 	Intake(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
+	IntakeBatch(ctx context.Context, origin string, raws [][]byte) []rooms.IntakeOutcome
 	IntakeFilling(ctx context.Context, origin string, raw []byte) (*rooms.IntakeResult, error)
 	MakeJoin(ctx context.Context, roomID id.RoomID, user id.UserID, versions []id.RoomVersion) (id.RoomVersion, jsontext.Value, error)
 	SendJoin(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, raw []byte, omitMembers bool) (*rooms.JoinedRoom, error)

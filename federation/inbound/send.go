@@ -229,17 +229,30 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 		byRoom[r] = append(byRoom[r], p)
 	}
 	for _, r := range roomOrder {
-		denied := a.opts.Rooms.ServerAllowed(ctx, id.RoomID(r), from)
-		for _, p := range byRoom[r] {
-			if denied != nil {
-				// The server ACL: ignored, with an error for the PDU.
+		if denied := a.opts.Rooms.ServerAllowed(ctx, id.RoomID(r), from); denied != nil {
+			// The server ACL: ignored, with an error for each PDU.
+			for _, p := range byRoom[r] {
 				if eid, err := a.opts.Rooms.PDUEventID(ctx, p); err == nil && eid != "" {
 					results[eid] = federation.PDUProcessingResult{Error: denied.Error()}
 				}
-				continue
 			}
-			budget := missingFetches
-			res, err := a.intake(ctx, from, p, 0, &budget)
+			continue
+		}
+		// The room's PDUs go to its writer together (checked in parallel,
+		// a linear run stored in one commit); those citing events this
+		// server lacks are then taken one by one, in order, fetching what
+		// is missing.
+		raws := make([][]byte, len(byRoom[r]))
+		for i, p := range byRoom[r] {
+			raws[i] = p
+		}
+		outcomes := a.opts.Rooms.IntakeBatch(ctx, from, raws)
+		for i, p := range byRoom[r] {
+			res, err := outcomes[i].Result, outcomes[i].Err
+			if errors.Is(err, rooms.ErrMissingEvents) {
+				budget := missingFetches
+				res, err = a.intake(ctx, from, p, 0, &budget)
+			}
 			eid := pduEventID(res, err, p)
 			if eid == "" {
 				continue
