@@ -50,7 +50,14 @@ func (db *DB) ListMedia(ctx context.Context, q storage.MediaQuery) ([]*storage.M
 	if !ok {
 		return nil, 0, fmt.Errorf("unknown media order %q", q.OrderBy)
 	}
+	// Cached remote media are kept under "remote/<server>/<id>"; no local
+	// media ID has a slash.
 	where := ` WHERE pending_until = 0 AND ($1 = '' OR user_id = $1) AND ($2 = 0 OR created_at < $2) AND size > $3`
+	if q.Remote {
+		where += ` AND media_id LIKE 'remote/%'`
+	} else {
+		where += ` AND media_id NOT LIKE 'remote/%'`
+	}
 	args := []any{q.UserID, q.BeforeTS, q.SizeGT}
 	var total int
 	if err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM media`+where, args...).Scan(&total); err != nil {
