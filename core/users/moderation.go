@@ -180,7 +180,7 @@ func (s *Service) Restrict(ctx context.Context, admin, target id.UserID, r Restr
 // admin endpoint's user; admin rights are the caller's to check).
 func (s *Service) localAccount(ctx context.Context, target id.UserID) error {
 	if target.Homeserver() != s.opts.ServerName {
-		return types.InvalidParam("Only local users can be shadow-banned or rate-limited")
+		return types.InvalidParam("Only local users can be managed")
 	}
 	if _, err := s.store.GetAccount(ctx, target); errors.Is(err, storage.ErrNotFound) {
 		return types.NotFound("User not found")
@@ -243,4 +243,17 @@ func (s *Service) SetRateOverride(ctx context.Context, target id.UserID, o *stor
 	}
 	s.accountChanged(target)
 	return nil
+}
+
+// AllAccountData is every account data entry of a user, global and per
+// room (GET /_synapse/admin/v1/users/{userId}/accountdata).
+func (s *Service) AllAccountData(ctx context.Context, target id.UserID) ([]*storage.AccountDataEntry, error) {
+	if err := s.localAccount(ctx, target); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.AccountDataSince(ctx, target, 0)
+	if err != nil {
+		return nil, internal("account data", err)
+	}
+	return entries, nil
 }
