@@ -361,4 +361,3 @@ func (s *Reader) AdminTimestampToEvent(ctx context.Context, roomID id.RoomID, ts
 	}
 	return &ClientEvent{EventID: e.EventID, OriginServerTS: e.OriginServerTS}, nil
 }
-
