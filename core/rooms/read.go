@@ -539,11 +539,17 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 // AdminContext is Context for a server admin: every event, whatever the
 // room's history visibility and the admin's membership.
 func (s *Reader) AdminContext(ctx context.Context, roomID id.RoomID, admin id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
 	return s.context(ctx, roomID, admin, eventID, limit, filter, true)
 }
 
 // AdminMessages is Messages for a server admin (see AdminContext).
 func (s *Reader) AdminMessages(ctx context.Context, req *MessagesRequest) (*Page, error) {
+	if _, err := s.getRoom(ctx, req.RoomID); err != nil {
+		return nil, err
+	}
 	r := *req
 	r.admin = true
 	return s.Messages(ctx, &r)
