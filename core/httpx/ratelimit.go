@@ -41,10 +41,10 @@ func (l *Limiter) Allow(key string) (bool, int64) { return l.take(key, true, nil
 func (l *Limiter) Check(key string) (bool, int64) { return l.take(key, false, nil) }
 
 // AllowWith is Allow with the key's own rate and burst instead of the
-// limiter's (an admin's override for one user); a zero rate and burst
-// allows everything. The limiter must be on (not nil) for any limit.
+// limiter's (an admin's override for one user); a rate of 0 allows
+// everything, as in Synapse. The limiter must be on (not nil) for any limit.
 func (l *Limiter) AllowWith(key string, r types.RateLimit) (bool, int64) {
-	if r.PerSecond <= 0 && r.Burst <= 0 {
+	if r.PerSecond <= 0 {
 		return true, 0
 	}
 	return l.take(key, true, &r)
@@ -79,9 +79,6 @@ func (l *Limiter) take(key string, consume bool, own *types.RateLimit) (bool, in
 			b.tokens--
 		}
 		return true, 0
-	}
-	if rate <= 0 {
-		return false, math.MaxInt32 // a burst and no refill: never again
 	}
 	wait := (1 - b.tokens) / rate * 1000
 	return false, int64(math.Ceil(wait))
