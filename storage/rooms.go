@@ -259,7 +259,8 @@ type RoomExtras interface {
 // events before stream position Before are deleted with the rows that
 // depend on them, but state events (the room needs them to go on) and, when
 // KeepServer is set, the events of that server's users stay, as outliers:
-// no timeline reaches them any more.
+// no timeline reaches them any more, but the state events are still the
+// room's state changes (StateEventsBetween lists them).
 type HistoryPurge struct {
 	RoomID     id.RoomID
 	Before     int64

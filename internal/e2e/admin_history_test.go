@@ -129,6 +129,8 @@ func testAdminPurgeHistory(t *testing.T, srv *testserver.Server, dbURL string) {
 		}
 		return r.EventID
 	}
+	// alice's client last synced before the history that will be purged.
+	early := syncOnce(t, alice, "", 0).NextBatch
 	var old []id.EventID
 	for i := range 4 {
 		old = append(old, send(bob, fmt.Sprintf("old %d", i)))
@@ -194,6 +196,21 @@ func testAdminPurgeHistory(t *testing.T, srv *testserver.Server, dbURL string) {
 	if err := bob.StateEvent(ctx, room.RoomID, event.StateTopic, "", &topic); err != nil || topic.Topic != "set before the point" {
 		t.Fatalf("topic after the purge: %+v %v", topic, err)
 	}
+	// alice's client, back from before the purged history, learns the
+	// state that changed in it (a limited timeline and the state before it).
+	resp, err := alice.SyncRequest(ctx, 0, early, `{"room":{"timeline":{"limit":1}}}`, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, ok := resp.Rooms.Join[room.RoomID]
+	if !ok || !jr.Timeline.Limited {
+		t.Fatalf("alice's sync from before the purge: %+v", jr)
+	}
+	if !slices.ContainsFunc(jr.State.Events, func(e *event.Event) bool {
+		return e.Type == event.StateTopic && e.Content.Raw["topic"] == "set before the point"
+	}) {
+		t.Fatalf("alice's sync from before the purge lacks the topic set in the purged history: %d state events", len(jr.State.Events))
+	}
 	since := syncOnce(t, alice, "", 0).NextBatch
 	newer := send(bob, "after the purge")
 	if _, n := waitForBody(t, alice, room.RoomID, since, "after the purge"); n != 1 {
@@ -204,7 +221,7 @@ func testAdminPurgeHistory(t *testing.T, srv *testserver.Server, dbURL string) {
 		t.Fatal(err)
 	}
 	first := syncOnce(t, carol, "", 0)
-	jr, ok := first.Rooms.Join[room.RoomID]
+	jr, ok = first.Rooms.Join[room.RoomID]
 	if !ok {
 		t.Fatal("carol's first sync lacks the room")
 	}

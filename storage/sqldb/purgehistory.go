@@ -49,6 +49,13 @@ var purgeHistoryKeeps = map[string]string{
 	"device_list_changes":  "stream_pos is the device list stream's",
 }
 
+// purgedOutlier is the outlier value of the events a history purge keeps
+// (1 is the outlier of federation: stored for its content alone). Both are
+// out of every timeline, but the state events of purged history are still
+// the room's state changes where it was: a sync from a token before them
+// must learn them (StateEventsBetween).
+const purgedOutlier = "2"
+
 // PurgeHistory deletes a room's history before a point in one transaction;
 // the state events (and kept senders' events) left before it become
 // outliers, so that no timeline goes past the point.
@@ -71,7 +78,7 @@ func (db *DB) PurgeHistory(ctx context.Context, p *storage.HistoryPurge) (int, e
 				return fmt.Errorf("purge history %s: %w", r.table, err)
 			}
 		}
-		if _, err := db.exec(ctx, `UPDATE events SET outlier = 1 WHERE room_id = $1 AND stream_pos < $2 AND outlier = 0`,
+		if _, err := db.exec(ctx, `UPDATE events SET outlier = `+purgedOutlier+` WHERE room_id = $1 AND stream_pos < $2 AND outlier = 0`,
 			p.RoomID, p.Before); err != nil {
 			return fmt.Errorf("purge history: keep the rest as outliers: %w", err)
 		}

@@ -86,6 +86,11 @@ func PurgeHistory(t *testing.T, s *sqldb.DB) {
 	create, err := s.GetEvent(c, evs[0].EventID)
 	must(t, err)
 	eq(t, "the create event stays, an outlier", create.Outlier, true)
+	// The state changes of the purged history are still the room's: a
+	// sync from before them learns them.
+	changes, err := s.StateEventsBetween(c, room, 0, point.StreamPos)
+	must(t, err)
+	eq(t, "state changes before the point", len(changes), 21)
 	stateAfter, err := s.CurrentState(c, room)
 	must(t, err)
 	eqState(t, "current state", stateAfter, stateBefore)
