@@ -70,6 +70,11 @@ func (a *API) createRoom(c *gin.Context) {
 		return
 	}
 	req.Creator = httpx.PrincipalOf(c).UserID
+	if httpx.PrincipalOf(c).ShadowBanned {
+		// The room is made, but its invitees never hear of it (Synapse's
+		// shadow-ban).
+		req.Invite = nil
+	}
 	roomID, err := a.rooms.CreateRoom(c.Request.Context(), &req)
 	if err != nil {
 		httpx.Fail(c, err)

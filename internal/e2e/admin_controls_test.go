@@ -139,6 +139,9 @@ func TestAdminShadowBan(t *testing.T) {
 	if _, err := bob.InviteUser(ctx, room.RoomID, &mautrix.ReqInviteUser{UserID: userID("carol")}); err != nil {
 		t.Fatalf("a shadow-banned invite must seem to succeed: %v", err)
 	}
+	if _, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{alice.UserID}}); err != nil {
+		t.Fatalf("a shadow-banned user still creates rooms: %v", err)
+	}
 	if _, err := alice.SendText(ctx, room.RoomID, "marker"); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +167,9 @@ func TestAdminShadowBan(t *testing.T) {
 		if b == "hidden" {
 			t.Fatal("alice received the shadow-banned message")
 		}
+	}
+	if invites := syncOnce(t, alice, "", 0).Rooms.Invite; len(invites) != 0 {
+		t.Fatalf("alice was invited by a shadow-banned user: %v", invites)
 	}
 	_, err = alice.GetEvent(ctx, room.RoomID, hidden.EventID)
 	wantErr(t, err, mautrix.MNotFound.WithStatus(http.StatusNotFound))

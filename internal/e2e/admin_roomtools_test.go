@@ -227,6 +227,20 @@ func TestAdminRoomTools(t *testing.T) {
 		if _, err := alice.SendStateEvent(ctx, den.RoomID, event.StateRoomName, "", map[string]any{"name": "Alice's now"}); err != nil {
 			t.Fatal(err)
 		}
+		// In a room version where the creator is listed in the power
+		// levels, the user gets the creator's level.
+		old, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", RoomVersion: "10"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := adm.MakeRoomAdmin(ctx, string(old.RoomID), synapseadmin.ReqMakeRoomAdmin{UserID: alice.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		var oldPL event.PowerLevelsEventContent
+		if err := alice.StateEvent(ctx, old.RoomID, event.StatePowerLevels, "", &oldPL); err != nil ||
+			oldPL.GetUserLevel(alice.UserID) != 100 || oldPL.GetUserLevel(bob.UserID) != 100 {
+			t.Fatalf("power levels of the v10 room: %+v %v", oldPL.Users, err)
+		}
 		// The admin, by default; not a member, then joined.
 		if err := adm.MakeRoomAdmin(ctx, string(den.RoomID), synapseadmin.ReqMakeRoomAdmin{}); err != nil {
 			t.Fatal(err)

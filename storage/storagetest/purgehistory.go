@@ -109,9 +109,31 @@ func PurgeHistory(t *testing.T, s *sqldb.DB) {
 	eq(t, "a local message before the point stays", len(got), 1)
 	eq(t, "timeline keeping local senders starts at the point", timeline(keepLocal)[0].EventID, evs[31].EventID)
 
+	// DeleteForwardExtremities keeps the one named.
+	last := timeline(other)
+	fork := fillEvent(other, "$hist2-fork", "m.room.message", nil, user, 100)
+	fork.StateGroup = last[len(last)-1].StateGroup
+	fork.JSON = []byte(`{"type":"m.room.message","content":{"msgtype":"m.image","url":"mxc://example.org/pic"}}`)
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: fork,
+		Extremities: []id.EventID{last[len(last)-1].EventID, fork.EventID}}}))
+	n, err = s.DeleteForwardExtremities(c, other, fork.EventID)
+	must(t, err)
+	eq(t, "extremities deleted", n, 1)
+	ext, err := s.GetForwardExtremities(c, other)
+	must(t, err)
+	eqList(t, "extremities left", ext, []id.EventID{fork.EventID})
+	media, err := s.MediaEvents(c, other)
+	must(t, err)
+	eq(t, "events with media", len(media), 1)
+	eq(t, "the event with media", media[0].EventID, fork.EventID)
+
 	// SenderEvents: newest first, bounded, no state.
 	mine, err := s.SenderEvents(c, other, user, 0, 0, 10)
 	must(t, err)
-	eq(t, "the user's messages", len(mine), 1)
+	eq(t, "the user's messages", len(mine), 2)
+	eq(t, "newest first", mine[0].EventID, fork.EventID)
+	mine, err = s.SenderEvents(c, other, user, 0, fork.OriginServerTS-1, 10)
+	must(t, err)
+	eq(t, "the user's messages up to a time", len(mine), 1)
 	eq(t, "the user's message is not state", mine[0].StateKey == nil, true)
 }
