@@ -99,7 +99,7 @@ func PurgeHistoryTables() (cleared []string, kept map[string]string) {
 func (db *DB) SenderEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, afterTS, beforeTS int64, limit int) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE room_id = $1 AND sender = $2
 		AND outlier = 0 AND rejected = 0 AND state_key IS NULL AND type <> 'm.room.redaction' AND redacted_by = ''
-		AND ($3 = 0 OR origin_server_ts >= $3) AND ($4 = 0 OR origin_server_ts <= $4)
+		AND (origin_server_ts >= $3 OR $3 = 0) AND (origin_server_ts <= $4 OR $4 = 0)
 		ORDER BY stream_pos DESC LIMIT $5`, roomID, sender, afterTS, beforeTS, limit)
 	if err != nil {
 		return nil, err
