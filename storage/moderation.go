@@ -24,7 +24,7 @@ type AccountModeration interface {
 }
 
 // RateOverride replaces the server's message rate limit for one account:
-// PerSecond actions a second, Burst at once; both 0 is no limit.
+// PerSecond actions a second, Burst at once; a PerSecond of 0 is no limit.
 type RateOverride struct {
 	PerSecond int64
 	Burst     int64

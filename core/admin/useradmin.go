@@ -8,7 +8,7 @@ import (
 
 	"github.com/tributary-hs/tributary/core/httpx"
 	"github.com/tributary-hs/tributary/core/types"
-	"github.com/tributary-hs/tributary/storage"
+	"github.com/tributary-hs/tributary/core/users"
 )
 
 // GET /_synapse/admin/v1/users/{userId}/accountdata
@@ -39,7 +39,7 @@ func (a *API) userAccountData(c *gin.Context) {
 }
 
 // overrideJSON is a rate-limit override as Synapse's admin API shows it.
-func overrideJSON(o *storage.RateOverride) gin.H {
+func overrideJSON(o *users.RateOverride) gin.H {
 	if o == nil {
 		return gin.H{}
 	}
@@ -72,7 +72,7 @@ func (a *API) setRateOverride(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	o := &storage.RateOverride{}
+	o := &users.RateOverride{}
 	for key, dst := range map[string]*int64{"messages_per_second": &o.PerSecond, "burst_count": &o.Burst} {
 		v, ok := raw[key]
 		if !ok {

@@ -217,8 +217,13 @@ func (s *Service) ShadowBanned(ctx context.Context, target id.UserID) (bool, err
 	return r.shadowBanned, err
 }
 
+// RateOverride replaces the server's message rate limit for one account
+// (an admin's): PerSecond actions a second, Burst at once; a PerSecond of
+// 0 is no limit.
+type RateOverride = storage.RateOverride
+
 // RateOverride is a local account's rate-limit override (nil: none).
-func (s *Service) RateOverride(ctx context.Context, target id.UserID) (*storage.RateOverride, error) {
+func (s *Service) RateOverride(ctx context.Context, target id.UserID) (*RateOverride, error) {
 	if err := s.localAccount(ctx, target); err != nil {
 		return nil, err
 	}
@@ -231,7 +236,7 @@ func (s *Service) RateOverride(ctx context.Context, target id.UserID) (*storage.
 
 // SetRateOverride sets (nil: removes) a local account's rate-limit
 // override; the message limiter honours it from the account's next send.
-func (s *Service) SetRateOverride(ctx context.Context, target id.UserID, o *storage.RateOverride) error {
+func (s *Service) SetRateOverride(ctx context.Context, target id.UserID, o *RateOverride) error {
 	if err := s.localAccount(ctx, target); err != nil {
 		return err
 	}
