@@ -98,16 +98,21 @@ func PurgeHistory(t *testing.T, s *sqldb.DB) {
 	must(t, err)
 	eq(t, "rows of another room", fmt.Sprint(otherAfter), fmt.Sprint(otherBefore))
 
-	// Keeping this server's senders: nothing is deleted, but the timeline
-	// still starts at the point.
+	// Keeping this server's senders: only the other server's message
+	// goes, but the timeline still starts at the point.
 	evs = timeline(keepLocal)
-	n, err = s.PurgeHistory(c, &storage.HistoryPurge{RoomID: keepLocal, Before: evs[31].StreamPos, KeepServer: server})
+	remote := fillEvent(keepLocal, "$hist1-remote", "m.room.message", nil, "@r:elsewhere.org", 200)
+	local := fillEvent(keepLocal, "$hist1-local", "m.room.message", nil, user, 201)
+	remote.StateGroup, local.StateGroup = evs[len(evs)-1].StateGroup, evs[len(evs)-1].StateGroup
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: remote}, {Event: local, Extremities: []id.EventID{local.EventID}}}))
+	n, err = s.PurgeHistory(c, &storage.HistoryPurge{RoomID: keepLocal, Before: local.StreamPos, KeepServer: server})
 	must(t, err)
-	eq(t, "events purged keeping local senders", n, 0)
-	got, err = s.GetEvents(c, []id.EventID{evs[30].EventID})
+	eq(t, "events purged keeping local senders", n, 1)
+	got, err = s.GetEvents(c, []id.EventID{evs[30].EventID, remote.EventID})
 	must(t, err)
-	eq(t, "a local message before the point stays", len(got), 1)
-	eq(t, "timeline keeping local senders starts at the point", timeline(keepLocal)[0].EventID, evs[31].EventID)
+	eq(t, "a local message before the point stays, the remote one goes", len(got), 1)
+	eq(t, "the message that stays", got[0].EventID, evs[30].EventID)
+	eq(t, "timeline keeping local senders starts at the point", timeline(keepLocal)[0].EventID, local.EventID)
 
 	// DeleteForwardExtremities keeps the one named.
 	last := timeline(other)
