@@ -29,6 +29,9 @@ type Media struct {
 // MediaQuery selects media for the admin API.
 type MediaQuery struct {
 	UserID id.UserID // "" for anyone's
+	// Remote lists the cached copies of other servers' media instead of
+	// this server's own.
+	Remote bool
 	// BeforeTS keeps media created before it (0: any); SizeGT larger than it.
 	BeforeTS int64
 	SizeGT   int64

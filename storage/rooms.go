@@ -241,6 +241,30 @@ type RoomExtras interface {
 	RoomBlockedBy(ctx context.Context, roomID id.RoomID) (id.UserID, error)
 	// PurgeRoom deletes every row of the room (its block stays).
 	PurgeRoom(ctx context.Context, roomID id.RoomID) error
+	// PurgeHistory deletes a room's history before a point (see
+	// HistoryPurge) in one transaction and returns how many events went.
+	PurgeHistory(ctx context.Context, p *HistoryPurge) (int, error)
+	// SenderEvents are the sender's timeline events in the room that are
+	// neither state, redactions nor redacted, sent at or after afterTS and
+	// at or before beforeTS (0: unbounded), newest first, at most limit.
+	SenderEvents(ctx context.Context, roomID id.RoomID, sender id.UserID, afterTS, beforeTS int64, limit int) ([]*Event, error)
+	// DeleteForwardExtremities deletes the room's forward extremities but
+	// keep and returns how many went.
+	DeleteForwardExtremities(ctx context.Context, roomID id.RoomID, keep id.EventID) (int, error)
+	// MediaEvents are the room's events whose JSON holds an mxc:// URI.
+	MediaEvents(ctx context.Context, roomID id.RoomID) ([]*Event, error)
+}
+
+// HistoryPurge is an admin's purge of a room's history: the timeline
+// events before stream position Before are deleted with the rows that
+// depend on them, but state events (the room needs them to go on) and, when
+// KeepServer is set, the events of that server's users stay, as outliers:
+// no timeline reaches them any more, but the state events are still the
+// room's state changes (StateEventsBetween lists them).
+type HistoryPurge struct {
+	RoomID     id.RoomID
+	Before     int64
+	KeepServer string
 }
 
 // RelationAggregate counts the children of one parent event by relation

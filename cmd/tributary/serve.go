@@ -415,6 +415,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
 	}
 	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs,
+		History: rs, RoomAdmin: rs,
 		Media: mediaSvc, Destinations: destinations, Version: version, Logger: log}).Register(engine)
 	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}

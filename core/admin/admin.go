@@ -27,6 +27,9 @@ type API struct {
 	deletions deletions
 	// destinations serves the federation destinations (nil: federation is off).
 	destinations Destinations
+	// tasks are the asynchronous history purges and redactions of the last day.
+	tasks      tasks
+	background backgroundUpdates
 }
 
 // Rooms is what the admin API asks of core/rooms.
@@ -53,6 +56,12 @@ type Options struct {
 	Media Media
 	// Destinations serves the federation destinations (nil: federation is off).
 	Destinations Destinations
+	// History serves history purges and redactions of a user's events
+	// (nil: M_UNRECOGNIZED).
+	History History
+	// RoomAdmin serves room messages, context, timestamp lookups, make
+	// room admin, forward extremities and room media (nil: M_UNRECOGNIZED).
+	RoomAdmin RoomAdmin
 	// Version is the server version /server_version reports.
 	Version string
 	// Logger records every admin action with the admin's user ID.
@@ -116,6 +125,30 @@ func (a *API) Register(r gin.IRouter) {
 	adm.POST("/media/protect/:mediaId", a.protect(true))
 	adm.POST("/media/unprotect/:mediaId", a.protect(false))
 	adm.GET("/statistics/users/media", a.mediaStatistics)
+	adm.POST("/purge_history/:roomId", a.purgeHistory)
+	adm.POST("/purge_history/:roomId/:eventId", a.purgeHistory)
+	adm.GET("/purge_history_status/:purgeId", a.purgeHistoryStatus)
+	adm.POST("/user/:userId/redact", a.redactUser)
+	adm.GET("/user/redact_status/:redactId", a.redactStatus)
+	adm.GET("/users/:userId/accountdata", a.userAccountData)
+	adm.GET("/users/:userId/override_ratelimit", a.getRateOverride)
+	adm.POST("/users/:userId/override_ratelimit", a.setRateOverride)
+	adm.DELETE("/users/:userId/override_ratelimit", a.deleteRateOverride)
+	adm.POST("/users/:userId/shadow_ban", a.shadowBan(true))
+	adm.DELETE("/users/:userId/shadow_ban", a.shadowBan(false))
+	adm.GET("/rooms/:roomId/messages", a.roomMessages)
+	adm.GET("/rooms/:roomId/context/:eventId", a.roomContext)
+	adm.GET("/rooms/:roomId/timestamp_to_event", a.roomTimestampToEvent)
+	adm.POST("/rooms/:roomId/make_room_admin", a.makeRoomAdmin)
+	adm.GET("/rooms/:roomId/forward_extremities", a.forwardExtremities)
+	adm.DELETE("/rooms/:roomId/forward_extremities", a.deleteForwardExtremities)
+	adm.GET("/room/:roomId/media", a.roomMedia)
+	adm.POST("/room/:roomId/media/quarantine", a.quarantineRoomMedia)
+	adm.POST("/quarantine_media/:roomId", a.quarantineRoomMedia)
+	adm.POST("/purge_media_cache", a.purgeMediaCache)
+	adm.GET("/background_updates/enabled", a.backgroundEnabled)
+	adm.POST("/background_updates/enabled", a.setBackgroundEnabled)
+	adm.GET("/background_updates/status", a.backgroundStatus)
 	adm.GET("/event_reports", a.listReports)
 	adm.GET("/event_reports/:reportId", a.getReport)
 	adm.DELETE("/event_reports/:reportId", a.deleteReport)

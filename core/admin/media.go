@@ -21,6 +21,8 @@ type Media interface {
 	Protect(ctx context.Context, mediaID string, protected bool) error
 	UsageByUser(ctx context.Context, offset, limit int) ([]media.Usage, int, error)
 	ServerName() string
+	MediaKey(uri string) string
+	PurgeRemoteCache(ctx context.Context, beforeTS int64) (int, error)
 }
 
 func (a *API) media(c *gin.Context) (Media, bool) {
@@ -294,4 +296,25 @@ func (a *API) mediaStatistics(c *gin.Context) {
 		resp["next_token"] = from + len(usage)
 	}
 	httpx.OK(c, resp)
+}
+
+// POST /_synapse/admin/v1/purge_media_cache?before_ts=…: the cached copies
+// of other servers' media fetched before before_ts (ms) are deleted.
+func (a *API) purgeMediaCache(c *gin.Context) {
+	m, ok := a.media(c)
+	if !ok {
+		return
+	}
+	before, err := strconv.ParseInt(c.Query("before_ts"), 10, 64)
+	if err != nil || before <= 0 {
+		httpx.Fail(c, types.MissingParam("Missing integer query parameter before_ts"))
+		return
+	}
+	n, err := m.PurgeRemoteCache(context.WithoutCancel(c.Request.Context()), before)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	a.audit(c, "purge remote media cache", "before_ts", before, "deleted", n)
+	httpx.OK(c, gin.H{"deleted": n})
 }

@@ -59,7 +59,11 @@ func (a *API) describe(ctx context.Context, acc *users.Account) (*userJSON, erro
 	if err != nil {
 		return nil, err
 	}
-	return &userJSON{Name: acc.UserID, DisplayName: nonEmpty(name), AvatarURL: nonEmpty(avatar), ThreePIDs: []any{},
+	shadowBanned, err := a.users.ShadowBanned(ctx, acc.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &userJSON{Name: acc.UserID, DisplayName: nonEmpty(name), AvatarURL: nonEmpty(avatar), ThreePIDs: []any{}, ShadowBanned: shadowBanned,
 		ExternalIDs: []any{}, Admin: acc.IsAdmin, Deactivated: acc.Deactivated, Erased: acc.Deactivated && name == "" && avatar == "",
 		Locked: locked, Suspended: suspended, Approved: true, CreationTS: acc.CreatedAt,
 		AppServiceID: nonEmpty(acc.AppServiceID), UserType: nonEmpty(acc.UserType)}, nil

@@ -4,6 +4,8 @@
 package clientapi
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -150,10 +152,42 @@ func (a *API) sendLimit(c *gin.Context) {
 }
 
 // userLimited is limited for the authenticated user's bucket; appservices
-// are exempt (they speak for many users at once), as in Synapse.
+// are exempt (they speak for many users at once), as in Synapse. An
+// admin's override for the user replaces the limiter's rate.
 func userLimited(c *gin.Context, l *httpx.Limiter) bool {
 	p := httpx.PrincipalOf(c)
-	return p.Kind != types.PrincipalAppService && limited(c, l, string(p.UserID))
+	if p.Kind == types.PrincipalAppService {
+		return false
+	}
+	if p.RateLimit != nil && l != nil {
+		if ok, wait := l.AllowWith(string(p.UserID), *p.RateLimit); !ok {
+			httpx.Fail(c, types.LimitExceeded(wait))
+			return true
+		}
+		return false
+	}
+	return limited(c, l, string(p.UserID))
+}
+
+// shadowBan answers a shadow-banned user's send as if it had been made
+// (with an event ID nobody else will ever see when withEvent) and sends
+// nothing, as Synapse does.
+func shadowBan(withEvent bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !httpx.PrincipalOf(c).ShadowBanned {
+			c.Next()
+			return
+		}
+		if !withEvent {
+			httpx.OK(c, httpx.Empty)
+			c.Abort()
+			return
+		}
+		raw := make([]byte, 32)
+		_, _ = rand.Read(raw)
+		httpx.OK(c, gin.H{"event_id": "$" + base64.RawURLEncoding.EncodeToString(raw)})
+		c.Abort()
+	}
 }
 
 // limited answers 429 when the limiter has no token for key.

@@ -22,19 +22,19 @@ func (a *API) registerRooms(g gin.IRouter, auth gin.HandlerFunc) {
 	g.POST("/knock/:roomIdOrAlias", auth, a.knock)
 	g.POST("/rooms/:roomId/join", auth, a.joinRoom)
 	g.POST("/rooms/:roomId/leave", auth, a.membership("leave"))
-	g.POST("/rooms/:roomId/invite", auth, a.membership("invite"))
+	g.POST("/rooms/:roomId/invite", auth, shadowBan(false), a.membership("invite"))
 	g.POST("/rooms/:roomId/kick", auth, a.membership("kick"))
 	g.POST("/rooms/:roomId/ban", auth, a.membership("ban"))
 	g.POST("/rooms/:roomId/unban", auth, a.membership("unban"))
 	// Sending refuses suspended accounts in bridging.Send, which an
 	// appservice acting as one reaches too.
-	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendLimit, a.sendMessage)
-	g.PUT("/rooms/:roomId/state/:eventType", auth, a.sendLimit, a.putState)
-	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.sendLimit, a.putState)
+	g.PUT("/rooms/:roomId/send/:eventType/:txnId", auth, a.sendLimit, shadowBan(true), a.sendMessage)
+	g.PUT("/rooms/:roomId/state/:eventType", auth, a.sendLimit, shadowBan(true), a.putState)
+	g.PUT("/rooms/:roomId/state/:eventType/*stateKey", auth, a.sendLimit, shadowBan(true), a.putState)
 	g.GET("/rooms/:roomId/state", auth, a.getFullState)
 	g.GET("/rooms/:roomId/state/:eventType", auth, a.getState)
 	g.GET("/rooms/:roomId/state/:eventType/*stateKey", auth, a.getState)
-	g.PUT("/rooms/:roomId/redact/:eventId/:txnId", auth, a.sendLimit, a.redact)
+	g.PUT("/rooms/:roomId/redact/:eventId/:txnId", auth, a.sendLimit, shadowBan(true), a.redact)
 	g.GET("/rooms/:roomId/members", auth, a.members)
 	g.GET("/rooms/:roomId/joined_members", auth, a.joinedMembers)
 	g.GET("/joined_rooms", auth, a.joinedRooms)
@@ -70,6 +70,11 @@ func (a *API) createRoom(c *gin.Context) {
 		return
 	}
 	req.Creator = httpx.PrincipalOf(c).UserID
+	if httpx.PrincipalOf(c).ShadowBanned {
+		// The room is made, but its invitees never hear of it (Synapse's
+		// shadow-ban).
+		req.Invite = nil
+	}
 	roomID, err := a.rooms.CreateRoom(c.Request.Context(), &req)
 	if err != nil {
 		httpx.Fail(c, err)

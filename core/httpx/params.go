@@ -15,8 +15,17 @@ import (
 // after TextParams (UTF-8 without NUL).
 func CheckParams(serverName string) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		adminAPI := strings.HasPrefix(c.FullPath(), "/_synapse/admin/")
 		for _, p := range c.Params {
-			if err := checkParam(p.Key, p.Value, serverName); err != nil {
+			key := p.Key
+			if adminAPI && key == "roomId" && strings.HasPrefix(p.Value, "#") {
+				// Some of Synapse's admin paths take a room ID or an alias
+				// where others take an ID, and gin allows one parameter
+				// name per path segment: the handlers that take only an
+				// ID refuse an alias.
+				key = "roomIdOrAlias"
+			}
+			if err := checkParam(key, p.Value, serverName); err != nil {
 				Fail(c, err)
 				return
 			}

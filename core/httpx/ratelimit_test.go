@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/tributary-hs/tributary/core/types"
 )
 
 func TestLimiterBurstAndRefill(t *testing.T) {
@@ -75,5 +77,45 @@ func TestUnescapeParamsUsesPathRules(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: param %q, want %q", path, got, want)
 		}
+	}
+}
+
+// An override's bucket has its own rate and burst, apart from the key's
+// bucket under the limiter's; a rate of 0 is no limit.
+func TestLimiterAllowWith(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLimiter(0.5, 1)
+	l.now = func() time.Time { return now }
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("the limiter's burst refused")
+	}
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("the limiter's bucket is empty")
+	}
+	for i := range 1000 {
+		if ok, _ := l.AllowWith("a", types.RateLimit{}); !ok {
+			t.Fatalf("request %d without a limit refused", i)
+		}
+	}
+	own := types.RateLimit{PerSecond: 4, Burst: 2}
+	for i := range 2 {
+		if ok, _ := l.AllowWith("a", own); !ok {
+			t.Fatalf("request %d within the override's burst refused", i)
+		}
+	}
+	if ok, wait := l.AllowWith("a", own); ok || wait != 250 {
+		t.Fatalf("beyond the override's burst: ok=%v wait=%d, want refused with 250 ms", ok, wait)
+	}
+	now = now.Add(250 * time.Millisecond)
+	if ok, _ := l.AllowWith("a", own); !ok {
+		t.Fatal("the override's bucket did not refill at its own rate")
+	}
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("the override's tokens reached the limiter's bucket")
+	}
+	now = now.Add(2 * time.Minute)
+	l.Allow("b")
+	if len(l.buckets) != 1 {
+		t.Fatalf("refilled buckets were not swept: %d left", len(l.buckets))
 	}
 }

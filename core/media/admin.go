@@ -88,3 +88,37 @@ func (s *Service) LocalMediaID(uri string) string {
 
 // ServerName is the server part of this server's mxc URIs.
 func (s *Service) ServerName() string { return s.opts.ServerName }
+
+// MediaKey is the record key of an mxc URI: the media ID of this server's,
+// where the cached copy of another server's is kept ("remote/<server>/<id>")
+// for theirs; "" for anything that is not an mxc URI.
+func (s *Service) MediaKey(uri string) string {
+	rest, ok := strings.CutPrefix(uri, "mxc://")
+	if !ok {
+		return ""
+	}
+	server, mediaID, ok := strings.Cut(rest, "/")
+	if !ok || server == "" || mediaID == "" || strings.Contains(mediaID, "/") {
+		return ""
+	}
+	if server == s.opts.ServerName {
+		return mediaID
+	}
+	return remoteKey(server, mediaID)
+}
+
+// PurgeRemoteCache deletes the cached copies of other servers' media
+// fetched before beforeTS (ms), and their thumbnails; they are fetched
+// again when next asked for. It returns how many went.
+func (s *Service) PurgeRemoteCache(ctx context.Context, beforeTS int64) (int, error) {
+	list, _, err := s.records.ListMedia(ctx, Query{Remote: true, BeforeTS: beforeTS})
+	if err != nil {
+		return 0, err
+	}
+	keys := make([]string, 0, len(list))
+	for _, m := range list {
+		keys = append(keys, m.MediaID)
+	}
+	deleted, err := s.Delete(ctx, keys)
+	return len(deleted), err
+}

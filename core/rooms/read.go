@@ -274,6 +274,9 @@ type MessagesRequest struct {
 	Backwards bool
 	Limit     int
 	Filter    *EventFilter
+	// admin reads as a server admin: every event, whatever the room's
+	// history visibility and the admin's membership (AdminMessages).
+	admin bool
 }
 
 // Page is a page of timeline events.
@@ -308,15 +311,17 @@ func (s *Reader) Messages(ctx context.Context, req *MessagesRequest) (*Page, err
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.newViewer(ctx, req.RoomID, req.User)
-	if err != nil {
-		return nil, err
-	}
-	if v.current != "join" {
-		if _, ok, err := s.stateGroupFor(ctx, req.RoomID, req.User); err != nil {
+	v := &viewer{s: s, roomID: req.RoomID, all: true}
+	if !req.admin {
+		if v, err = s.newViewer(ctx, req.RoomID, req.User); err != nil {
 			return nil, err
-		} else if !ok {
-			return nil, errNotMember(req.RoomID)
+		}
+		if v.current != "join" {
+			if _, ok, err := s.stateGroupFor(ctx, req.RoomID, req.User); err != nil {
+				return nil, err
+			} else if !ok {
+				return nil, errNotMember(req.RoomID)
+			}
 		}
 	}
 	limit := req.Limit
@@ -479,6 +484,12 @@ func (s *Reader) Event(ctx context.Context, roomID id.RoomID, user id.UserID, ev
 // events carry unsigned.transaction_id, as in sync and /messages.
 func (s *Reader) EventForDevice(ctx context.Context, roomID id.RoomID, user id.UserID, device id.DeviceID,
 	eventID id.EventID) (*ClientEvent, error) {
+	return s.eventFor(ctx, roomID, user, device, eventID, false)
+}
+
+// eventFor is EventForDevice, or for a server admin (every event).
+func (s *Reader) eventFor(ctx context.Context, roomID id.RoomID, user id.UserID, device id.DeviceID,
+	eventID id.EventID, admin bool) (*ClientEvent, error) {
 	rv, err := s.roomVersion(ctx, roomID)
 	if err != nil {
 		return nil, err
@@ -492,9 +503,11 @@ func (s *Reader) EventForDevice(ctx context.Context, roomID id.RoomID, user id.U
 	} else if err != nil {
 		return nil, err
 	}
-	v, err := s.newViewer(ctx, roomID, user)
-	if err != nil {
-		return nil, err
+	v := &viewer{s: s, roomID: roomID, all: true}
+	if !admin {
+		if v, err = s.newViewer(ctx, roomID, user); err != nil {
+			return nil, err
+		}
 	}
 	if ok, err := v.canSee(ctx, e); err != nil {
 		return nil, err
@@ -520,7 +533,31 @@ type ContextResult struct {
 
 // Context returns an event with the events around it and the state at it.
 func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
-	ev, err := s.Event(ctx, roomID, user, eventID)
+	return s.context(ctx, roomID, user, eventID, limit, filter, false)
+}
+
+// AdminContext is Context for a server admin: every event, whatever the
+// room's history visibility and the admin's membership.
+func (s *Reader) AdminContext(ctx context.Context, roomID id.RoomID, admin id.UserID, eventID id.EventID, limit int, filter *EventFilter) (*ContextResult, error) {
+	if _, err := s.getRoom(ctx, roomID); err != nil {
+		return nil, err
+	}
+	return s.context(ctx, roomID, admin, eventID, limit, filter, true)
+}
+
+// AdminMessages is Messages for a server admin (see AdminContext).
+func (s *Reader) AdminMessages(ctx context.Context, req *MessagesRequest) (*Page, error) {
+	if _, err := s.getRoom(ctx, req.RoomID); err != nil {
+		return nil, err
+	}
+	r := *req
+	r.admin = true
+	return s.Messages(ctx, &r)
+}
+
+func (s *Reader) context(ctx context.Context, roomID id.RoomID, user id.UserID, eventID id.EventID, limit int, filter *EventFilter,
+	admin bool) (*ContextResult, error) {
+	ev, err := s.eventFor(ctx, roomID, user, "", eventID, admin)
 	if err != nil {
 		return nil, err
 	}
@@ -533,14 +570,14 @@ func (s *Reader) Context(ctx context.Context, roomID id.RoomID, user id.UserID, 
 	before := &Page{Chunk: []*ClientEvent{}}
 	if limit/2 > 0 {
 		if before, err = s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos), Backwards: true,
-			Limit: limit / 2, Filter: filter}); err != nil {
+			Limit: limit / 2, Filter: filter, admin: admin}); err != nil {
 			return nil, err
 		}
 	}
 	after := &Page{Chunk: []*ClientEvent{}}
 	if limit-limit/2 > 0 {
 		if after, err = s.Messages(ctx, &MessagesRequest{RoomID: roomID, User: user, From: Token(ev.pos + 1),
-			Limit: limit - limit/2, Filter: filter}); err != nil {
+			Limit: limit - limit/2, Filter: filter, admin: admin}); err != nil {
 			return nil, err
 		}
 	}

@@ -49,6 +49,18 @@ type Principal struct {
 	// Suspended accounts may do little (see clientapi); locked ones nothing
 	// but log out (core/httpx refuses the rest).
 	Suspended, Locked bool
+	// ShadowBanned accounts' sends seem to succeed but reach nobody.
+	ShadowBanned bool
+	// RateLimit, when set, replaces the server's message rate limit for
+	// the account (an admin's override).
+	RateLimit *RateLimit
+}
+
+// RateLimit is a token bucket's rate and size; a zero RateLimit is no
+// limit at all.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
 }
 
 // ErrLocked is the answer to everything but logging out on a locked account.

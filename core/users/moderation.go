@@ -15,7 +15,12 @@ import (
 // (Service.restrictions) because every authenticated request needs them.
 // Every change is published as a stream.Accounts change, whose observer
 // forgets the cached flags, in this process and in any other.
-type restrictions struct{ suspended, locked bool }
+// The shadow ban and the rate-limit override ride along: every send asks
+// for them.
+type restrictions struct {
+	suspended, locked, shadowBanned bool
+	rate                            *types.RateLimit
+}
 
 func (s *Service) restrictionsOf(ctx context.Context, userID id.UserID) (restrictions, error) {
 	return s.restrictions.Get(userID, func() (restrictions, bool, error) {
@@ -25,7 +30,15 @@ func (s *Service) restrictionsOf(ctx context.Context, userID id.UserID) (restric
 		} else if err != nil {
 			return restrictions{}, false, internal("account restrictions", err)
 		}
-		return restrictions{suspended: suspended, locked: locked}, true, nil
+		banned, override, err := s.store.AccountLimits(ctx, userID)
+		if err != nil {
+			return restrictions{}, false, internal("account limits", err)
+		}
+		r := restrictions{suspended: suspended, locked: locked, shadowBanned: banned}
+		if override != nil {
+			r.rate = &types.RateLimit{PerSecond: float64(override.PerSecond), Burst: int(override.Burst)}
+		}
+		return r, true, nil
 	})
 }
 
@@ -161,4 +174,91 @@ func (s *Service) Restrict(ctx context.Context, admin, target id.UserID, r Restr
 	s.restrictions.Forget(target)
 	s.publishAccount(target)
 	return nil
+}
+
+// localAccount checks that the target is a local account that exists (an
+// admin endpoint's user; admin rights are the caller's to check).
+func (s *Service) localAccount(ctx context.Context, target id.UserID) error {
+	if target.Homeserver() != s.opts.ServerName {
+		return types.InvalidParam("Only local users can be managed")
+	}
+	if _, err := s.store.GetAccount(ctx, target); errors.Is(err, storage.ErrNotFound) {
+		return types.NotFound("User not found")
+	} else if err != nil {
+		return internal("get account", err)
+	}
+	return nil
+}
+
+// accountChanged makes every process read the account's flags anew.
+func (s *Service) accountChanged(target id.UserID) {
+	s.restrictions.Forget(target)
+	s.tokens.forget(target)
+	s.publishAccount(target)
+}
+
+// SetShadowBanned shadow-bans a local account or lifts it
+// (POST/DELETE /_synapse/admin/v1/users/{userId}/shadow_ban): what it sends
+// seems to succeed but reaches nobody.
+func (s *Service) SetShadowBanned(ctx context.Context, target id.UserID, banned bool) error {
+	if err := s.localAccount(ctx, target); err != nil {
+		return err
+	}
+	if err := s.store.SetShadowBanned(ctx, target, banned); err != nil {
+		return internal("shadow ban", err)
+	}
+	s.accountChanged(target)
+	return nil
+}
+
+// ShadowBanned reports whether an account is shadow-banned.
+func (s *Service) ShadowBanned(ctx context.Context, target id.UserID) (bool, error) {
+	r, err := s.restrictionsOf(ctx, target)
+	return r.shadowBanned, err
+}
+
+// RateOverride replaces the server's message rate limit for one account
+// (an admin's): PerSecond actions a second, Burst at once; a PerSecond of
+// 0 is no limit.
+type RateOverride = storage.RateOverride
+
+// RateOverride is a local account's rate-limit override (nil: none).
+func (s *Service) RateOverride(ctx context.Context, target id.UserID) (*RateOverride, error) {
+	if err := s.localAccount(ctx, target); err != nil {
+		return nil, err
+	}
+	_, o, err := s.store.AccountLimits(ctx, target)
+	if err != nil {
+		return nil, internal("account limits", err)
+	}
+	return o, nil
+}
+
+// SetRateOverride sets (nil: removes) a local account's rate-limit
+// override; the message limiter honours it from the account's next send.
+func (s *Service) SetRateOverride(ctx context.Context, target id.UserID, o *RateOverride) error {
+	if err := s.localAccount(ctx, target); err != nil {
+		return err
+	}
+	if o != nil && (o.PerSecond < 0 || o.Burst < 0) {
+		return types.InvalidParam("messages_per_second and burst_count must be positive integers")
+	}
+	if err := s.store.SetRateOverride(ctx, target, o); err != nil {
+		return internal("rate-limit override", err)
+	}
+	s.accountChanged(target)
+	return nil
+}
+
+// AllAccountData is every account data entry of a user, global and per
+// room (GET /_synapse/admin/v1/users/{userId}/accountdata).
+func (s *Service) AllAccountData(ctx context.Context, target id.UserID) ([]*storage.AccountDataEntry, error) {
+	if err := s.localAccount(ctx, target); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.AccountDataSince(ctx, target, 0)
+	if err != nil {
+		return nil, internal("account data", err)
+	}
+	return entries, nil
 }

@@ -140,7 +140,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*types.Pr
 		return nil, err
 	}
 	return &types.Principal{Kind: types.PrincipalUser, UserID: at.UserID, DeviceID: at.DeviceID,
-		TokenHash: h, Suspended: r.suspended, Locked: r.locked}, nil
+		TokenHash: h, Suspended: r.suspended, Locked: r.locked, ShadowBanned: r.shadowBanned, RateLimit: r.rate}, nil
 }
 
 // lastSeenInterval is how often a device's last_seen is written at most.

@@ -170,3 +170,9 @@ func TestPoolKeepsConnections(t *testing.T) {
 func TestPurge(t *testing.T) {
 	storagetest.Purge(t, open(t, pgtest.URL(t)))
 }
+
+// TestPurgeHistory: PurgeHistory deletes the history before the point and
+// what depends on it, keeps the state, and covers the schema.
+func TestPurgeHistory(t *testing.T) {
+	storagetest.PurgeHistory(t, open(t, pgtest.URL(t)))
+}

@@ -50,7 +50,17 @@ func (db *DB) ListMedia(ctx context.Context, q storage.MediaQuery) ([]*storage.M
 	if !ok {
 		return nil, 0, fmt.Errorf("unknown media order %q", q.OrderBy)
 	}
-	where := ` WHERE pending_until = 0 AND ($1 = '' OR user_id = $1) AND ($2 = 0 OR created_at < $2) AND size > $3`
+	// Each parameter is compared with its column first: PostgreSQL takes
+	// a parameter's type from where it first appears, and "$2 = 0" would
+	// make a millisecond timestamp an int4.
+	// Cached remote media are kept under "remote/<server>/<id>"; no local
+	// media ID has a slash.
+	where := ` WHERE pending_until = 0 AND ($1 = '' OR user_id = $1) AND (created_at < $2 OR $2 = 0) AND size > $3`
+	if q.Remote {
+		where += ` AND media_id LIKE 'remote/%'`
+	} else {
+		where += ` AND media_id NOT LIKE 'remote/%'`
+	}
 	args := []any{q.UserID, q.BeforeTS, q.SizeGT}
 	var total int
 	if err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM media`+where, args...).Scan(&total); err != nil {
@@ -145,14 +155,15 @@ func (db *DB) ProtectMedia(ctx context.Context, mediaID string, protected bool) 
 
 func (db *DB) MediaUsageByUser(ctx context.Context, offset, limit int) ([]storage.MediaUsage, int, error) {
 	var total int
-	if err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id) FROM media WHERE pending_until = 0`).Scan(&total); err != nil {
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id) FROM media WHERE pending_until = 0
+		AND media_id NOT LIKE 'remote/%'`).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	if limit <= 0 {
 		limit = total + 1
 	}
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT user_id, COUNT(*), COALESCE(SUM(size), 0) FROM media WHERE pending_until = 0
-		GROUP BY user_id ORDER BY COALESCE(SUM(size), 0) DESC, user_id LIMIT $1 OFFSET $2`, limit, offset)
+		AND media_id NOT LIKE 'remote/%' GROUP BY user_id ORDER BY COALESCE(SUM(size), 0) DESC, user_id LIMIT $1 OFFSET $2`, limit, offset)
 	if err != nil {
 		return nil, 0, err
 	}

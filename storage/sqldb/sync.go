@@ -11,7 +11,7 @@ import (
 
 func (db *DB) StateEventsBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events
-		WHERE room_id = $1 AND state_key IS NOT NULL AND rejected = 0 AND soft_failed = 0 AND outlier = 0
+		WHERE room_id = $1 AND state_key IS NOT NULL AND rejected = 0 AND soft_failed = 0 AND outlier IN (0, `+purgedOutlier+`)
 		  AND stream_pos > $2 AND stream_pos < $3 ORDER BY stream_pos`, roomID, after, before)
 	if err != nil {
 		return nil, err

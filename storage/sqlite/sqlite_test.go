@@ -122,3 +122,14 @@ func TestPurge(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	storagetest.Purge(t, s)
 }
+
+// TestPurgeHistory: PurgeHistory deletes the history before the point and
+// what depends on it, keeps the state, and covers the schema.
+func TestPurgeHistory(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "tributary.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	storagetest.PurgeHistory(t, s)
+}

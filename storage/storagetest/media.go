@@ -22,6 +22,10 @@ func testMediaAdmin(t *testing.T, s storage.Store) {
 	put("m1", "alice", 100, 10, "sha-a")
 	put("m2", "alice", 300, 20, "sha-b")
 	put("m3", "bob", 200, 30, "sha-a") // the same content as m1
+	// A cached copy of another server's media, fetched at a real time:
+	// not this server's, in no local list or usage.
+	must(t, s.CreateMedia(c, &storage.Media{MediaID: "remote/elsewhere.example/r1", ContentType: "image/png", Size: 500,
+		SHA256: "sha-r", CreatedAt: 1_700_000_000_000}))
 	must(t, s.CreateMedia(c, &storage.Media{MediaID: "pending", UserID: userID("bob"), CreatedAt: 40, PendingUntil: 99}))
 	must(t, s.PutThumbnail(c, &storage.Thumbnail{MediaID: "m2", Width: 32, Height: 32, Method: "scale", ContentType: "image/png",
 		Size: 10, SHA256: "sha-t"}))
@@ -38,6 +42,15 @@ func testMediaAdmin(t *testing.T, s storage.Store) {
 	ms, total, err = s.ListMedia(c, storage.MediaQuery{BeforeTS: 30, SizeGT: 150})
 	must(t, err)
 	eq(t, "media before 30 larger than 150", ids(ms)+fmt.Sprint(total), "[m2]1")
+	ms, total, err = s.ListMedia(c, storage.MediaQuery{Remote: true, BeforeTS: 1_800_000_000_000})
+	must(t, err)
+	eq(t, "remote media fetched before a time", ids(ms)+fmt.Sprint(total), "[remote/elsewhere.example/r1]1")
+	ms, total, err = s.ListMedia(c, storage.MediaQuery{Remote: true, BeforeTS: 1_600_000_000_000})
+	must(t, err)
+	eq(t, "remote media fetched before an earlier time", ids(ms)+fmt.Sprint(total), "[]0")
+	ms, total, err = s.ListMedia(c, storage.MediaQuery{BeforeTS: 1_800_000_000_000})
+	must(t, err)
+	eq(t, "local media before a time", ids(ms)+fmt.Sprint(total), "[m1 m2 m3]3")
 	ms, total, err = s.ListMedia(c, storage.MediaQuery{Offset: 1, Limit: 1})
 	must(t, err)
 	eq(t, "everyone's, second page of one (pending uploads left out)", ids(ms)+fmt.Sprint(total), "[m2]3")
