@@ -3,6 +3,7 @@ package e2eirc
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +18,9 @@ import (
 // giving the password of a NickServ account (registered by a plain client
 // first) and its name: the bridge's connection for her authenticates with
 // SASL PLAIN, and the IRC side sees her nick identified to the account
-// (WHOIS 330). A wrong password first is refused with the bot's answer,
-// and the password messages do not stay in the management room.
+// (WHOIS 330), again after the plugin was killed and restarted. A wrong
+// password first is refused with the bot's answer, and the password
+// messages do not stay in the management room.
 func TestIRCPluginSASL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -65,15 +67,38 @@ func TestIRCPluginSASL(t *testing.T) {
 	command(ctx, t, alice, w, mgmt, account, "as alice")
 
 	// bob sees alice identified to her account.
-	bob.send(ircconn.NewMessage("WHOIS", "alice"))
-	var whoisAccount string
-	bob.await("the end of alice's WHOIS", func(m *ircconn.Message) bool {
-		if m.Command == ircconn.RPL_WHOISACCOUNT && strings.EqualFold(m.Param(1), "alice") {
-			whoisAccount = m.Param(2)
+	if got := whoisAccount(bob, "alice"); got != account {
+		t.Fatalf("WHOIS alice: account %q, want %q", got, account)
+	}
+
+	// The login keeps the credentials: when the plugin is killed and
+	// restarted, alice's connection comes back logged in again.
+	bob.send(ircconn.NewMessage("MONITOR", "+", "alice"))
+	bob.awaitCmd("730", "") // RPL_MONONLINE
+	pid := pluginPID(p.s, p.bin)
+	if pid == 0 {
+		t.Fatal("no plugin process under the server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	bob.awaitCmd("731", "") // RPL_MONOFFLINE
+	bob.awaitCmd("730", "")
+	if got := whoisAccount(bob, "alice"); got != account {
+		t.Fatalf("WHOIS alice after the plugin's restart: account %q, want %q", got, account)
+	}
+}
+
+// whoisAccount is the account WHOIS shows for nick (330), or "".
+func whoisAccount(u *ircUser, nick string) string {
+	u.t.Helper()
+	u.send(ircconn.NewMessage("WHOIS", nick))
+	var acct string
+	u.await("the end of the WHOIS of "+nick, func(m *ircconn.Message) bool {
+		if m.Command == ircconn.RPL_WHOISACCOUNT && strings.EqualFold(m.Param(1), nick) {
+			acct = m.Param(2)
 		}
 		return m.Command == ircconn.RPL_ENDOFWHOIS
 	})
-	if whoisAccount != account {
-		t.Fatalf("WHOIS alice: account %q, want %q", whoisAccount, account)
-	}
+	return acct
 }

@@ -1,6 +1,9 @@
 package irctest
 
 import (
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +27,45 @@ func TestParseRawLine(t *testing.T) {
 	}
 	if l := parseRawLine("PING :abc"); l.command != "PING" || l.trailing() != "abc" || l.source != "" {
 		t.Fatalf("%+v", l)
+	}
+}
+
+// stopTB records a Fatalf or Skipf and ends the goroutine, as testing does.
+type stopTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *stopTB) Helper() {}
+func (r *stopTB) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *stopTB) Skipf(format string, args ...any) {
+	r.skip = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestMissingServer: a server that is not installed skips the test, or
+// fails it under TRIBUTARY_REQUIRE_IRC=1 (as in CI).
+func TestMissingServer(t *testing.T) {
+	for _, require := range []string{"", "1"} {
+		t.Run("require="+require, func(t *testing.T) {
+			t.Setenv(EnvRequire, require)
+			r := &stopTB{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				lookBin(r, "nosuchd", "tributary-no-such-server", "/nonexistent/nosuchd", "nosuchd-pkg")
+			}()
+			<-done
+			want, other := &r.skip, r.fatal
+			if require == "1" {
+				want, other = &r.fatal, r.skip
+			}
+			if !strings.Contains(*want, "nosuchd is not installed (apt-get install nosuchd-pkg") || other != "" {
+				t.Fatalf("fatal %q, skip %q", r.fatal, r.skip)
+			}
+		})
 	}
 }
