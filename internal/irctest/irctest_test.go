@@ -2,6 +2,7 @@ package irctest
 
 import (
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,6 +18,13 @@ func TestStartWithServices(t *testing.T) {
 	s.RegisterAccount(t, "someone", "a-password")
 	t.Logf("InspIRCd and atheme-services up and linked in %v; an account registered in %v",
 		started.Round(time.Millisecond), (time.Since(start) - started).Round(time.Millisecond))
+	// atheme's own account of the link, e.g. "finished synching with
+	// uplink (2 ms)".
+	for _, line := range strings.Split(readFile(filepath.Join(s.Dir, "atheme.out")), "\n") {
+		if strings.Contains(line, "synching with uplink") {
+			t.Log(line)
+		}
+	}
 }
 
 func TestParseRawLine(t *testing.T) {
