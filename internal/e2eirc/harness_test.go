@@ -1,4 +1,5 @@
-// Package e2eirc tests the IRC bridge end to end: a real InspIRCd 3, the
+// Package e2eirc tests the IRC bridge end to end: a real InspIRCd 3 (with
+// atheme-services linked for SASL accounts; internal/irctest runs both), the
 // real tributary binary, and the bridges/irc connector running in a stock
 // mautrix bridgev2.Bridge over the appservice HTTP API (the shape the
 // plugin SDK gives it inside the server). A Matrix user talks through the

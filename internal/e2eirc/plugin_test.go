@@ -141,7 +141,6 @@ func (w *watcher) roomNamed(ctx context.Context, name string) id.RoomID {
 // pluginSetup is tributary running the tributary-irc plugin in front of
 // InspIRCd, with alice registered and her management room with the bot.
 type pluginSetup struct {
-	irc          *irctest.Server
 	ircAddr, bin string
 	s            *testserver.Server
 	alice        *mautrix.Client
@@ -201,7 +200,7 @@ func startPluginSetup(ctx context.Context, t testing.TB, ircOpts irctest.Options
 		return evt.Type == event.EventMessage && evt.Sender == ircBot &&
 			strings.Contains(evt.Content.AsMessage().Body, "management room")
 	})
-	return &pluginSetup{irc: irc, ircAddr: ircAddr, bin: bin, s: s, alice: alice, w: w, mgmt: mgmt}
+	return &pluginSetup{ircAddr: ircAddr, bin: bin, s: s, alice: alice, w: w, mgmt: mgmt}
 }
 
 // loginAndJoin logs alice in through the bot (nick alice, no SASL), joins
@@ -212,13 +211,6 @@ func (p *pluginSetup) loginAndJoin(ctx context.Context, t testing.TB, channel st
 	command(ctx, t, p.alice, p.w, p.mgmt, "alice", "SASL password")
 	command(ctx, t, p.alice, p.w, p.mgmt, "skip", "SASL account")
 	command(ctx, t, p.alice, p.w, p.mgmt, "skip", "as alice")
-	return p.join(ctx, t, channel)
-}
-
-// join joins channel with the bot's command and returns its portal,
-// joined.
-func (p *pluginSetup) join(ctx context.Context, t testing.TB, channel string) id.RoomID {
-	t.Helper()
 	command(ctx, t, p.alice, p.w, p.mgmt, "join "+channel, "Joined "+channel)
 	portal := p.w.roomNamed(ctx, channel)
 	if _, err := p.alice.JoinRoomByID(ctx, portal); err != nil {
