@@ -13,6 +13,7 @@ import (
 
 	"github.com/tributary-hs/tributary/bridges/irc"
 	"github.com/tributary-hs/tributary/bridges/irc/ircconn"
+	"github.com/tributary-hs/tributary/internal/irctest"
 )
 
 // BenchmarkIRCBridge measures the bridge between a Matrix client and a
@@ -60,8 +61,8 @@ func BenchmarkIRCPlugin(b *testing.B) {
 	defer cancel()
 	const channel = "#bench"
 	var bob *ircUser
-	p := startPluginSetup(ctx, b, func(ircAddr string) {
-		bob = dialIRC(b, ircAddr, "bob")
+	p := startPluginSetup(ctx, b, irctest.Options{}, func(irc *irctest.Server) {
+		bob = dialIRC(b, irc.Addr, "bob")
 		bob.join(channel)
 	})
 	roomID := p.loginAndJoin(ctx, b, channel)

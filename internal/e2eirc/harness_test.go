@@ -1,4 +1,5 @@
-// Package e2eirc tests the IRC bridge end to end: a real InspIRCd 3, the
+// Package e2eirc tests the IRC bridge end to end: a real InspIRCd 3 (with
+// atheme-services linked for SASL accounts; internal/irctest runs both), the
 // real tributary binary, and the bridges/irc connector running in a stock
 // mautrix bridgev2.Bridge over the appservice HTTP API (the shape the
 // plugin SDK gives it inside the server). A Matrix user talks through the
@@ -8,18 +9,15 @@ package e2eirc
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"encoding/json"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,84 +35,9 @@ import (
 
 	"github.com/tributary-hs/tributary/bridges/irc"
 	"github.com/tributary-hs/tributary/bridges/irc/ircconn"
+	"github.com/tributary-hs/tributary/internal/irctest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
-
-// envRequireIRC, set to 1 (as .ci/run does), turns "no InspIRCd on this
-// machine" from a skip into a failure.
-const envRequireIRC = "TRIBUTARY_REQUIRE_IRC"
-
-//go:embed testdata/inspircd.conf
-var inspircdConf string
-
-// startInspIRCd runs a throwaway InspIRCd 3 on a free loopback port and
-// returns its address; the test's cleanup stops it.
-func startInspIRCd(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("inspircd")
-	if err != nil {
-		bin = "/usr/sbin/inspircd" // Debian installs it outside a user's PATH
-		if _, err := os.Stat(bin); err != nil {
-			if os.Getenv(envRequireIRC) == "1" {
-				t.Fatalf("InspIRCd is not installed (apt-get install inspircd) and %s=1", envRequireIRC)
-			}
-			t.Skipf("InspIRCd is not installed (apt-get install inspircd; set %s=1 to fail instead)", envRequireIRC)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	conf := strings.NewReplacer("@PORT@", strconv.Itoa(port), "@DIR@", dir).Replace(inspircdConf)
-	confPath := filepath.Join(dir, "inspircd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(bin, "--config="+confPath, "--runasroot", "--nofork")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-			t.Fatalf("InspIRCd exited (%v) before accepting connections:\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("InspIRCd does not accept connections on %s: %v", addr, err)
-		}
-		// Nothing to wait on but the port itself: poll it.
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // ircUser is a plain IRC client of the test.
 type ircUser struct {
@@ -250,7 +173,7 @@ type env struct {
 // registration, and the bridge.
 func startEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, ircAdr: startInspIRCd(t)}
+	e := &env{t: t, ircAdr: irctest.Start(t, irctest.Options{}).Addr}
 	asURL, serveAS := listenAppService(t)
 	// Not t.TempDir(): the bridge's unix socket path must stay short.
 	tmp, err := os.MkdirTemp("", "e2eirc-")

@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/bridges/irc/ircconn"
+	"github.com/tributary-hs/tributary/internal/irctest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
@@ -137,15 +138,6 @@ func (w *watcher) roomNamed(ctx context.Context, name string) id.RoomID {
 	}
 }
 
-// TestIRCPlugin is issue 16's "done means" through the plugin binary: the
-// real tributary runs the real tributary-irc plugin from its config in
-// front of InspIRCd. A Matrix user logs in through the bot's management
-// room and joins a channel with the bot's join command; the channel's
-// history (chanhistory, +H) fills the portal at its original times;
-// messages go both ways with formatting; a topic and a kick on IRC reach
-// the room; then the plugin is killed mid-conversation, IRC talks on, and
-// what was said arrives in the room once the host has restarted the
-// plugin.
 // pluginSetup is tributary running the tributary-irc plugin in front of
 // InspIRCd, with alice registered and her management room with the bot.
 type pluginSetup struct {
@@ -156,12 +148,14 @@ type pluginSetup struct {
 	mgmt         id.RoomID
 }
 
-// startPluginSetup builds the plugin, starts InspIRCd and the server (the
-// IRC server first, so a test can prepare channels before alice comes),
-// registers alice and opens her management room.
-func startPluginSetup(ctx context.Context, t testing.TB, beforeLogin func(ircAddr string)) *pluginSetup {
+// startPluginSetup builds the plugin, starts InspIRCd (with services as
+// ircOpts asks) and the server (the IRC server first, so a test can prepare
+// channels and accounts before alice comes), registers alice and opens her
+// management room.
+func startPluginSetup(ctx context.Context, t testing.TB, ircOpts irctest.Options, beforeLogin func(irc *irctest.Server)) *pluginSetup {
 	t.Helper()
-	ircAddr := startInspIRCd(t)
+	irc := irctest.Start(t, ircOpts)
+	ircAddr := irc.Addr
 	binDir, err := os.MkdirTemp("", "e2eirc-plugin-")
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +168,7 @@ func startPluginSetup(ctx context.Context, t testing.TB, beforeLogin func(ircAdd
 	s := startWithIRCPlugin(t, bin, ircAddr)
 	logs := &bridgeLog{} // the plugin logs into the server's log
 	if beforeLogin != nil {
-		beforeLogin(ircAddr)
+		beforeLogin(irc)
 	}
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice, logs)
@@ -225,6 +219,15 @@ func (p *pluginSetup) loginAndJoin(ctx context.Context, t testing.TB, channel st
 	return portal
 }
 
+// TestIRCPlugin is issue 16's "done means" through the plugin binary: the
+// real tributary runs the real tributary-irc plugin from its config in
+// front of InspIRCd. A Matrix user logs in through the bot's management
+// room and joins a channel with the bot's join command; the channel's
+// history (chanhistory, +H) fills the portal at its original times;
+// messages go both ways with formatting; a topic and a kick on IRC reach
+// the room; then the plugin is killed mid-conversation, IRC talks on, and
+// what was said arrives in the room once the host has restarted the
+// plugin.
 func TestIRCPlugin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -232,10 +235,10 @@ func TestIRCPlugin(t *testing.T) {
 	const channel = "#plugged"
 	var bob *ircUser
 	var hist1, hist2 *ircconn.Message
-	p := startPluginSetup(ctx, t, func(ircAddr string) {
+	p := startPluginSetup(ctx, t, irctest.Options{}, func(irc *irctest.Server) {
 		// bob opens the channel, keeps its history (+H) and says two
 		// things.
-		bob = dialIRC(t, ircAddr, "bob")
+		bob = dialIRC(t, irc.Addr, "bob")
 		bob.join(channel)
 		bob.send(ircconn.NewMessage("MODE", channel, "+H", "50:1h"))
 		bob.awaitCmd("MODE", channel)

@@ -2,96 +2,16 @@ package ircconn
 
 import (
 	"context"
-	_ "embed"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tributary-hs/tributary/internal/irctest"
 )
-
-// EnvRequireIRC, set to 1 (as .ci/run does), turns "no InspIRCd on this
-// machine" from a skip into a failure.
-const EnvRequireIRC = "TRIBUTARY_REQUIRE_IRC"
-
-//go:embed testdata/inspircd.conf
-var inspircdConf string
-
-// startInspIRCd runs a throwaway InspIRCd 3 on a free loopback port for the
-// test and returns its address; it is stopped when the test ends.
-func startInspIRCd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("inspircd")
-	if err != nil {
-		bin = "/usr/sbin/inspircd" // Debian installs it outside a user's PATH
-		if _, err := os.Stat(bin); err != nil {
-			if os.Getenv(EnvRequireIRC) == "1" {
-				t.Fatalf("InspIRCd is not installed (apt-get install inspircd) and %s=1", EnvRequireIRC)
-			}
-			t.Skipf("InspIRCd is not installed (apt-get install inspircd; set %s=1 to fail instead)", EnvRequireIRC)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	conf := strings.NewReplacer("@PORT@", strconv.Itoa(port), "@DIR@", dir).Replace(inspircdConf)
-	confPath := filepath.Join(dir, "inspircd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(bin, "--config="+confPath, "--runasroot", "--nofork")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-			t.Fatalf("InspIRCd exited (%v) before accepting connections:\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("InspIRCd does not accept connections on %s: %v", addr, err)
-		}
-		// Nothing to wait on but the port itself: poll it.
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // ircClient is a Conn with a Tracker fed from the events the test reads.
 type ircClient struct {
@@ -171,7 +91,7 @@ func (cl *ircClient) say(target, text string) []*Message {
 // TestInspIRCd runs the client against a real InspIRCd 3.
 func TestInspIRCd(t *testing.T) {
 	checkGoroutines(t)
-	addr := startInspIRCd(t)
+	addr := irctest.Start(t, irctest.Options{}).Addr
 	ctx := context.Background()
 
 	t.Run("caps", func(t *testing.T) {
@@ -444,4 +364,82 @@ func modeKeys(ch Channel) []byte {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestInspIRCdSASL logs in with SASL PLAIN against real services: atheme
+// linked to InspIRCd, an account registered through NickServ.
+func TestInspIRCdSASL(t *testing.T) {
+	checkGoroutines(t)
+	srv := irctest.Start(t, irctest.Options{Services: true})
+	const account, password = "saslacct", "correct-horse"
+	srv.RegisterAccount(t, account, password)
+	dial := func(t *testing.T, nick, password string, require bool) (*ircClient, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := Dial(ctx, Config{Addr: srv.Addr, Nick: nick, Flood: FloodControl{Burst: 100, Interval: time.Millisecond},
+			SASL: &SASLPlain{User: account, Password: password}, RequireSASL: require})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		return &ircClient{t: t, c: c, tr: NewTracker()}, nil
+	}
+	// whoisAccount is the account WHOIS shows for nick (330), or "".
+	whoisAccount := func(cl *ircClient, nick string) string {
+		cl.t.Helper()
+		if err := cl.c.Send(context.Background(), NewMessage("WHOIS", nick)); err != nil {
+			cl.t.Fatal(err)
+		}
+		var acct string
+		cl.awaitMsg("end of WHOIS "+nick, func(m *Message) bool {
+			if m.Command == RPL_WHOISACCOUNT && strings.EqualFold(m.Param(1), nick) {
+				acct = m.Param(2)
+			}
+			return m.Command == RPL_ENDOFWHOIS
+		})
+		return acct
+	}
+
+	t.Run("logged in", func(t *testing.T) {
+		t.Parallel()
+		cl, err := dial(t, "sasluser", password, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The server offered PLAIN, and 900 RPL_LOGGEDIN named the account.
+		if mechs := cl.c.Caps()["sasl"]; !slices.Contains(strings.Split(mechs, ","), "PLAIN") {
+			t.Errorf("sasl cap %q", mechs)
+		}
+		if got := cl.c.Account(); got != account {
+			t.Fatalf("Account() = %q after SASL, want %q", got, account)
+		}
+		// The network agrees: services set the account on the user.
+		if got := whoisAccount(cl, "sasluser"); got != account {
+			t.Fatalf("WHOIS account %q, want %q", got, account)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		t.Parallel()
+		_, err := dial(t, "saslbad", "not-the-password", true)
+		if !errors.Is(err, ErrSASLFailed) || !strings.Contains(err.Error(), ERR_SASLFAIL) {
+			t.Fatalf("Dial with a wrong password: %v, want ErrSASLFailed with 904", err)
+		}
+	})
+
+	t.Run("wrong password, SASL optional", func(t *testing.T) {
+		t.Parallel()
+		// Registration goes on without an account.
+		cl, err := dial(t, "saslopt", "not-the-password", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.c.Account(); got != "" {
+			t.Fatalf("Account() = %q after a failed SASL", got)
+		}
+		if got := whoisAccount(cl, "saslopt"); got != "" {
+			t.Fatalf("WHOIS account %q after a failed SASL", got)
+		}
+	})
 }

@@ -15,6 +15,7 @@ const (
 	RPL_ENDOFWHO          = "315"
 	RPL_ENDOFWHOIS        = "318"
 	RPL_CHANNELMODEIS     = "324"
+	RPL_WHOISACCOUNT      = "330"
 	RPL_CREATIONTIME      = "329"
 	RPL_NOTOPIC           = "331"
 	RPL_TOPIC             = "332"
