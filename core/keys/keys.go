@@ -47,6 +47,7 @@ const (
 // Store is what the service persists to and reads.
 type Store interface {
 	storage.Keys
+	storage.RemoteDeviceLists
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	GetAccount(ctx context.Context, userID id.UserID) (*storage.Account, error)
 	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error)
@@ -76,6 +77,7 @@ type Service struct {
 	opts      Options
 	log       *slog.Logger
 	keyCounts countCache
+	resyncs   resyncs
 }
 
 // New builds the service.
