@@ -192,8 +192,9 @@ type RemoteDeviceLists interface {
 	RemoteDeviceLists(ctx context.Context, users []id.UserID) (map[id.UserID]*RemoteDeviceList, error)
 	// PutRemoteDeviceList replaces a user's whole list (devices included)
 	// unless its Mark is no longer ifMark (a change was heard of since the
-	// fetch began; 0 matches no stored list too); it reports whether it
-	// wrote. l.Mark is kept as stored.
+	// fetch began; 0 matches no stored list too), or l has no stream ID and
+	// the stored list is current with one (it is as new, and worth more);
+	// it reports whether it wrote. l.Mark is kept as stored.
 	PutRemoteDeviceList(ctx context.Context, l *RemoteDeviceList, ifMark int64) (bool, error)
 	// ApplyRemoteDeviceUpdate applies one device's update to a stored list
 	// (d.KeyJSON nil and deleted: the device is gone), setting its stream ID

@@ -66,7 +66,6 @@ type DeviceListUpdate struct {
 type resyncs struct {
 	mu      sync.Mutex
 	running map[id.UserID]bool
-	wg      sync.WaitGroup
 }
 
 // remoteOwned fails unless user is a user of origin (and not of this server).
@@ -215,10 +214,8 @@ func (s *Service) resync(user id.UserID) {
 		return
 	}
 	s.resyncs.running[user] = true
-	s.resyncs.wg.Add(1)
 	s.resyncs.mu.Unlock()
 	go func() {
-		defer s.resyncs.wg.Done()
 		defer func() {
 			s.resyncs.mu.Lock()
 			delete(s.resyncs.running, user)
@@ -232,8 +229,12 @@ func (s *Service) resync(user id.UserID) {
 	}()
 }
 
-// WaitResyncs waits for the resyncs running (tests, shutdown).
-func (s *Service) WaitResyncs() { s.resyncs.wg.Wait() }
+// resyncing reports whether a resync of user's list runs in this process.
+func (s *Service) resyncing(user id.UserID) bool {
+	s.resyncs.mu.Lock()
+	defer s.resyncs.mu.Unlock()
+	return s.resyncs.running[user]
+}
 
 // resyncNow fetches and stores user's list, again when a change raced it.
 func (s *Service) resyncNow(ctx context.Context, user id.UserID) error {
@@ -356,8 +357,8 @@ func (s *Service) cachedRemote(ctx context.Context, want map[id.UserID][]id.Devi
 func (s *Service) keepRemote(ctx context.Context, ans *RemoteKeysAnswer, keep map[id.UserID]int64, fetched int64) {
 	for u, devs := range ans.DeviceKeys {
 		mark, ok := keep[u]
-		if !ok {
-			continue
+		if !ok || s.resyncing(u) {
+			continue // a resync's list, with its stream ID, is on its way
 		}
 		l := &storage.RemoteDeviceList{UserID: u, FetchedPos: fetched}
 		for d, k := range devs {

@@ -77,12 +77,13 @@ func (db *DB) RemoteDeviceLists(ctx context.Context, users []id.UserID) (map[id.
 func (db *DB) PutRemoteDeviceList(ctx context.Context, l *storage.RemoteDeviceList, ifMark int64) (bool, error) {
 	wrote := false
 	err := db.WithTx(ctx, func(ctx context.Context) error {
-		var mark int64
-		err := db.w(ctx).QueryRowContext(ctx, `SELECT mark FROM remote_device_lists WHERE user_id = $1`, l.UserID).Scan(&mark)
+		var mark, streamID, stale int64
+		err := db.w(ctx).QueryRowContext(ctx, `SELECT mark, stream_id, stale FROM remote_device_lists WHERE user_id = $1`,
+			l.UserID).Scan(&mark, &streamID, &stale)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if mark != ifMark {
+		if mark != ifMark || (l.StreamID == 0 && streamID > 0 && stale == 0) {
 			return nil
 		}
 		if _, err := db.exec(ctx, `INSERT INTO remote_device_lists (user_id, stream_id, stale, fetched_pos, mark,

@@ -482,6 +482,16 @@ func testRemoteDeviceLists(t *testing.T, s storage.Store) {
 	eq(t, "replaced devices", len(got[rob].Devices), 1)
 	eq(t, "no master any more", len(got[rob].MasterKey), 0)
 
+	// A list without a stream ID (from /user/keys/query) does not replace
+	// a current one with one; it does replace a stale one.
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob}, 14)
+	must(t, err)
+	eq(t, "a list without a stream ID", wrote, false)
+	must(t, s.MarkRemoteDeviceListStale(c, rob, 16))
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob}, 16)
+	must(t, err)
+	eq(t, "a list without a stream ID over a stale one", wrote, true)
+
 	must(t, s.DeleteRemoteDeviceList(c, rob))
 	got, err = s.RemoteDeviceLists(c, []id.UserID{rob})
 	must(t, err)
