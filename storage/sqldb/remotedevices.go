@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"maunium.net/go/mautrix/id"
 
@@ -161,35 +162,67 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 	for len(users) > 0 {
 		chunk := users[:min(len(users), 500)]
 		users = users[len(chunk):]
+		// The users' rooms with their joins, then, for those rooms, the
+		// current joins of local users; join positions are looked up per
+		// row (a join with events lets a planner read events whole).
 		cond, args := inList("a.state_key", 1, chunk)
-		// Per room: the user's join and the earliest current join of a
-		// local user; the room has been shared since the later of the two.
-		rows, err := db.r(ctx).QueryContext(ctx, `SELECT a.state_key, ea.stream_pos, MIN(eb.stream_pos)
-			FROM current_state a
-			JOIN events ea ON ea.event_id = a.event_id
-			JOIN current_state b ON b.room_id = a.room_id AND b.type = 'm.room.member' AND b.membership = 'join'
-			JOIN accounts ac ON ac.user_id = b.state_key
-			JOIN events eb ON eb.event_id = b.event_id
-			WHERE a.type = 'm.room.member' AND a.membership = 'join'`+cond+`
-			GROUP BY a.state_key, a.room_id, ea.stream_pos`, args...)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT a.state_key, a.room_id,
+			(SELECT e.stream_pos FROM events e WHERE e.event_id = a.event_id) FROM current_state a
+			WHERE a.type = 'm.room.member' AND a.membership = 'join'`+cond, args...)
 		if err != nil {
 			return nil, err
 		}
-		type shared struct {
-			user           id.UserID
-			theirs, locals int64
+		type joined struct {
+			user id.UserID
+			room id.RoomID
+			pos  int64
 		}
-		got, err := collect(rows, func(row scanner) (shared, error) {
-			var s shared
-			return s, row.Scan(&s.user, &s.theirs, &s.locals)
+		joins, err := collect(rows, func(row scanner) (joined, error) {
+			var j joined
+			return j, row.Scan(&j.user, &j.room, &j.pos)
 		})
-		if err != nil {
-			return nil, err
+		if err != nil || len(joins) == 0 {
+			return out, err
 		}
-		for _, s := range got {
-			since := max(s.theirs, s.locals)
-			if cur, ok := out[s.user]; !ok || since < cur {
-				out[s.user] = since
+		rooms := make([]id.RoomID, 0, len(joins))
+		for _, j := range joins {
+			rooms = append(rooms, j.room)
+		}
+		slices.Sort(rooms)
+		rooms = slices.Compact(rooms)
+		local := map[id.RoomID]int64{}
+		for len(rooms) > 0 {
+			part := rooms[:min(len(rooms), 500)]
+			rooms = rooms[len(part):]
+			rcond, rargs := inList("b.room_id", 1, part)
+			rows, err := db.r(ctx).QueryContext(ctx, `SELECT b.room_id,
+				(SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id) FROM current_state b
+				JOIN accounts ac ON ac.user_id = b.state_key
+				WHERE b.type = 'm.room.member' AND b.membership = 'join'`+rcond, rargs...)
+			if err != nil {
+				return nil, err
+			}
+			firsts, err := collect(rows, func(row scanner) (joined, error) {
+				var j joined
+				return j, row.Scan(&j.room, &j.pos)
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range firsts {
+				if cur, seen := local[f.room]; !seen || f.pos < cur {
+					local[f.room] = f.pos
+				}
+			}
+		}
+		for _, j := range joins {
+			first, ok := local[j.room]
+			if !ok {
+				continue // no local user in the room
+			}
+			since := max(j.pos, first)
+			if cur, seen := out[j.user]; !seen || since < cur {
+				out[j.user] = since
 			}
 		}
 	}
