@@ -104,7 +104,8 @@ func deviceListUpdate(user id.UserID, dev id.DeviceID, streamID int64, prev []in
 // from the copy, which C's updates keep current; an update A cannot place
 // (an unknown prev_id) makes A fetch the list again with /user/devices;
 // once carol leaves the only room she shared with alice, alice's sync says
-// so and the copy is no longer used.
+// so and the copy is no longer used. Sliding sync's e2ee extension reports
+// carol's changes as /sync does.
 func TestInboundEDUs(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { inboundEDUs(t, start(t)) })
 	t.Run("postgres", func(t *testing.T) { inboundEDUs(t, start(t, "--database-url", pgtest.URL(t))) })
@@ -172,8 +173,21 @@ func inboundEDUs(t *testing.T, a *testserver.Server) {
 	}
 
 	// Updates that follow are applied to the copy: C is not asked (and
-	// would not know C3).
+	// would not know C3). Sliding sync's e2ee extension says carol's
+	// devices changed.
+	const slidingPath = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+	sliding := map[string]any{"conn_id": "keys", "extensions": map[string]any{"e2ee": map[string]any{"enabled": true}}}
+	code, first := a.DoRaw(t, http.MethodPost, slidingPath, alice.AccessToken, sliding)
+	if code != http.StatusOK {
+		t.Fatalf("sliding sync: %d %s", code, first)
+	}
 	c.sendEDUs(t, a, deviceListUpdate(carol, "C3", 6, []int64{5}, false))
+	code, next := a.DoRaw(t, http.MethodPost, slidingPath+"?timeout=10000&pos="+gjson.GetBytes(first, "pos").Str,
+		alice.AccessToken, sliding)
+	if changed := gjson.GetBytes(next, "extensions.e2ee.device_lists.changed").Array(); code != http.StatusOK ||
+		!slices.ContainsFunc(changed, func(u gjson.Result) bool { return u.Str == string(carol) }) {
+		t.Fatalf("sliding sync after carol's update: %d %s", code, next)
+	}
 	wantDevices("a new device", "C1", "C2", "C3")
 	c.sendEDUs(t, a, deviceListUpdate(carol, "C2", 7, []int64{6}, true))
 	wantDevices("a deleted device", "C1", "C3")
