@@ -126,13 +126,10 @@ func (s *Service) RemoteDeviceListUpdate(ctx context.Context, origin string, u *
 		return internal("remote device list", err)
 	}
 	l := lists[u.UserID]
-	tracked := l != nil && !l.Stale && l.StreamID > 0
-	if tracked && u.StreamID <= l.StreamID {
+	seen, applies := placeUpdate(l, u.StreamID, u.PrevID)
+	if seen {
 		return nil // had it already (a retried transaction)
 	}
-	// The update follows the list if each update it names is one the list
-	// includes: stream IDs grow per user, so those up to the list's.
-	applies := tracked && len(u.PrevID) > 0 && !slices.ContainsFunc(u.PrevID, func(p int64) bool { return p > l.StreamID })
 	var pos int64
 	err = s.store.WithTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -155,6 +152,23 @@ func (s *Service) RemoteDeviceListUpdate(ctx context.Context, origin string, u *
 		s.resync(u.UserID)
 	}
 	return nil
+}
+
+// placeUpdate tells how an update (its stream ID and prev_id) stands to
+// the stored list l (nil: none): seen, the list includes it already;
+// applies, it follows the list — each update it names is one the list
+// includes (stream IDs grow per user, so those up to the list's). Neither:
+// an update was lost, or the list has no stream ID to follow (it came from
+// /user/keys/query), or it is stale; it must be fetched again. An update
+// naming no prev_id starts a sequence the list cannot place either.
+func placeUpdate(l *storage.RemoteDeviceList, streamID int64, prev []int64) (seen, applies bool) {
+	if l == nil || l.Stale || l.StreamID <= 0 {
+		return false, false
+	}
+	if streamID <= l.StreamID {
+		return true, false
+	}
+	return false, len(prev) > 0 && !slices.ContainsFunc(prev, func(p int64) bool { return p > l.StreamID })
 }
 
 // RemoteSigningKeyUpdate takes an m.signing_key_update EDU from origin.
