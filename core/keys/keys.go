@@ -1,7 +1,9 @@
 // Package keys is the server side of end-to-end encryption: device keys,
 // one-time and fallback keys, cross-signing keys and signatures, the
-// device-list stream and server-side key backup. Each change of a user's
-// keys advances the device_lists stream and is published to core/stream's
+// device-list stream and server-side key backup, and copies of other
+// servers' users' device lists (remotelists.go). Each change of a user's
+// keys — a local user's, or a remote user's as their server reports it —
+// advances the device_lists stream and is published to core/stream's
 // notifier for the rooms the user is in. It imports core/stream,
 // core/types, mautrix (signature checks) and the storage interfaces.
 package keys

@@ -228,7 +228,7 @@ func inboundEDUs(t *testing.T, a *testserver.Server) {
 	)
 	wantDevices("after bad updates", "C1", "C3")
 	wantAsked("bad updates", keysAsked, 1)
-	if _, res := queryDevices(t, a, alice, alice.UserID); res.Get("device_keys."+gjsonKey(string(alice.UserID))+".FORGED").Exists() {
+	if _, res := queryDevices(t, a, alice, alice.UserID); res.Get("device_keys." + gjsonKey(string(alice.UserID)) + ".FORGED").Exists() {
 		t.Fatalf("C changed alice's devices: %s", res.Raw)
 	}
 	// The same to-device message again (a retried EDU) and a new one.
@@ -280,4 +280,3 @@ func inboundEDUs(t *testing.T, a *testserver.Server) {
 		t.Fatal("the server panicked")
 	}
 }
-

@@ -167,7 +167,7 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 		// row (a join with events lets a planner read events whole).
 		cond, args := inList("a.state_key", 1, chunk)
 		rows, err := db.r(ctx).QueryContext(ctx, `SELECT a.state_key, a.room_id,
-			(SELECT e.stream_pos FROM events e WHERE e.event_id = a.event_id) FROM current_state a
+			COALESCE((SELECT e.stream_pos FROM events e WHERE e.event_id = a.event_id), 0) FROM current_state a
 			WHERE a.type = 'm.room.member' AND a.membership = 'join'`+cond, args...)
 		if err != nil {
 			return nil, err
@@ -196,7 +196,7 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 			rooms = rooms[len(part):]
 			rcond, rargs := inList("b.room_id", 1, part)
 			rows, err := db.r(ctx).QueryContext(ctx, `SELECT b.room_id,
-				(SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id) FROM current_state b
+				COALESCE((SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id), 0) FROM current_state b
 				JOIN accounts ac ON ac.user_id = b.state_key
 				WHERE b.type = 'm.room.member' AND b.membership = 'join'`+rcond, rargs...)
 			if err != nil {
