@@ -26,43 +26,50 @@ func login(t *testing.T, s *testserver.Server, local string) *mautrix.Client {
 	return cli
 }
 
-// Users of two real servers exchange Megolm-encrypted messages with
-// mautrix's crypto package: each server asks the other for its user's
+// Users of three real servers exchange Megolm-encrypted messages with
+// mautrix's crypto package: each server asks the others for their users'
 // keys (/user/keys/query, /user/keys/claim), the room keys cross as
 // to-device messages (m.direct_to_device). bob's new device reaches alice
-// through B's m.device_list_update (her sync says bob's devices changed,
-// her client finds the device) and decrypts what she sends next. A plain
-// to-device message to all of bob's devices and alice's presence cross
-// too; when bob leaves, alice's sync says she no longer shares a room with
-// him.
+// and carol through B's m.device_list_update (their syncs say bob's devices
+// changed, their clients find the device) and decrypts what they send
+// next. A plain to-device message to all of bob's devices and alice's
+// presence cross too; when bob leaves, alice's sync says she no longer
+// shares a room with him.
 func TestFederatedE2EE(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { federatedE2EE(t, start(t), start(t)) })
+	t.Run("sqlite", func(t *testing.T) { federatedE2EE(t, start(t), start(t), start(t)) })
 	t.Run("postgres", func(t *testing.T) {
-		federatedE2EE(t, start(t, "--database-url", pgtest.URL(t)), start(t, "--database-url", pgtest.URL(t)))
+		pg := func() *testserver.Server { return start(t, "--database-url", pgtest.URL(t)) }
+		federatedE2EE(t, pg(), pg(), pg())
 	})
 }
 
-func federatedE2EE(t *testing.T, a, b *testserver.Server) {
+func federatedE2EE(t *testing.T, a, b, c *testserver.Server) {
 	ctx := t.Context()
 	alice := e2ee.New(t, register(t, a, "alice"))
 	bob := e2ee.New(t, register(t, b, "bob"))
-	aliceID, bobID := alice.Cli.UserID, bob.Cli.UserID
-	created, err := alice.Cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bobID},
+	carol := e2ee.New(t, register(t, c, "carol"))
+	aliceID, bobID, carolID := alice.Cli.UserID, bob.Cli.UserID, carol.Cli.UserID
+	created, err := alice.Cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bobID, carolID},
 		InitialState: []*event.Event{{Type: event.StateEncryption, Content: event.Content{
 			Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	room := created.RoomID
-	if _, err := bob.Cli.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{a.Opts.ServerName}}); err != nil {
-		t.Fatalf("bob joins through A: %v", err)
+	for _, u := range []*e2ee.Client{bob, carol} {
+		if _, err := u.Cli.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{a.Opts.ServerName}}); err != nil {
+			t.Fatalf("%s joins through A: %v", u.Cli.UserID, err)
+		}
 	}
-	alice.WaitJoined(t, room, aliceID, bobID)
-	bob.WaitJoined(t, room, aliceID, bobID)
+	for _, u := range []*e2ee.Client{alice, bob, carol} {
+		u.WaitJoined(t, room, aliceID, bobID, carolID)
+	}
 
-	eventID := alice.Send(t, room, "hello bob, across servers")
-	if got := bob.Message(t, room, "hello bob, across servers"); got.Sender != aliceID || got.ID != eventID {
-		t.Fatalf("bob decrypted %s from %s", got.ID, got.Sender)
+	eventID := alice.Send(t, room, "hello, across servers")
+	for _, u := range []*e2ee.Client{bob, carol} {
+		if got := u.Message(t, room, "hello, across servers"); got.Sender != aliceID || got.ID != eventID {
+			t.Fatalf("%s decrypted %s from %s", u.Cli.UserID, got.ID, got.Sender)
+		}
 	}
 	// B only ever had the ciphertext.
 	if raw, err := bob.Cli.GetEvent(ctx, room, eventID); err != nil || raw.Type != event.EventEncrypted {
@@ -70,19 +77,27 @@ func federatedE2EE(t *testing.T, a, b *testserver.Server) {
 	}
 	bob.Send(t, room, "hi alice, got it")
 	alice.Message(t, room, "hi alice, got it")
+	carol.Message(t, room, "hi alice, got it")
 
-	// bob's second device: B tells A, alice's client learns of it.
+	// bob's second device: B tells A and C, alice's and carol's clients
+	// learn of it.
 	alice.ForgetDeviceListNews()
+	carol.ForgetDeviceListNews()
 	bob2 := e2ee.New(t, login(t, b, "bob"))
-	alice.DeviceListChanged(t, bobID, false)
-	alice.WaitFor(t, "bob's second device", func() bool {
-		devs, err := alice.Mach.CryptoStore.GetDevices(ctx, bobID)
-		return err == nil && devs[bob2.Cli.DeviceID] != nil
-	})
-	bob2.WaitJoined(t, room, aliceID, bobID)
+	for _, u := range []*e2ee.Client{alice, carol} {
+		u.DeviceListChanged(t, bobID, false)
+		u.WaitFor(t, "bob's second device", func() bool {
+			devs, err := u.Mach.CryptoStore.GetDevices(ctx, bobID)
+			return err == nil && devs[bob2.Cli.DeviceID] != nil
+		})
+	}
+	bob2.WaitJoined(t, room, aliceID, bobID, carolID)
 	alice.Send(t, room, "hello to both of bob's devices")
-	bob2.Message(t, room, "hello to both of bob's devices")
-	bob.Message(t, room, "hello to both of bob's devices")
+	carol.Send(t, room, "carol here")
+	for _, u := range []*e2ee.Client{bob, bob2} {
+		u.Message(t, room, "hello to both of bob's devices")
+		u.Message(t, room, "carol here")
+	}
 
 	// A plain to-device message to every device of bob's.
 	ping := event.Type{Type: "org.example.ping", Class: event.ToDeviceEventType}
