@@ -360,23 +360,26 @@ func pduResult(res *rooms.IntakeResult, err error) federation.PDUProcessingResul
 // never fail the transaction. Unknown EDU types are ignored.
 func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext.Value) {
 	var err error
-	switch typ {
-	case "m.typing", "m.receipt", "m.presence", "m.direct_to_device":
-		if a.opts.Ephemeral == nil {
-			return
-		}
-		err = a.ephemeralEDU(ctx, from, typ, content)
-	case "m.device_list_update", "m.signing_key_update":
-		if a.opts.Keys == nil {
-			return
-		}
-		err = a.keysEDU(ctx, from, typ, content)
-	default:
+	ephemeralType := typ == "m.typing" || typ == "m.receipt" || typ == "m.presence" || typ == "m.direct_to_device"
+	keysType := typ == "m.device_list_update" || typ == "m.signing_key_update"
+	switch {
+	case ephemeralType && a.opts.Ephemeral == nil, keysType && a.opts.Keys == nil, !ephemeralType && !keysType:
 		return
+	case !isObject(content):
+		err = types.BadJSON("the content of an EDU is an object")
+	case ephemeralType:
+		err = a.ephemeralEDU(ctx, from, typ, content)
+	default:
+		err = a.keysEDU(ctx, from, typ, content)
 	}
 	if err != nil {
 		a.log().Info("EDU dropped", "origin", from, "type", typ, "error", err)
 	}
+}
+
+func isObject(raw []byte) bool {
+	t := bytes.TrimLeft(raw, " \t\r\n")
+	return len(t) > 0 && t[0] == '{'
 }
 
 // keysEDU takes device list and cross-signing key updates.
