@@ -502,6 +502,12 @@ type QueryResponse struct {
 	UserSigningKeys map[id.UserID]json.RawMessage                 `json:"user_signing_keys"`
 }
 
+func newQueryResponse() *QueryResponse {
+	return &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{},
+		MasterKeys: map[id.UserID]json.RawMessage{}, SelfSigningKeys: map[id.UserID]json.RawMessage{},
+		UserSigningKeys: map[id.UserID]json.RawMessage{}}
+}
+
 func (s *Service) isLocal(user id.UserID) bool {
 	server := user.Homeserver()
 	return server != "" && server == s.opts.ServerName
@@ -526,9 +532,7 @@ func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserI
 	if len(want) > maxQueryUsers {
 		return nil, types.TooLarge("At most %d users per query", maxQueryUsers)
 	}
-	resp := &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{},
-		MasterKeys: map[id.UserID]json.RawMessage{}, SelfSigningKeys: map[id.UserID]json.RawMessage{},
-		UserSigningKeys: map[id.UserID]json.RawMessage{}}
+	resp := newQueryResponse()
 	var users []id.UserID
 	for u := range want {
 		if _, _, err := u.Parse(); err != nil {
@@ -540,6 +544,9 @@ func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserI
 		users = append(users, u)
 	}
 	s.queryRemote(ctx, want, resp)
+	if err := s.mergeRemoteSignatures(ctx, caller, resp); err != nil {
+		return nil, err
+	}
 	slices.Sort(users)
 	if len(users) == 0 {
 		return resp, nil

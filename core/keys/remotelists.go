@@ -392,3 +392,45 @@ func (s *Service) keepRemote(ctx context.Context, ans *RemoteKeysAnswer, keep ma
 		}
 	}
 }
+
+// mergeRemoteSignatures adds to the master keys of other servers' users in
+// resp the caller's signatures of them (by their user-signing key), which
+// this server keeps: the users' servers never see them, and nobody but the
+// caller may.
+func (s *Service) mergeRemoteSignatures(ctx context.Context, caller id.UserID, resp *QueryResponse) error {
+	if caller == "" {
+		return nil
+	}
+	var users []id.UserID
+	for u := range resp.MasterKeys {
+		if !s.isLocal(u) {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	sigs, err := s.store.KeySignaturesOf(ctx, users)
+	if err != nil {
+		return internal("signatures of remote keys", err)
+	}
+	mine := map[id.UserID][]*storage.KeySignature{}
+	for _, sg := range sigs {
+		if sg.SignerUserID == caller && sg.TargetKeyID == publicKey(resp.MasterKeys[sg.TargetUserID]) {
+			mine[sg.TargetUserID] = append(mine[sg.TargetUserID], sg)
+		}
+	}
+	for u, sgs := range mine {
+		resp.MasterKeys[u] = mergeSignatures(resp.MasterKeys[u], sgs, nil)
+	}
+	return nil
+}
+
+// remoteMasterKey is the master key of another server's user, as a key
+// query answers it (from the copy of their list, else their server); nil
+// if none.
+func (s *Service) remoteMasterKey(ctx context.Context, user id.UserID) json.RawMessage {
+	resp := newQueryResponse()
+	s.queryRemote(ctx, map[id.UserID][]id.DeviceID{user: nil}, resp)
+	return resp.MasterKeys[user]
+}

@@ -105,7 +105,8 @@ func deviceListUpdate(user id.UserID, dev id.DeviceID, streamID int64, prev []in
 // (an unknown prev_id) makes A fetch the list again with /user/devices;
 // once carol leaves the only room she shared with alice, alice's sync says
 // so and the copy is no longer used. Sliding sync's e2ee extension reports
-// carol's changes as /sync does.
+// carol's changes as /sync does. alice may sign carol's master key with
+// her user-signing key, and sees her signature in /keys/query.
 func TestInboundEDUs(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { inboundEDUs(t, start(t)) })
 	t.Run("postgres", func(t *testing.T) { inboundEDUs(t, start(t, "--database-url", pgtest.URL(t))) })
@@ -202,6 +203,40 @@ func inboundEDUs(t *testing.T, a *testserver.Server) {
 		t.Fatalf("carol's master key: %s", res.Get("master_keys").Raw)
 	}
 	wantAsked("updates applied", keysAsked, 1)
+
+	// alice signs carol's master key with her user-signing key (she
+	// verified carol): A checks it against carol's key and shows the
+	// signature to alice only.
+	masterPub, masterPriv := newKey(t)
+	uskPub, uskPriv := newKey(t)
+	aliceMaster := map[string]any{"user_id": alice.UserID, "usage": []string{"master"},
+		"keys": map[string]any{"ed25519:" + masterPub: masterPub}}
+	aliceUSK := signJSON(t, map[string]any{"user_id": alice.UserID, "usage": []string{"user_signing"},
+		"keys": map[string]any{"ed25519:" + uskPub: uskPub}}, masterPriv, alice.UserID, "ed25519:"+masterPub)
+	if code, body := a.Do(t, http.MethodPost, "/_matrix/client/v3/keys/device_signing/upload", alice.AccessToken,
+		map[string]any{"master_key": aliceMaster, "user_signing_key": aliceUSK}); code != http.StatusOK {
+		t.Fatalf("device_signing/upload: %d %v", code, body)
+	}
+	signed := signJSON(t, masterKey, uskPriv, alice.UserID, "ed25519:"+uskPub)
+	forged := signJSON(t, map[string]any{"user_id": carol, "usage": []string{"master"}, "keys": map[string]any{"ed25519:N": "N"}},
+		uskPriv, alice.UserID, "ed25519:"+uskPub)
+	code, up := a.DoRaw(t, http.MethodPost, "/_matrix/client/v3/keys/signatures/upload", alice.AccessToken,
+		map[id.UserID]any{carol: map[string]any{"M": signed, "N": forged}})
+	if failures := gjson.GetBytes(up, "failures."+gjsonKey(string(carol))); code != http.StatusOK ||
+		failures.Get("M").Exists() || !failures.Get("N").Exists() {
+		t.Fatalf("signatures/upload of carol's master key: %d %s", code, up)
+	}
+	res = wantDevices("carol's master key signed", "C1", "C3")
+	sigPath := "master_keys." + gjsonKey(string(carol)) + ".signatures." + gjsonKey(string(alice.UserID)) + "." +
+		gjsonKey("ed25519:"+uskPub)
+	if res.Get(sigPath).Str == "" {
+		t.Fatalf("alice does not see her signature of carol's master key: %s", res.Get("master_keys").Raw)
+	}
+	erin := register(t, a, "erin")
+	if _, res := queryDevices(t, a, erin, carol); res.Get(sigPath).Exists() {
+		t.Fatalf("erin sees alice's signature of carol's master key: %s", res.Get("master_keys").Raw)
+	}
+	wantAsked("signatures", keysAsked, 1)
 
 	// Bad EDUs are dropped, the good ones of the same transaction taken.
 	since = syncToken(t, alice)
