@@ -153,3 +153,65 @@ type Keys interface {
 	// it; ErrNotFound if none.
 	DeleteDehydratedDevice(ctx context.Context, userID id.UserID) (*DehydratedDevice, error)
 }
+
+// RemoteDeviceList is this server's copy of another server's user's device
+// list (server-server API, "Device Management"): what that user's server
+// answered, kept up to date by its m.device_list_update and
+// m.signing_key_update EDUs.
+type RemoteDeviceList struct {
+	UserID id.UserID
+	// StreamID is the origin's stream_id of the latest update applied (0:
+	// not known — the list came from /user/keys/query, which has none).
+	StreamID int64
+	// Stale: an update could not be applied (an unknown prev_id); the list
+	// must be fetched again before it answers anything.
+	Stale bool
+	// FetchedPos is the events stream position when the list was last
+	// fetched whole: updates reach this server only while it shares a room
+	// with the user, so the list holds only if it has shared one since.
+	FetchedPos int64
+	// Mark is the device-list position of the last change heard of for the
+	// user; a fetch begun before it must not overwrite what it says.
+	Mark           int64
+	MasterKey      json.RawMessage
+	SelfSigningKey json.RawMessage
+	Devices        []*RemoteDevice
+}
+
+// RemoteDevice is one device of a RemoteDeviceList.
+type RemoteDevice struct {
+	DeviceID    id.DeviceID
+	KeyJSON     json.RawMessage // nil: the device has no keys
+	DisplayName string
+}
+
+// RemoteDeviceLists stores the copies of remote users' device lists.
+type RemoteDeviceLists interface {
+	// RemoteDeviceLists returns the stored lists of those of users that
+	// have one, with their devices.
+	RemoteDeviceLists(ctx context.Context, users []id.UserID) (map[id.UserID]*RemoteDeviceList, error)
+	// PutRemoteDeviceList replaces a user's whole list (devices included)
+	// unless its Mark is no longer ifMark (a change was heard of since the
+	// fetch began; 0 matches no stored list too), or l has no stream ID and
+	// the stored list is current with one (it is as new, and worth more);
+	// it reports whether it wrote. l.Mark is kept as stored.
+	PutRemoteDeviceList(ctx context.Context, l *RemoteDeviceList, ifMark int64) (bool, error)
+	// ApplyRemoteDeviceUpdate applies one device's update to a stored list
+	// (d.KeyJSON nil and deleted: the device is gone), setting its stream ID
+	// and mark; ErrNotFound if the user has no list.
+	ApplyRemoteDeviceUpdate(ctx context.Context, user id.UserID, d *RemoteDevice, deleted bool, streamID, mark int64) error
+	// ApplyRemoteCrossSigning replaces the cross-signing keys given (nil:
+	// kept) of a stored list and sets its mark; ErrNotFound if none.
+	ApplyRemoteCrossSigning(ctx context.Context, user id.UserID, master, selfSigning json.RawMessage, mark int64) error
+	// MarkRemoteDeviceListStale marks a user's list stale with the mark,
+	// creating an empty stale one if there is none.
+	MarkRemoteDeviceListStale(ctx context.Context, user id.UserID, mark int64) error
+	// DeleteRemoteDeviceList forgets a user's list.
+	DeleteRemoteDeviceList(ctx context.Context, user id.UserID) error
+	// RemoteUsersSharedSince returns, for those of users (of other servers)
+	// joined to a room a local user (one with an account) is joined to, the
+	// events stream position since which they have shared one: the
+	// earliest, over such rooms, of the later of the user's join and the
+	// first current join of a local user.
+	RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (map[id.UserID]int64, error)
+}

@@ -246,6 +246,7 @@ type Store interface {
 	ServerKeys
 	Federation
 	BridgePortals
+	RemoteDeviceLists
 	// WithTx runs fn with a context whose store calls share one transaction,
 	// committed if fn returns nil. Nested calls join the outer transaction.
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error

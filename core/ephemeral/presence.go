@@ -260,6 +260,9 @@ func (s *Service) startSweeper(ctx context.Context) error {
 	}
 	now := s.opts.Now()
 	for _, p := range rows {
+		if p.UserID.Homeserver() != s.opts.ServerName {
+			continue // other servers' users: their server says when they go
+		}
 		a := &activity{lastSync: now, row: p, known: true}
 		a.lastActive.Store(p.LastActiveTS)
 		s.presence.users.LoadOrStore(p.UserID, a)

@@ -296,6 +296,11 @@ func (s *Service) checkSigned(ctx context.Context, caller id.UserID, mine map[st
 				storedRaw = m
 			}
 		}
+	} else {
+		// Another server's user: their master key as their server says it.
+		if m := s.remoteMasterKey(ctx, user); m != nil && publicKey(m) == keyID {
+			storedRaw = m
+		}
 	}
 	if storedRaw == nil {
 		return nil, types.NotFound("Unknown key %s of %s", keyID, user)

@@ -1,7 +1,9 @@
 // Package keys is the server side of end-to-end encryption: device keys,
 // one-time and fallback keys, cross-signing keys and signatures, the
-// device-list stream and server-side key backup. Each change of a user's
-// keys advances the device_lists stream and is published to core/stream's
+// device-list stream and server-side key backup, and copies of other
+// servers' users' device lists (remotelists.go). Each change of a user's
+// keys — a local user's, or a remote user's as their server reports it —
+// advances the device_lists stream and is published to core/stream's
 // notifier for the rooms the user is in. It imports core/stream,
 // core/types, mautrix (signature checks) and the storage interfaces.
 package keys
@@ -47,6 +49,7 @@ const (
 // Store is what the service persists to and reads.
 type Store interface {
 	storage.Keys
+	storage.RemoteDeviceLists
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	GetAccount(ctx context.Context, userID id.UserID) (*storage.Account, error)
 	RoomsOfUser(ctx context.Context, userID id.UserID, memberships []string) ([]storage.CurrentMember, error)
@@ -76,6 +79,7 @@ type Service struct {
 	opts      Options
 	log       *slog.Logger
 	keyCounts countCache
+	resyncs   resyncs
 }
 
 // New builds the service.
@@ -498,6 +502,12 @@ type QueryResponse struct {
 	UserSigningKeys map[id.UserID]json.RawMessage                 `json:"user_signing_keys"`
 }
 
+func newQueryResponse() *QueryResponse {
+	return &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{},
+		MasterKeys: map[id.UserID]json.RawMessage{}, SelfSigningKeys: map[id.UserID]json.RawMessage{},
+		UserSigningKeys: map[id.UserID]json.RawMessage{}}
+}
+
 func (s *Service) isLocal(user id.UserID) bool {
 	server := user.Homeserver()
 	return server != "" && server == s.opts.ServerName
@@ -522,9 +532,7 @@ func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserI
 	if len(want) > maxQueryUsers {
 		return nil, types.TooLarge("At most %d users per query", maxQueryUsers)
 	}
-	resp := &QueryResponse{Failures: map[string]any{}, DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{},
-		MasterKeys: map[id.UserID]json.RawMessage{}, SelfSigningKeys: map[id.UserID]json.RawMessage{},
-		UserSigningKeys: map[id.UserID]json.RawMessage{}}
+	resp := newQueryResponse()
 	var users []id.UserID
 	for u := range want {
 		if _, _, err := u.Parse(); err != nil {
@@ -536,6 +544,9 @@ func (s *Service) Query(ctx context.Context, caller id.UserID, want map[id.UserI
 		users = append(users, u)
 	}
 	s.queryRemote(ctx, want, resp)
+	if err := s.mergeRemoteSignatures(ctx, caller, resp); err != nil {
+		return nil, err
+	}
 	slices.Sort(users)
 	if len(users) == 0 {
 		return resp, nil

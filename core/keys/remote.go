@@ -32,6 +32,9 @@ type RemoteKeys interface {
 	// the algorithm for each device.
 	ClaimKeys(ctx context.Context, server string, want map[id.UserID]map[id.DeviceID]string) (
 		map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, error)
+	// UserDevices is GET /_matrix/federation/v1/user/devices/{userId}: the
+	// user's whole device list with the stream ID its updates follow.
+	UserDevices(ctx context.Context, server string, user id.UserID) (*RemoteUserDevices, error)
 }
 
 // RemoteKeysAnswer is a server's answer to a key query.
@@ -61,16 +64,23 @@ func byServer[V any](s *Service, want map[id.UserID]V) map[string]map[id.UserID]
 	return out
 }
 
-// queryRemote adds the keys of the remote users of want to resp.
+// queryRemote adds the keys of the remote users of want to resp: from
+// the copies of their device lists that can be trusted, else from their
+// servers (keeping a copy of the lists of users in a room with ours).
 func (s *Service) queryRemote(ctx context.Context, want map[id.UserID][]id.DeviceID, resp *QueryResponse) {
-	servers := byServer(s, want)
-	if len(servers) == 0 {
+	all := byServer(s, want)
+	if len(all) == 0 {
 		return
 	}
 	if s.opts.Remote == nil {
-		for server := range servers {
+		for server := range all {
 			resp.Failures[server] = map[string]any{"errcode": "M_UNKNOWN", "error": "Federation is not available"}
 		}
+		return
+	}
+	want, keep, fetched := s.cachedRemote(ctx, want, resp)
+	servers := byServer(s, want)
+	if len(servers) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
@@ -82,6 +92,16 @@ func (s *Service) queryRemote(ctx context.Context, want map[id.UserID][]id.Devic
 		go func() {
 			defer wg.Done()
 			ans, err := s.opts.Remote.QueryKeys(ctx, server, users)
+			if err == nil {
+				// Only lists of the users asked for: a server answers for its own.
+				mine := map[id.UserID]int64{}
+				for u := range users {
+					if mark, ok := keep[u]; ok {
+						mine[u] = mark
+					}
+				}
+				s.keepRemote(ctx, ans, mine, fetched)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

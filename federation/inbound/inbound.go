@@ -2,8 +2,11 @@
 // the key API (/_matrix/key) to other servers and to third parties: the
 // server's keys and the notary, /version, the OpenID userinfo endpoint
 // (widgets and integration managers), and, behind X-Matrix request
-// authentication, the federation endpoints proper (so far /query/profile).
-// It imports core services, core/httpx and federation/keys only.
+// authentication, the federation endpoints proper: joins, leaves, invites
+// and knocks, transactions of PDUs and EDUs (typing, receipts, presence,
+// to-device messages, device-list and cross-signing key updates), room
+// reads, queries, keys and media. It imports core services, core/httpx and
+// federation/keys only.
 package inbound
 
 import (
@@ -49,13 +52,15 @@ type Options struct {
 	FederatesWith func(serverName string) bool
 	// Rooms serves joins, transactions and reads of rooms (nil: not served).
 	Rooms Rooms
-	// Ephemeral takes typing and receipt EDUs (nil: they are ignored).
+	// Ephemeral takes typing, receipt, presence and to-device EDUs (nil:
+	// they are ignored).
 	Ephemeral Ephemeral
 	// Contacted (nil: none) is told the origin of each authenticated
 	// request: a server that talks to us is up, so the federation sender
 	// retries it at once if it was backing off.
 	Contacted func(origin string)
-	// Keys answers about local users' end-to-end keys (nil: not served).
+	// Keys answers about local users' end-to-end keys and takes device-list
+	// and cross-signing key EDUs (nil: not served, ignored).
 	Keys Keys
 	// Media serves local media to other servers (nil: not served).
 	Media  Media

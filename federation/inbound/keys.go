@@ -22,6 +22,10 @@ type Keys interface {
 	Query(ctx context.Context, caller id.UserID, want map[id.UserID][]id.DeviceID) (*keys.QueryResponse, error)
 	Claim(ctx context.Context, want map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, map[string]any, error)
 	UserDevices(ctx context.Context, user id.UserID) (int64, []keys.RemoteDevice, json.RawMessage, json.RawMessage, error)
+	// RemoteDeviceListUpdate and RemoteSigningKeyUpdate take the origin's
+	// m.device_list_update and m.signing_key_update EDUs.
+	RemoteDeviceListUpdate(ctx context.Context, origin string, u *keys.DeviceListUpdate) error
+	RemoteSigningKeyUpdate(ctx context.Context, origin string, user id.UserID, master, selfSigning json.RawMessage) error
 }
 
 var _ Keys = (*keys.Service)(nil)

@@ -16,6 +16,7 @@ package inbound
 import (
 	"bytes"
 	"context"
+	stdjson "encoding/json"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"errors"
@@ -29,7 +30,9 @@ import (
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/httpx"
+	"github.com/tributary-hs/tributary/core/keys"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 )
@@ -48,12 +51,21 @@ const (
 	txnWorkDeadline = 2 * time.Minute
 )
 
-// Ephemeral takes typing notifications and read receipts of remote users
-// (core/ephemeral.Service implements it); it checks their membership.
+// Ephemeral takes typing notifications, read receipts, presence and
+// to-device messages of remote users (core/ephemeral.Service implements
+// it); it checks their membership.
 type Ephemeral interface {
 	SetTyping(ctx context.Context, roomID id.RoomID, user id.UserID, typing bool, timeout time.Duration) error
 	SetReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, receiptType string, eventID id.EventID, threadID string) error
+	SetRemotePresence(ctx context.Context, origin string, p *ephemeral.RemotePresence) error
+	DeliverRemoteToDevice(ctx context.Context, origin string, sender id.UserID, evType, messageID string,
+		messages map[id.UserID]map[string]stdjson.RawMessage) error
 }
+
+var _ Ephemeral = (*ephemeral.Service)(nil)
+
+// maxPresencePush bounds the users of one m.presence EDU.
+const maxPresencePush = 1000
 
 type txnKey struct{ origin, txnID string }
 
@@ -355,27 +367,106 @@ func pduResult(res *rooms.IntakeResult, err error) federation.PDUProcessingResul
 	return federation.PDUProcessingResult{}
 }
 
-// processEDU takes typing notifications and read receipts; other EDUs are
-// ignored for now. A bad EDU is dropped: EDUs are not answered.
+// processEDU takes an EDU. Each names users of the origin only (typing,
+// receipts, presence, to-device senders, device lists); a bad EDU, or one
+// about another server's users, is dropped: EDUs are not answered, and
+// never fail the transaction. Unknown EDU types are ignored.
 func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext.Value) {
-	if a.opts.Ephemeral == nil {
+	var err error
+	ephemeralType := typ == "m.typing" || typ == "m.receipt" || typ == "m.presence" || typ == "m.direct_to_device"
+	keysType := typ == "m.device_list_update" || typ == "m.signing_key_update"
+	switch {
+	case ephemeralType && a.opts.Ephemeral == nil, keysType && a.opts.Keys == nil, !ephemeralType && !keysType:
 		return
+	case !isObject(content):
+		err = types.BadJSON("the content of an EDU is an object")
+	case ephemeralType:
+		err = a.ephemeralEDU(ctx, from, typ, content)
+	default:
+		err = a.keysEDU(ctx, from, typ, content)
 	}
+	if err != nil {
+		a.log().Info("EDU dropped", "origin", from, "type", typ, "error", err)
+	}
+}
+
+func isObject(raw []byte) bool {
+	t := bytes.TrimLeft(raw, " \t\r\n")
+	return len(t) > 0 && t[0] == '{'
+}
+
+// keysEDU takes device list and cross-signing key updates.
+func (a *API) keysEDU(ctx context.Context, from, typ string, content jsontext.Value) error {
+	if typ == "m.device_list_update" {
+		var u keys.DeviceListUpdate
+		if err := json.Unmarshal(content, &u); err != nil {
+			return types.BadJSON("malformed m.device_list_update: %v", err)
+		}
+		return a.opts.Keys.RemoteDeviceListUpdate(ctx, from, &u)
+	}
+	var u struct {
+		UserID         id.UserID      `json:"user_id"`
+		MasterKey      jsontext.Value `json:"master_key"`
+		SelfSigningKey jsontext.Value `json:"self_signing_key"`
+	}
+	if err := json.Unmarshal(content, &u); err != nil {
+		return types.BadJSON("malformed m.signing_key_update: %v", err)
+	}
+	return a.opts.Keys.RemoteSigningKeyUpdate(ctx, from, u.UserID, []byte(u.MasterKey), []byte(u.SelfSigningKey))
+}
+
+// ephemeralEDU takes typing, receipts, presence and to-device messages.
+func (a *API) ephemeralEDU(ctx context.Context, from, typ string, content jsontext.Value) error {
 	switch typ {
+	case "m.presence":
+		var p struct {
+			Push []ephemeral.RemotePresence `json:"push"`
+		}
+		if err := json.Unmarshal(content, &p); err != nil {
+			return types.BadJSON("malformed m.presence: %v", err)
+		}
+		for _, u := range p.Push[:min(len(p.Push), maxPresencePush)] {
+			// One user's bad entry drops that entry only.
+			if err := a.opts.Ephemeral.SetRemotePresence(ctx, from, &u); err != nil {
+				a.log().Info("presence dropped", "origin", from, "user", u.UserID, "error", err)
+			}
+		}
+		return nil
+	case "m.direct_to_device":
+		var m struct {
+			Sender    id.UserID                               `json:"sender"`
+			Type      string                                  `json:"type"`
+			MessageID string                                  `json:"message_id"`
+			Messages  map[id.UserID]map[string]jsontext.Value `json:"messages"`
+		}
+		if err := json.Unmarshal(content, &m); err != nil {
+			return types.BadJSON("malformed m.direct_to_device: %v", err)
+		}
+		msgs := make(map[id.UserID]map[string]stdjson.RawMessage, len(m.Messages))
+		for u, devs := range m.Messages {
+			msgs[u] = make(map[string]stdjson.RawMessage, len(devs))
+			for d, c := range devs {
+				msgs[u][d] = stdjson.RawMessage(c)
+			}
+		}
+		return a.opts.Ephemeral.DeliverRemoteToDevice(ctx, from, m.Sender, m.Type, m.MessageID, msgs)
 	case "m.typing":
 		var t struct {
 			RoomID id.RoomID `json:"room_id"`
 			UserID id.UserID `json:"user_id"`
 			Typing bool      `json:"typing"`
 		}
-		if json.Unmarshal(content, &t) != nil || t.UserID.Homeserver() != from ||
-			a.opts.Rooms.ServerAllowed(ctx, t.RoomID, from) != nil {
-			return
+		if err := json.Unmarshal(content, &t); err != nil {
+			return types.BadJSON("malformed m.typing: %v", err)
+		}
+		if t.UserID.Homeserver() != from {
+			return types.Forbidden("%s is not a user of %s", t.UserID, from)
+		}
+		if err := a.opts.Rooms.ServerAllowed(ctx, t.RoomID, from); err != nil {
+			return err
 		}
 		// Remote typing lasts the spec's default 30 s unless renewed.
-		if err := a.opts.Ephemeral.SetTyping(ctx, t.RoomID, t.UserID, t.Typing, 30*time.Second); err != nil {
-			a.log().Debug("typing EDU not taken", "origin", from, "error", err)
-		}
+		return a.opts.Ephemeral.SetTyping(ctx, t.RoomID, t.UserID, t.Typing, 30*time.Second)
 	case "m.receipt":
 		var rs map[id.RoomID]map[string]map[id.UserID]struct {
 			EventIDs []id.EventID `json:"event_ids"`
@@ -383,14 +474,14 @@ func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext
 				ThreadID string `json:"thread_id"`
 			} `json:"data"`
 		}
-		if json.Unmarshal(content, &rs) != nil {
-			return
+		if err := json.Unmarshal(content, &rs); err != nil {
+			return types.BadJSON("malformed m.receipt: %v", err)
 		}
-		for roomID, types := range rs {
+		for roomID, byType := range rs {
 			if a.opts.Rooms.ServerAllowed(ctx, roomID, from) != nil {
 				continue // the server ACL denies the server this room's receipts
 			}
-			for rtype, users := range types {
+			for rtype, users := range byType {
 				if rtype != "m.read" { // private receipts never cross servers
 					continue
 				}
@@ -405,6 +496,7 @@ func (a *API) processEDU(ctx context.Context, from, typ string, content jsontext
 			}
 		}
 	}
+	return nil
 }
 
 // readJSONObject reads a request body that must be a JSON object.

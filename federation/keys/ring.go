@@ -144,11 +144,19 @@ func (r *Ring) ServerKey(ctx context.Context, serverName string, keyID id.KeyID,
 	// A key known to have expired is not refreshed: its server will not
 	// sign with it again.
 	if !ok || (k.ExpiredTS == 0 && validity(k).Before(minValidUntil)) {
-		if ferr := r.Fetch(ctx, serverName, false); ferr != nil && !ok {
-			return "", time.Time{}, fmt.Errorf("%w: %s of %s: %w", ErrNoKey, keyID, serverName, ferr)
-		}
-		if k, ok, err = find(); err != nil {
+		// Looked up again whatever Fetch says: a fetch made by another
+		// request while this one looked (Fetch then answers errRecentFetch)
+		// may have stored the key.
+		ferr := r.Fetch(ctx, serverName, false)
+		fk, found, err := find()
+		if err != nil {
 			return "", time.Time{}, err
+		}
+		if found {
+			k, ok = fk, true
+		}
+		if !ok && ferr != nil {
+			return "", time.Time{}, fmt.Errorf("%w: %s of %s: %w", ErrNoKey, keyID, serverName, ferr)
 		}
 	}
 	if !ok {

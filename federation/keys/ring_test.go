@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/federation/signutil"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/storage"
 	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
@@ -239,5 +240,55 @@ func TestNotariseCountersigns(t *testing.T) {
 	none, err := r.Notarise(t.Context(), "b.example", []id.KeyID{"ed25519:x"}, now)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("unknown server: %s, %v", none, err)
+	}
+}
+
+// missOnce is a key store whose first read finds nothing, as a lookup does
+// that reads just before another request's fetch stores the key.
+type missOnce struct {
+	storage.ServerKeys
+	missed bool
+}
+
+func (m *missOnce) GetServerKeys(ctx context.Context, serverName string) ([]storage.ServerKey, error) {
+	if !m.missed {
+		m.missed = true
+		return nil, nil
+	}
+	return m.ServerKeys.GetServerKeys(ctx, serverName)
+}
+
+// A lookup that missed the key while another request fetched it finds the
+// key that fetch stored, rather than failing because the server was asked
+// moments ago (two servers' first requests to each other, in parallel).
+func TestRingLookupDuringAnotherFetch(t *testing.T) {
+	now := time.UnixMilli(1_800_000_000_000)
+	remote := federation.GenerateSigningKey()
+	f := &fakeFetcher{direct: map[string]func() (*federation.ServerKeyResponse, error){
+		"a.example": func() (*federation.ServerKeyResponse, error) {
+			return response(t, "a.example", remote, now.Add(24*time.Hour), nil), nil
+		},
+	}}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	r, err := NewRing(Options{ServerName: "me.example", Key: federation.GenerateSigningKey(), Store: &missOnce{ServerKeys: store},
+		Fetcher: f, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other request's fetch, then this lookup, whose first read missed.
+	if err := r.Fetch(t.Context(), "a.example", false); err != nil {
+		t.Fatal(err)
+	}
+	r.opts.Store.(*missOnce).missed = false
+	key, _, err := r.ServerKey(t.Context(), "a.example", remote.ID, now)
+	if err != nil || key != remote.Pub {
+		t.Fatalf("ServerKey = %q, %v; want %q", key, err, remote.Pub)
+	}
+	if f.directN != 1 {
+		t.Fatalf("%d fetches, want 1", f.directN)
 	}
 }

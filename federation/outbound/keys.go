@@ -51,3 +51,14 @@ func (k Keys) ClaimKeys(ctx context.Context, server string, want map[id.UserID]m
 	}
 	return ans.OneTimeKeys, nil
 }
+
+// UserDevices implements keys.RemoteKeys.
+func (k Keys) UserDevices(ctx context.Context, server string, user id.UserID) (*keys.RemoteUserDevices, error) {
+	var ans keys.RemoteUserDevices
+	_, _, err := k.Client.MakeFullRequest(ctx, federation.RequestParams{ServerName: server, Method: http.MethodGet,
+		Path: federation.URLPath{"v1", "user", "devices", user}, Authenticate: true, ResponseJSON: &ans})
+	if err != nil {
+		return nil, remoteError(server, err)
+	}
+	return &ans, nil
+}

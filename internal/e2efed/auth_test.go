@@ -63,6 +63,8 @@ type fakeServer struct {
 	inbox *inbox
 	// hostPtr, when set, serves C's rooms (fakehost_test.go).
 	hostPtr atomic.Pointer[fakeHost]
+	// extra, when set, serves what it reports it served (edus_test.go).
+	extra atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -70,6 +72,9 @@ func newFakeServer(t *testing.T) *fakeServer {
 	f := &fakeServer{key: federation.GenerateSigningKey(), inbox: newInbox()}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := f.hostPtr.Load(); h != nil && h.serve(w, r) {
+			return
+		}
+		if x := f.extra.Load(); x != nil && (*x)(w, r) {
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/federation/v1/send/") {

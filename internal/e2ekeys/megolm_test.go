@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/e2ee"
 	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
@@ -46,14 +46,11 @@ func newE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
 func newIdleE2EEClient(t *testing.T, cli *mautrix.Client) *e2eeClient {
 	t.Helper()
 	ctx := t.Context()
-	mem := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
-	// mautrix v0.26.0's constructor leaves JoinRules nil (SetJoinRules panics).
-	mem.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
-	stateStore := copyingStateStore{mem}
+	stateStore := e2ee.NewStateStore()
 	cli.StateStore = stateStore
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("user", string(cli.UserID)).Logger()
 	cli.Log = log
-	mach := crypto.NewOlmMachine(cli, &log, &lockedStore{MemoryStore: crypto.NewMemoryStore(nil)}, stateStore)
+	mach := crypto.NewOlmMachine(cli, &log, e2ee.NewCryptoStore(), stateStore)
 	if err := mach.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -146,62 +143,6 @@ func (c *e2eeClient) send(t *testing.T, room id.RoomID, body string) id.EventID 
 		t.Fatalf("%s sends: %v", c.cli.UserID, err)
 	}
 	return res.EventID
-}
-
-// copyingStateStore keeps a copy of member contents: mautrix v0.26.0's
-// MemoryStateStore keeps the event's own content, and SetMembership (after
-// CreateRoom, JoinRoom…) then changes it in place under the syncer's feet.
-type copyingStateStore struct{ *mautrix.MemoryStateStore }
-
-func (s copyingStateStore) SetMember(ctx context.Context, room id.RoomID, user id.UserID, member *event.MemberEventContent) error {
-	c := *member
-	return s.MemoryStateStore.SetMember(ctx, room, user, &c)
-}
-
-// lockedStore fixes data races of mautrix v0.26.0's MemoryStore, whose
-// PutSignature, DropSignaturesByKey and PutCrossSigningKey write maps under
-// a read lock (and GetCrossSigningKeys hands out the stored map): every use
-// of those maps goes through mu here.
-type lockedStore struct {
-	*crypto.MemoryStore
-	mu sync.RWMutex
-}
-
-func (s *lockedStore) PutSignature(ctx context.Context, signedUser id.UserID, signedKey id.Ed25519, signerUser id.UserID, signerKey id.Ed25519, signature string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.MemoryStore.PutSignature(ctx, signedUser, signedKey, signerUser, signerKey, signature)
-}
-
-func (s *lockedStore) DropSignaturesByKey(ctx context.Context, user id.UserID, key id.Ed25519) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.MemoryStore.DropSignaturesByKey(ctx, user, key)
-}
-
-func (s *lockedStore) GetSignaturesForKeyBy(ctx context.Context, user id.UserID, key id.Ed25519, signer id.UserID) (map[id.Ed25519]string, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.MemoryStore.GetSignaturesForKeyBy(ctx, user, key, signer)
-}
-
-func (s *lockedStore) IsKeySignedBy(ctx context.Context, user id.UserID, key id.Ed25519, signer id.UserID, signerKey id.Ed25519) (bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.MemoryStore.IsKeySignedBy(ctx, user, key, signer, signerKey)
-}
-
-func (s *lockedStore) PutCrossSigningKey(ctx context.Context, user id.UserID, usage id.CrossSigningUsage, key id.Ed25519) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.MemoryStore.PutCrossSigningKey(ctx, user, usage, key)
-}
-
-func (s *lockedStore) GetCrossSigningKeys(ctx context.Context, user id.UserID) (map[id.CrossSigningUsage]id.CrossSigningKey, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	keys, err := s.MemoryStore.GetCrossSigningKeys(ctx, user)
-	return maps.Clone(keys), err
 }
 
 func (c *e2eeClient) poke() {

@@ -27,6 +27,8 @@ var keyTests = []struct {
 	{"Keys/BackupKeys", testBackupKeys},
 	{"Keys/DehydratedDevice", testDehydratedDevice},
 	{"Keys/UsersSharingRoom", testUsersSharingRoom},
+	{"Keys/RemoteDeviceLists", testRemoteDeviceLists},
+	{"Keys/RemoteUsersSharedSince", testRemoteUsersSharedSince},
 	{"Concurrency/ClaimOneTimeKeys", testConcurrentClaims},
 }
 
@@ -406,4 +408,122 @@ func testConcurrentClaims(t *testing.T, s storage.Store) {
 			t.Fatalf("key %s handed out %d times", id, n)
 		}
 	}
+}
+
+// A remote user's list: replaced whole unless a change was heard of since
+// the fetch began (the mark), updated per device and cross-signing key,
+// marked stale, forgotten.
+func testRemoteDeviceLists(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const rob id.UserID = "@rob:remote.example"
+	got, err := s.RemoteDeviceLists(c, []id.UserID{rob})
+	must(t, err)
+	eq(t, "none yet", len(got), 0)
+	l := &storage.RemoteDeviceList{UserID: rob, StreamID: 7, FetchedPos: 40, MasterKey: json.RawMessage(`{"m":1}`),
+		Devices: []*storage.RemoteDevice{{DeviceID: "R1", KeyJSON: json.RawMessage(`{"k":1}`), DisplayName: "phone"},
+			{DeviceID: "R2"}}}
+	wrote, err := s.PutRemoteDeviceList(c, l, 5)
+	must(t, err)
+	eq(t, "a mark that is not there", wrote, false)
+	wrote, err = s.PutRemoteDeviceList(c, l, 0)
+	must(t, err)
+	eq(t, "first fetch", wrote, true)
+	got, err = s.RemoteDeviceLists(c, []id.UserID{rob, kAlice})
+	must(t, err)
+	g := got[rob]
+	if g == nil || len(got) != 1 {
+		t.Fatalf("lists: %v", got)
+	}
+	eq(t, "stream id", g.StreamID, int64(7))
+	eq(t, "fetched", g.FetchedPos, int64(40))
+	eq(t, "stale", g.Stale, false)
+	eq(t, "master", string(g.MasterKey), `{"m":1}`)
+	eq(t, "self-signing", len(g.SelfSigningKey), 0)
+	eq(t, "devices", len(g.Devices), 2)
+	eq(t, "keys", string(g.Devices[0].KeyJSON), `{"k":1}`)
+	eq(t, "name", g.Devices[0].DisplayName, "phone")
+	eq(t, "no keys", len(g.Devices[1].KeyJSON), 0)
+
+	must(t, s.ApplyRemoteDeviceUpdate(c, rob, &storage.RemoteDevice{DeviceID: "R3", KeyJSON: json.RawMessage(`{"k":3}`)}, false, 9, 11))
+	must(t, s.ApplyRemoteDeviceUpdate(c, rob, &storage.RemoteDevice{DeviceID: "R2"}, true, 10, 12))
+	must(t, s.ApplyRemoteCrossSigning(c, rob, nil, json.RawMessage(`{"s":1}`), 13))
+	wantErr(t, s.ApplyRemoteDeviceUpdate(c, kAlice, &storage.RemoteDevice{DeviceID: "X"}, false, 1, 1), storage.ErrNotFound, "update without a list")
+	wantErr(t, s.ApplyRemoteCrossSigning(c, kAlice, nil, nil, 1), storage.ErrNotFound, "keys without a list")
+	got, err = s.RemoteDeviceLists(c, []id.UserID{rob})
+	must(t, err)
+	g = got[rob]
+	eq(t, "stream id after updates", g.StreamID, int64(10))
+	eq(t, "mark after updates", g.Mark, int64(13))
+	eq(t, "master kept", string(g.MasterKey), `{"m":1}`)
+	eq(t, "self-signing set", string(g.SelfSigningKey), `{"s":1}`)
+	eq(t, "devices after updates", len(g.Devices), 2)
+	eq(t, "R1 then R3", string(g.Devices[1].DeviceID), "R3")
+
+	// A fetch begun before mark 13 does not overwrite; one after it does.
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob}, 12)
+	must(t, err)
+	eq(t, "an old fetch", wrote, false)
+	must(t, s.MarkRemoteDeviceListStale(c, rob, 14))
+	must(t, s.MarkRemoteDeviceListStale(c, kBob, 15))
+	got, err = s.RemoteDeviceLists(c, []id.UserID{rob, kBob})
+	must(t, err)
+	eq(t, "stale", got[rob].Stale, true)
+	eq(t, "stale keeps devices", len(got[rob].Devices), 2)
+	eq(t, "a stale list made", got[kBob].Stale, true)
+	eq(t, "its mark", got[kBob].Mark, int64(15))
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob, StreamID: 20,
+		Devices: []*storage.RemoteDevice{{DeviceID: "R9"}}}, 14)
+	must(t, err)
+	eq(t, "a resync", wrote, true)
+	got, err = s.RemoteDeviceLists(c, []id.UserID{rob})
+	must(t, err)
+	eq(t, "fresh again", got[rob].Stale, false)
+	eq(t, "mark kept", got[rob].Mark, int64(14))
+	eq(t, "replaced devices", len(got[rob].Devices), 1)
+	eq(t, "no master any more", len(got[rob].MasterKey), 0)
+
+	// A list without a stream ID (from /user/keys/query) does not replace
+	// a current one with one; it does replace a stale one.
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob}, 14)
+	must(t, err)
+	eq(t, "a list without a stream ID", wrote, false)
+	must(t, s.MarkRemoteDeviceListStale(c, rob, 16))
+	wrote, err = s.PutRemoteDeviceList(c, &storage.RemoteDeviceList{UserID: rob}, 16)
+	must(t, err)
+	eq(t, "a list without a stream ID over a stale one", wrote, true)
+
+	must(t, s.DeleteRemoteDeviceList(c, rob))
+	got, err = s.RemoteDeviceLists(c, []id.UserID{rob})
+	must(t, err)
+	eq(t, "forgotten", len(got), 0)
+}
+
+// A remote user shares a room with local users (accounts) since the later
+// of their join and the first local join, the earliest over rooms.
+func testRemoteUsersSharedSince(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const rob, rita id.UserID = "@rob:remote.example", "@rita:remote.example"
+	for _, u := range []id.UserID{kAlice, kBob} {
+		must(t, s.CreateAccount(c, &storage.Account{UserID: u, Localpart: u.Localpart(), CreatedAt: 1}))
+	}
+	pos := map[string]int64{}
+	for _, m := range []struct {
+		room       id.RoomID
+		user       id.UserID
+		membership string
+	}{
+		{roomA, rob, "join"}, {roomA, kAlice, "join"}, {roomB, kBob, "join"}, {roomB, rob, "join"},
+		{roomB, kAlice, "join"}, {roomB, rita, "join"}, {roomA, rita, "leave"}, {"!c:example.org", carol, "join"},
+	} {
+		e := memberEv(m.room, id.EventID("$"+string(m.room)+string(m.user)), m.user, m.membership)
+		must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e,
+			CurrentState: []storage.StateEntry{{Type: "m.room.member", StateKey: string(m.user), EventID: e.EventID}}}}))
+		pos[string(m.room)+string(m.user)] = e.StreamPos
+	}
+	got, err := s.RemoteUsersSharedSince(c, []id.UserID{rob, rita, carol, "@nobody:remote.example"})
+	must(t, err)
+	eq(t, "users", len(got), 2)
+	// roomA: since alice's join; roomB: since bob's... rob's later join.
+	eq(t, "rob", got[rob], min(pos[string(roomA)+string(kAlice)], pos[string(roomB)+string(rob)]))
+	eq(t, "rita (roomB only)", got[rita], pos[string(roomB)+string(rita)])
 }

@@ -226,6 +226,12 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("PushActionsBetween", err)
 	_, err = s.ReceiptsSince(lc, []id.RoomID{room}, 0, 10)
 	call("ReceiptsSince", err)
+	// Asked for each device list update from another server and each
+	// /keys/query about a remote user.
+	_, err = s.RemoteUsersSharedSince(lc, []id.UserID{user})
+	call("RemoteUsersSharedSince", err)
+	_, err = s.RemoteDeviceLists(lc, []id.UserID{user})
+	call("RemoteDeviceLists", err)
 
 	queries := log.Queries()
 	check := func(when string) {
