@@ -515,7 +515,7 @@ func (cv *conversation) addPart(messageID, part, evType string, content map[stri
 func (cv *conversation) notice(it Item, p *person, text string) error {
 	cv.join(p, it.TS)
 	cv.add(&importer.Event{Alias: cv.alias(it.Msg.ID, ""), Type: "m.room.message", Sender: p.mxid,
-		Content: mustJSON(map[string]any{"msgtype": "m.notice", "body": text, "m.mentions": map[string]any{}}),
+		Content:        mustJSON(map[string]any{"msgtype": "m.notice", "body": text, "m.mentions": map[string]any{}}),
 		OriginServerTS: it.TS})
 	cv.known[it.ID] = true
 	return nil
@@ -882,4 +882,3 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 	}
 	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
 }
-

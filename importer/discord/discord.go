@@ -87,12 +87,12 @@ type Summary struct {
 	Channels, Threads, NewRooms int
 	// Messages were imported, Skipped found imported already, Events
 	// written in all.
-	Messages, Skipped, Events                                                            int
+	Messages, Skipped, Events                                                          int
 	ThreadMessages, Replies, Edits, Reactions, CustomEmoji, FilesUploaded, FilesLinked int
-	Stickers, Embeds, Joins, Pins                                                        int
+	Stickers, Embeds, Joins, Pins                                                      int
 	// What could not be carried.
 	FailedDownloads, ReactionsNotNamed, EmojiAsText, OrphanThreadMessages, OrphanReplies int
-	BadMessages, FailedMessages, PinsNotCarried                                         int
+	BadMessages, FailedMessages, PinsNotCarried                                          int
 	Unknown                                                                              map[string]int
 	// Problems are the first few lines worth reading.
 	Problems []string

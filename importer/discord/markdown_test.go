@@ -26,8 +26,8 @@ func (names) Channel(discordID string) (id.RoomID, string) {
 func TestMarkdown(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, body, html string
-		mentions           []Mention
-		want               []id.UserID
+		mentions             []Mention
+		want                 []id.UserID
 	}{
 		{"plain", "just words", "just words", "", nil, nil},
 		{"html is escaped", "a <b> & c", "a <b> & c", "", nil, nil},
