@@ -743,12 +743,15 @@ func (cv *conversation) flush(ctx context.Context) error {
 	cv.batch, cv.batchMsgs = nil, nil
 	if cv.firstBatch && len(evs) > 0 {
 		// A run killed after writing a batch and before recording its
-		// cursor left these events in: keep only what is not there.
-		cv.firstBatch = false
+		// cursor left these events in: keep only what is not there. The
+		// batches of this run may be cut elsewhere than that run's: go on
+		// checking until a batch holds nothing written.
+		n := len(evs)
 		var err error
 		if evs, spans, err = cv.unwritten(ctx, evs, spans); err != nil {
 			return err
 		}
+		cv.firstBatch = len(evs) < n
 	}
 	if len(evs) > 0 {
 		if err := cv.send(ctx, evs, spans, 0); err != nil {
