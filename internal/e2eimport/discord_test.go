@@ -49,7 +49,9 @@ func newDiscordFixture(t *testing.T, messages int) *discordFixture {
 	return &discordFixture{dir: dir, m: m}
 }
 
-func discordGhost(discordID string) id.UserID { return id.UserID("@discord_" + discordID + ":localhost") }
+func discordGhost(discordID string) id.UserID {
+	return id.UserID("@discord_" + discordID + ":localhost")
+}
 
 func (fx *discordFixture) channel(name string) *discordexport.Channel {
 	for _, c := range fx.m.Channels {
