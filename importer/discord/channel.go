@@ -876,6 +876,21 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 			mid = spans[0].id
 		}
 		cv.sum.problem("%s %s: refused: %v", cv.g.label(), mid, err)
+		// The joins that came with the message are what later messages of
+		// its people need.
+		var members []*importer.Event
+		for _, ev := range evs {
+			if ev.Type == "m.room.member" {
+				members = append(members, ev)
+			}
+		}
+		if len(members) > 0 && len(members) < len(evs) {
+			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
+				cv.sum.Events += len(members)
+			} else if !isClientError(err) {
+				return err
+			}
+		}
 		return nil
 	}
 	mid := len(spans) / 2

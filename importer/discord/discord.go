@@ -532,10 +532,11 @@ func mustJSON(v any) jsontext.Value {
 // portalKey names, in a portal's create event, the conversation it is of.
 const portalKey = "org.tributary.portal"
 
-// roomPower: everyone may set the topic, as Discord's members often may;
-// the rest is createRoom's defaults.
+// roomPower: everyone may set the name and the topic, as the export shows
+// members renaming channels (Discord's roles are not carried); the rest is
+// createRoom's defaults.
 var roomPower = map[string]any{"events": map[string]any{
-	"m.room.name": 50, "m.room.topic": 0, "m.room.power_levels": 100, "m.room.history_visibility": 100,
+	"m.room.name": 0, "m.room.topic": 0, "m.room.power_levels": 100, "m.room.history_visibility": 100,
 	"m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 150, "m.room.server_acl": 100,
 	"m.room.encryption": 100, "m.room.pinned_events": 50,
 }}
