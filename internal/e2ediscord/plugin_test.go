@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/fakediscord"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
@@ -111,7 +112,7 @@ func (w *watcher) say(ctx context.Context, room id.RoomID, text, want string) {
 func TestDiscordPlugin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	fake := newFakeDiscord(t, botToken)
+	fake := fakediscord.New(t, botToken)
 	binDir, err := os.MkdirTemp("", "e2ediscord-")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ plugins:
       network:
         api_url: %q
         media_url: https://media.example/download
-`, bin, fake.srv.URL+"/")
+`, bin, fake.URL())
 	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ plugins:
 	w.say(ctx, mgmt, botToken, "Logged in as the bot testbot")
 
 	// Discord → Matrix: the portal is made, with the message as HTML.
-	first := fake.message("hello **world**", nil)
+	first := fake.Message("hello **world**", nil)
 	var portal id.RoomID
 	for portal == "" {
 		for _, r := range w.invites {
@@ -213,10 +214,10 @@ plugins:
 		}
 	})
 	hello := w.message(ctx, portal, "hello **world**")
-	if mc := hello.Content.AsMessage(); hello.Sender != ghost(bobID) || mc.FormattedBody != "hello <strong>world</strong>" {
+	if mc := hello.Content.AsMessage(); hello.Sender != ghost(fakediscord.BobID) || mc.FormattedBody != "hello <strong>world</strong>" {
 		t.Fatalf("from Discord: %s %q", hello.Sender, mc.FormattedBody)
 	}
-	if p, err := alice.GetDisplayName(ctx, ghost(bobID)); err != nil || p.DisplayName != "Bob Builder" {
+	if p, err := alice.GetDisplayName(ctx, ghost(fakediscord.BobID)); err != nil || p.DisplayName != "Bob Builder" {
 		t.Fatalf("bob's ghost is named %+v (%v)", p, err)
 	}
 
@@ -224,7 +225,7 @@ plugins:
 	if _, err := alice.SendText(ctx, portal, "hi bob"); err != nil {
 		t.Fatal(err)
 	}
-	sent := fake.await("the webhook post", func(c call) bool { return c.Method == "POST" && strings.HasPrefix(c.Path, "/webhooks/") })
+	sent := fake.Await("the webhook post", func(c fakediscord.Call) bool { return c.Method == "POST" && strings.HasPrefix(c.Path, "/webhooks/") })
 	if sent.JSON["content"] != "hi bob" || sent.JSON["username"] != "Alice Liddell" ||
 		sent.JSON["avatar_url"] != "https://media.example/download/localhost/alicepic" {
 		t.Fatalf("the webhook got %v", sent)
@@ -233,15 +234,15 @@ plugins:
 	// bridged again.
 
 	// A reply on Discord.
-	fake.message("a reply", map[string]any{"type": 19, "message_reference": map[string]any{"message_id": first,
-		"channel_id": channelID, "guild_id": guildID}})
+	fake.Message("a reply", map[string]any{"type": 19, "message_reference": map[string]any{"message_id": first,
+		"channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID}})
 	reply := w.message(ctx, portal, "a reply")
 	if rel := reply.Content.AsMessage().RelatesTo; rel == nil || rel.InReplyTo == nil || rel.InReplyTo.EventID != hello.ID {
 		t.Fatalf("the reply relates to %+v, want %s", reply.Content.AsMessage().RelatesTo, hello.ID)
 	}
 	// An edit on Discord.
-	fake.dispatch("MESSAGE_UPDATE", map[string]any{"id": first, "channel_id": channelID, "guild_id": guildID,
-		"content": "hello **everyone**", "type": 0, "author": bob, "edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+	fake.Dispatch("MESSAGE_UPDATE", map[string]any{"id": first, "channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID,
+		"content": "hello **everyone**", "type": 0, "author": fakediscord.Bob, "edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
 	w.wait(ctx, portal, "the edit", func(evt *event.Event) bool {
 		mc := evt.Content.AsMessage()
@@ -249,19 +250,19 @@ plugins:
 			mc.RelatesTo.EventID == hello.ID && mc.NewContent != nil && mc.NewContent.Body == "hello **everyone**"
 	})
 	// A reaction on Discord.
-	fake.dispatch("MESSAGE_REACTION_ADD", map[string]any{"user_id": bobID, "channel_id": channelID, "message_id": first,
-		"guild_id": guildID, "emoji": map[string]any{"name": "👍"}})
+	fake.Dispatch("MESSAGE_REACTION_ADD", map[string]any{"user_id": fakediscord.BobID, "channel_id": fakediscord.ChannelID, "message_id": first,
+		"guild_id": fakediscord.GuildID, "emoji": map[string]any{"name": "👍"}})
 	w.wait(ctx, portal, "bob's reaction", func(evt *event.Event) bool {
 		if evt.Type != event.EventReaction {
 			return false
 		}
 		rel := evt.Content.AsReaction().RelatesTo
 		// bridgev2 adds the emoji presentation selector.
-		return evt.Sender == ghost(bobID) && rel.EventID == hello.ID && strings.TrimSuffix(rel.Key, "\ufe0f") == "👍"
+		return evt.Sender == ghost(fakediscord.BobID) && rel.EventID == hello.ID && strings.TrimSuffix(rel.Key, "\ufe0f") == "👍"
 	})
 	// An attachment on Discord.
-	fake.message("", map[string]any{"attachments": []any{map[string]any{"id": "777", "filename": "cat.png",
-		"url": fake.srv.URL + "/cdn/attachments/cat.png", "content_type": "image/png", "size": len(pngBytes)}}})
+	fake.Message("", map[string]any{"attachments": []any{map[string]any{"id": "777", "filename": "cat.png",
+		"url": fake.CDN() + "attachments/cat.png", "content_type": "image/png", "size": len(fakediscord.PNG)}}})
 	img := w.wait(ctx, portal, "the image", func(evt *event.Event) bool {
 		return evt.Type == event.EventMessage && evt.Content.AsMessage().MsgType == event.MsgImage
 	})
@@ -269,9 +270,9 @@ plugins:
 		t.Fatalf("the image: %+v", mc)
 	}
 	// Typing on Discord.
-	fake.dispatch("TYPING_START", map[string]any{"user_id": bobID, "channel_id": channelID, "guild_id": guildID,
+	fake.Dispatch("TYPING_START", map[string]any{"user_id": fakediscord.BobID, "channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID,
 		"timestamp": time.Now().Unix()})
-	for !containsUser(w.typing[portal], ghost(bobID)) {
+	for !containsUser(w.typing[portal], ghost(fakediscord.BobID)) {
 		if ctx.Err() != nil {
 			t.Fatal("bob never typed on Matrix")
 		}
@@ -283,33 +284,33 @@ plugins:
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := fake.await("alice's post", func(c call) bool { return c.Method == "POST" && c.JSON["content"] == "first draft" })
+	post := fake.Await("alice's post", func(c fakediscord.Call) bool { return c.Method == "POST" && c.JSON["content"] == "first draft" })
 	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText,
 		Body: "second draft", NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: "second draft"},
 		RelatesTo: &event.RelatesTo{Type: event.RelReplace, EventID: mine.EventID}}); err != nil {
 		t.Fatal(err)
 	}
-	edit := fake.await("the edit", func(c call) bool { return c.Method == "PATCH" })
-	if edit.Path != "/webhooks/"+hookID+"/"+hookToken+"/messages/"+post.JSON["id"].(string) || edit.JSON["content"] != "second draft" {
+	edit := fake.Await("the edit", func(c fakediscord.Call) bool { return c.Method == "PATCH" })
+	if edit.Path != "/webhooks/"+fakediscord.HookID+"/"+fakediscord.HookToken+"/messages/"+post.JSON["id"].(string) || edit.JSON["content"] != "second draft" {
 		t.Fatalf("the edit: %v (post %v)", edit, post)
 	}
 	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText,
 		Body: "replying", RelatesTo: &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: hello.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	rp := fake.await("the reply", func(c call) bool {
+	rp := fake.Await("the reply", func(c fakediscord.Call) bool {
 		return c.Method == "POST" && strings.HasSuffix(fmt.Sprint(c.JSON["content"]), "replying")
 	})
-	if !strings.Contains(rp.JSON["content"].(string), "/channels/"+guildID+"/"+channelID+"/"+first) {
+	if !strings.Contains(rp.JSON["content"].(string), "/channels/"+fakediscord.GuildID+"/"+fakediscord.ChannelID+"/"+first) {
 		t.Fatalf("the reply does not point at its message: %v", rp)
 	}
 	if _, err := alice.SendReaction(ctx, portal, hello.ID, "🎉"); err != nil {
 		t.Fatal(err)
 	}
-	fake.await("the reaction", func(c call) bool {
-		return c.Method == "PUT" && c.Path == "/channels/"+channelID+"/messages/"+first+"/reactions/🎉/@me"
+	fake.Await("the reaction", func(c fakediscord.Call) bool {
+		return c.Method == "PUT" && c.Path == "/channels/"+fakediscord.ChannelID+"/messages/"+first+"/reactions/🎉/@me"
 	})
-	up, err := alice.UploadBytes(ctx, pngBytes, "image/png")
+	up, err := alice.UploadBytes(ctx, fakediscord.PNG, "image/png")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ plugins:
 		Body: "dog.png", URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: "image/png"}}); err != nil {
 		t.Fatal(err)
 	}
-	file := fake.await("the file", func(c call) bool { return c.Method == "POST" && len(c.Files) > 0 })
+	file := fake.Await("the file", func(c fakediscord.Call) bool { return c.Method == "POST" && len(c.Files) > 0 })
 	if file.Files[0] != "dog.png" || file.JSON["username"] != "Alice Liddell" {
 		t.Fatalf("the file: %v", file)
 	}
@@ -326,13 +327,13 @@ plugins:
 
 	// Nothing of alice's came back as bob's or the webhook's ghost.
 	for _, evt := range w.seen[portal] {
-		if evt.Type == event.EventMessage && evt.Sender != alice.UserID && evt.Sender != ghost(bobID) {
+		if evt.Type == event.EventMessage && evt.Sender != alice.UserID && evt.Sender != ghost(fakediscord.BobID) {
 			t.Errorf("%s said %q in the portal", evt.Sender, evt.Content.AsMessage().Body)
 		}
 	}
 
 	// The token is revoked: the user is told, not left guessing.
-	fake.revoke()
+	fake.Revoke()
 	w.wait(ctx, mgmt, "a notice of the revoked token", func(evt *event.Event) bool {
 		return evt.Sender == discordBot && strings.Contains(evt.Content.AsMessage().Body, "BAD_CREDENTIALS") &&
 			strings.Contains(evt.Content.AsMessage().Body, "refused the bot token")

@@ -1,4 +1,10 @@
-package e2ediscord
+// Package fakediscord is a local Discord for tests and benchmarks of the
+// Discord bridge: the REST API the bridge calls (users, gateway, webhooks,
+// reactions, typing), a CDN for attachments, and a gateway websocket
+// speaking Discord's protocol (hello, identify, ready and a guild with one
+// channel, heartbeat acks, dispatches). It imports no package of the
+// module.
+package fakediscord
 
 import (
 	"encoding/json"
@@ -17,12 +23,12 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// fakeDiscord is a local Discord: the REST API the bridge calls (users,
+// Fake is a local Discord: the REST API the bridge calls (users,
 // gateway, webhooks, reactions, typing), a CDN for attachments, and a
 // gateway websocket speaking Discord's protocol (hello, identify, ready,
 // heartbeats, dispatches).
-type fakeDiscord struct {
-	t   *testing.T
+type Fake struct {
+	t   testing.TB
 	srv *httptest.Server
 
 	mu      sync.Mutex
@@ -32,7 +38,7 @@ type fakeDiscord struct {
 	seq     int
 	nextID  int64
 	// calls are what the bridge did, in order.
-	calls chan call
+	calls chan Call
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -53,24 +59,27 @@ func (g *gwConn) close(code int, text string) {
 	_ = g.c.Close()
 }
 
-// call is one REST call of the bridge.
-type call struct {
+// Call is one REST call of the bridge.
+type Call struct {
 	Method, Path string
 	JSON         map[string]any
 	Files        []string
 }
 
+// The IDs of the fake's bot, guild, channel, user bob and the webhook the
+// bridge makes.
 const (
-	botID     = "100000000000000001"
-	guildID   = "200000000000000001"
-	channelID = "300000000000000001"
-	bobID     = "400000000000000001"
-	hookID    = "500000000000000001"
-	hookToken = "webhook-token"
+	BotID     = "100000000000000001"
+	GuildID   = "200000000000000001"
+	ChannelID = "300000000000000001"
+	BobID     = "400000000000000001"
+	HookID    = "500000000000000001"
+	HookToken = "webhook-token"
 )
 
-func newFakeDiscord(t *testing.T, token string) *fakeDiscord {
-	f := &fakeDiscord{t: t, token: token, nextID: 900000000000000000, calls: make(chan call, 100)}
+// New starts a fake Discord whose bot has token; it stops with the test.
+func New(t testing.TB, token string) *Fake {
+	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.mu.Lock()
@@ -83,7 +92,7 @@ func newFakeDiscord(t *testing.T, token string) *fakeDiscord {
 	return f
 }
 
-func (f *fakeDiscord) id() string {
+func (f *Fake) id() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
@@ -96,13 +105,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (f *fakeDiscord) authorized(r *http.Request) bool {
+func (f *Fake) authorized(r *http.Request) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return !f.revoked && r.Header.Get("Authorization") == "Bot "+f.token
 }
 
-func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case strings.TrimSuffix(p, "/") == "/gw":
@@ -110,7 +119,7 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case strings.HasPrefix(p, "/cdn/"):
 		w.Header().Set("Content-Type", "image/png")
-		_, _ = w.Write(pngBytes)
+		_, _ = w.Write(PNG)
 		return
 	}
 	p = strings.TrimPrefix(p, "/api/v9")
@@ -119,7 +128,7 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
 		return
 	}
-	c := call{Method: r.Method, Path: p}
+	c := Call{Method: r.Method, Path: p}
 	if ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
 		mr := multipart.NewReader(r.Body, params["boundary"])
 		for {
@@ -140,35 +149,35 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet && p == "/users/@me":
-		writeJSON(w, 200, map[string]any{"id": botID, "username": "testbot", "discriminator": "0", "bot": true})
+		writeJSON(w, 200, map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true})
 		return
 	case r.Method == http.MethodGet && p == "/gateway":
 		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
 		return
-	case r.Method == http.MethodGet && p == "/channels/"+channelID+"/webhooks":
+	case r.Method == http.MethodGet && p == "/channels/"+ChannelID+"/webhooks":
 		writeJSON(w, 200, []any{})
 		return
-	case r.Method == http.MethodPost && p == "/channels/"+channelID+"/webhooks":
-		writeJSON(w, 200, map[string]any{"id": hookID, "token": hookToken, "name": "Tributary", "channel_id": channelID, "type": 1})
-	case r.Method == http.MethodPost && p == "/webhooks/"+hookID+"/"+hookToken:
-		msg := map[string]any{"id": f.id(), "channel_id": channelID, "content": c.JSON["content"], "webhook_id": hookID,
+	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/webhooks":
+		writeJSON(w, 200, map[string]any{"id": HookID, "token": HookToken, "name": "Tributary", "channel_id": ChannelID, "type": 1})
+	case r.Method == http.MethodPost && p == "/webhooks/"+HookID+"/"+HookToken:
+		msg := map[string]any{"id": f.id(), "channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID,
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0,
-			"author": map[string]any{"id": hookID, "username": c.JSON["username"], "bot": true}}
+			"author": map[string]any{"id": HookID, "username": c.JSON["username"], "bot": true}}
 		writeJSON(w, 200, msg)
 		// Discord tells the gateway of webhook messages too: the bridge
 		// must know its own.
-		f.dispatch("MESSAGE_CREATE", msg)
+		f.Dispatch("MESSAGE_CREATE", msg)
 		c.JSON["id"] = msg["id"]
-	case r.Method == http.MethodPatch && strings.HasPrefix(p, "/webhooks/"+hookID+"/"+hookToken+"/messages/"):
-		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+hookID+"/"+hookToken+"/messages/"),
-			"channel_id": channelID, "content": c.JSON["content"], "webhook_id": hookID, "type": 0,
-			"author": map[string]any{"id": hookID, "username": "x", "bot": true}})
+	case r.Method == http.MethodPatch && strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"):
+		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"),
+			"channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID, "type": 0,
+			"author": map[string]any{"id": HookID, "username": "x", "bot": true}})
 	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodPost && p == "/channels/"+channelID+"/typing":
+	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/typing":
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodGet && p == "/users/"+bobID:
-		writeJSON(w, 200, bob)
+	case r.Method == http.MethodGet && p == "/users/"+BobID:
+		writeJSON(w, 200, Bob)
 		return
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
@@ -176,15 +185,17 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls <- c
 }
 
-var bob = map[string]any{"id": bobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
+// Bob is the Discord user who talks.
+var Bob = map[string]any{"id": BobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
 
-var pngBytes = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
+// PNG is what the CDN serves.
+var PNG = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
 
 var upgrader = websocket.Upgrader{}
 
 // gateway speaks the gateway protocol: hello, then ready and the guild on
 // identify, heartbeat acks; dispatch sends events later.
-func (f *fakeDiscord) gateway(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
@@ -218,25 +229,25 @@ func (f *fakeDiscord) gateway(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			send(map[string]any{"op": 0, "t": "READY", "s": f.nextSeq(), "d": map[string]any{"v": 9, "session_id": "s1",
-				"user":   map[string]any{"id": botID, "username": "testbot", "bot": true},
-				"guilds": []any{map[string]any{"id": guildID, "unavailable": true}}, "private_channels": []any{}}})
-			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": guildID,
-				"name": "Test Guild", "channels": []any{map[string]any{"id": channelID, "type": 0, "guild_id": guildID,
+				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
+				"guilds": []any{map[string]any{"id": GuildID, "unavailable": true}}, "private_channels": []any{}}})
+			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": GuildID,
+				"name": "Test Guild", "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
 					"name": "general", "topic": "the general channel"}}, "threads": []any{}, "members": []any{},
 				"roles": []any{}, "emojis": []any{}}})
 		}
 	}
 }
 
-func (f *fakeDiscord) nextSeq() int {
+func (f *Fake) nextSeq() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
 	return f.seq
 }
 
-// dispatch sends an event to every gateway connection.
-func (f *fakeDiscord) dispatch(t string, d any) {
+// Dispatch sends an event to every gateway connection.
+func (f *Fake) Dispatch(t string, d any) {
 	f.mu.Lock()
 	conns := append([]*gwConn(nil), f.conns...)
 	f.seq++
@@ -248,9 +259,9 @@ func (f *fakeDiscord) dispatch(t string, d any) {
 	}
 }
 
-// revoke makes the token a revoked one and drops the gateway, as Discord
+// Revoke makes the token a revoked one and drops the gateway, as Discord
 // does when a bot's token is reset.
-func (f *fakeDiscord) revoke() {
+func (f *Fake) Revoke() {
 	f.mu.Lock()
 	f.revoked = true
 	conns := f.conns
@@ -261,21 +272,28 @@ func (f *fakeDiscord) revoke() {
 	}
 }
 
-// message is a MESSAGE_CREATE of bob's.
-func (f *fakeDiscord) message(content string, extra map[string]any) string {
+// URL is the fake's root, the bridge's api_url.
+func (f *Fake) URL() string { return f.srv.URL + "/" }
+
+// CDN is where attachments are served (any path under it is a PNG).
+func (f *Fake) CDN() string { return f.srv.URL + "/cdn/" }
+
+// Message dispatches a MESSAGE_CREATE of bob's in the channel, with extra
+// fields; it returns the message's ID.
+func (f *Fake) Message(content string, extra map[string]any) string {
 	id := f.id()
-	d := map[string]any{"id": id, "channel_id": channelID, "guild_id": guildID, "content": content, "type": 0,
-		"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "author": bob, "attachments": []any{},
+	d := map[string]any{"id": id, "channel_id": ChannelID, "guild_id": GuildID, "content": content, "type": 0,
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "author": Bob, "attachments": []any{},
 		"mentions": []any{}, "embeds": []any{}}
 	for k, v := range extra {
 		d[k] = v
 	}
-	f.dispatch("MESSAGE_CREATE", d)
+	f.Dispatch("MESSAGE_CREATE", d)
 	return id
 }
 
-// await returns the next REST call of the bridge matching pred.
-func (f *fakeDiscord) await(what string, pred func(call) bool) call {
+// Await returns the next REST call of the bridge matching pred.
+func (f *Fake) Await(what string, pred func(Call) bool) Call {
 	f.t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
@@ -290,4 +308,4 @@ func (f *fakeDiscord) await(what string, pred func(call) bool) call {
 	}
 }
 
-func (c call) String() string { return fmt.Sprintf("%s %s %v %v", c.Method, c.Path, c.JSON, c.Files) }
+func (c Call) String() string { return fmt.Sprintf("%s %s %v %v", c.Method, c.Path, c.JSON, c.Files) }
