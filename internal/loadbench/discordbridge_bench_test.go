@@ -59,7 +59,9 @@ func BenchmarkDiscordBridge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ds.until(func(ev *event.Event) bool { return ev.Sender == bot && strings.Contains(msgBody(ev), "management room") })
+	ds.until(func(ev *event.Event) bool {
+		return ev.Sender == bot && strings.Contains(msgBody(ev), "management room")
+	})
 	for _, step := range [][2]string{{"login", "Bot token"}, {token, "Logged in"}} {
 		if _, err := alice.SendText(ctx, mgmt.RoomID, step[0]); err != nil {
 			b.Fatal(err)
