@@ -359,7 +359,6 @@ type writer struct {
 	gapMS  int64
 	recent []string // IDs of the latest messages, for replies
 	count  int
-	pinned int
 }
 
 func (g *gen) write(p *plan) error {
