@@ -35,6 +35,7 @@ import (
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/importer"
+	"github.com/tributary-hs/tributary/importer/discord"
 	"github.com/tributary-hs/tributary/importer/slack"
 )
 
@@ -45,7 +46,11 @@ import (
 func importIdentities(cfg *config.Config) ([]registry.Internal, map[string]*importer.Identity, error) {
 	var regs []registry.Internal
 	ids := map[string]*importer.Identity{}
-	for network, n := range map[string]config.ImportNetwork{slack.Network: cfg.Imports.Slack} {
+	for _, nn := range []struct {
+		network string
+		n       config.ImportNetwork
+	}{{discord.Network, cfg.Imports.Discord}, {slack.Network, cfg.Imports.Slack}} {
+		network, n := nn.network, nn.n
 		var ident *importer.Identity
 		for _, p := range cfg.Plugins {
 			if p.GhostPrefix == n.GhostPrefix {
@@ -337,18 +342,11 @@ and, through its control socket, on a running server, whose users see the rooms 
 				return err
 			}
 			ctx := cmd.Context()
-			if path := os.Getenv("TRIBUTARY_IMPORT_CPUPROFILE"); path != "" {
-				// Profiling the import (benchmarks): a CPU profile to path.
-				f, err := os.Create(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := importProfile()
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			exp, err := slack.Open(args[0])
 			if err != nil {
 				return err
@@ -367,40 +365,17 @@ and, through its control socket, on a running server, whose users see the rooms 
 			opts := slack.Options{Export: exp, GhostPrefix: cfg.Imports.Slack.GhostPrefix, SpaceName: space,
 				UserMap: mapping, FilesToken: filesToken, Avatars: !noAvatars, Workers: workers, BatchEvents: batch,
 				Log: newLogger(cfg)}
-			if n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES")); n > 0 {
-				// Tests: die like a killed process, after a batch is
-				// committed and before its cursor is recorded.
-				var mu sync.Mutex
-				opts.AfterBatch = func() {
-					mu.Lock()
-					defer mu.Unlock()
-					if n--; n == 0 {
-						fmt.Fprintln(os.Stderr, "tributary: crashing as asked (TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES)")
-						os.Exit(3)
-					}
-				}
+			opts.AfterBatch = crashAfterBatches()
+			var finishBar func()
+			opts.Progress, finishBar = progressBar(ctx, out, total)
+			t, closeTarget, err := openImportTarget(ctx, cfg, slack.Network, out)
+			if err != nil {
+				finishBar()
+				return err
 			}
-			finishBar := func() {}
-			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && total > 0 {
-				p := mpb.NewWithContext(ctx, mpb.WithOutput(out), mpb.WithWidth(40))
-				bar := p.AddBar(int64(total), mpb.PrependDecorators(decor.Name("messages "), decor.CountersNoUnit("%d / %d")),
-					mpb.AppendDecorators(decor.AverageSpeed(0, " %.0f msgs/s"), decor.Name("  ETA "),
-						decor.AverageETA(decor.ET_STYLE_GO)))
-				opts.Progress = func(n int) { bar.IncrBy(n) }
-				finishBar = func() {
-					bar.Abort(false)
-					p.Wait()
-				}
-			}
-			var sum *slack.Summary
-			err = callControl(ctx, cfg, "plugins/list", struct{}{}, &struct{}{})
-			if errors.Is(err, errNoServer) {
-				sum, err = importLocal(ctx, cfg, opts)
-			} else {
-				fmt.Fprintln(out, "A server runs on this data directory: importing through it.")
-				opts.Target = newRemoteTarget(cfg, slack.Network)
-				sum, err = slack.Import(ctx, opts)
-			}
+			defer closeTarget()
+			opts.Target = t
+			sum, err := slack.Import(ctx, opts)
 			finishBar()
 			if sum != nil {
 				sum.Write(out)
@@ -418,39 +393,185 @@ and, through its control socket, on a running server, whose users see the rooms 
 	f.BoolVar(&noAvatars, "no-avatars", false, "do not download users' profile pictures")
 	f.IntVar(&workers, "workers", 2, "conversations imported at once")
 	f.IntVar(&batch, "batch", 2000, "events per batch")
-	cmd.AddCommand(sc)
+	cmd.AddCommand(sc, newImportDiscordCmd(g))
 	return cmd
 }
 
-// importLocal imports into the data of a stopped server.
-func importLocal(ctx context.Context, cfg *config.Config, opts slack.Options) (*slack.Summary, error) {
+// newImportDiscordCmd is `tributary import discord …`.
+func newImportDiscordCmd(g *globalFlags) *cobra.Command {
+	var userMap string
+	var noAvatars, noDownload bool
+	var workers, batch int
+	dc := &cobra.Command{
+		Use:   "discord EXPORT_DIR_OR_FILES...",
+		Short: "Import DiscordChatExporter JSON exports: a space per guild, a room per channel, ghosts, history",
+		Long: `Import channels exported by DiscordChatExporter in its JSON format (one file per channel; give
+the files, or folders of them) into this server: a space per guild, a room per channel or DM, its
+threads in it as Matrix threads, a ghost per Discord user (or the Matrix user a --user-map names),
+and the history with its original senders and times, replies, edits, reactions, attachments,
+stickers, embeds, renames and pins. The rooms are recorded as the Discord bridge's portals, so the
+live bridge goes on in them. Attachments, stickers and custom emoji are downloaded from their
+addresses (or read from the export's folder when it was made with its media); what cannot be had
+stays a link. Run it again with newer exports to import what is new; a run that was stopped
+resumes where it was. It works on a stopped server's data and, through its control socket, on a
+running server, whose users see the rooms as they fill.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, _, err := loadConfig(cmd, g, nil)
+			if err != nil {
+				return err
+			}
+			mapping, err := readUserMap(userMap, cfg.ServerName)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			stopProfile, err := importProfile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
+			exp, err := discord.Open(args...)
+			if err != nil {
+				return err
+			}
+			if err := exp.Check(ctx, nil); err != nil {
+				return err
+			}
+			total, guilds := 0, map[string]bool{}
+			for _, f := range exp.Files {
+				total += f.Messages
+				guilds[f.Guild.ID] = true
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%d files of %d guilds, %d messages\n", len(exp.Files), len(guilds), total)
+			opts := discord.Options{Export: exp, GhostPrefix: cfg.Imports.Discord.GhostPrefix, UserMap: mapping,
+				Download: !noDownload, Avatars: !noDownload && !noAvatars, Workers: workers, BatchEvents: batch,
+				Log: newLogger(cfg), AfterBatch: crashAfterBatches()}
+			var finishBar func()
+			opts.Progress, finishBar = progressBar(ctx, out, total)
+			t, closeTarget, err := openImportTarget(ctx, cfg, discord.Network, out)
+			if err != nil {
+				finishBar()
+				return err
+			}
+			defer closeTarget()
+			opts.Target = t
+			sum, err := discord.Import(ctx, opts)
+			finishBar()
+			if sum != nil {
+				sum.Write(out)
+			}
+			if err != nil {
+				return fmt.Errorf("import discord: %w", err)
+			}
+			return nil
+		},
+	}
+	f := dc.Flags()
+	f.StringVar(&userMap, "user-map", "", "a file of lines \"<Discord user ID or username> <@matrix:user>\": people who are those Matrix users")
+	f.BoolVar(&noAvatars, "no-avatars", false, "do not download users' avatars")
+	f.BoolVar(&noDownload, "no-download", false, "download nothing: attachments, stickers and custom emoji stay links or names")
+	f.IntVar(&workers, "workers", 2, "channels imported at once")
+	f.IntVar(&batch, "batch", 2000, "events per batch")
+	return dc
+}
+
+// importProfile starts a CPU profile of the import when
+// TRIBUTARY_IMPORT_CPUPROFILE names a file (benchmarks).
+func importProfile() (func(), error) {
+	path := os.Getenv("TRIBUTARY_IMPORT_CPUPROFILE")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// crashAfterBatches is, for tests (TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=n),
+// an AfterBatch hook that dies like a killed process after the n-th batch
+// is committed and before its cursor is recorded; nil otherwise.
+func crashAfterBatches() func() {
+	n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES"))
+	if n <= 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if n--; n == 0 {
+			fmt.Fprintln(os.Stderr, "tributary: crashing as asked (TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES)")
+			os.Exit(3)
+		}
+	}
+}
+
+// progressBar shows an import's progress on a terminal; the returned
+// progress func is nil elsewhere.
+func progressBar(ctx context.Context, out io.Writer, total int) (func(int), func()) {
+	f, ok := out.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+		return nil, func() {}
+	}
+	p := mpb.NewWithContext(ctx, mpb.WithOutput(out), mpb.WithWidth(40))
+	bar := p.AddBar(int64(total), mpb.PrependDecorators(decor.Name("messages "), decor.CountersNoUnit("%d / %d")),
+		mpb.AppendDecorators(decor.AverageSpeed(0, " %.0f msgs/s"), decor.Name("  ETA "),
+			decor.AverageETA(decor.ET_STYLE_GO)))
+	return func(n int) { bar.IncrBy(n) }, func() {
+		bar.Abort(false)
+		p.Wait()
+	}
+}
+
+// openImportTarget is the target of a network's import: the server running
+// on the data directory, through its control socket, or else the data of
+// the stopped server, on core services of this process.
+func openImportTarget(ctx context.Context, cfg *config.Config, network string, out io.Writer) (importer.Target, func(), error) {
+	err := callControl(ctx, cfg, "plugins/list", struct{}{}, &struct{}{})
+	if !errors.Is(err, errNoServer) {
+		fmt.Fprintln(out, "A server runs on this data directory: importing through it.")
+		return newRemoteTarget(cfg, network), func() {}, nil
+	}
 	// A big import inserts into big indexes: worth a bigger page cache
 	// than a running server keeps.
 	cfg.Database.SQLiteCacheMiB = max(cfg.Database.SQLiteCacheMiB, 128)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer store.Close()
 	log := newLogger(cfg)
 	core, err := buildCore(ctx, cfg, store, log, nil)
 	if err != nil {
-		return nil, err
+		store.Close()
+		return nil, nil, err
 	}
-	defer core.stop()
 	media, err := newMedia(store, cfg, log, nil) // an import uploads its own files only
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var t *importer.Local
+		if t, err = core.importTarget(store, media, network); err == nil {
+			return t, func() {
+				core.stop()
+				store.Close()
+			}, nil
+		}
 	}
-	t, err := core.importTarget(store, media, slack.Network)
-	if err != nil {
-		return nil, err
-	}
-	opts.Target = t
-	return slack.Import(ctx, opts)
+	core.stop()
+	store.Close()
+	return nil, nil, err
 }
 
-// readUserMap reads lines "<Slack user ID or e-mail> <@user:server>" (or
+// readUserMap reads lines "<user ID, name or e-mail> <@user:server>" (or
 // with a comma or tab between; # starts a comment).
 func readUserMap(path, serverName string) (map[string]id.UserID, error) {
 	if path == "" {
@@ -470,7 +591,7 @@ func readUserMap(path, serverName string) (map[string]id.UserID, error) {
 			continue
 		}
 		if len(fields) != 2 {
-			return nil, fmt.Errorf("user map %s:%d: want \"<Slack user ID or e-mail> <@user:server>\"", path, n)
+			return nil, fmt.Errorf("user map %s:%d: want \"<user ID, name or e-mail> <@user:server>\"", path, n)
 		}
 		user := id.UserID(fields[1])
 		if _, server, err := user.ParseAndValidateRelaxed(); err != nil || server != serverName {

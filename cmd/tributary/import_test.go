@@ -20,8 +20,11 @@ func TestImportIdentities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(regs) != 1 || regs[0].Reg.ID != "import:slack" || !regs[0].Silent || regs[0].Reg.SenderLocalpart != "slackbot" ||
-		regs[0].Reg.Namespaces.UserIDs[0].Regex != `@slack_.*:hs\.example` || !regs[0].Reg.Namespaces.UserIDs[0].Exclusive {
+	if len(regs) != 2 || regs[1].Reg.ID != "import:slack" || !regs[1].Silent || regs[1].Reg.SenderLocalpart != "slackbot" ||
+		regs[1].Reg.Namespaces.UserIDs[0].Regex != `@slack_.*:hs\.example` || !regs[1].Reg.Namespaces.UserIDs[0].Exclusive {
+		t.Fatalf("registrations %+v", regs)
+	}
+	if regs[0].Reg.ID != "import:discord" || regs[0].Reg.Namespaces.UserIDs[0].Regex != `@discord_.*:hs\.example` {
 		t.Fatalf("registrations %+v", regs)
 	}
 	if ident := ids["slack"]; ident.AppServiceID != "import:slack" || ident.Bot != id.UserID("@slackbot:hs.example") {
@@ -32,7 +35,7 @@ func TestImportIdentities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(regs) != 0 || ids["slack"].AppServiceID != "plugin:slack" || ids["slack"].Bot != "@slackbridge:hs.example" {
+	if len(regs) != 1 || ids["slack"].AppServiceID != "plugin:slack" || ids["slack"].Bot != "@slackbridge:hs.example" {
 		t.Fatalf("with a plugin of the same prefix: registrations %+v, identity %+v", regs, ids["slack"])
 	}
 }

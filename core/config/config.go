@@ -60,7 +60,8 @@ type Config struct {
 
 // Imports configures the importers of other networks' history.
 type Imports struct {
-	Slack ImportNetwork `yaml:"slack"`
+	Slack   ImportNetwork `yaml:"slack"`
+	Discord ImportNetwork `yaml:"discord"`
 }
 
 // ImportNetwork is the identity an import of one network acts as: an
@@ -414,9 +415,10 @@ func Default() *Config {
 		Rooms: Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12", MaxEventDelay: Duration{24 * time.Hour},
 			MaxDelayedEventsPerUser: 100},
 		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
-		Imports:     Imports{Slack: ImportNetwork{GhostPrefix: "slack_", BotLocalpart: "slackbot"}},
-		VoIP:        VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
-		Federation:  Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour}},
+		Imports: Imports{Slack: ImportNetwork{GhostPrefix: "slack_", BotLocalpart: "slackbot"},
+			Discord: ImportNetwork{GhostPrefix: "discord_", BotLocalpart: "discordbot"}},
+		VoIP:       VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
+		Federation: Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
@@ -496,6 +498,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Imports.Slack.validate("slack", c.Plugins); err != nil {
+		return err
+	}
+	if err := c.Imports.Discord.validate("discord", c.Plugins); err != nil {
 		return err
 	}
 	if c.ServerName == "" {

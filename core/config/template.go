@@ -203,14 +203,18 @@ app_services:
 #       backfill: {}            #   "Bridge plugins"); its database is in the data dir
 #                               #   (SQLite) or the server's PostgreSQL, own schema
 
-# Who "tributary import slack" acts as: ghosts @<ghost_prefix><team>-<user>:server_name
-# (an exclusive namespace) and a bot that creates the rooms. A plugin with the
+# Who "tributary import slack" and "tributary import discord" act as: ghosts
+# @<ghost_prefix><team>-<user>:server_name (Slack), @<ghost_prefix><user ID>:server_name
+# (Discord), each an exclusive namespace, and a bot that creates the rooms. A plugin with the
 # same ghost_prefix is the same identity: the import then acts as that plugin,
 # and the live bridge finds the imported ghosts and rooms its own.
 imports:
   slack:
     ghost_prefix: {{printf "%q" .Imports.Slack.GhostPrefix}}
     bot_localpart: {{printf "%q" .Imports.Slack.BotLocalpart}}
+  discord:
+    ghost_prefix: {{printf "%q" .Imports.Discord.GhostPrefix}}
+    bot_localpart: {{printf "%q" .Imports.Discord.BotLocalpart}}
 
 media:
   # Largest upload accepted, in bytes.

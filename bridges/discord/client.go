@@ -1,0 +1,595 @@
+package discord
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/database"
+	"maunium.net/go/mautrix/bridgev2/networkid"
+	"maunium.net/go/mautrix/bridgev2/simplevent"
+	"maunium.net/go/mautrix/bridgev2/status"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
+)
+
+// Client is one bot login's connection to Discord.
+type Client struct {
+	net   *Connector
+	login *bridgev2.UserLogin
+
+	mu sync.Mutex // guards the fields below
+	s  *discordgo.Session
+	me *discordgo.User
+	// webhooks: the bridge's webhook of each channel; ownHooks their IDs
+	// (messages they post are the bridge's own).
+	webhooks map[string]*discordgo.Webhook
+	ownHooks map[string]bool
+	// users: the Discord users seen, for ghosts' profiles.
+	users map[string]*discordgo.User
+}
+
+var (
+	_ bridgev2.NetworkAPI                 = (*Client)(nil)
+	_ bridgev2.EditHandlingNetworkAPI     = (*Client)(nil)
+	_ bridgev2.ReactionHandlingNetworkAPI = (*Client)(nil)
+	_ bridgev2.TypingHandlingNetworkAPI   = (*Client)(nil)
+)
+
+func (c *Client) token() string {
+	if m, ok := c.login.Metadata.(*LoginMetadata); ok {
+		return m.Token
+	}
+	return ""
+}
+
+func (c *Client) sendState(evt status.BridgeStateEvent, code status.BridgeStateErrorCode, msg string) {
+	c.login.BridgeState.Send(status.BridgeState{StateEvent: evt, Error: code, Message: msg})
+}
+
+// Connect checks the token and opens the gateway. A token Discord refuses
+// is BAD_CREDENTIALS (bridgev2 tells the user), not a silent failure.
+func (c *Client) Connect(ctx context.Context) {
+	s, err := c.net.session(c.token())
+	if err != nil {
+		c.sendState(status.StateUnknownError, errConnFails, err.Error())
+		return
+	}
+	me, err := whoAmI(s)
+	if errors.Is(err, errBadToken) {
+		c.sendState(status.StateBadCredentials, errBadCreds,
+			"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		return
+	} else if err != nil {
+		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
+		return
+	}
+	s.AddHandler(c.onMessageCreate)
+	s.AddHandler(c.onMessageUpdate)
+	s.AddHandler(c.onReactionAdd)
+	s.AddHandler(c.onReactionRemove)
+	s.AddHandler(c.onTyping)
+	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) { c.sendState(status.StateConnected, "", "") })
+	// discordgo reconnects on its own; a gateway that closes because the
+	// token was revoked must not be retried in silence.
+	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.checkToken(s) })
+	c.mu.Lock()
+	c.s, c.me = s, me
+	c.users[me.ID] = me
+	c.mu.Unlock()
+	if err := s.Open(); err != nil {
+		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
+	}
+}
+
+// checkToken asks Discord who the bot is after the gateway dropped: a
+// refused token ends the session and shows as BAD_CREDENTIALS.
+func (c *Client) checkToken(s *discordgo.Session) {
+	if _, err := whoAmI(s); errors.Is(err, errBadToken) {
+		c.mu.Lock()
+		current := c.s == s
+		if current {
+			c.s = nil
+		}
+		c.mu.Unlock()
+		if current {
+			s.ShouldReconnectOnError = false
+			_ = s.Close()
+			c.sendState(status.StateBadCredentials, errBadCreds,
+				"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		}
+	}
+}
+
+func (c *Client) Disconnect() {
+	c.mu.Lock()
+	s := c.s
+	c.s = nil
+	c.mu.Unlock()
+	if s != nil {
+		_ = s.Close()
+	}
+}
+
+func (c *Client) session() *discordgo.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s
+}
+
+func (c *Client) IsLoggedIn() bool { return c.session() != nil }
+
+func (c *Client) LogoutRemote(context.Context) { c.Disconnect() }
+
+func (c *Client) IsThisUser(_ context.Context, userID networkid.UserID) bool {
+	return string(userID) == string(c.login.ID)
+}
+
+// channelKey is the portal of a channel, and the thread a message there is
+// in: a thread's messages go to its channel's room.
+func (c *Client) channelKey(s *discordgo.Session, channelID string) (networkid.PortalKey, *networkid.MessageID) {
+	if ch, err := s.State.Channel(channelID); err == nil && ch.IsThread() && ch.ParentID != "" {
+		root := networkid.MessageID(ch.ID)
+		return networkid.PortalKey{ID: networkid.PortalID(ch.ParentID)}, &root
+	}
+	return networkid.PortalKey{ID: networkid.PortalID(channelID)}, nil
+}
+
+// own reports whether a message is the bridge's (its bot or webhooks).
+func (c *Client) own(m *discordgo.Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return (m.Author != nil && c.me != nil && m.Author.ID == c.me.ID) || (m.WebhookID != "" && c.ownHooks[m.WebhookID])
+}
+
+func (c *Client) remember(u *discordgo.User) {
+	if u == nil {
+		return
+	}
+	c.mu.Lock()
+	c.users[u.ID] = u
+	c.mu.Unlock()
+}
+
+func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
+	c.remember(u)
+	return bridgev2.EventSender{Sender: networkid.UserID(u.ID)}
+}
+
+// joinFirst makes a Discord user's ghost join the portal before its event
+// goes there (the plugin SDK's intents do not join on their own).
+func (c *Client) joinFirst(userID string) func(context.Context, *bridgev2.Portal) {
+	return func(ctx context.Context, portal *bridgev2.Portal) {
+		if portal.MXID == "" {
+			return
+		}
+		if ghost, err := c.net.br.GetGhostByID(ctx, networkid.UserID(userID)); err == nil && ghost != nil {
+			_ = ghost.Intent.EnsureJoined(ctx, portal.MXID)
+		}
+	}
+}
+
+func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreate) {
+	if m.Author == nil || c.own(m.Message) {
+		return
+	}
+	key, thread := c.channelKey(s, m.ChannelID)
+	msg := m.Message
+	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessage, PortalKey: key, Sender: c.sender(m.Author),
+			CreatePortal: true, Timestamp: m.Timestamp},
+		ID:   networkid.MessageID(m.ID),
+		Data: msg,
+		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
+			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
+				return nil, err
+			}
+			cm, err := c.convert(ctx, portal, intent, m)
+			if cm != nil {
+				cm.ThreadRoot = thread
+			}
+			return cm, err
+		},
+	})
+}
+
+func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdate) {
+	if m.Author == nil || c.own(m.Message) || m.EditedTimestamp == nil {
+		return
+	}
+	key, _ := c.channelKey(s, m.ChannelID)
+	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: c.sender(m.Author),
+			Timestamp: *m.EditedTimestamp},
+		ID:            networkid.MessageID(m.ID),
+		TargetMessage: networkid.MessageID(m.ID),
+		Data:          m.Message,
+		ConvertEditFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, existing []*database.Message, m *discordgo.Message) (*bridgev2.ConvertedEdit, error) {
+			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
+				return nil, err
+			}
+			content := c.text(m)
+			return &bridgev2.ConvertedEdit{ModifiedParts: []*bridgev2.ConvertedEditPart{{Part: existing[0],
+				Type: event.EventMessage, Content: content}}}, nil
+		},
+	})
+}
+
+// emojiKey is a reaction's Discord emoji as the API names it ("name:id"
+// for a custom emoji) and as Matrix shows it.
+func emojiKey(e discordgo.Emoji) (networkid.EmojiID, string) {
+	if e.ID != "" {
+		return networkid.EmojiID(e.Name + ":" + e.ID), ":" + e.Name + ":"
+	}
+	return networkid.EmojiID(e.Name), e.Name
+}
+
+func (c *Client) onReactionAdd(s *discordgo.Session, r *discordgo.MessageReactionAdd) {
+	c.reaction(s, r.MessageReaction, bridgev2.RemoteEventReaction, r.Member)
+}
+
+func (c *Client) onReactionRemove(s *discordgo.Session, r *discordgo.MessageReactionRemove) {
+	c.reaction(s, r.MessageReaction, bridgev2.RemoteEventReactionRemove, nil)
+}
+
+func (c *Client) reaction(s *discordgo.Session, r *discordgo.MessageReaction, typ bridgev2.RemoteEventType, member *discordgo.Member) {
+	c.mu.Lock()
+	mine := c.me != nil && r.UserID == c.me.ID
+	c.mu.Unlock()
+	if mine {
+		return
+	}
+	if member != nil {
+		c.remember(member.User)
+	}
+	key, _ := c.channelKey(s, r.ChannelID)
+	id, emoji := emojiKey(r.Emoji)
+	c.login.QueueRemoteEvent(&simplevent.Reaction{
+		EventMeta: simplevent.EventMeta{Type: typ, PortalKey: key, Sender: bridgev2.EventSender{Sender: networkid.UserID(r.UserID)},
+			Timestamp: time.Now(), PreHandleFunc: c.joinFirst(r.UserID)},
+		TargetMessage: networkid.MessageID(r.MessageID),
+		EmojiID:       id,
+		Emoji:         emoji,
+	})
+}
+
+func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
+	c.mu.Lock()
+	mine := c.me != nil && t.UserID == c.me.ID
+	c.mu.Unlock()
+	if mine {
+		return
+	}
+	key, _ := c.channelKey(s, t.ChannelID)
+	c.login.QueueRemoteEvent(&simplevent.Typing{
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key,
+			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0),
+			PreHandleFunc: c.joinFirst(t.UserID)},
+		Timeout: 10 * time.Second,
+	})
+}
+
+// text is a message's text as Matrix content: Discord's markdown as HTML,
+// mentions of users by name.
+func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
+	text := m.Content
+	for _, u := range m.Mentions {
+		c.remember(u)
+		name := u.GlobalName
+		if name == "" {
+			name = u.Username
+		}
+		text = strings.NewReplacer("<@"+u.ID+">", "@"+name, "<@!"+u.ID+">", "@"+name).Replace(text)
+	}
+	content := format.RenderMarkdown(text, true, false)
+	content.MsgType = event.MsgText
+	content.Mentions = &event.Mentions{}
+	return &content
+}
+
+// convert is a Discord message's Matrix events: its text, then its files.
+func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
+	cm := &bridgev2.ConvertedMessage{}
+	if m.Content != "" || len(m.Attachments) == 0 {
+		cm.Parts = append(cm.Parts, &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: c.text(m)})
+	}
+	for _, a := range m.Attachments {
+		part := &bridgev2.ConvertedMessagePart{ID: networkid.PartID(a.ID), Type: event.EventMessage}
+		data, err := c.download(ctx, a.URL)
+		if err != nil {
+			part.Content = &event.MessageEventContent{MsgType: event.MsgText, Body: "📎 " + a.Filename + ": " + a.URL}
+		} else {
+			mime := a.ContentType
+			if mime == "" {
+				mime = http.DetectContentType(data)
+			}
+			url, file, err := intent.UploadMedia(ctx, portal.MXID, data, a.Filename, mime)
+			if err != nil {
+				return nil, fmt.Errorf("uploading %s: %w", a.Filename, err)
+			}
+			msgtype := event.MsgFile
+			switch {
+			case strings.HasPrefix(mime, "image/"):
+				msgtype = event.MsgImage
+			case strings.HasPrefix(mime, "video/"):
+				msgtype = event.MsgVideo
+			case strings.HasPrefix(mime, "audio/"):
+				msgtype = event.MsgAudio
+			}
+			part.Content = &event.MessageEventContent{MsgType: msgtype, Body: a.Filename, FileName: a.Filename, URL: url,
+				File: file, Info: &event.FileInfo{MimeType: mime, Size: len(data), Width: a.Width, Height: a.Height}}
+		}
+		if len(cm.Parts) == 0 {
+			part.ID = ""
+		}
+		cm.Parts = append(cm.Parts, part)
+	}
+	if ref := m.MessageReference; ref != nil && ref.MessageID != "" && m.Type == discordgo.MessageTypeReply {
+		cm.ReplyTo = &networkid.MessageOptionalPartID{MessageID: networkid.MessageID(ref.MessageID)}
+	}
+	return cm, nil
+}
+
+// download fetches a file of Discord's CDN.
+func (c *Client) download(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.net.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 100<<20))
+}
+
+func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	s := c.session()
+	if s == nil {
+		return nil, errors.New("not connected to Discord")
+	}
+	me := bridgev2.ChatMember{EventSender: bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.login.ID)},
+		Membership: event.MembershipJoin}
+	members := &bridgev2.ChatMemberList{MemberMap: map[networkid.UserID]bridgev2.ChatMember{me.Sender: me}}
+	if guildID, ok := strings.CutPrefix(string(portal.ID), "*"); ok {
+		g, err := s.State.Guild(guildID)
+		if err != nil {
+			if g, err = s.Guild(guildID); err != nil {
+				return nil, err
+			}
+		}
+		space := database.RoomTypeSpace
+		return &bridgev2.ChatInfo{Name: &g.Name, Type: &space, Members: members}, nil
+	}
+	ch, err := s.State.Channel(string(portal.ID))
+	if err != nil {
+		if ch, err = s.Channel(string(portal.ID)); err != nil {
+			return nil, err
+		}
+	}
+	info := &bridgev2.ChatInfo{Members: members}
+	name, topic := ch.Name, ch.Topic
+	if ch.Type == discordgo.ChannelTypeDM {
+		dm := database.RoomTypeDM
+		info.Type = &dm
+	} else {
+		info.Name = &name
+		info.Topic = &topic
+	}
+	if ch.GuildID != "" {
+		parent := networkid.PortalID("*" + ch.GuildID)
+		info.ParentID = &parent
+	}
+	return info, nil
+}
+
+func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
+	c.mu.Lock()
+	u := c.users[string(ghost.ID)]
+	c.mu.Unlock()
+	if u == nil {
+		s := c.session()
+		if s == nil {
+			return nil, errors.New("not connected to Discord")
+		}
+		var err error
+		if u, err = s.User(string(ghost.ID)); err != nil {
+			return nil, err
+		}
+	}
+	name := u.GlobalName
+	if name == "" {
+		name = u.Username
+	}
+	info := &bridgev2.UserInfo{Name: &name, IsBot: &u.Bot, Identifiers: []string{"discord:" + u.Username}}
+	if u.Avatar != "" {
+		url := u.AvatarURL("256")
+		info.Avatar = &bridgev2.Avatar{ID: networkid.AvatarID(u.Avatar), Get: func(ctx context.Context) ([]byte, error) {
+			return c.download(ctx, url)
+		}}
+	}
+	return info, nil
+}
+
+// files are what Discord takes as attachments (25 MiB without Nitro).
+var files = func() event.FileFeatureMap {
+	any := &event.FileFeatures{MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported},
+		Caption: event.CapLevelDropped, MaxSize: 25 << 20}
+	return event.FileFeatureMap{event.MsgImage: any, event.MsgFile: any, event.MsgVideo: any, event.MsgAudio: any}
+}()
+
+func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
+	return &event.RoomFeatures{ID: "org.tributary.discord.v1", Reply: event.CapLevelFullySupported,
+		Edit: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported, MaxTextLength: 2000, File: files}
+}
+
+// webhook is the bridge's webhook of a channel, made on first use.
+func (c *Client) webhook(s *discordgo.Session, channelID string) (*discordgo.Webhook, error) {
+	c.mu.Lock()
+	wh := c.webhooks[channelID]
+	c.mu.Unlock()
+	if wh != nil {
+		return wh, nil
+	}
+	hooks, err := s.ChannelWebhooks(channelID)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hooks {
+		if h.Name == "Tributary" && h.Token != "" {
+			wh = h
+		}
+	}
+	if wh == nil {
+		if wh, err = s.WebhookCreate(channelID, "Tributary", ""); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	c.webhooks[channelID], c.ownHooks[wh.ID] = wh, true
+	c.mu.Unlock()
+	return wh, nil
+}
+
+// refused turns Discord's 401 into BAD_CREDENTIALS: a revoked token shows.
+func (c *Client) refused(err error) error {
+	var re *discordgo.RESTError
+	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized {
+		c.sendState(status.StateBadCredentials, errBadCreds, "Discord refused the bot token (revoked or reset?): log in again with a new one")
+	}
+	return err
+}
+
+// HandleMatrixMessage posts through the channel's webhook, under the
+// Matrix sender's name and avatar.
+func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	s := c.session()
+	if s == nil {
+		return nil, errors.New("not connected to Discord")
+	}
+	channelID := string(msg.Portal.ID)
+	wh, err := c.webhook(s, channelID)
+	if err != nil {
+		return nil, c.refused(err)
+	}
+	params := &discordgo.WebhookParams{Content: msg.Content.Body, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
+	if msg.ReplyTo != nil {
+		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
+			msg.ReplyTo.ID, params.Content)
+	}
+	switch msg.Content.MsgType {
+	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
+		data, err := c.net.br.Bot.DownloadMedia(ctx, msg.Content.URL, msg.Content.File)
+		if err != nil {
+			return nil, fmt.Errorf("downloading the file: %w", err)
+		}
+		name := msg.Content.FileName
+		if name == "" {
+			name = msg.Content.Body
+		}
+		params.Content = ""
+		params.Files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}
+	}
+	var sent *discordgo.Message
+	if msg.ThreadRoot != nil {
+		sent, err = s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+	} else {
+		sent, err = s.WebhookExecute(wh.ID, wh.Token, true, params)
+	}
+	if err != nil {
+		return nil, c.refused(err)
+	}
+	return &bridgev2.MatrixMessageResponse{DB: &database.Message{ID: networkid.MessageID(sent.ID),
+		SenderID: networkid.UserID(c.login.ID), Timestamp: sent.Timestamp}}, nil
+}
+
+func guildOf(s *discordgo.Session, channelID string) string {
+	if ch, err := s.State.Channel(channelID); err == nil && ch.GuildID != "" {
+		return ch.GuildID
+	}
+	return "@me"
+}
+
+// profile is a Matrix sender's name and avatar address for a webhook.
+func (c *Client) profile(ctx context.Context, portal *bridgev2.Portal, sender id.UserID, orig *bridgev2.OrigSender) (string, string) {
+	var member *event.MemberEventContent
+	if orig != nil {
+		member = &orig.MemberEventContent
+	} else if m, err := c.net.br.Matrix.GetMemberInfo(ctx, portal.MXID, sender); err == nil && m != nil {
+		member = m
+	}
+	name := sender.Localpart()
+	var avatar string
+	if member != nil {
+		if member.Displayname != "" {
+			name = member.Displayname
+		}
+		avatar = c.net.Config.avatarURL(member.AvatarURL)
+	}
+	// Discord's limit on webhook names, which may not say "discord".
+	name = strings.ReplaceAll(name, "discord", "d1scord")
+	if r := []rune(name); len(r) > 80 {
+		name = string(r[:80])
+	}
+	return name, avatar
+}
+
+func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
+	s := c.session()
+	if s == nil {
+		return errors.New("not connected to Discord")
+	}
+	wh, err := c.webhook(s, string(msg.Portal.ID))
+	if err != nil {
+		return c.refused(err)
+	}
+	content := msg.Content.Body
+	_, err = s.WebhookMessageEdit(wh.ID, wh.Token, string(msg.EditTarget.ID), &discordgo.WebhookEdit{Content: &content})
+	return c.refused(err)
+}
+
+func (c *Client) PreHandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (bridgev2.MatrixReactionPreResponse, error) {
+	key := msg.Content.RelatesTo.Key
+	return bridgev2.MatrixReactionPreResponse{SenderID: networkid.UserID(c.login.ID), EmojiID: networkid.EmojiID(key),
+		Emoji: key}, nil
+}
+
+func (c *Client) HandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (*database.Reaction, error) {
+	s := c.session()
+	if s == nil {
+		return nil, errors.New("not connected to Discord")
+	}
+	err := s.MessageReactionAdd(string(msg.Portal.ID), string(msg.TargetMessage.ID), string(msg.PreHandleResp.EmojiID))
+	return nil, c.refused(err)
+}
+
+func (c *Client) HandleMatrixReactionRemove(_ context.Context, msg *bridgev2.MatrixReactionRemove) error {
+	s := c.session()
+	if s == nil {
+		return errors.New("not connected to Discord")
+	}
+	return c.refused(s.MessageReactionRemove(string(msg.Portal.ID), string(msg.TargetReaction.MessageID),
+		string(msg.TargetReaction.EmojiID), "@me"))
+}
+
+func (c *Client) HandleMatrixTyping(_ context.Context, msg *bridgev2.MatrixTyping) error {
+	s := c.session()
+	if s == nil || !msg.IsTyping {
+		return nil
+	}
+	return c.refused(s.ChannelTyping(string(msg.Portal.ID)))
+}

@@ -1,0 +1,902 @@
+package discord
+
+import (
+	"context"
+	"encoding/json/v2"
+	"fmt"
+	"html"
+	"iter"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/importer"
+)
+
+// maxPins is how many pins a room gets (Discord's limit a channel).
+const maxPins = 250
+
+// meta is what a portal's import keeps beside its cursor.
+type meta struct {
+	// Cursors are the last message imported of each channel and thread.
+	Cursors map[string]string `json:"cursors,omitempty"`
+	// Roots are the messages threads start at, by thread ID.
+	Roots map[string]string `json:"roots,omitempty"`
+	Topic string            `json:"topic,omitempty"`
+	Pins  []string          `json:"pins,omitempty"`
+}
+
+// conversation is the import of one room: a channel and its threads.
+type conversation struct {
+	r      *run
+	g      *group
+	portal *importer.Portal
+	room   id.RoomID
+	sum    Summary
+	meta   meta
+	// cursors are the message IDs meta.Cursors says, as numbers.
+	cursors map[string]uint64
+	joined  map[id.UserID]bool
+	// known are the messages of this run that have an event (a reply or a
+	// thread may point there); last is the last event of each thread.
+	known   map[uint64]bool
+	last    map[string]id.EventID
+	pins    map[string]bool
+	parents map[string]bool // the channel's own IDs
+	// The batch being filled, the messages it ends with, and whether the
+	// aliases it holds must be checked (its first: a killed run may have
+	// written it).
+	batch      []*importer.Event
+	batchMsgs  []msgSpan
+	firstBatch bool
+	lastTS     int64
+	pinsDirty  bool
+}
+
+// msgSpan is where one message's events start in the batch.
+type msgSpan struct {
+	start int
+	id    string
+}
+
+func (r *run) importGroup(ctx context.Context, g *group) error {
+	r.mu.Lock()
+	portal := r.rooms[g.key]
+	r.mu.Unlock()
+	cv := &conversation{r: r, g: g, portal: portal, room: portal.RoomID, cursors: map[string]uint64{},
+		joined: map[id.UserID]bool{}, known: map[uint64]bool{}, last: map[string]id.EventID{}, pins: map[string]bool{},
+		parents: map[string]bool{g.key: true}, firstBatch: true, sum: Summary{Unknown: map[string]int{}}}
+	defer func() {
+		r.mu.Lock()
+		r.sum.add(&cv.sum)
+		r.mu.Unlock()
+	}()
+	if portal.Meta != "" {
+		if err := json.Unmarshal([]byte(portal.Meta), &cv.meta); err != nil {
+			return fmt.Errorf("the recorded import state is not readable: %v", err)
+		}
+	}
+	if cv.meta.Cursors == nil {
+		cv.meta.Cursors = map[string]string{}
+	}
+	if cv.meta.Roots == nil {
+		cv.meta.Roots = map[string]string{}
+	}
+	for ch, c := range cv.meta.Cursors {
+		cv.cursors[ch] = parseID(c)
+	}
+	for _, p := range cv.meta.Pins {
+		cv.pins[p] = true
+	}
+	for _, f := range g.main {
+		cv.parents[f.Channel.ID] = true
+	}
+	joined, err := r.t.Joined(ctx, cv.room)
+	if err != nil {
+		return err
+	}
+	for _, u := range joined {
+		cv.joined[u] = true
+	}
+	for it := range merge(g) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if it.Err != nil {
+			if it.Fatal {
+				return it.Err
+			}
+			cv.sum.BadMessages++
+			cv.sum.problem("%s: %v", filepath.Base(it.File.Path), it.Err)
+			r.progress(1)
+			continue
+		}
+		ch := it.File.Channel.ID
+		if it.Msg.IsPinned {
+			cv.setPin(it.Msg.ID, true)
+		}
+		if it.ID <= cv.cursors[ch] {
+			cv.sum.Skipped++
+			r.progress(1)
+			continue
+		}
+		start := len(cv.batch)
+		if err := cv.message(ctx, it); err != nil {
+			return err
+		}
+		cv.cursors[ch] = it.ID
+		cv.meta.Cursors[ch] = it.Msg.ID
+		cv.lastTS = max(cv.lastTS, it.TS)
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: start, id: it.Msg.ID})
+		if len(cv.batch) >= r.o.BatchEvents {
+			if err := cv.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	finStart := len(cv.batch)
+	cv.finish()
+	if len(cv.batch) > finStart {
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: finStart})
+	}
+	return cv.flush(ctx)
+}
+
+// merge reads a room's files as one stream in ID order. A thread's file is
+// opened when the stream reaches the thread's ID (its messages come after
+// it), so a channel of many threads keeps few files open.
+func merge(g *group) iter.Seq[Item] {
+	return func(yield func(Item) bool) {
+		type src struct {
+			next func() (Item, bool)
+			stop func()
+			cur  Item
+		}
+		var open []*src
+		add := func(f *File) bool {
+			next, stop := iter.Pull(f.Items())
+			s := &src{next: next, stop: stop}
+			it, ok := next()
+			if !ok {
+				stop()
+				return true
+			}
+			s.cur = it
+			open = append(open, s)
+			return true
+		}
+		defer func() {
+			for _, s := range open {
+				s.stop()
+			}
+		}()
+		for _, f := range g.main {
+			add(f)
+		}
+		pending := g.threads
+		seen := map[string]uint64{} // the last ID yielded of each channel: parts may overlap
+		for {
+			// Open the threads that begin before what comes next.
+			var low uint64
+			for _, s := range open {
+				if s.cur.Err == nil && (low == 0 || s.cur.ID < low) {
+					low = s.cur.ID
+				}
+			}
+			for len(pending) > 0 && (low == 0 || parseID(pending[0].Channel.ID) <= low) {
+				add(pending[0])
+				pending = pending[1:]
+				low = 0
+				for _, s := range open {
+					if s.cur.Err == nil && (low == 0 || s.cur.ID < low) {
+						low = s.cur.ID
+					}
+				}
+			}
+			if len(open) == 0 {
+				return
+			}
+			best := -1
+			for i, s := range open {
+				if s.cur.Err != nil {
+					best = i // errors go out at once
+					break
+				}
+				if best < 0 || s.cur.ID < open[best].cur.ID {
+					best = i
+				}
+			}
+			s := open[best]
+			it := s.cur
+			if nx, ok := s.next(); ok {
+				s.cur = nx
+			} else {
+				s.stop()
+				open = slices.Delete(open, best, best+1)
+			}
+			if it.Err == nil {
+				ch := it.File.Channel.ID
+				if it.ID <= seen[ch] {
+					continue // the same message in two parts of an export
+				}
+				seen[ch] = it.ID
+			}
+			if !yield(it) {
+				return
+			}
+			if it.Fatal {
+				return
+			}
+		}
+	}
+}
+
+func (cv *conversation) alias(messageID, part string) id.EventID {
+	return alias(cv.room, cv.r.ident.ServerName, messageID, part)
+}
+
+func (cv *conversation) add(ev *importer.Event) { cv.batch = append(cv.batch, ev) }
+
+func (cv *conversation) direct() bool { return cv.g.kind == "dm" || cv.g.kind == "group" }
+
+// join makes sure p is in the room before what they do at ts.
+func (cv *conversation) join(p *person, ts int64) {
+	if cv.joined[p.mxid] {
+		return
+	}
+	cv.joined[p.mxid] = true
+	cv.add(cv.r.membership(p, "invite", cv.direct(), ts))
+	cv.add(cv.r.membership(p, "join", false, ts))
+	cv.sum.Joins++
+}
+
+func (cv *conversation) setPin(messageID string, on bool) {
+	if on {
+		cv.pins[messageID] = true
+	} else {
+		delete(cv.pins, messageID)
+	}
+}
+
+// imported reports whether a message of a channel of this room has its
+// event: written by this run, or before it (at or below its cursor).
+func (cv *conversation) imported(channelID, messageID string) bool {
+	n := parseID(messageID)
+	if n == 0 {
+		return false
+	}
+	if cv.known[n] {
+		return true
+	}
+	c, ok := cv.cursors[channelID]
+	return ok && n <= c && cv.r.roomOf(channelID) == cv.room
+}
+
+func (r *run) roomOf(channelID string) id.RoomID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.rooms[channelID]; p != nil {
+		return p.RoomID
+	}
+	return ""
+}
+
+// message turns one Discord message into events.
+func (cv *conversation) message(ctx context.Context, it Item) error {
+	m, ts := it.Msg, it.TS
+	ch := it.File.Channel.ID
+	thread := !cv.parents[ch]
+	cv.r.progress(1)
+	if m.Author.ID == "" {
+		cv.sum.BadMessages++
+		cv.sum.problem("%s: message %s has no author", filepath.Base(it.File.Path), m.ID)
+		return nil
+	}
+	p, err := cv.r.who(ctx, &m.Author)
+	if err != nil {
+		return err
+	}
+	for i := range m.Mentions {
+		if m.Mentions[i].ID != "" {
+			if _, err := cv.r.who(ctx, &m.Mentions[i]); err != nil {
+				return err
+			}
+		}
+	}
+	cv.sum.Messages++
+	empty := ""
+	switch m.Type {
+	case "Default", "Reply", "":
+	case "21", "ThreadStarterMessage":
+		// A thread's pointer at the message it starts at.
+		if m.Reference != nil && cv.imported(m.Reference.ChannelID, m.Reference.MessageID) {
+			if cv.meta.Roots[ch] == "" {
+				cv.meta.Roots[ch] = m.Reference.MessageID
+			}
+		}
+		return nil
+	case "GuildMemberJoin":
+		cv.join(p, ts)
+		return nil
+	case "RecipientAdd", "RecipientRemove":
+		for i := range m.Mentions {
+			if m.Mentions[i].ID == "" {
+				continue
+			}
+			q, err := cv.r.who(ctx, &m.Mentions[i])
+			if err != nil {
+				return err
+			}
+			if m.Type == "RecipientAdd" {
+				cv.join(q, ts)
+			} else if cv.joined[q.mxid] {
+				delete(cv.joined, q.mxid)
+				key := string(q.mxid)
+				cv.add(&importer.Event{Type: "m.room.member", StateKey: &key, Sender: q.mxid,
+					Content: mustJSON(map[string]any{"membership": "leave"}), OriginServerTS: ts})
+			}
+		}
+		return nil
+	case "ChannelNameChange":
+		if !thread && strings.TrimSpace(m.Content) != "" {
+			cv.join(p, ts)
+			cv.add(&importer.Event{Alias: cv.alias(m.ID, ""), Type: "m.room.name", StateKey: &empty, Sender: p.mxid,
+				Content: mustJSON(map[string]any{"name": m.Content}), OriginServerTS: ts})
+			cv.known[it.ID] = true
+		}
+		return nil
+	case "ChannelPinnedMessage":
+		if m.Reference != nil && m.Reference.MessageID != "" {
+			cv.setPin(m.Reference.MessageID, true)
+		}
+		return nil
+	case "ThreadCreated":
+		if m.Reference != nil && m.Reference.ChannelID != "" {
+			cv.meta.Roots[m.Reference.ChannelID] = m.ID
+		}
+		return cv.notice(it, p, "started a thread: "+m.Content)
+	default:
+		cv.sum.Unknown[m.Type]++
+		text := strings.TrimSpace(m.Content)
+		if m.Type == "Call" {
+			text = "📞 started a call"
+		}
+		if text == "" {
+			return nil
+		}
+		return cv.notice(it, p, text)
+	}
+	cv.join(p, ts)
+	rel := cv.relation(it, thread)
+	parts := 0
+	var textAlias id.EventID
+	var textContent map[string]any
+	if m.Content != "" || len(m.Embeds) > 0 || len(m.Attachments) == 0 && len(m.Stickers) == 0 {
+		textContent = cv.textContent(m)
+		if rel != nil {
+			textContent["m.relates_to"] = rel
+		}
+		textAlias = cv.alias(m.ID, "")
+		cv.add(&importer.Event{Alias: textAlias, Type: "m.room.message", Sender: p.mxid, Content: mustJSON(textContent),
+			OriginServerTS: ts})
+		parts++
+	}
+	base := filepath.Dir(it.File.Path)
+	for _, a := range m.Attachments {
+		content, err := cv.attachment(ctx, a, p, base)
+		if err != nil {
+			return err
+		}
+		cv.addPart(m.ID, "attachment-"+a.ID, "m.room.message", content, rel, p, ts, &parts)
+	}
+	for _, s := range m.Stickers {
+		evType, content, err := cv.sticker(ctx, s, p, base)
+		if err != nil {
+			return err
+		}
+		cv.addPart(m.ID, "sticker-"+s.ID, evType, content, rel, p, ts, &parts)
+		cv.sum.Stickers++
+	}
+	cv.known[it.ID] = true
+	if thread && rel != nil && rel["rel_type"] == "m.thread" {
+		cv.last[ch] = cv.batch[len(cv.batch)-1].Alias
+	}
+	if edited := parseStamp(m.TimestampEdited); edited > 0 && textAlias != "" {
+		newContent := cv.textContent(m)
+		edit := map[string]any{"msgtype": newContent["msgtype"], "body": "* " + newContent["body"].(string),
+			"m.new_content": newContent, "m.mentions": map[string]any{},
+			"m.relates_to": map[string]any{"rel_type": "m.replace", "event_id": textAlias}}
+		if h, ok := newContent["formatted_body"].(string); ok {
+			edit["format"], edit["formatted_body"] = "org.matrix.custom.html", "* "+h
+		}
+		cv.add(&importer.Event{Alias: cv.alias(m.ID, "edit"), Type: "m.room.message", Sender: p.mxid,
+			Content: mustJSON(edit), OriginServerTS: max(edited, ts)})
+		cv.sum.Edits++
+	}
+	target := cv.alias(m.ID, "")
+	for _, re := range m.Reactions {
+		key, shortcode := cv.reactionKey(ctx, re.Emoji, p)
+		for i := range re.Users {
+			if re.Users[i].ID == "" {
+				cv.sum.ReactionsNotNamed++
+				continue
+			}
+			rp, err := cv.r.who(ctx, &re.Users[i])
+			if err != nil {
+				return err
+			}
+			cv.join(rp, ts)
+			content := map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": target, "key": key}}
+			if shortcode != "" {
+				content["com.beeper.reaction.shortcode"] = shortcode
+			}
+			emojiID := re.Emoji.ID
+			if emojiID == "" {
+				emojiID = re.Emoji.Name
+			}
+			cv.add(&importer.Event{Alias: cv.alias(m.ID, "reaction-"+emojiID+"-"+re.Users[i].ID), Type: "m.reaction",
+				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts})
+			cv.sum.Reactions++
+		}
+		if re.Count > len(re.Users) {
+			cv.sum.ReactionsNotNamed += re.Count - len(re.Users)
+		}
+	}
+	return nil
+}
+
+// relation is what a message relates to: its thread (and the message it
+// replies to there), or the message it replies to.
+func (cv *conversation) relation(it Item, thread bool) map[string]any {
+	m := it.Msg
+	ch := it.File.Channel.ID
+	var replyTo id.EventID
+	if m.Reference != nil && m.Reference.MessageID != "" && m.Type == "Reply" {
+		refCh := m.Reference.ChannelID
+		if refCh == "" {
+			refCh = ch
+		}
+		if cv.imported(refCh, m.Reference.MessageID) {
+			replyTo = cv.alias(m.Reference.MessageID, "")
+			cv.sum.Replies++
+		} else {
+			cv.sum.OrphanReplies++
+		}
+	}
+	if thread {
+		root := cv.meta.Roots[ch]
+		if root == "" && cv.imported(cv.g.key, ch) {
+			// A thread started at a message has that message's ID.
+			root = ch
+			cv.meta.Roots[ch] = ch
+		}
+		if root != "" {
+			rootAlias := cv.alias(root, "")
+			rel := map[string]any{"rel_type": "m.thread", "event_id": rootAlias}
+			if replyTo != "" {
+				rel["m.in_reply_to"] = map[string]any{"event_id": replyTo}
+			} else {
+				last := cv.last[ch]
+				if last == "" {
+					last = rootAlias
+				}
+				rel["is_falling_back"] = true
+				rel["m.in_reply_to"] = map[string]any{"event_id": last}
+			}
+			cv.sum.ThreadMessages++
+			return rel
+		}
+		cv.sum.OrphanThreadMessages++
+	}
+	if replyTo != "" {
+		return map[string]any{"m.in_reply_to": map[string]any{"event_id": replyTo}}
+	}
+	return nil
+}
+
+// addPart adds a file or sticker of a message: the message's first event
+// is its part "".
+func (cv *conversation) addPart(messageID, part, evType string, content map[string]any, rel map[string]any, p *person,
+	ts int64, parts *int) {
+	if rel != nil {
+		content["m.relates_to"] = rel
+	}
+	if *parts == 0 {
+		part = ""
+	}
+	cv.add(&importer.Event{Alias: cv.alias(messageID, part), Type: evType, Sender: p.mxid, Content: mustJSON(content),
+		OriginServerTS: ts})
+	*parts++
+}
+
+// notice carries a system message as an m.notice of text.
+func (cv *conversation) notice(it Item, p *person, text string) error {
+	cv.join(p, it.TS)
+	cv.add(&importer.Event{Alias: cv.alias(it.Msg.ID, ""), Type: "m.room.message", Sender: p.mxid,
+		Content:        mustJSON(map[string]any{"msgtype": "m.notice", "body": text, "m.mentions": map[string]any{}}),
+		OriginServerTS: it.TS})
+	cv.known[it.ID] = true
+	return nil
+}
+
+// textContent is an m.room.message of a message's text and embeds.
+func (cv *conversation) textContent(m *Message) map[string]any {
+	mentions := make([]Mention, 0, len(m.Mentions))
+	for _, u := range m.Mentions {
+		mentions = append(mentions, Mention{ID: u.ID, Name: u.Name, Nickname: u.Nickname})
+	}
+	f := Markdown(m.Content, mentions, cv.r)
+	body, htm := f.Body, f.HTML
+	for _, e := range m.Embeds {
+		var bl, hl []string
+		if e.Author != nil && e.Author.Name != "" {
+			bl, hl = append(bl, e.Author.Name), append(hl, "<sub>"+html.EscapeString(e.Author.Name)+"</sub>")
+		}
+		if e.Title != "" {
+			if e.URL != "" && (strings.HasPrefix(e.URL, "https://") || strings.HasPrefix(e.URL, "http://")) {
+				bl = append(bl, e.Title+" ("+e.URL+")")
+				hl = append(hl, `<strong><a href="`+html.EscapeString(e.URL)+`">`+html.EscapeString(e.Title)+"</a></strong>")
+			} else {
+				bl, hl = append(bl, e.Title), append(hl, "<strong>"+html.EscapeString(e.Title)+"</strong>")
+			}
+		}
+		if e.Description != "" {
+			df := Markdown(e.Description, nil, cv.r)
+			bl, hl = append(bl, df.Body), append(hl, htmlOr(df))
+		}
+		for _, fl := range e.Fields {
+			vf := Markdown(fl.Value, nil, cv.r)
+			bl = append(bl, fl.Name+": "+vf.Body)
+			hl = append(hl, "<strong>"+html.EscapeString(fl.Name)+"</strong>: "+htmlOr(vf))
+		}
+		if e.Footer != nil && e.Footer.Text != "" {
+			bl, hl = append(bl, e.Footer.Text), append(hl, "<sub>"+html.EscapeString(e.Footer.Text)+"</sub>")
+		}
+		if len(bl) == 0 {
+			continue
+		}
+		if htm == "" {
+			htm = htmlOr(Formatted{Body: body})
+		}
+		if body != "" {
+			body += "\n"
+		}
+		body += "> " + strings.Join(bl, "\n> ")
+		htm += "<blockquote>" + strings.Join(hl, "<br>") + "</blockquote>"
+		cv.sum.Embeds++
+	}
+	content := map[string]any{"msgtype": "m.text", "body": body}
+	if htm != "" {
+		content["format"], content["formatted_body"] = "org.matrix.custom.html", htm
+	}
+	mm := map[string]any{}
+	if len(f.Mentions) > 0 {
+		mm["user_ids"] = f.Mentions
+	}
+	content["m.mentions"] = mm
+	return content
+}
+
+func htmlOr(f Formatted) string {
+	if f.HTML != "" {
+		return f.HTML
+	}
+	return strings.ReplaceAll(html.EscapeString(f.Body), "\n", "<br>")
+}
+
+// mimeOf guesses a file's type from its name.
+func mimeOf(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png":
+		return "image/png"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".gif":
+		return "image/gif"
+	case ".webp":
+		return "image/webp"
+	case ".mp4":
+		return "video/mp4"
+	case ".webm":
+		return "video/webm"
+	case ".mp3":
+		return "audio/mpeg"
+	case ".ogg":
+		return "audio/ogg"
+	case ".txt":
+		return "text/plain"
+	case ".pdf":
+		return "application/pdf"
+	}
+	return "application/octet-stream"
+}
+
+// attachment is the content of a file: uploaded when it can be had, a link
+// otherwise.
+func (cv *conversation) attachment(ctx context.Context, a Attachment, p *person, base string) (map[string]any, error) {
+	name := a.FileName
+	if name == "" {
+		name = a.ID
+	}
+	mime := mimeOf(name)
+	key := "attachment:" + a.ID
+	mxc, err := cv.r.t.Media(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if mxc == "" && a.URL != "" {
+		mxc, err = cv.r.fetch(ctx, a.URL, base, key, p.mxid, name, mime)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err != errNoDownload {
+				cv.sum.FailedDownloads++
+				cv.sum.problem("attachment %s (%s): %v", a.ID, name, err)
+			}
+		}
+	}
+	if mxc != "" {
+		msgtype := "m.file"
+		switch {
+		case strings.HasPrefix(mime, "image/"):
+			msgtype = "m.image"
+		case strings.HasPrefix(mime, "video/"):
+			msgtype = "m.video"
+		case strings.HasPrefix(mime, "audio/"):
+			msgtype = "m.audio"
+		}
+		info := map[string]any{"mimetype": mime}
+		if a.FileSizeBytes > 0 {
+			info["size"] = a.FileSizeBytes
+		}
+		cv.sum.FilesUploaded++
+		return map[string]any{"msgtype": msgtype, "body": name, "filename": name, "url": mxc, "info": info,
+			"m.mentions": map[string]any{}}, nil
+	}
+	cv.sum.FilesLinked++
+	link := a.URL
+	if link == "" {
+		return map[string]any{"msgtype": "m.notice", "body": "📎 " + name + " (not in the export)", "m.mentions": map[string]any{}}, nil
+	}
+	return map[string]any{"msgtype": "m.text", "body": "📎 " + name + ": " + link, "format": "org.matrix.custom.html",
+		"formatted_body": `📎 <a href="` + html.EscapeString(link) + `">` + html.EscapeString(name) + "</a>",
+		"m.mentions":     map[string]any{}}, nil
+}
+
+// sticker is an m.sticker of a sticker's image, or a text naming it.
+func (cv *conversation) sticker(ctx context.Context, s Sticker, p *person, base string) (string, map[string]any, error) {
+	name := s.Name
+	if name == "" {
+		name = "sticker"
+	}
+	if s.SourceURL != "" && s.Format != "Lottie" {
+		mime := "image/png"
+		if s.Format == "Gif" {
+			mime = "image/gif"
+		}
+		if mxc := cv.r.fetchOnce(ctx, "sticker:"+s.ID, s.SourceURL, base, p.mxid, name+".png"); mxc != "" {
+			return "m.sticker", map[string]any{"body": name, "url": mxc, "info": map[string]any{"mimetype": mime, "w": 160, "h": 160}}, nil
+		}
+	}
+	content := map[string]any{"msgtype": "m.text", "body": "[sticker: " + name + "]", "m.mentions": map[string]any{}}
+	if s.SourceURL != "" && (strings.HasPrefix(s.SourceURL, "https://") || strings.HasPrefix(s.SourceURL, "http://")) {
+		content["format"] = "org.matrix.custom.html"
+		content["formatted_body"] = `[sticker: <a href="` + html.EscapeString(s.SourceURL) + `">` + html.EscapeString(name) + "</a>]"
+	}
+	return "m.room.message", content, nil
+}
+
+// reactionKey is the m.reaction key of an emoji: the character of a Unicode
+// emoji; a custom emoji's image (an mxc:// URI) when it can be had, its
+// :name: otherwise. The shortcode goes with an image.
+func (cv *conversation) reactionKey(ctx context.Context, e Emoji, p *person) (key, shortcode string) {
+	if e.ID == "" {
+		return e.Name, ""
+	}
+	sc := ":" + e.Name + ":"
+	if e.ImageURL != "" && cv.r.o.Download {
+		if mxc := cv.r.fetchOnce(ctx, "emoji:"+e.ID, e.ImageURL, "", cv.r.ident.Bot, e.Name+".png"); mxc != "" {
+			cv.sum.CustomEmoji++
+			return mxc, sc
+		}
+	}
+	cv.sum.EmojiAsText++
+	return sc, ""
+}
+
+// finish adds what a channel's file says of its present: its topic and
+// pins.
+func (cv *conversation) finish() {
+	ts := cv.lastTS
+	if ts == 0 {
+		ts = snowflakeMillis(parseID(cv.g.key))
+	}
+	empty := ""
+	if t := cv.g.topic; t != cv.meta.Topic && t != "" && len(cv.g.main) > 0 {
+		cv.add(&importer.Event{Type: "m.room.topic", StateKey: &empty, Sender: cv.r.ident.Bot,
+			Content: mustJSON(map[string]any{"topic": t}), OriginServerTS: ts})
+		cv.meta.Topic = t
+	}
+	pins := make([]string, 0, len(cv.pins))
+	for p := range cv.pins {
+		pins = append(pins, p)
+	}
+	slices.SortFunc(pins, cmpID)
+	if len(pins) > maxPins {
+		cv.sum.PinsNotCarried += len(pins) - maxPins
+		pins = pins[len(pins)-maxPins:]
+	}
+	if !slices.Equal(pins, cv.meta.Pins) {
+		cv.pinsDirty = true
+		cv.meta.Pins = pins
+	} else {
+		cv.pinsDirty = false
+	}
+}
+
+// flush writes the batch, then records where the import stands.
+func (cv *conversation) flush(ctx context.Context) error {
+	evs, spans := cv.batch, cv.batchMsgs
+	cv.batch, cv.batchMsgs = nil, nil
+	if cv.firstBatch && len(evs) > 0 {
+		// A run killed after writing a batch and before recording its
+		// cursor left these events in: keep only what is not there. The
+		// batches of this run may be cut elsewhere than that run's: go on
+		// checking until a batch holds nothing written.
+		n := len(evs)
+		var err error
+		if evs, spans, err = cv.unwritten(ctx, evs, spans); err != nil {
+			return err
+		}
+		cv.firstBatch = len(evs) < n
+	}
+	if len(evs) > 0 {
+		if err := cv.send(ctx, evs, spans, 0); err != nil {
+			return err
+		}
+		if cv.r.o.AfterBatch != nil {
+			cv.r.o.AfterBatch()
+		}
+	}
+	return cv.record(ctx)
+}
+
+// record writes the cursors and meta (and, at the end, the pins).
+func (cv *conversation) record(ctx context.Context) error {
+	if cv.pinsDirty {
+		aliases := make([]id.EventID, len(cv.meta.Pins))
+		for i, p := range cv.meta.Pins {
+			aliases[i] = cv.alias(p, "")
+		}
+		real, err := cv.r.t.ResolveAliases(ctx, aliases)
+		if err != nil {
+			return err
+		}
+		pinned := []id.EventID{}
+		for _, a := range aliases {
+			if e, ok := real[a]; ok {
+				pinned = append(pinned, e)
+			}
+		}
+		empty := ""
+		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
+			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
+			OriginServerTS: max(cv.lastTS, snowflakeMillis(parseID(cv.g.key)))}}); isClientError(err) {
+			cv.sum.PinsNotCarried += len(pinned)
+			cv.sum.problem("%s: pins refused: %v", cv.g.label(), err)
+		} else if err != nil {
+			return fmt.Errorf("pins: %w", err)
+		} else {
+			cv.sum.Pins += len(pinned)
+		}
+		cv.pinsDirty = false
+	}
+	raw, err := json.Marshal(cv.meta, json.Deterministic(true))
+	if err != nil {
+		return err
+	}
+	cursor := ""
+	var top uint64
+	for _, c := range cv.meta.Cursors {
+		if n := parseID(c); n > top {
+			top, cursor = n, c
+		}
+	}
+	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, cursor, string(raw))
+}
+
+// unwritten drops the events whose aliases are taken already.
+func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
+	var aliases []id.EventID
+	for _, ev := range evs {
+		if ev.Alias != "" {
+			aliases = append(aliases, ev.Alias)
+		}
+	}
+	if len(aliases) == 0 {
+		return evs, spans, nil
+	}
+	have, err := cv.r.t.ResolveAliases(ctx, aliases)
+	if err != nil || len(have) == 0 {
+		return evs, spans, err
+	}
+	keep := make([]*importer.Event, 0, len(evs))
+	newStart := make([]int, len(evs)+1)
+	for i, ev := range evs {
+		newStart[i] = len(keep)
+		if _, ok := have[ev.Alias]; ev.Alias != "" && ok {
+			continue
+		}
+		keep = append(keep, ev)
+	}
+	newStart[len(evs)] = len(keep)
+	out := make([]msgSpan, 0, len(spans))
+	for _, sp := range spans {
+		sp.start = newStart[sp.start]
+		out = append(out, sp)
+	}
+	// Their messages were imported: count them so.
+	n := 0
+	for i, sp := range spans {
+		end := len(evs)
+		if i+1 < len(spans) {
+			end = spans[i+1].start
+		}
+		if end > sp.start && newStart[end] == newStart[sp.start] {
+			n++
+		}
+	}
+	cv.sum.Messages -= n
+	cv.sum.Skipped += n
+	return keep, out, nil
+}
+
+// send writes events; when the server refuses a batch (a message it will
+// not take), the batch is written in halves, down to that message alone,
+// which is reported and left out.
+func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	_, err := cv.r.t.BatchSend(ctx, cv.room, evs)
+	if err == nil {
+		cv.sum.Events += len(evs)
+		return nil
+	}
+	if !isClientError(err) {
+		return err
+	}
+	if len(spans) <= 1 {
+		cv.sum.FailedMessages++
+		mid := ""
+		if len(spans) == 1 {
+			mid = spans[0].id
+		}
+		cv.sum.problem("%s %s: refused: %v", cv.g.label(), mid, err)
+		// The joins that came with the message are what later messages of
+		// its people need.
+		var members []*importer.Event
+		for _, ev := range evs {
+			if ev.Type == "m.room.member" {
+				members = append(members, ev)
+			}
+		}
+		if len(members) > 0 && len(members) < len(evs) {
+			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
+				cv.sum.Events += len(members)
+			} else if !isClientError(err) {
+				return err
+			}
+		}
+		return nil
+	}
+	mid := len(spans) / 2
+	cut := spans[mid].start - base
+	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
+		return err
+	}
+	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
+}

@@ -1,0 +1,350 @@
+// Package e2ediscord runs the real tributary with the real
+// tributary-discord plugin in front of a local fake of Discord (its
+// gateway websocket and REST API).
+package e2ediscord
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/fakediscord"
+	"github.com/tributary-hs/tributary/internal/testserver"
+	"github.com/tributary-hs/tributary/plugins/plugintest"
+)
+
+const (
+	pluginPackage = "github.com/tributary-hs/tributary/bridges/discord/cmd/tributary-discord"
+	discordBot    = id.UserID("@discordbot:localhost")
+	botToken      = "bot-token-1"
+)
+
+func ghost(discordID string) id.UserID { return id.UserID("@discord_" + discordID + ":localhost") }
+
+// watcher follows a user's /sync.
+type watcher struct {
+	t       *testing.T
+	cli     *mautrix.Client
+	since   string
+	seen    map[id.RoomID][]*event.Event
+	typing  map[id.RoomID][]id.UserID
+	invites []id.RoomID
+}
+
+func (w *watcher) next(ctx context.Context) {
+	w.t.Helper()
+	resp, err := w.cli.SyncRequest(ctx, 5000, w.since, `{"room":{"timeline":{"limit":500}}}`, false, "")
+	if err != nil {
+		w.t.Fatalf("/sync: %v", err)
+	}
+	w.since = resp.NextBatch
+	for roomID := range resp.Rooms.Invite {
+		w.invites = append(w.invites, roomID)
+	}
+	for roomID, room := range resp.Rooms.Join {
+		for _, evt := range append(room.State.Events, room.Timeline.Events...) {
+			evt.RoomID = roomID
+			_ = evt.Content.ParseRaw(evt.Type)
+			w.seen[roomID] = append(w.seen[roomID], evt)
+		}
+		for _, evt := range room.Ephemeral.Events {
+			if evt.Type == event.EphemeralEventTyping {
+				_ = evt.Content.ParseRaw(evt.Type)
+				w.typing[roomID] = evt.Content.AsTyping().UserIDs
+			}
+		}
+	}
+}
+
+func (w *watcher) wait(ctx context.Context, roomID id.RoomID, what string, pred func(*event.Event) bool) *event.Event {
+	w.t.Helper()
+	for i := 0; ; i++ {
+		for _, evt := range w.seen[roomID] {
+			if pred(evt) {
+				return evt
+			}
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("no %s: %v", what, ctx.Err())
+		}
+		w.next(ctx)
+	}
+}
+
+func (w *watcher) message(ctx context.Context, roomID id.RoomID, body string) *event.Event {
+	w.t.Helper()
+	return w.wait(ctx, roomID, "message "+body, func(evt *event.Event) bool {
+		return evt.Type == event.EventMessage && evt.Content.AsMessage().Body == body
+	})
+}
+
+// say sends a command to the bot and waits for its answer.
+func (w *watcher) say(ctx context.Context, room id.RoomID, text, want string) {
+	w.t.Helper()
+	sent, err := w.cli.SendText(ctx, room, text)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	after := false
+	w.wait(ctx, room, "the bot saying "+want, func(evt *event.Event) bool {
+		if evt.ID == sent.EventID {
+			after = true
+		}
+		return after && evt.Sender == discordBot && strings.Contains(evt.Content.AsMessage().Body, want)
+	})
+}
+
+// TestDiscordPlugin is issue 18's bridge "done means" through the plugin
+// binary against a fake Discord: a bot token logs in; a Discord message
+// creates the portal and arrives with its markdown as HTML; a Matrix
+// message goes out through the channel's webhook under the sender's name
+// and avatar; replies, edits, reactions and attachments go both ways,
+// typing from Discord; a revoked token reaches the user as a
+// BAD_CREDENTIALS notice.
+func TestDiscordPlugin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	fake := fakediscord.New(t, botToken)
+	binDir, err := os.MkdirTemp("", "e2ediscord-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
+	bin, err := plugintest.BuildInto(binDir, pluginPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`app_services:
+  retry_backoff: 200ms
+  max_retry_backoff: 2s
+plugins:
+  - name: discord
+    binary: %q
+    ghost_prefix: discord_
+    bot_localpart: discordbot
+    config:
+      log_level: debug
+      network:
+        api_url: %q
+        media_url: https://media.example/download
+`, bin, fake.URL())
+	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration", "--disable-rate-limits"}})
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	if err := alice.SetDisplayName(ctx, "Alice Liddell"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetAvatarURL(ctx, id.ContentURI{Homeserver: "localhost", FileID: "alicepic"}); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
+	for {
+		if _, err := alice.GetProfile(ctx, discordBot); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the plugin never registered its bot")
+		}
+		w.next(ctx)
+	}
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true,
+		Invite: []id.UserID{discordBot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt := created.RoomID
+	t.Cleanup(func() {
+		if t.Failed() {
+			for room, evs := range w.seen {
+				for _, evt := range evs {
+					if evt.Type == event.EventMessage || evt.Type == event.EventReaction {
+						t.Logf("%s: %s: %s %s", room, evt.Sender, evt.Type.Type, evt.Content.VeryRaw)
+					}
+				}
+			}
+		}
+	})
+	w.wait(ctx, mgmt, "the bot joining", func(evt *event.Event) bool {
+		return evt.Type == event.StateMember && evt.GetStateKey() == string(discordBot) && evt.Content.AsMember().Membership == event.MembershipJoin
+	})
+	w.say(ctx, mgmt, "login", "Please enter your Bot token")
+	w.say(ctx, mgmt, botToken, "Logged in as the bot testbot")
+
+	// Discord → Matrix: the portal is made, with the message as HTML.
+	first := fake.Message("hello **world**", nil)
+	var portal id.RoomID
+	for portal == "" {
+		for _, r := range w.invites {
+			var n event.RoomNameEventContent
+			if alice.StateEvent(ctx, r, event.StateRoomName, "", &n) == nil && n.Name == "general" {
+				portal = r
+			}
+		}
+		if portal == "" {
+			if ctx.Err() != nil {
+				t.Fatal("alice was never invited to the channel's room")
+			}
+			w.next(ctx)
+		}
+	}
+	if _, err := alice.JoinRoomByID(ctx, portal); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			resp, err := alice.Messages(context.Background(), portal, "", "", mautrix.DirectionBackward, nil, 100)
+			if err != nil {
+				t.Logf("portal history: %v", err)
+				return
+			}
+			for _, evt := range resp.Chunk {
+				t.Logf("portal: %s %s %s", evt.Sender, evt.Type.Type, evt.Content.VeryRaw)
+			}
+		}
+	})
+	hello := w.message(ctx, portal, "hello **world**")
+	if mc := hello.Content.AsMessage(); hello.Sender != ghost(fakediscord.BobID) || mc.FormattedBody != "hello <strong>world</strong>" {
+		t.Fatalf("from Discord: %s %q", hello.Sender, mc.FormattedBody)
+	}
+	if p, err := alice.GetDisplayName(ctx, ghost(fakediscord.BobID)); err != nil || p.DisplayName != "Bob Builder" {
+		t.Fatalf("bob's ghost is named %+v (%v)", p, err)
+	}
+
+	// Matrix → Discord, through the webhook, as alice.
+	if _, err := alice.SendText(ctx, portal, "hi bob"); err != nil {
+		t.Fatal(err)
+	}
+	sent := fake.Await("the webhook post", func(c fakediscord.Call) bool { return c.Method == "POST" && strings.HasPrefix(c.Path, "/webhooks/") })
+	if sent.JSON["content"] != "hi bob" || sent.JSON["username"] != "Alice Liddell" ||
+		sent.JSON["avatar_url"] != "https://media.example/download/localhost/alicepic" {
+		t.Fatalf("the webhook got %v", sent)
+	}
+	// The webhook's own message came back over the gateway: it is not
+	// bridged again.
+
+	// A reply on Discord.
+	fake.Message("a reply", map[string]any{"type": 19, "message_reference": map[string]any{"message_id": first,
+		"channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID}})
+	reply := w.message(ctx, portal, "a reply")
+	if rel := reply.Content.AsMessage().RelatesTo; rel == nil || rel.InReplyTo == nil || rel.InReplyTo.EventID != hello.ID {
+		t.Fatalf("the reply relates to %+v, want %s", reply.Content.AsMessage().RelatesTo, hello.ID)
+	}
+	// An edit on Discord.
+	fake.Dispatch("MESSAGE_UPDATE", map[string]any{"id": first, "channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID,
+		"content": "hello **everyone**", "type": 0, "author": fakediscord.Bob, "edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
+	w.wait(ctx, portal, "the edit", func(evt *event.Event) bool {
+		mc := evt.Content.AsMessage()
+		return evt.Type == event.EventMessage && mc.RelatesTo != nil && mc.RelatesTo.Type == event.RelReplace &&
+			mc.RelatesTo.EventID == hello.ID && mc.NewContent != nil && mc.NewContent.Body == "hello **everyone**"
+	})
+	// A reaction on Discord.
+	fake.Dispatch("MESSAGE_REACTION_ADD", map[string]any{"user_id": fakediscord.BobID, "channel_id": fakediscord.ChannelID, "message_id": first,
+		"guild_id": fakediscord.GuildID, "emoji": map[string]any{"name": "👍"}})
+	w.wait(ctx, portal, "bob's reaction", func(evt *event.Event) bool {
+		if evt.Type != event.EventReaction {
+			return false
+		}
+		rel := evt.Content.AsReaction().RelatesTo
+		// bridgev2 adds the emoji presentation selector.
+		return evt.Sender == ghost(fakediscord.BobID) && rel.EventID == hello.ID && strings.TrimSuffix(rel.Key, "\ufe0f") == "👍"
+	})
+	// An attachment on Discord.
+	fake.Message("", map[string]any{"attachments": []any{map[string]any{"id": "777", "filename": "cat.png",
+		"url": fake.CDN() + "attachments/cat.png", "content_type": "image/png", "size": len(fakediscord.PNG)}}})
+	img := w.wait(ctx, portal, "the image", func(evt *event.Event) bool {
+		return evt.Type == event.EventMessage && evt.Content.AsMessage().MsgType == event.MsgImage
+	})
+	if mc := img.Content.AsMessage(); !strings.HasPrefix(string(mc.URL), "mxc://") || mc.Body != "cat.png" {
+		t.Fatalf("the image: %+v", mc)
+	}
+	// Typing on Discord.
+	fake.Dispatch("TYPING_START", map[string]any{"user_id": fakediscord.BobID, "channel_id": fakediscord.ChannelID, "guild_id": fakediscord.GuildID,
+		"timestamp": time.Now().Unix()})
+	for !containsUser(w.typing[portal], ghost(fakediscord.BobID)) {
+		if ctx.Err() != nil {
+			t.Fatal("bob never typed on Matrix")
+		}
+		w.next(ctx)
+	}
+
+	// Matrix → Discord: a reply, an edit, a reaction, a file.
+	mine, err := alice.SendText(ctx, portal, "first draft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := fake.Await("alice's post", func(c fakediscord.Call) bool { return c.Method == "POST" && c.JSON["content"] == "first draft" })
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText,
+		Body: "second draft", NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: "second draft"},
+		RelatesTo: &event.RelatesTo{Type: event.RelReplace, EventID: mine.EventID}}); err != nil {
+		t.Fatal(err)
+	}
+	edit := fake.Await("the edit", func(c fakediscord.Call) bool { return c.Method == "PATCH" })
+	if edit.Path != "/webhooks/"+fakediscord.HookID+"/"+fakediscord.HookToken+"/messages/"+post.JSON["id"].(string) || edit.JSON["content"] != "second draft" {
+		t.Fatalf("the edit: %v (post %v)", edit, post)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText,
+		Body: "replying", RelatesTo: &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: hello.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	rp := fake.Await("the reply", func(c fakediscord.Call) bool {
+		return c.Method == "POST" && strings.HasSuffix(fmt.Sprint(c.JSON["content"]), "replying")
+	})
+	if !strings.Contains(rp.JSON["content"].(string), "/channels/"+fakediscord.GuildID+"/"+fakediscord.ChannelID+"/"+first) {
+		t.Fatalf("the reply does not point at its message: %v", rp)
+	}
+	if _, err := alice.SendReaction(ctx, portal, hello.ID, "🎉"); err != nil {
+		t.Fatal(err)
+	}
+	fake.Await("the reaction", func(c fakediscord.Call) bool {
+		return c.Method == "PUT" && c.Path == "/channels/"+fakediscord.ChannelID+"/messages/"+first+"/reactions/🎉/@me"
+	})
+	up, err := alice.UploadBytes(ctx, fakediscord.PNG, "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgImage,
+		Body: "dog.png", URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: "image/png"}}); err != nil {
+		t.Fatal(err)
+	}
+	file := fake.Await("the file", func(c fakediscord.Call) bool { return c.Method == "POST" && len(c.Files) > 0 })
+	if file.Files[0] != "dog.png" || file.JSON["username"] != "Alice Liddell" {
+		t.Fatalf("the file: %v", file)
+	}
+	// Matrix typing does not reach plugins: the host's queue carries room
+	// events only (HandleMatrixTyping is there for when it does).
+
+	// Nothing of alice's came back as bob's or the webhook's ghost.
+	for _, evt := range w.seen[portal] {
+		if evt.Type == event.EventMessage && evt.Sender != alice.UserID && evt.Sender != ghost(fakediscord.BobID) {
+			t.Errorf("%s said %q in the portal", evt.Sender, evt.Content.AsMessage().Body)
+		}
+	}
+
+	// The token is revoked: the user is told, not left guessing.
+	fake.Revoke()
+	w.wait(ctx, mgmt, "a notice of the revoked token", func(evt *event.Event) bool {
+		return evt.Sender == discordBot && strings.Contains(evt.Content.AsMessage().Body, "BAD_CREDENTIALS") &&
+			strings.Contains(evt.Content.AsMessage().Body, "refused the bot token")
+	})
+}
+
+func containsUser(list []id.UserID, u id.UserID) bool {
+	for _, x := range list {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}

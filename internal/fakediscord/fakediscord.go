@@ -1,0 +1,311 @@
+// Package fakediscord is a local Discord for tests and benchmarks of the
+// Discord bridge: the REST API the bridge calls (users, gateway, webhooks,
+// reactions, typing), a CDN for attachments, and a gateway websocket
+// speaking Discord's protocol (hello, identify, ready and a guild with one
+// channel, heartbeat acks, dispatches). It imports no package of the
+// module.
+package fakediscord
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Fake is a local Discord: the REST API the bridge calls (users,
+// gateway, webhooks, reactions, typing), a CDN for attachments, and a
+// gateway websocket speaking Discord's protocol (hello, identify, ready,
+// heartbeats, dispatches).
+type Fake struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	token   string
+	revoked bool
+	conns   []*gwConn
+	seq     int
+	nextID  int64
+	// calls are what the bridge did, in order.
+	calls chan Call
+}
+
+// gwConn is a gateway connection; writes to it take its lock.
+type gwConn struct {
+	mu sync.Mutex
+	c  *websocket.Conn
+}
+
+func (g *gwConn) write(typ int, raw []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = g.c.WriteMessage(typ, raw)
+}
+
+// close ends the connection with a close code, as Discord does.
+func (g *gwConn) close(code int, text string) {
+	g.write(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
+	_ = g.c.Close()
+}
+
+// Call is one REST call of the bridge.
+type Call struct {
+	Method, Path string
+	JSON         map[string]any
+	Files        []string
+}
+
+// The IDs of the fake's bot, guild, channel, user bob and the webhook the
+// bridge makes.
+const (
+	BotID     = "100000000000000001"
+	GuildID   = "200000000000000001"
+	ChannelID = "300000000000000001"
+	BobID     = "400000000000000001"
+	HookID    = "500000000000000001"
+	HookToken = "webhook-token"
+)
+
+// New starts a fake Discord whose bot has token; it stops with the test.
+func New(t testing.TB, token string) *Fake {
+	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100)}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(func() {
+		f.mu.Lock()
+		for _, c := range f.conns {
+			_ = c.c.Close()
+		}
+		f.mu.Unlock()
+		f.srv.Close()
+	})
+	return f
+}
+
+func (f *Fake) id() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	return strconv.FormatInt(f.nextID, 10)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (f *Fake) authorized(r *http.Request) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.revoked && r.Header.Get("Authorization") == "Bot "+f.token
+}
+
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case strings.TrimSuffix(p, "/") == "/gw":
+		f.gateway(w, r)
+		return
+	case strings.HasPrefix(p, "/cdn/"):
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(PNG)
+		return
+	}
+	p = strings.TrimPrefix(p, "/api/v9")
+	// Webhooks are authorised by their own token; the rest by the bot's.
+	if !strings.HasPrefix(p, "/webhooks/") && !f.authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
+		return
+	}
+	c := Call{Method: r.Method, Path: p}
+	if ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			raw, _ := io.ReadAll(part)
+			if part.FormName() == "payload_json" {
+				_ = json.Unmarshal(raw, &c.JSON)
+			} else {
+				c.Files = append(c.Files, part.FileName())
+			}
+		}
+	} else if r.Body != nil {
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &c.JSON)
+	}
+	switch {
+	case r.Method == http.MethodGet && p == "/users/@me":
+		writeJSON(w, 200, map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true})
+		return
+	case r.Method == http.MethodGet && p == "/gateway":
+		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
+		return
+	case r.Method == http.MethodGet && p == "/channels/"+ChannelID+"/webhooks":
+		writeJSON(w, 200, []any{})
+		return
+	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/webhooks":
+		writeJSON(w, 200, map[string]any{"id": HookID, "token": HookToken, "name": "Tributary", "channel_id": ChannelID, "type": 1})
+	case r.Method == http.MethodPost && p == "/webhooks/"+HookID+"/"+HookToken:
+		msg := map[string]any{"id": f.id(), "channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID,
+			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0,
+			"author": map[string]any{"id": HookID, "username": c.JSON["username"], "bot": true}}
+		writeJSON(w, 200, msg)
+		// Discord tells the gateway of webhook messages too: the bridge
+		// must know its own.
+		f.Dispatch("MESSAGE_CREATE", msg)
+		c.JSON["id"] = msg["id"]
+	case r.Method == http.MethodPatch && strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"):
+		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"),
+			"channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID, "type": 0,
+			"author": map[string]any{"id": HookID, "username": "x", "bot": true}})
+	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/typing":
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && p == "/users/"+BobID:
+		writeJSON(w, 200, Bob)
+		return
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
+	}
+	f.calls <- c
+}
+
+// Bob is the Discord user who talks.
+var Bob = map[string]any{"id": BobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
+
+// PNG is what the CDN serves.
+var PNG = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
+
+var upgrader = websocket.Upgrader{}
+
+// gateway speaks the gateway protocol: hello, then ready and the guild on
+// identify, heartbeat acks; dispatch sends events later.
+func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	conn := &gwConn{c: ws}
+	f.mu.Lock()
+	f.conns = append(f.conns, conn)
+	f.mu.Unlock()
+	send := func(v any) {
+		raw, _ := json.Marshal(v)
+		conn.write(websocket.TextMessage, raw)
+	}
+	send(map[string]any{"op": 10, "d": map[string]any{"heartbeat_interval": 45000}})
+	for {
+		var frame struct {
+			Op int             `json:"op"`
+			D  json.RawMessage `json:"d"`
+		}
+		if err := ws.ReadJSON(&frame); err != nil {
+			return
+		}
+		switch frame.Op {
+		case 1:
+			send(map[string]any{"op": 11})
+		case 2, 6:
+			f.mu.Lock()
+			revoked := f.revoked
+			f.mu.Unlock()
+			if revoked {
+				conn.close(4004, "Authentication failed.")
+				return
+			}
+			send(map[string]any{"op": 0, "t": "READY", "s": f.nextSeq(), "d": map[string]any{"v": 9, "session_id": "s1",
+				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
+				"guilds": []any{map[string]any{"id": GuildID, "unavailable": true}}, "private_channels": []any{}}})
+			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": GuildID,
+				"name": "Test Guild", "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
+					"name": "general", "topic": "the general channel"}}, "threads": []any{}, "members": []any{},
+				"roles": []any{}, "emojis": []any{}}})
+		}
+	}
+}
+
+func (f *Fake) nextSeq() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	return f.seq
+}
+
+// Dispatch sends an event to every gateway connection.
+func (f *Fake) Dispatch(t string, d any) {
+	f.mu.Lock()
+	conns := append([]*gwConn(nil), f.conns...)
+	f.seq++
+	seq := f.seq
+	f.mu.Unlock()
+	raw, _ := json.Marshal(map[string]any{"op": 0, "t": t, "s": seq, "d": d})
+	for _, c := range conns {
+		c.write(websocket.TextMessage, raw)
+	}
+}
+
+// Revoke makes the token a revoked one and drops the gateway, as Discord
+// does when a bot's token is reset.
+func (f *Fake) Revoke() {
+	f.mu.Lock()
+	f.revoked = true
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.close(4004, "Authentication failed.")
+	}
+}
+
+// URL is the fake's root, the bridge's api_url.
+func (f *Fake) URL() string { return f.srv.URL + "/" }
+
+// CDN is where attachments are served (any path under it is a PNG).
+func (f *Fake) CDN() string { return f.srv.URL + "/cdn/" }
+
+// Message dispatches a MESSAGE_CREATE of bob's in the channel, with extra
+// fields; it returns the message's ID.
+func (f *Fake) Message(content string, extra map[string]any) string {
+	id := f.id()
+	d := map[string]any{"id": id, "channel_id": ChannelID, "guild_id": GuildID, "content": content, "type": 0,
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "author": Bob, "attachments": []any{},
+		"mentions": []any{}, "embeds": []any{}}
+	for k, v := range extra {
+		d[k] = v
+	}
+	f.Dispatch("MESSAGE_CREATE", d)
+	return id
+}
+
+// Await returns the next REST call of the bridge matching pred.
+func (f *Fake) Await(what string, pred func(Call) bool) Call {
+	f.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case c := <-f.calls:
+			if pred(c) {
+				return c
+			}
+		case <-timeout:
+			f.t.Fatalf("the bridge never did %s", what)
+		}
+	}
+}
+
+func (c Call) String() string { return fmt.Sprintf("%s %s %v %v", c.Method, c.Path, c.JSON, c.Files) }
