@@ -298,6 +298,7 @@ func (s *Sender) Deliver(ctx context.Context, dest string, t *queue.Txn) error {
 			}
 		}
 	}
+	s.log.Debug("federation transaction sent", "destination", dest, "txn", t.ID, "pdus", len(pdus), "edus", len(data.edus))
 	var lastPos int64
 	if len(pdus) > 0 {
 		lastPos = pdus[len(pdus)-1].Pos
