@@ -1,0 +1,362 @@
+package e2efed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// trio is three real servers A, B and C and a user on each, all joined
+// to alice's public room #square:A.
+type trio struct {
+	a, b, c           *testserver.Server
+	alice, bob, carol *mautrix.Client
+	room              id.RoomID
+	servers           []*testserver.Server
+	clients           []*mautrix.Client
+}
+
+// startTrio starts A, B and C; bob of B joins by the alias, carol of C by
+// the room ID (through A).
+func startTrio(t *testing.T, args ...string) *trio {
+	t.Helper()
+	ctx := t.Context()
+	tr := &trio{a: start(t, args...), b: start(t, args...), c: start(t, args...)}
+	tr.alice, tr.bob, tr.carol = register(t, tr.a, "alice"), register(t, tr.b, "bob"), register(t, tr.c, "carol")
+	created, err := tr.alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Square",
+		RoomAliasName: "square"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.room = created.RoomID
+	resp, err := tr.bob.JoinRoom(ctx, id.NewRoomAlias("square", tr.a.Opts.ServerName).String(), nil)
+	if err != nil || resp.RoomID != tr.room {
+		t.Fatalf("bob joins by alias: %+v, %v", resp, err)
+	}
+	resp, err = tr.carol.JoinRoom(ctx, tr.room.String(), &mautrix.ReqJoinRoom{Via: []string{tr.a.Opts.ServerName}})
+	if err != nil || resp.RoomID != tr.room {
+		t.Fatalf("carol joins by room ID: %+v, %v", resp, err)
+	}
+	tr.servers = []*testserver.Server{tr.a, tr.b, tr.c}
+	tr.clients = []*mautrix.Client{tr.alice, tr.bob, tr.carol}
+	// Each sees all three joined.
+	for _, cli := range tr.clients {
+		waitForSync(t, cli, "all three members", func(*mautrix.RespSync) bool {
+			m, err := cli.JoinedMembers(ctx, tr.room)
+			return err == nil && len(m.Joined) == 3
+		})
+	}
+	return tr
+}
+
+// waitBodies long-polls cli's sync from since until the room's timeline
+// has brought every one of the message bodies; it returns the events that
+// came, by body. Its timelines are not limited to the default 10 events,
+// which would leave gaps.
+func waitBodies(t *testing.T, cli *mautrix.Client, roomID id.RoomID, since string, bodies ...string) map[string]*event.Event {
+	t.Helper()
+	got := map[string]*event.Event{}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := cli.SyncRequest(ctx, 5000, since, `{"room":{"timeline":{"limit":1000}}}`, false, event.PresenceOnline)
+		if err != nil {
+			var missing []string
+			for _, b := range bodies {
+				if got[b] == nil {
+					missing = append(missing, b)
+				}
+			}
+			t.Fatalf("%s waiting for %q: %v", cli.UserID, missing, err)
+		}
+		if jr, ok := resp.Rooms.Join[roomID]; ok {
+			if jr.Timeline.Limited {
+				t.Fatalf("%s's timeline with a limit of 1000 events is limited", cli.UserID)
+			}
+			for _, ev := range jr.Timeline.Events {
+				if b := gjson.GetBytes(ev.Content.VeryRaw, "body").Str; ev.Type == event.EventMessage && b != "" {
+					got[b] = ev
+				}
+			}
+		}
+		done := true
+		for _, b := range bodies {
+			done = done && got[b] != nil
+		}
+		if done {
+			return got
+		}
+		since = resp.NextBatch
+	}
+}
+
+// Three real servers: users of A, B and C in one room (joined by alias
+// and by ID) see each other's messages, typing and read receipts.
+func TestThreeServersConverse(t *testing.T) {
+	tr := startTrio(t)
+	ctx := t.Context()
+	since := make([]string, 3)
+	for i, cli := range tr.clients {
+		since[i] = syncToken(t, cli)
+	}
+	var want []string
+	for i, cli := range tr.clients {
+		for n := range 3 {
+			body := fmt.Sprintf("%s says %d", cli.UserID.Localpart(), n)
+			want = append(want, body)
+			if _, err := cli.SendText(ctx, tr.room, body); err != nil {
+				t.Fatalf("%d: %v", i, err)
+			}
+		}
+	}
+	var last *event.Event
+	for i, cli := range tr.clients {
+		got := waitBodies(t, cli, tr.room, since[i], want...)
+		for _, b := range want {
+			if wantSender := strings.Fields(b)[0]; got[b].Sender.Localpart() != wantSender {
+				t.Fatalf("%s sees %q sent by %s", cli.UserID, b, got[b].Sender)
+			}
+		}
+		last = got["carol says 2"]
+	}
+
+	// bob types: alice and carol see it.
+	if _, err := tr.bob.UserTyping(ctx, tr.room, true, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range []*mautrix.Client{tr.alice, tr.carol} {
+		waitForSync(t, cli, "bob typing", func(resp *mautrix.RespSync) bool {
+			return ephemeral(resp, tr.room, "m.typing", "user_ids", tr.bob.UserID.String())
+		})
+	}
+	// carol reads the last message: alice and bob see her receipt.
+	if err := tr.carol.SendReceipt(ctx, tr.room, last.ID, event.ReceiptTypeRead, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range []*mautrix.Client{tr.alice, tr.bob} {
+		waitForSync(t, cli, "carol's receipt", func(resp *mautrix.RespSync) bool {
+			return ephemeral(resp, tr.room, "m.receipt", gjson.Escape(last.ID.String())+".m\\.read."+
+				gjson.Escape(tr.carol.UserID.String()), "")
+		})
+	}
+}
+
+// C is killed (SIGKILL) right after carol's messages were acknowledged;
+// while it is down alice and bob talk. After its restart C has every
+// message sent while it was down, and A and B have carol's.
+func TestThreeServersKilledCatchesUp(t *testing.T) {
+	tr := startTrio(t)
+	ctx := t.Context()
+	sinceA, sinceB := syncToken(t, tr.alice), syncToken(t, tr.bob)
+	sinceC := syncToken(t, tr.carol)
+	var carolSaid []string
+	for n := range 5 {
+		body := fmt.Sprintf("carol before the crash %d", n)
+		carolSaid = append(carolSaid, body)
+		if _, err := tr.carol.SendText(ctx, tr.room, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.c.Kill()
+	var whileDown []string
+	for n := range 3 {
+		for _, cli := range []*mautrix.Client{tr.alice, tr.bob} {
+			body := fmt.Sprintf("%s while C is down %d", cli.UserID.Localpart(), n)
+			whileDown = append(whileDown, body)
+			if _, err := cli.SendText(ctx, tr.room, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tr.c = tr.c.Restart(true)
+	tr.carol.HomeserverURL, _ = url.Parse(tr.c.URL)
+	waitBodies(t, tr.carol, tr.room, sinceC, append(slices.Clone(carolSaid), whileDown...)...)
+	waitBodies(t, tr.alice, tr.room, sinceA, append(slices.Clone(carolSaid), whileDown...)...)
+	waitBodies(t, tr.bob, tr.room, sinceB, append(slices.Clone(carolSaid), whileDown...)...)
+	// And the room goes on: carol's next message reaches both.
+	if _, err := tr.carol.SendText(ctx, tr.room, "carol is back"); err != nil {
+		t.Fatal(err)
+	}
+	waitBodies(t, tr.alice, tr.room, sinceA, "carol is back")
+	waitBodies(t, tr.bob, tr.room, sinceB, "carol is back")
+}
+
+// roomState is a user's /state of the room: event ID by type and state key.
+func roomState(t *testing.T, cli *mautrix.Client, roomID id.RoomID) map[string]id.EventID {
+	t.Helper()
+	var evs []*event.Event
+	_, err := cli.MakeRequest(t.Context(), "GET", cli.BuildClientURL("v3", "rooms", roomID, "state"), nil, &evs)
+	if err != nil {
+		t.Fatalf("%s's /state: %v", cli.UserID, err)
+	}
+	out := map[string]id.EventID{}
+	for _, ev := range evs {
+		out[ev.Type.Type+"|"+ev.GetStateKey()] = ev.ID
+	}
+	return out
+}
+
+func describeState(st map[string]id.EventID) string {
+	keys := slices.Collect(maps.Keys(st))
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  %s = %s", k, st[k])
+	}
+	return b.String()
+}
+
+// Conflicting state sent at the same moment on the three servers — power
+// levels changed by two admins, a ban racing the banned user's join, the
+// topic set three ways — is resolved to the same state everywhere.
+func TestThreeServersConcurrentStateConverges(t *testing.T) {
+	tr := startTrio(t)
+	ctx := t.Context()
+	dave := register(t, tr.c, "dave")
+	erin := register(t, tr.b, "erin")
+	if _, err := erin.JoinRoom(ctx, tr.room.String(), &mautrix.ReqJoinRoom{Via: []string{tr.a.Opts.ServerName}}); err != nil {
+		t.Fatalf("erin joins: %v", err)
+	}
+	// alice makes bob an admin and carol a moderator.
+	// (Room version 12: alice, the creator, is above power levels.)
+	pl := map[string]any{"users": map[string]any{tr.bob.UserID.String(): 100,
+		tr.carol.UserID.String(): 50}}
+	sent, err := tr.alice.SendStateEvent(ctx, tr.room, event.StatePowerLevels, "", pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range tr.clients {
+		waitForEvent(t, cli, tr.room, sent.EventID)
+	}
+	waitForSync(t, tr.carol, "erin's join", func(*mautrix.RespSync) bool {
+		m, err := tr.carol.JoinedMembers(ctx, tr.room)
+		return err == nil && len(m.Joined) == 4
+	})
+
+	// At once: alice demotes bob and carol; bob makes carol an admin and
+	// bans dave; dave joins through C; carol bans erin; each sets the topic.
+	type sendFn func() (*mautrix.RespSendEvent, error)
+	var fns []sendFn
+	fns = append(fns,
+		func() (*mautrix.RespSendEvent, error) {
+			return tr.alice.SendStateEvent(ctx, tr.room, event.StatePowerLevels, "", map[string]any{
+				"users": map[string]any{}})
+		},
+		func() (*mautrix.RespSendEvent, error) {
+			return tr.bob.SendStateEvent(ctx, tr.room, event.StatePowerLevels, "", map[string]any{
+				"users": map[string]any{tr.bob.UserID.String(): 100, tr.carol.UserID.String(): 100}})
+		},
+		func() (*mautrix.RespSendEvent, error) {
+			_, err := tr.bob.BanUser(ctx, tr.room, &mautrix.ReqBanUser{UserID: dave.UserID, Reason: "race"})
+			return nil, err
+		},
+		func() (*mautrix.RespSendEvent, error) {
+			_, err := dave.JoinRoom(ctx, tr.room.String(), &mautrix.ReqJoinRoom{Via: []string{tr.c.Opts.ServerName}})
+			return nil, err
+		},
+		func() (*mautrix.RespSendEvent, error) {
+			_, err := tr.carol.BanUser(ctx, tr.room, &mautrix.ReqBanUser{UserID: erin.UserID, Reason: "race"})
+			return nil, err
+		},
+	)
+	for _, cli := range tr.clients {
+		fns = append(fns, func() (*mautrix.RespSendEvent, error) {
+			return cli.SendStateEvent(ctx, tr.room, event.StateTopic, "", map[string]any{"topic": "by " + cli.UserID.Localpart()})
+		})
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = fn()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	// A change may reach its server after another that forbids it (bob
+	// demoted before his ban, dave banned before his join): refused then.
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, mautrix.MForbidden) {
+			t.Fatalf("concurrent change %d: %v", i, err)
+		}
+	}
+
+	// Each user then says something: each marker cites what its server
+	// has, and a server receiving it fetches what it lacks
+	// (get_missing_events), so once every server has the three markers,
+	// every server has every conflicting event. alice's last message then
+	// cites all of it.
+	since := make([]string, 3)
+	for i, cli := range tr.clients {
+		since[i] = syncToken(t, cli)
+	}
+	var marks []string
+	for _, cli := range tr.clients {
+		body := "settled at " + cli.UserID.Localpart()
+		marks = append(marks, body)
+		if _, err := cli.SendText(ctx, tr.room, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cli := range tr.clients {
+		waitBodies(t, cli, tr.room, since[i], marks...)
+	}
+	// Wait for the last of them everywhere, then compare.
+	final, err := tr.alice.SendText(ctx, tr.room, "final")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range tr.clients {
+		waitForEvent(t, cli, tr.room, final.EventID)
+	}
+	states := make([]map[string]id.EventID, 3)
+	for i, cli := range tr.clients {
+		states[i] = roomState(t, cli, tr.room)
+	}
+	for i := 1; i < 3; i++ {
+		if !maps.Equal(states[0], states[i]) {
+			t.Fatalf("resolved state differs:\nA:%s\n%s:%s", describeState(states[0]), tr.servers[i].Opts.ServerName,
+				describeState(states[i]))
+		}
+	}
+	// What the spec's resolution makes of it: alice, the creator, has
+	// unlimited power, so her power levels come first and her demotion of
+	// bob and carol stands; bob's power levels, his ban of dave and carol's
+	// ban of erin then fail the auth checks, and only alice's topic is
+	// allowed.
+	var plc event.PowerLevelsEventContent
+	if err := tr.bob.StateEvent(ctx, tr.room, event.StatePowerLevels, "", &plc); err != nil || len(plc.Users) != 0 {
+		t.Fatalf("resolved power levels: users %v, %v", plc.Users, err)
+	}
+	var topic event.TopicEventContent
+	if err := tr.carol.StateEvent(ctx, tr.room, event.StateTopic, "", &topic); err != nil || topic.Topic != "by alice" {
+		t.Fatalf("resolved topic: %+v, %v", topic, err)
+	}
+	for _, u := range []id.UserID{erin.UserID, dave.UserID} {
+		var m event.MemberEventContent
+		err := tr.alice.StateEvent(ctx, tr.room, event.StateMember, u.String(), &m)
+		if m.Membership == event.MembershipBan || (u == erin.UserID && (err != nil || m.Membership != event.MembershipJoin)) {
+			t.Fatalf("resolved membership of %s: %+v, %v", u, m, err)
+		}
+	}
+	t.Logf("resolved state:%s", describeState(states[0]))
+}
