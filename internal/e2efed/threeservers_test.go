@@ -2,9 +2,11 @@ package e2efed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -14,8 +16,10 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.mau.fi/util/jsontime"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
@@ -359,4 +363,112 @@ func TestThreeServersConcurrentStateConverges(t *testing.T) {
 		}
 	}
 	t.Logf("resolved state:%s", describeState(states[0]))
+}
+
+// A fake server D joins the three servers' room and sends each of them
+// forged events: signed with a key that is not D's (dropped), content
+// changed after signing (the redacted copy kept), power levels its user may
+// not send (rejected), a message in alice's name (dropped: A did not sign
+// it), a transaction claiming to come from A (refused), and, once alice has
+// banned D's user, a message built on the state before the ban (allowed by
+// its auth events, soft-failed against the current state). No user on any
+// server ever sees what was forged; D's honest message reaches all three.
+func TestThreeServersForgedEvents(t *testing.T) {
+	tr := startTrio(t)
+	ctx := t.Context()
+	d := newFakeServer(t)
+	dan := id.NewUserID("dan", d.name)
+	r := d.join(t, tr.a, tr.room, dan)
+	for _, cli := range tr.clients {
+		waitForEvent(t, cli, tr.room, r.last)
+	}
+	since := make([]string, 3)
+	for i, cli := range tr.clients {
+		since[i] = syncToken(t, cli)
+	}
+	msg := func(key *federation.SigningKey, sender id.UserID, body string) (id.EventID, json.RawMessage) {
+		return d.build(t, r, key, sender, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": body},
+			r.last, r.depth+1)
+	}
+	badSig, badSigRaw := msg(federation.GenerateSigningKey(), dan, "forged signature")
+	spoof, spoofRaw := msg(d.key, tr.alice.UserID, "forged alice")
+	empty := ""
+	unauth, unauthRaw := d.build(t, r, d.key, dan, "m.room.power_levels", &empty,
+		map[string]any{"users": map[string]int{dan.String(): 100}}, r.last, r.depth+1)
+	tampered, tamperedRaw := msg(d.key, dan, "signed body")
+	var m map[string]any
+	if err := json.Unmarshal(tamperedRaw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["content"] = map[string]any{"msgtype": "m.text", "body": "forged body"}
+	tamperedRaw, _ = json.Marshal(m)
+	honest, honestRaw := msg(d.key, dan, "dan says hello")
+	for _, s := range tr.servers {
+		res := d.sendTxn(t, s, badSigRaw, spoofRaw, unauthRaw, tamperedRaw, honestRaw)
+		for _, eid := range []id.EventID{badSig, spoof, unauth} {
+			if res[eid].Error == "" {
+				t.Fatalf("%s took the forged event %s: %+v", s.Opts.ServerName, eid, res)
+			}
+		}
+		for _, eid := range []id.EventID{tampered, honest} {
+			if e, ok := res[eid]; !ok || e.Error != "" {
+				t.Fatalf("%s: %s: %+v", s.Opts.ServerName, eid, res)
+			}
+		}
+		// A transaction in A's name, signed by D.
+		_, err := d.client().SendTransaction(ctx, &federation.ReqSendTransaction{Destination: s.Opts.ServerName,
+			TxnID: "as-a", Origin: tr.a.Opts.ServerName, OriginServerTS: jsontime.UM(time.Now()), PDUs: []json.RawMessage{}})
+		if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.Response == nil || httpErr.Response.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s: a transaction of D claiming to be A's: %v", s.Opts.ServerName, err)
+		}
+	}
+	for i, cli := range tr.clients {
+		got := waitBodies(t, cli, tr.room, since[i], "dan says hello")
+		for body, ev := range got {
+			if strings.HasPrefix(body, "forged") || ev.ID == badSig || ev.ID == spoof {
+				t.Fatalf("%s sees a forged event: %s %q", cli.UserID, ev.ID, body)
+			}
+		}
+		for _, eid := range []id.EventID{badSig, spoof, unauth} {
+			if _, err := cli.GetEvent(ctx, tr.room, eid); err == nil {
+				t.Fatalf("%s can read the forged event %s", cli.UserID, eid)
+			}
+		}
+		ev, err := cli.GetEvent(ctx, tr.room, tampered)
+		if err != nil || gjson.GetBytes(ev.Content.VeryRaw, "body").Exists() {
+			t.Fatalf("%s: the event with a bad content hash: %v, %v (want its redacted copy)", cli.UserID, ev, err)
+		}
+	}
+	r.last, r.depth = honest, r.depth+1
+
+	// alice bans dan; dan's message built on the state before the ban is
+	// soft-failed everywhere.
+	if _, err := tr.alice.BanUser(ctx, tr.room, &mautrix.ReqBanUser{UserID: dan, Reason: "forger"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range tr.clients {
+		waitForSync(t, cli, "dan's ban", func(*mautrix.RespSync) bool {
+			var mc event.MemberEventContent
+			return cli.StateEvent(ctx, tr.room, event.StateMember, dan.String(), &mc) == nil && mc.Membership == event.MembershipBan
+		})
+		since[slices.Index(tr.clients, cli)] = syncToken(t, cli)
+	}
+	late, lateRaw := msg(d.key, dan, "forged after the ban")
+	for _, s := range tr.servers {
+		if res := d.sendTxn(t, s, lateRaw); res[late].Error != "" {
+			t.Fatalf("%s: a soft-failed event is not an error for its sender: %+v", s.Opts.ServerName, res)
+		}
+	}
+	if _, err := tr.alice.SendText(ctx, tr.room, "after dan's ban"); err != nil {
+		t.Fatal(err)
+	}
+	for i, cli := range tr.clients {
+		got := waitBodies(t, cli, tr.room, since[i], "after dan's ban")
+		if got["forged after the ban"] != nil {
+			t.Fatalf("%s sees the soft-failed event", cli.UserID)
+		}
+		if _, err := cli.GetEvent(ctx, tr.room, late); err == nil {
+			t.Fatalf("%s can read the soft-failed event", cli.UserID)
+		}
+	}
 }
