@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -163,8 +165,23 @@ func TestThreeServersConverse(t *testing.T) {
 // C is killed (SIGKILL) right after carol's messages were acknowledged;
 // while it is down alice and bob talk. After its restart C has every
 // message sent while it was down, and A and B have carol's.
+//
+// With catch_up_after reached while C is down, A and B keep only the latest
+// event of the room queued for C: C fetches the rest (get_missing_events).
 func TestThreeServersKilledCatchesUp(t *testing.T) {
-	tr := startTrio(t)
+	t.Run("whole queue", func(t *testing.T) { killedCatchesUp(t, false) })
+	t.Run("catch-up", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "catchup.yaml")
+		if err := os.WriteFile(cfg, []byte("federation:\n  retry_backoff: 50ms\n  max_retry_backoff: 200ms\n  catch_up_after: 1ms\n"),
+			0o600); err != nil {
+			t.Fatal(err)
+		}
+		killedCatchesUp(t, true, "--config", cfg)
+	})
+}
+
+func killedCatchesUp(t *testing.T, catchUp bool, args ...string) {
+	tr := startTrio(t, args...)
 	ctx := t.Context()
 	sinceA, sinceB := syncToken(t, tr.alice), syncToken(t, tr.bob)
 	sinceC := syncToken(t, tr.carol)
@@ -189,6 +206,10 @@ func TestThreeServersKilledCatchesUp(t *testing.T) {
 	}
 	tr.c = tr.c.Restart(true)
 	tr.carol.HomeserverURL, _ = url.Parse(tr.c.URL)
+	// (C's start takes long enough for A and B to fail twice more.)
+	if catchUp && !strings.Contains(tr.a.Logs()+tr.b.Logs(), "its queue keeps the latest event of each room") {
+		t.Fatal("neither A nor B shortened its queue for C")
+	}
 	waitBodies(t, tr.carol, tr.room, sinceC, append(slices.Clone(carolSaid), whileDown...)...)
 	waitBodies(t, tr.alice, tr.room, sinceA, append(slices.Clone(carolSaid), whileDown...)...)
 	waitBodies(t, tr.bob, tr.room, sinceB, append(slices.Clone(carolSaid), whileDown...)...)
