@@ -24,6 +24,7 @@ import (
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
@@ -37,12 +38,19 @@ type trio struct {
 	clients           []*mautrix.Client
 }
 
-// startTrio starts A, B and C; bob of B joins by the alias, carol of C by
-// the room ID (through A).
-func startTrio(t *testing.T, args ...string) *trio {
+// startTrio starts A, B and C, each on SQLite or PostgreSQL as dbs says
+// ("sps": A and C on SQLite, B on PostgreSQL); bob of B joins by the
+// alias, carol of C by the room ID (through A).
+func startTrio(t *testing.T, dbs string, args ...string) *trio {
 	t.Helper()
 	ctx := t.Context()
-	tr := &trio{a: start(t, args...), b: start(t, args...), c: start(t, args...)}
+	server := func(db byte) *testserver.Server {
+		if db == 'p' {
+			return start(t, append([]string{"--database-url", pgtest.URL(t)}, args...)...)
+		}
+		return start(t, args...)
+	}
+	tr := &trio{a: server(dbs[0]), b: server(dbs[1]), c: server(dbs[2])}
 	tr.alice, tr.bob, tr.carol = register(t, tr.a, "alice"), register(t, tr.b, "bob"), register(t, tr.c, "carol")
 	created, err := tr.alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Square",
 		RoomAliasName: "square"})
@@ -111,10 +119,10 @@ func waitBodies(t *testing.T, cli *mautrix.Client, roomID id.RoomID, since strin
 	}
 }
 
-// Three real servers: users of A, B and C in one room (joined by alias
+// Three real servers (B on PostgreSQL): users of A, B and C in one room (joined by alias
 // and by ID) see each other's messages, typing and read receipts.
 func TestThreeServersConverse(t *testing.T) {
-	tr := startTrio(t)
+	tr := startTrio(t, "ssp")
 	ctx := t.Context()
 	since := make([]string, 3)
 	for i, cli := range tr.clients {
@@ -169,19 +177,19 @@ func TestThreeServersConverse(t *testing.T) {
 // With catch_up_after reached while C is down, A and B keep only the latest
 // event of the room queued for C: C fetches the rest (get_missing_events).
 func TestThreeServersKilledCatchesUp(t *testing.T) {
-	t.Run("whole queue", func(t *testing.T) { killedCatchesUp(t, false) })
+	t.Run("whole queue", func(t *testing.T) { killedCatchesUp(t, false, "sss") })
 	t.Run("catch-up", func(t *testing.T) {
 		cfg := filepath.Join(t.TempDir(), "catchup.yaml")
 		if err := os.WriteFile(cfg, []byte("federation:\n  retry_backoff: 50ms\n  max_retry_backoff: 200ms\n  catch_up_after: 1ms\n"),
 			0o600); err != nil {
 			t.Fatal(err)
 		}
-		killedCatchesUp(t, true, "--config", cfg)
+		killedCatchesUp(t, true, "sps", "--config", cfg)
 	})
 }
 
-func killedCatchesUp(t *testing.T, catchUp bool, args ...string) {
-	tr := startTrio(t, args...)
+func killedCatchesUp(t *testing.T, catchUp bool, dbs string, args ...string) {
+	tr := startTrio(t, dbs, args...)
 	ctx := t.Context()
 	sinceA, sinceB := syncToken(t, tr.alice), syncToken(t, tr.bob)
 	sinceC := syncToken(t, tr.carol)
@@ -250,7 +258,12 @@ func describeState(st map[string]id.EventID) string {
 // levels changed by two admins, a ban racing the banned user's join, the
 // topic set three ways — is resolved to the same state everywhere.
 func TestThreeServersConcurrentStateConverges(t *testing.T) {
-	tr := startTrio(t)
+	t.Run("sqlite", func(t *testing.T) { concurrentStateConverges(t, "sss") })
+	t.Run("postgres", func(t *testing.T) { concurrentStateConverges(t, "ppp") })
+}
+
+func concurrentStateConverges(t *testing.T, dbs string) {
+	tr := startTrio(t, dbs)
 	ctx := t.Context()
 	dave := register(t, tr.c, "dave")
 	erin := register(t, tr.b, "erin")
@@ -395,7 +408,7 @@ func TestThreeServersConcurrentStateConverges(t *testing.T) {
 // its auth events, soft-failed against the current state). No user on any
 // server ever sees what was forged; D's honest message reaches all three.
 func TestThreeServersForgedEvents(t *testing.T) {
-	tr := startTrio(t)
+	tr := startTrio(t, "spp")
 	ctx := t.Context()
 	d := newFakeServer(t)
 	dan := id.NewUserID("dan", d.name)
