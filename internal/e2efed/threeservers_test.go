@@ -119,8 +119,9 @@ func waitBodies(t *testing.T, cli *mautrix.Client, roomID id.RoomID, since strin
 	}
 }
 
-// Three real servers (B on PostgreSQL): users of A, B and C in one room (joined by alias
-// and by ID) see each other's messages, typing and read receipts.
+// Three real servers (C on PostgreSQL): users of A, B and C in one room
+// (joined by alias and by ID) see each other's messages, typing, read
+// receipts and a redaction; a kicked user's server is sent nothing more.
 func TestThreeServersConverse(t *testing.T) {
 	tr := startTrio(t, "ssp")
 	ctx := t.Context()
@@ -168,6 +169,54 @@ func TestThreeServersConverse(t *testing.T) {
 				gjson.Escape(tr.carol.UserID.String()), "")
 		})
 	}
+
+	// bob redacts his first message: alice and carol see it redacted.
+	bobsFirst, err := tr.alice.GetEvent(ctx, tr.room, firstOf(t, tr.alice, tr.room, "bob says 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := tr.bob.RedactEvent(ctx, tr.room, bobsFirst.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cli := range []*mautrix.Client{tr.alice, tr.carol} {
+		waitForEvent(t, cli, tr.room, red.EventID)
+		if ev, err := cli.GetEvent(ctx, tr.room, bobsFirst.ID); err != nil || gjson.GetBytes(ev.Content.VeryRaw, "body").Exists() {
+			t.Fatalf("%s's copy of bob's redacted message: %v, %v", cli.UserID, ev, err)
+		}
+	}
+	// alice kicks carol: carol sees it, and C gets nothing said afterwards.
+	sinceC := syncToken(t, tr.carol)
+	if _, err := tr.alice.KickUser(ctx, tr.room, &mautrix.ReqKickUser{UserID: tr.carol.UserID, Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	waitForSyncFrom(t, tr.carol, sinceC, "the kick", func(resp *mautrix.RespSync) bool { return resp.Rooms.Leave[tr.room] != nil })
+	sinceB := syncToken(t, tr.bob)
+	after, err := tr.alice.SendText(ctx, tr.room, "carol has gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBodies(t, tr.bob, tr.room, sinceB, "carol has gone")
+	if _, err := tr.carol.GetEvent(ctx, tr.room, after.EventID); err == nil {
+		t.Fatal("C has a message sent after carol was kicked")
+	}
+}
+
+// firstOf is the ID of the message with that body in the room's history
+// as cli sees it.
+func firstOf(t *testing.T, cli *mautrix.Client, roomID id.RoomID, body string) id.EventID {
+	t.Helper()
+	resp, err := cli.Messages(t.Context(), roomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range resp.Chunk {
+		if gjson.GetBytes(ev.Content.VeryRaw, "body").Str == body {
+			return ev.ID
+		}
+	}
+	t.Fatalf("%s has no message %q", cli.UserID, body)
+	return ""
 }
 
 // C is killed (SIGKILL) right after carol's messages were acknowledged;
