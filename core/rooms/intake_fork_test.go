@@ -1,13 +1,16 @@
 package rooms
 
 import (
+	"context"
 	"errors"
 	"testing"
 
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -57,3 +60,31 @@ func TestIntakeForkDropsKeyWithoutCandidate(t *testing.T) {
 		t.Fatalf("state after alice's message still has zed: %s", st[pdu.StateKey{Type: "m.room.member", StateKey: zed}])
 	}
 }
+
+// A power levels event from another server is taken in a room with local
+// members: what reads the new state before the commit (push rules reading
+// the power levels) finds the event among the batch's, not in storage.
+func TestIntakeRemotePowerLevels(t *testing.T) {
+	r := newIntakeRoom(t, id.RoomV11, func(o *Options) { o.Pusher = nopPusher{} })
+	r.joinRita()
+	empty := ""
+	if _, err := r.s.Send(r.ctx, &SendRequest{RoomID: r.roomID, Sender: alice, Type: "m.room.power_levels", StateKey: &empty,
+		Content: []byte(`{"users":{"@alice:example.org":100,"@rita:remote.example":100}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	pl, raw := r.build(&events.Proto{Type: "m.room.power_levels", StateKey: &empty, Sender: rita,
+		Content: map[string]any{"users": map[string]int{alice.String(): 100, rita.String(): 100}, "state_default": 60}},
+		r.extremities(), nil)
+	r.mustIntake(raw, IntakeAccepted)
+	if got, err := r.store.CurrentStateEvent(r.ctx, r.roomID, "m.room.power_levels", ""); err != nil || got != pl.InternalMeta.EventID {
+		t.Fatalf("power levels: %s, %v", got, err)
+	}
+}
+
+// nopPusher evaluates no rules: it makes the writer run the push step.
+type nopPusher struct{}
+
+func (nopPusher) Evaluate(context.Context, *push.RoomContext, *event.Event, []id.UserID) ([]push.Outcome, error) {
+	return nil, nil
+}
+func (nopPusher) CopyRoomRules(context.Context, id.UserID, id.RoomID, id.RoomID) error { return nil }
