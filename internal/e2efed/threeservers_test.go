@@ -555,3 +555,43 @@ func TestThreeServersForgedEvents(t *testing.T) {
 		}
 	}
 }
+
+// A restricted room of A (open to members of alice's space) that bob of B
+// is in: carol of C, in the space, asks B first. B has nobody who may
+// invite (invite needs 50), so it answers 400 M_UNABLE_TO_GRANT_JOIN and C
+// tries A, where alice authorises the join.
+func TestThreeServersRestrictedJoinTriesNextServer(t *testing.T) {
+	tr := startTrio(t, "sss")
+	ctx := t.Context()
+	space := tr.room // the trio's room: bob and carol are in it
+	restricted, err := tr.alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "Members only",
+		InitialState: []*event.Event{{Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{
+			"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": space}}}}}},
+		PowerLevelOverride: &event.PowerLevelsEventContent{InvitePtr: ptr(50)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.bob.JoinRoom(ctx, restricted.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{tr.a.Opts.ServerName}}); err != nil {
+		t.Fatalf("bob joins: %v", err)
+	}
+	joinedState(t, tr.bob, restricted.RoomID)
+	// B, asked directly, cannot grant the join.
+	d := newFakeServer(t)
+	_, err = d.client().MakeJoin(ctx, &federation.ReqMakeJoin{RoomID: restricted.RoomID, UserID: id.NewUserID("dan", d.name),
+		Via: tr.b.Opts.ServerName, SupportedVersions: []id.RoomVersion{id.RoomV12}})
+	if httpErr, ok := err.(mautrix.HTTPError); !ok || httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_FORBIDDEN" {
+		t.Fatalf("make_join at B for a user in no allowed room: %v", err)
+	}
+	if _, err := tr.carol.JoinRoom(ctx, restricted.RoomID.String(), &mautrix.ReqJoinRoom{
+		Via: []string{tr.b.Opts.ServerName, tr.a.Opts.ServerName}}); err != nil {
+		t.Fatalf("carol joins through B, then A: %v", err)
+	}
+	st, _ := joinedState(t, tr.carol, restricted.RoomID)
+	join := st[[2]string{"m.room.member", tr.carol.UserID.String()}]
+	if join == nil || gjson.GetBytes(join.Content.VeryRaw, "join_authorised_via_users_server").Str != tr.alice.UserID.String() {
+		t.Fatalf("carol's join: %v", join)
+	}
+	if !strings.Contains(tr.c.Logs(), "M_UNABLE_TO_GRANT_JOIN") {
+		t.Fatal("C did not ask B first")
+	}
+}
