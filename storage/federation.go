@@ -65,6 +65,12 @@ type Federation interface {
 	// DestinationFailed records a failed attempt and the wait before the
 	// next (ms); the failure began at now unless it had already.
 	DestinationFailed(ctx context.Context, destination string, now, retryInterval int64) error
+	// CatchUpQueue shortens the queue of a destination (c.ID) that has been
+	// unreachable for long: of each room's queued events only the latest is
+	// kept, and the membership events whose state key is a user of the
+	// destination (an invite or a ban of its user in a room it is not in
+	// cannot be fetched later). It returns how many events it removed.
+	CatchUpQueue(ctx context.Context, c Consumer) (int64, error)
 	// ResetDestination ends a destination's backoff; ErrNotFound if it is
 	// unknown.
 	ResetDestination(ctx context.Context, destination string) error

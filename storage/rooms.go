@@ -82,7 +82,9 @@ type EventWrite struct {
 	Event *Event
 	// NewGroup, when not nil, is the state group created by this event.
 	NewGroup *StateGroup
-	// CurrentState entries to set (the event itself for state events).
+	// CurrentState entries to set (the event itself for state events); an
+	// entry with no EventID removes the key from the current state (state
+	// resolution left no candidate for it).
 	CurrentState []StateEntry
 	// Extremities replaces the room's forward extremities when not nil.
 	Extremities []id.EventID

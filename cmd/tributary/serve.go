@@ -335,7 +335,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		fc := cfg.Federation
 		if sender, err = outbound.NewSender(store, rs.Reader, eph, keysSvc, core.fedClient, notifier, outbound.SenderOptions{
 			ServerName: cfg.ServerName, FederatesWith: fc.FederatesWith, FirstBackoff: fc.RetryBackoff.Duration,
-			MaxBackoff: fc.MaxRetryBackoff.Duration, Logger: log}); err != nil {
+			MaxBackoff: fc.MaxRetryBackoff.Duration, CatchUpAfter: fc.CatchUpAfter.Duration, Logger: log}); err != nil {
 			return err
 		}
 		if err := sender.Start(ctx); err != nil {

@@ -171,6 +171,11 @@ type Federation struct {
 	// from that server, or an admin's reset_connection, retries at once.
 	RetryBackoff    Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff Duration `yaml:"max_retry_backoff"`
+	// CatchUpAfter: once a server has been unreachable this long, its
+	// queue keeps only the latest event of each room (and the membership
+	// events of its users); when it is back it fetches what lies between
+	// (get_missing_events, state), as with Synapse. 0 keeps everything.
+	CatchUpAfter Duration `yaml:"catch_up_after"`
 }
 
 // FederatesWith reports whether the allow and deny lists let this server
@@ -417,8 +422,9 @@ func Default() *Config {
 		AppServices: AppServices{RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{5 * time.Minute}},
 		Imports: Imports{Slack: ImportNetwork{GhostPrefix: "slack_", BotLocalpart: "slackbot"},
 			Discord: ImportNetwork{GhostPrefix: "discord_", BotLocalpart: "discordbot"}},
-		VoIP:       VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
-		Federation: Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour}},
+		VoIP: VoIP{TurnUserLifetime: Duration{24 * time.Hour}},
+		Federation: Federation{Enabled: true, RetryBackoff: Duration{time.Second}, MaxRetryBackoff: Duration{time.Hour},
+			CatchUpAfter: Duration{10 * time.Minute}},
 		Media: Media{MaxUploadBytes: 50 << 20, MaxImagePixels: 32_000_000,
 			Uploads: Rate{PerSecond: 1, Burst: 20}, Previews: Rate{PerSecond: 1, Burst: 10}},
 	}
@@ -651,6 +657,9 @@ func (f Federation) validate() error {
 	}
 	if f.RetryBackoff.Duration < 10*time.Millisecond || f.MaxRetryBackoff.Duration < f.RetryBackoff.Duration {
 		return errors.New("federation: retry_backoff must be at least 10ms and max_retry_backoff at least retry_backoff")
+	}
+	if f.CatchUpAfter.Duration < 0 {
+		return errors.New("federation: catch_up_after must not be negative")
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func TestCommentedTemplateRoundTrips(t *testing.T) {
 		TurnUserLifetime: Duration{12 * time.Hour}}
 	want.Federation = Federation{Enabled: true, Listen: ":8448", TLSSelfSigned: true, TrustedKeyServers: []string{"matrix.org"},
 		AllowedServers: []string{"a.example"}, DeniedServers: []string{"evil.example"}, AllowedRanges: []string{"127.0.0.0/8"},
-		RetryBackoff: Duration{2 * time.Second}, MaxRetryBackoff: Duration{30 * time.Minute}}
+		RetryBackoff: Duration{2 * time.Second}, MaxRetryBackoff: Duration{30 * time.Minute}, CatchUpAfter: Duration{time.Hour}}
 	out, err := Commented(want)
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,10 @@ federation:
   # request from that server, or the admin API's reset_connection, retries at once.
   retry_backoff: {{.Federation.RetryBackoff}}
   max_retry_backoff: {{.Federation.MaxRetryBackoff}}
+  # Once a server has been unreachable this long, only the latest event of
+  # each room (and the membership events of its users) stays queued for it;
+  # when it is back it fetches the events between itself. 0 keeps them all.
+  catch_up_after: {{.Federation.CatchUpAfter}}
 
 # Application service registration files (bridges); also: serve --appservice FILE.
 app_service_config_files: [{{range $i, $f := .AppServiceConfigFiles}}{{if $i}}, {{end}}{{printf "%q" $f}}{{end}}]

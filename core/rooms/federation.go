@@ -549,7 +549,20 @@ func (s *Service) makeMembership(ctx context.Context, roomID id.RoomID, user id.
 			"Room %s has version %s, which the %s server does not support", roomID, rv, membership).With("room_version", rv)
 	}
 	sk := string(user)
-	content, err := json.Marshal(map[string]string{"membership": membership})
+	fields := map[string]string{"membership": membership}
+	if membership == "join" {
+		// A restricted room: a local member who may invite vouches for
+		// the join (server-server API, "Restricted rooms"); 400
+		// M_UNABLE_TO_GRANT_JOIN when none may.
+		authoriser, err := s.joinAuthoriser(ctx, roomID, user)
+		if err != nil {
+			return "", nil, err
+		}
+		if authoriser != "" {
+			fields["join_authorised_via_users_server"] = authoriser.String()
+		}
+	}
+	content, err := json.Marshal(fields)
 	if err != nil {
 		return "", nil, err
 	}
@@ -561,7 +574,17 @@ func (s *Service) makeMembership(ctx context.Context, roomID id.RoomID, user id.
 			probe.AuthEvents = append(probe.AuthEvents, eid)
 		}
 	}
-	if err := s.authorize(ctx, rv, probe, nil); isAuthFailure(err) {
+	check := probe
+	if _, ok := fields["join_authorised_via_users_server"]; ok {
+		// The auth rules want this server's signature on a join it
+		// authorises, which send_join adds: the check signs a copy.
+		c := *probe
+		check = &c
+		if err := s.opts.Signer.Countersign(rv, check); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := s.authorize(ctx, rv, check, nil); isAuthFailure(err) {
 		return "", nil, types.Forbidden("%s may not %s %s: %v", user, membership, roomID, err)
 	} else if err != nil {
 		return "", nil, err
@@ -595,6 +618,37 @@ type JoinedRoom struct {
 	// (omit_members); ServersInRoom then says who is in the room.
 	MembersOmitted bool
 	ServersInRoom  []string
+	// Event is the join with this server's signature added, for a join
+	// a local user authorised (restricted rooms); nil otherwise.
+	Event jsontext.Value
+}
+
+// countersignRestricted adds this server's signature to a join whose
+// join_authorised_via_users_server is a local user: the auth rules require
+// the authorising server's signature ("The resident homeserver then adds
+// its signature to this event"). nil for any other join (taken as it
+// came); the intake checks the sender's own signature and the rest.
+func (s *Service) countersignRestricted(ctx context.Context, roomID id.RoomID, raw []byte) (jsontext.Value, error) {
+	authoriser := id.UserID(gjson.GetBytes(raw, "content.join_authorised_via_users_server").Str)
+	if authoriser == "" || authoriser.Homeserver() != s.opts.ServerName {
+		return nil, nil
+	}
+	rv, err := s.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if rv.EventIDFormat() == id.EventIDFormatCustom {
+		return nil, nil // no restricted rooms before version 8
+	}
+	var ev pdu.PDU
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, types.BadJSON("the join: %v", err)
+	}
+	ev.Unsigned = nil
+	if err := s.opts.Signer.Countersign(rv, &ev); err != nil {
+		return nil, err
+	}
+	return json.Marshal(&ev)
 }
 
 // SendJoin takes origin's signed join of one of its users
@@ -606,6 +660,13 @@ func (s *Service) SendJoin(ctx context.Context, origin string, roomID id.RoomID,
 	serversBefore, err := s.JoinedServers(ctx, roomID)
 	if err != nil {
 		return nil, err
+	}
+	signed, err := s.countersignRestricted(ctx, roomID, raw)
+	if err != nil {
+		return nil, err
+	}
+	if signed != nil {
+		raw = signed
 	}
 	e, err := s.takeMembership(ctx, origin, roomID, eventID, raw, "join")
 	if err != nil {
@@ -619,7 +680,7 @@ func (s *Service) SendJoin(ctx context.Context, origin string, roomID id.RoomID,
 	if err != nil {
 		return nil, err
 	}
-	out := &JoinedRoom{}
+	out := &JoinedRoom{Event: signed}
 	var stateIDs, keep []id.EventID
 	heroes := omitMembers && before[pdu.StateKey{Type: "m.room.name"}] == "" &&
 		before[pdu.StateKey{Type: "m.room.canonical_alias"}] == ""

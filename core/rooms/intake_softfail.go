@@ -55,8 +55,9 @@ func containsEvent(ids []id.EventID, eid id.EventID) bool {
 //
 // The current state is the state after the event when it is the only
 // extremity left, else the resolution of the states after each extremity;
-// keys that resolution drops stay in current_state (v2 resolution drops a
-// key only when no candidate passes the auth checks).
+// a key that resolution drops (no candidate passed the auth checks, e.g. a
+// ban by a user another fork demoted, of a user never in the room) leaves
+// the current state, as it is in no server's resolved state.
 func (w *roomWriter) advance(ctx context.Context, b *batchState, rec *received, before *priorState,
 	entry *storage.StateEntry, after, chain int64, wr *storage.EventWrite) error {
 	s, rs, ev := w.svc, w.rs, rec.ev
@@ -129,6 +130,11 @@ func (w *roomWriter) localMembers(ctx context.Context, b *batchState, rec *recei
 		if k.Type != "m.room.member" {
 			continue
 		}
+		u := id.UserID(k.StateKey)
+		if v == "" { // no longer in the state: not joined
+			b.setJoined(u, false, u.Homeserver() == s.opts.ServerName)
+			continue
+		}
 		ev := rec.ev
 		if v != rec.eventID() {
 			ps, err := s.loadPDUs(ctx, []id.EventID{v})
@@ -139,7 +145,6 @@ func (w *roomWriter) localMembers(ctx context.Context, b *batchState, rec *recei
 				return fmt.Errorf("state event %s missing", v)
 			}
 		}
-		u := id.UserID(k.StateKey)
 		b.setJoined(u, gjson.GetBytes(ev.Content, "membership").Str == "join", u.Homeserver() == s.opts.ServerName)
 	}
 	return nil
@@ -193,11 +198,16 @@ func withEntry(m state.Map, entry *storage.StateEntry) state.Map {
 }
 
 // overlayDiff puts in the batch's overlay the entries of to that from lacks
-// or holds otherwise.
+// or holds otherwise, and "" (removed) for the keys of from that to lacks.
 func overlayDiff(b *batchState, to, from state.Map) {
 	for k, v := range to {
 		if from[k] != v {
 			b.overlay[k] = v
+		}
+	}
+	for k := range from {
+		if _, ok := to[k]; !ok {
+			b.overlay[k] = "" // removed
 		}
 	}
 }

@@ -58,6 +58,10 @@ func (w *roomWriter) layRemote(ctx context.Context, b *batchState, rec *received
 	if err != nil {
 		return nil, err
 	}
+	// The event is the batch's: what reads the new state before the commit
+	// (push rules' power levels, the server ACL, a redaction's power
+	// levels) finds it here, not in storage.
+	b.pending[eid] = ev
 	if v.status == IntakeAccepted {
 		if err := w.advance(ctx, b, rec, before, entry, se.StateGroup, chain, wr); err != nil {
 			return nil, err

@@ -197,7 +197,9 @@ func (b *batchState) full() []storage.StateEntry {
 		}
 	}
 	for k, v := range b.overlay {
-		out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
+		if v != "" {
+			out = append(out, storage.StateEntry{Type: k.Type, StateKey: k.StateKey, EventID: v})
+		}
 	}
 	return out
 }
@@ -205,7 +207,11 @@ func (b *batchState) full() []storage.StateEntry {
 func (b *batchState) commit() {
 	rs := b.base
 	for k, v := range b.overlay {
-		rs.state[k] = v
+		if v == "" {
+			delete(rs.state, k)
+		} else {
+			rs.state[k] = v
+		}
 	}
 	rs.roomID, rs.extremities, rs.depth, rs.group, rs.chainLen = b.roomID, b.extremities, b.depth, b.group, b.chainLen
 	for u, j := range b.joinedOverlay {

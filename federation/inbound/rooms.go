@@ -138,6 +138,9 @@ func (a *API) sendJoinV2(c *gin.Context) {
 		return
 	}
 	out := gin.H{"origin": a.opts.ServerName, "state": res.State, "auth_chain": res.AuthChain}
+	if res.Event != nil {
+		out["event"] = res.Event
+	}
 	if res.MembersOmitted {
 		out["members_omitted"] = true
 		out["servers_in_room"] = res.ServersInRoom
@@ -152,7 +155,11 @@ func (a *API) sendJoinV1(c *gin.Context) {
 	if !ok {
 		return
 	}
-	httpx.OK(c, []any{http.StatusOK, gin.H{"origin": a.opts.ServerName, "state": res.State, "auth_chain": res.AuthChain}})
+	out := gin.H{"origin": a.opts.ServerName, "state": res.State, "auth_chain": res.AuthChain}
+	if res.Event != nil {
+		out["event"] = res.Event
+	}
+	httpx.OK(c, []any{http.StatusOK, out})
 }
 
 // ownUser is the path's userId when it is a user of the requesting

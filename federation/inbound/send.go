@@ -20,6 +20,7 @@ import (
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"errors"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -267,9 +268,16 @@ func (a *API) processPDUs(ctx context.Context, from string, pdus []jsontext.Valu
 			}
 			eid := pduEventID(res, err, p)
 			if eid == "" {
+				// An error the intake could not name the event in (a
+				// storage failure, say): named here, so that the sender
+				// hears of it.
+				eid, _ = a.opts.Rooms.PDUEventID(ctx, p)
+			}
+			if eid == "" {
 				continue
 			}
 			results[eid] = pduResult(res, err)
+			logOutcome(a.log(), from, eid, res, err)
 		}
 	}
 	return results
@@ -349,6 +357,20 @@ func pduEventID(res *rooms.IntakeResult, err error, raw []byte) id.EventID {
 		return missing.EventID
 	}
 	return id.EventID(gjson.GetBytes(raw, "event_id").Str)
+}
+
+// logOutcome tells the operator of a PDU that was not simply accepted:
+// dropped, rejected, soft-failed or redacted (bad content hash).
+func logOutcome(log *slog.Logger, from string, eid id.EventID, res *rooms.IntakeResult, err error) {
+	switch {
+	case err != nil:
+		log.Info("pdu dropped", "origin", from, "event", eid, "error", err)
+	case res.Known:
+	case res.Status == rooms.IntakeRejected, res.Status == rooms.IntakeSoftFailed:
+		log.Info("pdu "+res.Status.String(), "origin", from, "event", eid, "reason", res.Reason)
+	case res.Redacted:
+		log.Info("pdu redacted: bad content hash", "origin", from, "event", eid)
+	}
 }
 
 // pduResult is the PDU's entry: {} when it was stored as accepted or

@@ -37,6 +37,8 @@ type destState struct {
 	// another process); failures counts the attempts failed in a row.
 	failing  bool
 	failures int
+	// failingSince is when the failures in a row began (zero: unknown).
+	failingSince time.Time
 	// lastSuccess is when a transaction was last acknowledged here;
 	// dirty, with lastPos, is a success not yet written.
 	lastSuccess time.Time
@@ -74,13 +76,19 @@ func (d *destinations) resume(dest string) (wait, backoff time.Duration) {
 		return 0, 0
 	}
 	d.mu.Lock()
-	d.stateLocked(dest).failing = true
+	st := d.stateLocked(dest)
+	st.failing = true
+	if rec.FailureTS > 0 {
+		st.failingSince = time.UnixMilli(rec.FailureTS)
+	}
 	d.mu.Unlock()
 	until := time.UnixMilli(rec.RetryLastTS + rec.RetryInterval)
 	return max(0, time.Until(until)), time.Duration(rec.RetryInterval) * time.Millisecond
 }
 
-func (d *destinations) failed(dest string, retryIn time.Duration) {
+// failed records a failed attempt; it returns since when the destination
+// has been failing.
+func (d *destinations) failed(dest string, retryIn time.Duration) time.Time {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.writeMu.Lock()
@@ -90,10 +98,15 @@ func (d *destinations) failed(dest string, retryIn time.Duration) {
 	st := d.stateLocked(dest)
 	st.failing = true
 	st.failures++
+	if st.failingSince.IsZero() {
+		st.failingSince = time.Now()
+	}
+	since := st.failingSince
 	d.mu.Unlock()
 	if err := d.store.DestinationFailed(ctx, dest, time.Now().UnixMilli(), retryIn.Milliseconds()); err != nil {
 		d.log.Warn("federation: recording a failed transaction", "destination", dest, "err", err)
 	}
+	return since
 }
 
 // sent records an acknowledged transaction (lastPos: its last event, 0
@@ -102,7 +115,7 @@ func (d *destinations) sent(dest string, lastPos int64) {
 	d.mu.Lock()
 	st := d.stateLocked(dest)
 	wasFailing := st.failing || st.failures > 0
-	st.failing, st.failures = false, 0
+	st.failing, st.failures, st.failingSince = false, 0, time.Time{}
 	st.lastSuccess = time.Now()
 	st.lastPos = max(st.lastPos, lastPos)
 	st.dirty = true
@@ -118,7 +131,7 @@ func (d *destinations) setFailing(dest string, failing bool) {
 	st := d.stateLocked(dest)
 	st.failing = failing
 	if !failing {
-		st.failures = 0
+		st.failures, st.failingSince = 0, time.Time{}
 	}
 }
 

@@ -24,6 +24,8 @@ var (
 		[]string{"result"}, nil)
 	pdusDesc = prometheus.NewDesc("tributary_federation_pdus_sent_total",
 		"PDUs in acknowledged federation transactions.", nil, nil)
+	caughtUpDesc = prometheus.NewDesc("tributary_federation_pdus_skipped_total",
+		"Queued PDUs dropped for destinations unreachable longer than catch_up_after (they fetch them when back).", nil, nil)
 	edusDesc = prometheus.NewDesc("tributary_federation_edus_sent_total",
 		"EDUs in acknowledged federation transactions.", nil, nil)
 	depthTotalDesc = prometheus.NewDesc("tributary_federation_queue_depth_total",
@@ -40,7 +42,7 @@ var (
 )
 
 type metrics struct {
-	sent, failed, dropped, pdus, edus atomic.Int64
+	sent, failed, dropped, pdus, edus, skipped atomic.Int64
 }
 
 func newMetrics() *metrics { return &metrics{} }
@@ -59,7 +61,7 @@ func (s *Sender) Collector() prometheus.Collector { return collector{s} }
 type collector struct{ s *Sender }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{txnsDesc, pdusDesc, edusDesc, depthTotalDesc, failingDesc, depthDesc,
+	for _, d := range []*prometheus.Desc{txnsDesc, pdusDesc, caughtUpDesc, edusDesc, depthTotalDesc, failingDesc, depthDesc,
 		failuresDesc, lastSuccessDesc} {
 		ch <- d
 	}
@@ -71,6 +73,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(txnsDesc, prometheus.CounterValue, float64(m.failed.Load()), "failed")
 	ch <- prometheus.MustNewConstMetric(txnsDesc, prometheus.CounterValue, float64(m.dropped.Load()), "dropped")
 	ch <- prometheus.MustNewConstMetric(pdusDesc, prometheus.CounterValue, float64(m.pdus.Load()))
+	ch <- prometheus.MustNewConstMetric(caughtUpDesc, prometheus.CounterValue, float64(m.skipped.Load()))
 	ch <- prometheus.MustNewConstMetric(edusDesc, prometheus.CounterValue, float64(m.edus.Load()))
 	states := c.s.dests.snapshot()
 	var failing []string

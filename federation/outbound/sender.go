@@ -80,6 +80,12 @@ type SenderOptions struct {
 	// FirstBackoff is the wait after a failed transaction (default 1s),
 	// doubled after each further failure up to MaxBackoff (default 1h).
 	FirstBackoff, MaxBackoff time.Duration
+	// CatchUpAfter (0: never): a destination failing for this long keeps
+	// only the latest queued event of each room (storage CatchUpQueue),
+	// checked at each failed attempt, so that a dead server's queue stays
+	// bounded; when it is back, it fetches what lies between
+	// (get_missing_events, then the state), as Synapse's catch-up does.
+	CatchUpAfter time.Duration
 	Logger                   *slog.Logger
 }
 
@@ -194,7 +200,22 @@ func (s *Sender) Contacted(origin string) {
 // admin view, metrics and Resume after a restart.
 func (s *Sender) failed(dest string, _ error, retryIn time.Duration) {
 	s.metrics.txnFailed()
-	s.dests.failed(dest, retryIn)
+	since := s.dests.failed(dest, retryIn)
+	if s.opts.CatchUpAfter <= 0 || since.IsZero() || time.Since(since) < s.opts.CatchUpAfter {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := s.store.CatchUpQueue(ctx, consumer(dest))
+	if err != nil {
+		s.log.Warn("federation: shortening the queue of an unreachable destination", "destination", dest, "err", err)
+		return
+	}
+	if n > 0 {
+		s.metrics.skipped.Add(n)
+		s.log.Info("federation: destination unreachable for long; its queue keeps the latest event of each room",
+			"destination", dest, "failing_since", since, "skipped", n)
+	}
 }
 
 // txnData is what a transaction carries besides its PDUs.
@@ -298,6 +319,7 @@ func (s *Sender) Deliver(ctx context.Context, dest string, t *queue.Txn) error {
 			}
 		}
 	}
+	s.log.Debug("federation transaction sent", "destination", dest, "txn", t.ID, "pdus", len(pdus), "edus", len(data.edus))
 	var lastPos int64
 	if len(pdus) > 0 {
 		lastPos = pdus[len(pdus)-1].Pos

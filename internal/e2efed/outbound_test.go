@@ -669,23 +669,7 @@ func outboundSurvivesKill(t *testing.T, a *testserver.Server) {
 // History a bridge inserts backward (batch_send with forward false) never
 // reaches C; the live message after it does.
 func TestOutboundNoBackwardHistory(t *testing.T) {
-	reg := filepath.Join(t.TempDir(), "bridge.yaml")
-	if err := os.WriteFile(reg, []byte(`id: bridge
-url: null
-as_token: bridge-as-token
-hs_token: bridge-hs-token
-sender_localpart: bridgebot
-rate_limited: false
-namespaces:
-  users:
-    - regex: '@_bridge_.*'
-      exclusive: true
-  aliases: []
-  rooms: []
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := start(t, "--appservice", reg)
+	a := start(t, "--appservice", bridgeRegistration(t))
 	alice, c, r, _ := setupRoom(t, a)
 	ghost := id.NewUserID("_bridge_ghost", a.Opts.ServerName)
 	if code, body := a.Do(t, http.MethodPost, "/_matrix/client/v3/register", "bridge-as-token", map[string]any{

@@ -30,6 +30,27 @@ func (db *DB) DestinationFailed(ctx context.Context, destination string, now, re
 	return err
 }
 
+func (db *DB) CatchUpQueue(ctx context.Context, c storage.Consumer) (int64, error) {
+	suffix := ":" + c.ID
+	// The latest queued position of each room is found once (a derived
+	// table), not once per queued row: a dead server's queue may be long.
+	res, err := db.exec(ctx, `DELETE FROM interest_queue WHERE kind = $1 AND consumer = $2 AND stream_pos IN (
+		SELECT q.stream_pos FROM interest_queue q
+		JOIN events e ON e.stream_pos = q.stream_pos
+		JOIN (SELECT e2.room_id AS room_id, MAX(q2.stream_pos) AS last_pos FROM interest_queue q2
+			JOIN events e2 ON e2.stream_pos = q2.stream_pos
+			WHERE q2.kind = $1 AND q2.consumer = $2 GROUP BY e2.room_id) latest ON latest.room_id = e.room_id
+		WHERE q.kind = $1 AND q.consumer = $2 AND q.stream_pos < latest.last_pos
+			AND NOT (e.type = 'm.room.member' AND e.state_key IS NOT NULL
+				AND length(e.state_key) > length(CAST($3 AS TEXT))
+				AND substr(e.state_key, length(e.state_key) - length(CAST($3 AS TEXT)) + 1) = $3))`,
+		c.Kind, c.ID, suffix)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 func (db *DB) ResetDestination(ctx context.Context, destination string) error {
 	return db.execOne(ctx, `UPDATE federation_destinations SET retry_last_ts = 0, retry_interval = 0, failure_ts = 0
 		WHERE destination = $1`, destination)

@@ -327,6 +327,13 @@ func (db *DB) setCurrentState(ctx context.Context, writes []*storage.EventWrite)
 		if r == nil {
 			continue
 		}
+		if r[3].(id.EventID) == "" {
+			if _, err := db.exec(ctx, `DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`,
+				r[0], r[1], r[2]); err != nil {
+				return err
+			}
+			continue
+		}
 		switch m, ok := inBatch[r[3].(id.EventID)]; {
 		case r[1] != "m.room.member":
 			known = append(known, append(r, ""))

@@ -16,6 +16,7 @@ var federationTests = []struct {
 	{"Federation/DestinationBackoff", testDestinationBackoff},
 	{"Federation/ListDestinations", testListDestinations},
 	{"Federation/QueueConsumersDepths", testQueueConsumersDepths},
+	{"Federation/CatchUpQueue", testCatchUpQueue},
 	{"Federation/ToDeviceForServer", testToDeviceForServer},
 	{"Federation/DeviceListRows", testDeviceListRows},
 	{"Queues/ReserveTxnIDs", testReserveTxnIDs},
@@ -146,6 +147,46 @@ func testQueueConsumersDepths(t *testing.T, s storage.Store) {
 	got, err = s.QueueConsumers(c, "federation")
 	must(t, err)
 	eqList(t, "consumers with a cursor", got, []string{"a.example", "b.example", "c.example"})
+}
+
+// testCatchUpQueue: an unreachable destination's queue keeps the latest
+// event of each room and the membership events of its users; other
+// destinations' and other kinds' queues are left alone.
+func testCatchUpQueue(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	dest := storage.Consumer{Kind: "federation", ID: "b.example:8448"}
+	other := storage.Consumer{Kind: "federation", ID: "c.example"}
+	as := storage.Consumer{Kind: "appservice", ID: "b.example:8448"}
+	all := []storage.Consumer{dest, other, as}
+	writes := []*storage.EventWrite{
+		{Event: ev(roomA, "$a1", "m.room.message"), Queued: all},
+		{Event: memberEv(roomA, "$a2", "@bob:b.example:8448", "invite"), Queued: all},
+		{Event: memberEv(roomA, "$a3", "@carol:c.example", "join"), Queued: all},
+		{Event: ev(roomB, "$b1", "m.room.message"), Queued: all},
+		{Event: ev(roomA, "$a4", "m.room.message"), Queued: all},
+		{Event: memberEv(roomA, "$a5", "@notbob:xb.example:8448", "ban"), Queued: all},
+		{Event: ev(roomB, "$b2", "m.room.message"), Queued: all},
+		{Event: ev(roomA, "$a6", "m.room.message"), Queued: all},
+	}
+	must(t, s.PersistEvents(c, writes))
+	pos := map[id.EventID]int64{}
+	for _, w := range writes {
+		pos[w.Event.EventID] = w.Event.StreamPos
+	}
+	n, err := s.CatchUpQueue(c, dest)
+	must(t, err)
+	eq(t, "events removed", n, int64(5))
+	got, err := s.PendingFor(c, dest, 100)
+	must(t, err)
+	eqList(t, "queue kept", got, []int64{pos["$a2"], pos["$b2"], pos["$a6"]})
+	for _, untouched := range []storage.Consumer{other, as} {
+		got, err := s.PendingFor(c, untouched, 100)
+		must(t, err)
+		eq(t, "queue of "+untouched.Kind+" "+untouched.ID, len(got), len(writes))
+	}
+	n, err = s.CatchUpQueue(c, dest)
+	must(t, err)
+	eq(t, "events removed the second time", n, int64(0))
 }
 
 func testToDeviceForServer(t *testing.T, s storage.Store) {
