@@ -288,7 +288,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
 		DatabaseURL: postgresURL(cfg), Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader,
 		Logger: log, Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
-			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices,
+			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices, Portals: store,
 			DefaultRoomVersion: cfg.Rooms.DefaultVersion},
 		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
 	if err != nil {
