@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -112,6 +113,9 @@ func (c *Client) download(ctx context.Context, src string, withToken bool) ([]by
 		return nil, err
 	}
 	if withToken {
+		if !c.mayGetToken(req.URL) {
+			return nil, fmt.Errorf("refusing to send the Slack token to %s", req.URL.Host)
+		}
 		req.Header.Set("Authorization", "Bearer "+c.meta.Token)
 	}
 	resp, err := c.n.http.Do(req)
@@ -128,4 +132,16 @@ func (c *Client) download(ctx context.Context, src string, withToken bool) ([]by
 		return nil, fmt.Errorf("GET %s: a web page, not the file (is the token right?)", src)
 	}
 	return io.ReadAll(resp.Body)
+}
+
+// mayGetToken reports whether a file URL is Slack's: an https URL of
+// slack.com or slack-files.com, or the configured API's own host (a fake
+// Slack in tests). A message could name any URL as a file.
+func (c *Client) mayGetToken(u *url.URL) bool {
+	if api, err := url.Parse(c.n.Config.APIURL); err == nil && strings.EqualFold(api.Host, u.Host) && api.Scheme == u.Scheme {
+		return true
+	}
+	host := strings.ToLower(u.Hostname())
+	return u.Scheme == "https" && (host == "slack.com" || strings.HasSuffix(host, ".slack.com") ||
+		host == "slack-files.com" || strings.HasSuffix(host, ".slack-files.com"))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,11 @@ func (c *Client) handleEventsAPI(ctx context.Context, ea slackevents.EventsAPIEv
 	case *slackevents.ReactionRemovedEvent:
 		c.handleReaction(ctx, e.User, e.Reaction, e.Item, e.EventTimestamp, false)
 	case *slackevents.TokensRevokedEvent:
-		c.badCredentials("tokens_revoked")
+		// The event names the users whose tokens went: this login's user
+		// (or its bot user) among them ends the login.
+		if slices.Contains(e.Tokens.Oauth, c.meta.UserID) || slices.Contains(e.Tokens.Bot, c.meta.UserID) {
+			c.badCredentials("tokens_revoked")
+		}
 	case *slackevents.AppUninstalledEvent:
 		c.badCredentials("app_uninstalled")
 	default:
@@ -164,7 +169,12 @@ type resolver struct {
 }
 
 func (r resolver) User(slackID string) (id.UserID, string) {
+	// A Slack user who logged in to the bridge is mentioned as their Matrix
+	// account, others as their ghosts.
 	ghost := r.c.n.br.Matrix.FormatGhostMXID(userID(r.c.meta.TeamID, slackID))
+	if l, err := r.c.n.br.GetExistingUserLoginByID(r.ctx, loginID(r.c.meta.TeamID, slackID)); err == nil && l != nil {
+		ghost = l.UserMXID
+	}
 	if u, err := r.c.user(r.ctx, slackID); err == nil {
 		return ghost, displayName(u)
 	}
