@@ -10,13 +10,17 @@ import (
 // The IDs of mautrix-slack (slackid), so that imported rooms, ghosts and
 // messages are this bridge's own.
 
-func portalID(team, channel string) networkid.PortalID { return networkid.PortalID(team + "-" + channel) }
+func portalID(team, channel string) networkid.PortalID {
+	return networkid.PortalID(team + "-" + channel)
+}
 
 func portalKey(team, channel string) networkid.PortalKey {
 	return networkid.PortalKey{ID: portalID(team, channel)}
 }
 
-func teamPortalKey(team string) networkid.PortalKey { return networkid.PortalKey{ID: networkid.PortalID(team)} }
+func teamPortalKey(team string) networkid.PortalKey {
+	return networkid.PortalKey{ID: networkid.PortalID(team)}
+}
 
 // parsePortalID splits "TEAM-CHANNEL"; a team's own portal has no channel.
 func parsePortalID(p networkid.PortalID) (team, channel string) {
@@ -35,7 +39,9 @@ func parseUserID(u networkid.UserID) (team, user string) {
 	return strings.ToUpper(team), strings.ToUpper(user)
 }
 
-func loginID(team, user string) networkid.UserLoginID { return networkid.UserLoginID(team + "-" + user) }
+func loginID(team, user string) networkid.UserLoginID {
+	return networkid.UserLoginID(team + "-" + user)
+}
 
 func messageID(team, channel, ts string) networkid.MessageID {
 	return networkid.MessageID(team + "-" + channel + "-" + ts)

@@ -251,7 +251,6 @@ func (s *Server) record(m *Message) {
 	}
 }
 
-
 // postMessage posts as the token's user (the bot posts with its bot_id),
 // sends the message event, and answers as chat.postMessage does (w nil:
 // no answer, for files.completeUploadExternal).
