@@ -18,10 +18,6 @@ func portalKey(team, channel string) networkid.PortalKey {
 	return networkid.PortalKey{ID: portalID(team, channel)}
 }
 
-func teamPortalKey(team string) networkid.PortalKey {
-	return networkid.PortalKey{ID: networkid.PortalID(team)}
-}
-
 // parsePortalID splits "TEAM-CHANNEL"; a team's own portal has no channel.
 func parsePortalID(p networkid.PortalID) (team, channel string) {
 	team, channel, _ = strings.Cut(string(p), "-")

@@ -86,7 +86,7 @@ func (lp *loginProcess) SubmitUserInput(ctx context.Context, input map[string]st
 	auth, err := api.AuthTestContext(ctx)
 	if err != nil {
 		if code, ok := authError(err); ok {
-			return nil, fmt.Errorf("Slack refused the token: %s (%s)", authErrors[code], code)
+			return nil, fmt.Errorf("slack refused the token: %s (%s)", authErrors[code], code)
 		}
 		return nil, fmt.Errorf("asking Slack who the token is: %w", err)
 	}

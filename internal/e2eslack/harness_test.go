@@ -158,26 +158,6 @@ func (w *watcher) waitMessage(ctx context.Context, roomID id.RoomID, body string
 	})
 }
 
-// waitInvite returns the first invite not in skip.
-func (w *watcher) waitInvite(ctx context.Context, skip ...id.RoomID) id.RoomID {
-	w.t.Helper()
-	for {
-		for _, r := range w.invites {
-			found := false
-			for _, s := range skip {
-				found = found || s == r
-			}
-			if !found {
-				return r
-			}
-		}
-		if ctx.Err() != nil {
-			w.t.Fatalf("no invite: %v", ctx.Err())
-		}
-		w.next(ctx)
-	}
-}
-
 // botSays waits for a message of the bot in room whose body contains text.
 func (w *watcher) botSays(ctx context.Context, room id.RoomID, text string) *event.Event {
 	w.t.Helper()
