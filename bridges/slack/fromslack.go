@@ -438,18 +438,20 @@ func richSection(elems []slack.RichTextSectionElement) string {
 		case *slack.RichTextSectionTextElement:
 			t := slackfmt.Escape(e.Text)
 			if s := e.Style; s != nil {
-				if s.Code {
-					t = "`" + t + "`"
+				// Markers hug the words: mrkdwn ignores "* bold*".
+				core := strings.TrimSpace(t)
+				lead, trail := t[:strings.Index(t, core)], t[strings.Index(t, core)+len(core):]
+				if core != "" {
+					for _, m := range []struct {
+						on     bool
+						marker string
+					}{{s.Code, "`"}, {s.Bold, "*"}, {s.Italic, "_"}, {s.Strike, "~"}} {
+						if m.on {
+							core = m.marker + core + m.marker
+						}
+					}
 				}
-				if s.Bold {
-					t = "*" + t + "*"
-				}
-				if s.Italic {
-					t = "_" + t + "_"
-				}
-				if s.Strike {
-					t = "~" + t + "~"
-				}
+				t = lead + core + trail
 			}
 			b.WriteString(t)
 		case *slack.RichTextSectionUserElement:

@@ -31,7 +31,8 @@ func ToMrkdwn(ctx context.Context, htmlBody string, slackUser func(id.UserID) st
 		StrikethroughConverter: func(s string, _ format.Context) string { return wrap("~", s) },
 		MonospaceConverter:     func(s string, _ format.Context) string { return wrap("`", s) },
 		MonospaceBlockConverter: func(code, _ string, _ format.Context) string {
-			return "```" + strings.TrimSuffix(Escape(code), "\n") + "```"
+			// The parser has put the code through TextConverter already.
+			return "```" + strings.TrimSuffix(code, "\n") + "```"
 		},
 		LinkConverter: func(text, href string, _ format.Context) string {
 			if text == href || text == Escape(href) {
@@ -44,7 +45,7 @@ func ToMrkdwn(ctx context.Context, htmlBody string, slackUser func(id.UserID) st
 				if u := slackUser(id.UserID(mxid)); u != "" {
 					return "<@" + u + ">"
 				}
-				return Escape(name)
+				return name // escaped by TextConverter already
 			}
 			return format.DefaultPillConverter(name, mxid, eventID, c)
 		},
