@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,7 +93,10 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 		return nil, nil
 	}
 	u, err := c.user(ctx, user)
-	if err != nil {
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && se.Err == "user_not_found" {
+		return nil, nil // a bot ID (B…) that posted with a name of its own
+	} else if err != nil {
 		return nil, err
 	}
 	name := displayName(u)

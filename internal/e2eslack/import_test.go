@@ -128,6 +128,13 @@ func TestSlackPluginContinuesImport(t *testing.T) {
 		return c.Method == "chat.postMessage" && c.Message != nil && c.Message.Channel == conv.ID &&
 			strings.Contains(c.Message.Text, "hello from Matrix")
 	})
+	// An admin removes the app: Slack sends tokens_revoked for the bot
+	// user, and the bot tells alice in her management room.
+	fake.Revoke(slackfake.BotToken, "token_revoked", true)
+	notice := w.botSays(ctx, mgmt, "BAD_CREDENTIALS")
+	if body := notice.Content.AsMessage().Body; !strings.Contains(body, "tokens were revoked") {
+		t.Errorf("the notice: %q", body)
+	}
 	// The plugin made no room of its own for the channel: alice is in the
 	// management room, the imported space and the imported channel only.
 	joined, err := alice.JoinedRooms(ctx)

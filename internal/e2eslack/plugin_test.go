@@ -184,6 +184,17 @@ func TestSlackPlugin(t *testing.T) {
 		t.Errorf("Alice's edit is in the room %d times", n)
 	}
 
+	// Slack drops the Socket Mode connection; the plugin opens another and
+	// bridging goes on.
+	opens := len(fake.Calls())
+	fake.DropSockets()
+	awaitCall(ctx, t, fake, "a new apps.connections.open", func(c slackfake.Call) bool {
+		return c.Method == "apps.connections.open" && c.At.After(fake.Calls()[opens-1].At)
+	})
+	awaitSocket(ctx, t, fake)
+	fake.Say(general, "U0BOB", "after the reconnect", "")
+	w.waitMessage(ctx, portal, "after the reconnect")
+
 	// Slack revokes Alice's token without telling the app; her next message
 	// fails, and the bot tells her in her management room.
 	fake.Revoke(aliceToken, "token_revoked", false)
