@@ -72,6 +72,30 @@ func threadTS(root *database.Message) string {
 	return ""
 }
 
+// importedThreadTS is the Slack ts of a thread root bridgev2 has no record
+// of: a message `tributary import slack` wrote. The host names it by its
+// event ID alias, the deterministic ID of (room, "TEAM-CHANNEL-TS", "");
+// the import gave the event the ts's millisecond as its time, so the ts is
+// one of that millisecond's thousand microseconds, found by hashing each.
+func (c *Client) importedThreadTS(ctx context.Context, portal *bridgev2.Portal, channel string, content *event.MessageEventContent) string {
+	rel := content.RelatesTo
+	if rel == nil || rel.Type != event.RelThread || rel.EventID == "" {
+		return ""
+	}
+	evt, err := c.n.br.Bot.GetEvent(ctx, portal.MXID, rel.EventID)
+	if err != nil || evt.Timestamp <= 0 {
+		return ""
+	}
+	sec, ms := evt.Timestamp/1000, evt.Timestamp%1000
+	for us := range int64(1000) {
+		ts := fmt.Sprintf("%d.%06d", sec, ms*1000+us)
+		if c.n.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, messageID(c.meta.TeamID, channel, ts), "") == rel.EventID {
+			return ts
+		}
+	}
+	return ""
+}
+
 func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
 	channel, err := c.channelOf(msg.Portal)
 	if err != nil {
@@ -79,6 +103,9 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	}
 	content := msg.Content
 	thread := threadTS(msg.ThreadRoot)
+	if thread == "" {
+		thread = c.importedThreadTS(ctx, msg.Portal, channel, content)
+	}
 	switch content.MsgType {
 	case event.MsgText, event.MsgNotice, event.MsgEmote:
 		opts := []slack.MsgOption{slack.MsgOptionText(c.mrkdwn(ctx, content), false)}

@@ -120,6 +120,18 @@ func TestSlackPluginContinuesImport(t *testing.T) {
 	if rel == nil || rel.Type != event.RelThread || rel.EventID != rootEvt {
 		t.Fatalf("live thread reply: relation %+v, want a thread on the imported root %s", rel, rootEvt)
 	}
+	// A Matrix reply in the imported thread goes into the Slack thread.
+	threadReply := &event.MessageEventContent{MsgType: event.MsgText, Body: "a Matrix reply in an imported thread"}
+	threadReply.GetRelatesTo().SetThread(rootEvt, reply.ID)
+	if _, err := alice.SendMessageEvent(ctx, room, event.EventMessage, threadReply); err != nil {
+		t.Fatal(err)
+	}
+	posted := awaitCall(ctx, t, fake, "the Matrix thread reply", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Message != nil && strings.Contains(c.Message.Text, "a Matrix reply in an imported thread")
+	})
+	if posted.Message.ThreadTS != root.TS {
+		t.Errorf("the Matrix reply went to Slack with thread_ts %q, want the imported root's %q", posted.Message.ThreadTS, root.TS)
+	}
 	// And Matrix → Slack goes to the same channel (relayed by the bot).
 	if _, err := alice.SendText(ctx, room, "hello from Matrix"); err != nil {
 		t.Fatal(err)
