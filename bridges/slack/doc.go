@@ -11,10 +11,19 @@
 // IDs are mautrix-slack's, which `tributary import slack` uses too, so the
 // bridge continues in the rooms an import made: a conversation's portal is
 // "TEAM-CHANNEL" (shared, no receiver), the workspace's space "TEAM", a
-// user's ghost "team-user" (lowercase), a message "TEAM-CHANNEL-TS". A
+// user's ghost "team-user" (lowercase), a message "TEAM-CHANNEL-TS". The
+// SDK hands bridgev2 the imported room of a portal (FindPortal). A Slack
 // thread reply whose root the bridge has not seen (an imported message)
 // points at the root's event ID alias, which the import recorded under the
-// same deterministic name bridgev2 would give it.
+// same deterministic name bridgev2 would give it; a Matrix reply in such a
+// thread finds the root's ts back from that alias.
+//
+// Not bridged: typing (the Web API has no call for it; only the retired
+// RTM API had), read markers from Slack (the Events API sends none) and,
+// until the host hands plugins receipts, read markers from Matrix
+// (HandleMatrixReadReceipt is ready: conversations.mark for user logins).
+// History is not backfilled from Slack, whose conversations.history allows
+// non-Marketplace apps one request a minute: the export import carries it.
 //
 // Slack's answers invalid_auth, token_revoked, token_expired and
 // account_inactive, and the tokens_revoked and app_uninstalled events, put
