@@ -105,9 +105,12 @@ type Server struct {
 	clock    int64 // microseconds of the last ts given
 	seq      int
 	sent     map[string]time.Time // envelope → when sent
-	calls    []Call
-	acks     []Ack
-	changed  chan struct{} // closed and replaced on every change
+	// pending are the envelopes not acknowledged yet, in order: Slack sends
+	// them again (retry_attempt) on the app's next connection.
+	pending []*envelope
+	calls   []Call
+	acks    []Ack
+	changed chan struct{} // closed and replaced on every change
 }
 
 // New starts a fake Slack with a bot user, and the app's tokens: BotToken
@@ -456,25 +459,42 @@ func (so *socket) close() {
 	})
 }
 
+// envelope is an events_api envelope on its way to the app.
+type envelope struct {
+	id      string
+	payload map[string]any
+	retries int
+}
+
+func (e *envelope) message() map[string]any {
+	reason := ""
+	if e.retries > 0 {
+		reason = "timeout"
+	}
+	return map[string]any{"envelope_id": e.id, "type": "events_api", "accepts_response_payload": false,
+		"retry_attempt": e.retries, "retry_reason": reason, "payload": e.payload}
+}
+
 // emit sends an event to the app over Socket Mode (to one connection, as
-// Slack spreads events over an app's connections; the newest here).
+// Slack spreads events over an app's connections; the newest here). Until
+// it is acknowledged it is sent again on each new connection.
 func (s *Server) emit(ev map[string]any) {
+	id := newID()
+	env := &envelope{id: id, payload: map[string]any{"token": "verification", "team_id": TeamID, "api_app_id": AppID,
+		"event": ev, "type": "event_callback", "event_id": "Ev" + strings.ToUpper(id[:10]), "event_time": time.Now().Unix(),
+		"authorizations": []any{map[string]any{"team_id": TeamID, "user_id": BotUserID, "is_bot": true}}}}
 	s.mu.Lock()
 	var so *socket
 	if n := len(s.sockets); n > 0 {
 		so = s.sockets[n-1]
 	}
-	env := newID()
-	s.sent[env] = time.Now()
+	s.sent[id] = time.Now()
+	s.pending = append(s.pending, env)
+	msg := env.message()
 	s.mu.Unlock()
-	if so == nil {
-		return
+	if so != nil {
+		_ = so.write(msg)
 	}
-	payload := map[string]any{"token": "verification", "team_id": TeamID, "api_app_id": AppID, "event": ev,
-		"type": "event_callback", "event_id": "Ev" + strings.ToUpper(env[:10]), "event_time": time.Now().Unix(),
-		"authorizations": []any{map[string]any{"team_id": TeamID, "user_id": BotUserID, "is_bot": true}}}
-	_ = so.write(map[string]any{"envelope_id": env, "type": "events_api", "accepts_response_payload": false,
-		"retry_attempt": 0, "retry_reason": "", "payload": payload})
 }
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
@@ -486,6 +506,11 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	}
 	so := &socket{conn: conn, done: make(chan struct{})}
 	s.mu.Lock()
+	var retry []map[string]any
+	for _, env := range s.pending {
+		env.retries++
+		retry = append(retry, env.message())
+	}
 	s.sockets = append(s.sockets, so)
 	s.notify()
 	s.mu.Unlock()
@@ -498,6 +523,9 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	}()
 	_ = so.write(map[string]any{"type": "hello", "num_connections": 1,
 		"debug_info": map[string]any{"host": "fake", "approximate_connection_time": 18060}, "connection_info": map[string]any{"app_id": AppID}})
+	for _, m := range retry {
+		_ = so.write(m)
+	}
 	// Slack pings; the client gives up on a connection it hears no ping on.
 	go func() {
 		t := time.NewTicker(2 * time.Second)
@@ -528,16 +556,20 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 			s.acks = append(s.acks, Ack{EnvelopeID: ack.EnvelopeID, Sent: s.sent[ack.EnvelopeID], At: time.Now()})
 			delete(s.sent, ack.EnvelopeID)
+			s.pending = slices.DeleteFunc(s.pending, func(e *envelope) bool { return e.id == ack.EnvelopeID })
 			s.notify()
 			s.mu.Unlock()
 		}
 	}
 }
 
-// DropSockets closes every Socket Mode connection (the client reconnects).
+// DropSockets closes every Socket Mode connection (the client reconnects);
+// events sent meanwhile wait for the next connection.
 func (s *Server) DropSockets() {
 	s.mu.Lock()
-	socks := slices.Clone(s.sockets)
+	socks := s.sockets
+	s.sockets = nil
+	s.notify()
 	s.mu.Unlock()
 	for _, so := range socks {
 		so.close()
