@@ -19,6 +19,7 @@ import (
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/plugins/proto"
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // The MatrixHost calls bridgev2's Matrix side needs beyond sending: reads,
@@ -441,4 +442,29 @@ func (h *matrixHost) loginStates() []LoginState {
 		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.RemoteID, b.RemoteID))
 	})
 	return out
+}
+
+// FindPortal hands a plugin the room an import made for one of its
+// conversations. Only a room the plugin's bot is joined to is handed over:
+// the import acts as the plugin (same ghost prefix) and its bot creates the
+// rooms; a room some other identity made is not the plugin's to take.
+func (h *matrixHost) FindPortal(ctx context.Context, req *proto.FindPortalRequest) (*proto.FindPortalResponse, error) {
+	if h.d.Portals == nil {
+		return nil, grpcError(types.NotFound("No portal rooms on this server"))
+	}
+	p, err := h.d.Portals.GetBridgePortal(ctx, req.Network, req.PortalId, req.Receiver)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, grpcError(types.NotFound("No room for portal %s", req.PortalId))
+	} else if err != nil {
+		return nil, grpcError(err)
+	}
+	bot := id.NewUserID(h.as.Reg.SenderLocalpart, h.serverName)
+	m, _, err := h.d.Rooms.Membership(ctx, p.RoomID, bot)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if m != "join" {
+		return nil, grpcError(types.NotFound("The bot is not in the room of portal %s", req.PortalId))
+	}
+	return &proto.FindPortalResponse{RoomId: string(p.RoomID), Kind: p.Kind}, nil
 }

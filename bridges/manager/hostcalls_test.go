@@ -16,6 +16,7 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/plugins/proto"
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // fakeAccounts knows some local accounts.
@@ -173,5 +174,54 @@ func TestReportBridgeState(t *testing.T) {
 	}
 	if _, err := h.ReportBridgeState(ctx, &proto.BridgeState{}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("an empty state: %v", err)
+	}
+}
+
+// fakePortals holds the portal rooms an import made.
+type fakePortals map[string]*storage.BridgePortal
+
+func (f fakePortals) GetBridgePortal(_ context.Context, network, portalID, receiver string) (*storage.BridgePortal, error) {
+	if p := f[network+"/"+portalID+"/"+receiver]; p != nil {
+		return p, nil
+	}
+	return nil, storage.ErrNotFound
+}
+
+// memberRooms answers memberships: the bot is joined to !imported only.
+type memberRooms struct{ *fakeRooms }
+
+func (memberRooms) Membership(_ context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
+	if roomID == "!imported:hs" && user == "@netbot:hs" {
+		return "join", "$join", nil
+	}
+	return "leave", "", nil
+}
+
+// FindPortal hands a plugin the room an import made for a portal key of
+// its network, and only a room its bot is in.
+func TestFindPortal(t *testing.T) {
+	h, rooms := testHost(t)
+	ctx := context.Background()
+	if _, err := h.FindPortal(ctx, &proto.FindPortalRequest{Network: "net", PortalId: "T-C"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("no portal store: %v, want NOT_FOUND", err)
+	}
+	h.d.Portals = fakePortals{
+		"net/T-C/":     {Network: "net", PortalID: "T-C", RoomID: "!imported:hs", Kind: "channel"},
+		"net/T-OTHER/": {Network: "net", PortalID: "T-OTHER", RoomID: "!someone-elses:hs", Kind: "channel"},
+	}
+	h.d.Rooms = memberRooms{rooms}
+	resp, err := h.FindPortal(ctx, &proto.FindPortalRequest{Network: "net", PortalId: "T-C"})
+	if err != nil || resp.RoomId != "!imported:hs" || resp.Kind != "channel" {
+		t.Fatalf("imported portal: %+v, %v", resp, err)
+	}
+	for _, req := range []*proto.FindPortalRequest{
+		{Network: "net", PortalId: "T-NONE"},                 // never imported
+		{Network: "net", PortalId: "T-C", Receiver: "login"}, // another key
+		{Network: "other", PortalId: "T-C"},                  // another network
+		{Network: "net", PortalId: "T-OTHER"},                // the bot is not in the room
+	} {
+		if _, err := h.FindPortal(ctx, req); status.Code(err) != codes.NotFound {
+			t.Errorf("%+v: %v, want NOT_FOUND", req, err)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/plugins/proto"
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // Contract is the appservice contract (core/bridging.Service): whom the
@@ -90,6 +91,12 @@ type Exclusive interface {
 	ExclusiveUser(u id.UserID) *registry.AppService
 }
 
+// Portals finds the rooms `tributary import` made for the conversations of
+// a network (storage.BridgePortals).
+type Portals interface {
+	GetBridgePortal(ctx context.Context, network, portalID, receiver string) (*storage.BridgePortal, error)
+}
+
 // HostDeps are the core services MatrixHost calls: the ones the appservice
 // HTTP routes call, so a plugin meets the same rules as an HTTP bridge.
 type HostDeps struct {
@@ -101,6 +108,8 @@ type HostDeps struct {
 	Push        PushRules
 	Media       Media
 	Exclusive   Exclusive
+	// Portals are the portal rooms `tributary import` made; nil: none.
+	Portals Portals
 	// DefaultRoomVersion is the version of rooms created without one.
 	DefaultRoomVersion string
 }

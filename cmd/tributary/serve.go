@@ -287,8 +287,9 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	plugins, err := manager.New(manager.Deps{Plugins: cfg.Plugins, ServerName: cfg.ServerName, DataDir: cfg.DataDir,
 		DatabaseURL: postgresURL(cfg), Registry: appservices, Queues: store, Notifier: notifier, Events: rs.Reader,
-		Ephemeral: pusher.NewRoomEDUFeed(store, appservices, notifier, eph), Logger: log, Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
-			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices,
+		Ephemeral: pusher.NewRoomEDUFeed(store, appservices, notifier, eph), Logger: log,
+		Host: manager.HostDeps{Contract: core.bridging, Accounts: us, Memberships: rs, Rooms: rs.Reader,
+			Ephemeral: eph, Push: pushRules, Media: mediaSvc, Exclusive: appservices, Portals: store,
 			DefaultRoomVersion: cfg.Rooms.DefaultVersion},
 		MinBackoff: cfg.AppServices.RetryBackoff.Duration, MaxBackoff: cfg.AppServices.MaxRetryBackoff.Duration})
 	if err != nil {

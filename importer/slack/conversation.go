@@ -10,6 +10,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/bridges/slack/slackfmt"
 	"github.com/tributary-hs/tributary/importer"
 )
 
@@ -207,8 +208,8 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	case "channel_topic", "group_topic":
 		cv.join(p, ts)
 		cv.add(&importer.Event{Alias: cv.alias(m.TS, ""), Type: "m.room.topic", StateKey: &empty, Sender: p.mxid,
-			Content: mustJSON(map[string]any{"topic": decodeEntities(m.Topic)}), OriginServerTS: ts})
-		cv.meta.Topic = decodeEntities(m.Topic)
+			Content: mustJSON(map[string]any{"topic": slackfmt.DecodeEntities(m.Topic)}), OriginServerTS: ts})
+		cv.meta.Topic = slackfmt.DecodeEntities(m.Topic)
 		cv.known[us] = true
 		return nil
 	case "channel_name", "group_name":
@@ -318,7 +319,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	}
 	target := cv.alias(m.TS, "")
 	for _, re := range m.Reactions {
-		key, _ := ReactionKey(re.Name)
+		key, _ := slackfmt.ReactionKey(re.Name)
 		for _, u := range re.Users {
 			rp, err := cv.r.who(ctx, u, nil)
 			if err != nil {
@@ -350,7 +351,7 @@ func (cv *conversation) notice(m *Message, p *person, us int64) error {
 
 // textContent is an m.room.message of Slack text and attachments.
 func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map[string]any {
-	f := Mrkdwn(text, cv.r)
+	f := slackfmt.Mrkdwn(text, cv.r)
 	body, htm := f.Body, f.HTML
 	if htm == "" && len(atts) > 0 {
 		htm = html.EscapeString(body)
@@ -359,12 +360,12 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 	for _, a := range atts {
 		var bl, hl []string
 		if a.Pretext != "" {
-			pf := Mrkdwn(a.Pretext, cv.r)
+			pf := slackfmt.Mrkdwn(a.Pretext, cv.r)
 			bl, hl = append(bl, pf.Body), append(hl, htmlOr(pf))
 		}
 		if a.Title != "" {
-			t := decodeEntities(a.Title)
-			if a.TitleLink != "" && safeLink(a.TitleLink) {
+			t := slackfmt.DecodeEntities(a.Title)
+			if a.TitleLink != "" && slackfmt.SafeLink(a.TitleLink) {
 				bl = append(bl, t+" ("+a.TitleLink+")")
 				hl = append(hl, `<strong><a href="`+html.EscapeString(a.TitleLink)+`">`+html.EscapeString(t)+"</a></strong>")
 			} else {
@@ -372,13 +373,13 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 			}
 		}
 		if a.Text != "" {
-			tf := Mrkdwn(a.Text, cv.r)
+			tf := slackfmt.Mrkdwn(a.Text, cv.r)
 			bl, hl = append(bl, tf.Body), append(hl, htmlOr(tf))
 		} else if a.Fallback != "" && a.Title == "" {
-			bl, hl = append(bl, decodeEntities(a.Fallback)), append(hl, html.EscapeString(decodeEntities(a.Fallback)))
+			bl, hl = append(bl, slackfmt.DecodeEntities(a.Fallback)), append(hl, html.EscapeString(slackfmt.DecodeEntities(a.Fallback)))
 		}
 		if a.Footer != "" {
-			ff := Mrkdwn(a.Footer, cv.r)
+			ff := slackfmt.Mrkdwn(a.Footer, cv.r)
 			bl, hl = append(bl, ff.Body), append(hl, "<sub>"+htmlOr(ff)+"</sub>")
 		}
 		if len(bl) == 0 {
@@ -402,7 +403,7 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 	return content
 }
 
-func htmlOr(f Formatted) string {
+func htmlOr(f slackfmt.Formatted) string {
 	if f.HTML != "" {
 		return f.HTML
 	}
@@ -492,7 +493,7 @@ func (cv *conversation) finish(ctx context.Context) error {
 		cv.join(p, ts)
 	}
 	empty := ""
-	if t := decodeEntities(cv.c.Topic.Value); t != cv.meta.Topic && (t != "" || cv.meta.Topic != "") {
+	if t := slackfmt.DecodeEntities(cv.c.Topic.Value); t != cv.meta.Topic && (t != "" || cv.meta.Topic != "") {
 		if cv.c.Kind != KindDM || t != "" {
 			cv.add(&importer.Event{Type: "m.room.topic", StateKey: &empty, Sender: cv.r.ident.Bot,
 				Content: mustJSON(map[string]any{"topic": t}), OriginServerTS: ts})

@@ -450,7 +450,7 @@ func (r *run) who(ctx context.Context, slackID string, m *Message) (*person, err
 	return np, nil
 }
 
-// User implements Resolver.
+// User implements slackfmt.Resolver.
 func (r *run) User(slackID string) (id.UserID, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -460,7 +460,7 @@ func (r *run) User(slackID string) (id.UserID, string) {
 	return "", ""
 }
 
-// Channel implements Resolver.
+// Channel implements slackfmt.Resolver.
 func (r *run) Channel(slackID string) (id.RoomID, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

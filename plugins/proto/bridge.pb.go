@@ -665,6 +665,122 @@ func (x *Ack) GetError() string {
 	return ""
 }
 
+type FindPortalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network is the bridgev2 network ID ("slack"); portal_id and receiver
+	// its portal key.
+	Network       string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	PortalId      string `protobuf:"bytes,2,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
+	Receiver      string `protobuf:"bytes,3,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindPortalRequest) Reset() {
+	*x = FindPortalRequest{}
+	mi := &file_bridge_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindPortalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindPortalRequest) ProtoMessage() {}
+
+func (x *FindPortalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindPortalRequest.ProtoReflect.Descriptor instead.
+func (*FindPortalRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FindPortalRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *FindPortalRequest) GetPortalId() string {
+	if x != nil {
+		return x.PortalId
+	}
+	return ""
+}
+
+func (x *FindPortalRequest) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+type FindPortalResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RoomId string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// kind is what the importer recorded the conversation as ("space",
+	// "channel", "private", "dm", "group").
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindPortalResponse) Reset() {
+	*x = FindPortalResponse{}
+	mi := &file_bridge_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindPortalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindPortalResponse) ProtoMessage() {}
+
+func (x *FindPortalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindPortalResponse.ProtoReflect.Descriptor instead.
+func (*FindPortalResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FindPortalResponse) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *FindPortalResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -673,7 +789,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +801,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +814,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{9}
+	return file_bridge_proto_rawDescGZIP(), []int{11}
 }
 
 type EnsureRegisteredRequest struct {
@@ -710,7 +826,7 @@ type EnsureRegisteredRequest struct {
 
 func (x *EnsureRegisteredRequest) Reset() {
 	*x = EnsureRegisteredRequest{}
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +838,7 @@ func (x *EnsureRegisteredRequest) String() string {
 func (*EnsureRegisteredRequest) ProtoMessage() {}
 
 func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +851,7 @@ func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredRequest.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{10}
+	return file_bridge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnsureRegisteredRequest) GetUserId() string {
@@ -753,7 +869,7 @@ type EnsureRegisteredResponse struct {
 
 func (x *EnsureRegisteredResponse) Reset() {
 	*x = EnsureRegisteredResponse{}
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +881,7 @@ func (x *EnsureRegisteredResponse) String() string {
 func (*EnsureRegisteredResponse) ProtoMessage() {}
 
 func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +894,7 @@ func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredResponse.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{11}
+	return file_bridge_proto_rawDescGZIP(), []int{13}
 }
 
 type SendEventRequest struct {
@@ -797,7 +913,7 @@ type SendEventRequest struct {
 
 func (x *SendEventRequest) Reset() {
 	*x = SendEventRequest{}
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +925,7 @@ func (x *SendEventRequest) String() string {
 func (*SendEventRequest) ProtoMessage() {}
 
 func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +938,7 @@ func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventRequest.ProtoReflect.Descriptor instead.
 func (*SendEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{12}
+	return file_bridge_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SendEventRequest) GetRoomId() string {
@@ -876,7 +992,7 @@ type SendEventResponse struct {
 
 func (x *SendEventResponse) Reset() {
 	*x = SendEventResponse{}
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1004,7 @@ func (x *SendEventResponse) String() string {
 func (*SendEventResponse) ProtoMessage() {}
 
 func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1017,7 @@ func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventResponse.ProtoReflect.Descriptor instead.
 func (*SendEventResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{13}
+	return file_bridge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SendEventResponse) GetEventId() string {
@@ -925,7 +1041,7 @@ type SendStateRequest struct {
 
 func (x *SendStateRequest) Reset() {
 	*x = SendStateRequest{}
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1053,7 @@ func (x *SendStateRequest) String() string {
 func (*SendStateRequest) ProtoMessage() {}
 
 func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1066,7 @@ func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendStateRequest.ProtoReflect.Descriptor instead.
 func (*SendStateRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{14}
+	return file_bridge_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SendStateRequest) GetRoomId() string {
@@ -1011,7 +1127,7 @@ type SetMembershipRequest struct {
 
 func (x *SetMembershipRequest) Reset() {
 	*x = SetMembershipRequest{}
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1139,7 @@ func (x *SetMembershipRequest) String() string {
 func (*SetMembershipRequest) ProtoMessage() {}
 
 func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1152,7 @@ func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMembershipRequest.ProtoReflect.Descriptor instead.
 func (*SetMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{15}
+	return file_bridge_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetMembershipRequest) GetRoomId() string {
@@ -1092,7 +1208,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1220,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1233,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{16}
+	return file_bridge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetProfileRequest) GetUserId() string {
@@ -1149,7 +1265,7 @@ type SetProfileResponse struct {
 
 func (x *SetProfileResponse) Reset() {
 	*x = SetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1277,7 @@ func (x *SetProfileResponse) String() string {
 func (*SetProfileResponse) ProtoMessage() {}
 
 func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1290,7 @@ func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileResponse.ProtoReflect.Descriptor instead.
 func (*SetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{17}
+	return file_bridge_proto_rawDescGZIP(), []int{19}
 }
 
 type CreateRoomRequest struct {
@@ -1189,7 +1305,7 @@ type CreateRoomRequest struct {
 
 func (x *CreateRoomRequest) Reset() {
 	*x = CreateRoomRequest{}
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1317,7 @@ func (x *CreateRoomRequest) String() string {
 func (*CreateRoomRequest) ProtoMessage() {}
 
 func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1330,7 @@ func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{18}
+	return file_bridge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateRoomRequest) GetUserId() string {
@@ -1247,7 +1363,7 @@ type CreateRoomResponse struct {
 
 func (x *CreateRoomResponse) Reset() {
 	*x = CreateRoomResponse{}
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1375,7 @@ func (x *CreateRoomResponse) String() string {
 func (*CreateRoomResponse) ProtoMessage() {}
 
 func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1388,7 @@ func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{19}
+	return file_bridge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateRoomResponse) GetRoomId() string {
@@ -1299,7 +1415,7 @@ type BatchSendRequest struct {
 
 func (x *BatchSendRequest) Reset() {
 	*x = BatchSendRequest{}
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1427,7 @@ func (x *BatchSendRequest) String() string {
 func (*BatchSendRequest) ProtoMessage() {}
 
 func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1440,7 @@ func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendRequest.ProtoReflect.Descriptor instead.
 func (*BatchSendRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{20}
+	return file_bridge_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchSendRequest) GetRoomId() string {
@@ -1384,7 +1500,7 @@ type BatchEvent struct {
 
 func (x *BatchEvent) Reset() {
 	*x = BatchEvent{}
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1512,7 @@ func (x *BatchEvent) String() string {
 func (*BatchEvent) ProtoMessage() {}
 
 func (x *BatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1525,7 @@ func (x *BatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchEvent.ProtoReflect.Descriptor instead.
 func (*BatchEvent) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{21}
+	return file_bridge_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchEvent) GetEventId() string {
@@ -1463,7 +1579,7 @@ type BatchSendResponse struct {
 
 func (x *BatchSendResponse) Reset() {
 	*x = BatchSendResponse{}
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1591,7 @@ func (x *BatchSendResponse) String() string {
 func (*BatchSendResponse) ProtoMessage() {}
 
 func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1604,7 @@ func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendResponse.ProtoReflect.Descriptor instead.
 func (*BatchSendResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{22}
+	return file_bridge_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BatchSendResponse) GetEventIds() []string {
@@ -1512,7 +1628,7 @@ type RedactRequest struct {
 
 func (x *RedactRequest) Reset() {
 	*x = RedactRequest{}
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1640,7 @@ func (x *RedactRequest) String() string {
 func (*RedactRequest) ProtoMessage() {}
 
 func (x *RedactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1653,7 @@ func (x *RedactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactRequest.ProtoReflect.Descriptor instead.
 func (*RedactRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{23}
+	return file_bridge_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RedactRequest) GetRoomId() string {
@@ -1587,7 +1703,7 @@ type EnsureJoinedRequest struct {
 
 func (x *EnsureJoinedRequest) Reset() {
 	*x = EnsureJoinedRequest{}
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1715,7 @@ func (x *EnsureJoinedRequest) String() string {
 func (*EnsureJoinedRequest) ProtoMessage() {}
 
 func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1728,7 @@ func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedRequest.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{24}
+	return file_bridge_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EnsureJoinedRequest) GetRoomId() string {
@@ -1646,7 +1762,7 @@ type EnsureJoinedResponse struct {
 
 func (x *EnsureJoinedResponse) Reset() {
 	*x = EnsureJoinedResponse{}
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1774,7 @@ func (x *EnsureJoinedResponse) String() string {
 func (*EnsureJoinedResponse) ProtoMessage() {}
 
 func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1787,7 @@ func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedResponse.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{25}
+	return file_bridge_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EnsureJoinedResponse) GetJoined() bool {
@@ -1693,7 +1809,7 @@ type GetStateEventRequest struct {
 
 func (x *GetStateEventRequest) Reset() {
 	*x = GetStateEventRequest{}
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1821,7 @@ func (x *GetStateEventRequest) String() string {
 func (*GetStateEventRequest) ProtoMessage() {}
 
 func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1834,7 @@ func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStateEventRequest.ProtoReflect.Descriptor instead.
 func (*GetStateEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{26}
+	return file_bridge_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetStateEventRequest) GetRoomId() string {
@@ -1759,7 +1875,7 @@ type GetMembersRequest struct {
 
 func (x *GetMembersRequest) Reset() {
 	*x = GetMembersRequest{}
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1887,7 @@ func (x *GetMembersRequest) String() string {
 func (*GetMembersRequest) ProtoMessage() {}
 
 func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1900,7 @@ func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersRequest.ProtoReflect.Descriptor instead.
 func (*GetMembersRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{27}
+	return file_bridge_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetMembersRequest) GetRoomId() string {
@@ -1810,7 +1926,7 @@ type GetMembersResponse struct {
 
 func (x *GetMembersResponse) Reset() {
 	*x = GetMembersResponse{}
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1938,7 @@ func (x *GetMembersResponse) String() string {
 func (*GetMembersResponse) ProtoMessage() {}
 
 func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1951,7 @@ func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersResponse.ProtoReflect.Descriptor instead.
 func (*GetMembersResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{28}
+	return file_bridge_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetMembersResponse) GetEvents() []*Event {
@@ -1856,7 +1972,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +1984,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +1997,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{29}
+	return file_bridge_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetEventRequest) GetRoomId() string {
@@ -1914,7 +2030,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2042,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2055,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{30}
+	return file_bridge_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetProfileRequest) GetUserId() string {
@@ -1959,7 +2075,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2087,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2100,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{31}
+	return file_bridge_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetProfileResponse) GetProfile() []byte {
@@ -2006,7 +2122,7 @@ type SetTypingRequest struct {
 
 func (x *SetTypingRequest) Reset() {
 	*x = SetTypingRequest{}
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2134,7 @@ func (x *SetTypingRequest) String() string {
 func (*SetTypingRequest) ProtoMessage() {}
 
 func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2147,7 @@ func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
 func (*SetTypingRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{32}
+	return file_bridge_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetTypingRequest) GetRoomId() string {
@@ -2077,7 +2193,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2205,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2218,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{33}
+	return file_bridge_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MarkReadRequest) GetRoomId() string {
@@ -2159,7 +2275,7 @@ type SetAccountDataRequest struct {
 
 func (x *SetAccountDataRequest) Reset() {
 	*x = SetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2287,7 @@ func (x *SetAccountDataRequest) String() string {
 func (*SetAccountDataRequest) ProtoMessage() {}
 
 func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2300,7 @@ func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*SetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{34}
+	return file_bridge_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetAccountDataRequest) GetUserId() string {
@@ -2226,7 +2342,7 @@ type GetAccountDataRequest struct {
 
 func (x *GetAccountDataRequest) Reset() {
 	*x = GetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2354,7 @@ func (x *GetAccountDataRequest) String() string {
 func (*GetAccountDataRequest) ProtoMessage() {}
 
 func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2367,7 @@ func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{35}
+	return file_bridge_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAccountDataRequest) GetUserId() string {
@@ -2284,7 +2400,7 @@ type GetAccountDataResponse struct {
 
 func (x *GetAccountDataResponse) Reset() {
 	*x = GetAccountDataResponse{}
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2412,7 @@ func (x *GetAccountDataResponse) String() string {
 func (*GetAccountDataResponse) ProtoMessage() {}
 
 func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2425,7 @@ func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountDataResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{36}
+	return file_bridge_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetAccountDataResponse) GetContent() []byte {
@@ -2330,7 +2446,7 @@ type SetRoomMutedRequest struct {
 
 func (x *SetRoomMutedRequest) Reset() {
 	*x = SetRoomMutedRequest{}
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2342,7 +2458,7 @@ func (x *SetRoomMutedRequest) String() string {
 func (*SetRoomMutedRequest) ProtoMessage() {}
 
 func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2355,7 +2471,7 @@ func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRoomMutedRequest.ProtoReflect.Descriptor instead.
 func (*SetRoomMutedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{37}
+	return file_bridge_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetRoomMutedRequest) GetUserId() string {
@@ -2394,7 +2510,7 @@ type UploadMediaChunk struct {
 
 func (x *UploadMediaChunk) Reset() {
 	*x = UploadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2522,7 @@ func (x *UploadMediaChunk) String() string {
 func (*UploadMediaChunk) ProtoMessage() {}
 
 func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2535,7 @@ func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaChunk.ProtoReflect.Descriptor instead.
 func (*UploadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{38}
+	return file_bridge_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadMediaChunk) GetUserId() string {
@@ -2466,7 +2582,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2594,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2607,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{39}
+	return file_bridge_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadMediaResponse) GetContentUri() string {
@@ -2510,7 +2626,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2638,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2651,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{40}
+	return file_bridge_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DownloadMediaRequest) GetContentUri() string {
@@ -2558,7 +2674,7 @@ type DownloadMediaChunk struct {
 
 func (x *DownloadMediaChunk) Reset() {
 	*x = DownloadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2686,7 @@ func (x *DownloadMediaChunk) String() string {
 func (*DownloadMediaChunk) ProtoMessage() {}
 
 func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2699,7 @@ func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaChunk.ProtoReflect.Descriptor instead.
 func (*DownloadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{41}
+	return file_bridge_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DownloadMediaChunk) GetContentType() string {
@@ -2623,7 +2739,7 @@ type DoublePuppetRequest struct {
 
 func (x *DoublePuppetRequest) Reset() {
 	*x = DoublePuppetRequest{}
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2751,7 @@ func (x *DoublePuppetRequest) String() string {
 func (*DoublePuppetRequest) ProtoMessage() {}
 
 func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2764,7 @@ func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoublePuppetRequest.ProtoReflect.Descriptor instead.
 func (*DoublePuppetRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{42}
+	return file_bridge_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DoublePuppetRequest) GetUserId() string {
@@ -2677,7 +2793,7 @@ type BridgeState struct {
 
 func (x *BridgeState) Reset() {
 	*x = BridgeState{}
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2805,7 @@ func (x *BridgeState) String() string {
 func (*BridgeState) ProtoMessage() {}
 
 func (x *BridgeState) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2818,7 @@ func (x *BridgeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BridgeState.ProtoReflect.Descriptor instead.
 func (*BridgeState) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{43}
+	return file_bridge_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BridgeState) GetStateEvent() string {
@@ -2800,7 +2916,14 @@ const file_bridge_proto_rawDesc = "" +
 	"_state_key\"B\n" +
 	"\x03Ack\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\x03R\rtransactionId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\a\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"f\n" +
+	"\x11FindPortalRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1b\n" +
+	"\tportal_id\x18\x02 \x01(\tR\bportalId\x12\x1a\n" +
+	"\breceiver\x18\x03 \x01(\tR\breceiver\"A\n" +
+	"\x12FindPortalResponse\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\"\a\n" +
 	"\x05Empty\"2\n" +
 	"\x17EnsureRegisteredRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x1a\n" +
@@ -2963,7 +3086,7 @@ const file_bridge_proto_rawDesc = "" +
 	"\bDescribe\x12%.tributary.plugins.v1.DescribeRequest\x1a&.tributary.plugins.v1.DescribeResponse\x12P\n" +
 	"\x05Start\x12\".tributary.plugins.v1.StartRequest\x1a#.tributary.plugins.v1.StartResponse\x12M\n" +
 	"\x04Stop\x12!.tributary.plugins.v1.StopRequest\x1a\".tributary.plugins.v1.StopResponse\x12J\n" +
-	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\xa9\x10\n" +
+	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\x8a\x11\n" +
 	"\n" +
 	"MatrixHost\x12q\n" +
 	"\x10EnsureRegistered\x12-.tributary.plugins.v1.EnsureRegisteredRequest\x1a..tributary.plugins.v1.EnsureRegisteredResponse\x12\\\n" +
@@ -2991,7 +3114,9 @@ const file_bridge_proto_rawDesc = "" +
 	"\vUploadMedia\x12&.tributary.plugins.v1.UploadMediaChunk\x1a).tributary.plugins.v1.UploadMediaResponse(\x01\x12g\n" +
 	"\rDownloadMedia\x12*.tributary.plugins.v1.DownloadMediaRequest\x1a(.tributary.plugins.v1.DownloadMediaChunk0\x01\x12V\n" +
 	"\fDoublePuppet\x12).tributary.plugins.v1.DoublePuppetRequest\x1a\x1b.tributary.plugins.v1.Empty\x12S\n" +
-	"\x11ReportBridgeState\x12!.tributary.plugins.v1.BridgeState\x1a\x1b.tributary.plugins.v1.EmptyB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
+	"\x11ReportBridgeState\x12!.tributary.plugins.v1.BridgeState\x1a\x1b.tributary.plugins.v1.Empty\x12_\n" +
+	"\n" +
+	"FindPortal\x12'.tributary.plugins.v1.FindPortalRequest\x1a(.tributary.plugins.v1.FindPortalResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
 
 var (
 	file_bridge_proto_rawDescOnce sync.Once
@@ -3006,7 +3131,7 @@ func file_bridge_proto_rawDescGZIP() []byte {
 }
 
 var file_bridge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_bridge_proto_goTypes = []any{
 	(Membership)(0),                  // 0: tributary.plugins.v1.Membership
 	(*DescribeRequest)(nil),          // 1: tributary.plugins.v1.DescribeRequest
@@ -3018,102 +3143,106 @@ var file_bridge_proto_goTypes = []any{
 	(*Transaction)(nil),              // 7: tributary.plugins.v1.Transaction
 	(*Event)(nil),                    // 8: tributary.plugins.v1.Event
 	(*Ack)(nil),                      // 9: tributary.plugins.v1.Ack
-	(*Empty)(nil),                    // 10: tributary.plugins.v1.Empty
-	(*EnsureRegisteredRequest)(nil),  // 11: tributary.plugins.v1.EnsureRegisteredRequest
-	(*EnsureRegisteredResponse)(nil), // 12: tributary.plugins.v1.EnsureRegisteredResponse
-	(*SendEventRequest)(nil),         // 13: tributary.plugins.v1.SendEventRequest
-	(*SendEventResponse)(nil),        // 14: tributary.plugins.v1.SendEventResponse
-	(*SendStateRequest)(nil),         // 15: tributary.plugins.v1.SendStateRequest
-	(*SetMembershipRequest)(nil),     // 16: tributary.plugins.v1.SetMembershipRequest
-	(*SetProfileRequest)(nil),        // 17: tributary.plugins.v1.SetProfileRequest
-	(*SetProfileResponse)(nil),       // 18: tributary.plugins.v1.SetProfileResponse
-	(*CreateRoomRequest)(nil),        // 19: tributary.plugins.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),       // 20: tributary.plugins.v1.CreateRoomResponse
-	(*BatchSendRequest)(nil),         // 21: tributary.plugins.v1.BatchSendRequest
-	(*BatchEvent)(nil),               // 22: tributary.plugins.v1.BatchEvent
-	(*BatchSendResponse)(nil),        // 23: tributary.plugins.v1.BatchSendResponse
-	(*RedactRequest)(nil),            // 24: tributary.plugins.v1.RedactRequest
-	(*EnsureJoinedRequest)(nil),      // 25: tributary.plugins.v1.EnsureJoinedRequest
-	(*EnsureJoinedResponse)(nil),     // 26: tributary.plugins.v1.EnsureJoinedResponse
-	(*GetStateEventRequest)(nil),     // 27: tributary.plugins.v1.GetStateEventRequest
-	(*GetMembersRequest)(nil),        // 28: tributary.plugins.v1.GetMembersRequest
-	(*GetMembersResponse)(nil),       // 29: tributary.plugins.v1.GetMembersResponse
-	(*GetEventRequest)(nil),          // 30: tributary.plugins.v1.GetEventRequest
-	(*GetProfileRequest)(nil),        // 31: tributary.plugins.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),       // 32: tributary.plugins.v1.GetProfileResponse
-	(*SetTypingRequest)(nil),         // 33: tributary.plugins.v1.SetTypingRequest
-	(*MarkReadRequest)(nil),          // 34: tributary.plugins.v1.MarkReadRequest
-	(*SetAccountDataRequest)(nil),    // 35: tributary.plugins.v1.SetAccountDataRequest
-	(*GetAccountDataRequest)(nil),    // 36: tributary.plugins.v1.GetAccountDataRequest
-	(*GetAccountDataResponse)(nil),   // 37: tributary.plugins.v1.GetAccountDataResponse
-	(*SetRoomMutedRequest)(nil),      // 38: tributary.plugins.v1.SetRoomMutedRequest
-	(*UploadMediaChunk)(nil),         // 39: tributary.plugins.v1.UploadMediaChunk
-	(*UploadMediaResponse)(nil),      // 40: tributary.plugins.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),     // 41: tributary.plugins.v1.DownloadMediaRequest
-	(*DownloadMediaChunk)(nil),       // 42: tributary.plugins.v1.DownloadMediaChunk
-	(*DoublePuppetRequest)(nil),      // 43: tributary.plugins.v1.DoublePuppetRequest
-	(*BridgeState)(nil),              // 44: tributary.plugins.v1.BridgeState
+	(*FindPortalRequest)(nil),        // 10: tributary.plugins.v1.FindPortalRequest
+	(*FindPortalResponse)(nil),       // 11: tributary.plugins.v1.FindPortalResponse
+	(*Empty)(nil),                    // 12: tributary.plugins.v1.Empty
+	(*EnsureRegisteredRequest)(nil),  // 13: tributary.plugins.v1.EnsureRegisteredRequest
+	(*EnsureRegisteredResponse)(nil), // 14: tributary.plugins.v1.EnsureRegisteredResponse
+	(*SendEventRequest)(nil),         // 15: tributary.plugins.v1.SendEventRequest
+	(*SendEventResponse)(nil),        // 16: tributary.plugins.v1.SendEventResponse
+	(*SendStateRequest)(nil),         // 17: tributary.plugins.v1.SendStateRequest
+	(*SetMembershipRequest)(nil),     // 18: tributary.plugins.v1.SetMembershipRequest
+	(*SetProfileRequest)(nil),        // 19: tributary.plugins.v1.SetProfileRequest
+	(*SetProfileResponse)(nil),       // 20: tributary.plugins.v1.SetProfileResponse
+	(*CreateRoomRequest)(nil),        // 21: tributary.plugins.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),       // 22: tributary.plugins.v1.CreateRoomResponse
+	(*BatchSendRequest)(nil),         // 23: tributary.plugins.v1.BatchSendRequest
+	(*BatchEvent)(nil),               // 24: tributary.plugins.v1.BatchEvent
+	(*BatchSendResponse)(nil),        // 25: tributary.plugins.v1.BatchSendResponse
+	(*RedactRequest)(nil),            // 26: tributary.plugins.v1.RedactRequest
+	(*EnsureJoinedRequest)(nil),      // 27: tributary.plugins.v1.EnsureJoinedRequest
+	(*EnsureJoinedResponse)(nil),     // 28: tributary.plugins.v1.EnsureJoinedResponse
+	(*GetStateEventRequest)(nil),     // 29: tributary.plugins.v1.GetStateEventRequest
+	(*GetMembersRequest)(nil),        // 30: tributary.plugins.v1.GetMembersRequest
+	(*GetMembersResponse)(nil),       // 31: tributary.plugins.v1.GetMembersResponse
+	(*GetEventRequest)(nil),          // 32: tributary.plugins.v1.GetEventRequest
+	(*GetProfileRequest)(nil),        // 33: tributary.plugins.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),       // 34: tributary.plugins.v1.GetProfileResponse
+	(*SetTypingRequest)(nil),         // 35: tributary.plugins.v1.SetTypingRequest
+	(*MarkReadRequest)(nil),          // 36: tributary.plugins.v1.MarkReadRequest
+	(*SetAccountDataRequest)(nil),    // 37: tributary.plugins.v1.SetAccountDataRequest
+	(*GetAccountDataRequest)(nil),    // 38: tributary.plugins.v1.GetAccountDataRequest
+	(*GetAccountDataResponse)(nil),   // 39: tributary.plugins.v1.GetAccountDataResponse
+	(*SetRoomMutedRequest)(nil),      // 40: tributary.plugins.v1.SetRoomMutedRequest
+	(*UploadMediaChunk)(nil),         // 41: tributary.plugins.v1.UploadMediaChunk
+	(*UploadMediaResponse)(nil),      // 42: tributary.plugins.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),     // 43: tributary.plugins.v1.DownloadMediaRequest
+	(*DownloadMediaChunk)(nil),       // 44: tributary.plugins.v1.DownloadMediaChunk
+	(*DoublePuppetRequest)(nil),      // 45: tributary.plugins.v1.DoublePuppetRequest
+	(*BridgeState)(nil),              // 46: tributary.plugins.v1.BridgeState
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
 	8,  // 1: tributary.plugins.v1.Transaction.ephemeral:type_name -> tributary.plugins.v1.Event
 	0,  // 2: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	22, // 3: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	24, // 3: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
 	8,  // 4: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
 	1,  // 5: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
 	3,  // 6: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
 	5,  // 7: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
 	7,  // 8: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	11, // 9: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	13, // 10: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	15, // 11: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	16, // 12: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	17, // 13: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	19, // 14: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
-	21, // 15: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
-	24, // 16: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
-	25, // 17: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
-	27, // 18: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
-	28, // 19: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
-	30, // 20: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
-	31, // 21: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
-	33, // 22: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
-	34, // 23: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
-	35, // 24: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
-	36, // 25: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
-	38, // 26: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
-	39, // 27: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
-	41, // 28: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
-	43, // 29: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
-	44, // 30: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
-	2,  // 31: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 32: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 33: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 34: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	12, // 35: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	14, // 36: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	14, // 37: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	14, // 38: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	18, // 39: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	20, // 40: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
-	23, // 41: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
-	14, // 42: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
-	26, // 43: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
-	8,  // 44: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
-	29, // 45: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
-	8,  // 46: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
-	32, // 47: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
-	10, // 48: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
-	10, // 49: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
-	10, // 50: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
-	37, // 51: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
-	10, // 52: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
-	40, // 53: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
-	42, // 54: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
-	10, // 55: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
-	10, // 56: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
-	31, // [31:57] is the sub-list for method output_type
-	5,  // [5:31] is the sub-list for method input_type
+	13, // 9: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	15, // 10: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	17, // 11: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	18, // 12: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	19, // 13: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	21, // 14: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	23, // 15: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	26, // 16: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
+	27, // 17: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
+	29, // 18: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
+	30, // 19: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
+	32, // 20: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
+	33, // 21: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
+	35, // 22: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
+	36, // 23: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
+	37, // 24: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
+	38, // 25: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
+	40, // 26: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
+	41, // 27: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
+	43, // 28: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
+	45, // 29: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
+	46, // 30: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
+	10, // 31: tributary.plugins.v1.MatrixHost.FindPortal:input_type -> tributary.plugins.v1.FindPortalRequest
+	2,  // 32: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 33: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 34: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 35: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	14, // 36: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	16, // 37: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	16, // 38: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	16, // 39: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	20, // 40: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	22, // 41: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	25, // 42: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	16, // 43: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
+	28, // 44: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
+	8,  // 45: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
+	31, // 46: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
+	8,  // 47: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
+	34, // 48: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
+	12, // 49: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
+	12, // 50: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
+	12, // 51: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
+	39, // 52: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
+	12, // 53: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
+	42, // 54: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
+	44, // 55: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
+	12, // 56: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
+	12, // 57: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
+	11, // 58: tributary.plugins.v1.MatrixHost.FindPortal:output_type -> tributary.plugins.v1.FindPortalResponse
+	32, // [32:59] is the sub-list for method output_type
+	5,  // [5:32] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -3125,15 +3254,15 @@ func file_bridge_proto_init() {
 		return
 	}
 	file_bridge_proto_msgTypes[7].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[16].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[21].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[18].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bridge_proto_rawDesc), len(file_bridge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

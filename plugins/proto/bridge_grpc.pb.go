@@ -281,6 +281,7 @@ const (
 	MatrixHost_DownloadMedia_FullMethodName     = "/tributary.plugins.v1.MatrixHost/DownloadMedia"
 	MatrixHost_DoublePuppet_FullMethodName      = "/tributary.plugins.v1.MatrixHost/DoublePuppet"
 	MatrixHost_ReportBridgeState_FullMethodName = "/tributary.plugins.v1.MatrixHost/ReportBridgeState"
+	MatrixHost_FindPortal_FullMethodName        = "/tributary.plugins.v1.MatrixHost/FindPortal"
 )
 
 // MatrixHostClient is the client API for MatrixHost service.
@@ -350,6 +351,12 @@ type MatrixHostClient interface {
 	// ReportBridgeState tells the host a login's state (connected, bad
 	// credentials, transient disconnect…) or the bridge's own, for the admin.
 	ReportBridgeState(ctx context.Context, in *BridgeState, opts ...grpc.CallOption) (*Empty, error)
+	// FindPortal returns the room the server already has for a portal of the
+	// plugin's network (one `tributary import` made for the same
+	// conversation), so that the bridge continues in it instead of creating
+	// another; NOT_FOUND when there is none, or when the plugin's bot is not
+	// in it.
+	FindPortal(ctx context.Context, in *FindPortalRequest, opts ...grpc.CallOption) (*FindPortalResponse, error)
 }
 
 type matrixHostClient struct {
@@ -592,6 +599,16 @@ func (c *matrixHostClient) ReportBridgeState(ctx context.Context, in *BridgeStat
 	return out, nil
 }
 
+func (c *matrixHostClient) FindPortal(ctx context.Context, in *FindPortalRequest, opts ...grpc.CallOption) (*FindPortalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindPortalResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_FindPortal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatrixHostServer is the server API for MatrixHost service.
 // All implementations must embed UnimplementedMatrixHostServer
 // for forward compatibility.
@@ -659,6 +676,12 @@ type MatrixHostServer interface {
 	// ReportBridgeState tells the host a login's state (connected, bad
 	// credentials, transient disconnect…) or the bridge's own, for the admin.
 	ReportBridgeState(context.Context, *BridgeState) (*Empty, error)
+	// FindPortal returns the room the server already has for a portal of the
+	// plugin's network (one `tributary import` made for the same
+	// conversation), so that the bridge continues in it instead of creating
+	// another; NOT_FOUND when there is none, or when the plugin's bot is not
+	// in it.
+	FindPortal(context.Context, *FindPortalRequest) (*FindPortalResponse, error)
 	mustEmbedUnimplementedMatrixHostServer()
 }
 
@@ -734,6 +757,9 @@ func (UnimplementedMatrixHostServer) DoublePuppet(context.Context, *DoublePuppet
 }
 func (UnimplementedMatrixHostServer) ReportBridgeState(context.Context, *BridgeState) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportBridgeState not implemented")
+}
+func (UnimplementedMatrixHostServer) FindPortal(context.Context, *FindPortalRequest) (*FindPortalResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FindPortal not implemented")
 }
 func (UnimplementedMatrixHostServer) mustEmbedUnimplementedMatrixHostServer() {}
 func (UnimplementedMatrixHostServer) testEmbeddedByValue()                    {}
@@ -1134,6 +1160,24 @@ func _MatrixHost_ReportBridgeState_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MatrixHost_FindPortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindPortalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).FindPortal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_FindPortal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).FindPortal(ctx, req.(*FindPortalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MatrixHost_ServiceDesc is the grpc.ServiceDesc for MatrixHost service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1220,6 +1264,10 @@ var MatrixHost_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportBridgeState",
 			Handler:    _MatrixHost_ReportBridgeState_Handler,
+		},
+		{
+			MethodName: "FindPortal",
+			Handler:    _MatrixHost_FindPortal_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

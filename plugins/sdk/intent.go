@@ -345,6 +345,11 @@ func (in *intent) CreateRoom(ctx context.Context, req *mautrix.ReqCreateRoom) (i
 	if err := in.registered(ctx); err != nil {
 		return "", err
 	}
+	if in.kind == kindBot {
+		if roomID, ok, err := in.m.adoptPortal(ctx, req); err != nil || ok {
+			return roomID, err
+		}
+	}
 	for _, u := range req.Invite {
 		if err := in.m.ensureRegistered(ctx, u); err != nil {
 			return "", err

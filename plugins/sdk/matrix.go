@@ -57,6 +57,9 @@ type Matrix struct {
 	// sentByPuppets are events the bridge sent as double-puppeted users
 	// whose echo carries no mark (redactions).
 	sentByPuppets map[id.EventID]bool
+	// localRooms are the portal keys of the local room IDs bridgev2 asked
+	// for (adopt.go).
+	localRooms map[id.RoomID]networkid.PortalKey
 }
 
 var (
@@ -70,7 +73,7 @@ var (
 func NewMatrix(host proto.MatrixHostClient, env *Env, cfg *Config) *Matrix {
 	m := &Matrix{host: host, env: env, cfg: cfg, dpValue: "tributary-plugin:" + env.Name,
 		ghosts: map[id.UserID]*intent{}, registered: map[id.UserID]bool{env.BotUserID: true},
-		creates: map[id.RoomID]*event.Event{}, sentByPuppets: map[id.EventID]bool{}}
+		creates: map[id.RoomID]*event.Event{}, sentByPuppets: map[id.EventID]bool{}, localRooms: map[id.RoomID]networkid.PortalKey{}}
 	m.bot = &intent{m: m, user: env.BotUserID, kind: kindBot}
 	return m
 }
@@ -357,10 +360,14 @@ func (m *Matrix) GenerateDeterministicEventID(roomID id.RoomID, _ networkid.Port
 	return id.EventID("$" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)) + ":" + m.eventIDServer)
 }
 
-// GenerateDeterministicRoomID is only used with servers that let bridges
-// choose room IDs, which this one does not.
+// GenerateDeterministicRoomID names a portal's room before it exists
+// (bridgev2 puts it in the create request as its local room ID). This
+// server does not let bridges choose room IDs; the SDK uses the name to
+// know which portal a create request is for (adopt.go).
 func (m *Matrix) GenerateDeterministicRoomID(key networkid.PortalKey) id.RoomID {
-	return id.RoomID("!" + string(key.ID) + "." + string(key.Receiver) + ":" + m.env.ServerName)
+	roomID := id.RoomID("!" + string(key.ID) + "." + string(key.Receiver) + ":" + m.env.ServerName)
+	m.rememberLocalRoom(roomID, key)
+	return roomID
 }
 
 func (m *Matrix) GenerateReactionEventID(id.RoomID, *database.Message, networkid.UserID, networkid.EmojiID) id.EventID {

@@ -1,4 +1,4 @@
-package slack
+package slackfmt
 
 import (
 	"html"
@@ -81,7 +81,7 @@ func (c *conv) newline(block bool) {
 func (c *conv) pre(code string) {
 	code = strings.TrimPrefix(code, "\n")
 	c.newline(true)
-	plain := decodeEntities(code)
+	plain := DecodeEntities(code)
 	c.body.WriteString("```\n" + plain + "\n```")
 	c.html.WriteString("<pre><code>" + html.EscapeString(plain) + "</code></pre>")
 	c.formatted, c.block, c.started = true, true, true
@@ -141,7 +141,7 @@ func (c *conv) inline(s string) {
 		case ch == '`':
 			if j := strings.IndexByte(s[i+1:], '`'); j > 0 {
 				code := s[i+1 : i+1+j]
-				plain := decodeEntities(code)
+				plain := DecodeEntities(code)
 				c.body.WriteString("`" + plain + "`")
 				c.html.WriteString("<code>" + html.EscapeString(plain) + "</code>")
 				c.formatted = true
@@ -244,7 +244,7 @@ func isEmojiName(s string) bool {
 // token converts what stood between < and >.
 func (c *conv) token(t string) {
 	target, label, _ := strings.Cut(t, "|")
-	label = decodeEntities(label)
+	label = DecodeEntities(label)
 	switch {
 	case strings.HasPrefix(target, "@"):
 		slackID := target[1:]
@@ -292,12 +292,12 @@ func (c *conv) token(t string) {
 		c.body.WriteString(text)
 		c.html.WriteString(html.EscapeString(text))
 	default:
-		href := decodeEntities(target)
+		href := DecodeEntities(target)
 		show := label
 		if show == "" {
 			show = strings.TrimPrefix(href, "mailto:")
 		}
-		if !safeLink(href) {
+		if !SafeLink(href) {
 			c.body.WriteString(show)
 			c.html.WriteString(html.EscapeString(show))
 			return
@@ -321,8 +321,8 @@ func (c *conv) mention(u id.UserID) {
 	c.mentions = append(c.mentions, u)
 }
 
-// safeLink admits the schemes a link may have in a message.
-func safeLink(href string) bool {
+// SafeLink admits the schemes a link may have in a message.
+func SafeLink(href string) bool {
 	for _, p := range []string{"https://", "http://", "mailto:", "ftp://", "tel:"} {
 		if len(href) > len(p) && strings.EqualFold(href[:len(p)], p) {
 			return true
@@ -343,4 +343,5 @@ func entity(s string) (string, int) {
 
 var entities = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">")
 
-func decodeEntities(s string) string { return entities.Replace(s) }
+// DecodeEntities undoes the three entities Slack escapes text with.
+func DecodeEntities(s string) string { return entities.Replace(s) }

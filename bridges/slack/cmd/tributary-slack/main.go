@@ -1,0 +1,14 @@
+// Command tributary-slack is the Slack bridge as a Tributary plugin: the
+// bridges/slack connector run by the plugin SDK. The homeserver starts it
+// (plugins: in its config); started by hand it prints a notice and exits.
+package main
+
+import (
+	"github.com/tributary-hs/tributary/bridges/slack"
+	"github.com/tributary-hs/tributary/plugins/sdk"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() { sdk.Serve(slack.NewConnector(), sdk.WithVersion(version)) }

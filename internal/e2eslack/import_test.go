@@ -1,0 +1,200 @@
+package e2eslack
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/internal/slackexport"
+	"github.com/tributary-hs/tributary/internal/slackfake"
+	"github.com/tributary-hs/tributary/internal/testserver"
+)
+
+// TestSlackPluginContinuesImport is issue 17's "then the live plugin,
+// started on the same data, bridges new messages into the same rooms (same
+// portals), threads continuing the imported threads": `tributary import
+// slack` fills a stopped server's data from a generated export; the server
+// then runs the plugin, a Matrix user logs in with the workspace's bot
+// token, and what Slack's people say next lands in the imported room, a
+// thread reply in the imported thread.
+func TestSlackPluginContinuesImport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	fake := slackfake.New()
+	t.Cleanup(fake.Close)
+	logCallsOnFailure(t, fake)
+
+	export := filepath.Join(t.TempDir(), "export.zip")
+	m, err := slackexport.WriteFile(export, slackexport.Options{Seed: 17, TeamID: slackfake.TeamID, Users: 5, Bots: 1,
+		Channels: 2, Private: 1, DMs: 1, MPIMs: 1, Messages: 300, Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same workspace on the fake Slack.
+	for _, u := range m.Users {
+		fake.AddUser(u.ID, u.Name, u.RealName)
+	}
+	for _, c := range m.Conversations {
+		kind := map[string]string{"dm": "im"}[c.Kind]
+		if kind == "" {
+			kind = c.Kind
+		}
+		fake.AddChannel(slackfake.Channel{ID: c.ID, Name: c.Name, Kind: kind, Topic: c.Topic,
+			Members: append([]string{slackfake.BotUserID}, c.Members...)})
+	}
+	// A public channel with a thread whose root and replies were imported.
+	var conv *slackexport.Conversation
+	var root slackexport.Record
+	for _, r := range m.Records {
+		if r.ThreadTS == "" || r.ThreadTS == r.TS || r.Subtype != "" {
+			continue
+		}
+		for _, c := range m.Conversations {
+			if c.ID == r.Conv && c.Kind == "channel" {
+				conv = c
+			}
+		}
+		if conv != nil {
+			for _, rr := range m.Records {
+				if rr.Conv == r.Conv && rr.TS == r.ThreadTS {
+					root = rr
+				}
+			}
+			break
+		}
+	}
+	if conv == nil || root.TS == "" {
+		t.Fatal("the generated export has no thread in a public channel")
+	}
+
+	bin := pluginBinary(t)
+	cfg := writeConfig(t, bin, fake.APIURL())
+	dataDir := t.TempDir()
+	out, err := exec.CommandContext(ctx, testserver.Binary(t), "import", "slack", export, "--config", cfg,
+		"--data-dir", dataDir, "--server-name", "localhost").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tributary import slack: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Imported ") {
+		t.Fatalf("import output:\n%s", out)
+	}
+
+	s := startServer(t, cfg, dataDir)
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	w := newWatcher(t, alice)
+	w.autoJoin = true
+	mgmt := managementRoom(ctx, t, alice, w)
+	login(ctx, t, alice, w, mgmt, "bot", slackfake.BotToken)
+	awaitSocket(ctx, t, fake)
+
+	speaker := conv.Members[0]
+	fake.Say(conv.ID, speaker, "said live after the import", "")
+	live := w.findMessage(ctx, "said live after the import")
+	room := live.RoomID
+	if live.Sender != ghost(speaker) {
+		t.Errorf("live message from %s, want %s (the imported ghost)", live.Sender, ghost(speaker))
+	}
+	// The room is the one the import made for the channel.
+	var create map[string]any
+	if err := alice.StateEvent(ctx, room, event.StateCreate, "", &create); err != nil {
+		t.Fatal(err)
+	}
+	if got := create["org.tributary.portal"]; got != "slack:"+slackfake.TeamID+"-"+conv.ID {
+		t.Fatalf("the live message is in a room whose create event names portal %v, not the imported %s", got, conv.ID)
+	}
+	// With the imported history before it.
+	rootEvt := findByTS(ctx, t, alice, room, live.ID, root)
+
+	// A thread reply on Slack continues the imported thread.
+	fake.Say(conv.ID, speaker, "a live reply in an imported thread", root.TS)
+	reply := w.waitMessage(ctx, room, "a live reply in an imported thread")
+	rel := reply.Content.AsMessage().RelatesTo
+	if rel == nil || rel.Type != event.RelThread || rel.EventID != rootEvt {
+		t.Fatalf("live thread reply: relation %+v, want a thread on the imported root %s", rel, rootEvt)
+	}
+	// A Matrix reply in the imported thread goes into the Slack thread.
+	threadReply := &event.MessageEventContent{MsgType: event.MsgText, Body: "a Matrix reply in an imported thread"}
+	threadReply.GetRelatesTo().SetThread(rootEvt, reply.ID)
+	if _, err := alice.SendMessageEvent(ctx, room, event.EventMessage, threadReply); err != nil {
+		t.Fatal(err)
+	}
+	posted := awaitCall(ctx, t, fake, "the Matrix thread reply", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Message != nil && strings.Contains(c.Message.Text, "a Matrix reply in an imported thread")
+	})
+	if posted.Message.ThreadTS != root.TS {
+		t.Errorf("the Matrix reply went to Slack with thread_ts %q, want the imported root's %q", posted.Message.ThreadTS, root.TS)
+	}
+	// And Matrix → Slack goes to the same channel (relayed by the bot).
+	if _, err := alice.SendText(ctx, room, "hello from Matrix"); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "chat.postMessage", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Message != nil && c.Message.Channel == conv.ID &&
+			strings.Contains(c.Message.Text, "hello from Matrix")
+	})
+	// An admin removes the app: Slack sends tokens_revoked for the bot
+	// user, and the bot tells alice in her management room.
+	fake.Revoke(slackfake.BotToken, "token_revoked", true)
+	notice := w.botSays(ctx, mgmt, "BAD_CREDENTIALS")
+	if body := notice.Content.AsMessage().Body; !strings.Contains(body, "tokens were revoked") {
+		t.Errorf("the notice: %q", body)
+	}
+	// The plugin made no room of its own for the channel: alice is in the
+	// management room, the imported space and the imported channel only.
+	joined, err := alice.JoinedRooms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range joined.JoinedRooms {
+		if r == mgmt || r == room {
+			continue
+		}
+		var c map[string]any
+		if err := alice.StateEvent(ctx, r, event.StateCreate, "", &c); err != nil || c["org.tributary.portal"] == nil {
+			t.Errorf("alice is in %s, which the import did not make (create %v)", r, c)
+		}
+	}
+}
+
+// findByTS pages back from an event for the imported message rec (its
+// sender's ghost, its time) and returns its event ID.
+func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from id.EventID, rec slackexport.Record) id.EventID {
+	t.Helper()
+	sec, frac, _ := strings.Cut(rec.TS, ".")
+	s, _ := strconv.ParseInt(sec, 10, 64)
+	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+	want := s*1000 + us/1000
+	ctxResp, err := cli.Context(ctx, room, from, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := ctxResp.Start
+	for range 100 {
+		resp, err := cli.Messages(ctx, room, token, "", mautrix.DirectionBackward, nil, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, evt := range resp.Chunk {
+			if evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == ghost(rec.User) {
+				_ = evt.Content.ParseRaw(evt.Type)
+				if rel := evt.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
+					return evt.ID
+				}
+			}
+		}
+		if resp.End == "" || len(resp.Chunk) == 0 {
+			break
+		}
+		token = resp.End
+	}
+	t.Fatalf("the imported thread root %s (%s) is not in the room's history", rec.TS, rec.User)
+	return ""
+}
