@@ -25,8 +25,8 @@ run: build
 ## warns at the end if PostgreSQL tests were skipped (internal/pgtest leaves a marker per skip)
 test: build
 	@skipdir=$$(mktemp -d) || exit 1; \
-	echo 'TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -race -count=1 ./...'; \
-	TRIBUTARY_BIN=$(BIN) TRIBUTARY_PGTEST_SKIP_DIR=$$skipdir $(GO) test -tags goolm -race -count=1 ./...; \
+	echo 'TRIBUTARY_BIN=$(BIN) $(GO) test -tags goolm -race -count=1 -timeout 20m ./...'; \
+	TRIBUTARY_BIN=$(BIN) TRIBUTARY_PGTEST_SKIP_DIR=$$skipdir $(GO) test -tags goolm -race -count=1 -timeout 20m ./...; \
 	status=$$?; \
 	if [ -n "$$(ls -A "$$skipdir")" ]; then \
 		echo; \
