@@ -449,8 +449,12 @@ func newAdminCmd(g *globalFlags) *cobra.Command {
 					if asJSON {
 						return printJSON(cmd, &out)
 					}
-					if what == "media" && out.NumQuarantined == 0 {
+					switch {
+					case what == "media" && out.NumQuarantined == 0:
 						fmt.Fprintf(cmd.OutOrStdout(), "Nothing quarantined: %s is unknown, protected, or quarantined already%s\n", args[0], via(s))
+						return nil
+					case what == "media":
+						fmt.Fprintf(cmd.OutOrStdout(), "Quarantined %s%s\n", args[0], via(s))
 						return nil
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "Quarantined %d media of %s%s\n", out.NumQuarantined, args[0], via(s))
