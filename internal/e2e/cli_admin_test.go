@@ -128,7 +128,8 @@ func testCLIAdmin(t *testing.T, srv *testserver.Server, dbURL string, running bo
 	if _, err := bob.JoinRoomByID(ctx, doomed.RoomID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.SendText(ctx, doomed.RoomID, "soon gone"); err != nil {
+	gone, err := bob.SendText(ctx, doomed.RoomID, "soon gone")
+	if err != nil {
 		t.Fatal(err)
 	}
 	// History to purge in the garden, and media: one quarantined by its
@@ -377,6 +378,15 @@ func testCLIAdmin(t *testing.T, srv *testserver.Server, dbURL string, running bo
 				t.Fatalf("the server did not log %q as the operator:\n%s", action, logs)
 			}
 		}
+	}
+	// In the database: nothing of the deleted room but its block.
+	srv.Stop()
+	left, err := openStopped(t, srv, dbURL).RoomRows(ctx, doomed.RoomID, []id.EventID{gone.EventID}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(left) != "map[blocked_rooms:1]" {
+		t.Fatalf("rows of the purged room: %v", left)
 	}
 }
 
