@@ -515,9 +515,12 @@ func printDeleted(w io.Writer, st *admin.DeleteStatus, in deleteRoomIn) {
 	}
 }
 
+// orDash is a name for a table cell: "-" for none, and escaped, so that a
+// name with a tab or newline in it cannot break the table's rows.
 func orDash(s *string) string {
 	if s == nil || *s == "" {
 		return "-"
 	}
-	return strconv.Quote(*s)[1 : len(strconv.Quote(*s))-1]
+	q := strconv.Quote(*s)
+	return q[1 : len(q)-1]
 }
