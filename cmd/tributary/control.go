@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/bridges/manager"
+	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
@@ -59,9 +60,10 @@ func listenControl(path string) (net.Listener, error) {
 // controlHandler serves the control socket's operations, each one call of
 // the same core service method the HTTP API uses.
 func controlHandler(us *users.Service, plugins *manager.Manager, imports func(network string) (*importer.Local, error),
-	log *slog.Logger) http.Handler {
+	adminAPI *admin.API, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	registerImport(mux, imports, log)
+	registerAdmin(mux, adminAPI)
 	// POST /v1/plugins/list {}
 	mux.HandleFunc("POST /v1/plugins/list", func(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, map[string]any{"plugins": plugins.Status()})

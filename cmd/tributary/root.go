@@ -37,7 +37,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (default ./data)")
 	pf.StringVar(&g.databaseURL, "database-url", "", "postgres:// URL (default: SQLite in the data directory)")
 	pf.StringVar(&g.serverName, "server-name", "", "server name, the domain of user IDs (default localhost)")
-	root.AddCommand(newServeCmd(g), newGenerateConfigCmd(), newUserCmd(g), newPluginsCmd(g), newImportCmd(g), &cobra.Command{
+	root.AddCommand(newServeCmd(g), newGenerateConfigCmd(), newUserCmd(g), newAdminCmd(g), newPluginsCmd(g), newImportCmd(g), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

@@ -296,17 +296,19 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	imports := func(network string) (*importer.Local, error) { return core.importTarget(store, mediaSvc, network) }
-	if ctl, err := listenControl(controlPath(cfg)); errors.Is(err, errServerRunning) {
+	// The socket is taken now, so that a second server on the data
+	// directory stops here; it answers once the admin API is built (a
+	// command waits in the backlog meanwhile).
+	ctl, err := listenControl(controlPath(cfg))
+	if errors.Is(err, errServerRunning) {
 		return err
 	} else if err != nil {
 		// Without it, `tributary user deactivate` would write behind this
 		// server's back (it cannot tell that one runs).
 		log.Warn("no control socket: CLI commands will not reach this server", "path", controlPath(cfg), "err", err)
 	} else {
-		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, imports, log), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = ctlSrv.Serve(ctl) }()
 		defer func() {
-			_ = ctlSrv.Close()
+			_ = ctl.Close()
 			_ = os.Remove(controlPath(cfg))
 		}()
 	}
@@ -411,13 +413,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		Messages:           limiter(rl, rl.Messages),
 		DelayedManagement:  limiter(rl, rl.DelayedEventManagement),
 	}).Register(engine)
-	var notices *admin.Notices
-	if cfg.ServerNotices.Enabled {
-		notices = &admin.Notices{Users: us, Rooms: rs, Localpart: cfg.ServerNotices.Localpart, RoomName: cfg.ServerNotices.RoomName}
+	adminAPI := core.adminAPI(cfg, mediaSvc, registerLimit, destinations, log)
+	adminAPI.Register(engine)
+	if ctl != nil {
+		ctlSrv := &http.Server{Handler: controlHandler(us, plugins, imports, adminAPI, log), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ctlSrv.Serve(ctl) }()
+		defer ctlSrv.Close()
 	}
-	admin.New(us, registerLimit, notices, admin.Options{Rooms: rs, RoomReader: rs, Reports: rs, RoomWriter: rs, RoomDeleter: rs,
-		History: rs, RoomAdmin: rs,
-		Media: mediaSvc, Destinations: destinations, Version: version, Logger: log}).Register(engine)
 	fedOpts := inbound.Options{ServerName: cfg.ServerName, Version: version, Client: core.fedClient, Logger: log,
 		FederatesWith: cfg.Federation.FederatesWith}
 	if cfg.Federation.Enabled {

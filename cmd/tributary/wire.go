@@ -16,6 +16,7 @@ import (
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/appservice/routes"
 	"github.com/tributary-hs/tributary/bridges/manager"
+	"github.com/tributary-hs/tributary/core/admin"
 	"github.com/tributary-hs/tributary/core/bridging"
 	"github.com/tributary-hs/tributary/core/config"
 	"github.com/tributary-hs/tributary/core/ephemeral"
@@ -239,4 +240,19 @@ func newRemoteMedia(cfg *config.Config, client *federation.Client) media.RemoteM
 func (c *coreServices) importTarget(store storage.Store, media importer.Media, network string) (*importer.Local, error) {
 	return importer.NewLocal(importer.LocalDeps{Identities: c.imports, Owns: c.appservices.OwnsUser,
 		Contract: c.bridging, Accounts: c.users, Rooms: c.rooms, Media: media, Store: store}, network)
+}
+
+// adminAPI is the admin API on these services, for the HTTP routes and the
+// control socket, and for `tributary admin` on a stopped server's data
+// (register and destinations nil there: no HTTP, no federation sender).
+func (c *coreServices) adminAPI(cfg *config.Config, mediaSvc *media.Service, register *httpx.Limiter,
+	destinations admin.Destinations, log *slog.Logger) *admin.API {
+	var notices *admin.Notices
+	if cfg.ServerNotices.Enabled {
+		notices = &admin.Notices{Users: c.users, Rooms: c.rooms, Localpart: cfg.ServerNotices.Localpart,
+			RoomName: cfg.ServerNotices.RoomName}
+	}
+	return admin.New(c.users, register, notices, admin.Options{Rooms: c.rooms, RoomReader: c.rooms, Reports: c.rooms,
+		RoomWriter: c.rooms, RoomDeleter: c.rooms, History: c.rooms, RoomAdmin: c.rooms, Media: mediaSvc,
+		Destinations: destinations, Version: version, Logger: log})
 }

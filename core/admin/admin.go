@@ -79,8 +79,7 @@ func New(u *users.Service, register *httpx.Limiter, notices *Notices, opts Optio
 
 // audit logs an admin action: who did what to whom.
 func (a *API) audit(c *gin.Context, action string, args ...any) {
-	a.opts.Logger.InfoContext(c.Request.Context(), "admin action", append([]any{"action", action,
-		"admin", httpx.PrincipalOf(c).UserID}, args...)...)
+	a.auditAs(c.Request.Context(), actorOf(c), action, args...)
 }
 
 // Register adds the admin routes to r.

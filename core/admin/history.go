@@ -42,6 +42,8 @@ type task struct {
 	err      string
 	failed   map[id.EventID]string
 	finished time.Time
+	// done is closed when the task ends.
+	done chan struct{}
 }
 
 type tasks struct {
@@ -53,7 +55,7 @@ type tasks struct {
 func (t *tasks) start(kind, status string) (string, *task) {
 	raw := make([]byte, 12)
 	_, _ = rand.Read(raw)
-	x := &task{kind: kind, status: status}
+	x := &task{kind: kind, status: status, done: make(chan struct{})}
 	key := hex.EncodeToString(raw)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -92,10 +94,6 @@ func (t *tasks) get(kind, key string) *task {
 // {"delete_local_events": bool, "purge_up_to_event_id": …, "purge_up_to_ts": ms}:
 // the point is checked now, the purge runs in the background.
 func (a *API) purgeHistory(c *gin.Context) {
-	h, ok := a.history(c)
-	if !ok {
-		return
-	}
 	roomID, ok := roomParam(c)
 	if !ok {
 		return
@@ -121,54 +119,101 @@ func (a *API) purgeHistory(c *gin.Context) {
 			return
 		}
 		req.TS = *body.TS
-	default:
-		httpx.Fail(c, types.InvalidParam("must specify purge_up_to_event_id or purge_up_to_ts"))
-		return
 	}
-	if req.EventID != "" {
-		if err := types.CheckEventID(req.EventID); err != nil {
-			httpx.Fail(c, err)
-			return
-		}
-	}
-	ctx := context.WithoutCancel(c.Request.Context())
-	before, err := h.PurgePoint(ctx, req)
+	purgeID, err := a.StartPurgeHistory(c.Request.Context(), actorOf(c), req)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.OK(c, gin.H{"purge_id": purgeID})
+}
+
+// StartPurgeHistory checks a history purge, finds its point and runs it in
+// the background (the HTTP API and the CLI); PurgeStatusOf follows it.
+func (a *API) StartPurgeHistory(ctx context.Context, act Actor, req *rooms.PurgeHistoryRequest) (string, error) {
+	h := a.opts.History
+	if h == nil {
+		return "", unrecognized()
+	}
+	if err := checkRoomID(req.RoomID); err != nil {
+		return "", err
+	}
+	switch {
+	case req.EventID != "":
+		if err := types.CheckEventID(req.EventID); err != nil {
+			return "", err
+		}
+	case req.TS > 0:
+	case req.TS < 0:
+		return "", types.InvalidParam("purge_up_to_ts must be a positive timestamp in milliseconds")
+	default:
+		return "", types.InvalidParam("must specify purge_up_to_event_id or purge_up_to_ts")
+	}
+	ctx = context.WithoutCancel(ctx)
+	act, err := a.resolve(ctx, act)
+	if err != nil {
+		return "", err
+	}
+	before, err := h.PurgePoint(ctx, req)
+	if err != nil {
+		return "", err
+	}
 	purgeID, x := a.tasks.start("purge", "active")
-	a.audit(c, "purge history", "room", roomID, "before_stream_pos", before, "event", req.EventID, "ts", req.TS,
+	a.auditAs(ctx, act, "purge history", "room", req.RoomID, "before_stream_pos", before, "event", req.EventID, "ts", req.TS,
 		"delete_local_events", req.DeleteLocalEvents, "purge_id", purgeID)
 	go func() {
 		n, err := h.PurgeHistory(ctx, req, before)
 		a.tasks.update(func() {
 			x.finished = time.Now()
 			if err != nil {
-				x.status, x.err = "failed", err.Error()
-				return
+				x.status, x.err = "failed", errorText(err)
+			} else {
+				x.status = "complete"
 			}
-			x.status = "complete"
+			close(x.done)
 		})
 		if err != nil {
-			a.opts.Logger.Warn("purging history failed", "room", roomID, "purge_id", purgeID, "err", err)
+			a.opts.Logger.Warn("purging history failed", "room", req.RoomID, "purge_id", purgeID, "err", err)
 			return
 		}
-		a.opts.Logger.Info("history purged", "room", roomID, "purge_id", purgeID, "events", n)
+		a.opts.Logger.Info("history purged", "room", req.RoomID, "purge_id", purgeID, "events", n)
 	}()
-	httpx.OK(c, gin.H{"purge_id": purgeID})
+	return purgeID, nil
+}
+
+// TaskStatus is an asynchronous admin task's state, as
+// purge_history_status answers.
+type TaskStatus struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// PurgeStatusOf is a history purge's status; with wait > 0 it first waits
+// up to that long (or until ctx ends) for the purge to end.
+func (a *API) PurgeStatusOf(ctx context.Context, purgeID string, wait time.Duration) (*TaskStatus, error) {
+	x := a.tasks.get("purge", purgeID)
+	if x == nil {
+		return nil, types.NotFound("purge id '%s' not found", purgeID)
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-x.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		x = a.tasks.get("purge", purgeID)
+	}
+	return &TaskStatus{Status: x.status, Error: x.err}, nil
 }
 
 // GET /_synapse/admin/v1/purge_history_status/{purgeId}
 func (a *API) purgeHistoryStatus(c *gin.Context) {
-	x := a.tasks.get("purge", c.Param("purgeId"))
-	if x == nil {
-		httpx.Fail(c, types.NotFound("purge id '%s' not found", c.Param("purgeId")))
+	out, err := a.PurgeStatusOf(c.Request.Context(), c.Param("purgeId"), 0)
+	if err != nil {
+		httpx.Fail(c, err)
 		return
-	}
-	out := gin.H{"status": x.status}
-	if x.err != "" {
-		out["error"] = x.err
 	}
 	httpx.OK(c, out)
 }
@@ -245,6 +290,7 @@ func (a *API) redactUser(c *gin.Context) {
 		a.tasks.update(func() {
 			x.finished = time.Now()
 			x.failed = failed
+			defer close(x.done)
 			if ferr != nil {
 				x.status, x.err = "failed", ferr.Error()
 				return

@@ -202,49 +202,82 @@ func (a *API) deleteOldMedia(c *gin.Context) {
 // unquarantine)
 func (a *API) quarantineOne(on bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		m, ok := a.media(c)
-		if !ok || !a.localMedia(c, m) {
-			return
-		}
-		var by id.UserID
-		if on {
-			by = httpx.PrincipalOf(c).UserID
-		}
-		if _, err := m.Quarantine(c.Request.Context(), []string{c.Param("mediaId")}, by); err != nil {
+		if _, err := a.QuarantineMedia(c.Request.Context(), actorOf(c), c.Param("serverName"), c.Param("mediaId"), on); err != nil {
 			httpx.Fail(c, err)
 			return
 		}
-		a.audit(c, "quarantine media", "media", c.Param("mediaId"), "quarantined", on)
 		httpx.OK(c, httpx.Empty)
 	}
 }
 
+// QuarantineMedia quarantines one of this server's media, or lifts its
+// quarantine (the HTTP API and the CLI). It returns how many records
+// changed: 0 for media that are unknown, protected, or already so.
+func (a *API) QuarantineMedia(ctx context.Context, act Actor, serverName, mediaID string, on bool) (int, error) {
+	m := a.opts.Media
+	if m == nil {
+		return 0, unrecognized()
+	}
+	if serverName != m.ServerName() {
+		return 0, types.InvalidParam("Can only act on local media")
+	}
+	if mediaID == "" {
+		return 0, types.InvalidParam("Missing media ID")
+	}
+	act, err := a.resolve(ctx, act)
+	if err != nil {
+		return 0, err
+	}
+	var by id.UserID
+	if on {
+		by = act.UserID
+	}
+	n, err := m.Quarantine(ctx, []string{mediaID}, by)
+	if err != nil {
+		return 0, err
+	}
+	a.auditAs(ctx, act, "quarantine media", "media", mediaID, "quarantined", on, "changed", n)
+	return n, nil
+}
+
 // POST /_synapse/admin/v1/user/{userId}/media/quarantine
 func (a *API) quarantineUserMedia(c *gin.Context) {
-	m, ok := a.media(c)
-	if !ok {
-		return
-	}
-	userID, ok := a.localUser(c)
-	if !ok {
-		return
-	}
-	list, _, err := m.List(c.Request.Context(), media.Query{UserID: userID})
+	n, err := a.QuarantineUserMedia(c.Request.Context(), actorOf(c), id.UserID(c.Param("userId")))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
+	}
+	httpx.OK(c, gin.H{"num_quarantined": n})
+}
+
+// QuarantineUserMedia quarantines every medium a local user uploaded but
+// the protected ones (the HTTP API and the CLI); it returns how many.
+func (a *API) QuarantineUserMedia(ctx context.Context, act Actor, userID id.UserID) (int, error) {
+	m := a.opts.Media
+	if m == nil {
+		return 0, unrecognized()
+	}
+	if err := a.checkLocalUser(userID); err != nil {
+		return 0, err
+	}
+	act, err := a.resolve(ctx, act)
+	if err != nil {
+		return 0, err
+	}
+	list, _, err := m.List(ctx, media.Query{UserID: userID})
+	if err != nil {
+		return 0, err
 	}
 	ids := make([]string, 0, len(list))
 	for _, r := range list {
 		ids = append(ids, r.MediaID)
 	}
-	n, err := m.Quarantine(c.Request.Context(), ids, httpx.PrincipalOf(c).UserID)
+	n, err := m.Quarantine(ctx, ids, act.UserID)
 	if err != nil {
-		httpx.Fail(c, err)
-		return
+		return 0, err
 	}
-	a.audit(c, "quarantine media of user", "user", userID, "count", n)
-	httpx.OK(c, gin.H{"num_quarantined": n})
+	a.auditAs(ctx, act, "quarantine media of user", "user", userID, "count", n)
+	return n, nil
 }
 
 // POST /_synapse/admin/v1/media/protect/{mediaId} (and unprotect)

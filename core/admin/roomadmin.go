@@ -269,18 +269,32 @@ func (a *API) roomMedia(c *gin.Context) {
 // /quarantine_media/{roomId}): every media item the room's events hold,
 // this server's and the cached copies of other servers', is quarantined.
 func (a *API) quarantineRoomMedia(c *gin.Context) {
-	ra, roomID, ok := a.roomAdminParam(c)
-	if !ok {
-		return
-	}
-	m, ok := a.media(c)
-	if !ok {
-		return
-	}
-	local, remote, err := ra.RoomMedia(c.Request.Context(), roomID)
+	n, err := a.QuarantineRoomMedia(c.Request.Context(), actorOf(c), id.RoomID(c.Param("roomId")))
 	if err != nil {
 		httpx.Fail(c, err)
 		return
+	}
+	httpx.OK(c, gin.H{"num_quarantined": n})
+}
+
+// QuarantineRoomMedia quarantines every medium the room's events refer to,
+// this server's and cached copies of others' (the HTTP API and the CLI);
+// it returns how many.
+func (a *API) QuarantineRoomMedia(ctx context.Context, act Actor, roomID id.RoomID) (int, error) {
+	ra, m := a.opts.RoomAdmin, a.opts.Media
+	if ra == nil || m == nil {
+		return 0, unrecognized()
+	}
+	if err := checkRoomID(roomID); err != nil {
+		return 0, err
+	}
+	act, err := a.resolve(ctx, act)
+	if err != nil {
+		return 0, err
+	}
+	local, remote, err := ra.RoomMedia(ctx, roomID)
+	if err != nil {
+		return 0, err
 	}
 	var keys []string
 	for _, uri := range append(local, remote...) {
@@ -288,11 +302,10 @@ func (a *API) quarantineRoomMedia(c *gin.Context) {
 			keys = append(keys, k)
 		}
 	}
-	n, err := m.Quarantine(c.Request.Context(), keys, httpx.PrincipalOf(c).UserID)
+	n, err := m.Quarantine(ctx, keys, act.UserID)
 	if err != nil {
-		httpx.Fail(c, err)
-		return
+		return 0, err
 	}
-	a.audit(c, "quarantine room media", "room", roomID, "quarantined", n)
-	httpx.OK(c, gin.H{"num_quarantined": n})
+	a.auditAs(ctx, act, "quarantine room media", "room", roomID, "quarantined", n)
+	return n, nil
 }

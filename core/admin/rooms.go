@@ -26,8 +26,8 @@ type RoomReader interface {
 // roomParam is the {roomId} path parameter.
 func roomParam(c *gin.Context) (id.RoomID, bool) {
 	r := id.RoomID(c.Param("roomId"))
-	if !strings.HasPrefix(string(r), "!") || len(r) < 2 { // v12 room IDs have no server part
-		httpx.Fail(c, types.InvalidParam("Invalid room ID"))
+	if err := checkRoomID(r); err != nil {
+		httpx.Fail(c, err)
 		return "", false
 	}
 	return r, true
@@ -43,20 +43,50 @@ func (a *API) roomReader(c *gin.Context) (RoomReader, bool) {
 
 // GET /_synapse/admin/v1/rooms
 func (a *API) listRooms(c *gin.Context) {
-	rr, ok := a.roomReader(c)
-	if !ok {
+	q := RoomQuery{OrderBy: c.DefaultQuery("order_by", "name"), Dir: c.DefaultQuery("dir", "f"), Search: c.Query("search_term")}
+	var ok bool
+	if q.From, ok = queryInt(c, "from", 0); !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	from, ok := queryInt(c, "from", 0)
-	if !ok {
+	if q.Limit, ok = queryInt(c, "limit", 100); !ok {
 		return
 	}
-	limit, ok := queryInt(c, "limit", 100)
-	if !ok {
+	page, err := a.ListRooms(c.Request.Context(), q)
+	if err != nil {
+		httpx.Fail(c, err)
 		return
 	}
-	orderBy := c.DefaultQuery("order_by", "name")
+	httpx.OK(c, page)
+}
+
+// RoomQuery selects and orders the rooms ListRooms lists.
+type RoomQuery struct {
+	From, Limit int
+	// Search is a substring (any case) of the room's name, ID or canonical alias.
+	Search string
+	// OrderBy is one of Synapse's order_by values ("" = name); Dir "f" or "b".
+	OrderBy, Dir string
+}
+
+// RoomPage is one page of rooms, as GET /_synapse/admin/v1/rooms answers.
+type RoomPage struct {
+	Rooms      []*rooms.AdminRoom `json:"rooms"`
+	Offset     int                `json:"offset"`
+	TotalRooms int                `json:"total_rooms"`
+	NextBatch  *int               `json:"next_batch,omitempty"`
+	PrevBatch  *int               `json:"prev_batch,omitempty"`
+}
+
+// ListRooms lists the rooms this server knows (the HTTP API and the CLI).
+func (a *API) ListRooms(ctx context.Context, q RoomQuery) (*RoomPage, error) {
+	rr := a.opts.RoomReader
+	if rr == nil {
+		return nil, unrecognized()
+	}
+	if q.From < 0 || q.Limit < 0 {
+		return nil, types.InvalidParam("from and limit must be non-negative")
+	}
+	from, limit, orderBy, dir := q.From, q.Limit, cmp.Or(q.OrderBy, "name"), cmp.Or(q.Dir, "f")
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -97,26 +127,21 @@ func (a *API) listRooms(c *gin.Context) {
 	}
 	key, known := keys[orderBy]
 	if !known {
-		httpx.Fail(c, types.InvalidParam("Unknown value for order_by: %s", orderBy))
-		return
+		return nil, types.InvalidParam("Unknown value for order_by: %s", orderBy)
 	}
-	dir := c.DefaultQuery("dir", "f")
 	if dir != "f" && dir != "b" {
-		httpx.Fail(c, types.InvalidParam("Unknown direction: %s", dir))
-		return
+		return nil, types.InvalidParam("Unknown direction: %s", dir)
 	}
-	search := strings.ToLower(c.Query("search_term"))
+	search := strings.ToLower(q.Search)
 	ids, err := rr.ListRoomIDs(ctx)
 	if err != nil {
-		httpx.Fail(c, err)
-		return
+		return nil, err
 	}
 	var list []*rooms.AdminRoom
 	for _, r := range ids {
 		info, err := rr.AdminRoom(ctx, r)
 		if err != nil {
-			httpx.Fail(c, err)
-			return
+			return nil, err
 		}
 		if search != "" && !strings.Contains(strings.ToLower(str(info.Name)), search) &&
 			!strings.Contains(strings.ToLower(string(r)), search) &&
@@ -133,18 +158,22 @@ func (a *API) listRooms(c *gin.Context) {
 		return r
 	})
 	total := len(list)
-	page := list[min(from, total):min(from+limit, total)]
-	if page == nil {
-		page = []*rooms.AdminRoom{}
+	start, end := min(from, total), total
+	if limit < total-from { // no overflow with a huge limit
+		end = from + limit
 	}
-	resp := gin.H{"rooms": page, "offset": from, "total_rooms": total}
-	if from+limit < total {
-		resp["next_batch"] = from + limit
+	page := &RoomPage{Rooms: list[start:max(start, end)], Offset: from, TotalRooms: total}
+	if page.Rooms == nil {
+		page.Rooms = []*rooms.AdminRoom{}
+	}
+	if end < total {
+		page.NextBatch = &end
 	}
 	if from > 0 {
-		resp["prev_batch"] = max(from-limit, 0)
+		prev := max(from-limit, 0)
+		page.PrevBatch = &prev
 	}
-	httpx.OK(c, resp)
+	return page, nil
 }
 
 // GET /_synapse/admin/v1/rooms/{roomId}
@@ -320,4 +349,15 @@ func (a *API) joinUser(c *gin.Context) {
 	}
 	a.audit(c, "join user to room", "user", body.UserID, "room", roomID)
 	httpx.OK(c, gin.H{"room_id": roomID})
+}
+
+// ResolveRoom is the room a room ID or alias names (the CLI takes either).
+func (a *API) ResolveRoom(ctx context.Context, roomIDOrAlias string) (id.RoomID, error) {
+	if a.opts.RoomWriter == nil {
+		return "", unrecognized()
+	}
+	if !strings.HasPrefix(roomIDOrAlias, "!") && !strings.HasPrefix(roomIDOrAlias, "#") {
+		return "", types.InvalidParam("%q is neither a room ID (!…) nor an alias (#…)", roomIDOrAlias)
+	}
+	return a.opts.RoomWriter.ResolveRoom(ctx, roomIDOrAlias)
 }

@@ -20,8 +20,8 @@ import (
 // The user endpoints of Synapse's admin API, with its request and response
 // shapes (docs: "User Admin API").
 
-// userJSON is an account as the admin API shows it.
-type userJSON struct {
+// UserInfo is an account as the admin API shows it.
+type UserInfo struct {
 	Name         id.UserID `json:"name"`
 	DisplayName  *string   `json:"displayname"`
 	AvatarURL    *string   `json:"avatar_url"`
@@ -50,7 +50,7 @@ func nonEmpty(s string) *string {
 }
 
 // describe is the admin API's view of an account (creation_ts in ms).
-func (a *API) describe(ctx context.Context, acc *users.Account) (*userJSON, error) {
+func (a *API) describe(ctx context.Context, acc *users.Account) (*UserInfo, error) {
 	name, avatar, err := a.users.Profile(ctx, acc.UserID)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func (a *API) describe(ctx context.Context, acc *users.Account) (*userJSON, erro
 	if err != nil {
 		return nil, err
 	}
-	return &userJSON{Name: acc.UserID, DisplayName: nonEmpty(name), AvatarURL: nonEmpty(avatar), ThreePIDs: []any{}, ShadowBanned: shadowBanned,
+	return &UserInfo{Name: acc.UserID, DisplayName: nonEmpty(name), AvatarURL: nonEmpty(avatar), ThreePIDs: []any{}, ShadowBanned: shadowBanned,
 		ExternalIDs: []any{}, Admin: acc.IsAdmin, Deactivated: acc.Deactivated, Erased: acc.Deactivated && name == "" && avatar == "",
 		Locked: locked, Suspended: suspended, Approved: true, CreationTS: acc.CreatedAt,
 		AppServiceID: nonEmpty(acc.AppServiceID), UserType: nonEmpty(acc.UserType)}, nil
@@ -73,12 +73,8 @@ func (a *API) describe(ctx context.Context, acc *users.Account) (*userJSON, erro
 // server.
 func (a *API) localUser(c *gin.Context) (id.UserID, bool) {
 	u := id.UserID(c.Param("userId"))
-	if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
-		httpx.Fail(c, types.InvalidParam("Invalid user ID"))
-		return "", false
-	}
-	if u.Homeserver() != a.users.ServerName() {
-		httpx.Fail(c, types.InvalidParam("Can only look up local users"))
+	if err := a.checkLocalUser(u); err != nil {
+		httpx.Fail(c, err)
 		return "", false
 	}
 	return u, true
@@ -116,51 +112,81 @@ func queryInt(c *gin.Context, key string, def int) (int, bool) {
 
 // GET /_synapse/admin/v2/users (and v3): paged, filtered, ordered.
 func (a *API) listUsers(c *gin.Context) {
-	ctx := c.Request.Context()
-	from, ok := queryInt(c, "from", 0)
-	if !ok {
+	q := UserQuery{OrderBy: c.DefaultQuery("order_by", "name"), Dir: c.DefaultQuery("dir", "f"),
+		UserID: c.Query("user_id"), Name: c.Query("name")}
+	var ok bool
+	if q.From, ok = queryInt(c, "from", 0); !ok {
 		return
 	}
-	limit, ok := queryInt(c, "limit", 100)
-	if !ok {
+	if q.Limit, ok = queryInt(c, "limit", 100); !ok {
 		return
 	}
-	guests, ok := queryBool(c, "guests", true)
-	if !ok {
+	if _, ok = queryBool(c, "guests", true); !ok { // this server has no guest accounts
 		return
 	}
-	_ = guests // this server has no guest accounts
-	deactivated, ok := queryBool(c, "deactivated", false)
-	if !ok {
+	if q.Deactivated, ok = queryBool(c, "deactivated", false); !ok {
 		return
 	}
-	_, adminsGiven := c.GetQuery("admins")
-	admins, ok := queryBool(c, "admins", false)
-	if !ok {
-		return
+	if _, given := c.GetQuery("admins"); given {
+		admins, ok := queryBool(c, "admins", false)
+		if !ok {
+			return
+		}
+		q.Admins = &admins
 	}
-	orderBy := c.DefaultQuery("order_by", "name")
-	switch orderBy {
-	case "name", "admin", "deactivated", "creation_ts", "displayname", "avatar_url", "user_type", "is_guest", "shadow_banned", "locked":
-	default:
-		httpx.Fail(c, types.InvalidParam("Unknown value for order_by: %s", orderBy))
-		return
-	}
-	dir := c.DefaultQuery("dir", "f")
-	if dir != "f" && dir != "b" {
-		httpx.Fail(c, types.InvalidParam("Unknown direction: %s", dir))
-		return
-	}
-	userFilter := strings.ToLower(c.Query("user_id"))
-	nameFilter := strings.ToLower(c.Query("name"))
-	accounts, err := a.users.ListAccounts(ctx)
+	page, err := a.ListUsers(c.Request.Context(), q)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	var list []*userJSON
+	httpx.OK(c, page)
+}
+
+// UserQuery selects and orders the users ListUsers lists.
+type UserQuery struct {
+	From, Limit int
+	// UserID and Name are substrings (any case) of the user ID, and of the
+	// user ID or display name.
+	UserID, Name string
+	// Deactivated lists deactivated users too.
+	Deactivated bool
+	// Admins, when set, lists only admins (true) or only non-admins.
+	Admins *bool
+	// OrderBy is one of Synapse's order_by values ("" = name); Dir "f" or "b".
+	OrderBy, Dir string
+}
+
+// UserPage is one page of users, as GET /_synapse/admin/v2/users answers.
+type UserPage struct {
+	Users     []*UserInfo `json:"users"`
+	Total     int         `json:"total"`
+	NextToken string      `json:"next_token,omitempty"`
+}
+
+// ListUsers lists this server's accounts (the HTTP API and the CLI).
+func (a *API) ListUsers(ctx context.Context, q UserQuery) (*UserPage, error) {
+	orderBy := cmp.Or(q.OrderBy, "name")
+	switch orderBy {
+	case "name", "admin", "deactivated", "creation_ts", "displayname", "avatar_url", "user_type", "is_guest", "shadow_banned", "locked":
+	default:
+		return nil, types.InvalidParam("Unknown value for order_by: %s", orderBy)
+	}
+	dir := cmp.Or(q.Dir, "f")
+	if dir != "f" && dir != "b" {
+		return nil, types.InvalidParam("Unknown direction: %s", dir)
+	}
+	if q.From < 0 || q.Limit < 0 {
+		return nil, types.InvalidParam("from and limit must be non-negative")
+	}
+	userFilter := strings.ToLower(q.UserID)
+	nameFilter := strings.ToLower(q.Name)
+	accounts, err := a.users.ListAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var list []*UserInfo
 	for _, acc := range accounts {
-		if (acc.Deactivated && !deactivated) || (adminsGiven && acc.IsAdmin != admins) {
+		if (acc.Deactivated && !q.Deactivated) || (q.Admins != nil && acc.IsAdmin != *q.Admins) {
 			continue
 		}
 		if userFilter != "" && !strings.Contains(strings.ToLower(acc.UserID.String()), userFilter) {
@@ -168,8 +194,7 @@ func (a *API) listUsers(c *gin.Context) {
 		}
 		u, err := a.describe(ctx, acc)
 		if err != nil {
-			httpx.Fail(c, err)
-			return
+			return nil, err
 		}
 		if nameFilter != "" && !strings.Contains(strings.ToLower(acc.UserID.String()), nameFilter) &&
 			(u.DisplayName == nil || !strings.Contains(strings.ToLower(*u.DisplayName), nameFilter)) {
@@ -189,7 +214,7 @@ func (a *API) listUsers(c *gin.Context) {
 		}
 		return 0
 	}
-	slices.SortStableFunc(list, func(x, y *userJSON) int {
+	slices.SortStableFunc(list, func(x, y *UserInfo) int {
 		var r int
 		switch orderBy {
 		case "admin":
@@ -214,15 +239,18 @@ func (a *API) listUsers(c *gin.Context) {
 		return r
 	})
 	total := len(list)
-	page := list[min(from, total):min(from+limit, total)]
-	if page == nil {
-		page = []*userJSON{}
+	end := total
+	if q.Limit < total-q.From { // no overflow with a huge limit
+		end = q.From + q.Limit
 	}
-	resp := gin.H{"users": page, "total": total}
-	if from+limit < total {
-		resp["next_token"] = strconv.Itoa(from + limit)
+	page := &UserPage{Users: list[min(q.From, total):max(end, min(q.From, total))], Total: total}
+	if page.Users == nil {
+		page.Users = []*UserInfo{}
 	}
-	httpx.OK(c, resp)
+	if end < total {
+		page.NextToken = strconv.Itoa(end)
+	}
+	return page, nil
 }
 
 // GET /_synapse/admin/v2/users/{userId}
