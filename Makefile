@@ -14,6 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tributary
 	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-irc ./bridges/irc/cmd/tributary-irc
+	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-telegram ./bridges/telegram/cmd/tributary-telegram
 
 ## run: start a homeserver for localhost on 127.0.0.1:8008 with SQLite in ./data
 run: build
