@@ -37,6 +37,7 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 			event.FmtSpoiler: event.CapLevelFullySupported, event.FmtBlockquote: event.CapLevelFullySupported,
 			event.FmtInlineLink: event.CapLevelFullySupported, event.FmtUserLink: event.CapLevelPartialSupport,
 		},
+		File:                fileFeatures(),
 		MaxTextLength:       4096,
 		Reply:               event.CapLevelFullySupported,
 		Edit:                event.CapLevelFullySupported,
@@ -49,6 +50,21 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 		ReadReceipts:        false,
 		TypingNotifications: false,
 	}
+}
+
+// fileFeatures: a bot may upload files up to 50 MB, with captions of up
+// to 1024 characters.
+func fileFeatures() event.FileFeatureMap {
+	feat := func() *event.FileFeatures {
+		return &event.FileFeatures{MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported},
+			Caption: event.CapLevelFullySupported, MaxCaptionLength: 1024, MaxSize: 50 << 20}
+	}
+	m := event.FileFeatureMap{}
+	for _, t := range []event.CapabilityMsgType{event.MsgImage, event.MsgFile, event.MsgAudio, event.MsgVideo,
+		event.CapMsgVoice, event.CapMsgGIF, event.CapMsgSticker} {
+		m[t] = feat()
+	}
+	return m
 }
 
 // telegramName names a Matrix user in text sent to Telegram (a pill).
