@@ -84,7 +84,9 @@ func entitiesToHTML(text string, entities []models.MessageEntity, mention mentio
 			}
 			closeTop()
 			for j := len(reopen) - 1; j >= 0; j-- {
-				open(reopen[j])
+				if reopen[j].Offset+reopen[j].Length > pos { // not ending here too
+					open(reopen[j])
+				}
 			}
 		}
 		for next < len(ents) && ents[next].Offset == pos {
