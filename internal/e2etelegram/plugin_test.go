@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -431,10 +433,68 @@ func TestTelegramPlugin(t *testing.T) {
 		t.Error("the message behind the rate-limited one overtook it")
 	}
 
+	// The login's bridge state said so, and came back.
+	limitedAt := strings.Index(s.Logs(), `"state":"TRANSIENT_DISCONNECT","user":"@alice:localhost","remote_id":"bot4242","error":"tg-rate-limited"`)
+	if limitedAt < 0 {
+		t.Error("no tg-rate-limited bridge state")
+	} else if !strings.Contains(s.Logs()[limitedAt:], `"state":"CONNECTED","user":"@alice:localhost"`) {
+		t.Error("the bridge state did not come back to CONNECTED after the 429s")
+	}
+
+	// Kill the plugin; what Telegram users say meanwhile arrives once the
+	// host has restarted it, and nothing is bridged twice.
+	pid := pluginPID(s, bin)
+	if pid == 0 {
+		t.Fatal("no plugin process under the server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tg.Send(models.Message{Chat: models.Chat{ID: groupID}, From: &erin, Text: "said while the bridge was down"})
+	w.waitMessage(ctx, portal, "said while the bridge was down")
+	if newPID := pluginPID(s, bin); newPID == pid || newPID == 0 {
+		t.Errorf("plugin pid after the restart: %d (before: %d)", newPID, pid)
+	}
+	if _, err := alice.SendText(ctx, portal, "after the restart"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool { return c.Params["text"] == "after the restart" }); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, evt := range w.seen[portal] {
+		if evt.Type == event.EventMessage && evt.Content.AsMessage().RelatesTo.GetReplaceID() == "" {
+			counts[evt.Content.AsMessage().Body]++
+		}
+	}
+	for body, n := range counts {
+		if n > 1 {
+			t.Errorf("%q is in the room %d times", body, n)
+		}
+	}
+
 	// The plugin logged no error of its own.
 	for _, line := range strings.Split(s.Logs(), "\n") {
 		if strings.Contains(line, `"logger":"plugin.tributary-telegram"`) && strings.Contains(line, `"level":"ERROR"`) {
 			t.Errorf("the plugin logged an error: %s", line)
 		}
 	}
+}
+
+// pluginPID is the pid of the server's child process running bin.
+func pluginPID(s *testserver.Server, bin string) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", s.Pid()))
+	for _, task := range tasks {
+		raw, err := os.ReadFile(task)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(raw)) {
+			pid, _ := strconv.Atoi(f)
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == bin {
+				return pid
+			}
+		}
+	}
+	return 0
 }
