@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"maunium.net/go/mautrix/bridgev2"
+	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
 )
 
@@ -43,13 +44,15 @@ type Client struct {
 	done    chan struct{}
 	chats   map[int64]models.Chat
 	users   map[int64]models.User
+	topics  map[networkid.PortalID]string // forum topic names
 	limited bool // within a run of 429 answers
 }
 
 var _ bridgev2.NetworkAPI = (*Client)(nil)
 
 func newClient(n *Connector, login *bridgev2.UserLogin) *Client {
-	c := &Client{net: n, login: login, chats: map[int64]models.Chat{}, users: map[int64]models.User{}}
+	c := &Client{net: n, login: login, chats: map[int64]models.Chat{}, users: map[int64]models.User{},
+		topics: map[networkid.PortalID]string{}}
 	c.bot, _ = n.newBot(c.meta().Token)
 	return c
 }

@@ -142,8 +142,16 @@ func TestIDs(t *testing.T) {
 			t.Errorf("parseMessageID(%q) accepted", bad)
 		}
 	}
-	if id, err := chatIDOf(portalIDOf(-5)); err != nil || id != -5 {
-		t.Errorf("chatIDOf: %d %v", id, err)
+	if id, thread, topic, err := chatIDOf(portalIDOf(-5)); err != nil || id != -5 || thread != 0 || topic {
+		t.Errorf("chatIDOf(chat): %d %d %v %v", id, thread, topic, err)
+	}
+	if id, thread, topic, err := chatIDOf(topicPortalIDOf(-5, 7)); err != nil || id != -5 || thread != 7 || !topic {
+		t.Errorf("chatIDOf(topic): %d %d %v %v", id, thread, topic, err)
+	}
+	for _, bad := range []string{"", "x", "-5/", "-5/x"} {
+		if _, _, _, err := chatIDOf(networkid.PortalID(bad)); err == nil {
+			t.Errorf("chatIDOf(%q) accepted", bad)
+		}
 	}
 	if _, ok := parseUserID(chatGhostIDOf(-5)); ok {
 		t.Error("a chat ghost parsed as a user")

@@ -13,7 +13,9 @@ import (
 // IDs, all opaque to bridgev2:
 //
 //	login   "bot<bot user id>"
-//	portal  "<chat id>" (negative for groups, supergroups and channels)
+//	portal  "<chat id>" (negative for groups, supergroups and channels);
+//	        a forum's topic "<chat id>/<thread id>" (0: the General topic),
+//	        its chat's portal being the topics' space
 //	ghost   "<user id>", or "chat<chat id>" for messages sent as a chat
 //	message "<chat id>:<message id>" (message IDs are per chat)
 
@@ -25,12 +27,21 @@ func portalIDOf(chatID int64) networkid.PortalID {
 	return networkid.PortalID(strconv.FormatInt(chatID, 10))
 }
 
-func chatIDOf(p networkid.PortalID) (int64, error) {
-	id, err := strconv.ParseInt(string(p), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("telegram: not a Telegram portal: %q", p)
+func topicPortalIDOf(chatID int64, thread int) networkid.PortalID {
+	return networkid.PortalID(strconv.FormatInt(chatID, 10) + "/" + strconv.Itoa(thread))
+}
+
+// chatIDOf is a portal's chat, and its topic's thread ID (0 for a chat or
+// the General topic; topic tells which).
+func chatIDOf(p networkid.PortalID) (chatID int64, thread int, topic bool, err error) {
+	chat, th, topic := strings.Cut(string(p), "/")
+	if chatID, err = strconv.ParseInt(chat, 10, 64); err == nil && topic {
+		thread, err = strconv.Atoi(th)
 	}
-	return id, nil
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("telegram: not a Telegram portal: %q", p)
+	}
+	return chatID, thread, topic, nil
 }
 
 func userIDOf(userID int64) networkid.UserID {

@@ -80,7 +80,7 @@ func (c *Client) telegramName(ctx context.Context) ghostNameFunc {
 }
 
 func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
-	chatID, err := chatIDOf(msg.Portal.ID)
+	chatID, thread, _, err := chatIDOf(msg.Portal.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -96,14 +96,14 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	switch {
 	case content.MsgType.IsMedia() || msg.Event.Type == event.EventSticker:
 		media = true
-		sent, err = c.sendMedia(ctx, msg, chatID, reply)
+		sent, err = c.sendMedia(ctx, msg, chatID, thread, reply)
 	default:
 		text, ents := matrixToTelegram(content, c.telegramName(ctx))
 		if content.MsgType == event.MsgEmote {
 			text, ents = "* "+text, shiftEntities(ents, 2)
 		}
 		err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
-			sent, err = c.bot.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: chatID, Text: text, Entities: ents,
+			sent, err = c.bot.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: chatID, MessageThreadID: thread, Text: text, Entities: ents,
 				ReplyParameters: reply})
 			return err
 		})
@@ -136,7 +136,7 @@ func caption(content *event.MessageEventContent, name ghostNameFunc) (string, []
 	return matrixToTelegram(content, name)
 }
 
-func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, chatID int64,
+func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, chatID int64, thread int,
 	reply *models.ReplyParameters) (*models.Message, error) {
 	content := msg.Content
 	data, err := c.net.br.Bot.DownloadMedia(ctx, content.URL, content.File)
@@ -161,14 +161,14 @@ func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, cha
 	err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
 		switch {
 		case msg.Event.Type == event.EventSticker && mime == "image/webp":
-			sent, err = c.bot.SendSticker(ctx, &tgbot.SendStickerParams{ChatID: chatID, Sticker: file(),
+			sent, err = c.bot.SendSticker(ctx, &tgbot.SendStickerParams{ChatID: chatID, MessageThreadID: thread, Sticker: file(),
 				ReplyParameters: reply})
 		case content.MsgType == event.MsgImage || msg.Event.Type == event.EventSticker:
 			if mime == "image/gif" {
-				sent, err = c.bot.SendAnimation(ctx, &tgbot.SendAnimationParams{ChatID: chatID, Animation: file(),
+				sent, err = c.bot.SendAnimation(ctx, &tgbot.SendAnimationParams{ChatID: chatID, MessageThreadID: thread, Animation: file(),
 					Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 			} else {
-				sent, err = c.bot.SendPhoto(ctx, &tgbot.SendPhotoParams{ChatID: chatID, Photo: file(),
+				sent, err = c.bot.SendPhoto(ctx, &tgbot.SendPhotoParams{ChatID: chatID, MessageThreadID: thread, Photo: file(),
 					Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 			}
 		case content.MsgType == event.MsgAudio && content.MSC3245Voice != nil:
@@ -176,16 +176,16 @@ func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, cha
 			if content.MSC1767Audio != nil {
 				dur = content.MSC1767Audio.Duration / 1000
 			}
-			sent, err = c.bot.SendVoice(ctx, &tgbot.SendVoiceParams{ChatID: chatID, Voice: file(), Duration: dur,
+			sent, err = c.bot.SendVoice(ctx, &tgbot.SendVoiceParams{ChatID: chatID, MessageThreadID: thread, Voice: file(), Duration: dur,
 				Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 		case content.MsgType == event.MsgAudio:
-			sent, err = c.bot.SendAudio(ctx, &tgbot.SendAudioParams{ChatID: chatID, Audio: file(),
+			sent, err = c.bot.SendAudio(ctx, &tgbot.SendAudioParams{ChatID: chatID, MessageThreadID: thread, Audio: file(),
 				Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 		case content.MsgType == event.MsgVideo:
-			sent, err = c.bot.SendVideo(ctx, &tgbot.SendVideoParams{ChatID: chatID, Video: file(),
+			sent, err = c.bot.SendVideo(ctx, &tgbot.SendVideoParams{ChatID: chatID, MessageThreadID: thread, Video: file(),
 				Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 		default:
-			sent, err = c.bot.SendDocument(ctx, &tgbot.SendDocumentParams{ChatID: chatID, Document: file(),
+			sent, err = c.bot.SendDocument(ctx, &tgbot.SendDocumentParams{ChatID: chatID, MessageThreadID: thread, Document: file(),
 				Caption: text, CaptionEntities: ents, ReplyParameters: reply})
 		}
 		return err

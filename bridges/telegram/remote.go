@@ -44,6 +44,54 @@ func (c *Client) portalKey(chatID int64) networkid.PortalKey {
 	return networkid.PortalKey{ID: portalIDOf(chatID), Receiver: c.login.ID}
 }
 
+// msgPortalKey is the portal of a message: its chat's, or in a forum its
+// topic's.
+func (c *Client) msgPortalKey(msg *models.Message) networkid.PortalKey {
+	if !msg.Chat.IsForum {
+		return c.portalKey(msg.Chat.ID)
+	}
+	thread := 0
+	if msg.IsTopicMessage {
+		thread = msg.MessageThreadID
+	}
+	return networkid.PortalKey{ID: topicPortalIDOf(msg.Chat.ID, thread), Receiver: c.login.ID}
+}
+
+// learnTopic keeps the names of a forum's topics, from the service
+// messages that create and rename them (a topic's messages carry its
+// creation message as the message they answer).
+func (c *Client) learnTopic(msg *models.Message) {
+	for _, m := range []*models.Message{msg, msg.ReplyToMessage} {
+		if m == nil || !m.Chat.IsForum {
+			continue
+		}
+		name := ""
+		switch {
+		case m.ForumTopicCreated != nil:
+			name = m.ForumTopicCreated.Name
+		case m.ForumTopicEdited != nil:
+			name = m.ForumTopicEdited.Name
+		}
+		if name != "" && m.MessageThreadID != 0 {
+			c.mu.Lock()
+			c.topics[topicPortalIDOf(m.Chat.ID, m.MessageThreadID)] = name
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *Client) topicName(p networkid.PortalID, thread int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if name := c.topics[p]; name != "" {
+		return name
+	}
+	if thread == 0 {
+		return "General"
+	}
+	return fmt.Sprintf("Topic %d", thread)
+}
+
 func (c *Client) eventSender(msg *models.Message) bridgev2.EventSender {
 	s := bridgev2.EventSender{Sender: senderOf(msg)}
 	if msg.From != nil && msg.From.ID == c.meta().BotID && msg.SenderChat == nil {
@@ -66,12 +114,13 @@ func (c *Client) handleMessage(ctx context.Context, msg *models.Message, edit bo
 		}
 	}
 	c.remember(&msg.Chat, users...)
+	c.learnTopic(msg)
 	if msg.SenderChat != nil {
 		c.remember(msg.SenderChat)
 	}
 	meta := simplevent.EventMeta{
 		Type:          bridgev2.RemoteEventMessage,
-		PortalKey:     c.portalKey(msg.Chat.ID),
+		PortalKey:     c.msgPortalKey(msg),
 		Sender:        c.eventSender(msg),
 		Timestamp:     time.Unix(int64(msg.Date), 0),
 		CreatePortal:  true,
@@ -124,6 +173,9 @@ func (c *Client) serviceChange(msg *models.Message) *bridgev2.ChatInfoChange {
 	case msg.NewChatTitle != "":
 		title := msg.NewChatTitle
 		return &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &title}}
+	case msg.ForumTopicCreated != nil || msg.ForumTopicEdited != nil:
+		name := c.topicName(c.msgPortalKey(msg).ID, msg.MessageThreadID)
+		return &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &name}}
 	}
 	return nil
 }
@@ -183,7 +235,7 @@ func (c *Client) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bridgev
 }
 
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
-	chatID, err := chatIDOf(portal.ID)
+	chatID, thread, topic, err := chatIDOf(portal.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -201,13 +253,23 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	members.Set(bridgev2.ChatMember{EventSender: bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID,
 		Sender: userIDOf(c.meta().BotID)}, Membership: event.MembershipJoin})
 	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: members}}
-	if chat.Type == models.ChatTypePrivate {
+	switch {
+	case topic:
+		name := c.topicName(portal.ID, thread)
+		parent := portalIDOf(chatID)
+		info.Name, info.ParentID = &name, &parent
+	case chat.IsForum:
+		name := chatName(&chat)
+		space := database.RoomTypeSpace
+		info.Name, info.Type = &name, &space
+		return info, nil // a space: nothing to relay
+	case chat.Type == models.ChatTypePrivate:
 		dm := database.RoomTypeDM
 		info.Type = &dm
 		other := userIDOf(chat.ID)
 		members.Set(bridgev2.ChatMember{EventSender: bridgev2.EventSender{Sender: other}, Membership: event.MembershipJoin})
 		info.Members.OtherUserID = other
-	} else {
+	default:
 		name := chatName(&chat)
 		info.Name = &name
 		def := database.RoomTypeDefault
@@ -253,8 +315,15 @@ func (c *Client) handleReaction(ctx context.Context, r *models.MessageReactionUp
 		return m
 	}
 	before, after := emojis(r.OldReaction), emojis(r.NewReaction)
-	meta := simplevent.EventMeta{PortalKey: c.portalKey(r.Chat.ID), Sender: sender,
-		Timestamp: time.Unix(int64(r.Date), 0)}
+	target := messageIDOf(r.Chat.ID, r.MessageID)
+	// The update names no topic: the message's portal does.
+	key := c.portalKey(r.Chat.ID)
+	if r.Chat.IsForum {
+		if m, err := c.net.br.DB.Message.GetFirstPartByID(ctx, c.login.ID, target); err == nil && m != nil {
+			key = m.Room
+		}
+	}
+	meta := simplevent.EventMeta{PortalKey: key, Sender: sender, Timestamp: time.Unix(int64(r.Date), 0)}
 	if r.User != nil {
 		u := *r.User
 		meta.PreHandleFunc = func(ctx context.Context, _ *bridgev2.Portal) {
@@ -263,7 +332,6 @@ func (c *Client) handleReaction(ctx context.Context, r *models.MessageReactionUp
 			}
 		}
 	}
-	target := messageIDOf(r.Chat.ID, r.MessageID)
 	for e := range after {
 		if !before[e] {
 			m := meta

@@ -17,11 +17,14 @@ type watcher struct {
 	since   string
 	seen    map[id.RoomID][]*event.Event
 	invites []id.RoomID
+	// inviteState is the stripped state of each invite.
+	inviteState map[id.RoomID][]*event.Event
 	logs    func() string
 }
 
 func newWatcher(t testing.TB, cli *mautrix.Client, logs func() string) *watcher {
-	return &watcher{t: t, cli: cli, seen: map[id.RoomID][]*event.Event{}, logs: logs}
+	return &watcher{t: t, cli: cli, seen: map[id.RoomID][]*event.Event{}, logs: logs,
+		inviteState: map[id.RoomID][]*event.Event{}}
 }
 
 // next runs one /sync long-poll.
@@ -29,11 +32,18 @@ func (w *watcher) next(ctx context.Context) {
 	w.t.Helper()
 	resp, err := w.cli.SyncRequest(ctx, 5000, w.since, `{"room":{"timeline":{"limit":500}}}`, false, "")
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the caller says what it waited for
+		}
 		w.t.Fatalf("/sync: %v", err)
 	}
 	w.since = resp.NextBatch
-	for roomID := range resp.Rooms.Invite {
+	for roomID, inv := range resp.Rooms.Invite {
 		w.invites = append(w.invites, roomID)
+		for _, evt := range inv.State.Events {
+			_ = evt.Content.ParseRaw(evt.Type)
+			w.inviteState[roomID] = append(w.inviteState[roomID], evt)
+		}
 	}
 	for roomID, room := range resp.Rooms.Join {
 		for _, evt := range append(room.State.Events, room.Timeline.Events...) {
@@ -69,21 +79,31 @@ func (w *watcher) waitMessage(ctx context.Context, roomID id.RoomID, body string
 	})
 }
 
-// waitInvite returns the first invite not in skip.
-func (w *watcher) waitInvite(ctx context.Context, skip ...id.RoomID) id.RoomID {
+// roomNamed waits until the user is invited to or in a room with the
+// name (the bridge may accept its invites for it, through double
+// puppeting), and reports whether the room is a space.
+func (w *watcher) roomNamed(ctx context.Context, name string) (roomID id.RoomID, space bool) {
 	w.t.Helper()
 	for {
-		for _, r := range w.invites {
-			found := false
-			for _, s := range skip {
-				found = found || s == r
-			}
-			if !found {
-				return r
+		for _, states := range []map[id.RoomID][]*event.Event{w.inviteState, w.seen} {
+			for r, state := range states {
+				named := false
+				space = false
+				for _, evt := range state {
+					switch evt.Type {
+					case event.StateRoomName:
+						named = named || evt.Content.AsRoomName().Name == name
+					case event.StateCreate:
+						space = evt.Content.AsCreate().Type == event.RoomTypeSpace
+					}
+				}
+				if named {
+					return r, space
+				}
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatalf("no invite: %v; server log:\n%s", ctx.Err(), w.logs())
+			w.t.Fatalf("no room named %q: %v; server log:\n%s", name, ctx.Err(), w.logs())
 		}
 		w.next(ctx)
 	}

@@ -145,6 +145,21 @@ func (s *Server) Send(msg models.Message) *models.Message {
 	return m
 }
 
+// CreateTopic is a user's new topic in a forum: the service message that
+// opens it (its message ID is the topic's thread ID).
+func (s *Server) CreateTopic(chatID int64, from models.User, name string) *models.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := from
+	m := s.storeLocked(models.Message{Chat: models.Chat{ID: chatID}, From: &f, IsTopicMessage: true,
+		ForumTopicCreated: &models.ForumTopicCreated{Name: name}})
+	m.MessageThreadID = m.ID
+	s.messages[chatID][m.ID].MessageThreadID = m.ID
+	s.queueLocked(&models.Update{Message: m})
+	cp := *m
+	return &cp
+}
+
 // Edit is a user's edit of their message, delivered as an update.
 func (s *Server) Edit(chatID int64, msgID int, text string, entities []models.MessageEntity) *models.Message {
 	s.mu.Lock()
@@ -459,6 +474,9 @@ func (s *Server) handle(c *Call) (int, answer) {
 		}
 		bot := s.Bot
 		msg := models.Message{Chat: chat, From: &bot, Text: c.Params["text"], Caption: c.Params["caption"]}
+		if thread, _ := strconv.Atoi(c.Params["message_thread_id"]); thread != 0 {
+			msg.MessageThreadID, msg.IsTopicMessage = thread, true
+		}
 		for _, k := range []string{"entities", "caption_entities"} {
 			if raw := c.Params[k]; raw != "" {
 				var ents []models.MessageEntity
