@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-telegram/bot/models"
 
+	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/id"
 )
@@ -155,5 +156,37 @@ func TestIDs(t *testing.T) {
 	}
 	if _, ok := parseUserID(chatGhostIDOf(-5)); ok {
 		t.Error("a chat ghost parsed as a user")
+	}
+}
+
+func TestRelayPrefix(t *testing.T) {
+	carol := &bridgev2.OrigSender{UserID: "@carol:example.org", DisambiguatedName: "Carol 😀"}
+	bold := func(off, n int) models.MessageEntity { return ent("bold", off, n) }
+	for _, c := range []struct {
+		name     string
+		orig     *bridgev2.OrigSender
+		emote    bool
+		text     string
+		ents     []models.MessageEntity
+		wantText string
+		want     []models.MessageEntity
+	}{
+		{"own message", nil, false, "hi", nil, "hi", nil},
+		{"own emote", nil, true, "waves", []models.MessageEntity{ent("italic", 0, 5)}, "* waves",
+			[]models.MessageEntity{ent("italic", 2, 5)}},
+		// "Carol 😀" is 8 UTF-16 units.
+		{"relayed", carol, false, "hi", []models.MessageEntity{ent("italic", 0, 2)}, "Carol 😀: hi",
+			[]models.MessageEntity{bold(0, 8), ent("italic", 10, 2)}},
+		{"relayed emote", carol, true, "waves", nil, "* Carol 😀 waves", []models.MessageEntity{bold(2, 8)}},
+		{"relayed file without caption", carol, false, "", nil, "Carol 😀", []models.MessageEntity{bold(0, 8)}},
+		{"no display name", &bridgev2.OrigSender{UserID: "@dan:example.org"}, false, "x", nil, "dan: x",
+			[]models.MessageEntity{bold(0, 3)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			text, ents := relayPrefix(c.orig, c.emote, c.text, c.ents)
+			if text != c.wantText || !reflect.DeepEqual(ents, c.want) {
+				t.Errorf("got  %q %+v\nwant %q %+v", text, ents, c.wantText, c.want)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	tgbot "github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
@@ -39,6 +40,9 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 		},
 		File:                fileFeatures(),
 		MaxTextLength:       4096,
+		// Relayed messages get the sender's name here (relayPrefix), so
+		// that relay works without message formats in the bridge config.
+		PerMessageProfileRelay: true,
 		Reply:               event.CapLevelFullySupported,
 		Edit:                event.CapLevelFullySupported,
 		Delete:              event.CapLevelFullySupported,
@@ -99,9 +103,7 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		sent, err = c.sendMedia(ctx, msg, chatID, thread, reply)
 	default:
 		text, ents := matrixToTelegram(content, c.telegramName(ctx))
-		if content.MsgType == event.MsgEmote {
-			text, ents = "* "+text, shiftEntities(ents, 2)
-		}
+		text, ents = relayPrefix(msg.OrigSender, content.MsgType == event.MsgEmote, text, ents)
 		err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
 			sent, err = c.bot.SendMessage(ctx, &tgbot.SendMessageParams{ChatID: chatID, MessageThreadID: thread, Text: text, Entities: ents,
 				ReplyParameters: reply})
@@ -118,6 +120,34 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		Metadata:  &MessageMetadata{Media: media},
 	}}, nil
 }
+
+// relayPrefix puts a relayed Matrix user's name, in bold, before the text
+// ("name: text", "* name text" for an emote, the name alone for an empty
+// caption); an emote of a login's own user gets "* ".
+func relayPrefix(orig *bridgev2.OrigSender, emote bool, text string, ents []models.MessageEntity) (string, []models.MessageEntity) {
+	if orig == nil {
+		if emote {
+			return "* " + text, shiftEntities(ents, 2)
+		}
+		return text, ents
+	}
+	name := orig.DisambiguatedName
+	if name == "" {
+		name = orig.UserID.Localpart()
+	}
+	before, after := "", ": "
+	switch {
+	case emote:
+		before, after = "* ", " "
+	case text == "":
+		after = ""
+	}
+	bold := models.MessageEntity{Type: models.MessageEntityTypeBold, Offset: utf16Len(before), Length: utf16Len(name)}
+	prefix := before + name + after
+	return prefix + text, append([]models.MessageEntity{bold}, shiftEntities(ents, utf16Len(prefix))...)
+}
+
+func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }
 
 // shiftEntities moves entities right by n UTF-16 units (for a prefix).
 func shiftEntities(ents []models.MessageEntity, n int) []models.MessageEntity {
@@ -156,6 +186,7 @@ func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, cha
 		mime = content.Info.MimeType
 	}
 	text, ents := caption(content, c.telegramName(ctx))
+	text, ents = relayPrefix(msg.OrigSender, false, text, ents)
 	file := func() models.InputFile { return &models.InputFileUpload{Filename: name, Data: bytes.NewReader(data)} }
 	var sent *models.Message
 	err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
@@ -200,13 +231,13 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	}
 	meta, _ := msg.EditTarget.Metadata.(*MessageMetadata)
 	content := msg.Content
+	text, ents := matrixToTelegram(content, c.telegramName(ctx))
+	text, ents = relayPrefix(msg.OrigSender, content.MsgType == event.MsgEmote, text, ents)
 	return c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
 		if meta != nil && meta.Media {
-			text, ents := matrixToTelegram(content, c.telegramName(ctx))
 			_, err = c.bot.EditMessageCaption(ctx, &tgbot.EditMessageCaptionParams{ChatID: chatID, MessageID: msgID,
 				Caption: text, CaptionEntities: ents})
 		} else {
-			text, ents := matrixToTelegram(content, c.telegramName(ctx))
 			_, err = c.bot.EditMessageText(ctx, &tgbot.EditMessageTextParams{ChatID: chatID, MessageID: msgID,
 				Text: text, Entities: ents})
 		}

@@ -64,14 +64,6 @@ plugins:
         relay:
           enabled: true
           displayname_format: "{{ .DisambiguatedName }}"
-          message_formats:
-            m.text: "<b>{{ .Sender.DisambiguatedName }}</b>: {{ .Message }}"
-            m.notice: "<b>{{ .Sender.DisambiguatedName }}</b>: {{ .Message }}"
-            m.emote: "* <b>{{ .Sender.DisambiguatedName }}</b> {{ .Message }}"
-            m.file: "<b>{{ .Sender.DisambiguatedName }}</b> sent a file{{ if .Caption }}: {{ .Caption }}{{ end }}"
-            m.image: "<b>{{ .Sender.DisambiguatedName }}</b> sent an image{{ if .Caption }}: {{ .Caption }}{{ end }}"
-            m.audio: "<b>{{ .Sender.DisambiguatedName }}</b> sent an audio file{{ if .Caption }}: {{ .Caption }}{{ end }}"
-            m.video: "<b>{{ .Sender.DisambiguatedName }}</b> sent a video{{ if .Caption }}: {{ .Caption }}{{ end }}"
 `, bin, apiURL)
 	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -217,7 +209,8 @@ func TestTelegramPlugin(t *testing.T) {
 	}
 	replyContent := &event.MessageEventContent{MsgType: event.MsgText, Body: "answering dave"}
 	replyContent.SetReply(hello)
-	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, replyContent); err != nil {
+	answer, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, replyContent)
+	if err != nil {
 		t.Fatal(err)
 	}
 	call, _, err = tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool { return c.Params["text"] == "answering dave" })
@@ -378,6 +371,53 @@ func TestTelegramPlugin(t *testing.T) {
 	if ents := entities(t, call.Params["entities"]); call.Params["text"] != "carol: carol here" || len(ents) != 1 ||
 		ents[0].Type != "bold" || ents[0].Offset != 0 || ents[0].Length != 5 {
 		t.Errorf("relayed: %q with %s", call.Params["text"], call.Params["entities"])
+	}
+
+	// A Matrix deletion deletes on Telegram.
+	if _, err := alice.RedactEvent(ctx, portal, answer.EventID); err != nil {
+		t.Fatal(err)
+	}
+	answerCall, _, err := tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool { return c.Params["text"] == "answering dave" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tg.WaitCall(ctx, "deleteMessage", 0, func(c *tgfake.Call) bool {
+		return c.Params["message_id"] == fmt.Sprint(answerCall.Answer.ID)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Members joining and leaving, and a new title.
+	frank := models.User{ID: 503, FirstName: "Frank"}
+	tg.Send(models.Message{Chat: models.Chat{ID: groupID}, From: &frank, NewChatMembers: []models.User{frank}})
+	w.wait(ctx, portal, "frank joining", func(evt *event.Event) bool {
+		return evt.Type == event.StateMember && evt.GetStateKey() == string(ghost(frank)) &&
+			evt.Content.AsMember().Membership == event.MembershipJoin && evt.Content.AsMember().Displayname == "Frank (Telegram)"
+	})
+	tg.Send(models.Message{Chat: models.Chat{ID: groupID}, From: &frank, LeftChatMember: &frank})
+	w.wait(ctx, portal, "frank leaving", func(evt *event.Event) bool {
+		return evt.Type == event.StateMember && evt.GetStateKey() == string(ghost(frank)) &&
+			evt.Content.AsMember().Membership == event.MembershipLeave
+	})
+	tg.Send(models.Message{Chat: models.Chat{ID: groupID}, From: &dave, NewChatTitle: "Renamed Group"})
+	w.wait(ctx, portal, "the new title", func(evt *event.Event) bool {
+		return evt.Type == event.StateRoomName && evt.Content.AsRoomName().Name == "Renamed Group"
+	})
+
+	// A private chat with the bot is a DM portal.
+	tg.AddChat(models.Chat{ID: dave.ID, Type: models.ChatTypePrivate, FirstName: "Dave", LastName: "Jones"})
+	tg.Send(models.Message{Chat: models.Chat{ID: dave.ID}, From: &dave, Text: "private hello"})
+	dm, private := w.messageAnywhere(ctx, "private hello")
+	if dm == portal || private.Sender != ghost(dave) {
+		t.Errorf("private message in %s (the group is %s) from %s", dm, portal, private.Sender)
+	}
+	if _, err := alice.SendText(ctx, dm, "private answer"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool {
+		return c.Params["text"] == "private answer" && c.Params["chat_id"] == fmt.Sprint(dave.ID)
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// A forum: its topics are rooms in a space.

@@ -108,3 +108,22 @@ func (w *watcher) roomNamed(ctx context.Context, name string) (roomID id.RoomID,
 		w.next(ctx)
 	}
 }
+
+// messageAnywhere waits for a message with the body in any room the user
+// is in, and returns the room.
+func (w *watcher) messageAnywhere(ctx context.Context, body string) (id.RoomID, *event.Event) {
+	w.t.Helper()
+	for {
+		for r, evts := range w.seen {
+			for _, evt := range evts {
+				if evt.Type == event.EventMessage && evt.Content.AsMessage().Body == body {
+					return r, evt
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("no message %q in any room: %v; server log:\n%s", body, ctx.Err(), w.logs())
+		}
+		w.next(ctx)
+	}
+}
