@@ -73,7 +73,7 @@ func (lp *botLogin) SubmitUserInput(ctx context.Context, input map[string]string
 	me, err := b.GetMe(ctx)
 	if err != nil {
 		if errors.Is(err, tgbot.ErrorUnauthorized) || errors.Is(err, tgbot.ErrorNotFound) {
-			return nil, fmt.Errorf("Telegram does not know this token: %w", err)
+			return nil, fmt.Errorf("this token is unknown to Telegram: %w", err)
 		}
 		return nil, fmt.Errorf("telegram: getMe: %w", err)
 	}

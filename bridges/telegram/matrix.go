@@ -305,6 +305,6 @@ func errTelegram(err error) error {
 	if errors.As(err, &tooMany) {
 		return err
 	}
-	return bridgev2.WrapErrorInStatus(fmt.Errorf("Telegram refused it: %w", err)).WithIsCertain(true).
+	return bridgev2.WrapErrorInStatus(fmt.Errorf("refused by Telegram: %w", err)).WithIsCertain(true).
 		WithSendNotice(true).WithErrorAsMessage()
 }
