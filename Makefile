@@ -16,6 +16,7 @@ build:
 	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-irc ./bridges/irc/cmd/tributary-irc
 	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-discord ./bridges/discord/cmd/tributary-discord
 	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-slack ./bridges/slack/cmd/tributary-slack
+	$(GO) build -trimpath -tags goolm -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/plugins/tributary-telegram ./bridges/telegram/cmd/tributary-telegram
 
 ## run: start a homeserver for localhost on 127.0.0.1:8008 with SQLite in ./data
 run: build

@@ -74,10 +74,22 @@ func (in *intent) SendMessage(ctx context.Context, roomID id.RoomID, eventType e
 	if err != nil {
 		return nil, err
 	}
-	resp, err := in.m.host.SendEvent(ctx, &proto.SendEventRequest{RoomId: string(roomID), UserId: string(in.user),
-		Type: eventType.Type, Content: raw, Timestamp: ts, TxnId: extra.TransactionID})
+	req := &proto.SendEventRequest{RoomId: string(roomID), UserId: string(in.user),
+		Type: eventType.Type, Content: raw, Timestamp: ts, TxnId: extra.TransactionID}
+	resp, err := in.m.host.SendEvent(ctx, req)
+	err = hostError("sending "+eventType.Type, err)
+	if errors.Is(err, mautrix.MForbidden) && in.kind != kindPuppet {
+		// As an appservice intent does: a ghost (or the bot) that is not
+		// in the room yet joins it and sends again. A ghost that bridgev2
+		// did not list as a member (a network that cannot list members)
+		// meets this with its first message.
+		if joinErr := in.EnsureJoined(ctx, roomID); joinErr == nil {
+			resp, err = in.m.host.SendEvent(ctx, req)
+			err = hostError("sending "+eventType.Type, err)
+		}
+	}
 	if err != nil {
-		return nil, hostError("sending "+eventType.Type, err)
+		return nil, err
 	}
 	return &mautrix.RespSendEvent{EventID: id.EventID(resp.EventId)}, nil
 }
