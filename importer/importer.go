@@ -16,6 +16,7 @@ package importer
 import (
 	"context"
 	"encoding/json/jsontext"
+	"encoding/json/v2"
 	"io"
 
 	"maunium.net/go/mautrix/id"
@@ -109,4 +110,77 @@ type Event struct {
 	Sender         id.UserID      `json:"sender"`
 	Content        jsontext.Value `json:"content"`
 	OriginServerTS int64          `json:"origin_server_ts"`
+}
+
+// Span is where one source message's events start in a batch; Key names
+// the message (its timestamp or ID) in reports.
+type Span struct {
+	Start int
+	Key   string
+}
+
+// Unwritten drops from a batch the events whose aliases are taken already
+// (an earlier run wrote them before it was stopped). It returns the events
+// left, the spans moved to match, and how many messages had all their
+// events written before.
+func Unwritten(ctx context.Context, t Target, evs []*Event, spans []Span) ([]*Event, []Span, int, error) {
+	var aliases []id.EventID
+	for _, ev := range evs {
+		if ev.Alias != "" {
+			aliases = append(aliases, ev.Alias)
+		}
+	}
+	if len(aliases) == 0 {
+		return evs, spans, 0, nil
+	}
+	have, err := t.ResolveAliases(ctx, aliases)
+	if err != nil || len(have) == 0 {
+		return evs, spans, 0, err
+	}
+	keep := make([]*Event, 0, len(evs))
+	newStart := make([]int, len(evs)+1)
+	for i, ev := range evs {
+		newStart[i] = len(keep)
+		if _, ok := have[ev.Alias]; ev.Alias != "" && ok {
+			continue
+		}
+		keep = append(keep, ev)
+	}
+	newStart[len(evs)] = len(keep)
+	out := make([]Span, 0, len(spans))
+	written := 0
+	for i, sp := range spans {
+		end := len(evs)
+		if i+1 < len(spans) {
+			end = spans[i+1].Start
+		}
+		if end > sp.Start && newStart[end] == newStart[sp.Start] {
+			written++
+		}
+		out = append(out, Span{Start: newStart[sp.Start], Key: sp.Key})
+	}
+	return keep, out, written, nil
+}
+
+// MemberEvent is a membership of user in a room of the import: an invite
+// is sent by bot (marked is_direct for a direct chat), any other
+// membership by the user, with their name and avatar.
+func MemberEvent(bot, user id.UserID, name, avatar, membership string, direct bool, ts int64) *Event {
+	content := map[string]any{"membership": membership}
+	if name != "" {
+		content["displayname"] = name
+	}
+	if avatar != "" {
+		content["avatar_url"] = avatar
+	}
+	if direct && membership == "invite" {
+		content["is_direct"] = true
+	}
+	sender := user
+	if membership == "invite" {
+		sender = bot
+	}
+	raw, _ := json.Marshal(content) // a map of strings and bools
+	key := string(user)
+	return &Event{Type: "m.room.member", StateKey: &key, Sender: sender, Content: raw, OriginServerTS: ts}
 }

@@ -56,10 +56,7 @@ type conversation struct {
 }
 
 // msgSpan is where one message's events start in the batch.
-type msgSpan struct {
-	start int
-	id    string
-}
+type msgSpan = importer.Span
 
 func (r *run) importGroup(ctx context.Context, g *group) error {
 	r.mu.Lock()
@@ -129,7 +126,7 @@ func (r *run) importGroup(ctx context.Context, g *group) error {
 		cv.cursors[ch] = it.ID
 		cv.meta.Cursors[ch] = it.Msg.ID
 		cv.lastTS = max(cv.lastTS, it.TS)
-		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: start, id: it.Msg.ID})
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{Start: start, Key: it.Msg.ID})
 		if len(cv.batch) >= r.o.BatchEvents {
 			if err := cv.flush(ctx); err != nil {
 				return err
@@ -139,7 +136,7 @@ func (r *run) importGroup(ctx context.Context, g *group) error {
 	finStart := len(cv.batch)
 	cv.finish()
 	if len(cv.batch) > finStart {
-		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: finStart})
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{Start: finStart})
 	}
 	return cv.flush(ctx)
 }
@@ -808,50 +805,13 @@ func (cv *conversation) record(ctx context.Context) error {
 	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, cursor, string(raw))
 }
 
-// unwritten drops the events whose aliases are taken already.
+// unwritten drops the events whose aliases are taken already; their
+// messages count as skipped, not imported.
 func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
-	var aliases []id.EventID
-	for _, ev := range evs {
-		if ev.Alias != "" {
-			aliases = append(aliases, ev.Alias)
-		}
-	}
-	if len(aliases) == 0 {
-		return evs, spans, nil
-	}
-	have, err := cv.r.t.ResolveAliases(ctx, aliases)
-	if err != nil || len(have) == 0 {
-		return evs, spans, err
-	}
-	keep := make([]*importer.Event, 0, len(evs))
-	newStart := make([]int, len(evs)+1)
-	for i, ev := range evs {
-		newStart[i] = len(keep)
-		if _, ok := have[ev.Alias]; ev.Alias != "" && ok {
-			continue
-		}
-		keep = append(keep, ev)
-	}
-	newStart[len(evs)] = len(keep)
-	out := make([]msgSpan, 0, len(spans))
-	for _, sp := range spans {
-		sp.start = newStart[sp.start]
-		out = append(out, sp)
-	}
-	// Their messages were imported: count them so.
-	n := 0
-	for i, sp := range spans {
-		end := len(evs)
-		if i+1 < len(spans) {
-			end = spans[i+1].start
-		}
-		if end > sp.start && newStart[end] == newStart[sp.start] {
-			n++
-		}
-	}
+	keep, out, n, err := importer.Unwritten(ctx, cv.r.t, evs, spans)
 	cv.sum.Messages -= n
 	cv.sum.Skipped += n
-	return keep, out, nil
+	return keep, out, err
 }
 
 // send writes events; when the server refuses a batch (a message it will
@@ -873,7 +833,7 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 		cv.sum.FailedMessages++
 		mid := ""
 		if len(spans) == 1 {
-			mid = spans[0].id
+			mid = spans[0].Key
 		}
 		cv.sum.problem("%s %s: refused: %v", cv.g.label(), mid, err)
 		// The joins that came with the message are what later messages of
@@ -894,7 +854,7 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 		return nil
 	}
 	mid := len(spans) / 2
-	cut := spans[mid].start - base
+	cut := spans[mid].Start - base
 	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
 		return err
 	}

@@ -637,22 +637,7 @@ func (r *run) joinMapped(ctx context.Context, roomID id.RoomID, ts int64) error 
 }
 
 func (r *run) membership(p *person, membership string, direct bool, ts int64) *importer.Event {
-	content := map[string]any{"membership": membership}
-	if p.name != "" {
-		content["displayname"] = p.name
-	}
-	if p.avatar != "" {
-		content["avatar_url"] = p.avatar
-	}
-	if direct && membership == "invite" {
-		content["is_direct"] = true
-	}
-	sender := p.mxid
-	if membership == "invite" {
-		sender = r.ident.Bot
-	}
-	key := string(p.mxid)
-	return &importer.Event{Type: "m.room.member", StateKey: &key, Sender: sender, Content: mustJSON(content), OriginServerTS: ts}
+	return importer.MemberEvent(r.ident.Bot, p.mxid, p.name, p.avatar, membership, direct, ts)
 }
 
 func (r *run) createRoom(ctx context.Context, g *group) (*importer.Portal, error) {

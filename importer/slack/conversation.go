@@ -53,10 +53,7 @@ type conversation struct {
 }
 
 // msgSpan is where one message's events start in the batch.
-type msgSpan struct {
-	start int
-	ts    string
-}
+type msgSpan = importer.Span
 
 func (r *run) importConversation(ctx context.Context, c *Conversation) error {
 	r.mu.Lock()
@@ -120,7 +117,7 @@ func (r *run) importConversation(ctx context.Context, c *Conversation) error {
 			return err
 		}
 		cv.lastTS, cv.lastUS = m.TS, us
-		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: start, ts: m.TS})
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{Start: start, Key: m.TS})
 		if len(cv.batch) >= r.o.BatchEvents {
 			if err := cv.flush(ctx); err != nil {
 				return err
@@ -132,7 +129,7 @@ func (r *run) importConversation(ctx context.Context, c *Conversation) error {
 		return err
 	}
 	if len(cv.batch) > finStart {
-		cv.batchMsgs = append(cv.batchMsgs, msgSpan{start: finStart, ts: cv.lastTS})
+		cv.batchMsgs = append(cv.batchMsgs, msgSpan{Start: finStart, Key: cv.lastTS})
 	}
 	return cv.flush(ctx)
 }
@@ -578,50 +575,13 @@ func (cv *conversation) record(ctx context.Context) error {
 	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, cv.lastTS, string(raw))
 }
 
-// unwritten drops the events whose aliases are taken already.
+// unwritten drops the events whose aliases are taken already; their
+// messages count as skipped, not imported.
 func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
-	var aliases []id.EventID
-	for _, ev := range evs {
-		if ev.Alias != "" {
-			aliases = append(aliases, ev.Alias)
-		}
-	}
-	if len(aliases) == 0 {
-		return evs, spans, nil
-	}
-	have, err := cv.r.t.ResolveAliases(ctx, aliases)
-	if err != nil || len(have) == 0 {
-		return evs, spans, err
-	}
-	keep := make([]*importer.Event, 0, len(evs))
-	newStart := make([]int, len(evs)+1)
-	for i, ev := range evs {
-		newStart[i] = len(keep)
-		if _, ok := have[ev.Alias]; ev.Alias != "" && ok {
-			continue
-		}
-		keep = append(keep, ev)
-	}
-	newStart[len(evs)] = len(keep)
-	out := make([]msgSpan, 0, len(spans))
-	for _, sp := range spans {
-		sp.start = newStart[sp.start]
-		out = append(out, sp)
-	}
-	// Their messages were imported: count them so.
-	n := 0
-	for i, sp := range spans {
-		end := len(evs)
-		if i+1 < len(spans) {
-			end = spans[i+1].start
-		}
-		if end > sp.start && newStart[end] == newStart[sp.start] {
-			n++
-		}
-	}
+	keep, out, n, err := importer.Unwritten(ctx, cv.r.t, evs, spans)
 	cv.sum.Messages -= n
 	cv.sum.Skipped += n
-	return keep, out, nil
+	return keep, out, err
 }
 
 // send writes events; when the server refuses a batch (a message it will
@@ -643,13 +603,13 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 		cv.sum.FailedMessages++
 		ts := ""
 		if len(spans) == 1 {
-			ts = spans[0].ts
+			ts = spans[0].Key
 		}
 		cv.sum.problem("%s %s: refused: %v", cv.c.label(), ts, err)
 		return nil
 	}
 	mid := len(spans) / 2
-	cut := spans[mid].start - base
+	cut := spans[mid].Start - base
 	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
 		return err
 	}
