@@ -17,7 +17,9 @@ import (
 	"context"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
+	"fmt"
 	"io"
+	"sync"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -183,4 +185,39 @@ func MemberEvent(bot, user id.UserID, name, avatar, membership string, direct bo
 	raw, _ := json.Marshal(content) // a map of strings and bools
 	key := string(user)
 	return &Event{Type: "m.room.member", StateKey: &key, Sender: sender, Content: raw, OriginServerTS: ts}
+}
+
+// Each runs fn on the items, workers of them at once, in the order given.
+// The first error (named by label) stops handing out items, lets those
+// running finish, and is returned.
+func Each[T any](ctx context.Context, workers int, items []T, label func(T) string, fn func(context.Context, T) error) error {
+	work := make(chan T)
+	errs := make(chan error, len(items))
+	var wg sync.WaitGroup
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				if err := fn(cctx, it); err != nil {
+					errs <- fmt.Errorf("%s: %w", label(it), err)
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for _, it := range items {
+		select {
+		case work <- it:
+		case <-cctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

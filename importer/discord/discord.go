@@ -258,36 +258,9 @@ func Import(ctx context.Context, o Options) (*Summary, error) {
 	}
 	groups := slices.Clone(r.groups)
 	slices.SortStableFunc(groups, func(a, b *group) int { return b.total - a.total })
-	work := make(chan *group)
-	errs := make(chan error, len(groups))
-	var wg sync.WaitGroup
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for g := range work {
-				if err := r.importGroup(cctx, g); err != nil {
-					errs <- fmt.Errorf("%s: %w", g.label(), err)
-					cancel()
-				}
-			}
-		}()
-	}
-feed:
-	for _, g := range groups {
-		select {
-		case work <- g:
-		case <-cctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
+	err = importer.Each(ctx, o.Workers, groups, (*group).label, r.importGroup)
 	r.sum.Duration = time.Since(start)
-	if err := <-errs; err != nil {
+	if err != nil {
 		return r.sum, err
 	}
 	return r.sum, ctx.Err()

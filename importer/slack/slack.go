@@ -234,37 +234,10 @@ func Import(ctx context.Context, o Options) (*Summary, error) {
 	}
 	convs := slices.Clone(r.e.Conversations)
 	sort.SliceStable(convs, func(i, j int) bool { return convs[i].Messages > convs[j].Messages })
-	work := make(chan *Conversation)
-	errs := make(chan error, len(convs))
-	var wg sync.WaitGroup
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				if err := r.importConversation(cctx, c); err != nil {
-					errs <- fmt.Errorf("%s: %w", c.label(), err)
-					cancel()
-				}
-			}
-		}()
-	}
-feed:
-	for _, c := range convs {
-		select {
-		case work <- c:
-		case <-cctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
+	err = importer.Each(ctx, o.Workers, convs, (*Conversation).label, r.importConversation)
 	r.sum.Duration = time.Since(start)
 	r.sum.Conversations = len(convs)
-	if err := <-errs; err != nil {
+	if err != nil {
 		return r.sum, err
 	}
 	return r.sum, ctx.Err()
