@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -194,24 +195,38 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 		for len(rooms) > 0 {
 			part := rooms[:min(len(rooms), 500)]
 			rooms = rooms[len(part):]
-			rcond, rargs := inList("b.room_id", 1, part)
-			rows, err := db.r(ctx).QueryContext(ctx, `SELECT b.room_id,
-				COALESCE((SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id), 0) FROM current_state b
-				JOIN accounts ac ON ac.user_id = b.state_key
-				WHERE b.type = 'm.room.member' AND b.membership = 'join'`+rcond, rargs...)
+			// One lookup per room through current_state's primary key
+			// (room, type): listing the rooms in an IN on current_state
+			// lets a planner read the table whole when the rooms hold
+			// most of it.
+			values := make([]string, len(part))
+			rargs := make([]any, len(part))
+			for i, r := range part {
+				values[i], rargs[i] = "("+placeholder(i+1)+")", r
+			}
+			rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id) AS (VALUES `+strings.Join(values, ",")+`)
+				SELECT r.room_id, (SELECT MIN(COALESCE(
+					(SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id), 0))
+				FROM current_state b JOIN accounts ac ON ac.user_id = b.state_key
+				WHERE b.room_id = r.room_id AND b.type = 'm.room.member' AND b.membership = 'join')
+				FROM r`, rargs...)
 			if err != nil {
 				return nil, err
 			}
-			firsts, err := collect(rows, func(row scanner) (joined, error) {
-				var j joined
-				return j, row.Scan(&j.room, &j.pos)
+			type first struct {
+				room id.RoomID
+				pos  sql.NullInt64
+			}
+			firsts, err := collect(rows, func(row scanner) (first, error) {
+				var f first
+				return f, row.Scan(&f.room, &f.pos)
 			})
 			if err != nil {
 				return nil, err
 			}
 			for _, f := range firsts {
-				if cur, seen := local[f.room]; !seen || f.pos < cur {
-					local[f.room] = f.pos
+				if f.pos.Valid { // else no local user in the room
+					local[f.room] = f.pos.Int64
 				}
 			}
 		}
