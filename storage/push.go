@@ -25,6 +25,12 @@ type UnreadCount struct {
 }
 
 // PushCounts reads unread notification counts.
+// ReadMarks are a user's read positions in a room (see ReadPositions).
+type ReadMarks struct {
+	Read map[string]int64
+	Own  int64
+}
+
 type PushCounts interface {
 	// UnreadCounts counts a user's notifications in a room after their read
 	// receipts (unthreaded ones and per thread) and their own last event.
@@ -33,6 +39,9 @@ type PushCounts interface {
 	// of their read receipts' events per thread ("" for unthreaded) and of
 	// their own last event (0 if none).
 	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
+	// ReadPositionsIn is ReadPositions for many rooms at once (every room
+	// of rooms has an entry).
+	ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.UserID) (map[id.RoomID]ReadMarks, error)
 	// PushActionCounts counts a user's notifications in a room at stream
 	// positions in (after, upto], per thread; thread "" counts every thread,
 	// otherwise only that one.

@@ -147,6 +147,11 @@ type RoomAlias struct {
 type Rooms interface {
 	CreateRoomRecord(ctx context.Context, r *Room) error
 	GetRoom(ctx context.Context, roomID id.RoomID) (*Room, error)
+	// GetRooms reads the rooms of ids that exist, in no order.
+	GetRooms(ctx context.Context, ids []id.RoomID) ([]*Room, error)
+	// RemoteJoinedRooms are those of rooms with a joined member whose user ID
+	// does not end in ":"+local (a member of another server), in no order.
+	RemoteJoinedRooms(ctx context.Context, rooms []id.RoomID, local string) ([]id.RoomID, error)
 	SetRoomPublished(ctx context.Context, roomID id.RoomID, published bool) error
 	ListPublishedRooms(ctx context.Context) ([]id.RoomID, error)
 	// ListRoomIDs is every room this server holds, sorted.
@@ -284,6 +289,9 @@ type RelationReader interface {
 	// RelationSpan is the lowest and highest stream position of the
 	// room's m.thread and m.replace events (ok false when it has none).
 	RelationSpan(ctx context.Context, roomID id.RoomID) (lowest, highest int64, ok bool, err error)
+	// RelationSpans is RelationSpan for many rooms at once: [lowest,
+	// highest] of each room that has such events.
+	RelationSpans(ctx context.Context, rooms []id.RoomID) (map[id.RoomID][2]int64, error)
 	// RelationAggregates groups the m.thread and m.replace children of the parents.
 	RelationAggregates(ctx context.Context, parents []id.EventID) ([]RelationAggregate, error)
 	GetEventsByPos(ctx context.Context, positions []int64) ([]*Event, error)

@@ -46,6 +46,12 @@ func (s *Reader) JoinedServers(ctx context.Context, roomID id.RoomID) ([]string,
 	return out, nil
 }
 
+// RoomsWithRemoteMembers are those of rooms where a user of another server
+// is joined, in one read for all of them.
+func (s *Reader) RoomsWithRemoteMembers(ctx context.Context, rooms []id.RoomID) ([]id.RoomID, error) {
+	return s.store.RemoteJoinedRooms(ctx, rooms, s.opts.ServerName)
+}
+
 // ForwardExtremities are the room's latest events (earliest_events of a
 // get_missing_events request).
 func (s *Reader) ForwardExtremities(ctx context.Context, roomID id.RoomID) ([]id.EventID, error) {

@@ -246,6 +246,53 @@ func (s *Reader) Start(ctx context.Context) {
 	}
 }
 
+// Prefetch reads, in a few statements for all of rooms, what reading each
+// of them (as /sync does for every room of an account) would otherwise ask
+// once per room: their versions and where their relations lie. Rooms
+// already known are skipped; a room that does not exist is left for the
+// per-room read to report.
+func (s *Reader) Prefetch(ctx context.Context, rooms []id.RoomID) error {
+	var versions, spans []id.RoomID
+	for _, r := range rooms {
+		if _, ok := s.versions.get(r); !ok {
+			versions = append(versions, r)
+		}
+		if _, ok := s.relLoaded.Load(r); !ok {
+			spans = append(spans, r)
+		}
+	}
+	if len(versions) > 0 {
+		got, err := s.store.GetRooms(ctx, versions)
+		if err != nil {
+			return err
+		}
+		for _, r := range got {
+			s.versions.put(r.RoomID, id.RoomVersion(r.RoomVersion))
+		}
+	}
+	if len(spans) > 0 && s.relWrites.Load() == 0 {
+		got, err := s.store.RelationSpans(ctx, spans)
+		if err != nil {
+			return err
+		}
+		for _, r := range spans {
+			if span, ok := got[r]; ok {
+				s.noteRelationSpan(r, span[0], span[1])
+			}
+			s.relLoaded.Store(r, struct{}{})
+		}
+	}
+	return nil
+}
+
+// noteRelationSpan records what the store holds of a room's relations.
+func (s *Reader) noteRelationSpan(roomID id.RoomID, lowest, highest int64) {
+	if lowest < 0 {
+		highest = -1 // relationCommitted makes it MaxInt64
+	}
+	s.relationCommitted(roomID, highest)
+}
+
 // mayHaveRelationsAfter reports whether a relation (thread reply, edit,
 // reaction…) may have been committed in the room after pos: if not, no
 // event at pos or later has any (relations come after what they relate to).
@@ -263,10 +310,7 @@ func (s *Reader) mayHaveRelationsAfter(ctx context.Context, roomID id.RoomID, po
 			return false, err
 		}
 		if ok {
-			if lowest < 0 {
-				highest = -1 // relationCommitted makes it MaxInt64
-			}
-			s.relationCommitted(roomID, highest)
+			s.noteRelationSpan(roomID, lowest, highest)
 		}
 		s.relLoaded.Store(roomID, struct{}{})
 	}

@@ -1331,7 +1331,7 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 	bump = max(bump, 0)
 	res.BumpStamp = &bump
 	if m.Membership == "join" {
-		counts, err := b.s.unread.counts(ctx, r, b.req.User, b.upto[stream.Events])
+		counts, err := b.s.unread.counts(ctx, r, b.req.User, b.upto[stream.Events], nil)
 		if err != nil {
 			return nil, err
 		}

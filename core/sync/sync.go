@@ -715,6 +715,21 @@ func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.User
 		return out, nil
 	}
 	f := req.Filter
+	var ahead readAhead
+	if len(ms) > 1 {
+		// What each room's read would ask on its own, asked for all at once.
+		ids := make([]id.RoomID, len(ms))
+		for i, m := range ms {
+			ids[i] = m.RoomID
+		}
+		if err := s.rooms.Prefetch(ctx, ids); err != nil {
+			return nil, err
+		}
+		var err error
+		if ahead, err = s.unread.prefetch(ctx, ids, req.User, upto); err != nil {
+			return nil, err
+		}
+	}
 	read := func(ctx context.Context, m rooms.UserMembership) (*joinedRoom, error) {
 		rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 			Upto: upto, MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
@@ -723,7 +738,7 @@ func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.User
 		if err != nil {
 			return nil, err
 		}
-		counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto)
+		counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto, ahead)
 		if err != nil {
 			return nil, err
 		}

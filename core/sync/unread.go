@@ -15,6 +15,7 @@ import (
 // UnreadStore is what unread counts are read from.
 type UnreadStore interface {
 	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
+	ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.UserID) (map[id.RoomID]storage.ReadMarks, error)
 	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error)
 	PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error)
 }
@@ -103,9 +104,53 @@ func (u *unreadCache) makeRoom() {
 	}
 }
 
+// readAhead are a user's read markers in rooms, read for many rooms at
+// once (prefetch), with the cache's generations from before the read.
+type readAhead map[id.RoomID]readMarks
+
+type readMarks struct {
+	marks      storage.ReadMarks
+	present    bool
+	gen, drops uint64
+}
+
+// prefetch reads in one go the read markers of those of rooms whose counts
+// the cache does not hold up to upto (nil if there are none).
+func (u *unreadCache) prefetch(ctx context.Context, rooms []id.RoomID, userID id.UserID, upto int64) (readAhead, error) {
+	u.mu.Lock()
+	out := readAhead{}
+	var missing []id.RoomID
+	for _, r := range rooms {
+		e := u.m[unreadKey{userID, r}]
+		if e != nil && !e.forgotten && e.upto <= upto {
+			continue
+		}
+		m := readMarks{present: e != nil, drops: u.drops}
+		if e != nil {
+			m.gen = e.gen
+		}
+		out[r] = m
+		missing = append(missing, r)
+	}
+	u.mu.Unlock()
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	marks, err := u.store.ReadPositionsIn(ctx, missing, userID)
+	if err != nil {
+		return nil, err
+	}
+	for r, m := range out {
+		m.marks = marks[r]
+		out[r] = m
+	}
+	return out, nil
+}
+
 // counts returns a user's unread counts in a room up to upto: the threads
-// with notifications, in thread order.
-func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.UserID, upto int64) ([]storage.UnreadCount, error) {
+// with notifications, in thread order. ahead may hold the user's read
+// markers in the room, read beforehand.
+func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.UserID, upto int64, ahead readAhead) ([]storage.UnreadCount, error) {
 	key := unreadKey{userID, roomID}
 	u.mu.Lock()
 	var gen uint64
@@ -118,6 +163,12 @@ func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.Us
 	}
 	present, drops := u.m[key] != nil, u.drops
 	u.mu.Unlock()
+	pre, prefetched := ahead[roomID]
+	if prefetched && known == nil {
+		// Markers read before now: whatever forgot them since shows in
+		// the generations of then.
+		present, gen, drops = pre.present, pre.gen, pre.drops
+	}
 
 	var read map[string]int64
 	var own int64
@@ -139,7 +190,9 @@ func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.Us
 		}
 	} else {
 		var err error
-		if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
+		if prefetched {
+			read, own = pre.marks.Read, pre.marks.Own
+		} else if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
 			return nil, err
 		}
 		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {

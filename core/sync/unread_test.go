@@ -52,6 +52,15 @@ func (f *fakeUnread) ReadPositions(context.Context, id.RoomID, id.UserID) (map[s
 	return maps.Clone(f.read), f.own, nil
 }
 
+func (f *fakeUnread) ReadPositionsIn(_ context.Context, rooms []id.RoomID, _ id.UserID) (map[id.RoomID]storage.ReadMarks, error) {
+	f.reads++
+	out := map[id.RoomID]storage.ReadMarks{}
+	for _, r := range rooms {
+		out[r] = storage.ReadMarks{Read: maps.Clone(f.read), Own: f.own}
+	}
+	return out, nil
+}
+
 func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, user id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
 	f.queries++
 	by := map[string]storage.UnreadCount{}
@@ -122,14 +131,21 @@ func TestUnreadCacheMatchesRecount(t *testing.T) {
 				cache.forget("@u", "!r")
 			}
 			upto := pos
+			var err error
 			if rng.IntN(8) == 0 && pos > 0 {
 				upto = rng.Int64N(pos + 1) // a sync that started earlier
 			}
-			got, err := cache.counts(ctx, "!r", "@u", upto)
+			var ahead readAhead
+			if rng.IntN(3) == 0 { // read ahead, as /sync does for many rooms
+				if ahead, err = cache.prefetch(ctx, []id.RoomID{"!r"}, "@u", upto); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := cache.counts(ctx, "!r", "@u", upto, ahead)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fresh, err := newUnreadCache(f).counts(ctx, "!r", "@u", upto)
+			fresh, err := newUnreadCache(f).counts(ctx, "!r", "@u", upto, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,12 +165,12 @@ func TestUnreadCacheCountsOnlyNewNotifications(t *testing.T) {
 	for i := int64(1); i <= 100; i++ {
 		f.actions = append(f.actions, fakeAction{pos: i, thread: "main"})
 	}
-	if _, err := cache.counts(ctx, "!r", "@u", 100); err != nil {
+	if _, err := cache.counts(ctx, "!r", "@u", 100, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.actions = append(f.actions, fakeAction{pos: 101, thread: "main"})
 	f.queries, f.reads = 0, 0
-	got, err := cache.counts(ctx, "!r", "@u", 101)
+	got, err := cache.counts(ctx, "!r", "@u", 101, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,18 +178,18 @@ func TestUnreadCacheCountsOnlyNewNotifications(t *testing.T) {
 		t.Fatalf("counts %+v after %d count, %d range and %d read-marker queries", got, f.queries, f.ranges, f.reads)
 	}
 	// Another member woken by the same message reads nothing.
-	if _, err := cache.counts(ctx, "!r", "@v", 100); err != nil {
+	if _, err := cache.counts(ctx, "!r", "@v", 100, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.queries, f.reads, f.ranges = 0, 0, 0
-	if got, err := cache.counts(ctx, "!r", "@v", 101); err != nil || len(got) != 1 || got[0].Notifications != 101 ||
+	if got, err := cache.counts(ctx, "!r", "@v", 101, nil); err != nil || len(got) != 1 || got[0].Notifications != 101 ||
 		f.queries+f.ranges+f.reads != 0 {
 		t.Fatalf("the second member: %+v %v after %d queries", got, err, f.queries+f.ranges+f.reads)
 	}
 	// The user reads: the next sync looks at the markers again.
 	f.read[""] = 101
 	cache.forget("@u", "!r")
-	if got, err := cache.counts(ctx, "!r", "@u", 101); err != nil || len(got) != 0 || f.reads != 1 {
+	if got, err := cache.counts(ctx, "!r", "@u", 101, nil); err != nil || len(got) != 0 || f.reads != 1 {
 		t.Fatalf("after reading: %+v %v (%d read-marker queries)", got, err, f.reads)
 	}
 }
@@ -188,11 +204,11 @@ func TestUnreadCacheDropsRacingAnswers(t *testing.T) {
 		f.read[""] = 2 // the receipt commits while the count is computed
 		cache.forget("@u", "!r")
 	}})
-	if got, _ := cache.counts(ctx, "!r", "@u", 2); len(got) != 1 || got[0].Notifications != 2 {
+	if got, _ := cache.counts(ctx, "!r", "@u", 2, nil); len(got) != 1 || got[0].Notifications != 2 {
 		t.Fatalf("first count %+v", got) // computed from the markers before the receipt
 	}
 	cache.store = f
-	if got, _ := cache.counts(ctx, "!r", "@u", 2); len(got) != 0 {
+	if got, _ := cache.counts(ctx, "!r", "@u", 2, nil); len(got) != 0 {
 		t.Fatalf("the racing answer was kept: %+v", got)
 	}
 }
@@ -207,4 +223,33 @@ func (r racingStore) ReadPositions(ctx context.Context, room id.RoomID, user id.
 	read, own, err := r.fakeUnread.ReadPositions(ctx, room, user)
 	r.during()
 	return read, own, err
+}
+
+// TestUnreadCacheDropsRacingReadAhead: read markers read ahead for many
+// rooms, then moved before the room's count: the answer is not kept.
+func TestUnreadCacheDropsRacingReadAhead(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeUnread{read: map[string]int64{}, actions: []fakeAction{{pos: 1, thread: "main"}, {pos: 2, thread: "main"}}}
+	cache := newUnreadCache(f)
+	for _, seen := range []bool{false, true} { // a key new to the cache, then one it has
+		if seen {
+			if _, err := cache.counts(ctx, "!r", "@u", 2, nil); err != nil {
+				t.Fatal(err)
+			}
+			f.read[""] = 0
+			cache.forget("@u", "!r")
+		}
+		ahead, err := cache.prefetch(ctx, []id.RoomID{"!r"}, "@u", 2)
+		if err != nil || ahead == nil {
+			t.Fatalf("prefetch: %v %v", ahead, err)
+		}
+		f.read[""] = 2 // the receipt commits after the read ahead
+		cache.forget("@u", "!r")
+		if got, _ := cache.counts(ctx, "!r", "@u", 2, ahead); len(got) != 1 || got[0].Notifications != 2 {
+			t.Fatalf("count from the markers read ahead: %+v", got)
+		}
+		if got, _ := cache.counts(ctx, "!r", "@u", 2, nil); len(got) != 0 {
+			t.Fatalf("seen %v: the racing answer was kept: %+v", seen, got)
+		}
+	}
 }

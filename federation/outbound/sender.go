@@ -86,7 +86,7 @@ type SenderOptions struct {
 	// bounded; when it is back, it fetches what lies between
 	// (get_missing_events, then the state), as Synapse's catch-up does.
 	CatchUpAfter time.Duration
-	Logger                   *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Sender sends each destination its queue.
@@ -532,11 +532,11 @@ func (s *Sender) concerned(ctx context.Context, c stream.Change) ([]string, erro
 		}
 	case stream.Presence:
 		if localUser {
-			for _, r := range c.Rooms {
-				if err := addRoom(r); err != nil {
-					return nil, err
-				}
+			srvs, err := s.servers.getAll(ctx, c.Rooms)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, srvs...)
 		}
 	case stream.DeviceLists:
 		if c.RoomID != "" {
@@ -602,6 +602,58 @@ func (c *serverCache) get(ctx context.Context, room id.RoomID) ([]string, error)
 	}
 	c.mu.Unlock()
 	return srvs, nil
+}
+
+// getAll is the servers joined to any of rooms. The rooms it does not hold
+// are first narrowed, in one read, to those with members of other servers
+// (a user's presence names all their rooms: one read each would be
+// hundreds for one change).
+func (c *serverCache) getAll(ctx context.Context, rooms []id.RoomID) ([]string, error) {
+	var out []string
+	var unknown []id.RoomID
+	c.mu.Lock()
+	for _, r := range rooms {
+		if e, ok := c.m[r]; ok && time.Since(e.at) < serverCacheTTL {
+			out = append(out, e.servers...)
+		} else {
+			unknown = append(unknown, r)
+		}
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	if len(unknown) > 0 {
+		remote, err := c.rooms.RoomsWithRemoteMembers(ctx, unknown)
+		if err != nil {
+			return nil, err
+		}
+		// The others have only this server's users: none to send to.
+		isRemote := make(map[id.RoomID]bool, len(remote))
+		for _, r := range remote {
+			isRemote[r] = true
+		}
+		c.mu.Lock()
+		if c.gen == gen {
+			now := time.Now()
+			for _, r := range unknown {
+				if !isRemote[r] {
+					if len(c.m) >= serverCacheSize {
+						clear(c.m)
+					}
+					c.m[r] = cachedServers{at: now}
+				}
+			}
+		}
+		c.mu.Unlock()
+		unknown = remote
+	}
+	for _, r := range unknown {
+		srvs, err := c.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, srvs...)
+	}
+	return out, nil
 }
 
 func (c *serverCache) forget(room id.RoomID) {

@@ -409,6 +409,20 @@ func outboundReachesRemoteServer(t *testing.T, a *testserver.Server) {
 		})
 		return typing && receipt && presence && toDevice
 	})
+	// A presence change alone wakes C's queue (nothing else is sent with it).
+	if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "away"}); err != nil {
+		t.Fatal(err)
+	}
+	c.inbox.waitFor(t, "a presence change on its own", func(acc []receivedTxn, _ []string) bool {
+		return anyEDU(acc, "m.presence", func(e gjson.Result) bool {
+			for _, p := range e.Get("push").Array() {
+				if p.Get("user_id").Str == string(alice.UserID) && p.Get("presence").Str == "unavailable" {
+					return true
+				}
+			}
+			return false
+		})
+	})
 	// Private receipts stay on A.
 	if err := alice.SetReadMarkers(ctx, roomID, &mautrix.ReqSetReadMarkers{ReadPrivate: topic.EventID}); err != nil {
 		t.Fatal(err)

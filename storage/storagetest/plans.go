@@ -220,6 +220,16 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("UnreadCounts", err)
 	_, _, err = s.ReadPositions(lc, room, user)
 	call("ReadPositions", err)
+	// The first /sync of an account reads these for all its rooms at once.
+	all := []id.RoomID{room, small, "!big0:" + server, "!big1:" + server, "!big2:" + server}
+	_, err = s.ReadPositionsIn(lc, all, user)
+	call("ReadPositionsIn", err)
+	_, err = s.GetRooms(lc, all)
+	call("GetRooms", err)
+	_, err = s.RelationSpans(lc, all)
+	call("RelationSpans", err)
+	_, err = s.RemoteJoinedRooms(lc, all, server)
+	call("RemoteJoinedRooms", err)
 	_, err = s.PushActionCounts(lc, room, user, "", e.StreamPos, max)
 	call("PushActionCounts", err)
 	_, _, err = s.PushActionsBetween(lc, room, e.StreamPos, max)

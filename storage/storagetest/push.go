@@ -75,6 +75,15 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 	if ownPos != own.StreamPos || read[""] != getEvent(t, s, "$m1").StreamPos || read["$m1"] != t1 || len(read) != 2 {
 		t.Fatalf("read positions %v, own %d", read, ownPos)
 	}
+	// The same for many rooms at once; a room without any is there, empty.
+	many, err := s.ReadPositionsIn(c, []id.RoomID{roomA, roomB}, carol)
+	must(t, err)
+	if a := many[roomA]; a.Own != ownPos || len(a.Read) != 2 || a.Read[""] != read[""] || a.Read["$m1"] != t1 {
+		t.Fatalf("read positions in roomA %+v", a)
+	}
+	if b, ok := many[roomB]; !ok || b.Own != 0 || len(b.Read) != 0 || len(many) != 2 {
+		t.Fatalf("read positions in roomB %+v (%d rooms)", b, len(many))
+	}
 }
 
 // testPushDefaults: an event's default notification counts for every user

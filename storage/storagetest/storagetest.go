@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"Backend", testBackend},
 
+		{"Rooms/ManyAtOnce", testRoomsManyAtOnce},
+
 		{"Accounts/CreateGet", testAccountCreateGet},
 		{"Accounts/Duplicate", testAccountDuplicate},
 		{"Accounts/GetMissing", testAccountGetMissing},

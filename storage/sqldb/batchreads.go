@@ -1,0 +1,149 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
+)
+
+// Reads of one fact for many rooms in one statement, for the first /sync of
+// an account in many rooms (one round trip instead of one per room). Each
+// room is looked up through its own index probe, by a correlated subquery
+// over a VALUES list of the rooms: an IN list on the big table would let a
+// planner read it whole when the rooms hold most of it.
+
+// batchRooms is how many rooms one statement names.
+const batchRooms = 500
+
+// roomValues is "WITH r(room_id) AS (VALUES ($start),…)" for rooms, with
+// their arguments.
+func roomValues(start int, rooms []id.RoomID) (string, []any) {
+	values := make([]string, len(rooms))
+	args := make([]any, len(rooms))
+	for i, r := range rooms {
+		values[i], args[i] = "("+placeholder(start+i)+")", r
+	}
+	return `WITH r(room_id) AS (VALUES ` + strings.Join(values, ",") + `) `, args
+}
+
+// inChunks calls f with rooms batchRooms at a time.
+func inChunks(rooms []id.RoomID, f func([]id.RoomID) error) error {
+	for len(rooms) > 0 {
+		part := rooms[:min(len(rooms), batchRooms)]
+		rooms = rooms[len(part):]
+		if err := f(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) GetRooms(ctx context.Context, ids []id.RoomID) ([]*storage.Room, error) {
+	var out []*storage.Room
+	err := inChunks(ids, func(part []id.RoomID) error {
+		cond, args := inList("room_id", 1, part)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT room_id, room_version, creator, created_at, published
+			FROM rooms WHERE 1 = 1`+cond, args...)
+		if err != nil {
+			return err
+		}
+		got, err := collect(rows, func(row scanner) (*storage.Room, error) {
+			var r storage.Room
+			var pub int64
+			err := row.Scan(&r.RoomID, &r.RoomVersion, &r.Creator, &r.CreatedAt, &pub)
+			r.Published = pub != 0
+			return &r, err
+		})
+		out = append(out, got...)
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) RemoteJoinedRooms(ctx context.Context, rooms []id.RoomID, local string) ([]id.RoomID, error) {
+	var out []id.RoomID
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		with, args := roomValues(2, part)
+		// A scalar subquery with LIMIT, not EXISTS: PostgreSQL turns
+		// EXISTS into a join that may read current_state whole.
+		got, err := queryStrings[id.RoomID](db, ctx, with+`SELECT r.room_id FROM r WHERE (
+			SELECT 1 FROM current_state b WHERE b.room_id = r.room_id AND b.type = 'm.room.member'
+			AND b.membership = 'join' AND b.state_key NOT LIKE $1 LIMIT 1) = 1`, append([]any{"%:" + local}, args...)...)
+		out = append(out, got...)
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) RelationSpans(ctx context.Context, rooms []id.RoomID) (map[id.RoomID][2]int64, error) {
+	out := map[id.RoomID][2]int64{}
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		with, args := roomValues(1, part)
+		// Two index probes a room (events_room_relations), as RelationSpan.
+		const probe = `(SELECT stream_pos FROM events e WHERE e.room_id = r.room_id
+			AND e.rel_type IN ('m.thread', 'm.replace') ORDER BY e.stream_pos `
+		rows, err := db.r(ctx).QueryContext(ctx, with+`SELECT r.room_id, `+probe+`ASC LIMIT 1), `+probe+`DESC LIMIT 1) FROM r`, args...)
+		if err != nil {
+			return err
+		}
+		type span struct {
+			room     id.RoomID
+			low, top sql.NullInt64
+		}
+		got, err := collect(rows, func(row scanner) (span, error) {
+			var s span
+			return s, row.Scan(&s.room, &s.low, &s.top)
+		})
+		for _, s := range got {
+			if s.low.Valid && s.top.Valid {
+				out[s.room] = [2]int64{s.low.Int64, s.top.Int64}
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.UserID) (map[id.RoomID]storage.ReadMarks, error) {
+	out := make(map[id.RoomID]storage.ReadMarks, len(rooms))
+	for _, r := range rooms {
+		out[r] = storage.ReadMarks{Read: map[string]int64{}}
+	}
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		with, args := roomValues(2, part)
+		// As ReadPositions: the receipts per thread, then (thread NULL) the
+		// user's own last event, per room.
+		rows, err := db.r(ctx).QueryContext(ctx, with+`SELECT rc.room_id, rc.thread_id, MAX(e.stream_pos) FROM r
+			JOIN receipts rc ON rc.room_id = r.room_id AND rc.user_id = $1 AND rc.receipt_type IN ('m.read', 'm.read.private')
+			JOIN events e ON e.event_id = rc.event_id
+			GROUP BY rc.room_id, rc.thread_id
+			UNION ALL
+			SELECT r.room_id, NULL, (SELECT MAX(o.stream_pos) FROM events o
+				WHERE o.room_id = r.room_id AND o.sender = $1 AND o.outlier = 0) FROM r`, append([]any{userID}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var room id.RoomID
+			var thread sql.NullString
+			var pos sql.NullInt64
+			if err := rows.Scan(&room, &thread, &pos); err != nil {
+				return err
+			}
+			m := out[room]
+			if thread.Valid {
+				m.Read[thread.String] = pos.Int64
+			} else {
+				m.Own = pos.Int64
+			}
+			out[room] = m
+		}
+		return rows.Err()
+	})
+	return out, err
+}
