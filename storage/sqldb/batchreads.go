@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
@@ -142,6 +143,47 @@ func (db *DB) ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.
 				m.Own = pos.Int64
 			}
 			out[room] = m
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// summaryHeroes is how many heroes a summary names.
+const summaryHeroes = 5
+
+func (db *DB) RoomSummaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]*storage.RoomSummary, error) {
+	out := make(map[id.RoomID]*storage.RoomSummary, len(rooms))
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		with, args := roomValues(2, part)
+		const members = `FROM current_state b WHERE b.room_id = r.room_id AND b.type = 'm.room.member' AND b.membership `
+		cols := []string{"r.room_id", "(SELECT COUNT(*) " + members + "= 'join')", "(SELECT COUNT(*) " + members + "= 'invite')"}
+		// Each hero is one step along the primary key (room, type, user).
+		for i := range summaryHeroes {
+			cols = append(cols, fmt.Sprintf("(SELECT b.state_key %s IN ('join', 'invite') AND b.state_key <> $1 ORDER BY b.state_key LIMIT 1 OFFSET %d)", members, i))
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, with+`SELECT `+strings.Join(cols, ", ")+` FROM r`, append([]any{user}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var room id.RoomID
+			sum := &storage.RoomSummary{}
+			heroes := make([]sql.NullString, summaryHeroes)
+			dest := []any{&room, &sum.Joined, &sum.Invited}
+			for i := range heroes {
+				dest = append(dest, &heroes[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			for _, h := range heroes {
+				if h.Valid {
+					sum.Heroes = append(sum.Heroes, id.UserID(h.String))
+				}
+			}
+			out[room] = sum
 		}
 		return rows.Err()
 	})

@@ -228,6 +228,8 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("GetRooms", err)
 	_, err = s.RelationSpans(lc, all)
 	call("RelationSpans", err)
+	_, err = s.RoomSummaries(lc, all, user)
+	call("RoomSummaries", err)
 	_, err = s.RemoteJoinedRooms(lc, all, server)
 	call("RemoteJoinedRooms", err)
 	_, err = s.PushActionCounts(lc, room, user, "", e.StreamPos, max)
