@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -38,6 +39,12 @@ func TestSyncRoomSummaries(t *testing.T) {
 	if _, err := alice.InviteUser(ctx, busy.RoomID, &mautrix.ReqInviteUser{UserID: others[0].UserID}); err != nil {
 		t.Fatal(err)
 	}
+	// Two messages from carol: alice's initial sync counts them unread.
+	for i := range 2 {
+		if _, err := others[1].SendText(ctx, busy.RoomID, fmt.Sprintf("hello %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	check := func(what string, resp *mautrix.RespSync, room id.RoomID, joined, invited int, heroes ...id.UserID) {
 		t.Helper()
 		r, ok := resp.Rooms.Join[room]
@@ -57,6 +64,12 @@ func TestSyncRoomSummaries(t *testing.T) {
 	}
 	check("initial sync", first, busy.RoomID, 6, 1, userID("bob"), userID("carol"), userID("dave"), userID("erin"), userID("frank"))
 	check("initial sync", first, quiet.RoomID, 1, 0)
+	if n := first.Rooms.Join[busy.RoomID].UnreadNotifications; n == nil || n.NotificationCount != 2 {
+		t.Fatalf("initial sync: unread notifications %+v, want 2", n)
+	}
+	if n := first.Rooms.Join[quiet.RoomID].UnreadNotifications; n == nil || n.NotificationCount != 0 {
+		t.Fatalf("initial sync: unread notifications in the quiet room %+v, want 0", n)
+	}
 	// gina's view leaves her out and names alice.
 	ginaFirst, err := others[5].SyncRequest(ctx, 0, "", "", false, "")
 	if err != nil {

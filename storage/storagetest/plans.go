@@ -228,6 +228,8 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("GetRooms", err)
 	_, err = s.RelationSpans(lc, all)
 	call("RelationSpans", err)
+	_, err = s.PushActionCountsIn(lc, user, map[id.RoomID]int64{room: e.StreamPos, small: 0, "!big0:" + server: 0}, max)
+	call("PushActionCountsIn", err)
 	_, err = s.RoomSummaries(lc, all, user)
 	call("RoomSummaries", err)
 	_, err = s.RemoteJoinedRooms(lc, all, server)
