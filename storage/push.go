@@ -46,6 +46,10 @@ type PushCounts interface {
 	// positions in (after, upto], per thread; thread "" counts every thread,
 	// otherwise only that one.
 	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]UnreadCount, error)
+	// PushActionCountsIn is PushActionCounts of every thread for many rooms
+	// at once, each room counted after its own position (after[room]).
+	// Rooms without notifications have no entry.
+	PushActionCountsIn(ctx context.Context, userID id.UserID, after map[id.RoomID]int64, upto int64) (map[id.RoomID][]UnreadCount, error)
 	// PushActionsBetween lists what a room's events at stream positions in
 	// (after, upto] say about notifications, for every user at once: the
 	// events' defaults and the users' exceptions, each by position.

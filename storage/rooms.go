@@ -143,12 +143,22 @@ type RoomAlias struct {
 	Creator id.UserID
 }
 
+// RoomSummary is what /sync's room summary tells of a room's members.
+type RoomSummary struct {
+	Joined, Invited int
+	// Heroes are the first five joined or invited members by user ID.
+	Heroes []id.UserID
+}
+
 // Rooms stores rooms, their events, state and aliases.
 type Rooms interface {
 	CreateRoomRecord(ctx context.Context, r *Room) error
 	GetRoom(ctx context.Context, roomID id.RoomID) (*Room, error)
 	// GetRooms reads the rooms of ids that exist, in no order.
 	GetRooms(ctx context.Context, ids []id.RoomID) ([]*Room, error)
+	// RoomSummaries counts each room's joined and invited members and names
+	// the first five of them (by user ID) other than user, in one read.
+	RoomSummaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]*RoomSummary, error)
 	// RemoteJoinedRooms are those of rooms with a joined member whose user ID
 	// does not end in ":"+local (a member of another server), in no order.
 	RemoteJoinedRooms(ctx context.Context, rooms []id.RoomID, local string) ([]id.RoomID, error)

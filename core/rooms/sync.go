@@ -31,6 +31,8 @@ type SyncRoomRequest struct {
 	// StateAfter asks for the state at the end of the timeline rather
 	// than at its start (use_state_after, spec v1.16, MSC4222).
 	StateAfter bool
+	// Summary, when set, is the room's summary read beforehand (Summaries).
+	Summary map[string]any
 }
 
 // RoomSync is one room of a /sync answer.
@@ -187,8 +189,10 @@ func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync,
 		return nil, err
 	}
 	if fresh || hasMemberEvent(picked) || hasMemberEvent(stateEvents) {
-		if out.Summary, err = s.summary(ctx, req.RoomID, req.User); err != nil {
-			return nil, err
+		if out.Summary = req.Summary; out.Summary == nil {
+			if out.Summary, err = s.summary(ctx, req.RoomID, req.User); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
@@ -328,30 +332,25 @@ func hasMemberEvent(evs []*storage.Event) bool {
 // summary is the room summary of /sync: member counts and, for rooms without
 // a name, up to five heroes.
 func (s *Reader) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
-	members, err := s.store.RoomMembers(ctx, roomID, []string{"join", "invite"})
+	got, err := s.Summaries(ctx, []id.RoomID{roomID}, user)
+	return got[roomID], err
+}
+
+// Summaries are the /sync summaries of rooms, read together.
+func (s *Reader) Summaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]map[string]any, error) {
+	sums, err := s.store.RoomSummaries(ctx, rooms, user)
 	if err != nil {
 		return nil, err
 	}
-	joined, invited := 0, 0
-	var heroes []id.UserID
-	for _, m := range members {
-		if m.Membership == "join" {
-			joined++
-		} else {
-			invited++
+	out := make(map[id.RoomID]map[string]any, len(sums))
+	for room, sum := range sums {
+		heroes := sum.Heroes
+		if heroes == nil {
+			heroes = []id.UserID{}
 		}
-		if m.UserID != user {
-			heroes = append(heroes, m.UserID)
-		}
+		out[room] = map[string]any{"m.heroes": heroes, "m.joined_member_count": sum.Joined, "m.invited_member_count": sum.Invited}
 	}
-	slices.Sort(heroes)
-	if len(heroes) > 5 {
-		heroes = heroes[:5]
-	}
-	if heroes == nil {
-		heroes = []id.UserID{}
-	}
-	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
+	return out, nil
 }
 
 // StrippedState is the stripped state shown with an invite or knock.

@@ -716,6 +716,7 @@ func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.User
 	}
 	f := req.Filter
 	var ahead readAhead
+	var summaries map[id.RoomID]map[string]any
 	if len(ms) > 1 {
 		// What each room's read would ask on its own, asked for all at once.
 		ids := make([]id.RoomID, len(ms))
@@ -729,12 +730,17 @@ func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.User
 		if ahead, err = s.unread.prefetch(ctx, ids, req.User, upto); err != nil {
 			return nil, err
 		}
+		if evSince == 0 || req.FullState { // every room's summary is wanted
+			if summaries, err = s.rooms.Summaries(ctx, ids, req.User); err != nil {
+				return nil, err
+			}
+		}
 	}
 	read := func(ctx context.Context, m rooms.UserMembership) (*joinedRoom, error) {
 		rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 			Upto: upto, MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 			TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState,
-			StateAfter: req.StateAfter != NoStateAfter})
+			StateAfter: req.StateAfter != NoStateAfter, Summary: summaries[m.RoomID]})
 		if err != nil {
 			return nil, err
 		}

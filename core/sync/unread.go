@@ -16,6 +16,7 @@ import (
 type UnreadStore interface {
 	ReadPositions(ctx context.Context, roomID id.RoomID, userID id.UserID) (map[string]int64, int64, error)
 	ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.UserID) (map[id.RoomID]storage.ReadMarks, error)
+	PushActionCountsIn(ctx context.Context, userID id.UserID, after map[id.RoomID]int64, upto int64) (map[id.RoomID][]storage.UnreadCount, error)
 	PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error)
 	PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error)
 }
@@ -109,7 +110,11 @@ func (u *unreadCache) makeRoom() {
 type readAhead map[id.RoomID]readMarks
 
 type readMarks struct {
-	marks      storage.ReadMarks
+	marks storage.ReadMarks
+	// counts are the room's notifications after the unthreaded marker
+	// up to the prefetch's upto (countAll's first read).
+	counts     []storage.UnreadCount
+	upto       int64
 	present    bool
 	gen, drops uint64
 }
@@ -140,8 +145,17 @@ func (u *unreadCache) prefetch(ctx context.Context, rooms []id.RoomID, userID id
 	if err != nil {
 		return nil, err
 	}
+	floors := make(map[id.RoomID]int64, len(out))
 	for r, m := range out {
 		m.marks = marks[r]
+		floors[r] = max(m.marks.Read[""], m.marks.Own)
+	}
+	counts, err := u.store.PushActionCountsIn(ctx, userID, floors, upto)
+	if err != nil {
+		return nil, err
+	}
+	for r, m := range out {
+		m.marks, m.counts, m.upto = marks[r], counts[r], upto
 		out[r] = m
 	}
 	return out, nil
@@ -190,12 +204,19 @@ func (u *unreadCache) counts(ctx context.Context, roomID id.RoomID, userID id.Us
 		}
 	} else {
 		var err error
+		var first []storage.UnreadCount
 		if prefetched {
 			read, own = pre.marks.Read, pre.marks.Own
+			if pre.upto == upto {
+				first = pre.counts
+				if first == nil {
+					first = []storage.UnreadCount{}
+				}
+			}
 		} else if read, own, err = u.store.ReadPositions(ctx, roomID, userID); err != nil {
 			return nil, err
 		}
-		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto); err != nil {
+		if counts, err = u.countAll(ctx, roomID, userID, read, own, upto, first); err != nil {
 			return nil, err
 		}
 	}
@@ -243,11 +264,15 @@ func (u *unreadCache) store1(key unreadKey, present bool, gen, drops uint64, e *
 // countAll counts from the read markers: after the unthreaded receipt (or
 // the user's own last event, whichever is later), and for threads with a
 // receipt of their own further on, after that.
-func (u *unreadCache) countAll(ctx context.Context, roomID id.RoomID, userID id.UserID, read map[string]int64, own, upto int64) (map[string]storage.UnreadCount, error) {
+// all, when not nil, is the first count (every thread after the floor),
+// read beforehand.
+func (u *unreadCache) countAll(ctx context.Context, roomID id.RoomID, userID id.UserID, read map[string]int64, own, upto int64, all []storage.UnreadCount) (map[string]storage.UnreadCount, error) {
 	floor := max(read[""], own)
-	all, err := u.store.PushActionCounts(ctx, roomID, userID, "", floor, upto)
-	if err != nil {
-		return nil, err
+	if all == nil {
+		var err error
+		if all, err = u.store.PushActionCounts(ctx, roomID, userID, "", floor, upto); err != nil {
+			return nil, err
+		}
 	}
 	counts := make(map[string]storage.UnreadCount, len(all))
 	for _, c := range all {

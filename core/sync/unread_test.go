@@ -61,6 +61,20 @@ func (f *fakeUnread) ReadPositionsIn(_ context.Context, rooms []id.RoomID, _ id.
 	return out, nil
 }
 
+func (f *fakeUnread) PushActionCountsIn(ctx context.Context, user id.UserID, after map[id.RoomID]int64, upto int64) (map[id.RoomID][]storage.UnreadCount, error) {
+	out := map[id.RoomID][]storage.UnreadCount{}
+	for r, a := range after {
+		c, err := f.PushActionCounts(ctx, r, user, "", a, upto)
+		if err != nil {
+			return nil, err
+		}
+		if len(c) > 0 {
+			out[r] = c
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, user id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
 	f.queries++
 	by := map[string]storage.UnreadCount{}

@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
@@ -142,6 +144,96 @@ func (db *DB) ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.
 				m.Own = pos.Int64
 			}
 			out[room] = m
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// summaryHeroes is how many heroes a summary names.
+const summaryHeroes = 5
+
+func (db *DB) RoomSummaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]*storage.RoomSummary, error) {
+	out := make(map[id.RoomID]*storage.RoomSummary, len(rooms))
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		with, args := roomValues(2, part)
+		const members = `FROM current_state b WHERE b.room_id = r.room_id AND b.type = 'm.room.member' AND b.membership `
+		cols := []string{"r.room_id", "(SELECT COUNT(*) " + members + "= 'join')", "(SELECT COUNT(*) " + members + "= 'invite')"}
+		// Each hero is one step along the primary key (room, type, user).
+		for i := range summaryHeroes {
+			cols = append(cols, fmt.Sprintf("(SELECT b.state_key %s IN ('join', 'invite') AND b.state_key <> $1 ORDER BY b.state_key LIMIT 1 OFFSET %d)", members, i))
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, with+`SELECT `+strings.Join(cols, ", ")+` FROM r`, append([]any{user}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var room id.RoomID
+			sum := &storage.RoomSummary{}
+			heroes := make([]sql.NullString, summaryHeroes)
+			dest := []any{&room, &sum.Joined, &sum.Invited}
+			for i := range heroes {
+				dest = append(dest, &heroes[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			for _, h := range heroes {
+				if h.Valid {
+					sum.Heroes = append(sum.Heroes, id.UserID(h.String))
+				}
+			}
+			out[room] = sum
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func (db *DB) PushActionCountsIn(ctx context.Context, userID id.UserID, after map[id.RoomID]int64, upto int64) (map[id.RoomID][]storage.UnreadCount, error) {
+	rooms := make([]id.RoomID, 0, len(after))
+	for r := range after {
+		rooms = append(rooms, r)
+	}
+	slices.Sort(rooms)
+	out := map[id.RoomID][]storage.UnreadCount{}
+	err := inChunks(rooms, func(part []id.RoomID) error {
+		values := make([]string, len(part))
+		args := []any{userID, upto}
+		for i, r := range part {
+			values[i] = "(" + placeholder(len(args)+1) + ", CAST(" + placeholder(len(args)+2) + " AS BIGINT))"
+			args = append(args, r, after[r])
+		}
+		// As PushActionCounts, per room, each room's rows read through the
+		// tables' primary keys from the room: SQLite loops over r, the outer
+		// table, by itself; PostgreSQL is told to (LATERAL).
+		from := func(table, alias, cond string) string {
+			if db.dialect.Name() == "postgres" {
+				return `FROM r CROSS JOIN LATERAL (SELECT * FROM ` + table + ` ` + alias + ` WHERE ` + cond + `) ` + alias
+			}
+			return `FROM r JOIN ` + table + ` ` + alias + ` ON ` + cond
+		}
+		defaults := `SELECT r.room_id, d.thread_id, d.highlight ` +
+			from("event_push_defaults", "d", `d.room_id = r.room_id AND d.stream_pos > r.after AND d.stream_pos <= $2`) + `
+			WHERE NOT EXISTS (SELECT 1 FROM event_push_actions x
+				WHERE x.user_id = $1 AND x.room_id = r.room_id AND x.stream_pos = d.stream_pos)`
+		own := `SELECT r.room_id, a.thread_id, a.highlight ` +
+			from("event_push_actions", "a", `a.user_id = $1 AND a.room_id = r.room_id AND a.stream_pos > r.after AND a.stream_pos <= $2 AND a.notify = 1`)
+		rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id, after) AS (VALUES `+strings.Join(values, ",")+`)
+			SELECT room_id, thread_id, COUNT(*), COALESCE(CAST(SUM(highlight) AS BIGINT), 0)
+			FROM (`+defaults+` UNION ALL `+own+`) n GROUP BY room_id, thread_id ORDER BY room_id, thread_id`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var room id.RoomID
+			var c storage.UnreadCount
+			if err := rows.Scan(&room, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
+				return err
+			}
+			out[room] = append(out[room], c)
 		}
 		return rows.Err()
 	})

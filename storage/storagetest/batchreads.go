@@ -59,4 +59,20 @@ func testRoomsManyAtOnce(t *testing.T, s storage.Store) {
 	eq(t, "spans", len(spans), 1)
 	eq(t, "span", spans[remote], [2]int64{low, high})
 	eq(t, "span ends", low < high, true)
+
+	// Summaries: joined and invited members counted, the first five
+	// others by user ID as heroes; no member, no heroes.
+	for _, u := range []id.UserID{"@h1:example.org", "@h2:example.org", "@h3:example.org", "@h4:example.org"} {
+		join(remote, u, "join")
+	}
+	join(remote, "@h0:example.org", "invite")
+	join(remote, "@h9:example.org", "leave")
+	sums, err := s.RoomSummaries(c, []id.RoomID{remote, empty}, "@h2:example.org")
+	must(t, err)
+	r := sums[remote]
+	eq(t, "joined", r.Joined, 6)
+	eq(t, "invited", r.Invited, 1)
+	eq(t, "heroes", slices.Equal(r.Heroes, []id.UserID{alice, "@h0:example.org", "@h1:example.org", "@h3:example.org", "@h4:example.org"}), true)
+	e := sums[empty]
+	eq(t, "empty room", e != nil && e.Joined == 0 && e.Invited == 0 && len(e.Heroes) == 0, true)
 }

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"fmt"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
@@ -83,6 +84,23 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 	}
 	if b, ok := many[roomB]; !ok || b.Own != 0 || len(b.Read) != 0 || len(many) != 2 {
 		t.Fatalf("read positions in roomB %+v (%d rooms)", b, len(many))
+	}
+	// Counts for many rooms at once, each after its own position, as the
+	// one-room counts; a room without notifications has no entry.
+	for _, after := range []int64{0, m2, t1} {
+		floors := map[id.RoomID]int64{roomA: after, roomB: 0, "!none:example.org": 0}
+		in, err := s.PushActionCountsIn(c, carol, floors, t1+100)
+		must(t, err)
+		for room, from := range floors {
+			one, err := s.PushActionCounts(c, room, carol, "", from, t1+100)
+			must(t, err)
+			if got, ok := in[room]; fmt.Sprint(got) != fmt.Sprint(one) || ok != (len(one) > 0) {
+				t.Fatalf("counts in %s after %d: many %+v, one %+v", room, from, in[room], one)
+			}
+		}
+		if len(in[roomA]) == 0 && after == 0 {
+			t.Fatal("no counts in roomA")
+		}
 	}
 }
 
