@@ -36,6 +36,11 @@ type Client struct {
 	ownHooks map[string]bool
 	// users: the Discord users seen, for ghosts' profiles.
 	users map[string]*discordgo.User
+	// reconnecting is set while a dropped gateway is being reopened.
+	reconnecting bool
+
+	// stateHook, when set (tests), gets the login's bridge states.
+	stateHook func(status.BridgeState)
 }
 
 var (
@@ -53,7 +58,12 @@ func (c *Client) token() string {
 }
 
 func (c *Client) sendState(evt status.BridgeStateEvent, code status.BridgeStateErrorCode, msg string) {
-	c.login.BridgeState.Send(status.BridgeState{StateEvent: evt, Error: code, Message: msg})
+	st := status.BridgeState{StateEvent: evt, Error: code, Message: msg}
+	if c.stateHook != nil {
+		c.stateHook(st)
+		return
+	}
+	c.login.BridgeState.Send(st)
 }
 
 // Connect checks the token and opens the gateway. A token Discord refuses
@@ -79,34 +89,61 @@ func (c *Client) Connect(ctx context.Context) {
 	s.AddHandler(c.onReactionRemove)
 	s.AddHandler(c.onTyping)
 	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) { c.sendState(status.StateConnected, "", "") })
-	// discordgo reconnects on its own; a gateway that closes because the
-	// token was revoked must not be retried in silence.
-	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.checkToken(s) })
+	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.reconnect(s) })
 	c.mu.Lock()
 	c.s, c.me = s, me
 	c.users[me.ID] = me
 	c.mu.Unlock()
 	if err := s.Open(); err != nil {
 		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
+		go c.reconnect(s)
 	}
 }
 
-// checkToken asks Discord who the bot is after the gateway dropped: a
-// refused token ends the session and shows as BAD_CREDENTIALS.
-func (c *Client) checkToken(s *discordgo.Session) {
-	if _, err := whoAmI(s); errors.Is(err, errBadToken) {
-		c.mu.Lock()
-		current := c.s == s
-		if current {
-			c.s = nil
-		}
+// reconnect reopens a dropped gateway. discordgo's own reconnecting is off
+// (Connector.session): it would retry a revoked token in silence forever,
+// and turning it off once running races its listener. So the token is
+// checked first: one Discord refuses ends the session as BAD_CREDENTIALS;
+// otherwise the gateway is opened again (resuming), with a doubling wait
+// between failures.
+func (c *Client) reconnect(s *discordgo.Session) {
+	c.mu.Lock()
+	if c.s != s || c.reconnecting {
 		c.mu.Unlock()
-		if current {
-			s.ShouldReconnectOnError = false
-			_ = s.Close()
-			c.sendState(status.StateBadCredentials, errBadCreds,
-				"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		return
+	}
+	c.reconnecting = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.reconnecting = false
+		c.mu.Unlock()
+	}()
+	for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+		if c.session() != s {
+			return // disconnected on purpose meanwhile
 		}
+		_, err := whoAmI(s)
+		if errors.Is(err, errBadToken) {
+			c.mu.Lock()
+			current := c.s == s
+			if current {
+				c.s = nil
+			}
+			c.mu.Unlock()
+			if current {
+				c.sendState(status.StateBadCredentials, errBadCreds,
+					"Discord refused the bot token (revoked or reset?): log in again with a new one")
+			}
+			return
+		}
+		if err == nil {
+			if err = s.Open(); err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
+				return
+			}
+		}
+		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
+		time.Sleep(wait) // backing off from Discord, not synchronising
 	}
 }
 

@@ -102,6 +102,10 @@ func (n *Connector) session(token string) (*discordgo.Session, error) {
 	s.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages | discordgo.IntentsGuildMessageReactions |
 		discordgo.IntentsGuildMessageTyping | discordgo.IntentsDirectMessages | discordgo.IntentsDirectMessageReactions |
 		discordgo.IntentsDirectMessageTyping | discordgo.IntentsMessageContent
+	// The client reconnects on its own, checking the token first
+	// (Client.reconnect); this is set before any of discordgo's goroutines
+	// runs and never changed.
+	s.ShouldReconnectOnError = false
 	s.ShouldRetryOnRateLimit = true
 	s.MaxRestRetries = 1
 	return s, nil

@@ -272,6 +272,18 @@ func (f *Fake) Revoke() {
 	}
 }
 
+// Drop closes every gateway connection with a code clients resume after,
+// as Discord does when it restarts a gateway node.
+func (f *Fake) Drop() {
+	f.mu.Lock()
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.close(4000, "Unknown error.")
+	}
+}
+
 // URL is the fake's root, the bridge's api_url.
 func (f *Fake) URL() string { return f.srv.URL + "/" }
 
