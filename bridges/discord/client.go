@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/bridges/discord/discordfmt"
 )
 
 // Client is one bot login's connection to Discord.
@@ -48,6 +51,7 @@ var (
 	_ bridgev2.EditHandlingNetworkAPI     = (*Client)(nil)
 	_ bridgev2.ReactionHandlingNetworkAPI = (*Client)(nil)
 	_ bridgev2.TypingHandlingNetworkAPI   = (*Client)(nil)
+	_ bridgev2.RedactionHandlingNetworkAPI = (*Client)(nil)
 )
 
 func (c *Client) token() string {
@@ -88,6 +92,12 @@ func (c *Client) Connect(ctx context.Context) {
 	s.AddHandler(c.onReactionAdd)
 	s.AddHandler(c.onReactionRemove)
 	s.AddHandler(c.onTyping)
+	s.AddHandler(c.onMessageDelete)
+	s.AddHandler(c.onMessageDeleteBulk)
+	s.AddHandler(c.onMemberUpdate)
+	s.AddHandler(c.onRoleCreate)
+	s.AddHandler(c.onRoleUpdate)
+	s.AddHandler(c.onRoleDelete)
 	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) { c.sendState(status.StateConnected, "", "") })
 	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.reconnect(s) })
 	c.mu.Lock()
@@ -202,19 +212,6 @@ func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
 	return bridgev2.EventSender{Sender: networkid.UserID(u.ID)}
 }
 
-// joinFirst makes a Discord user's ghost join the portal before its event
-// goes there (the plugin SDK's intents do not join on their own).
-func (c *Client) joinFirst(userID string) func(context.Context, *bridgev2.Portal) {
-	return func(ctx context.Context, portal *bridgev2.Portal) {
-		if portal.MXID == "" {
-			return
-		}
-		if ghost, err := c.net.br.GetGhostByID(ctx, networkid.UserID(userID)); err == nil && ghost != nil {
-			_ = ghost.Intent.EnsureJoined(ctx, portal.MXID)
-		}
-	}
-}
-
 func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreate) {
 	if m.Author == nil || c.own(m.Message) {
 		return
@@ -227,9 +224,6 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 		ID:   networkid.MessageID(m.ID),
 		Data: msg,
 		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
-			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
-				return nil, err
-			}
 			cm, err := c.convert(ctx, portal, intent, m)
 			if cm != nil {
 				cm.ThreadRoot = thread
@@ -251,13 +245,30 @@ func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdat
 		TargetMessage: networkid.MessageID(m.ID),
 		Data:          m.Message,
 		ConvertEditFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, existing []*database.Message, m *discordgo.Message) (*bridgev2.ConvertedEdit, error) {
-			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
-				return nil, err
-			}
 			content := c.text(m)
 			return &bridgev2.ConvertedEdit{ModifiedParts: []*bridgev2.ConvertedEditPart{{Part: existing[0],
 				Type: event.EventMessage, Content: content}}}, nil
 		},
+	})
+}
+
+// onMessageDelete redacts a message deleted on Discord. Discord does not
+// say who deleted it, so the bridge's bot redacts.
+func (c *Client) onMessageDelete(s *discordgo.Session, m *discordgo.MessageDelete) {
+	c.removed(s, m.ChannelID, m.ID)
+}
+
+func (c *Client) onMessageDeleteBulk(s *discordgo.Session, m *discordgo.MessageDeleteBulk) {
+	for _, id := range m.Messages {
+		c.removed(s, m.ChannelID, id)
+	}
+}
+
+func (c *Client) removed(s *discordgo.Session, channelID, messageID string) {
+	key, _ := c.channelKey(s, channelID)
+	c.login.QueueRemoteEvent(&simplevent.MessageRemove{
+		EventMeta:     simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now()},
+		TargetMessage: networkid.MessageID(messageID),
 	})
 }
 
@@ -292,7 +303,7 @@ func (c *Client) reaction(s *discordgo.Session, r *discordgo.MessageReaction, ty
 	id, emoji := emojiKey(r.Emoji)
 	c.login.QueueRemoteEvent(&simplevent.Reaction{
 		EventMeta: simplevent.EventMeta{Type: typ, PortalKey: key, Sender: bridgev2.EventSender{Sender: networkid.UserID(r.UserID)},
-			Timestamp: time.Now(), PreHandleFunc: c.joinFirst(r.UserID)},
+			Timestamp: time.Now()},
 		TargetMessage: networkid.MessageID(r.MessageID),
 		EmojiID:       id,
 		Emoji:         emoji,
@@ -309,14 +320,14 @@ func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
 	key, _ := c.channelKey(s, t.ChannelID)
 	c.login.QueueRemoteEvent(&simplevent.Typing{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key,
-			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0),
-			PreHandleFunc: c.joinFirst(t.UserID)},
+			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0)},
 		Timeout: 10 * time.Second,
 	})
 }
 
 // text is a message's text as Matrix content: Discord's markdown as HTML,
-// mentions of users by name.
+// mentions of users by name, then its embeds as quotes (as `tributary
+// import discord` shows them).
 func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	text := m.Content
 	for _, u := range m.Mentions {
@@ -330,13 +341,56 @@ func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	content := format.RenderMarkdown(text, true, false)
 	content.MsgType = event.MsgText
 	content.Mentions = &event.Mentions{}
+	if embeds := embedsOf(m); len(embeds) > 0 {
+		body, htm := content.Body, content.FormattedBody
+		if content.Format != event.FormatHTML {
+			htm = ""
+		}
+		body, htm, n := discordfmt.QuoteEmbeds(body, htm, embeds, markdown)
+		if n > 0 {
+			content.Body, content.Format, content.FormattedBody = body, event.FormatHTML, htm
+		}
+	}
 	return &content
+}
+
+// markdown is Discord markdown as a body and HTML, for embeds.
+func markdown(text string) (string, string) {
+	c := format.RenderMarkdown(text, true, false)
+	if c.Format != event.FormatHTML {
+		return c.Body, ""
+	}
+	return c.Body, c.FormattedBody
+}
+
+// embedsOf is what of a message's embeds Matrix shows.
+func embedsOf(m *discordgo.Message) []discordfmt.Embed {
+	var out []discordfmt.Embed
+	for _, e := range m.Embeds {
+		if e == nil {
+			continue
+		}
+		de := discordfmt.Embed{Title: e.Title, URL: e.URL, Description: e.Description}
+		if e.Author != nil {
+			de.Author = e.Author.Name
+		}
+		if e.Footer != nil {
+			de.Footer = e.Footer.Text
+		}
+		for _, f := range e.Fields {
+			if f != nil {
+				de.Fields = append(de.Fields, discordfmt.Field{Name: f.Name, Value: f.Value})
+			}
+		}
+		out = append(out, de)
+	}
+	return out
 }
 
 // convert is a Discord message's Matrix events: its text, then its files.
 func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
 	cm := &bridgev2.ConvertedMessage{}
-	if m.Content != "" || len(m.Attachments) == 0 {
+	if m.Content != "" || len(embedsOf(m)) > 0 || len(m.Attachments) == 0 && len(m.StickerItems) == 0 {
 		cm.Parts = append(cm.Parts, &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: c.text(m)})
 	}
 	for _, a := range m.Attachments {
@@ -370,10 +424,60 @@ func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent br
 		}
 		cm.Parts = append(cm.Parts, part)
 	}
+	for _, st := range m.StickerItems {
+		if st == nil {
+			continue
+		}
+		part := c.sticker(ctx, portal, intent, st)
+		if len(cm.Parts) == 0 {
+			part.ID = ""
+		}
+		cm.Parts = append(cm.Parts, part)
+	}
 	if ref := m.MessageReference; ref != nil && ref.MessageID != "" && m.Type == discordgo.MessageTypeReply {
 		cm.ReplyTo = &networkid.MessageOptionalPartID{MessageID: networkid.MessageID(ref.MessageID)}
 	}
 	return cm, nil
+}
+
+// stickerURL is where Discord serves a sticker's image ("" for a Lottie
+// sticker, which is an animation script, not an image).
+func stickerURL(st *discordgo.StickerItem) (url, mime string) {
+	switch st.FormatType {
+	case discordgo.StickerFormatTypePNG, discordgo.StickerFormatTypeAPNG:
+		return "https://media.discordapp.net/stickers/" + st.ID + ".png", "image/png"
+	case discordgo.StickerFormatTypeGIF:
+		return "https://media.discordapp.net/stickers/" + st.ID + ".gif", "image/gif"
+	}
+	return "", ""
+}
+
+// sticker is an m.sticker of a sticker's image when it can be fetched,
+// else a text naming it (as `tributary import discord` does).
+func (c *Client) sticker(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, st *discordgo.StickerItem) *bridgev2.ConvertedMessagePart {
+	name := st.Name
+	if name == "" {
+		name = "sticker"
+	}
+	part := &bridgev2.ConvertedMessagePart{ID: networkid.PartID("sticker-" + st.ID)}
+	url, mime := stickerURL(st)
+	if url != "" {
+		if data, err := c.download(ctx, url); err == nil {
+			if mxc, file, err := intent.UploadMedia(ctx, portal.MXID, data, name+url[strings.LastIndex(url, "."):], mime); err == nil {
+				part.Type = event.EventSticker
+				part.Content = &event.MessageEventContent{Body: name, URL: mxc, File: file,
+					Info: &event.FileInfo{MimeType: mime, Size: len(data), Width: 160, Height: 160}}
+				return part
+			}
+		}
+	}
+	part.Type = event.EventMessage
+	part.Content = &event.MessageEventContent{MsgType: event.MsgText, Body: "[sticker: " + name + "]", Mentions: &event.Mentions{}}
+	if url != "" {
+		part.Content.Format = event.FormatHTML
+		part.Content.FormattedBody = `[sticker: <a href="` + html.EscapeString(url) + `">` + html.EscapeString(name) + "</a>]"
+	}
+	return part
 }
 
 // download fetches a file of Discord's CDN.
@@ -393,6 +497,12 @@ func (c *Client) download(ctx context.Context, url string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, 100<<20))
 }
 
+// GetChatInfo: a guild is a space the user is invited to, its members'
+// ghosts at their roles' power levels. A channel's room invites nobody:
+// it is open to the space's members (a restricted join rule, as `tributary
+// import discord` makes them), so the user sees the guild's channels in
+// the space and joins those they want, rather than being invited to every
+// channel that has a message. A DM (with the bot) invites the user.
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
 	s := c.session()
 	if s == nil {
@@ -400,7 +510,7 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	}
 	me := bridgev2.ChatMember{EventSender: bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.login.ID)},
 		Membership: event.MembershipJoin}
-	members := &bridgev2.ChatMemberList{MemberMap: map[networkid.UserID]bridgev2.ChatMember{me.Sender: me}}
+	withMe := bridgev2.ChatMemberMap{me.Sender: me}
 	if guildID, ok := strings.CutPrefix(string(portal.ID), "*"); ok {
 		g, err := s.State.Guild(guildID)
 		if err != nil {
@@ -409,7 +519,8 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 			}
 		}
 		space := database.RoomTypeSpace
-		return &bridgev2.ChatInfo{Name: &g.Name, Type: &space, Members: members}, nil
+		return &bridgev2.ChatInfo{Name: &g.Name, Type: &space,
+			Members: &bridgev2.ChatMemberList{MemberMap: withMe, PowerLevels: c.powerLevels(s, guildID)}}, nil
 	}
 	ch, err := s.State.Channel(string(portal.ID))
 	if err != nil {
@@ -417,11 +528,16 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 			return nil, err
 		}
 	}
-	info := &bridgev2.ChatInfo{Members: members}
+	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: bridgev2.ChatMemberMap{}}}
 	name, topic := ch.Name, ch.Topic
-	if ch.Type == discordgo.ChannelTypeDM {
+	if ch.Type == discordgo.ChannelTypeDM || ch.Type == discordgo.ChannelTypeGroupDM {
 		dm := database.RoomTypeDM
+		if ch.Type == discordgo.ChannelTypeGroupDM {
+			dm = database.RoomTypeGroupDM
+			info.Name = &name
+		}
 		info.Type = &dm
+		info.Members.MemberMap = withMe
 	} else {
 		info.Name = &name
 		info.Topic = &topic
@@ -429,6 +545,19 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	if ch.GuildID != "" {
 		parent := networkid.PortalID("*" + ch.GuildID)
 		info.ParentID = &parent
+		info.Members.PowerLevels = c.powerLevels(s, ch.GuildID)
+		// The space first: the room is open to its members.
+		sp, err := c.net.br.GetPortalByKey(ctx, networkid.PortalKey{ID: parent})
+		if err != nil {
+			return nil, err
+		}
+		if sp.MXID == "" {
+			if err := sp.CreateMatrixRoom(ctx, c.login, nil); err != nil {
+				return nil, fmt.Errorf("creating the guild's space: %w", err)
+			}
+		}
+		info.JoinRule = &event.JoinRulesEventContent{JoinRule: event.JoinRuleRestricted,
+			Allow: []event.JoinRuleAllow{{Type: event.JoinRuleAllowRoomMembership, RoomID: sp.MXID}}}
 	}
 	return info, nil
 }
@@ -470,7 +599,8 @@ var files = func() event.FileFeatureMap {
 
 func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
 	return &event.RoomFeatures{ID: "org.tributary.discord.v1", Reply: event.CapLevelFullySupported,
-		Edit: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported, MaxTextLength: 2000, File: files}
+		Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported,
+		MaxTextLength: 2000, File: files}
 }
 
 // webhook is the bridge's webhook of a channel, made on first use.
@@ -629,4 +759,27 @@ func (c *Client) HandleMatrixTyping(_ context.Context, msg *bridgev2.MatrixTypin
 		return nil
 	}
 	return c.refused(s.ChannelTyping(string(msg.Portal.ID)))
+}
+
+// HandleMatrixMessageRemove deletes a redacted message on Discord: one the
+// bridge posted through the webhook with the webhook's token, someone
+// else's as the bot (which needs Manage Messages).
+func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.MatrixMessageRemove) error {
+	s := c.session()
+	if s == nil {
+		return errors.New("not connected to Discord")
+	}
+	target := msg.TargetMessage
+	channelID := string(msg.Portal.ID)
+	if target.ThreadRoot != "" {
+		channelID = string(target.ThreadRoot) // a thread's ID is its root message's
+	}
+	if target.SenderID == networkid.UserID(c.login.ID) && target.ThreadRoot == "" {
+		wh, err := c.webhook(s, channelID)
+		if err != nil {
+			return c.refused(err)
+		}
+		return c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID)))
+	}
+	return c.refused(s.ChannelMessageDelete(channelID, string(target.ID)))
 }

@@ -75,3 +75,39 @@ func TestDroppedGatewayReconnects(t *testing.T) {
 		t.Fatal("not logged in after the reconnect")
 	}
 }
+
+// TestLevelOf is the roles → power levels mapping of doc.go.
+func TestLevelOf(t *testing.T) {
+	g := &discordgo.Guild{ID: "g", OwnerID: "owner", Roles: []*discordgo.Role{
+		{ID: "g", Permissions: discordgo.PermissionSendMessages},
+		{ID: "admin", Permissions: discordgo.PermissionAdministrator},
+		{ID: "server", Permissions: discordgo.PermissionManageServer},
+		{ID: "mod", Permissions: discordgo.PermissionManageMessages},
+		{ID: "kick", Permissions: discordgo.PermissionKickMembers},
+		{ID: "chat", Permissions: discordgo.PermissionSendMessages | discordgo.PermissionAddReactions},
+	}}
+	for _, tc := range []struct {
+		user  string
+		roles []string
+		want  int
+	}{
+		{"owner", nil, 100},
+		{"u", []string{"admin"}, 100},
+		{"u", []string{"server"}, 100},
+		{"u", []string{"mod"}, 50},
+		{"u", []string{"kick", "chat"}, 50},
+		{"u", []string{"mod", "admin"}, 100},
+		{"u", []string{"chat"}, 0},
+		{"u", nil, 0},
+		{"u", []string{"unknown"}, 0},
+	} {
+		if got := levelOf(g, tc.user, tc.roles); got != tc.want {
+			t.Errorf("%s with %v: %d, want %d", tc.user, tc.roles, got, tc.want)
+		}
+	}
+	// @everyone's permissions count for everyone.
+	g.Roles[0].Permissions |= discordgo.PermissionManageMessages
+	if got := levelOf(g, "u", nil); got != 50 {
+		t.Errorf("with @everyone moderating: %d, want 50", got)
+	}
+}

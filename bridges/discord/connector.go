@@ -101,7 +101,7 @@ func (n *Connector) session(token string) (*discordgo.Session, error) {
 	s.Client = n.http
 	s.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages | discordgo.IntentsGuildMessageReactions |
 		discordgo.IntentsGuildMessageTyping | discordgo.IntentsDirectMessages | discordgo.IntentsDirectMessageReactions |
-		discordgo.IntentsDirectMessageTyping | discordgo.IntentsMessageContent
+		discordgo.IntentsDirectMessageTyping | discordgo.IntentsMessageContent | discordgo.IntentsGuildMembers
 	// The client reconnects on its own, checking the token first
 	// (Client.reconnect); this is set before any of discordgo's goroutines
 	// runs and never changed.
@@ -136,7 +136,8 @@ const (
 func (n *Connector) GetLoginFlows() []bridgev2.LoginFlow {
 	return []bridgev2.LoginFlow{{ID: flowBot, Name: "Bot token",
 		Description: "Bridge through a Discord bot of yours (Developer Portal → your application → Bot → token). " +
-			"The bot needs the Message Content intent and the Manage Webhooks permission."}}
+			"The bot needs the Message Content and Server Members intents and the Manage Webhooks permission " +
+			"(Manage Messages to delete others' messages from Matrix)."}}
 }
 
 func (n *Connector) CreateLogin(_ context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {

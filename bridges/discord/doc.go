@@ -3,15 +3,46 @@
 // cmd/tributary-discord through plugins/sdk.
 //
 // It logs in as a bot (a bot token: no terms-of-service risk of user-token
-// bridges). Each channel is a portal keyed by its channel ID and each guild
+// bridges). The bot needs the Message Content and Server Members intents,
+// Manage Webhooks, and Manage Messages for deleting other people's
+// messages from Matrix.
+//
+// Rooms. Each channel is a portal keyed by its channel ID and each guild
 // a space keyed "*<guild ID>", as mautrix-discord's bridgev2 keys them and
-// as `tributary import discord` records them; a thread's messages go into
-// its channel's room as a Matrix thread. Discord users are ghosts named by
-// their user IDs. Matrix users' messages go to Discord through a webhook
-// of the channel, under the sender's name (and avatar, when media_url
-// makes it reachable). Replies, edits, reactions, attachments and typing
-// go both ways. A bot token Discord refuses is reported as the login's
-// BAD_CREDENTIALS state, which bridgev2 also tells the user as a notice.
+// as `tributary import discord` records them, so after an import the
+// plugin continues in the imported rooms (the plugin SDK adopts them). A
+// thread's messages go into its channel's room as a Matrix thread.
+//
+// Invites. Portals are made when a channel first has a message. The user
+// who logged in is invited to the guild's space only, once; a channel's
+// room invites nobody and is open to the space's members (a restricted
+// join rule, as the importer makes them), so every channel with activity
+// is listed in the space and the user joins the ones they want instead of
+// collecting an invite per channel. Discord DMs with the bot are invites,
+// being the user's own.
+//
+// People. Discord users are ghosts named by their user IDs. Matrix users'
+// messages go to Discord through a webhook of the channel, under the
+// sender's name (and avatar, when media_url makes it reachable).
+//
+// Power levels from roles (roles.go): the guild's owner and members whose
+// roles grant Administrator or Manage Server are 100; Manage Messages,
+// Manage Channels, Manage Roles, Kick, Ban or Timeout Members make 50;
+// everyone else 0. Guild-level permissions only (@everyone's and the
+// member's roles'), not channel overwrites. Role and member updates from
+// the gateway resync the levels of the guild's rooms. Matrix power level
+// changes are not sent to Discord.
+//
+// Messages. Markdown ↔ HTML, replies, edits, reactions, attachments and
+// deletions go both ways, typing both ways. Stickers arrive as m.sticker
+// with their image (a Lottie sticker, or one that cannot be fetched, as a
+// text naming it); embeds as quotes after the text, rendered by
+// discordfmt as the importer renders them.
+//
+// Connection. discordgo's own gateway reconnecting is off: after a drop
+// the client checks the token first, so one Discord refuses (revoked or
+// reset) becomes the login's BAD_CREDENTIALS state, which bridgev2 also
+// tells the user as a notice, rather than a silent retry loop.
 //
 // It imports only plugins/sdk's world: mautrix and discordgo.
 package discord

@@ -75,7 +75,22 @@ const (
 	BobID     = "400000000000000001"
 	HookID    = "500000000000000001"
 	HookToken = "webhook-token"
+	// CarolID is a second user of the guild; OwnerID its owner.
+	CarolID = "400000000000000002"
+	OwnerID = "400000000000000003"
+	// The guild's roles: AdminRoleID grants Administrator, ModRoleID
+	// Manage Messages. Bob has ModRoleID.
+	AdminRoleID = "600000000000000001"
+	ModRoleID   = "600000000000000002"
 )
+
+// Roles are the guild's roles (@everyone's ID is the guild's), as
+// GUILD_CREATE gives them.
+var Roles = []any{
+	map[string]any{"id": GuildID, "name": "@everyone", "permissions": "1024", "position": 0},
+	map[string]any{"id": AdminRoleID, "name": "Admin", "permissions": "8", "position": 2},
+	map[string]any{"id": ModRoleID, "name": "Mod", "permissions": "8192", "position": 1},
+}
 
 // New starts a fake Discord whose bot has token; it stops with the test.
 func New(t testing.TB, token string) *Fake {
@@ -117,7 +132,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.TrimSuffix(p, "/") == "/gw":
 		f.gateway(w, r)
 		return
-	case strings.HasPrefix(p, "/cdn/"):
+	case strings.HasPrefix(p, "/cdn/") || strings.HasPrefix(p, "/stickers/") || strings.HasPrefix(p, "/avatars/"):
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(PNG)
 		return
@@ -172,12 +187,21 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"),
 			"channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID, "type": 0,
 			"author": map[string]any{"id": HookID, "username": "x", "bot": true}})
+	case r.Method == http.MethodDelete && (strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/") ||
+		strings.HasPrefix(p, "/channels/"+ChannelID+"/messages/")):
+		w.WriteHeader(http.StatusNoContent)
+		// Discord tells the gateway of deletions, the bridge's own too.
+		f.Dispatch("MESSAGE_DELETE", map[string]any{"id": p[strings.LastIndex(p, "/")+1:], "channel_id": ChannelID,
+			"guild_id": GuildID})
 	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/typing":
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodGet && p == "/users/"+BobID:
 		writeJSON(w, 200, Bob)
+		return
+	case r.Method == http.MethodGet && p == "/users/"+CarolID:
+		writeJSON(w, 200, Carol)
 		return
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
@@ -187,6 +211,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 
 // Bob is the Discord user who talks.
 var Bob = map[string]any{"id": BobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
+
+// Carol is a Discord user who only types.
+var Carol = map[string]any{"id": CarolID, "username": "carol", "global_name": "Carol", "discriminator": "0"}
 
 // PNG is what the CDN serves.
 var PNG = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
@@ -232,9 +259,10 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
 				"guilds": []any{map[string]any{"id": GuildID, "unavailable": true}}, "private_channels": []any{}}})
 			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": GuildID,
-				"name": "Test Guild", "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
-					"name": "general", "topic": "the general channel"}}, "threads": []any{}, "members": []any{},
-				"roles": []any{}, "emojis": []any{}}})
+				"name": "Test Guild", "owner_id": OwnerID, "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
+					"name": "general", "topic": "the general channel"}}, "threads": []any{},
+				"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
+				"roles": Roles, "emojis": []any{}}})
 		}
 	}
 }
@@ -257,6 +285,17 @@ func (f *Fake) Dispatch(t string, d any) {
 	for _, c := range conns {
 		c.write(websocket.TextMessage, raw)
 	}
+}
+
+// MemberRoles dispatches a GUILD_MEMBER_UPDATE giving a user roles.
+func (f *Fake) MemberRoles(user map[string]any, roles ...string) {
+	f.Dispatch("GUILD_MEMBER_UPDATE", map[string]any{"guild_id": GuildID, "user": user, "roles": roles})
+}
+
+// RoleUpdate dispatches a GUILD_ROLE_UPDATE of a role's permissions.
+func (f *Fake) RoleUpdate(roleID, name string, perms int64) {
+	f.Dispatch("GUILD_ROLE_UPDATE", map[string]any{"guild_id": GuildID, "role": map[string]any{"id": roleID, "name": name,
+		"permissions": strconv.FormatInt(perms, 10), "position": 1}})
 }
 
 // Revoke makes the token a revoked one and drops the gateway, as Discord
