@@ -47,10 +47,10 @@ type Client struct {
 }
 
 var (
-	_ bridgev2.NetworkAPI                 = (*Client)(nil)
-	_ bridgev2.EditHandlingNetworkAPI     = (*Client)(nil)
-	_ bridgev2.ReactionHandlingNetworkAPI = (*Client)(nil)
-	_ bridgev2.TypingHandlingNetworkAPI   = (*Client)(nil)
+	_ bridgev2.NetworkAPI                  = (*Client)(nil)
+	_ bridgev2.EditHandlingNetworkAPI      = (*Client)(nil)
+	_ bridgev2.ReactionHandlingNetworkAPI  = (*Client)(nil)
+	_ bridgev2.TypingHandlingNetworkAPI    = (*Client)(nil)
 	_ bridgev2.RedactionHandlingNetworkAPI = (*Client)(nil)
 )
 

@@ -262,7 +262,7 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 				"name": "Test Guild", "owner_id": OwnerID, "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
 					"name": "general", "topic": "the general channel"}}, "threads": []any{},
 				"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
-				"roles": Roles, "emojis": []any{}}})
+				"roles":   Roles, "emojis": []any{}}})
 		}
 	}
 }
