@@ -105,7 +105,7 @@ func BenchmarkDiscordBridge(b *testing.B) {
 }
 
 // discordSync long-polls a user's /sync, joining the rooms it is invited
-// to.
+// to and the children of the spaces it is in.
 type discordSync struct {
 	b     *testing.B
 	cli   *mautrix.Client
@@ -134,6 +134,13 @@ func (ds *discordSync) until(match func(*event.Event) bool) {
 				_ = ev.Content.ParseRaw(ev.Type)
 				if !found && match(ev) {
 					found = true
+				}
+				// The plugin invites to a guild's space only: its channels'
+				// rooms are joined from there.
+				if ev.Type == event.StateSpaceChild && len(ev.Content.Raw) > 0 {
+					if _, err := ds.cli.JoinRoomByID(ctx, id.RoomID(ev.GetStateKey())); err != nil {
+						ds.b.Fatal(err)
+					}
 				}
 			}
 		}
