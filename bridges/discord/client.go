@@ -225,12 +225,41 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 		Data: msg,
 		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
 			cm, err := c.convert(ctx, portal, intent, m)
-			if cm != nil {
-				cm.ThreadRoot = thread
+			if cm == nil {
+				return cm, err
+			}
+			cm.ThreadRoot = thread
+			// bridgev2 relates to messages it has a record of; one it has
+			// none of may be an imported message, named by its alias.
+			if thread != nil {
+				if alias := c.importedAlias(ctx, portal, *thread); alias != "" {
+					for _, p := range cm.Parts {
+						p.Content.GetRelatesTo().SetThread(alias, alias)
+					}
+				}
+			}
+			if cm.ReplyTo != nil {
+				if alias := c.importedAlias(ctx, portal, cm.ReplyTo.MessageID); alias != "" {
+					for _, p := range cm.Parts {
+						p.Content.GetRelatesTo().SetReplyTo(alias)
+					}
+				}
 			}
 			return cm, err
 		},
 	})
+}
+
+// importedAlias is the event ID alias of a message bridgev2 has no record
+// of, which `tributary import discord` may have written: the host keeps
+// the import's events under the SDK's deterministic IDs of (room, message
+// ID, first part), and resolves relations to them. "" if bridgev2 knows
+// the message (it relates to it itself).
+func (c *Client) importedAlias(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
+	if known, err := c.net.br.DB.Message.GetFirstPartByID(ctx, portal.Receiver, msgID); err != nil || known != nil {
+		return ""
+	}
+	return c.net.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, msgID, "")
 }
 
 func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdate) {

@@ -59,7 +59,11 @@ func (n *Connector) Start(context.Context) error {
 func (n *Connector) GetName() bridgev2.BridgeName {
 	return bridgev2.BridgeName{
 		DisplayName:          n.Config.DisplayName,
-		NetworkURL:           "https://discord.com",
+		// NetworkURL stays empty: the SDK names batch-sent events after its
+		// host, and `tributary import discord` named the imported ones
+		// ":backfill.<server>", the SDK's name without it. The same names
+		// let the bridge point at imported messages (importedAlias).
+		NetworkURL:           "",
 		NetworkID:            "discord",
 		BeeperBridgeType:     "github.com/tributary-hs/tributary/bridges/discord",
 		DefaultPort:          29334,

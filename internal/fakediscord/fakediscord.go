@@ -39,6 +39,8 @@ type Fake struct {
 	nextID  int64
 	// calls are what the bridge did, in order.
 	calls chan Call
+	// guild is the guild the gateway announces (GUILD_CREATE's data).
+	guild map[string]any
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -94,7 +96,12 @@ var Roles = []any{
 
 // New starts a fake Discord whose bot has token; it stops with the test.
 func New(t testing.TB, token string) *Fake {
-	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100)}
+	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100),
+		guild: map[string]any{"id": GuildID, "name": "Test Guild", "owner_id": OwnerID,
+			"channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID, "name": "general",
+				"topic": "the general channel"}}, "threads": []any{},
+			"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
+			"roles":   Roles, "emojis": []any{}}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.mu.Lock()
@@ -169,33 +176,43 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && p == "/gateway":
 		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
 		return
-	case r.Method == http.MethodGet && p == "/channels/"+ChannelID+"/webhooks":
+	case r.Method == http.MethodGet && seg(p, 0) == "channels" && seg(p, 2) == "webhooks":
 		writeJSON(w, 200, []any{})
 		return
-	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/webhooks":
-		writeJSON(w, 200, map[string]any{"id": HookID, "token": HookToken, "name": "Tributary", "channel_id": ChannelID, "type": 1})
-	case r.Method == http.MethodPost && p == "/webhooks/"+HookID+"/"+HookToken:
-		msg := map[string]any{"id": f.id(), "channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID,
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "webhooks":
+		ch := seg(p, 1)
+		writeJSON(w, 200, map[string]any{"id": hookOf(ch), "token": HookToken, "name": "Tributary", "channel_id": ch, "type": 1})
+	case r.Method == http.MethodPost && seg(p, 0) == "webhooks" && seg(p, 2) == HookToken && seg(p, 3) == "":
+		hook := seg(p, 1)
+		ch := channelOf(hook)
+		if thread := r.URL.Query().Get("thread_id"); thread != "" {
+			ch = thread
+		}
+		msg := map[string]any{"id": f.id(), "channel_id": ch, "content": c.JSON["content"], "webhook_id": hook,
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0,
-			"author": map[string]any{"id": HookID, "username": c.JSON["username"], "bot": true}}
+			"author": map[string]any{"id": hook, "username": c.JSON["username"], "bot": true}}
 		writeJSON(w, 200, msg)
 		// Discord tells the gateway of webhook messages too: the bridge
 		// must know its own.
 		f.Dispatch("MESSAGE_CREATE", msg)
 		c.JSON["id"] = msg["id"]
-	case r.Method == http.MethodPatch && strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"):
-		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"),
-			"channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID, "type": 0,
-			"author": map[string]any{"id": HookID, "username": "x", "bot": true}})
-	case r.Method == http.MethodDelete && (strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/") ||
-		strings.HasPrefix(p, "/channels/"+ChannelID+"/messages/")):
+	case r.Method == http.MethodPatch && seg(p, 0) == "webhooks" && seg(p, 3) == "messages":
+		hook := seg(p, 1)
+		writeJSON(w, 200, map[string]any{"id": seg(p, 4), "channel_id": channelOf(hook), "content": c.JSON["content"],
+			"webhook_id": hook, "type": 0, "author": map[string]any{"id": hook, "username": "x", "bot": true}})
+	case r.Method == http.MethodDelete && (seg(p, 0) == "webhooks" && seg(p, 3) == "messages" ||
+		seg(p, 0) == "channels" && seg(p, 2) == "messages"):
 		w.WriteHeader(http.StatusNoContent)
+		ch := seg(p, 1)
+		if seg(p, 0) == "webhooks" {
+			ch = channelOf(ch)
+		}
 		// Discord tells the gateway of deletions, the bridge's own too.
-		f.Dispatch("MESSAGE_DELETE", map[string]any{"id": p[strings.LastIndex(p, "/")+1:], "channel_id": ChannelID,
-			"guild_id": GuildID})
+		f.Dispatch("MESSAGE_DELETE", map[string]any{"id": p[strings.LastIndex(p, "/")+1:], "channel_id": ch,
+			"guild_id": f.guildID()})
 	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/typing":
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "typing":
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodGet && p == "/users/"+BobID:
 		writeJSON(w, 200, Bob)
@@ -207,6 +224,31 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
 	}
 	f.calls <- c
+}
+
+// seg is the i-th segment of an API path ("" past its end).
+func seg(p string, i int) string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	if i < len(parts) {
+		return parts[i]
+	}
+	return ""
+}
+
+// hookOf is the ID of the webhook the fake makes in a channel (HookID in
+// ChannelID); channelOf the channel of a webhook.
+func hookOf(channelID string) string {
+	if channelID == ChannelID {
+		return HookID
+	}
+	return "h" + channelID
+}
+
+func channelOf(hookID string) string {
+	if hookID == HookID {
+		return ChannelID
+	}
+	return strings.TrimPrefix(hookID, "h")
 }
 
 // Bob is the Discord user who talks.
@@ -255,14 +297,13 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 				conn.close(4004, "Authentication failed.")
 				return
 			}
+			f.mu.Lock()
+			guild := f.guild
+			f.mu.Unlock()
 			send(map[string]any{"op": 0, "t": "READY", "s": f.nextSeq(), "d": map[string]any{"v": 9, "session_id": "s1",
 				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
-				"guilds": []any{map[string]any{"id": GuildID, "unavailable": true}}, "private_channels": []any{}}})
-			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": GuildID,
-				"name": "Test Guild", "owner_id": OwnerID, "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
-					"name": "general", "topic": "the general channel"}}, "threads": []any{},
-				"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
-				"roles":   Roles, "emojis": []any{}}})
+				"guilds": []any{map[string]any{"id": guild["id"], "unavailable": true}}, "private_channels": []any{}}})
+			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": guild})
 		}
 	}
 }
@@ -287,14 +328,36 @@ func (f *Fake) Dispatch(t string, d any) {
 	}
 }
 
+// SetGuild makes the guild the gateway announces (from the next identify
+// on) one of id and name with channels and threads (channel objects, as
+// Discord's API gives them: id, type, name, parent_id...) instead of Test
+// Guild. Its members and roles stay the test guild's.
+func (f *Fake) SetGuild(id, name string, channels, threads []any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := map[string]any{}
+	for k, v := range f.guild {
+		g[k] = v
+	}
+	g["id"], g["name"], g["channels"], g["threads"] = id, name, channels, threads
+	f.guild = g
+}
+
+func (f *Fake) guildID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, _ := f.guild["id"].(string)
+	return id
+}
+
 // MemberRoles dispatches a GUILD_MEMBER_UPDATE giving a user roles.
 func (f *Fake) MemberRoles(user map[string]any, roles ...string) {
-	f.Dispatch("GUILD_MEMBER_UPDATE", map[string]any{"guild_id": GuildID, "user": user, "roles": roles})
+	f.Dispatch("GUILD_MEMBER_UPDATE", map[string]any{"guild_id": f.guildID(), "user": user, "roles": roles})
 }
 
 // RoleUpdate dispatches a GUILD_ROLE_UPDATE of a role's permissions.
 func (f *Fake) RoleUpdate(roleID, name string, perms int64) {
-	f.Dispatch("GUILD_ROLE_UPDATE", map[string]any{"guild_id": GuildID, "role": map[string]any{"id": roleID, "name": name,
+	f.Dispatch("GUILD_ROLE_UPDATE", map[string]any{"guild_id": f.guildID(), "role": map[string]any{"id": roleID, "name": name,
 		"permissions": strconv.FormatInt(perms, 10), "position": 1}})
 }
 
