@@ -6,8 +6,6 @@ package e2ediscord
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/tributary-hs/tributary/internal/fakediscord"
 	"github.com/tributary-hs/tributary/internal/testserver"
-	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
 
 const (
@@ -152,33 +149,8 @@ func TestDiscordPlugin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	fake := fakediscord.New(t, botToken)
-	binDir, err := os.MkdirTemp("", "e2ediscord-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
-	bin, err := plugintest.BuildInto(binDir, pluginPackage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`app_services:
-  retry_backoff: 200ms
-  max_retry_backoff: 2s
-plugins:
-  - name: discord
-    binary: %q
-    ghost_prefix: discord_
-    bot_localpart: discordbot
-    config:
-      log_level: debug
-      network:
-        api_url: %q
-        media_url: https://media.example/download
-`, bin, fake.URL())
-	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bin := pluginBinary(t)
+	cfgPath := writeConfig(t, bin, fake.URL())
 	s := testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration", "--disable-rate-limits"}})
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	if err := alice.SetDisplayName(ctx, "Alice Liddell"); err != nil {
@@ -188,21 +160,6 @@ plugins:
 		t.Fatal(err)
 	}
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
-	for {
-		if _, err := alice.GetProfile(ctx, discordBot); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the plugin never registered its bot")
-		}
-		w.next(ctx)
-	}
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true,
-		Invite: []id.UserID{discordBot}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgmt := created.RoomID
 	t.Cleanup(func() {
 		if t.Failed() {
 			for room, evs := range w.seen {
@@ -214,11 +171,7 @@ plugins:
 			}
 		}
 	})
-	w.wait(ctx, mgmt, "the bot joining", func(evt *event.Event) bool {
-		return evt.Type == event.StateMember && evt.GetStateKey() == string(discordBot) && evt.Content.AsMember().Membership == event.MembershipJoin
-	})
-	w.say(ctx, mgmt, "login", "Please enter your Bot token")
-	w.say(ctx, mgmt, botToken, "Logged in as the bot testbot")
+	mgmt := login(ctx, t, alice, w)
 
 	// Discord → Matrix: the portal is made, with the message as HTML. The
 	// user is invited to the guild's space only; the channel's room is in
