@@ -61,6 +61,23 @@ func (c *Client) token() string {
 	return ""
 }
 
+// puppet reports the optional user-token mode: the login is the user's
+// own Discord account, which sends their Matrix messages itself.
+func (c *Client) puppet() bool {
+	m, ok := c.login.Metadata.(*LoginMetadata)
+	return ok && m.User
+}
+
+// refusedToken tells the user Discord refused the login's token.
+func (c *Client) refusedToken() {
+	what := "the bot token"
+	if c.puppet() {
+		what = "your account's token"
+	}
+	c.sendState(status.StateBadCredentials, errBadCreds,
+		"Discord refused "+what+" (revoked or reset?): log in again with a new one")
+}
+
 func (c *Client) sendState(evt status.BridgeStateEvent, code status.BridgeStateErrorCode, msg string) {
 	st := status.BridgeState{StateEvent: evt, Error: code, Message: msg}
 	if c.stateHook != nil {
@@ -73,15 +90,14 @@ func (c *Client) sendState(evt status.BridgeStateEvent, code status.BridgeStateE
 // Connect checks the token and opens the gateway. A token Discord refuses
 // is BAD_CREDENTIALS (bridgev2 tells the user), not a silent failure.
 func (c *Client) Connect(ctx context.Context) {
-	s, err := c.net.session(c.token())
+	s, err := c.net.session(c.token(), c.puppet())
 	if err != nil {
 		c.sendState(status.StateUnknownError, errConnFails, err.Error())
 		return
 	}
 	me, err := whoAmI(s)
 	if errors.Is(err, errBadToken) {
-		c.sendState(status.StateBadCredentials, errBadCreds,
-			"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		c.refusedToken()
 		return
 	} else if err != nil {
 		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
@@ -142,8 +158,7 @@ func (c *Client) reconnect(s *discordgo.Session) {
 			}
 			c.mu.Unlock()
 			if current {
-				c.sendState(status.StateBadCredentials, errBadCreds,
-					"Discord refused the bot token (revoked or reset?): log in again with a new one")
+				c.refusedToken()
 			}
 			return
 		}
@@ -192,10 +207,14 @@ func (c *Client) channelKey(s *discordgo.Session, channelID string) (networkid.P
 }
 
 // own reports whether a message is the bridge's (its bot or webhooks).
+// In user-token mode the account's messages are not: those written on
+// Discord are bridged as the user's; the echoes of those the bridge sent
+// bridgev2 knows by their IDs.
 func (c *Client) own(m *discordgo.Message) bool {
+	puppet := c.puppet()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return (m.Author != nil && c.me != nil && m.Author.ID == c.me.ID) || (m.WebhookID != "" && c.ownHooks[m.WebhookID])
+	return (!puppet && m.Author != nil && c.me != nil && m.Author.ID == c.me.ID) || (m.WebhookID != "" && c.ownHooks[m.WebhookID])
 }
 
 func (c *Client) remember(u *discordgo.User) {
@@ -209,6 +228,9 @@ func (c *Client) remember(u *discordgo.User) {
 
 func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
 	c.remember(u)
+	if c.IsThisUser(context.Background(), networkid.UserID(u.ID)) {
+		return bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID, Sender: networkid.UserID(u.ID)}
+	}
 	return bridgev2.EventSender{Sender: networkid.UserID(u.ID)}
 }
 
@@ -664,7 +686,7 @@ func (c *Client) webhook(s *discordgo.Session, channelID string) (*discordgo.Web
 func (c *Client) refused(err error) error {
 	var re *discordgo.RESTError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized {
-		c.sendState(status.StateBadCredentials, errBadCreds, "Discord refused the bot token (revoked or reset?): log in again with a new one")
+		c.refusedToken()
 	}
 	return err
 }
@@ -676,17 +698,8 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	if s == nil {
 		return nil, errors.New("not connected to Discord")
 	}
-	channelID := string(msg.Portal.ID)
-	wh, err := c.webhook(s, channelID)
-	if err != nil {
-		return nil, c.refused(err)
-	}
-	params := &discordgo.WebhookParams{Content: msg.Content.Body, AllowedMentions: &discordgo.MessageAllowedMentions{}}
-	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
-	if msg.ReplyTo != nil {
-		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
-			msg.ReplyTo.ID, params.Content)
-	}
+	content := msg.Content.Body
+	var files []*discordgo.File
 	switch msg.Content.MsgType {
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
 		data, err := c.net.br.Bot.DownloadMedia(ctx, msg.Content.URL, msg.Content.File)
@@ -697,20 +710,56 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		if name == "" {
 			name = msg.Content.Body
 		}
-		params.Content = ""
-		params.Files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}
+		content = ""
+		files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}
 	}
 	var sent *discordgo.Message
-	if msg.ThreadRoot != nil {
-		sent, err = s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+	var err error
+	if c.puppet() {
+		sent, err = c.sendAsUser(s, msg, content, files)
 	} else {
-		sent, err = s.WebhookExecute(wh.ID, wh.Token, true, params)
+		sent, err = c.sendThroughWebhook(ctx, s, msg, content, files)
 	}
 	if err != nil {
 		return nil, c.refused(err)
 	}
 	return &bridgev2.MatrixMessageResponse{DB: &database.Message{ID: networkid.MessageID(sent.ID),
 		SenderID: networkid.UserID(c.login.ID), Timestamp: sent.Timestamp}}, nil
+}
+
+// sendThroughWebhook posts a Matrix message through the channel's webhook,
+// under its sender's name and avatar; a reply links to its message.
+func (c *Client) sendThroughWebhook(ctx context.Context, s *discordgo.Session, msg *bridgev2.MatrixMessage, content string,
+	files []*discordgo.File) (*discordgo.Message, error) {
+	channelID := string(msg.Portal.ID)
+	wh, err := c.webhook(s, channelID)
+	if err != nil {
+		return nil, err
+	}
+	params := &discordgo.WebhookParams{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
+	if msg.ReplyTo != nil && len(files) == 0 {
+		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
+			msg.ReplyTo.ID, params.Content)
+	}
+	if msg.ThreadRoot != nil {
+		return s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+	}
+	return s.WebhookExecute(wh.ID, wh.Token, true, params)
+}
+
+// sendAsUser sends a Matrix message as the user's own Discord account
+// (user-token mode), a reply as a Discord reply.
+func (c *Client) sendAsUser(s *discordgo.Session, msg *bridgev2.MatrixMessage, content string, files []*discordgo.File) (*discordgo.Message, error) {
+	channelID := string(msg.Portal.ID)
+	if msg.ThreadRoot != nil {
+		channelID = string(msg.ThreadRoot.ID) // a thread's ID is its root message's
+	}
+	send := &discordgo.MessageSend{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	if msg.ReplyTo != nil {
+		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID), ChannelID: channelID}
+	}
+	return s.ChannelMessageSendComplex(channelID, send)
 }
 
 func guildOf(s *discordgo.Session, channelID string) string {
@@ -749,11 +798,19 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	if s == nil {
 		return errors.New("not connected to Discord")
 	}
+	content := msg.Content.Body
+	if c.puppet() {
+		channelID := string(msg.Portal.ID)
+		if msg.EditTarget.ThreadRoot != "" {
+			channelID = string(msg.EditTarget.ThreadRoot)
+		}
+		_, err := s.ChannelMessageEdit(channelID, string(msg.EditTarget.ID), content)
+		return c.refused(err)
+	}
 	wh, err := c.webhook(s, string(msg.Portal.ID))
 	if err != nil {
 		return c.refused(err)
 	}
-	content := msg.Content.Body
 	_, err = s.WebhookMessageEdit(wh.ID, wh.Token, string(msg.EditTarget.ID), &discordgo.WebhookEdit{Content: &content})
 	return c.refused(err)
 }
@@ -792,7 +849,8 @@ func (c *Client) HandleMatrixTyping(_ context.Context, msg *bridgev2.MatrixTypin
 
 // HandleMatrixMessageRemove deletes a redacted message on Discord: one the
 // bridge posted through the webhook with the webhook's token, someone
-// else's as the bot (which needs Manage Messages).
+// else's as the bot (which needs Manage Messages) or, in user-token mode,
+// as the account.
 func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.MatrixMessageRemove) error {
 	s := c.session()
 	if s == nil {
@@ -803,7 +861,7 @@ func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.Matr
 	if target.ThreadRoot != "" {
 		channelID = string(target.ThreadRoot) // a thread's ID is its root message's
 	}
-	if target.SenderID == networkid.UserID(c.login.ID) && target.ThreadRoot == "" {
+	if target.SenderID == networkid.UserID(c.login.ID) && target.ThreadRoot == "" && !c.puppet() {
 		wh, err := c.webhook(s, channelID)
 		if err != nil {
 			return c.refused(err)

@@ -39,7 +39,18 @@
 // text naming it); embeds as quotes after the text, rendered by
 // discordfmt as the importer renders them.
 //
-// Connection. discordgo's own gateway reconnecting is off: after a drop
+// User-token mode (optional, at the user's risk: `login user-token`).
+// Discord's terms forbid automating user accounts, which may meet
+// captchas or be disabled; bot mode is the default and the recommended
+// one. With a user account's token, Matrix messages, replies (as Discord
+// replies), edits and deletions are sent as that account, not through
+// webhooks; what the account writes on Discord arrives as the user's
+// (double-puppeted). Its reactions and typing on Discord are not bridged
+// back. Everything else is as in bot mode.
+//
+// Connection. Gateway events are handled one at a time in their order
+// (discordgo's SyncEvents), so a message is bridged before its edit or
+// deletion. discordgo's own gateway reconnecting is off: after a drop
 // the client checks the token first, so one Discord refuses (revoked or
 // reset) becomes the login's BAD_CREDENTIALS state, which bridgev2 also
 // tells the user as a notice, rather than a silent retry loop.

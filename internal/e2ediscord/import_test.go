@@ -243,6 +243,13 @@ plugins:
 // login makes alice's management room and logs the bot token in there.
 func login(ctx context.Context, t *testing.T, alice *mautrix.Client, w *watcher) id.RoomID {
 	t.Helper()
+	return loginWith(ctx, t, alice, w, "bot", "Bot token", botToken, "Logged in as the bot testbot")
+}
+
+// loginWith makes alice's management room and logs in there with a flow
+// (whose field is named field) and a token; the bot then says done.
+func loginWith(ctx context.Context, t *testing.T, alice *mautrix.Client, w *watcher, flow, field, token, done string) id.RoomID {
+	t.Helper()
 	for {
 		if _, err := alice.GetProfile(ctx, discordBot); err == nil {
 			break
@@ -261,7 +268,7 @@ func login(ctx context.Context, t *testing.T, alice *mautrix.Client, w *watcher)
 	w.wait(ctx, mgmt, "the bot joining", func(evt *event.Event) bool {
 		return evt.Type == event.StateMember && evt.GetStateKey() == string(discordBot) && evt.Content.AsMember().Membership == event.MembershipJoin
 	})
-	w.say(ctx, mgmt, "login", "Please enter your Bot token")
-	w.say(ctx, mgmt, botToken, "Logged in as the bot testbot")
+	w.say(ctx, mgmt, "login "+flow, "Please enter your "+field)
+	w.say(ctx, mgmt, token, done)
 	return mgmt
 }

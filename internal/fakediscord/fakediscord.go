@@ -41,6 +41,8 @@ type Fake struct {
 	calls chan Call
 	// guild is the guild the gateway announces (GUILD_CREATE's data).
 	guild map[string]any
+	// userToken is Dave's, a user account's ("" for none).
+	userToken string
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -80,6 +82,8 @@ const (
 	// CarolID is a second user of the guild; OwnerID its owner.
 	CarolID = "400000000000000002"
 	OwnerID = "400000000000000003"
+	// DaveID is the account of user-token mode.
+	DaveID = "400000000000000004"
 	// The guild's roles: AdminRoleID grants Administrator, ModRoleID
 	// Manage Messages. Bob has ModRoleID.
 	AdminRoleID = "600000000000000001"
@@ -130,7 +134,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (f *Fake) authorized(r *http.Request) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.revoked && r.Header.Get("Authorization") == "Bot "+f.token
+	auth := r.Header.Get("Authorization")
+	return !f.revoked && (auth == "Bot "+f.token || f.userToken != "" && auth == f.userToken)
+}
+
+// caller is the user a request is authorised as: the bot, or Dave for the
+// user token.
+func (f *Fake) caller(r *http.Request) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.userToken != "" && r.Header.Get("Authorization") == f.userToken {
+		return Dave
+	}
+	return botUser
+}
+
+var botUser = map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true}
+
+// AllowUserToken makes token Dave's user-account token (user-token mode).
+func (f *Fake) AllowUserToken(token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.userToken = token
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
@@ -171,8 +196,21 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet && p == "/users/@me":
-		writeJSON(w, 200, map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true})
+		writeJSON(w, 200, f.caller(r))
 		return
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "messages" && seg(p, 3) == "":
+		msg := map[string]any{"id": f.id(), "channel_id": seg(p, 1), "guild_id": f.guildID(), "content": c.JSON["content"],
+			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0, "author": f.caller(r)}
+		if ref, ok := c.JSON["message_reference"]; ok {
+			msg["type"], msg["message_reference"] = 19, ref
+		}
+		writeJSON(w, 200, msg)
+		f.Dispatch("MESSAGE_CREATE", msg)
+		c.JSON["id"] = msg["id"]
+	case r.Method == http.MethodPatch && seg(p, 0) == "channels" && seg(p, 2) == "messages":
+		writeJSON(w, 200, map[string]any{"id": seg(p, 3), "channel_id": seg(p, 1), "content": c.JSON["content"], "type": 0,
+			"author": f.caller(r), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+			"edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
 	case r.Method == http.MethodGet && p == "/gateway":
 		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
 		return
@@ -214,11 +252,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "typing":
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodGet && p == "/users/"+BobID:
-		writeJSON(w, 200, Bob)
-		return
-	case r.Method == http.MethodGet && p == "/users/"+CarolID:
-		writeJSON(w, 200, Carol)
+	case r.Method == http.MethodGet && seg(p, 0) == "users" && users[seg(p, 1)] != nil:
+		writeJSON(w, 200, users[seg(p, 1)])
 		return
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
@@ -254,8 +289,13 @@ func channelOf(hookID string) string {
 // Bob is the Discord user who talks.
 var Bob = map[string]any{"id": BobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
 
+// Dave is the user whose account's token user-token mode logs in with.
+var Dave = map[string]any{"id": DaveID, "username": "dave", "global_name": "Dave", "discriminator": "0"}
+
 // Carol is a Discord user who only types.
 var Carol = map[string]any{"id": CarolID, "username": "carol", "global_name": "Carol", "discriminator": "0"}
+
+var users = map[string]map[string]any{BobID: Bob, CarolID: Carol, DaveID: Dave}
 
 // PNG is what the CDN serves.
 var PNG = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
@@ -290,8 +330,16 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 		case 1:
 			send(map[string]any{"op": 11})
 		case 2, 6:
+			var auth struct {
+				Token string `json:"token"`
+			}
+			_ = json.Unmarshal(frame.D, &auth)
 			f.mu.Lock()
 			revoked := f.revoked
+			me := botUser
+			if f.userToken != "" && auth.Token == f.userToken {
+				me = Dave
+			}
 			f.mu.Unlock()
 			if revoked {
 				conn.close(4004, "Authentication failed.")
@@ -301,7 +349,7 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 			guild := f.guild
 			f.mu.Unlock()
 			send(map[string]any{"op": 0, "t": "READY", "s": f.nextSeq(), "d": map[string]any{"v": 9, "session_id": "s1",
-				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
+				"user":   me,
 				"guilds": []any{map[string]any{"id": guild["id"], "unavailable": true}}, "private_channels": []any{}}})
 			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": guild})
 		}

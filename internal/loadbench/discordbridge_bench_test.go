@@ -62,7 +62,7 @@ func BenchmarkDiscordBridge(b *testing.B) {
 	ds.until(func(ev *event.Event) bool {
 		return ev.Sender == bot && strings.Contains(msgBody(ev), "management room")
 	})
-	for _, step := range [][2]string{{"login", "Bot token"}, {token, "Logged in"}} {
+	for _, step := range [][2]string{{"login bot", "Bot token"}, {token, "Logged in"}} {
 		if _, err := alice.SendText(ctx, mgmt.RoomID, step[0]); err != nil {
 			b.Fatal(err)
 		}
