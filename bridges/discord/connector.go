@@ -60,7 +60,7 @@ func (n *Connector) Start(context.Context) error {
 
 func (n *Connector) GetName() bridgev2.BridgeName {
 	return bridgev2.BridgeName{
-		DisplayName:          n.Config.DisplayName,
+		DisplayName: n.Config.DisplayName,
 		// NetworkURL stays empty: the SDK names batch-sent events after its
 		// host, and `tributary import discord` named the imported ones
 		// ":backfill.<server>", the SDK's name without it. The same names
