@@ -85,8 +85,7 @@ func TestDiscordPluginContinuesImport(t *testing.T) {
 		t.Fatalf("tributary import discord: %v\n%s", err, out)
 	}
 
-	s := testserver.Start(t, testserver.Options{DataDir: dataDir, Args: []string{"--config", cfgPath, "--enable-registration",
-		"--disable-rate-limits"}})
+	s := startServer(t, cfgPath, dataDir)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
 	mgmt := login(ctx, t, alice, w)
@@ -200,6 +199,26 @@ func isImported(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.
 	}
 }
 
+// startServer runs the server with cfgPath (and dataDir, if not "");
+// built with -race (GOFLAGS=-race builds the plugin so too), a race the
+// plugin reports fails the test.
+func startServer(t *testing.T, cfgPath, dataDir string) *testserver.Server {
+	t.Helper()
+	opts := testserver.Options{DataDir: dataDir, Args: []string{"--config", cfgPath, "--enable-registration",
+		"--disable-rate-limits"}}
+	if raceBuild {
+		// The plugin's race reports are debug lines of the server's log.
+		opts.Env = []string{"TRIBUTARY_LOG_LEVEL=debug"}
+	}
+	s := testserver.Start(t, opts)
+	t.Cleanup(func() {
+		if strings.Contains(s.Logs(), "WARNING: DATA RACE") {
+			t.Error("the plugin reported a data race (see the server's log)")
+		}
+	})
+	return s
+}
+
 // pluginBinary builds the plugin for a test.
 func pluginBinary(t *testing.T) string {
 	t.Helper()
@@ -233,6 +252,7 @@ plugins:
         api_url: %q
         media_url: https://media.example/download
 `, bin, apiURL)
+
 	p := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

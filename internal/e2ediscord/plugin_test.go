@@ -15,7 +15,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/fakediscord"
-	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
 const (
@@ -151,7 +150,7 @@ func TestDiscordPlugin(t *testing.T) {
 	fake := fakediscord.New(t, botToken)
 	bin := pluginBinary(t)
 	cfgPath := writeConfig(t, bin, fake.URL())
-	s := testserver.Start(t, testserver.Options{Args: []string{"--config", cfgPath, "--enable-registration", "--disable-rate-limits"}})
+	s := startServer(t, cfgPath, "")
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	if err := alice.SetDisplayName(ctx, "Alice Liddell"); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/fakediscord"
-	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
 // TestDiscordPluginUserToken is the optional user-token (puppeting) mode:
@@ -26,8 +25,7 @@ func TestDiscordPluginUserToken(t *testing.T) {
 	fake := fakediscord.New(t, botToken)
 	fake.AllowUserToken(userToken)
 	bin := pluginBinary(t)
-	s := testserver.Start(t, testserver.Options{Args: []string{"--config", writeConfig(t, bin, fake.URL()),
-		"--enable-registration", "--disable-rate-limits"}})
+	s := startServer(t, writeConfig(t, bin, fake.URL()), "")
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
 	loginWith(ctx, t, alice, w, "user-token", "User token", userToken, "Logged in as dave (your Discord account)")
