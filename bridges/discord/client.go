@@ -41,6 +41,11 @@ type Client struct {
 	users map[string]*discordgo.User
 	// reconnecting is set while a dropped gateway is being reopened.
 	reconnecting bool
+	// emojiImages: the image uploaded for each custom emoji ID seen in a
+	// reaction; emojiByKey: the custom emoji ("name:id") of the Matrix
+	// reaction keys they were shown as (the image, or ":name:").
+	emojiImages map[string]id.ContentURIString
+	emojiByKey  map[string]networkid.EmojiID
 
 	// stateHook, when set (tests), gets the login's bridge states.
 	stateHook func(status.BridgeState)
@@ -351,14 +356,68 @@ func (c *Client) reaction(s *discordgo.Session, r *discordgo.MessageReaction, ty
 		c.remember(member.User)
 	}
 	key, _ := c.channelKey(s, r.ChannelID)
-	id, emoji := emojiKey(r.Emoji)
+	emojiID, emoji := emojiKey(r.Emoji)
+	var extra map[string]any
+	if r.Emoji.ID != "" {
+		c.knowEmoji(emoji, emojiID)
+		if typ == bridgev2.RemoteEventReaction {
+			if mxc := c.emojiImage(context.Background(), r.Emoji); mxc != "" {
+				extra = map[string]any{"com.beeper.reaction.shortcode": emoji}
+				emoji = string(mxc)
+			}
+		}
+	}
 	c.login.QueueRemoteEvent(&simplevent.Reaction{
 		EventMeta: simplevent.EventMeta{Type: typ, PortalKey: key, Sender: bridgev2.EventSender{Sender: networkid.UserID(r.UserID)},
 			Timestamp: time.Now()},
 		TargetMessage: networkid.MessageID(r.MessageID),
-		EmojiID:       id,
+		EmojiID:       emojiID,
 		Emoji:         emoji,
+		ExtraContent:  extra,
 	})
+}
+
+// knowEmoji records the custom emoji a Matrix reaction key stands for.
+func (c *Client) knowEmoji(key string, emojiID networkid.EmojiID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.emojiByKey == nil {
+		c.emojiByKey = map[string]networkid.EmojiID{}
+	}
+	c.emojiByKey[key] = emojiID
+}
+
+// emojiImage is a custom emoji's image in the media repository, uploaded
+// once, as the importer shows custom emoji reactions; "" if it cannot be
+// had (the reaction is then ":name:").
+func (c *Client) emojiImage(ctx context.Context, e discordgo.Emoji) id.ContentURIString {
+	c.mu.Lock()
+	mxc, ok := c.emojiImages[e.ID]
+	c.mu.Unlock()
+	if ok {
+		return mxc
+	}
+	url, mime, ext := "https://cdn.discordapp.com/emojis/"+e.ID+".png", "image/png", ".png"
+	if e.Animated {
+		url, mime, ext = "https://cdn.discordapp.com/emojis/"+e.ID+".gif", "image/gif", ".gif"
+	}
+	data, err := c.download(ctx, url)
+	if err != nil {
+		return ""
+	}
+	mxc, _, err = c.net.br.Bot.UploadMedia(ctx, "", data, e.Name+ext, mime)
+	if err != nil {
+		return ""
+	}
+	emojiID, _ := emojiKey(e)
+	c.knowEmoji(string(mxc), emojiID)
+	c.mu.Lock()
+	if c.emojiImages == nil {
+		c.emojiImages = map[string]id.ContentURIString{}
+	}
+	c.emojiImages[e.ID] = mxc
+	c.mu.Unlock()
+	return mxc
 }
 
 func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
@@ -815,10 +874,21 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	return c.refused(err)
 }
 
+// PreHandleMatrixReaction: a Unicode emoji reacts as itself; a custom
+// emoji's image or :name: the bridge showed a Discord reaction as reacts
+// with that custom emoji.
 func (c *Client) PreHandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (bridgev2.MatrixReactionPreResponse, error) {
 	key := msg.Content.RelatesTo.Key
-	return bridgev2.MatrixReactionPreResponse{SenderID: networkid.UserID(c.login.ID), EmojiID: networkid.EmojiID(key),
-		Emoji: key}, nil
+	emojiID := networkid.EmojiID(key)
+	c.mu.Lock()
+	custom, ok := c.emojiByKey[key]
+	c.mu.Unlock()
+	if ok {
+		emojiID = custom
+	} else if strings.HasPrefix(key, "mxc://") {
+		return bridgev2.MatrixReactionPreResponse{}, errors.New("an image reaction that is not one of Discord's custom emoji")
+	}
+	return bridgev2.MatrixReactionPreResponse{SenderID: networkid.UserID(c.login.ID), EmojiID: emojiID, Emoji: key}, nil
 }
 
 func (c *Client) HandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (*database.Reaction, error) {

@@ -34,7 +34,9 @@
 // changes are not sent to Discord.
 //
 // Messages. Markdown ↔ HTML, replies, edits, reactions, attachments and
-// deletions go both ways, typing both ways. Stickers arrive as m.sticker
+// deletions go both ways, typing both ways. A custom emoji reaction shows
+// as its image (with its :name: as shortcode), as the importer shows them;
+// reacting on Matrix with that image (or :name:) reacts with the emoji. Stickers arrive as m.sticker
 // with their image (a Lottie sticker, or one that cannot be fetched, as a
 // text naming it); embeds as quotes after the text, rendered by
 // discordfmt as the importer renders them.

@@ -139,7 +139,8 @@ func (w *watcher) say(ctx context.Context, room id.RoomID, text, want string) {
 // binary against a fake Discord: a bot token logs in; a Discord message
 // creates the portal and arrives with its markdown as HTML; a Matrix
 // message goes out through the channel's webhook under the sender's name
-// and avatar; replies, edits, reactions and attachments go both ways,
+// and avatar; replies, edits, reactions (custom emoji as images) and
+// attachments go both ways,
 // typing from Discord; roles as power levels; stickers and embeds from
 // Discord; deletions both ways; only the guild's space is an invite; a
 // revoked token reaches the user as a
@@ -274,6 +275,15 @@ func TestDiscordPlugin(t *testing.T) {
 		// bridgev2 adds the emoji presentation selector.
 		return evt.Sender == ghost(fakediscord.BobID) && rel.EventID == hello.ID && strings.TrimSuffix(rel.Key, "\ufe0f") == "👍"
 	})
+	// A custom emoji reaction: its image, with its :name: as shortcode.
+	fake.Dispatch("MESSAGE_REACTION_ADD", map[string]any{"user_id": fakediscord.BobID, "channel_id": fakediscord.ChannelID, "message_id": first,
+		"guild_id": fakediscord.GuildID, "emoji": map[string]any{"id": "999", "name": "blob"}})
+	blob := w.wait(ctx, portal, "bob's custom emoji reaction", func(evt *event.Event) bool {
+		return evt.Type == event.EventReaction && strings.HasPrefix(evt.Content.AsReaction().RelatesTo.Key, "mxc://")
+	})
+	if sc, _ := blob.Content.Raw["com.beeper.reaction.shortcode"].(string); sc != ":blob:" || blob.Content.AsReaction().RelatesTo.EventID != hello.ID {
+		t.Fatalf("the custom emoji reaction: %s", blob.Content.VeryRaw)
+	}
 	// An attachment on Discord.
 	fake.Message("", map[string]any{"attachments": []any{map[string]any{"id": "777", "filename": "cat.png",
 		"url": fake.CDN() + "attachments/cat.png", "content_type": "image/png", "size": len(fakediscord.PNG)}}})
@@ -357,6 +367,13 @@ func TestDiscordPlugin(t *testing.T) {
 	}
 	fake.Await("the reaction", func(c fakediscord.Call) bool {
 		return c.Method == "PUT" && c.Path == "/channels/"+fakediscord.ChannelID+"/messages/"+first+"/reactions/🎉/@me"
+	})
+	// Reacting with a custom emoji's image reacts with the custom emoji.
+	if _, err := alice.SendReaction(ctx, portal, reply.ID, blob.Content.AsReaction().RelatesTo.Key); err != nil {
+		t.Fatal(err)
+	}
+	fake.Await("the custom emoji reaction", func(c fakediscord.Call) bool {
+		return c.Method == "PUT" && strings.HasSuffix(c.Path, "/reactions/blob:999/@me")
 	})
 	up, err := alice.UploadBytes(ctx, fakediscord.PNG, "image/png")
 	if err != nil {

@@ -164,7 +164,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.TrimSuffix(p, "/") == "/gw":
 		f.gateway(w, r)
 		return
-	case strings.HasPrefix(p, "/cdn/") || strings.HasPrefix(p, "/stickers/") || strings.HasPrefix(p, "/avatars/"):
+	case strings.HasPrefix(p, "/cdn/") || strings.HasPrefix(p, "/stickers/") || strings.HasPrefix(p, "/avatars/") ||
+		strings.HasPrefix(p, "/emojis/"):
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(PNG)
 		return
