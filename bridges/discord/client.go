@@ -39,8 +39,10 @@ type Client struct {
 	ownHooks map[string]bool
 	// users: the Discord users seen, for ghosts' profiles.
 	users map[string]*discordgo.User
-	// reconnecting is set while a dropped gateway is being reopened.
+	// reconnecting is set while a dropped gateway is being reopened;
+	// retryWait is how long the next attempt waits (0 after READY).
 	reconnecting bool
+	retryWait    time.Duration
 	// emojiImages: the image uploaded for each custom emoji ID seen in a
 	// reaction; emojiByKey: the custom emoji ("name:id") of the Matrix
 	// reaction keys they were shown as (the image, or ":name:").
@@ -119,7 +121,12 @@ func (c *Client) Connect(ctx context.Context) {
 	s.AddHandler(c.onRoleCreate)
 	s.AddHandler(c.onRoleUpdate)
 	s.AddHandler(c.onRoleDelete)
-	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) { c.sendState(status.StateConnected, "", "") })
+	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) {
+		c.mu.Lock()
+		c.retryWait = 0
+		c.mu.Unlock()
+		c.sendState(status.StateConnected, "", "")
+	})
 	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.reconnect(s) })
 	c.mu.Lock()
 	c.s, c.me = s, me
@@ -135,8 +142,8 @@ func (c *Client) Connect(ctx context.Context) {
 // (Connector.session): it would retry a revoked token in silence forever,
 // and turning it off once running races its listener. So the token is
 // checked first: one Discord refuses ends the session as BAD_CREDENTIALS;
-// otherwise the gateway is opened again (resuming), with a doubling wait
-// between failures.
+// otherwise the gateway is opened again (resuming): at once after a
+// session that was READY, then with a doubling wait.
 func (c *Client) reconnect(s *discordgo.Session) {
 	c.mu.Lock()
 	if c.s != s || c.reconnecting {
@@ -150,7 +157,15 @@ func (c *Client) reconnect(s *discordgo.Session) {
 		c.reconnecting = false
 		c.mu.Unlock()
 	}()
-	for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+	for {
+		// The wait grows until the gateway says READY again, so a gateway
+		// that takes the connection and closes it (disallowed intents) is
+		// not hammered either.
+		c.mu.Lock()
+		wait := c.retryWait
+		c.retryWait = min(max(2*wait, time.Second), 5*time.Minute)
+		c.mu.Unlock()
+		time.Sleep(wait) // backing off from Discord, not synchronising
 		if c.session() != s {
 			return // disconnected on purpose meanwhile
 		}
@@ -173,7 +188,6 @@ func (c *Client) reconnect(s *discordgo.Session) {
 			}
 		}
 		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
-		time.Sleep(wait) // backing off from Discord, not synchronising
 	}
 }
 

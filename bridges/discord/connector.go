@@ -125,7 +125,7 @@ func (n *Connector) session(token string, user bool) (*discordgo.Session, error)
 }
 
 // errBadToken marks a token Discord refuses.
-var errBadToken = errors.New("the bot token was refused by Discord")
+var errBadToken = errors.New("the token was refused by Discord")
 
 // whoAmI is the bot of a token; errBadToken if Discord refuses it.
 func whoAmI(s *discordgo.Session) (*discordgo.User, error) {
