@@ -127,6 +127,11 @@ func TestDiscordPluginContinuesImport(t *testing.T) {
 		t.Errorf("the live message is from %s, want the imported ghost %s", live.Sender, ghost(target.Author))
 	}
 
+	// The guild's roles are the imported room's power levels too.
+	if got := powerOf(ctx, t, alice, room, ghost(fakediscord.BobID)); got != 50 {
+		t.Errorf("bob (a moderator) has power %d in the imported room, want 50", got)
+	}
+
 	// A live message in the thread continues the imported thread.
 	fake.Message("live in the imported thread", map[string]any{"channel_id": thread.ID, "guild_id": m.GuildID})
 	inThread := w.message(ctx, room, "live in the imported thread")
