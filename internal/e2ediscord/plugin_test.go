@@ -235,6 +235,12 @@ func TestDiscordPlugin(t *testing.T) {
 	fake.RoleUpdate(fakediscord.AdminRoleID, "Admin", 0)
 	w.awaitPower(ctx, portal, ghost(fakediscord.BobID), 50)
 	w.awaitPower(ctx, space, ghost(fakediscord.BobID), 50)
+	// Bob loses his roles: back to the default.
+	fake.MemberRoles(fakediscord.Bob)
+	w.awaitPower(ctx, portal, ghost(fakediscord.BobID), 0)
+	if got := powerOf(ctx, t, alice, portal, ghost(fakediscord.OwnerID)); got != 100 {
+		t.Errorf("the owner's ghost has power %d after bob's change, want 100", got)
+	}
 
 	// Matrix → Discord, through the webhook, as alice.
 	if _, err := alice.SendText(ctx, portal, "hi bob"); err != nil {
