@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/networkid"
@@ -303,14 +304,35 @@ func (c *Client) importedAlias(ctx context.Context, portal *bridgev2.Portal, msg
 	return c.net.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, msgID, "")
 }
 
+// importedEvent is the alias of an imported message the room has; "" if
+// bridgev2 knows the message or no import wrote it (an edit or deletion
+// of it would point at nothing).
+func (c *Client) importedEvent(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
+	if portal.MXID == "" {
+		return ""
+	}
+	alias := c.importedAlias(ctx, portal, msgID)
+	if alias == "" {
+		return ""
+	}
+	if _, err := c.net.br.Bot.GetEvent(ctx, portal.MXID, alias); err != nil {
+		return ""
+	}
+	return alias
+}
+
 func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdate) {
 	if m.Author == nil || c.own(m.Message) || m.EditedTimestamp == nil {
 		return
 	}
 	key, _ := c.channelKey(s, m.ChannelID)
+	sender := c.sender(m.Author)
+	msg := m.Message
 	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
-		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: c.sender(m.Author),
-			Timestamp: *m.EditedTimestamp},
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: sender,
+			Timestamp: *m.EditedTimestamp, PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) {
+				c.editImported(ctx, portal, sender, msg)
+			}},
 		ID:            networkid.MessageID(m.ID),
 		TargetMessage: networkid.MessageID(m.ID),
 		Data:          m.Message,
@@ -336,10 +358,51 @@ func (c *Client) onMessageDeleteBulk(s *discordgo.Session, m *discordgo.MessageD
 
 func (c *Client) removed(s *discordgo.Session, channelID, messageID string) {
 	key, _ := c.channelKey(s, channelID)
+	target := networkid.MessageID(messageID)
 	c.login.QueueRemoteEvent(&simplevent.MessageRemove{
-		EventMeta:     simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now()},
-		TargetMessage: networkid.MessageID(messageID),
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now(),
+			PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) { c.removeImported(ctx, portal, target) }},
+		TargetMessage: target,
 	})
+}
+
+// Edits and deletions of imported messages: bridgev2 acts on messages it
+// has a record of and ignores others; for one `tributary import discord`
+// wrote, the bridge relates to its alias itself, before bridgev2 looks.
+
+// editImported sends an edit of an imported message's text, as its
+// sender.
+func (c *Client) editImported(ctx context.Context, portal *bridgev2.Portal, sender bridgev2.EventSender, m *discordgo.Message) {
+	alias := c.importedEvent(ctx, portal, networkid.MessageID(m.ID))
+	if alias == "" {
+		return
+	}
+	intent, ok := portal.GetIntentFor(ctx, sender, c.login, bridgev2.RemoteEventEdit)
+	if !ok {
+		return
+	}
+	content := c.text(m)
+	edit := &event.MessageEventContent{MsgType: content.MsgType, Body: "* " + content.Body, Mentions: &event.Mentions{},
+		NewContent: content, RelatesTo: &event.RelatesTo{Type: event.RelReplace, EventID: alias}}
+	if content.Format == event.FormatHTML {
+		edit.Format, edit.FormattedBody = event.FormatHTML, "* "+content.FormattedBody
+	}
+	if _, err := intent.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{Parsed: edit}, nil); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", m.ID).Msg("Editing an imported message failed")
+	}
+}
+
+// removeImported redacts an imported message (its first event: Discord
+// does not say which files it had), as the bridge's bot.
+func (c *Client) removeImported(ctx context.Context, portal *bridgev2.Portal, target networkid.MessageID) {
+	alias := c.importedEvent(ctx, portal, target)
+	if alias == "" {
+		return
+	}
+	if _, err := c.net.br.Bot.SendMessage(ctx, portal.MXID, event.EventRedaction,
+		&event.Content{Parsed: &event.RedactionEventContent{Redacts: alias}}, nil); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", string(target)).Msg("Redacting an imported message failed")
+	}
 }
 
 // emojiKey is a reaction's Discord emoji as the API names it ("name:id"

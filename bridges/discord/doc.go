@@ -11,7 +11,11 @@
 // a space keyed "*<guild ID>", as mautrix-discord's bridgev2 keys them and
 // as `tributary import discord` records them, so after an import the
 // plugin continues in the imported rooms (the plugin SDK adopts them). A
-// thread's messages go into its channel's room as a Matrix thread.
+// thread's messages go into its channel's room as a Matrix thread. Live
+// replies, thread messages, edits and deletions relate to imported
+// messages through the event ID aliases the import gave them (the SDK's
+// names; hence the empty NetworkURL); Discord reactions to imported
+// messages are not bridged.
 //
 // Invites. Portals are made when a channel first has a message. The user
 // who logged in is invited to the guild's space only, once; a channel's

@@ -150,6 +150,27 @@ func TestDiscordPluginContinuesImport(t *testing.T) {
 		isImported(ctx, t, alice, room, rel.InReplyTo.EventID, target)
 	}
 
+	// An edit and a deletion on Discord of imported messages.
+	fake.Dispatch("MESSAGE_UPDATE", map[string]any{"id": target.ID, "channel_id": parent.ID, "guild_id": m.GuildID,
+		"content": "edited live", "type": 0, "author": author, "edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
+	edit := w.wait(ctx, room, "the edit of the imported message", func(evt *event.Event) bool {
+		mc := evt.Content.AsMessage()
+		return evt.Type == event.EventMessage && mc.NewContent != nil && mc.NewContent.Body == "edited live"
+	})
+	if rel := edit.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
+		t.Fatalf("the edit relates %+v", rel)
+	} else {
+		isImported(ctx, t, alice, room, rel.EventID, target)
+	}
+	fake.Dispatch("MESSAGE_DELETE", map[string]any{"id": starter.ID, "channel_id": parent.ID, "guild_id": m.GuildID})
+	redaction := w.wait(ctx, room, "the redaction of the imported message", func(evt *event.Event) bool {
+		return evt.Type == event.EventRedaction
+	})
+	if redaction.Redacts != rel.EventID {
+		t.Fatalf("redacted %s, want the imported thread root %s", redaction.Redacts, rel.EventID)
+	}
+
 	// Matrix → Discord from the imported room goes to the channel.
 	if _, err := alice.SendText(ctx, room, "hello from Matrix"); err != nil {
 		t.Fatal(err)
