@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -781,7 +782,8 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 var files = func() event.FileFeatureMap {
 	any := &event.FileFeatures{MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported},
 		Caption: event.CapLevelDropped, MaxSize: 25 << 20}
-	return event.FileFeatureMap{event.MsgImage: any, event.MsgFile: any, event.MsgVideo: any, event.MsgAudio: any}
+	return event.FileFeatureMap{event.MsgImage: any, event.MsgFile: any, event.MsgVideo: any, event.MsgAudio: any,
+		event.CapMsgSticker: any, event.CapMsgGIF: any, event.CapMsgVoice: any}
 }()
 
 func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
@@ -837,7 +839,8 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	content := msg.Content.Body
 	var files []*discordgo.File
 	switch msg.Content.MsgType {
-	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
+	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
+		// A sticker goes as its image: Discord's stickers are its own.
 		data, err := c.net.br.Bot.DownloadMedia(ctx, msg.Content.URL, msg.Content.File)
 		if err != nil {
 			return nil, fmt.Errorf("downloading the file: %w", err)
@@ -845,6 +848,12 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		name := msg.Content.FileName
 		if name == "" {
 			name = msg.Content.Body
+		}
+		if !strings.Contains(name, ".") {
+			// Discord shows a file by its name's extension.
+			if exts, _ := mime.ExtensionsByType(msg.Content.GetInfo().MimeType); len(exts) > 0 {
+				name += exts[0]
+			}
 		}
 		content = ""
 		files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}

@@ -393,6 +393,15 @@ func TestDiscordPlugin(t *testing.T) {
 	if file.Files[0] != "dog.png" || file.JSON["username"] != "Alice Liddell" {
 		t.Fatalf("the file: %v", file)
 	}
+	// A Matrix sticker goes as its image, named for its type.
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventSticker, &event.MessageEventContent{Body: "thumbs",
+		URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: "image/png"}}); err != nil {
+		t.Fatal(err)
+	}
+	sticker := fake.Await("the sticker", func(c fakediscord.Call) bool { return c.Method == "POST" && len(c.Files) > 0 })
+	if sticker.Files[0] != "thumbs.png" {
+		t.Fatalf("the sticker: %v", sticker)
+	}
 	// Typing on Matrix.
 	if _, err := alice.UserTyping(ctx, portal, true, 10*time.Second); err != nil {
 		t.Fatal(err)
