@@ -18,7 +18,8 @@
 // messages are not bridged.
 //
 // Invites. Portals are made when a channel first has a message. The user
-// who logged in is invited to the guild's space only, once; a channel's
+// who logged in is invited to the guild's space only, once (or joined to
+// it, when bridgev2 double-puppets them: they are in the guild); a channel's
 // room invites nobody and is open to the space's members (a restricted
 // join rule, as the importer makes them), so every channel with activity
 // is listed in the space and the user joins the ones they want instead of

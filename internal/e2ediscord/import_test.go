@@ -16,9 +16,16 @@ import (
 
 	"github.com/tributary-hs/tributary/internal/discordexport"
 	"github.com/tributary-hs/tributary/internal/fakediscord"
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
 
 // TestDiscordPluginContinuesImport is issue 18's "the live plugin then
 // continues in the same rooms": `tributary import discord` fills a stopped
@@ -28,7 +35,16 @@ import (
 // a message in the imported channel's room, a thread message in the
 // imported thread, a reply to an imported message pointing at it; a Matrix
 // message there goes to the channel. The plugin makes no room of its own.
+// On SQLite and PostgreSQL.
 func TestDiscordPluginContinuesImport(t *testing.T) {
+	bin := pluginBinary(t)
+	t.Run("sqlite", func(t *testing.T) { continuesImport(t, bin) })
+	t.Run("postgres", func(t *testing.T) { continuesImport(t, bin, "--database-url", pgtest.URL(t)) })
+}
+
+// continuesImport is TestDiscordPluginContinuesImport on the database
+// dbArgs name.
+func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	fake := fakediscord.New(t, botToken)
@@ -76,16 +92,15 @@ func TestDiscordPluginContinuesImport(t *testing.T) {
 	}
 	fake.SetGuild(m.GuildID, m.GuildName, channels, threads)
 
-	bin := pluginBinary(t)
 	cfgPath := writeConfig(t, bin, fake.URL())
 	dataDir := t.TempDir()
-	out, err := exec.CommandContext(ctx, testserver.Binary(t), "import", "discord", export, "--no-download", "--config", cfgPath,
-		"--data-dir", dataDir, "--server-name", "localhost").CombinedOutput()
+	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "discord", export, "--no-download",
+		"--config", cfgPath, "--data-dir", dataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Imported ") {
 		t.Fatalf("tributary import discord: %v\n%s", err, out)
 	}
 
-	s := startServer(t, cfgPath, dataDir)
+	s := startServer(t, cfgPath, dataDir, dbArgs...)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
 	mgmt := login(ctx, t, alice, w)
@@ -93,10 +108,7 @@ func TestDiscordPluginContinuesImport(t *testing.T) {
 	// Discord → Matrix in the imported channel, by an imported author.
 	author := map[string]any{"id": target.Author, "username": "someone", "discriminator": "0"}
 	fake.Message("said live after the import", map[string]any{"channel_id": parent.ID, "guild_id": m.GuildID, "author": author})
-	space := w.invitedTo(ctx, m.GuildName)
-	if _, err := alice.JoinRoomByID(ctx, space); err != nil {
-		t.Fatal(err)
-	}
+	space := w.inSpace(ctx, m.GuildName)
 	if want := "discord:*" + m.GuildID; portalOf(ctx, t, alice, space) != want {
 		t.Fatalf("alice was invited to a space that is not the imported one (%s)", want)
 	}
@@ -225,13 +237,14 @@ func isImported(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.
 	}
 }
 
-// startServer runs the server with cfgPath (and dataDir, if not "");
+// startServer runs the server with cfgPath (and dataDir, if not "", and
+// more arguments);
 // built with -race (GOFLAGS=-race builds the plugin so too), a race the
 // plugin reports fails the test.
-func startServer(t *testing.T, cfgPath, dataDir string) *testserver.Server {
+func startServer(t *testing.T, cfgPath, dataDir string, args ...string) *testserver.Server {
 	t.Helper()
-	opts := testserver.Options{DataDir: dataDir, Args: []string{"--config", cfgPath, "--enable-registration",
-		"--disable-rate-limits"}}
+	opts := testserver.Options{DataDir: dataDir, Args: append([]string{"--config", cfgPath, "--enable-registration",
+		"--disable-rate-limits"}, args...)}
 	if raceBuild {
 		// The plugin's race reports are debug lines of the server's log.
 		opts.Env = []string{"TRIBUTARY_LOG_LEVEL=debug"}

@@ -31,10 +31,7 @@ func TestDiscordPluginUserToken(t *testing.T) {
 	loginWith(ctx, t, alice, w, "user-token", "User token", userToken, "Logged in as dave (your Discord account)")
 
 	first := fake.Message("hello dave", nil)
-	space := w.invitedTo(ctx, "Test Guild")
-	if _, err := alice.JoinRoomByID(ctx, space); err != nil {
-		t.Fatal(err)
-	}
+	space := w.inSpace(ctx, "Test Guild")
 	child := w.wait(ctx, space, "the channel in the space", func(evt *event.Event) bool {
 		return evt.Type == event.StateSpaceChild && len(evt.Content.VeryRaw) > 2
 	})

@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,9 +35,14 @@ type Fake struct {
 	mu      sync.Mutex
 	token   string
 	revoked bool
-	conns   []*gwConn
-	seq     int
-	nextID  int64
+	// conns are the identified gateway connections (sent READY and the
+	// guild), which dispatches go to; all every connection, for cleanup.
+	conns []*gwConn
+	all   []*gwConn
+	// identified is signalled when a connection joins conns.
+	identified *sync.Cond
+	seq        int
+	nextID     int64
 	// calls are what the bridge did, in order.
 	calls chan Call
 	// guild is the guild the gateway announces (GUILD_CREATE's data).
@@ -106,10 +112,11 @@ func New(t testing.TB, token string) *Fake {
 				"topic": "the general channel"}}, "threads": []any{},
 			"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
 			"roles":   Roles, "emojis": []any{}}}
+	f.identified = sync.NewCond(&f.mu)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.mu.Lock()
-		for _, c := range f.conns {
+		for _, c := range f.all {
 			_ = c.c.Close()
 		}
 		f.mu.Unlock()
@@ -312,8 +319,13 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := &gwConn{c: ws}
 	f.mu.Lock()
-	f.conns = append(f.conns, conn)
+	f.all = append(f.all, conn)
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.conns = slices.DeleteFunc(f.conns, func(c *gwConn) bool { return c == conn })
+		f.mu.Unlock()
+	}()
 	send := func(v any) {
 		raw, _ := json.Marshal(v)
 		conn.write(websocket.TextMessage, raw)
@@ -353,6 +365,10 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 				"user":   me,
 				"guilds": []any{map[string]any{"id": guild["id"], "unavailable": true}}, "private_channels": []any{}}})
 			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": guild})
+			f.mu.Lock()
+			f.conns = append(f.conns, conn)
+			f.identified.Broadcast()
+			f.mu.Unlock()
 		}
 	}
 }
@@ -364,9 +380,22 @@ func (f *Fake) nextSeq() int {
 	return f.seq
 }
 
-// Dispatch sends an event to every gateway connection.
+// Dispatch sends an event to every identified gateway connection. As
+// Discord sends nothing before READY, it waits (up to 30 s) for one when
+// there is none: a test may dispatch right after the bridge logs in.
 func (f *Fake) Dispatch(t string, d any) {
 	f.mu.Lock()
+	if len(f.conns) == 0 {
+		timeout := time.AfterFunc(30*time.Second, func() {
+			f.mu.Lock()
+			f.identified.Broadcast()
+			f.mu.Unlock()
+		})
+		for start := time.Now(); len(f.conns) == 0 && time.Since(start) < 30*time.Second; {
+			f.identified.Wait()
+		}
+		timeout.Stop()
+	}
 	conns := append([]*gwConn(nil), f.conns...)
 	f.seq++
 	seq := f.seq
