@@ -28,7 +28,7 @@ func TestDiscordPluginUserToken(t *testing.T) {
 	s := startServer(t, writeConfig(t, bin, fake.URL()), "")
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
-	loginWith(ctx, t, alice, w, "user-token", "User token", userToken, "Logged in as dave (your Discord account)")
+	loginWith(ctx, t, alice, w, "user-token", userToken, "Logged in as dave (your Discord account)")
 
 	first := fake.Message("hello dave", nil)
 	space := w.inSpace(ctx, "Test Guild")
