@@ -147,10 +147,23 @@ func (c *Client) guildChanged(s *discordgo.Session, guildID string) {
 	}
 }
 
+// onMemberUpdate resyncs the guild's levels when a member's level changed
+// (not for a nickname, say).
 func (c *Client) onMemberUpdate(s *discordgo.Session, m *discordgo.GuildMemberUpdate) {
-	if m.Member != nil {
-		c.guildChanged(s, m.GuildID)
+	if m.Member == nil || m.User == nil {
+		return
 	}
+	if before := m.BeforeUpdate; before != nil {
+		if g, err := s.State.Guild(m.GuildID); err == nil {
+			s.State.RLock()
+			same := levelOf(g, m.User.ID, before.Roles) == levelOf(g, m.User.ID, m.Roles)
+			s.State.RUnlock()
+			if same {
+				return
+			}
+		}
+	}
+	c.guildChanged(s, m.GuildID)
 }
 
 func (c *Client) onRoleCreate(s *discordgo.Session, r *discordgo.GuildRoleCreate) {
