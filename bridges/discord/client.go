@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/networkid"
@@ -20,6 +23,8 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/bridges/discord/discordfmt"
 )
 
 // Client is one bot login's connection to Discord.
@@ -36,13 +41,26 @@ type Client struct {
 	ownHooks map[string]bool
 	// users: the Discord users seen, for ghosts' profiles.
 	users map[string]*discordgo.User
+	// reconnecting is set while a dropped gateway is being reopened;
+	// retryWait is how long the next attempt waits (0 after READY).
+	reconnecting bool
+	retryWait    time.Duration
+	// emojiImages: the image uploaded for each custom emoji ID seen in a
+	// reaction; emojiByKey: the custom emoji ("name:id") of the Matrix
+	// reaction keys they were shown as (the image, or ":name:").
+	emojiImages map[string]id.ContentURIString
+	emojiByKey  map[string]networkid.EmojiID
+
+	// stateHook, when set (tests), gets the login's bridge states.
+	stateHook func(status.BridgeState)
 }
 
 var (
-	_ bridgev2.NetworkAPI                 = (*Client)(nil)
-	_ bridgev2.EditHandlingNetworkAPI     = (*Client)(nil)
-	_ bridgev2.ReactionHandlingNetworkAPI = (*Client)(nil)
-	_ bridgev2.TypingHandlingNetworkAPI   = (*Client)(nil)
+	_ bridgev2.NetworkAPI                  = (*Client)(nil)
+	_ bridgev2.EditHandlingNetworkAPI      = (*Client)(nil)
+	_ bridgev2.ReactionHandlingNetworkAPI  = (*Client)(nil)
+	_ bridgev2.TypingHandlingNetworkAPI    = (*Client)(nil)
+	_ bridgev2.RedactionHandlingNetworkAPI = (*Client)(nil)
 )
 
 func (c *Client) token() string {
@@ -52,22 +70,43 @@ func (c *Client) token() string {
 	return ""
 }
 
+// puppet reports the optional user-token mode: the login is the user's
+// own Discord account, which sends their Matrix messages itself.
+func (c *Client) puppet() bool {
+	m, ok := c.login.Metadata.(*LoginMetadata)
+	return ok && m.User
+}
+
+// refusedToken tells the user Discord refused the login's token.
+func (c *Client) refusedToken() {
+	what := "the bot token"
+	if c.puppet() {
+		what = "your account's token"
+	}
+	c.sendState(status.StateBadCredentials, errBadCreds,
+		"Discord refused "+what+" (revoked or reset?): log in again with a new one")
+}
+
 func (c *Client) sendState(evt status.BridgeStateEvent, code status.BridgeStateErrorCode, msg string) {
-	c.login.BridgeState.Send(status.BridgeState{StateEvent: evt, Error: code, Message: msg})
+	st := status.BridgeState{StateEvent: evt, Error: code, Message: msg}
+	if c.stateHook != nil {
+		c.stateHook(st)
+		return
+	}
+	c.login.BridgeState.Send(st)
 }
 
 // Connect checks the token and opens the gateway. A token Discord refuses
 // is BAD_CREDENTIALS (bridgev2 tells the user), not a silent failure.
 func (c *Client) Connect(ctx context.Context) {
-	s, err := c.net.session(c.token())
+	s, err := c.net.session(c.token(), c.puppet())
 	if err != nil {
 		c.sendState(status.StateUnknownError, errConnFails, err.Error())
 		return
 	}
 	me, err := whoAmI(s)
 	if errors.Is(err, errBadToken) {
-		c.sendState(status.StateBadCredentials, errBadCreds,
-			"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		c.refusedToken()
 		return
 	} else if err != nil {
 		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
@@ -78,35 +117,79 @@ func (c *Client) Connect(ctx context.Context) {
 	s.AddHandler(c.onReactionAdd)
 	s.AddHandler(c.onReactionRemove)
 	s.AddHandler(c.onTyping)
-	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) { c.sendState(status.StateConnected, "", "") })
-	// discordgo reconnects on its own; a gateway that closes because the
-	// token was revoked must not be retried in silence.
-	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.checkToken(s) })
+	s.AddHandler(c.onMessageDelete)
+	s.AddHandler(c.onMessageDeleteBulk)
+	s.AddHandler(c.onMemberUpdate)
+	s.AddHandler(c.onRoleCreate)
+	s.AddHandler(c.onRoleUpdate)
+	s.AddHandler(c.onRoleDelete)
+	s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Ready) {
+		c.mu.Lock()
+		c.retryWait = 0
+		c.mu.Unlock()
+		c.sendState(status.StateConnected, "", "")
+	})
+	s.AddHandler(func(s *discordgo.Session, _ *discordgo.Disconnect) { go c.reconnect(s) })
 	c.mu.Lock()
 	c.s, c.me = s, me
 	c.users[me.ID] = me
 	c.mu.Unlock()
 	if err := s.Open(); err != nil {
 		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
+		go c.reconnect(s)
 	}
 }
 
-// checkToken asks Discord who the bot is after the gateway dropped: a
-// refused token ends the session and shows as BAD_CREDENTIALS.
-func (c *Client) checkToken(s *discordgo.Session) {
-	if _, err := whoAmI(s); errors.Is(err, errBadToken) {
-		c.mu.Lock()
-		current := c.s == s
-		if current {
-			c.s = nil
-		}
+// reconnect reopens a dropped gateway. discordgo's own reconnecting is off
+// (Connector.session): it would retry a revoked token in silence forever,
+// and turning it off once running races its listener. So the token is
+// checked first: one Discord refuses ends the session as BAD_CREDENTIALS;
+// otherwise the gateway is opened again (resuming): at once after a
+// session that was READY, then with a doubling wait.
+func (c *Client) reconnect(s *discordgo.Session) {
+	c.mu.Lock()
+	if c.s != s || c.reconnecting {
 		c.mu.Unlock()
-		if current {
-			s.ShouldReconnectOnError = false
-			_ = s.Close()
-			c.sendState(status.StateBadCredentials, errBadCreds,
-				"Discord refused the bot token (revoked or reset?): log in again with a new one")
+		return
+	}
+	c.reconnecting = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.reconnecting = false
+		c.mu.Unlock()
+	}()
+	for {
+		// The wait grows until the gateway says READY again, so a gateway
+		// that takes the connection and closes it (disallowed intents) is
+		// not hammered either.
+		c.mu.Lock()
+		wait := c.retryWait
+		c.retryWait = min(max(2*wait, time.Second), 5*time.Minute)
+		c.mu.Unlock()
+		time.Sleep(wait) // backing off from Discord, not synchronising
+		if c.session() != s {
+			return // disconnected on purpose meanwhile
 		}
+		_, err := whoAmI(s)
+		if errors.Is(err, errBadToken) {
+			c.mu.Lock()
+			current := c.s == s
+			if current {
+				c.s = nil
+			}
+			c.mu.Unlock()
+			if current {
+				c.refusedToken()
+			}
+			return
+		}
+		if err == nil {
+			if err = s.Open(); err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
+				return
+			}
+		}
+		c.sendState(status.StateTransientDisconnect, errConnFails, err.Error())
 	}
 }
 
@@ -145,10 +228,14 @@ func (c *Client) channelKey(s *discordgo.Session, channelID string) (networkid.P
 }
 
 // own reports whether a message is the bridge's (its bot or webhooks).
+// In user-token mode the account's messages are not: those written on
+// Discord are bridged as the user's; the echoes of those the bridge sent
+// bridgev2 knows by their IDs.
 func (c *Client) own(m *discordgo.Message) bool {
+	puppet := c.puppet()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return (m.Author != nil && c.me != nil && m.Author.ID == c.me.ID) || (m.WebhookID != "" && c.ownHooks[m.WebhookID])
+	return (!puppet && m.Author != nil && c.me != nil && m.Author.ID == c.me.ID) || (m.WebhookID != "" && c.ownHooks[m.WebhookID])
 }
 
 func (c *Client) remember(u *discordgo.User) {
@@ -162,20 +249,10 @@ func (c *Client) remember(u *discordgo.User) {
 
 func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
 	c.remember(u)
-	return bridgev2.EventSender{Sender: networkid.UserID(u.ID)}
-}
-
-// joinFirst makes a Discord user's ghost join the portal before its event
-// goes there (the plugin SDK's intents do not join on their own).
-func (c *Client) joinFirst(userID string) func(context.Context, *bridgev2.Portal) {
-	return func(ctx context.Context, portal *bridgev2.Portal) {
-		if portal.MXID == "" {
-			return
-		}
-		if ghost, err := c.net.br.GetGhostByID(ctx, networkid.UserID(userID)); err == nil && ghost != nil {
-			_ = ghost.Intent.EnsureJoined(ctx, portal.MXID)
-		}
+	if c.IsThisUser(context.Background(), networkid.UserID(u.ID)) {
+		return bridgev2.EventSender{IsFromMe: true, SenderLogin: c.login.ID, Sender: networkid.UserID(u.ID)}
 	}
+	return bridgev2.EventSender{Sender: networkid.UserID(u.ID)}
 }
 
 func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreate) {
@@ -190,16 +267,59 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 		ID:   networkid.MessageID(m.ID),
 		Data: msg,
 		ConvertMessageFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
-			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
-				return nil, err
-			}
 			cm, err := c.convert(ctx, portal, intent, m)
-			if cm != nil {
-				cm.ThreadRoot = thread
+			if cm == nil {
+				return cm, err
+			}
+			cm.ThreadRoot = thread
+			// bridgev2 relates to messages it has a record of; one it has
+			// none of may be an imported message, named by its alias.
+			if thread != nil {
+				if alias := c.importedAlias(ctx, portal, *thread); alias != "" {
+					for _, p := range cm.Parts {
+						p.Content.GetRelatesTo().SetThread(alias, alias)
+					}
+				}
+			}
+			if cm.ReplyTo != nil {
+				if alias := c.importedAlias(ctx, portal, cm.ReplyTo.MessageID); alias != "" {
+					for _, p := range cm.Parts {
+						p.Content.GetRelatesTo().SetReplyTo(alias)
+					}
+				}
 			}
 			return cm, err
 		},
 	})
+}
+
+// importedAlias is the event ID alias of a message bridgev2 has no record
+// of, which `tributary import discord` may have written: the host keeps
+// the import's events under the SDK's deterministic IDs of (room, message
+// ID, first part), and resolves relations to them. "" if bridgev2 knows
+// the message (it relates to it itself).
+func (c *Client) importedAlias(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
+	if known, err := c.net.br.DB.Message.GetFirstPartByID(ctx, portal.Receiver, msgID); err != nil || known != nil {
+		return ""
+	}
+	return c.net.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, msgID, "")
+}
+
+// importedEvent is the alias of an imported message the room has; "" if
+// bridgev2 knows the message or no import wrote it (an edit or deletion
+// of it would point at nothing).
+func (c *Client) importedEvent(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
+	if portal.MXID == "" {
+		return ""
+	}
+	alias := c.importedAlias(ctx, portal, msgID)
+	if alias == "" {
+		return ""
+	}
+	if _, err := c.net.br.Bot.GetEvent(ctx, portal.MXID, alias); err != nil {
+		return ""
+	}
+	return alias
 }
 
 func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdate) {
@@ -207,21 +327,83 @@ func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdat
 		return
 	}
 	key, _ := c.channelKey(s, m.ChannelID)
+	sender := c.sender(m.Author)
+	msg := m.Message
 	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
-		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: c.sender(m.Author),
-			Timestamp: *m.EditedTimestamp},
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: sender,
+			Timestamp: *m.EditedTimestamp, PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) {
+				c.editImported(ctx, portal, sender, msg)
+			}},
 		ID:            networkid.MessageID(m.ID),
 		TargetMessage: networkid.MessageID(m.ID),
 		Data:          m.Message,
 		ConvertEditFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, existing []*database.Message, m *discordgo.Message) (*bridgev2.ConvertedEdit, error) {
-			if err := intent.EnsureJoined(ctx, portal.MXID); err != nil {
-				return nil, err
-			}
 			content := c.text(m)
 			return &bridgev2.ConvertedEdit{ModifiedParts: []*bridgev2.ConvertedEditPart{{Part: existing[0],
 				Type: event.EventMessage, Content: content}}}, nil
 		},
 	})
+}
+
+// onMessageDelete redacts a message deleted on Discord. Discord does not
+// say who deleted it, so the bridge's bot redacts.
+func (c *Client) onMessageDelete(s *discordgo.Session, m *discordgo.MessageDelete) {
+	c.removed(s, m.ChannelID, m.ID)
+}
+
+func (c *Client) onMessageDeleteBulk(s *discordgo.Session, m *discordgo.MessageDeleteBulk) {
+	for _, id := range m.Messages {
+		c.removed(s, m.ChannelID, id)
+	}
+}
+
+func (c *Client) removed(s *discordgo.Session, channelID, messageID string) {
+	key, _ := c.channelKey(s, channelID)
+	target := networkid.MessageID(messageID)
+	c.login.QueueRemoteEvent(&simplevent.MessageRemove{
+		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now(),
+			PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) { c.removeImported(ctx, portal, target) }},
+		TargetMessage: target,
+	})
+}
+
+// Edits and deletions of imported messages: bridgev2 acts on messages it
+// has a record of and ignores others; for one `tributary import discord`
+// wrote, the bridge relates to its alias itself, before bridgev2 looks.
+
+// editImported sends an edit of an imported message's text, as its
+// sender.
+func (c *Client) editImported(ctx context.Context, portal *bridgev2.Portal, sender bridgev2.EventSender, m *discordgo.Message) {
+	alias := c.importedEvent(ctx, portal, networkid.MessageID(m.ID))
+	if alias == "" {
+		return
+	}
+	intent, ok := portal.GetIntentFor(ctx, sender, c.login, bridgev2.RemoteEventEdit)
+	if !ok {
+		return
+	}
+	content := c.text(m)
+	edit := &event.MessageEventContent{MsgType: content.MsgType, Body: "* " + content.Body, Mentions: &event.Mentions{},
+		NewContent: content, RelatesTo: &event.RelatesTo{Type: event.RelReplace, EventID: alias}}
+	if content.Format == event.FormatHTML {
+		edit.Format, edit.FormattedBody = event.FormatHTML, "* "+content.FormattedBody
+	}
+	if _, err := intent.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{Parsed: edit}, nil); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", m.ID).Msg("Editing an imported message failed")
+	}
+}
+
+// removeImported redacts an imported message (its first event: Discord
+// does not say which files it had), as the bridge's bot.
+func (c *Client) removeImported(ctx context.Context, portal *bridgev2.Portal, target networkid.MessageID) {
+	alias := c.importedEvent(ctx, portal, target)
+	if alias == "" {
+		return
+	}
+	if _, err := c.net.br.Bot.SendMessage(ctx, portal.MXID, event.EventRedaction,
+		&event.Content{Parsed: &event.RedactionEventContent{Redacts: alias}}, nil); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", string(target)).Msg("Redacting an imported message failed")
+	}
 }
 
 // emojiKey is a reaction's Discord emoji as the API names it ("name:id"
@@ -252,14 +434,68 @@ func (c *Client) reaction(s *discordgo.Session, r *discordgo.MessageReaction, ty
 		c.remember(member.User)
 	}
 	key, _ := c.channelKey(s, r.ChannelID)
-	id, emoji := emojiKey(r.Emoji)
+	emojiID, emoji := emojiKey(r.Emoji)
+	var extra map[string]any
+	if r.Emoji.ID != "" {
+		c.knowEmoji(emoji, emojiID)
+		if typ == bridgev2.RemoteEventReaction {
+			if mxc := c.emojiImage(context.Background(), r.Emoji); mxc != "" {
+				extra = map[string]any{"com.beeper.reaction.shortcode": emoji}
+				emoji = string(mxc)
+			}
+		}
+	}
 	c.login.QueueRemoteEvent(&simplevent.Reaction{
 		EventMeta: simplevent.EventMeta{Type: typ, PortalKey: key, Sender: bridgev2.EventSender{Sender: networkid.UserID(r.UserID)},
-			Timestamp: time.Now(), PreHandleFunc: c.joinFirst(r.UserID)},
+			Timestamp: time.Now()},
 		TargetMessage: networkid.MessageID(r.MessageID),
-		EmojiID:       id,
+		EmojiID:       emojiID,
 		Emoji:         emoji,
+		ExtraContent:  extra,
 	})
+}
+
+// knowEmoji records the custom emoji a Matrix reaction key stands for.
+func (c *Client) knowEmoji(key string, emojiID networkid.EmojiID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.emojiByKey == nil {
+		c.emojiByKey = map[string]networkid.EmojiID{}
+	}
+	c.emojiByKey[key] = emojiID
+}
+
+// emojiImage is a custom emoji's image in the media repository, uploaded
+// once, as the importer shows custom emoji reactions; "" if it cannot be
+// had (the reaction is then ":name:").
+func (c *Client) emojiImage(ctx context.Context, e discordgo.Emoji) id.ContentURIString {
+	c.mu.Lock()
+	mxc, ok := c.emojiImages[e.ID]
+	c.mu.Unlock()
+	if ok {
+		return mxc
+	}
+	url, mime, ext := "https://cdn.discordapp.com/emojis/"+e.ID+".png", "image/png", ".png"
+	if e.Animated {
+		url, mime, ext = "https://cdn.discordapp.com/emojis/"+e.ID+".gif", "image/gif", ".gif"
+	}
+	data, err := c.download(ctx, url)
+	if err != nil {
+		return ""
+	}
+	mxc, _, err = c.net.br.Bot.UploadMedia(ctx, "", data, e.Name+ext, mime)
+	if err != nil {
+		return ""
+	}
+	emojiID, _ := emojiKey(e)
+	c.knowEmoji(string(mxc), emojiID)
+	c.mu.Lock()
+	if c.emojiImages == nil {
+		c.emojiImages = map[string]id.ContentURIString{}
+	}
+	c.emojiImages[e.ID] = mxc
+	c.mu.Unlock()
+	return mxc
 }
 
 func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
@@ -272,14 +508,14 @@ func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
 	key, _ := c.channelKey(s, t.ChannelID)
 	c.login.QueueRemoteEvent(&simplevent.Typing{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key,
-			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0),
-			PreHandleFunc: c.joinFirst(t.UserID)},
+			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0)},
 		Timeout: 10 * time.Second,
 	})
 }
 
 // text is a message's text as Matrix content: Discord's markdown as HTML,
-// mentions of users by name.
+// mentions of users by name, then its embeds as quotes (as `tributary
+// import discord` shows them).
 func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	text := m.Content
 	for _, u := range m.Mentions {
@@ -293,13 +529,56 @@ func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	content := format.RenderMarkdown(text, true, false)
 	content.MsgType = event.MsgText
 	content.Mentions = &event.Mentions{}
+	if embeds := embedsOf(m); len(embeds) > 0 {
+		body, htm := content.Body, content.FormattedBody
+		if content.Format != event.FormatHTML {
+			htm = ""
+		}
+		body, htm, n := discordfmt.QuoteEmbeds(body, htm, embeds, markdown)
+		if n > 0 {
+			content.Body, content.Format, content.FormattedBody = body, event.FormatHTML, htm
+		}
+	}
 	return &content
+}
+
+// markdown is Discord markdown as a body and HTML, for embeds.
+func markdown(text string) (string, string) {
+	c := format.RenderMarkdown(text, true, false)
+	if c.Format != event.FormatHTML {
+		return c.Body, ""
+	}
+	return c.Body, c.FormattedBody
+}
+
+// embedsOf is what of a message's embeds Matrix shows.
+func embedsOf(m *discordgo.Message) []discordfmt.Embed {
+	var out []discordfmt.Embed
+	for _, e := range m.Embeds {
+		if e == nil {
+			continue
+		}
+		de := discordfmt.Embed{Title: e.Title, URL: e.URL, Description: e.Description}
+		if e.Author != nil {
+			de.Author = e.Author.Name
+		}
+		if e.Footer != nil {
+			de.Footer = e.Footer.Text
+		}
+		for _, f := range e.Fields {
+			if f != nil {
+				de.Fields = append(de.Fields, discordfmt.Field{Name: f.Name, Value: f.Value})
+			}
+		}
+		out = append(out, de)
+	}
+	return out
 }
 
 // convert is a Discord message's Matrix events: its text, then its files.
 func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
 	cm := &bridgev2.ConvertedMessage{}
-	if m.Content != "" || len(m.Attachments) == 0 {
+	if m.Content != "" || len(embedsOf(m)) > 0 || len(m.Attachments) == 0 && len(m.StickerItems) == 0 {
 		cm.Parts = append(cm.Parts, &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: c.text(m)})
 	}
 	for _, a := range m.Attachments {
@@ -333,10 +612,60 @@ func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent br
 		}
 		cm.Parts = append(cm.Parts, part)
 	}
+	for _, st := range m.StickerItems {
+		if st == nil {
+			continue
+		}
+		part := c.sticker(ctx, portal, intent, st)
+		if len(cm.Parts) == 0 {
+			part.ID = ""
+		}
+		cm.Parts = append(cm.Parts, part)
+	}
 	if ref := m.MessageReference; ref != nil && ref.MessageID != "" && m.Type == discordgo.MessageTypeReply {
 		cm.ReplyTo = &networkid.MessageOptionalPartID{MessageID: networkid.MessageID(ref.MessageID)}
 	}
 	return cm, nil
+}
+
+// stickerURL is where Discord serves a sticker's image ("" for a Lottie
+// sticker, which is an animation script, not an image).
+func stickerURL(st *discordgo.StickerItem) (url, mime string) {
+	switch st.FormatType {
+	case discordgo.StickerFormatTypePNG, discordgo.StickerFormatTypeAPNG:
+		return "https://media.discordapp.net/stickers/" + st.ID + ".png", "image/png"
+	case discordgo.StickerFormatTypeGIF:
+		return "https://media.discordapp.net/stickers/" + st.ID + ".gif", "image/gif"
+	}
+	return "", ""
+}
+
+// sticker is an m.sticker of a sticker's image when it can be fetched,
+// else a text naming it (as `tributary import discord` does).
+func (c *Client) sticker(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, st *discordgo.StickerItem) *bridgev2.ConvertedMessagePart {
+	name := st.Name
+	if name == "" {
+		name = "sticker"
+	}
+	part := &bridgev2.ConvertedMessagePart{ID: networkid.PartID("sticker-" + st.ID)}
+	url, mime := stickerURL(st)
+	if url != "" {
+		if data, err := c.download(ctx, url); err == nil {
+			if mxc, file, err := intent.UploadMedia(ctx, portal.MXID, data, name+url[strings.LastIndex(url, "."):], mime); err == nil {
+				part.Type = event.EventSticker
+				part.Content = &event.MessageEventContent{Body: name, URL: mxc, File: file,
+					Info: &event.FileInfo{MimeType: mime, Size: len(data), Width: 160, Height: 160}}
+				return part
+			}
+		}
+	}
+	part.Type = event.EventMessage
+	part.Content = &event.MessageEventContent{MsgType: event.MsgText, Body: "[sticker: " + name + "]", Mentions: &event.Mentions{}}
+	if url != "" {
+		part.Content.Format = event.FormatHTML
+		part.Content.FormattedBody = `[sticker: <a href="` + html.EscapeString(url) + `">` + html.EscapeString(name) + "</a>]"
+	}
+	return part
 }
 
 // download fetches a file of Discord's CDN.
@@ -356,6 +685,12 @@ func (c *Client) download(ctx context.Context, url string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, 100<<20))
 }
 
+// GetChatInfo: a guild is a space the user is invited to, its members'
+// ghosts at their roles' power levels. A channel's room invites nobody:
+// it is open to the space's members (a restricted join rule, as `tributary
+// import discord` makes them), so the user sees the guild's channels in
+// the space and joins those they want, rather than being invited to every
+// channel that has a message. A DM (with the bot) invites the user.
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
 	s := c.session()
 	if s == nil {
@@ -363,7 +698,7 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	}
 	me := bridgev2.ChatMember{EventSender: bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.login.ID)},
 		Membership: event.MembershipJoin}
-	members := &bridgev2.ChatMemberList{MemberMap: map[networkid.UserID]bridgev2.ChatMember{me.Sender: me}}
+	withMe := bridgev2.ChatMemberMap{me.Sender: me}
 	if guildID, ok := strings.CutPrefix(string(portal.ID), "*"); ok {
 		g, err := s.State.Guild(guildID)
 		if err != nil {
@@ -372,7 +707,8 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 			}
 		}
 		space := database.RoomTypeSpace
-		return &bridgev2.ChatInfo{Name: &g.Name, Type: &space, Members: members}, nil
+		return &bridgev2.ChatInfo{Name: &g.Name, Type: &space,
+			Members: &bridgev2.ChatMemberList{MemberMap: withMe, PowerLevels: c.powerLevels(s, guildID)}}, nil
 	}
 	ch, err := s.State.Channel(string(portal.ID))
 	if err != nil {
@@ -380,11 +716,16 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 			return nil, err
 		}
 	}
-	info := &bridgev2.ChatInfo{Members: members}
+	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: bridgev2.ChatMemberMap{}}}
 	name, topic := ch.Name, ch.Topic
-	if ch.Type == discordgo.ChannelTypeDM {
+	if ch.Type == discordgo.ChannelTypeDM || ch.Type == discordgo.ChannelTypeGroupDM {
 		dm := database.RoomTypeDM
+		if ch.Type == discordgo.ChannelTypeGroupDM {
+			dm = database.RoomTypeGroupDM
+			info.Name = &name
+		}
 		info.Type = &dm
+		info.Members.MemberMap = withMe
 	} else {
 		info.Name = &name
 		info.Topic = &topic
@@ -392,6 +733,19 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	if ch.GuildID != "" {
 		parent := networkid.PortalID("*" + ch.GuildID)
 		info.ParentID = &parent
+		info.Members.PowerLevels = c.powerLevels(s, ch.GuildID)
+		// The space first: the room is open to its members.
+		sp, err := c.net.br.GetPortalByKey(ctx, networkid.PortalKey{ID: parent})
+		if err != nil {
+			return nil, err
+		}
+		if sp.MXID == "" {
+			if err := sp.CreateMatrixRoom(ctx, c.login, nil); err != nil {
+				return nil, fmt.Errorf("creating the guild's space: %w", err)
+			}
+		}
+		info.JoinRule = &event.JoinRulesEventContent{JoinRule: event.JoinRuleRestricted,
+			Allow: []event.JoinRuleAllow{{Type: event.JoinRuleAllowRoomMembership, RoomID: sp.MXID}}}
 	}
 	return info, nil
 }
@@ -428,12 +782,14 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 var files = func() event.FileFeatureMap {
 	any := &event.FileFeatures{MimeTypes: map[string]event.CapabilitySupportLevel{"*/*": event.CapLevelFullySupported},
 		Caption: event.CapLevelDropped, MaxSize: 25 << 20}
-	return event.FileFeatureMap{event.MsgImage: any, event.MsgFile: any, event.MsgVideo: any, event.MsgAudio: any}
+	return event.FileFeatureMap{event.MsgImage: any, event.MsgFile: any, event.MsgVideo: any, event.MsgAudio: any,
+		event.CapMsgSticker: any, event.CapMsgGIF: any, event.CapMsgVoice: any}
 }()
 
 func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
 	return &event.RoomFeatures{ID: "org.tributary.discord.v1", Reply: event.CapLevelFullySupported,
-		Edit: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported, MaxTextLength: 2000, File: files}
+		Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported,
+		MaxTextLength: 2000, File: files}
 }
 
 // webhook is the bridge's webhook of a channel, made on first use.
@@ -468,7 +824,7 @@ func (c *Client) webhook(s *discordgo.Session, channelID string) (*discordgo.Web
 func (c *Client) refused(err error) error {
 	var re *discordgo.RESTError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized {
-		c.sendState(status.StateBadCredentials, errBadCreds, "Discord refused the bot token (revoked or reset?): log in again with a new one")
+		c.refusedToken()
 	}
 	return err
 }
@@ -480,19 +836,11 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	if s == nil {
 		return nil, errors.New("not connected to Discord")
 	}
-	channelID := string(msg.Portal.ID)
-	wh, err := c.webhook(s, channelID)
-	if err != nil {
-		return nil, c.refused(err)
-	}
-	params := &discordgo.WebhookParams{Content: msg.Content.Body, AllowedMentions: &discordgo.MessageAllowedMentions{}}
-	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
-	if msg.ReplyTo != nil {
-		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
-			msg.ReplyTo.ID, params.Content)
-	}
+	content := msg.Content.Body
+	var files []*discordgo.File
 	switch msg.Content.MsgType {
-	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
+	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio, event.CapMsgSticker:
+		// A sticker goes as its image: Discord's stickers are its own.
 		data, err := c.net.br.Bot.DownloadMedia(ctx, msg.Content.URL, msg.Content.File)
 		if err != nil {
 			return nil, fmt.Errorf("downloading the file: %w", err)
@@ -501,20 +849,62 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		if name == "" {
 			name = msg.Content.Body
 		}
-		params.Content = ""
-		params.Files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}
+		if !strings.Contains(name, ".") {
+			// Discord shows a file by its name's extension.
+			if exts, _ := mime.ExtensionsByType(msg.Content.GetInfo().MimeType); len(exts) > 0 {
+				name += exts[0]
+			}
+		}
+		content = ""
+		files = []*discordgo.File{{Name: name, ContentType: msg.Content.GetInfo().MimeType, Reader: bytes.NewReader(data)}}
 	}
 	var sent *discordgo.Message
-	if msg.ThreadRoot != nil {
-		sent, err = s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+	var err error
+	if c.puppet() {
+		sent, err = c.sendAsUser(s, msg, content, files)
 	} else {
-		sent, err = s.WebhookExecute(wh.ID, wh.Token, true, params)
+		sent, err = c.sendThroughWebhook(ctx, s, msg, content, files)
 	}
 	if err != nil {
 		return nil, c.refused(err)
 	}
 	return &bridgev2.MatrixMessageResponse{DB: &database.Message{ID: networkid.MessageID(sent.ID),
 		SenderID: networkid.UserID(c.login.ID), Timestamp: sent.Timestamp}}, nil
+}
+
+// sendThroughWebhook posts a Matrix message through the channel's webhook,
+// under its sender's name and avatar; a reply links to its message.
+func (c *Client) sendThroughWebhook(ctx context.Context, s *discordgo.Session, msg *bridgev2.MatrixMessage, content string,
+	files []*discordgo.File) (*discordgo.Message, error) {
+	channelID := string(msg.Portal.ID)
+	wh, err := c.webhook(s, channelID)
+	if err != nil {
+		return nil, err
+	}
+	params := &discordgo.WebhookParams{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
+	if msg.ReplyTo != nil && len(files) == 0 {
+		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
+			msg.ReplyTo.ID, params.Content)
+	}
+	if msg.ThreadRoot != nil {
+		return s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+	}
+	return s.WebhookExecute(wh.ID, wh.Token, true, params)
+}
+
+// sendAsUser sends a Matrix message as the user's own Discord account
+// (user-token mode), a reply as a Discord reply.
+func (c *Client) sendAsUser(s *discordgo.Session, msg *bridgev2.MatrixMessage, content string, files []*discordgo.File) (*discordgo.Message, error) {
+	channelID := string(msg.Portal.ID)
+	if msg.ThreadRoot != nil {
+		channelID = string(msg.ThreadRoot.ID) // a thread's ID is its root message's
+	}
+	send := &discordgo.MessageSend{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
+	if msg.ReplyTo != nil {
+		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID), ChannelID: channelID}
+	}
+	return s.ChannelMessageSendComplex(channelID, send)
 }
 
 func guildOf(s *discordgo.Session, channelID string) string {
@@ -553,19 +943,38 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	if s == nil {
 		return errors.New("not connected to Discord")
 	}
+	content := msg.Content.Body
+	if c.puppet() {
+		channelID := string(msg.Portal.ID)
+		if msg.EditTarget.ThreadRoot != "" {
+			channelID = string(msg.EditTarget.ThreadRoot)
+		}
+		_, err := s.ChannelMessageEdit(channelID, string(msg.EditTarget.ID), content)
+		return c.refused(err)
+	}
 	wh, err := c.webhook(s, string(msg.Portal.ID))
 	if err != nil {
 		return c.refused(err)
 	}
-	content := msg.Content.Body
 	_, err = s.WebhookMessageEdit(wh.ID, wh.Token, string(msg.EditTarget.ID), &discordgo.WebhookEdit{Content: &content})
 	return c.refused(err)
 }
 
+// PreHandleMatrixReaction: a Unicode emoji reacts as itself; a custom
+// emoji's image or :name: the bridge showed a Discord reaction as reacts
+// with that custom emoji.
 func (c *Client) PreHandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (bridgev2.MatrixReactionPreResponse, error) {
 	key := msg.Content.RelatesTo.Key
-	return bridgev2.MatrixReactionPreResponse{SenderID: networkid.UserID(c.login.ID), EmojiID: networkid.EmojiID(key),
-		Emoji: key}, nil
+	emojiID := networkid.EmojiID(key)
+	c.mu.Lock()
+	custom, ok := c.emojiByKey[key]
+	c.mu.Unlock()
+	if ok {
+		emojiID = custom
+	} else if strings.HasPrefix(key, "mxc://") {
+		return bridgev2.MatrixReactionPreResponse{}, errors.New("an image reaction that is not one of Discord's custom emoji")
+	}
+	return bridgev2.MatrixReactionPreResponse{SenderID: networkid.UserID(c.login.ID), EmojiID: emojiID, Emoji: key}, nil
 }
 
 func (c *Client) HandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (*database.Reaction, error) {
@@ -592,4 +1001,28 @@ func (c *Client) HandleMatrixTyping(_ context.Context, msg *bridgev2.MatrixTypin
 		return nil
 	}
 	return c.refused(s.ChannelTyping(string(msg.Portal.ID)))
+}
+
+// HandleMatrixMessageRemove deletes a redacted message on Discord: one the
+// bridge posted through the webhook with the webhook's token, someone
+// else's as the bot (which needs Manage Messages) or, in user-token mode,
+// as the account.
+func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.MatrixMessageRemove) error {
+	s := c.session()
+	if s == nil {
+		return errors.New("not connected to Discord")
+	}
+	target := msg.TargetMessage
+	channelID := string(msg.Portal.ID)
+	if target.ThreadRoot != "" {
+		channelID = string(target.ThreadRoot) // a thread's ID is its root message's
+	}
+	if target.SenderID == networkid.UserID(c.login.ID) && target.ThreadRoot == "" && !c.puppet() {
+		wh, err := c.webhook(s, channelID)
+		if err != nil {
+			return c.refused(err)
+		}
+		return c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID)))
+	}
+	return c.refused(s.ChannelMessageDelete(channelID, string(target.ID)))
 }

@@ -59,15 +59,17 @@ func (c *Config) avatarURL(mxc id.ContentURIString) string {
 	return c.MediaURL + "/" + u.Homeserver + "/" + u.FileID
 }
 
-// redirect sends discordgo's requests for discord.com to the configured
-// API (a fake of Discord in tests).
+// redirect sends requests for discord.com and Discord's CDN to the
+// configured API when it is not discord.com (a fake of Discord in tests).
+var redirected = map[string]bool{"discord.com": true, "cdn.discordapp.com": true, "media.discordapp.net": true}
+
 type redirect struct {
 	to   *url.URL
 	next http.RoundTripper
 }
 
 func (r redirect) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host == "discord.com" && r.to.Host != "discord.com" {
+	if redirected[req.URL.Host] && r.to.Host != "discord.com" {
 		req = req.Clone(req.Context())
 		req.URL.Scheme, req.URL.Host = r.to.Scheme, r.to.Host
 		req.Host = r.to.Host

@@ -3,15 +3,64 @@
 // cmd/tributary-discord through plugins/sdk.
 //
 // It logs in as a bot (a bot token: no terms-of-service risk of user-token
-// bridges). Each channel is a portal keyed by its channel ID and each guild
+// bridges). The bot needs the Message Content and Server Members intents,
+// Manage Webhooks, and Manage Messages for deleting other people's
+// messages from Matrix.
+//
+// Rooms. Each channel is a portal keyed by its channel ID and each guild
 // a space keyed "*<guild ID>", as mautrix-discord's bridgev2 keys them and
-// as `tributary import discord` records them; a thread's messages go into
-// its channel's room as a Matrix thread. Discord users are ghosts named by
-// their user IDs. Matrix users' messages go to Discord through a webhook
-// of the channel, under the sender's name (and avatar, when media_url
-// makes it reachable). Replies, edits, reactions, attachments and typing
-// go both ways. A bot token Discord refuses is reported as the login's
-// BAD_CREDENTIALS state, which bridgev2 also tells the user as a notice.
+// as `tributary import discord` records them, so after an import the
+// plugin continues in the imported rooms (the plugin SDK adopts them). A
+// thread's messages go into its channel's room as a Matrix thread. Live
+// replies, thread messages, edits and deletions relate to imported
+// messages through the event ID aliases the import gave them (the SDK's
+// names; hence the empty NetworkURL); Discord reactions to imported
+// messages are not bridged.
+//
+// Invites. Portals are made when a channel first has a message. The user
+// who logged in is invited to the guild's space only, once (or joined to
+// it, when bridgev2 double-puppets them: they are in the guild); a channel's
+// room invites nobody and is open to the space's members (a restricted
+// join rule, as the importer makes them), so every channel with activity
+// is listed in the space and the user joins the ones they want instead of
+// collecting an invite per channel. Discord DMs with the bot are invites,
+// being the user's own.
+//
+// People. Discord users are ghosts named by their user IDs. Matrix users'
+// messages go to Discord through a webhook of the channel, under the
+// sender's name (and avatar, when media_url makes it reachable).
+//
+// Power levels from roles (roles.go): the guild's owner and members whose
+// roles grant Administrator or Manage Server are 100; Manage Messages,
+// Manage Channels, Manage Roles, Kick, Ban or Timeout Members make 50;
+// everyone else 0. Guild-level permissions only (@everyone's and the
+// member's roles'), not channel overwrites. Role and member updates from
+// the gateway resync the levels of the guild's rooms. Matrix power level
+// changes are not sent to Discord.
+//
+// Messages. Markdown ↔ HTML, replies, edits, reactions, attachments and
+// deletions go both ways, typing both ways. A custom emoji reaction shows
+// as its image (with its :name: as shortcode), as the importer shows them;
+// reacting on Matrix with that image (or :name:) reacts with the emoji. Stickers arrive as m.sticker
+// with their image (a Lottie sticker, or one that cannot be fetched, as a
+// text naming it); embeds as quotes after the text, rendered by
+// discordfmt as the importer renders them.
+//
+// User-token mode (optional, at the user's risk: `login user-token`).
+// Discord's terms forbid automating user accounts, which may meet
+// captchas or be disabled; bot mode is the default and the recommended
+// one. With a user account's token, Matrix messages, replies (as Discord
+// replies), edits and deletions are sent as that account, not through
+// webhooks; what the account writes on Discord arrives as the user's
+// (double-puppeted). Its reactions and typing on Discord are not bridged
+// back. Everything else is as in bot mode.
+//
+// Connection. Gateway events are handled one at a time in their order
+// (discordgo's SyncEvents), so a message is bridged before its edit or
+// deletion. discordgo's own gateway reconnecting is off: after a drop
+// the client checks the token first, so one Discord refuses (revoked or
+// reset) becomes the login's BAD_CREDENTIALS state, which bridgev2 also
+// tells the user as a notice, rather than a silent retry loop.
 //
 // It imports only plugins/sdk's world: mautrix and discordgo.
 package discord

@@ -12,6 +12,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/bridges/discord/discordfmt"
 	"github.com/tributary-hs/tributary/importer"
 )
 
@@ -525,45 +526,25 @@ func (cv *conversation) textContent(m *Message) map[string]any {
 		mentions = append(mentions, Mention{ID: u.ID, Name: u.Name, Nickname: u.Nickname})
 	}
 	f := Markdown(m.Content, mentions, cv.r)
-	body, htm := f.Body, f.HTML
+	embeds := make([]discordfmt.Embed, 0, len(m.Embeds))
 	for _, e := range m.Embeds {
-		var bl, hl []string
-		if e.Author != nil && e.Author.Name != "" {
-			bl, hl = append(bl, e.Author.Name), append(hl, "<sub>"+html.EscapeString(e.Author.Name)+"</sub>")
+		de := discordfmt.Embed{Title: e.Title, URL: e.URL, Description: e.Description}
+		if e.Author != nil {
+			de.Author = e.Author.Name
 		}
-		if e.Title != "" {
-			if e.URL != "" && (strings.HasPrefix(e.URL, "https://") || strings.HasPrefix(e.URL, "http://")) {
-				bl = append(bl, e.Title+" ("+e.URL+")")
-				hl = append(hl, `<strong><a href="`+html.EscapeString(e.URL)+`">`+html.EscapeString(e.Title)+"</a></strong>")
-			} else {
-				bl, hl = append(bl, e.Title), append(hl, "<strong>"+html.EscapeString(e.Title)+"</strong>")
-			}
-		}
-		if e.Description != "" {
-			df := Markdown(e.Description, nil, cv.r)
-			bl, hl = append(bl, df.Body), append(hl, htmlOr(df))
+		if e.Footer != nil {
+			de.Footer = e.Footer.Text
 		}
 		for _, fl := range e.Fields {
-			vf := Markdown(fl.Value, nil, cv.r)
-			bl = append(bl, fl.Name+": "+vf.Body)
-			hl = append(hl, "<strong>"+html.EscapeString(fl.Name)+"</strong>: "+htmlOr(vf))
+			de.Fields = append(de.Fields, discordfmt.Field{Name: fl.Name, Value: fl.Value})
 		}
-		if e.Footer != nil && e.Footer.Text != "" {
-			bl, hl = append(bl, e.Footer.Text), append(hl, "<sub>"+html.EscapeString(e.Footer.Text)+"</sub>")
-		}
-		if len(bl) == 0 {
-			continue
-		}
-		if htm == "" {
-			htm = htmlOr(Formatted{Body: body})
-		}
-		if body != "" {
-			body += "\n"
-		}
-		body += "> " + strings.Join(bl, "\n> ")
-		htm += "<blockquote>" + strings.Join(hl, "<br>") + "</blockquote>"
-		cv.sum.Embeds++
+		embeds = append(embeds, de)
 	}
+	body, htm, n := discordfmt.QuoteEmbeds(f.Body, f.HTML, embeds, func(text string) (string, string) {
+		f := Markdown(text, nil, cv.r)
+		return f.Body, f.HTML
+	})
+	cv.sum.Embeds += n
 	content := map[string]any{"msgtype": "m.text", "body": body}
 	if htm != "" {
 		content["format"], content["formatted_body"] = "org.matrix.custom.html", htm
@@ -574,13 +555,6 @@ func (cv *conversation) textContent(m *Message) map[string]any {
 	}
 	content["m.mentions"] = mm
 	return content
-}
-
-func htmlOr(f Formatted) string {
-	if f.HTML != "" {
-		return f.HTML
-	}
-	return strings.ReplaceAll(html.EscapeString(f.Body), "\n", "<br>")
 }
 
 // mimeOf guesses a file's type from its name.

@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,11 +35,20 @@ type Fake struct {
 	mu      sync.Mutex
 	token   string
 	revoked bool
-	conns   []*gwConn
-	seq     int
-	nextID  int64
+	// conns are the identified gateway connections (sent READY and the
+	// guild), which dispatches go to; all every connection, for cleanup.
+	conns []*gwConn
+	all   []*gwConn
+	// identified is signalled when a connection joins conns.
+	identified *sync.Cond
+	seq        int
+	nextID     int64
 	// calls are what the bridge did, in order.
 	calls chan Call
+	// guild is the guild the gateway announces (GUILD_CREATE's data).
+	guild map[string]any
+	// userToken is Dave's, a user account's ("" for none).
+	userToken string
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -75,15 +85,38 @@ const (
 	BobID     = "400000000000000001"
 	HookID    = "500000000000000001"
 	HookToken = "webhook-token"
+	// CarolID is a second user of the guild; OwnerID its owner.
+	CarolID = "400000000000000002"
+	OwnerID = "400000000000000003"
+	// DaveID is the account of user-token mode.
+	DaveID = "400000000000000004"
+	// The guild's roles: AdminRoleID grants Administrator, ModRoleID
+	// Manage Messages. Bob has ModRoleID.
+	AdminRoleID = "600000000000000001"
+	ModRoleID   = "600000000000000002"
 )
+
+// Roles are the guild's roles (@everyone's ID is the guild's), as
+// GUILD_CREATE gives them.
+var Roles = []any{
+	map[string]any{"id": GuildID, "name": "@everyone", "permissions": "1024", "position": 0},
+	map[string]any{"id": AdminRoleID, "name": "Admin", "permissions": "8", "position": 2},
+	map[string]any{"id": ModRoleID, "name": "Mod", "permissions": "8192", "position": 1},
+}
 
 // New starts a fake Discord whose bot has token; it stops with the test.
 func New(t testing.TB, token string) *Fake {
-	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100)}
+	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100),
+		guild: map[string]any{"id": GuildID, "name": "Test Guild", "owner_id": OwnerID,
+			"channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID, "name": "general",
+				"topic": "the general channel"}}, "threads": []any{},
+			"members": []any{map[string]any{"user": Bob, "roles": []any{ModRoleID}}, map[string]any{"user": Carol, "roles": []any{}}},
+			"roles":   Roles, "emojis": []any{}}}
+	f.identified = sync.NewCond(&f.mu)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.mu.Lock()
-		for _, c := range f.conns {
+		for _, c := range f.all {
 			_ = c.c.Close()
 		}
 		f.mu.Unlock()
@@ -108,7 +141,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (f *Fake) authorized(r *http.Request) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.revoked && r.Header.Get("Authorization") == "Bot "+f.token
+	auth := r.Header.Get("Authorization")
+	return !f.revoked && (auth == "Bot "+f.token || f.userToken != "" && auth == f.userToken)
+}
+
+// caller is the user a request is authorised as: the bot, or Dave for the
+// user token.
+func (f *Fake) caller(r *http.Request) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.userToken != "" && r.Header.Get("Authorization") == f.userToken {
+		return Dave
+	}
+	return botUser
+}
+
+var botUser = map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true}
+
+// AllowUserToken makes token Dave's user-account token (user-token mode).
+func (f *Fake) AllowUserToken(token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.userToken = token
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +171,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.TrimSuffix(p, "/") == "/gw":
 		f.gateway(w, r)
 		return
-	case strings.HasPrefix(p, "/cdn/"):
+	case strings.HasPrefix(p, "/cdn/") || strings.HasPrefix(p, "/stickers/") || strings.HasPrefix(p, "/avatars/") ||
+		strings.HasPrefix(p, "/emojis/"):
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(PNG)
 		return
@@ -149,35 +204,64 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet && p == "/users/@me":
-		writeJSON(w, 200, map[string]any{"id": BotID, "username": "testbot", "discriminator": "0", "bot": true})
+		writeJSON(w, 200, f.caller(r))
 		return
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "messages" && seg(p, 3) == "":
+		msg := map[string]any{"id": f.id(), "channel_id": seg(p, 1), "guild_id": f.guildID(), "content": c.JSON["content"],
+			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0, "author": f.caller(r)}
+		if ref, ok := c.JSON["message_reference"]; ok {
+			msg["type"], msg["message_reference"] = 19, ref
+		}
+		writeJSON(w, 200, msg)
+		f.Dispatch("MESSAGE_CREATE", msg)
+		c.JSON["id"] = msg["id"]
+	case r.Method == http.MethodPatch && seg(p, 0) == "channels" && seg(p, 2) == "messages":
+		writeJSON(w, 200, map[string]any{"id": seg(p, 3), "channel_id": seg(p, 1), "content": c.JSON["content"], "type": 0,
+			"author": f.caller(r), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+			"edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
 	case r.Method == http.MethodGet && p == "/gateway":
 		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
 		return
-	case r.Method == http.MethodGet && p == "/channels/"+ChannelID+"/webhooks":
+	case r.Method == http.MethodGet && seg(p, 0) == "channels" && seg(p, 2) == "webhooks":
 		writeJSON(w, 200, []any{})
 		return
-	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/webhooks":
-		writeJSON(w, 200, map[string]any{"id": HookID, "token": HookToken, "name": "Tributary", "channel_id": ChannelID, "type": 1})
-	case r.Method == http.MethodPost && p == "/webhooks/"+HookID+"/"+HookToken:
-		msg := map[string]any{"id": f.id(), "channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID,
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "webhooks":
+		ch := seg(p, 1)
+		writeJSON(w, 200, map[string]any{"id": hookOf(ch), "token": HookToken, "name": "Tributary", "channel_id": ch, "type": 1})
+	case r.Method == http.MethodPost && seg(p, 0) == "webhooks" && seg(p, 2) == HookToken && seg(p, 3) == "":
+		hook := seg(p, 1)
+		ch := channelOf(hook)
+		if thread := r.URL.Query().Get("thread_id"); thread != "" {
+			ch = thread
+		}
+		msg := map[string]any{"id": f.id(), "channel_id": ch, "content": c.JSON["content"], "webhook_id": hook,
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano), "type": 0,
-			"author": map[string]any{"id": HookID, "username": c.JSON["username"], "bot": true}}
+			"author": map[string]any{"id": hook, "username": c.JSON["username"], "bot": true}}
 		writeJSON(w, 200, msg)
 		// Discord tells the gateway of webhook messages too: the bridge
 		// must know its own.
 		f.Dispatch("MESSAGE_CREATE", msg)
 		c.JSON["id"] = msg["id"]
-	case r.Method == http.MethodPatch && strings.HasPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"):
-		writeJSON(w, 200, map[string]any{"id": strings.TrimPrefix(p, "/webhooks/"+HookID+"/"+HookToken+"/messages/"),
-			"channel_id": ChannelID, "content": c.JSON["content"], "webhook_id": HookID, "type": 0,
-			"author": map[string]any{"id": HookID, "username": "x", "bot": true}})
+	case r.Method == http.MethodPatch && seg(p, 0) == "webhooks" && seg(p, 3) == "messages":
+		hook := seg(p, 1)
+		writeJSON(w, 200, map[string]any{"id": seg(p, 4), "channel_id": channelOf(hook), "content": c.JSON["content"],
+			"webhook_id": hook, "type": 0, "author": map[string]any{"id": hook, "username": "x", "bot": true}})
+	case r.Method == http.MethodDelete && (seg(p, 0) == "webhooks" && seg(p, 3) == "messages" ||
+		seg(p, 0) == "channels" && seg(p, 2) == "messages"):
+		w.WriteHeader(http.StatusNoContent)
+		ch := seg(p, 1)
+		if seg(p, 0) == "webhooks" {
+			ch = channelOf(ch)
+		}
+		// Discord tells the gateway of deletions, the bridge's own too.
+		f.Dispatch("MESSAGE_DELETE", map[string]any{"id": p[strings.LastIndex(p, "/")+1:], "channel_id": ch,
+			"guild_id": f.guildID()})
 	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodPost && p == "/channels/"+ChannelID+"/typing":
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "typing":
 		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodGet && p == "/users/"+BobID:
-		writeJSON(w, 200, Bob)
+	case r.Method == http.MethodGet && seg(p, 0) == "users" && users[seg(p, 1)] != nil:
+		writeJSON(w, 200, users[seg(p, 1)])
 		return
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown " + r.Method + " " + p, "code": 10000})
@@ -185,8 +269,41 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls <- c
 }
 
+// seg is the i-th segment of an API path ("" past its end).
+func seg(p string, i int) string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	if i < len(parts) {
+		return parts[i]
+	}
+	return ""
+}
+
+// hookOf is the ID of the webhook the fake makes in a channel (HookID in
+// ChannelID); channelOf the channel of a webhook.
+func hookOf(channelID string) string {
+	if channelID == ChannelID {
+		return HookID
+	}
+	return "h" + channelID
+}
+
+func channelOf(hookID string) string {
+	if hookID == HookID {
+		return ChannelID
+	}
+	return strings.TrimPrefix(hookID, "h")
+}
+
 // Bob is the Discord user who talks.
 var Bob = map[string]any{"id": BobID, "username": "bob", "global_name": "Bob Builder", "discriminator": "0"}
+
+// Dave is the user whose account's token user-token mode logs in with.
+var Dave = map[string]any{"id": DaveID, "username": "dave", "global_name": "Dave", "discriminator": "0"}
+
+// Carol is a Discord user who only types.
+var Carol = map[string]any{"id": CarolID, "username": "carol", "global_name": "Carol", "discriminator": "0"}
+
+var users = map[string]map[string]any{BobID: Bob, CarolID: Carol, DaveID: Dave}
 
 // PNG is what the CDN serves.
 var PNG = []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 32))
@@ -202,8 +319,13 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := &gwConn{c: ws}
 	f.mu.Lock()
-	f.conns = append(f.conns, conn)
+	f.all = append(f.all, conn)
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.conns = slices.DeleteFunc(f.conns, func(c *gwConn) bool { return c == conn })
+		f.mu.Unlock()
+	}()
 	send := func(v any) {
 		raw, _ := json.Marshal(v)
 		conn.write(websocket.TextMessage, raw)
@@ -221,20 +343,32 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 		case 1:
 			send(map[string]any{"op": 11})
 		case 2, 6:
+			var auth struct {
+				Token string `json:"token"`
+			}
+			_ = json.Unmarshal(frame.D, &auth)
 			f.mu.Lock()
 			revoked := f.revoked
+			me := botUser
+			if f.userToken != "" && auth.Token == f.userToken {
+				me = Dave
+			}
 			f.mu.Unlock()
 			if revoked {
 				conn.close(4004, "Authentication failed.")
 				return
 			}
+			f.mu.Lock()
+			guild := f.guild
+			f.mu.Unlock()
 			send(map[string]any{"op": 0, "t": "READY", "s": f.nextSeq(), "d": map[string]any{"v": 9, "session_id": "s1",
-				"user":   map[string]any{"id": BotID, "username": "testbot", "bot": true},
-				"guilds": []any{map[string]any{"id": GuildID, "unavailable": true}}, "private_channels": []any{}}})
-			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": map[string]any{"id": GuildID,
-				"name": "Test Guild", "channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID,
-					"name": "general", "topic": "the general channel"}}, "threads": []any{}, "members": []any{},
-				"roles": []any{}, "emojis": []any{}}})
+				"user":   me,
+				"guilds": []any{map[string]any{"id": guild["id"], "unavailable": true}}, "private_channels": []any{}}})
+			send(map[string]any{"op": 0, "t": "GUILD_CREATE", "s": f.nextSeq(), "d": guild})
+			f.mu.Lock()
+			f.conns = append(f.conns, conn)
+			f.identified.Broadcast()
+			f.mu.Unlock()
 		}
 	}
 }
@@ -246,9 +380,22 @@ func (f *Fake) nextSeq() int {
 	return f.seq
 }
 
-// Dispatch sends an event to every gateway connection.
+// Dispatch sends an event to every identified gateway connection. As
+// Discord sends nothing before READY, it waits (up to 30 s) for one when
+// there is none: a test may dispatch right after the bridge logs in.
 func (f *Fake) Dispatch(t string, d any) {
 	f.mu.Lock()
+	if len(f.conns) == 0 {
+		timeout := time.AfterFunc(30*time.Second, func() {
+			f.mu.Lock()
+			f.identified.Broadcast()
+			f.mu.Unlock()
+		})
+		for start := time.Now(); len(f.conns) == 0 && time.Since(start) < 30*time.Second; {
+			f.identified.Wait()
+		}
+		timeout.Stop()
+	}
 	conns := append([]*gwConn(nil), f.conns...)
 	f.seq++
 	seq := f.seq
@@ -257,6 +404,39 @@ func (f *Fake) Dispatch(t string, d any) {
 	for _, c := range conns {
 		c.write(websocket.TextMessage, raw)
 	}
+}
+
+// SetGuild makes the guild the gateway announces (from the next identify
+// on) one of id and name with channels and threads (channel objects, as
+// Discord's API gives them: id, type, name, parent_id...) instead of Test
+// Guild. Its members and roles stay the test guild's.
+func (f *Fake) SetGuild(id, name string, channels, threads []any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := map[string]any{}
+	for k, v := range f.guild {
+		g[k] = v
+	}
+	g["id"], g["name"], g["channels"], g["threads"] = id, name, channels, threads
+	f.guild = g
+}
+
+func (f *Fake) guildID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, _ := f.guild["id"].(string)
+	return id
+}
+
+// MemberRoles dispatches a GUILD_MEMBER_UPDATE giving a user roles.
+func (f *Fake) MemberRoles(user map[string]any, roles ...string) {
+	f.Dispatch("GUILD_MEMBER_UPDATE", map[string]any{"guild_id": f.guildID(), "user": user, "roles": roles})
+}
+
+// RoleUpdate dispatches a GUILD_ROLE_UPDATE of a role's permissions.
+func (f *Fake) RoleUpdate(roleID, name string, perms int64) {
+	f.Dispatch("GUILD_ROLE_UPDATE", map[string]any{"guild_id": f.guildID(), "role": map[string]any{"id": roleID, "name": name,
+		"permissions": strconv.FormatInt(perms, 10), "position": 1}})
 }
 
 // Revoke makes the token a revoked one and drops the gateway, as Discord
@@ -269,6 +449,18 @@ func (f *Fake) Revoke() {
 	f.mu.Unlock()
 	for _, c := range conns {
 		c.close(4004, "Authentication failed.")
+	}
+}
+
+// Drop closes every gateway connection with a code clients resume after,
+// as Discord does when it restarts a gateway node.
+func (f *Fake) Drop() {
+	f.mu.Lock()
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.close(4000, "Unknown error.")
 	}
 }
 

@@ -189,9 +189,19 @@ func (in *intent) MarkTyping(ctx context.Context, roomID id.RoomID, typingType b
 	if typingType != bridgev2.TypingTypeText || in.kind == kindPuppet {
 		return nil
 	}
-	_, err := in.m.host.SetTyping(ctx, &proto.SetTypingRequest{RoomId: string(roomID), UserId: string(in.user),
-		Typing: timeout > 0, TimeoutMs: timeout.Milliseconds()})
-	return hostError("typing", err)
+	req := &proto.SetTypingRequest{RoomId: string(roomID), UserId: string(in.user),
+		Typing: timeout > 0, TimeoutMs: timeout.Milliseconds()}
+	_, err := in.m.host.SetTyping(ctx, req)
+	err = hostError("typing", err)
+	if errors.Is(err, mautrix.MForbidden) && req.Typing {
+		// As SendMessage (and mautrix's intents, which join before typing):
+		// a ghost that is not in the room yet joins it and types again.
+		if joinErr := in.EnsureJoined(ctx, roomID); joinErr == nil {
+			_, err = in.m.host.SetTyping(ctx, req)
+			err = hostError("typing", err)
+		}
+	}
+	return err
 }
 
 func (in *intent) DownloadMedia(ctx context.Context, uri id.ContentURIString, file *event.EncryptedFileInfo) ([]byte, error) {
