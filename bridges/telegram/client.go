@@ -39,13 +39,13 @@ type Client struct {
 	bot   *tgbot.Bot
 
 	// mu guards the fields below.
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
-	chats   map[int64]models.Chat
-	users   map[int64]models.User
-	topics  map[networkid.PortalID]string // forum topic names
-	limited bool // within a run of 429 answers
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	chats  map[int64]models.Chat
+	users  map[int64]models.User
+	topics map[networkid.PortalID]string // forum topic names
+	limits sendLimits
 }
 
 var _ bridgev2.NetworkAPI = (*Client)(nil)
