@@ -39,6 +39,8 @@ type UserClient struct {
 	queue func(bridgev2.RemoteEvent)
 	// setState shows the login's bridge state (tests catch them).
 	setState func(status.BridgeState)
+	// intentFor is the Matrix side of a backfilled message's sender.
+	intentFor func(context.Context, *bridgev2.Portal, bridgev2.EventSender) (bridgev2.MatrixAPI, bool)
 
 	limits sendLimits
 
@@ -65,6 +67,9 @@ func newUserClient(n *Connector, login *bridgev2.UserLogin) *UserClient {
 		topics: map[networkid.PortalID]string{}, sent: map[networkid.MessageID]bool{}}
 	c.queue = func(ev bridgev2.RemoteEvent) { n.br.QueueRemoteEvent(login, ev) }
 	c.setState = func(s status.BridgeState) { login.BridgeState.Send(s) }
+	c.intentFor = func(ctx context.Context, p *bridgev2.Portal, s bridgev2.EventSender) (bridgev2.MatrixAPI, bool) {
+		return p.GetIntentFor(ctx, s, login, bridgev2.RemoteEventBackfill)
+	}
 	return c
 }
 

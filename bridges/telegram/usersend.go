@@ -384,7 +384,7 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 			continue
 		}
 		sender := c.messageSender(m.Out, m.FromID, m.PeerID)
-		intent, ok := params.Portal.GetIntentFor(ctx, sender, c.login, bridgev2.RemoteEventBackfill)
+		intent, ok := c.intentFor(ctx, params.Portal, sender)
 		if !ok {
 			continue
 		}
