@@ -371,6 +371,7 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 	msgs := page.GetMessages()
 	resp := &bridgev2.FetchMessagesResponse{Forward: params.Forward, HasMore: !params.Forward && len(msgs) >= limit}
 	oldest := 0
+	joined := map[networkid.UserID]bool{}
 	// Telegram answers newest first.
 	for _, mc := range slices.Backward(msgs) {
 		m, ok := mc.(*tg.Message)
@@ -387,6 +388,14 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 		intent, ok := c.intentFor(ctx, params.Portal, sender)
 		if !ok {
 			continue
+		}
+		// A batch's senders must be in the room: Telegram's chats are
+		// not listed member by member up front.
+		if mx := params.Portal.MXID; mx != "" && intent != nil && !joined[sender.Sender] {
+			joined[sender.Sender] = true
+			if err := intent.EnsureJoined(ctx, mx); err != nil {
+				return nil, fmt.Errorf("telegram: joining %s to the room for backfill: %w", sender.Sender, err)
+			}
 		}
 		c.syncSender(ctx, m.FromID)
 		cm, err := c.convertMessage(ctx, params.Portal, intent, m)

@@ -1,0 +1,217 @@
+package e2etelegram
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/gotd/td/bin"
+	"github.com/gotd/td/tg"
+	"github.com/gotd/td/tgerr"
+	"github.com/gotd/td/tgtest"
+	"github.com/gotd/td/tgtest/cluster"
+)
+
+// mtFake is a fake Telegram for user mode: gotd's test MTProto server
+// (tgtest, real key exchange and encryption over loopback TCP) answering
+// the calls the plugin makes, for one account in one supergroup.
+type mtFake struct {
+	t       *testing.T
+	cluster *cluster.Cluster
+	srv     *tgtest.Server
+	me      *tg.User
+	users   []tg.UserClass
+	channel *tg.Channel
+
+	wmu sync.Mutex
+	mu  sync.Mutex
+	// history is the supergroup's messages, oldest first.
+	history []*tg.Message
+	// session is the last connection that asked for the dialogs (the
+	// plugin's user client); sessions counts them.
+	session  tgtest.Session
+	sessions int
+	changed  chan struct{} // closed and renewed on every change
+	sent     []*tg.MessagesSendMessageRequest
+}
+
+func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.UserClass) *mtFake {
+	t.Helper()
+	f := &mtFake{t: t, me: me, channel: channel, users: append([]tg.UserClass{me}, users...),
+		changed: make(chan struct{})}
+	f.cluster = cluster.NewCluster(cluster.Options{})
+	var dispatch *tgtest.Dispatcher
+	f.srv, dispatch = f.cluster.DC(2, "dc2")
+	// The server's connections take one write at a time: answers and
+	// pushed updates go out under wmu.
+	d := handleFuncs(func(id uint32, h func(*tgtest.Server, *tgtest.Request) error) {
+		dispatch.HandleFunc(id, func(s *tgtest.Server, req *tgtest.Request) error {
+			f.wmu.Lock()
+			defer f.wmu.Unlock()
+			return h(s, req)
+		})
+	})
+	d.HandleFunc(tg.AuthSendCodeRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		return s.SendResult(req, &tg.AuthSentCode{Type: &tg.AuthSentCodeTypeApp{Length: 5}, PhoneCodeHash: "hash"})
+	})
+	d.HandleFunc(tg.AuthSignInRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.AuthSignInRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		if r.PhoneCode != "12345" || r.PhoneCodeHash != "hash" {
+			return s.SendErr(req, tgerr.New(400, "PHONE_CODE_INVALID"))
+		}
+		return s.SendResult(req, &tg.AuthAuthorization{User: f.me})
+	})
+	d.HandleFunc(tg.UsersGetUsersRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		return s.SendVector(req, f.me)
+	})
+	d.HandleFunc(tg.MessagesGetDialogsRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		err := s.SendResult(req, &tg.MessagesDialogs{
+			Dialogs: []tg.DialogClass{&tg.Dialog{Peer: &tg.PeerChannel{ChannelID: channel.ID}}},
+			Chats:   []tg.ChatClass{channel}, Users: f.users})
+		f.mu.Lock()
+		f.session = req.Session
+		f.sessions++
+		f.changedLocked()
+		f.mu.Unlock()
+		return err
+	})
+	d.HandleFunc(tg.MessagesGetHistoryRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.MessagesGetHistoryRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		var page []tg.MessageClass
+		for _, m := range slices.Backward(f.history) {
+			if (r.OffsetID == 0 || m.ID < r.OffsetID) && m.ID > r.MinID && len(page) < r.Limit {
+				page = append(page, m)
+			}
+		}
+		count := len(f.history)
+		f.mu.Unlock()
+		return s.SendResult(req, &tg.MessagesChannelMessages{Count: count, Messages: page,
+			Chats: []tg.ChatClass{channel}, Users: f.users})
+	})
+	d.HandleFunc(tg.MessagesSendMessageRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.MessagesSendMessageRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.sent = append(f.sent, &r)
+		m := f.addLocked(f.me.ID, r.Message, 0)
+		m.Out = true
+		f.changedLocked()
+		f.mu.Unlock()
+		return s.SendResult(req, &tg.Updates{Updates: []tg.UpdateClass{
+			&tg.UpdateMessageID{ID: m.ID, RandomID: r.RandomID},
+			&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1},
+		}, Users: f.users, Chats: []tg.ChatClass{channel}, Date: m.Date})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.cluster.Up(ctx) }()
+	select {
+	case <-f.cluster.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("the fake MTProto server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f
+}
+
+// handleFuncs registers request handlers.
+type handleFuncs func(id uint32, h func(*tgtest.Server, *tgtest.Request) error)
+
+func (h handleFuncs) HandleFunc(id uint32, fn func(*tgtest.Server, *tgtest.Request) error) { h(id, fn) }
+
+func (f *mtFake) changedLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// addLocked appends a message of the supergroup's.
+func (f *mtFake) addLocked(from int64, text string, date int) *tg.Message {
+	id := 1
+	if n := len(f.history); n > 0 {
+		id = f.history[n-1].ID + 1
+	}
+	if date == 0 {
+		date = 1_700_000_000 + id*60
+	}
+	m := &tg.Message{ID: id, PeerID: &tg.PeerChannel{ChannelID: f.channel.ID}, FromID: &tg.PeerUser{UserID: from},
+		Message: text, Date: date}
+	f.history = append(f.history, m)
+	return m
+}
+
+// addHistory puts a message in the supergroup without telling anyone.
+func (f *mtFake) addHistory(from int64, text string) *tg.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.addLocked(from, text, 0)
+}
+
+// post puts a message in the supergroup and pushes it to the plugin's
+// connection.
+func (f *mtFake) post(ctx context.Context, from int64, text string) *tg.Message {
+	f.t.Helper()
+	f.mu.Lock()
+	m := f.addLocked(from, text, 0)
+	k := f.session
+	f.mu.Unlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if err := f.srv.SendUpdates(ctx, k, &tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1}); err != nil {
+		f.t.Fatalf("pushing the update: %v", err)
+	}
+	return m
+}
+
+// waitFor waits until cond (called with the fake locked) holds.
+func (f *mtFake) waitFor(ctx context.Context, what string, cond func() bool) {
+	f.t.Helper()
+	for {
+		f.mu.Lock()
+		ok, ch := cond(), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			f.t.Fatalf("the fake Telegram never saw %s", what)
+		}
+	}
+}
+
+// publicKeyPEM is the server's RSA key, for the plugin's config.
+func (f *mtFake) publicKeyPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY",
+		Bytes: x509.MarshalPKCS1PublicKey(f.cluster.Keys()[0].RSA)}))
+}
+
+func (f *mtFake) address() string {
+	for _, o := range f.cluster.List().Options {
+		if o.ID == 2 {
+			return fmt.Sprintf("%s:%d", o.IPAddress, o.Port)
+		}
+	}
+	f.t.Fatal("the fake has no DC 2")
+	return ""
+}
+
+var _ bin.Encoder = (*tg.Message)(nil)
+
