@@ -173,7 +173,12 @@ func (f *mtFake) post(ctx context.Context, from int64, text string) *tg.Message 
 	f.mu.Unlock()
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if err := f.srv.SendUpdates(ctx, k, &tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1}); err != nil {
+	// As Telegram does, the updates carry the users and chats they name
+	// (tgtest's SendUpdates would send none). 3 is the message type
+	// "from the server" of gotd's internal proto package.
+	if err := f.srv.Send(ctx, k, 3, &tg.Updates{
+		Updates: []tg.UpdateClass{&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1}},
+		Users:   f.users, Chats: []tg.ChatClass{f.channel}, Date: m.Date}); err != nil {
 		f.t.Fatalf("pushing the update: %v", err)
 	}
 	return m
@@ -214,4 +219,3 @@ func (f *mtFake) address() string {
 }
 
 var _ bin.Encoder = (*tg.Message)(nil)
-
