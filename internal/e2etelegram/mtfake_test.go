@@ -37,6 +37,8 @@ type mtFake struct {
 	sessions int
 	changed  chan struct{} // closed and renewed on every change
 	sent     []*tg.MessagesSendMessageRequest
+	// floods: how many messages.sendMessage calls to answer FLOOD_WAIT_1.
+	floods int
 }
 
 func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.UserClass) *mtFake {
@@ -105,6 +107,12 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 			return err
 		}
 		f.mu.Lock()
+		if f.floods > 0 {
+			f.floods--
+			f.changedLocked()
+			f.mu.Unlock()
+			return s.SendErr(req, tgerr.New(420, "FLOOD_WAIT_1"))
+		}
 		f.sent = append(f.sent, &r)
 		m := f.addLocked(f.me.ID, r.Message, 0)
 		m.Out = true

@@ -35,6 +35,8 @@ plugins:
     bot_localpart: telegrambot
     config:
       log_level: debug
+      matrix:
+        message_status_events: true
       network:
         api_url: http://127.0.0.1:1
         max_retry_wait: 10s
@@ -190,8 +192,14 @@ func TestTelegramUserMode(t *testing.T) {
 		t.Errorf("dave's ghost: %+v, %v", p, err)
 	}
 
-	// Matrix → Telegram over MTProto.
-	if _, err := alice.SendText(ctx, portal, "hello from matrix"); err != nil {
+	// Matrix → Telegram over MTProto. Telegram answers FLOOD_WAIT twice:
+	// the message waits, the room and the login's state say so, and it
+	// is sent once.
+	f.mu.Lock()
+	f.floods = 2
+	f.mu.Unlock()
+	hello, err := alice.SendText(ctx, portal, "hello from matrix")
+	if err != nil {
 		t.Fatal(err)
 	}
 	f.waitFor(ctx, "messages.sendMessage", func() bool {
@@ -202,6 +210,24 @@ func TestTelegramUserMode(t *testing.T) {
 			}
 		}
 		return false
+	})
+
+	w.wait(ctx, portal, "the FLOOD_WAIT notice", func(evt *event.Event) bool {
+		return evt.Type == event.EventMessage && evt.Sender == tgBot &&
+			strings.Contains(evt.Content.AsMessage().Body, "limiting how fast this account may send")
+	})
+	logs := s.Logs()
+	limitedAt := strings.Index(logs, `"remote_id":"user4711","error":"tg-rate-limited"`)
+	if limitedAt < 0 || !strings.Contains(logs[limitedAt:], `"state":"CONNECTED","user":"@alice:localhost","remote_id":"user4711"`) {
+		t.Errorf("no tg-rate-limited bridge state followed by CONNECTED (found the first: %v)", limitedAt >= 0)
+	}
+
+	// Once bridged (and saved: the success status comes after), the
+	// message is not handed to the restarted plugin again.
+	w.wait(ctx, portal, "the message's success status", func(evt *event.Event) bool {
+		return evt.Type.Type == "com.beeper.message_send_status" &&
+			strings.Contains(string(evt.Content.VeryRaw), string(hello.EventID)) &&
+			strings.Contains(string(evt.Content.VeryRaw), `"SUCCESS"`)
 	})
 
 	// Kill the plugin: the restarted one connects with the stored session
@@ -219,6 +245,17 @@ func TestTelegramUserMode(t *testing.T) {
 	f.waitFor(ctx, "a new connection after the restart", func() bool { return f.sessions > before })
 	f.post(ctx, erin.ID, "after the restart")
 	w.waitMessage(ctx, portal, "after the restart")
+	f.mu.Lock()
+	helloSent := 0
+	for _, r := range f.sent {
+		if r.Message == "hello from matrix" {
+			helloSent++
+		}
+	}
+	f.mu.Unlock()
+	if helloSent != 1 {
+		t.Errorf("the message was sent %d times", helloSent)
+	}
 	if strings.Count(s.Logs(), "Logged in as @alice_tg") > 1 {
 		t.Error("the restarted plugin logged in again")
 	}
