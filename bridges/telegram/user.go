@@ -57,6 +57,9 @@ type UserClient struct {
 	// sent: message IDs this login sent from Matrix, whose echoes are
 	// not bridged back.
 	sent map[networkid.MessageID]bool
+	// recent: the portals of the messages outside channels (whose IDs are
+	// the account's) this process bridged.
+	recent map[int]networkid.PortalKey
 }
 
 var _ bridgev2.NetworkAPI = (*UserClient)(nil)
@@ -64,7 +67,8 @@ var _ bridgev2.NetworkAPI = (*UserClient)(nil)
 func newUserClient(n *Connector, login *bridgev2.UserLogin) *UserClient {
 	c := &UserClient{net: n, login: login, ready: make(chan struct{}),
 		users: map[int64]*tg.User{}, chats: map[int64]*tg.Chat{}, channels: map[int64]*tg.Channel{},
-		topics: map[networkid.PortalID]string{}, sent: map[networkid.MessageID]bool{}}
+		topics: map[networkid.PortalID]string{}, sent: map[networkid.MessageID]bool{},
+		recent: map[int]networkid.PortalKey{}}
 	c.queue = func(ev bridgev2.RemoteEvent) { n.br.QueueRemoteEvent(login, ev) }
 	c.setState = func(s status.BridgeState) { login.BridgeState.Send(s) }
 	c.intentFor = func(ctx context.Context, p *bridgev2.Portal, s bridgev2.EventSender) (bridgev2.MatrixAPI, bool) {
@@ -248,7 +252,10 @@ func (c *UserClient) Disconnect() {
 func (c *UserClient) IsLoggedIn() bool { return len(c.meta().Session) > 0 }
 
 func (c *UserClient) LogoutRemote(ctx context.Context) {
-	if api, err := c.client(ctx); err == nil && c.cancel != nil {
+	c.mu.Lock()
+	running := c.cancel != nil
+	c.mu.Unlock()
+	if api, err := c.client(ctx); err == nil && running {
 		if _, err := api.AuthLogOut(ctx); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("auth.logOut")
 		}

@@ -155,8 +155,13 @@ func TestUserUpdatesMessages(t *testing.T) {
 	ut.c.handleUpdates(ctx, &tg.UpdateShort{Update: &tg.UpdateNewChannelMessage{Message: &tg.Message{ID: 31,
 		PeerID: &tg.PeerChannel{ChannelID: forumID}, FromID: &tg.PeerUser{UserID: daveID}, Message: "in a topic",
 		ReplyTo: &tg.MessageReplyHeader{ForumTopic: true, ReplyToMsgID: 30}, Date: 1700000202}}})
-	evs = ut.take(3)
+	// Deleting the private message: the update names no chat.
+	ut.c.handleUpdates(ctx, &tg.UpdateShort{Update: &tg.UpdateDeleteMessages{Messages: []int{20}}})
+	evs = ut.take(4)
 	dm := networkid.PortalKey{ID: "501", Receiver: "user100"}
+	if del := evs[3].(*simplevent.MessageRemove); del.PortalKey != dm || del.TargetMessage != "501:20" {
+		t.Errorf("private deletion %+v", del)
+	}
 	if evs[0].GetPortalKey() != dm || evs[0].GetSender().Sender != "501" || convert(t, evs[0]).Parts[0].Content.Body != "psst" {
 		t.Errorf("short message: %+v %+v", evs[0].GetPortalKey(), evs[0].GetSender())
 	}

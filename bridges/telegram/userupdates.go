@@ -169,10 +169,19 @@ func (c *UserClient) handleMessage(ctx context.Context, m *tg.Message) {
 	if c.wasSent(id) {
 		return
 	}
+	key := c.msgPortalKey(chatID, m.ReplyTo)
+	if !isChannelChat(chatID) {
+		c.mu.Lock()
+		if len(c.recent) > 10000 {
+			clear(c.recent)
+		}
+		c.recent[m.ID] = key
+		c.mu.Unlock()
+	}
 	c.queue(&simplevent.Message[*tg.Message]{
 		EventMeta: simplevent.EventMeta{
 			Type:          bridgev2.RemoteEventMessage,
-			PortalKey:     c.msgPortalKey(chatID, m.ReplyTo),
+			PortalKey:     key,
 			Sender:        c.messageSender(m.Out, m.FromID, m.PeerID),
 			Timestamp:     time.Unix(int64(m.Date), 0),
 			CreatePortal:  true,
@@ -297,9 +306,18 @@ func (c *UserClient) queueDelete(key networkid.PortalKey, target networkid.Messa
 }
 
 // findMessage finds the chat of a message by its ID alone (MTProto's
-// deletions outside channels name none): the bridged message of this login
-// whose ID ends in it.
+// deletions outside channels name none): one this process bridged, else
+// the bridged message of this login whose ID ends in it.
 func (c *UserClient) findMessage(ctx context.Context, msgID int) (networkid.PortalKey, networkid.MessageID, bool) {
+	// A message this process queued: its portal, whether or not bridgev2
+	// has saved it yet (the deletion queues behind it).
+	c.mu.Lock()
+	key, ok := c.recent[msgID]
+	c.mu.Unlock()
+	if ok {
+		chatID, _, _, err := chatIDOf(key.ID)
+		return key, messageIDOf(chatID, msgID), err == nil
+	}
 	if c.net.br == nil {
 		return networkid.PortalKey{}, "", false
 	}

@@ -37,6 +37,7 @@ type mtFake struct {
 	sessions int
 	changed  chan struct{} // closed and renewed on every change
 	sent     []*tg.MessagesSendMessageRequest
+	reacted  []*tg.MessagesSendReactionRequest
 	// floods: how many messages.sendMessage calls to answer FLOOD_WAIT_1.
 	floods int
 }
@@ -89,6 +90,10 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		if err := r.Decode(req.Buf); err != nil {
 			return err
 		}
+		if _, ok := r.Peer.(*tg.InputPeerChannel); !ok {
+			// Only the supergroup has history.
+			return s.SendResult(req, &tg.MessagesMessages{Users: f.users})
+		}
 		f.mu.Lock()
 		var page []tg.MessageClass
 		for _, m := range slices.Backward(f.history) {
@@ -122,6 +127,17 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 			&tg.UpdateMessageID{ID: m.ID, RandomID: r.RandomID},
 			&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1},
 		}, Users: f.users, Chats: []tg.ChatClass{channel}, Date: m.Date})
+	})
+	d.HandleFunc(tg.MessagesSendReactionRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.MessagesSendReactionRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.reacted = append(f.reacted, &r)
+		f.changedLocked()
+		f.mu.Unlock()
+		return s.SendResult(req, &tg.Updates{})
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -190,6 +206,21 @@ func (f *mtFake) post(ctx context.Context, from int64, text string) *tg.Message 
 		f.t.Fatalf("pushing the update: %v", err)
 	}
 	return m
+}
+
+// push sends updates to the plugin's connection, with the users and
+// chats.
+func (f *mtFake) push(ctx context.Context, updates ...tg.UpdateClass) {
+	f.t.Helper()
+	f.mu.Lock()
+	k := f.session
+	f.mu.Unlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if err := f.srv.Send(ctx, k, 3, &tg.Updates{Updates: updates, Users: f.users,
+		Chats: []tg.ChatClass{f.channel}, Date: 1_700_000_000}); err != nil {
+		f.t.Fatalf("pushing updates: %v", err)
+	}
 }
 
 // waitFor waits until cond (called with the fake locked) holds.

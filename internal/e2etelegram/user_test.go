@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,6 +193,40 @@ func TestTelegramUserMode(t *testing.T) {
 		t.Errorf("dave's ghost: %+v, %v", p, err)
 	}
 
+	// A private message makes a DM portal; alice's reaction to it goes
+	// to Telegram (so the message is in the bridge's database).
+	f.push(ctx, &tg.UpdateNewMessage{Message: &tg.Message{ID: 1000, PeerID: &tg.PeerUser{UserID: dave.ID},
+		FromID: &tg.PeerUser{UserID: dave.ID}, Message: "a private word", Date: 1_700_001_000}, Pts: 1, PtsCount: 1})
+	for !slices.ContainsFunc(w.invites, func(r id.RoomID) bool { return r != portal }) {
+		if ctx.Err() != nil {
+			t.Fatal("no invite to the private chat's portal")
+		}
+		w.next(ctx)
+	}
+	for _, r := range w.invites {
+		if r != portal {
+			if _, err := alice.JoinRoomByID(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dm, private := w.messageAnywhere(ctx, "a private word")
+	if private.Sender != ghostOf(dave.ID) {
+		t.Errorf("private message from %s", private.Sender)
+	}
+	if _, err := alice.SendReaction(ctx, dm, private.ID, "👍"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(ctx, "messages.sendReaction", func() bool {
+		for _, r := range f.reacted {
+			p, ok := r.Peer.(*tg.InputPeerUser)
+			if ok && p.UserID == dave.ID && p.AccessHash == dave.AccessHash && r.MsgID == 1000 && len(r.Reaction) == 1 {
+				return r.Reaction[0].(*tg.ReactionEmoji).Emoticon == "👍"
+			}
+		}
+		return false
+	})
+
 	// Matrix → Telegram over MTProto. Telegram answers FLOOD_WAIT twice:
 	// the message waits, the room and the login's state say so, and it
 	// is sent once.
@@ -216,10 +251,16 @@ func TestTelegramUserMode(t *testing.T) {
 		return evt.Type == event.EventMessage && evt.Sender == tgBot &&
 			strings.Contains(evt.Content.AsMessage().Body, "limiting how fast this account may send")
 	})
-	logs := s.Logs()
-	limitedAt := strings.Index(logs, `"remote_id":"user4711","error":"tg-rate-limited"`)
-	if limitedAt < 0 || !strings.Contains(logs[limitedAt:], `"state":"CONNECTED","user":"@alice:localhost","remote_id":"user4711"`) {
-		t.Errorf("no tg-rate-limited bridge state followed by CONNECTED (found the first: %v)", limitedAt >= 0)
+	for {
+		logs := s.Logs()
+		limitedAt := strings.Index(logs, `"remote_id":"user4711","error":"tg-rate-limited"`)
+		if limitedAt >= 0 && strings.Contains(logs[limitedAt:], `"state":"CONNECTED","user":"@alice:localhost","remote_id":"user4711"`) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no tg-rate-limited bridge state followed by CONNECTED (found the first: %v)", limitedAt >= 0)
+		}
+		w.next(ctx)
 	}
 
 	// Once bridged (and saved: the success status comes after), the
@@ -245,6 +286,13 @@ func TestTelegramUserMode(t *testing.T) {
 	f.waitFor(ctx, "a new connection after the restart", func() bool { return f.sessions > before })
 	f.post(ctx, erin.ID, "after the restart")
 	w.waitMessage(ctx, portal, "after the restart")
+	// Its deletion, told to the restarted plugin: MTProto names no chat
+	// for it, the bridge finds the message by its ID in its database.
+	f.push(ctx, &tg.UpdateDeleteMessages{Messages: []int{1000}, Pts: 2, PtsCount: 1})
+	w.wait(ctx, dm, "the deletion", func(evt *event.Event) bool {
+		return evt.Type == event.EventRedaction && evt.Redacts == private.ID
+	})
+
 	f.mu.Lock()
 	helloSent := 0
 	for _, r := range f.sent {
