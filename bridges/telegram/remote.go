@@ -129,6 +129,14 @@ func (c *Client) handleMessage(ctx context.Context, msg *models.Message, edit bo
 			return lc.Int64("tg_chat_id", msg.Chat.ID).Int("tg_message_id", msg.ID)
 		},
 	}
+	switch {
+	case msg.MigrateToChatID != 0:
+		// The group became a supergroup: its portal moves to the new ID.
+		c.net.migratePortal(ctx, c.portalKey(msg.Chat.ID), c.portalKey(msg.MigrateToChatID))
+		return
+	case msg.MigrateFromChatID != 0:
+		return // the supergroup's first message: the portal has moved
+	}
 	if change := c.serviceChange(msg); change != nil {
 		meta.Type = bridgev2.RemoteEventChatInfoChange
 		c.net.br.QueueRemoteEvent(c.login, &simplevent.ChatInfoChange{EventMeta: meta, ChatInfoChange: change})
@@ -353,4 +361,20 @@ func (c *Client) handleReaction(ctx context.Context, r *models.MessageReactionUp
 // mention maps a Telegram user to their ghost.
 func (c *Client) mention(u *models.User) (id.UserID, bool) {
 	return c.net.br.Matrix.FormatGhostMXID(userIDOf(u.ID)), true
+}
+
+// migratePortal moves a group's portal to the supergroup it became
+// (migrate_to_chat_id; MTProto's messageActionChatMigrateTo): the portal
+// takes the new ID and keeps its room, so the chat stays one room.
+func (n *Connector) migratePortal(ctx context.Context, from, to networkid.PortalKey) {
+	if n.br == nil {
+		return
+	}
+	log := zerolog.Ctx(ctx).With().Str("from", string(from.ID)).Str("to", string(to.ID)).Logger()
+	res, _, err := n.br.ReIDPortal(ctx, from, to)
+	if err != nil {
+		log.Err(err).Msg("moving the portal of a group that became a supergroup")
+		return
+	}
+	log.Info().Stringer("result", res).Msg("a group became a supergroup: its portal moved")
 }

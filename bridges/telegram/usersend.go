@@ -414,14 +414,5 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 // migrate moves a group that became a supergroup: its portal takes the
 // supergroup's ID, so the room stays.
 func (c *UserClient) migrate(ctx context.Context, from, to int64) {
-	if c.net.br == nil {
-		return
-	}
-	res, _, err := c.net.br.ReIDPortal(ctx, c.portalKey(from), c.portalKey(to))
-	if err != nil {
-		zerolog.Ctx(ctx).Err(err).Int64("from", from).Int64("to", to).Msg("moving the portal of a migrated group")
-		return
-	}
-	zerolog.Ctx(ctx).Info().Int64("from", from).Int64("to", to).Stringer("result", res).
-		Msg("a group became a supergroup: its portal moved")
+	c.net.migratePortal(ctx, c.portalKey(from), c.portalKey(to))
 }

@@ -546,6 +546,30 @@ func TestTelegramPlugin(t *testing.T) {
 		}
 	}
 
+	// A group that becomes a supergroup keeps its room: the portal moves
+	// to the supergroup's chat ID.
+	const oldGroup, newGroup = int64(-5555), int64(-1005555)
+	tg.AddChat(models.Chat{ID: oldGroup, Type: models.ChatTypeGroup, Title: "Small Group"})
+	tg.Send(models.Message{Chat: models.Chat{ID: oldGroup}, From: &dave, Text: "in the small group"})
+	small, _ := w.roomNamed(ctx, "Small Group")
+	if _, err := alice.JoinRoomByID(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMessage(ctx, small, "in the small group")
+	tg.AddChat(models.Chat{ID: newGroup, Type: models.ChatTypeSupergroup, Title: "Small Group"})
+	tg.Send(models.Message{Chat: models.Chat{ID: oldGroup}, From: &dave, MigrateToChatID: newGroup})
+	tg.Send(models.Message{Chat: models.Chat{ID: newGroup}, From: &dave, MigrateFromChatID: oldGroup})
+	tg.Send(models.Message{Chat: models.Chat{ID: newGroup}, From: &dave, Text: "now a supergroup"})
+	w.waitMessage(ctx, small, "now a supergroup")
+	if _, err := alice.SendText(ctx, small, "still the same room"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool {
+		return c.Params["text"] == "still the same room" && c.Params["chat_id"] == strconv.FormatInt(newGroup, 10)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The plugin logged no error of its own.
 	for _, line := range strings.Split(s.Logs(), "\n") {
 		if strings.Contains(line, `"logger":"plugin.tributary-telegram"`) && strings.Contains(line, `"level":"ERROR"`) {
