@@ -45,6 +45,9 @@ type Client struct {
 	chats  map[int64]models.Chat
 	users  map[int64]models.User
 	topics map[networkid.PortalID]string // forum topic names
+	// avatarChecked: when each user's profile photo was last looked up.
+	avatarChecked map[int64]time.Time
+
 	limits sendLimits
 }
 
@@ -52,7 +55,7 @@ var _ bridgev2.NetworkAPI = (*Client)(nil)
 
 func newClient(n *Connector, login *bridgev2.UserLogin) *Client {
 	c := &Client{net: n, login: login, chats: map[int64]models.Chat{}, users: map[int64]models.User{},
-		topics: map[networkid.PortalID]string{}}
+		topics: map[networkid.PortalID]string{}, avatarChecked: map[int64]time.Time{}}
 	c.bot, _ = n.newBot(c.meta().Token)
 	return c
 }

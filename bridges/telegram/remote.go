@@ -217,12 +217,44 @@ func (c *Client) syncGhost(ctx context.Context, msg *models.Message) {
 	default:
 		return
 	}
+	if msg.SenderChat == nil && msg.From != nil {
+		info.Avatar = c.avatar(ctx, msg.From.ID)
+	}
 	ghost, err := c.net.br.GetGhostByID(ctx, senderOf(msg))
 	if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("getting the sender's ghost")
 		return
 	}
 	ghost.UpdateInfo(ctx, info)
+}
+
+// avatarRecheck is how often a user's profile photo is looked up again.
+const avatarRecheck = 6 * time.Hour
+
+// avatar is a user's current profile photo (getUserProfilePhotos), looked
+// up at most every avatarRecheck; nil when not looked up (or it failed),
+// so that the ghost keeps what it has.
+func (c *Client) avatar(ctx context.Context, userID int64) *bridgev2.Avatar {
+	c.mu.Lock()
+	last, ok := c.avatarChecked[userID]
+	if ok && time.Since(last) < avatarRecheck {
+		c.mu.Unlock()
+		return nil
+	}
+	c.avatarChecked[userID] = time.Now()
+	c.mu.Unlock()
+	photos, err := c.bot.GetUserProfilePhotos(ctx, &tgbot.GetUserProfilePhotosParams{UserID: userID, Limit: 1})
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Int64("tg_user_id", userID).Msg("getUserProfilePhotos")
+		return nil
+	}
+	if len(photos.Photos) == 0 || len(photos.Photos[0]) == 0 {
+		return &bridgev2.Avatar{ID: "", Remove: true}
+	}
+	sizes := photos.Photos[0]
+	p := sizes[len(sizes)-1] // the largest size
+	return &bridgev2.Avatar{ID: networkid.AvatarID(p.FileUniqueID),
+		Get: func(ctx context.Context) ([]byte, error) { return c.download(ctx, p.FileID) }}
 }
 
 func (c *Client) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {

@@ -139,6 +139,18 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		f.mu.Unlock()
 		return s.SendResult(req, &tg.Updates{})
 	})
+	d.HandleFunc(tg.UploadGetFileRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		// Every file is a profile photo: the 1×1 PNG.
+		var r tg.UploadGetFileRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		if loc, ok := r.Location.(*tg.InputPeerPhotoFileLocation); !ok || loc.PhotoID != 7777 {
+			return s.SendErr(req, tgerr.New(400, "LOCATION_INVALID"))
+		}
+		data := pngData[min(int(r.Offset), len(pngData)):]
+		return s.SendResult(req, &tg.UploadFile{Type: &tg.StorageFilePng{}, Bytes: data})
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.cluster.Up(ctx) }()

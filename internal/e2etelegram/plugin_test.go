@@ -100,6 +100,7 @@ func TestTelegramPlugin(t *testing.T) {
 	tg := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(tg.Close) // after the server (cleanups run last first)
 	tg.AddChat(models.Chat{ID: groupID, Type: models.ChatTypeSupergroup, Title: "Telegram Group"})
+	tg.SetProfilePhoto(dave.ID, pngData)
 	binDir, err := os.MkdirTemp("", "e2etelegram-")
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +183,8 @@ func TestTelegramPlugin(t *testing.T) {
 	}
 	if p, err := alice.GetProfile(ctx, ghost(dave)); err != nil || p.DisplayName != "Dave Jones (Telegram)" {
 		t.Errorf("dave's ghost: %+v, %v", p, err)
+	} else {
+		checkAvatar(ctx, t, alice, p.AvatarURL, pngData)
 	}
 
 	// Matrix → Telegram, with formatting, as the bot (alice's login).
@@ -594,4 +597,17 @@ func pluginPID(s *testserver.Server, bin string) int {
 		}
 	}
 	return 0
+}
+
+// checkAvatar checks that a ghost's avatar is the picture.
+func checkAvatar(ctx context.Context, t *testing.T, cli *mautrix.Client, uri id.ContentURI, want []byte) {
+	t.Helper()
+	if uri.IsEmpty() {
+		t.Error("the ghost has no avatar")
+		return
+	}
+	got, err := cli.DownloadBytes(ctx, uri)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("ghost avatar %s: %d bytes, %v", uri, len(got), err)
+	}
 }

@@ -69,7 +69,8 @@ func TestTelegramUserMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	me := &tg.User{ID: 4711, Self: true, AccessHash: 1, FirstName: "Alice", Username: "alice_tg", Phone: "15550001"}
-	dave := &tg.User{ID: 501, AccessHash: 2, FirstName: "Dave", LastName: "Jones", Username: "dave"}
+	dave := &tg.User{ID: 501, AccessHash: 2, FirstName: "Dave", LastName: "Jones", Username: "dave",
+		Photo: &tg.UserProfilePhoto{PhotoID: 7777, DCID: 2}}
 	erin := &tg.User{ID: 502, AccessHash: 3, FirstName: "Erin"}
 	channel := &tg.Channel{ID: 1234, AccessHash: 4, Title: "Telegram Group", Megagroup: true, Photo: &tg.ChatPhotoEmpty{}}
 	f := startMTFake(t, me, channel, dave, erin)
@@ -191,6 +192,8 @@ func TestTelegramUserMode(t *testing.T) {
 	}
 	if p, err := alice.GetProfile(ctx, ghostOf(dave.ID)); err != nil || p.DisplayName != "Dave Jones (Telegram)" {
 		t.Errorf("dave's ghost: %+v, %v", p, err)
+	} else {
+		checkAvatar(ctx, t, alice, p.AvatarURL, pngData) // upload.getFile of his profile photo
 	}
 
 	// A private message makes a DM portal; alice's reaction to it goes
