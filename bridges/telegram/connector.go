@@ -46,6 +46,9 @@ type LoginMetadata struct {
 	UserID  int64  `json:"user_id,omitempty"`
 	Phone   string `json:"phone,omitempty"`
 	Session []byte `json:"session,omitempty"`
+	// Updates is the account's update state: where to ask Telegram for
+	// what came while the plugin was away.
+	Updates *updateState `json:"updates,omitempty"`
 
 	// Token is the bot's Bot API token.
 	Token string `json:"token"`

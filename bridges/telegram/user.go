@@ -14,6 +14,7 @@ import (
 	"github.com/go-telegram/bot/models"
 	"github.com/gotd/td/telegram"
 	"github.com/gotd/td/telegram/dcs"
+	"github.com/gotd/td/telegram/updates"
 	"github.com/gotd/td/tg"
 	"github.com/rs/zerolog"
 
@@ -47,6 +48,7 @@ type UserClient struct {
 	// mu guards the fields below.
 	mu       sync.Mutex
 	api      *tg.Client // nil until connected
+	gaps     *updates.Manager
 	ready    chan struct{}
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -179,10 +181,19 @@ func (c *UserClient) Connect(ctx context.Context) {
 	log := zerolog.Ctx(ctx).With().Str("action", "telegram mtproto").Logger()
 	ctx = log.WithContext(ctx)
 	opts.SessionStorage = metaSession{c}
-	opts.UpdateHandler = telegram.UpdateHandlerFunc(func(ctx context.Context, u tg.UpdatesClass) error {
-		c.handleUpdates(log.WithContext(ctx), u)
-		return nil
-	})
+	// gotd's update manager orders updates by pts, fills gaps, and on
+	// start asks for what was missed since the state kept in the login.
+	newGaps := func() *updates.Manager {
+		return updates.New(updates.Config{
+			Handler: telegram.UpdateHandlerFunc(func(ctx context.Context, u tg.UpdatesClass) error {
+				c.handleUpdates(log.WithContext(ctx), u)
+				return nil
+			}),
+			Storage: metaState{c}, AccessHasher: metaState{c},
+		})
+	}
+	gaps := newGaps()
+	opts.UpdateHandler = gaps
 	tgc := telegram.NewClient(c.net.Config.APIID, c.net.Config.APIHash, opts)
 	c.setState(status.BridgeState{StateEvent: status.StateConnecting})
 	go func() {
@@ -190,14 +201,18 @@ func (c *UserClient) Connect(ctx context.Context) {
 		wait := time.Second
 		for ctx.Err() == nil {
 			err := tgc.Run(ctx, func(ctx context.Context) error {
-				if _, err := tgc.Self(ctx); err != nil {
+				self, err := tgc.Self(ctx)
+				if err != nil {
 					return err
 				}
-				c.useAPI(tgc)
-				c.setState(status.BridgeState{StateEvent: status.StateConnected})
-				c.loadDialogs(ctx)
-				<-ctx.Done()
-				return ctx.Err()
+				return gaps.Run(ctx, tgc.API(), self.ID, updates.AuthOptions{OnStart: func(ctx context.Context) {
+					c.mu.Lock()
+					c.gaps = gaps
+					c.mu.Unlock()
+					c.useAPI(tgc)
+					c.setState(status.BridgeState{StateEvent: status.StateConnected})
+					c.loadDialogs(ctx)
+				}})
 			})
 			if ctx.Err() != nil {
 				return
@@ -210,6 +225,8 @@ func (c *UserClient) Connect(ctx context.Context) {
 			log.Warn().Err(err).Msg("MTProto connection ended")
 			c.setState(status.BridgeState{StateEvent: status.StateTransientDisconnect, Error: errUnreachable,
 				Message: err.Error()})
+			gaps = newGaps()
+			opts.UpdateHandler = gaps
 			tgc = telegram.NewClient(c.net.Config.APIID, c.net.Config.APIHash, opts)
 			select {
 			case <-ctx.Done():

@@ -155,6 +155,7 @@ func (c *UserClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matr
 	}
 	mid := messageIDOf(chatID, id)
 	c.markSent(mid)
+	c.applyResult(ctx, res)
 	return &bridgev2.MatrixMessageResponse{DB: &database.Message{
 		ID: mid, SenderID: userIDOf(c.meta().UserID), Timestamp: time.Unix(int64(date), 0),
 		Metadata: &MessageMetadata{Media: media},
@@ -415,4 +416,19 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 // supergroup's ID, so the room stays.
 func (c *UserClient) migrate(ctx context.Context, from, to int64) {
 	c.net.migratePortal(ctx, c.portalKey(from), c.portalKey(to))
+}
+
+// applyResult hands a call's updates to the update manager, which moves
+// the pts on (else it would see a gap and ask for the difference); the
+// echo of what was just sent is not bridged back (markSent).
+func (c *UserClient) applyResult(ctx context.Context, res tg.UpdatesClass) {
+	c.mu.Lock()
+	gaps := c.gaps
+	c.mu.Unlock()
+	if gaps == nil || res == nil {
+		return
+	}
+	if err := gaps.Handle(ctx, res); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("handing a call's updates to the update manager")
+	}
 }

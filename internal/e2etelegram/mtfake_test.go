@@ -38,6 +38,8 @@ type mtFake struct {
 	changed  chan struct{} // closed and renewed on every change
 	sent     []*tg.MessagesSendMessageRequest
 	reacted  []*tg.MessagesSendReactionRequest
+	// channelDiffs counts updates.getChannelDifference calls.
+	channelDiffs int
 	// floods: how many messages.sendMessage calls to answer FLOOD_WAIT_1.
 	floods int
 }
@@ -138,6 +140,38 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		f.changedLocked()
 		f.mu.Unlock()
 		return s.SendResult(req, &tg.Updates{})
+	})
+	// The update state: the account's common pts stays 0 here (the test
+	// pushes its private updates with pts of its own); the supergroup's
+	// pts is its last message's ID.
+	d.HandleFunc(tg.UpdatesGetStateRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		return s.SendResult(req, &tg.UpdatesState{Date: 1_700_000_000})
+	})
+	d.HandleFunc(tg.UpdatesGetDifferenceRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		return s.SendResult(req, &tg.UpdatesDifferenceEmpty{Date: 1_700_000_000})
+	})
+	d.HandleFunc(tg.UpdatesGetChannelDifferenceRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.UpdatesGetChannelDifferenceRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.channelDiffs++
+		var missed []tg.MessageClass
+		last := 0
+		for _, m := range f.history {
+			if m.ID > r.Pts {
+				missed = append(missed, m)
+			}
+			last = m.ID
+		}
+		f.changedLocked()
+		f.mu.Unlock()
+		if len(missed) == 0 {
+			return s.SendResult(req, &tg.UpdatesChannelDifferenceEmpty{Final: true, Pts: last})
+		}
+		return s.SendResult(req, &tg.UpdatesChannelDifference{Final: true, Pts: last, NewMessages: missed,
+			Chats: []tg.ChatClass{channel}, Users: f.users})
 	})
 	d.HandleFunc(tg.UploadGetFileRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
 		// Every file is a profile photo: the 1×1 PNG.

@@ -64,7 +64,8 @@ plugins:
 // supergroup's history (messages.getHistory) is backfilled through batch
 // send in order, with the original senders and timestamps; alice's Matrix
 // message is sent over MTProto; and a plugin killed and restarted carries
-// on with the session kept in the login, without logging in again.
+// on with the session kept in the login, without logging in again, and
+// asks for what it missed meanwhile.
 func TestTelegramUserMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -286,7 +287,11 @@ func TestTelegramUserMode(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// What is said while the plugin is down comes with the difference
+	// the restarted one asks for (from the update state in the login).
+	f.addHistory(erin.ID, "said while the bridge was down")
 	f.waitFor(ctx, "a new connection after the restart", func() bool { return f.sessions > before })
+	w.waitMessage(ctx, portal, "said while the bridge was down")
 	f.post(ctx, erin.ID, "after the restart")
 	w.waitMessage(ctx, portal, "after the restart")
 	// Its deletion, told to the restarted plugin: MTProto names no chat
@@ -296,6 +301,17 @@ func TestTelegramUserMode(t *testing.T) {
 		return evt.Type == event.EventRedaction && evt.Redacts == private.ID
 	})
 
+	counts := map[string]int{}
+	for _, evt := range w.seen[portal] {
+		if evt.Type == event.EventMessage && evt.Sender != tgBot {
+			counts[evt.Content.AsMessage().Body]++
+		}
+	}
+	for body, n := range counts {
+		if n > 1 {
+			t.Errorf("%q is in the room %d times", body, n)
+		}
+	}
 	f.mu.Lock()
 	helloSent := 0
 	for _, r := range f.sent {
