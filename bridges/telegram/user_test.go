@@ -454,3 +454,49 @@ func TestPeerIDs(t *testing.T) {
 		t.Error("not the Bot API's chat IDs")
 	}
 }
+
+func TestUserReadTypingTopics(t *testing.T) {
+	ut := newUserTest(t)
+	ctx := context.Background()
+	ut.mock.ExpectFunc(func(b bin.Encoder) {
+		req, ok := b.(*tg.ChannelsReadHistoryRequest)
+		if !ok || req.MaxID != 7 || req.Channel.(*tg.InputChannel).ChannelID != channelID {
+			t.Errorf("want channels.readHistory up to 7, got %#v", b)
+		}
+	}).ThenTrue()
+	ut.mock.ExpectFunc(func(b bin.Encoder) {
+		req, ok := b.(*tg.MessagesReadHistoryRequest)
+		if !ok || req.MaxID != 20 || req.Peer.(*tg.InputPeerUser).AccessHash != 9501 {
+			t.Errorf("want messages.readHistory up to 20, got %#v", b)
+		}
+	}).ThenResult(&tg.MessagesAffectedMessages{Pts: 3, PtsCount: 1})
+	ut.mock.ExpectFunc(func(b bin.Encoder) {
+		req, ok := b.(*tg.MessagesSetTypingRequest)
+		if _, typing := req.Action.(*tg.SendMessageTypingAction); !ok || !typing || req.TopMsgID != 30 {
+			t.Errorf("want messages.setTyping in topic 30, got %#v", b)
+		}
+	}).ThenTrue()
+	ut.mock.ExpectFunc(func(b bin.Encoder) {
+		req, ok := b.(*tg.ChannelsGetForumTopicsByIDRequest)
+		if !ok || len(req.Topics) != 1 || req.Topics[0] != 30 {
+			t.Errorf("want channels.getForumTopicsByID 30, got %#v", b)
+		}
+	}).ThenResult(&tg.MessagesForumTopics{Topics: []tg.ForumTopicClass{&tg.ForumTopic{ID: 30, Title: "Plans",
+		FromID: &tg.PeerUser{UserID: daveID}, NotifySettings: tg.PeerNotifySettings{}}}})
+	if err := ut.c.HandleMatrixReadReceipt(ctx, &bridgev2.MatrixReadReceipt{Portal: portal("-1000000001234"),
+		ExactMessage: &database.Message{ID: "-1000000001234:7"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ut.c.HandleMatrixReadReceipt(ctx, &bridgev2.MatrixReadReceipt{Portal: portal("501"),
+		ExactMessage: &database.Message{ID: "501:20"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ut.c.HandleMatrixTyping(ctx, &bridgev2.MatrixTyping{Portal: portal("-1000000000077/30"), IsTyping: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A topic no service message named: its title is asked for.
+	info, err := ut.c.GetChatInfo(ctx, portal("-1000000000077/30"))
+	if err != nil || *info.Name != "Plans" {
+		t.Errorf("topic info %+v %v", info, err)
+	}
+}

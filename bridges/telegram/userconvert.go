@@ -249,6 +249,12 @@ func (c *UserClient) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (
 	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: members}, CanBackfill: true}
 	switch {
 	case topic:
+		c.mu.Lock()
+		_, known := c.topics[portal.ID]
+		c.mu.Unlock()
+		if !known {
+			c.topicTitle(ctx, chatID, thread)
+		}
 		name := c.topicName(portal.ID, thread)
 		parent := portalIDOf(chatID)
 		info.Name, info.ParentID = &name, &parent

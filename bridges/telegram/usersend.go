@@ -32,6 +32,7 @@ var (
 
 func (c *UserClient) GetCapabilities(ctx context.Context, portal *bridgev2.Portal) *event.RoomFeatures {
 	f := (&Client{}).GetCapabilities(ctx, portal)
+	f.ReadReceipts, f.TypingNotifications = true, true
 	for _, ff := range f.File {
 		ff.MaxSize = 2000 << 20
 	}
