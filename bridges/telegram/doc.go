@@ -74,6 +74,6 @@
 //   - network.dc_address, dc_id and public_key point user mode at another
 //     MTProto server: the e2e tests run gotd's test server.
 //
-// Of this module the package imports nothing; its plugin main imports
-// plugins/sdk.
+// Of this module the package imports only its own mtproto package; its
+// plugin main imports plugins/sdk.
 package telegram

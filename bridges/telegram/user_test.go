@@ -24,8 +24,6 @@ const (
 	forumID   = int64(77)
 )
 
-var groupChat = -channelIDBase - channelID
-
 type userTest struct {
 	t      *testing.T
 	c      *UserClient
