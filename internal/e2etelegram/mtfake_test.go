@@ -1,6 +1,7 @@
 package e2etelegram
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -38,6 +39,10 @@ type mtFake struct {
 	changed  chan struct{} // closed and renewed on every change
 	sent     []*tg.MessagesSendMessageRequest
 	reacted  []*tg.MessagesSendReactionRequest
+	// parts are uploaded file parts by file ID; media the sent media with
+	// their files' bytes.
+	parts map[int64][][]byte
+	media []sentMedia
 	// channelDiffs counts updates.getChannelDifference calls.
 	channelDiffs int
 	// floods: how many messages.sendMessage calls to answer FLOOD_WAIT_1.
@@ -174,16 +179,66 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 			Chats: []tg.ChatClass{channel}, Users: f.users})
 	})
 	d.HandleFunc(tg.UploadGetFileRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
-		// Every file is a profile photo: the 1×1 PNG.
+		// Every file (dave's profile photo, photo 8888) is the 1×1 PNG.
 		var r tg.UploadGetFileRequest
 		if err := r.Decode(req.Buf); err != nil {
 			return err
 		}
-		if loc, ok := r.Location.(*tg.InputPeerPhotoFileLocation); !ok || loc.PhotoID != 7777 {
+		switch loc := r.Location.(type) {
+		case *tg.InputPeerPhotoFileLocation:
+			if loc.PhotoID != 7777 {
+				return s.SendErr(req, tgerr.New(400, "LOCATION_INVALID"))
+			}
+		case *tg.InputPhotoFileLocation:
+			if loc.ID != 8888 || loc.ThumbSize != "x" {
+				return s.SendErr(req, tgerr.New(400, "LOCATION_INVALID"))
+			}
+		default:
 			return s.SendErr(req, tgerr.New(400, "LOCATION_INVALID"))
 		}
 		data := pngData[min(int(r.Offset), len(pngData)):]
 		return s.SendResult(req, &tg.UploadFile{Type: &tg.StorageFilePng{}, Bytes: data})
+	})
+	d.HandleFunc(tg.UploadSaveFilePartRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.UploadSaveFilePartRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		if f.parts == nil {
+			f.parts = map[int64][][]byte{}
+		}
+		parts := f.parts[r.FileID]
+		for len(parts) <= r.FilePart {
+			parts = append(parts, nil)
+		}
+		parts[r.FilePart] = r.Bytes
+		f.parts[r.FileID] = parts
+		f.mu.Unlock()
+		return s.SendBool(req, true)
+	})
+	d.HandleFunc(tg.MessagesSendMediaRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
+		var r tg.MessagesSendMediaRequest
+		if err := r.Decode(req.Buf); err != nil {
+			return err
+		}
+		var fileID int64
+		switch m := r.Media.(type) {
+		case *tg.InputMediaUploadedPhoto:
+			fileID = m.File.(*tg.InputFile).ID
+		case *tg.InputMediaUploadedDocument:
+			fileID = m.File.(*tg.InputFile).ID
+		}
+		f.mu.Lock()
+		f.media = append(f.media, sentMedia{req: &r, data: bytes.Join(f.parts[fileID], nil)})
+		m := f.addLocked(f.me.ID, r.Message, 0)
+		m.Out = true
+		f.changedLocked()
+		f.mu.Unlock()
+		return s.SendResult(req, &tg.Updates{Updates: []tg.UpdateClass{
+			&tg.UpdateMessageID{ID: m.ID, RandomID: r.RandomID},
+			&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1},
+		}, Users: f.users, Chats: []tg.ChatClass{channel}, Date: m.Date})
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -199,6 +254,22 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		<-done
 	})
 	return f
+}
+
+type sentMedia struct {
+	req  *tg.MessagesSendMediaRequest
+	data []byte
+}
+
+// photoMessage is a supergroup message with a photo (ID 8888, which
+// upload.getFile answers with the test PNG).
+func (f *mtFake) photoMessage(from int64, caption string) *tg.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.addLocked(from, caption, 0)
+	m.Media = &tg.MessageMediaPhoto{Photo: &tg.Photo{ID: 8888, AccessHash: 5, FileReference: []byte{1}, Date: m.Date,
+		Sizes: []tg.PhotoSizeClass{&tg.PhotoSize{Type: "x", W: 1, H: 1, Size: len(pngData)}}, DCID: 2}}
+	return m
 }
 
 // handleFuncs registers request handlers.

@@ -1,6 +1,7 @@
 package e2etelegram
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -196,6 +197,35 @@ func TestTelegramUserMode(t *testing.T) {
 	} else {
 		checkAvatar(ctx, t, alice, p.AvatarURL, pngData) // upload.getFile of his profile photo
 	}
+
+	// A photo from Telegram (downloaded over upload.getFile), and one
+	// from Matrix (uploaded in parts, then messages.sendMedia).
+	photo := f.photoMessage(dave.ID, "a photo")
+	f.push(ctx, &tg.UpdateNewChannelMessage{Message: photo, Pts: photo.ID, PtsCount: 1})
+	img := w.wait(ctx, portal, "the photo", func(evt *event.Event) bool {
+		return evt.Type == event.EventMessage && evt.Content.AsMessage().MsgType == event.MsgImage
+	})
+	if c := img.Content.AsMessage(); c.Body != "a photo" || c.Info == nil || c.Info.MimeType != "image/jpeg" {
+		t.Errorf("photo from Telegram: %+v", c)
+	} else if got, err := alice.DownloadBytes(ctx, c.URL.ParseOrIgnore()); err != nil || !bytes.Equal(got, pngData) {
+		t.Errorf("photo from Telegram: %d bytes, %v", len(got), err)
+	}
+	up, err := alice.UploadBytes(ctx, pngData, "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgImage,
+		Body: "dot.png", URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: "image/png", Size: len(pngData)}}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(ctx, "messages.sendMedia with the photo", func() bool {
+		for _, m := range f.media {
+			if _, ok := m.req.Media.(*tg.InputMediaUploadedPhoto); ok && bytes.Equal(m.data, pngData) {
+				return true
+			}
+		}
+		return false
+	})
 
 	// A private message makes a DM portal; alice's reaction to it goes
 	// to Telegram (so the message is in the bridge's database).
