@@ -41,7 +41,7 @@ func (c *Client) handleUpdate(ctx context.Context, upd *models.Update) {
 func (c *Client) portalKey(chatID int64) networkid.PortalKey {
 	// Each bot's chats are its own portals: a private chat's ID is the
 	// user's, whichever bot it is with.
-	return networkid.PortalKey{ID: portalIDOf(chatID), Receiver: c.login.ID}
+	return portalKeyOf(portalIDOf(chatID), chatID, c.login.ID)
 }
 
 // msgPortalKey is the portal of a message: its chat's, or in a forum its
@@ -54,7 +54,7 @@ func (c *Client) msgPortalKey(msg *models.Message) networkid.PortalKey {
 	if msg.IsTopicMessage {
 		thread = msg.MessageThreadID
 	}
-	return networkid.PortalKey{ID: topicPortalIDOf(msg.Chat.ID, thread), Receiver: c.login.ID}
+	return portalKeyOf(topicPortalIDOf(msg.Chat.ID, thread), msg.Chat.ID, c.login.ID)
 }
 
 // learnTopic keeps the names of a forum's topics, from the service

@@ -372,7 +372,7 @@ func (c *UserClient) inputChannel(chatID int64) (*tg.InputChannel, error) {
 // portalKey is a chat's portal, as in bot mode: the chat's Bot API ID,
 // the login as receiver.
 func (c *UserClient) portalKey(chatID int64) networkid.PortalKey {
-	return networkid.PortalKey{ID: portalIDOf(chatID), Receiver: c.login.ID}
+	return portalKeyOf(portalIDOf(chatID), chatID, c.login.ID)
 }
 
 // isForum: the chat is a supergroup with topics.

@@ -101,7 +101,7 @@ func TestUserUpdatesMessages(t *testing.T) {
 		ReplyTo:  &tg.MessageReplyHeader{ReplyToMsgID: 5}}
 	ut.c.handleUpdates(ctx, &tg.Updates{Updates: []tg.UpdateClass{&tg.UpdateNewChannelMessage{Message: msg}}})
 	ev := ut.take(1)[0]
-	wantKey := networkid.PortalKey{ID: "-1000000001234", Receiver: "user100"}
+	wantKey := networkid.PortalKey{ID: "-1000000001234"} // shared with every login, bot or user
 	if ev.GetType() != bridgev2.RemoteEventMessage || ev.GetPortalKey() != wantKey ||
 		ev.GetSender().Sender != "501" || ev.GetSender().IsFromMe {
 		t.Fatalf("message event: %v %+v %+v", ev.GetType(), ev.GetPortalKey(), ev.GetSender())
@@ -437,6 +437,21 @@ func TestUserBackfill(t *testing.T) {
 	resp, err = ut.c.FetchMessages(context.Background(), bridgev2.FetchMessagesParams{Portal: p, Count: 3, Cursor: resp.Cursor})
 	if err != nil || len(resp.Messages) != 1 || resp.HasMore || resp.Messages[0].Parts[0].Content.Body != "zeroth" {
 		t.Errorf("second page: %+v %v", resp, err)
+	}
+}
+
+// TestSharedPortals: a group is the same portal for a bot login and a user
+// login, a private chat each login's own.
+func TestSharedPortals(t *testing.T) {
+	ut := newUserTest(t)
+	bot := &Client{login: &bridgev2.UserLogin{UserLogin: &database.UserLogin{ID: loginIDOf(4242)}}}
+	for _, chatID := range []int64{-1000000001234, -42} {
+		if b, u := bot.portalKey(chatID), ut.c.portalKey(chatID); b != u || b.Receiver != "" {
+			t.Errorf("chat %d: bot portal %+v, user portal %+v", chatID, b, u)
+		}
+	}
+	if b, u := bot.portalKey(501), ut.c.portalKey(501); b.Receiver != "bot4242" || u.Receiver != "user100" {
+		t.Errorf("private chat: bot portal %+v, user portal %+v", b, u)
 	}
 }
 

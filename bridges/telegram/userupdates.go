@@ -130,7 +130,7 @@ func (c *UserClient) msgPortalKey(chatID int64, reply tg.MessageReplyHeaderClass
 	if !c.isForum(chatID) {
 		return c.portalKey(chatID)
 	}
-	return networkid.PortalKey{ID: topicPortalIDOf(chatID, threadOf(reply)), Receiver: c.login.ID}
+	return portalKeyOf(topicPortalIDOf(chatID, threadOf(reply)), chatID, c.login.ID)
 }
 
 // senderOfPeer is the ghost of a message's sender: a user, or a chat that
@@ -252,7 +252,7 @@ func (c *UserClient) handleService(ctx context.Context, m *tg.MessageService) {
 		change = &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &title}}
 	case *tg.MessageActionTopicCreate:
 		c.setTopic(chatID, m.ID, a.Title)
-		meta.PortalKey = networkid.PortalKey{ID: topicPortalIDOf(chatID, m.ID), Receiver: c.login.ID}
+		meta.PortalKey = portalKeyOf(topicPortalIDOf(chatID, m.ID), chatID, c.login.ID)
 		meta.CreatePortal = true
 		title := a.Title
 		change = &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &title}}
@@ -321,8 +321,8 @@ func (c *UserClient) findMessage(ctx context.Context, msgID int) (networkid.Port
 	if c.net.br == nil {
 		return networkid.PortalKey{}, "", false
 	}
-	rows, err := c.net.br.DB.Query(ctx, `SELECT id, room_id FROM message
-		WHERE bridge_id=$1 AND room_receiver=$2 AND id LIKE $3`,
+	rows, err := c.net.br.DB.Query(ctx, `SELECT id, room_id, room_receiver FROM message
+		WHERE bridge_id=$1 AND (room_receiver=$2 OR room_receiver='') AND id LIKE $3`,
 		c.net.br.ID, c.login.ID, "%:"+strconv.Itoa(msgID))
 	if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("finding a deleted message")
@@ -330,12 +330,13 @@ func (c *UserClient) findMessage(ctx context.Context, msgID int) (networkid.Port
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, room string
-		if rows.Scan(&id, &room) != nil {
+		var id, room, receiver string
+		if rows.Scan(&id, &room, &receiver) != nil {
 			break
 		}
 		if chatID, _, err := parseMessageID(networkid.MessageID(id)); err == nil && !isChannelChat(chatID) {
-			return networkid.PortalKey{ID: networkid.PortalID(room), Receiver: c.login.ID}, networkid.MessageID(id), true
+			return networkid.PortalKey{ID: networkid.PortalID(room), Receiver: networkid.UserLoginID(receiver)},
+				networkid.MessageID(id), true
 		}
 	}
 	return networkid.PortalKey{}, "", false
@@ -359,7 +360,7 @@ func (c *UserClient) handleReactions(ctx context.Context, chatID int64, msgID, t
 	target := messageIDOf(chatID, msgID)
 	key := c.portalKey(chatID)
 	if c.isForum(chatID) {
-		key = networkid.PortalKey{ID: topicPortalIDOf(chatID, topMsgID), Receiver: c.login.ID}
+		key = portalKeyOf(topicPortalIDOf(chatID, topMsgID), chatID, c.login.ID)
 	}
 	data := &bridgev2.ReactionSyncData{Users: map[networkid.UserID]*bridgev2.ReactionSyncUser{}}
 	total := 0
@@ -400,7 +401,7 @@ func (c *UserClient) handleTyping(chatID int64, from tg.PeerClass, thread int, a
 	}
 	key := c.portalKey(chatID)
 	if c.isForum(chatID) {
-		key = networkid.PortalKey{ID: topicPortalIDOf(chatID, thread), Receiver: c.login.ID}
+		key = portalKeyOf(topicPortalIDOf(chatID, thread), chatID, c.login.ID)
 	}
 	c.queue(&simplevent.Typing{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key, Sender: c.senderOfPeer(from)},
@@ -411,7 +412,7 @@ func (c *UserClient) handleTyping(chatID int64, from tg.PeerClass, thread int, a
 func (c *UserClient) queueReceipt(_ context.Context, chatID int64, thread, maxID int, sender bridgev2.EventSender) {
 	key := c.portalKey(chatID)
 	if c.isForum(chatID) {
-		key = networkid.PortalKey{ID: topicPortalIDOf(chatID, thread), Receiver: c.login.ID}
+		key = portalKeyOf(topicPortalIDOf(chatID, thread), chatID, c.login.ID)
 	}
 	c.queue(&simplevent.Receipt{
 		EventMeta:  simplevent.EventMeta{Type: bridgev2.RemoteEventReadReceipt, PortalKey: key, Sender: sender},

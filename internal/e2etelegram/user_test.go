@@ -12,19 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-telegram/bot/models"
 	"github.com/gotd/td/tg"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/bridges/telegram/tgfake"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
 
 // startWithUserMode starts tributary with the tributary-telegram plugin,
 // its user mode talking MTProto to the fake f.
-func startWithUserMode(t *testing.T, bin string, f *mtFake) *testserver.Server {
+func startWithUserMode(t *testing.T, bin string, f *mtFake, apiURL string) *testserver.Server {
 	t.Helper()
 	key := strings.ReplaceAll(strings.TrimSpace(f.publicKeyPEM()), "\n", "\n          ")
 	cfg := fmt.Sprintf(`app_services:
@@ -40,7 +42,7 @@ plugins:
       matrix:
         message_status_events: true
       network:
-        api_url: http://127.0.0.1:1
+        api_url: %q
         max_retry_wait: 10s
         api_id: 1
         api_hash: test-hash
@@ -48,7 +50,7 @@ plugins:
         dc_id: 2
         public_key: |
           %s
-`, bin, f.address(), key)
+`, bin, apiURL, f.address(), key)
 	cfgPath := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,7 +93,9 @@ func TestTelegramUserMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startWithUserMode(t, bin, f)
+	bot := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
+	t.Cleanup(bot.Close)
+	s := startWithUserMode(t, bin, f, bot.URL())
 
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice, s.Logs)
@@ -330,6 +334,16 @@ func TestTelegramUserMode(t *testing.T) {
 	w.wait(ctx, dm, "the deletion", func(evt *event.Event) bool {
 		return evt.Type == event.EventRedaction && evt.Redacts == private.ID
 	})
+
+	// A bot logged in too, in the same supergroup: what it sees lands in
+	// the same room (a group's portal is shared by bot and user logins).
+	command("login bot", "Please enter your Bot token")
+	command(botToken, "Logged in as the bot @relaybot")
+	bot.AddChat(models.Chat{ID: -1000000000000 - channel.ID, Type: models.ChatTypeSupergroup, Title: "Telegram Group"})
+	bot.SetNextMessageID(-1000000000000-channel.ID, 500)
+	bot.Send(models.Message{Chat: models.Chat{ID: -1000000000000 - channel.ID},
+		From: &models.User{ID: erin.ID, FirstName: "Erin"}, Text: "seen by the bot"})
+	w.waitMessage(ctx, portal, "seen by the bot")
 
 	counts := map[string]int{}
 	for _, evt := range w.seen[portal] {

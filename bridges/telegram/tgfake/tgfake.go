@@ -108,6 +108,14 @@ func (s *Server) SetProfilePhoto(userID int64, data []byte) string {
 	return id
 }
 
+// SetNextMessageID makes the chat's next message have the ID (as when
+// the chat had messages before the bot came).
+func (s *Server) SetNextMessageID(chatID int64, id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextMsg[chatID] = id - 1
+}
+
 // AddFile stores a file users send and returns its file_id.
 func (s *Server) AddFile(name string, data []byte) string {
 	s.mu.Lock()
