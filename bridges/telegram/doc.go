@@ -12,8 +12,10 @@
 //     after each batch is bridged, so a restart neither loses nor repeats
 //     updates (bridgev2 drops a message it already has).
 //   - Each chat the bot sees (private chat, group, supergroup, channel) is
-//     a portal (ID: the chat ID; receiver: the bot's login), created with
-//     its first message; private chats are DM portals. The bot is the
+//     a portal (ID: the chat ID), created with its first message. Private
+//     chats are DM portals with the bot's login as receiver; groups,
+//     supergroups and channels have no receiver: one room per chat,
+//     shared by every login (bot or user account) in it. The bot is the
 //     relay of its portals (network.relay, with bridge.relay.enabled), so
 //     Matrix users without a login of their own talk through it as
 //     "name: text".
@@ -51,8 +53,9 @@
 //     updates.getChannelDifference) and fills gaps.
 //   - Portals have the bot mode's IDs: chats are named by their Bot API IDs
 //     (a basic group -id, a channel or supergroup -10^12-id), forum
-//     topics "<chat>/<topic>", messages "<chat>:<id>"; the receiver is the
-//     login, as in bot mode.
+//     topics "<chat>/<topic>", messages "<chat>:<id>"; and the same
+//     receivers (the login for private chats, none for the others), so a
+//     group bridged by a bot and by user accounts is one room.
 //   - New messages, edits, deletions (outside channels MTProto names no
 //     chat: the message is found by its ID among those this process
 //     queued, else in the bridge's database), reactions (synced from the

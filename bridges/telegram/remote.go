@@ -39,8 +39,8 @@ func (c *Client) handleUpdate(ctx context.Context, upd *models.Update) {
 }
 
 func (c *Client) portalKey(chatID int64) networkid.PortalKey {
-	// Each bot's chats are its own portals: a private chat's ID is the
-	// user's, whichever bot it is with.
+	// A private chat is the bot's own portal (its ID is the user's,
+	// whichever bot it is with); groups and channels are shared.
 	return portalKeyOf(portalIDOf(chatID), chatID, c.login.ID)
 }
 
