@@ -2,10 +2,12 @@ package telegram
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/gotd/td/bin"
+	"github.com/gotd/td/telegram/updates"
 	"github.com/gotd/td/tg"
 	"github.com/gotd/td/tgmock"
 
@@ -511,5 +513,59 @@ func TestUserReadTypingTopics(t *testing.T) {
 	info, err := ut.c.GetChatInfo(ctx, portal("-1000000000077/30"))
 	if err != nil || *info.Name != "Plans" {
 		t.Errorf("topic info %+v %v", info, err)
+	}
+}
+
+// TestUpdateStateInLogin: gotd's update state and the channels' access
+// hashes live in the login's metadata (and so survive a restart).
+func TestUpdateStateInLogin(t *testing.T) {
+	ut := newUserTest(t)
+	ctx := context.Background()
+	st := metaState{ut.c}
+	if _, found, err := st.GetState(ctx, meID); found || err != nil {
+		t.Fatalf("a new login has a state: %v %v", found, err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.SetState(ctx, meID, updates.State{Pts: 10, Qts: 2, Date: 1700000000, Seq: 3}))
+	must(st.SetPts(ctx, meID, 11))
+	must(st.SetDateSeq(ctx, meID, 1700000100, 4))
+	must(st.SetChannelPts(ctx, meID, channelID, 40))
+	must(st.SetChannelAccessHash(ctx, meID, channelID, 91234))
+	must(st.SetChannelAccessHash(ctx, meID, 999, 5)) // a channel with no pts yet
+	got, found, err := st.GetState(ctx, meID)
+	if !found || err != nil || got != (updates.State{Pts: 11, Qts: 2, Date: 1700000100, Seq: 4}) {
+		t.Errorf("state %+v %v %v", got, found, err)
+	}
+	if pts, found, _ := st.GetChannelPts(ctx, meID, channelID); !found || pts != 40 {
+		t.Errorf("channel pts %d %v", pts, found)
+	}
+	if _, found, _ := st.GetChannelPts(ctx, meID, 999); found {
+		t.Error("a channel without pts has one")
+	}
+	if hash, found, _ := st.GetChannelAccessHash(ctx, meID, 999); !found || hash != 5 {
+		t.Errorf("access hash %d %v", hash, found)
+	}
+	var chans []int64
+	must(st.ForEachChannels(ctx, meID, func(_ context.Context, id int64, pts int) error {
+		chans = append(chans, id)
+		return nil
+	}))
+	if len(chans) != 1 || chans[0] != channelID {
+		t.Errorf("channels %v", chans)
+	}
+	// It is the login's metadata, which bridgev2 saves as JSON.
+	raw, err := json.Marshal(ut.c.meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back LoginMetadata
+	if err := json.Unmarshal(raw, &back); err != nil || back.Updates == nil || back.Updates.Pts != 11 ||
+		back.Updates.Channels[channelID].Pts != 40 || string(back.Session) != "session" {
+		t.Errorf("metadata round trip %s: %+v %v", raw, back.Updates, err)
 	}
 }

@@ -11,7 +11,10 @@ import (
 // asks Telegram for what it missed (updates.getDifference,
 // updates.getChannelDifference) instead of losing it.
 type updateState struct {
-	Pts, Qts, Date, Seq int
+	Pts  int `json:"pts"`
+	Qts  int `json:"qts"`
+	Date int `json:"date"`
+	Seq  int `json:"seq"`
 	// Channels are the channels' pts and access hashes, by channel ID.
 	Channels map[int64]channelState `json:"channels,omitempty"`
 }
