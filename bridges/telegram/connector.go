@@ -49,6 +49,11 @@ type LoginMetadata struct {
 	// Updates is the account's update state: where to ask Telegram for
 	// what came while the plugin was away.
 	Updates *updateState `json:"updates,omitempty"`
+	// Peers are the access hashes of the users of private chats and of
+	// the channels the login bridged (by Bot API chat ID), so that Matrix
+	// messages to them go out after a restart, before Telegram names them
+	// again.
+	Peers map[int64]int64 `json:"peers,omitempty"`
 
 	// Token is the bot's Bot API token.
 	Token string `json:"token"`

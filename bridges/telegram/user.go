@@ -338,14 +338,52 @@ func (c *UserClient) inputPeer(chatID int64) (tg.InputPeerClass, error) {
 		if u, ok := c.users[p.UserID]; ok {
 			return &tg.InputPeerUser{UserID: u.ID, AccessHash: u.AccessHash}, nil
 		}
+		if hash, ok := c.meta().Peers[chatID]; ok {
+			return &tg.InputPeerUser{UserID: p.UserID, AccessHash: hash}, nil
+		}
 	case *tg.PeerChat:
 		return &tg.InputPeerChat{ChatID: p.ChatID}, nil
 	case *tg.PeerChannel:
 		if ch, ok := c.channels[p.ChannelID]; ok {
 			return &tg.InputPeerChannel{ChannelID: ch.ID, AccessHash: ch.AccessHash}, nil
 		}
+		if hash, ok := c.meta().Peers[chatID]; ok {
+			return &tg.InputPeerChannel{ChannelID: p.ChannelID, AccessHash: hash}, nil
+		}
 	}
 	return nil, fmt.Errorf("telegram: chat %d is not known to this login yet", chatID)
+}
+
+// keepPeer keeps a private chat's user's or a channel's access hash in the
+// login (see LoginMetadata.Peers).
+func (c *UserClient) keepPeer(ctx context.Context, chatID int64) {
+	c.mu.Lock()
+	var hash int64
+	switch p := peerOfChatID(chatID).(type) {
+	case *tg.PeerUser:
+		if u, ok := c.users[p.UserID]; ok && !u.Min && p.UserID != c.meta().UserID {
+			hash = u.AccessHash
+		}
+	case *tg.PeerChannel:
+		if ch, ok := c.channels[p.ChannelID]; ok && !ch.Min {
+			hash = ch.AccessHash
+		}
+	}
+	meta := c.meta()
+	if hash == 0 || meta.Peers[chatID] == hash {
+		c.mu.Unlock()
+		return
+	}
+	if meta.Peers == nil {
+		meta.Peers = map[int64]int64{}
+	}
+	meta.Peers[chatID] = hash
+	c.mu.Unlock()
+	if c.net.br != nil {
+		if err := c.login.Save(ctx); err != nil {
+			zerolog.Ctx(ctx).Err(err).Msg("saving a chat's access hash")
+		}
+	}
 }
 
 func (c *UserClient) inputUser(id int64) tg.InputUserClass {

@@ -442,6 +442,30 @@ func TestUserBackfill(t *testing.T) {
 	}
 }
 
+// TestPeersKept: the access hashes of private chats' users and of
+// channels are kept in the login, so that a restarted client (which knows
+// no users yet) can still send to them.
+func TestPeersKept(t *testing.T) {
+	ut := newUserTest(t)
+	ctx := context.Background()
+	ut.c.handleUpdates(ctx, &tg.UpdateShortMessage{ID: 20, UserID: daveID, Message: "psst", Date: 1700000200})
+	ut.c.handleUpdates(ctx, &tg.UpdateShort{Update: &tg.UpdateNewChannelMessage{Message: &tg.Message{ID: 7,
+		PeerID: &tg.PeerChannel{ChannelID: channelID}, FromID: &tg.PeerUser{UserID: daveID}, Message: "hi"}}})
+	ut.take(2)
+	restarted := newUserClient(ut.c.net, ut.c.login)
+	for chatID, want := range map[int64]tg.InputPeerClass{
+		501:            &tg.InputPeerUser{UserID: daveID, AccessHash: 9501},
+		-1000000001234: &tg.InputPeerChannel{ChannelID: channelID, AccessHash: 91234},
+	} {
+		if got, err := restarted.inputPeer(chatID); err != nil || got.String() != want.String() {
+			t.Errorf("chat %d after a restart: %v %v", chatID, got, err)
+		}
+	}
+	if _, err := restarted.inputPeer(502); err == nil {
+		t.Error("a user never met is known")
+	}
+}
+
 // TestSharedPortals: a group is the same portal for a bot login and a user
 // login, a private chat each login's own.
 func TestSharedPortals(t *testing.T) {

@@ -170,6 +170,7 @@ func (c *UserClient) handleMessage(ctx context.Context, m *tg.Message) {
 		return
 	}
 	key := c.msgPortalKey(chatID, m.ReplyTo)
+	c.keepPeer(ctx, chatID)
 	if !isChannelChat(chatID) {
 		c.mu.Lock()
 		if len(c.recent) > 10000 {
