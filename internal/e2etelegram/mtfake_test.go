@@ -43,6 +43,10 @@ type mtFake struct {
 	// their files' bytes.
 	parts map[int64][][]byte
 	media []sentMedia
+	// chPts is the supergroup's pts (each new or edited message moves it
+	// on); msgPts each message's.
+	chPts  int
+	msgPts map[int]int
 	// channelDiffs counts updates.getChannelDifference calls.
 	channelDiffs int
 	// floods: how many messages.sendMessage calls to answer FLOOD_WAIT_1.
@@ -132,7 +136,7 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		f.mu.Unlock()
 		return s.SendResult(req, &tg.Updates{Updates: []tg.UpdateClass{
 			&tg.UpdateMessageID{ID: m.ID, RandomID: r.RandomID},
-			&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1},
+			&tg.UpdateNewChannelMessage{Message: m, Pts: f.msgPts[m.ID], PtsCount: 1},
 		}, Users: f.users, Chats: []tg.ChatClass{channel}, Date: m.Date})
 	})
 	d.HandleFunc(tg.MessagesSendReactionRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
@@ -163,12 +167,11 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		f.mu.Lock()
 		f.channelDiffs++
 		var missed []tg.MessageClass
-		last := 0
+		last := f.chPts
 		for _, m := range f.history {
-			if m.ID > r.Pts {
+			if f.msgPts[m.ID] > r.Pts {
 				missed = append(missed, m)
 			}
-			last = m.ID
 		}
 		f.changedLocked()
 		f.mu.Unlock()
@@ -237,7 +240,7 @@ func startMTFake(t *testing.T, me *tg.User, channel *tg.Channel, users ...tg.Use
 		f.mu.Unlock()
 		return s.SendResult(req, &tg.Updates{Updates: []tg.UpdateClass{
 			&tg.UpdateMessageID{ID: m.ID, RandomID: r.RandomID},
-			&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1},
+			&tg.UpdateNewChannelMessage{Message: m, Pts: f.msgPts[m.ID], PtsCount: 1},
 		}, Users: f.users, Chats: []tg.ChatClass{channel}, Date: m.Date})
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -294,6 +297,11 @@ func (f *mtFake) addLocked(from int64, text string, date int) *tg.Message {
 	m := &tg.Message{ID: id, PeerID: &tg.PeerChannel{ChannelID: f.channel.ID}, FromID: &tg.PeerUser{UserID: from},
 		Message: text, Date: date}
 	f.history = append(f.history, m)
+	f.chPts++
+	if f.msgPts == nil {
+		f.msgPts = map[int]int{}
+	}
+	f.msgPts[id] = f.chPts
 	return m
 }
 
@@ -318,7 +326,7 @@ func (f *mtFake) post(ctx context.Context, from int64, text string) *tg.Message 
 	// (tgtest's SendUpdates would send none). 3 is the message type
 	// "from the server" of gotd's internal proto package.
 	if err := f.srv.Send(ctx, k, 3, &tg.Updates{
-		Updates: []tg.UpdateClass{&tg.UpdateNewChannelMessage{Message: m, Pts: m.ID, PtsCount: 1}},
+		Updates: []tg.UpdateClass{&tg.UpdateNewChannelMessage{Message: m, Pts: f.msgPts[m.ID], PtsCount: 1}},
 		Users:   f.users, Chats: []tg.ChatClass{f.channel}, Date: m.Date}); err != nil {
 		f.t.Fatalf("pushing the update: %v", err)
 	}
@@ -338,6 +346,30 @@ func (f *mtFake) push(ctx context.Context, updates ...tg.UpdateClass) {
 		Chats: []tg.ChatClass{f.channel}, Date: 1_700_000_000}); err != nil {
 		f.t.Fatalf("pushing updates: %v", err)
 	}
+}
+
+// pts is a supergroup message's pts.
+func (f *mtFake) pts(id int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.msgPts[id]
+}
+
+// edit changes a supergroup message's text and pushes the edit.
+func (f *mtFake) edit(ctx context.Context, id int, text string) {
+	f.t.Helper()
+	f.mu.Lock()
+	var edited tg.Message
+	for _, m := range f.history {
+		if m.ID == id {
+			m.Message, m.EditDate = text, m.Date+30
+			edited = *m
+		}
+	}
+	f.chPts++
+	pts := f.chPts
+	f.mu.Unlock()
+	f.push(ctx, &tg.UpdateEditChannelMessage{Message: &edited, Pts: pts, PtsCount: 1})
 }
 
 // waitFor waits until cond (called with the fake locked) holds.

@@ -205,7 +205,7 @@ func TestTelegramUserMode(t *testing.T) {
 	// A photo from Telegram (downloaded over upload.getFile), and one
 	// from Matrix (uploaded in parts, then messages.sendMedia).
 	photo := f.photoMessage(dave.ID, "a photo")
-	f.push(ctx, &tg.UpdateNewChannelMessage{Message: photo, Pts: photo.ID, PtsCount: 1})
+	f.push(ctx, &tg.UpdateNewChannelMessage{Message: photo, Pts: f.pts(photo.ID), PtsCount: 1})
 	img := w.wait(ctx, portal, "the photo", func(evt *event.Event) bool {
 		return evt.Type == event.EventMessage && evt.Content.AsMessage().MsgType == event.MsgImage
 	})
@@ -263,6 +263,28 @@ func TestTelegramUserMode(t *testing.T) {
 			}
 		}
 		return false
+	})
+
+	// An edit and a reaction from Telegram.
+	liveEvt := w.waitMessage(ctx, portal, "live message")
+	f.edit(ctx, live.ID, "live message, edited")
+	w.wait(ctx, portal, "the edit", func(evt *event.Event) bool {
+		c := evt.Content.AsMessage()
+		return evt.Type == event.EventMessage && c.RelatesTo.GetReplaceID() == liveEvt.ID &&
+			c.NewContent != nil && c.NewContent.Body == "live message, edited"
+	})
+	f.push(ctx, &tg.UpdateMessageReactions{Peer: &tg.PeerChannel{ChannelID: channel.ID}, MsgID: live.ID,
+		Reactions: tg.MessageReactions{
+			Results: []tg.ReactionCount{{Reaction: &tg.ReactionEmoji{Emoticon: "🔥"}, Count: 1}},
+			RecentReactions: []tg.MessagePeerReaction{{PeerID: &tg.PeerUser{UserID: erin.ID}, Date: 1_700_000_500,
+				Reaction: &tg.ReactionEmoji{Emoticon: "🔥"}}}}})
+	w.wait(ctx, portal, "erin's reaction", func(evt *event.Event) bool {
+		if evt.Type != event.EventReaction {
+			return false
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		r := evt.Content.AsReaction()
+		return evt.Sender == ghostOf(erin.ID) && r.RelatesTo.EventID == liveEvt.ID && r.RelatesTo.Key == "🔥"
 	})
 
 	// Matrix → Telegram over MTProto. Telegram answers FLOOD_WAIT twice:
