@@ -22,6 +22,9 @@ import (
 
 const flowPhone = "phone"
 
+// loginTimeout ends the connection of a phone login left unfinished.
+const loginTimeout = 30 * time.Minute
+
 var sessionNotFound = session.ErrNotFound
 
 // asAuthError tells whether err means the session is over (logged out
@@ -77,6 +80,8 @@ func (n *Connector) newPhoneLogin(ctx context.Context, user *bridgev2.User) (*ph
 		return nil, errors.New("telegram: connecting took too long")
 	}
 	lp.Login = mtproto.NewLogin(tgc, rand.Reader, n.Config.APIID, n.Config.APIHash, lp.finish)
+	// A login left unfinished does not keep its connection for ever.
+	time.AfterFunc(loginTimeout, lp.Cancel)
 	return lp, nil
 }
 

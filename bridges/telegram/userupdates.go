@@ -322,8 +322,11 @@ func (c *UserClient) findMessage(ctx context.Context, msgID int) (networkid.Port
 	if c.net.br == nil {
 		return networkid.PortalKey{}, "", false
 	}
-	rows, err := c.net.br.DB.Query(ctx, `SELECT id, room_id, room_receiver FROM message
-		WHERE bridge_id=$1 AND (room_receiver=$2 OR room_receiver='') AND id LIKE $3`,
+	// Only in the portals this login is in: another login's (a bot's)
+	// messages in a basic group are numbered apart.
+	rows, err := c.net.br.DB.Query(ctx, `SELECT m.id, m.room_id, m.room_receiver FROM message m
+		JOIN user_portal up ON up.bridge_id=m.bridge_id AND up.portal_id=m.room_id AND up.portal_receiver=m.room_receiver
+		WHERE m.bridge_id=$1 AND up.login_id=$2 AND m.id LIKE $3`,
 		c.net.br.ID, c.login.ID, "%:"+strconv.Itoa(msgID))
 	if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("finding a deleted message")
