@@ -39,20 +39,23 @@ type Client struct {
 	bot   *tgbot.Bot
 
 	// mu guards the fields below.
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
-	chats   map[int64]models.Chat
-	users   map[int64]models.User
-	topics  map[networkid.PortalID]string // forum topic names
-	limited bool // within a run of 429 answers
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	chats  map[int64]models.Chat
+	users  map[int64]models.User
+	topics map[networkid.PortalID]string // forum topic names
+	// avatarChecked: when each user's profile photo was last looked up.
+	avatarChecked map[int64]time.Time
+
+	limits sendLimits
 }
 
 var _ bridgev2.NetworkAPI = (*Client)(nil)
 
 func newClient(n *Connector, login *bridgev2.UserLogin) *Client {
 	c := &Client{net: n, login: login, chats: map[int64]models.Chat{}, users: map[int64]models.User{},
-		topics: map[networkid.PortalID]string{}}
+		topics: map[networkid.PortalID]string{}, avatarChecked: map[int64]time.Time{}}
 	c.bot, _ = n.newBot(c.meta().Token)
 	return c
 }

@@ -26,6 +26,15 @@ type Config struct {
 	MaxRetryWait time.Duration `yaml:"max_retry_wait"`
 	// Relay makes the bot the relay of its portals.
 	Relay bool `yaml:"relay"`
+	// APIID and APIHash are the app's (my.telegram.org), for user-account
+	// logins over MTProto; without them only bot logins are offered.
+	APIID   int    `yaml:"api_id"`
+	APIHash string `yaml:"api_hash"`
+	// DCAddress, DCID and PublicKey (PEM, PKCS #1) point user mode at
+	// another MTProto server than Telegram's: for tests.
+	DCAddress string `yaml:"dc_address"`
+	DCID      int    `yaml:"dc_id"`
+	PublicKey string `yaml:"public_key"`
 	// DisplaynameTemplate names ghosts.
 	DisplaynameTemplate string `yaml:"displayname_template"`
 
@@ -82,5 +91,10 @@ func (c *Config) upgrader() up.Upgrader {
 		h.Copy(up.Str, "max_retry_wait")
 		h.Copy(up.Bool, "relay")
 		h.Copy(up.Str, "displayname_template")
+		h.Copy(up.Int, "api_id")
+		h.Copy(up.Str, "api_hash")
+		h.Copy(up.Str, "dc_address")
+		h.Copy(up.Int, "dc_id")
+		h.Copy(up.Str, "public_key")
 	})
 }

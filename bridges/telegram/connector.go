@@ -36,8 +36,25 @@ var (
 // NewConnector returns a connector whose config bridgev2 loads.
 func NewConnector() *Connector { return &Connector{} }
 
-// LoginMetadata is what the bridge keeps of a bot login.
+// LoginMetadata is what the bridge keeps of a login: a bot's, or (Mode
+// "user") a user account's.
 type LoginMetadata struct {
+	// Mode is "user" for a user account (MTProto), empty for a bot.
+	Mode string `json:"mode,omitempty"`
+	// UserID and Phone are the account's; Session is gotd's session
+	// (auth key and DC), with which a restarted plugin connects again.
+	UserID  int64  `json:"user_id,omitempty"`
+	Phone   string `json:"phone,omitempty"`
+	Session []byte `json:"session,omitempty"`
+	// Updates is the account's update state: where to ask Telegram for
+	// what came while the plugin was away.
+	Updates *updateState `json:"updates,omitempty"`
+	// Peers are the access hashes of the users of private chats and of
+	// the channels the login bridged (by Bot API chat ID), so that Matrix
+	// messages to them go out after a restart, before Telegram names them
+	// again.
+	Peers map[int64]int64 `json:"peers,omitempty"`
+
 	// Token is the bot's Bot API token.
 	Token string `json:"token"`
 	// BotID and Username are the bot's, from getMe.
@@ -104,6 +121,10 @@ func (n *Connector) GetConfig() (example string, data any, upgrader configupgrad
 }
 
 func (n *Connector) LoadUserLogin(_ context.Context, login *bridgev2.UserLogin) error {
+	if meta, ok := login.Metadata.(*LoginMetadata); ok && meta.Mode == modeUser {
+		login.Client = newUserClient(n, login)
+		return nil
+	}
 	c := newClient(n, login)
 	login.Client = c
 	n.mu.Lock()

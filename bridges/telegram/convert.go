@@ -24,7 +24,9 @@ const maxDownload = 20 << 20
 
 // media is what a Telegram message's file becomes on Matrix.
 type media struct {
-	fileID  string
+	fileID string
+	// fetch downloads the file.
+	fetch   func(context.Context) ([]byte, error)
 	name    string
 	mime    string
 	size    int64
@@ -143,8 +145,19 @@ func (c *Client) convertEdit(ctx context.Context, portal *bridgev2.Portal, inten
 
 func (c *Client) convertPart(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI,
 	msg *models.Message) *bridgev2.ConvertedMessagePart {
-	if m := mediaOf(msg); m != nil {
-		content, err := c.convertMedia(ctx, portal, intent, msg, m)
+	m := mediaOf(msg)
+	if m != nil {
+		m.fetch = func(ctx context.Context) ([]byte, error) { return c.download(ctx, m.fileID) }
+	}
+	return convertPart(ctx, intent, portal, msg, m, c.mention)
+}
+
+// convertPart turns a message (in the Bot API's shape, which user mode
+// makes of MTProto's too) with its file m (or nil) into a Matrix event.
+func convertPart(ctx context.Context, intent bridgev2.MatrixAPI, portal *bridgev2.Portal, msg *models.Message,
+	m *media, mention mentionFunc) *bridgev2.ConvertedMessagePart {
+	if m != nil {
+		content, err := convertMedia(ctx, portal, intent, msg, m, mention)
 		if err != nil {
 			zerolog.Ctx(ctx).Err(err).Str("file_name", m.name).Msg("bridging a Telegram file")
 			content = &event.MessageEventContent{MsgType: event.MsgNotice,
@@ -162,7 +175,7 @@ func (c *Client) convertPart(ctx context.Context, portal *bridgev2.Portal, inten
 	var content *event.MessageEventContent
 	switch {
 	case msg.Text != "":
-		content = textContent(msg.Text, msg.Entities, c.mention)
+		content = textContent(msg.Text, msg.Entities, mention)
 	case msg.Poll != nil:
 		content = pollContent(msg.Poll)
 	case msg.Venue != nil:
@@ -183,9 +196,9 @@ func (c *Client) convertPart(ctx context.Context, portal *bridgev2.Portal, inten
 	return &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: content, DBMetadata: &MessageMetadata{}}
 }
 
-func (c *Client) convertMedia(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI,
-	msg *models.Message, m *media) (*event.MessageEventContent, error) {
-	data, err := c.download(ctx, m.fileID)
+func convertMedia(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI,
+	msg *models.Message, m *media, mention mentionFunc) (*event.MessageEventContent, error) {
+	data, err := m.fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +223,7 @@ func (c *Client) convertMedia(ctx context.Context, portal *bridgev2.Portal, inte
 		content.MSC1767Audio = &event.MSC1767Audio{Duration: m.seconds * 1000}
 	}
 	if msg.Caption != "" {
-		caption := textContent(msg.Caption, msg.CaptionEntities, c.mention)
+		caption := textContent(msg.Caption, msg.CaptionEntities, mention)
 		content.FileName = m.name
 		content.Body, content.Format, content.FormattedBody = caption.Body, caption.Format, caption.FormattedBody
 	}

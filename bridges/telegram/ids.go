@@ -12,10 +12,15 @@ import (
 
 // IDs, all opaque to bridgev2:
 //
-//	login   "bot<bot user id>"
-//	portal  "<chat id>" (negative for groups, supergroups and channels);
+//	login   "bot<bot user id>", "user<user id>" for a user account
+//	portal  "<chat id>" as the Bot API numbers chats (negative for groups,
+//	        supergroups and channels; user mode uses the same IDs);
 //	        a forum's topic "<chat id>/<thread id>" (0: the General topic),
-//	        its chat's portal being the topics' space
+//	        its chat's portal being the topics' space. A private chat's
+//	        portal has the login as receiver (the chat ID is the other
+//	        user's); the portals of groups, supergroups and channels have
+//	        none: they are shared by every login in them, bot or user
+//	        account, so a chat is one room whichever mode bridges it
 //	ghost   "<user id>", or "chat<chat id>" for messages sent as a chat
 //	message "<chat id>:<message id>" (message IDs are per chat)
 
@@ -25,6 +30,15 @@ func loginIDOf(botID int64) networkid.UserLoginID {
 
 func portalIDOf(chatID int64) networkid.PortalID {
 	return networkid.PortalID(strconv.FormatInt(chatID, 10))
+}
+
+// portalKeyOf is the portal of a chat (or of a topic in it) for a login:
+// shared unless the chat is a private one.
+func portalKeyOf(id networkid.PortalID, chatID int64, login networkid.UserLoginID) networkid.PortalKey {
+	if chatID > 0 {
+		return networkid.PortalKey{ID: id, Receiver: login}
+	}
+	return networkid.PortalKey{ID: id}
 }
 
 func topicPortalIDOf(chatID int64, thread int) networkid.PortalID {

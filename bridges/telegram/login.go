@@ -20,14 +20,25 @@ const (
 )
 
 func (n *Connector) GetLoginFlows() []bridgev2.LoginFlow {
-	return []bridgev2.LoginFlow{{
+	flows := []bridgev2.LoginFlow{{
 		ID:          flowBot,
 		Name:        "Bot token",
 		Description: "Bridge the chats of a Telegram bot (a relay bot): give the token @BotFather gave you.",
 	}}
+	if n.Config.APIID != 0 {
+		flows = append(flows, bridgev2.LoginFlow{
+			ID:          flowPhone,
+			Name:        "Phone number",
+			Description: "Log in with your own Telegram account: phone number, the code Telegram sends, and the two-step password if you have one.",
+		})
+	}
+	return flows
 }
 
-func (n *Connector) CreateLogin(_ context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
+func (n *Connector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
+	if flowID == flowPhone && n.Config.APIID != 0 {
+		return n.newPhoneLogin(ctx, user)
+	}
 	if flowID != flowBot {
 		return nil, fmt.Errorf("telegram: unknown login flow %q", flowID)
 	}
@@ -88,9 +99,9 @@ func (lp *botLogin) SubmitUserInput(ctx context.Context, input map[string]string
 	}
 	go login.Client.Connect(login.Log.WithContext(lp.net.br.BackgroundCtx))
 	return &bridgev2.LoginStep{
-		Type:         bridgev2.LoginStepTypeComplete,
-		StepID:       stepDone,
-		Instructions: fmt.Sprintf("Logged in as the bot %s", name),
+		Type:           bridgev2.LoginStepTypeComplete,
+		StepID:         stepDone,
+		Instructions:   fmt.Sprintf("Logged in as the bot %s", name),
 		CompleteParams: &bridgev2.LoginCompleteParams{UserLoginID: login.ID, UserLogin: login},
 	}, nil
 }

@@ -38,21 +38,21 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 			event.FmtSpoiler: event.CapLevelFullySupported, event.FmtBlockquote: event.CapLevelFullySupported,
 			event.FmtInlineLink: event.CapLevelFullySupported, event.FmtUserLink: event.CapLevelPartialSupport,
 		},
-		File:                fileFeatures(),
-		MaxTextLength:       4096,
+		File:          fileFeatures(),
+		MaxTextLength: 4096,
 		// Relayed messages get the sender's name here (relayPrefix), so
 		// that relay works without message formats in the bridge config.
 		PerMessageProfileRelay: true,
-		Reply:               event.CapLevelFullySupported,
-		Edit:                event.CapLevelFullySupported,
-		Delete:              event.CapLevelFullySupported,
-		Reaction:            event.CapLevelPartialSupport,
-		ReactionCount:       1,
-		LocationMessage:     event.CapLevelRejected,
-		Poll:                event.CapLevelRejected,
-		Thread:              event.CapLevelUnsupported,
-		ReadReceipts:        false,
-		TypingNotifications: false,
+		Reply:                  event.CapLevelFullySupported,
+		Edit:                   event.CapLevelFullySupported,
+		Delete:                 event.CapLevelFullySupported,
+		Reaction:               event.CapLevelPartialSupport,
+		ReactionCount:          1,
+		LocationMessage:        event.CapLevelRejected,
+		Poll:                   event.CapLevelRejected,
+		Thread:                 event.CapLevelUnsupported,
+		ReadReceipts:           false,
+		TypingNotifications:    false,
 	}
 }
 

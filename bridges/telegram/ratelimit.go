@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	tgbot "github.com/go-telegram/bot"
@@ -55,40 +56,56 @@ func (c *Client) retrying(ctx context.Context, portal *bridgev2.Portal, evt *eve
 	}
 }
 
+// sendLimits is a login's state of being rate-limited, shared by bot and
+// user mode.
+type sendLimits struct {
+	mu      sync.Mutex
+	limited bool // within a run of 429 / FLOOD_WAIT answers
+}
+
 // rateLimited shows that sending waits: the login's bridge state and, at
 // the start of a run of 429s, a notice in the room; the event gets a
 // PENDING status.
 func (c *Client) rateLimited(ctx context.Context, portal *bridgev2.Portal, evt *event.Event, wait time.Duration) {
-	c.mu.Lock()
-	first := !c.limited
-	c.limited = true
-	c.mu.Unlock()
-	msg := fmt.Sprintf("Telegram is limiting how fast the bot may send: messages wait %s and are then sent in order",
-		wait.Round(time.Second))
+	c.net.showLimited(ctx, &c.limits, c.login.BridgeState.Send, portal, evt,
+		fmt.Sprintf("Telegram is limiting how fast the bot may send: messages wait %s and are then sent in order",
+			wait.Round(time.Second)))
+}
+
+// rateLimitOver ends a run of 429s: the login is connected again.
+func (c *Client) rateLimitOver() { c.limits.over(c.login.BridgeState.Send) }
+
+// showLimited shows msg as the login's state and, at the start of a run,
+// as a notice in the portal's room; evt gets a PENDING status.
+func (n *Connector) showLimited(ctx context.Context, l *sendLimits, setState func(status.BridgeState),
+	portal *bridgev2.Portal, evt *event.Event, msg string) {
+	l.mu.Lock()
+	first := !l.limited
+	l.limited = true
+	l.mu.Unlock()
 	if first {
-		c.login.BridgeState.Send(status.BridgeState{StateEvent: status.StateTransientDisconnect,
-			Error: errRateLimited, Message: msg})
-		if portal != nil && portal.MXID != "" {
-			if _, err := c.net.br.Bot.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{
+		setState(status.BridgeState{StateEvent: status.StateTransientDisconnect, Error: errRateLimited, Message: msg})
+		if n.br != nil && portal != nil && portal.MXID != "" {
+			if _, err := n.br.Bot.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{
 				Parsed: &event.MessageEventContent{MsgType: event.MsgNotice, Body: "⏳ " + msg + "."},
 			}, nil); err != nil {
 				zerolog.Ctx(ctx).Err(err).Msg("sending the rate limit notice")
 			}
 		}
 	}
-	if evt != nil {
-		c.net.br.Matrix.SendMessageStatus(ctx, &bridgev2.MessageStatus{Status: event.MessageStatusPending,
+	if evt != nil && n.br != nil {
+		n.br.Matrix.SendMessageStatus(ctx, &bridgev2.MessageStatus{Status: event.MessageStatusPending,
 			Step: status.MsgStepRemote, Message: msg}, bridgev2.StatusEventInfoFromEvent(evt))
 	}
 }
 
-// rateLimitOver ends a run of 429s: the login is connected again.
-func (c *Client) rateLimitOver() {
-	c.mu.Lock()
-	was := c.limited
-	c.limited = false
-	c.mu.Unlock()
+// over ends a run of rate-limit answers: the login is connected again.
+func (l *sendLimits) over(setState func(status.BridgeState)) {
+	l.mu.Lock()
+	was := l.limited
+	l.limited = false
+	l.mu.Unlock()
 	if was {
-		c.login.BridgeState.Send(status.BridgeState{StateEvent: status.StateConnected})
+		setState(status.BridgeState{StateEvent: status.StateConnected})
 	}
 }

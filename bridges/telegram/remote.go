@@ -39,9 +39,9 @@ func (c *Client) handleUpdate(ctx context.Context, upd *models.Update) {
 }
 
 func (c *Client) portalKey(chatID int64) networkid.PortalKey {
-	// Each bot's chats are its own portals: a private chat's ID is the
-	// user's, whichever bot it is with.
-	return networkid.PortalKey{ID: portalIDOf(chatID), Receiver: c.login.ID}
+	// A private chat is the bot's own portal (its ID is the user's,
+	// whichever bot it is with); groups and channels are shared.
+	return portalKeyOf(portalIDOf(chatID), chatID, c.login.ID)
 }
 
 // msgPortalKey is the portal of a message: its chat's, or in a forum its
@@ -54,7 +54,7 @@ func (c *Client) msgPortalKey(msg *models.Message) networkid.PortalKey {
 	if msg.IsTopicMessage {
 		thread = msg.MessageThreadID
 	}
-	return networkid.PortalKey{ID: topicPortalIDOf(msg.Chat.ID, thread), Receiver: c.login.ID}
+	return portalKeyOf(topicPortalIDOf(msg.Chat.ID, thread), msg.Chat.ID, c.login.ID)
 }
 
 // learnTopic keeps the names of a forum's topics, from the service
@@ -128,6 +128,14 @@ func (c *Client) handleMessage(ctx context.Context, msg *models.Message, edit bo
 		LogContext: func(lc zerolog.Context) zerolog.Context {
 			return lc.Int64("tg_chat_id", msg.Chat.ID).Int("tg_message_id", msg.ID)
 		},
+	}
+	switch {
+	case msg.MigrateToChatID != 0:
+		// The group became a supergroup: its portal moves to the new ID.
+		c.net.migratePortal(ctx, c.portalKey(msg.Chat.ID), c.portalKey(msg.MigrateToChatID))
+		return
+	case msg.MigrateFromChatID != 0:
+		return // the supergroup's first message: the portal has moved
 	}
 	if change := c.serviceChange(msg); change != nil {
 		meta.Type = bridgev2.RemoteEventChatInfoChange
@@ -209,12 +217,44 @@ func (c *Client) syncGhost(ctx context.Context, msg *models.Message) {
 	default:
 		return
 	}
+	if msg.SenderChat == nil && msg.From != nil {
+		info.Avatar = c.avatar(ctx, msg.From.ID)
+	}
 	ghost, err := c.net.br.GetGhostByID(ctx, senderOf(msg))
 	if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("getting the sender's ghost")
 		return
 	}
 	ghost.UpdateInfo(ctx, info)
+}
+
+// avatarRecheck is how often a user's profile photo is looked up again.
+const avatarRecheck = 6 * time.Hour
+
+// avatar is a user's current profile photo (getUserProfilePhotos), looked
+// up at most every avatarRecheck; nil when not looked up (or it failed),
+// so that the ghost keeps what it has.
+func (c *Client) avatar(ctx context.Context, userID int64) *bridgev2.Avatar {
+	c.mu.Lock()
+	last, ok := c.avatarChecked[userID]
+	if ok && time.Since(last) < avatarRecheck {
+		c.mu.Unlock()
+		return nil
+	}
+	c.avatarChecked[userID] = time.Now()
+	c.mu.Unlock()
+	photos, err := c.bot.GetUserProfilePhotos(ctx, &tgbot.GetUserProfilePhotosParams{UserID: userID, Limit: 1})
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Int64("tg_user_id", userID).Msg("getUserProfilePhotos")
+		return nil
+	}
+	if len(photos.Photos) == 0 || len(photos.Photos[0]) == 0 {
+		return &bridgev2.Avatar{ID: "", Remove: true}
+	}
+	sizes := photos.Photos[0]
+	p := sizes[len(sizes)-1] // the largest size
+	return &bridgev2.Avatar{ID: networkid.AvatarID(p.FileUniqueID),
+		Get: func(ctx context.Context) ([]byte, error) { return c.download(ctx, p.FileID) }}
 }
 
 func (c *Client) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
@@ -353,4 +393,20 @@ func (c *Client) handleReaction(ctx context.Context, r *models.MessageReactionUp
 // mention maps a Telegram user to their ghost.
 func (c *Client) mention(u *models.User) (id.UserID, bool) {
 	return c.net.br.Matrix.FormatGhostMXID(userIDOf(u.ID)), true
+}
+
+// migratePortal moves a group's portal to the supergroup it became
+// (migrate_to_chat_id; MTProto's messageActionChatMigrateTo): the portal
+// takes the new ID and keeps its room, so the chat stays one room.
+func (n *Connector) migratePortal(ctx context.Context, from, to networkid.PortalKey) {
+	if n.br == nil {
+		return
+	}
+	log := zerolog.Ctx(ctx).With().Str("from", string(from.ID)).Str("to", string(to.ID)).Logger()
+	res, _, err := n.br.ReIDPortal(ctx, from, to)
+	if err != nil {
+		log.Err(err).Msg("moving the portal of a group that became a supergroup")
+		return
+	}
+	log.Info().Stringer("result", res).Msg("a group became a supergroup: its portal moved")
 }

@@ -100,6 +100,7 @@ func TestTelegramPlugin(t *testing.T) {
 	tg := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(tg.Close) // after the server (cleanups run last first)
 	tg.AddChat(models.Chat{ID: groupID, Type: models.ChatTypeSupergroup, Title: "Telegram Group"})
+	tg.SetProfilePhoto(dave.ID, pngData)
 	binDir, err := os.MkdirTemp("", "e2etelegram-")
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +183,8 @@ func TestTelegramPlugin(t *testing.T) {
 	}
 	if p, err := alice.GetProfile(ctx, ghost(dave)); err != nil || p.DisplayName != "Dave Jones (Telegram)" {
 		t.Errorf("dave's ghost: %+v, %v", p, err)
+	} else {
+		checkAvatar(ctx, t, alice, p.AvatarURL, pngData)
 	}
 
 	// Matrix → Telegram, with formatting, as the bot (alice's login).
@@ -546,6 +549,30 @@ func TestTelegramPlugin(t *testing.T) {
 		}
 	}
 
+	// A group that becomes a supergroup keeps its room: the portal moves
+	// to the supergroup's chat ID.
+	const oldGroup, newGroup = int64(-5555), int64(-1005555)
+	tg.AddChat(models.Chat{ID: oldGroup, Type: models.ChatTypeGroup, Title: "Small Group"})
+	tg.Send(models.Message{Chat: models.Chat{ID: oldGroup}, From: &dave, Text: "in the small group"})
+	small, _ := w.roomNamed(ctx, "Small Group")
+	if _, err := alice.JoinRoomByID(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	w.waitMessage(ctx, small, "in the small group")
+	tg.AddChat(models.Chat{ID: newGroup, Type: models.ChatTypeSupergroup, Title: "Small Group"})
+	tg.Send(models.Message{Chat: models.Chat{ID: oldGroup}, From: &dave, MigrateToChatID: newGroup})
+	tg.Send(models.Message{Chat: models.Chat{ID: newGroup}, From: &dave, MigrateFromChatID: oldGroup})
+	tg.Send(models.Message{Chat: models.Chat{ID: newGroup}, From: &dave, Text: "now a supergroup"})
+	w.waitMessage(ctx, small, "now a supergroup")
+	if _, err := alice.SendText(ctx, small, "still the same room"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tg.WaitCall(ctx, "sendMessage", 0, func(c *tgfake.Call) bool {
+		return c.Params["text"] == "still the same room" && c.Params["chat_id"] == strconv.FormatInt(newGroup, 10)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The plugin logged no error of its own.
 	for _, line := range strings.Split(s.Logs(), "\n") {
 		if strings.Contains(line, `"logger":"plugin.tributary-telegram"`) && strings.Contains(line, `"level":"ERROR"`) {
@@ -570,4 +597,17 @@ func pluginPID(s *testserver.Server, bin string) int {
 		}
 	}
 	return 0
+}
+
+// checkAvatar checks that a ghost's avatar is the picture.
+func checkAvatar(ctx context.Context, t *testing.T, cli *mautrix.Client, uri id.ContentURI, want []byte) {
+	t.Helper()
+	if uri.IsEmpty() {
+		t.Error("the ghost has no avatar")
+		return
+	}
+	got, err := cli.DownloadBytes(ctx, uri)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("ghost avatar %s: %d bytes, %v", uri, len(got), err)
+	}
 }

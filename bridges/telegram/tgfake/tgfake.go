@@ -55,6 +55,7 @@ type Server struct {
 	files    map[string]file // by file_id
 	nextFile int
 	failures map[string][]int // method → retry_after of the next answers
+	photos   map[int64]string // user → profile photo's file_id
 	calls    []*Call
 	called   chan struct{}
 	polls    int
@@ -92,6 +93,27 @@ func (s *Server) AddChat(c models.Chat) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chats[c.ID] = c
+}
+
+// SetProfilePhoto gives a user a profile photo (getUserProfilePhotos
+// answers it); it returns the photo's file_id.
+func (s *Server) SetProfilePhoto(userID int64, data []byte) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.photos == nil {
+		s.photos = map[int64]string{}
+	}
+	id := s.addFileLocked("photo.png", data)
+	s.photos[userID] = id
+	return id
+}
+
+// SetNextMessageID makes the chat's next message have the ID (as when
+// the chat had messages before the bot came).
+func (s *Server) SetNextMessageID(chatID int64, id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextMsg[chatID] = id - 1
 }
 
 // AddFile stores a file users send and returns its file_id.
@@ -466,6 +488,15 @@ func (s *Server) handle(c *Call) (int, answer) {
 		}
 		return http.StatusOK, answer{OK: true, Result: models.File{FileID: c.Params["file_id"],
 			FileUniqueID: c.Params["file_id"], FileSize: int64(len(f.data)), FilePath: f.path}}
+	case "getUserProfilePhotos":
+		userID, _ := strconv.ParseInt(c.Params["user_id"], 10, 64)
+		photos := models.UserProfilePhotos{Photos: [][]models.PhotoSize{}}
+		if id, ok := s.photos[userID]; ok {
+			photos.TotalCount = 1
+			photos.Photos = [][]models.PhotoSize{{{FileID: id, FileUniqueID: "u" + id, Width: 1, Height: 1,
+				FileSize: len(s.files[id].data)}}}
+		}
+		return http.StatusOK, answer{OK: true, Result: photos}
 	case "sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendSticker", "sendAudio", "sendVideo",
 		"sendAnimation":
 		chat, ok := s.chats[chatID]
