@@ -586,7 +586,7 @@ func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, sp
 
 // send writes events; when the server refuses a batch (a message it will
 // not take), the batch is written in halves, down to that message alone,
-// which is reported and left out.
+// which is reported and left out, all but its membership events.
 func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
 	if len(evs) == 0 {
 		return nil
@@ -606,6 +606,21 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 			ts = spans[0].Key
 		}
 		cv.sum.problem("%s %s: refused: %v", cv.c.label(), ts, err)
+		// The joins that came with the message are what later messages of
+		// its people need (as importer/discord does).
+		var members []*importer.Event
+		for _, ev := range evs {
+			if ev.Type == "m.room.member" {
+				members = append(members, ev)
+			}
+		}
+		if len(members) > 0 && len(members) < len(evs) {
+			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
+				cv.sum.Events += len(members)
+			} else if !isClientError(err) {
+				return err
+			}
+		}
 		return nil
 	}
 	mid := len(spans) / 2
