@@ -165,8 +165,17 @@ func TestSlackPlugin(t *testing.T) {
 	}
 	awaitCall(ctx, t, fake, "files.delete", func(c slackfake.Call) bool { return c.Method == "files.delete" })
 
-	// (Read markers and typing from Matrix are not tested: the host does
-	// not yet hand plugins receipts or typing, issue 16.)
+	// Read markers: Alice reads Bob's thread root on Matrix; Slack's read
+	// marker of the channel moves there (conversations.mark, her token).
+	// (Typing from Matrix has nothing to go to: Slack's Web API has no
+	// typing call.)
+	if err := alice.MarkRead(ctx, portal, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	mark := awaitCall(ctx, t, fake, "conversations.mark", func(c slackfake.Call) bool { return c.Method == "conversations.mark" })
+	if mark.Args.Get("channel") != general || mark.Args.Get("ts") != rootTS || mark.Token != aliceToken {
+		t.Fatalf("conversations.mark %v (token %s)", mark.Args, mark.Token)
+	}
 
 	// Nothing Alice did came back as a second message (Slack echoes it all).
 	w.next(ctx)
