@@ -112,6 +112,13 @@ type Event struct {
 	Sender         id.UserID      `json:"sender"`
 	Content        jsontext.Value `json:"content"`
 	OriginServerTS int64          `json:"origin_server_ts"`
+	// Message and Part name the network message the event is (a part of),
+	// as the network's bridge names them (bridgev2's networkid.MessageID and
+	// PartID), for an event with an alias: recorded, so that the live bridge
+	// can act on the message (storage.BridgeMessage). Empty for events that
+	// are no message part of their own (edits, reactions, state).
+	Message string `json:"message,omitempty"`
+	Part    string `json:"part,omitempty"`
 }
 
 // Span is where one source message's events start in a batch; Key names

@@ -144,6 +144,10 @@ func (cv *conversation) alias(ts, part string) id.EventID {
 	return alias(cv.room, cv.r.ident.ServerName, cv.r.team, cv.c.ID, ts, part)
 }
 
+// messageID is the bridge's ID of the conversation's message ts
+// ("TEAM-CHANNEL-TS", as the alias names it).
+func (cv *conversation) messageID(ts string) string { return cv.r.team + "-" + cv.c.ID + "-" + ts }
+
 func (cv *conversation) add(ev *importer.Event) { cv.batch = append(cv.batch, ev) }
 
 func (cv *conversation) direct() bool { return cv.c.Kind == KindDM || cv.c.Kind == KindGroup }
@@ -270,7 +274,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		}
 		textAlias = cv.alias(m.TS, "")
 		cv.add(&importer.Event{Alias: textAlias, Type: "m.room.message", Sender: p.mxid, Content: mustJSON(textContent),
-			OriginServerTS: ts})
+			OriginServerTS: ts, Message: cv.messageID(m.TS)})
 		parts++
 	}
 	for i, f := range m.Files {
@@ -289,7 +293,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			part = ""
 		}
 		cv.add(&importer.Event{Alias: cv.alias(m.TS, part), Type: "m.room.message", Sender: p.mxid,
-			Content: mustJSON(content), OriginServerTS: ts})
+			Content: mustJSON(content), OriginServerTS: ts, Message: cv.messageID(m.TS), Part: part})
 		parts++
 	}
 	if parts == 0 {
@@ -341,7 +345,7 @@ func (cv *conversation) notice(m *Message, p *person, us int64) error {
 	cv.join(p, ts)
 	content := cv.textContent("m.notice", m.Text, m.Attachments)
 	cv.add(&importer.Event{Alias: cv.alias(m.TS, ""), Type: "m.room.message", Sender: p.mxid, Content: mustJSON(content),
-		OriginServerTS: ts})
+		OriginServerTS: ts, Message: cv.messageID(m.TS)})
 	cv.known[us] = true
 	return nil
 }
