@@ -117,8 +117,11 @@ type Event struct {
 	// PartID), for an event with an alias: recorded, so that the live bridge
 	// can act on the message (storage.BridgeMessage). Empty for events that
 	// are no message part of their own (edits, reactions, state).
-	Message string `json:"message,omitempty"`
-	Part    string `json:"part,omitempty"`
+	// SenderID is the network's ID of the sender as the bridge names its
+	// ghosts (also when the sender is a Matrix user standing for them).
+	Message  string `json:"message,omitempty"`
+	Part     string `json:"part,omitempty"`
+	SenderID string `json:"sender_id,omitempty"`
 }
 
 // Span is where one source message's events start in a batch; Key names

@@ -255,7 +255,8 @@ func (l *Local) BatchSend(ctx context.Context, roomID id.RoomID, evs []*Event) (
 		bes[i] = &bridging.BatchEvent{EventID: ev.Alias, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
 			Content: ev.Content, OriginServerTS: ev.OriginServerTS}
 		if ev.Message != "" && ev.Alias != "" {
-			msgs = append(msgs, &storage.BridgeMessage{RoomID: roomID, MessageID: ev.Message, PartID: ev.Part, Alias: ev.Alias})
+			msgs = append(msgs, &storage.BridgeMessage{RoomID: roomID, MessageID: ev.Message, PartID: ev.Part, Alias: ev.Alias,
+				SenderID: ev.SenderID})
 		}
 	}
 	// Recorded first: the names of a batch that then fails name no event.

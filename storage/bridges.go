@@ -47,8 +47,8 @@ type BridgePortals interface {
 	// PutBridgeMessages records which network message parts the aliases of
 	// an import stand for (those recorded before stay).
 	PutBridgeMessages(ctx context.Context, msgs []*BridgeMessage) error
-	// BridgeMessageOf is the message part a real event carries; ErrNotFound
-	// if it is none an import recorded.
+	// BridgeMessageOf is the message part an event carries, named by its
+	// real ID or its alias; ErrNotFound if it is none an import recorded.
 	BridgeMessageOf(ctx context.Context, eventID id.EventID) (*BridgeMessage, error)
 	// BridgeMessageParts lists the parts of a message in a room whose events
 	// were written, by part ID.
@@ -65,4 +65,7 @@ type BridgeMessage struct {
 	PartID    string
 	Alias     id.EventID
 	EventID   id.EventID
+	// SenderID is the network's ID of the sender (bridgev2's
+	// networkid.UserID), also when a Matrix user stands for them.
+	SenderID string
 }

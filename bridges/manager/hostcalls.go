@@ -520,7 +520,8 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 			return nil, grpcError(err)
 		}
 		resp.Parts = append(resp.Parts, &proto.MessagePart{PartId: part.PartID, EventId: string(part.EventID),
-			Sender: string(ev.Sender), Timestamp: ev.OriginServerTS})
+			Sender: string(ev.Sender), Timestamp: ev.OriginServerTS, Alias: string(part.Alias),
+			SenderId: part.SenderID})
 	}
 	if len(resp.Parts) == 0 {
 		return nil, grpcError(types.NotFound("No imported message %s", messageID))

@@ -148,6 +148,16 @@ func (cv *conversation) alias(ts, part string) id.EventID {
 // ("TEAM-CHANNEL-TS", as the alias names it).
 func (cv *conversation) messageID(ts string) string { return cv.r.team + "-" + cv.c.ID + "-" + ts }
 
+// senderID is the bridge's ID of a message's sender's ghost ("team-user",
+// lowercase, as the alias of a ghost's user ID is made).
+func (cv *conversation) senderID(m *Message) string {
+	who := m.User
+	if who == "" {
+		who = m.BotID
+	}
+	return strings.ToLower(cv.r.team + "-" + who)
+}
+
 func (cv *conversation) add(ev *importer.Event) { cv.batch = append(cv.batch, ev) }
 
 func (cv *conversation) direct() bool { return cv.c.Kind == KindDM || cv.c.Kind == KindGroup }
@@ -274,7 +284,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		}
 		textAlias = cv.alias(m.TS, "")
 		cv.add(&importer.Event{Alias: textAlias, Type: "m.room.message", Sender: p.mxid, Content: mustJSON(textContent),
-			OriginServerTS: ts, Message: cv.messageID(m.TS)})
+			OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m)})
 		parts++
 	}
 	for i, f := range m.Files {
@@ -293,7 +303,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			part = ""
 		}
 		cv.add(&importer.Event{Alias: cv.alias(m.TS, part), Type: "m.room.message", Sender: p.mxid,
-			Content: mustJSON(content), OriginServerTS: ts, Message: cv.messageID(m.TS), Part: part})
+			Content: mustJSON(content), OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m), Part: part})
 		parts++
 	}
 	if parts == 0 {
@@ -345,7 +355,7 @@ func (cv *conversation) notice(m *Message, p *person, us int64) error {
 	cv.join(p, ts)
 	content := cv.textContent("m.notice", m.Text, m.Attachments)
 	cv.add(&importer.Event{Alias: cv.alias(m.TS, ""), Type: "m.room.message", Sender: p.mxid, Content: mustJSON(content),
-		OriginServerTS: ts, Message: cv.messageID(m.TS)})
+		OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m)})
 	cv.known[us] = true
 	return nil
 }

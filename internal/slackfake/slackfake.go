@@ -280,6 +280,17 @@ func (m *Message) copy() *Message {
 	return &c
 }
 
+// AddHistory puts a message the workspace had before (one an export holds)
+// into a channel, with no event: Slack knows it, the bridge has not seen it.
+func (s *Server) AddHistory(channel, ts, user, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.messages[channel] == nil {
+		s.messages[channel] = map[string]*Message{}
+	}
+	s.messages[channel][ts] = &Message{Channel: channel, TS: ts, User: user, Text: text}
+}
+
 // Say posts a message as a person, with the event Slack sends. threadTS
 // makes it a thread reply.
 func (s *Server) Say(channel, user, text, threadTS string) string {

@@ -824,7 +824,14 @@ type MessagePart struct {
 	EventId string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	Sender  string                 `protobuf:"bytes,3,opt,name=sender,proto3" json:"sender,omitempty"`
 	// timestamp in milliseconds since the epoch (the event's origin_server_ts).
-	Timestamp     int64 `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Timestamp int64 `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// alias is the event ID the import named the event by (the ID bridgev2
+	// would give it), which is what references to it read as in the events
+	// the plugin is sent.
+	Alias string `protobuf:"bytes,5,opt,name=alias,proto3" json:"alias,omitempty"`
+	// sender_id is the network's ID of the sender (bridgev2's
+	// networkid.UserID) if the import recorded it.
+	SenderId      string `protobuf:"bytes,6,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -885,6 +892,20 @@ func (x *MessagePart) GetTimestamp() int64 {
 		return x.Timestamp
 	}
 	return 0
+}
+
+func (x *MessagePart) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *MessagePart) GetSenderId() string {
+	if x != nil {
+		return x.SenderId
+	}
+	return ""
 }
 
 type FindPortalRequest struct {
@@ -3152,12 +3173,14 @@ const file_bridge_proto_rawDesc = "" +
 	"\aroom_id\x18\x03 \x01(\tR\x06roomId\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x127\n" +
-	"\x05parts\x18\x05 \x03(\v2!.tributary.plugins.v1.MessagePartR\x05parts\"w\n" +
+	"\x05parts\x18\x05 \x03(\v2!.tributary.plugins.v1.MessagePartR\x05parts\"\xaa\x01\n" +
 	"\vMessagePart\x12\x17\n" +
 	"\apart_id\x18\x01 \x01(\tR\x06partId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\x1c\n" +
-	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\"f\n" +
+	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x12\x14\n" +
+	"\x05alias\x18\x05 \x01(\tR\x05alias\x12\x1b\n" +
+	"\tsender_id\x18\x06 \x01(\tR\bsenderId\"f\n" +
 	"\x11FindPortalRequest\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1b\n" +
 	"\tportal_id\x18\x02 \x01(\tR\bportalId\x12\x1a\n" +

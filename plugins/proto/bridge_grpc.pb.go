@@ -360,8 +360,9 @@ type MatrixHostClient interface {
 	FindPortal(ctx context.Context, in *FindPortalRequest, opts ...grpc.CallOption) (*FindPortalResponse, error)
 	// FindMessage returns the events `tributary import` wrote for a message
 	// of the plugin's network, in a portal room the plugin's bot is in:
-	// either the message of a Matrix event (event_id: all the parts of the
-	// message it is a part of), or a message by its ID in a portal
+	// either the message of a Matrix event (event_id, the real ID or the
+	// alias the import gave it: all the parts of the message it is a part
+	// of), or a message by its ID in a portal
 	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
 	// no such message.
 	FindMessage(ctx context.Context, in *FindMessageRequest, opts ...grpc.CallOption) (*FindMessageResponse, error)
@@ -702,8 +703,9 @@ type MatrixHostServer interface {
 	FindPortal(context.Context, *FindPortalRequest) (*FindPortalResponse, error)
 	// FindMessage returns the events `tributary import` wrote for a message
 	// of the plugin's network, in a portal room the plugin's bot is in:
-	// either the message of a Matrix event (event_id: all the parts of the
-	// message it is a part of), or a message by its ID in a portal
+	// either the message of a Matrix event (event_id, the real ID or the
+	// alias the import gave it: all the parts of the message it is a part
+	// of), or a message by its ID in a portal
 	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
 	// no such message.
 	FindMessage(context.Context, *FindMessageRequest) (*FindMessageResponse, error)

@@ -2,6 +2,8 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"maunium.net/go/mautrix/id"
 
@@ -70,21 +72,25 @@ func (db *DB) GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*sto
 func (db *DB) PutBridgeMessages(ctx context.Context, msgs []*storage.BridgeMessage) error {
 	rows := make([][]any, 0, len(msgs))
 	for _, m := range msgs {
-		rows = append(rows, []any{m.RoomID, m.MessageID, m.PartID, m.Alias})
+		rows = append(rows, []any{m.RoomID, m.MessageID, m.PartID, m.Alias, m.SenderID})
 	}
-	return db.insertRows(ctx, `INSERT INTO bridge_messages (room_id, message_id, part_id, alias)`,
+	return db.insertRows(ctx, `INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id)`,
 		` ON CONFLICT DO NOTHING`, rows)
 }
 
 func scanBridgeMessage(row interface{ Scan(...any) error }) (*storage.BridgeMessage, error) {
 	var m storage.BridgeMessage
-	err := row.Scan(&m.RoomID, &m.MessageID, &m.PartID, &m.Alias, &m.EventID)
+	err := row.Scan(&m.RoomID, &m.MessageID, &m.PartID, &m.Alias, &m.EventID, &m.SenderID)
 	return &m, err
 }
 
 func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
-	m, err := scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id
-		FROM event_aliases a JOIN bridge_messages m ON m.alias = a.alias WHERE a.event_id = $1`, eventID))
+	const cols = `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id
+		FROM event_aliases a JOIN bridge_messages m ON m.alias = a.alias `
+	m, err := scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, cols+`WHERE m.alias = $1`, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		m, err = scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, cols+`WHERE a.event_id = $1`, eventID))
+	}
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -92,7 +98,7 @@ func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage
 }
 
 func (db *DB) BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id
 		FROM bridge_messages m JOIN event_aliases a ON a.alias = m.alias
 		WHERE m.room_id = $1 AND m.message_id = $2 ORDER BY m.part_id`, roomID, messageID)
 	if err != nil {

@@ -82,7 +82,7 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 
 	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
 		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "", Alias: "$text:bridge"},
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "file-1-F1", Alias: "$file:bridge"},
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "file-1-F1", Alias: "$file:bridge", SenderID: "t1-u1"},
 		{RoomID: roomA, MessageID: "T1-C1-2.000001", PartID: "", Alias: "$unwritten:bridge"},
 	}))
 	// Recorded again (a resumed import): what was recorded stays.
@@ -96,6 +96,13 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	eq(t, "message of the file", m.MessageID, "T1-C1-1.000001")
 	eq(t, "part", m.PartID, "file-1-F1")
 	eq(t, "room", m.RoomID, roomA)
+	eq(t, "sender", m.SenderID, "t1-u1")
+	m, err = s.BridgeMessageOf(c, "$file:bridge")
+	must(t, err)
+	eq(t, "message of the file's alias", m.MessageID, "T1-C1-1.000001")
+	eq(t, "its real event", m.EventID, id.EventID("$f1"))
+	_, err = s.BridgeMessageOf(c, "$unwritten:bridge")
+	wantErr(t, err, storage.ErrNotFound, "the alias of an event not written")
 	_, err = s.BridgeMessageOf(c, "$unknown")
 	wantErr(t, err, storage.ErrNotFound, "an event no import recorded")
 	parts, err := s.BridgeMessageParts(c, roomA, "T1-C1-1.000001")

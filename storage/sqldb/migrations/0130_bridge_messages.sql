@@ -13,6 +13,9 @@ CREATE TABLE bridge_messages (
     message_id TEXT NOT NULL,
     part_id TEXT NOT NULL,
     alias TEXT NOT NULL,
+    -- sender_id is the network's ID of the message's sender, as the bridge
+    -- names its ghosts ('' if unknown).
+    sender_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room_id, message_id, part_id)
 );
 CREATE UNIQUE INDEX bridge_messages_alias ON bridge_messages (alias);
