@@ -178,7 +178,12 @@ func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Ro
 // chat.delete of the message's ts on Slack, and Bob's edit, reaction and
 // deletion on Slack land on the imported Matrix event. bridgev2 knows no
 // imported message: the plugin finds them through the SDK (FindMessage).
+// On SQLite and PostgreSQL.
 func TestSlackPluginActsOnImportedMessages(t *testing.T) {
+	databases(t, testSlackPluginActsOnImportedMessages)
+}
+
+func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	fake := slackfake.New()
@@ -229,14 +234,14 @@ func TestSlackPluginActsOnImportedMessages(t *testing.T) {
 
 	bin := pluginBinary(t)
 	cfg := writeConfig(t, bin, fake.APIURL())
-	s := startServer(t, cfg, "")
+	s := startServer(t, cfg, "", dbArgs...)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	userMap := filepath.Join(t.TempDir(), "users.txt")
 	if err := os.WriteFile(userMap, []byte(m.Users[0].ID+" @alice:localhost\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(ctx, testserver.Binary(t), "import", "slack", export, "--config", cfg, "--user-map", userMap,
-		"--data-dir", s.DataDir, "--server-name", "localhost").CombinedOutput()
+	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "slack", export, "--config", cfg,
+		"--user-map", userMap, "--data-dir", s.DataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "importing through it") {
 		t.Fatalf("tributary import slack: %v\n%s", err, out)
 	}

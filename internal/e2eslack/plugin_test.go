@@ -18,9 +18,15 @@ const general = "C0GENERAL"
 // TestSlackPlugin is issue 17's "the plugin against a local fake of the
 // Slack Web API + Socket Mode exchanges messages, threads, edits,
 // reactions and files both ways; token revocation is visible to the user",
-// through the real plugin binary under the real server. Alice logs in with
-// a user token (puppeting); Bob is only on Slack.
+// through the real plugin binary under the real server, on SQLite and on
+// PostgreSQL (the server's database and, in a schema of its own, the
+// plugin's). Alice logs in with a user token (puppeting); Bob is only on
+// Slack.
 func TestSlackPlugin(t *testing.T) {
+	databases(t, testSlackPlugin)
+}
+
+func testSlackPlugin(t *testing.T, dbArgs []string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	fake := slackfake.New()
@@ -32,7 +38,7 @@ func TestSlackPlugin(t *testing.T) {
 		Members: []string{slackfake.BotUserID, "U0ALICE", "U0BOB"}})
 
 	bin := pluginBinary(t)
-	s := startServer(t, writeConfig(t, bin, fake.APIURL()), "")
+	s := startServer(t, writeConfig(t, bin, fake.APIURL()), "", dbArgs...)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice)
 	w.autoJoin = true
