@@ -18,6 +18,12 @@
 // same deterministic name bridgev2 would give it; a Matrix reply in such a
 // thread finds the root's ts back from that alias.
 //
+// A workspace's custom emoji (emoji.list) go to Matrix as images, as
+// mautrix-slack sends them: a reaction's key is the image's mxc:// URI with
+// com.beeper.reaction.shortcode beside it, text shows an inline <img
+// data-mx-emoticon>; a Matrix reaction with such an image (or shortcode)
+// goes back as the emoji's name.
+//
 // Read markers go from Matrix to Slack for user logins (conversations.mark,
 // which a bot token may not call). Not bridged: typing either way (the Web
 // API has no call for it; only the retired RTM API had) and read markers

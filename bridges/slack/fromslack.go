@@ -145,7 +145,7 @@ func (c *Client) handleEdit(ctx context.Context, e *slackevents.MessageEvent) {
 	})
 }
 
-func (c *Client) handleReaction(_ context.Context, user, name string, item slackevents.Item, ts string, added bool) {
+func (c *Client) handleReaction(ctx context.Context, user, name string, item slackevents.Item, ts string, added bool) {
 	if item.Type != "message" || item.Channel == "" {
 		return
 	}
@@ -154,11 +154,18 @@ func (c *Client) handleReaction(_ context.Context, user, name string, item slack
 		typ = bridgev2.RemoteEventReaction
 	}
 	key, _ := slackfmt.ReactionKey(name)
+	var extra map[string]any
+	if added {
+		if mxc := c.customEmoji(ctx, name); mxc != "" {
+			key, extra = string(mxc), map[string]any{shortcodeKey: ":" + name + ":"}
+		}
+	}
 	sdk.QueueRemoteEvent(c.login, &simplevent.Reaction{
 		EventMeta:     c.meta0(item.Channel, user, ts, typ),
 		TargetMessage: messageID(c.meta.TeamID, item.Channel, item.Timestamp),
 		EmojiID:       networkid.EmojiID(name),
 		Emoji:         key,
+		ExtraContent:  extra,
 	})
 }
 

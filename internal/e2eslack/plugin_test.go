@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/slackfake"
 )
@@ -132,6 +133,38 @@ func testSlackPlugin(t *testing.T, dbArgs []string) {
 	if add.Args.Get("name") != "heart" || add.Args.Get("timestamp") != rootTS || add.Token != aliceToken {
 		t.Fatalf("reactions.add %v", add.Args)
 	}
+
+	// Custom emoji: the workspace's :partyparrot: (Bob reacts with its
+	// alias :party:) goes to Matrix as its image, as a reaction and in
+	// text; Alice's reaction with that image goes back as :partyparrot:.
+	parrot := []byte("GIF89a\x01\x00\x01\x00 a party parrot")
+	fake.AddEmoji("partyparrot", parrot)
+	fake.AddEmojiAlias("party", "partyparrot")
+	fake.React(general, aliceTS, "U0BOB", "party", true)
+	custom := w.wait(ctx, portal, "Bob's custom emoji reaction", func(evt *event.Event) bool {
+		return evt.Type == event.EventReaction && strings.HasPrefix(evt.Content.AsReaction().RelatesTo.Key, "mxc://")
+	})
+	parrotMXC := custom.Content.AsReaction().RelatesTo.Key
+	if sc := custom.Content.Raw["com.beeper.reaction.shortcode"]; sc != ":party:" || custom.Sender != ghost("U0BOB") ||
+		custom.Content.AsReaction().RelatesTo.EventID != sent.EventID {
+		t.Errorf("custom emoji reaction from Slack: %s %v", custom.Sender, custom.Content.Raw)
+	}
+	if got, err := alice.DownloadBytes(ctx, id.MustParseContentURI(parrotMXC)); err != nil || !bytes.Equal(got, parrot) {
+		t.Errorf("the custom emoji's image: %q (%v)", got, err)
+	}
+	fake.Say(general, "U0BOB", "party :partyparrot: time", "")
+	partyMsg := w.waitMessage(ctx, portal, "party :partyparrot: time")
+	if fb := partyMsg.Content.AsMessage().FormattedBody; !strings.Contains(fb, `<img data-mx-emoticon src="`+parrotMXC+`"`) {
+		t.Errorf("custom emoji in text: %q, want an inline image of %s", fb, parrotMXC)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventReaction, map[string]any{
+		"m.relates_to":                  map[string]any{"rel_type": "m.annotation", "event_id": first.ID, "key": parrotMXC},
+		"com.beeper.reaction.shortcode": ":partyparrot:"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "reactions.add of the custom emoji", func(c slackfake.Call) bool {
+		return c.Method == "reactions.add" && c.Args.Get("name") == "partyparrot" && c.Args.Get("timestamp") == rootTS
+	})
 
 	// Files: Bob shares an image on Slack; Alice sends a file on Matrix.
 	img := []byte("\x89PNG\r\n\x1a\nnot really a picture")
