@@ -235,13 +235,13 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	case "channel_purpose", "group_purpose", "channel_archive", "channel_unarchive", "group_archive",
 		"group_unarchive", "pinned_item", "unpinned_item", "tombstone", "channel_convert_to_private":
 		// Slack's own words say what happened ("… set the channel purpose: …").
-		return cv.notice(m, p, us)
+		return cv.notice(ctx, m, p, us)
 	default:
 		cv.sum.Unknown[m.Subtype]++
 		if strings.TrimSpace(m.Text) == "" {
 			return nil
 		}
-		return cv.notice(m, p, us)
+		return cv.notice(ctx, m, p, us)
 	}
 	cv.join(p, ts)
 	var rel map[string]any
@@ -278,7 +278,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		case "me_message":
 			msgtype = "m.emote"
 		}
-		textContent = cv.textContent(msgtype, m.Text, m.Attachments)
+		textContent = cv.textContent(ctx, msgtype, m.Text, m.Attachments)
 		if rel != nil {
 			textContent["m.relates_to"] = rel
 		}
@@ -318,7 +318,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		if !ok || editUS < us {
 			editUS = us
 		}
-		newContent := cv.textContent(textContent["msgtype"].(string), m.Text, m.Attachments)
+		newContent := cv.textContent(ctx, textContent["msgtype"].(string), m.Text, m.Attachments)
 		edit := map[string]any{"msgtype": newContent["msgtype"], "body": "* " + newContent["body"].(string),
 			"m.new_content": newContent, "m.relates_to": map[string]any{"rel_type": "m.replace", "event_id": textAlias}}
 		if h, ok := newContent["formatted_body"].(string); ok {
@@ -330,7 +330,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	}
 	target := cv.alias(m.TS, "")
 	for _, re := range m.Reactions {
-		key, _ := slackfmt.ReactionKey(re.Name)
+		content := mustJSON(cv.r.reactionContent(ctx, target, re.Name))
 		for _, u := range re.Users {
 			rp, err := cv.r.who(ctx, u, nil)
 			if err != nil {
@@ -338,8 +338,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			}
 			cv.join(rp, ts)
 			cv.add(&importer.Event{Alias: cv.alias(m.TS, "reaction-"+re.Name+"-"+u), Type: "m.reaction", Sender: rp.mxid,
-				Content: mustJSON(map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation",
-					"event_id": target, "key": key}}), OriginServerTS: ts})
+				Content: content, OriginServerTS: ts})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -350,10 +349,10 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 }
 
 // notice carries a message as an m.notice of its text.
-func (cv *conversation) notice(m *Message, p *person, us int64) error {
+func (cv *conversation) notice(ctx context.Context, m *Message, p *person, us int64) error {
 	ts := tsMillis(us)
 	cv.join(p, ts)
-	content := cv.textContent("m.notice", m.Text, m.Attachments)
+	content := cv.textContent(ctx, "m.notice", m.Text, m.Attachments)
 	cv.add(&importer.Event{Alias: cv.alias(m.TS, ""), Type: "m.room.message", Sender: p.mxid, Content: mustJSON(content),
 		OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m)})
 	cv.known[us] = true
@@ -361,8 +360,9 @@ func (cv *conversation) notice(m *Message, p *person, us int64) error {
 }
 
 // textContent is an m.room.message of Slack text and attachments.
-func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map[string]any {
-	f := slackfmt.Mrkdwn(text, cv.r)
+func (cv *conversation) textContent(ctx context.Context, msgtype, text string, atts []Attachment) map[string]any {
+	res := textResolver{ctx: ctx, r: cv.r}
+	f := slackfmt.Mrkdwn(text, res)
 	body, htm := f.Body, f.HTML
 	if htm == "" && len(atts) > 0 {
 		htm = html.EscapeString(body)
@@ -371,7 +371,7 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 	for _, a := range atts {
 		var bl, hl []string
 		if a.Pretext != "" {
-			pf := slackfmt.Mrkdwn(a.Pretext, cv.r)
+			pf := slackfmt.Mrkdwn(a.Pretext, res)
 			bl, hl = append(bl, pf.Body), append(hl, htmlOr(pf))
 		}
 		if a.Title != "" {
@@ -384,13 +384,13 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 			}
 		}
 		if a.Text != "" {
-			tf := slackfmt.Mrkdwn(a.Text, cv.r)
+			tf := slackfmt.Mrkdwn(a.Text, res)
 			bl, hl = append(bl, tf.Body), append(hl, htmlOr(tf))
 		} else if a.Fallback != "" && a.Title == "" {
 			bl, hl = append(bl, slackfmt.DecodeEntities(a.Fallback)), append(hl, html.EscapeString(slackfmt.DecodeEntities(a.Fallback)))
 		}
 		if a.Footer != "" {
-			ff := slackfmt.Mrkdwn(a.Footer, cv.r)
+			ff := slackfmt.Mrkdwn(a.Footer, res)
 			bl, hl = append(bl, ff.Body), append(hl, "<sub>"+htmlOr(ff)+"</sub>")
 		}
 		if len(bl) == 0 {
