@@ -235,7 +235,7 @@ func TestSlackImport(t *testing.T) {
 				t.Errorf("the summary does not say %q:\n%s", want, out)
 			}
 		}
-		again := mustCLI(t, dir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap)
+		again := mustCLI(t, dir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap, "--slack-api-url", fx.api)
 		if m, e := imported(t, again); m != 0 || e != 0 || !strings.Contains(again, fmt.Sprintf("%d messages were imported before", fx.m.Messages)) {
 			t.Fatalf("a second run imported %d messages (%d events):\n%s", m, e, again)
 		}
@@ -379,7 +379,7 @@ func TestSlackImportResumes(t *testing.T) {
 		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+",@ada:localhost\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--user-map", userMap,
+		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--slack-api-url", fx.api, "--user-map", userMap,
 			"--batch", "150"}
 		out, code := cli(t, dir, d, []string{"TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=3"}, append(args, "--workers", "1")...)
 		if code != 3 || !strings.Contains(out, "crashing as asked") {
@@ -446,7 +446,7 @@ func TestSlackImportIntoRunningServer(t *testing.T) {
 		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+" @ada:localhost\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap)
+		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap, "--slack-api-url", fx.api)
 		if !strings.Contains(out, "importing through it") {
 			t.Fatalf("the import did not go through the running server:\n%s", out)
 		}
