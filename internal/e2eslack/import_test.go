@@ -175,7 +175,8 @@ func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Ro
 // (into the running server, Alice mapped to her Slack user), what either
 // side does to an imported message reaches the other: Alice's edit,
 // reaction and redaction on Matrix become chat.update, reactions.add and
-// chat.delete of the message's ts on Slack, and Bob's edit, reaction and
+// chat.delete of the message's ts on Slack (and her read receipt
+// conversations.mark), and Bob's edit, reaction and
 // deletion on Slack land on the imported Matrix event. bridgev2 knows no
 // imported message: the plugin finds them through the SDK (FindMessage).
 // On SQLite and PostgreSQL.
@@ -276,6 +277,14 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	if add.Args.Get("timestamp") != bobs.TS || add.Args.Get("channel") != conv.ID || add.Args.Get("name") != "+1" {
 		t.Fatalf("reactions.add %v, want timestamp %s", add.Args, bobs.TS)
 	}
+	// Alice reads up to Bob's imported message: Slack's read marker moves
+	// to its ts (the receipt names the real event, not its alias).
+	if err := alice.MarkRead(ctx, room, bobsEvt); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "conversations.mark of the imported message", func(c slackfake.Call) bool {
+		return c.Method == "conversations.mark" && c.Args.Get("ts") == bobs.TS && c.Args.Get("channel") == conv.ID
+	})
 	if _, err := alice.RedactEvent(ctx, room, myEvt); err != nil {
 		t.Fatal(err)
 	}

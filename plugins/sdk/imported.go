@@ -97,26 +97,63 @@ func (m *Matrix) knowImportedTargets(ctx context.Context, evt *event.Event) {
 	case *event.RedactionEventContent:
 		targets = append(targets, c.Redacts, evt.Redacts)
 	case *event.ReceiptEventContent:
-		for eventID := range *c {
-			targets = append(targets, eventID)
+		// Receipts name events by their real IDs, where references in
+		// content name imported ones by alias (the host rewrites those):
+		// a receipt of an imported event is moved to its alias, which is
+		// what bridgev2's table has.
+		for eventID, receipts := range *c {
+			if alias := m.importedAlias(ctx, eventID); alias != "" {
+				delete(*c, eventID)
+				(*c)[alias] = receipts
+			}
 		}
 	}
 	for _, t := range targets {
-		if t == "" {
-			continue
+		if t != "" {
+			m.importedAlias(ctx, t)
 		}
-		if known, err := m.br.DB.Message.GetPartByMXID(ctx, t); err != nil || known != nil {
-			continue
-		}
-		resp, err := m.host.FindMessage(ctx, &proto.FindMessageRequest{Network: m.br.Network.GetName().NetworkID,
-			EventId: string(t)})
-		if err == nil {
-			_, err = m.recordImported(ctx, resp)
-		}
+	}
+}
+
+// importedAlias makes sure bridgev2 knows the imported message event t is
+// part of (see above), and returns the alias t is a real ID of ("" if t is
+// no such real ID).
+func (m *Matrix) importedAlias(ctx context.Context, t id.EventID) id.EventID {
+	if known, err := m.br.DB.Message.GetPartByMXID(ctx, t); err != nil || known != nil {
+		return ""
+	}
+	m.mu.Lock()
+	alias, ok := m.importedReal[t]
+	m.mu.Unlock()
+	if ok {
+		return alias
+	}
+	resp, err := m.host.FindMessage(ctx, &proto.FindMessageRequest{Network: m.br.Network.GetName().NetworkID,
+		EventId: string(t)})
+	var parts []*database.Message
+	if err == nil {
+		parts, err = m.recordImported(ctx, resp)
+	}
+	if status.Code(err) != codes.NotFound {
 		if err = notFoundIsNil(err); err != nil {
 			m.log.Warn().Err(err).Stringer("target_event_id", t).Msg("Failed to look the event up among imported messages")
 		}
+		if err != nil || len(parts) == 0 {
+			return "" // asked again next time
+		}
 	}
+	for _, p := range resp.GetParts() {
+		if id.EventID(p.EventId) == t && p.Alias != "" {
+			alias = id.EventID(p.Alias)
+		}
+	}
+	m.mu.Lock()
+	if len(m.importedReal) > 10_000 {
+		clear(m.importedReal) // a bound; a lookup is one host call
+	}
+	m.importedReal[t] = alias // "" too: not imported, not asked again
+	m.mu.Unlock()
+	return alias
 }
 
 // recordImported writes an imported message's parts into bridgev2's
