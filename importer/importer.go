@@ -112,6 +112,16 @@ type Event struct {
 	Sender         id.UserID      `json:"sender"`
 	Content        jsontext.Value `json:"content"`
 	OriginServerTS int64          `json:"origin_server_ts"`
+	// Message and Part name the network message the event is (a part of),
+	// as the network's bridge names them (bridgev2's networkid.MessageID and
+	// PartID), for an event with an alias: recorded, so that the live bridge
+	// can act on the message (storage.BridgeMessage). Empty for events that
+	// are no message part of their own (edits, reactions, state).
+	// SenderID is the network's ID of the sender as the bridge names its
+	// ghosts (also when the sender is a Matrix user standing for them).
+	Message  string `json:"message,omitempty"`
+	Part     string `json:"part,omitempty"`
+	SenderID string `json:"sender_id,omitempty"`
 }
 
 // Span is where one source message's events start in a batch; Key names

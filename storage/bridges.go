@@ -42,4 +42,30 @@ type BridgePortals interface {
 	// PutBridgeMedia records the mxc:// URI of a remote file (the first
 	// one recorded stays).
 	PutBridgeMedia(ctx context.Context, network, remoteID, mxc string) error
+	// GetBridgePortalByRoom is the portal of a room; ErrNotFound if none.
+	GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*BridgePortal, error)
+	// PutBridgeMessages records which network message parts the aliases of
+	// an import stand for (those recorded before stay).
+	PutBridgeMessages(ctx context.Context, msgs []*BridgeMessage) error
+	// BridgeMessageOf is the message part an event carries, named by its
+	// real ID or its alias; ErrNotFound if it is none an import recorded.
+	BridgeMessageOf(ctx context.Context, eventID id.EventID) (*BridgeMessage, error)
+	// BridgeMessageParts lists the parts of a message in a room whose events
+	// were written, by part ID.
+	BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*BridgeMessage, error)
+}
+
+// BridgeMessage is one event of a network message an import wrote: the
+// message and part IDs as the network's bridge names them (bridgev2's
+// networkid.MessageID and PartID), the alias the import gave the event and,
+// when read, the real event it stands for.
+type BridgeMessage struct {
+	RoomID    id.RoomID
+	MessageID string
+	PartID    string
+	Alias     id.EventID
+	EventID   id.EventID
+	// SenderID is the network's ID of the sender (bridgev2's
+	// networkid.UserID), also when a Matrix user stands for them.
+	SenderID string
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json/jsontext"
 	"errors"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -467,4 +468,63 @@ func (h *matrixHost) FindPortal(ctx context.Context, req *proto.FindPortalReques
 		return nil, grpcError(types.NotFound("The bot is not in the room of portal %s", req.PortalId))
 	}
 	return &proto.FindPortalResponse{RoomId: string(p.RoomID), Kind: p.Kind}, nil
+}
+
+// FindMessage hands a plugin the events an import wrote for a message of
+// its network (storage.BridgeMessage), found from one of its events or
+// from its portal and ID, so that bridgev2 can act on imported messages as
+// on those it bridged itself. As with FindPortal, only in a portal room of
+// the plugin's network that its bot is in, and only events the bot may see.
+func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequest) (*proto.FindMessageResponse, error) {
+	if h.d.Portals == nil {
+		return nil, grpcError(types.NotFound("No imported messages on this server"))
+	}
+	var p *storage.BridgePortal
+	var messageID string
+	var err error
+	switch {
+	case req.EventId != "":
+		var m *storage.BridgeMessage
+		if m, err = h.d.Portals.BridgeMessageOf(ctx, id.EventID(req.EventId)); err == nil {
+			messageID = m.MessageID
+			p, err = h.d.Portals.GetBridgePortalByRoom(ctx, m.RoomID)
+		}
+	case req.PortalId != "" && req.MessageId != "":
+		messageID = req.MessageId
+		p, err = h.d.Portals.GetBridgePortal(ctx, req.Network, req.PortalId, req.Receiver)
+	default:
+		return nil, grpcError(types.InvalidParam("Name a message by event_id, or by portal_id and message_id"))
+	}
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && p.Network != req.Network) {
+		return nil, grpcError(types.NotFound("No imported message"))
+	} else if err != nil {
+		return nil, grpcError(err)
+	}
+	bot := id.NewUserID(h.as.Reg.SenderLocalpart, h.serverName)
+	if m, _, err := h.d.Rooms.Membership(ctx, p.RoomID, bot); err != nil {
+		return nil, grpcError(err)
+	} else if m != "join" {
+		return nil, grpcError(types.NotFound("The bot is not in the room of portal %s", p.PortalID))
+	}
+	parts, err := h.d.Portals.BridgeMessageParts(ctx, p.RoomID, messageID)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	resp := &proto.FindMessageResponse{PortalId: p.PortalID, Receiver: p.Receiver, RoomId: string(p.RoomID), MessageId: messageID}
+	for _, part := range parts {
+		ev, err := h.d.Rooms.Event(ctx, p.RoomID, bot, part.EventID)
+		var te *types.Error
+		if errors.Is(err, storage.ErrNotFound) || (errors.As(err, &te) && te.Status == http.StatusNotFound) {
+			continue // redacted away or purged: not a part to act on
+		} else if err != nil {
+			return nil, grpcError(err)
+		}
+		resp.Parts = append(resp.Parts, &proto.MessagePart{PartId: part.PartID, EventId: string(part.EventID),
+			Sender: string(ev.Sender), Timestamp: ev.OriginServerTS, Alias: string(part.Alias),
+			SenderId: part.SenderID})
+	}
+	if len(resp.Parts) == 0 {
+		return nil, grpcError(types.NotFound("No imported message %s", messageID))
+	}
+	return resp, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tributary-hs/tributary/appservice/registry"
 	"github.com/tributary-hs/tributary/core/config"
+	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/core/users"
 	"github.com/tributary-hs/tributary/plugins/proto"
@@ -187,8 +188,93 @@ func (f fakePortals) GetBridgePortal(_ context.Context, network, portalID, recei
 	return nil, storage.ErrNotFound
 }
 
+func (f fakePortals) GetBridgePortalByRoom(_ context.Context, roomID id.RoomID) (*storage.BridgePortal, error) {
+	for _, p := range f {
+		if p.RoomID == roomID {
+			return p, nil
+		}
+	}
+	return nil, storage.ErrNotFound
+}
+
+// importedMessages: in !imported, the message T-C-1 of two parts (the
+// second one not visible), in !someone-elses the message T-OTHER-1.
+var importedMessages = []*storage.BridgeMessage{
+	{RoomID: "!imported:hs", MessageID: "T-C-1", PartID: "", EventID: "$text"},
+	{RoomID: "!imported:hs", MessageID: "T-C-1", PartID: "file-1-F", EventID: "$file"},
+	{RoomID: "!imported:hs", MessageID: "T-C-1", PartID: "file-2-G", EventID: "$purged"},
+	{RoomID: "!someone-elses:hs", MessageID: "T-OTHER-1", PartID: "", EventID: "$other"},
+}
+
+func (fakePortals) BridgeMessageOf(_ context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
+	for _, m := range importedMessages {
+		if m.EventID == eventID {
+			return m, nil
+		}
+	}
+	return nil, storage.ErrNotFound
+}
+
+func (fakePortals) BridgeMessageParts(_ context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
+	var out []*storage.BridgeMessage
+	for _, m := range importedMessages {
+		if m.RoomID == roomID && m.MessageID == messageID {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // memberRooms answers memberships: the bot is joined to !imported only.
 type memberRooms struct{ *fakeRooms }
+
+func (memberRooms) Event(_ context.Context, roomID id.RoomID, _ id.UserID, eventID id.EventID) (*rooms.ClientEvent, error) {
+	if eventID == "$purged" {
+		return nil, types.NotFound("Event not found")
+	}
+	return &rooms.ClientEvent{EventID: eventID, RoomID: roomID, Sender: "@net_t-u1:hs", OriginServerTS: 1000}, nil
+}
+
+// FindMessage finds an imported message from any of its events or from
+// its key, in a portal room of the plugin's network its bot is in.
+func TestFindMessage(t *testing.T) {
+	h, rooms := testHost(t)
+	ctx := context.Background()
+	h.d.Portals = fakePortals{
+		"net/T-C/":     {Network: "net", PortalID: "T-C", RoomID: "!imported:hs", Kind: "channel"},
+		"net/T-OTHER/": {Network: "net", PortalID: "T-OTHER", RoomID: "!someone-elses:hs", Kind: "channel"},
+	}
+	h.d.Rooms = memberRooms{rooms}
+	for _, req := range []*proto.FindMessageRequest{
+		{Network: "net", EventId: "$file"},
+		{Network: "net", PortalId: "T-C", MessageId: "T-C-1"},
+	} {
+		resp, err := h.FindMessage(ctx, req)
+		if err != nil {
+			t.Fatalf("%+v: %v", req, err)
+		}
+		if resp.PortalId != "T-C" || resp.RoomId != "!imported:hs" || resp.MessageId != "T-C-1" || len(resp.Parts) != 2 ||
+			resp.Parts[0].EventId != "$text" || resp.Parts[1].PartId != "file-1-F" || resp.Parts[1].Sender != "@net_t-u1:hs" ||
+			resp.Parts[1].Timestamp != 1000 {
+			t.Errorf("%+v: %+v", req, resp)
+		}
+	}
+	for _, req := range []*proto.FindMessageRequest{
+		{Network: "net", EventId: "$unknown"},                    // no import wrote it
+		{Network: "other", EventId: "$text"},                     // another network's portal
+		{Network: "net", EventId: "$other"},                      // the bot is not in the room
+		{Network: "net", PortalId: "T-C", MessageId: "T-C-2"},    // no such message
+		{Network: "net", PortalId: "T-NONE", MessageId: "T-C-1"}, // no such portal
+		{Network: "net", PortalId: "T-OTHER", MessageId: "T-OTHER-1"},
+	} {
+		if _, err := h.FindMessage(ctx, req); status.Code(err) != codes.NotFound {
+			t.Errorf("%+v: %v, want NOT_FOUND", req, err)
+		}
+	}
+	if _, err := h.FindMessage(ctx, &proto.FindMessageRequest{Network: "net"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("no message named: %v, want INVALID_ARGUMENT", err)
+	}
+}
 
 func (memberRooms) Membership(_ context.Context, roomID id.RoomID, user id.UserID) (string, id.EventID, error) {
 	if roomID == "!imported:hs" && user == "@netbot:hs" {

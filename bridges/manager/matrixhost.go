@@ -92,9 +92,12 @@ type Exclusive interface {
 }
 
 // Portals finds the rooms `tributary import` made for the conversations of
-// a network (storage.BridgePortals).
+// a network, and the messages it wrote in them (storage.BridgePortals).
 type Portals interface {
 	GetBridgePortal(ctx context.Context, network, portalID, receiver string) (*storage.BridgePortal, error)
+	GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*storage.BridgePortal, error)
+	BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error)
+	BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error)
 }
 
 // HostDeps are the core services MatrixHost calls: the ones the appservice

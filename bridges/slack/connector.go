@@ -22,6 +22,8 @@ type Connector struct {
 	mu sync.Mutex
 	// clients are the loaded logins.
 	clients map[networkid.UserLoginID]*Client
+	// emojis are the workspaces' custom emoji (emoji.go), by team.
+	emojis map[string]*emojiCache
 }
 
 var (

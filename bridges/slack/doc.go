@@ -18,10 +18,16 @@
 // same deterministic name bridgev2 would give it; a Matrix reply in such a
 // thread finds the root's ts back from that alias.
 //
-// Not bridged: typing (the Web API has no call for it; only the retired
-// RTM API had), read markers from Slack (the Events API sends none) and,
-// until the host hands plugins receipts, read markers from Matrix
-// (HandleMatrixReadReceipt is ready: conversations.mark for user logins).
+// A workspace's custom emoji (emoji.list) go to Matrix as images, as
+// mautrix-slack sends them: a reaction's key is the image's mxc:// URI with
+// com.beeper.reaction.shortcode beside it, text shows an inline <img
+// data-mx-emoticon>; a Matrix reaction with such an image (or shortcode)
+// goes back as the emoji's name.
+//
+// Read markers go from Matrix to Slack for user logins (conversations.mark,
+// which a bot token may not call). Not bridged: typing either way (the Web
+// API has no call for it; only the retired RTM API had) and read markers
+// from Slack (the Events API sends none).
 // History is not backfilled from Slack, whose conversations.history allows
 // non-Marketplace apps one request a minute: the export import carries it.
 //

@@ -22,6 +22,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/bridges/slack/slackfmt"
+	"github.com/tributary-hs/tributary/plugins/sdk"
 )
 
 // handleEventsAPI turns one Events API event into bridgev2 remote events.
@@ -87,7 +88,7 @@ func (c *Client) handleMessage(ctx context.Context, e *slackevents.MessageEvent)
 		if e.PreviousMessage == nil {
 			return
 		}
-		c.n.br.QueueRemoteEvent(c.login, &simplevent.MessageRemove{
+		sdk.QueueRemoteEvent(c.login, &simplevent.MessageRemove{
 			EventMeta:     c.meta0(e.Channel, e.PreviousMessage.User, e.EventTimeStamp, bridgev2.RemoteEventMessageRemove),
 			TargetMessage: messageID(c.meta.TeamID, e.Channel, e.DeletedTimeStamp),
 		})
@@ -106,7 +107,7 @@ func (c *Client) handleMessage(ctx context.Context, e *slackevents.MessageEvent)
 	if user == "" {
 		user = msg.BotID
 	}
-	c.n.br.QueueRemoteEvent(c.login, &simplevent.Message[*slack.Msg]{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Message[*slack.Msg]{
 		EventMeta:          c.meta0(e.Channel, user, msg.Timestamp, bridgev2.RemoteEventMessage),
 		Data:               msg,
 		ID:                 messageID(c.meta.TeamID, e.Channel, msg.Timestamp),
@@ -122,7 +123,7 @@ func (c *Client) handleEdit(ctx context.Context, e *slackevents.MessageEvent) {
 	if c.isEcho("edit:" + e.Channel + ":" + msg.Timestamp) {
 		return
 	}
-	c.n.br.QueueRemoteEvent(c.login, &simplevent.Message[*slack.Msg]{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Message[*slack.Msg]{
 		EventMeta:     c.meta0(e.Channel, msg.User, e.EventTimeStamp, bridgev2.RemoteEventEdit),
 		Data:          msg,
 		ID:            messageID(c.meta.TeamID, e.Channel, msg.Timestamp),
@@ -144,7 +145,7 @@ func (c *Client) handleEdit(ctx context.Context, e *slackevents.MessageEvent) {
 	})
 }
 
-func (c *Client) handleReaction(_ context.Context, user, name string, item slackevents.Item, ts string, added bool) {
+func (c *Client) handleReaction(ctx context.Context, user, name string, item slackevents.Item, ts string, added bool) {
 	if item.Type != "message" || item.Channel == "" {
 		return
 	}
@@ -153,11 +154,18 @@ func (c *Client) handleReaction(_ context.Context, user, name string, item slack
 		typ = bridgev2.RemoteEventReaction
 	}
 	key, _ := slackfmt.ReactionKey(name)
-	c.n.br.QueueRemoteEvent(c.login, &simplevent.Reaction{
+	var extra map[string]any
+	if added {
+		if mxc := c.customEmoji(ctx, name); mxc != "" {
+			key, extra = string(mxc), map[string]any{shortcodeKey: ":" + name + ":"}
+		}
+	}
+	sdk.QueueRemoteEvent(c.login, &simplevent.Reaction{
 		EventMeta:     c.meta0(item.Channel, user, ts, typ),
 		TargetMessage: messageID(c.meta.TeamID, item.Channel, item.Timestamp),
 		EmojiID:       networkid.EmojiID(name),
 		Emoji:         key,
+		ExtraContent:  extra,
 	})
 }
 
@@ -287,12 +295,15 @@ func (c *Client) convertMessage(channel string) func(context.Context, *bridgev2.
 		if m.ThreadTimestamp != "" && m.ThreadTimestamp != m.Timestamp && m.SubType != "thread_broadcast" {
 			root := messageID(c.meta.TeamID, channel, m.ThreadTimestamp)
 			out.ThreadRoot = &root
-			// bridgev2 sets the thread from its own record of the root; a
-			// root it has none of (an imported message) is named by the
-			// event ID alias the import gave it.
-			alias := c.n.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, root, "")
-			for _, p := range out.Parts {
-				p.Content.GetRelatesTo().SetThread(alias, alias)
+			// bridgev2 sets the thread from its own record of the root,
+			// which the SDK fills in for a root an import wrote. An import
+			// that recorded no message IDs (before bridge_messages) is
+			// pointed at by the event ID alias it gave the root.
+			if parts, err := sdk.ImportedMessage(ctx, portal, root); err != nil || len(parts) == 0 {
+				alias := c.n.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, root, "")
+				for _, p := range out.Parts {
+					p.Content.GetRelatesTo().SetThread(alias, alias)
+				}
 			}
 		}
 		return out, nil

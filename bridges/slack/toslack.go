@@ -200,11 +200,24 @@ func (c *Client) HandleMatrixMessageRemove(ctx context.Context, msg *bridgev2.Ma
 }
 
 func (c *Client) PreHandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixReaction) (bridgev2.MatrixReactionPreResponse, error) {
-	name, ok := slackfmt.EmojiName(msg.Content.RelatesTo.Key)
+	key := msg.Content.RelatesTo.Key
+	name, ok := slackfmt.EmojiName(key)
+	if !ok && strings.HasPrefix(key, "mxc://") {
+		// A custom emoji: one the bridge uploaded, or named by its
+		// shortcode (as clients with custom emoji send them).
+		if name, ok = c.customEmojiName(id.ContentURIString(key)); !ok {
+			sc, _ := msg.Event.Content.Raw[shortcodeKey].(string)
+			name, ok = slackfmt.EmojiName(sc)
+		}
+		if ok {
+			return bridgev2.MatrixReactionPreResponse{SenderID: userID(c.meta.TeamID, c.meta.UserID),
+				EmojiID: networkid.EmojiID(name), Emoji: key}, nil
+		}
+	}
 	if !ok {
 		return bridgev2.MatrixReactionPreResponse{}, fmt.Errorf("%w: Slack has no emoji %q", bridgev2.ErrUnsupportedMessageType, msg.Content.RelatesTo.Key)
 	}
-	key, _ := slackfmt.ReactionKey(name)
+	key, _ = slackfmt.ReactionKey(name)
 	return bridgev2.MatrixReactionPreResponse{SenderID: userID(c.meta.TeamID, c.meta.UserID),
 		EmojiID: networkid.EmojiID(name), Emoji: key}, nil
 }

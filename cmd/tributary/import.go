@@ -319,7 +319,7 @@ func (t *remoteTarget) SendState(ctx context.Context, roomID id.RoomID, sender i
 // newImportCmd is `tributary import …`.
 func newImportCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "import", Short: "Import another network's history into rooms of this server"}
-	var filesToken, space, userMap string
+	var filesToken, space, userMap, apiURL string
 	var noAvatars bool
 	var workers, batch int
 	sc := &cobra.Command{
@@ -363,7 +363,7 @@ and, through its control socket, on a running server, whose users see the rooms 
 			fmt.Fprintf(out, "%s: workspace %s, %d users, %d conversations, %d messages\n", args[0], exp.TeamID,
 				len(exp.Users), len(exp.Conversations), total)
 			opts := slack.Options{Export: exp, GhostPrefix: cfg.Imports.Slack.GhostPrefix, SpaceName: space,
-				UserMap: mapping, FilesToken: filesToken, Avatars: !noAvatars, Workers: workers, BatchEvents: batch,
+				UserMap: mapping, FilesToken: filesToken, APIURL: apiURL, Avatars: !noAvatars, Workers: workers, BatchEvents: batch,
 				Log: newLogger(cfg)}
 			opts.AfterBatch = crashAfterBatches()
 			var finishBar func()
@@ -387,7 +387,8 @@ and, through its control socket, on a running server, whose users see the rooms 
 		},
 	}
 	f := sc.Flags()
-	f.StringVar(&filesToken, "files-token", "", "a Slack token (xoxb-/xoxp-) that may download the export's files; without it files stay links")
+	f.StringVar(&filesToken, "files-token", "", "a Slack token (xoxb-/xoxp-) that may download the export's files and list the workspace's custom emoji; without it files stay links and custom emoji :name:")
+	f.StringVar(&apiURL, "slack-api-url", slack.DefaultAPIURL, "Slack's Web API (for custom emoji)")
 	f.StringVar(&space, "space", "", "the name of the workspace's space (default \"Slack <team ID>\")")
 	f.StringVar(&userMap, "user-map", "", "a file of lines \"<Slack user ID or e-mail> <@matrix:user>\": people who are those Matrix users")
 	f.BoolVar(&noAvatars, "no-avatars", false, "do not download users' profile pictures")

@@ -378,7 +378,7 @@ func (cv *conversation) message(ctx context.Context, it Item) error {
 		}
 		textAlias = cv.alias(m.ID, "")
 		cv.add(&importer.Event{Alias: textAlias, Type: "m.room.message", Sender: p.mxid, Content: mustJSON(textContent),
-			OriginServerTS: ts})
+			OriginServerTS: ts, Message: m.ID, SenderID: m.Author.ID})
 		parts++
 	}
 	base := filepath.Dir(it.File.Path)
@@ -387,14 +387,14 @@ func (cv *conversation) message(ctx context.Context, it Item) error {
 		if err != nil {
 			return err
 		}
-		cv.addPart(m.ID, "attachment-"+a.ID, "m.room.message", content, rel, p, ts, &parts)
+		cv.addPart(m.ID, m.Author.ID, "attachment-"+a.ID, "m.room.message", content, rel, p, ts, &parts)
 	}
 	for _, s := range m.Stickers {
 		evType, content, err := cv.sticker(ctx, s, p, base)
 		if err != nil {
 			return err
 		}
-		cv.addPart(m.ID, "sticker-"+s.ID, evType, content, rel, p, ts, &parts)
+		cv.addPart(m.ID, m.Author.ID, "sticker-"+s.ID, evType, content, rel, p, ts, &parts)
 		cv.sum.Stickers++
 	}
 	cv.known[it.ID] = true
@@ -496,7 +496,7 @@ func (cv *conversation) relation(it Item, thread bool) map[string]any {
 
 // addPart adds a file or sticker of a message: the message's first event
 // is its part "".
-func (cv *conversation) addPart(messageID, part, evType string, content map[string]any, rel map[string]any, p *person,
+func (cv *conversation) addPart(messageID, senderID, part, evType string, content map[string]any, rel map[string]any, p *person,
 	ts int64, parts *int) {
 	if rel != nil {
 		content["m.relates_to"] = rel
@@ -505,7 +505,7 @@ func (cv *conversation) addPart(messageID, part, evType string, content map[stri
 		part = ""
 	}
 	cv.add(&importer.Event{Alias: cv.alias(messageID, part), Type: evType, Sender: p.mxid, Content: mustJSON(content),
-		OriginServerTS: ts})
+		OriginServerTS: ts, Message: messageID, Part: part, SenderID: senderID})
 	*parts++
 }
 
@@ -514,7 +514,7 @@ func (cv *conversation) notice(it Item, p *person, text string) error {
 	cv.join(p, it.TS)
 	cv.add(&importer.Event{Alias: cv.alias(it.Msg.ID, ""), Type: "m.room.message", Sender: p.mxid,
 		Content:        mustJSON(map[string]any{"msgtype": "m.notice", "body": text, "m.mentions": map[string]any{}}),
-		OriginServerTS: it.TS})
+		OriginServerTS: it.TS, Message: it.Msg.ID, SenderID: it.Msg.Author.ID})
 	cv.known[it.ID] = true
 	return nil
 }

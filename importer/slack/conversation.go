@@ -144,6 +144,20 @@ func (cv *conversation) alias(ts, part string) id.EventID {
 	return alias(cv.room, cv.r.ident.ServerName, cv.r.team, cv.c.ID, ts, part)
 }
 
+// messageID is the bridge's ID of the conversation's message ts
+// ("TEAM-CHANNEL-TS", as the alias names it).
+func (cv *conversation) messageID(ts string) string { return cv.r.team + "-" + cv.c.ID + "-" + ts }
+
+// senderID is the bridge's ID of a message's sender's ghost ("team-user",
+// lowercase, as the alias of a ghost's user ID is made).
+func (cv *conversation) senderID(m *Message) string {
+	who := m.User
+	if who == "" {
+		who = m.BotID
+	}
+	return strings.ToLower(cv.r.team + "-" + who)
+}
+
 func (cv *conversation) add(ev *importer.Event) { cv.batch = append(cv.batch, ev) }
 
 func (cv *conversation) direct() bool { return cv.c.Kind == KindDM || cv.c.Kind == KindGroup }
@@ -221,13 +235,13 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	case "channel_purpose", "group_purpose", "channel_archive", "channel_unarchive", "group_archive",
 		"group_unarchive", "pinned_item", "unpinned_item", "tombstone", "channel_convert_to_private":
 		// Slack's own words say what happened ("… set the channel purpose: …").
-		return cv.notice(m, p, us)
+		return cv.notice(ctx, m, p, us)
 	default:
 		cv.sum.Unknown[m.Subtype]++
 		if strings.TrimSpace(m.Text) == "" {
 			return nil
 		}
-		return cv.notice(m, p, us)
+		return cv.notice(ctx, m, p, us)
 	}
 	cv.join(p, ts)
 	var rel map[string]any
@@ -264,13 +278,13 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		case "me_message":
 			msgtype = "m.emote"
 		}
-		textContent = cv.textContent(msgtype, m.Text, m.Attachments)
+		textContent = cv.textContent(ctx, msgtype, m.Text, m.Attachments)
 		if rel != nil {
 			textContent["m.relates_to"] = rel
 		}
 		textAlias = cv.alias(m.TS, "")
 		cv.add(&importer.Event{Alias: textAlias, Type: "m.room.message", Sender: p.mxid, Content: mustJSON(textContent),
-			OriginServerTS: ts})
+			OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m)})
 		parts++
 	}
 	for i, f := range m.Files {
@@ -289,7 +303,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			part = ""
 		}
 		cv.add(&importer.Event{Alias: cv.alias(m.TS, part), Type: "m.room.message", Sender: p.mxid,
-			Content: mustJSON(content), OriginServerTS: ts})
+			Content: mustJSON(content), OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m), Part: part})
 		parts++
 	}
 	if parts == 0 {
@@ -304,7 +318,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 		if !ok || editUS < us {
 			editUS = us
 		}
-		newContent := cv.textContent(textContent["msgtype"].(string), m.Text, m.Attachments)
+		newContent := cv.textContent(ctx, textContent["msgtype"].(string), m.Text, m.Attachments)
 		edit := map[string]any{"msgtype": newContent["msgtype"], "body": "* " + newContent["body"].(string),
 			"m.new_content": newContent, "m.relates_to": map[string]any{"rel_type": "m.replace", "event_id": textAlias}}
 		if h, ok := newContent["formatted_body"].(string); ok {
@@ -316,7 +330,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 	}
 	target := cv.alias(m.TS, "")
 	for _, re := range m.Reactions {
-		key, _ := slackfmt.ReactionKey(re.Name)
+		content := mustJSON(cv.r.reactionContent(ctx, target, re.Name))
 		for _, u := range re.Users {
 			rp, err := cv.r.who(ctx, u, nil)
 			if err != nil {
@@ -324,8 +338,7 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			}
 			cv.join(rp, ts)
 			cv.add(&importer.Event{Alias: cv.alias(m.TS, "reaction-"+re.Name+"-"+u), Type: "m.reaction", Sender: rp.mxid,
-				Content: mustJSON(map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation",
-					"event_id": target, "key": key}}), OriginServerTS: ts})
+				Content: content, OriginServerTS: ts})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -336,19 +349,20 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 }
 
 // notice carries a message as an m.notice of its text.
-func (cv *conversation) notice(m *Message, p *person, us int64) error {
+func (cv *conversation) notice(ctx context.Context, m *Message, p *person, us int64) error {
 	ts := tsMillis(us)
 	cv.join(p, ts)
-	content := cv.textContent("m.notice", m.Text, m.Attachments)
+	content := cv.textContent(ctx, "m.notice", m.Text, m.Attachments)
 	cv.add(&importer.Event{Alias: cv.alias(m.TS, ""), Type: "m.room.message", Sender: p.mxid, Content: mustJSON(content),
-		OriginServerTS: ts})
+		OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: cv.senderID(m)})
 	cv.known[us] = true
 	return nil
 }
 
 // textContent is an m.room.message of Slack text and attachments.
-func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map[string]any {
-	f := slackfmt.Mrkdwn(text, cv.r)
+func (cv *conversation) textContent(ctx context.Context, msgtype, text string, atts []Attachment) map[string]any {
+	res := textResolver{ctx: ctx, r: cv.r}
+	f := slackfmt.Mrkdwn(text, res)
 	body, htm := f.Body, f.HTML
 	if htm == "" && len(atts) > 0 {
 		htm = html.EscapeString(body)
@@ -357,7 +371,7 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 	for _, a := range atts {
 		var bl, hl []string
 		if a.Pretext != "" {
-			pf := slackfmt.Mrkdwn(a.Pretext, cv.r)
+			pf := slackfmt.Mrkdwn(a.Pretext, res)
 			bl, hl = append(bl, pf.Body), append(hl, htmlOr(pf))
 		}
 		if a.Title != "" {
@@ -370,13 +384,13 @@ func (cv *conversation) textContent(msgtype, text string, atts []Attachment) map
 			}
 		}
 		if a.Text != "" {
-			tf := slackfmt.Mrkdwn(a.Text, cv.r)
+			tf := slackfmt.Mrkdwn(a.Text, res)
 			bl, hl = append(bl, tf.Body), append(hl, htmlOr(tf))
 		} else if a.Fallback != "" && a.Title == "" {
 			bl, hl = append(bl, slackfmt.DecodeEntities(a.Fallback)), append(hl, html.EscapeString(slackfmt.DecodeEntities(a.Fallback)))
 		}
 		if a.Footer != "" {
-			ff := slackfmt.Mrkdwn(a.Footer, cv.r)
+			ff := slackfmt.Mrkdwn(a.Footer, res)
 			bl, hl = append(bl, ff.Body), append(hl, "<sub>"+htmlOr(ff)+"</sub>")
 		}
 		if len(bl) == 0 {
@@ -586,7 +600,7 @@ func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, sp
 
 // send writes events; when the server refuses a batch (a message it will
 // not take), the batch is written in halves, down to that message alone,
-// which is reported and left out.
+// which is reported and left out, all but its membership events.
 func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
 	if len(evs) == 0 {
 		return nil
@@ -606,6 +620,21 @@ func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans [
 			ts = spans[0].Key
 		}
 		cv.sum.problem("%s %s: refused: %v", cv.c.label(), ts, err)
+		// The joins that came with the message are what later messages of
+		// its people need (as importer/discord does).
+		var members []*importer.Event
+		for _, ev := range evs {
+			if ev.Type == "m.room.member" {
+				members = append(members, ev)
+			}
+		}
+		if len(members) > 0 && len(members) < len(evs) {
+			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
+				cv.sum.Events += len(members)
+			} else if !isClientError(err) {
+				return err
+			}
+		}
 		return nil
 	}
 	mid := len(spans) / 2

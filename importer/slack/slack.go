@@ -64,8 +64,11 @@ type Options struct {
 	// Matrix users who are those people.
 	UserMap map[string]id.UserID
 	// FilesToken, when set, is a Slack token whose Authorization
-	// downloads files (url_private); without it files stay links.
+	// downloads files (url_private) and lists custom emoji (emoji.list);
+	// without it files stay links and custom emoji shortcodes.
 	FilesToken string
+	// APIURL is Slack's Web API (DefaultAPIURL if empty).
+	APIURL string
 	// Avatars downloads users' profile images.
 	Avatars bool
 	HTTP    *http.Client
@@ -87,6 +90,8 @@ type Summary struct {
 	// written in all.
 	Messages, Skipped, Events                                                     int
 	Threads, Replies, Edits, Reactions, FilesUploaded, FilesLinked, Joins, Leaves int
+	// CustomEmoji are the custom emoji carried as images.
+	CustomEmoji int
 	// What could not be carried.
 	MissingFiles, FailedDownloads, ReactionsNotNamed, OrphanReplies, BadMessages, FailedMessages, PinsNotCarried int
 	Unknown                                                                                                      map[string]int
@@ -107,6 +112,7 @@ func (s *Summary) add(o *Summary) {
 	s.Reactions += o.Reactions
 	s.FilesUploaded += o.FilesUploaded
 	s.FilesLinked += o.FilesLinked
+	s.CustomEmoji += o.CustomEmoji
 	s.Joins += o.Joins
 	s.Leaves += o.Leaves
 	s.MissingFiles += o.MissingFiles
@@ -148,6 +154,9 @@ func (s *Summary) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %d threads (%d replies), %d edits, %d reactions, %d files uploaded, %d files as links, %d joins, %d leaves\n",
 		s.Threads, s.Replies, s.Edits, s.Reactions, s.FilesUploaded, s.FilesLinked, s.Joins, s.Leaves)
+	if s.CustomEmoji > 0 {
+		fmt.Fprintf(w, "  %d custom emoji as images\n", s.CustomEmoji)
+	}
 	var lost []string
 	for _, l := range []struct {
 		n    int
@@ -190,6 +199,12 @@ type run struct {
 	people map[string]*person
 	rooms  map[string]*importer.Portal // by conversation ID
 	sum    *Summary
+	// emojiList is the workspace's custom emoji (nil: none known);
+	// emojiMXC their images so far ("" for one that has none), under
+	// emojiMu, which is taken before mu.
+	emojiList map[string]string
+	emojiMu   sync.Mutex
+	emojiMXC  map[string]id.ContentURIString
 }
 
 // person is a Slack user (or bot) and who they are on Matrix.
@@ -218,7 +233,7 @@ func Import(ctx context.Context, o Options) (*Summary, error) {
 		o.HTTP = &http.Client{Timeout: 2 * time.Minute}
 	}
 	r := &run{o: o, t: o.Target, e: o.Export, team: o.Export.TeamID, log: o.Log, people: map[string]*person{},
-		rooms: map[string]*importer.Portal{}, sum: &Summary{Unknown: map[string]int{}}}
+		rooms: map[string]*importer.Portal{}, sum: &Summary{Unknown: map[string]int{}}, emojiMXC: map[string]id.ContentURIString{}}
 	var err error
 	if r.ident, err = r.t.Identity(ctx); err != nil {
 		return nil, err
@@ -231,6 +246,9 @@ func Import(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if err := r.ensurePortals(ctx); err != nil {
 		return nil, err
+	}
+	if o.FilesToken != "" {
+		r.listEmoji(ctx)
 	}
 	convs := slices.Clone(r.e.Conversations)
 	sort.SliceStable(convs, func(i, j int) bool { return convs[i].Messages > convs[j].Messages })

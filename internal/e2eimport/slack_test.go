@@ -38,12 +38,23 @@ const filesToken = "xoxb-test-token"
 type fixture struct {
 	path string
 	m    *slackexport.Manifest
+	// api is the fake Slack Web API of the workspace (emoji.list: its
+	// custom emoji :partyparrot:).
+	api string
 }
+
+// partyParrot is the image of the workspace's custom emoji.
+var partyParrot = []byte("GIF89a\x01\x00\x01\x00 the party parrot")
 
 func newFixture(t *testing.T, messages int) *fixture {
 	t.Helper()
 	files := map[string]slackexport.File{}
-	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var host *httptest.Server
+	host = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/emoji/partyparrot.gif" { // public, as emoji.slack-edge.com
+			_, _ = w.Write(partyParrot)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/avatars/") {
 			w.Header().Set("Content-Type", "image/png")
 			_, _ = w.Write(slackexport.Avatar(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/avatars/"), "-512.png")))
@@ -53,6 +64,11 @@ func newFixture(t *testing.T, messages int) *fixture {
 			// What Slack does: its login page.
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = w.Write([]byte("<html>sign in</html>"))
+			return
+		}
+		if r.URL.Path == "/api/emoji.list" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"ok":true,"emoji":{"partyparrot":"` + host.URL + `/emoji/partyparrot.gif","parrot_alias":"alias:partyparrot"}}`))
 			return
 		}
 		fileID, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/files/"), "/")
@@ -74,7 +90,7 @@ func newFixture(t *testing.T, messages int) *fixture {
 	for _, f := range m.FileList {
 		files[f.ID] = f
 	}
-	return &fixture{path: path, m: m}
+	return &fixture{path: path, m: m, api: host.URL + "/api/"}
 }
 
 // db is where a test's server keeps its data: SQLite in the data directory,
@@ -206,7 +222,10 @@ func TestSlackImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := mustCLI(t, dir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap,
-			"--space", "Example Corp", "--batch", "300")
+			"--space", "Example Corp", "--batch", "300", "--slack-api-url", fx.api)
+		if !strings.Contains(out, "1 custom emoji as images") {
+			t.Errorf("the workspace's custom emoji is not carried as an image:\n%s", out)
+		}
 		msgs, evs := imported(t, out)
 		if msgs != fx.m.Messages {
 			t.Fatalf("imported %d messages of %d:\n%s", msgs, fx.m.Messages, out)
@@ -216,7 +235,7 @@ func TestSlackImport(t *testing.T) {
 				t.Errorf("the summary does not say %q:\n%s", want, out)
 			}
 		}
-		again := mustCLI(t, dir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap)
+		again := mustCLI(t, dir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap, "--slack-api-url", fx.api)
 		if m, e := imported(t, again); m != 0 || e != 0 || !strings.Contains(again, fmt.Sprintf("%d messages were imported before", fx.m.Messages)) {
 			t.Fatalf("a second run imported %d messages (%d events):\n%s", m, e, again)
 		}
@@ -328,7 +347,9 @@ func checkChannel(t *testing.T, fx *fixture, cli *mautrix.Client, roomID id.Room
 			for _, u := range re.Users {
 				found := false
 				for k := range reactions[ev.ID] {
-					if strings.HasPrefix(k, string(who(u))+"|") {
+					sender, key, _ := strings.Cut(k, "|")
+					// The workspace's custom emoji is its image.
+					if sender == string(who(u)) && (re.Name != "partyparrot" || strings.HasPrefix(key, "mxc://")) {
 						found = true
 					}
 				}
@@ -358,7 +379,7 @@ func TestSlackImportResumes(t *testing.T) {
 		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+",@ada:localhost\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--user-map", userMap,
+		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--slack-api-url", fx.api, "--user-map", userMap,
 			"--batch", "150"}
 		out, code := cli(t, dir, d, []string{"TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=3"}, append(args, "--workers", "1")...)
 		if code != 3 || !strings.Contains(out, "crashing as asked") {
@@ -425,7 +446,7 @@ func TestSlackImportIntoRunningServer(t *testing.T) {
 		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+" @ada:localhost\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap)
+		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap, "--slack-api-url", fx.api)
 		if !strings.Contains(out, "importing through it") {
 			t.Fatalf("the import did not go through the running server:\n%s", out)
 		}

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/slackfake"
 	"github.com/tributary-hs/tributary/internal/testserver"
 	"github.com/tributary-hs/tributary/plugins/plugintest"
@@ -78,10 +79,24 @@ imports:
 	return path
 }
 
-func startServer(t testing.TB, cfgPath, dataDir string) *testserver.Server {
+// startServer runs the server with the config; dbArgs choose its database
+// (none: SQLite in the data directory).
+func startServer(t testing.TB, cfgPath, dataDir string, dbArgs ...string) *testserver.Server {
 	t.Helper()
-	return testserver.Start(t, testserver.Options{DataDir: dataDir, Args: []string{"--config", cfgPath,
-		"--enable-registration", "--disable-rate-limits"}})
+	return testserver.Start(t, testserver.Options{DataDir: dataDir, Args: append([]string{"--config", cfgPath,
+		"--enable-registration", "--disable-rate-limits"}, dbArgs...)})
+}
+
+// databases runs fn on SQLite and on a fresh PostgreSQL database.
+func databases(t *testing.T, fn func(t *testing.T, dbArgs []string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, nil) })
+	t.Run("postgres", func(t *testing.T) { fn(t, []string{"--database-url", pgtest.URL(t)}) })
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
 }
 
 // ghost is the Matrix user of a Slack user of the fake's workspace.

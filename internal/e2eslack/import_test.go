@@ -2,6 +2,7 @@ package e2eslack
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -164,9 +165,161 @@ func TestSlackPluginContinuesImport(t *testing.T) {
 	}
 }
 
-// findByTS pages back from an event for the imported message rec (its
-// sender's ghost, its time) and returns its event ID.
+// findByTS finds the imported message rec of its sender's ghost.
 func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from id.EventID, rec slackexport.Record) id.EventID {
+	t.Helper()
+	return findBy(ctx, t, cli, room, from, rec, ghost(rec.User))
+}
+
+// TestSlackPluginActsOnImportedMessages: after `tributary import slack`
+// (into the running server, Alice mapped to her Slack user), what either
+// side does to an imported message reaches the other: Alice's edit,
+// reaction and redaction on Matrix become chat.update, reactions.add and
+// chat.delete of the message's ts on Slack (and her read receipt
+// conversations.mark), and Bob's edit, reaction and
+// deletion on Slack land on the imported Matrix event. bridgev2 knows no
+// imported message: the plugin finds them through the SDK (FindMessage).
+// On SQLite and PostgreSQL.
+func TestSlackPluginActsOnImportedMessages(t *testing.T) {
+	databases(t, testSlackPluginActsOnImportedMessages)
+}
+
+func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	fake := slackfake.New()
+	t.Cleanup(fake.Close)
+	logCallsOnFailure(t, fake)
+	export := filepath.Join(t.TempDir(), "export.zip")
+	m, err := slackexport.WriteFile(export, slackexport.Options{Seed: 18, TeamID: slackfake.TeamID, Users: 4,
+		Channels: 2, Messages: 200, Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, u := range m.Users {
+		tokens[u.ID] = fake.AddUser(u.ID, u.Name, u.RealName)
+	}
+	convs := map[string]*slackexport.Conversation{}
+	for _, c := range m.Conversations {
+		convs[c.ID] = c
+		fake.AddChannel(slackfake.Channel{ID: c.ID, Name: c.Name, Kind: c.Kind, Topic: c.Topic,
+			Members: append([]string{slackfake.BotUserID}, c.Members...)})
+	}
+	// Slack has the history the export holds.
+	for _, r := range m.Records {
+		fake.AddHistory(r.Conv, r.TS, r.User, r.Text)
+	}
+	// Two plain messages of one public channel by two people: Alice's
+	// (the first user's) and Bob's.
+	var mine, bobs *slackexport.Record
+	for i := range m.Records {
+		r := &m.Records[i]
+		if c := convs[r.Conv]; c == nil || c.Kind != "channel" || r.Subtype != "" || r.User == "" ||
+			(r.ThreadTS != "" && r.ThreadTS != r.TS) || len(r.Files) > 0 || strings.TrimSpace(r.Text) == "" || r.Edited {
+			continue
+		}
+		if mine == nil && r.User == m.Users[0].ID {
+			mine = r
+		} else if bobs == nil && r.User != m.Users[0].ID && (mine == nil || r.Conv == mine.Conv) {
+			bobs = r
+		}
+		if mine != nil && bobs != nil && mine.Conv == bobs.Conv {
+			break
+		}
+	}
+	if mine == nil || bobs == nil || mine.Conv != bobs.Conv {
+		t.Fatal("the generated export has no two plain messages of two people in one channel")
+	}
+	conv := convs[mine.Conv]
+
+	bin := pluginBinary(t)
+	cfg := writeConfig(t, bin, fake.APIURL())
+	s := startServer(t, cfg, "", dbArgs...)
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	userMap := filepath.Join(t.TempDir(), "users.txt")
+	if err := os.WriteFile(userMap, []byte(m.Users[0].ID+" @alice:localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "slack", export, "--config", cfg,
+		"--user-map", userMap, "--data-dir", s.DataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "importing through it") {
+		t.Fatalf("tributary import slack: %v\n%s", err, out)
+	}
+
+	w := newWatcher(t, alice)
+	w.autoJoin = true
+	mgmt := managementRoom(ctx, t, alice, w)
+	login(ctx, t, alice, w, mgmt, "user", tokens[m.Users[0].ID])
+	awaitSocket(ctx, t, fake)
+	// A live message makes the plugin take the imported room.
+	fake.Say(conv.ID, bobs.User, "live in the imported channel", "")
+	live := w.findMessage(ctx, "live in the imported channel")
+	room := live.RoomID
+	myEvt := findBy(ctx, t, alice, room, live.ID, *mine, "@alice:localhost")
+	bobsEvt := findBy(ctx, t, alice, room, live.ID, *bobs, ghost(bobs.User))
+
+	// Matrix → Slack.
+	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* my imported words, edited"}
+	edit.SetEdit(myEvt)
+	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "my imported words, edited"}
+	if _, err := alice.SendMessageEvent(ctx, room, event.EventMessage, edit); err != nil {
+		t.Fatal(err)
+	}
+	upd := awaitCall(ctx, t, fake, "chat.update", func(c slackfake.Call) bool { return c.Method == "chat.update" })
+	if upd.Args.Get("ts") != mine.TS || upd.Args.Get("channel") != conv.ID || upd.Args.Get("text") != "my imported words, edited" {
+		t.Fatalf("chat.update %v, want ts %s", upd.Args, mine.TS)
+	}
+	if _, err := alice.SendReaction(ctx, room, bobsEvt, "👍"); err != nil {
+		t.Fatal(err)
+	}
+	add := awaitCall(ctx, t, fake, "reactions.add", func(c slackfake.Call) bool { return c.Method == "reactions.add" })
+	if add.Args.Get("timestamp") != bobs.TS || add.Args.Get("channel") != conv.ID || add.Args.Get("name") != "+1" {
+		t.Fatalf("reactions.add %v, want timestamp %s", add.Args, bobs.TS)
+	}
+	// Alice reads up to Bob's imported message: Slack's read marker moves
+	// to its ts (the receipt names the real event, not its alias).
+	if err := alice.MarkRead(ctx, room, bobsEvt); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "conversations.mark of the imported message", func(c slackfake.Call) bool {
+		return c.Method == "conversations.mark" && c.Args.Get("ts") == bobs.TS && c.Args.Get("channel") == conv.ID
+	})
+	if _, err := alice.RedactEvent(ctx, room, myEvt); err != nil {
+		t.Fatal(err)
+	}
+	del := awaitCall(ctx, t, fake, "chat.delete", func(c slackfake.Call) bool { return c.Method == "chat.delete" })
+	if del.Args.Get("ts") != mine.TS || del.Args.Get("channel") != conv.ID {
+		t.Fatalf("chat.delete %v, want ts %s", del.Args, mine.TS)
+	}
+
+	// Slack → Matrix: Bob edits his imported message, Carol reacts to it,
+	// then Bob deletes it.
+	fake.Edit(conv.ID, bobs.TS, "bob's imported words, edited on Slack")
+	slackEdit := w.wait(ctx, room, "Bob's edit of his imported message", func(evt *event.Event) bool {
+		rel := evt.Content.AsMessage().RelatesTo
+		return evt.Type == event.EventMessage && rel != nil && rel.Type == event.RelReplace && rel.EventID == bobsEvt
+	})
+	if nc := slackEdit.Content.AsMessage().NewContent; nc == nil || nc.Body != "bob's imported words, edited on Slack" || slackEdit.Sender != ghost(bobs.User) {
+		t.Fatalf("the edit from Slack: %s %+v", slackEdit.Sender, nc)
+	}
+	carol := m.Users[1].ID
+	if carol == bobs.User {
+		carol = m.Users[2].ID
+	}
+	fake.React(conv.ID, bobs.TS, carol, "tada", true)
+	w.wait(ctx, room, "Carol's reaction to the imported message", func(evt *event.Event) bool {
+		return evt.Type == event.EventReaction && evt.Sender == ghost(carol) && evt.Content.AsReaction().RelatesTo.EventID == bobsEvt
+	})
+	fake.Delete(conv.ID, bobs.TS)
+	w.wait(ctx, room, "the redaction of Bob's imported message", func(evt *event.Event) bool {
+		return evt.Type == event.EventRedaction && evt.Redacts == bobsEvt
+	})
+}
+
+// findBy pages back from an event for the imported message rec sent as
+// sender (its time) and returns its event ID.
+func findBy(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from id.EventID, rec slackexport.Record, sender id.UserID) id.EventID {
 	t.Helper()
 	sec, frac, _ := strings.Cut(rec.TS, ".")
 	s, _ := strconv.ParseInt(sec, 10, 64)
@@ -183,7 +336,7 @@ func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Ro
 			t.Fatal(err)
 		}
 		for _, evt := range resp.Chunk {
-			if evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == ghost(rec.User) {
+			if evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == sender {
 				_ = evt.Content.ParseRaw(evt.Type)
 				if rel := evt.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
 					return evt.ID
@@ -195,6 +348,6 @@ func findByTS(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Ro
 		}
 		token = resp.End
 	}
-	t.Fatalf("the imported thread root %s (%s) is not in the room's history", rec.TS, rec.User)
+	t.Fatalf("the imported message %s (%s) is not in the room's history", rec.TS, sender)
 	return ""
 }

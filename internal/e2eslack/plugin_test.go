@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/internal/slackfake"
 )
@@ -18,9 +19,15 @@ const general = "C0GENERAL"
 // TestSlackPlugin is issue 17's "the plugin against a local fake of the
 // Slack Web API + Socket Mode exchanges messages, threads, edits,
 // reactions and files both ways; token revocation is visible to the user",
-// through the real plugin binary under the real server. Alice logs in with
-// a user token (puppeting); Bob is only on Slack.
+// through the real plugin binary under the real server, on SQLite and on
+// PostgreSQL (the server's database and, in a schema of its own, the
+// plugin's). Alice logs in with a user token (puppeting); Bob is only on
+// Slack.
 func TestSlackPlugin(t *testing.T) {
+	databases(t, testSlackPlugin)
+}
+
+func testSlackPlugin(t *testing.T, dbArgs []string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	fake := slackfake.New()
@@ -32,7 +39,7 @@ func TestSlackPlugin(t *testing.T) {
 		Members: []string{slackfake.BotUserID, "U0ALICE", "U0BOB"}})
 
 	bin := pluginBinary(t)
-	s := startServer(t, writeConfig(t, bin, fake.APIURL()), "")
+	s := startServer(t, writeConfig(t, bin, fake.APIURL()), "", dbArgs...)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice)
 	w.autoJoin = true
@@ -127,6 +134,38 @@ func TestSlackPlugin(t *testing.T) {
 		t.Fatalf("reactions.add %v", add.Args)
 	}
 
+	// Custom emoji: the workspace's :partyparrot: (Bob reacts with its
+	// alias :party:) goes to Matrix as its image, as a reaction and in
+	// text; Alice's reaction with that image goes back as :partyparrot:.
+	parrot := []byte("GIF89a\x01\x00\x01\x00 a party parrot")
+	fake.AddEmoji("partyparrot", parrot)
+	fake.AddEmojiAlias("party", "partyparrot")
+	fake.React(general, aliceTS, "U0BOB", "party", true)
+	custom := w.wait(ctx, portal, "Bob's custom emoji reaction", func(evt *event.Event) bool {
+		return evt.Type == event.EventReaction && strings.HasPrefix(evt.Content.AsReaction().RelatesTo.Key, "mxc://")
+	})
+	parrotMXC := custom.Content.AsReaction().RelatesTo.Key
+	if sc := custom.Content.Raw["com.beeper.reaction.shortcode"]; sc != ":party:" || custom.Sender != ghost("U0BOB") ||
+		custom.Content.AsReaction().RelatesTo.EventID != sent.EventID {
+		t.Errorf("custom emoji reaction from Slack: %s %v", custom.Sender, custom.Content.Raw)
+	}
+	if got, err := alice.DownloadBytes(ctx, id.MustParseContentURI(parrotMXC)); err != nil || !bytes.Equal(got, parrot) {
+		t.Errorf("the custom emoji's image: %q (%v)", got, err)
+	}
+	fake.Say(general, "U0BOB", "party :partyparrot: time", "")
+	partyMsg := w.waitMessage(ctx, portal, "party :partyparrot: time")
+	if fb := partyMsg.Content.AsMessage().FormattedBody; !strings.Contains(fb, `<img data-mx-emoticon src="`+parrotMXC+`"`) {
+		t.Errorf("custom emoji in text: %q, want an inline image of %s", fb, parrotMXC)
+	}
+	if _, err := alice.SendMessageEvent(ctx, portal, event.EventReaction, map[string]any{
+		"m.relates_to":                  map[string]any{"rel_type": "m.annotation", "event_id": first.ID, "key": parrotMXC},
+		"com.beeper.reaction.shortcode": ":partyparrot:"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "reactions.add of the custom emoji", func(c slackfake.Call) bool {
+		return c.Method == "reactions.add" && c.Args.Get("name") == "partyparrot" && c.Args.Get("timestamp") == rootTS
+	})
+
 	// Files: Bob shares an image on Slack; Alice sends a file on Matrix.
 	img := []byte("\x89PNG\r\n\x1a\nnot really a picture")
 	fake.Upload(general, "U0BOB", "cat.png", "image/png", img, "", "")
@@ -165,8 +204,17 @@ func TestSlackPlugin(t *testing.T) {
 	}
 	awaitCall(ctx, t, fake, "files.delete", func(c slackfake.Call) bool { return c.Method == "files.delete" })
 
-	// (Read markers and typing from Matrix are not tested: the host does
-	// not yet hand plugins receipts or typing, issue 16.)
+	// Read markers: Alice reads Bob's thread root on Matrix; Slack's read
+	// marker of the channel moves there (conversations.mark, her token).
+	// (Typing from Matrix has nothing to go to: Slack's Web API has no
+	// typing call.)
+	if err := alice.MarkRead(ctx, portal, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	mark := awaitCall(ctx, t, fake, "conversations.mark", func(c slackfake.Call) bool { return c.Method == "conversations.mark" })
+	if mark.Args.Get("channel") != general || mark.Args.Get("ts") != rootTS || mark.Token != aliceToken {
+		t.Fatalf("conversations.mark %v (token %s)", mark.Args, mark.Token)
+	}
 
 	// Nothing Alice did came back as a second message (Slack echoes it all).
 	w.next(ctx)

@@ -100,11 +100,15 @@ type Server struct {
 	channels map[string]*Channel
 	messages map[string]map[string]*Message // channel → ts → message
 	files    map[string]*File
-	tokens   map[string]*token
-	sockets  []*socket
-	clock    int64 // microseconds of the last ts given
-	seq      int
-	sent     map[string]time.Time // envelope → when sent
+	// emoji are the workspace's custom emoji: name → image, or
+	// "alias:name" (emojiAliases).
+	emoji        map[string][]byte
+	emojiAliases map[string]string
+	tokens       map[string]*token
+	sockets      []*socket
+	clock        int64 // microseconds of the last ts given
+	seq          int
+	sent         map[string]time.Time // envelope → when sent
 	// pending are the envelopes not acknowledged yet, in order: Slack sends
 	// them again (retry_attempt) on the app's next connection.
 	pending []*envelope
@@ -117,7 +121,7 @@ type Server struct {
 // (xoxb-), AppToken (xapp-).
 func New() *Server {
 	s := &Server{users: map[string]*User{}, channels: map[string]*Channel{}, messages: map[string]map[string]*Message{},
-		files: map[string]*File{}, tokens: map[string]*token{}, sent: map[string]time.Time{}, changed: make(chan struct{}),
+		files: map[string]*File{}, emoji: map[string][]byte{}, emojiAliases: map[string]string{}, tokens: map[string]*token{}, sent: map[string]time.Time{}, changed: make(chan struct{}),
 		clock: time.Now().UnixMicro()}
 	s.users[BotUserID] = &User{ID: BotUserID, Name: "tributary", RealName: "Tributary", IsBot: true, BotID: BotID}
 	s.tokens[BotToken] = &token{user: BotUserID}
@@ -127,6 +131,16 @@ func New() *Server {
 	mux.HandleFunc("/socket", s.socket)
 	mux.HandleFunc("/upload/{id}", s.upload)
 	mux.HandleFunc("/files/{id}/{name}", s.download)
+	mux.HandleFunc("/emoji/{name}", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		data := s.emoji[r.PathValue("name")]
+		s.mu.Unlock()
+		if data == nil {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(data)
+	})
 	mux.HandleFunc("/avatars/{user}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(pngPixel)
@@ -278,6 +292,32 @@ func (m *Message) copy() *Message {
 		c.Reactions[k] = slices.Clone(v)
 	}
 	return &c
+}
+
+// AddEmoji adds a custom emoji to the workspace (emoji.list), its image
+// served without a token as emoji.slack-edge.com does.
+func (s *Server) AddEmoji(name string, image []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.emoji[name] = image
+}
+
+// AddEmojiAlias adds a name for another emoji (emoji.list's "alias:name").
+func (s *Server) AddEmojiAlias(name, target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.emojiAliases[name] = target
+}
+
+// AddHistory puts a message the workspace had before (one an export holds)
+// into a channel, with no event: Slack knows it, the bridge has not seen it.
+func (s *Server) AddHistory(channel, ts, user, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.messages[channel] == nil {
+		s.messages[channel] = map[string]*Message{}
+	}
+	s.messages[channel][ts] = &Message{Channel: channel, TS: ts, User: user, Text: text}
 }
 
 // Say posts a message as a person, with the event Slack sends. threadTS

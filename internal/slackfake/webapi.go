@@ -234,6 +234,17 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 			s.record(found)
 		}
 		reply(w, map[string]any{})
+	case "emoji.list":
+		s.mu.Lock()
+		list := map[string]any{}
+		for name := range s.emoji {
+			list[name] = s.srv.URL + "/emoji/" + name
+		}
+		for name, target := range s.emojiAliases {
+			list[name] = "alias:" + target
+		}
+		s.mu.Unlock()
+		reply(w, map[string]any{"emoji": list})
 	case "conversations.mark":
 		reply(w, map[string]any{})
 	default:

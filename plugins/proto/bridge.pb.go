@@ -665,6 +665,249 @@ func (x *Ack) GetError() string {
 	return ""
 }
 
+type FindMessageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	PortalId      string                 `protobuf:"bytes,3,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
+	Receiver      string                 `protobuf:"bytes,4,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	MessageId     string                 `protobuf:"bytes,5,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindMessageRequest) Reset() {
+	*x = FindMessageRequest{}
+	mi := &file_bridge_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindMessageRequest) ProtoMessage() {}
+
+func (x *FindMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindMessageRequest.ProtoReflect.Descriptor instead.
+func (*FindMessageRequest) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FindMessageRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *FindMessageRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *FindMessageRequest) GetPortalId() string {
+	if x != nil {
+		return x.PortalId
+	}
+	return ""
+}
+
+func (x *FindMessageRequest) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *FindMessageRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+type FindMessageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portal key of the message's room, and its parts by part ID.
+	PortalId      string         `protobuf:"bytes,1,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
+	Receiver      string         `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	RoomId        string         `protobuf:"bytes,3,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	MessageId     string         `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Parts         []*MessagePart `protobuf:"bytes,5,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindMessageResponse) Reset() {
+	*x = FindMessageResponse{}
+	mi := &file_bridge_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindMessageResponse) ProtoMessage() {}
+
+func (x *FindMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindMessageResponse.ProtoReflect.Descriptor instead.
+func (*FindMessageResponse) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FindMessageResponse) GetPortalId() string {
+	if x != nil {
+		return x.PortalId
+	}
+	return ""
+}
+
+func (x *FindMessageResponse) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *FindMessageResponse) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *FindMessageResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *FindMessageResponse) GetParts() []*MessagePart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+type MessagePart struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	PartId  string                 `protobuf:"bytes,1,opt,name=part_id,json=partId,proto3" json:"part_id,omitempty"`
+	EventId string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Sender  string                 `protobuf:"bytes,3,opt,name=sender,proto3" json:"sender,omitempty"`
+	// timestamp in milliseconds since the epoch (the event's origin_server_ts).
+	Timestamp int64 `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// alias is the event ID the import named the event by (the ID bridgev2
+	// would give it), which is what references to it read as in the events
+	// the plugin is sent.
+	Alias string `protobuf:"bytes,5,opt,name=alias,proto3" json:"alias,omitempty"`
+	// sender_id is the network's ID of the sender (bridgev2's
+	// networkid.UserID) if the import recorded it.
+	SenderId      string `protobuf:"bytes,6,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessagePart) Reset() {
+	*x = MessagePart{}
+	mi := &file_bridge_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessagePart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessagePart) ProtoMessage() {}
+
+func (x *MessagePart) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessagePart.ProtoReflect.Descriptor instead.
+func (*MessagePart) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MessagePart) GetPartId() string {
+	if x != nil {
+		return x.PartId
+	}
+	return ""
+}
+
+func (x *MessagePart) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *MessagePart) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *MessagePart) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *MessagePart) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *MessagePart) GetSenderId() string {
+	if x != nil {
+		return x.SenderId
+	}
+	return ""
+}
+
 type FindPortalRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// network is the bridgev2 network ID ("slack"); portal_id and receiver
@@ -678,7 +921,7 @@ type FindPortalRequest struct {
 
 func (x *FindPortalRequest) Reset() {
 	*x = FindPortalRequest{}
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +933,7 @@ func (x *FindPortalRequest) String() string {
 func (*FindPortalRequest) ProtoMessage() {}
 
 func (x *FindPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[9]
+	mi := &file_bridge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +946,7 @@ func (x *FindPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindPortalRequest.ProtoReflect.Descriptor instead.
 func (*FindPortalRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{9}
+	return file_bridge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FindPortalRequest) GetNetwork() string {
@@ -739,7 +982,7 @@ type FindPortalResponse struct {
 
 func (x *FindPortalResponse) Reset() {
 	*x = FindPortalResponse{}
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +994,7 @@ func (x *FindPortalResponse) String() string {
 func (*FindPortalResponse) ProtoMessage() {}
 
 func (x *FindPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[10]
+	mi := &file_bridge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1007,7 @@ func (x *FindPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindPortalResponse.ProtoReflect.Descriptor instead.
 func (*FindPortalResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{10}
+	return file_bridge_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FindPortalResponse) GetRoomId() string {
@@ -789,7 +1032,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1044,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1057,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{11}
+	return file_bridge_proto_rawDescGZIP(), []int{14}
 }
 
 type EnsureRegisteredRequest struct {
@@ -826,7 +1069,7 @@ type EnsureRegisteredRequest struct {
 
 func (x *EnsureRegisteredRequest) Reset() {
 	*x = EnsureRegisteredRequest{}
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1081,7 @@ func (x *EnsureRegisteredRequest) String() string {
 func (*EnsureRegisteredRequest) ProtoMessage() {}
 
 func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1094,7 @@ func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredRequest.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{12}
+	return file_bridge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnsureRegisteredRequest) GetUserId() string {
@@ -869,7 +1112,7 @@ type EnsureRegisteredResponse struct {
 
 func (x *EnsureRegisteredResponse) Reset() {
 	*x = EnsureRegisteredResponse{}
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1124,7 @@ func (x *EnsureRegisteredResponse) String() string {
 func (*EnsureRegisteredResponse) ProtoMessage() {}
 
 func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1137,7 @@ func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredResponse.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{13}
+	return file_bridge_proto_rawDescGZIP(), []int{16}
 }
 
 type SendEventRequest struct {
@@ -913,7 +1156,7 @@ type SendEventRequest struct {
 
 func (x *SendEventRequest) Reset() {
 	*x = SendEventRequest{}
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1168,7 @@ func (x *SendEventRequest) String() string {
 func (*SendEventRequest) ProtoMessage() {}
 
 func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1181,7 @@ func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventRequest.ProtoReflect.Descriptor instead.
 func (*SendEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{14}
+	return file_bridge_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SendEventRequest) GetRoomId() string {
@@ -992,7 +1235,7 @@ type SendEventResponse struct {
 
 func (x *SendEventResponse) Reset() {
 	*x = SendEventResponse{}
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1247,7 @@ func (x *SendEventResponse) String() string {
 func (*SendEventResponse) ProtoMessage() {}
 
 func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1260,7 @@ func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventResponse.ProtoReflect.Descriptor instead.
 func (*SendEventResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{15}
+	return file_bridge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendEventResponse) GetEventId() string {
@@ -1041,7 +1284,7 @@ type SendStateRequest struct {
 
 func (x *SendStateRequest) Reset() {
 	*x = SendStateRequest{}
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1296,7 @@ func (x *SendStateRequest) String() string {
 func (*SendStateRequest) ProtoMessage() {}
 
 func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1309,7 @@ func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendStateRequest.ProtoReflect.Descriptor instead.
 func (*SendStateRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{16}
+	return file_bridge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendStateRequest) GetRoomId() string {
@@ -1127,7 +1370,7 @@ type SetMembershipRequest struct {
 
 func (x *SetMembershipRequest) Reset() {
 	*x = SetMembershipRequest{}
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1382,7 @@ func (x *SetMembershipRequest) String() string {
 func (*SetMembershipRequest) ProtoMessage() {}
 
 func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1395,7 @@ func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMembershipRequest.ProtoReflect.Descriptor instead.
 func (*SetMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{17}
+	return file_bridge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetMembershipRequest) GetRoomId() string {
@@ -1208,7 +1451,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1463,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1476,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{18}
+	return file_bridge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetProfileRequest) GetUserId() string {
@@ -1265,7 +1508,7 @@ type SetProfileResponse struct {
 
 func (x *SetProfileResponse) Reset() {
 	*x = SetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1520,7 @@ func (x *SetProfileResponse) String() string {
 func (*SetProfileResponse) ProtoMessage() {}
 
 func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1533,7 @@ func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileResponse.ProtoReflect.Descriptor instead.
 func (*SetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{19}
+	return file_bridge_proto_rawDescGZIP(), []int{22}
 }
 
 type CreateRoomRequest struct {
@@ -1305,7 +1548,7 @@ type CreateRoomRequest struct {
 
 func (x *CreateRoomRequest) Reset() {
 	*x = CreateRoomRequest{}
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1560,7 @@ func (x *CreateRoomRequest) String() string {
 func (*CreateRoomRequest) ProtoMessage() {}
 
 func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1573,7 @@ func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{20}
+	return file_bridge_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateRoomRequest) GetUserId() string {
@@ -1363,7 +1606,7 @@ type CreateRoomResponse struct {
 
 func (x *CreateRoomResponse) Reset() {
 	*x = CreateRoomResponse{}
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1618,7 @@ func (x *CreateRoomResponse) String() string {
 func (*CreateRoomResponse) ProtoMessage() {}
 
 func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1631,7 @@ func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{21}
+	return file_bridge_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateRoomResponse) GetRoomId() string {
@@ -1415,7 +1658,7 @@ type BatchSendRequest struct {
 
 func (x *BatchSendRequest) Reset() {
 	*x = BatchSendRequest{}
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1670,7 @@ func (x *BatchSendRequest) String() string {
 func (*BatchSendRequest) ProtoMessage() {}
 
 func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1683,7 @@ func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendRequest.ProtoReflect.Descriptor instead.
 func (*BatchSendRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{22}
+	return file_bridge_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BatchSendRequest) GetRoomId() string {
@@ -1500,7 +1743,7 @@ type BatchEvent struct {
 
 func (x *BatchEvent) Reset() {
 	*x = BatchEvent{}
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1755,7 @@ func (x *BatchEvent) String() string {
 func (*BatchEvent) ProtoMessage() {}
 
 func (x *BatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1768,7 @@ func (x *BatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchEvent.ProtoReflect.Descriptor instead.
 func (*BatchEvent) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{23}
+	return file_bridge_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BatchEvent) GetEventId() string {
@@ -1579,7 +1822,7 @@ type BatchSendResponse struct {
 
 func (x *BatchSendResponse) Reset() {
 	*x = BatchSendResponse{}
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1834,7 @@ func (x *BatchSendResponse) String() string {
 func (*BatchSendResponse) ProtoMessage() {}
 
 func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1847,7 @@ func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendResponse.ProtoReflect.Descriptor instead.
 func (*BatchSendResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{24}
+	return file_bridge_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchSendResponse) GetEventIds() []string {
@@ -1628,7 +1871,7 @@ type RedactRequest struct {
 
 func (x *RedactRequest) Reset() {
 	*x = RedactRequest{}
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1883,7 @@ func (x *RedactRequest) String() string {
 func (*RedactRequest) ProtoMessage() {}
 
 func (x *RedactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1896,7 @@ func (x *RedactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactRequest.ProtoReflect.Descriptor instead.
 func (*RedactRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{25}
+	return file_bridge_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RedactRequest) GetRoomId() string {
@@ -1703,7 +1946,7 @@ type EnsureJoinedRequest struct {
 
 func (x *EnsureJoinedRequest) Reset() {
 	*x = EnsureJoinedRequest{}
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1958,7 @@ func (x *EnsureJoinedRequest) String() string {
 func (*EnsureJoinedRequest) ProtoMessage() {}
 
 func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1971,7 @@ func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedRequest.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{26}
+	return file_bridge_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EnsureJoinedRequest) GetRoomId() string {
@@ -1762,7 +2005,7 @@ type EnsureJoinedResponse struct {
 
 func (x *EnsureJoinedResponse) Reset() {
 	*x = EnsureJoinedResponse{}
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +2017,7 @@ func (x *EnsureJoinedResponse) String() string {
 func (*EnsureJoinedResponse) ProtoMessage() {}
 
 func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +2030,7 @@ func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedResponse.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{27}
+	return file_bridge_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnsureJoinedResponse) GetJoined() bool {
@@ -1809,7 +2052,7 @@ type GetStateEventRequest struct {
 
 func (x *GetStateEventRequest) Reset() {
 	*x = GetStateEventRequest{}
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +2064,7 @@ func (x *GetStateEventRequest) String() string {
 func (*GetStateEventRequest) ProtoMessage() {}
 
 func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +2077,7 @@ func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStateEventRequest.ProtoReflect.Descriptor instead.
 func (*GetStateEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{28}
+	return file_bridge_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetStateEventRequest) GetRoomId() string {
@@ -1875,7 +2118,7 @@ type GetMembersRequest struct {
 
 func (x *GetMembersRequest) Reset() {
 	*x = GetMembersRequest{}
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2130,7 @@ func (x *GetMembersRequest) String() string {
 func (*GetMembersRequest) ProtoMessage() {}
 
 func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2143,7 @@ func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersRequest.ProtoReflect.Descriptor instead.
 func (*GetMembersRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{29}
+	return file_bridge_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetMembersRequest) GetRoomId() string {
@@ -1926,7 +2169,7 @@ type GetMembersResponse struct {
 
 func (x *GetMembersResponse) Reset() {
 	*x = GetMembersResponse{}
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2181,7 @@ func (x *GetMembersResponse) String() string {
 func (*GetMembersResponse) ProtoMessage() {}
 
 func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2194,7 @@ func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersResponse.ProtoReflect.Descriptor instead.
 func (*GetMembersResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{30}
+	return file_bridge_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetMembersResponse) GetEvents() []*Event {
@@ -1972,7 +2215,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2227,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2240,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{31}
+	return file_bridge_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetEventRequest) GetRoomId() string {
@@ -2030,7 +2273,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2285,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2298,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{32}
+	return file_bridge_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetProfileRequest) GetUserId() string {
@@ -2075,7 +2318,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2330,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2343,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{33}
+	return file_bridge_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetProfileResponse) GetProfile() []byte {
@@ -2122,7 +2365,7 @@ type SetTypingRequest struct {
 
 func (x *SetTypingRequest) Reset() {
 	*x = SetTypingRequest{}
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2377,7 @@ func (x *SetTypingRequest) String() string {
 func (*SetTypingRequest) ProtoMessage() {}
 
 func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2390,7 @@ func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
 func (*SetTypingRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{34}
+	return file_bridge_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetTypingRequest) GetRoomId() string {
@@ -2193,7 +2436,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2448,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2461,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{35}
+	return file_bridge_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MarkReadRequest) GetRoomId() string {
@@ -2275,7 +2518,7 @@ type SetAccountDataRequest struct {
 
 func (x *SetAccountDataRequest) Reset() {
 	*x = SetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2530,7 @@ func (x *SetAccountDataRequest) String() string {
 func (*SetAccountDataRequest) ProtoMessage() {}
 
 func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2543,7 @@ func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*SetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{36}
+	return file_bridge_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetAccountDataRequest) GetUserId() string {
@@ -2342,7 +2585,7 @@ type GetAccountDataRequest struct {
 
 func (x *GetAccountDataRequest) Reset() {
 	*x = GetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2597,7 @@ func (x *GetAccountDataRequest) String() string {
 func (*GetAccountDataRequest) ProtoMessage() {}
 
 func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2610,7 @@ func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{37}
+	return file_bridge_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetAccountDataRequest) GetUserId() string {
@@ -2400,7 +2643,7 @@ type GetAccountDataResponse struct {
 
 func (x *GetAccountDataResponse) Reset() {
 	*x = GetAccountDataResponse{}
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2655,7 @@ func (x *GetAccountDataResponse) String() string {
 func (*GetAccountDataResponse) ProtoMessage() {}
 
 func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2668,7 @@ func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountDataResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{38}
+	return file_bridge_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetAccountDataResponse) GetContent() []byte {
@@ -2446,7 +2689,7 @@ type SetRoomMutedRequest struct {
 
 func (x *SetRoomMutedRequest) Reset() {
 	*x = SetRoomMutedRequest{}
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2701,7 @@ func (x *SetRoomMutedRequest) String() string {
 func (*SetRoomMutedRequest) ProtoMessage() {}
 
 func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2714,7 @@ func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRoomMutedRequest.ProtoReflect.Descriptor instead.
 func (*SetRoomMutedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{39}
+	return file_bridge_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetRoomMutedRequest) GetUserId() string {
@@ -2510,7 +2753,7 @@ type UploadMediaChunk struct {
 
 func (x *UploadMediaChunk) Reset() {
 	*x = UploadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2765,7 @@ func (x *UploadMediaChunk) String() string {
 func (*UploadMediaChunk) ProtoMessage() {}
 
 func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2778,7 @@ func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaChunk.ProtoReflect.Descriptor instead.
 func (*UploadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{40}
+	return file_bridge_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UploadMediaChunk) GetUserId() string {
@@ -2582,7 +2825,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2837,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2850,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{41}
+	return file_bridge_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UploadMediaResponse) GetContentUri() string {
@@ -2626,7 +2869,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2881,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2894,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{42}
+	return file_bridge_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DownloadMediaRequest) GetContentUri() string {
@@ -2674,7 +2917,7 @@ type DownloadMediaChunk struct {
 
 func (x *DownloadMediaChunk) Reset() {
 	*x = DownloadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2929,7 @@ func (x *DownloadMediaChunk) String() string {
 func (*DownloadMediaChunk) ProtoMessage() {}
 
 func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2942,7 @@ func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaChunk.ProtoReflect.Descriptor instead.
 func (*DownloadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{43}
+	return file_bridge_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DownloadMediaChunk) GetContentType() string {
@@ -2739,7 +2982,7 @@ type DoublePuppetRequest struct {
 
 func (x *DoublePuppetRequest) Reset() {
 	*x = DoublePuppetRequest{}
-	mi := &file_bridge_proto_msgTypes[44]
+	mi := &file_bridge_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2994,7 @@ func (x *DoublePuppetRequest) String() string {
 func (*DoublePuppetRequest) ProtoMessage() {}
 
 func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[44]
+	mi := &file_bridge_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +3007,7 @@ func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoublePuppetRequest.ProtoReflect.Descriptor instead.
 func (*DoublePuppetRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{44}
+	return file_bridge_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DoublePuppetRequest) GetUserId() string {
@@ -2793,7 +3036,7 @@ type BridgeState struct {
 
 func (x *BridgeState) Reset() {
 	*x = BridgeState{}
-	mi := &file_bridge_proto_msgTypes[45]
+	mi := &file_bridge_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +3048,7 @@ func (x *BridgeState) String() string {
 func (*BridgeState) ProtoMessage() {}
 
 func (x *BridgeState) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[45]
+	mi := &file_bridge_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3061,7 @@ func (x *BridgeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BridgeState.ProtoReflect.Descriptor instead.
 func (*BridgeState) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{45}
+	return file_bridge_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BridgeState) GetStateEvent() string {
@@ -2916,7 +3159,28 @@ const file_bridge_proto_rawDesc = "" +
 	"_state_key\"B\n" +
 	"\x03Ack\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\x03R\rtransactionId\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"f\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xa1\x01\n" +
+	"\x12FindMessageRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1b\n" +
+	"\tportal_id\x18\x03 \x01(\tR\bportalId\x12\x1a\n" +
+	"\breceiver\x18\x04 \x01(\tR\breceiver\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x05 \x01(\tR\tmessageId\"\xbf\x01\n" +
+	"\x13FindMessageResponse\x12\x1b\n" +
+	"\tportal_id\x18\x01 \x01(\tR\bportalId\x12\x1a\n" +
+	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
+	"\aroom_id\x18\x03 \x01(\tR\x06roomId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x04 \x01(\tR\tmessageId\x127\n" +
+	"\x05parts\x18\x05 \x03(\v2!.tributary.plugins.v1.MessagePartR\x05parts\"\xaa\x01\n" +
+	"\vMessagePart\x12\x17\n" +
+	"\apart_id\x18\x01 \x01(\tR\x06partId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\x1c\n" +
+	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x12\x14\n" +
+	"\x05alias\x18\x05 \x01(\tR\x05alias\x12\x1b\n" +
+	"\tsender_id\x18\x06 \x01(\tR\bsenderId\"f\n" +
 	"\x11FindPortalRequest\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1b\n" +
 	"\tportal_id\x18\x02 \x01(\tR\bportalId\x12\x1a\n" +
@@ -3086,7 +3350,7 @@ const file_bridge_proto_rawDesc = "" +
 	"\bDescribe\x12%.tributary.plugins.v1.DescribeRequest\x1a&.tributary.plugins.v1.DescribeResponse\x12P\n" +
 	"\x05Start\x12\".tributary.plugins.v1.StartRequest\x1a#.tributary.plugins.v1.StartResponse\x12M\n" +
 	"\x04Stop\x12!.tributary.plugins.v1.StopRequest\x1a\".tributary.plugins.v1.StopResponse\x12J\n" +
-	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\x8a\x11\n" +
+	"\x06Events\x12!.tributary.plugins.v1.Transaction\x1a\x19.tributary.plugins.v1.Ack(\x010\x012\xee\x11\n" +
 	"\n" +
 	"MatrixHost\x12q\n" +
 	"\x10EnsureRegistered\x12-.tributary.plugins.v1.EnsureRegisteredRequest\x1a..tributary.plugins.v1.EnsureRegisteredResponse\x12\\\n" +
@@ -3116,7 +3380,8 @@ const file_bridge_proto_rawDesc = "" +
 	"\fDoublePuppet\x12).tributary.plugins.v1.DoublePuppetRequest\x1a\x1b.tributary.plugins.v1.Empty\x12S\n" +
 	"\x11ReportBridgeState\x12!.tributary.plugins.v1.BridgeState\x1a\x1b.tributary.plugins.v1.Empty\x12_\n" +
 	"\n" +
-	"FindPortal\x12'.tributary.plugins.v1.FindPortalRequest\x1a(.tributary.plugins.v1.FindPortalResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
+	"FindPortal\x12'.tributary.plugins.v1.FindPortalRequest\x1a(.tributary.plugins.v1.FindPortalResponse\x12b\n" +
+	"\vFindMessage\x12(.tributary.plugins.v1.FindMessageRequest\x1a).tributary.plugins.v1.FindMessageResponseB1Z/github.com/tributary-hs/tributary/plugins/protob\x06proto3"
 
 var (
 	file_bridge_proto_rawDescOnce sync.Once
@@ -3131,7 +3396,7 @@ func file_bridge_proto_rawDescGZIP() []byte {
 }
 
 var file_bridge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_bridge_proto_goTypes = []any{
 	(Membership)(0),                  // 0: tributary.plugins.v1.Membership
 	(*DescribeRequest)(nil),          // 1: tributary.plugins.v1.DescribeRequest
@@ -3143,109 +3408,115 @@ var file_bridge_proto_goTypes = []any{
 	(*Transaction)(nil),              // 7: tributary.plugins.v1.Transaction
 	(*Event)(nil),                    // 8: tributary.plugins.v1.Event
 	(*Ack)(nil),                      // 9: tributary.plugins.v1.Ack
-	(*FindPortalRequest)(nil),        // 10: tributary.plugins.v1.FindPortalRequest
-	(*FindPortalResponse)(nil),       // 11: tributary.plugins.v1.FindPortalResponse
-	(*Empty)(nil),                    // 12: tributary.plugins.v1.Empty
-	(*EnsureRegisteredRequest)(nil),  // 13: tributary.plugins.v1.EnsureRegisteredRequest
-	(*EnsureRegisteredResponse)(nil), // 14: tributary.plugins.v1.EnsureRegisteredResponse
-	(*SendEventRequest)(nil),         // 15: tributary.plugins.v1.SendEventRequest
-	(*SendEventResponse)(nil),        // 16: tributary.plugins.v1.SendEventResponse
-	(*SendStateRequest)(nil),         // 17: tributary.plugins.v1.SendStateRequest
-	(*SetMembershipRequest)(nil),     // 18: tributary.plugins.v1.SetMembershipRequest
-	(*SetProfileRequest)(nil),        // 19: tributary.plugins.v1.SetProfileRequest
-	(*SetProfileResponse)(nil),       // 20: tributary.plugins.v1.SetProfileResponse
-	(*CreateRoomRequest)(nil),        // 21: tributary.plugins.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),       // 22: tributary.plugins.v1.CreateRoomResponse
-	(*BatchSendRequest)(nil),         // 23: tributary.plugins.v1.BatchSendRequest
-	(*BatchEvent)(nil),               // 24: tributary.plugins.v1.BatchEvent
-	(*BatchSendResponse)(nil),        // 25: tributary.plugins.v1.BatchSendResponse
-	(*RedactRequest)(nil),            // 26: tributary.plugins.v1.RedactRequest
-	(*EnsureJoinedRequest)(nil),      // 27: tributary.plugins.v1.EnsureJoinedRequest
-	(*EnsureJoinedResponse)(nil),     // 28: tributary.plugins.v1.EnsureJoinedResponse
-	(*GetStateEventRequest)(nil),     // 29: tributary.plugins.v1.GetStateEventRequest
-	(*GetMembersRequest)(nil),        // 30: tributary.plugins.v1.GetMembersRequest
-	(*GetMembersResponse)(nil),       // 31: tributary.plugins.v1.GetMembersResponse
-	(*GetEventRequest)(nil),          // 32: tributary.plugins.v1.GetEventRequest
-	(*GetProfileRequest)(nil),        // 33: tributary.plugins.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),       // 34: tributary.plugins.v1.GetProfileResponse
-	(*SetTypingRequest)(nil),         // 35: tributary.plugins.v1.SetTypingRequest
-	(*MarkReadRequest)(nil),          // 36: tributary.plugins.v1.MarkReadRequest
-	(*SetAccountDataRequest)(nil),    // 37: tributary.plugins.v1.SetAccountDataRequest
-	(*GetAccountDataRequest)(nil),    // 38: tributary.plugins.v1.GetAccountDataRequest
-	(*GetAccountDataResponse)(nil),   // 39: tributary.plugins.v1.GetAccountDataResponse
-	(*SetRoomMutedRequest)(nil),      // 40: tributary.plugins.v1.SetRoomMutedRequest
-	(*UploadMediaChunk)(nil),         // 41: tributary.plugins.v1.UploadMediaChunk
-	(*UploadMediaResponse)(nil),      // 42: tributary.plugins.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),     // 43: tributary.plugins.v1.DownloadMediaRequest
-	(*DownloadMediaChunk)(nil),       // 44: tributary.plugins.v1.DownloadMediaChunk
-	(*DoublePuppetRequest)(nil),      // 45: tributary.plugins.v1.DoublePuppetRequest
-	(*BridgeState)(nil),              // 46: tributary.plugins.v1.BridgeState
+	(*FindMessageRequest)(nil),       // 10: tributary.plugins.v1.FindMessageRequest
+	(*FindMessageResponse)(nil),      // 11: tributary.plugins.v1.FindMessageResponse
+	(*MessagePart)(nil),              // 12: tributary.plugins.v1.MessagePart
+	(*FindPortalRequest)(nil),        // 13: tributary.plugins.v1.FindPortalRequest
+	(*FindPortalResponse)(nil),       // 14: tributary.plugins.v1.FindPortalResponse
+	(*Empty)(nil),                    // 15: tributary.plugins.v1.Empty
+	(*EnsureRegisteredRequest)(nil),  // 16: tributary.plugins.v1.EnsureRegisteredRequest
+	(*EnsureRegisteredResponse)(nil), // 17: tributary.plugins.v1.EnsureRegisteredResponse
+	(*SendEventRequest)(nil),         // 18: tributary.plugins.v1.SendEventRequest
+	(*SendEventResponse)(nil),        // 19: tributary.plugins.v1.SendEventResponse
+	(*SendStateRequest)(nil),         // 20: tributary.plugins.v1.SendStateRequest
+	(*SetMembershipRequest)(nil),     // 21: tributary.plugins.v1.SetMembershipRequest
+	(*SetProfileRequest)(nil),        // 22: tributary.plugins.v1.SetProfileRequest
+	(*SetProfileResponse)(nil),       // 23: tributary.plugins.v1.SetProfileResponse
+	(*CreateRoomRequest)(nil),        // 24: tributary.plugins.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),       // 25: tributary.plugins.v1.CreateRoomResponse
+	(*BatchSendRequest)(nil),         // 26: tributary.plugins.v1.BatchSendRequest
+	(*BatchEvent)(nil),               // 27: tributary.plugins.v1.BatchEvent
+	(*BatchSendResponse)(nil),        // 28: tributary.plugins.v1.BatchSendResponse
+	(*RedactRequest)(nil),            // 29: tributary.plugins.v1.RedactRequest
+	(*EnsureJoinedRequest)(nil),      // 30: tributary.plugins.v1.EnsureJoinedRequest
+	(*EnsureJoinedResponse)(nil),     // 31: tributary.plugins.v1.EnsureJoinedResponse
+	(*GetStateEventRequest)(nil),     // 32: tributary.plugins.v1.GetStateEventRequest
+	(*GetMembersRequest)(nil),        // 33: tributary.plugins.v1.GetMembersRequest
+	(*GetMembersResponse)(nil),       // 34: tributary.plugins.v1.GetMembersResponse
+	(*GetEventRequest)(nil),          // 35: tributary.plugins.v1.GetEventRequest
+	(*GetProfileRequest)(nil),        // 36: tributary.plugins.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),       // 37: tributary.plugins.v1.GetProfileResponse
+	(*SetTypingRequest)(nil),         // 38: tributary.plugins.v1.SetTypingRequest
+	(*MarkReadRequest)(nil),          // 39: tributary.plugins.v1.MarkReadRequest
+	(*SetAccountDataRequest)(nil),    // 40: tributary.plugins.v1.SetAccountDataRequest
+	(*GetAccountDataRequest)(nil),    // 41: tributary.plugins.v1.GetAccountDataRequest
+	(*GetAccountDataResponse)(nil),   // 42: tributary.plugins.v1.GetAccountDataResponse
+	(*SetRoomMutedRequest)(nil),      // 43: tributary.plugins.v1.SetRoomMutedRequest
+	(*UploadMediaChunk)(nil),         // 44: tributary.plugins.v1.UploadMediaChunk
+	(*UploadMediaResponse)(nil),      // 45: tributary.plugins.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),     // 46: tributary.plugins.v1.DownloadMediaRequest
+	(*DownloadMediaChunk)(nil),       // 47: tributary.plugins.v1.DownloadMediaChunk
+	(*DoublePuppetRequest)(nil),      // 48: tributary.plugins.v1.DoublePuppetRequest
+	(*BridgeState)(nil),              // 49: tributary.plugins.v1.BridgeState
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
 	8,  // 1: tributary.plugins.v1.Transaction.ephemeral:type_name -> tributary.plugins.v1.Event
-	0,  // 2: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	24, // 3: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
-	8,  // 4: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
-	1,  // 5: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
-	3,  // 6: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
-	5,  // 7: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
-	7,  // 8: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	13, // 9: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	15, // 10: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	17, // 11: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	18, // 12: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	19, // 13: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	21, // 14: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
-	23, // 15: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
-	26, // 16: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
-	27, // 17: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
-	29, // 18: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
-	30, // 19: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
-	32, // 20: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
-	33, // 21: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
-	35, // 22: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
-	36, // 23: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
-	37, // 24: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
-	38, // 25: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
-	40, // 26: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
-	41, // 27: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
-	43, // 28: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
-	45, // 29: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
-	46, // 30: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
-	10, // 31: tributary.plugins.v1.MatrixHost.FindPortal:input_type -> tributary.plugins.v1.FindPortalRequest
-	2,  // 32: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 33: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 34: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 35: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	14, // 36: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	16, // 37: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	16, // 38: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	16, // 39: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	20, // 40: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	22, // 41: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
-	25, // 42: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
-	16, // 43: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
-	28, // 44: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
-	8,  // 45: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
-	31, // 46: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
-	8,  // 47: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
-	34, // 48: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
-	12, // 49: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
-	12, // 50: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
-	12, // 51: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
-	39, // 52: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
-	12, // 53: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
-	42, // 54: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
-	44, // 55: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
-	12, // 56: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
-	12, // 57: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
-	11, // 58: tributary.plugins.v1.MatrixHost.FindPortal:output_type -> tributary.plugins.v1.FindPortalResponse
-	32, // [32:59] is the sub-list for method output_type
-	5,  // [5:32] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 2: tributary.plugins.v1.FindMessageResponse.parts:type_name -> tributary.plugins.v1.MessagePart
+	0,  // 3: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
+	27, // 4: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	8,  // 5: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
+	1,  // 6: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
+	3,  // 7: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
+	5,  // 8: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
+	7,  // 9: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
+	16, // 10: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	18, // 11: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	20, // 12: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	21, // 13: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	22, // 14: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	24, // 15: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	26, // 16: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	29, // 17: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
+	30, // 18: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
+	32, // 19: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
+	33, // 20: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
+	35, // 21: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
+	36, // 22: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
+	38, // 23: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
+	39, // 24: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
+	40, // 25: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
+	41, // 26: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
+	43, // 27: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
+	44, // 28: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
+	46, // 29: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
+	48, // 30: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
+	49, // 31: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
+	13, // 32: tributary.plugins.v1.MatrixHost.FindPortal:input_type -> tributary.plugins.v1.FindPortalRequest
+	10, // 33: tributary.plugins.v1.MatrixHost.FindMessage:input_type -> tributary.plugins.v1.FindMessageRequest
+	2,  // 34: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 35: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 36: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 37: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	17, // 38: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	19, // 39: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	19, // 40: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	19, // 41: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	23, // 42: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	25, // 43: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	28, // 44: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	19, // 45: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
+	31, // 46: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
+	8,  // 47: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
+	34, // 48: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
+	8,  // 49: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
+	37, // 50: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
+	15, // 51: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
+	15, // 52: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
+	15, // 53: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
+	42, // 54: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
+	15, // 55: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
+	45, // 56: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
+	47, // 57: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
+	15, // 58: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
+	15, // 59: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
+	14, // 60: tributary.plugins.v1.MatrixHost.FindPortal:output_type -> tributary.plugins.v1.FindPortalResponse
+	11, // 61: tributary.plugins.v1.MatrixHost.FindMessage:output_type -> tributary.plugins.v1.FindMessageResponse
+	34, // [34:62] is the sub-list for method output_type
+	6,  // [6:34] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_bridge_proto_init() }
@@ -3254,15 +3525,15 @@ func file_bridge_proto_init() {
 		return
 	}
 	file_bridge_proto_msgTypes[7].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[18].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[23].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[21].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bridge_proto_rawDesc), len(file_bridge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   46,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -282,6 +282,7 @@ const (
 	MatrixHost_DoublePuppet_FullMethodName      = "/tributary.plugins.v1.MatrixHost/DoublePuppet"
 	MatrixHost_ReportBridgeState_FullMethodName = "/tributary.plugins.v1.MatrixHost/ReportBridgeState"
 	MatrixHost_FindPortal_FullMethodName        = "/tributary.plugins.v1.MatrixHost/FindPortal"
+	MatrixHost_FindMessage_FullMethodName       = "/tributary.plugins.v1.MatrixHost/FindMessage"
 )
 
 // MatrixHostClient is the client API for MatrixHost service.
@@ -357,6 +358,14 @@ type MatrixHostClient interface {
 	// another; NOT_FOUND when there is none, or when the plugin's bot is not
 	// in it.
 	FindPortal(ctx context.Context, in *FindPortalRequest, opts ...grpc.CallOption) (*FindPortalResponse, error)
+	// FindMessage returns the events `tributary import` wrote for a message
+	// of the plugin's network, in a portal room the plugin's bot is in:
+	// either the message of a Matrix event (event_id, the real ID or the
+	// alias the import gave it: all the parts of the message it is a part
+	// of), or a message by its ID in a portal
+	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
+	// no such message.
+	FindMessage(ctx context.Context, in *FindMessageRequest, opts ...grpc.CallOption) (*FindMessageResponse, error)
 }
 
 type matrixHostClient struct {
@@ -609,6 +618,16 @@ func (c *matrixHostClient) FindPortal(ctx context.Context, in *FindPortalRequest
 	return out, nil
 }
 
+func (c *matrixHostClient) FindMessage(ctx context.Context, in *FindMessageRequest, opts ...grpc.CallOption) (*FindMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindMessageResponse)
+	err := c.cc.Invoke(ctx, MatrixHost_FindMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatrixHostServer is the server API for MatrixHost service.
 // All implementations must embed UnimplementedMatrixHostServer
 // for forward compatibility.
@@ -682,6 +701,14 @@ type MatrixHostServer interface {
 	// another; NOT_FOUND when there is none, or when the plugin's bot is not
 	// in it.
 	FindPortal(context.Context, *FindPortalRequest) (*FindPortalResponse, error)
+	// FindMessage returns the events `tributary import` wrote for a message
+	// of the plugin's network, in a portal room the plugin's bot is in:
+	// either the message of a Matrix event (event_id, the real ID or the
+	// alias the import gave it: all the parts of the message it is a part
+	// of), or a message by its ID in a portal
+	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
+	// no such message.
+	FindMessage(context.Context, *FindMessageRequest) (*FindMessageResponse, error)
 	mustEmbedUnimplementedMatrixHostServer()
 }
 
@@ -760,6 +787,9 @@ func (UnimplementedMatrixHostServer) ReportBridgeState(context.Context, *BridgeS
 }
 func (UnimplementedMatrixHostServer) FindPortal(context.Context, *FindPortalRequest) (*FindPortalResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method FindPortal not implemented")
+}
+func (UnimplementedMatrixHostServer) FindMessage(context.Context, *FindMessageRequest) (*FindMessageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FindMessage not implemented")
 }
 func (UnimplementedMatrixHostServer) mustEmbedUnimplementedMatrixHostServer() {}
 func (UnimplementedMatrixHostServer) testEmbeddedByValue()                    {}
@@ -1178,6 +1208,24 @@ func _MatrixHost_FindPortal_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MatrixHost_FindMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatrixHostServer).FindMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MatrixHost_FindMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatrixHostServer).FindMessage(ctx, req.(*FindMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MatrixHost_ServiceDesc is the grpc.ServiceDesc for MatrixHost service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1268,6 +1316,10 @@ var MatrixHost_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FindPortal",
 			Handler:    _MatrixHost_FindPortal_Handler,
+		},
+		{
+			MethodName: "FindMessage",
+			Handler:    _MatrixHost_FindMessage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -165,6 +165,7 @@ func (r *bridgeRunner) HandleEvent(ctx context.Context, evt *event.Event) error 
 	if mx.cfg.Bridge.DropMatrixProfileChanges && isOwnProfileChange(evt) {
 		return nil
 	}
+	mx.knowImportedTargets(ctx, evt)
 	res := br.QueueMatrixEvent(ctx, evt)
 	if !res.Success && br.IsStopping() {
 		return errStopping

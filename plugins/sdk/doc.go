@@ -10,6 +10,18 @@
 // go-plugin Handshake shared with the host, and Host is a plain client of
 // MatrixHost.
 //
+// A bridge continues in the rooms `tributary import` made for its network
+// (adopt.go) and acts on the messages the import wrote there (imported.go):
+// Matrix edits, reactions, redactions, replies and receipts of imported
+// messages reach the network as those of bridged ones do, with nothing for
+// the bridge to do; for the network's edits, reactions and deletions of
+// imported messages to land on their Matrix events, a connector queues its
+// remote events with QueueRemoteEvent(login, evt) instead of bridgev2's
+// login.QueueRemoteEvent(evt), and looks thread roots and reply targets up
+// with ImportedMessage(ctx, portal, id) in ConvertMessage. The import must
+// name each message part's event as bridgev2 would (importer.Event: Alias,
+// Message, Part, SenderID).
+//
 // Of this module it may import only plugins/proto (nothing outside plugins/,
 // transitively); beyond that, mautrix, go-plugin, gRPC and the database
 // drivers. Bridges under bridges/<network> import this package and nothing

@@ -60,6 +60,9 @@ type Matrix struct {
 	// localRooms are the portal keys of the local room IDs bridgev2 asked
 	// for (adopt.go).
 	localRooms map[id.RoomID]networkid.PortalKey
+	// importedReal are the aliases of the real IDs of imported events
+	// looked up ("" for an event no import wrote), imported.go.
+	importedReal map[id.EventID]id.EventID
 }
 
 var (
@@ -73,7 +76,8 @@ var (
 func NewMatrix(host proto.MatrixHostClient, env *Env, cfg *Config) *Matrix {
 	m := &Matrix{host: host, env: env, cfg: cfg, dpValue: "tributary-plugin:" + env.Name,
 		ghosts: map[id.UserID]*intent{}, registered: map[id.UserID]bool{env.BotUserID: true},
-		creates: map[id.RoomID]*event.Event{}, sentByPuppets: map[id.EventID]bool{}, localRooms: map[id.RoomID]networkid.PortalKey{}}
+		creates: map[id.RoomID]*event.Event{}, sentByPuppets: map[id.EventID]bool{}, localRooms: map[id.RoomID]networkid.PortalKey{},
+		importedReal: map[id.EventID]id.EventID{}}
 	m.bot = &intent{m: m, user: env.BotUserID, kind: kindBot}
 	return m
 }

@@ -2,6 +2,10 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/storage"
 )
@@ -54,4 +58,51 @@ func (db *DB) PutBridgeMedia(ctx context.Context, network, remoteID, mxc string)
 	_, err := db.exec(ctx, `INSERT INTO bridge_media (network, remote_id, mxc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		network, remoteID, mxc)
 	return err
+}
+
+func (db *DB) GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*storage.BridgePortal, error) {
+	p, err := scanBridgePortal(db.r(ctx).QueryRowContext(ctx, `SELECT `+bridgePortalCols+` FROM bridge_portals
+		WHERE room_id = $1`, roomID))
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return p, nil
+}
+
+func (db *DB) PutBridgeMessages(ctx context.Context, msgs []*storage.BridgeMessage) error {
+	rows := make([][]any, 0, len(msgs))
+	for _, m := range msgs {
+		rows = append(rows, []any{m.RoomID, m.MessageID, m.PartID, m.Alias, m.SenderID})
+	}
+	return db.insertRows(ctx, `INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id)`,
+		` ON CONFLICT DO NOTHING`, rows)
+}
+
+func scanBridgeMessage(row interface{ Scan(...any) error }) (*storage.BridgeMessage, error) {
+	var m storage.BridgeMessage
+	err := row.Scan(&m.RoomID, &m.MessageID, &m.PartID, &m.Alias, &m.EventID, &m.SenderID)
+	return &m, err
+}
+
+func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
+	const cols = `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id
+		FROM event_aliases a JOIN bridge_messages m ON m.alias = a.alias `
+	m, err := scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, cols+`WHERE m.alias = $1`, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		m, err = scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, cols+`WHERE a.event_id = $1`, eventID))
+	}
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return m, nil
+}
+
+func (db *DB) BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id
+		FROM bridge_messages m JOIN event_aliases a ON a.alias = m.alias
+		WHERE m.room_id = $1 AND m.message_id = $2 ORDER BY m.part_id`, roomID, messageID)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanBridgeMessage)
 }

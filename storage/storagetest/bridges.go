@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -13,6 +15,7 @@ var bridgeTests = []struct {
 }{
 	{"BridgePortals/CreateGetList", testBridgePortals},
 	{"BridgePortals/Media", testBridgeMedia},
+	{"BridgePortals/Messages", testBridgeMessages},
 }
 
 func testBridgePortals(t *testing.T, s storage.Store) {
@@ -64,4 +67,50 @@ func testBridgeMedia(t *testing.T, s storage.Store) {
 	if _, err := s.GetBridgeMedia(c, "discord", "F1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("another network's file: %v, want ErrNotFound", err)
 	}
+}
+
+// testBridgeMessages: the message parts an import recorded are found from
+// their real events and from the message, once their events are written.
+func testBridgeMessages(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.CreateBridgePortal(c, &storage.BridgePortal{Network: "slack", PortalID: "T1-C1", RoomID: roomA, Kind: "channel"}))
+	got, err := s.GetBridgePortalByRoom(c, roomA)
+	must(t, err)
+	eq(t, "portal of the room", got.PortalID, "T1-C1")
+	_, err = s.GetBridgePortalByRoom(c, roomB)
+	wantErr(t, err, storage.ErrNotFound, "portal of another room")
+
+	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "", Alias: "$text:bridge"},
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "file-1-F1", Alias: "$file:bridge", SenderID: "t1-u1"},
+		{RoomID: roomA, MessageID: "T1-C1-2.000001", PartID: "", Alias: "$unwritten:bridge"},
+	}))
+	// Recorded again (a resumed import): what was recorded stays.
+	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "", Alias: "$text:bridge"}}))
+	writes := bare(ev(roomA, "$t1", "m.room.message"), ev(roomA, "$f1", "m.room.message"))
+	writes[0].Alias, writes[1].Alias = "$text:bridge", "$file:bridge"
+	must(t, s.PersistEvents(c, writes))
+
+	m, err := s.BridgeMessageOf(c, "$f1")
+	must(t, err)
+	eq(t, "message of the file", m.MessageID, "T1-C1-1.000001")
+	eq(t, "part", m.PartID, "file-1-F1")
+	eq(t, "room", m.RoomID, roomA)
+	eq(t, "sender", m.SenderID, "t1-u1")
+	m, err = s.BridgeMessageOf(c, "$file:bridge")
+	must(t, err)
+	eq(t, "message of the file's alias", m.MessageID, "T1-C1-1.000001")
+	eq(t, "its real event", m.EventID, id.EventID("$f1"))
+	_, err = s.BridgeMessageOf(c, "$unwritten:bridge")
+	wantErr(t, err, storage.ErrNotFound, "the alias of an event not written")
+	_, err = s.BridgeMessageOf(c, "$unknown")
+	wantErr(t, err, storage.ErrNotFound, "an event no import recorded")
+	parts, err := s.BridgeMessageParts(c, roomA, "T1-C1-1.000001")
+	must(t, err)
+	eq(t, "parts", len(parts), 2)
+	eq(t, "first part's event", parts[0].EventID, id.EventID("$t1"))
+	eq(t, "second part", parts[1].PartID, "file-1-F1")
+	parts, err = s.BridgeMessageParts(c, roomA, "T1-C1-2.000001")
+	must(t, err)
+	eq(t, "parts of a message whose events were not written", len(parts), 0)
 }

@@ -20,6 +20,20 @@ type Resolver interface {
 	Channel(slackID string) (id.RoomID, string)
 }
 
+// EmojiResolver is a Resolver that also knows a workspace's custom emoji.
+type EmojiResolver interface {
+	// CustomEmoji is the mxc:// URI of the image of a custom emoji ("" if
+	// there is none).
+	CustomEmoji(name string) id.ContentURIString
+}
+
+// EmojiHTML is how a custom emoji shows inline: its image, named by its
+// shortcode (as mautrix-slack and Element's custom emoji are).
+func EmojiHTML(name string, mxc id.ContentURIString) string {
+	sc := html.EscapeString(":" + name + ":")
+	return `<img data-mx-emoticon src="` + html.EscapeString(string(mxc)) + `" alt="` + sc + `" title="` + sc + `" height="32">`
+}
+
 // Formatted is Slack text as a Matrix message: a plain body and, when the
 // text has formatting, its HTML (formatted_body), and who it mentions.
 type Formatted struct {
@@ -179,6 +193,15 @@ func (c *conv) inline(s string) {
 						c.html.WriteString(e)
 						i += len(name) + 2
 						continue
+					}
+					if er, ok := c.r.(EmojiResolver); ok {
+						if mxc := er.CustomEmoji(name); mxc != "" {
+							c.body.WriteString(":" + name + ":")
+							c.html.WriteString(EmojiHTML(name, mxc))
+							c.formatted = true
+							i += len(name) + 2
+							continue
+						}
 					}
 				}
 			}

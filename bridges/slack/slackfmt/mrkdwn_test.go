@@ -91,3 +91,29 @@ func trimVS(s string) string {
 	}
 	return string(out)
 }
+
+// emojiResolver knows the workspace's custom emoji :partyparrot:.
+type emojiResolver struct{ fakeResolver }
+
+func (emojiResolver) CustomEmoji(name string) id.ContentURIString {
+	if name == "partyparrot" {
+		return "mxc://hs/parrot"
+	}
+	return ""
+}
+
+// A custom emoji shows as its image; one the resolver does not know, or
+// with a resolver that knows none, stays its shortcode.
+func TestMrkdwnCustomEmoji(t *testing.T) {
+	f := Mrkdwn("party :partyparrot: time :unknown:", emojiResolver{})
+	if f.Body != "party :partyparrot: time :unknown:" {
+		t.Errorf("body %q", f.Body)
+	}
+	want := `party <img data-mx-emoticon src="mxc://hs/parrot" alt=":partyparrot:" title=":partyparrot:" height="32"> time :unknown:`
+	if f.HTML != want {
+		t.Errorf("html %q\nwant %q", f.HTML, want)
+	}
+	if f := Mrkdwn("party :partyparrot:", fakeResolver{}); f.HTML != "" || f.Body != "party :partyparrot:" {
+		t.Errorf("without custom emoji: %+v", f)
+	}
+}
