@@ -225,6 +225,9 @@ type StateReader interface {
 	StateAt(ctx context.Context, groupID int64) ([]StateEntry, error)
 	// StateEntryAt returns the event ID for one key in a state group, "" if unset.
 	StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (id.EventID, error)
+	// StateEventAt is the event of StateEntryAt, read with it (ErrNotFound
+	// if the key is unset or its event is missing).
+	StateEventAt(ctx context.Context, groupID int64, evType, stateKey string) (*Event, error)
 }
 
 // Report is a user's report of a room, an event or a user to the server admins.

@@ -128,19 +128,14 @@ func (v *viewer) facts(ctx context.Context, group int64) (groupFacts, error) {
 	// requests: the visibility per group, a membership per group and user.
 	vis, ok := v.s.visibilities.get(group)
 	if !ok {
-		hvID, err := v.s.store.StateEntryAt(ctx, group, "m.room.history_visibility", "")
-		if err != nil {
-			return groupFacts{}, err
-		}
 		vis = "shared" // the spec's default when the event is missing
-		if hvID != "" {
-			if ev, err := v.s.store.GetEvent(ctx, hvID); err == nil {
-				if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
-					vis = hv
-				}
-			} else if !storageNotFound(err) {
-				return groupFacts{}, err
+		// The key and its event in one read.
+		if ev, err := v.s.store.StateEventAt(ctx, group, "m.room.history_visibility", ""); err == nil {
+			if hv := gjson.GetBytes(ev.JSON, "content.history_visibility").Str; hv != "" {
+				vis = hv
 			}
+		} else if !storageNotFound(err) {
+			return groupFacts{}, err
 		}
 		v.s.visibilities.put(group, vis)
 	}

@@ -328,10 +328,14 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 	deadline := time.Now().Add(timeout)
 	woken := false
 	for {
-		if woken {
-			// Woken long-polls take turns (one message wakes everyone in
-			// its room at once): they answer as fast in all, and requests
-			// that just arrived do not queue behind them for the database.
+		// Long-polls take turns, woken ones (one message wakes everyone in
+		// its room at once) and those that just came back after an answer
+		// (everyone woken comes back at once): they answer as fast in all,
+		// and requests that want an answer now (timeout 0, initial syncs)
+		// do not queue behind thousands of them for the cores and the
+		// database.
+		turn := woken || (timeout > 0 && !initial)
+		if turn {
 			select {
 			case s.rebuilds <- struct{}{}:
 			case <-ctx.Done():
@@ -364,7 +368,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		} else {
 			resp, joined, err = s.build(ctx, req, since, upto, initial)
 		}
-		if woken {
+		if turn {
 			<-s.rebuilds
 		}
 		if err != nil {

@@ -116,18 +116,26 @@ func (db *DB) StateAt(ctx context.Context, groupID int64) ([]storage.StateEntry,
 	return out, nil
 }
 
+// stateEntryFound selects, after stateChainCTE, the event ID of key ($2,
+// $3) nearest the start of the chain.
+const stateEntryFound = `SELECT ev FROM (
+			SELECT chain.step, (SELECT e.event_id FROM state_group_entries e
+				WHERE e.group_id = chain.gid AND e.type = $2 AND e.state_key = $3) AS ev
+			FROM chain
+		) AS found WHERE ev IS NOT NULL ORDER BY step LIMIT 1`
+
+func (db *DB) StateEventAt(ctx context.Context, groupID int64, evType, stateKey string) (*storage.Event, error) {
+	return scanEvent(db.r(ctx).QueryRowContext(ctx, stateChainCTE+` SELECT `+eventCols+` FROM events
+		WHERE event_id = (`+stateEntryFound+`)`, groupID, evType, stateKey))
+}
+
 // StateEntryAt reads the key in each group of the chain with a subquery per
 // group, nearest first, and stops at the first group that has it: each
 // subquery is one lookup of the primary key, a plan neither engine can
 // turn into a scan of the table (as a join may become; see inGroups).
 func (db *DB) StateEntryAt(ctx context.Context, groupID int64, evType, stateKey string) (id.EventID, error) {
 	var eventID id.EventID
-	err := db.r(ctx).QueryRowContext(ctx, stateChainCTE+`
-		SELECT ev FROM (
-			SELECT chain.step, (SELECT e.event_id FROM state_group_entries e
-				WHERE e.group_id = chain.gid AND e.type = $2 AND e.state_key = $3) AS ev
-			FROM chain
-		) AS found WHERE ev IS NOT NULL ORDER BY step LIMIT 1`, groupID, evType, stateKey).Scan(&eventID)
+	err := db.r(ctx).QueryRowContext(ctx, stateChainCTE+` `+stateEntryFound, groupID, evType, stateKey).Scan(&eventID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -160,6 +160,8 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("StateEntryAt", err)
 	_, err = s.StateEntryAt(lc, group, "m.room.history_visibility", "")
 	call("StateEntryAt", err)
+	_, err = s.StateEventAt(lc, midChain, "m.room.member", string(fillUser(10, server)))
+	call("StateEventAt", err)
 	_, err = s.GetStateGroup(lc, midChain)
 	call("GetStateGroup", err)
 	_, err = s.CurrentState(lc, small)

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -874,6 +875,7 @@ func testStateDeltaChain(t *testing.T, s storage.Store) {
 		},
 		gB: other.Entries,
 	}
+	checked := 0
 	for gid, want := range full {
 		got, err := s.StateAt(c, gid)
 		must(t, err)
@@ -892,9 +894,23 @@ func testStateDeltaChain(t *testing.T, s storage.Store) {
 			got, err := s.StateEntryAt(c, gid, k.Type, k.StateKey)
 			must(t, err)
 			eq(t, fmt.Sprintf("StateEntryAt(%d, %s, %q)", gid, k.Type, k.StateKey), got, wantID)
+			// StateEventAt: that key's event, if it is stored.
+			ev, err := s.StateEventAt(c, gid, k.Type, k.StateKey)
+			_, stored := s.GetEvent(c, wantID)
+			if wantID == "" || stored != nil {
+				eq(t, fmt.Sprintf("StateEventAt(%d, %s, %q) of an unset key or missing event", gid, k.Type, k.StateKey),
+					errors.Is(err, storage.ErrNotFound), true)
+			} else {
+				must(t, err)
+				eq(t, fmt.Sprintf("StateEventAt(%d, %s, %q)", gid, k.Type, k.StateKey), ev.EventID, wantID)
+				checked++
+			}
 		}
 	}
 
+	if checked == 0 {
+		t.Fatal("no StateEventAt of a stored event was checked")
+	}
 	for _, gid := range []int64{0, gB + 1000} {
 		st, err := s.StateAt(c, gid)
 		must(t, err)
