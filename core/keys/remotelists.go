@@ -2,7 +2,8 @@ package keys
 
 // Copies of other servers' users' device lists (server-server API, "Device
 // Management"). A list is fetched whole when a local client asks for the
-// keys of a remote user who shares a room with a local user, then kept up
+// keys of a remote user who shares a room with a local user, or when their
+// server sends an update for a user of whom there is no copy, then kept up
 // to date by the EDUs of the user's server: each m.device_list_update
 // whose prev_id is known replaces one device; one whose prev_id is not
 // (an update was lost) marks the list stale, and it is fetched again with
@@ -148,7 +149,13 @@ func (s *Service) RemoteDeviceListUpdate(ctx context.Context, origin string, u *
 		return internal("device list update", err)
 	}
 	s.publish(ctx, u.UserID, pos)
-	if !applies && l != nil && (!l.Stale || l.FetchedPos > 0) {
+	if !applies {
+		// A list this server has no copy of (or one it cannot follow):
+		// fetched now, so that the updates after this one apply to it.
+		// The user shares a room with a local user: a client here will
+		// want their keys. (The user's server sends its user's latest
+		// update to a server newly sharing a room with them; this is
+		// where that server's copy starts.)
 		s.resync(u.UserID)
 	}
 	return nil

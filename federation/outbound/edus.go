@@ -262,22 +262,27 @@ func (s *Sender) deviceListEDUs(ctx context.Context, b *eduBatch, f *destFilter,
 			}
 		}
 		prev[row.UserID] = row.StreamPos
-		content := map[string]any{"user_id": row.UserID, "device_id": row.DeviceID, "stream_id": row.StreamPos,
-			"prev_id": []int64{}}
-		if p > 0 {
-			content["prev_id"] = []int64{p}
-		}
-		if k, ok := uk.devices[row.DeviceID]; ok {
-			content["keys"] = k
-		} else if !uk.exists[row.DeviceID] {
-			content["deleted"] = true
-		}
-		if err := b.add("m.device_list_update", content); err != nil {
+		if err := b.add("m.device_list_update", deviceUpdate(uk, row.UserID, row.DeviceID, row.StreamPos, p)); err != nil {
 			return err
 		}
 		n++
 	}
 	return nil
+}
+
+// deviceUpdate is the content of the m.device_list_update of a change of
+// the user's device at pos, following the change at prev (0: none).
+func deviceUpdate(uk *userKeys, user id.UserID, device id.DeviceID, pos, prev int64) map[string]any {
+	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": []int64{}}
+	if prev > 0 {
+		content["prev_id"] = []int64{prev}
+	}
+	if k, ok := uk.devices[device]; ok {
+		content["keys"] = k
+	} else if !uk.exists[device] {
+		content["deleted"] = true
+	}
+	return content
 }
 
 // userKeys are a local user's keys as other servers see them.

@@ -56,6 +56,7 @@ type Store interface {
 	storage.Federation
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*storage.Receipt, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
+	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error)
 	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
@@ -112,6 +113,9 @@ type Sender struct {
 	cursors map[string]stream.Positions
 	// cursorLoad serialises reading a cursor into cursors.
 	cursorLoad sync.Mutex
+	// pokes are the local users whose device lists wait to go to a server
+	// newly sharing a room with them (devicepokes.go).
+	pokes map[string]map[id.UserID]bool
 
 	changes  chan stream.Change
 	overflow chan struct{}
@@ -142,7 +146,7 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 	}
 	s := &Sender{store: store, rooms: r, eph: eph, keys: k, client: client, notifier: n, opts: opts, log: opts.Logger,
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
-		cursors: map[string]stream.Positions{}, metrics: newMetrics(),
+		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, metrics: newMetrics(),
 		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
@@ -246,6 +250,12 @@ func (s *Sender) Open(ctx context.Context, dest string, pending []int64) (*queue
 		return nil, false, err
 	}
 	more := eb.more(to)
+	poked, morePokes := s.takePokes(dest, min(maxDeviceListEDUs, maxEDUs-len(eb.edus)))
+	if err := s.pokeEDUs(ctx, eb, poked); err != nil {
+		s.repoke(dest, poked)
+		return nil, false, err
+	}
+	more = more || morePokes
 	if len(pending) == 0 && len(eb.edus) == 0 {
 		// Nothing for this destination: just move its cursor on.
 		if eb.reached != from {
@@ -441,9 +451,9 @@ func (s *Sender) observe(c stream.Change) {
 	case stream.Events:
 		if len(c.Users) > 0 && c.RoomID != "" {
 			s.servers.forget(c.RoomID) // memberships changed
-			if slices.ContainsFunc(c.Users, func(u id.UserID) bool { return !s.local(u) }) {
-				s.queueChange(c) // a server may be new to us: its cursor starts now
-			}
+			// A server may be new to us (its cursor starts now), or new
+			// to a local user (her device list goes to it).
+			s.queueChange(c)
 		}
 	case stream.Unreachable, stream.Reachable:
 		for _, q := range c.Queued {
@@ -483,6 +493,9 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 		case c := <-s.changes:
 			if c.Stream == stream.Events {
 				s.startCursors(ctx, c.Users)
+				if err := s.shareDeviceLists(ctx, c); err != nil {
+					s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
+				}
 				continue
 			}
 			dests, err := s.concerned(ctx, c)
