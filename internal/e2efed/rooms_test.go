@@ -1,6 +1,7 @@
 package e2efed
 
 import (
+	"errors"
 	"context"
 	"encoding/json"
 	"net"
@@ -359,6 +360,17 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 			t.Fatalf("alice can read the refused event %s", eid)
 		}
 	}
+	// Nor does A serve the rejected event to other servers (/event, and
+	// the state and auth chain at it: 404, as Synapse).
+	fc := c.client()
+	_, err = fc.GetEvent(ctx, a.Opts.ServerName, unauth)
+	wantNotFound(t, "/event of a rejected event", err)
+	_, err = fc.GetStateIDs(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/state_ids at a rejected event", err)
+	_, err = fc.GetState(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/state at a rejected event", err)
+	_, err = fc.GetEventAuthChain(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/event_auth of a rejected event", err)
 
 	// Content changed after hashing and signing: the redacted copy is kept.
 	tampered, tRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
@@ -672,5 +684,15 @@ func TestHistoryVisibilityForServers(t *testing.T) {
 		if got != visible || len(bf.PDUs) == 0 {
 			t.Fatalf("%s: backfill has the early message: %v (%d events), want %v", visibility, got, len(bf.PDUs), visible)
 		}
+	}
+}
+
+// wantNotFound fails unless err is a 404 M_NOT_FOUND.
+func wantNotFound(t *testing.T, what string, err error) {
+	t.Helper()
+	var httpErr mautrix.HTTPError
+	if !errors.As(err, &httpErr) || httpErr.Response == nil || httpErr.Response.StatusCode != http.StatusNotFound ||
+		httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_NOT_FOUND" {
+		t.Fatalf("%s: %v, want 404 M_NOT_FOUND", what, err)
 	}
 }

@@ -550,6 +550,15 @@ func TestThreeServersForgedEvents(t *testing.T) {
 			t.Fatalf("%s: a soft-failed event is not an error for its sender: %+v", s.Opts.ServerName, res)
 		}
 	}
+	// Other servers may fetch the soft-failed event (it is in the room's
+	// graph), never the rejected one.
+	for _, s := range tr.servers {
+		if got, err := d.client().GetEvent(ctx, s.Opts.ServerName, late); err != nil || len(got.PDUs) != 1 {
+			t.Fatalf("%s: /event of the soft-failed event: %v", s.Opts.ServerName, err)
+		}
+		_, err := d.client().GetEvent(ctx, s.Opts.ServerName, unauth)
+		wantNotFound(t, s.Opts.ServerName+": /event of the rejected event", err)
+	}
 	if _, err := tr.alice.SendText(ctx, tr.room, "after dan's ban"); err != nil {
 		t.Fatal(err)
 	}
