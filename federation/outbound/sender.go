@@ -87,7 +87,7 @@ type SenderOptions struct {
 	// bounded; when it is back, it fetches what lies between
 	// (get_missing_events, then the state), as Synapse's catch-up does.
 	CatchUpAfter time.Duration
-	Logger                   *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Sender sends each destination its queue.

@@ -1,9 +1,9 @@
 package e2efed
 
 import (
-	"errors"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
