@@ -102,7 +102,13 @@ func (s *Sender) shareDeviceLists(ctx context.Context, c stream.Change) error {
 func (s *Sender) takePokes(dest string, n int) ([]id.UserID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pokes[dest]
+	return takeSome(s.pokes, dest, n)
+}
+
+// takeSome removes and returns up to n of the users waiting in m for
+// dest, and whether more wait.
+func takeSome(m map[string]map[id.UserID]bool, dest string, n int) ([]id.UserID, bool) {
+	p := m[dest]
 	var out []id.UserID
 	for u := range p {
 		if len(out) == n {
@@ -111,7 +117,7 @@ func (s *Sender) takePokes(dest string, n int) ([]id.UserID, bool) {
 		out = append(out, u)
 		delete(p, u)
 	}
-	delete(s.pokes, dest)
+	delete(m, dest)
 	return out, false
 }
 

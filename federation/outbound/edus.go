@@ -393,16 +393,21 @@ func (s *Sender) presenceEDUs(ctx context.Context, b *eduBatch, f *destFilter, f
 	}
 	push := make([]map[string]any, 0, len(evs))
 	for _, ev := range evs {
-		c, _ := ev["content"].(map[string]any)
-		p := map[string]any{"user_id": ev["sender"]}
-		for _, k := range []string{"presence", "status_msg", "last_active_ago", "currently_active"} {
-			if v, ok := c[k]; ok {
-				p[k] = v
-			}
-		}
-		push = append(push, p)
+		push = append(push, presencePush(ev))
 	}
 	return b.add("m.presence", map[string]any{"push": push})
+}
+
+// presencePush is an m.presence event as an entry of an m.presence EDU.
+func presencePush(ev map[string]any) map[string]any {
+	c, _ := ev["content"].(map[string]any)
+	p := map[string]any{"user_id": ev["sender"]}
+	for _, k := range []string{"presence", "status_msg", "last_active_ago", "currently_active"} {
+		if v, ok := c[k]; ok {
+			p[k] = v
+		}
+	}
+	return p
 }
 
 // typingEDUs: m.typing for the latest typing change of each local user in

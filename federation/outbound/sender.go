@@ -57,6 +57,7 @@ type Store interface {
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*storage.Receipt, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
 	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error)
+	PresenceNotOffline(ctx context.Context) ([]*storage.Presence, error)
 	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
@@ -66,6 +67,7 @@ type Ephemeral interface {
 	TypingUpdates(since, upto int64) []ephemeral.TypingUpdate
 	PresenceRange(ctx context.Context, since, upto int64, limit int,
 		wanted func(user id.UserID) (bool, error)) ([]map[string]any, int64, error)
+	PresenceOf(ctx context.Context, users []id.UserID) ([]map[string]any, error)
 }
 
 // LocalKeys gives local users' device and cross-signing keys (core/keys).
@@ -87,6 +89,10 @@ type SenderOptions struct {
 	// bounded; when it is back, it fetches what lies between
 	// (get_missing_events, then the state), as Synapse's catch-up does.
 	CatchUpAfter time.Duration
+	// PresencePing (0: never): how often the presence of local users who
+	// are online or unavailable goes again to the servers sharing a room
+	// with them (presenceping.go).
+	PresencePing time.Duration
 	Logger       *slog.Logger
 }
 
@@ -116,6 +122,9 @@ type Sender struct {
 	// pokes are the local users whose device lists wait to go to a server
 	// newly sharing a room with them (devicepokes.go).
 	pokes map[string]map[id.UserID]bool
+	// pings are the local users whose presence waits to go again to a
+	// server (presenceping.go).
+	pings map[string]map[id.UserID]bool
 
 	changes  chan stream.Change
 	overflow chan struct{}
@@ -146,7 +155,8 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 	}
 	s := &Sender{store: store, rooms: r, eph: eph, keys: k, client: client, notifier: n, opts: opts, log: opts.Logger,
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
-		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, metrics: newMetrics(),
+		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, pings: map[string]map[id.UserID]bool{},
+		metrics: newMetrics(),
 		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
@@ -176,6 +186,10 @@ func (s *Sender) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.dests.flushLoop(ctx)
 	}()
+	if s.opts.PresencePing > 0 {
+		s.wg.Add(1)
+		go s.pingLoop(ctx)
+	}
 	s.runner.Start(ctx, known)
 	return nil
 }
@@ -256,6 +270,11 @@ func (s *Sender) Open(ctx context.Context, dest string, pending []int64) (*queue
 		return nil, false, err
 	}
 	more = more || morePokes
+	pinged, morePings := s.takePings(dest)
+	if err := s.pingEDU(ctx, eb, pinged); err != nil {
+		return nil, false, err
+	}
+	more = more || morePings
 	if len(pending) == 0 && len(eb.edus) == 0 {
 		// Nothing for this destination: just move its cursor on.
 		if eb.reached != from {
