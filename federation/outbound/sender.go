@@ -126,7 +126,12 @@ type Sender struct {
 	// server (presenceping.go).
 	pings map[string]map[id.UserID]bool
 
-	changes  chan stream.Change
+	changes chan queuedChange
+	// seenMu guards seen: the stream positions of the changes observed so
+	// far (the notifier's present as the observer knows it; it cannot ask
+	// the notifier from inside an observer).
+	seenMu   sync.Mutex
+	seen     stream.Positions
 	overflow chan struct{}
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -157,7 +162,7 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
 		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, pings: map[string]map[id.UserID]bool{},
 		metrics: newMetrics(),
-		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
+		changes: make(chan queuedChange, 4096), overflow: make(chan struct{}, 1)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
 	var err error
@@ -175,6 +180,10 @@ func (s *Sender) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What changes before the observer is in place is missed in seen until
+	// its stream changes again: a cursor started from seen then starts a
+	// little early, which costs nothing (the filters of edus.go apply).
+	s.seen = s.notifier.Current()
 	s.notifier.Observe(s.observe)
 	s.wg.Add(3)
 	go s.wakeLoop(ctx)
@@ -412,6 +421,11 @@ func (s *Sender) Acked(ctx context.Context, dest string, t *queue.Txn) error {
 // but for to-device messages: those queued before it was first woken are
 // its (a message to a server no room is shared with yet).
 func (s *Sender) cursor(ctx context.Context, dest string) (stream.Positions, error) {
+	return s.cursorFrom(ctx, dest, nil)
+}
+
+// cursorFrom is cursor, a new one starting at start (nil: the present).
+func (s *Sender) cursorFrom(ctx context.Context, dest string, start *stream.Positions) (stream.Positions, error) {
 	s.mu.Lock()
 	p, ok := s.cursors[dest]
 	s.mu.Unlock()
@@ -432,6 +446,9 @@ func (s *Sender) cursor(ctx context.Context, dest string) (stream.Positions, err
 	stored, err := s.store.QueueCursor(ctx, consumer(dest))
 	if errors.Is(err, storage.ErrNotFound) {
 		p = cur
+		if start != nil {
+			p = *start
+		}
 		p[stream.ToDevice] = 0
 		return p, s.setCursor(ctx, dest, p)
 	} else if err != nil {
@@ -464,15 +481,28 @@ func consumer(dest string) storage.Consumer {
 	return storage.Consumer{Kind: stream.KindFederation, ID: dest}
 }
 
+// queuedChange is a change for wakeLoop, with the stream positions when
+// it was published.
+type queuedChange struct {
+	c  stream.Change
+	at stream.Positions
+}
+
 // observe follows the notifier (quickly: it runs inside Publish).
 func (s *Sender) observe(c stream.Change) {
+	s.seenMu.Lock()
+	if c.Stream >= 0 && int(c.Stream) < len(s.seen) && c.Pos > s.seen[c.Stream] {
+		s.seen[c.Stream] = c.Pos
+	}
+	at := s.seen
+	s.seenMu.Unlock()
 	switch c.Stream {
 	case stream.Events:
 		if len(c.Users) > 0 && c.RoomID != "" {
 			s.servers.forget(c.RoomID) // memberships changed
 			// A server may be new to us (its cursor starts now), or new
 			// to a local user (her device list goes to it).
-			s.queueChange(c)
+			s.queueChange(c, at)
 		}
 	case stream.Unreachable, stream.Reachable:
 		for _, q := range c.Queued {
@@ -481,14 +511,14 @@ func (s *Sender) observe(c stream.Change) {
 			}
 		}
 	case stream.Typing, stream.Receipts, stream.Presence, stream.ToDevice, stream.DeviceLists:
-		s.queueChange(c)
+		s.queueChange(c, at)
 	}
 }
 
 // queueChange hands a change to wakeLoop without waiting.
-func (s *Sender) queueChange(c stream.Change) {
+func (s *Sender) queueChange(c stream.Change, at stream.Positions) {
 	select {
-	case s.changes <- c:
+	case s.changes <- queuedChange{c: c, at: at}:
 	default:
 		select {
 		case s.overflow <- struct{}{}:
@@ -509,9 +539,10 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 		case <-s.overflow:
 			// Changes were missed: every running destination looks.
 			s.runner.Wake(s.runner.Running()...)
-		case c := <-s.changes:
+		case q := <-s.changes:
+			c := q.c
 			if c.Stream == stream.Events {
-				s.startCursors(ctx, c.Users)
+				s.startCursors(ctx, c.Users, q.at)
 				if err := s.shareDeviceLists(ctx, c); err != nil {
 					s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
 				}
@@ -531,13 +562,16 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 func (s *Sender) local(u id.UserID) bool { return u.Homeserver() == s.opts.ServerName }
 
 // startCursors gives the servers of users who just joined (or left) a
-// room a cursor if they have none, starting now: what happens from their
+// room a cursor if they have none, starting where the streams were when
+// the membership change was published (at): what happens from their
 // joining on is theirs (typing, receipts, presence), even before anything
-// wakes their queue.
-func (s *Sender) startCursors(ctx context.Context, users []id.UserID) {
+// wakes their queue — also what happened while this loop was busy before
+// getting to the change (a cursor started at the present then lost a
+// typing notification sent right after a server joined).
+func (s *Sender) startCursors(ctx context.Context, users []id.UserID, at stream.Positions) {
 	for _, u := range users {
 		if srv := u.Homeserver(); srv != "" && !s.local(u) && s.opts.FederatesWith(srv) {
-			if _, err := s.cursor(ctx, srv); err != nil {
+			if _, err := s.cursorFrom(ctx, srv, &at); err != nil {
 				s.log.Warn("federation: starting a destination's cursor", "destination", srv, "err", err)
 			}
 		}
