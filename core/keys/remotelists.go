@@ -34,10 +34,11 @@ import (
 )
 
 // resyncTimeout bounds a resync's request and the retries after a change
-// raced it.
+// raced it; resyncWait how long a key query waits for a resync running.
 const (
 	resyncTimeout  = 30 * time.Second
 	resyncAttempts = 3
+	resyncWait     = 5 * time.Second
 	maxRemoteKeys  = 64 * 1024
 )
 
@@ -65,8 +66,9 @@ type DeviceListUpdate struct {
 // resyncs are the users whose list a resync is fetching, so that a second
 // gap while one runs does not start another.
 type resyncs struct {
-	mu      sync.Mutex
-	running map[id.UserID]bool
+	mu sync.Mutex
+	// running: each user's resync, closed when it ends.
+	running map[id.UserID]chan struct{}
 }
 
 // remoteOwned fails unless user is a user of origin (and not of this server).
@@ -228,19 +230,21 @@ func (s *Service) resync(user id.UserID) {
 	}
 	s.resyncs.mu.Lock()
 	if s.resyncs.running == nil {
-		s.resyncs.running = map[id.UserID]bool{}
+		s.resyncs.running = map[id.UserID]chan struct{}{}
 	}
-	if s.resyncs.running[user] {
+	if s.resyncs.running[user] != nil {
 		s.resyncs.mu.Unlock()
 		return
 	}
-	s.resyncs.running[user] = true
+	done := make(chan struct{})
+	s.resyncs.running[user] = done
 	s.resyncs.mu.Unlock()
 	go func() {
 		defer func() {
 			s.resyncs.mu.Lock()
 			delete(s.resyncs.running, user)
 			s.resyncs.mu.Unlock()
+			close(done)
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), resyncTimeout)
 		defer cancel()
@@ -254,7 +258,35 @@ func (s *Service) resync(user id.UserID) {
 func (s *Service) resyncing(user id.UserID) bool {
 	s.resyncs.mu.Lock()
 	defer s.resyncs.mu.Unlock()
-	return s.resyncs.running[user]
+	return s.resyncs.running[user] != nil
+}
+
+// awaitResyncs waits (at most resyncWait) for the resyncs running of
+// users: a key query during one is answered from the list it brings
+// rather than by asking the user's server too.
+func (s *Service) awaitResyncs(ctx context.Context, users []id.UserID) {
+	var waits []chan struct{}
+	s.resyncs.mu.Lock()
+	for _, u := range users {
+		if ch := s.resyncs.running[u]; ch != nil {
+			waits = append(waits, ch)
+		}
+	}
+	s.resyncs.mu.Unlock()
+	if len(waits) == 0 {
+		return
+	}
+	timer := time.NewTimer(resyncWait)
+	defer timer.Stop()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // resyncNow fetches and stores user's list, again when a change raced it.
@@ -319,6 +351,8 @@ func (s *Service) cachedRemote(ctx context.Context, want map[id.UserID][]id.Devi
 	if len(users) == 0 {
 		return ask, keep, fetched
 	}
+	s.awaitResyncs(ctx, users)
+	fetched = s.notifier.Current()[stream.Events]
 	fail := func(err error) (map[id.UserID][]id.DeviceID, map[id.UserID]int64, int64) {
 		// Without the copies, every server is asked.
 		s.log.WarnContext(ctx, "remote device lists", "err", err)

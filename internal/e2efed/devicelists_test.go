@@ -2,6 +2,7 @@ package e2efed
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,57 @@ func TestDeviceListUpdateStartsCopy(t *testing.T) {
 	}
 	if k, dv := d.asked(); k != keysAsked || dv != 1 {
 		t.Fatalf("the next update: C asked %d key queries and %d device lists, want %d and 1", k, dv, keysAsked)
+	}
+}
+
+// bob of B joins alice's room on A; alice then logs in on a second device.
+// The new device reaches B through A's m.device_list_update (bob's sync
+// says alice's devices changed) and B answers bob's key queries from its
+// copy of alice's list, which it fetched with /user/devices when A's
+// updates began: B never asks A's /user/keys/query.
+func TestTwoServersDeviceListAfterJoin(t *testing.T) {
+	a, b := start(t), start(t)
+	ctx := t.Context()
+	alice := register(t, a, "alice")
+	uploadDeviceKeys(t, a, alice)
+	bob := register(t, b, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{a.Opts.ServerName}}); err != nil {
+		t.Fatal(err)
+	}
+	since := syncToken(t, bob)
+	second := login(t, a, "alice")
+	uploadDeviceKeys(t, a, second)
+	waitForSyncFrom(t, bob, since, "alice's devices changed", func(resp *mautrix.RespSync) bool {
+		return slices.Contains(resp.DeviceLists.Changed, alice.UserID)
+	})
+	want := []string{string(alice.DeviceID), string(second.DeviceID)}
+	slices.Sort(want)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, res := queryDevices(t, b, bob, alice.UserID)
+		if slices.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's answer for alice's devices: %s", res.Raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	routes := func(route string) int {
+		return strings.Count(a.Logs(), `"route":"`+route)
+	}
+	// (A logs a request once it has answered it.)
+	for routes("/_matrix/federation/v1/user/devices/") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("B never fetched alice's list with /user/devices")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := routes("/_matrix/federation/v1/user/keys/query"); n != 0 {
+		t.Fatalf("B asked A's /user/keys/query %d times; its copy of alice's list should answer", n)
 	}
 }
