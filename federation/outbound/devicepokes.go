@@ -27,6 +27,33 @@ import (
 	"github.com/tributary-hs/tributary/core/stream"
 )
 
+// queueMembership hands a membership change to pokeLoop without waiting
+// (its reads of the room's members must not hold up wakeLoop); when it is
+// behind, the change is dropped, and a server it made new to a user learns
+// of her list at her next device change.
+func (s *Sender) queueMembership(c stream.Change) {
+	select {
+	case s.memberships <- c:
+	default:
+		s.log.Info("federation: device lists for servers new to a room skipped (busy)", "room", c.RoomID)
+	}
+}
+
+// pokeLoop runs shareDeviceLists for each membership change.
+func (s *Sender) pokeLoop(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-s.memberships:
+			if err := s.shareDeviceLists(ctx, c); err != nil && ctx.Err() == nil {
+				s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
+			}
+		}
+	}
+}
+
 // shareDeviceLists finds, after a membership change in c.RoomID, the
 // servers newly sharing the room with local users, and has each sent the
 // device lists of those users: a local user who is joined now goes to

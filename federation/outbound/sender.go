@@ -127,6 +127,8 @@ type Sender struct {
 	pings map[string]map[id.UserID]bool
 
 	changes chan queuedChange
+	// memberships are the membership changes for pokeLoop.
+	memberships chan stream.Change
 	// seenMu guards seen: the stream positions of the changes observed so
 	// far (the notifier's present as the observer knows it; it cannot ask
 	// the notifier from inside an observer).
@@ -162,7 +164,8 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
 		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, pings: map[string]map[id.UserID]bool{},
 		metrics: newMetrics(),
-		changes: make(chan queuedChange, 4096), overflow: make(chan struct{}, 1)}
+		changes: make(chan queuedChange, 4096), overflow: make(chan struct{}, 1),
+		memberships: make(chan stream.Change, 1024)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
 	var err error
@@ -185,8 +188,9 @@ func (s *Sender) Start(ctx context.Context) error {
 	// little early, which costs nothing (the filters of edus.go apply).
 	s.seen = s.notifier.Current()
 	s.notifier.Observe(s.observe)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.wakeLoop(ctx)
+	go s.pokeLoop(ctx)
 	go func() {
 		defer s.wg.Done()
 		s.acks.run(ctx)
@@ -543,9 +547,7 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 			c := q.c
 			if c.Stream == stream.Events {
 				s.startCursors(ctx, c.Users, q.at)
-				if err := s.shareDeviceLists(ctx, c); err != nil {
-					s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
-				}
+				s.queueMembership(c)
 				continue
 			}
 			dests, err := s.concerned(ctx, c)
