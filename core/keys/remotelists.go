@@ -39,7 +39,11 @@ const (
 	resyncTimeout  = 30 * time.Second
 	resyncAttempts = 3
 	resyncWait     = 5 * time.Second
-	maxRemoteKeys  = 64 * 1024
+	// At most maxResyncs resyncs wait or run, resyncConcurrency of them
+	// fetching at once.
+	maxResyncs        = 1000
+	resyncConcurrency = 8
+	maxRemoteKeys     = 64 * 1024
 )
 
 // RemoteUserDevices is another server's answer to
@@ -69,6 +73,8 @@ type resyncs struct {
 	mu sync.Mutex
 	// running: each user's resync, closed when it ends.
 	running map[id.UserID]chan struct{}
+	// slots bound the resyncs fetching at once.
+	slots chan struct{}
 }
 
 // remoteOwned fails unless user is a user of origin (and not of this server).
@@ -231,13 +237,18 @@ func (s *Service) resync(user id.UserID) {
 	s.resyncs.mu.Lock()
 	if s.resyncs.running == nil {
 		s.resyncs.running = map[id.UserID]chan struct{}{}
+		s.resyncs.slots = make(chan struct{}, resyncConcurrency)
 	}
-	if s.resyncs.running[user] != nil {
+	if s.resyncs.running[user] != nil || len(s.resyncs.running) >= maxResyncs {
+		// Beyond maxResyncs (a server sending the updates of a crowd at
+		// once), the list stays as it is: stale or none, fetched when a
+		// client asks for the user's keys.
 		s.resyncs.mu.Unlock()
 		return
 	}
 	done := make(chan struct{})
 	s.resyncs.running[user] = done
+	slots := s.resyncs.slots
 	s.resyncs.mu.Unlock()
 	go func() {
 		defer func() {
@@ -246,6 +257,8 @@ func (s *Service) resync(user id.UserID) {
 			s.resyncs.mu.Unlock()
 			close(done)
 		}()
+		slots <- struct{}{}
+		defer func() { <-slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), resyncTimeout)
 		defer cancel()
 		if err := s.resyncNow(ctx, user); err != nil {
