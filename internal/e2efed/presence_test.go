@@ -11,7 +11,7 @@ import (
 // carol of C is shown online on A until C has said nothing of her for
 // presence.remote_offline_after (Synapse's FEDERATION_TIMEOUT: a server
 // gone quiet leaves nobody online forever); then alice's sync shows her
-// offline, with her status message kept.
+// offline, with her status message kept (also GET /presence).
 func TestRemotePresenceTimesOut(t *testing.T) {
 	a := startWithConfig(t, "presence:\n  remote_offline_after: 1s\n")
 	alice, c, _, carol := setupRoom(t, a)
@@ -36,6 +36,10 @@ func TestRemotePresenceTimesOut(t *testing.T) {
 	}
 	since = carolIs("carol online", since, "online")
 	carolIs("carol offline once C went quiet", since, "offline")
+	code, body := a.Do(t, "GET", "/_matrix/client/v3/presence/"+string(carol)+"/status", alice.AccessToken, nil)
+	if code != 200 || body["presence"] != "offline" || body["status_msg"] != "here" || body["currently_active"] != false {
+		t.Fatalf("carol's presence: %d %v", code, body)
+	}
 }
 
 // A sends the presence of alice, online without a change, again every
