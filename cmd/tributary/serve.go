@@ -338,7 +338,8 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		fc := cfg.Federation
 		if sender, err = outbound.NewSender(store, rs.Reader, eph, keysSvc, core.fedClient, notifier, outbound.SenderOptions{
 			ServerName: cfg.ServerName, FederatesWith: fc.FederatesWith, FirstBackoff: fc.RetryBackoff.Duration,
-			MaxBackoff: fc.MaxRetryBackoff.Duration, CatchUpAfter: fc.CatchUpAfter.Duration, Logger: log}); err != nil {
+			MaxBackoff: fc.MaxRetryBackoff.Duration, CatchUpAfter: fc.CatchUpAfter.Duration,
+			PresencePing: presencePing(cfg.Presence), Logger: log}); err != nil {
 			return err
 		}
 		if err := sender.Start(ctx); err != nil {
@@ -481,4 +482,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	return nil
+}
+
+// presencePing is how often the sender sends local users' presence again
+// (never with presence off).
+func presencePing(p config.Presence) time.Duration {
+	if !p.Enabled {
+		return 0
+	}
+	return p.FederationPingInterval.Duration
 }

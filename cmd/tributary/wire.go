@@ -170,7 +170,8 @@ func buildCore(ctx context.Context, cfg *config.Config, store storage.Store, log
 	}
 	c.ephemeral, err = ephemeral.New(store, c.rooms.Reader, c.notifier, ephemeral.Options{ServerName: cfg.ServerName,
 		PresenceEnabled: cfg.Presence.Enabled, OfflineAfter: cfg.Presence.OfflineAfter.Duration,
-		Federation: cfg.Federation.Enabled, Logger: log})
+		RemoteOfflineAfter: cfg.Presence.RemoteOfflineAfter.Duration,
+		Federation:         cfg.Federation.Enabled, Logger: log})
 	if err == nil {
 		c.bridging, err = bridging.New(bridging.Deps{Namespaces: c.appservices, Accounts: c.users, Rooms: c.rooms,
 			Receipts: c.ephemeral, Logger: log})

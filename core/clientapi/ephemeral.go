@@ -180,9 +180,13 @@ func (a *API) getPresence(c *gin.Context) {
 		httpx.Fail(c, types.InvalidParam("Invalid user ID"))
 		return
 	}
-	if _, err := a.users.GetAccount(c.Request.Context(), user); err != nil {
-		httpx.Fail(c, err)
-		return
+	// Another server's user: their presence as their server last said
+	// (offline when it said nothing).
+	if user.Homeserver() == a.opts.ServerName {
+		if _, err := a.users.GetAccount(c.Request.Context(), user); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
 	}
 	p, err := a.eph.GetPresence(c.Request.Context(), user)
 	if err != nil {

@@ -251,6 +251,16 @@ type Presence struct {
 	// OfflineAfter is how long after their last /sync a user who is online
 	// or unavailable is marked offline.
 	OfflineAfter Duration `yaml:"offline_after"`
+	// RemoteOfflineAfter is how long another server's user shown online or
+	// unavailable stays so without news from their server before they are
+	// shown offline (Synapse's FEDERATION_TIMEOUT, 30 minutes): a server
+	// gone quiet leaves nobody online forever.
+	RemoteOfflineAfter Duration `yaml:"remote_offline_after"`
+	// FederationPingInterval is how often the presence of local users who
+	// are online or unavailable is sent again to the servers sharing a room
+	// with them, though it did not change, so that they do not time out
+	// there (Synapse's FEDERATION_PING_INTERVAL, 25 minutes).
+	FederationPingInterval Duration `yaml:"federation_ping_interval"`
 }
 
 type Rooms struct {
@@ -412,9 +422,10 @@ func Default() *Config {
 		},
 		HTTP: HTTP{MaxBodyBytes: 1 << 20, ReadHeaderTimeout: Duration{10 * time.Second},
 			ReadBodyTimeout: Duration{30 * time.Second}, ReadBodyMinRate: 4096, IdleTimeout: Duration{2 * time.Minute}},
-		Log:           Log{Level: "info", Format: "text"},
-		Metrics:       Metrics{Listen: "127.0.0.1:9009"},
-		Presence:      Presence{Enabled: true, OfflineAfter: Duration{time.Minute}},
+		Log:     Log{Level: "info", Format: "text"},
+		Metrics: Metrics{Listen: "127.0.0.1:9009"},
+		Presence: Presence{Enabled: true, OfflineAfter: Duration{time.Minute}, RemoteOfflineAfter: Duration{30 * time.Minute},
+			FederationPingInterval: Duration{25 * time.Minute}},
 		Database:      Database{SQLiteCacheMiB: 32},
 		ServerNotices: ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},
 		Rooms: Rooms{WriterIdle: Duration{2 * time.Minute}, DefaultVersion: "12", MaxEventDelay: Duration{24 * time.Hour},
@@ -601,7 +612,9 @@ func (c *Config) Validate() error {
 		name string
 		d    Duration
 	}{{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.read_body_timeout", c.HTTP.ReadBodyTimeout},
-		{"http.idle_timeout", c.HTTP.IdleTimeout}, {"presence.offline_after", c.Presence.OfflineAfter}} {
+		{"http.idle_timeout", c.HTTP.IdleTimeout}, {"presence.offline_after", c.Presence.OfflineAfter},
+		{"presence.remote_offline_after", c.Presence.RemoteOfflineAfter},
+		{"presence.federation_ping_interval", c.Presence.FederationPingInterval}} {
 		if d.d.Duration < 10*time.Millisecond {
 			return fmt.Errorf("%s: must be at least 10ms", d.name)
 		}

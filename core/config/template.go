@@ -116,6 +116,13 @@ presence:
   # A user who was online or unavailable is marked offline this long after
   # their last /sync ended.
   offline_after: {{.Presence.OfflineAfter}}
+  # Another server's user shown online or unavailable is shown offline after
+  # this long without news from their server.
+  remote_offline_after: {{.Presence.RemoteOfflineAfter}}
+  # The presence of local users who are online or unavailable is sent again
+  # this often to the servers sharing a room with them, so that they do not
+  # time out there (keep it below the other servers' remote_offline_after).
+  federation_ping_interval: {{.Presence.FederationPingInterval}}
 
 rooms:
   # A room's writer (and the room state it keeps in memory) is released after

@@ -43,8 +43,12 @@ type Options struct {
 	// sync running) a user who was online or unavailable is marked offline
 	// (default one minute).
 	OfflineAfter time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// RemoteOfflineAfter is how long another server's user shown online
+	// or unavailable stays so without news from their server (default 30
+	// minutes, Synapse's FEDERATION_TIMEOUT; remote.go).
+	RemoteOfflineAfter time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // Service implements the ephemeral streams.
@@ -69,6 +73,7 @@ type Service struct {
 	nAcked atomic.Int64
 
 	presence presenceState
+	remote   remotePresence
 }
 
 // New builds the service.
@@ -84,6 +89,9 @@ func New(store Store, r *rooms.Reader, n stream.Notifier, opts Options) (*Servic
 	}
 	if opts.OfflineAfter <= 0 {
 		opts.OfflineAfter = time.Minute
+	}
+	if opts.RemoteOfflineAfter <= 0 {
+		opts.RemoteOfflineAfter = 30 * time.Minute
 	}
 	s := &Service{store: store, rooms: r, notifier: n, opts: opts, typing: map[id.RoomID]map[id.UserID]*time.Timer{},
 		roomTypingPos: map[id.RoomID]int64{}}

@@ -261,7 +261,10 @@ func (s *Service) startSweeper(ctx context.Context) error {
 	now := s.opts.Now()
 	for _, p := range rows {
 		if p.UserID.Homeserver() != s.opts.ServerName {
-			continue // other servers' users: their server says when they go
+			// Other servers' users: their server says when they go, or
+			// goes quiet (remote.go).
+			s.remote.heard(p.UserID, p.Presence, now)
+			continue
 		}
 		a := &activity{lastSync: now, row: p, known: true}
 		a.lastActive.Store(p.LastActiveTS)
@@ -272,7 +275,7 @@ func (s *Service) startSweeper(ctx context.Context) error {
 	s.mu.Lock()
 	s.presence.stop, s.presence.done = cancel, done
 	s.mu.Unlock()
-	every := min(max(s.opts.OfflineAfter/4, 50*time.Millisecond), 15*time.Second)
+	every := min(max(min(s.opts.OfflineAfter, s.opts.RemoteOfflineAfter)/4, 50*time.Millisecond), 15*time.Second)
 	go func() {
 		defer close(done)
 		t := time.NewTicker(every)
@@ -283,6 +286,7 @@ func (s *Service) startSweeper(ctx context.Context) error {
 				return
 			case <-t.C:
 				s.sweep(ctx)
+				s.sweepRemote(ctx)
 			}
 		}
 	}()

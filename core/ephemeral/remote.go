@@ -9,7 +9,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"hash/fnv"
 	"slices"
+	"sync"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -59,12 +63,20 @@ func (s *Service) SetRemotePresence(ctx context.Context, origin string, p *Remot
 	if err != nil || len(joined) == 0 {
 		return err
 	}
-	now := s.opts.Now().UnixMilli()
+	l := s.remote.lock(p.UserID)
+	l.Lock()
+	defer l.Unlock()
+	at := s.opts.Now()
+	now := at.UnixMilli()
 	row := &storage.Presence{UserID: p.UserID, Presence: p.Presence, StatusMsg: p.StatusMsg,
 		LastActiveTS: now - min(max(p.LastActiveAgo, 0), now)}
 	pos, err := s.store.SetPresence(ctx, row)
-	if err != nil || pos == 0 {
+	if err != nil {
 		return err
+	}
+	s.remote.heard(p.UserID, p.Presence, at)
+	if pos == 0 {
+		return nil // as stored already: heard of all the same
 	}
 	s.presence.log.add(pos, p.UserID, row)
 	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{p.UserID}, Rooms: joined})
@@ -141,5 +153,108 @@ func (s *Service) DeliverRemoteToDevice(ctx context.Context, origin string, send
 	if pos > 0 {
 		s.notifier.Publish(stream.Change{Stream: stream.ToDevice, Pos: pos, Users: targets})
 	}
+	return nil
+}
+
+// remotePresence remembers when each other server's user shown online or
+// unavailable was last heard of (an m.presence naming them), so that they
+// are shown offline once their server has said nothing for
+// Options.RemoteOfflineAfter (as Synapse's FEDERATION_TIMEOUT: a server
+// that went away, or forgets to say its users left, leaves nobody online
+// forever; a live server sends its online users' presence again at
+// intervals, federation/outbound's pings). Per process, as activity is:
+// with several processes, the one taking other servers' transactions
+// keeps the times; users stored as not offline when a process starts get
+// the timeout from then.
+type remotePresence struct {
+	mu sync.Mutex
+	at map[id.UserID]time.Time
+	// locks serialise a user's update with the sweep marking them
+	// offline (striped by user).
+	locks [64]sync.Mutex
+}
+
+func (r *remotePresence) lock(user id.UserID) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(user))
+	return &r.locks[h.Sum32()%uint32(len(r.locks))]
+}
+
+// heard records news of user from their server (offline: nothing to time
+// out).
+func (r *remotePresence) heard(user id.UserID, presence string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[id.UserID]time.Time{}
+	}
+	if presence == presenceOffline {
+		delete(r.at, user)
+	} else {
+		r.at[user] = at
+	}
+}
+
+// expired lists the users not heard of since before.
+func (r *remotePresence) expired(before time.Time) []id.UserID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []id.UserID
+	for u, at := range r.at {
+		if at.Before(before) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// sweepRemote shows offline the other servers' users not heard of for
+// Options.RemoteOfflineAfter, keeping their status message and last
+// activity.
+func (s *Service) sweepRemote(ctx context.Context) {
+	now := s.opts.Now()
+	for _, user := range s.remote.expired(now.Add(-s.opts.RemoteOfflineAfter)) {
+		if err := s.remoteTimedOut(ctx, user, now); err != nil {
+			s.opts.Logger.Warn("presence: marking another server's user offline", "user", user, "err", err)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (s *Service) remoteTimedOut(ctx context.Context, user id.UserID, now time.Time) error {
+	l := s.remote.lock(user)
+	l.Lock()
+	defer l.Unlock()
+	s.remote.mu.Lock()
+	at, ok := s.remote.at[user]
+	s.remote.mu.Unlock()
+	if !ok || now.Sub(at) < s.opts.RemoteOfflineAfter {
+		return nil // heard of meanwhile
+	}
+	cur, err := s.store.GetPresence(ctx, user)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.remote.heard(user, presenceOffline, now)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if cur.Presence != presenceOffline {
+		row := &storage.Presence{UserID: user, Presence: presenceOffline, StatusMsg: cur.StatusMsg, LastActiveTS: cur.LastActiveTS}
+		pos, err := s.store.SetPresence(ctx, row)
+		if err != nil {
+			return err
+		}
+		if pos > 0 {
+			joined, err := s.rooms.JoinedRooms(ctx, user)
+			if err != nil {
+				s.opts.Logger.Warn("presence: listing the rooms to notify", "user", user, "err", err)
+			}
+			s.presence.log.add(pos, user, row)
+			s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}, Rooms: joined})
+		}
+	}
+	s.remote.heard(user, presenceOffline, now)
 	return nil
 }

@@ -2,7 +2,8 @@ package keys
 
 // Copies of other servers' users' device lists (server-server API, "Device
 // Management"). A list is fetched whole when a local client asks for the
-// keys of a remote user who shares a room with a local user, then kept up
+// keys of a remote user who shares a room with a local user, or when their
+// server sends an update for a user of whom there is no copy, then kept up
 // to date by the EDUs of the user's server: each m.device_list_update
 // whose prev_id is known replaces one device; one whose prev_id is not
 // (an update was lost) marks the list stale, and it is fetched again with
@@ -33,11 +34,16 @@ import (
 )
 
 // resyncTimeout bounds a resync's request and the retries after a change
-// raced it.
+// raced it; resyncWait how long a key query waits for a resync running.
 const (
 	resyncTimeout  = 30 * time.Second
 	resyncAttempts = 3
-	maxRemoteKeys  = 64 * 1024
+	resyncWait     = 5 * time.Second
+	// At most maxResyncs resyncs wait or run, resyncConcurrency of them
+	// fetching at once.
+	maxResyncs        = 1000
+	resyncConcurrency = 8
+	maxRemoteKeys     = 64 * 1024
 )
 
 // RemoteUserDevices is another server's answer to
@@ -64,8 +70,11 @@ type DeviceListUpdate struct {
 // resyncs are the users whose list a resync is fetching, so that a second
 // gap while one runs does not start another.
 type resyncs struct {
-	mu      sync.Mutex
-	running map[id.UserID]bool
+	mu sync.Mutex
+	// running: each user's resync, closed when it ends.
+	running map[id.UserID]chan struct{}
+	// slots bound the resyncs fetching at once.
+	slots chan struct{}
 }
 
 // remoteOwned fails unless user is a user of origin (and not of this server).
@@ -148,7 +157,13 @@ func (s *Service) RemoteDeviceListUpdate(ctx context.Context, origin string, u *
 		return internal("device list update", err)
 	}
 	s.publish(ctx, u.UserID, pos)
-	if !applies && l != nil && (!l.Stale || l.FetchedPos > 0) {
+	if !applies {
+		// A list this server has no copy of (or one it cannot follow):
+		// fetched now, so that the updates after this one apply to it.
+		// The user shares a room with a local user: a client here will
+		// want their keys. (The user's server sends its user's latest
+		// update to a server newly sharing a room with them; this is
+		// where that server's copy starts.)
 		s.resync(u.UserID)
 	}
 	return nil
@@ -221,20 +236,29 @@ func (s *Service) resync(user id.UserID) {
 	}
 	s.resyncs.mu.Lock()
 	if s.resyncs.running == nil {
-		s.resyncs.running = map[id.UserID]bool{}
+		s.resyncs.running = map[id.UserID]chan struct{}{}
+		s.resyncs.slots = make(chan struct{}, resyncConcurrency)
 	}
-	if s.resyncs.running[user] {
+	if s.resyncs.running[user] != nil || len(s.resyncs.running) >= maxResyncs {
+		// Beyond maxResyncs (a server sending the updates of a crowd at
+		// once), the list stays as it is: stale or none, fetched when a
+		// client asks for the user's keys.
 		s.resyncs.mu.Unlock()
 		return
 	}
-	s.resyncs.running[user] = true
+	done := make(chan struct{})
+	s.resyncs.running[user] = done
+	slots := s.resyncs.slots
 	s.resyncs.mu.Unlock()
 	go func() {
 		defer func() {
 			s.resyncs.mu.Lock()
 			delete(s.resyncs.running, user)
 			s.resyncs.mu.Unlock()
+			close(done)
 		}()
+		slots <- struct{}{}
+		defer func() { <-slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), resyncTimeout)
 		defer cancel()
 		if err := s.resyncNow(ctx, user); err != nil {
@@ -247,7 +271,35 @@ func (s *Service) resync(user id.UserID) {
 func (s *Service) resyncing(user id.UserID) bool {
 	s.resyncs.mu.Lock()
 	defer s.resyncs.mu.Unlock()
-	return s.resyncs.running[user]
+	return s.resyncs.running[user] != nil
+}
+
+// awaitResyncs waits (at most resyncWait) for the resyncs running of
+// users: a key query during one is answered from the list it brings
+// rather than by asking the user's server too.
+func (s *Service) awaitResyncs(ctx context.Context, users []id.UserID) {
+	var waits []chan struct{}
+	s.resyncs.mu.Lock()
+	for _, u := range users {
+		if ch := s.resyncs.running[u]; ch != nil {
+			waits = append(waits, ch)
+		}
+	}
+	s.resyncs.mu.Unlock()
+	if len(waits) == 0 {
+		return
+	}
+	timer := time.NewTimer(resyncWait)
+	defer timer.Stop()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // resyncNow fetches and stores user's list, again when a change raced it.
@@ -312,6 +364,8 @@ func (s *Service) cachedRemote(ctx context.Context, want map[id.UserID][]id.Devi
 	if len(users) == 0 {
 		return ask, keep, fetched
 	}
+	s.awaitResyncs(ctx, users)
+	fetched = s.notifier.Current()[stream.Events]
 	fail := func(err error) (map[id.UserID][]id.DeviceID, map[id.UserID]int64, int64) {
 		// Without the copies, every server is asked.
 		s.log.WarnContext(ctx, "remote device lists", "err", err)

@@ -173,8 +173,10 @@ func (s *Reader) serverJoinedNow(ctx context.Context, server string, roomID id.R
 // FederationEvent is one event as wire JSON for server (GET /event/{eventId}).
 func (s *Reader) FederationEvent(ctx context.Context, server string, eventID id.EventID) (jsontext.Value, error) {
 	e, err := s.store.GetEvent(ctx, eventID)
-	if storageNotFound(err) || (err == nil && e.StreamPos < 0) {
-		// History inserted backward is never served to other servers.
+	if storageNotFound(err) || (err == nil && (e.StreamPos < 0 || e.Rejected)) {
+		// History inserted backward is never served to other servers, nor
+		// is a rejected event (as Synapse: it is not relayed, and a server
+		// building on it has its own copy; a soft-failed one is served).
 		return nil, types.NotFound("Event %s not found", eventID)
 	} else if err != nil {
 		return nil, err
@@ -226,7 +228,7 @@ func (s *Reader) fedJSONs(ctx context.Context, evs []*storage.Event) ([]jsontext
 // roomEvent loads an event of the room that server may read.
 func (s *Reader) roomEvent(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (*storage.Event, error) {
 	e, err := s.store.GetEvent(ctx, eventID)
-	if storageNotFound(err) || (err == nil && (e.RoomID != roomID || e.StreamPos < 0)) {
+	if storageNotFound(err) || (err == nil && (e.RoomID != roomID || e.StreamPos < 0 || e.Rejected)) {
 		if err := s.ServerMayRead(ctx, server, roomID, nil); err != nil {
 			return nil, err
 		}

@@ -262,22 +262,27 @@ func (s *Sender) deviceListEDUs(ctx context.Context, b *eduBatch, f *destFilter,
 			}
 		}
 		prev[row.UserID] = row.StreamPos
-		content := map[string]any{"user_id": row.UserID, "device_id": row.DeviceID, "stream_id": row.StreamPos,
-			"prev_id": []int64{}}
-		if p > 0 {
-			content["prev_id"] = []int64{p}
-		}
-		if k, ok := uk.devices[row.DeviceID]; ok {
-			content["keys"] = k
-		} else if !uk.exists[row.DeviceID] {
-			content["deleted"] = true
-		}
-		if err := b.add("m.device_list_update", content); err != nil {
+		if err := b.add("m.device_list_update", deviceUpdate(uk, row.UserID, row.DeviceID, row.StreamPos, p)); err != nil {
 			return err
 		}
 		n++
 	}
 	return nil
+}
+
+// deviceUpdate is the content of the m.device_list_update of a change of
+// the user's device at pos, following the change at prev (0: none).
+func deviceUpdate(uk *userKeys, user id.UserID, device id.DeviceID, pos, prev int64) map[string]any {
+	content := map[string]any{"user_id": user, "device_id": device, "stream_id": pos, "prev_id": []int64{}}
+	if prev > 0 {
+		content["prev_id"] = []int64{prev}
+	}
+	if k, ok := uk.devices[device]; ok {
+		content["keys"] = k
+	} else if !uk.exists[device] {
+		content["deleted"] = true
+	}
+	return content
 }
 
 // userKeys are a local user's keys as other servers see them.
@@ -388,16 +393,21 @@ func (s *Sender) presenceEDUs(ctx context.Context, b *eduBatch, f *destFilter, f
 	}
 	push := make([]map[string]any, 0, len(evs))
 	for _, ev := range evs {
-		c, _ := ev["content"].(map[string]any)
-		p := map[string]any{"user_id": ev["sender"]}
-		for _, k := range []string{"presence", "status_msg", "last_active_ago", "currently_active"} {
-			if v, ok := c[k]; ok {
-				p[k] = v
-			}
-		}
-		push = append(push, p)
+		push = append(push, presencePush(ev))
 	}
 	return b.add("m.presence", map[string]any{"push": push})
+}
+
+// presencePush is an m.presence event as an entry of an m.presence EDU.
+func presencePush(ev map[string]any) map[string]any {
+	c, _ := ev["content"].(map[string]any)
+	p := map[string]any{"user_id": ev["sender"]}
+	for _, k := range []string{"presence", "status_msg", "last_active_ago", "currently_active"} {
+		if v, ok := c[k]; ok {
+			p[k] = v
+		}
+	}
+	return p
 }
 
 // typingEDUs: m.typing for the latest typing change of each local user in

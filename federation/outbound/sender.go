@@ -56,6 +56,8 @@ type Store interface {
 	storage.Federation
 	ReceiptsRange(ctx context.Context, since, upto int64, limit int) ([]*storage.Receipt, error)
 	ListDevices(ctx context.Context, userID id.UserID) ([]*storage.Device, error)
+	RoomMembers(ctx context.Context, roomID id.RoomID, memberships []string) ([]storage.CurrentMember, error)
+	PresenceNotOffline(ctx context.Context) ([]*storage.Presence, error)
 	AckToDevice(ctx context.Context, userID id.UserID, deviceID id.DeviceID, upto int64) error
 	WithTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
@@ -65,6 +67,7 @@ type Ephemeral interface {
 	TypingUpdates(since, upto int64) []ephemeral.TypingUpdate
 	PresenceRange(ctx context.Context, since, upto int64, limit int,
 		wanted func(user id.UserID) (bool, error)) ([]map[string]any, int64, error)
+	PresenceOf(ctx context.Context, users []id.UserID) ([]map[string]any, error)
 }
 
 // LocalKeys gives local users' device and cross-signing keys (core/keys).
@@ -86,6 +89,10 @@ type SenderOptions struct {
 	// bounded; when it is back, it fetches what lies between
 	// (get_missing_events, then the state), as Synapse's catch-up does.
 	CatchUpAfter time.Duration
+	// PresencePing (0: never): how often the presence of local users who
+	// are online or unavailable goes again to the servers sharing a room
+	// with them (presenceping.go).
+	PresencePing time.Duration
 	Logger       *slog.Logger
 }
 
@@ -112,8 +119,21 @@ type Sender struct {
 	cursors map[string]stream.Positions
 	// cursorLoad serialises reading a cursor into cursors.
 	cursorLoad sync.Mutex
+	// pokes are the local users whose device lists wait to go to a server
+	// newly sharing a room with them (devicepokes.go).
+	pokes map[string]map[id.UserID]bool
+	// pings are the local users whose presence waits to go again to a
+	// server (presenceping.go).
+	pings map[string]map[id.UserID]bool
 
-	changes  chan stream.Change
+	changes chan queuedChange
+	// memberships are the membership changes for pokeLoop.
+	memberships chan stream.Change
+	// seenMu guards seen: the stream positions of the changes observed so
+	// far (the notifier's present as the observer knows it; it cannot ask
+	// the notifier from inside an observer).
+	seenMu   sync.Mutex
+	seen     stream.Positions
 	overflow chan struct{}
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -142,8 +162,10 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 	}
 	s := &Sender{store: store, rooms: r, eph: eph, keys: k, client: client, notifier: n, opts: opts, log: opts.Logger,
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
-		cursors: map[string]stream.Positions{}, metrics: newMetrics(),
-		changes: make(chan stream.Change, 4096), overflow: make(chan struct{}, 1)}
+		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, pings: map[string]map[id.UserID]bool{},
+		metrics: newMetrics(),
+		changes: make(chan queuedChange, 4096), overflow: make(chan struct{}, 1),
+		memberships: make(chan stream.Change, 1024)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
 	var err error
@@ -161,9 +183,14 @@ func (s *Sender) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What changes before the observer is in place is missed in seen until
+	// its stream changes again: a cursor started from seen then starts a
+	// little early, which costs nothing (the filters of edus.go apply).
+	s.seen = s.notifier.Current()
 	s.notifier.Observe(s.observe)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.wakeLoop(ctx)
+	go s.pokeLoop(ctx)
 	go func() {
 		defer s.wg.Done()
 		s.acks.run(ctx)
@@ -172,6 +199,10 @@ func (s *Sender) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.dests.flushLoop(ctx)
 	}()
+	if s.opts.PresencePing > 0 {
+		s.wg.Add(1)
+		go s.pingLoop(ctx)
+	}
 	s.runner.Start(ctx, known)
 	return nil
 }
@@ -246,6 +277,17 @@ func (s *Sender) Open(ctx context.Context, dest string, pending []int64) (*queue
 		return nil, false, err
 	}
 	more := eb.more(to)
+	poked, morePokes := s.takePokes(dest, min(maxDeviceListEDUs, maxEDUs-len(eb.edus)))
+	if err := s.pokeEDUs(ctx, eb, poked); err != nil {
+		s.repoke(dest, poked)
+		return nil, false, err
+	}
+	more = more || morePokes
+	pinged, morePings := s.takePings(dest)
+	if err := s.pingEDU(ctx, eb, pinged); err != nil {
+		return nil, false, err
+	}
+	more = more || morePings
 	if len(pending) == 0 && len(eb.edus) == 0 {
 		// Nothing for this destination: just move its cursor on.
 		if eb.reached != from {
@@ -383,6 +425,11 @@ func (s *Sender) Acked(ctx context.Context, dest string, t *queue.Txn) error {
 // but for to-device messages: those queued before it was first woken are
 // its (a message to a server no room is shared with yet).
 func (s *Sender) cursor(ctx context.Context, dest string) (stream.Positions, error) {
+	return s.cursorFrom(ctx, dest, nil)
+}
+
+// cursorFrom is cursor, a new one starting at start (nil: the present).
+func (s *Sender) cursorFrom(ctx context.Context, dest string, start *stream.Positions) (stream.Positions, error) {
 	s.mu.Lock()
 	p, ok := s.cursors[dest]
 	s.mu.Unlock()
@@ -403,6 +450,9 @@ func (s *Sender) cursor(ctx context.Context, dest string) (stream.Positions, err
 	stored, err := s.store.QueueCursor(ctx, consumer(dest))
 	if errors.Is(err, storage.ErrNotFound) {
 		p = cur
+		if start != nil {
+			p = *start
+		}
 		p[stream.ToDevice] = 0
 		return p, s.setCursor(ctx, dest, p)
 	} else if err != nil {
@@ -435,15 +485,28 @@ func consumer(dest string) storage.Consumer {
 	return storage.Consumer{Kind: stream.KindFederation, ID: dest}
 }
 
+// queuedChange is a change for wakeLoop, with the stream positions when
+// it was published.
+type queuedChange struct {
+	c  stream.Change
+	at stream.Positions
+}
+
 // observe follows the notifier (quickly: it runs inside Publish).
 func (s *Sender) observe(c stream.Change) {
+	s.seenMu.Lock()
+	if c.Stream >= 0 && int(c.Stream) < len(s.seen) && c.Pos > s.seen[c.Stream] {
+		s.seen[c.Stream] = c.Pos
+	}
+	at := s.seen
+	s.seenMu.Unlock()
 	switch c.Stream {
 	case stream.Events:
 		if len(c.Users) > 0 && c.RoomID != "" {
 			s.servers.forget(c.RoomID) // memberships changed
-			if slices.ContainsFunc(c.Users, func(u id.UserID) bool { return !s.local(u) }) {
-				s.queueChange(c) // a server may be new to us: its cursor starts now
-			}
+			// A server may be new to us (its cursor starts now), or new
+			// to a local user (her device list goes to it).
+			s.queueChange(c, at)
 		}
 	case stream.Unreachable, stream.Reachable:
 		for _, q := range c.Queued {
@@ -452,14 +515,14 @@ func (s *Sender) observe(c stream.Change) {
 			}
 		}
 	case stream.Typing, stream.Receipts, stream.Presence, stream.ToDevice, stream.DeviceLists:
-		s.queueChange(c)
+		s.queueChange(c, at)
 	}
 }
 
 // queueChange hands a change to wakeLoop without waiting.
-func (s *Sender) queueChange(c stream.Change) {
+func (s *Sender) queueChange(c stream.Change, at stream.Positions) {
 	select {
-	case s.changes <- c:
+	case s.changes <- queuedChange{c: c, at: at}:
 	default:
 		select {
 		case s.overflow <- struct{}{}:
@@ -480,9 +543,11 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 		case <-s.overflow:
 			// Changes were missed: every running destination looks.
 			s.runner.Wake(s.runner.Running()...)
-		case c := <-s.changes:
+		case q := <-s.changes:
+			c := q.c
 			if c.Stream == stream.Events {
-				s.startCursors(ctx, c.Users)
+				s.startCursors(ctx, c.Users, q.at)
+				s.queueMembership(c)
 				continue
 			}
 			dests, err := s.concerned(ctx, c)
@@ -499,13 +564,16 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 func (s *Sender) local(u id.UserID) bool { return u.Homeserver() == s.opts.ServerName }
 
 // startCursors gives the servers of users who just joined (or left) a
-// room a cursor if they have none, starting now: what happens from their
+// room a cursor if they have none, starting where the streams were when
+// the membership change was published (at): what happens from their
 // joining on is theirs (typing, receipts, presence), even before anything
-// wakes their queue.
-func (s *Sender) startCursors(ctx context.Context, users []id.UserID) {
+// wakes their queue — also what happened while this loop was busy before
+// getting to the change (a cursor started at the present then lost a
+// typing notification sent right after a server joined).
+func (s *Sender) startCursors(ctx context.Context, users []id.UserID, at stream.Positions) {
 	for _, u := range users {
 		if srv := u.Homeserver(); srv != "" && !s.local(u) && s.opts.FederatesWith(srv) {
-			if _, err := s.cursor(ctx, srv); err != nil {
+			if _, err := s.cursorFrom(ctx, srv, &at); err != nil {
 				s.log.Warn("federation: starting a destination's cursor", "destination", srv, "err", err)
 			}
 		}

@@ -3,6 +3,7 @@ package e2efed
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -359,6 +360,43 @@ func remoteServerJoinsAndSends(t *testing.T, a *testserver.Server) {
 			t.Fatalf("alice can read the refused event %s", eid)
 		}
 	}
+	// Nor does A serve the rejected event to other servers (/event, and
+	// the state and auth chain at it: 404, as Synapse).
+	fc := c.client()
+	_, err = fc.GetEvent(ctx, a.Opts.ServerName, unauth)
+	wantNotFound(t, "/event of a rejected event", err)
+	_, err = fc.GetStateIDs(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/state_ids at a rejected event", err)
+	_, err = fc.GetState(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/state at a rejected event", err)
+	_, err = fc.GetEventAuthChain(ctx, a.Opts.ServerName, roomID, unauth)
+	wantNotFound(t, "/event_auth of a rejected event", err)
+	// An event of C's citing the rejected one is taken (the spec allows
+	// it); backfill and get_missing_events from it walk past the rejected
+	// event without returning it.
+	beyond, beyondRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
+		map[string]any{"msgtype": "m.text", "body": "beyond"}, unauth, r.depth+2)
+	if res := c.sendTxn(t, a, beyondRaw); res[beyond].Error != "" {
+		t.Fatalf("an event citing a rejected one: %+v", res)
+	}
+	past, err := fc.Backfill(ctx, &federation.ReqBackfill{ServerName: a.Opts.ServerName, RoomID: roomID, Limit: 10,
+		BackfillFrom: []id.EventID{beyond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, r.rv, past.PDUs); !slices.Contains(got, beyond) || !slices.Contains(got, r.last) ||
+		slices.Contains(got, unauth) {
+		t.Fatalf("backfill from past a rejected event: %v (rejected %s)", got, unauth)
+	}
+	gme, err := fc.GetMissingEvents(ctx, &federation.ReqGetMissingEvents{ServerName: a.Opts.ServerName, RoomID: roomID,
+		EarliestEvents: []id.EventID{msg1}, LatestEvents: []id.EventID{beyond}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, r.rv, gme.Events); !slices.Contains(got, r.last) || slices.Contains(got, unauth) {
+		t.Fatalf("get_missing_events past a rejected event: %v (rejected %s)", got, unauth)
+	}
+	r.last, r.depth = beyond, r.depth+2
 
 	// Content changed after hashing and signing: the redacted copy is kept.
 	tampered, tRaw := c.build(t, r, c.key, carol, "m.room.message", nil,
@@ -672,5 +710,15 @@ func TestHistoryVisibilityForServers(t *testing.T) {
 		if got != visible || len(bf.PDUs) == 0 {
 			t.Fatalf("%s: backfill has the early message: %v (%d events), want %v", visibility, got, len(bf.PDUs), visible)
 		}
+	}
+}
+
+// wantNotFound fails unless err is a 404 M_NOT_FOUND.
+func wantNotFound(t *testing.T, what string, err error) {
+	t.Helper()
+	var httpErr mautrix.HTTPError
+	if !errors.As(err, &httpErr) || httpErr.Response == nil || httpErr.Response.StatusCode != http.StatusNotFound ||
+		httpErr.RespError == nil || httpErr.RespError.ErrCode != "M_NOT_FOUND" {
+		t.Fatalf("%s: %v, want 404 M_NOT_FOUND", what, err)
 	}
 }
