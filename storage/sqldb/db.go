@@ -74,9 +74,69 @@ func (db *DB) Close() error {
 // another store's WithTx does not divert this store's calls.
 type txKey struct{ db *DB }
 
-func (db *DB) tx(ctx context.Context) (*sql.Tx, bool) {
-	tx, ok := ctx.Value(txKey{db}).(*sql.Tx)
+func (db *DB) tx(ctx context.Context) (*txn, bool) {
+	tx, ok := ctx.Value(txKey{db}).(*txn)
 	return tx, ok
+}
+
+// txn is a write transaction and, on SQLite, the statements it ran that the
+// writer's statement cache did not hold yet.
+type txn struct {
+	*sql.Tx
+	db     *DB
+	unseen map[string]bool
+}
+
+// maxTxPrepared bounds the statements a transaction hands to the cache: a
+// statement whose text varies (an IN list) is never run twice alike.
+const maxTxPrepared = 64
+
+// stmt is the transaction's handle of a cached statement, nil if the cache
+// holds none (then the query is noted, to be prepared after the commit).
+// On SQLite only: the one writer connection is the transaction's, so the
+// statement was prepared on it and runs without being parsed again — a
+// commit of a few events parsed a dozen statements, the SQL text of a
+// multi-row insert of thousands of rows as long as its values. PostgreSQL's
+// driver keeps its own cache of prepared statements per connection.
+func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
+	if t.db.dialect.Name() != "sqlite" {
+		return nil
+	}
+	c := t.db.wstmts
+	c.mu.RLock()
+	st := c.stmts[query]
+	c.mu.RUnlock()
+	if st == nil {
+		if t.unseen == nil {
+			t.unseen = map[string]bool{}
+		}
+		if len(t.unseen) < maxTxPrepared {
+			t.unseen[query] = true
+		}
+		return nil
+	}
+	return t.StmtContext(ctx, st)
+}
+
+func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // WithTx runs fn in one write transaction carried by the context. The
@@ -86,10 +146,11 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (e
 	if _, ok := db.tx(ctx); ok {
 		return fn(ctx)
 	}
-	tx, err := db.writer.BeginTx(ctx, nil)
+	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	tx := &txn{Tx: sqlTx, db: db}
 	committed := false
 	defer func() {
 		if !committed {
@@ -102,6 +163,11 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (e
 	committed = true // Commit releases the transaction even when it fails
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Now that the writer connection is free: prepare what the next
+	// transactions will run again.
+	for q := range tx.unseen {
+		db.wstmts.stmt(ctx, q)
 	}
 	return nil
 }

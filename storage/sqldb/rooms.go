@@ -242,7 +242,9 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 	parts := strings.Split(row, "?")
 	width := len(parts) - 1
 	per := max(1, maxParams/width)
-	for chunk := range slices.Chunk(rows, per) {
+	for len(rows) > 0 {
+		chunk := rows[:insertChunk(len(rows), per)]
+		rows = rows[len(chunk):]
 		var sb strings.Builder
 		sb.Grow(len(head) + len(chunk)*(len(row)+4*width) + len(tail))
 		sb.WriteString(head)
@@ -267,6 +269,22 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 		}
 	}
 	return nil
+}
+
+// insertChunk is how many of n rows the next statement of a multi-row
+// insert takes: per (the most the parameter limit allows), else the
+// largest power of two in n. The statements of a table thus come in a
+// few sizes, whose SQL the statement cache keeps prepared, not in one
+// per batch size.
+func insertChunk(n, per int) int {
+	if n >= per {
+		return per
+	}
+	c := 1
+	for c*2 <= n {
+		c *= 2
+	}
+	return c
 }
 
 // insertStateGroups writes the batch's new state groups and their entries:
