@@ -79,17 +79,13 @@ func (db *DB) tx(ctx context.Context) (*txn, bool) {
 	return tx, ok
 }
 
-// txn is a write transaction and, on SQLite, the statements it ran that the
-// writer's statement cache did not hold yet.
+// txn is a write transaction and, on SQLite, the statements it ran
+// prepared (wc) that the writer's statement cache did not hold yet.
 type txn struct {
 	*sql.Tx
 	db     *DB
 	unseen map[string]bool
 }
-
-// maxTxPrepared bounds the statements a transaction hands to the cache: a
-// statement whose text varies (an IN list) is never run twice alike.
-const maxTxPrepared = 64
 
 // stmt is the transaction's handle of a cached statement, nil if the cache
 // holds none (then the query is noted, to be prepared after the commit).
@@ -110,33 +106,40 @@ func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
 		if t.unseen == nil {
 			t.unseen = map[string]bool{}
 		}
-		if len(t.unseen) < maxTxPrepared {
-			t.unseen[query] = true
-		}
+		t.unseen[query] = true
 		return nil
 	}
 	return t.StmtContext(ctx, st)
 }
 
-func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return t.Tx.ExecContext(ctx, query, args...)
+// stmtQuerier runs one prepared statement, whatever query it is given (the
+// statement's own).
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (q stmtQuerier) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return q.st.ExecContext(ctx, args...)
 }
 
-func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return t.Tx.QueryContext(ctx, query, args...)
+func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return q.st.QueryContext(ctx, args...)
 }
 
-func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
+func (q stmtQuerier) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return q.st.QueryRowContext(ctx, args...)
+}
+
+// wc is w for the statements a commit of events runs every time, whose SQL
+// text is one of a few (the multi-row inserts come in power-of-two sizes):
+// in a transaction on SQLite they run prepared. Never for SQL whose text
+// varies from call to call (IN lists), which would fill the cache.
+func (db *DB) wc(ctx context.Context, query string) querier {
+	if tx, ok := db.tx(ctx); ok {
+		if st := tx.stmt(ctx, query); st != nil {
+			return querier{stmtQuerier{st}}
+		}
+		return querier{tx}
 	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
+	return querier{db.wstmts}
 }
 
 // WithTx runs fn in one write transaction carried by the context. The
@@ -237,7 +240,16 @@ func (db *DB) r(ctx context.Context) querier {
 
 // exec runs a write and maps unique violations to storage.ErrConflict.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := db.w(ctx).ExecContext(ctx, query, args...)
+	return db.execOn(ctx, db.w(ctx), query, args...)
+}
+
+// execCached is exec through wc.
+func (db *DB) execCached(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return db.execOn(ctx, db.wc(ctx, query), query, args...)
+}
+
+func (db *DB) execOn(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	res, err := q.ExecContext(ctx, query, args...)
 	if err != nil {
 		if db.dialect.IsUniqueViolation(err) {
 			return nil, fmt.Errorf("%w: %v", storage.ErrConflict, err)

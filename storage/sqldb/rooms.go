@@ -104,14 +104,14 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		} else if history {
 			// History counts down: the batch takes the n positions below the
 			// lowest so far, in order.
-			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos - $1
-				WHERE name = 'events_history' RETURNING pos`, n).Scan(&first); err != nil {
+			const q = `UPDATE stream_positions SET pos = pos - $1 WHERE name = 'events_history' RETURNING pos`
+			if err := db.wc(ctx, q).QueryRowContext(ctx, q, n).Scan(&first); err != nil {
 				return err
 			}
 		} else {
 			var last int64
-			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
-				RETURNING pos`, n).Scan(&last); err != nil {
+			const q = `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events' RETURNING pos`
+			if err := db.wc(ctx, q).QueryRowContext(ctx, q, n).Scan(&last); err != nil {
 				return err
 			}
 			first = last - n + 1
@@ -215,7 +215,7 @@ func (db *DB) insertAliases(ctx context.Context, rows [][]any) error {
 			args = append(args, r...)
 		}
 		sb.WriteString(` ON CONFLICT DO NOTHING`)
-		res, err := db.exec(ctx, sb.String(), args...)
+		res, err := db.execCached(ctx, sb.String(), args...)
 		if err != nil {
 			return err
 		}
@@ -301,7 +301,7 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 			}
 		}
 		sb.WriteString(tail)
-		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
+		if _, err := db.execCached(ctx, sb.String(), args...); err != nil {
 			return err
 		}
 	}
@@ -427,7 +427,7 @@ func (db *DB) setExtremities(ctx context.Context, writes []*storage.EventWrite) 
 	}
 	var rows [][]any
 	for _, room := range rooms {
-		if _, err := db.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, room); err != nil {
+		if _, err := db.execCached(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, room); err != nil {
 			return err
 		}
 		for _, x := range lists[room] {
