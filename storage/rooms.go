@@ -91,7 +91,8 @@ type EventWrite struct {
 	// Txn records the client transaction ID that made the event.
 	Txn *EventTxn
 	// Alias is the event ID the appservice that batch sent the event chose
-	// for it ("" for none); it is recorded in the same transaction.
+	// for it ("" for none); it is recorded in the same transaction, which
+	// fails with ErrConflict if the alias is taken.
 	Alias id.EventID
 	// History puts the event before every timeline event (backward batch
 	// send): it takes a negative stream position, below all earlier history.

@@ -91,6 +91,20 @@ func TestBatchAllOrNothing(t *testing.T) {
 			t.Fatalf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
+	// Signing runs beside the building, in chunks: an event found too big
+	// only once signed, far into a big batch, still fails it, named by its
+	// index.
+	var big []*events.Proto
+	for i := range 400 {
+		big = append(big, msg(alice, "m"))
+		if i == 300 {
+			big[i] = msg(alice, strings.Repeat("x", 70_000))
+		}
+	}
+	_, err = s.BatchSend(ctx, roomID, big, BatchOptions{})
+	if me, ok := types.AsError(err); !ok || me.Code != types.CodeTooLarge || me.Extra["index"] != 300 {
+		t.Fatalf("a big batch with one event too big: %v, want %s at index 300", err, types.CodeTooLarge)
+	}
 	if after, err := store.MaxStreamPos(ctx); err != nil || after != before {
 		t.Fatalf("refused batches stored events: stream %d → %d (%v)", before, after, err)
 	}

@@ -37,6 +37,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 		return nil, nil, nil
 	}
 	users := b.joinedUsers()
+	joined := len(users)
 	if ev.Type == "m.room.member" && ev.StateKey != nil && se.Membership == "invite" {
 		// The invitee is not joined yet but is notified of the invite.
 		if u := id.UserID(*ev.StateKey); u.Homeserver() == s.opts.ServerName {
@@ -72,7 +73,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	if err != nil {
 		return nil, nil, err
 	}
-	rc := &push.RoomContext{MemberCount: len(b.joinedUsers()), PowerLevels: pl}
+	rc := &push.RoomContext{MemberCount: joined, PowerLevels: pl}
 	outcomes, err := s.opts.Pusher.Evaluate(ctx, rc, ce, users)
 	if err != nil {
 		return nil, nil, err

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -578,6 +577,13 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 	writes := make([]*storage.EventWrite, 0, len(r.protos))
 	built := make([]*pdu.PDU, 0, len(r.protos))
 	refs := maps.Clone(r.refs)
+	signer := &batchSigner{s: s}
+	signed := false
+	defer func() {
+		if !signed {
+			_ = signer.wait(nil) // a failed batch: let its signers finish
+		}
+	}()
 	for i, p := range r.protos {
 		if raw, ok := p.Content.(jsontext.Value); ok && len(refs) > 0 {
 			q := *p
@@ -594,6 +600,7 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		}
 		if n := len(b.unsigned); n > 0 && b.unsigned[n-1].ev == ev {
 			b.unsigned[n-1].index = i
+			signer.flush(b.unsigned, false)
 		}
 		if i < len(r.aliases) && r.aliases[i] != "" {
 			wr.Alias = r.aliases[i]
@@ -610,7 +617,8 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		writes = append(writes, wr)
 		built = append(built, ev)
 	}
-	if err := s.signAll(b.unsigned); err != nil {
+	signed = true
+	if err := signer.wait(b.unsigned); err != nil {
 		r.done <- sendResult{err: err}
 		return
 	}
@@ -620,7 +628,7 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		writes[len(writes)-1].Extremities = nil
 	}
 	if err := w.persist(ctx, b, writes, built, nil); err != nil {
-		r.done <- sendResult{err: err}
+		r.done <- sendResult{err: s.takenAlias(ctx, r.aliases, err)}
 		return
 	}
 	ids := make([]id.EventID, len(built))
@@ -999,40 +1007,54 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	return ev, wr, nil
 }
 
-// signAll signs the events a batch built unsigned, on every core, and gives
-// them their JSON.
-func (s *Service) signAll(evs []unsignedEvent) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	workers := min(runtime.GOMAXPROCS(0), (len(evs)+63)/64)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
+// signChunk is how many unsigned events one signing goroutine takes.
+const signChunk = 64
+
+// batchSigner signs a batch's unsigned events on the other cores while the
+// writer goes on building the rest, and gives them their JSON: signing is
+// the dearest step of building, and waiting for it all at the end of a
+// batch left the writer idle meanwhile.
+type batchSigner struct {
+	s    *Service
+	wg   sync.WaitGroup
+	sent int // how many of the batch's unsigned events are being signed
+	mu   sync.Mutex
+	err  error
+}
+
+// flush hands the unsigned events not yet handed out to signing goroutines
+// in chunks: whole chunks only, unless all.
+func (bs *batchSigner) flush(evs []unsignedEvent, all bool) {
+	for len(evs)-bs.sent >= signChunk || all && len(evs) > bs.sent {
+		chunk := evs[bs.sent:min(len(evs), bs.sent+signChunk)]
+		bs.sent += len(chunk)
+		bs.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for i := w; i < len(evs); i += workers {
-				u := evs[i]
-				raw, err := s.opts.Signer.Complete(u.ev, u.redacted)
+			defer bs.wg.Done()
+			for _, u := range chunk {
+				raw, err := bs.s.opts.Signer.Complete(u.ev, u.redacted)
 				if err != nil {
 					if me, ok := types.AsError(err); ok {
 						err = me.With("index", u.index)
 					}
-					errs[w] = err
+					bs.mu.Lock()
+					if bs.err == nil {
+						bs.err = err
+					}
+					bs.mu.Unlock()
 					return
 				}
 				u.se.JSON = raw
 			}
 		}()
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+}
+
+// wait signs what is left and waits for all; the first error, if any.
+func (bs *batchSigner) wait(evs []unsignedEvent) error {
+	bs.flush(evs, true)
+	bs.wg.Wait()
+	return bs.err
 }
 
 // references gives the (ID, reference hash) pairs of legacy-format events

@@ -74,9 +74,72 @@ func (db *DB) Close() error {
 // another store's WithTx does not divert this store's calls.
 type txKey struct{ db *DB }
 
-func (db *DB) tx(ctx context.Context) (*sql.Tx, bool) {
-	tx, ok := ctx.Value(txKey{db}).(*sql.Tx)
+func (db *DB) tx(ctx context.Context) (*txn, bool) {
+	tx, ok := ctx.Value(txKey{db}).(*txn)
 	return tx, ok
+}
+
+// txn is a write transaction and, on SQLite, the statements it ran
+// prepared (wc) that the writer's statement cache did not hold yet.
+type txn struct {
+	*sql.Tx
+	db     *DB
+	unseen map[string]bool
+}
+
+// stmt is the transaction's handle of a cached statement, nil if the cache
+// holds none (then the query is noted, to be prepared after the commit).
+// On SQLite only: the one writer connection is the transaction's, so the
+// statement was prepared on it and runs without being parsed again — a
+// commit of a few events parsed a dozen statements, the SQL text of a
+// multi-row insert of thousands of rows as long as its values. PostgreSQL's
+// driver keeps its own cache of prepared statements per connection.
+func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
+	if t.db.dialect.Name() != "sqlite" {
+		return nil
+	}
+	c := t.db.wstmts
+	c.mu.RLock()
+	st := c.stmts[query]
+	c.mu.RUnlock()
+	if st == nil {
+		if t.unseen == nil {
+			t.unseen = map[string]bool{}
+		}
+		t.unseen[query] = true
+		return nil
+	}
+	return t.StmtContext(ctx, st)
+}
+
+// stmtQuerier runs one prepared statement, whatever query it is given (the
+// statement's own).
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (q stmtQuerier) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return q.st.ExecContext(ctx, args...)
+}
+
+func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return q.st.QueryContext(ctx, args...)
+}
+
+func (q stmtQuerier) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return q.st.QueryRowContext(ctx, args...)
+}
+
+// wc is w for the statements a commit of events runs every time, whose SQL
+// text is one of a few (the multi-row inserts come in power-of-two sizes):
+// in a transaction on SQLite they run prepared. Never for SQL whose text
+// varies from call to call (IN lists), which would fill the cache.
+func (db *DB) wc(ctx context.Context, query string) querier {
+	if tx, ok := db.tx(ctx); ok {
+		if st := tx.stmt(ctx, query); st != nil {
+			return querier{stmtQuerier{st}}
+		}
+		return querier{tx}
+	}
+	return querier{db.wstmts}
 }
 
 // WithTx runs fn in one write transaction carried by the context. The
@@ -86,10 +149,11 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (e
 	if _, ok := db.tx(ctx); ok {
 		return fn(ctx)
 	}
-	tx, err := db.writer.BeginTx(ctx, nil)
+	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	tx := &txn{Tx: sqlTx, db: db}
 	committed := false
 	defer func() {
 		if !committed {
@@ -102,6 +166,11 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context) error) (e
 	committed = true // Commit releases the transaction even when it fails
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Now that the writer connection is free: prepare what the next
+	// transactions will run again.
+	for q := range tx.unseen {
+		db.wstmts.stmt(ctx, q)
 	}
 	return nil
 }
@@ -171,7 +240,16 @@ func (db *DB) r(ctx context.Context) querier {
 
 // exec runs a write and maps unique violations to storage.ErrConflict.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res, err := db.w(ctx).ExecContext(ctx, query, args...)
+	return db.execOn(ctx, db.w(ctx), query, args...)
+}
+
+// execCached is exec through wc.
+func (db *DB) execCached(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return db.execOn(ctx, db.wc(ctx, query), query, args...)
+}
+
+func (db *DB) execOn(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	res, err := q.ExecContext(ctx, query, args...)
 	if err != nil {
 		if db.dialect.IsUniqueViolation(err) {
 			return nil, fmt.Errorf("%w: %v", storage.ErrConflict, err)

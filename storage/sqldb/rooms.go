@@ -104,14 +104,14 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		} else if history {
 			// History counts down: the batch takes the n positions below the
 			// lowest so far, in order.
-			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos - $1
-				WHERE name = 'events_history' RETURNING pos`, n).Scan(&first); err != nil {
+			const q = `UPDATE stream_positions SET pos = pos - $1 WHERE name = 'events_history' RETURNING pos`
+			if err := db.wc(ctx, q).QueryRowContext(ctx, q, n).Scan(&first); err != nil {
 				return err
 			}
 		} else {
 			var last int64
-			if err := db.w(ctx).QueryRowContext(ctx, `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events'
-				RETURNING pos`, n).Scan(&last); err != nil {
+			const q = `UPDATE stream_positions SET pos = pos + $1 WHERE name = 'events' RETURNING pos`
+			if err := db.wc(ctx, q).QueryRowContext(ctx, q, n).Scan(&last); err != nil {
 				return err
 			}
 			first = last - n + 1
@@ -183,12 +183,49 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.enqueuePushes(ctx, pushQueueRows); err != nil {
 			return err
 		}
-		// An alias is taken once: a second use fails the batch.
-		if err := db.insertRows(ctx, `INSERT INTO event_aliases (alias, event_id, room_id)`, ``, aliasRows); err != nil {
+		if err := db.insertAliases(ctx, aliasRows); err != nil {
 			return err
 		}
 		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
 	})
+}
+
+// insertAliases records a batch's event aliases. An alias is taken once: a
+// second use fails the batch with ErrConflict. Rows that conflict are
+// skipped and counted rather than left to fail the statement, so that the
+// check costs no lookup before the insert (a batch of thousands looked up
+// each of its aliases first) and reads alike on both databases.
+func (db *DB) insertAliases(ctx context.Context, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	per := maxParams / 3
+	for len(rows) > 0 {
+		chunk := rows[:insertChunk(len(rows), per)]
+		rows = rows[len(chunk):]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO event_aliases (alias, event_id, room_id) VALUES `)
+		args := make([]any, 0, 3*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			k := len(args)
+			sb.WriteString("(" + db.seqPlaceholder(k+1) + ", " + db.seqPlaceholder(k+2) + ", " + db.seqPlaceholder(k+3) + ")")
+			args = append(args, r...)
+		}
+		sb.WriteString(` ON CONFLICT DO NOTHING`)
+		res, err := db.execCached(ctx, sb.String(), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(chunk)) {
+			return fmt.Errorf("%w: an event alias of the batch is taken", storage.ErrConflict)
+		}
+	}
+	return nil
 }
 
 // insertEvents writes the batch's events with multi-row INSERTs: one round
@@ -242,7 +279,9 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 	parts := strings.Split(row, "?")
 	width := len(parts) - 1
 	per := max(1, maxParams/width)
-	for chunk := range slices.Chunk(rows, per) {
+	for len(rows) > 0 {
+		chunk := rows[:insertChunk(len(rows), per)]
+		rows = rows[len(chunk):]
 		var sb strings.Builder
 		sb.Grow(len(head) + len(chunk)*(len(row)+4*width) + len(tail))
 		sb.WriteString(head)
@@ -262,11 +301,27 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 			}
 		}
 		sb.WriteString(tail)
-		if _, err := db.exec(ctx, sb.String(), args...); err != nil {
+		if _, err := db.execCached(ctx, sb.String(), args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// insertChunk is how many of n rows the next statement of a multi-row
+// insert takes: per (the most the parameter limit allows), else the
+// largest power of two in n. The statements of a table thus come in a
+// few sizes, whose SQL the statement cache keeps prepared, not in one
+// per batch size.
+func insertChunk(n, per int) int {
+	if n >= per {
+		return per
+	}
+	c := 1
+	for c*2 <= n {
+		c *= 2
+	}
+	return c
 }
 
 // insertStateGroups writes the batch's new state groups and their entries:
@@ -372,7 +427,7 @@ func (db *DB) setExtremities(ctx context.Context, writes []*storage.EventWrite) 
 	}
 	var rows [][]any
 	for _, room := range rooms {
-		if _, err := db.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, room); err != nil {
+		if _, err := db.execCached(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, room); err != nil {
 			return err
 		}
 		for _, x := range lists[room] {

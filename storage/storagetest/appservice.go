@@ -220,11 +220,35 @@ func testEventAliases(t *testing.T, s storage.Store) {
 	}
 	again := bare(ev(roomA, "$real3", "m.room.message"))
 	again[0].Alias = "$name1:bridge"
-	if err := s.PersistEvents(c, again); err == nil {
-		t.Fatal("an alias was stored twice")
-	}
+	wantErr(t, s.PersistEvents(c, again), storage.ErrConflict, "an alias stored twice")
 	_, err = s.GetEvent(c, "$real3")
 	wantErr(t, err, storage.ErrNotFound, "event of the failed batch")
+	// A big batch's aliases go in several statements: the taken one in
+	// the last fails the batch all the same, leaving none of it.
+	var big []*storage.Event
+	for i := range 3000 {
+		big = append(big, ev(roomA, id.EventID(fmt.Sprintf("$big%d", i)), "m.room.message"))
+	}
+	bigWrites := bare(big...)
+	for i, w := range bigWrites {
+		w.Alias = id.EventID(fmt.Sprintf("$bigname%d:bridge", i))
+	}
+	bigWrites[len(bigWrites)-1].Alias = "$name1:bridge"
+	wantErr(t, s.PersistEvents(c, bigWrites), storage.ErrConflict, "a big batch with a taken alias")
+	m, err = s.ResolveEventAliases(c, []id.EventID{"$bigname0:bridge", "$bigname2998:bridge"})
+	must(t, err)
+	if len(m) != 0 {
+		t.Fatalf("aliases of the failed batch kept: %v", m)
+	}
+	_, err = s.GetEvent(c, "$big0")
+	wantErr(t, err, storage.ErrNotFound, "event of the failed big batch")
+	bigWrites[len(bigWrites)-1].Alias = ""
+	must(t, s.PersistEvents(c, bigWrites))
+	m, err = s.ResolveEventAliases(c, []id.EventID{"$bigname0:bridge", "$bigname2998:bridge"})
+	must(t, err)
+	if len(m) != 2 || m["$bigname2998:bridge"] != "$big2998" {
+		t.Fatalf("aliases of the big batch: %v", m)
+	}
 }
 
 func testOpenIDTokens(t *testing.T, s storage.Store) {
