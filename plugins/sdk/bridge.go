@@ -11,6 +11,7 @@ import (
 	"go.mau.fi/util/dbutil"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/commands"
+	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -165,12 +166,41 @@ func (r *bridgeRunner) HandleEvent(ctx context.Context, evt *event.Event) error 
 	if mx.cfg.Bridge.DropMatrixProfileChanges && isOwnProfileChange(evt) {
 		return nil
 	}
+	if alreadyBridged(ctx, br, evt) {
+		return nil
+	}
 	mx.knowImportedTargets(ctx, evt)
 	res := br.QueueMatrixEvent(ctx, evt)
 	if !res.Success && br.IsStopping() {
 		return errStopping
 	}
 	return nil
+}
+
+// alreadyBridged reports whether a message or reaction was bridged before:
+// delivery is at least once, and a plugin that stopped after bridging an
+// event but before its transaction was acknowledged gets it again. The
+// network must not get it twice.
+func alreadyBridged(ctx context.Context, br *bridgev2.Bridge, evt *event.Event) bool {
+	var err error
+	found := false
+	switch evt.Type {
+	case event.EventMessage, event.EventSticker:
+		var msg *database.Message
+		msg, err = br.DB.Message.GetPartByMXID(ctx, evt.ID)
+		found = msg != nil
+	case event.EventReaction:
+		var r *database.Reaction
+		r, err = br.DB.Reaction.GetByMXID(ctx, evt.ID)
+		found = r != nil
+	}
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Checking whether the event was bridged before")
+	}
+	if found {
+		zerolog.Ctx(ctx).Debug().Msg("Event bridged before (a transaction delivered again): not bridged twice")
+	}
+	return found
 }
 
 // fromBridge: the bot or a ghost.
