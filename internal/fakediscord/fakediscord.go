@@ -324,6 +324,7 @@ func (f *Fake) gateway(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		f.mu.Lock()
 		f.conns = slices.DeleteFunc(f.conns, func(c *gwConn) bool { return c == conn })
+		f.all = slices.DeleteFunc(f.all, func(c *gwConn) bool { return c == conn })
 		f.mu.Unlock()
 	}()
 	send := func(v any) {
@@ -444,7 +445,7 @@ func (f *Fake) RoleUpdate(roleID, name string, perms int64) {
 func (f *Fake) Revoke() {
 	f.mu.Lock()
 	f.revoked = true
-	conns := f.conns
+	conns := append([]*gwConn(nil), f.all...) // identified or not, as Drop
 	f.conns = nil
 	f.mu.Unlock()
 	for _, c := range conns {
@@ -455,8 +456,10 @@ func (f *Fake) Revoke() {
 // Drop closes every gateway connection with a code clients resume after,
 // as Discord does when it restarts a gateway node.
 func (f *Fake) Drop() {
+	// Every open connection, identified or not: the client may have taken
+	// READY before the fake counted the connection as identified.
 	f.mu.Lock()
-	conns := f.conns
+	conns := append([]*gwConn(nil), f.all...)
 	f.conns = nil
 	f.mu.Unlock()
 	for _, c := range conns {
