@@ -451,12 +451,18 @@ func concurrentStateConverges(t *testing.T, dbs string) {
 		t.Fatalf("resolved topic: %+v, %v", topic, err)
 	}
 	t.Logf("resolved topic: %q", topic.Topic)
+	// The bans are the same case as the topic: bob's ban of dave and
+	// carol's ban of erin are refused when concurrent with alice's
+	// demotions, and kept when they reached A before the demotion was
+	// built (a CI run kept bob's). Only that the servers agree is checked
+	// (above); what they agreed on is logged.
 	for _, u := range []id.UserID{erin.UserID, dave.UserID} {
 		var m event.MemberEventContent
 		err := tr.alice.StateEvent(ctx, tr.room, event.StateMember, u.String(), &m)
-		if m.Membership == event.MembershipBan || (u == erin.UserID && (err != nil || m.Membership != event.MembershipJoin)) {
-			t.Fatalf("resolved membership of %s: %+v, %v", u, m, err)
+		if err != nil && !errors.Is(err, mautrix.MNotFound) {
+			t.Fatalf("resolved membership of %s: %v", u, err)
 		}
+		t.Logf("resolved membership of %s: %q", u, m.Membership)
 	}
 	t.Logf("resolved state:%s", describeState(states[0]))
 }
