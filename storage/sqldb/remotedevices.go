@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -192,26 +191,19 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 		slices.Sort(rooms)
 		rooms = slices.Compact(rooms)
 		local := map[id.RoomID]int64{}
-		for len(rooms) > 0 {
-			part := rooms[:min(len(rooms), 500)]
-			rooms = rooms[len(part):]
-			// One lookup per room through current_state's primary key
-			// (room, type): listing the rooms in an IN on current_state
-			// lets a planner read the table whole when the rooms hold
-			// most of it.
-			values := make([]string, len(part))
-			rargs := make([]any, len(part))
-			for i, r := range part {
-				values[i], rargs[i] = "("+placeholder(i+1)+")", r
-			}
-			rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id) AS (VALUES `+strings.Join(values, ",")+`)
-				SELECT r.room_id, (SELECT MIN(COALESCE(
+		// One lookup per room through current_state's primary key (room,
+		// type), as batchreads.go's reads: listing the rooms in an IN on
+		// current_state lets a planner read the table whole when the rooms
+		// hold most of it.
+		err = inChunks(rooms, func(part []id.RoomID) error {
+			with, rargs := roomValues(1, part)
+			rows, err := db.r(ctx).QueryContext(ctx, with+`SELECT r.room_id, (SELECT MIN(COALESCE(
 					(SELECT e.stream_pos FROM events e WHERE e.event_id = b.event_id), 0))
 				FROM current_state b JOIN accounts ac ON ac.user_id = b.state_key
 				WHERE b.room_id = r.room_id AND b.type = 'm.room.member' AND b.membership = 'join')
 				FROM r`, rargs...)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			type first struct {
 				room id.RoomID
@@ -221,14 +213,15 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 				var f first
 				return f, row.Scan(&f.room, &f.pos)
 			})
-			if err != nil {
-				return nil, err
-			}
 			for _, f := range firsts {
 				if f.pos.Valid { // else no local user in the room
 					local[f.room] = f.pos.Int64
 				}
 			}
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 		for _, j := range joins {
 			first, ok := local[j.room]
