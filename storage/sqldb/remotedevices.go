@@ -181,8 +181,11 @@ func (db *DB) RemoteUsersSharedSince(ctx context.Context, users []id.UserID) (ma
 			var j joined
 			return j, row.Scan(&j.user, &j.room, &j.pos)
 		})
-		if err != nil || len(joins) == 0 {
-			return out, err
+		if err != nil {
+			return nil, err
+		}
+		if len(joins) == 0 {
+			continue // none of this chunk shares a room: the next may
 		}
 		rooms := make([]id.RoomID, 0, len(joins))
 		for _, j := range joins {

@@ -526,4 +526,12 @@ func testRemoteUsersSharedSince(t *testing.T, s storage.Store) {
 	// roomA: since alice's join; roomB: since bob's... rob's later join.
 	eq(t, "rob", got[rob], min(pos[string(roomA)+string(kAlice)], pos[string(roomB)+string(rob)]))
 	eq(t, "rita (roomB only)", got[rita], pos[string(roomB)+string(rita)])
+	// More users than one statement takes, the first chunk sharing nothing.
+	many := make([]id.UserID, 0, 501)
+	for i := range 500 {
+		many = append(many, id.UserID(fmt.Sprintf("@nobody%d:remote.example", i)))
+	}
+	got, err = s.RemoteUsersSharedSince(c, append(many, rob))
+	must(t, err)
+	eq(t, "rob after 500 strangers", got[rob], min(pos[string(roomA)+string(kAlice)], pos[string(roomB)+string(rob)]))
 }
