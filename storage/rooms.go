@@ -229,6 +229,11 @@ type StateReader interface {
 	// StateEventAt is the event of StateEntryAt, read with it (ErrNotFound
 	// if the key is unset or its event is missing).
 	StateEventAt(ctx context.Context, groupID int64, evType, stateKey string) (*Event, error)
+	// StatesAt is StateAt for many groups at once, by group.
+	StatesAt(ctx context.Context, groups []int64) (map[int64][]StateEntry, error)
+	// StateEntriesAt is StateEntryAt for many groups at once, by group
+	// (groups without the key are left out).
+	StateEntriesAt(ctx context.Context, groups []int64, evType, stateKey string) (map[int64]id.EventID, error)
 }
 
 // Report is a user's report of a room, an event or a user to the server admins.

@@ -24,6 +24,17 @@ type SyncReader interface {
 	// MemberEventsBetween lists the accepted m.room.member events of every
 	// room with positions in (after, upto], oldest first.
 	MemberEventsBetween(ctx context.Context, after, upto int64) ([]*Event, error)
+	// LatestRoomEvents is RoomEvents backwards for many rooms at once: the
+	// newest limit accepted events of each span's room in it, newest
+	// first, by room (rooms without any are left out).
+	LatestRoomEvents(ctx context.Context, spans []RoomSpan, limit int) (map[id.RoomID][]*Event, error)
+}
+
+// RoomSpan is a room's events with stream positions in (After, Before);
+// After 0 is no lower bound.
+type RoomSpan struct {
+	RoomID        id.RoomID
+	After, Before int64
 }
 
 // Filters stores sync filters.

@@ -1,9 +1,11 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -237,5 +239,168 @@ func (db *DB) PushActionCountsIn(ctx context.Context, userID id.UserID, after ma
 		}
 		return rows.Err()
 	})
+	return out, err
+}
+
+// lateral is "FROM r CROSS JOIN <table> alias ON cond", the rows of table
+// that match each row of r read through table's index from that row:
+// SQLite loops over the left table of a CROSS JOIN by itself, PostgreSQL
+// is told to (LATERAL), where a hash join would read table whole; OFFSET
+// 0 keeps it from flattening the subquery into that join.
+func (db *DB) lateral(r, table, alias, cond string) string {
+	if db.dialect.Name() == "postgres" {
+		return `FROM ` + r + ` CROSS JOIN LATERAL (SELECT * FROM ` + table + ` ` + alias + ` WHERE ` + cond + ` OFFSET 0) ` + alias
+	}
+	return `FROM ` + r + ` CROSS JOIN ` + table + ` ` + alias + ` ON ` + cond
+}
+
+func (db *DB) LatestRoomEvents(ctx context.Context, spans []storage.RoomSpan, limit int) (map[id.RoomID][]*storage.Event, error) {
+	out := make(map[id.RoomID][]*storage.Event, len(spans))
+	for part := range slices.Chunk(spans, batchRooms) {
+		values := make([]string, len(part))
+		args := []any{limit}
+		for i, s := range part {
+			after := s.After
+			if after == 0 {
+				after = math.MinInt64 // history batches go below 0
+			}
+			values[i] = "(" + placeholder(len(args)+1) + ", CAST(" + placeholder(len(args)+2) + " AS BIGINT), CAST(" +
+				placeholder(len(args)+3) + " AS BIGINT))"
+			args = append(args, s.RoomID, s.Before, after)
+		}
+		// Each room's newest events by a backward walk of its part of
+		// events_room_stream; the LIMIT stops it. SQLite has no LATERAL:
+		// the subquery gives each room's positions, each then one lookup of
+		// the primary key.
+		var from string
+		if db.dialect.Name() == "postgres" {
+			from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.room_id = r.room_id AND x.stream_pos < r.before
+				AND x.stream_pos > r.after AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0
+				ORDER BY x.stream_pos DESC LIMIT $1) e`
+		} else {
+			from = `FROM r CROSS JOIN events e ON e.stream_pos IN (SELECT x.stream_pos FROM events x
+				WHERE x.room_id = r.room_id AND x.stream_pos < r.before AND x.stream_pos > r.after
+				AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0 ORDER BY x.stream_pos DESC LIMIT $1)`
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id, before, after) AS (VALUES `+strings.Join(values, ",")+`)
+			SELECT `+prefixed("e", eventCols)+` `+from, args...)
+		if err != nil {
+			return nil, err
+		}
+		got, err := collect(rows, scanEvent)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range got {
+			out[e.RoomID] = append(out[e.RoomID], e)
+		}
+	}
+	for _, evs := range out {
+		slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(b.StreamPos, a.StreamPos) })
+	}
+	return out, nil
+}
+
+// chainEntries reads the state of many groups at once: each group's delta
+// chain (as stateChainCTE, one primary key lookup a step) and the entries
+// of every group of it, those of key alone when key is set. fn gets each
+// entry with the group it is state of and its step along that group's
+// chain (0: the group's own).
+func (db *DB) chainEntries(ctx context.Context, groups []int64, key *[2]string, fn func(origin int64, step int, e storage.StateEntry)) error {
+	for part := range slices.Chunk(groups, batchRooms) {
+		var args []any
+		cond := `e.group_id = c.gid`
+		if key != nil {
+			args = append(args, key[0], key[1])
+			cond += ` AND e.type = $1 AND e.state_key = $2`
+		}
+		values := make([]string, len(part))
+		for i, g := range part {
+			args = append(args, g)
+			values[i] = "(CAST(" + placeholder(len(args)) + " AS BIGINT))"
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, `WITH RECURSIVE o(origin) AS (VALUES `+strings.Join(values, ",")+`),
+			c(origin, gid, prev, step) AS (
+				SELECT o.origin, o.origin, (SELECT sg.prev_group FROM state_groups sg WHERE sg.group_id = o.origin), 0 FROM o
+				UNION ALL
+				SELECT c.origin, c.prev, (SELECT sg.prev_group FROM state_groups sg WHERE sg.group_id = c.prev), c.step + 1
+				FROM c WHERE c.prev <> 0
+			)
+			SELECT c.origin, c.step, e.type, e.state_key, e.event_id `+db.lateral("c", "state_group_entries", "e", cond), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var origin int64
+			var step int
+			var e storage.StateEntry
+			if err := rows.Scan(&origin, &step, &e.Type, &e.StateKey, &e.EventID); err != nil {
+				rows.Close()
+				return err
+			}
+			fn(origin, step, e)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) StatesAt(ctx context.Context, groups []int64) (map[int64][]storage.StateEntry, error) {
+	type entry struct {
+		step  int
+		event id.EventID
+	}
+	merged := map[int64]map[[2]string]entry{}
+	err := db.chainEntries(ctx, groups, nil, func(origin int64, step int, e storage.StateEntry) {
+		m := merged[origin]
+		if m == nil {
+			m = map[[2]string]entry{}
+			merged[origin] = m
+		}
+		// The entry from the group nearest the start of the chain wins.
+		k := [2]string{e.Type, e.StateKey}
+		if old, ok := m[k]; !ok || step < old.step {
+			m[k] = entry{step, e.EventID}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]storage.StateEntry, len(groups))
+	for _, g := range groups {
+		m := merged[g]
+		state := make([]storage.StateEntry, 0, len(m))
+		for k, v := range m {
+			if v.event != "" { // "" unsets the key
+				state = append(state, storage.StateEntry{Type: k[0], StateKey: k[1], EventID: v.event})
+			}
+		}
+		out[g] = state
+	}
+	return out, nil
+}
+
+func (db *DB) StateEntriesAt(ctx context.Context, groups []int64, evType, stateKey string) (map[int64]id.EventID, error) {
+	type found struct {
+		step  int
+		event id.EventID
+	}
+	nearest := map[int64]found{}
+	err := db.chainEntries(ctx, groups, &[2]string{evType, stateKey}, func(origin int64, step int, e storage.StateEntry) {
+		if old, ok := nearest[origin]; !ok || step < old.step {
+			nearest[origin] = found{step, e.EventID}
+		}
+	})
+	out := make(map[int64]id.EventID, len(nearest))
+	for g, f := range nearest {
+		if f.event != "" {
+			out[g] = f.event
+		}
+	}
 	return out, err
 }

@@ -468,21 +468,32 @@ func (db *DB) GetEvent(ctx context.Context, eventID id.EventID) (*storage.Event,
 }
 
 func (db *DB) GetEvents(ctx context.Context, eventIDs []id.EventID) ([]*storage.Event, error) {
-	if len(eventIDs) == 0 {
-		return []*storage.Event{}, nil
+	out := make([]*storage.Event, 0, len(eventIDs))
+	// In parts: the state of hundreds of rooms at once is more arguments
+	// than one statement may take.
+	for part := range slices.Chunk(eventIDs, idsPerStatement) {
+		args := make([]any, len(part))
+		ph := make([]string, len(part))
+		for i, e := range part {
+			args[i] = e
+			ph[i] = db.seqPlaceholder(i + 1)
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id IN (`+strings.Join(ph, ",")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		got, err := collect(rows, scanEvent)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
 	}
-	args := make([]any, len(eventIDs))
-	ph := make([]string, len(eventIDs))
-	for i, e := range eventIDs {
-		args[i] = e
-		ph[i] = db.seqPlaceholder(i + 1)
-	}
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id IN (`+strings.Join(ph, ",")+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanEvent)
+	return out, nil
 }
+
+// idsPerStatement is how many IDs one statement of GetEvents and TxnIDsOf
+// names.
+const idsPerStatement = 2000
 
 func placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
@@ -768,30 +779,35 @@ func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage
 
 func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error) {
 	out := map[id.EventID]string{}
-	if len(eventIDs) == 0 {
-		return out, nil
-	}
-	// By event (an event has at most one transaction): filtering on the
-	// user and device in SQL let SQLite walk all of the device's
-	// transactions through the primary key instead.
-	cond, args := inList("event_id", 1, eventIDs)
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id, user_id, device_id FROM event_txns
-		WHERE 1 = 1`+cond, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e id.EventID
-		var u id.UserID
-		var d id.DeviceID
-		var t string
-		if err := rows.Scan(&e, &t, &u, &d); err != nil {
+	for part := range slices.Chunk(eventIDs, idsPerStatement) {
+		// By event (an event has at most one transaction): filtering on the
+		// user and device in SQL let SQLite walk all of the device's
+		// transactions through the primary key instead.
+		cond, args := inList("event_id", 1, part)
+		rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id, user_id, device_id FROM event_txns
+			WHERE 1 = 1`+cond, args...)
+		if err != nil {
 			return nil, err
 		}
-		if u == userID && d == deviceID {
-			out[e] = t
+		for rows.Next() {
+			var e id.EventID
+			var u id.UserID
+			var d id.DeviceID
+			var t string
+			if err := rows.Scan(&e, &t, &u, &d); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if u == userID && d == deviceID {
+				out[e] = t
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }

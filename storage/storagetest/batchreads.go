@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -75,4 +76,96 @@ func testRoomsManyAtOnce(t *testing.T, s storage.Store) {
 	eq(t, "heroes", slices.Equal(r.Heroes, []id.UserID{alice, "@h0:example.org", "@h1:example.org", "@h3:example.org", "@h4:example.org"}), true)
 	e := sums[empty]
 	eq(t, "empty room", e != nil && e.Joined == 0 && e.Invited == 0 && len(e.Heroes) == 0, true)
+}
+
+// testTimelinesManyAtOnce: LatestRoomEvents answers, room by room, as
+// RoomEvents backwards does: accepted events only (not rejected,
+// soft-failed or outliers), history batches (below 0) included, the
+// bounds exclusive, newest first, limit a room.
+func testTimelinesManyAtOnce(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const busy, quiet, none id.RoomID = "!busy:example.org", "!quiet:example.org", "!none:example.org"
+	for i := range 12 {
+		persist(t, s, ev(busy, id.EventID(fmt.Sprintf("$b%d", i)), "m.room.message"))
+		if i%4 == 0 {
+			persist(t, s, ev(quiet, id.EventID(fmt.Sprintf("$q%d", i)), "m.room.message"))
+		}
+	}
+	bad := []*storage.Event{ev(busy, "$rejected", "m.room.message"), ev(busy, "$soft", "m.room.message"), ev(busy, "$outlier", "m.room.message")}
+	bad[0].Rejected, bad[1].SoftFailed, bad[2].Outlier = true, true, true
+	persist(t, s, bad...)
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: ev(quiet, "$history", "m.room.message"), History: true}}))
+	persist(t, s, ev(busy, "$last", "m.room.message"))
+	max, err := s.MaxStreamPos(c)
+	must(t, err)
+	mid, err := s.GetEvent(c, "$b6")
+	must(t, err)
+	ids := func(evs []*storage.Event) []id.EventID {
+		var out []id.EventID
+		for _, e := range evs {
+			out = append(out, e.EventID)
+		}
+		return out
+	}
+	for _, limit := range []int{1, 4, 11, 50} {
+		spans := []storage.RoomSpan{{RoomID: busy, Before: max + 1}, {RoomID: quiet, Before: max + 1},
+			{RoomID: none, Before: max + 1}}
+		if limit == 4 { // bounded both ways
+			spans[0] = storage.RoomSpan{RoomID: busy, After: mid.StreamPos - 3, Before: mid.StreamPos}
+		}
+		got, err := s.LatestRoomEvents(c, spans, limit)
+		must(t, err)
+		for _, sp := range spans {
+			want, err := s.RoomEvents(c, sp.RoomID, sp.Before, sp.After, true, limit)
+			must(t, err)
+			eqList(t, fmt.Sprintf("%s, limit %d", sp.RoomID, limit), ids(got[sp.RoomID]), ids(want))
+			for i, e := range got[sp.RoomID] {
+				eq(t, "event", eventString(e), eventString(want[i]))
+			}
+		}
+		eq(t, "rooms with events", len(got), 2)
+	}
+	all, err := s.LatestRoomEvents(c, []storage.RoomSpan{{RoomID: quiet, Before: max + 1}}, 50)
+	must(t, err)
+	eqList(t, "history included", ids(all[quiet]), []id.EventID{"$q8", "$q4", "$q0", "$history"})
+}
+
+// testStatesManyAtOnce: StatesAt and StateEntriesAt answer, group by
+// group, as StateAt and StateEntryAt do: along delta chains that cross a
+// snapshot, with a delta that unsets a key, for a group that does not
+// exist.
+func testStatesManyAtOnce(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	lasts, err := FillRooms(c, s, "example.org", "st", 3, 70)
+	must(t, err)
+	// A delta on the last group of room 0 that unsets u5's membership.
+	unset, err := s.ReserveStateGroupIDs(c, 1)
+	must(t, err)
+	e := ev("!st0:example.org", "$unset", "m.room.message")
+	e.StateGroup = unset
+	must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e, NewGroup: &storage.StateGroup{GroupID: unset,
+		RoomID: "!st0:example.org", PrevGroup: lasts[0], ChainLen: 7,
+		Entries: []storage.StateEntry{{Type: "m.room.member", StateKey: string(fillUser(5, "example.org"))}}}}}))
+	groups := []int64{lasts[0], lasts[1], lasts[2], lasts[1] - 3, lasts[2] - 20, lasts[2] - 69, unset, 999_999_999}
+	states, err := s.StatesAt(c, groups)
+	must(t, err)
+	for _, g := range groups {
+		want, err := s.StateAt(c, g)
+		must(t, err)
+		eqState(t, fmt.Sprintf("state of %d", g), states[g], want)
+	}
+	eq(t, "members of the last group", len(states[lasts[1]]), 71)
+	eq(t, "the unset key", len(states[unset]), 70)
+	for _, key := range [][2]string{{"m.room.create", ""}, {"m.room.member", string(fillUser(5, "example.org"))},
+		{"m.room.member", string(fillUser(68, "example.org"))}, {"m.room.topic", ""}} {
+		got, err := s.StateEntriesAt(c, groups, key[0], key[1])
+		must(t, err)
+		for _, g := range groups {
+			want, err := s.StateEntryAt(c, g, key[0], key[1])
+			must(t, err)
+			have, ok := got[g]
+			eq(t, fmt.Sprintf("%v in %d", key, g), have, want)
+			eq(t, fmt.Sprintf("%v in %d listed", key, g), ok, want != "")
+		}
+	}
 }

@@ -236,6 +236,17 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("RoomSummaries", err)
 	_, err = s.RemoteJoinedRooms(lc, all, server)
 	call("RemoteJoinedRooms", err)
+	var spans []storage.RoomSpan
+	for _, r := range all {
+		spans = append(spans, storage.RoomSpan{RoomID: r, Before: max + 1})
+	}
+	spans[0].After = e.StreamPos
+	_, err = s.LatestRoomEvents(lc, spans, 11)
+	call("LatestRoomEvents", err)
+	_, err = s.StatesAt(lc, []int64{midChain, group, groups[0], groups[1] - 5})
+	call("StatesAt", err)
+	_, err = s.StateEntriesAt(lc, []int64{midChain, group, groups[0]}, "m.room.history_visibility", "")
+	call("StateEntriesAt", err)
 	_, err = s.PushActionCounts(lc, room, user, "", e.StreamPos, max)
 	call("PushActionCounts", err)
 	_, _, err = s.PushActionsBetween(lc, room, e.StreamPos, max)

@@ -29,6 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Backend", testBackend},
 
 		{"Rooms/ManyAtOnce", testRoomsManyAtOnce},
+		{"Rooms/TimelinesManyAtOnce", testTimelinesManyAtOnce},
+		{"Rooms/StatesManyAtOnce", testStatesManyAtOnce},
 
 		{"Accounts/CreateGet", testAccountCreateGet},
 		{"Accounts/Duplicate", testAccountDuplicate},
