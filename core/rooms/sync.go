@@ -2,7 +2,15 @@ package rooms
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime/debug"
 	"slices"
+	"sync/atomic"
+
+	"github.com/tidwall/gjson"
+	"golang.org/x/sync/errgroup"
 
 	"maunium.net/go/mautrix/id"
 
@@ -76,126 +84,396 @@ func (s *Reader) timelinePage(ctx context.Context, roomID id.RoomID, before, low
 // newest TimelineLimit), and the state at the start of the timeline — in full
 // for rooms new to the client, as the changes since the token otherwise.
 func (s *Reader) SyncRoom(ctx context.Context, req *SyncRoomRequest) (*RoomSync, error) {
+	out, err := s.SyncRooms(ctx, []*SyncRoomRequest{req})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// roomRead is one room of SyncRooms on its way.
+type roomRead struct {
+	req         *SyncRoomRequest
+	rv          id.RoomVersion
+	upto, lower int64
+	limit       int
+	// fresh: the room is new to the client (its whole state is sent).
+	fresh, stateless bool
+	v                *viewer
+	// page is the first page of the timeline when it was read with the
+	// other rooms' (paged).
+	page   []*storage.Event
+	paged  bool
+	picked []*storage.Event
+	need   map[id.UserID]bool
+	state  []*storage.Event
+	out    *RoomSync
+}
+
+// syncFormatAtOnce bounds how many rooms SyncRooms formats at the same
+// time: formatting is CPU alone, every core may take part.
+const syncFormatAtOnce = 4
+
+// SyncRooms is SyncRoom for many rooms (of one sync) at once. Each step
+// reads for all the rooms together: their first timeline pages, the
+// history visibility of those pages' state groups, the state before each
+// timeline, its events, the device's transaction IDs and the summaries —
+// a handful of statements whatever the number of rooms, where room by room
+// each step was a round trip to the database.
+func (s *Reader) SyncRooms(ctx context.Context, reqs []*SyncRoomRequest) ([]*RoomSync, error) {
+	reads := make([]*roomRead, len(reqs))
+	spans := map[int][]storage.RoomSpan{} // by page size
+	for i, req := range reqs {
+		r, err := s.prepareSync(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		reads[i] = r
+		// The incremental pages timelinePage shares among long-polls are
+		// read through it.
+		if r.paged = r.lower <= 0 || r.limit+1 > 64; r.paged {
+			spans[r.limit+1] = append(spans[r.limit+1], storage.RoomSpan{RoomID: req.RoomID, After: r.lower, Before: r.upto + 1})
+		}
+	}
+	pages := map[id.RoomID][]*storage.Event{}
+	for size, sp := range spans {
+		got, err := s.store.LatestRoomEvents(ctx, sp, size)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(pages, got)
+	}
+	for _, r := range reads {
+		if r.paged {
+			r.page = pages[r.req.RoomID]
+		}
+	}
+	if err := s.visibilitiesOf(ctx, reads); err != nil {
+		return nil, err
+	}
+	for _, r := range reads {
+		if err := s.pickTimeline(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.syncStates(ctx, reads); err != nil {
+		return nil, err
+	}
+	if err := s.syncSummaries(ctx, reads); err != nil {
+		return nil, err
+	}
+	// The device's transaction IDs of every list in one read.
+	type device struct {
+		user id.UserID
+		id   id.DeviceID
+	}
+	lists := map[device][][]*storage.Event{}
+	for _, r := range reads {
+		if !r.out.Empty {
+			d := device{r.req.User, r.req.Device}
+			lists[d] = append(lists[d], r.picked, r.state)
+		}
+	}
+	txns := map[device]map[id.EventID]string{}
+	for d, l := range lists {
+		got, err := s.txnIDsOf(ctx, d.user, d.id, l...)
+		if err != nil {
+			return nil, err
+		}
+		txns[d] = got
+	}
+	formatOne := func(ctx context.Context, r *roomRead) error {
+		if r.out.Empty {
+			return nil
+		}
+		req := r.req
+		txns := txns[device{req.User, req.Device}]
+		tf := s.formatter(r.rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns).
+			withMembership(req.Filter.letsAll()).endingAs(req.Membership)
+		var err error
+		if r.out.Timeline, err = tf.format(ctx, r.picked); err != nil {
+			return err
+		}
+		f := s.formatter(r.rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns)
+		r.out.State, err = f.format(ctx, r.state)
+		return err
+	}
+	if len(reads) == 1 {
+		if err := formatOne(ctx, reads[0]); err != nil {
+			return nil, err
+		}
+	} else if err := eachAtOnce(ctx, reads, syncFormatAtOnce, formatOne); err != nil {
+		return nil, err
+	}
+	out := make([]*RoomSync, len(reads))
+	for i, r := range reads {
+		out[i] = r.out
+	}
+	return out, nil
+}
+
+// eachAtOnce runs f on every item, up to limit at a time, and returns the
+// first error. A panic in f is raised again in the caller's goroutine
+// (which hands it to the request's), not in one of its own.
+func eachAtOnce[T any](ctx context.Context, items []T, limit int, f func(context.Context, T) error) error {
+	var panicked atomic.Value
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for _, it := range items {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", r, debug.Stack()))
+					err = errors.New("panic while reading a room")
+				}
+			}()
+			return f(gctx, it)
+		})
+	}
+	err := g.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
+	}
+	return err
+}
+
+// prepareSync works out what a room's part of the sync covers.
+func (s *Reader) prepareSync(ctx context.Context, req *SyncRoomRequest) (*roomRead, error) {
 	rv, err := s.roomVersion(ctx, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
-	upto := req.Upto
+	r := &roomRead{req: req, rv: rv, upto: req.Upto, out: &RoomSync{}}
 	if req.Membership == "leave" || req.Membership == "ban" {
-		upto = min(upto, req.MembershipPos)
+		r.upto = min(r.upto, req.MembershipPos)
 	}
-	fresh := req.Since == 0 || req.MembershipPos > req.Since || req.FullState
+	r.fresh = req.Since == 0 || req.MembershipPos > req.Since || req.FullState
 	// stateless: a room left since the token that the client did not hold
 	// as a joined room then (an invite refused or withdrawn, a knock, a
 	// stay that began after the token). Its timeline runs from the token
 	// to the leave, as the history rules let the user see it; it has no
 	// state, which the user could not see and the client does not keep.
-	stateless := false
-	if departed := req.Membership == "leave" || req.Membership == "ban"; departed && fresh && req.Since > 0 && !req.FullState {
+	if departed := req.Membership == "leave" || req.Membership == "ban"; departed && r.fresh && req.Since > 0 && !req.FullState {
 		was, err := s.membershipAt(ctx, req.MembershipEvent, req.Since)
 		if err != nil {
 			return nil, err
 		}
 		// A room joined at the token: the changes since, as for a joined room.
-		fresh, stateless = false, was != "join"
+		r.fresh, r.stateless = false, was != "join"
 	}
-	lower := req.Since
-	if fresh {
-		lower = 0
+	r.lower = req.Since
+	if r.fresh {
+		r.lower = 0
 	}
-	limit := req.TimelineLimit
-	if limit <= 0 {
-		limit = 10
+	if r.limit = req.TimelineLimit; r.limit <= 0 {
+		r.limit = 10
 	}
 	// The caller read the membership with the user's other rooms.
-	v, err := s.viewerWith(ctx, req.RoomID, req.User, req.Membership, req.MembershipEvent)
-	if err != nil {
-		return nil, err
+	r.v, err = s.viewerWith(ctx, req.RoomID, req.User, req.Membership, req.MembershipEvent)
+	return r, err
+}
+
+// visibilitiesOf reads the history visibility of the state groups of the
+// rooms' first pages that the cache does not hold, all at once (one room's
+// at a time, viewer.facts reads it group by group).
+func (s *Reader) visibilitiesOf(ctx context.Context, reads []*roomRead) error {
+	var groups []int64
+	seen := map[int64]bool{}
+	for _, r := range reads {
+		for _, e := range r.page {
+			if _, ok := s.visibilities.get(e.StateGroup); !ok && !seen[e.StateGroup] {
+				seen[e.StateGroup] = true
+				groups = append(groups, e.StateGroup)
+			}
+		}
 	}
+	if len(groups) < 2 {
+		return nil // as cheap by viewer.facts
+	}
+	ids, err := s.store.StateEntriesAt(ctx, groups, "m.room.history_visibility", "")
+	if err != nil {
+		return err
+	}
+	evIDs := make([]id.EventID, 0, len(ids))
+	for _, eid := range ids {
+		evIDs = append(evIDs, eid)
+	}
+	evs, err := s.store.GetEvents(ctx, evIDs)
+	if err != nil {
+		return err
+	}
+	vis := make(map[id.EventID]string, len(evs))
+	for _, e := range evs {
+		vis[e.EventID] = gjson.GetBytes(e.JSON, "content.history_visibility").Str
+	}
+	known := make(map[int64]string, len(groups))
+	for _, g := range groups {
+		known[g] = "shared" // the spec's default when the event is missing
+		if hv := vis[ids[g]]; hv != "" {
+			known[g] = hv
+		}
+		s.visibilities.put(g, known[g])
+	}
+	// The viewers keep them for this request even if the cache lets them go.
+	for _, r := range reads {
+		for _, e := range r.page {
+			if hv, ok := known[e.StateGroup]; ok {
+				if _, ok := r.v.groups[e.StateGroup]; !ok {
+					r.v.groups[e.StateGroup] = groupFacts{visibility: hv}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// pickTimeline chooses the events of a room's timeline, starting from its
+// first page when it was read ahead.
+func (s *Reader) pickTimeline(ctx context.Context, r *roomRead) error {
+	req := r.req
+	limit := r.limit
 	// Newest first, one more than the limit to learn whether there are more.
 	limited := false
-	picked, _, err := v.pick(ctx, upto+1, limit+1, limit+1, func(cursor int64) ([]*storage.Event, error) {
-		return s.timelinePage(ctx, req.RoomID, cursor, lower, limit+1)
+	first := r.paged
+	picked, _, err := r.v.pick(ctx, r.upto+1, limit+1, limit+1, func(cursor int64) ([]*storage.Event, error) {
+		if first {
+			first = false
+			return r.page, nil
+		}
+		return s.timelinePage(ctx, req.RoomID, cursor, r.lower, limit+1)
 	}, req.Filter.Allows)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(picked) > limit {
 		picked, limited = picked[:limit], true
 	}
 	slices.Reverse(picked)
-	out := &RoomSync{Limited: limited}
-	if !fresh && len(picked) == 0 && !limited {
-		out.Empty = true
-		return out, nil
+	r.picked, r.out.Limited = picked, limited
+	if !r.fresh && len(picked) == 0 && !limited {
+		r.out.Empty = true
+		return nil
 	}
-	start := upto + 1
+	start := r.upto + 1
 	if len(picked) > 0 {
 		start = picked[0].StreamPos
 	}
-	out.PrevBatch = Token(start)
-	// The state is read up to the start of the timeline, or past its end
-	// (every state event of the timeline included) with StateAfter.
-	stateEnd := start
-	if req.StateAfter {
-		stateEnd = upto + 1
-	}
-	need := lazyNeed(picked, req.User, fresh)
+	r.out.PrevBatch = Token(start)
+	r.need = lazyNeed(picked, req.User, r.fresh)
 	if req.StateAfter {
 		// The client takes no state from the timeline: the members it
 		// changes are part of the state it gets.
 		for _, e := range picked {
 			if e.Type == "m.room.member" && e.StateKey != nil {
-				need[id.UserID(*e.StateKey)] = true
+				r.need[id.UserID(*e.StateKey)] = true
 			}
 		}
 	}
-	var stateEvents []*storage.Event
-	switch {
-	case stateless:
-	case fresh:
+	return nil
+}
+
+// syncStates reads the state of each room's answer: up to the start of
+// the timeline, or past its end (every state event of the timeline
+// included) with StateAfter. The state before the timeline of rooms new
+// to the client, the usual case of a first sync, is read for all the
+// rooms at once, its events too.
+func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
+	var groups []int64
+	var before []*roomRead
+	for _, r := range reads {
+		req := r.req
+		if r.out.Empty || r.stateless {
+			continue
+		}
 		var keep func(storage.StateEntry) bool
 		if req.LazyMembers {
 			// Only the members lazyFilter keeps are read: in a room of
 			// thousands, not thousands of member events per initial sync.
-			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || need[id.UserID(e.StateKey)] }
+			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || r.need[id.UserID(e.StateKey)] }
 		}
-		if !req.StateAfter && len(picked) > 0 {
-			stateEvents, err = s.stateBeforeEvent(ctx, picked[0], keep)
-		} else {
-			stateEvents, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
+		stateEnd := r.upto + 1
+		if len(r.picked) > 0 && !req.StateAfter {
+			stateEnd = r.picked[0].StreamPos
 		}
-	case limited || req.StateAfter:
-		stateEvents, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, stateEnd)
+		var err error
+		switch {
+		case r.fresh && !req.StateAfter && len(r.picked) > 0:
+			before = append(before, r)
+			groups = append(groups, r.picked[0].StateGroup)
+		case r.fresh:
+			r.state, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
+		case r.out.Limited || req.StateAfter:
+			r.state, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, stateEnd)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return nil, err
+	if len(before) > 0 {
+		states, err := s.store.StatesAt(ctx, groups)
+		if err != nil {
+			return err
+		}
+		ids := make([][]id.EventID, len(before))
+		var all []id.EventID
+		for i, r := range before {
+			var keep func(storage.StateEntry) bool
+			if r.req.LazyMembers {
+				keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || r.need[id.UserID(e.StateKey)] }
+			}
+			ids[i] = stateIDsBefore(r.picked[0], states[groups[i]], keep)
+			all = append(all, ids[i]...)
+		}
+		evs, err := s.store.GetEvents(ctx, all)
+		if err != nil {
+			return err
+		}
+		byID := make(map[id.EventID]*storage.Event, len(evs))
+		for _, e := range evs {
+			byID[e.EventID] = e
+		}
+		for i, r := range before {
+			for _, eid := range ids[i] {
+				if e, ok := byID[eid]; ok {
+					r.state = append(r.state, e)
+				}
+			}
+			slices.SortFunc(r.state, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
+		}
 	}
-	if req.LazyMembers {
-		stateEvents = lazyFilter(stateEvents, need)
+	for _, r := range reads {
+		if r.req.LazyMembers {
+			r.state = lazyFilter(r.state, r.need)
+		}
 	}
-	// The device's transaction IDs of both lists in one read.
-	txns, err := s.txnIDsOf(ctx, req.User, req.Device, picked, stateEvents)
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+// syncSummaries gives the rooms new to the client, or whose members
+// changed, their summaries: those the caller did not read beforehand all
+// at once.
+func (s *Reader) syncSummaries(ctx context.Context, reads []*roomRead) error {
+	missing := map[id.UserID][]id.RoomID{} // heroes are the others than the user
+	for _, r := range reads {
+		if r.out.Empty || !(r.fresh || hasMemberEvent(r.picked) || hasMemberEvent(r.state)) {
+			continue
+		}
+		if r.out.Summary = r.req.Summary; r.out.Summary == nil {
+			missing[r.req.User] = append(missing[r.req.User], r.req.RoomID)
+		}
 	}
-	tf := s.formatter(rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns).
-		withMembership(req.Filter.letsAll()).endingAs(req.Membership)
-	if out.Timeline, err = tf.format(ctx, picked); err != nil {
-		return nil, err
-	}
-	f := s.formatter(rv).forUser(req.User).forDevice(req.Device).withTxnIDs(txns)
-	if out.State, err = f.format(ctx, stateEvents); err != nil {
-		return nil, err
-	}
-	if fresh || hasMemberEvent(picked) || hasMemberEvent(stateEvents) {
-		if out.Summary = req.Summary; out.Summary == nil {
-			if out.Summary, err = s.summary(ctx, req.RoomID, req.User); err != nil {
-				return nil, err
+	for user, rooms := range missing {
+		sums, err := s.Summaries(ctx, rooms, user)
+		if err != nil {
+			return err
+		}
+		for _, r := range reads {
+			if sum, ok := sums[r.req.RoomID]; ok && r.req.User == user && r.out.Summary == nil {
+				r.out.Summary = sum
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // membershipAt is the user's membership at stream position pos ("" for
@@ -248,16 +526,13 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64, k
 	return evs, nil
 }
 
-// stateBeforeEvent is the room state just before e, as events (those keep
-// accepts; nil keeps all): the state after it (its group) with what it
-// replaced in place of a state event. Unlike the state after the event
-// before it in the stream, it is there for the first event of a room
-// joined over federation, whose state came as outliers.
-func (s *Reader) stateBeforeEvent(ctx context.Context, e *storage.Event, keep func(storage.StateEntry) bool) ([]*storage.Event, error) {
-	entries, err := s.store.StateAt(ctx, e.StateGroup)
-	if err != nil {
-		return nil, err
-	}
+// stateIDsBefore are the events of the room state just before e (those
+// keep accepts; nil keeps all), given the entries of the state after it
+// (its group): those, with what e replaced in place of a state event.
+// Unlike the state after the event before it in the stream, it is there
+// for the first event of a room joined over federation, whose state came
+// as outliers.
+func stateIDsBefore(e *storage.Event, entries []storage.StateEntry, keep func(storage.StateEntry) bool) []id.EventID {
 	ids := make([]id.EventID, 0, len(entries))
 	for _, en := range entries {
 		if e.StateKey != nil && !e.Rejected && en.Type == e.Type && en.StateKey == *e.StateKey {
@@ -272,12 +547,7 @@ func (s *Reader) stateBeforeEvent(ctx context.Context, e *storage.Event, keep fu
 			ids = append(ids, en.EventID)
 		}
 	}
-	evs, err := s.store.GetEvents(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
-	return evs, nil
+	return ids
 }
 
 // stateChangesBetween is the state that changed in (after, before): the

@@ -700,6 +700,11 @@ func (b *slidingBuilder) build(ctx context.Context) (*SlidingResponse, *connStat
 		}
 	}
 	results := make([]*SlidingRoomResult, len(ids))
+	// syncRoomsAtOnce bounds how many rooms one sync builds at the same
+	// time: enough to overlap the database's round trips (PostgreSQL) and
+	// use every core (SQLite), few enough that one user's first sync
+	// cannot take the whole connection pool from everyone else.
+	const syncRoomsAtOnce = 6
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(syncRoomsAtOnce)
 	var panicked atomic.Value

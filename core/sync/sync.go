@@ -16,7 +16,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tidwall/gjson"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-hs/tributary/core/ephemeral"
 	"github.com/tributary-hs/tributary/core/push"
@@ -703,16 +702,9 @@ type joinedRoom struct {
 	counts []storage.UnreadCount
 }
 
-// syncRoomsAtOnce bounds how many rooms one sync reads at the same time:
-// enough to overlap the database's round trips (PostgreSQL) and use every
-// core (SQLite), few enough that one user's first sync cannot take the
-// whole connection pool from everyone else.
-const syncRoomsAtOnce = 6
-
 // joinedRooms reads the timeline, state and unread counts of the given
-// joined rooms, up to syncRoomsAtOnce at a time. Rooms are independent
-// reads of the same snapshot (every read is bounded by upto), so the order
-// they are read in does not change the answer.
+// joined rooms, all together (rooms.SyncRooms): every read is bounded by
+// upto, so the rooms are independent reads of the same snapshot.
 func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.UserMembership, evSince, upto int64) (map[id.RoomID]*joinedRoom, error) {
 	out := make(map[id.RoomID]*joinedRoom, len(ms))
 	if len(ms) == 0 {
@@ -740,54 +732,23 @@ func (s *Service) joinedRooms(ctx context.Context, req *Request, ms []rooms.User
 			}
 		}
 	}
-	read := func(ctx context.Context, m rooms.UserMembership) (*joinedRoom, error) {
-		rsync, err := s.rooms.SyncRoom(ctx, &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
+	reqs := make([]*rooms.SyncRoomRequest, len(ms))
+	for i, m := range ms {
+		reqs[i] = &rooms.SyncRoomRequest{User: req.User, Device: req.DeviceID, RoomID: m.RoomID, Since: evSince,
 			Upto: upto, MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID,
 			TimelineLimit: timelineLimit(f), Filter: f.timeline(), LazyMembers: f.lazyMembers(), FullState: req.FullState,
-			StateAfter: req.StateAfter != NoStateAfter, Summary: summaries[m.RoomID]})
-		if err != nil {
-			return nil, err
-		}
-		counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto, ahead)
-		if err != nil {
-			return nil, err
-		}
-		return &joinedRoom{sync: rsync, counts: counts}, nil
+			StateAfter: req.StateAfter != NoStateAfter, Summary: summaries[m.RoomID]}
 	}
-	if len(ms) == 1 {
-		d, err := read(ctx, ms[0])
-		if err != nil {
-			return nil, err
-		}
-		out[ms[0].RoomID] = d
-		return out, nil
-	}
-	results := make([]*joinedRoom, len(ms))
-	var panicked atomic.Value
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(syncRoomsAtOnce)
-	for i, m := range ms {
-		g.Go(func() (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", r, debug.Stack()))
-					err = errors.New("panic while reading a room")
-				}
-			}()
-			d, err := read(gctx, m)
-			results[i] = d
-			return err
-		})
-	}
-	err := g.Wait()
-	if p := panicked.Load(); p != nil {
-		panic(p) // in build's goroutine, which hands it to the request's
-	}
+	syncs, err := s.rooms.SyncRooms(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
 	for i, m := range ms {
-		out[m.RoomID] = results[i]
+		counts, err := s.unread.counts(ctx, m.RoomID, req.User, upto, ahead)
+		if err != nil {
+			return nil, err
+		}
+		out[m.RoomID] = &joinedRoom{sync: syncs[i], counts: counts}
 	}
 	return out, nil
 }
