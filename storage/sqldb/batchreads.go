@@ -305,7 +305,13 @@ func (db *DB) LatestRoomEvents(ctx context.Context, spans []storage.RoomSpan, li
 // chain (as stateChainCTE, one primary key lookup a step) and the entries
 // of every group of it, those of key alone when key is set. fn gets each
 // entry with the group it is state of and its step along that group's
-// chain (0: the group's own).
+// chain (0: the group's own). The entries are read group by group from
+// the chain (lateral): joined to the chain as the planner liked, or as
+// "group_id IN (…)", they were read by a scan of all of
+// state_group_entries whenever the planner guessed that cheaper (SQLite
+// always did without statistics; PostgreSQL did with ~20,000 rows,
+// guessing the chain long and the snapshot small): 48 ms a lookup at
+// 500,000 entries where the index takes 0.1 ms.
 func (db *DB) chainEntries(ctx context.Context, groups []int64, key *[2]string, fn func(origin int64, step int, e storage.StateEntry)) error {
 	for part := range slices.Chunk(groups, batchRooms) {
 		var args []any
