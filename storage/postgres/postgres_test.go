@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -175,4 +176,28 @@ func TestPurge(t *testing.T) {
 // what depends on it, keeps the state, and covers the schema.
 func TestPurgeHistory(t *testing.T) {
 	storagetest.PurgeHistory(t, open(t, pgtest.URL(t)))
+}
+
+// TestNoJIT: statements are not JIT-compiled, however costly the planner
+// guesses them (compiling the batched reads of a first /sync took a second
+// where running them took milliseconds), unless the URL asks for it.
+func TestNoJIT(t *testing.T) {
+	url := pgtest.URL(t)
+	costly := `SELECT COUNT(*) FROM generate_series(1, 100000000) a JOIN generate_series(1, 100000000) b ON a = b`
+	jitted := func(s *sqldb.DB) bool {
+		p, err := s.Explain(t.Context(), costly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(p.String(), "JIT")
+	}
+	if jitted(open(t, url)) {
+		t.Errorf("a statement is JIT-compiled")
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	// Where the server has no JIT, "on" changes nothing and this tells nothing.
+	t.Logf("with jit=on in the URL, JIT-compiled: %v", jitted(open(t, url+sep+"jit=on")))
 }
