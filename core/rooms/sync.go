@@ -110,9 +110,12 @@ type roomRead struct {
 	out    *RoomSync
 }
 
-// syncFormatAtOnce bounds how many rooms SyncRooms formats at the same
-// time: formatting is CPU alone, every core may take part.
-const syncFormatAtOnce = 4
+// syncRoomsAtOnce bounds how many rooms SyncRooms works on at the same
+// time where it goes room by room (formatting, and the reads that are not
+// made for all the rooms at once): enough to overlap the database's round
+// trips and use every core, few enough that one user's first sync cannot
+// take the whole connection pool from everyone else.
+const syncRoomsAtOnce = 6
 
 // SyncRooms is SyncRoom for many rooms (of one sync) at once. Each step
 // reads for all the rooms together: their first timeline pages, the
@@ -129,9 +132,9 @@ func (s *Reader) SyncRooms(ctx context.Context, reqs []*SyncRoomRequest) ([]*Roo
 			return nil, err
 		}
 		reads[i] = r
-		// The incremental pages timelinePage shares among long-polls are
-		// read through it.
-		if r.paged = r.lower <= 0 || r.limit+1 > 64; r.paged {
+		// The incremental page of a sync of one room, which timelinePage
+		// shares among the long-polls a message wakes, is read through it.
+		if r.paged = len(reqs) > 1 || r.lower <= 0 || r.limit+1 > 64; r.paged {
 			spans[r.limit+1] = append(spans[r.limit+1], storage.RoomSpan{RoomID: req.RoomID, After: r.lower, Before: r.upto + 1})
 		}
 	}
@@ -151,10 +154,10 @@ func (s *Reader) SyncRooms(ctx context.Context, reqs []*SyncRoomRequest) ([]*Roo
 	if err := s.visibilitiesOf(ctx, reads); err != nil {
 		return nil, err
 	}
-	for _, r := range reads {
-		if err := s.pickTimeline(ctx, r); err != nil {
-			return nil, err
-		}
+	// Picking reads on past the first page where the history rules or the
+	// filter leave too few events: rooms overlap those reads.
+	if err := eachAtOnce(ctx, reads, syncRoomsAtOnce, s.pickTimeline); err != nil {
+		return nil, err
 	}
 	if err := s.syncStates(ctx, reads); err != nil {
 		return nil, err
@@ -198,11 +201,7 @@ func (s *Reader) SyncRooms(ctx context.Context, reqs []*SyncRoomRequest) ([]*Roo
 		r.out.State, err = f.format(ctx, r.state)
 		return err
 	}
-	if len(reads) == 1 {
-		if err := formatOne(ctx, reads[0]); err != nil {
-			return nil, err
-		}
-	} else if err := eachAtOnce(ctx, reads, syncFormatAtOnce, formatOne); err != nil {
+	if err := eachAtOnce(ctx, reads, syncRoomsAtOnce, formatOne); err != nil {
 		return nil, err
 	}
 	out := make([]*RoomSync, len(reads))
@@ -216,6 +215,9 @@ func (s *Reader) SyncRooms(ctx context.Context, reqs []*SyncRoomRequest) ([]*Roo
 // first error. A panic in f is raised again in the caller's goroutine
 // (which hands it to the request's), not in one of its own.
 func eachAtOnce[T any](ctx context.Context, items []T, limit int, f func(context.Context, T) error) error {
+	if len(items) == 1 {
+		return f(ctx, items[0])
+	}
 	var panicked atomic.Value
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
@@ -379,35 +381,33 @@ func (s *Reader) pickTimeline(ctx context.Context, r *roomRead) error {
 // rooms at once, its events too.
 func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 	var groups []int64
-	var before []*roomRead
+	var before, alone []*roomRead
 	for _, r := range reads {
-		req := r.req
-		if r.out.Empty || r.stateless {
-			continue
+		switch {
+		case r.out.Empty || r.stateless:
+		case r.fresh && !r.req.StateAfter && len(r.picked) > 0:
+			before = append(before, r)
+			groups = append(groups, r.picked[0].StateGroup)
+		case r.fresh || r.out.Limited || r.req.StateAfter:
+			alone = append(alone, r)
 		}
-		var keep func(storage.StateEntry) bool
-		if req.LazyMembers {
-			// Only the members lazyFilter keeps are read: in a room of
-			// thousands, not thousands of member events per initial sync.
-			keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || r.need[id.UserID(e.StateKey)] }
-		}
+	}
+	// The others room by room, several at a time.
+	err := eachAtOnce(ctx, alone, syncRoomsAtOnce, func(ctx context.Context, r *roomRead) error {
 		stateEnd := r.upto + 1
-		if len(r.picked) > 0 && !req.StateAfter {
+		if len(r.picked) > 0 && !r.req.StateAfter {
 			stateEnd = r.picked[0].StreamPos
 		}
 		var err error
-		switch {
-		case r.fresh && !req.StateAfter && len(r.picked) > 0:
-			before = append(before, r)
-			groups = append(groups, r.picked[0].StateGroup)
-		case r.fresh:
-			r.state, err = s.stateBefore(ctx, req.RoomID, stateEnd, keep)
-		case r.out.Limited || req.StateAfter:
-			r.state, err = s.stateChangesBetween(ctx, req.RoomID, req.Since, stateEnd)
+		if r.fresh {
+			r.state, err = s.stateBefore(ctx, r.req.RoomID, stateEnd, r.keep())
+		} else {
+			r.state, err = s.stateChangesBetween(ctx, r.req.RoomID, r.req.Since, stateEnd)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if len(before) > 0 {
 		states, err := s.store.StatesAt(ctx, groups)
@@ -417,11 +417,7 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		ids := make([][]id.EventID, len(before))
 		var all []id.EventID
 		for i, r := range before {
-			var keep func(storage.StateEntry) bool
-			if r.req.LazyMembers {
-				keep = func(e storage.StateEntry) bool { return e.Type != "m.room.member" || r.need[id.UserID(e.StateKey)] }
-			}
-			ids[i] = stateIDsBefore(r.picked[0], states[groups[i]], keep)
+			ids[i] = stateIDsBefore(r.picked[0], states[groups[i]], r.keep())
 			all = append(all, ids[i]...)
 		}
 		evs, err := s.store.GetEvents(ctx, all)
@@ -447,6 +443,16 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		}
 	}
 	return nil
+}
+
+// keep is which state entries of the room to read: with lazy-loaded
+// members, only those lazyFilter keeps (in a room of thousands, not
+// thousands of member events per initial sync); else all (nil).
+func (r *roomRead) keep() func(storage.StateEntry) bool {
+	if !r.req.LazyMembers {
+		return nil
+	}
+	return func(e storage.StateEntry) bool { return e.Type != "m.room.member" || r.need[id.UserID(e.StateKey)] }
 }
 
 // syncSummaries gives the rooms new to the client, or whose members
