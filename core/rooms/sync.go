@@ -605,14 +605,8 @@ func hasMemberEvent(evs []*storage.Event) bool {
 	return slices.ContainsFunc(evs, func(e *storage.Event) bool { return e.Type == "m.room.member" })
 }
 
-// summary is the room summary of /sync: member counts and, for rooms without
-// a name, up to five heroes.
-func (s *Reader) summary(ctx context.Context, roomID id.RoomID, user id.UserID) (map[string]any, error) {
-	got, err := s.Summaries(ctx, []id.RoomID{roomID}, user)
-	return got[roomID], err
-}
-
-// Summaries are the /sync summaries of rooms, read together.
+// Summaries are the /sync summaries of rooms, read together: member
+// counts and, for rooms without a name, up to five heroes.
 func (s *Reader) Summaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]map[string]any, error) {
 	sums, err := s.store.RoomSummaries(ctx, rooms, user)
 	if err != nil {
