@@ -1,0 +1,134 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json/v2"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// SyncRooms reads many rooms together and answers for each as a sync of
+// that room alone does: initial and incremental, with history a member may
+// not see (more pages read), state changes inside the timeline, lazy-loaded
+// members, and rooms with nothing new.
+func TestSyncRoomsAnswerAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	// A stopped clock: unsigned.age is the same however long apart the
+	// two reads are.
+	now := time.UnixMilli(1_800_000_000_000)
+	s, store := newTestRoomsWith(t, Options{Now: func() time.Time { return now }})
+	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	send := func(room id.RoomID, sender id.UserID, evType string, stateKey *string, content string) {
+		t.Helper()
+		if _, err := s.Send(ctx, &SendRequest{RoomID: room, Sender: sender, DeviceID: "DEV", Type: evType, StateKey: stateKey,
+			Content: []byte(content), TxnID: fmt.Sprint(evType, content)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join := func(room id.RoomID) {
+		t.Helper()
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: room, Sender: alice, Target: bob, Membership: "invite"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: room, Sender: bob, Target: bob, Membership: "join"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := ""
+	var rooms []id.RoomID
+	for i := range 4 {
+		room, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, room)
+		if i == 1 { // bob sees nothing from before he joined
+			send(room, alice, "m.room.history_visibility", &empty, `{"history_visibility":"joined"}`)
+		}
+		for m := range 14 {
+			send(room, alice, "m.room.message", nil, fmt.Sprintf(`{"msgtype":"m.text","body":"before %d"}`, m))
+		}
+		join(room)
+		send(room, alice, "m.room.topic", &empty, `{"topic":"after bob"}`)
+		send(room, bob, "m.room.message", nil, `{"msgtype":"m.text","body":"bob's"}`)
+	}
+	since, err := store.MaxStreamPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range rooms[:2] { // rooms 2 and 3 have nothing new after since
+		send(room, alice, "m.room.name", &empty, `{"name":"later"}`)
+		for m := range 12 {
+			send(room, bob, "m.room.message", nil, fmt.Sprintf(`{"msgtype":"m.text","body":"after %d"}`, m))
+		}
+	}
+	upto, err := store.MaxStreamPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memberships, err := s.UserMemberships(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		since int64
+		lazy  bool
+		after bool
+		limit int
+	}{{"initial", 0, false, false, 10}, {"initial, long", 0, false, false, 40}, {"initial, lazy members", 0, true, false, 5}, {"initial, state after", 0, false, true, 10},
+		{"incremental", since, false, false, 10}, {"incremental, state after", since, false, true, 30}} {
+		t.Run(c.name, func(t *testing.T) {
+			var reqs []*SyncRoomRequest
+			for _, m := range memberships {
+				reqs = append(reqs, &SyncRoomRequest{User: bob, Device: "DEV", RoomID: m.RoomID, Since: c.since, Upto: upto,
+					MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID, TimelineLimit: c.limit,
+					LazyMembers: c.lazy, StateAfter: c.after})
+			}
+			if len(reqs) != 4 {
+				t.Fatalf("bob is in %d rooms", len(reqs))
+			}
+			together, err := s.SyncRooms(ctx, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, req := range reqs {
+				alone, err := s.SyncRoom(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, _ := json.Marshal(alone, json.Deterministic(true))
+				b, _ := json.Marshal(together[i], json.Deterministic(true))
+				if string(a) != string(b) {
+					t.Errorf("room %d read together:\n%s\nalone:\n%s", i, b, a)
+				}
+				n := slices.Index(rooms, req.RoomID)
+				if c.since > 0 && n >= 2 != together[i].Empty {
+					t.Errorf("room %d: empty %v", n, together[i].Empty)
+				}
+				// The messages from before bob joined a room of "joined"
+				// history are hidden: read (a page and more) and left out;
+				// the room's first events, "shared" then, are shown.
+				if n == 1 && c.limit == 40 {
+					msgs := 0
+					for _, e := range together[i].Timeline {
+						if e.Type == "m.room.message" {
+							msgs++
+							if strings.Contains(string(e.Content), "before") {
+								t.Errorf("bob sees %s", e.Content)
+							}
+						}
+					}
+					if msgs != 13 {
+						t.Errorf("bob sees %d messages in room 1, want his 13", msgs)
+					}
+				}
+			}
+		})
+	}
+}
