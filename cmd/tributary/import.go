@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -547,6 +548,13 @@ func openImportTarget(ctx context.Context, cfg *config.Config, network string, o
 	// A big import inserts into big indexes: worth a bigger page cache
 	// than a running server keeps.
 	cfg.Database.SQLiteCacheMiB = max(cfg.Database.SQLiteCacheMiB, 128)
+	cfg.Database.SQLiteBulk = true
+	if os.Getenv("GOGC") == "" {
+		// The import's garbage is its batches, a few MB each: collecting
+		// at thrice the live heap rather than twice took 10–15% less CPU
+		// (100,000 Slack messages).
+		debug.SetGCPercent(200)
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
