@@ -430,12 +430,15 @@ func (cv *conversation) message(ctx context.Context, it Item) error {
 			if shortcode != "" {
 				content["com.beeper.reaction.shortcode"] = shortcode
 			}
-			emojiID := re.Emoji.ID
+			// The bridge names a custom emoji "name:id" (as Discord's API
+			// does), a Unicode one by itself.
+			emojiID, bridgeEmoji := re.Emoji.ID, re.Emoji.Name+":"+re.Emoji.ID
 			if emojiID == "" {
-				emojiID = re.Emoji.Name
+				emojiID, bridgeEmoji = re.Emoji.Name, re.Emoji.Name
 			}
 			cv.add(&importer.Event{Alias: cv.alias(m.ID, "reaction-"+emojiID+"-"+re.Users[i].ID), Type: "m.reaction",
-				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts})
+				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts, Message: m.ID,
+				SenderID: re.Users[i].ID, Emoji: bridgeEmoji})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {

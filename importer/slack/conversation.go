@@ -338,7 +338,8 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			}
 			cv.join(rp, ts)
 			cv.add(&importer.Event{Alias: cv.alias(m.TS, "reaction-"+re.Name+"-"+u), Type: "m.reaction", Sender: rp.mxid,
-				Content: content, OriginServerTS: ts})
+				Content: content, OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: strings.ToLower(cv.r.team + "-" + u),
+				Emoji: re.Name})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
