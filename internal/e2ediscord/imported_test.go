@@ -291,65 +291,27 @@ func (w *watcher) importedRoom(ctx context.Context, cli *mautrix.Client, space i
 // as sender (its time) and returns its event ID.
 func findImported(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from id.EventID, rec discordexport.Record, sender id.UserID) id.EventID {
 	t.Helper()
-	var found id.EventID
-	pages(ctx, t, cli, room, from, func(evt *event.Event) bool {
-		if evt.Type == event.EventMessage && evt.Timestamp == rec.Timestamp && evt.Sender == sender {
-			if rel := evt.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
-				found = evt.ID
-				return true
-			}
-		}
-		return false
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsMessage().RelatesTo
+		return evt.Type == event.EventMessage && evt.Timestamp == rec.Timestamp && evt.Sender == sender &&
+			(rel == nil || rel.Type != event.RelReplace)
 	})
-	if found == "" {
+	if evt == nil {
 		t.Fatalf("the imported message %s (%s) is not in the room's history", rec.ID, sender)
 	}
-	return found
+	return evt.ID
 }
 
 // findReaction pages back from an event for sender's reaction with key to
 // target and returns its event ID.
 func findReaction(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from, target id.EventID, sender id.UserID, key string) id.EventID {
 	t.Helper()
-	var found id.EventID
-	pages(ctx, t, cli, room, from, func(evt *event.Event) bool {
-		if evt.Type == event.EventReaction && evt.Sender == sender {
-			if rel := evt.Content.AsReaction().RelatesTo; rel.EventID == target && rel.Key == key {
-				found = evt.ID
-				return true
-			}
-		}
-		return false
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsReaction().RelatesTo
+		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
 	})
-	if found == "" {
+	if evt == nil {
 		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
 	}
-	return found
-}
-
-// pages hands the room's events before from, newest first, to fn until it
-// says stop.
-func pages(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from id.EventID, fn func(*event.Event) bool) {
-	t.Helper()
-	ctxResp, err := cli.Context(ctx, room, from, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := ctxResp.Start
-	for range 100 {
-		resp, err := cli.Messages(ctx, room, token, "", mautrix.DirectionBackward, nil, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, evt := range resp.Chunk {
-			_ = evt.Content.ParseRaw(evt.Type)
-			if fn(evt) {
-				return
-			}
-		}
-		if resp.End == "" || len(resp.Chunk) == 0 {
-			return
-		}
-		token = resp.End
-	}
+	return evt.ID
 }

@@ -282,7 +282,8 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	if upd.Args.Get("ts") != mine.TS || upd.Args.Get("channel") != conv.ID || upd.Args.Get("text") != "my imported words, edited" {
 		t.Fatalf("chat.update %v, want ts %s", upd.Args, mine.TS)
 	}
-	if _, err := alice.SendReaction(ctx, room, bobsEvt, "👍"); err != nil {
+	myReaction, err := alice.SendReaction(ctx, room, bobsEvt, "👍")
+	if err != nil {
 		t.Fatal(err)
 	}
 	add := awaitCall(ctx, t, fake, "reactions.add", func(c slackfake.Call) bool { return c.Method == "reactions.add" })
@@ -298,8 +299,7 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 		return c.Method == "conversations.mark" && c.Args.Get("ts") == bobs.TS && c.Args.Get("channel") == conv.ID
 	})
 	// Alice takes her reaction back, and one the import wrote for her.
-	myReaction := findReaction(ctx, t, alice, room, live.ID, bobsEvt, "@alice:localhost", "👍")
-	if _, err := alice.RedactEvent(ctx, room, myReaction); err != nil {
+	if _, err := alice.RedactEvent(ctx, room, myReaction.EventID); err != nil {
 		t.Fatal(err)
 	}
 	awaitCall(ctx, t, fake, "reactions.remove of the live reaction", func(c slackfake.Call) bool {
@@ -406,38 +406,14 @@ func importedReaction(m *slackexport.Manifest, conv string, who func(string) boo
 // target and returns its event ID.
 func findReaction(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from, target id.EventID, sender id.UserID, key string) id.EventID {
 	t.Helper()
-	ctxResp, err := cli.Context(ctx, room, from, nil, 1)
-	if err != nil {
-		t.Fatal(err)
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsReaction().RelatesTo
+		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
+	})
+	if evt == nil {
+		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
 	}
-	token := ctxResp.End
-	// Forward from the event first (a live reaction), then back.
-	for _, dir := range []mautrix.Direction{mautrix.DirectionForward, mautrix.DirectionBackward} {
-		if dir == mautrix.DirectionBackward {
-			token = ctxResp.Start
-		}
-		for range 100 {
-			resp, err := cli.Messages(ctx, room, token, "", dir, nil, 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, evt := range resp.Chunk {
-				if evt.Type != event.EventReaction || evt.Sender != sender {
-					continue
-				}
-				_ = evt.Content.ParseRaw(evt.Type)
-				if rel := evt.Content.AsReaction().RelatesTo; rel.EventID == target && rel.Key == key {
-					return evt.ID
-				}
-			}
-			if resp.End == "" || len(resp.Chunk) == 0 {
-				break
-			}
-			token = resp.End
-		}
-	}
-	t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
-	return ""
+	return evt.ID
 }
 
 // findBy pages back from an event for the imported message rec sent as
@@ -448,29 +424,13 @@ func findBy(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Room
 	s, _ := strconv.ParseInt(sec, 10, 64)
 	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
 	want := s*1000 + us/1000
-	ctxResp, err := cli.Context(ctx, room, from, nil, 1)
-	if err != nil {
-		t.Fatal(err)
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsMessage().RelatesTo
+		return evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == sender &&
+			(rel == nil || rel.Type != event.RelReplace)
+	})
+	if evt == nil {
+		t.Fatalf("the imported message %s (%s) is not in the room's history", rec.TS, sender)
 	}
-	token := ctxResp.Start
-	for range 100 {
-		resp, err := cli.Messages(ctx, room, token, "", mautrix.DirectionBackward, nil, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, evt := range resp.Chunk {
-			if evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == sender {
-				_ = evt.Content.ParseRaw(evt.Type)
-				if rel := evt.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
-					return evt.ID
-				}
-			}
-		}
-		if resp.End == "" || len(resp.Chunk) == 0 {
-			break
-		}
-		token = resp.End
-	}
-	t.Fatalf("the imported message %s (%s) is not in the room's history", rec.TS, sender)
-	return ""
+	return evt.ID
 }
