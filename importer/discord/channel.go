@@ -430,12 +430,15 @@ func (cv *conversation) message(ctx context.Context, it Item) error {
 			if shortcode != "" {
 				content["com.beeper.reaction.shortcode"] = shortcode
 			}
-			emojiID := re.Emoji.ID
+			// The bridge names a custom emoji "name:id" (as Discord's API
+			// does), a Unicode one by itself.
+			emojiID, bridgeEmoji := re.Emoji.ID, re.Emoji.Name+":"+re.Emoji.ID
 			if emojiID == "" {
-				emojiID = re.Emoji.Name
+				emojiID, bridgeEmoji = re.Emoji.Name, re.Emoji.Name
 			}
 			cv.add(&importer.Event{Alias: cv.alias(m.ID, "reaction-"+emojiID+"-"+re.Users[i].ID), Type: "m.reaction",
-				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts})
+				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts, Message: m.ID,
+				SenderID: re.Users[i].ID, Emoji: bridgeEmoji})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -725,7 +728,7 @@ func (cv *conversation) flush(ctx context.Context) error {
 		cv.firstBatch = len(evs) < n
 	}
 	if len(evs) > 0 {
-		if err := cv.send(ctx, evs, spans, 0); err != nil {
+		if err := cv.send(ctx, evs, spans); err != nil {
 			return err
 		}
 		if cv.r.o.AfterBatch != nil {
@@ -742,26 +745,14 @@ func (cv *conversation) record(ctx context.Context) error {
 		for i, p := range cv.meta.Pins {
 			aliases[i] = cv.alias(p, "")
 		}
-		real, err := cv.r.t.ResolveAliases(ctx, aliases)
-		if err != nil {
-			return err
-		}
-		pinned := []id.EventID{}
-		for _, a := range aliases {
-			if e, ok := real[a]; ok {
-				pinned = append(pinned, e)
-			}
-		}
-		empty := ""
-		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
-			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
-			OriginServerTS: max(cv.lastTS, snowflakeMillis(parseID(cv.g.key)))}}); isClientError(err) {
-			cv.sum.PinsNotCarried += len(pinned)
+		n, err := importer.SendPins(ctx, cv.r.t, cv.room, cv.r.ident.Bot, aliases, max(cv.lastTS, snowflakeMillis(parseID(cv.g.key))))
+		if importer.IsClientError(err) {
+			cv.sum.PinsNotCarried += n
 			cv.sum.problem("%s: pins refused: %v", cv.g.label(), err)
 		} else if err != nil {
 			return fmt.Errorf("pins: %w", err)
 		} else {
-			cv.sum.Pins += len(pinned)
+			cv.sum.Pins += n
 		}
 		cv.pinsDirty = false
 	}
@@ -788,49 +779,13 @@ func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, sp
 	return keep, out, err
 }
 
-// send writes events; when the server refuses a batch (a message it will
-// not take), the batch is written in halves, down to that message alone,
-// which is reported and left out.
-func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	_, err := cv.r.t.BatchSend(ctx, cv.room, evs)
-	if err == nil {
-		cv.sum.Events += len(evs)
-		return nil
-	}
-	if !isClientError(err) {
-		return err
-	}
-	if len(spans) <= 1 {
+// send writes events (importer.Send): a message the server refuses is
+// reported and left out.
+func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan) error {
+	n, err := importer.Send(ctx, cv.r.t, cv.room, evs, spans, func(key string, err error) {
 		cv.sum.FailedMessages++
-		mid := ""
-		if len(spans) == 1 {
-			mid = spans[0].Key
-		}
-		cv.sum.problem("%s %s: refused: %v", cv.g.label(), mid, err)
-		// The joins that came with the message are what later messages of
-		// its people need.
-		var members []*importer.Event
-		for _, ev := range evs {
-			if ev.Type == "m.room.member" {
-				members = append(members, ev)
-			}
-		}
-		if len(members) > 0 && len(members) < len(evs) {
-			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
-				cv.sum.Events += len(members)
-			} else if !isClientError(err) {
-				return err
-			}
-		}
-		return nil
-	}
-	mid := len(spans) / 2
-	cut := spans[mid].Start - base
-	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
-		return err
-	}
-	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
+		cv.sum.problem("%s %s: refused: %v", cv.g.label(), key, err)
+	})
+	cv.sum.Events += n
+	return err
 }

@@ -338,7 +338,8 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			}
 			cv.join(rp, ts)
 			cv.add(&importer.Event{Alias: cv.alias(m.TS, "reaction-"+re.Name+"-"+u), Type: "m.reaction", Sender: rp.mxid,
-				Content: content, OriginServerTS: ts})
+				Content: content, OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: strings.ToLower(cv.r.team + "-" + u),
+				Emoji: re.Name})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -544,7 +545,7 @@ func (cv *conversation) flush(ctx context.Context) error {
 		}
 	}
 	if len(evs) > 0 {
-		if err := cv.send(ctx, evs, spans, 0); err != nil {
+		if err := cv.send(ctx, evs, spans); err != nil {
 			return err
 		}
 		if cv.r.o.AfterBatch != nil {
@@ -561,21 +562,9 @@ func (cv *conversation) record(ctx context.Context) error {
 		for i, p := range cv.meta.Pins {
 			aliases[i] = cv.alias(p, "")
 		}
-		real, err := cv.r.t.ResolveAliases(ctx, aliases)
-		if err != nil {
-			return err
-		}
-		pinned := []id.EventID{}
-		for _, a := range aliases {
-			if e, ok := real[a]; ok {
-				pinned = append(pinned, e)
-			}
-		}
-		empty := ""
-		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
-			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
-			OriginServerTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}}); isClientError(err) {
-			cv.sum.PinsNotCarried += len(pinned)
+		n, err := importer.SendPins(ctx, cv.r.t, cv.room, cv.r.ident.Bot, aliases, max(tsMillis(cv.lastUS), cv.c.Created*1000))
+		if importer.IsClientError(err) {
+			cv.sum.PinsNotCarried += n
 			cv.sum.problem("%s: pins refused: %v", cv.c.label(), err)
 		} else if err != nil {
 			return fmt.Errorf("pins: %w", err)
@@ -598,49 +587,13 @@ func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, sp
 	return keep, out, err
 }
 
-// send writes events; when the server refuses a batch (a message it will
-// not take), the batch is written in halves, down to that message alone,
-// which is reported and left out, all but its membership events.
-func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	_, err := cv.r.t.BatchSend(ctx, cv.room, evs)
-	if err == nil {
-		cv.sum.Events += len(evs)
-		return nil
-	}
-	if !isClientError(err) {
-		return err
-	}
-	if len(spans) <= 1 {
+// send writes events (importer.Send): a message the server refuses is
+// reported and left out.
+func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan) error {
+	n, err := importer.Send(ctx, cv.r.t, cv.room, evs, spans, func(key string, err error) {
 		cv.sum.FailedMessages++
-		ts := ""
-		if len(spans) == 1 {
-			ts = spans[0].Key
-		}
-		cv.sum.problem("%s %s: refused: %v", cv.c.label(), ts, err)
-		// The joins that came with the message are what later messages of
-		// its people need (as importer/discord does).
-		var members []*importer.Event
-		for _, ev := range evs {
-			if ev.Type == "m.room.member" {
-				members = append(members, ev)
-			}
-		}
-		if len(members) > 0 && len(members) < len(evs) {
-			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
-				cv.sum.Events += len(members)
-			} else if !isClientError(err) {
-				return err
-			}
-		}
-		return nil
-	}
-	mid := len(spans) / 2
-	cut := spans[mid].Start - base
-	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
-		return err
-	}
-	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
+		cv.sum.problem("%s %s: refused: %v", cv.c.label(), key, err)
+	})
+	cv.sum.Events += n
+	return err
 }
