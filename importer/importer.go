@@ -116,12 +116,19 @@ type Event struct {
 	// as the network's bridge names them (bridgev2's networkid.MessageID and
 	// PartID), for an event with an alias: recorded, so that the live bridge
 	// can act on the message (storage.BridgeMessage). Empty for events that
-	// are no message part of their own (edits, reactions, state).
+	// are no message part of their own (edits, state), but see Emoji.
 	// SenderID is the network's ID of the sender as the bridge names its
 	// ghosts (also when the sender is a Matrix user standing for them).
+	//
+	// Emoji, for an m.reaction, is its emoji as the bridge names it
+	// (networkid.EmojiID): the reaction is recorded too, Message and Part
+	// then naming the message part reacted to and SenderID who reacted, so
+	// that the live bridge can remove it on the network and redact it when
+	// it is removed there.
 	Message  string `json:"message,omitempty"`
 	Part     string `json:"part,omitempty"`
 	SenderID string `json:"sender_id,omitempty"`
+	Emoji    string `json:"emoji,omitempty"`
 }
 
 // Span is where one source message's events start in a batch; Key names

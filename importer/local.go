@@ -254,9 +254,9 @@ func (l *Local) BatchSend(ctx context.Context, roomID id.RoomID, evs []*Event) (
 		}
 		bes[i] = &bridging.BatchEvent{EventID: ev.Alias, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
 			Content: ev.Content, OriginServerTS: ev.OriginServerTS}
-		if ev.Message != "" && ev.Alias != "" {
+		if ev.Message != "" && ev.Alias != "" && (ev.Type != "m.reaction" || ev.Emoji != "" && ev.SenderID != "") {
 			msgs = append(msgs, &storage.BridgeMessage{RoomID: roomID, MessageID: ev.Message, PartID: ev.Part, Alias: ev.Alias,
-				SenderID: ev.SenderID})
+				SenderID: ev.SenderID, EmojiID: ev.Emoji})
 		}
 	}
 	// Recorded first: the names of a batch that then fails name no event.

@@ -44,15 +44,20 @@ type BridgePortals interface {
 	PutBridgeMedia(ctx context.Context, network, remoteID, mxc string) error
 	// GetBridgePortalByRoom is the portal of a room; ErrNotFound if none.
 	GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*BridgePortal, error)
-	// PutBridgeMessages records which network message parts the aliases of
-	// an import stand for (those recorded before stay).
+	// PutBridgeMessages records which network message parts (and
+	// reactions, those with an EmojiID) the aliases of an import stand for
+	// (those recorded before stay).
 	PutBridgeMessages(ctx context.Context, msgs []*BridgeMessage) error
-	// BridgeMessageOf is the message part an event carries, named by its
-	// real ID or its alias; ErrNotFound if it is none an import recorded.
+	// BridgeMessageOf is the message part or reaction an event carries,
+	// named by its real ID or its alias; ErrNotFound if it is none an
+	// import recorded.
 	BridgeMessageOf(ctx context.Context, eventID id.EventID) (*BridgeMessage, error)
 	// BridgeMessageParts lists the parts of a message in a room whose events
 	// were written, by part ID.
 	BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*BridgeMessage, error)
+	// BridgeMessageReactions lists the reactions to a message in a room
+	// whose events were written.
+	BridgeMessageReactions(ctx context.Context, roomID id.RoomID, messageID string) ([]*BridgeMessage, error)
 }
 
 // BridgeMessage is one event of a network message an import wrote: the
@@ -68,4 +73,8 @@ type BridgeMessage struct {
 	// SenderID is the network's ID of the sender (bridgev2's
 	// networkid.UserID), also when a Matrix user stands for them.
 	SenderID string
+	// EmojiID, when set, makes this a reaction to the message part, by
+	// SenderID, with that emoji as the bridge names it (bridgev2's
+	// networkid.EmojiID).
+	EmojiID string
 }

@@ -25,6 +25,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/bridges/discord/discordfmt"
+	"github.com/tributary-hs/tributary/plugins/sdk"
 )
 
 // Client is one bot login's connection to Discord.
@@ -261,7 +262,7 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 	}
 	key, thread := c.channelKey(s, m.ChannelID)
 	msg := m.Message
-	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Message[*discordgo.Message]{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessage, PortalKey: key, Sender: c.sender(m.Author),
 			CreatePortal: true, Timestamp: m.Timestamp},
 		ID:   networkid.MessageID(m.ID),
@@ -272,54 +273,26 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 				return cm, err
 			}
 			cm.ThreadRoot = thread
-			// bridgev2 relates to messages it has a record of; one it has
-			// none of may be an imported message, named by its alias.
+			// bridgev2 relates to messages it has a record of; the SDK
+			// makes the thread root and the message replied to one if an
+			// import wrote them.
 			if thread != nil {
-				if alias := c.importedAlias(ctx, portal, *thread); alias != "" {
-					for _, p := range cm.Parts {
-						p.Content.GetRelatesTo().SetThread(alias, alias)
-					}
-				}
+				c.knowImported(ctx, portal, *thread)
 			}
 			if cm.ReplyTo != nil {
-				if alias := c.importedAlias(ctx, portal, cm.ReplyTo.MessageID); alias != "" {
-					for _, p := range cm.Parts {
-						p.Content.GetRelatesTo().SetReplyTo(alias)
-					}
-				}
+				c.knowImported(ctx, portal, cm.ReplyTo.MessageID)
 			}
 			return cm, err
 		},
 	})
 }
 
-// importedAlias is the event ID alias of a message bridgev2 has no record
-// of, which `tributary import discord` may have written: the host keeps
-// the import's events under the SDK's deterministic IDs of (room, message
-// ID, first part), and resolves relations to them. "" if bridgev2 knows
-// the message (it relates to it itself).
-func (c *Client) importedAlias(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
-	if known, err := c.net.br.DB.Message.GetFirstPartByID(ctx, portal.Receiver, msgID); err != nil || known != nil {
-		return ""
+// knowImported makes bridgev2 know a message `tributary import discord`
+// wrote (sdk.ImportedMessage), so that it relates to it.
+func (c *Client) knowImported(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) {
+	if _, err := sdk.ImportedMessage(ctx, portal, msgID); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", string(msgID)).Msg("Failed to look a message up among imported ones")
 	}
-	return c.net.br.Matrix.GenerateDeterministicEventID(portal.MXID, portal.PortalKey, msgID, "")
-}
-
-// importedEvent is the alias of an imported message the room has; "" if
-// bridgev2 knows the message or no import wrote it (an edit or deletion
-// of it would point at nothing).
-func (c *Client) importedEvent(ctx context.Context, portal *bridgev2.Portal, msgID networkid.MessageID) id.EventID {
-	if portal.MXID == "" {
-		return ""
-	}
-	alias := c.importedAlias(ctx, portal, msgID)
-	if alias == "" {
-		return ""
-	}
-	if _, err := c.net.br.Bot.GetEvent(ctx, portal.MXID, alias); err != nil {
-		return ""
-	}
-	return alias
 }
 
 func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdate) {
@@ -328,16 +301,15 @@ func (c *Client) onMessageUpdate(s *discordgo.Session, m *discordgo.MessageUpdat
 	}
 	key, _ := c.channelKey(s, m.ChannelID)
 	sender := c.sender(m.Author)
-	msg := m.Message
-	c.login.QueueRemoteEvent(&simplevent.Message[*discordgo.Message]{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Message[*discordgo.Message]{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventEdit, PortalKey: key, Sender: sender,
-			Timestamp: *m.EditedTimestamp, PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) {
-				c.editImported(ctx, portal, sender, msg)
-			}},
+			Timestamp: *m.EditedTimestamp},
 		ID:            networkid.MessageID(m.ID),
 		TargetMessage: networkid.MessageID(m.ID),
 		Data:          m.Message,
 		ConvertEditFunc: func(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, existing []*database.Message, m *discordgo.Message) (*bridgev2.ConvertedEdit, error) {
+			// The text is the message's first part (a message of files
+			// only has none, and its first file is edited to the text).
 			content := c.text(m)
 			return &bridgev2.ConvertedEdit{ModifiedParts: []*bridgev2.ConvertedEditPart{{Part: existing[0],
 				Type: event.EventMessage, Content: content}}}, nil
@@ -360,50 +332,10 @@ func (c *Client) onMessageDeleteBulk(s *discordgo.Session, m *discordgo.MessageD
 func (c *Client) removed(s *discordgo.Session, channelID, messageID string) {
 	key, _ := c.channelKey(s, channelID)
 	target := networkid.MessageID(messageID)
-	c.login.QueueRemoteEvent(&simplevent.MessageRemove{
-		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now(),
-			PreHandleFunc: func(ctx context.Context, portal *bridgev2.Portal) { c.removeImported(ctx, portal, target) }},
+	sdk.QueueRemoteEvent(c.login, &simplevent.MessageRemove{
+		EventMeta:     simplevent.EventMeta{Type: bridgev2.RemoteEventMessageRemove, PortalKey: key, Timestamp: time.Now()},
 		TargetMessage: target,
 	})
-}
-
-// Edits and deletions of imported messages: bridgev2 acts on messages it
-// has a record of and ignores others; for one `tributary import discord`
-// wrote, the bridge relates to its alias itself, before bridgev2 looks.
-
-// editImported sends an edit of an imported message's text, as its
-// sender.
-func (c *Client) editImported(ctx context.Context, portal *bridgev2.Portal, sender bridgev2.EventSender, m *discordgo.Message) {
-	alias := c.importedEvent(ctx, portal, networkid.MessageID(m.ID))
-	if alias == "" {
-		return
-	}
-	intent, ok := portal.GetIntentFor(ctx, sender, c.login, bridgev2.RemoteEventEdit)
-	if !ok {
-		return
-	}
-	content := c.text(m)
-	edit := &event.MessageEventContent{MsgType: content.MsgType, Body: "* " + content.Body, Mentions: &event.Mentions{},
-		NewContent: content, RelatesTo: &event.RelatesTo{Type: event.RelReplace, EventID: alias}}
-	if content.Format == event.FormatHTML {
-		edit.Format, edit.FormattedBody = event.FormatHTML, "* "+content.FormattedBody
-	}
-	if _, err := intent.SendMessage(ctx, portal.MXID, event.EventMessage, &event.Content{Parsed: edit}, nil); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", m.ID).Msg("Editing an imported message failed")
-	}
-}
-
-// removeImported redacts an imported message (its first event: Discord
-// does not say which files it had), as the bridge's bot.
-func (c *Client) removeImported(ctx context.Context, portal *bridgev2.Portal, target networkid.MessageID) {
-	alias := c.importedEvent(ctx, portal, target)
-	if alias == "" {
-		return
-	}
-	if _, err := c.net.br.Bot.SendMessage(ctx, portal.MXID, event.EventRedaction,
-		&event.Content{Parsed: &event.RedactionEventContent{Redacts: alias}}, nil); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("message_id", string(target)).Msg("Redacting an imported message failed")
-	}
 }
 
 // emojiKey is a reaction's Discord emoji as the API names it ("name:id"
@@ -445,7 +377,7 @@ func (c *Client) reaction(s *discordgo.Session, r *discordgo.MessageReaction, ty
 			}
 		}
 	}
-	c.login.QueueRemoteEvent(&simplevent.Reaction{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Reaction{
 		EventMeta: simplevent.EventMeta{Type: typ, PortalKey: key, Sender: bridgev2.EventSender{Sender: networkid.UserID(r.UserID)},
 			Timestamp: time.Now()},
 		TargetMessage: networkid.MessageID(r.MessageID),
@@ -506,7 +438,7 @@ func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
 		return
 	}
 	key, _ := c.channelKey(s, t.ChannelID)
-	c.login.QueueRemoteEvent(&simplevent.Typing{
+	sdk.QueueRemoteEvent(c.login, &simplevent.Typing{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventTyping, PortalKey: key,
 			Sender: bridgev2.EventSender{Sender: networkid.UserID(t.UserID)}, Timestamp: time.Unix(int64(t.Timestamp), 0)},
 		Timeout: 10 * time.Second,

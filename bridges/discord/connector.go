@@ -64,7 +64,7 @@ func (n *Connector) GetName() bridgev2.BridgeName {
 		// NetworkURL stays empty: the SDK names batch-sent events after its
 		// host, and `tributary import discord` named the imported ones
 		// ":backfill.<server>", the SDK's name without it. The same names
-		// let the bridge point at imported messages (importedAlias).
+		// let the bridge point at imported messages.
 		NetworkURL:           "",
 		NetworkID:            "discord",
 		BeeperBridgeType:     "github.com/tributary-hs/tributary/bridges/discord",

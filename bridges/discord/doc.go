@@ -11,11 +11,15 @@
 // a space keyed "*<guild ID>", as mautrix-discord's bridgev2 keys them and
 // as `tributary import discord` records them, so after an import the
 // plugin continues in the imported rooms (the plugin SDK adopts them). A
-// thread's messages go into its channel's room as a Matrix thread. Live
-// replies, thread messages, edits and deletions relate to imported
-// messages through the event ID aliases the import gave them (the SDK's
-// names; hence the empty NetworkURL); Discord reactions to imported
-// messages are not bridged.
+// thread's messages go into its channel's room as a Matrix thread. The
+// plugin acts on imported messages as on those it bridged (the SDK's
+// imported.go): Discord edits, reactions, reaction removals and deletions
+// of them are queued through sdk.QueueRemoteEvent, and thread roots and
+// messages replied to looked up with sdk.ImportedMessage, so they land on
+// the imported events; Matrix edits, reactions, redactions and replies of
+// imported events reach their Discord messages, and redacting an imported
+// reaction (or removing it on Discord) removes it on the other side. The
+// import names events as the SDK does (hence the empty NetworkURL).
 //
 // Invites. Portals are made when a channel first has a message. The user
 // who logged in is invited to the guild's space only, once (or joined to

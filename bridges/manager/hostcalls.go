@@ -484,6 +484,7 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 	var err error
 	switch {
 	case req.EventId != "":
+		// A part of the message, or a reaction to it.
 		var m *storage.BridgeMessage
 		if m, err = h.d.Portals.BridgeMessageOf(ctx, id.EventID(req.EventId)); err == nil {
 			messageID = m.MessageID
@@ -526,5 +527,38 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 	if len(resp.Parts) == 0 {
 		return nil, grpcError(types.NotFound("No imported message %s", messageID))
 	}
+	reactions, err := h.d.Portals.BridgeMessageReactions(ctx, p.RoomID, messageID)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	for _, r := range reactions {
+		ev, err := h.d.Rooms.Event(ctx, p.RoomID, bot, r.EventID)
+		var te *types.Error
+		if errors.Is(err, storage.ErrNotFound) || (errors.As(err, &te) && te.Status == http.StatusNotFound) {
+			continue
+		} else if err != nil {
+			return nil, grpcError(err)
+		}
+		// A redacted reaction (its key gone) is listed too: the plugin is
+		// told of a redaction after it was applied, and asks then.
+		key := reactionKey(ev.Content)
+		resp.Reactions = append(resp.Reactions, &proto.MessageReaction{PartId: r.PartID, EventId: string(r.EventID),
+			Alias: string(r.Alias), Sender: string(ev.Sender), SenderId: r.SenderID, EmojiId: r.EmojiID, Emoji: key,
+			Timestamp: ev.OriginServerTS})
+	}
 	return resp, nil
+}
+
+// reactionKey is the key of an m.reaction's content ("" if it has none,
+// as when it was redacted).
+func reactionKey(content []byte) string {
+	var c struct {
+		RelatesTo struct {
+			Key string `json:"key"`
+		} `json:"m.relates_to"`
+	}
+	if json.Unmarshal(content, &c) != nil {
+		return ""
+	}
+	return c.RelatesTo.Key
 }

@@ -206,8 +206,24 @@ var importedMessages = []*storage.BridgeMessage{
 	{RoomID: "!someone-elses:hs", MessageID: "T-OTHER-1", PartID: "", EventID: "$other"},
 }
 
+// importedReactions: two reactions to T-C-1, the second one redacted.
+var importedReactions = []*storage.BridgeMessage{
+	{RoomID: "!imported:hs", MessageID: "T-C-1", EventID: "$react", Alias: "$react:alias", SenderID: "t-u2", EmojiID: "tada"},
+	{RoomID: "!imported:hs", MessageID: "T-C-1", EventID: "$redacted", SenderID: "t-u3", EmojiID: "tada"},
+}
+
+func (fakePortals) BridgeMessageReactions(_ context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
+	var out []*storage.BridgeMessage
+	for _, m := range importedReactions {
+		if m.RoomID == roomID && m.MessageID == messageID {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 func (fakePortals) BridgeMessageOf(_ context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
-	for _, m := range importedMessages {
+	for _, m := range append(importedMessages, importedReactions...) {
 		if m.EventID == eventID {
 			return m, nil
 		}
@@ -232,7 +248,11 @@ func (memberRooms) Event(_ context.Context, roomID id.RoomID, _ id.UserID, event
 	if eventID == "$purged" {
 		return nil, types.NotFound("Event not found")
 	}
-	return &rooms.ClientEvent{EventID: eventID, RoomID: roomID, Sender: "@net_t-u1:hs", OriginServerTS: 1000}, nil
+	ev := &rooms.ClientEvent{EventID: eventID, RoomID: roomID, Sender: "@net_t-u1:hs", OriginServerTS: 1000, Content: []byte(`{}`)}
+	if eventID == "$react" {
+		ev.Content = []byte(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"$text","key":"🎉"}}`)
+	}
+	return ev, nil
 }
 
 // FindMessage finds an imported message from any of its events or from
@@ -248,6 +268,7 @@ func TestFindMessage(t *testing.T) {
 	for _, req := range []*proto.FindMessageRequest{
 		{Network: "net", EventId: "$file"},
 		{Network: "net", PortalId: "T-C", MessageId: "T-C-1"},
+		{Network: "net", EventId: "$react"}, // a reaction to it
 	} {
 		resp, err := h.FindMessage(ctx, req)
 		if err != nil {
@@ -257,6 +278,13 @@ func TestFindMessage(t *testing.T) {
 			resp.Parts[0].EventId != "$text" || resp.Parts[1].PartId != "file-1-F" || resp.Parts[1].Sender != "@net_t-u1:hs" ||
 			resp.Parts[1].Timestamp != 1000 {
 			t.Errorf("%+v: %+v", req, resp)
+		}
+		// The redacted reaction is one too, without its key: a plugin
+		// asks about a redaction after it was applied.
+		if len(resp.Reactions) != 2 || resp.Reactions[0].EventId != "$react" || resp.Reactions[0].Emoji != "🎉" ||
+			resp.Reactions[0].EmojiId != "tada" || resp.Reactions[0].SenderId != "t-u2" || resp.Reactions[0].Alias != "$react:alias" ||
+			resp.Reactions[1].EventId != "$redacted" || resp.Reactions[1].Emoji != "" {
+			t.Errorf("%+v: reactions %+v", req, resp.Reactions)
 		}
 	}
 	for _, req := range []*proto.FindMessageRequest{

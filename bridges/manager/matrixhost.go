@@ -98,6 +98,7 @@ type Portals interface {
 	GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*storage.BridgePortal, error)
 	BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error)
 	BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error)
+	BridgeMessageReactions(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error)
 }
 
 // HostDeps are the core services MatrixHost calls: the ones the appservice

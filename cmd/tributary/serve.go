@@ -169,7 +169,8 @@ func newLogger(cfg *config.Config) *slog.Logger {
 
 // openStore opens the database and checks that it belongs to this server name.
 func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
-	store, err := open.Open(ctx, cfg.DatabaseDSN(), open.Options{SQLiteCacheMiB: cfg.Database.SQLiteCacheMiB})
+	store, err := open.Open(ctx, cfg.DatabaseDSN(), open.Options{SQLiteCacheMiB: cfg.Database.SQLiteCacheMiB,
+		SQLiteBulk: cfg.Database.SQLiteBulk})
 	if err != nil {
 		return nil, err
 	}

@@ -286,6 +286,10 @@ type Database struct {
 	// of memory once the database is that big; `tributary import` on a
 	// stopped server's data uses at least 128.
 	SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
+	// SQLiteBulk is set by `tributary import` on a stopped server's data,
+	// never by configuration: the writer then lets its write-ahead log
+	// grow to 64 MiB between checkpoints (storage/sqlite.WithBulk).
+	SQLiteBulk bool `yaml:"-"`
 }
 
 type Registration struct {

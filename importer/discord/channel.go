@@ -46,27 +46,38 @@ type conversation struct {
 	last    map[string]id.EventID
 	pins    map[string]bool
 	parents map[string]bool // the channel's own IDs
-	// The batch being filled, the messages it ends with, and whether the
-	// aliases it holds must be checked (its first: a killed run may have
-	// written it).
-	batch      []*importer.Event
-	batchMsgs  []msgSpan
+	// The batch being filled and the messages it ends with.
+	batch     []*importer.Event
+	batchMsgs []msgSpan
+	lastTS    int64
+	pinsDirty bool
+	// pipe writes the batches while the next is read (importer.Pipe);
+	// firstBatch and wsum are its writes' alone: whether the aliases of
+	// the batch must be checked (its first: a killed run may have written
+	// it), and what the writes count, added to sum at the end.
+	pipe       *importer.Pipe
 	firstBatch bool
-	lastTS     int64
-	pinsDirty  bool
+	wsum       Summary
 }
 
 // msgSpan is where one message's events start in the batch.
 type msgSpan = importer.Span
 
-func (r *run) importGroup(ctx context.Context, g *group) error {
+func (r *run) importGroup(ctx context.Context, g *group) (err error) {
 	r.mu.Lock()
 	portal := r.rooms[g.key]
 	r.mu.Unlock()
 	cv := &conversation{r: r, g: g, portal: portal, room: portal.RoomID, cursors: map[string]uint64{},
 		joined: map[id.UserID]bool{}, known: map[uint64]bool{}, last: map[string]id.EventID{}, pins: map[string]bool{},
-		parents: map[string]bool{g.key: true}, firstBatch: true, sum: Summary{Unknown: map[string]int{}}}
+		parents: map[string]bool{g.key: true}, firstBatch: true, sum: Summary{Unknown: map[string]int{}},
+		pipe: importer.NewPipe(ctx)}
 	defer func() {
+		// The writes queued end before the summary is taken (a failed
+		// read stops nothing already read).
+		if werr := cv.pipe.Close(); err == nil {
+			err = werr
+		}
+		cv.sum.add(&cv.wsum)
 		r.mu.Lock()
 		r.sum.add(&cv.sum)
 		r.mu.Unlock()
@@ -430,12 +441,15 @@ func (cv *conversation) message(ctx context.Context, it Item) error {
 			if shortcode != "" {
 				content["com.beeper.reaction.shortcode"] = shortcode
 			}
-			emojiID := re.Emoji.ID
+			// The bridge names a custom emoji "name:id" (as Discord's API
+			// does), a Unicode one by itself.
+			emojiID, bridgeEmoji := re.Emoji.ID, re.Emoji.Name+":"+re.Emoji.ID
 			if emojiID == "" {
-				emojiID = re.Emoji.Name
+				emojiID, bridgeEmoji = re.Emoji.Name, re.Emoji.Name
 			}
 			cv.add(&importer.Event{Alias: cv.alias(m.ID, "reaction-"+emojiID+"-"+re.Users[i].ID), Type: "m.reaction",
-				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts})
+				Sender: rp.mxid, Content: mustJSON(content), OriginServerTS: ts, Message: m.ID,
+				SenderID: re.Users[i].ID, Emoji: bridgeEmoji})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -708,10 +722,43 @@ func (cv *conversation) finish() {
 	}
 }
 
-// flush writes the batch, then records where the import stands.
+// flush hands the batch to the pipe, which writes it, then records where
+// the import stands then (cursors, meta, pins, as they are now).
 func (cv *conversation) flush(ctx context.Context) error {
 	evs, spans := cv.batch, cv.batchMsgs
 	cv.batch, cv.batchMsgs = nil, nil
+	meta, err := json.Marshal(cv.meta, json.Deterministic(true))
+	if err != nil {
+		return err
+	}
+	at := standing{meta: string(meta)}
+	var top uint64
+	for _, c := range cv.meta.Cursors {
+		if n := parseID(c); n > top {
+			top, at.cursor = n, c
+		}
+	}
+	if cv.pinsDirty {
+		at.pins = make([]id.EventID, len(cv.meta.Pins))
+		for i, p := range cv.meta.Pins {
+			at.pins[i] = cv.alias(p, "")
+		}
+		at.pinsTS = max(cv.lastTS, snowflakeMillis(parseID(cv.g.key)))
+		cv.pinsDirty = false
+	}
+	return cv.pipe.Do(ctx, func(ctx context.Context) error { return cv.write(ctx, evs, spans, &at) })
+}
+
+// standing is where the import stands after a batch: what record writes.
+type standing struct {
+	cursor, meta string
+	// pins are the aliases of the pinned messages when they changed.
+	pins   []id.EventID
+	pinsTS int64
+}
+
+// write writes a batch and records where the import stands (in the pipe).
+func (cv *conversation) write(ctx context.Context, evs []*importer.Event, spans []msgSpan, at *standing) error {
 	if cv.firstBatch && len(evs) > 0 {
 		// A run killed after writing a batch and before recording its
 		// cursor left these events in: keep only what is not there. The
@@ -725,112 +772,48 @@ func (cv *conversation) flush(ctx context.Context) error {
 		cv.firstBatch = len(evs) < n
 	}
 	if len(evs) > 0 {
-		if err := cv.send(ctx, evs, spans, 0); err != nil {
+		if err := cv.send(ctx, evs, spans); err != nil {
 			return err
 		}
 		if cv.r.o.AfterBatch != nil {
 			cv.r.o.AfterBatch()
 		}
 	}
-	return cv.record(ctx)
+	return cv.record(ctx, at)
 }
 
 // record writes the cursors and meta (and, at the end, the pins).
-func (cv *conversation) record(ctx context.Context) error {
-	if cv.pinsDirty {
-		aliases := make([]id.EventID, len(cv.meta.Pins))
-		for i, p := range cv.meta.Pins {
-			aliases[i] = cv.alias(p, "")
-		}
-		real, err := cv.r.t.ResolveAliases(ctx, aliases)
-		if err != nil {
-			return err
-		}
-		pinned := []id.EventID{}
-		for _, a := range aliases {
-			if e, ok := real[a]; ok {
-				pinned = append(pinned, e)
-			}
-		}
-		empty := ""
-		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
-			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
-			OriginServerTS: max(cv.lastTS, snowflakeMillis(parseID(cv.g.key)))}}); isClientError(err) {
-			cv.sum.PinsNotCarried += len(pinned)
-			cv.sum.problem("%s: pins refused: %v", cv.g.label(), err)
+func (cv *conversation) record(ctx context.Context, at *standing) error {
+	if at.pins != nil {
+		n, err := importer.SendPins(ctx, cv.r.t, cv.room, cv.r.ident.Bot, at.pins, at.pinsTS)
+		if importer.IsClientError(err) {
+			cv.wsum.PinsNotCarried += n
+			cv.wsum.problem("%s: pins refused: %v", cv.g.label(), err)
 		} else if err != nil {
 			return fmt.Errorf("pins: %w", err)
 		} else {
-			cv.sum.Pins += len(pinned)
-		}
-		cv.pinsDirty = false
-	}
-	raw, err := json.Marshal(cv.meta, json.Deterministic(true))
-	if err != nil {
-		return err
-	}
-	cursor := ""
-	var top uint64
-	for _, c := range cv.meta.Cursors {
-		if n := parseID(c); n > top {
-			top, cursor = n, c
+			cv.wsum.Pins += n
 		}
 	}
-	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, cursor, string(raw))
+	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, at.cursor, at.meta)
 }
 
 // unwritten drops the events whose aliases are taken already; their
 // messages count as skipped, not imported.
 func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
 	keep, out, n, err := importer.Unwritten(ctx, cv.r.t, evs, spans)
-	cv.sum.Messages -= n
-	cv.sum.Skipped += n
+	cv.wsum.Messages -= n
+	cv.wsum.Skipped += n
 	return keep, out, err
 }
 
-// send writes events; when the server refuses a batch (a message it will
-// not take), the batch is written in halves, down to that message alone,
-// which is reported and left out.
-func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	_, err := cv.r.t.BatchSend(ctx, cv.room, evs)
-	if err == nil {
-		cv.sum.Events += len(evs)
-		return nil
-	}
-	if !isClientError(err) {
-		return err
-	}
-	if len(spans) <= 1 {
-		cv.sum.FailedMessages++
-		mid := ""
-		if len(spans) == 1 {
-			mid = spans[0].Key
-		}
-		cv.sum.problem("%s %s: refused: %v", cv.g.label(), mid, err)
-		// The joins that came with the message are what later messages of
-		// its people need.
-		var members []*importer.Event
-		for _, ev := range evs {
-			if ev.Type == "m.room.member" {
-				members = append(members, ev)
-			}
-		}
-		if len(members) > 0 && len(members) < len(evs) {
-			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
-				cv.sum.Events += len(members)
-			} else if !isClientError(err) {
-				return err
-			}
-		}
-		return nil
-	}
-	mid := len(spans) / 2
-	cut := spans[mid].Start - base
-	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
-		return err
-	}
-	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
+// send writes events (importer.Send): a message the server refuses is
+// reported and left out.
+func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan) error {
+	n, err := importer.Send(ctx, cv.r.t, cv.room, evs, spans, func(key string, err error) {
+		cv.wsum.FailedMessages++
+		cv.wsum.problem("%s %s: refused: %v", cv.g.label(), key, err)
+	})
+	cv.wsum.Events += n
+	return err
 }

@@ -50,7 +50,6 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
-	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/importer"
 )
 
@@ -661,12 +660,6 @@ func alias(roomID id.RoomID, server, messageID, part string) id.EventID {
 	return id.EventID("$" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)) + ":backfill." + server)
 }
 
-// isClientError reports a refusal of the server (a 4xx Matrix error), as
-// opposed to its failure.
-func isClientError(err error) bool {
-	var me *types.Error
-	return errors.As(err, &me) && me.Status >= 400 && me.Status < 500
-}
 
 func (r *run) progress(n int) {
 	if r.o.Progress != nil {

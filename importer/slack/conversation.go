@@ -39,30 +39,40 @@ type conversation struct {
 	known   map[int64]bool
 	threads map[string]id.EventID
 	pins    map[string]bool
-	// The batch being filled, the messages it ends with, and whether the
-	// aliases it holds must be checked (its first: a killed run may have
-	// written it).
-	batch      []*importer.Event
-	batchMsgs  []msgSpan
-	firstBatch bool
-	lastTS     string
-	lastUS     int64
+	// The batch being filled and the messages it ends with.
+	batch     []*importer.Event
+	batchMsgs []msgSpan
+	lastTS    string
+	lastUS    int64
 	// pinsDirty: the pins changed; m.room.pinned_events is sent after the
 	// last batch.
 	pinsDirty bool
+	// pipe writes the batches while the next is read (importer.Pipe);
+	// firstBatch and wsum are its writes' alone: whether the aliases of
+	// the batch must be checked (its first: a killed run may have written
+	// it), and what the writes count, added to sum at the end.
+	pipe       *importer.Pipe
+	firstBatch bool
+	wsum       Summary
 }
 
 // msgSpan is where one message's events start in the batch.
 type msgSpan = importer.Span
 
-func (r *run) importConversation(ctx context.Context, c *Conversation) error {
+func (r *run) importConversation(ctx context.Context, c *Conversation) (err error) {
 	r.mu.Lock()
 	portal := r.rooms[c.ID]
 	r.mu.Unlock()
 	cv := &conversation{r: r, c: c, portal: portal, room: portal.RoomID, joined: map[id.UserID]bool{},
 		known: map[int64]bool{}, threads: map[string]id.EventID{}, pins: map[string]bool{}, firstBatch: true,
-		sum: Summary{Unknown: map[string]int{}}}
+		sum: Summary{Unknown: map[string]int{}}, pipe: importer.NewPipe(ctx)}
 	defer func() {
+		// The writes queued end before the summary is taken (a failed
+		// read stops nothing already read).
+		if werr := cv.pipe.Close(); err == nil {
+			err = werr
+		}
+		cv.sum.add(&cv.wsum)
 		r.mu.Lock()
 		r.sum.add(&cv.sum)
 		r.mu.Unlock()
@@ -338,7 +348,8 @@ func (cv *conversation) message(ctx context.Context, m *Message, us int64) error
 			}
 			cv.join(rp, ts)
 			cv.add(&importer.Event{Alias: cv.alias(m.TS, "reaction-"+re.Name+"-"+u), Type: "m.reaction", Sender: rp.mxid,
-				Content: content, OriginServerTS: ts})
+				Content: content, OriginServerTS: ts, Message: cv.messageID(m.TS), SenderID: strings.ToLower(cv.r.team + "-" + u),
+				Emoji: re.Name})
 			cv.sum.Reactions++
 		}
 		if re.Count > len(re.Users) {
@@ -530,10 +541,37 @@ func (cv *conversation) finish(ctx context.Context) error {
 	return nil
 }
 
-// flush writes the batch, then records where the import stands.
+// flush hands the batch to the pipe, which writes it, then records where
+// the import stands then (cursor, meta, pins, as they are now).
 func (cv *conversation) flush(ctx context.Context) error {
 	evs, spans := cv.batch, cv.batchMsgs
 	cv.batch, cv.batchMsgs = nil, nil
+	meta, err := json.Marshal(cv.meta)
+	if err != nil {
+		return err
+	}
+	var pins []id.EventID
+	if cv.pinsDirty {
+		pins = make([]id.EventID, len(cv.meta.Pins))
+		for i, p := range cv.meta.Pins {
+			pins[i] = cv.alias(p, "")
+		}
+		cv.pinsDirty = false
+	}
+	at := standing{cursor: cv.lastTS, meta: string(meta), pins: pins, pinsTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}
+	return cv.pipe.Do(ctx, func(ctx context.Context) error { return cv.write(ctx, evs, spans, &at) })
+}
+
+// standing is where the import stands after a batch: what record writes.
+type standing struct {
+	cursor, meta string
+	// pins are the aliases of the pinned messages when they changed.
+	pins   []id.EventID
+	pinsTS int64
+}
+
+// write writes a batch and records where the import stands (in the pipe).
+func (cv *conversation) write(ctx context.Context, evs []*importer.Event, spans []msgSpan, at *standing) error {
 	if cv.firstBatch && len(evs) > 0 {
 		// A run killed after writing a batch and before recording its
 		// cursor left these events in: keep only what is not there.
@@ -544,103 +582,46 @@ func (cv *conversation) flush(ctx context.Context) error {
 		}
 	}
 	if len(evs) > 0 {
-		if err := cv.send(ctx, evs, spans, 0); err != nil {
+		if err := cv.send(ctx, evs, spans); err != nil {
 			return err
 		}
 		if cv.r.o.AfterBatch != nil {
 			cv.r.o.AfterBatch()
 		}
 	}
-	return cv.record(ctx)
+	return cv.record(ctx, at)
 }
 
 // record writes the cursor and meta (and, at the end, the pins).
-func (cv *conversation) record(ctx context.Context) error {
-	if cv.pinsDirty {
-		aliases := make([]id.EventID, len(cv.meta.Pins))
-		for i, p := range cv.meta.Pins {
-			aliases[i] = cv.alias(p, "")
-		}
-		real, err := cv.r.t.ResolveAliases(ctx, aliases)
-		if err != nil {
-			return err
-		}
-		pinned := []id.EventID{}
-		for _, a := range aliases {
-			if e, ok := real[a]; ok {
-				pinned = append(pinned, e)
-			}
-		}
-		empty := ""
-		if _, err := cv.r.t.BatchSend(ctx, cv.room, []*importer.Event{{Type: "m.room.pinned_events", StateKey: &empty,
-			Sender: cv.r.ident.Bot, Content: mustJSON(map[string]any{"pinned": pinned}),
-			OriginServerTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}}); isClientError(err) {
-			cv.sum.PinsNotCarried += len(pinned)
-			cv.sum.problem("%s: pins refused: %v", cv.c.label(), err)
+func (cv *conversation) record(ctx context.Context, at *standing) error {
+	if at.pins != nil {
+		n, err := importer.SendPins(ctx, cv.r.t, cv.room, cv.r.ident.Bot, at.pins, at.pinsTS)
+		if importer.IsClientError(err) {
+			cv.wsum.PinsNotCarried += n
+			cv.wsum.problem("%s: pins refused: %v", cv.c.label(), err)
 		} else if err != nil {
 			return fmt.Errorf("pins: %w", err)
 		}
-		cv.pinsDirty = false
 	}
-	raw, err := json.Marshal(cv.meta)
-	if err != nil {
-		return err
-	}
-	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, cv.lastTS, string(raw))
+	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, at.cursor, at.meta)
 }
 
 // unwritten drops the events whose aliases are taken already; their
 // messages count as skipped, not imported.
 func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
 	keep, out, n, err := importer.Unwritten(ctx, cv.r.t, evs, spans)
-	cv.sum.Messages -= n
-	cv.sum.Skipped += n
+	cv.wsum.Messages -= n
+	cv.wsum.Skipped += n
 	return keep, out, err
 }
 
-// send writes events; when the server refuses a batch (a message it will
-// not take), the batch is written in halves, down to that message alone,
-// which is reported and left out, all but its membership events.
-func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan, base int) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	_, err := cv.r.t.BatchSend(ctx, cv.room, evs)
-	if err == nil {
-		cv.sum.Events += len(evs)
-		return nil
-	}
-	if !isClientError(err) {
-		return err
-	}
-	if len(spans) <= 1 {
-		cv.sum.FailedMessages++
-		ts := ""
-		if len(spans) == 1 {
-			ts = spans[0].Key
-		}
-		cv.sum.problem("%s %s: refused: %v", cv.c.label(), ts, err)
-		// The joins that came with the message are what later messages of
-		// its people need (as importer/discord does).
-		var members []*importer.Event
-		for _, ev := range evs {
-			if ev.Type == "m.room.member" {
-				members = append(members, ev)
-			}
-		}
-		if len(members) > 0 && len(members) < len(evs) {
-			if _, err := cv.r.t.BatchSend(ctx, cv.room, members); err == nil {
-				cv.sum.Events += len(members)
-			} else if !isClientError(err) {
-				return err
-			}
-		}
-		return nil
-	}
-	mid := len(spans) / 2
-	cut := spans[mid].Start - base
-	if err := cv.send(ctx, evs[:cut], spans[:mid], base); err != nil {
-		return err
-	}
-	return cv.send(ctx, evs[cut:], spans[mid:], base+cut)
+// send writes events (importer.Send): a message the server refuses is
+// reported and left out.
+func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan) error {
+	n, err := importer.Send(ctx, cv.r.t, cv.room, evs, spans, func(key string, err error) {
+		cv.wsum.FailedMessages++
+		cv.wsum.problem("%s %s: refused: %v", cv.c.label(), key, err)
+	})
+	cv.wsum.Events += n
+	return err
 }

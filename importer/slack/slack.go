@@ -31,7 +31,6 @@ import (
 	"encoding/base64"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,7 +44,6 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
-	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/importer"
 )
 
@@ -629,9 +627,3 @@ func alias(roomID id.RoomID, server, team, channel, ts, part string) id.EventID 
 // tsMillis is a Slack ts in milliseconds.
 func tsMillis(us int64) int64 { return us / 1000 }
 
-// isClientError reports a refusal of the server (a 4xx Matrix error), as
-// opposed to its failure.
-func isClientError(err error) bool {
-	var me *types.Error
-	return errors.As(err, &me) && me.Status >= 400 && me.Status < 500
-}

@@ -113,27 +113,7 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 		t.Fatalf("alice was invited to a space that is not the imported one (%s)", want)
 	}
 	// The imported channel's room, joined from the imported space.
-	var room id.RoomID
-	for room == "" {
-		for _, evt := range w.seen[space] {
-			if evt.Type != event.StateSpaceChild || len(evt.Content.VeryRaw) <= 2 {
-				continue
-			}
-			child := id.RoomID(evt.GetStateKey())
-			if _, err := alice.JoinRoomByID(ctx, child); err != nil {
-				t.Fatalf("joining %s from the space: %v", child, err)
-			}
-			if portalOf(ctx, t, alice, child) == "discord:"+parent.ID {
-				room = child
-			}
-		}
-		if room == "" {
-			if ctx.Err() != nil {
-				t.Fatalf("the space has no room of #%s", parent.Name)
-			}
-			w.next(ctx)
-		}
-	}
+	room := w.importedRoom(ctx, alice, space, parent.ID)
 	live := w.message(ctx, room, "said live after the import")
 	if live.Sender != ghost(target.Author) {
 		t.Errorf("the live message is from %s, want the imported ghost %s", live.Sender, ghost(target.Author))

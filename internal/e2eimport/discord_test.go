@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -144,43 +143,8 @@ func checkDiscordChannel(t *testing.T, fx *discordFixture, cli *mautrix.Client, 
 		}
 		return discordGhost(discordID)
 	}
-	evs := history(t, cli, roomID)
-	type key struct {
-		sender id.UserID
-		ts     int64
-	}
-	msgs := map[key]*event.Event{}
-	edits := map[id.EventID]*event.Event{}
-	reactions := map[id.EventID]map[string]bool{}
-	files := 0
-	for _, ev := range evs {
-		_ = ev.Content.ParseRaw(ev.Type)
-		switch ev.Type {
-		case event.EventMessage, event.EventSticker:
-			mc := ev.Content.AsMessage()
-			if mc.RelatesTo != nil && mc.RelatesTo.Type == event.RelReplace {
-				edits[mc.RelatesTo.EventID] = ev
-				continue
-			}
-			if strings.HasPrefix(string(mc.URL), "mxc://localhost/") {
-				files++
-			}
-			k := key{ev.Sender, ev.Timestamp}
-			if msgs[k] == nil {
-				msgs[k] = ev // the first part of a message: its text
-			}
-		case event.EventReaction:
-			rel := ev.Content.AsReaction().RelatesTo
-			if reactions[rel.EventID] == nil {
-				reactions[rel.EventID] = map[string]bool{}
-			}
-			dup := string(ev.Sender) + "|" + rel.Key
-			if reactions[rel.EventID][dup] {
-				t.Fatalf("reaction %s twice on %s", dup, rel.EventID)
-			}
-			reactions[rel.EventID][dup] = true
-		}
-	}
+	tl := readTimeline(t, cli, roomID, false, event.EventMessage, event.EventSticker)
+	msgs, edits, reactions, files := tl.msgs, tl.edits, tl.reactions, tl.files
 	starters := map[string]string{} // thread ID → the message it starts at
 	for _, c := range fx.m.Channels {
 		if c.ParentID == ch.ID {
@@ -199,7 +163,7 @@ func checkDiscordChannel(t *testing.T, fx *discordFixture, cli *mautrix.Client, 
 	byID := map[string]*event.Event{}
 	checked, threaded, replies, edited, reacted, custom := 0, 0, 0, 0, 0, 0
 	for _, r := range recs {
-		ev := msgs[key{who(r.Author), r.Timestamp}]
+		ev := msgs[msgKey{who(r.Author), r.Timestamp}]
 		if ev == nil {
 			t.Fatalf("no message of %s at %d (%s %q)", who(r.Author), r.Timestamp, r.Type, r.Content)
 		}
@@ -279,23 +243,8 @@ func TestDiscordImportResumes(t *testing.T) {
 	databases(t, func(t *testing.T, d db) {
 		dir := t.TempDir()
 		mustCLI(t, dir, d, "user", "add", "ada", "--password", "ada's password")
-		args := []string{"import", "discord", fx.dir, "--no-avatars", "--user-map", fx.userMap(t), "--batch", "150"}
-		out, code := cli(t, dir, d, []string{"TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=3"}, append(args, "--workers", "1")...)
-		if code != 3 || !strings.Contains(out, "crashing as asked") {
-			t.Fatalf("the crashing run: exit %d\n%s", code, out)
-		}
-		out = mustCLI(t, dir, d, args...)
-		msgs, _ := imported(t, out)
-		before := regexp.MustCompile(`(\d+) messages were imported before`).FindStringSubmatch(out)
-		if before == nil || msgs == 0 {
-			t.Fatalf("the second run did not resume:\n%s", out)
-		}
-		if n, _ := strconv.Atoi(before[1]); n+msgs != fx.m.Messages {
-			t.Fatalf("%d messages found imported + %d imported != %d:\n%s", n, msgs, fx.m.Messages, out)
-		}
-		if m, _ := imported(t, mustCLI(t, dir, d, args...)); m != 0 {
-			t.Fatalf("a third run imported %d messages", m)
-		}
+		importResumes(t, dir, d, []string{"import", "discord", fx.dir, "--no-avatars", "--user-map", fx.userMap(t), "--batch", "150"},
+			fx.m.Messages)
 		srv := testserver.Start(t, testserver.Options{DataDir: dir, Args: append([]string{"--disable-rate-limits"}, d.args()...)})
 		cli := loginAda(t, srv)
 		checkDiscordChannel(t, fx, cli, roomNamed(t, cli, "general"), fx.channel("general"), fx.m.Users[0].ID)
@@ -308,36 +257,7 @@ func TestDiscordImportResumes(t *testing.T) {
 func TestDiscordImportIntoRunningServer(t *testing.T) {
 	fx := newDiscordFixture(t, 600)
 	databases(t, func(t *testing.T, d db) {
-		srv := testserver.Start(t, testserver.Options{Args: append([]string{"--enable-registration", "--disable-rate-limits"},
-			d.args()...)})
-		cli := srv.Client(t)
-		if _, err := cli.RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "ada", Password: "ada's password"}); err != nil {
-			t.Fatal(err)
-		}
-		cli = loginAda(t, srv)
-		first, err := cli.SyncRequest(t.Context(), 0, "", "", true, event.PresenceOnline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		synced := make(chan *mautrix.RespSync, 1)
-		go func() {
-			resp, err := cli.SyncRequest(t.Context(), 60_000, first.NextBatch, "", false, event.PresenceOnline)
-			if err != nil {
-				t.Error(err)
-			}
-			synced <- resp
-		}()
-		out := mustCLI(t, srv.DataDir, d, "import", "discord", fx.dir, "--user-map", fx.userMap(t))
-		if !strings.Contains(out, "importing through it") {
-			t.Fatalf("the import did not go through the running server:\n%s", out)
-		}
-		if m, _ := imported(t, out); m != fx.m.Messages {
-			t.Fatalf("imported %d of %d messages:\n%s", m, fx.m.Messages, out)
-		}
-		resp := <-synced
-		if resp == nil || len(resp.Rooms.Join) == 0 {
-			t.Fatalf("the waiting sync saw no room: %+v", resp)
-		}
+		cli := importWhileRunning(t, d, fx.m.Messages, fx.userMap, "import", "discord", fx.dir)
 		checkDiscordChannel(t, fx, cli, roomNamed(t, cli, "general"), fx.channel("general"), fx.m.Users[0].ID)
 	})
 }

@@ -267,56 +267,15 @@ func checkChannel(t *testing.T, fx *fixture, cli *mautrix.Client, roomID id.Room
 		}
 		return ghost(slackID)
 	}
-	evs := history(t, cli, roomID)
-	type key struct {
-		sender id.UserID
-		ts     int64
-	}
-	msgs := map[key]*event.Event{}
-	edits := map[id.EventID]*event.Event{}
-	reactions := map[id.EventID]map[string]bool{}
-	seen := map[string]bool{}
-	files := 0
-	for _, ev := range evs {
-		_ = ev.Content.ParseRaw(ev.Type)
-		switch ev.Type {
-		case event.EventMessage:
-			mc := ev.Content.AsMessage()
-			if mc.RelatesTo != nil && mc.RelatesTo.Type == event.RelReplace {
-				edits[mc.RelatesTo.EventID] = ev
-				continue
-			}
-			dup := fmt.Sprintf("%s|%d|%s", ev.Sender, ev.Timestamp, mc.Body)
-			if seen[dup] {
-				t.Fatalf("message %q of %s at %d is there twice", mc.Body, ev.Sender, ev.Timestamp)
-			}
-			seen[dup] = true
-			if strings.HasPrefix(string(mc.URL), "mxc://localhost/") {
-				files++
-			}
-			k := key{ev.Sender, ev.Timestamp}
-			if msgs[k] == nil {
-				msgs[k] = ev // the first part of a message: its text
-			}
-		case event.EventReaction:
-			rel := ev.Content.AsReaction().RelatesTo
-			if reactions[rel.EventID] == nil {
-				reactions[rel.EventID] = map[string]bool{}
-			}
-			dup := string(ev.Sender) + "|" + rel.Key
-			if reactions[rel.EventID][dup] {
-				t.Fatalf("reaction %s twice on %s", dup, rel.EventID)
-			}
-			reactions[rel.EventID][dup] = true
-		}
-	}
+	tl := readTimeline(t, cli, roomID, true)
+	msgs, edits, reactions, files := tl.msgs, tl.edits, tl.reactions, tl.files
 	byTS := map[string]*event.Event{}
 	checked, threads, edited, reacted := 0, 0, 0, 0
 	for _, r := range fx.m.Records {
 		if r.Conv != conv || (r.Subtype != "" && r.Subtype != "file_share") {
 			continue
 		}
-		ev := msgs[key{who(r.User), tsMillis(r.TS)}]
+		ev := msgs[msgKey{who(r.User), tsMillis(r.TS)}]
 		if ev == nil {
 			t.Fatalf("no message of %s at %s (%q)", who(r.User), r.TS, r.Text)
 		}
@@ -379,24 +338,8 @@ func TestSlackImportResumes(t *testing.T) {
 		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+",@ada:localhost\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken, "--slack-api-url", fx.api, "--user-map", userMap,
-			"--batch", "150"}
-		out, code := cli(t, dir, d, []string{"TRIBUTARY_IMPORT_CRASH_AFTER_BATCHES=3"}, append(args, "--workers", "1")...)
-		if code != 3 || !strings.Contains(out, "crashing as asked") {
-			t.Fatalf("the crashing run: exit %d\n%s", code, out)
-		}
-		out = mustCLI(t, dir, d, args...)
-		msgs, _ := imported(t, out)
-		before := regexp.MustCompile(`(\d+) messages were imported before`).FindStringSubmatch(out)
-		if before == nil || msgs == 0 {
-			t.Fatalf("the second run did not resume:\n%s", out)
-		}
-		if n, _ := strconv.Atoi(before[1]); n+msgs != fx.m.Messages {
-			t.Fatalf("%d messages found imported + %d imported != %d:\n%s", n, msgs, fx.m.Messages, out)
-		}
-		if m, _ := imported(t, mustCLI(t, dir, d, args...)); m != 0 {
-			t.Fatalf("a third run imported %d messages", m)
-		}
+		importResumes(t, dir, d, []string{"import", "slack", fx.path, "--no-avatars", "--files-token", filesToken,
+			"--slack-api-url", fx.api, "--user-map", userMap, "--batch", "150"}, fx.m.Messages)
 		srv := testserver.Start(t, testserver.Options{DataDir: dir, Args: append([]string{"--disable-rate-limits"}, d.args()...)})
 		checkChannel(t, fx, loginAda(t, srv), roomNamed(t, loginAda(t, srv), "general"), "C00200000", fx.m.Users[0].ID)
 	})
@@ -419,44 +362,15 @@ func loginAda(t *testing.T, srv *testserver.Server) *mautrix.Client {
 func TestSlackImportIntoRunningServer(t *testing.T) {
 	fx := newFixture(t, 400)
 	databases(t, func(t *testing.T, d db) {
-		srv := testserver.Start(t, testserver.Options{Args: append([]string{"--enable-registration", "--disable-rate-limits"},
-			d.args()...)})
-		cli := srv.Client(t)
-		if _, err := cli.RegisterDummy(t.Context(), &mautrix.ReqRegister[any]{Username: "ada", Password: "ada's password"}); err != nil {
-			t.Fatal(err)
-		}
-		cli = loginAda(t, srv)
-		first, err := cli.SyncRequest(t.Context(), 0, "", "", true, event.PresenceOnline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(first.Rooms.Join) != 0 {
-			t.Fatalf("ada is in %d rooms before the import", len(first.Rooms.Join))
-		}
-		// The next sync waits for what the import writes.
-		synced := make(chan *mautrix.RespSync, 1)
-		go func() {
-			resp, err := cli.SyncRequest(t.Context(), 60_000, first.NextBatch, "", false, event.PresenceOnline)
-			if err != nil {
-				t.Error(err)
+		userMap := func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "users.txt")
+			if err := os.WriteFile(p, []byte(fx.m.Users[0].ID+" @ada:localhost\n"), 0o600); err != nil {
+				t.Fatal(err)
 			}
-			synced <- resp
-		}()
-		userMap := filepath.Join(t.TempDir(), "users.txt")
-		if err := os.WriteFile(userMap, []byte(fx.m.Users[0].ID+" @ada:localhost\n"), 0o600); err != nil {
-			t.Fatal(err)
+			return p
 		}
-		out := mustCLI(t, srv.DataDir, d, "import", "slack", fx.path, "--files-token", filesToken, "--user-map", userMap, "--slack-api-url", fx.api)
-		if !strings.Contains(out, "importing through it") {
-			t.Fatalf("the import did not go through the running server:\n%s", out)
-		}
-		if m, _ := imported(t, out); m != fx.m.Messages {
-			t.Fatalf("imported %d of %d messages:\n%s", m, fx.m.Messages, out)
-		}
-		resp := <-synced
-		if resp == nil || len(resp.Rooms.Join) == 0 {
-			t.Fatalf("the waiting sync saw no room: %+v", resp)
-		}
+		cli := importWhileRunning(t, d, fx.m.Messages, userMap, "import", "slack", fx.path, "--files-token", filesToken,
+			"--slack-api-url", fx.api)
 		// The rooms are the server's own now: a new sync lists them all,
 		// and the channel reads as imported.
 		again, err := cli.SyncRequest(t.Context(), 0, "", "", true, event.PresenceOnline)

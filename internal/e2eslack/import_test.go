@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/tributary-hs/tributary/bridges/slack/slackfmt"
 	"github.com/tributary-hs/tributary/internal/slackexport"
 	"github.com/tributary-hs/tributary/internal/slackfake"
 	"github.com/tributary-hs/tributary/internal/testserver"
@@ -209,6 +211,11 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	// Slack has the history the export holds.
 	for _, r := range m.Records {
 		fake.AddHistory(r.Conv, r.TS, r.User, r.Text)
+		for _, re := range r.Reactions {
+			for _, u := range re.Users {
+				fake.AddHistoryReaction(r.Conv, r.TS, u, re.Name)
+			}
+		}
 	}
 	// Two plain messages of one public channel by two people: Alice's
 	// (the first user's) and Bob's.
@@ -232,6 +239,11 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 		t.Fatal("the generated export has no two plain messages of two people in one channel")
 	}
 	conv := convs[mine.Conv]
+	// Imported reactions in that channel: one of Alice's, and one of
+	// someone else's.
+	// (Not on the two messages above, which are deleted.)
+	alicesReaction := importedReaction(m, conv.ID, func(u string) bool { return u == m.Users[0].ID }, mine.TS, bobs.TS)
+	othersReaction := importedReaction(m, conv.ID, func(u string) bool { return u != m.Users[0].ID }, mine.TS, bobs.TS)
 
 	bin := pluginBinary(t)
 	cfg := writeConfig(t, bin, fake.APIURL())
@@ -270,7 +282,8 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	if upd.Args.Get("ts") != mine.TS || upd.Args.Get("channel") != conv.ID || upd.Args.Get("text") != "my imported words, edited" {
 		t.Fatalf("chat.update %v, want ts %s", upd.Args, mine.TS)
 	}
-	if _, err := alice.SendReaction(ctx, room, bobsEvt, "👍"); err != nil {
+	myReaction, err := alice.SendReaction(ctx, room, bobsEvt, "👍")
+	if err != nil {
 		t.Fatal(err)
 	}
 	add := awaitCall(ctx, t, fake, "reactions.add", func(c slackfake.Call) bool { return c.Method == "reactions.add" })
@@ -285,6 +298,26 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	awaitCall(ctx, t, fake, "conversations.mark of the imported message", func(c slackfake.Call) bool {
 		return c.Method == "conversations.mark" && c.Args.Get("ts") == bobs.TS && c.Args.Get("channel") == conv.ID
 	})
+	// Alice takes her reaction back, and one the import wrote for her.
+	if _, err := alice.RedactEvent(ctx, room, myReaction.EventID); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "reactions.remove of the live reaction", func(c slackfake.Call) bool {
+		return c.Method == "reactions.remove" && c.Args.Get("timestamp") == bobs.TS && c.Args.Get("name") == "+1"
+	})
+	aliceReacted := findBy(ctx, t, alice, room, live.ID, alicesReaction.rec, alicesReaction.author(m))
+	key, _ := slackfmt.ReactionKey(alicesReaction.name)
+	importedOfAlice := findReaction(ctx, t, alice, room, live.ID, aliceReacted, "@alice:localhost", key)
+	if _, err := alice.RedactEvent(ctx, room, importedOfAlice); err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "reactions.remove of the imported reaction", func(c slackfake.Call) bool {
+		return c.Method == "reactions.remove" && c.Args.Get("timestamp") == alicesReaction.rec.TS &&
+			c.Args.Get("name") == alicesReaction.name && c.Args.Get("channel") == conv.ID
+	})
+	if msg := fake.Message(conv.ID, alicesReaction.rec.TS); slices.Contains(msg.Reactions[alicesReaction.name], m.Users[0].ID) {
+		t.Errorf("Alice's imported reaction is still on Slack: %v", msg.Reactions)
+	}
 	if _, err := alice.RedactEvent(ctx, room, myEvt); err != nil {
 		t.Fatal(err)
 	}
@@ -308,13 +341,79 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 		carol = m.Users[2].ID
 	}
 	fake.React(conv.ID, bobs.TS, carol, "tada", true)
-	w.wait(ctx, room, "Carol's reaction to the imported message", func(evt *event.Event) bool {
+	carolsReaction := w.wait(ctx, room, "Carol's reaction to the imported message", func(evt *event.Event) bool {
 		return evt.Type == event.EventReaction && evt.Sender == ghost(carol) && evt.Content.AsReaction().RelatesTo.EventID == bobsEvt
 	})
+	// Carol takes her reaction back on Slack; someone removes one the
+	// import wrote.
+	fake.React(conv.ID, bobs.TS, carol, "tada", false)
+	w.wait(ctx, room, "the redaction of Carol's reaction", func(evt *event.Event) bool {
+		return evt.Type == event.EventRedaction && evt.Redacts == carolsReaction.ID
+	})
+	othersReacted := findBy(ctx, t, alice, room, live.ID, othersReaction.rec, othersReaction.author(m))
+	key, _ = slackfmt.ReactionKey(othersReaction.name)
+	importedOfOther := findReaction(ctx, t, alice, room, live.ID, othersReacted, ghost(othersReaction.user), key)
+	fake.React(conv.ID, othersReaction.rec.TS, othersReaction.user, othersReaction.name, false)
+	w.wait(ctx, room, "the redaction of the imported reaction removed on Slack", func(evt *event.Event) bool {
+		return evt.Type == event.EventRedaction && evt.Redacts == importedOfOther && evt.Sender == ghost(othersReaction.user)
+	})
+
 	fake.Delete(conv.ID, bobs.TS)
 	w.wait(ctx, room, "the redaction of Bob's imported message", func(evt *event.Event) bool {
 		return evt.Type == event.EventRedaction && evt.Redacts == bobsEvt
 	})
+}
+
+// reacted is one imported reaction: user's name on the message rec.
+type reacted struct {
+	rec        slackexport.Record
+	user, name string
+}
+
+// author is who the imported message is from on Matrix: Alice for the
+// first user's (the user map), a ghost for the others'.
+func (r reacted) author(m *slackexport.Manifest) id.UserID {
+	if r.rec.User == m.Users[0].ID {
+		return "@alice:localhost"
+	}
+	return ghost(r.rec.User)
+}
+
+// importedReaction is a reaction the export has in a channel, by a user
+// who, on a plain message of a person (not one of those at skip), with a
+// Unicode emoji.
+func importedReaction(m *slackexport.Manifest, conv string, who func(string) bool, skip ...string) reacted {
+	for _, r := range m.Records {
+		if r.Conv != conv || r.Subtype != "" || r.User == "" || strings.TrimSpace(r.Text) == "" || len(r.Files) > 0 ||
+			r.ThreadTS != "" || r.Edited || slices.Contains(skip, r.TS) {
+			continue
+		}
+		for _, re := range r.Reactions {
+			if _, ok := slackfmt.ReactionKey(re.Name); !ok {
+				continue // a custom emoji
+			}
+			for _, u := range re.Users {
+				if who(u) {
+					return reacted{rec: r, user: u, name: re.Name}
+				}
+			}
+		}
+	}
+	panic("the generated export has no such reaction in " + conv)
+}
+
+// findReaction pages back from an event for sender's reaction with key to
+// target and returns its event ID.
+func findReaction(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from, target id.EventID, sender id.UserID, key string) id.EventID {
+	t.Helper()
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsReaction().RelatesTo
+		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
+	})
+	if evt == nil {
+		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
+	}
+	return evt.ID
 }
 
 // findBy pages back from an event for the imported message rec sent as
@@ -325,29 +424,13 @@ func findBy(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.Room
 	s, _ := strconv.ParseInt(sec, 10, 64)
 	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
 	want := s*1000 + us/1000
-	ctxResp, err := cli.Context(ctx, room, from, nil, 1)
-	if err != nil {
-		t.Fatal(err)
+	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsMessage().RelatesTo
+		return evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == sender &&
+			(rel == nil || rel.Type != event.RelReplace)
+	})
+	if evt == nil {
+		t.Fatalf("the imported message %s (%s) is not in the room's history", rec.TS, sender)
 	}
-	token := ctxResp.Start
-	for range 100 {
-		resp, err := cli.Messages(ctx, room, token, "", mautrix.DirectionBackward, nil, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, evt := range resp.Chunk {
-			if evt.Type == event.EventMessage && evt.Timestamp == want && evt.Sender == sender {
-				_ = evt.Content.ParseRaw(evt.Type)
-				if rel := evt.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelReplace {
-					return evt.ID
-				}
-			}
-		}
-		if resp.End == "" || len(resp.Chunk) == 0 {
-			break
-		}
-		token = resp.End
-	}
-	t.Fatalf("the imported message %s (%s) is not in the room's history", rec.TS, sender)
-	return ""
+	return evt.ID
 }

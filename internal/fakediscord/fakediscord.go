@@ -47,8 +47,10 @@ type Fake struct {
 	calls chan Call
 	// guild is the guild the gateway announces (GUILD_CREATE's data).
 	guild map[string]any
-	// userToken is Dave's, a user account's ("" for none).
+	// userToken is Dave's, a user account's ("" for none); account is the
+	// user it stands for (Dave unless AllowUserToken named another).
 	userToken string
+	account   map[string]any
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -151,7 +153,7 @@ func (f *Fake) caller(r *http.Request) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.userToken != "" && r.Header.Get("Authorization") == f.userToken {
-		return Dave
+		return f.account
 	}
 	return botUser
 }
@@ -160,9 +162,15 @@ var botUser = map[string]any{"id": BotID, "username": "testbot", "discriminator"
 
 // AllowUserToken makes token Dave's user-account token (user-token mode).
 func (f *Fake) AllowUserToken(token string) {
+	f.AllowUserTokenOf(token, Dave)
+}
+
+// AllowUserTokenOf makes token the user-account token of user (its "id"
+// and "username"), for user-token mode as someone an export knows.
+func (f *Fake) AllowUserTokenOf(token string, user map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.userToken = token
+	f.userToken, f.account = token, user
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
@@ -246,6 +254,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		hook := seg(p, 1)
 		writeJSON(w, 200, map[string]any{"id": seg(p, 4), "channel_id": channelOf(hook), "content": c.JSON["content"],
 			"webhook_id": hook, "type": 0, "author": map[string]any{"id": hook, "username": "x", "bot": true}})
+	case r.Method == http.MethodDelete && strings.Contains(p, "/reactions/"):
+		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodDelete && (seg(p, 0) == "webhooks" && seg(p, 3) == "messages" ||
 		seg(p, 0) == "channels" && seg(p, 2) == "messages"):
 		w.WriteHeader(http.StatusNoContent)

@@ -1,16 +1,10 @@
 package loadbench
 
 import (
-	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/tributary-hs/tributary/internal/pgtest"
 	"github.com/tributary-hs/tributary/internal/slackexport"
-	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
 // BenchmarkSlackImport measures `tributary import slack` of a generated
@@ -20,45 +14,11 @@ import (
 // TRIBUTARY_BENCH_SLACK_MESSAGES=1000000 for the issue's goal (≥ 20,000
 // messages/s on SQLite).
 func BenchmarkSlackImport(b *testing.B) {
-	n := 20_000
-	if s := os.Getenv("TRIBUTARY_BENCH_SLACK_MESSAGES"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
 	export := filepath.Join(b.TempDir(), "export.zip")
-	m, err := slackexport.WriteFile(export, slackexport.Options{Seed: 1, Messages: n, Users: 200, Channels: 20,
-		Private: 6, DMs: 30, MPIMs: 4})
+	m, err := slackexport.WriteFile(export, slackexport.Options{Seed: 1,
+		Messages: importMessages("TRIBUTARY_BENCH_SLACK_MESSAGES"), Users: 200, Channels: 20, Private: 6, DMs: 30, MPIMs: 4})
 	if err != nil {
 		b.Fatal(err)
 	}
-	summary := regexp.MustCompile(`Imported (\d+) messages \((\d+) events\)`)
-	for _, db := range []string{"sqlite", "postgres"} {
-		b.Run(db, func(b *testing.B) {
-			var args []string
-			if db == "postgres" {
-				args = []string{"--database-url", pgtest.URL(b)}
-			}
-			for range b.N {
-				b.StopTimer()
-				dir := b.TempDir()
-				if db == "postgres" {
-					args = []string{"--database-url", pgtest.URL(b)}
-				}
-				b.StartTimer()
-				start := time.Now()
-				out, err := testserver.RunCLI(b, dir, "localhost", "", nil,
-					append([]string{"import", "slack", export, "--no-avatars"}, args...)...)
-				took := time.Since(start)
-				if err != nil {
-					b.Fatalf("import: %v\n%s", err, out)
-				}
-				got := summary.FindStringSubmatch(out)
-				if got == nil || got[1] != strconv.Itoa(m.Messages) {
-					b.Fatalf("imported what?\n%s", out)
-				}
-				events, _ := strconv.Atoi(got[2])
-				b.ReportMetric(float64(m.Messages)/took.Seconds(), "msgs/s")
-				b.ReportMetric(float64(events)/took.Seconds(), "events/s")
-			}
-		})
-	}
+	benchImport(b, m.Messages, "import", "slack", export, "--no-avatars")
 }

@@ -320,6 +320,21 @@ func (s *Server) AddHistory(channel, ts, user, text string) {
 	s.messages[channel][ts] = &Message{Channel: channel, TS: ts, User: user, Text: text}
 }
 
+// AddHistoryReaction gives a message of the history a reaction (no event:
+// it was there before).
+func (s *Server) AddHistoryReaction(channel, ts, user, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[channel][ts]
+	if m == nil {
+		return
+	}
+	if m.Reactions == nil {
+		m.Reactions = map[string][]string{}
+	}
+	m.Reactions[name] = append(m.Reactions[name], user)
+}
+
 // Say posts a message as a person, with the event Slack sends. threadTS
 // makes it a thread reply.
 func (s *Server) Say(channel, user, text, threadTS string) string {

@@ -744,11 +744,14 @@ func (x *FindMessageRequest) GetMessageId() string {
 type FindMessageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The portal key of the message's room, and its parts by part ID.
-	PortalId      string         `protobuf:"bytes,1,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
-	Receiver      string         `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
-	RoomId        string         `protobuf:"bytes,3,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	MessageId     string         `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Parts         []*MessagePart `protobuf:"bytes,5,rep,name=parts,proto3" json:"parts,omitempty"`
+	PortalId  string         `protobuf:"bytes,1,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
+	Receiver  string         `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	RoomId    string         `protobuf:"bytes,3,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	MessageId string         `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Parts     []*MessagePart `protobuf:"bytes,5,rep,name=parts,proto3" json:"parts,omitempty"`
+	// The reactions to the message the import wrote (a redacted one without
+	// its emoji).
+	Reactions     []*MessageReaction `protobuf:"bytes,6,rep,name=reactions,proto3" json:"reactions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +821,119 @@ func (x *FindMessageResponse) GetParts() []*MessagePart {
 	return nil
 }
 
+func (x *FindMessageResponse) GetReactions() []*MessageReaction {
+	if x != nil {
+		return x.Reactions
+	}
+	return nil
+}
+
+type MessageReaction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// part_id is the part reacted to.
+	PartId  string `protobuf:"bytes,1,opt,name=part_id,json=partId,proto3" json:"part_id,omitempty"`
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Alias   string `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
+	Sender  string `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`
+	// sender_id is the network's ID of who reacted (bridgev2's
+	// networkid.UserID), emoji_id the emoji as the bridge names it
+	// (networkid.EmojiID) and emoji the reaction's key on Matrix ("" once
+	// redacted).
+	SenderId string `protobuf:"bytes,5,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	EmojiId  string `protobuf:"bytes,6,opt,name=emoji_id,json=emojiId,proto3" json:"emoji_id,omitempty"`
+	Emoji    string `protobuf:"bytes,7,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	// timestamp in milliseconds since the epoch (origin_server_ts).
+	Timestamp     int64 `protobuf:"varint,8,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageReaction) Reset() {
+	*x = MessageReaction{}
+	mi := &file_bridge_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageReaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageReaction) ProtoMessage() {}
+
+func (x *MessageReaction) ProtoReflect() protoreflect.Message {
+	mi := &file_bridge_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageReaction.ProtoReflect.Descriptor instead.
+func (*MessageReaction) Descriptor() ([]byte, []int) {
+	return file_bridge_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MessageReaction) GetPartId() string {
+	if x != nil {
+		return x.PartId
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetSenderId() string {
+	if x != nil {
+		return x.SenderId
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetEmojiId() string {
+	if x != nil {
+		return x.EmojiId
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *MessageReaction) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
 type MessagePart struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	PartId  string                 `protobuf:"bytes,1,opt,name=part_id,json=partId,proto3" json:"part_id,omitempty"`
@@ -838,7 +954,7 @@ type MessagePart struct {
 
 func (x *MessagePart) Reset() {
 	*x = MessagePart{}
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +966,7 @@ func (x *MessagePart) String() string {
 func (*MessagePart) ProtoMessage() {}
 
 func (x *MessagePart) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[11]
+	mi := &file_bridge_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +979,7 @@ func (x *MessagePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagePart.ProtoReflect.Descriptor instead.
 func (*MessagePart) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{11}
+	return file_bridge_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MessagePart) GetPartId() string {
@@ -921,7 +1037,7 @@ type FindPortalRequest struct {
 
 func (x *FindPortalRequest) Reset() {
 	*x = FindPortalRequest{}
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1049,7 @@ func (x *FindPortalRequest) String() string {
 func (*FindPortalRequest) ProtoMessage() {}
 
 func (x *FindPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[12]
+	mi := &file_bridge_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1062,7 @@ func (x *FindPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindPortalRequest.ProtoReflect.Descriptor instead.
 func (*FindPortalRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{12}
+	return file_bridge_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FindPortalRequest) GetNetwork() string {
@@ -982,7 +1098,7 @@ type FindPortalResponse struct {
 
 func (x *FindPortalResponse) Reset() {
 	*x = FindPortalResponse{}
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1110,7 @@ func (x *FindPortalResponse) String() string {
 func (*FindPortalResponse) ProtoMessage() {}
 
 func (x *FindPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[13]
+	mi := &file_bridge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1123,7 @@ func (x *FindPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindPortalResponse.ProtoReflect.Descriptor instead.
 func (*FindPortalResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{13}
+	return file_bridge_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FindPortalResponse) GetRoomId() string {
@@ -1032,7 +1148,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1160,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[14]
+	mi := &file_bridge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1173,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{14}
+	return file_bridge_proto_rawDescGZIP(), []int{15}
 }
 
 type EnsureRegisteredRequest struct {
@@ -1069,7 +1185,7 @@ type EnsureRegisteredRequest struct {
 
 func (x *EnsureRegisteredRequest) Reset() {
 	*x = EnsureRegisteredRequest{}
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1197,7 @@ func (x *EnsureRegisteredRequest) String() string {
 func (*EnsureRegisteredRequest) ProtoMessage() {}
 
 func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[15]
+	mi := &file_bridge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1210,7 @@ func (x *EnsureRegisteredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredRequest.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{15}
+	return file_bridge_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EnsureRegisteredRequest) GetUserId() string {
@@ -1112,7 +1228,7 @@ type EnsureRegisteredResponse struct {
 
 func (x *EnsureRegisteredResponse) Reset() {
 	*x = EnsureRegisteredResponse{}
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1240,7 @@ func (x *EnsureRegisteredResponse) String() string {
 func (*EnsureRegisteredResponse) ProtoMessage() {}
 
 func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[16]
+	mi := &file_bridge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1253,7 @@ func (x *EnsureRegisteredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRegisteredResponse.ProtoReflect.Descriptor instead.
 func (*EnsureRegisteredResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{16}
+	return file_bridge_proto_rawDescGZIP(), []int{17}
 }
 
 type SendEventRequest struct {
@@ -1156,7 +1272,7 @@ type SendEventRequest struct {
 
 func (x *SendEventRequest) Reset() {
 	*x = SendEventRequest{}
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1284,7 @@ func (x *SendEventRequest) String() string {
 func (*SendEventRequest) ProtoMessage() {}
 
 func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[17]
+	mi := &file_bridge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1297,7 @@ func (x *SendEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventRequest.ProtoReflect.Descriptor instead.
 func (*SendEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{17}
+	return file_bridge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendEventRequest) GetRoomId() string {
@@ -1235,7 +1351,7 @@ type SendEventResponse struct {
 
 func (x *SendEventResponse) Reset() {
 	*x = SendEventResponse{}
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1363,7 @@ func (x *SendEventResponse) String() string {
 func (*SendEventResponse) ProtoMessage() {}
 
 func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[18]
+	mi := &file_bridge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1376,7 @@ func (x *SendEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendEventResponse.ProtoReflect.Descriptor instead.
 func (*SendEventResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{18}
+	return file_bridge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendEventResponse) GetEventId() string {
@@ -1284,7 +1400,7 @@ type SendStateRequest struct {
 
 func (x *SendStateRequest) Reset() {
 	*x = SendStateRequest{}
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1412,7 @@ func (x *SendStateRequest) String() string {
 func (*SendStateRequest) ProtoMessage() {}
 
 func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[19]
+	mi := &file_bridge_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1425,7 @@ func (x *SendStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendStateRequest.ProtoReflect.Descriptor instead.
 func (*SendStateRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{19}
+	return file_bridge_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendStateRequest) GetRoomId() string {
@@ -1370,7 +1486,7 @@ type SetMembershipRequest struct {
 
 func (x *SetMembershipRequest) Reset() {
 	*x = SetMembershipRequest{}
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1498,7 @@ func (x *SetMembershipRequest) String() string {
 func (*SetMembershipRequest) ProtoMessage() {}
 
 func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[20]
+	mi := &file_bridge_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1511,7 @@ func (x *SetMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMembershipRequest.ProtoReflect.Descriptor instead.
 func (*SetMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{20}
+	return file_bridge_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetMembershipRequest) GetRoomId() string {
@@ -1451,7 +1567,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1579,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[21]
+	mi := &file_bridge_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1592,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{21}
+	return file_bridge_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetProfileRequest) GetUserId() string {
@@ -1508,7 +1624,7 @@ type SetProfileResponse struct {
 
 func (x *SetProfileResponse) Reset() {
 	*x = SetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1636,7 @@ func (x *SetProfileResponse) String() string {
 func (*SetProfileResponse) ProtoMessage() {}
 
 func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[22]
+	mi := &file_bridge_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1649,7 @@ func (x *SetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileResponse.ProtoReflect.Descriptor instead.
 func (*SetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{22}
+	return file_bridge_proto_rawDescGZIP(), []int{23}
 }
 
 type CreateRoomRequest struct {
@@ -1548,7 +1664,7 @@ type CreateRoomRequest struct {
 
 func (x *CreateRoomRequest) Reset() {
 	*x = CreateRoomRequest{}
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1676,7 @@ func (x *CreateRoomRequest) String() string {
 func (*CreateRoomRequest) ProtoMessage() {}
 
 func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[23]
+	mi := &file_bridge_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1689,7 @@ func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{23}
+	return file_bridge_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateRoomRequest) GetUserId() string {
@@ -1606,7 +1722,7 @@ type CreateRoomResponse struct {
 
 func (x *CreateRoomResponse) Reset() {
 	*x = CreateRoomResponse{}
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1734,7 @@ func (x *CreateRoomResponse) String() string {
 func (*CreateRoomResponse) ProtoMessage() {}
 
 func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[24]
+	mi := &file_bridge_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1747,7 @@ func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{24}
+	return file_bridge_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateRoomResponse) GetRoomId() string {
@@ -1658,7 +1774,7 @@ type BatchSendRequest struct {
 
 func (x *BatchSendRequest) Reset() {
 	*x = BatchSendRequest{}
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1786,7 @@ func (x *BatchSendRequest) String() string {
 func (*BatchSendRequest) ProtoMessage() {}
 
 func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[25]
+	mi := &file_bridge_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1799,7 @@ func (x *BatchSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendRequest.ProtoReflect.Descriptor instead.
 func (*BatchSendRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{25}
+	return file_bridge_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BatchSendRequest) GetRoomId() string {
@@ -1743,7 +1859,7 @@ type BatchEvent struct {
 
 func (x *BatchEvent) Reset() {
 	*x = BatchEvent{}
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1871,7 @@ func (x *BatchEvent) String() string {
 func (*BatchEvent) ProtoMessage() {}
 
 func (x *BatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[26]
+	mi := &file_bridge_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1884,7 @@ func (x *BatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchEvent.ProtoReflect.Descriptor instead.
 func (*BatchEvent) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{26}
+	return file_bridge_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchEvent) GetEventId() string {
@@ -1822,7 +1938,7 @@ type BatchSendResponse struct {
 
 func (x *BatchSendResponse) Reset() {
 	*x = BatchSendResponse{}
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1950,7 @@ func (x *BatchSendResponse) String() string {
 func (*BatchSendResponse) ProtoMessage() {}
 
 func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[27]
+	mi := &file_bridge_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1963,7 @@ func (x *BatchSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSendResponse.ProtoReflect.Descriptor instead.
 func (*BatchSendResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{27}
+	return file_bridge_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchSendResponse) GetEventIds() []string {
@@ -1871,7 +1987,7 @@ type RedactRequest struct {
 
 func (x *RedactRequest) Reset() {
 	*x = RedactRequest{}
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1999,7 @@ func (x *RedactRequest) String() string {
 func (*RedactRequest) ProtoMessage() {}
 
 func (x *RedactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[28]
+	mi := &file_bridge_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2012,7 @@ func (x *RedactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactRequest.ProtoReflect.Descriptor instead.
 func (*RedactRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{28}
+	return file_bridge_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RedactRequest) GetRoomId() string {
@@ -1946,7 +2062,7 @@ type EnsureJoinedRequest struct {
 
 func (x *EnsureJoinedRequest) Reset() {
 	*x = EnsureJoinedRequest{}
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2074,7 @@ func (x *EnsureJoinedRequest) String() string {
 func (*EnsureJoinedRequest) ProtoMessage() {}
 
 func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[29]
+	mi := &file_bridge_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2087,7 @@ func (x *EnsureJoinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedRequest.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{29}
+	return file_bridge_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnsureJoinedRequest) GetRoomId() string {
@@ -2005,7 +2121,7 @@ type EnsureJoinedResponse struct {
 
 func (x *EnsureJoinedResponse) Reset() {
 	*x = EnsureJoinedResponse{}
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2133,7 @@ func (x *EnsureJoinedResponse) String() string {
 func (*EnsureJoinedResponse) ProtoMessage() {}
 
 func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[30]
+	mi := &file_bridge_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2146,7 @@ func (x *EnsureJoinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureJoinedResponse.ProtoReflect.Descriptor instead.
 func (*EnsureJoinedResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{30}
+	return file_bridge_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EnsureJoinedResponse) GetJoined() bool {
@@ -2052,7 +2168,7 @@ type GetStateEventRequest struct {
 
 func (x *GetStateEventRequest) Reset() {
 	*x = GetStateEventRequest{}
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2180,7 @@ func (x *GetStateEventRequest) String() string {
 func (*GetStateEventRequest) ProtoMessage() {}
 
 func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[31]
+	mi := &file_bridge_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2193,7 @@ func (x *GetStateEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStateEventRequest.ProtoReflect.Descriptor instead.
 func (*GetStateEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{31}
+	return file_bridge_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetStateEventRequest) GetRoomId() string {
@@ -2118,7 +2234,7 @@ type GetMembersRequest struct {
 
 func (x *GetMembersRequest) Reset() {
 	*x = GetMembersRequest{}
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2246,7 @@ func (x *GetMembersRequest) String() string {
 func (*GetMembersRequest) ProtoMessage() {}
 
 func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[32]
+	mi := &file_bridge_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2259,7 @@ func (x *GetMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersRequest.ProtoReflect.Descriptor instead.
 func (*GetMembersRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{32}
+	return file_bridge_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetMembersRequest) GetRoomId() string {
@@ -2169,7 +2285,7 @@ type GetMembersResponse struct {
 
 func (x *GetMembersResponse) Reset() {
 	*x = GetMembersResponse{}
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2297,7 @@ func (x *GetMembersResponse) String() string {
 func (*GetMembersResponse) ProtoMessage() {}
 
 func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[33]
+	mi := &file_bridge_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2310,7 @@ func (x *GetMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMembersResponse.ProtoReflect.Descriptor instead.
 func (*GetMembersResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{33}
+	return file_bridge_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetMembersResponse) GetEvents() []*Event {
@@ -2215,7 +2331,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2343,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[34]
+	mi := &file_bridge_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2356,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{34}
+	return file_bridge_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetEventRequest) GetRoomId() string {
@@ -2273,7 +2389,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2401,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[35]
+	mi := &file_bridge_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2414,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{35}
+	return file_bridge_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetProfileRequest) GetUserId() string {
@@ -2318,7 +2434,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2446,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[36]
+	mi := &file_bridge_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2459,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{36}
+	return file_bridge_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetProfileResponse) GetProfile() []byte {
@@ -2365,7 +2481,7 @@ type SetTypingRequest struct {
 
 func (x *SetTypingRequest) Reset() {
 	*x = SetTypingRequest{}
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +2493,7 @@ func (x *SetTypingRequest) String() string {
 func (*SetTypingRequest) ProtoMessage() {}
 
 func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[37]
+	mi := &file_bridge_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +2506,7 @@ func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
 func (*SetTypingRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{37}
+	return file_bridge_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetTypingRequest) GetRoomId() string {
@@ -2436,7 +2552,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2564,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[38]
+	mi := &file_bridge_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2577,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{38}
+	return file_bridge_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MarkReadRequest) GetRoomId() string {
@@ -2518,7 +2634,7 @@ type SetAccountDataRequest struct {
 
 func (x *SetAccountDataRequest) Reset() {
 	*x = SetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2646,7 @@ func (x *SetAccountDataRequest) String() string {
 func (*SetAccountDataRequest) ProtoMessage() {}
 
 func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[39]
+	mi := &file_bridge_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2659,7 @@ func (x *SetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*SetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{39}
+	return file_bridge_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetAccountDataRequest) GetUserId() string {
@@ -2585,7 +2701,7 @@ type GetAccountDataRequest struct {
 
 func (x *GetAccountDataRequest) Reset() {
 	*x = GetAccountDataRequest{}
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2713,7 @@ func (x *GetAccountDataRequest) String() string {
 func (*GetAccountDataRequest) ProtoMessage() {}
 
 func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[40]
+	mi := &file_bridge_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2726,7 @@ func (x *GetAccountDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountDataRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{40}
+	return file_bridge_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetAccountDataRequest) GetUserId() string {
@@ -2643,7 +2759,7 @@ type GetAccountDataResponse struct {
 
 func (x *GetAccountDataResponse) Reset() {
 	*x = GetAccountDataResponse{}
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2771,7 @@ func (x *GetAccountDataResponse) String() string {
 func (*GetAccountDataResponse) ProtoMessage() {}
 
 func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[41]
+	mi := &file_bridge_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2784,7 @@ func (x *GetAccountDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountDataResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountDataResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{41}
+	return file_bridge_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetAccountDataResponse) GetContent() []byte {
@@ -2689,7 +2805,7 @@ type SetRoomMutedRequest struct {
 
 func (x *SetRoomMutedRequest) Reset() {
 	*x = SetRoomMutedRequest{}
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2701,7 +2817,7 @@ func (x *SetRoomMutedRequest) String() string {
 func (*SetRoomMutedRequest) ProtoMessage() {}
 
 func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[42]
+	mi := &file_bridge_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2714,7 +2830,7 @@ func (x *SetRoomMutedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRoomMutedRequest.ProtoReflect.Descriptor instead.
 func (*SetRoomMutedRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{42}
+	return file_bridge_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetRoomMutedRequest) GetUserId() string {
@@ -2753,7 +2869,7 @@ type UploadMediaChunk struct {
 
 func (x *UploadMediaChunk) Reset() {
 	*x = UploadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2881,7 @@ func (x *UploadMediaChunk) String() string {
 func (*UploadMediaChunk) ProtoMessage() {}
 
 func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[43]
+	mi := &file_bridge_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2894,7 @@ func (x *UploadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaChunk.ProtoReflect.Descriptor instead.
 func (*UploadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{43}
+	return file_bridge_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UploadMediaChunk) GetUserId() string {
@@ -2825,7 +2941,7 @@ type UploadMediaResponse struct {
 
 func (x *UploadMediaResponse) Reset() {
 	*x = UploadMediaResponse{}
-	mi := &file_bridge_proto_msgTypes[44]
+	mi := &file_bridge_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2953,7 @@ func (x *UploadMediaResponse) String() string {
 func (*UploadMediaResponse) ProtoMessage() {}
 
 func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[44]
+	mi := &file_bridge_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2966,7 @@ func (x *UploadMediaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaResponse.ProtoReflect.Descriptor instead.
 func (*UploadMediaResponse) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{44}
+	return file_bridge_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UploadMediaResponse) GetContentUri() string {
@@ -2869,7 +2985,7 @@ type DownloadMediaRequest struct {
 
 func (x *DownloadMediaRequest) Reset() {
 	*x = DownloadMediaRequest{}
-	mi := &file_bridge_proto_msgTypes[45]
+	mi := &file_bridge_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +2997,7 @@ func (x *DownloadMediaRequest) String() string {
 func (*DownloadMediaRequest) ProtoMessage() {}
 
 func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[45]
+	mi := &file_bridge_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3010,7 @@ func (x *DownloadMediaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaRequest.ProtoReflect.Descriptor instead.
 func (*DownloadMediaRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{45}
+	return file_bridge_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DownloadMediaRequest) GetContentUri() string {
@@ -2917,7 +3033,7 @@ type DownloadMediaChunk struct {
 
 func (x *DownloadMediaChunk) Reset() {
 	*x = DownloadMediaChunk{}
-	mi := &file_bridge_proto_msgTypes[46]
+	mi := &file_bridge_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3045,7 @@ func (x *DownloadMediaChunk) String() string {
 func (*DownloadMediaChunk) ProtoMessage() {}
 
 func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[46]
+	mi := &file_bridge_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3058,7 @@ func (x *DownloadMediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMediaChunk.ProtoReflect.Descriptor instead.
 func (*DownloadMediaChunk) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{46}
+	return file_bridge_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DownloadMediaChunk) GetContentType() string {
@@ -2982,7 +3098,7 @@ type DoublePuppetRequest struct {
 
 func (x *DoublePuppetRequest) Reset() {
 	*x = DoublePuppetRequest{}
-	mi := &file_bridge_proto_msgTypes[47]
+	mi := &file_bridge_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3110,7 @@ func (x *DoublePuppetRequest) String() string {
 func (*DoublePuppetRequest) ProtoMessage() {}
 
 func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[47]
+	mi := &file_bridge_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3123,7 @@ func (x *DoublePuppetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoublePuppetRequest.ProtoReflect.Descriptor instead.
 func (*DoublePuppetRequest) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{47}
+	return file_bridge_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DoublePuppetRequest) GetUserId() string {
@@ -3036,7 +3152,7 @@ type BridgeState struct {
 
 func (x *BridgeState) Reset() {
 	*x = BridgeState{}
-	mi := &file_bridge_proto_msgTypes[48]
+	mi := &file_bridge_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3164,7 @@ func (x *BridgeState) String() string {
 func (*BridgeState) ProtoMessage() {}
 
 func (x *BridgeState) ProtoReflect() protoreflect.Message {
-	mi := &file_bridge_proto_msgTypes[48]
+	mi := &file_bridge_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +3177,7 @@ func (x *BridgeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BridgeState.ProtoReflect.Descriptor instead.
 func (*BridgeState) Descriptor() ([]byte, []int) {
-	return file_bridge_proto_rawDescGZIP(), []int{48}
+	return file_bridge_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BridgeState) GetStateEvent() string {
@@ -3166,14 +3282,24 @@ const file_bridge_proto_rawDesc = "" +
 	"\tportal_id\x18\x03 \x01(\tR\bportalId\x12\x1a\n" +
 	"\breceiver\x18\x04 \x01(\tR\breceiver\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x05 \x01(\tR\tmessageId\"\xbf\x01\n" +
+	"message_id\x18\x05 \x01(\tR\tmessageId\"\x84\x02\n" +
 	"\x13FindMessageResponse\x12\x1b\n" +
 	"\tportal_id\x18\x01 \x01(\tR\bportalId\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
 	"\aroom_id\x18\x03 \x01(\tR\x06roomId\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x127\n" +
-	"\x05parts\x18\x05 \x03(\v2!.tributary.plugins.v1.MessagePartR\x05parts\"\xaa\x01\n" +
+	"\x05parts\x18\x05 \x03(\v2!.tributary.plugins.v1.MessagePartR\x05parts\x12C\n" +
+	"\treactions\x18\x06 \x03(\v2%.tributary.plugins.v1.MessageReactionR\treactions\"\xdf\x01\n" +
+	"\x0fMessageReaction\x12\x17\n" +
+	"\apart_id\x18\x01 \x01(\tR\x06partId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\x12\x16\n" +
+	"\x06sender\x18\x04 \x01(\tR\x06sender\x12\x1b\n" +
+	"\tsender_id\x18\x05 \x01(\tR\bsenderId\x12\x19\n" +
+	"\bemoji_id\x18\x06 \x01(\tR\aemojiId\x12\x14\n" +
+	"\x05emoji\x18\a \x01(\tR\x05emoji\x12\x1c\n" +
+	"\ttimestamp\x18\b \x01(\x03R\ttimestamp\"\xaa\x01\n" +
 	"\vMessagePart\x12\x17\n" +
 	"\apart_id\x18\x01 \x01(\tR\x06partId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
@@ -3396,7 +3522,7 @@ func file_bridge_proto_rawDescGZIP() []byte {
 }
 
 var file_bridge_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_bridge_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_bridge_proto_goTypes = []any{
 	(Membership)(0),                  // 0: tributary.plugins.v1.Membership
 	(*DescribeRequest)(nil),          // 1: tributary.plugins.v1.DescribeRequest
@@ -3410,113 +3536,115 @@ var file_bridge_proto_goTypes = []any{
 	(*Ack)(nil),                      // 9: tributary.plugins.v1.Ack
 	(*FindMessageRequest)(nil),       // 10: tributary.plugins.v1.FindMessageRequest
 	(*FindMessageResponse)(nil),      // 11: tributary.plugins.v1.FindMessageResponse
-	(*MessagePart)(nil),              // 12: tributary.plugins.v1.MessagePart
-	(*FindPortalRequest)(nil),        // 13: tributary.plugins.v1.FindPortalRequest
-	(*FindPortalResponse)(nil),       // 14: tributary.plugins.v1.FindPortalResponse
-	(*Empty)(nil),                    // 15: tributary.plugins.v1.Empty
-	(*EnsureRegisteredRequest)(nil),  // 16: tributary.plugins.v1.EnsureRegisteredRequest
-	(*EnsureRegisteredResponse)(nil), // 17: tributary.plugins.v1.EnsureRegisteredResponse
-	(*SendEventRequest)(nil),         // 18: tributary.plugins.v1.SendEventRequest
-	(*SendEventResponse)(nil),        // 19: tributary.plugins.v1.SendEventResponse
-	(*SendStateRequest)(nil),         // 20: tributary.plugins.v1.SendStateRequest
-	(*SetMembershipRequest)(nil),     // 21: tributary.plugins.v1.SetMembershipRequest
-	(*SetProfileRequest)(nil),        // 22: tributary.plugins.v1.SetProfileRequest
-	(*SetProfileResponse)(nil),       // 23: tributary.plugins.v1.SetProfileResponse
-	(*CreateRoomRequest)(nil),        // 24: tributary.plugins.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),       // 25: tributary.plugins.v1.CreateRoomResponse
-	(*BatchSendRequest)(nil),         // 26: tributary.plugins.v1.BatchSendRequest
-	(*BatchEvent)(nil),               // 27: tributary.plugins.v1.BatchEvent
-	(*BatchSendResponse)(nil),        // 28: tributary.plugins.v1.BatchSendResponse
-	(*RedactRequest)(nil),            // 29: tributary.plugins.v1.RedactRequest
-	(*EnsureJoinedRequest)(nil),      // 30: tributary.plugins.v1.EnsureJoinedRequest
-	(*EnsureJoinedResponse)(nil),     // 31: tributary.plugins.v1.EnsureJoinedResponse
-	(*GetStateEventRequest)(nil),     // 32: tributary.plugins.v1.GetStateEventRequest
-	(*GetMembersRequest)(nil),        // 33: tributary.plugins.v1.GetMembersRequest
-	(*GetMembersResponse)(nil),       // 34: tributary.plugins.v1.GetMembersResponse
-	(*GetEventRequest)(nil),          // 35: tributary.plugins.v1.GetEventRequest
-	(*GetProfileRequest)(nil),        // 36: tributary.plugins.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),       // 37: tributary.plugins.v1.GetProfileResponse
-	(*SetTypingRequest)(nil),         // 38: tributary.plugins.v1.SetTypingRequest
-	(*MarkReadRequest)(nil),          // 39: tributary.plugins.v1.MarkReadRequest
-	(*SetAccountDataRequest)(nil),    // 40: tributary.plugins.v1.SetAccountDataRequest
-	(*GetAccountDataRequest)(nil),    // 41: tributary.plugins.v1.GetAccountDataRequest
-	(*GetAccountDataResponse)(nil),   // 42: tributary.plugins.v1.GetAccountDataResponse
-	(*SetRoomMutedRequest)(nil),      // 43: tributary.plugins.v1.SetRoomMutedRequest
-	(*UploadMediaChunk)(nil),         // 44: tributary.plugins.v1.UploadMediaChunk
-	(*UploadMediaResponse)(nil),      // 45: tributary.plugins.v1.UploadMediaResponse
-	(*DownloadMediaRequest)(nil),     // 46: tributary.plugins.v1.DownloadMediaRequest
-	(*DownloadMediaChunk)(nil),       // 47: tributary.plugins.v1.DownloadMediaChunk
-	(*DoublePuppetRequest)(nil),      // 48: tributary.plugins.v1.DoublePuppetRequest
-	(*BridgeState)(nil),              // 49: tributary.plugins.v1.BridgeState
+	(*MessageReaction)(nil),          // 12: tributary.plugins.v1.MessageReaction
+	(*MessagePart)(nil),              // 13: tributary.plugins.v1.MessagePart
+	(*FindPortalRequest)(nil),        // 14: tributary.plugins.v1.FindPortalRequest
+	(*FindPortalResponse)(nil),       // 15: tributary.plugins.v1.FindPortalResponse
+	(*Empty)(nil),                    // 16: tributary.plugins.v1.Empty
+	(*EnsureRegisteredRequest)(nil),  // 17: tributary.plugins.v1.EnsureRegisteredRequest
+	(*EnsureRegisteredResponse)(nil), // 18: tributary.plugins.v1.EnsureRegisteredResponse
+	(*SendEventRequest)(nil),         // 19: tributary.plugins.v1.SendEventRequest
+	(*SendEventResponse)(nil),        // 20: tributary.plugins.v1.SendEventResponse
+	(*SendStateRequest)(nil),         // 21: tributary.plugins.v1.SendStateRequest
+	(*SetMembershipRequest)(nil),     // 22: tributary.plugins.v1.SetMembershipRequest
+	(*SetProfileRequest)(nil),        // 23: tributary.plugins.v1.SetProfileRequest
+	(*SetProfileResponse)(nil),       // 24: tributary.plugins.v1.SetProfileResponse
+	(*CreateRoomRequest)(nil),        // 25: tributary.plugins.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),       // 26: tributary.plugins.v1.CreateRoomResponse
+	(*BatchSendRequest)(nil),         // 27: tributary.plugins.v1.BatchSendRequest
+	(*BatchEvent)(nil),               // 28: tributary.plugins.v1.BatchEvent
+	(*BatchSendResponse)(nil),        // 29: tributary.plugins.v1.BatchSendResponse
+	(*RedactRequest)(nil),            // 30: tributary.plugins.v1.RedactRequest
+	(*EnsureJoinedRequest)(nil),      // 31: tributary.plugins.v1.EnsureJoinedRequest
+	(*EnsureJoinedResponse)(nil),     // 32: tributary.plugins.v1.EnsureJoinedResponse
+	(*GetStateEventRequest)(nil),     // 33: tributary.plugins.v1.GetStateEventRequest
+	(*GetMembersRequest)(nil),        // 34: tributary.plugins.v1.GetMembersRequest
+	(*GetMembersResponse)(nil),       // 35: tributary.plugins.v1.GetMembersResponse
+	(*GetEventRequest)(nil),          // 36: tributary.plugins.v1.GetEventRequest
+	(*GetProfileRequest)(nil),        // 37: tributary.plugins.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),       // 38: tributary.plugins.v1.GetProfileResponse
+	(*SetTypingRequest)(nil),         // 39: tributary.plugins.v1.SetTypingRequest
+	(*MarkReadRequest)(nil),          // 40: tributary.plugins.v1.MarkReadRequest
+	(*SetAccountDataRequest)(nil),    // 41: tributary.plugins.v1.SetAccountDataRequest
+	(*GetAccountDataRequest)(nil),    // 42: tributary.plugins.v1.GetAccountDataRequest
+	(*GetAccountDataResponse)(nil),   // 43: tributary.plugins.v1.GetAccountDataResponse
+	(*SetRoomMutedRequest)(nil),      // 44: tributary.plugins.v1.SetRoomMutedRequest
+	(*UploadMediaChunk)(nil),         // 45: tributary.plugins.v1.UploadMediaChunk
+	(*UploadMediaResponse)(nil),      // 46: tributary.plugins.v1.UploadMediaResponse
+	(*DownloadMediaRequest)(nil),     // 47: tributary.plugins.v1.DownloadMediaRequest
+	(*DownloadMediaChunk)(nil),       // 48: tributary.plugins.v1.DownloadMediaChunk
+	(*DoublePuppetRequest)(nil),      // 49: tributary.plugins.v1.DoublePuppetRequest
+	(*BridgeState)(nil),              // 50: tributary.plugins.v1.BridgeState
 }
 var file_bridge_proto_depIdxs = []int32{
 	8,  // 0: tributary.plugins.v1.Transaction.events:type_name -> tributary.plugins.v1.Event
 	8,  // 1: tributary.plugins.v1.Transaction.ephemeral:type_name -> tributary.plugins.v1.Event
-	12, // 2: tributary.plugins.v1.FindMessageResponse.parts:type_name -> tributary.plugins.v1.MessagePart
-	0,  // 3: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
-	27, // 4: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
-	8,  // 5: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
-	1,  // 6: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
-	3,  // 7: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
-	5,  // 8: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
-	7,  // 9: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
-	16, // 10: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
-	18, // 11: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
-	20, // 12: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
-	21, // 13: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
-	22, // 14: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
-	24, // 15: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
-	26, // 16: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
-	29, // 17: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
-	30, // 18: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
-	32, // 19: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
-	33, // 20: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
-	35, // 21: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
-	36, // 22: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
-	38, // 23: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
-	39, // 24: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
-	40, // 25: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
-	41, // 26: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
-	43, // 27: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
-	44, // 28: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
-	46, // 29: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
-	48, // 30: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
-	49, // 31: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
-	13, // 32: tributary.plugins.v1.MatrixHost.FindPortal:input_type -> tributary.plugins.v1.FindPortalRequest
-	10, // 33: tributary.plugins.v1.MatrixHost.FindMessage:input_type -> tributary.plugins.v1.FindMessageRequest
-	2,  // 34: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
-	4,  // 35: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
-	6,  // 36: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
-	9,  // 37: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
-	17, // 38: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
-	19, // 39: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
-	19, // 40: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
-	19, // 41: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
-	23, // 42: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
-	25, // 43: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
-	28, // 44: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
-	19, // 45: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
-	31, // 46: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
-	8,  // 47: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
-	34, // 48: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
-	8,  // 49: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
-	37, // 50: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
-	15, // 51: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
-	15, // 52: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
-	15, // 53: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
-	42, // 54: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
-	15, // 55: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
-	45, // 56: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
-	47, // 57: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
-	15, // 58: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
-	15, // 59: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
-	14, // 60: tributary.plugins.v1.MatrixHost.FindPortal:output_type -> tributary.plugins.v1.FindPortalResponse
-	11, // 61: tributary.plugins.v1.MatrixHost.FindMessage:output_type -> tributary.plugins.v1.FindMessageResponse
-	34, // [34:62] is the sub-list for method output_type
-	6,  // [6:34] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	13, // 2: tributary.plugins.v1.FindMessageResponse.parts:type_name -> tributary.plugins.v1.MessagePart
+	12, // 3: tributary.plugins.v1.FindMessageResponse.reactions:type_name -> tributary.plugins.v1.MessageReaction
+	0,  // 4: tributary.plugins.v1.SetMembershipRequest.membership:type_name -> tributary.plugins.v1.Membership
+	28, // 5: tributary.plugins.v1.BatchSendRequest.events:type_name -> tributary.plugins.v1.BatchEvent
+	8,  // 6: tributary.plugins.v1.GetMembersResponse.events:type_name -> tributary.plugins.v1.Event
+	1,  // 7: tributary.plugins.v1.Bridge.Describe:input_type -> tributary.plugins.v1.DescribeRequest
+	3,  // 8: tributary.plugins.v1.Bridge.Start:input_type -> tributary.plugins.v1.StartRequest
+	5,  // 9: tributary.plugins.v1.Bridge.Stop:input_type -> tributary.plugins.v1.StopRequest
+	7,  // 10: tributary.plugins.v1.Bridge.Events:input_type -> tributary.plugins.v1.Transaction
+	17, // 11: tributary.plugins.v1.MatrixHost.EnsureRegistered:input_type -> tributary.plugins.v1.EnsureRegisteredRequest
+	19, // 12: tributary.plugins.v1.MatrixHost.SendEvent:input_type -> tributary.plugins.v1.SendEventRequest
+	21, // 13: tributary.plugins.v1.MatrixHost.SendState:input_type -> tributary.plugins.v1.SendStateRequest
+	22, // 14: tributary.plugins.v1.MatrixHost.SetMembership:input_type -> tributary.plugins.v1.SetMembershipRequest
+	23, // 15: tributary.plugins.v1.MatrixHost.SetProfile:input_type -> tributary.plugins.v1.SetProfileRequest
+	25, // 16: tributary.plugins.v1.MatrixHost.CreateRoom:input_type -> tributary.plugins.v1.CreateRoomRequest
+	27, // 17: tributary.plugins.v1.MatrixHost.BatchSend:input_type -> tributary.plugins.v1.BatchSendRequest
+	30, // 18: tributary.plugins.v1.MatrixHost.Redact:input_type -> tributary.plugins.v1.RedactRequest
+	31, // 19: tributary.plugins.v1.MatrixHost.EnsureJoined:input_type -> tributary.plugins.v1.EnsureJoinedRequest
+	33, // 20: tributary.plugins.v1.MatrixHost.GetStateEvent:input_type -> tributary.plugins.v1.GetStateEventRequest
+	34, // 21: tributary.plugins.v1.MatrixHost.GetMembers:input_type -> tributary.plugins.v1.GetMembersRequest
+	36, // 22: tributary.plugins.v1.MatrixHost.GetEvent:input_type -> tributary.plugins.v1.GetEventRequest
+	37, // 23: tributary.plugins.v1.MatrixHost.GetProfile:input_type -> tributary.plugins.v1.GetProfileRequest
+	39, // 24: tributary.plugins.v1.MatrixHost.SetTyping:input_type -> tributary.plugins.v1.SetTypingRequest
+	40, // 25: tributary.plugins.v1.MatrixHost.MarkRead:input_type -> tributary.plugins.v1.MarkReadRequest
+	41, // 26: tributary.plugins.v1.MatrixHost.SetAccountData:input_type -> tributary.plugins.v1.SetAccountDataRequest
+	42, // 27: tributary.plugins.v1.MatrixHost.GetAccountData:input_type -> tributary.plugins.v1.GetAccountDataRequest
+	44, // 28: tributary.plugins.v1.MatrixHost.SetRoomMuted:input_type -> tributary.plugins.v1.SetRoomMutedRequest
+	45, // 29: tributary.plugins.v1.MatrixHost.UploadMedia:input_type -> tributary.plugins.v1.UploadMediaChunk
+	47, // 30: tributary.plugins.v1.MatrixHost.DownloadMedia:input_type -> tributary.plugins.v1.DownloadMediaRequest
+	49, // 31: tributary.plugins.v1.MatrixHost.DoublePuppet:input_type -> tributary.plugins.v1.DoublePuppetRequest
+	50, // 32: tributary.plugins.v1.MatrixHost.ReportBridgeState:input_type -> tributary.plugins.v1.BridgeState
+	14, // 33: tributary.plugins.v1.MatrixHost.FindPortal:input_type -> tributary.plugins.v1.FindPortalRequest
+	10, // 34: tributary.plugins.v1.MatrixHost.FindMessage:input_type -> tributary.plugins.v1.FindMessageRequest
+	2,  // 35: tributary.plugins.v1.Bridge.Describe:output_type -> tributary.plugins.v1.DescribeResponse
+	4,  // 36: tributary.plugins.v1.Bridge.Start:output_type -> tributary.plugins.v1.StartResponse
+	6,  // 37: tributary.plugins.v1.Bridge.Stop:output_type -> tributary.plugins.v1.StopResponse
+	9,  // 38: tributary.plugins.v1.Bridge.Events:output_type -> tributary.plugins.v1.Ack
+	18, // 39: tributary.plugins.v1.MatrixHost.EnsureRegistered:output_type -> tributary.plugins.v1.EnsureRegisteredResponse
+	20, // 40: tributary.plugins.v1.MatrixHost.SendEvent:output_type -> tributary.plugins.v1.SendEventResponse
+	20, // 41: tributary.plugins.v1.MatrixHost.SendState:output_type -> tributary.plugins.v1.SendEventResponse
+	20, // 42: tributary.plugins.v1.MatrixHost.SetMembership:output_type -> tributary.plugins.v1.SendEventResponse
+	24, // 43: tributary.plugins.v1.MatrixHost.SetProfile:output_type -> tributary.plugins.v1.SetProfileResponse
+	26, // 44: tributary.plugins.v1.MatrixHost.CreateRoom:output_type -> tributary.plugins.v1.CreateRoomResponse
+	29, // 45: tributary.plugins.v1.MatrixHost.BatchSend:output_type -> tributary.plugins.v1.BatchSendResponse
+	20, // 46: tributary.plugins.v1.MatrixHost.Redact:output_type -> tributary.plugins.v1.SendEventResponse
+	32, // 47: tributary.plugins.v1.MatrixHost.EnsureJoined:output_type -> tributary.plugins.v1.EnsureJoinedResponse
+	8,  // 48: tributary.plugins.v1.MatrixHost.GetStateEvent:output_type -> tributary.plugins.v1.Event
+	35, // 49: tributary.plugins.v1.MatrixHost.GetMembers:output_type -> tributary.plugins.v1.GetMembersResponse
+	8,  // 50: tributary.plugins.v1.MatrixHost.GetEvent:output_type -> tributary.plugins.v1.Event
+	38, // 51: tributary.plugins.v1.MatrixHost.GetProfile:output_type -> tributary.plugins.v1.GetProfileResponse
+	16, // 52: tributary.plugins.v1.MatrixHost.SetTyping:output_type -> tributary.plugins.v1.Empty
+	16, // 53: tributary.plugins.v1.MatrixHost.MarkRead:output_type -> tributary.plugins.v1.Empty
+	16, // 54: tributary.plugins.v1.MatrixHost.SetAccountData:output_type -> tributary.plugins.v1.Empty
+	43, // 55: tributary.plugins.v1.MatrixHost.GetAccountData:output_type -> tributary.plugins.v1.GetAccountDataResponse
+	16, // 56: tributary.plugins.v1.MatrixHost.SetRoomMuted:output_type -> tributary.plugins.v1.Empty
+	46, // 57: tributary.plugins.v1.MatrixHost.UploadMedia:output_type -> tributary.plugins.v1.UploadMediaResponse
+	48, // 58: tributary.plugins.v1.MatrixHost.DownloadMedia:output_type -> tributary.plugins.v1.DownloadMediaChunk
+	16, // 59: tributary.plugins.v1.MatrixHost.DoublePuppet:output_type -> tributary.plugins.v1.Empty
+	16, // 60: tributary.plugins.v1.MatrixHost.ReportBridgeState:output_type -> tributary.plugins.v1.Empty
+	15, // 61: tributary.plugins.v1.MatrixHost.FindPortal:output_type -> tributary.plugins.v1.FindPortalResponse
+	11, // 62: tributary.plugins.v1.MatrixHost.FindMessage:output_type -> tributary.plugins.v1.FindMessageResponse
+	35, // [35:63] is the sub-list for method output_type
+	7,  // [7:35] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_bridge_proto_init() }
@@ -3525,15 +3653,15 @@ func file_bridge_proto_init() {
 		return
 	}
 	file_bridge_proto_msgTypes[7].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[21].OneofWrappers = []any{}
-	file_bridge_proto_msgTypes[26].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[22].OneofWrappers = []any{}
+	file_bridge_proto_msgTypes[27].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bridge_proto_rawDesc), len(file_bridge_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

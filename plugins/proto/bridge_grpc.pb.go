@@ -362,7 +362,7 @@ type MatrixHostClient interface {
 	// of the plugin's network, in a portal room the plugin's bot is in:
 	// either the message of a Matrix event (event_id, the real ID or the
 	// alias the import gave it: all the parts of the message it is a part
-	// of), or a message by its ID in a portal
+	// of, or reacts to), or a message by its ID in a portal
 	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
 	// no such message.
 	FindMessage(ctx context.Context, in *FindMessageRequest, opts ...grpc.CallOption) (*FindMessageResponse, error)
@@ -705,7 +705,7 @@ type MatrixHostServer interface {
 	// of the plugin's network, in a portal room the plugin's bot is in:
 	// either the message of a Matrix event (event_id, the real ID or the
 	// alias the import gave it: all the parts of the message it is a part
-	// of), or a message by its ID in a portal
+	// of, or reacts to), or a message by its ID in a portal
 	// (portal_id, receiver, message_id); NOT_FOUND when the import recorded
 	// no such message.
 	FindMessage(context.Context, *FindMessageRequest) (*FindMessageResponse, error)

@@ -1,8 +1,10 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -122,6 +124,9 @@ func (m *Matrix) importedAlias(ctx context.Context, t id.EventID) id.EventID {
 	if known, err := m.br.DB.Message.GetPartByMXID(ctx, t); err != nil || known != nil {
 		return ""
 	}
+	if known, err := m.br.DB.Reaction.GetByMXID(ctx, t); err != nil || known != nil {
+		return ""
+	}
 	m.mu.Lock()
 	alias, ok := m.importedReal[t]
 	m.mu.Unlock()
@@ -145,6 +150,11 @@ func (m *Matrix) importedAlias(ctx context.Context, t id.EventID) id.EventID {
 	for _, p := range resp.GetParts() {
 		if id.EventID(p.EventId) == t && p.Alias != "" {
 			alias = id.EventID(p.Alias)
+		}
+	}
+	for _, r := range resp.GetReactions() {
+		if id.EventID(r.EventId) == t && r.Alias != "" {
+			alias = id.EventID(r.Alias)
 		}
 	}
 	m.mu.Lock()
@@ -201,8 +211,63 @@ func (m *Matrix) recordImported(ctx context.Context, resp *proto.FindMessageResp
 		}
 		out = append(out, msg)
 	}
-	m.log.Debug().Str("message_id", resp.MessageId).Int("parts", len(out)).Msg("Recorded an imported message")
+	reactions, err := m.recordImportedReactions(ctx, key, resp, out)
+	if err != nil {
+		// The message is recorded: what points at it works; removing
+		// its imported reactions will not.
+		m.log.Warn().Err(err).Str("message_id", resp.MessageId).Msg("Failed to record an imported message's reactions")
+	}
+	m.log.Debug().Str("message_id", resp.MessageId).Int("parts", len(out)).Int("reactions", reactions).
+		Msg("Recorded an imported message")
 	return out, nil
+}
+
+// recordImportedReactions writes the reactions an import wrote to a message
+// (whose parts were just recorded) into bridgev2's reaction table, so that
+// removing one on either side removes it on the other; it returns how many.
+func (m *Matrix) recordImportedReactions(ctx context.Context, key networkid.PortalKey, resp *proto.FindMessageResponse,
+	parts []*database.Message) (int, error) {
+	n := 0
+	for _, r := range resp.Reactions {
+		if !slices.ContainsFunc(parts, func(p *database.Message) bool { return p.PartID == networkid.PartID(r.PartId) }) {
+			continue // its part is gone (redacted): so is the reaction for bridgev2
+		}
+		mxid := id.EventID(r.Alias)
+		if mxid == "" {
+			mxid = id.EventID(r.EventId)
+		}
+		if r.SenderId == "" || r.EmojiId == "" {
+			continue
+		}
+		senderID := networkid.UserID(r.SenderId)
+		emojiID := networkid.EmojiID(r.EmojiId)
+		// A reaction bridged live since is the one bridgev2 keeps.
+		if known, err := m.br.DB.Reaction.GetByID(ctx, key.Receiver, networkid.MessageID(resp.MessageId),
+			networkid.PartID(r.PartId), senderID, emojiID); err != nil {
+			return n, err
+		} else if known != nil {
+			continue
+		}
+		if known, err := m.br.DB.Reaction.GetByMXID(ctx, mxid); err != nil {
+			return n, err
+		} else if known != nil {
+			continue
+		}
+		if _, err := m.br.GetGhostByID(ctx, senderID); err != nil {
+			return n, err
+		}
+		re := &database.Reaction{Room: key, MessageID: networkid.MessageID(resp.MessageId), MessagePartID: networkid.PartID(r.PartId),
+			SenderID: senderID, SenderMXID: id.UserID(r.Sender), EmojiID: emojiID, MXID: mxid,
+			Timestamp: time.UnixMilli(r.Timestamp), Emoji: cmp.Or(r.Emoji, r.EmojiId)}
+		if mt := m.br.Network.GetDBMetaTypes().Reaction; mt != nil {
+			re.Metadata = mt()
+		}
+		if err := m.br.DB.Reaction.Upsert(ctx, re); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // notFoundIsNil: a host answering NOT_FOUND (nothing imported) or

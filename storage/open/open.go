@@ -15,6 +15,9 @@ import (
 type Options struct {
 	// SQLiteCacheMiB bounds the SQLite writer's page cache.
 	SQLiteCacheMiB int
+	// SQLiteBulk tunes the SQLite writer for one long bulk insert (an
+	// import on a stopped server's data): sqlite.WithBulk.
+	SQLiteBulk bool
 }
 
 // Open opens the store named by dsn: "postgres://…" or "postgresql://…" for
@@ -28,12 +31,12 @@ func Open(ctx context.Context, dsn string, opts ...Options) (storage.Store, erro
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"), sqlite.WithCacheMiB(o.SQLiteCacheMiB))
+		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"), sqlite.WithCacheMiB(o.SQLiteCacheMiB), sqlite.WithBulk(o.SQLiteBulk))
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("unsupported database URL scheme (use postgres:// or a SQLite file path)")
 	case dsn == "":
 		return nil, fmt.Errorf("no database configured")
 	default:
-		return sqlite.Open(ctx, dsn, sqlite.WithCacheMiB(o.SQLiteCacheMiB))
+		return sqlite.Open(ctx, dsn, sqlite.WithCacheMiB(o.SQLiteCacheMiB), sqlite.WithBulk(o.SQLiteBulk))
 	}
 }

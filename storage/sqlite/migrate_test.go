@@ -37,7 +37,7 @@ func migrationsBefore(t *testing.T, version string) fs.FS {
 func TestTxnScopeMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
-	raw, err := sql.Open("sqlite", dsn(path, false, 0))
+	raw, err := sql.Open("sqlite", dsn(path, false, options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestTxnScopeMigration(t *testing.T) {
 func TestPushRulesNullTweakMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
-	raw, err := sql.Open("sqlite", dsn(path, false, 0))
+	raw, err := sql.Open("sqlite", dsn(path, false, options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,5 +98,40 @@ func TestPushRulesNullTweakMigration(t *testing.T) {
 		`{"set_tweak":"sound","value":"default"}],"rule_id":"x"}]}}`
 	if string(e.Content) != want {
 		t.Fatalf("after the migration:\n %s\nwant\n %s", e.Content, want)
+	}
+}
+
+// The connections take the pragmas their DSN names: statement journals in
+// memory on both, and a bulk writer's longer write-ahead log.
+func TestConnectionPragmas(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tributary.db")
+	for _, c := range []struct {
+		name       string
+		readOnly   bool
+		o          options
+		checkpoint int
+	}{
+		{"writer", false, options{cacheMiB: 32}, 1000},
+		{"bulk writer", false, options{cacheMiB: 128, bulk: true}, 16384},
+		{"reader", true, options{}, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := sql.Open("sqlite", dsn(path, c.readOnly, c.o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var tempStore, checkpoint int
+			if err := raw.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&checkpoint); err != nil {
+				t.Fatal(err)
+			}
+			if tempStore != 2 || checkpoint != c.checkpoint {
+				t.Fatalf("temp_store %d (want 2, memory), wal_autocheckpoint %d (want %d)", tempStore, checkpoint, c.checkpoint)
+			}
+		})
 	}
 }

@@ -45,21 +45,37 @@ var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 // starting with "//" would read as an authority). busy_timeout comes first
 // so that the other pragmas (journal_mode needs a lock) wait for the lock
 // instead of failing at once when another connection holds it.
-func dsn(path string, readOnly bool, cacheMiB int) string {
+//
+// temp_store=MEMORY keeps statement journals off the disk: a multi-row
+// insert inside a transaction journals the pages it changes, so that it
+// can fail alone, and in a temporary file those were as many bytes written
+// as the database's own (an import of 20,000 Slack messages: 311 MB in
+// 147,000 writes, for a 71 MB database).
+func dsn(path string, readOnly bool, o options) string {
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(ON)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
-	} else if cacheMiB > 0 {
+	} else if o.bulk {
+		// A checkpoint copies every page of the log into the database; a
+		// long insert dirties the same pages (index interiors, the ends of
+		// sequential indexes) again and again, and a bigger log copies them
+		// fewer times: 16,384 pages (64 MiB) wrote 28% fewer bytes than
+		// SQLite's 1,000 in an import of 20,000 Slack messages. A running
+		// server keeps the default: the commit that checkpoints waits for it.
+		q.Add("_pragma", "wal_autocheckpoint(16384)")
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
+	}
+	if !readOnly && o.cacheMiB > 0 {
 		// The one writer may keep more pages than SQLite's 2 MiB: a big
 		// database's indexes keyed by event ID take random pages, which
 		// otherwise are read again from the file for each insert (an
 		// import of a million messages with 128 MiB: a third less system
 		// time, a quarter less wall time). A small database never fills it.
-		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -cacheMiB*1024))
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -o.cacheMiB*1024))
 	}
 	return "file:" + uriPath.Replace(filepath.ToSlash(path)) + "?" + q.Encode()
 }
@@ -67,10 +83,18 @@ func dsn(path string, readOnly bool, cacheMiB int) string {
 // Option tunes Open.
 type Option func(*options)
 
-type options struct{ cacheMiB int }
+type options struct {
+	cacheMiB int
+	bulk     bool
+}
 
 // WithCacheMiB bounds the writer's page cache (0: SQLite's default).
 func WithCacheMiB(n int) Option { return func(o *options) { o.cacheMiB = n } }
+
+// WithBulk tunes the writer for one long bulk insert, such as an import
+// on a stopped server's data: the write-ahead log is checkpointed less
+// often.
+func WithBulk(on bool) Option { return func(o *options) { o.bulk = on } }
 
 // Open opens (creating if needed) the database file at path and migrates it.
 //
@@ -91,7 +115,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*sqldb.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
-	writer, err := sql.Open("sqlite", dsn(path, false, o.cacheMiB))
+	writer, err := sql.Open("sqlite", dsn(path, false, o))
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +131,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*sqldb.DB, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	reader, err := sql.Open("sqlite", dsn(path, true, 0))
+	reader, err := sql.Open("sqlite", dsn(path, true, options{}))
 	if err != nil {
 		_ = writer.Close()
 		return nil, err

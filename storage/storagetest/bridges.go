@@ -113,4 +113,36 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	parts, err = s.BridgeMessageParts(c, roomA, "T1-C1-2.000001")
 	must(t, err)
 	eq(t, "parts of a message whose events were not written", len(parts), 0)
+
+	// Reactions: recorded beside the parts, found from their events and
+	// listed per message; never taken for a part.
+	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react:bridge", SenderID: "t1-u2", EmojiID: "tada"},
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react2:bridge", SenderID: "t1-u3", EmojiID: "tada"},
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$reactunwritten:bridge", SenderID: "t1-u4", EmojiID: "tada"},
+	}))
+	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
+		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react:bridge", SenderID: "t1-u2", EmojiID: "tada"}}))
+	reacts := bare(ev(roomA, "$r1", "m.reaction"), ev(roomA, "$r2", "m.reaction"))
+	reacts[0].Alias, reacts[1].Alias = "$react:bridge", "$react2:bridge"
+	must(t, s.PersistEvents(c, reacts))
+	m, err = s.BridgeMessageOf(c, "$r1")
+	must(t, err)
+	eq(t, "message reacted to", m.MessageID, "T1-C1-1.000001")
+	eq(t, "reaction's emoji", m.EmojiID, "tada")
+	eq(t, "reaction's sender", m.SenderID, "t1-u2")
+	m, err = s.BridgeMessageOf(c, "$react2:bridge")
+	must(t, err)
+	eq(t, "reaction by alias", m.EventID, id.EventID("$r2"))
+	_, err = s.BridgeMessageOf(c, "$reactunwritten:bridge")
+	wantErr(t, err, storage.ErrNotFound, "the alias of a reaction not written")
+	reactions, err := s.BridgeMessageReactions(c, roomA, "T1-C1-1.000001")
+	must(t, err)
+	eq(t, "reactions", len(reactions), 2)
+	eq(t, "first reaction's event", reactions[0].EventID, id.EventID("$r1"))
+	eq(t, "second reaction's sender", reactions[1].SenderID, "t1-u3")
+	parts, err = s.BridgeMessageParts(c, roomA, "T1-C1-1.000001")
+	must(t, err)
+	eq(t, "parts beside the reactions", len(parts), 2)
+	eq(t, "a part has no emoji", parts[0].EmojiID, "")
 }
