@@ -197,7 +197,7 @@ func (m *Matrix) recordImported(ctx context.Context, resp *proto.FindMessageResp
 		}
 		msg := &database.Message{ID: networkid.MessageID(resp.MessageId), PartID: networkid.PartID(p.PartId),
 			MXID: mxid, Room: key, SenderID: senderID, SenderMXID: sender,
-			Timestamp: time.UnixMilli(p.Timestamp)}
+			Timestamp: time.UnixMilli(p.Timestamp), ThreadRoot: networkid.MessageID(p.ThreadRoot)}
 		if mt := m.br.Network.GetDBMetaTypes().Message; mt != nil {
 			msg.Metadata = mt()
 		}
