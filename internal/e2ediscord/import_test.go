@@ -200,7 +200,7 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 	// Alice takes back a reaction the import wrote for her: the bot
 	// removes her Discord user's (as a moderator).
 	reactedTo := findImported(ctx, t, alice, room, live.ID, alicesReaction.rec, ghost(alicesReaction.rec.Author))
-	importedOfAlice := findReaction(ctx, t, alice, room, live.ID, reactedTo, alice.UserID, alicesReaction.name)
+	importedOfAlice := testserver.FindReaction(ctx, t, alice, room, live.ID, reactedTo, alice.UserID, alicesReaction.name)
 	if _, err := alice.RedactEvent(ctx, room, importedOfAlice); err != nil {
 		t.Fatal(err)
 	}
