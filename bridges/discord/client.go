@@ -914,17 +914,36 @@ func (c *Client) HandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixRea
 	if s == nil {
 		return nil, errors.New("not connected to Discord")
 	}
-	err := s.MessageReactionAdd(string(msg.Portal.ID), string(msg.TargetMessage.ID), string(msg.PreHandleResp.EmojiID))
+	channelID := string(msg.Portal.ID)
+	if msg.TargetMessage.ThreadRoot != "" {
+		channelID = string(msg.TargetMessage.ThreadRoot) // a thread's ID is its root message's
+	}
+	err := s.MessageReactionAdd(channelID, string(msg.TargetMessage.ID), string(msg.PreHandleResp.EmojiID))
 	return nil, c.refused(err)
 }
 
-func (c *Client) HandleMatrixReactionRemove(_ context.Context, msg *bridgev2.MatrixReactionRemove) error {
+// HandleMatrixReactionRemove takes a reaction back: the login's own, or,
+// for a reaction bridgev2 has as someone else's (one an import wrote for a
+// Matrix user standing for a Discord user, in bot mode), that user's, as
+// the bot (which needs Manage Messages), as a redaction of their message
+// deletes it.
+func (c *Client) HandleMatrixReactionRemove(ctx context.Context, msg *bridgev2.MatrixReactionRemove) error {
 	s := c.session()
 	if s == nil {
 		return errors.New("not connected to Discord")
 	}
-	return c.refused(s.MessageReactionRemove(string(msg.Portal.ID), string(msg.TargetReaction.MessageID),
-		string(msg.TargetReaction.EmojiID), "@me"))
+	r := msg.TargetReaction
+	channelID := string(msg.Portal.ID)
+	if target, err := c.net.br.DB.Message.GetPartByID(ctx, r.Room.Receiver, r.MessageID, r.MessagePartID); err != nil {
+		return err
+	} else if target != nil && target.ThreadRoot != "" {
+		channelID = string(target.ThreadRoot)
+	}
+	who := "@me"
+	if !c.puppet() && r.SenderID != "" && r.SenderID != networkid.UserID(c.login.ID) {
+		who = string(r.SenderID)
+	}
+	return c.refused(s.MessageReactionRemove(channelID, string(r.MessageID), string(r.EmojiID), who))
 }
 
 func (c *Client) HandleMatrixTyping(_ context.Context, msg *bridgev2.MatrixTyping) error {

@@ -520,9 +520,20 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 		} else if err != nil {
 			return nil, grpcError(err)
 		}
-		resp.Parts = append(resp.Parts, &proto.MessagePart{PartId: part.PartID, EventId: string(part.EventID),
+		mp := &proto.MessagePart{PartId: part.PartID, EventId: string(part.EventID),
 			Sender: string(ev.Sender), Timestamp: ev.OriginServerTS, Alias: string(part.Alias),
-			SenderId: part.SenderID})
+			SenderId: part.SenderID}
+		// A part in a thread names the thread's root message: a network
+		// may need it to reach the message (a Discord thread is a
+		// channel of its own).
+		if rel := relationOf(ev.Content); rel.RelType == "m.thread" && rel.EventID != "" {
+			if root, err := h.d.Portals.BridgeMessageOf(ctx, rel.EventID); err == nil && root.RoomID == p.RoomID {
+				mp.ThreadRoot = root.MessageID
+			} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, grpcError(err)
+			}
+		}
+		resp.Parts = append(resp.Parts, mp)
 	}
 	if len(resp.Parts) == 0 {
 		return nil, grpcError(types.NotFound("No imported message %s", messageID))
@@ -541,7 +552,7 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 		}
 		// A redacted reaction (its key gone) is listed too: the plugin is
 		// told of a redaction after it was applied, and asks then.
-		key := reactionKey(ev.Content)
+		key := relationOf(ev.Content).Key
 		resp.Reactions = append(resp.Reactions, &proto.MessageReaction{PartId: r.PartID, EventId: string(r.EventID),
 			Alias: string(r.Alias), Sender: string(ev.Sender), SenderId: r.SenderID, EmojiId: r.EmojiID, Emoji: key,
 			Timestamp: ev.OriginServerTS})
@@ -549,16 +560,19 @@ func (h *matrixHost) FindMessage(ctx context.Context, req *proto.FindMessageRequ
 	return resp, nil
 }
 
-// reactionKey is the key of an m.reaction's content ("" if it has none,
-// as when it was redacted).
-func reactionKey(content []byte) string {
+// relation is an event's m.relates_to, as far as FindMessage reads it.
+type relation struct {
+	RelType string     `json:"rel_type"`
+	EventID id.EventID `json:"event_id"`
+	Key     string     `json:"key"`
+}
+
+// relationOf is the m.relates_to of an event's content (empty if it has
+// none, as a redacted reaction).
+func relationOf(content []byte) relation {
 	var c struct {
-		RelatesTo struct {
-			Key string `json:"key"`
-		} `json:"m.relates_to"`
+		RelatesTo relation `json:"m.relates_to"`
 	}
-	if json.Unmarshal(content, &c) != nil {
-		return ""
-	}
-	return c.RelatesTo.Key
+	_ = json.Unmarshal(content, &c)
+	return c.RelatesTo
 }

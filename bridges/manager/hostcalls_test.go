@@ -204,6 +204,7 @@ var importedMessages = []*storage.BridgeMessage{
 	{RoomID: "!imported:hs", MessageID: "T-C-1", PartID: "file-1-F", EventID: "$file"},
 	{RoomID: "!imported:hs", MessageID: "T-C-1", PartID: "file-2-G", EventID: "$purged"},
 	{RoomID: "!someone-elses:hs", MessageID: "T-OTHER-1", PartID: "", EventID: "$other"},
+	{RoomID: "!imported:hs", MessageID: "T-C-0", PartID: "", EventID: "$root"}, // T-C-1's thread's root
 }
 
 // importedReactions: two reactions to T-C-1, the second one redacted.
@@ -249,6 +250,9 @@ func (memberRooms) Event(_ context.Context, roomID id.RoomID, _ id.UserID, event
 		return nil, types.NotFound("Event not found")
 	}
 	ev := &rooms.ClientEvent{EventID: eventID, RoomID: roomID, Sender: "@net_t-u1:hs", OriginServerTS: 1000, Content: []byte(`{}`)}
+	if eventID == "$text" {
+		ev.Content = []byte(`{"body":"in a thread","m.relates_to":{"rel_type":"m.thread","event_id":"$root"}}`)
+	}
 	if eventID == "$react" {
 		ev.Content = []byte(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"$text","key":"🎉"}}`)
 	}
@@ -276,7 +280,7 @@ func TestFindMessage(t *testing.T) {
 		}
 		if resp.PortalId != "T-C" || resp.RoomId != "!imported:hs" || resp.MessageId != "T-C-1" || len(resp.Parts) != 2 ||
 			resp.Parts[0].EventId != "$text" || resp.Parts[1].PartId != "file-1-F" || resp.Parts[1].Sender != "@net_t-u1:hs" ||
-			resp.Parts[1].Timestamp != 1000 {
+			resp.Parts[1].Timestamp != 1000 || resp.Parts[0].ThreadRoot != "T-C-0" || resp.Parts[1].ThreadRoot != "" {
 			t.Errorf("%+v: %+v", req, resp)
 		}
 		// The redacted reaction is one too, without its key: a plugin

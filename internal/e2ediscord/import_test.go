@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,33 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 	if starter.ID == "" || target.ID == "" {
 		t.Fatalf("no thread starter (%q) or message to reply to (%q) in #%s", starter.ID, target.ID, parent.Name)
 	}
+	// Alice is a Discord user of the export who reacted to a message of
+	// the channel (not one of those above), and a message of the thread
+	// by someone else is for her to react to.
+	authors := []string{starter.Author, target.Author}
+	var alicesReaction reactedWith
+	for _, r := range m.Records {
+		if r.Channel != parent.ID || slices.Contains(authors, r.Author) || r.ID == starter.ID || r.ID == target.ID || r.Edited != 0 ||
+			isBot(m, r.Author) {
+			continue
+		}
+		for _, re := range r.Reactions {
+			for _, u := range re.Users {
+				if alicesReaction.user == "" && re.EmojiID == "" && !slices.Contains(authors, u) && u != r.Author && !isBot(m, u) {
+					alicesReaction = reactedWith{rec: r, user: u, name: re.Name}
+				}
+			}
+		}
+	}
+	var threadMsg discordexport.Record
+	for _, r := range m.Records {
+		if r.Channel == thread.ID && r.Type == "Default" && r.Author != alicesReaction.user && !isBot(m, r.Author) {
+			threadMsg = r
+		}
+	}
+	if alicesReaction.user == "" || threadMsg.ID == "" {
+		t.Fatalf("no reaction for Alice (%+v) or message of the thread (%q)", alicesReaction, threadMsg.ID)
+	}
 	// The same guild on the fake Discord.
 	var channels, threads []any
 	for _, c := range m.Channels {
@@ -94,14 +122,26 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 
 	cfgPath := writeConfig(t, bin, fake.URL())
 	dataDir := t.TempDir()
+	if out, err := testserver.RunCLI(t, dataDir, "localhost", "", nil,
+		append([]string{"user", "add", "alice", "--password", "correct horse battery"}, dbArgs...)...); err != nil {
+		t.Fatalf("tributary user add: %v\n%s", err, out)
+	}
+	userMap := filepath.Join(t.TempDir(), "users.txt")
+	if err := os.WriteFile(userMap, []byte(alicesReaction.user+" @alice:localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "discord", export, "--no-download",
-		"--config", cfgPath, "--data-dir", dataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
+		"--config", cfgPath, "--user-map", userMap, "--data-dir", dataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Imported ") {
 		t.Fatalf("tributary import discord: %v\n%s", err, out)
 	}
 
 	s := startServer(t, cfgPath, dataDir, dbArgs...)
-	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	alice := s.Client(t)
+	if _, err := alice.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, StoreCredentials: true,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"}, Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
 	mgmt := login(ctx, t, alice, w)
 
@@ -142,6 +182,33 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 		isImported(ctx, t, alice, room, rel.InReplyTo.EventID, target)
 	}
 
+	// Alice reacts to an imported message of the thread: in the thread's
+	// channel; and takes it back.
+	threadMsgEvt := findImported(ctx, t, alice, room, live.ID, threadMsg, ghost(threadMsg.Author))
+	reacted, err := alice.SendReaction(ctx, room, threadMsgEvt, "👍")
+	if err != nil {
+		t.Fatal(err)
+	}
+	threadMsgPath := "/channels/" + thread.ID + "/messages/" + threadMsg.ID + "/reactions/👍/@me"
+	fake.Await("the reaction in the thread", func(c fakediscord.Call) bool { return c.Method == "PUT" && c.Path == threadMsgPath })
+	if _, err := alice.RedactEvent(ctx, room, reacted.EventID); err != nil {
+		t.Fatal(err)
+	}
+	fake.Await("the reaction's removal in the thread", func(c fakediscord.Call) bool {
+		return c.Method == "DELETE" && c.Path == threadMsgPath
+	})
+	// Alice takes back a reaction the import wrote for her: the bot
+	// removes her Discord user's (as a moderator).
+	reactedTo := findImported(ctx, t, alice, room, live.ID, alicesReaction.rec, ghost(alicesReaction.rec.Author))
+	importedOfAlice := testserver.FindReaction(ctx, t, alice, room, live.ID, reactedTo, alice.UserID, alicesReaction.name)
+	if _, err := alice.RedactEvent(ctx, room, importedOfAlice); err != nil {
+		t.Fatal(err)
+	}
+	fake.Await("the imported reaction's removal", func(c fakediscord.Call) bool {
+		return c.Method == "DELETE" &&
+			c.Path == "/channels/"+parent.ID+"/messages/"+alicesReaction.rec.ID+"/reactions/"+alicesReaction.name+"/"+alicesReaction.user
+	})
+
 	// An edit and a deletion on Discord of imported messages.
 	fake.Dispatch("MESSAGE_UPDATE", map[string]any{"id": target.ID, "channel_id": parent.ID, "guild_id": m.GuildID,
 		"content": "edited live", "type": 0, "author": author, "edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano),
@@ -157,7 +224,7 @@ func continuesImport(t *testing.T, bin string, dbArgs ...string) {
 	}
 	fake.Dispatch("MESSAGE_DELETE", map[string]any{"id": starter.ID, "channel_id": parent.ID, "guild_id": m.GuildID})
 	redaction := w.wait(ctx, room, "the redaction of the imported message", func(evt *event.Event) bool {
-		return evt.Type == event.EventRedaction
+		return evt.Type == event.EventRedaction && evt.Sender != alice.UserID // not Alice's of her reactions
 	})
 	if redaction.Redacts != rel.EventID {
 		t.Fatalf("redacted %s, want the imported thread root %s", redaction.Redacts, rel.EventID)

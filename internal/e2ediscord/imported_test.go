@@ -153,7 +153,7 @@ func actsOnImported(t *testing.T, bin string, dbArgs ...string) {
 	})
 	// A reaction the import wrote for Alice, taken back on Matrix.
 	aliceReactedTo := findImported(ctx, t, alice, room, live.ID, alicesReaction.rec, authorOf(alicesReaction.rec, aliceID, alice.UserID))
-	importedOfAlice := findReaction(ctx, t, alice, room, live.ID, aliceReactedTo, alice.UserID, alicesReaction.name)
+	importedOfAlice := testserver.FindReaction(ctx, t, alice, room, live.ID, aliceReactedTo, alice.UserID, alicesReaction.name)
 	if _, err := alice.RedactEvent(ctx, room, importedOfAlice); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func actsOnImported(t *testing.T, bin string, dbArgs ...string) {
 		return evt.Type == event.EventRedaction && evt.Redacts == carols.ID
 	})
 	othersReactedTo := findImported(ctx, t, alice, room, live.ID, othersReaction.rec, authorOf(othersReaction.rec, aliceID, alice.UserID))
-	importedOfOther := findReaction(ctx, t, alice, room, live.ID, othersReactedTo, ghost(othersReaction.user), othersReaction.name)
+	importedOfOther := testserver.FindReaction(ctx, t, alice, room, live.ID, othersReactedTo, ghost(othersReaction.user), othersReaction.name)
 	fake.Dispatch("MESSAGE_REACTION_REMOVE", map[string]any{"user_id": othersReaction.user, "message_id": othersReaction.rec.ID,
 		"channel_id": channel.ID, "guild_id": m.GuildID, "emoji": map[string]any{"name": othersReaction.name}})
 	w.wait(ctx, room, "the redaction of the imported reaction removed on Discord", func(evt *event.Event) bool {
@@ -298,20 +298,6 @@ func findImported(ctx context.Context, t *testing.T, cli *mautrix.Client, room i
 	})
 	if evt == nil {
 		t.Fatalf("the imported message %s (%s) is not in the room's history", rec.ID, sender)
-	}
-	return evt.ID
-}
-
-// findReaction pages back from an event for sender's reaction with key to
-// target and returns its event ID.
-func findReaction(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from, target id.EventID, sender id.UserID, key string) id.EventID {
-	t.Helper()
-	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
-		rel := evt.Content.AsReaction().RelatesTo
-		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
-	})
-	if evt == nil {
-		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
 	}
 	return evt.ID
 }

@@ -216,10 +216,10 @@ func managementRoom(ctx context.Context, t testing.TB, cli *mautrix.Client, w *w
 // login logs in through the bot: flow "user" or "bot".
 func login(ctx context.Context, t testing.TB, cli *mautrix.Client, w *watcher, mgmt id.RoomID, flow, token string) {
 	t.Helper()
-	ask := map[string]string{"user": "User token", "bot": "Bot token"}[flow]
-	command(ctx, t, cli, w, mgmt, "login "+flow, "Please enter your "+ask)
-	command(ctx, t, cli, w, mgmt, token, "Please enter your App-level token")
-	command(ctx, t, cli, w, mgmt, slackfake.AppToken, "Logged in to Slack as")
+	// The tokens go with the command: bridgev2 prompts for each before it
+	// is ready for the answer, which a fast client can beat (an answer
+	// then goes unheard).
+	command(ctx, t, cli, w, mgmt, "login "+flow+" "+token+" "+slackfake.AppToken, "Logged in to Slack as")
 }
 
 // command sends text to the bot and waits for an answer containing want

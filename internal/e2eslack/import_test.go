@@ -307,7 +307,7 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	})
 	aliceReacted := findBy(ctx, t, alice, room, live.ID, alicesReaction.rec, alicesReaction.author(m))
 	key, _ := slackfmt.ReactionKey(alicesReaction.name)
-	importedOfAlice := findReaction(ctx, t, alice, room, live.ID, aliceReacted, "@alice:localhost", key)
+	importedOfAlice := testserver.FindReaction(ctx, t, alice, room, live.ID, aliceReacted, "@alice:localhost", key)
 	if _, err := alice.RedactEvent(ctx, room, importedOfAlice); err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func testSlackPluginActsOnImportedMessages(t *testing.T, dbArgs []string) {
 	})
 	othersReacted := findBy(ctx, t, alice, room, live.ID, othersReaction.rec, othersReaction.author(m))
 	key, _ = slackfmt.ReactionKey(othersReaction.name)
-	importedOfOther := findReaction(ctx, t, alice, room, live.ID, othersReacted, ghost(othersReaction.user), key)
+	importedOfOther := testserver.FindReaction(ctx, t, alice, room, live.ID, othersReacted, ghost(othersReaction.user), key)
 	fake.React(conv.ID, othersReaction.rec.TS, othersReaction.user, othersReaction.name, false)
 	w.wait(ctx, room, "the redaction of the imported reaction removed on Slack", func(evt *event.Event) bool {
 		return evt.Type == event.EventRedaction && evt.Redacts == importedOfOther && evt.Sender == ghost(othersReaction.user)
@@ -400,20 +400,6 @@ func importedReaction(m *slackexport.Manifest, conv string, who func(string) boo
 		}
 	}
 	panic("the generated export has no such reaction in " + conv)
-}
-
-// findReaction pages back from an event for sender's reaction with key to
-// target and returns its event ID.
-func findReaction(ctx context.Context, t *testing.T, cli *mautrix.Client, room id.RoomID, from, target id.EventID, sender id.UserID, key string) id.EventID {
-	t.Helper()
-	evt := testserver.FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
-		rel := evt.Content.AsReaction().RelatesTo
-		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
-	})
-	if evt == nil {
-		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
-	}
-	return evt.ID
 }
 
 // findBy pages back from an event for the imported message rec sent as

@@ -74,14 +74,14 @@ func BenchmarkSlackBridge(b *testing.B) {
 	pb.waitEvent(b, func(ev *event.Event) bool {
 		return ev.Sender == slackBenchBot && strings.Contains(msgBody(ev), "management room")
 	})
-	for _, step := range [][2]string{{"login user", "User token"}, {token, "App-level token"}, {slackfake.AppToken, "Logged in"}} {
-		if _, err := pb.alice.SendText(ctx, mgmt.RoomID, step[0]); err != nil {
-			b.Fatal(err)
-		}
-		pb.waitEvent(b, func(ev *event.Event) bool {
-			return ev.Sender == slackBenchBot && strings.Contains(msgBody(ev), step[1])
-		})
+	// The tokens go with the command: bridgev2 prompts for each before it
+	// is ready for the answer, which a fast client can beat.
+	if _, err := pb.alice.SendText(ctx, mgmt.RoomID, "login user "+token+" "+slackfake.AppToken); err != nil {
+		b.Fatal(err)
 	}
+	pb.waitEvent(b, func(ev *event.Event) bool {
+		return ev.Sender == slackBenchBot && strings.Contains(msgBody(ev), "Logged in")
+	})
 	waitSocket(b, fake)
 	// The first message makes the portal (alice's double puppet is joined).
 	fake.Say(channel, "U0BOB", "portal please", "")

@@ -38,3 +38,19 @@ func FindEarlier(ctx context.Context, t testing.TB, cli *mautrix.Client, room id
 	}
 	return nil
 }
+
+// FindReaction pages a room's history back from the event from for
+// sender's reaction with key to target, and returns its ID; none fails
+// the test.
+func FindReaction(ctx context.Context, t testing.TB, cli *mautrix.Client, room id.RoomID, from, target id.EventID,
+	sender id.UserID, key string) id.EventID {
+	t.Helper()
+	evt := FindEarlier(ctx, t, cli, room, from, func(evt *event.Event) bool {
+		rel := evt.Content.AsReaction().RelatesTo
+		return evt.Type == event.EventReaction && evt.Sender == sender && rel.EventID == target && rel.Key == key
+	})
+	if evt == nil {
+		t.Fatalf("no reaction %s of %s to %s in the room", key, sender, target)
+	}
+	return evt.ID
+}

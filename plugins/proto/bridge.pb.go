@@ -947,7 +947,10 @@ type MessagePart struct {
 	Alias string `protobuf:"bytes,5,opt,name=alias,proto3" json:"alias,omitempty"`
 	// sender_id is the network's ID of the sender (bridgev2's
 	// networkid.UserID) if the import recorded it.
-	SenderId      string `protobuf:"bytes,6,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	SenderId string `protobuf:"bytes,6,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	// thread_root is the message ID of the thread's root when the event is
+	// in a thread (m.thread) whose root the import recorded.
+	ThreadRoot    string `protobuf:"bytes,7,opt,name=thread_root,json=threadRoot,proto3" json:"thread_root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,6 +1023,13 @@ func (x *MessagePart) GetAlias() string {
 func (x *MessagePart) GetSenderId() string {
 	if x != nil {
 		return x.SenderId
+	}
+	return ""
+}
+
+func (x *MessagePart) GetThreadRoot() string {
+	if x != nil {
+		return x.ThreadRoot
 	}
 	return ""
 }
@@ -3299,14 +3309,16 @@ const file_bridge_proto_rawDesc = "" +
 	"\tsender_id\x18\x05 \x01(\tR\bsenderId\x12\x19\n" +
 	"\bemoji_id\x18\x06 \x01(\tR\aemojiId\x12\x14\n" +
 	"\x05emoji\x18\a \x01(\tR\x05emoji\x12\x1c\n" +
-	"\ttimestamp\x18\b \x01(\x03R\ttimestamp\"\xaa\x01\n" +
+	"\ttimestamp\x18\b \x01(\x03R\ttimestamp\"\xcb\x01\n" +
 	"\vMessagePart\x12\x17\n" +
 	"\apart_id\x18\x01 \x01(\tR\x06partId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06sender\x18\x03 \x01(\tR\x06sender\x12\x1c\n" +
 	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x12\x14\n" +
 	"\x05alias\x18\x05 \x01(\tR\x05alias\x12\x1b\n" +
-	"\tsender_id\x18\x06 \x01(\tR\bsenderId\"f\n" +
+	"\tsender_id\x18\x06 \x01(\tR\bsenderId\x12\x1f\n" +
+	"\vthread_root\x18\a \x01(\tR\n" +
+	"threadRoot\"f\n" +
 	"\x11FindPortalRequest\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1b\n" +
 	"\tportal_id\x18\x02 \x01(\tR\bportalId\x12\x1a\n" +

@@ -13,14 +13,15 @@
 // A bridge continues in the rooms `tributary import` made for its network
 // (adopt.go) and acts on the messages the import wrote there (imported.go):
 // Matrix edits, reactions, redactions, replies and receipts of imported
-// messages reach the network as those of bridged ones do, with nothing for
-// the bridge to do; for the network's edits, reactions and deletions of
-// imported messages to land on their Matrix events, a connector queues its
+// messages (and redactions of imported reactions) reach the network as
+// those of bridged ones do, with nothing for the bridge to do; for the
+// network's edits, reactions, reaction removals and deletions of imported
+// messages to land on their Matrix events, a connector queues its
 // remote events with QueueRemoteEvent(login, evt) instead of bridgev2's
 // login.QueueRemoteEvent(evt), and looks thread roots and reply targets up
 // with ImportedMessage(ctx, portal, id) in ConvertMessage. The import must
 // name each message part's event as bridgev2 would (importer.Event: Alias,
-// Message, Part, SenderID).
+// Message, Part, SenderID; Emoji for a reaction).
 //
 // Of this module it may import only plugins/proto (nothing outside plugins/,
 // transitively); beyond that, mautrix, go-plugin, gRPC and the database

@@ -23,24 +23,31 @@ import (
 // bridgev2's message table knows none of it, and would drop every edit,
 // reaction, deletion, reply or read receipt that points at an imported
 // message. The import records which network message (and part) each event
-// is; the host answers from that record (FindMessage), and the SDK writes
-// the parts into bridgev2's message table the first time something points
-// at them, so that bridgev2 then handles them as messages it bridged:
+// is (and which message each imported reaction is to, by whom, with which
+// emoji); the host answers from that record (FindMessage), and the SDK
+// writes the parts into bridgev2's message table (with their thread's root)
+// and the reactions into its reaction table the first time something
+// points at them, so that bridgev2 then handles them as messages and
+// reactions it bridged:
 //
 //   - Matrix → network: done for every plugin. Before an edit, reaction,
-//     redaction, reply, thread message or read receipt goes to bridgev2,
-//     the SDK makes sure the events it points at are known.
+//     redaction (of a message or of a reaction), reply, thread message or
+//     read receipt goes to bridgev2, the SDK makes sure the events it
+//     points at are known.
 //   - network → Matrix: a connector queues its remote events through
 //     QueueRemoteEvent instead of bridgev2's own (UserLogin.QueueRemoteEvent,
 //     Bridge.QueueRemoteEvent); for those that target a message (edits,
-//     reactions, deletions: bridgev2.RemoteEventWithTargetMessage) the
-//     target is made known first. A converted message's thread root or
+//     reactions, reaction removals, deletions:
+//     bridgev2.RemoteEventWithTargetMessage) the target is made known
+//     first, with its imported reactions. A converted message's thread root or
 //     reply target is made known with ImportedMessage, called from the
 //     connector's ConvertMessage (bridgev2 looks them up after converting).
 //
 // The import must give the events the IDs the bridge gives the messages
-// (networkid.MessageID and PartID), as importer/slack does; the plugin's
-// bot must be in the room.
+// (networkid.MessageID and PartID) and reactions (networkid.EmojiID), as
+// importer/slack and importer/discord do; the plugin's bot must be in the
+// room. Reactions of imports made before the host recorded them (migration
+// 0150) are not known: removing one is not bridged.
 
 // QueueRemoteEvent queues a remote event as login.QueueRemoteEvent does,
 // after making sure bridgev2 knows the message it targets if an import
@@ -197,7 +204,7 @@ func (m *Matrix) recordImported(ctx context.Context, resp *proto.FindMessageResp
 		}
 		msg := &database.Message{ID: networkid.MessageID(resp.MessageId), PartID: networkid.PartID(p.PartId),
 			MXID: mxid, Room: key, SenderID: senderID, SenderMXID: sender,
-			Timestamp: time.UnixMilli(p.Timestamp)}
+			Timestamp: time.UnixMilli(p.Timestamp), ThreadRoot: networkid.MessageID(p.ThreadRoot)}
 		if mt := m.br.Network.GetDBMetaTypes().Message; mt != nil {
 			msg.Metadata = mt()
 		}
