@@ -660,7 +660,6 @@ func alias(roomID id.RoomID, server, messageID, part string) id.EventID {
 	return id.EventID("$" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)) + ":backfill." + server)
 }
 
-
 func (r *run) progress(n int) {
 	if r.o.Progress != nil {
 		r.o.Progress(n)

@@ -626,4 +626,3 @@ func alias(roomID id.RoomID, server, team, channel, ts, part string) id.EventID 
 
 // tsMillis is a Slack ts in milliseconds.
 func tsMillis(us int64) int64 { return us / 1000 }
-
