@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,20 +234,11 @@ func TestTelegramUserMode(t *testing.T) {
 	// to Telegram (so the message is in the bridge's database).
 	f.push(ctx, &tg.UpdateNewMessage{Message: &tg.Message{ID: 1000, PeerID: &tg.PeerUser{UserID: dave.ID},
 		FromID: &tg.PeerUser{UserID: dave.ID}, Message: "a private word", Date: 1_700_001_000}, Pts: 1, PtsCount: 1})
-	for !slices.ContainsFunc(w.invites, func(r id.RoomID) bool { return r != portal }) {
-		if ctx.Err() != nil {
-			t.Fatal("no invite to the private chat's portal")
-		}
-		w.next(ctx)
+	dm := w.newRoom(ctx, "the private chat's portal", mgmt, portal)
+	if _, err := alice.JoinRoomByID(ctx, dm); err != nil {
+		t.Fatal(err)
 	}
-	for _, r := range w.invites {
-		if r != portal {
-			if _, err := alice.JoinRoomByID(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	dm, private := w.messageAnywhere(ctx, "a private word")
+	private := w.waitMessage(ctx, dm, "a private word")
 	if private.Sender != ghostOf(dave.ID) {
 		t.Errorf("private message from %s", private.Sender)
 	}
