@@ -95,6 +95,7 @@ func TestTelegramUserMode(t *testing.T) {
 	bot := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(bot.Close)
 	s := startWithUserMode(t, bin, f, bot.URL())
+	f.logs = s.Logs
 
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice, s.Logs)

@@ -20,7 +20,7 @@ type watcher struct {
 	invites []id.RoomID
 	// inviteState is the stripped state of each invite.
 	inviteState map[id.RoomID][]*event.Event
-	logs    func() string
+	logs        func() string
 }
 
 func newWatcher(t testing.TB, cli *mautrix.Client, logs func() string) *watcher {
