@@ -45,6 +45,10 @@ type UserClient struct {
 
 	limits sendLimits
 	loop   connLoop
+	// saveMu orders the login's saves this client makes: each marshals
+	// the metadata when its turn comes, so the last one written holds
+	// every change made before it.
+	saveMu sync.Mutex
 	topics topicNames
 
 	// mu guards the fields below.
@@ -70,6 +74,9 @@ func newUserClient(n *Connector, login *bridgev2.UserLogin) *UserClient {
 		users: map[int64]*tg.User{}, chats: map[int64]*tg.Chat{}, channels: map[int64]*tg.Channel{},
 		sent:   map[networkid.MessageID]bool{},
 		recent: map[int]networkid.PortalKey{}}
+	if meta, ok := login.Metadata.(*LoginMetadata); ok {
+		meta.lock = &c.mu
+	}
 	c.queue = func(ev bridgev2.RemoteEvent) { n.br.QueueRemoteEvent(login, ev) }
 	c.setState = func(s status.BridgeState) { login.BridgeState.Send(s) }
 	c.intentFor = func(ctx context.Context, p *bridgev2.Portal, s bridgev2.EventSender) (bridgev2.MatrixAPI, bool) {
@@ -116,6 +123,13 @@ func (c *UserClient) clientFor(ctx context.Context, chatID int64) (*tg.Client, t
 	return api, peer, nil
 }
 
+// save saves the login (never with mu held: marshalling takes it).
+func (c *UserClient) save(ctx context.Context) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	return c.login.Save(ctx)
+}
+
 func (c *UserClient) meta() *LoginMetadata { return c.login.Metadata.(*LoginMetadata) }
 
 // metaSession keeps gotd's session (auth key, DC, salt) in the login's
@@ -135,7 +149,7 @@ func (s metaSession) StoreSession(ctx context.Context, data []byte) error {
 	s.c.mu.Lock()
 	s.c.meta().Session = append([]byte(nil), data...)
 	s.c.mu.Unlock()
-	return s.c.login.Save(ctx)
+	return s.c.save(ctx)
 }
 
 // telegramOptions are the gotd options for the configured Telegram (or a
@@ -376,7 +390,7 @@ func (c *UserClient) keepPeer(ctx context.Context, chatID int64) {
 	meta.Peers[chatID] = hash
 	c.mu.Unlock()
 	if c.net.br != nil {
-		if err := c.login.Save(ctx); err != nil {
+		if err := c.save(ctx); err != nil {
 			zerolog.Ctx(ctx).Err(err).Msg("saving a chat's access hash")
 		}
 	}
