@@ -21,9 +21,9 @@ import (
 // (tgtest, real key exchange and encryption over loopback TCP) answering
 // the calls the plugin makes, for one account in one supergroup.
 type mtFake struct {
-	t       *testing.T
+	t *testing.T
 	// logs are the server's, for a failure's message (set once it runs).
-	logs func() string
+	logs    func() string
 	cluster *cluster.Cluster
 	srv     *tgtest.Server
 	me      *tg.User

@@ -20,7 +20,6 @@ import (
 
 	"github.com/tributary-hs/tributary/bridges/telegram/tgfake"
 	"github.com/tributary-hs/tributary/internal/testserver"
-	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
 
 // startWithUserMode starts tributary with the tributary-telegram plugin,
@@ -69,6 +68,7 @@ plugins:
 // on with the session kept in the login, without logging in again, and
 // asks for what it missed meanwhile.
 func TestTelegramUserMode(t *testing.T) {
+	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	me := &tg.User{ID: 4711, Self: true, AccessHash: 1, FirstName: "Alice", Username: "alice_tg", Phone: "15550001"}
@@ -82,15 +82,6 @@ func TestTelegramUserMode(t *testing.T) {
 		f.addHistory(erin.ID, "history two"),
 		f.addHistory(me.ID, "history three, mine"),
 		f.addHistory(dave.ID, "history four"),
-	}
-	binDir, err := os.MkdirTemp("", "e2etelegram-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
-	bin, err := plugintest.BuildInto(binDir, pluginPackage)
-	if err != nil {
-		t.Fatal(err)
 	}
 	bot := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(bot.Close)
