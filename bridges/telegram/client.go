@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"maunium.net/go/mautrix/bridgev2"
-	"maunium.net/go/mautrix/bridgev2/networkid"
 	"maunium.net/go/mautrix/bridgev2/status"
 )
 
@@ -38,13 +37,13 @@ type Client struct {
 	login *bridgev2.UserLogin
 	bot   *tgbot.Bot
 
+	loop   connLoop
+	topics topicNames
+
 	// mu guards the fields below.
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	chats  map[int64]models.Chat
-	users  map[int64]models.User
-	topics map[networkid.PortalID]string // forum topic names
+	mu    sync.Mutex
+	chats map[int64]models.Chat
+	users map[int64]models.User
 	// avatarChecked: when each user's profile photo was last looked up.
 	avatarChecked map[int64]time.Time
 
@@ -55,7 +54,7 @@ var _ bridgev2.NetworkAPI = (*Client)(nil)
 
 func newClient(n *Connector, login *bridgev2.UserLogin) *Client {
 	c := &Client{net: n, login: login, chats: map[int64]models.Chat{}, users: map[int64]models.User{},
-		topics: map[networkid.PortalID]string{}, avatarChecked: map[int64]time.Time{}}
+		avatarChecked: map[int64]time.Time{}}
 	c.bot, _ = n.newBot(c.meta().Token)
 	return c
 }
@@ -79,32 +78,18 @@ func (c *Client) Connect(ctx context.Context) {
 			Message: "the login has no bot token"})
 		return
 	}
-	c.mu.Lock()
-	if c.cancel != nil {
-		c.mu.Unlock()
+	ctx, end, ok := c.loop.begin(ctx)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel, c.done = cancel, make(chan struct{})
-	done := c.done
-	c.mu.Unlock()
 	c.login.BridgeState.Send(status.BridgeState{StateEvent: status.StateConnecting})
 	go func() {
-		defer close(done)
+		defer end()
 		c.pollLoop(ctx)
 	}()
 }
 
-func (c *Client) Disconnect() {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel, c.done = nil, nil
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+func (c *Client) Disconnect() { c.loop.stop() }
 
 func (c *Client) IsLoggedIn() bool { return c.bot != nil }
 

@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -63,6 +64,19 @@ type LoginMetadata struct {
 	// Offset is the next getUpdates offset: every update before it has
 	// been bridged.
 	Offset int64 `json:"offset,omitempty"`
+
+	// lock, when set, is what a user client changes the fields under;
+	// MarshalJSON (a login's Save, from any goroutine) holds it too.
+	lock sync.Locker
+}
+
+func (m *LoginMetadata) MarshalJSON() ([]byte, error) {
+	if m.lock != nil {
+		m.lock.Lock()
+		defer m.lock.Unlock()
+	}
+	type fields LoginMetadata
+	return json.Marshal((*fields)(m))
 }
 
 // MessageMetadata is what the bridge keeps of a bridged message.

@@ -169,25 +169,14 @@ func caption(content *event.MessageEventContent, name ghostNameFunc) (string, []
 func (c *Client) sendMedia(ctx context.Context, msg *bridgev2.MatrixMessage, chatID int64, thread int,
 	reply *models.ReplyParameters) (*models.Message, error) {
 	content := msg.Content
-	data, err := c.net.br.Bot.DownloadMedia(ctx, content.URL, content.File)
+	f, err := c.net.outgoingFile(ctx, msg, c.telegramName(ctx))
 	if err != nil {
-		return nil, bridgev2.WrapErrorInStatus(fmt.Errorf("downloading the file from Matrix: %w", err)).
-			WithIsCertain(true).WithSendNotice(true)
+		return nil, err
 	}
-	name := content.FileName
-	if name == "" {
-		name = content.Body
+	mime, text, ents := f.mime, f.text, f.ents
+	file := func() models.InputFile {
+		return &models.InputFileUpload{Filename: f.name, Data: bytes.NewReader(f.data)}
 	}
-	if name == "" {
-		name = "file"
-	}
-	mime := ""
-	if content.Info != nil {
-		mime = content.Info.MimeType
-	}
-	text, ents := caption(content, c.telegramName(ctx))
-	text, ents = relayPrefix(msg.OrigSender, false, text, ents)
-	file := func() models.InputFile { return &models.InputFileUpload{Filename: name, Data: bytes.NewReader(data)} }
 	var sent *models.Message
 	err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
 		switch {

@@ -73,23 +73,9 @@ func (c *Client) learnTopic(msg *models.Message) {
 			name = m.ForumTopicEdited.Name
 		}
 		if name != "" && m.MessageThreadID != 0 {
-			c.mu.Lock()
-			c.topics[topicPortalIDOf(m.Chat.ID, m.MessageThreadID)] = name
-			c.mu.Unlock()
+			c.topics.set(topicPortalIDOf(m.Chat.ID, m.MessageThreadID), name)
 		}
 	}
-}
-
-func (c *Client) topicName(p networkid.PortalID, thread int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if name := c.topics[p]; name != "" {
-		return name
-	}
-	if thread == 0 {
-		return "General"
-	}
-	return fmt.Sprintf("Topic %d", thread)
 }
 
 func (c *Client) eventSender(msg *models.Message) bridgev2.EventSender {
@@ -182,7 +168,7 @@ func (c *Client) serviceChange(msg *models.Message) *bridgev2.ChatInfoChange {
 		title := msg.NewChatTitle
 		return &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &title}}
 	case msg.ForumTopicCreated != nil || msg.ForumTopicEdited != nil:
-		name := c.topicName(c.msgPortalKey(msg).ID, msg.MessageThreadID)
+		name := c.topics.name(c.msgPortalKey(msg).ID, msg.MessageThreadID)
 		return &bridgev2.ChatInfoChange{ChatInfo: &bridgev2.ChatInfo{Name: &name}}
 	}
 	return nil
@@ -295,7 +281,7 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: members}}
 	switch {
 	case topic:
-		name := c.topicName(portal.ID, thread)
+		name := c.topics.name(portal.ID, thread)
 		parent := portalIDOf(chatID)
 		info.Name, info.ParentID = &name, &parent
 	case chat.IsForum:

@@ -44,18 +44,21 @@ type UserClient struct {
 	intentFor func(context.Context, *bridgev2.Portal, bridgev2.EventSender) (bridgev2.MatrixAPI, bool)
 
 	limits sendLimits
+	loop   connLoop
+	// saveMu orders the login's saves this client makes: each marshals
+	// the metadata when its turn comes, so the last one written holds
+	// every change made before it.
+	saveMu sync.Mutex
+	topics topicNames
 
 	// mu guards the fields below.
 	mu       sync.Mutex
 	api      *tg.Client // nil until connected
 	gaps     *updates.Manager
 	ready    chan struct{}
-	cancel   context.CancelFunc
-	done     chan struct{}
 	users    map[int64]*tg.User
 	chats    map[int64]*tg.Chat
 	channels map[int64]*tg.Channel
-	topics   map[networkid.PortalID]string
 	// sent: message IDs this login sent from Matrix, whose echoes are
 	// not bridged back.
 	sent map[networkid.MessageID]bool
@@ -69,8 +72,11 @@ var _ bridgev2.NetworkAPI = (*UserClient)(nil)
 func newUserClient(n *Connector, login *bridgev2.UserLogin) *UserClient {
 	c := &UserClient{net: n, login: login, ready: make(chan struct{}),
 		users: map[int64]*tg.User{}, chats: map[int64]*tg.Chat{}, channels: map[int64]*tg.Channel{},
-		topics: map[networkid.PortalID]string{}, sent: map[networkid.MessageID]bool{},
+		sent:   map[networkid.MessageID]bool{},
 		recent: map[int]networkid.PortalKey{}}
+	if meta, ok := login.Metadata.(*LoginMetadata); ok {
+		meta.lock = &c.mu
+	}
 	c.queue = func(ev bridgev2.RemoteEvent) { n.br.QueueRemoteEvent(login, ev) }
 	c.setState = func(s status.BridgeState) { login.BridgeState.Send(s) }
 	c.intentFor = func(ctx context.Context, p *bridgev2.Portal, s bridgev2.EventSender) (bridgev2.MatrixAPI, bool) {
@@ -104,6 +110,26 @@ func (c *UserClient) client(ctx context.Context) (*tg.Client, error) {
 	return c.api, nil
 }
 
+// clientFor waits for the connection and names the chat for it.
+func (c *UserClient) clientFor(ctx context.Context, chatID int64) (*tg.Client, tg.InputPeerClass, error) {
+	api, err := c.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	peer, err := c.inputPeer(chatID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, peer, nil
+}
+
+// save saves the login (never with mu held: marshalling takes it).
+func (c *UserClient) save(ctx context.Context) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	return c.login.Save(ctx)
+}
+
 func (c *UserClient) meta() *LoginMetadata { return c.login.Metadata.(*LoginMetadata) }
 
 // metaSession keeps gotd's session (auth key, DC, salt) in the login's
@@ -123,7 +149,7 @@ func (s metaSession) StoreSession(ctx context.Context, data []byte) error {
 	s.c.mu.Lock()
 	s.c.meta().Session = append([]byte(nil), data...)
 	s.c.mu.Unlock()
-	return s.c.login.Save(ctx)
+	return s.c.save(ctx)
 }
 
 // telegramOptions are the gotd options for the configured Telegram (or a
@@ -169,15 +195,10 @@ func (c *UserClient) Connect(ctx context.Context) {
 		c.setState(status.BridgeState{StateEvent: status.StateUnknownError, Message: err.Error()})
 		return
 	}
-	c.mu.Lock()
-	if c.cancel != nil {
-		c.mu.Unlock()
+	ctx, end, ok := c.loop.begin(ctx)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel, c.done = cancel, make(chan struct{})
-	done := c.done
-	c.mu.Unlock()
 	log := zerolog.Ctx(ctx).With().Str("action", "telegram mtproto").Logger()
 	ctx = log.WithContext(ctx)
 	opts.SessionStorage = metaSession{c}
@@ -197,7 +218,7 @@ func (c *UserClient) Connect(ctx context.Context) {
 	tgc := telegram.NewClient(c.net.Config.APIID, c.net.Config.APIHash, opts)
 	c.setState(status.BridgeState{StateEvent: status.StateConnecting})
 	go func() {
-		defer close(done)
+		defer end()
 		wait := time.Second
 		for ctx.Err() == nil {
 			err := tgc.Run(ctx, func(ctx context.Context) error {
@@ -255,23 +276,12 @@ func (c *UserClient) loadDialogs(ctx context.Context) {
 	}
 }
 
-func (c *UserClient) Disconnect() {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel, c.done = nil, nil
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+func (c *UserClient) Disconnect() { c.loop.stop() }
 
 func (c *UserClient) IsLoggedIn() bool { return len(c.meta().Session) > 0 }
 
 func (c *UserClient) LogoutRemote(ctx context.Context) {
-	c.mu.Lock()
-	running := c.cancel != nil
-	c.mu.Unlock()
+	running := c.loop.running()
 	if api, err := c.client(ctx); err == nil && running {
 		if _, err := api.AuthLogOut(ctx); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("auth.logOut")
@@ -380,7 +390,7 @@ func (c *UserClient) keepPeer(ctx context.Context, chatID int64) {
 	meta.Peers[chatID] = hash
 	c.mu.Unlock()
 	if c.net.br != nil {
-		if err := c.login.Save(ctx); err != nil {
+		if err := c.save(ctx); err != nil {
 			zerolog.Ctx(ctx).Err(err).Msg("saving a chat's access hash")
 		}
 	}

@@ -593,3 +593,40 @@ func TestUpdateStateInLogin(t *testing.T) {
 		t.Errorf("metadata round trip %s: %+v %v", raw, back.Updates, err)
 	}
 }
+
+// TestLoginMetadataMarshalledWhileChanging: a login's Save (bridgev2
+// marshals the metadata) may come from any goroutine while the update
+// manager's goroutines change the update state and the access hashes
+// (under -race, and a map iterated while written can end the process).
+func TestLoginMetadataMarshalledWhileChanging(t *testing.T) {
+	ut := newUserTest(t)
+	st := metaState{ut.c}
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			_ = st.SetChannelPts(ctx, meID, int64(i), i+1)
+			_ = st.SetChannelAccessHash(ctx, meID, int64(i), int64(i)+7)
+			_ = st.SetPts(ctx, meID, i)
+		}
+	}()
+	for range 300 {
+		if _, err := json.Marshal(ut.c.login.Metadata); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	raw, err := json.Marshal(ut.c.login.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back LoginMetadata
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Updates == nil || back.Updates.Pts != 299 || len(back.Updates.Channels) != 300 ||
+		back.Updates.Channels[299] != (channelState{Pts: 300, AccessHash: 306}) || back.Session == nil {
+		t.Errorf("marshalled metadata: %s", raw)
+	}
+}

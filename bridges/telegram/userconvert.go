@@ -249,13 +249,10 @@ func (c *UserClient) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (
 	info := &bridgev2.ChatInfo{Members: &bridgev2.ChatMemberList{MemberMap: members}, CanBackfill: true}
 	switch {
 	case topic:
-		c.mu.Lock()
-		_, known := c.topics[portal.ID]
-		c.mu.Unlock()
-		if !known {
+		if !c.topics.known(portal.ID) {
 			c.topicTitle(ctx, chatID, thread)
 		}
-		name := c.topicName(portal.ID, thread)
+		name := c.topics.name(portal.ID, thread)
 		parent := portalIDOf(chatID)
 		info.Name, info.ParentID = &name, &parent
 	case c.isForum(chatID):

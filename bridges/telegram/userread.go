@@ -51,11 +51,7 @@ func (c *UserClient) HandleMatrixTyping(ctx context.Context, msg *bridgev2.Matri
 	if err != nil {
 		return nil
 	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return err
-	}
-	peer, err := c.inputPeer(chatID)
+	api, peer, err := c.clientFor(ctx, chatID)
 	if err != nil {
 		return err
 	}

@@ -107,11 +107,7 @@ func (c *UserClient) HandleMatrixMessage(ctx context.Context, msg *bridgev2.Matr
 	if err != nil {
 		return nil, err
 	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	peer, err := c.inputPeer(chatID)
+	api, peer, err := c.clientFor(ctx, chatID)
 	if err != nil {
 		return nil, err
 	}
@@ -173,27 +169,17 @@ func (c *UserClient) telegramName(ctx context.Context) ghostNameFunc {
 func (c *UserClient) sendMedia(ctx context.Context, api *tg.Client, msg *bridgev2.MatrixMessage, peer tg.InputPeerClass,
 	reply tg.InputReplyToClass, random int64) (tg.UpdatesClass, error) {
 	content := msg.Content
-	data, err := c.net.br.Bot.DownloadMedia(ctx, content.URL, content.File)
+	f, err := c.net.outgoingFile(ctx, msg, c.telegramName(ctx))
 	if err != nil {
-		return nil, bridgev2.WrapErrorInStatus(fmt.Errorf("downloading the file from Matrix: %w", err)).
-			WithIsCertain(true).WithSendNotice(true)
+		return nil, err
 	}
-	name := content.FileName
-	if name == "" {
-		name = content.Body
+	name, mime, text, ents := f.name, f.mime, f.text, f.ents
+	if mime == "" {
+		mime = "application/octet-stream"
 	}
-	if name == "" {
-		name = "file"
-	}
-	mime := "application/octet-stream"
-	if content.Info != nil && content.Info.MimeType != "" {
-		mime = content.Info.MimeType
-	}
-	text, ents := caption(content, c.telegramName(ctx))
-	text, ents = relayPrefix(msg.OrigSender, false, text, ents)
 	var file tg.InputFileClass
 	err = c.retrying(ctx, msg.Portal, msg.Event, func(ctx context.Context) (err error) {
-		file, err = uploader.NewUploader(api).FromBytes(ctx, name, data)
+		file, err = uploader.NewUploader(api).FromBytes(ctx, name, f.data)
 		return err
 	})
 	if err != nil {
@@ -235,11 +221,7 @@ func (c *UserClient) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixE
 	if err != nil {
 		return err
 	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return err
-	}
-	peer, err := c.inputPeer(chatID)
+	api, peer, err := c.clientFor(ctx, chatID)
 	if err != nil {
 		return err
 	}
@@ -269,11 +251,7 @@ func (c *UserClient) sendReaction(ctx context.Context, portal *bridgev2.Portal, 
 	if err != nil {
 		return err
 	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return err
-	}
-	peer, err := c.inputPeer(chatID)
+	api, peer, err := c.clientFor(ctx, chatID)
 	if err != nil {
 		return err
 	}
@@ -332,11 +310,7 @@ func (c *UserClient) FetchMessages(ctx context.Context, params bridgev2.FetchMes
 	if err != nil {
 		return nil, err
 	}
-	api, err := c.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	peer, err := c.inputPeer(chatID)
+	api, peer, err := c.clientFor(ctx, chatID)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (s metaState) change(ctx context.Context, fn func(st *updateState)) error {
 	if s.c.net.br == nil {
 		return nil
 	}
-	return s.c.login.Save(ctx)
+	return s.c.save(ctx)
 }
 
 func (s metaState) GetState(_ context.Context, _ int64) (updates.State, bool, error) {

@@ -282,21 +282,7 @@ func fromUserID(p tg.PeerClass) int64 {
 }
 
 func (c *UserClient) setTopic(chatID int64, thread int, name string) {
-	c.mu.Lock()
-	c.topics[topicPortalIDOf(chatID, thread)] = name
-	c.mu.Unlock()
-}
-
-func (c *UserClient) topicName(p networkid.PortalID, thread int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if name := c.topics[p]; name != "" {
-		return name
-	}
-	if thread == 0 {
-		return "General"
-	}
-	return "Topic " + strconv.Itoa(thread)
+	c.topics.set(topicPortalIDOf(chatID, thread), name)
 }
 
 func (c *UserClient) queueDelete(key networkid.PortalKey, target networkid.MessageID) {

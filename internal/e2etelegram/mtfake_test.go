@@ -21,7 +21,9 @@ import (
 // (tgtest, real key exchange and encryption over loopback TCP) answering
 // the calls the plugin makes, for one account in one supergroup.
 type mtFake struct {
-	t       *testing.T
+	t *testing.T
+	// logs are the server's, for a failure's message (set once it runs).
+	logs    func() string
 	cluster *cluster.Cluster
 	srv     *tgtest.Server
 	me      *tg.User
@@ -385,7 +387,11 @@ func (f *mtFake) waitFor(ctx context.Context, what string, cond func() bool) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			f.t.Fatalf("the fake Telegram never saw %s", what)
+			logs := ""
+			if f.logs != nil {
+				logs = f.logs()
+			}
+			f.t.Fatalf("the fake Telegram never saw %s; server log:\n%s", what, logs)
 		}
 	}
 }

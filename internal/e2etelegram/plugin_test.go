@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +39,36 @@ var (
 	pngData = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" +
 		"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
 )
+
+var plugin struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if plugin.dir != "" {
+		_ = os.RemoveAll(plugin.dir)
+	}
+	os.Exit(code)
+}
+
+// pluginBinary builds tributary-telegram, once for the package. Tests
+// call it before their deadline starts: on a loaded 2-core CI machine the
+// build alone has taken most of the two minutes.
+func pluginBinary(t *testing.T) string {
+	t.Helper()
+	plugin.once.Do(func() {
+		if plugin.dir, plugin.err = os.MkdirTemp("", "e2etelegram-"); plugin.err == nil {
+			plugin.bin, plugin.err = plugintest.BuildInto(plugin.dir, pluginPackage)
+		}
+	})
+	if plugin.err != nil {
+		t.Fatal(plugin.err)
+	}
+	return plugin.bin
+}
 
 func ghost(u models.User) id.UserID { return id.UserID(fmt.Sprintf("@tg_%d:localhost", u.ID)) }
 
@@ -95,21 +126,13 @@ func entities(t *testing.T, raw string) []models.MessageEntity {
 // relay; and 429 answers delay sending, are shown in the room and lose
 // nothing.
 func TestTelegramPlugin(t *testing.T) {
+	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	tg := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(tg.Close) // after the server (cleanups run last first)
 	tg.AddChat(models.Chat{ID: groupID, Type: models.ChatTypeSupergroup, Title: "Telegram Group"})
 	tg.SetProfilePhoto(dave.ID, pngData)
-	binDir, err := os.MkdirTemp("", "e2etelegram-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
-	bin, err := plugintest.BuildInto(binDir, pluginPackage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := startWithPlugin(t, bin, tg.URL())
 
 	// alice logs the bot in, in her management room.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/tributary-hs/tributary/bridges/telegram/tgfake"
 	"github.com/tributary-hs/tributary/internal/testserver"
-	"github.com/tributary-hs/tributary/plugins/plugintest"
 )
 
 // startWithUserMode starts tributary with the tributary-telegram plugin,
@@ -70,6 +68,7 @@ plugins:
 // on with the session kept in the login, without logging in again, and
 // asks for what it missed meanwhile.
 func TestTelegramUserMode(t *testing.T) {
+	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	me := &tg.User{ID: 4711, Self: true, AccessHash: 1, FirstName: "Alice", Username: "alice_tg", Phone: "15550001"}
@@ -84,18 +83,10 @@ func TestTelegramUserMode(t *testing.T) {
 		f.addHistory(me.ID, "history three, mine"),
 		f.addHistory(dave.ID, "history four"),
 	}
-	binDir, err := os.MkdirTemp("", "e2etelegram-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(binDir) })
-	bin, err := plugintest.BuildInto(binDir, pluginPackage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bot := tgfake.Start(botToken, models.User{ID: 4242, IsBot: true, FirstName: "Relay", Username: "relaybot"})
 	t.Cleanup(bot.Close)
 	s := startWithUserMode(t, bin, f, bot.URL())
+	f.logs = s.Logs
 
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := newWatcher(t, alice, s.Logs)
@@ -235,20 +226,11 @@ func TestTelegramUserMode(t *testing.T) {
 	// to Telegram (so the message is in the bridge's database).
 	f.push(ctx, &tg.UpdateNewMessage{Message: &tg.Message{ID: 1000, PeerID: &tg.PeerUser{UserID: dave.ID},
 		FromID: &tg.PeerUser{UserID: dave.ID}, Message: "a private word", Date: 1_700_001_000}, Pts: 1, PtsCount: 1})
-	for !slices.ContainsFunc(w.invites, func(r id.RoomID) bool { return r != portal }) {
-		if ctx.Err() != nil {
-			t.Fatal("no invite to the private chat's portal")
-		}
-		w.next(ctx)
+	dm := w.newRoom(ctx, "the private chat's portal", mgmt, portal)
+	if _, err := alice.JoinRoomByID(ctx, dm); err != nil {
+		t.Fatal(err)
 	}
-	for _, r := range w.invites {
-		if r != portal {
-			if _, err := alice.JoinRoomByID(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	dm, private := w.messageAnywhere(ctx, "a private word")
+	private := w.waitMessage(ctx, dm, "a private word")
 	if private.Sender != ghostOf(dave.ID) {
 		t.Errorf("private message from %s", private.Sender)
 	}

@@ -2,6 +2,7 @@ package e2etelegram
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -104,6 +105,30 @@ func (w *watcher) roomNamed(ctx context.Context, name string) (roomID id.RoomID,
 		}
 		if ctx.Err() != nil {
 			w.t.Fatalf("no room named %q: %v; server log:\n%s", name, ctx.Err(), w.logs())
+		}
+		w.next(ctx)
+	}
+}
+
+// newRoom waits until the user is invited to or in a room other than
+// known. The bridge accepts its invites for the user (double puppeting),
+// and under load one /sync can bring both the invite and the join: such a
+// room is only ever seen joined.
+func (w *watcher) newRoom(ctx context.Context, what string, known ...id.RoomID) id.RoomID {
+	w.t.Helper()
+	for {
+		for _, r := range w.invites {
+			if !slices.Contains(known, r) {
+				return r
+			}
+		}
+		for r := range w.seen {
+			if !slices.Contains(known, r) {
+				return r
+			}
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("no invite to or room for %s: %v; server log:\n%s", what, ctx.Err(), w.logs())
 		}
 		w.next(ctx)
 	}
