@@ -83,51 +83,25 @@ func (w *roomWriter) process(batch []*sendReq) {
 	}
 	f := &flight{b: b, txns: map[committedTxn]id.EventID{}, signer: &batchSigner{s: s}, done: make(chan struct{})}
 	for _, r := range batch {
-		if r.ctx.Err() != nil {
-			r.done <- sendResult{err: r.ctx.Err()}
-			continue
+		w.add(ctx, f, prev, r)
+	}
+	// Until the batch in flight has committed, sends arriving join this
+	// one: the next commit carries all that came meanwhile, not only what
+	// had come when the writer looked.
+	for taken := len(batch); prev != nil && taken < maxBatch; taken++ {
+		var r *sendReq
+		select {
+		case <-prev.done:
+		case r = <-w.reqs:
 		}
-		if r.txn != nil {
-			key := recentKey(r.txn)
-			if eid, ok := f.txns[key]; ok {
-				r.done <- sendResult{eventID: eid}
-				continue
-			}
-			if eid, ok := w.recentTxn(key); ok {
-				r.done <- sendResult{eventID: eid}
-				continue
-			}
-			if prev != nil {
-				if _, ok := prev.txns[key]; ok {
-					prev.retries = append(prev.retries, r)
-					continue
-				}
-			}
+		if r == nil {
+			break
 		}
-		if r.check != nil {
-			if err := r.check(b); err != nil {
-				r.done <- sendResult{err: err}
-				continue
-			}
+		if !r.single() {
+			w.next = r // served after this batch (run)
+			break
 		}
-		ev, wr, err := s.prepare(ctx, b, r.proto)
-		if err != nil {
-			r.done <- sendResult{err: err}
-			continue
-		}
-		if n := len(b.unsigned); n > 0 && b.unsigned[n-1].ev == ev {
-			f.signer.flush(b.unsigned, true)
-		}
-		if r.txn != nil {
-			t := *r.txn
-			t.EventID = ev.InternalMeta.EventID
-			wr.Txn = &t
-			f.txns[recentKey(&t)] = ev.InternalMeta.EventID
-		}
-		wr.Redacts = r.redacts
-		f.writes = append(f.writes, wr)
-		f.accepted = append(f.accepted, r)
-		f.built = append(f.built, ev)
+		w.add(ctx, f, prev, r)
 	}
 	if len(f.writes) == 0 {
 		return
@@ -140,6 +114,57 @@ func (w *roomWriter) process(batch []*sendReq) {
 		return
 	}
 	w.launch(f)
+}
+
+// add builds one single send into the batch f, or answers it at once (a
+// repeated transaction, a refusal).
+func (w *roomWriter) add(ctx context.Context, f, prev *flight, r *sendReq) {
+	s, b := w.svc, f.b
+	if r.ctx.Err() != nil {
+		r.done <- sendResult{err: r.ctx.Err()}
+		return
+	}
+	if r.txn != nil {
+		key := recentKey(r.txn)
+		if eid, ok := f.txns[key]; ok {
+			r.done <- sendResult{eventID: eid}
+			return
+		}
+		if eid, ok := w.recentTxn(key); ok {
+			r.done <- sendResult{eventID: eid}
+			return
+		}
+		if prev != nil {
+			if _, ok := prev.txns[key]; ok {
+				prev.retries = append(prev.retries, r)
+				return
+			}
+		}
+	}
+	if r.check != nil {
+		if err := r.check(b); err != nil {
+			r.done <- sendResult{err: err}
+			return
+		}
+	}
+	ev, wr, err := s.prepare(ctx, b, r.proto)
+	if err != nil {
+		r.done <- sendResult{err: err}
+		return
+	}
+	if n := len(b.unsigned); n > 0 && b.unsigned[n-1].ev == ev {
+		f.signer.flush(b.unsigned, true)
+	}
+	if r.txn != nil {
+		t := *r.txn
+		t.EventID = ev.InternalMeta.EventID
+		wr.Txn = &t
+		f.txns[recentKey(&t)] = ev.InternalMeta.EventID
+	}
+	wr.Redacts = r.redacts
+	f.writes = append(f.writes, wr)
+	f.accepted = append(f.accepted, r)
+	f.built = append(f.built, ev)
 }
 
 // launch makes a built batch the room's state in memory and stores it off

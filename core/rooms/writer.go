@@ -279,6 +279,13 @@ type sendReq struct {
 	done  chan sendResult
 }
 
+// single reports whether the request is one plain send, which process
+// batches with others.
+func (r *sendReq) single() bool {
+	return r.protos == nil && r.remote == nil && r.remotes == nil && r.outlier == nil && r.join == nil && !r.draft &&
+		r.fetched == nil && r.backfill == nil
+}
+
 type sendResult struct {
 	eventIDs []id.EventID // for batches
 	eventID  id.EventID
@@ -310,6 +317,9 @@ type roomWriter struct {
 	// flight is the batch of sends being stored while the writer builds
 	// the next one on top of it (nil: none); see process and settle.
 	flight *flight
+	// next is a request taken from reqs while a batch was being gathered
+	// but not of it: the next one served.
+	next *sendReq
 }
 
 // committedTxn is a client transaction: its user, device, endpoint and ID.
@@ -441,6 +451,11 @@ func (w *roomWriter) run() {
 	stopping := false
 	for {
 		var first *sendReq
+		if w.next != nil {
+			first, w.next = w.next, nil
+			w.serve(first)
+			continue
+		}
 		if stopping {
 			// Serve what is queued and what submitters already holding the
 			// writer hand over, then go.
@@ -498,7 +513,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.remotes == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
+		if r.single() {
 			singles = append(singles, r)
 			continue
 		}
