@@ -76,6 +76,18 @@ func contentRegexp(pattern string) *regexp.Regexp {
 // once.
 func conditionMatches(c *pushrules.PushCondition, room pushrules.Room, ev *event.Event) bool {
 	m := memoOf(room)
+	if m != nil && (c.Kind == pushrules.KindEventPropertyIs || c.Kind == pushrules.KindEventPropertyContains) {
+		// A property the event lacks matches nothing (is_user_mention names
+		// each user, and most events have no m.mentions).
+		has, ok := m.present[c.Key]
+		if !ok {
+			_, has = conditionValue(c.Key, ev)
+			m.present[c.Key] = has
+		}
+		if !has {
+			return false
+		}
+	}
 	k, ok := condKey(c)
 	if m == nil || !ok {
 		return matchCondition(c, room, ev)
@@ -95,10 +107,12 @@ func conditionMatches(c *pushrules.PushCondition, room pushrules.Room, ev *event
 type eventMemo struct {
 	conds   map[condMemoKey]bool
 	content map[string]bool
+	// present: whether the event has the property a key names.
+	present map[string]bool
 }
 
 func newEventMemo() *eventMemo {
-	return &eventMemo{conds: map[condMemoKey]bool{}, content: map[string]bool{}}
+	return &eventMemo{conds: map[condMemoKey]bool{}, content: map[string]bool{}, present: map[string]bool{}}
 }
 
 type condMemoKey struct {
