@@ -68,9 +68,11 @@ func (w *roomWriter) process(batch []*sendReq) {
 	}
 	prev := w.flight
 	b := newBatch(w.rs)
-	// Events are signed by other goroutines while the writer goes on
-	// (memberships at once: see prepare).
-	b.deferSign = true
+	// Behind a batch in flight, events are signed by other goroutines
+	// while the writer goes on (memberships at once: see prepare); with
+	// none, the batch is stored as soon as it is built, and signing it in
+	// line spares a lone send the hand-offs.
+	b.deferSign = prev != nil
 	if prev != nil {
 		// The batch in flight is not stored yet: its events are found here.
 		for _, ev := range prev.built {
