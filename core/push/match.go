@@ -1,6 +1,7 @@
 package push
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -74,6 +75,79 @@ func contentRegexp(pattern string) *regexp.Regexp {
 // conditionMatches is c.Match(room, ev) with event_match patterns compiled
 // once.
 func conditionMatches(c *pushrules.PushCondition, room pushrules.Room, ev *event.Event) bool {
+	m := memoOf(room)
+	if m != nil && (c.Kind == pushrules.KindEventPropertyIs || c.Kind == pushrules.KindEventPropertyContains) {
+		// A property the event lacks matches nothing (is_user_mention names
+		// each user, and most events have no m.mentions).
+		has, ok := m.present[c.Key]
+		if !ok {
+			_, has = conditionValue(c.Key, ev)
+			m.present[c.Key] = has
+		}
+		if !has {
+			return false
+		}
+	}
+	k, ok := condKey(c)
+	if m == nil || !ok {
+		return matchCondition(c, room, ev)
+	}
+	if v, ok := m.conds[k]; ok {
+		return v
+	}
+	v := matchCondition(c, room, ev)
+	m.conds[k] = v
+	return v
+}
+
+// eventMemo keeps, for one event, the outcome of the conditions and
+// content patterns that are the same for every user: the same conditions
+// recur in each member's rules (the defaults), so a message into a room
+// of n members is matched against each once instead of n times.
+type eventMemo struct {
+	conds   map[condMemoKey]bool
+	content map[string]bool
+	// present: whether the event has the property a key names.
+	present map[string]bool
+}
+
+func newEventMemo() *eventMemo {
+	return &eventMemo{conds: map[condMemoKey]bool{}, content: map[string]bool{}, present: map[string]bool{}}
+}
+
+type condMemoKey struct {
+	kind             pushrules.PushCondKind
+	key, pattern, is string
+	value            any
+}
+
+// memoOf is the event's memo when room carries one.
+func memoOf(room pushrules.Room) *eventMemo {
+	if r, ok := room.(evalRoom); ok {
+		return r.memo
+	}
+	return nil
+}
+
+// condKey is the memo key of a condition whose outcome does not depend on
+// the user (not contains_display_name, whose name is each user's own), if
+// it has one.
+func condKey(c *pushrules.PushCondition) (condMemoKey, bool) {
+	switch c.Kind {
+	case pushrules.KindEventMatch, pushrules.KindRoomMemberCount, pushrules.KindEventPropertyIs,
+		pushrules.KindEventPropertyContains, pushrules.KindSenderNotificationPermission:
+	default:
+		return condMemoKey{}, false
+	}
+	switch c.Value.(type) {
+	case nil, string, bool, float64, int, int64, json.Number:
+	default:
+		return condMemoKey{}, false // not a comparable scalar
+	}
+	return condMemoKey{kind: c.Kind, key: c.Key, pattern: c.Pattern, is: c.MemberCountCondition, value: c.Value}, true
+}
+
+func matchCondition(c *pushrules.PushCondition, room pushrules.Room, ev *event.Event) bool {
 	if c.Kind != pushrules.KindEventMatch {
 		return c.Match(room, ev)
 	}
@@ -113,8 +187,18 @@ func ruleMatches(r *pushrules.PushRule, room pushrules.Room, ev *event.Event) bo
 		if !ok {
 			return false
 		}
+		m := memoOf(room)
+		if m != nil {
+			if v, ok := m.content[r.Pattern]; ok {
+				return v
+			}
+		}
 		re := contentRegexp(r.Pattern)
-		return re != nil && re.MatchString(body)
+		v := re != nil && re.MatchString(body)
+		if m != nil {
+			m.content[r.Pattern] = v
+		}
+		return v
 	default:
 		return r.Match(room, ev)
 	}

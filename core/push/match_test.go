@@ -95,7 +95,12 @@ func TestMatchesAsMautrix(t *testing.T) {
 	for round := range 2 {
 		for members := 2; members <= 3; members++ {
 			room := matchRoom{members: members}
+			ctx := &RoomContext{MemberCount: members, DisplayNames: map[id.UserID]string{bob: "Bob Smith"},
+				PowerLevels: room.GetPowerLevels()}
 			for ei, ev := range events {
+				// And with the memo Evaluate shares between the users of one
+				// event (every rule of this user and the extra ones here).
+				memoed := evalRoom{ctx: ctx, user: bob, memo: newEventMemo()}
 				for _, r := range rules {
 					want, got := r.Match(room, ev), ruleMatches(r, room, ev)
 					if want {
@@ -103,6 +108,9 @@ func TestMatchesAsMautrix(t *testing.T) {
 					}
 					if want != got {
 						t.Errorf("round %d, %d members, event %d, rule %s: mautrix %v, ours %v", round, members, ei, r.RuleID, want, got)
+					}
+					if got := ruleMatches(r, memoed, ev); want != got {
+						t.Errorf("round %d, %d members, event %d, rule %s: mautrix %v, ours with a memo %v", round, members, ei, r.RuleID, want, got)
 					}
 					for ci, c := range r.Conditions {
 						if want, got := c.Match(room, ev), conditionMatches(c, room, ev); want != got {

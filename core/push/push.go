@@ -652,6 +652,8 @@ type RoomContext struct {
 type evalRoom struct {
 	ctx  *RoomContext
 	user id.UserID
+	// memo is shared by the users an event is evaluated for (nil: none).
+	memo *eventMemo
 }
 
 func (r evalRoom) GetOwnDisplayname() string                      { return r.ctx.DisplayNames[r.user] }
@@ -682,6 +684,7 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 			subscribed[u] = true
 		}
 	}
+	memo := newEventMemo()
 	for _, u := range users {
 		if u == ev.Sender {
 			continue
@@ -690,7 +693,7 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		if err != nil {
 			return nil, err
 		}
-		actions := rs.actions(evalRoom{ctx: room, user: u}, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
+		actions := rs.actions(evalRoom{ctx: room, user: u, memo: memo}, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
 		should := actions.Should()
 		if should.Notify {
 			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})

@@ -157,3 +157,56 @@ func TestSharedDefaults(t *testing.T) {
 		t.Fatal("bob's change reached the shared default rules")
 	}
 }
+
+// Evaluating an event for many users at once (which shares the outcome of
+// the conditions that are the same for everyone) answers for each user as
+// evaluating it for them alone: the conditions that name the user (their
+// display name, their ID in m.mentions, their localpart in the body) are
+// each user's own.
+func TestEvaluateManyAsEachAlone(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	alice, bob, carol, dave := id.UserID("@alice:example.org"), id.UserID("@bob:example.org"),
+		id.UserID("@carol:example.org"), id.UserID("@dave:example.org")
+	if err := s.PutRule(ctx, dave, "override", "quiet-notices", "", "", &RuleBody{Actions: pushrules.PushActionArray{},
+		Conditions: []*pushrules.PushCondition{{Kind: pushrules.KindEventMatch, Key: "content.body", Pattern: "*carol*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []id.UserID{bob, carol} {
+		if err := s.PutRule(ctx, u, "override", "my-name", "", "", &RuleBody{
+			Actions:    pushrules.PushActionArray{{Action: pushrules.ActionNotify}, {Action: pushrules.ActionSetTweak, Tweak: pushrules.TweakHighlight}},
+			Conditions: []*pushrules.PushCondition{{Kind: pushrules.KindContainsDisplayName}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	room := &RoomContext{MemberCount: 5, DisplayNames: map[id.UserID]string{bob: "Bobby", carol: "Caz"},
+		PowerLevels: &event.PowerLevelsEventContent{Users: map[id.UserID]int{alice: 100}}}
+	users := []id.UserID{bob, carol, dave, alice}
+	for _, ev := range []*event.Event{
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Bobby"}),
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Caz and carol"}),
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "dave?"}),
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "you",
+			"m.mentions": map[string]any{"user_ids": []string{string(carol)}}}),
+		msg(alice, map[string]any{"msgtype": "m.notice", "body": "beep bob"}),
+	} {
+		all, err := s.Evaluate(ctx, room, ev, users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[id.UserID]Outcome{}
+		for _, o := range all {
+			got[o.User] = o
+		}
+		for _, u := range users {
+			alone, err := s.Evaluate(ctx, room, ev, []id.UserID{u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, ok := got[u]
+			if ok != (len(alone) == 1) || ok && (o.Notify != alone[0].Notify || o.Highlight != alone[0].Highlight) {
+				t.Errorf("%q for %s: with the others %+v, alone %+v", ev.Content.Raw["body"], u, o, alone)
+			}
+		}
+	}
+}

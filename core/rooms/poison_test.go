@@ -3,11 +3,16 @@ package rooms
 import (
 	"bytes"
 	"context"
+	"encoding/json/jsontext"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
 
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
@@ -68,16 +73,9 @@ func TestPoisonedEventFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Hold the writer in the commit of a first message, queue the others
-	// behind it, then let it go: they are served as one batch.
-	store.gate = make(chan struct{})
-	select { // drain what room creation left
-	case <-store.entered:
-	default:
-	}
-	first := make(chan error, 1)
-	go func() { _, err := sendText(ctx, s, roomID, alice, "first"); first <- err }()
-	<-store.entered
+	// Hold the writer on a first request, queue the others behind it, then
+	// let it go: they are served as one batch.
+	release, held := holdWriter(ctx, t, s, roomID, alice)
 	const n = 20
 	results := make([]error, n)
 	var wg sync.WaitGroup
@@ -94,10 +92,10 @@ func TestPoisonedEventFailsAlone(t *testing.T) {
 	w := s.writers[roomID]
 	s.mu.Unlock()
 	waitFor(t, "the sends to queue", func() bool { return len(w.reqs) == n })
-	close(store.gate)
+	close(release)
 	wg.Wait()
-	if err := <-first; err != nil {
-		t.Fatalf("first send: %v", err)
+	if err := <-held; err == nil {
+		t.Fatal("the holding request was stored")
 	}
 	for i, err := range results {
 		if i == n/2 {
@@ -127,7 +125,178 @@ func TestPoisonedEventFailsAlone(t *testing.T) {
 			bodies++
 		}
 	}
-	if bodies != n { // first + n-1 honest
+	if bodies != n-1 { // the honest ones
 		t.Fatalf("%d messages stored, want %d", bodies, n)
+	}
+}
+
+// holdWriter hands the room's writer a request whose check waits for
+// release and then refuses it: requests sent meanwhile queue behind it.
+// held gets the request's outcome.
+func holdWriter(ctx context.Context, t *testing.T, s *Service, roomID id.RoomID, sender id.UserID) (release chan struct{}, held <-chan error) {
+	t.Helper()
+	release, entered := make(chan struct{}), make(chan struct{})
+	out := make(chan error, 1)
+	go func() {
+		res := s.queue(ctx, roomID, &sendReq{
+			proto: &events.Proto{Type: "m.room.message", Sender: sender, Content: jsontext.Value(`{"msgtype":"m.text","body":"hold"}`)},
+			check: func(*batchState) error {
+				close(entered)
+				<-release
+				return errors.New("held")
+			},
+		})
+		out <- res.err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the writer never took the holding request")
+	}
+	return release, out
+}
+
+// sendAll sends each body from its own goroutine; results come back in
+// order once all are answered (wait).
+func sendAll(ctx context.Context, s *Service, roomID id.RoomID, sender id.UserID, bodies []string) (wait func() ([]id.EventID, []error)) {
+	ids, errs := make([]id.EventID, len(bodies)), make([]error, len(bodies))
+	var wg sync.WaitGroup
+	for i, body := range bodies {
+		wg.Go(func() { ids[i], errs[i] = sendText(ctx, s, roomID, sender, body) })
+	}
+	return func() ([]id.EventID, []error) {
+		wg.Wait()
+		return ids, errs
+	}
+}
+
+// The writer builds the next batch while one is being committed. When the
+// commit fails, the batch built on top of it is not stored on events that
+// never were: it is built again on what storage holds. Every send answered
+// with an event ID finds it stored, and the room's events form one chain
+// whose prev events all exist.
+func TestPipelinedBatchAfterFailedCommit(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			ctx := context.Background()
+			base := openStore(t, db)
+			store := &poisonStore{Store: base, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+			close(store.gate)
+			s, err := New(store, Options{ServerName: "example.org", Signer: events.NewSigner("example.org", federation.GenerateSigningKey())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Stop)
+			alice := id.UserID("@alice:example.org")
+			roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "private_chat"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.mu.Lock()
+			w := s.writers[roomID]
+			s.mu.Unlock()
+			store.gate = make(chan struct{})
+			select { // drain what room creation left
+			case <-store.entered:
+			default:
+			}
+
+			// Batch A, with a poisoned event, goes to storage as one batch
+			// and is held in its commit.
+			release, held := holdWriter(ctx, t, s, roomID, alice)
+			waitA := sendAll(ctx, s, roomID, alice, []string{"a0", "a1", "poison", "a3", "a4"})
+			waitFor(t, "batch A to queue", func() bool { return len(w.reqs) == 5 })
+			close(release)
+			if err := <-held; err == nil {
+				t.Fatal("the holding request was stored")
+			}
+			select {
+			case <-store.entered:
+			case <-time.After(20 * time.Second):
+				t.Fatal("batch A never reached storage")
+			}
+
+			// Batch B is taken by the writer while A is in flight: it is
+			// built on A.
+			release, held = holdWriter(ctx, t, s, roomID, alice)
+			waitB := sendAll(ctx, s, roomID, alice, []string{"b0", "b1", "b2", "b3", "b4"})
+			waitFor(t, "batch B to queue", func() bool { return len(w.reqs) == 5 })
+			close(release)
+			if err := <-held; err == nil {
+				t.Fatal("the holding request was stored")
+			}
+			waitFor(t, "the writer to take batch B", func() bool { return len(w.reqs) == 0 })
+
+			// A fails in its commit.
+			close(store.gate)
+			idsA, errsA := waitA()
+			idsB, errsB := waitB()
+			var acked []id.EventID
+			for i, err := range errsA {
+				if i == 2 {
+					if err == nil {
+						t.Error("the poisoned send succeeded")
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("send a%d failed with the poisoned one: %v", i, err)
+				}
+				acked = append(acked, idsA[i])
+			}
+			for i, err := range errsB {
+				if err != nil {
+					t.Errorf("send b%d failed after the failed batch: %v", i, err)
+				}
+				acked = append(acked, idsB[i])
+			}
+			store.mu.Lock()
+			batched := slices.Contains(store.batches, 5)
+			store.mu.Unlock()
+			if !batched {
+				t.Fatalf("batch A never went to storage as one (batches %v): the test proves nothing", store.batches)
+			}
+
+			stored, err := s.store.GetEvents(ctx, acked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) != len(acked) {
+				t.Fatalf("%d of %d acknowledged events stored", len(stored), len(acked))
+			}
+			evs, err := s.store.RoomEvents(ctx, roomID, 0, 0, false, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have := map[id.EventID]bool{}
+			for _, e := range evs {
+				have[e.EventID] = true
+			}
+			messages := 0
+			for _, e := range evs {
+				if e.Type == "m.room.message" {
+					messages++
+				}
+				for _, prev := range gjson.GetBytes(e.JSON, "prev_events").Array() {
+					if !have[id.EventID(prev.Str)] {
+						t.Errorf("event %s (depth %d) follows %s, which is not stored", e.EventID, e.Depth, prev.Str)
+					}
+				}
+			}
+			if messages != len(acked) {
+				t.Errorf("%d messages stored, want the %d acknowledged", messages, len(acked))
+			}
+			ext, err := s.store.GetForwardExtremities(ctx, roomID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ext) != 1 || !have[ext[0]] {
+				t.Errorf("forward extremities %v, want one stored event", ext)
+			}
+			// The writer goes on from there.
+			if _, err := sendText(ctx, s, roomID, alice, "after"); err != nil {
+				t.Fatalf("send after: %v", err)
+			}
+		})
 	}
 }

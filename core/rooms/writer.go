@@ -279,6 +279,13 @@ type sendReq struct {
 	done  chan sendResult
 }
 
+// single reports whether the request is one plain send, which process
+// batches with others.
+func (r *sendReq) single() bool {
+	return r.protos == nil && r.remote == nil && r.remotes == nil && r.outlier == nil && r.join == nil && !r.draft &&
+		r.fetched == nil && r.backfill == nil
+}
+
 type sendResult struct {
 	eventIDs []id.EventID // for batches
 	eventID  id.EventID
@@ -307,6 +314,12 @@ type roomWriter struct {
 	// in two generations, so a retry that raced its original is answered
 	// without a query.
 	recent, older map[committedTxn]id.EventID
+	// flight is the batch of sends being stored while the writer builds
+	// the next one on top of it (nil: none); see process and settle.
+	flight *flight
+	// next is a request taken from reqs while a batch was being gathered
+	// but not of it: the next one served.
+	next *sendReq
 }
 
 // committedTxn is a client transaction: its user, device, endpoint and ID.
@@ -438,9 +451,15 @@ func (w *roomWriter) run() {
 	stopping := false
 	for {
 		var first *sendReq
+		if w.next != nil {
+			first, w.next = w.next, nil
+			w.serve(first)
+			continue
+		}
 		if stopping {
 			// Serve what is queued and what submitters already holding the
 			// writer hand over, then go.
+			w.settle()
 			if w.retire() {
 				return
 			}
@@ -452,7 +471,11 @@ func (w *roomWriter) run() {
 		} else {
 			select {
 			case first = <-w.reqs:
+			case <-w.flight.landed():
+				w.settle()
+				continue
 			case <-idle.C:
+				w.settle()
 				if w.retire() {
 					return
 				}
@@ -490,7 +513,7 @@ drain:
 	}
 	var singles []*sendReq
 	for _, r := range batch {
-		if r.protos == nil && r.remote == nil && r.remotes == nil && r.outlier == nil && r.join == nil && !r.draft && r.fetched == nil && r.backfill == nil {
+		if r.single() {
 			singles = append(singles, r)
 			continue
 		}
@@ -498,6 +521,8 @@ drain:
 			w.process(singles)
 			singles = nil
 		}
+		// The other requests are served on the room's stored state.
+		w.settle()
 		if r.remote != nil {
 			w.processRemote(r)
 			continue
@@ -643,6 +668,22 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 // becomes a forward extremity.
 func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*storage.EventWrite, built []*pdu.PDU,
 	txns map[committedTxn]id.EventID) error {
+	if err := w.store(ctx, writes); err != nil {
+		w.rs = nil // storage and memory may disagree now: reload next time
+		return err
+	}
+	b.commit()
+	for key, eid := range txns {
+		w.rememberTxn(key, eid)
+	}
+	w.publish(writes, built)
+	return nil
+}
+
+// store writes prepared events in one transaction; only the last becomes
+// a forward extremity. It touches nothing of the writer's memory, so a
+// batch in flight is stored by it off the writer's goroutine.
+func (w *roomWriter) store(ctx context.Context, writes []*storage.EventWrite) error {
 	s := w.svc
 	for _, wr := range writes[:len(writes)-1] {
 		wr.Extremities = nil
@@ -658,16 +699,9 @@ func (w *roomWriter) persist(ctx context.Context, b *batchState, writes []*stora
 		s.relWrites.Add(1)
 		defer s.relWrites.Add(-1)
 	}
-	err := s.store.PersistEvents(ctx, writes)
-	if err != nil {
-		w.rs = nil // storage and memory may disagree now: reload next time
+	if err := s.store.PersistEvents(ctx, writes); err != nil {
 		return fmt.Errorf("persist events: %w", err)
 	}
-	b.commit()
-	for key, eid := range txns {
-		w.rememberTxn(key, eid)
-	}
-	w.publish(writes, built)
 	return nil
 }
 
@@ -679,81 +713,6 @@ func (w *roomWriter) publish(writes []*storage.EventWrite, built []*pdu.PDU) {
 	// Publish before answering the senders, so that a sync made after the
 	// answer sees the events (read your writes).
 	w.svc.persisted(w.roomID, writes)
-}
-
-func (w *roomWriter) process(batch []*sendReq) {
-	s := w.svc
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.loadState(ctx); err != nil {
-		for _, r := range batch {
-			r.done <- sendResult{err: err}
-		}
-		return
-	}
-	b := newBatch(w.rs)
-	var writes []*storage.EventWrite
-	var accepted []*sendReq
-	var built []*pdu.PDU
-	txns := map[committedTxn]id.EventID{}
-	for _, r := range batch {
-		if r.ctx.Err() != nil {
-			r.done <- sendResult{err: r.ctx.Err()}
-			continue
-		}
-		if r.txn != nil {
-			key := recentKey(r.txn)
-			if eid, ok := txns[key]; ok {
-				r.done <- sendResult{eventID: eid}
-				continue
-			}
-			if eid, ok := w.recentTxn(key); ok {
-				r.done <- sendResult{eventID: eid}
-				continue
-			}
-		}
-		if r.check != nil {
-			if err := r.check(b); err != nil {
-				r.done <- sendResult{err: err}
-				continue
-			}
-		}
-		ev, wr, err := s.prepare(ctx, b, r.proto)
-		if err != nil {
-			r.done <- sendResult{err: err}
-			continue
-		}
-		if r.txn != nil {
-			t := *r.txn
-			t.EventID = ev.InternalMeta.EventID
-			wr.Txn = &t
-			txns[recentKey(&t)] = ev.InternalMeta.EventID
-		}
-		wr.Redacts = r.redacts
-		writes = append(writes, wr)
-		accepted = append(accepted, r)
-		built = append(built, ev)
-	}
-	if len(writes) == 0 {
-		return
-	}
-	if err := w.persist(ctx, b, writes, built, txns); err != nil {
-		if len(accepted) > 1 {
-			// One request's bytes must not fail the others batched with
-			// it: each is built again on the reloaded state and
-			// committed alone, so only the one that cannot be stored
-			// fails.
-			for _, r := range accepted {
-				w.process([]*sendReq{r})
-			}
-			return
-		}
-		accepted[0].done <- sendResult{err: err}
-		return
-	}
-	for i, r := range accepted {
-		r.done <- sendResult{eventID: built[i].InternalMeta.EventID}
-	}
 }
 
 // loadRoomState reads a room's current state, extremities and position.

@@ -16,7 +16,14 @@ import (
 // TestShutdownUnderConcurrentSenders: stopping the server (SIGTERM) while 16
 // clients send never panics, the process exits cleanly, and every send it
 // acknowledged is there after the restart.
-func TestShutdownUnderConcurrentSenders(t *testing.T) {
+func TestShutdownUnderConcurrentSenders(t *testing.T) { stopUnderSenders(t, false) }
+
+// TestKillUnderConcurrentSenders: a crash (kill -9) while 16 clients send,
+// with each room's writer building a batch while the one before commits,
+// loses no send the server acknowledged.
+func TestKillUnderConcurrentSenders(t *testing.T) { stopUnderSenders(t, true) }
+
+func stopUnderSenders(t *testing.T, kill bool) {
 	srv := startOpen(t)
 	alice := register(t, srv, "alice", defaultPassword)
 	var rooms []id.RoomID
@@ -58,21 +65,33 @@ func TestShutdownUnderConcurrentSenders(t *testing.T) {
 	for range 16 {
 		<-started
 	}
-	srv.Stop()
-	wg.Wait()
-	if code := srv.ExitCode(); code != 0 {
-		t.Fatalf("the server exited with %d on SIGTERM under load:\n%s", code, srv.Logs())
-	}
-	if logs := srv.Logs(); strings.Contains(logs, "panic") || strings.Contains(logs, "closed channel") {
-		t.Fatalf("the server panicked at shutdown:\n%s", logs)
+	if kill {
+		srv.Kill()
+		wg.Wait()
+	} else {
+		srv.Stop()
+		wg.Wait()
+		checkCleanExit(t, srv)
 	}
 
 	srv = testserver.Start(t, srv.Opts)
 	cli := clientFor(t, srv, alice.UserID, alice.DeviceID, alice.AccessToken)
 	for _, a := range acked {
 		if _, err := cli.GetEvent(t.Context(), a.room, a.ev); err != nil {
-			t.Fatalf("acknowledged event %s is gone after the shutdown: %v", a.ev, err)
+			t.Fatalf("acknowledged event %s is gone after the %s: %v", a.ev, map[bool]string{true: "crash", false: "shutdown"}[kill], err)
 		}
 	}
 	t.Logf("%d acknowledged sends, all kept", len(acked))
+}
+
+// checkCleanExit fails the test unless the server exited with 0 and without
+// a panic.
+func checkCleanExit(t *testing.T, srv *testserver.Server) {
+	t.Helper()
+	if code := srv.ExitCode(); code != 0 {
+		t.Fatalf("the server exited with %d on SIGTERM under load:\n%s", code, srv.Logs())
+	}
+	if logs := srv.Logs(); strings.Contains(logs, "panic") || strings.Contains(logs, "closed channel") {
+		t.Fatalf("the server panicked at shutdown:\n%s", logs)
+	}
 }

@@ -94,7 +94,7 @@ func BenchmarkSendEvents(b *testing.B) {
 				done := profile(b, profileFile(b, fmt.Sprintf("send-%s-%d", db, senders), 0))
 				defer func() { <-done }()
 				b.ResetTimer()
-				start := time.Now()
+				start, cpu0 := time.Now(), processCPU(b, srv.Pid())
 				var wg sync.WaitGroup
 				for s := range senders {
 					wg.Add(1)
@@ -121,10 +121,12 @@ func BenchmarkSendEvents(b *testing.B) {
 				}
 				wg.Wait()
 				elapsed := time.Since(start)
+				cpu := processCPU(b, srv.Pid()) - cpu0
 				b.StopTimer()
 				slices.Sort(lat)
 				if len(lat) > 0 {
 					b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "events/s")
+					b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "server-CPU-µs/event")
 					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 					b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 				}
