@@ -47,13 +47,10 @@ type conversation struct {
 	// pinsDirty: the pins changed; m.room.pinned_events is sent after the
 	// last batch.
 	pinsDirty bool
-	// pipe writes the batches while the next is read (importer.Pipe);
-	// firstBatch and wsum are its writes' alone: whether the aliases of
-	// the batch must be checked (its first: a killed run may have written
-	// it), and what the writes count, added to sum at the end.
-	pipe       *importer.Pipe
-	firstBatch bool
-	wsum       Summary
+	// pipe writes the batches (w) while the next is read (importer.Pipe);
+	// what w counts is added to sum at the end.
+	pipe *importer.Pipe
+	w    *importer.Batches
 }
 
 // msgSpan is where one message's events start in the batch.
@@ -64,15 +61,24 @@ func (r *run) importConversation(ctx context.Context, c *Conversation) (err erro
 	portal := r.rooms[c.ID]
 	r.mu.Unlock()
 	cv := &conversation{r: r, c: c, portal: portal, room: portal.RoomID, joined: map[id.UserID]bool{},
-		known: map[int64]bool{}, threads: map[string]id.EventID{}, pins: map[string]bool{}, firstBatch: true,
+		known: map[int64]bool{}, threads: map[string]id.EventID{}, pins: map[string]bool{},
 		sum: Summary{Unknown: map[string]int{}}, pipe: importer.NewPipe(ctx)}
+	cv.w = &importer.Batches{Target: r.t, Room: cv.room, Bot: r.ident.Bot, PortalID: portal.PortalID, Label: c.label(),
+		AfterBatch: r.o.AfterBatch}
 	defer func() {
 		// The writes queued end before the summary is taken (a failed
 		// read stops nothing already read).
 		if werr := cv.pipe.Close(); err == nil {
 			err = werr
 		}
-		cv.sum.add(&cv.wsum)
+		cv.sum.Events += cv.w.Events
+		cv.sum.FailedMessages += cv.w.Failed
+		cv.sum.Messages -= cv.w.Skipped
+		cv.sum.Skipped += cv.w.Skipped
+		cv.sum.PinsNotCarried += cv.w.PinsNotCarried
+		for _, p := range cv.w.Problems {
+			cv.sum.problem("%s", p)
+		}
 		r.mu.Lock()
 		r.sum.add(&cv.sum)
 		r.mu.Unlock()
@@ -558,70 +564,6 @@ func (cv *conversation) flush(ctx context.Context) error {
 		}
 		cv.pinsDirty = false
 	}
-	at := standing{cursor: cv.lastTS, meta: string(meta), pins: pins, pinsTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}
-	return cv.pipe.Do(ctx, func(ctx context.Context) error { return cv.write(ctx, evs, spans, &at) })
-}
-
-// standing is where the import stands after a batch: what record writes.
-type standing struct {
-	cursor, meta string
-	// pins are the aliases of the pinned messages when they changed.
-	pins   []id.EventID
-	pinsTS int64
-}
-
-// write writes a batch and records where the import stands (in the pipe).
-func (cv *conversation) write(ctx context.Context, evs []*importer.Event, spans []msgSpan, at *standing) error {
-	if cv.firstBatch && len(evs) > 0 {
-		// A run killed after writing a batch and before recording its
-		// cursor left these events in: keep only what is not there.
-		cv.firstBatch = false
-		var err error
-		if evs, spans, err = cv.unwritten(ctx, evs, spans); err != nil {
-			return err
-		}
-	}
-	if len(evs) > 0 {
-		if err := cv.send(ctx, evs, spans); err != nil {
-			return err
-		}
-		if cv.r.o.AfterBatch != nil {
-			cv.r.o.AfterBatch()
-		}
-	}
-	return cv.record(ctx, at)
-}
-
-// record writes the cursor and meta (and, at the end, the pins).
-func (cv *conversation) record(ctx context.Context, at *standing) error {
-	if at.pins != nil {
-		n, err := importer.SendPins(ctx, cv.r.t, cv.room, cv.r.ident.Bot, at.pins, at.pinsTS)
-		if importer.IsClientError(err) {
-			cv.wsum.PinsNotCarried += n
-			cv.wsum.problem("%s: pins refused: %v", cv.c.label(), err)
-		} else if err != nil {
-			return fmt.Errorf("pins: %w", err)
-		}
-	}
-	return cv.r.t.SetImportCursor(ctx, cv.portal.PortalID, at.cursor, at.meta)
-}
-
-// unwritten drops the events whose aliases are taken already; their
-// messages count as skipped, not imported.
-func (cv *conversation) unwritten(ctx context.Context, evs []*importer.Event, spans []msgSpan) ([]*importer.Event, []msgSpan, error) {
-	keep, out, n, err := importer.Unwritten(ctx, cv.r.t, evs, spans)
-	cv.wsum.Messages -= n
-	cv.wsum.Skipped += n
-	return keep, out, err
-}
-
-// send writes events (importer.Send): a message the server refuses is
-// reported and left out.
-func (cv *conversation) send(ctx context.Context, evs []*importer.Event, spans []msgSpan) error {
-	n, err := importer.Send(ctx, cv.r.t, cv.room, evs, spans, func(key string, err error) {
-		cv.wsum.FailedMessages++
-		cv.wsum.problem("%s %s: refused: %v", cv.c.label(), key, err)
-	})
-	cv.wsum.Events += n
-	return err
+	at := importer.Standing{Cursor: cv.lastTS, Meta: string(meta), Pins: pins, PinsTS: max(tsMillis(cv.lastUS), cv.c.Created*1000)}
+	return cv.pipe.Do(ctx, func(ctx context.Context) error { return cv.w.Write(ctx, evs, spans, &at) })
 }
