@@ -33,15 +33,8 @@ func (w *roomWriter) processDraft(r *sendReq) {
 		return
 	}
 	b := newBatch(w.rs) // never committed
-	if r.check != nil {
-		if err := r.check(b); err != nil {
-			r.done <- sendResult{err: err}
-			return
-		}
-	}
-	ev, wr, err := s.prepare(ctx, b, r.proto)
-	if err != nil {
-		r.done <- sendResult{err: err}
+	ev, wr, ok := s.prepareChecked(ctx, b, r)
+	if !ok {
 		return
 	}
 	r.done <- sendResult{eventID: ev.InternalMeta.EventID, raw: wr.Event.JSON}

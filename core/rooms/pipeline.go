@@ -143,15 +143,8 @@ func (w *roomWriter) add(ctx context.Context, f, prev *flight, r *sendReq) {
 			}
 		}
 	}
-	if r.check != nil {
-		if err := r.check(b); err != nil {
-			r.done <- sendResult{err: err}
-			return
-		}
-	}
-	ev, wr, err := s.prepare(ctx, b, r.proto)
-	if err != nil {
-		r.done <- sendResult{err: err}
+	ev, wr, ok := s.prepareChecked(ctx, b, r)
+	if !ok {
 		return
 	}
 	if n := len(b.unsigned); n > 0 && b.unsigned[n-1].ev == ev {
@@ -167,6 +160,23 @@ func (w *roomWriter) add(ctx context.Context, f, prev *flight, r *sendReq) {
 	f.writes = append(f.writes, wr)
 	f.accepted = append(f.accepted, r)
 	f.built = append(f.built, ev)
+}
+
+// prepareChecked runs r's check on the batch, then builds its event on
+// it; a failure of either is r's answer (not ok).
+func (s *Service) prepareChecked(ctx context.Context, b *batchState, r *sendReq) (*pdu.PDU, *storage.EventWrite, bool) {
+	if r.check != nil {
+		if err := r.check(b); err != nil {
+			r.done <- sendResult{err: err}
+			return nil, nil, false
+		}
+	}
+	ev, wr, err := s.prepare(ctx, b, r.proto)
+	if err != nil {
+		r.done <- sendResult{err: err}
+		return nil, nil, false
+	}
+	return ev, wr, true
 }
 
 // launch makes a built batch the room's state in memory and stores it off

@@ -51,6 +51,25 @@ func (p *poisonStore) PersistEvents(ctx context.Context, writes []*storage.Event
 	return p.Store.PersistEvents(ctx, writes)
 }
 
+// poisonRoom is a room service on base behind a poisonStore (its gate
+// open), and a private room alice created in it.
+func poisonRoom(t *testing.T, base storage.Store) (*poisonStore, *Service, id.UserID, id.RoomID) {
+	t.Helper()
+	store := &poisonStore{Store: base, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	close(store.gate)
+	s, err := New(store, Options{ServerName: "example.org", Signer: events.NewSigner("example.org", federation.GenerateSigningKey())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	alice := id.UserID("@alice:example.org")
+	roomID, err := s.CreateRoom(context.Background(), &CreateRequest{Creator: alice, Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, s, alice, roomID
+}
+
 // An event the database refuses fails alone: the sends batched with it
 // are committed.
 func TestPoisonedEventFailsAlone(t *testing.T) {
@@ -60,18 +79,7 @@ func TestPoisonedEventFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { base.Close() })
-	store := &poisonStore{Store: base, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	close(store.gate)
-	s, err := New(store, Options{ServerName: "example.org", Signer: events.NewSigner("example.org", federation.GenerateSigningKey())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	alice := id.UserID("@alice:example.org")
-	roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, s, alice, roomID := poisonRoom(t, base)
 
 	// Hold the writer on a first request, queue the others behind it, then
 	// let it go: they are served as one batch.
@@ -180,18 +188,7 @@ func TestPipelinedBatchAfterFailedCommit(t *testing.T) {
 		t.Run(db, func(t *testing.T) {
 			ctx := context.Background()
 			base := openStore(t, db)
-			store := &poisonStore{Store: base, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-			close(store.gate)
-			s, err := New(store, Options{ServerName: "example.org", Signer: events.NewSigner("example.org", federation.GenerateSigningKey())})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(s.Stop)
-			alice := id.UserID("@alice:example.org")
-			roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "private_chat"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			store, s, alice, roomID := poisonRoom(t, base)
 			s.mu.Lock()
 			w := s.writers[roomID]
 			s.mu.Unlock()
