@@ -356,6 +356,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 			mux := http.NewServeMux()
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 			log.Warn("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, mux))
 		}()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -82,6 +83,7 @@ func BenchmarkSyncCrowd(b *testing.B) {
 		probeDone := make(chan []time.Duration)
 		phaseEnd := time.Now().Add(time.Duration(seconds) * time.Second)
 		go func() { probeDone <- c.probe(phaseEnd) }()
+		profiled := c.profilePhase()
 		for time.Now().Before(phaseEnd) || sent < 5 {
 			l, reached := c.deliver(sent, 30*time.Second)
 			lat = append(lat, l...)
@@ -93,6 +95,7 @@ func BenchmarkSyncCrowd(b *testing.B) {
 			time.Sleep(200 * time.Millisecond) // pacing: a chat, not a flood
 		}
 		probes = append(probes, <-probeDone...)
+		<-profiled
 	}
 	b.StopTimer()
 	phaseCPU := c.cpu() - cpu0
@@ -221,7 +224,11 @@ namespaces:
 		return nil
 	})
 	setup.Stop()
-	c.srv = testserver.Start(b, testserver.Options{DataDir: setup.DataDir, Args: []string{"--disable-rate-limits"}})
+	opts := testserver.Options{DataDir: setup.DataDir, Args: []string{"--disable-rate-limits"}}
+	if os.Getenv("TRIBUTARY_BENCH_PROFILE") != "" {
+		opts.Env = append(opts.Env, "TRIBUTARY_PPROF_ADDR="+pprofAddr)
+	}
+	c.srv = testserver.Start(b, opts)
 	go c.sampleRSS()
 	return c
 }
@@ -416,6 +423,40 @@ func (c *crowd) probe(end time.Time) []time.Duration {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return out
+}
+
+// profilePhase, with TRIBUTARY_BENCH_PROFILE naming a directory, writes
+// there what the server does 5 s into the phase: a 5 s execution trace
+// (crowd.trace), then 20 s of CPU (crowd-cpu.pprof), then its heap and
+// goroutines (crowd-heap.pprof, crowd-goroutine.pprof).
+func (c *crowd) profilePhase() <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("TRIBUTARY_BENCH_PROFILE")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		time.Sleep(5 * time.Second)
+		for _, p := range []struct{ path, file string }{{"trace?seconds=5", "crowd.trace"},
+			{"profile?seconds=20", "crowd-cpu.pprof"}, {"heap", "crowd-heap.pprof"}, {"goroutine", "crowd-goroutine.pprof"}} {
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/" + p.path)
+			if err != nil {
+				c.b.Error(err)
+				return
+			}
+			raw, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, p.file), raw, 0o644)
+			}
+			if err != nil {
+				c.b.Error(err)
+			}
+		}
+	}()
+	return done
 }
 
 // cpu is the CPU time the server has used so far.
