@@ -428,7 +428,8 @@ func (c *crowd) probe(end time.Time) []time.Duration {
 // profilePhase, with TRIBUTARY_BENCH_PROFILE naming a directory, writes
 // there what the server does 5 s into the phase: a 5 s execution trace
 // (crowd.trace), then 20 s of CPU (crowd-cpu.pprof), then its heap and
-// goroutines (crowd-heap.pprof, crowd-goroutine.pprof).
+// goroutines (crowd-heap.pprof, crowd-heap.txt with the MemStats,
+// crowd-goroutine.pprof).
 func (c *crowd) profilePhase() <-chan struct{} {
 	done := make(chan struct{})
 	dir := os.Getenv("TRIBUTARY_BENCH_PROFILE")
@@ -440,7 +441,8 @@ func (c *crowd) profilePhase() <-chan struct{} {
 		defer close(done)
 		time.Sleep(5 * time.Second)
 		for _, p := range []struct{ path, file string }{{"trace?seconds=5", "crowd.trace"},
-			{"profile?seconds=20", "crowd-cpu.pprof"}, {"heap", "crowd-heap.pprof"}, {"goroutine", "crowd-goroutine.pprof"}} {
+			{"profile?seconds=20", "crowd-cpu.pprof"}, {"heap", "crowd-heap.pprof"}, {"heap?debug=1", "crowd-heap.txt"},
+			{"goroutine", "crowd-goroutine.pprof"}} {
 			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/" + p.path)
 			if err != nil {
 				c.b.Error(err)
