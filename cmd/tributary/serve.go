@@ -170,6 +170,16 @@ func newLoggerTo(cfg *config.Config, out io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
+// setMemoryLimit applies memory_limit_mib, unless GOMEMLIMIT set the
+// runtime's limit already.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" || cfg.MemoryLimitMiB == 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	log.Debug("memory limit", "mib", cfg.MemoryLimitMiB)
+}
+
 // logBuffer is how many bytes of log lines the server holds for a slow
 // sink before a request waits for it: a crowd's burst (2,000 request
 // lines when one message wakes 2,000 long-polls) is about 0.5 MiB.
@@ -268,6 +278,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	defer logOut.Close()
 	log := newLoggerTo(cfg, logOut)
 	slog.SetDefault(log)
+	setMemoryLimit(cfg, log)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err

@@ -31,6 +31,13 @@ database:
   # databases' inserts and costs memory).
   sqlite_cache_mib: {{.Database.SQLiteCacheMiB}}
 
+# Soft limit of the process's memory, in MiB (0: none). Below it the
+# garbage collector lets the heap grow to twice what is live; near it the
+# collector runs more often instead, costing CPU. A server whose live
+# memory needs more gets more. The GOMEMLIMIT environment variable, when
+# set, wins.
+memory_limit_mib: {{.MemoryLimitMiB}}
+
 registration:
   # Let anyone register (m.login.dummy). Closed by default: create users with
   # 'tributary user add', shared-secret registration or registration tokens.
