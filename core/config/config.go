@@ -25,7 +25,7 @@ import (
 // server whose live memory needs more gets more, its collector running
 // more often (at most about half the CPU, Go's limit for a collector
 // behind a memory limit).
-const DefaultMemoryLimitMiB = 256
+const DefaultMemoryLimitMiB = 240
 
 // Config is the whole configuration file.
 type Config struct {

@@ -11,7 +11,7 @@ import (
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
-// The server sets Go's soft memory limit from memory_limit_mib (256 MiB by
+// The server sets Go's soft memory limit from memory_limit_mib (240 MiB by
 // default: a crowd's parked long-polls otherwise let the heap run at twice
 // its live size), none with 0, and leaves a GOMEMLIMIT the operator set.
 // The runtime's limit is read back from the metrics listener.
@@ -26,7 +26,7 @@ func TestMemoryLimit(t *testing.T) {
 		env  []string
 		want float64
 	}{
-		{"default", nil, nil, 256 << 20},
+		{"default", nil, nil, 240 << 20},
 		{"none", []string{"--config", noLimit}, nil, math.MaxInt64},
 		{"GOMEMLIMIT wins", nil, []string{"GOMEMLIMIT=100MiB"}, 100 << 20},
 	} {
