@@ -11,13 +11,12 @@ import (
 	"github.com/tributary-hs/tributary/internal/testserver"
 )
 
-// The server sets Go's soft memory limit from memory_limit_mib (240 MiB by
-// default: a crowd's parked long-polls otherwise let the heap run at twice
-// its live size), none with 0, and leaves a GOMEMLIMIT the operator set.
+// The server sets Go's soft memory limit from memory_limit_mib (none by
+// default), and leaves a GOMEMLIMIT the operator set.
 // The runtime's limit is read back from the metrics listener.
 func TestMemoryLimit(t *testing.T) {
-	noLimit := filepath.Join(t.TempDir(), "nolimit.yaml")
-	if err := os.WriteFile(noLimit, []byte("memory_limit_mib: 0\n"), 0o600); err != nil {
+	limit := filepath.Join(t.TempDir(), "limit.yaml")
+	if err := os.WriteFile(limit, []byte("memory_limit_mib: 200\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -26,9 +25,9 @@ func TestMemoryLimit(t *testing.T) {
 		env  []string
 		want float64
 	}{
-		{"default", nil, nil, 240 << 20},
-		{"none", []string{"--config", noLimit}, nil, math.MaxInt64},
-		{"GOMEMLIMIT wins", nil, []string{"GOMEMLIMIT=100MiB"}, 100 << 20},
+		{"default", nil, nil, math.MaxInt64},
+		{"configured", []string{"--config", limit}, nil, 200 << 20},
+		{"GOMEMLIMIT wins", []string{"--config", limit}, []string{"GOMEMLIMIT=100MiB"}, 100 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.Start(t, testserver.Options{Args: append([]string{"--metrics-listen", "127.0.0.1:0"}, tc.args...),
