@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -157,15 +158,32 @@ func writeFirstConfig(cmd *cobra.Command, cfg *config.Config) error {
 	return nil
 }
 
-func newLogger(cfg *config.Config) *slog.Logger {
+func newLogger(cfg *config.Config) *slog.Logger { return newLoggerTo(cfg, os.Stderr) }
+
+func newLoggerTo(cfg *config.Config, out io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(out, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(out, opts))
 }
+
+// setMemoryLimit applies memory_limit_mib, unless GOMEMLIMIT set the
+// runtime's limit already.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" || cfg.MemoryLimitMiB == 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	log.Debug("memory limit", "mib", cfg.MemoryLimitMiB)
+}
+
+// logBuffer is how many bytes of log lines the server holds for a slow
+// sink before a request waits for it: a crowd's burst (2,000 request
+// lines when one message wakes 2,000 long-polls) is about 0.5 MiB.
+const logBuffer = 2 << 20
 
 // openStore opens the database and checks that it belongs to this server name.
 func openStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
@@ -257,8 +275,11 @@ func limiter(rl config.RateLimits, r config.Rate) *httpx.Limiter {
 }
 
 func serve(ctx context.Context, cfg *config.Config) error {
-	log := newLogger(cfg)
+	logOut := newLogWriter(os.Stderr, logBuffer)
+	defer logOut.Close()
+	log := newLoggerTo(cfg, logOut)
 	slog.SetDefault(log)
+	setMemoryLimit(cfg, log)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -357,6 +378,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 			mux := http.NewServeMux()
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 			log.Warn("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, mux))
 		}()
 	}

@@ -31,6 +31,15 @@ database:
   # databases' inserts and costs memory).
   sqlite_cache_mib: {{.Database.SQLiteCacheMiB}}
 
+# Soft limit of the process's memory, in MiB (0: none). Without one the
+# garbage collector lets the heap grow to about twice what is live; near
+# the limit it runs more often instead, costing CPU (with 4,000 clients
+# long-polling, 240 held the process under 300 MiB instead of ~430 at
+# about twice the CPU per message delivered). A server whose live memory
+# needs more gets more. The GOMEMLIMIT environment variable, when set,
+# wins.
+memory_limit_mib: {{.MemoryLimitMiB}}
+
 registration:
   # Let anyone register (m.login.dummy). Closed by default: create users with
   # 'tributary user add', shared-secret registration or registration tokens.

@@ -7,6 +7,7 @@ package stream
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -148,8 +149,13 @@ func (p Positions) afterExcept(since Positions, ignore StreamSet) bool {
 // the user they wait for, so that a change costs what it concerns, not
 // the number of waiters.
 type Local struct {
-	mu        sync.Mutex
-	current   Positions
+	mu      sync.Mutex
+	current Positions
+	// now is current for Current, which takes no lock: every /sync asks,
+	// and when a message wakes 2,000 long-polls they all ask at once while
+	// Publish still holds mu waking the rest; an unrelated /sync queued
+	// behind all of them.
+	now       atomic.Pointer[Positions]
 	byRoom    map[id.RoomID]map[*waiter]struct{}
 	byUser    map[id.UserID]map[*waiter]struct{}
 	observers []func(Change)
@@ -163,7 +169,9 @@ type waiter struct {
 
 // NewLocal makes a notifier starting at the given positions.
 func NewLocal(start Positions) *Local {
-	return &Local{current: start, byRoom: map[id.RoomID]map[*waiter]struct{}{}, byUser: map[id.UserID]map[*waiter]struct{}{}}
+	l := &Local{current: start, byRoom: map[id.RoomID]map[*waiter]struct{}{}, byUser: map[id.UserID]map[*waiter]struct{}{}}
+	l.now.Store(&start)
+	return l
 }
 
 // Publish implements Notifier.
@@ -178,6 +186,8 @@ func (l *Local) Publish(c Change) {
 	}
 	if c.Pos > l.current[c.Stream] {
 		l.current[c.Stream] = c.Pos
+		now := l.current
+		l.now.Store(&now)
 	}
 	for _, fn := range l.observers {
 		fn(c)
@@ -228,11 +238,7 @@ func (l *Local) Observe(fn func(Change)) {
 }
 
 // Current implements Notifier.
-func (l *Local) Current() Positions {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.current
-}
+func (l *Local) Current() Positions { return *l.now.Load() }
 
 // Wait implements Notifier. The caller checks for news before waiting; Wait
 // only sleeps, so a change published between that check and Wait is missed

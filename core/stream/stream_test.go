@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -107,5 +108,46 @@ func TestLocalIgnoredStreams(t *testing.T) {
 	}
 	if _, already := n.register(Interest{User: "@a:x"}, since); !already {
 		t.Fatal("a waiter that does not ignore presence slept past a newer position")
+	}
+}
+
+// Current does not wait for a Publish that is still waking waiters (a
+// message to a crowd's room wakes thousands): a /sync that only wants
+// the positions does not queue behind it. The observer stands in for a
+// long wake-up: it holds Publish until Current has answered.
+func TestLocalCurrentDoesNotWaitForPublish(t *testing.T) {
+	n := NewLocal(Positions{})
+	inPublish, release := make(chan struct{}), make(chan struct{})
+	n.Observe(func(c Change) {
+		if c.Pos == 2 {
+			close(inPublish)
+			select {
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
+		}
+	})
+	n.Publish(Change{Stream: Events, Pos: 1, RoomID: "!r"})
+	published := make(chan struct{})
+	go func() {
+		n.Publish(Change{Stream: Events, Pos: 2, RoomID: "!r"})
+		close(published)
+	}()
+	<-inPublish
+	got := make(chan Positions, 1)
+	go func() { got <- n.Current() }()
+	var p Positions
+	select {
+	case p = <-got:
+	case <-published:
+		t.Fatal("Current waited for Publish to end")
+	}
+	close(release)
+	<-published
+	if p[Events] < 1 || p[Events] > 2 {
+		t.Fatalf("Current during Publish = %v", p)
+	}
+	if c := n.Current(); c[Events] != 2 {
+		t.Fatalf("Current after Publish = %v", c)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,7 +33,10 @@ import (
 // 30 s passed, while an unrelated user polls /sync?timeout=0. It reports
 // the time from the start of a send to its arrival in each of the room's
 // long-polls (p50, p99; a message that never arrived counts as 30 s), the
-// share of arrivals, the unrelated sync's p50 and p99, the server's peak
+// share of arrivals, the unrelated sync's p50 and p99 (probe-, measured in
+// the benchmark's process, which shares the cores with the server and
+// decodes thousands of answers at once, and probe-apart-, the same probe
+// from a process of its own, as a user elsewhere), the server's peak
 // RSS, and how long the users took to connect (an initial sync each, 16 at
 // a time, then their first long-poll; given up on after 10 minutes).
 // Goal: RSS < 300 MiB, delivery p99 < 500 ms, probe p99 < 50 ms.
@@ -76,12 +81,15 @@ func BenchmarkSyncCrowd(b *testing.B) {
 	b.Logf("warm-up message reached %d of %d long-polls in %v", reached, group, time.Since(t0).Round(time.Millisecond))
 	b.ResetTimer()
 	cpu0 = c.cpu()
-	var lat, probes []time.Duration
+	var lat, probes, apart []time.Duration
 	sent, arrived := 0, 0
 	for range b.N {
 		probeDone := make(chan []time.Duration)
 		phaseEnd := time.Now().Add(time.Duration(seconds) * time.Second)
 		go func() { probeDone <- c.probe(phaseEnd) }()
+		apartDone := make(chan []time.Duration)
+		go func() { apartDone <- c.probeApart(phaseEnd) }()
+		profiled := c.profilePhase()
 		for time.Now().Before(phaseEnd) || sent < 5 {
 			l, reached := c.deliver(sent, 30*time.Second)
 			lat = append(lat, l...)
@@ -93,6 +101,8 @@ func BenchmarkSyncCrowd(b *testing.B) {
 			time.Sleep(200 * time.Millisecond) // pacing: a chat, not a flood
 		}
 		probes = append(probes, <-probeDone...)
+		apart = append(apart, <-apartDone...)
+		<-profiled
 	}
 	b.StopTimer()
 	phaseCPU := c.cpu() - cpu0
@@ -104,6 +114,11 @@ func BenchmarkSyncCrowd(b *testing.B) {
 	if len(probes) > 0 {
 		b.ReportMetric(ms(probes[len(probes)/2]), "probe-p50-ms")
 		b.ReportMetric(ms(probes[len(probes)*99/100]), "probe-p99-ms")
+	}
+	slices.Sort(apart)
+	if len(apart) > 0 {
+		b.ReportMetric(ms(apart[len(apart)/2]), "probe-apart-p50-ms")
+		b.ReportMetric(ms(apart[len(apart)*99/100]), "probe-apart-p99-ms")
 	}
 	b.ReportMetric(c.peakRSS(), "peak-RSS-MiB")
 	b.ReportMetric(rssMiB(b, c.srv.Pid()), "RSS-MiB")
@@ -221,7 +236,11 @@ namespaces:
 		return nil
 	})
 	setup.Stop()
-	c.srv = testserver.Start(b, testserver.Options{DataDir: setup.DataDir, Args: []string{"--disable-rate-limits"}})
+	opts := testserver.Options{DataDir: setup.DataDir, Args: []string{"--disable-rate-limits"}}
+	if os.Getenv("TRIBUTARY_BENCH_PROFILE") != "" {
+		opts.Env = append(opts.Env, "TRIBUTARY_PPROF_ADDR="+pprofAddr)
+	}
+	c.srv = testserver.Start(b, opts)
 	go c.sampleRSS()
 	return c
 }
@@ -416,6 +435,120 @@ func (c *crowd) probe(end time.Time) []time.Duration {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return out
+}
+
+// profilePhase, with TRIBUTARY_BENCH_PROFILE naming a directory, writes
+// there what the server does 5 s into the phase: a 5 s execution trace
+// (crowd.trace), then 20 s of CPU (crowd-cpu.pprof), then its heap and
+// goroutines (crowd-heap.pprof, crowd-heap.txt with the MemStats,
+// crowd-goroutine.pprof).
+func (c *crowd) profilePhase() <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("TRIBUTARY_BENCH_PROFILE")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		time.Sleep(5 * time.Second)
+		for _, p := range []struct{ path, file string }{{"trace?seconds=5", "crowd.trace"},
+			{"profile?seconds=20", "crowd-cpu.pprof"}, {"heap", "crowd-heap.pprof"}, {"heap?debug=1", "crowd-heap.txt"},
+			{"goroutine", "crowd-goroutine.pprof"}} {
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/" + p.path)
+			if err != nil {
+				c.b.Error(err)
+				return
+			}
+			raw, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, p.file), raw, 0o644)
+			}
+			if err != nil {
+				c.b.Error(err)
+			}
+		}
+	}()
+	return done
+}
+
+// probeApart runs the same probe as probe, with the same user, from a
+// process of its own (this test binary, see TestMain): the benchmark's
+// process decodes thousands of answers at once during a fan-out, and a
+// probe among those goroutines waits for them as much as for the server.
+// A user on another machine would not; the difference between the two
+// probes is what the benchmark's client adds.
+func (c *crowd) probeApart(end time.Time) []time.Duration {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TRIBUTARY_CROWD_PROBE="+c.syncURL("", 0), "TRIBUTARY_CROWD_PROBE_TOKEN="+c.probeT,
+		"TRIBUTARY_CROWD_PROBE_END="+strconv.FormatInt(end.UnixMilli(), 10))
+	out, err := cmd.Output()
+	if err != nil {
+		c.b.Errorf("probe apart: %v", err)
+		return nil
+	}
+	var lat []time.Duration
+	for _, f := range strings.Fields(string(out)) {
+		us, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			c.b.Errorf("probe apart: %q", f)
+			return nil
+		}
+		lat = append(lat, time.Duration(us)*time.Microsecond)
+	}
+	return lat
+}
+
+// probeProcess is probe's loop in its own process: u is the sync URL
+// without since; it prints each latency in microseconds and returns the
+// exit code.
+func probeProcess(u string) int {
+	token := os.Getenv("TRIBUTARY_CROWD_PROBE_TOKEN")
+	endMS, err := strconv.ParseInt(os.Getenv("TRIBUTARY_CROWD_PROBE_END"), 10, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "TRIBUTARY_CROWD_PROBE_END:", err)
+		return 2
+	}
+	client := &http.Client{Timeout: time.Minute}
+	get := func(since string) (string, error) {
+		target := u
+		if since != "" {
+			target += "&since=" + url.QueryEscape(since)
+		}
+		req, _ := http.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var body struct {
+			NextBatch string `json:"next_batch"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("status %d, %v", resp.StatusCode, err)
+		}
+		return body.NextBatch, nil
+	}
+	since, err := get("")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		return 1
+	}
+	for time.Now().Before(time.UnixMilli(endMS)) {
+		t0 := time.Now()
+		nb, err := get(since)
+		d := time.Since(t0)
+		if err != nil {
+			d = time.Minute
+		} else {
+			since = nb
+		}
+		fmt.Println(d.Microseconds())
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0
 }
 
 // cpu is the CPU time the server has used so far.

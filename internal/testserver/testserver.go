@@ -182,14 +182,20 @@ func Start(t testing.TB, opts Options) *Server {
 		for sc.Scan() {
 			line := sc.Text()
 			s.logs.Write([]byte(line + "\n"))
+			// Most lines are request logs (thousands a second under a
+			// benchmark's load): only those that may name a listener are
+			// parsed.
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics listening" {
+			if !strings.HasPrefix(line, "{") || !strings.Contains(line, `listening"`) || json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			if rec.Msg == "metrics listening" {
 				s.metricsAddr.Store(rec.Addr)
 			}
-			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+			if rec.Msg == "listening" {
 				select {
 				case addrc <- rec.Addr:
 				default:
