@@ -737,9 +737,8 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 	// Threads: a Matrix thread goes to the Discord thread of its root
 	// (started if the root has none).
 	return &event.RoomFeatures{ID: "org.tributary.discord.v2", Reply: event.CapLevelFullySupported,
-		Thread: event.CapLevelFullySupported,
-		Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported,
-		MaxTextLength: 2000, File: files}
+		Thread: event.CapLevelFullySupported, Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported,
+		Reaction: event.CapLevelFullySupported, MaxTextLength: 2000, File: files}
 }
 
 // webhook is the bridge's webhook of a channel, made on first use.
