@@ -454,8 +454,9 @@ func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
 }
 
 // text is a message's text as Matrix content: Discord's markdown as HTML,
-// mentions of users by name, then its embeds as quotes (as `tributary
-// import discord` shows them).
+// mentions of users, channels and roles by name, custom emoji as inline
+// images, then its embeds as quotes (as `tributary import discord` shows
+// them, custom emoji there being :names:).
 func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	text := m.Content
 	for _, u := range m.Mentions {
@@ -466,7 +467,9 @@ func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 		}
 		text = strings.NewReplacer("<@"+u.ID+">", "@"+name, "<@!"+u.ID+">", "@"+name).Replace(text)
 	}
+	text, emoji := c.markup(context.Background(), m.GuildID, text)
 	content := format.RenderMarkdown(text, true, false)
+	withEmoji(&content, emoji)
 	content.MsgType = event.MsgText
 	content.Mentions = &event.Mentions{}
 	if embeds := embedsOf(m); len(embeds) > 0 {
