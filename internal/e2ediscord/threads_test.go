@@ -3,6 +3,7 @@ package e2ediscord
 import (
 	"context"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -234,5 +235,85 @@ func haveHistory(fake *fakediscord.Fake, m *discordexport.Manifest) {
 			msg["type"], msg["message_reference"] = 18, map[string]any{"channel_id": thread, "guild_id": m.GuildID}
 		}
 		fake.Have(msg)
+	}
+}
+
+// TestDiscordPluginContinuesForumPost: a forum post is a thread of a
+// forum channel that starts at its own first message (which has the
+// thread's ID and is in the thread, not in the forum); DiscordChatExporter
+// exports it as a channel of its own. After `tributary import discord` of
+// such a post, a live comment on Discord lands as an m.thread on the
+// imported post in the forum's room, and Alice's reactions to the post
+// and to a comment of it go to the post's thread.
+func TestDiscordPluginContinuesForumPost(t *testing.T) {
+	bin := pluginBinary(t)
+	t.Run("sqlite", func(t *testing.T) { forumPost(t, bin) })
+	t.Run("postgres", func(t *testing.T) { forumPost(t, bin, "--database-url", pgtest.URL(t)) })
+}
+
+func forumPost(t *testing.T, bin string, dbArgs ...string) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const (
+		guild   = "1000000000000000001"
+		forum   = "1000000000000000002"
+		post    = "1100000000000000001" // the thread, and its first message
+		comment = "1100000000000000002"
+		ann     = "1200000000000000001"
+		ben     = "1200000000000000002"
+	)
+	fake := fakediscord.New(t, botToken)
+	export := filepath.Join(t.TempDir(), "export")
+	if err := os.MkdirAll(export, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	msg := func(id, author, name, text string, at time.Time) string {
+		return `{"id":"` + id + `","type":"Default","timestamp":"` + at.Format("2006-01-02T15:04:05.000+00:00") +
+			`","content":"` + text + `","author":{"id":"` + author + `","name":"` + name + `"}}`
+	}
+	file := `{"guild":{"id":"` + guild + `","name":"Forum Guild"},"channel":{"id":"` + post + `","type":"GuildPublicThread",` +
+		`"categoryId":"` + forum + `","category":"ideas","name":"a post","topic":null},"messages":[` +
+		msg(post, ann, "ann", "the post", at) + "," + msg(comment, ben, "ben", "a comment", at.Add(time.Minute)) + `],"messageCount":2}`
+	if err := os.WriteFile(filepath.Join(export, "Forum Guild - ideas - a post ["+post+"].json"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetGuild(guild, "Forum Guild", []any{map[string]any{"id": forum, "type": 15, "guild_id": guild, "name": "ideas"}},
+		[]any{map[string]any{"id": post, "type": 11, "guild_id": guild, "name": "a post", "parent_id": forum}})
+	fake.Have(map[string]any{"id": post, "channel_id": post, "type": 0, "author": map[string]any{"id": ann}})
+	fake.Have(map[string]any{"id": comment, "channel_id": post, "type": 0, "author": map[string]any{"id": ben}})
+
+	cfgPath := writeConfig(t, bin, fake.URL())
+	s := startServer(t, cfgPath, "", dbArgs...)
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "discord", export, "--no-download",
+		"--config", cfgPath, "--data-dir", s.DataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "importing through it") {
+		t.Fatalf("tributary import discord: %v\n%s", err, out)
+	}
+	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
+	login(ctx, t, alice, w)
+
+	fake.Message("a live comment", map[string]any{"channel_id": post, "guild_id": guild})
+	space := w.inSpace(ctx, "Forum Guild")
+	room := w.importedRoom(ctx, alice, space, forum)
+	live := w.message(ctx, room, "a live comment")
+	postEvt := findImported(ctx, t, alice, room, live.ID, discordexport.Record{ID: post, Timestamp: at.UnixMilli()}, ghost(ann))
+	if rel := live.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelThread || rel.EventID != postEvt {
+		t.Fatalf("the live comment relates %+v, want a thread on the imported post %s", rel, postEvt)
+	}
+	commentEvt := findImported(ctx, t, alice, room, live.ID,
+		discordexport.Record{ID: comment, Timestamp: at.Add(time.Minute).UnixMilli()}, ghost(ben))
+	for _, target := range []struct {
+		evt id.EventID
+		msg string
+	}{{postEvt, post}, {commentEvt, comment}} {
+		if _, err := alice.SendReaction(ctx, room, target.evt, "👍"); err != nil {
+			t.Fatal(err)
+		}
+		want := "/channels/" + post + "/messages/" + target.msg + "/reactions/👍/@me"
+		if c := fake.Await("the reaction", func(c fakediscord.Call) bool { return c.Method == "PUT" }); c.Path != want {
+			t.Fatalf("the reaction: %v, want %s", c, want)
+		}
 	}
 }
