@@ -260,7 +260,9 @@ func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
 }
 
 func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreate) {
-	if m.Author == nil || c.own(m.Message) {
+	if m.Author == nil || c.own(m.Message) || m.Type == discordgo.MessageTypeThreadStarterMessage {
+		// A thread's pointer at the message it started from has nothing
+		// to show (the import skips it too).
 		return
 	}
 	key, thread := c.channelKey(s, m.ChannelID)
@@ -836,8 +838,8 @@ func (c *Client) sendThroughWebhook(ctx context.Context, s *discordgo.Session, m
 	params := &discordgo.WebhookParams{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
 	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
 	if msg.ReplyTo != nil && len(files) == 0 {
-		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
-			msg.ReplyTo.ID, params.Content)
+		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID),
+			c.messageChannel(s, msg.Portal, msg.ReplyTo), msg.ReplyTo.ID, params.Content)
 	}
 	if msg.ThreadRoot != nil {
 		thread, err := c.startThread(s, channelID, msg)
@@ -862,7 +864,8 @@ func (c *Client) sendAsUser(s *discordgo.Session, msg *bridgev2.MatrixMessage, c
 	}
 	send := &discordgo.MessageSend{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
 	if msg.ReplyTo != nil {
-		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID), ChannelID: channelID}
+		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID),
+			ChannelID: c.messageChannel(s, msg.Portal, msg.ReplyTo)}
 	}
 	return s.ChannelMessageSendComplex(channelID, send)
 }

@@ -30,7 +30,8 @@ import (
 //     message of that thread, and her message in it, go to the thread's
 //     channel;
 //   - her edit of that message goes through the webhook with the thread
-//     (Discord knows a webhook's thread message by its thread only);
+//     (Discord knows a webhook's thread message by its thread only); her
+//     reply there links to the message in the thread;
 //   - her edit of an imported message someone else wrote is refused as
 //     Discord would refuse it (the bot may not edit another's message):
 //     a notice tells her, and nothing is sent;
@@ -158,6 +159,22 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 		t.Fatalf("the edit in the thread: %v, want the webhook's, thread_id=%s", patch, thread.ID)
 	}
 
+	// A reply in the thread to an imported message of it links to the
+	// message in the thread.
+	content = &event.MessageEventContent{MsgType: event.MsgText, Body: "replying in the thread"}
+	content.RelatesTo = (&event.RelatesTo{}).SetThread(noticeEvt, threadMsgEvt)
+	content.RelatesTo.IsFallingBack = false
+	if _, err := alice.SendMessageEvent(ctx, room, event.EventMessage, content); err != nil {
+		t.Fatal(err)
+	}
+	rp := fake.Await("the reply in the thread", func(c fakediscord.Call) bool {
+		s, _ := c.JSON["content"].(string)
+		return c.Method == "POST" && strings.HasSuffix(s, "replying in the thread")
+	})
+	if link := "https://discord.com/channels/" + m.GuildID + "/" + thread.ID + "/" + threadMsg.ID; !strings.Contains(rp.JSON["content"].(string), link) {
+		t.Fatalf("the reply in the thread: %v, want a link to %s", rp, link)
+	}
+
 	// Alice edits an imported message of someone else: the bot cannot,
 	// and she is told.
 	othersEvt := findImported(ctx, t, alice, room, live.ID, others, ghost(others.Author))
@@ -199,8 +216,17 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 	fake.Message("a live thread", map[string]any{"channel_id": parent.ID, "guild_id": m.GuildID, "type": 18,
 		"message_reference": map[string]any{"channel_id": liveThread, "guild_id": m.GuildID}})
 	liveNotice := w.message(ctx, room, "started a thread: a live thread")
+	// (Discord's pointer in a thread at the message it started from, had
+	// it started from one, shows nothing.)
+	fake.Message("", map[string]any{"channel_id": liveThread, "guild_id": m.GuildID, "type": 21,
+		"message_reference": map[string]any{"channel_id": parent.ID, "message_id": liveID, "guild_id": m.GuildID}})
 	fake.Message("in the live thread", map[string]any{"channel_id": liveThread, "guild_id": m.GuildID})
 	inLive := w.message(ctx, room, "in the live thread")
+	for _, evt := range w.seen[room] {
+		if evt.Type == event.EventMessage && evt.Content.AsMessage().Body == "" {
+			t.Errorf("an empty message was bridged: %s", evt.Content.VeryRaw)
+		}
+	}
 	if rel := inLive.Content.AsMessage().RelatesTo; rel == nil || rel.Type != event.RelThread || rel.EventID != liveNotice.ID {
 		t.Fatalf("the live thread's message relates %+v, want a thread on the notice %s", rel, liveNotice.ID)
 	}
