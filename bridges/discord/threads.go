@@ -71,7 +71,9 @@ func (c *Client) threadRoot(ctx context.Context, s *discordgo.Session, portal *b
 		msgs, err := s.ChannelMessages(thread.ParentID, 50, "", thread.ID, "", discordgo.WithContext(ctx))
 		if err != nil {
 			zerolog.Ctx(ctx).Warn().Err(c.refused(err)).Str("thread_id", thread.ID).Msg("Failed to look for a thread's ThreadCreated notice")
-			return networkid.MessageID(root)
+			if !refusal(err) {
+				return networkid.MessageID(root) // asked again next time
+			}
 		}
 		for _, m := range msgs {
 			if m.Type == discordgo.MessageTypeThreadCreated && m.MessageReference != nil && m.MessageReference.ChannelID == thread.ID {
@@ -105,8 +107,7 @@ func (c *Client) threadChannel(s *discordgo.Session, parentID string, root netwo
 		if m.Type == discordgo.MessageTypeThreadCreated && m.MessageReference != nil && m.MessageReference.ChannelID != "" {
 			th = m.MessageReference.ChannelID
 		}
-	} else if re := (*discordgo.RESTError)(nil); !errors.As(c.refused(err), &re) || re.Response == nil ||
-		re.Response.StatusCode != http.StatusNotFound {
+	} else if !refusal(c.refused(err)) {
 		return th // not known either way: asked again next time
 	}
 	c.rememberThread(th, r)
@@ -151,6 +152,15 @@ func (c *Client) startThread(s *discordgo.Session, channelID string, msg *bridge
 		return "", fmt.Errorf("starting a thread at message %s: %w", thread, c.refused(err))
 	}
 	return thread, nil
+}
+
+// refusal reports whether Discord answered a request with a client error
+// (no such message, no permission to read the history): asking again
+// would get the same answer.
+func refusal(err error) bool {
+	var re *discordgo.RESTError
+	return errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 &&
+		re.Response.StatusCode != http.StatusTooManyRequests && re.Response.StatusCode != http.StatusUnauthorized
 }
 
 // inThread makes a webhook call act in a thread (Discord's thread_id).
