@@ -30,8 +30,9 @@ import (
 //     message of that thread, and her message in it, go to the thread's
 //     channel;
 //   - her edit of that message goes through the webhook with the thread
-//     (Discord knows a webhook's thread message by its thread only); her
-//     reply there links to the message in the thread;
+//     (Discord knows a webhook's thread message by its thread only), and
+//     so does her redaction of it; her reply there links to the message
+//     in the thread;
 //   - her edit of an imported message someone else wrote is refused as
 //     Discord would refuse it (the bot may not edit another's message):
 //     a notice tells her, and nothing is sent;
@@ -159,6 +160,16 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 		t.Fatalf("the edit in the thread: %v, want the webhook's, thread_id=%s", patch, thread.ID)
 	}
 
+	// Her redaction of it deletes it through the webhook, in the thread.
+	if _, err := alice.RedactEvent(ctx, room, sent.EventID); err != nil {
+		t.Fatal(err)
+	}
+	del := fake.Await("the deletion in the thread", func(c fakediscord.Call) bool { return c.Method == "DELETE" })
+	if q, _ := url.ParseQuery(del.Query); del.Path != "/webhooks/h"+parent.ID+"/"+fakediscord.HookToken+"/messages/"+post.JSON["id"].(string) ||
+		q.Get("thread_id") != thread.ID {
+		t.Fatalf("the deletion in the thread: %v, want the webhook's, thread_id=%s", del, thread.ID)
+	}
+
 	// A reply in the thread to an imported message of it links to the
 	// message in the thread.
 	content = &event.MessageEventContent{MsgType: event.MsgText, Body: "replying in the thread"}
@@ -223,7 +234,7 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 	fake.Message("in the live thread", map[string]any{"channel_id": liveThread, "guild_id": m.GuildID})
 	inLive := w.message(ctx, room, "in the live thread")
 	for _, evt := range w.seen[room] {
-		if evt.Type == event.EventMessage && evt.Content.AsMessage().Body == "" {
+		if mc := evt.Content.AsMessage(); evt.Type == event.EventMessage && mc.MsgType != "" && mc.Body == "" { // not a redacted one
 			t.Errorf("an empty message was bridged: %s", evt.Content.VeryRaw)
 		}
 	}
