@@ -1010,7 +1010,7 @@ func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.Matr
 		if channelID != string(msg.Portal.ID) {
 			opts = append(opts, inThread(channelID))
 		}
-		return c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID), opts...))
+		return deleteError(c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID), opts...)))
 	}
-	return c.refused(s.ChannelMessageDelete(channelID, string(target.ID)))
+	return deleteError(c.refused(s.ChannelMessageDelete(channelID, string(target.ID))))
 }

@@ -154,6 +154,26 @@ func (c *Client) startThread(s *discordgo.Session, channelID string, msg *bridge
 	return thread, nil
 }
 
+// deleteError is a deletion's error as the user sees it: a message
+// Discord no longer has is deleted; Discord refusing (the bot lacks Manage
+// Messages for another's message, an account deletes another's) is shown,
+// not left as a redaction that seemed to work.
+func deleteError(err error) error {
+	var re *discordgo.RESTError
+	if !errors.As(err, &re) || re.Response == nil {
+		return err
+	}
+	switch re.Response.StatusCode {
+	case http.StatusNotFound:
+		return nil
+	case http.StatusForbidden:
+		return bridgev2.WrapErrorInStatus(err).WithStatus(event.MessageStatusFail).
+			WithErrorReason(event.MessageStatusNoPermission).WithIsCertain(true).WithSendNotice(true).
+			WithMessage("Discord did not let the bridge delete this message (deleting someone else's message takes Manage Messages)")
+	}
+	return err
+}
+
 // refusal reports whether Discord answered a request with a client error
 // (no such message, no permission to read the history): asking again
 // would get the same answer.

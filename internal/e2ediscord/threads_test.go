@@ -33,9 +33,10 @@ import (
 //     (Discord knows a webhook's thread message by its thread only), and
 //     so does her redaction of it; her reply there links to the message
 //     in the thread;
-//   - her edit of an imported message someone else wrote is refused as
-//     Discord would refuse it (the bot may not edit another's message):
-//     a notice tells her, and nothing is sent;
+//   - her edit of her imported message is refused as Discord would
+//     refuse it (the bot may not edit another's message): a notice tells
+//     her, and nothing is sent; her redaction of it, which the bot
+//     without Manage Messages may not make on Discord, is told her too;
 //   - a Matrix thread on a message Discord has no thread of starts one;
 //   - a thread started live at a notice continues at the bridged notice.
 //
@@ -97,11 +98,19 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 	fake.SetGuild(m.GuildID, m.GuildName, channels, threads)
 	haveHistory(fake, m)
 
+	// The bot may not delete others' messages.
+	fake.DenyManageMessages()
+
 	cfgPath := writeConfig(t, bin, fake.URL())
 	s := startServer(t, cfgPath, "", dbArgs...)
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	// Alice is the Discord user of the message others.
+	userMap := filepath.Join(t.TempDir(), "users.txt")
+	if err := os.WriteFile(userMap, []byte(others.Author+" @alice:localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.CommandContext(ctx, testserver.Binary(t), append([]string{"import", "discord", export, "--no-download",
-		"--config", cfgPath, "--data-dir", s.DataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
+		"--config", cfgPath, "--user-map", userMap, "--data-dir", s.DataDir, "--server-name", "localhost"}, dbArgs...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "importing through it") {
 		t.Fatalf("tributary import discord: %v\n%s", err, out)
 	}
@@ -186,9 +195,9 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 		t.Fatalf("the reply in the thread: %v, want a link to %s", rp, link)
 	}
 
-	// Alice edits an imported message of someone else: the bot cannot,
-	// and she is told.
-	othersEvt := findImported(ctx, t, alice, room, live.ID, others, ghost(others.Author))
+	// Alice edits her imported message: only her Discord account could,
+	// not the bot, and she is told.
+	othersEvt := findImported(ctx, t, alice, room, live.ID, others, alice.UserID)
 	edit = &event.MessageEventContent{MsgType: event.MsgText, Body: "* not mine to edit"}
 	edit.SetEdit(othersEvt)
 	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "not mine to edit"}
@@ -200,6 +209,20 @@ func noticeThreads(t *testing.T, bin string, dbArgs ...string) {
 		mc := evt.Content.AsMessage()
 		return evt.Sender == discordBot && mc.MsgType == event.MsgNotice && mc.RelatesTo != nil &&
 			mc.RelatesTo.GetReplyTo() == refused.EventID && strings.Contains(mc.Body, "only a message's author")
+	})
+	// She redacts it: the bot, without Manage Messages, may not delete it
+	// on Discord, and she is told.
+	redaction, err := alice.RedactEvent(ctx, room, othersEvt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del := fake.Await("the deletion", func(c fakediscord.Call) bool { return c.Method == "DELETE" }); del.Path != "/channels/"+parent.ID+"/messages/"+others.ID {
+		t.Fatalf("the deletion: %v", del)
+	}
+	w.wait(ctx, room, "a notice that the redaction was not bridged", func(evt *event.Event) bool {
+		mc := evt.Content.AsMessage()
+		return evt.Sender == discordBot && mc.MsgType == event.MsgNotice && mc.RelatesTo != nil &&
+			mc.RelatesTo.GetReplyTo() == redaction.EventID && strings.Contains(mc.Body, "Manage Messages")
 	})
 
 	// A Matrix thread on a message Discord has no thread of starts one

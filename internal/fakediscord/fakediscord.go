@@ -58,6 +58,8 @@ type Fake struct {
 	messages map[string]map[string]any
 	// threads are the threads started through the API.
 	threads map[string]bool
+	// noManage: the bot lacks Manage Messages (DenyManageMessages).
+	noManage bool
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -295,6 +297,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case r.Method == http.MethodDelete && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodDelete && seg(p, 0) == "channels" && seg(p, 2) == "messages" && f.mayNotDelete(r, seg(p, 3)):
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Missing Permissions", "code": 50013})
 	case r.Method == http.MethodDelete && (seg(p, 0) == "webhooks" && seg(p, 3) == "messages" ||
 		seg(p, 0) == "channels" && seg(p, 2) == "messages"):
 		w.WriteHeader(http.StatusNoContent)
@@ -642,3 +646,25 @@ func cmpID(a, b string) int {
 
 // Calls is the bridge's REST calls not yet awaited, in order.
 func (f *Fake) Calls() <-chan Call { return f.calls }
+
+// DenyManageMessages takes Manage Messages from the bot: it may then delete
+// only its own messages, as a user account may.
+func (f *Fake) DenyManageMessages() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noManage = true
+}
+
+// mayNotDelete reports whether Discord refuses the caller's deletion of a
+// message: another's, without Manage Messages (which the bot has unless
+// denied, and a user account has not).
+func (f *Fake) mayNotDelete(r *http.Request, messageID string) bool {
+	m := f.message(messageID)
+	caller := f.caller(r)
+	if m == nil || authorOf(m) == caller["id"] {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.noManage || caller["id"] != BotID
+}
