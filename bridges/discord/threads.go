@@ -154,19 +154,13 @@ func (c *Client) startThread(s *discordgo.Session, channelID string, msg *bridge
 	return thread, nil
 }
 
-// deleteError is a deletion's error as the user sees it: a message
-// Discord no longer has is deleted; Discord refusing (the bot lacks Manage
-// Messages for another's message, an account deletes another's) is shown,
-// not left as a redaction that seemed to work.
+// deleteError is a deletion's error as the user sees it: Discord refusing
+// (the bot lacks Manage Messages for another's message, an account
+// deletes another's) is shown, not left as a redaction that seemed to
+// work.
 func deleteError(err error) error {
 	var re *discordgo.RESTError
-	if !errors.As(err, &re) || re.Response == nil {
-		return err
-	}
-	switch re.Response.StatusCode {
-	case http.StatusNotFound:
-		return nil
-	case http.StatusForbidden:
+	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusForbidden {
 		return bridgev2.WrapErrorInStatus(err).WithStatus(event.MessageStatusFail).
 			WithErrorReason(event.MessageStatusNoPermission).WithIsCertain(true).WithSendNotice(true).
 			WithMessage("Discord did not let the bridge delete this message (deleting someone else's message takes Manage Messages)")
