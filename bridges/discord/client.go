@@ -51,6 +51,10 @@ type Client struct {
 	// reaction keys they were shown as (the image, or ":name:").
 	emojiImages map[string]id.ContentURIString
 	emojiByKey  map[string]networkid.EmojiID
+	// threadRoots: the message each thread starts at, by thread ID;
+	// threadsOf: the thread of each root (threads.go).
+	threadRoots map[string]string
+	threadsOf   map[string]string
 
 	// stateHook, when set (tests), gets the login's bridge states.
 	stateHook func(status.BridgeState)
@@ -219,11 +223,10 @@ func (c *Client) IsThisUser(_ context.Context, userID networkid.UserID) bool {
 }
 
 // channelKey is the portal of a channel, and the thread a message there is
-// in: a thread's messages go to its channel's room.
-func (c *Client) channelKey(s *discordgo.Session, channelID string) (networkid.PortalKey, *networkid.MessageID) {
+// in (nil if none): a thread's messages go to its channel's room.
+func (c *Client) channelKey(s *discordgo.Session, channelID string) (networkid.PortalKey, *discordgo.Channel) {
 	if ch, err := s.State.Channel(channelID); err == nil && ch.IsThread() && ch.ParentID != "" {
-		root := networkid.MessageID(ch.ID)
-		return networkid.PortalKey{ID: networkid.PortalID(ch.ParentID)}, &root
+		return networkid.PortalKey{ID: networkid.PortalID(ch.ParentID)}, ch
 	}
 	return networkid.PortalKey{ID: networkid.PortalID(channelID)}, nil
 }
@@ -257,11 +260,17 @@ func (c *Client) sender(u *discordgo.User) bridgev2.EventSender {
 }
 
 func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreate) {
-	if m.Author == nil || c.own(m.Message) {
+	if m.Author == nil || c.own(m.Message) || m.Type == discordgo.MessageTypeThreadStarterMessage {
+		// A thread's pointer at the message it started from has nothing
+		// to show (the import skips it too).
 		return
 	}
 	key, thread := c.channelKey(s, m.ChannelID)
 	msg := m.Message
+	if ref := msg.MessageReference; msg.Type == discordgo.MessageTypeThreadCreated && ref != nil && ref.ChannelID != "" {
+		// A thread started at no message starts at this notice.
+		c.rememberThread(ref.ChannelID, msg.ID)
+	}
 	sdk.QueueRemoteEvent(c.login, &simplevent.Message[*discordgo.Message]{
 		EventMeta: simplevent.EventMeta{Type: bridgev2.RemoteEventMessage, PortalKey: key, Sender: c.sender(m.Author),
 			CreatePortal: true, Timestamp: m.Timestamp},
@@ -272,12 +281,13 @@ func (c *Client) onMessageCreate(s *discordgo.Session, m *discordgo.MessageCreat
 			if cm == nil {
 				return cm, err
 			}
-			cm.ThreadRoot = thread
 			// bridgev2 relates to messages it has a record of; the SDK
 			// makes the thread root and the message replied to one if an
-			// import wrote them.
-			if thread != nil {
-				c.knowImported(ctx, portal, *thread)
+			// import wrote them. A forum post's first message is its
+			// thread's root.
+			if thread != nil && thread.ID != m.ID {
+				root := c.threadRoot(ctx, s, portal, thread)
+				cm.ThreadRoot = &root
 			}
 			if cm.ReplyTo != nil {
 				c.knowImported(ctx, portal, cm.ReplyTo.MessageID)
@@ -446,8 +456,9 @@ func (c *Client) onTyping(s *discordgo.Session, t *discordgo.TypingStart) {
 }
 
 // text is a message's text as Matrix content: Discord's markdown as HTML,
-// mentions of users by name, then its embeds as quotes (as `tributary
-// import discord` shows them).
+// mentions of users, channels and roles by name, custom emoji as inline
+// images, then its embeds as quotes (as `tributary import discord` shows
+// them, custom emoji there being :names:).
 func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 	text := m.Content
 	for _, u := range m.Mentions {
@@ -458,7 +469,9 @@ func (c *Client) text(m *discordgo.Message) *event.MessageEventContent {
 		}
 		text = strings.NewReplacer("<@"+u.ID+">", "@"+name, "<@!"+u.ID+">", "@"+name).Replace(text)
 	}
+	text, emoji := c.markup(context.Background(), m.GuildID, text)
 	content := format.RenderMarkdown(text, true, false)
+	withEmoji(&content, emoji)
 	content.MsgType = event.MsgText
 	content.Mentions = &event.Mentions{}
 	if embeds := embedsOf(m); len(embeds) > 0 {
@@ -510,6 +523,13 @@ func embedsOf(m *discordgo.Message) []discordfmt.Embed {
 // convert is a Discord message's Matrix events: its text, then its files.
 func (c *Client) convert(ctx context.Context, portal *bridgev2.Portal, intent bridgev2.MatrixAPI, m *discordgo.Message) (*bridgev2.ConvertedMessage, error) {
 	cm := &bridgev2.ConvertedMessage{}
+	if m.Type == discordgo.MessageTypeThreadCreated {
+		// As `tributary import discord` shows it; the thread's messages
+		// are rooted here.
+		cm.Parts = []*bridgev2.ConvertedMessagePart{{Type: event.EventMessage, Content: &event.MessageEventContent{
+			MsgType: event.MsgNotice, Body: "started a thread: " + m.Content, Mentions: &event.Mentions{}}}}
+		return cm, nil
+	}
 	if m.Content != "" || len(embedsOf(m)) > 0 || len(m.Attachments) == 0 && len(m.StickerItems) == 0 {
 		cm.Parts = append(cm.Parts, &bridgev2.ConvertedMessagePart{Type: event.EventMessage, Content: c.text(m)})
 	}
@@ -719,9 +739,11 @@ var files = func() event.FileFeatureMap {
 }()
 
 func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomFeatures {
-	return &event.RoomFeatures{ID: "org.tributary.discord.v1", Reply: event.CapLevelFullySupported,
-		Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported, Reaction: event.CapLevelFullySupported,
-		MaxTextLength: 2000, File: files}
+	// Threads: a Matrix thread goes to the Discord thread of its root
+	// (started if the root has none).
+	return &event.RoomFeatures{ID: "org.tributary.discord.v2", Reply: event.CapLevelFullySupported,
+		Thread: event.CapLevelFullySupported, Edit: event.CapLevelFullySupported, Delete: event.CapLevelFullySupported,
+		Reaction: event.CapLevelFullySupported, MaxTextLength: 2000, File: files}
 }
 
 // webhook is the bridge's webhook of a channel, made on first use.
@@ -816,11 +838,15 @@ func (c *Client) sendThroughWebhook(ctx context.Context, s *discordgo.Session, m
 	params := &discordgo.WebhookParams{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
 	params.Username, params.AvatarURL = c.profile(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender)
 	if msg.ReplyTo != nil && len(files) == 0 {
-		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID), channelID,
-			msg.ReplyTo.ID, params.Content)
+		params.Content = fmt.Sprintf("-# ↪ https://discord.com/channels/%s/%s/%s\n%s", guildOf(s, channelID),
+			c.messageChannel(s, msg.Portal, msg.ReplyTo), msg.ReplyTo.ID, params.Content)
 	}
 	if msg.ThreadRoot != nil {
-		return s.WebhookThreadExecute(wh.ID, wh.Token, true, string(msg.ThreadRoot.ID), params)
+		thread, err := c.startThread(s, channelID, msg)
+		if err != nil {
+			return nil, err
+		}
+		return s.WebhookThreadExecute(wh.ID, wh.Token, true, thread, params)
 	}
 	return s.WebhookExecute(wh.ID, wh.Token, true, params)
 }
@@ -830,11 +856,16 @@ func (c *Client) sendThroughWebhook(ctx context.Context, s *discordgo.Session, m
 func (c *Client) sendAsUser(s *discordgo.Session, msg *bridgev2.MatrixMessage, content string, files []*discordgo.File) (*discordgo.Message, error) {
 	channelID := string(msg.Portal.ID)
 	if msg.ThreadRoot != nil {
-		channelID = string(msg.ThreadRoot.ID) // a thread's ID is its root message's
+		thread, err := c.startThread(s, channelID, msg)
+		if err != nil {
+			return nil, err
+		}
+		channelID = thread
 	}
 	send := &discordgo.MessageSend{Content: content, Files: files, AllowedMentions: &discordgo.MessageAllowedMentions{}}
 	if msg.ReplyTo != nil {
-		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID), ChannelID: channelID}
+		send.Reference = &discordgo.MessageReference{MessageID: string(msg.ReplyTo.ID),
+			ChannelID: c.messageChannel(s, msg.Portal, msg.ReplyTo)}
 	}
 	return s.ChannelMessageSendComplex(channelID, send)
 }
@@ -876,20 +907,28 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 		return errors.New("not connected to Discord")
 	}
 	content := msg.Content.Body
+	target := msg.EditTarget
+	channelID := c.messageChannel(s, msg.Portal, target)
 	if c.puppet() {
-		channelID := string(msg.Portal.ID)
-		if msg.EditTarget.ThreadRoot != "" {
-			channelID = string(msg.EditTarget.ThreadRoot)
-		}
-		_, err := s.ChannelMessageEdit(channelID, string(msg.EditTarget.ID), content)
-		return c.refused(err)
+		// The account edits its own messages; Discord refuses the rest.
+		_, err := s.ChannelMessageEdit(channelID, string(target.ID), content)
+		return editError(c.refused(err))
+	}
+	// In bot mode the bridge edits what it posted through the webhook;
+	// what a Discord user wrote (live or imported) only they can edit.
+	if target.SenderID != networkid.UserID(c.login.ID) {
+		return refusedEdit(fmt.Errorf("message %s is %s's", target.ID, target.SenderID))
 	}
 	wh, err := c.webhook(s, string(msg.Portal.ID))
 	if err != nil {
 		return c.refused(err)
 	}
-	_, err = s.WebhookMessageEdit(wh.ID, wh.Token, string(msg.EditTarget.ID), &discordgo.WebhookEdit{Content: &content})
-	return c.refused(err)
+	var opts []discordgo.RequestOption
+	if channelID != string(msg.Portal.ID) {
+		opts = append(opts, inThread(channelID))
+	}
+	_, err = s.WebhookMessageEdit(wh.ID, wh.Token, string(target.ID), &discordgo.WebhookEdit{Content: &content}, opts...)
+	return editError(c.refused(err))
 }
 
 // PreHandleMatrixReaction: a Unicode emoji reacts as itself; a custom
@@ -914,10 +953,7 @@ func (c *Client) HandleMatrixReaction(_ context.Context, msg *bridgev2.MatrixRea
 	if s == nil {
 		return nil, errors.New("not connected to Discord")
 	}
-	channelID := string(msg.Portal.ID)
-	if msg.TargetMessage.ThreadRoot != "" {
-		channelID = string(msg.TargetMessage.ThreadRoot) // a thread's ID is its root message's
-	}
+	channelID := c.messageChannel(s, msg.Portal, msg.TargetMessage)
 	err := s.MessageReactionAdd(channelID, string(msg.TargetMessage.ID), string(msg.PreHandleResp.EmojiID))
 	return nil, c.refused(err)
 }
@@ -936,8 +972,8 @@ func (c *Client) HandleMatrixReactionRemove(ctx context.Context, msg *bridgev2.M
 	channelID := string(msg.Portal.ID)
 	if target, err := c.net.br.DB.Message.GetPartByID(ctx, r.Room.Receiver, r.MessageID, r.MessagePartID); err != nil {
 		return err
-	} else if target != nil && target.ThreadRoot != "" {
-		channelID = string(target.ThreadRoot)
+	} else if target != nil {
+		channelID = c.messageChannel(s, msg.Portal, target)
 	}
 	who := "@me"
 	if !c.puppet() && r.SenderID != "" && r.SenderID != networkid.UserID(c.login.ID) {
@@ -964,16 +1000,17 @@ func (c *Client) HandleMatrixMessageRemove(_ context.Context, msg *bridgev2.Matr
 		return errors.New("not connected to Discord")
 	}
 	target := msg.TargetMessage
-	channelID := string(msg.Portal.ID)
-	if target.ThreadRoot != "" {
-		channelID = string(target.ThreadRoot) // a thread's ID is its root message's
-	}
-	if target.SenderID == networkid.UserID(c.login.ID) && target.ThreadRoot == "" && !c.puppet() {
-		wh, err := c.webhook(s, channelID)
+	channelID := c.messageChannel(s, msg.Portal, target)
+	if target.SenderID == networkid.UserID(c.login.ID) && !c.puppet() {
+		wh, err := c.webhook(s, string(msg.Portal.ID))
 		if err != nil {
 			return c.refused(err)
 		}
-		return c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID)))
+		var opts []discordgo.RequestOption
+		if channelID != string(msg.Portal.ID) {
+			opts = append(opts, inThread(channelID))
+		}
+		return deleteError(c.refused(s.WebhookMessageDelete(wh.ID, wh.Token, string(target.ID), opts...)))
 	}
-	return c.refused(s.ChannelMessageDelete(channelID, string(target.ID)))
+	return deleteError(c.refused(s.ChannelMessageDelete(channelID, string(target.ID))))
 }

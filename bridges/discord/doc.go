@@ -11,7 +11,12 @@
 // a space keyed "*<guild ID>", as mautrix-discord's bridgev2 keys them and
 // as `tributary import discord` records them, so after an import the
 // plugin continues in the imported rooms (the plugin SDK adopts them). A
-// thread's messages go into its channel's room as a Matrix thread. The
+// thread's messages go into its channel's room as a Matrix thread, rooted
+// where the importer roots it (threads.go): the message it was started
+// from (whose ID the thread has), a forum post's first message, or, for a
+// thread started at no message, the ThreadCreated notice Discord posts in
+// the channel. A Matrix thread goes to its root's Discord thread, started
+// there if the root has none. The
 // plugin acts on imported messages as on those it bridged (the SDK's
 // imported.go): Discord edits, reactions, reaction removals and deletions
 // of them are queued through sdk.QueueRemoteEvent, and thread roots and
@@ -32,7 +37,11 @@
 //
 // People. Discord users are ghosts named by their user IDs. Matrix users'
 // messages go to Discord through a webhook of the channel, under the
-// sender's name (and avatar, when media_url makes it reachable).
+// sender's name (and avatar, when media_url makes it reachable). Discord
+// lets a message's author alone edit it (a webhook's message through the
+// webhook): in bot mode the bridge edits what it posted, and a Matrix
+// edit of a Discord user's message (live or imported) fails with a notice
+// and a failed message status, as does any edit Discord refuses.
 //
 // Power levels from roles (roles.go): the guild's owner and members whose
 // roles grant Administrator or Manage Server are 100; Manage Messages,
@@ -45,7 +54,9 @@
 // Messages. Markdown ↔ HTML, replies, edits, reactions, attachments and
 // deletions go both ways, typing both ways. A custom emoji reaction shows
 // as its image (with its :name: as shortcode), as the importer shows them;
-// reacting on Matrix with that image (or :name:) reacts with the emoji. Stickers arrive as m.sticker
+// reacting on Matrix with that image (or :name:) reacts with the emoji; in
+// text a custom emoji is its image inline, and channel and role mentions
+// and times read as names and a UTC time (markup.go). Stickers arrive as m.sticker
 // with their image (a Lottie sticker, or one that cannot be fetched, as a
 // text naming it); embeds as quotes after the text, rendered by
 // discordfmt as the importer renders them.

@@ -172,9 +172,37 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	if _, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
 		slack.MsgOptionText(c.mrkdwn(ctx, msg.Content), false)); err != nil {
 		c.isEcho("edit:" + channel + ":" + ts)
-		return c.checkAuth(err)
+		return refusedChange(c.checkAuth(err))
 	}
 	return nil
+}
+
+// refusedChange: Slack refusing to change a message shows. A bot may edit
+// and delete only its own messages (cant_update_message,
+// cant_delete_message), a user their own (and others' as an admin,
+// within the workspace's edit window: edit_window_closed): an edit of a
+// message the login may not change is not bridged, and the user is told
+// (a notice and a failed message status) rather than left believing it
+// was.
+func refusedChange(err error) error {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return err
+	}
+	var why string
+	switch se.Err {
+	case "cant_update_message", "cant_delete_message":
+		why = "Slack lets only a message's author change it, and this one is someone else's"
+	case "edit_window_closed":
+		why = "the workspace's time for editing this message is over"
+	case "message_not_found":
+		why = "Slack has no such message (deleted, or never bridged there)"
+	default:
+		return err
+	}
+	return bridgev2.WrapErrorInStatus(err).WithStatus(event.MessageStatusFail).
+		WithErrorReason(event.MessageStatusUnsupported).WithIsCertain(true).WithSendNotice(true).
+		WithMessage(why + " (" + se.Err + ")")
 }
 
 func (c *Client) HandleMatrixMessageRemove(ctx context.Context, msg *bridgev2.MatrixMessageRemove) error {
@@ -194,7 +222,7 @@ func (c *Client) HandleMatrixMessageRemove(ctx context.Context, msg *bridgev2.Ma
 		if errors.As(err, &se) && se.Err == "message_not_found" {
 			return nil
 		}
-		return c.checkAuth(err)
+		return refusedChange(c.checkAuth(err))
 	}
 	return nil
 }

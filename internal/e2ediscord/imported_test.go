@@ -24,7 +24,8 @@ import (
 // discord` (into the running server, Alice mapped to a Discord user of the
 // export, who then logs in with that account's token), what either side
 // does to an imported message reaches the other. From Matrix, Alice's
-// edit, reaction (and its redaction), redaction of a reaction the import
+// edit (and her edit of Bob's message, which Discord refuses: she is
+// told), reaction (and its redaction), redaction of a reaction the import
 // wrote for her, reply and redaction of imported events are the Discord
 // calls on those messages; from Discord, an edit, a reaction and its
 // removal, the removal of an imported reaction and a deletion land on the
@@ -99,6 +100,7 @@ func actsOnImported(t *testing.T, bin string, dbArgs ...string) {
 		}
 	}
 	fake.SetGuild(m.GuildID, m.GuildName, channels, nil)
+	haveHistory(fake, m)
 	account := map[string]any{"id": aliceID, "username": "alice", "global_name": "Alice", "discriminator": "0"}
 	fake.AllowUserTokenOf(userToken, account)
 
@@ -138,6 +140,23 @@ func actsOnImported(t *testing.T, bin string, dbArgs ...string) {
 	if patch.Path != msgPath+mine.ID || patch.JSON["content"] != "my imported words, edited" {
 		t.Fatalf("the edit: %v, want %s%s", patch, msgPath, mine.ID)
 	}
+	// Her account may not edit Bob's message: Discord refuses, and she is
+	// told.
+	edit = &event.MessageEventContent{MsgType: event.MsgText, Body: "* bob's words, as alice would have them"}
+	edit.SetEdit(bobsEvt)
+	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "bob's words, as alice would have them"}
+	refused, err := alice.SendMessageEvent(ctx, room, event.EventMessage, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patch := fake.Await("the edit of Bob's message", func(c fakediscord.Call) bool { return c.Method == "PATCH" }); patch.Path != msgPath+bobs.ID {
+		t.Fatalf("the edit of Bob's message: %v", patch)
+	}
+	w.wait(ctx, room, "a notice that the edit was not bridged", func(evt *event.Event) bool {
+		mc := evt.Content.AsMessage()
+		return evt.Sender == discordBot && mc.MsgType == event.MsgNotice && mc.RelatesTo != nil &&
+			mc.RelatesTo.GetReplyTo() == refused.EventID && strings.Contains(mc.Body, "only a message's author")
+	})
 	reacted, err := alice.SendReaction(ctx, room, bobsEvt, "👍")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +202,8 @@ func actsOnImported(t *testing.T, bin string, dbArgs ...string) {
 		"edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano), "timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
 	discordEdit := w.wait(ctx, room, "Bob's edit of his imported message", func(evt *event.Event) bool {
 		rel := evt.Content.AsMessage().RelatesTo
-		return evt.Type == event.EventMessage && rel != nil && rel.Type == event.RelReplace && rel.EventID == bobsEvt
+		return evt.Type == event.EventMessage && rel != nil && rel.Type == event.RelReplace && rel.EventID == bobsEvt &&
+			evt.Sender != alice.UserID // not her refused edit
 	})
 	if nc := discordEdit.Content.AsMessage().NewContent; nc == nil || nc.Body != "bob's imported words, edited on Discord" ||
 		discordEdit.Sender != ghost(bobs.Author) {

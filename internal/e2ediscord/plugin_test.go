@@ -151,8 +151,8 @@ func (w *watcher) say(ctx context.Context, room id.RoomID, text, want string) {
 // binary against a fake Discord: a bot token logs in; a Discord message
 // creates the portal and arrives with its markdown as HTML; a Matrix
 // message goes out through the channel's webhook under the sender's name
-// and avatar; replies, edits, reactions (custom emoji as images) and
-// attachments go both ways,
+// and avatar; replies, edits, reactions (custom emoji as images, in text
+// too) and attachments go both ways,
 // typing from Discord; roles as power levels; stickers and embeds from
 // Discord; deletions both ways; only the guild's space is an invite; a
 // revoked token reaches the user as a
@@ -299,6 +299,13 @@ func TestDiscordPlugin(t *testing.T) {
 	})
 	if sc, _ := blob.Content.Raw["com.beeper.reaction.shortcode"].(string); sc != ":blob:" || blob.Content.AsReaction().RelatesTo.EventID != hello.ID {
 		t.Fatalf("the custom emoji reaction: %s", blob.Content.VeryRaw)
+	}
+	// Discord's markup in text: a custom emoji is its image inline (the
+	// reaction's), a channel and a role their names, a time in UTC.
+	fake.Message("party <:blob:999> in <#"+fakediscord.ChannelID+"> with <@&"+fakediscord.ModRoleID+"> at <t:0:f> **now**", nil)
+	party := w.message(ctx, portal, "party :blob: in #general with @Mod at 1970-01-01 00:00 UTC **now**")
+	if got, img := party.Content.AsMessage().FormattedBody, `<img data-mx-emoticon src="`+blob.Content.AsReaction().RelatesTo.Key+`" alt=":blob:"`; !strings.Contains(got, img) || !strings.Contains(got, "<strong>now</strong>") {
+		t.Fatalf("the custom emoji in text: %q, want %s", got, img)
 	}
 	// An attachment on Discord.
 	fake.Message("", map[string]any{"attachments": []any{map[string]any{"id": "777", "filename": "cat.png",

@@ -17,7 +17,8 @@ import (
 // a user logs in with their Discord account's token; their Matrix
 // messages, replies, edits and redactions are sent as that account (no
 // webhook), each once (the gateway's echo is not bridged back); what the
-// account writes on Discord itself arrives as theirs (double-puppeted).
+// account writes on Discord itself arrives as theirs (double-puppeted); a
+// token Discord stops taking is shown to the user.
 func TestDiscordPluginUserToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -28,7 +29,7 @@ func TestDiscordPluginUserToken(t *testing.T) {
 	s := startServer(t, writeConfig(t, bin, fake.URL()), "")
 	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
 	w := &watcher{t: t, cli: alice, seen: map[id.RoomID][]*event.Event{}, typing: map[id.RoomID][]id.UserID{}}
-	loginWith(ctx, t, alice, w, "user-token", userToken, "Logged in as dave (your Discord account)")
+	mgmt := loginWith(ctx, t, alice, w, "user-token", userToken, "Logged in as dave (your Discord account)")
 
 	first := fake.Message("hello dave", nil)
 	space := w.inSpace(ctx, "Test Guild")
@@ -102,4 +103,11 @@ func TestDiscordPluginUserToken(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the reply is in the room %d times", n)
 	}
+
+	// The account's token is reset: the user is told.
+	fake.Revoke()
+	w.wait(ctx, mgmt, "a notice of the revoked token", func(evt *event.Event) bool {
+		return evt.Sender == discordBot && strings.Contains(evt.Content.AsMessage().Body, "BAD_CREDENTIALS") &&
+			strings.Contains(evt.Content.AsMessage().Body, "refused your account's token")
+	})
 }

@@ -27,7 +27,8 @@ import (
 // slack` fills a stopped server's data from a generated export; the server
 // then runs the plugin, a Matrix user logs in with the workspace's bot
 // token, and what Slack's people say next lands in the imported room, a
-// thread reply in the imported thread.
+// thread reply in the imported thread. An edit of a Slack user's message,
+// which Slack does not let the bot make, is refused visibly.
 func TestSlackPluginContinuesImport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -142,6 +143,21 @@ func TestSlackPluginContinuesImport(t *testing.T) {
 	awaitCall(ctx, t, fake, "chat.postMessage", func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Message != nil && c.Message.Channel == conv.ID &&
 			strings.Contains(c.Message.Text, "hello from Matrix")
+	})
+	// Alice edits the Slack user's message: the bot may not (Slack's
+	// cant_update_message), and she is told.
+	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* not mine to edit"}
+	edit.SetEdit(live.ID)
+	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "not mine to edit"}
+	refused, err := alice.SendMessageEvent(ctx, room, event.EventMessage, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitCall(ctx, t, fake, "chat.update", func(c slackfake.Call) bool { return c.Method == "chat.update" })
+	w.wait(ctx, room, "a notice that the edit was not bridged", func(evt *event.Event) bool {
+		mc := evt.Content.AsMessage()
+		return evt.Sender == slackBot && mc.MsgType == event.MsgNotice && mc.RelatesTo != nil &&
+			mc.RelatesTo.GetReplyTo() == refused.EventID && strings.Contains(mc.Body, "cant_update_message")
 	})
 	// An admin removes the app: Slack sends tokens_revoked for the bot
 	// user, and the bot tells alice in her management room.

@@ -51,6 +51,15 @@ type Fake struct {
 	// user it stands for (Dave unless AllowUserToken named another).
 	userToken string
 	account   map[string]any
+	// messages are the messages Discord has (by ID): those dispatched as
+	// MESSAGE_CREATE, posted through the REST API, or declared with Have
+	// (history from before the fake, as an export has it). Edits are
+	// refused as Discord refuses them, by who wrote the message.
+	messages map[string]map[string]any
+	// threads are the threads started through the API.
+	threads map[string]bool
+	// noManage: the bot lacks Manage Messages (DenyManageMessages).
+	noManage bool
 }
 
 // gwConn is a gateway connection; writes to it take its lock.
@@ -74,8 +83,10 @@ func (g *gwConn) close(code int, text string) {
 // Call is one REST call of the bridge.
 type Call struct {
 	Method, Path string
-	JSON         map[string]any
-	Files        []string
+	// Query is the call's query string (a webhook's thread_id).
+	Query string
+	JSON  map[string]any
+	Files []string
 }
 
 // The IDs of the fake's bot, guild, channel, user bob and the webhook the
@@ -108,7 +119,7 @@ var Roles = []any{
 
 // New starts a fake Discord whose bot has token; it stops with the test.
 func New(t testing.TB, token string) *Fake {
-	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100),
+	f := &Fake{t: t, token: token, nextID: 900000000000000000, calls: make(chan Call, 100), messages: map[string]map[string]any{},
 		guild: map[string]any{"id": GuildID, "name": "Test Guild", "owner_id": OwnerID,
 			"channels": []any{map[string]any{"id": ChannelID, "type": 0, "guild_id": GuildID, "name": "general",
 				"topic": "the general channel"}}, "threads": []any{},
@@ -191,7 +202,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
 		return
 	}
-	c := Call{Method: r.Method, Path: p}
+	c := Call{Method: r.Method, Path: p, Query: r.URL.RawQuery}
 	if ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
 		mr := multipart.NewReader(r.Body, params["boundary"])
 		for {
@@ -224,9 +235,28 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.Dispatch("MESSAGE_CREATE", msg)
 		c.JSON["id"] = msg["id"]
 	case r.Method == http.MethodPatch && seg(p, 0) == "channels" && seg(p, 2) == "messages":
-		writeJSON(w, 200, map[string]any{"id": seg(p, 3), "channel_id": seg(p, 1), "content": c.JSON["content"], "type": 0,
-			"author": f.caller(r), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-			"edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
+		// Discord lets only a message's author edit it (a webhook's
+		// message only through the webhook).
+		m := f.message(seg(p, 3))
+		me, _ := f.caller(r)["id"].(string)
+		if m == nil || m["channel_id"] != seg(p, 1) {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+		} else if authorOf(m) != me || m["webhook_id"] != nil {
+			writeJSON(w, http.StatusForbidden, map[string]any{"message": "Cannot edit a message authored by another user",
+				"code": 50005})
+		} else {
+			writeJSON(w, 200, map[string]any{"id": seg(p, 3), "channel_id": seg(p, 1), "content": c.JSON["content"], "type": 0,
+				"author": f.caller(r), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+				"edited_timestamp": time.Now().UTC().Format(time.RFC3339Nano)})
+		}
+	case r.Method == http.MethodGet && seg(p, 0) == "channels" && seg(p, 2) == "messages" && seg(p, 3) != "":
+		if m := f.message(seg(p, 3)); m != nil && m["channel_id"] == seg(p, 1) {
+			writeJSON(w, 200, m)
+		} else {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+		}
+	case r.Method == http.MethodGet && seg(p, 0) == "channels" && seg(p, 2) == "messages":
+		writeJSON(w, 200, f.history(seg(p, 1), r.URL.Query().Get("after"), r.URL.Query().Get("limit")))
 	case r.Method == http.MethodGet && p == "/gateway":
 		writeJSON(w, 200, map[string]any{"url": "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/gw"})
 		return
@@ -251,23 +281,56 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.Dispatch("MESSAGE_CREATE", msg)
 		c.JSON["id"] = msg["id"]
 	case r.Method == http.MethodPatch && seg(p, 0) == "webhooks" && seg(p, 3) == "messages":
+		// A webhook edits only its own messages, those in a thread only
+		// when told the thread (thread_id): Discord knows no other.
 		hook := seg(p, 1)
-		writeJSON(w, 200, map[string]any{"id": seg(p, 4), "channel_id": channelOf(hook), "content": c.JSON["content"],
-			"webhook_id": hook, "type": 0, "author": map[string]any{"id": hook, "username": "x", "bot": true}})
+		ch := channelOf(hook)
+		if thread := r.URL.Query().Get("thread_id"); thread != "" {
+			ch = thread
+		}
+		m := f.message(seg(p, 4))
+		if m == nil || m["webhook_id"] != hook || m["channel_id"] != ch {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+		} else {
+			writeJSON(w, 200, map[string]any{"id": seg(p, 4), "channel_id": ch, "content": c.JSON["content"],
+				"webhook_id": hook, "type": 0, "author": map[string]any{"id": hook, "username": "x", "bot": true}})
+		}
 	case r.Method == http.MethodDelete && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodDelete && seg(p, 0) == "channels" && seg(p, 2) == "messages" && f.mayNotDelete(r, seg(p, 3)):
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Missing Permissions", "code": 50013})
 	case r.Method == http.MethodDelete && (seg(p, 0) == "webhooks" && seg(p, 3) == "messages" ||
 		seg(p, 0) == "channels" && seg(p, 2) == "messages"):
 		w.WriteHeader(http.StatusNoContent)
 		ch := seg(p, 1)
 		if seg(p, 0) == "webhooks" {
 			ch = channelOf(ch)
+			if thread := r.URL.Query().Get("thread_id"); thread != "" {
+				ch = thread
+			}
 		}
 		// Discord tells the gateway of deletions, the bridge's own too.
 		f.Dispatch("MESSAGE_DELETE", map[string]any{"id": p[strings.LastIndex(p, "/")+1:], "channel_id": ch,
 			"guild_id": f.guildID()})
 	case r.Method == http.MethodPut && strings.Contains(p, "/reactions/"):
 		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "messages" && seg(p, 4) == "threads":
+		// A thread started at a message has the message's ID.
+		f.mu.Lock()
+		started := f.threads[seg(p, 3)]
+		if f.threads == nil {
+			f.threads = map[string]bool{}
+		}
+		f.threads[seg(p, 3)] = true
+		f.mu.Unlock()
+		if started {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "A thread has already been created for this message",
+				"code": 160004})
+			break
+		}
+		th := map[string]any{"id": seg(p, 3), "type": 11, "guild_id": f.guildID(), "parent_id": seg(p, 1), "name": c.JSON["name"]}
+		writeJSON(w, http.StatusCreated, th)
+		f.Dispatch("THREAD_CREATE", th)
 	case r.Method == http.MethodPost && seg(p, 0) == "channels" && seg(p, 2) == "typing":
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodGet && seg(p, 0) == "users" && users[seg(p, 1)] != nil:
@@ -411,6 +474,9 @@ func (f *Fake) Dispatch(t string, d any) {
 	f.seq++
 	seq := f.seq
 	f.mu.Unlock()
+	if m, ok := d.(map[string]any); ok && t == "MESSAGE_CREATE" {
+		f.Have(m)
+	}
 	raw, _ := json.Marshal(map[string]any{"op": 0, "t": t, "s": seq, "d": d})
 	for _, c := range conns {
 		c.write(websocket.TextMessage, raw)
@@ -513,4 +579,92 @@ func (f *Fake) Await(what string, pred func(Call) bool) Call {
 	}
 }
 
-func (c Call) String() string { return fmt.Sprintf("%s %s %v %v", c.Method, c.Path, c.JSON, c.Files) }
+func (c Call) String() string {
+	return fmt.Sprintf("%s %s?%s %v %v", c.Method, c.Path, c.Query, c.JSON, c.Files)
+}
+
+// Have makes a message (as the API gives it: id, channel_id, type,
+// author, message_reference...) one Discord has, as the history before the
+// fake started: the REST API serves it and refuses edits of it by anyone
+// but its author. Messages dispatched as MESSAGE_CREATE are had already.
+func (f *Fake) Have(msg map[string]any) {
+	id, _ := msg["id"].(string)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.messages[id] = msg
+}
+
+func (f *Fake) message(id string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.messages[id]
+}
+
+// authorOf is the ID of a message's author.
+func authorOf(m map[string]any) string {
+	switch a := m["author"].(type) {
+	case map[string]any:
+		id, _ := a["id"].(string)
+		return id
+	case map[string]string:
+		return a["id"]
+	}
+	return ""
+}
+
+// history is what GET /channels/{id}/messages?after=&limit= answers: the
+// channel's messages after a message ID (all without one), oldest first,
+// up to limit (50 without one).
+func (f *Fake) history(channelID, after, limit string) []any {
+	n, err := strconv.Atoi(limit)
+	if err != nil || n <= 0 {
+		n = 50
+	}
+	f.mu.Lock()
+	var out []map[string]any
+	for id, m := range f.messages {
+		if m["channel_id"] == channelID && (after == "" || cmpID(id, after) > 0) {
+			out = append(out, m)
+		}
+	}
+	f.mu.Unlock()
+	slices.SortFunc(out, func(a, b map[string]any) int { return cmpID(a["id"].(string), b["id"].(string)) })
+	res := make([]any, 0, min(n, len(out)))
+	for _, m := range out[:min(n, len(out))] {
+		res = append(res, m)
+	}
+	return res
+}
+
+// cmpID orders snowflakes (decimal numbers without leading zeros).
+func cmpID(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// Calls is the bridge's REST calls not yet awaited, in order.
+func (f *Fake) Calls() <-chan Call { return f.calls }
+
+// DenyManageMessages takes Manage Messages from the bot: it may then delete
+// only its own messages, as a user account may.
+func (f *Fake) DenyManageMessages() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noManage = true
+}
+
+// mayNotDelete reports whether Discord refuses the caller's deletion of a
+// message: another's, without Manage Messages (which the bot has unless
+// denied, and a user account has not).
+func (f *Fake) mayNotDelete(r *http.Request, messageID string) bool {
+	m := f.message(messageID)
+	caller := f.caller(r)
+	if m == nil || authorOf(m) == caller["id"] {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.noManage || caller["id"] != BotID
+}
