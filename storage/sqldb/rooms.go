@@ -186,8 +186,49 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertAliases(ctx, aliasRows); err != nil {
 			return err
 		}
-		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
+		return db.insertTxns(ctx, txnRows)
 	})
+}
+
+// insertTxns records the batch's client transactions. A transaction that
+// already has an event fails the batch with ErrTxnTaken: the unique key is
+// what makes a send exactly once, so the sender need not look it up before
+// each send (core/rooms answers a retry from the stored event then). As
+// with aliases, conflicting rows are skipped and counted, not left to fail
+// the statement.
+func (db *DB) insertTxns(ctx context.Context, rows [][]any) error {
+	for len(rows) > 0 {
+		chunk := rows[:insertChunk(len(rows), maxParams/5)]
+		rows = rows[len(chunk):]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id) VALUES `)
+		args := make([]any, 0, 5*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(")
+			for j := range r {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				args = append(args, r[j])
+				sb.WriteString(db.seqPlaceholder(len(args)))
+			}
+			sb.WriteString(")")
+		}
+		sb.WriteString(` ON CONFLICT DO NOTHING`)
+		res, err := db.execCached(ctx, sb.String(), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(chunk)) {
+			return storage.ErrTxnTaken
+		}
+	}
+	return nil
 }
 
 // insertAliases records a batch's event aliases. An alias is taken once: a
