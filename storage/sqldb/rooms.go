@@ -633,8 +633,9 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID
 
 func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
 	// Only events of the parent's room relate to it: an event elsewhere that
-	// names the parent's ID is not one of its relations.
-	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
+	// names the parent's ID is not one of its relations. relates_to <> ''
+	// lets the planners use events_relates, which holds relations only.
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND relates_to <> '' AND rejected = 0 AND soft_failed = 0 AND outlier = 0
 		AND room_id = (SELECT p.room_id FROM events p WHERE p.event_id = $1)
 		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
 	if backwards {
@@ -772,7 +773,7 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]s
 	cond, args := inList("relates_to", 1, parents)
 	// Relations count only from the parent's own room.
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events c
-		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
+		WHERE rel_type IN ('m.thread', 'm.replace') AND relates_to <> '' AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
 		AND EXISTS (SELECT 1 FROM events p WHERE p.event_id = c.relates_to AND p.room_id = c.room_id)
 		GROUP BY relates_to, rel_type, sender`, args...)
 	if err != nil {
