@@ -15,8 +15,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
