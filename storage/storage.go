@@ -13,6 +13,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"maunium.net/go/mautrix/id"
 
@@ -23,6 +24,10 @@ import (
 var (
 	ErrNotFound = types.ErrNotFound
 	ErrConflict = types.ErrConflict
+	// ErrTxnTaken is PersistEvents' refusal of a batch in which a client
+	// transaction (EventWrite.Txn) already has an event: the request was
+	// made before, and its event is the answer (GetEventTxn).
+	ErrTxnTaken = fmt.Errorf("%w: client transaction already has an event", types.ErrConflict)
 )
 
 // Account is a local user.

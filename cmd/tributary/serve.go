@@ -478,6 +478,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "server_name", cfg.ServerName, "database", store.Backend(),
 		"registration", cfg.Registration.Enabled)
+	dropStartupPages()
 	if n, err := us.CountAccounts(ctx); err == nil && n == 0 {
 		fmt.Fprintf(os.Stderr, "\nNo users yet. Create the first (an admin) with:\n  %s user add alice --admin --data-dir %s\n\n",
 			os.Args[0], cfg.DataDir)

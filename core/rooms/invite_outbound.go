@@ -33,8 +33,9 @@ func (w *roomWriter) processDraft(r *sendReq) {
 		return
 	}
 	b := newBatch(w.rs) // never committed
-	ev, wr, ok := s.prepareChecked(ctx, b, r)
-	if !ok {
+	ev, wr, err := s.prepareChecked(ctx, b, r)
+	if err != nil {
+		r.done <- sendResult{err: err}
 		return
 	}
 	r.done <- sendResult{eventID: ev.InternalMeta.EventID, raw: wr.Event.JSON}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -408,15 +407,9 @@ func (s *Service) adopt(roomID id.RoomID, rs *roomState) {
 }
 
 // submit queues an event for its room and waits for the commit.
+// A repeated client transaction is answered by the writer: from memory
+// when it is recent, else when the commit refuses it (see fail).
 func (s *Service) submit(ctx context.Context, roomID id.RoomID, req *sendReq) (id.EventID, error) {
-	if req.txn != nil {
-		// Most retries are answered here, off the writer's goroutine.
-		if eid, err := s.store.GetEventTxn(ctx, req.txn.UserID, req.txn.DeviceID, req.txn.Endpoint, req.txn.TxnID); err == nil {
-			return eid, nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", err
-		}
-	}
 	res := s.queue(ctx, roomID, req)
 	return res.eventID, res.err
 }

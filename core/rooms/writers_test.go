@@ -163,3 +163,82 @@ func TestStopUnderConcurrentSenders(t *testing.T) {
 		})
 	}
 }
+
+// A send repeating a client transaction whose event the writer no longer
+// remembers (it retired) gets that event, whether it comes alone or batched
+// with other sends, and even when the sender could not send it any more:
+// storage refuses the transaction at the commit, and the writer answers
+// the stored event. Nothing is stored twice.
+func TestRepeatedTxnAfterWriterRetired(t *testing.T) {
+	ctx := context.Background()
+	s, store := newIdleRooms(t, time.Millisecond)
+	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "join"}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(sender id.UserID, txn, body string) (id.EventID, error) {
+		return s.Send(ctx, &SendRequest{RoomID: roomID, Sender: sender, DeviceID: "DEV", Type: "m.room.message", TxnID: txn,
+			Content: []byte(fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body))})
+	}
+	first, err := send(bob, "t1", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired := func() { waitFor(t, "the writer to retire", func() bool { return s.writerCount() == 0 }) }
+
+	retired()
+	if got, err := send(bob, "t1", "once"); err != nil || got != first {
+		t.Fatalf("repeat alone: %s, %v; want %s", got, err, first)
+	}
+
+	// Batched: the repeat's commit fails, and each send is retried alone.
+	retired()
+	var wg sync.WaitGroup
+	got := make([]id.EventID, 16)
+	errs := make([]error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			if i == 7 {
+				got[i], errs[i] = send(bob, "t1", "once")
+			} else {
+				got[i], errs[i] = send(alice, fmt.Sprintf("a%d", i), fmt.Sprintf("other %d", i))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if got[7] != first {
+		t.Fatalf("batched repeat: %s, want %s", got[7], first)
+	}
+
+	// Bob left: a repeat still answers the event it made.
+	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "leave"}); err != nil {
+		t.Fatal(err)
+	}
+	retired()
+	if got, err := send(bob, "t1", "once"); err != nil || got != first {
+		t.Fatalf("repeat after leaving: %s, %v; want %s", got, err, first)
+	}
+
+	evs, err := store.RoomEvents(ctx, roomID, 0, 0, false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Sender == bob && e.Type == "m.room.message" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("bob's messages stored: %d, want 1", n)
+	}
+}

@@ -1,6 +1,7 @@
 package loadbench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,7 +113,9 @@ func BenchmarkFirstSync(b *testing.B) {
 	}
 }
 
-const pprofAddr = "127.0.0.1:16061"
+// pprofAddr is where a benchmarked server serves pprof; TRIBUTARY_BENCH_PPROF_ADDR
+// moves it when several benchmarks run on one machine.
+var pprofAddr = cmp.Or(os.Getenv("TRIBUTARY_BENCH_PPROF_ADDR"), "127.0.0.1:16061")
 
 // profileFile is where to write the CPU profile of cold sync n:
 // TRIBUTARY_BENCH_PROFILE names a directory for them.

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +43,9 @@ type DB struct {
 	// Prepared statements by SQL text, one cache per pool: parsing SQL was
 	// a quarter of the CPU of an incremental /sync on SQLite.
 	wstmts, rstmts *stmtCache
+	// searchIndexed is the position up to which the timeline's events
+	// were last seen in the search index (SQLite; see catchUpSearch).
+	searchIndexed atomic.Int64
 }
 
 var _ storage.Store = (*DB)(nil)

@@ -186,8 +186,49 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertAliases(ctx, aliasRows); err != nil {
 			return err
 		}
-		return db.insertRows(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`, ` ON CONFLICT DO NOTHING`, txnRows)
+		return db.insertTxns(ctx, txnRows)
 	})
+}
+
+// insertTxns records the batch's client transactions. A transaction that
+// already has an event fails the batch with ErrTxnTaken: the unique key is
+// what makes a send exactly once, so the sender need not look it up before
+// each send (core/rooms answers a retry from the stored event then). As
+// with aliases, conflicting rows are skipped and counted, not left to fail
+// the statement.
+func (db *DB) insertTxns(ctx context.Context, rows [][]any) error {
+	for len(rows) > 0 {
+		chunk := rows[:insertChunk(len(rows), maxParams/5)]
+		rows = rows[len(chunk):]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id) VALUES `)
+		args := make([]any, 0, 5*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(")
+			for j := range r {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				args = append(args, r[j])
+				sb.WriteString(db.seqPlaceholder(len(args)))
+			}
+			sb.WriteString(")")
+		}
+		sb.WriteString(` ON CONFLICT DO NOTHING`)
+		res, err := db.execCached(ctx, sb.String(), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(chunk)) {
+			return storage.ErrTxnTaken
+		}
+	}
+	return nil
 }
 
 // insertAliases records a batch's event aliases. An alias is taken once: a
@@ -592,8 +633,9 @@ func (db *DB) SetRedactedBy(ctx context.Context, eventID, redactionID id.EventID
 
 func (db *DB) Relations(ctx context.Context, eventID id.EventID, relType, eventType string, from int64, backwards bool, limit int) ([]*storage.Event, error) {
 	// Only events of the parent's room relate to it: an event elsewhere that
-	// names the parent's ID is not one of its relations.
-	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
+	// names the parent's ID is not one of its relations. relates_to <> ''
+	// lets the planners use events_relates, which holds relations only.
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = $1 AND relates_to <> '' AND rejected = 0 AND soft_failed = 0 AND outlier = 0
 		AND room_id = (SELECT p.room_id FROM events p WHERE p.event_id = $1)
 		AND ($2 = '' OR rel_type = $2) AND ($3 = '' OR type = $3)`
 	if backwards {
@@ -731,7 +773,7 @@ func (db *DB) RelationAggregates(ctx context.Context, parents []id.EventID) ([]s
 	cond, args := inList("relates_to", 1, parents)
 	// Relations count only from the parent's own room.
 	rows, err := db.r(ctx).QueryContext(ctx, `SELECT relates_to, rel_type, sender, COUNT(*), MAX(stream_pos) FROM events c
-		WHERE rel_type IN ('m.thread', 'm.replace') AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
+		WHERE rel_type IN ('m.thread', 'm.replace') AND relates_to <> '' AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND redacted_by = ''`+cond+`
 		AND EXISTS (SELECT 1 FROM events p WHERE p.event_id = c.relates_to AND p.room_id = c.room_id)
 		GROUP BY relates_to, rel_type, sender`, args...)
 	if err != nil {

@@ -19,9 +19,37 @@ import (
 // on PostgreSQL. Both are keyed by stream position and joined with events
 // for everything else, so only the inner match differs.
 
+// On SQLite the index is written behind the timeline: an FTS5 insert
+// writes a new segment (its structure, averages, leaf, index and size
+// records: ~7 pages of the ~28 a one-message commit wrote), whatever the
+// number of rows, so it pays to insert many at once. The events above the
+// position stream_positions 'search_indexed' are not in it yet; a commit
+// that finds searchBatch of them indexes them all in its transaction, and
+// a search first indexes what is left (searchUpToDate), so that a message
+// is found as soon as its send is answered. Events are read back from
+// their rows at that time: a redaction or a purge meanwhile is seen, and a
+// crash loses nothing (the rows and the position commit together).
+// History (negative positions) and PostgreSQL, whose GIN index gathers
+// insertions by itself, are indexed in the batch's transaction.
+
+// searchBatch is how many events a commit leaves to a later one's index.
+const searchBatch = 64
+
+// searchDeferred reports whether a batch's index rows wait (see above).
+func (db *DB) searchDeferred(writes []*storage.EventWrite) bool {
+	return db.dialect.Name() == "sqlite" && !writes[0].History
+}
+
 // indexEvents adds the searchable text of a batch's new events to the
-// index, in the batch's transaction.
+// index, in the batch's transaction; on SQLite, that of the timeline's
+// last events once enough have waited.
 func (db *DB) indexEvents(ctx context.Context, writes []*storage.EventWrite) error {
+	if db.searchDeferred(writes) {
+		if last := writes[len(writes)-1].Event.StreamPos; last-db.searchIndexed.Load() >= searchBatch {
+			return db.catchUpSearch(ctx)
+		}
+		return nil
+	}
 	var rows [][]any
 	for _, w := range writes {
 		e := w.Event
@@ -40,6 +68,78 @@ func (db *DB) indexEvents(ctx context.Context, writes []*storage.EventWrite) err
 	}
 	// Each row's text made a vector in SQL.
 	return db.insertValues(ctx, `INSERT INTO event_search (stream_pos, vector) VALUES `, `(?, to_tsvector('simple', ?))`, ``, rows)
+}
+
+// catchUpSearch indexes the timeline's events that wait for it, in the
+// context's transaction or its own.
+func (db *DB) catchUpSearch(ctx context.Context) error {
+	return db.WithTx(ctx, func(ctx context.Context) error {
+		var from, to int64
+		const q = `SELECT pos FROM stream_positions WHERE name = $1`
+		if err := db.wc(ctx, q).QueryRowContext(ctx, q, "search_indexed").Scan(&from); err != nil {
+			return fmt.Errorf("search index position: %w", err)
+		}
+		if err := db.wc(ctx, q).QueryRowContext(ctx, q, "events").Scan(&to); err != nil {
+			return err
+		}
+		for at := from; at < to; {
+			const page = 1000
+			const sel = `SELECT ` + eventCols + ` FROM events WHERE stream_pos > $1 AND stream_pos <= $2
+				ORDER BY stream_pos LIMIT 1000`
+			rows, err := db.wc(ctx, sel).QueryContext(ctx, sel, at, to)
+			if err != nil {
+				return err
+			}
+			evs, err := collect(rows, scanEvent)
+			if err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				break
+			}
+			var index [][]any
+			for _, e := range evs {
+				if e.Rejected || e.Outlier || e.RedactedBy != "" {
+					continue
+				}
+				if text := indexableText(storage.SearchableText(e)); text != "" {
+					index = append(index, []any{e.StreamPos, text})
+				}
+			}
+			if err := db.insertRows(ctx, `INSERT INTO event_search (rowid, text)`, ``, index); err != nil {
+				return err
+			}
+			at = evs[len(evs)-1].StreamPos
+			if len(evs) < page {
+				break
+			}
+		}
+		if to > from {
+			const up = `UPDATE stream_positions SET pos = $1 WHERE name = 'search_indexed'`
+			if _, err := db.execCached(ctx, up, to); err != nil {
+				return err
+			}
+		}
+		db.searchIndexed.Store(to) // a hint: a rollback only makes the next catch-up come later
+		return nil
+	})
+}
+
+// searchUpToDate indexes, before a search on SQLite, the events that wait
+// for it: a search finds every event whose send was answered before.
+func (db *DB) searchUpToDate(ctx context.Context) error {
+	if db.dialect.Name() != "sqlite" {
+		return nil
+	}
+	var behind bool
+	if err := db.r(ctx).QueryRowContext(ctx, `SELECT (SELECT pos FROM stream_positions WHERE name = 'events') >
+		(SELECT pos FROM stream_positions WHERE name = 'search_indexed')`).Scan(&behind); err != nil {
+		return fmt.Errorf("search index position: %w", err)
+	}
+	if !behind {
+		return nil
+	}
+	return db.catchUpSearch(ctx)
 }
 
 // indexableText is text as both engines take it: valid UTF-8 without NUL
@@ -64,6 +164,9 @@ func (db *DB) SearchEvents(ctx context.Context, q *storage.EventSearch) ([]stora
 	out := []storage.SearchHit{}
 	if len(q.Terms) == 0 || len(q.Types) == 0 {
 		return out, nil
+	}
+	if err := db.searchUpToDate(ctx); err != nil {
+		return nil, err
 	}
 	order := ` ORDER BY e.stream_pos DESC`
 	if q.ByRank {
@@ -111,6 +214,9 @@ func (db *DB) CountSearchEvents(ctx context.Context, q *storage.EventSearch) ([]
 	var out []storage.SearchCount
 	if len(q.Terms) == 0 || len(q.Types) == 0 {
 		return out, nil
+	}
+	if err := db.searchUpToDate(ctx); err != nil {
+		return nil, err
 	}
 	for rooms := range slices.Chunk(q.Rooms, searchRoomChunk) {
 		from, args := db.searchFrom(q, rooms)

@@ -519,6 +519,22 @@ func testEventTxn(t *testing.T, s storage.Store) {
 	ids, err := s.TxnIDsOf(c, alice, "DEV", []id.EventID{"$e1", "$e2", "$e3", "$e4"})
 	must(t, err)
 	eq(t, "TxnIDsOf alice's DEV", fmt.Sprint(ids), fmt.Sprint(map[id.EventID]string{"$e1": "t1", "$e4": "t1"}))
+
+	// A transaction that has an event fails the batch repeating it, and
+	// nothing of the batch is stored: a send is made once.
+	err = s.PersistEvents(c, []*storage.EventWrite{
+		{Event: ev(roomA, "$e5", "m.room.message")},
+		{Event: ev(roomA, "$e6", "m.room.message"), Txn: &storage.EventTxn{UserID: alice, DeviceID: "DEV", Endpoint: sendA,
+			TxnID: "t1", EventID: "$e6"}},
+	})
+	wantErr(t, err, storage.ErrTxnTaken, "PersistEvents repeating a transaction")
+	for _, eventID := range []id.EventID{"$e5", "$e6"} {
+		_, err := s.GetEvent(c, eventID)
+		wantErr(t, err, storage.ErrNotFound, "GetEvent("+string(eventID)+") of the refused batch")
+	}
+	got, err := s.GetEventTxn(c, alice, "DEV", sendA, "t1")
+	must(t, err)
+	eq(t, "event of txn DEV/t1 after the refused repeat", got, "$e1")
 }
 
 func testEventRedactions(t *testing.T, s storage.Store) {

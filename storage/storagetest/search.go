@@ -25,6 +25,7 @@ var searchTests = []struct {
 	{"Search/RecentPaging", testSearchRecentPaging},
 	{"Search/RankPaging", testSearchRankPaging},
 	{"Search/Redactions", testSearchRedactions},
+	{"Search/ManyCommits", testSearchManyCommits},
 	{"Search/Counts", testSearchCounts},
 	{"Search/ManyRooms", testSearchManyRooms},
 	{"Search/History", testSearchHistory},
@@ -369,6 +370,28 @@ func testSearchRedactions(t *testing.T, s storage.Store) {
 		t.Fatal("a batch using an alias twice was stored")
 	}
 	eqList(t, "after a failed redaction of $m2", found(t, s, q), []id.EventID{"$m2"})
+}
+
+// testSearchManyCommits: events committed one at a time are all found
+// at once (SQLite indexes them behind their commits, many at a time), in
+// their order, except those redacted before any search.
+func testSearchManyCommits(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	var want []id.EventID
+	for i := range 150 {
+		eventID := id.EventID(fmt.Sprintf("$many%d", i))
+		persist(t, s, msg(roomA, eventID, alice, fmt.Sprintf("harbour note %d", i)))
+		if i%7 == 3 {
+			must(t, s.SetRedactedBy(c, eventID, id.EventID(fmt.Sprintf("$r-many%d", i))))
+			continue
+		}
+		want = append([]id.EventID{eventID}, want...)
+	}
+	q := query([]string{"harbour"}, roomA)
+	q.Limit = 200
+	eqList(t, "found", found(t, s, q), want)
+	persist(t, s, msg(roomA, "$many-last", alice, "harbour at last"))
+	eq(t, "found after one more", found(t, s, q)[0], "$many-last")
 }
 
 // testSearchCounts: counts of all hits, per room and per sender, from a cursor.
