@@ -166,7 +166,11 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				pushQueueRows = append(pushQueueRows, []any{q.UserID, e.StreamPos, string(q.Tweaks), q.QueuedAt})
 			}
 			if w.Alias != "" {
-				aliasRows = append(aliasRows, []any{w.Alias, e.EventID, e.RoomID})
+				row := []any{w.Alias, e.EventID, e.RoomID, "", "", "", ""}
+				if m := w.Message; m != nil {
+					row[3], row[4], row[5], row[6] = m.MessageID, m.PartID, m.SenderID, m.EmojiID
+				}
+				aliasRows = append(aliasRows, row)
 			}
 		}
 		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight, notify)`,
@@ -190,7 +194,8 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 	})
 }
 
-// insertAliases records a batch's event aliases. An alias is taken once: a
+// insertAliases records a batch's event aliases, with the network
+// message each names (EventWrite.Message). An alias is taken once: a
 // second use fails the batch with ErrConflict. Rows that conflict are
 // skipped and counted rather than left to fail the statement, so that the
 // check costs no lookup before the insert (a batch of thousands looked up
@@ -199,19 +204,26 @@ func (db *DB) insertAliases(ctx context.Context, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	per := maxParams / 3
+	const width = 7
+	per := maxParams / width
 	for len(rows) > 0 {
 		chunk := rows[:insertChunk(len(rows), per)]
 		rows = rows[len(chunk):]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_aliases (alias, event_id, room_id) VALUES `)
-		args := make([]any, 0, 3*len(chunk))
+		sb.WriteString(`INSERT INTO event_aliases (alias, event_id, room_id, message_id, part_id, sender_id, emoji_id) VALUES `)
+		args := make([]any, 0, width*len(chunk))
 		for i, r := range chunk {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			k := len(args)
-			sb.WriteString("(" + db.seqPlaceholder(k+1) + ", " + db.seqPlaceholder(k+2) + ", " + db.seqPlaceholder(k+3) + ")")
+			sb.WriteString("(")
+			for j := range width {
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString(db.seqPlaceholder(len(args) + j + 1))
+			}
+			sb.WriteString(")")
 			args = append(args, r...)
 		}
 		sb.WriteString(` ON CONFLICT DO NOTHING`)
