@@ -79,10 +79,11 @@ func scanBridgeMessage(row interface{ Scan(...any) error }) (*storage.BridgeMess
 const bridgeMessageCols = `SELECT a.room_id, a.message_id, a.part_id, a.alias, a.event_id, a.sender_id, a.emoji_id FROM event_aliases a `
 
 func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
-	// By alias first, the real ID then; each is one probe of an index.
+	// By alias first, the real ID (its position) then; each is a probe of an
+	// index or two.
 	for _, q := range []string{
 		bridgeMessageCols + `WHERE a.alias = $1 AND a.message_id <> ''`,
-		bridgeMessageCols + `WHERE a.event_id = $1 AND a.message_id <> ''`,
+		bridgeMessageCols + `JOIN events e ON e.stream_pos = a.stream_pos WHERE e.event_id = $1 AND a.message_id <> ''`,
 	} {
 		m, err := scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, q, eventID))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -166,9 +166,9 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				pushQueueRows = append(pushQueueRows, []any{q.UserID, e.StreamPos, string(q.Tweaks), q.QueuedAt})
 			}
 			if w.Alias != "" {
-				row := []any{w.Alias, e.EventID, e.RoomID, "", "", "", ""}
+				row := []any{e.StreamPos, w.Alias, e.EventID, e.RoomID, "", "", "", ""}
 				if m := w.Message; m != nil {
-					row[3], row[4], row[5], row[6] = m.MessageID, m.PartID, m.SenderID, m.EmojiID
+					row[4], row[5], row[6], row[7] = m.MessageID, m.PartID, m.SenderID, m.EmojiID
 				}
 				aliasRows = append(aliasRows, row)
 			}
@@ -204,13 +204,13 @@ func (db *DB) insertAliases(ctx context.Context, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	const width = 7
+	const width = 8
 	per := maxParams / width
 	for len(rows) > 0 {
 		chunk := rows[:insertChunk(len(rows), per)]
 		rows = rows[len(chunk):]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_aliases (alias, event_id, room_id, message_id, part_id, sender_id, emoji_id) VALUES `)
+		sb.WriteString(`INSERT INTO event_aliases (stream_pos, alias, event_id, room_id, message_id, part_id, sender_id, emoji_id) VALUES `)
 		args := make([]any, 0, width*len(chunk))
 		for i, r := range chunk {
 			if i > 0 {
@@ -525,7 +525,9 @@ func (db *DB) ResolveEventAliases(ctx context.Context, aliases []id.EventID) (ma
 }
 
 func (db *DB) EventAliases(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]id.EventID, error) {
-	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT event_id, alias FROM event_aliases WHERE 1 = 1`, "event_id", eventIDs)
+	// An alias row is keyed by its event's position (migration 0160).
+	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT e.event_id, a.alias FROM events e
+		JOIN event_aliases a ON a.stream_pos = e.stream_pos WHERE 1 = 1`, "e.event_id", eventIDs)
 }
 
 // pairs runs a two-column query for the keys (col IN keys) into a map.

@@ -105,6 +105,14 @@ const AliasMessagesVersion = "0160"
 // open then opens it as a store, which migrates it.
 func AliasMessagesMigration(t *testing.T, exec func(query string) error, open func(t *testing.T) storage.Store) {
 	for _, q := range []string{
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (1, '$t1', '!a:x', 'm.room.message', '@u1:x', 1, 1, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (2, '$f1', '!a:x', 'm.room.message', '@u1:x', 2, 2, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (3, '$r1', '!a:x', 'm.reaction', '@u2:x', 3, 3, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (-1, '$p1', '!a:x', 'm.room.message', '@u1:x', 4, 4, '{}', 0)`,
 		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$text:b', '$t1', '!a:x')`,
 		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$file:b', '$f1', '!a:x')`,
 		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$react:b', '$r1', '!a:x')`,
@@ -146,4 +154,8 @@ func AliasMessagesMigration(t *testing.T, exec func(query string) error, open fu
 	must(t, err)
 	eq(t, "aliases kept", len(got), 2)
 	eq(t, "an alias's event", got["$plain:b"], id.EventID("$p1"))
+	back, err := s.EventAliases(c, []id.EventID{"$t1", "$p1", "$nothing"})
+	must(t, err)
+	eq(t, "events' aliases", len(back), 2)
+	eq(t, "an event's alias", back["$p1"], id.EventID("$plain:b"))
 }
