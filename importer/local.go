@@ -247,7 +247,6 @@ func (l *Local) Upload(ctx context.Context, up *Upload, body io.Reader) (string,
 
 func (l *Local) BatchSend(ctx context.Context, roomID id.RoomID, evs []*Event) ([]id.EventID, error) {
 	bes := make([]*bridging.BatchEvent, len(evs))
-	var msgs []*storage.BridgeMessage
 	for i, ev := range evs {
 		if ev == nil {
 			return nil, types.BadJSON("Event %d is null", i)
@@ -255,13 +254,10 @@ func (l *Local) BatchSend(ctx context.Context, roomID id.RoomID, evs []*Event) (
 		bes[i] = &bridging.BatchEvent{EventID: ev.Alias, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
 			Content: ev.Content, OriginServerTS: ev.OriginServerTS}
 		if ev.Message != "" && ev.Alias != "" && (ev.Type != "m.reaction" || ev.Emoji != "" && ev.SenderID != "") {
-			msgs = append(msgs, &storage.BridgeMessage{RoomID: roomID, MessageID: ev.Message, PartID: ev.Part, Alias: ev.Alias,
-				SenderID: ev.SenderID, EmojiID: ev.Emoji})
+			// Recorded with the event's alias, in the batch's transaction.
+			bes[i].Message = &storage.BridgeMessage{MessageID: ev.Message, PartID: ev.Part, SenderID: ev.SenderID,
+				EmojiID: ev.Emoji}
 		}
-	}
-	// Recorded first: the names of a batch that then fails name no event.
-	if err := l.d.Store.PutBridgeMessages(ctx, msgs); err != nil {
-		return nil, err
 	}
 	return l.d.Contract.Import(ctx, l.ident.AppServiceID, roomID, bes)
 }

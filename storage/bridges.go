@@ -44,10 +44,6 @@ type BridgePortals interface {
 	PutBridgeMedia(ctx context.Context, network, remoteID, mxc string) error
 	// GetBridgePortalByRoom is the portal of a room; ErrNotFound if none.
 	GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*BridgePortal, error)
-	// PutBridgeMessages records which network message parts (and
-	// reactions, those with an EmojiID) the aliases of an import stand for
-	// (those recorded before stay).
-	PutBridgeMessages(ctx context.Context, msgs []*BridgeMessage) error
 	// BridgeMessageOf is the message part or reaction an event carries,
 	// named by its real ID or its alias; ErrNotFound if it is none an
 	// import recorded.
@@ -62,8 +58,9 @@ type BridgePortals interface {
 
 // BridgeMessage is one event of a network message an import wrote: the
 // message and part IDs as the network's bridge names them (bridgev2's
-// networkid.MessageID and PartID), the alias the import gave the event and,
-// when read, the real event it stands for.
+// networkid.MessageID and PartID), the alias the import gave the event and
+// the real event it stands for. It is recorded with the event's alias
+// (EventWrite.Message).
 type BridgeMessage struct {
 	RoomID    id.RoomID
 	MessageID string

@@ -94,6 +94,11 @@ type EventWrite struct {
 	// for it ("" for none); it is recorded in the same transaction, which
 	// fails with ErrConflict if the alias is taken.
 	Alias id.EventID
+	// Message, with an Alias, names the network message the event is (a
+	// part of), or the reaction it is, for a bridge continuing in the room
+	// (BridgeMessage: MessageID, PartID, SenderID, EmojiID; the rest is
+	// the event's): recorded with the alias, in the same row.
+	Message *BridgeMessage
 	// History puts the event before every timeline event (backward batch
 	// send): it takes a negative stream position, below all earlier history.
 	// A batch is all history or none.

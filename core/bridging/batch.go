@@ -10,6 +10,7 @@ import (
 	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/core/rooms"
 	"github.com/tributary-hs/tributary/core/types"
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // BatchRequest is one batch of com.beeper.batch_sending (the JSON body of
@@ -44,6 +45,10 @@ type BatchEvent struct {
 	Sender         id.UserID      `json:"sender"`
 	Content        jsontext.Value `json:"content"`
 	OriginServerTS int64          `json:"origin_server_ts"`
+	// Message, for an import's event with an EventID, is the network
+	// message it is (a part of, or a reaction to), recorded with the alias
+	// (rooms.BatchOptions.Messages); never read from a request body.
+	Message *storage.BridgeMessage `json:"-"`
 }
 
 // BatchSend persists a batch for the appservice asID ("" for a caller that
@@ -107,7 +112,16 @@ func (s *Service) Import(ctx context.Context, asID string, roomID id.RoomID, evs
 	if err != nil {
 		return nil, err
 	}
-	return s.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Aliases: aliases})
+	var msgs []*storage.BridgeMessage
+	for i, ev := range evs {
+		if ev.Message != nil && ev.EventID != "" {
+			if msgs == nil {
+				msgs = make([]*storage.BridgeMessage, len(evs))
+			}
+			msgs[i] = ev.Message
+		}
+	}
+	return s.rooms.BatchSend(ctx, roomID, protos, rooms.BatchOptions{Aliases: aliases, Messages: msgs})
 }
 
 // batchProtos checks each event of a batch and turns it into a proto event

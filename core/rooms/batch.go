@@ -31,6 +31,11 @@ type BatchOptions struct {
 	// none): each becomes an alias of its real event, and references to
 	// them in this batch or later are to the real events.
 	Aliases []id.EventID
+	// Messages name, for events with an alias, the network message each
+	// is (a part of, or a reaction to), one per event (nil for none): each
+	// is recorded with the alias (storage.EventWrite.Message), in the
+	// batch's transaction.
+	Messages []*storage.BridgeMessage
 }
 
 // BatchSend persists events in one transaction, all or none, with the
@@ -69,7 +74,7 @@ func (s *Service) BatchSend(ctx context.Context, roomID id.RoomID, protos []*eve
 		return nil, err
 	}
 	res := s.queue(ctx, roomID, &sendReq{protos: protos, noPush: !opts.Notify || opts.History, history: opts.History,
-		aliases: opts.Aliases, refs: refs})
+		aliases: opts.Aliases, messages: opts.Messages, refs: refs})
 	return res.eventIDs, res.err
 }
 

@@ -250,8 +250,9 @@ type sendReq struct {
 	history bool
 	// aliases name the batch's events (BatchOptions.Aliases); refs resolves
 	// the aliases stored before that its events refer to.
-	aliases []id.EventID
-	refs    map[id.EventID]id.EventID
+	aliases  []id.EventID
+	messages []*storage.BridgeMessage
+	refs     map[id.EventID]id.EventID
 	// remote, when set, is an event from another server past the checks
 	// made before the writer (Intake); processRemote does the rest.
 	remote *received
@@ -622,6 +623,9 @@ func (w *roomWriter) processAtomic(r *sendReq) {
 		}
 		if i < len(r.aliases) && r.aliases[i] != "" {
 			wr.Alias = r.aliases[i]
+			if i < len(r.messages) {
+				wr.Message = r.messages[i]
+			}
 			if refs == nil {
 				refs = map[id.EventID]id.EventID{}
 			}

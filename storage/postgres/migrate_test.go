@@ -60,3 +60,31 @@ func TestTxnScopeMigration(t *testing.T) {
 		return s
 	})
 }
+
+// Migration 0160 moves the messages and reactions imports recorded into
+// event_aliases.
+func TestAliasMessagesMigration(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	cfg, err := pgconnConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := stdlib.OpenDB(*cfg)
+	old := sqldb.New(raw, raw, dialect{})
+	t.Cleanup(func() { _ = old.Close() })
+	if err := old.Migrate(ctx, migrationsBefore(t, storagetest.AliasMessagesVersion)); err != nil {
+		t.Fatal(err)
+	}
+	storagetest.AliasMessagesMigration(t, func(q string) error {
+		_, err := raw.ExecContext(ctx, q)
+		return err
+	}, func(t *testing.T) storage.Store {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -69,46 +69,21 @@ func (db *DB) GetBridgePortalByRoom(ctx context.Context, roomID id.RoomID) (*sto
 	return p, nil
 }
 
-func (db *DB) PutBridgeMessages(ctx context.Context, msgs []*storage.BridgeMessage) error {
-	var parts, reactions [][]any
-	for _, m := range msgs {
-		if m.EmojiID != "" {
-			reactions = append(reactions, []any{m.RoomID, m.MessageID, m.PartID, m.SenderID, m.EmojiID, m.Alias})
-		} else {
-			parts = append(parts, []any{m.RoomID, m.MessageID, m.PartID, m.Alias, m.SenderID})
-		}
-	}
-	return db.WithTx(ctx, func(ctx context.Context) error {
-		if err := db.insertRows(ctx, `INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id)`,
-			` ON CONFLICT DO NOTHING`, parts); err != nil {
-			return err
-		}
-		return db.insertRows(ctx, `INSERT INTO bridge_reactions (room_id, message_id, part_id, sender_id, emoji_id, alias)`,
-			` ON CONFLICT DO NOTHING`, reactions)
-	})
-}
-
 func scanBridgeMessage(row interface{ Scan(...any) error }) (*storage.BridgeMessage, error) {
 	var m storage.BridgeMessage
 	err := row.Scan(&m.RoomID, &m.MessageID, &m.PartID, &m.Alias, &m.EventID, &m.SenderID, &m.EmojiID)
 	return &m, err
 }
 
-// bridgeMessageCols and bridgeReactionCols read bridge_messages m and
-// bridge_reactions m joined to event_aliases a alike.
-const (
-	bridgeMessageCols  = `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id, '' `
-	bridgeReactionCols = `SELECT m.room_id, m.message_id, m.part_id, m.alias, a.event_id, m.sender_id, m.emoji_id `
-)
+// bridgeMessageCols reads the message an alias row a records.
+const bridgeMessageCols = `SELECT a.room_id, a.message_id, a.part_id, a.alias, a.event_id, a.sender_id, a.emoji_id FROM event_aliases a `
 
 func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage.BridgeMessage, error) {
-	// By alias first, the real ID then; a message part first, a reaction
-	// then. Each is one probe of a unique index.
+	// By alias first, the real ID (its position) then; each is a probe of an
+	// index or two.
 	for _, q := range []string{
-		bridgeMessageCols + `FROM event_aliases a JOIN bridge_messages m ON m.alias = a.alias WHERE m.alias = $1`,
-		bridgeMessageCols + `FROM event_aliases a JOIN bridge_messages m ON m.alias = a.alias WHERE a.event_id = $1`,
-		bridgeReactionCols + `FROM event_aliases a JOIN bridge_reactions m ON m.alias = a.alias WHERE m.alias = $1`,
-		bridgeReactionCols + `FROM event_aliases a JOIN bridge_reactions m ON m.alias = a.alias WHERE a.event_id = $1`,
+		bridgeMessageCols + `WHERE a.alias = $1 AND a.message_id <> ''`,
+		bridgeMessageCols + `JOIN events e ON e.stream_pos = a.stream_pos WHERE e.event_id = $1 AND a.message_id <> ''`,
 	} {
 		m, err := scanBridgeMessage(db.r(ctx).QueryRowContext(ctx, q, eventID))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -122,8 +97,8 @@ func (db *DB) BridgeMessageOf(ctx context.Context, eventID id.EventID) (*storage
 }
 
 func (db *DB) BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, bridgeMessageCols+`FROM bridge_messages m JOIN event_aliases a ON a.alias = m.alias
-		WHERE m.room_id = $1 AND m.message_id = $2 ORDER BY m.part_id`, roomID, messageID)
+	rows, err := db.r(ctx).QueryContext(ctx, bridgeMessageCols+`WHERE a.room_id = $1 AND a.message_id = $2 AND a.message_id <> ''
+		AND a.emoji_id = '' ORDER BY a.part_id`, roomID, messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +106,8 @@ func (db *DB) BridgeMessageParts(ctx context.Context, roomID id.RoomID, messageI
 }
 
 func (db *DB) BridgeMessageReactions(ctx context.Context, roomID id.RoomID, messageID string) ([]*storage.BridgeMessage, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, bridgeReactionCols+`FROM bridge_reactions m JOIN event_aliases a ON a.alias = m.alias
-		WHERE m.room_id = $1 AND m.message_id = $2 ORDER BY m.part_id, m.sender_id, m.emoji_id`, roomID, messageID)
+	rows, err := db.r(ctx).QueryContext(ctx, bridgeMessageCols+`WHERE a.room_id = $1 AND a.message_id = $2 AND a.message_id <> ''
+		AND a.emoji_id <> '' ORDER BY a.part_id, a.sender_id, a.emoji_id`, roomID, messageID)
 	if err != nil {
 		return nil, err
 	}

@@ -36,8 +36,6 @@ var purgeRoomRows = []struct{ table, where string }{
 	{"delayed_events", `room_id = $1`},
 	{"thread_subscriptions", `room_id = $1`},
 	{"bridge_portals", `room_id = $1`}, // a portal of a deleted room is made anew
-	{"bridge_messages", `room_id = $1`},
-	{"bridge_reactions", `room_id = $1`},
 	{"rooms", `room_id = $1`},
 }
 

@@ -23,7 +23,7 @@ const purgedEvents = `SELECT %s FROM events WHERE room_id = $1 AND stream_pos < 
 // or in purgeHistoryKeeps.
 var purgeHistoryRows = []struct{ table, where string }{
 	{"event_txns", `event_id IN (` + fmt.Sprintf(purgedEvents, "event_id") + `)`},
-	{"event_aliases", `event_id IN (` + fmt.Sprintf(purgedEvents, "event_id") + `)`},
+	{"event_aliases", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},
 	{"event_search", ``}, // by stream position: see searchCol
 	{"push_queue", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},
 	{"interest_queue", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},

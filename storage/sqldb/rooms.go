@@ -166,7 +166,11 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				pushQueueRows = append(pushQueueRows, []any{q.UserID, e.StreamPos, string(q.Tweaks), q.QueuedAt})
 			}
 			if w.Alias != "" {
-				aliasRows = append(aliasRows, []any{w.Alias, e.EventID, e.RoomID})
+				row := []any{e.StreamPos, w.Alias, e.EventID, e.RoomID, "", "", "", ""}
+				if m := w.Message; m != nil {
+					row[4], row[5], row[6], row[7] = m.MessageID, m.PartID, m.SenderID, m.EmojiID
+				}
+				aliasRows = append(aliasRows, row)
 			}
 		}
 		if err := db.insertRows(ctx, `INSERT INTO event_push_actions (user_id, room_id, stream_pos, thread_id, highlight, notify)`,
@@ -193,80 +197,30 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 // insertTxns records the batch's client transactions. A transaction that
 // already has an event fails the batch with ErrTxnTaken: the unique key is
 // what makes a send exactly once, so the sender need not look it up before
-// each send (core/rooms answers a retry from the stored event then). As
-// with aliases, conflicting rows are skipped and counted, not left to fail
-// the statement.
+// each send (core/rooms answers a retry from the stored event then).
 func (db *DB) insertTxns(ctx context.Context, rows [][]any) error {
-	for len(rows) > 0 {
-		chunk := rows[:insertChunk(len(rows), maxParams/5)]
-		rows = rows[len(chunk):]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id) VALUES `)
-		args := make([]any, 0, 5*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(")
-			for j := range r {
-				if j > 0 {
-					sb.WriteString(", ")
-				}
-				args = append(args, r[j])
-				sb.WriteString(db.seqPlaceholder(len(args)))
-			}
-			sb.WriteString(")")
-		}
-		sb.WriteString(` ON CONFLICT DO NOTHING`)
-		res, err := db.execCached(ctx, sb.String(), args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n != int64(len(chunk)) {
-			return storage.ErrTxnTaken
-		}
+	n, err := db.insertCounted(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`,
+		` ON CONFLICT DO NOTHING`, rows)
+	if err == nil && n != int64(len(rows)) {
+		err = storage.ErrTxnTaken
 	}
-	return nil
+	return err
 }
 
-// insertAliases records a batch's event aliases. An alias is taken once: a
-// second use fails the batch with ErrConflict. Rows that conflict are
-// skipped and counted rather than left to fail the statement, so that the
-// check costs no lookup before the insert (a batch of thousands looked up
-// each of its aliases first) and reads alike on both databases.
+// insertAliases records a batch's event aliases, with the network
+// message each names (EventWrite.Message). An alias is taken once: a
+// second use fails the batch with ErrConflict. Rows that conflict (here
+// and in insertTxns) are skipped and counted rather than left to fail the
+// statement, so that the check costs no lookup before the insert (a batch
+// of thousands looked up each of its aliases first) and reads alike on
+// both databases.
 func (db *DB) insertAliases(ctx context.Context, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
+	n, err := db.insertCounted(ctx, `INSERT INTO event_aliases (stream_pos, alias, event_id, room_id, message_id, part_id, sender_id, emoji_id)`,
+		` ON CONFLICT DO NOTHING`, rows)
+	if err == nil && n != int64(len(rows)) {
+		err = fmt.Errorf("%w: an event alias of the batch is taken", storage.ErrConflict)
 	}
-	per := maxParams / 3
-	for len(rows) > 0 {
-		chunk := rows[:insertChunk(len(rows), per)]
-		rows = rows[len(chunk):]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO event_aliases (alias, event_id, room_id) VALUES `)
-		args := make([]any, 0, 3*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			k := len(args)
-			sb.WriteString("(" + db.seqPlaceholder(k+1) + ", " + db.seqPlaceholder(k+2) + ", " + db.seqPlaceholder(k+3) + ")")
-			args = append(args, r...)
-		}
-		sb.WriteString(` ON CONFLICT DO NOTHING`)
-		res, err := db.execCached(ctx, sb.String(), args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n != int64(len(chunk)) {
-			return fmt.Errorf("%w: an event alias of the batch is taken", storage.ErrConflict)
-		}
-	}
-	return nil
+	return err
 }
 
 // insertEvents writes the batch's events with multi-row INSERTs: one round
@@ -303,19 +257,33 @@ const maxParams = 8000
 // insertRows runs head VALUES (…), (…)… tail for the rows, in as few
 // statements as the parameter limit allows.
 func (db *DB) insertRows(ctx context.Context, head, tail string, rows [][]any) error {
+	_, err := db.insertCounted(ctx, head, tail, rows)
+	return err
+}
+
+// insertCounted is insertRows that also says how many rows the statements
+// inserted (fewer than len(rows) where ON CONFLICT DO NOTHING skipped some).
+func (db *DB) insertCounted(ctx context.Context, head, tail string, rows [][]any) (int64, error) {
 	if len(rows) == 0 {
-		return nil
+		return 0, nil
 	}
 	row := "(?" + strings.Repeat(", ?", len(rows[0])-1) + ")"
-	return db.insertValues(ctx, head+" VALUES ", row, tail, rows)
+	return db.countValues(ctx, head+" VALUES ", row, tail, rows)
 }
 
 // insertValues runs head row, row… tail for the rows, in as few statements
 // as the parameter limit allows: row is the SQL of one row with a "?" for
 // each of its values, in order (a value used twice is passed twice).
 func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][]any) error {
+	_, err := db.countValues(ctx, head, row, tail, rows)
+	return err
+}
+
+// countValues is insertValues that also counts the rows inserted.
+func (db *DB) countValues(ctx context.Context, head, row, tail string, rows [][]any) (int64, error) {
+	var inserted int64
 	if len(rows) == 0 {
-		return nil
+		return 0, nil
 	}
 	parts := strings.Split(row, "?")
 	width := len(parts) - 1
@@ -329,7 +297,7 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 		args := make([]any, 0, len(chunk)*width)
 		for i, r := range chunk {
 			if len(r) != width {
-				return fmt.Errorf("insert: a row of %d values for %d placeholders", len(r), width)
+				return inserted, fmt.Errorf("insert: a row of %d values for %d placeholders", len(r), width)
 			}
 			if i > 0 {
 				sb.WriteString(", ")
@@ -342,11 +310,17 @@ func (db *DB) insertValues(ctx context.Context, head, row, tail string, rows [][
 			}
 		}
 		sb.WriteString(tail)
-		if _, err := db.execCached(ctx, sb.String(), args...); err != nil {
-			return err
+		res, err := db.execCached(ctx, sb.String(), args...)
+		if err != nil {
+			return inserted, err
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return inserted, err
+		}
+		inserted += n
 	}
-	return nil
+	return inserted, nil
 }
 
 // insertChunk is how many of n rows the next statement of a multi-row
@@ -554,7 +528,9 @@ func (db *DB) ResolveEventAliases(ctx context.Context, aliases []id.EventID) (ma
 }
 
 func (db *DB) EventAliases(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]id.EventID, error) {
-	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT event_id, alias FROM event_aliases WHERE 1 = 1`, "event_id", eventIDs)
+	// An alias row is keyed by its event's position (migration 0160).
+	return queryPairs[id.EventID, id.EventID](db, ctx, `SELECT e.event_id, a.alias FROM events e
+		JOIN event_aliases a ON a.stream_pos = e.stream_pos WHERE 1 = 1`, "e.event_id", eventIDs)
 }
 
 // pairs runs a two-column query for the keys (col IN keys) into a map.

@@ -62,6 +62,36 @@ func TestTxnScopeMigration(t *testing.T) {
 	})
 }
 
+// Migration 0160 moves the messages and reactions imports recorded into
+// event_aliases.
+func TestAliasMessagesMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tributary.db")
+	raw, err := sql.Open("sqlite", dsn(path, false, options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	old := sqldb.New(raw, raw, dialect{})
+	if err := old.Migrate(ctx, migrationsBefore(t, storagetest.AliasMessagesVersion)); err != nil {
+		t.Fatal(err)
+	}
+	storagetest.AliasMessagesMigration(t, func(q string) error {
+		_, err := raw.ExecContext(ctx, q)
+		return err
+	}, func(t *testing.T) storage.Store {
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 // Migration 0026 drops the "value":null that stored push rules hold on
 // set_tweak actions, and leaves tweaks with a value alone.
 func TestPushRulesNullTweakMigration(t *testing.T) {

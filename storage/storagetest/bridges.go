@@ -80,16 +80,23 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	_, err = s.GetBridgePortalByRoom(c, roomB)
 	wantErr(t, err, storage.ErrNotFound, "portal of another room")
 
-	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "", Alias: "$text:bridge"},
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "file-1-F1", Alias: "$file:bridge", SenderID: "t1-u1"},
-		{RoomID: roomA, MessageID: "T1-C1-2.000001", PartID: "", Alias: "$unwritten:bridge"},
-	}))
-	// Recorded again (a resumed import): what was recorded stays.
-	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{{RoomID: roomA, MessageID: "T1-C1-1.000001", PartID: "", Alias: "$text:bridge"}}))
+	// Recorded with the events' aliases, in their transaction.
 	writes := bare(ev(roomA, "$t1", "m.room.message"), ev(roomA, "$f1", "m.room.message"))
 	writes[0].Alias, writes[1].Alias = "$text:bridge", "$file:bridge"
+	writes[0].Message = &storage.BridgeMessage{MessageID: "T1-C1-1.000001"}
+	writes[1].Message = &storage.BridgeMessage{MessageID: "T1-C1-1.000001", PartID: "file-1-F1", SenderID: "t1-u1"}
 	must(t, s.PersistEvents(c, writes))
+	// Recorded again (a resumed import): the batch is refused, what was
+	// recorded stays.
+	again := bare(ev(roomA, "$t1again", "m.room.message"))
+	again[0].Alias, again[0].Message = "$text:bridge", &storage.BridgeMessage{MessageID: "T1-C1-9.000001"}
+	wantErr(t, s.PersistEvents(c, again), storage.ErrConflict, "an alias written again")
+	// A plain alias (a bridge's batch send) names no message.
+	plain := bare(ev(roomA, "$p1", "m.room.message"))
+	plain[0].Alias = "$plain:bridge"
+	must(t, s.PersistEvents(c, plain))
+	_, err = s.BridgeMessageOf(c, "$plain:bridge")
+	wantErr(t, err, storage.ErrNotFound, "an alias without a message")
 
 	m, err := s.BridgeMessageOf(c, "$f1")
 	must(t, err)
@@ -101,8 +108,6 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	must(t, err)
 	eq(t, "message of the file's alias", m.MessageID, "T1-C1-1.000001")
 	eq(t, "its real event", m.EventID, id.EventID("$f1"))
-	_, err = s.BridgeMessageOf(c, "$unwritten:bridge")
-	wantErr(t, err, storage.ErrNotFound, "the alias of an event not written")
 	_, err = s.BridgeMessageOf(c, "$unknown")
 	wantErr(t, err, storage.ErrNotFound, "an event no import recorded")
 	parts, err := s.BridgeMessageParts(c, roomA, "T1-C1-1.000001")
@@ -110,21 +115,16 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	eq(t, "parts", len(parts), 2)
 	eq(t, "first part's event", parts[0].EventID, id.EventID("$t1"))
 	eq(t, "second part", parts[1].PartID, "file-1-F1")
-	parts, err = s.BridgeMessageParts(c, roomA, "T1-C1-2.000001")
+	parts, err = s.BridgeMessageParts(c, roomA, "T1-C1-9.000001")
 	must(t, err)
-	eq(t, "parts of a message whose events were not written", len(parts), 0)
+	eq(t, "parts of a message whose batch was refused", len(parts), 0)
 
 	// Reactions: recorded beside the parts, found from their events and
 	// listed per message; never taken for a part.
-	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react:bridge", SenderID: "t1-u2", EmojiID: "tada"},
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react2:bridge", SenderID: "t1-u3", EmojiID: "tada"},
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$reactunwritten:bridge", SenderID: "t1-u4", EmojiID: "tada"},
-	}))
-	must(t, s.PutBridgeMessages(c, []*storage.BridgeMessage{
-		{RoomID: roomA, MessageID: "T1-C1-1.000001", Alias: "$react:bridge", SenderID: "t1-u2", EmojiID: "tada"}}))
 	reacts := bare(ev(roomA, "$r1", "m.reaction"), ev(roomA, "$r2", "m.reaction"))
 	reacts[0].Alias, reacts[1].Alias = "$react:bridge", "$react2:bridge"
+	reacts[0].Message = &storage.BridgeMessage{MessageID: "T1-C1-1.000001", SenderID: "t1-u2", EmojiID: "tada"}
+	reacts[1].Message = &storage.BridgeMessage{MessageID: "T1-C1-1.000001", SenderID: "t1-u3", EmojiID: "tada"}
 	must(t, s.PersistEvents(c, reacts))
 	m, err = s.BridgeMessageOf(c, "$r1")
 	must(t, err)
@@ -134,8 +134,6 @@ func testBridgeMessages(t *testing.T, s storage.Store) {
 	m, err = s.BridgeMessageOf(c, "$react2:bridge")
 	must(t, err)
 	eq(t, "reaction by alias", m.EventID, id.EventID("$r2"))
-	_, err = s.BridgeMessageOf(c, "$reactunwritten:bridge")
-	wantErr(t, err, storage.ErrNotFound, "the alias of a reaction not written")
 	reactions, err := s.BridgeMessageReactions(c, roomA, "T1-C1-1.000001")
 	must(t, err)
 	eq(t, "reactions", len(reactions), 2)

@@ -93,3 +93,69 @@ func TxnScopeMigration(t *testing.T, exec func(query string) error, open func(t 
 		}
 	}
 }
+
+// AliasMessagesVersion is the migration that moves bridge_messages and
+// bridge_reactions into event_aliases; AliasMessagesMigration writes rows
+// in the schema before it.
+const AliasMessagesVersion = "0160"
+
+// AliasMessagesMigration checks that the messages and reactions an import
+// recorded before AliasMessagesVersion are found as they were after it:
+// exec runs SQL on a database migrated up to, not including, that version;
+// open then opens it as a store, which migrates it.
+func AliasMessagesMigration(t *testing.T, exec func(query string) error, open func(t *testing.T) storage.Store) {
+	for _, q := range []string{
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (1, '$t1', '!a:x', 'm.room.message', '@u1:x', 1, 1, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (2, '$f1', '!a:x', 'm.room.message', '@u1:x', 2, 2, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (3, '$r1', '!a:x', 'm.reaction', '@u2:x', 3, 3, '{}', 0)`,
+		`INSERT INTO events (stream_pos, event_id, room_id, type, sender, origin_server_ts, depth, json, state_group)
+			VALUES (-1, '$p1', '!a:x', 'm.room.message', '@u1:x', 4, 4, '{}', 0)`,
+		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$text:b', '$t1', '!a:x')`,
+		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$file:b', '$f1', '!a:x')`,
+		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$react:b', '$r1', '!a:x')`,
+		`INSERT INTO event_aliases (alias, event_id, room_id) VALUES ('$plain:b', '$p1', '!a:x')`,
+		`INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id) VALUES ('!a:x', 'M1', '', '$text:b', 'u1')`,
+		`INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id) VALUES ('!a:x', 'M1', 'file-1', '$file:b', 'u1')`,
+		// Recorded, but its batch never landed: it names no event.
+		`INSERT INTO bridge_messages (room_id, message_id, part_id, alias, sender_id) VALUES ('!a:x', 'M2', '', '$lost:b', 'u1')`,
+		`INSERT INTO bridge_reactions (room_id, message_id, part_id, sender_id, emoji_id, alias) VALUES ('!a:x', 'M1', '', 'u2', 'tada', '$react:b')`,
+	} {
+		if err := exec(q); err != nil {
+			t.Fatalf("writing the old rows: %v\n%s", err, q)
+		}
+	}
+	s := open(t)
+	c := ctx(t)
+	m, err := s.BridgeMessageOf(c, "$f1")
+	must(t, err)
+	eq(t, "message of the file", m.MessageID, "M1")
+	eq(t, "part", m.PartID, "file-1")
+	eq(t, "sender", m.SenderID, "u1")
+	eq(t, "alias", m.Alias, id.EventID("$file:b"))
+	parts, err := s.BridgeMessageParts(c, "!a:x", "M1")
+	must(t, err)
+	eq(t, "parts", len(parts), 2)
+	eq(t, "first part's event", parts[0].EventID, id.EventID("$t1"))
+	reactions, err := s.BridgeMessageReactions(c, "!a:x", "M1")
+	must(t, err)
+	eq(t, "reactions", len(reactions), 1)
+	eq(t, "reaction's emoji", reactions[0].EmojiID, "tada")
+	eq(t, "reaction's sender", reactions[0].SenderID, "u2")
+	eq(t, "reaction's event", reactions[0].EventID, id.EventID("$r1"))
+	_, err = s.BridgeMessageOf(c, "$p1")
+	wantErr(t, err, storage.ErrNotFound, "an alias that named no message")
+	parts, err = s.BridgeMessageParts(c, "!a:x", "M2")
+	must(t, err)
+	eq(t, "parts of a message never written", len(parts), 0)
+	got, err := s.ResolveEventAliases(c, []id.EventID{"$text:b", "$plain:b", "$lost:b"})
+	must(t, err)
+	eq(t, "aliases kept", len(got), 2)
+	eq(t, "an alias's event", got["$plain:b"], id.EventID("$p1"))
+	back, err := s.EventAliases(c, []id.EventID{"$t1", "$p1", "$nothing"})
+	must(t, err)
+	eq(t, "events' aliases", len(back), 2)
+	eq(t, "an event's alias", back["$p1"], id.EventID("$plain:b"))
+}

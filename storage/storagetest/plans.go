@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -259,6 +260,20 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	call("RemoteUsersSharedSince", err)
 	_, err = s.RemoteDeviceLists(lc, []id.UserID{user})
 	call("RemoteDeviceLists", err)
+	// An import's aliases: a bridge asks after them by the real event,
+	// whose position keys its alias row (a join with events).
+	_, err = s.ResolveEventAliases(lc, []id.EventID{"$alias1:bridge", "$alias2:bridge"})
+	call("ResolveEventAliases", err)
+	_, err = s.EventAliases(lc, []id.EventID{msg, "$big3-msg501"})
+	call("EventAliases", err)
+	_, err = s.BridgeMessageOf(lc, msg)
+	if !errors.Is(err, storage.ErrNotFound) {
+		call("BridgeMessageOf", err)
+	}
+	_, err = s.BridgeMessageParts(lc, room, "M1")
+	call("BridgeMessageParts", err)
+	_, err = s.BridgeMessageReactions(lc, room, "M1")
+	call("BridgeMessageReactions", err)
 
 	queries := log.Queries()
 	check := func(when string) {
