@@ -105,6 +105,10 @@ type Reader struct {
 	versions     *lru[id.RoomID, id.RoomVersion]
 	visibilities *lru[int64, string]
 	facts        *lru[factsKey, string]
+	// txns caches each event's client transaction (see cachedTxnIDs).
+	txns *lru[id.EventID, txnOf]
+	// groupStates caches whole states of state groups (see statesAt).
+	groupStates *groupStates
 	// memberWrites counts commits with membership events in flight (the
 	// pipeline's, until published), and lastMemberPos is the position of
 	// the last published one (MaxInt64 until Start): see
@@ -171,7 +175,8 @@ func NewReader(store Store, opts Options) (*Reader, error) {
 	}
 	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, string](65536),
-		visibilities: newLRU[int64, string](65536)}
+		visibilities: newLRU[int64, string](65536), txns: newLRU[id.EventID, txnOf](8192),
+		groupStates: newGroupStates(16384)}
 	r.lastMemberPos.Store(math.MaxInt64)
 	r.pages.Max = 256
 	r.opts.Notifier.Observe(r.observe)

@@ -410,7 +410,7 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		return err
 	}
 	if len(before) > 0 {
-		states, err := s.store.StatesAt(ctx, groups)
+		states, err := s.statesAt(ctx, groups)
 		if err != nil {
 			return err
 		}

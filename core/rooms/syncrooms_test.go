@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/tributary-hs/tributary/storage"
 )
 
 // SyncRooms reads many rooms together and answers for each as a sync of
@@ -130,5 +133,109 @@ func TestSyncRoomsAnswerAsOneByOne(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingStore counts the reads a warm first sync should not repeat.
+type countingStore struct {
+	storage.Store
+	txns, states atomic.Int64
+}
+
+func (c *countingStore) TxnsOf(ctx context.Context, ids []id.EventID) (map[id.EventID]storage.EventTxn, error) {
+	c.txns.Add(1)
+	return c.Store.TxnsOf(ctx, ids)
+}
+
+func (c *countingStore) TxnIDsOf(ctx context.Context, user id.UserID, device id.DeviceID, ids []id.EventID) (map[id.EventID]string, error) {
+	c.txns.Add(1)
+	return c.Store.TxnIDsOf(ctx, user, device, ids)
+}
+
+func (c *countingStore) StatesAt(ctx context.Context, groups []int64) (map[int64][]storage.StateEntry, error) {
+	c.states.Add(1)
+	return c.Store.StatesAt(ctx, groups)
+}
+
+// A repeated first sync takes the events' transaction IDs and the states
+// before the timelines from the Reader's caches, and answers exactly as a
+// Reader that reads everything from storage.
+func TestWarmFirstSyncAnswersAsCold(t *testing.T) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_800_000_000_000)
+	opts := Options{Now: func() time.Time { return now }}
+	s, store := newTestRoomsWith(t, opts)
+	alice := id.UserID("@alice:example.org")
+	empty := ""
+	for i := range 3 {
+		room, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range 5 {
+			dev := id.DeviceID("DEV")
+			if m%2 == 1 {
+				dev = "OTHER"
+			}
+			var sk *string
+			typ := "m.room.message"
+			if m == 3 {
+				sk, typ = &empty, "m.room.topic" // a state event sent with a transaction
+			}
+			if _, err := s.Send(ctx, &SendRequest{RoomID: room, Sender: alice, DeviceID: dev, Type: typ, StateKey: sk,
+				Content: []byte(fmt.Sprintf(`{"body":"%d/%d","topic":"t%d"}`, i, m, m)), TxnID: fmt.Sprint("t", i, m)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	upto, err := store.MaxStreamPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingStore{Store: store}
+	opts.ServerName = "example.org"
+	warm, err := NewReader(counted, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memberships, err := s.UserMemberships(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := func(r *Reader, limit int) string {
+		t.Helper()
+		var reqs []*SyncRoomRequest
+		for _, m := range memberships {
+			reqs = append(reqs, &SyncRoomRequest{User: alice, Device: "DEV", RoomID: m.RoomID, Upto: upto,
+				MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID, TimelineLimit: limit})
+		}
+		out, err := r.SyncRooms(ctx, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(out, json.Deterministic(true))
+		return string(raw)
+	}
+	for _, limit := range []int{3, 10} {
+		first := sync(warm, limit)
+		txns, states := counted.txns.Load(), counted.states.Load()
+		again := sync(warm, limit)
+		if n := counted.txns.Load() - txns; n != 0 {
+			t.Errorf("limit %d: the warm sync read transaction IDs %d times", limit, n)
+		}
+		if n := counted.states.Load() - states; n != 0 {
+			t.Errorf("limit %d: the warm sync read states %d times", limit, n)
+		}
+		cold, err := NewReader(store, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sync(cold, limit)
+		if first != want || again != want {
+			t.Errorf("limit %d: warm answers\n%s\n%s\ncold\n%s", limit, first, again, want)
+		}
+		if !strings.Contains(want, `"transaction_id"`) {
+			t.Errorf("limit %d: no transaction IDs in %s", limit, want)
+		}
 	}
 }

@@ -778,7 +778,21 @@ func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage
 }
 
 func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error) {
+	txns, err := db.TxnsOf(ctx, eventIDs)
+	if err != nil {
+		return nil, err
+	}
 	out := map[id.EventID]string{}
+	for e, t := range txns {
+		if t.UserID == userID && t.DeviceID == deviceID {
+			out[e] = t.TxnID
+		}
+	}
+	return out, nil
+}
+
+func (db *DB) TxnsOf(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]storage.EventTxn, error) {
+	out := map[id.EventID]storage.EventTxn{}
 	for part := range slices.Chunk(eventIDs, idsPerStatement) {
 		// By event (an event has at most one transaction): filtering on the
 		// user and device in SQL let SQLite walk all of the device's
@@ -790,17 +804,12 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.Device
 			return nil, err
 		}
 		for rows.Next() {
-			var e id.EventID
-			var u id.UserID
-			var d id.DeviceID
-			var t string
-			if err := rows.Scan(&e, &t, &u, &d); err != nil {
+			var t storage.EventTxn
+			if err := rows.Scan(&t.EventID, &t.TxnID, &t.UserID, &t.DeviceID); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			if u == userID && d == deviceID {
-				out[e] = t
-			}
+			out[t.EventID] = t
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
