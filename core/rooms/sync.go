@@ -376,18 +376,32 @@ func (s *Reader) pickTimeline(ctx context.Context, r *roomRead) error {
 
 // syncStates reads the state of each room's answer: up to the start of
 // the timeline, or past its end (every state event of the timeline
-// included) with StateAfter. The state before the timeline of rooms new
-// to the client, the usual case of a first sync, is read for all the
-// rooms at once, its events too.
+// included) with StateAfter. The whole state of rooms new to the client,
+// the usual case of a first sync, is read for all the rooms at once, its
+// events too: the state before the timeline's first event, or with
+// StateAfter (or no timeline) the state after the newest event of the
+// first page (the room's last up to the answer's end, as LastEventBefore
+// finds it).
 func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
-	var groups []int64
-	var before, alone []*roomRead
+	// at is the state of one room to read with the others': that of
+	// group, where first (the timeline's first event, when set) gives way
+	// to the event it replaced.
+	type at struct {
+		r     *roomRead
+		group int64
+		first *storage.Event
+	}
+	var together []at
+	var alone []*roomRead
 	for _, r := range reads {
 		switch {
 		case r.out.Empty || r.stateless:
 		case r.fresh && !r.req.StateAfter && len(r.picked) > 0:
-			before = append(before, r)
-			groups = append(groups, r.picked[0].StateGroup)
+			together = append(together, at{r, r.picked[0].StateGroup, r.picked[0]})
+		case r.fresh && r.paged && r.lower <= 0:
+			if len(r.page) > 0 { // else the room has no event yet: no state
+				together = append(together, at{r, r.page[0].StateGroup, nil})
+			}
 		case r.fresh || r.out.Limited || r.req.StateAfter:
 			alone = append(alone, r)
 		}
@@ -409,15 +423,23 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 	if err != nil {
 		return err
 	}
-	if len(before) > 0 {
+	if len(together) > 0 {
+		groups := make([]int64, len(together))
+		for i, a := range together {
+			groups[i] = a.group
+		}
 		states, err := s.statesAt(ctx, groups)
 		if err != nil {
 			return err
 		}
-		ids := make([][]id.EventID, len(before))
+		ids := make([][]id.EventID, len(together))
 		var all []id.EventID
-		for i, r := range before {
-			ids[i] = stateIDsBefore(r.picked[0], states[groups[i]], r.keep())
+		for i, a := range together {
+			if a.first != nil {
+				ids[i] = stateIDsBefore(a.first, states[a.group], a.r.keep())
+			} else {
+				ids[i] = stateIDs(states[a.group], a.r.keep())
+			}
 			all = append(all, ids[i]...)
 		}
 		evs, err := s.store.GetEvents(ctx, all)
@@ -428,7 +450,8 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		for _, e := range evs {
 			byID[e.EventID] = e
 		}
-		for i, r := range before {
+		for i, a := range together {
+			r := a.r
 			for _, eid := range ids[i] {
 				if e, ok := byID[eid]; ok {
 					r.state = append(r.state, e)
@@ -518,18 +541,23 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64, k
 	if err != nil {
 		return nil, err
 	}
+	evs, err := s.store.GetEvents(ctx, stateIDs(entries, keep))
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
+	return evs, nil
+}
+
+// stateIDs are the events of the entries that keep accepts (nil: all).
+func stateIDs(entries []storage.StateEntry, keep func(storage.StateEntry) bool) []id.EventID {
 	ids := make([]id.EventID, 0, len(entries))
 	for _, e := range entries {
 		if keep == nil || keep(e) {
 			ids = append(ids, e.EventID)
 		}
 	}
-	evs, err := s.store.GetEvents(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
-	return evs, nil
+	return ids
 }
 
 // stateIDsBefore are the events of the room state just before e (those

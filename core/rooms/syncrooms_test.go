@@ -239,3 +239,87 @@ func TestWarmFirstSyncAnswersAsCold(t *testing.T) {
 		}
 	}
 }
+
+// The state after the timeline (use_state_after), and the state of a
+// first sync whose filter leaves no timeline, are read for all the rooms
+// together: the state after each room's last event, as stateBefore reads
+// it room by room — whether that event is a message or a state event, and
+// in a room where it changed the state it replaced.
+func TestSyncRoomsStateAfterAsStateBefore(t *testing.T) {
+	ctx := context.Background()
+	s, store := newTestRoomsWith(t, Options{})
+	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	empty := ""
+	send := func(room id.RoomID, evType string, stateKey *string, content string) {
+		t.Helper()
+		if _, err := s.Send(ctx, &SendRequest{RoomID: room, Sender: alice, Type: evType, StateKey: stateKey,
+			Content: []byte(content)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		room, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: room, Sender: bob, Target: bob, Membership: "join"}); err != nil {
+			t.Fatal(err)
+		}
+		send(room, "m.room.topic", &empty, `{"topic":"first"}`)
+		for m := range 4 {
+			send(room, "m.room.message", nil, fmt.Sprintf(`{"msgtype":"m.text","body":"%d"}`, m))
+		}
+		switch i {
+		case 1: // the last event replaces state
+			send(room, "m.room.topic", &empty, `{"topic":"second"}`)
+		case 2: // and adds some
+			send(room, "m.room.name", &empty, `{"name":"named at last"}`)
+		}
+	}
+	upto, err := store.MaxStreamPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memberships, err := s.UserMemberships(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nothing := &EventFilter{Types: []string{"no.such.type"}}
+	for _, c := range []struct {
+		name   string
+		after  bool
+		filter *EventFilter
+	}{{"state after", true, nil}, {"no timeline", false, nothing}, {"state after, no timeline", true, nothing}} {
+		t.Run(c.name, func(t *testing.T) {
+			var reqs []*SyncRoomRequest
+			for _, m := range memberships {
+				reqs = append(reqs, &SyncRoomRequest{User: bob, Device: "DEV", RoomID: m.RoomID, Upto: upto,
+					MembershipPos: m.Pos, Membership: m.Membership, MembershipEvent: m.EventID, TimelineLimit: 3,
+					StateAfter: c.after, Filter: c.filter})
+			}
+			if len(reqs) != 3 {
+				t.Fatalf("bob is in %d rooms", len(reqs))
+			}
+			out, err := s.SyncRooms(ctx, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, req := range reqs {
+				want, err := s.stateBefore(ctx, req.RoomID, upto+1, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got, wantIDs []id.EventID
+				for _, e := range out[i].State {
+					got = append(got, e.EventID)
+				}
+				for _, e := range want {
+					wantIDs = append(wantIDs, e.EventID)
+				}
+				if !slices.Equal(got, wantIDs) || len(got) < 7 {
+					t.Errorf("room %d: state %v, want %v", i, got, wantIDs)
+				}
+			}
+		})
+	}
+}
