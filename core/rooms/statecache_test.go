@@ -3,6 +3,8 @@ package rooms
 import (
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/tributary-hs/tributary/storage"
 )
 
@@ -32,5 +34,39 @@ func TestGroupStatesBound(t *testing.T) {
 	}
 	if _, ok := c.get(2); ok || c.entries != 71 || len(c.order) != len(c.states) {
 		t.Errorf("after an empty group: %d entries, order %v", c.entries, c.order)
+	}
+}
+
+// A room's generation moves with each commit to it and no other's; a room
+// forgotten and asked for again does not come back at a generation it had
+// before a commit.
+func TestRoomGens(t *testing.T) {
+	g := newRoomGens(4)
+	a := g.of("!a")
+	if g.of("!a") != a {
+		t.Fatal("a generation moved by itself")
+	}
+	b := g.of("!b")
+	g.moved("!a")
+	if g.of("!a") == a || g.of("!b") != b {
+		t.Fatalf("after a commit to !a: %d %d (were %d %d)", g.of("!a"), g.of("!b"), a, b)
+	}
+	a = g.of("!a")
+	for _, r := range []string{"!c", "!d", "!e", "!f"} { // !a and !b are forgotten
+		g.of(id.RoomID(r))
+	}
+	if len(g.gens) > 4 {
+		t.Fatalf("%d rooms, max 4", len(g.gens))
+	}
+	if _, kept := g.gens["!a"]; kept {
+		t.Fatal("!a was not forgotten")
+	}
+	if g.of("!a") != a {
+		t.Error("a forgotten room with no commit since came back at another generation")
+	}
+	g.moved("!c")
+	g.moved("")
+	if g.of("!d") == b || len(g.gens) != 1 {
+		t.Errorf("after a commit to every room: %v", g.gens)
 	}
 }

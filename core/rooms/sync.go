@@ -635,18 +635,41 @@ func hasMemberEvent(evs []*storage.Event) bool {
 
 // Summaries are the /sync summaries of rooms, read together: member
 // counts and, for rooms without a name, up to five heroes.
+//
+// They are cached until the next commit to their room (see roomGens): a
+// first sync of a room where nothing happened since the last one reads
+// nothing. Callers must not change them.
 func (s *Reader) Summaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]map[string]any, error) {
-	sums, err := s.store.RoomSummaries(ctx, rooms, user)
+	out := make(map[id.RoomID]map[string]any, len(rooms))
+	var missing []id.RoomID
+	gens := make(map[id.RoomID]int64, len(rooms))
+	for _, room := range rooms {
+		gen := s.gens.of(room)
+		if c, ok := s.summaries.get(summaryKey{room, user}); ok && c.gen == gen {
+			out[room] = c.sum
+			continue
+		}
+		gens[room] = gen
+		missing = append(missing, room)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	sums, err := s.store.RoomSummaries(ctx, missing, user)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[id.RoomID]map[string]any, len(sums))
 	for room, sum := range sums {
 		heroes := sum.Heroes
 		if heroes == nil {
 			heroes = []id.UserID{}
 		}
 		out[room] = map[string]any{"m.heroes": heroes, "m.joined_member_count": sum.Joined, "m.invited_member_count": sum.Invited}
+		// Kept only if no commit to the room was seen while reading: one
+		// seen after belongs to a later generation.
+		if gen, ok := gens[room]; ok && s.gens.of(room) == gen {
+			s.summaries.put(summaryKey{room, user}, cachedSummary{gen, out[room]})
+		}
 	}
 	return out, nil
 }

@@ -139,7 +139,12 @@ func TestSyncRoomsAnswerAsOneByOne(t *testing.T) {
 // countingStore counts the reads a warm first sync should not repeat.
 type countingStore struct {
 	storage.Store
-	txns, states atomic.Int64
+	txns, states, summaries atomic.Int64
+}
+
+func (c *countingStore) RoomSummaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]*storage.RoomSummary, error) {
+	c.summaries.Add(1)
+	return c.Store.RoomSummaries(ctx, rooms, user)
 }
 
 func (c *countingStore) TxnsOf(ctx context.Context, ids []id.EventID) (map[id.EventID]storage.EventTxn, error) {
@@ -321,5 +326,57 @@ func TestSyncRoomsStateAfterAsStateBefore(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Room summaries are read once and kept until the next commit to their
+// room: a join shows in the next summary.
+func TestSummariesUntilTheRoomMoves(t *testing.T) {
+	ctx := context.Background()
+	s, store := newTestRoomsWith(t, Options{})
+	counted := &countingStore{Store: store}
+	// A Reader of its own over the counting store, following the
+	// service's commits as every Reader does.
+	r, err := NewReader(counted, Options{ServerName: "example.org", Notifier: s.opts.Notifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	room, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := func() string {
+		t.Helper()
+		sums, err := r.Summaries(ctx, []id.RoomID{room, other}, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(sums[room]["m.joined_member_count"])
+	}
+	if n := joined(); n != "1" {
+		t.Fatalf("%v joined", n)
+	}
+	reads := counted.summaries.Load()
+	if n := joined(); n != "1" || counted.summaries.Load() != reads {
+		t.Fatalf("%v joined, %d more reads", n, counted.summaries.Load()-reads)
+	}
+	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: room, Sender: bob, Target: bob, Membership: "join"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := joined(); n != "2" {
+		t.Fatalf("after bob's join: %v joined", n)
+	}
+	if n := counted.summaries.Load() - reads; n != 1 {
+		t.Errorf("%d reads after the join, want 1", n)
+	}
+	// Only the room that moved was read again.
+	reads = counted.summaries.Load()
+	if _, err := r.Summaries(ctx, []id.RoomID{other}, alice); err != nil || counted.summaries.Load() != reads {
+		t.Errorf("the other room was read again (%v)", err)
 	}
 }
