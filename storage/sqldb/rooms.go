@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"maunium.net/go/mautrix/id"
 
@@ -59,6 +60,19 @@ func queryStrings[S ~string](db *DB, ctx context.Context, query string, args ...
 const eventCols = `stream_pos, event_id, room_id, type, state_key, sender, origin_server_ts, depth, json,
 	state_group, rejected, soft_failed, redacted_by, relates_to, rel_type, membership, replaces_state, outlier`
 
+// ownedBytes is the bytes of a string that the driver made for one row's
+// column and that nothing else holds, without copying them: an event's
+// JSON, the largest column read, was a second allocation of its size for
+// every event read (half of what a warm /sync allocated). Nothing keeps
+// the string once the row is scanned, so the slice is as much the
+// caller's as a copy would be.
+func ownedBytes(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 func scanEvent(row interface{ Scan(...any) error }) (*storage.Event, error) {
 	var e storage.Event
 	var sk sql.NullString
@@ -71,7 +85,7 @@ func scanEvent(row interface{ Scan(...any) error }) (*storage.Event, error) {
 	if sk.Valid {
 		e.StateKey = &sk.String
 	}
-	e.JSON = []byte(js)
+	e.JSON = ownedBytes(js)
 	e.Rejected, e.SoftFailed, e.Outlier = rej != 0, soft != 0, outlier != 0
 	return &e, nil
 }
