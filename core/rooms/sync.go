@@ -392,7 +392,7 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		first *storage.Event
 	}
 	var together []at
-	var alone []*roomRead
+	var alone, changed []*roomRead
 	for _, r := range reads {
 		switch {
 		case r.out.Empty || r.stateless:
@@ -402,26 +402,35 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 			if len(r.page) > 0 { // else the room has no event yet: no state
 				together = append(together, at{r, r.page[0].StateGroup, nil})
 			}
-		case r.fresh || r.out.Limited || r.req.StateAfter:
+		case r.fresh:
 			alone = append(alone, r)
+		case r.out.Limited || r.req.StateAfter:
+			changed = append(changed, r)
 		}
 	}
 	// The others room by room, several at a time.
 	err := eachAtOnce(ctx, alone, syncRoomsAtOnce, func(ctx context.Context, r *roomRead) error {
-		stateEnd := r.upto + 1
-		if len(r.picked) > 0 && !r.req.StateAfter {
-			stateEnd = r.picked[0].StreamPos
-		}
 		var err error
-		if r.fresh {
-			r.state, err = s.stateBefore(ctx, r.req.RoomID, stateEnd, r.keep())
-		} else {
-			r.state, err = s.stateChangesBetween(ctx, r.req.RoomID, r.req.Since, stateEnd)
-		}
+		r.state, err = s.stateBefore(ctx, r.req.RoomID, r.stateEnd(), r.keep())
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	// The state changes since the token of rooms known to the client, up
+	// to their timelines (a gap) or past their ends, for all at once.
+	if len(changed) > 0 {
+		spans := make([]storage.RoomSpan, len(changed))
+		for i, r := range changed {
+			spans[i] = storage.RoomSpan{RoomID: r.req.RoomID, After: r.req.Since, Before: r.stateEnd()}
+		}
+		evs, err := s.store.StateEventsIn(ctx, spans)
+		if err != nil {
+			return err
+		}
+		for _, r := range changed {
+			r.state = latestOfEachKey(evs[r.req.RoomID])
+		}
 	}
 	if len(together) > 0 {
 		groups := make([]int64, len(together))
@@ -584,13 +593,9 @@ func stateIDsBefore(e *storage.Event, entries []storage.StateEntry, keep func(st
 	return ids
 }
 
-// stateChangesBetween is the state that changed in (after, before): the
-// latest event of each key, in stream order.
-func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
-	evs, err := s.store.StateEventsBetween(ctx, roomID, after, before)
-	if err != nil {
-		return nil, err
-	}
+// latestOfEachKey keeps the last of state events (in stream order) of
+// each key.
+func latestOfEachKey(evs []*storage.Event) []*storage.Event {
 	latest := map[[2]string]int{}
 	for i, e := range evs {
 		latest[[2]string{e.Type, *e.StateKey}] = i
@@ -601,7 +606,16 @@ func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, afte
 			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// stateEnd is where the state of a room's answer ends: at the start of
+// its timeline, or past its end with StateAfter (or no timeline).
+func (r *roomRead) stateEnd() int64 {
+	if len(r.picked) > 0 && !r.req.StateAfter {
+		return r.picked[0].StreamPos
+	}
+	return r.upto + 1
 }
 
 // lazyNeed are the users whose member events lazyFilter keeps.

@@ -110,6 +110,28 @@ func TestSyncRoomsAnswerAsOneByOne(t *testing.T) {
 				if string(a) != string(b) {
 					t.Errorf("room %d read together:\n%s\nalone:\n%s", i, b, a)
 				}
+				// The state changes of rooms read together are those
+				// StateEventsBetween gives for the room alone.
+				if got := together[i]; c.since > 0 && !got.Empty && (got.Limited || c.after) {
+					end := upto + 1
+					if !c.after && len(got.Timeline) > 0 {
+						end = got.Timeline[0].pos
+					}
+					evs, err := store.StateEventsBetween(ctx, req.RoomID, c.since, end)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var want, have []id.EventID
+					for _, e := range latestOfEachKey(evs) {
+						want = append(want, e.EventID)
+					}
+					for _, e := range got.State {
+						have = append(have, e.EventID)
+					}
+					if !slices.Equal(have, want) || len(want) == 0 {
+						t.Errorf("room %d: state changes %v, want %v", i, have, want)
+					}
+				}
 				n := slices.Index(rooms, req.RoomID)
 				if c.since > 0 && n >= 2 != together[i].Empty {
 					t.Errorf("room %d: empty %v", n, together[i].Empty)
