@@ -325,4 +325,8 @@ type RelationReader interface {
 type TxnLookup interface {
 	// TxnIDsOf maps the given events sent by the user's device to their client transaction IDs.
 	TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error)
+	// TxnsOf maps those of the given events that a client transaction made
+	// to it (UserID, DeviceID, TxnID and EventID; not Endpoint). An event's
+	// transaction is stored with it and never changes.
+	TxnsOf(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]EventTxn, error)
 }

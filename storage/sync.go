@@ -28,6 +28,10 @@ type SyncReader interface {
 	// newest limit accepted events of each span's room in it, newest
 	// first, by room (rooms without any are left out).
 	LatestRoomEvents(ctx context.Context, spans []RoomSpan, limit int) (map[id.RoomID][]*Event, error)
+	// StateEventsIn is StateEventsBetween for many rooms at once: each
+	// span's room's accepted state events in it, oldest first, by room
+	// (rooms without any are left out).
+	StateEventsIn(ctx context.Context, spans []RoomSpan) (map[id.RoomID][]*Event, error)
 }
 
 // RoomSpan is a room's events with stream positions in (After, Before);

@@ -251,13 +251,22 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*Ruleset, error)
 	})
 }
 
-// AccountDataContent is the m.push_rules content for a user's first sync.
+// AccountDataContent is the m.push_rules content for a user's first sync,
+// encoded once per ruleset. Callers must not change it.
 func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.RawMessage, error) {
 	rs, err := s.Ruleset(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	return Marshal(stored{Global: rs})
+	if raw := rs.content.Load(); raw != nil {
+		return *raw, nil
+	}
+	raw, err := Marshal(stored{Global: rs})
+	if err != nil {
+		return nil, err
+	}
+	rs.content.Store(&raw)
+	return raw, nil
 }
 
 // Marshal encodes push rules (a ruleset, a rule, actions) as the spec

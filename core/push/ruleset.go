@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -22,6 +23,10 @@ const KindThreadSubscription pushrules.PushCondKind = "io.element.msc4306.thread
 type Ruleset struct {
 	pushrules.PushRuleset
 	PostContent []*Rule
+	// content is the ruleset's m.push_rules content once encoded
+	// (AccountDataContent): a cached ruleset is never changed, only
+	// replaced, so every first sync of the user reuses it.
+	content atomic.Pointer[json.RawMessage]
 }
 
 // Rule is a postcontent rule. It is not mautrix's PushRule because its

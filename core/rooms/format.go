@@ -98,10 +98,48 @@ func (s *Reader) txnIDsOf(ctx context.Context, user id.UserID, device id.DeviceI
 			}
 		}
 	}
-	if len(mine) == 0 {
-		return map[id.EventID]string{}, nil
+	return s.cachedTxnIDs(ctx, user, device, mine)
+}
+
+// txnOf is the client transaction that made an event (zero: none).
+type txnOf struct {
+	user   id.UserID
+	device id.DeviceID
+	txn    string
+}
+
+// cachedTxnIDs maps those of the events (the user's) that the device sent to
+// their transaction IDs. An event's transaction, or that it has none, is
+// stored with the event and never changes: it is cached by event, so that
+// the timelines of every sync and long-poll that show an event look it up
+// once.
+func (s *Reader) cachedTxnIDs(ctx context.Context, user id.UserID, device id.DeviceID, ids []id.EventID) (map[id.EventID]string, error) {
+	out := map[id.EventID]string{}
+	var missing []id.EventID
+	for _, eid := range ids {
+		t, ok := s.txns.get(eid)
+		switch {
+		case !ok:
+			missing = append(missing, eid)
+		case t.txn != "" && t.user == user && t.device == device:
+			out[eid] = t.txn
+		}
 	}
-	return s.store.TxnIDsOf(ctx, user, device, mine)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := s.store.TxnsOf(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, eid := range missing {
+		t, ok := got[eid]
+		s.txns.put(eid, txnOf{user: t.UserID, device: t.DeviceID, txn: t.TxnID})
+		if ok && t.UserID == user && t.DeviceID == device {
+			out[eid] = t.TxnID
+		}
+	}
+	return out, nil
 }
 
 // format renders events; redacted ones lose their content as the room
@@ -204,7 +242,7 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 	if len(mine) == 0 {
 		return nil
 	}
-	txns, err := f.s.store.TxnIDsOf(ctx, f.user, f.device, mine)
+	txns, err := f.s.cachedTxnIDs(ctx, f.user, f.device, mine)
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,14 @@ type Reader struct {
 	versions     *lru[id.RoomID, id.RoomVersion]
 	visibilities *lru[int64, string]
 	facts        *lru[factsKey, string]
+	// txns caches each event's client transaction (see cachedTxnIDs).
+	txns *lru[id.EventID, txnOf]
+	// groupStates caches whole states of state groups (see statesAt).
+	groupStates *groupStates
+	// summaries caches /sync room summaries, each true while its room
+	// stays at the generation (gens) it was read at.
+	summaries *lru[summaryKey, cachedSummary]
+	gens      *roomGens
 	// memberWrites counts commits with membership events in flight (the
 	// pipeline's, until published), and lastMemberPos is the position of
 	// the last published one (MaxInt64 until Start): see
@@ -171,7 +179,9 @@ func NewReader(store Store, opts Options) (*Reader, error) {
 	}
 	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, string](65536),
-		visibilities: newLRU[int64, string](65536)}
+		visibilities: newLRU[int64, string](65536), txns: newLRU[id.EventID, txnOf](8192),
+		groupStates: newGroupStates(16384), summaries: newLRU[summaryKey, cachedSummary](4096),
+		gens: newRoomGens(16384)}
 	r.lastMemberPos.Store(math.MaxInt64)
 	r.pages.Max = 256
 	r.opts.Notifier.Observe(r.observe)
@@ -216,6 +226,9 @@ func (s *Reader) observe(c stream.Change) {
 	if c.Stream != stream.Events {
 		return
 	}
+	// Any commit may change the room's members (a state resolution
+	// too, without a member event of its own).
+	s.gens.moved(c.RoomID)
 	if len(c.Users) > 0 {
 		for cur := s.lastMemberPos.Load(); c.Pos > cur && !s.lastMemberPos.CompareAndSwap(cur, c.Pos); {
 			cur = s.lastMemberPos.Load()

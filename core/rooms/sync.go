@@ -376,48 +376,79 @@ func (s *Reader) pickTimeline(ctx context.Context, r *roomRead) error {
 
 // syncStates reads the state of each room's answer: up to the start of
 // the timeline, or past its end (every state event of the timeline
-// included) with StateAfter. The state before the timeline of rooms new
-// to the client, the usual case of a first sync, is read for all the
-// rooms at once, its events too.
+// included) with StateAfter. The whole state of rooms new to the client,
+// the usual case of a first sync, is read for all the rooms at once, its
+// events too: the state before the timeline's first event, or with
+// StateAfter (or no timeline) the state after the newest event of the
+// first page (the room's last up to the answer's end, as LastEventBefore
+// finds it).
 func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
-	var groups []int64
-	var before, alone []*roomRead
+	// at is the state of one room to read with the others': that of
+	// group, where first (the timeline's first event, when set) gives way
+	// to the event it replaced.
+	type at struct {
+		r     *roomRead
+		group int64
+		first *storage.Event
+	}
+	var together []at
+	var alone, changed []*roomRead
 	for _, r := range reads {
 		switch {
 		case r.out.Empty || r.stateless:
 		case r.fresh && !r.req.StateAfter && len(r.picked) > 0:
-			before = append(before, r)
-			groups = append(groups, r.picked[0].StateGroup)
-		case r.fresh || r.out.Limited || r.req.StateAfter:
+			together = append(together, at{r, r.picked[0].StateGroup, r.picked[0]})
+		case r.fresh && r.paged && r.lower <= 0:
+			if len(r.page) > 0 { // else the room has no event yet: no state
+				together = append(together, at{r, r.page[0].StateGroup, nil})
+			}
+		case r.fresh:
 			alone = append(alone, r)
+		case r.out.Limited || r.req.StateAfter:
+			changed = append(changed, r)
 		}
 	}
 	// The others room by room, several at a time.
 	err := eachAtOnce(ctx, alone, syncRoomsAtOnce, func(ctx context.Context, r *roomRead) error {
-		stateEnd := r.upto + 1
-		if len(r.picked) > 0 && !r.req.StateAfter {
-			stateEnd = r.picked[0].StreamPos
-		}
 		var err error
-		if r.fresh {
-			r.state, err = s.stateBefore(ctx, r.req.RoomID, stateEnd, r.keep())
-		} else {
-			r.state, err = s.stateChangesBetween(ctx, r.req.RoomID, r.req.Since, stateEnd)
-		}
+		r.state, err = s.stateBefore(ctx, r.req.RoomID, r.stateEnd(), r.keep())
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if len(before) > 0 {
-		states, err := s.store.StatesAt(ctx, groups)
+	// The state changes since the token of rooms known to the client, up
+	// to their timelines (a gap) or past their ends, for all at once.
+	if len(changed) > 0 {
+		spans := make([]storage.RoomSpan, len(changed))
+		for i, r := range changed {
+			spans[i] = storage.RoomSpan{RoomID: r.req.RoomID, After: r.req.Since, Before: r.stateEnd()}
+		}
+		evs, err := s.store.StateEventsIn(ctx, spans)
 		if err != nil {
 			return err
 		}
-		ids := make([][]id.EventID, len(before))
+		for _, r := range changed {
+			r.state = latestOfEachKey(evs[r.req.RoomID])
+		}
+	}
+	if len(together) > 0 {
+		groups := make([]int64, len(together))
+		for i, a := range together {
+			groups[i] = a.group
+		}
+		states, err := s.statesAt(ctx, groups)
+		if err != nil {
+			return err
+		}
+		ids := make([][]id.EventID, len(together))
 		var all []id.EventID
-		for i, r := range before {
-			ids[i] = stateIDsBefore(r.picked[0], states[groups[i]], r.keep())
+		for i, a := range together {
+			if a.first != nil {
+				ids[i] = stateIDsBefore(a.first, states[a.group], a.r.keep())
+			} else {
+				ids[i] = stateIDs(states[a.group], a.r.keep())
+			}
 			all = append(all, ids[i]...)
 		}
 		evs, err := s.store.GetEvents(ctx, all)
@@ -428,7 +459,8 @@ func (s *Reader) syncStates(ctx context.Context, reads []*roomRead) error {
 		for _, e := range evs {
 			byID[e.EventID] = e
 		}
-		for i, r := range before {
+		for i, a := range together {
+			r := a.r
 			for _, eid := range ids[i] {
 				if e, ok := byID[eid]; ok {
 					r.state = append(r.state, e)
@@ -518,18 +550,23 @@ func (s *Reader) stateBefore(ctx context.Context, roomID id.RoomID, pos int64, k
 	if err != nil {
 		return nil, err
 	}
+	evs, err := s.store.GetEvents(ctx, stateIDs(entries, keep))
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
+	return evs, nil
+}
+
+// stateIDs are the events of the entries that keep accepts (nil: all).
+func stateIDs(entries []storage.StateEntry, keep func(storage.StateEntry) bool) []id.EventID {
 	ids := make([]id.EventID, 0, len(entries))
 	for _, e := range entries {
 		if keep == nil || keep(e) {
 			ids = append(ids, e.EventID)
 		}
 	}
-	evs, err := s.store.GetEvents(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(evs, func(a, b *storage.Event) int { return int(a.StreamPos - b.StreamPos) })
-	return evs, nil
+	return ids
 }
 
 // stateIDsBefore are the events of the room state just before e (those
@@ -556,13 +593,9 @@ func stateIDsBefore(e *storage.Event, entries []storage.StateEntry, keep func(st
 	return ids
 }
 
-// stateChangesBetween is the state that changed in (after, before): the
-// latest event of each key, in stream order.
-func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, after, before int64) ([]*storage.Event, error) {
-	evs, err := s.store.StateEventsBetween(ctx, roomID, after, before)
-	if err != nil {
-		return nil, err
-	}
+// latestOfEachKey keeps the last of state events (in stream order) of
+// each key.
+func latestOfEachKey(evs []*storage.Event) []*storage.Event {
 	latest := map[[2]string]int{}
 	for i, e := range evs {
 		latest[[2]string{e.Type, *e.StateKey}] = i
@@ -573,7 +606,16 @@ func (s *Reader) stateChangesBetween(ctx context.Context, roomID id.RoomID, afte
 			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// stateEnd is where the state of a room's answer ends: at the start of
+// its timeline, or past its end with StateAfter (or no timeline).
+func (r *roomRead) stateEnd() int64 {
+	if len(r.picked) > 0 && !r.req.StateAfter {
+		return r.picked[0].StreamPos
+	}
+	return r.upto + 1
 }
 
 // lazyNeed are the users whose member events lazyFilter keeps.
@@ -607,18 +649,41 @@ func hasMemberEvent(evs []*storage.Event) bool {
 
 // Summaries are the /sync summaries of rooms, read together: member
 // counts and, for rooms without a name, up to five heroes.
+//
+// They are cached until the next commit to their room (see roomGens): a
+// first sync of a room where nothing happened since the last one reads
+// nothing. Callers must not change them.
 func (s *Reader) Summaries(ctx context.Context, rooms []id.RoomID, user id.UserID) (map[id.RoomID]map[string]any, error) {
-	sums, err := s.store.RoomSummaries(ctx, rooms, user)
+	out := make(map[id.RoomID]map[string]any, len(rooms))
+	var missing []id.RoomID
+	gens := make(map[id.RoomID]int64, len(rooms))
+	for _, room := range rooms {
+		gen := s.gens.of(room)
+		if c, ok := s.summaries.get(summaryKey{room, user}); ok && c.gen == gen {
+			out[room] = c.sum
+			continue
+		}
+		gens[room] = gen
+		missing = append(missing, room)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	sums, err := s.store.RoomSummaries(ctx, missing, user)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[id.RoomID]map[string]any, len(sums))
 	for room, sum := range sums {
 		heroes := sum.Heroes
 		if heroes == nil {
 			heroes = []id.UserID{}
 		}
 		out[room] = map[string]any{"m.heroes": heroes, "m.joined_member_count": sum.Joined, "m.invited_member_count": sum.Invited}
+		// Kept only if no commit to the room was seen while reading: one
+		// seen after belongs to a later generation.
+		if gen, ok := gens[room]; ok && s.gens.of(room) == gen {
+			s.summaries.put(summaryKey{room, user}, cachedSummary{gen, out[room]})
+		}
 	}
 	return out, nil
 }

@@ -180,13 +180,11 @@ func fillRoomInfo(info *RoomInfo, snap *rooms.Snapshot, accountData []any) {
 // per room, with the default push rules when the user never changed them
 // (as an initial /sync gives them).
 func (s *Service) initialAccountData(ctx context.Context, user id.UserID, upto int64) (map[id.RoomID][]any, []any, error) {
-	perRoom, global, err := s.accountData(ctx, user, 0, upto, nil)
+	perRoom, global, stored, err := s.accountData(ctx, user, 0, upto, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	if stored, err := s.push.HasStored(ctx, user); err != nil {
-		return nil, nil, err
-	} else if !stored {
+	if !stored {
 		content, err := s.push.AccountDataContent(ctx, user)
 		if err != nil {
 			return nil, nil, err

@@ -454,8 +454,9 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	}
 	var roomData map[id.RoomID][]any
 	var global []any
+	var pushStored bool
 	if fresh || upto[stream.AccountData] > adSince {
-		if roomData, global, err = s.accountData(ctx, req.User, adSince, upto[stream.AccountData], f); err != nil {
+		if roomData, global, pushStored, err = s.accountData(ctx, req.User, adSince, upto[stream.AccountData], f); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -471,10 +472,9 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 	}
 	if initial || req.FullState {
 		// A client starting afresh needs m.push_rules even if the user never
-		// changed them (then they are the server defaults, not yet stored).
-		if stored, err := s.push.HasStored(ctx, req.User); err != nil {
-			return nil, nil, err
-		} else if !stored && f.accountData().Allows("m.push_rules") {
+		// changed them (then they are the server defaults, not yet stored):
+		// all of the account data was read above (adSince is 0).
+		if !pushStored && f.accountData().Allows("m.push_rules") {
 			content, err := s.push.AccountDataContent(ctx, req.User)
 			if err != nil {
 				return nil, nil, err
@@ -860,14 +860,21 @@ func nonNilAny(evs []any) []any {
 
 // accountData splits the user's account data written in (since, upto] into
 // global events and per-room ones.
-func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto int64, f *Filter) (map[id.RoomID][]any, []any, error) {
+//
+// pushStored tells whether the entries read hold stored push rules (with
+// since 0, whether the user has any: as push.HasStored says, without its
+// query).
+func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto int64, f *Filter) (perRoom map[id.RoomID][]any,
+	global []any, pushStored bool, err error) {
 	entries, err := s.store.AccountDataSince(ctx, user, since)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	perRoom := map[id.RoomID][]any{}
-	var global []any
+	perRoom = map[id.RoomID][]any{}
 	for _, e := range entries {
+		if e.RoomID == "" && e.Type == "m.push_rules" {
+			pushStored = true
+		}
 		if e.StreamPos > upto {
 			continue
 		}
@@ -883,7 +890,7 @@ func (s *Service) accountData(ctx context.Context, user id.UserID, since, upto i
 		}
 		perRoom[e.RoomID] = append(perRoom[e.RoomID], ev)
 	}
-	return perRoom, global, nil
+	return perRoom, global, pushStored, nil
 }
 
 func typeAllowed(f *rooms.EventFilter, t string) bool {

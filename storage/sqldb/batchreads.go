@@ -301,6 +301,51 @@ func (db *DB) LatestRoomEvents(ctx context.Context, spans []storage.RoomSpan, li
 	return out, nil
 }
 
+func (db *DB) StateEventsIn(ctx context.Context, spans []storage.RoomSpan) (map[id.RoomID][]*storage.Event, error) {
+	out := make(map[id.RoomID][]*storage.Event, len(spans))
+	for part := range slices.Chunk(spans, batchRooms) {
+		values := make([]string, len(part))
+		var args []any
+		for i, s := range part {
+			after := s.After
+			if after == 0 {
+				after = math.MinInt64
+			}
+			values[i] = "(" + placeholder(len(args)+1) + ", CAST(" + placeholder(len(args)+2) + " AS BIGINT), CAST(" +
+				placeholder(len(args)+3) + " AS BIGINT))"
+			args = append(args, s.RoomID, s.Before, after)
+		}
+		// Each room's stretch of events_room_stream, one range a room: a
+		// lateral subquery on PostgreSQL, the list first on SQLite (which
+		// keeps the order of a CROSS JOIN).
+		accepted := func(t string) string {
+			return t + `.room_id = r.room_id AND ` + t + `.stream_pos < r.before AND ` + t + `.stream_pos > r.after AND ` +
+				t + `.state_key IS NOT NULL AND ` + t + `.rejected = 0 AND ` + t + `.soft_failed = 0 AND ` +
+				t + `.outlier IN (0, ` + purgedOutlier + `)`
+		}
+		from := `FROM r CROSS JOIN events e ON ` + accepted("e")
+		if db.dialect.Name() == "postgres" {
+			from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE ` + accepted("x") + `) e`
+		}
+		rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id, before, after) AS (VALUES `+strings.Join(values, ",")+`)
+			SELECT `+prefixed("e", eventCols)+` `+from, args...)
+		if err != nil {
+			return nil, err
+		}
+		got, err := collect(rows, scanEvent)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range got {
+			out[e.RoomID] = append(out[e.RoomID], e)
+		}
+	}
+	for _, evs := range out {
+		slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+	}
+	return out, nil
+}
+
 // chainEntries reads the state of many groups at once: each group's delta
 // chain (as stateChainCTE, one primary key lookup a step) and the entries
 // of every group of it, those of key alone when key is set. fn gets each

@@ -130,6 +130,58 @@ func testTimelinesManyAtOnce(t *testing.T, s storage.Store) {
 	eqList(t, "history included", ids(all[quiet]), []id.EventID{"$q8", "$q4", "$q0", "$history"})
 }
 
+// testStateEventsManyAtOnce: StateEventsIn answers, room by room, as
+// StateEventsBetween does: accepted state events only (not messages,
+// rejected, soft-failed or outliers), the bounds exclusive, oldest first.
+func testStateEventsManyAtOnce(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const busy, quiet, none id.RoomID = "!sbusy:example.org", "!squiet:example.org", "!snone:example.org"
+	for i := range 12 {
+		persist(t, s, stateEv(busy, id.EventID(fmt.Sprintf("$sb%d", i)), "m.room.topic", ""),
+			ev(busy, id.EventID(fmt.Sprintf("$mb%d", i)), "m.room.message"))
+		if i%4 == 0 {
+			persist(t, s, stateEv(quiet, id.EventID(fmt.Sprintf("$sq%d", i)), "m.room.member", fmt.Sprintf("@u%d:x", i)))
+		}
+	}
+	bad := []*storage.Event{stateEv(busy, "$srejected", "m.room.name", ""), stateEv(busy, "$ssoft", "m.room.name", ""),
+		stateEv(busy, "$soutlier", "m.room.name", "")}
+	bad[0].Rejected, bad[1].SoftFailed, bad[2].Outlier = true, true, true
+	persist(t, s, bad...)
+	persist(t, s, stateEv(busy, "$slast", "m.room.name", ""))
+	max, err := s.MaxStreamPos(c)
+	must(t, err)
+	mid, err := s.GetEvent(c, "$sb6")
+	must(t, err)
+	first, err := s.GetEvent(c, "$sb0")
+	must(t, err)
+	ids := func(evs []*storage.Event) []id.EventID {
+		var out []id.EventID
+		for _, e := range evs {
+			out = append(out, e.EventID)
+		}
+		return out
+	}
+	for _, spans := range [][]storage.RoomSpan{
+		{{RoomID: busy, After: first.StreamPos - 1, Before: max + 1}, {RoomID: quiet, After: first.StreamPos - 1, Before: max + 1},
+			{RoomID: none, After: 1, Before: max + 1}},
+		{{RoomID: busy, After: mid.StreamPos - 3, Before: mid.StreamPos}, {RoomID: quiet, After: mid.StreamPos, Before: max + 1}},
+	} {
+		got, err := s.StateEventsIn(c, spans)
+		must(t, err)
+		for _, sp := range spans {
+			want, err := s.StateEventsBetween(c, sp.RoomID, sp.After, sp.Before)
+			must(t, err)
+			eqList(t, fmt.Sprintf("%s in (%d, %d)", sp.RoomID, sp.After, sp.Before), ids(got[sp.RoomID]), ids(want))
+			for i, e := range got[sp.RoomID] {
+				eq(t, "event", eventString(e), eventString(want[i]))
+			}
+		}
+		if _, ok := got[none]; ok {
+			t.Errorf("a room without events is in the answer")
+		}
+	}
+}
+
 // testStatesManyAtOnce: StatesAt and StateEntriesAt answer, group by
 // group, as StateAt and StateEntryAt do: along delta chains that cross a
 // snapshot, with a delta that unsets a key, for a group that does not

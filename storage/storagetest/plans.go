@@ -244,6 +244,11 @@ func QueryPlans(t *testing.T, s *sqldb.DB) {
 	spans[0].After = e.StreamPos
 	_, err = s.LatestRoomEvents(lc, spans, 11)
 	call("LatestRoomEvents", err)
+	for i := range spans {
+		spans[i].After = e.StreamPos
+	}
+	_, err = s.StateEventsIn(lc, spans)
+	call("StateEventsIn", err)
 	_, err = s.StatesAt(lc, []int64{midChain, group, groups[0], groups[1] - 5})
 	call("StatesAt", err)
 	_, err = s.StateEntriesAt(lc, []int64{midChain, group, groups[0]}, "m.room.history_visibility", "")

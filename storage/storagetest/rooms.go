@@ -519,6 +519,12 @@ func testEventTxn(t *testing.T, s storage.Store) {
 	ids, err := s.TxnIDsOf(c, alice, "DEV", []id.EventID{"$e1", "$e2", "$e3", "$e4"})
 	must(t, err)
 	eq(t, "TxnIDsOf alice's DEV", fmt.Sprint(ids), fmt.Sprint(map[id.EventID]string{"$e1": "t1", "$e4": "t1"}))
+	txns, err := s.TxnsOf(c, []id.EventID{"$e1", "$e2", "$e3", "$e4", "$nowhere"})
+	must(t, err)
+	eq(t, "TxnsOf", fmt.Sprint(txns), fmt.Sprint(map[id.EventID]storage.EventTxn{
+		"$e1": {UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$e1"},
+		"$e3": {UserID: alice, DeviceID: "DEV2", TxnID: "t1", EventID: "$e3"},
+		"$e4": {UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$e4"}}))
 
 	// A transaction that has an event fails the batch repeating it, and
 	// nothing of the batch is stored: a send is made once.

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 
 		{"Rooms/ManyAtOnce", testRoomsManyAtOnce},
 		{"Rooms/TimelinesManyAtOnce", testTimelinesManyAtOnce},
+		{"Rooms/StateEventsManyAtOnce", testStateEventsManyAtOnce},
 		{"Rooms/StatesManyAtOnce", testStatesManyAtOnce},
 
 		{"Accounts/CreateGet", testAccountCreateGet},
