@@ -67,6 +67,10 @@ type Service struct {
 	deviceLists DeviceLists
 	// rebuilds bounds the woken long-polls that build their answer at once.
 	rebuilds chan struct{}
+	// work hands the builds of those long-polls to the builders (see
+	// onBuilder), of which there are at most cap(rebuilds).
+	work     chan func()
+	builders atomic.Int64
 	// filters are the parsed filters in use (see ResolveFilter).
 	filters stream.Shared[filterKey, *Filter]
 }
@@ -158,6 +162,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 	s.membershipLoads.Max = 4096
 	s.filters.Max = 16384
 	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+	s.work = make(chan func())
 	for _, o := range opts {
 		o(s)
 	}
@@ -413,7 +418,8 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 	// and requests that want an answer now (timeout 0, initial syncs)
 	// do not queue behind thousands of them for the cores and the
 	// database.
-	if turn := p.woken || (timeout > 0 && !initial); turn {
+	turn := p.woken || (timeout > 0 && !initial)
+	if turn {
 		select {
 		case s.rebuilds <- struct{}{}:
 		case <-ctx.Done():
@@ -435,7 +441,7 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 	var err error
 	var panicked any
 	done := make(chan struct{})
-	go func() {
+	job := func() {
 		defer func() {
 			if r := recover(); r != nil {
 				panicked = fmt.Sprintf("%v\n%s", r, debug.Stack())
@@ -443,7 +449,12 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 			close(done)
 		}()
 		err = run()
-	}()
+	}
+	if turn {
+		s.onBuilder(job)
+	} else {
+		go job()
+	}
 	<-done
 	if panicked != nil {
 		panic(panicked) // in the request's goroutine, whose middleware answers 500
@@ -492,6 +503,30 @@ func (r *Response) encode() error {
 // JSON is the answer encoded by encoding/json, when Request.Encode asked
 // for it (else nil).
 func (r *Response) JSON() []byte { return r.raw }
+
+// onBuilder runs job on one of the builders: the goroutines that build the
+// answers of the long-polls taking turns, at most one per turn. Their
+// stacks, grown deep by a build once, stay grown; a goroutine per build
+// grew its stack anew each time (copying it from 4 KiB up to 32 KiB or
+// more, a few percent of the crowd's CPU). They are started when first
+// needed and never end.
+func (s *Service) onBuilder(job func()) {
+	select {
+	case s.work <- job:
+		return
+	default:
+	}
+	if s.builders.Add(1) <= int64(cap(s.rebuilds)) {
+		go func() {
+			for job := range s.work {
+				job()
+			}
+		}()
+	} else {
+		s.builders.Add(-1)
+	}
+	s.work <- job // a builder is free, or about to be
+}
 
 // presenceBatch is how long a long-poll woken by presence alone waits for
 // more before it answers.
