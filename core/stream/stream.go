@@ -8,6 +8,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -99,6 +100,9 @@ type Notifier interface {
 	// Wait blocks until a change newer than since concerns the waiter (see
 	// Interest), or ctx ends; it reports whether it was woken.
 	Wait(ctx context.Context, in Interest, since Positions) bool
+	// WaitUntil is Wait that also ends at until (a long-poll's timeout),
+	// without a context of its own for it.
+	WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool
 	// Observe calls fn with every change published from now on (in this
 	// process). fn runs inside Publish: it must be quick and must not block
 	// or publish.
@@ -256,19 +260,34 @@ func (l *Local) Current() Positions { return *l.now.Load() }
 // Wait implements Notifier. The caller checks for news before waiting; Wait
 // only sleeps, so a change published between that check and Wait is missed
 // unless since is the position the check saw — which is why it takes since.
+func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
+	return l.WaitUntil(ctx, in, since, time.Time{})
+}
+
+// WaitUntil implements Notifier.
 //
 // Thousands of long-polls sleep here at once, each on its request's
-// goroutine: the sleep is a plain receive (ctx's end closes wake too),
-// whose frames are a few hundred bytes smaller than a select's, which
-// keeps a parked /sync's stack in 8 KiB (see httpx.NewEngine).
-func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
+// goroutine: the sleep is a plain receive (ctx's end and until close wake
+// too), whose frames are a few hundred bytes smaller than a select's, which
+// keeps a parked /sync's stack in 8 KiB (see httpx.NewEngine); and until is
+// a timer, not a context (a context and its parent's map of children per
+// parked request).
+func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool {
 	w, already := l.register(in, since)
 	if already {
 		return true
 	}
-	stop := context.AfterFunc(ctx, func() { l.giveUp(w) })
+	giveUp := func() { l.giveUp(w) }
+	stop := context.AfterFunc(ctx, giveUp)
+	var timer *time.Timer
+	if !until.IsZero() {
+		timer = time.AfterFunc(time.Until(until), giveUp)
+	}
 	<-w.wake
 	stop()
+	if timer != nil {
+		timer.Stop()
+	}
 	return w.woken // written before wake was closed
 }
 

@@ -466,12 +466,10 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 // the deadline; it reports whether it was woken.
 func (s *Service) park(ctx context.Context, req *Request, a *built, deadline time.Time) (bool, error) {
 	in := &stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
-	waitCtx, cancel := context.WithDeadline(ctx, deadline)
-	woke := s.notifier.Wait(waitCtx, *in, a.upto)
+	woke := s.notifier.WaitUntil(ctx, *in, a.upto, deadline)
 	if woke {
-		s.gatherPresence(waitCtx, *in, a.upto)
+		s.gatherPresence(ctx, *in, a.upto, deadline)
 	}
-	cancel()
 	return woke, ctx.Err()
 }
 
@@ -479,15 +477,17 @@ func (s *Service) park(ctx context.Context, req *Request, a *built, deadline tim
 // alone lets changes gather a moment, so that a crowd coming online (a
 // restart: everyone reconnects) wakes each roommate's long-poll once in a
 // while, not once per arrival. Anything else ends the pause.
-func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, upto stream.Positions) {
+func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, upto stream.Positions, deadline time.Time) {
 	now := s.notifier.Current()
 	if !onlyPresenceMoved(upto, now) {
 		return
 	}
-	batchCtx, cancel := context.WithTimeout(ctx, presenceBatch)
-	defer cancel()
+	until := time.Now().Add(presenceBatch)
+	if until.After(deadline) {
+		until = deadline
+	}
 	interest.Ignore |= stream.Streams(stream.Presence)
-	s.notifier.Wait(batchCtx, interest, now)
+	s.notifier.WaitUntil(ctx, interest, now, until)
 }
 
 // encode keeps the answer's JSON (see JSON).
