@@ -20,15 +20,39 @@ func (a *API) registerSync(g gin.IRouter, auth gin.HandlerFunc) {
 }
 
 // GET /_matrix/client/v3/sync
+//
+// A long-poll parks in this handler: its frame stays small, the request
+// is read in syncRequest and the answer encoded where it is built (see
+// tsync.Service.Sync).
 func (a *API) sync(c *gin.Context) {
+	req, done, err := a.syncRequest(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	defer done() // the user stays connected while the long-poll runs
+	ctx := c.Request.Context()
+	resp, err := a.sync_.Sync(ctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the client went away
+		}
+		httpx.Fail(c, err)
+		return
+	}
+	httpx.OKJSON(c, resp.JSON())
+}
+
+// syncRequest reads a /sync request's parameters and marks the user
+// active; done ends the activity.
+func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
 	var timeout time.Duration
 	if t := c.Query("timeout"); t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || ms < 0 {
-			httpx.Fail(c, types.InvalidParam("timeout must be a non-negative number of milliseconds"))
-			return
+			return nil, nil, types.InvalidParam("timeout must be a non-negative number of milliseconds")
 		}
 		timeout = time.Duration(ms) * time.Millisecond
 	}
@@ -38,8 +62,7 @@ func (a *API) sync(c *gin.Context) {
 	case "true":
 		fullState = true
 	default:
-		httpx.Fail(c, types.InvalidParam("full_state must be true or false"))
-		return
+		return nil, nil, types.InvalidParam("full_state must be true or false")
 	}
 	// use_state_after (spec v1.16) or MSC4222's unstable name; the answer
 	// names state_after as the request named the parameter.
@@ -53,43 +76,29 @@ func (a *API) sync(c *gin.Context) {
 		case "true":
 			stateAfter = p.mode
 		default:
-			httpx.Fail(c, types.InvalidParam("%s must be true or false", p.name))
-			return
+			return nil, nil, types.InvalidParam("%s must be true or false", p.name)
 		}
 	}
 	setPresence := c.DefaultQuery("set_presence", "online")
 	switch setPresence {
 	case "online", "offline", "unavailable":
 	default:
-		httpx.Fail(c, types.InvalidParam("set_presence must be online, offline or unavailable"))
-		return
-	}
-	// Syncing marks the user online (or unavailable) unless the client asks
-	// not to; "offline" leaves their presence as it is.
-	if setPresence != "offline" {
-		done, err := a.eph.MarkActive(ctx, p.UserID, setPresence)
-		if err != nil {
-			httpx.Fail(c, err)
-			return
-		}
-		defer done() // the user stays connected while the long-poll runs
+		return nil, nil, types.InvalidParam("set_presence must be online, offline or unavailable")
 	}
 	filter, err := a.sync_.ResolveFilter(ctx, p.UserID, c.Query("filter"))
 	if err != nil {
-		httpx.Fail(c, err)
-		return
+		return nil, nil, err
 	}
-	resp, err := a.sync_.Sync(ctx, &tsync.Request{User: p.UserID, DeviceID: p.DeviceID,
-		Since: c.Query("since"), Timeout: timeout, FullState: fullState, Filter: filter,
-		StateAfter: stateAfter})
-	if err != nil {
-		if ctx.Err() != nil {
-			return // the client went away
+	// Syncing marks the user online (or unavailable) unless the client asks
+	// not to; "offline" leaves their presence as it is.
+	done := func() {}
+	if setPresence != "offline" {
+		if done, err = a.eph.MarkActive(ctx, p.UserID, setPresence); err != nil {
+			return nil, nil, err
 		}
-		httpx.Fail(c, err)
-		return
 	}
-	httpx.OK(c, resp)
+	return &tsync.Request{User: p.UserID, DeviceID: p.DeviceID, Since: c.Query("since"), Timeout: timeout,
+		FullState: fullState, Filter: filter, StateAfter: stateAfter, Encode: true}, done, nil
 }
 
 // POST /_matrix/client/v3/user/{userId}/filter

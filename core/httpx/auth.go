@@ -62,7 +62,6 @@ func RequireAuth(a Authenticator) gin.HandlerFunc {
 			return
 		}
 		c.Set(principalKey, p)
-		c.Next()
 	}
 }
 
@@ -76,11 +75,9 @@ func logoutPath(route string) bool {
 func OptionalAuth(a Authenticator) gin.HandlerFunc {
 	require := RequireAuth(a)
 	return func(c *gin.Context) {
-		if AccessToken(c.Request) == "" {
-			c.Next()
-			return
+		if AccessToken(c.Request) != "" {
+			require(c)
 		}
-		require(c)
 	}
 }
 

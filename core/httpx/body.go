@@ -40,7 +40,6 @@ func BodyDeadline(timeout time.Duration, minRate int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
 		if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-			c.Next()
 			return
 		}
 		b := &deadlineBody{body: r.Body, rc: http.NewResponseController(c.Writer), start: time.Now(),
@@ -49,7 +48,6 @@ func BodyDeadline(timeout time.Duration, minRate int64) gin.HandlerFunc {
 			r.Body = b
 			c.Set(bodyKey, b)
 		}
-		c.Next()
 	}
 }
 

@@ -46,6 +46,15 @@ func NewEngine(o EngineOptions) (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
 		return nil, err
 	}
+	// Middlewares with nothing to do once the handler returned do not call
+	// c.Next(): gin runs the next handler when they return, so their frames
+	// are not under the handler. A /sync long-poll parks in its handler
+	// (thousands at once), and a goroutine's stack is halved by the GC only
+	// while less than a quarter of it is in use: the parked stack, from
+	// net/http's conn.serve to the notifier's select, must stay under about
+	// 3 KiB to fit in 8 KiB rather than 16 (TestParkedSyncStack). Those that
+	// work afterwards (Recover, Log, metrics) keep that work out of their
+	// own frame.
 	r.Use(Recover(), UnescapeParams(), Log(o.Logger))
 	if o.Metrics != nil {
 		m, err := NewMetrics(o.Metrics)

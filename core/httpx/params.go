@@ -30,7 +30,6 @@ func CheckParams(serverName string) gin.HandlerFunc {
 				return
 			}
 		}
-		c.Next()
 	}
 }
 

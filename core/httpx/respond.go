@@ -53,6 +53,11 @@ func OK(c *gin.Context, body any) {
 	c.JSON(http.StatusOK, body)
 }
 
+// OKJSON answers 200 with a body already encoded (as OK would encode it).
+func OKJSON(c *gin.Context, raw []byte) {
+	c.Data(http.StatusOK, jsonContentType, raw)
+}
+
 // Empty is the {} body of endpoints that return nothing.
 var Empty = struct{}{}
 

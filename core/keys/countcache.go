@@ -3,8 +3,6 @@ package keys
 import (
 	"maunium.net/go/mautrix/id"
 
-	"maps"
-	"slices"
 	"sync"
 )
 
@@ -19,24 +17,30 @@ const maxCountEntries = 500_000
 type countCache struct {
 	mu    sync.Mutex
 	epoch uint64
-	m     map[string]*deviceCounts
+	m     map[countKey]*deviceCounts
 }
 
+// deviceCounts are a device's counts. The map and slice are never changed
+// once stored (put stores copies): get hands them out as they are, and
+// whoever gets them must not change them.
 type deviceCounts struct {
 	otk      map[string]int64 // nil: not read yet
 	fallback []string
 	hasFB    bool
 }
 
-func countKey(user id.UserID, device id.DeviceID) string { return string(user) + "|" + string(device) }
+type countKey struct {
+	user   id.UserID
+	device id.DeviceID
+}
 
-// get returns a copy of what is known of the device, and the epoch to hand
-// back to put.
+// get returns what is known of the device (shared: not to be changed), and
+// the epoch to hand back to put. Every woken /sync asks: no copies.
 func (c *countCache) get(user id.UserID, device id.DeviceID) (deviceCounts, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[countKey(user, device)]; e != nil {
-		return deviceCounts{otk: maps.Clone(e.otk), fallback: slices.Clone(e.fallback), hasFB: e.hasFB}, c.epoch
+	if e := c.m[countKey{user, device}]; e != nil {
+		return *e, c.epoch
 	}
 	return deviceCounts{}, c.epoch
 }
@@ -49,9 +53,9 @@ func (c *countCache) put(user id.UserID, device id.DeviceID, epoch uint64, set f
 		return
 	}
 	if c.m == nil || len(c.m) >= maxCountEntries {
-		c.m = map[string]*deviceCounts{}
+		c.m = map[countKey]*deviceCounts{}
 	}
-	k := countKey(user, device)
+	k := countKey{user, device}
 	e := c.m[k]
 	if e == nil {
 		e = &deviceCounts{}
@@ -66,6 +70,6 @@ func (c *countCache) forget(user id.UserID, devices ...id.DeviceID) {
 	defer c.mu.Unlock()
 	c.epoch++
 	for _, d := range devices {
-		delete(c.m, countKey(user, d))
+		delete(c.m, countKey{user, d})
 	}
 }

@@ -460,7 +460,8 @@ func parseKeyMap(m map[string]json.RawMessage, user id.UserID, device id.DeviceI
 }
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys (with
-// signed_curve25519 always present).
+// signed_curve25519 always present). The map may be the cache's: callers
+// must not change it (nor UnusedFallbackKeyTypes' slice).
 func (s *Service) OneTimeKeyCounts(ctx context.Context, user id.UserID, device id.DeviceID) (map[string]int64, error) {
 	known, epoch := s.keyCounts.get(user, device)
 	if known.otk != nil {

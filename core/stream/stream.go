@@ -8,6 +8,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -99,6 +100,9 @@ type Notifier interface {
 	// Wait blocks until a change newer than since concerns the waiter (see
 	// Interest), or ctx ends; it reports whether it was woken.
 	Wait(ctx context.Context, in Interest, since Positions) bool
+	// WaitUntil is Wait that also ends at until (a long-poll's timeout),
+	// without a context of its own for it.
+	WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool
 	// Observe calls fn with every change published from now on (in this
 	// process). fn runs inside Publish: it must be quick and must not block
 	// or publish.
@@ -165,6 +169,9 @@ type waiter struct {
 	in    Interest
 	since Positions
 	wake  chan struct{}
+	// done: the waiter was woken or given up (wake closed); woken: by a
+	// change. Both under Local.mu.
+	done, woken bool
 }
 
 // NewLocal makes a notifier starting at the given positions.
@@ -207,10 +214,20 @@ func (l *Local) Publish(c Change) {
 func (l *Local) wakeLocked(ws map[*waiter]struct{}, c Change) {
 	for w := range ws {
 		if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) {
-			l.removeLocked(w)
-			close(w.wake)
+			w.woken = true
+			l.endLocked(w)
 		}
 	}
+}
+
+// endLocked removes w and closes its wake (l.mu held), once.
+func (l *Local) endLocked(w *waiter) {
+	if w.done {
+		return
+	}
+	w.done = true
+	l.removeLocked(w)
+	close(w.wake)
 }
 
 func (l *Local) removeLocked(w *waiter) {
@@ -244,19 +261,41 @@ func (l *Local) Current() Positions { return *l.now.Load() }
 // only sleeps, so a change published between that check and Wait is missed
 // unless since is the position the check saw — which is why it takes since.
 func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
+	return l.WaitUntil(ctx, in, since, time.Time{})
+}
+
+// WaitUntil implements Notifier.
+//
+// Thousands of long-polls sleep here at once, each on its request's
+// goroutine: the sleep is a plain receive (ctx's end and until close wake
+// too), whose frames are a few hundred bytes smaller than a select's, which
+// keeps a parked /sync's stack in 8 KiB (see httpx.NewEngine); and until is
+// a timer, not a context (a context and its parent's map of children per
+// parked request).
+func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool {
 	w, already := l.register(in, since)
 	if already {
 		return true
 	}
-	select {
-	case <-w.wake:
-		return true
-	case <-ctx.Done():
-		l.mu.Lock()
-		l.removeLocked(w)
-		l.mu.Unlock()
-		return false
+	giveUp := func() { l.giveUp(w) }
+	stop := context.AfterFunc(ctx, giveUp)
+	var timer *time.Timer
+	if !until.IsZero() {
+		timer = time.AfterFunc(time.Until(until), giveUp)
 	}
+	<-w.wake
+	stop()
+	if timer != nil {
+		timer.Stop()
+	}
+	return w.woken // written before wake was closed
+}
+
+// giveUp ends w's wait unwoken (its context ended).
+func (l *Local) giveUp(w *waiter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.endLocked(w)
 }
 
 // register adds a waiter, unless something it does not ignore was

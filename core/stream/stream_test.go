@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -149,5 +150,26 @@ func TestLocalCurrentDoesNotWaitForPublish(t *testing.T) {
 	}
 	if c := n.Current(); c[Events] != 2 {
 		t.Fatalf("Current after Publish = %v", c)
+	}
+}
+
+func TestLocalWaitUntilEndsAtItsDeadline(t *testing.T) {
+	n := NewLocal(Positions{})
+	if n.WaitUntil(context.Background(), Interest{User: "@b:x"}, n.Current(), time.Now().Add(20*time.Millisecond)) {
+		t.Fatal("a wait that reached its deadline reported a wake-up")
+	}
+	if n.waiting() != 0 {
+		t.Fatal("a waiter past its deadline stayed registered")
+	}
+	done := make(chan bool)
+	go func() {
+		done <- n.WaitUntil(context.Background(), Interest{User: "@b:x"}, n.Current(), time.Now().Add(time.Hour))
+	}()
+	for n.waiting() == 0 {
+		runtime.Gosched() // until the waiter is registered
+	}
+	n.Publish(Change{Stream: Events, Pos: 1, Users: []id.UserID{"@b:x"}})
+	if !<-done {
+		t.Fatal("a change did not wake a wait with a deadline")
 	}
 }

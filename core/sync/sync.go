@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -66,6 +67,10 @@ type Service struct {
 	deviceLists DeviceLists
 	// rebuilds bounds the woken long-polls that build their answer at once.
 	rebuilds chan struct{}
+	// work hands the builds of those long-polls to the builders (see
+	// onBuilder), of which there are at most cap(rebuilds).
+	work     chan func()
+	builders atomic.Int64
 	// filters are the parsed filters in use (see ResolveFilter).
 	filters stream.Shared[filterKey, *Filter]
 }
@@ -157,6 +162,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 	s.membershipLoads.Max = 4096
 	s.filters.Max = 16384
 	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+	s.work = make(chan func())
 	for _, o := range opts {
 		o(s)
 	}
@@ -202,6 +208,9 @@ type Request struct {
 	// StateAfter asks for state_after in place of state (use_state_after,
 	// spec v1.16, MSC4222).
 	StateAfter StateAfterMode
+	// Encode asks for the answer's JSON too (Response.JSON), encoded where
+	// the answer is built rather than on the request's goroutine.
+	Encode bool
 }
 
 // StateAfterMode is how a /sync asked for state_after, which names the field.
@@ -242,6 +251,8 @@ type Response struct {
 	DeviceLists                  *DeviceListsSection `json:"device_lists,omitempty"`
 	DeviceOneTimeKeysCount       map[string]int64    `json:"device_one_time_keys_count,omitempty"`
 	DeviceUnusedFallbackKeyTypes []string            `json:"device_unused_fallback_key_types,omitzero"`
+	// raw is the answer's JSON, with Request.Encode.
+	raw []byte
 }
 
 // Events is a list of events in a sync section.
@@ -314,94 +325,207 @@ type LeftRoom struct {
 
 // Sync answers one /sync request: at once if anything changed since the
 // token, else when something does or the timeout ends.
+//
+// A long-poll parks in the request's goroutine (net/http's, one per
+// connection), and thousands park at once: its stack is kept small. Sync
+// and park have small frames; everything deep (the build, which runs
+// through the database driver, and with Request.Encode the JSON encoding)
+// runs in answer, on a goroutine of its own for long-polls, so that the
+// parked goroutine neither holds nor regrows a large stack.
 func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
-	var since stream.Positions
-	initial := req.Since == ""
-	if !initial {
-		var err error
-		if since, err = ParseToken(req.Since); err != nil {
-			return nil, err
-		}
+	p, err := s.plan(req)
+	if err != nil {
+		return nil, err
 	}
-	timeout := min(req.Timeout, s.maxTimeout)
-	deadline := time.Now().Add(timeout)
-	woken := false
 	for {
-		// Long-polls take turns, woken ones (one message wakes everyone in
-		// its room at once) and those that just came back after an answer
-		// (everyone woken comes back at once): they answer as fast in all,
-		// and requests that want an answer now (timeout 0, initial syncs)
-		// do not queue behind thousands of them for the cores and the
-		// database.
-		turn := woken || (timeout > 0 && !initial)
-		if turn {
-			select {
-			case s.rebuilds <- struct{}{}:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		upto := s.notifier.Current()
-		var resp *Response
-		var joined map[id.RoomID]bool
-		var err error
-		if timeout > 0 {
-			// A long-poll's goroutine sleeps with the stack it grew: the
-			// build (storage calls run deep) runs on a goroutine of its own,
-			// so that thousands of sleeping long-polls keep small stacks.
-			done := make(chan struct{})
-			var panicked any
-			go func() {
-				defer func() {
-					if r := recover(); r != nil {
-						panicked = fmt.Sprintf("%v\n%s", r, debug.Stack())
-					}
-					close(done)
-				}()
-				resp, joined, err = s.build(ctx, req, since, upto, initial)
-			}()
-			<-done
-			if panicked != nil {
-				panic(panicked) // in the request's goroutine, whose middleware answers 500
-			}
-		} else {
-			resp, joined, err = s.build(ctx, req, since, upto, initial)
-		}
-		if turn {
-			<-s.rebuilds
-		}
+		a, err := s.answer(ctx, req, p)
 		if err != nil {
 			return nil, err
 		}
-		if initial || req.FullState || !resp.empty() || timeout <= 0 || !time.Now().Before(deadline) {
-			return resp, nil
+		if p.answersNow(req, a.resp) {
+			return a.resp, nil
 		}
-		interest := stream.Interest{User: req.User, Rooms: joined, Ignore: ignored(req.Filter)}
-		waitCtx, cancel := context.WithDeadline(ctx, deadline)
-		woke := s.notifier.Wait(waitCtx, interest, upto)
-		if now := s.notifier.Current(); woke && onlyPresenceMoved(upto, now) {
-			// Presence is not urgent: let changes gather a moment, so that
-			// a crowd coming online (a restart: everyone reconnects) wakes
-			// each roommate's long-poll once in a while, not once per
-			// arrival. Anything else ends the pause.
-			batchCtx, cancelBatch := context.WithTimeout(waitCtx, presenceBatch)
-			interest.Ignore |= stream.Streams(stream.Presence)
-			s.notifier.Wait(batchCtx, interest, now)
-			cancelBatch()
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		woke, err := s.park(ctx, req, a, p.deadline)
+		if err != nil {
+			return nil, err
 		}
 		if !woke {
-			// Timed out: an empty answer that moves the token to now.
-			resp.NextBatch = FormatToken(upto)
-			return resp, nil
+			return a.timedOut()
 		}
-		woken = true
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
+		p.woken = true
 	}
+}
+
+// syncPlan is what Sync's loop keeps between its answers.
+type syncPlan struct {
+	since    stream.Positions
+	initial  bool
+	timeout  time.Duration
+	deadline time.Time
+	// woken: the long-poll was woken (and looks again).
+	woken bool
+}
+
+func (s *Service) plan(req *Request) (*syncPlan, error) {
+	p := &syncPlan{initial: req.Since == ""}
+	if !p.initial {
+		var err error
+		if p.since, err = ParseToken(req.Since); err != nil {
+			return nil, err
+		}
+	}
+	p.timeout = min(req.Timeout, s.maxTimeout)
+	p.deadline = time.Now().Add(p.timeout)
+	return p, nil
+}
+
+// answersNow: resp is the answer (else the long-poll waits).
+func (p *syncPlan) answersNow(req *Request, resp *Response) bool {
+	return p.initial || req.FullState || !resp.empty() || p.timeout <= 0 || !time.Now().Before(p.deadline)
+}
+
+// built is one answer of Sync's loop: for (since, upto], and the rooms
+// the user is joined to (what a long-poll waits for).
+type built struct {
+	resp   *Response
+	joined map[id.RoomID]bool
+	upto   stream.Positions
+}
+
+// timedOut is the answer of a long-poll that timed out: empty, moving the
+// token to upto.
+func (a *built) timedOut() (*Response, error) {
+	if next := FormatToken(a.upto); next != a.resp.NextBatch {
+		a.resp.NextBatch = next
+		if a.resp.raw != nil {
+			if err := a.resp.encode(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return a.resp, nil
+}
+
+// answer builds (and with Request.Encode, encodes) the answer for since up
+// to now: for long-polls on a goroutine of its own, see Sync.
+func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built, error) {
+	since, initial, timeout := p.since, p.initial, p.timeout
+	// Long-polls take turns, woken ones (one message wakes everyone in
+	// its room at once) and those that just came back after an answer
+	// (everyone woken comes back at once): they answer as fast in all,
+	// and requests that want an answer now (timeout 0, initial syncs)
+	// do not queue behind thousands of them for the cores and the
+	// database.
+	turn := p.woken || (timeout > 0 && !initial)
+	if turn {
+		select {
+		case s.rebuilds <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-s.rebuilds }()
+	}
+	a := &built{upto: s.notifier.Current()}
+	run := func() error {
+		var err error
+		if a.resp, a.joined, err = s.build(ctx, req, since, a.upto, initial); err == nil && req.Encode {
+			err = a.resp.encode()
+		}
+		return err
+	}
+	if timeout <= 0 {
+		return a, run()
+	}
+	var err error
+	var panicked any
+	done := make(chan struct{})
+	job := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked = fmt.Sprintf("%v\n%s", r, debug.Stack())
+			}
+			close(done)
+		}()
+		err = run()
+	}
+	if turn {
+		s.onBuilder(job)
+	} else {
+		go job()
+	}
+	<-done
+	if panicked != nil {
+		panic(panicked) // in the request's goroutine, whose middleware answers 500
+	}
+	return a, err
+}
+
+// park waits until something concerns the long-poll answered by a, or
+// the deadline; it reports whether it was woken.
+func (s *Service) park(ctx context.Context, req *Request, a *built, deadline time.Time) (bool, error) {
+	in := &stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
+	woke := s.notifier.WaitUntil(ctx, *in, a.upto, deadline)
+	if woke {
+		s.gatherPresence(ctx, *in, a.upto, deadline)
+	}
+	return woke, ctx.Err()
+}
+
+// gatherPresence: presence is not urgent. A long-poll woken by presence
+// alone lets changes gather a moment, so that a crowd coming online (a
+// restart: everyone reconnects) wakes each roommate's long-poll once in a
+// while, not once per arrival. Anything else ends the pause.
+func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, upto stream.Positions, deadline time.Time) {
+	now := s.notifier.Current()
+	if !onlyPresenceMoved(upto, now) {
+		return
+	}
+	until := time.Now().Add(presenceBatch)
+	if until.After(deadline) {
+		until = deadline
+	}
+	interest.Ignore |= stream.Streams(stream.Presence)
+	s.notifier.WaitUntil(ctx, interest, now, until)
+}
+
+// encode keeps the answer's JSON (see JSON).
+func (r *Response) encode() error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	r.raw = raw
+	return nil
+}
+
+// JSON is the answer encoded by encoding/json, when Request.Encode asked
+// for it (else nil).
+func (r *Response) JSON() []byte { return r.raw }
+
+// onBuilder runs job on one of the builders: the goroutines that build the
+// answers of the long-polls taking turns, at most one per turn. Their
+// stacks, grown deep by a build once, stay grown; a goroutine per build
+// grew its stack anew each time (copying it from 4 KiB up to 32 KiB or
+// more, a few percent of the crowd's CPU). They are started when first
+// needed and never end.
+func (s *Service) onBuilder(job func()) {
+	select {
+	case s.work <- job:
+		return
+	default:
+	}
+	if s.builders.Add(1) <= int64(cap(s.rebuilds)) {
+		go func() {
+			for job := range s.work {
+				job()
+			}
+		}()
+	} else {
+		s.builders.Add(-1)
+	}
+	s.work <- job // a builder is free, or about to be
 }
 
 // presenceBatch is how long a long-poll woken by presence alone waits for
