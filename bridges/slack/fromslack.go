@@ -269,7 +269,7 @@ func (c *Client) convertMessage(channel string) func(context.Context, *bridgev2.
 		// A file the bridge uploaded for a Matrix message comes back as a
 		// message of its own. This runs in the portal's turn, after the
 		// upload's Matrix message was handled, so the echo is known.
-		if m.User == c.meta.UserID && len(m.Files) > 0 && strings.TrimSpace(m.Text) == "" {
+		if m.User == c.meta.UserID && len(m.Files) > 0 {
 			for _, f := range m.Files {
 				if c.isEcho("file:" + f.ID) {
 					return nil, bridgev2.ErrIgnoringRemoteEvent

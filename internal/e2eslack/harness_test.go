@@ -54,6 +54,13 @@ func pluginBinary(t testing.TB) string {
 // the import of Slack exports acts as the plugin (same ghost prefix).
 func writeConfig(t testing.TB, bin, apiURL string) string {
 	t.Helper()
+	return writeConfigWith(t, bin, apiURL, "")
+}
+
+// writeConfigWith is writeConfig with more of the plugin's network
+// section (YAML lines indented by 8).
+func writeConfigWith(t testing.TB, bin, apiURL, network string) string {
+	t.Helper()
 	cfg := fmt.Sprintf(`app_services:
   retry_backoff: 200ms
   max_retry_backoff: 2s
@@ -66,12 +73,12 @@ plugins:
       network:
         api_url: %q
         reconnect_min: 50ms
-      log_level: debug
+%s      log_level: debug
 imports:
   slack:
     ghost_prefix: slack_
     bot_localpart: slackbot
-`, bin, apiURL)
+`, bin, apiURL, network)
 	path := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
