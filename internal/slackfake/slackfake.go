@@ -65,8 +65,8 @@ type Message struct {
 	// (chat.postMessage's username and icon_url, which Slack takes only
 	// from a token with the chat:write.customize scope).
 	Username, IconURL string
-	Files                                             []*File
-	EditedTS                                          string
+	Files             []*File
+	EditedTS          string
 	// Reactions: emoji name → users, in order.
 	Reactions map[string][]string
 	Deleted   bool
