@@ -30,6 +30,7 @@ const (
 var (
 	buildOnce sync.Once
 	builtBin  string
+	builtDir  string
 	buildErr  error
 )
 
@@ -42,6 +43,7 @@ func pluginBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		builtDir = dir
 		builtBin, buildErr = plugintest.BuildInto(dir, slackPluginPackage)
 	})
 	if buildErr != nil {
@@ -103,6 +105,10 @@ func databases(t *testing.T, fn func(t *testing.T, dbArgs []string)) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	if builtDir != "" {
+		// The plugin binary's directory (43 MB a run).
+		_ = os.RemoveAll(builtDir)
+	}
 	os.Exit(code)
 }
 
