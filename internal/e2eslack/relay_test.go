@@ -3,6 +3,7 @@ package e2eslack
 import (
 	"context"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,75 @@ func hasMessage(fake *slackfake.Server, ts string) bool {
 		}
 	}
 	return false
+}
+
+// TestSlackBotRelayLater: a portal made while relay was off (network.relay:
+// false) gets the bot as its relay with its next Slack message once relay
+// is on, so Carol, without a Slack login, talks there after the restart.
+func TestSlackBotRelayLater(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	fake := slackfake.New()
+	t.Cleanup(fake.Close)
+	logCallsOnFailure(t, fake)
+	fake.AddUser("U0BOB", "bob", "Bob Dobbs")
+	fake.AddChannel(slackfake.Channel{ID: general, Name: "general", Kind: "channel",
+		Members: []string{slackfake.BotUserID, "U0BOB"}})
+	bin := pluginBinary(t)
+	cfgPath := writeConfigWith(t, bin, fake.APIURL(), "        relay: false\n")
+	s := startServer(t, cfgPath, "")
+	alice := s.Register(t, &mautrix.ReqRegister[any]{Username: "alice", Password: "correct horse battery"})
+	w := newWatcher(t, alice)
+	w.autoJoin = true
+	mgmt := managementRoom(ctx, t, alice, w)
+	login(ctx, t, alice, w, mgmt, "bot", slackfake.BotToken)
+	awaitSocket(ctx, t, fake)
+	fake.Say(general, "U0BOB", "before the restart", "")
+	portal := w.findMessage(ctx, "before the restart").RoomID
+
+	// Relay on (the default), and the server restarted.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), "        relay: false\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opens := len(fake.Calls())
+	s = s.Restart(false)
+	awaitCall(ctx, t, fake, "a new apps.connections.open", func(c slackfake.Call) bool {
+		return c.Method == "apps.connections.open" && c.At.After(fake.Calls()[opens-1].At)
+	})
+	awaitSocket(ctx, t, fake)
+	alice.HomeserverURL, _ = url.Parse(s.URL)
+	fake.Say(general, "U0BOB", "after the restart", "")
+	w.waitMessage(ctx, portal, "after the restart")
+
+	if out, err := s.Run(t, "", "user", "add", "carol", "--password", "carol password", "--admin"); err != nil {
+		t.Fatalf("user add carol: %v\n%s", err, out)
+	}
+	carol := s.Client(t)
+	if _, err := carol.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "carol"}, Password: "carol password",
+		StoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := s.Do(t, "POST", "/_synapse/admin/v1/rooms/"+url.PathEscape(string(portal))+"/make_room_admin",
+		carol.AccessToken, map[string]any{"user_id": carol.UserID}); st != 200 {
+		t.Fatalf("make_room_admin: %d %v", st, body)
+	}
+	if _, err := carol.SendText(ctx, portal, "carol, relayed"); err != nil {
+		t.Fatal(err)
+	}
+	post := awaitCall(ctx, t, fake, "Carol's message", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Message != nil && strings.Contains(c.Message.Text, "carol, relayed")
+	})
+	if post.Message.Username != "carol" {
+		t.Fatalf("Carol's message under %q", post.Message.Username)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
