@@ -73,6 +73,9 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 		members.IsFull = next == ""
 	}
 	info.Members = members
+	if c.relays() {
+		info.ExtraUpdates = c.relayUpdater
+	}
 	return info, nil
 }
 

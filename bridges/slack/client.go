@@ -41,6 +41,10 @@ type Client struct {
 	// "file:<id>" for uploaded files and "edit:<channel>:<ts>" for edits.
 	// An event matching one is not bridged back, and the entry is used up.
 	echoes map[string]int
+	// noCustomize: Slack's X-OAuth-Scopes says the token lacks
+	// chat:write.customize, without which Slack ignores a post's username
+	// and icon_url.
+	noCustomize atomic.Bool
 }
 
 var (
@@ -59,12 +63,12 @@ func newClient(n *Connector, login *bridgev2.UserLogin) *Client {
 	}
 	c := &Client{n: n, login: login, meta: meta, log: login.Log.With().Str("component", "slack").Logger(),
 		users: map[string]*slack.User{}, echoes: map[string]int{}}
-	c.api = newAPI(n, meta.Token, meta.AppToken)
+	c.api = newAPI(n, meta.Token, meta.AppToken, slack.OptionHTTPClient(scopeWatcher{n.http, c.scopes}))
 	return c
 }
 
-func newAPI(n *Connector, token, appToken string) *slack.Client {
-	opts := []slack.Option{slack.OptionAPIURL(n.Config.APIURL), slack.OptionHTTPClient(n.http)}
+func newAPI(n *Connector, token, appToken string, more ...slack.Option) *slack.Client {
+	opts := append([]slack.Option{slack.OptionAPIURL(n.Config.APIURL), slack.OptionHTTPClient(n.http)}, more...)
 	if appToken != "" {
 		opts = append(opts, slack.OptionAppLevelToken(appToken))
 	}
@@ -335,6 +339,9 @@ func (c *Client) GetCapabilities(context.Context, *bridgev2.Portal) *event.RoomF
 		ReactionCount:       0,
 		ReadReceipts:        true,
 		TypingNotifications: false,
+		// A relayed Matrix user's name and avatar go as the bot post's
+		// username and icon_url (relay.go), not in bridgev2's text formats.
+		PerMessageProfileRelay: true,
 	}
 }
 

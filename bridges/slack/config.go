@@ -8,6 +8,7 @@ import (
 	"time"
 
 	up "go.mau.fi/util/configupgrade"
+	"maunium.net/go/mautrix/id"
 )
 
 //go:embed example-config.yaml
@@ -25,6 +26,13 @@ type Config struct {
 	// connection attempts.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Relay makes a bot login the relay of its workspace's portals, so
+	// that Matrix users without a Slack login talk through the bot, under
+	// their own name and avatar.
+	Relay bool `yaml:"relay"`
+	// MediaURL makes Matrix avatars reachable for Slack (icon_url):
+	// <media_url>/<server>/<media ID> for mxc://<server>/<media ID>.
+	MediaURL string `yaml:"media_url"`
 }
 
 func (c *Config) validate() error {
@@ -49,13 +57,29 @@ func (c *Config) validate() error {
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = max(2*time.Minute, c.ReconnectMin)
 	}
+	c.MediaURL = strings.TrimSuffix(c.MediaURL, "/")
+	if c.MediaURL != "" {
+		if u, err := url.Parse(c.MediaURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("slack: media_url %q is not an http(s) URL", c.MediaURL)
+		}
+	}
 	return nil
+}
+
+// avatarURL is where Slack can fetch a Matrix avatar ("" if nowhere).
+func (c *Config) avatarURL(mxc id.ContentURIString) string {
+	u, err := mxc.Parse()
+	if err != nil || c.MediaURL == "" || u.IsEmpty() {
+		return ""
+	}
+	return c.MediaURL + "/" + u.Homeserver + "/" + u.FileID
 }
 
 func (c *Config) upgrader() up.Upgrader {
 	return up.SimpleUpgrader(func(h up.Helper) {
-		for _, key := range []string{"api_url", "display_name", "file_timeout", "reconnect_min", "reconnect_max"} {
+		for _, key := range []string{"api_url", "display_name", "file_timeout", "reconnect_min", "reconnect_max", "media_url"} {
 			h.Copy(up.Str|up.Null, key)
 		}
+		h.Copy(up.Bool, "relay")
 	})
 }

@@ -4,9 +4,12 @@
 //
 // A login is a Slack token and the app-level token (xapp-…) that opens the
 // app's Socket Mode connection. With a bot token (xoxb-…) the bridge posts
-// as the app's bot: the login's own Matrix messages and, through bridgev2's
-// relay, those of Matrix users without a login. With a user token (xoxp-…)
-// it posts as that Slack user (puppeting).
+// as the app's bot: the login's own Matrix messages and, as the relay of
+// its workspace's portals (network.relay, on by default: relay.go), those
+// of Matrix users without a login, each under the Matrix user's name and
+// avatar (username and icon_url; the avatar through network.media_url),
+// or, when the app lacks chat:write.customize, as "*name*: text". With a
+// user token (xoxp-…) it posts as that Slack user (puppeting).
 //
 // IDs are mautrix-slack's, which `tributary import slack` uses too, so the
 // bridge continues in the rooms an import made: a conversation's portal is

@@ -66,13 +66,24 @@ func tsTime(ts string) time.Time {
 func streamOrder(ts string) int64 { return tsTime(ts).UnixMicro() }
 
 func (c *Client) meta0(channel, user, ts string, typ bridgev2.RemoteEventType) simplevent.EventMeta {
+	var post func(context.Context, *bridgev2.Portal)
+	if c.relays() && typ == bridgev2.RemoteEventMessage {
+		// A portal made before (or by an import, or while relay was
+		// off) gets its relay with its next message.
+		post = func(ctx context.Context, portal *bridgev2.Portal) {
+			if portal.MXID != "" {
+				c.relayUpdater(ctx, portal)
+			}
+		}
+	}
 	return simplevent.EventMeta{
-		Type:         typ,
-		PortalKey:    portalKey(c.meta.TeamID, channel),
-		Sender:       c.sender(user),
-		CreatePortal: typ == bridgev2.RemoteEventMessage,
-		Timestamp:    tsTime(ts),
-		StreamOrder:  streamOrder(ts),
+		PostHandleFunc: post,
+		Type:           typ,
+		PortalKey:      portalKey(c.meta.TeamID, channel),
+		Sender:         c.sender(user),
+		CreatePortal:   typ == bridgev2.RemoteEventMessage,
+		Timestamp:      tsTime(ts),
+		StreamOrder:    streamOrder(ts),
 		LogContext: func(lc zerolog.Context) zerolog.Context {
 			return lc.Str("slack_channel", channel).Str("slack_ts", ts)
 		},
@@ -269,7 +280,7 @@ func (c *Client) convertMessage(channel string) func(context.Context, *bridgev2.
 		// A file the bridge uploaded for a Matrix message comes back as a
 		// message of its own. This runs in the portal's turn, after the
 		// upload's Matrix message was handled, so the echo is known.
-		if m.User == c.meta.UserID && len(m.Files) > 0 && strings.TrimSpace(m.Text) == "" {
+		if m.User == c.meta.UserID && len(m.Files) > 0 {
 			for _, f := range m.Files {
 				if c.isEcho("file:" + f.ID) {
 					return nil, bridgev2.ErrIgnoringRemoteEvent

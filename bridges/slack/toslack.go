@@ -108,7 +108,8 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	}
 	switch content.MsgType {
 	case event.MsgText, event.MsgNotice, event.MsgEmote:
-		opts := []slack.MsgOption{slack.MsgOptionText(c.mrkdwn(ctx, content), false)}
+		text, opts := c.postOptions(c.poster(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender), c.mrkdwn(ctx, content))
+		opts = append(opts, slack.MsgOptionText(text, false))
 		if thread != "" {
 			opts = append(opts, slack.MsgOptionTS(thread))
 		}
@@ -126,7 +127,8 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 
 // sendFile uploads a Matrix file to the conversation (files.upload v2).
 // Slack answers with the file, not the message that shares it, so the
-// message is recorded under the file's ID and its echo is not bridged back.
+// message is recorded under the file's ID and its echo (with or without a
+// comment) is not bridged back.
 func (c *Client) sendFile(ctx context.Context, msg *bridgev2.MatrixMessage, channel, thread string) (*bridgev2.MatrixMessageResponse, error) {
 	content := msg.Content
 	url := content.URL
@@ -145,15 +147,19 @@ func (c *Client) sendFile(ctx context.Context, msg *bridgev2.MatrixMessage, chan
 	if content.FileName != "" && content.Body != content.FileName {
 		caption = c.mrkdwn(ctx, content)
 	}
+	if p := c.poster(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender); p != nil {
+		// files.completeUploadExternal takes no username or icon_url: a
+		// file the bot posts for a Matrix user is shared by the bot, its
+		// comment naming the sender.
+		caption = relayPrefix(p, caption)
+	}
 	params := slack.UploadFileParameters{Reader: bytes.NewReader(data), FileSize: len(data), Filename: name,
 		Title: name, Channel: channel, ThreadTimestamp: thread, InitialComment: caption}
 	f, err := c.api.UploadFileContext(ctx, params)
 	if err != nil {
 		return nil, c.checkAuth(err)
 	}
-	if caption == "" {
-		c.expectEcho("file:" + f.ID)
-	}
+	c.expectEcho("file:" + f.ID)
 	return &bridgev2.MatrixMessageResponse{DB: &database.Message{
 		ID:       messageID(c.meta.TeamID, channel, "file-"+f.ID),
 		SenderID: userID(c.meta.TeamID, c.meta.UserID), Timestamp: time.Now()}}, nil
@@ -168,9 +174,14 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 	if err != nil || strings.HasPrefix(ts, "file-") {
 		return fmt.Errorf("%w: that message cannot be edited on Slack", bridgev2.ErrUnsupportedMessageType)
 	}
+	text := c.mrkdwn(ctx, msg.Content)
+	if p := c.poster(ctx, msg.Portal, msg.Event.Sender, msg.OrigSender); p != nil && c.namesInText() {
+		// The post says whose it is in its text, and goes on saying so
+		// (chat.update keeps a post's username).
+		text = relayPrefix(p, text)
+	}
 	c.expectEcho("edit:" + channel + ":" + ts)
-	if _, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
-		slack.MsgOptionText(c.mrkdwn(ctx, msg.Content), false)); err != nil {
+	if _, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(text, false)); err != nil {
 		c.isEcho("edit:" + channel + ":" + ts)
 		return refusedChange(c.checkAuth(err))
 	}

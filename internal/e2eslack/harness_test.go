@@ -30,6 +30,7 @@ const (
 var (
 	buildOnce sync.Once
 	builtBin  string
+	builtDir  string
 	buildErr  error
 )
 
@@ -42,6 +43,7 @@ func pluginBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		builtDir = dir
 		builtBin, buildErr = plugintest.BuildInto(dir, slackPluginPackage)
 	})
 	if buildErr != nil {
@@ -53,6 +55,13 @@ func pluginBinary(t testing.TB) string {
 // writeConfig writes a server config running the plugin against the fake;
 // the import of Slack exports acts as the plugin (same ghost prefix).
 func writeConfig(t testing.TB, bin, apiURL string) string {
+	t.Helper()
+	return writeConfigWith(t, bin, apiURL, "")
+}
+
+// writeConfigWith is writeConfig with more of the plugin's network
+// section (YAML lines indented by 8).
+func writeConfigWith(t testing.TB, bin, apiURL, network string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`app_services:
   retry_backoff: 200ms
@@ -66,12 +75,12 @@ plugins:
       network:
         api_url: %q
         reconnect_min: 50ms
-      log_level: debug
+%s      log_level: debug
 imports:
   slack:
     ghost_prefix: slack_
     bot_localpart: slackbot
-`, bin, apiURL)
+`, bin, apiURL, network)
 	path := filepath.Join(t.TempDir(), "tributary.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -96,6 +105,10 @@ func databases(t *testing.T, fn func(t *testing.T, dbArgs []string)) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	if builtDir != "" {
+		// The plugin binary's directory (43 MB a run).
+		_ = os.RemoveAll(builtDir)
+	}
 	os.Exit(code)
 }
 

@@ -61,8 +61,12 @@ type File struct {
 // Message is a message as Slack keeps it.
 type Message struct {
 	Channel, TS, ThreadTS, User, BotID, Text, Subtype string
-	Files                                             []*File
-	EditedTS                                          string
+	// Username and IconURL are the name and picture a bot posted under
+	// (chat.postMessage's username and icon_url, which Slack takes only
+	// from a token with the chat:write.customize scope).
+	Username, IconURL string
+	Files             []*File
+	EditedTS          string
 	// Reactions: emoji name → users, in order.
 	Reactions map[string][]string
 	Deleted   bool
@@ -89,6 +93,23 @@ type token struct {
 	user    string
 	app     bool
 	revoked string // the error Slack now answers with, if any
+	// noCustomize: the token lacks chat:write.customize (DenyCustomize).
+	noCustomize bool
+}
+
+// botScopes are the scopes of the bot token (X-OAuth-Scopes), without
+// chat:write.customize, which it has unless DenyCustomize.
+const botScopes = "app_mentions:read,channels:history,channels:read,chat:write,emoji:read,files:read,files:write," +
+	"groups:history,groups:read,im:history,im:read,mpim:history,mpim:read,reactions:read,reactions:write,users:read"
+
+// DenyCustomize takes chat:write.customize from the bot token, as an app
+// installed without it: Slack then ignores chat.postMessage's username
+// and icon_url (it does not fail), and says which scopes the token has in
+// every answer's X-OAuth-Scopes header.
+func (s *Server) DenyCustomize() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[BotToken].noCustomize = true
 }
 
 // Server is the fake Slack.
@@ -443,6 +464,12 @@ func (s *Server) msgJSONLocked(m *Message) map[string]any {
 	}
 	if m.BotID != "" {
 		j["bot_id"] = m.BotID
+	}
+	if m.Username != "" {
+		j["username"] = m.Username
+	}
+	if m.IconURL != "" {
+		j["icons"] = map[string]any{"image_48": m.IconURL}
 	}
 	if m.Subtype != "" {
 		j["subtype"] = m.Subtype

@@ -54,6 +54,15 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		fail(w, "not_allowed_token_type")
 		return
 	}
+	if t.app {
+		w.Header().Set("X-OAuth-Scopes", "connections:write")
+	} else if t.user == BotUserID {
+		scopes := botScopes
+		if !t.noCustomize {
+			scopes += ",chat:write.customize"
+		}
+		w.Header().Set("X-OAuth-Scopes", scopes)
+	}
 	f := r.Form.Get
 	switch method {
 	case "auth.test":
@@ -124,7 +133,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(w, map[string]any{"members": members[start:end], "response_metadata": map[string]any{"next_cursor": next}})
 	case "chat.postMessage":
-		s.postMessage(w, t, f("channel"), f("text"), f("thread_ts"), nil)
+		s.postMessage(w, t, f("channel"), f("text"), f("thread_ts"), nil, f("username"), f("icon_url"))
 	case "chat.update":
 		s.mu.Lock()
 		m := s.messages[f("channel")][f("ts")]
@@ -146,6 +155,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		if m == nil {
 			fail(w, "message_not_found")
+			return
+		}
+		if m.User != t.user {
+			// A bot deletes only its own messages; so does a user who is
+			// not a workspace admin (the fake has none).
+			fail(w, "cant_delete_message")
 			return
 		}
 		s.Delete(f("channel"), f("ts"))
@@ -209,7 +224,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		if channel == "" {
 			channel = f("channels")
 		}
-		s.postMessage(nil, t, channel, f("initial_comment"), f("thread_ts"), files)
+		s.postMessage(nil, t, channel, f("initial_comment"), f("thread_ts"), files, "", "")
 		out := []any{}
 		for _, sm := range summaries {
 			out = append(out, map[string]any{"id": sm.ID, "title": sm.Title})
@@ -265,7 +280,9 @@ func (s *Server) record(m *Message) {
 // postMessage posts as the token's user (the bot posts with its bot_id),
 // sends the message event, and answers as chat.postMessage does (w nil:
 // no answer, for files.completeUploadExternal).
-func (s *Server) postMessage(w http.ResponseWriter, t *token, channel, text, threadTS string, files []*File) {
+// A bot's username and iconURL are kept if its token may customize (Slack
+// ignores them otherwise, and a user token's always).
+func (s *Server) postMessage(w http.ResponseWriter, t *token, channel, text, threadTS string, files []*File, username, iconURL string) {
 	s.mu.Lock()
 	c := s.channels[channel]
 	if c == nil {
@@ -285,6 +302,9 @@ func (s *Server) postMessage(w http.ResponseWriter, t *token, channel, text, thr
 	m := &Message{Channel: channel, TS: s.tsLocked(), ThreadTS: threadTS, User: t.user, Text: text, Files: files}
 	if u := s.users[t.user]; u != nil && u.IsBot {
 		m.BotID = u.BotID
+		if !t.noCustomize {
+			m.Username, m.IconURL = username, iconURL
+		}
 	}
 	if len(files) > 0 {
 		m.Subtype = "file_share"

@@ -6,6 +6,7 @@ import (
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/bridgeconfig"
+	"maunium.net/go/mautrix/event"
 )
 
 // Config is a bridgev2 plugin's block of the homeserver configuration
@@ -59,7 +60,7 @@ func defaultConfig(net bridgev2.NetworkConnector, serverName string) *Config {
 			Permissions: bridgeconfig.PermissionConfig{
 				serverName: &bridgeconfig.PermissionLevelUser,
 			},
-			Relay: bridgeconfig.RelayConfig{},
+			Relay: defaultRelay(),
 		},
 		Backfill: bridgeconfig.BackfillConfig{
 			Enabled:              true,
@@ -90,6 +91,9 @@ func loadConfig(raw []byte, net bridgev2.NetworkConnector, serverName string) (*
 	}
 	// As mxmain does: the backfill section is the bridge's.
 	cfg.Bridge.Backfill = cfg.Backfill
+	if err := parseRelayTemplates(&cfg.Bridge.Relay); err != nil {
+		return nil, fmt.Errorf("plugin config: bridge.relay: %w", err)
+	}
 	example, data, _ := net.GetConfig()
 	if data != nil {
 		if example != "" {
@@ -104,4 +108,38 @@ func loadConfig(raw []byte, net bridgev2.NetworkConnector, serverName string) (*
 		}
 	}
 	return cfg, nil
+}
+
+// defaultRelay is bridgev2's example relay section: relay mode (set-relay)
+// off, its message formats and name template there for a connector that
+// turns relaying on for its own logins.
+func defaultRelay() bridgeconfig.RelayConfig {
+	const name = "<b>{{ .Sender.DisambiguatedName }}</b>"
+	const caption = "{{ if .Caption }}: {{ .Caption }}{{ end }}"
+	return bridgeconfig.RelayConfig{
+		AdminOnly: true, PreferDefault: true, AllowBridge: true,
+		MessageFormats: map[event.MessageType]string{
+			event.MsgText:     name + ": {{ .Message }}",
+			event.MsgNotice:   name + ": {{ .Message }}",
+			event.MsgEmote:    "* " + name + " {{ .Message }}",
+			event.MsgFile:     name + " sent a file" + caption,
+			event.MsgImage:    name + " sent an image" + caption,
+			event.MsgAudio:    name + " sent an audio file" + caption,
+			event.MsgVideo:    name + " sent a video" + caption,
+			event.MsgLocation: name + " sent a location" + caption,
+		},
+		DisplaynameFormat: "{{ .DisambiguatedName }}",
+	}
+}
+
+// parseRelayTemplates parses the relay section's templates, which
+// bridgev2 does only when it decodes the section from YAML: a config that
+// does not name bridge.relay would leave them nil, and bridgev2 panics
+// relaying a message with them.
+func parseRelayTemplates(rc *bridgeconfig.RelayConfig) error {
+	var node yaml.Node
+	if err := node.Encode(rc); err != nil {
+		return err
+	}
+	return rc.UnmarshalYAML(&node)
 }

@@ -171,3 +171,35 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+// A config that does not name bridge.relay still relays: bridgev2's name
+// and message templates are there (they were nil, and bridgev2 panicked
+// formatting a relayed sender's name); a relay section given replaces
+// what it names.
+func TestLoadConfigRelayTemplates(t *testing.T) {
+	sender := &bridgev2.OrigSender{DisambiguatedName: "Carol"}
+	cfg, err := loadConfig(nil, &testNet{}, "hs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bridge.Relay.Enabled {
+		t.Error("relay mode (set-relay) is on by default")
+	}
+	if got := cfg.Bridge.Relay.FormatName(sender); got != "Carol" {
+		t.Errorf("relayed name %q", got)
+	}
+	out, err := cfg.Bridge.Relay.FormatMessage(&event.MessageEventContent{MsgType: event.MsgText, Body: "hi"}, sender)
+	if err != nil || out.FormattedBody != "<b>Carol</b>: hi" {
+		t.Errorf("relayed message %+v (%v)", out, err)
+	}
+	cfg, err = loadConfig([]byte(`{"bridge": {"relay": {"enabled": true, "displayname_format": "{{ .DisambiguatedName }} (M)"}}}`), &testNet{}, "hs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Bridge.Relay.FormatName(sender); !cfg.Bridge.Relay.Enabled || got != "Carol (M)" {
+		t.Errorf("configured relay: enabled %v, name %q", cfg.Bridge.Relay.Enabled, got)
+	}
+	if _, err := loadConfig([]byte(`{"bridge": {"relay": {"displayname_format": "{{ .Oops"}}}`), &testNet{}, "hs"); err == nil {
+		t.Error("a broken relay template was taken")
+	}
+}
