@@ -255,57 +255,47 @@ func (db *DB) lateral(r, table, alias, cond string) string {
 }
 
 func (db *DB) LatestRoomEvents(ctx context.Context, spans []storage.RoomSpan, limit int) (map[id.RoomID][]*storage.Event, error) {
-	out := make(map[id.RoomID][]*storage.Event, len(spans))
-	for part := range slices.Chunk(spans, batchRooms) {
-		values := make([]string, len(part))
-		args := []any{limit}
-		for i, s := range part {
-			after := s.After
-			if after == 0 {
-				after = math.MinInt64 // history batches go below 0
-			}
-			values[i] = "(" + placeholder(len(args)+1) + ", CAST(" + placeholder(len(args)+2) + " AS BIGINT), CAST(" +
-				placeholder(len(args)+3) + " AS BIGINT))"
-			args = append(args, s.RoomID, s.Before, after)
-		}
-		// Each room's newest events by a backward walk of its part of
-		// events_room_stream; the LIMIT stops it. SQLite has no LATERAL:
-		// the subquery gives each room's positions, each then one lookup of
-		// the primary key.
-		var from string
-		if db.dialect.Name() == "postgres" {
-			from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.room_id = r.room_id AND x.stream_pos < r.before
-				AND x.stream_pos > r.after AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0
-				ORDER BY x.stream_pos DESC LIMIT $1) e`
-		} else {
-			from = `FROM r CROSS JOIN events e ON e.stream_pos IN (SELECT x.stream_pos FROM events x
-				WHERE x.room_id = r.room_id AND x.stream_pos < r.before AND x.stream_pos > r.after
-				AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0 ORDER BY x.stream_pos DESC LIMIT $1)`
-		}
-		rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id, before, after) AS (VALUES `+strings.Join(values, ",")+`)
-			SELECT `+prefixed("e", eventCols)+` `+from, args...)
-		if err != nil {
-			return nil, err
-		}
-		got, err := collect(rows, scanEvent)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range got {
-			out[e.RoomID] = append(out[e.RoomID], e)
-		}
+	// Each room's newest events by a backward walk of its part of
+	// events_room_stream; the LIMIT stops it. SQLite has no LATERAL: the
+	// subquery gives each room's positions, each then one lookup of the
+	// primary key.
+	from := `FROM r CROSS JOIN events e ON e.stream_pos IN (SELECT x.stream_pos FROM events x
+		WHERE x.room_id = r.room_id AND x.stream_pos < r.before AND x.stream_pos > r.after
+		AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0 ORDER BY x.stream_pos DESC LIMIT $1)`
+	if db.dialect.Name() == "postgres" {
+		from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.room_id = r.room_id AND x.stream_pos < r.before
+			AND x.stream_pos > r.after AND x.rejected = 0 AND x.soft_failed = 0 AND x.outlier = 0
+			ORDER BY x.stream_pos DESC LIMIT $1) e`
 	}
-	for _, evs := range out {
-		slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(b.StreamPos, a.StreamPos) })
-	}
-	return out, nil
+	return db.eventsInSpans(ctx, spans, []any{limit}, from, true)
 }
 
 func (db *DB) StateEventsIn(ctx context.Context, spans []storage.RoomSpan) (map[id.RoomID][]*storage.Event, error) {
+	// Each room's stretch of events_room_stream, one range a room: a
+	// lateral subquery on PostgreSQL, the list first on SQLite (which
+	// keeps the order of a CROSS JOIN).
+	accepted := func(t string) string {
+		return t + `.room_id = r.room_id AND ` + t + `.stream_pos < r.before AND ` + t + `.stream_pos > r.after AND ` +
+			t + `.state_key IS NOT NULL AND ` + t + `.rejected = 0 AND ` + t + `.soft_failed = 0 AND ` +
+			t + `.outlier IN (0, ` + purgedOutlier + `)`
+	}
+	from := `FROM r CROSS JOIN events e ON ` + accepted("e")
+	if db.dialect.Name() == "postgres" {
+		from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE ` + accepted("x") + `) e`
+	}
+	return db.eventsInSpans(ctx, spans, nil, from, false)
+}
+
+// eventsInSpans reads the events "SELECT e.* from" finds for the spans,
+// given as the rows of r(room_id, before, after) (an After of 0 is the
+// lowest position: history batches go below 0), batchRooms spans a
+// statement, and groups them by room in stream order (newest first if
+// desc). lead are the statement's arguments before the spans'.
+func (db *DB) eventsInSpans(ctx context.Context, spans []storage.RoomSpan, lead []any, from string, desc bool) (map[id.RoomID][]*storage.Event, error) {
 	out := make(map[id.RoomID][]*storage.Event, len(spans))
 	for part := range slices.Chunk(spans, batchRooms) {
 		values := make([]string, len(part))
-		var args []any
+		args := slices.Clone(lead)
 		for i, s := range part {
 			after := s.After
 			if after == 0 {
@@ -315,18 +305,6 @@ func (db *DB) StateEventsIn(ctx context.Context, spans []storage.RoomSpan) (map[
 				placeholder(len(args)+3) + " AS BIGINT))"
 			args = append(args, s.RoomID, s.Before, after)
 		}
-		// Each room's stretch of events_room_stream, one range a room: a
-		// lateral subquery on PostgreSQL, the list first on SQLite (which
-		// keeps the order of a CROSS JOIN).
-		accepted := func(t string) string {
-			return t + `.room_id = r.room_id AND ` + t + `.stream_pos < r.before AND ` + t + `.stream_pos > r.after AND ` +
-				t + `.state_key IS NOT NULL AND ` + t + `.rejected = 0 AND ` + t + `.soft_failed = 0 AND ` +
-				t + `.outlier IN (0, ` + purgedOutlier + `)`
-		}
-		from := `FROM r CROSS JOIN events e ON ` + accepted("e")
-		if db.dialect.Name() == "postgres" {
-			from = `FROM r CROSS JOIN LATERAL (SELECT * FROM events x WHERE ` + accepted("x") + `) e`
-		}
 		rows, err := db.r(ctx).QueryContext(ctx, `WITH r(room_id, before, after) AS (VALUES `+strings.Join(values, ",")+`)
 			SELECT `+prefixed("e", eventCols)+` `+from, args...)
 		if err != nil {
@@ -341,7 +319,12 @@ func (db *DB) StateEventsIn(ctx context.Context, spans []storage.RoomSpan) (map[
 		}
 	}
 	for _, evs := range out {
-		slices.SortFunc(evs, func(a, b *storage.Event) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+		slices.SortFunc(evs, func(a, b *storage.Event) int {
+			if desc {
+				return cmp.Compare(b.StreamPos, a.StreamPos)
+			}
+			return cmp.Compare(a.StreamPos, b.StreamPos)
+		})
 	}
 	return out, nil
 }
