@@ -36,34 +36,19 @@ func migrationsBefore(t *testing.T, version string) fs.FS {
 }
 
 func TestTxnScopeMigration(t *testing.T) {
-	ctx := context.Background()
-	url := pgtest.URL(t)
-	cfg, err := pgconnConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := stdlib.OpenDB(*cfg)
-	old := sqldb.New(raw, raw, dialect{})
-	t.Cleanup(func() { _ = old.Close() })
-	if err := old.Migrate(ctx, migrationsBefore(t, storagetest.TxnScopeVersion)); err != nil {
-		t.Fatal(err)
-	}
-	storagetest.TxnScopeMigration(t, func(q string) error {
-		_, err := raw.ExecContext(ctx, q)
-		return err
-	}, func(t *testing.T) storage.Store {
-		s, err := Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	})
+	migrateFrom(t, storagetest.TxnScopeVersion, storagetest.TxnScopeMigration)
 }
 
 // Migration 0160 moves the messages and reactions imports recorded into
 // event_aliases.
 func TestAliasMessagesMigration(t *testing.T) {
+	migrateFrom(t, storagetest.AliasMessagesVersion, storagetest.AliasMessagesMigration)
+}
+
+// migrateFrom runs a storagetest migration check on a database migrated up
+// to (not including) version: the check writes old rows through exec, then
+// open gives the store that migrating the rest made of them.
+func migrateFrom(t *testing.T, version string, check func(t *testing.T, exec func(string) error, open func(*testing.T) storage.Store)) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	cfg, err := pgconnConfig(url)
@@ -73,10 +58,10 @@ func TestAliasMessagesMigration(t *testing.T) {
 	raw := stdlib.OpenDB(*cfg)
 	old := sqldb.New(raw, raw, dialect{})
 	t.Cleanup(func() { _ = old.Close() })
-	if err := old.Migrate(ctx, migrationsBefore(t, storagetest.AliasMessagesVersion)); err != nil {
+	if err := old.Migrate(ctx, migrationsBefore(t, version)); err != nil {
 		t.Fatal(err)
 	}
-	storagetest.AliasMessagesMigration(t, func(q string) error {
+	check(t, func(q string) error {
 		_, err := raw.ExecContext(ctx, q)
 		return err
 	}, func(t *testing.T) storage.Store {
