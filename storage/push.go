@@ -56,12 +56,16 @@ type PushCounts interface {
 	PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]PushDefault, []PushException, error)
 }
 
-// PushDefault is the notification every member gets from the event at
-// StreamPos, unless they have an exception (EventWrite.PushDefault).
+// PushDefault is the notification every member but the event's sender gets
+// from the event at StreamPos, unless they have an exception
+// (EventWrite.PushDefault).
 type PushDefault struct {
 	StreamPos int64
 	ThreadID  string
 	Highlight bool
+	// Sender is the event's sender, whom the default never counts for (""
+	// in rows stored before it was kept: their sender has an exception).
+	Sender id.UserID
 }
 
 // PushException is a user's own notification from the event at StreamPos

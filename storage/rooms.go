@@ -115,10 +115,11 @@ type EventWrite struct {
 	// kept while this server was not in the room), in the same
 	// transaction: the room's timeline begins with this event.
 	OutlierStateless bool
-	// PushDefault, when set, is the notification every local member gets
-	// from this event (its UserID is empty), unless PushActions has one of
-	// their own for them; PushActions are those (or, without a default,
-	// the notifications of the users notified).
+	// PushDefault, when set, is the notification every local member but
+	// the event's sender gets from this event (its UserID is empty),
+	// unless PushActions has one of their own for them; PushActions are
+	// those (or, without a default, the notifications of the users
+	// notified).
 	PushDefault *PushAction
 	PushActions []PushAction
 	// Queued are the consumers interested in the event (appservices now;
@@ -323,10 +324,14 @@ type RelationReader interface {
 
 // TxnLookup finds the client transactions that made events.
 type TxnLookup interface {
-	// TxnIDsOf maps the given events sent by the user's device to their client transaction IDs.
-	TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error)
-	// TxnsOf maps those of the given events that a client transaction made
-	// to it (UserID, DeviceID, TxnID and EventID; not Endpoint). An event's
-	// transaction is stored with it and never changes.
-	TxnsOf(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]EventTxn, error)
+	// TxnIDsOf maps the events at the given stream positions that the
+	// user's device sent to their client transaction IDs.
+	TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, positions []int64) (map[id.EventID]string, error)
+	// TxnsOf maps those of the events at the given stream positions that a
+	// client transaction made to it (UserID, DeviceID, TxnID and EventID;
+	// not Endpoint). An event's transaction is stored with it and never
+	// changes. Events are named by position: the transactions are kept in
+	// that order, so that a commit of many sends writes the end of one
+	// index rather than a random place of it for each.
+	TxnsOf(ctx context.Context, positions []int64) (map[id.EventID]EventTxn, error)
 }

@@ -90,11 +90,11 @@ func (s *Reader) txnIDsOf(ctx context.Context, user id.UserID, device id.DeviceI
 	if device == "" {
 		return nil, nil
 	}
-	var mine []id.EventID
+	var mine []*storage.Event
 	for _, evs := range lists {
 		for _, e := range evs {
 			if e.Sender == user {
-				mine = append(mine, e.EventID)
+				mine = append(mine, e)
 			}
 		}
 	}
@@ -113,14 +113,17 @@ type txnOf struct {
 // stored with the event and never changes: it is cached by event, so that
 // the timelines of every sync and long-poll that show an event look it up
 // once.
-func (s *Reader) cachedTxnIDs(ctx context.Context, user id.UserID, device id.DeviceID, ids []id.EventID) (map[id.EventID]string, error) {
+func (s *Reader) cachedTxnIDs(ctx context.Context, user id.UserID, device id.DeviceID, evs []*storage.Event) (map[id.EventID]string, error) {
 	out := map[id.EventID]string{}
 	var missing []id.EventID
-	for _, eid := range ids {
+	var positions []int64
+	for _, e := range evs {
+		eid := e.EventID
 		t, ok := s.txns.get(eid)
 		switch {
 		case !ok:
 			missing = append(missing, eid)
+			positions = append(positions, e.StreamPos)
 		case t.txn != "" && t.user == user && t.device == device:
 			out[eid] = t.txn
 		}
@@ -128,7 +131,7 @@ func (s *Reader) cachedTxnIDs(ctx context.Context, user id.UserID, device id.Dev
 	if len(missing) == 0 {
 		return out, nil
 	}
-	got, err := s.store.TxnsOf(ctx, missing)
+	got, err := s.store.TxnsOf(ctx, positions)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +159,7 @@ func (f *formatter) format(ctx context.Context, evs []*storage.Event) ([]*Client
 	if err := f.aggregate(ctx, evs, out); err != nil {
 		return nil, err
 	}
-	if err := f.transactionIDs(ctx, out); err != nil {
+	if err := f.transactionIDs(ctx, evs, out); err != nil {
 		return nil, err
 	}
 	if f.membership && f.user != "" {
@@ -221,7 +224,7 @@ func (f *formatter) memberships(ctx context.Context, evs []*storage.Event, out [
 
 // transactionIDs sets unsigned.transaction_id on the asking device's own
 // events, so that clients can match them with their local echoes.
-func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) error {
+func (f *formatter) transactionIDs(ctx context.Context, evs []*storage.Event, out []*ClientEvent) error {
 	if f.device == "" {
 		return nil
 	}
@@ -233,10 +236,10 @@ func (f *formatter) transactionIDs(ctx context.Context, out []*ClientEvent) erro
 		}
 		return nil
 	}
-	var mine []id.EventID
-	for _, ce := range out {
-		if ce.Sender == f.user {
-			mine = append(mine, ce.EventID)
+	var mine []*storage.Event
+	for _, e := range evs {
+		if e.Sender == f.user {
+			mine = append(mine, e)
 		}
 	}
 	if len(mine) == 0 {

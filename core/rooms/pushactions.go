@@ -23,10 +23,12 @@ type Pusher interface {
 // event, in the writer, so that counts are ready when the event is: nothing
 // is left queued when senders stop. When most members are notified plainly
 // (the usual message), that is stored once as the event's default and only
-// the members who differ get a row: the sender and others not notified
-// (silent), and highlights — a message in a big room writes a few rows, not
-// one per member. Notifications of users with pushers are queued for
-// their push gateways in the same write (wr.PushQueue).
+// the members who differ get a row: those not notified (silent) and
+// highlights — a message in a big room writes a few rows, not one per
+// member. The sender needs none: storage keeps the sender with the
+// default, which never counts for them. Notifications of users with
+// pushers are queued for their push gateways in the same write
+// (wr.PushQueue).
 func (s *Service) pushActions(ctx context.Context, b *batchState, ev *pdu.PDU, se *storage.Event, wr *storage.EventWrite) (err error) {
 	wr.PushDefault, wr.PushActions, err = s.pushOutcomes(ctx, b, ev, se, wr)
 	return err
@@ -117,9 +119,6 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 		if o.Highlight {
 			out = append(out, storage.PushAction{UserID: o.User, ThreadID: thread, Highlight: true})
 		}
-	}
-	if ev.Sender.Homeserver() == s.opts.ServerName {
-		out = append(out, storage.PushAction{UserID: ev.Sender, ThreadID: thread, Silent: true})
 	}
 	for _, u := range append(users, ignorers...) {
 		if u != ev.Sender && !notified[u] {

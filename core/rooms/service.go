@@ -42,6 +42,10 @@ type Options struct {
 	// WriterIdle is how long a room's writer stays without requests before
 	// it retires and forgets the room's state (0: two minutes).
 	WriterIdle time.Duration
+	// GatherFor bounds how long a room's batch of sends that finds no
+	// commit in flight waits for the room's other active senders (see
+	// gather; 0: 2 ms, negative: it never waits).
+	GatherFor time.Duration
 	// DefaultVersion is the version of rooms created without one
 	// (events.DefaultRoomVersion when empty).
 	DefaultVersion id.RoomVersion
@@ -195,6 +199,9 @@ func New(store Store, opts Options) (*Service, error) {
 	}
 	if opts.WriterIdle <= 0 {
 		opts.WriterIdle = 2 * time.Minute
+	}
+	if opts.GatherFor == 0 {
+		opts.GatherFor = 2 * time.Millisecond
 	}
 	if opts.DefaultVersion == "" {
 		opts.DefaultVersion = events.DefaultRoomVersion

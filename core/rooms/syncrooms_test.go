@@ -169,14 +169,14 @@ func (c *countingStore) RoomSummaries(ctx context.Context, rooms []id.RoomID, us
 	return c.Store.RoomSummaries(ctx, rooms, user)
 }
 
-func (c *countingStore) TxnsOf(ctx context.Context, ids []id.EventID) (map[id.EventID]storage.EventTxn, error) {
+func (c *countingStore) TxnsOf(ctx context.Context, positions []int64) (map[id.EventID]storage.EventTxn, error) {
 	c.txns.Add(1)
-	return c.Store.TxnsOf(ctx, ids)
+	return c.Store.TxnsOf(ctx, positions)
 }
 
-func (c *countingStore) TxnIDsOf(ctx context.Context, user id.UserID, device id.DeviceID, ids []id.EventID) (map[id.EventID]string, error) {
+func (c *countingStore) TxnIDsOf(ctx context.Context, user id.UserID, device id.DeviceID, positions []int64) (map[id.EventID]string, error) {
 	c.txns.Add(1)
-	return c.Store.TxnIDsOf(ctx, user, device, ids)
+	return c.Store.TxnIDsOf(ctx, user, device, positions)
 }
 
 func (c *countingStore) StatesAt(ctx context.Context, groups []int64) (map[int64][]storage.StateEntry, error) {

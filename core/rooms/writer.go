@@ -320,6 +320,10 @@ type roomWriter struct {
 	// next is a request taken from reqs while a batch was being gathered
 	// but not of it: the next one served.
 	next *sendReq
+	// active are the senders of the room's recent sends and when each
+	// last sent; crowded, that the last batch carried several (see gather).
+	active  map[id.UserID]time.Time
+	crowded bool
 }
 
 // committedTxn is a client transaction: its user, device, endpoint and ID.

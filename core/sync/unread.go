@@ -356,7 +356,7 @@ func (u *unreadCache) newNotifications(ctx context.Context, roomID id.RoomID, us
 		}
 	}
 	for _, d := range rp.defaults {
-		if d.StreamPos > after && d.StreamPos <= upto && !mine[d.StreamPos] {
+		if d.StreamPos > after && d.StreamPos <= upto && !mine[d.StreamPos] && d.Sender != user {
 			add(d.ThreadID, d.Highlight)
 		}
 	}

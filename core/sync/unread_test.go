@@ -28,6 +28,7 @@ type fakeAction struct {
 	pos       int64
 	thread    string
 	highlight bool
+	sender    id.UserID // whom the default does not count for
 }
 
 func (f *fakeUnread) PushActionsBetween(_ context.Context, _ id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error) {
@@ -35,7 +36,7 @@ func (f *fakeUnread) PushActionsBetween(_ context.Context, _ id.RoomID, after, u
 	var ds []storage.PushDefault
 	for _, a := range f.actions {
 		if a.pos > after && a.pos <= upto {
-			ds = append(ds, storage.PushDefault{StreamPos: a.pos, ThreadID: a.thread, Highlight: a.highlight})
+			ds = append(ds, storage.PushDefault{StreamPos: a.pos, ThreadID: a.thread, Highlight: a.highlight, Sender: a.sender})
 		}
 	}
 	var xs []storage.PushException
@@ -90,7 +91,8 @@ func (f *fakeUnread) PushActionCounts(_ context.Context, _ id.RoomID, user id.Us
 		}
 	}
 	for _, a := range f.actions {
-		if !slices.ContainsFunc(f.exceptions, func(x storage.PushException) bool { return x.StreamPos == a.pos && x.UserID == user }) {
+		if a.sender != user &&
+			!slices.ContainsFunc(f.exceptions, func(x storage.PushException) bool { return x.StreamPos == a.pos && x.UserID == user }) {
 			count(a.pos, a.thread, a.highlight)
 		}
 	}
@@ -134,7 +136,8 @@ func TestUnreadCacheMatchesRecount(t *testing.T) {
 				}
 			case r < 7:
 				pos++
-				f.own = pos // the user speaks (their event notifies nobody)
+				f.own = pos // the user speaks: their event notifies the others
+				f.actions = append(f.actions, fakeAction{pos: pos, thread: threads[rng.IntN(3)], sender: "@u"})
 				cache.forget("@u", "!r")
 			case r < 8 && pos > 0:
 				f.read[""] = max(f.read[""], 1+rng.Int64N(pos))
@@ -205,6 +208,25 @@ func TestUnreadCacheCountsOnlyNewNotifications(t *testing.T) {
 	cache.forget("@u", "!r")
 	if got, err := cache.counts(ctx, "!r", "@u", 101, nil); err != nil || len(got) != 0 || f.reads != 1 {
 		t.Fatalf("after reading: %+v %v (%d read-marker queries)", got, err, f.reads)
+	}
+}
+
+// TestUnreadCacheSkipsOwnDefaults: the user's own event, counted on top of
+// counts kept from before it (a sync between its commit and the forget
+// that follows), is not a notification of theirs.
+func TestUnreadCacheSkipsOwnDefaults(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeUnread{read: map[string]int64{}, actions: []fakeAction{{pos: 1, thread: "main"}}}
+	cache := newUnreadCache(f)
+	if got, err := cache.counts(ctx, "!r", "@u", 1, nil); err != nil || len(got) != 1 || got[0].Notifications != 1 {
+		t.Fatalf("first count %+v %v", got, err)
+	}
+	f.actions = append(f.actions, fakeAction{pos: 2, thread: "main", sender: "@u"})
+	if got, err := cache.counts(ctx, "!r", "@u", 2, nil); err != nil || len(got) != 1 || got[0].Notifications != 1 {
+		t.Fatalf("after the user's own event: %+v %v", got, err)
+	}
+	if got, err := cache.counts(ctx, "!r", "@v", 2, nil); err != nil || len(got) != 1 || got[0].Notifications != 2 {
+		t.Fatalf("another member after it: %+v %v", got, err)
 	}
 }
 

@@ -218,7 +218,7 @@ func (db *DB) PushActionCountsIn(ctx context.Context, userID id.UserID, after ma
 		}
 		defaults := `SELECT r.room_id, d.thread_id, d.highlight ` +
 			from("event_push_defaults", "d", `d.room_id = r.room_id AND d.stream_pos > r.after AND d.stream_pos <= $2`) + `
-			WHERE NOT EXISTS (SELECT 1 FROM event_push_actions x
+			WHERE d.sender <> $1 AND NOT EXISTS (SELECT 1 FROM event_push_actions x
 				WHERE x.user_id = $1 AND x.room_id = r.room_id AND x.stream_pos = d.stream_pos)`
 		own := `SELECT r.room_id, a.thread_id, a.highlight ` +
 			from("event_push_actions", "a", `a.user_id = $1 AND a.room_id = r.room_id AND a.stream_pos > r.after AND a.stream_pos <= $2 AND a.notify = 1`)

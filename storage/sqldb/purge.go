@@ -14,7 +14,7 @@ import (
 // this list to the schema: a new table with a room_id, event_id or
 // stream_pos column must be listed here or in purgeKeeps.
 var purgeRoomRows = []struct{ table, where string }{
-	{"event_txns", `event_id IN (SELECT event_id FROM events WHERE room_id = $1)`},
+	{"event_txns", `stream_pos IN (SELECT stream_pos FROM events WHERE room_id = $1)`},
 	{"event_search", ``}, // by the room's stream positions: see searchCol
 	{"push_queue", `stream_pos IN (SELECT stream_pos FROM events WHERE room_id = $1)`},
 	{"interest_queue", `stream_pos IN (SELECT stream_pos FROM events WHERE room_id = $1)`},
@@ -119,15 +119,12 @@ func (db *DB) RoomRows(ctx context.Context, roomID id.RoomID, eventIDs []id.Even
 		}
 	}
 	for _, e := range eventIDs {
-		if err := count("event_txns", `event_id = $1`, e); err != nil {
-			return nil, err
-		}
 		if err := count("state_group_entries", `event_id = $1`, e); err != nil {
 			return nil, err
 		}
 	}
 	for _, p := range positions {
-		for _, table := range []string{"push_queue", "interest_queue"} {
+		for _, table := range []string{"push_queue", "interest_queue", "event_txns"} {
 			if err := count(table, `stream_pos = $1`, p); err != nil {
 				return nil, err
 			}

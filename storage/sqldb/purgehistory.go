@@ -22,7 +22,7 @@ const purgedEvents = `SELECT %s FROM events WHERE room_id = $1 AND stream_pos < 
 // schema: a table with an event_id or stream_pos column must be listed here
 // or in purgeHistoryKeeps.
 var purgeHistoryRows = []struct{ table, where string }{
-	{"event_txns", `event_id IN (` + fmt.Sprintf(purgedEvents, "event_id") + `)`},
+	{"event_txns", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},
 	{"event_aliases", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},
 	{"event_search", ``}, // by stream position: see searchCol
 	{"push_queue", `stream_pos IN (` + fmt.Sprintf(purgedEvents, "stream_pos") + `)`},

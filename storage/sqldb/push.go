@@ -79,10 +79,10 @@ func (db *DB) ReadPositions(ctx context.Context, roomID id.RoomID, userID id.Use
 }
 
 func (db *DB) PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.UserID, thread string, after, upto int64) ([]storage.UnreadCount, error) {
-	// The event defaults the user has no row of their own for, and their
-	// own rows that notify.
+	// The event defaults the user has no row of their own for (of others'
+	// events), and their own rows that notify.
 	defaults := `SELECT d.thread_id, d.highlight FROM event_push_defaults d
-		WHERE d.room_id = $2 AND d.stream_pos > $3 AND d.stream_pos <= $4
+		WHERE d.room_id = $2 AND d.stream_pos > $3 AND d.stream_pos <= $4 AND d.sender <> $1
 		AND NOT EXISTS (SELECT 1 FROM event_push_actions x
 			WHERE x.user_id = $1 AND x.room_id = $2 AND x.stream_pos = d.stream_pos)`
 	own := `SELECT thread_id, highlight FROM event_push_actions
@@ -105,7 +105,7 @@ func (db *DB) PushActionCounts(ctx context.Context, roomID id.RoomID, userID id.
 }
 
 func (db *DB) PushActionsBetween(ctx context.Context, roomID id.RoomID, after, upto int64) ([]storage.PushDefault, []storage.PushException, error) {
-	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos, thread_id, highlight FROM event_push_defaults
+	rows, err := db.r(ctx).QueryContext(ctx, `SELECT stream_pos, thread_id, highlight, sender FROM event_push_defaults
 		WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos`, roomID, after, upto)
 	if err != nil {
 		return nil, nil, err
@@ -113,7 +113,7 @@ func (db *DB) PushActionsBetween(ctx context.Context, roomID id.RoomID, after, u
 	defaults, err := collect(rows, func(row interface{ Scan(...any) error }) (storage.PushDefault, error) {
 		var d storage.PushDefault
 		var hl int64
-		err := row.Scan(&d.StreamPos, &d.ThreadID, &hl)
+		err := row.Scan(&d.StreamPos, &d.ThreadID, &hl, &d.Sender)
 		d.Highlight = hl != 0
 		return d, err
 	})

@@ -158,13 +158,14 @@ func (db *DB) Notifications(ctx context.Context, userID id.UserID, before int64,
 		hl = ` AND highlight = 1`
 	}
 	// The defaults of the rooms the user is joined to, after their join,
-	// that they have no row of their own for; and their rows that notify.
+	// of others' events, that they have no row of their own for; and their
+	// rows that notify.
 	// Each part is cut to the page before the union is.
 	defaults := `SELECT d.room_id, d.stream_pos, d.thread_id, d.highlight FROM event_push_defaults d
 		JOIN current_state cs ON cs.room_id = d.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1
 			AND cs.membership = 'join'
 		JOIN events j ON j.event_id = cs.event_id
-		WHERE d.stream_pos > j.stream_pos AND d.stream_pos < $2` + strings.ReplaceAll(hl, "highlight", "d.highlight") + `
+		WHERE d.stream_pos > j.stream_pos AND d.stream_pos < $2 AND d.sender <> $1` + strings.ReplaceAll(hl, "highlight", "d.highlight") + `
 		AND NOT EXISTS (SELECT 1 FROM event_push_actions x
 			WHERE x.user_id = $1 AND x.room_id = d.room_id AND x.stream_pos = d.stream_pos)
 		ORDER BY d.stream_pos DESC LIMIT $3`

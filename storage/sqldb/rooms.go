@@ -168,10 +168,10 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 				pushRows = append(pushRows, []any{pa.UserID, e.RoomID, e.StreamPos, pa.ThreadID, b2i(pa.Highlight), b2i(!pa.Silent)})
 			}
 			if d := w.PushDefault; d != nil {
-				defaultRows = append(defaultRows, []any{e.RoomID, e.StreamPos, d.ThreadID, b2i(d.Highlight)})
+				defaultRows = append(defaultRows, []any{e.RoomID, e.StreamPos, d.ThreadID, b2i(d.Highlight), e.Sender})
 			}
 			if t := w.Txn; t != nil {
-				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.Endpoint, t.TxnID, t.EventID})
+				txnRows = append(txnRows, []any{t.UserID, t.DeviceID, t.Endpoint, t.TxnID, t.EventID, e.StreamPos})
 			}
 			for _, q := range w.Queued {
 				asRows = append(asRows, []any{q.Kind, q.ID, e.StreamPos})
@@ -191,7 +191,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			` ON CONFLICT DO NOTHING`, pushRows); err != nil {
 			return err
 		}
-		if err := db.insertRows(ctx, `INSERT INTO event_push_defaults (room_id, stream_pos, thread_id, highlight)`,
+		if err := db.insertRows(ctx, `INSERT INTO event_push_defaults (room_id, stream_pos, thread_id, highlight, sender)`,
 			` ON CONFLICT DO NOTHING`, defaultRows); err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 // what makes a send exactly once, so the sender need not look it up before
 // each send (core/rooms answers a retry from the stored event then).
 func (db *DB) insertTxns(ctx context.Context, rows [][]any) error {
-	n, err := db.insertCounted(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id)`,
+	n, err := db.insertCounted(ctx, `INSERT INTO event_txns (user_id, device_id, endpoint, txn_id, event_id, stream_pos)`,
 		` ON CONFLICT DO NOTHING`, rows)
 	if err == nil && n != int64(len(rows)) {
 		err = storage.ErrTxnTaken
@@ -809,8 +809,8 @@ func (db *DB) GetEventsByPos(ctx context.Context, positions []int64) ([]*storage
 	return collect(rows, scanEvent)
 }
 
-func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, eventIDs []id.EventID) (map[id.EventID]string, error) {
-	txns, err := db.TxnsOf(ctx, eventIDs)
+func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.DeviceID, positions []int64) (map[id.EventID]string, error) {
+	txns, err := db.TxnsOf(ctx, positions)
 	if err != nil {
 		return nil, err
 	}
@@ -823,15 +823,19 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID id.UserID, deviceID id.Device
 	return out, nil
 }
 
-func (db *DB) TxnsOf(ctx context.Context, eventIDs []id.EventID) (map[id.EventID]storage.EventTxn, error) {
+func (db *DB) TxnsOf(ctx context.Context, positions []int64) (map[id.EventID]storage.EventTxn, error) {
 	out := map[id.EventID]storage.EventTxn{}
-	for part := range slices.Chunk(eventIDs, idsPerStatement) {
-		// By event (an event has at most one transaction): filtering on the
-		// user and device in SQL let SQLite walk all of the device's
+	for part := range slices.Chunk(positions, idsPerStatement) {
+		// By position (an event has at most one transaction): filtering on
+		// the user and device in SQL let SQLite walk all of the device's
 		// transactions through the primary key instead.
-		cond, args := inList("event_id", 1, part)
+		ph := make([]string, len(part))
+		args := make([]any, len(part))
+		for i, p := range part {
+			ph[i], args[i] = db.seqPlaceholder(i+1), p
+		}
 		rows, err := db.r(ctx).QueryContext(ctx, `SELECT event_id, txn_id, user_id, device_id FROM event_txns
-			WHERE 1 = 1`+cond, args...)
+			WHERE stream_pos IN (`+strings.Join(ph, ",")+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

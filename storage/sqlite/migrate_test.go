@@ -115,7 +115,8 @@ func TestPushRulesNullTweakMigration(t *testing.T) {
 }
 
 // The connections take the pragmas their DSN names: statement journals in
-// memory on both, and a bulk writer's longer write-ahead log.
+// memory on both, a writer's longer write-ahead log than SQLite's default
+// and a bulk writer's longer still.
 func TestConnectionPragmas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
@@ -125,7 +126,7 @@ func TestConnectionPragmas(t *testing.T) {
 		o          options
 		checkpoint int
 	}{
-		{"writer", false, options{cacheMiB: 32}, 1000},
+		{"writer", false, options{cacheMiB: 32}, 4000},
 		{"bulk writer", false, options{cacheMiB: 128, bulk: true}, 16384},
 		{"reader", true, options{}, 1000},
 	} {

@@ -65,9 +65,18 @@ func dsn(path string, readOnly bool, o options) string {
 		// sequential indexes) again and again, and a bigger log copies them
 		// fewer times: 16,384 pages (64 MiB) wrote 28% fewer bytes than
 		// SQLite's 1,000 in an import of 20,000 Slack messages. A running
-		// server keeps the default: the commit that checkpoints waits for it.
+		// server checkpoints more often: the commit that checkpoints waits
+		// for it.
 		q.Add("_pragma", "wal_autocheckpoint(16384)")
 		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
+	} else {
+		// The same on a running server, within one hash table of the
+		// log's index (4,096 frames, so readers look up no more than with
+		// SQLite's default of 1,000): sends rewrite the last pages of the
+		// events' indexes commit after commit, and a log four times as long
+		// copies each once for four times as many commits (16 senders into
+		// one room: 6% less server CPU an event, 11% fewer bytes written).
+		q.Add("_pragma", "wal_autocheckpoint(4000)")
 	}
 	if !readOnly && o.cacheMiB > 0 {
 		// The one writer may keep more pages than SQLite's 2 MiB: a big

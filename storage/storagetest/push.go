@@ -105,8 +105,8 @@ func testUnreadCounts(t *testing.T, s storage.Store) {
 }
 
 // testPushDefaults: an event's default notification counts for every user
-// without a row of their own; a silent row takes it away, a highlight row
-// replaces it.
+// but its sender without a row of their own; a silent row takes it away, a
+// highlight row replaces it.
 func testPushDefaults(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	const dave = "@dave:example.org"
@@ -124,39 +124,46 @@ func testPushDefaults(t *testing.T, s storage.Store) {
 		t.Helper()
 		must(t, s.PersistEvents(c, []*storage.EventWrite{{Event: e, PushDefault: def, PushActions: actions}}))
 	}
+	// alice sends; the defaults are not hers, with no row of hers to say so.
 	write(ev(roomA, "$d1", "m.room.message"), &storage.PushAction{ThreadID: "main"},
-		storage.PushAction{UserID: alice, ThreadID: "main", Silent: true},
 		storage.PushAction{UserID: dave, ThreadID: "main", Highlight: true})
 	write(relEv(roomA, "$d2", "m.room.message", "m.thread", "$d1"), &storage.PushAction{ThreadID: "$d1"},
-		storage.PushAction{UserID: alice, ThreadID: "$d1", Silent: true})
+		storage.PushAction{UserID: carol, ThreadID: "$d1", Silent: true})
 	write(ev(roomA, "$plain", "m.room.message"), nil) // notifies nobody
-	if got := counts(carol); got["main"] != [2]int64{1, 0} || got["$d1"] != [2]int64{1, 0} || len(got) != 2 {
-		t.Fatalf("carol (defaults): %v", got)
+	if got := counts(carol); got["main"] != [2]int64{1, 0} || len(got) != 1 {
+		t.Fatalf("carol (a default, a silent row): %v", got)
 	}
-	if got := counts(alice); len(got) != 0 {
-		t.Fatalf("alice (silent): %v", got)
+	// Counted from the start, past the read marker of her own last event.
+	last := getEvent(t, s, "$plain").StreamPos
+	for _, user := range []id.UserID{alice, carol} {
+		got, err := s.PushActionCounts(c, roomA, user, "", 0, last)
+		must(t, err)
+		many, err := s.PushActionCountsIn(c, user, map[id.RoomID]int64{roomA: 0}, last)
+		must(t, err)
+		if want := map[id.UserID]int{alice: 0, carol: 1}[user]; len(got) != want || len(many[roomA]) != want {
+			t.Fatalf("%s's counts from the start: %+v, %+v", user, got, many)
+		}
 	}
 	if got := counts(dave); got["main"] != [2]int64{1, 1} || got["$d1"] != [2]int64{1, 0} {
 		t.Fatalf("dave (highlighted): %v", got)
 	}
 	// The thread alone.
 	d2 := getEvent(t, s, "$d2").StreamPos
-	part, err := s.PushActionCounts(c, roomA, carol, "$d1", 0, d2)
+	part, err := s.PushActionCounts(c, roomA, dave, "$d1", 0, d2)
 	must(t, err)
 	if len(part) != 1 || part[0] != (storage.UnreadCount{ThreadID: "$d1", Notifications: 1}) {
-		t.Fatalf("carol's thread: %+v", part)
+		t.Fatalf("dave's thread: %+v", part)
 	}
 	// Everyone's at once: the same defaults and exceptions, by position.
 	d1 := getEvent(t, s, "$d1").StreamPos
 	defaults, exceptions, err := s.PushActionsBetween(c, roomA, 0, getEvent(t, s, "$plain").StreamPos)
 	must(t, err)
-	if len(defaults) != 2 || defaults[0] != (storage.PushDefault{StreamPos: d1, ThreadID: "main"}) ||
-		defaults[1] != (storage.PushDefault{StreamPos: d2, ThreadID: "$d1"}) {
+	if len(defaults) != 2 || defaults[0] != (storage.PushDefault{StreamPos: d1, ThreadID: "main", Sender: alice}) ||
+		defaults[1] != (storage.PushDefault{StreamPos: d2, ThreadID: "$d1", Sender: alice}) {
 		t.Fatalf("defaults: %+v", defaults)
 	}
-	want := []storage.PushException{{UserID: alice, StreamPos: d1, ThreadID: "main"},
-		{UserID: dave, StreamPos: d1, ThreadID: "main", Highlight: true, Notify: true},
-		{UserID: alice, StreamPos: d2, ThreadID: "$d1"}}
+	want := []storage.PushException{{UserID: dave, StreamPos: d1, ThreadID: "main", Highlight: true, Notify: true},
+		{UserID: carol, StreamPos: d2, ThreadID: "$d1"}}
 	eqList(t, "exceptions", exceptions, want)
 	defaults, exceptions, err = s.PushActionsBetween(c, roomA, d1, d2)
 	must(t, err)

@@ -220,8 +220,9 @@ func testPushQueue(t *testing.T, s storage.Store) {
 	eq(t, "queue empty", ok, false)
 }
 
-// Notifications: the defaults of joined rooms after the join, unless the
-// user has a row of their own, and their own rows that notify.
+// Notifications: the defaults of joined rooms after the join, of others'
+// events, unless the user has a row of their own, and their own rows that
+// notify.
 func testNotifications(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	join := func(room id.RoomID, eventID id.EventID, user id.UserID, membership string) {
@@ -242,6 +243,10 @@ func testNotifications(t *testing.T, s storage.Store) {
 	join(roomB, "$carol-join-b", carol, "join")
 	d1 := write(ev(roomA, "$n1", "m.room.message"), main)
 	write(ev(roomA, "$silent", "m.room.message"), main, storage.PushAction{UserID: carol, ThreadID: "main", Silent: true})
+	// Her own event's default is not hers, without a row to say so.
+	mine := ev(roomA, "$mine", "m.room.message")
+	mine.Sender = carol
+	write(mine, main)
 	h := write(ev(roomB, "$hl", "m.room.message"), main, storage.PushAction{UserID: carol, ThreadID: "main", Highlight: true})
 	own := write(ev(roomB, "$own", "m.room.message"), nil, storage.PushAction{UserID: carol, ThreadID: "main"})
 	th := write(relEv(roomA, "$t", "m.room.message", "m.thread", "$n1"), &storage.PushAction{ThreadID: "$n1"})

@@ -516,10 +516,14 @@ func testEventTxn(t *testing.T, s storage.Store) {
 		_, err := s.GetEventTxn(c, tc.user, tc.device, tc.endpoint, tc.txn)
 		wantErr(t, err, storage.ErrNotFound, fmt.Sprintf("GetEventTxn(%s, %s, %s, %s)", tc.user, tc.device, tc.endpoint, tc.txn))
 	}
-	ids, err := s.TxnIDsOf(c, alice, "DEV", []id.EventID{"$e1", "$e2", "$e3", "$e4"})
+	var positions []int64
+	for _, e := range []id.EventID{"$e1", "$e2", "$e3", "$e4"} {
+		positions = append(positions, getEvent(t, s, e).StreamPos)
+	}
+	ids, err := s.TxnIDsOf(c, alice, "DEV", positions)
 	must(t, err)
 	eq(t, "TxnIDsOf alice's DEV", fmt.Sprint(ids), fmt.Sprint(map[id.EventID]string{"$e1": "t1", "$e4": "t1"}))
-	txns, err := s.TxnsOf(c, []id.EventID{"$e1", "$e2", "$e3", "$e4", "$nowhere"})
+	txns, err := s.TxnsOf(c, append(positions, 1<<40))
 	must(t, err)
 	eq(t, "TxnsOf", fmt.Sprint(txns), fmt.Sprint(map[id.EventID]storage.EventTxn{
 		"$e1": {UserID: alice, DeviceID: "DEV", TxnID: "t1", EventID: "$e1"},
