@@ -271,8 +271,10 @@ func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.
 	})
 }
 
-// encodedRulesets bounds Service.encoded: 1,024 encodings take some 5 MiB.
-const encodedRulesets = 1024
+// encodedRulesets bounds Service.encoded: 256 encodings take some 1 MiB,
+// and the first syncs that reuse one come close together (a new login's
+// devices, a client that retries).
+const encodedRulesets = 256
 
 // Marshal encodes push rules (a ruleset, a rule, actions) as the spec
 // writes them: mautrix writes every set_tweak action with a "value", null
