@@ -588,8 +588,8 @@ func openImportTarget(ctx context.Context, cfg *config.Config, network string, o
 		return newRemoteTarget(cfg, network), func() {}, nil
 	}
 	// A big import inserts into big indexes: worth a bigger page cache
-	// than a running server keeps.
-	cfg.Database.SQLiteCacheMiB = max(cfg.Database.SQLiteCacheMiB, 128)
+	// than a running server keeps (256 MiB of memory: 128 of pages).
+	cfg.Database.SQLiteCacheMiB = max(cfg.Database.SQLiteCacheMiB, 256)
 	cfg.Database.SQLiteBulk = true
 	if os.Getenv("GOGC") == "" {
 		// The import's garbage is its batches, a few MB each: a heap let

@@ -292,11 +292,12 @@ type Rooms struct {
 type Database struct {
 	// URL: empty for SQLite at <data_dir>/tributary.db, or postgres://user:pass@host/db.
 	URL string `yaml:"url"`
-	// SQLiteCacheMiB bounds the page cache of SQLite's one writer
-	// connection (SQLite's default is 2 MiB). A bigger cache spares
-	// re-reading index pages on inserts into a big database, at the cost
-	// of memory once the database is that big; `tributary import` on a
-	// stopped server's data uses at least 128.
+	// SQLiteCacheMiB bounds the memory of the page cache of SQLite's one
+	// writer connection (each 4 KiB page takes 8 KiB; SQLite's default is
+	// 2 MiB of pages). A bigger cache spares re-reading index pages on
+	// inserts into a big database, at the cost of memory once the
+	// database is that big; `tributary import` on a stopped server's data
+	// uses at least 256.
 	SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
 	// SQLiteBulk is set by `tributary import` on a stopped server's data,
 	// never by configuration: the writer then lets its write-ahead log

@@ -27,8 +27,8 @@ data_dir: {{printf "%q" .DataDir}}
 database:
   # Empty: SQLite in data_dir. For PostgreSQL: postgres://user:password@host:5432/dbname
   url: {{printf "%q" .Database.URL}}
-  # SQLite only: MiB of pages the writer keeps cached (more helps big
-  # databases' inserts and costs memory).
+  # SQLite only: MiB of memory for the pages the writer keeps cached
+  # (each 4 KiB page takes 8 KiB; more helps big databases' inserts).
   sqlite_cache_mib: {{.Database.SQLiteCacheMiB}}
 
 # Soft limit of the process's memory, in MiB (0: none). Without one the

@@ -181,7 +181,7 @@ func NewReader(store Store, opts Options) (*Reader, error) {
 	if opts.Notifier == nil {
 		opts.Notifier = stream.NewLocal(stream.Positions{}) // nobody listens but the service itself
 	}
-	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newLRU[id.EventID, *pdu.PDU](4096),
+	r := &Reader{store: store, opts: opts, log: opts.Logger, cache: newSizedLRU[id.EventID](4096, pduCacheBytes, pduSize),
 		versions: newLRU[id.RoomID, id.RoomVersion](16384), facts: newLRU[factsKey, string](65536),
 		visibilities: newLRU[int64, string](65536), txns: newLRU[id.EventID, txnOf](8192),
 		groupStates: newGroupStates(16384), summaries: newLRU[summaryKey, cachedSummary](4096),
@@ -383,6 +383,17 @@ func parsePDU(e *storage.Event) (*pdu.PDU, error) {
 	}
 	p.InternalMeta.Rejected = e.Rejected
 	return p, nil
+}
+
+// pduCacheBytes bounds the parsed events the Reader keeps: 4,096 events of
+// a few hundred bytes take a few MiB, but as many of 64 KiB took 256.
+const pduCacheBytes = 16 << 20
+
+// pduSize is about the memory a parsed PDU holds: its JSON values, its
+// event IDs, and some 600 bytes of fields, signatures and hashes.
+func pduSize(p *pdu.PDU) int {
+	return 600 + len(p.Content) + len(p.Unsigned) + len(p.Unknown) + len(p.Sticky) +
+		64*(len(p.AuthEvents)+len(p.PrevEvents))
 }
 
 // cachedPDU is the PDU of a stored event, parsed once for all who read it

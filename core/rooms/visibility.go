@@ -188,16 +188,36 @@ type factsKey struct {
 
 // lru is a small bounded cache: when full, a quarter of the entries go, the
 // oldest first. Reads share the lock (a message read by 2,000 woken
-// long-polls at once).
+// long-polls at once). With a size function it is bounded by the sizes of
+// its values too: past maxSize the oldest go until a quarter is free.
 type lru[K comparable, V any] struct {
-	mu    sync.RWMutex
-	max   int
-	items map[K]V
-	order []K
+	mu      sync.RWMutex
+	max     int
+	items   map[K]V
+	order   []K
+	size    func(V) int
+	maxSize int
+	total   int // the sizes of items' values, with size
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
 	return &lru[K, V]{max: max, items: make(map[K]V)} // grows on demand: idle servers stay small
+}
+
+// newSizedLRU bounds the cache by max values and by maxSize, the sum of
+// their sizes as size tells them: values whose sizes vary a hundredfold
+// (events of 300 bytes to 64 KiB) are not bounded by their number.
+func newSizedLRU[K comparable, V any](max, maxSize int, size func(V) int) *lru[K, V] {
+	c := newLRU[K, V](max)
+	c.size, c.maxSize = size, maxSize
+	return c
+}
+
+func (c *lru[K, V]) sizeOf(v V) int {
+	if c.size == nil {
+		return 0
+	}
+	return c.size(v)
 }
 
 func (c *lru[K, V]) get(k K) (V, bool) {
@@ -210,26 +230,45 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 func (c *lru[K, V]) put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[k]; ok {
+	n := c.sizeOf(v)
+	if old, ok := c.items[k]; ok {
+		c.total += n - c.sizeOf(old)
 		c.items[k] = v
 		return
 	}
-	if len(c.items) >= c.max {
-		drop := c.max / 4
-		for _, old := range c.order[:drop] {
-			delete(c.items, old)
-		}
-		c.order = append(c.order[:0], c.order[drop:]...)
+	if len(c.items) >= c.max || (c.size != nil && c.total+n > c.maxSize) {
+		c.evict(n)
 	}
 	c.items[k] = v
+	c.total += n
 	c.order = append(c.order, k)
+}
+
+// evict drops the oldest entries: a quarter of max, and more until a
+// quarter of maxSize is free for a value of size n.
+func (c *lru[K, V]) evict(n int) {
+	drop := 0
+	if len(c.items) >= c.max {
+		drop = c.max / 4
+	}
+	i := 0
+	for ; i < len(c.order) && (i < drop || (c.size != nil && c.total+n > c.maxSize-c.maxSize/4)); i++ {
+		if v, ok := c.items[c.order[i]]; ok {
+			c.total -= c.sizeOf(v)
+			delete(c.items, c.order[i])
+		}
+	}
+	c.order = append(c.order[:0], c.order[i:]...)
 }
 
 // forget drops k (its place in the eviction order stays: evicting it later
 // finds nothing, or drops a newer value early, which is only a miss).
 func (c *lru[K, V]) forget(k K) {
 	c.mu.Lock()
-	delete(c.items, k)
+	if v, ok := c.items[k]; ok {
+		c.total -= c.sizeOf(v)
+		delete(c.items, k)
+	}
 	c.mu.Unlock()
 }
 

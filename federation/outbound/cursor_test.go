@@ -41,7 +41,7 @@ func TestCursorStartsAtTheJoin(t *testing.T) {
 	s := &Sender{store: &cursorStore{cursors: map[string][]int64{}}, notifier: n, log: slog.Default(),
 		opts:    SenderOptions{ServerName: "a.example", FederatesWith: func(string) bool { return true }},
 		servers: newServerCache(nil), cursors: map[string]stream.Positions{},
-		changes: make(chan queuedChange, 16), overflow: make(chan struct{}, 1)}
+		changes: newPending[queuedChange](16), overflow: make(chan struct{}, 1)}
 	s.seen = n.Current()
 	n.Observe(s.observe)
 
@@ -50,8 +50,8 @@ func TestCursorStartsAtTheJoin(t *testing.T) {
 	n.Publish(stream.Change{Stream: stream.Events, Pos: 10, RoomID: room, Users: []id.UserID{"@dave:d.example"}})
 	n.Publish(stream.Change{Stream: stream.Typing, Pos: 4, RoomID: room, Users: []id.UserID{"@alice:a.example"}})
 	// Only now does the sender's loop take the changes.
-	for range len(s.changes) {
-		if q := <-s.changes; q.c.Stream == stream.Events {
+	for _, q := range s.changes.take() {
+		if q.c.Stream == stream.Events {
 			s.startCursors(ctx, q.c.Users, q.at)
 		}
 	}

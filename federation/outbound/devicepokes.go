@@ -32,9 +32,7 @@ import (
 // behind, the change is dropped, and a server it made new to a user learns
 // of her list at her next device change.
 func (s *Sender) queueMembership(c stream.Change) {
-	select {
-	case s.memberships <- c:
-	default:
+	if !s.memberships.push(c) {
 		s.log.Info("federation: device lists for servers new to a room skipped (busy)", "room", c.RoomID)
 	}
 }
@@ -46,9 +44,14 @@ func (s *Sender) pokeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case c := <-s.memberships:
-			if err := s.shareDeviceLists(ctx, c); err != nil && ctx.Err() == nil {
-				s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
+		case <-s.memberships.ready:
+			for _, c := range s.memberships.take() {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := s.shareDeviceLists(ctx, c); err != nil && ctx.Err() == nil {
+					s.log.Warn("federation: device lists for servers new to a room", "room", c.RoomID, "err", err)
+				}
 			}
 		}
 	}

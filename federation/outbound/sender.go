@@ -126,9 +126,9 @@ type Sender struct {
 	// server (presenceping.go).
 	pings map[string]map[id.UserID]bool
 
-	changes chan queuedChange
+	changes *pending[queuedChange]
 	// memberships are the membership changes for pokeLoop.
-	memberships chan stream.Change
+	memberships *pending[stream.Change]
 	// seenMu guards seen: the stream positions of the changes observed so
 	// far (the notifier's present as the observer knows it; it cannot ask
 	// the notifier from inside an observer).
@@ -164,8 +164,8 @@ func NewSender(store Store, r *rooms.Reader, eph Ephemeral, k LocalKeys, client 
 		servers: newServerCache(r), pdus: &pduCache{rooms: r, m: map[int64]cachedPDU{}},
 		cursors: map[string]stream.Positions{}, pokes: map[string]map[id.UserID]bool{}, pings: map[string]map[id.UserID]bool{},
 		metrics: newMetrics(),
-		changes: make(chan queuedChange, 4096), overflow: make(chan struct{}, 1),
-		memberships: make(chan stream.Change, 1024)}
+		changes: newPending[queuedChange](4096), overflow: make(chan struct{}, 1),
+		memberships: newPending[stream.Change](1024)}
 	s.dests = newDestinations(store, n, s.log)
 	s.acks = newBatchedAcks(store)
 	var err error
@@ -521,9 +521,7 @@ func (s *Sender) observe(c stream.Change) {
 
 // queueChange hands a change to wakeLoop without waiting.
 func (s *Sender) queueChange(c stream.Change, at stream.Positions) {
-	select {
-	case s.changes <- queuedChange{c: c, at: at}:
-	default:
+	if !s.changes.push(queuedChange{c: c, at: at}) {
 		select {
 		case s.overflow <- struct{}{}:
 		default:
@@ -543,22 +541,32 @@ func (s *Sender) wakeLoop(ctx context.Context) {
 		case <-s.overflow:
 			// Changes were missed: every running destination looks.
 			s.runner.Wake(s.runner.Running()...)
-		case q := <-s.changes:
-			c := q.c
-			if c.Stream == stream.Events {
-				s.startCursors(ctx, c.Users, q.at)
-				s.queueMembership(c)
-				continue
+		case <-s.changes.ready:
+			for _, q := range s.changes.take() {
+				if ctx.Err() != nil {
+					return
+				}
+				s.wakeFor(ctx, q)
 			}
-			dests, err := s.concerned(ctx, c)
-			if err != nil {
-				s.log.Warn("federation: which servers a change concerns", "stream", c.Stream, "err", err)
-				s.runner.Wake(s.runner.Running()...)
-				continue
-			}
-			s.runner.Wake(dests...)
 		}
 	}
+}
+
+// wakeFor wakes the destinations one change concerns.
+func (s *Sender) wakeFor(ctx context.Context, q queuedChange) {
+	c := q.c
+	if c.Stream == stream.Events {
+		s.startCursors(ctx, c.Users, q.at)
+		s.queueMembership(c)
+		return
+	}
+	dests, err := s.concerned(ctx, c)
+	if err != nil {
+		s.log.Warn("federation: which servers a change concerns", "stream", c.Stream, "err", err)
+		s.runner.Wake(s.runner.Running()...)
+		return
+	}
+	s.runner.Wake(dests...)
 }
 
 func (s *Sender) local(u id.UserID) bool { return u.Homeserver() == s.opts.ServerName }

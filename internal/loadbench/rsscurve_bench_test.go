@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,8 +21,15 @@ import (
 // creates a room, invites and is joined by the next user, and they send
 // 20 messages each and sync. It reports the server's RSS (and its own part,
 // RssAnon) after each run: a server whose caches are bounded levels off.
+//
+// TRIBUTARY_BENCH_RSS_RUNS sets another number of runs, to see where the
+// curve levels off.
 func BenchmarkRSSCurve(b *testing.B) {
-	const runs, users, messages = 5, 100, 20
+	const users, messages = 100, 20
+	runs := 5
+	if n, err := strconv.Atoi(os.Getenv("TRIBUTARY_BENCH_RSS_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
 	for b.Loop() {
 		opts := testserver.Options{Args: []string{"--enable-registration", "--disable-rate-limits"}}
 		dir := os.Getenv("TRIBUTARY_BENCH_PROFILE") // a heap profile after each run

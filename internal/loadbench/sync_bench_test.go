@@ -1,12 +1,16 @@
 package loadbench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,9 +24,11 @@ import (
 
 // BenchmarkSyncDelivery measures how long a message takes from the start of
 // its send to its arrival in the long-polls of 100 clients in the room, on
-// each database. On PostgreSQL it also reports the sessions the server
-// opened in its life (setup included): a pool that keeps its connections
-// opens no more than its size.
+// each database, and the CPU the server spent per message (user and
+// system, which a loaded machine does not inflate as it does latency). On
+// PostgreSQL it also reports the CPU of the server's PostgreSQL sessions
+// per message, and the sessions the server opened in its life (setup
+// included): a pool that keeps its connections opens no more than its size.
 func BenchmarkSyncDelivery(b *testing.B) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		b.Run(db, func(b *testing.B) {
@@ -33,11 +39,12 @@ func BenchmarkSyncDelivery(b *testing.B) {
 				extra = []string{"--database-url", dsn}
 			}
 			sessions0 := pgSessions(b, dsn)
-			srv := syncDelivery(b, extra...)
+			srv := syncDelivery(b, dsn, extra...)
 			if dsn != "" {
 				srv.Stop()
-				// The monitoring connection of the first count is one more.
-				b.ReportMetric(float64(pgSessions(b, dsn)-sessions0-1), "pg-sessions")
+				// The monitoring connections (the first count's, and
+				// pgBackendsCPU's two) are three more.
+				b.ReportMetric(float64(pgSessions(b, dsn)-sessions0-3), "pg-sessions")
 			}
 		})
 	}
@@ -79,7 +86,7 @@ func pgSessions(b *testing.B, dsn string) int64 {
 	return n
 }
 
-func syncDelivery(b *testing.B, extraArgs ...string) *testserver.Server {
+func syncDelivery(b *testing.B, dsn string, extraArgs ...string) *testserver.Server {
 	const clients = 100
 	srv, roomID, tokens := roomWithUsers(b, clients, extraArgs...)
 	base := srv.URL + "/_matrix/client/v3"
@@ -125,6 +132,7 @@ func syncDelivery(b *testing.B, extraArgs ...string) *testserver.Server {
 	}
 	var lat []time.Duration
 	b.ResetTimer()
+	cpu0, pgCPU0 := processCPU(b, srv.Pid()), pgBackendsCPU(b, dsn)
 	for n := 0; n < b.N; n++ {
 		start := time.Now()
 		code, body, err := call("PUT", base+"/rooms/"+url.PathEscape(roomID)+fmt.Sprintf("/send/m.room.message/d%d", n),
@@ -152,6 +160,7 @@ func syncDelivery(b *testing.B, extraArgs ...string) *testserver.Server {
 		mu.Unlock()
 	}
 	b.StopTimer()
+	cpu, pgCPU := processCPU(b, srv.Pid())-cpu0, pgBackendsCPU(b, dsn)-pgCPU0
 	stop.Store(true)
 	// Wake the long-polls so they see stop.
 	call("PUT", base+"/rooms/"+url.PathEscape(roomID)+"/send/m.room.message/stop", tokens[0], map[string]any{"msgtype": "m.text", "body": "stop"})
@@ -160,7 +169,49 @@ func syncDelivery(b *testing.B, extraArgs ...string) *testserver.Server {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(rssMiB(b, srv.Pid()), "RSS-MiB")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "server-CPU-ms/msg")
+	if dsn != "" {
+		b.ReportMetric(float64(pgCPU.Microseconds())/1000/float64(b.N), "pg-CPU-ms/msg")
+	}
 	return srv
+}
+
+// pgBackendsCPU is the CPU time so far of the PostgreSQL sessions (other
+// than its own) connected to the database at dsn, when they run on this
+// machine; 0 for "". A session that ended is not counted: the pool keeps
+// its sessions (pg-sessions says whether it did).
+func pgBackendsCPU(b *testing.B, dsn string) time.Duration {
+	if dsn == "" {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // on another machine, or just ended
+		}
+		fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		total += time.Duration(utime+stime) * 10 * time.Millisecond
+	}
+	return total
 }
 
 // syncAnswer is the part of a /sync answer the delivery benchmark reads.

@@ -116,7 +116,8 @@ func TestPushRulesNullTweakMigration(t *testing.T) {
 
 // The connections take the pragmas their DSN names: statement journals in
 // memory on both, a writer's longer write-ahead log than SQLite's default
-// and a bulk writer's longer still.
+// and a bulk writer's longer still, and a writer's page cache of as many
+// pages as fit its MiB (8 KiB each, see pageMemory).
 func TestConnectionPragmas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tributary.db")
@@ -125,10 +126,11 @@ func TestConnectionPragmas(t *testing.T) {
 		readOnly   bool
 		o          options
 		checkpoint int
+		cacheSize  int
 	}{
-		{"writer", false, options{cacheMiB: 32}, 4000},
-		{"bulk writer", false, options{cacheMiB: 128, bulk: true}, 16384},
-		{"reader", true, options{}, 1000},
+		{"writer", false, options{cacheMiB: 32}, 4000, 4096},
+		{"bulk writer", false, options{cacheMiB: 256, bulk: true}, 16384, 32768},
+		{"reader", true, options{}, 1000, -2000},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			raw, err := sql.Open("sqlite", dsn(path, c.readOnly, c.o))
@@ -145,6 +147,13 @@ func TestConnectionPragmas(t *testing.T) {
 			}
 			if tempStore != 2 || checkpoint != c.checkpoint {
 				t.Fatalf("temp_store %d (want 2, memory), wal_autocheckpoint %d (want %d)", tempStore, checkpoint, c.checkpoint)
+			}
+			var cacheSize int
+			if err := raw.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cacheSize); err != nil {
+				t.Fatal(err)
+			}
+			if cacheSize != c.cacheSize {
+				t.Fatalf("cache_size %d, want %d", cacheSize, c.cacheSize)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package slackfmt
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"go.mau.fi/util/emojishortcodes"
 	"maunium.net/go/mautrix/format"
@@ -62,14 +63,17 @@ func wrap(marker, s string) string {
 	return marker + s + marker
 }
 
-var nameByEmoji = func() map[string]string {
+// nameByEmoji is built on first use, as emojiByName is: at init it was
+// 360 KiB (with emojishortcodes' own map) in every process that links the
+// package, the homeserver's importer included, which never reacts.
+var nameByEmoji = sync.OnceValue(func() map[string]string {
 	m := map[string]string{}
 	for emoji, name := range emojishortcodes.GetMap() {
 		m[emoji] = name
 		m[strings.TrimSuffix(emoji, "\uFE0F")] = name
 	}
 	return m
-}()
+})
 
 // EmojiName is the Slack name of a Matrix reaction key: the short name of
 // a unicode emoji (with its skin tone, "+1::skin-tone-3"), or the name of
@@ -80,12 +84,12 @@ func EmojiName(key string) (string, bool) {
 			return n, true
 		}
 	}
-	if name, ok := nameByEmoji[key]; ok {
+	if name, ok := nameByEmoji()[key]; ok {
 		return name, true
 	}
 	for tone, mod := range skinTones {
 		if base, ok := strings.CutSuffix(key, mod); ok {
-			if name, ok := nameByEmoji[base]; ok {
+			if name, ok := nameByEmoji()[base]; ok {
 				return name + "::skin-tone-" + tone, true
 			}
 		}
