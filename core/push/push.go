@@ -71,6 +71,13 @@ type Service struct {
 	pmu         sync.Mutex
 	// gatewayCheck refuses push gateway hosts (SetGatewayCheck).
 	gatewayCheck func(ctx context.Context, host string) error
+	// defaultContent is the m.push_rules content of the default ruleset
+	// with userPlaceholder for the user (AccountDataContent), encoded once.
+	defaultContent struct {
+		once sync.Once
+		raw  json.RawMessage
+		err  error
+	}
 }
 
 // New builds the service. n (nil: this process alone) carries its changes:
@@ -238,6 +245,7 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*Ruleset, error)
 		e, err := s.store.GetAccountData(ctx, user, "", accountDataType)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
+			defs.isDefault = true
 			return defs, true, nil
 		case err != nil:
 			return nil, false, err
@@ -251,12 +259,28 @@ func (s *Service) Ruleset(ctx context.Context, user id.UserID) (*Ruleset, error)
 	})
 }
 
-// AccountDataContent is the m.push_rules content for a user's first sync,
-// encoded once per ruleset. Callers must not change it.
+// AccountDataContent is the m.push_rules content for a user's first sync.
+// Callers must not change it.
+//
+// Users who never changed their rules (every caller asks only for them)
+// get the default ruleset's encoding with their ID put in: encoding once
+// per user and keeping it on their cached ruleset held 5 KB for each user
+// who ever synced (20 MB of a 4,000-user crowd's heap, twice that in RSS).
 func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.RawMessage, error) {
 	rs, err := s.Ruleset(ctx, user)
 	if err != nil {
 		return nil, err
+	}
+	if rs.isDefault {
+		tmpl, err := s.defaultTemplate()
+		if err != nil {
+			return nil, err
+		}
+		quoted, err := json.Marshal(string(user))
+		if err != nil {
+			return nil, err
+		}
+		return bytes.ReplaceAll(tmpl, []byte(`"`+userPlaceholder+`"`), quoted), nil
 	}
 	if raw := rs.content.Load(); raw != nil {
 		return *raw, nil
@@ -267,6 +291,21 @@ func (s *Service) AccountDataContent(ctx context.Context, user id.UserID) (json.
 	}
 	rs.content.Store(&raw)
 	return raw, nil
+}
+
+// defaultTemplate is the m.push_rules content of this server's default
+// ruleset for userPlaceholder: Defaults puts a user's ID only where the
+// placeholder stands as a whole JSON string, so putting the user's encoded
+// ID in its place gives the content of their default ruleset.
+func (s *Service) defaultTemplate() (json.RawMessage, error) {
+	d := &s.defaultContent
+	d.once.Do(func() {
+		var rs *Ruleset
+		if rs, d.err = s.defaults(userPlaceholder); d.err == nil {
+			d.raw, d.err = Marshal(stored{Global: rs})
+		}
+	})
+	return d.raw, d.err
 }
 
 // Marshal encodes push rules (a ruleset, a rule, actions) as the spec

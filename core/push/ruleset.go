@@ -23,7 +23,10 @@ const KindThreadSubscription pushrules.PushCondKind = "io.element.msc4306.thread
 type Ruleset struct {
 	pushrules.PushRuleset
 	PostContent []*Rule
-	// content is the ruleset's m.push_rules content once encoded
+	// isDefault: the user has no stored rules and these are the server's
+	// defaults for them (AccountDataContent encodes them from a template).
+	isDefault bool
+	// content is a stored ruleset's m.push_rules content once encoded
 	// (AccountDataContent): a cached ruleset is never changed, only
 	// replaced, so every first sync of the user reuses it.
 	content atomic.Pointer[json.RawMessage]
