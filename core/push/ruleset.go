@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -23,13 +22,6 @@ const KindThreadSubscription pushrules.PushCondKind = "io.element.msc4306.thread
 type Ruleset struct {
 	pushrules.PushRuleset
 	PostContent []*Rule
-	// isDefault: the user has no stored rules and these are the server's
-	// defaults for them (AccountDataContent encodes them from a template).
-	isDefault bool
-	// content is a stored ruleset's m.push_rules content once encoded
-	// (AccountDataContent): a cached ruleset is never changed, only
-	// replaced, so every first sync of the user reuses it.
-	content atomic.Pointer[json.RawMessage]
 }
 
 // Rule is a postcontent rule. It is not mautrix's PushRule because its
