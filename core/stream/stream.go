@@ -267,28 +267,29 @@ func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
 // WaitUntil implements Notifier.
 //
 // Thousands of long-polls sleep here at once, each on its request's
-// goroutine: the sleep is a plain receive (ctx's end and until close wake
-// too), whose frames are a few hundred bytes smaller than a select's, which
-// keeps a parked /sync's stack in 8 KiB (see httpx.NewEngine); and until is
-// a timer, not a context (a context and its parent's map of children per
-// parked request).
+// goroutine, so what each holds counts: until is a timer, not a context (a
+// context and its parent's map of children per parked request); ctx's end
+// is its Done channel, which a request's context has already made (the
+// database driver asked for it), rather than context.AfterFunc (a callback
+// context and, again, its parent's map of children).
 func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool {
 	w, already := l.register(in, since)
 	if already {
 		return true
 	}
-	giveUp := func() { l.giveUp(w) }
-	stop := context.AfterFunc(ctx, giveUp)
 	var timer *time.Timer
 	if !until.IsZero() {
-		timer = time.AfterFunc(time.Until(until), giveUp)
+		timer = time.AfterFunc(time.Until(until), func() { l.giveUp(w) })
 	}
-	<-w.wake
-	stop()
+	select {
+	case <-w.wake:
+	case <-ctx.Done():
+		l.giveUp(w)
+	}
 	if timer != nil {
 		timer.Stop()
 	}
-	return w.woken // written before wake was closed
+	return w.woken // written under mu before wake was closed or giveUp took mu
 }
 
 // giveUp ends w's wait unwoken (its context ended).
