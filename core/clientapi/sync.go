@@ -48,8 +48,12 @@ func (a *API) sync(c *gin.Context) {
 func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
+	// The query is parsed here rather than by gin's c.Query, whose parsed
+	// copy stays on the gin.Context while the long-poll is parked (thousands
+	// at once).
+	q := c.Request.URL.Query()
 	var timeout time.Duration
-	if t := c.Query("timeout"); t != "" {
+	if t := q.Get("timeout"); t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || ms < 0 {
 			return nil, nil, types.InvalidParam("timeout must be a non-negative number of milliseconds")
@@ -57,7 +61,7 @@ func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 		timeout = time.Duration(ms) * time.Millisecond
 	}
 	fullState := false
-	switch c.Query("full_state") {
+	switch q.Get("full_state") {
 	case "", "false":
 	case "true":
 		fullState = true
@@ -71,7 +75,7 @@ func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 		name string
 		mode tsync.StateAfterMode
 	}{{"org.matrix.msc4222.use_state_after", tsync.StateAfterUnstable}, {"use_state_after", tsync.StateAfterStable}} {
-		switch c.Query(p.name) {
+		switch q.Get(p.name) {
 		case "", "false":
 		case "true":
 			stateAfter = p.mode
@@ -79,13 +83,16 @@ func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 			return nil, nil, types.InvalidParam("%s must be true or false", p.name)
 		}
 	}
-	setPresence := c.DefaultQuery("set_presence", "online")
+	setPresence := "online"
+	if vs, ok := q["set_presence"]; ok {
+		setPresence = vs[0]
+	}
 	switch setPresence {
 	case "online", "offline", "unavailable":
 	default:
 		return nil, nil, types.InvalidParam("set_presence must be online, offline or unavailable")
 	}
-	filter, err := a.sync_.ResolveFilter(ctx, p.UserID, c.Query("filter"))
+	filter, err := a.sync_.ResolveFilter(ctx, p.UserID, q.Get("filter"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +104,7 @@ func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
 			return nil, nil, err
 		}
 	}
-	return &tsync.Request{User: p.UserID, DeviceID: p.DeviceID, Since: c.Query("since"), Timeout: timeout,
+	return &tsync.Request{User: p.UserID, DeviceID: p.DeviceID, Since: q.Get("since"), Timeout: timeout,
 		FullState: fullState, Filter: filter, StateAfter: stateAfter, Encode: true}, done, nil
 }
 

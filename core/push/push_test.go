@@ -210,3 +210,38 @@ func TestEvaluateManyAsEachAlone(t *testing.T) {
 		}
 	}
 }
+
+// A first sync's m.push_rules for a user without rules of their own is
+// the default ruleset's encoding with their ID, encoded from one template:
+// it neither keeps an encoding per user nor loads (and caches) their
+// ruleset, which only users who get notifications need.
+func TestAccountDataContentFromTemplate(t *testing.T) {
+	ctx := context.Background()
+	for _, threads := range []bool{false, true} {
+		var opts []Option
+		if threads {
+			opts = append(opts, WithThreadSubscriptions())
+		}
+		s, _ := newServiceWith(t, opts...)
+		for _, u := range []id.UserID{"@bob:example.org", `@"q\uote":example.org`, "@a<b>&'c:example.org"} {
+			got, err := s.AccountDataContent(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := s.defaults(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Marshal(stored{Global: rs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("threads %v, %s:\n%s\nwant\n%s", threads, u, got, want)
+			}
+		}
+		if n := s.cache.Len(); n != 0 {
+			t.Fatalf("threads %v: %d rulesets cached by first syncs", threads, n)
+		}
+	}
+}

@@ -159,9 +159,11 @@ type Local struct {
 	// and when a message wakes 2,000 long-polls they all ask at once while
 	// Publish still holds mu waking the rest; an unrelated /sync queued
 	// behind all of them.
-	now       atomic.Pointer[Positions]
-	byRoom    map[id.RoomID]map[*waiter]struct{}
-	byUser    map[id.UserID]map[*waiter]struct{}
+	now    atomic.Pointer[Positions]
+	byRoom map[id.RoomID]map[*waiter]struct{}
+	// byUser holds each user's waiters as a list (waiter.next): most users
+	// have one long-poll, and a map per user cost 4,000 parked users 2 MB.
+	byUser    map[id.UserID]*waiter
 	observers []func(Change)
 }
 
@@ -172,11 +174,14 @@ type waiter struct {
 	// done: the waiter was woken or given up (wake closed); woken: by a
 	// change. Both under Local.mu.
 	done, woken bool
+	// prev and next link the waiters of in.User (Local.byUser), under
+	// Local.mu.
+	prev, next *waiter
 }
 
 // NewLocal makes a notifier starting at the given positions.
 func NewLocal(start Positions) *Local {
-	l := &Local{current: start, byRoom: map[id.RoomID]map[*waiter]struct{}{}, byUser: map[id.UserID]map[*waiter]struct{}{}}
+	l := &Local{current: start, byRoom: map[id.RoomID]map[*waiter]struct{}{}, byUser: map[id.UserID]*waiter{}}
 	l.now.Store(&start)
 	return l
 }
@@ -206,17 +211,26 @@ func (l *Local) Publish(c Change) {
 		l.wakeLocked(l.byRoom[r], c)
 	}
 	for _, u := range c.Users {
-		l.wakeLocked(l.byUser[u], c)
+		for w := l.byUser[u]; w != nil; {
+			next := w.next // endLocked unlinks w
+			l.wakeOneLocked(w, c)
+			w = next
+		}
 	}
 }
 
 // wakeLocked wakes the waiters of ws that c concerns (l.mu held).
 func (l *Local) wakeLocked(ws map[*waiter]struct{}, c Change) {
 	for w := range ws {
-		if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) {
-			w.woken = true
-			l.endLocked(w)
-		}
+		l.wakeOneLocked(w, c)
+	}
+}
+
+// wakeOneLocked wakes w if c concerns it (l.mu held).
+func (l *Local) wakeOneLocked(w *waiter, c Change) {
+	if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) {
+		w.woken = true
+		l.endLocked(w)
 	}
 }
 
@@ -239,12 +253,18 @@ func (l *Local) removeLocked(w *waiter) {
 			}
 		}
 	}
-	if ws := l.byUser[w.in.User]; ws != nil {
-		delete(ws, w)
-		if len(ws) == 0 {
-			delete(l.byUser, w.in.User)
-		}
+	switch {
+	case w.prev != nil:
+		w.prev.next = w.next
+	case w.next != nil:
+		l.byUser[w.in.User] = w.next
+	default:
+		delete(l.byUser, w.in.User)
 	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	}
+	w.prev, w.next = nil, nil
 }
 
 // Observe implements Notifier.
@@ -267,28 +287,29 @@ func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
 // WaitUntil implements Notifier.
 //
 // Thousands of long-polls sleep here at once, each on its request's
-// goroutine: the sleep is a plain receive (ctx's end and until close wake
-// too), whose frames are a few hundred bytes smaller than a select's, which
-// keeps a parked /sync's stack in 8 KiB (see httpx.NewEngine); and until is
-// a timer, not a context (a context and its parent's map of children per
-// parked request).
+// goroutine, so what each holds counts: until is a timer, not a context (a
+// context and its parent's map of children per parked request); ctx's end
+// is its Done channel, which a request's context has already made (the
+// database driver asked for it), rather than context.AfterFunc (a callback
+// context and, again, its parent's map of children).
 func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool {
 	w, already := l.register(in, since)
 	if already {
 		return true
 	}
-	giveUp := func() { l.giveUp(w) }
-	stop := context.AfterFunc(ctx, giveUp)
 	var timer *time.Timer
 	if !until.IsZero() {
-		timer = time.AfterFunc(time.Until(until), giveUp)
+		timer = time.AfterFunc(time.Until(until), func() { l.giveUp(w) })
 	}
-	<-w.wake
-	stop()
+	select {
+	case <-w.wake:
+	case <-ctx.Done():
+		l.giveUp(w)
+	}
 	if timer != nil {
 		timer.Stop()
 	}
-	return w.woken // written before wake was closed
+	return w.woken // written under mu before wake was closed or giveUp took mu
 }
 
 // giveUp ends w's wait unwoken (its context ended).
@@ -318,12 +339,10 @@ func (l *Local) register(in Interest, since Positions) (*waiter, bool) {
 		}
 		ws[w] = struct{}{}
 	}
-	ws := l.byUser[in.User]
-	if ws == nil {
-		ws = map[*waiter]struct{}{}
-		l.byUser[in.User] = ws
+	if head := l.byUser[in.User]; head != nil {
+		w.next, head.prev = head, w
 	}
-	ws[w] = struct{}{}
+	l.byUser[in.User] = w
 	return w, false
 }
 
@@ -332,8 +351,8 @@ func (l *Local) waiting() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seen := map[*waiter]bool{}
-	for _, ws := range l.byUser {
-		for w := range ws {
+	for _, w := range l.byUser {
+		for ; w != nil; w = w.next {
 			seen[w] = true
 		}
 	}

@@ -173,3 +173,32 @@ func TestLocalWaitUntilEndsAtItsDeadline(t *testing.T) {
 		t.Fatal("a change did not wake a wait with a deadline")
 	}
 }
+
+// A user's waiters (several devices' long-polls) are a list: a change for
+// the user wakes each that does not ignore it, whatever its place, and
+// those left are still woken later; one given up leaves the others.
+func TestLocalUserWaitersList(t *testing.T) {
+	n := NewLocal(Positions{})
+	u := id.UserID("@a:x")
+	var ws []*waiter
+	for _, ignore := range []StreamSet{Streams(Typing), 0, Streams(Typing), 0} {
+		w, _ := n.register(Interest{User: u, Ignore: ignore}, n.Current())
+		ws = append(ws, w)
+	}
+	other, _ := n.register(Interest{User: "@b:x"}, n.Current())
+	n.giveUp(ws[1])
+	if n.waiting() != 4 || !woken(ws[1]) || ws[1].woken {
+		t.Fatalf("%d waiting after one gave up (want 4)", n.waiting())
+	}
+	n.Publish(Change{Stream: Typing, Pos: 1, Users: []id.UserID{u}})
+	if woken(ws[0]) || woken(ws[2]) || !woken(ws[3]) || woken(other) {
+		t.Fatalf("typing woke %v %v %v, other %v: want only the third", woken(ws[0]), woken(ws[2]), woken(ws[3]), woken(other))
+	}
+	n.Publish(Change{Stream: ToDevice, Pos: 1, Users: []id.UserID{u}})
+	if !woken(ws[0]) || !woken(ws[2]) || woken(other) {
+		t.Fatal("to-device did not wake the user's remaining waiters")
+	}
+	if n.waiting() != 1 || len(n.byUser) != 1 {
+		t.Fatalf("%d waiting, %d users listed: want only the other user's", n.waiting(), len(n.byUser))
+	}
+}

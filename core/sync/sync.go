@@ -209,7 +209,9 @@ type Request struct {
 	// spec v1.16, MSC4222).
 	StateAfter StateAfterMode
 	// Encode asks for the answer's JSON too (Response.JSON), encoded where
-	// the answer is built rather than on the request's goroutine.
+	// the answer is built rather than on the request's goroutine. The
+	// answer of a long-poll that timed out then has its JSON and NextBatch
+	// only (what a parked long-poll keeps).
 	Encode bool
 }
 
@@ -345,12 +347,20 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		if p.answersNow(req, a.resp) {
 			return a.resp, nil
 		}
+		// The answer should the wait time out is known now: the parked
+		// long-poll keeps only that (with Request.Encode its JSON alone),
+		// not the built answer.
+		late, err := a.timedOut()
+		if err != nil {
+			return nil, err
+		}
+		a.resp = nil
 		woke, err := s.park(ctx, req, a, p.deadline)
 		if err != nil {
 			return nil, err
 		}
 		if !woke {
-			return a.timedOut()
+			return late, nil
 		}
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
@@ -395,17 +405,21 @@ type built struct {
 }
 
 // timedOut is the answer of a long-poll that timed out: empty, moving the
-// token to upto.
+// token to upto. With Request.Encode it is its JSON alone (see Encode).
 func (a *built) timedOut() (*Response, error) {
-	if next := FormatToken(a.upto); next != a.resp.NextBatch {
-		a.resp.NextBatch = next
-		if a.resp.raw != nil {
-			if err := a.resp.encode(); err != nil {
+	r := a.resp
+	if next := FormatToken(a.upto); next != r.NextBatch {
+		r.NextBatch = next
+		if r.raw != nil {
+			if err := r.encode(); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return a.resp, nil
+	if r.raw == nil {
+		return r, nil
+	}
+	return &Response{NextBatch: r.NextBatch, raw: r.raw}, nil
 }
 
 // answer builds (and with Request.Encode, encodes) the answer for since up

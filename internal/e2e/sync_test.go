@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -281,5 +284,58 @@ func TestTransactionIDInUnsigned(t *testing.T) {
 	msgs, err := alice.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 1)
 	if err != nil || len(msgs.Chunk) != 1 || msgs.Chunk[0].Unsigned.TransactionID != "my-txn-1" {
 		t.Fatalf("/messages transaction_id: %v %+v", err, msgs)
+	}
+}
+
+// A long-poll that times out answers as if asked without a timeout when it
+// started: empty, its token moved past what happened elsewhere before it
+// parked, with the device's key counts (a parked long-poll keeps only that
+// answer's JSON).
+func TestSyncLongPollTimesOut(t *testing.T) {
+	srv := startOpen(t)
+	ctx := context.Background()
+	alice := register(t, srv, "alicet", defaultPassword)
+	bob := register(t, srv, "bobt", defaultPassword)
+	auth := http.Header{"Authorization": {"Bearer " + bob.AccessToken}}
+	resp, raw := rawRequest(t, nil, "POST", srv.URL+"/_matrix/client/v3/keys/upload", auth,
+		strings.NewReader(`{"one_time_keys":{"curve25519:AAAAAQ":"r3y1lqGuRrrTqH1mx4NPMQnZVr0GUjBqNkq1DwFpYHk","curve25519:AAAAAg":"2KLcbPnZqA8j1yZ4T8Sd9XmNEebgQxCbQQ+Xw2m1J2E"}}`))
+	if resp.StatusCode != 200 {
+		t.Fatalf("keys upload: HTTP %d %s", resp.StatusCode, raw)
+	}
+	first := syncOnce(t, bob, "", 0)
+	// Alice's room and messages move the events stream; bob sees none of it.
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(ctx, room.RoomID, "not for bob"); err != nil {
+		t.Fatal(err)
+	}
+	current := syncOnce(t, alice, "", 0).NextBatch
+	start := time.Now()
+	resp, raw = rawRequest(t, nil, "GET", srv.URL+"/_matrix/client/v3/sync?timeout=300&since="+url.QueryEscape(first.NextBatch), auth, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("long-poll: HTTP %d %s", resp.StatusCode, raw)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("the long-poll answered after %v, before its timeout: %s", waited, raw)
+	}
+	got := decode(t, raw)
+	if got["next_batch"] != current {
+		t.Fatalf("timed-out long-poll's next_batch %v, want %s (the token when it parked)", got["next_batch"], current)
+	}
+	for _, k := range []string{"rooms", "account_data", "presence", "to_device"} {
+		if _, ok := got[k]; ok {
+			t.Fatalf("timed-out long-poll has %s: %s", k, raw)
+		}
+	}
+	counts, _ := got["device_one_time_keys_count"].(map[string]any)
+	if counts["curve25519"] != float64(2) {
+		t.Fatalf("timed-out long-poll's key counts: %s", raw)
+	}
+	// Its token is where the next long-poll starts: nothing for bob since.
+	again := syncOnce(t, bob, current, 100)
+	if len(again.Rooms.Join)+len(again.Rooms.Invite) != 0 || again.NextBatch != current {
+		t.Fatalf("sync from the timed-out token: %+v, token %s", again.Rooms, again.NextBatch)
 	}
 }
