@@ -71,8 +71,12 @@ type Service struct {
 	// onBuilder), of which there are at most cap(rebuilds).
 	work     chan func()
 	builders atomic.Int64
-	// filters are the parsed filters in use (see ResolveFilter).
+	// filters are the parsed filters in use (see ResolveFilter); parsed
+	// holds them for lookups that take no lock (every /sync asks), nParsed
+	// counts them.
 	filters stream.Shared[filterKey, *Filter]
+	parsed  gosync.Map // filterKey → *Filter
+	nParsed atomic.Int64
 }
 
 // maxGenerations bounds the users whose last membership change is
@@ -1097,21 +1101,35 @@ func (s *Service) ResolveFilter(ctx context.Context, user id.UserID, param strin
 	if param == "" {
 		return nil, nil
 	}
-	if strings.HasPrefix(strings.TrimSpace(param), "{") {
-		if len(param) > 2048 {
-			return ParseFilter([]byte(param))
-		}
-		return s.filters.Get(ctx, filterKey{param: param}, func(context.Context) (*Filter, error) {
-			return ParseFilter([]byte(param))
-		})
-	}
-	return s.filters.Get(ctx, filterKey{user, param}, func(ctx context.Context) (*Filter, error) {
+	key, load := filterKey{user, param}, func(ctx context.Context) (*Filter, error) {
 		raw, err := s.GetFilter(ctx, user, user, param)
 		if err != nil {
 			return nil, err
 		}
 		return ParseFilter(raw)
-	})
+	}
+	if strings.HasPrefix(strings.TrimSpace(param), "{") {
+		if len(param) > 2048 {
+			return ParseFilter([]byte(param))
+		}
+		key, load = filterKey{param: param}, func(context.Context) (*Filter, error) {
+			return ParseFilter([]byte(param))
+		}
+	}
+	// A crowd's long-polls all ask at once, so the filters in use are
+	// found without a lock; the first asks for a filter share its read.
+	if f, ok := s.parsed.Load(key); ok {
+		return f.(*Filter), nil
+	}
+	f, err := s.filters.Get(ctx, key, load)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := s.parsed.LoadOrStore(key, f); !loaded && s.nParsed.Add(1) > int64(s.filters.Max) {
+		s.parsed.Clear() // bounded: the filters in use come back
+		s.nParsed.Store(0)
+	}
+	return f, nil
 }
 
 // filterKey names a stored filter (user and ID) or an inline one (param).
