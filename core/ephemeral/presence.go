@@ -336,10 +336,19 @@ func (s *Service) presenceEvent(p *storage.Presence, now int64) map[string]any {
 }
 
 func (s *Service) presenceContent(p *storage.Presence, now int64) map[string]any {
+	return presenceContentAt(p, now, s.lastActive(p))
+}
+
+// lastActive is when p's user was last active: stored, or later here.
+func (s *Service) lastActive(p *storage.Presence) int64 {
 	active := p.LastActiveTS
 	if v, ok := s.presence.users.Load(p.UserID); ok {
 		active = max(active, v.(*activity).lastActive.Load())
 	}
+	return active
+}
+
+func presenceContentAt(p *storage.Presence, now, active int64) map[string]any {
 	content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-active),
 		"currently_active": p.Presence == presenceOnline}
 	if p.StatusMsg != "" {
@@ -408,9 +417,35 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, up
 				continue
 			}
 		}
-		out = append(out, s.presenceEvent(row, now))
+		out = append(out, s.sharedEvent(e.event, row, now))
 	}
 	return out, nil
+}
+
+// sharedEvent keeps the m.presence event last given out for a log entry.
+type sharedEvent struct {
+	last atomic.Pointer[givenEvent]
+}
+
+type givenEvent struct {
+	row         *storage.Presence
+	now, active int64
+	event       map[string]any
+}
+
+// sharedEvent is presenceEvent(row, now), shared with the other syncs
+// that give out the same change at the same millisecond with the same
+// last activity: a change wakes everyone in the changed user's rooms, and
+// when a crowd connects each of thousands of syncs gives out the changes
+// of thousands of others. Callers must not change the event.
+func (s *Service) sharedEvent(se *sharedEvent, row *storage.Presence, now int64) map[string]any {
+	active := s.lastActive(row)
+	if g := se.last.Load(); g != nil && g.row == row && g.now == now && g.active == active {
+		return g.event
+	}
+	ev := map[string]any{"type": "m.presence", "sender": string(row.UserID), "content": presenceContentAt(row, now, active)}
+	se.last.Store(&givenEvent{row: row, now: now, active: active, event: ev})
+	return ev
 }
 
 // PresenceOf returns the m.presence events of those of users with a stored

@@ -3,6 +3,7 @@ package ephemeral
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -214,5 +215,44 @@ func TestPresenceSinceChecksOnlyChangedUsers(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0]["sender"] != string(bob) {
 		t.Fatalf("bob's presence events %v, want his own", evs)
+	}
+}
+
+// The syncs that give out a change at the same moment share its event;
+// a later moment, or a newer activity of the user, gets an event of its own.
+func TestPresenceEventsAreSharedAtTheSameMoment(t *testing.T) {
+	f := newPresenceFixture(t)
+	ctx := context.Background()
+	done, err := f.eph.MarkActive(ctx, alice, "online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	all := func(context.Context, id.UserID) (bool, error) { return true, nil }
+	since := func() map[string]any {
+		t.Helper()
+		evs, err := f.eph.PresenceSince(ctx, bob, 0, 1, all)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("bob's presence events %v %v", evs, err)
+		}
+		return evs[0]
+	}
+	ago := func(ev map[string]any) any { return ev["content"].(map[string]any)["last_active_ago"] }
+	first := since()
+	if again := since(); reflect.ValueOf(again).Pointer() != reflect.ValueOf(first).Pointer() {
+		t.Fatal("two syncs at the same moment built an event each")
+	}
+	f.clock.advance(time.Second)
+	later := since()
+	if ago(first) != int64(0) || ago(later) != int64(1000) {
+		t.Fatalf("last_active_ago %v then %v: want 0, then 1000 a second later", ago(first), ago(later))
+	}
+	done, err = f.eph.MarkActive(ctx, alice, "online") // active again: no change published
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if ev := since(); ago(ev) != int64(0) {
+		t.Fatalf("last_active_ago %v after a new activity: want 0", ago(ev))
 	}
 }

@@ -1,6 +1,7 @@
 package ephemeral
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -59,5 +60,42 @@ func TestPresenceLogTrims(t *testing.T) {
 	}
 	if _, ok := l.changed(3, 5); !ok {
 		t.Fatal("the kept range was not answered")
+	}
+}
+
+// A user's latest change in a range is found whether or not they changed
+// again after it, and after the log was trimmed.
+func TestPresenceLogLatestChangeInRange(t *testing.T) {
+	l := presenceLog{max: 8}
+	for pos, u := range []id.UserID{"@a:x", "@b:x", "@a:x", "@c:x", "@b:x", "@a:x"} {
+		l.add(int64(pos+1), u, nil)
+	}
+	for _, tc := range []struct {
+		since, upto int64
+		want        []id.UserID
+		pos         []int64
+	}{
+		{0, 6, []id.UserID{"@c:x", "@b:x", "@a:x"}, []int64{4, 5, 6}},
+		{0, 4, []id.UserID{"@b:x", "@a:x", "@c:x"}, []int64{2, 3, 4}}, // a and b change again later
+		{3, 5, []id.UserID{"@c:x", "@b:x"}, []int64{4, 5}},
+		{1, 2, []id.UserID{"@b:x"}, []int64{2}},
+	} {
+		es, ok := l.changed(tc.since, tc.upto)
+		var pos []int64
+		for _, e := range es {
+			pos = append(pos, e.pos)
+		}
+		if !ok || !slices.Equal(users(es), tc.want) || !slices.Equal(pos, tc.pos) {
+			t.Errorf("changed(%d, %d) = %v at %v, %v: want %v at %v", tc.since, tc.upto, users(es), pos, ok, tc.want, tc.pos)
+		}
+	}
+	for pos := int64(7); pos <= 12; pos++ { // trims 1 to 5
+		l.add(pos, "@d:x", nil)
+	}
+	if want := map[id.UserID]int64{"@a:x": 6, "@d:x": 12}; !maps.Equal(l.latest, want) {
+		t.Fatalf("after trimming, latest positions %v: want %v", l.latest, want)
+	}
+	if es, ok := l.changed(l.floor, 12); !ok || !slices.Equal(users(es), []id.UserID{"@a:x", "@d:x"}) || es[1].pos != 12 {
+		t.Fatalf("changed after trimming = %+v %v", es, ok)
 	}
 }
