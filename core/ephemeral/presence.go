@@ -158,7 +158,7 @@ func (s *Service) writePresenceLocked(ctx context.Context, a *activity, user id.
 		// the others' the next time they wake.
 		s.opts.Logger.Warn("presence: listing the rooms to notify", "user", user, "err", err)
 	}
-	s.presence.log.add(pos, user, row)
+	s.presence.log.add(pos, user, row, joined)
 	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}, Rooms: joined})
 	return nil
 }
@@ -170,7 +170,7 @@ func (s *Service) observePresence(c stream.Change) {
 		return
 	}
 	user := id.UserID(c.Users[0])
-	s.presence.log.add(c.Pos, user, nil)
+	s.presence.log.add(c.Pos, user, nil, c.Rooms)
 	if v, ok := s.presence.users.Load(user); ok {
 		a := v.(*activity)
 		for {
@@ -373,9 +373,15 @@ func (s *Service) GetPresence(ctx context.Context, user id.UserID) (map[string]a
 
 // PresenceSince returns the m.presence events of viewer and of the users
 // visible accepts (those sharing a room with viewer) whose presence changed
-// in (since, upto]. Its cost follows the changes in the range, each checked
-// with visible; visible may read (a user's rooms, cached by the caller).
-func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, upto int64,
+// in (since, upto]. Its cost follows the changes in the range. A change
+// whose rooms were published with it is shown if one of them is in joined
+// (viewer's joined rooms): its long-polls are the ones it woke, and a user
+// who joined one of viewer's rooms since is shown by the join (see
+// core/sync's newly shared users). Others are checked with visible, which
+// may read (a user's rooms, cached by the caller): every woken sync checked
+// every change, and when the crowd of a room is woken that was 2,000 syncs
+// looking up the rooms of the same users.
+func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, upto int64, joined map[id.RoomID]bool,
 	visible func(ctx context.Context, user id.UserID) (bool, error)) ([]map[string]any, error) {
 	if !s.opts.PresenceEnabled || upto <= since {
 		return nil, nil
@@ -395,7 +401,11 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, up
 	}
 	var out []map[string]any
 	for _, e := range changed {
-		if e.user != viewer {
+		if e.user != viewer && e.rooms != nil {
+			if !slices.ContainsFunc(e.rooms, func(r id.RoomID) bool { return joined[r] }) {
+				continue
+			}
+		} else if e.user != viewer {
 			if ok, err := visible(ctx, e.user); err != nil {
 				return nil, err
 			} else if !ok {

@@ -40,9 +40,12 @@ type presenceEntry struct {
 	// event shares the entry's m.presence event among the syncs that
 	// give it out at the same time (see Service.sharedEvent).
 	event *sharedEvent
+	// rooms are the user's joined rooms when the change was published
+	// (those whose long-polls it woke); nil: not known.
+	rooms []id.RoomID
 }
 
-func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence) {
+func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence, rooms []id.RoomID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pos <= l.floor {
@@ -53,9 +56,12 @@ func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence) {
 		if l.entries[i].row == nil {
 			l.entries[i].row = row
 		}
+		if l.entries[i].rooms == nil {
+			l.entries[i].rooms = rooms
+		}
 		return
 	}
-	l.entries = slices.Insert(l.entries, i, presenceEntry{pos: pos, user: user, row: row, event: &sharedEvent{}})
+	l.entries = slices.Insert(l.entries, i, presenceEntry{pos: pos, user: user, row: row, event: &sharedEvent{}, rooms: rooms})
 	if l.latest == nil {
 		l.latest = map[id.UserID]int64{}
 	}

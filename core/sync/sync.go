@@ -694,7 +694,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		resp.NextBatch = FormatToken(next)
 	}
 	if pf, wanted := f.presence(); wanted && upto[stream.Presence] > since[stream.Presence] {
-		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], s.sharesRoom(joined))
+		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], joined, s.sharesRoom(joined))
 		if err != nil {
 			return nil, nil, err
 		}
