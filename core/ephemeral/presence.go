@@ -158,7 +158,7 @@ func (s *Service) writePresenceLocked(ctx context.Context, a *activity, user id.
 		// the others' the next time they wake.
 		s.opts.Logger.Warn("presence: listing the rooms to notify", "user", user, "err", err)
 	}
-	s.presence.log.add(pos, user, row)
+	s.presence.log.add(pos, user, row, joined)
 	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}, Rooms: joined})
 	return nil
 }
@@ -170,7 +170,7 @@ func (s *Service) observePresence(c stream.Change) {
 		return
 	}
 	user := id.UserID(c.Users[0])
-	s.presence.log.add(c.Pos, user, nil)
+	s.presence.log.add(c.Pos, user, nil, c.Rooms)
 	if v, ok := s.presence.users.Load(user); ok {
 		a := v.(*activity)
 		for {
@@ -336,10 +336,19 @@ func (s *Service) presenceEvent(p *storage.Presence, now int64) map[string]any {
 }
 
 func (s *Service) presenceContent(p *storage.Presence, now int64) map[string]any {
+	return presenceContentAt(p, now, s.lastActive(p))
+}
+
+// lastActive is when p's user was last active: stored, or later here.
+func (s *Service) lastActive(p *storage.Presence) int64 {
 	active := p.LastActiveTS
 	if v, ok := s.presence.users.Load(p.UserID); ok {
 		active = max(active, v.(*activity).lastActive.Load())
 	}
+	return active
+}
+
+func presenceContentAt(p *storage.Presence, now, active int64) map[string]any {
 	content := map[string]any{"presence": p.Presence, "last_active_ago": max(0, now-active),
 		"currently_active": p.Presence == presenceOnline}
 	if p.StatusMsg != "" {
@@ -364,9 +373,15 @@ func (s *Service) GetPresence(ctx context.Context, user id.UserID) (map[string]a
 
 // PresenceSince returns the m.presence events of viewer and of the users
 // visible accepts (those sharing a room with viewer) whose presence changed
-// in (since, upto]. Its cost follows the changes in the range, each checked
-// with visible; visible may read (a user's rooms, cached by the caller).
-func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, upto int64,
+// in (since, upto]. Its cost follows the changes in the range. A change
+// whose rooms were published with it is shown if one of them is in joined
+// (viewer's joined rooms): its long-polls are the ones it woke, and a user
+// who joined one of viewer's rooms since is shown by the join (see
+// core/sync's newly shared users). Others are checked with visible, which
+// may read (a user's rooms, cached by the caller): every woken sync checked
+// every change, and when the crowd of a room is woken that was 2,000 syncs
+// looking up the rooms of the same users.
+func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, upto int64, joined map[id.RoomID]bool,
 	visible func(ctx context.Context, user id.UserID) (bool, error)) ([]map[string]any, error) {
 	if !s.opts.PresenceEnabled || upto <= since {
 		return nil, nil
@@ -386,7 +401,11 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, up
 	}
 	var out []map[string]any
 	for _, e := range changed {
-		if e.user != viewer {
+		if e.user != viewer && e.rooms != nil {
+			if !slices.ContainsFunc(e.rooms, func(r id.RoomID) bool { return joined[r] }) {
+				continue
+			}
+		} else if e.user != viewer {
 			if ok, err := visible(ctx, e.user); err != nil {
 				return nil, err
 			} else if !ok {
@@ -408,9 +427,35 @@ func (s *Service) PresenceSince(ctx context.Context, viewer id.UserID, since, up
 				continue
 			}
 		}
-		out = append(out, s.presenceEvent(row, now))
+		out = append(out, s.sharedEvent(e.event, row, now))
 	}
 	return out, nil
+}
+
+// sharedEvent keeps the m.presence event last given out for a log entry.
+type sharedEvent struct {
+	last atomic.Pointer[givenEvent]
+}
+
+type givenEvent struct {
+	row         *storage.Presence
+	now, active int64
+	event       map[string]any
+}
+
+// sharedEvent is presenceEvent(row, now), shared with the other syncs
+// that give out the same change at the same millisecond with the same
+// last activity: a change wakes everyone in the changed user's rooms, and
+// when a crowd connects each of thousands of syncs gives out the changes
+// of thousands of others. Callers must not change the event.
+func (s *Service) sharedEvent(se *sharedEvent, row *storage.Presence, now int64) map[string]any {
+	active := s.lastActive(row)
+	if g := se.last.Load(); g != nil && g.row == row && g.now == now && g.active == active {
+		return g.event
+	}
+	ev := map[string]any{"type": "m.presence", "sender": string(row.UserID), "content": presenceContentAt(row, now, active)}
+	se.last.Store(&givenEvent{row: row, now: now, active: active, event: ev})
+	return ev
 }
 
 // PresenceOf returns the m.presence events of those of users with a stored

@@ -3,6 +3,7 @@ package ephemeral
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -133,7 +134,7 @@ func TestSyncingWhileOnlineWritesOnce(t *testing.T) {
 		t.Fatalf("presence position %d %v, want 1", pos, err)
 	}
 	// last_active_ago follows the syncs, not the one write.
-	evs, err := f.eph.PresenceSince(ctx, bob, 0, 1, func(context.Context, id.UserID) (bool, error) { return true, nil })
+	evs, err := f.eph.PresenceSince(ctx, bob, 0, 1, map[id.RoomID]bool{f.shared: true}, func(context.Context, id.UserID) (bool, error) { return true, nil })
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("bob's presence events %v %v", evs, err)
 	}
@@ -202,17 +203,78 @@ func TestPresenceSinceChecksOnlyChangedUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var asked []id.UserID
-	evs, err := f.eph.PresenceSince(ctx, bob, 1, 4, func(_ context.Context, u id.UserID) (bool, error) {
+	visible := func(_ context.Context, u id.UserID) (bool, error) {
 		asked = append(asked, u)
 		return u == alice, nil
-	})
+	}
+	bobsRooms := map[id.RoomID]bool{f.shared: true}
+	evs, err := f.eph.PresenceSince(ctx, bob, 1, 4, bobsRooms, visible)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(asked, []id.UserID{carol}) {
-		t.Fatalf("visible was asked about %v, want only carol (bob is the viewer; alice changed before the range)", asked)
+	// Carol's changes were published with her rooms, which bob is not in.
+	if len(asked) != 0 {
+		t.Fatalf("visible was asked about %v, want nobody (carol's rooms were published with her change)", asked)
 	}
 	if len(evs) != 1 || evs[0]["sender"] != string(bob) {
 		t.Fatalf("bob's presence events %v, want his own", evs)
+	}
+	// A change published elsewhere without its rooms is checked with
+	// visible; one with them is shown in those rooms without asking.
+	f.eph.observePresence(stream.Change{Stream: stream.Presence, Pos: 5, Users: []id.UserID{carol}})
+	f.eph.observePresence(stream.Change{Stream: stream.Presence, Pos: 6, Users: []id.UserID{alice},
+		Rooms: []id.RoomID{f.shared}})
+	asked = nil
+	if evs, err = f.eph.PresenceSince(ctx, bob, 4, 6, bobsRooms, visible); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []id.UserID{carol}) {
+		t.Fatalf("visible was asked about %v, want carol (published without rooms)", asked)
+	}
+	var senders []string
+	for _, ev := range evs {
+		senders = append(senders, ev["sender"].(string))
+	}
+	if !slices.Equal(senders, []string{string(alice)}) {
+		t.Fatalf("bob sees the presence of %v, want alice's (in his room)", senders)
+	}
+}
+
+// The syncs that give out a change at the same moment share its event;
+// a later moment, or a newer activity of the user, gets an event of its own.
+func TestPresenceEventsAreSharedAtTheSameMoment(t *testing.T) {
+	f := newPresenceFixture(t)
+	ctx := context.Background()
+	done, err := f.eph.MarkActive(ctx, alice, "online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	all := func(context.Context, id.UserID) (bool, error) { return true, nil }
+	since := func() map[string]any {
+		t.Helper()
+		evs, err := f.eph.PresenceSince(ctx, bob, 0, 1, map[id.RoomID]bool{f.shared: true}, all)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("bob's presence events %v %v", evs, err)
+		}
+		return evs[0]
+	}
+	ago := func(ev map[string]any) any { return ev["content"].(map[string]any)["last_active_ago"] }
+	first := since()
+	if again := since(); reflect.ValueOf(again).Pointer() != reflect.ValueOf(first).Pointer() {
+		t.Fatal("two syncs at the same moment built an event each")
+	}
+	f.clock.advance(time.Second)
+	later := since()
+	if ago(first) != int64(0) || ago(later) != int64(1000) {
+		t.Fatalf("last_active_ago %v then %v: want 0, then 1000 a second later", ago(first), ago(later))
+	}
+	done, err = f.eph.MarkActive(ctx, alice, "online") // active again: no change published
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if ev := since(); ago(ev) != int64(0) {
+		t.Fatalf("last_active_ago %v after a new activity: want 0", ago(ev))
 	}
 }

@@ -27,6 +27,9 @@ type presenceLog struct {
 	entries []presenceEntry
 	// max bounds the entries: past it, the older half is dropped.
 	max int
+	// latest is each logged user's latest position in entries, so that
+	// changed needs no set of its own (thousands of woken syncs ask it).
+	latest map[id.UserID]int64
 }
 
 type presenceEntry struct {
@@ -34,9 +37,15 @@ type presenceEntry struct {
 	user id.UserID
 	// row is the presence stored at pos (nil: written by another process).
 	row *storage.Presence
+	// event shares the entry's m.presence event among the syncs that
+	// give it out at the same time (see Service.sharedEvent).
+	event *sharedEvent
+	// rooms are the user's joined rooms when the change was published
+	// (those whose long-polls it woke); nil: not known.
+	rooms []id.RoomID
 }
 
-func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence) {
+func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence, rooms []id.RoomID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if pos <= l.floor {
@@ -47,12 +56,26 @@ func (l *presenceLog) add(pos int64, user id.UserID, row *storage.Presence) {
 		if l.entries[i].row == nil {
 			l.entries[i].row = row
 		}
+		if l.entries[i].rooms == nil {
+			l.entries[i].rooms = rooms
+		}
 		return
 	}
-	l.entries = slices.Insert(l.entries, i, presenceEntry{pos: pos, user: user, row: row})
+	l.entries = slices.Insert(l.entries, i, presenceEntry{pos: pos, user: user, row: row, event: &sharedEvent{}, rooms: rooms})
+	if l.latest == nil {
+		l.latest = map[id.UserID]int64{}
+	}
+	if pos > l.latest[user] {
+		l.latest[user] = pos
+	}
 	if l.max > 0 && len(l.entries) > l.max {
 		drop := len(l.entries) - l.max/2
 		l.floor = l.entries[drop-1].pos
+		for _, e := range l.entries[:drop] {
+			if l.latest[e.user] == e.pos {
+				delete(l.latest, e.user)
+			}
+		}
 		l.entries = append([]presenceEntry(nil), l.entries[drop:]...)
 	}
 }
@@ -73,6 +96,23 @@ func (l *presenceLog) changed(since, upto int64) ([]presenceEntry, bool) {
 		return nil, false
 	}
 	span := l.entries[from:to]
+	out := make([]presenceEntry, 0, len(span))
+	for _, e := range span {
+		switch latest := l.latest[e.user]; {
+		case latest == e.pos:
+			out = append(out, e)
+		case latest > upto:
+			// A later change after the range: whether another one is
+			// in it takes the set below.
+			return l.latestIn(span), true
+		} // else the user's latest change is later in the range
+	}
+	return out, true
+}
+
+// latestIn returns the latest entry of each user in span, in position
+// order.
+func (l *presenceLog) latestIn(span []presenceEntry) []presenceEntry {
 	seen := make(map[id.UserID]bool, len(span))
 	out := make([]presenceEntry, 0, len(span))
 	for i := len(span) - 1; i >= 0; i-- {
@@ -82,5 +122,5 @@ func (l *presenceLog) changed(since, upto int64) ([]presenceEntry, bool) {
 		}
 	}
 	slices.Reverse(out)
-	return out, true
+	return out
 }

@@ -78,7 +78,7 @@ func (s *Service) SetRemotePresence(ctx context.Context, origin string, p *Remot
 	if pos == 0 {
 		return nil // as stored already: heard of all the same
 	}
-	s.presence.log.add(pos, p.UserID, row)
+	s.presence.log.add(pos, p.UserID, row, joined)
 	s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{p.UserID}, Rooms: joined})
 	return nil
 }
@@ -251,7 +251,7 @@ func (s *Service) remoteTimedOut(ctx context.Context, user id.UserID, now time.T
 			if err != nil {
 				s.opts.Logger.Warn("presence: listing the rooms to notify", "user", user, "err", err)
 			}
-			s.presence.log.add(pos, user, row)
+			s.presence.log.add(pos, user, row, joined)
 			s.notifier.Publish(stream.Change{Stream: stream.Presence, Pos: pos, Users: []id.UserID{user}, Rooms: joined})
 		}
 	}

@@ -89,16 +89,22 @@ func logRequest(log *slog.Logger, c *gin.Context, start time.Time) {
 	if route == "" {
 		route = "unmatched"
 	}
-	attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.ClientIP()}
+	// Typed attributes, in an array on the stack: the line is written for
+	// every request (4,000 a message in a crowded room), and as []any
+	// each value was boxed and the user ID encoded by reflection.
+	attrs := [6]slog.Attr{slog.String("method", c.Request.Method), slog.String("route", route),
+		slog.Int("status", c.Writer.Status()), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("ip", c.ClientIP())}
+	n := 5
 	if p := PrincipalOf(c); p != nil {
-		attrs = append(attrs, "user", p.UserID)
+		attrs[n] = slog.String("user", string(p.UserID))
+		n++
 	}
 	level := slog.LevelInfo
 	if c.Writer.Status() >= 500 {
 		level = slog.LevelError
 	}
-	log.Log(c.Request.Context(), level, "request", attrs...)
+	log.LogAttrs(c.Request.Context(), level, "request", attrs[:n]...)
 	if st := c.Writer.Status(); st >= 400 && st < 500 && log.Enabled(c.Request.Context(), slog.LevelDebug) {
 		// Which request a client got wrong, findable without a proxy:
 		// the path it sent (no query string, where access tokens may

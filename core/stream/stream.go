@@ -187,7 +187,18 @@ func NewLocal(start Positions) *Local {
 }
 
 // Publish implements Notifier.
+//
+// The waiters it ends are woken after mu is released: waking thousands
+// (one message to a crowded room) readies as many goroutines, and if the
+// scheduler put the publisher aside meanwhile, every long-poll arriving to
+// wait queued on mu behind it, for as long as the woken crowd ran.
 func (l *Local) Publish(c Change) {
+	var woken []*waiter
+	defer func() {
+		for _, w := range woken {
+			close(w.wake)
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !c.Stream.synced() {
@@ -205,33 +216,38 @@ func (l *Local) Publish(c Change) {
 		fn(c)
 	}
 	if c.RoomID != "" {
-		l.wakeLocked(l.byRoom[c.RoomID], c)
+		woken = l.wakeLocked(l.byRoom[c.RoomID], c, woken)
 	}
 	for _, r := range c.Rooms {
-		l.wakeLocked(l.byRoom[r], c)
+		woken = l.wakeLocked(l.byRoom[r], c, woken)
 	}
 	for _, u := range c.Users {
 		for w := l.byUser[u]; w != nil; {
-			next := w.next // endLocked unlinks w
-			l.wakeOneLocked(w, c)
+			next := w.next // removeLocked unlinks w
+			woken = l.wakeOneLocked(w, c, woken)
 			w = next
 		}
 	}
 }
 
-// wakeLocked wakes the waiters of ws that c concerns (l.mu held).
-func (l *Local) wakeLocked(ws map[*waiter]struct{}, c Change) {
+// wakeLocked ends the waiters of ws that c concerns (l.mu held) and
+// appends them to woken, whose wakes the caller closes.
+func (l *Local) wakeLocked(ws map[*waiter]struct{}, c Change, woken []*waiter) []*waiter {
 	for w := range ws {
-		l.wakeOneLocked(w, c)
+		woken = l.wakeOneLocked(w, c, woken)
 	}
+	return woken
 }
 
-// wakeOneLocked wakes w if c concerns it (l.mu held).
-func (l *Local) wakeOneLocked(w *waiter, c Change) {
-	if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) {
-		w.woken = true
-		l.endLocked(w)
+// wakeOneLocked ends w if c concerns it (l.mu held) and appends it to
+// woken, whose wakes the caller closes.
+func (l *Local) wakeOneLocked(w *waiter, c Change, woken []*waiter) []*waiter {
+	if c.Pos > w.since[c.Stream] && !w.in.Ignore.Has(c.Stream) && !w.done {
+		w.woken, w.done = true, true
+		l.removeLocked(w)
+		woken = append(woken, w)
 	}
+	return woken
 }
 
 // endLocked removes w and closes its wake (l.mu held), once.

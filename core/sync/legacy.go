@@ -108,7 +108,7 @@ func (s *Service) InitialSync(ctx context.Context, req *InitialSyncRequest) (*In
 		fillRoomInfo(info, snap, roomData[m.RoomID])
 		resp.Rooms = append(resp.Rooms, info)
 	}
-	presence, err := s.eph.PresenceSince(ctx, req.User, 0, upto[stream.Presence], s.sharesRoom(joined))
+	presence, err := s.eph.PresenceSince(ctx, req.User, 0, upto[stream.Presence], joined, s.sharesRoom(joined))
 	if err != nil {
 		return nil, err
 	}

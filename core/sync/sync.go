@@ -71,8 +71,12 @@ type Service struct {
 	// onBuilder), of which there are at most cap(rebuilds).
 	work     chan func()
 	builders atomic.Int64
-	// filters are the parsed filters in use (see ResolveFilter).
+	// filters are the parsed filters in use (see ResolveFilter); parsed
+	// holds them for lookups that take no lock (every /sync asks), nParsed
+	// counts them.
 	filters stream.Shared[filterKey, *Filter]
+	parsed  gosync.Map // filterKey → *Filter
+	nParsed atomic.Int64
 }
 
 // maxGenerations bounds the users whose last membership change is
@@ -340,11 +344,14 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	for {
-		a, err := s.answer(ctx, req, p)
+		a, err := s.quiet(ctx, req, p)
+		if err == nil && a == nil {
+			a, err = s.answer(ctx, req, p)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if p.answersNow(req, a.resp) {
+		if a.resp != nil && p.answersNow(req, a.resp) {
 			return a.resp, nil
 		}
 		// The answer should the wait time out is known now: the parked
@@ -359,6 +366,15 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !woke && a.resp == nil {
+			// Quiet until the end: the answer moves the token (and
+			// carries the key counts) all the same, built in turn.
+			p.woken = true
+			if a, err = s.answer(ctx, req, p); err != nil {
+				return nil, err
+			}
+			return a.resp, nil
+		}
 		if !woke {
 			return late, nil
 		}
@@ -366,6 +382,38 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 		// same token, so nothing between since and now is skipped.
 		p.woken = true
 	}
+}
+
+// quiet is the wait of a long-poll that nothing concerns yet, before any
+// answer is built: when no stream it does not ignore moved past its token
+// (a long-poll back right after its answer, as every long-poll a message
+// woke is), the answer would be empty, so it parks at once with the rooms
+// it is joined to (cached) and builds only when woken or at its timeout.
+// That halves the builds a message costs: each of its recipients built an
+// empty answer for its next long-poll, in turn with the others' answers.
+// It returns nil when an answer has to be built.
+func (s *Service) quiet(ctx context.Context, req *Request, p *syncPlan) (*built, error) {
+	if p.woken || p.initial || req.FullState || p.timeout <= 0 {
+		return nil, nil
+	}
+	now := s.notifier.Current()
+	ignore := ignored(req.Filter)
+	for st := range now {
+		if now[st] > p.since[st] && !ignore.Has(stream.Stream(st)) {
+			return nil, nil
+		}
+	}
+	ms, err := s.userMemberships(ctx, req.User)
+	if err != nil {
+		return nil, err
+	}
+	a := &built{upto: p.since, joined: map[id.RoomID]bool{}}
+	for _, m := range ms {
+		if m.Membership == "join" && m.Pos <= p.since[stream.Events] {
+			a.joined[m.RoomID] = true
+		}
+	}
+	return a, nil
 }
 
 // syncPlan is what Sync's loop keeps between its answers.
@@ -660,7 +708,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 		resp.NextBatch = FormatToken(next)
 	}
 	if pf, wanted := f.presence(); wanted && upto[stream.Presence] > since[stream.Presence] {
-		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], s.sharesRoom(joined))
+		presence, err := s.eph.PresenceSince(ctx, req.User, since[stream.Presence], upto[stream.Presence], joined, s.sharesRoom(joined))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -1067,21 +1115,35 @@ func (s *Service) ResolveFilter(ctx context.Context, user id.UserID, param strin
 	if param == "" {
 		return nil, nil
 	}
-	if strings.HasPrefix(strings.TrimSpace(param), "{") {
-		if len(param) > 2048 {
-			return ParseFilter([]byte(param))
-		}
-		return s.filters.Get(ctx, filterKey{param: param}, func(context.Context) (*Filter, error) {
-			return ParseFilter([]byte(param))
-		})
-	}
-	return s.filters.Get(ctx, filterKey{user, param}, func(ctx context.Context) (*Filter, error) {
+	key, load := filterKey{user, param}, func(ctx context.Context) (*Filter, error) {
 		raw, err := s.GetFilter(ctx, user, user, param)
 		if err != nil {
 			return nil, err
 		}
 		return ParseFilter(raw)
-	})
+	}
+	if strings.HasPrefix(strings.TrimSpace(param), "{") {
+		if len(param) > 2048 {
+			return ParseFilter([]byte(param))
+		}
+		key, load = filterKey{param: param}, func(context.Context) (*Filter, error) {
+			return ParseFilter([]byte(param))
+		}
+	}
+	// A crowd's long-polls all ask at once, so the filters in use are
+	// found without a lock; the first asks for a filter share its read.
+	if f, ok := s.parsed.Load(key); ok {
+		return f.(*Filter), nil
+	}
+	f, err := s.filters.Get(ctx, key, load)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := s.parsed.LoadOrStore(key, f); !loaded && s.nParsed.Add(1) > int64(s.filters.Max) {
+		s.parsed.Clear() // bounded: the filters in use come back
+		s.nParsed.Store(0)
+	}
+	return f, nil
 }
 
 // filterKey names a stored filter (user and ID) or an inline one (param).

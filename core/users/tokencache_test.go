@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -126,4 +127,28 @@ func TestTokenCacheDropsReadsThatRacedAForget(t *testing.T) {
 	if _, _, ok := c.get("h"); ok {
 		t.Fatal("a token unused for a sweep period stayed")
 	}
+}
+
+// A cached token is found without waiting for the cache's writers: every
+// request looks its token up, and a lock there queued them all behind
+// whichever holder the scheduler had put aside.
+func TestTokenCacheHitTakesNoLock(t *testing.T) {
+	var c tokenCache
+	_, gen, _ := c.get("h")
+	c.put(gen, &storage.AccessToken{TokenHash: "h", UserID: "@a:x"})
+	c.mu.Lock() // a writer holds the cache
+	found := make(chan bool)
+	go func() {
+		_, _, ok := c.get("h")
+		found <- ok
+	}()
+	select {
+	case ok := <-found:
+		if !ok {
+			t.Fatal("the cached token was not found")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lookup waited for the writer's lock")
+	}
+	c.mu.Unlock()
 }
