@@ -345,28 +345,34 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 	}
 	for {
 		a, err := s.quiet(ctx, req, p)
-		if err == nil && a == nil {
+		quiet := a != nil
+		if err == nil && !quiet {
 			a, err = s.answer(ctx, req, p)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if a.resp != nil && p.answersNow(req, a.resp) {
-			return a.resp, nil
+		var late *Response
+		if !quiet {
+			if p.answersNow(req, a.resp) {
+				return a.resp, nil
+			}
+			// The answer should the wait time out is known now: the
+			// parked long-poll keeps only that (with Request.Encode its
+			// JSON alone), not the built answer.
+			if late, err = a.timedOut(); err != nil {
+				return nil, err
+			}
+			a.resp = nil
 		}
-		// The answer should the wait time out is known now: the parked
-		// long-poll keeps only that (with Request.Encode its JSON alone),
-		// not the built answer.
-		late, err := a.timedOut()
-		if err != nil {
-			return nil, err
-		}
-		a.resp = nil
 		woke, err := s.park(ctx, req, a, p.deadline)
 		if err != nil {
 			return nil, err
 		}
-		if !woke && a.resp == nil {
+		if !woke {
+			if !quiet {
+				return late, nil
+			}
 			// Quiet until the end: the answer moves the token (and
 			// carries the key counts) all the same, built in turn.
 			p.woken = true
@@ -374,9 +380,6 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 				return nil, err
 			}
 			return a.resp, nil
-		}
-		if !woke {
-			return late, nil
 		}
 		// Something for this user may have happened: look again from the
 		// same token, so nothing between since and now is skipped.
