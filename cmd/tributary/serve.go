@@ -180,6 +180,15 @@ func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	log.Debug("memory limit", "mib", cfg.MemoryLimitMiB)
 }
 
+// setGCPercent applies gc_percent, unless GOGC set the runtime's already.
+func setGCPercent(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(cfg.GCPercent)
+	log.Debug("gc percent", "percent", cfg.GCPercent)
+}
+
 // logBuffer is how many bytes of log lines the server holds for a slow
 // sink before a request waits for it: a crowd's burst (2,000 request
 // lines when one message wakes 2,000 long-polls) is about 0.5 MiB.
@@ -280,6 +289,7 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	log := newLoggerTo(cfg, logOut)
 	slog.SetDefault(log)
 	setMemoryLimit(cfg, log)
+	setGCPercent(cfg, log)
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
