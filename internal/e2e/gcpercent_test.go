@@ -3,8 +3,6 @@ package e2e
 import (
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/tributary-hs/tributary/internal/testserver"
@@ -31,20 +29,9 @@ func TestGCPercent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.Start(t, testserver.Options{Args: append([]string{"--metrics-listen", "127.0.0.1:0"}, tc.args...),
 				Env: tc.env})
-			resp, raw := rawRequest(t, nil, "GET", srv.MetricsURL()+"/metrics", nil, nil)
-			if resp.StatusCode != 200 {
-				t.Fatalf("/metrics: HTTP %d", resp.StatusCode)
+			if got := metricValue(t, srv, "go_gc_gogc_percent"); got != tc.want {
+				t.Fatalf("go_gc_gogc_percent = %.0f, want %.0f", got, tc.want)
 			}
-			for _, l := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(l, "go_gc_gogc_percent "); ok {
-					got, err := strconv.ParseFloat(v, 64)
-					if err != nil || got != tc.want {
-						t.Fatalf("go_gc_gogc_percent = %s, want %.0f", v, tc.want)
-					}
-					return
-				}
-			}
-			t.Fatalf("/metrics has no go_gc_gogc_percent:\n%s", raw)
 		})
 	}
 }

@@ -50,6 +50,18 @@ func BenchmarkSyncDelivery(b *testing.B) {
 	}
 }
 
+// pgMonitor opens a monitoring connection to the database at dsn, for 30 s
+// at most; done closes it.
+func pgMonitor(b *testing.B, dsn string) (context.Context, *pgx.Conn, func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	return ctx, conn, func() { conn.Close(ctx); cancel() }
+}
+
 // pgSessions is pg_stat_database.sessions of the database at dsn once
 // every other connection to it has closed (a session is counted when its
 // backend reports its statistics, at the latest when it exits); 0 for "".
@@ -57,13 +69,8 @@ func pgSessions(b *testing.B, dsn string) int64 {
 	if dsn == "" {
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := pgMonitor(b, dsn)
+	defer done()
 	for {
 		var others int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
@@ -184,13 +191,8 @@ func pgBackendsCPU(b *testing.B, dsn string) time.Duration {
 	if dsn == "" {
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := pgMonitor(b, dsn)
+	defer done()
 	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid()`)
 	if err != nil {
