@@ -27,7 +27,11 @@ import (
 func startWithUserMode(t *testing.T, bin string, f *mtFake, apiURL string) *testserver.Server {
 	t.Helper()
 	key := strings.ReplaceAll(strings.TrimSpace(f.publicKeyPEM()), "\n", "\n          ")
-	cfg := fmt.Sprintf(`app_services:
+	// The server logs at debug, so that the plugin's debug lines reach
+	// the log a failed wait shows.
+	cfg := fmt.Sprintf(`log:
+  level: debug
+app_services:
   retry_backoff: 200ms
   max_retry_backoff: 2s
 plugins:
@@ -105,15 +109,6 @@ func TestTelegramUserMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	mgmt := created.RoomID
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, evt := range w.seen[mgmt] {
-				if evt.Type == event.EventMessage {
-					t.Logf("management room: %s: %s", evt.Sender, evt.Content.AsMessage().Body)
-				}
-			}
-		}
-	})
 	command := func(cmd, want string) {
 		t.Helper()
 		sent, err := alice.SendText(ctx, mgmt, cmd)

@@ -2,8 +2,10 @@ package e2etelegram
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -66,7 +68,7 @@ func (w *watcher) wait(ctx context.Context, roomID id.RoomID, what string, pred 
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatalf("waiting for %s in %s: %v; server log:\n%s", what, roomID, ctx.Err(), w.logs())
+			w.t.Fatalf("waiting for %s in %s: %v\n%s", what, roomID, ctx.Err(), w.report())
 		}
 		w.next(ctx)
 	}
@@ -104,7 +106,7 @@ func (w *watcher) roomNamed(ctx context.Context, name string) (roomID id.RoomID,
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatalf("no room named %q: %v; server log:\n%s", name, ctx.Err(), w.logs())
+			w.t.Fatalf("no room named %q: %v\n%s", name, ctx.Err(), w.report())
 		}
 		w.next(ctx)
 	}
@@ -128,7 +130,7 @@ func (w *watcher) newRoom(ctx context.Context, what string, known ...id.RoomID) 
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatalf("no invite to or room for %s: %v; server log:\n%s", what, ctx.Err(), w.logs())
+			w.t.Fatalf("no invite to or room for %s: %v\n%s", what, ctx.Err(), w.report())
 		}
 		w.next(ctx)
 	}
@@ -147,8 +149,45 @@ func (w *watcher) messageAnywhere(ctx context.Context, body string) (id.RoomID, 
 			}
 		}
 		if ctx.Err() != nil {
-			w.t.Fatalf("no message %q in any room: %v; server log:\n%s", body, ctx.Err(), w.logs())
+			w.t.Fatalf("no message %q in any room: %v\n%s", body, ctx.Err(), w.report())
 		}
 		w.next(ctx)
 	}
+}
+
+// report is what a failed wait shows, most telling first (CI keeps only
+// the head and the tail of a long output): every message the watcher saw,
+// by room, then the server log's warnings and errors (the plugin's
+// included), the plugin's last lines, then the whole server log.
+func (w *watcher) report() string {
+	var b strings.Builder
+	b.WriteString("messages seen:\n")
+	for roomID, evts := range w.seen {
+		for _, evt := range evts {
+			if evt.Type == event.EventMessage {
+				fmt.Fprintf(&b, "  %s %s %s: %q\n", roomID, evt.ID, evt.Sender, evt.Content.AsMessage().Body)
+			}
+		}
+	}
+	logs := w.logs()
+	b.WriteString("server warnings and errors:\n")
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			b.WriteString("  " + line)
+		}
+	}
+	// The plugin's last words (its debug lines, where the test asks for
+	// them): what it was doing when the wait ran out.
+	var plugin []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"plugin":"`) {
+			plugin = append(plugin, line)
+		}
+	}
+	b.WriteString("the plugin's last log lines:\n")
+	for _, line := range plugin[max(0, len(plugin)-60):] {
+		b.WriteString("  " + line)
+	}
+	b.WriteString("server log:\n" + logs)
+	return b.String()
 }
