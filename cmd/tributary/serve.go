@@ -471,9 +471,13 @@ func serve(ctx context.Context, cfg *config.Config) error {
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
-		IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx }}
+		IdleTimeout: cfg.HTTP.IdleTimeout.Duration, BaseContext: func(net.Listener) context.Context { return reqCtx },
+		ConnContext: httpx.LaneConnContext}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// /sync long-polls arriving in a crowd queue for the sync service's
+	// lane before they are read (see httpx.LaneListener).
+	laneLn := &httpx.LaneListener{Listener: ln, Lane: syncer.StreamLane(), Wanted: clientapi.LongPollHead}
+	go func() { errc <- srv.Serve(laneLn) }()
 	var fedSrv *http.Server
 	if cfg.Federation.Enabled && cfg.Federation.Listen != "" {
 		fln, tlsCfg, err := listenFederation(cfg)

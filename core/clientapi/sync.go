@@ -1,7 +1,10 @@
 package clientapi
 
 import (
+	"bytes"
 	"net/http"
+	"net/url"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -24,14 +27,39 @@ func (a *API) registerSync(g gin.IRouter, auth gin.HandlerFunc) {
 // A long-poll parks in this handler: its frame stays small, the request
 // is read in syncRequest and the answer encoded where it is built (see
 // tsync.Service.Sync).
+//
+// A long-poll (a since token and a timeout) runs in the sync service's
+// lane (tsync.Lane): it looks for news and builds its answer among a few
+// at a time, leaving its place while it waits and before it writes.
 func (a *API) sync(c *gin.Context) {
-	req, done, err := a.syncRequest(c)
+	ctx := c.Request.Context()
+	// The query is parsed here rather than by gin's c.Query, whose parsed
+	// copy stays on the gin.Context while the long-poll is parked (thousands
+	// at once).
+	q := c.Request.URL.Query()
+	req, done, err := a.syncRequest(c, q)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
 	defer done() // the user stays connected while the long-poll runs
-	ctx := c.Request.Context()
+	// Not before: marking a user online may wait for the database's
+	// writer, which the lane's places should not (unless the request came
+	// with its place: see LongPollHead).
+	var lane *tsync.Lane
+	held := httpx.TakeLanePlace(ctx)
+	switch {
+	case held:
+		lane = a.sync_.HeldLane()
+	case req.Since != "" && req.Timeout > 0:
+		if lane, err = a.sync_.EnterLane(ctx); err != nil {
+			return // the client went away
+		}
+	}
+	if lane != nil {
+		defer lane.Leave()
+		req.Lane = lane
+	}
 	resp, err := a.sync_.Sync(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -40,18 +68,23 @@ func (a *API) sync(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	// Written after leaving: a client that does not read its answer
+	// must not keep a place.
+	lane.Leave()
+	if lane != nil {
+		// Leaving readied the next long-poll on this processor: it goes
+		// first, and this write waits its turn in the global run queue
+		// (see stream.Lane's yield).
+		runtime.Gosched()
+	}
 	httpx.OKJSON(c, resp.JSON())
 }
 
 // syncRequest reads a /sync request's parameters and marks the user
 // active; done ends the activity.
-func (a *API) syncRequest(c *gin.Context) (*tsync.Request, func(), error) {
+func (a *API) syncRequest(c *gin.Context, q url.Values) (*tsync.Request, func(), error) {
 	p := httpx.PrincipalOf(c)
 	ctx := c.Request.Context()
-	// The query is parsed here rather than by gin's c.Query, whose parsed
-	// copy stays on the gin.Context while the long-poll is parked (thousands
-	// at once).
-	q := c.Request.URL.Query()
 	var timeout time.Duration
 	if t := q.Get("timeout"); t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
@@ -136,4 +169,47 @@ func (a *API) getFilter(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "application/json", raw)
+}
+
+// LongPollHead picks, for httpx.LaneListener, the requests that queue for
+// the sync service's lane before they are read: /sync long-polls (a since
+// token and a timeout other than 0), from their request line. It reads
+// the raw query and allocates nothing (it runs for every request arriving
+// while the lane is busy); the handler reads the query for real.
+func LongPollHead(head []byte) bool {
+	line, _, _ := bytes.Cut(head, []byte("\r\n"))
+	rest, ok := bytes.CutPrefix(line, []byte("GET /_matrix/client/"))
+	if !ok {
+		return false
+	}
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	path, query, _ := bytes.Cut(target, []byte("?"))
+	if string(path) != "v3/sync" && string(path) != "r0/sync" {
+		return false
+	}
+	since, timeout := false, false
+	for len(query) > 0 {
+		var param []byte
+		param, query, _ = bytes.Cut(query, []byte("&"))
+		name, value, _ := bytes.Cut(param, []byte("="))
+		switch string(name) {
+		case "since":
+			since = len(value) > 0
+		case "timeout":
+			timeout = positiveNumber(value)
+		}
+	}
+	return since && timeout
+}
+
+// positiveNumber: digits (at most 12), not all zeros.
+func positiveNumber(b []byte) bool {
+	nonZero := false
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+		nonZero = nonZero || c != '0'
+	}
+	return nonZero && len(b) <= 12
 }

@@ -103,6 +103,10 @@ type Notifier interface {
 	// WaitUntil is Wait that also ends at until (a long-poll's timeout),
 	// without a context of its own for it.
 	WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool
+	// WaitInLane is WaitUntil that returns holding a place in lane (see
+	// Lane), unless ctx ended first (then it returns ctx's error and holds
+	// none); it reports whether a change woke it.
+	WaitInLane(ctx context.Context, in Interest, since Positions, until time.Time, lane *Lane) (bool, error)
 	// Observe calls fn with every change published from now on (in this
 	// process). fn runs inside Publish: it must be quick and must not block
 	// or publish.
@@ -117,6 +121,8 @@ type Interest struct {
 	// Ignore are streams whose changes the waiter would not answer with
 	// (a filter drops them): they neither wake it nor cut its wait short.
 	Ignore StreamSet
+	// Lane is set by WaitInLane.
+	Lane *Lane
 }
 
 // StreamSet is a set of streams.
@@ -196,7 +202,11 @@ func (l *Local) Publish(c Change) {
 	var woken []*waiter
 	defer func() {
 		for _, w := range woken {
-			close(w.wake)
+			if w.in.Lane != nil {
+				w.in.Lane.admit(w.wake)
+			} else {
+				close(w.wake)
+			}
 		}
 	}()
 	l.mu.Lock()
@@ -309,13 +319,14 @@ func (l *Local) Wait(ctx context.Context, in Interest, since Positions) bool {
 // database driver asked for it), rather than context.AfterFunc (a callback
 // context and, again, its parent's map of children).
 func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, until time.Time) bool {
+	in.Lane = nil
 	w, already := l.register(in, since)
 	if already {
 		return true
 	}
 	var timer *time.Timer
 	if !until.IsZero() {
-		timer = time.AfterFunc(time.Until(until), func() { l.giveUp(w) })
+		timer = time.AfterFunc(time.Until(until), func() { l.timeUp(w) })
 	}
 	select {
 	case <-w.wake:
@@ -328,11 +339,69 @@ func (l *Local) WaitUntil(ctx context.Context, in Interest, since Positions, unt
 	return w.woken // written under mu before wake was closed or giveUp took mu
 }
 
-// giveUp ends w's wait unwoken (its context ended).
-func (l *Local) giveUp(w *waiter) {
+// WaitInLane implements Notifier.
+//
+// A change or the end of the wait hands the waiter to the lane, which
+// wakes it once it has a place (see Lane): a thousand long-polls a message
+// woke, or whose timeouts ran out together, are not a thousand runnable
+// goroutines at once.
+func (l *Local) WaitInLane(ctx context.Context, in Interest, since Positions, until time.Time, lane *Lane) (bool, error) {
+	in.Lane = lane
+	w, already := l.register(in, since)
+	if already {
+		return true, lane.Enter(ctx)
+	}
+	var timer *time.Timer
+	if !until.IsZero() {
+		timer = time.AfterFunc(time.Until(until), func() { l.timeUp(w) })
+	}
+	select {
+	case <-w.wake:
+		if timer != nil {
+			timer.Stop()
+		}
+		yield() // admitted (see yield)
+		return w.woken, nil
+	case <-ctx.Done():
+		if timer != nil {
+			timer.Stop()
+		}
+		if l.giveUp(w) {
+			// Handed to the lane already: queued there, or admitted.
+			lane.cancel(w.wake)
+		}
+		return false, ctx.Err()
+	}
+}
+
+// giveUp ends w's wait unwoken (its context ended); it reports whether w
+// had ended before (woken or its time up), its wake handed on.
+func (l *Local) giveUp(w *waiter) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if w.done {
+		return true
+	}
 	l.endLocked(w)
+	return false
+}
+
+// timeUp ends w's wait unwoken at its deadline: its wake is closed, or
+// with a lane handed to it.
+func (l *Local) timeUp(w *waiter) {
+	l.mu.Lock()
+	if w.done {
+		l.mu.Unlock()
+		return
+	}
+	w.done = true
+	l.removeLocked(w)
+	l.mu.Unlock()
+	if w.in.Lane != nil {
+		w.in.Lane.admit(w.wake)
+	} else {
+		close(w.wake)
+	}
 }
 
 // register adds a waiter, unless something it does not ignore was

@@ -67,6 +67,8 @@ type Service struct {
 	deviceLists DeviceLists
 	// rebuilds bounds the woken long-polls that build their answer at once.
 	rebuilds chan struct{}
+	// lane bounds the long-polls running between their waits (see Lane).
+	lane *stream.Lane
 	// work hands the builds of those long-polls to the builders (see
 	// onBuilder), of which there are at most cap(rebuilds).
 	work     chan func()
@@ -78,6 +80,10 @@ type Service struct {
 	parsed  gosync.Map // filterKey → *Filter
 	nParsed atomic.Int64
 }
+
+// laneWidth is how many long-polls work at once between their waits (see
+// Lane): enough to keep the builders and the cores busy.
+var laneWidth = max(8, 4*runtime.GOMAXPROCS(0))
 
 // maxGenerations bounds the users whose last membership change is
 // stamped.
@@ -166,6 +172,7 @@ func New(r *rooms.Reader, eph *ephemeral.Service, p *push.Service, store Store, 
 	s.membershipLoads.Max = 4096
 	s.filters.Max = 16384
 	s.rebuilds = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+	s.lane = stream.NewLane(laneWidth)
 	s.work = make(chan func())
 	for _, o := range opts {
 		o(s)
@@ -217,6 +224,54 @@ type Request struct {
 	// answer of a long-poll that timed out then has its JSON and NextBatch
 	// only (what a parked long-poll keeps).
 	Encode bool
+	// Lane, when the caller holds one, is left while the long-poll waits
+	// and taken again before it goes on; Sync returns holding it (unless
+	// the request ended meanwhile).
+	Lane *Lane
+}
+
+// Lane is a long-poll's place in the sync service's lane (see
+// stream.Lane): the long-polls that look for news and build their answers
+// run a few at a time, not in thousands at once when one message wakes a
+// crowded room, so that a request outside the lane (one that wants an
+// answer now) waits for a core behind a few of them. A long-poll holds its
+// place while it works, leaves it while it waits (and before its answer
+// is written), and is woken by a change or its timeout only once it has a
+// place again.
+type Lane struct {
+	lane *stream.Lane
+	in   bool
+}
+
+// EnterLane takes a place in the lane for a long-poll (a since token and
+// a timeout), waiting for one; the caller leaves it (Lane.Leave) once the
+// answer is written.
+func (s *Service) EnterLane(ctx context.Context) (*Lane, error) {
+	l := &Lane{lane: s.lane}
+	return l, l.enter(ctx)
+}
+
+// HeldLane is the place in the lane of a request that came with one
+// (taken for it before it was read: see httpx.LaneListener).
+func (s *Service) HeldLane() *Lane { return &Lane{lane: s.lane, in: true} }
+
+// StreamLane is the lane, for a listener that queues requests in it.
+func (s *Service) StreamLane() *stream.Lane { return s.lane }
+
+func (l *Lane) enter(ctx context.Context) error {
+	if err := l.lane.Enter(ctx); err != nil {
+		return err
+	}
+	l.in = true
+	return nil
+}
+
+// Leave gives the place back (a no-op if it is not held).
+func (l *Lane) Leave() {
+	if l != nil && l.in {
+		l.in = false
+		l.lane.Leave()
+	}
 }
 
 // StateAfterMode is how a /sync asked for state_after, which names the field.
@@ -365,6 +420,7 @@ func (s *Service) Sync(ctx context.Context, req *Request) (*Response, error) {
 			}
 			a.resp = nil
 		}
+		req.Lane.Leave()
 		woke, err := s.park(ctx, req, a, p.deadline)
 		if err != nil {
 			return nil, err
@@ -530,29 +586,45 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 // park waits until something concerns the long-poll answered by a, or
 // the deadline; it reports whether it was woken.
 func (s *Service) park(ctx context.Context, req *Request, a *built, deadline time.Time) (bool, error) {
-	in := &stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
-	woke := s.notifier.WaitUntil(ctx, *in, a.upto, deadline)
-	if woke {
-		s.gatherPresence(ctx, *in, a.upto, deadline)
+	in := stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
+	woke, err := s.wait(ctx, in, a.upto, deadline, req.Lane)
+	if woke && err == nil {
+		err = s.gatherPresence(ctx, in, a.upto, deadline, req.Lane)
 	}
-	return woke, ctx.Err()
+	return woke, err
+}
+
+// wait is the notifier's wait, in the lane when the request has one: it
+// then returns holding its place again, unless ctx ended.
+func (s *Service) wait(ctx context.Context, in stream.Interest, since stream.Positions, until time.Time, lane *Lane) (bool, error) {
+	if lane == nil {
+		woke := s.notifier.WaitUntil(ctx, in, since, until)
+		return woke, ctx.Err()
+	}
+	woke, err := s.notifier.WaitInLane(ctx, in, since, until, lane.lane)
+	lane.in = err == nil
+	return woke, err
 }
 
 // gatherPresence: presence is not urgent. A long-poll woken by presence
 // alone lets changes gather a moment, so that a crowd coming online (a
 // restart: everyone reconnects) wakes each roommate's long-poll once in a
-// while, not once per arrival. Anything else ends the pause.
-func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, upto stream.Positions, deadline time.Time) {
+// while, not once per arrival. Anything else ends the pause. The pause is
+// a wait: the long-poll leaves its place in the lane for it.
+func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, upto stream.Positions, deadline time.Time,
+	lane *Lane) error {
 	now := s.notifier.Current()
 	if !onlyPresenceMoved(upto, now) {
-		return
+		return nil
 	}
 	until := time.Now().Add(presenceBatch)
 	if until.After(deadline) {
 		until = deadline
 	}
 	interest.Ignore |= stream.Streams(stream.Presence)
-	s.notifier.WaitUntil(ctx, interest, now, until)
+	lane.Leave()
+	_, err := s.wait(ctx, interest, now, until, lane)
+	return err
 }
 
 // encode keeps the answer's JSON (see JSON).
@@ -584,6 +656,11 @@ func (s *Service) onBuilder(job func()) {
 	if s.builders.Add(1) <= int64(cap(s.rebuilds)) {
 		go func() {
 			for job := range s.work {
+				// Each build goes through the global run queue, in turn
+				// with requests that just arrived (see stream.Lane's
+				// yield), rather than one after the other on this
+				// processor for a whole time slice.
+				runtime.Gosched()
 				job()
 			}
 		}()
