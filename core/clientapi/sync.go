@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -71,12 +70,6 @@ func (a *API) sync(c *gin.Context) {
 	// Written after leaving: a client that does not read its answer
 	// must not keep a place.
 	lane.Leave()
-	if lane != nil {
-		// Leaving readied the next long-poll on this processor: it goes
-		// first, and this write waits its turn in the global run queue
-		// (see stream.Lane's yield).
-		runtime.Gosched()
-	}
 	httpx.OKJSON(c, resp.JSON())
 }
 

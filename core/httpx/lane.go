@@ -75,6 +75,17 @@ func (c *laneConn) Read(p []byte) (int, error) {
 	if len(p) <= 1 {
 		return c.TCPConn.Read(p)
 	}
+	return c.readRequest(p)
+}
+
+// readRequest is Read for net/http's reads of requests. It is a function
+// of its own so that Read's frame stays small: net/http's one-byte watch
+// of every connection whose handler runs (thousands of parked long-polls)
+// is parked in Read, and Go sizes new goroutines' stacks from the average
+// stack in use.
+//
+//go:noinline
+func (c *laneConn) readRequest(p []byte) (int, error) {
 	c.release()
 	n, err := c.TCPConn.Read(p)
 	if n > 0 && c.l.Lane.Busy() {

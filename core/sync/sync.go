@@ -584,25 +584,24 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 }
 
 // park waits until something concerns the long-poll answered by a, or
-// the deadline; it reports whether it was woken.
+// the deadline; it reports whether it was woken. With a lane it returns holding its place again, unless ctx ended. The
+// notifier is called from here, not through a helper: thousands of
+// goroutines are parked in this call, and each frame on their stacks
+// counts (Go sizes new goroutines' stacks from the average in use).
 func (s *Service) park(ctx context.Context, req *Request, a *built, deadline time.Time) (bool, error) {
 	in := stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
-	woke, err := s.wait(ctx, in, a.upto, deadline, req.Lane)
+	var woke bool
+	var err error
+	if req.Lane == nil {
+		woke = s.notifier.WaitUntil(ctx, in, a.upto, deadline)
+		err = ctx.Err()
+	} else {
+		woke, err = s.notifier.WaitInLane(ctx, in, a.upto, deadline, req.Lane.lane)
+		req.Lane.in = err == nil
+	}
 	if woke && err == nil {
 		err = s.gatherPresence(ctx, in, a.upto, deadline, req.Lane)
 	}
-	return woke, err
-}
-
-// wait is the notifier's wait, in the lane when the request has one: it
-// then returns holding its place again, unless ctx ended.
-func (s *Service) wait(ctx context.Context, in stream.Interest, since stream.Positions, until time.Time, lane *Lane) (bool, error) {
-	if lane == nil {
-		woke := s.notifier.WaitUntil(ctx, in, since, until)
-		return woke, ctx.Err()
-	}
-	woke, err := s.notifier.WaitInLane(ctx, in, since, until, lane.lane)
-	lane.in = err == nil
 	return woke, err
 }
 
@@ -622,8 +621,13 @@ func (s *Service) gatherPresence(ctx context.Context, interest stream.Interest, 
 		until = deadline
 	}
 	interest.Ignore |= stream.Streams(stream.Presence)
+	if lane == nil {
+		s.notifier.WaitUntil(ctx, interest, now, until)
+		return ctx.Err()
+	}
 	lane.Leave()
-	_, err := s.wait(ctx, interest, now, until, lane)
+	_, err := s.notifier.WaitInLane(ctx, interest, now, until, lane.lane)
+	lane.in = err == nil
 	return err
 }
 
