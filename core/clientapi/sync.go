@@ -46,9 +46,8 @@ func (a *API) sync(c *gin.Context) {
 	// writer, which the lane's places should not (unless the request came
 	// with its place: see LongPollHead).
 	var lane *tsync.Lane
-	held := httpx.TakeLanePlace(ctx)
 	switch {
-	case held:
+	case httpx.TakeLanePlace(ctx):
 		lane = a.sync_.HeldLane()
 	case req.Since != "" && req.Timeout > 0:
 		if lane, err = a.sync_.EnterLane(ctx); err != nil {

@@ -101,7 +101,10 @@ func (l *Lane) admit(wake chan struct{}) {
 }
 
 // cancel takes wake out of the queue, or, if it was given a place
-// meanwhile, gives the place back.
+// meanwhile, gives the place back. A waiter's wake may be handed to the
+// lane just after this (Publish and timeUp admit after releasing the
+// notifier's lock): the place given back now is then the one admit takes
+// for a wake nobody waits on, and the count of places stays true.
 func (l *Lane) cancel(wake chan struct{}) {
 	l.mu.Lock()
 	for i := l.head; i < len(l.queue); i++ {

@@ -247,24 +247,19 @@ type Lane struct {
 // a timeout), waiting for one; the caller leaves it (Lane.Leave) once the
 // answer is written.
 func (s *Service) EnterLane(ctx context.Context) (*Lane, error) {
-	l := &Lane{lane: s.lane}
-	return l, l.enter(ctx)
+	if err := s.lane.Enter(ctx); err != nil {
+		return nil, err
+	}
+	return s.HeldLane(), nil
 }
 
-// HeldLane is the place in the lane of a request that came with one
-// (taken for it before it was read: see httpx.LaneListener).
+// HeldLane is the place in the lane of a request that holds one already
+// (EnterLane's, or taken for it before it was read: see
+// httpx.LaneListener).
 func (s *Service) HeldLane() *Lane { return &Lane{lane: s.lane, in: true} }
 
 // StreamLane is the lane, for a listener that queues requests in it.
 func (s *Service) StreamLane() *stream.Lane { return s.lane }
-
-func (l *Lane) enter(ctx context.Context) error {
-	if err := l.lane.Enter(ctx); err != nil {
-		return err
-	}
-	l.in = true
-	return nil
-}
 
 // Leave gives the place back (a no-op if it is not held).
 func (l *Lane) Leave() {
@@ -584,10 +579,11 @@ func (s *Service) answer(ctx context.Context, req *Request, p *syncPlan) (*built
 }
 
 // park waits until something concerns the long-poll answered by a, or
-// the deadline; it reports whether it was woken. With a lane it returns holding its place again, unless ctx ended. The
-// notifier is called from here, not through a helper: thousands of
-// goroutines are parked in this call, and each frame on their stacks
-// counts (Go sizes new goroutines' stacks from the average in use).
+// the deadline; it reports whether it was woken. With a lane it returns
+// holding its place again, unless ctx ended. The notifier is called from
+// here, not through a helper: thousands of goroutines are parked in this
+// call, and each frame on their stacks counts (Go sizes new goroutines'
+// stacks from the average in use).
 func (s *Service) park(ctx context.Context, req *Request, a *built, deadline time.Time) (bool, error) {
 	in := stream.Interest{User: req.User, Rooms: a.joined, Ignore: ignored(req.Filter)}
 	var woke bool
