@@ -28,6 +28,13 @@ func newTestRoomsWith(t testing.TB, opts Options) (*Service, storage.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newTestRoomsOn(t, store, opts), store
+}
+
+// newTestRoomsOn builds the service for example.org on store, with opts'
+// other settings.
+func newTestRoomsOn(t testing.TB, store Store, opts Options) *Service {
+	t.Helper()
 	opts.ServerName = "example.org"
 	opts.Signer = events.NewSigner("example.org", federation.GenerateSigningKey())
 	s, err := New(store, opts)
@@ -35,7 +42,7 @@ func newTestRoomsWith(t testing.TB, opts Options) (*Service, storage.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	return s, store
+	return s
 }
 
 // When a room has several forward extremities (as federation will bring),

@@ -3,17 +3,13 @@ package rooms
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/tributary-hs/tributary/core/events"
 	"github.com/tributary-hs/tributary/storage"
-	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
 // commitLog records the size of each commit of events.
@@ -50,18 +46,8 @@ func (c *commitLog) count() int {
 func newGatherRoom(t *testing.T, gather time.Duration) (*Service, *commitLog, id.RoomID) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rooms.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	log := &commitLog{Store: store}
-	s, err := New(log, Options{ServerName: "example.org", GatherFor: gather,
-		Signer: events.NewSigner("example.org", federation.GenerateSigningKey())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	log := &commitLog{Store: openStore(t, "sqlite")}
+	s := newTestRoomsOn(t, log, Options{GatherFor: gather})
 	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
 	roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
 	if err != nil {

@@ -13,27 +13,49 @@ import (
 
 // The server sets Go's soft memory limit from memory_limit_mib (none by
 // default), and leaves a GOMEMLIMIT the operator set.
-// The runtime's limit is read back from the metrics listener.
 func TestMemoryLimit(t *testing.T) {
-	limit := filepath.Join(t.TempDir(), "limit.yaml")
-	if err := os.WriteFile(limit, []byte("memory_limit_mib: 200\n"), 0o600); err != nil {
+	testRuntimeSetting(t, "memory_limit_mib: 200\n", "go_gc_gomemlimit_bytes", []runtimeSetting{
+		{"default", false, nil, math.MaxInt64},
+		{"configured", true, nil, 200 << 20},
+		{"GOMEMLIMIT wins", true, []string{"GOMEMLIMIT=100MiB"}, 100 << 20},
+	})
+}
+
+// The server sets Go's GOGC from gc_percent (75 by default), and leaves a
+// GOGC the operator set.
+func TestGCPercent(t *testing.T) {
+	testRuntimeSetting(t, "gc_percent: 150\n", "go_gc_gogc_percent", []runtimeSetting{
+		{"default", false, nil, 75},
+		{"configured", true, nil, 150},
+		{"GOGC wins", true, []string{"GOGC=120"}, 120},
+	})
+}
+
+// runtimeSetting is a server started with the test's configuration or
+// without, with env, and the runtime's value it must have.
+type runtimeSetting struct {
+	name       string
+	configured bool
+	env        []string
+	want       float64
+}
+
+// testRuntimeSetting starts a server for each case and reads the
+// runtime's value back from metric on its metrics listener.
+func testRuntimeSetting(t *testing.T, config, metric string, cases []runtimeSetting) {
+	conf := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(conf, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  []string
-		want float64
-	}{
-		{"default", nil, nil, math.MaxInt64},
-		{"configured", []string{"--config", limit}, nil, 200 << 20},
-		{"GOMEMLIMIT wins", []string{"--config", limit}, []string{"GOMEMLIMIT=100MiB"}, 100 << 20},
-	} {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := testserver.Start(t, testserver.Options{Args: append([]string{"--metrics-listen", "127.0.0.1:0"}, tc.args...),
-				Env: tc.env})
-			if got := metricValue(t, srv, "go_gc_gomemlimit_bytes"); got != tc.want {
-				t.Fatalf("go_gc_gomemlimit_bytes = %.0f, want %.0f", got, tc.want)
+			args := []string{"--metrics-listen", "127.0.0.1:0"}
+			if tc.configured {
+				args = append(args, "--config", conf)
+			}
+			srv := testserver.Start(t, testserver.Options{Args: args, Env: tc.env})
+			if got := metricValue(t, srv, metric); got != tc.want {
+				t.Fatalf("%s = %.0f, want %.0f", metric, got, tc.want)
 			}
 		})
 	}
