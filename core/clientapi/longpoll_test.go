@@ -1,6 +1,9 @@
 package clientapi
 
 import (
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -29,4 +32,37 @@ func TestLongPollHead(t *testing.T) {
 			t.Errorf("LongPollHead(%q) = %v, want %v", c.head, got, c.want)
 		}
 	}
+}
+
+// FuzzLongPollHead: any bytes are read without a panic, and a head picked
+// that net/http accepts is a GET of /sync whose query has a positive
+// timeout as the handler reads it.
+func FuzzLongPollHead(f *testing.F) {
+	f.Add([]byte("GET /_matrix/client/v3/sync?since=s1_2&timeout=30000 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("GET /_matrix/client/r0/sync?timeout=0&since=x HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("\x00\xff GET /_matrix/client/v3/sync?&&==&since&timeout= \r\n"))
+	f.Fuzz(func(t *testing.T, head []byte) {
+		if !LongPollHead(head) {
+			return
+		}
+		line, _, _ := strings.Cut(string(head), "\r\n")
+		target, _, _ := strings.Cut(strings.TrimPrefix(line, "GET "), " ")
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			// net/http refuses the request (a control character in its
+			// target): the connection closes, and with it the place.
+			return
+		}
+		if u.Path != "/_matrix/client/v3/sync" && u.Path != "/_matrix/client/r0/sync" {
+			t.Fatalf("picked %q: path %q", head, u.Path)
+		}
+		for _, param := range strings.Split(u.RawQuery, "&") {
+			name, value, _ := strings.Cut(param, "=")
+			if name == "timeout" && value != "" {
+				if ms, err := strconv.ParseInt(value, 10, 64); err != nil || ms <= 0 {
+					t.Fatalf("picked %q with timeout %q", head, value)
+				}
+			}
+		}
+	})
 }
