@@ -229,9 +229,8 @@ func managementRoom(ctx context.Context, t testing.TB, cli *mautrix.Client, w *w
 // login logs in through the bot: flow "user" or "bot".
 func login(ctx context.Context, t testing.TB, cli *mautrix.Client, w *watcher, mgmt id.RoomID, flow, token string) {
 	t.Helper()
-	// The tokens go with the command: bridgev2 prompts for each before it
-	// is ready for the answer, which a fast client can beat (an answer
-	// then goes unheard).
+	// The tokens go with the command, in one step (the prompted steps are
+	// the other bridges' tests).
 	command(ctx, t, cli, w, mgmt, "login "+flow+" "+token+" "+slackfake.AppToken, "Logged in to Slack as")
 }
 

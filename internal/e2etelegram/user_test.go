@@ -135,7 +135,8 @@ func TestTelegramUserMode(t *testing.T) {
 		return evt.Type == event.EventMessage && evt.Sender == tgBot
 	})
 	// Each step's prompt ends in "Please enter your …": the next input
-	// waits for it, or bridgev2 is not yet listening for it.
+	// waits for it, as a user does (the plugin SDK then hands the answer
+	// to bridgev2 once the step is listening for it: commandQueue).
 	command("login phone", "Please enter your Phone number")
 	command("+15550001", "Please enter your Code")
 	command("11111", "Please enter your Code")

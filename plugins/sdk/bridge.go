@@ -26,7 +26,7 @@ import (
 //
 //	func main() { sdk.Serve(&connector.MyConnector{}, sdk.WithVersion(version)) }
 func Serve(connector bridgev2.NetworkConnector, opts ...Option) {
-	r := &bridgeRunner{net: connector}
+	r := &bridgeRunner{net: connector, cmdQueue: newCommandQueue()}
 	for _, o := range opts {
 		o(r)
 	}
@@ -48,6 +48,9 @@ func WithVersion(v string) Option { return func(r *bridgeRunner) { r.version = v
 type bridgeRunner struct {
 	net     bridgev2.NetworkConnector
 	version string
+
+	// cmdQueue orders each user's bot commands (see commandQueue).
+	cmdQueue *commandQueue
 
 	mu sync.Mutex
 	br *bridgev2.Bridge
@@ -170,6 +173,9 @@ func (r *bridgeRunner) HandleEvent(ctx context.Context, evt *event.Event) error 
 		return nil
 	}
 	mx.knowImportedTargets(ctx, evt)
+	if r.queueCommand(ctx, br, evt) {
+		return nil
+	}
 	res := br.QueueMatrixEvent(ctx, evt)
 	if !res.Success && br.IsStopping() {
 		return errStopping

@@ -202,6 +202,7 @@ func (m *Matrix) SendBridgeStatus(ctx context.Context, state *bstatus.BridgeStat
 // matrix section of the config asks: a notice on failure, MSC-style
 // message status events, a read receipt from the bot on success.
 func (m *Matrix) SendMessageStatus(ctx context.Context, ms *bridgev2.MessageStatus, evt *bridgev2.MessageStatusEventInfo) {
+	commandFinished(ctx, ms, evt)
 	if evt.EventType.IsEphemeral() || evt.SourceEventID == "" {
 		return
 	}
