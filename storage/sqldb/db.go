@@ -46,6 +46,8 @@ type DB struct {
 	// searchIndexed is the position up to which the timeline's events
 	// were last seen in the search index (SQLite; see catchUpSearch).
 	searchIndexed atomic.Int64
+	// closers run first in Close (a backend's background work).
+	closers []func() error
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -62,16 +64,24 @@ func New(writer, reader *sql.DB, d Dialect) *DB {
 
 func (db *DB) Backend() string { return db.dialect.Name() }
 
+// OnClose has Close run fn first: a backend's background work on the
+// database stops before its pools close.
+func (db *DB) OnClose(fn func() error) { db.closers = append(db.closers, fn) }
+
 func (db *DB) Close() error {
+	var errs []error
+	for _, fn := range db.closers {
+		errs = append(errs, fn())
+	}
 	db.wstmts.close()
 	if db.rstmts != db.wstmts {
 		db.rstmts.close()
 	}
-	err := db.writer.Close()
+	errs = append(errs, db.writer.Close())
 	if db.reader != db.writer {
-		err = errors.Join(err, db.reader.Close())
+		errs = append(errs, db.reader.Close())
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // txKey carries a transaction of one DB in a context: a context made by

@@ -128,7 +128,7 @@ func TestConnectionPragmas(t *testing.T) {
 		checkpoint int
 		cacheSize  int
 	}{
-		{"writer", false, options{cacheMiB: 32}, 4000, 4096},
+		{"writer", false, options{cacheMiB: 32}, writerCheckpointPages, 4096},
 		{"bulk writer", false, options{cacheMiB: 256, bulk: true}, 16384, 32768},
 		{"reader", true, options{}, 1000, -2000},
 	} {
