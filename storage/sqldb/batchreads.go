@@ -126,8 +126,8 @@ func (db *DB) ReadPositionsIn(ctx context.Context, rooms []id.RoomID, userID id.
 			JOIN events e ON e.event_id = rc.event_id
 			GROUP BY rc.room_id, rc.thread_id
 			UNION ALL
-			SELECT r.room_id, NULL, (SELECT MAX(o.stream_pos) FROM events o
-				WHERE o.room_id = r.room_id AND o.sender = $1 AND o.outlier = 0) FROM r`, append([]any{userID}, args...)...)
+			SELECT r.room_id, NULL, (SELECT o.stream_pos FROM room_senders o
+				WHERE o.room_id = r.room_id AND o.sender = $1) FROM r`, append([]any{userID}, args...)...)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ var purgeRoomRows = []struct{ table, where string }{
 	{"interest_queue", `stream_pos IN (SELECT stream_pos FROM events WHERE room_id = $1)`},
 	{"event_push_actions", `room_id = $1`},
 	{"event_push_defaults", `room_id = $1`},
+	{"room_senders", `room_id = $1`},
 	{"event_aliases", `room_id = $1`},
 	{"receipts", `room_id = $1`},
 	{"reports", `room_id = $1`},

@@ -39,6 +39,7 @@ var purgeHistoryKeeps = map[string]string{
 	"state_group_entries":  "the state at the remaining events stays",
 	"forward_extremities":  "the point never passes the room's forward extremities",
 	"receipts":             "a user's read position stays where it was",
+	"room_senders":         "a sender's last position is their read mark, which stays where it was",
 	"reports":              "the admins' record of what was reported",
 	"thread_subscriptions": "a subscription names its thread root, which may be kept",
 	"delayed_events":       "events not sent yet",

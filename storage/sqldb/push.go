@@ -56,7 +56,7 @@ func (db *DB) ReadPositions(ctx context.Context, roomID id.RoomID, userID id.Use
 		WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')
 		GROUP BY r.thread_id
 		UNION ALL
-		SELECT NULL, MAX(stream_pos) FROM events WHERE room_id = $1 AND sender = $2 AND outlier = 0`, roomID, userID)
+		SELECT NULL, (SELECT stream_pos FROM room_senders WHERE room_id = $1 AND sender = $2)`, roomID, userID)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -151,8 +151,15 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 			return err
 		}
 		var pushRows, defaultRows, txnRows, asRows, aliasRows, pushQueueRows [][]any
+		spoke := map[[2]string]int64{}
 		for _, w := range writes {
 			e := w.Event
+			if !e.Outlier {
+				k := [2]string{string(e.RoomID), string(e.Sender)}
+				if pos, ok := spoke[k]; !ok || e.StreamPos > pos {
+					spoke[k] = e.StreamPos
+				}
+			}
 			if w.OutlierStateless {
 				if _, err := db.exec(ctx, `UPDATE events SET outlier = 1 WHERE room_id = $1 AND state_group = 0
 					AND outlier = 0 AND event_id <> $2`, e.RoomID, e.EventID); err != nil {
@@ -204,8 +211,23 @@ func (db *DB) persistEvents(ctx context.Context, writes []*storage.EventWrite) e
 		if err := db.insertAliases(ctx, aliasRows); err != nil {
 			return err
 		}
+		if err := db.setRoomSenders(ctx, spoke); err != nil {
+			return err
+		}
 		return db.insertTxns(ctx, txnRows)
 	})
+}
+
+// setRoomSenders moves each sender's last position in each room forward
+// (history events, at positions below the timeline's, never move it).
+func (db *DB) setRoomSenders(ctx context.Context, last map[[2]string]int64) error {
+	rows := make([][]any, 0, len(last))
+	for k, pos := range last {
+		rows = append(rows, []any{k[0], k[1], pos})
+	}
+	return db.insertRows(ctx, `INSERT INTO room_senders (room_id, sender, stream_pos)`,
+		` ON CONFLICT (room_id, sender) DO UPDATE SET stream_pos = excluded.stream_pos
+		WHERE excluded.stream_pos > room_senders.stream_pos`, rows)
 }
 
 // insertTxns records the batch's client transactions. A transaction that
