@@ -109,3 +109,51 @@ func TestBatchAllOrNothing(t *testing.T) {
 		t.Fatalf("refused batches stored events: stream %d → %d (%v)", before, after, err)
 	}
 }
+
+// Authorisation is remembered across batches by the auth events it read:
+// a sender whose membership or power changed is judged again.
+func TestAuthorizedMemoFollowsAuthEvents(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestRooms(t)
+	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(sender id.UserID, typ string) error {
+		_, err := s.Send(ctx, &SendRequest{RoomID: roomID, Sender: sender, Type: typ,
+			Content: jsontext.Value(`{"body":"hi"}`)})
+		return err
+	}
+	forbidden := func(err error) bool {
+		me, ok := types.AsError(err)
+		return ok && me.Code == types.CodeForbidden
+	}
+	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "join"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := send(bob, "m.room.message"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Alice raises the level of messages above bob's.
+	pl := `{"events":{"m.room.message":50}}` // alice creates: her power is above all
+	empty := ""
+	if _, err := s.Send(ctx, &SendRequest{RoomID: roomID, Sender: alice, Type: "m.room.power_levels", StateKey: &empty,
+		Content: jsontext.Value(pl)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(bob, "m.room.message"); !forbidden(err) {
+		t.Fatalf("bob's message after the power levels changed: %v, want %s", err, types.CodeForbidden)
+	}
+	if err := send(bob, "m.reaction"); err != nil {
+		t.Fatalf("bob's reaction: %v", err)
+	}
+	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "leave"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(bob, "m.reaction"); !forbidden(err) {
+		t.Fatalf("bob's reaction after he left: %v, want %s", err, types.CodeForbidden)
+	}
+}

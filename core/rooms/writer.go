@@ -50,7 +50,14 @@ type roomState struct {
 	// ("" before the room has one).
 	plCache   *event.PowerLevelsEventContent
 	plCacheID id.EventID
+	// authorized are the (type, sender, auth events) of message events
+	// authorised so far (see batchState.authorized), up to
+	// maxAuthorizedMemo of them.
+	authorized map[string]bool
 }
+
+// maxAuthorizedMemo bounds roomState.authorized: past it, it starts over.
+const maxAuthorizedMemo = 1024
 
 // batchState is a roomState with the uncommitted changes of the batch on top.
 type batchState struct {
@@ -76,9 +83,11 @@ type batchState struct {
 	// noPush: the batch's events notify nobody.
 	noPush bool
 	// authorized are the (type, sender, auth events) of message events
-	// authorised in this batch: the auth rules read nothing else of them
-	// (rules 6 and 8; redactions are checked each), so a batch of thousands
-	// checks each combination once.
+	// authorised in this batch and those before it (the room state's): the
+	// auth rules read nothing else of them (rules 6 and 8; redactions are
+	// checked each), so a batch of thousands, or a sender's every message
+	// until the room's power levels or their membership change, checks
+	// each combination once.
 	authorized map[string]bool
 	// deferSign: events other than memberships are built unsigned and
 	// signed together at the end (signAll); unsigned holds them.
@@ -104,10 +113,13 @@ func newBatch(rs *roomState) *batchState {
 			rs.servers[u.Homeserver()]++
 		}
 	}
+	if rs.authorized == nil {
+		rs.authorized = map[string]bool{}
+	}
 	return &batchState{base: rs, overlay: map[pdu.StateKey]id.EventID{}, roomID: rs.roomID,
 		extremities: rs.extremities, depth: rs.depth, group: rs.group, chainLen: rs.chainLen,
 		pending: map[id.EventID]*pdu.PDU{}, pendingRaw: map[id.EventID][]byte{}, joinedOverlay: map[id.UserID]bool{},
-		remoteOverlay: map[id.UserID]bool{}, serverDelta: map[string]int{}}
+		remoteOverlay: map[id.UserID]bool{}, serverDelta: map[string]int{}, authorized: rs.authorized}
 }
 
 // setJoined records in the batch whether a user (local or not) is joined
@@ -906,8 +918,8 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 			return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 		}
 		if memo != "" {
-			if b.authorized == nil {
-				b.authorized = map[string]bool{}
+			if len(b.authorized) >= maxAuthorizedMemo {
+				clear(b.authorized)
 			}
 			b.authorized[memo] = true
 		}
