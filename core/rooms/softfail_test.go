@@ -9,12 +9,12 @@ import (
 	"github.com/tributary-hs/tributary/core/events"
 )
 
-// An event whose own auth events allow it (they cite bob's join) soft-fails
-// once the current state has banned bob, and passes while it has not.
-func TestSoftFailAgainstCurrentState(t *testing.T) {
+// newRoomOfTwo is a public room alice created and bob joined.
+func newRoomOfTwo(t *testing.T) (s *Service, roomID id.RoomID, alice, bob id.UserID) {
+	t.Helper()
 	ctx := context.Background()
-	s, _ := newTestRooms(t)
-	alice, bob := id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
+	s, _ = newTestRooms(t)
+	alice, bob = id.UserID("@alice:example.org"), id.UserID("@bob:example.org")
 	roomID, err := s.CreateRoom(ctx, &CreateRequest{Creator: alice, Preset: "public_chat"})
 	if err != nil {
 		t.Fatal(err)
@@ -22,6 +22,14 @@ func TestSoftFailAgainstCurrentState(t *testing.T) {
 	if _, err := s.ChangeMembership(ctx, &MembershipRequest{RoomID: roomID, Sender: bob, Target: bob, Membership: "join"}); err != nil {
 		t.Fatal(err)
 	}
+	return s, roomID, alice, bob
+}
+
+// An event whose own auth events allow it (they cite bob's join) soft-fails
+// once the current state has banned bob, and passes while it has not.
+func TestSoftFailAgainstCurrentState(t *testing.T) {
+	ctx := context.Background()
+	s, roomID, alice, bob := newRoomOfTwo(t)
 	// Build bob's message on the state where he is joined, without sending it.
 	rs, err := s.loadRoomState(ctx, roomID)
 	if err != nil {

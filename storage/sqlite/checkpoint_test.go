@@ -14,31 +14,7 @@ import (
 // the log over.
 func TestCheckpointerCopiesTheLog(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "tributary.db")
-	w, err := sql.Open("sqlite", dsn(path, false, options{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
-	insert := func(n int) {
-		t.Helper()
-		tx, err := w.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range n {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO t (v) VALUES ($1)`, strings.Repeat("x", 1000)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := w.ExecContext(ctx, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	path, insert := testLog(t)
 	for range 20 {
 		insert(100)
 	}
@@ -93,16 +69,7 @@ func TestCheckpointerCopiesTheLog(t *testing.T) {
 
 // The checkpointer's own loop copies a backlog of its threshold.
 func TestCheckpointerRuns(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "tributary.db")
-	w, err := sql.Open("sqlite", dsn(path, false, options{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.ExecContext(ctx, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	path, insert := testLog(t)
 	raw, err := sql.Open("sqlite", dsn(path, true, options{}))
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +79,7 @@ func TestCheckpointerRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for range 50 {
-		if _, err := w.ExecContext(ctx, `INSERT INTO t (v) VALUES ($1)`, strings.Repeat("x", 1000)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insert(50)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, err := c.backlog()
@@ -130,5 +93,37 @@ func TestCheckpointerRuns(t *testing.T) {
 			t.Fatalf("a backlog of %d pages left after 10 s", n)
 		}
 		time.Sleep(checkpointPoll / 5)
+	}
+}
+
+// testLog is a database written by a writer connection as the server's
+// (its autocheckpoint far off); insert commits n rows of 1 KB.
+func testLog(t *testing.T) (path string, insert func(n int)) {
+	t.Helper()
+	ctx := context.Background()
+	path = filepath.Join(t.TempDir(), "tributary.db")
+	w, err := sql.Open("sqlite", dsn(path, false, options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, `CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	return path, func(n int) {
+		t.Helper()
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO t (v) VALUES ($1)`, strings.Repeat("x", 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
