@@ -103,8 +103,13 @@ func conditionMatches(c *pushrules.PushCondition, room pushrules.Room, ev *event
 // eventMemo keeps, for one event, the outcome of the conditions and
 // content patterns that are the same for every user: the same conditions
 // recur in each member's rules (the defaults), so a message into a room
-// of n members is matched against each once instead of n times.
+// of n members is matched against each once instead of n times. Users on
+// the default rules share the rules that do not name them (Defaults):
+// rules holds those rules' outcomes, found by pointer, which spares each
+// further user the walk through their conditions (a rule's outcome is
+// kept by pointer whoever's it is, so a user's own rules are right too).
 type eventMemo struct {
+	rules   map[*pushrules.PushRule]bool
 	conds   map[condMemoKey]bool
 	content map[string]bool
 	// present: whether the event has the property a key names.
@@ -112,7 +117,8 @@ type eventMemo struct {
 }
 
 func newEventMemo() *eventMemo {
-	return &eventMemo{conds: map[condMemoKey]bool{}, content: map[string]bool{}, present: map[string]bool{}}
+	return &eventMemo{rules: map[*pushrules.PushRule]bool{}, conds: map[condMemoKey]bool{}, content: map[string]bool{},
+		present: map[string]bool{}}
 }
 
 type condMemoKey struct {
@@ -162,11 +168,38 @@ func matchCondition(c *pushrules.PushCondition, room pushrules.Room, ev *event.E
 	return g.Match(stringify(val))
 }
 
-// ruleMatches is r.Match(room, ev) with patterns compiled once.
+// ruleMatches is r.Match(room, ev) with patterns compiled once, and once
+// per event for a rule whose outcome is everyone's (see eventMemo.rules).
 func ruleMatches(r *pushrules.PushRule, room pushrules.Room, ev *event.Event) bool {
 	if r == nil || !r.Enabled {
 		return false
 	}
+	m := memoOf(room)
+	if m == nil || !sameForAll(r) {
+		return matchRule(r, room, ev)
+	}
+	if v, ok := m.rules[r]; ok {
+		return v
+	}
+	v := matchRule(r, room, ev)
+	m.rules[r] = v
+	return v
+}
+
+// sameForAll reports whether a rule matches an event alike for every
+// user: all but contains_display_name, whose name is each user's own,
+// depend on the rule and the event alone (a rule naming a user, as
+// is_user_mention does, names them in its own conditions).
+func sameForAll(r *pushrules.PushRule) bool {
+	for _, c := range r.Conditions {
+		if c.Kind == pushrules.KindContainsDisplayName {
+			return false
+		}
+	}
+	return true
+}
+
+func matchRule(r *pushrules.PushRule, room pushrules.Room, ev *event.Event) bool {
 	switch r.RuleID {
 	case ".m.rule.contains_display_name", ".m.rule.contains_user_name", ".m.rule.roomnotif":
 		// The legacy mention rules stand down for events with m.mentions.

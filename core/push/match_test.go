@@ -130,3 +130,35 @@ func TestMatchesAsMautrix(t *testing.T) {
 		}
 	}
 }
+
+// A rule's outcome is kept per event and shared by the users evaluated
+// with it, except a rule with contains_display_name: one rule object
+// (shared, as the defaults' are) answers for each user by their own name.
+func TestRuleMemoKeepsDisplayNamesApart(t *testing.T) {
+	erin, frank := id.UserID("@erin:example.org"), id.UserID("@frank:example.org")
+	rc := &RoomContext{MemberCount: 3, DisplayNames: map[id.UserID]string{erin: "Erin", frank: "Frank"}}
+	byName := &pushrules.PushRule{Type: pushrules.OverrideRule, RuleID: "name", Enabled: true,
+		Conditions: []*pushrules.PushCondition{{Kind: pushrules.KindContainsDisplayName}}}
+	byBody := &pushrules.PushRule{Type: pushrules.OverrideRule, RuleID: "body", Enabled: true,
+		Conditions: []*pushrules.PushCondition{{Kind: pushrules.KindEventMatch, Key: "content.body", Pattern: "*Erin*"}}}
+	ev := msg("@alice:example.org", map[string]any{"msgtype": "m.text", "body": "hi Erin"})
+	memo := newEventMemo()
+	for _, c := range []struct {
+		user         id.UserID
+		name, byBody bool
+	}{{erin, true, true}, {frank, false, true}} {
+		room := evalRoom{ctx: rc, user: c.user, memo: memo}
+		if got := ruleMatches(byName, room, ev); got != c.name {
+			t.Errorf("display name rule for %s: %v, want %v", c.user, got, c.name)
+		}
+		if got := ruleMatches(byBody, room, ev); got != c.byBody {
+			t.Errorf("body rule for %s: %v, want %v", c.user, got, c.byBody)
+		}
+	}
+	if v, ok := memo.rules[byBody]; !ok || !v {
+		t.Errorf("the body rule's outcome was not kept: %v %v", v, ok)
+	}
+	if _, ok := memo.rules[byName]; ok {
+		t.Error("the display name rule's outcome was kept")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/tributary-hs/tributary/storage/sqlite"
 )
 
-func newService(t *testing.T) *Service {
+func newService(t testing.TB) *Service {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "push.db"))
 	if err != nil {
@@ -179,10 +180,16 @@ func TestEvaluateManyAsEachAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	room := &RoomContext{MemberCount: 5, DisplayNames: map[id.UserID]string{bob: "Bobby", carol: "Caz"},
+	// erin and frank keep the default rules, which they share but for
+	// those naming them: the default display-name rule is shared, and
+	// must not answer for one as for the other.
+	erin, frank := id.UserID("@erin:example.org"), id.UserID("@frank:example.org")
+	room := &RoomContext{MemberCount: 7, DisplayNames: map[id.UserID]string{bob: "Bobby", carol: "Caz", erin: "Erin", frank: "Frank"},
 		PowerLevels: &event.PowerLevelsEventContent{Users: map[id.UserID]int{alice: 100}}}
-	users := []id.UserID{bob, carol, dave, alice}
+	users := []id.UserID{bob, carol, dave, erin, frank, alice}
 	for _, ev := range []*event.Event{
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Erin"}),
+		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Frank"}),
 		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Bobby"}),
 		msg(alice, map[string]any{"msgtype": "m.text", "body": "hi Caz and carol"}),
 		msg(alice, map[string]any{"msgtype": "m.text", "body": "dave?"}),
@@ -242,6 +249,31 @@ func TestAccountDataContentFromTemplate(t *testing.T) {
 		}
 		if n := s.cache.Len(); n != 0 {
 			t.Fatalf("threads %v: %d rulesets cached by first syncs", threads, n)
+		}
+	}
+}
+
+// BenchmarkEvaluate is one message evaluated for 100 members on the
+// default rules (a room's every message pays it).
+func BenchmarkEvaluate(b *testing.B) {
+	s := newService(b)
+	ctx := context.Background()
+	users := make([]id.UserID, 100)
+	names := map[id.UserID]string{}
+	for i := range users {
+		users[i] = id.UserID(fmt.Sprintf("@user%d:example.org", i))
+		names[users[i]] = fmt.Sprintf("User %d", i)
+	}
+	room := &RoomContext{MemberCount: len(users), DisplayNames: names,
+		PowerLevels: &event.PowerLevelsEventContent{Users: map[id.UserID]int{users[0]: 100}}}
+	ev := msg(users[0], map[string]any{"msgtype": "m.text", "body": "hello everyone"})
+	if _, err := s.Evaluate(ctx, room, ev, users); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Evaluate(ctx, room, ev, users); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
