@@ -81,6 +81,9 @@ type Call struct {
 	// files.completeUploadExternal made or changed (a copy).
 	Message *Message
 	At      time.Time
+	// answered: the call's effect is in the fake's state (Calls lists
+	// only answered calls).
+	answered bool
 }
 
 // Ack is an acknowledged Socket Mode envelope.
@@ -263,11 +266,13 @@ func (s *Server) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Calls returns the Web API calls made so far.
+// Calls returns the Web API calls answered so far: a call waited for has
+// changed the fake's state already (a reaction removed is gone from its
+// message).
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
+	return slices.DeleteFunc(slices.Clone(s.calls), func(c Call) bool { return !c.answered })
 }
 
 // Acks returns the Socket Mode envelopes acknowledged so far.

@@ -37,9 +37,15 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	tok := tokenOf(r)
 	s.mu.Lock()
 	t := s.tokens[tok]
+	call := len(s.calls)
 	s.calls = append(s.calls, Call{Method: method, Token: tok, Args: r.Form, At: time.Now()})
-	s.notify()
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.calls[call].answered = true
+		s.notify()
+		s.mu.Unlock()
+	}()
 	switch {
 	case tok == "":
 		fail(w, "not_authed")
