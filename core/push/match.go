@@ -92,11 +92,16 @@ func conditionMatches(c *pushrules.PushCondition, room pushrules.Room, ev *event
 	if m == nil || !ok {
 		return matchCondition(c, room, ev)
 	}
-	if v, ok := m.conds[k]; ok {
+	return remembered(m.conds, k, func() bool { return matchCondition(c, room, ev) })
+}
+
+// remembered is memo[k], found by match the first time it is asked for.
+func remembered[K comparable](memo map[K]bool, k K, match func() bool) bool {
+	if v, ok := memo[k]; ok {
 		return v
 	}
-	v := matchCondition(c, room, ev)
-	m.conds[k] = v
+	v := match()
+	memo[k] = v
 	return v
 }
 
@@ -178,12 +183,7 @@ func ruleMatches(r *pushrules.PushRule, room pushrules.Room, ev *event.Event) bo
 	if m == nil || !sameForAll(r) {
 		return matchRule(r, room, ev)
 	}
-	if v, ok := m.rules[r]; ok {
-		return v
-	}
-	v := matchRule(r, room, ev)
-	m.rules[r] = v
-	return v
+	return remembered(m.rules, r, func() bool { return matchRule(r, room, ev) })
 }
 
 // sameForAll reports whether a rule matches an event alike for every
@@ -220,18 +220,14 @@ func matchRule(r *pushrules.PushRule, room pushrules.Room, ev *event.Event) bool
 		if !ok {
 			return false
 		}
-		m := memoOf(room)
-		if m != nil {
-			if v, ok := m.content[r.Pattern]; ok {
-				return v
-			}
+		match := func() bool {
+			re := contentRegexp(r.Pattern)
+			return re != nil && re.MatchString(body)
 		}
-		re := contentRegexp(r.Pattern)
-		v := re != nil && re.MatchString(body)
-		if m != nil {
-			m.content[r.Pattern] = v
+		if m := memoOf(room); m != nil {
+			return remembered(m.content, r.Pattern, match)
 		}
-		return v
+		return match()
 	default:
 		return r.Match(room, ev)
 	}
