@@ -42,8 +42,9 @@ type checkpointer struct {
 	db    *sql.DB
 	shm   *os.File
 	pages int // the backlog that starts a pass
-	stop  chan struct{}
-	done  chan struct{}
+	// stop ends run, which closes done.
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // startCheckpointer checkpoints the database at path, through db (a
@@ -57,24 +58,19 @@ func startCheckpointer(db *sql.DB, path string, pages int) (*checkpointer, error
 	if err != nil {
 		return nil, err
 	}
-	c := &checkpointer{db: db, shm: shm, pages: pages, stop: make(chan struct{}), done: make(chan struct{})}
-	go c.run()
+	ctx, stop := context.WithCancel(context.Background())
+	c := &checkpointer{db: db, shm: shm, pages: pages, stop: stop, done: make(chan struct{})}
+	go c.run(ctx)
 	return c, nil
 }
 
-func (c *checkpointer) run() {
+func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-c.stop
-		cancel()
-	}()
 	ticker := time.NewTicker(checkpointPoll)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
@@ -113,7 +109,7 @@ func (c *checkpointer) pass(ctx context.Context) (int, error) {
 
 // Close stops the checkpointer and closes its connection.
 func (c *checkpointer) Close() error {
-	close(c.stop)
+	c.stop()
 	<-c.done
 	return errors.Join(c.shm.Close(), c.db.Close())
 }

@@ -59,21 +59,16 @@ func dsn(path string, readOnly bool, o options) string {
 	q.Set("_txlock", "immediate")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
-	} else if o.bulk {
+	} else {
 		// A checkpoint copies every page of the log into the database; a
 		// long insert dirties the same pages (index interiors, the ends of
 		// sequential indexes) again and again, and a bigger log copies them
 		// fewer times: 16,384 pages (64 MiB) wrote 28% fewer bytes than
 		// SQLite's 1,000 in an import of 20,000 Slack messages. A running
-		// server checkpoints more often: the commit that checkpoints waits
-		// for it.
-		q.Add("_pragma", "wal_autocheckpoint(16384)")
-		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
-	} else if !readOnly {
-		// A running server's log is copied in the background (see
-		// checkpointer); the writer checkpoints only at a longer log, to
-		// start it over. Readers look up only the part of the log not yet
-		// copied, which the checkpointer keeps short.
+		// server's log is copied in the background besides (see
+		// checkpointer), and its writer checkpoints only at this length, to
+		// start the log over; readers look up only the part of the log not
+		// yet copied, which the checkpointer keeps short.
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
 		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
 	}
@@ -111,7 +106,7 @@ func WithCacheMiB(n int) Option { return func(o *options) { o.cacheMiB = n } }
 
 // WithBulk tunes the writer for one long bulk insert, such as an import
 // on a stopped server's data: the write-ahead log is checkpointed less
-// often.
+// often, by the writer alone at its autocheckpoint (no checkpointer).
 func WithBulk(on bool) Option { return func(o *options) { o.bulk = on } }
 
 // Open opens (creating if needed) the database file at path and migrates it.
