@@ -100,7 +100,7 @@ func TestMatchesAsMautrix(t *testing.T) {
 			for ei, ev := range events {
 				// And with the memo Evaluate shares between the users of one
 				// event (every rule of this user and the extra ones here).
-				memoed := evalRoom{ctx: ctx, user: bob, memo: newEventMemo()}
+				memoed := &evalRoom{ctx: ctx, user: bob, memo: newEventMemo()}
 				for _, r := range rules {
 					want, got := r.Match(room, ev), ruleMatches(r, room, ev)
 					if want {
@@ -147,7 +147,7 @@ func TestRuleMemoKeepsDisplayNamesApart(t *testing.T) {
 		user         id.UserID
 		name, byBody bool
 	}{{erin, true, true}, {frank, false, true}} {
-		room := evalRoom{ctx: rc, user: c.user, memo: memo}
+		room := &evalRoom{ctx: rc, user: c.user, memo: memo}
 		if got := ruleMatches(byName, room, ev); got != c.name {
 			t.Errorf("display name rule for %s: %v, want %v", c.user, got, c.name)
 		}

@@ -691,9 +691,9 @@ type evalRoom struct {
 	memo *eventMemo
 }
 
-func (r evalRoom) GetOwnDisplayname() string                      { return r.ctx.DisplayNames[r.user] }
-func (r evalRoom) GetMemberCount() int                            { return r.ctx.MemberCount }
-func (r evalRoom) GetPowerLevels() *event.PowerLevelsEventContent { return r.ctx.PowerLevels }
+func (r *evalRoom) GetOwnDisplayname() string                      { return r.ctx.DisplayNames[r.user] }
+func (r *evalRoom) GetMemberCount() int                            { return r.ctx.MemberCount }
+func (r *evalRoom) GetPowerLevels() *event.PowerLevelsEventContent { return r.ctx.PowerLevels }
 
 // Outcome is what a user's rules say of an event.
 type Outcome struct {
@@ -704,7 +704,8 @@ type Outcome struct {
 	Actions pushrules.PushActionArray
 }
 
-// Evaluate runs each user's rules on an event and returns those that notify.
+// Evaluate runs each user's rules on an event and returns those that
+// notify, in the order of users.
 func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID) ([]Outcome, error) {
 	var out []Outcome
 	root := threadOf(ev)
@@ -719,7 +720,11 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 			subscribed[u] = true
 		}
 	}
-	memo := newEventMemo()
+	memo := memos.Get().(*eventMemo)
+	defer memo.release()
+	// One room for all users, whose user changes: the rules take it as
+	// an interface, and a value per user was an allocation each.
+	er := &evalRoom{ctx: room, memo: memo}
 	for _, u := range users {
 		if u == ev.Sender {
 			continue
@@ -728,9 +733,13 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		if err != nil {
 			return nil, err
 		}
-		actions := rs.actions(evalRoom{ctx: room, user: u, memo: memo}, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
+		er.user = u
+		actions := rs.actions(er, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
 		should := actions.Should()
 		if should.Notify {
+			if out == nil {
+				out = make([]Outcome, 0, len(users))
+			}
 			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})
 		}
 	}

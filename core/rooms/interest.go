@@ -36,7 +36,8 @@ type BatchInterest interface {
 // InterestRoom is what a resolver may ask of the room of the events.
 type InterestRoom interface {
 	RoomID() id.RoomID
-	// LocalMembers are the local users joined, as the room stands now.
+	// LocalMembers are the local users joined, as the room stands now
+	// (the writer's list: callers must not change it).
 	LocalMembers() []id.UserID
 	// Aliases are the room's aliases.
 	Aliases(ctx context.Context) ([]id.RoomAlias, error)

@@ -14,6 +14,8 @@ import (
 
 // Pusher evaluates push rules (core/push).
 type Pusher interface {
+	// Evaluate runs the users' rules on ev: the outcomes of those notified,
+	// in the order of users.
 	Evaluate(ctx context.Context, room *push.RoomContext, ev *event.Event, users []id.UserID) ([]push.Outcome, error)
 	// CopyRoomRules gives a user's push rules for one room to another (upgrades).
 	CopyRoomRules(ctx context.Context, user id.UserID, from, to id.RoomID) error
@@ -48,7 +50,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	}
 	// Users who ignore the sender are not notified (nor counted unread), as
 	// Synapse does; the spec hides the events from them.
-	kept := users[:0:0]
+	kept := make([]id.UserID, 0, len(users))
 	var ignorers []id.UserID
 	for _, u := range users {
 		ign, err := s.IgnoredBy(ctx, u)
@@ -92,9 +94,19 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	if se.RelType == "m.thread" && se.RelatesTo != "" {
 		thread = se.RelatesTo.String()
 	}
+	def, rows := pushRows(users, ignorers, outcomes, ev.Sender, thread)
+	return def, rows, nil
+}
+
+// pushRows are the stored outcomes of an event whose sender is sender for
+// the users its rules ran for (outcomes: those notified, in the order of
+// users) and the ignorers, who ignore the sender: a default and the
+// members who differ from it, or a row per notified member and no default
+// when most are not notified.
+func pushRows(users, ignorers []id.UserID, outcomes []push.Outcome, sender id.UserID, thread string) (*storage.PushAction, []storage.PushAction) {
 	others := 0
 	for _, u := range users {
-		if u != ev.Sender {
+		if u != sender {
 			others++
 		}
 	}
@@ -110,20 +122,26 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 		for _, o := range outcomes {
 			out = append(out, storage.PushAction{UserID: o.User, ThreadID: thread, Highlight: o.Highlight})
 		}
-		return nil, out, nil
+		return nil, out
 	}
-	notified := make(map[id.UserID]bool, len(outcomes))
+	// Outcomes come in the order of users (Pusher.Evaluate): those
+	// between two notified users were not notified.
 	var out []storage.PushAction
-	for _, o := range outcomes {
-		notified[o.User] = true
-		if o.Highlight {
-			out = append(out, storage.PushAction{UserID: o.User, ThreadID: thread, Highlight: true})
-		}
-	}
-	for _, u := range append(users, ignorers...) {
-		if u != ev.Sender && !notified[u] {
+	next := 0
+	for _, u := range users {
+		if next < len(outcomes) && outcomes[next].User == u {
+			if outcomes[next].Highlight {
+				out = append(out, storage.PushAction{UserID: u, ThreadID: thread, Highlight: true})
+			}
+			next++
+		} else if u != sender {
 			out = append(out, storage.PushAction{UserID: u, ThreadID: thread, Silent: true})
 		}
 	}
-	return &storage.PushAction{ThreadID: thread}, out, nil
+	for _, u := range ignorers {
+		if u != sender {
+			out = append(out, storage.PushAction{UserID: u, ThreadID: thread, Silent: true})
+		}
+	}
+	return &storage.PushAction{ThreadID: thread}, out
 }
