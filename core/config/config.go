@@ -306,9 +306,12 @@ type Database struct {
 	// SQLiteCacheMiB bounds the memory of the page cache of SQLite's one
 	// writer connection (each 4 KiB page takes 8 KiB; SQLite's default is
 	// 2 MiB of pages). A bigger cache spares re-reading index pages on
-	// inserts into a big database, at the cost of memory once the
-	// database is that big; `tributary import` on a stopped server's data
-	// uses at least 256.
+	// inserts into a big database, but a commit may walk all of it (see
+	// storage/sqlite's dsn), which costs a running server's many small
+	// commits more than the reads: 32 sent 12% fewer events a second than
+	// 8 (BenchmarkSendEvents/sqlite/senders=16). `tributary import` on a
+	// stopped server's data, whose commits are few and big, uses at least
+	// 256.
 	SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
 	// SQLiteBulk is set by `tributary import` on a stopped server's data,
 	// never by configuration: the writer then lets its write-ahead log
@@ -454,7 +457,7 @@ func Default() *Config {
 		Metrics: Metrics{Listen: "127.0.0.1:9009"},
 		Presence: Presence{Enabled: true, OfflineAfter: Duration{time.Minute}, RemoteOfflineAfter: Duration{30 * time.Minute},
 			FederationPingInterval: Duration{25 * time.Minute}},
-		Database:       Database{SQLiteCacheMiB: 32},
+		Database:       Database{SQLiteCacheMiB: 8},
 		MemoryLimitMiB: DefaultMemoryLimitMiB,
 		GCPercent:      DefaultGCPercent,
 		ServerNotices:  ServerNotices{Enabled: true, Localpart: "notices", RoomName: "Server Notices"},

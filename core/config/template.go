@@ -28,7 +28,9 @@ database:
   # Empty: SQLite in data_dir. For PostgreSQL: postgres://user:password@host:5432/dbname
   url: {{printf "%q" .Database.URL}}
   # SQLite only: MiB of memory for the pages the writer keeps cached
-  # (each 4 KiB page takes 8 KiB; more helps big databases' inserts).
+  # (each 4 KiB page takes 8 KiB). More spares reads when inserting into
+  # a big database, but SQLite may walk the whole cache at a commit:
+  # raise it only for a database far bigger than memory's page cache.
   sqlite_cache_mib: {{.Database.SQLiteCacheMiB}}
 
 # Soft limit of the process's memory, in MiB (0: none). Without one the
