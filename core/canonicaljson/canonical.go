@@ -23,12 +23,18 @@ func Canonical(data []byte) ([]byte, error) {
 
 // AppendCanonical appends the canonical JSON of data to dst.
 func AppendCanonical(dst, data []byte) ([]byte, error) {
-	s := scanner{data: data, record: true, nodes: make([]node, 0, len(data)/8+1)}
-	if err := s.run(); err != nil {
+	b := getBuffers()
+	defer b.put()
+	s := scanner{data: data, record: true, stack: b.stack[:0], nodes: slices.Grow(b.nodes[:0], len(data)/8+1)}
+	err := s.run()
+	b.stack, b.nodes = s.stack, s.nodes
+	if err != nil {
 		return nil, err
 	}
-	e := emitter{data: data, nodes: s.nodes, out: dst}
-	if err := e.value(0); err != nil {
+	e := emitter{data: data, nodes: s.nodes, out: dst, members: b.members[:0], arena: b.earena[:0], scratch: b.scratch[:0]}
+	err = e.value(0)
+	b.members, b.earena, b.scratch = e.members, e.arena, e.scratch
+	if err != nil {
 		return nil, err
 	}
 	return e.out, nil

@@ -6,7 +6,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxDepth is how deeply Validate lets arrays and objects nest: the body
@@ -40,15 +42,54 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Reason,
 // Validate checks a JSON text as the server accepts it from clients (see the
 // package comment). Numbers with a fraction or exponent are allowed.
 func Validate(data []byte) error {
-	s := scanner{data: data, maxDepth: MaxDepth, strict: true}
-	return s.run()
+	return validate(data, false)
 }
 
 // ValidateCanonical is Validate for JSON that becomes event content:
 // canonical JSON has no fractions or exponents.
 func ValidateCanonical(data []byte) error {
-	s := scanner{data: data, maxDepth: MaxDepth, strict: true, intsOnly: true}
-	return s.run()
+	return validate(data, true)
+}
+
+func validate(data []byte, intsOnly bool) error {
+	b := getBuffers()
+	s := scanner{data: data, maxDepth: MaxDepth, strict: true, intsOnly: intsOnly,
+		stack: b.stack[:0], keys: b.keys[:0], arena: b.arena[:0]}
+	err := s.run()
+	b.stack, b.keys, b.arena = s.stack, s.keys, s.arena
+	b.put()
+	return err
+}
+
+// buffers are the working slices of a scan and an emit, kept for the next
+// call: every message sent is validated and canonicalised a few times, and
+// growing these anew each time was a tenth of the bytes a send into a room
+// allocated.
+type buffers struct {
+	stack   []frame
+	keys    []keyRef
+	arena   []byte
+	nodes   []node
+	members []member
+	earena  []byte
+	scratch []byte
+}
+
+var pool = sync.Pool{New: func() any { return new(buffers) }}
+
+// maxPooled bounds, in bytes, the slices of buffers kept: those a big
+// text grew are left to the collector.
+const maxPooled = 256 << 10
+
+func getBuffers() *buffers { return pool.Get().(*buffers) }
+
+func (b *buffers) put() {
+	size := cap(b.stack)*int(unsafe.Sizeof(frame{})) + cap(b.keys)*int(unsafe.Sizeof(keyRef{})) + cap(b.arena) +
+		cap(b.nodes)*int(unsafe.Sizeof(node{})) + cap(b.members)*int(unsafe.Sizeof(member{})) + cap(b.earena) + cap(b.scratch)
+	if size > maxPooled {
+		return
+	}
+	pool.Put(b)
 }
 
 // class sorts bytes inside a JSON string: what may be copied as it is, and
@@ -141,8 +182,10 @@ func (s *scanner) run() error {
 	if len(s.data) > math.MaxInt32 {
 		return s.fail(Invalid, 0, "JSON text larger than 2 GiB")
 	}
-	s.stack = make([]frame, 0, 16)
-	if s.strict {
+	if s.stack == nil {
+		s.stack = make([]frame, 0, 16)
+	}
+	if s.strict && s.keys == nil {
 		s.keys = make([]keyRef, 0, 32)
 	}
 	for {
