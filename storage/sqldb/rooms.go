@@ -294,10 +294,18 @@ func (db *DB) insertEvents(ctx context.Context, writes []*storage.EventWrite) er
 			continue
 		}
 		rows = append(rows, []any{e.StreamPos, e.EventID, e.RoomID, e.Type, e.StateKey, e.Sender, e.OriginServerTS, e.Depth,
-			string(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
+			textOf(e.JSON), e.StateGroup, b2i(e.Rejected), b2i(e.SoftFailed), e.RedactedBy, e.RelatesTo, e.RelType,
 			e.Membership, e.ReplacesState, b2i(e.Outlier)})
 	}
 	return db.insertRows(ctx, db.insertInto()+`events (`+eventCols+`)`, "", rows)
+}
+
+// textOf is an event's JSON as the text argument of a statement, without
+// a copy (a copy of each event's JSON was 4% of the bytes a send
+// allocated): the drivers copy arguments into the statement as it runs,
+// and nothing changes an event's JSON once built.
+func textOf(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // maxParams keeps a multi-row statement under SQLite's and PostgreSQL's
