@@ -71,11 +71,17 @@ type SearchCount struct {
 	Count      int64
 }
 
+// SearchableTypes are the event types SearchableText finds text in.
+var SearchableTypes = []string{"m.room.message", "m.room.name", "m.room.topic"}
+
 // SearchableText is the text of an event that the full-text index holds
 // (the client-server API's search keys): content.body of m.room.message,
 // content.name of m.room.name, and of m.room.topic content.topic and the
 // text/plain bodies of content["m.topic"]. It is "" for other events.
 func SearchableText(e *Event) string {
+	if !slices.Contains(SearchableTypes, e.Type) {
+		return ""
+	}
 	str := func(path string) string {
 		if v := gjson.GetBytes(e.JSON, path); v.Type == gjson.String {
 			return v.Str
