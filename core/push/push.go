@@ -707,7 +707,12 @@ type Outcome struct {
 // Evaluate runs each user's rules on an event and returns those that
 // notify, in the order of users.
 func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID) ([]Outcome, error) {
-	var out []Outcome
+	return s.AppendEvaluate(ctx, room, ev, users, nil)
+}
+
+// AppendEvaluate is Evaluate appending the outcomes to out, which a
+// caller evaluating event after event may reuse.
+func (s *Service) AppendEvaluate(ctx context.Context, room *RoomContext, ev *event.Event, users []id.UserID, out []Outcome) ([]Outcome, error) {
 	root := threadOf(ev)
 	var subscribed map[id.UserID]bool
 	if root != "" && s.threads {
@@ -737,9 +742,6 @@ func (s *Service) Evaluate(ctx context.Context, room *RoomContext, ev *event.Eve
 		actions := rs.actions(er, ev, threadState{inThread: root != "", subscribed: subscribed[u]})
 		should := actions.Should()
 		if should.Notify {
-			if out == nil {
-				out = make([]Outcome, 0, len(users))
-			}
 			out = append(out, Outcome{User: u, Notify: true, Highlight: should.Highlight, Actions: actions})
 		}
 	}

@@ -84,7 +84,7 @@ func TestIntakeRemotePowerLevels(t *testing.T) {
 // nopPusher evaluates no rules: it makes the writer run the push step.
 type nopPusher struct{}
 
-func (nopPusher) Evaluate(context.Context, *push.RoomContext, *event.Event, []id.UserID) ([]push.Outcome, error) {
+func (nopPusher) AppendEvaluate(context.Context, *push.RoomContext, *event.Event, []id.UserID, []push.Outcome) ([]push.Outcome, error) {
 	return nil, nil
 }
 func (nopPusher) CopyRoomRules(context.Context, id.UserID, id.RoomID, id.RoomID) error { return nil }

@@ -14,9 +14,9 @@ import (
 
 // Pusher evaluates push rules (core/push).
 type Pusher interface {
-	// Evaluate runs the users' rules on ev: the outcomes of those notified,
-	// in the order of users.
-	Evaluate(ctx context.Context, room *push.RoomContext, ev *event.Event, users []id.UserID) ([]push.Outcome, error)
+	// AppendEvaluate runs the users' rules on ev and appends to out the
+	// outcomes of those notified, in the order of users.
+	AppendEvaluate(ctx context.Context, room *push.RoomContext, ev *event.Event, users []id.UserID, out []push.Outcome) ([]push.Outcome, error)
 	// CopyRoomRules gives a user's push rules for one room to another (upgrades).
 	CopyRoomRules(ctx context.Context, user id.UserID, from, to id.RoomID) error
 }
@@ -50,7 +50,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 	}
 	// Users who ignore the sender are not notified (nor counted unread), as
 	// Synapse does; the spec hides the events from them.
-	kept := make([]id.UserID, 0, len(users))
+	kept := b.base.kept[:0]
 	var ignorers []id.UserID
 	for _, u := range users {
 		ign, err := s.IgnoredBy(ctx, u)
@@ -63,7 +63,7 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 			kept = append(kept, u)
 		}
 	}
-	users = kept
+	users, b.base.kept = kept, kept[:0] // the writer's, for its next event
 	if len(users) == 0 || (len(users) == 1 && users[0] == ev.Sender) {
 		return nil, nil, nil
 	}
@@ -78,10 +78,13 @@ func (s *Service) pushOutcomes(ctx context.Context, b *batchState, ev *pdu.PDU, 
 		return nil, nil, err
 	}
 	rc := &push.RoomContext{MemberCount: joined, PowerLevels: pl}
-	outcomes, err := s.opts.Pusher.Evaluate(ctx, rc, ce, users)
+	// The outcomes are read here only: the room's writer keeps their
+	// slice for its next event.
+	outcomes, err := s.opts.Pusher.AppendEvaluate(ctx, rc, ce, users, b.base.outcomes[:0])
 	if err != nil {
 		return nil, nil, err
 	}
+	b.base.outcomes = outcomes
 	if q, ok := s.opts.Pusher.(PushQueuer); ok {
 		for _, o := range outcomes {
 			if q.HasPushers(o.User) {

@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/tributary-hs/tributary/core/events"
+	"github.com/tributary-hs/tributary/core/push"
 	"github.com/tributary-hs/tributary/core/state"
 	"github.com/tributary-hs/tributary/core/types"
 	"github.com/tributary-hs/tributary/storage"
@@ -44,6 +45,12 @@ type roomState struct {
 	// not made), for the push rules of each message.
 	joined     map[id.UserID]bool
 	joinedList []id.UserID
+	// outcomes and kept are the push step's working slices, reused from
+	// one event to the next (pushOutcomes).
+	outcomes []push.Outcome
+	kept     []id.UserID
+	// memoKey is the buffer the key of authorized is built in.
+	memoKey []byte
 	// remote are the joined members of other servers, servers the number
 	// of joined members of each server (this one's too): where the room's
 	// events are sent (JoinedServers).
@@ -925,23 +932,26 @@ func (s *Service) prepare(ctx context.Context, b *batchState, p *events.Proto) (
 	if ev.Type == "m.room.create" && rv.RoomIDIsCreateEventID() {
 		roomID = events.RoomIDFromCreate(eventID)
 	}
-	memo := ""
+	// The memo's key is built in the writer's buffer and made a string only
+	// when stored: looking a []byte up converts it without a copy.
+	memo := b.base.memoKey[:0]
 	if ev.StateKey == nil && ev.Type != "m.room.redaction" {
-		memo = ev.Type + "\x00" + string(ev.Sender) + "\x00" + string(ev.RoomID)
+		memo = append(append(append(append(append(memo, ev.Type...), 0), ev.Sender...), 0), ev.RoomID...)
 		for _, a := range ev.AuthEvents {
-			memo += "\x00" + string(a)
+			memo = append(append(memo, 0), a...)
 		}
+		b.base.memoKey = memo
 	}
-	if memo == "" || !b.authorized[memo] {
+	if len(memo) == 0 || !b.authorized[string(memo)] {
 		getEvents := s.batchEvents(ctx, b)
 		if err := events.Authorize(rv, ev, getEvents, s.getKey); err != nil {
 			return nil, nil, events.Forbidden(&events.AuthError{Err: err})
 		}
-		if memo != "" {
+		if len(memo) > 0 {
 			if len(b.authorized) >= maxAuthorizedMemo {
 				clear(b.authorized)
 			}
-			b.authorized[memo] = true
+			b.authorized[string(memo)] = true
 		}
 	}
 	se := &storage.Event{EventID: eventID, RoomID: roomID, Type: ev.Type, StateKey: ev.StateKey,
