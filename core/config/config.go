@@ -315,7 +315,7 @@ type Database struct {
 	SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
 	// SQLiteBulk is set by `tributary import` on a stopped server's data,
 	// never by configuration: the writer then lets its write-ahead log
-	// grow to 64 MiB between checkpoints (storage/sqlite.WithBulk).
+	// grow to 256 MiB between checkpoints (storage/sqlite.WithBulk).
 	SQLiteBulk bool `yaml:"-"`
 }
 

@@ -129,7 +129,7 @@ func TestConnectionPragmas(t *testing.T) {
 		cacheSize  int
 	}{
 		{"writer", false, options{cacheMiB: 32}, writerCheckpointPages, 4096},
-		{"bulk writer", false, options{cacheMiB: 256, bulk: true}, 16384, 32768},
+		{"bulk writer", false, options{cacheMiB: 256, bulk: true}, writerCheckpointPages, 32768},
 		{"reader", true, options{}, 1000, -2000},
 	} {
 		t.Run(c.name, func(t *testing.T) {

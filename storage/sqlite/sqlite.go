@@ -68,9 +68,11 @@ func dsn(path string, readOnly bool, o options) string {
 		// server's log is copied in the background besides (see
 		// checkpointer), and its writer checkpoints only at this length, to
 		// start the log over; readers look up only the part of the log not
-		// yet copied, which the checkpointer keeps short.
+		// yet copied, which the checkpointer keeps short. The log's file
+		// keeps that length once it grew to it (journal_size_limit), so
+		// that starting over rewrites it instead of growing it again.
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
-		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", writerCheckpointPages*4096))
 	}
 	if !readOnly && o.cacheMiB > 0 {
 		// The one writer may keep more pages than SQLite's 2 MiB: a big
