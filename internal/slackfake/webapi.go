@@ -139,7 +139,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(w, map[string]any{"members": members[start:end], "response_metadata": map[string]any{"next_cursor": next}})
 	case "chat.postMessage":
-		s.postMessage(w, t, f("channel"), f("text"), f("thread_ts"), nil, f("username"), f("icon_url"))
+		s.postMessage(w, call, t, f("channel"), f("text"), f("thread_ts"), nil, f("username"), f("icon_url"))
 	case "chat.update":
 		s.mu.Lock()
 		m := s.messages[f("channel")][f("ts")]
@@ -150,7 +150,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		s.Edit(f("channel"), f("ts"), f("text"))
-		s.record(m)
+		s.record(call, m)
 		s.mu.Lock()
 		msg := s.msgJSONLocked(m)
 		s.mu.Unlock()
@@ -170,7 +170,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.Delete(f("channel"), f("ts"))
-		s.record(m)
+		s.record(call, m)
 		reply(w, map[string]any{"channel": f("channel"), "ts": f("ts")})
 	case "reactions.add", "reactions.remove":
 		add := method == "reactions.add"
@@ -196,7 +196,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		}
 		ev := s.reactLocked(f("channel"), f("timestamp"), t.user, f("name"), add)
 		s.mu.Unlock()
-		s.record(m)
+		s.record(call, m)
 		s.emit(ev)
 		reply(w, map[string]any{})
 	case "files.getUploadURLExternal":
@@ -230,7 +230,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		if channel == "" {
 			channel = f("channels")
 		}
-		s.postMessage(nil, t, channel, f("initial_comment"), f("thread_ts"), files, "", "")
+		s.postMessage(nil, call, t, channel, f("initial_comment"), f("thread_ts"), files, "", "")
 		out := []any{}
 		for _, sm := range summaries {
 			out = append(out, map[string]any{"id": sm.ID, "title": sm.Title})
@@ -252,7 +252,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		if found != nil {
 			s.Delete(found.Channel, found.TS)
-			s.record(found)
+			s.record(call, found)
 		}
 		reply(w, map[string]any{})
 	case "emoji.list":
@@ -273,22 +273,23 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// record puts the message a call touched on its Call.
-func (s *Server) record(m *Message) {
+// record puts the message a call touched on its Call (call: its index in
+// s.calls; the last one may be another call's, made meanwhile).
+func (s *Server) record(call int, m *Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := len(s.calls); n > 0 && m != nil {
-		s.calls[n-1].Message = m.copy()
+	if m != nil {
+		s.calls[call].Message = m.copy()
 		s.notify()
 	}
 }
 
 // postMessage posts as the token's user (the bot posts with its bot_id),
 // sends the message event, and answers as chat.postMessage does (w nil:
-// no answer, for files.completeUploadExternal).
+// no answer, for files.completeUploadExternal); call is its Call's index.
 // A bot's username and iconURL are kept if its token may customize (Slack
 // ignores them otherwise, and a user token's always).
-func (s *Server) postMessage(w http.ResponseWriter, t *token, channel, text, threadTS string, files []*File, username, iconURL string) {
+func (s *Server) postMessage(w http.ResponseWriter, call int, t *token, channel, text, threadTS string, files []*File, username, iconURL string) {
 	s.mu.Lock()
 	c := s.channels[channel]
 	if c == nil {
@@ -318,8 +319,7 @@ func (s *Server) postMessage(w http.ResponseWriter, t *token, channel, text, thr
 	s.messages[channel][m.TS] = m
 	ev := s.messageEventLocked(m)
 	msg := s.msgJSONLocked(m)
-	n := len(s.calls)
-	s.calls[n-1].Message = m.copy()
+	s.calls[call].Message = m.copy()
 	s.notify()
 	s.mu.Unlock()
 	// Slack sends the event at about the time it answers; the bridge must
