@@ -252,3 +252,44 @@ func TestSharedURL(t *testing.T) {
 	must(t, conn.Ping(t.Context()))
 	_ = conn.Close(context.Background())
 }
+
+// TestEveryUserStopsTheCluster: a test package that starts the shared
+// cluster (URL, NewDatabase) must stop it in its TestMain, or each run
+// leaves a PostgreSQL server running and its directory behind.
+func TestEveryUserStopsTheCluster(t *testing.T) {
+	uses, stops := map[string]bool{}, map[string]bool{}
+	err := filepath.WalkDir("../..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(path)
+		if strings.Contains(string(src), "pgtest.URL(") || strings.Contains(string(src), ".NewDatabase(") {
+			uses[dir] = true
+		}
+		if strings.Contains(string(src), "pgtest.StopShared()") {
+			stops[dir] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uses) == 0 {
+		t.Fatal("found no package using the shared cluster: the walk looked in the wrong place")
+	}
+	for dir := range uses {
+		if !stops[dir] {
+			t.Errorf("%s uses the shared cluster but never calls pgtest.StopShared (add a TestMain)", dir)
+		}
+	}
+}
