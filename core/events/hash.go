@@ -55,9 +55,13 @@ func appendCanonical(dst []byte, v any) ([]byte, error) {
 // of the bytes a send allocated.
 var scratch = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxKept bounds the buffers kept for later (scratch, hashed): those a
+// big event grew are left to the collector.
+const maxKept = 64 << 10
+
 // putScratch keeps a buffer for later unless a big event grew it.
 func putScratch(b *bytes.Buffer) {
-	if b.Cap() <= 64<<10 {
+	if b.Cap() <= maxKept {
 		scratch.Put(b)
 	}
 }
@@ -72,7 +76,7 @@ func sha256Of(v any) ([32]byte, error) {
 		return [32]byte{}, err
 	}
 	sum := sha256.Sum256(raw)
-	if cap(raw) <= 64<<10 {
+	if cap(raw) <= maxKept {
 		*b = raw[:0]
 		hashed.Put(b)
 	}

@@ -127,7 +127,7 @@ func pushRows(users, ignorers []id.UserID, outcomes []push.Outcome, sender id.Us
 		}
 		return nil, out
 	}
-	// Outcomes come in the order of users (Pusher.Evaluate): those
+	// Outcomes come in the order of users (Pusher.AppendEvaluate): those
 	// between two notified users were not notified.
 	var out []storage.PushAction
 	next := 0

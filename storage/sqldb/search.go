@@ -88,8 +88,7 @@ func (db *DB) catchUpSearch(ctx context.Context) error {
 			// Only what SearchableText and the checks below read, of the
 			// types it indexes (whole rows were a sixteenth of the bytes a
 			// send into a busy room allocated).
-			sel := searchableSelect
-			rows, err := db.wc(ctx, sel).QueryContext(ctx, sel, at, to)
+			rows, err := db.wc(ctx, searchableSelect).QueryContext(ctx, searchableSelect, at, to)
 			if err != nil {
 				return err
 			}
