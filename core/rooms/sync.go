@@ -53,6 +53,10 @@ type RoomSync struct {
 	State []*ClientEvent
 	// Summary is set when the room is new to the client or its membership changed.
 	Summary map[string]any
+	// Fresh: the room is new to the client (a first sync, full state, or
+	// a join since the token that did not replace a join); its timeline
+	// reaches back past the token and its state is whole.
+	Fresh bool
 	// Empty: nothing for this room since the token.
 	Empty bool
 }
@@ -250,6 +254,18 @@ func (s *Reader) prepareSync(ctx context.Context, req *SyncRoomRequest) (*roomRe
 		r.upto = min(r.upto, req.MembershipPos)
 	}
 	r.fresh = req.Since == 0 || req.MembershipPos > req.Since || req.FullState
+	if req.Membership == "join" && r.fresh && req.Since > 0 && !req.FullState {
+		// A join that replaced a join only changed the user's profile
+		// (a display name or avatar, or a second join): the client holds
+		// the room already and gets the changes since the token, as for
+		// any joined room — not its whole timeline again. A rejoin after
+		// a leave or an accepted invite replaced something else.
+		facts, err := s.MembershipFacts(ctx, []id.EventID{req.MembershipEvent})
+		if err != nil {
+			return nil, err
+		}
+		r.fresh = facts[req.MembershipEvent].PrevMembership != "join"
+	}
 	// stateless: a room left since the token that the client did not hold
 	// as a joined room then (an invite refused or withdrawn, a knock, a
 	// stay that began after the token). Its timeline runs from the token
@@ -267,6 +283,7 @@ func (s *Reader) prepareSync(ctx context.Context, req *SyncRoomRequest) (*roomRe
 	if r.fresh {
 		r.lower = 0
 	}
+	r.out.Fresh = r.fresh
 	if r.limit = req.TimelineLimit; r.limit <= 0 {
 		r.limit = 10
 	}

@@ -859,7 +859,7 @@ func (s *Service) build(ctx context.Context, req *Request, since, upto stream.Po
 				continue
 			}
 			if trackShared {
-				if err := s.noteNewlyShared(ctx, req.User, m, since[stream.Events], rsync, newlyShared); err != nil {
+				if err := s.noteNewlyShared(ctx, req.User, m, rsync, newlyShared); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -1032,11 +1032,12 @@ func inviterOf(stripped []map[string]any, user id.UserID) id.UserID {
 }
 
 // noteNewlyShared adds to shared the users a joined room's sync shows the
-// user newly sharing the room with: every member when the user joined
-// since the token, else the members whose join the sync carries.
-func (s *Service) noteNewlyShared(ctx context.Context, user id.UserID, m rooms.UserMembership, since int64,
+// user newly sharing the room with: every member when the room is new to
+// the client (joined since the token), else the members whose join the
+// sync carries.
+func (s *Service) noteNewlyShared(ctx context.Context, user id.UserID, m rooms.UserMembership,
 	rsync *rooms.RoomSync, shared map[id.UserID]bool) error {
-	if m.Pos > since {
+	if rsync.Fresh {
 		members, err := s.rooms.JoinedMembers(ctx, m.RoomID, user)
 		if err != nil {
 			return err

@@ -516,3 +516,89 @@ func TestForgetForcedUponLeaveCapability(t *testing.T) {
 		t.Fatalf("m.forget_forced_upon_leave: %v", caps["m.forget_forced_upon_leave"])
 	}
 }
+
+// A join that replaces a join — a display name change, which rewrites the
+// user's membership in every room, or a second join — leaves the room as
+// the client holds it: the next incremental sync carries the changes since
+// the token, not the room's whole timeline and state again (which a client
+// would take for new events). A rejoin after a leave is new to the client
+// and comes whole. (A bridge joining its user by double puppeting before
+// the user's own join made TestIRCPlugin see its backfilled history twice.)
+func TestProfileChangeKeepsRoomIncremental(t *testing.T) {
+	onBothDatabases(t, testProfileChangeKeepsRoomIncremental)
+}
+
+func testProfileChangeKeepsRoomIncremental(t *testing.T, srv *testserver.Server) {
+	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
+	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(t.Context(), room.RoomID, "before the token"); err != nil {
+		t.Fatal(err)
+	}
+	since := str(t, syncQuery(t, srv, bob.AccessToken, url.Values{}), "next_batch")
+
+	hasType := func(evs []map[string]any, typ string) bool {
+		for _, ev := range evs {
+			if ev["type"] == typ {
+				return true
+			}
+		}
+		return false
+	}
+	bobJoins := func(evs []map[string]any) int {
+		n := 0
+		for _, ev := range evs {
+			c, _ := ev["content"].(map[string]any)
+			if ev["type"] == "m.room.member" && ev["state_key"] == string(bob.UserID) && c["membership"] == "join" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, change := range []struct {
+		name string
+		do   func() error
+	}{
+		{"display name", func() error { return bob.SetDisplayName(t.Context(), "Bob B.") }},
+		// A join with other content (an identical one is no new event),
+		// as a bridge's double-puppeted join and the user's own differ.
+		{"second join", func() error {
+			_, err := bob.JoinRoom(t.Context(), room.RoomID.String(), &mautrix.ReqJoinRoom{Reason: "once more"})
+			return err
+		}},
+	} {
+		if err := change.do(); err != nil {
+			t.Fatalf("%s: %v", change.name, err)
+		}
+		if _, err := alice.SendText(t.Context(), room.RoomID, "after the "+change.name); err != nil {
+			t.Fatal(err)
+		}
+		body := syncQuery(t, srv, bob.AccessToken, url.Values{"since": {since}})
+		joined := section(body, "join", room.RoomID)
+		tl, st := eventsOf(joined, "timeline"), eventsOf(joined, "state")
+		if len(tl) != 2 || bobJoins(tl) != 1 || bodyOf(tl[1]) != "after the "+change.name {
+			t.Fatalf("%s: the incremental timeline is not bob's new join and the message after it: %v", change.name, tl)
+		}
+		if len(st) != 0 || hasType(tl, "m.room.create") {
+			t.Fatalf("%s: the room came whole again (state %v)", change.name, st)
+		}
+		since = str(t, body, "next_batch")
+	}
+
+	// A leave and a rejoin since the token: the room is new again.
+	if _, err := bob.LeaveRoom(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	joined := section(syncQuery(t, srv, bob.AccessToken, url.Values{"since": {since}}), "join", room.RoomID)
+	if all := append(eventsOf(joined, "state"), eventsOf(joined, "timeline")...); !hasType(all, "m.room.create") {
+		t.Fatalf("a rejoin after a leave did not bring the room's whole state: %v", all)
+	}
+}

@@ -386,15 +386,17 @@ func TestIRCPlugin(t *testing.T) {
 
 	// Nothing is in the room twice (the history replays of the rejoin
 	// overlap what was bridged before).
-	counts := map[string]int{}
+	// (Event IDs tell a second event from the same one synced twice.)
+	ids := map[string][]id.EventID{}
 	for _, evt := range w.seen[portal] {
 		if evt.Type == event.EventMessage {
-			counts[evt.Content.AsMessage().Body]++
+			body := evt.Content.AsMessage().Body
+			ids[body] = append(ids[body], evt.ID)
 		}
 	}
-	for body, n := range counts {
-		if n > 1 {
-			t.Errorf("%q is in the room %d times", body, n)
+	for body, evs := range ids {
+		if len(evs) > 1 {
+			t.Errorf("%q is in the room %d times: %v", body, len(evs), evs)
 		}
 	}
 	for _, evt := range w.seen[portal] {
