@@ -2,10 +2,12 @@ package irc
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/bridgev2"
 	"maunium.net/go/mautrix/bridgev2/database"
 	"maunium.net/go/mautrix/bridgev2/networkid"
@@ -37,11 +39,12 @@ func (c *Client) FetchMessages(ctx context.Context, p bridgev2.FetchMessagesPara
 		return &bridgev2.FetchMessagesResponse{Forward: p.Forward}, nil
 	}
 	replay, _ := p.BundledData.([]*ircconn.Message)
+	c.mu.Lock()
 	if replay == nil {
-		c.mu.Lock()
 		replay = c.replays[channel]
-		c.mu.Unlock()
 	}
+	delete(c.unreplayed, channel)
+	c.mu.Unlock()
 	return &bridgev2.FetchMessagesResponse{
 		Messages: c.backfillMessages(ctx, replay, p.AnchorMessage, p.Count),
 		Forward:  true,
@@ -170,4 +173,35 @@ func (c *Client) fetchHistory(ctx context.Context, conn *ircconn.Conn, target st
 		resp.Cursor = cursorFor(lines[0])
 	}
 	return resp, nil
+}
+
+// catchUp backfills a channel's portal from the history replay of the
+// login's latest join before a Matrix event is sent there, unless the
+// portal had it already. The replay's resync waits behind the Matrix event
+// in the portal's queue, and bridgev2 backfills nothing older than the
+// newest bridged message: what IRC said while the login was away (a
+// reconnect, a restarted plugin) would be cut off by a Matrix message
+// written meanwhile and sent on the new connection.
+func (c *Client) catchUp(ctx context.Context, portal *bridgev2.Portal, channel string) {
+	conn := c.currentConn()
+	if conn == nil || portal.MXID == "" || !c.net.br.Config.Backfill.Enabled {
+		return
+	}
+	f := conn.Fold(channel)
+	c.mu.Lock()
+	pending, replay := c.unreplayed[f], c.replays[f]
+	delete(c.unreplayed, f)
+	c.mu.Unlock()
+	if !pending {
+		return
+	}
+	last, err := c.net.br.DB.Message.GetLastPartAtOrBeforeTime(ctx, portal.PortalKey, time.Now().Add(10*time.Second))
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Catching up with the channel's history before a Matrix event")
+		return
+	}
+	if last != nil && !slices.ContainsFunc(replay, func(m *ircconn.Message) bool { return m.Time().After(last.Timestamp) }) {
+		return
+	}
+	portal.Internal().DoForwardBackfill(ctx, c.login, last, replay)
 }

@@ -41,8 +41,11 @@ type Client struct {
 	events  *remoteQueue
 
 	// mu guards the fields below (lock order: after Connector.mu).
-	mu        sync.Mutex
-	conn      *ircconn.Conn
+	mu   sync.Mutex
+	conn *ircconn.Conn
+	// connUp is closed while conn is set, and replaced when it is lost:
+	// Matrix events that come while the login reconnects wait on it.
+	connUp    chan struct{}
 	prepared  *preparedConn
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -50,6 +53,9 @@ type Client struct {
 	loggedOut bool
 	// replays keeps each channel's last history replay (folded name).
 	replays map[string][]*ircconn.Message
+	// unreplayed: channels whose last replay its portal has not been
+	// backfilled from yet (folded name).
+	unreplayed map[string]bool
 	// joinWait: callers waiting for a channel join to finish (folded).
 	joinWait map[string][]chan error
 }
@@ -74,13 +80,15 @@ var (
 
 func newClient(n *Connector, login *bridgev2.UserLogin, prepared *preparedConn) *Client {
 	return &Client{
-		net:      n,
-		login:    login,
-		tracker:  ircconn.NewTracker(),
-		events:   newRemoteQueue(),
-		prepared: prepared,
-		replays:  map[string][]*ircconn.Message{},
-		joinWait: map[string][]chan error{},
+		net:        n,
+		login:      login,
+		tracker:    ircconn.NewTracker(),
+		events:     newRemoteQueue(),
+		prepared:   prepared,
+		replays:    map[string][]*ircconn.Message{},
+		unreplayed: map[string]bool{},
+		joinWait:   map[string][]chan error{},
+		connUp:     make(chan struct{}),
 	}
 }
 
@@ -104,6 +112,46 @@ func (c *Client) currentConn() *ircconn.Conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.conn
+}
+
+// setConn records the login's connection (nil: lost). The caller holds
+// c.mu.
+func (c *Client) setConn(conn *ircconn.Conn) {
+	switch {
+	case conn != nil && c.conn == nil:
+		close(c.connUp)
+	case conn == nil && c.conn != nil:
+		c.connUp = make(chan struct{})
+	}
+	c.conn = conn
+}
+
+// connWait bounds how long a Matrix event waits for its login's
+// connection while the login (re)connects.
+const connWait = 15 * time.Second
+
+// awaitConn is the login's connection for a Matrix event: the current
+// one, or, while the login is connecting or reconnecting (a dropped
+// connection, a plugin restarted — whose host then delivers again what
+// the old process had not acknowledged), the next one, waited for up to
+// connWait. Nil when the login is not running or the wait ends.
+func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
+	c.mu.Lock()
+	conn, up := c.conn, c.connUp
+	running := c.cancel != nil && !c.badCreds && !c.loggedOut
+	c.mu.Unlock()
+	if conn != nil || !running {
+		return conn
+	}
+	t := time.NewTimer(connWait)
+	defer t.Stop()
+	select {
+	case <-up:
+		return c.currentConn()
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // hasNick reports whether the login's connection has nick now.
@@ -151,7 +199,7 @@ func (c *Client) Connect(ctx context.Context) {
 	if c.prepared != nil {
 		// The login flow's connection is usable at once (a join right
 		// after logging in).
-		c.conn = c.prepared.conn
+		c.setConn(c.prepared.conn)
 	}
 	runDone, queueDone := make(chan struct{}), make(chan struct{})
 	go c.events.run(ctx, c.login, queueDone)
@@ -242,13 +290,13 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 		}
 		backoff = c.net.Config.ReconnectMin
 		c.mu.Lock()
-		c.conn = conn
+		c.setConn(conn)
 		c.mu.Unlock()
 		log.Info().Str("nick", conn.Nick()).Msg("Connected to IRC")
 		c.sendState(status.StateConnected, "", "")
 		err = c.serve(ctx, conn)
 		c.mu.Lock()
-		c.conn = nil
+		c.setConn(nil)
 		c.mu.Unlock()
 		c.net.release("", c.login.ID)
 		if ctx.Err() != nil {
@@ -707,6 +755,7 @@ func (c *Client) finishJoin(ctx context.Context, conn *ircconn.Conn, channel str
 	c.net.claim(key.ID, c.login.ID)
 	c.mu.Lock()
 	c.replays[f] = cs.replay
+	c.unreplayed[f] = len(cs.replay) > 0
 	c.mu.Unlock()
 	var latest time.Time
 	for _, m := range cs.replay {

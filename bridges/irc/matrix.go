@@ -52,7 +52,7 @@ func (c *Client) target(ctx context.Context, portal *bridgev2.Portal) (name stri
 // user's message in a channel the login left) and waits until its portal
 // is synced: names, topic, modes and history have arrived.
 func (c *Client) JoinChannel(ctx context.Context, channel, key string) error {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return errNotConnected
 	}
@@ -79,7 +79,7 @@ func (c *Client) JoinChannel(ctx context.Context, channel, key string) error {
 
 // PartChannel leaves a channel.
 func (c *Client) PartChannel(ctx context.Context, channel, reason string) error {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return errNotConnected
 	}
@@ -190,7 +190,7 @@ func send(ctx context.Context, conn *ircconn.Conn, target, text string, msgType 
 }
 
 func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return nil, errNotConnected
 	}
@@ -202,6 +202,7 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 		if err := c.ensureJoined(ctx, target); err != nil {
 			return nil, err
 		}
+		c.catchUp(ctx, msg.Portal, target)
 	}
 	text, tags := c.outgoing(ctx, conn, msg.Content, msg.ReplyTo, msg.OrigSender)
 	if strings.TrimSpace(ircconn.StripFormatting(text)) == "" {
@@ -251,7 +252,7 @@ func (c *Client) HandleMatrixTyping(ctx context.Context, msg *bridgev2.MatrixTyp
 // HandleMatrixEdit sends the edited text as a correction, "* new text":
 // IRC has no edits, and IRC users read corrections that way.
 func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit) error {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return errNotConnected
 	}
@@ -263,6 +264,7 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 		if err := c.ensureJoined(ctx, target); err != nil {
 			return err
 		}
+		c.catchUp(ctx, msg.Portal, target)
 	}
 	text, _ := c.outgoing(ctx, conn, msg.Content, nil, msg.OrigSender)
 	if msg.OrigSender == nil {
@@ -274,7 +276,7 @@ func (c *Client) HandleMatrixEdit(ctx context.Context, msg *bridgev2.MatrixEdit)
 
 // HandleMatrixRoomTopic sets the channel's topic.
 func (c *Client) HandleMatrixRoomTopic(ctx context.Context, msg *bridgev2.MatrixRoomTopic) (bool, error) {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return false, errNotConnected
 	}
@@ -302,22 +304,45 @@ func (c *Client) request(ctx context.Context, conn *ircconn.Conn, m *ircconn.Mes
 	}
 	for _, r := range resp.Messages() {
 		if r.IsNumeric() && r.Command >= "400" && r.Command < "600" || r.Command == "FAIL" {
-			return fmt.Errorf("the IRC server refused %s: %s", m.Command, r.Trailing())
+			return &refusedError{command: m.Command, reply: r.Command, text: r.Trailing()}
 		}
 	}
 	return nil
 }
 
+// refusedError is an IRC server's error reply to a command.
+type refusedError struct {
+	command, reply, text string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("the IRC server refused %s: %s", e.command, e.text)
+}
+
+// refusedWith reports whether err is the server's reply numeric to a
+// command.
+func refusedWith(err error, numeric string) bool {
+	var re *refusedError
+	return errors.As(err, &re) && re.reply == numeric
+}
+
 // HandleMatrixMembership: a kick or ban of a ghost kicks (and bans) the IRC
 // user, an invite invites, the user leaving the room parts the channel.
 func (c *Client) HandleMatrixMembership(ctx context.Context, msg *bridgev2.MatrixMembershipChange) (*bridgev2.MatrixMembershipResult, error) {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return nil, errNotConnected
 	}
 	target, isChannel, err := c.target(ctx, msg.Portal)
 	if err != nil || !isChannel {
 		return nil, err
+	}
+	if msg.Type != bridgev2.Leave {
+		// Kicks, bans and invites are the channel's business: the login
+		// must be in it (just reconnected, it may be joining again).
+		if err := c.ensureJoined(ctx, target); err != nil {
+			return nil, err
+		}
 	}
 	var nick string
 	switch t := msg.Target.(type) {
@@ -349,7 +374,13 @@ func (c *Client) HandleMatrixMembership(ctx context.Context, msg *bridgev2.Matri
 		if reason != "" {
 			m.Params = append(m.Params, reason)
 		}
-		return nil, c.request(ctx, conn, m)
+		err := c.request(ctx, conn, m)
+		if refusedWith(err, ircconn.ERR_USERNOTINCHANNEL) {
+			// Not in the channel: gone already, as the kick wants (a kick
+			// delivered again after a restart).
+			err = nil
+		}
+		return nil, err
 	case bridgev2.Invite:
 		if nick == "" {
 			return nil, nil // a Matrix user: the invite is Matrix's business
@@ -365,7 +396,7 @@ func (c *Client) HandleMatrixMembership(ctx context.Context, msg *bridgev2.Matri
 
 // HandleMatrixPowerLevels gives or takes +o and +v for changed user levels.
 func (c *Client) HandleMatrixPowerLevels(ctx context.Context, msg *bridgev2.MatrixPowerLevelChange) (bool, error) {
-	conn := c.currentConn()
+	conn := c.awaitConn(ctx)
 	if conn == nil {
 		return false, errNotConnected
 	}

@@ -361,11 +361,21 @@ func TestIRCPlugin(t *testing.T) {
 	})
 	bob.say(channel, "said while the bridge was down")
 	bob.say(channel, "\x1ditalic\x1d while down")
+	// alice writes from Matrix while the plugin is down: the host keeps it
+	// for the plugin, which, restarted, gets it while its IRC connection
+	// is still coming up, and waits for the connection rather than refuse
+	// it.
+	if _, err := alice.SendText(ctx, portal, "from Matrix while the bridge was down"); err != nil {
+		t.Fatal(err)
+	}
 	// The host restarts the plugin; alice's login reconnects and rejoins,
 	// and the channel's history brings what she missed.
 	bob.await("alice back", func(m *ircconn.Message) bool {
 		return m.Command == "JOIN" && m.Prefix().Name == "alice" && strings.EqualFold(m.Param(0), channel)
 	})
+	if got := bob.awaitFrom("PRIVMSG", channel, "alice"); got.Trailing() != "from Matrix while the bridge was down" {
+		t.Fatalf("bob got %q after the restart", got.Trailing())
+	}
 	w.waitMessage(ctx, portal, "said while the bridge was down")
 	if evt := w.waitMessage(ctx, portal, "italic while down"); evt.Content.AsMessage().FormattedBody != "<i>italic</i> while down" {
 		t.Errorf("formatted line from while the bridge was down: %q", evt.Content.AsMessage().FormattedBody)
