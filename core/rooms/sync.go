@@ -54,8 +54,8 @@ type RoomSync struct {
 	// Summary is set when the room is new to the client or its membership changed.
 	Summary map[string]any
 	// Fresh: the room is new to the client (a first sync, full state, or
-	// a join since the token that did not replace a join); its timeline
-	// reaches back past the token and its state is whole.
+	// a join since the token of a user not joined throughout); its
+	// timeline reaches back past the token and its state is whole.
 	Fresh bool
 	// Empty: nothing for this room since the token.
 	Empty bool
@@ -255,16 +255,17 @@ func (s *Reader) prepareSync(ctx context.Context, req *SyncRoomRequest) (*roomRe
 	}
 	r.fresh = req.Since == 0 || req.MembershipPos > req.Since || req.FullState
 	if req.Membership == "join" && r.fresh && req.Since > 0 && !req.FullState {
-		// A join that replaced a join only changed the user's profile
-		// (a display name or avatar, or a second join): the client holds
-		// the room already and gets the changes since the token, as for
-		// any joined room — not its whole timeline again. A rejoin after
-		// a leave or an accepted invite replaced something else.
-		facts, err := s.MembershipFacts(ctx, []id.EventID{req.MembershipEvent})
+		// A join since the token that followed joins only (a display name
+		// or avatar changed, a second join), of a user joined at the
+		// token: the client holds the room and gets the changes since, as
+		// for any joined room — not its whole timeline and state again.
+		// An invite accepted, or a leave and a rejoin, since the token
+		// make the room new to it (as Synapse does).
+		stayed, err := s.joinedThroughout(ctx, req.MembershipEvent, req.Since)
 		if err != nil {
 			return nil, err
 		}
-		r.fresh = facts[req.MembershipEvent].PrevMembership != "join"
+		r.fresh = !stayed
 	}
 	// stateless: a room left since the token that the client did not hold
 	// as a joined room then (an invite refused or withdrawn, a knock, a
@@ -552,6 +553,32 @@ func (s *Reader) membershipAt(ctx context.Context, memEvent id.EventID, pos int6
 		eid = ev.ReplacesState
 	}
 	return "", nil
+}
+
+// joinedThroughout reports whether the user of a membership event was
+// joined at position pos and every membership of theirs since, up to and
+// including memEvent, was a join.
+func (s *Reader) joinedThroughout(ctx context.Context, memEvent id.EventID, pos int64) (bool, error) {
+	eid := memEvent
+	for range 100 {
+		ev, err := s.store.GetEvent(ctx, eid)
+		if storageNotFound(err) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		if ev.Membership != "join" {
+			return false, nil
+		}
+		if ev.StreamPos <= pos {
+			return true, nil
+		}
+		if ev.ReplacesState == "" {
+			return false, nil
+		}
+		eid = ev.ReplacesState
+	}
+	return false, nil
 }
 
 // stateBefore is the room state just before position pos, as events (those

@@ -601,4 +601,22 @@ func testProfileChangeKeepsRoomIncremental(t *testing.T, srv *testserver.Server)
 	if all := append(eventsOf(joined, "state"), eventsOf(joined, "timeline")...); !hasType(all, "m.room.create") {
 		t.Fatalf("a rejoin after a leave did not bring the room's whole state: %v", all)
 	}
+
+	// Invited at the token, then joined and renamed since: the room is new
+	// to the client, though the latest join followed a join.
+	carol := register(t, srv, "carol", defaultPassword)
+	if _, err := alice.InviteUser(t.Context(), room.RoomID, &mautrix.ReqInviteUser{UserID: carol.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	carolSince := str(t, syncQuery(t, srv, carol.AccessToken, url.Values{}), "next_batch")
+	if _, err := carol.JoinRoomByID(t.Context(), room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.SetDisplayName(t.Context(), "Carol C."); err != nil {
+		t.Fatal(err)
+	}
+	joined = section(syncQuery(t, srv, carol.AccessToken, url.Values{"since": {carolSince}}), "join", room.RoomID)
+	if all := append(eventsOf(joined, "state"), eventsOf(joined, "timeline")...); !hasType(all, "m.room.create") {
+		t.Fatalf("a room joined since the token came without its whole state: %v", all)
+	}
 }
