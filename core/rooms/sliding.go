@@ -27,8 +27,6 @@ type MembershipFacts struct {
 	Sender id.UserID
 	// IsDirect is content.is_direct (invites to DMs).
 	IsDirect bool
-	// PrevMembership is the membership the event replaced ("" if none).
-	PrevMembership string
 }
 
 // MembershipFacts reads the facts of membership events; unknown events are
@@ -39,30 +37,9 @@ func (s *Reader) MembershipFacts(ctx context.Context, eventIDs []id.EventID) (ma
 		return nil, err
 	}
 	out := make(map[id.EventID]MembershipFacts, len(evs))
-	replaced := map[id.EventID][]id.EventID{}
-	var prevIDs []id.EventID
 	for _, e := range evs {
 		out[e.EventID] = MembershipFacts{Sender: e.Sender,
 			IsDirect: gjson.GetBytes(e.JSON, "content.is_direct").Bool()}
-		if e.ReplacesState != "" {
-			if len(replaced[e.ReplacesState]) == 0 {
-				prevIDs = append(prevIDs, e.ReplacesState)
-			}
-			replaced[e.ReplacesState] = append(replaced[e.ReplacesState], e.EventID)
-		}
-	}
-	if len(prevIDs) > 0 {
-		prevs, err := s.store.GetEvents(ctx, prevIDs)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range prevs {
-			for _, eid := range replaced[p.EventID] {
-				f := out[eid]
-				f.PrevMembership = p.Membership
-				out[eid] = f
-			}
-		}
 	}
 	return out, nil
 }

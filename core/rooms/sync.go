@@ -261,7 +261,7 @@ func (s *Reader) prepareSync(ctx context.Context, req *SyncRoomRequest) (*roomRe
 		// for any joined room — not its whole timeline and state again.
 		// An invite accepted, or a leave and a rejoin, since the token
 		// make the room new to it (as Synapse does).
-		stayed, err := s.joinedThroughout(ctx, req.MembershipEvent, req.Since)
+		stayed, err := s.JoinedThroughout(ctx, req.MembershipEvent, req.Since)
 		if err != nil {
 			return nil, err
 		}
@@ -555,10 +555,10 @@ func (s *Reader) membershipAt(ctx context.Context, memEvent id.EventID, pos int6
 	return "", nil
 }
 
-// joinedThroughout reports whether the user of a membership event was
+// JoinedThroughout reports whether the user of a membership event was
 // joined at position pos and every membership of theirs since, up to and
 // including memEvent, was a join.
-func (s *Reader) joinedThroughout(ctx context.Context, memEvent id.EventID, pos int64) (bool, error) {
+func (s *Reader) JoinedThroughout(ctx context.Context, memEvent id.EventID, pos int64) (bool, error) {
 	eid := memEvent
 	for range 100 {
 		ev, err := s.store.GetEvent(ctx, eid)

@@ -1139,12 +1139,14 @@ func (b *slidingBuilder) room(ctx context.Context, r id.RoomID, cfg roomConfig) 
 		case m.Membership == "invite" || m.Membership == "knock":
 			initial = true // invited again, or knocked
 		case m.Membership == "join":
-			// Newly joined, unless the event only changed their profile.
-			facts, err := b.s.slidingConns().facts(ctx, b.s.rooms, []id.EventID{m.EventID})
+			// Newly joined, unless the user was joined when the client's
+			// copy was made and every change since only changed their
+			// profile (an invite accepted and then a rename is new).
+			stayed, err := b.s.rooms.JoinedThroughout(ctx, m.EventID, from)
 			if err != nil {
 				return nil, err
 			}
-			initial = facts[m.EventID].PrevMembership != "join"
+			initial = !stayed
 		}
 	}
 	expanded := !initial && hadCfg && prevCfg.timelineLimit < cfg.timelineLimit

@@ -653,6 +653,22 @@ func profileKickFlow(t *testing.T, e *env) {
 		t.Fatalf("display name change: %s", renamed.raw)
 	}
 	equal(t, "own member event", r.state(), []string{"m.room.member|" + string(bob.UserID)})
+	// An invite the client holds, accepted and then followed by a rename:
+	// the room is new to the client, though the latest join followed a
+	// join.
+	carol := e.user(t, "carol")
+	invited := createRoom(t, alice, &mautrix.ReqCreateRoom{Name: "Invited", Invite: []id.UserID{carol.UserID}})
+	cres := e.ss(t, carol, "", -1, body)
+	if !cres.room(t, invited).Initial {
+		t.Fatalf("carol's invite: %s", cres.raw)
+	}
+	join(t, carol, invited)
+	if err := carol.SetDisplayName(ctx(t), "Carol C"); err != nil {
+		t.Fatal(err)
+	}
+	if cj := e.ss(t, carol, cres.Pos, 0, body); !cj.room(t, invited).Initial {
+		t.Fatalf("an invite accepted and a rename since: not sent afresh: %s", cj.raw)
+	}
 	if _, err := alice.KickUser(ctx(t), room, &mautrix.ReqKickUser{UserID: bob.UserID, Reason: "bye"}); err != nil {
 		t.Fatal(err)
 	}
