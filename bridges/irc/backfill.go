@@ -203,5 +203,9 @@ func (c *Client) catchUp(ctx context.Context, portal *bridgev2.Portal, channel s
 	if last != nil && !slices.ContainsFunc(replay, func(m *ircconn.Message) bool { return m.Time().After(last.Timestamp) }) {
 		return
 	}
+	// The forward backfill a resync runs, run here: the Matrix event's
+	// handler holds the portal's event lock (events are handled as they
+	// come), so a queued remote event would wait for it.
+	//lint:ignore SA1019 bridgev2 offers no other way to backfill inside a portal's event
 	portal.Internal().DoForwardBackfill(ctx, c.login, last, replay)
 }
