@@ -137,7 +137,7 @@ const connWait = 15 * time.Second
 // connWait. Nil when the login is not running or the wait ends.
 func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
 	c.mu.Lock()
-	conn, up := c.conn, c.connUp
+	conn, up, stopped := c.conn, c.connUp, c.done
 	running := c.cancel != nil && !c.badCreds && !c.loggedOut
 	c.mu.Unlock()
 	if conn != nil || !running {
@@ -148,6 +148,7 @@ func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
 	select {
 	case <-up:
 		return c.currentConn()
+	case <-stopped: // disconnected, logged out, or refused for good
 	case <-t.C:
 	case <-ctx.Done():
 	}
