@@ -45,10 +45,13 @@ type Client struct {
 	conn *ircconn.Conn
 	// connUp is closed while conn is set, and replaced when it is lost:
 	// Matrix events that come while the login reconnects wait on it.
-	connUp    chan struct{}
-	prepared  *preparedConn
-	cancel    context.CancelFunc
-	done      chan struct{}
+	connUp   chan struct{}
+	prepared *preparedConn
+	cancel   context.CancelFunc
+	done     chan struct{}
+	// running is closed when the connection loop ends (disconnected,
+	// logged out, or its credentials refused).
+	running   chan struct{}
 	badCreds  bool
 	loggedOut bool
 	// replays keeps each channel's last history replay (folded name).
@@ -137,7 +140,7 @@ const connWait = 15 * time.Second
 // connWait. Nil when the login is not running or the wait ends.
 func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
 	c.mu.Lock()
-	conn, up, stopped := c.conn, c.connUp, c.done
+	conn, up, stopped := c.conn, c.connUp, c.running
 	running := c.cancel != nil && !c.badCreds && !c.loggedOut
 	c.mu.Unlock()
 	if conn != nil || !running {
@@ -148,7 +151,7 @@ func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
 	select {
 	case <-up:
 		return c.currentConn()
-	case <-stopped: // disconnected, logged out, or refused for good
+	case <-stopped: // disconnected, logged out, or its credentials refused
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -203,6 +206,7 @@ func (c *Client) Connect(ctx context.Context) {
 		c.setConn(c.prepared.conn)
 	}
 	runDone, queueDone := make(chan struct{}), make(chan struct{})
+	c.running = runDone
 	go c.events.run(ctx, c.login, queueDone)
 	go c.run(ctx, runDone)
 	go func(done chan struct{}) {
