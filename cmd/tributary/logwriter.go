@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"sync"
-	"time"
 )
 
 // logWriter hands log lines to a goroutine that writes them out, so that
@@ -17,7 +16,7 @@ import (
 // Lines are kept, never dropped: past max buffered bytes, Write waits for
 // the sink as before. Close writes out what is buffered. What a crash
 // (a panic in a goroutine) leaves in the buffer is lost: at most the
-// last few milliseconds of lines (logGather and a write).
+// last few milliseconds of lines.
 type logWriter struct {
 	out io.Writer
 	max int
@@ -74,19 +73,8 @@ func (w *logWriter) run() {
 		if cap(spare) > 256<<10 {
 			spare = nil // a burst's buffer goes back to the heap
 		}
-		// The lines that come next wait a moment and go out together:
-		// under load (a line per request, thousands a second) each line
-		// cost a wake-up of this goroutine and a write(2), and another
-		// wake-up of the reader at the other end of a pipe. A line
-		// after a quiet spell is written at once.
-		time.Sleep(logGather)
 	}
 }
-
-// logGather is how long lines gather after a write: under a benchmark's
-// 16 senders (3,500 requests a second) the server's CPU per message went
-// down by 2% (a write(2) for ~20 lines instead of each).
-const logGather = 5 * time.Millisecond
 
 // Close writes out the buffered lines and waits until they are written;
 // later writes go straight to the sink.
