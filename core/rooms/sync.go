@@ -534,8 +534,25 @@ func (s *Reader) syncSummaries(ctx context.Context, reads []*roomRead) error {
 
 // membershipAt is the user's membership at stream position pos ("" for
 // none), walking their membership events back from memEvent, the current
-// one (a bounded walk: past it, none).
+// one.
 func (s *Reader) membershipAt(ctx context.Context, memEvent id.EventID, pos int64) (string, error) {
+	return s.membershipSince(ctx, memEvent, pos, func(string) bool { return true })
+}
+
+// JoinedThroughout reports whether the user of a membership event was
+// joined at position pos and every membership of theirs since, up to and
+// including memEvent, was a join.
+func (s *Reader) JoinedThroughout(ctx context.Context, memEvent id.EventID, pos int64) (bool, error) {
+	at, err := s.membershipSince(ctx, memEvent, pos, func(m string) bool { return m == "join" })
+	return at == "join", err
+}
+
+// membershipSince walks the user's membership events back from memEvent,
+// the current one, through those each replaced, to their membership at
+// stream position pos. It gives "" when there is none, when an event
+// after pos has a membership keep refuses (the walk stops there), or past
+// a bounded walk.
+func (s *Reader) membershipSince(ctx context.Context, memEvent id.EventID, pos int64, keep func(membership string) bool) (string, error) {
 	eid := memEvent
 	for range 100 {
 		ev, err := s.store.GetEvent(ctx, eid)
@@ -547,38 +564,12 @@ func (s *Reader) membershipAt(ctx context.Context, memEvent id.EventID, pos int6
 		if ev.StreamPos <= pos {
 			return ev.Membership, nil
 		}
-		if ev.ReplacesState == "" {
+		if !keep(ev.Membership) || ev.ReplacesState == "" {
 			return "", nil
 		}
 		eid = ev.ReplacesState
 	}
 	return "", nil
-}
-
-// JoinedThroughout reports whether the user of a membership event was
-// joined at position pos and every membership of theirs since, up to and
-// including memEvent, was a join.
-func (s *Reader) JoinedThroughout(ctx context.Context, memEvent id.EventID, pos int64) (bool, error) {
-	eid := memEvent
-	for range 100 {
-		ev, err := s.store.GetEvent(ctx, eid)
-		if storageNotFound(err) {
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-		if ev.Membership != "join" {
-			return false, nil
-		}
-		if ev.StreamPos <= pos {
-			return true, nil
-		}
-		if ev.ReplacesState == "" {
-			return false, nil
-		}
-		eid = ev.ReplacesState
-	}
-	return false, nil
 }
 
 // stateBefore is the room state just before position pos, as events (those
