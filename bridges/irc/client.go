@@ -141,9 +141,9 @@ const connWait = 15 * time.Second
 func (c *Client) awaitConn(ctx context.Context) *ircconn.Conn {
 	c.mu.Lock()
 	conn, up, stopped := c.conn, c.connUp, c.running
-	running := c.cancel != nil && !c.badCreds && !c.loggedOut
+	live := c.cancel != nil && !c.badCreds && !c.loggedOut
 	c.mu.Unlock()
-	if conn != nil || !running {
+	if conn != nil || !live {
 		return conn
 	}
 	t := time.NewTimer(connWait)
