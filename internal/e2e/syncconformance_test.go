@@ -529,14 +529,7 @@ func TestProfileChangeKeepsRoomIncremental(t *testing.T) {
 }
 
 func testProfileChangeKeepsRoomIncremental(t *testing.T, srv *testserver.Server) {
-	alice, bob := register(t, srv, "alice", defaultPassword), register(t, srv, "bob", defaultPassword)
-	room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoomByID(t.Context(), room.RoomID); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, room := aliceAndBobInPublicRoom(t, srv)
 	if _, err := alice.SendText(t.Context(), room.RoomID, "before the token"); err != nil {
 		t.Fatal(err)
 	}
